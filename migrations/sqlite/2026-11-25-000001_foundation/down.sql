@@ -1,0 +1,9 @@
+DROP TABLE jobs;
+DROP TABLE audit_heads;
+DROP TABLE audit_events;
+DROP TABLE study_members;
+DROP TABLE sites;
+DROP TABLE studies;
+DROP TABLE api_tokens;
+DROP TABLE sessions;
+DROP TABLE users;

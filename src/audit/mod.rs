@@ -1,0 +1,191 @@
+//! The audit trail: append-only, hash-chained events, one chain per study plus the system chain.
+//! Every change to study data calls [`record`] inside the transaction that makes the change.
+
+pub mod job;
+pub mod query;
+pub mod verify;
+
+use diesel::prelude::*;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::db::schema::{audit_events, audit_heads};
+use crate::db::Conn;
+use crate::error::Result;
+
+/// The hash that precedes the first event of every chain.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// The chain for users, sessions and settings (everything outside a study).
+pub const SYSTEM_CHAIN: &str = "system";
+
+/// Which chain an event joins.
+#[derive(Debug, Clone, Copy)]
+pub enum Chain<'a> {
+    System,
+    Study { id: i32, code: &'a str },
+}
+
+impl Chain<'_> {
+    pub fn name(&self) -> String {
+        match self {
+            Chain::System => SYSTEM_CHAIN.to_string(),
+            Chain::Study { code, .. } => format!("study:{code}"),
+        }
+    }
+    fn study_id(&self) -> Option<i32> {
+        match self {
+            Chain::System => None,
+            Chain::Study { id, .. } => Some(*id),
+        }
+    }
+}
+
+/// One change to record. `old`/`new` are the values before and after (JSON objects of the
+/// changed fields); `reason` is required where the rules ask for one.
+#[derive(Debug, Clone)]
+pub struct Change<'a> {
+    pub chain: Chain<'a>,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub entity: &'a str,
+    pub entity_id: String,
+    pub old: Option<Value>,
+    pub new: Option<Value>,
+    pub reason: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = audit_events)]
+pub struct AuditEvent {
+    pub id: i32,
+    pub chain: String,
+    pub seq: i64,
+    pub study_id: Option<i32>,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub entity: String,
+    pub entity_id: String,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
+    pub reason: Option<String>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = audit_events)]
+struct NewAuditEvent<'a> {
+    chain: &'a str,
+    seq: i64,
+    study_id: Option<i32>,
+    at: &'a str,
+    actor: &'a str,
+    action: &'a str,
+    entity: &'a str,
+    entity_id: &'a str,
+    old_value: Option<String>,
+    new_value: Option<String>,
+    reason: Option<&'a str>,
+    prev_hash: &'a str,
+    hash: &'a str,
+}
+
+/// The event as hashed: RFC 8785 canonical JSON of these fields.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn canonical_event(
+    chain: &str,
+    seq: i64,
+    at: &str,
+    actor: &str,
+    action: &str,
+    entity: &str,
+    entity_id: &str,
+    old: &Option<Value>,
+    new: &Option<Value>,
+    reason: Option<&str>,
+) -> Result<String> {
+    let v = json!({
+        "chain": chain, "seq": seq, "at": at, "actor": actor, "action": action,
+        "entity": entity, "entity_id": entity_id, "old": old, "new": new, "reason": reason,
+    });
+    serde_json_canonicalizer::to_string(&v).map_err(|e| anyhow::anyhow!("canonical JSON: {e}").into())
+}
+
+/// `sha256(prev_hash || canonical_json(event))`, lower-case hex (DESIGN.md, Audit).
+pub(crate) fn chain_hash(prev_hash: &str, canonical: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(prev_hash.as_bytes());
+    h.update(canonical.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// Appends one event to its chain. Call it inside the transaction that makes the change.
+pub fn record(conn: &mut Conn, change: Change<'_>) -> Result<()> {
+    let chain = change.chain.name();
+    let head: Option<(i64, String)> = audit_heads::table
+        .filter(audit_heads::chain.eq(&chain))
+        .select((audit_heads::seq, audit_heads::hash))
+        .first(conn)
+        .optional()?;
+    let (prev_seq, prev_hash) = head.unwrap_or((0, GENESIS.to_string()));
+    let seq = prev_seq + 1;
+    let at = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    let canonical = canonical_event(
+        &chain,
+        seq,
+        &at,
+        change.actor,
+        change.action,
+        change.entity,
+        &change.entity_id,
+        &change.old,
+        &change.new,
+        change.reason,
+    )?;
+    let hash = chain_hash(&prev_hash, &canonical);
+    diesel::insert_into(audit_events::table)
+        .values(NewAuditEvent {
+            chain: &chain,
+            seq,
+            study_id: change.chain.study_id(),
+            at: &at,
+            actor: change.actor,
+            action: change.action,
+            entity: change.entity,
+            entity_id: &change.entity_id,
+            old_value: change.old.as_ref().map(|v| v.to_string()),
+            new_value: change.new.as_ref().map(|v| v.to_string()),
+            reason: change.reason,
+            prev_hash: &prev_hash,
+            hash: &hash,
+        })
+        .execute(conn)?;
+    if prev_seq == 0 {
+        diesel::insert_into(audit_heads::table)
+            .values((audit_heads::chain.eq(&chain), audit_heads::seq.eq(seq), audit_heads::hash.eq(&hash)))
+            .execute(conn)?;
+    } else {
+        diesel::update(audit_heads::table.filter(audit_heads::chain.eq(&chain)))
+            .set((audit_heads::seq.eq(seq), audit_heads::hash.eq(&hash)))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// The fields of `new` whose values differ from `old` (both JSON objects): the before/after
+/// pair an update records.
+pub fn diff(old: &Value, new: &Value) -> (Value, Value) {
+    let mut before = serde_json::Map::new();
+    let mut after = serde_json::Map::new();
+    if let (Some(o), Some(n)) = (old.as_object(), new.as_object()) {
+        for (k, nv) in n {
+            let ov = o.get(k).cloned().unwrap_or(Value::Null);
+            if &ov != nv {
+                before.insert(k.clone(), ov);
+                after.insert(k.clone(), nv.clone());
+            }
+        }
+    }
+    (Value::Object(before), Value::Object(after))
+}

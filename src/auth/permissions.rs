@@ -1,0 +1,131 @@
+//! Study roles and what each may do. Not a member (or an id from another study): 404.
+//! A member whose role lacks the right: 403. Admins may do everything.
+
+use diesel::prelude::*;
+
+use super::Actor;
+use crate::db::schema::{studies, study_members};
+use crate::db::Conn;
+use crate::error::{Error, Result};
+use crate::studies::Study;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Manager,
+    Annotator,
+    Statistician,
+    Monitor,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Manager, Role::Annotator, Role::Statistician, Role::Monitor];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Manager => "manager",
+            Role::Annotator => "annotator",
+            Role::Statistician => "statistician",
+            Role::Monitor => "monitor",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Role> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s.trim().to_lowercase())
+            .ok_or_else(|| Error::invalid("role", "must be one of manager, annotator, statistician, monitor"))
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Things a member may do in a study.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    View,
+    ViewSites,
+    ViewMembers,
+    ViewAudit,
+    ViewJobs,
+    EditStudy,
+    ChangeStatus,
+    ManageSites,
+    ManageMembers,
+    /// Start integrity checks and other read-only jobs.
+    RunChecks,
+}
+
+impl Permission {
+    fn allowed(&self, role: Role) -> bool {
+        use Permission::*;
+        use Role::*;
+        match self {
+            View | ViewSites => true,
+            ViewMembers | ViewJobs => matches!(role, Manager | Statistician | Monitor),
+            ViewAudit | RunChecks => matches!(role, Manager | Monitor),
+            EditStudy | ChangeStatus | ManageSites | ManageMembers => role == Manager,
+        }
+    }
+}
+
+/// A study as seen by one actor: the study plus the actor's role in it.
+#[derive(Debug, Clone)]
+pub struct StudyAccess {
+    pub study: Study,
+    pub role: Option<Role>,
+    pub is_admin: bool,
+}
+
+impl StudyAccess {
+    pub fn can(&self, p: Permission) -> bool {
+        self.is_admin || self.role.is_some_and(|r| p.allowed(r))
+    }
+    pub fn require(&self, p: Permission) -> Result<()> {
+        if self.can(p) {
+            Ok(())
+        } else {
+            Err(Error::forbidden(format!("your role in {} does not allow this", self.study.code)))
+        }
+    }
+    pub fn role_label(&self) -> &'static str {
+        match (self.role, self.is_admin) {
+            (Some(r), _) => r.as_str(),
+            (None, true) => "admin",
+            (None, false) => "",
+        }
+    }
+}
+
+/// The actor's role in a study, if any (retired memberships do not count).
+pub fn role_in(conn: &mut Conn, user_id: i32, study_id: i32) -> Result<Option<Role>> {
+    let role: Option<String> = study_members::table
+        .filter(study_members::study_id.eq(study_id))
+        .filter(study_members::user_id.eq(user_id))
+        .filter(study_members::retired_at.is_null())
+        .select(study_members::role)
+        .first(conn)
+        .optional()?;
+    role.map(|r| Role::parse(&r)).transpose()
+}
+
+/// Loads a study by code for an actor; 404 unless the actor is an admin or a member.
+pub fn study_access(conn: &mut Conn, actor: &Actor, code: &str) -> Result<StudyAccess> {
+    let study: Option<Study> = studies::table
+        .filter(studies::code.eq(code))
+        .select(Study::as_select())
+        .first(conn)
+        .optional()?;
+    let study = study.ok_or(Error::NotFound)?;
+    let role = match actor.user_id {
+        Some(uid) => role_in(conn, uid, study.id)?,
+        None => None,
+    };
+    if role.is_none() && !actor.is_admin {
+        return Err(Error::NotFound);
+    }
+    Ok(StudyAccess { study, role, is_admin: actor.is_admin })
+}

@@ -1,0 +1,131 @@
+//! Personal API tokens: shown once, stored as a SHA-256, revocable; sent as
+//! `Authorization: Bearer evt_…` to `/api/v1/`. Creating and revoking are audited.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde_json::json;
+
+use super::users::User;
+use super::{random_token, token_hash, Actor};
+use crate::audit::{self, Chain, Change};
+use crate::db::schema::{api_tokens, users};
+use crate::db::{now, write_tx, Conn};
+use crate::error::{Error, OptionalExt, Result};
+
+pub const PREFIX: &str = "evt_";
+
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = api_tokens)]
+pub struct ApiToken {
+    pub id: i32,
+    pub user_id: i32,
+    pub name: String,
+    #[serde(skip)]
+    pub token_hash: String,
+    pub token_prefix: String,
+    pub created_at: NaiveDateTime,
+    pub last_used_at: Option<NaiveDateTime>,
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+/// Creates a token for the actor; returns it in clear text, the only time it is shown.
+pub fn create(conn: &mut Conn, actor: &Actor, name: &str) -> Result<(ApiToken, String)> {
+    let user_id = actor.user_id.ok_or_else(|| Error::forbidden("tokens belong to a user account"))?;
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 80 {
+        return Err(Error::invalid("name", "required, at most 80 characters"));
+    }
+    let secret = format!("{PREFIX}{}", random_token());
+    write_tx(conn, |conn| {
+        diesel::insert_into(api_tokens::table)
+            .values((
+                api_tokens::user_id.eq(user_id),
+                api_tokens::name.eq(name),
+                api_tokens::token_hash.eq(token_hash(&secret)),
+                api_tokens::token_prefix.eq(&secret[..PREFIX.len() + 8]),
+                api_tokens::created_at.eq(now()),
+            ))
+            .execute(conn)?;
+        let tok: ApiToken = api_tokens::table
+            .filter(api_tokens::token_hash.eq(token_hash(&secret)))
+            .select(ApiToken::as_select())
+            .first(conn)?;
+        audit::record(
+            conn,
+            Change {
+                chain: Chain::System,
+                actor: &actor.name,
+                action: "create",
+                entity: "api_token",
+                entity_id: tok.id.to_string(),
+                old: None,
+                new: Some(json!({"name": tok.name, "prefix": tok.token_prefix})),
+                reason: None,
+            },
+        )?;
+        Ok((tok, secret))
+    })
+}
+
+pub fn list_for_user(conn: &mut Conn, user_id: i32) -> Result<Vec<ApiToken>> {
+    Ok(api_tokens::table
+        .filter(api_tokens::user_id.eq(user_id))
+        .order(api_tokens::id.desc())
+        .select(ApiToken::as_select())
+        .load(conn)?)
+}
+
+/// Revokes one of the actor's own tokens (admins may revoke anyone's).
+pub fn revoke(conn: &mut Conn, actor: &Actor, token_id: i32) -> Result<()> {
+    write_tx(conn, |conn| {
+        let tok: ApiToken = api_tokens::table.find(token_id).select(ApiToken::as_select()).first(conn).or_not_found()?;
+        if Some(tok.user_id) != actor.user_id && !actor.is_admin {
+            return Err(Error::NotFound);
+        }
+        if tok.revoked_at.is_some() {
+            return Ok(());
+        }
+        diesel::update(api_tokens::table.find(tok.id)).set(api_tokens::revoked_at.eq(Some(now()))).execute(conn)?;
+        audit::record(
+            conn,
+            Change {
+                chain: Chain::System,
+                actor: &actor.name,
+                action: "revoke",
+                entity: "api_token",
+                entity_id: tok.id.to_string(),
+                old: Some(json!({"revoked": false})),
+                new: Some(json!({"revoked": true})),
+                reason: None,
+            },
+        )?;
+        Ok(())
+    })
+}
+
+pub fn revoke_all_for_user(conn: &mut Conn, user_id: i32) -> Result<()> {
+    diesel::update(api_tokens::table.filter(api_tokens::user_id.eq(user_id)).filter(api_tokens::revoked_at.is_null()))
+        .set(api_tokens::revoked_at.eq(Some(now())))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The active user behind a bearer token, or `None`.
+pub fn authenticate(conn: &mut Conn, secret: &str) -> Result<Option<User>> {
+    if !secret.starts_with(PREFIX) {
+        return Ok(None);
+    }
+    let found: Option<(i32, Option<NaiveDateTime>, User)> = api_tokens::table
+        .inner_join(users::table)
+        .filter(api_tokens::token_hash.eq(token_hash(secret)))
+        .select((api_tokens::id, api_tokens::revoked_at, User::as_select()))
+        .first(conn)
+        .optional()?;
+    match found {
+        Some((id, None, user)) if user.active => {
+            diesel::update(api_tokens::table.find(id)).set(api_tokens::last_used_at.eq(Some(now()))).execute(conn)?;
+            Ok(Some(user))
+        }
+        _ => Ok(None),
+    }
+}

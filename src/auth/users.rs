@@ -1,0 +1,322 @@
+//! User accounts: creation, login with lockout, password changes, (de)activation.
+//! Every change is audited on the system chain.
+
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde_json::json;
+
+use super::Actor;
+use crate::audit::{self, Chain, Change};
+use crate::db::paging::{Page, PageRequest};
+use crate::db::schema::users;
+use crate::db::{now, write_tx, Conn};
+use crate::error::{Error, FieldErrors, OptionalExt, Result};
+
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = users)]
+pub struct User {
+    pub id: i32,
+    pub username: String,
+    pub full_name: String,
+    #[serde(skip)]
+    pub password_hash: String,
+    pub is_admin: bool,
+    pub active: bool,
+    pub failed_logins: i32,
+    pub first_failed_at: Option<NaiveDateTime>,
+    pub locked_until: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl User {
+    pub fn is_locked(&self, at: NaiveDateTime) -> bool {
+        self.locked_until.is_some_and(|t| t > at)
+    }
+    fn public_json(&self) -> serde_json::Value {
+        json!({"username": self.username, "full_name": self.full_name, "is_admin": self.is_admin, "active": self.active})
+    }
+}
+
+/// A username that passed validation: 2–32 of `a-z 0-9 . _ -`, starting with a letter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Username(String);
+
+impl Username {
+    pub fn parse(raw: &str) -> Result<Self> {
+        let s = raw.trim().to_lowercase();
+        let ok_chars = s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c));
+        if !(2..=32).contains(&s.len()) || !ok_chars || !s.starts_with(|c: char| c.is_ascii_lowercase()) {
+            return Err(Error::invalid(
+                "username",
+                "2–32 characters: lower-case letters, digits, '.', '_' or '-', starting with a letter",
+            ));
+        }
+        Ok(Username(s))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Input for a new account.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct NewUserInput {
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub full_name: String,
+    #[serde(default)]
+    pub is_admin: bool,
+}
+
+pub fn get(conn: &mut Conn, id: i32) -> Result<User> {
+    users::table.find(id).select(User::as_select()).first(conn).or_not_found()
+}
+
+pub fn find_by_username(conn: &mut Conn, username: &str) -> Result<Option<User>> {
+    Ok(users::table
+        .filter(users::username.eq(username.trim().to_lowercase()))
+        .select(User::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn count(conn: &mut Conn) -> Result<i64> {
+    Ok(users::table.count().get_result(conn)?)
+}
+
+/// Users whose username or full name contains `q`, by username.
+pub fn list(conn: &mut Conn, q: &str, page: PageRequest) -> Result<Page<User>> {
+    let pattern = format!("%{}%", q.trim());
+    let build = || {
+        users::table
+            .filter(users::username.like(pattern.clone()).or(users::full_name.like(pattern.clone())))
+            .into_boxed()
+    };
+    let total = build().count().get_result(conn)?;
+    let items = build()
+        .order(users::username.asc())
+        .limit(page.per_page)
+        .offset(page.offset())
+        .select(User::as_select())
+        .load(conn)?;
+    Ok(Page { items, total, page: page.page, per_page: page.per_page })
+}
+
+/// Creates an account with an already-checked password. The hash is computed by the caller
+/// (off the async threads).
+pub fn create(conn: &mut Conn, actor: &Actor, input: &NewUserInput, password_hash: &str) -> Result<User> {
+    let mut errors = FieldErrors::default();
+    let username = match Username::parse(&input.username) {
+        Ok(u) => Some(u),
+        Err(Error::Invalid(e)) => {
+            errors.0.extend(e.0);
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let full_name = input.full_name.trim();
+    if full_name.is_empty() || full_name.chars().count() > 100 {
+        errors.add("full_name", "required, at most 100 characters (it is printed on signatures)");
+    }
+    errors.into_result()?;
+    let username = username.ok_or(Error::NotFound)?;
+    write_tx(conn, |conn| {
+        if find_by_username(conn, username.as_str())?.is_some() {
+            return Err(Error::invalid("username", format!("'{}' is already taken", username.as_str())));
+        }
+        let t = now();
+        diesel::insert_into(users::table)
+            .values((
+                users::username.eq(username.as_str()),
+                users::full_name.eq(full_name),
+                users::password_hash.eq(password_hash),
+                users::is_admin.eq(input.is_admin),
+                users::active.eq(true),
+                users::created_at.eq(t),
+                users::updated_at.eq(t),
+            ))
+            .execute(conn)?;
+        let user = find_by_username(conn, username.as_str())?.ok_or(Error::NotFound)?;
+        audit::record(
+            conn,
+            Change {
+                chain: Chain::System,
+                actor: &actor.name,
+                action: "create",
+                entity: "user",
+                entity_id: user.username.clone(),
+                old: None,
+                new: Some(user.public_json()),
+                reason: None,
+            },
+        )?;
+        Ok(user)
+    })
+}
+
+/// Why a login failed. The message shown is the same for all of them.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LoginFailure {
+    BadCredentials,
+    Locked,
+}
+
+pub struct LockoutPolicy {
+    pub threshold: i32,
+    pub window: Duration,
+    pub duration: Duration,
+}
+
+/// Records the outcome of a password check (done by the caller, off the async threads):
+/// on success the failure counter resets; on failure it counts within the window and locks
+/// the account at the threshold (audited).
+pub fn record_login_attempt(
+    conn: &mut Conn,
+    user: &User,
+    password_ok: bool,
+    policy: &LockoutPolicy,
+) -> Result<std::result::Result<(), LoginFailure>> {
+    let t = now();
+    write_tx(conn, |conn| {
+        let current = get(conn, user.id)?;
+        if current.is_locked(t) {
+            return Ok(Err(LoginFailure::Locked));
+        }
+        if !current.active {
+            return Ok(Err(LoginFailure::BadCredentials));
+        }
+        if password_ok {
+            if current.failed_logins != 0 || current.locked_until.is_some() {
+                diesel::update(users::table.find(user.id))
+                    .set((
+                        users::failed_logins.eq(0),
+                        users::first_failed_at.eq(None::<NaiveDateTime>),
+                        users::locked_until.eq(None::<NaiveDateTime>),
+                    ))
+                    .execute(conn)?;
+            }
+            audit::record(conn, system_change(&current.username, "login", &current.username, None, None, None))?;
+            return Ok(Ok(()));
+        }
+        let window = chrono::Duration::from_std(policy.window).unwrap_or_default();
+        let in_window = current.first_failed_at.is_some_and(|f| t - f <= window);
+        let (count, first) = if in_window { (current.failed_logins + 1, current.first_failed_at) } else { (1, Some(t)) };
+        let lock = count >= policy.threshold;
+        let locked_until = lock.then(|| t + chrono::Duration::from_std(policy.duration).unwrap_or_default());
+        diesel::update(users::table.find(user.id))
+            .set((
+                users::failed_logins.eq(if lock { 0 } else { count }),
+                users::first_failed_at.eq(if lock { None } else { first }),
+                users::locked_until.eq(locked_until),
+            ))
+            .execute(conn)?;
+        if lock {
+            audit::record(
+                conn,
+                system_change(
+                    &current.username,
+                    "lock",
+                    &current.username,
+                    None,
+                    Some(json!({"locked_until": locked_until.map(|d| d.to_string()), "failed_logins": count})),
+                    Some("too many failed logins"),
+                ),
+            )?;
+            return Ok(Err(LoginFailure::Locked));
+        }
+        Ok(Err(LoginFailure::BadCredentials))
+    })
+}
+
+fn system_change<'a>(
+    actor: &'a str,
+    action: &'a str,
+    username: &str,
+    old: Option<serde_json::Value>,
+    new: Option<serde_json::Value>,
+    reason: Option<&'a str>,
+) -> Change<'a> {
+    Change { chain: Chain::System, actor, action, entity: "user", entity_id: username.to_string(), old, new, reason }
+}
+
+/// Admin actions on an account that flip one state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountAction {
+    Deactivate,
+    Reactivate,
+    Unlock,
+}
+
+pub fn apply_account_action(conn: &mut Conn, actor: &Actor, user_id: i32, action: AccountAction) -> Result<User> {
+    if !actor.is_admin {
+        return Err(Error::forbidden("only administrators manage accounts"));
+    }
+    write_tx(conn, |conn| {
+        let u = get(conn, user_id)?;
+        let (name, old, new) = match action {
+            AccountAction::Deactivate => {
+                if actor.user_id == Some(u.id) {
+                    return Err(Error::Conflict("you cannot deactivate your own account".into()));
+                }
+                diesel::update(users::table.find(u.id)).set(users::active.eq(false)).execute(conn)?;
+                // A deactivated account loses its sessions and tokens at once.
+                super::sessions::end_all_for_user(conn, u.id)?;
+                super::tokens::revoke_all_for_user(conn, u.id)?;
+                ("deactivate", json!({"active": u.active}), json!({"active": false}))
+            }
+            AccountAction::Reactivate => {
+                diesel::update(users::table.find(u.id)).set(users::active.eq(true)).execute(conn)?;
+                ("reactivate", json!({"active": u.active}), json!({"active": true}))
+            }
+            AccountAction::Unlock => {
+                diesel::update(users::table.find(u.id))
+                    .set((
+                        users::locked_until.eq(None::<NaiveDateTime>),
+                        users::failed_logins.eq(0),
+                        users::first_failed_at.eq(None::<NaiveDateTime>),
+                    ))
+                    .execute(conn)?;
+                ("unlock", json!({"locked_until": u.locked_until.map(|d| d.to_string())}), json!({"locked_until": null}))
+            }
+        };
+        diesel::update(users::table.find(u.id)).set(users::updated_at.eq(now())).execute(conn)?;
+        audit::record(conn, system_change(&actor.name, name, &u.username, Some(old), Some(new), None))?;
+        get(conn, u.id)
+    })
+}
+
+/// Stores a new password hash: an admin reset (`reset = true`) or the user's own change.
+/// Other sessions of the user end either way.
+pub fn set_password(conn: &mut Conn, actor: &Actor, user_id: i32, new_hash: &str, reset: bool) -> Result<()> {
+    if reset && !actor.is_admin {
+        return Err(Error::forbidden("only administrators reset passwords"));
+    }
+    if !reset && actor.user_id != Some(user_id) {
+        return Err(Error::forbidden("you can only change your own password"));
+    }
+    write_tx(conn, |conn| {
+        let u = get(conn, user_id)?;
+        diesel::update(users::table.find(u.id))
+            .set((users::password_hash.eq(new_hash), users::updated_at.eq(now())))
+            .execute(conn)?;
+        if reset {
+            super::sessions::end_all_for_user(conn, u.id)?;
+        }
+        let action = if reset { "reset_password" } else { "change_password" };
+        audit::record(conn, system_change(&actor.name, action, &u.username, None, None, None))?;
+        Ok(())
+    })
+}
+
+/// The user for a CLI `--as USERNAME`: must exist and be active.
+pub fn actor_for_username(conn: &mut Conn, username: &str) -> Result<Actor> {
+    match find_by_username(conn, username)? {
+        Some(u) if u.active => Ok(Actor::from_user(&u)),
+        Some(_) => Err(Error::invalid("as", format!("user '{username}' is deactivated"))),
+        None => Err(Error::invalid("as", format!("no user '{username}'"))),
+    }
+}

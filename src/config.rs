@@ -1,0 +1,55 @@
+//! Run-time settings: command-line flags over environment variables over defaults.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub bind: String,
+    pub data_dir: PathBuf,
+    /// Adds `Secure` to cookies (`EVIDENTIA_SECURE_COOKIES=1`); set it behind HTTPS.
+    pub secure_cookies: bool,
+    pub session_idle: Duration,
+    pub session_absolute: Duration,
+    pub lockout_threshold: i32,
+    pub lockout_window: Duration,
+    pub lockout_duration: Duration,
+    /// Job worker threads inside the server process (0: only `evidentia worker` runs jobs).
+    pub job_workers: usize,
+    /// A running job whose heartbeat is older than this is taken to have lost its worker.
+    pub job_stale_after: Duration,
+    pub db_pool_size: u32,
+}
+
+fn env_secs(name: &str, default: u64) -> Duration {
+    let secs = std::env::var(name).ok().and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(default);
+    Duration::from_secs(secs)
+}
+
+impl Config {
+    /// Defaults and environment; `bind` and `data_dir` come from the CLI (which reads
+    /// `EVIDENTIA_BIND` / `EVIDENTIA_DATA_DIR` itself).
+    pub fn from_env(bind: String, data_dir: PathBuf) -> Self {
+        let flag = |name: &str| matches!(std::env::var(name).as_deref(), Ok("1") | Ok("true") | Ok("yes"));
+        Config {
+            bind,
+            data_dir,
+            secure_cookies: flag("EVIDENTIA_SECURE_COOKIES"),
+            session_idle: env_secs("EVIDENTIA_SESSION_IDLE_SECS", 30 * 60),
+            session_absolute: env_secs("EVIDENTIA_SESSION_ABSOLUTE_SECS", 12 * 3600),
+            lockout_threshold: 5,
+            lockout_window: Duration::from_secs(15 * 60),
+            lockout_duration: Duration::from_secs(15 * 60),
+            job_workers: std::env::var("EVIDENTIA_JOB_WORKERS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(2),
+            job_stale_after: env_secs("EVIDENTIA_JOB_STALE_SECS", 60),
+            db_pool_size: 8,
+        }
+    }
+
+    pub fn exports_dir(&self) -> PathBuf {
+        self.data_dir.join("exports")
+    }
+}

@@ -1,0 +1,155 @@
+//! Diesel table definitions, kept in step with `migrations/sqlite/` by hand.
+
+diesel::table! {
+    users (id) {
+        id -> Integer,
+        username -> Text,
+        full_name -> Text,
+        password_hash -> Text,
+        is_admin -> Bool,
+        active -> Bool,
+        failed_logins -> Integer,
+        first_failed_at -> Nullable<Timestamp>,
+        locked_until -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Integer,
+        token_hash -> Text,
+        user_id -> Integer,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        ended_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> Integer,
+        user_id -> Integer,
+        name -> Text,
+        token_hash -> Text,
+        token_prefix -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    studies (id) {
+        id -> Integer,
+        code -> Text,
+        title -> Text,
+        indication -> Text,
+        biomarker -> Text,
+        study_type -> Text,
+        protocol_version -> Text,
+        description -> Text,
+        status -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sites (id) {
+        id -> Integer,
+        study_id -> Integer,
+        code -> Text,
+        name -> Text,
+        country -> Text,
+        irb_reference -> Text,
+        irb_approval_date -> Nullable<Date>,
+        retired_at -> Nullable<Timestamp>,
+        retired_reason -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    study_members (id) {
+        id -> Integer,
+        study_id -> Integer,
+        user_id -> Integer,
+        role -> Text,
+        retired_at -> Nullable<Timestamp>,
+        retired_reason -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> Integer,
+        chain -> Text,
+        seq -> BigInt,
+        study_id -> Nullable<Integer>,
+        at -> Text,
+        actor -> Text,
+        action -> Text,
+        entity -> Text,
+        entity_id -> Text,
+        old_value -> Nullable<Text>,
+        new_value -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    audit_heads (chain) {
+        chain -> Text,
+        seq -> BigInt,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    jobs (id) {
+        id -> Integer,
+        study_id -> Nullable<Integer>,
+        kind -> Text,
+        params -> Text,
+        owner -> Text,
+        status -> Text,
+        progress_done -> BigInt,
+        progress_total -> BigInt,
+        message -> Text,
+        checkpoint -> Nullable<Text>,
+        result -> Nullable<Text>,
+        error -> Nullable<Text>,
+        attempts -> Integer,
+        max_attempts -> Integer,
+        worker -> Nullable<Text>,
+        heartbeat_at -> Nullable<Timestamp>,
+        cancel_requested -> Bool,
+        created_at -> Timestamp,
+        started_at -> Nullable<Timestamp>,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(api_tokens -> users (user_id));
+diesel::joinable!(sites -> studies (study_id));
+diesel::joinable!(study_members -> studies (study_id));
+diesel::joinable!(study_members -> users (user_id));
+diesel::joinable!(jobs -> studies (study_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    sessions,
+    api_tokens,
+    studies,
+    sites,
+    study_members,
+    audit_events,
+    audit_heads,
+    jobs,
+);

@@ -1,0 +1,88 @@
+//! The demo installation: one user per role, a demo study with two sites. Each capability adds
+//! its own step to [`seed`]; every step is idempotent, so seeding an existing demo is a no-op.
+
+use diesel::prelude::*;
+
+use crate::auth::{passwords, users, Actor};
+use crate::db::schema::studies as studies_t;
+use crate::db::Conn;
+use crate::error::Result;
+use crate::studies::{self, members, sites, StudyInput};
+
+/// The demo accounts share one password, printed when the demo starts.
+pub const DEMO_PASSWORD: &str = "evidentia-demo";
+pub const DEMO_STUDY: &str = "LUNG-IO-01";
+
+/// (username, full name, admin?, role in the demo study)
+pub const DEMO_USERS: [(&str, &str, bool, Option<&str>); 6] = [
+    ("admin", "Ada Administrator", true, None),
+    ("manager", "Park Jiyeon", false, Some("manager")),
+    ("annotator1", "Kim Minji, MD", false, Some("annotator")),
+    ("annotator2", "Lee Seojun, MD", false, Some("annotator")),
+    ("statistician", "Choi Hana, PhD", false, Some("statistician")),
+    ("monitor", "Jung Daeho", false, Some("monitor")),
+];
+
+/// Seeds everything the demo needs; returns what was created, for the terminal.
+pub fn seed(conn: &mut Conn) -> Result<Vec<String>> {
+    let actor = Actor::cli_operator();
+    let mut created = Vec::new();
+    seed_users(conn, &actor, &mut created)?;
+    seed_study(conn, &actor, &mut created)?;
+    Ok(created)
+}
+
+fn seed_users(conn: &mut Conn, actor: &Actor, created: &mut Vec<String>) -> Result<()> {
+    // Hash once: the same password for every demo account.
+    let hash = passwords::hash(DEMO_PASSWORD)?;
+    for (username, full_name, is_admin, _) in DEMO_USERS {
+        if users::find_by_username(conn, username)?.is_none() {
+            let input = users::NewUserInput { username: username.into(), full_name: full_name.into(), is_admin };
+            users::create(conn, actor, &input, &hash)?;
+            created.push(format!("user {username}"));
+        }
+    }
+    Ok(())
+}
+
+fn seed_study(conn: &mut Conn, actor: &Actor, created: &mut Vec<String>) -> Result<()> {
+    let exists: i64 = studies_t::table.filter(studies_t::code.eq(DEMO_STUDY)).count().get_result(conn)?;
+    if exists > 0 {
+        return Ok(());
+    }
+    let input = StudyInput {
+        code: DEMO_STUDY.into(),
+        title: "Tumour-immune phenotype and ICI outcome in advanced NSCLC".into(),
+        indication: "Non-small-cell lung cancer, stage IIIB–IV".into(),
+        biomarker: "Tumour-immune phenotype (inflamed / excluded / desert)".into(),
+        study_type: "retrospective".into(),
+        protocol_version: "1.2".into(),
+        description: "Retrospective multicentre study of the AI immune phenotype on pre-treatment H&E slides \
+                      of patients treated with immune checkpoint inhibitors, against pathologists' reads and \
+                      progression-free survival."
+            .into(),
+    };
+    let study = studies::create(conn, actor, &input)?;
+    let access = crate::auth::permissions::study_access(conn, actor, &study.code)?;
+    for (code, name, irb, date) in [
+        ("SNUBH", "Seoul National University Bundang Hospital", "B-2401-876-104", "2024-01-15"),
+        ("SMC", "Samsung Medical Center", "SMC-2024-02-011", "2024-02-20"),
+    ] {
+        let s = sites::SiteInput {
+            code: code.into(),
+            name: name.into(),
+            country: "KR".into(),
+            irb_reference: irb.into(),
+            irb_approval_date: date.into(),
+        };
+        sites::add(conn, actor, &access, &s)?;
+    }
+    for (username, _, _, role) in DEMO_USERS {
+        if let Some(role) = role {
+            members::add(conn, actor, &access, username, role)?;
+        }
+    }
+    studies::transition(conn, actor, &access, "active", "")?;
+    created.push(format!("study {DEMO_STUDY} with 2 sites and 5 members"));
+    Ok(())
+}

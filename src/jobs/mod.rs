@@ -1,0 +1,303 @@
+//! The DB-backed job queue: long work (slide ingest, biomarker runs, dossier builds, integrity
+//! checks) runs as jobs with progress, heartbeats, cancel and resume after a crash.
+
+pub mod kinds;
+pub mod worker;
+
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde_json::{json, Value};
+
+use crate::audit::{self, Chain, Change};
+use crate::auth::Actor;
+use crate::db::paging::{Page, PageRequest};
+use crate::db::schema::jobs;
+use crate::db::{now, write_tx, Conn};
+use crate::error::{Error, OptionalExt, Result};
+use crate::studies::Study;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = jobs)]
+pub struct Job {
+    pub id: i32,
+    pub study_id: Option<i32>,
+    pub kind: String,
+    pub params: String,
+    pub owner: String,
+    pub status: String,
+    pub progress_done: i64,
+    pub progress_total: i64,
+    pub message: String,
+    pub checkpoint: Option<String>,
+    pub result: Option<String>,
+    pub error: Option<String>,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub worker: Option<String>,
+    pub heartbeat_at: Option<NaiveDateTime>,
+    pub cancel_requested: bool,
+    pub created_at: NaiveDateTime,
+    pub started_at: Option<NaiveDateTime>,
+    pub finished_at: Option<NaiveDateTime>,
+}
+
+impl Job {
+    pub fn is_finished(&self) -> bool {
+        matches!(self.status.as_str(), "succeeded" | "failed" | "cancelled")
+    }
+    /// 0–100, for the progress bar.
+    pub fn percent(&self) -> i64 {
+        if self.status == "succeeded" {
+            100
+        } else if self.progress_total > 0 {
+            (self.progress_done * 100 / self.progress_total).clamp(0, 100)
+        } else {
+            0
+        }
+    }
+    pub fn params_json(&self) -> Value {
+        serde_json::from_str(&self.params).unwrap_or(Value::Null)
+    }
+}
+
+fn chain_for(study: Option<&Study>) -> Chain<'_> {
+    study.map(|s| s.chain()).unwrap_or(Chain::System)
+}
+
+/// Queues a job; returns it. Audited on the study's chain (or the system chain).
+pub fn enqueue(conn: &mut Conn, actor: &Actor, study: Option<&Study>, kind: &str, params: Value) -> Result<Job> {
+    if kinds::handler(kind).is_none() {
+        return Err(Error::invalid("kind", format!("unknown job kind '{kind}'")));
+    }
+    write_tx(conn, |conn| {
+        diesel::insert_into(jobs::table)
+            .values((
+                jobs::study_id.eq(study.map(|s| s.id)),
+                jobs::kind.eq(kind),
+                jobs::params.eq(params.to_string()),
+                jobs::owner.eq(&actor.name),
+                jobs::status.eq(JobStatus::Queued.as_str()),
+                jobs::created_at.eq(now()),
+            ))
+            .execute(conn)?;
+        let job: Job = jobs::table.order(jobs::id.desc()).select(Job::as_select()).first(conn)?;
+        audit::record(
+            conn,
+            Change {
+                chain: chain_for(study),
+                actor: &actor.name,
+                action: "start_job",
+                entity: "job",
+                entity_id: job.id.to_string(),
+                old: None,
+                new: Some(json!({"kind": kind, "params": params})),
+                reason: None,
+            },
+        )?;
+        Ok(job)
+    })
+}
+
+pub fn get(conn: &mut Conn, id: i32) -> Result<Job> {
+    jobs::table.find(id).select(Job::as_select()).first(conn).or_not_found()
+}
+
+/// Takes the oldest queued job for `worker`. The conditional update makes the claim atomic:
+/// of two workers racing for one job, exactly one sees a changed row.
+pub fn claim_next(conn: &mut Conn, worker: &str) -> Result<Option<Job>> {
+    loop {
+        let next: Option<i32> = jobs::table
+            .filter(jobs::status.eq(JobStatus::Queued.as_str()))
+            .order(jobs::id.asc())
+            .select(jobs::id)
+            .first(conn)
+            .optional()?;
+        let Some(id) = next else { return Ok(None) };
+        if let Some(job) = claim(conn, id, worker)? {
+            return Ok(Some(job));
+        }
+    }
+}
+
+/// Claims one specific job if it is still queued.
+pub fn claim(conn: &mut Conn, id: i32, worker: &str) -> Result<Option<Job>> {
+    let t = now();
+    let n = diesel::update(jobs::table.filter(jobs::id.eq(id)).filter(jobs::status.eq(JobStatus::Queued.as_str())))
+        .set((
+            jobs::status.eq(JobStatus::Running.as_str()),
+            jobs::worker.eq(worker),
+            jobs::heartbeat_at.eq(Some(t)),
+            jobs::attempts.eq(jobs::attempts + 1),
+            jobs::started_at.eq(Some(t)),
+        ))
+        .execute(conn)?;
+    if n == 1 {
+        Ok(Some(get(conn, id)?))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Records progress (and a resume point) and refreshes the heartbeat; returns whether a cancel
+/// was requested.
+pub fn report_progress(
+    conn: &mut Conn,
+    id: i32,
+    done: i64,
+    total: i64,
+    message: &str,
+    checkpoint: Option<&Value>,
+) -> Result<bool> {
+    diesel::update(jobs::table.find(id))
+        .set((
+            jobs::progress_done.eq(done),
+            jobs::progress_total.eq(total),
+            jobs::message.eq(message),
+            jobs::heartbeat_at.eq(Some(now())),
+        ))
+        .execute(conn)?;
+    if let Some(c) = checkpoint {
+        diesel::update(jobs::table.find(id)).set(jobs::checkpoint.eq(Some(c.to_string()))).execute(conn)?;
+    }
+    Ok(jobs::table.find(id).select(jobs::cancel_requested).first(conn)?)
+}
+
+pub fn heartbeat(conn: &mut Conn, id: i32) -> Result<()> {
+    diesel::update(jobs::table.find(id).filter(jobs::status.eq(JobStatus::Running.as_str())))
+        .set(jobs::heartbeat_at.eq(Some(now())))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub enum Outcome {
+    Succeeded(Value),
+    Failed(String),
+    Cancelled,
+}
+
+pub fn finish(conn: &mut Conn, id: i32, outcome: Outcome) -> Result<()> {
+    let t = now();
+    let (status, result, error) = match outcome {
+        Outcome::Succeeded(v) => (JobStatus::Succeeded, Some(v.to_string()), None),
+        Outcome::Failed(e) => (JobStatus::Failed, None, Some(e)),
+        Outcome::Cancelled => (JobStatus::Cancelled, None, None),
+    };
+    diesel::update(jobs::table.find(id))
+        .set((
+            jobs::status.eq(status.as_str()),
+            jobs::result.eq(result),
+            jobs::error.eq(error),
+            jobs::finished_at.eq(Some(t)),
+            jobs::heartbeat_at.eq(Some(t)),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Asks a job to stop: a queued job is cancelled at once, a running one at its next progress
+/// report. Audited.
+pub fn request_cancel(conn: &mut Conn, actor: &Actor, study: Option<&Study>, id: i32) -> Result<Job> {
+    write_tx(conn, |conn| {
+        let job = get(conn, id)?;
+        if job.study_id != study.map(|s| s.id) {
+            return Err(Error::NotFound);
+        }
+        if job.is_finished() {
+            return Err(Error::Conflict(format!("job {} has already {}", job.id, job.status)));
+        }
+        if job.status == JobStatus::Queued.as_str() {
+            diesel::update(jobs::table.find(id))
+                .set((jobs::status.eq(JobStatus::Cancelled.as_str()), jobs::finished_at.eq(Some(now()))))
+                .execute(conn)?;
+        }
+        diesel::update(jobs::table.find(id)).set(jobs::cancel_requested.eq(true)).execute(conn)?;
+        audit::record(
+            conn,
+            Change {
+                chain: chain_for(study),
+                actor: &actor.name,
+                action: "cancel_job",
+                entity: "job",
+                entity_id: id.to_string(),
+                old: Some(json!({"status": job.status})),
+                new: Some(json!({"cancel_requested": true})),
+                reason: None,
+            },
+        )?;
+        get(conn, id)
+    })
+}
+
+/// Running jobs whose worker stopped sending heartbeats go back to the queue (to resume from
+/// their checkpoint), or fail once out of attempts. Returns how many were touched.
+pub fn requeue_stale(conn: &mut Conn, stale_after: Duration) -> Result<usize> {
+    let cutoff = now() - chrono::Duration::from_std(stale_after).unwrap_or_default();
+    write_tx(conn, |conn| {
+        let stale: Vec<Job> = jobs::table
+            .filter(jobs::status.eq(JobStatus::Running.as_str()))
+            .filter(jobs::heartbeat_at.lt(cutoff))
+            .select(Job::as_select())
+            .load(conn)?;
+        for job in &stale {
+            if job.cancel_requested {
+                finish(conn, job.id, Outcome::Cancelled)?;
+            } else if job.attempts >= job.max_attempts {
+                finish(conn, job.id, Outcome::Failed(format!("worker lost {} times", job.attempts)))?;
+            } else {
+                diesel::update(jobs::table.find(job.id))
+                    .set((
+                        jobs::status.eq(JobStatus::Queued.as_str()),
+                        jobs::worker.eq(None::<String>),
+                        jobs::message.eq(format!("worker {} stopped; queued to resume", job.worker.clone().unwrap_or_default())),
+                    ))
+                    .execute(conn)?;
+            }
+        }
+        Ok(stale.len())
+    })
+}
+
+/// Jobs of one study (or all, for admins), newest first.
+pub fn list(conn: &mut Conn, study_id: Option<i32>, page: PageRequest) -> Result<Page<Job>> {
+    let build = || {
+        let mut q = jobs::table.into_boxed();
+        if let Some(id) = study_id {
+            q = q.filter(jobs::study_id.eq(id));
+        }
+        q
+    };
+    let total = build().count().get_result(conn)?;
+    let items = build()
+        .order(jobs::id.desc())
+        .limit(page.per_page)
+        .offset(page.offset())
+        .select(Job::as_select())
+        .load(conn)?;
+    Ok(Page { items, total, page: page.page, per_page: page.per_page })
+}

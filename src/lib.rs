@@ -1,0 +1,15 @@
+//! Evidentia: clinical studies of AI pathology biomarkers, from de-identified cases to the
+//! signed evidence dossier. The binary (`main.rs`) is a CLI over these modules.
+
+pub mod audit;
+pub mod auth;
+pub mod backup;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod jobs;
+pub mod startup;
+pub mod studies;
+pub mod telemetry;
+pub mod web;

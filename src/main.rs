@@ -1,0 +1,497 @@
+//! The `evidentia` command line: the server, the demo, and admin tasks. Every command calls the
+//! same domain functions as the web pages.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use evidentia::auth::permissions::study_access;
+use evidentia::auth::{passwords, users, Actor};
+use evidentia::config::Config;
+use evidentia::db::paging::PageRequest;
+use evidentia::error::Error;
+use evidentia::startup::{self, Application};
+use evidentia::studies::{self, members, sites};
+use evidentia::{audit, backup, demo, jobs, telemetry};
+
+#[derive(Parser)]
+#[command(name = "evidentia", version, about = "Clinical studies of AI pathology biomarkers, from cases to the signed dossier")]
+struct Cli {
+    /// Data directory (database, slides, models, exports).
+    #[arg(long, global = true, env = "EVIDENTIA_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Act as this user (their roles are checked); without it, the local operator with admin rights.
+    #[arg(long = "as", global = true)]
+    as_user: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the web server (and job workers).
+    Serve(ServeArgs),
+    /// Seed a demo data dir (users for every role, a study with sites), then serve it.
+    Demo {
+        #[command(flatten)]
+        serve: ServeArgs,
+        /// Seed and exit.
+        #[arg(long)]
+        seed_only: bool,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Run job workers only (no web server).
+    Worker {
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
+    /// Write a backup archive (database + data dir files) while the server runs.
+    Backup {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore a backup archive into a new or empty --data-dir.
+    Restore { file: PathBuf },
+    /// User accounts.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Studies, sites and members.
+    #[command(subcommand)]
+    Study(StudyCmd),
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+}
+
+#[derive(Args, Clone)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "EVIDENTIA_BIND", default_value = "127.0.0.1:8080")]
+    bind: String,
+    /// Job worker threads inside the server.
+    #[arg(long, env = "EVIDENTIA_JOB_WORKERS", default_value_t = 2)]
+    job_workers: usize,
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Create an account.
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        full_name: String,
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from standard input (else one is generated and printed).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    List,
+    Deactivate { username: String },
+    Reactivate { username: String },
+    Unlock { username: String },
+    /// Set a new password (generated and printed, or read with --password-stdin).
+    ResetPassword {
+        username: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum StudyCmd {
+    Create {
+        #[arg(long)]
+        code: String,
+        #[arg(long)]
+        title: String,
+        #[arg(long, default_value = "")]
+        indication: String,
+        #[arg(long, default_value = "")]
+        biomarker: String,
+        /// retrospective, prospective or reader_study
+        #[arg(long, default_value = "retrospective")]
+        study_type: String,
+        #[arg(long, default_value = "")]
+        protocol_version: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    List {
+        /// Include archived studies.
+        #[arg(long)]
+        archived: bool,
+    },
+    AddSite {
+        #[arg(long)]
+        study: String,
+        #[arg(long)]
+        code: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        country: String,
+        #[arg(long, default_value = "")]
+        irb_reference: String,
+        /// YYYY-MM-DD
+        #[arg(long, default_value = "")]
+        irb_approval_date: String,
+    },
+    AddMember {
+        #[arg(long)]
+        study: String,
+        #[arg(long)]
+        username: String,
+        /// manager, annotator, statistician or monitor
+        #[arg(long)]
+        role: String,
+    },
+    /// Move a study along draft → active → locked → archived (unlock: --to active, admin, --reason).
+    SetStatus {
+        #[arg(long)]
+        study: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Recompute every hash chain; exit 1 naming the first broken event.
+    Verify,
+    /// Export a study's audit trail (or, without --study, every chain) as CSV.
+    Export {
+        #[arg(long)]
+        study: Option<String>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// A failed command: bad input exits 2, anything else 1.
+enum Failure {
+    Input(String),
+    Other(String),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        if e.is_user_error() {
+            Failure::Input(e.to_string())
+        } else {
+            Failure::Other(e.to_string())
+        }
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Other(format!("{e:#}"))
+    }
+}
+
+type CliResult = Result<(), Failure>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Input(m)) => {
+            eprintln!("error: {m}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Other(m)) => {
+            eprintln!("error: {m}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn config_for(data_dir: PathBuf, serve: Option<&ServeArgs>) -> Config {
+    let bind = serve.map(|s| s.bind.clone()).unwrap_or_else(|| "127.0.0.1:8080".into());
+    let mut cfg = Config::from_env(bind, data_dir);
+    if let Some(s) = serve {
+        cfg.job_workers = s.job_workers;
+    }
+    cfg
+}
+
+fn run(cli: Cli) -> CliResult {
+    let default_dir = match &cli.command {
+        Command::Demo { .. } => PathBuf::from("demo-data"),
+        _ => PathBuf::from("data"),
+    };
+    let data_dir = cli.data_dir.clone().unwrap_or(default_dir);
+    match cli.command {
+        Command::Serve(args) => serve(config_for(data_dir, Some(&args)), None),
+        Command::Demo { serve: args, seed_only } => {
+            let cfg = config_for(data_dir, Some(&args));
+            let pool = startup::open_database(&cfg)?;
+            let created = demo::seed(&mut *pool.get().map_err(Error::from)?)?;
+            for c in &created {
+                println!("seeded {c}");
+            }
+            drop(pool);
+            if seed_only {
+                println!("demo data dir: {}", cfg.data_dir.display());
+                return Ok(());
+            }
+            serve(cfg, Some(demo::DEMO_PASSWORD))
+        }
+        Command::Migrate => {
+            let cfg = config_for(data_dir, None);
+            startup::open_database(&cfg)?;
+            println!("database at {} is up to date", cfg.data_dir.join(evidentia::db::DB_FILE).display());
+            Ok(())
+        }
+        Command::Worker { threads } => {
+            let cfg = config_for(data_dir, None);
+            let pool = startup::open_database(&cfg)?;
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            println!("running {threads} job workers on {}; Ctrl-C to stop", cfg.data_dir.display());
+            for h in jobs::worker::spawn(pool, cfg, threads, stop) {
+                let _ = h.join();
+            }
+            Ok(())
+        }
+        Command::Backup { out } => {
+            let cfg = config_for(data_dir, None);
+            let pool = startup::open_database(&cfg)?;
+            let n = backup::create(&pool, &cfg.data_dir, &out)?;
+            println!("backup written to {} ({n} files)", out.display());
+            Ok(())
+        }
+        Command::Restore { file } => {
+            if cli.data_dir.is_none() {
+                return Err(Failure::Input("restore needs --data-dir DIR (a new or empty directory)".into()));
+            }
+            let n = backup::restore(&file, &data_dir).map_err(|e| Failure::Input(format!("{e:#}")))?;
+            println!("restored {n} files into {}", data_dir.display());
+            Ok(())
+        }
+        Command::User(cmd) => user_cmd(config_for(data_dir, None), cli.as_user, cmd),
+        Command::Study(cmd) => study_cmd(config_for(data_dir, None), cli.as_user, cmd),
+        Command::Audit(cmd) => audit_cmd(config_for(data_dir, None), cli.as_user, cmd),
+    }
+}
+
+fn serve(cfg: Config, demo_password: Option<&str>) -> CliResult {
+    let bind = cfg.bind.clone();
+    let data_dir = cfg.data_dir.clone();
+    let sys = actix_web::rt::System::new();
+    sys.block_on(async move {
+        let app = Application::build(cfg)?;
+        let host = bind.rsplit_once(':').map(|(h, _)| h).unwrap_or("127.0.0.1");
+        println!("Evidentia is serving {} at http://{host}:{}/", data_dir.display(), app.port());
+        if let Some(pw) = &app.initial_admin_password {
+            println!("First start: created user 'admin' with password  {pw}  (shown once; change it under My account)");
+        }
+        if let Some(pw) = demo_password {
+            println!("Demo users (password '{pw}'):");
+            for (u, name, _, role) in demo::DEMO_USERS {
+                println!("  {u:<13} {name:<22} {}", role.unwrap_or("administrator"));
+            }
+        }
+        app.run_until_stopped().await.map_err(|e| Failure::Other(e.to_string()))
+    })
+}
+
+fn open(cfg: &Config, as_user: Option<String>) -> Result<(evidentia::db::PooledConn, Actor), Failure> {
+    let pool = startup::open_database(cfg)?;
+    let mut conn = pool.get().map_err(Error::from)?;
+    let actor = match as_user {
+        Some(u) => users::actor_for_username(&mut conn, &u)?,
+        None => Actor::cli_operator(),
+    };
+    Ok((conn, actor))
+}
+
+fn read_password_stdin() -> Result<String, Failure> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| Failure::Input(format!("reading stdin: {e}")))?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+fn user_cmd(cfg: Config, as_user: Option<String>, cmd: UserCmd) -> CliResult {
+    let (mut conn, actor) = open(&cfg, as_user)?;
+    let find = |conn: &mut evidentia::db::Conn, name: &str| -> Result<users::User, Failure> {
+        users::find_by_username(conn, name)?.ok_or_else(|| Failure::Input(format!("no user '{name}'")))
+    };
+    match cmd {
+        UserCmd::Add { username, full_name, admin, password_stdin } => {
+            if !actor.is_admin {
+                return Err(Error::forbidden("only administrators create users").into());
+            }
+            let (pw, show) = if password_stdin { (read_password_stdin()?, false) } else { (passwords::generate(), true) };
+            passwords::check_policy("password", &pw)?;
+            let input = users::NewUserInput { username, full_name, is_admin: admin };
+            let u = users::create(&mut conn, &actor, &input, &passwords::hash(&pw)?)?;
+            println!("created user {}", u.username);
+            if show {
+                println!("password: {pw}");
+            }
+        }
+        UserCmd::List => {
+            let t = evidentia::db::now();
+            for u in users::list(&mut conn, "", PageRequest::all())?.items {
+                let state = if !u.active { "deactivated" } else if u.is_locked(t) { "locked" } else { "active" };
+                println!("{:<20} {:<30} {:<6} {state}", u.username, u.full_name, if u.is_admin { "admin" } else { "" });
+            }
+        }
+        UserCmd::Deactivate { username } => {
+            let u = find(&mut conn, &username)?;
+            users::apply_account_action(&mut conn, &actor, u.id, users::AccountAction::Deactivate)?;
+            println!("{username} deactivated");
+        }
+        UserCmd::Reactivate { username } => {
+            let u = find(&mut conn, &username)?;
+            users::apply_account_action(&mut conn, &actor, u.id, users::AccountAction::Reactivate)?;
+            println!("{username} reactivated");
+        }
+        UserCmd::Unlock { username } => {
+            let u = find(&mut conn, &username)?;
+            users::apply_account_action(&mut conn, &actor, u.id, users::AccountAction::Unlock)?;
+            println!("{username} unlocked");
+        }
+        UserCmd::ResetPassword { username, password_stdin } => {
+            let u = find(&mut conn, &username)?;
+            let (pw, show) = if password_stdin { (read_password_stdin()?, false) } else { (passwords::generate(), true) };
+            passwords::check_policy("password", &pw)?;
+            users::set_password(&mut conn, &actor, u.id, &passwords::hash(&pw)?, true)?;
+            println!("password of {username} reset");
+            if show {
+                println!("password: {pw}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn study_cmd(cfg: Config, as_user: Option<String>, cmd: StudyCmd) -> CliResult {
+    let (mut conn, actor) = open(&cfg, as_user)?;
+    match cmd {
+        StudyCmd::Create { code, title, indication, biomarker, study_type, protocol_version, description } => {
+            let input = studies::StudyInput { code, title, indication, biomarker, study_type, protocol_version, description };
+            let s = studies::create(&mut conn, &actor, &input)?;
+            println!("created study {} (draft)", s.code);
+        }
+        StudyCmd::List { archived } => {
+            let q = studies::StudyListQuery { archived: archived.then(|| "1".to_string()), ..Default::default() };
+            for s in studies::list_visible(&mut conn, &actor, &q, PageRequest::all())?.items {
+                println!("{:<16} {:<9} {}", s.code, s.status, s.title);
+            }
+        }
+        StudyCmd::AddSite { study, code, name, country, irb_reference, irb_approval_date } => {
+            let access = study_access(&mut conn, &actor, &study.to_uppercase())?;
+            let input = sites::SiteInput { code, name, country, irb_reference, irb_approval_date };
+            let s = sites::add(&mut conn, &actor, &access, &input)?;
+            println!("added site {} to {}", s.code, access.study.code);
+        }
+        StudyCmd::AddMember { study, username, role } => {
+            let access = study_access(&mut conn, &actor, &study.to_uppercase())?;
+            let m = members::add(&mut conn, &actor, &access, &username, &role)?;
+            println!("added {} to {} as {}", m.username, access.study.code, m.role);
+        }
+        StudyCmd::SetStatus { study, to, reason } => {
+            let access = study_access(&mut conn, &actor, &study.to_uppercase())?;
+            let s = studies::transition(&mut conn, &actor, &access, &to, &reason)?;
+            println!("{} is now {}", s.code, s.status);
+        }
+    }
+    Ok(())
+}
+
+fn audit_cmd(cfg: Config, as_user: Option<String>, cmd: AuditCmd) -> CliResult {
+    match cmd {
+        AuditCmd::Verify => {
+            let pool = startup::open_database(&cfg)?;
+            let actor = match as_user {
+                Some(u) => users::actor_for_username(&mut *pool.get().map_err(Error::from)?, &u)?,
+                None => Actor::cli_operator(),
+            };
+            // Run as a job in this process, with the job's progress drawn in the terminal.
+            let job = jobs::enqueue(&mut *pool.get().map_err(Error::from)?, &actor, None, audit::job::KIND, json!({}))?;
+            let result = run_job_in_foreground(&pool, &cfg, job.id)?;
+            let reports: Vec<audit::verify::ChainReport> =
+                serde_json::from_value(result["chains"].clone()).map_err(|e| Failure::Other(e.to_string()))?;
+            let mut broken = None;
+            for r in &reports {
+                match &r.broken {
+                    None => println!("ok      {:<24} {} events", r.chain, r.events),
+                    Some(b) => {
+                        println!("BROKEN  {:<24} at event #{} (seq {}): {}", r.chain, b.event_id.map(|i| i.to_string()).unwrap_or("-".into()), b.seq, b.problem);
+                        broken.get_or_insert_with(|| format!("chain {} is broken at seq {}: {}", r.chain, b.seq, b.problem));
+                    }
+                }
+            }
+            match broken {
+                None => Ok(()),
+                Some(m) => Err(Failure::Other(m)),
+            }
+        }
+        AuditCmd::Export { study, out } => {
+            let (mut conn, actor) = open(&cfg, as_user)?;
+            let study_id = match &study {
+                Some(code) => {
+                    let access = study_access(&mut conn, &actor, &code.to_uppercase())?;
+                    access.require(evidentia::auth::permissions::Permission::ViewAudit)?;
+                    Some(access.study.id)
+                }
+                None if actor.is_admin => None,
+                None => return Err(Error::forbidden("only administrators export every chain").into()),
+            };
+            let page = audit::query::list(&mut conn, study_id, &Default::default(), PageRequest::all())?;
+            let sink: Box<dyn Write> = match &out {
+                Some(p) => Box::new(std::fs::File::create(p).map_err(|e| Failure::Input(format!("{}: {e}", p.display())))?),
+                None => Box::new(std::io::stdout()),
+            };
+            let mut w = csv::Writer::from_writer(sink);
+            let write = |w: &mut csv::Writer<Box<dyn Write>>| -> Result<(), csv::Error> {
+                w.write_record(audit::query::CSV_HEADER)?;
+                for e in page.items.iter().rev() {
+                    w.write_record(audit::query::csv_row(e))?;
+                }
+                w.flush()?;
+                Ok(())
+            };
+            write(&mut w).map_err(|e| Failure::Other(e.to_string()))?;
+            if let Some(p) = out {
+                eprintln!("wrote {} events to {}", page.total, p.display());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Claims job `id` and runs it here, drawing its progress on stderr until it ends.
+fn run_job_in_foreground(pool: &evidentia::db::DbPool, cfg: &Config, id: i32) -> Result<serde_json::Value, Failure> {
+    let job = jobs::claim(&mut *pool.get().map_err(Error::from)?, id, "cli")?
+        .ok_or_else(|| Failure::Other(format!("job {id} was taken by another worker")))?;
+    let (pool2, cfg2) = (pool.clone(), cfg.clone());
+    let handle = std::thread::spawn(move || jobs::worker::run_job(&pool2, &cfg2, job));
+    loop {
+        let j = jobs::get(&mut *pool.get().map_err(Error::from)?, id)?;
+        let width = 30;
+        let filled = (j.percent() as usize * width) / 100;
+        eprint!("\r[{}{}] {:>3}% {:<50}", "#".repeat(filled), " ".repeat(width - filled), j.percent(), j.message);
+        if j.is_finished() || handle.is_finished() {
+            let _ = handle.join();
+            let j = jobs::get(&mut *pool.get().map_err(Error::from)?, id)?;
+            eprintln!();
+            return match j.status.as_str() {
+                "succeeded" => Ok(j.result.as_deref().and_then(|r| serde_json::from_str(r).ok()).unwrap_or_default()),
+                s => Err(Failure::Other(format!("job {id} {s}: {}", j.error.unwrap_or_default()))),
+            };
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

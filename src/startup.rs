@@ -1,0 +1,99 @@
+//! Builds the application (database, migrations, first admin, workers, HTTP server) and runs
+//! it until SIGTERM or Ctrl-C. Tests build it on port 0 with a temp data dir.
+
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+
+use crate::auth::{passwords, users, Actor};
+use crate::config::Config;
+use crate::db::{self, DbPool};
+use crate::jobs::worker;
+use crate::web::{self as webmod, metrics::Metrics, AppState};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    pub pool: DbPool,
+    /// Set when the first start created `admin` with a random password: print it once.
+    pub initial_admin_password: Option<String>,
+    stop_workers: Arc<AtomicBool>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// Opens the data dir's database and brings its schema up to date.
+pub fn open_database(config: &Config) -> anyhow::Result<DbPool> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    std::fs::create_dir_all(config.exports_dir())?;
+    let pool = db::open_pool(&config.data_dir, config.db_pool_size)?;
+    let mut conn = pool.get()?;
+    let applied = db::run_migrations(&mut conn)?;
+    if !applied.is_empty() {
+        tracing::info!(count = applied.len(), "database migrations applied");
+    }
+    Ok(pool)
+}
+
+/// With no user at all, creates `admin` with `EVIDENTIA_ADMIN_PASSWORD` or a random password,
+/// which is returned (to print once) when it was generated.
+pub fn bootstrap_admin(pool: &DbPool) -> anyhow::Result<Option<String>> {
+    let mut conn = pool.get()?;
+    if users::count(&mut conn)? > 0 {
+        return Ok(None);
+    }
+    let (password, generated) = match std::env::var("EVIDENTIA_ADMIN_PASSWORD") {
+        Ok(p) if !p.is_empty() => (p, false),
+        _ => (passwords::generate(), true),
+    };
+    passwords::check_policy("EVIDENTIA_ADMIN_PASSWORD", &password)?;
+    let input = users::NewUserInput { username: "admin".into(), full_name: "Administrator".into(), is_admin: true };
+    users::create(&mut conn, &Actor::system(), &input, &passwords::hash(&password)?)?;
+    tracing::info!("created the first administrator account 'admin'");
+    Ok(generated.then_some(password))
+}
+
+impl Application {
+    pub fn build(config: Config) -> anyhow::Result<Self> {
+        let pool = open_database(&config)?;
+        let initial_admin_password = bootstrap_admin(&pool)?;
+        let listener = TcpListener::bind(&config.bind)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState { pool: pool.clone(), config: config.clone(), metrics: Arc::new(Metrics::default()) });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(web::FormConfig::default().limit(256 * 1024))
+                .configure(webmod::configure)
+                .wrap(from_fn(webmod::middleware::csrf_protect))
+                .wrap(from_fn(webmod::middleware::observe))
+                .wrap(from_fn(webmod::middleware::security_headers))
+        })
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
+        let stop_workers = Arc::new(AtomicBool::new(false));
+        let workers = worker::spawn(pool.clone(), config.clone(), config.job_workers, stop_workers.clone());
+        Ok(Application { port, server, pool, initial_admin_password, stop_workers, workers })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the server stops (SIGTERM/Ctrl-C are handled by actix: in-flight requests
+    /// finish), then stops the job workers; a job cut short resumes at the next start.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.stop_workers.store(true, Ordering::Relaxed);
+        for w in self.workers {
+            let _ = w.join();
+        }
+        tracing::info!("stopped");
+        result
+    }
+}

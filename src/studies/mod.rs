@@ -1,0 +1,436 @@
+//! Studies: their details, the lifecycle `draft → active → locked → archived`, and the rules
+//! that go with it (a locked or archived study's data cannot change).
+
+pub mod members;
+pub mod sites;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde_json::json;
+
+use crate::audit::{self, Chain, Change};
+use crate::auth::permissions::{Permission, StudyAccess};
+use crate::auth::Actor;
+use crate::db::paging::{Page, PageRequest};
+use crate::db::schema::{studies, study_members};
+use crate::db::{now, write_tx, Conn};
+use crate::error::{Error, FieldErrors, Result};
+
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = studies)]
+pub struct Study {
+    pub id: i32,
+    pub code: String,
+    pub title: String,
+    pub indication: String,
+    pub biomarker: String,
+    pub study_type: String,
+    pub protocol_version: String,
+    pub description: String,
+    pub status: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl Study {
+    pub fn chain(&self) -> Chain<'_> {
+        Chain::Study { id: self.id, code: &self.code }
+    }
+    pub fn status(&self) -> StudyStatus {
+        StudyStatus::parse(&self.status).unwrap_or(StudyStatus::Draft)
+    }
+    /// Errors unless the study's data may change (draft or active).
+    pub fn ensure_editable(&self) -> Result<()> {
+        match self.status() {
+            StudyStatus::Draft | StudyStatus::Active => Ok(()),
+            s => Err(Error::Conflict(format!("study {} is {}: its data cannot change", self.code, s.as_str()))),
+        }
+    }
+    fn details_json(&self) -> serde_json::Value {
+        json!({
+            "code": self.code, "title": self.title, "indication": self.indication,
+            "biomarker": self.biomarker, "study_type": self.study_type,
+            "protocol_version": self.protocol_version, "description": self.description,
+        })
+    }
+}
+
+/// A study code: 3–32 of `A-Z 0-9 -`, starting with a letter (e.g. `LUNG-IO-01`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StudyCode(String);
+
+impl StudyCode {
+    pub fn parse(raw: &str) -> Result<Self> {
+        let s = raw.trim().to_uppercase();
+        let ok = (3..=32).contains(&s.len())
+            && s.starts_with(|c: char| c.is_ascii_uppercase())
+            && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-')
+            && !s.ends_with('-');
+        if ok {
+            Ok(StudyCode(s))
+        } else {
+            Err(Error::invalid("code", "3–32 characters: capital letters, digits and '-', starting with a letter"))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StudyType {
+    Retrospective,
+    Prospective,
+    ReaderStudy,
+}
+
+impl StudyType {
+    pub const ALL: [StudyType; 3] = [StudyType::Retrospective, StudyType::Prospective, StudyType::ReaderStudy];
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StudyType::Retrospective => "retrospective",
+            StudyType::Prospective => "prospective",
+            StudyType::ReaderStudy => "reader_study",
+        }
+    }
+    pub fn label(&self) -> &'static str {
+        match self {
+            StudyType::Retrospective => "Retrospective",
+            StudyType::Prospective => "Prospective",
+            StudyType::ReaderStudy => "Reader study",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s.trim())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StudyStatus {
+    Draft,
+    Active,
+    Locked,
+    Archived,
+}
+
+impl StudyStatus {
+    pub const ALL: [StudyStatus; 4] = [StudyStatus::Draft, StudyStatus::Active, StudyStatus::Locked, StudyStatus::Archived];
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StudyStatus::Draft => "draft",
+            StudyStatus::Active => "active",
+            StudyStatus::Locked => "locked",
+            StudyStatus::Archived => "archived",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s.trim())
+    }
+}
+
+/// A lifecycle step, with who may take it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transition {
+    pub from: StudyStatus,
+    pub to: StudyStatus,
+    pub admin_only: bool,
+    pub needs_reason: bool,
+    pub label: &'static str,
+}
+
+pub const TRANSITIONS: [Transition; 5] = [
+    Transition { from: StudyStatus::Draft, to: StudyStatus::Active, admin_only: false, needs_reason: false, label: "Activate" },
+    Transition { from: StudyStatus::Draft, to: StudyStatus::Archived, admin_only: false, needs_reason: true, label: "Archive" },
+    Transition { from: StudyStatus::Active, to: StudyStatus::Locked, admin_only: false, needs_reason: false, label: "Lock" },
+    Transition { from: StudyStatus::Locked, to: StudyStatus::Archived, admin_only: false, needs_reason: false, label: "Archive" },
+    Transition { from: StudyStatus::Locked, to: StudyStatus::Active, admin_only: true, needs_reason: true, label: "Unlock (back to active)" },
+];
+
+/// The steps this actor may take from the study's current status.
+pub fn available_transitions(access: &StudyAccess) -> Vec<Transition> {
+    let from = access.study.status();
+    TRANSITIONS
+        .into_iter()
+        .filter(|t| t.from == from && access.can(Permission::ChangeStatus) && (!t.admin_only || access.is_admin))
+        .collect()
+}
+
+/// The editable details of a study, as submitted by a form or the CLI.
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+pub struct StudyInput {
+    #[serde(default)]
+    pub code: String,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub indication: String,
+    #[serde(default)]
+    pub biomarker: String,
+    #[serde(default)]
+    pub study_type: String,
+    #[serde(default)]
+    pub protocol_version: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+impl StudyInput {
+    /// Checks every field, collecting all errors.
+    fn validate(&self, check_code: bool) -> Result<(Option<StudyCode>, StudyType)> {
+        let mut errors = FieldErrors::default();
+        let code = if check_code {
+            match StudyCode::parse(&self.code) {
+                Ok(c) => Some(c),
+                Err(_) => {
+                    errors.add("code", "3–32 characters: capital letters, digits and '-', starting with a letter");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let title = self.title.trim();
+        if title.is_empty() || title.chars().count() > 200 {
+            errors.add("title", "required, at most 200 characters");
+        }
+        for (field, value, max) in [
+            ("indication", &self.indication, 200),
+            ("biomarker", &self.biomarker, 200),
+            ("protocol_version", &self.protocol_version, 50),
+            ("description", &self.description, 5000),
+        ] {
+            if value.chars().count() > max {
+                errors.add(field, format!("at most {max} characters"));
+            }
+        }
+        let study_type = StudyType::parse(if self.study_type.trim().is_empty() { "retrospective" } else { &self.study_type });
+        if study_type.is_none() {
+            errors.add("study_type", "must be retrospective, prospective or reader_study");
+        }
+        errors.into_result()?;
+        Ok((code, study_type.unwrap_or(StudyType::Retrospective)))
+    }
+}
+
+pub fn get_by_code(conn: &mut Conn, code: &str) -> Result<Study> {
+    studies::table
+        .filter(studies::code.eq(code))
+        .select(Study::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(Error::NotFound)
+}
+
+/// Creates a study in `draft` (admins only).
+pub fn create(conn: &mut Conn, actor: &Actor, input: &StudyInput) -> Result<Study> {
+    if !actor.is_admin {
+        return Err(Error::forbidden("only administrators create studies"));
+    }
+    let (code, study_type) = input.validate(true)?;
+    let code = code.ok_or(Error::NotFound)?;
+    write_tx(conn, |conn| {
+        if get_by_code(conn, code.as_str()).is_ok() {
+            return Err(Error::invalid("code", format!("a study with code {} already exists", code.as_str())));
+        }
+        let t = now();
+        diesel::insert_into(studies::table)
+            .values((
+                studies::code.eq(code.as_str()),
+                studies::title.eq(input.title.trim()),
+                studies::indication.eq(input.indication.trim()),
+                studies::biomarker.eq(input.biomarker.trim()),
+                studies::study_type.eq(study_type.as_str()),
+                studies::protocol_version.eq(input.protocol_version.trim()),
+                studies::description.eq(input.description.trim()),
+                studies::status.eq(StudyStatus::Draft.as_str()),
+                studies::created_at.eq(t),
+                studies::updated_at.eq(t),
+            ))
+            .execute(conn)?;
+        let study = get_by_code(conn, code.as_str())?;
+        let mut new = study.details_json();
+        new["status"] = json!(study.status);
+        audit::record(
+            conn,
+            Change {
+                chain: study.chain(),
+                actor: &actor.name,
+                action: "create",
+                entity: "study",
+                entity_id: study.code.clone(),
+                old: None,
+                new: Some(new),
+                reason: None,
+            },
+        )?;
+        Ok(study)
+    })
+}
+
+/// Edits a study's details (the code never changes).
+pub fn update(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &StudyInput) -> Result<Study> {
+    access.require(Permission::EditStudy)?;
+    let (_, study_type) = input.validate(false)?;
+    write_tx(conn, |conn| {
+        let before = get_by_code(conn, &access.study.code)?;
+        before.ensure_editable()?;
+        diesel::update(studies::table.find(before.id))
+            .set((
+                studies::title.eq(input.title.trim()),
+                studies::indication.eq(input.indication.trim()),
+                studies::biomarker.eq(input.biomarker.trim()),
+                studies::study_type.eq(study_type.as_str()),
+                studies::protocol_version.eq(input.protocol_version.trim()),
+                studies::description.eq(input.description.trim()),
+                studies::updated_at.eq(now()),
+            ))
+            .execute(conn)?;
+        let after = get_by_code(conn, &before.code)?;
+        let (old, new) = audit::diff(&before.details_json(), &after.details_json());
+        if new.as_object().is_some_and(|m| !m.is_empty()) {
+            audit::record(
+                conn,
+                Change {
+                    chain: after.chain(),
+                    actor: &actor.name,
+                    action: "update",
+                    entity: "study",
+                    entity_id: after.code.clone(),
+                    old: Some(old),
+                    new: Some(new),
+                    reason: None,
+                },
+            )?;
+        }
+        Ok(after)
+    })
+}
+
+/// Moves a study along its lifecycle, if the step exists and the actor may take it.
+pub fn transition(conn: &mut Conn, actor: &Actor, access: &StudyAccess, to: &str, reason: &str) -> Result<Study> {
+    access.require(Permission::ChangeStatus)?;
+    let to = StudyStatus::parse(to).ok_or_else(|| Error::invalid("to", "unknown status"))?;
+    write_tx(conn, |conn| {
+        let study = get_by_code(conn, &access.study.code)?;
+        let from = study.status();
+        let step = TRANSITIONS
+            .into_iter()
+            .find(|t| t.from == from && t.to == to)
+            .ok_or_else(|| Error::Conflict(format!("a {} study cannot become {}", from.as_str(), to.as_str())))?;
+        if step.admin_only && !access.is_admin {
+            return Err(Error::forbidden("only an administrator can take a locked study back to active"));
+        }
+        let reason = reason.trim();
+        if step.needs_reason && reason.is_empty() {
+            return Err(Error::invalid("reason", "a reason is required for this change"));
+        }
+        diesel::update(studies::table.find(study.id))
+            .set((studies::status.eq(to.as_str()), studies::updated_at.eq(now())))
+            .execute(conn)?;
+        audit::record(
+            conn,
+            Change {
+                chain: study.chain(),
+                actor: &actor.name,
+                action: "status",
+                entity: "study",
+                entity_id: study.code.clone(),
+                old: Some(json!({"status": from.as_str()})),
+                new: Some(json!({"status": to.as_str()})),
+                reason: (!reason.is_empty()).then_some(reason),
+            },
+        )?;
+        get_by_code(conn, &study.code)
+    })
+}
+
+/// List options from the study list page.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct StudyListQuery {
+    #[serde(default)]
+    pub q: String,
+    #[serde(default)]
+    pub sort: String,
+    #[serde(default)]
+    pub dir: String,
+    /// Archived studies are hidden unless asked for.
+    #[serde(default)]
+    pub archived: Option<String>,
+    pub page: Option<i64>,
+    pub per_page: Option<i64>,
+}
+
+impl StudyListQuery {
+    pub fn show_archived(&self) -> bool {
+        matches!(self.archived.as_deref(), Some("1") | Some("on") | Some("true"))
+    }
+}
+
+/// The studies an actor may see: all for admins, else those they are a member of.
+pub fn list_visible(conn: &mut Conn, actor: &Actor, q: &StudyListQuery, page: PageRequest) -> Result<Page<Study>> {
+    let member_of: Vec<i32> = match (actor.is_admin, actor.user_id) {
+        (true, _) => Vec::new(),
+        (false, Some(uid)) => study_members::table
+            .filter(study_members::user_id.eq(uid))
+            .filter(study_members::retired_at.is_null())
+            .select(study_members::study_id)
+            .load(conn)?,
+        (false, None) => Vec::new(),
+    };
+    let pattern = format!("%{}%", q.q.trim());
+    let build = || {
+        let mut b = studies::table.into_boxed();
+        if !actor.is_admin {
+            b = b.filter(studies::id.eq_any(member_of.clone()));
+        }
+        if !q.q.trim().is_empty() {
+            b = b.filter(
+                studies::code
+                    .like(pattern.clone())
+                    .or(studies::title.like(pattern.clone()))
+                    .or(studies::indication.like(pattern.clone()))
+                    .or(studies::biomarker.like(pattern.clone())),
+            );
+        }
+        if !q.show_archived() {
+            b = b.filter(studies::status.ne(StudyStatus::Archived.as_str()));
+        }
+        b
+    };
+    let total = build().count().get_result(conn)?;
+    let desc = q.dir == "desc";
+    let ordered = match (q.sort.as_str(), desc) {
+        ("title", false) => build().order(studies::title.asc()),
+        ("title", true) => build().order(studies::title.desc()),
+        ("status", false) => build().order((studies::status.asc(), studies::code.asc())),
+        ("status", true) => build().order((studies::status.desc(), studies::code.asc())),
+        ("updated", false) => build().order(studies::updated_at.asc()),
+        ("updated", true) => build().order(studies::updated_at.desc()),
+        (_, true) => build().order(studies::code.desc()),
+        _ => build().order(studies::code.asc()),
+    };
+    let items = ordered.limit(page.per_page).offset(page.offset()).select(Study::as_select()).load(conn)?;
+    Ok(Page { items, total, page: page.page, per_page: page.per_page })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn study_codes_are_validated_and_upper_cased() {
+        assert_eq!(StudyCode::parse(" lung-io-01 ").unwrap().as_str(), "LUNG-IO-01");
+        for bad in ["", "AB", "1ABC", "A B C", "ABC-", "ÄBC", &"A".repeat(33)] {
+            assert!(StudyCode::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_listed_transitions_exist() {
+        let ok = |f, t| TRANSITIONS.iter().any(|x| x.from == f && x.to == t);
+        assert!(ok(StudyStatus::Draft, StudyStatus::Active));
+        assert!(ok(StudyStatus::Locked, StudyStatus::Active));
+        assert!(!ok(StudyStatus::Archived, StudyStatus::Active));
+        assert!(!ok(StudyStatus::Active, StudyStatus::Draft));
+    }
+}

@@ -1,0 +1,104 @@
+//! Domain errors at the web boundary: a rendered page for browsers (`PageError`) or a JSON
+//! body for the API (`ApiError`). The user sees a clean message; the log gets the cause.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use askama::Template;
+
+use crate::error::Error;
+
+fn status_of(e: &Error) -> StatusCode {
+    match e {
+        Error::NotFound => StatusCode::NOT_FOUND,
+        Error::Forbidden(_) => StatusCode::FORBIDDEN,
+        Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::Conflict(_) => StatusCode::CONFLICT,
+        Error::Db(_) | Error::Pool(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// What the user is told; internal causes stay in the log.
+fn public_message(e: &Error) -> String {
+    match e {
+        Error::NotFound => "The page or record you asked for does not exist, or you do not have access to it.".into(),
+        Error::Forbidden(why) => format!("You are not allowed to do this: {why}."),
+        Error::Invalid(f) => f.to_string(),
+        Error::Conflict(m) => m.clone(),
+        _ => "Something went wrong on our side. The error was logged; please try again.".into(),
+    }
+}
+
+fn log_if_internal(e: &Error) {
+    if status_of(e).is_server_error() {
+        tracing::error!(error = %e, "request failed");
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub status: u16,
+    pub title: String,
+    pub message: String,
+}
+
+impl ErrorPage {
+    pub fn response(status: StatusCode, message: String) -> HttpResponse {
+        let title = status.canonical_reason().unwrap_or("Error").to_string();
+        let page = ErrorPage { status: status.as_u16(), title, message };
+        let body = page.render().unwrap_or_else(|_| "Error".into());
+        HttpResponse::build(status).content_type("text/html; charset=utf-8").body(body)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct PageError(#[from] pub Error);
+
+impl From<diesel::result::Error> for PageError {
+    fn from(e: diesel::result::Error) -> Self {
+        PageError(e.into())
+    }
+}
+
+impl From<askama::Error> for PageError {
+    fn from(e: askama::Error) -> Self {
+        PageError(Error::Internal(anyhow::anyhow!("template: {e}")))
+    }
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        status_of(&self.0)
+    }
+    fn error_response(&self) -> HttpResponse {
+        log_if_internal(&self.0);
+        ErrorPage::response(self.status_code(), public_message(&self.0))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct ApiError(#[from] pub Error);
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        status_of(&self.0)
+    }
+    fn error_response(&self) -> HttpResponse {
+        log_if_internal(&self.0);
+        let code = match &self.0 {
+            Error::NotFound => "not_found",
+            Error::Forbidden(_) => "forbidden",
+            Error::Invalid(_) => "invalid",
+            Error::Conflict(_) => "conflict",
+            _ => "internal",
+        };
+        let fields = match &self.0 {
+            Error::Invalid(f) => serde_json::to_value(&f.0).unwrap_or_default(),
+            _ => serde_json::Value::Array(vec![]),
+        };
+        HttpResponse::build(self.status_code())
+            .json(serde_json::json!({"error": {"code": code, "message": public_message(&self.0), "fields": fields}}))
+    }
+}

@@ -1,0 +1,159 @@
+//! Request extractors: the signed-in user (session cookie or API bearer token) and the
+//! per-page context every template needs (user, CSRF token, flash message).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
+
+use super::middleware::CsrfToken;
+use super::AppState;
+use crate::auth::users::User;
+use crate::auth::{sessions, tokens, Actor};
+use crate::error::Error;
+
+/// The authenticated user of a request.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub user: User,
+    pub actor: Actor,
+    /// Authenticated by an API token rather than a browser session.
+    pub via_token: bool,
+}
+
+impl CurrentUser {
+    pub fn require_admin(&self) -> Result<(), Error> {
+        if self.user.is_admin {
+            Ok(())
+        } else {
+            Err(Error::forbidden("this page is for administrators"))
+        }
+    }
+}
+
+fn bearer(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string())
+}
+
+fn unauthenticated(req: &HttpRequest) -> actix_web::Error {
+    let resp = if req.path().starts_with("/api/") {
+        HttpResponse::Unauthorized()
+            .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
+            .json(serde_json::json!({"error": {"code": "unauthenticated", "message": "sign in or send a valid API token", "fields": []}}))
+    } else {
+        let next = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let target = if req.method() == actix_web::http::Method::GET {
+            format!("/login?next={}", urlencode(next))
+        } else {
+            "/login".to_string()
+        };
+        HttpResponse::SeeOther().insert_header((header::LOCATION, target)).finish()
+    };
+    actix_web::error::InternalError::from_response("unauthenticated", resp).into()
+}
+
+pub fn urlencode(s: &str) -> String {
+    serde_urlencoded::to_string([("", s)]).map(|v| v.trim_start_matches('=').to_string()).unwrap_or_default()
+}
+
+impl FromRequest for CurrentUser {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+                return Err(actix_web::error::ErrorInternalServerError("no app state"));
+            };
+            let token = bearer(&req);
+            let via_token = token.is_some();
+            let session = req.cookie(sessions::COOKIE).map(|c| c.value().to_string());
+            if token.is_none() && session.is_none() {
+                return Err(unauthenticated(&req));
+            }
+            let timeouts = state.timeouts();
+            let pool = state.pool.clone();
+            let found = web::block(move || -> Result<Option<User>, Error> {
+                let mut conn = pool.get()?;
+                match (token, session) {
+                    (Some(t), _) => tokens::authenticate(&mut conn, &t),
+                    (None, Some(s)) => sessions::authenticate(&mut conn, &s, timeouts),
+                    (None, None) => Ok(None),
+                }
+            })
+            .await
+            .map_err(actix_web::error::ErrorInternalServerError)?
+            .map_err(|e| actix_web::Error::from(super::error::PageError(e)))?;
+            match found {
+                Some(user) => Ok(CurrentUser { actor: Actor::from_user(&user), user, via_token }),
+                None => Err(unauthenticated(&req)),
+            }
+        })
+    }
+}
+
+pub const FLASH_COOKIE: &str = "ev_flash";
+
+/// A one-shot message shown on the next page (after a redirect).
+#[derive(Debug, Clone)]
+pub struct Flash {
+    pub kind: String,
+    pub message: String,
+}
+
+/// What the base layout needs.
+#[derive(Debug, Clone)]
+pub struct PageCtx {
+    pub title: String,
+    pub username: String,
+    pub full_name: String,
+    pub signed_in: bool,
+    pub is_admin: bool,
+    pub csrf: String,
+    pub flash: Option<Flash>,
+    /// Which top-level section is active, for the navigation.
+    pub section: &'static str,
+}
+
+impl PageCtx {
+    pub fn new(req: &HttpRequest, user: Option<&CurrentUser>, title: impl Into<String>, section: &'static str) -> Self {
+        let csrf = req.extensions().get::<CsrfToken>().map(|t| t.0.clone()).unwrap_or_default();
+        let flash = req.cookie(FLASH_COOKIE).and_then(|c| {
+            let decoded: Vec<(String, String)> = serde_urlencoded::from_str(&format!("v={}", c.value())).ok()?;
+            let raw = decoded.into_iter().next()?.1;
+            let (kind, message) = raw.split_once('|')?;
+            let kind = if kind == "error" { "error" } else { "ok" };
+            Some(Flash { kind: kind.to_string(), message: message.to_string() })
+        });
+        PageCtx {
+            title: title.into(),
+            username: user.map(|u| u.user.username.clone()).unwrap_or_default(),
+            full_name: user.map(|u| u.user.full_name.clone()).unwrap_or_default(),
+            signed_in: user.is_some(),
+            is_admin: user.is_some_and(|u| u.user.is_admin),
+            csrf,
+            flash,
+            section,
+        }
+    }
+}
+
+/// A 303 redirect carrying a flash message for the next page.
+pub fn redirect_with_flash(location: &str, kind: &str, message: &str) -> HttpResponse {
+    // Cookie values cannot hold every character (names may be Korean): percent-encode.
+    let value = urlencode(&format!("{kind}|{message}"));
+    let cookie = Cookie::build(FLASH_COOKIE, value).path("/").http_only(true).same_site(SameSite::Strict).finish();
+    HttpResponse::SeeOther().insert_header((header::LOCATION, location.to_string())).cookie(cookie).finish()
+}
+
+pub fn redirect(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther().insert_header((header::LOCATION, location.to_string())).finish()
+}

@@ -1,0 +1,163 @@
+//! Audit trail pages: per study (managers, monitors, admins) and global (admins), with
+//! filters, paging, CSV export and a chain-verification job.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde_json::json;
+
+use super::studies::load_access;
+use super::StudyNav;
+use crate::audit::query::{self, AuditFilter, CSV_HEADER};
+use crate::audit::{self as audit_mod, AuditEvent};
+use crate::auth::permissions::Permission;
+use crate::db::paging::PageRequest;
+use crate::jobs;
+use crate::web::error::PageError;
+use crate::web::extract::{redirect_with_flash, CurrentUser, PageCtx};
+use crate::web::{csv_response, render, AppState, Pager};
+
+#[derive(Template)]
+#[template(path = "audit/list.html")]
+pub struct AuditListPage {
+    pub ctx: PageCtx,
+    pub nav: Option<StudyNav>,
+    pub events: Vec<AuditEvent>,
+    pub filter: AuditFilter,
+    pub users: Vec<String>,
+    pub actions: Vec<String>,
+    pub entities: Vec<String>,
+    pub pager: Pager,
+    pub base: String,
+    pub csv_link: String,
+    pub verify_action: String,
+    pub can_verify: bool,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct AuditQuery {
+    #[serde(flatten)]
+    pub filter: AuditFilter,
+    pub page: Option<i64>,
+}
+
+fn filter_params(f: &AuditFilter) -> Vec<(&'static str, String)> {
+    vec![
+        ("user", f.user.clone()),
+        ("action", f.action.clone()),
+        ("entity", f.entity.clone()),
+        ("from", f.from.clone()),
+        ("to", f.to.clone()),
+    ]
+}
+
+async fn page(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &CurrentUser,
+    study: Option<(i32, StudyNav)>,
+    q: AuditQuery,
+    can_verify: bool,
+) -> Result<HttpResponse, PageError> {
+    let sid = study.as_ref().map(|s| s.0);
+    let f = q.filter.clone();
+    let (page, (users, actions, entities)) = state
+        .db(move |c| Ok((query::list(c, sid, &f, PageRequest::new(q.page, None))?, query::distinct_values(c, sid)?)))
+        .await?;
+    let base = match &study {
+        Some((_, nav)) => format!("/studies/{}/audit", nav.code),
+        None => "/admin/audit".to_string(),
+    };
+    let params = filter_params(&q.filter);
+    let borrowed: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let pager = Pager::new(&page, &base, &borrowed);
+    let nonempty: Vec<(&str, &str)> = borrowed.iter().filter(|(_, v)| !v.is_empty()).cloned().collect();
+    let csv_link = format!("{base}.csv?{}", serde_urlencoded::to_string(&nonempty).unwrap_or_default());
+    let title = match &study {
+        Some((_, nav)) => format!("Audit trail · {}", nav.code),
+        None => "Audit trail (all)".to_string(),
+    };
+    let section = if study.is_some() { "studies" } else { "admin" };
+    let ctx = PageCtx::new(req, Some(user), title, section);
+    render(
+        &ctx,
+        &AuditListPage {
+            ctx: ctx.clone(),
+            nav: study.map(|s| s.1),
+            events: page.items,
+            filter: q.filter,
+            users,
+            actions,
+            entities,
+            pager,
+            verify_action: format!("{base}/verify"),
+            base,
+            csv_link,
+            can_verify,
+        },
+    )
+}
+
+pub async fn audit_study(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+    q: web::Query<AuditQuery>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access(&state, &user, &path).await?;
+    access.require(Permission::ViewAudit)?;
+    let can_verify = access.can(Permission::RunChecks);
+    page(&req, &state, &user, Some((access.study.id, StudyNav::new(&access, "audit"))), q.into_inner(), can_verify).await
+}
+
+pub async fn audit_global(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    q: web::Query<AuditQuery>,
+) -> Result<HttpResponse, PageError> {
+    user.require_admin()?;
+    page(&req, &state, &user, None, q.into_inner(), true).await
+}
+
+async fn csv(state: &AppState, study_id: Option<i32>, filter: AuditFilter, name: &str) -> Result<HttpResponse, PageError> {
+    let page = state.db(move |c| query::list(c, study_id, &filter, PageRequest::all())).await?;
+    // Oldest first in the file, so that the chain reads in order.
+    let rows: Vec<Vec<String>> = page.items.iter().rev().map(query::csv_row).collect();
+    csv_response(name, &CSV_HEADER, rows)
+}
+
+pub async fn audit_study_csv(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+    q: web::Query<AuditFilter>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access(&state, &user, &path).await?;
+    access.require(Permission::ViewAudit)?;
+    csv(&state, Some(access.study.id), q.into_inner(), &format!("{}-audit.csv", access.study.code)).await
+}
+
+pub async fn audit_global_csv(state: web::Data<AppState>, user: CurrentUser, q: web::Query<AuditFilter>) -> Result<HttpResponse, PageError> {
+    user.require_admin()?;
+    csv(&state, None, q.into_inner(), "audit.csv").await
+}
+
+pub async fn audit_study_verify(state: web::Data<AppState>, user: CurrentUser, path: web::Path<String>) -> Result<HttpResponse, PageError> {
+    let access = load_access(&state, &user, &path).await?;
+    access.require(Permission::RunChecks)?;
+    let actor = user.actor.clone();
+    let study = access.study.clone();
+    let code = study.code.clone();
+    let job = state
+        .db(move |c| jobs::enqueue(c, &actor, Some(&study), audit_mod::job::KIND, json!({"chain": study.chain().name()})))
+        .await?;
+    Ok(redirect_with_flash(&format!("/studies/{code}/jobs"), "ok", &format!("Integrity check started (job {}).", job.id)))
+}
+
+pub async fn audit_global_verify(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpResponse, PageError> {
+    user.require_admin()?;
+    let actor = user.actor.clone();
+    let job = state.db(move |c| jobs::enqueue(c, &actor, None, audit_mod::job::KIND, json!({}))).await?;
+    Ok(redirect_with_flash("/admin/jobs", "ok", &format!("Integrity check of every chain started (job {}).", job.id)))
+}

@@ -1,0 +1,138 @@
+//! Sign in and out.
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+
+use crate::auth::users::{self, LockoutPolicy, LoginFailure};
+use crate::auth::{csrf, passwords, random_token, sessions};
+use crate::telemetry::Sensitive;
+use crate::web::error::PageError;
+use crate::web::extract::{redirect, redirect_with_flash, PageCtx};
+use crate::web::{render, AppState};
+
+#[derive(Template)]
+#[template(path = "auth/login.html")]
+pub struct LoginPage {
+    pub ctx: PageCtx,
+    pub username: String,
+    pub next: String,
+    pub error: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+pub struct NextQuery {
+    #[serde(default)]
+    pub next: String,
+}
+
+/// Only same-site paths: never redirect to another host after login.
+fn safe_next(next: &str) -> String {
+    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
+        next.to_string()
+    } else {
+        "/studies".to_string()
+    }
+}
+
+pub async fn login_form(req: HttpRequest, q: web::Query<NextQuery>) -> Result<HttpResponse, PageError> {
+    let ctx = PageCtx::new(&req, None, "Sign in", "login");
+    render(&ctx, &LoginPage { ctx: ctx.clone(), username: String::new(), next: q.next.clone(), error: None })
+}
+
+#[derive(serde::Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: Sensitive<String>,
+    #[serde(default)]
+    pub next: String,
+}
+
+pub async fn login_submit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, PageError> {
+    let form = form.into_inner();
+    let policy = LockoutPolicy {
+        threshold: state.config.lockout_threshold,
+        window: state.config.lockout_window,
+        duration: state.config.lockout_duration,
+    };
+    let username = form.username.clone();
+    let password = form.password.clone();
+    let outcome = state
+        .db(move |conn| {
+            let user = users::find_by_username(conn, &username)?;
+            let Some(user) = user else {
+                passwords::dummy_verify(password.expose());
+                return Ok(None);
+            };
+            let ok = passwords::verify(&user.password_hash, password.expose());
+            match users::record_login_attempt(conn, &user, ok, &policy)? {
+                Ok(()) => Ok(Some(sessions::create(conn, user.id)?)),
+                Err(LoginFailure::Locked) | Err(LoginFailure::BadCredentials) => Ok(None),
+            }
+        })
+        .await?;
+    let Some(token) = outcome else {
+        tracing::info!("failed sign-in");
+        let ctx = PageCtx::new(&req, None, "Sign in", "login");
+        let page = LoginPage {
+            ctx: ctx.clone(),
+            username: form.username.clone(),
+            next: form.next.clone(),
+            error: Some(
+                "Wrong username or password, or the account is locked after too many attempts (wait 15 minutes or ask an administrator)."
+                    .into(),
+            ),
+        };
+        let mut resp = render(&ctx, &page)?;
+        *resp.status_mut() = StatusCode::UNAUTHORIZED;
+        return Ok(resp);
+    };
+    let secure = state.config.secure_cookies;
+    let session = Cookie::build(sessions::COOKIE, token)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure)
+        .finish();
+    // A new CSRF token with the new session: a token planted before sign-in is useless after.
+    let csrf_cookie = Cookie::build(csrf::COOKIE, random_token())
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure)
+        .finish();
+    let mut resp = redirect(&safe_next(&form.next));
+    resp.add_cookie(&session).map_err(|e| PageError(anyhow::anyhow!("cookie: {e}").into()))?;
+    resp.add_cookie(&csrf_cookie).map_err(|e| PageError(anyhow::anyhow!("cookie: {e}").into()))?;
+    Ok(resp)
+}
+
+pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    if let Some(c) = req.cookie(sessions::COOKIE) {
+        let token = c.value().to_string();
+        state.db(move |conn| sessions::end(conn, &token)).await?;
+    }
+    let mut resp = redirect_with_flash("/login", "ok", "You are signed out.");
+    let mut c = Cookie::new(sessions::COOKIE, "");
+    c.set_path("/");
+    c.make_removal();
+    resp.add_cookie(&c).map_err(|e| PageError(anyhow::anyhow!("cookie: {e}").into()))?;
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn next_is_kept_on_site() {
+        assert_eq!(super::safe_next("/studies/X"), "/studies/X");
+        assert_eq!(super::safe_next("//evil.example"), "/studies");
+        assert_eq!(super::safe_next("https://evil.example"), "/studies");
+    }
+}

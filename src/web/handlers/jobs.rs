@@ -1,0 +1,159 @@
+//! Job pages: per study and global, with rows that poll their own progress through htmx.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use diesel::prelude::*;
+
+use super::studies::load_access;
+use super::StudyNav;
+use crate::auth::permissions::Permission;
+use crate::db::paging::PageRequest;
+use crate::error::Error;
+use crate::jobs::{self, Job};
+use crate::web::error::PageError;
+use crate::web::extract::{redirect_with_flash, CurrentUser, PageCtx};
+use crate::web::{render, render_partial, AppState, Pager};
+
+#[derive(Template)]
+#[template(path = "jobs/list.html")]
+pub struct JobsListPage {
+    pub ctx: PageCtx,
+    pub nav: Option<StudyNav>,
+    pub jobs: Vec<Job>,
+    pub base: String,
+    pub pager: Pager,
+    pub can_cancel: bool,
+}
+
+/// One job's row, fetched alone by htmx while the job runs.
+#[derive(Template)]
+#[template(path = "jobs/row.html")]
+pub struct JobRowPartial {
+    pub job: Job,
+    pub base: String,
+    pub csrf: String,
+    pub can_cancel: bool,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct PageQuery {
+    pub page: Option<i64>,
+}
+
+pub async fn jobs_study(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access(&state, &user, &path).await?;
+    access.require(Permission::ViewJobs)?;
+    let sid = access.study.id;
+    let page = state.db(move |c| jobs::list(c, Some(sid), PageRequest::new(q.page, None))).await?;
+    let base = format!("/studies/{}/jobs", access.study.code);
+    let ctx = PageCtx::new(&req, Some(&user), format!("Jobs · {}", access.study.code), "studies");
+    let pager = Pager::new(&page, &base, &[]);
+    render(
+        &ctx,
+        &JobsListPage {
+            ctx: ctx.clone(),
+            nav: Some(StudyNav::new(&access, "jobs")),
+            jobs: page.items,
+            base,
+            pager,
+            can_cancel: access.can(Permission::RunChecks),
+        },
+    )
+}
+
+pub async fn jobs_global(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, PageError> {
+    user.require_admin()?;
+    let page = state.db(move |c| jobs::list(c, None, PageRequest::new(q.page, None))).await?;
+    let ctx = PageCtx::new(&req, Some(&user), "Jobs (all)", "admin");
+    let pager = Pager::new(&page, "/admin/jobs", &[]);
+    render(&ctx, &JobsListPage { ctx: ctx.clone(), nav: None, jobs: page.items, base: "/admin/jobs".into(), pager, can_cancel: true })
+}
+
+fn row(req: &HttpRequest, user: &CurrentUser, job: Job, base: String, can_cancel: bool) -> Result<HttpResponse, PageError> {
+    let ctx = PageCtx::new(req, Some(user), "", "");
+    render_partial(&JobRowPartial { job, base, csrf: ctx.csrf, can_cancel })
+}
+
+pub async fn job_study_row(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i32)>,
+) -> Result<HttpResponse, PageError> {
+    let (code, id) = path.into_inner();
+    let access = load_access(&state, &user, &code).await?;
+    access.require(Permission::ViewJobs)?;
+    let job = state.db(move |c| jobs::get(c, id)).await?;
+    if job.study_id != Some(access.study.id) {
+        return Err(Error::NotFound.into());
+    }
+    row(&req, &user, job, format!("/studies/{code}/jobs"), access.can(Permission::RunChecks))
+}
+
+pub async fn job_global_row(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<i32>,
+) -> Result<HttpResponse, PageError> {
+    user.require_admin()?;
+    let id = path.into_inner();
+    let job = state.db(move |c| jobs::get(c, id)).await?;
+    row(&req, &user, job, "/admin/jobs".into(), true)
+}
+
+pub async fn job_study_cancel(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i32)>,
+) -> Result<HttpResponse, PageError> {
+    let (code, id) = path.into_inner();
+    let access = load_access(&state, &user, &code).await?;
+    access.require(Permission::RunChecks)?;
+    let actor = user.actor.clone();
+    let study = access.study.clone();
+    let url = format!("/studies/{code}/jobs");
+    match state.db(move |c| jobs::request_cancel(c, &actor, Some(&study), id)).await {
+        Ok(_) => Ok(redirect_with_flash(&url, "ok", &format!("Job {id}: cancel requested."))),
+        Err(Error::Conflict(m)) => Ok(redirect_with_flash(&url, "error", &m)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn job_global_cancel(state: web::Data<AppState>, user: CurrentUser, path: web::Path<i32>) -> Result<HttpResponse, PageError> {
+    user.require_admin()?;
+    let id = path.into_inner();
+    let actor = user.actor.clone();
+    let result = state
+        .db(move |c| {
+            let job = jobs::get(c, id)?;
+            let study = match job.study_id {
+                Some(sid) => Some(
+                    crate::db::schema::studies::table
+                        .find(sid)
+                        .select(crate::studies::Study::as_select())
+                        .first(c)?,
+                ),
+                None => None,
+            };
+            jobs::request_cancel(c, &actor, study.as_ref(), id)
+        })
+        .await;
+    match result {
+        Ok(_) => Ok(redirect_with_flash("/admin/jobs", "ok", &format!("Job {id}: cancel requested."))),
+        Err(Error::Conflict(m)) => Ok(redirect_with_flash("/admin/jobs", "error", &m)),
+        Err(e) => Err(e.into()),
+    }
+}
+

@@ -1,0 +1,134 @@
+//! A study's members: list, add with a role, remove with a reason, CSV.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+
+use super::studies::{load_access, reason_of};
+use super::{ReasonForm, StudyNav};
+use crate::auth::permissions::{Permission, Role};
+use crate::error::{Error, FieldErrors};
+use crate::studies::members::{self, Member};
+use crate::web::error::PageError;
+use crate::web::extract::{redirect_with_flash, CurrentUser, PageCtx};
+use crate::web::{csv_response, render, AppState};
+
+#[derive(Template)]
+#[template(path = "members/list.html")]
+pub struct MembersListPage {
+    pub ctx: PageCtx,
+    pub nav: StudyNav,
+    pub members: Vec<Member>,
+    pub can_manage: bool,
+    pub roles: Vec<&'static str>,
+    pub form: MemberForm,
+    pub errors: FieldErrors,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct MemberForm {
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub role: String,
+}
+
+async fn list_page(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &CurrentUser,
+    code: &str,
+    form: MemberForm,
+    errors: FieldErrors,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access(state, user, code).await?;
+    access.require(Permission::ViewMembers)?;
+    let sid = access.study.id;
+    let list = state.db(move |c| members::list(c, sid, true)).await?;
+    let roles = Role::ALL.iter().filter(|r| **r != Role::Manager || access.is_admin).map(|r| r.as_str()).collect();
+    let ctx = PageCtx::new(req, Some(user), format!("Members · {}", access.study.code), "studies");
+    let status = if errors.is_empty() { 200 } else { 422 };
+    let page = MembersListPage {
+        ctx: ctx.clone(),
+        nav: StudyNav::new(&access, "members"),
+        members: list,
+        can_manage: access.can(Permission::ManageMembers),
+        roles,
+        form,
+        errors,
+    };
+    let mut resp = render(&ctx, &page)?;
+    *resp.status_mut() = actix_web::http::StatusCode::from_u16(status).unwrap_or_default();
+    Ok(resp)
+}
+
+pub async fn members_list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    list_page(&req, &state, &user, &path, MemberForm::default(), FieldErrors::default()).await
+}
+
+pub async fn members_csv(state: web::Data<AppState>, user: CurrentUser, path: web::Path<String>) -> Result<HttpResponse, PageError> {
+    let access = load_access(&state, &user, &path).await?;
+    access.require(Permission::ViewMembers)?;
+    let sid = access.study.id;
+    let list = state.db(move |c| members::list(c, sid, true)).await?;
+    let rows = list.iter().map(|m| {
+        vec![
+            m.username.clone(),
+            m.full_name.clone(),
+            m.role.clone(),
+            m.created_at.to_string(),
+            m.retired_at.map(|t| t.to_string()).unwrap_or_default(),
+            m.retired_reason.clone().unwrap_or_default(),
+        ]
+    });
+    csv_response(
+        &format!("{}-members.csv", access.study.code),
+        &["username", "full_name", "role", "added_at", "removed_at", "removed_reason"],
+        rows,
+    )
+}
+
+pub async fn member_add(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+    form: web::Form<MemberForm>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access(&state, &user, &path).await?;
+    let form = form.into_inner();
+    let actor = user.actor.clone();
+    let f2 = form.clone();
+    let code = access.study.code.clone();
+    match state.db(move |c| members::add(c, &actor, &access, &f2.username, &f2.role)).await {
+        Ok(m) => Ok(redirect_with_flash(
+            &format!("/studies/{code}/members"),
+            "ok",
+            &format!("{} added as {}.", m.username, m.role),
+        )),
+        Err(Error::Invalid(errors)) => list_page(&req, &state, &user, &code, form, errors).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn member_remove(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i32)>,
+    form: web::Form<ReasonForm>,
+) -> Result<HttpResponse, PageError> {
+    let (code, id) = path.into_inner();
+    let access = load_access(&state, &user, &code).await?;
+    let actor = user.actor.clone();
+    let reason = reason_of(form);
+    let url = format!("/studies/{code}/members");
+    match state.db(move |c| members::remove(c, &actor, &access, id, &reason)).await {
+        Ok(()) => Ok(redirect_with_flash(&url, "ok", "Member removed.")),
+        Err(Error::Invalid(e)) => Ok(redirect_with_flash(&url, "error", &e.to_string())),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,115 @@
+//! Route table and the handlers, one file per area.
+
+pub mod account;
+pub mod admin;
+pub mod api;
+pub mod audit;
+pub mod auth;
+pub mod jobs;
+pub mod members;
+pub mod sites;
+pub mod studies;
+pub mod system;
+
+use actix_web::web;
+
+use crate::auth::permissions::{Permission, StudyAccess};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(system::index))
+        .route("/healthz", web::get().to(system::healthz))
+        .route("/metrics", web::get().to(system::metrics))
+        .route("/static/{path:.*}", web::get().to(system::static_file))
+        .route("/login", web::get().to(auth::login_form))
+        .route("/login", web::post().to(auth::login_submit))
+        .route("/logout", web::post().to(auth::logout))
+        .route("/account", web::get().to(account::account_show))
+        .route("/account/password", web::post().to(account::password_change))
+        .route("/account/tokens", web::post().to(account::token_create))
+        .route("/account/tokens/{id}/revoke", web::post().to(account::token_revoke))
+        .route("/admin/users", web::get().to(admin::users_list))
+        .route("/admin/users.csv", web::get().to(admin::users_csv))
+        .route("/admin/users/new", web::get().to(admin::user_new))
+        .route("/admin/users", web::post().to(admin::user_create))
+        .route("/admin/users/{id}/reset-password", web::post().to(admin::user_reset_password))
+        .route("/admin/users/{id}/{action}", web::post().to(admin::user_account_action))
+        .route("/admin/audit", web::get().to(audit::audit_global))
+        .route("/admin/audit.csv", web::get().to(audit::audit_global_csv))
+        .route("/admin/audit/verify", web::post().to(audit::audit_global_verify))
+        .route("/admin/jobs", web::get().to(jobs::jobs_global))
+        .route("/admin/jobs/{id}", web::get().to(jobs::job_global_row))
+        .route("/admin/jobs/{id}/cancel", web::post().to(jobs::job_global_cancel))
+        .route("/studies", web::get().to(studies::studies_list))
+        .route("/studies.csv", web::get().to(studies::studies_csv))
+        .route("/studies/new", web::get().to(studies::study_new))
+        .route("/studies", web::post().to(studies::study_create))
+        .route("/studies/{code}", web::get().to(studies::study_show))
+        .route("/studies/{code}/edit", web::get().to(studies::study_edit))
+        .route("/studies/{code}/edit", web::post().to(studies::study_update))
+        .route("/studies/{code}/status", web::post().to(studies::study_status))
+        .route("/studies/{code}/sites", web::get().to(sites::sites_list))
+        .route("/studies/{code}/sites.csv", web::get().to(sites::sites_csv))
+        .route("/studies/{code}/sites", web::post().to(sites::site_create))
+        .route("/studies/{code}/sites/{id}/edit", web::get().to(sites::site_edit))
+        .route("/studies/{code}/sites/{id}/edit", web::post().to(sites::site_update))
+        .route("/studies/{code}/sites/{id}/retire", web::post().to(sites::site_retire))
+        .route("/studies/{code}/members", web::get().to(members::members_list))
+        .route("/studies/{code}/members.csv", web::get().to(members::members_csv))
+        .route("/studies/{code}/members", web::post().to(members::member_add))
+        .route("/studies/{code}/members/{id}/remove", web::post().to(members::member_remove))
+        .route("/studies/{code}/audit", web::get().to(audit::audit_study))
+        .route("/studies/{code}/audit.csv", web::get().to(audit::audit_study_csv))
+        .route("/studies/{code}/audit/verify", web::post().to(audit::audit_study_verify))
+        .route("/studies/{code}/jobs", web::get().to(jobs::jobs_study))
+        .route("/studies/{code}/jobs/{id}", web::get().to(jobs::job_study_row))
+        .route("/studies/{code}/jobs/{id}/cancel", web::post().to(jobs::job_study_cancel))
+        .service(
+            web::scope("/api/v1")
+                .route("/openapi.json", web::get().to(api::openapi))
+                .route("/me", web::get().to(api::me))
+                .route("/studies", web::get().to(api::studies_list))
+                .route("/studies/{code}", web::get().to(api::study_get))
+                .route("/studies/{code}/sites", web::get().to(api::sites_list))
+                .route("/studies/{code}/members", web::get().to(api::members_list))
+                .route("/studies/{code}/jobs", web::get().to(api::jobs_list))
+                .route("/studies/{code}/jobs/{id}", web::get().to(api::job_get)),
+        )
+        .default_service(web::to(system::not_found));
+}
+
+/// The tabs of a study's pages, showing only what the viewer's role allows.
+#[derive(Debug, Clone)]
+pub struct StudyNav {
+    pub code: String,
+    pub title: String,
+    pub status: String,
+    pub role: String,
+    pub tab: &'static str,
+    pub can_members: bool,
+    pub can_audit: bool,
+    pub can_jobs: bool,
+    pub can_edit: bool,
+}
+
+impl StudyNav {
+    pub fn new(access: &StudyAccess, tab: &'static str) -> Self {
+        StudyNav {
+            code: access.study.code.clone(),
+            title: access.study.title.clone(),
+            status: access.study.status.clone(),
+            role: access.role_label().to_string(),
+            tab,
+            can_members: access.can(Permission::ViewMembers),
+            can_audit: access.can(Permission::ViewAudit),
+            can_jobs: access.can(Permission::ViewJobs),
+            can_edit: access.can(Permission::EditStudy) && access.study.ensure_editable().is_ok(),
+        }
+    }
+}
+
+/// Deserialises a form's reason field.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct ReasonForm {
+    #[serde(default)]
+    pub reason: String,
+}

@@ -1,0 +1,184 @@
+//! A study's sites: list, add, edit, retire, CSV.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+
+use super::studies::{load_access, reason_of};
+use super::{ReasonForm, StudyNav};
+use crate::auth::permissions::Permission;
+use crate::error::{Error, FieldErrors};
+use crate::studies::sites::{self, Site, SiteInput};
+use crate::web::error::PageError;
+use crate::web::extract::{redirect_with_flash, CurrentUser, PageCtx};
+use crate::web::{csv_response, render, AppState};
+
+#[derive(Template)]
+#[template(path = "sites/list.html")]
+pub struct SitesListPage {
+    pub ctx: PageCtx,
+    pub nav: StudyNav,
+    pub sites: Vec<Site>,
+    pub can_manage: bool,
+    pub form: SiteInput,
+    pub errors: FieldErrors,
+}
+
+#[derive(Template)]
+#[template(path = "sites/edit.html")]
+pub struct SiteEditPage {
+    pub ctx: PageCtx,
+    pub nav: StudyNav,
+    pub site: Site,
+    pub form: SiteInput,
+    pub errors: FieldErrors,
+}
+
+async fn list_page(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &CurrentUser,
+    code: &str,
+    form: SiteInput,
+    errors: FieldErrors,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access(state, user, code).await?;
+    access.require(Permission::ViewSites)?;
+    let sid = access.study.id;
+    let list = state.db(move |c| sites::list(c, sid, true)).await?;
+    let ctx = PageCtx::new(req, Some(user), format!("Sites · {}", access.study.code), "studies");
+    let status = if errors.is_empty() { 200 } else { 422 };
+    let page = SitesListPage {
+        ctx: ctx.clone(),
+        nav: StudyNav::new(&access, "sites"),
+        sites: list,
+        can_manage: access.can(Permission::ManageSites) && access.study.ensure_editable().is_ok(),
+        form,
+        errors,
+    };
+    let mut resp = render(&ctx, &page)?;
+    *resp.status_mut() = actix_web::http::StatusCode::from_u16(status).unwrap_or_default();
+    Ok(resp)
+}
+
+pub async fn sites_list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    list_page(&req, &state, &user, &path, SiteInput::default(), FieldErrors::default()).await
+}
+
+pub async fn sites_csv(state: web::Data<AppState>, user: CurrentUser, path: web::Path<String>) -> Result<HttpResponse, PageError> {
+    let access = load_access(&state, &user, &path).await?;
+    access.require(Permission::ViewSites)?;
+    let sid = access.study.id;
+    let list = state.db(move |c| sites::list(c, sid, true)).await?;
+    let rows = list.iter().map(|s| {
+        vec![
+            s.code.clone(),
+            s.name.clone(),
+            s.country.clone(),
+            s.irb_reference.clone(),
+            s.approval_date_text(),
+            s.retired_at.map(|t| t.to_string()).unwrap_or_default(),
+            s.retired_reason.clone().unwrap_or_default(),
+        ]
+    });
+    csv_response(
+        &format!("{}-sites.csv", access.study.code),
+        &["code", "name", "country", "irb_reference", "irb_approval_date", "retired_at", "retired_reason"],
+        rows,
+    )
+}
+
+pub async fn site_create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+    form: web::Form<SiteInput>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access(&state, &user, &path).await?;
+    let input = form.into_inner();
+    let actor = user.actor.clone();
+    let i2 = input.clone();
+    let code = access.study.code.clone();
+    match state.db(move |c| sites::add(c, &actor, &access, &i2)).await {
+        Ok(s) => Ok(redirect_with_flash(&format!("/studies/{code}/sites"), "ok", &format!("Site {} added.", s.code))),
+        Err(Error::Invalid(errors)) => list_page(&req, &state, &user, &code, input, errors).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn input_of(s: &Site) -> SiteInput {
+    SiteInput {
+        code: s.code.clone(),
+        name: s.name.clone(),
+        country: s.country.clone(),
+        irb_reference: s.irb_reference.clone(),
+        irb_approval_date: s.approval_date_text(),
+    }
+}
+
+pub async fn site_edit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i32)>,
+) -> Result<HttpResponse, PageError> {
+    let (code, id) = path.into_inner();
+    let access = load_access(&state, &user, &code).await?;
+    let sid = access.study.id;
+    let site = state.db(move |c| sites::get(c, sid, id)).await?;
+    access.require(Permission::ManageSites)?;
+    access.study.ensure_editable()?;
+    let ctx = PageCtx::new(&req, Some(&user), format!("Edit site {}", site.code), "studies");
+    let form = input_of(&site);
+    render(&ctx, &SiteEditPage { ctx: ctx.clone(), nav: StudyNav::new(&access, "sites"), site, form, errors: FieldErrors::default() })
+}
+
+pub async fn site_update(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i32)>,
+    form: web::Form<SiteInput>,
+) -> Result<HttpResponse, PageError> {
+    let (code, id) = path.into_inner();
+    let access = load_access(&state, &user, &code).await?;
+    let input = form.into_inner();
+    let actor = user.actor.clone();
+    let (a2, i2) = (access.clone(), input.clone());
+    match state.db(move |c| sites::update(c, &actor, &a2, id, &i2)).await {
+        Ok(s) => Ok(redirect_with_flash(&format!("/studies/{code}/sites"), "ok", &format!("Site {} saved.", s.code))),
+        Err(Error::Invalid(errors)) => {
+            let sid = access.study.id;
+            let site = state.db(move |c| sites::get(c, sid, id)).await?;
+            let ctx = PageCtx::new(&req, Some(&user), format!("Edit site {}", site.code), "studies");
+            let mut resp =
+                render(&ctx, &SiteEditPage { ctx: ctx.clone(), nav: StudyNav::new(&access, "sites"), site, form: input, errors })?;
+            *resp.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
+            Ok(resp)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn site_retire(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i32)>,
+    form: web::Form<ReasonForm>,
+) -> Result<HttpResponse, PageError> {
+    let (code, id) = path.into_inner();
+    let access = load_access(&state, &user, &code).await?;
+    let actor = user.actor.clone();
+    let reason = reason_of(form);
+    let url = format!("/studies/{code}/sites");
+    match state.db(move |c| sites::retire(c, &actor, &access, id, &reason)).await {
+        Ok(s) => Ok(redirect_with_flash(&url, "ok", &format!("Site {} retired.", s.code))),
+        Err(Error::Invalid(e)) => Ok(redirect_with_flash(&url, "error", &e.to_string())),
+        Err(e) => Err(e.into()),
+    }
+}

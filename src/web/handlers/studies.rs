@@ -1,0 +1,291 @@
+//! Study list, creation, overview, editing and lifecycle.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+
+use super::{ReasonForm, StudyNav};
+use crate::auth::permissions::{study_access, Permission, StudyAccess};
+use crate::db::paging::PageRequest;
+use crate::error::{Error, FieldErrors};
+use crate::studies::members::{self, Member};
+use crate::studies::sites::{self, Site};
+use crate::studies::{self, Study, StudyInput, StudyListQuery, StudyType, Transition};
+use crate::web::error::PageError;
+use crate::web::extract::{redirect_with_flash, CurrentUser, PageCtx};
+use crate::web::{csv_response, render, AppState, Pager};
+
+/// Loads the study for this user: 404 unless admin or member.
+pub async fn load_access(state: &AppState, user: &CurrentUser, code: &str) -> Result<StudyAccess, Error> {
+    let actor = user.actor.clone();
+    let code = code.to_string();
+    state.db(move |c| study_access(c, &actor, &code)).await
+}
+
+#[derive(Template)]
+#[template(path = "studies/list.html")]
+pub struct StudiesListPage {
+    pub ctx: PageCtx,
+    pub studies: Vec<Study>,
+    pub q: String,
+    pub sort: String,
+    pub dir: String,
+    pub show_archived: bool,
+    pub pager: Pager,
+    pub total: i64,
+}
+
+impl StudiesListPage {
+    /// The link for a sortable column header: toggles direction on the active column.
+    pub fn sort_link(&self, col: &str) -> String {
+        let dir = if self.sort == col && self.dir != "desc" { "desc" } else { "asc" };
+        let mut q = vec![("sort", col.to_string()), ("dir", dir.to_string())];
+        if !self.q.is_empty() {
+            q.push(("q", self.q.clone()));
+        }
+        if self.show_archived {
+            q.push(("archived", "1".into()));
+        }
+        format!("/studies?{}", serde_urlencoded::to_string(&q).unwrap_or_default())
+    }
+    pub fn csv_link(&self) -> String {
+        let mut q = vec![("q", self.q.clone())];
+        if self.show_archived {
+            q.push(("archived", "1".into()));
+        }
+        format!("/studies.csv?{}", serde_urlencoded::to_string(&q).unwrap_or_default())
+    }
+    pub fn sort_mark(&self, col: &str) -> &'static str {
+        match (self.sort == col || (self.sort.is_empty() && col == "code"), self.dir == "desc") {
+            (true, true) => " ▼",
+            (true, false) => " ▲",
+            _ => "",
+        }
+    }
+}
+
+pub async fn studies_list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    q: web::Query<StudyListQuery>,
+) -> Result<HttpResponse, PageError> {
+    let q = q.into_inner();
+    let actor = user.actor.clone();
+    let q2 = q.clone();
+    let page = state.db(move |c| studies::list_visible(c, &actor, &q2, PageRequest::new(q2.page, q2.per_page))).await?;
+    let archived = if q.show_archived() { "1" } else { "" };
+    let pager = Pager::new(&page, "/studies", &[("q", &q.q), ("sort", &q.sort), ("dir", &q.dir), ("archived", archived)]);
+    let ctx = PageCtx::new(&req, Some(&user), "Studies", "studies");
+    render(
+        &ctx,
+        &StudiesListPage {
+            ctx: ctx.clone(),
+            total: page.total,
+            studies: page.items,
+            show_archived: q.show_archived(),
+            q: q.q,
+            sort: q.sort,
+            dir: q.dir,
+            pager,
+        },
+    )
+}
+
+pub async fn studies_csv(state: web::Data<AppState>, user: CurrentUser, q: web::Query<StudyListQuery>) -> Result<HttpResponse, PageError> {
+    let q = q.into_inner();
+    let actor = user.actor.clone();
+    let page = state.db(move |c| studies::list_visible(c, &actor, &q, PageRequest::all())).await?;
+    let rows = page.items.iter().map(|s| {
+        vec![
+            s.code.clone(),
+            s.title.clone(),
+            s.indication.clone(),
+            s.biomarker.clone(),
+            s.study_type.clone(),
+            s.protocol_version.clone(),
+            s.status.clone(),
+            s.created_at.to_string(),
+            s.updated_at.to_string(),
+        ]
+    });
+    csv_response(
+        "studies.csv",
+        &["code", "title", "indication", "biomarker", "study_type", "protocol_version", "status", "created_at", "updated_at"],
+        rows,
+    )
+}
+
+#[derive(Template)]
+#[template(path = "studies/form.html")]
+pub struct StudyFormPage {
+    pub ctx: PageCtx,
+    pub nav: Option<StudyNav>,
+    pub form: StudyInput,
+    pub errors: FieldErrors,
+    pub is_new: bool,
+    pub types: Vec<(&'static str, &'static str)>,
+}
+
+fn study_types() -> Vec<(&'static str, &'static str)> {
+    StudyType::ALL.iter().map(|t| (t.as_str(), t.label())).collect()
+}
+
+fn form_page(
+    req: &HttpRequest,
+    user: &CurrentUser,
+    nav: Option<StudyNav>,
+    form: StudyInput,
+    errors: FieldErrors,
+) -> Result<HttpResponse, PageError> {
+    let is_new = nav.is_none();
+    let title = if is_new { "New study".to_string() } else { format!("Edit {}", form.code) };
+    let ctx = PageCtx::new(req, Some(user), title, "studies");
+    let status = if errors.is_empty() { 200 } else { 422 };
+    let mut resp = render(&ctx, &StudyFormPage { ctx: ctx.clone(), nav, form, errors, is_new, types: study_types() })?;
+    *resp.status_mut() = actix_web::http::StatusCode::from_u16(status).unwrap_or_default();
+    Ok(resp)
+}
+
+pub async fn study_new(req: HttpRequest, user: CurrentUser) -> Result<HttpResponse, PageError> {
+    if !user.user.is_admin {
+        return Err(Error::forbidden("only administrators create studies").into());
+    }
+    let form = StudyInput { study_type: "retrospective".into(), ..Default::default() };
+    form_page(&req, &user, None, form, FieldErrors::default())
+}
+
+pub async fn study_create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    form: web::Form<StudyInput>,
+) -> Result<HttpResponse, PageError> {
+    let input = form.into_inner();
+    let actor = user.actor.clone();
+    let i2 = input.clone();
+    match state.db(move |c| studies::create(c, &actor, &i2)).await {
+        Ok(s) => Ok(redirect_with_flash(&format!("/studies/{}", s.code), "ok", &format!("Study {} created.", s.code))),
+        Err(Error::Invalid(errors)) => form_page(&req, &user, None, input, errors),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "studies/show.html")]
+pub struct StudyShowPage {
+    pub ctx: PageCtx,
+    pub nav: StudyNav,
+    pub study: Study,
+    pub type_label: String,
+    pub transitions: Vec<Transition>,
+    pub sites: Vec<Site>,
+    pub members: Vec<Member>,
+    pub show_members: bool,
+}
+
+pub async fn study_show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access(&state, &user, &path).await?;
+    let sid = access.study.id;
+    let show_members = access.can(Permission::ViewMembers);
+    let (site_list, member_list) = state
+        .db(move |c| {
+            let m = if show_members { members::list(c, sid, false)? } else { Vec::new() };
+            Ok((sites::list(c, sid, false)?, m))
+        })
+        .await?;
+    let ctx = PageCtx::new(&req, Some(&user), access.study.code.clone(), "studies");
+    let study = access.study.clone();
+    render(
+        &ctx,
+        &StudyShowPage {
+            ctx: ctx.clone(),
+            nav: StudyNav::new(&access, "overview"),
+            type_label: StudyType::parse(&study.study_type).map(|t| t.label()).unwrap_or("").to_string(),
+            transitions: studies::available_transitions(&access),
+            study,
+            sites: site_list,
+            members: member_list,
+            show_members,
+        },
+    )
+}
+
+fn input_of(s: &Study) -> StudyInput {
+    StudyInput {
+        code: s.code.clone(),
+        title: s.title.clone(),
+        indication: s.indication.clone(),
+        biomarker: s.biomarker.clone(),
+        study_type: s.study_type.clone(),
+        protocol_version: s.protocol_version.clone(),
+        description: s.description.clone(),
+    }
+}
+
+pub async fn study_edit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access(&state, &user, &path).await?;
+    access.require(Permission::EditStudy)?;
+    access.study.ensure_editable()?;
+    form_page(&req, &user, Some(StudyNav::new(&access, "overview")), input_of(&access.study), FieldErrors::default())
+}
+
+pub async fn study_update(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+    form: web::Form<StudyInput>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access(&state, &user, &path).await?;
+    let mut input = form.into_inner();
+    input.code = access.study.code.clone();
+    let actor = user.actor.clone();
+    let (a2, i2) = (access.clone(), input.clone());
+    match state.db(move |c| studies::update(c, &actor, &a2, &i2)).await {
+        Ok(s) => Ok(redirect_with_flash(&format!("/studies/{}", s.code), "ok", "Study details saved.")),
+        Err(Error::Invalid(errors)) => form_page(&req, &user, Some(StudyNav::new(&access, "overview")), input, errors),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct StatusForm {
+    #[serde(default)]
+    pub to: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+pub async fn study_status(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+    form: web::Form<StatusForm>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access(&state, &user, &path).await?;
+    let actor = user.actor.clone();
+    let form = form.into_inner();
+    let code = access.study.code.clone();
+    let url = format!("/studies/{code}");
+    match state.db(move |c| studies::transition(c, &actor, &access, &form.to, &form.reason)).await {
+        Ok(s) => Ok(redirect_with_flash(&url, "ok", &format!("Study {} is now {}.", s.code, s.status))),
+        Err(Error::Invalid(e)) => Ok(redirect_with_flash(&url, "error", &e.to_string())),
+        Err(Error::Conflict(m)) => Ok(redirect_with_flash(&url, "error", &m)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Shared by the retire/remove forms that only carry a reason.
+pub fn reason_of(form: web::Form<ReasonForm>) -> String {
+    form.into_inner().reason
+}

@@ -1,0 +1,52 @@
+//! Health, metrics, static files, the front door and the 404 page.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::auth::sessions;
+use crate::web::error::ErrorPage;
+use crate::web::AppState;
+
+pub async fn index(req: HttpRequest) -> HttpResponse {
+    let target = if req.cookie(sessions::COOKIE).is_some() { "/studies" } else { "/login" };
+    HttpResponse::SeeOther().insert_header((header::LOCATION, target)).finish()
+}
+
+/// 200 when the database answers, 503 otherwise.
+pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    let ok = state.db(|c| Ok(crate::db::ping(c))).await.unwrap_or(false);
+    if ok {
+        HttpResponse::Ok().json(serde_json::json!({"status": "ok", "database": "ok"}))
+    } else {
+        HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "error", "database": "unreachable"}))
+    }
+}
+
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render(&state.pool))
+}
+
+/// Front-end files are compiled into the binary, so the demo runs from any directory.
+const STATIC_FILES: &[(&str, &str, &[u8])] = &[
+    ("css/app.css", "text/css; charset=utf-8", include_bytes!("../../../static/css/app.css")),
+    ("js/app.js", "text/javascript; charset=utf-8", include_bytes!("../../../static/js/app.js")),
+    ("vendor/htmx/htmx.min.js", "text/javascript; charset=utf-8", include_bytes!("../../../static/vendor/htmx/htmx.min.js")),
+];
+
+pub async fn static_file(path: web::Path<String>) -> HttpResponse {
+    match STATIC_FILES.iter().find(|(p, _, _)| *p == path.as_str()) {
+        Some((_, mime, bytes)) => HttpResponse::Ok()
+            .content_type(*mime)
+            .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+            .body(*bytes),
+        None => ErrorPage::response(StatusCode::NOT_FOUND, "No such file.".into()),
+    }
+}
+
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    if req.path().starts_with("/api/") {
+        return HttpResponse::NotFound()
+            .json(serde_json::json!({"error": {"code": "not_found", "message": "no such endpoint", "fields": []}}));
+    }
+    ErrorPage::response(StatusCode::NOT_FOUND, "The page you asked for does not exist.".into())
+}

@@ -1,0 +1,125 @@
+//! Middleware for every response: security headers, request metrics and logs, and the CSRF
+//! check on every state-changing request.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::Method;
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage};
+
+use super::error::ErrorPage;
+use super::AppState;
+use crate::auth::{csrf, random_token};
+
+/// No inline script or style anywhere: htmx is configured through a meta tag, and progress
+/// bars use `<progress>` elements.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+
+pub async fn security_headers(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let is_static = req.path().starts_with("/static/");
+    let mut res = next.call(req).await?;
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::HeaderName::from_static("permissions-policy"),
+        HeaderValue::from_static("camera=(), microphone=(), geolocation=()"),
+    );
+    if !is_static {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    Ok(res)
+}
+
+/// Counts and times each request by its route pattern, and logs one line per request
+/// (method, route, status, duration: never query strings, cookies or bodies).
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let start = Instant::now();
+    let method = req.method().to_string();
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let res = next.call(req).await?;
+    let route = res.request().match_pattern().unwrap_or_else(|| "(unmatched)".to_string());
+    let status = res.status().as_u16();
+    let elapsed = start.elapsed();
+    if let Some(state) = state {
+        state.metrics.observe(&method, &route, status, elapsed);
+    }
+    tracing::info!(method, route, status, ms = elapsed.as_millis() as u64, "request");
+    Ok(res)
+}
+
+/// The CSRF token of this request (from its cookie, or newly made), for forms.
+#[derive(Clone, Debug)]
+pub struct CsrfToken(pub String);
+
+fn is_form(req: &ServiceRequest) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+}
+
+fn has_bearer(req: &ServiceRequest) -> bool {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("Bearer "))
+}
+
+/// Double-submit check for every POST/PUT/PATCH/DELETE, except API calls authenticated by a
+/// bearer token (no cookie, so no CSRF). Also hands out the token cookie.
+pub async fn csrf_protect(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let cookie = req.cookie(csrf::COOKIE).map(|c| c.value().to_string()).filter(|v| v.len() == 64);
+    let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if changes_state && !(has_bearer(&req) && req.path().starts_with("/api/")) {
+        let mut submitted = req.headers().get(csrf::HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
+        if submitted.is_none() && is_form(&req) {
+            let body = req.extract::<web::Bytes>().await?;
+            let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+            submitted = fields.into_iter().find(|(k, _)| k == csrf::FIELD).map(|(_, v)| v);
+            req.set_payload(actix_web::dev::Payload::from(body));
+        }
+        if !csrf::matches(cookie.as_deref(), submitted.as_deref()) {
+            tracing::warn!(path = req.path(), "CSRF check failed");
+            let resp = ErrorPage::response(
+                actix_web::http::StatusCode::FORBIDDEN,
+                "The form has expired or did not come from Evidentia (CSRF check failed). Reload the page and try again."
+                    .into(),
+            );
+            return Err(actix_web::error::InternalError::from_response("csrf", resp).into());
+        }
+    }
+    let (token, fresh) = match cookie {
+        Some(c) => (c, false),
+        None => (random_token(), true),
+    };
+    req.extensions_mut().insert(CsrfToken(token.clone()));
+    let secure = req.app_data::<web::Data<AppState>>().is_some_and(|s| s.config.secure_cookies);
+    let mut res = next.call(req).await?;
+    if fresh {
+        let c = Cookie::build(csrf::COOKIE, token)
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Strict)
+            .secure(secure)
+            .finish();
+        let _ = res.response_mut().add_cookie(&c);
+    }
+    Ok(res)
+}

@@ -1,0 +1,134 @@
+//! The web layer: routes, extractors, middleware and handlers. Handlers only extract,
+//! authorise, call the domain and render.
+
+pub mod error;
+pub mod extract;
+pub mod handlers;
+pub mod metrics;
+pub mod middleware;
+
+use std::sync::Arc;
+
+use actix_web::cookie::Cookie;
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+use askama::Template;
+
+use crate::auth::sessions::Timeouts;
+use crate::config::Config;
+use crate::db::paging::Page;
+use crate::db::{Conn, DbPool};
+use crate::error::Error;
+use error::PageError;
+use extract::{PageCtx, FLASH_COOKIE};
+
+/// Shared by every handler.
+pub struct AppState {
+    pub pool: DbPool,
+    pub config: Config,
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+impl AppState {
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts { idle: self.config.session_idle, absolute: self.config.session_absolute }
+    }
+
+    /// Runs blocking database work on the blocking thread pool.
+    pub async fn db<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        F: FnOnce(&mut Conn) -> Result<T, Error> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        web::block(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| Error::Internal(anyhow::anyhow!("blocking task: {e}")))?
+    }
+}
+
+/// Renders a page; clears the flash cookie once its message was shown.
+pub fn render(ctx: &PageCtx, page: &impl Template) -> Result<HttpResponse, PageError> {
+    let body = page.render()?;
+    let mut resp = HttpResponse::Ok();
+    resp.content_type("text/html; charset=utf-8");
+    if ctx.flash.is_some() {
+        let mut c = Cookie::new(FLASH_COOKIE, "");
+        c.set_path("/");
+        c.make_removal();
+        resp.cookie(c);
+    }
+    Ok(resp.body(body))
+}
+
+/// Renders a fragment for htmx (no layout).
+pub fn render_partial(page: &impl Template) -> Result<HttpResponse, PageError> {
+    Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(page.render()?))
+}
+
+/// A CSV download: the one place tables become spreadsheets.
+pub fn csv_response(filename: &str, header_row: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Result<HttpResponse, PageError> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let write = |w: &mut csv::Writer<Vec<u8>>| -> Result<(), csv::Error> {
+        w.write_record(header_row)?;
+        for r in rows {
+            // Cells starting with = + - @ are prefixed so that Excel never runs them as formulas.
+            w.write_record(r.iter().map(|c| defuse_formula(c)))?;
+        }
+        Ok(())
+    };
+    write(&mut w).map_err(|e| Error::Internal(e.into()))?;
+    let bytes = w.into_inner().map_err(|e| Error::Internal(anyhow::anyhow!("csv: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\"")))
+        .body(bytes))
+}
+
+fn defuse_formula(cell: &str) -> String {
+    if cell.starts_with(['=', '+', '-', '@']) && cell.parse::<f64>().is_err() {
+        format!("'{cell}")
+    } else {
+        cell.to_string()
+    }
+}
+
+/// Links for a pager, keeping the page's other query parameters.
+#[derive(Debug, Clone)]
+pub struct Pager {
+    pub label: String,
+    pub prev: Option<String>,
+    pub next: Option<String>,
+}
+
+impl Pager {
+    pub fn new<T>(page: &Page<T>, base_path: &str, params: &[(&str, &str)]) -> Self {
+        let link = |p: i64| {
+            let mut q: Vec<(&str, String)> =
+                params.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (*k, v.to_string())).collect();
+            q.push(("page", p.to_string()));
+            format!("{base_path}?{}", serde_urlencoded::to_string(&q).unwrap_or_default())
+        };
+        Pager {
+            label: page.range_label(),
+            prev: page.has_prev().then(|| link(page.page - 1)),
+            next: page.has_next().then(|| link(page.page + 1)),
+        }
+    }
+}
+
+/// Times as shown in tables: minutes are enough, and they are UTC.
+pub fn fmt_time(t: &chrono::NaiveDateTime) -> String {
+    t.format("%Y-%m-%d %H:%M").to_string()
+}
+
+pub fn fmt_opt_time(t: &Option<chrono::NaiveDateTime>) -> String {
+    t.as_ref().map(fmt_time).unwrap_or_default()
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    handlers::configure(cfg);
+}
