@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::db::DbPool;
 
 const IDLE_POLL: Duration = Duration::from_millis(500);
+const TICK: Duration = Duration::from_millis(50);
 
 /// A unique worker name: host-less, process and thread based.
 pub fn worker_name(n: usize) -> String {
@@ -28,12 +29,17 @@ pub fn run_job(pool: &DbPool, cfg: &Config, job: Job) {
         let done2 = done.clone();
         let pool2 = pool.clone();
         s.spawn(move || {
+            // Wakes often so that it ends promptly with the job; beats every `beat`.
+            let mut since = Duration::ZERO;
             while !done2.load(Ordering::Relaxed) {
-                std::thread::sleep(beat.min(Duration::from_millis(250)));
-                if let Ok(mut c) = pool2.get() {
-                    let _ = super::heartbeat(&mut c, id);
+                std::thread::sleep(TICK);
+                since += TICK;
+                if since >= beat {
+                    since = Duration::ZERO;
+                    if let Ok(mut c) = pool2.get() {
+                        let _ = super::heartbeat(&mut c, id);
+                    }
                 }
-                std::thread::sleep(beat.saturating_sub(Duration::from_millis(250)));
             }
         });
         let outcome = match handler(&kind) {

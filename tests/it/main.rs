@@ -1,1 +1,12 @@
+//! Integration tests: the real app on port 0 with a fresh SQLite file in a temp dir, spoken to
+//! over HTTP (and, in `browser`, through headless Chromium). One binary for the whole suite.
 
+mod access;
+mod audit;
+mod auth;
+mod backup;
+mod browser;
+mod cli;
+mod helpers;
+mod jobs;
+mod studies;

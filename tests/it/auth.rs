@@ -1,0 +1,248 @@
+//! Sign-in, sign-out, lockout, session expiry, CSRF, security headers, passwords, API tokens.
+
+use std::time::Duration;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn login_then_logout_ends_the_session() {
+    let app = spawn_app();
+    let c = app.login("manager").await;
+    let (status, body) = c.get_text("/studies").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("LUNG-IO-01"));
+    let r = c.post("/logout", &[]).await;
+    assert_eq!(r.status(), 303);
+    let r = c.get("/studies").await;
+    assert_eq!(r.status(), 303);
+    assert!(location(&r).starts_with("/login"), "{}", location(&r));
+    assert_eq!(audit_events(&app, "login").len(), 1);
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_user_look_the_same() {
+    let app = spawn_app();
+    let mut c = app.client();
+    let wrong = c.try_login("manager", "not-the-password").await;
+    assert_eq!(wrong.status(), 401);
+    let wrong_body = wrong.text().await.unwrap();
+    let unknown = c.try_login("nobody-here", "not-the-password").await;
+    assert_eq!(unknown.status(), 401);
+    let unknown_body = unknown.text().await.unwrap();
+    let msg = "Wrong username or password";
+    assert!(wrong_body.contains(msg) && unknown_body.contains(msg));
+    // Still not signed in.
+    assert_eq!(c.get("/studies").await.status(), 303);
+}
+
+#[tokio::test]
+async fn five_failures_lock_the_account_until_an_admin_unlocks_it() {
+    let app = spawn_app();
+    let mut c = app.client();
+    for _ in 0..5 {
+        assert_eq!(c.try_login("annotator1", "wrong-password").await.status(), 401);
+    }
+    // Locked: even the right password fails now.
+    assert_eq!(c.try_login("annotator1", PASSWORD).await.status(), 401);
+    let lock = audit_events(&app, "lock");
+    assert_eq!(lock.len(), 1);
+    assert_eq!(lock[0].entity_id, "annotator1");
+
+    let admin = app.login("admin").await;
+    let (_, page) = admin.get_text("/admin/users?q=annotator1").await;
+    assert!(page.contains("locked"), "users page shows the lock");
+    let uid = evidentia::auth::users::find_by_username(&mut app.conn(), "annotator1").unwrap().unwrap().id;
+    let r = admin.post(&format!("/admin/users/{uid}/unlock"), &[]).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(audit_events(&app, "unlock").len(), 1);
+    assert_eq!(c.try_login("annotator1", PASSWORD).await.status(), 303);
+}
+
+#[tokio::test]
+async fn an_idle_session_expires() {
+    let app = spawn_app_with(|cfg| cfg.session_idle = Duration::from_secs(2));
+    let c = app.login("monitor").await;
+    assert_eq!(c.get("/studies").await.status(), 200);
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let r = c.get("/studies").await;
+    assert_eq!(r.status(), 303, "idle session must expire");
+    assert!(location(&r).starts_with("/login?next="));
+}
+
+#[tokio::test]
+async fn a_busy_session_still_ends_at_the_absolute_timeout() {
+    let app = spawn_app_with(|cfg| cfg.session_absolute = Duration::from_secs(3));
+    let c = app.login("monitor").await;
+    let mut expired_after = None;
+    for i in 0..12 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if c.get("/studies").await.status() != 200 {
+            expired_after = Some(i);
+            break;
+        }
+    }
+    let i = expired_after.expect("the session must end at the absolute timeout");
+    assert!(i >= 4, "not before the absolute timeout (ended after {i} half-seconds)");
+}
+
+#[tokio::test]
+async fn a_post_without_the_csrf_token_is_rejected_and_changes_nothing() {
+    let app = spawn_app();
+    let c = app.login("admin").await;
+    let r = c.post_without_csrf("/studies", &[("code", "CSRF-01"), ("title", "Forged")]).await;
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("CSRF"));
+    let r = c
+        .http
+        .post(c.url("/studies"))
+        .form(&[("code", "CSRF-02"), ("title", "Forged"), ("csrf_token", &"0".repeat(64))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(evidentia::studies::get_by_code(&mut app.conn(), "CSRF-01").is_err());
+    assert!(evidentia::studies::get_by_code(&mut app.conn(), "CSRF-02").is_err());
+    // The same form with the token works.
+    let r = c.post("/studies", &[("code", "CSRF-03"), ("title", "Real")]).await;
+    assert_eq!(r.status(), 303);
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let app = spawn_app();
+    let c = app.client();
+    for path in ["/login", "/healthz", "/no-such-page", "/static/css/app.css", "/studies", "/api/v1/studies"] {
+        let r = c.get(path).await;
+        let h = r.headers();
+        let csp = h.get("content-security-policy").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert_eq!(h.get("x-content-type-options").unwrap(), "nosniff", "{path}");
+        assert!(h.get("referrer-policy").is_some(), "{path}");
+    }
+    // Cookies are HttpOnly and SameSite=Strict.
+    let r = c.get("/login").await;
+    let set = r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect::<Vec<_>>();
+    assert!(set.iter().all(|s| s.contains("HttpOnly") && s.contains("SameSite=Strict")), "{set:?}");
+}
+
+#[tokio::test]
+async fn secure_cookies_when_configured() {
+    let app = spawn_app_with(|cfg| cfg.secure_cookies = true);
+    let mut c = app.client();
+    let r = c.try_login("manager", PASSWORD).await;
+    let set: Vec<String> = r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
+    assert!(set.iter().any(|s| s.starts_with("ev_session=") && s.contains("Secure")), "{set:?}");
+}
+
+#[tokio::test]
+async fn changing_the_own_password() {
+    let app = spawn_app();
+    let c = app.login("statistician").await;
+    let r = c
+        .post("/account/password", &[("current_password", "wrong"), ("new_password", "a-new-password"), ("confirm_password", "a-new-password")])
+        .await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("is not your current password"));
+    let r = c
+        .post("/account/password", &[("current_password", PASSWORD), ("new_password", "short"), ("confirm_password", "short")])
+        .await;
+    assert_eq!(r.status(), 422);
+    let r = c
+        .post("/account/password", &[("current_password", PASSWORD), ("new_password", "a-new-password"), ("confirm_password", "a-new-password")])
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(audit_events(&app, "change_password").len(), 1);
+    let mut other = app.client();
+    assert_eq!(other.try_login("statistician", PASSWORD).await.status(), 401);
+    assert_eq!(other.try_login("statistician", "a-new-password").await.status(), 303);
+}
+
+#[tokio::test]
+async fn admin_creates_deactivates_and_resets_users() {
+    let app = spawn_app();
+    let admin = app.login("admin").await;
+    let r = admin.post("/admin/users", &[("username", "Bad Name!"), ("full_name", "")]).await;
+    assert_eq!(r.status(), 422);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("lower-case letters") && body.contains("printed on signatures"));
+
+    let r = admin.post("/admin/users", &[("username", "kim"), ("full_name", "Kim Minji")]).await;
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    let start = body.find("id=\"secret\">").unwrap() + "id=\"secret\">".len();
+    let password = body[start..start + 20].to_string();
+    let mut kim = app.client();
+    assert_eq!(kim.try_login("kim", &password).await.status(), 303);
+    kim.refresh_csrf().await;
+
+    let id = evidentia::auth::users::find_by_username(&mut app.conn(), "kim").unwrap().unwrap().id;
+    assert_eq!(admin.post(&format!("/admin/users/{id}/deactivate"), &[]).await.status(), 303);
+    // The deactivated user's session ends at once, and they cannot sign in.
+    assert_eq!(kim.get("/studies").await.status(), 303);
+    assert_eq!(app.client().try_login("kim", &password).await.status(), 401);
+    assert_eq!(admin.post(&format!("/admin/users/{id}/reactivate"), &[]).await.status(), 303);
+    let r = admin.post(&format!("/admin/users/{id}/reset-password"), &[]).await;
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    let start = body.find("id=\"secret\">").unwrap() + "id=\"secret\">".len();
+    let new_password = &body[start..start + 20];
+    assert_eq!(app.client().try_login("kim", new_password).await.status(), 303);
+    for action in ["create", "deactivate", "reactivate", "reset_password"] {
+        assert!(audit_events(&app, action).iter().any(|e| e.entity_id == "kim"), "{action} audited");
+    }
+    // Non-admins cannot reach account administration.
+    let manager = app.login("manager").await;
+    assert_eq!(manager.get("/admin/users").await.status(), 403);
+    assert_eq!(manager.post(&format!("/admin/users/{id}/deactivate"), &[]).await.status(), 403);
+}
+
+#[tokio::test]
+async fn api_tokens_are_shown_once_work_as_bearer_and_can_be_revoked() {
+    let app = spawn_app();
+    let c = app.login("monitor").await;
+    let r = c.post("/account/tokens", &[("name", "nightly")]).await;
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    let start = body.find("evt_").unwrap();
+    let token = body[start..start + 68].to_string();
+    let api = reqwest::Client::new();
+    let r = api.get(c.url("/api/v1/studies")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["items"][0]["code"], "LUNG-IO-01");
+    // The account page lists only the prefix, never the token.
+    let (_, page) = c.get_text("/account").await;
+    assert!(!page.contains(&token));
+    let tid = {
+        let uid = evidentia::auth::users::find_by_username(&mut app.conn(), "monitor").unwrap().unwrap().id;
+        evidentia::auth::tokens::list_for_user(&mut app.conn(), uid).unwrap()[0].id
+    };
+    assert_eq!(c.post(&format!("/account/tokens/{tid}/revoke"), &[]).await.status(), 303);
+    let r = api.get(c.url("/api/v1/studies")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(!audit_events(&app, "revoke").is_empty());
+    // Bearer requests need no CSRF token, but a bad token gets nothing.
+    let r = api.get(c.url("/api/v1/me")).bearer_auth("evt_0000").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn health_metrics_and_openapi() {
+    let app = spawn_app();
+    let c = app.client();
+    let (s, body) = c.get_text("/healthz").await;
+    assert_eq!(s, 200);
+    assert!(body.contains("\"database\":\"ok\""));
+    let _ = c.get("/login").await;
+    let (s, metrics) = c.get_text("/metrics").await;
+    assert_eq!(s, 200);
+    assert!(metrics.contains("evidentia_http_requests_total{method=\"GET\",route=\"/login\",status=\"200\"}"), "{metrics}");
+    assert!(metrics.contains("evidentia_http_request_duration_seconds_bucket"));
+    assert!(metrics.contains("evidentia_db_pool_connections{state=\"idle\"}"));
+    let (s, spec) = c.get_text("/api/v1/openapi.json").await;
+    assert_eq!(s, 200);
+    let v: serde_json::Value = serde_json::from_str(&spec).unwrap();
+    assert_eq!(v["openapi"], "3.0.3");
+    assert!(v["paths"]["/studies/{code}"].is_object());
+}

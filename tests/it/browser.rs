@@ -1,0 +1,119 @@
+//! A real browser (headless Chromium through chromedriver) drives the real server: sign in,
+//! create a study, add a site, find it in the list. Screenshots go to `$EVIDENTIA_SCREENSHOTS`
+//! when that is set.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+
+use crate::helpers::*;
+
+struct Driver {
+    child: Child,
+    port: u16,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn start_browser() -> (Driver, Client) {
+    let port = free_port();
+    let bin = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+    let child = Command::new(&bin)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {bin} (install chromium-driver; .ci/run does): {e}"));
+    let profile = tempfile::tempdir().unwrap();
+    let driver = Driver { child, port, _profile: profile };
+    let chrome = std::env::var("CHROME_BIN").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let caps: serde_json::Map<String, serde_json::Value> = serde_json::from_value(serde_json::json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": chrome,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                     "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--window-size=1400,900", format!("--user-data-dir={}", driver._profile.path().display())]
+        }
+    }))
+    .unwrap();
+    let mut last_err = String::new();
+    for _ in 0..50 {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        match ClientBuilder::new(connector).capabilities(caps.clone()).connect(&format!("http://127.0.0.1:{}", driver.port)).await {
+            Ok(c) => return (driver, c),
+            Err(e) => last_err = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("chromedriver did not accept a session: {last_err}");
+}
+
+async fn screenshot(c: &Client, name: &str) {
+    if let Ok(dir) = std::env::var("EVIDENTIA_SCREENSHOTS") {
+        let png = c.screenshot().await.unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(format!("{dir}/{name}.png"), png).unwrap();
+    }
+}
+
+async fn fill(c: &Client, css: &str, value: &str) {
+    let el = c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
+    el.clear().await.unwrap();
+    el.send_keys(value).await.unwrap();
+}
+
+#[tokio::test]
+async fn sign_in_create_a_study_add_a_site_and_see_it_listed() {
+    let app = spawn_app();
+    let (_driver, c) = start_browser().await;
+    c.goto(&format!("{}/login", app.base)).await.unwrap();
+    screenshot(&c, "01-login").await;
+    fill(&c, "input[name=username]", "admin").await;
+    fill(&c, "input[name=password]", PASSWORD).await;
+    c.find(Locator::Css("#login-form button[type=submit]")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Css("#studies-table")).await.unwrap();
+    screenshot(&c, "02-studies").await;
+
+    c.find(Locator::LinkText("New study")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Css("input[name=code]")).await.unwrap();
+    fill(&c, "input[name=code]", "BROWSER-01").await;
+    fill(&c, "input[name=title]", "Created from a real browser").await;
+    fill(&c, "input[name=indication]", "Gastric cancer").await;
+    c.find(Locator::Css("form.form button[type=submit]")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Css(".flash-ok")).await.unwrap();
+    let flash = c.find(Locator::Css(".flash-ok")).await.unwrap().text().await.unwrap();
+    assert!(flash.contains("Study BROWSER-01 created"), "{flash}");
+    screenshot(&c, "03-study").await;
+
+    c.goto(&format!("{}/studies/BROWSER-01/sites", app.base)).await.unwrap();
+    fill(&c, "#add-site input[name=code]", "SNUBH").await;
+    fill(&c, "#add-site input[name=name]", "Seoul National University Bundang Hospital").await;
+    fill(&c, "#add-site input[name=country]", "KR").await;
+    c.find(Locator::Css("#add-site button[type=submit]")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Css("#sites-table")).await.unwrap();
+    let table = c.find(Locator::Css("#sites-table")).await.unwrap().text().await.unwrap();
+    assert!(table.contains("Seoul National University Bundang Hospital"), "{table}");
+    screenshot(&c, "04-sites").await;
+
+    c.goto(&format!("{}/studies?q=BROWSER", app.base)).await.unwrap();
+    let list = c.find(Locator::Css("#studies-table")).await.unwrap().text().await.unwrap();
+    assert!(list.contains("BROWSER-01") && list.contains("Created from a real browser"), "{list}");
+    screenshot(&c, "05-list").await;
+
+    // The page ran without CSP violations: htmx and app.js loaded from our own origin.
+    let loaded = c.execute("return typeof window.htmx !== 'undefined';", vec![]).await.unwrap();
+    assert_eq!(loaded, serde_json::Value::Bool(true));
+    c.close().await.unwrap();
+}

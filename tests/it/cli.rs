@@ -1,0 +1,95 @@
+//! The command line: same domain functions, exit 0 / 2, `--as` checked against roles.
+
+use crate::helpers::*;
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+#[tokio::test]
+async fn cli_manages_users_studies_sites_and_members() {
+    let app = spawn_app();
+    let out = app.cli(&["user", "add", "--username", "kim", "--full-name", "Kim Minji", "--password-stdin"], Some("kim-password-1\n"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut c = app.client();
+    assert_eq!(c.try_login("kim", "kim-password-1").await.status(), 303);
+
+    let out = app.cli(&["study", "create", "--code", "LUNG-IO-02", "--title", "Second lung study"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = app.cli(&["study", "add-site", "--study", "LUNG-IO-02", "--code", "SNUBH", "--name", "Bundang"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = app.cli(&["study", "add-member", "--study", "LUNG-IO-02", "--username", "kim", "--role", "annotator"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = app.cli(&["study", "list"], None);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("LUNG-IO-02"));
+    // The local operator is audited as cli:<OS user>.
+    let created = audit_events(&app, "create");
+    assert!(created.iter().any(|e| e.entity_id == "LUNG-IO-02" && e.actor.starts_with("cli:")));
+
+    let out = app.cli(&["user", "deactivate", "kim"], None);
+    assert!(out.status.success());
+    assert_eq!(app.client().try_login("kim", "kim-password-1").await.status(), 401);
+    let out = app.cli(&["user", "list"], None);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("deactivated"));
+}
+
+#[test]
+fn bad_input_exits_2_with_one_line_naming_the_problem() {
+    let app = spawn_app();
+    let cases: [(&[&str], &str); 5] = [
+        (&["study", "create", "--code", "x", "--title", "T"], "code"),
+        (&["study", "add-site", "--study", "LUNG-IO-01", "--code", "ZZ", "--name", "Z", "--irb-approval-date", "31/12/2024"], "irb_approval_date"),
+        (&["study", "add-member", "--study", "LUNG-IO-01", "--username", "nobody", "--role", "annotator"], "no user 'nobody'"),
+        (&["study", "add-member", "--study", "LUNG-IO-01", "--username", "outsider", "--role", "boss"], "role"),
+        (&["user", "reset-password", "ghost"], "no user 'ghost'"),
+    ];
+    for (args, needle) in cases {
+        let out = app.cli(args, None);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    // A short password from stdin is refused and creates nobody.
+    let out = app.cli(&["user", "add", "--username", "shorty", "--full-name", "S", "--password-stdin"], Some("short\n"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(evidentia::auth::users::find_by_username(&mut app.conn(), "shorty").unwrap().is_none());
+}
+
+#[test]
+fn cli_acts_as_a_user_with_that_users_rights() {
+    let app = spawn_app();
+    let out = app.cli(&["--as", "annotator1", "study", "create", "--code", "ANN-01", "--title", "No"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("forbidden"));
+    let out = app.cli(&["--as", "manager", "study", "add-site", "--study", "LUNG-IO-01", "--code", "AMC", "--name", "Asan"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(audit_events(&app, "create")[0].actor, "manager");
+    let out = app.cli(&["--as", "manager", "study", "add-site", "--study", "OTHER-01", "--code", "AMC", "--name", "Asan"], None);
+    assert_eq!(out.status.code(), Some(2), "not a member: not found");
+    let out = app.cli(&["--as", "ghost", "study", "list"], None);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn migrate_and_demo_seed_only_are_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_evidentia"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["migrate"]).status.success());
+    let first = run(&["demo", "--seed-only"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(String::from_utf8_lossy(&first.stdout).contains("seeded study LUNG-IO-01"));
+    let second = run(&["demo", "--seed-only"]);
+    assert!(second.status.success());
+    assert!(!String::from_utf8_lossy(&second.stdout).contains("seeded"), "second run seeds nothing");
+    let verify = run(&["audit", "verify"]);
+    assert!(verify.status.success());
+}

@@ -1,0 +1,172 @@
+//! `spawn_app()`: a seeded data dir (the demo's users and study plus an unrelated study), the
+//! real server on a free port, and an HTTP client that signs in and submits forms with the
+//! CSRF token like a browser would.
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use evidentia::auth::{passwords, users, Actor};
+use evidentia::config::Config;
+use evidentia::db::DbPool;
+use evidentia::startup::{self, Application};
+use evidentia::studies::{self, StudyInput};
+
+pub const PASSWORD: &str = evidentia::demo::DEMO_PASSWORD;
+/// A study in which none of the demo users (but admin) is a member.
+pub const OTHER_STUDY: &str = "OTHER-01";
+
+pub struct TestApp {
+    pub base: String,
+    pub data_dir: PathBuf,
+    pub pool: DbPool,
+    pub config: Config,
+    _dir: tempfile::TempDir,
+}
+
+pub fn test_config(dir: &std::path::Path) -> Config {
+    let mut cfg = Config::from_env("127.0.0.1:0".into(), dir.to_path_buf());
+    cfg.session_idle = Duration::from_secs(1800);
+    cfg.session_absolute = Duration::from_secs(12 * 3600);
+    cfg.job_workers = 1;
+    cfg.job_stale_after = Duration::from_secs(60);
+    cfg
+}
+
+pub fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {})
+}
+
+/// Seeds the data dir, then starts the server in its own thread and actix system.
+pub fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cfg = test_config(dir.path());
+    adjust(&mut cfg);
+    {
+        let pool = startup::open_database(&cfg).expect("open db");
+        let mut conn = pool.get().expect("conn");
+        evidentia::demo::seed(&mut conn).expect("seed demo");
+        let other = StudyInput { code: OTHER_STUDY.into(), title: "Another study".into(), ..Default::default() };
+        studies::create(&mut conn, &Actor::cli_operator(), &other).expect("other study");
+        let h = passwords::hash(PASSWORD).expect("hash");
+        let outsider = users::NewUserInput { username: "outsider".into(), full_name: "Out Sider".into(), is_admin: false };
+        users::create(&mut conn, &Actor::cli_operator(), &outsider, &h).expect("outsider");
+    }
+    let (tx, rx) = mpsc::channel();
+    let cfg2 = cfg.clone();
+    std::thread::spawn(move || {
+        let sys = actix_web::rt::System::new();
+        sys.block_on(async move {
+            let app = Application::build(cfg2).expect("build app");
+            tx.send((app.port(), app.pool.clone())).expect("send port");
+            let _ = app.run_until_stopped().await;
+        });
+    });
+    let (port, pool) = rx.recv_timeout(Duration::from_secs(30)).expect("app started");
+    TestApp { base: format!("http://127.0.0.1:{port}"), data_dir: cfg.data_dir.clone(), pool, config: cfg, _dir: dir }
+}
+
+/// Pulls the CSRF token out of a page's hidden form field.
+pub fn csrf_from(html: &str) -> Option<String> {
+    let key = "name=\"csrf_token\" value=\"";
+    let start = html.find(key)? + key.len();
+    Some(html[start..start + 64].to_string())
+}
+
+/// A browser-like client: cookie jar, no automatic redirects, the current CSRF token.
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub csrf: String,
+}
+
+impl TestApp {
+    pub fn client(&self) -> Client {
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        Client { http, base: self.base.clone(), csrf: String::new() }
+    }
+
+    /// A client signed in as `username` (demo password).
+    pub async fn login(&self, username: &str) -> Client {
+        let mut c = self.client();
+        let resp = c.try_login(username, PASSWORD).await;
+        assert_eq!(resp.status(), 303, "login of {username} should succeed");
+        c.refresh_csrf().await;
+        c
+    }
+
+    pub fn conn(&self) -> evidentia::db::PooledConn {
+        self.pool.get().expect("conn")
+    }
+
+    /// Runs the CLI binary against this app's data dir.
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+        use std::io::Write;
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_evidentia"));
+        cmd.arg("--data-dir").arg(&self.data_dir).args(args);
+        cmd.env("RUST_LOG", "warn");
+        cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn cli");
+        if let Some(input) = stdin {
+            child.stdin.as_mut().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+        }
+        drop(child.stdin.take());
+        child.wait_with_output().expect("cli output")
+    }
+}
+
+impl Client {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let r = self.get(path).await;
+        let s = r.status().as_u16();
+        (s, r.text().await.expect("body"))
+    }
+
+    /// Submits a form with the client's CSRF token.
+    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        form.push(("csrf_token", &self.csrf));
+        self.http.post(self.url(path)).form(&form).send().await.expect("POST")
+    }
+
+    /// Submits a form without any CSRF token.
+    pub async fn post_without_csrf(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        self.http.post(self.url(path)).form(&fields).send().await.expect("POST")
+    }
+
+    pub async fn try_login(&mut self, username: &str, password: &str) -> reqwest::Response {
+        let (_, page) = self.get_text("/login").await;
+        self.csrf = csrf_from(&page).expect("csrf on login page");
+        self.post("/login", &[("username", username), ("password", password), ("next", "")]).await
+    }
+
+    /// Reads the current token from a page (it changes at sign-in).
+    pub async fn refresh_csrf(&mut self) {
+        let (_, page) = self.get_text("/account").await;
+        if let Some(t) = csrf_from(&page) {
+            self.csrf = t;
+        }
+    }
+}
+
+pub fn location(r: &reqwest::Response) -> String {
+    r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
+}
+
+/// Audit events of a chain with a given action, newest first.
+pub fn audit_events(app: &TestApp, action: &str) -> Vec<evidentia::audit::AuditEvent> {
+    let filter = evidentia::audit::query::AuditFilter { action: action.into(), ..Default::default() };
+    evidentia::audit::query::list(&mut app.conn(), None, &filter, evidentia::db::paging::PageRequest::all()).expect("audit").items
+}

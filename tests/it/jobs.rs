@@ -1,0 +1,139 @@
+//! The job queue: runs from the page with progress, cancel, a dead worker's job resumed.
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use serde_json::json;
+
+use crate::helpers::*;
+use evidentia::auth::Actor;
+use evidentia::jobs;
+
+async fn wait_finished(app: &TestApp, id: i32) -> jobs::Job {
+    for _ in 0..100 {
+        let j = jobs::get(&mut app.conn(), id).unwrap();
+        if j.is_finished() {
+            return j;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("job {id} did not finish");
+}
+
+#[tokio::test]
+async fn an_integrity_check_runs_as_a_job_with_progress() {
+    let app = spawn_app();
+    let monitor = app.login("monitor").await;
+    let r = monitor.post("/studies/LUNG-IO-01/audit/verify", &[]).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/studies/LUNG-IO-01/jobs");
+    let job_id = jobs::list(&mut app.conn(), None, evidentia::db::paging::PageRequest::all()).unwrap().items[0].id;
+    let job = wait_finished(&app, job_id).await;
+    assert_eq!(job.status, "succeeded", "{:?}", job.error);
+    assert_eq!((job.progress_done, job.progress_total), (1, 1));
+    let result: serde_json::Value = serde_json::from_str(job.result.as_deref().unwrap()).unwrap();
+    assert_eq!(result["ok"], true);
+    let (s, page) = monitor.get_text("/studies/LUNG-IO-01/jobs").await;
+    assert_eq!(s, 200);
+    assert!(page.contains("audit_verify") && page.contains("<progress"));
+    // The row fragment htmx polls.
+    let (s, row) = monitor.get_text(&format!("/studies/LUNG-IO-01/jobs/{job_id}")).await;
+    assert_eq!(s, 200);
+    assert!(row.starts_with("<tr id=\"job-"));
+    assert!(!row.contains("hx-trigger"), "finished jobs stop polling");
+    // The same job through the API, and another study's id is a 404.
+    let api: serde_json::Value = {
+        let (_, secret) = evidentia::auth::tokens::create(
+            &mut app.conn(),
+            &Actor::from_user(&evidentia::auth::users::find_by_username(&mut app.conn(), "monitor").unwrap().unwrap()),
+            "t",
+        )
+        .unwrap();
+        reqwest::Client::new()
+            .get(format!("{}/api/v1/studies/LUNG-IO-01/jobs/{job_id}", app.base))
+            .bearer_auth(secret)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    };
+    assert_eq!(api["status"], "succeeded");
+    assert_eq!(audit_events(&app, "start_job").len(), 1);
+}
+
+#[tokio::test]
+async fn a_queued_job_can_be_cancelled() {
+    let app = spawn_app_with(|cfg| cfg.job_workers = 0);
+    let study = evidentia::studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap();
+    let job = jobs::enqueue(&mut app.conn(), &Actor::cli_operator(), Some(&study), "audit_verify", json!({})).unwrap();
+    let m = app.login("manager").await;
+    let (_, row) = m.get_text(&format!("/studies/LUNG-IO-01/jobs/{}", job.id)).await;
+    assert!(row.contains("hx-trigger=\"every 1s\""), "a live job polls");
+    assert_eq!(m.post(&format!("/studies/LUNG-IO-01/jobs/{}/cancel", job.id), &[]).await.status(), 303);
+    assert_eq!(jobs::get(&mut app.conn(), job.id).unwrap().status, "cancelled");
+    assert_eq!(audit_events(&app, "cancel_job").len(), 1);
+    // A job of another study is not reachable through this one.
+    let other = evidentia::studies::get_by_code(&mut app.conn(), OTHER_STUDY).unwrap();
+    let j2 = jobs::enqueue(&mut app.conn(), &Actor::cli_operator(), Some(&other), "audit_verify", json!({})).unwrap();
+    let admin = app.login("admin").await;
+    assert_eq!(admin.get(&format!("/studies/LUNG-IO-01/jobs/{}", j2.id)).await.status(), 404);
+    assert_eq!(admin.post(&format!("/studies/LUNG-IO-01/jobs/{}/cancel", j2.id), &[]).await.status(), 404);
+}
+
+#[tokio::test]
+async fn a_job_whose_worker_died_is_resumed_from_its_checkpoint() {
+    let app = spawn_app_with(|cfg| {
+        cfg.job_workers = 0;
+        cfg.job_stale_after = Duration::from_secs(1);
+    });
+    let job = jobs::enqueue(&mut app.conn(), &Actor::cli_operator(), None, "audit_verify", json!({})).unwrap();
+    // A worker claims it, records one chain as done, then dies (no more heartbeats).
+    let claimed = jobs::claim(&mut app.conn(), job.id, "doomed-worker").unwrap().unwrap();
+    assert_eq!(claimed.attempts, 1);
+    let chains = evidentia::audit::verify::chain_names(&mut app.conn()).unwrap();
+    let checkpoint = json!({"reports": [{"chain": chains[0], "events": -1, "broken": null}]});
+    jobs::report_progress(&mut app.conn(), job.id, 1, chains.len() as i64, "checked one", Some(&checkpoint)).unwrap();
+    {
+        use evidentia::db::schema::jobs::dsl;
+        let old = chrono::Utc::now().naive_utc() - chrono::Duration::seconds(30);
+        diesel::update(dsl::jobs.find(job.id)).set(dsl::heartbeat_at.eq(Some(old))).execute(&mut app.conn()).unwrap();
+    }
+    // Another worker notices, requeues, and resumes after the recorded chain.
+    let ran = evidentia::jobs::worker::run_once(&app.pool, &app.config, "rescuer").unwrap();
+    assert!(ran);
+    let j = jobs::get(&mut app.conn(), job.id).unwrap();
+    assert_eq!(j.status, "succeeded");
+    assert_eq!(j.attempts, 2);
+    let result: serde_json::Value = serde_json::from_str(j.result.as_deref().unwrap()).unwrap();
+    assert_eq!(result["chains"][0]["events"], -1, "the first chain was not checked again");
+    assert_eq!(result["chains"].as_array().unwrap().len(), chains.len());
+    assert!(result["chains"][1]["events"].as_i64().unwrap() > 0);
+}
+
+#[test]
+fn two_workers_never_claim_the_same_job() {
+    let app = spawn_app_with(|cfg| cfg.job_workers = 0);
+    for _ in 0..20 {
+        jobs::enqueue(&mut app.conn(), &Actor::cli_operator(), None, "audit_verify", json!({})).unwrap();
+    }
+    let handles: Vec<_> = (0..4)
+        .map(|w| {
+            let pool = app.pool.clone();
+            std::thread::spawn(move || {
+                let mut mine = Vec::new();
+                while let Some(j) = jobs::claim_next(&mut pool.get().unwrap(), &format!("w{w}")).unwrap() {
+                    mine.push(j.id);
+                }
+                mine
+            })
+        })
+        .collect();
+    let mut all: Vec<i32> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    all.sort();
+    let n = all.len();
+    all.dedup();
+    assert_eq!(n, 20);
+    assert_eq!(all.len(), 20, "no job claimed twice");
+}
