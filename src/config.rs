@@ -40,10 +40,7 @@ impl Config {
             lockout_threshold: 5,
             lockout_window: Duration::from_secs(15 * 60),
             lockout_duration: Duration::from_secs(15 * 60),
-            job_workers: std::env::var("EVIDENTIA_JOB_WORKERS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(2),
+            job_workers: std::env::var("EVIDENTIA_JOB_WORKERS").ok().and_then(|v| v.parse().ok()).unwrap_or(2),
             job_stale_after: env_secs("EVIDENTIA_JOB_STALE_SECS", 60),
             db_pool_size: 8,
         }

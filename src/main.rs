@@ -19,7 +19,11 @@ use evidentia::studies::{self, members, sites};
 use evidentia::{audit, backup, demo, jobs, telemetry};
 
 #[derive(Parser)]
-#[command(name = "evidentia", version, about = "Clinical studies of AI pathology biomarkers, from cases to the signed dossier")]
+#[command(
+    name = "evidentia",
+    version,
+    about = "Clinical studies of AI pathology biomarkers, from cases to the signed dossier"
+)]
 struct Cli {
     /// Data directory (database, slides, models, exports).
     #[arg(long, global = true, env = "EVIDENTIA_DATA_DIR")]
@@ -93,9 +97,15 @@ enum UserCmd {
         password_stdin: bool,
     },
     List,
-    Deactivate { username: String },
-    Reactivate { username: String },
-    Unlock { username: String },
+    Deactivate {
+        username: String,
+    },
+    Reactivate {
+        username: String,
+    },
+    Unlock {
+        username: String,
+    },
     /// Set a new password (generated and printed, or read with --password-stdin).
     ResetPassword {
         username: String,
@@ -331,7 +341,8 @@ fn user_cmd(cfg: Config, as_user: Option<String>, cmd: UserCmd) -> CliResult {
             if !actor.is_admin {
                 return Err(Error::forbidden("only administrators create users").into());
             }
-            let (pw, show) = if password_stdin { (read_password_stdin()?, false) } else { (passwords::generate(), true) };
+            let (pw, show) =
+                if password_stdin { (read_password_stdin()?, false) } else { (passwords::generate(), true) };
             passwords::check_policy("password", &pw)?;
             let input = users::NewUserInput { username, full_name, is_admin: admin };
             let u = users::create(&mut conn, &actor, &input, &passwords::hash(&pw)?)?;
@@ -343,7 +354,13 @@ fn user_cmd(cfg: Config, as_user: Option<String>, cmd: UserCmd) -> CliResult {
         UserCmd::List => {
             let t = evidentia::db::now();
             for u in users::list(&mut conn, "", PageRequest::all())?.items {
-                let state = if !u.active { "deactivated" } else if u.is_locked(t) { "locked" } else { "active" };
+                let state = if !u.active {
+                    "deactivated"
+                } else if u.is_locked(t) {
+                    "locked"
+                } else {
+                    "active"
+                };
                 println!("{:<20} {:<30} {:<6} {state}", u.username, u.full_name, if u.is_admin { "admin" } else { "" });
             }
         }
@@ -364,7 +381,8 @@ fn user_cmd(cfg: Config, as_user: Option<String>, cmd: UserCmd) -> CliResult {
         }
         UserCmd::ResetPassword { username, password_stdin } => {
             let u = find(&mut conn, &username)?;
-            let (pw, show) = if password_stdin { (read_password_stdin()?, false) } else { (passwords::generate(), true) };
+            let (pw, show) =
+                if password_stdin { (read_password_stdin()?, false) } else { (passwords::generate(), true) };
             passwords::check_policy("password", &pw)?;
             users::set_password(&mut conn, &actor, u.id, &passwords::hash(&pw)?, true)?;
             println!("password of {username} reset");
@@ -380,7 +398,8 @@ fn study_cmd(cfg: Config, as_user: Option<String>, cmd: StudyCmd) -> CliResult {
     let (mut conn, actor) = open(&cfg, as_user)?;
     match cmd {
         StudyCmd::Create { code, title, indication, biomarker, study_type, protocol_version, description } => {
-            let input = studies::StudyInput { code, title, indication, biomarker, study_type, protocol_version, description };
+            let input =
+                studies::StudyInput { code, title, indication, biomarker, study_type, protocol_version, description };
             let s = studies::create(&mut conn, &actor, &input)?;
             println!("created study {} (draft)", s.code);
         }
@@ -428,8 +447,16 @@ fn audit_cmd(cfg: Config, as_user: Option<String>, cmd: AuditCmd) -> CliResult {
                 match &r.broken {
                     None => println!("ok      {:<24} {} events", r.chain, r.events),
                     Some(b) => {
-                        println!("BROKEN  {:<24} at event #{} (seq {}): {}", r.chain, b.event_id.map(|i| i.to_string()).unwrap_or("-".into()), b.seq, b.problem);
-                        broken.get_or_insert_with(|| format!("chain {} is broken at seq {}: {}", r.chain, b.seq, b.problem));
+                        println!(
+                            "BROKEN  {:<24} at event #{} (seq {}): {}",
+                            r.chain,
+                            b.event_id.map(|i| i.to_string()).unwrap_or("-".into()),
+                            b.seq,
+                            b.problem
+                        );
+                        broken.get_or_insert_with(|| {
+                            format!("chain {} is broken at seq {}: {}", r.chain, b.seq, b.problem)
+                        });
                     }
                 }
             }
@@ -451,7 +478,9 @@ fn audit_cmd(cfg: Config, as_user: Option<String>, cmd: AuditCmd) -> CliResult {
             };
             let page = audit::query::list(&mut conn, study_id, &Default::default(), PageRequest::all())?;
             let sink: Box<dyn Write> = match &out {
-                Some(p) => Box::new(std::fs::File::create(p).map_err(|e| Failure::Input(format!("{}: {e}", p.display())))?),
+                Some(p) => {
+                    Box::new(std::fs::File::create(p).map_err(|e| Failure::Input(format!("{}: {e}", p.display())))?)
+                }
                 None => Box::new(std::io::stdout()),
             };
             let mut w = csv::Writer::from_writer(sink);

@@ -60,10 +60,14 @@ impl Application {
     pub fn build(config: Config) -> anyhow::Result<Self> {
         let pool = open_database(&config)?;
         let initial_admin_password = bootstrap_admin(&pool)?;
-        let listener = TcpListener::bind(&config.bind)
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
+        let listener =
+            TcpListener::bind(&config.bind).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
         let port = listener.local_addr()?.port();
-        let state = web::Data::new(AppState { pool: pool.clone(), config: config.clone(), metrics: Arc::new(Metrics::default()) });
+        let state = web::Data::new(AppState {
+            pool: pool.clone(),
+            config: config.clone(),
+            metrics: Arc::new(Metrics::default()),
+        });
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())

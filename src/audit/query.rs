@@ -83,8 +83,19 @@ pub fn distinct_values(conn: &mut Conn, study_id: Option<i32>) -> Result<(Vec<St
 }
 
 pub const CSV_HEADER: [&str; 13] = [
-    "id", "chain", "seq", "at", "actor", "action", "entity", "entity_id", "old_value", "new_value", "reason",
-    "prev_hash", "hash",
+    "id",
+    "chain",
+    "seq",
+    "at",
+    "actor",
+    "action",
+    "entity",
+    "entity_id",
+    "old_value",
+    "new_value",
+    "reason",
+    "prev_hash",
+    "hash",
 ];
 
 /// One CSV row of an event, in `CSV_HEADER` order; with the chain fields, a study's chain can

@@ -83,7 +83,11 @@ pub fn verify_chain(conn: &mut Conn, chain: &str) -> Result<ChainReport> {
             }
         };
         if let Some(p) = problem {
-            return Ok(ChainReport { chain: chain.to_string(), events: events.len() as i64, broken: Some(broken(e, p)) });
+            return Ok(ChainReport {
+                chain: chain.to_string(),
+                events: events.len() as i64,
+                broken: Some(broken(e, p)),
+            });
         }
         prev_hash = e.hash.clone();
         prev_id = e.id;

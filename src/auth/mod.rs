@@ -27,7 +27,12 @@ impl Actor {
     /// The operator at the server's terminal: whoever runs the binary already holds the database.
     pub fn cli_operator() -> Self {
         let os_user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
-        Actor { user_id: None, name: format!("cli:{os_user}"), full_name: format!("CLI operator {os_user}"), is_admin: true }
+        Actor {
+            user_id: None,
+            name: format!("cli:{os_user}"),
+            full_name: format!("CLI operator {os_user}"),
+            is_admin: true,
+        }
     }
     /// The server itself (first-start admin, job workers).
     pub fn system() -> Self {

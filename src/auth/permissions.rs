@@ -114,11 +114,8 @@ pub fn role_in(conn: &mut Conn, user_id: i32, study_id: i32) -> Result<Option<Ro
 
 /// Loads a study by code for an actor; 404 unless the actor is an admin or a member.
 pub fn study_access(conn: &mut Conn, actor: &Actor, code: &str) -> Result<StudyAccess> {
-    let study: Option<Study> = studies::table
-        .filter(studies::code.eq(code))
-        .select(Study::as_select())
-        .first(conn)
-        .optional()?;
+    let study: Option<Study> =
+        studies::table.filter(studies::code.eq(code)).select(Study::as_select()).first(conn).optional()?;
     let study = study.ok_or(Error::NotFound)?;
     let role = match actor.user_id {
         Some(uid) => role_in(conn, uid, study.id)?,

@@ -41,13 +41,7 @@ pub fn authenticate(conn: &mut Conn, token: &str, timeouts: Timeouts) -> Result<
     let found: Option<(i32, NaiveDateTime, NaiveDateTime, Option<NaiveDateTime>, User)> = sessions::table
         .inner_join(users::table)
         .filter(sessions::token_hash.eq(token_hash(token)))
-        .select((
-            sessions::id,
-            sessions::created_at,
-            sessions::last_seen_at,
-            sessions::ended_at,
-            User::as_select(),
-        ))
+        .select((sessions::id, sessions::created_at, sessions::last_seen_at, sessions::ended_at, User::as_select()))
         .first(conn)
         .optional()?;
     let Some((id, created, last_seen, ended, user)) = found else { return Ok(None) };

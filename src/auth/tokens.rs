@@ -78,7 +78,8 @@ pub fn list_for_user(conn: &mut Conn, user_id: i32) -> Result<Vec<ApiToken>> {
 /// Revokes one of the actor's own tokens (admins may revoke anyone's).
 pub fn revoke(conn: &mut Conn, actor: &Actor, token_id: i32) -> Result<()> {
     write_tx(conn, |conn| {
-        let tok: ApiToken = api_tokens::table.find(token_id).select(ApiToken::as_select()).first(conn).or_not_found()?;
+        let tok: ApiToken =
+            api_tokens::table.find(token_id).select(ApiToken::as_select()).first(conn).or_not_found()?;
         if Some(tok.user_id) != actor.user_id && !actor.is_admin {
             return Err(Error::NotFound);
         }

@@ -204,7 +204,8 @@ pub fn record_login_attempt(
         }
         let window = chrono::Duration::from_std(policy.window).unwrap_or_default();
         let in_window = current.first_failed_at.is_some_and(|f| t - f <= window);
-        let (count, first) = if in_window { (current.failed_logins + 1, current.first_failed_at) } else { (1, Some(t)) };
+        let (count, first) =
+            if in_window { (current.failed_logins + 1, current.first_failed_at) } else { (1, Some(t)) };
         let lock = count >= policy.threshold;
         let locked_until = lock.then(|| t + chrono::Duration::from_std(policy.duration).unwrap_or_default());
         diesel::update(users::table.find(user.id))
@@ -280,7 +281,11 @@ pub fn apply_account_action(conn: &mut Conn, actor: &Actor, user_id: i32, action
                         users::first_failed_at.eq(None::<NaiveDateTime>),
                     ))
                     .execute(conn)?;
-                ("unlock", json!({"locked_until": u.locked_until.map(|d| d.to_string())}), json!({"locked_until": null}))
+                (
+                    "unlock",
+                    json!({"locked_until": u.locked_until.map(|d| d.to_string())}),
+                    json!({"locked_until": null}),
+                )
             }
         };
         diesel::update(users::table.find(u.id)).set(users::updated_at.eq(now())).execute(conn)?;

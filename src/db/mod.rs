@@ -53,9 +53,7 @@ pub fn open_pool(data_dir: &Path, max_size: u32) -> anyhow::Result<DbPool> {
 
 /// Applies every pending embedded migration; returns the names of those applied.
 pub fn run_migrations(conn: &mut Conn) -> anyhow::Result<Vec<String>> {
-    let applied = conn
-        .run_pending_migrations(MIGRATIONS)
-        .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+    let applied = conn.run_pending_migrations(MIGRATIONS).map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
     Ok(applied.iter().map(|m| m.to_string()).collect())
 }
 

@@ -274,7 +274,8 @@ pub fn requeue_stale(conn: &mut Conn, stale_after: Duration) -> Result<usize> {
                     .set((
                         jobs::status.eq(JobStatus::Queued.as_str()),
                         jobs::worker.eq(None::<String>),
-                        jobs::message.eq(format!("worker {} stopped; queued to resume", job.worker.clone().unwrap_or_default())),
+                        jobs::message
+                            .eq(format!("worker {} stopped; queued to resume", job.worker.clone().unwrap_or_default())),
                     ))
                     .execute(conn)?;
             }

@@ -114,7 +114,8 @@ pub enum StudyStatus {
 }
 
 impl StudyStatus {
-    pub const ALL: [StudyStatus; 4] = [StudyStatus::Draft, StudyStatus::Active, StudyStatus::Locked, StudyStatus::Archived];
+    pub const ALL: [StudyStatus; 4] =
+        [StudyStatus::Draft, StudyStatus::Active, StudyStatus::Locked, StudyStatus::Archived];
     pub fn as_str(&self) -> &'static str {
         match self {
             StudyStatus::Draft => "draft",
@@ -139,11 +140,41 @@ pub struct Transition {
 }
 
 pub const TRANSITIONS: [Transition; 5] = [
-    Transition { from: StudyStatus::Draft, to: StudyStatus::Active, admin_only: false, needs_reason: false, label: "Activate" },
-    Transition { from: StudyStatus::Draft, to: StudyStatus::Archived, admin_only: false, needs_reason: true, label: "Archive" },
-    Transition { from: StudyStatus::Active, to: StudyStatus::Locked, admin_only: false, needs_reason: false, label: "Lock" },
-    Transition { from: StudyStatus::Locked, to: StudyStatus::Archived, admin_only: false, needs_reason: false, label: "Archive" },
-    Transition { from: StudyStatus::Locked, to: StudyStatus::Active, admin_only: true, needs_reason: true, label: "Unlock (back to active)" },
+    Transition {
+        from: StudyStatus::Draft,
+        to: StudyStatus::Active,
+        admin_only: false,
+        needs_reason: false,
+        label: "Activate",
+    },
+    Transition {
+        from: StudyStatus::Draft,
+        to: StudyStatus::Archived,
+        admin_only: false,
+        needs_reason: true,
+        label: "Archive",
+    },
+    Transition {
+        from: StudyStatus::Active,
+        to: StudyStatus::Locked,
+        admin_only: false,
+        needs_reason: false,
+        label: "Lock",
+    },
+    Transition {
+        from: StudyStatus::Locked,
+        to: StudyStatus::Archived,
+        admin_only: false,
+        needs_reason: false,
+        label: "Archive",
+    },
+    Transition {
+        from: StudyStatus::Locked,
+        to: StudyStatus::Active,
+        admin_only: true,
+        needs_reason: true,
+        label: "Unlock (back to active)",
+    },
 ];
 
 /// The steps this actor may take from the study's current status.
@@ -203,7 +234,8 @@ impl StudyInput {
                 errors.add(field, format!("at most {max} characters"));
             }
         }
-        let study_type = StudyType::parse(if self.study_type.trim().is_empty() { "retrospective" } else { &self.study_type });
+        let study_type =
+            StudyType::parse(if self.study_type.trim().is_empty() { "retrospective" } else { &self.study_type });
         if study_type.is_none() {
             errors.add("study_type", "must be retrospective, prospective or reader_study");
         }

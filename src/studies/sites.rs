@@ -64,7 +64,9 @@ impl SiteInput {
     fn validate(&self) -> Result<ValidSite> {
         let mut errors = FieldErrors::default();
         let code = self.code.trim().to_uppercase();
-        if !(2..=16).contains(&code.len()) || !code.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-') {
+        if !(2..=16).contains(&code.len())
+            || !code.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-')
+        {
             errors.add("code", "2–16 characters: capital letters, digits and '-' (e.g. SNUBH)");
         }
         if self.name.trim().is_empty() || self.name.chars().count() > 200 {
@@ -115,8 +117,11 @@ pub fn add(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &SiteInp
     write_tx(conn, |conn| {
         let study = super::get_by_code(conn, &access.study.code)?;
         study.ensure_editable()?;
-        let exists: i64 =
-            sites::table.filter(sites::study_id.eq(study.id)).filter(sites::code.eq(&v.code)).count().get_result(conn)?;
+        let exists: i64 = sites::table
+            .filter(sites::study_id.eq(study.id))
+            .filter(sites::code.eq(&v.code))
+            .count()
+            .get_result(conn)?;
         if exists > 0 {
             return Err(Error::invalid("code", format!("site {} already exists in {}", v.code, study.code)));
         }

@@ -73,7 +73,11 @@ impl Metrics {
                         h.counts[i]
                     );
                 }
-                let _ = writeln!(out, "evidentia_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {}", h.count);
+                let _ = writeln!(
+                    out,
+                    "evidentia_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {}",
+                    h.count
+                );
                 let _ = writeln!(out, "evidentia_http_request_duration_seconds_sum{{route=\"{r}\"}} {}", h.sum);
                 let _ = writeln!(out, "evidentia_http_request_duration_seconds_count{{route=\"{r}\"}} {}", h.count);
             }
@@ -82,7 +86,11 @@ impl Metrics {
         out.push_str("# HELP evidentia_db_pool_connections Database pool connections by state.\n");
         out.push_str("# TYPE evidentia_db_pool_connections gauge\n");
         let _ = writeln!(out, "evidentia_db_pool_connections{{state=\"idle\"}} {}", state.idle_connections);
-        let _ = writeln!(out, "evidentia_db_pool_connections{{state=\"in_use\"}} {}", state.connections - state.idle_connections);
+        let _ = writeln!(
+            out,
+            "evidentia_db_pool_connections{{state=\"in_use\"}} {}",
+            state.connections - state.idle_connections
+        );
         let _ = writeln!(out, "evidentia_db_pool_max_size {}", pool.max_size());
         out
     }

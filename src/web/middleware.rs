@@ -73,10 +73,7 @@ fn is_form(req: &ServiceRequest) -> bool {
 }
 
 fn has_bearer(req: &ServiceRequest) -> bool {
-    req.headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("Bearer "))
+    req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("Bearer "))
 }
 
 /// Double-submit check for every POST/PUT/PATCH/DELETE, except API calls authenticated by a

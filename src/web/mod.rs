@@ -70,7 +70,11 @@ pub fn render_partial(page: &impl Template) -> Result<HttpResponse, PageError> {
 }
 
 /// A CSV download: the one place tables become spreadsheets.
-pub fn csv_response(filename: &str, header_row: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Result<HttpResponse, PageError> {
+pub fn csv_response(
+    filename: &str,
+    header_row: &[&str],
+    rows: impl IntoIterator<Item = Vec<String>>,
+) -> Result<HttpResponse, PageError> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let write = |w: &mut csv::Writer<Vec<u8>>| -> Result<(), csv::Error> {
         w.write_record(header_row)?;

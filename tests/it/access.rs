@@ -7,6 +7,8 @@ const ROLES: [&str; 6] = ["admin", "manager", "annotator1", "statistician", "mon
 
 /// Expected status per role, in `ROLES` order.
 type Row = (&'static str, [u16; 6]);
+/// (path, form fields, expected status per role).
+type ActionRow = (String, Vec<(&'static str, String)>, [u16; 6]);
 
 const GET_MATRIX: [Row; 19] = [
     //                                              admin man  ann  stat mon  out
@@ -56,7 +58,7 @@ async fn every_action_for_every_role() {
     for (i, role) in ROLES.iter().enumerate() {
         let c = app.login(role).await;
         let site_code = format!("S{i}X");
-        let rows: Vec<(String, Vec<(&str, String)>, [u16; 6])> = vec![
+        let rows: Vec<ActionRow> = vec![
             (
                 "/studies/LUNG-IO-01/sites".into(),
                 vec![("code", site_code.clone()), ("name", "Site".into())],
@@ -74,9 +76,21 @@ async fn every_action_for_every_role() {
                 // annotator2 is already a member: an allowed role gets the field error.
                 [422, 422, 403, 403, 403, 404],
             ),
-            ("/studies/OTHER-01/sites".into(), vec![("code", site_code.clone()), ("name", "X".into())], [303, 404, 404, 404, 404, 404]),
-            ("/studies".into(), vec![("code", format!("NEW-{i}0")), ("title", "T".into())], [303, 403, 403, 403, 403, 403]),
-            ("/admin/users".into(), vec![("username", format!("u{i}x")), ("full_name", "U".into())], [200, 403, 403, 403, 403, 403]),
+            (
+                "/studies/OTHER-01/sites".into(),
+                vec![("code", site_code.clone()), ("name", "X".into())],
+                [303, 404, 404, 404, 404, 404],
+            ),
+            (
+                "/studies".into(),
+                vec![("code", format!("NEW-{i}0")), ("title", "T".into())],
+                [303, 403, 403, 403, 403, 403],
+            ),
+            (
+                "/admin/users".into(),
+                vec![("username", format!("u{i}x")), ("full_name", "U".into())],
+                [200, 403, 403, 403, 403, 403],
+            ),
         ];
         for (path, form, expected) in rows {
             let fields: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -129,8 +143,15 @@ async fn the_api_applies_the_same_rules() {
                 assert!(v["error"]["code"].is_string(), "JSON error body for {path}");
             }
         }
-        let list: serde_json::Value =
-            api.get(format!("{}/api/v1/studies", app.base)).bearer_auth(&secret).send().await.unwrap().json().await.unwrap();
+        let list: serde_json::Value = api
+            .get(format!("{}/api/v1/studies", app.base))
+            .bearer_auth(&secret)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         let expected_total = match *role {
             "admin" => 2,
             "outsider" => 0,

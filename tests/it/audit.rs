@@ -46,14 +46,21 @@ async fn audit_verify_passes_then_catches_an_edited_event() {
     let target: i32 = {
         use evidentia::db::schema::audit_events::dsl::*;
         let mut conn = app.conn();
-        let id_: i32 = audit_events.filter(action.eq("create")).filter(entity.eq("site")).select(id).first(&mut conn).unwrap();
-        diesel::update(audit_events.find(id_)).set(new_value.eq(Some("{\"code\":\"FAKE\"}"))).execute(&mut conn).unwrap();
+        let id_: i32 =
+            audit_events.filter(action.eq("create")).filter(entity.eq("site")).select(id).first(&mut conn).unwrap();
+        diesel::update(audit_events.find(id_))
+            .set(new_value.eq(Some("{\"code\":\"FAKE\"}")))
+            .execute(&mut conn)
+            .unwrap();
         id_
     };
     let out = verify(&app);
     assert!(!out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("BROKEN  study:LUNG-IO-01") && stdout.contains(&format!("at event #{target} ")), "{stdout}");
+    assert!(
+        stdout.contains("BROKEN  study:LUNG-IO-01") && stdout.contains(&format!("at event #{target} ")),
+        "{stdout}"
+    );
     assert!(stdout.contains("was edited"), "{stdout}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("chain study:LUNG-IO-01 is broken"));
 }
@@ -64,7 +71,8 @@ async fn audit_verify_catches_a_deleted_event_and_a_deleted_last_event() {
     {
         use evidentia::db::schema::audit_events::dsl::*;
         let mut conn = app.conn();
-        let id_: i32 = audit_events.filter(chain.eq("study:LUNG-IO-01")).filter(seq.eq(3)).select(id).first(&mut conn).unwrap();
+        let id_: i32 =
+            audit_events.filter(chain.eq("study:LUNG-IO-01")).filter(seq.eq(3)).select(id).first(&mut conn).unwrap();
         diesel::delete(audit_events.find(id_)).execute(&mut conn).unwrap();
     }
     let out = verify(&app);
@@ -75,7 +83,8 @@ async fn audit_verify_catches_a_deleted_event_and_a_deleted_last_event() {
     {
         use evidentia::db::schema::audit_events::dsl::*;
         let mut conn = app.conn();
-        let last: i32 = audit_events.filter(chain.eq("study:OTHER-01")).order(seq.desc()).select(id).first(&mut conn).unwrap();
+        let last: i32 =
+            audit_events.filter(chain.eq("study:OTHER-01")).order(seq.desc()).select(id).first(&mut conn).unwrap();
         diesel::delete(audit_events.find(last)).execute(&mut conn).unwrap();
     }
     let out = verify(&app);
@@ -90,8 +99,13 @@ async fn audit_verify_catches_reordered_events() {
         use evidentia::db::schema::audit_events::dsl::*;
         let mut conn = app.conn();
         // Swap the sequence numbers of two events, as if history were rearranged.
-        let rows: Vec<(i32, i64)> =
-            audit_events.filter(chain.eq("study:LUNG-IO-01")).order(seq.asc()).select((id, seq)).limit(3).load(&mut conn).unwrap();
+        let rows: Vec<(i32, i64)> = audit_events
+            .filter(chain.eq("study:LUNG-IO-01"))
+            .order(seq.asc())
+            .select((id, seq))
+            .limit(3)
+            .load(&mut conn)
+            .unwrap();
         let (a, b) = (rows[1], rows[2]);
         diesel::update(audit_events.find(a.0)).set(seq.eq(-1)).execute(&mut conn).unwrap();
         diesel::update(audit_events.find(b.0)).set(seq.eq(a.1)).execute(&mut conn).unwrap();

@@ -140,16 +140,33 @@ async fn changing_the_own_password() {
     let app = spawn_app();
     let c = app.login("statistician").await;
     let r = c
-        .post("/account/password", &[("current_password", "wrong"), ("new_password", "a-new-password"), ("confirm_password", "a-new-password")])
+        .post(
+            "/account/password",
+            &[
+                ("current_password", "wrong"),
+                ("new_password", "a-new-password"),
+                ("confirm_password", "a-new-password"),
+            ],
+        )
         .await;
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap().contains("is not your current password"));
     let r = c
-        .post("/account/password", &[("current_password", PASSWORD), ("new_password", "short"), ("confirm_password", "short")])
+        .post(
+            "/account/password",
+            &[("current_password", PASSWORD), ("new_password", "short"), ("confirm_password", "short")],
+        )
         .await;
     assert_eq!(r.status(), 422);
     let r = c
-        .post("/account/password", &[("current_password", PASSWORD), ("new_password", "a-new-password"), ("confirm_password", "a-new-password")])
+        .post(
+            "/account/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", "a-new-password"),
+                ("confirm_password", "a-new-password"),
+            ],
+        )
         .await;
     assert_eq!(r.status(), 303);
     assert_eq!(audit_events(&app, "change_password").len(), 1);
@@ -237,7 +254,10 @@ async fn health_metrics_and_openapi() {
     let _ = c.get("/login").await;
     let (s, metrics) = c.get_text("/metrics").await;
     assert_eq!(s, 200);
-    assert!(metrics.contains("evidentia_http_requests_total{method=\"GET\",route=\"/login\",status=\"200\"}"), "{metrics}");
+    assert!(
+        metrics.contains("evidentia_http_requests_total{method=\"GET\",route=\"/login\",status=\"200\"}"),
+        "{metrics}"
+    );
     assert!(metrics.contains("evidentia_http_request_duration_seconds_bucket"));
     assert!(metrics.contains("evidentia_db_pool_connections{state=\"idle\"}"));
     let (s, spec) = c.get_text("/api/v1/openapi.json").await;

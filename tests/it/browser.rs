@@ -51,7 +51,11 @@ async fn start_browser() -> (Driver, Client) {
     let mut last_err = String::new();
     for _ in 0..50 {
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        match ClientBuilder::new(connector).capabilities(caps.clone()).connect(&format!("http://127.0.0.1:{}", driver.port)).await {
+        match ClientBuilder::new(connector)
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{}", driver.port))
+            .await
+        {
             Ok(c) => return (driver, c),
             Err(e) => last_err = e.to_string(),
         }

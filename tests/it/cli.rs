@@ -9,7 +9,10 @@ fn stderr(o: &std::process::Output) -> String {
 #[tokio::test]
 async fn cli_manages_users_studies_sites_and_members() {
     let app = spawn_app();
-    let out = app.cli(&["user", "add", "--username", "kim", "--full-name", "Kim Minji", "--password-stdin"], Some("kim-password-1\n"));
+    let out = app.cli(
+        &["user", "add", "--username", "kim", "--full-name", "Kim Minji", "--password-stdin"],
+        Some("kim-password-1\n"),
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let mut c = app.client();
     assert_eq!(c.try_login("kim", "kim-password-1").await.status(), 303);
@@ -18,7 +21,8 @@ async fn cli_manages_users_studies_sites_and_members() {
     assert!(out.status.success(), "{}", stderr(&out));
     let out = app.cli(&["study", "add-site", "--study", "LUNG-IO-02", "--code", "SNUBH", "--name", "Bundang"], None);
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = app.cli(&["study", "add-member", "--study", "LUNG-IO-02", "--username", "kim", "--role", "annotator"], None);
+    let out =
+        app.cli(&["study", "add-member", "--study", "LUNG-IO-02", "--username", "kim", "--role", "annotator"], None);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = app.cli(&["study", "list"], None);
     assert!(String::from_utf8_lossy(&out.stdout).contains("LUNG-IO-02"));
@@ -38,8 +42,25 @@ fn bad_input_exits_2_with_one_line_naming_the_problem() {
     let app = spawn_app();
     let cases: [(&[&str], &str); 5] = [
         (&["study", "create", "--code", "x", "--title", "T"], "code"),
-        (&["study", "add-site", "--study", "LUNG-IO-01", "--code", "ZZ", "--name", "Z", "--irb-approval-date", "31/12/2024"], "irb_approval_date"),
-        (&["study", "add-member", "--study", "LUNG-IO-01", "--username", "nobody", "--role", "annotator"], "no user 'nobody'"),
+        (
+            &[
+                "study",
+                "add-site",
+                "--study",
+                "LUNG-IO-01",
+                "--code",
+                "ZZ",
+                "--name",
+                "Z",
+                "--irb-approval-date",
+                "31/12/2024",
+            ],
+            "irb_approval_date",
+        ),
+        (
+            &["study", "add-member", "--study", "LUNG-IO-01", "--username", "nobody", "--role", "annotator"],
+            "no user 'nobody'",
+        ),
         (&["study", "add-member", "--study", "LUNG-IO-01", "--username", "outsider", "--role", "boss"], "role"),
         (&["user", "reset-password", "ghost"], "no user 'ghost'"),
     ];
@@ -51,7 +72,8 @@ fn bad_input_exits_2_with_one_line_naming_the_problem() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
     // A short password from stdin is refused and creates nobody.
-    let out = app.cli(&["user", "add", "--username", "shorty", "--full-name", "S", "--password-stdin"], Some("short\n"));
+    let out =
+        app.cli(&["user", "add", "--username", "shorty", "--full-name", "S", "--password-stdin"], Some("short\n"));
     assert_eq!(out.status.code(), Some(2));
     assert!(evidentia::auth::users::find_by_username(&mut app.conn(), "shorty").unwrap().is_none());
 }
@@ -62,10 +84,14 @@ fn cli_acts_as_a_user_with_that_users_rights() {
     let out = app.cli(&["--as", "annotator1", "study", "create", "--code", "ANN-01", "--title", "No"], None);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("forbidden"));
-    let out = app.cli(&["--as", "manager", "study", "add-site", "--study", "LUNG-IO-01", "--code", "AMC", "--name", "Asan"], None);
+    let out = app.cli(
+        &["--as", "manager", "study", "add-site", "--study", "LUNG-IO-01", "--code", "AMC", "--name", "Asan"],
+        None,
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(audit_events(&app, "create")[0].actor, "manager");
-    let out = app.cli(&["--as", "manager", "study", "add-site", "--study", "OTHER-01", "--code", "AMC", "--name", "Asan"], None);
+    let out = app
+        .cli(&["--as", "manager", "study", "add-site", "--study", "OTHER-01", "--code", "AMC", "--name", "Asan"], None);
     assert_eq!(out.status.code(), Some(2), "not a member: not found");
     let out = app.cli(&["--as", "ghost", "study", "list"], None);
     assert_eq!(out.status.code(), Some(2));

@@ -49,7 +49,8 @@ pub fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         let other = StudyInput { code: OTHER_STUDY.into(), title: "Another study".into(), ..Default::default() };
         studies::create(&mut conn, &Actor::cli_operator(), &other).expect("other study");
         let h = passwords::hash(PASSWORD).expect("hash");
-        let outsider = users::NewUserInput { username: "outsider".into(), full_name: "Out Sider".into(), is_admin: false };
+        let outsider =
+            users::NewUserInput { username: "outsider".into(), full_name: "Out Sider".into(), is_admin: false };
         users::create(&mut conn, &Actor::cli_operator(), &outsider, &h).expect("outsider");
     }
     let (tx, rx) = mpsc::channel();
@@ -109,7 +110,9 @@ impl TestApp {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_evidentia"));
         cmd.arg("--data-dir").arg(&self.data_dir).args(args);
         cmd.env("RUST_LOG", "warn");
-        cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
         let mut child = cmd.spawn().expect("spawn cli");
         if let Some(input) = stdin {
             child.stdin.as_mut().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
@@ -168,5 +171,7 @@ pub fn location(r: &reqwest::Response) -> String {
 /// Audit events of a chain with a given action, newest first.
 pub fn audit_events(app: &TestApp, action: &str) -> Vec<evidentia::audit::AuditEvent> {
     let filter = evidentia::audit::query::AuditFilter { action: action.into(), ..Default::default() };
-    evidentia::audit::query::list(&mut app.conn(), None, &filter, evidentia::db::paging::PageRequest::all()).expect("audit").items
+    evidentia::audit::query::list(&mut app.conn(), None, &filter, evidentia::db::paging::PageRequest::all())
+        .expect("audit")
+        .items
 }

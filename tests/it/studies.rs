@@ -18,7 +18,12 @@ async fn admin_creates_a_study_and_bad_input_changes_nothing() {
     let r = admin
         .post(
             "/studies",
-            &[("code", "breast-ai-02"), ("title", "Breast TIL study"), ("study_type", "reader_study"), ("indication", "TNBC")],
+            &[
+                ("code", "breast-ai-02"),
+                ("title", "Breast TIL study"),
+                ("study_type", "reader_study"),
+                ("indication", "TNBC"),
+            ],
         )
         .await;
     assert_eq!(r.status(), 303);
@@ -85,7 +90,10 @@ async fn lifecycle_rules_are_enforced() {
     let r = admin.post(&format!("{s}/status"), &[("to", "active"), ("reason", "try")]).await;
     assert_eq!(r.status(), 303);
     assert_eq!(studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap().status, "archived");
-    assert_eq!(manager.post(&format!("{s}/members"), &[("username", "outsider"), ("role", "monitor")]).await.status(), 409);
+    assert_eq!(
+        manager.post(&format!("{s}/members"), &[("username", "outsider"), ("role", "monitor")]).await.status(),
+        409
+    );
 }
 
 #[tokio::test]
@@ -99,7 +107,16 @@ async fn sites_are_added_edited_and_retired_with_audit() {
     assert!(body.contains("&#39;2024-13-40&#39; is not a date") || body.contains("is not a date"), "date error named");
     assert!(body.contains("required, at most 200 characters"));
     let r = m
-        .post(base, &[("code", "amc"), ("name", "Asan Medical Center"), ("country", "KR"), ("irb_reference", "2024-0001"), ("irb_approval_date", "2024-03-05")])
+        .post(
+            base,
+            &[
+                ("code", "amc"),
+                ("name", "Asan Medical Center"),
+                ("country", "KR"),
+                ("irb_reference", "2024-0001"),
+                ("irb_approval_date", "2024-03-05"),
+            ],
+        )
         .await;
     assert_eq!(r.status(), 303);
     let (_, page) = m.get_text(base).await;
@@ -108,7 +125,12 @@ async fn sites_are_added_edited_and_retired_with_audit() {
     assert_eq!(r.status(), 422);
     let sid = studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap().id;
     let site = studies::sites::list(&mut app.conn(), sid, true).unwrap().into_iter().find(|s| s.code == "AMC").unwrap();
-    let r = m.post(&format!("{base}/{}/edit", site.id), &[("name", "Asan Medical Center, Seoul"), ("country", "KR"), ("irb_reference", "2024-0001-A")]).await;
+    let r = m
+        .post(
+            &format!("{base}/{}/edit", site.id),
+            &[("name", "Asan Medical Center, Seoul"), ("country", "KR"), ("irb_reference", "2024-0001-A")],
+        )
+        .await;
     assert_eq!(r.status(), 303);
     let upd = audit_events(&app, "update");
     assert_eq!(upd[0].entity, "site");
@@ -151,7 +173,12 @@ async fn members_managers_add_roles_admins_appoint_managers() {
     let outsider = app.login("outsider").await;
     assert_eq!(outsider.get("/studies/LUNG-IO-01").await.status(), 200);
     let sid = studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap().id;
-    let mid = studies::members::list(&mut app.conn(), sid, false).unwrap().into_iter().find(|x| x.username == "outsider").unwrap().id;
+    let mid = studies::members::list(&mut app.conn(), sid, false)
+        .unwrap()
+        .into_iter()
+        .find(|x| x.username == "outsider")
+        .unwrap()
+        .id;
     assert_eq!(m.post(&format!("{base}/{mid}/remove"), &[("reason", "")]).await.status(), 303);
     assert_eq!(outsider.get("/studies/LUNG-IO-01").await.status(), 200, "no reason: not removed");
     assert_eq!(m.post(&format!("{base}/{mid}/remove"), &[("reason", "Left the hospital")]).await.status(), 303);
@@ -168,7 +195,8 @@ async fn the_study_list_searches_sorts_pages_and_exports() {
     {
         let mut conn = app.conn();
         for i in 0..60 {
-            let input = StudyInput { code: format!("BULK-{i:03}"), title: format!("Bulk study {i}"), ..Default::default() };
+            let input =
+                StudyInput { code: format!("BULK-{i:03}"), title: format!("Bulk study {i}"), ..Default::default() };
             studies::create(&mut conn, &Actor::cli_operator(), &input).unwrap();
         }
     }

@@ -30,7 +30,12 @@ pub struct SecretPage {
     pub back: String,
 }
 
-async fn show(req: &HttpRequest, state: &AppState, user: &CurrentUser, errors: FieldErrors) -> Result<HttpResponse, PageError> {
+async fn show(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &CurrentUser,
+    errors: FieldErrors,
+) -> Result<HttpResponse, PageError> {
     let uid = user.user.id;
     let list = state.db(move |c| tokens::list_for_user(c, uid)).await?;
     let ctx = PageCtx::new(req, Some(user), "My account", "account");
@@ -41,7 +46,11 @@ async fn show(req: &HttpRequest, state: &AppState, user: &CurrentUser, errors: F
     Ok(resp)
 }
 
-pub async fn account_show(req: HttpRequest, state: web::Data<AppState>, user: CurrentUser) -> Result<HttpResponse, PageError> {
+pub async fn account_show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+) -> Result<HttpResponse, PageError> {
     show(&req, &state, &user, FieldErrors::default()).await
 }
 
@@ -107,8 +116,9 @@ pub async fn token_create(
                 &SecretPage {
                     ctx: ctx.clone(),
                     heading: format!("API token “{}”", tok.name),
-                    explanation: "Copy it now: it is shown only once. Send it as `Authorization: Bearer <token>` to /api/v1/."
-                        .into(),
+                    explanation:
+                        "Copy it now: it is shown only once. Send it as `Authorization: Bearer <token>` to /api/v1/."
+                            .into(),
                     secret,
                     back: "/account".into(),
                 },
@@ -119,7 +129,11 @@ pub async fn token_create(
     }
 }
 
-pub async fn token_revoke(state: web::Data<AppState>, user: CurrentUser, path: web::Path<i32>) -> Result<HttpResponse, PageError> {
+pub async fn token_revoke(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<i32>,
+) -> Result<HttpResponse, PageError> {
     let actor = user.actor.clone();
     let id = path.into_inner();
     state.db(move |c| tokens::revoke(c, &actor, id)).await?;

@@ -37,14 +37,22 @@ pub async fn studies_list(
     Ok(HttpResponse::Ok().json(page))
 }
 
-pub async fn study_get(state: web::Data<AppState>, user: CurrentUser, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn study_get(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let access = load_access(&state, &user, &path).await?;
     let mut v = serde_json::to_value(&access.study).map_err(|e| Error::Internal(e.into()))?;
     v["your_role"] = json!(access.role_label());
     Ok(HttpResponse::Ok().json(v))
 }
 
-pub async fn sites_list(state: web::Data<AppState>, user: CurrentUser, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn sites_list(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let access = load_access(&state, &user, &path).await?;
     access.require(Permission::ViewSites)?;
     let sid = access.study.id;
@@ -52,7 +60,11 @@ pub async fn sites_list(state: web::Data<AppState>, user: CurrentUser, path: web
     Ok(HttpResponse::Ok().json(json!({"items": list})))
 }
 
-pub async fn members_list(state: web::Data<AppState>, user: CurrentUser, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn members_list(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let access = load_access(&state, &user, &path).await?;
     access.require(Permission::ViewMembers)?;
     let sid = access.study.id;
@@ -79,7 +91,11 @@ pub async fn jobs_list(
     Ok(HttpResponse::Ok().json(page))
 }
 
-pub async fn job_get(state: web::Data<AppState>, user: CurrentUser, path: web::Path<(String, i32)>) -> Result<HttpResponse, ApiError> {
+pub async fn job_get(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i32)>,
+) -> Result<HttpResponse, ApiError> {
     let (code, id) = path.into_inner();
     let access = load_access(&state, &user, &code).await?;
     access.require(Permission::ViewJobs)?;

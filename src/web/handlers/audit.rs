@@ -107,7 +107,8 @@ pub async fn audit_study(
     let access = load_access(&state, &user, &path).await?;
     access.require(Permission::ViewAudit)?;
     let can_verify = access.can(Permission::RunChecks);
-    page(&req, &state, &user, Some((access.study.id, StudyNav::new(&access, "audit"))), q.into_inner(), can_verify).await
+    page(&req, &state, &user, Some((access.study.id, StudyNav::new(&access, "audit"))), q.into_inner(), can_verify)
+        .await
 }
 
 pub async fn audit_global(
@@ -120,7 +121,12 @@ pub async fn audit_global(
     page(&req, &state, &user, None, q.into_inner(), true).await
 }
 
-async fn csv(state: &AppState, study_id: Option<i32>, filter: AuditFilter, name: &str) -> Result<HttpResponse, PageError> {
+async fn csv(
+    state: &AppState,
+    study_id: Option<i32>,
+    filter: AuditFilter,
+    name: &str,
+) -> Result<HttpResponse, PageError> {
     let page = state.db(move |c| query::list(c, study_id, &filter, PageRequest::all())).await?;
     // Oldest first in the file, so that the chain reads in order.
     let rows: Vec<Vec<String>> = page.items.iter().rev().map(query::csv_row).collect();
@@ -138,21 +144,35 @@ pub async fn audit_study_csv(
     csv(&state, Some(access.study.id), q.into_inner(), &format!("{}-audit.csv", access.study.code)).await
 }
 
-pub async fn audit_global_csv(state: web::Data<AppState>, user: CurrentUser, q: web::Query<AuditFilter>) -> Result<HttpResponse, PageError> {
+pub async fn audit_global_csv(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    q: web::Query<AuditFilter>,
+) -> Result<HttpResponse, PageError> {
     user.require_admin()?;
     csv(&state, None, q.into_inner(), "audit.csv").await
 }
 
-pub async fn audit_study_verify(state: web::Data<AppState>, user: CurrentUser, path: web::Path<String>) -> Result<HttpResponse, PageError> {
+pub async fn audit_study_verify(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
     let access = load_access(&state, &user, &path).await?;
     access.require(Permission::RunChecks)?;
     let actor = user.actor.clone();
     let study = access.study.clone();
     let code = study.code.clone();
     let job = state
-        .db(move |c| jobs::enqueue(c, &actor, Some(&study), audit_mod::job::KIND, json!({"chain": study.chain().name()})))
+        .db(move |c| {
+            jobs::enqueue(c, &actor, Some(&study), audit_mod::job::KIND, json!({"chain": study.chain().name()}))
+        })
         .await?;
-    Ok(redirect_with_flash(&format!("/studies/{code}/jobs"), "ok", &format!("Integrity check started (job {}).", job.id)))
+    Ok(redirect_with_flash(
+        &format!("/studies/{code}/jobs"),
+        "ok",
+        &format!("Integrity check started (job {}).", job.id),
+    ))
 }
 
 pub async fn audit_global_verify(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpResponse, PageError> {

@@ -77,10 +77,26 @@ pub async fn jobs_global(
     let page = state.db(move |c| jobs::list(c, None, PageRequest::new(q.page, None))).await?;
     let ctx = PageCtx::new(&req, Some(&user), "Jobs (all)", "admin");
     let pager = Pager::new(&page, "/admin/jobs", &[]);
-    render(&ctx, &JobsListPage { ctx: ctx.clone(), nav: None, jobs: page.items, base: "/admin/jobs".into(), pager, can_cancel: true })
+    render(
+        &ctx,
+        &JobsListPage {
+            ctx: ctx.clone(),
+            nav: None,
+            jobs: page.items,
+            base: "/admin/jobs".into(),
+            pager,
+            can_cancel: true,
+        },
+    )
 }
 
-fn row(req: &HttpRequest, user: &CurrentUser, job: Job, base: String, can_cancel: bool) -> Result<HttpResponse, PageError> {
+fn row(
+    req: &HttpRequest,
+    user: &CurrentUser,
+    job: Job,
+    base: String,
+    can_cancel: bool,
+) -> Result<HttpResponse, PageError> {
     let ctx = PageCtx::new(req, Some(user), "", "");
     render_partial(&JobRowPartial { job, base, csrf: ctx.csrf, can_cancel })
 }
@@ -131,7 +147,11 @@ pub async fn job_study_cancel(
     }
 }
 
-pub async fn job_global_cancel(state: web::Data<AppState>, user: CurrentUser, path: web::Path<i32>) -> Result<HttpResponse, PageError> {
+pub async fn job_global_cancel(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<i32>,
+) -> Result<HttpResponse, PageError> {
     user.require_admin()?;
     let id = path.into_inner();
     let actor = user.actor.clone();
@@ -140,10 +160,7 @@ pub async fn job_global_cancel(state: web::Data<AppState>, user: CurrentUser, pa
             let job = jobs::get(c, id)?;
             let study = match job.study_id {
                 Some(sid) => Some(
-                    crate::db::schema::studies::table
-                        .find(sid)
-                        .select(crate::studies::Study::as_select())
-                        .first(c)?,
+                    crate::db::schema::studies::table.find(sid).select(crate::studies::Study::as_select()).first(c)?,
                 ),
                 None => None,
             };
@@ -156,4 +173,3 @@ pub async fn job_global_cancel(state: web::Data<AppState>, user: CurrentUser, pa
         Err(e) => Err(e.into()),
     }
 }
-

@@ -70,7 +70,11 @@ pub async fn members_list(
     list_page(&req, &state, &user, &path, MemberForm::default(), FieldErrors::default()).await
 }
 
-pub async fn members_csv(state: web::Data<AppState>, user: CurrentUser, path: web::Path<String>) -> Result<HttpResponse, PageError> {
+pub async fn members_csv(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
     let access = load_access(&state, &user, &path).await?;
     access.require(Permission::ViewMembers)?;
     let sid = access.study.id;

@@ -69,7 +69,11 @@ pub async fn sites_list(
     list_page(&req, &state, &user, &path, SiteInput::default(), FieldErrors::default()).await
 }
 
-pub async fn sites_csv(state: web::Data<AppState>, user: CurrentUser, path: web::Path<String>) -> Result<HttpResponse, PageError> {
+pub async fn sites_csv(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
     let access = load_access(&state, &user, &path).await?;
     access.require(Permission::ViewSites)?;
     let sid = access.study.id;
@@ -135,7 +139,16 @@ pub async fn site_edit(
     access.study.ensure_editable()?;
     let ctx = PageCtx::new(&req, Some(&user), format!("Edit site {}", site.code), "studies");
     let form = input_of(&site);
-    render(&ctx, &SiteEditPage { ctx: ctx.clone(), nav: StudyNav::new(&access, "sites"), site, form, errors: FieldErrors::default() })
+    render(
+        &ctx,
+        &SiteEditPage {
+            ctx: ctx.clone(),
+            nav: StudyNav::new(&access, "sites"),
+            site,
+            form,
+            errors: FieldErrors::default(),
+        },
+    )
 }
 
 pub async fn site_update(
@@ -156,8 +169,10 @@ pub async fn site_update(
             let sid = access.study.id;
             let site = state.db(move |c| sites::get(c, sid, id)).await?;
             let ctx = PageCtx::new(&req, Some(&user), format!("Edit site {}", site.code), "studies");
-            let mut resp =
-                render(&ctx, &SiteEditPage { ctx: ctx.clone(), nav: StudyNav::new(&access, "sites"), site, form: input, errors })?;
+            let mut resp = render(
+                &ctx,
+                &SiteEditPage { ctx: ctx.clone(), nav: StudyNav::new(&access, "sites"), site, form: input, errors },
+            )?;
             *resp.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
             Ok(resp)
         }

@@ -74,7 +74,8 @@ pub async fn studies_list(
     let q2 = q.clone();
     let page = state.db(move |c| studies::list_visible(c, &actor, &q2, PageRequest::new(q2.page, q2.per_page))).await?;
     let archived = if q.show_archived() { "1" } else { "" };
-    let pager = Pager::new(&page, "/studies", &[("q", &q.q), ("sort", &q.sort), ("dir", &q.dir), ("archived", archived)]);
+    let pager =
+        Pager::new(&page, "/studies", &[("q", &q.q), ("sort", &q.sort), ("dir", &q.dir), ("archived", archived)]);
     let ctx = PageCtx::new(&req, Some(&user), "Studies", "studies");
     render(
         &ctx,
@@ -91,7 +92,11 @@ pub async fn studies_list(
     )
 }
 
-pub async fn studies_csv(state: web::Data<AppState>, user: CurrentUser, q: web::Query<StudyListQuery>) -> Result<HttpResponse, PageError> {
+pub async fn studies_csv(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    q: web::Query<StudyListQuery>,
+) -> Result<HttpResponse, PageError> {
     let q = q.into_inner();
     let actor = user.actor.clone();
     let page = state.db(move |c| studies::list_visible(c, &actor, &q, PageRequest::all())).await?;
@@ -110,7 +115,17 @@ pub async fn studies_csv(state: web::Data<AppState>, user: CurrentUser, q: web::
     });
     csv_response(
         "studies.csv",
-        &["code", "title", "indication", "biomarker", "study_type", "protocol_version", "status", "created_at", "updated_at"],
+        &[
+            "code",
+            "title",
+            "indication",
+            "biomarker",
+            "study_type",
+            "protocol_version",
+            "status",
+            "created_at",
+            "updated_at",
+        ],
         rows,
     )
 }

@@ -30,7 +30,11 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 const STATIC_FILES: &[(&str, &str, &[u8])] = &[
     ("css/app.css", "text/css; charset=utf-8", include_bytes!("../../../static/css/app.css")),
     ("js/app.js", "text/javascript; charset=utf-8", include_bytes!("../../../static/js/app.js")),
-    ("vendor/htmx/htmx.min.js", "text/javascript; charset=utf-8", include_bytes!("../../../static/vendor/htmx/htmx.min.js")),
+    (
+        "vendor/htmx/htmx.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../static/vendor/htmx/htmx.min.js"),
+    ),
 ];
 
 pub async fn static_file(path: web::Path<String>) -> HttpResponse {
