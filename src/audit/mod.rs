@@ -54,6 +54,34 @@ pub struct Change<'a> {
     pub reason: Option<&'a str>,
 }
 
+impl<'a> Change<'a> {
+    /// A change with no values yet; add them with `before`, `after` and `because`.
+    pub fn new(chain: Chain<'a>, actor: &'a str, action: &'a str, entity: &'a str, entity_id: impl ToString) -> Self {
+        Change { chain, actor, action, entity, entity_id: entity_id.to_string(), old: None, new: None, reason: None }
+    }
+    pub fn before(self, old: Value) -> Self {
+        self.before_opt(Some(old))
+    }
+    pub fn before_opt(mut self, old: Option<Value>) -> Self {
+        self.old = old;
+        self
+    }
+    pub fn after(self, new: Value) -> Self {
+        self.after_opt(Some(new))
+    }
+    pub fn after_opt(mut self, new: Option<Value>) -> Self {
+        self.new = new;
+        self
+    }
+    pub fn because(self, reason: &'a str) -> Self {
+        self.because_opt(Some(reason))
+    }
+    pub fn because_opt(mut self, reason: Option<&'a str>) -> Self {
+        self.reason = reason;
+        self
+    }
+}
+
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
 #[diesel(table_name = audit_events)]
 pub struct AuditEvent {

@@ -52,16 +52,8 @@ pub fn create(conn: &mut Conn, actor: &Actor, name: &str) -> Result<(ApiToken, S
             .first(conn)?;
         audit::record(
             conn,
-            Change {
-                chain: Chain::System,
-                actor: &actor.name,
-                action: "create",
-                entity: "api_token",
-                entity_id: tok.id.to_string(),
-                old: None,
-                new: Some(json!({"name": tok.name, "prefix": tok.token_prefix})),
-                reason: None,
-            },
+            Change::new(Chain::System, &actor.name, "create", "api_token", tok.id)
+                .after(json!({"name": tok.name, "prefix": tok.token_prefix})),
         )?;
         Ok((tok, secret))
     })
@@ -89,16 +81,9 @@ pub fn revoke(conn: &mut Conn, actor: &Actor, token_id: i32) -> Result<()> {
         diesel::update(api_tokens::table.find(tok.id)).set(api_tokens::revoked_at.eq(Some(now()))).execute(conn)?;
         audit::record(
             conn,
-            Change {
-                chain: Chain::System,
-                actor: &actor.name,
-                action: "revoke",
-                entity: "api_token",
-                entity_id: tok.id.to_string(),
-                old: Some(json!({"revoked": false})),
-                new: Some(json!({"revoked": true})),
-                reason: None,
-            },
+            Change::new(Chain::System, &actor.name, "revoke", "api_token", tok.id)
+                .before(json!({"revoked": false}))
+                .after(json!({"revoked": true})),
         )?;
         Ok(())
     })

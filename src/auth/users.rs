@@ -143,16 +143,7 @@ pub fn create(conn: &mut Conn, actor: &Actor, input: &NewUserInput, password_has
         let user = find_by_username(conn, username.as_str())?.ok_or(Error::NotFound)?;
         audit::record(
             conn,
-            Change {
-                chain: Chain::System,
-                actor: &actor.name,
-                action: "create",
-                entity: "user",
-                entity_id: user.username.clone(),
-                old: None,
-                new: Some(user.public_json()),
-                reason: None,
-            },
+            Change::new(Chain::System, &actor.name, "create", "user", &user.username).after(user.public_json()),
         )?;
         Ok(user)
     })
@@ -241,7 +232,7 @@ fn system_change<'a>(
     new: Option<serde_json::Value>,
     reason: Option<&'a str>,
 ) -> Change<'a> {
-    Change { chain: Chain::System, actor, action, entity: "user", entity_id: username.to_string(), old, new, reason }
+    Change::new(Chain::System, actor, action, "user", username).before_opt(old).after_opt(new).because_opt(reason)
 }
 
 /// Admin actions on an account that flip one state.

@@ -107,16 +107,8 @@ pub fn enqueue(conn: &mut Conn, actor: &Actor, study: Option<&Study>, kind: &str
         let job: Job = jobs::table.order(jobs::id.desc()).select(Job::as_select()).first(conn)?;
         audit::record(
             conn,
-            Change {
-                chain: chain_for(study),
-                actor: &actor.name,
-                action: "start_job",
-                entity: "job",
-                entity_id: job.id.to_string(),
-                old: None,
-                new: Some(json!({"kind": kind, "params": params})),
-                reason: None,
-            },
+            Change::new(chain_for(study), &actor.name, "start_job", "job", job.id)
+                .after(json!({"kind": kind, "params": params})),
         )?;
         Ok(job)
     })
@@ -124,6 +116,28 @@ pub fn enqueue(conn: &mut Conn, actor: &Actor, study: Option<&Study>, kind: &str
 
 pub fn get(conn: &mut Conn, id: i32) -> Result<Job> {
     jobs::table.find(id).select(Job::as_select()).first(conn).or_not_found()
+}
+
+/// A job of one study; another study's job is not found.
+pub fn get_in_study(conn: &mut Conn, study_id: i32, id: i32) -> Result<Job> {
+    let job = get(conn, id)?;
+    if job.study_id != Some(study_id) {
+        return Err(Error::NotFound);
+    }
+    Ok(job)
+}
+
+/// Asks any job to stop (administrators' global jobs page), on the job's own chain.
+pub fn request_cancel_any(conn: &mut Conn, actor: &Actor, id: i32) -> Result<Job> {
+    if !actor.is_admin {
+        return Err(Error::forbidden("only administrators manage every job"));
+    }
+    let job = get(conn, id)?;
+    let study: Option<Study> = match job.study_id {
+        Some(sid) => Some(crate::db::schema::studies::table.find(sid).select(Study::as_select()).first(conn)?),
+        None => None,
+    };
+    request_cancel(conn, actor, study.as_ref(), id)
 }
 
 /// Takes the oldest queued job for `worker`. The conditional update makes the claim atomic:
@@ -239,16 +253,9 @@ pub fn request_cancel(conn: &mut Conn, actor: &Actor, study: Option<&Study>, id:
         diesel::update(jobs::table.find(id)).set(jobs::cancel_requested.eq(true)).execute(conn)?;
         audit::record(
             conn,
-            Change {
-                chain: chain_for(study),
-                actor: &actor.name,
-                action: "cancel_job",
-                entity: "job",
-                entity_id: id.to_string(),
-                old: Some(json!({"status": job.status})),
-                new: Some(json!({"cancel_requested": true})),
-                reason: None,
-            },
+            Change::new(chain_for(study), &actor.name, "cancel_job", "job", id)
+                .before(json!({"status": job.status}))
+                .after(json!({"cancel_requested": true})),
         )?;
         get(conn, id)
     })

@@ -101,16 +101,9 @@ pub fn add(conn: &mut Conn, actor: &Actor, access: &StudyAccess, username: &str,
         };
         audit::record(
             conn,
-            Change {
-                chain: study.chain(),
-                actor: &actor.name,
-                action: "add_member",
-                entity: "member",
-                entity_id: user.username.clone(),
-                old,
-                new: Some(json!({"role": role.as_str()})),
-                reason: None,
-            },
+            Change::new(study.chain(), &actor.name, "add_member", "member", &user.username)
+                .before_opt(old)
+                .after(json!({"role": role.as_str()})),
         )?;
         list(conn, study.id, false)?.into_iter().find(|m| m.user_id == user.id).ok_or(Error::NotFound)
     })
@@ -140,16 +133,9 @@ pub fn remove(conn: &mut Conn, actor: &Actor, access: &StudyAccess, member_id: i
             .execute(conn)?;
         audit::record(
             conn,
-            Change {
-                chain: study.chain(),
-                actor: &actor.name,
-                action: "remove_member",
-                entity: "member",
-                entity_id: user.username,
-                old: Some(json!({"role": role})),
-                new: None,
-                reason: Some(reason),
-            },
+            Change::new(study.chain(), &actor.name, "remove_member", "member", user.username)
+                .before(json!({"role": role}))
+                .because(reason),
         )?;
         Ok(())
     })

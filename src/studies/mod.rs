@@ -282,19 +282,7 @@ pub fn create(conn: &mut Conn, actor: &Actor, input: &StudyInput) -> Result<Stud
         let study = get_by_code(conn, code.as_str())?;
         let mut new = study.details_json();
         new["status"] = json!(study.status);
-        audit::record(
-            conn,
-            Change {
-                chain: study.chain(),
-                actor: &actor.name,
-                action: "create",
-                entity: "study",
-                entity_id: study.code.clone(),
-                old: None,
-                new: Some(new),
-                reason: None,
-            },
-        )?;
+        audit::record(conn, Change::new(study.chain(), &actor.name, "create", "study", &study.code).after(new))?;
         Ok(study)
     })
 }
@@ -322,16 +310,7 @@ pub fn update(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &Stud
         if new.as_object().is_some_and(|m| !m.is_empty()) {
             audit::record(
                 conn,
-                Change {
-                    chain: after.chain(),
-                    actor: &actor.name,
-                    action: "update",
-                    entity: "study",
-                    entity_id: after.code.clone(),
-                    old: Some(old),
-                    new: Some(new),
-                    reason: None,
-                },
+                Change::new(after.chain(), &actor.name, "update", "study", &after.code).before(old).after(new),
             )?;
         }
         Ok(after)
@@ -361,16 +340,10 @@ pub fn transition(conn: &mut Conn, actor: &Actor, access: &StudyAccess, to: &str
             .execute(conn)?;
         audit::record(
             conn,
-            Change {
-                chain: study.chain(),
-                actor: &actor.name,
-                action: "status",
-                entity: "study",
-                entity_id: study.code.clone(),
-                old: Some(json!({"status": from.as_str()})),
-                new: Some(json!({"status": to.as_str()})),
-                reason: (!reason.is_empty()).then_some(reason),
-            },
+            Change::new(study.chain(), &actor.name, "status", "study", &study.code)
+                .before(json!({"status": from.as_str()}))
+                .after(json!({"status": to.as_str()}))
+                .because_opt((!reason.is_empty()).then_some(reason)),
         )?;
         get_by_code(conn, &study.code)
     })

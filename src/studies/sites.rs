@@ -141,19 +141,7 @@ pub fn add(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &SiteInp
             .filter(sites::code.eq(&v.code))
             .select(Site::as_select())
             .first(conn)?;
-        audit::record(
-            conn,
-            Change {
-                chain: study.chain(),
-                actor: &actor.name,
-                action: "create",
-                entity: "site",
-                entity_id: site.code.clone(),
-                old: None,
-                new: Some(site.json()),
-                reason: None,
-            },
-        )?;
+        audit::record(conn, Change::new(study.chain(), &actor.name, "create", "site", &site.code).after(site.json()))?;
         Ok(site)
     })
 }
@@ -181,16 +169,7 @@ pub fn update(conn: &mut Conn, actor: &Actor, access: &StudyAccess, site_id: i32
         if new.as_object().is_some_and(|m| !m.is_empty()) {
             audit::record(
                 conn,
-                Change {
-                    chain: study.chain(),
-                    actor: &actor.name,
-                    action: "update",
-                    entity: "site",
-                    entity_id: after.code.clone(),
-                    old: Some(old),
-                    new: Some(new),
-                    reason: None,
-                },
+                Change::new(study.chain(), &actor.name, "update", "site", &after.code).before(old).after(new),
             )?;
         }
         Ok(after)
@@ -216,16 +195,10 @@ pub fn retire(conn: &mut Conn, actor: &Actor, access: &StudyAccess, site_id: i32
             .execute(conn)?;
         audit::record(
             conn,
-            Change {
-                chain: study.chain(),
-                actor: &actor.name,
-                action: "retire",
-                entity: "site",
-                entity_id: site.code.clone(),
-                old: Some(json!({"retired": false})),
-                new: Some(json!({"retired": true})),
-                reason: Some(reason),
-            },
+            Change::new(study.chain(), &actor.name, "retire", "site", &site.code)
+                .before(json!({"retired": false}))
+                .after(json!({"retired": true}))
+                .because(reason),
         )?;
         get(conn, study.id, site_id)
     })

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
@@ -77,17 +77,21 @@ fn has_bearer(req: &ServiceRequest) -> bool {
 }
 
 /// Double-submit check for every POST/PUT/PATCH/DELETE, except API calls authenticated by a
-/// bearer token (no cookie, so no CSRF). Also hands out the token cookie.
+/// bearer token (no cookie, so no CSRF). Also hands out the token cookie. A rejection is a
+/// normal response (not an error), so that the outer middleware counts it and adds headers.
 pub async fn csrf_protect(
     mut req: ServiceRequest,
     next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+) -> Result<ServiceResponse<EitherBody<impl MessageBody, BoxBody>>, actix_web::Error> {
     let cookie = req.cookie(csrf::COOKIE).map(|c| c.value().to_string()).filter(|v| v.len() == 64);
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if changes_state && !(has_bearer(&req) && req.path().starts_with("/api/")) {
         let mut submitted = req.headers().get(csrf::HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
         if submitted.is_none() && is_form(&req) {
-            let body = req.extract::<web::Bytes>().await?;
+            let body = match req.extract::<web::Bytes>().await {
+                Ok(b) => b,
+                Err(e) => return Ok(req.error_response(e).map_into_right_body()),
+            };
             let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
             submitted = fields.into_iter().find(|(k, _)| k == csrf::FIELD).map(|(_, v)| v);
             req.set_payload(actix_web::dev::Payload::from(body));
@@ -99,7 +103,7 @@ pub async fn csrf_protect(
                 "The form has expired or did not come from Evidentia (CSRF check failed). Reload the page and try again."
                     .into(),
             );
-            return Err(actix_web::error::InternalError::from_response("csrf", resp).into());
+            return Ok(req.into_response(resp).map_into_right_body());
         }
     }
     let (token, fresh) = match cookie {
@@ -108,7 +112,7 @@ pub async fn csrf_protect(
     };
     req.extensions_mut().insert(CsrfToken(token.clone()));
     let secure = req.app_data::<web::Data<AppState>>().is_some_and(|s| s.config.secure_cookies);
-    let mut res = next.call(req).await?;
+    let mut res = next.call(req).await?.map_into_left_body();
     if fresh {
         let c = Cookie::build(csrf::COOKIE, token)
             .path("/")

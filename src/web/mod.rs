@@ -64,6 +64,19 @@ pub fn render(ctx: &PageCtx, page: &impl Template) -> Result<HttpResponse, PageE
     Ok(resp.body(body))
 }
 
+/// Renders a form page: 422 when it shows validation errors, else 200.
+pub fn render_form(
+    ctx: &PageCtx,
+    page: &impl Template,
+    errors: &crate::error::FieldErrors,
+) -> Result<HttpResponse, PageError> {
+    let mut resp = render(ctx, page)?;
+    if !errors.is_empty() {
+        *resp.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(resp)
+}
+
 /// Renders a fragment for htmx (no layout).
 pub fn render_partial(page: &impl Template) -> Result<HttpResponse, PageError> {
     Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(page.render()?))

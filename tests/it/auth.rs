@@ -91,6 +91,7 @@ async fn a_post_without_the_csrf_token_is_rejected_and_changes_nothing() {
     let c = app.login("admin").await;
     let r = c.post_without_csrf("/studies", &[("code", "CSRF-01"), ("title", "Forged")]).await;
     assert_eq!(r.status(), 403);
+    assert!(r.headers().get("content-security-policy").is_some(), "the rejection carries the security headers");
     assert!(r.text().await.unwrap().contains("CSRF"));
     let r = c
         .http

@@ -9,7 +9,7 @@ use crate::error::{Error, FieldErrors};
 use crate::telemetry::Sensitive;
 use crate::web::error::PageError;
 use crate::web::extract::{redirect_with_flash, CurrentUser, PageCtx};
-use crate::web::{render, AppState};
+use crate::web::{render, render_form, AppState};
 
 #[derive(Template)]
 #[template(path = "account/show.html")]
@@ -39,11 +39,7 @@ async fn show(
     let uid = user.user.id;
     let list = state.db(move |c| tokens::list_for_user(c, uid)).await?;
     let ctx = PageCtx::new(req, Some(user), "My account", "account");
-    let mut resp = render(&ctx, &AccountShowPage { ctx: ctx.clone(), tokens: list, errors: errors.clone() })?;
-    if !errors.is_empty() {
-        *resp.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
-    }
-    Ok(resp)
+    render_form(&ctx, &AccountShowPage { ctx: ctx.clone(), tokens: list, errors: errors.clone() }, &errors)
 }
 
 pub async fn account_show(

@@ -10,7 +10,7 @@ use crate::db::paging::PageRequest;
 use crate::error::{Error, FieldErrors};
 use crate::web::error::PageError;
 use crate::web::extract::{redirect_with_flash, CurrentUser, PageCtx};
-use crate::web::{csv_response, render, AppState, Pager};
+use crate::web::{csv_response, render, render_form, AppState, Pager};
 
 #[derive(Template)]
 #[template(path = "admin/users.html")]
@@ -128,9 +128,7 @@ pub async fn user_create(
         }
         Err(Error::Invalid(errors)) => {
             let ctx = PageCtx::new(&req, Some(&user), "New user", "admin");
-            let mut resp = render(&ctx, &UserNewPage { ctx: ctx.clone(), form, errors })?;
-            *resp.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
-            Ok(resp)
+            render_form(&ctx, &UserNewPage { ctx: ctx.clone(), form, errors: errors.clone() }, &errors)
         }
         Err(e) => Err(e.into()),
     }

@@ -99,9 +99,7 @@ pub async fn job_get(
     let (code, id) = path.into_inner();
     let access = load_access(&state, &user, &code).await?;
     access.require(Permission::ViewJobs)?;
-    let job = state.db(move |c| jobs::get(c, id)).await?;
-    if job.study_id != Some(access.study.id) {
-        return Err(Error::NotFound.into());
-    }
+    let sid = access.study.id;
+    let job = state.db(move |c| jobs::get_in_study(c, sid, id)).await?;
     Ok(HttpResponse::Ok().json(job))
 }

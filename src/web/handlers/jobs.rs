@@ -2,7 +2,6 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use diesel::prelude::*;
 
 use super::studies::load_access;
 use super::StudyNav;
@@ -110,10 +109,8 @@ pub async fn job_study_row(
     let (code, id) = path.into_inner();
     let access = load_access(&state, &user, &code).await?;
     access.require(Permission::ViewJobs)?;
-    let job = state.db(move |c| jobs::get(c, id)).await?;
-    if job.study_id != Some(access.study.id) {
-        return Err(Error::NotFound.into());
-    }
+    let sid = access.study.id;
+    let job = state.db(move |c| jobs::get_in_study(c, sid, id)).await?;
     row(&req, &user, job, format!("/studies/{code}/jobs"), access.can(Permission::RunChecks))
 }
 
@@ -155,18 +152,7 @@ pub async fn job_global_cancel(
     user.require_admin()?;
     let id = path.into_inner();
     let actor = user.actor.clone();
-    let result = state
-        .db(move |c| {
-            let job = jobs::get(c, id)?;
-            let study = match job.study_id {
-                Some(sid) => Some(
-                    crate::db::schema::studies::table.find(sid).select(crate::studies::Study::as_select()).first(c)?,
-                ),
-                None => None,
-            };
-            jobs::request_cancel(c, &actor, study.as_ref(), id)
-        })
-        .await;
+    let result = state.db(move |c| jobs::request_cancel_any(c, &actor, id)).await;
     match result {
         Ok(_) => Ok(redirect_with_flash("/admin/jobs", "ok", &format!("Job {id}: cancel requested."))),
         Err(Error::Conflict(m)) => Ok(redirect_with_flash("/admin/jobs", "error", &m)),

@@ -10,7 +10,7 @@ use crate::error::{Error, FieldErrors};
 use crate::studies::members::{self, Member};
 use crate::web::error::PageError;
 use crate::web::extract::{redirect_with_flash, CurrentUser, PageCtx};
-use crate::web::{csv_response, render, AppState};
+use crate::web::{csv_response, render_form, AppState};
 
 #[derive(Template)]
 #[template(path = "members/list.html")]
@@ -46,7 +46,6 @@ async fn list_page(
     let list = state.db(move |c| members::list(c, sid, true)).await?;
     let roles = Role::ALL.iter().filter(|r| **r != Role::Manager || access.is_admin).map(|r| r.as_str()).collect();
     let ctx = PageCtx::new(req, Some(user), format!("Members · {}", access.study.code), "studies");
-    let status = if errors.is_empty() { 200 } else { 422 };
     let page = MembersListPage {
         ctx: ctx.clone(),
         nav: StudyNav::new(&access, "members"),
@@ -54,11 +53,9 @@ async fn list_page(
         can_manage: access.can(Permission::ManageMembers),
         roles,
         form,
-        errors,
+        errors: errors.clone(),
     };
-    let mut resp = render(&ctx, &page)?;
-    *resp.status_mut() = actix_web::http::StatusCode::from_u16(status).unwrap_or_default();
-    Ok(resp)
+    render_form(&ctx, &page, &errors)
 }
 
 pub async fn members_list(

@@ -10,7 +10,7 @@ use crate::error::{Error, FieldErrors};
 use crate::studies::sites::{self, Site, SiteInput};
 use crate::web::error::PageError;
 use crate::web::extract::{redirect_with_flash, CurrentUser, PageCtx};
-use crate::web::{csv_response, render, AppState};
+use crate::web::{csv_response, render, render_form, AppState};
 
 #[derive(Template)]
 #[template(path = "sites/list.html")]
@@ -46,18 +46,15 @@ async fn list_page(
     let sid = access.study.id;
     let list = state.db(move |c| sites::list(c, sid, true)).await?;
     let ctx = PageCtx::new(req, Some(user), format!("Sites · {}", access.study.code), "studies");
-    let status = if errors.is_empty() { 200 } else { 422 };
     let page = SitesListPage {
         ctx: ctx.clone(),
         nav: StudyNav::new(&access, "sites"),
         sites: list,
         can_manage: access.can(Permission::ManageSites) && access.study.ensure_editable().is_ok(),
         form,
-        errors,
+        errors: errors.clone(),
     };
-    let mut resp = render(&ctx, &page)?;
-    *resp.status_mut() = actix_web::http::StatusCode::from_u16(status).unwrap_or_default();
-    Ok(resp)
+    render_form(&ctx, &page, &errors)
 }
 
 pub async fn sites_list(

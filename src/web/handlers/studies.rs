@@ -12,7 +12,7 @@ use crate::studies::sites::{self, Site};
 use crate::studies::{self, Study, StudyInput, StudyListQuery, StudyType, Transition};
 use crate::web::error::PageError;
 use crate::web::extract::{redirect_with_flash, CurrentUser, PageCtx};
-use crate::web::{csv_response, render, AppState, Pager};
+use crate::web::{csv_response, render, render_form, AppState, Pager};
 
 /// Loads the study for this user: 404 unless admin or member.
 pub async fn load_access(state: &AppState, user: &CurrentUser, code: &str) -> Result<StudyAccess, Error> {
@@ -155,10 +155,8 @@ fn form_page(
     let is_new = nav.is_none();
     let title = if is_new { "New study".to_string() } else { format!("Edit {}", form.code) };
     let ctx = PageCtx::new(req, Some(user), title, "studies");
-    let status = if errors.is_empty() { 200 } else { 422 };
-    let mut resp = render(&ctx, &StudyFormPage { ctx: ctx.clone(), nav, form, errors, is_new, types: study_types() })?;
-    *resp.status_mut() = actix_web::http::StatusCode::from_u16(status).unwrap_or_default();
-    Ok(resp)
+    let page = StudyFormPage { ctx: ctx.clone(), nav, form, errors: errors.clone(), is_new, types: study_types() };
+    render_form(&ctx, &page, &errors)
 }
 
 pub async fn study_new(req: HttpRequest, user: CurrentUser) -> Result<HttpResponse, PageError> {
