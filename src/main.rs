@@ -483,16 +483,7 @@ fn audit_cmd(cfg: Config, as_user: Option<String>, cmd: AuditCmd) -> CliResult {
                 }
                 None => Box::new(std::io::stdout()),
             };
-            let mut w = csv::Writer::from_writer(sink);
-            let write = |w: &mut csv::Writer<Box<dyn Write>>| -> Result<(), csv::Error> {
-                w.write_record(audit::query::CSV_HEADER)?;
-                for e in page.items.iter().rev() {
-                    w.write_record(audit::query::csv_row(e))?;
-                }
-                w.flush()?;
-                Ok(())
-            };
-            write(&mut w).map_err(|e| Failure::Other(e.to_string()))?;
+            evidentia::export::write_csv(sink, page.items.iter().rev())?;
             if let Some(p) = out {
                 eprintln!("wrote {} events to {}", page.total, p.display());
             }

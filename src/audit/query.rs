@@ -7,6 +7,7 @@ use crate::db::paging::{Page, PageRequest};
 use crate::db::schema::audit_events;
 use crate::db::Conn;
 use crate::error::Result;
+use crate::export::CsvRecord;
 
 /// Filters from the audit page; empty strings mean "any".
 #[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
@@ -82,38 +83,38 @@ pub fn distinct_values(conn: &mut Conn, study_id: Option<i32>) -> Result<(Vec<St
     Ok((u, a, e))
 }
 
-pub const CSV_HEADER: [&str; 13] = [
-    "id",
-    "chain",
-    "seq",
-    "at",
-    "actor",
-    "action",
-    "entity",
-    "entity_id",
-    "old_value",
-    "new_value",
-    "reason",
-    "prev_hash",
-    "hash",
-];
-
-/// One CSV row of an event, in `CSV_HEADER` order; with the chain fields, a study's chain can
-/// be re-verified from its own export.
-pub fn csv_row(e: &AuditEvent) -> Vec<String> {
-    vec![
-        e.id.to_string(),
-        e.chain.clone(),
-        e.seq.to_string(),
-        e.at.clone(),
-        e.actor.clone(),
-        e.action.clone(),
-        e.entity.clone(),
-        e.entity_id.clone(),
-        e.old_value.clone().unwrap_or_default(),
-        e.new_value.clone().unwrap_or_default(),
-        e.reason.clone().unwrap_or_default(),
-        e.prev_hash.clone(),
-        e.hash.clone(),
-    ]
+/// With the chain fields, a study's chain can be re-verified from its own export.
+impl CsvRecord for AuditEvent {
+    const HEADER: &'static [&'static str] = &[
+        "id",
+        "chain",
+        "seq",
+        "at",
+        "actor",
+        "action",
+        "entity",
+        "entity_id",
+        "old_value",
+        "new_value",
+        "reason",
+        "prev_hash",
+        "hash",
+    ];
+    fn record(&self) -> Vec<String> {
+        vec![
+            self.id.to_string(),
+            self.chain.clone(),
+            self.seq.to_string(),
+            self.at.clone(),
+            self.actor.clone(),
+            self.action.clone(),
+            self.entity.clone(),
+            self.entity_id.clone(),
+            self.old_value.clone().unwrap_or_default(),
+            self.new_value.clone().unwrap_or_default(),
+            self.reason.clone().unwrap_or_default(),
+            self.prev_hash.clone(),
+            self.hash.clone(),
+        ]
+    }
 }

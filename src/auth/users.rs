@@ -13,6 +13,7 @@ use crate::db::paging::{Page, PageRequest};
 use crate::db::schema::users;
 use crate::db::{now, write_tx, Conn};
 use crate::error::{Error, FieldErrors, OptionalExt, Result};
+use crate::export::CsvRecord;
 
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
 #[diesel(table_name = users)]
@@ -29,6 +30,20 @@ pub struct User {
     pub locked_until: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+}
+
+impl CsvRecord for User {
+    const HEADER: &'static [&'static str] = &["username", "full_name", "is_admin", "active", "locked", "created_at"];
+    fn record(&self) -> Vec<String> {
+        vec![
+            self.username.clone(),
+            self.full_name.clone(),
+            self.is_admin.to_string(),
+            self.active.to_string(),
+            self.is_locked(now()).to_string(),
+            self.created_at.to_string(),
+        ]
+    }
 }
 
 impl User {

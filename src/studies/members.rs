@@ -12,6 +12,7 @@ use crate::auth::Actor;
 use crate::db::schema::{study_members, users as users_t};
 use crate::db::{now, write_tx, Conn};
 use crate::error::{Error, OptionalExt, Result};
+use crate::export::CsvRecord;
 
 #[derive(Debug, Clone, Queryable, serde::Serialize)]
 pub struct Member {
@@ -23,6 +24,21 @@ pub struct Member {
     pub retired_at: Option<NaiveDateTime>,
     pub retired_reason: Option<String>,
     pub created_at: NaiveDateTime,
+}
+
+impl CsvRecord for Member {
+    const HEADER: &'static [&'static str] =
+        &["username", "full_name", "role", "added_at", "removed_at", "removed_reason"];
+    fn record(&self) -> Vec<String> {
+        vec![
+            self.username.clone(),
+            self.full_name.clone(),
+            self.role.clone(),
+            self.created_at.to_string(),
+            self.retired_at.map(|t| t.to_string()).unwrap_or_default(),
+            self.retired_reason.clone().unwrap_or_default(),
+        ]
+    }
 }
 
 pub fn list(conn: &mut Conn, study_id: i32, include_retired: bool) -> Result<Vec<Member>> {

@@ -15,6 +15,7 @@ use crate::db::paging::{Page, PageRequest};
 use crate::db::schema::{studies, study_members};
 use crate::db::{now, write_tx, Conn};
 use crate::error::{Error, FieldErrors, Result};
+use crate::export::CsvRecord;
 
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
 #[diesel(table_name = studies)]
@@ -30,6 +31,33 @@ pub struct Study {
     pub status: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+}
+
+impl CsvRecord for Study {
+    const HEADER: &'static [&'static str] = &[
+        "code",
+        "title",
+        "indication",
+        "biomarker",
+        "study_type",
+        "protocol_version",
+        "status",
+        "created_at",
+        "updated_at",
+    ];
+    fn record(&self) -> Vec<String> {
+        vec![
+            self.code.clone(),
+            self.title.clone(),
+            self.indication.clone(),
+            self.biomarker.clone(),
+            self.study_type.clone(),
+            self.protocol_version.clone(),
+            self.status.clone(),
+            self.created_at.to_string(),
+            self.updated_at.to_string(),
+        ]
+    }
 }
 
 impl Study {

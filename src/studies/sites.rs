@@ -11,6 +11,7 @@ use crate::auth::Actor;
 use crate::db::schema::sites;
 use crate::db::{now, write_tx, Conn};
 use crate::error::{Error, FieldErrors, OptionalExt, Result};
+use crate::export::CsvRecord;
 
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
 #[diesel(table_name = sites)]
@@ -25,6 +26,22 @@ pub struct Site {
     pub retired_at: Option<NaiveDateTime>,
     pub retired_reason: Option<String>,
     pub created_at: NaiveDateTime,
+}
+
+impl CsvRecord for Site {
+    const HEADER: &'static [&'static str] =
+        &["code", "name", "country", "irb_reference", "irb_approval_date", "retired_at", "retired_reason"];
+    fn record(&self) -> Vec<String> {
+        vec![
+            self.code.clone(),
+            self.name.clone(),
+            self.country.clone(),
+            self.irb_reference.clone(),
+            self.approval_date_text(),
+            self.retired_at.map(|t| t.to_string()).unwrap_or_default(),
+            self.retired_reason.clone().unwrap_or_default(),
+        ]
+    }
 }
 
 impl Site {

@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::db::paging::Page;
 use crate::db::{Conn, DbPool};
 use crate::error::Error;
+use crate::export::{write_csv, CsvRecord};
 use error::PageError;
 use extract::{PageCtx, FLASH_COOKIE};
 
@@ -82,35 +83,17 @@ pub fn render_partial(page: &impl Template) -> Result<HttpResponse, PageError> {
     Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(page.render()?))
 }
 
-/// A CSV download: the one place tables become spreadsheets.
-pub fn csv_response(
+/// A CSV download of records (the one place tables become spreadsheets).
+pub fn csv_download<'a, T: CsvRecord + 'a>(
     filename: &str,
-    header_row: &[&str],
-    rows: impl IntoIterator<Item = Vec<String>>,
+    items: impl IntoIterator<Item = &'a T>,
 ) -> Result<HttpResponse, PageError> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let write = |w: &mut csv::Writer<Vec<u8>>| -> Result<(), csv::Error> {
-        w.write_record(header_row)?;
-        for r in rows {
-            // Cells starting with = + - @ are prefixed so that Excel never runs them as formulas.
-            w.write_record(r.iter().map(|c| defuse_formula(c)))?;
-        }
-        Ok(())
-    };
-    write(&mut w).map_err(|e| Error::Internal(e.into()))?;
-    let bytes = w.into_inner().map_err(|e| Error::Internal(anyhow::anyhow!("csv: {e}")))?;
+    let mut bytes = Vec::new();
+    write_csv(&mut bytes, items).map_err(Error::Internal)?;
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\"")))
         .body(bytes))
-}
-
-fn defuse_formula(cell: &str) -> String {
-    if cell.starts_with(['=', '+', '-', '@']) && cell.parse::<f64>().is_err() {
-        format!("'{cell}")
-    } else {
-        cell.to_string()
-    }
 }
 
 /// Links for a pager, keeping the page's other query parameters.

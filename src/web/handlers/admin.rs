@@ -10,7 +10,7 @@ use crate::db::paging::PageRequest;
 use crate::error::{Error, FieldErrors};
 use crate::web::error::PageError;
 use crate::web::extract::{redirect_with_flash, CurrentUser, PageCtx};
-use crate::web::{csv_response, render, render_form, AppState, Pager};
+use crate::web::{csv_download, render, render_form, AppState, Pager};
 
 #[derive(Template)]
 #[template(path = "admin/users.html")]
@@ -55,18 +55,7 @@ pub async fn users_list(
 pub async fn users_csv(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpResponse, PageError> {
     user.require_admin()?;
     let page = state.db(|c| users::list(c, "", PageRequest::all())).await?;
-    let t = crate::db::now();
-    let rows = page.items.iter().map(|u| {
-        vec![
-            u.username.clone(),
-            u.full_name.clone(),
-            u.is_admin.to_string(),
-            u.active.to_string(),
-            u.is_locked(t).to_string(),
-            u.created_at.to_string(),
-        ]
-    });
-    csv_response("users.csv", &["username", "full_name", "is_admin", "active", "locked", "created_at"], rows)
+    csv_download("users.csv", &page.items)
 }
 
 #[derive(Debug, Clone, Default, serde::Deserialize)]

@@ -4,7 +4,7 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use super::studies::load_access;
+use super::studies::{load_access, load_access_for};
 use crate::auth::permissions::Permission;
 use crate::db::paging::PageRequest;
 use crate::error::Error;
@@ -53,8 +53,7 @@ pub async fn sites_list(
     user: CurrentUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let access = load_access(&state, &user, &path).await?;
-    access.require(Permission::ViewSites)?;
+    let access = load_access_for(&state, &user, &path, Permission::ViewSites).await?;
     let sid = access.study.id;
     let list = state.db(move |c| sites::list(c, sid, true)).await?;
     Ok(HttpResponse::Ok().json(json!({"items": list})))
@@ -65,8 +64,7 @@ pub async fn members_list(
     user: CurrentUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let access = load_access(&state, &user, &path).await?;
-    access.require(Permission::ViewMembers)?;
+    let access = load_access_for(&state, &user, &path, Permission::ViewMembers).await?;
     let sid = access.study.id;
     let list = state.db(move |c| members::list(c, sid, true)).await?;
     Ok(HttpResponse::Ok().json(json!({"items": list})))
@@ -84,8 +82,7 @@ pub async fn jobs_list(
     path: web::Path<String>,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let access = load_access(&state, &user, &path).await?;
-    access.require(Permission::ViewJobs)?;
+    let access = load_access_for(&state, &user, &path, Permission::ViewJobs).await?;
     let sid = access.study.id;
     let page = state.db(move |c| jobs::list(c, Some(sid), PageRequest::new(q.page, q.per_page))).await?;
     Ok(HttpResponse::Ok().json(page))
@@ -97,8 +94,7 @@ pub async fn job_get(
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, ApiError> {
     let (code, id) = path.into_inner();
-    let access = load_access(&state, &user, &code).await?;
-    access.require(Permission::ViewJobs)?;
+    let access = load_access_for(&state, &user, &code, Permission::ViewJobs).await?;
     let sid = access.study.id;
     let job = state.db(move |c| jobs::get_in_study(c, sid, id)).await?;
     Ok(HttpResponse::Ok().json(job))

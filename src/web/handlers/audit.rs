@@ -5,16 +5,16 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde_json::json;
 
-use super::studies::load_access;
+use super::studies::load_access_for;
 use super::StudyNav;
-use crate::audit::query::{self, AuditFilter, CSV_HEADER};
+use crate::audit::query::{self, AuditFilter};
 use crate::audit::{self as audit_mod, AuditEvent};
 use crate::auth::permissions::Permission;
 use crate::db::paging::PageRequest;
 use crate::jobs;
 use crate::web::error::PageError;
 use crate::web::extract::{redirect_with_flash, CurrentUser, PageCtx};
-use crate::web::{csv_response, render, AppState, Pager};
+use crate::web::{csv_download, render, AppState, Pager};
 
 #[derive(Template)]
 #[template(path = "audit/list.html")]
@@ -104,8 +104,7 @@ pub async fn audit_study(
     path: web::Path<String>,
     q: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access(&state, &user, &path).await?;
-    access.require(Permission::ViewAudit)?;
+    let access = load_access_for(&state, &user, &path, Permission::ViewAudit).await?;
     let can_verify = access.can(Permission::RunChecks);
     page(&req, &state, &user, Some((access.study.id, StudyNav::new(&access, "audit"))), q.into_inner(), can_verify)
         .await
@@ -129,8 +128,7 @@ async fn csv(
 ) -> Result<HttpResponse, PageError> {
     let page = state.db(move |c| query::list(c, study_id, &filter, PageRequest::all())).await?;
     // Oldest first in the file, so that the chain reads in order.
-    let rows: Vec<Vec<String>> = page.items.iter().rev().map(query::csv_row).collect();
-    csv_response(name, &CSV_HEADER, rows)
+    csv_download(name, page.items.iter().rev())
 }
 
 pub async fn audit_study_csv(
@@ -139,8 +137,7 @@ pub async fn audit_study_csv(
     path: web::Path<String>,
     q: web::Query<AuditFilter>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access(&state, &user, &path).await?;
-    access.require(Permission::ViewAudit)?;
+    let access = load_access_for(&state, &user, &path, Permission::ViewAudit).await?;
     csv(&state, Some(access.study.id), q.into_inner(), &format!("{}-audit.csv", access.study.code)).await
 }
 
@@ -158,8 +155,7 @@ pub async fn audit_study_verify(
     user: CurrentUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access(&state, &user, &path).await?;
-    access.require(Permission::RunChecks)?;
+    let access = load_access_for(&state, &user, &path, Permission::RunChecks).await?;
     let actor = user.actor.clone();
     let study = access.study.clone();
     let code = study.code.clone();

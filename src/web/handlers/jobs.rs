@@ -3,7 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use super::studies::load_access;
+use super::studies::load_access_for;
 use super::StudyNav;
 use crate::auth::permissions::Permission;
 use crate::db::paging::PageRequest;
@@ -46,8 +46,7 @@ pub async fn jobs_study(
     path: web::Path<String>,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access(&state, &user, &path).await?;
-    access.require(Permission::ViewJobs)?;
+    let access = load_access_for(&state, &user, &path, Permission::ViewJobs).await?;
     let sid = access.study.id;
     let page = state.db(move |c| jobs::list(c, Some(sid), PageRequest::new(q.page, None))).await?;
     let base = format!("/studies/{}/jobs", access.study.code);
@@ -107,8 +106,7 @@ pub async fn job_study_row(
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, PageError> {
     let (code, id) = path.into_inner();
-    let access = load_access(&state, &user, &code).await?;
-    access.require(Permission::ViewJobs)?;
+    let access = load_access_for(&state, &user, &code, Permission::ViewJobs).await?;
     let sid = access.study.id;
     let job = state.db(move |c| jobs::get_in_study(c, sid, id)).await?;
     row(&req, &user, job, format!("/studies/{code}/jobs"), access.can(Permission::RunChecks))
@@ -132,8 +130,7 @@ pub async fn job_study_cancel(
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, PageError> {
     let (code, id) = path.into_inner();
-    let access = load_access(&state, &user, &code).await?;
-    access.require(Permission::RunChecks)?;
+    let access = load_access_for(&state, &user, &code, Permission::RunChecks).await?;
     let actor = user.actor.clone();
     let study = access.study.clone();
     let url = format!("/studies/{code}/jobs");

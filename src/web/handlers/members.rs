@@ -3,14 +3,14 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use super::studies::{load_access, reason_of};
+use super::studies::{load_access, load_access_for, reason_of};
 use super::{ReasonForm, StudyNav};
 use crate::auth::permissions::{Permission, Role};
 use crate::error::{Error, FieldErrors};
 use crate::studies::members::{self, Member};
 use crate::web::error::PageError;
 use crate::web::extract::{redirect_with_flash, CurrentUser, PageCtx};
-use crate::web::{csv_response, render_form, AppState};
+use crate::web::{csv_download, render_form, AppState};
 
 #[derive(Template)]
 #[template(path = "members/list.html")]
@@ -72,25 +72,10 @@ pub async fn members_csv(
     user: CurrentUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access(&state, &user, &path).await?;
-    access.require(Permission::ViewMembers)?;
+    let access = load_access_for(&state, &user, &path, Permission::ViewMembers).await?;
     let sid = access.study.id;
     let list = state.db(move |c| members::list(c, sid, true)).await?;
-    let rows = list.iter().map(|m| {
-        vec![
-            m.username.clone(),
-            m.full_name.clone(),
-            m.role.clone(),
-            m.created_at.to_string(),
-            m.retired_at.map(|t| t.to_string()).unwrap_or_default(),
-            m.retired_reason.clone().unwrap_or_default(),
-        ]
-    });
-    csv_response(
-        &format!("{}-members.csv", access.study.code),
-        &["username", "full_name", "role", "added_at", "removed_at", "removed_reason"],
-        rows,
-    )
+    csv_download(&format!("{}-members.csv", access.study.code), &list)
 }
 
 pub async fn member_add(

@@ -3,14 +3,14 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use super::studies::{load_access, reason_of};
+use super::studies::{load_access, load_access_for, reason_of};
 use super::{ReasonForm, StudyNav};
 use crate::auth::permissions::Permission;
 use crate::error::{Error, FieldErrors};
 use crate::studies::sites::{self, Site, SiteInput};
 use crate::web::error::PageError;
 use crate::web::extract::{redirect_with_flash, CurrentUser, PageCtx};
-use crate::web::{csv_response, render, render_form, AppState};
+use crate::web::{csv_download, render, render_form, AppState};
 
 #[derive(Template)]
 #[template(path = "sites/list.html")]
@@ -71,26 +71,10 @@ pub async fn sites_csv(
     user: CurrentUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access(&state, &user, &path).await?;
-    access.require(Permission::ViewSites)?;
+    let access = load_access_for(&state, &user, &path, Permission::ViewSites).await?;
     let sid = access.study.id;
     let list = state.db(move |c| sites::list(c, sid, true)).await?;
-    let rows = list.iter().map(|s| {
-        vec![
-            s.code.clone(),
-            s.name.clone(),
-            s.country.clone(),
-            s.irb_reference.clone(),
-            s.approval_date_text(),
-            s.retired_at.map(|t| t.to_string()).unwrap_or_default(),
-            s.retired_reason.clone().unwrap_or_default(),
-        ]
-    });
-    csv_response(
-        &format!("{}-sites.csv", access.study.code),
-        &["code", "name", "country", "irb_reference", "irb_approval_date", "retired_at", "retired_reason"],
-        rows,
-    )
+    csv_download(&format!("{}-sites.csv", access.study.code), &list)
 }
 
 pub async fn site_create(

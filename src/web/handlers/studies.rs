@@ -12,13 +12,25 @@ use crate::studies::sites::{self, Site};
 use crate::studies::{self, Study, StudyInput, StudyListQuery, StudyType, Transition};
 use crate::web::error::PageError;
 use crate::web::extract::{redirect_with_flash, CurrentUser, PageCtx};
-use crate::web::{csv_response, render, render_form, AppState, Pager};
+use crate::web::{csv_download, render, render_form, AppState, Pager};
 
 /// Loads the study for this user: 404 unless admin or member.
 pub async fn load_access(state: &AppState, user: &CurrentUser, code: &str) -> Result<StudyAccess, Error> {
     let actor = user.actor.clone();
     let code = code.to_string();
     state.db(move |c| study_access(c, &actor, &code)).await
+}
+
+/// Loads the study and checks the permission: 404 unless a member, 403 without the right.
+pub async fn load_access_for(
+    state: &AppState,
+    user: &CurrentUser,
+    code: &str,
+    p: Permission,
+) -> Result<StudyAccess, Error> {
+    let access = load_access(state, user, code).await?;
+    access.require(p)?;
+    Ok(access)
 }
 
 #[derive(Template)]
@@ -100,34 +112,7 @@ pub async fn studies_csv(
     let q = q.into_inner();
     let actor = user.actor.clone();
     let page = state.db(move |c| studies::list_visible(c, &actor, &q, PageRequest::all())).await?;
-    let rows = page.items.iter().map(|s| {
-        vec![
-            s.code.clone(),
-            s.title.clone(),
-            s.indication.clone(),
-            s.biomarker.clone(),
-            s.study_type.clone(),
-            s.protocol_version.clone(),
-            s.status.clone(),
-            s.created_at.to_string(),
-            s.updated_at.to_string(),
-        ]
-    });
-    csv_response(
-        "studies.csv",
-        &[
-            "code",
-            "title",
-            "indication",
-            "biomarker",
-            "study_type",
-            "protocol_version",
-            "status",
-            "created_at",
-            "updated_at",
-        ],
-        rows,
-    )
+    csv_download("studies.csv", &page.items)
 }
 
 #[derive(Template)]
@@ -246,8 +231,7 @@ pub async fn study_edit(
     user: CurrentUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access(&state, &user, &path).await?;
-    access.require(Permission::EditStudy)?;
+    let access = load_access_for(&state, &user, &path, Permission::EditStudy).await?;
     access.study.ensure_editable()?;
     form_page(&req, &user, Some(StudyNav::new(&access, "overview")), input_of(&access.study), FieldErrors::default())
 }

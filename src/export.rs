@@ -1,0 +1,50 @@
+//! The CSV form of each record: one header and one row shape per type, written in one place
+//! for the web downloads and the CLI.
+
+use std::io::Write;
+
+pub trait CsvRecord {
+    const HEADER: &'static [&'static str];
+    fn record(&self) -> Vec<String>;
+}
+
+/// Cells starting with = + - @ are prefixed with `'` so that a spreadsheet never runs them as
+/// formulas (numbers such as -1.5 stay as they are).
+fn defuse_formula(cell: &str) -> String {
+    if cell.starts_with(['=', '+', '-', '@']) && cell.parse::<f64>().is_err() {
+        format!("'{cell}")
+    } else {
+        cell.to_string()
+    }
+}
+
+/// Writes the header and one row per item.
+pub fn write_csv<'a, T: CsvRecord + 'a>(out: impl Write, items: impl IntoIterator<Item = &'a T>) -> anyhow::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(T::HEADER)?;
+    for item in items {
+        w.write_record(item.record().iter().map(|c| defuse_formula(c)))?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Row(&'static str);
+    impl CsvRecord for Row {
+        const HEADER: &'static [&'static str] = &["v"];
+        fn record(&self) -> Vec<String> {
+            vec![self.0.to_string()]
+        }
+    }
+
+    #[test]
+    fn formulas_are_defused_numbers_are_not() {
+        let mut buf = Vec::new();
+        write_csv(&mut buf, &[Row("=1+1"), Row("-1.5"), Row("@SUM(A1)"), Row("plain")]).unwrap();
+        assert_eq!(String::from_utf8(buf).unwrap(), "v\n'=1+1\n-1.5\n'@SUM(A1)\nplain\n");
+    }
+}
