@@ -233,7 +233,30 @@ pub struct StudyInput {
     pub description: String,
 }
 
+/// The editable columns, shared by create and update.
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = studies)]
+struct StudyDetails<'a> {
+    title: &'a str,
+    indication: &'a str,
+    biomarker: &'a str,
+    study_type: &'a str,
+    protocol_version: &'a str,
+    description: &'a str,
+}
+
 impl StudyInput {
+    fn details(&self, study_type: StudyType) -> StudyDetails<'_> {
+        StudyDetails {
+            title: self.title.trim(),
+            indication: self.indication.trim(),
+            biomarker: self.biomarker.trim(),
+            study_type: study_type.as_str(),
+            protocol_version: self.protocol_version.trim(),
+            description: self.description.trim(),
+        }
+    }
+
     /// Checks every field, collecting all errors.
     fn validate(&self, check_code: bool) -> Result<(Option<StudyCode>, StudyType)> {
         let mut errors = FieldErrors::default();
@@ -296,12 +319,7 @@ pub fn create(conn: &mut Conn, actor: &Actor, input: &StudyInput) -> Result<Stud
         diesel::insert_into(studies::table)
             .values((
                 studies::code.eq(code.as_str()),
-                studies::title.eq(input.title.trim()),
-                studies::indication.eq(input.indication.trim()),
-                studies::biomarker.eq(input.biomarker.trim()),
-                studies::study_type.eq(study_type.as_str()),
-                studies::protocol_version.eq(input.protocol_version.trim()),
-                studies::description.eq(input.description.trim()),
+                input.details(study_type),
                 studies::status.eq(StudyStatus::Draft.as_str()),
                 studies::created_at.eq(t),
                 studies::updated_at.eq(t),
@@ -323,15 +341,7 @@ pub fn update(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &Stud
         let before = get_by_code(conn, &access.study.code)?;
         before.ensure_editable()?;
         diesel::update(studies::table.find(before.id))
-            .set((
-                studies::title.eq(input.title.trim()),
-                studies::indication.eq(input.indication.trim()),
-                studies::biomarker.eq(input.biomarker.trim()),
-                studies::study_type.eq(study_type.as_str()),
-                studies::protocol_version.eq(input.protocol_version.trim()),
-                studies::description.eq(input.description.trim()),
-                studies::updated_at.eq(now()),
-            ))
+            .set((input.details(study_type), studies::updated_at.eq(now())))
             .execute(conn)?;
         let after = get_by_code(conn, &before.code)?;
         let (old, new) = audit::diff(&before.details_json(), &after.details_json());

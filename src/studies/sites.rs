@@ -77,7 +77,26 @@ struct ValidSite {
     approval: Option<NaiveDate>,
 }
 
+/// The editable columns, shared by add and update.
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = sites, treat_none_as_null = true)]
+struct SiteDetails<'a> {
+    name: &'a str,
+    country: &'a str,
+    irb_reference: &'a str,
+    irb_approval_date: Option<NaiveDate>,
+}
+
 impl SiteInput {
+    fn details(&self, approval: Option<NaiveDate>) -> SiteDetails<'_> {
+        SiteDetails {
+            name: self.name.trim(),
+            country: self.country.trim(),
+            irb_reference: self.irb_reference.trim(),
+            irb_approval_date: approval,
+        }
+    }
+
     fn validate(&self) -> Result<ValidSite> {
         let mut errors = FieldErrors::default();
         let code = self.code.trim().to_uppercase();
@@ -146,10 +165,7 @@ pub fn add(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &SiteInp
             .values((
                 sites::study_id.eq(study.id),
                 sites::code.eq(&v.code),
-                sites::name.eq(input.name.trim()),
-                sites::country.eq(input.country.trim()),
-                sites::irb_reference.eq(input.irb_reference.trim()),
-                sites::irb_approval_date.eq(v.approval),
+                input.details(v.approval),
                 sites::created_at.eq(now()),
             ))
             .execute(conn)?;
@@ -173,14 +189,7 @@ pub fn update(conn: &mut Conn, actor: &Actor, access: &StudyAccess, site_id: i32
         let before = get(conn, study.id, site_id)?;
         input.code = before.code.clone();
         let v = input.validate()?;
-        diesel::update(sites::table.find(before.id))
-            .set((
-                sites::name.eq(input.name.trim()),
-                sites::country.eq(input.country.trim()),
-                sites::irb_reference.eq(input.irb_reference.trim()),
-                sites::irb_approval_date.eq(v.approval),
-            ))
-            .execute(conn)?;
+        diesel::update(sites::table.find(before.id)).set(input.details(v.approval)).execute(conn)?;
         let after = get(conn, study.id, site_id)?;
         let (old, new) = audit::diff(&before.json(), &after.json());
         if new.as_object().is_some_and(|m| !m.is_empty()) {
