@@ -4,10 +4,17 @@ use std::fmt;
 
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global subscriber (level from `RUST_LOG`, default `info`). Safe to call twice.
+/// Installs the global subscriber (level from `RUST_LOG`, default `info`), writing to stderr so
+/// that stdout stays clean for command output (CSV exports). Colours only on a terminal.
 pub fn init() {
+    use std::io::IsTerminal;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Wraps passwords and tokens so that a stray `{:?}` in a log line prints `[redacted]`.

@@ -101,6 +101,36 @@ pub struct AuditEvent {
     pub hash: String,
 }
 
+impl AuditEvent {
+    /// `2026-11-25 14:03:07` (UTC), for tables.
+    pub fn at_display(&self) -> String {
+        self.at.chars().take(19).collect::<String>().replace('T', " ")
+    }
+    pub fn old_display(&self) -> String {
+        values_display(self.old_value.as_deref())
+    }
+    pub fn new_display(&self) -> String {
+        values_display(self.new_value.as_deref())
+    }
+}
+
+/// `{"status":"draft"}` as `status: draft`, one field per line, for people to read.
+fn values_display(raw: Option<&str>) -> String {
+    let Some(raw) = raw else { return String::new() };
+    match serde_json::from_str::<Value>(raw) {
+        Ok(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => format!("{k}: {s}"),
+                Value::Null => format!("{k}: —"),
+                other => format!("{k}: {other}"),
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => raw.to_string(),
+    }
+}
+
 #[derive(Insertable)]
 #[diesel(table_name = audit_events)]
 struct NewAuditEvent<'a> {

@@ -26,7 +26,7 @@ impl Actor {
     }
     /// The operator at the server's terminal: whoever runs the binary already holds the database.
     pub fn cli_operator() -> Self {
-        let os_user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
+        let os_user = os_username();
         Actor {
             user_id: None,
             name: format!("cli:{os_user}"),
@@ -38,6 +38,25 @@ impl Actor {
     pub fn system() -> Self {
         Actor { user_id: None, name: "system".into(), full_name: "Evidentia".into(), is_admin: true }
     }
+}
+
+/// The OS account running this process: `$USER`, else the passwd entry of our uid.
+fn os_username() -> String {
+    if let Some(u) = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).ok().filter(|u| !u.is_empty()) {
+        return u;
+    }
+    let uid = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
+        s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+    });
+    let from_passwd = uid.and_then(|uid| {
+        std::fs::read_to_string("/etc/passwd").ok().and_then(|p| {
+            p.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2] == uid).then(|| f[0].to_string())
+            })
+        })
+    });
+    from_passwd.unwrap_or_else(|| "unknown".into())
 }
 
 /// 32 random bytes as hex: session tokens, API tokens, CSRF tokens.

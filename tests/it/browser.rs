@@ -121,3 +121,54 @@ async fn sign_in_create_a_study_add_a_site_and_see_it_listed() {
     assert_eq!(loaded, serde_json::Value::Bool(true));
     c.close().await.unwrap();
 }
+
+async fn sign_in(c: &Client, base: &str, username: &str) {
+    c.goto(&format!("{base}/login")).await.unwrap();
+    fill(c, "input[name=username]", username).await;
+    fill(c, "input[name=password]", PASSWORD).await;
+    c.find(Locator::Css("#login-form button[type=submit]")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Css("#studies-table")).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_job_started_in_the_browser_shows_live_progress_until_done() {
+    let app = spawn_app();
+    let (_driver, c) = start_browser().await;
+    sign_in(&c, &app.base, "monitor").await;
+    c.goto(&format!("{}/studies/LUNG-IO-01/audit", app.base)).await.unwrap();
+    let table = c.find(Locator::Css("#audit-table")).await.unwrap().text().await.unwrap();
+    assert!(table.contains("add_member") && table.contains("SNUBH"), "{table}");
+    screenshot(&c, "06-audit").await;
+    // Start an integrity check; the jobs page polls the row (htmx) until the job is done.
+    c.find(Locator::XPath("//button[text()='Verify hash chain']")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Css("#jobs-table")).await.unwrap();
+    let done = c
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("#jobs-table .job-succeeded"))
+        .await
+        .expect("the row updates itself to succeeded");
+    assert_eq!(done.text().await.unwrap(), "succeeded");
+    let row = c.find(Locator::Css("#jobs-table tbody tr")).await.unwrap().text().await.unwrap();
+    assert!(row.contains("100%") && row.contains("0 broken"), "{row}");
+    screenshot(&c, "07-jobs").await;
+    c.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_admin_sees_users_and_the_account_page() {
+    let app = spawn_app();
+    let (_driver, c) = start_browser().await;
+    sign_in(&c, &app.base, "admin").await;
+    c.goto(&format!("{}/admin/users", app.base)).await.unwrap();
+    let users = c.find(Locator::Css("#users-table")).await.unwrap().text().await.unwrap();
+    assert!(users.contains("annotator1") && users.contains("Kim Minji, MD"), "{users}");
+    screenshot(&c, "08-users").await;
+    c.goto(&format!("{}/account", app.base)).await.unwrap();
+    fill(&c, "input[name=name]", "nightly export").await;
+    c.find(Locator::XPath("//button[text()='Create token']")).await.unwrap().click().await.unwrap();
+    let secret = c.wait().for_element(Locator::Css("#secret")).await.unwrap().text().await.unwrap();
+    assert!(secret.starts_with("evt_"));
+    screenshot(&c, "09-token").await;
+    c.close().await.unwrap();
+}

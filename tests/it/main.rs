@@ -9,4 +9,5 @@ mod browser;
 mod cli;
 mod helpers;
 mod jobs;
+mod server;
 mod studies;

@@ -1,0 +1,112 @@
+//! The real binary: first start creates `admin` with a password printed once; secrets never
+//! reach the log; SIGTERM shuts it down cleanly.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::helpers::{csrf_from, location};
+
+#[tokio::test]
+async fn first_start_prints_the_admin_password_once_logs_no_secrets_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_evidentia"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "debug")
+        .env_remove("EVIDENTIA_ADMIN_PASSWORD")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = Arc::new(Mutex::new(String::new()));
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let out = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                out.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+    }
+    let (mut port, mut password) = (String::new(), String::new());
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let text = output.lock().unwrap().clone();
+        if let (Some(p), Some(w)) = (text.find("at http://127.0.0.1:"), text.find("with password  ")) {
+            port = text[p + 20..].chars().take_while(|c| c.is_ascii_digit()).collect();
+            password = text[w + 15..].chars().take_while(|c| !c.is_whitespace()).collect();
+            break;
+        }
+    }
+    assert!(!port.is_empty() && password.len() == 20, "server did not start:\n{}", output.lock().unwrap());
+    let base = format!("http://127.0.0.1:{port}");
+    let http =
+        reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let page = http.get(format!("{base}/login")).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_from(&page).unwrap();
+    let r = http
+        .post(format!("{base}/login"))
+        .form(&[("username", "admin"), ("password", password.as_str()), ("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "the printed password works");
+    assert_eq!(location(&r), "/studies");
+    let session = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("ev_session="))
+        .unwrap();
+    let session_token: String = session["ev_session=".len()..].chars().take_while(|c| *c != ';').collect();
+    let page = http.get(format!("{base}/account")).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_from(&page).unwrap();
+    let page = http
+        .post(format!("{base}/account/tokens"))
+        .form(&[("name", "t"), ("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let t = page.find("evt_").unwrap();
+    let api_token = &page[t..t + 68];
+    let r = reqwest::Client::new().get(format!("{base}/api/v1/me")).bearer_auth(api_token).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Graceful stop on SIGTERM.
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let mut exited = None;
+    for _ in 0..100 {
+        if let Some(s) = child.try_wait().unwrap() {
+            exited = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let exited = exited.expect("the server stops on SIGTERM");
+    assert!(exited.success(), "clean exit, got {exited:?}");
+
+    let log = output.lock().unwrap().clone();
+    // The password appears exactly once: the line that hands it to the operator.
+    assert_eq!(log.matches(&password).count(), 1, "{log}");
+    for secret in [session_token.as_str(), api_token, csrf.as_str()] {
+        assert!(!log.contains(secret), "a secret reached the log:\n{log}");
+    }
+    assert!(log.contains("route=\"/login\"") || log.contains("route=/login"), "requests are logged:\n{log}");
+
+    // A second start does not create another admin or print a password.
+    let out = Command::new(env!("CARGO_BIN_EXE_evidentia"))
+        .args(["user", "list", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+}
