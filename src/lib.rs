@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod backup;
+pub mod cases;
 pub mod config;
 pub mod db;
 pub mod demo;

@@ -1,0 +1,1 @@
+//! Decoding uploaded spreadsheets: encodings, delimiters, CSV parsing with limits.

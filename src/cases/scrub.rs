@@ -1,0 +1,1 @@
+//! Scrubbing PHI out of free text.
