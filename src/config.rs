@@ -19,6 +19,8 @@ pub struct Config {
     /// A running job whose heartbeat is older than this is taken to have lost its worker.
     pub job_stale_after: Duration,
     pub db_pool_size: u32,
+    /// Largest accepted upload (`EVIDENTIA_MAX_UPLOAD_MB`, default 200).
+    pub max_upload_bytes: usize,
 }
 
 fn env_secs(name: &str, default: u64) -> Duration {
@@ -43,10 +45,21 @@ impl Config {
             job_workers: std::env::var("EVIDENTIA_JOB_WORKERS").ok().and_then(|v| v.parse().ok()).unwrap_or(2),
             job_stale_after: env_secs("EVIDENTIA_JOB_STALE_SECS", 60),
             db_pool_size: 8,
+            max_upload_bytes: std::env::var("EVIDENTIA_MAX_UPLOAD_MB")
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(200)
+                * 1024
+                * 1024,
         }
     }
 
     pub fn exports_dir(&self) -> PathBuf {
         self.data_dir.join("exports")
+    }
+
+    /// De-identified import previews waiting for confirmation (never the uploaded file).
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.data_dir.join("tmp")
     }
 }

@@ -10,7 +10,7 @@ pub trait CsvRecord {
 
 /// Cells starting with = + - @ are prefixed with `'` so that a spreadsheet never runs them as
 /// formulas (numbers such as -1.5 stay as they are).
-fn defuse_formula(cell: &str) -> String {
+pub fn defuse_formula(cell: &str) -> String {
     if cell.starts_with(['=', '+', '-', '@']) && cell.parse::<f64>().is_err() {
         format!("'{cell}")
     } else {

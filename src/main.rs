@@ -70,6 +70,63 @@ enum Command {
     /// The audit trail.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// A study's data dictionary (REDCap CSV).
+    #[command(subcommand)]
+    Dictionary(DictionaryCmd),
+    /// Case data: de-identified import and export.
+    #[command(subcommand)]
+    Cases(CasesCmd),
+}
+
+#[derive(Subcommand)]
+enum DictionaryCmd {
+    /// Import a REDCap data dictionary (fields added or updated by name, missing ones retired).
+    Import {
+        #[arg(long)]
+        study: String,
+        file: PathBuf,
+        /// Show what would change, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Go ahead even if stored values no longer validate (they are listed).
+        #[arg(long)]
+        accept_invalidated: bool,
+    },
+    Export {
+        #[arg(long)]
+        study: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum CasesCmd {
+    /// Import a site spreadsheet: validated and de-identified before anything is stored; all or nothing.
+    Import {
+        #[arg(long)]
+        study: String,
+        file: PathBuf,
+        /// Check and de-identify, print the report, store nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// utf-8, cp949 (euc-kr) or latin-1; detected when absent.
+        #[arg(long)]
+        encoding: Option<String>,
+        /// The site of every row, for a file without a `site` column.
+        #[arg(long)]
+        site: Option<String>,
+    },
+    /// Export the de-identified case dataset.
+    Export {
+        #[arg(long)]
+        study: String,
+        #[arg(long)]
+        out: PathBuf,
+        /// Choice labels instead of raw codes.
+        #[arg(long)]
+        labels: bool,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -246,7 +303,7 @@ fn run(cli: Cli) -> CliResult {
         Command::Demo { serve: args, seed_only } => {
             let cfg = config_for(data_dir, Some(&args));
             let pool = startup::open_database(&cfg)?;
-            let created = demo::seed(&mut *pool.get().map_err(Error::from)?)?;
+            let created = demo::seed(&mut *pool.get().map_err(Error::from)?, &cfg.data_dir)?;
             for c in &created {
                 println!("seeded {c}");
             }
@@ -291,6 +348,8 @@ fn run(cli: Cli) -> CliResult {
         Command::User(cmd) => user_cmd(config_for(data_dir, None), cli.as_user, cmd),
         Command::Study(cmd) => study_cmd(config_for(data_dir, None), cli.as_user, cmd),
         Command::Audit(cmd) => audit_cmd(config_for(data_dir, None), cli.as_user, cmd),
+        Command::Dictionary(cmd) => dictionary_cmd(config_for(data_dir, None), cli.as_user, cmd),
+        Command::Cases(cmd) => cases_cmd(config_for(data_dir, None), cli.as_user, cmd),
     }
 }
 
@@ -490,6 +549,111 @@ fn audit_cmd(cfg: Config, as_user: Option<String>, cmd: AuditCmd) -> CliResult {
             Ok(())
         }
     }
+}
+
+fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
+    std::fs::read(path).map_err(|e| Failure::Input(format!("{}: {e}", path.display())))
+}
+
+fn dictionary_cmd(cfg: Config, as_user: Option<String>, cmd: DictionaryCmd) -> CliResult {
+    use evidentia::cases::dictionary;
+    let (mut conn, actor) = open(&cfg, as_user)?;
+    match cmd {
+        DictionaryCmd::Import { study, file, dry_run, accept_invalidated } => {
+            let access = study_access(&mut conn, &actor, &study.to_uppercase())?;
+            let name = file.display().to_string();
+            let parsed = dictionary::parse_redcap(&name, &read_file(&file)?).map_err(|problems| {
+                Failure::Input(problems.iter().map(|p| format!("{name}: {p}")).collect::<Vec<_>>().join("\n"))
+            })?;
+            let change = dictionary::replace(&mut conn, &actor, &access, &parsed.fields, accept_invalidated, dry_run)?;
+            println!(
+                "{}{} fields: {} added, {} changed, {} retired",
+                if dry_run { "dry run: " } else { "" },
+                parsed.fields.len(),
+                change.added.len(),
+                change.changed.len(),
+                change.retired.len()
+            );
+            for i in &change.invalidated {
+                println!("no longer validates: {} {} = {}", i.case, i.field, i.value);
+            }
+            if !parsed.ignored_columns.is_empty() {
+                println!("kept but not used by Evidentia: {}", parsed.ignored_columns.join(", "));
+            }
+        }
+        DictionaryCmd::Export { study, out } => {
+            let access = study_access(&mut conn, &actor, &study.to_uppercase())?;
+            access.require(evidentia::auth::permissions::Permission::ViewCases)?;
+            let fields = dictionary::load(&mut conn, access.study.id)?;
+            std::fs::write(&out, dictionary::to_redcap_csv(&fields)?)
+                .map_err(|e| Failure::Input(format!("{}: {e}", out.display())))?;
+            println!("wrote {} fields to {}", fields.len(), out.display());
+        }
+    }
+    Ok(())
+}
+
+fn cases_cmd(cfg: Config, as_user: Option<String>, cmd: CasesCmd) -> CliResult {
+    use evidentia::auth::permissions::Permission;
+    use evidentia::cases::{self, decode::Encoding, deid::StudyKey, dictionary, import};
+    let (mut conn, actor) = open(&cfg, as_user)?;
+    match cmd {
+        CasesCmd::Import { study, file, dry_run, encoding, site } => {
+            let access = study_access(&mut conn, &actor, &study.to_uppercase())?;
+            access.require(Permission::ManageCases)?;
+            let encoding = match encoding {
+                None => None,
+                Some(e) => Some(
+                    Encoding::parse(&e)
+                        .ok_or_else(|| Failure::Input(format!("unknown encoding '{e}' (utf-8, cp949, latin-1)")))?,
+                ),
+            };
+            let fields = dictionary::load(&mut conn, access.study.id)?;
+            let sites = studies::sites::list(&mut conn, access.study.id, true)?;
+            let key = StudyKey::load_or_create(&cfg.data_dir, &access.study.code)?;
+            let mut opts = import::ImportOptions { site, encoding, ..Default::default() };
+            opts.limits.max_bytes = cfg.max_upload_bytes;
+            let name = file.display().to_string();
+            let bytes = read_file(&file)?;
+            let prepared = import::prepare(access.study.id, &fields, &sites, &key, &name, &bytes, &opts);
+            drop(bytes);
+            if !prepared.ok() {
+                let lines: Vec<String> = prepared.problems.iter().map(|p| format!("{name}: {p}")).collect();
+                return Err(Failure::Input(format!(
+                    "the file was refused, nothing was imported:\n{}",
+                    lines.join("\n")
+                )));
+            }
+            println!(
+                "{} rows read ({} , delimiter {}), {} values de-identified",
+                prepared.report.rows_read,
+                prepared.report.encoding,
+                prepared.report.delimiter,
+                prepared.report.total()
+            );
+            for (field, rules) in &prepared.report.fields {
+                for (rule, n) in rules {
+                    println!("  {field:<24} {rule:<16} {n}");
+                }
+            }
+            if dry_run {
+                println!("dry run: nothing was stored");
+                return Ok(());
+            }
+            let s = import::commit(&mut conn, &actor, &access, &prepared)?;
+            println!("import {}: {} created, {} updated, {} unchanged", s.import_id, s.created, s.updated, s.unchanged);
+        }
+        CasesCmd::Export { study, out, labels } => {
+            let access = study_access(&mut conn, &actor, &study.to_uppercase())?;
+            access.require(Permission::ViewCases)?;
+            let fields = dictionary::load(&mut conn, access.study.id)?;
+            let page = cases::list(&mut conn, access.study.id, &fields, &Default::default(), PageRequest::all())?;
+            let file = std::fs::File::create(&out).map_err(|e| Failure::Input(format!("{}: {e}", out.display())))?;
+            cases::export::write(std::io::BufWriter::new(file), &fields, &page.items, labels)?;
+            println!("wrote {} cases to {}", page.total, out.display());
+        }
+    }
+    Ok(())
 }
 
 /// Claims job `id` and runs it here, drawing its progress on stderr until it ends.

@@ -134,10 +134,10 @@ fn values_display(raw: Option<&str>) -> String {
 #[derive(Insertable)]
 #[diesel(table_name = audit_events)]
 struct NewAuditEvent<'a> {
-    chain: &'a str,
+    chain: String,
     seq: i64,
     study_id: Option<i32>,
-    at: &'a str,
+    at: String,
     actor: &'a str,
     action: &'a str,
     entity: &'a str,
@@ -145,8 +145,8 @@ struct NewAuditEvent<'a> {
     old_value: Option<String>,
     new_value: Option<String>,
     reason: Option<&'a str>,
-    prev_hash: &'a str,
-    hash: &'a str,
+    prev_hash: String,
+    hash: String,
 }
 
 /// The event as hashed: RFC 8785 canonical JSON of these fields.
@@ -180,52 +180,59 @@ pub(crate) fn chain_hash(prev_hash: &str, canonical: &str) -> String {
 
 /// Appends one event to its chain. Call it inside the transaction that makes the change.
 pub fn record(conn: &mut Conn, change: Change<'_>) -> Result<()> {
-    let chain = change.chain.name();
+    record_batch(conn, vec![change])
+}
+
+/// Appends events to their chain in order (one head read and update, batched inserts: imports
+/// of many cases stay fast). Call it inside the transaction that makes the changes.
+pub fn record_batch(conn: &mut Conn, changes: Vec<Change<'_>>) -> Result<()> {
+    let Some(first) = changes.first() else { return Ok(()) };
+    let chain = first.chain.name();
+    let study_id = first.chain.study_id();
+    if changes.iter().any(|c| c.chain.name() != chain) {
+        return Err(anyhow::anyhow!("one batch, one chain").into());
+    }
     let head: Option<(i64, String)> = audit_heads::table
         .filter(audit_heads::chain.eq(&chain))
         .select((audit_heads::seq, audit_heads::hash))
         .first(conn)
         .optional()?;
-    let (prev_seq, prev_hash) = head.unwrap_or((0, GENESIS.to_string()));
-    let seq = prev_seq + 1;
+    let had_head = head.is_some();
+    let (mut seq, mut prev_hash) = head.unwrap_or((0, GENESIS.to_string()));
     let at = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
-    let canonical = canonical_event(
-        &chain,
-        seq,
-        &at,
-        change.actor,
-        change.action,
-        change.entity,
-        &change.entity_id,
-        &change.old,
-        &change.new,
-        change.reason,
-    )?;
-    let hash = chain_hash(&prev_hash, &canonical);
-    diesel::insert_into(audit_events::table)
-        .values(NewAuditEvent {
-            chain: &chain,
+    let mut rows = Vec::with_capacity(changes.len());
+    for c in &changes {
+        seq += 1;
+        let canonical =
+            canonical_event(&chain, seq, &at, c.actor, c.action, c.entity, &c.entity_id, &c.old, &c.new, c.reason)?;
+        let hash = chain_hash(&prev_hash, &canonical);
+        rows.push(NewAuditEvent {
+            chain: chain.clone(),
             seq,
-            study_id: change.chain.study_id(),
-            at: &at,
-            actor: change.actor,
-            action: change.action,
-            entity: change.entity,
-            entity_id: &change.entity_id,
-            old_value: change.old.as_ref().map(|v| v.to_string()),
-            new_value: change.new.as_ref().map(|v| v.to_string()),
-            reason: change.reason,
-            prev_hash: &prev_hash,
-            hash: &hash,
-        })
-        .execute(conn)?;
-    if prev_seq == 0 {
-        diesel::insert_into(audit_heads::table)
-            .values((audit_heads::chain.eq(&chain), audit_heads::seq.eq(seq), audit_heads::hash.eq(&hash)))
+            study_id,
+            at: at.clone(),
+            actor: c.actor,
+            action: c.action,
+            entity: c.entity,
+            entity_id: &c.entity_id,
+            old_value: c.old.as_ref().map(|v| v.to_string()),
+            new_value: c.new.as_ref().map(|v| v.to_string()),
+            reason: c.reason,
+            prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
+            hash,
+        });
+    }
+    // SQLite allows 32,766 bound values: 13 columns × 1,000 rows stays well under.
+    for chunk in rows.chunks(1000) {
+        diesel::insert_into(audit_events::table).values(chunk).execute(conn)?;
+    }
+    if had_head {
+        diesel::update(audit_heads::table.filter(audit_heads::chain.eq(&chain)))
+            .set((audit_heads::seq.eq(seq), audit_heads::hash.eq(&prev_hash)))
             .execute(conn)?;
     } else {
-        diesel::update(audit_heads::table.filter(audit_heads::chain.eq(&chain)))
-            .set((audit_heads::seq.eq(seq), audit_heads::hash.eq(&hash)))
+        diesel::insert_into(audit_heads::table)
+            .values((audit_heads::chain.eq(&chain), audit_heads::seq.eq(seq), audit_heads::hash.eq(&prev_hash)))
             .execute(conn)?;
     }
     Ok(())

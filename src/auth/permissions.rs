@@ -57,6 +57,10 @@ pub enum Permission {
     ManageMembers,
     /// Start integrity checks and other read-only jobs.
     RunChecks,
+    /// Case data (annotators see none: they are blinded to it).
+    ViewCases,
+    /// Import, edit and retire cases; edit the data dictionary.
+    ManageCases,
 }
 
 impl Permission {
@@ -65,9 +69,9 @@ impl Permission {
         use Role::*;
         match self {
             View | ViewSites => true,
-            ViewMembers | ViewJobs => matches!(role, Manager | Statistician | Monitor),
+            ViewMembers | ViewJobs | ViewCases => matches!(role, Manager | Statistician | Monitor),
             ViewAudit | RunChecks => matches!(role, Manager | Monitor),
-            EditStudy | ChangeStatus | ManageSites | ManageMembers => role == Manager,
+            EditStudy | ChangeStatus | ManageSites | ManageMembers | ManageCases => role == Manager,
         }
     }
 }

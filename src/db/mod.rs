@@ -83,3 +83,18 @@ pub fn ping(conn: &mut Conn) -> bool {
 pub fn now() -> chrono::NaiveDateTime {
     chrono::Utc::now().naive_utc()
 }
+
+/// `json_extract(cases.data, '$.<field>') LIKE pattern`, for filtering cases by any dictionary
+/// field. SQLite's JSON1; the PostgreSQL form would be `data::jsonb ->> field`.
+pub fn json_text_like<QS: 'static>(
+    field: &str,
+    pattern: &str,
+) -> Box<dyn diesel::BoxableExpression<QS, diesel::sqlite::Sqlite, SqlType = diesel::sql_types::Bool>> {
+    use diesel::sql_types::{Bool, Text};
+    Box::new(
+        diesel::dsl::sql::<Bool>("CAST(json_extract(cases.data, ")
+            .bind::<Text, _>(format!("$.\"{}\"", field.replace('"', "")))
+            .sql(") AS TEXT) LIKE ")
+            .bind::<Text, _>(pattern.to_string()),
+    )
+}

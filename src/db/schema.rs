@@ -152,4 +152,69 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     audit_heads,
     jobs,
+    dictionary_fields,
+    cases,
+    case_imports,
 );
+
+diesel::table! {
+    dictionary_fields (id) {
+        id -> Integer,
+        study_id -> Integer,
+        position -> Integer,
+        name -> Text,
+        form_name -> Text,
+        section_header -> Text,
+        field_type -> Text,
+        label -> Text,
+        choices -> Text,
+        field_note -> Text,
+        validation -> Text,
+        validation_min -> Text,
+        validation_max -> Text,
+        identifier -> Bool,
+        branching_logic -> Text,
+        required -> Bool,
+        extra -> Text,
+        deid_action -> Text,
+        retired_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    cases (id) {
+        id -> Integer,
+        study_id -> Integer,
+        site_id -> Integer,
+        subject_key -> Text,
+        display_id -> Text,
+        status -> Text,
+        status_reason -> Nullable<Text>,
+        status_date -> Nullable<Date>,
+        data -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    case_imports (id) {
+        id -> Integer,
+        study_id -> Integer,
+        actor -> Text,
+        file_sha256 -> Text,
+        file_size -> BigInt,
+        encoding -> Text,
+        rows_read -> Integer,
+        rows_created -> Integer,
+        rows_updated -> Integer,
+        rows_unchanged -> Integer,
+        report -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(dictionary_fields -> studies (study_id));
+diesel::joinable!(cases -> studies (study_id));
+diesel::joinable!(cases -> sites (site_id));
+diesel::joinable!(case_imports -> studies (study_id));

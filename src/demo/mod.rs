@@ -1,5 +1,11 @@
-//! The demo installation: one user per role, a demo study with two sites. Each capability adds
-//! its own step to [`seed`]; every step is idempotent, so seeding an existing demo is a no-op.
+//! The demo installation: one user per role, a demo study with two sites, its data dictionary
+//! and ~200 de-identified cases. Each capability adds its own step to [`seed`]; every step is
+//! idempotent, so seeding an existing demo is a no-op.
+
+pub mod cases;
+pub mod truth;
+
+use std::path::Path;
 
 use diesel::prelude::*;
 
@@ -23,13 +29,46 @@ pub const DEMO_USERS: [(&str, &str, bool, Option<&str>); 6] = [
     ("monitor", "Jung Daeho", false, Some("monitor")),
 ];
 
+/// How many demo subjects.
+pub const DEMO_SUBJECTS: usize = 200;
+
 /// Seeds everything the demo needs; returns what was created, for the terminal.
-pub fn seed(conn: &mut Conn) -> Result<Vec<String>> {
+pub fn seed(conn: &mut Conn, data_dir: &Path) -> Result<Vec<String>> {
     let actor = Actor::cli_operator();
     let mut created = Vec::new();
     seed_users(conn, &actor, &mut created)?;
     seed_study(conn, &actor, &mut created)?;
+    seed_cases(conn, &actor, data_dir, &mut created)?;
     Ok(created)
+}
+
+/// The dictionary and the sites' exports, through the de-identifying import.
+fn seed_cases(conn: &mut Conn, actor: &Actor, data_dir: &Path, created: &mut Vec<String>) -> Result<()> {
+    use crate::cases::{deid::StudyKey, dictionary, import};
+    let access = crate::auth::permissions::study_access(conn, actor, DEMO_STUDY)?;
+    if !dictionary::load(conn, access.study.id)?.is_empty() {
+        return Ok(());
+    }
+    let parsed = dictionary::parse_redcap("demo dictionary", cases::DICTIONARY_CSV.as_bytes()).map_err(|p| {
+        anyhow::anyhow!("demo dictionary: {}", p.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("; "))
+    })?;
+    dictionary::replace(conn, actor, &access, &parsed.fields, false, false)?;
+    let fields = dictionary::load(conn, access.study.id)?;
+    let site_list = sites::list(conn, access.study.id, false)?;
+    let key = StudyKey::load_or_create(data_dir, DEMO_STUDY)?;
+    let subjects = truth::subjects(DEMO_SUBJECTS, truth::SEED);
+    let mut n = 0;
+    for site in ["SNUBH", "SMC"] {
+        let bytes = cases::site_export(&subjects, site);
+        let prepared = import::prepare(access.study.id, &fields, &site_list, &key, site, &bytes, &Default::default());
+        if !prepared.ok() {
+            let p: Vec<String> = prepared.problems.iter().take(5).map(|p| p.to_string()).collect();
+            return Err(anyhow::anyhow!("demo import {site}: {}", p.join("; ")).into());
+        }
+        n += import::commit(conn, actor, &access, &prepared)?.created;
+    }
+    created.push(format!("data dictionary ({} fields) and {n} de-identified cases", fields.len()));
+    Ok(())
 }
 
 fn seed_users(conn: &mut Conn, actor: &Actor, created: &mut Vec<String>) -> Result<()> {

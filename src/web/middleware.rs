@@ -87,6 +87,11 @@ pub async fn csrf_protect(
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if changes_state && !(has_bearer(&req) && req.path().starts_with("/api/")) {
         let mut submitted = req.headers().get(csrf::HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
+        // File uploads (multipart) carry the token in the form's action URL.
+        if submitted.is_none() {
+            let query: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+            submitted = query.into_iter().find(|(k, _)| k == csrf::FIELD).map(|(_, v)| v);
+        }
         if submitted.is_none() && is_form(&req) {
             let body = match req.extract::<web::Bytes>().await {
                 Ok(b) => b,

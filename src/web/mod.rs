@@ -6,6 +6,7 @@ pub mod extract;
 pub mod handlers;
 pub mod metrics;
 pub mod middleware;
+pub mod upload;
 
 use std::sync::Arc;
 

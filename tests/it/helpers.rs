@@ -45,7 +45,7 @@ pub fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     {
         let pool = startup::open_database(&cfg).expect("open db");
         let mut conn = pool.get().expect("conn");
-        evidentia::demo::seed(&mut conn).expect("seed demo");
+        evidentia::demo::seed(&mut conn, &cfg.data_dir).expect("seed demo");
         let other = StudyInput { code: OTHER_STUDY.into(), title: "Another study".into(), ..Default::default() };
         studies::create(&mut conn, &Actor::cli_operator(), &other).expect("other study");
         let h = passwords::hash(PASSWORD).expect("hash");

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod cases;
 pub mod jobs;
 pub mod members;
 pub mod sites;
@@ -60,6 +61,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/studies/{code}/audit", web::get().to(audit::audit_study))
         .route("/studies/{code}/audit.csv", web::get().to(audit::audit_study_csv))
         .route("/studies/{code}/audit/verify", web::post().to(audit::audit_study_verify))
+        .route("/studies/{code}/dictionary", web::get().to(cases::dictionary_show))
+        .route("/studies/{code}/dictionary.csv", web::get().to(cases::dictionary_csv))
+        .route("/studies/{code}/dictionary/import", web::post().to(cases::dictionary_import))
+        .route("/studies/{code}/dictionary/fields/{name}", web::post().to(cases::dictionary_field_update))
+        .route("/studies/{code}/cases", web::get().to(cases::cases_list))
+        .route("/studies/{code}/cases.csv", web::get().to(cases::cases_csv))
+        .route("/studies/{code}/cases/import", web::get().to(cases::case_import_form))
+        .route("/studies/{code}/cases/import", web::post().to(cases::case_import_upload))
+        .route("/studies/{code}/cases/import/{token}/confirm", web::post().to(cases::case_import_confirm))
+        .route("/studies/{code}/cases/{display_id}", web::get().to(cases::case_show))
+        .route("/studies/{code}/cases/{display_id}/edit", web::post().to(cases::case_update))
+        .route("/studies/{code}/cases/{display_id}/status", web::post().to(cases::case_status))
         .route("/studies/{code}/jobs", web::get().to(jobs::jobs_study))
         .route("/studies/{code}/jobs/{id}", web::get().to(jobs::job_study_row))
         .route("/studies/{code}/jobs/{id}/cancel", web::post().to(jobs::job_study_cancel))
@@ -86,6 +99,7 @@ pub struct StudyNav {
     pub role: String,
     pub tab: &'static str,
     pub can_members: bool,
+    pub can_cases: bool,
     pub can_audit: bool,
     pub can_jobs: bool,
     pub can_edit: bool,
@@ -100,6 +114,7 @@ impl StudyNav {
             role: access.role_label().to_string(),
             tab,
             can_members: access.can(Permission::ViewMembers),
+            can_cases: access.can(Permission::ViewCases),
             can_audit: access.can(Permission::ViewAudit),
             can_jobs: access.can(Permission::ViewJobs),
             can_edit: access.can(Permission::EditStudy) && access.study.ensure_editable().is_ok(),

@@ -1,0 +1,938 @@
+//! The per-study data dictionary in REDCap's data-dictionary CSV format: parsing and writing
+//! it, validating a value against a field, and each field's de-identification action.
+
+use std::collections::BTreeMap;
+
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::prelude::*;
+use serde_json::{json, Value};
+
+use super::decode::{self, Limits};
+use crate::audit::{self, Change};
+use crate::auth::permissions::{Permission, StudyAccess};
+use crate::auth::Actor;
+use crate::db::schema::{cases, dictionary_fields};
+use crate::db::{now, write_tx, Conn};
+use crate::error::{Error, FieldErrors, Result};
+
+/// REDCap's data-dictionary header, in order (REDCap documentation, "Data Dictionary").
+pub const REDCAP_COLUMNS: [&str; 18] = [
+    "Variable / Field Name",
+    "Form Name",
+    "Section Header",
+    "Field Type",
+    "Field Label",
+    "Choices, Calculations, OR Slider Labels",
+    "Field Note",
+    "Text Validation Type OR Show Slider Number",
+    "Text Validation Min",
+    "Text Validation Max",
+    "Identifier?",
+    "Branching Logic (Show field only if...)",
+    "Required Field?",
+    "Custom Alignment",
+    "Question Number (surveys only)",
+    "Matrix Group Name",
+    "Matrix Ranking?",
+    "Field Annotation",
+];
+/// Evidentia's own column: the de-identification action (ignored by REDCap on import).
+pub const ACTION_COLUMN: &str = "Evidentia De-identification";
+
+const FIELD_TYPES: [&str; 12] = [
+    "text",
+    "notes",
+    "dropdown",
+    "radio",
+    "yesno",
+    "truefalse",
+    "checkbox",
+    "descriptive",
+    "calc",
+    "slider",
+    "file",
+    "sql",
+];
+
+/// What happens to a field's value at import (Safe Harbor, 45 CFR §164.514(b)(2)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum DeidAction {
+    Keep,
+    Drop,
+    Pseudonymise,
+    ShiftDate,
+    YearOnly,
+    Generalise,
+}
+
+impl DeidAction {
+    pub const ALL: [DeidAction; 6] = [
+        DeidAction::Keep,
+        DeidAction::Drop,
+        DeidAction::Pseudonymise,
+        DeidAction::ShiftDate,
+        DeidAction::YearOnly,
+        DeidAction::Generalise,
+    ];
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DeidAction::Keep => "keep",
+            DeidAction::Drop => "drop",
+            DeidAction::Pseudonymise => "pseudonymise",
+            DeidAction::ShiftDate => "shift-date",
+            DeidAction::YearOnly => "year-only",
+            DeidAction::Generalise => "generalise",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s.trim())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Choice {
+    pub code: String,
+    pub label: String,
+}
+
+/// One dictionary field, as REDCap describes it plus Evidentia's action.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FieldDef {
+    pub name: String,
+    pub form_name: String,
+    pub section_header: String,
+    pub field_type: String,
+    pub label: String,
+    /// The raw choices / calculation / slider cell.
+    pub choices_raw: String,
+    pub field_note: String,
+    pub validation: String,
+    pub validation_min: String,
+    pub validation_max: String,
+    pub identifier: bool,
+    pub branching_logic: String,
+    pub required: bool,
+    pub extra: BTreeMap<String, String>,
+    pub action: DeidAction,
+}
+
+fn parse_date(s: &str, order: &str) -> Option<NaiveDate> {
+    let s = s.trim();
+    let fmts: &[&str] = match order {
+        "mdy" => &["%m-%d-%Y", "%m/%d/%Y"],
+        "dmy" => &["%d-%m-%Y", "%d/%m/%Y", "%d.%m.%Y"],
+        _ => &["%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y%m%d"],
+    };
+    fmts.iter().find_map(|f| NaiveDate::parse_from_str(s, f).ok())
+}
+
+fn parse_datetime(s: &str, order: &str) -> Option<NaiveDateTime> {
+    let s = s.trim().replace('T', " ");
+    let (d, t) = s.split_once(' ')?;
+    let date = parse_date(d, order)?;
+    let t = t.trim();
+    let time = chrono::NaiveTime::parse_from_str(t, "%H:%M:%S")
+        .or_else(|_| chrono::NaiveTime::parse_from_str(t, "%H:%M"))
+        .ok()?;
+    Some(date.and_time(time))
+}
+
+impl FieldDef {
+    /// Choices of a dropdown, radio or checkbox field: `1, Male | 2, Female` (labels may hold commas).
+    pub fn choices(&self) -> Vec<Choice> {
+        if !matches!(self.field_type.as_str(), "dropdown" | "radio" | "checkbox") {
+            return Vec::new();
+        }
+        self.choices_raw
+            .split('|')
+            .filter_map(|c| {
+                let (code, label) = c.split_once(',').unwrap_or((c, c));
+                let code = code.trim();
+                (!code.is_empty()).then(|| Choice { code: code.to_string(), label: label.trim().to_string() })
+            })
+            .collect()
+    }
+
+    /// Holds no data (REDCap `descriptive`).
+    pub fn holds_data(&self) -> bool {
+        self.field_type != "descriptive"
+    }
+
+    pub fn is_date(&self) -> bool {
+        self.field_type == "text" && (self.validation.starts_with("date_") || self.validation.starts_with("datetime_"))
+    }
+
+    /// Free text, scrubbed of identifiers at import: notes, and text without validation.
+    pub fn is_free_text(&self) -> bool {
+        self.field_type == "notes" || (self.field_type == "text" && self.validation.is_empty())
+    }
+
+    fn date_order(&self) -> &str {
+        self.validation.rsplit('_').next().unwrap_or("ymd")
+    }
+
+    /// The label of a stored code (choices), or the value itself.
+    pub fn label_of(&self, v: &Value) -> String {
+        let text = value_text(v);
+        match self.field_type.as_str() {
+            "yesno" => match text.as_str() {
+                "1" => "Yes".into(),
+                "0" => "No".into(),
+                _ => text,
+            },
+            "truefalse" => match text.as_str() {
+                "1" => "True".into(),
+                "0" => "False".into(),
+                _ => text,
+            },
+            "dropdown" | "radio" => {
+                self.choices().into_iter().find(|c| c.code == text).map(|c| c.label).unwrap_or(text)
+            }
+            "checkbox" => {
+                let choices = self.choices();
+                v.as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|x| {
+                                let code = value_text(x);
+                                choices.iter().find(|c| c.code == code).map(|c| c.label.clone()).unwrap_or(code)
+                            })
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    })
+                    .unwrap_or(text)
+            }
+            _ => text,
+        }
+    }
+
+    /// Parses and validates one raw cell. `Ok(None)` for an empty cell. The error says what is
+    /// wrong without repeating the value (it may be an identifier).
+    pub fn parse_value(&self, raw: &str) -> std::result::Result<Option<Value>, String> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        let v = match self.field_type.as_str() {
+            "text" => match self.validation.as_str() {
+                "integer" => {
+                    let n: i64 = raw.parse().map_err(|_| "not a whole number".to_string())?;
+                    self.check_range(n as f64)?;
+                    json!(n)
+                }
+                "number" | "number_1dp" | "number_2dp" => {
+                    let n: f64 = raw.replace(',', ".").parse().map_err(|_| "not a number".to_string())?;
+                    if !n.is_finite() {
+                        return Err("not a number".into());
+                    }
+                    self.check_range(n)?;
+                    json!(n)
+                }
+                v if v.starts_with("date_") => {
+                    let d = parse_date(raw, self.date_order()).ok_or_else(|| format!("not a date ({v})"))?;
+                    json!(d.format("%Y-%m-%d").to_string())
+                }
+                v if v.starts_with("datetime_") => {
+                    let d =
+                        parse_datetime(raw, self.date_order()).ok_or_else(|| format!("not a date and time ({v})"))?;
+                    json!(d.format("%Y-%m-%d %H:%M:%S").to_string())
+                }
+                "email" => {
+                    let ok = raw.split_once('@').is_some_and(|(a, b)| !a.is_empty() && b.contains('.'));
+                    if !ok {
+                        return Err("not an e-mail address".into());
+                    }
+                    json!(raw)
+                }
+                "phone" => {
+                    let digits = raw.chars().filter(|c| c.is_ascii_digit()).count();
+                    if !(7..=15).contains(&digits) || raw.chars().any(|c| c.is_alphabetic()) {
+                        return Err("not a phone number".into());
+                    }
+                    json!(raw)
+                }
+                _ => json!(raw),
+            },
+            "dropdown" | "radio" => {
+                let choices = self.choices();
+                let c = choices
+                    .iter()
+                    .find(|c| c.code == raw)
+                    .or_else(|| choices.iter().find(|c| c.label.eq_ignore_ascii_case(raw)))
+                    .ok_or_else(|| {
+                        let codes: Vec<&str> = choices.iter().map(|c| c.code.as_str()).collect();
+                        format!("not one of the choices ({})", codes.join(", "))
+                    })?;
+                json!(c.code)
+            }
+            "yesno" | "truefalse" => {
+                let v = match raw.to_lowercase().as_str() {
+                    "1" | "yes" | "y" | "true" | "t" => "1",
+                    "0" | "no" | "n" | "false" | "f" => "0",
+                    _ => return Err("must be 1 or 0 (yes/no, true/false)".into()),
+                };
+                json!(v)
+            }
+            "slider" => {
+                let n: f64 = raw.parse().map_err(|_| "not a number".to_string())?;
+                if !(0.0..=100.0).contains(&n) {
+                    return Err("out of range (0 to 100)".into());
+                }
+                json!(n)
+            }
+            _ => json!(raw),
+        };
+        Ok(Some(v))
+    }
+
+    fn check_range(&self, n: f64) -> std::result::Result<(), String> {
+        let min = self.validation_min.trim().parse::<f64>().ok();
+        let max = self.validation_max.trim().parse::<f64>().ok();
+        if min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m) {
+            return Err(format!(
+                "out of range ({} to {})",
+                if self.validation_min.is_empty() { "-∞" } else { &self.validation_min },
+                if self.validation_max.is_empty() { "∞" } else { &self.validation_max }
+            ));
+        }
+        Ok(())
+    }
+
+    /// Re-checks a stored (already de-identified) value against this definition.
+    pub fn stored_value_fits(&self, v: &Value) -> bool {
+        match (self.field_type.as_str(), v) {
+            (_, Value::Null) => true,
+            ("checkbox", Value::Array(items)) => {
+                let codes: Vec<String> = self.choices().into_iter().map(|c| c.code).collect();
+                items.iter().all(|i| codes.contains(&value_text(i)))
+            }
+            // Generalised ages ("90+"), pseudonyms and shifted or year-only dates are outputs of
+            // the action, not raw input: only their presence is checked.
+            _ if self.action != DeidAction::Keep => true,
+            _ => self.parse_value(&value_text(v)).is_ok(),
+        }
+    }
+
+    /// Which actions are allowed for this field: dates are always de-identified.
+    pub fn allowed_actions(&self) -> Vec<DeidAction> {
+        use DeidAction::*;
+        if self.is_date() {
+            vec![ShiftDate, YearOnly, Drop]
+        } else if matches!(self.validation.as_str(), "integer" | "number") {
+            vec![Keep, Generalise, Drop, Pseudonymise]
+        } else {
+            vec![Keep, Drop, Pseudonymise, Generalise]
+        }
+    }
+}
+
+/// A value as the text a person or a CSV sees.
+pub fn value_text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a.iter().map(value_text).collect::<Vec<_>>().join("|"),
+        other => other.to_string(),
+    }
+}
+
+/// Looks like an age field (generalised: over 89 becomes `90+`).
+fn is_age_name(name: &str) -> bool {
+    name == "age" || name.starts_with("age_") || name.ends_with("_age")
+}
+
+fn is_zip_name(name: &str) -> bool {
+    name.contains("zip") || name.contains("postal")
+}
+
+/// The default action (DESIGN/issue: first field pseudonymised, dates shifted, other identifier
+/// text dropped, ages and ZIP codes generalised).
+pub fn default_action(f: &FieldDef, index: usize) -> DeidAction {
+    if index == 0 {
+        DeidAction::Pseudonymise
+    } else if f.is_date() {
+        DeidAction::ShiftDate
+    } else if (is_age_name(&f.name) && matches!(f.validation.as_str(), "integer" | "number" | ""))
+        || is_zip_name(&f.name)
+    {
+        DeidAction::Generalise
+    } else if f.identifier {
+        DeidAction::Drop
+    } else {
+        DeidAction::Keep
+    }
+}
+
+/// A problem in a dictionary file, with its 1-based row.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DictProblem {
+    pub row: Option<usize>,
+    pub column: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for DictProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.row, &self.column) {
+            (Some(r), Some(c)) => write!(f, "row {r}, column {c}: {}", self.message),
+            (Some(r), None) => write!(f, "row {r}: {}", self.message),
+            _ => write!(f, "{}", self.message),
+        }
+    }
+}
+
+/// The result of reading a dictionary file.
+#[derive(Debug, Clone)]
+pub struct ParsedDictionary {
+    pub fields: Vec<FieldDef>,
+    /// Columns present in the file that Evidentia keeps but does not use.
+    pub ignored_columns: Vec<String>,
+}
+
+fn yes(s: &str) -> bool {
+    matches!(s.trim().to_lowercase().as_str(), "y" | "yes" | "1" | "true")
+}
+
+/// Reads a REDCap data-dictionary CSV. Every problem is reported, with its row.
+pub fn parse_redcap(file: &str, bytes: &[u8]) -> std::result::Result<ParsedDictionary, Vec<DictProblem>> {
+    let table = decode::read_table(file, bytes, None, &Limits::default())
+        .map_err(|e| vec![DictProblem { row: None, column: None, message: e.to_string() }])?;
+    let col = |name: &str| table.header.iter().position(|h| h.eq_ignore_ascii_case(name));
+    let mut problems = Vec::new();
+    for required in ["Variable / Field Name", "Form Name", "Field Type", "Field Label"] {
+        if col(required).is_none() {
+            problems.push(DictProblem {
+                row: None,
+                column: Some(required.into()),
+                message: format!("{file}: the header has no column '{required}' (is this a REDCap data dictionary?)"),
+            });
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let known: Vec<&str> = REDCAP_COLUMNS.iter().copied().chain([ACTION_COLUMN]).collect();
+    let unknown: Vec<String> =
+        table.header.iter().filter(|h| !known.iter().any(|k| k.eq_ignore_ascii_case(h))).cloned().collect();
+    let used = [
+        "Custom Alignment",
+        "Question Number (surveys only)",
+        "Matrix Group Name",
+        "Matrix Ranking?",
+        "Field Annotation",
+    ];
+    let mut ignored: Vec<String> =
+        table.header.iter().filter(|h| used.iter().any(|u| u.eq_ignore_ascii_case(h))).cloned().collect();
+    ignored.extend(unknown.iter().cloned());
+    let get = |row: &[String], name: &str| col(name).and_then(|i| row.get(i)).cloned().unwrap_or_default();
+    let mut fields: Vec<FieldDef> = Vec::new();
+    for (i, row) in table.rows.iter().enumerate() {
+        let r = i + 1;
+        let name = get(row, "Variable / Field Name").trim().to_string();
+        let field_type = get(row, "Field Type").trim().to_lowercase();
+        let bad = |column: &str, message: String| DictProblem { row: Some(r), column: Some(column.into()), message };
+        if name.is_empty() {
+            problems.push(bad("Variable / Field Name", "empty field name".into()));
+            continue;
+        }
+        if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            || !name.starts_with(|c: char| c.is_ascii_lowercase())
+        {
+            problems.push(bad(
+                "Variable / Field Name",
+                format!("'{name}': use lower-case letters, digits and '_', starting with a letter"),
+            ));
+        }
+        if fields.iter().any(|f| f.name == name) {
+            problems.push(bad("Variable / Field Name", format!("'{name}' is defined twice")));
+        }
+        if !FIELD_TYPES.contains(&field_type.as_str()) {
+            problems.push(bad(
+                "Field Type",
+                format!("'{field_type}' is not a REDCap field type ({})", FIELD_TYPES.join(", ")),
+            ));
+        }
+        let mut extra = BTreeMap::new();
+        for c in &ignored {
+            let v = get(row, c);
+            if !v.is_empty() {
+                extra.insert(c.clone(), v);
+            }
+        }
+        let mut f = FieldDef {
+            name: name.clone(),
+            form_name: get(row, "Form Name"),
+            section_header: get(row, "Section Header"),
+            field_type: field_type.clone(),
+            label: get(row, "Field Label"),
+            choices_raw: get(row, "Choices, Calculations, OR Slider Labels"),
+            field_note: get(row, "Field Note"),
+            validation: get(row, "Text Validation Type OR Show Slider Number").trim().to_lowercase(),
+            validation_min: get(row, "Text Validation Min"),
+            validation_max: get(row, "Text Validation Max"),
+            identifier: yes(&get(row, "Identifier?")),
+            branching_logic: get(row, "Branching Logic (Show field only if...)"),
+            required: yes(&get(row, "Required Field?")),
+            extra,
+            action: DeidAction::Keep,
+        };
+        if matches!(field_type.as_str(), "dropdown" | "radio" | "checkbox") && f.choices().is_empty() {
+            problems.push(bad(
+                "Choices, Calculations, OR Slider Labels",
+                format!("'{name}' has no choices (write them as '1, Male | 2, Female')"),
+            ));
+        }
+        let data_index = fields.iter().filter(|f| f.holds_data()).count();
+        f.action = match get(row, ACTION_COLUMN).trim() {
+            "" => default_action(&f, data_index),
+            a => match DeidAction::parse(a) {
+                Some(a) if f.allowed_actions().contains(&a) || data_index == 0 => a,
+                _ => {
+                    problems.push(bad(ACTION_COLUMN, format!("'{a}' is not allowed for '{name}'")));
+                    default_action(&f, data_index)
+                }
+            },
+        };
+        fields.push(f);
+    }
+    if fields.iter().filter(|f| f.holds_data()).count() == 0 {
+        problems.push(DictProblem {
+            row: None,
+            column: None,
+            message: format!("{file}: the dictionary defines no field"),
+        });
+    }
+    if problems.is_empty() {
+        Ok(ParsedDictionary { fields, ignored_columns: ignored })
+    } else {
+        Err(problems)
+    }
+}
+
+/// Writes the dictionary as REDCap CSV, with the columns Evidentia keeps and its action column.
+pub fn to_redcap_csv(fields: &[FieldDef]) -> anyhow::Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header: Vec<&str> = REDCAP_COLUMNS.to_vec();
+    header.push(ACTION_COLUMN);
+    w.write_record(&header)?;
+    for f in fields {
+        let extra = |k: &str| f.extra.get(k).cloned().unwrap_or_default();
+        w.write_record([
+            f.name.clone(),
+            f.form_name.clone(),
+            f.section_header.clone(),
+            f.field_type.clone(),
+            f.label.clone(),
+            f.choices_raw.clone(),
+            f.field_note.clone(),
+            f.validation.clone(),
+            f.validation_min.clone(),
+            f.validation_max.clone(),
+            if f.identifier { "y".into() } else { String::new() },
+            f.branching_logic.clone(),
+            if f.required { "y".into() } else { String::new() },
+            extra("Custom Alignment"),
+            extra("Question Number (surveys only)"),
+            extra("Matrix Group Name"),
+            extra("Matrix Ranking?"),
+            extra("Field Annotation"),
+            f.action.as_str().to_string(),
+        ])?;
+    }
+    w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = dictionary_fields)]
+struct FieldRow {
+    name: String,
+    form_name: String,
+    section_header: String,
+    field_type: String,
+    label: String,
+    choices: String,
+    field_note: String,
+    validation: String,
+    validation_min: String,
+    validation_max: String,
+    identifier: bool,
+    branching_logic: String,
+    required: bool,
+    extra: String,
+    deid_action: String,
+}
+
+impl From<FieldRow> for FieldDef {
+    fn from(r: FieldRow) -> Self {
+        FieldDef {
+            name: r.name,
+            form_name: r.form_name,
+            section_header: r.section_header,
+            field_type: r.field_type,
+            label: r.label,
+            choices_raw: r.choices,
+            field_note: r.field_note,
+            validation: r.validation,
+            validation_min: r.validation_min,
+            validation_max: r.validation_max,
+            identifier: r.identifier,
+            branching_logic: r.branching_logic,
+            required: r.required,
+            extra: serde_json::from_str(&r.extra).unwrap_or_default(),
+            action: DeidAction::parse(&r.deid_action).unwrap_or(DeidAction::Drop),
+        }
+    }
+}
+
+/// The study's current dictionary, in order.
+pub fn load(conn: &mut Conn, study_id: i32) -> Result<Vec<FieldDef>> {
+    let rows: Vec<FieldRow> = dictionary_fields::table
+        .filter(dictionary_fields::study_id.eq(study_id))
+        .filter(dictionary_fields::retired_at.is_null())
+        .order(dictionary_fields::position.asc())
+        .select(FieldRow::as_select())
+        .load(conn)?;
+    Ok(rows.into_iter().map(FieldDef::from).collect())
+}
+
+fn field_json(f: &FieldDef) -> Value {
+    json!({
+        "form_name": f.form_name, "field_type": f.field_type, "label": f.label, "choices": f.choices_raw,
+        "validation": f.validation, "validation_min": f.validation_min, "validation_max": f.validation_max,
+        "identifier": f.identifier, "required": f.required, "deid_action": f.action.as_str(),
+        "branching_logic": f.branching_logic, "section_header": f.section_header, "field_note": f.field_note,
+    })
+}
+
+/// Stored case values that the new dictionary would no longer accept.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Invalidated {
+    pub case: String,
+    pub field: String,
+    pub value: String,
+}
+
+/// What a dictionary change does.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct DictionaryChange {
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub retired: Vec<String>,
+    pub invalidated: Vec<Invalidated>,
+}
+
+fn invalidated_by(
+    conn: &mut Conn,
+    study_id: i32,
+    new_fields: &[FieldDef],
+    changed: &[String],
+) -> Result<Vec<Invalidated>> {
+    if changed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(String, String)> =
+        cases::table.filter(cases::study_id.eq(study_id)).select((cases::display_id, cases::data)).load(conn)?;
+    let mut out = Vec::new();
+    for (display, data) in rows {
+        let values: serde_json::Map<String, Value> = serde_json::from_str(&data).unwrap_or_default();
+        for f in new_fields.iter().filter(|f| changed.contains(&f.name)) {
+            if let Some(v) = values.get(&f.name) {
+                if !f.stored_value_fits(v) {
+                    out.push(Invalidated { case: display.clone(), field: f.name.clone(), value: value_text(v) });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Replaces the study's dictionary: new fields are added, changed ones updated, missing ones
+/// retired (never deleted), each audited. Refused while the study is locked; refused when stored
+/// values would stop validating unless `accept_invalidated` (then they are listed in the change).
+/// With `dry_run` nothing is written.
+pub fn replace(
+    conn: &mut Conn,
+    actor: &Actor,
+    access: &StudyAccess,
+    new_fields: &[FieldDef],
+    accept_invalidated: bool,
+    dry_run: bool,
+) -> Result<DictionaryChange> {
+    access.require(Permission::EditStudy)?;
+    write_tx(conn, |conn| {
+        let study = crate::studies::get_by_code(conn, &access.study.code)?;
+        study.ensure_editable()?;
+        let old = load(conn, study.id)?;
+        let mut change = DictionaryChange::default();
+        for f in new_fields {
+            match old.iter().find(|o| o.name == f.name) {
+                None => change.added.push(f.name.clone()),
+                Some(o) if o != f => change.changed.push(f.name.clone()),
+                Some(_) => {}
+            }
+        }
+        change.retired =
+            old.iter().filter(|o| !new_fields.iter().any(|f| f.name == o.name)).map(|o| o.name.clone()).collect();
+        change.invalidated = invalidated_by(conn, study.id, new_fields, &change.changed)?;
+        if dry_run {
+            return Ok(change);
+        }
+        if !change.invalidated.is_empty() && !accept_invalidated {
+            let list: Vec<String> =
+                change.invalidated.iter().take(20).map(|i| format!("{} {}", i.case, i.field)).collect();
+            return Err(Error::Conflict(format!(
+                "{} stored values would no longer validate ({}{}); confirm to change the dictionary anyway",
+                change.invalidated.len(),
+                list.join(", "),
+                if change.invalidated.len() > 20 { ", …" } else { "" }
+            )));
+        }
+        let t = now();
+        for name in &change.retired {
+            diesel::update(
+                dictionary_fields::table
+                    .filter(dictionary_fields::study_id.eq(study.id))
+                    .filter(dictionary_fields::name.eq(name)),
+            )
+            .set(dictionary_fields::retired_at.eq(Some(t)))
+            .execute(conn)?;
+            let before = old.iter().find(|o| &o.name == name).map(field_json);
+            audit::record(
+                conn,
+                Change::new(study.chain(), &actor.name, "retire", "dictionary_field", name).before_opt(before),
+            )?;
+        }
+        for (pos, f) in new_fields.iter().enumerate() {
+            let values = (
+                dictionary_fields::position.eq(pos as i32),
+                dictionary_fields::form_name.eq(&f.form_name),
+                dictionary_fields::section_header.eq(&f.section_header),
+                dictionary_fields::field_type.eq(&f.field_type),
+                dictionary_fields::label.eq(&f.label),
+                dictionary_fields::choices.eq(&f.choices_raw),
+                dictionary_fields::field_note.eq(&f.field_note),
+                dictionary_fields::validation.eq(&f.validation),
+                dictionary_fields::validation_min.eq(&f.validation_min),
+                dictionary_fields::validation_max.eq(&f.validation_max),
+                dictionary_fields::identifier.eq(f.identifier),
+                dictionary_fields::branching_logic.eq(&f.branching_logic),
+                dictionary_fields::required.eq(f.required),
+                dictionary_fields::extra.eq(serde_json::to_string(&f.extra).unwrap_or_else(|_| "{}".into())),
+                dictionary_fields::deid_action.eq(f.action.as_str()),
+            );
+            let exists: i64 = dictionary_fields::table
+                .filter(dictionary_fields::study_id.eq(study.id))
+                .filter(dictionary_fields::name.eq(&f.name))
+                .count()
+                .get_result(conn)?;
+            if exists > 0 {
+                diesel::update(
+                    dictionary_fields::table
+                        .filter(dictionary_fields::study_id.eq(study.id))
+                        .filter(dictionary_fields::name.eq(&f.name)),
+                )
+                .set((values, dictionary_fields::retired_at.eq(None::<NaiveDateTime>)))
+                .execute(conn)?;
+            } else {
+                diesel::insert_into(dictionary_fields::table)
+                    .values((values, dictionary_fields::study_id.eq(study.id), dictionary_fields::name.eq(&f.name)))
+                    .execute(conn)?;
+            }
+            let before = old.iter().find(|o| o.name == f.name);
+            if before != Some(f) {
+                let action = if before.is_some() { "update" } else { "create" };
+                let (b, a) = match before {
+                    Some(o) => {
+                        let (b, a) = audit::diff(&field_json(o), &field_json(f));
+                        (Some(b), a)
+                    }
+                    None => (None, field_json(f)),
+                };
+                audit::record(
+                    conn,
+                    Change::new(study.chain(), &actor.name, action, "dictionary_field", &f.name).before_opt(b).after(a),
+                )?;
+            }
+        }
+        Ok(change)
+    })
+}
+
+/// Edits one field's label, note, requiredness, choices, range and action (from the page).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct FieldEdit {
+    #[serde(default)]
+    pub label: String,
+    #[serde(default)]
+    pub field_note: String,
+    #[serde(default)]
+    pub required: Option<String>,
+    #[serde(default)]
+    pub choices: String,
+    #[serde(default)]
+    pub validation_min: String,
+    #[serde(default)]
+    pub validation_max: String,
+    #[serde(default)]
+    pub action: String,
+    #[serde(default)]
+    pub accept_invalidated: Option<String>,
+}
+
+pub fn edit_field(
+    conn: &mut Conn,
+    actor: &Actor,
+    access: &StudyAccess,
+    name: &str,
+    edit: &FieldEdit,
+) -> Result<DictionaryChange> {
+    let mut fields = load(conn, access.study.id)?;
+    let index = fields.iter().position(|f| f.name == name).ok_or(Error::NotFound)?;
+    let data_index = fields.iter().take(index).filter(|f| f.holds_data()).count();
+    let f = &mut fields[index];
+    let mut errors = FieldErrors::default();
+    if edit.label.trim().is_empty() {
+        errors.add("label", "required");
+    }
+    let action = DeidAction::parse(&edit.action);
+    match action {
+        Some(a) if f.allowed_actions().contains(&a) || data_index == 0 => f.action = a,
+        _ => errors.add(
+            "action",
+            format!(
+                "not allowed for this field ({})",
+                f.allowed_actions().iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        ),
+    }
+    for (field, v) in [("validation_min", &edit.validation_min), ("validation_max", &edit.validation_max)] {
+        if !v.trim().is_empty() && v.trim().parse::<f64>().is_err() && parse_date(v, "ymd").is_none() {
+            errors.add(field, "must be a number or a date");
+        }
+    }
+    f.label = edit.label.trim().to_string();
+    f.field_note = edit.field_note.trim().to_string();
+    f.required = edit.required.is_some();
+    f.validation_min = edit.validation_min.trim().to_string();
+    f.validation_max = edit.validation_max.trim().to_string();
+    if matches!(f.field_type.as_str(), "dropdown" | "radio" | "checkbox") {
+        f.choices_raw = edit.choices.trim().to_string();
+        if f.choices().is_empty() {
+            errors.add("choices", "write the choices as '1, Male | 2, Female'");
+        }
+    }
+    errors.into_result()?;
+    replace(conn, actor, access, &fields, edit.accept_invalidated.is_some(), false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(name: &str, ty: &str, validation: &str) -> FieldDef {
+        FieldDef {
+            name: name.into(),
+            form_name: "f".into(),
+            section_header: String::new(),
+            field_type: ty.into(),
+            label: name.into(),
+            choices_raw: String::new(),
+            field_note: String::new(),
+            validation: validation.into(),
+            validation_min: String::new(),
+            validation_max: String::new(),
+            identifier: false,
+            branching_logic: String::new(),
+            required: false,
+            extra: BTreeMap::new(),
+            action: DeidAction::Keep,
+        }
+    }
+
+    #[test]
+    fn choices_keep_commas_in_labels() {
+        let mut f = field("stage", "dropdown", "");
+        f.choices_raw = "1, Stage I, early | 2, Stage II |3,Stage III".into();
+        let c = f.choices();
+        assert_eq!(c.len(), 3);
+        assert_eq!(c[0].label, "Stage I, early");
+        assert_eq!(f.parse_value("2").unwrap(), Some(json!("2")));
+        assert_eq!(f.parse_value("stage iii").unwrap(), Some(json!("3")));
+        assert!(f.parse_value("4").unwrap_err().contains("not one of the choices"));
+    }
+
+    #[test]
+    fn typed_values_are_validated() {
+        let mut age = field("age", "text", "integer");
+        age.validation_min = "0".into();
+        age.validation_max = "120".into();
+        assert_eq!(age.parse_value(" 64 ").unwrap(), Some(json!(64)));
+        assert!(age.parse_value("sixty").unwrap_err().contains("whole number"));
+        assert!(age.parse_value("130").unwrap_err().contains("out of range"));
+        assert_eq!(age.parse_value("").unwrap(), None);
+        let d = field("dx_date", "text", "date_ymd");
+        assert_eq!(d.parse_value("2024/03/05").unwrap(), Some(json!("2024-03-05")));
+        assert!(d.parse_value("2024-02-30").is_err());
+        let dmy = field("d", "text", "date_dmy");
+        assert_eq!(dmy.parse_value("05/03/2024").unwrap(), Some(json!("2024-03-05")));
+        let yn = field("smoker", "yesno", "");
+        assert_eq!(yn.parse_value("Yes").unwrap(), Some(json!("1")));
+        assert!(yn.parse_value("maybe").is_err());
+        let dt = field("t", "text", "datetime_ymd");
+        assert_eq!(dt.parse_value("2024-03-05 14:30").unwrap(), Some(json!("2024-03-05 14:30:00")));
+    }
+
+    #[test]
+    fn default_actions_follow_safe_harbor() {
+        let subject = field("study_id", "text", "");
+        assert_eq!(default_action(&subject, 0), DeidAction::Pseudonymise);
+        assert_eq!(default_action(&field("dx_date", "text", "date_ymd"), 3), DeidAction::ShiftDate);
+        assert_eq!(default_action(&field("age", "text", "integer"), 3), DeidAction::Generalise);
+        assert_eq!(default_action(&field("zip_code", "text", ""), 3), DeidAction::Generalise);
+        let mut name = field("patient_name", "text", "");
+        name.identifier = true;
+        assert_eq!(default_action(&name, 2), DeidAction::Drop);
+        assert_eq!(default_action(&field("histology", "text", ""), 2), DeidAction::Keep);
+        assert!(!field("dx_date", "text", "date_ymd").allowed_actions().contains(&DeidAction::Keep));
+    }
+
+    #[test]
+    fn redcap_dictionary_round_trips() {
+        let csv = "\u{feff}Variable / Field Name,Form Name,Section Header,Field Type,Field Label,\"Choices, Calculations, OR Slider Labels\",Field Note,Text Validation Type OR Show Slider Number,Text Validation Min,Text Validation Max,Identifier?,Branching Logic (Show field only if...),Required Field?,Custom Alignment,Question Number (surveys only),Matrix Group Name,Matrix Ranking?,Field Annotation\n\
+record_id,baseline,,text,Record ID,,,,,,,,,,,,,\n\
+patient_name,baseline,<b>Identifiers</b>,text,\"Name\nof the patient\",,,,,,y,,,,,,,@HIDDEN\n\
+sex,baseline,,radio,성별,\"1, Male | 2, Female, or other\",,,,,,,y,RH,,,,\n\
+intro,baseline,,descriptive,<p>Read carefully</p>,,,,,,,,,,,,,\n\
+dx_date,baseline,,text,Date of diagnosis,,,date_ymd,,,,,y,,,,,\n\
+,,,,,,,,,,,,,,,,,\n";
+        let parsed = parse_redcap("dict.csv", csv.as_bytes()).unwrap();
+        assert_eq!(parsed.fields.len(), 5);
+        assert_eq!(parsed.fields[1].label, "Name\nof the patient");
+        assert_eq!(parsed.fields[1].action, DeidAction::Drop);
+        assert_eq!(parsed.fields[2].choices()[1].label, "Female, or other");
+        assert_eq!(parsed.fields[4].action, DeidAction::ShiftDate);
+        assert!(parsed.ignored_columns.contains(&"Field Annotation".to_string()));
+        let out = to_redcap_csv(&parsed.fields).unwrap();
+        let again = parse_redcap("again.csv", &out).unwrap();
+        assert_eq!(again.fields, parsed.fields);
+    }
+
+    #[test]
+    fn bad_dictionaries_name_row_and_column() {
+        let csv =
+            "Variable / Field Name,Form Name,Field Type,Field Label,\"Choices, Calculations, OR Slider Labels\"\n\
+ok_field,f,text,OK,\n\
+Bad Name,f,text,X,\n\
+ok_field,f,text,Dup,\n\
+color,f,dropdown,Colour,\n\
+x,f,widget,X,\n";
+        let problems = parse_redcap("d.csv", csv.as_bytes()).unwrap_err();
+        let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        assert!(text.iter().any(|t| t.starts_with("row 2, column Variable / Field Name")), "{text:?}");
+        assert!(text.iter().any(|t| t.contains("row 3") && t.contains("defined twice")), "{text:?}");
+        assert!(text.iter().any(|t| t.contains("row 4") && t.contains("no choices")), "{text:?}");
+        assert!(text.iter().any(|t| t.contains("row 5") && t.contains("widget")), "{text:?}");
+        let missing = parse_redcap("d.csv", b"a,b\n1,2\n").unwrap_err();
+        assert!(missing[0].message.contains("REDCap data dictionary"));
+    }
+}

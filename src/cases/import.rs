@@ -1,0 +1,564 @@
+//! Importing a site's case spreadsheet: read and decode it, map its columns to the dictionary,
+//! validate every cell, de-identify (identifier actions, free-text scrubbing) — all before
+//! anything is stored — then commit every row in one transaction, audited per case.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::decode::{self, Encoding, Limits};
+use super::deid::{self, StudyKey};
+use super::dictionary::{DeidAction, FieldDef};
+use super::scrub::Scrubber;
+use super::CaseStatus;
+use crate::audit::{self, Change};
+use crate::auth::permissions::{Permission, StudyAccess};
+use crate::auth::Actor;
+use crate::db::schema::{case_imports, cases};
+use crate::db::{now, write_tx, Conn};
+use crate::error::{Error, Result};
+use crate::studies::sites::Site;
+
+/// REDCap's own columns in record exports: read past and reported, never stored.
+const REDCAP_SYSTEM_COLUMNS: [&str; 4] =
+    ["redcap_event_name", "redcap_repeat_instrument", "redcap_repeat_instance", "redcap_data_access_group"];
+
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// The site of every row, for a file without a `site` column.
+    pub site: Option<String>,
+    pub encoding: Option<Encoding>,
+    pub limits: Limits,
+    /// Medical-record / accession number patterns for free-text scrubbing (defaults if empty).
+    pub mrn_patterns: Vec<String>,
+}
+
+/// One problem, by data row (1-based, header not counted) and column. Never holds the value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    pub row: Option<usize>,
+    pub column: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.row, &self.column) {
+            (Some(r), Some(c)) => write!(f, "row {r}, column {c}: {}", self.message),
+            (Some(r), None) => write!(f, "row {r}: {}", self.message),
+            (None, Some(c)) => write!(f, "column {c}: {}", self.message),
+            (None, None) => write!(f, "{}", self.message),
+        }
+    }
+}
+
+/// A de-identified row, ready to store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PreparedCase {
+    pub row: usize,
+    pub site_code: String,
+    pub subject_key: String,
+    pub status: String,
+    pub values: Map<String, Value>,
+}
+
+/// What de-identification did: counts only, never the values.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DeidReport {
+    pub rows_read: usize,
+    /// Per field, per rule (`pseudonymise`, `shift-date`, `drop`, `scrub:EMAIL`, …): how many values.
+    pub fields: BTreeMap<String, BTreeMap<String, usize>>,
+    /// Columns read past (REDCap system columns).
+    pub ignored_columns: Vec<String>,
+    pub encoding: String,
+    pub delimiter: String,
+}
+
+impl DeidReport {
+    fn count(&mut self, field: &str, rule: &str, n: usize) {
+        *self.fields.entry(field.to_string()).or_default().entry(rule.to_string()).or_default() += n;
+    }
+    pub fn total(&self) -> usize {
+        self.fields.values().flat_map(|m| m.values()).sum()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PreparedImport {
+    pub study_id: i32,
+    pub file_sha256: String,
+    pub file_size: usize,
+    pub rows: Vec<PreparedCase>,
+    pub report: DeidReport,
+    pub problems: Vec<Problem>,
+}
+
+impl PreparedImport {
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+enum Column {
+    Site,
+    Status,
+    Field(usize),
+    Checkbox(usize, String),
+    Ignored,
+}
+
+fn problem(row: Option<usize>, column: Option<&str>, message: impl Into<String>) -> Problem {
+    Problem { row, column: column.map(str::to_string), message: message.into() }
+}
+
+/// Reads, validates and de-identifies a file. Pure: nothing is written anywhere.
+pub fn prepare(
+    study_id: i32,
+    dictionary: &[FieldDef],
+    sites: &[Site],
+    key: &StudyKey,
+    file: &str,
+    bytes: &[u8],
+    opts: &ImportOptions,
+) -> PreparedImport {
+    let mut out = PreparedImport {
+        study_id,
+        file_sha256: hex::encode(Sha256::digest(bytes)),
+        file_size: bytes.len(),
+        rows: Vec::new(),
+        report: DeidReport::default(),
+        problems: Vec::new(),
+    };
+    let fields: Vec<&FieldDef> = dictionary.iter().filter(|f| f.holds_data()).collect();
+    let Some(subject_field) = fields.first() else {
+        out.problems.push(problem(None, None, "the study has no data dictionary yet: import one first"));
+        return out;
+    };
+    let table = match decode::read_table(file, bytes, opts.encoding, &opts.limits) {
+        Ok(t) => t,
+        Err(e) => {
+            out.problems.push(problem(None, None, e.to_string()));
+            return out;
+        }
+    };
+    out.report.encoding = table.encoding.as_str().to_string();
+    out.report.delimiter = match table.delimiter {
+        b'\t' => "tab".into(),
+        d => (d as char).to_string(),
+    };
+    let forms: HashSet<String> = dictionary.iter().map(|f| format!("{}_complete", f.form_name)).collect();
+
+    // Map every column, refusing the ones the dictionary does not define.
+    let mut columns = Vec::with_capacity(table.header.len());
+    for h in &table.header {
+        let name = h.trim();
+        let col = if name.eq_ignore_ascii_case("site") {
+            Column::Site
+        } else if name.eq_ignore_ascii_case("status") {
+            Column::Status
+        } else if let Some(i) = fields.iter().position(|f| f.name == name && f.field_type != "checkbox") {
+            Column::Field(i)
+        } else if let Some((base, code)) = name.split_once("___") {
+            match fields.iter().position(|f| f.name == base && f.field_type == "checkbox") {
+                Some(i) if fields[i].choices().iter().any(|c| c.code == code) => Column::Checkbox(i, code.to_string()),
+                Some(_) => {
+                    out.problems.push(problem(
+                        None,
+                        Some(name),
+                        format!("'{code}' is not a choice of checkbox field {base}"),
+                    ));
+                    Column::Ignored
+                }
+                None => {
+                    out.problems.push(problem(
+                        None,
+                        Some(name),
+                        "not in the data dictionary: the file is refused, nothing was read",
+                    ));
+                    Column::Ignored
+                }
+            }
+        } else if REDCAP_SYSTEM_COLUMNS.contains(&name) || forms.contains(name) || name.ends_with("_complete") {
+            out.report.ignored_columns.push(name.to_string());
+            Column::Ignored
+        } else {
+            out.problems.push(problem(
+                None,
+                Some(name),
+                "not in the data dictionary: the file is refused, nothing was read",
+            ));
+            Column::Ignored
+        };
+        columns.push(col);
+    }
+    let subject_col = columns.iter().position(|c| matches!(c, Column::Field(0)));
+    let Some(subject_col) = subject_col else {
+        out.problems.push(problem(
+            None,
+            Some(&subject_field.name),
+            format!(
+                "the file has no column '{}' (the site's subject identifier, the dictionary's first field)",
+                subject_field.name
+            ),
+        ));
+        return out;
+    };
+    let site_col = columns.iter().position(|c| matches!(c, Column::Site));
+    let default_site = match (&opts.site, site_col) {
+        (Some(code), _) => {
+            let code = code.trim().to_uppercase();
+            if !sites.iter().any(|s| s.code == code && s.retired_at.is_none()) {
+                out.problems.push(problem(None, Some("site"), format!("{code} is not an active site of this study")));
+            }
+            Some(code)
+        }
+        (None, Some(_)) => None,
+        (None, None) => {
+            out.problems.push(problem(
+                None,
+                Some("site"),
+                "the file has no 'site' column: choose the site of its cases",
+            ));
+            None
+        }
+    };
+    if !out.problems.is_empty() {
+        return out;
+    }
+
+    // Names in identifier columns anywhere in the file are scrubbed from every free text.
+    let mut names: Vec<String> = Vec::new();
+    for (ci, col) in columns.iter().enumerate() {
+        if let Column::Field(i) = col {
+            let f = fields[*i];
+            if (f.identifier || *i == 0) && !f.is_date() && f.field_type == "text" {
+                names.extend(table.rows.iter().map(|r| r[ci].clone()).filter(|v| v.chars().count() >= 2));
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    let patterns =
+        if opts.mrn_patterns.is_empty() { Scrubber::default_mrn_patterns() } else { opts.mrn_patterns.clone() };
+    let scrubber = match Scrubber::new(&names, &patterns) {
+        Ok(s) => s,
+        Err(e) => {
+            out.problems.push(problem(None, None, format!("scrubbing patterns: {e}")));
+            return out;
+        }
+    };
+
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    out.report.rows_read = table.rows.len();
+    for (ri, row) in table.rows.iter().enumerate() {
+        let r = ri + 1;
+        let subject_raw = row[subject_col].trim();
+        if subject_raw.is_empty() {
+            out.problems.push(problem(Some(r), Some(&subject_field.name), "missing subject identifier"));
+            continue;
+        }
+        let site_code = match site_col {
+            Some(c) => row[c].trim().to_uppercase(),
+            None => default_site.clone().unwrap_or_default(),
+        };
+        if !sites.iter().any(|s| s.code == site_code && s.retired_at.is_none()) {
+            let msg = if site_code.is_empty() {
+                "missing site".to_string()
+            } else {
+                format!("{site_code} is not an active site of this study")
+            };
+            out.problems.push(problem(Some(r), Some("site"), msg));
+            continue;
+        }
+        let subject_key = key.subject_key(&site_code, subject_raw);
+        if let Some(first) = seen.insert(subject_key.clone(), r) {
+            out.problems.push(problem(
+                Some(r),
+                Some(&subject_field.name),
+                format!("duplicate subject (same as row {first})"),
+            ));
+            continue;
+        }
+        let mut status = CaseStatus::Enrolled.as_str().to_string();
+        let mut values = Map::new();
+        let mut checked: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+        for (ci, col) in columns.iter().enumerate() {
+            let cell = row[ci].trim();
+            match col {
+                Column::Status if !cell.is_empty() => match CaseStatus::parse(cell) {
+                    Some(s) => status = s.as_str().to_string(),
+                    None => out.problems.push(problem(
+                        Some(r),
+                        Some("status"),
+                        "must be screened, enrolled, excluded or withdrawn",
+                    )),
+                },
+                Column::Checkbox(i, code) => match cell {
+                    "1" => checked.entry(*i).or_default().push(code.clone()),
+                    "0" | "" => {
+                        checked.entry(*i).or_default();
+                    }
+                    _ => out.problems.push(problem(Some(r), Some(&table.header[ci]), "a checkbox column holds 1 or 0")),
+                },
+                Column::Field(i) if *i > 0 => {
+                    let f = fields[*i];
+                    match f.parse_value(cell) {
+                        Err(msg) => out.problems.push(problem(Some(r), Some(&f.name), msg)),
+                        Ok(None) => {
+                            if f.required {
+                                out.problems.push(problem(Some(r), Some(&f.name), "missing required value"));
+                            }
+                        }
+                        Ok(Some(v)) => {
+                            if let Some(v) = deidentify(f, v, key, &subject_key, &scrubber, &mut out.report) {
+                                values.insert(f.name.clone(), v);
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (i, codes) in checked {
+            let f = fields[i];
+            if f.required && codes.is_empty() {
+                out.problems.push(problem(Some(r), Some(&f.name), "missing required value"));
+            }
+            values.insert(f.name.clone(), json!(codes));
+        }
+        out.report.count(&subject_field.name, subject_field.action.as_str(), 1);
+        out.rows.push(PreparedCase { row: r, site_code, subject_key, status, values });
+    }
+    out
+}
+
+/// Applies the field's action; free text kept as is is first scrubbed.
+fn deidentify(
+    f: &FieldDef,
+    v: Value,
+    key: &StudyKey,
+    subject_key: &str,
+    scrubber: &Scrubber,
+    report: &mut DeidReport,
+) -> Option<Value> {
+    let v = if f.action == DeidAction::Keep && f.is_free_text() {
+        let text = super::dictionary::value_text(&v);
+        let (clean, counts) = scrubber.scrub(&text);
+        for (kind, n) in counts {
+            report.count(&f.name, &format!("scrub:{}", kind.as_str()), n);
+        }
+        json!(clean)
+    } else {
+        v
+    };
+    if f.action != DeidAction::Keep {
+        report.count(&f.name, f.action.as_str(), 1);
+    }
+    deid::apply(f, v, key, subject_key)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportSummary {
+    pub import_id: i32,
+    pub rows_read: usize,
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = cases)]
+struct NewCase<'a> {
+    study_id: i32,
+    site_id: i32,
+    subject_key: &'a str,
+    display_id: String,
+    status: &'a str,
+    data: String,
+    created_at: chrono::NaiveDateTime,
+    updated_at: chrono::NaiveDateTime,
+}
+
+/// Stores a prepared import in one transaction: new subjects get the next display id of their
+/// site, known ones (same pseudonym) are updated; one audit event per created or changed case,
+/// one for the import. Refuses an import that has problems.
+pub fn commit(
+    conn: &mut Conn,
+    actor: &Actor,
+    access: &StudyAccess,
+    prepared: &PreparedImport,
+) -> Result<ImportSummary> {
+    access.require(Permission::ManageCases)?;
+    if prepared.study_id != access.study.id {
+        return Err(Error::NotFound);
+    }
+    if !prepared.ok() {
+        return Err(Error::Conflict(format!(
+            "the file has {} problems: nothing was imported",
+            prepared.problems.len()
+        )));
+    }
+    write_tx(conn, |conn| {
+        let study = crate::studies::get_by_code(conn, &access.study.code)?;
+        study.ensure_editable()?;
+        let sites = crate::studies::sites::list(conn, study.id, false)?;
+        let site_ids: HashMap<&str, i32> = sites.iter().map(|s| (s.code.as_str(), s.id)).collect();
+        let existing: Vec<(i32, String, String, String, String)> = cases::table
+            .filter(cases::study_id.eq(study.id))
+            .select((cases::id, cases::subject_key, cases::display_id, cases::data, cases::status))
+            .load(conn)?;
+        let mut next_seq: HashMap<String, u32> = HashMap::new();
+        for (_, _, display, _, _) in &existing {
+            if let Some((site, n)) = display.rsplit_once('-') {
+                let n: u32 = n.parse().unwrap_or(0);
+                let e = next_seq.entry(site.to_string()).or_insert(0);
+                *e = (*e).max(n);
+            }
+        }
+        let by_key: HashMap<&str, &(i32, String, String, String, String)> =
+            existing.iter().map(|e| (e.1.as_str(), e)).collect();
+        let t = now();
+        let (mut created, mut updated, mut unchanged) = (Vec::new(), 0usize, 0usize);
+        let mut events: Vec<(String, Option<Value>, Value, &'static str)> = Vec::new();
+        for c in &prepared.rows {
+            let site_id = *site_ids
+                .get(c.site_code.as_str())
+                .ok_or_else(|| Error::Conflict(format!("site {} was retired meanwhile", c.site_code)))?;
+            match by_key.get(c.subject_key.as_str()) {
+                None => {
+                    let n = next_seq.entry(c.site_code.clone()).or_insert(0);
+                    *n += 1;
+                    let display = format!("{}-{:04}", c.site_code, n);
+                    events.push((display.clone(), None, json!({"status": c.status, "values": c.values}), "create"));
+                    created.push(NewCase {
+                        study_id: study.id,
+                        site_id,
+                        subject_key: &c.subject_key,
+                        display_id: display,
+                        status: &c.status,
+                        data: Value::Object(c.values.clone()).to_string(),
+                        created_at: t,
+                        updated_at: t,
+                    });
+                }
+                Some((id, _, display, data, _status)) => {
+                    let old: Map<String, Value> = serde_json::from_str(data).unwrap_or_default();
+                    // A re-import updates the fields it carries and keeps the others.
+                    let mut merged = old.clone();
+                    for (k, v) in &c.values {
+                        merged.insert(k.clone(), v.clone());
+                    }
+                    if merged == old {
+                        unchanged += 1;
+                        continue;
+                    }
+                    let (before, after) = audit::diff(&Value::Object(old), &Value::Object(merged.clone()));
+                    diesel::update(cases::table.find(*id))
+                        .set((cases::data.eq(Value::Object(merged).to_string()), cases::updated_at.eq(t)))
+                        .execute(conn)?;
+                    events.push((display.clone(), Some(before), after, "update"));
+                    updated += 1;
+                }
+            }
+        }
+        // 8 columns × 1,000 rows per statement, under SQLite's bound-variable limit.
+        for chunk in created.chunks(1000) {
+            diesel::insert_into(cases::table).values(chunk).execute(conn)?;
+        }
+        diesel::insert_into(case_imports::table)
+            .values((
+                case_imports::study_id.eq(study.id),
+                case_imports::actor.eq(&actor.name),
+                case_imports::file_sha256.eq(&prepared.file_sha256),
+                case_imports::file_size.eq(prepared.file_size as i64),
+                case_imports::encoding.eq(&prepared.report.encoding),
+                case_imports::rows_read.eq(prepared.report.rows_read as i32),
+                case_imports::rows_created.eq(created.len() as i32),
+                case_imports::rows_updated.eq(updated as i32),
+                case_imports::rows_unchanged.eq(unchanged as i32),
+                case_imports::report
+                    .eq(serde_json::to_string(&prepared.report).map_err(|e| Error::Internal(e.into()))?),
+                case_imports::created_at.eq(t),
+            ))
+            .execute(conn)?;
+        let import_id: i32 = case_imports::table
+            .filter(case_imports::study_id.eq(study.id))
+            .order(case_imports::id.desc())
+            .select(case_imports::id)
+            .first(conn)?;
+        let reason = format!("import {import_id}");
+        let mut changes: Vec<Change> = events
+            .into_iter()
+            .map(|(display, before, after, action)| {
+                Change::new(study.chain(), &actor.name, action, "case", display).before_opt(before).after(after)
+            })
+            .collect();
+        let summary = json!({
+            "rows_read": prepared.report.rows_read, "created": created.len(), "updated": updated,
+            "unchanged": unchanged, "file_sha256": prepared.file_sha256, "deidentified_values": prepared.report.total(),
+        });
+        changes.push(Change::new(study.chain(), &actor.name, "import", "case_import", import_id).after(summary));
+        for c in changes.iter_mut() {
+            if c.entity == "case" {
+                c.reason = Some(&reason);
+            }
+        }
+        audit::record_batch(conn, changes)?;
+        Ok(ImportSummary {
+            import_id,
+            rows_read: prepared.report.rows_read,
+            created: created.len(),
+            updated,
+            unchanged,
+        })
+    })
+}
+
+/// Previews wait at most this long for confirmation.
+pub const PREVIEW_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+fn preview_path(tmp_dir: &std::path::Path, token: &str) -> Option<std::path::PathBuf> {
+    (token.len() == 64 && token.chars().all(|c| c.is_ascii_hexdigit()))
+        .then(|| tmp_dir.join(format!("preview-{token}.json")))
+}
+
+/// Keeps a de-identified preview (never the upload) until the user confirms; returns its token.
+/// Expired previews are removed on the way.
+pub fn save_preview(tmp_dir: &std::path::Path, prepared: &PreparedImport) -> anyhow::Result<String> {
+    std::fs::create_dir_all(tmp_dir)?;
+    sweep_previews(tmp_dir);
+    let token = crate::auth::random_token();
+    let path = preview_path(tmp_dir, &token).ok_or_else(|| anyhow::anyhow!("bad token"))?;
+    std::fs::write(&path, serde_json::to_vec(prepared)?)?;
+    Ok(token)
+}
+
+/// Takes (and removes) a preview; `None` when unknown or expired.
+pub fn take_preview(tmp_dir: &std::path::Path, token: &str) -> Option<PreparedImport> {
+    let path = preview_path(tmp_dir, token)?;
+    let fresh = std::fs::metadata(&path).ok()?.modified().ok()?.elapsed().ok()? < PREVIEW_TTL;
+    let bytes = std::fs::read(&path).ok();
+    let _ = std::fs::remove_file(&path);
+    if !fresh {
+        return None;
+    }
+    serde_json::from_slice(&bytes?).ok()
+}
+
+pub fn sweep_previews(tmp_dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(tmp_dir) else { return };
+    for e in entries.flatten() {
+        let old = e
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|a| a > PREVIEW_TTL);
+        if old && e.file_name().to_string_lossy().starts_with("preview-") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}

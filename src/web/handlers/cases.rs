@@ -1,0 +1,573 @@
+//! Case data pages: the data dictionary, the case list and page, de-identified imports with a
+//! preview before anything is stored, and the CSV exports. Annotators see none of it (403).
+
+use actix_multipart::Multipart;
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde_json::{Map, Value};
+
+use super::studies::load_access_for;
+use super::StudyNav;
+use crate::auth::permissions::{Permission, StudyAccess};
+use crate::cases::decode::Encoding;
+use crate::cases::deid::StudyKey;
+use crate::cases::dictionary::{self, DictionaryChange, FieldDef, FieldEdit};
+use crate::cases::import::{self, ImportOptions, PreparedImport};
+use crate::cases::{self, Case, CaseFilter, CaseStatus, ImportRecord};
+use crate::db::paging::PageRequest;
+use crate::error::{Error, FieldErrors};
+use crate::studies::sites::{self, Site};
+use crate::web::error::PageError;
+use crate::web::extract::{redirect_with_flash, CurrentUser, PageCtx};
+use crate::web::{render, render_form, upload, AppState, Pager};
+
+#[derive(Template)]
+#[template(path = "cases/dictionary.html")]
+pub struct DictionaryPage {
+    pub ctx: PageCtx,
+    pub nav: StudyNav,
+    pub fields: Vec<FieldDef>,
+    pub can_manage: bool,
+    pub change: Option<DictionaryChange>,
+    pub problems: Vec<String>,
+    pub errors: FieldErrors,
+}
+
+async fn dictionary_page(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &CurrentUser,
+    access: StudyAccess,
+    change: Option<DictionaryChange>,
+    problems: Vec<String>,
+    errors: FieldErrors,
+) -> Result<HttpResponse, PageError> {
+    let sid = access.study.id;
+    let fields = state.db(move |c| dictionary::load(c, sid)).await?;
+    let ctx = PageCtx::new(req, Some(user), format!("Data dictionary · {}", access.study.code), "studies");
+    let failed = !problems.is_empty() || !errors.is_empty();
+    let page = DictionaryPage {
+        ctx: ctx.clone(),
+        nav: StudyNav::new(&access, "dictionary"),
+        fields,
+        can_manage: access.can(Permission::ManageCases) && access.study.ensure_editable().is_ok(),
+        change,
+        problems,
+        errors,
+    };
+    let mut resp = render(&ctx, &page)?;
+    if failed {
+        *resp.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(resp)
+}
+
+pub async fn dictionary_show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access_for(&state, &user, &path, Permission::ViewCases).await?;
+    dictionary_page(&req, &state, &user, access, None, Vec::new(), FieldErrors::default()).await
+}
+
+pub async fn dictionary_csv(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access_for(&state, &user, &path, Permission::ViewCases).await?;
+    let sid = access.study.id;
+    let fields = state.db(move |c| dictionary::load(c, sid)).await?;
+    let bytes = dictionary::to_redcap_csv(&fields).map_err(Error::Internal)?;
+    Ok(download(&format!("{}-dictionary.csv", access.study.code), bytes))
+}
+
+fn download(name: &str, bytes: Vec<u8>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")))
+        .body(bytes)
+}
+
+pub async fn dictionary_import(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+    payload: Multipart,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access_for(&state, &user, &path, Permission::ManageCases).await?;
+    let up = match upload::read(payload, state.config.max_upload_bytes).await {
+        Ok(u) => u,
+        Err(Error::Invalid(e)) => {
+            return dictionary_page(&req, &state, &user, access, None, vec![e.to_string()], FieldErrors::default())
+                .await
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let parsed = match dictionary::parse_redcap("the uploaded dictionary", &up.bytes) {
+        Ok(p) => p,
+        Err(problems) => {
+            let list = problems.iter().map(|p| p.to_string()).collect();
+            return dictionary_page(&req, &state, &user, access, None, list, FieldErrors::default()).await;
+        }
+    };
+    let accept = !up.field("accept_invalidated").is_empty();
+    let dry_run = !up.field("dry_run").is_empty();
+    let actor = user.actor.clone();
+    let a2 = access.clone();
+    let fields = parsed.fields.clone();
+    match state.db(move |c| dictionary::replace(c, &actor, &a2, &fields, accept, dry_run)).await {
+        Ok(change) => {
+            let code = access.study.code.clone();
+            if dry_run {
+                return dictionary_page(&req, &state, &user, access, Some(change), Vec::new(), FieldErrors::default())
+                    .await;
+            }
+            let mut msg = format!(
+                "Dictionary imported: {} added, {} changed, {} retired.",
+                change.added.len(),
+                change.changed.len(),
+                change.retired.len()
+            );
+            if !parsed.ignored_columns.is_empty() {
+                msg.push_str(&format!(" Kept but not used: {}.", parsed.ignored_columns.join(", ")));
+            }
+            Ok(redirect_with_flash(&format!("/studies/{code}/dictionary"), "ok", &msg))
+        }
+        Err(Error::Conflict(m)) => {
+            dictionary_page(&req, &state, &user, access, None, vec![m], FieldErrors::default()).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn dictionary_field_update(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, String)>,
+    form: web::Form<FieldEdit>,
+) -> Result<HttpResponse, PageError> {
+    let (code, name) = path.into_inner();
+    let access = load_access_for(&state, &user, &code, Permission::ManageCases).await?;
+    let actor = user.actor.clone();
+    let a2 = access.clone();
+    let n2 = name.clone();
+    match state.db(move |c| dictionary::edit_field(c, &actor, &a2, &n2, &form)).await {
+        Ok(_) => Ok(redirect_with_flash(
+            &format!("/studies/{code}/dictionary#field-{name}"),
+            "ok",
+            &format!("Field {name} saved."),
+        )),
+        Err(Error::Invalid(errors)) => dictionary_page(&req, &state, &user, access, None, Vec::new(), errors).await,
+        Err(Error::Conflict(m)) => {
+            dictionary_page(&req, &state, &user, access, None, vec![m], FieldErrors::default()).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "cases/list.html")]
+pub struct CasesListPage {
+    pub ctx: PageCtx,
+    pub nav: StudyNav,
+    pub cases: Vec<Case>,
+    pub total: i64,
+    pub filter: CaseFilter,
+    pub sites: Vec<Site>,
+    pub fields: Vec<FieldDef>,
+    pub pager: Pager,
+    pub can_manage: bool,
+    pub statuses: Vec<&'static str>,
+    pub csv_query: String,
+    /// The first few dictionary fields shown as columns.
+    pub columns: Vec<FieldDef>,
+}
+
+impl CasesListPage {
+    pub fn cell(&self, case: &Case, f: &FieldDef) -> String {
+        case.values().get(&f.name).map(|v| f.label_of(v)).unwrap_or_default()
+    }
+}
+
+fn filter_params(f: &CaseFilter) -> Vec<(&'static str, String)> {
+    vec![
+        ("site", f.site.clone()),
+        ("status", f.status.clone()),
+        ("field", f.field.clone()),
+        ("value", f.value.clone()),
+        ("sort", f.sort.clone()),
+        ("dir", f.dir.clone()),
+    ]
+}
+
+pub async fn cases_list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+    q: web::Query<CaseFilter>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access_for(&state, &user, &path, Permission::ViewCases).await?;
+    let filter = q.into_inner();
+    let sid = access.study.id;
+    let f2 = filter.clone();
+    let (fields, page, site_list) = state
+        .db(move |c| {
+            let fields = dictionary::load(c, sid)?;
+            let page = cases::list(c, sid, &fields, &f2, PageRequest::new(f2.page, None))?;
+            Ok((fields, page, sites::list(c, sid, true)?))
+        })
+        .await?;
+    let base = format!("/studies/{}/cases", access.study.code);
+    let params = filter_params(&filter);
+    let borrowed: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let pager = Pager::new(&page, &base, &borrowed);
+    let csv_query = serde_urlencoded::to_string(borrowed.iter().filter(|(_, v)| !v.is_empty()).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let columns: Vec<FieldDef> = fields
+        .iter()
+        .filter(|f| f.holds_data() && f.action != dictionary::DeidAction::Drop)
+        .skip(1)
+        .take(5)
+        .cloned()
+        .collect();
+    let ctx = PageCtx::new(&req, Some(&user), format!("Cases · {}", access.study.code), "studies");
+    render(
+        &ctx,
+        &CasesListPage {
+            ctx: ctx.clone(),
+            nav: StudyNav::new(&access, "cases"),
+            total: page.total,
+            cases: page.items,
+            filter,
+            sites: site_list,
+            fields: fields.into_iter().filter(|f| f.holds_data()).collect(),
+            pager,
+            can_manage: access.can(Permission::ManageCases) && access.study.ensure_editable().is_ok(),
+            statuses: CaseStatus::ALL.iter().map(|s| s.as_str()).collect(),
+            csv_query,
+            columns,
+        },
+    )
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ExportQuery {
+    #[serde(flatten)]
+    pub filter: CaseFilter,
+    #[serde(default)]
+    pub labels: Option<String>,
+}
+
+pub async fn cases_csv(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+    q: web::Query<ExportQuery>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access_for(&state, &user, &path, Permission::ViewCases).await?;
+    let q = q.into_inner();
+    let sid = access.study.id;
+    let labels = q.labels.is_some();
+    let bytes = state
+        .db(move |c| {
+            let fields = dictionary::load(c, sid)?;
+            let page = cases::list(c, sid, &fields, &q.filter, PageRequest::all())?;
+            let mut out = Vec::new();
+            cases::export::write(&mut out, &fields, &page.items, labels)?;
+            Ok(out)
+        })
+        .await?;
+    Ok(download(&format!("{}-cases.csv", access.study.code), bytes))
+}
+
+#[derive(Template)]
+#[template(path = "cases/import.html")]
+pub struct CaseImportPage {
+    pub ctx: PageCtx,
+    pub nav: StudyNav,
+    pub sites: Vec<Site>,
+    pub prepared: Option<PreparedImport>,
+    pub token: String,
+    pub error: Option<String>,
+    pub imports: Vec<ImportRecord>,
+}
+
+impl CaseImportPage {
+    pub fn report_rows(&self) -> Vec<(String, String, usize)> {
+        self.prepared
+            .as_ref()
+            .map(|p| {
+                p.report
+                    .fields
+                    .iter()
+                    .flat_map(|(f, m)| m.iter().map(move |(rule, n)| (f.clone(), rule.clone(), *n)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+async fn import_page(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &CurrentUser,
+    access: &StudyAccess,
+    prepared: Option<PreparedImport>,
+    token: String,
+    error: Option<String>,
+) -> Result<HttpResponse, PageError> {
+    let sid = access.study.id;
+    let (site_list, imports) = state.db(move |c| Ok((sites::list(c, sid, false)?, cases::imports(c, sid)?))).await?;
+    let ctx = PageCtx::new(req, Some(user), format!("Import cases · {}", access.study.code), "studies");
+    let failed = error.is_some() || prepared.as_ref().is_some_and(|p| !p.ok());
+    let page = CaseImportPage {
+        ctx: ctx.clone(),
+        nav: StudyNav::new(access, "cases"),
+        sites: site_list,
+        prepared,
+        token,
+        error,
+        imports,
+    };
+    let mut resp = render(&ctx, &page)?;
+    if failed {
+        *resp.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(resp)
+}
+
+pub async fn case_import_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access_for(&state, &user, &path, Permission::ViewCases).await?;
+    import_page(&req, &state, &user, &access, None, String::new(), None).await
+}
+
+/// Upload → de-identified preview (the upload itself is dropped here, in memory).
+pub async fn case_import_upload(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+    payload: Multipart,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access_for(&state, &user, &path, Permission::ManageCases).await?;
+    access.study.ensure_editable()?;
+    let up = match upload::read(payload, state.config.max_upload_bytes).await {
+        Ok(u) => u,
+        Err(Error::Invalid(e)) => {
+            return import_page(&req, &state, &user, &access, None, String::new(), Some(e.to_string())).await
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let encoding = match up.field("encoding").as_str() {
+        "" | "auto" => None,
+        e => match Encoding::parse(e) {
+            Some(e) => Some(e),
+            None => {
+                return import_page(
+                    &req,
+                    &state,
+                    &user,
+                    &access,
+                    None,
+                    String::new(),
+                    Some(format!("unknown encoding '{e}'")),
+                )
+                .await
+            }
+        },
+    };
+    let site = Some(up.field("site")).filter(|s| !s.is_empty());
+    let mut opts = ImportOptions { site, encoding, ..Default::default() };
+    opts.limits.max_bytes = state.config.max_upload_bytes;
+    let data_dir = state.config.data_dir.clone();
+    let tmp = state.config.tmp_dir();
+    let sid = access.study.id;
+    let code = access.study.code.clone();
+    let (prepared, token) = state
+        .db(move |c| {
+            let fields = dictionary::load(c, sid)?;
+            let site_list = sites::list(c, sid, true)?;
+            let key = StudyKey::load_or_create(&data_dir, &code)?;
+            // The name of an upload can itself identify a patient: it is not kept or shown.
+            let prepared = import::prepare(sid, &fields, &site_list, &key, "the uploaded file", &up.bytes, &opts);
+            drop(up);
+            let token = if prepared.ok() { import::save_preview(&tmp, &prepared)? } else { String::new() };
+            Ok((prepared, token))
+        })
+        .await?;
+    import_page(&req, &state, &user, &access, Some(prepared), token, None).await
+}
+
+pub async fn case_import_confirm(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, PageError> {
+    let (code, token) = path.into_inner();
+    let access = load_access_for(&state, &user, &code, Permission::ManageCases).await?;
+    let tmp = state.config.tmp_dir();
+    let actor = user.actor.clone();
+    let url = format!("/studies/{code}/cases/import");
+    let result = state
+        .db(move |c| {
+            let prepared = import::take_preview(&tmp, &token).ok_or_else(|| {
+                Error::Conflict("this preview has expired or was already imported: upload the file again".into())
+            })?;
+            import::commit(c, &actor, &access, &prepared)
+        })
+        .await;
+    match result {
+        Ok(s) => Ok(redirect_with_flash(
+            &format!("/studies/{code}/cases"),
+            "ok",
+            &format!(
+                "Import {}: {} rows read, {} cases created, {} updated, {} unchanged.",
+                s.import_id, s.rows_read, s.created, s.updated, s.unchanged
+            ),
+        )),
+        Err(Error::Conflict(m)) => Ok(redirect_with_flash(&url, "error", &m)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "cases/show.html")]
+pub struct CaseShowPage {
+    pub ctx: PageCtx,
+    pub nav: StudyNav,
+    pub case: Case,
+    pub fields: Vec<FieldDef>,
+    pub values: Map<String, Value>,
+    pub history: Vec<crate::audit::AuditEvent>,
+    pub can_manage: bool,
+    pub can_history: bool,
+    pub statuses: Vec<&'static str>,
+    pub errors: FieldErrors,
+}
+
+impl CaseShowPage {
+    pub fn shown(&self, f: &FieldDef) -> String {
+        self.values.get(&f.name).map(|v| f.label_of(v)).unwrap_or_default()
+    }
+    pub fn raw(&self, f: &FieldDef) -> String {
+        self.values.get(&f.name).map(dictionary::value_text).unwrap_or_default()
+    }
+    pub fn editable(&self, f: &FieldDef) -> bool {
+        self.can_manage && f.field_type != "checkbox" && f.action == dictionary::DeidAction::Keep
+    }
+}
+
+async fn case_page(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &CurrentUser,
+    access: StudyAccess,
+    display_id: String,
+    errors: FieldErrors,
+) -> Result<HttpResponse, PageError> {
+    let sid = access.study.id;
+    let can_history = access.can(Permission::ViewAudit);
+    let (case, fields, history) = state
+        .db(move |c| {
+            let case = cases::get(c, sid, &display_id)?;
+            let history = if can_history { cases::history(c, sid, &display_id)? } else { Vec::new() };
+            Ok((case, dictionary::load(c, sid)?, history))
+        })
+        .await?;
+    let ctx = PageCtx::new(req, Some(user), format!("{} · {}", case.display_id, access.study.code), "studies");
+    let page = CaseShowPage {
+        ctx: ctx.clone(),
+        nav: StudyNav::new(&access, "cases"),
+        values: case.values(),
+        case,
+        fields: fields
+            .into_iter()
+            .filter(|f| f.holds_data())
+            .skip(1)
+            .filter(|f| f.action != dictionary::DeidAction::Drop)
+            .collect(),
+        history,
+        can_manage: access.can(Permission::ManageCases) && access.study.ensure_editable().is_ok(),
+        can_history,
+        statuses: CaseStatus::ALL.iter().map(|s| s.as_str()).collect(),
+        errors: errors.clone(),
+    };
+    render_form(&ctx, &page, &errors)
+}
+
+pub async fn case_show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, PageError> {
+    let (code, display) = path.into_inner();
+    let access = load_access_for(&state, &user, &code, Permission::ViewCases).await?;
+    case_page(&req, &state, &user, access, display, FieldErrors::default()).await
+}
+
+pub async fn case_update(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, String)>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    let (code, display) = path.into_inner();
+    let access = load_access_for(&state, &user, &code, Permission::ManageCases).await?;
+    let input: Map<String, Value> =
+        form.into_inner().into_iter().filter(|(k, _)| k != "csrf_token").map(|(k, v)| (k, Value::String(v))).collect();
+    let actor = user.actor.clone();
+    let (a2, d2) = (access.clone(), display.clone());
+    let result = state
+        .db(move |c| {
+            let fields = dictionary::load(c, a2.study.id)?;
+            cases::edit_values(c, &actor, &a2, &d2, &fields, &input)
+        })
+        .await;
+    match result {
+        Ok(_) => Ok(redirect_with_flash(&format!("/studies/{code}/cases/{display}"), "ok", "Case saved.")),
+        Err(Error::Invalid(errors)) => case_page(&req, &state, &user, access, display, errors).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct StatusForm {
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub reason: String,
+    #[serde(default)]
+    pub date: String,
+}
+
+pub async fn case_status(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, String)>,
+    form: web::Form<StatusForm>,
+) -> Result<HttpResponse, PageError> {
+    let (code, display) = path.into_inner();
+    let access = load_access_for(&state, &user, &code, Permission::ManageCases).await?;
+    let actor = user.actor.clone();
+    let d2 = display.clone();
+    let url = format!("/studies/{code}/cases/{display}");
+    match state.db(move |c| cases::set_status(c, &actor, &access, &d2, &form.status, &form.reason, &form.date)).await {
+        Ok(c) => Ok(redirect_with_flash(&url, "ok", &format!("{} is now {}.", c.display_id, c.status))),
+        Err(Error::Invalid(e)) => Ok(redirect_with_flash(&url, "error", &e.to_string())),
+        Err(e) => Err(e.into()),
+    }
+}
