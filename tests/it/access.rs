@@ -10,7 +10,7 @@ type Row = (&'static str, [u16; 6]);
 /// (path, form fields, expected status per role).
 type ActionRow = (String, Vec<(&'static str, String)>, [u16; 6]);
 
-const GET_MATRIX: [Row; 19] = [
+const GET_MATRIX: [Row; 23] = [
     //                                              admin man  ann  stat mon  out
     ("/studies", [200, 200, 200, 200, 200, 200]),
     ("/studies.csv", [200, 200, 200, 200, 200, 200]),
@@ -25,6 +25,10 @@ const GET_MATRIX: [Row; 19] = [
     ("/studies/LUNG-IO-01/audit", [200, 200, 403, 403, 200, 404]),
     ("/studies/LUNG-IO-01/audit.csv", [200, 200, 403, 403, 200, 404]),
     ("/studies/LUNG-IO-01/jobs", [200, 200, 403, 200, 200, 404]),
+    ("/studies/LUNG-IO-01/cases", [200, 200, 403, 200, 200, 404]),
+    ("/studies/LUNG-IO-01/cases/SNUBH-0001", [200, 200, 403, 200, 200, 404]),
+    ("/studies/LUNG-IO-01/dictionary", [200, 200, 403, 200, 200, 404]),
+    ("/studies/LUNG-IO-01/cases/import", [200, 200, 403, 200, 200, 404]),
     ("/studies/OTHER-01", [200, 404, 404, 404, 404, 404]),
     ("/studies/OTHER-01/sites", [200, 404, 404, 404, 404, 404]),
     ("/studies/NO-SUCH-STUDY", [404, 404, 404, 404, 404, 404]),

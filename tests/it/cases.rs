@@ -1,0 +1,494 @@
+//! Cases: dictionary import, de-identified case import (web and CLI), PHI never stored,
+//! logged, shown or exported; malformed files refused with nothing changed; access; audit.
+
+use std::path::Path;
+
+use diesel::prelude::*;
+
+use crate::helpers::*;
+use evidentia::auth::Actor;
+use evidentia::studies::{self, sites, StudyInput};
+
+const DICTIONARY: &[u8] = include_bytes!("../fixtures/phi_dictionary.csv");
+const PHI_CASES: &[u8] = include_bytes!("../fixtures/phi_cases.csv");
+
+/// Every identifier planted in the fixture, in identifier columns and inside free text.
+const PLANTED: [&str; 37] = [
+    "HOSP-77123",
+    "HOSP-77124",
+    "김민지",
+    "John Smithson",
+    "Smithson",
+    "850315-1234567",
+    "900101-2345678",
+    "123-45-6789",
+    "987-65-4321",
+    "MRN00998877",
+    "00998877",
+    "MRN00112233",
+    "HP-5566778899",
+    "HP-1122334455",
+    "ACCT-44332211",
+    "ACCT-99887766",
+    "DL-12-345678-90",
+    "DL-98-765432-10",
+    "서울12가3456",
+    "경기34나5678",
+    "PM-SN-99887766",
+    "PM-SN-11223344",
+    "minji.kim@example.org",
+    "john.smithson@example.com",
+    "010-9876-5432",
+    "02-555-0199",
+    "867-5309",
+    "Bundang-ro",
+    "Elm Street",
+    "02139-4307",
+    "03601-1234",
+    "minji-kim.example.net",
+    "john-smithson.example.com",
+    "203.0.113.45",
+    "198.51.100.7",
+    "1931-04-02",
+    "2024-03-15",
+];
+
+fn assert_no_phi(what: &str, bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    for p in PLANTED {
+        assert!(!text.contains(p), "planted identifier {p:?} found in {what}");
+    }
+}
+
+fn scan_dir(dir: &Path) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            n += scan_dir(&p);
+        } else {
+            assert_no_phi(&p.display().to_string(), &std::fs::read(&p).unwrap());
+            n += 1;
+        }
+    }
+    n
+}
+
+/// A study PHI-01 with sites SNUBH and SMC, the fixture dictionary, and `manager` as its manager.
+fn phi_study(app: &TestApp) {
+    let mut conn = app.conn();
+    let op = Actor::cli_operator();
+    let input = StudyInput { code: "PHI-01".into(), title: "PHI test".into(), ..Default::default() };
+    studies::create(&mut conn, &op, &input).unwrap();
+    let access = evidentia::auth::permissions::study_access(&mut conn, &op, "PHI-01").unwrap();
+    for code in ["SNUBH", "SMC"] {
+        let s = sites::SiteInput { code: code.into(), name: code.into(), ..Default::default() };
+        sites::add(&mut conn, &op, &access, &s).unwrap();
+    }
+    for (u, r) in [("manager", "manager"), ("annotator1", "annotator"), ("monitor", "monitor")] {
+        studies::members::add(&mut conn, &op, &access, u, r).unwrap();
+    }
+}
+
+async fn upload(c: &Client, path: &str, name: &str, bytes: &[u8], fields: &[(&str, &str)]) -> reqwest::Response {
+    let mut form = reqwest::multipart::Form::new()
+        .part("file", reqwest::multipart::Part::bytes(bytes.to_vec()).file_name(name.to_string()));
+    for (k, v) in fields {
+        form = form.text(k.to_string(), v.to_string());
+    }
+    c.http.post(c.url(&format!("{path}?csrf_token={}", c.csrf))).multipart(form).send().await.unwrap()
+}
+
+fn token_of(page: &str) -> String {
+    let k = "/cases/import/";
+    let start = page.find(k).expect("confirm form") + k.len();
+    page[start..start + 64].to_string()
+}
+
+#[tokio::test]
+async fn planted_phi_never_reaches_the_database_the_logs_a_page_or_an_export() {
+    let app = spawn_app();
+    phi_study(&app);
+    let m = app.login("manager").await;
+    let r = upload(&m, "/studies/PHI-01/dictionary/import", "dict.csv", DICTIONARY, &[]).await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    let r = upload(&m, "/studies/PHI-01/cases/import", "kim_minji_export.csv", PHI_CASES, &[]).await;
+    assert_eq!(r.status(), 200);
+    let preview = r.text().await.unwrap();
+    assert_no_phi("the preview page", preview.as_bytes());
+    assert!(preview.contains("2 cases ready"), "{preview}");
+    assert!(!preview.contains("kim_minji_export"), "the upload's name is not shown or kept");
+    let token = token_of(&preview);
+    let r = m.post(&format!("/studies/PHI-01/cases/import/{token}/confirm"), &[]).await;
+    assert_eq!(r.status(), 303);
+    // The preview is gone once used.
+    assert_eq!(m.post(&format!("/studies/PHI-01/cases/import/{token}/confirm"), &[]).await.status(), 303);
+
+    // The CLI path, with every log line captured at debug level.
+    let file = app.data_dir.join("..").join("phi_cases_cli.csv");
+    std::fs::write(&file, PHI_CASES).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_evidentia"));
+    cmd.arg("--data-dir")
+        .arg(&app.data_dir)
+        .args(["cases", "import", "--study", "PHI-01"])
+        .arg(&file)
+        .env("RUST_LOG", "debug");
+    let out = cmd.output().unwrap();
+    std::fs::remove_file(&file).unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 unchanged"), "re-import links to the same subjects");
+    assert_no_phi("CLI stdout", &out.stdout);
+    assert_no_phi("CLI stderr (logs)", &out.stderr);
+
+    // Pages and exports.
+    let mut pages = vec![
+        "/studies/PHI-01/cases".to_string(),
+        "/studies/PHI-01/cases/SNUBH-0001".into(),
+        "/studies/PHI-01/cases/SMC-0001".into(),
+        "/studies/PHI-01/cases/import".into(),
+        "/studies/PHI-01/dictionary".into(),
+        "/studies/PHI-01/audit".into(),
+        "/studies/PHI-01/audit.csv".into(),
+        "/studies/PHI-01/cases.csv".into(),
+        "/studies/PHI-01/cases.csv?labels=1".into(),
+        "/studies/PHI-01/dictionary.csv".into(),
+        "/api/v1/studies/PHI-01".into(),
+    ];
+    pages.push("/studies/PHI-01/cases?field=notes&value=REDACTED".into());
+    for p in &pages {
+        let (s, body) = m.get_text(p).await;
+        assert_eq!(s, 200, "{p}");
+        assert_no_phi(p, body.as_bytes());
+    }
+    let (_, case_page) = m.get_text("/studies/PHI-01/cases/SNUBH-0001").await;
+    assert!(case_page.contains("[REDACTED:NAME]") && case_page.contains("[REDACTED:EMAIL]"), "free text was scrubbed");
+    assert!(case_page.contains("90+"), "age over 89 generalised");
+    let (_, csv) = m.get_text("/studies/PHI-01/cases.csv").await;
+    assert!(csv.lines().next().unwrap().starts_with("subject_id,site,status"));
+    assert!(csv.contains(",021,") && csv.contains(",000,"), "ZIP3, restricted prefix as 000:\n{csv}");
+    assert!(!csv.contains("patient_name"), "dropped identifiers have no column");
+
+    let out = app.cli(
+        &["cases", "export", "--study", "PHI-01", "--out", app.data_dir.join("exports/cases.csv").to_str().unwrap()],
+        None,
+    );
+    assert!(out.status.success());
+    let out = app.cli(
+        &["audit", "export", "--study", "PHI-01", "--out", app.data_dir.join("exports/audit.csv").to_str().unwrap()],
+        None,
+    );
+    assert!(out.status.success());
+    // Every file of the data dir: the database, its WAL, secrets, exports, leftover previews.
+    drop(m);
+    let files = scan_dir(&app.data_dir);
+    assert!(files >= 4, "scanned {files} files");
+    assert!(app.data_dir.join("evidentia.db-wal").exists() || app.data_dir.join("evidentia.db").exists());
+}
+
+#[tokio::test]
+async fn dates_shift_per_subject_and_reimports_update_with_audit() {
+    let app = spawn_app();
+    phi_study(&app);
+    let m = app.login("manager").await;
+    upload(&m, "/studies/PHI-01/dictionary/import", "dict.csv", DICTIONARY, &[]).await;
+    let r = upload(&m, "/studies/PHI-01/cases/import", "a.csv", PHI_CASES, &[]).await;
+    let token = token_of(&r.text().await.unwrap());
+    m.post(&format!("/studies/PHI-01/cases/import/{token}/confirm"), &[]).await;
+    let sid = studies::get_by_code(&mut app.conn(), "PHI-01").unwrap().id;
+    let case = evidentia::cases::get(&mut app.conn(), sid, "SNUBH-0001").unwrap();
+    let v = case.values();
+    let bd = chrono::NaiveDate::parse_from_str(v["birth_date"].as_str().unwrap(), "%Y-%m-%d").unwrap();
+    let bx = chrono::NaiveDate::parse_from_str(v["biopsy_date"].as_str().unwrap(), "%Y-%m-%d").unwrap();
+    let true_gap = (chrono::NaiveDate::from_ymd_opt(2024, 3, 15).unwrap()
+        - chrono::NaiveDate::from_ymd_opt(1931, 4, 2).unwrap())
+    .num_days();
+    assert_eq!((bx - bd).num_days(), true_gap, "one offset for all of a subject's dates");
+    assert_ne!(bx, chrono::NaiveDate::from_ymd_opt(2024, 3, 15).unwrap());
+    assert_eq!(v["sites"], serde_json::json!(["1"]));
+
+    // A re-import with a changed TPS updates that subject (same pseudonym) and audits the change.
+    let changed = String::from_utf8_lossy(PHI_CASES).replace(",2024-03-15,55,", ",2024-03-15,60,");
+    let r = upload(&m, "/studies/PHI-01/cases/import", "b.csv", changed.as_bytes(), &[]).await;
+    let token = token_of(&r.text().await.unwrap());
+    let r = m.post(&format!("/studies/PHI-01/cases/import/{token}/confirm"), &[]).await;
+    assert_eq!(r.status(), 303);
+    let again = evidentia::cases::get(&mut app.conn(), sid, "SNUBH-0001").unwrap();
+    assert_eq!(again.values()["tps"], serde_json::json!(60.0));
+    assert_eq!(again.values()["biopsy_date"], v["biopsy_date"], "the same shift at every import");
+    assert_eq!(evidentia::cases::count(&mut app.conn(), sid).unwrap(), 2);
+    let upd: Vec<_> = audit_events(&app, "update").into_iter().filter(|e| e.entity == "case").collect();
+    assert_eq!(upd.len(), 1);
+    assert_eq!(upd[0].old_value.as_deref(), Some("{\"tps\":55.0}"));
+    assert_eq!(upd[0].new_value.as_deref(), Some("{\"tps\":60.0}"));
+
+    // Editing on the case page and changing status: validated, audited, blocked when locked.
+    let r = m.post("/studies/PHI-01/cases/SNUBH-0001/edit", &[("tps", "150")]).await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("out of range"));
+    assert_eq!(m.post("/studies/PHI-01/cases/SNUBH-0001/edit", &[("tps", "70")]).await.status(), 303);
+    assert_eq!(
+        evidentia::cases::get(&mut app.conn(), sid, "SNUBH-0001").unwrap().values()["tps"],
+        serde_json::json!(70.0)
+    );
+    m.post("/studies/PHI-01/cases/SNUBH-0001/status", &[("status", "excluded"), ("reason", "")]).await;
+    assert_eq!(evidentia::cases::get(&mut app.conn(), sid, "SNUBH-0001").unwrap().status, "enrolled");
+    m.post("/studies/PHI-01/cases/SNUBH-0001/status", &[("status", "excluded"), ("reason", "No tumour in block")])
+        .await;
+    let c = evidentia::cases::get(&mut app.conn(), sid, "SNUBH-0001").unwrap();
+    assert_eq!((c.status.as_str(), c.status_reason.as_deref()), ("excluded", Some("No tumour in block")));
+    let (_, page) = m.get_text("/studies/PHI-01/cases/SNUBH-0001").await;
+    assert!(page.contains("No tumour in block") && page.contains("tps: 70"), "history on the case page");
+    m.post("/studies/PHI-01/status", &[("to", "active")]).await;
+    m.post("/studies/PHI-01/status", &[("to", "locked")]).await;
+    assert_eq!(m.post("/studies/PHI-01/cases/SNUBH-0001/edit", &[("tps", "10")]).await.status(), 409);
+    let r = upload(&m, "/studies/PHI-01/cases/import", "c.csv", PHI_CASES, &[]).await;
+    assert_eq!(r.status(), 409, "no import into a locked study");
+}
+
+/// (what, file bytes, text the error must contain)
+fn bad_files() -> Vec<(&'static str, Vec<u8>, &'static str)> {
+    let header = "subject_id,site,age,sex,biopsy_date,tps,sites___1,notes\n";
+    let mut big_cell = header.as_bytes().to_vec();
+    big_cell.extend_from_slice(b"S1,SNUBH,50,1,2024-01-01,5,0,\"");
+    big_cell.extend(std::iter::repeat_n(b'x', 10 * 1024 * 1024));
+    big_cell.extend_from_slice(b"\"\n");
+    vec![
+        ("ragged row", format!("{header}S1,SNUBH,50,1,2024-01-01,5,0,ok\nS2,SNUBH,50\n").into_bytes(), "row 2"),
+        ("broken quoting", format!("{header}S1,SNUBH,50,1,2024-01-01,5,0,\"never closed\n").into_bytes(), "quoting"),
+        ("binary data", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec(), "binary"),
+        ("empty file", Vec::new(), "empty"),
+        ("a 10 MB cell", big_cell, "column notes"),
+        (
+            "unknown column",
+            b"subject_id,site,secret_column\nS1,SNUBH,x\n".to_vec(),
+            "column secret_column: not in the data dictionary",
+        ),
+        (
+            "missing required",
+            format!("{header}S1,SNUBH,50,,2024-01-01,5,0,\n").into_bytes(),
+            "row 1, column sex: missing required value",
+        ),
+        (
+            "wrong type",
+            format!("{header}S1,SNUBH,fifty,1,2024-01-01,5,0,\n").into_bytes(),
+            "row 1, column age: not a whole number",
+        ),
+        (
+            "out of range",
+            format!("{header}S1,SNUBH,50,1,2024-01-01,101,0,\n").into_bytes(),
+            "row 1, column tps: out of range",
+        ),
+        (
+            "not a choice",
+            format!("{header}S1,SNUBH,50,3,2024-01-01,5,0,\n").into_bytes(),
+            "row 1, column sex: not one of the choices",
+        ),
+        (
+            "duplicate subject",
+            format!("{header}S1,SNUBH,50,1,2024-01-01,5,0,\nS1,SNUBH,51,1,2024-01-01,5,0,\n").into_bytes(),
+            "row 2, column subject_id: duplicate subject",
+        ),
+        (
+            "unparseable date",
+            format!("{header}S1,SNUBH,50,1,2024-13-45,5,0,\n").into_bytes(),
+            "row 1, column biopsy_date: not a date",
+        ),
+        (
+            "unknown site",
+            format!("{header}S1,NOPE,50,1,2024-01-01,5,0,\n").into_bytes(),
+            "row 1, column site: NOPE is not an active site",
+        ),
+    ]
+}
+
+fn snapshot(app: &TestApp) -> (i64, i64, i64) {
+    use evidentia::db::schema::{audit_events, case_imports, cases};
+    let mut c = app.conn();
+    (
+        cases::table.count().get_result(&mut c).unwrap(),
+        audit_events::table.count().get_result(&mut c).unwrap(),
+        case_imports::table.count().get_result(&mut c).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn malformed_files_get_a_clear_error_and_change_nothing() {
+    let app = spawn_app_with(|cfg| cfg.max_upload_bytes = 11 * 1024 * 1024);
+    phi_study(&app);
+    let m = app.login("manager").await;
+    upload(&m, "/studies/PHI-01/dictionary/import", "dict.csv", DICTIONARY, &[]).await;
+    let before = snapshot(&app);
+    for (what, bytes, needle) in bad_files() {
+        let r = upload(&m, "/studies/PHI-01/cases/import", "bad.csv", &bytes, &[]).await;
+        assert_eq!(r.status(), 422, "{what}");
+        let body = r.text().await.unwrap();
+        assert!(body.contains(needle), "{what}: expected {needle:?} in the page");
+        assert!(!body.contains("confirm-import"), "{what}: no way to confirm");
+        // The CLI refuses the same file with exit 2 and the problem on stderr.
+        let f = app.data_dir.join("..").join("bad.csv");
+        std::fs::write(&f, &bytes).unwrap();
+        let out = app.cli(&["cases", "import", "--study", "PHI-01", f.to_str().unwrap()], None);
+        assert_eq!(out.status.code(), Some(2), "{what}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(needle),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Over the upload limit.
+    let huge = vec![b'a'; 12 * 1024 * 1024];
+    let r = upload(&m, "/studies/PHI-01/cases/import", "huge.csv", &huge, &[]).await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("over the upload limit"));
+    assert_eq!(snapshot(&app), before, "nothing changed");
+    // No preview was left behind for refused files.
+    let left = std::fs::read_dir(app.data_dir.join("tmp")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0);
+}
+
+#[tokio::test]
+async fn hospital_encodings_and_delimiters_import() {
+    let app = spawn_app();
+    phi_study(&app);
+    let m = app.login("manager").await;
+    upload(&m, "/studies/PHI-01/dictionary/import", "dict.csv", DICTIONARY, &[]).await;
+    let text = "subject_id;age;sex;notes\r\nK1;61;2;\"환자 박서준, 2차 항암 후\r\n호전\"\r\nK2;45;1;\r\n\r\n";
+    let (cp949, _, _) = encoding_rs::EUC_KR.encode(text);
+    let f = app.data_dir.join("..").join("kr.csv");
+    std::fs::write(&f, &cp949).unwrap();
+    let out = app.cli(&["cases", "import", "--study", "PHI-01", "--site", "SMC", f.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cp949"));
+    let sid = studies::get_by_code(&mut app.conn(), "PHI-01").unwrap().id;
+    let c = evidentia::cases::get(&mut app.conn(), sid, "SMC-0001").unwrap();
+    assert_eq!(c.values()["notes"], serde_json::json!("환자 박서준, 2차 항암 후\r\n호전"));
+    // Latin-1 with a BOM-less tab-separated file through the web, site picked in the form.
+    let latin = b"subject_id\tage\tsex\tnotes\nL1\t70\t1\tJos\xe9 stable\n";
+    let r = upload(&m, "/studies/PHI-01/cases/import", "l.csv", latin, &[("site", "SNUBH")]).await;
+    let page = r.text().await.unwrap();
+    assert!(page.contains("latin-1") && page.contains("1 cases ready"), "{page}");
+}
+
+#[tokio::test]
+async fn a_killed_import_leaves_nothing_behind() {
+    let app = spawn_app();
+    phi_study(&app);
+    let m = app.login("manager").await;
+    upload(&m, "/studies/PHI-01/dictionary/import", "dict.csv", DICTIONARY, &[]).await;
+    let mut csv = String::from("subject_id,site,age,sex,notes\n");
+    for i in 0..40_000 {
+        csv.push_str(&format!("P{i},SNUBH,{},1,note {i}\n", 20 + i % 60));
+    }
+    let f = app.data_dir.join("..").join("big.csv");
+    std::fs::write(&f, csv).unwrap();
+    let sid = studies::get_by_code(&mut app.conn(), "PHI-01").unwrap().id;
+    for delay_ms in [300u64, 900] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_evidentia"))
+            .arg("--data-dir")
+            .arg(&app.data_dir)
+            .args(["cases", "import", "--study", "PHI-01"])
+            .arg(&f)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        let n = evidentia::cases::count(&mut app.conn(), sid).unwrap();
+        assert!(n == 0 || n == 40_000, "all or nothing, found {n}");
+        if n == 40_000 {
+            break;
+        }
+    }
+    // Whatever happened, the audit chains still hold.
+    let out = app.cli(&["audit", "verify"], None);
+    assert!(out.status.success());
+}
+
+#[tokio::test]
+async fn annotators_see_no_case_data() {
+    let app = spawn_app();
+    phi_study(&app);
+    let a = app.login("annotator1").await;
+    for p in [
+        "/studies/PHI-01/cases",
+        "/studies/PHI-01/dictionary",
+        "/studies/PHI-01/cases.csv",
+        "/studies/PHI-01/dictionary.csv",
+        "/studies/LUNG-IO-01/cases/SNUBH-0001",
+        "/studies/PHI-01/cases/import",
+    ] {
+        assert_eq!(a.get(p).await.status(), 403, "{p}");
+    }
+    let (_, overview) = a.get_text("/studies/PHI-01").await;
+    assert!(!overview.contains("/cases\""), "no Cases tab for annotators");
+    let r = upload(&a, "/studies/PHI-01/cases/import", "x.csv", PHI_CASES, &[]).await;
+    assert_eq!(r.status(), 403);
+    let o = app.login("outsider").await;
+    assert_eq!(o.get("/studies/PHI-01/cases").await.status(), 404);
+    let mon = app.login("monitor").await;
+    assert_eq!(mon.get("/studies/PHI-01/cases").await.status(), 200, "monitors review case data");
+    assert_eq!(upload(&mon, "/studies/PHI-01/cases/import", "x.csv", PHI_CASES, &[]).await.status(), 403);
+}
+
+#[tokio::test]
+async fn the_demo_study_has_a_dictionary_and_200_cases() {
+    let app = spawn_app();
+    let s = app.login("statistician").await;
+    let (status, page) = s.get_text("/studies/LUNG-IO-01/cases").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Cases <span class=\"count\">200</span>"), "200 demo cases");
+    let (_, filtered) = s.get_text("/studies/LUNG-IO-01/cases?site=SMC&status=enrolled").await;
+    assert!(filtered.contains("1–50 of 90"), "90 SMC cases");
+    let (_, by_field) = s.get_text("/studies/LUNG-IO-01/cases?field=histology&value=2").await;
+    let count = |page: &str| -> i64 {
+        let k = "Cases <span class=\"count\">";
+        let i = page.find(k).unwrap() + k.len();
+        page[i..].split('<').next().unwrap().parse().unwrap()
+    };
+    let squamous = count(&by_field);
+    assert!(squamous > 0 && squamous < 200, "filter by any field: {squamous}");
+    let expected =
+        evidentia::demo::truth::subjects(200, evidentia::demo::truth::SEED).iter().filter(|s| s.histology == 2).count();
+    assert_eq!(squamous as usize, expected);
+    let (s2, dict) = s.get_text("/studies/LUNG-IO-01/dictionary.csv").await;
+    assert_eq!(s2, 200);
+    assert!(dict.starts_with("Variable / Field Name,Form Name"));
+}
+
+#[tokio::test]
+async fn dictionary_changes_are_audited_and_do_not_silently_invalidate_values() {
+    let app = spawn_app();
+    let m = app.login("manager").await;
+    // Narrow the TPS range below stored values: refused, with the values named.
+    let r = m
+        .post(
+            "/studies/LUNG-IO-01/dictionary/fields/pdl1_tps",
+            &[("label", "PD-L1 TPS (%)"), ("validation_min", "0"), ("validation_max", "10"), ("action", "keep")],
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("would no longer validate") && body.contains("pdl1_tps"), "{body}");
+    let r = m
+        .post(
+            "/studies/LUNG-IO-01/dictionary/fields/pdl1_tps",
+            &[
+                ("label", "PD-L1 tumour proportion score"),
+                ("validation_min", "0"),
+                ("validation_max", "100"),
+                ("action", "keep"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let ev: Vec<_> = audit_events(&app, "update").into_iter().filter(|e| e.entity == "dictionary_field").collect();
+    assert_eq!(ev[0].entity_id, "pdl1_tps");
+    assert!(ev[0].new_value.as_deref().unwrap().contains("PD-L1 tumour proportion score"));
+    // Dates can never be kept as they are.
+    let r = m
+        .post("/studies/LUNG-IO-01/dictionary/fields/ici_start_date", &[("label", "ICI start"), ("action", "keep")])
+        .await;
+    assert_eq!(r.status(), 422);
+}
