@@ -432,7 +432,9 @@ pub fn commit(
                     let n = next_seq.entry(c.site_code.clone()).or_insert(0);
                     *n += 1;
                     let display = format!("{}-{:04}", c.site_code, n);
-                    events.push((display.clone(), None, json!({"status": c.status, "values": c.values}), "create"));
+                    let mut after = c.values.clone();
+                    after.insert("status".into(), json!(c.status));
+                    events.push((display.clone(), None, Value::Object(after), "create"));
                     created.push(NewCase {
                         study_id: study.id,
                         site_id,

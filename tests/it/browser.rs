@@ -172,3 +172,47 @@ async fn an_admin_sees_users_and_the_account_page() {
     screenshot(&c, "09-token").await;
     c.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_manager_imports_cases_through_the_preview_and_reviews_them() {
+    let app = spawn_app();
+    let (_driver, c) = start_browser().await;
+    sign_in(&c, &app.base, "manager").await;
+    c.goto(&format!("{}/studies/LUNG-IO-01/cases", app.base)).await.unwrap();
+    let table = c.find(Locator::Css("#cases-table")).await.unwrap().text().await.unwrap();
+    assert!(table.contains("SMC-0001") || table.contains("SNUBH-0001"), "{table}");
+    screenshot(&c, "10-cases").await;
+    c.goto(&format!("{}/studies/LUNG-IO-01/cases/SNUBH-0001", app.base)).await.unwrap();
+    let page = c.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+    assert!(page.contains("[REDACTED:NAME]") && page.contains("History"), "{page}");
+    screenshot(&c, "11-case").await;
+
+    // Upload a new site file: a preview first, then the import.
+    let file = app.scratch.join("new_cases.csv");
+    std::fs::write(
+        &file,
+        "record_id,patient_name,age,sex,histology,stage,ici_start_date,progression,pfs_months,clinical_notes\n\
+         B-999001,홍길동,67,1,1,3,2024-02-01,1,5.5,홍길동 responded partially\n",
+    )
+    .unwrap();
+    c.goto(&format!("{}/studies/LUNG-IO-01/cases/import", app.base)).await.unwrap();
+    c.find(Locator::Css("#case-upload input[type=file]"))
+        .await
+        .unwrap()
+        .send_keys(file.to_str().unwrap())
+        .await
+        .unwrap();
+    c.find(Locator::Css("#case-upload select[name=site] option[value=SNUBH]")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("#case-upload button[type=submit]")).await.unwrap().click().await.unwrap();
+    let preview = c.wait().for_element(Locator::Css("#import-preview")).await.unwrap().text().await.unwrap();
+    assert!(preview.contains("1 cases ready"), "{preview}");
+    assert!(!preview.contains("홍길동"));
+    screenshot(&c, "12-preview").await;
+    c.find(Locator::Css("#confirm-import")).await.unwrap().click().await.unwrap();
+    let flash = c.wait().for_element(Locator::Css(".flash-ok")).await.unwrap().text().await.unwrap();
+    assert!(flash.contains("1 cases created"), "{flash}");
+    c.goto(&format!("{}/studies/LUNG-IO-01/cases/SNUBH-0111", app.base)).await.unwrap();
+    let page = c.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+    assert!(page.contains("[REDACTED:NAME] responded partially"), "{page}");
+    c.close().await.unwrap();
+}

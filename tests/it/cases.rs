@@ -125,7 +125,7 @@ async fn planted_phi_never_reaches_the_database_the_logs_a_page_or_an_export() {
     assert_eq!(m.post(&format!("/studies/PHI-01/cases/import/{token}/confirm"), &[]).await.status(), 303);
 
     // The CLI path, with every log line captured at debug level.
-    let file = app.data_dir.join("..").join("phi_cases_cli.csv");
+    let file = app.scratch.join("phi_cases_cli.csv");
     std::fs::write(&file, PHI_CASES).unwrap();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_evidentia"));
     cmd.arg("--data-dir")
@@ -325,7 +325,7 @@ async fn malformed_files_get_a_clear_error_and_change_nothing() {
         assert!(body.contains(needle), "{what}: expected {needle:?} in the page");
         assert!(!body.contains("confirm-import"), "{what}: no way to confirm");
         // The CLI refuses the same file with exit 2 and the problem on stderr.
-        let f = app.data_dir.join("..").join("bad.csv");
+        let f = app.scratch.join("bad.csv");
         std::fs::write(&f, &bytes).unwrap();
         let out = app.cli(&["cases", "import", "--study", "PHI-01", f.to_str().unwrap()], None);
         assert_eq!(out.status.code(), Some(2), "{what}");
@@ -354,7 +354,7 @@ async fn hospital_encodings_and_delimiters_import() {
     upload(&m, "/studies/PHI-01/dictionary/import", "dict.csv", DICTIONARY, &[]).await;
     let text = "subject_id;age;sex;notes\r\nK1;61;2;\"환자 박서준, 2차 항암 후\r\n호전\"\r\nK2;45;1;\r\n\r\n";
     let (cp949, _, _) = encoding_rs::EUC_KR.encode(text);
-    let f = app.data_dir.join("..").join("kr.csv");
+    let f = app.scratch.join("kr.csv");
     std::fs::write(&f, &cp949).unwrap();
     let out = app.cli(&["cases", "import", "--study", "PHI-01", "--site", "SMC", f.to_str().unwrap()], None);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -379,7 +379,7 @@ async fn a_killed_import_leaves_nothing_behind() {
     for i in 0..40_000 {
         csv.push_str(&format!("P{i},SNUBH,{},1,note {i}\n", 20 + i % 60));
     }
-    let f = app.data_dir.join("..").join("big.csv");
+    let f = app.scratch.join("big.csv");
     std::fs::write(&f, csv).unwrap();
     let sid = studies::get_by_code(&mut app.conn(), "PHI-01").unwrap().id;
     for delay_ms in [300u64, 900] {

@@ -21,7 +21,10 @@ pub struct TestApp {
     pub data_dir: PathBuf,
     pub pool: DbPool,
     pub config: Config,
+    /// A folder outside the data dir for files a test hands to the app (uploads, CLI input).
+    pub scratch: PathBuf,
     _dir: tempfile::TempDir,
+    _scratch: tempfile::TempDir,
 }
 
 pub fn test_config(dir: &std::path::Path) -> Config {
@@ -64,7 +67,16 @@ pub fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         });
     });
     let (port, pool) = rx.recv_timeout(Duration::from_secs(30)).expect("app started");
-    TestApp { base: format!("http://127.0.0.1:{port}"), data_dir: cfg.data_dir.clone(), pool, config: cfg, _dir: dir }
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    TestApp {
+        base: format!("http://127.0.0.1:{port}"),
+        data_dir: cfg.data_dir.clone(),
+        pool,
+        config: cfg,
+        scratch: scratch.path().canonicalize().expect("canonical scratch"),
+        _dir: dir,
+        _scratch: scratch,
+    }
 }
 
 /// Pulls the CSRF token out of a page's hidden form field.

@@ -464,6 +464,15 @@ impl CaseShowPage {
     pub fn raw(&self, f: &FieldDef) -> String {
         self.values.get(&f.name).map(dictionary::value_text).unwrap_or_default()
     }
+    /// Codes and labels for a choice field's drop-down (empty: a text input).
+    pub fn options(&self, f: &FieldDef) -> Vec<(String, String)> {
+        match f.field_type.as_str() {
+            "dropdown" | "radio" => f.choices().into_iter().map(|c| (c.code, c.label)).collect(),
+            "yesno" => vec![("1".into(), "Yes".into()), ("0".into(), "No".into())],
+            "truefalse" => vec![("1".into(), "True".into()), ("0".into(), "False".into())],
+            _ => Vec::new(),
+        }
+    }
     pub fn editable(&self, f: &FieldDef) -> bool {
         self.can_manage && f.field_type != "checkbox" && f.action == dictionary::DeidAction::Keep
     }
