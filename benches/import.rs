@@ -17,6 +17,10 @@ use rand::{Rng, SeedableRng};
 
 const LABS: usize = 14;
 
+/// The same allocator as the `evidentia` binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn dictionary_csv() -> String {
     let mut d = String::from(
         "Variable / Field Name,Form Name,Section Header,Field Type,Field Label,\"Choices, Calculations, OR Slider Labels\",Field Note,Text Validation Type OR Show Slider Number,Text Validation Min,Text Validation Max,Identifier?,Branching Logic (Show field only if...),Required Field?\n\

@@ -21,6 +21,9 @@ pub struct Config {
     pub db_pool_size: u32,
     /// Largest accepted upload (`EVIDENTIA_MAX_UPLOAD_MB`, default 200).
     pub max_upload_bytes: usize,
+    /// Medical-record / accession number patterns (regexes) scrubbed from free text
+    /// (`EVIDENTIA_MRN_PATTERNS`, one per line); the built-in ones when empty.
+    pub mrn_patterns: Vec<String>,
 }
 
 fn env_secs(name: &str, default: u64) -> Duration {
@@ -51,6 +54,9 @@ impl Config {
                 .unwrap_or(200)
                 * 1024
                 * 1024,
+            mrn_patterns: std::env::var("EVIDENTIA_MRN_PATTERNS")
+                .map(|v| v.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect())
+                .unwrap_or_default(),
         }
     }
 

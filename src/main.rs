@@ -267,6 +267,9 @@ impl From<anyhow::Error> for Failure {
 
 type CliResult = Result<(), Failure>;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init();
@@ -611,7 +614,8 @@ fn cases_cmd(cfg: Config, as_user: Option<String>, cmd: CasesCmd) -> CliResult {
             let fields = dictionary::load(&mut conn, access.study.id)?;
             let sites = studies::sites::list(&mut conn, access.study.id, true)?;
             let key = StudyKey::load_or_create(&cfg.data_dir, &access.study.code)?;
-            let mut opts = import::ImportOptions { site, encoding, ..Default::default() };
+            let mut opts =
+                import::ImportOptions { site, encoding, mrn_patterns: cfg.mrn_patterns.clone(), ..Default::default() };
             opts.limits.max_bytes = cfg.max_upload_bytes;
             let name = file.display().to_string();
             let bytes = read_file(&file)?;

@@ -6,7 +6,7 @@ pub mod query;
 pub mod verify;
 
 use diesel::prelude::*;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::db::schema::{audit_events, audit_heads};
@@ -163,10 +163,21 @@ pub(crate) fn canonical_event(
     new: &Option<Value>,
     reason: Option<&str>,
 ) -> Result<String> {
-    let v = json!({
-        "chain": chain, "seq": seq, "at": at, "actor": actor, "action": action,
-        "entity": entity, "entity_id": entity_id, "old": old, "new": new, "reason": reason,
-    });
+    // Borrowed, so that hashing an event copies none of its values.
+    #[derive(serde::Serialize)]
+    struct Event<'a> {
+        chain: &'a str,
+        seq: i64,
+        at: &'a str,
+        actor: &'a str,
+        action: &'a str,
+        entity: &'a str,
+        entity_id: &'a str,
+        old: &'a Option<Value>,
+        new: &'a Option<Value>,
+        reason: Option<&'a str>,
+    }
+    let v = Event { chain, seq, at, actor, action, entity, entity_id, old, new, reason };
     serde_json_canonicalizer::to_string(&v).map_err(|e| anyhow::anyhow!("canonical JSON: {e}").into())
 }
 
@@ -253,4 +264,24 @@ pub fn diff(old: &Value, new: &Value) -> (Value, Value) {
         }
     }
     (Value::Object(before), Value::Object(after))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn events_hash_as_rfc8785_canonical_json() {
+        let old = Some(json!({"b": 1.0, "a": "x\u{e9}", "c": [3, 1e21]}));
+        let s = canonical_event("system", 1, "t", "adm", "create", "user", "u", &old, &None, None).unwrap();
+        // Keys sorted, no whitespace, 1.0 -> 1 and 1e21 -> 1e+21 (ECMAScript number form), UTF-8 kept.
+        assert_eq!(
+            s,
+            r#"{"action":"create","actor":"adm","at":"t","chain":"system","entity":"user","entity_id":"u","new":null,"old":{"a":"xé","b":1,"c":[3,1e+21]},"reason":null,"seq":1}"#
+        );
+        let h = chain_hash(GENESIS, &s);
+        assert_eq!(h.len(), 64);
+        assert_ne!(h, chain_hash(GENESIS, &s.replace("adm", "adn")));
+    }
 }

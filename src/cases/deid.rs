@@ -137,7 +137,11 @@ pub fn apply(field: &FieldDef, v: Value, key: &StudyKey, subject_key: &str) -> O
         }
         DeidAction::YearOnly => {
             let text = value_text(&v);
-            NaiveDate::parse_from_str(text.get(..10).unwrap_or(&text), "%Y-%m-%d").ok().map(|d| json!(d.year()))
+            let d = NaiveDate::parse_from_str(text.get(..10).unwrap_or(&text), "%Y-%m-%d").ok()?;
+            // A year that puts someone over 89 is itself an identifier (§164.514(b)(2)(i)(C)):
+            // such years are aggregated into one category.
+            let cutoff = chrono::Utc::now().year() - 90;
+            Some(if d.year() <= cutoff { json!(format!("{cutoff} or earlier")) } else { json!(d.year()) })
         }
     }
 }
@@ -192,7 +196,9 @@ mod tests {
         assert_eq!((db - da).num_days(), 10, "intervals are kept");
         assert_ne!(a, json!("2024-01-10"));
         let y = field("birth", "date_ymd", DeidAction::YearOnly);
-        assert_eq!(apply(&y, json!("1950-06-01"), &k, &sk), Some(json!(1950)));
+        assert_eq!(apply(&y, json!("1990-06-01"), &k, &sk), Some(json!(1990)));
+        let cutoff = chrono::Utc::now().year() - 90;
+        assert_eq!(apply(&y, json!("1920-06-01"), &k, &sk), Some(json!(format!("{cutoff} or earlier"))));
     }
 
     #[test]

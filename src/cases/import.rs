@@ -432,6 +432,7 @@ pub fn commit(
                     let n = next_seq.entry(c.site_code.clone()).or_insert(0);
                     *n += 1;
                     let display = format!("{}-{:04}", c.site_code, n);
+                    let data = serde_json::to_string(&c.values).map_err(|e| Error::Internal(e.into()))?;
                     let mut after = c.values.clone();
                     after.insert("status".into(), json!(c.status));
                     events.push((display.clone(), None, Value::Object(after), "create"));
@@ -441,7 +442,7 @@ pub fn commit(
                         subject_key: &c.subject_key,
                         display_id: display,
                         status: &c.status,
-                        data: Value::Object(c.values.clone()).to_string(),
+                        data,
                         created_at: t,
                         updated_at: t,
                     });

@@ -389,7 +389,8 @@ pub async fn case_import_upload(
         },
     };
     let site = Some(up.field("site")).filter(|s| !s.is_empty());
-    let mut opts = ImportOptions { site, encoding, ..Default::default() };
+    let mut opts =
+        ImportOptions { site, encoding, mrn_patterns: state.config.mrn_patterns.clone(), ..Default::default() };
     opts.limits.max_bytes = state.config.max_upload_bytes;
     let data_dir = state.config.data_dir.clone();
     let tmp = state.config.tmp_dir();
