@@ -149,26 +149,9 @@ pub fn apply(field: &FieldDef, v: Value, key: &StudyKey, subject_key: &str) -> O
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
 
     fn field(name: &str, validation: &str, action: DeidAction) -> FieldDef {
-        FieldDef {
-            name: name.into(),
-            form_name: String::new(),
-            section_header: String::new(),
-            field_type: "text".into(),
-            label: name.into(),
-            choices_raw: String::new(),
-            field_note: String::new(),
-            validation: validation.into(),
-            validation_min: String::new(),
-            validation_max: String::new(),
-            identifier: false,
-            branching_logic: String::new(),
-            required: false,
-            extra: BTreeMap::new(),
-            action,
-        }
+        FieldDef::for_tests(name, "text", validation, action)
     }
 
     #[test]

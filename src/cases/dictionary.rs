@@ -326,6 +326,30 @@ impl FieldDef {
     }
 }
 
+#[cfg(test)]
+impl FieldDef {
+    /// A bare field for unit tests.
+    pub fn for_tests(name: &str, field_type: &str, validation: &str, action: DeidAction) -> FieldDef {
+        FieldDef {
+            name: name.into(),
+            form_name: "f".into(),
+            section_header: String::new(),
+            field_type: field_type.into(),
+            label: name.into(),
+            choices_raw: String::new(),
+            field_note: String::new(),
+            validation: validation.into(),
+            validation_min: String::new(),
+            validation_max: String::new(),
+            identifier: false,
+            branching_logic: String::new(),
+            required: false,
+            extra: BTreeMap::new(),
+            action,
+        }
+    }
+}
+
 /// A value as the text a person or a CSV sees.
 pub fn value_text(v: &Value) -> String {
     match v {
@@ -830,23 +854,7 @@ mod tests {
     use super::*;
 
     fn field(name: &str, ty: &str, validation: &str) -> FieldDef {
-        FieldDef {
-            name: name.into(),
-            form_name: "f".into(),
-            section_header: String::new(),
-            field_type: ty.into(),
-            label: name.into(),
-            choices_raw: String::new(),
-            field_note: String::new(),
-            validation: validation.into(),
-            validation_min: String::new(),
-            validation_max: String::new(),
-            identifier: false,
-            branching_logic: String::new(),
-            required: false,
-            extra: BTreeMap::new(),
-            action: DeidAction::Keep,
-        }
+        FieldDef::for_tests(name, ty, validation, DeidAction::Keep)
     }
 
     #[test]

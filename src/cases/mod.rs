@@ -50,10 +50,12 @@ impl CaseStatus {
     }
 }
 
-#[derive(Debug, Clone, Queryable, serde::Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = cases)]
 pub struct Case {
     pub id: i32,
     pub display_id: String,
+    #[diesel(select_expression = sites::code)]
     pub site_code: String,
     pub status: String,
     pub status_reason: Option<String>,
@@ -88,29 +90,6 @@ pub struct CaseFilter {
     pub dir: String,
     pub page: Option<i64>,
 }
-
-type CaseColumns = (
-    cases::id,
-    cases::display_id,
-    sites::code,
-    cases::status,
-    cases::status_reason,
-    cases::status_date,
-    cases::data,
-    cases::created_at,
-    cases::updated_at,
-);
-const CASE_COLUMNS: CaseColumns = (
-    cases::id,
-    cases::display_id,
-    sites::code,
-    cases::status,
-    cases::status_reason,
-    cases::status_date,
-    cases::data,
-    cases::created_at,
-    cases::updated_at,
-);
 
 /// Cases of a study with filters, sort and paging (indexed on study, site, status).
 pub fn list(
@@ -148,7 +127,7 @@ pub fn list(
         (_, true) => build().order(cases::display_id.desc()),
         _ => build().order(cases::display_id.asc()),
     };
-    let items = q.select(CASE_COLUMNS).limit(page.per_page).offset(page.offset()).load(conn)?;
+    let items = q.select(Case::as_select()).limit(page.per_page).offset(page.offset()).load(conn)?;
     Ok(Page { items, total, page: page.page, per_page: page.per_page })
 }
 
@@ -157,7 +136,7 @@ pub fn get(conn: &mut Conn, study_id: i32, display_id: &str) -> Result<Case> {
         .inner_join(sites::table)
         .filter(cases::study_id.eq(study_id))
         .filter(cases::display_id.eq(display_id))
-        .select(CASE_COLUMNS)
+        .select(Case::as_select())
         .first(conn)
         .or_not_found()
 }

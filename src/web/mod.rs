@@ -72,8 +72,13 @@ pub fn render_form(
     page: &impl Template,
     errors: &crate::error::FieldErrors,
 ) -> Result<HttpResponse, PageError> {
+    render_outcome(ctx, page, !errors.is_empty())
+}
+
+/// Renders a page that reports on submitted input: 422 when the input was refused.
+pub fn render_outcome(ctx: &PageCtx, page: &impl Template, refused: bool) -> Result<HttpResponse, PageError> {
     let mut resp = render(ctx, page)?;
-    if !errors.is_empty() {
+    if refused {
         *resp.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
     }
     Ok(resp)

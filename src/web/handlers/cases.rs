@@ -20,7 +20,7 @@ use crate::error::{Error, FieldErrors};
 use crate::studies::sites::{self, Site};
 use crate::web::error::PageError;
 use crate::web::extract::{redirect_with_flash, CurrentUser, PageCtx};
-use crate::web::{render, render_form, upload, AppState, Pager};
+use crate::web::{render, render_form, render_outcome, upload, AppState, Pager};
 
 #[derive(Template)]
 #[template(path = "cases/dictionary.html")]
@@ -56,11 +56,7 @@ async fn dictionary_page(
         problems,
         errors,
     };
-    let mut resp = render(&ctx, &page)?;
-    if failed {
-        *resp.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
-    }
-    Ok(resp)
+    render_outcome(&ctx, &page, failed)
 }
 
 pub async fn dictionary_show(
@@ -336,11 +332,7 @@ async fn import_page(
         error,
         imports,
     };
-    let mut resp = render(&ctx, &page)?;
-    if failed {
-        *resp.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
-    }
-    Ok(resp)
+    render_outcome(&ctx, &page, failed)
 }
 
 pub async fn case_import_form(
