@@ -11,6 +11,7 @@ use std::time::Instant;
 use evidentia::auth::{permissions, Actor};
 use evidentia::cases::{deid::StudyKey, dictionary, import};
 use evidentia::config::Config;
+use evidentia::db::paging::PageRequest;
 use evidentia::studies::{self, sites, StudyInput};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -126,6 +127,22 @@ fn main() -> anyhow::Result<()> {
     let evidentia_secs = start.elapsed().as_secs_f64();
     assert_eq!(summary.created, n);
 
+    // The case list at this size: a deep page with its count, and a filter on any field.
+    let t = Instant::now();
+    let deep = evidentia::cases::list(
+        &mut conn,
+        access.study.id,
+        &fields,
+        &Default::default(),
+        PageRequest::new(Some((n as i64 / 50).max(1)), None),
+    )?;
+    let deep_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let t = Instant::now();
+    let filter = evidentia::cases::CaseFilter { field: "stage".into(), value: "3".into(), ..Default::default() };
+    let filtered =
+        evidentia::cases::list(&mut conn, access.study.id, &fields, &filter, PageRequest::new(Some(1), None))?;
+    let filter_ms = t.elapsed().as_secs_f64() * 1000.0;
+
     // The floor: sqlite3's own CSV import of the same file into an untyped table.
     let floor_db = dir.path().join("floor.db");
     let start = Instant::now();
@@ -153,5 +170,9 @@ fn main() -> anyhow::Result<()> {
         100.0 * rate / floor_rate
     );
     println!("de-identified values: {}", prepared.report.total());
+    println!(
+        "case list over {} cases: last page with count {deep_ms:.1} ms; filter stage=3 ({} matches) {filter_ms:.1} ms",
+        deep.total, filtered.total
+    );
     Ok(())
 }

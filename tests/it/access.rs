@@ -119,12 +119,15 @@ async fn every_action_for_every_role() {
 async fn the_api_applies_the_same_rules() {
     let app = spawn_app();
     let api = reqwest::Client::new();
-    let matrix: [Row; 7] = [
+    let matrix: [Row; 10] = [
         ("/api/v1/studies/LUNG-IO-01", [200, 200, 200, 200, 200, 404]),
         ("/api/v1/studies/LUNG-IO-01/sites", [200, 200, 200, 200, 200, 404]),
         ("/api/v1/studies/LUNG-IO-01/members", [200, 200, 403, 200, 200, 404]),
         ("/api/v1/studies/LUNG-IO-01/jobs", [200, 200, 403, 200, 200, 404]),
         ("/api/v1/studies/OTHER-01", [200, 404, 404, 404, 404, 404]),
+        ("/api/v1/studies/LUNG-IO-01/cases", [200, 200, 403, 200, 200, 404]),
+        ("/api/v1/studies/LUNG-IO-01/cases/SNUBH-0001", [200, 200, 403, 200, 200, 404]),
+        ("/api/v1/studies/LUNG-IO-01/dictionary", [200, 200, 403, 200, 200, 404]),
         ("/api/v1/me", [200, 200, 200, 200, 200, 200]),
         ("/api/v1/no-such-endpoint", [404, 404, 404, 404, 404, 404]),
     ];

@@ -5,6 +5,7 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use super::studies::{load_access, load_access_for};
+
 use crate::auth::permissions::Permission;
 use crate::db::paging::PageRequest;
 use crate::error::Error;
@@ -98,4 +99,73 @@ pub async fn job_get(
     let sid = access.study.id;
     let job = state.db(move |c| jobs::get_in_study(c, sid, id)).await?;
     Ok(HttpResponse::Ok().json(job))
+}
+
+/// A case as the API shows it: de-identified values under the dictionary's field names.
+#[derive(serde::Serialize)]
+struct CaseJson {
+    subject_id: String,
+    site: String,
+    status: String,
+    status_reason: Option<String>,
+    status_date: Option<chrono::NaiveDate>,
+    values: serde_json::Map<String, serde_json::Value>,
+    updated_at: chrono::NaiveDateTime,
+}
+
+impl From<&crate::cases::Case> for CaseJson {
+    fn from(c: &crate::cases::Case) -> Self {
+        CaseJson {
+            subject_id: c.display_id.clone(),
+            site: c.site_code.clone(),
+            status: c.status.clone(),
+            status_reason: c.status_reason.clone(),
+            status_date: c.status_date,
+            values: c.values(),
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+pub async fn cases_list(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+    q: web::Query<crate::cases::CaseFilter>,
+) -> Result<HttpResponse, ApiError> {
+    let access = load_access_for(&state, &user, &path, Permission::ViewCases).await?;
+    let sid = access.study.id;
+    let f = q.into_inner();
+    let page = state
+        .db(move |c| {
+            let fields = crate::cases::dictionary::load(c, sid)?;
+            crate::cases::list(c, sid, &fields, &f, PageRequest::new(f.page, None))
+        })
+        .await?;
+    let items: Vec<CaseJson> = page.items.iter().map(CaseJson::from).collect();
+    Ok(HttpResponse::Ok()
+        .json(json!({"items": items, "total": page.total, "page": page.page, "per_page": page.per_page})))
+}
+
+pub async fn case_get(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (code, display) = path.into_inner();
+    let access = load_access_for(&state, &user, &code, Permission::ViewCases).await?;
+    let sid = access.study.id;
+    let case = state.db(move |c| crate::cases::get(c, sid, &display)).await?;
+    Ok(HttpResponse::Ok().json(CaseJson::from(&case)))
+}
+
+pub async fn dictionary_get(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let access = load_access_for(&state, &user, &path, Permission::ViewCases).await?;
+    let sid = access.study.id;
+    let fields = state.db(move |c| crate::cases::dictionary::load(c, sid)).await?;
+    Ok(HttpResponse::Ok().json(json!({"fields": fields})))
 }

@@ -85,7 +85,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/studies/{code}/sites", web::get().to(api::sites_list))
                 .route("/studies/{code}/members", web::get().to(api::members_list))
                 .route("/studies/{code}/jobs", web::get().to(api::jobs_list))
-                .route("/studies/{code}/jobs/{id}", web::get().to(api::job_get)),
+                .route("/studies/{code}/jobs/{id}", web::get().to(api::job_get))
+                .route("/studies/{code}/dictionary", web::get().to(api::dictionary_get))
+                .route("/studies/{code}/cases", web::get().to(api::cases_list))
+                .route("/studies/{code}/cases/{display_id}", web::get().to(api::case_get)),
         )
         .default_service(web::to(system::not_found));
 }
