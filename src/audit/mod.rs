@@ -1,6 +1,7 @@
 //! The audit trail: append-only, hash-chained events, one chain per study plus the system chain.
 //! Every change to study data calls [`record`] inside the transaction that makes the change.
 
+pub mod canonical;
 pub mod job;
 pub mod query;
 pub mod verify;
@@ -163,22 +164,57 @@ pub(crate) fn canonical_event(
     new: &Option<Value>,
     reason: Option<&str>,
 ) -> Result<String> {
-    // Borrowed, so that hashing an event copies none of its values.
-    #[derive(serde::Serialize)]
-    struct Event<'a> {
-        chain: &'a str,
-        seq: i64,
-        at: &'a str,
-        actor: &'a str,
-        action: &'a str,
-        entity: &'a str,
-        entity_id: &'a str,
-        old: &'a Option<Value>,
-        new: &'a Option<Value>,
-        reason: Option<&'a str>,
+    let old = old.as_ref().map(canonical::to_string);
+    let new = new.as_ref().map(canonical::to_string);
+    Ok(canonical_event_from(chain, seq, at, actor, action, entity, entity_id, old.as_deref(), new.as_deref(), reason))
+}
+
+/// The same, with `old` and `new` already in canonical form (imports write them once).
+#[allow(clippy::too_many_arguments)]
+fn canonical_event_from(
+    chain: &str,
+    seq: i64,
+    at: &str,
+    actor: &str,
+    action: &str,
+    entity: &str,
+    entity_id: &str,
+    old: Option<&str>,
+    new: Option<&str>,
+    reason: Option<&str>,
+) -> String {
+    // Keys in RFC 8785 order (all ASCII, so plain sorting).
+    let mut out = String::with_capacity(256 + old.map_or(0, str::len) + new.map_or(0, str::len));
+    let field = |out: &mut String, key: &str, first: bool| {
+        out.push_str(if first { "{\"" } else { ",\"" });
+        out.push_str(key);
+        out.push_str("\":");
+    };
+    field(&mut out, "action", true);
+    canonical::write_str(&mut out, action);
+    field(&mut out, "actor", false);
+    canonical::write_str(&mut out, actor);
+    field(&mut out, "at", false);
+    canonical::write_str(&mut out, at);
+    field(&mut out, "chain", false);
+    canonical::write_str(&mut out, chain);
+    field(&mut out, "entity", false);
+    canonical::write_str(&mut out, entity);
+    field(&mut out, "entity_id", false);
+    canonical::write_str(&mut out, entity_id);
+    field(&mut out, "new", false);
+    out.push_str(new.unwrap_or("null"));
+    field(&mut out, "old", false);
+    out.push_str(old.unwrap_or("null"));
+    field(&mut out, "reason", false);
+    match reason {
+        Some(r) => canonical::write_str(&mut out, r),
+        None => out.push_str("null"),
     }
-    let v = Event { chain, seq, at, actor, action, entity, entity_id, old, new, reason };
-    serde_json_canonicalizer::to_string(&v).map_err(|e| anyhow::anyhow!("canonical JSON: {e}").into())
+    field(&mut out, "seq", false);
+    out.push_str(&seq.to_string());
+    out.push('}');
+    out
 }
 
 /// `sha256(prev_hash || canonical_json(event))`, lower-case hex (DESIGN.md, Audit).
@@ -214,8 +250,21 @@ pub fn record_batch(conn: &mut Conn, changes: Vec<Change<'_>>) -> Result<()> {
     let mut rows = Vec::with_capacity(changes.len());
     for c in &changes {
         seq += 1;
-        let canonical =
-            canonical_event(&chain, seq, &at, c.actor, c.action, c.entity, &c.entity_id, &c.old, &c.new, c.reason)?;
+        // Stored in canonical form too: written once, hashed and kept.
+        let old_value = c.old.as_ref().map(canonical::to_string);
+        let new_value = c.new.as_ref().map(canonical::to_string);
+        let canonical = canonical_event_from(
+            &chain,
+            seq,
+            &at,
+            c.actor,
+            c.action,
+            c.entity,
+            &c.entity_id,
+            old_value.as_deref(),
+            new_value.as_deref(),
+            c.reason,
+        );
         let hash = chain_hash(&prev_hash, &canonical);
         rows.push(NewAuditEvent {
             chain: chain.clone(),
@@ -226,8 +275,8 @@ pub fn record_batch(conn: &mut Conn, changes: Vec<Change<'_>>) -> Result<()> {
             action: c.action,
             entity: c.entity,
             entity_id: &c.entity_id,
-            old_value: c.old.as_ref().map(|v| v.to_string()),
-            new_value: c.new.as_ref().map(|v| v.to_string()),
+            old_value,
+            new_value,
             reason: c.reason,
             prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
             hash,
@@ -280,6 +329,12 @@ mod tests {
             s,
             r#"{"action":"create","actor":"adm","at":"t","chain":"system","entity":"user","entity_id":"u","new":null,"old":{"a":"xé","b":1,"c":[3,1e+21]},"reason":null,"seq":1}"#
         );
+        let reference = serde_json_canonicalizer::to_string(&json!({
+            "chain": "system", "seq": 1, "at": "t", "actor": "adm", "action": "create", "entity": "user",
+            "entity_id": "u", "old": old, "new": null, "reason": null,
+        }))
+        .unwrap();
+        assert_eq!(s, reference, "same bytes as the reference implementation");
         let h = chain_hash(GENESIS, &s);
         assert_eq!(h.len(), 64);
         assert_ne!(h, chain_hash(GENESIS, &s.replace("adm", "adn")));

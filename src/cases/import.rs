@@ -234,7 +234,9 @@ pub fn prepare(
     for (ci, col) in columns.iter().enumerate() {
         if let Column::Field(i) = col {
             let f = fields[*i];
-            if (f.identifier || *i == 0) && !f.is_date() && f.field_type == "text" {
+            // Names, addresses, record numbers: unvalidated identifier text (e-mail addresses and
+            // phone numbers have detectors of their own).
+            if (f.identifier || *i == 0) && f.field_type == "text" && f.validation.is_empty() {
                 names.extend(table.rows.iter().map(|r| r[ci].clone()).filter(|v| v.chars().count() >= 2));
             }
         }

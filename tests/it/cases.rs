@@ -218,8 +218,8 @@ async fn dates_shift_per_subject_and_reimports_update_with_audit() {
     assert_eq!(evidentia::cases::count(&mut app.conn(), sid).unwrap(), 2);
     let upd: Vec<_> = audit_events(&app, "update").into_iter().filter(|e| e.entity == "case").collect();
     assert_eq!(upd.len(), 1);
-    assert_eq!(upd[0].old_value.as_deref(), Some("{\"tps\":55.0}"));
-    assert_eq!(upd[0].new_value.as_deref(), Some("{\"tps\":60.0}"));
+    assert_eq!(upd[0].old_value.as_deref(), Some("{\"tps\":55}"));
+    assert_eq!(upd[0].new_value.as_deref(), Some("{\"tps\":60}"));
 
     // Editing on the case page and changing status: validated, audited, blocked when locked.
     let r = m.post("/studies/PHI-01/cases/SNUBH-0001/edit", &[("tps", "150")]).await;
