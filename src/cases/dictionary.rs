@@ -365,6 +365,10 @@ fn is_age_name(name: &str) -> bool {
     name == "age" || name.starts_with("age_") || name.ends_with("_age")
 }
 
+fn is_birth_name(name: &str) -> bool {
+    name.contains("birth") || name == "dob" || name.ends_with("_dob")
+}
+
 fn is_zip_name(name: &str) -> bool {
     name.contains("zip") || name.contains("postal")
 }
@@ -374,6 +378,9 @@ fn is_zip_name(name: &str) -> bool {
 pub fn default_action(f: &FieldDef, index: usize) -> DeidAction {
     if index == 0 {
         DeidAction::Pseudonymise
+    } else if f.is_date() && is_birth_name(&f.name) {
+        // A shifted birth date still tells an age over 89; the year is aggregated instead.
+        DeidAction::YearOnly
     } else if f.is_date() {
         DeidAction::ShiftDate
     } else if (is_age_name(&f.name) && matches!(f.validation.as_str(), "integer" | "number" | ""))
@@ -895,6 +902,8 @@ mod tests {
         let subject = field("study_id", "text", "");
         assert_eq!(default_action(&subject, 0), DeidAction::Pseudonymise);
         assert_eq!(default_action(&field("dx_date", "text", "date_ymd"), 3), DeidAction::ShiftDate);
+        assert_eq!(default_action(&field("birth_date", "text", "date_ymd"), 3), DeidAction::YearOnly);
+        assert_eq!(default_action(&field("dob", "text", "date_ymd"), 3), DeidAction::YearOnly);
         assert_eq!(default_action(&field("age", "text", "integer"), 3), DeidAction::Generalise);
         assert_eq!(default_action(&field("zip_code", "text", ""), 3), DeidAction::Generalise);
         let mut name = field("patient_name", "text", "");

@@ -195,6 +195,21 @@ async fn dates_shift_per_subject_and_reimports_update_with_audit() {
     let token = token_of(&r.text().await.unwrap());
     m.post(&format!("/studies/PHI-01/cases/import/{token}/confirm"), &[]).await;
     let sid = studies::get_by_code(&mut app.conn(), "PHI-01").unwrap().id;
+    // Birth dates default to year-only, aggregated past 89 (§164.514(b)(2)(i)(C)).
+    let first = evidentia::cases::get(&mut app.conn(), sid, "SNUBH-0001").unwrap();
+    let cutoff = chrono::Datelike::year(&chrono::Utc::now()) - 90;
+    assert_eq!(first.values()["birth_date"], serde_json::json!(format!("{cutoff} or earlier")));
+    // Switched to shift-date on the dictionary page, dates of one subject move together.
+    let r = m
+        .post(
+            "/studies/PHI-01/dictionary/fields/birth_date",
+            &[("label", "Date of birth"), ("action", "shift-date"), ("accept_invalidated", "1")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let r = upload(&m, "/studies/PHI-01/cases/import", "a2.csv", PHI_CASES, &[]).await;
+    let token = token_of(&r.text().await.unwrap());
+    m.post(&format!("/studies/PHI-01/cases/import/{token}/confirm"), &[]).await;
     let case = evidentia::cases::get(&mut app.conn(), sid, "SNUBH-0001").unwrap();
     let v = case.values();
     let bd = chrono::NaiveDate::parse_from_str(v["birth_date"].as_str().unwrap(), "%Y-%m-%d").unwrap();
@@ -216,8 +231,10 @@ async fn dates_shift_per_subject_and_reimports_update_with_audit() {
     assert_eq!(again.values()["tps"], serde_json::json!(60.0));
     assert_eq!(again.values()["biopsy_date"], v["biopsy_date"], "the same shift at every import");
     assert_eq!(evidentia::cases::count(&mut app.conn(), sid).unwrap(), 2);
+    // Newest first: this import changed one value of one case (the one before it re-dated births).
     let upd: Vec<_> = audit_events(&app, "update").into_iter().filter(|e| e.entity == "case").collect();
-    assert_eq!(upd.len(), 1);
+    assert_eq!(upd.len(), 3);
+    assert!(upd[0].reason.as_deref().is_some_and(|r| r.starts_with("import ")), "the import is named");
     assert_eq!(upd[0].old_value.as_deref(), Some("{\"tps\":55}"));
     assert_eq!(upd[0].new_value.as_deref(), Some("{\"tps\":60}"));
 
