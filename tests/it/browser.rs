@@ -214,5 +214,9 @@ async fn a_manager_imports_cases_through_the_preview_and_reviews_them() {
     c.goto(&format!("{}/studies/LUNG-IO-01/cases/SNUBH-0111", app.base)).await.unwrap();
     let page = c.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
     assert!(page.contains("[REDACTED:NAME] responded partially"), "{page}");
+    c.goto(&format!("{}/studies/LUNG-IO-01/dictionary", app.base)).await.unwrap();
+    let dict = c.find(Locator::Css("#dictionary-table")).await.unwrap().text().await.unwrap();
+    assert!(dict.contains("patient_name") && dict.contains("drop") && dict.contains("shift-date"), "{dict}");
+    screenshot(&c, "13-dictionary").await;
     c.close().await.unwrap();
 }
