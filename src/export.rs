@@ -10,7 +10,7 @@ pub trait CsvRecord {
 
 /// Cells starting with = + - @ are prefixed with `'` so that a spreadsheet never runs them as
 /// formulas (numbers such as -1.5 stay as they are).
-pub fn defuse_formula(cell: &str) -> String {
+fn defuse_formula(cell: &str) -> String {
     if cell.starts_with(['=', '+', '-', '@']) && cell.parse::<f64>().is_err() {
         format!("'{cell}")
     } else {
@@ -20,10 +20,19 @@ pub fn defuse_formula(cell: &str) -> String {
 
 /// Writes the header and one row per item.
 pub fn write_csv<'a, T: CsvRecord + 'a>(out: impl Write, items: impl IntoIterator<Item = &'a T>) -> anyhow::Result<()> {
+    write_rows(out, T::HEADER, items.into_iter().map(CsvRecord::record))
+}
+
+/// Writes a header and rows whose shape is only known at run time (the case dataset).
+pub fn write_rows<H: AsRef<[u8]>>(
+    out: impl Write,
+    header: impl IntoIterator<Item = H>,
+    rows: impl IntoIterator<Item = Vec<String>>,
+) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_writer(out);
-    w.write_record(T::HEADER)?;
-    for item in items {
-        w.write_record(item.record().iter().map(|c| defuse_formula(c)))?;
+    w.write_record(header)?;
+    for row in rows {
+        w.write_record(row.iter().map(|c| defuse_formula(c)))?;
     }
     w.flush()?;
     Ok(())

@@ -61,11 +61,5 @@ pub fn row(dictionary: &[FieldDef], case: &Case, labels: bool) -> Vec<String> {
 
 /// Writes the dataset (cells that would start a spreadsheet formula are quoted).
 pub fn write(out: impl Write, dictionary: &[FieldDef], cases: &[Case], labels: bool) -> anyhow::Result<()> {
-    let mut w = csv::Writer::from_writer(out);
-    w.write_record(header(dictionary))?;
-    for c in cases {
-        w.write_record(row(dictionary, c, labels).iter().map(|c| crate::export::defuse_formula(c)))?;
-    }
-    w.flush()?;
-    Ok(())
+    crate::export::write_rows(out, header(dictionary), cases.iter().map(|c| row(dictionary, c, labels)))
 }

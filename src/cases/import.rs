@@ -408,19 +408,19 @@ pub fn commit(
         study.ensure_editable()?;
         let sites = crate::studies::sites::list(conn, study.id, false)?;
         let site_ids: HashMap<&str, i32> = sites.iter().map(|s| (s.code.as_str(), s.id)).collect();
-        let existing: Vec<(i32, String, String, String, String)> = cases::table
+        let existing: Vec<(i32, String, String, String)> = cases::table
             .filter(cases::study_id.eq(study.id))
-            .select((cases::id, cases::subject_key, cases::display_id, cases::data, cases::status))
+            .select((cases::id, cases::subject_key, cases::display_id, cases::data))
             .load(conn)?;
         let mut next_seq: HashMap<String, u32> = HashMap::new();
-        for (_, _, display, _, _) in &existing {
+        for (_, _, display, _) in &existing {
             if let Some((site, n)) = display.rsplit_once('-') {
                 let n: u32 = n.parse().unwrap_or(0);
                 let e = next_seq.entry(site.to_string()).or_insert(0);
                 *e = (*e).max(n);
             }
         }
-        let by_key: HashMap<&str, &(i32, String, String, String, String)> =
+        let by_key: HashMap<&str, &(i32, String, String, String)> =
             existing.iter().map(|e| (e.1.as_str(), e)).collect();
         let t = now();
         let (mut created, mut updated, mut unchanged) = (Vec::new(), 0usize, 0usize);
@@ -449,7 +449,7 @@ pub fn commit(
                         updated_at: t,
                     });
                 }
-                Some((id, _, display, data, _status)) => {
+                Some((id, _, display, data)) => {
                     let old: Map<String, Value> = serde_json::from_str(data).unwrap_or_default();
                     // A re-import updates the fields it carries and keeps the others.
                     let mut merged = old.clone();
