@@ -11,6 +11,7 @@ pub mod demo;
 pub mod error;
 pub mod export;
 pub mod jobs;
+pub mod slides;
 pub mod startup;
 pub mod studies;
 pub mod telemetry;

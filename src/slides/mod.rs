@@ -1,0 +1,1 @@
+//! Slides: whole-slide image reading, de-identified ingest, Deep Zoom tiles, synthetic slides.
