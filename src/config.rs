@@ -21,6 +21,11 @@ pub struct Config {
     pub db_pool_size: u32,
     /// Largest accepted upload (`EVIDENTIA_MAX_UPLOAD_MB`, default 200).
     pub max_upload_bytes: usize,
+    /// Largest accepted slide upload, all files of one form together
+    /// (`EVIDENTIA_MAX_SLIDE_UPLOAD_MB`, default 20480 = 20 GB).
+    pub max_slide_upload_bytes: u64,
+    /// Encoded Deep Zoom tiles kept in memory (`EVIDENTIA_TILE_CACHE_MB`, default 256).
+    pub tile_cache_bytes: usize,
     /// Medical-record / accession number patterns (regexes) scrubbed from free text
     /// (`EVIDENTIA_MRN_PATTERNS`, one per line); the built-in ones when empty.
     pub mrn_patterns: Vec<String>,
@@ -52,6 +57,18 @@ impl Config {
                 .ok()
                 .and_then(|v| v.parse::<usize>().ok())
                 .unwrap_or(200)
+                * 1024
+                * 1024,
+            max_slide_upload_bytes: std::env::var("EVIDENTIA_MAX_SLIDE_UPLOAD_MB")
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(20 * 1024)
+                * 1024
+                * 1024,
+            tile_cache_bytes: std::env::var("EVIDENTIA_TILE_CACHE_MB")
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(256)
                 * 1024
                 * 1024,
             mrn_patterns: std::env::var("EVIDENTIA_MRN_PATTERNS")

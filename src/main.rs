@@ -76,6 +76,78 @@ enum Command {
     /// Case data: de-identified import and export.
     #[command(subcommand)]
     Cases(CasesCmd),
+    /// Whole-slide images: inspect, read regions, de-identified ingest, list.
+    #[command(subcommand)]
+    Slides(SlidesCmd),
+    /// Synthetic data for demos, tests, training and benchmarks.
+    #[command(subcommand)]
+    Synth(SynthCmd),
+}
+
+#[derive(Subcommand)]
+enum SlidesCmd {
+    /// Print a slide's format, size, levels, resolution and associated images.
+    Inspect {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a region as PNG (x, y in level-0 pixels; width, height in pixels of the level).
+    Region {
+        file: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        level: usize,
+        #[arg(long)]
+        x: i64,
+        #[arg(long)]
+        y: i64,
+        #[arg(long)]
+        width: u32,
+        #[arg(long)]
+        height: u32,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// De-identify and ingest the slides a manifest names (columns file, subject_id, stain;
+    /// optional site, block, scanner, …) from files or folders on this machine.
+    Ingest {
+        #[arg(long)]
+        study: String,
+        #[arg(long)]
+        manifest: PathBuf,
+        /// The site of every row, for a manifest without a `site` column.
+        #[arg(long)]
+        site: Option<String>,
+        /// Slide files or folders (searched recursively); default: the manifest's folder.
+        paths: Vec<PathBuf>,
+    },
+    /// List a study's slides.
+    List {
+        #[arg(long)]
+        study: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SynthCmd {
+    /// Write synthetic H&E slides (pyramidal JPEG TIFF, Aperio style, with a fake label and
+    /// metadata) and their ground truth.
+    Slides {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        n: usize,
+        /// inflamed, excluded, desert or mixed
+        #[arg(long, default_value = "mixed")]
+        phenotype: String,
+        /// WIDTHxHEIGHT in pixels
+        #[arg(long, default_value = "8000x6000")]
+        size: String,
+        #[arg(long, default_value_t = 0.5)]
+        mpp: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -353,6 +425,8 @@ fn run(cli: Cli) -> CliResult {
         Command::Audit(cmd) => audit_cmd(config_for(data_dir, None), cli.as_user, cmd),
         Command::Dictionary(cmd) => dictionary_cmd(config_for(data_dir, None), cli.as_user, cmd),
         Command::Cases(cmd) => cases_cmd(config_for(data_dir, None), cli.as_user, cmd),
+        Command::Slides(cmd) => slides_cmd(config_for(data_dir, None), cli.as_user, cmd),
+        Command::Synth(cmd) => synth_cmd(cmd),
     }
 }
 
@@ -682,4 +756,122 @@ fn run_job_in_foreground(pool: &evidentia::db::DbPool, cfg: &Config, id: i32) ->
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+fn slides_cmd(cfg: Config, as_user: Option<String>, cmd: SlidesCmd) -> CliResult {
+    use evidentia::auth::permissions::Permission;
+    use evidentia::cases::deid::StudyKey;
+    use evidentia::slides::{self, ingest, reader};
+    let unreadable = |file: &std::path::Path, e: reader::SlideError| Failure::Input(format!("{}: {e}", file.display()));
+    match cmd {
+        SlidesCmd::Inspect { file, json } => {
+            let slide = reader::open(&file).map_err(|e| unreadable(&file, e))?;
+            let info = slide.info();
+            if json {
+                println!("{}", serde_json::to_string_pretty(info).map_err(|e| Failure::Other(e.to_string()))?);
+            } else {
+                let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_else(|| "unknown".into());
+                println!("format           {}", info.format);
+                println!("size             {} x {}", info.width, info.height);
+                for (i, l) in info.levels.iter().enumerate() {
+                    println!("level {i:<10} {} x {} (downsample {:.3})", l.width, l.height, l.downsample);
+                }
+                println!("mpp              {} x {}", opt(info.mpp_x), opt(info.mpp_y));
+                println!("objective power  {}", opt(info.objective_power));
+                println!("associated       {}", if info.associated.is_empty() { "none".into() } else { info.associated.join(", ") });
+            }
+        }
+        SlidesCmd::Region { file, level, x, y, width, height, out } => {
+            let slide = reader::open(&file).map_err(|e| unreadable(&file, e))?;
+            if level >= slide.info().levels.len() {
+                return Err(Failure::Input(format!("level {level} does not exist (the slide has {})", slide.info().levels.len())));
+            }
+            let img = slide.read_region(level, x, y, width, height).map_err(|e| unreadable(&file, e))?;
+            let f = std::fs::File::create(&out).map_err(|e| Failure::Input(format!("{}: {e}", out.display())))?;
+            img.write_png(std::io::BufWriter::new(f)).map_err(|e| Failure::Other(e.to_string()))?;
+            println!("wrote {width} x {height} px of level {level} to {}", out.display());
+        }
+        SlidesCmd::Ingest { study, manifest, site, paths } => {
+            let (mut conn, actor) = open(&cfg, as_user)?;
+            let access = study_access(&mut conn, &actor, &study.to_uppercase())?;
+            access.require(Permission::ManageSlides)?;
+            let bytes = std::fs::read(&manifest).map_err(|e| Failure::Input(format!("{}: {e}", manifest.display())))?;
+            let paths = if paths.is_empty() {
+                vec![manifest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")).to_path_buf()]
+            } else {
+                paths
+            };
+            let manifest_abs = std::fs::canonicalize(&manifest).ok();
+            let files: Vec<ingest::SourceFile> = ingest::server_files(&paths)
+                .map_err(|e| Failure::Input(e.to_string()))?
+                .into_iter()
+                .filter(|f| std::fs::canonicalize(&f.path).ok() != manifest_abs)
+                .collect();
+            let key = StudyKey::load_or_create(&cfg.data_dir, &access.study.code)?;
+            let plan = match ingest::plan(&mut conn, &access, &key, &bytes, &files, site.as_deref()) {
+                Ok(p) => p,
+                Err(Error::Invalid(errors)) => {
+                    for e in &errors.0 {
+                        eprintln!("{}", e.message);
+                    }
+                    return Err(Failure::Input(format!("{}: refused, nothing was ingested", manifest.display())));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let pool = startup::open_database(&cfg)?;
+            let (_, job) = ingest::start(&mut conn, &actor, &access, &cfg.tmp_dir(), &plan)?;
+            drop(conn);
+            let result = run_job_in_foreground(&pool, &cfg, job.id)?;
+            let rows: Vec<ingest::RowOutcome> = serde_json::from_value(result["rows"].clone()).unwrap_or_default();
+            for r in &rows {
+                println!("row {:<4} {:<10} {:<9} {:<18} {}", r.row, r.case, r.outcome, r.slide.as_deref().unwrap_or("-"), r.message);
+            }
+            println!("{} ingested, {} already there, {} failed", result["ingested"], result["skipped"], result["failed"]);
+            if rows.iter().any(|r| r.outcome == "failed") {
+                return Err(Failure::Input("some slides failed (listed above); the others were ingested".into()));
+            }
+        }
+        SlidesCmd::List { study } => {
+            let (mut conn, actor) = open(&cfg, as_user)?;
+            let access = study_access(&mut conn, &actor, &study.to_uppercase())?;
+            access.require(Permission::ViewSlides)?;
+            let page = slides::list(&mut conn, access.study.id, &Default::default(), evidentia::db::paging::PageRequest::all())?;
+            evidentia::export::write_csv(std::io::stdout().lock(), &page.items)?;
+        }
+    }
+    Ok(())
+}
+
+fn synth_cmd(cmd: SynthCmd) -> CliResult {
+    use evidentia::slides::synth::{self, Phenotype, SynthParams};
+    match cmd {
+        SynthCmd::Slides { out, n, phenotype, size, mpp, seed } => {
+            let phenotype: Phenotype = phenotype
+                .parse()
+                .map_err(|_| Failure::Input(format!("unknown phenotype '{phenotype}' (inflamed, excluded, desert, mixed)")))?;
+            let (w, h) = size
+                .split_once(['x', 'X'])
+                .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
+                .filter(|(w, h)| *w >= 256 && *h >= 256 && *w <= 200_000 && *h <= 200_000)
+                .ok_or_else(|| Failure::Input(format!("--size {size}: give WIDTHxHEIGHT, each 256 to 200000 pixels")))?;
+            if !(0.05..=10.0).contains(&mpp) {
+                return Err(Failure::Input(format!("--mpp {mpp}: give microns per pixel between 0.05 and 10")));
+            }
+            std::fs::create_dir_all(&out).map_err(|e| Failure::Input(format!("{}: {e}", out.display())))?;
+            let params = SynthParams { width: w, height: h, mpp, phenotype, seed, ..SynthParams::default() };
+            let mut last = std::time::Instant::now();
+            let slides = synth::write_slides(&out, n, &params, &mut |done: u64, total: u64| {
+                if last.elapsed() > Duration::from_millis(200) || done == total {
+                    last = std::time::Instant::now();
+                    let pct = if total > 0 { done * 100 / total } else { 100 };
+                    eprint!("\r[{:<30}] {pct:>3}%", "#".repeat((pct as usize * 30) / 100));
+                }
+            })?;
+            eprintln!();
+            for s in &slides {
+                println!("{}  {:?}", s.path.display(), s.truth.phenotype);
+            }
+        }
+    }
+    Ok(())
 }

@@ -67,6 +67,7 @@ impl Application {
             pool: pool.clone(),
             config: config.clone(),
             metrics: Arc::new(Metrics::default()),
+            tiles: Arc::new(crate::slides::dzi::TileServer::new(config.tile_cache_bytes)),
         });
         let server = HttpServer::new(move || {
             App::new()

@@ -61,6 +61,10 @@ pub enum Permission {
     ViewCases,
     /// Import, edit and retire cases; edit the data dictionary.
     ManageCases,
+    /// Slides and their viewer (annotators get theirs through reading campaigns only).
+    ViewSlides,
+    /// Ingest slides, exclude them from analysis.
+    ManageSlides,
 }
 
 impl Permission {
@@ -69,9 +73,9 @@ impl Permission {
         use Role::*;
         match self {
             View | ViewSites => true,
-            ViewMembers | ViewJobs | ViewCases => matches!(role, Manager | Statistician | Monitor),
+            ViewMembers | ViewJobs | ViewCases | ViewSlides => matches!(role, Manager | Statistician | Monitor),
             ViewAudit | RunChecks => matches!(role, Manager | Monitor),
-            EditStudy | ChangeStatus | ManageSites | ManageMembers | ManageCases => role == Manager,
+            EditStudy | ChangeStatus | ManageSites | ManageMembers | ManageCases | ManageSlides => role == Manager,
         }
     }
 }

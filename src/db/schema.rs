@@ -155,6 +155,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     dictionary_fields,
     cases,
     case_imports,
+    slides,
+    slide_ingests,
 );
 
 diesel::table! {
@@ -218,3 +220,48 @@ diesel::joinable!(dictionary_fields -> studies (study_id));
 diesel::joinable!(cases -> studies (study_id));
 diesel::joinable!(cases -> sites (site_id));
 diesel::joinable!(case_imports -> studies (study_id));
+
+diesel::table! {
+    slides (id) {
+        id -> Integer,
+        study_id -> Integer,
+        case_id -> Integer,
+        label -> Text,
+        stain -> Text,
+        attributes -> Text,
+        sha256 -> Text,
+        source_sha256 -> Text,
+        file_size -> BigInt,
+        format -> Text,
+        width -> BigInt,
+        height -> BigInt,
+        info -> Text,
+        mpp_x -> Nullable<Double>,
+        mpp_y -> Nullable<Double>,
+        status -> Text,
+        status_reason -> Nullable<Text>,
+        ingest_id -> Nullable<Integer>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    slide_ingests (id) {
+        id -> Integer,
+        study_id -> Integer,
+        actor -> Text,
+        job_id -> Nullable<Integer>,
+        files_total -> Integer,
+        files_ingested -> Integer,
+        files_skipped -> Integer,
+        files_failed -> Integer,
+        report -> Text,
+        created_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(slides -> studies (study_id));
+diesel::joinable!(slides -> cases (case_id));
+diesel::joinable!(slide_ingests -> studies (study_id));

@@ -47,6 +47,7 @@ pub trait JobHandler: Send + Sync {
 pub fn handler(kind: &str) -> Option<Box<dyn JobHandler>> {
     match kind {
         crate::audit::job::KIND => Some(Box::new(crate::audit::job::VerifyAuditJob)),
+        crate::slides::ingest::KIND => Some(Box::new(crate::slides::ingest::SlideIngestJob)),
         _ => None,
     }
 }

@@ -29,6 +29,8 @@ pub struct AppState {
     pub pool: DbPool,
     pub config: Config,
     pub metrics: Arc<metrics::Metrics>,
+    /// Open slides and encoded Deep Zoom tiles, shared by all requests.
+    pub tiles: Arc<crate::slides::dzi::TileServer>,
 }
 
 impl AppState {

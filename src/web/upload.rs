@@ -50,3 +50,67 @@ pub async fn read(mut payload: Multipart, limit: usize) -> Result<Upload, Error>
     }
     Ok(up)
 }
+
+/// A file of a multipart upload streamed to disk under a numbered name (the sender's file
+/// name may identify a patient, so it only lives in memory to match the manifest).
+pub struct SavedFile {
+    pub field: String,
+    pub file_name: String,
+    pub path: std::path::PathBuf,
+    pub size: u64,
+}
+
+/// Streams every file part into `dir` (which it creates), keeping the small text fields; stops
+/// with a clear error once the files together pass `limit` bytes. The caller removes `dir` on
+/// failure.
+pub async fn save_to_dir(
+    mut payload: Multipart,
+    dir: &std::path::Path,
+    limit: u64,
+) -> Result<(HashMap<String, String>, Vec<SavedFile>), Error> {
+    use std::io::Write;
+    let io = |e: std::io::Error| Error::Internal(anyhow::anyhow!("saving the upload: {e}"));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let (mut fields, mut files, mut total) = (HashMap::new(), Vec::new(), 0u64);
+    while let Some(part) = payload.next().await {
+        let mut part = part.map_err(|e| Error::invalid("files", format!("the upload could not be read: {e}")))?;
+        let field = part.content_disposition().and_then(|d| d.get_name()).unwrap_or_default().to_string();
+        let file_name = part.content_disposition().and_then(|d| d.get_filename()).map(str::to_string);
+        match file_name {
+            Some(name) if !name.is_empty() => {
+                let path = dir.join(format!("{:04}.upload", files.len()));
+                let mut out = std::io::BufWriter::new(std::fs::File::create(&path).map_err(io)?);
+                let mut size = 0u64;
+                while let Some(chunk) = part.next().await {
+                    let chunk =
+                        chunk.map_err(|e| Error::invalid("files", format!("the upload could not be read: {e}")))?;
+                    size += chunk.len() as u64;
+                    total += chunk.len() as u64;
+                    if total > limit {
+                        return Err(Error::invalid(
+                            "files",
+                            format!("the upload is over the limit of {} MB", limit / (1024 * 1024)),
+                        ));
+                    }
+                    out.write_all(&chunk).map_err(io)?;
+                }
+                out.flush().map_err(io)?;
+                files.push(SavedFile { field, file_name: name, path, size });
+            }
+            Some(_) => while part.next().await.is_some() {},
+            None => {
+                let mut buf = Vec::new();
+                while let Some(chunk) = part.next().await {
+                    let chunk =
+                        chunk.map_err(|e| Error::invalid("files", format!("the upload could not be read: {e}")))?;
+                    if buf.len() + chunk.len() > 64 * 1024 {
+                        return Err(Error::invalid(&field, "this form field is too long"));
+                    }
+                    buf.extend_from_slice(&chunk);
+                }
+                fields.insert(field, String::from_utf8_lossy(&buf).to_string());
+            }
+        }
+    }
+    Ok((fields, files))
+}

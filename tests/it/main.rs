@@ -11,4 +11,5 @@ mod cli;
 mod helpers;
 mod jobs;
 mod server;
+mod slides;
 mod studies;

@@ -169,3 +169,46 @@ pub async fn dictionary_get(
     let fields = state.db(move |c| crate::cases::dictionary::load(c, sid)).await?;
     Ok(HttpResponse::Ok().json(json!({"fields": fields})))
 }
+
+fn slide_json(s: &crate::slides::Slide) -> serde_json::Value {
+    json!({
+        "label": s.label,
+        "case": s.case_display_id,
+        "site": s.site_code,
+        "stain": s.stain,
+        "status": s.status,
+        "status_reason": s.status_reason,
+        "attributes": s.attributes(),
+        "sha256": s.sha256,
+        "file_size": s.file_size,
+        "info": s.info(),
+        "created_at": s.created_at,
+    })
+}
+
+pub async fn slides_list(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+    q: web::Query<crate::slides::SlideFilter>,
+) -> Result<HttpResponse, ApiError> {
+    let access = load_access_for(&state, &user, &path, Permission::ViewSlides).await?;
+    let sid = access.study.id;
+    let f = q.into_inner();
+    let page = state.db(move |c| crate::slides::list(c, sid, &f, PageRequest::new(f.page, None))).await?;
+    let items: Vec<_> = page.items.iter().map(slide_json).collect();
+    Ok(HttpResponse::Ok()
+        .json(json!({"items": items, "total": page.total, "page": page.page, "per_page": page.per_page})))
+}
+
+pub async fn slide_get(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (code, label) = path.into_inner();
+    let access = load_access_for(&state, &user, &code, Permission::ViewSlides).await?;
+    let sid = access.study.id;
+    let slide = state.db(move |c| crate::slides::get(c, sid, &label)).await?;
+    Ok(HttpResponse::Ok().json(slide_json(&slide)))
+}

@@ -444,6 +444,8 @@ pub struct CaseShowPage {
     pub fields: Vec<FieldDef>,
     pub values: Map<String, Value>,
     pub history: Vec<crate::audit::AuditEvent>,
+    pub slides: Vec<crate::slides::Slide>,
+    pub can_slides: bool,
     pub can_manage: bool,
     pub can_history: bool,
     pub statuses: Vec<&'static str>,
@@ -481,11 +483,13 @@ async fn case_page(
 ) -> Result<HttpResponse, PageError> {
     let sid = access.study.id;
     let can_history = access.can(Permission::ViewAudit);
-    let (case, fields, history) = state
+    let can_slides = access.can(Permission::ViewSlides);
+    let (case, fields, history, slides) = state
         .db(move |c| {
             let case = cases::get(c, sid, &display_id)?;
             let history = if can_history { cases::history(c, sid, &display_id)? } else { Vec::new() };
-            Ok((case, dictionary::load(c, sid)?, history))
+            let slides = if can_slides { crate::slides::of_case(c, sid, &display_id)? } else { Vec::new() };
+            Ok((case, dictionary::load(c, sid)?, history, slides))
         })
         .await?;
     let ctx = PageCtx::new(req, Some(user), format!("{} · {}", case.display_id, access.study.code), "studies");
@@ -501,6 +505,8 @@ async fn case_page(
             .filter(|f| f.action != dictionary::DeidAction::Drop)
             .collect(),
         history,
+        slides,
+        can_slides,
         can_manage: access.can(Permission::ManageCases) && access.study.ensure_editable().is_ok(),
         can_history,
         statuses: CaseStatus::ALL.iter().map(|s| s.as_str()).collect(),

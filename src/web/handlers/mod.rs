@@ -9,6 +9,7 @@ pub mod cases;
 pub mod jobs;
 pub mod members;
 pub mod sites;
+pub mod slides;
 pub mod studies;
 pub mod system;
 
@@ -73,6 +74,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/studies/{code}/cases/{display_id}", web::get().to(cases::case_show))
         .route("/studies/{code}/cases/{display_id}/edit", web::post().to(cases::case_update))
         .route("/studies/{code}/cases/{display_id}/status", web::post().to(cases::case_status))
+        .route("/studies/{code}/slides", web::get().to(slides::slides_list))
+        .route("/studies/{code}/slides.csv", web::get().to(slides::slides_csv))
+        .route("/studies/{code}/slides/ingest", web::get().to(slides::slide_ingest_form))
+        .route("/studies/{code}/slides/ingest", web::post().to(slides::slide_ingest_upload))
+        .route("/studies/{code}/slides/ingests/{id}", web::get().to(slides::slide_ingest_show))
+        .route("/studies/{code}/slides/{label}", web::get().to(slides::slide_show))
+        .route("/studies/{code}/slides/{label}/qc", web::post().to(slides::slide_qc))
+        .route("/studies/{code}/slides/{label}/thumbnail.jpeg", web::get().to(slides::slide_thumbnail))
+        .route("/studies/{code}/slides/{label}/dzi/slide.dzi", web::get().to(slides::slide_dzi))
+        .route(
+            "/studies/{code}/slides/{label}/dzi/slide_files/{level}/{col}_{row}.jpeg",
+            web::get().to(slides::slide_tile),
+        )
         .route("/studies/{code}/jobs", web::get().to(jobs::jobs_study))
         .route("/studies/{code}/jobs/{id}", web::get().to(jobs::job_study_row))
         .route("/studies/{code}/jobs/{id}/cancel", web::post().to(jobs::job_study_cancel))
@@ -88,7 +102,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/studies/{code}/jobs/{id}", web::get().to(api::job_get))
                 .route("/studies/{code}/dictionary", web::get().to(api::dictionary_get))
                 .route("/studies/{code}/cases", web::get().to(api::cases_list))
-                .route("/studies/{code}/cases/{display_id}", web::get().to(api::case_get)),
+                .route("/studies/{code}/cases/{display_id}", web::get().to(api::case_get))
+                .route("/studies/{code}/slides", web::get().to(api::slides_list))
+                .route("/studies/{code}/slides/{label}", web::get().to(api::slide_get)),
         )
         .default_service(web::to(system::not_found));
 }
@@ -103,6 +119,7 @@ pub struct StudyNav {
     pub tab: &'static str,
     pub can_members: bool,
     pub can_cases: bool,
+    pub can_slides: bool,
     pub can_audit: bool,
     pub can_jobs: bool,
     pub can_edit: bool,
@@ -118,6 +135,7 @@ impl StudyNav {
             tab,
             can_members: access.can(Permission::ViewMembers),
             can_cases: access.can(Permission::ViewCases),
+            can_slides: access.can(Permission::ViewSlides),
             can_audit: access.can(Permission::ViewAudit),
             can_jobs: access.can(Permission::ViewJobs),
             can_edit: access.can(Permission::EditStudy) && access.study.ensure_editable().is_ok(),

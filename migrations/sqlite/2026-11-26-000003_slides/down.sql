@@ -1,0 +1,2 @@
+DROP TABLE slides;
+DROP TABLE slide_ingests;

@@ -1,0 +1,300 @@
+//! De-identification of a slide file: a new file with the pyramid only (label, macro and
+//! thumbnail left out), compressed tiles copied byte for byte, and PHI-bearing metadata dropped.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use anyhow::{bail, Context};
+
+use super::reader::{self, DirectoryRole, SlideReader, TiffSlide};
+use super::tiffwrite::{ImageSpec, Layout, TiffWriter};
+
+/// Aperio `key = value` pairs that describe the scan, not the patient or the operator.
+/// Everything else (Filename, Date, Time, User, ScanScope ID, Barcode, Title, …) is dropped.
+const APERIO_KEPT_KEYS: [&str; 13] = [
+    "AppMag",
+    "MPP",
+    "OriginalWidth",
+    "OriginalHeight",
+    "StripeWidth",
+    "Exposure Time",
+    "Exposure Scale",
+    "Gamma",
+    "Focus Offset",
+    "Left",
+    "Top",
+    "LineCameraSkew",
+    "LineAreaXOffset",
+];
+
+/// What de-identification removed (names only, never values).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct DeidOutcome {
+    /// Associated images left out: "label", "macro", "thumbnail".
+    pub removed_images: Vec<String>,
+    /// Metadata keys dropped, e.g. "aperio.Filename", "tiff.DateTime".
+    pub removed_metadata: Vec<String>,
+}
+
+/// Writes the de-identified copy of `src` to `dest` and checks it by reading it back.
+pub fn deidentify(src: &Path, dest: &Path) -> anyhow::Result<DeidOutcome> {
+    let slide = reader::open(src)?;
+    let outcome = match (slide.tiff(), slide.info().format.as_str()) {
+        (Some(tiff), _) => rewrite_tiff(tiff, dest)?,
+        (None, "png") => {
+            // Re-encoding PNG is lossless and leaves its text chunks (tEXt, iTXt, eXIf) behind.
+            let img = slide.read_region(0, 0, 0, slide.info().width as u32, slide.info().height as u32)?;
+            let mut out = BufWriter::new(File::create(dest)?);
+            img.write_png(&mut out)?;
+            out.flush()?;
+            DeidOutcome { removed_images: vec![], removed_metadata: vec!["png text chunks".into()] }
+        }
+        (None, "jpeg") => {
+            let bytes = std::fs::read(src)?;
+            let (clean, removed) = strip_jpeg_metadata(&bytes)?;
+            std::fs::write(dest, clean)?;
+            DeidOutcome { removed_images: vec![], removed_metadata: removed }
+        }
+        (None, other) => bail!("cannot de-identify a {other} file"),
+    };
+    verify(slide.as_ref(), dest)?;
+    Ok(outcome)
+}
+
+fn rewrite_tiff(tiff: &TiffSlide, dest: &Path) -> anyhow::Result<DeidOutcome> {
+    let mut outcome = DeidOutcome::default();
+    let dirs = tiff.directories();
+    let mut levels: Vec<(usize, usize)> = dirs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| match d.role {
+            DirectoryRole::Level(l) => Some((l, i)),
+            _ => None,
+        })
+        .collect();
+    levels.sort();
+    if levels.is_empty() {
+        bail!("the file has no pyramid level to keep");
+    }
+    for d in dirs {
+        match &d.role {
+            DirectoryRole::Associated(name) => outcome.removed_images.push(name.clone()),
+            DirectoryRole::Other => outcome.removed_images.push("other image".into()),
+            DirectoryRole::Level(_) => {}
+        }
+    }
+    let mut dropped_tags = BTreeSet::new();
+    let file = File::create(dest).with_context(|| format!("creating {}", dest.display()))?;
+    let mut w = TiffWriter::new(BufWriter::new(file), tiff.bigtiff())?;
+    for (n, &(_, i)) in levels.iter().enumerate() {
+        let d = &dirs[i];
+        let description = match &d.description {
+            Some(desc) if desc.starts_with("Aperio") => {
+                let (kept, dropped) = scrub_aperio_description(desc);
+                for k in dropped {
+                    dropped_tags.insert(format!("aperio.{k}"));
+                }
+                Some(kept)
+            }
+            Some(_) => {
+                // OME-XML, libvips and scanner descriptions carry names, dates and file names.
+                dropped_tags.insert("tiff.ImageDescription".to_string());
+                None
+            }
+            None => None,
+        };
+        for (tag, _) in &d.tags {
+            dropped_tags.insert(format!("tiff.{}", tag_name(*tag)));
+        }
+        let spec = ImageSpec {
+            width: d.width,
+            height: d.height,
+            layout: if d.tiled {
+                Layout::Tiled { tile_width: d.chunk_width, tile_height: d.chunk_height }
+            } else {
+                Layout::Strips { rows_per_strip: d.chunk_height }
+            },
+            compression: d.compression,
+            photometric: d.photometric,
+            samples_per_pixel: d.samples_per_pixel,
+            bits_per_sample: d.bits_per_sample,
+            planar_config: d.planar_config,
+            predictor: (d.predictor > 1).then_some(d.predictor),
+            ycbcr_subsampling: d.ycbcr_subsampling,
+            jpeg_tables: d.jpeg_tables.clone(),
+            new_subfile_type: if n == 0 { 0 } else { 1 },
+            description,
+            resolution: match (d.x_resolution, d.y_resolution) {
+                (Some(x), Some(y)) => Some((x, y, d.resolution_unit.unwrap_or(2))),
+                _ => None,
+            },
+            extra_ascii: vec![],
+        };
+        let chunks = (0..d.chunk_offsets.len()).map(|c| tiff.raw_chunk(i, c).map_err(std::io::Error::other));
+        w.write_image(&spec, chunks)?;
+    }
+    let mut out = w.finish()?;
+    out.flush()?;
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    outcome.removed_metadata = dropped_tags.into_iter().collect();
+    Ok(outcome)
+}
+
+/// Keeps the Aperio header lines (library version, dimensions) and the scan keys on the
+/// allow-list; returns the new description and the names of the keys dropped.
+pub fn scrub_aperio_description(desc: &str) -> (String, Vec<String>) {
+    let mut parts = desc.split('|');
+    let header = parts.next().unwrap_or_default();
+    let mut lines = header.lines();
+    let mut kept = lines.next().unwrap_or("Aperio").trim_end().to_string();
+    let dims = regex::Regex::new(r"^\d+x\d+ \[").unwrap_or_else(|_| unreachable!("constant pattern"));
+    if let Some(l2) = lines.next().filter(|l| dims.is_match(l.trim())) {
+        kept.push_str("\r\n");
+        kept.push_str(l2.trim());
+    }
+    let mut dropped = Vec::new();
+    for pair in parts {
+        let key = pair.split('=').next().unwrap_or_default().trim();
+        if APERIO_KEPT_KEYS.contains(&key) {
+            kept.push('|');
+            kept.push_str(pair.trim());
+        } else if !key.is_empty() {
+            dropped.push(key.to_string());
+        }
+    }
+    (kept, dropped)
+}
+
+fn tag_name(tag: u16) -> String {
+    match tag {
+        269 => "DocumentName".into(),
+        270 => "ImageDescription".into(),
+        271 => "Make".into(),
+        272 => "Model".into(),
+        285 => "PageName".into(),
+        305 => "Software".into(),
+        306 => "DateTime".into(),
+        315 => "Artist".into(),
+        316 => "HostComputer".into(),
+        700 => "XMP".into(),
+        33432 => "Copyright".into(),
+        33723 => "IPTC".into(),
+        34665 => "ExifIFD".into(),
+        34675 => "ICCProfile".into(),
+        t => format!("tag{t}"),
+    }
+}
+
+/// JPEG segments other than the image itself and its colour markers (JFIF, Adobe): EXIF, XMP,
+/// comments and vendor segments can all carry identifiers.
+pub fn strip_jpeg_metadata(bytes: &[u8]) -> anyhow::Result<(Vec<u8>, Vec<String>)> {
+    if bytes.len() < 4 || bytes[0] != 0xFF || bytes[1] != 0xD8 {
+        bail!("not a JPEG file");
+    }
+    let mut out = vec![0xFF, 0xD8];
+    let mut removed = BTreeSet::new();
+    let mut i = 2;
+    while i + 4 <= bytes.len() {
+        if bytes[i] != 0xFF {
+            bail!("JPEG structure broken at byte {i}");
+        }
+        let marker = bytes[i + 1];
+        if marker == 0xDA {
+            // Start of scan: the entropy-coded data and everything after it is image data.
+            out.extend_from_slice(&bytes[i..]);
+            return Ok((out, removed.into_iter().collect()));
+        }
+        let len = u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]) as usize;
+        let end = i + 2 + len;
+        if len < 2 || end > bytes.len() {
+            bail!("JPEG segment at byte {i} runs past the end of the file");
+        }
+        let seg = &bytes[i..end];
+        let keep = match marker {
+            0xE0 => seg.get(4..9) == Some(b"JFIF\0"),
+            0xEE => seg.get(4..9) == Some(b"Adobe"),
+            0xE1..=0xEF | 0xFE => false,
+            _ => true,
+        };
+        if keep {
+            out.extend_from_slice(seg);
+        } else {
+            removed.insert(if marker == 0xFE { "jpeg.COM".to_string() } else { format!("jpeg.APP{}", marker - 0xE0) });
+        }
+        i = end;
+    }
+    bail!("JPEG file ends before its image data")
+}
+
+/// Reads the copy back: it opens, has no associated image and no dropped key, same geometry,
+/// and the same pixels in a sample region of every level.
+fn verify(original: &dyn SlideReader, dest: &Path) -> anyhow::Result<()> {
+    let copy = reader::open(dest).context("the de-identified copy does not read back")?;
+    let (a, b) = (original.info(), copy.info());
+    if !b.associated.is_empty() {
+        bail!("the de-identified copy still has associated images: {:?}", b.associated);
+    }
+    for key in b.properties.keys() {
+        let k = key.as_str();
+        let suspicious = ["tiff.DateTime", "tiff.Artist", "tiff.HostComputer", "tiff.DocumentName"].contains(&k)
+            || (k.starts_with("aperio.") && !APERIO_KEPT_KEYS.iter().any(|kept| k == format!("aperio.{kept}")));
+        if suspicious {
+            bail!("the de-identified copy still has metadata {k}");
+        }
+    }
+    if (a.width, a.height, a.levels.len()) != (b.width, b.height, b.levels.len()) {
+        bail!("the de-identified copy has a different geometry");
+    }
+    for (l, level) in a.levels.iter().enumerate() {
+        let (w, h) = (level.width.min(256) as u32, level.height.min(256) as u32);
+        let x = ((level.width - w as u64) / 2) as f64 * level.downsample;
+        let y = ((level.height - h as u64) / 2) as f64 * level.downsample;
+        if original.read_region(l, x as i64, y as i64, w, h)? != copy.read_region(l, x as i64, y as i64, w, h)? {
+            bail!("the de-identified copy's pixels differ at level {l}");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aperio_description_keeps_scan_keys_only() {
+        let desc = "Aperio Image Library v12.0.5\r\n46000x32914 [0,100 46000x32814] (256x256) JPEG/RGB Q=70|AppMag = 20|StripeWidth = 2040|ScanScope ID = SS1234|Filename = DOE_JOHN|Date = 11/03/21|Time = 10:11:12|User = abc|MPP = 0.4990|Barcode = S12-3456";
+        let (kept, dropped) = scrub_aperio_description(desc);
+        assert_eq!(
+            kept,
+            "Aperio Image Library v12.0.5\r\n46000x32914 [0,100 46000x32814] (256x256) JPEG/RGB Q=70|AppMag = 20|StripeWidth = 2040|MPP = 0.4990"
+        );
+        assert_eq!(dropped, ["ScanScope ID", "Filename", "Date", "Time", "User", "Barcode"]);
+        assert!(!kept.contains("DOE") && !kept.contains("S12-3456"));
+    }
+
+    #[test]
+    fn aperio_header_line_that_is_not_dimensions_is_dropped() {
+        let (kept, _) = scrub_aperio_description("Aperio Image Library v1\nPatient DOE JOHN|MPP = 0.25");
+        assert_eq!(kept, "Aperio Image Library v1|MPP = 0.25");
+    }
+
+    #[test]
+    fn jpeg_metadata_segments_are_removed_and_image_kept() {
+        let mut j = vec![0xFF, 0xD8];
+        j.extend([0xFF, 0xE0, 0, 16]);
+        j.extend(b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0");
+        j.extend([0xFF, 0xE1, 0, 12]);
+        j.extend(b"Exif\0\0DOE\0\0\0");
+        j.extend([0xFF, 0xFE, 0, 8]);
+        j.extend(b"KIM MJ");
+        j.extend([0xFF, 0xDA, 0, 2, 1, 2, 3, 0xFF, 0xD9]);
+        let (clean, removed) = strip_jpeg_metadata(&j).unwrap();
+        assert_eq!(removed, ["jpeg.APP1", "jpeg.COM"]);
+        assert!(!clean.windows(3).any(|w| w == b"DOE") && !clean.windows(6).any(|w| w == b"KIM MJ"));
+        assert!(clean.ends_with(&[0xFF, 0xDA, 0, 2, 1, 2, 3, 0xFF, 0xD9]));
+        assert!(strip_jpeg_metadata(&j[..20]).is_err());
+        assert!(strip_jpeg_metadata(b"GIF89a").is_err());
+    }
+}

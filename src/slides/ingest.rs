@@ -1,0 +1,523 @@
+//! Slide ingest: a manifest CSV (file, subject_id, stain, optional site/block/scanner) checked
+//! up front, then a job that de-identifies each file into the content-addressed store and records
+//! it on its case. One bad file is reported and does not stop the others.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use diesel::prelude::*;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::{deid, reader, stored_path};
+use crate::audit::{self, Change};
+use crate::auth::permissions::{Permission, StudyAccess};
+use crate::auth::Actor;
+use crate::cases::decode::{read_table, Limits};
+use crate::cases::deid::StudyKey;
+use crate::db::schema::{cases, slide_ingests, slides};
+use crate::db::{now, write_tx, Conn};
+use crate::error::{Error, FieldErrors, Result};
+use crate::jobs::kinds::{Cancelled, JobContext, JobHandler};
+use crate::jobs::{self, Job};
+
+pub const KIND: &str = "slide_ingest";
+
+/// Largest side of the smallest pyramid level we accept: a bigger image without reduced levels
+/// would have to be decoded whole for a thumbnail.
+const MAX_SMALLEST_LEVEL_EDGE: u64 = 20_000;
+const REQUIRED: [&str; 3] = ["file", "subject_id", "stain"];
+
+/// A slide file offered for ingest: the name the manifest refers to it by, and where it is.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    pub name: String,
+    pub path: PathBuf,
+    /// Uploaded copies are removed after the ingest; files on the server are left alone.
+    pub uploaded: bool,
+}
+
+/// One manifest row, resolved: which file, which case. Kept outside the database (the source
+/// path may hold a patient's name) in a plan file that lives until the job ends.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PlanEntry {
+    pub row: usize,
+    pub source: PathBuf,
+    pub uploaded: bool,
+    pub case_id: i32,
+    pub case_display_id: String,
+    pub stain: String,
+    pub attributes: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Plan {
+    pub study_code: String,
+    pub entries: Vec<PlanEntry>,
+    /// The folder of uploaded files, removed at the end.
+    pub upload_dir: Option<PathBuf>,
+}
+
+/// What happened to one manifest row.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RowOutcome {
+    pub row: usize,
+    pub case: String,
+    /// "ingested", "skipped" (the same file is already in the study) or "failed".
+    pub outcome: String,
+    pub slide: Option<String>,
+    pub message: String,
+    #[serde(default)]
+    pub removed_images: Vec<String>,
+    #[serde(default)]
+    pub removed_metadata: Vec<String>,
+}
+
+/// Checks the manifest against the study and the offered files; every problem is reported by
+/// row and column, and nothing is started unless there is none. Subject ids are pseudonymised
+/// here, exactly as in case import, to find the case: they are never stored or shown.
+pub fn plan(
+    conn: &mut Conn,
+    access: &StudyAccess,
+    key: &StudyKey,
+    manifest: &[u8],
+    files: &[SourceFile],
+    default_site: Option<&str>,
+) -> Result<Plan> {
+    access.require(Permission::ManageSlides)?;
+    access.study.ensure_editable()?;
+    let table = read_table("manifest", manifest, None, &Limits { max_bytes: 16 * 1024 * 1024, ..Limits::default() })
+        .map_err(|e| Error::invalid("manifest", e.to_string()))?;
+    let mut errors = FieldErrors::default();
+    for col in REQUIRED {
+        if !table.header.iter().any(|h| h == col) {
+            errors.add("manifest", format!("manifest: the column {col} is missing (needed: file, subject_id, stain)"));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Error::Invalid(errors));
+    }
+    if table.rows.is_empty() {
+        return Err(Error::invalid("manifest", "manifest: there are no rows"));
+    }
+    let col = |name: &str| table.header.iter().position(|h| h == name);
+    let (c_file, c_subject, c_stain, c_site) = (col("file"), col("subject_id"), col("stain"), col("site"));
+    let sites = crate::studies::sites::list(conn, access.study.id, false)?;
+    let default_site = match default_site.filter(|s| !s.is_empty()) {
+        Some(s) => Some(s.to_string()),
+        None if sites.len() == 1 => Some(sites[0].code.clone()),
+        None => None,
+    };
+    let case_keys: HashMap<String, (i32, String)> = cases::table
+        .filter(cases::study_id.eq(access.study.id))
+        .select((cases::subject_key, cases::id, cases::display_id))
+        .load::<(String, i32, String)>(conn)?
+        .into_iter()
+        .map(|(k, id, d)| (k, (id, d)))
+        .collect();
+    let mut by_name: HashMap<&str, &SourceFile> = HashMap::new();
+    for f in files {
+        if by_name.insert(f.name.as_str(), f).is_some() {
+            errors.add("files", "two offered files have the same name; give each slide file a distinct name");
+        }
+    }
+    let mut used: HashMap<&str, usize> = HashMap::new();
+    let mut entries = Vec::new();
+    for (i, r) in table.rows.iter().enumerate() {
+        let row = i + 1;
+        let cell = |c: Option<usize>| c.map(|c| r[c].trim()).unwrap_or_default();
+        let mut problem = |column: &str, message: &str| {
+            errors.add("manifest", format!("manifest row {row}, column {column}: {message}"));
+        };
+        let (name, subject, stain) = (cell(c_file), cell(c_subject), cell(c_stain));
+        let site = match cell(c_site) {
+            "" => default_site.clone().unwrap_or_default(),
+            s => s.to_string(),
+        };
+        // File names and subject ids are not echoed: they may identify the patient.
+        let source = match name {
+            "" => {
+                problem("file", "empty");
+                None
+            }
+            n => match by_name.get(n) {
+                None => {
+                    problem("file", "no offered file has the name given in this row");
+                    None
+                }
+                Some(f) => {
+                    if let Some(first) = used.insert(f.name.as_str(), row) {
+                        problem("file", &format!("the same file as row {first}"));
+                    }
+                    Some(*f)
+                }
+            },
+        };
+        if stain.is_empty() {
+            problem("stain", "empty (e.g. H&E, PD-L1 22C3)");
+        }
+        let case = if subject.is_empty() {
+            problem("subject_id", "empty");
+            None
+        } else if site.is_empty() {
+            problem("site", "no site: add a site column or choose the site of the file");
+            None
+        } else if !sites.iter().any(|s| s.code == site) {
+            problem("site", &format!("{site} is not an active site of this study"));
+            None
+        } else {
+            match case_keys.get(&key.subject_key(&site, subject)) {
+                Some(c) => Some(c.clone()),
+                None => {
+                    problem("subject_id", &format!("no case of site {site} has this subject id; import the case first"));
+                    None
+                }
+            }
+        };
+        let mut attributes = Map::new();
+        for (c, h) in table.header.iter().enumerate() {
+            if !REQUIRED.contains(&h.as_str()) && h != "site" && !r[c].trim().is_empty() {
+                attributes.insert(h.clone(), Value::String(r[c].trim().to_string()));
+            }
+        }
+        if let (Some(f), Some((case_id, display))) = (source, case) {
+            entries.push(PlanEntry {
+                row,
+                source: f.path.clone(),
+                uploaded: f.uploaded,
+                case_id,
+                case_display_id: display,
+                stain: stain.to_string(),
+                attributes,
+            });
+        }
+    }
+    // A folder on the server may hold other files; every uploaded file must be in the manifest.
+    let unused = files.iter().filter(|f| f.uploaded && !used.contains_key(f.name.as_str())).count();
+    if unused > 0 {
+        errors.add("files", format!("{unused} uploaded file(s) are not named in the manifest"));
+    }
+    if !errors.is_empty() {
+        return Err(Error::Invalid(errors));
+    }
+    Ok(Plan { study_code: access.study.code.clone(), entries, upload_dir: None })
+}
+
+fn plan_path(tmp_dir: &Path, ingest_id: i32) -> PathBuf {
+    tmp_dir.join(format!("slide-ingest-{ingest_id}.json"))
+}
+
+/// Records the ingest, saves its plan beside the data and queues the job.
+pub fn start(conn: &mut Conn, actor: &Actor, access: &StudyAccess, tmp_dir: &Path, plan: &Plan) -> Result<(i32, Job)> {
+    access.require(Permission::ManageSlides)?;
+    let ingest_id = write_tx(conn, |conn| {
+        diesel::insert_into(slide_ingests::table)
+            .values((
+                slide_ingests::study_id.eq(access.study.id),
+                slide_ingests::actor.eq(&actor.name),
+                slide_ingests::files_total.eq(plan.entries.len() as i32),
+                slide_ingests::files_ingested.eq(0),
+                slide_ingests::files_skipped.eq(0),
+                slide_ingests::files_failed.eq(0),
+                slide_ingests::report.eq("[]"),
+                slide_ingests::created_at.eq(now()),
+            ))
+            .returning(slide_ingests::id)
+            .get_result::<i32>(conn)
+            .map_err(Error::from)
+    })?;
+    std::fs::create_dir_all(tmp_dir).map_err(|e| Error::Internal(e.into()))?;
+    let body = serde_json::to_vec(plan).map_err(|e| Error::Internal(e.into()))?;
+    std::fs::write(plan_path(tmp_dir, ingest_id), body).map_err(|e| Error::Internal(e.into()))?;
+    let job = jobs::enqueue(conn, actor, Some(&access.study), KIND, json!({"ingest": ingest_id}))?;
+    diesel::update(slide_ingests::table.find(ingest_id)).set(slide_ingests::job_id.eq(job.id)).execute(conn)?;
+    Ok((ingest_id, job))
+}
+
+#[derive(Debug, Clone, Queryable, serde::Serialize)]
+pub struct IngestRecord {
+    pub id: i32,
+    pub actor: String,
+    pub job_id: Option<i32>,
+    pub files_total: i32,
+    pub files_ingested: i32,
+    pub files_skipped: i32,
+    pub files_failed: i32,
+    pub report: String,
+    pub created_at: chrono::NaiveDateTime,
+    pub finished_at: Option<chrono::NaiveDateTime>,
+}
+
+impl IngestRecord {
+    pub fn rows(&self) -> Vec<RowOutcome> {
+        serde_json::from_str(&self.report).unwrap_or_default()
+    }
+}
+
+/// The study's ingests, newest first.
+pub fn ingests(conn: &mut Conn, study_id: i32) -> Result<Vec<IngestRecord>> {
+    Ok(slide_ingests::table
+        .filter(slide_ingests::study_id.eq(study_id))
+        .order(slide_ingests::id.desc())
+        .select((
+            slide_ingests::id,
+            slide_ingests::actor,
+            slide_ingests::job_id,
+            slide_ingests::files_total,
+            slide_ingests::files_ingested,
+            slide_ingests::files_skipped,
+            slide_ingests::files_failed,
+            slide_ingests::report,
+            slide_ingests::created_at,
+            slide_ingests::finished_at,
+        ))
+        .load(conn)?)
+}
+
+pub struct SlideIngestJob;
+
+impl JobHandler for SlideIngestJob {
+    fn run(&self, ctx: &JobContext) -> anyhow::Result<Value> {
+        let ingest_id = ctx.job.params_json()["ingest"].as_i64().context("the job has no ingest id")? as i32;
+        let tmp_dir = ctx.data_dir.join("tmp");
+        let plan: Plan = serde_json::from_slice(
+            &std::fs::read(plan_path(&tmp_dir, ingest_id)).context("the ingest's plan file is gone")?,
+        )?;
+        let partial_dir = super::store_dir(&ctx.data_dir).join(".partial");
+        std::fs::create_dir_all(&partial_dir)?;
+        let mut report: Vec<RowOutcome> =
+            ctx.checkpoint().and_then(|c| serde_json::from_value(c["report"].clone()).ok()).unwrap_or_default();
+        let total = plan.entries.len() as i64;
+        let result = (|| -> anyhow::Result<()> {
+            for entry in plan.entries.iter().skip(report.len()) {
+                let msg = format!("slide {} of {total} (manifest row {})", report.len() + 1, entry.row);
+                ctx.progress(report.len() as i64, total, &msg, Some(&json!({"report": report})))?;
+                let partial = partial_dir.join(format!("job-{}-row-{}.partial", ctx.job.id, entry.row));
+                let outcome = ingest_one(&mut *ctx.conn()?, &ctx.data_dir, &plan.study_code, &ctx.job.owner, ingest_id, entry, &partial);
+                let _ = std::fs::remove_file(&partial);
+                report.push(outcome);
+                save_report(&mut *ctx.conn()?, ingest_id, &report, false)?;
+            }
+            Ok(())
+        })();
+        let cancelled = matches!(&result, Err(e) if e.is::<Cancelled>());
+        if result.is_ok() || cancelled {
+            // Done or given up: the uploads and the plan (which names the source files) go.
+            if let Some(dir) = &plan.upload_dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            let _ = std::fs::remove_file(plan_path(&tmp_dir, ingest_id));
+            save_report(&mut *ctx.conn()?, ingest_id, &report, true)?;
+        }
+        result?;
+        let count = |o: &str| report.iter().filter(|r| r.outcome == o).count();
+        let (ok, skipped, failed) = (count("ingested"), count("skipped"), count("failed"));
+        ctx.progress(total, total, &format!("{ok} ingested, {skipped} already there, {failed} failed"), None)?;
+        Ok(json!({"ingest": ingest_id, "ingested": ok, "skipped": skipped, "failed": failed, "rows": report}))
+    }
+}
+
+fn save_report(conn: &mut Conn, ingest_id: i32, report: &[RowOutcome], finished: bool) -> anyhow::Result<()> {
+    let count = |o: &str| report.iter().filter(|r| r.outcome == o).count() as i32;
+    diesel::update(slide_ingests::table.find(ingest_id))
+        .set((
+            slide_ingests::files_ingested.eq(count("ingested")),
+            slide_ingests::files_skipped.eq(count("skipped")),
+            slide_ingests::files_failed.eq(count("failed")),
+            slide_ingests::report.eq(serde_json::to_string(report)?),
+            slide_ingests::finished_at.eq(finished.then(now)),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Ingests one file; failures become the row's outcome (with the source's name taken out of
+/// the message), so the next file goes on.
+pub fn ingest_one(
+    conn: &mut Conn,
+    data_dir: &Path,
+    study_code: &str,
+    actor: &str,
+    ingest_id: i32,
+    entry: &PlanEntry,
+    partial: &Path,
+) -> RowOutcome {
+    let mut out = RowOutcome {
+        row: entry.row,
+        case: entry.case_display_id.clone(),
+        outcome: "failed".into(),
+        slide: None,
+        message: String::new(),
+        removed_images: vec![],
+        removed_metadata: vec![],
+    };
+    match try_ingest(conn, data_dir, study_code, actor, ingest_id, entry, partial, &mut out) {
+        Ok(()) => {}
+        Err(e) => {
+            let mut msg = format!("{e:#}");
+            for secret in [entry.source.display().to_string()]
+                .into_iter()
+                .chain(entry.source.file_name().map(|n| n.to_string_lossy().to_string()))
+                .filter(|s| !s.is_empty())
+            {
+                msg = msg.replace(&secret, "the file");
+            }
+            out.message = msg;
+        }
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn try_ingest(
+    conn: &mut Conn,
+    data_dir: &Path,
+    study_code: &str,
+    actor: &str,
+    ingest_id: i32,
+    entry: &PlanEntry,
+    partial: &Path,
+    out: &mut RowOutcome,
+) -> anyhow::Result<()> {
+    let source_sha = sha256_file(&entry.source).context("the file could not be read")?;
+    let study = crate::studies::get_by_code(conn, study_code)?;
+    let existing: Option<String> = slides::table
+        .filter(slides::study_id.eq(study.id))
+        .filter(slides::source_sha256.eq(&source_sha))
+        .select(slides::label)
+        .first(conn)
+        .optional()?;
+    if let Some(label) = existing {
+        out.outcome = "skipped".into();
+        out.message = format!("the same file is already slide {label}");
+        out.slide = Some(label);
+        return Ok(());
+    }
+    let original = reader::open(&entry.source)?;
+    if let Some(smallest) = original.info().levels.last() {
+        if smallest.width.max(smallest.height) > MAX_SMALLEST_LEVEL_EDGE {
+            anyhow::bail!(
+                "the image is {}×{} without reduced levels; save it as a pyramidal TIFF first",
+                smallest.width,
+                smallest.height
+            );
+        }
+    }
+    drop(original);
+    let outcome = deid::deidentify(&entry.source, partial)?;
+    let sha = sha256_file(partial)?;
+    let copy = reader::open(partial)?;
+    let info = copy.info().clone();
+    drop(copy);
+    let dest = stored_path(data_dir, &sha, &info.format);
+    if let Some(dir) = dest.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::rename(partial, &dest)?;
+    let size = std::fs::metadata(&dest)?.len() as i64;
+    let metadata: BTreeMap<&String, &String> = info.properties.iter().collect();
+    let info_json = json!({
+        "format": info.format,
+        "levels": info.levels,
+        "mpp_x": info.mpp_x,
+        "mpp_y": info.mpp_y,
+        "objective_power": info.objective_power,
+        "metadata": metadata,
+        "deidentification": outcome,
+    });
+    let label = write_tx(conn, |conn| -> Result<String> {
+        let study = crate::studies::get_by_code(conn, study_code)?;
+        study.ensure_editable()?;
+        let taken: Vec<String> = slides::table
+            .filter(slides::study_id.eq(study.id))
+            .filter(slides::case_id.eq(entry.case_id))
+            .select(slides::label)
+            .load(conn)?;
+        let label = (1..)
+            .map(|n| format!("{}-S{n:02}", entry.case_display_id))
+            .find(|l| !taken.contains(l))
+            .unwrap_or_else(|| unreachable!("an unbounded range always yields a free label"));
+        let at = now();
+        diesel::insert_into(slides::table)
+            .values((
+                slides::study_id.eq(study.id),
+                slides::case_id.eq(entry.case_id),
+                slides::label.eq(&label),
+                slides::stain.eq(&entry.stain),
+                slides::attributes.eq(Value::Object(entry.attributes.clone()).to_string()),
+                slides::sha256.eq(&sha),
+                slides::source_sha256.eq(&source_sha),
+                slides::file_size.eq(size),
+                slides::format.eq(&info.format),
+                slides::width.eq(info.width as i64),
+                slides::height.eq(info.height as i64),
+                slides::info.eq(info_json.to_string()),
+                slides::mpp_x.eq(info.mpp_x),
+                slides::mpp_y.eq(info.mpp_y),
+                slides::status.eq("available"),
+                slides::ingest_id.eq(ingest_id),
+                slides::created_at.eq(at),
+                slides::updated_at.eq(at),
+            ))
+            .execute(conn)?;
+        audit::record(
+            conn,
+            Change::new(study.chain(), actor, "ingest", "slide", &label).after(json!({
+                "case": entry.case_display_id,
+                "stain": entry.stain,
+                "attributes": entry.attributes,
+                "sha256": sha,
+                "format": info.format,
+                "width": info.width,
+                "height": info.height,
+                "removed_images": outcome.removed_images,
+                "removed_metadata": outcome.removed_metadata,
+            })),
+        )?;
+        Ok(label)
+    })?;
+    out.outcome = "ingested".into();
+    out.message = format!("{} {}×{}, {} levels", info.format, info.width, info.height, info.levels.len());
+    out.slide = Some(label);
+    out.removed_images = outcome.removed_images;
+    out.removed_metadata = outcome.removed_metadata;
+    Ok(())
+}
+
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut f = File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// The files of a folder (recursively) or the files given, named by their file name as the
+/// manifest's `file` column refers to them.
+pub fn server_files(paths: &[PathBuf]) -> std::io::Result<Vec<SourceFile>> {
+    let mut out = Vec::new();
+    let mut stack: Vec<PathBuf> = paths.to_vec();
+    while let Some(p) = stack.pop() {
+        if p.is_dir() {
+            for e in std::fs::read_dir(&p)? {
+                stack.push(e?.path());
+            }
+        } else if p.is_file() {
+            let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            out.push(SourceFile { name, path: p, uploaded: false });
+        } else {
+            return Err(std::io::Error::new(std::io::ErrorKind::NotFound, format!("{} does not exist", p.display())));
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}

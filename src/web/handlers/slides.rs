@@ -1,0 +1,434 @@
+//! Slide pages: the study's slide list, ingest (manifest + files, run as a job), the viewer with
+//! its Deep Zoom descriptor, tiles and thumbnails, and slide QC. Every route checks study access;
+//! annotators see no slide here (reading campaigns will hand them theirs).
+
+use actix_multipart::Multipart;
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+
+use super::studies::load_access_for;
+use super::{ReasonForm, StudyNav};
+use crate::auth::permissions::{Permission, StudyAccess};
+use crate::cases::deid::StudyKey;
+use crate::db::paging::PageRequest;
+use crate::error::{Error, FieldErrors};
+use crate::slides::dzi::DeepZoom;
+use crate::slides::ingest::{self, IngestRecord, SourceFile};
+use crate::slides::{self, Slide, SlideFilter};
+use crate::studies::sites::{self, Site};
+use crate::web::error::PageError;
+use crate::web::extract::{redirect_with_flash, CurrentUser, PageCtx};
+use crate::web::{csv_download, render, render_outcome, upload, AppState, Pager};
+
+#[derive(Template)]
+#[template(path = "slides/list.html")]
+pub struct SlidesListPage {
+    pub ctx: PageCtx,
+    pub nav: StudyNav,
+    pub slides: Vec<Slide>,
+    pub total: i64,
+    pub filter: SlideFilter,
+    pub sites: Vec<Site>,
+    pub stains: Vec<String>,
+    pub pager: Pager,
+    pub csv_query: String,
+    pub can_manage: bool,
+}
+
+fn filter_params(f: &SlideFilter) -> Vec<(&'static str, String)> {
+    vec![
+        ("site", f.site.clone()),
+        ("stain", f.stain.clone()),
+        ("status", f.status.clone()),
+        ("q", f.q.clone()),
+        ("sort", f.sort.clone()),
+        ("dir", f.dir.clone()),
+    ]
+}
+
+pub async fn slides_list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+    q: web::Query<SlideFilter>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access_for(&state, &user, &path, Permission::ViewSlides).await?;
+    let filter = q.into_inner();
+    let (sid, f2) = (access.study.id, filter.clone());
+    let (page, site_list, stains) = state
+        .db(move |c| {
+            let page = slides::list(c, sid, &f2, PageRequest::new(f2.page, None))?;
+            Ok((page, sites::list(c, sid, true)?, slides::stains(c, sid)?))
+        })
+        .await?;
+    let base = format!("/studies/{}/slides", access.study.code);
+    let params = filter_params(&filter);
+    let borrowed: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let pager = Pager::new(&page, &base, &borrowed);
+    let csv_query = serde_urlencoded::to_string(borrowed.iter().filter(|(_, v)| !v.is_empty()).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let ctx = PageCtx::new(&req, Some(&user), format!("Slides · {}", access.study.code), "studies");
+    render(
+        &ctx,
+        &SlidesListPage {
+            ctx: ctx.clone(),
+            nav: StudyNav::new(&access, "slides"),
+            total: page.total,
+            slides: page.items,
+            filter,
+            sites: site_list,
+            stains,
+            pager,
+            csv_query,
+            can_manage: access.can(Permission::ManageSlides) && access.study.ensure_editable().is_ok(),
+        },
+    )
+}
+
+pub async fn slides_csv(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+    q: web::Query<SlideFilter>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access_for(&state, &user, &path, Permission::ViewSlides).await?;
+    let (sid, f) = (access.study.id, q.into_inner());
+    let page = state.db(move |c| slides::list(c, sid, &f, PageRequest::all())).await?;
+    csv_download(&format!("{}-slides.csv", access.study.code), &page.items)
+}
+
+#[derive(Template)]
+#[template(path = "slides/ingest.html")]
+pub struct SlideIngestPage {
+    pub ctx: PageCtx,
+    pub nav: StudyNav,
+    pub sites: Vec<Site>,
+    pub ingests: Vec<IngestRecord>,
+    pub errors: FieldErrors,
+    pub max_mb: u64,
+}
+
+async fn ingest_page(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &CurrentUser,
+    access: StudyAccess,
+    errors: FieldErrors,
+) -> Result<HttpResponse, PageError> {
+    let sid = access.study.id;
+    let (site_list, ingests) =
+        state.db(move |c| Ok((sites::list(c, sid, false)?, ingest::ingests(c, sid)?))).await?;
+    let ctx = PageCtx::new(req, Some(user), format!("Ingest slides · {}", access.study.code), "studies");
+    let failed = !errors.is_empty();
+    let page = SlideIngestPage {
+        ctx: ctx.clone(),
+        nav: StudyNav::new(&access, "slides"),
+        sites: site_list,
+        ingests,
+        errors,
+        max_mb: state.config.max_slide_upload_bytes / (1024 * 1024),
+    };
+    render_outcome(&ctx, &page, failed)
+}
+
+pub async fn slide_ingest_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access_for(&state, &user, &path, Permission::ManageSlides).await?;
+    ingest_page(&req, &state, &user, access, FieldErrors::default()).await
+}
+
+/// Streams the manifest and the slide files to a private folder, checks the manifest, and
+/// queues the ingest job; on any problem the folder is removed and nothing is recorded.
+pub async fn slide_ingest_upload(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+    payload: Multipart,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access_for(&state, &user, &path, Permission::ManageSlides).await?;
+    access.study.ensure_editable()?;
+    let tmp = state.config.tmp_dir();
+    let dir = tmp.join(format!("slide-upload-{}", crate::auth::random_token()));
+    let started = async {
+        let (fields, saved) = upload::save_to_dir(payload, &dir, state.config.max_slide_upload_bytes).await?;
+        let manifest = saved
+            .iter()
+            .find(|f| f.field == "manifest")
+            .ok_or_else(|| Error::invalid("manifest", "choose the manifest CSV"))?;
+        let manifest_bytes = std::fs::read(&manifest.path).map_err(|e| Error::Internal(e.into()))?;
+        let files: Vec<SourceFile> = saved
+            .iter()
+            .filter(|f| f.field != "manifest")
+            .map(|f| SourceFile { name: f.file_name.clone(), path: f.path.clone(), uploaded: true })
+            .collect();
+        if files.is_empty() {
+            return Err(Error::invalid("files", "choose the slide files named in the manifest"));
+        }
+        let site = fields.get("site").cloned().unwrap_or_default();
+        let (actor, a2, data_dir, tmp2, dir2) =
+            (user.actor.clone(), access.clone(), state.config.data_dir.clone(), tmp.clone(), dir.clone());
+        state
+            .db(move |c| {
+                let key = StudyKey::load_or_create(&data_dir, &a2.study.code)?;
+                let mut plan = ingest::plan(c, &a2, &key, &manifest_bytes, &files, Some(&site))?;
+                plan.upload_dir = Some(dir2);
+                ingest::start(c, &actor, &a2, &tmp2, &plan)
+            })
+            .await
+    }
+    .await;
+    match started {
+        Ok((id, _job)) => Ok(redirect_with_flash(
+            &format!("/studies/{}/slides/ingests/{id}", access.study.code),
+            "ok",
+            "Upload received: the slides are being de-identified and ingested.",
+        )),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            match e {
+                Error::Invalid(errors) => ingest_page(&req, &state, &user, access, errors).await,
+                e => Err(e.into()),
+            }
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "slides/ingest_show.html")]
+pub struct SlideIngestShowPage {
+    pub ctx: PageCtx,
+    pub nav: StudyNav,
+    pub ingest: IngestRecord,
+    pub rows: Vec<ingest::RowOutcome>,
+    pub job: Option<crate::jobs::Job>,
+    /// For the job row partial.
+    pub base: String,
+    pub can_cancel: bool,
+    pub csrf: String,
+}
+
+pub async fn slide_ingest_show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i32)>,
+) -> Result<HttpResponse, PageError> {
+    let (code, id) = path.into_inner();
+    let access = load_access_for(&state, &user, &code, Permission::ManageSlides).await?;
+    let sid = access.study.id;
+    let (record, job) = state
+        .db(move |c| {
+            let record = ingest::ingests(c, sid)?.into_iter().find(|r| r.id == id).ok_or(Error::NotFound)?;
+            let job = match record.job_id {
+                Some(j) => Some(crate::jobs::get_in_study(c, sid, j)?),
+                None => None,
+            };
+            Ok((record, job))
+        })
+        .await?;
+    let ctx = PageCtx::new(&req, Some(&user), format!("Slide ingest #{id} · {code}"), "studies");
+    render(
+        &ctx,
+        &SlideIngestShowPage {
+            ctx: ctx.clone(),
+            nav: StudyNav::new(&access, "slides"),
+            rows: record.rows(),
+            ingest: record,
+            job,
+            base: format!("/studies/{code}/jobs"),
+            can_cancel: access.can(Permission::RunChecks),
+            csrf: ctx.csrf.clone(),
+        },
+    )
+}
+
+#[derive(Template)]
+#[template(path = "slides/show.html")]
+pub struct SlideShowPage {
+    pub ctx: PageCtx,
+    pub nav: StudyNav,
+    pub slide: Slide,
+    pub info: serde_json::Value,
+    pub attributes: Vec<(String, String)>,
+    pub metadata: Vec<(String, String)>,
+    pub removed: Vec<String>,
+    pub prev: Option<String>,
+    pub next: Option<String>,
+    pub position: String,
+    pub history: Vec<crate::audit::AuditEvent>,
+    pub can_manage: bool,
+    pub can_cases: bool,
+    pub reasons: Vec<&'static str>,
+}
+
+impl SlideShowPage {
+    pub fn mpp(&self) -> String {
+        self.slide.mpp_x.map(|m| format!("{m:.4}")).unwrap_or_default()
+    }
+    pub fn level_rows(&self) -> Vec<(usize, String, String)> {
+        self.info["levels"]
+            .as_array()
+            .map(|ls| {
+                ls.iter()
+                    .enumerate()
+                    .map(|(i, l)| {
+                        (i, format!("{} × {}", l["width"], l["height"]), format!("{:.2}", l["downsample"].as_f64().unwrap_or(0.0)))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+pub async fn slide_show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, PageError> {
+    let (code, label) = path.into_inner();
+    let access = load_access_for(&state, &user, &code, Permission::ViewSlides).await?;
+    let sid = access.study.id;
+    let can_history = access.can(Permission::ViewAudit);
+    let (slide, siblings, history) = state
+        .db(move |c| {
+            let slide = slides::get(c, sid, &label)?;
+            let siblings = slides::of_case(c, sid, &slide.case_display_id)?;
+            let history = if can_history { slides::history(c, sid, &slide.label)? } else { Vec::new() };
+            Ok((slide, siblings, history))
+        })
+        .await?;
+    let at = siblings.iter().position(|s| s.id == slide.id).unwrap_or(0);
+    let info = slide.info();
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+    let metadata = info["metadata"].as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), text(v))).collect()).unwrap_or_default();
+    let removed = ["removed_images", "removed_metadata"]
+        .iter()
+        .flat_map(|k| info["deidentification"][k].as_array().cloned().unwrap_or_default())
+        .map(|v| text(&v))
+        .collect();
+    let ctx = PageCtx::new(&req, Some(&user), format!("{} · {}", slide.label, code), "studies");
+    let page = SlideShowPage {
+        ctx: ctx.clone(),
+        nav: StudyNav::new(&access, "slides"),
+        attributes: slide.attributes().iter().map(|(k, v)| (k.clone(), text(v))).collect(),
+        metadata,
+        removed,
+        prev: at.checked_sub(1).map(|i| siblings[i].label.clone()),
+        next: siblings.get(at + 1).map(|s| s.label.clone()),
+        position: format!("slide {} of {} of case {}", at + 1, siblings.len(), slide.case_display_id),
+        info,
+        slide,
+        history,
+        can_manage: access.can(Permission::ManageSlides) && access.study.ensure_editable().is_ok(),
+        can_cases: access.can(Permission::ViewCases),
+        reasons: slides::EXCLUSION_REASONS.to_vec(),
+    };
+    render(&ctx, &page)
+}
+
+#[derive(serde::Deserialize)]
+pub struct QcForm {
+    #[serde(default)]
+    pub action: String,
+    #[serde(flatten)]
+    pub reason: ReasonForm,
+}
+
+pub async fn slide_qc(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, String)>,
+    form: web::Form<QcForm>,
+) -> Result<HttpResponse, PageError> {
+    let (code, label) = path.into_inner();
+    let access = load_access_for(&state, &user, &code, Permission::ManageSlides).await?;
+    let url = format!("/studies/{code}/slides/{label}");
+    let form = form.into_inner();
+    let exclude = match form.action.as_str() {
+        "exclude" => true,
+        "include" => false,
+        _ => return Ok(redirect_with_flash(&url, "error", "Choose to exclude or include the slide.")),
+    };
+    let actor = user.actor.clone();
+    match state.db(move |c| slides::set_excluded(c, &actor, &access, &label, exclude, &form.reason.reason)).await {
+        Ok(s) => Ok(redirect_with_flash(&url, "ok", &format!("{} is now {}.", s.label, s.status))),
+        Err(Error::Invalid(e)) => Ok(redirect_with_flash(&url, "error", &e.to_string())),
+        Err(Error::Conflict(m)) => Ok(redirect_with_flash(&url, "error", &m)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The slide for a tile request, after the access check.
+async fn slide_for_tiles(state: &AppState, user: &CurrentUser, code: &str, label: String) -> Result<Slide, Error> {
+    let access = load_access_for(state, user, code, Permission::ViewSlides).await?;
+    let sid = access.study.id;
+    state.db(move |c| slides::get(c, sid, &label)).await
+}
+
+fn image(bytes: std::sync::Arc<Vec<u8>>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("image/jpeg")
+        // Tiles of a stored slide never change (the file is content-addressed), but they are
+        // study data: private caching only.
+        .insert_header((header::CACHE_CONTROL, "private, max-age=86400"))
+        .body(bytes.as_ref().clone())
+}
+
+pub async fn slide_dzi(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, PageError> {
+    let (code, label) = path.into_inner();
+    let slide = slide_for_tiles(&state, &user, &code, label).await?;
+    let dz = DeepZoom { width: slide.width as u64, height: slide.height as u64 };
+    Ok(HttpResponse::Ok().content_type("application/xml").body(dz.descriptor()))
+}
+
+pub async fn slide_tile(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, String, u32, u64, u64)>,
+) -> Result<HttpResponse, PageError> {
+    let (code, label, level, col, row) = path.into_inner();
+    let slide = slide_for_tiles(&state, &user, &code, label).await?;
+    let tiles = state.tiles.clone();
+    let file = slide.path(&state.config.data_dir);
+    let bytes = web::block(move || tiles.tile(&slide.sha256, &file, level, col, row))
+        .await
+        .map_err(|e| Error::Internal(e.into()))?
+        .map_err(slide_error)?;
+    Ok(image(bytes))
+}
+
+pub async fn slide_thumbnail(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, PageError> {
+    let (code, label) = path.into_inner();
+    let slide = slide_for_tiles(&state, &user, &code, label).await?;
+    let tiles = state.tiles.clone();
+    let file = slide.path(&state.config.data_dir);
+    let bytes = web::block(move || tiles.thumbnail(&slide.sha256, &file))
+        .await
+        .map_err(|e| Error::Internal(e.into()))?
+        .map_err(slide_error)?;
+    Ok(image(bytes))
+}
+
+/// A tile outside the pyramid is a 404; a stored file that no longer reads is a server fault.
+fn slide_error(e: crate::slides::reader::SlideError) -> Error {
+    match e {
+        crate::slides::reader::SlideError::OutOfBounds(_) => Error::NotFound,
+        e => Error::Internal(anyhow::anyhow!("reading a stored slide: {e}")),
+    }
+}

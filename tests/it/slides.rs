@@ -1,0 +1,367 @@
+//! Slides: de-identified ingest from the web and the CLI (label, macro and PHI metadata gone,
+//! verified by re-reading the stored copy), manifest problems refused with nothing changed,
+//! one bad file not stopping the others, the viewer's Deep Zoom endpoints, QC, access, audit.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use diesel::prelude::*;
+
+use crate::helpers::*;
+use evidentia::db::schema::{slide_ingests, slides};
+use evidentia::slides::reader;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/slides").join(name)
+}
+
+/// What the SVS fixture carries about its "patient" (tools/make_slide_fixtures.py).
+const SLIDE_PHI: [&str; 6] = ["DOE_JOHN", "S12-3456", "SS1234", "Jane Roe", "SCANNER-PC-DOE", "1b2c3d4e-0000"];
+const UPLOAD_NAME: &str = "DOE_JOHN_S12-3456.svs";
+
+/// The site subject id of the demo's first subject at SNUBH, and that case's display id.
+fn first_subject() -> (String, String) {
+    let subjects = evidentia::demo::truth::subjects(evidentia::demo::DEMO_SUBJECTS, evidentia::demo::truth::SEED);
+    let s = subjects.iter().find(|s| s.site == "SNUBH").expect("a SNUBH subject");
+    (s.hospital_id.clone(), "SNUBH-0001".to_string())
+}
+
+fn manifest(rows: &[(&str, &str, &str)]) -> Vec<u8> {
+    let mut m = String::from("file,subject_id,stain,site,block\n");
+    for (file, subject, stain) in rows {
+        m.push_str(&format!("{file},{subject},{stain},SNUBH,A1\n"));
+    }
+    m.into_bytes()
+}
+
+async fn upload(c: &Client, manifest: Vec<u8>, files: &[(&str, Vec<u8>)]) -> reqwest::Response {
+    let mut form = reqwest::multipart::Form::new()
+        .part("manifest", reqwest::multipart::Part::bytes(manifest).file_name("manifest.csv"));
+    for (name, bytes) in files {
+        form = form.part("slides", reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.to_string()));
+    }
+    let path = format!("/studies/LUNG-IO-01/slides/ingest?csrf_token={}", c.csrf);
+    c.http.post(c.url(&path)).multipart(form).send().await.expect("upload")
+}
+
+async fn wait_ingest(app: &TestApp, id: i32) {
+    for _ in 0..600 {
+        let done: Option<chrono::NaiveDateTime> = slide_ingests::table
+            .find(id)
+            .select(slide_ingests::finished_at)
+            .first(&mut app.conn())
+            .expect("ingest row");
+        if done.is_some() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("ingest {id} did not finish");
+}
+
+fn ingest_id_from(location: &str) -> i32 {
+    location.rsplit('/').next().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no ingest id in {location}"))
+}
+
+fn stored_slides(app: &TestApp) -> Vec<(String, String, String)> {
+    slides::table
+        .select((slides::label, slides::sha256, slides::format))
+        .order(slides::id)
+        .load(&mut app.conn())
+        .expect("slides")
+}
+
+fn all_files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn web_ingest_stores_a_deidentified_copy_linked_to_the_case() {
+    let app = spawn_app();
+    let c = app.login("manager").await;
+    let (subject, case) = first_subject();
+    let svs = std::fs::read(fixture("aperio.svs")).unwrap();
+    let r = upload(&c, manifest(&[(UPLOAD_NAME, &subject, "H&E")]), &[(UPLOAD_NAME, svs)]).await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
+    let id = ingest_id_from(&location(&r));
+    wait_ingest(&app, id).await;
+
+    let stored = stored_slides(&app);
+    assert_eq!(stored.len(), 1);
+    let (label, sha, format) = &stored[0];
+    assert_eq!(label, &format!("{case}-S01"));
+    assert_eq!(format, "aperio-svs");
+    // Content-addressed: the file is named by its own SHA-256.
+    let path = evidentia::slides::stored_path(&app.data_dir, sha, format);
+    assert_eq!(&evidentia::slides::ingest::sha256_file(&path).unwrap(), sha);
+    // Re-reading the stored copy: no label, no macro, no scrubbed key; same pyramid.
+    let copy = reader::open(&path).expect("stored copy reads");
+    let info = copy.info();
+    assert!(info.associated.is_empty(), "{:?}", info.associated);
+    assert_eq!((info.width, info.height), (1200, 960));
+    assert_eq!(info.mpp_x, Some(0.499));
+    for key in ["aperio.Filename", "aperio.Date", "aperio.Time", "aperio.User", "aperio.Barcode", "tiff.DateTime", "tiff.Artist", "tiff.HostComputer", "tiff.DocumentName"] {
+        assert!(!info.properties.contains_key(key), "{key} survived");
+    }
+    let original = reader::open(&fixture("aperio.svs")).unwrap();
+    assert_eq!(original.read_region(0, 240, 240, 300, 200).unwrap(), copy.read_region(0, 240, 240, 300, 200).unwrap());
+    // No PHI in any stored byte: the slide store, the database (and its WAL), the upload area.
+    for f in all_files_under(&app.data_dir) {
+        let bytes = std::fs::read(&f).unwrap();
+        for phi in SLIDE_PHI {
+            assert!(!bytes.windows(phi.len()).any(|w| w == phi.as_bytes()), "{phi} found in {}", f.display());
+        }
+    }
+    let leftovers: Vec<_> =
+        all_files_under(&app.data_dir.join("tmp")).into_iter().filter(|p| !p.to_string_lossy().contains("preview")).collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+
+    // Audited in the study's chain, with what was removed.
+    let events = audit_events(&app, "ingest");
+    let e = events.iter().find(|e| e.entity == "slide").expect("ingest audited");
+    assert_eq!(e.entity_id, *label);
+    let new = e.new_value.clone().unwrap_or_default();
+    assert!(new.contains("label") && new.contains("macro") && new.contains("aperio.Filename"), "{new}");
+
+    // The pages and the viewer's endpoints.
+    let (s, page) = c.get_text(&format!("/studies/LUNG-IO-01/slides/ingests/{id}")).await;
+    assert_eq!(s, 200);
+    assert!(page.contains(label.as_str()) && page.contains("ingested"));
+    let (s, list) = c.get_text("/studies/LUNG-IO-01/slides").await;
+    assert_eq!(s, 200);
+    assert!(list.contains(label.as_str()) && list.contains("H&amp;E"));
+    let (s, show) = c.get_text(&format!("/studies/LUNG-IO-01/slides/{label}")).await;
+    assert_eq!(s, 200);
+    assert!(show.contains("slide-viewer") && show.contains("0.4990") && show.contains("A1"));
+    let (s, case_page) = c.get_text(&format!("/studies/LUNG-IO-01/cases/{case}")).await;
+    assert_eq!(s, 200);
+    assert!(case_page.contains(&format!("/slides/{label}/thumbnail.jpeg")));
+    let (s, dzi) = c.get_text(&format!("/studies/LUNG-IO-01/slides/{label}/dzi/slide.dzi")).await;
+    assert_eq!(s, 200);
+    assert!(dzi.contains("<Size Width=\"1200\" Height=\"960\"/>"), "{dzi}");
+    // Level 11 is full resolution (2^10 < 1200 <= 2^11); tile 1_1 covers 253..509.
+    for tile in ["11/1_1", "10/0_0", "0/0_0", "5/0_0"] {
+        let r = c.get(&format!("/studies/LUNG-IO-01/slides/{label}/dzi/slide_files/{tile}.jpeg")).await;
+        assert_eq!(r.status(), 200, "{tile}");
+        assert_eq!(r.headers()["content-type"], "image/jpeg");
+        let bytes = r.bytes().await.unwrap();
+        assert_eq!(&bytes[..2], &[0xFF, 0xD8]);
+    }
+    let r = c.get(&format!("/studies/LUNG-IO-01/slides/{label}/dzi/slide_files/11/99_0.jpeg")).await;
+    assert_eq!(r.status(), 404);
+    let r = c.get(&format!("/studies/LUNG-IO-01/slides/{label}/thumbnail.jpeg")).await;
+    assert_eq!(r.status(), 200);
+    let csv = c.get("/studies/LUNG-IO-01/slides.csv").await.text().await.unwrap();
+    assert!(csv.starts_with("label,case,site,stain") && csv.contains(label.as_str()));
+    // The API.
+    let api: serde_json::Value = c.get("/api/v1/studies/LUNG-IO-01/slides").await.json().await.unwrap();
+    assert_eq!(api["total"], 1);
+    assert_eq!(api["items"][0]["info"]["levels"].as_array().map(|l| l.len()), Some(2));
+
+    // The same file again is recognised, not stored twice.
+    let svs = std::fs::read(fixture("aperio.svs")).unwrap();
+    let r = upload(&c, manifest(&[("again.svs", &subject, "H&E")]), &[("again.svs", svs)]).await;
+    assert_eq!(r.status(), 303);
+    wait_ingest(&app, ingest_id_from(&location(&r))).await;
+    assert_eq!(stored_slides(&app).len(), 1);
+}
+
+#[tokio::test]
+async fn manifest_problems_are_listed_and_nothing_is_started() {
+    let app = spawn_app();
+    let c = app.login("manager").await;
+    let (subject, _) = first_subject();
+    let svs = std::fs::read(fixture("aperio.svs")).unwrap();
+    let bad = manifest(&[("a.svs", "NO-SUCH-SUBJECT", "H&E"), ("missing.svs", &subject, ""), ("a.svs", &subject, "H&E")]);
+    let r = upload(&c, bad, &[("a.svs", svs.clone()), ("extra.svs", svs.clone())]).await;
+    assert_eq!(r.status(), 422);
+    let page = r.text().await.unwrap();
+    for expected in [
+        "manifest row 1, column subject_id",
+        "manifest row 2, column file",
+        "manifest row 2, column stain",
+        "manifest row 3, column file: the same file as row 1",
+        "1 uploaded file(s) are not named in the manifest",
+    ] {
+        assert!(page.contains(expected), "missing {expected:?} in the page");
+    }
+    assert!(!page.contains("NO-SUCH-SUBJECT"), "subject ids are not echoed");
+    let missing_columns = upload(&c, b"name,stain\nx,H&E\n".to_vec(), &[("x", svs)]).await;
+    assert_eq!(missing_columns.status(), 422);
+    assert!(missing_columns.text().await.unwrap().contains("the column file is missing"));
+    assert!(stored_slides(&app).is_empty());
+    let ingests: i64 = slide_ingests::table.count().get_result(&mut app.conn()).unwrap();
+    assert_eq!(ingests, 0);
+    assert!(all_files_under(&app.data_dir.join("tmp")).is_empty(), "uploads removed after a refusal");
+}
+
+#[tokio::test]
+async fn a_bad_file_fails_alone_with_a_reason() {
+    let app = spawn_app();
+    let c = app.login("manager").await;
+    let subjects = evidentia::demo::truth::subjects(evidentia::demo::DEMO_SUBJECTS, evidentia::demo::truth::SEED);
+    let snubh: Vec<_> = subjects.iter().filter(|s| s.site == "SNUBH").take(4).collect();
+    let files = [
+        ("good.tiff", std::fs::read(fixture("libvips-ycbcr.tiff")).unwrap()),
+        ("cut.svs", std::fs::read(fixture("truncated.svs")).unwrap()),
+        ("j2k.svs", std::fs::read(fixture("jpeg2000.svs")).unwrap()),
+        ("notes.tiff", std::fs::read(fixture("not-a-slide.tiff")).unwrap()),
+    ];
+    let rows: Vec<(&str, &str, &str)> =
+        files.iter().zip(&snubh).map(|((n, _), s)| (*n, s.hospital_id.as_str(), "PD-L1 22C3")).collect();
+    let r = upload(&c, manifest(&rows), &files).await;
+    assert_eq!(r.status(), 303);
+    let id = ingest_id_from(&location(&r));
+    wait_ingest(&app, id).await;
+    let record = evidentia::slides::ingest::ingests(&mut app.conn(), 1).unwrap().into_iter().find(|i| i.id == id).unwrap();
+    assert_eq!((record.files_ingested, record.files_failed), (1, 3), "{}", record.report);
+    let rows = record.rows();
+    assert_eq!(rows[0].outcome, "ingested");
+    assert!(rows[2].message.contains("JPEG 2000"), "{}", rows[2].message);
+    for r in &rows[1..] {
+        assert_eq!(r.outcome, "failed");
+        assert!(!r.message.contains("cut.svs") && !r.message.contains("notes.tiff") && !r.message.contains("upload"), "{}", r.message);
+    }
+    assert_eq!(stored_slides(&app).len(), 1);
+    // No half-written slide anywhere in the store.
+    let store = all_files_under(&app.data_dir.join("slides"));
+    assert_eq!(store.len(), 1, "{store:?}");
+}
+
+#[tokio::test]
+async fn slide_qc_needs_a_reason_is_audited_and_respects_the_lock() {
+    let app = spawn_app();
+    let c = app.login("manager").await;
+    let (subject, case) = first_subject();
+    let r = upload(&c, manifest(&[("s.tiff", &subject, "H&E")]), &[("s.tiff", std::fs::read(fixture("bigtiff-lzw.tiff")).unwrap())]).await;
+    wait_ingest(&app, ingest_id_from(&location(&r))).await;
+    let label = format!("{case}-S01");
+    let qc = format!("/studies/LUNG-IO-01/slides/{label}/qc");
+    let r = c.post(&qc, &[("action", "exclude"), ("reason", "  ")]).await;
+    assert_eq!(r.status(), 303);
+    let status: String = slides::table.select(slides::status).first(&mut app.conn()).unwrap();
+    assert_eq!(status, "available");
+    c.post(&qc, &[("action", "exclude"), ("reason", "pen marks")]).await;
+    let status: String = slides::table.select(slides::status).first(&mut app.conn()).unwrap();
+    assert_eq!(status, "excluded");
+    let e = audit_events(&app, "exclude").into_iter().find(|e| e.entity == "slide").expect("audited");
+    assert_eq!(e.reason.as_deref(), Some("pen marks"));
+    // Excluded slides stay visible, marked.
+    let (_, list) = c.get_text("/studies/LUNG-IO-01/slides?status=excluded").await;
+    assert!(list.contains(&label) && list.contains("pen marks"));
+    c.post(&qc, &[("action", "include"), ("reason", "pen outside tissue")]).await;
+    let status: String = slides::table.select(slides::status).first(&mut app.conn()).unwrap();
+    assert_eq!(status, "available");
+    // A locked study cannot change.
+    c.post("/studies/LUNG-IO-01/status", &[("to", "locked"), ("reason", "")]).await;
+    c.post(&qc, &[("action", "exclude"), ("reason", "blur")]).await;
+    let status: String = slides::table.select(slides::status).first(&mut app.conn()).unwrap();
+    assert_eq!(status, "available");
+}
+
+#[tokio::test]
+async fn slides_are_checked_in_every_route() {
+    let app = spawn_app();
+    let manager = app.login("manager").await;
+    let (subject, case) = first_subject();
+    let r = upload(&manager, manifest(&[("p.png", &subject, "H&E")]), &[("p.png", std::fs::read(fixture("plain.png")).unwrap())]).await;
+    wait_ingest(&app, ingest_id_from(&location(&r))).await;
+    let label = format!("{case}-S01");
+    let routes = [
+        "/studies/LUNG-IO-01/slides".to_string(),
+        "/studies/LUNG-IO-01/slides.csv".into(),
+        format!("/studies/LUNG-IO-01/slides/{label}"),
+        format!("/studies/LUNG-IO-01/slides/{label}/thumbnail.jpeg"),
+        format!("/studies/LUNG-IO-01/slides/{label}/dzi/slide.dzi"),
+        format!("/studies/LUNG-IO-01/slides/{label}/dzi/slide_files/0/0_0.jpeg"),
+        format!("/api/v1/studies/LUNG-IO-01/slides/{label}"),
+    ];
+    let monitor = app.login("monitor").await;
+    let annotator = app.login("annotator1").await;
+    let outsider = app.login("outsider").await;
+    let anonymous = app.client();
+    for route in &routes {
+        assert_eq!(monitor.get(route).await.status(), 200, "monitor {route}");
+        // Annotators only see slides a reading campaign assigns them.
+        assert_eq!(annotator.get(route).await.status(), 403, "annotator {route}");
+        assert_eq!(outsider.get(route).await.status(), 404, "outsider {route}");
+        let s = anonymous.get(route).await.status();
+        assert!(s == 303 || s == 401, "anonymous {route}: {s}");
+    }
+    // Another study's slide id in this study's URL is simply not found.
+    let other = format!("/studies/{OTHER_STUDY}/slides/{label}");
+    assert_eq!(app.login("admin").await.get(&other).await.status(), 404);
+    // Only managers ingest and do QC.
+    assert_eq!(monitor.get("/studies/LUNG-IO-01/slides/ingest").await.status(), 403);
+    let r = upload(&monitor, manifest(&[("p.png", &subject, "H&E")]), &[("p.png", vec![1, 2, 3])]).await;
+    assert_eq!(r.status(), 403);
+    let r = monitor.post(&format!("/studies/LUNG-IO-01/slides/{label}/qc"), &[("action", "exclude"), ("reason", "x")]).await;
+    assert_eq!(r.status(), 403);
+}
+
+#[tokio::test]
+async fn cli_inspects_reads_regions_ingests_and_lists() {
+    let app = spawn_app();
+    let out = app.cli(&["slides", "inspect", "--json", fixture("aperio.svs").to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["format"], "aperio-svs");
+    assert_eq!(info["levels"][1]["downsample"], 4.0);
+    assert_eq!(info["objective_power"], 20.0);
+    let names: Vec<&str> = info["associated"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+    assert!(names.contains(&"label") && names.contains(&"macro"), "{names:?}");
+    for bad in ["empty.tiff", "not-a-slide.tiff", "truncated.svs", "jpeg2000.svs", "absurd-dimensions.tiff"] {
+        let out = app.cli(&["slides", "inspect", fixture(bad).to_str().unwrap()], None);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{bad}: {err}");
+    }
+    let png = app.scratch.join("region.png");
+    let out = app.cli(
+        &["slides", "region", fixture("aperio.svs").to_str().unwrap(), "--level", "1", "--x", "400", "--y", "400", "--width", "64", "--height", "48", "--out", png.to_str().unwrap()],
+        None,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let decoded = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap())).read_info().unwrap();
+    assert_eq!((decoded.info().width, decoded.info().height), (64, 48));
+
+    // Ingest from a folder on the server, as a manager; the manifest sits in the folder.
+    let dir = app.scratch.join("batch");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(fixture("tifffile-jfif.tiff"), dir.join("KIM_MINJI_slide1.tiff")).unwrap();
+    let (subject, case) = first_subject();
+    std::fs::write(dir.join("manifest.csv"), format!("file,subject_id,stain,site\nKIM_MINJI_slide1.tiff,{subject},H&E,SNUBH\n")).unwrap();
+    let m = dir.join("manifest.csv");
+    let out = app.cli(&["--as", "annotator1", "slides", "ingest", "--study", "LUNG-IO-01", "--manifest", m.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(2), "annotators cannot ingest");
+    let out = app.cli(&["--as", "manager", "slides", "ingest", "--study", "LUNG-IO-01", "--manifest", m.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&format!("{case}-S01")) && stdout.contains("1 ingested"), "{stdout}");
+    assert!(dir.join("KIM_MINJI_slide1.tiff").exists(), "files on the server are left alone");
+    let out = app.cli(&["slides", "list", "--study", "LUNG-IO-01"], None);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("{case}-S01")));
+    for f in all_files_under(&app.data_dir) {
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(!bytes.windows(9).any(|w| w == b"KIM_MINJI"), "source file name stored in {}", f.display());
+    }
+    // A refused manifest: exit 2, the problems on stderr, nothing stored.
+    std::fs::write(&m, "file,subject_id,stain\nnope.tiff,,\n").unwrap();
+    let out = app.cli(&["slides", "ingest", "--study", "LUNG-IO-01", "--manifest", m.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("manifest row 1, column file") && err.contains("manifest row 1, column stain"), "{err}");
+    assert_eq!(stored_slides(&app).len(), 1);
+}
