@@ -4,6 +4,8 @@
 pub mod deid;
 pub mod dzi;
 pub mod ingest;
+pub mod jpeg;
+pub mod reader;
 
 use std::path::{Path, PathBuf};
 

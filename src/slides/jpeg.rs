@@ -1,0 +1,252 @@
+//! JPEG tiles and images to RGB8: JPEGTables merging, marker scan, and the colour-transform
+//! decision (YCbCr or RGB), made the way libtiff/libjpeg make it so colours match OpenSlide.
+
+use jpeg_decoder::{ColorTransform, PixelFormat};
+
+use super::reader::{RgbImage, SlideError};
+
+/// What a JPEG stream says about its own colour space, from the markers before the scan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JpegMarkers {
+    /// A JFIF APP0 segment is present.
+    pub jfif: bool,
+    /// The Adobe APP14 segment's transform byte, if that segment is present.
+    pub adobe_transform: Option<u8>,
+    /// Component identifiers from the frame header (SOFn), in order.
+    pub component_ids: Vec<u8>,
+}
+
+/// Scans marker segments up to the first SOS (or the end). Never fails: a malformed stream just
+/// yields fewer facts, and the decoder reports the real error.
+pub fn scan_markers(stream: &[u8]) -> JpegMarkers {
+    let mut m = JpegMarkers::default();
+    let mut i = 0usize;
+    while i + 1 < stream.len() {
+        if stream[i] != 0xFF {
+            i += 1;
+            continue;
+        }
+        let marker = stream[i + 1];
+        // SOI, EOI, RSTn, TEM and fill bytes carry no length.
+        if marker == 0xD8 || marker == 0xD9 || marker == 0xFF || marker == 0x01 || (0xD0..=0xD7).contains(&marker) {
+            i += if marker == 0xFF { 1 } else { 2 };
+            continue;
+        }
+        if marker == 0xDA {
+            break;
+        }
+        let Some(len_bytes) = stream.get(i + 2..i + 4) else { break };
+        let len = usize::from(u16::from_be_bytes([len_bytes[0], len_bytes[1]]));
+        let Some(body) = stream.get(i + 4..(i + 2).saturating_add(len)) else { break };
+        match marker {
+            0xE0 if body.starts_with(b"JFIF\0") => m.jfif = true,
+            0xEE if body.starts_with(b"Adobe") && body.len() >= 12 => m.adobe_transform = Some(body[11]),
+            // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC).
+            0xC0..=0xCF if marker != 0xC4 && marker != 0xC8 && marker != 0xCC => {
+                if let Some(&n) = body.get(5) {
+                    m.component_ids = (0..usize::from(n)).filter_map(|c| body.get(6 + c * 3).copied()).collect();
+                }
+            }
+            _ => {}
+        }
+        i = (i + 2).saturating_add(len);
+    }
+    m
+}
+
+/// libjpeg's `default_decompress_parms` rule for a standalone JPEG: JFIF means YCbCr; else an
+/// Adobe marker decides (transform 0 = RGB); else component ids 'R','G','B' mean RGB; else YCbCr.
+pub fn libjpeg_default_transform(m: &JpegMarkers) -> ColorTransform {
+    match m.component_ids.len() {
+        1 => ColorTransform::Grayscale,
+        3 => {
+            if m.jfif {
+                ColorTransform::YCbCr
+            } else if let Some(t) = m.adobe_transform {
+                if t == 0 {
+                    ColorTransform::RGB
+                } else {
+                    ColorTransform::YCbCr
+                }
+            } else if m.component_ids == b"RGB" {
+                ColorTransform::RGB
+            } else {
+                ColorTransform::YCbCr
+            }
+        }
+        4 => match m.adobe_transform {
+            Some(2) => ColorTransform::YCCK,
+            _ => ColorTransform::CMYK,
+        },
+        _ => ColorTransform::Unknown,
+    }
+}
+
+/// The transform for a JPEG stream found in a TIFF with the given Photometric tag (`None` for a
+/// standalone .jpg file).
+///
+/// Inside a TIFF, libtiff (under OpenSlide) decides from Photometric alone: YCbCr (6) is
+/// converted to RGB (JPEGCOLORMODE_RGB); for any other value libtiff leaves libjpeg's colour
+/// space "unknown", so component values come out as stored, whatever the stream's JFIF/Adobe
+/// markers say. Checked against OpenSlide 4.0.1 with tests/fixtures/slides: Aperio RGB tiles
+/// (Adobe transform 0) and libvips YCbCr tiles show true colours, and tifffile-jfif.tiff (JFIF,
+/// i.e. YCbCr-coded tiles, tagged Photometric=RGB) shows the raw Y/Cb/Cr values as R/G/B.
+/// We follow OpenSlide so every tool in a study sees the same pixels.
+pub fn choose_transform(m: &JpegMarkers, photometric: Option<u16>) -> ColorTransform {
+    match (photometric, m.component_ids.len()) {
+        (_, 1) => ColorTransform::Grayscale,
+        (Some(6), 3) => ColorTransform::YCbCr,
+        (Some(_), 3) => ColorTransform::RGB,
+        _ => libjpeg_default_transform(m),
+    }
+}
+
+/// Joins a TIFF JPEGTables stream (SOI, tables, EOI) with an abbreviated tile stream (SOI, ...)
+/// into one interchange stream: tables without the trailing EOI, then the tile without its SOI.
+pub fn merge_tables(tables: &[u8], tile: &[u8]) -> Vec<u8> {
+    if tables.len() < 4 || !tables.starts_with(&[0xFF, 0xD8]) {
+        return tile.to_vec();
+    }
+    let head = tables.strip_suffix(&[0xFF, 0xD9]).unwrap_or(tables);
+    let body = tile.strip_prefix(&[0xFF, 0xD8]).unwrap_or(tile);
+    let mut out = Vec::with_capacity(head.len() + body.len());
+    out.extend_from_slice(head);
+    out.extend_from_slice(body);
+    out
+}
+
+/// Decodes one JPEG (tile, strip or file) to RGB8. `tables` is the TIFF JPEGTables value, if any;
+/// `photometric` the TIFF Photometric tag (None outside TIFF). Images over `max_pixels` are
+/// refused before any pixel buffer is allocated.
+pub fn decode_rgb(
+    stream: &[u8],
+    tables: Option<&[u8]>,
+    photometric: Option<u16>,
+    max_pixels: u64,
+) -> Result<RgbImage, SlideError> {
+    let merged;
+    let data = match tables {
+        Some(t) => {
+            merged = merge_tables(t, stream);
+            &merged[..]
+        }
+        None => stream,
+    };
+    let markers = scan_markers(data);
+    let mut dec = jpeg_decoder::Decoder::new(data);
+    dec.read_info().map_err(|e| SlideError::Corrupt(format!("JPEG data could not be read: {e}")))?;
+    let info = dec.info().ok_or_else(|| SlideError::Corrupt("JPEG data has no frame header".into()))?;
+    let (w, h) = (u32::from(info.width), u32::from(info.height));
+    if u64::from(w) * u64::from(h) > max_pixels {
+        return Err(SlideError::TooLarge(format!(
+            "JPEG image of {w}×{h} pixels is larger than the {max_pixels}-pixel limit"
+        )));
+    }
+    // Bound the decoder's own buffers too (4 bytes per pixel covers CMYK).
+    dec.set_max_decoding_buffer_size(usize::try_from(max_pixels.saturating_mul(4)).unwrap_or(usize::MAX));
+    let transform = choose_transform(&markers, photometric);
+    match transform {
+        ColorTransform::RGB | ColorTransform::YCbCr | ColorTransform::Grayscale => {}
+        other => return Err(SlideError::Unsupported(format!("JPEG colour space {other:?} is not supported"))),
+    }
+    dec.set_color_transform(transform);
+    let pixels = dec.decode().map_err(|e| SlideError::Corrupt(format!("JPEG data could not be decoded: {e}")))?;
+    let n = w as usize * h as usize;
+    let data = match info.pixel_format {
+        PixelFormat::RGB24 => pixels,
+        PixelFormat::L8 => pixels.iter().flat_map(|&v| [v, v, v]).collect(),
+        other => return Err(SlideError::Unsupported(format!("JPEG pixel format {other:?} is not supported"))),
+    };
+    if data.len() < n * 3 {
+        return Err(SlideError::Corrupt(format!("JPEG data decoded to {} bytes, expected {}", data.len(), n * 3)));
+    }
+    Ok(RgbImage { width: w, height: h, data })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A marker-only stream: SOI, optional APP0 JFIF, optional APP14 Adobe, SOF0 with the ids.
+    fn stream(jfif: bool, adobe: Option<u8>, ids: &[u8]) -> Vec<u8> {
+        let mut s = vec![0xFF, 0xD8];
+        if jfif {
+            s.extend_from_slice(&[0xFF, 0xE0, 0x00, 0x10]);
+            s.extend_from_slice(b"JFIF\0\x01\x01\x00\x00\x01\x00\x01\x00\x00");
+        }
+        if let Some(t) = adobe {
+            s.extend_from_slice(&[0xFF, 0xEE, 0x00, 0x0E]);
+            s.extend_from_slice(b"Adobe\x00\x64\x00\x00\x00\x00");
+            s.push(t);
+        }
+        let len = 8 + 3 * ids.len() as u16;
+        s.extend_from_slice(&[0xFF, 0xC0]);
+        s.extend_from_slice(&len.to_be_bytes());
+        s.extend_from_slice(&[8, 0, 16, 0, 16, ids.len() as u8]);
+        for &id in ids {
+            s.extend_from_slice(&[id, 0x11, 0]);
+        }
+        s.extend_from_slice(&[0xFF, 0xDA, 0x00, 0x08]);
+        s
+    }
+
+    fn decide(jfif: bool, adobe: Option<u8>, ids: &[u8], photometric: Option<u16>) -> ColorTransform {
+        choose_transform(&scan_markers(&stream(jfif, adobe, ids)), photometric)
+    }
+
+    #[test]
+    fn markers_are_found() {
+        let m = scan_markers(&stream(true, Some(1), b"RGB"));
+        assert!(m.jfif);
+        assert_eq!(m.adobe_transform, Some(1));
+        assert_eq!(m.component_ids, b"RGB");
+        assert_eq!(scan_markers(&[0xFF, 0xD8, 0xFF, 0xE0, 0xFF]), JpegMarkers::default());
+        assert_eq!(scan_markers(&[]), JpegMarkers::default());
+    }
+
+    #[test]
+    fn standalone_follows_libjpeg_defaults() {
+        use ColorTransform::*;
+        assert!(matches!(decide(true, None, &[1, 2, 3], None), YCbCr));
+        // JFIF wins over 'R','G','B' ids, as in libjpeg (jpeg-decoder alone would say RGB).
+        assert!(matches!(decide(true, None, b"RGB", None), YCbCr));
+        assert!(matches!(decide(false, Some(0), b"RGB", None), RGB));
+        assert!(matches!(decide(false, Some(0), &[1, 2, 3], None), RGB));
+        assert!(matches!(decide(false, Some(1), b"RGB", None), YCbCr));
+        assert!(matches!(decide(false, None, b"RGB", None), RGB));
+        assert!(matches!(decide(false, None, &[1, 2, 3], None), YCbCr));
+        assert!(matches!(decide(false, None, &[7, 8, 9], None), YCbCr));
+        assert!(matches!(decide(false, None, &[1], None), Grayscale));
+    }
+
+    #[test]
+    fn tiff_photometric_decides_like_libtiff() {
+        use ColorTransform::*;
+        // Photometric=YCbCr: converted, whatever the stream says (libvips abbreviated tiles).
+        assert!(matches!(decide(false, None, &[1, 2, 3], Some(6)), YCbCr));
+        assert!(matches!(decide(false, Some(0), b"RGB", Some(6)), YCbCr));
+        // Photometric=RGB: Aperio tiles (Adobe 0, 'R','G','B') stay as they are...
+        assert!(matches!(decide(false, Some(0), b"RGB", Some(2)), RGB));
+        // ...and so do JFIF tiles, as OpenSlide 4.0.1 shows them (see choose_transform).
+        assert!(matches!(decide(true, None, &[1, 2, 3], Some(2)), RGB));
+        assert!(matches!(decide(false, None, &[1], Some(1)), Grayscale));
+    }
+
+    #[test]
+    fn tables_merge_into_one_stream() {
+        let tables = [0xFF, 0xD8, 0xFF, 0xDB, 0x00, 0x02, 0xFF, 0xD9];
+        let tile = [0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x02, 0xFF, 0xD9];
+        assert_eq!(
+            merge_tables(&tables, &tile),
+            [0xFF, 0xD8, 0xFF, 0xDB, 0x00, 0x02, 0xFF, 0xC0, 0x00, 0x02, 0xFF, 0xD9]
+        );
+        assert_eq!(merge_tables(&[], &tile), tile);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for bad in [&b""[..], b"\xFF\xD8", b"\xFF\xD8\xFF\xC0\x00\x11\x08\xFF\xFF\xFF\xFF\x03", b"hello"] {
+            assert!(decode_rgb(bad, None, None, 1 << 20).is_err());
+        }
+    }
+}

@@ -1,0 +1,996 @@
+//! Whole-slide reading: the `SlideReader` seam, and our own reader for Aperio SVS, generic tiled
+//! pyramidal TIFF / OME-TIFF (directories via the `tiff` crate, tiles decoded here), PNG and JPEG.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use tiff::decoder::ifd::Value;
+use tiff::decoder::Decoder;
+use tiff::tags::{IfdPointer, Tag};
+use tiff::TiffError;
+
+use super::jpeg;
+
+/// Largest decoded tile or strip we accept (pixels): real tiles are at most a few megapixels.
+const MAX_CHUNK_PIXELS: u64 = 1 << 25;
+/// Largest region, associated image or PNG/JPEG file we decode at once (pixels, 3 bytes each).
+const MAX_IMAGE_PIXELS: u64 = 1 << 26;
+/// Most tiles/strips one directory may declare.
+const MAX_CHUNKS: u64 = 10_000_000;
+/// Most directories a file may hold (main chain plus SubIFDs).
+const MAX_DIRECTORIES: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SlideError {
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    OutOfBounds(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("could not read the slide file: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[derive(Debug, Clone, serde::Serialize, PartialEq)]
+pub struct Level {
+    pub width: u64,
+    pub height: u64,
+    pub downsample: f64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SlideInfo {
+    /// "aperio-svs" | "generic-tiff" | "ome-tiff" | "png" | "jpeg"
+    pub format: String,
+    pub width: u64,
+    pub height: u64,
+    pub levels: Vec<Level>,
+    pub mpp_x: Option<f64>,
+    pub mpp_y: Option<f64>,
+    pub objective_power: Option<f64>,
+    /// e.g. ["thumbnail", "label", "macro"]
+    pub associated: Vec<String>,
+    /// Metadata as read, with OpenSlide-style names: "aperio.MPP", "tiff.ImageDescription", ...
+    #[serde(skip)]
+    pub properties: BTreeMap<String, String>,
+}
+
+impl SlideInfo {
+    /// OpenSlide's rule: the largest level whose downsample is at most `ds`, else level 0.
+    pub fn best_level_for_downsample(&self, ds: f64) -> usize {
+        self.levels
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.downsample <= ds)
+            .max_by(|a, b| a.1.downsample.total_cmp(&b.1.downsample))
+            .map_or(0, |(i, _)| i)
+    }
+}
+
+/// RGB8 pixels, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RgbImage {
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<u8>,
+}
+
+impl RgbImage {
+    pub fn new(width: u32, height: u32, fill: [u8; 3]) -> Self {
+        let n = width as usize * height as usize;
+        let mut data = Vec::with_capacity(n * 3);
+        for _ in 0..n {
+            data.extend_from_slice(&fill);
+        }
+        RgbImage { width, height, data }
+    }
+
+    pub fn get(&self, x: u32, y: u32) -> [u8; 3] {
+        let i = (y as usize * self.width as usize + x as usize) * 3;
+        [self.data[i], self.data[i + 1], self.data[i + 2]]
+    }
+
+    pub fn write_png(&self, w: impl std::io::Write) -> Result<(), SlideError> {
+        let mut enc = png::Encoder::new(w, self.width, self.height);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut writer = enc.write_header().map_err(png_write_error)?;
+        writer.write_image_data(&self.data).map_err(png_write_error)?;
+        writer.finish().map_err(png_write_error)
+    }
+
+    /// Copies `src` so that its (0, 0) lands at (`dx`, `dy`) here, clipping both sides.
+    fn paste(&mut self, src: &RgbImage, dx: i64, dy: i64) {
+        let x0 = dx.max(0);
+        let x1 = (dx + i64::from(src.width)).min(i64::from(self.width));
+        if x1 <= x0 {
+            return;
+        }
+        let n = (x1 - x0) as usize * 3;
+        for y in dy.max(0)..(dy + i64::from(src.height)).min(i64::from(self.height)) {
+            let s = (((y - dy) * i64::from(src.width) + (x0 - dx)) * 3) as usize;
+            let d = ((y * i64::from(self.width) + x0) * 3) as usize;
+            self.data[d..d + n].copy_from_slice(&src.data[s..s + n]);
+        }
+    }
+}
+
+fn png_write_error(e: png::EncodingError) -> SlideError {
+    match e {
+        png::EncodingError::IoError(e) => SlideError::Io(e),
+        other => SlideError::Io(std::io::Error::other(other)),
+    }
+}
+
+pub trait SlideReader: Send + Sync {
+    fn info(&self) -> &SlideInfo;
+    /// x, y in level-0 pixels (as OpenSlide's read_region); w, h in pixels of `level`. Area outside the image is white (255,255,255).
+    fn read_region(&self, level: usize, x: i64, y: i64, w: u32, h: u32) -> Result<RgbImage, SlideError>;
+    fn associated_image(&self, name: &str) -> Result<RgbImage, SlideError>;
+    /// For TIFF-based readers: the raw directory structure, so de-identification can rewrite the file copying compressed tiles unchanged. None for PNG/JPEG.
+    fn tiff(&self) -> Option<&TiffSlide> {
+        None
+    }
+}
+
+/// Opens a slide, choosing the reader from the file's first bytes.
+pub fn open(path: &Path) -> Result<Box<dyn SlideReader>, SlideError> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    if ext == "mrxs" {
+        return Err(SlideError::Unsupported("MIRAX (.mrxs) slides are not supported".into()));
+    }
+    let file = File::open(path)?;
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Err(SlideError::Corrupt("the file is empty (0 bytes)".into()));
+    }
+    let mut head = [0u8; 8];
+    let n = file.read_at(&mut head, 0)?;
+    let head = &head[..n];
+    if is_tiff_magic(head) {
+        Ok(Box::new(TiffReader::open(TiffSlide::open(path)?)?))
+    } else if head.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Ok(Box::new(ImageReader::open_png(file)?))
+    } else if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Ok(Box::new(ImageReader::open_jpeg(file, len)?))
+    } else {
+        let hex: Vec<String> = head.iter().take(4).map(|b| format!("{b:02X}")).collect();
+        Err(SlideError::Unsupported(format!("not a TIFF, PNG or JPEG file (starts with {})", hex.join(" "))))
+    }
+}
+
+fn is_tiff_magic(head: &[u8]) -> bool {
+    matches!(head.get(..4), Some(b"II*\0" | b"MM\0*" | b"II+\0" | b"MM\0+"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// TIFF directories
+
+/// Every TIFF directory of the file in order (main chain, SubIFDs after their parent), classified.
+pub struct TiffSlide {
+    file: File,
+    file_len: u64,
+    bigtiff: bool,
+    format: String,
+    directories: Vec<TiffDirectory>,
+}
+
+#[derive(Debug, Clone)]
+pub enum DirectoryRole {
+    Level(usize),
+    /// "thumbnail" | "label" | "macro"
+    Associated(String),
+    Other,
+}
+
+#[derive(Debug, Clone)]
+pub struct TiffDirectory {
+    pub role: DirectoryRole,
+    pub width: u32,
+    pub height: u32,
+    /// Tile size, or (width, rows_per_strip) for strips.
+    pub tiled: bool,
+    pub chunk_width: u32,
+    pub chunk_height: u32,
+    pub compression: u16,
+    pub photometric: u16,
+    pub samples_per_pixel: u16,
+    pub bits_per_sample: u16,
+    pub planar_config: u16,
+    pub predictor: u16,
+    pub new_subfile_type: u32,
+    pub ycbcr_subsampling: Option<[u16; 2]>,
+    pub jpeg_tables: Option<Vec<u8>>,
+    pub description: Option<String>,
+    pub x_resolution: Option<f64>,
+    pub y_resolution: Option<f64>,
+    pub resolution_unit: Option<u16>,
+    pub chunk_offsets: Vec<u64>,
+    pub chunk_byte_counts: Vec<u64>,
+    /// Every other tag present: number and a short text rendering (for metadata display and deid checks).
+    pub tags: Vec<(u16, String)>,
+}
+
+/// Tags that have their own field in `TiffDirectory` (everything else goes to `tags`).
+const FIELD_TAGS: &[u16] =
+    &[254, 256, 257, 258, 259, 262, 270, 273, 277, 278, 279, 282, 283, 284, 296, 317, 322, 323, 324, 325, 347, 530];
+
+impl TiffDirectory {
+    fn chunks_across(&self) -> u32 {
+        self.width.div_ceil(self.chunk_width)
+    }
+
+    /// Aperio puts "label 400x300" / "macro ..." on the description's second line.
+    fn second_line_of_description(&self) -> Option<&str> {
+        self.description.as_deref()?.split('\n').nth(1).map(|l| l.trim_end_matches('\r'))
+    }
+}
+
+fn tiff_error(e: TiffError) -> SlideError {
+    match e {
+        TiffError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            SlideError::Corrupt("the TIFF structure runs past the end of the file (truncated?)".into())
+        }
+        TiffError::IoError(e) => SlideError::Io(e),
+        TiffError::LimitsExceeded => {
+            SlideError::TooLarge("a TIFF directory declares more data than can be read safely".into())
+        }
+        TiffError::UnsupportedError(e) => SlideError::Unsupported(format!("unsupported TIFF: {e}")),
+        other => SlideError::Corrupt(format!("invalid TIFF: {other}")),
+    }
+}
+
+fn value_u64(v: Value) -> Option<u64> {
+    match v {
+        Value::Byte(x) => Some(x.into()),
+        Value::Short(x) => Some(x.into()),
+        Value::Unsigned(x) | Value::Ifd(x) => Some(x.into()),
+        Value::UnsignedBig(x) | Value::IfdBig(x) => Some(x),
+        Value::List(mut l) if l.len() == 1 => l.pop().and_then(value_u64),
+        _ => None,
+    }
+}
+
+fn value_f64(v: Value) -> Option<f64> {
+    match v {
+        Value::Rational(n, d) if d != 0 => Some(f64::from(n) / f64::from(d)),
+        Value::SRational(n, d) if d != 0 => Some(f64::from(n) / f64::from(d)),
+        Value::Float(x) => Some(x.into()),
+        Value::Double(x) => Some(x),
+        Value::List(mut l) if l.len() == 1 => l.pop().and_then(value_f64),
+        other => value_u64(other).map(|x| x as f64),
+    }
+}
+
+/// A short rendering for display and de-identification checks: text as text, numbers joined,
+/// long lists cut to their first 16 values.
+fn render_value(v: &Value) -> String {
+    match v {
+        Value::Ascii(s) => s.trim_end_matches('\0').to_string(),
+        Value::List(l) if !l.is_empty() && l.iter().all(|x| matches!(x, Value::Byte(_))) => {
+            let bytes: Vec<u8> =
+                l.iter().filter_map(|x| if let Value::Byte(b) = x { Some(*b) } else { None }).collect();
+            let text = bytes.strip_suffix(&[0]).unwrap_or(&bytes);
+            if text.iter().all(|&b| b == b'\t' || b == b'\n' || b == b'\r' || (0x20..0x7F).contains(&b)) {
+                String::from_utf8_lossy(text).into_owned()
+            } else {
+                format!("{} bytes", bytes.len())
+            }
+        }
+        Value::List(l) => {
+            let mut parts: Vec<String> = l.iter().take(16).map(render_value).collect();
+            if l.len() > 16 {
+                parts.push(format!("… ({} values)", l.len()));
+            }
+            parts.join(" ")
+        }
+        Value::Rational(n, d) => format!("{n}/{d}"),
+        Value::SRational(n, d) => format!("{n}/{d}"),
+        Value::Byte(x) => x.to_string(),
+        Value::Short(x) => x.to_string(),
+        Value::SignedByte(x) => x.to_string(),
+        Value::SignedShort(x) => x.to_string(),
+        Value::Signed(x) => x.to_string(),
+        Value::SignedBig(x) => x.to_string(),
+        Value::Unsigned(x) | Value::Ifd(x) => x.to_string(),
+        Value::UnsignedBig(x) | Value::IfdBig(x) => x.to_string(),
+        Value::Float(x) => x.to_string(),
+        Value::Double(x) => x.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+type TiffDecoder = Decoder<BufReader<File>>;
+
+/// Reads one directory's tags into a `TiffDirectory` (role still `Other`), checking that its
+/// declared sizes are sane and every chunk lies inside the file.
+fn read_directory(
+    dec: &mut TiffDecoder,
+    ptr: IfdPointer,
+    file_len: u64,
+    index: usize,
+) -> Result<TiffDirectory, SlideError> {
+    let dir = dec.read_directory(ptr).map_err(tiff_error)?;
+    let mut tags = dec.read_directory_tags(&dir);
+    let mut num = |tag: u16| -> Result<Option<u64>, SlideError> {
+        Ok(tags.find_tag(Tag::from_u16_exhaustive(tag)).map_err(tiff_error)?.and_then(value_u64))
+    };
+    let what = format!("TIFF directory {index}");
+    let width = num(256)?.ok_or_else(|| SlideError::Corrupt(format!("{what} has no image width")))?;
+    let height = num(257)?.ok_or_else(|| SlideError::Corrupt(format!("{what} has no image length")))?;
+    let (Ok(width), Ok(height)) = (u32::try_from(width), u32::try_from(height)) else {
+        return Err(SlideError::TooLarge(format!("{what} declares {width}×{height} pixels")));
+    };
+    if width == 0 || height == 0 {
+        return Err(SlideError::Corrupt(format!("{what} declares an empty {width}×{height} image")));
+    }
+    let small = |v: Option<u64>, default: u16| v.map_or(Some(default), |v| u16::try_from(v).ok());
+    let samples_per_pixel = small(num(277)?, 1).unwrap_or(0);
+    let compression = small(num(259)?, 1).unwrap_or(0);
+    let planar_config = small(num(284)?, 1).unwrap_or(0);
+    let predictor = small(num(317)?, 1).unwrap_or(0);
+    let photometric = small(num(262)?, if samples_per_pixel >= 3 { 2 } else { 1 }).unwrap_or(u16::MAX);
+    let new_subfile_type = num(254)?.and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
+    let resolution_unit = num(296)?.and_then(|v| u16::try_from(v).ok());
+    let tiled = dir.contains(Tag::TileWidth) && dir.contains(Tag::TileOffsets);
+    let (chunk_width, chunk_height) = if tiled {
+        let tw = num(322)?.unwrap_or(0);
+        let th = num(323)?.unwrap_or(0);
+        (u32::try_from(tw).unwrap_or(u32::MAX), u32::try_from(th).unwrap_or(u32::MAX))
+    } else {
+        let rows = num(278)?.unwrap_or(u64::from(height)).min(u64::from(height));
+        (width, rows as u32)
+    };
+    let mut tags = dec.read_directory_tags(&dir);
+    let mut get = |tag: u16| tags.find_tag(Tag::from_u16_exhaustive(tag)).map_err(tiff_error);
+    let bits_per_sample = match get(258)? {
+        Some(Value::List(l)) => l.into_iter().next().and_then(value_u64),
+        Some(v) => value_u64(v),
+        None => Some(1),
+    }
+    .and_then(|v| u16::try_from(v).ok())
+    .unwrap_or(0);
+    let ycbcr_subsampling = match get(530)? {
+        Some(Value::List(l)) if l.len() == 2 => {
+            let v: Vec<u16> = l.into_iter().filter_map(value_u64).filter_map(|v| u16::try_from(v).ok()).collect();
+            (v.len() == 2).then(|| [v[0], v[1]])
+        }
+        _ => None,
+    };
+    let jpeg_tables = get(347)?.map(|v| v.into_u8_vec()).transpose().map_err(tiff_error)?;
+    let description = get(270)?.map(|v| render_value(&v));
+    let x_resolution = get(282)?.and_then(value_f64);
+    let y_resolution = get(283)?.and_then(value_f64);
+    let (off_tag, count_tag) = if tiled { (324, 325) } else { (273, 279) };
+    let chunk_offsets = get(off_tag)?.map(|v| v.into_u64_vec()).transpose().map_err(tiff_error)?.unwrap_or_default();
+    let chunk_byte_counts =
+        get(count_tag)?.map(|v| v.into_u64_vec()).transpose().map_err(tiff_error)?.unwrap_or_default();
+    let mut other = Vec::new();
+    let present: Vec<u16> = dir.iter().map(|(t, _)| t.to_u16()).filter(|t| !FIELD_TAGS.contains(t)).collect();
+    for t in present {
+        if let Some(v) = get(t)? {
+            other.push((t, render_value(&v)));
+        }
+    }
+    let d = TiffDirectory {
+        role: DirectoryRole::Other,
+        width,
+        height,
+        tiled,
+        chunk_width,
+        chunk_height,
+        compression,
+        photometric,
+        samples_per_pixel,
+        bits_per_sample,
+        planar_config,
+        predictor,
+        new_subfile_type,
+        ycbcr_subsampling,
+        jpeg_tables,
+        description,
+        x_resolution,
+        y_resolution,
+        resolution_unit,
+        chunk_offsets,
+        chunk_byte_counts,
+        tags: other,
+    };
+    check_layout(&d, &what, file_len)?;
+    Ok(d)
+}
+
+/// Declared sizes must be consistent and every chunk must lie inside the file, so later reads
+/// never allocate more than the file holds.
+fn check_layout(d: &TiffDirectory, what: &str, file_len: u64) -> Result<(), SlideError> {
+    let kind = if d.tiled { "tile" } else { "strip" };
+    if d.chunk_width == 0 || d.chunk_height == 0 {
+        return Err(SlideError::Corrupt(format!(
+            "{what} declares {kind}s of {}×{} pixels",
+            d.chunk_width, d.chunk_height
+        )));
+    }
+    let chunk_pixels = u64::from(d.chunk_width) * u64::from(d.chunk_height);
+    if chunk_pixels > MAX_CHUNK_PIXELS {
+        return Err(SlideError::TooLarge(format!(
+            "{what} declares {kind}s of {}×{} pixels (limit {MAX_CHUNK_PIXELS} pixels)",
+            d.chunk_width, d.chunk_height
+        )));
+    }
+    let planes = if d.planar_config == 2 { u64::from(d.samples_per_pixel) } else { 1 };
+    let expected = u64::from(d.width.div_ceil(d.chunk_width)) * u64::from(d.height.div_ceil(d.chunk_height)) * planes;
+    if expected > MAX_CHUNKS {
+        return Err(SlideError::TooLarge(format!("{what} declares {expected} {kind}s (limit {MAX_CHUNKS})")));
+    }
+    if d.chunk_offsets.len() as u64 != expected || d.chunk_byte_counts.len() as u64 != expected {
+        return Err(SlideError::Corrupt(format!(
+            "{what} is {}×{} in {}×{} {kind}s, so needs {expected} {kind}s, but lists {} offsets and {} byte counts",
+            d.width,
+            d.height,
+            d.chunk_width,
+            d.chunk_height,
+            d.chunk_offsets.len(),
+            d.chunk_byte_counts.len()
+        )));
+    }
+    for (i, (&off, &n)) in d.chunk_offsets.iter().zip(&d.chunk_byte_counts).enumerate() {
+        match off.checked_add(n) {
+            Some(end) if end <= file_len => {}
+            _ => {
+                return Err(SlideError::Corrupt(format!(
+                    "{kind} {i} of {what} ends past the end of the file ({} bytes at {off}, file is {file_len} bytes): truncated?",
+                    n
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Why a directory's pixels cannot be decoded here, if they cannot.
+fn unsupported_reason(d: &TiffDirectory) -> Option<String> {
+    match d.compression {
+        1 | 5 | 7 | 8 | 32946 => {}
+        6 => return Some("old-style JPEG compression (6) is not supported".into()),
+        33003 | 33005 | 34712 => return Some(format!("JPEG 2000 compression ({}) is not supported", d.compression)),
+        c => return Some(format!("TIFF compression {c} is not supported")),
+    }
+    if d.bits_per_sample != 8 {
+        return Some(format!("{}-bit samples are not supported (only 8-bit)", d.bits_per_sample));
+    }
+    if d.planar_config == 2 && d.samples_per_pixel > 1 {
+        return Some("separate colour planes (PlanarConfiguration 2) are not supported".into());
+    }
+    if !(1..=4).contains(&d.samples_per_pixel) {
+        return Some(format!("{} samples per pixel are not supported", d.samples_per_pixel));
+    }
+    if d.predictor != 1 && d.predictor != 2 {
+        return Some(format!("TIFF predictor {} is not supported", d.predictor));
+    }
+    match d.photometric {
+        0..=2 => None,
+        6 if d.compression == 7 => None,
+        6 => Some("YCbCr pixels without JPEG compression are not supported".into()),
+        p => Some(format!("TIFF photometric interpretation {p} is not supported")),
+    }
+}
+
+impl TiffSlide {
+    pub fn open(path: &Path) -> Result<TiffSlide, SlideError> {
+        let file = File::open(path)?;
+        let file_len = file.metadata()?.len();
+        if file_len == 0 {
+            return Err(SlideError::Corrupt("the file is empty (0 bytes)".into()));
+        }
+        let mut head = [0u8; 4];
+        let n = file.read_at(&mut head, 0)?;
+        if !is_tiff_magic(&head[..n]) {
+            let hex: Vec<String> = head[..n].iter().map(|b| format!("{b:02X}")).collect();
+            return Err(SlideError::Unsupported(format!("not a TIFF file (starts with {})", hex.join(" "))));
+        }
+        let bigtiff = head[2] == 43 || head[3] == 43;
+        let mut dec = Decoder::new(BufReader::new(file.try_clone()?)).map_err(tiff_error)?;
+        let first = dec.ifd_pointer().ok_or_else(|| SlideError::Corrupt("TIFF has no image directory".into()))?;
+
+        // (directory, parent index in `main` for SubIFDs)
+        let mut directories = Vec::new();
+        let mut main_index = Vec::new();
+        let mut seen = HashSet::new();
+        let mut next = Some(first);
+        while let Some(ptr) = next {
+            if !seen.insert(ptr.0) || directories.len() >= MAX_DIRECTORIES {
+                return Err(SlideError::Corrupt("the TIFF directory chain loops or is implausibly long".into()));
+            }
+            let index = directories.len();
+            let d = read_directory(&mut dec, ptr, file_len, index)?;
+            let dir = dec.read_directory(ptr).map_err(tiff_error)?;
+            next = dir.next();
+            let subs = dec
+                .read_directory_tags(&dir)
+                .find_tag(Tag::SubIfd)
+                .map_err(tiff_error)?
+                .map(|v| v.into_ifd_vec())
+                .transpose()
+                .map_err(tiff_error)?
+                .unwrap_or_default();
+            main_index.push(Some(main_index.iter().flatten().count()));
+            directories.push(d);
+            for sub in subs {
+                if !seen.insert(sub.0) || directories.len() >= MAX_DIRECTORIES {
+                    return Err(SlideError::Corrupt("the TIFF SubIFDs loop or are implausibly many".into()));
+                }
+                let d = read_directory(&mut dec, sub, file_len, directories.len())?;
+                main_index.push(None);
+                directories.push(d);
+            }
+        }
+        if directories.iter().any(|d| d.tags.iter().any(|(t, _)| *t == 65420)) {
+            return Err(SlideError::Unsupported("Hamamatsu NDPI slides are not supported".into()));
+        }
+        let first_desc = directories.first().and_then(|d| d.description.clone()).unwrap_or_default();
+        let format = if first_desc.starts_with("Aperio") {
+            "aperio-svs"
+        } else if first_desc.trim_start().starts_with("<?xml") && first_desc.contains("<OME") {
+            "ome-tiff"
+        } else {
+            "generic-tiff"
+        };
+        classify(&mut directories, &main_index, format == "aperio-svs");
+        Ok(TiffSlide { file, file_len, bigtiff, format: format.to_string(), directories })
+    }
+
+    pub fn bigtiff(&self) -> bool {
+        self.bigtiff
+    }
+
+    pub fn directories(&self) -> &[TiffDirectory] {
+        &self.directories
+    }
+
+    /// The compressed bytes of one tile/strip exactly as stored in the file.
+    pub fn raw_chunk(&self, dir: usize, index: usize) -> Result<Vec<u8>, SlideError> {
+        let d = self
+            .directories
+            .get(dir)
+            .ok_or_else(|| SlideError::OutOfBounds(format!("TIFF directory {dir} does not exist")))?;
+        let (Some(&off), Some(&n)) = (d.chunk_offsets.get(index), d.chunk_byte_counts.get(index)) else {
+            return Err(SlideError::OutOfBounds(format!("TIFF directory {dir} has no chunk {index}")));
+        };
+        // Checked against the file length at open; re-checked in case the file shrank since.
+        if off.checked_add(n).is_none_or(|end| end > self.file_len) {
+            return Err(SlideError::Corrupt(format!(
+                "chunk {index} of TIFF directory {dir} lies past the end of the file"
+            )));
+        }
+        let mut buf = vec![0u8; usize::try_from(n).map_err(|_| SlideError::TooLarge("chunk too large".into()))?];
+        self.file.read_exact_at(&mut buf, off)?;
+        Ok(buf)
+    }
+
+    /// Decodes one tile/strip to a chunk-sized RGB image (strips: only the rows that exist).
+    fn decode_chunk(&self, dir: usize, index: usize) -> Result<RgbImage, SlideError> {
+        let d = &self.directories[dir];
+        let (cw, ch) = (d.chunk_width, d.chunk_height);
+        let rows = if d.tiled {
+            ch
+        } else {
+            let row0 = (index as u64 * u64::from(ch)).min(u64::from(d.height)) as u32;
+            ch.min(d.height - row0)
+        };
+        let raw = self.raw_chunk(dir, index)?;
+        if raw.is_empty() {
+            // Sparse files leave never-scanned tiles empty: show background.
+            return Ok(RgbImage::new(cw, rows, [255, 255, 255]));
+        }
+        if d.compression == 7 {
+            let img = jpeg::decode_rgb(&raw, d.jpeg_tables.as_deref(), Some(d.photometric), MAX_CHUNK_PIXELS)?;
+            if img.width == cw && img.height == rows {
+                return Ok(img);
+            }
+            // Some writers code the last strip or edge tile at another size: place it at (0, 0).
+            let mut out = RgbImage::new(cw, rows, [255, 255, 255]);
+            out.paste(&img, 0, 0);
+            return Ok(out);
+        }
+        let spp = usize::from(d.samples_per_pixel);
+        let row_len = cw as usize * spp;
+        let expected = row_len * rows as usize;
+        let mut samples = vec![0u8; expected];
+        let got = match d.compression {
+            1 => {
+                let n = raw.len().min(expected);
+                samples[..n].copy_from_slice(&raw[..n]);
+                n
+            }
+            5 => lzw_decode(&raw, &mut samples)?,
+            _ => {
+                let mut z = flate2::read::ZlibDecoder::new(&raw[..]);
+                let mut n = 0;
+                loop {
+                    match z.read(&mut samples[n..]) {
+                        Ok(0) => break,
+                        Ok(k) => n += k,
+                        Err(e) => return Err(SlideError::Corrupt(format!("deflate data could not be decoded: {e}"))),
+                    }
+                    if n == expected {
+                        break;
+                    }
+                }
+                n
+            }
+        };
+        if got < expected {
+            return Err(SlideError::Corrupt(format!(
+                "chunk {index} of TIFF directory {dir} decoded to {got} bytes, expected {expected}"
+            )));
+        }
+        if d.predictor == 2 {
+            for row in samples.chunks_exact_mut(row_len) {
+                for i in spp..row.len() {
+                    row[i] = row[i].wrapping_add(row[i - spp]);
+                }
+            }
+        }
+        let mut data = Vec::with_capacity(cw as usize * rows as usize * 3);
+        for px in samples.chunks_exact(spp) {
+            match (spp, d.photometric) {
+                (1 | 2, 0) => data.extend_from_slice(&[255 - px[0]; 3]),
+                (1 | 2, _) => data.extend_from_slice(&[px[0]; 3]),
+                // RGB, or RGBA whose alpha we drop (as a plain RGB conversion does).
+                _ => data.extend_from_slice(&px[..3]),
+            }
+        }
+        Ok(RgbImage { width: cw, height: rows, data })
+    }
+
+    /// Reads the rectangle (`x`, `y`, `w`, `h`) of directory `dir` in its own pixels.
+    fn read_rect(&self, dir: usize, x: i64, y: i64, w: u32, h: u32) -> Result<RgbImage, SlideError> {
+        if u64::from(w) * u64::from(h) > MAX_IMAGE_PIXELS {
+            return Err(SlideError::TooLarge(format!(
+                "a {w}×{h} region is larger than the {MAX_IMAGE_PIXELS}-pixel limit"
+            )));
+        }
+        let d = &self.directories[dir];
+        let mut out = RgbImage::new(w, h, [255, 255, 255]);
+        let x0 = x.max(0);
+        let y0 = y.max(0);
+        let x1 = (x + i64::from(w)).min(i64::from(d.width));
+        let y1 = (y + i64::from(h)).min(i64::from(d.height));
+        if x1 <= x0 || y1 <= y0 {
+            return Ok(out);
+        }
+        let (cw, ch) = (i64::from(d.chunk_width), i64::from(d.chunk_height));
+        let across = i64::from(d.chunks_across());
+        for row in y0 / ch..=(y1 - 1) / ch {
+            for col in x0 / cw..=(x1 - 1) / cw {
+                let chunk = self.decode_chunk(dir, (row * across + col) as usize)?;
+                out.paste(&chunk, col * cw - x, row * ch - y);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// TIFF-flavoured LZW (MSB first, early code-size switch) into a fixed buffer: output is bounded
+/// by the chunk size, so a compression bomb cannot grow memory. Returns bytes written.
+fn lzw_decode(raw: &[u8], out: &mut [u8]) -> Result<usize, SlideError> {
+    let mut dec = weezl::decode::Decoder::with_tiff_size_switch(weezl::BitOrder::Msb, 8);
+    let (mut inp, mut written) = (0, 0);
+    while written < out.len() {
+        let r = dec.decode_bytes(&raw[inp..], &mut out[written..]);
+        inp += r.consumed_in;
+        written += r.consumed_out;
+        match r.status {
+            Ok(weezl::LzwStatus::Ok) if r.consumed_in > 0 || r.consumed_out > 0 => {}
+            Ok(_) => break,
+            Err(e) => return Err(SlideError::Corrupt(format!("LZW data could not be decoded: {e}"))),
+        }
+    }
+    Ok(written)
+}
+
+/// Assigns roles: pyramid levels (sorted largest first) and associated images.
+///
+/// Aperio (as OpenSlide): tiled directories are levels; the untiled second directory is the
+/// thumbnail; others are label/macro by the second line of their description. Generic and
+/// OME-TIFF: the first directory, main-chain directories marked reduced-resolution
+/// (NewSubfileType bit 0) and the first directory's tiled SubIFDs are levels.
+fn classify(dirs: &mut [TiffDirectory], main_index: &[Option<usize>], aperio: bool) {
+    let mut levels = Vec::new();
+    let mut in_first_subifds = false;
+    for (i, d) in dirs.iter_mut().enumerate() {
+        let main = main_index[i];
+        if main.is_some() {
+            in_first_subifds = main == Some(0);
+        }
+        let usable = unsupported_reason(d).is_none();
+        d.role = if aperio && main.is_some() {
+            let line = d.second_line_of_description().unwrap_or("");
+            if main == Some(0) || d.tiled {
+                DirectoryRole::Level(0)
+            } else if !usable {
+                DirectoryRole::Other
+            } else if main == Some(1) {
+                DirectoryRole::Associated("thumbnail".into())
+            } else if line.starts_with("label ") {
+                DirectoryRole::Associated("label".into())
+            } else if line.starts_with("macro ") {
+                DirectoryRole::Associated("macro".into())
+            } else {
+                DirectoryRole::Other
+            }
+        } else if main == Some(0)
+            || (main.is_some() && d.tiled && d.new_subfile_type & 1 == 1)
+            || (main.is_none() && in_first_subifds && d.tiled && !aperio)
+        {
+            DirectoryRole::Level(0)
+        } else {
+            DirectoryRole::Other
+        };
+        if matches!(d.role, DirectoryRole::Level(_)) {
+            levels.push(i);
+        }
+    }
+    levels.sort_by_key(|&i| std::cmp::Reverse((dirs[i].width, dirs[i].height)));
+    for (n, &i) in levels.iter().enumerate() {
+        dirs[i].role = DirectoryRole::Level(n);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// TIFF-based slides
+
+struct TiffReader {
+    slide: TiffSlide,
+    info: SlideInfo,
+    /// Directory index of each level.
+    level_dirs: Vec<usize>,
+}
+
+impl TiffReader {
+    fn open(slide: TiffSlide) -> Result<TiffReader, SlideError> {
+        let mut level_dirs: Vec<(usize, usize)> = slide
+            .directories
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| if let DirectoryRole::Level(n) = d.role { Some((n, i)) } else { None })
+            .collect();
+        level_dirs.sort();
+        let level_dirs: Vec<usize> = level_dirs.into_iter().map(|(_, i)| i).collect();
+        let base = level_dirs.first().map(|&i| &slide.directories[i]).ok_or_else(|| {
+            SlideError::Unsupported("the TIFF has no image directory usable as a pyramid level".into())
+        })?;
+        for &i in &level_dirs {
+            if let Some(reason) = unsupported_reason(&slide.directories[i]) {
+                return Err(SlideError::Unsupported(reason));
+            }
+        }
+        let (w0, h0) = (f64::from(base.width), f64::from(base.height));
+        let levels = level_dirs
+            .iter()
+            .map(|&i| {
+                let d = &slide.directories[i];
+                // OpenSlide's downsample: the mean of the two axes' ratios.
+                let downsample = (w0 / f64::from(d.width) + h0 / f64::from(d.height)) / 2.0;
+                Level { width: d.width.into(), height: d.height.into(), downsample }
+            })
+            .collect();
+        let mut associated: Vec<String> = Vec::new();
+        for d in &slide.directories {
+            if let DirectoryRole::Associated(name) = &d.role {
+                if !associated.contains(name) {
+                    associated.push(name.clone());
+                }
+            }
+        }
+        let properties = properties(&slide.directories[0], slide.format == "aperio-svs");
+        let aperio_num = |k: &str| properties.get(k).and_then(|v| v.trim().parse::<f64>().ok()).filter(|v| *v > 0.0);
+        let (mut mpp_x, mut mpp_y) = (aperio_num("aperio.MPP"), aperio_num("aperio.MPP"));
+        if mpp_x.is_none() {
+            let per_um = match base.resolution_unit {
+                Some(2) => Some(25_400.0),
+                Some(3) => Some(10_000.0),
+                _ => None,
+            };
+            let mpp = |res: Option<f64>| Some(per_um? / res.filter(|r| r.is_finite() && *r > 0.0)?);
+            mpp_x = mpp(base.x_resolution);
+            mpp_y = mpp(base.y_resolution);
+        }
+        let info = SlideInfo {
+            format: slide.format.clone(),
+            width: base.width.into(),
+            height: base.height.into(),
+            levels,
+            mpp_x,
+            mpp_y,
+            objective_power: aperio_num("aperio.AppMag"),
+            associated,
+            properties,
+        };
+        Ok(TiffReader { slide, info, level_dirs })
+    }
+}
+
+/// OpenSlide-style properties from the first directory: `tiff.*` from the baseline text tags and
+/// resolution, `aperio.*` from the `key = value` pairs after `|` in an Aperio description.
+fn properties(d: &TiffDirectory, aperio: bool) -> BTreeMap<String, String> {
+    let mut p = BTreeMap::new();
+    let names = [
+        (269, "DocumentName"),
+        (271, "Make"),
+        (272, "Model"),
+        (285, "PageName"),
+        (305, "Software"),
+        (306, "DateTime"),
+        (315, "Artist"),
+        (316, "HostComputer"),
+        (33432, "Copyright"),
+    ];
+    for (tag, text) in &d.tags {
+        if let Some((_, name)) = names.iter().find(|(t, _)| t == tag) {
+            p.insert(format!("tiff.{name}"), text.clone());
+        }
+    }
+    if let Some(desc) = &d.description {
+        p.insert("tiff.ImageDescription".into(), desc.clone());
+        if aperio {
+            for part in desc.split('|').skip(1) {
+                if let Some((k, v)) = part.split_once(" = ") {
+                    p.insert(format!("aperio.{}", k.trim()), v.trim().to_string());
+                }
+            }
+        }
+    }
+    if let Some(x) = d.x_resolution {
+        p.insert("tiff.XResolution".into(), x.to_string());
+    }
+    if let Some(y) = d.y_resolution {
+        p.insert("tiff.YResolution".into(), y.to_string());
+    }
+    if let Some(u) = d.resolution_unit {
+        let unit = match u {
+            1 => "none".to_string(),
+            2 => "inch".to_string(),
+            3 => "centimeter".to_string(),
+            other => other.to_string(),
+        };
+        p.insert("tiff.ResolutionUnit".into(), unit);
+    }
+    p
+}
+
+impl SlideReader for TiffReader {
+    fn info(&self) -> &SlideInfo {
+        &self.info
+    }
+
+    fn read_region(&self, level: usize, x: i64, y: i64, w: u32, h: u32) -> Result<RgbImage, SlideError> {
+        let (&dir, l) = self.level_dirs.iter().zip(&self.info.levels).nth(level).ok_or_else(|| {
+            SlideError::OutOfBounds(format!("level {level} does not exist (the slide has {})", self.level_dirs.len()))
+        })?;
+        let lx = (x as f64 / l.downsample).floor() as i64;
+        let ly = (y as f64 / l.downsample).floor() as i64;
+        self.slide.read_rect(dir, lx, ly, w, h)
+    }
+
+    fn associated_image(&self, name: &str) -> Result<RgbImage, SlideError> {
+        let dir = self
+            .slide
+            .directories
+            .iter()
+            .position(|d| matches!(&d.role, DirectoryRole::Associated(n) if n == name))
+            .ok_or_else(|| SlideError::NotFound(format!("the slide has no associated image \"{name}\"")))?;
+        let d = &self.slide.directories[dir];
+        self.slide.read_rect(dir, 0, 0, d.width, d.height)
+    }
+
+    fn tiff(&self) -> Option<&TiffSlide> {
+        Some(&self.slide)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PNG and JPEG: one level, decoded whole at open (they are small by definition here).
+
+struct ImageReader {
+    info: SlideInfo,
+    image: RgbImage,
+}
+
+impl ImageReader {
+    fn new(format: &str, image: RgbImage) -> ImageReader {
+        let info = SlideInfo {
+            format: format.into(),
+            width: image.width.into(),
+            height: image.height.into(),
+            levels: vec![Level { width: image.width.into(), height: image.height.into(), downsample: 1.0 }],
+            mpp_x: None,
+            mpp_y: None,
+            objective_power: None,
+            associated: Vec::new(),
+            properties: BTreeMap::new(),
+        };
+        ImageReader { info, image }
+    }
+
+    fn open_png(file: File) -> Result<ImageReader, SlideError> {
+        let bad = |e: png::DecodingError| match e {
+            png::DecodingError::IoError(e) if e.kind() != std::io::ErrorKind::UnexpectedEof => SlideError::Io(e),
+            other => SlideError::Corrupt(format!("PNG could not be decoded: {other}")),
+        };
+        let mut dec = png::Decoder::new(BufReader::new(file));
+        dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+        let mut reader = dec.read_info().map_err(bad)?;
+        let (w, h) = (reader.info().width, reader.info().height);
+        if u64::from(w) * u64::from(h) > MAX_IMAGE_PIXELS {
+            return Err(SlideError::TooLarge(format!(
+                "PNG of {w}×{h} pixels is larger than the {MAX_IMAGE_PIXELS}-pixel limit"
+            )));
+        }
+        let size = reader.output_buffer_size().ok_or_else(|| SlideError::TooLarge("PNG frame too large".into()))?;
+        let mut buf = vec![0u8; size];
+        let frame = reader.next_frame(&mut buf).map_err(bad)?;
+        let channels = match frame.color_type {
+            png::ColorType::Grayscale => 1,
+            png::ColorType::GrayscaleAlpha => 2,
+            png::ColorType::Rgb => 3,
+            png::ColorType::Rgba => 4,
+            png::ColorType::Indexed => {
+                return Err(SlideError::Unsupported("indexed PNG could not be expanded".into()));
+            }
+        };
+        let mut data = Vec::with_capacity(w as usize * h as usize * 3);
+        for row in buf.chunks_exact(frame.line_size).take(h as usize) {
+            for px in row[..w as usize * channels].chunks_exact(channels) {
+                if channels < 3 {
+                    data.extend_from_slice(&[px[0]; 3]);
+                } else {
+                    data.extend_from_slice(&px[..3]);
+                }
+            }
+        }
+        Ok(ImageReader::new("png", RgbImage { width: w, height: h, data }))
+    }
+
+    fn open_jpeg(mut file: File, len: u64) -> Result<ImageReader, SlideError> {
+        // Compressed size is at most a few bytes per pixel; refuse before reading a huge file.
+        if len > MAX_IMAGE_PIXELS * 3 {
+            return Err(SlideError::TooLarge(format!("JPEG file of {len} bytes is too large for a single image")));
+        }
+        let mut bytes = Vec::with_capacity(len as usize);
+        file.read_to_end(&mut bytes)?;
+        Ok(ImageReader::new("jpeg", jpeg::decode_rgb(&bytes, None, None, MAX_IMAGE_PIXELS)?))
+    }
+}
+
+impl SlideReader for ImageReader {
+    fn info(&self) -> &SlideInfo {
+        &self.info
+    }
+
+    fn read_region(&self, level: usize, x: i64, y: i64, w: u32, h: u32) -> Result<RgbImage, SlideError> {
+        if level != 0 {
+            return Err(SlideError::OutOfBounds(format!("level {level} does not exist (the image has 1)")));
+        }
+        if u64::from(w) * u64::from(h) > MAX_IMAGE_PIXELS {
+            return Err(SlideError::TooLarge(format!(
+                "a {w}×{h} region is larger than the {MAX_IMAGE_PIXELS}-pixel limit"
+            )));
+        }
+        let mut out = RgbImage::new(w, h, [255, 255, 255]);
+        out.paste(&self.image, -x, -y);
+        Ok(out)
+    }
+
+    fn associated_image(&self, name: &str) -> Result<RgbImage, SlideError> {
+        Err(SlideError::NotFound(format!("the image has no associated image \"{name}\"")))
+    }
+}
