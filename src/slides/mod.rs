@@ -5,7 +5,10 @@ pub mod deid;
 pub mod dzi;
 pub mod ingest;
 pub mod jpeg;
+pub mod font;
 pub mod reader;
+pub mod synth;
+pub mod tiffwrite;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,1 @@
+//! Synthetic H&E slides (placeholder).
