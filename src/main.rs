@@ -46,6 +46,9 @@ enum Command {
         /// Seed and exit.
         #[arg(long)]
         seed_only: bool,
+        /// Synthetic slides drawn for the demo's first subjects (0 for none).
+        #[arg(long, default_value_t = 24)]
+        slides: usize,
     },
     /// Apply pending database migrations and exit.
     Migrate,
@@ -375,10 +378,24 @@ fn run(cli: Cli) -> CliResult {
     let data_dir = cli.data_dir.clone().unwrap_or(default_dir);
     match cli.command {
         Command::Serve(args) => serve(config_for(data_dir, Some(&args)), None),
-        Command::Demo { serve: args, seed_only } => {
+        Command::Demo { serve: args, seed_only, slides } => {
             let cfg = config_for(data_dir, Some(&args));
             let pool = startup::open_database(&cfg)?;
-            let created = demo::seed(&mut *pool.get().map_err(Error::from)?, &cfg.data_dir)?;
+            let mut created = demo::seed(&mut *pool.get().map_err(Error::from)?, &cfg.data_dir)?;
+            if slides > 0 {
+                created.extend(demo::slides::seed_slides(
+                    &mut *pool.get().map_err(Error::from)?,
+                    &cfg.data_dir,
+                    slides,
+                    &mut |done, total| {
+                        if done < total {
+                            eprint!("\rdrawing demo slide {}/{total}…", done + 1);
+                        } else {
+                            eprintln!("\rdrew {total} demo slides.          ");
+                        }
+                    },
+                )?);
+            }
             for c in &created {
                 println!("seeded {c}");
             }
@@ -858,13 +875,13 @@ fn synth_cmd(cmd: SynthCmd) -> CliResult {
                 return Err(Failure::Input(format!("--mpp {mpp}: give microns per pixel between 0.05 and 10")));
             }
             std::fs::create_dir_all(&out).map_err(|e| Failure::Input(format!("{}: {e}", out.display())))?;
-            let params = SynthParams { width: w, height: h, mpp, phenotype, seed, ..SynthParams::default() };
+            let params = SynthParams::new(w, h, mpp, phenotype, seed);
             let mut last = std::time::Instant::now();
-            let slides = synth::write_slides(&out, n, &params, &mut |done: u64, total: u64| {
+            let slides = synth::write_slides(&out, n, &params, &mut |i: usize, done: u64, total: u64| {
                 if last.elapsed() > Duration::from_millis(200) || done == total {
                     last = std::time::Instant::now();
                     let pct = if total > 0 { done * 100 / total } else { 100 };
-                    eprint!("\r[{:<30}] {pct:>3}%", "#".repeat((pct as usize * 30) / 100));
+                    eprint!("\rslide {}/{n} [{:<30}] {pct:>3}%", i + 1, "#".repeat((pct as usize * 30) / 100));
                 }
             })?;
             eprintln!();

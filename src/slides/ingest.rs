@@ -210,15 +210,14 @@ fn plan_path(tmp_dir: &Path, ingest_id: i32) -> PathBuf {
     tmp_dir.join(format!("slide-ingest-{ingest_id}.json"))
 }
 
-/// Records the ingest, saves its plan beside the data and queues the job.
-pub fn start(conn: &mut Conn, actor: &Actor, access: &StudyAccess, tmp_dir: &Path, plan: &Plan) -> Result<(i32, Job)> {
+fn create_record(conn: &mut Conn, actor: &Actor, access: &StudyAccess, files: usize) -> Result<i32> {
     access.require(Permission::ManageSlides)?;
-    let ingest_id = write_tx(conn, |conn| {
+    write_tx(conn, |conn| {
         diesel::insert_into(slide_ingests::table)
             .values((
                 slide_ingests::study_id.eq(access.study.id),
                 slide_ingests::actor.eq(&actor.name),
-                slide_ingests::files_total.eq(plan.entries.len() as i32),
+                slide_ingests::files_total.eq(files as i32),
                 slide_ingests::files_ingested.eq(0),
                 slide_ingests::files_skipped.eq(0),
                 slide_ingests::files_failed.eq(0),
@@ -228,13 +227,39 @@ pub fn start(conn: &mut Conn, actor: &Actor, access: &StudyAccess, tmp_dir: &Pat
             .returning(slide_ingests::id)
             .get_result::<i32>(conn)
             .map_err(Error::from)
-    })?;
+    })
+}
+
+/// Records the ingest, saves its plan beside the data and queues the job.
+pub fn start(conn: &mut Conn, actor: &Actor, access: &StudyAccess, tmp_dir: &Path, plan: &Plan) -> Result<(i32, Job)> {
+    let ingest_id = create_record(conn, actor, access, plan.entries.len())?;
     std::fs::create_dir_all(tmp_dir).map_err(|e| Error::Internal(e.into()))?;
     let body = serde_json::to_vec(plan).map_err(|e| Error::Internal(e.into()))?;
     std::fs::write(plan_path(tmp_dir, ingest_id), body).map_err(|e| Error::Internal(e.into()))?;
     let job = jobs::enqueue(conn, actor, Some(&access.study), KIND, json!({"ingest": ingest_id}))?;
     diesel::update(slide_ingests::table.find(ingest_id)).set(slide_ingests::job_id.eq(job.id)).execute(conn)?;
     Ok((ingest_id, job))
+}
+
+/// Runs a plan here and now, without the job queue (the demo seeding a fresh install).
+pub fn ingest_now(
+    conn: &mut Conn,
+    actor: &Actor,
+    access: &StudyAccess,
+    data_dir: &Path,
+    plan: &Plan,
+) -> anyhow::Result<Vec<RowOutcome>> {
+    let ingest_id = create_record(conn, actor, access, plan.entries.len())?;
+    let partial_dir = super::store_dir(data_dir).join(".partial");
+    std::fs::create_dir_all(&partial_dir)?;
+    let mut report = Vec::new();
+    for entry in &plan.entries {
+        let partial = partial_dir.join(format!("now-{ingest_id}-row-{}.partial", entry.row));
+        report.push(ingest_one(conn, data_dir, &plan.study_code, &actor.name, ingest_id, entry, &partial));
+        let _ = std::fs::remove_file(&partial);
+    }
+    save_report(conn, ingest_id, &report, true)?;
+    Ok(report)
 }
 
 #[derive(Debug, Clone, Queryable, serde::Serialize)]

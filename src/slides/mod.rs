@@ -3,9 +3,9 @@
 
 pub mod deid;
 pub mod dzi;
+pub mod font;
 pub mod ingest;
 pub mod jpeg;
-pub mod font;
 pub mod reader;
 pub mod synth;
 pub mod tiffwrite;

@@ -1,0 +1,76 @@
+//! Demo slides: a synthetic H&E slide drawn for each of the first demo subjects' phenotype,
+//! ingested through the same manifest path a site's slides take (label and PHI removed).
+
+use std::path::Path;
+
+use crate::auth::permissions::study_access;
+use crate::auth::Actor;
+use crate::cases::deid::StudyKey;
+use crate::db::Conn;
+use crate::error::Result;
+use crate::slides::ingest::{self, SourceFile};
+use crate::slides::synth::{self, Phenotype, SynthParams};
+
+use super::truth::{self, DemoSubject};
+use super::DEMO_STUDY;
+
+/// Slide size: 3 × 2 mm of tissue at 0.5 µm/px (six 1 mm² grid cells), small enough that two
+/// dozen are drawn in about a minute with a release build.
+const WIDTH: u32 = 6000;
+const HEIGHT: u32 = 4000;
+const MPP: f64 = 0.5;
+
+fn phenotype(s: &DemoSubject) -> Phenotype {
+    match s.phenotype {
+        truth::Phenotype::Inflamed => Phenotype::Inflamed,
+        truth::Phenotype::Excluded => Phenotype::Excluded,
+        truth::Phenotype::Desert => Phenotype::Desert,
+    }
+}
+
+/// Draws and ingests one H&E slide for each of the first `count` subjects (half per site).
+/// Skipped when the study already has slides.
+pub fn seed_slides(
+    conn: &mut Conn,
+    data_dir: &Path,
+    count: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<String>> {
+    let actor = Actor::cli_operator();
+    let access = study_access(conn, &actor, DEMO_STUDY)?;
+    if crate::slides::count(conn, access.study.id)? > 0 {
+        return Ok(Vec::new());
+    }
+    let subjects = truth::subjects(super::DEMO_SUBJECTS, truth::SEED);
+    let picked: Vec<&DemoSubject> = ["SNUBH", "SMC"]
+        .iter()
+        .flat_map(|site| subjects.iter().filter(move |s| s.site == *site).take(count.div_ceil(2)))
+        .take(count)
+        .collect();
+    let dir = data_dir.join("tmp").join("demo-slides");
+    std::fs::create_dir_all(&dir).map_err(anyhow::Error::from)?;
+    let mut manifest = String::from("file,subject_id,site,stain,block,scanner\n");
+    let mut files = Vec::new();
+    for (i, s) in picked.iter().enumerate() {
+        progress(i, picked.len());
+        // Like a real site export, the file name carries the hospital's identifiers.
+        let name = format!("{}_{}.svs", s.hospital_id, s.mrn);
+        let path = dir.join(&name);
+        let params = SynthParams::new(WIDTH, HEIGHT, MPP, phenotype(s), truth::SEED + i as u64);
+        synth::write_slide(&path, &params, &mut |_, _| {})?;
+        let _ = std::fs::remove_file(synth::truth_path_for(&path));
+        manifest.push_str(&format!("{name},{},{},H&E,A1,Synthetic ScanScope\n", s.hospital_id, s.site));
+        files.push(SourceFile { name, path, uploaded: true });
+    }
+    let key = StudyKey::load_or_create(data_dir, DEMO_STUDY)?;
+    let mut plan = ingest::plan(conn, &access, &key, manifest.as_bytes(), &files, None)?;
+    plan.upload_dir = Some(dir.clone());
+    let report = ingest::ingest_now(conn, &actor, &access, data_dir, &plan);
+    let _ = std::fs::remove_dir_all(&dir);
+    let report = report?;
+    progress(picked.len(), picked.len());
+    if let Some(failed) = report.iter().find(|r| r.outcome == "failed") {
+        return Err(anyhow::anyhow!("demo slide for {}: {}", failed.case, failed.message).into());
+    }
+    Ok(vec![format!("{} synthetic slides in {DEMO_STUDY}", report.len())])
+}
