@@ -220,3 +220,62 @@ async fn a_manager_imports_cases_through_the_preview_and_reviews_them() {
     screenshot(&c, "13-dictionary").await;
     c.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_manager_ingests_a_slide_and_pans_it_in_the_viewer() {
+    use evidentia::slides::synth::{self, Phenotype, SynthParams};
+    let app = spawn_app();
+    // A synthetic H&E slide named as sites name them, and its manifest.
+    let subjects = evidentia::demo::truth::subjects(evidentia::demo::DEMO_SUBJECTS, evidentia::demo::truth::SEED);
+    let subject = subjects.iter().find(|s| s.site == "SNUBH").unwrap();
+    let slide = app.scratch.join("HONG_GILDONG_B-1.svs");
+    synth::write_slide(&slide, &SynthParams::new(3000, 2000, 0.5, Phenotype::Inflamed, 7), &mut |_, _| {}).unwrap();
+    let manifest = app.scratch.join("manifest.csv");
+    std::fs::write(&manifest, format!("file,subject_id,stain,block\nHONG_GILDONG_B-1.svs,{},H&E,A1\n", subject.hospital_id))
+        .unwrap();
+
+    let (_driver, c) = start_browser().await;
+    sign_in(&c, &app.base, "manager").await;
+    c.goto(&format!("{}/studies/LUNG-IO-01/slides", app.base)).await.unwrap();
+    let empty = c.find(Locator::Css(".empty")).await.unwrap().text().await.unwrap();
+    assert!(empty.contains("No slides yet"), "{empty}");
+    c.find(Locator::Css("a[data-key=i]")).await.unwrap().click().await.unwrap();
+    let form = c.wait().for_element(Locator::Css("#slide-upload")).await.unwrap();
+    form.find(Locator::Css("input[name=manifest]")).await.unwrap().send_keys(manifest.to_str().unwrap()).await.unwrap();
+    form.find(Locator::Css("input[name=slides]")).await.unwrap().send_keys(slide.to_str().unwrap()).await.unwrap();
+    form.find(Locator::Css("select[name=site] option[value=SNUBH]")).await.unwrap().click().await.unwrap();
+    screenshot(&c, "14-slide-ingest").await;
+    form.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    // The ingest page refreshes itself until the row is done.
+    let done = c
+        .wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::Css("#ingest-rows .ingest-ingested"))
+        .await
+        .expect("the ingest finishes");
+    assert_eq!(done.text().await.unwrap(), "ingested");
+    let rows = c.find(Locator::Css("#ingest-rows")).await.unwrap().text().await.unwrap();
+    assert!(rows.contains("SNUBH-0001-S01") && rows.contains("label") && rows.contains("macro"), "{rows}");
+    assert!(!rows.contains("HONG_GILDONG"), "the file name is never shown");
+    screenshot(&c, "15-slide-ingested").await;
+
+    c.find(Locator::LinkText("SNUBH-0001-S01")).await.unwrap().click().await.unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("#slide-viewer[data-tiles]"))
+        .await
+        .expect("OpenSeadragon loads tiles");
+    let scale = c.find(Locator::Css("#scale-bar .label")).await.unwrap().text().await.unwrap();
+    assert!(scale.ends_with("µm") || scale.ends_with("mm"), "scale bar: {scale:?}");
+    // Zoom in: the scale bar follows.
+    c.execute("window.evidentiaViewer.viewport.zoomBy(8); window.evidentiaViewer.viewport.applyConstraints(true);", vec![])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let zoomed = c.find(Locator::Css("#scale-bar .label")).await.unwrap().text().await.unwrap();
+    assert_ne!(scale, zoomed, "the scale bar changes with the zoom");
+    let side = c.find(Locator::Css(".viewer-side")).await.unwrap().text().await.unwrap();
+    assert!(side.contains("0.5000 µm/px") && side.contains("H&E") && side.contains("A1"), "{side}");
+    screenshot(&c, "16-slide-viewer").await;
+    c.close().await.unwrap();
+}
