@@ -201,7 +201,8 @@ def make_ome(path):
     with tifffile.TiffWriter(path, ome=True) as tw:
         tw.write(a, subifds=2, tile=(64, 64), compression="zlib", photometric="rgb",
                  resolution=(20000.0, 20000.0), resolutionunit="CENTIMETER",
-                 metadata={"axes": "YXS", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5})
+                 metadata={"axes": "YXS", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5,
+                           "UUID": "urn:uuid:00000000-0000-4000-8000-000000000001"})  # fixed: deterministic
         for lv in levels[1:]:
             tw.write(lv, subfiletype=1, tile=(64, 64), compression="zlib", photometric="rgb")
 
@@ -289,6 +290,8 @@ def reference_openslide(path):
         "objective_power": float(obj) if obj else None,
         "associated": sorted(s.associated_images.keys()),
         "associated_sizes": {k: list(v.size) for k, v in s.associated_images.items()},
+        "associated_samples": {k: [[x, y, list(v.convert("RGB").getpixel((x, y)))] for x, y in sample_points(*v.size)]
+                               for k, v in s.associated_images.items()},
     }
 
 

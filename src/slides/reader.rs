@@ -376,8 +376,12 @@ fn read_directory(
     let mut other = Vec::new();
     let present: Vec<u16> = dir.iter().map(|(t, _)| t.to_u16()).filter(|t| !FIELD_TAGS.contains(t)).collect();
     for t in present {
-        if let Some(v) = get(t)? {
-            other.push((t, render_value(&v)));
+        // A broken private tag should not make the slide unreadable, but de-identification must
+        // still see that the tag is there.
+        match get(t) {
+            Ok(Some(v)) => other.push((t, render_value(&v))),
+            Ok(None) => {}
+            Err(_) => other.push((t, "(unreadable)".into())),
         }
     }
     let d = TiffDirectory {
@@ -1180,6 +1184,17 @@ mod tests {
         for (name, size) in reference["aperio.svs"]["associated_sizes"].as_object().unwrap() {
             let img = slide.associated_image(name).unwrap();
             assert_eq!([img.width as u64, img.height as u64], [size[0].as_u64().unwrap(), size[1].as_u64().unwrap()]);
+        }
+        // Associated images' colours match OpenSlide's (JPEG thumbnail and macro, LZW label).
+        for (name, samples) in reference["aperio.svs"]["associated_samples"].as_object().unwrap() {
+            let img = slide.associated_image(name).unwrap();
+            for s in samples.as_array().unwrap() {
+                let px = img.get(s[0].as_u64().unwrap() as u32, s[1].as_u64().unwrap() as u32);
+                for c in 0..3 {
+                    let d = (i64::from(px[c]) - s[2][c].as_i64().unwrap()).abs();
+                    assert!(d <= 3, "{name} at {s}: ours {px:?}");
+                }
+            }
         }
         // The label carries dark text (the fake name) on a light background.
         let label = slide.associated_image("label").unwrap();
