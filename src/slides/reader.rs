@@ -1161,6 +1161,38 @@ mod tests {
     }
 
     #[test]
+    fn damaged_bytes_never_panic() {
+        // Deterministic byte damage through directories and compressed tiles of each TIFF flavour.
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["aperio.svs", "libvips-ycbcr.tiff", "bigtiff-lzw.tiff", "ome-pyramid.ome.tiff"] {
+            let data = std::fs::read(fixture(name)).unwrap();
+            let path = dir.path().join(name);
+            let mut seed = 0x2545_f491_u64;
+            for round in 0..24 {
+                let mut damaged = data.clone();
+                for _ in 0..8 {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    // Early rounds hit the header and first directory, later ones anywhere.
+                    let span = if round < 12 { 600.min(damaged.len()) } else { damaged.len() };
+                    let i = (seed % span as u64) as usize;
+                    damaged[i] = (seed >> 32) as u8;
+                }
+                std::fs::write(&path, &damaged).unwrap();
+                if let Ok(slide) = open(&path) {
+                    for level in 0..slide.info().levels.len() {
+                        let _ = slide.read_region(level, 0, 0, 256, 256);
+                    }
+                    for a in slide.info().associated.clone() {
+                        let _ = slide.associated_image(&a);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn outside_the_image_is_white() {
         for name in GOOD {
             let slide = open(&fixture(name)).unwrap();
