@@ -93,6 +93,7 @@ impl RgbImage {
         RgbImage { width, height, data }
     }
 
+    /// The pixel at (`x`, `y`); panics if that lies outside the image, like slice indexing.
     pub fn get(&self, x: u32, y: u32) -> [u8; 3] {
         let i = (y as usize * self.width as usize + x as usize) * 3;
         [self.data[i], self.data[i + 1], self.data[i + 2]]
