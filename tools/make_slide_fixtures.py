@@ -18,9 +18,11 @@ Files written:
   libvips-ycbcr.tiff    pyvips tiled pyramid, JPEG Q85, Photometric=YCbCr + JPEGTables, 0.25 mpp.
   tifffile-jfif.tiff    complete JFIF (YCbCr) tiles tagged Photometric=RGB, levels in the IFD chain.
   bigtiff-lzw.tiff      BigTIFF pyramid: LZW + horizontal predictor level 0, deflate level 1.
+  ome-pyramid.ome.tiff  OME-TIFF, deflate, reduced levels as SubIFDs (reference from tifffile: OpenSlide
+                        does not read SubIFD levels).
   plain.png, plain.jpg  small single images.
   truncated.svs, empty.tiff, not-a-slide.tiff, absurd-dimensions.tiff, jpeg2000.svs: bad inputs.
-  reference.json        what OpenSlide (PIL for PNG/JPEG) reports for each good fixture: levels,
+  reference.json        what OpenSlide (PIL for PNG/JPEG, tifffile for OME) reports for each good fixture: levels,
                         mpp, objective power, associated image names, and sample pixel values.
 """
 
@@ -193,6 +195,33 @@ def make_bigtiff(path):
                  metadata=None, resolution=(12700.0, 12700.0), resolutionunit="INCH")
 
 
+def make_ome(path):
+    a = tissue(256, 192, 7)
+    levels = [a, shrink(a, 2), shrink(a, 4)]
+    with tifffile.TiffWriter(path, ome=True) as tw:
+        tw.write(a, subifds=2, tile=(64, 64), compression="zlib", photometric="rgb",
+                 resolution=(20000.0, 20000.0), resolutionunit="CENTIMETER",
+                 metadata={"axes": "YXS", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5,
+                           "UUID": "urn:uuid:00000000-0000-4000-8000-000000000001"})  # fixed: deterministic
+        for lv in levels[1:]:
+            tw.write(lv, subfiletype=1, tile=(64, 64), compression="zlib", photometric="rgb")
+
+
+def reference_tifffile(path):
+    """OpenSlide reads OME-TIFF SubIFD levels as nothing but level 0, so use tifffile's decode."""
+    with tifffile.TiffFile(path) as t:
+        arrays = [lv.asarray() for lv in t.series[0].levels]
+    h0, w0 = arrays[0].shape[:2]
+    levels = []
+    for a in arrays:
+        h, w = a.shape[:2]
+        ds = (w0 / w + h0 / h) / 2
+        samples = [[int(round(x * ds)), int(round(y * ds)), [int(v) for v in a[y, x]]] for x, y in sample_points(w, h)]
+        levels.append({"width": w, "height": h, "downsample": ds, "samples": samples})
+    return {"vendor": None, "levels": levels, "mpp_x": 0.5, "mpp_y": 0.5, "objective_power": None,
+            "associated": [], "associated_sizes": {}}
+
+
 def make_plain(png_path, jpg_path):
     a = tissue(300, 200, 6)
     Image.fromarray(a).save(png_path, optimize=False)
@@ -261,6 +290,8 @@ def reference_openslide(path):
         "objective_power": float(obj) if obj else None,
         "associated": sorted(s.associated_images.keys()),
         "associated_sizes": {k: list(v.size) for k, v in s.associated_images.items()},
+        "associated_samples": {k: [[x, y, list(v.convert("RGB").getpixel((x, y)))] for x, y in sample_points(*v.size)]
+                               for k, v in s.associated_images.items()},
     }
 
 
@@ -279,6 +310,7 @@ def main():
     make_libvips(j("libvips-ycbcr.tiff"))
     make_tifffile_jfif(j("tifffile-jfif.tiff"))
     make_bigtiff(j("bigtiff-lzw.tiff"))
+    make_ome(j("ome-pyramid.ome.tiff"))
     make_plain(j("plain.png"), j("plain.jpg"))
     make_bad(OUT, j("aperio.svs"))
     ref = {
@@ -286,6 +318,7 @@ def main():
     }
     for name in ("aperio.svs", "libvips-ycbcr.tiff", "tifffile-jfif.tiff", "bigtiff-lzw.tiff"):
         ref[name] = reference_openslide(j(name))
+    ref["ome-pyramid.ome.tiff"] = reference_tifffile(j("ome-pyramid.ome.tiff"))
     for name in ("plain.png", "plain.jpg"):
         ref[name] = reference_pil(j(name))
     with open(j("reference.json"), "w") as f:

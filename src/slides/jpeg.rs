@@ -206,7 +206,7 @@ mod tests {
 
     #[test]
     fn standalone_follows_libjpeg_defaults() {
-        use ColorTransform::*;
+        use ColorTransform::{Grayscale, YCbCr, RGB};
         assert!(matches!(decide(true, None, &[1, 2, 3], None), YCbCr));
         // JFIF wins over 'R','G','B' ids, as in libjpeg (jpeg-decoder alone would say RGB).
         assert!(matches!(decide(true, None, b"RGB", None), YCbCr));
@@ -221,7 +221,7 @@ mod tests {
 
     #[test]
     fn tiff_photometric_decides_like_libtiff() {
-        use ColorTransform::*;
+        use ColorTransform::{Grayscale, YCbCr, RGB};
         // Photometric=YCbCr: converted, whatever the stream says (libvips abbreviated tiles).
         assert!(matches!(decide(false, None, &[1, 2, 3], Some(6)), YCbCr));
         assert!(matches!(decide(false, Some(0), b"RGB", Some(6)), YCbCr));
