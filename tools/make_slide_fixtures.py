@@ -295,6 +295,32 @@ def reference_openslide(path):
     }
 
 
+def jfif_true_colours(path, ref):
+    """Replaces OpenSlide's pixel samples of a file whose JFIF tiles are tagged Photometric=RGB:
+    OpenSlide (libtiff) shows their raw Y/Cb/Cr values as R/G/B; the reference is what the JPEG
+    streams encode, decoded by PIL (libjpeg), which is what Evidentia shows. OpenSlide's values
+    are kept under "openslide_samples" to document the difference."""
+    with tifffile.TiffFile(path) as t:
+        pages = [p for p in t.pages]
+        fh = t.filehandle
+        for lv, level in enumerate(ref["levels"]):
+            page = pages[lv]
+            tw, th = page.tilewidth, page.tilelength
+            across = (page.imagewidth + tw - 1) // tw
+            level["openslide_samples"] = level["samples"]
+            new = []
+            for x0, y0, _ in level["samples"]:
+                ds = level["downsample"]
+                x, y = int(round(x0 / ds)), int(round(y0 / ds))
+                i = (y // th) * across + x // tw
+                fh.seek(page.dataoffsets[i])
+                tile = Image.open(io.BytesIO(fh.read(page.databytecounts[i]))).convert("RGB")
+                new.append([x0, y0, list(tile.getpixel((x % tw, y % th)))])
+            level["samples"] = new
+    ref["pixels_from"] = "PIL decode of each JFIF tile (OpenSlide shows raw YCbCr here)"
+    return ref
+
+
 def reference_pil(path):
     im = Image.open(path).convert("RGB")
     w, h = im.size
@@ -318,6 +344,7 @@ def main():
     }
     for name in ("aperio.svs", "libvips-ycbcr.tiff", "tifffile-jfif.tiff", "bigtiff-lzw.tiff"):
         ref[name] = reference_openslide(j(name))
+    ref["tifffile-jfif.tiff"] = jfif_true_colours(j("tifffile-jfif.tiff"), ref["tifffile-jfif.tiff"])
     ref["ome-pyramid.ome.tiff"] = reference_tifffile(j("ome-pyramid.ome.tiff"))
     for name in ("plain.png", "plain.jpg"):
         ref[name] = reference_pil(j(name))

@@ -285,7 +285,7 @@ mod tests {
         let mut j = vec![0xFF, 0xD8];
         j.extend([0xFF, 0xE0, 0, 16]);
         j.extend(b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0");
-        j.extend([0xFF, 0xE1, 0, 12]);
+        j.extend([0xFF, 0xE1, 0, 14]);
         j.extend(b"Exif\0\0DOE\0\0\0");
         j.extend([0xFF, 0xFE, 0, 8]);
         j.extend(b"KIM MJ");

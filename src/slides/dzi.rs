@@ -289,7 +289,7 @@ mod tests {
     #[test]
     fn descriptor_is_deep_zoom_xml() {
         let d = DeepZoom { width: 40000, height: 30000 }.descriptor();
-        assert!(d.contains("TileSize=\"254\" ") && d.contains("Overlap=\"1\""));
+        assert!(d.contains("TileSize=\"254\"") && d.contains("Overlap=\"1\""));
         assert!(d.contains("<Size Width=\"40000\" Height=\"30000\"/>"));
     }
 

@@ -83,20 +83,22 @@ pub fn libjpeg_default_transform(m: &JpegMarkers) -> ColorTransform {
 }
 
 /// The transform for a JPEG stream found in a TIFF with the given Photometric tag (`None` for a
-/// standalone .jpg file).
+/// standalone .jpg file), decided from the stream's own markers and the tag together:
+/// `Photometric=YCbCr` is converted (libtiff's JPEGCOLORMODE_RGB); otherwise a JFIF marker or an
+/// Adobe transform flag or 'R','G','B' component ids say how the stream was coded (libjpeg's
+/// `default_decompress_parms`), and only a stream that says nothing is taken as the tag says.
 ///
-/// Inside a TIFF, libtiff (under OpenSlide) decides from Photometric alone: YCbCr (6) is
-/// converted to RGB (JPEGCOLORMODE_RGB); for any other value libtiff leaves libjpeg's colour
-/// space "unknown", so component values come out as stored, whatever the stream's JFIF/Adobe
-/// markers say. Checked against OpenSlide 4.0.1 with tests/fixtures/slides: Aperio RGB tiles
-/// (Adobe transform 0) and libvips YCbCr tiles show true colours, and tifffile-jfif.tiff (JFIF,
-/// i.e. YCbCr-coded tiles, tagged Photometric=RGB) shows the raw Y/Cb/Cr values as R/G/B.
-/// We follow OpenSlide so every tool in a study sees the same pixels.
+/// Checked with tests/fixtures/slides: Aperio RGB tiles (Adobe transform 0) and libvips YCbCr
+/// tiles match OpenSlide 4.0.1. For complete JFIF tiles tagged `Photometric=RGB` (tifffile and
+/// several scanners write them) OpenSlide shows the raw Y/Cb/Cr values as R/G/B, because libtiff
+/// decides from the tag alone; we show the colours the stream encodes, as libjpeg, PIL and
+/// tifffile/imagecodecs do, so the AI and the readers see the tissue as scanned.
 pub fn choose_transform(m: &JpegMarkers, photometric: Option<u16>) -> ColorTransform {
+    let says_something = m.jfif || m.adobe_transform.is_some() || m.component_ids == b"RGB";
     match (photometric, m.component_ids.len()) {
         (_, 1) => ColorTransform::Grayscale,
         (Some(6), 3) => ColorTransform::YCbCr,
-        (Some(_), 3) => ColorTransform::RGB,
+        (Some(_), 3) if !says_something => ColorTransform::RGB,
         _ => libjpeg_default_transform(m),
     }
 }
@@ -220,15 +222,19 @@ mod tests {
     }
 
     #[test]
-    fn tiff_photometric_decides_like_libtiff() {
+    fn tiff_tag_and_stream_markers_decide_together() {
         use ColorTransform::{Grayscale, YCbCr, RGB};
         // Photometric=YCbCr: converted, whatever the stream says (libvips abbreviated tiles).
         assert!(matches!(decide(false, None, &[1, 2, 3], Some(6)), YCbCr));
         assert!(matches!(decide(false, Some(0), b"RGB", Some(6)), YCbCr));
         // Photometric=RGB: Aperio tiles (Adobe 0, 'R','G','B') stay as they are...
         assert!(matches!(decide(false, Some(0), b"RGB", Some(2)), RGB));
-        // ...and so do JFIF tiles, as OpenSlide 4.0.1 shows them (see choose_transform).
-        assert!(matches!(decide(true, None, &[1, 2, 3], Some(2)), RGB));
+        // ...JFIF tiles tagged RGB are YCbCr-coded and converted (OpenSlide would not: see
+        // choose_transform)...
+        assert!(matches!(decide(true, None, &[1, 2, 3], Some(2)), YCbCr));
+        assert!(matches!(decide(false, Some(1), &[1, 2, 3], Some(2)), YCbCr));
+        // ...and a stream that says nothing is taken as the tag says.
+        assert!(matches!(decide(false, None, &[1, 2, 3], Some(2)), RGB));
         assert!(matches!(decide(false, None, &[1], Some(1)), Grayscale));
     }
 
