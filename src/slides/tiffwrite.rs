@@ -70,7 +70,9 @@ impl ImageSpec {
         Self::rgb(width, height, layout, compression, 2, None)
     }
 
-    fn rgb(w: u32, h: u32, layout: Layout, compression: u16, photometric: u16, sub: Option<[u16; 2]>) -> Self {
+    /// An 8-bit, 3-sample, chunky image with the given layout, compression, photometric and
+    /// YCbCr subsampling tag.
+    pub fn rgb(w: u32, h: u32, layout: Layout, compression: u16, photometric: u16, sub: Option<[u16; 2]>) -> Self {
         ImageSpec {
             width: w,
             height: h,
