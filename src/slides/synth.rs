@@ -787,21 +787,21 @@ impl Model {
         let um = (1.0 / self.mpp) as f32;
         for j in 0..n {
             for i in 0..n {
-                let x = (bx as f64 * self.bucket) + (i as f64 + 0.5) * step + f64::from(rng.range(-0.3, 0.3)) * step;
-                let y = (by as f64 * self.bucket) + (j as f64 + 0.5) * step + f64::from(rng.range(-0.3, 0.3)) * step;
+                let x = (bx as f64 * self.bucket) + (i as f64 + 0.5) * step + f64::from(rng.range(-0.42, 0.42)) * step;
+                let y = (by as f64 * self.bucket) + (j as f64 + 0.5) * step + f64::from(rng.range(-0.42, 0.42)) * step;
                 let (r1, r2, r3, r4) = (rng.f(), rng.f(), rng.f(), rng.next());
                 let f = self.fields_at(x, y);
                 let id = (r4 >> 32) as u32;
                 match Self::class_of(f) {
                     Class::Glass => {}
                     Class::Epithelium => {
-                        let a = (4.6 + 1.6 * r1) * um;
+                        let a = (4.0 + 2.4 * r1 * r1 + 1.2 * r1) * um;
                         let angle = r3 * std::f32::consts::TAU;
                         out.push(Nucleus {
                             x: x as f32,
                             y: y as f32,
                             a,
-                            b: a * (0.72 + 0.22 * r2),
+                            b: a * (0.68 + 0.28 * r2),
                             cos: angle.cos(),
                             sin: angle.sin(),
                             kind: Kind::Tumour,
@@ -1062,8 +1062,8 @@ const STROMA_LIGHT: [f32; 3] = [246.0, 204.0, 226.0];
 const STROMA_DARK: [f32; 3] = [226.0, 150.0, 192.0];
 const CYTOPLASM: [f32; 3] = [214.0, 158.0, 204.0];
 const HALO_COLOUR: [f32; 3] = [247.0, 232.0, 240.0];
-const TUMOUR_NUCLEUS: [f32; 3] = [160.0, 112.0, 186.0];
-const TUMOUR_RIM: [f32; 3] = [98.0, 58.0, 140.0];
+const TUMOUR_NUCLEUS: [f32; 3] = [150.0, 108.0, 182.0];
+const TUMOUR_RIM: [f32; 3] = [104.0, 66.0, 148.0];
 const SPINDLE: [f32; 3] = [112.0, 66.0, 150.0];
 const LYMPHOCYTE: [f32; 3] = [56.0, 36.0, 110.0];
 
@@ -1080,9 +1080,14 @@ fn base_colour(f: [f32; 3], fibre_amp: f32, noise: f32) -> [f32; 3] {
     } else if epi > 0.0 {
         HALO_COLOUR
     } else {
-        // Contour lines of a smooth field read as wavy collagen fibres.
-        let wave = 0.5 + 0.5 * (fib * 70.0).cos();
-        lerp3(STROMA_LIGHT, STROMA_DARK, 0.5 + (wave - 0.5) * fibre_amp)
+        // Contour lines of a smooth field read as wavy collagen fibres: thin darker lines, a few
+        // pale gaps, on a pink that drifts slowly with the same field.
+        let wave = (fib * 120.0).cos();
+        let line = ((wave - 0.55) / 0.45).clamp(0.0, 1.0);
+        let gap = ((-wave - 0.8) / 0.2).clamp(0.0, 1.0);
+        let base = lerp3(STROMA_LIGHT, STROMA_DARK, 0.45 + 0.5 * fib);
+        let c = lerp3(base, STROMA_DARK, line * 0.4 * fibre_amp);
+        lerp3(c, STROMA_LIGHT, gap * 0.6 * fibre_amp)
     };
     // Soft tissue edge over a thin band of the tissue field.
     let t = (tissue / 0.03).clamp(0.0, 1.0);
@@ -1150,7 +1155,7 @@ impl Canvas<'_> {
                 let c = match n.kind {
                     Kind::Tumour => {
                         // Vesicular nucleus: pale centre, dark membrane, chromatin clumps.
-                        let rim = ((d - 0.55) / 0.4).clamp(0.0, 1.0);
+                        let rim = ((d - 0.7) / 0.3).clamp(0.0, 1.0);
                         let mut c = lerp3(TUMOUR_NUCLEUS, TUMOUR_RIM, rim * rim);
                         let px = (f64::from(i as u32) + self.x0) as i64;
                         let py = (f64::from(j as u32) + self.y0) as i64;
@@ -1406,14 +1411,24 @@ mod tests {
         let secs = t0.elapsed().as_secs_f64();
         let size = std::fs::metadata(&s.path).unwrap().len();
         println!("8192² slide: {secs:.2} s, {:.1} Mpx/s level 0, {} MB", 8192.0 * 8192.0 / secs / 1e6, size >> 20);
-        if let Ok(out) = std::env::var("SYNTH_REGION_PNG") {
-            let m = Model::build(&p);
-            let img = m.render(3000.0, 3000.0, 1024, 768, 1.0);
-            let f = File::create(out).unwrap();
-            let mut enc = png::Encoder::new(BufWriter::new(f), 1024, 768);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Writes preview PNGs of regions at downsample 1, 4 and 16 into `$SYNTH_PREVIEW_DIR`.
+    #[test]
+    #[ignore]
+    fn preview_png() {
+        let Ok(dir) = std::env::var("SYNTH_PREVIEW_DIR") else { return };
+        let ph: Phenotype = std::env::var("SYNTH_PHENOTYPE").unwrap_or("inflamed".into()).parse().unwrap();
+        let p = SynthParams::new(16000, 12000, 0.5, ph, 7);
+        let m = Model::build(&p);
+        for (ds, x, y) in [(1.0, 6000.0, 5000.0), (4.0, 1000.0, 1000.0), (16.0, 0.0, 0.0)] {
+            let (w, h) = (1000u32.min((16000.0 / ds) as u32), 750u32.min((12000.0 / ds) as u32));
+            let img = m.render(x, y, w, h, ds);
+            let f = File::create(format!("{dir}/synth-{ph}-ds{ds}.png")).unwrap();
+            let mut enc = png::Encoder::new(BufWriter::new(f), w, h);
             enc.set_color(png::ColorType::Rgb);
             enc.write_header().unwrap().write_image_data(&img).unwrap();
         }
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
