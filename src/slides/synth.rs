@@ -410,7 +410,7 @@ fn fake_phi(seed: u64) -> FakePhi {
         "EKSTROM",
         "MARLOWE",
     ];
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x5048_4921_fa4e_0001);
+    let mut rng = StdRng::seed_from_u64(mix(seed ^ 0x5048_4921_fa4e_0001));
     let first = FIRST[rng.gen_range(0..FIRST.len())];
     let last = LAST[rng.gen_range(0..LAST.len())];
     let year = rng.gen_range(2019..=2024);
@@ -511,6 +511,12 @@ fn mix(mut z: u64) -> u64 {
 
 fn hash3(seed: u64, a: i64, b: i64, c: u64) -> u64 {
     mix(seed ^ mix((a as u64) ^ mix((b as u64) ^ mix(c))))
+}
+
+/// One mixing round for per-pixel noise (hash3 costs four).
+#[inline]
+fn pixel_hash(seed: u64, x: i64, y: i64) -> u64 {
+    mix(seed ^ (x as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (y as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F))
 }
 
 /// Uniform in [0, 1).
@@ -690,10 +696,23 @@ impl Model {
     /// Interpolated fields at level-0 pixel coordinates.
     #[inline]
     fn fields_at(&self, x: f64, y: f64) -> [f32; 3] {
-        let gx = (x / self.cell - 0.5).clamp(0.0, (self.gw - 1) as f64);
+        let (iy, fy) = self.row_of(y);
+        self.fields_in_row(x, iy, fy)
+    }
+
+    /// The layout row and weight for level-0 y (hoisted out of per-pixel loops).
+    #[inline]
+    fn row_of(&self, y: f64) -> (usize, f32) {
         let gy = (y / self.cell - 0.5).clamp(0.0, (self.gh - 1) as f64);
-        let (ix, iy) = ((gx as usize).min(self.gw - 2), (gy as usize).min(self.gh - 2));
-        let (fx, fy) = ((gx - ix as f64) as f32, (gy - iy as f64) as f32);
+        let iy = (gy as usize).min(self.gh - 2);
+        (iy, (gy - iy as f64) as f32)
+    }
+
+    #[inline]
+    fn fields_in_row(&self, x: f64, iy: usize, fy: f32) -> [f32; 3] {
+        let gx = (x / self.cell - 0.5).clamp(0.0, (self.gw - 1) as f64);
+        let ix = (gx as usize).min(self.gw - 2);
+        let fx = (gx - ix as f64) as f32;
         let i = iy * self.gw + ix;
         let (a, b, c, d) = (self.fields[i], self.fields[i + 1], self.fields[i + self.gw], self.fields[i + self.gw + 1]);
         let mut out = [0.0; 3];
@@ -847,12 +866,13 @@ impl Model {
         let noise_amp = 6.0 / (ds as f32).sqrt();
         for j in 0..hu {
             let y = (y0 + j as f64 + 0.5) * ds;
+            let (iy, fy) = self.row_of(y);
+            let pseed = self.seed ^ (ds as u64).wrapping_mul(0xA076_1D64_78BD_642F);
             let row = &mut img[j * wu * 3..(j + 1) * wu * 3];
             for i in 0..wu {
                 let x = (x0 + i as f64 + 0.5) * ds;
-                let f = self.fields_at(x, y);
-                let n = (unit(hash3(self.seed, (x0 as i64) + i as i64, (y0 as i64) + j as i64, ds as u64)) - 0.5)
-                    * noise_amp;
+                let f = self.fields_in_row(x, iy, fy);
+                let n = (unit(pixel_hash(pseed, (x0 as i64) + i as i64, (y0 as i64) + j as i64)) - 0.5) * noise_amp;
                 let c = base_colour(f, fibre_amp, n);
                 row[i * 3..i * 3 + 3].copy_from_slice(&c);
             }
@@ -1159,7 +1179,7 @@ impl Canvas<'_> {
                         let mut c = lerp3(TUMOUR_NUCLEUS, TUMOUR_RIM, rim * rim);
                         let px = (f64::from(i as u32) + self.x0) as i64;
                         let py = (f64::from(j as u32) + self.y0) as i64;
-                        let speck = unit(hash3(u64::from(n.id), px, py, 1));
+                        let speck = unit(pixel_hash(u64::from(n.id), px, py));
                         if speck < 0.22 && self.ds < 2.0 {
                             c = lerp3(c, TUMOUR_RIM, 0.55);
                         }
@@ -1364,6 +1384,23 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    #[test]
+    fn write_slides_names_and_seeds() {
+        let dir = tmpdir("many");
+        let base = SynthParams::new(600, 400, 0.5, Phenotype::Desert, 40);
+        let mut seen = Vec::new();
+        let slides = write_slides(&dir, 2, &base, &mut |i, d, t| seen.push((i, d, t))).unwrap();
+        assert_eq!(slides.len(), 2);
+        assert_eq!(slides[1].path.file_name().unwrap(), "synth-41-001.svs");
+        assert_eq!(slides[1].truth.seed, 41);
+        assert_eq!(slides[1].truth.slide_file, "synth-41-001.svs");
+        assert_eq!(seen.last(), Some(&(1, 6, 6)));
+        let back: SlideTruth = serde_json::from_slice(&std::fs::read(&slides[0].truth_path).unwrap()).unwrap();
+        assert_eq!(back, slides[0].truth);
+        assert_ne!(slides[0].fake_accession, slides[1].fake_accession);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     fn dec_label(bytes: &[u8]) -> Vec<u8> {
         let mut dec = Decoder::new(Cursor::new(bytes)).unwrap();
         dec.seek_to_image(3).unwrap();
@@ -1410,6 +1447,22 @@ mod tests {
         let s = write_slide(&dir.join("speed.svs"), &p, &mut |_, _| {}).unwrap();
         let secs = t0.elapsed().as_secs_f64();
         let size = std::fs::metadata(&s.path).unwrap().len();
+        let t = std::time::Instant::now();
+        let m = Model::build(&p);
+        println!("model {:.2} s", t.elapsed().as_secs_f64());
+        let t = std::time::Instant::now();
+        let _ = m.truth(&p, &fake_phi(1));
+        println!("truth {:.2} s", t.elapsed().as_secs_f64());
+        let t = std::time::Instant::now();
+        let tiles: Vec<Vec<u8>> = (0..64)
+            .map(|i| m.render(2048.0 + 256.0 * f64::from(i % 8), 2048.0 + 256.0 * f64::from(i / 8), 256, 256, 1.0))
+            .collect();
+        println!("render 64 tiles (1 thread) {:.2} Mpx/s", 64.0 * 65536.0 / t.elapsed().as_secs_f64() / 1e6);
+        let t = std::time::Instant::now();
+        for px in &tiles {
+            tiffwrite::encode_jpeg_rgb(px, 256, 256, 80).unwrap();
+        }
+        println!("encode 64 tiles (1 thread) {:.2} Mpx/s", 64.0 * 65536.0 / t.elapsed().as_secs_f64() / 1e6);
         println!("8192² slide: {secs:.2} s, {:.1} Mpx/s level 0, {} MB", 8192.0 * 8192.0 / secs / 1e6, size >> 20);
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -1429,6 +1482,21 @@ mod tests {
             let mut enc = png::Encoder::new(BufWriter::new(f), w, h);
             enc.set_color(png::ColorType::Rgb);
             enc.write_header().unwrap().write_image_data(&img).unwrap();
+        }
+    }
+
+    /// Writes sample slides for external checks (tools/check_synth_with_openslide.py) into
+    /// `$SYNTH_OUT`: one per phenotype, 6000×4500 at 0.5 µm/px.
+    #[test]
+    #[ignore]
+    fn sample_slides() {
+        let Ok(out) = std::env::var("SYNTH_OUT") else { return };
+        for (i, ph) in
+            [Phenotype::Inflamed, Phenotype::Excluded, Phenotype::Desert, Phenotype::Mixed].into_iter().enumerate()
+        {
+            let p = SynthParams::new(6000, 4500, 0.5, ph, 100 + i as u64);
+            let s = write_slide(&Path::new(&out).join(format!("sample-{ph}.svs")), &p, &mut |_, _| {}).unwrap();
+            println!("{} {:?} {} {}", s.path.display(), s.truth.phenotype, s.fake_patient_name, s.fake_accession);
         }
     }
 }
