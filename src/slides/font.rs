@@ -82,6 +82,7 @@ pub fn draw_text(img: &mut [u8], width: u32, x: u32, y: u32, scale: u32, text: &
 }
 
 /// Width in pixels of `text` drawn at `scale`.
+#[cfg_attr(not(test), expect(dead_code, reason = "for centring text; only tests use it so far"))]
 pub fn text_width(text: &str, scale: u32) -> u32 {
     (text.chars().count() as u32 * 6).saturating_sub(1) * scale
 }

@@ -368,7 +368,7 @@ fn u16_dim(v: u32) -> io::Result<u16> {
 fn lzw(data: &[u8]) -> io::Result<Vec<u8>> {
     use tiff::encoder::compression::{CompressionAlgorithm, Lzw};
     let mut out = Vec::with_capacity(data.len() / 2);
-    Lzw::default().write_to(&mut out, data)?;
+    Lzw.write_to(&mut out, data)?;
     Ok(out)
 }
 
@@ -1129,8 +1129,8 @@ struct Canvas<'a> {
 impl Canvas<'_> {
     fn blend(&mut self, i: usize, j: usize, c: [f32; 3], alpha: f32) {
         let o = (j * self.w + i) * 3;
-        for k in 0..3 {
-            self.img[o + k] += (c[k] - self.img[o + k]) * alpha;
+        for (px, c) in self.img[o..o + 3].iter_mut().zip(c) {
+            *px += (c - *px) * alpha;
         }
     }
 
@@ -1442,7 +1442,11 @@ mod tests {
     #[ignore]
     fn speed() {
         let dir = tmpdir("speed");
-        let p = SynthParams::new(8192, 8192, 0.5, Phenotype::Inflamed, 1);
+        let (w, h) = std::env::var("SYNTH_SPEED_SIZE")
+            .ok()
+            .and_then(|v| v.split_once('x').map(|(a, b)| (a.parse().unwrap(), b.parse().unwrap())))
+            .unwrap_or((8192u32, 8192u32));
+        let p = SynthParams::new(w, h, 0.5, Phenotype::Inflamed, 1);
         let t0 = std::time::Instant::now();
         let s = write_slide(&dir.join("speed.svs"), &p, &mut |_, _| {}).unwrap();
         let secs = t0.elapsed().as_secs_f64();
@@ -1463,7 +1467,8 @@ mod tests {
             tiffwrite::encode_jpeg_rgb(px, 256, 256, 80).unwrap();
         }
         println!("encode 64 tiles (1 thread) {:.2} Mpx/s", 64.0 * 65536.0 / t.elapsed().as_secs_f64() / 1e6);
-        println!("8192² slide: {secs:.2} s, {:.1} Mpx/s level 0, {} MB", 8192.0 * 8192.0 / secs / 1e6, size >> 20);
+        let mpx = f64::from(w) * f64::from(h) / 1e6;
+        println!("{w}x{h} slide: {secs:.2} s, {:.1} Mpx/s level 0, {} MB", mpx / secs, size >> 20);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
