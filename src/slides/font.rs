@@ -45,6 +45,7 @@ const GLYPHS: &[(char, [u8; 7])] = &[
     (':', [0x00, 0x0C, 0x0C, 0x00, 0x0C, 0x0C, 0x00]),
     ('/', [0x00, 0x01, 0x02, 0x04, 0x08, 0x10, 0x00]),
     ('#', [0x0A, 0x0A, 0x1F, 0x0A, 0x1F, 0x0A, 0x0A]),
+    ('&', [0x0C, 0x12, 0x14, 0x08, 0x15, 0x12, 0x0D]),
     ('\'', [0x04, 0x04, 0x08, 0x00, 0x00, 0x00, 0x00]),
 ];
 
@@ -81,6 +82,7 @@ pub fn draw_text(img: &mut [u8], width: u32, x: u32, y: u32, scale: u32, text: &
 }
 
 /// Width in pixels of `text` drawn at `scale`.
+#[cfg_attr(not(test), expect(dead_code, reason = "for centring text; only tests use it so far"))]
 pub fn text_width(text: &str, scale: u32) -> u32 {
     (text.chars().count() as u32 * 6).saturating_sub(1) * scale
 }

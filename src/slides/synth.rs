@@ -368,7 +368,7 @@ fn u16_dim(v: u32) -> io::Result<u16> {
 fn lzw(data: &[u8]) -> io::Result<Vec<u8>> {
     use tiff::encoder::compression::{CompressionAlgorithm, Lzw};
     let mut out = Vec::with_capacity(data.len() / 2);
-    Lzw::default().write_to(&mut out, data)?;
+    Lzw.write_to(&mut out, data)?;
     Ok(out)
 }
 
@@ -410,7 +410,7 @@ fn fake_phi(seed: u64) -> FakePhi {
         "EKSTROM",
         "MARLOWE",
     ];
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x5048_4921_fa4e_0001);
+    let mut rng = StdRng::seed_from_u64(mix(seed ^ 0x5048_4921_fa4e_0001));
     let first = FIRST[rng.gen_range(0..FIRST.len())];
     let last = LAST[rng.gen_range(0..LAST.len())];
     let year = rng.gen_range(2019..=2024);
@@ -511,6 +511,12 @@ fn mix(mut z: u64) -> u64 {
 
 fn hash3(seed: u64, a: i64, b: i64, c: u64) -> u64 {
     mix(seed ^ mix((a as u64) ^ mix((b as u64) ^ mix(c))))
+}
+
+/// One mixing round for per-pixel noise (hash3 costs four).
+#[inline]
+fn pixel_hash(seed: u64, x: i64, y: i64) -> u64 {
+    mix(seed ^ (x as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (y as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F))
 }
 
 /// Uniform in [0, 1).
@@ -690,10 +696,23 @@ impl Model {
     /// Interpolated fields at level-0 pixel coordinates.
     #[inline]
     fn fields_at(&self, x: f64, y: f64) -> [f32; 3] {
-        let gx = (x / self.cell - 0.5).clamp(0.0, (self.gw - 1) as f64);
+        let (iy, fy) = self.row_of(y);
+        self.fields_in_row(x, iy, fy)
+    }
+
+    /// The layout row and weight for level-0 y (hoisted out of per-pixel loops).
+    #[inline]
+    fn row_of(&self, y: f64) -> (usize, f32) {
         let gy = (y / self.cell - 0.5).clamp(0.0, (self.gh - 1) as f64);
-        let (ix, iy) = ((gx as usize).min(self.gw - 2), (gy as usize).min(self.gh - 2));
-        let (fx, fy) = ((gx - ix as f64) as f32, (gy - iy as f64) as f32);
+        let iy = (gy as usize).min(self.gh - 2);
+        (iy, (gy - iy as f64) as f32)
+    }
+
+    #[inline]
+    fn fields_in_row(&self, x: f64, iy: usize, fy: f32) -> [f32; 3] {
+        let gx = (x / self.cell - 0.5).clamp(0.0, (self.gw - 1) as f64);
+        let ix = (gx as usize).min(self.gw - 2);
+        let fx = (gx - ix as f64) as f32;
         let i = iy * self.gw + ix;
         let (a, b, c, d) = (self.fields[i], self.fields[i + 1], self.fields[i + self.gw], self.fields[i + self.gw + 1]);
         let mut out = [0.0; 3];
@@ -787,21 +806,21 @@ impl Model {
         let um = (1.0 / self.mpp) as f32;
         for j in 0..n {
             for i in 0..n {
-                let x = (bx as f64 * self.bucket) + (i as f64 + 0.5) * step + f64::from(rng.range(-0.3, 0.3)) * step;
-                let y = (by as f64 * self.bucket) + (j as f64 + 0.5) * step + f64::from(rng.range(-0.3, 0.3)) * step;
+                let x = (bx as f64 * self.bucket) + (i as f64 + 0.5) * step + f64::from(rng.range(-0.42, 0.42)) * step;
+                let y = (by as f64 * self.bucket) + (j as f64 + 0.5) * step + f64::from(rng.range(-0.42, 0.42)) * step;
                 let (r1, r2, r3, r4) = (rng.f(), rng.f(), rng.f(), rng.next());
                 let f = self.fields_at(x, y);
                 let id = (r4 >> 32) as u32;
                 match Self::class_of(f) {
                     Class::Glass => {}
                     Class::Epithelium => {
-                        let a = (4.6 + 1.6 * r1) * um;
+                        let a = (4.0 + 2.4 * r1 * r1 + 1.2 * r1) * um;
                         let angle = r3 * std::f32::consts::TAU;
                         out.push(Nucleus {
                             x: x as f32,
                             y: y as f32,
                             a,
-                            b: a * (0.72 + 0.22 * r2),
+                            b: a * (0.68 + 0.28 * r2),
                             cos: angle.cos(),
                             sin: angle.sin(),
                             kind: Kind::Tumour,
@@ -847,12 +866,13 @@ impl Model {
         let noise_amp = 6.0 / (ds as f32).sqrt();
         for j in 0..hu {
             let y = (y0 + j as f64 + 0.5) * ds;
+            let (iy, fy) = self.row_of(y);
+            let pseed = self.seed ^ (ds as u64).wrapping_mul(0xA076_1D64_78BD_642F);
             let row = &mut img[j * wu * 3..(j + 1) * wu * 3];
             for i in 0..wu {
                 let x = (x0 + i as f64 + 0.5) * ds;
-                let f = self.fields_at(x, y);
-                let n = (unit(hash3(self.seed, (x0 as i64) + i as i64, (y0 as i64) + j as i64, ds as u64)) - 0.5)
-                    * noise_amp;
+                let f = self.fields_in_row(x, iy, fy);
+                let n = (unit(pixel_hash(pseed, (x0 as i64) + i as i64, (y0 as i64) + j as i64)) - 0.5) * noise_amp;
                 let c = base_colour(f, fibre_amp, n);
                 row[i * 3..i * 3 + 3].copy_from_slice(&c);
             }
@@ -1062,8 +1082,8 @@ const STROMA_LIGHT: [f32; 3] = [246.0, 204.0, 226.0];
 const STROMA_DARK: [f32; 3] = [226.0, 150.0, 192.0];
 const CYTOPLASM: [f32; 3] = [214.0, 158.0, 204.0];
 const HALO_COLOUR: [f32; 3] = [247.0, 232.0, 240.0];
-const TUMOUR_NUCLEUS: [f32; 3] = [160.0, 112.0, 186.0];
-const TUMOUR_RIM: [f32; 3] = [98.0, 58.0, 140.0];
+const TUMOUR_NUCLEUS: [f32; 3] = [150.0, 108.0, 182.0];
+const TUMOUR_RIM: [f32; 3] = [104.0, 66.0, 148.0];
 const SPINDLE: [f32; 3] = [112.0, 66.0, 150.0];
 const LYMPHOCYTE: [f32; 3] = [56.0, 36.0, 110.0];
 
@@ -1080,9 +1100,14 @@ fn base_colour(f: [f32; 3], fibre_amp: f32, noise: f32) -> [f32; 3] {
     } else if epi > 0.0 {
         HALO_COLOUR
     } else {
-        // Contour lines of a smooth field read as wavy collagen fibres.
-        let wave = 0.5 + 0.5 * (fib * 70.0).cos();
-        lerp3(STROMA_LIGHT, STROMA_DARK, 0.5 + (wave - 0.5) * fibre_amp)
+        // Contour lines of a smooth field read as wavy collagen fibres: thin darker lines, a few
+        // pale gaps, on a pink that drifts slowly with the same field.
+        let wave = (fib * 120.0).cos();
+        let line = ((wave - 0.55) / 0.45).clamp(0.0, 1.0);
+        let gap = ((-wave - 0.8) / 0.2).clamp(0.0, 1.0);
+        let base = lerp3(STROMA_LIGHT, STROMA_DARK, 0.45 + 0.5 * fib);
+        let c = lerp3(base, STROMA_DARK, line * 0.4 * fibre_amp);
+        lerp3(c, STROMA_LIGHT, gap * 0.6 * fibre_amp)
     };
     // Soft tissue edge over a thin band of the tissue field.
     let t = (tissue / 0.03).clamp(0.0, 1.0);
@@ -1104,8 +1129,8 @@ struct Canvas<'a> {
 impl Canvas<'_> {
     fn blend(&mut self, i: usize, j: usize, c: [f32; 3], alpha: f32) {
         let o = (j * self.w + i) * 3;
-        for k in 0..3 {
-            self.img[o + k] += (c[k] - self.img[o + k]) * alpha;
+        for (px, c) in self.img[o..o + 3].iter_mut().zip(c) {
+            *px += (c - *px) * alpha;
         }
     }
 
@@ -1150,11 +1175,11 @@ impl Canvas<'_> {
                 let c = match n.kind {
                     Kind::Tumour => {
                         // Vesicular nucleus: pale centre, dark membrane, chromatin clumps.
-                        let rim = ((d - 0.55) / 0.4).clamp(0.0, 1.0);
+                        let rim = ((d - 0.7) / 0.3).clamp(0.0, 1.0);
                         let mut c = lerp3(TUMOUR_NUCLEUS, TUMOUR_RIM, rim * rim);
                         let px = (f64::from(i as u32) + self.x0) as i64;
                         let py = (f64::from(j as u32) + self.y0) as i64;
-                        let speck = unit(hash3(u64::from(n.id), px, py, 1));
+                        let speck = unit(pixel_hash(u64::from(n.id), px, py));
                         if speck < 0.22 && self.ds < 2.0 {
                             c = lerp3(c, TUMOUR_RIM, 0.55);
                         }
@@ -1359,6 +1384,23 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    #[test]
+    fn write_slides_names_and_seeds() {
+        let dir = tmpdir("many");
+        let base = SynthParams::new(600, 400, 0.5, Phenotype::Desert, 40);
+        let mut seen = Vec::new();
+        let slides = write_slides(&dir, 2, &base, &mut |i, d, t| seen.push((i, d, t))).unwrap();
+        assert_eq!(slides.len(), 2);
+        assert_eq!(slides[1].path.file_name().unwrap(), "synth-41-001.svs");
+        assert_eq!(slides[1].truth.seed, 41);
+        assert_eq!(slides[1].truth.slide_file, "synth-41-001.svs");
+        assert_eq!(seen.last(), Some(&(1, 6, 6)));
+        let back: SlideTruth = serde_json::from_slice(&std::fs::read(&slides[0].truth_path).unwrap()).unwrap();
+        assert_eq!(back, slides[0].truth);
+        assert_ne!(slides[0].fake_accession, slides[1].fake_accession);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     fn dec_label(bytes: &[u8]) -> Vec<u8> {
         let mut dec = Decoder::new(Cursor::new(bytes)).unwrap();
         dec.seek_to_image(3).unwrap();
@@ -1400,20 +1442,66 @@ mod tests {
     #[ignore]
     fn speed() {
         let dir = tmpdir("speed");
-        let p = SynthParams::new(8192, 8192, 0.5, Phenotype::Inflamed, 1);
+        let (w, h) = std::env::var("SYNTH_SPEED_SIZE")
+            .ok()
+            .and_then(|v| v.split_once('x').map(|(a, b)| (a.parse().unwrap(), b.parse().unwrap())))
+            .unwrap_or((8192u32, 8192u32));
+        let p = SynthParams::new(w, h, 0.5, Phenotype::Inflamed, 1);
         let t0 = std::time::Instant::now();
         let s = write_slide(&dir.join("speed.svs"), &p, &mut |_, _| {}).unwrap();
         let secs = t0.elapsed().as_secs_f64();
         let size = std::fs::metadata(&s.path).unwrap().len();
-        println!("8192² slide: {secs:.2} s, {:.1} Mpx/s level 0, {} MB", 8192.0 * 8192.0 / secs / 1e6, size >> 20);
-        if let Ok(out) = std::env::var("SYNTH_REGION_PNG") {
-            let m = Model::build(&p);
-            let img = m.render(3000.0, 3000.0, 1024, 768, 1.0);
-            let f = File::create(out).unwrap();
-            let mut enc = png::Encoder::new(BufWriter::new(f), 1024, 768);
+        let t = std::time::Instant::now();
+        let m = Model::build(&p);
+        println!("model {:.2} s", t.elapsed().as_secs_f64());
+        let t = std::time::Instant::now();
+        let _ = m.truth(&p, &fake_phi(1));
+        println!("truth {:.2} s", t.elapsed().as_secs_f64());
+        let t = std::time::Instant::now();
+        let tiles: Vec<Vec<u8>> = (0..64)
+            .map(|i| m.render(2048.0 + 256.0 * f64::from(i % 8), 2048.0 + 256.0 * f64::from(i / 8), 256, 256, 1.0))
+            .collect();
+        println!("render 64 tiles (1 thread) {:.2} Mpx/s", 64.0 * 65536.0 / t.elapsed().as_secs_f64() / 1e6);
+        let t = std::time::Instant::now();
+        for px in &tiles {
+            tiffwrite::encode_jpeg_rgb(px, 256, 256, 80).unwrap();
+        }
+        println!("encode 64 tiles (1 thread) {:.2} Mpx/s", 64.0 * 65536.0 / t.elapsed().as_secs_f64() / 1e6);
+        let mpx = f64::from(w) * f64::from(h) / 1e6;
+        println!("{w}x{h} slide: {secs:.2} s, {:.1} Mpx/s level 0, {} MB", mpx / secs, size >> 20);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Writes preview PNGs of regions at downsample 1, 4 and 16 into `$SYNTH_PREVIEW_DIR`.
+    #[test]
+    #[ignore]
+    fn preview_png() {
+        let Ok(dir) = std::env::var("SYNTH_PREVIEW_DIR") else { return };
+        let ph: Phenotype = std::env::var("SYNTH_PHENOTYPE").unwrap_or("inflamed".into()).parse().unwrap();
+        let p = SynthParams::new(16000, 12000, 0.5, ph, 7);
+        let m = Model::build(&p);
+        for (ds, x, y) in [(1.0, 6000.0, 5000.0), (4.0, 1000.0, 1000.0), (16.0, 0.0, 0.0)] {
+            let (w, h) = (1000u32.min((16000.0 / ds) as u32), 750u32.min((12000.0 / ds) as u32));
+            let img = m.render(x, y, w, h, ds);
+            let f = File::create(format!("{dir}/synth-{ph}-ds{ds}.png")).unwrap();
+            let mut enc = png::Encoder::new(BufWriter::new(f), w, h);
             enc.set_color(png::ColorType::Rgb);
             enc.write_header().unwrap().write_image_data(&img).unwrap();
         }
-        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Writes sample slides for external checks (tools/check_synth_with_openslide.py) into
+    /// `$SYNTH_OUT`: one per phenotype, 6000×4500 at 0.5 µm/px.
+    #[test]
+    #[ignore]
+    fn sample_slides() {
+        let Ok(out) = std::env::var("SYNTH_OUT") else { return };
+        for (i, ph) in
+            [Phenotype::Inflamed, Phenotype::Excluded, Phenotype::Desert, Phenotype::Mixed].into_iter().enumerate()
+        {
+            let p = SynthParams::new(6000, 4500, 0.5, ph, 100 + i as u64);
+            let s = write_slide(&Path::new(&out).join(format!("sample-{ph}.svs")), &p, &mut |_, _| {}).unwrap();
+            println!("{} {:?} {} {}", s.path.display(), s.truth.phenotype, s.fake_patient_name, s.fake_accession);
+        }
     }
 }

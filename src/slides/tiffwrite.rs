@@ -118,7 +118,7 @@ impl ImageSpec {
                     return bad("tile width and height must be positive multiples of 16");
                 }
             }
-            Layout::Strips { rows_per_strip } if rows_per_strip == 0 => return bad("rows per strip must be positive"),
+            Layout::Strips { rows_per_strip: 0 } => return bad("rows per strip must be positive"),
             Layout::Strips { .. } => {}
         }
         if self.samples_per_pixel == 0 || self.bits_per_sample == 0 {
@@ -544,7 +544,7 @@ mod tests {
     fn lzw(data: &[u8]) -> Vec<u8> {
         use tiff::encoder::compression::{CompressionAlgorithm, Lzw};
         let mut out = Vec::new();
-        Lzw::default().write_to(&mut out, data).unwrap();
+        Lzw.write_to(&mut out, data).unwrap();
         out
     }
 
