@@ -338,20 +338,25 @@ impl JobHandler for SlideIngestJob {
             save_report(&mut *ctx.conn()?, ingest_id, &report, true)?;
         }
         result?;
-        let count = |o: &str| report.iter().filter(|r| r.outcome == o).count();
-        let (ok, skipped, failed) = (count("ingested"), count("skipped"), count("failed"));
+        let (ok, skipped, failed) = counts(&report);
         ctx.progress(total, total, &format!("{ok} ingested, {skipped} already there, {failed} failed"), None)?;
         Ok(json!({"ingest": ingest_id, "ingested": ok, "skipped": skipped, "failed": failed, "rows": report}))
     }
 }
 
-fn save_report(conn: &mut Conn, ingest_id: i32, report: &[RowOutcome], finished: bool) -> anyhow::Result<()> {
+/// (ingested, skipped, failed) rows of a report.
+fn counts(report: &[RowOutcome]) -> (i32, i32, i32) {
     let count = |o: &str| report.iter().filter(|r| r.outcome == o).count() as i32;
+    (count("ingested"), count("skipped"), count("failed"))
+}
+
+fn save_report(conn: &mut Conn, ingest_id: i32, report: &[RowOutcome], finished: bool) -> anyhow::Result<()> {
+    let (ingested, skipped, failed) = counts(report);
     diesel::update(slide_ingests::table.find(ingest_id))
         .set((
-            slide_ingests::files_ingested.eq(count("ingested")),
-            slide_ingests::files_skipped.eq(count("skipped")),
-            slide_ingests::files_failed.eq(count("failed")),
+            slide_ingests::files_ingested.eq(ingested),
+            slide_ingests::files_skipped.eq(skipped),
+            slide_ingests::files_failed.eq(failed),
             slide_ingests::report.eq(serde_json::to_string(report)?),
             slide_ingests::finished_at.eq(finished.then(now)),
         ))

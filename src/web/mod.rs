@@ -113,6 +113,14 @@ pub struct Pager {
 }
 
 impl Pager {
+    /// The pager of a filtered list and the query string that exports the same rows as CSV.
+    pub fn with_csv_query<T>(page: &Page<T>, base_path: &str, params: &[(&'static str, String)]) -> (Self, String) {
+        let borrowed: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let csv = serde_urlencoded::to_string(borrowed.iter().filter(|(_, v)| !v.is_empty()).collect::<Vec<_>>())
+            .unwrap_or_default();
+        (Pager::new(page, base_path, &borrowed), csv)
+    }
+
     pub fn new<T>(page: &Page<T>, base_path: &str, params: &[(&str, &str)]) -> Self {
         let link = |p: i64| {
             let mut q: Vec<(&str, String)> =

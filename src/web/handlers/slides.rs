@@ -64,11 +64,7 @@ pub async fn slides_list(
         })
         .await?;
     let base = format!("/studies/{}/slides", access.study.code);
-    let params = filter_params(&filter);
-    let borrowed: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let pager = Pager::new(&page, &base, &borrowed);
-    let csv_query = serde_urlencoded::to_string(borrowed.iter().filter(|(_, v)| !v.is_empty()).collect::<Vec<_>>())
-        .unwrap_or_default();
+    let (pager, csv_query) = Pager::with_csv_query(&page, &base, &filter_params(&filter));
     let ctx = PageCtx::new(&req, Some(&user), format!("Slides · {}", access.study.code), "studies");
     render(
         &ctx,
