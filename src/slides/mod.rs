@@ -3,7 +3,7 @@
 
 pub mod deid;
 pub mod dzi;
-pub mod font;
+mod font;
 pub mod ingest;
 pub mod jpeg;
 pub mod reader;
