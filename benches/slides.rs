@@ -6,9 +6,11 @@
 //!    `wrk` (a third process) with a session-free API token: cold cache (every tile requested
 //!    once) and warm (the same tiles again).
 //!
-//!     apt-get install wrk
-//!     cargo bench --bench slides                 # 40000x30000
-//!     cargo bench --bench slides -- 8000x6000    # another size
+//! ```sh
+//! apt-get install wrk
+//! cargo bench --bench slides                 # 40000x30000
+//! cargo bench --bench slides -- 8000x6000    # another size
+//! ```
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -24,7 +26,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let size = std::env::args().skip(1).find(|a| a.contains('x')).unwrap_or_else(|| "40000x30000".into());
-    let (w, h) = size.split_once('x').and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?))).unwrap_or((40000, 30000));
+    let (w, h) =
+        size.split_once('x').and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?))).unwrap_or((40000, 30000));
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
     std::fs::create_dir_all(&root)?;
     let slide = root.join(format!("bench-{w}x{h}.svs"));
@@ -59,7 +62,12 @@ fn region_throughput(path: &Path) -> anyhow::Result<()> {
     let t = Instant::now();
     for i in 0..d.chunk_offsets.len() {
         let raw = tiff.raw_chunk(dir, i)?;
-        std::hint::black_box(evidentia::slides::jpeg::decode_rgb(&raw, d.jpeg_tables.as_deref(), Some(d.photometric), 1 << 26)?);
+        std::hint::black_box(evidentia::slides::jpeg::decode_rgb(
+            &raw,
+            d.jpeg_tables.as_deref(),
+            Some(d.photometric),
+            1 << 26,
+        )?);
     }
     let floor = t.elapsed().as_secs_f64();
 
@@ -105,7 +113,18 @@ fn tile_serving(slide: &Path, root: &Path) -> anyhow::Result<()> {
     let name = slide.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     std::fs::write(&manifest, format!("file,subject_id,site,stain\n{name},{},SNUBH,H&E\n", s.hospital_id))?;
     let t = Instant::now();
-    run(&["slides", "ingest", "--study", "LUNG-IO-01", "--manifest", manifest.to_str().unwrap_or_default(), slide.to_str().unwrap_or_default()], &data)?;
+    run(
+        &[
+            "slides",
+            "ingest",
+            "--study",
+            "LUNG-IO-01",
+            "--manifest",
+            manifest.to_str().unwrap_or_default(),
+            slide.to_str().unwrap_or_default(),
+        ],
+        &data,
+    )?;
     println!("ingest (de-identified copy) of {}: {:.1} s", name, t.elapsed().as_secs_f64());
 
     let token = {
@@ -145,14 +164,19 @@ fn tile_serving(slide: &Path, root: &Path) -> anyhow::Result<()> {
         tiles.swap(i, (state % (i as u64 + 1)) as usize);
     }
     let label = "SNUBH-0001-S01";
-    let paths: Vec<String> =
-        tiles.iter().map(|(c, r)| format!("/studies/LUNG-IO-01/slides/{label}/dzi/slide_files/{top}/{c}_{r}.jpeg")).collect();
+    let paths: Vec<String> = tiles
+        .iter()
+        .map(|(c, r)| format!("/studies/LUNG-IO-01/slides/{label}/dzi/slide_files/{top}/{c}_{r}.jpeg"))
+        .collect();
     let result = (|| -> anyhow::Result<()> {
         let cold = wrk(root, &base, &token, &paths, "cold", 10)?;
         let served = cold.requests.min(paths.len());
         let warm = wrk(root, &base, &token, &paths[..served], "warm", 10)?;
         println!("Deep Zoom tiles (254 px + overlap, JPEG q80) from level {top}, wrk -t2 -c8 from another process:");
-        println!("  cold cache  {:>8.0} tiles/s  (latency avg {}, {} distinct tiles)", cold.rate, cold.latency, cold.requests);
+        println!(
+            "  cold cache  {:>8.0} tiles/s  (latency avg {}, {} distinct tiles)",
+            cold.rate, cold.latency, cold.requests
+        );
         println!("  warm cache  {:>8.0} tiles/s  (latency avg {}, the same {served} tiles)", warm.rate, warm.latency);
         Ok(())
     })();

@@ -795,13 +795,19 @@ fn slides_cmd(cfg: Config, as_user: Option<String>, cmd: SlidesCmd) -> CliResult
                 }
                 println!("mpp              {} x {}", opt(info.mpp_x), opt(info.mpp_y));
                 println!("objective power  {}", opt(info.objective_power));
-                println!("associated       {}", if info.associated.is_empty() { "none".into() } else { info.associated.join(", ") });
+                println!(
+                    "associated       {}",
+                    if info.associated.is_empty() { "none".into() } else { info.associated.join(", ") }
+                );
             }
         }
         SlidesCmd::Region { file, level, x, y, width, height, out } => {
             let slide = reader::open(&file).map_err(|e| unreadable(&file, e))?;
             if level >= slide.info().levels.len() {
-                return Err(Failure::Input(format!("level {level} does not exist (the slide has {})", slide.info().levels.len())));
+                return Err(Failure::Input(format!(
+                    "level {level} does not exist (the slide has {})",
+                    slide.info().levels.len()
+                )));
             }
             let img = slide.read_region(level, x, y, width, height).map_err(|e| unreadable(&file, e))?;
             let f = std::fs::File::create(&out).map_err(|e| Failure::Input(format!("{}: {e}", out.display())))?;
@@ -814,7 +820,11 @@ fn slides_cmd(cfg: Config, as_user: Option<String>, cmd: SlidesCmd) -> CliResult
             access.require(Permission::ManageSlides)?;
             let bytes = std::fs::read(&manifest).map_err(|e| Failure::Input(format!("{}: {e}", manifest.display())))?;
             let paths = if paths.is_empty() {
-                vec![manifest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")).to_path_buf()]
+                vec![manifest
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(std::path::Path::new("."))
+                    .to_path_buf()]
             } else {
                 paths
             };
@@ -841,9 +851,19 @@ fn slides_cmd(cfg: Config, as_user: Option<String>, cmd: SlidesCmd) -> CliResult
             let result = run_job_in_foreground(&pool, &cfg, job.id)?;
             let rows: Vec<ingest::RowOutcome> = serde_json::from_value(result["rows"].clone()).unwrap_or_default();
             for r in &rows {
-                println!("row {:<4} {:<10} {:<9} {:<18} {}", r.row, r.case, r.outcome, r.slide.as_deref().unwrap_or("-"), r.message);
+                println!(
+                    "row {:<4} {:<10} {:<9} {:<18} {}",
+                    r.row,
+                    r.case,
+                    r.outcome,
+                    r.slide.as_deref().unwrap_or("-"),
+                    r.message
+                );
             }
-            println!("{} ingested, {} already there, {} failed", result["ingested"], result["skipped"], result["failed"]);
+            println!(
+                "{} ingested, {} already there, {} failed",
+                result["ingested"], result["skipped"], result["failed"]
+            );
             if rows.iter().any(|r| r.outcome == "failed") {
                 return Err(Failure::Input("some slides failed (listed above); the others were ingested".into()));
             }
@@ -852,7 +872,12 @@ fn slides_cmd(cfg: Config, as_user: Option<String>, cmd: SlidesCmd) -> CliResult
             let (mut conn, actor) = open(&cfg, as_user)?;
             let access = study_access(&mut conn, &actor, &study.to_uppercase())?;
             access.require(Permission::ViewSlides)?;
-            let page = slides::list(&mut conn, access.study.id, &Default::default(), evidentia::db::paging::PageRequest::all())?;
+            let page = slides::list(
+                &mut conn,
+                access.study.id,
+                &Default::default(),
+                evidentia::db::paging::PageRequest::all(),
+            )?;
             evidentia::export::write_csv(std::io::stdout().lock(), &page.items)?;
         }
     }
@@ -863,14 +888,16 @@ fn synth_cmd(cmd: SynthCmd) -> CliResult {
     use evidentia::slides::synth::{self, Phenotype, SynthParams};
     match cmd {
         SynthCmd::Slides { out, n, phenotype, size, mpp, seed } => {
-            let phenotype: Phenotype = phenotype
-                .parse()
-                .map_err(|_| Failure::Input(format!("unknown phenotype '{phenotype}' (inflamed, excluded, desert, mixed)")))?;
+            let phenotype: Phenotype = phenotype.parse().map_err(|_| {
+                Failure::Input(format!("unknown phenotype '{phenotype}' (inflamed, excluded, desert, mixed)"))
+            })?;
             let (w, h) = size
                 .split_once(['x', 'X'])
                 .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
                 .filter(|(w, h)| *w >= 256 && *h >= 256 && *w <= 200_000 && *h <= 200_000)
-                .ok_or_else(|| Failure::Input(format!("--size {size}: give WIDTHxHEIGHT, each 256 to 200000 pixels")))?;
+                .ok_or_else(|| {
+                    Failure::Input(format!("--size {size}: give WIDTHxHEIGHT, each 256 to 200000 pixels"))
+                })?;
             if !(0.05..=10.0).contains(&mpp) {
                 return Err(Failure::Input(format!("--mpp {mpp}: give microns per pixel between 0.05 and 10")));
             }
@@ -880,7 +907,7 @@ fn synth_cmd(cmd: SynthCmd) -> CliResult {
             let slides = synth::write_slides(&out, n, &params, &mut |i: usize, done: u64, total: u64| {
                 if last.elapsed() > Duration::from_millis(200) || done == total {
                     last = std::time::Instant::now();
-                    let pct = if total > 0 { done * 100 / total } else { 100 };
+                    let pct = (done * 100).checked_div(total).unwrap_or(100);
                     eprint!("\rslide {}/{n} [{:<30}] {pct:>3}%", i + 1, "#".repeat((pct as usize * 30) / 100));
                 }
             })?;

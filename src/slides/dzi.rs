@@ -113,8 +113,8 @@ pub fn resize(src: &RgbImage, w: u32, h: u32) -> RgbImage {
             }
             let n = (sy1 - sy0) * (sx1 - sx0);
             let o = ((oy * w + ox) * 3) as usize;
-            for c in 0..3 {
-                out.data[o + c] = ((acc[c] + n / 2) / n) as u8;
+            for (dst, sum) in out.data[o..o + 3].iter_mut().zip(acc) {
+                *dst = ((sum + n / 2) / n) as u8;
             }
         }
     }
@@ -127,7 +127,8 @@ pub fn render_thumbnail(slide: &dyn SlideReader) -> Result<RgbImage, SlideError>
     let last = info.levels.len().saturating_sub(1);
     let level = &info.levels[last];
     let scale = (THUMBNAIL_EDGE as f64 / level.width.max(level.height).max(1) as f64).min(1.0);
-    let (tw, th) = (((level.width as f64 * scale).round() as u32).max(1), ((level.height as f64 * scale).round() as u32).max(1));
+    let (tw, th) =
+        (((level.width as f64 * scale).round() as u32).max(1), ((level.height as f64 * scale).round() as u32).max(1));
     let whole = slide.read_region(last, 0, 0, level.width as u32, level.height as u32)?;
     Ok(resize(&whole, tw, th))
 }
@@ -161,8 +162,11 @@ struct TileCache {
 pub struct TileServer {
     budget: usize,
     tiles: Mutex<TileCache>,
-    open: Mutex<(HashMap<String, Arc<dyn SlideReader>>, VecDeque<String>)>,
+    open: Mutex<OpenSlides>,
 }
+
+/// Open readers by SHA-256, and the order they were opened in (the oldest is closed first).
+type OpenSlides = (HashMap<String, Arc<dyn SlideReader>>, VecDeque<String>);
 
 impl TileServer {
     pub fn new(budget_bytes: usize) -> Self {

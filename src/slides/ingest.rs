@@ -172,7 +172,10 @@ pub fn plan(
             match case_keys.get(&key.subject_key(&site, subject)) {
                 Some(c) => Some(c.clone()),
                 None => {
-                    problem("subject_id", &format!("no case of site {site} has this subject id; import the case first"));
+                    problem(
+                        "subject_id",
+                        &format!("no case of site {site} has this subject id; import the case first"),
+                    );
                     None
                 }
             }
@@ -321,7 +324,15 @@ impl JobHandler for SlideIngestJob {
                 let msg = format!("slide {} of {total} (manifest row {})", report.len() + 1, entry.row);
                 ctx.progress(report.len() as i64, total, &msg, Some(&json!({"report": report})))?;
                 let partial = partial_dir.join(format!("job-{}-row-{}.partial", ctx.job.id, entry.row));
-                let outcome = ingest_one(&mut *ctx.conn()?, &ctx.data_dir, &plan.study_code, &ctx.job.owner, ingest_id, entry, &partial);
+                let outcome = ingest_one(
+                    &mut *ctx.conn()?,
+                    &ctx.data_dir,
+                    &plan.study_code,
+                    &ctx.job.owner,
+                    ingest_id,
+                    entry,
+                    &partial,
+                );
                 let _ = std::fs::remove_file(&partial);
                 report.push(outcome);
                 save_report(&mut *ctx.conn()?, ingest_id, &report, false)?;

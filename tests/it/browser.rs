@@ -231,8 +231,11 @@ async fn a_manager_ingests_a_slide_and_pans_it_in_the_viewer() {
     let slide = app.scratch.join("HONG_GILDONG_B-1.svs");
     synth::write_slide(&slide, &SynthParams::new(3000, 2000, 0.5, Phenotype::Inflamed, 7), &mut |_, _| {}).unwrap();
     let manifest = app.scratch.join("manifest.csv");
-    std::fs::write(&manifest, format!("file,subject_id,stain,block\nHONG_GILDONG_B-1.svs,{},H&E,A1\n", subject.hospital_id))
-        .unwrap();
+    std::fs::write(
+        &manifest,
+        format!("file,subject_id,stain,block\nHONG_GILDONG_B-1.svs,{},H&E,A1\n", subject.hospital_id),
+    )
+    .unwrap();
 
     let (_driver, c) = start_browser().await;
     sign_in(&c, &app.base, "manager").await;
@@ -268,9 +271,12 @@ async fn a_manager_ingests_a_slide_and_pans_it_in_the_viewer() {
     let scale = c.find(Locator::Css("#scale-bar .label")).await.unwrap().text().await.unwrap();
     assert!(scale.ends_with("µm") || scale.ends_with("mm"), "scale bar: {scale:?}");
     // Zoom in: the scale bar follows.
-    c.execute("window.evidentiaViewer.viewport.zoomBy(8); window.evidentiaViewer.viewport.applyConstraints(true);", vec![])
-        .await
-        .unwrap();
+    c.execute(
+        "window.evidentiaViewer.viewport.zoomBy(8); window.evidentiaViewer.viewport.applyConstraints(true);",
+        vec![],
+    )
+    .await
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let zoomed = c.find(Locator::Css("#scale-bar .label")).await.unwrap().text().await.unwrap();
     assert_ne!(scale, zoomed, "the scale bar changes with the zoom");

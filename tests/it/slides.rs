@@ -112,7 +112,17 @@ async fn web_ingest_stores_a_deidentified_copy_linked_to_the_case() {
     assert!(info.associated.is_empty(), "{:?}", info.associated);
     assert_eq!((info.width, info.height), (1200, 960));
     assert_eq!(info.mpp_x, Some(0.499));
-    for key in ["aperio.Filename", "aperio.Date", "aperio.Time", "aperio.User", "aperio.Barcode", "tiff.DateTime", "tiff.Artist", "tiff.HostComputer", "tiff.DocumentName"] {
+    for key in [
+        "aperio.Filename",
+        "aperio.Date",
+        "aperio.Time",
+        "aperio.User",
+        "aperio.Barcode",
+        "tiff.DateTime",
+        "tiff.Artist",
+        "tiff.HostComputer",
+        "tiff.DocumentName",
+    ] {
         assert!(!info.properties.contains_key(key), "{key} survived");
     }
     let original = reader::open(&fixture("aperio.svs")).unwrap();
@@ -124,8 +134,10 @@ async fn web_ingest_stores_a_deidentified_copy_linked_to_the_case() {
             assert!(!bytes.windows(phi.len()).any(|w| w == phi.as_bytes()), "{phi} found in {}", f.display());
         }
     }
-    let leftovers: Vec<_> =
-        all_files_under(&app.data_dir.join("tmp")).into_iter().filter(|p| !p.to_string_lossy().contains("preview")).collect();
+    let leftovers: Vec<_> = all_files_under(&app.data_dir.join("tmp"))
+        .into_iter()
+        .filter(|p| !p.to_string_lossy().contains("preview"))
+        .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 
     // Audited in the study's chain, with what was removed.
@@ -184,7 +196,8 @@ async fn manifest_problems_are_listed_and_nothing_is_started() {
     let c = app.login("manager").await;
     let (subject, _) = first_subject();
     let svs = std::fs::read(fixture("aperio.svs")).unwrap();
-    let bad = manifest(&[("a.svs", "NO-SUCH-SUBJECT", "H&E"), ("missing.svs", &subject, ""), ("a.svs", &subject, "H&E")]);
+    let bad =
+        manifest(&[("a.svs", "NO-SUCH-SUBJECT", "H&E"), ("missing.svs", &subject, ""), ("a.svs", &subject, "H&E")]);
     let r = upload(&c, bad, &[("a.svs", svs.clone()), ("extra.svs", svs.clone())]).await;
     assert_eq!(r.status(), 422);
     let page = r.text().await.unwrap();
@@ -225,14 +238,19 @@ async fn a_bad_file_fails_alone_with_a_reason() {
     assert_eq!(r.status(), 303);
     let id = ingest_id_from(&location(&r));
     wait_ingest(&app, id).await;
-    let record = evidentia::slides::ingest::ingests(&mut app.conn(), 1).unwrap().into_iter().find(|i| i.id == id).unwrap();
+    let record =
+        evidentia::slides::ingest::ingests(&mut app.conn(), 1).unwrap().into_iter().find(|i| i.id == id).unwrap();
     assert_eq!((record.files_ingested, record.files_failed), (1, 3), "{}", record.report);
     let rows = record.rows();
     assert_eq!(rows[0].outcome, "ingested");
     assert!(rows[2].message.contains("JPEG 2000"), "{}", rows[2].message);
     for r in &rows[1..] {
         assert_eq!(r.outcome, "failed");
-        assert!(!r.message.contains("cut.svs") && !r.message.contains("notes.tiff") && !r.message.contains("upload"), "{}", r.message);
+        assert!(
+            !r.message.contains("cut.svs") && !r.message.contains("notes.tiff") && !r.message.contains("upload"),
+            "{}",
+            r.message
+        );
     }
     assert_eq!(stored_slides(&app).len(), 1);
     // No half-written slide anywhere in the store.
@@ -245,7 +263,12 @@ async fn slide_qc_needs_a_reason_is_audited_and_respects_the_lock() {
     let app = spawn_app();
     let c = app.login("manager").await;
     let (subject, case) = first_subject();
-    let r = upload(&c, manifest(&[("s.tiff", &subject, "H&E")]), &[("s.tiff", std::fs::read(fixture("bigtiff-lzw.tiff")).unwrap())]).await;
+    let r = upload(
+        &c,
+        manifest(&[("s.tiff", &subject, "H&E")]),
+        &[("s.tiff", std::fs::read(fixture("bigtiff-lzw.tiff")).unwrap())],
+    )
+    .await;
     wait_ingest(&app, ingest_id_from(&location(&r))).await;
     let label = format!("{case}-S01");
     let qc = format!("/studies/LUNG-IO-01/slides/{label}/qc");
@@ -276,7 +299,12 @@ async fn slides_are_checked_in_every_route() {
     let app = spawn_app();
     let manager = app.login("manager").await;
     let (subject, case) = first_subject();
-    let r = upload(&manager, manifest(&[("p.png", &subject, "H&E")]), &[("p.png", std::fs::read(fixture("plain.png")).unwrap())]).await;
+    let r = upload(
+        &manager,
+        manifest(&[("p.png", &subject, "H&E")]),
+        &[("p.png", std::fs::read(fixture("plain.png")).unwrap())],
+    )
+    .await;
     wait_ingest(&app, ingest_id_from(&location(&r))).await;
     let label = format!("{case}-S01");
     let routes = [
@@ -307,7 +335,9 @@ async fn slides_are_checked_in_every_route() {
     assert_eq!(monitor.get("/studies/LUNG-IO-01/slides/ingest").await.status(), 403);
     let r = upload(&monitor, manifest(&[("p.png", &subject, "H&E")]), &[("p.png", vec![1, 2, 3])]).await;
     assert_eq!(r.status(), 403);
-    let r = monitor.post(&format!("/studies/LUNG-IO-01/slides/{label}/qc"), &[("action", "exclude"), ("reason", "x")]).await;
+    let r = monitor
+        .post(&format!("/studies/LUNG-IO-01/slides/{label}/qc"), &[("action", "exclude"), ("reason", "x")])
+        .await;
     assert_eq!(r.status(), 403);
 }
 
@@ -330,7 +360,23 @@ async fn cli_inspects_reads_regions_ingests_and_lists() {
     }
     let png = app.scratch.join("region.png");
     let out = app.cli(
-        &["slides", "region", fixture("aperio.svs").to_str().unwrap(), "--level", "1", "--x", "400", "--y", "400", "--width", "64", "--height", "48", "--out", png.to_str().unwrap()],
+        &[
+            "slides",
+            "region",
+            fixture("aperio.svs").to_str().unwrap(),
+            "--level",
+            "1",
+            "--x",
+            "400",
+            "--y",
+            "400",
+            "--width",
+            "64",
+            "--height",
+            "48",
+            "--out",
+            png.to_str().unwrap(),
+        ],
         None,
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -342,11 +388,21 @@ async fn cli_inspects_reads_regions_ingests_and_lists() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(fixture("tifffile-jfif.tiff"), dir.join("KIM_MINJI_slide1.tiff")).unwrap();
     let (subject, case) = first_subject();
-    std::fs::write(dir.join("manifest.csv"), format!("file,subject_id,stain,site\nKIM_MINJI_slide1.tiff,{subject},H&E,SNUBH\n")).unwrap();
+    std::fs::write(
+        dir.join("manifest.csv"),
+        format!("file,subject_id,stain,site\nKIM_MINJI_slide1.tiff,{subject},H&E,SNUBH\n"),
+    )
+    .unwrap();
     let m = dir.join("manifest.csv");
-    let out = app.cli(&["--as", "annotator1", "slides", "ingest", "--study", "LUNG-IO-01", "--manifest", m.to_str().unwrap()], None);
+    let out = app.cli(
+        &["--as", "annotator1", "slides", "ingest", "--study", "LUNG-IO-01", "--manifest", m.to_str().unwrap()],
+        None,
+    );
     assert_eq!(out.status.code(), Some(2), "annotators cannot ingest");
-    let out = app.cli(&["--as", "manager", "slides", "ingest", "--study", "LUNG-IO-01", "--manifest", m.to_str().unwrap()], None);
+    let out = app.cli(
+        &["--as", "manager", "slides", "ingest", "--study", "LUNG-IO-01", "--manifest", m.to_str().unwrap()],
+        None,
+    );
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains(&format!("{case}-S01")) && stdout.contains("1 ingested"), "{stdout}");

@@ -114,8 +114,7 @@ async fn ingest_page(
     errors: FieldErrors,
 ) -> Result<HttpResponse, PageError> {
     let sid = access.study.id;
-    let (site_list, ingests) =
-        state.db(move |c| Ok((sites::list(c, sid, false)?, ingest::ingests(c, sid)?))).await?;
+    let (site_list, ingests) = state.db(move |c| Ok((sites::list(c, sid, false)?, ingest::ingests(c, sid)?))).await?;
     let ctx = PageCtx::new(req, Some(user), format!("Ingest slides · {}", access.study.code), "studies");
     let failed = !errors.is_empty();
     let page = SlideIngestPage {
@@ -275,7 +274,11 @@ impl SlideShowPage {
                 ls.iter()
                     .enumerate()
                     .map(|(i, l)| {
-                        (i, format!("{} × {}", l["width"], l["height"]), format!("{:.2}", l["downsample"].as_f64().unwrap_or(0.0)))
+                        (
+                            i,
+                            format!("{} × {}", l["width"], l["height"]),
+                            format!("{:.2}", l["downsample"].as_f64().unwrap_or(0.0)),
+                        )
                     })
                     .collect()
             })
@@ -304,7 +307,8 @@ pub async fn slide_show(
     let at = siblings.iter().position(|s| s.id == slide.id).unwrap_or(0);
     let info = slide.info();
     let text = |v: &serde_json::Value| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
-    let metadata = info["metadata"].as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), text(v))).collect()).unwrap_or_default();
+    let metadata =
+        info["metadata"].as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), text(v))).collect()).unwrap_or_default();
     let removed = ["removed_images", "removed_metadata"]
         .iter()
         .flat_map(|k| info["deidentification"][k].as_array().cloned().unwrap_or_default())
