@@ -110,12 +110,27 @@ fn migrate_and_demo_seed_only_are_idempotent() {
             .unwrap()
     };
     assert!(run(&["migrate"]).status.success());
-    let first = run(&["demo", "--seed-only"]);
+    // Two demo slides here (the demo draws 24; debug builds draw slowly).
+    let first = run(&["demo", "--seed-only", "--slides", "2"]);
     assert!(first.status.success(), "{}", stderr(&first));
-    assert!(String::from_utf8_lossy(&first.stdout).contains("seeded study LUNG-IO-01"));
-    let second = run(&["demo", "--seed-only"]);
+    let out = String::from_utf8_lossy(&first.stdout);
+    assert!(out.contains("seeded study LUNG-IO-01") && out.contains("seeded 2 synthetic slides"), "{out}");
+    let second = run(&["demo", "--seed-only", "--slides", "2"]);
     assert!(second.status.success());
     assert!(!String::from_utf8_lossy(&second.stdout).contains("seeded"), "second run seeds nothing");
     let verify = run(&["audit", "verify"]);
     assert!(verify.status.success());
+    // The demo slides are linked to the subjects they were drawn for, de-identified like any.
+    let list = run(&["slides", "list", "--study", "LUNG-IO-01"]);
+    let csv = String::from_utf8_lossy(&list.stdout);
+    assert!(csv.contains("SNUBH-0001-S01") && csv.contains("SMC-0001-S01"), "{csv}");
+    let subjects = evidentia::demo::truth::subjects(evidentia::demo::DEMO_SUBJECTS, evidentia::demo::truth::SEED);
+    for f in std::fs::read_dir(dir.path().join("slides")).unwrap().flatten().filter(|f| f.path().is_file()) {
+        let bytes = std::fs::read(f.path()).unwrap();
+        for s in subjects.iter().take(5) {
+            assert!(!bytes.windows(s.hospital_id.len()).any(|w| w == s.hospital_id.as_bytes()), "subject id stored");
+        }
+        assert!(!bytes.windows(8).any(|w| w == b"Filename"), "Aperio Filename key stored");
+    }
+    assert!(!dir.path().join("tmp/demo-slides").exists(), "the drawn originals are removed");
 }
