@@ -175,6 +175,11 @@ async fn web_ingest_stores_a_deidentified_copy_linked_to_the_case() {
     assert_eq!(r.status(), 404);
     let r = c.get(&format!("/studies/LUNG-IO-01/slides/{label}/thumbnail.jpeg")).await;
     assert_eq!(r.status(), 200);
+    // The same tile again comes from the cache.
+    c.get(&format!("/studies/LUNG-IO-01/slides/{label}/dzi/slide_files/11/1_1.jpeg")).await;
+    let (_, metrics) = c.get_text("/metrics").await;
+    assert!(metrics.contains("evidentia_tile_cache_requests_total{result=\"hit\"} 1"), "{metrics}");
+    assert!(metrics.contains("evidentia_tile_cache_requests_total{result=\"miss\"} 5"), "{metrics}");
     let csv = c.get("/studies/LUNG-IO-01/slides.csv").await.text().await.unwrap();
     assert!(csv.starts_with("label,case,site,stain") && csv.contains(label.as_str()));
     // The API.

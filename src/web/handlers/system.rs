@@ -23,7 +23,14 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render(&state.pool))
+    let (hits, misses, bytes) = state.tiles.stats();
+    let tiles = format!(
+        "# TYPE evidentia_tile_cache_requests_total counter\n\
+         evidentia_tile_cache_requests_total{{result=\"hit\"}} {hits}\n\
+         evidentia_tile_cache_requests_total{{result=\"miss\"}} {misses}\n\
+         # TYPE evidentia_tile_cache_bytes gauge\nevidentia_tile_cache_bytes {bytes}\n"
+    );
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render(&state.pool) + &tiles)
 }
 
 /// Front-end files are compiled into the binary, so the demo runs from any directory.
