@@ -426,3 +426,76 @@ async fn cli_inspects_reads_regions_ingests_and_lists() {
     assert!(err.contains("manifest row 1, column file") && err.contains("manifest row 1, column stain"), "{err}");
     assert_eq!(stored_slides(&app).len(), 1);
 }
+
+#[tokio::test]
+async fn an_ingest_cut_short_resumes_without_duplicates_or_half_written_slides() {
+    use evidentia::jobs;
+    use evidentia::slides::ingest::{self, Plan};
+    let app = spawn_app_with(|cfg| {
+        cfg.job_workers = 0;
+        cfg.job_stale_after = Duration::from_secs(1);
+    });
+    let c = app.login("manager").await;
+    let subjects = evidentia::demo::truth::subjects(evidentia::demo::DEMO_SUBJECTS, evidentia::demo::truth::SEED);
+    let two: Vec<_> = subjects.iter().filter(|s| s.site == "SNUBH").take(2).collect();
+    let files = [
+        ("one.svs", std::fs::read(fixture("aperio.svs")).unwrap()),
+        ("two.tiff", std::fs::read(fixture("libvips-ycbcr.tiff")).unwrap()),
+    ];
+    let rows = [("one.svs", two[0].hospital_id.as_str(), "H&E"), ("two.tiff", two[1].hospital_id.as_str(), "H&E")];
+    let r = upload(&c, manifest(&rows), &files).await;
+    assert_eq!(r.status(), 303);
+    let ingest_id = ingest_id_from(&location(&r));
+    let job_id: i32 = slide_ingests::table
+        .find(ingest_id)
+        .select(slide_ingests::job_id)
+        .first::<Option<i32>>(&mut app.conn())
+        .unwrap()
+        .expect("queued as a job");
+
+    // A worker takes the job, stores the first slide, dies before recording it, and leaves the
+    // second one half written.
+    let job = jobs::claim(&mut app.conn(), job_id, "doomed-worker").unwrap().unwrap();
+    let plan: Plan =
+        serde_json::from_slice(&std::fs::read(app.data_dir.join(format!("tmp/slide-ingest-{ingest_id}.json"))).unwrap())
+            .unwrap();
+    let partial_dir = app.data_dir.join("slides/.partial");
+    std::fs::create_dir_all(&partial_dir).unwrap();
+    let first = ingest::ingest_one(
+        &mut app.conn(),
+        &app.data_dir,
+        "LUNG-IO-01",
+        "manager",
+        ingest_id,
+        &plan.entries[0],
+        &partial_dir.join(format!("job-{job_id}-row-1.partial")),
+    );
+    assert_eq!(first.outcome, "ingested");
+    std::fs::write(partial_dir.join(format!("job-{job_id}-row-2.partial")), b"II*\0half a slide").unwrap();
+    {
+        use evidentia::db::schema::jobs::dsl;
+        let old = chrono::Utc::now().naive_utc() - chrono::Duration::seconds(30);
+        diesel::update(dsl::jobs.find(job.id)).set(dsl::heartbeat_at.eq(Some(old))).execute(&mut app.conn()).unwrap();
+    }
+    // The half-written copy is no slide.
+    assert_eq!(stored_slides(&app).len(), 1);
+
+    // Another worker picks it up: the first file is recognised, the second finished.
+    assert!(evidentia::jobs::worker::run_once(&app.pool, &app.config, "rescuer").unwrap());
+    let j = jobs::get(&mut app.conn(), job_id).unwrap();
+    assert_eq!((j.status.as_str(), j.attempts), ("succeeded", 2));
+    let record = ingest::ingests(&mut app.conn(), 1).unwrap().into_iter().find(|i| i.id == ingest_id).unwrap();
+    let rows = record.rows();
+    let outcomes: Vec<&str> = rows.iter().map(|r| r.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["skipped", "ingested"]);
+    assert!(record.finished_at.is_some());
+    let stored = stored_slides(&app);
+    assert_eq!(stored.len(), 2, "no duplicate: {stored:?}");
+    let in_store = all_files_under(&app.data_dir.join("slides"));
+    assert_eq!(in_store.len(), 2, "only the two complete copies: {in_store:?}");
+    for (_, sha, format) in &stored {
+        assert!(reader::open(&evidentia::slides::stored_path(&app.data_dir, sha, format)).is_ok());
+    }
+    assert!(!app.data_dir.join(format!("tmp/slide-ingest-{ingest_id}.json")).exists(), "the plan is removed");
+    assert!(all_files_under(&app.data_dir.join("tmp")).is_empty(), "the uploads are removed");
+}
