@@ -13,6 +13,7 @@ pub mod export;
 pub mod jobs;
 pub mod slides;
 pub mod startup;
+pub mod stats;
 pub mod studies;
 pub mod telemetry;
 pub mod web;

@@ -60,6 +60,8 @@ impl Application {
     pub fn build(config: Config) -> anyhow::Result<Self> {
         let pool = open_database(&config)?;
         let initial_admin_password = bootstrap_admin(&pool)?;
+        // Uploads and plans of slide ingests that ended without their job cleaning up.
+        crate::slides::ingest::sweep(&mut *pool.get()?, &config.data_dir);
         let listener =
             TcpListener::bind(&config.bind).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
         let port = listener.local_addr()?.port();

@@ -49,6 +49,21 @@ pub fn seed_slides(
         .collect();
     let dir = data_dir.join("tmp").join("demo-slides");
     std::fs::create_dir_all(&dir).map_err(anyhow::Error::from)?;
+    // The drawn originals carry fake identifiers in their names and labels: gone in every case.
+    let result = draw_and_ingest(conn, data_dir, &access, &actor, &picked, &dir, progress);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn draw_and_ingest(
+    conn: &mut Conn,
+    data_dir: &Path,
+    access: &crate::auth::permissions::StudyAccess,
+    actor: &Actor,
+    picked: &[&DemoSubject],
+    dir: &Path,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<String>> {
     let mut manifest = String::from("file,subject_id,site,stain,block,scanner\n");
     let mut files = Vec::new();
     for (i, s) in picked.iter().enumerate() {
@@ -63,11 +78,9 @@ pub fn seed_slides(
         files.push(SourceFile { name, path, uploaded: true });
     }
     let key = StudyKey::load_or_create(data_dir, DEMO_STUDY)?;
-    let mut plan = ingest::plan(conn, &access, &key, manifest.as_bytes(), &files, None)?;
-    plan.upload_dir = Some(dir.clone());
-    let report = ingest::ingest_now(conn, &actor, &access, data_dir, &plan);
-    let _ = std::fs::remove_dir_all(&dir);
-    let report = report?;
+    let mut plan = ingest::plan(conn, access, &key, manifest.as_bytes(), &files, None)?;
+    plan.upload_dir = Some(dir.to_path_buf());
+    let report = ingest::ingest_now(conn, actor, access, data_dir, &plan)?;
     progress(picked.len(), picked.len());
     if let Some(failed) = report.iter().find(|r| r.outcome == "failed") {
         return Err(anyhow::anyhow!("demo slide for {}: {}", failed.case, failed.message).into());

@@ -46,10 +46,13 @@ pub fn run_job(pool: &DbPool, cfg: &Config, job: Job) {
             None => Outcome::Failed(format!("unknown job kind '{kind}'")),
             Some(h) => {
                 let ctx = JobContext { pool: pool.clone(), data_dir: cfg.data_dir.clone(), job };
-                match h.run(&ctx) {
-                    Ok(v) => Outcome::Succeeded(v),
-                    Err(e) if e.is::<Cancelled>() => Outcome::Cancelled,
-                    Err(e) => Outcome::Failed(format!("{e:#}")),
+                // A panic in a job (a decoder meeting a hostile file) fails that job; it must
+                // not leave the heartbeat thread beating for a job nobody runs.
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.run(&ctx))) {
+                    Ok(Ok(v)) => Outcome::Succeeded(v),
+                    Ok(Err(e)) if e.is::<Cancelled>() => Outcome::Cancelled,
+                    Ok(Err(e)) => Outcome::Failed(format!("{e:#}")),
+                    Err(_) => Outcome::Failed("the job stopped on an internal error (a panic)".into()),
                 }
             }
         };

@@ -29,6 +29,27 @@ const APERIO_KEPT_KEYS: [&str; 13] = [
     "LineAreaXOffset",
 ];
 
+/// Aperio keys known to carry identifiers, dates or operators: reported by name when dropped.
+/// Any other dropped text is reported as "(other)", since it may itself be an identifier.
+const APERIO_DROPPED_KEYS: [&str; 16] = [
+    "Filename",
+    "Date",
+    "Time",
+    "Time Zone",
+    "User",
+    "ScanScope ID",
+    "Barcode",
+    "Title",
+    "DSR ID",
+    "ImageID",
+    "Rack",
+    "Slide",
+    "Parmset",
+    "SessonMode",
+    "SessionMode",
+    "Description",
+];
+
 /// What de-identification removed (names only, never values).
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct DeidOutcome {
@@ -157,11 +178,14 @@ pub fn scrub_aperio_description(desc: &str) -> (String, Vec<String>) {
     let mut dropped = Vec::new();
     for pair in parts {
         let key = pair.split('=').next().unwrap_or_default().trim();
-        if APERIO_KEPT_KEYS.contains(&key) {
+        let has_value = pair.contains('=');
+        if has_value && APERIO_KEPT_KEYS.contains(&key) {
             kept.push('|');
             kept.push_str(pair.trim());
-        } else if !key.is_empty() {
+        } else if has_value && APERIO_DROPPED_KEYS.contains(&key) {
             dropped.push(key.to_string());
+        } else if !pair.trim().is_empty() && !dropped.iter().any(|d| d == "(other)") {
+            dropped.push("(other)".to_string());
         }
     }
     (kept, dropped)
@@ -188,7 +212,9 @@ fn tag_name(tag: u16) -> String {
 }
 
 /// JPEG segments other than the image itself and its colour markers (JFIF, Adobe): EXIF, XMP,
-/// comments and vendor segments can all carry identifiers.
+/// comments and vendor segments can all carry identifiers, anywhere in the stream (also between
+/// the scans of a progressive JPEG). Everything after the end-of-image marker (a second image of
+/// a phone's MPF file, appended trailers) is cut.
 pub fn strip_jpeg_metadata(bytes: &[u8]) -> anyhow::Result<(Vec<u8>, Vec<String>)> {
     if bytes.len() < 4 || bytes[0] != 0xFF || bytes[1] != 0xD8 {
         bail!("not a JPEG file");
@@ -196,15 +222,33 @@ pub fn strip_jpeg_metadata(bytes: &[u8]) -> anyhow::Result<(Vec<u8>, Vec<String>
     let mut out = vec![0xFF, 0xD8];
     let mut removed = BTreeSet::new();
     let mut i = 2;
-    while i + 4 <= bytes.len() {
+    while i + 2 <= bytes.len() {
         if bytes[i] != 0xFF {
             bail!("JPEG structure broken at byte {i}");
         }
         let marker = bytes[i + 1];
-        if marker == 0xDA {
-            // Start of scan: the entropy-coded data and everything after it is image data.
-            out.extend_from_slice(&bytes[i..]);
-            return Ok((out, removed.into_iter().collect()));
+        match marker {
+            0xFF => {
+                // Fill byte before a marker.
+                i += 1;
+                continue;
+            }
+            0xD9 => {
+                out.extend_from_slice(&[0xFF, 0xD9]);
+                if i + 2 < bytes.len() {
+                    removed.insert("data after the image".to_string());
+                }
+                return Ok((out, removed.into_iter().collect()));
+            }
+            0xD0..=0xD7 | 0x01 => {
+                out.extend_from_slice(&bytes[i..i + 2]);
+                i += 2;
+                continue;
+            }
+            _ => {}
+        }
+        if i + 4 > bytes.len() {
+            break;
         }
         let len = u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]) as usize;
         let end = i + 2 + len;
@@ -224,8 +268,21 @@ pub fn strip_jpeg_metadata(bytes: &[u8]) -> anyhow::Result<(Vec<u8>, Vec<String>
             removed.insert(if marker == 0xFE { "jpeg.COM".to_string() } else { format!("jpeg.APP{}", marker - 0xE0) });
         }
         i = end;
+        if marker == 0xDA {
+            // Entropy-coded data runs to the next marker that is not a stuffed 0xFF00 or a
+            // restart marker.
+            let start = i;
+            let is_marker = |i: usize| bytes[i] == 0xFF && !matches!(bytes[i + 1], 0x00 | 0xD0..=0xD7);
+            while i + 1 < bytes.len() && !is_marker(i) {
+                i += 1;
+            }
+            if i + 1 >= bytes.len() {
+                bail!("JPEG file ends inside its image data");
+            }
+            out.extend_from_slice(&bytes[start..i]);
+        }
     }
-    bail!("JPEG file ends before its image data")
+    bail!("JPEG file ends before its end-of-image marker")
 }
 
 /// Reads the copy back: it opens, has no associated image and no dropped key, same geometry,
@@ -281,6 +338,15 @@ mod tests {
     }
 
     #[test]
+    fn unknown_aperio_text_is_dropped_without_being_named() {
+        let (kept, dropped) = scrub_aperio_description(
+            "Aperio Image Library v1|MPP = 0.25|DOE JOHN 1980-01-01|Barcode = S12|3456|Ward = 7",
+        );
+        assert_eq!(kept, "Aperio Image Library v1|MPP = 0.25");
+        assert_eq!(dropped, ["(other)", "Barcode"]);
+    }
+
+    #[test]
     fn jpeg_metadata_segments_are_removed_and_image_kept() {
         let mut j = vec![0xFF, 0xD8];
         j.extend([0xFF, 0xE0, 0, 16]);
@@ -289,11 +355,16 @@ mod tests {
         j.extend(b"Exif\0\0DOE\0\0\0");
         j.extend([0xFF, 0xFE, 0, 8]);
         j.extend(b"KIM MJ");
-        j.extend([0xFF, 0xDA, 0, 2, 1, 2, 3, 0xFF, 0xD9]);
+        j.extend([0xFF, 0xDA, 0, 2, 1, 0xFF, 0x00, 2, 0xFF, 0xD0, 3]);
+        // A comment between the scans of a progressive JPEG, then a second scan.
+        j.extend([0xFF, 0xFE, 0, 5, b'D', b'O', b'E']);
+        j.extend([0xFF, 0xDA, 0, 2, 9, 0xFF, 0xD9]);
+        // A trailer after the end of the image (a phone's second image with its own Exif).
+        j.extend(b"\xFF\xD8\xFF\xE1\x00\x05DOE");
         let (clean, removed) = strip_jpeg_metadata(&j).unwrap();
-        assert_eq!(removed, ["jpeg.APP1", "jpeg.COM"]);
+        assert_eq!(removed, ["data after the image", "jpeg.APP1", "jpeg.COM"]);
         assert!(!clean.windows(3).any(|w| w == b"DOE") && !clean.windows(6).any(|w| w == b"KIM MJ"));
-        assert!(clean.ends_with(&[0xFF, 0xDA, 0, 2, 1, 2, 3, 0xFF, 0xD9]));
+        assert!(clean.ends_with(&[0xFF, 0xDA, 0, 2, 1, 0xFF, 0x00, 2, 0xFF, 0xD0, 3, 0xFF, 0xDA, 0, 2, 9, 0xFF, 0xD9]));
         assert!(strip_jpeg_metadata(&j[..20]).is_err());
         assert!(strip_jpeg_metadata(b"GIF89a").is_err());
     }

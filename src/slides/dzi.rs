@@ -158,11 +158,15 @@ struct TileCache {
     misses: u64,
 }
 
-/// Open slides and encoded tiles shared by every request; both bounded.
+/// Open slides and encoded tiles shared by every request; both bounded. Renders of missing
+/// tiles run at most one per core at a time, so a burst of viewer requests queues instead of
+/// decoding dozens of regions at once.
 pub struct TileServer {
     budget: usize,
     tiles: Mutex<TileCache>,
     open: Mutex<OpenSlides>,
+    renders: (Mutex<usize>, std::sync::Condvar),
+    max_renders: usize,
 }
 
 /// Open readers by SHA-256, and the order they were opened in (the oldest is closed first).
@@ -170,7 +174,14 @@ type OpenSlides = (HashMap<String, Arc<dyn SlideReader>>, VecDeque<String>);
 
 impl TileServer {
     pub fn new(budget_bytes: usize) -> Self {
-        TileServer { budget: budget_bytes, tiles: Mutex::default(), open: Mutex::default() }
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        TileServer {
+            budget: budget_bytes,
+            tiles: Mutex::default(),
+            open: Mutex::default(),
+            renders: (Mutex::new(0), std::sync::Condvar::new()),
+            max_renders: cores,
+        }
     }
 
     /// The open reader of a stored slide (`sha` names the file; `path` is where it is).
@@ -231,8 +242,18 @@ impl TileServer {
             }
             c.misses += 1;
         }
-        // Rendered outside the lock: other tiles are served meanwhile.
-        let bytes = Arc::new(make()?);
+        // Rendered outside the cache lock (cached tiles are served meanwhile), one per core.
+        let bytes = {
+            let (count, freed) = &self.renders;
+            let mut n = lock(count);
+            while *n >= self.max_renders {
+                n = freed.wait(n).unwrap_or_else(|p| p.into_inner());
+            }
+            *n += 1;
+            drop(n);
+            let _permit = RenderPermit(&self.renders);
+            Arc::new(make()?)
+        };
         let mut c = lock(&self.tiles);
         c.bytes += bytes.len();
         let used = c.tick;
@@ -243,6 +264,16 @@ impl TileServer {
             evict(&mut c, self.budget / 10 * 9);
         }
         Ok(bytes)
+    }
+}
+
+/// Gives the render slot back however the render ends (a panic included).
+struct RenderPermit<'a>(&'a (Mutex<usize>, std::sync::Condvar));
+
+impl Drop for RenderPermit<'_> {
+    fn drop(&mut self) {
+        *lock(&self.0 .0) -= 1;
+        self.0 .1.notify_one();
     }
 }
 

@@ -21,15 +21,18 @@ use crate::cases::deid::StudyKey;
 use crate::db::schema::{cases, slide_ingests, slides};
 use crate::db::{now, write_tx, Conn};
 use crate::error::{Error, FieldErrors, Result};
-use crate::jobs::kinds::{Cancelled, JobContext, JobHandler};
+use crate::jobs::kinds::{JobContext, JobHandler};
 use crate::jobs::{self, Job};
 
 pub const KIND: &str = "slide_ingest";
 
-/// Largest side of the smallest pyramid level we accept: a bigger image without reduced levels
-/// would have to be decoded whole for a thumbnail.
-const MAX_SMALLEST_LEVEL_EDGE: u64 = 20_000;
+/// Largest side of the smallest pyramid level we accept: the thumbnail and the lowest Deep Zoom
+/// levels decode that level whole (8192² px is the reader's region limit).
+const MAX_SMALLEST_LEVEL_EDGE: u64 = 8192;
 const REQUIRED: [&str; 3] = ["file", "subject_id", "stain"];
+/// Optional columns kept with the slide. Any other column is refused: it could carry an
+/// identifier (a record number, a name) into the database and the audit trail.
+const OPTIONAL: [&str; 3] = ["site", "block", "scanner"];
 
 /// A slide file offered for ingest: the name the manifest refers to it by, and where it is.
 #[derive(Debug, Clone)]
@@ -95,6 +98,16 @@ pub fn plan(
     for col in REQUIRED {
         if !table.header.iter().any(|h| h == col) {
             errors.add("manifest", format!("manifest: the column {col} is missing (needed: file, subject_id, stain)"));
+        }
+    }
+    for h in &table.header {
+        if !REQUIRED.contains(&h.as_str()) && !OPTIONAL.contains(&h.as_str()) {
+            errors.add(
+                "manifest",
+                format!(
+                    "manifest: the column {h} is not accepted (file, subject_id, stain; optional site, block, scanner)"
+                ),
+            );
         }
     }
     if !errors.is_empty() {
@@ -314,6 +327,7 @@ impl JobHandler for SlideIngestJob {
         let plan: Plan = serde_json::from_slice(
             &std::fs::read(plan_path(&tmp_dir, ingest_id)).context("the ingest's plan file is gone")?,
         )?;
+        sweep(&mut *ctx.conn()?, &ctx.data_dir);
         let partial_dir = super::store_dir(&ctx.data_dir).join(".partial");
         std::fs::create_dir_all(&partial_dir)?;
         let mut report: Vec<RowOutcome> =
@@ -336,22 +350,71 @@ impl JobHandler for SlideIngestJob {
                 let _ = std::fs::remove_file(&partial);
                 report.push(outcome);
                 save_report(&mut *ctx.conn()?, ingest_id, &report, false)?;
+                // The resume point right after the row, so a crash now does not redo it.
+                ctx.progress(report.len() as i64, total, &msg, Some(&json!({"report": report})))?;
             }
             Ok(())
         })();
-        let cancelled = matches!(&result, Err(e) if e.is::<Cancelled>());
-        if result.is_ok() || cancelled {
-            // Done or given up: the uploads and the plan (which names the source files) go.
-            if let Some(dir) = &plan.upload_dir {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-            let _ = std::fs::remove_file(plan_path(&tmp_dir, ingest_id));
-            save_report(&mut *ctx.conn()?, ingest_id, &report, true)?;
-        }
+        // Done, cancelled or failed: the job will not run again, so the uploads and the plan
+        // (which names the source files) go now. Only a crash leaves them, for the resume.
+        finish_ingest(&mut *ctx.conn()?, &tmp_dir, ingest_id, &plan, &report);
         result?;
         let (ok, skipped, failed) = counts(&report);
         ctx.progress(total, total, &format!("{ok} ingested, {skipped} already there, {failed} failed"), None)?;
         Ok(json!({"ingest": ingest_id, "ingested": ok, "skipped": skipped, "failed": failed, "rows": report}))
+    }
+}
+
+fn finish_ingest(conn: &mut Conn, tmp_dir: &Path, ingest_id: i32, plan: &Plan, report: &[RowOutcome]) {
+    if let Some(dir) = &plan.upload_dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let _ = std::fs::remove_file(plan_path(tmp_dir, ingest_id));
+    if let Err(e) = save_report(conn, ingest_id, report, true) {
+        tracing::warn!(ingest = ingest_id, error = %e, "could not record the end of a slide ingest");
+    }
+}
+
+/// Ingests whose job ended without running to its end (cancelled while queued, given up after
+/// a crash) leave their uploads and plan behind: removed here, at start-up and before each
+/// ingest. Half-written copies older than a day go too.
+pub fn sweep(conn: &mut Conn, data_dir: &Path) {
+    let tmp_dir = data_dir.join("tmp");
+    for entry in std::fs::read_dir(&tmp_dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let Some(id) = name.strip_prefix("slide-ingest-").and_then(|r| r.strip_suffix(".json")) else { continue };
+        let Ok(id) = id.parse::<i32>() else { continue };
+        let job_id: Option<Option<i32>> =
+            slide_ingests::table.find(id).select(slide_ingests::job_id).first(conn).optional().ok().flatten();
+        let finished = match job_id {
+            None => true,
+            Some(None) => false,
+            Some(Some(j)) => jobs::get(conn, j).map(|j| j.is_finished()).unwrap_or(true),
+        };
+        if finished {
+            if let Ok(plan) = std::fs::read(entry.path())
+                .map_err(anyhow::Error::from)
+                .and_then(|b| Ok(serde_json::from_slice::<Plan>(&b)?))
+            {
+                let report: Vec<RowOutcome> = slide_ingests::table
+                    .find(id)
+                    .select(slide_ingests::report)
+                    .first::<String>(conn)
+                    .ok()
+                    .and_then(|r| serde_json::from_str(&r).ok())
+                    .unwrap_or_default();
+                finish_ingest(conn, &tmp_dir, id, &plan, &report);
+            } else {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    let day = std::time::Duration::from_secs(24 * 3600);
+    for entry in std::fs::read_dir(super::store_dir(data_dir).join(".partial")).into_iter().flatten().flatten() {
+        let old = entry.metadata().and_then(|m| m.modified()).map(|t| t.elapsed().unwrap_or_default() > day);
+        if old.unwrap_or(false) {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 
@@ -395,7 +458,12 @@ pub fn ingest_one(
         removed_images: vec![],
         removed_metadata: vec![],
     };
-    match try_ingest(conn, data_dir, study_code, actor, ingest_id, entry, partial, &mut out) {
+    // A decoder panicking on a hostile file fails this row only.
+    let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        try_ingest(conn, data_dir, study_code, actor, ingest_id, entry, partial, &mut out)
+    }))
+    .unwrap_or_else(|_| Err(anyhow::anyhow!("the file could not be read (internal error while decoding it)")));
+    match attempt {
         Ok(()) => {}
         Err(e) => {
             let mut msg = format!("{e:#}");
@@ -469,7 +537,7 @@ fn try_ingest(
         "metadata": metadata,
         "deidentification": outcome,
     });
-    let label = write_tx(conn, |conn| -> Result<String> {
+    let recorded = write_tx(conn, |conn| -> Result<String> {
         let study = crate::studies::get_by_code(conn, study_code)?;
         study.ensure_editable()?;
         let taken: Vec<String> = slides::table
@@ -519,7 +587,31 @@ fn try_ingest(
             })),
         )?;
         Ok(label)
-    })?;
+    });
+    let label = match recorded {
+        Ok(label) => label,
+        Err(e) => {
+            // Nothing recorded: no stored file without its slide. The same file committed
+            // meanwhile by another ingest is that slide, not a failure.
+            let referenced: i64 = slides::table.filter(slides::sha256.eq(&sha)).count().get_result(conn)?;
+            if referenced == 0 {
+                let _ = std::fs::remove_file(&dest);
+            }
+            let raced: Option<String> = slides::table
+                .filter(slides::study_id.eq(study.id))
+                .filter(slides::source_sha256.eq(&source_sha))
+                .select(slides::label)
+                .first(conn)
+                .optional()?;
+            if let Some(label) = raced {
+                out.outcome = "skipped".into();
+                out.message = format!("the same file is already slide {label}");
+                out.slide = Some(label);
+                return Ok(());
+            }
+            return Err(e.into());
+        }
+    };
     out.outcome = "ingested".into();
     out.message = format!("{} {}×{}, {} levels", info.format, info.width, info.height, info.levels.len());
     out.slide = Some(label);

@@ -229,6 +229,24 @@ impl TiffDirectory {
         self.width.div_ceil(self.chunk_width)
     }
 
+    /// "label" or "macro" when the description says so: Aperio's second line (`label 400x300`),
+    /// or a description naming the image (Ventana `Label_Image`, `Label Image`, `Macro`).
+    fn label_or_macro(&self) -> Option<&'static str> {
+        let line = self.second_line_of_description().unwrap_or("").trim_start();
+        let whole = self.description.as_deref().unwrap_or("").trim().to_ascii_lowercase();
+        let names = |w: &str| ["label", "label_image", "label image", "slide label"].contains(&w);
+        if line.starts_with("label ") || line == "label" || names(&whole) {
+            Some("label")
+        } else if line.starts_with("macro ")
+            || line == "macro"
+            || ["macro", "macro_image", "macro image", "overview"].contains(&whole.as_str())
+        {
+            Some("macro")
+        } else {
+            None
+        }
+    }
+
     /// Aperio puts "label 400x300" / "macro ..." on the description's second line.
     fn second_line_of_description(&self) -> Option<&str> {
         self.description.as_deref()?.split('\n').nth(1).map(|l| l.trim_end_matches('\r'))
@@ -717,18 +735,22 @@ fn classify(dirs: &mut [TiffDirectory], main_index: &[Option<usize>], aperio: bo
             in_first_subifds = main == Some(0);
         }
         let usable = unsupported_reason(d).is_none();
-        d.role = if aperio && main.is_some() {
-            let line = d.second_line_of_description().unwrap_or("");
+        // A label or macro is never a level, whatever its layout (Ventana puts the label first;
+        // some writers tile it): it would otherwise survive de-identification as a level.
+        let named = d.label_or_macro();
+        d.role = if let Some(name) = named {
+            if usable {
+                DirectoryRole::Associated(name.into())
+            } else {
+                DirectoryRole::Other
+            }
+        } else if aperio && main.is_some() {
             if main == Some(0) || d.tiled {
                 DirectoryRole::Level(0)
             } else if !usable {
                 DirectoryRole::Other
             } else if main == Some(1) {
                 DirectoryRole::Associated("thumbnail".into())
-            } else if line.starts_with("label ") {
-                DirectoryRole::Associated("label".into())
-            } else if line.starts_with("macro ") {
-                DirectoryRole::Associated("macro".into())
             } else {
                 DirectoryRole::Other
             }
@@ -745,6 +767,20 @@ fn classify(dirs: &mut [TiffDirectory], main_index: &[Option<usize>], aperio: bo
         }
     }
     levels.sort_by_key(|&i| std::cmp::Reverse((dirs[i].width, dirs[i].height)));
+    // A "level" whose shape is not the base image's is some other picture (a macro of the whole
+    // glass, an overview): left out of the pyramid, and so out of the de-identified copy.
+    if let Some(&base) = levels.first() {
+        let (bw, bh) = (f64::from(dirs[base].width), f64::from(dirs[base].height));
+        levels.retain(|&i| {
+            let (w, h) = (f64::from(dirs[i].width).max(1.0), f64::from(dirs[i].height).max(1.0));
+            let (rx, ry) = (bw / w, bh / h);
+            let same_shape = (rx - ry).abs() <= 0.05 * rx.max(ry) + 2.0 / w.min(h) * rx.max(ry);
+            if !same_shape {
+                dirs[i].role = DirectoryRole::Other;
+            }
+            same_shape
+        });
+    }
     for (n, &i) in levels.iter().enumerate() {
         dirs[i].role = DirectoryRole::Level(n);
     }

@@ -99,6 +99,9 @@ pub async fn save_to_dir(
             }
             Some(_) => while part.next().await.is_some() {},
             None => {
+                if fields.len() >= 32 {
+                    return Err(Error::invalid("files", "the form has too many fields"));
+                }
                 let mut buf = Vec::new();
                 while let Some(chunk) = part.next().await {
                     let chunk =

@@ -1,0 +1,46 @@
+//! Statistics: the numbers of the evidence, each function citing its method. The web pages, the
+//! CLI and the dossier call the same functions. This file: category ordering shared by all.
+
+pub mod agreement;
+
+use std::cmp::Ordering;
+
+/// The sorted union of category values: numerically when every value parses as a number,
+/// bytewise otherwise (the `evidentia stats` contract, shared/STATS_CLI.md).
+pub fn sorted_categories<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut cats: Vec<String> = values.into_iter().map(str::to_string).collect();
+    cats.sort();
+    cats.dedup();
+    if cats.iter().all(|c| c.trim().parse::<f64>().is_ok()) {
+        cats.sort_by(|a, b| {
+            let (x, y) = (a.trim().parse::<f64>().unwrap_or(0.0), b.trim().parse::<f64>().unwrap_or(0.0));
+            x.partial_cmp(&y).unwrap_or(Ordering::Equal)
+        });
+    }
+    cats
+}
+
+/// The two-sided normal quantile for a confidence level (1.96 for 0.95).
+pub fn z_for_level(level: f64) -> f64 {
+    use statrs::distribution::{ContinuousCDF, Normal};
+    let standard = Normal::standard();
+    standard.inverse_cdf(1.0 - (1.0 - level) / 2.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn categories_sort_numerically_when_all_are_numbers() {
+        assert_eq!(sorted_categories(["10", "2", "1", "2"]), ["1", "2", "10"]);
+        assert_eq!(sorted_categories(["b", "10", "a", "2"]), ["10", "2", "a", "b"]);
+        assert_eq!(sorted_categories(["<1%", ">=50%", "1-49%"]), ["1-49%", "<1%", ">=50%"]);
+    }
+
+    #[test]
+    fn z_quantiles() {
+        assert!((z_for_level(0.95) - 1.959_963_984_540_054).abs() < 1e-9);
+        assert!((z_for_level(0.90) - 1.644_853_626_951_472_7).abs() < 1e-9);
+    }
+}
