@@ -346,6 +346,53 @@ mod tests {
         assert_eq!(dropped, ["(other)", "Barcode"]);
     }
 
+    /// A generic pyramid whose label is tiled and flagged reduced-resolution (as some writers
+    /// do) and which carries a reduced "level" of another shape (an overview of the glass).
+    fn tricky_pyramid(path: &Path) {
+        use crate::slides::tiffwrite::{encode_jpeg_rgb, ImageSpec, TiffWriter};
+        let tile = |c: [u8; 3]| {
+            let px: Vec<u8> = (0..64 * 64).flat_map(|_| c).collect();
+            encode_jpeg_rgb(&px, 64, 64, 90).map(|j| vec![j])
+        };
+        let mut w = TiffWriter::new(std::fs::File::create(path).unwrap(), false).unwrap();
+        let mut base = ImageSpec::jpeg_tiled(128, 128, 64);
+        base.description = Some("DOE JOHN scan".into());
+        base.extra_ascii = vec![(306, "2021:11:03 10:11:12".into()), (315, "Dr. Jane Roe".into())];
+        w.write_image(&base, (0..4).map(|_| tile([200, 120, 180]).map(|mut v| v.remove(0)))).unwrap();
+        let mut level1 = ImageSpec::jpeg_tiled(64, 64, 64);
+        level1.new_subfile_type = 1;
+        w.write_image(&level1, [tile([190, 110, 170]).map(|mut v| v.remove(0))]).unwrap();
+        let mut label = ImageSpec::jpeg_tiled(64, 64, 64);
+        label.new_subfile_type = 1;
+        label.description = Some("Slide\nlabel 64x64".into());
+        w.write_image(&label, [tile([10, 10, 10]).map(|mut v| v.remove(0))]).unwrap();
+        let mut overview = ImageSpec::jpeg_tiled(64, 16, 64);
+        overview.new_subfile_type = 1;
+        w.write_image(&overview, [tile([250, 250, 250]).map(|mut v| v.remove(0))]).unwrap();
+        w.finish().unwrap();
+    }
+
+    #[test]
+    fn tiled_labels_and_odd_shaped_levels_are_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dest) = (dir.path().join("in.tiff"), dir.path().join("out.tiff"));
+        tricky_pyramid(&src);
+        let original = reader::open(&src).unwrap();
+        assert_eq!(original.info().levels.len(), 2, "{:?}", original.info().levels);
+        assert_eq!(original.info().associated, ["label"]);
+        let outcome = deidentify(&src, &dest).unwrap();
+        assert!(outcome.removed_images.contains(&"label".to_string()) && outcome.removed_images.len() == 2);
+        assert!(outcome.removed_metadata.contains(&"tiff.ImageDescription".to_string()));
+        assert!(outcome.removed_metadata.contains(&"tiff.DateTime".to_string()));
+        let copy = reader::open(&dest).unwrap();
+        assert!(copy.info().associated.is_empty());
+        assert_eq!(copy.tiff().unwrap().directories().len(), 2, "only the two pyramid levels");
+        let bytes = std::fs::read(&dest).unwrap();
+        for phi in [&b"DOE JOHN"[..], b"Jane Roe", b"2021:11:03"] {
+            assert!(!bytes.windows(phi.len()).any(|w| w == phi));
+        }
+    }
+
     #[test]
     fn jpeg_metadata_segments_are_removed_and_image_kept() {
         let mut j = vec![0xFF, 0xD8];

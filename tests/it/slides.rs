@@ -217,6 +217,12 @@ async fn manifest_problems_are_listed_and_nothing_is_started() {
         assert!(page.contains(expected), "missing {expected:?} in the page");
     }
     assert!(!page.contains("NO-SUCH-SUBJECT"), "subject ids are not echoed");
+    // Columns that could carry identifiers are refused, not stored.
+    let extra = format!("file,subject_id,stain,mrn\na.svs,{subject},H&E,MRN0099\n");
+    let r = upload(&c, extra.into_bytes(), &[("a.svs", svs.clone())]).await;
+    assert_eq!(r.status(), 422);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("the column mrn is not accepted") && !page.contains("MRN0099"), "{page}");
     let missing_columns = upload(&c, b"name,stain\nx,H&E\n".to_vec(), &[("x", svs)]).await;
     assert_eq!(missing_columns.status(), 422);
     assert!(missing_columns.text().await.unwrap().contains("the column file is missing"));
@@ -500,4 +506,36 @@ async fn an_ingest_cut_short_resumes_without_duplicates_or_half_written_slides()
     }
     assert!(!app.data_dir.join(format!("tmp/slide-ingest-{ingest_id}.json")).exists(), "the plan is removed");
     assert!(all_files_under(&app.data_dir.join("tmp")).is_empty(), "the uploads are removed");
+}
+
+#[tokio::test]
+async fn an_ingest_cancelled_before_it_ran_leaves_no_upload_behind() {
+    let app = spawn_app_with(|cfg| cfg.job_workers = 0);
+    let c = app.login("manager").await;
+    let (subject, _) = first_subject();
+    let r = upload(
+        &c,
+        manifest(&[("x.svs", &subject, "H&E")]),
+        &[("x.svs", std::fs::read(fixture("aperio.svs")).unwrap())],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let ingest_id = ingest_id_from(&location(&r));
+    assert!(!all_files_under(&app.data_dir.join("tmp")).is_empty(), "the upload waits for its job");
+    let job_id: i32 = slide_ingests::table
+        .find(ingest_id)
+        .select(slide_ingests::job_id)
+        .first::<Option<i32>>(&mut app.conn())
+        .unwrap()
+        .unwrap();
+    let r = c.post(&format!("/studies/LUNG-IO-01/jobs/{job_id}/cancel"), &[]).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(evidentia::jobs::get(&mut app.conn(), job_id).unwrap().status, "cancelled");
+    // The next start (or ingest) sweeps what the job never got to clean.
+    evidentia::slides::ingest::sweep(&mut app.conn(), &app.data_dir);
+    assert!(all_files_under(&app.data_dir.join("tmp")).is_empty(), "uploads and plan removed");
+    let finished: Option<chrono::NaiveDateTime> =
+        slide_ingests::table.find(ingest_id).select(slide_ingests::finished_at).first(&mut app.conn()).unwrap();
+    assert!(finished.is_some());
+    assert!(stored_slides(&app).is_empty());
 }
