@@ -493,16 +493,7 @@ fn try_ingest(
 ) -> anyhow::Result<()> {
     let source_sha = sha256_file(&entry.source).context("the file could not be read")?;
     let study = crate::studies::get_by_code(conn, study_code)?;
-    let existing: Option<String> = slides::table
-        .filter(slides::study_id.eq(study.id))
-        .filter(slides::source_sha256.eq(&source_sha))
-        .select(slides::label)
-        .first(conn)
-        .optional()?;
-    if let Some(label) = existing {
-        out.outcome = "skipped".into();
-        out.message = format!("the same file is already slide {label}");
-        out.slide = Some(label);
+    if already_ingested(conn, study.id, &source_sha, out)? {
         return Ok(());
     }
     let original = reader::open(&entry.source)?;
@@ -597,16 +588,7 @@ fn try_ingest(
             if referenced == 0 {
                 let _ = std::fs::remove_file(&dest);
             }
-            let raced: Option<String> = slides::table
-                .filter(slides::study_id.eq(study.id))
-                .filter(slides::source_sha256.eq(&source_sha))
-                .select(slides::label)
-                .first(conn)
-                .optional()?;
-            if let Some(label) = raced {
-                out.outcome = "skipped".into();
-                out.message = format!("the same file is already slide {label}");
-                out.slide = Some(label);
+            if already_ingested(conn, study.id, &source_sha, out)? {
                 return Ok(());
             }
             return Err(e.into());
@@ -618,6 +600,25 @@ fn try_ingest(
     out.removed_images = outcome.removed_images;
     out.removed_metadata = outcome.removed_metadata;
     Ok(())
+}
+
+/// Marks the row "skipped" when the study already has a slide made from the same file.
+fn already_ingested(conn: &mut Conn, study_id: i32, source_sha: &str, out: &mut RowOutcome) -> anyhow::Result<bool> {
+    let existing: Option<String> = slides::table
+        .filter(slides::study_id.eq(study_id))
+        .filter(slides::source_sha256.eq(source_sha))
+        .select(slides::label)
+        .first(conn)
+        .optional()?;
+    Ok(match existing {
+        Some(label) => {
+            out.outcome = "skipped".into();
+            out.message = format!("the same file is already slide {label}");
+            out.slide = Some(label);
+            true
+        }
+        None => false,
+    })
 }
 
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
