@@ -15,6 +15,8 @@ pub const OVERLAP: u32 = 1;
 const JPEG_QUALITY: u8 = 80;
 const THUMBNAIL_EDGE: u32 = 256;
 const OPEN_SLIDES: usize = 32;
+/// Decoded pixels the open PNG/JPEG readers may hold together.
+const OPEN_SLIDES_BYTES: usize = 512 * 1024 * 1024;
 
 /// The Deep Zoom pyramid of a `width` × `height` image: level 0 is 1×1, each level doubles.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -193,13 +195,16 @@ impl TileServer {
         let mut open = lock(&self.open);
         let (map, order) = &mut *open;
         if !map.contains_key(sha) {
-            if order.len() >= OPEN_SLIDES {
+            order.push_back(sha.to_string());
+            map.insert(sha.to_string(), r.clone());
+            // Oldest first out, by count and by the pixels they hold (never the one just opened).
+            let held =
+                |map: &HashMap<String, Arc<dyn SlideReader>>| map.values().map(|r| r.memory_bytes()).sum::<usize>();
+            while order.len() > 1 && (order.len() > OPEN_SLIDES || held(map) > OPEN_SLIDES_BYTES) {
                 if let Some(old) = order.pop_front() {
                     map.remove(&old);
                 }
             }
-            order.push_back(sha.to_string());
-            map.insert(sha.to_string(), r.clone());
         }
         Ok(r)
     }
@@ -342,6 +347,19 @@ mod tests {
         assert_eq!(out.get(1, 0), [0, 0, 0]);
         let up = resize(&out, 4, 2);
         assert_eq!(up.get(1, 1), [200, 100, 50]);
+    }
+
+    #[test]
+    fn open_readers_are_bounded() {
+        let png = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/slides/plain.png");
+        let server = TileServer::new(1 << 20);
+        for i in 0..(OPEN_SLIDES + 8) {
+            let r = server.reader(&format!("sha{i}"), &png).unwrap();
+            assert_eq!(r.memory_bytes(), 300 * 200 * 3);
+        }
+        let open = lock(&server.open);
+        assert_eq!(open.0.len(), OPEN_SLIDES);
+        assert!(!open.0.contains_key("sha0") && open.0.contains_key(&format!("sha{}", OPEN_SLIDES + 7)));
     }
 
     #[test]

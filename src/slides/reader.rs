@@ -140,6 +140,11 @@ pub trait SlideReader: Send + Sync {
     fn tiff(&self) -> Option<&TiffSlide> {
         None
     }
+    /// Pixel memory the open reader holds (PNG/JPEG are decoded whole at open; TIFF readers
+    /// decode per request and hold next to nothing), for caches of open readers.
+    fn memory_bytes(&self) -> usize {
+        0
+    }
 }
 
 /// Opens a slide, choosing the reader from the file's first bytes.
@@ -1015,6 +1020,9 @@ impl ImageReader {
 impl SlideReader for ImageReader {
     fn info(&self) -> &SlideInfo {
         &self.info
+    }
+    fn memory_bytes(&self) -> usize {
+        self.image.data.len()
     }
 
     fn read_region(&self, level: usize, x: i64, y: i64, w: u32, h: u32) -> Result<RgbImage, SlideError> {

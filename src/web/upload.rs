@@ -51,6 +51,8 @@ pub async fn read(mut payload: Multipart, limit: usize) -> Result<Upload, Error>
     Ok(up)
 }
 
+const WRITE_BLOCK: usize = 1 << 20;
+
 /// A file of a multipart upload streamed to disk under a numbered name (the sender's file
 /// name may identify a patient, so it only lives in memory to match the manifest).
 pub struct SavedFile {
@@ -79,22 +81,37 @@ pub async fn save_to_dir(
         match file_name {
             Some(name) if !name.is_empty() => {
                 let path = dir.join(format!("{:04}.upload", files.len()));
-                let mut out = std::io::BufWriter::new(std::fs::File::create(&path).map_err(io)?);
-                let mut size = 0u64;
-                while let Some(chunk) = part.next().await {
-                    let chunk =
-                        chunk.map_err(|e| Error::invalid("files", format!("the upload could not be read: {e}")))?;
-                    size += chunk.len() as u64;
-                    total += chunk.len() as u64;
-                    if total > limit {
-                        return Err(Error::invalid(
-                            "files",
-                            format!("the upload is over the limit of {} MB", limit / (1024 * 1024)),
-                        ));
+                let mut out = std::fs::File::create(&path).map_err(io)?;
+                let (mut size, mut buf) = (0u64, Vec::with_capacity(WRITE_BLOCK));
+                loop {
+                    let chunk = part.next().await;
+                    if let Some(chunk) = &chunk {
+                        let chunk = chunk
+                            .as_ref()
+                            .map_err(|e| Error::invalid("files", format!("the upload could not be read: {e}")))?;
+                        size += chunk.len() as u64;
+                        total += chunk.len() as u64;
+                        if total > limit {
+                            return Err(Error::invalid(
+                                "files",
+                                format!("the upload is over the limit of {} MB", limit / (1024 * 1024)),
+                            ));
+                        }
+                        buf.extend_from_slice(chunk);
                     }
-                    out.write_all(&chunk).map_err(io)?;
+                    // Slides are large: the disk writes go to the blocking pool, a block at a time,
+                    // so the async workers keep serving other requests.
+                    if buf.len() >= WRITE_BLOCK || (chunk.is_none() && !buf.is_empty()) {
+                        let block = std::mem::replace(&mut buf, Vec::with_capacity(WRITE_BLOCK));
+                        out = actix_web::web::block(move || out.write_all(&block).map(|()| out))
+                            .await
+                            .map_err(|e| Error::Internal(anyhow::anyhow!("saving the upload: {e}")))?
+                            .map_err(io)?;
+                    }
+                    if chunk.is_none() {
+                        break;
+                    }
                 }
-                out.flush().map_err(io)?;
                 files.push(SavedFile { field, file_name: name, path, size });
             }
             Some(_) => while part.next().await.is_some() {},

@@ -539,3 +539,17 @@ async fn an_ingest_cancelled_before_it_ran_leaves_no_upload_behind() {
     assert!(finished.is_some());
     assert!(stored_slides(&app).is_empty());
 }
+
+#[tokio::test]
+async fn an_upload_over_the_limit_is_refused_and_removed() {
+    let app = spawn_app_with(|cfg| cfg.max_slide_upload_bytes = 100 * 1024);
+    let c = app.login("manager").await;
+    let (subject, _) = first_subject();
+    let svs = std::fs::read(fixture("aperio.svs")).unwrap();
+    let r = upload(&c, manifest(&[("big.svs", &subject, "H&E")]), &[("big.svs", svs)]).await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("over the limit"));
+    assert!(all_files_under(&app.data_dir.join("tmp")).is_empty(), "the partial upload is removed");
+    let ingests: i64 = slide_ingests::table.count().get_result(&mut app.conn()).unwrap();
+    assert_eq!(ingests, 0);
+}
