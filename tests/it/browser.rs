@@ -283,5 +283,22 @@ async fn a_manager_ingests_a_slide_and_pans_it_in_the_viewer() {
     let side = c.find(Locator::Css(".viewer-side")).await.unwrap().text().await.unwrap();
     assert!(side.contains("0.5000 µm/px") && side.contains("H&E") && side.contains("A1"), "{side}");
     screenshot(&c, "16-slide-viewer").await;
+    // The study's slide list shows it with its thumbnail.
+    c.goto(&format!("{}/studies/LUNG-IO-01/slides", app.base)).await.unwrap();
+    let row = c.find(Locator::Css("#slides-table tbody tr")).await.unwrap().text().await.unwrap();
+    assert!(row.contains("SNUBH-0001-S01") && row.contains("3000 × 2000") && row.contains("available"), "{row}");
+    let mut loaded = serde_json::Value::Bool(false);
+    for _ in 0..50 {
+        loaded = c
+            .execute("var i = document.querySelector('#slides-table td.thumb img'); return i.complete && i.naturalWidth > 0;", vec![])
+            .await
+            .unwrap();
+        if loaded == serde_json::Value::Bool(true) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(loaded, serde_json::Value::Bool(true), "the thumbnail loads");
+    screenshot(&c, "17-slides-list").await;
     c.close().await.unwrap();
 }
