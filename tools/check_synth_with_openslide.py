@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Checks synthetic slides (src/slides/synth.rs) with independent readers: tifffile and OpenSlide.
 
-Usage: /var/tmp/evpy/bin/python tools/check_synth_with_openslide.py SLIDE.svs [...] [--png-dir DIR]
+Usage: evidentia synth slides --out DIR --n 4 --phenotype mixed --size 6000x4500
+       /var/tmp/evpy/bin/python tools/check_synth_with_openslide.py DIR/*.svs [--png-dir DIR]
 
 For each slide: OpenSlide must detect the `aperio` vendor, report the MPP, the level sizes and
 downsamples 1, 4, 16, ..., and the thumbnail/label/macro associated images; tifffile must read the

@@ -1215,43 +1215,4 @@ mod tests {
         assert_eq!(err.to_string(), "the file holds more than 2000000 vertices (the limit)");
         println!("{} MB refused in {:?}", file.len() >> 20, started.elapsed());
     }
-
-    /// 100,000 Point detections as QuPath writes them (UUID, class, objectType).
-    #[test]
-    #[ignore]
-    fn speed_100k_points() {
-        let n = 100_000;
-        let mut file = String::from("{\n  \"type\": \"FeatureCollection\",\n  \"features\": [\n");
-        for i in 0..n {
-            let (x, y) = (100.0 + (i % 400) as f64 * 97.25, 100.0 + (i / 400) as f64 * 113.5);
-            file.push_str(&format!(
-                "    {{\n      \"type\": \"Feature\",\n      \"id\": \"{i:08x}-5b7d-4e0f-9a1b-2c3d4e5f6a7b\",\n      \
-                 \"geometry\": {{ \"type\": \"Point\", \"coordinates\": [{x}, {y}] }},\n      \"properties\": {{\n        \
-                 \"objectType\": \"detection\",\n        \"classification\": {{ \"name\": \"Lymphocyte\", \"color\": [255, 0, 0] }},\n        \
-                 \"measurements\": {{ \"Nucleus: Area\": 31.5, \"Nucleus: Circularity\": 0.91 }}\n      }}\n    }}{}\n",
-                if i + 1 < n { "," } else { "" }
-            ));
-        }
-        file.push_str("  ]\n}\n");
-
-        let started = Instant::now();
-        let regions = parse(file.as_bytes(), &limits()).unwrap();
-        let parsed = started.elapsed();
-        assert_eq!(regions.len(), n);
-
-        let started = Instant::now();
-        let mut out = Vec::new();
-        write(&regions, &mut out).unwrap();
-        let written = started.elapsed();
-
-        let per_second = |d: std::time::Duration| n as f64 / d.as_secs_f64();
-        println!(
-            "{n} points, {:.1} MB in: parse {parsed:?} ({:.0} points/s); write {written:?} ({:.0} points/s, {:.1} MB out)",
-            file.len() as f64 / 1e6,
-            per_second(parsed),
-            per_second(written),
-            out.len() as f64 / 1e6
-        );
-        assert_eq!(parse(&out, &limits()).unwrap(), regions);
-    }
 }
