@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 
-use super::reader::{self, DirectoryRole, SlideReader, TiffSlide};
+use super::reader::{self, DirectoryRole, SlideInfo, SlideReader, TiffSlide};
 use super::tiffwrite::{ImageSpec, Layout, TiffWriter};
 
 /// Aperio `key = value` pairs that describe the scan, not the patient or the operator.
@@ -59,8 +59,9 @@ pub struct DeidOutcome {
     pub removed_metadata: Vec<String>,
 }
 
-/// Writes the de-identified copy of `src` to `dest` and checks it by reading it back.
-pub fn deidentify(src: &Path, dest: &Path) -> anyhow::Result<DeidOutcome> {
+/// Writes the de-identified copy of `src` to `dest` and checks it by reading it back; returns
+/// what was removed and the copy's description as read back.
+pub fn deidentify(src: &Path, dest: &Path) -> anyhow::Result<(DeidOutcome, SlideInfo)> {
     let slide = reader::open(src)?;
     let outcome = match (slide.tiff(), slide.info().format.as_str()) {
         (Some(tiff), _) => rewrite_tiff(tiff, dest)?,
@@ -80,8 +81,8 @@ pub fn deidentify(src: &Path, dest: &Path) -> anyhow::Result<DeidOutcome> {
         }
         (None, other) => bail!("cannot de-identify a {other} file"),
     };
-    verify(slide.as_ref(), dest)?;
-    Ok(outcome)
+    let info = verify(slide.as_ref(), dest)?;
+    Ok((outcome, info))
 }
 
 fn rewrite_tiff(tiff: &TiffSlide, dest: &Path) -> anyhow::Result<DeidOutcome> {
@@ -287,7 +288,7 @@ pub fn strip_jpeg_metadata(bytes: &[u8]) -> anyhow::Result<(Vec<u8>, Vec<String>
 
 /// Reads the copy back: it opens, has no associated image and no dropped key, same geometry,
 /// and the same pixels in a sample region of every level.
-fn verify(original: &dyn SlideReader, dest: &Path) -> anyhow::Result<()> {
+fn verify(original: &dyn SlideReader, dest: &Path) -> anyhow::Result<SlideInfo> {
     let copy = reader::open(dest).context("the de-identified copy does not read back")?;
     let (a, b) = (original.info(), copy.info());
     if !b.associated.is_empty() {
@@ -312,7 +313,7 @@ fn verify(original: &dyn SlideReader, dest: &Path) -> anyhow::Result<()> {
             bail!("the de-identified copy's pixels differ at level {l}");
         }
     }
-    Ok(())
+    Ok(b.clone())
 }
 
 #[cfg(test)]
@@ -380,7 +381,7 @@ mod tests {
         let original = reader::open(&src).unwrap();
         assert_eq!(original.info().levels.len(), 2, "{:?}", original.info().levels);
         assert_eq!(original.info().associated, ["label"]);
-        let outcome = deidentify(&src, &dest).unwrap();
+        let (outcome, _) = deidentify(&src, &dest).unwrap();
         assert!(outcome.removed_images.contains(&"label".to_string()) && outcome.removed_images.len() == 2);
         assert!(outcome.removed_metadata.contains(&"tiff.ImageDescription".to_string()));
         assert!(outcome.removed_metadata.contains(&"tiff.DateTime".to_string()));

@@ -507,11 +507,8 @@ fn try_ingest(
         }
     }
     drop(original);
-    let outcome = deid::deidentify(&entry.source, partial)?;
+    let (outcome, info) = deid::deidentify(&entry.source, partial)?;
     let sha = sha256_file(partial)?;
-    let copy = reader::open(partial)?;
-    let info = copy.info().clone();
-    drop(copy);
     let dest = stored_path(data_dir, &sha, &info.format);
     if let Some(dir) = dest.parent() {
         std::fs::create_dir_all(dir)?;

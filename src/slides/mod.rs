@@ -131,13 +131,23 @@ fn base_query<'a>(study_id: i32) -> slides::BoxedQuery<'a, diesel::sqlite::Sqlit
     slides::table.filter(slides::study_id.eq(study_id)).into_boxed()
 }
 
+type WithCase = diesel::dsl::InnerJoin<slides::table, diesel::dsl::InnerJoin<cases::table, sites::table>>;
+
+/// A study's slides joined to their case and site (what [`Slide`] selects).
+fn with_case<'a>(
+    study_id: i32,
+) -> diesel::dsl::IntoBoxed<
+    'a,
+    diesel::dsl::Filter<WithCase, diesel::dsl::Eq<slides::study_id, i32>>,
+    diesel::sqlite::Sqlite,
+> {
+    slides::table.inner_join(cases::table.inner_join(sites::table)).filter(slides::study_id.eq(study_id)).into_boxed()
+}
+
 /// Slides of a study with filters, sort and paging.
 pub fn list(conn: &mut Conn, study_id: i32, f: &SlideFilter, page: PageRequest) -> Result<Page<Slide>> {
     let build = || {
-        let mut q = slides::table
-            .inner_join(cases::table.inner_join(sites::table))
-            .filter(slides::study_id.eq(study_id))
-            .into_boxed();
+        let mut q = with_case(study_id);
         if !f.site.is_empty() {
             q = q.filter(sites::code.eq(f.site.clone()));
         }
@@ -173,20 +183,12 @@ pub fn list(conn: &mut Conn, study_id: i32, f: &SlideFilter, page: PageRequest) 
 }
 
 pub fn get(conn: &mut Conn, study_id: i32, label: &str) -> Result<Slide> {
-    slides::table
-        .inner_join(cases::table.inner_join(sites::table))
-        .filter(slides::study_id.eq(study_id))
-        .filter(slides::label.eq(label))
-        .select(Slide::as_select())
-        .first(conn)
-        .or_not_found()
+    with_case(study_id).filter(slides::label.eq(label)).select(Slide::as_select()).first(conn).or_not_found()
 }
 
 /// The slides of one case, in label order (the case page and next/previous on the viewer).
 pub fn of_case(conn: &mut Conn, study_id: i32, case_display_id: &str) -> Result<Vec<Slide>> {
-    Ok(slides::table
-        .inner_join(cases::table.inner_join(sites::table))
-        .filter(slides::study_id.eq(study_id))
+    Ok(with_case(study_id)
         .filter(cases::display_id.eq(case_display_id))
         .order(slides::label.asc())
         .select(Slide::as_select())

@@ -61,17 +61,11 @@ fn assert_no_phi(what: &str, bytes: &[u8]) {
 }
 
 fn scan_dir(dir: &Path) -> usize {
-    let mut n = 0;
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            n += scan_dir(&p);
-        } else {
-            assert_no_phi(&p.display().to_string(), &std::fs::read(&p).unwrap());
-            n += 1;
-        }
+    let files = files_under(dir);
+    for p in &files {
+        assert_no_phi(&p.display().to_string(), &std::fs::read(p).unwrap());
     }
-    n
+    files.len()
 }
 
 /// A study PHI-01 with sites SNUBH and SMC, the fixture dictionary, and `manager` as its manager.

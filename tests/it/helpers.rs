@@ -187,3 +187,20 @@ pub fn audit_events(app: &TestApp, action: &str) -> Vec<evidentia::audit::AuditE
         .expect("audit")
         .items
 }
+
+/// Every file below `dir` (recursively); none when it does not exist.
+pub fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

@@ -71,22 +71,6 @@ fn stored_slides(app: &TestApp) -> Vec<(String, String, String)> {
         .expect("slides")
 }
 
-fn all_files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn web_ingest_stores_a_deidentified_copy_linked_to_the_case() {
     let app = spawn_app();
@@ -128,13 +112,13 @@ async fn web_ingest_stores_a_deidentified_copy_linked_to_the_case() {
     let original = reader::open(&fixture("aperio.svs")).unwrap();
     assert_eq!(original.read_region(0, 240, 240, 300, 200).unwrap(), copy.read_region(0, 240, 240, 300, 200).unwrap());
     // No PHI in any stored byte: the slide store, the database (and its WAL), the upload area.
-    for f in all_files_under(&app.data_dir) {
+    for f in files_under(&app.data_dir) {
         let bytes = std::fs::read(&f).unwrap();
         for phi in SLIDE_PHI {
             assert!(!bytes.windows(phi.len()).any(|w| w == phi.as_bytes()), "{phi} found in {}", f.display());
         }
     }
-    let leftovers: Vec<_> = all_files_under(&app.data_dir.join("tmp"))
+    let leftovers: Vec<_> = files_under(&app.data_dir.join("tmp"))
         .into_iter()
         .filter(|p| !p.to_string_lossy().contains("preview"))
         .collect();
@@ -229,7 +213,7 @@ async fn manifest_problems_are_listed_and_nothing_is_started() {
     assert!(stored_slides(&app).is_empty());
     let ingests: i64 = slide_ingests::table.count().get_result(&mut app.conn()).unwrap();
     assert_eq!(ingests, 0);
-    assert!(all_files_under(&app.data_dir.join("tmp")).is_empty(), "uploads removed after a refusal");
+    assert!(files_under(&app.data_dir.join("tmp")).is_empty(), "uploads removed after a refusal");
 }
 
 #[tokio::test]
@@ -266,7 +250,7 @@ async fn a_bad_file_fails_alone_with_a_reason() {
     }
     assert_eq!(stored_slides(&app).len(), 1);
     // No half-written slide anywhere in the store.
-    let store = all_files_under(&app.data_dir.join("slides"));
+    let store = files_under(&app.data_dir.join("slides"));
     assert_eq!(store.len(), 1, "{store:?}");
 }
 
@@ -421,7 +405,7 @@ async fn cli_inspects_reads_regions_ingests_and_lists() {
     assert!(dir.join("KIM_MINJI_slide1.tiff").exists(), "files on the server are left alone");
     let out = app.cli(&["slides", "list", "--study", "LUNG-IO-01"], None);
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("{case}-S01")));
-    for f in all_files_under(&app.data_dir) {
+    for f in files_under(&app.data_dir) {
         let bytes = std::fs::read(&f).unwrap();
         assert!(!bytes.windows(9).any(|w| w == b"KIM_MINJI"), "source file name stored in {}", f.display());
     }
@@ -499,13 +483,13 @@ async fn an_ingest_cut_short_resumes_without_duplicates_or_half_written_slides()
     assert!(record.finished_at.is_some());
     let stored = stored_slides(&app);
     assert_eq!(stored.len(), 2, "no duplicate: {stored:?}");
-    let in_store = all_files_under(&app.data_dir.join("slides"));
+    let in_store = files_under(&app.data_dir.join("slides"));
     assert_eq!(in_store.len(), 2, "only the two complete copies: {in_store:?}");
     for (_, sha, format) in &stored {
         assert!(reader::open(&evidentia::slides::stored_path(&app.data_dir, sha, format)).is_ok());
     }
     assert!(!app.data_dir.join(format!("tmp/slide-ingest-{ingest_id}.json")).exists(), "the plan is removed");
-    assert!(all_files_under(&app.data_dir.join("tmp")).is_empty(), "the uploads are removed");
+    assert!(files_under(&app.data_dir.join("tmp")).is_empty(), "the uploads are removed");
 }
 
 #[tokio::test]
@@ -521,7 +505,7 @@ async fn an_ingest_cancelled_before_it_ran_leaves_no_upload_behind() {
     .await;
     assert_eq!(r.status(), 303);
     let ingest_id = ingest_id_from(&location(&r));
-    assert!(!all_files_under(&app.data_dir.join("tmp")).is_empty(), "the upload waits for its job");
+    assert!(!files_under(&app.data_dir.join("tmp")).is_empty(), "the upload waits for its job");
     let job_id: i32 = slide_ingests::table
         .find(ingest_id)
         .select(slide_ingests::job_id)
@@ -533,7 +517,7 @@ async fn an_ingest_cancelled_before_it_ran_leaves_no_upload_behind() {
     assert_eq!(evidentia::jobs::get(&mut app.conn(), job_id).unwrap().status, "cancelled");
     // The next start (or ingest) sweeps what the job never got to clean.
     evidentia::slides::ingest::sweep(&mut app.conn(), &app.data_dir);
-    assert!(all_files_under(&app.data_dir.join("tmp")).is_empty(), "uploads and plan removed");
+    assert!(files_under(&app.data_dir.join("tmp")).is_empty(), "uploads and plan removed");
     let finished: Option<chrono::NaiveDateTime> =
         slide_ingests::table.find(ingest_id).select(slide_ingests::finished_at).first(&mut app.conn()).unwrap();
     assert!(finished.is_some());
@@ -549,7 +533,7 @@ async fn an_upload_over_the_limit_is_refused_and_removed() {
     let r = upload(&c, manifest(&[("big.svs", &subject, "H&E")]), &[("big.svs", svs)]).await;
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap().contains("over the limit"));
-    assert!(all_files_under(&app.data_dir.join("tmp")).is_empty(), "the partial upload is removed");
+    assert!(files_under(&app.data_dir.join("tmp")).is_empty(), "the partial upload is removed");
     let ingests: i64 = slide_ingests::table.count().get_result(&mut app.conn()).unwrap();
     assert_eq!(ingests, 0);
 }

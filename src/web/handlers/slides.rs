@@ -373,15 +373,6 @@ async fn slide_for_tiles(state: &AppState, user: &CurrentUser, code: &str, label
     state.db(move |c| slides::get(c, sid, &label)).await
 }
 
-fn image(bytes: std::sync::Arc<Vec<u8>>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("image/jpeg")
-        // Tiles of a stored slide never change (the file is content-addressed), but they are
-        // study data: private caching only.
-        .insert_header((header::CACHE_CONTROL, "private, max-age=86400"))
-        .body(bytes.as_ref().clone())
-}
-
 pub async fn slide_dzi(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -400,13 +391,7 @@ pub async fn slide_tile(
 ) -> Result<HttpResponse, PageError> {
     let (code, label, level, col, row) = path.into_inner();
     let slide = slide_for_tiles(&state, &user, &code, label).await?;
-    let tiles = state.tiles.clone();
-    let file = slide.path(&state.config.data_dir);
-    let bytes = web::block(move || tiles.tile(&slide.sha256, &file, level, col, row))
-        .await
-        .map_err(|e| Error::Internal(e.into()))?
-        .map_err(slide_error)?;
-    Ok(image(bytes))
+    image(&state, slide, move |tiles, sha, file| tiles.tile(sha, file, level, col, row)).await
 }
 
 pub async fn slide_thumbnail(
@@ -416,13 +401,29 @@ pub async fn slide_thumbnail(
 ) -> Result<HttpResponse, PageError> {
     let (code, label) = path.into_inner();
     let slide = slide_for_tiles(&state, &user, &code, label).await?;
+    image(&state, slide, |tiles, sha, file| tiles.thumbnail(sha, file)).await
+}
+
+type Rendered = Result<std::sync::Arc<Vec<u8>>, crate::slides::reader::SlideError>;
+
+/// Renders (or takes from the cache) a JPEG of a stored slide on the blocking pool.
+async fn image(
+    state: &AppState,
+    slide: Slide,
+    render: impl FnOnce(&crate::slides::dzi::TileServer, &str, &std::path::Path) -> Rendered + Send + 'static,
+) -> Result<HttpResponse, PageError> {
     let tiles = state.tiles.clone();
     let file = slide.path(&state.config.data_dir);
-    let bytes = web::block(move || tiles.thumbnail(&slide.sha256, &file))
+    let bytes = web::block(move || render(&tiles, &slide.sha256, &file))
         .await
         .map_err(|e| Error::Internal(e.into()))?
         .map_err(slide_error)?;
-    Ok(image(bytes))
+    Ok(HttpResponse::Ok()
+        .content_type("image/jpeg")
+        // Tiles of a stored slide never change (the file is content-addressed), but they are
+        // study data: private caching only.
+        .insert_header((header::CACHE_CONTROL, "private, max-age=86400"))
+        .body(bytes.as_ref().clone()))
 }
 
 /// A tile outside the pyramid is a 404; a stored file that no longer reads is a server fault.
