@@ -82,9 +82,39 @@ enum Command {
     /// Whole-slide images: inspect, read regions, de-identified ingest, list.
     #[command(subcommand)]
     Slides(SlidesCmd),
+    /// Reader annotations: QuPath GeoJSON import, CSV / GeoJSON export of reads.
+    #[command(subcommand)]
+    Annotations(AnnotationsCmd),
     /// Synthetic data for demos, tests, training and benchmarks.
     #[command(subcommand)]
     Synth(SynthCmd),
+}
+
+#[derive(Subcommand)]
+enum AnnotationsCmd {
+    /// Add the regions of a QuPath GeoJSON file to a reader's read of a slide (their open read, or
+    /// the one in --campaign). All or nothing: a bad file names the feature and changes nothing.
+    Import {
+        #[arg(long)]
+        study: String,
+        #[arg(long)]
+        slide: String,
+        #[arg(long)]
+        reader: String,
+        #[arg(long)]
+        campaign: Option<String>,
+        file: PathBuf,
+    },
+    /// Export every read of a study: `reads.csv` (one row per read with every slide-level field)
+    /// or one GeoJSON file per slide per reader (`<campaign>/<slide>/<reader>.geojson`).
+    Export {
+        #[arg(long)]
+        study: String,
+        #[arg(long, value_parser = ["csv", "geojson"])]
+        format: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -324,6 +354,16 @@ enum Failure {
     Other(String),
 }
 
+impl Failure {
+    /// Prefixes the message with what it is about (a file name).
+    fn context(self, what: &str) -> Failure {
+        match self {
+            Failure::Input(m) => Failure::Input(format!("{what}: {m}")),
+            Failure::Other(m) => Failure::Other(format!("{what}: {m}")),
+        }
+    }
+}
+
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         if e.is_user_error() {
@@ -443,6 +483,7 @@ fn run(cli: Cli) -> CliResult {
         Command::Dictionary(cmd) => dictionary_cmd(config_for(data_dir, None), cli.as_user, cmd),
         Command::Cases(cmd) => cases_cmd(config_for(data_dir, None), cli.as_user, cmd),
         Command::Slides(cmd) => slides_cmd(config_for(data_dir, None), cli.as_user, cmd),
+        Command::Annotations(cmd) => annotations_cmd(config_for(data_dir, None), cli.as_user, cmd),
         Command::Synth(cmd) => synth_cmd(cmd),
     }
 }
@@ -879,6 +920,29 @@ fn slides_cmd(cfg: Config, as_user: Option<String>, cmd: SlidesCmd) -> CliResult
                 evidentia::db::paging::PageRequest::all(),
             )?;
             evidentia::export::write_csv(std::io::stdout().lock(), &page.items)?;
+        }
+    }
+    Ok(())
+}
+
+fn annotations_cmd(cfg: Config, as_user: Option<String>, cmd: AnnotationsCmd) -> CliResult {
+    use evidentia::annotations::{export, reads};
+    use evidentia::auth::permissions::Permission;
+    let (mut conn, actor) = open(&cfg, as_user)?;
+    match cmd {
+        AnnotationsCmd::Import { study, slide, reader, campaign, file } => {
+            let access = study_access(&mut conn, &actor, &study.to_uppercase())?;
+            let bytes = std::fs::read(&file).map_err(|e| Failure::Input(format!("{}: {e}", file.display())))?;
+            let id = reads::find(&mut conn, access.study.id, campaign.as_deref(), &slide, &reader)?;
+            let saved = reads::import_regions(&mut conn, &actor, &access, id, &bytes)
+                .map_err(|e| Failure::from(e).context(&file.display().to_string()))?;
+            println!("{}: {slide} read by {reader} now has {} regions", file.display(), saved.region_count);
+        }
+        AnnotationsCmd::Export { study, format, out } => {
+            let access = study_access(&mut conn, &actor, &study.to_uppercase())?;
+            access.require(Permission::ViewReads)?;
+            let files = export::export(&mut conn, access.study.id, &format, &out)?;
+            println!("{} file(s) written to {}", files.len(), out.display());
         }
     }
     Ok(())

@@ -724,6 +724,36 @@ fn polygon(rings: Vec<Coords>, which: Option<usize>) -> Result<Vec<Vec<Position>
     Ok(out)
 }
 
+/// Checks regions that arrive already structured (the workbench's drafts) against the same rules
+/// as a file: the limits, non-empty shapes, closed rings of at least 4 positions, every position
+/// finite and on the slide. Regions are numbered from 1 as features are.
+pub fn check(regions: &[Region], limits: &Limits) -> Result<(), GeoJsonError> {
+    if regions.len() > limits.max_features {
+        return Err(GeoJsonError::TooManyFeatures { limit: limits.max_features });
+    }
+    if regions.iter().map(|r| r.geometry.vertex_count()).sum::<usize>() > limits.max_vertices {
+        return Err(GeoJsonError::TooManyVertices { limit: limits.max_vertices });
+    }
+    for (i, region) in regions.iter().enumerate() {
+        let g = &region.geometry;
+        let problem = match g {
+            Geometry::LineString(ps) if ps.len() < 2 => Some("a LineString needs at least 2 positions".to_string()),
+            Geometry::MultiPoint(ps) if ps.is_empty() => Some("MultiPoint geometry is empty".into()),
+            Geometry::Polygon(_) | Geometry::MultiPolygon(_) if g.vertex_count() == 0 => Some(format!("{} geometry is empty", g.kind())),
+            Geometry::Polygon(_) | Geometry::MultiPolygon(_) => g
+                .runs()
+                .position(|ring| ring.len() < 4 || ring.first() != ring.last())
+                .map(|r| format!("ring {} must be closed (first position repeated last) with at least 4 positions", r + 1)),
+            _ => None,
+        }
+        .or_else(|| inside_slide(g, limits).err());
+        if let Some(problem) = problem {
+            return Err(GeoJsonError::Feature { index: i + 1, id: region.id.clone(), problem });
+        }
+    }
+    Ok(())
+}
+
 fn inside_slide(geometry: &Geometry, limits: &Limits) -> Result<(), String> {
     let (w, h) = (limits.width, limits.height);
     match geometry.runs().flatten().find(|[x, y]| !(0.0..=w).contains(x) || !(0.0..=h).contains(y)) {

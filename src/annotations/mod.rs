@@ -1,7 +1,14 @@
-//! Annotations: reader regions and slide-level reads.
-//! This file: the region model (geometry in level-0 pixels, class, object type).
+//! Annotations: the annotation schema, reading campaigns, reads (slide-level values and
+//! regions), adjudication, exports. This file: the region model (geometry in level-0 pixels,
+//! class, object type).
 
+pub mod adjudication;
+pub mod campaigns;
+pub mod export;
 pub mod geojson;
+pub mod order;
+pub mod reads;
+pub mod schema;
 
 use serde::{Deserialize, Serialize};
 

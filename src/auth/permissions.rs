@@ -65,17 +65,35 @@ pub enum Permission {
     ViewSlides,
     /// Ingest slides, exclude them from analysis.
     ManageSlides,
+    /// Reading campaigns and their progress (not the reads' values).
+    ViewCampaigns,
+    /// The annotation schema, campaigns, reader assignments.
+    ManageCampaigns,
+    /// Readers' submitted values and regions (never annotators: they are blinded to each other).
+    ViewReads,
+    /// Agreement between readers once a campaign is complete.
+    ViewAgreement,
 }
 
 impl Permission {
+    /// What annotators are blinded to: asking for it answers 404, not 403.
+    fn blinds_annotators(&self) -> bool {
+        matches!(self, Permission::ViewCases | Permission::ViewSlides | Permission::ViewReads | Permission::ViewAgreement)
+    }
+
     fn allowed(&self, role: Role) -> bool {
         use Permission::*;
         use Role::*;
         match self {
             View | ViewSites => true,
-            ViewMembers | ViewJobs | ViewCases | ViewSlides => matches!(role, Manager | Statistician | Monitor),
+            ViewMembers | ViewJobs | ViewCases | ViewSlides | ViewCampaigns | ViewReads => {
+                matches!(role, Manager | Statistician | Monitor)
+            }
+            ViewAgreement => matches!(role, Manager | Statistician),
             ViewAudit | RunChecks => matches!(role, Manager | Monitor),
-            EditStudy | ChangeStatus | ManageSites | ManageMembers | ManageCases | ManageSlides => role == Manager,
+            EditStudy | ChangeStatus | ManageSites | ManageMembers | ManageCases | ManageSlides | ManageCampaigns => {
+                role == Manager
+            }
         }
     }
 }
@@ -95,6 +113,10 @@ impl StudyAccess {
     pub fn require(&self, p: Permission) -> Result<()> {
         if self.can(p) {
             Ok(())
+        } else if self.role == Some(Role::Annotator) && p.blinds_annotators() {
+            // Blinding: to an annotator, case data, slides outside their queue and other
+            // readers' work do not exist.
+            Err(Error::NotFound)
         } else {
             Err(Error::forbidden(format!("your role in {} does not allow this", self.study.code)))
         }

@@ -157,6 +157,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     case_imports,
     slides,
     slide_ingests,
+    annotation_schemas,
+    campaigns,
+    reads,
+    adjudications,
 );
 
 diesel::table! {
@@ -265,3 +269,72 @@ diesel::table! {
 diesel::joinable!(slides -> studies (study_id));
 diesel::joinable!(slides -> cases (case_id));
 diesel::joinable!(slide_ingests -> studies (study_id));
+
+diesel::table! {
+    annotation_schemas (id) {
+        id -> Integer,
+        study_id -> Integer,
+        version -> Integer,
+        definition -> Text,
+        reason -> Nullable<Text>,
+        created_by -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    campaigns (id) {
+        id -> Integer,
+        study_id -> Integer,
+        name -> Text,
+        parent_id -> Nullable<Integer>,
+        washout_days -> Integer,
+        blind_case_data -> Bool,
+        case_fields -> Text,
+        seed -> BigInt,
+        tolerances -> Text,
+        adjudicator_id -> Nullable<Integer>,
+        status -> Text,
+        status_reason -> Nullable<Text>,
+        created_by -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    reads (id) {
+        id -> Integer,
+        campaign_id -> Integer,
+        slide_id -> Integer,
+        reader_id -> Integer,
+        position -> Integer,
+        status -> Text,
+        schema_version -> Nullable<Integer>,
+        field_values -> Text,
+        regions -> Text,
+        region_count -> Integer,
+        started_at -> Nullable<Timestamp>,
+        submitted_at -> Nullable<Timestamp>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    adjudications (id) {
+        id -> Integer,
+        campaign_id -> Integer,
+        slide_id -> Integer,
+        field -> Text,
+        value -> Text,
+        adjudicator -> Text,
+        note -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(annotation_schemas -> studies (study_id));
+diesel::joinable!(campaigns -> studies (study_id));
+diesel::joinable!(reads -> campaigns (campaign_id));
+diesel::joinable!(reads -> slides (slide_id));
+diesel::joinable!(reads -> users (reader_id));
+diesel::joinable!(adjudications -> campaigns (campaign_id));

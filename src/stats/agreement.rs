@@ -27,6 +27,20 @@ impl ConfusionMatrix {
         }
         ConfusionMatrix { categories, counts }
     }
+    /// Counts in a given category order (an ordinal scale's, as a schema lists it); pairs with a
+    /// value outside `categories` or empty on either side are not counted.
+    pub fn from_pairs_in<'a>(categories: &[String], pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let k = categories.len();
+        let mut counts = vec![vec![0u64; k]; k];
+        for (a, b) in pairs {
+            let i = categories.iter().position(|c| c == a);
+            let j = categories.iter().position(|c| c == b);
+            if let (Some(i), Some(j)) = (i, j) {
+                counts[i][j] += 1;
+            }
+        }
+        ConfusionMatrix { categories: categories.to_vec(), counts }
+    }
     pub fn n(&self) -> u64 {
         self.counts.iter().flatten().sum()
     }
@@ -35,6 +49,44 @@ impl ConfusionMatrix {
         let n = self.n();
         (n > 0).then(|| (0..self.categories.len()).map(|i| self.counts[i][i]).sum::<u64>() as f64 / n as f64)
     }
+}
+
+/// Agreement of two readers on one field: the slides both rated, as a confusion matrix (rows
+/// reader A), percent agreement, and Cohen's kappa.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ReaderPair {
+    pub reader_a: String,
+    pub reader_b: String,
+    pub matrix: ConfusionMatrix,
+    pub percent_agreement: Option<f64>,
+    pub kappa: Kappa,
+}
+
+/// Every pair of readers (in name order) on one categorical field. `ratings` maps reader →
+/// item → category; an item counts for a pair when both rated it.
+pub fn reader_pairs(
+    categories: &[String],
+    ratings: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+    weights: Weights,
+    level: f64,
+) -> Vec<ReaderPair> {
+    let readers: Vec<&String> = ratings.keys().collect();
+    let mut out = Vec::new();
+    for (i, a) in readers.iter().enumerate() {
+        for b in &readers[i + 1..] {
+            let (ra, rb) = (&ratings[*a], &ratings[*b]);
+            let pairs = ra.iter().filter_map(|(item, va)| rb.get(item).map(|vb| (va.as_str(), vb.as_str())));
+            let matrix = ConfusionMatrix::from_pairs_in(categories, pairs);
+            out.push(ReaderPair {
+                reader_a: (*a).clone(),
+                reader_b: (*b).clone(),
+                percent_agreement: matrix.percent_agreement(),
+                kappa: cohen_kappa(&matrix, weights, level),
+                matrix,
+            });
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -192,5 +244,24 @@ mod tests {
         assert_eq!(cohen_kappa(&one, Weights::None, 0.95).kappa, None);
         let empty = ConfusionMatrix::from_pairs(std::iter::empty::<(&str, &str)>());
         assert_eq!(cohen_kappa(&empty, Weights::Linear, 0.95).observed_agreement, None);
+    }
+
+    #[test]
+    fn reader_pairs_use_the_slides_both_rated_in_schema_order() {
+        use std::collections::BTreeMap;
+        let cats: Vec<String> = ["inflamed", "excluded", "desert"].iter().map(|c| c.to_string()).collect();
+        let rate = |v: &[(&str, &str)]| v.iter().map(|(s, c)| (s.to_string(), c.to_string())).collect::<BTreeMap<_, _>>();
+        let mut ratings = BTreeMap::new();
+        ratings.insert("kim".to_string(), rate(&[("S1", "inflamed"), ("S2", "desert"), ("S3", "excluded"), ("S4", "desert")]));
+        ratings.insert("lee".to_string(), rate(&[("S1", "inflamed"), ("S2", "excluded"), ("S3", "excluded")]));
+        let pairs = reader_pairs(&cats, &ratings, Weights::None, 0.95);
+        assert_eq!(pairs.len(), 1);
+        let p = &pairs[0];
+        assert_eq!((p.reader_a.as_str(), p.reader_b.as_str()), ("kim", "lee"));
+        assert_eq!(p.matrix.categories, cats);
+        // S4 was not rated by lee: 3 slides; kim's desert vs lee's excluded is off the diagonal.
+        assert_eq!(p.matrix.counts, vec![vec![1, 0, 0], vec![0, 1, 0], vec![0, 1, 0]]);
+        close(p.percent_agreement, 2.0 / 3.0, "percent agreement");
+        assert_eq!(p.kappa.n, 3);
     }
 }

@@ -98,10 +98,22 @@ pub fn csv_download<'a, T: CsvRecord + 'a>(
 ) -> Result<HttpResponse, PageError> {
     let mut bytes = Vec::new();
     write_csv(&mut bytes, items).map_err(Error::Internal)?;
-    Ok(HttpResponse::Ok()
+    Ok(csv_response(filename, bytes))
+}
+
+/// A CSV download of rows whose columns are known only at run time (a schema's fields).
+pub fn csv_rows_download(filename: &str, header: Vec<String>, rows: Vec<Vec<String>>) -> Result<HttpResponse, PageError> {
+    let mut bytes = Vec::new();
+    crate::export::write_rows(&mut bytes, header, rows).map_err(Error::Internal)?;
+    Ok(csv_response(filename, bytes))
+}
+
+/// Bytes of a CSV file as a download named `filename`.
+pub fn csv_response(filename: &str, bytes: Vec<u8>) -> HttpResponse {
+    HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\"")))
-        .body(bytes))
+        .body(bytes)
 }
 
 /// Links for a pager, keeping the page's other query parameters.

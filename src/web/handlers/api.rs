@@ -212,3 +212,100 @@ pub async fn slide_get(
     let slide = state.db(move |c| crate::slides::get(c, sid, &label)).await?;
     Ok(HttpResponse::Ok().json(slide_json(&slide)))
 }
+
+/// Reading campaigns with their progress (not the reads' values).
+pub async fn campaigns_list(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    use crate::annotations::campaigns;
+    let access = load_access_for(&state, &user, &path, Permission::ViewCampaigns).await?;
+    let sid = access.study.id;
+    let items = state
+        .db(move |c| {
+            let mut items = Vec::new();
+            for campaign in campaigns::list(c, sid)? {
+                let (readers, overall) = campaigns::progress(c, campaign.id)?;
+                let mut v = serde_json::to_value(&campaign).map_err(|e| Error::Internal(e.into()))?;
+                v["case_fields"] = json!(campaign.case_fields());
+                v["tolerances"] = json!(campaign.tolerances());
+                v["progress"] = json!({"readers": readers, "overall": overall});
+                items.push(v);
+            }
+            Ok(items)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({"items": items})))
+}
+
+fn read_json(r: &crate::annotations::reads::Read) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    v["values"] = json!(r.values());
+    v
+}
+
+/// Every read of a campaign with its slide-level values (roles that review reads).
+pub async fn campaign_reads(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i32)>,
+) -> Result<HttpResponse, ApiError> {
+    let (code, id) = path.into_inner();
+    let access = load_access_for(&state, &user, &code, Permission::ViewReads).await?;
+    let sid = access.study.id;
+    let list = state
+        .db(move |c| {
+            crate::annotations::campaigns::get(c, sid, id)?;
+            crate::annotations::reads::of_campaign(c, sid, id)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({"items": list.iter().map(read_json).collect::<Vec<_>>()})))
+}
+
+/// One read with its values and regions, under the blinding rules (its reader, roles that
+/// review reads, the campaign's adjudicator; anyone else 404).
+pub async fn read_get(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i32)>,
+) -> Result<HttpResponse, ApiError> {
+    let (code, id) = path.into_inner();
+    let access = super::studies::load_access(&state, &user, &code).await?;
+    let actor = user.actor.clone();
+    let (read, regions) = state
+        .db(move |c| {
+            let ra = crate::annotations::reads::open_for(c, &actor, &access, id)?;
+            Ok((ra.read, crate::annotations::reads::regions(c, id)?))
+        })
+        .await?;
+    let mut v = read_json(&read);
+    v["regions"] = json!(regions);
+    Ok(HttpResponse::Ok().json(v))
+}
+
+/// The caller's own reading queue in a study.
+pub async fn reading_queue(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let access = super::studies::load_access(&state, &user, &path).await?;
+    let (sid, uid) = (access.study.id, user.actor.user_id);
+    let items = state
+        .db(move |c| match uid {
+            Some(uid) => crate::annotations::reads::queue(c, sid, uid),
+            None => Ok(Vec::new()),
+        })
+        .await?;
+    let items: Vec<_> = items
+        .iter()
+        .map(|i| {
+            let mut v = read_json(&i.read);
+            v["open"] = json!(i.is_open());
+            v["opens"] = json!(i.opens_label());
+            v
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"items": items})))
+}

@@ -2,7 +2,6 @@
 //! preview before anything is stored, and the CSV exports. Annotators see none of it (403).
 
 use actix_multipart::Multipart;
-use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde_json::{Map, Value};
@@ -78,14 +77,7 @@ pub async fn dictionary_csv(
     let sid = access.study.id;
     let fields = state.db(move |c| dictionary::load(c, sid)).await?;
     let bytes = dictionary::to_redcap_csv(&fields).map_err(Error::Internal)?;
-    Ok(download(&format!("{}-dictionary.csv", access.study.code), bytes))
-}
-
-fn download(name: &str, bytes: Vec<u8>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
-        .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")))
-        .body(bytes)
+    Ok(crate::web::csv_response(&format!("{}-dictionary.csv", access.study.code), bytes))
 }
 
 pub async fn dictionary_import(
@@ -276,7 +268,7 @@ pub async fn cases_csv(
             Ok(out)
         })
         .await?;
-    Ok(download(&format!("{}-cases.csv", access.study.code), bytes))
+    Ok(crate::web::csv_response(&format!("{}-cases.csv", access.study.code), bytes))
 }
 
 #[derive(Template)]

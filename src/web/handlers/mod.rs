@@ -5,9 +5,11 @@ pub mod admin;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod campaigns;
 pub mod cases;
 pub mod jobs;
 pub mod members;
+pub mod reading;
 pub mod sites;
 pub mod slides;
 pub mod studies;
@@ -15,7 +17,7 @@ pub mod system;
 
 use actix_web::web;
 
-use crate::auth::permissions::{Permission, StudyAccess};
+use crate::auth::permissions::{Permission, Role, StudyAccess};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(system::index))
@@ -87,6 +89,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/studies/{code}/slides/{label}/dzi/slide_files/{level}/{col}_{row}.jpeg",
             web::get().to(slides::slide_tile),
         )
+        .route("/studies/{code}/annotations/schema", web::get().to(campaigns::schema_show))
+        .route("/studies/{code}/annotations/schema", web::post().to(campaigns::schema_update))
+        .route("/studies/{code}/campaigns", web::get().to(campaigns::campaigns_list))
+        .route("/studies/{code}/campaigns/new", web::get().to(campaigns::campaign_new))
+        .route("/studies/{code}/campaigns", web::post().to(campaigns::campaign_create))
+        .route("/studies/{code}/campaigns/{id}", web::get().to(campaigns::campaign_show))
+        .route("/studies/{code}/campaigns/{id}/reads.csv", web::get().to(campaigns::campaign_reads_csv))
+        .route("/studies/{code}/campaigns/{id}/progress.csv", web::get().to(campaigns::campaign_progress_csv))
+        .route("/studies/{code}/campaigns/{id}/status", web::post().to(campaigns::campaign_status))
+        .route("/studies/{code}/campaigns/{id}/adjudication", web::get().to(campaigns::adjudication_show))
+        .route("/studies/{code}/campaigns/{id}/adjudication", web::post().to(campaigns::adjudicate))
+        .route("/studies/{code}/reading", web::get().to(reading::reading_queue))
+        .route("/studies/{code}/reads/{id}", web::get().to(reading::workbench))
+        .route("/studies/{code}/reads/{id}/regions", web::get().to(reading::read_regions))
+        .route("/studies/{code}/reads/{id}/draft", web::post().to(reading::read_draft))
+        .route("/studies/{code}/reads/{id}/submit", web::post().to(reading::read_submit))
+        .route("/studies/{code}/reads/{id}/reopen", web::post().to(reading::read_reopen))
+        .route("/studies/{code}/reads/{id}/regions.geojson", web::get().to(reading::read_geojson))
+        .route("/studies/{code}/reads/{id}/regions.geojson", web::post().to(reading::read_geojson_import))
+        .route("/studies/{code}/reads/{id}/dzi/slide.dzi", web::get().to(reading::read_dzi))
+        .route("/studies/{code}/reads/{id}/dzi/slide_files/{level}/{col}_{row}.jpeg", web::get().to(reading::read_tile))
         .route("/studies/{code}/jobs", web::get().to(jobs::jobs_study))
         .route("/studies/{code}/jobs/{id}", web::get().to(jobs::job_study_row))
         .route("/studies/{code}/jobs/{id}/cancel", web::post().to(jobs::job_study_cancel))
@@ -104,7 +127,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/studies/{code}/cases", web::get().to(api::cases_list))
                 .route("/studies/{code}/cases/{display_id}", web::get().to(api::case_get))
                 .route("/studies/{code}/slides", web::get().to(api::slides_list))
-                .route("/studies/{code}/slides/{label}", web::get().to(api::slide_get)),
+                .route("/studies/{code}/slides/{label}", web::get().to(api::slide_get))
+                .route("/studies/{code}/campaigns", web::get().to(api::campaigns_list))
+                .route("/studies/{code}/campaigns/{id}/reads", web::get().to(api::campaign_reads))
+                .route("/studies/{code}/reads/{id}", web::get().to(api::read_get))
+                .route("/studies/{code}/reading", web::get().to(api::reading_queue)),
         )
         .default_service(web::to(system::not_found));
 }
@@ -120,6 +147,9 @@ pub struct StudyNav {
     pub can_members: bool,
     pub can_cases: bool,
     pub can_slides: bool,
+    pub can_campaigns: bool,
+    /// Annotators (and adjudicators) work from "My reading".
+    pub can_read: bool,
     pub can_audit: bool,
     pub can_jobs: bool,
     pub can_edit: bool,
@@ -136,6 +166,8 @@ impl StudyNav {
             can_members: access.can(Permission::ViewMembers),
             can_cases: access.can(Permission::ViewCases),
             can_slides: access.can(Permission::ViewSlides),
+            can_campaigns: access.can(Permission::ViewCampaigns),
+            can_read: access.role.is_some_and(|r| matches!(r, Role::Annotator | Role::Manager)),
             can_audit: access.can(Permission::ViewAudit),
             can_jobs: access.can(Permission::ViewJobs),
             can_edit: access.can(Permission::EditStudy) && access.study.ensure_editable().is_ok(),

@@ -380,8 +380,13 @@ pub async fn slide_dzi(
 ) -> Result<HttpResponse, PageError> {
     let (code, label) = path.into_inner();
     let slide = slide_for_tiles(&state, &user, &code, label).await?;
+    Ok(dzi_response(&slide))
+}
+
+/// The slide's Deep Zoom descriptor (the viewer asks for it first).
+pub(super) fn dzi_response(slide: &Slide) -> HttpResponse {
     let dz = DeepZoom { width: slide.width as u64, height: slide.height as u64 };
-    Ok(HttpResponse::Ok().content_type("application/xml").body(dz.descriptor()))
+    HttpResponse::Ok().content_type("application/xml").body(dz.descriptor())
 }
 
 pub async fn slide_tile(
@@ -407,7 +412,7 @@ pub async fn slide_thumbnail(
 type Rendered = Result<std::sync::Arc<Vec<u8>>, crate::slides::reader::SlideError>;
 
 /// Renders (or takes from the cache) a JPEG of a stored slide on the blocking pool.
-async fn image(
+pub(super) async fn image(
     state: &AppState,
     slide: Slide,
     render: impl FnOnce(&crate::slides::dzi::TileServer, &str, &std::path::Path) -> Rendered + Send + 'static,

@@ -1,0 +1,4 @@
+DROP TABLE adjudications;
+DROP TABLE reads;
+DROP TABLE campaigns;
+DROP TABLE annotation_schemas;

@@ -1,0 +1,407 @@
+//! Reading campaigns: which slides, which readers, the rules (blinding to case data, randomised
+//! order with a recorded seed, an adjudicator and numeric tolerances), the optional re-read after
+//! a washout, and progress. Creating a campaign creates one `assigned` read per slide and reader.
+
+use std::collections::BTreeMap;
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use super::order;
+use crate::audit::{self, Change};
+use crate::auth::permissions::{Permission, Role, StudyAccess};
+use crate::auth::Actor;
+use crate::db::schema::{campaigns, cases, reads, sites, slides, users};
+use crate::db::{now, write_tx, Conn};
+use crate::error::{Error, FieldErrors, OptionalExt, Result};
+use crate::studies::members;
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = campaigns)]
+pub struct Campaign {
+    pub id: i32,
+    pub study_id: i32,
+    pub name: String,
+    pub parent_id: Option<i32>,
+    pub washout_days: i32,
+    pub blind_case_data: bool,
+    #[serde(skip)]
+    pub case_fields: String,
+    pub seed: i64,
+    #[serde(skip)]
+    pub tolerances: String,
+    #[serde(skip)]
+    pub adjudicator_id: Option<i32>,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub created_by: String,
+    pub created_at: NaiveDateTime,
+}
+
+impl Campaign {
+    pub fn case_fields(&self) -> Vec<String> {
+        serde_json::from_str(&self.case_fields).unwrap_or_default()
+    }
+    pub fn tolerances(&self) -> BTreeMap<String, f64> {
+        serde_json::from_str(&self.tolerances).unwrap_or_default()
+    }
+    pub fn tolerance(&self, field: &str) -> f64 {
+        self.tolerances().get(field).copied().unwrap_or(0.0)
+    }
+    pub fn is_reread(&self) -> bool {
+        self.parent_id.is_some()
+    }
+    pub fn tolerances_label(&self) -> String {
+        let t = self.tolerances();
+        if t.is_empty() {
+            return "exact".into();
+        }
+        t.iter().map(|(k, v)| format!("{k} ±{v}")).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// What a manager asks for when creating a campaign.
+#[derive(Debug, Clone, Default)]
+pub struct CampaignInput {
+    pub name: String,
+    /// Usernames of the readers (study members with the annotator role).
+    pub readers: Vec<String>,
+    /// Slides: enrolled cases' slides that are not excluded, narrowed by site and stain.
+    pub site: String,
+    pub stain: String,
+    pub blind_case_data: bool,
+    pub case_fields: Vec<String>,
+    pub seed: Option<i64>,
+    pub tolerances: BTreeMap<String, f64>,
+    pub adjudicator: String,
+    /// For a re-read: the first-read campaign and the washout in days.
+    pub parent_id: Option<i32>,
+    pub washout_days: i32,
+}
+
+pub fn list(conn: &mut Conn, study_id: i32) -> Result<Vec<Campaign>> {
+    Ok(campaigns::table
+        .filter(campaigns::study_id.eq(study_id))
+        .order(campaigns::id.asc())
+        .select(Campaign::as_select())
+        .load(conn)?)
+}
+
+pub fn get(conn: &mut Conn, study_id: i32, id: i32) -> Result<Campaign> {
+    campaigns::table
+        .filter(campaigns::study_id.eq(study_id))
+        .filter(campaigns::id.eq(id))
+        .select(Campaign::as_select())
+        .first(conn)
+        .or_not_found()
+}
+
+pub fn by_name(conn: &mut Conn, study_id: i32, name: &str) -> Result<Campaign> {
+    campaigns::table
+        .filter(campaigns::study_id.eq(study_id))
+        .filter(campaigns::name.eq(name))
+        .select(Campaign::as_select())
+        .first(conn)
+        .or_not_found()
+}
+
+/// Slide ids and labels a new campaign would read: slides of enrolled cases, not excluded.
+pub fn eligible_slides(conn: &mut Conn, study_id: i32, site: &str, stain: &str) -> Result<Vec<(i32, String)>> {
+    let mut q = slides::table
+        .inner_join(cases::table.inner_join(sites::table))
+        .filter(slides::study_id.eq(study_id))
+        .filter(slides::status.ne("excluded"))
+        .filter(cases::status.eq("enrolled"))
+        .into_boxed();
+    if !site.is_empty() {
+        q = q.filter(sites::code.eq(site.to_string()));
+    }
+    if !stain.is_empty() {
+        q = q.filter(slides::stain.eq(stain.to_string()));
+    }
+    Ok(q.order(slides::label.asc()).select((slides::id, slides::label)).load(conn)?)
+}
+
+/// The slides and readers of an existing campaign (for its re-read).
+fn slides_and_readers(conn: &mut Conn, campaign_id: i32) -> Result<(Vec<(i32, String)>, Vec<String>)> {
+    let slides: Vec<(i32, String)> = reads::table
+        .inner_join(slides::table)
+        .filter(reads::campaign_id.eq(campaign_id))
+        .select((slides::id, slides::label))
+        .distinct()
+        .order(slides::label.asc())
+        .load(conn)?;
+    let readers: Vec<String> = reads::table
+        .inner_join(users::table)
+        .filter(reads::campaign_id.eq(campaign_id))
+        .select(users::username)
+        .distinct()
+        .order(users::username.asc())
+        .load(conn)?;
+    Ok((slides, readers))
+}
+
+/// Creates a campaign and its assignments in one transaction, audited with the seed, the
+/// readers and the slides. A re-read takes the slides and readers of its parent.
+pub fn create(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &CampaignInput) -> Result<Campaign> {
+    access.require(Permission::ManageCampaigns)?;
+    let name = input.name.trim().to_string();
+    write_tx(conn, |conn| {
+        let study = crate::studies::get_by_code(conn, &access.study.code)?;
+        study.ensure_editable()?;
+        let schema = super::schema::require_current(conn, study.id)?.definition();
+        let mut errors = FieldErrors::default();
+        if name.is_empty() || name.chars().count() > 80 {
+            errors.add("name", "give the campaign a name of at most 80 characters");
+        } else if by_name(conn, study.id, &name).is_ok() {
+            errors.add("name", format!("a campaign named {name:?} exists already"));
+        }
+        let parent = match input.parent_id {
+            Some(pid) => Some(get(conn, study.id, pid)?),
+            None => None,
+        };
+        let (slide_list, reader_names) = match &parent {
+            Some(p) => {
+                if p.parent_id.is_some() {
+                    errors.add("parent", "a re-read is made from a first-read campaign");
+                }
+                if !(0..=365).contains(&input.washout_days) {
+                    errors.add("washout_days", "the washout is 0 to 365 days");
+                }
+                slides_and_readers(conn, p.id)?
+            }
+            None => {
+                let mut names: Vec<String> = input.readers.iter().map(|r| r.trim().to_string()).filter(|r| !r.is_empty()).collect();
+                names.sort();
+                names.dedup();
+                (eligible_slides(conn, study.id, &input.site, &input.stain)?, names)
+            }
+        };
+        if slide_list.is_empty() {
+            errors.add("slides", "no slide matches: slides of enrolled cases that are not excluded");
+        }
+        let roster = members::list(conn, study.id, false)?;
+        let member_role = |username: &str| roster.iter().find(|m| m.username == username).map(|m| (m.user_id, m.role.clone()));
+        let mut readers = Vec::new();
+        if reader_names.is_empty() {
+            errors.add("readers", "choose at least one reader");
+        }
+        for r in &reader_names {
+            match member_role(r) {
+                Some((id, role)) if role == Role::Annotator.as_str() => readers.push((id, r.clone())),
+                Some(_) => errors.add("readers", format!("{r} is not an annotator in this study")),
+                None => errors.add("readers", format!("{r} is not a member of this study")),
+            }
+        }
+        let adjudicator_id = match input.adjudicator.trim() {
+            "" => parent.as_ref().and_then(|p| p.adjudicator_id),
+            a if reader_names.iter().any(|r| r == a) => {
+                errors.add("adjudicator", "the adjudicator cannot be one of the readers");
+                None
+            }
+            a => match member_role(a) {
+                Some((id, role)) if role == "annotator" || role == "manager" => Some(id),
+                _ => {
+                    errors.add("adjudicator", format!("{a} is not an annotator or manager in this study"));
+                    None
+                }
+            },
+        };
+        let dictionary: Vec<String> = crate::cases::dictionary::load(conn, study.id)?.into_iter().map(|f| f.name).collect();
+        for f in &input.case_fields {
+            if !dictionary.contains(f) {
+                errors.add("case_fields", format!("{f} is not a field of the data dictionary"));
+            }
+        }
+        for (f, t) in &input.tolerances {
+            if !schema.field(f).is_some_and(|d| d.is_numeric()) {
+                errors.add("tolerances", format!("{f} is not a numeric field of the annotation schema"));
+            } else if !(t.is_finite() && *t >= 0.0) {
+                errors.add("tolerances", format!("{f}: the tolerance must be a number ≥ 0"));
+            }
+        }
+        errors.into_result()?;
+
+        let (blind, case_fields, tolerances) = match &parent {
+            Some(p) => (p.blind_case_data, p.case_fields(), p.tolerances()),
+            None => (input.blind_case_data, if input.blind_case_data { vec![] } else { input.case_fields.clone() }, input.tolerances.clone()),
+        };
+        let seed = input.seed.unwrap_or_else(order::new_seed);
+        let at = now();
+        let campaign: Campaign = diesel::insert_into(campaigns::table)
+            .values((
+                campaigns::study_id.eq(study.id),
+                campaigns::name.eq(&name),
+                campaigns::parent_id.eq(parent.as_ref().map(|p| p.id)),
+                campaigns::washout_days.eq(if parent.is_some() { input.washout_days } else { 0 }),
+                campaigns::blind_case_data.eq(blind),
+                campaigns::case_fields.eq(json!(case_fields).to_string()),
+                campaigns::seed.eq(seed),
+                campaigns::tolerances.eq(json!(tolerances).to_string()),
+                campaigns::adjudicator_id.eq(adjudicator_id),
+                campaigns::status.eq("open"),
+                campaigns::created_by.eq(&actor.name),
+                campaigns::created_at.eq(at),
+            ))
+            .returning(Campaign::as_returning())
+            .get_result(conn)?;
+        let labels: Vec<String> = slide_list.iter().map(|(_, l)| l.clone()).collect();
+        let id_of: BTreeMap<&str, i32> = slide_list.iter().map(|(id, l)| (l.as_str(), *id)).collect();
+        let mut rows = Vec::with_capacity(labels.len() * readers.len());
+        for (reader_id, username) in &readers {
+            for (i, label) in order::reading_order(seed, username, &labels).iter().enumerate() {
+                rows.push((
+                    reads::campaign_id.eq(campaign.id),
+                    reads::slide_id.eq(id_of[label.as_str()]),
+                    reads::reader_id.eq(*reader_id),
+                    reads::position.eq(i as i32 + 1),
+                    reads::status.eq("assigned"),
+                    reads::field_values.eq("{}"),
+                    reads::regions.eq("[]"),
+                    reads::region_count.eq(0),
+                    reads::updated_at.eq(at),
+                ));
+            }
+        }
+        for chunk in rows.chunks(500) {
+            diesel::insert_into(reads::table).values(chunk).execute(conn)?;
+        }
+        let adjudicator = adjudicator_id.and_then(|id| roster.iter().find(|m| m.user_id == id)).map(|m| m.username.clone());
+        audit::record(
+            conn,
+            Change::new(study.chain(), &actor.name, "create", "campaign", &name).after(json!({
+                "seed": seed, "readers": reader_names, "slides": labels, "blind_case_data": blind,
+                "case_fields": case_fields, "tolerances": tolerances, "adjudicator": adjudicator,
+                "parent": parent.as_ref().map(|p| p.name.clone()),
+                "washout_days": campaign.washout_days,
+            })),
+        )?;
+        Ok(campaign)
+    })
+}
+
+/// Reads of one reader in a campaign, or of everyone: counts by status.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Progress {
+    pub reader: String,
+    pub full_name: String,
+    pub total: i64,
+    pub submitted: i64,
+    pub draft: i64,
+    pub last_activity: Option<NaiveDateTime>,
+}
+
+impl Progress {
+    pub fn left(&self) -> i64 {
+        self.total - self.submitted
+    }
+    pub fn percent(&self) -> i64 {
+        if self.total == 0 {
+            0
+        } else {
+            self.submitted * 100 / self.total
+        }
+    }
+}
+
+/// Per-reader progress, then the overall figure (reader "all").
+pub fn progress(conn: &mut Conn, campaign_id: i32) -> Result<(Vec<Progress>, Progress)> {
+    let rows: Vec<(String, String, String, NaiveDateTime)> = reads::table
+        .inner_join(users::table)
+        .filter(reads::campaign_id.eq(campaign_id))
+        .select((users::username, users::full_name, reads::status, reads::updated_at))
+        .load(conn)?;
+    let mut by_reader: BTreeMap<String, Progress> = BTreeMap::new();
+    let mut all = Progress { reader: "all".into(), full_name: "All readers".into(), ..Default::default() };
+    for (username, full_name, status, updated) in rows {
+        let p = by_reader.entry(username.clone()).or_insert_with(|| Progress { reader: username, full_name, ..Default::default() });
+        for p in [p, &mut all] {
+            p.total += 1;
+            match status.as_str() {
+                "submitted" => p.submitted += 1,
+                "draft" => p.draft += 1,
+                _ => {}
+            }
+            if status != "assigned" {
+                p.last_activity = p.last_activity.max(Some(updated));
+            }
+        }
+    }
+    Ok((by_reader.into_values().collect(), all))
+}
+
+/// When a re-read of a slide opens for a reader: `washout_days` after they submitted the same
+/// slide in the parent campaign; `None` while that first read is not submitted.
+pub fn opens_at(first_read_submitted: Option<NaiveDateTime>, washout_days: i32) -> Option<NaiveDateTime> {
+    first_read_submitted.map(|t| t + Duration::days(i64::from(washout_days)))
+}
+
+/// Closes a campaign (no more reading) or reopens it; a reason is required and audited.
+pub fn set_status(conn: &mut Conn, actor: &Actor, access: &StudyAccess, id: i32, open: bool, reason: &str) -> Result<Campaign> {
+    access.require(Permission::ManageCampaigns)?;
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(Error::invalid("reason", "say why the campaign is closed or reopened"));
+    }
+    write_tx(conn, |conn| {
+        let study = crate::studies::get_by_code(conn, &access.study.code)?;
+        study.ensure_editable()?;
+        let c = get(conn, study.id, id)?;
+        let status = if open { "open" } else { "closed" };
+        if c.status == status {
+            return Err(Error::Conflict(format!("campaign {} is already {status}", c.name)));
+        }
+        diesel::update(campaigns::table.find(c.id))
+            .set((campaigns::status.eq(status), campaigns::status_reason.eq(reason)))
+            .execute(conn)?;
+        audit::record(
+            conn,
+            Change::new(study.chain(), &actor.name, if open { "reopen" } else { "close" }, "campaign", &c.name)
+                .before(json!({"status": c.status}))
+                .after(json!({"status": status}))
+                .because(reason),
+        )?;
+        get(conn, study.id, id)
+    })
+}
+
+/// Username of the campaign's adjudicator.
+pub fn adjudicator_name(conn: &mut Conn, c: &Campaign) -> Result<Option<String>> {
+    match c.adjudicator_id {
+        Some(id) => Ok(Some(crate::auth::users::get(conn, id)?.username)),
+        None => Ok(None),
+    }
+}
+
+/// Case values shown to readers of a campaign that is not blinded to case data.
+pub fn case_values(c: &Campaign, case_data: &str) -> Vec<(String, String)> {
+    let data: Map<String, Value> = serde_json::from_str(case_data).unwrap_or_default();
+    c.case_fields()
+        .into_iter()
+        .map(|f| {
+            let v = data.get(&f).map(crate::cases::dictionary::value_text).unwrap_or_default();
+            (f, v)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reread_opens_after_the_washout() {
+        let t = chrono::NaiveDate::from_ymd_opt(2026, 1, 10).unwrap().and_hms_opt(9, 0, 0).unwrap();
+        assert_eq!(opens_at(Some(t), 14).unwrap().to_string(), "2026-01-24 09:00:00");
+        assert_eq!(opens_at(None, 14), None);
+    }
+
+    #[test]
+    fn progress_percent_and_left() {
+        let p = Progress { total: 8, submitted: 3, ..Default::default() };
+        assert_eq!((p.left(), p.percent()), (5, 37));
+        assert_eq!(Progress::default().percent(), 0);
+    }
+}

@@ -1,0 +1,300 @@
+//! The annotator's side: their queue, the workbench (viewer + form + drawing), draft saves,
+//! submit and reopen, the slide's tiles through the read, and GeoJSON in and out of a read.
+//! Every route resolves the read through `reads::open_for`, which applies the blinding rules.
+
+use actix_multipart::Multipart;
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde_json::{Map, Value};
+
+use super::studies::load_access;
+use super::{ReasonForm, StudyNav};
+use crate::annotations::reads::{self, Draft, QueueItem, Read, ReadAccess};
+use crate::annotations::schema::{self, Definition};
+use crate::annotations::{adjudication, campaigns::Campaign, geojson};
+use crate::auth::permissions::StudyAccess;
+use crate::error::Error;
+use crate::slides::{self, Slide};
+use crate::web::error::{ApiError, PageError};
+use crate::web::extract::{redirect_with_flash, CurrentUser, PageCtx};
+use crate::web::{render, upload, AppState};
+
+#[derive(Template)]
+#[template(path = "reading/queue.html")]
+pub struct QueuePage {
+    pub ctx: PageCtx,
+    pub nav: StudyNav,
+    pub items: Vec<QueueItem>,
+    pub adjudications: Vec<(Campaign, usize)>,
+    pub left: usize,
+    pub next_open: Option<i32>,
+}
+
+/// The signed-in user's reading queue in a study (any member; empty for most roles).
+pub async fn reading_queue(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access(&state, &user, &path).await?;
+    if access.role.is_none() && !access.is_admin {
+        return Err(Error::NotFound.into());
+    }
+    let (sid, actor) = (access.study.id, user.actor.clone());
+    let (items, adjudications) = state
+        .db(move |c| {
+            let items = match actor.user_id {
+                Some(uid) => reads::queue(c, sid, uid)?,
+                None => Vec::new(),
+            };
+            let adj = adjudication::queue(c, &actor, sid)?
+                .into_iter()
+                .map(|(c, ds)| (c, ds.iter().filter(|d| d.adjudicated.is_none()).count()))
+                .collect();
+            Ok((items, adj))
+        })
+        .await?;
+    let left = items.iter().filter(|i| !i.read.is_submitted()).count();
+    let next_open = items.iter().find(|i| i.is_open() && !i.read.is_submitted()).map(|i| i.read.id);
+    let ctx = PageCtx::new(&req, Some(&user), format!("My reading · {}", access.study.code), "studies");
+    render(&ctx, &QueuePage { ctx: ctx.clone(), nav: StudyNav::new(&access, "queue"), items, adjudications, left, next_open })
+}
+
+#[derive(Template)]
+#[template(path = "reading/workbench.html")]
+pub struct WorkbenchPage {
+    pub ctx: PageCtx,
+    pub nav: StudyNav,
+    pub read: Read,
+    pub campaign: Campaign,
+    pub editable: bool,
+    pub own: bool,
+    pub definition: Definition,
+    pub case_values: Vec<(String, String)>,
+    pub mpp: String,
+    pub prev: Option<i32>,
+    pub next: Option<i32>,
+    pub total: i64,
+    pub history: Vec<crate::audit::AuditEvent>,
+}
+
+impl WorkbenchPage {
+    pub fn base(&self) -> String {
+        format!("/studies/{}/reads/{}", self.nav.code, self.read.id)
+    }
+    pub fn value(&self, field: &str) -> String {
+        self.read.value(field)
+    }
+}
+
+async fn read_for(state: &AppState, user: &CurrentUser, code: &str, id: i32) -> Result<(StudyAccess, ReadAccess), Error> {
+    let access = load_access(state, user, code).await?;
+    let (actor, a2) = (user.actor.clone(), access.clone());
+    let ra = state.db(move |c| reads::open_for(c, &actor, &a2, id)).await?;
+    Ok((access, ra))
+}
+
+pub async fn workbench(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i32)>,
+) -> Result<HttpResponse, PageError> {
+    let (code, id) = path.into_inner();
+    let (access, ra) = read_for(&state, &user, &code, id).await?;
+    let sid = access.study.id;
+    let (read, campaign) = (ra.read.clone(), ra.campaign.clone());
+    let (r2, c2) = (read.clone(), campaign.clone());
+    let (definition, case_values, slide, (prev, next), total, history) = state
+        .db(move |c| {
+            let def = schema::require_current(c, sid)?.definition();
+            let case_values = reads::visible_case_values(c, &c2, r2.slide_id)?;
+            let slide = slide_of(c, sid, r2.slide_id)?;
+            let total: i64 = {
+                use crate::db::schema::reads as t;
+                use diesel::prelude::*;
+                t::table.filter(t::campaign_id.eq(r2.campaign_id)).filter(t::reader_id.eq(r2.reader_id)).count().get_result(c)?
+            };
+            Ok((def, case_values, slide, reads::neighbours(c, &r2)?, total, reads::history(c, sid, &r2)?))
+        })
+        .await?;
+    let ctx = PageCtx::new(&req, Some(&user), format!("Read {} of {} · {}", read.position, total, campaign.name), "studies");
+    let page = WorkbenchPage {
+        ctx: ctx.clone(),
+        nav: StudyNav::new(&access, "queue"),
+        editable: ra.editable() && access.study.ensure_editable().is_ok(),
+        own: ra.own,
+        read,
+        campaign,
+        definition,
+        case_values,
+        mpp: slide.mpp_x.map(|m| format!("{m:.4}")).unwrap_or_default(),
+        // Next/previous only walk the reader's own queue.
+        prev: if ra.own { prev } else { None },
+        next: if ra.own { next } else { None },
+        total,
+        history,
+    };
+    render(&ctx, &page)
+}
+
+fn slide_of(conn: &mut crate::db::Conn, study_id: i32, slide_id: i32) -> Result<Slide, Error> {
+    use crate::db::schema::slides as t;
+    use diesel::prelude::*;
+    let label: String = t::table.filter(t::study_id.eq(study_id)).filter(t::id.eq(slide_id)).select(t::label).first(conn)?;
+    slides::get(conn, study_id, &label)
+}
+
+/// The read's regions as the workbench loads them.
+pub async fn read_regions(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i32)>,
+) -> Result<HttpResponse, ApiError> {
+    let (code, id) = path.into_inner();
+    let (_, ra) = read_for(&state, &user, &code, id).await?;
+    let read_id = ra.read.id;
+    let regions = state.db(move |c| reads::regions(c, read_id)).await?;
+    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(serde_json::json!({"regions": regions})))
+}
+
+/// Draft autosave from the workbench (JSON in, JSON out).
+pub async fn read_draft(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i32)>,
+    body: web::Json<Draft>,
+) -> Result<HttpResponse, ApiError> {
+    let (code, id) = path.into_inner();
+    let access = load_access(&state, &user, &code).await?;
+    let (actor, draft) = (user.actor.clone(), body.into_inner());
+    let saved = state.db(move |c| reads::save_draft(c, &actor, &access, id, &draft)).await?;
+    Ok(HttpResponse::Ok().json(saved))
+}
+
+/// The form's `field.<name>` inputs as a values map.
+fn form_values(pairs: &[(String, String)]) -> Map<String, Value> {
+    pairs.iter().filter_map(|(k, v)| k.strip_prefix("field.").map(|f| (f.to_string(), Value::String(v.clone())))).collect()
+}
+
+pub async fn read_submit(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i32)>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    let (code, id) = path.into_inner();
+    let access = load_access(&state, &user, &code).await?;
+    let values = form_values(&form);
+    let actor = user.actor.clone();
+    let url = format!("/studies/{code}/reads/{id}");
+    let result = state
+        .db(move |c| {
+            reads::submit(c, &actor, &access, id, &values)?;
+            let read = reads::open_for(c, &actor, &access, id)?.read;
+            reads::neighbours(c, &read)
+        })
+        .await;
+    match result {
+        Ok((_, Some(next))) => {
+            Ok(redirect_with_flash(&format!("/studies/{code}/reads/{next}"), "ok", "Read submitted. Here is your next slide."))
+        }
+        Ok((_, None)) => Ok(redirect_with_flash(&format!("/studies/{code}/reading"), "ok", "Read submitted.")),
+        Err(e @ (Error::Invalid(_) | Error::Conflict(_))) => {
+            Ok(redirect_with_flash(&url, "error", &format!("Not submitted: {e}")))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn read_reopen(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i32)>,
+    form: web::Form<ReasonForm>,
+) -> Result<HttpResponse, PageError> {
+    let (code, id) = path.into_inner();
+    let access = load_access(&state, &user, &code).await?;
+    let actor = user.actor.clone();
+    let url = format!("/studies/{code}/reads/{id}");
+    let reason = form.into_inner().reason;
+    match state.db(move |c| reads::reopen(c, &actor, &access, id, &reason)).await {
+        Ok(()) => Ok(redirect_with_flash(&url, "ok", "The read is open for changes; submit it again when done.")),
+        Err(e @ (Error::Invalid(_) | Error::Conflict(_))) => Ok(redirect_with_flash(&url, "error", &e.to_string())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The read's regions as QuPath GeoJSON (to continue in QuPath).
+pub async fn read_geojson(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i32)>,
+) -> Result<HttpResponse, PageError> {
+    let (code, id) = path.into_inner();
+    let (_, ra) = read_for(&state, &user, &code, id).await?;
+    let read_id = ra.read.id;
+    let regions = state.db(move |c| reads::regions(c, read_id)).await?;
+    let mut bytes = Vec::new();
+    geojson::write(&regions, &mut bytes).map_err(|e| Error::Internal(e.into()))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/geo+json")
+        .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"read-{read_id}.geojson\"")))
+        .body(bytes))
+}
+
+/// Adds the regions of an uploaded QuPath GeoJSON file to the reader's draft.
+pub async fn read_geojson_import(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i32)>,
+    payload: Multipart,
+) -> Result<HttpResponse, PageError> {
+    let (code, id) = path.into_inner();
+    let access = load_access(&state, &user, &code).await?;
+    let url = format!("/studies/{code}/reads/{id}");
+    let dir = state.config.tmp_dir().join(format!("geojson-{}", crate::auth::random_token()));
+    let outcome = async {
+        let (_, saved) = upload::save_to_dir(payload, &dir, 512 << 20).await?;
+        let file = saved.first().ok_or_else(|| Error::invalid("file", "choose a GeoJSON file"))?;
+        let bytes = std::fs::read(&file.path).map_err(|e| Error::Internal(e.into()))?;
+        let actor = user.actor.clone();
+        state.db(move |c| reads::import_regions(c, &actor, &access, id, &bytes)).await
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    match outcome {
+        Ok(s) => Ok(redirect_with_flash(&url, "ok", &format!("Imported: the read now has {} regions.", s.region_count))),
+        Err(e @ (Error::Invalid(_) | Error::Conflict(_))) => Ok(redirect_with_flash(&url, "error", &format!("Not imported: {e}"))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The slide behind a read, for its tiles (the reader never needs the slide's own URL).
+async fn slide_for_read(state: &AppState, user: &CurrentUser, code: &str, id: i32) -> Result<Slide, Error> {
+    let (access, ra) = read_for(state, user, code, id).await?;
+    let (sid, slide_id) = (access.study.id, ra.read.slide_id);
+    state.db(move |c| slide_of(c, sid, slide_id)).await
+}
+
+pub async fn read_dzi(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i32)>,
+) -> Result<HttpResponse, PageError> {
+    let (code, id) = path.into_inner();
+    let slide = slide_for_read(&state, &user, &code, id).await?;
+    Ok(super::slides::dzi_response(&slide))
+}
+
+pub async fn read_tile(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i32, u32, u64, u64)>,
+) -> Result<HttpResponse, PageError> {
+    let (code, id, level, col, row) = path.into_inner();
+    let slide = slide_for_read(&state, &user, &code, id).await?;
+    super::slides::image(&state, slide, move |tiles, sha, file| tiles.tile(sha, file, level, col, row)).await
+}

@@ -1,0 +1,851 @@
+// The annotation workbench: OpenSeadragon on the slide plus one <canvas> overlay of our own on
+// which the reader draws points, rectangles and polygons with classes, and a slide-level form.
+// Regions and form values are autosaved as a draft; the read is submitted through the form.
+// Configured from data- attributes on #workbench (the CSP forbids inline script).
+(function () {
+  "use strict";
+
+  var AUTOSAVE_MS = 1500;
+  var POINT_RADIUS = 3.5;     // screen px: points keep their size at every zoom
+  var HIT_TOLERANCE = 6;      // screen px around points and lines that still selects them
+  var CLOSE_TOLERANCE = 8;    // screen px: a click this near the first vertex closes a polygon
+  var CLICK_SLOP = 4;         // screen px a press may move and still count as a click
+  var MANY_POINTS = 3000;     // above this many visible points a colour draws squares, not circles
+  var UNDO_LIMIT = 200;
+  var NO_CLASS_RGB = [255, 200, 0];
+  var SUBMIT_CONFIRM = "Submit this read? It cannot be changed afterwards.";
+  var TOOLS = ["pan", "point", "rectangle", "polygon", "select"];
+  var TOOL_KEYS = { o: "point", r: "rectangle", g: "polygon", s: "select" }; // v (pan) works read-only too
+
+  // ---- small helpers ----
+
+  function niceLength(um) {
+    // The largest 1, 2 or 5 × 10^k µm not longer than `um` (as in viewer.js).
+    var p = Math.pow(10, Math.floor(Math.log10(um)));
+    var steps = [5, 2, 1];
+    for (var i = 0; i < steps.length; i++) { if (steps[i] * p <= um) return steps[i] * p; }
+    return p;
+  }
+
+  function hexToRgb(hex) {
+    var m = /^#?([0-9a-f]{6}|[0-9a-f]{3})$/i.exec(hex || "");
+    if (!m) return NO_CLASS_RGB.slice();
+    var h = m[1].length === 3 ? m[1].replace(/(.)/g, "$1$1") : m[1];
+    return [parseInt(h.slice(0, 2), 16), parseInt(h.slice(2, 4), 16), parseInt(h.slice(4, 6), 16)];
+  }
+
+  function thousands(n) { return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ","); }
+
+  function clock(d) {
+    function two(n) { return (n < 10 ? "0" : "") + n; }
+    return two(d.getHours()) + ":" + two(d.getMinutes()) + ":" + two(d.getSeconds());
+  }
+
+  // Image coordinates are stored to 1/100 pixel: finer than the viewer can place them, and short JSON.
+  function round2(v) { return Math.round(v * 100) / 100; }
+
+  // Keys typed into form fields are the field's, except on controls where letters type nothing.
+  function typing(t) {
+    if (!t || !t.tagName) return false;
+    if (t.isContentEditable || t.tagName === "TEXTAREA" || t.tagName === "SELECT") return true;
+    return t.tagName === "INPUT" && !/^(radio|checkbox|button|submit|reset)$/.test(t.type);
+  }
+
+  function isControl(t) { return !!t && /^(INPUT|TEXTAREA|SELECT|BUTTON|A)$/.test(t.tagName || ""); }
+
+  function noop() {}
+
+  // ---- regions: the stored object plus what drawing and hit testing need, computed once ----
+
+  // `data` is the server's Region object, kept as is so unknown fields survive the round trip.
+  // Coordinates are flattened into Float64Arrays [x0, y0, x1, y1, …]: points in `pts`, lines and
+  // polygon rings (of every polygon of a MultiPolygon; evenodd treats them alike) in `runs`.
+  function makeRecord(data) {
+    var g = data.geometry || {};
+    var cls = data["class"];
+    var rgb = cls && cls.color && cls.color.length === 3 ? cls.color : NO_CLASS_RGB;
+    var rec = { data: data, color: "rgb(" + rgb.join(",") + ")", kind: null, pts: null, runs: [], b: [Infinity, Infinity, -Infinity, -Infinity] };
+    if (g.Point) { rec.kind = "points"; rec.pts = flatten([g.Point]); }
+    else if (g.MultiPoint) { rec.kind = "points"; rec.pts = flatten(g.MultiPoint); }
+    else if (g.LineString) { rec.kind = "line"; rec.runs = [flatten(g.LineString)]; }
+    else if (g.Polygon) { rec.kind = "polygon"; rec.runs = g.Polygon.map(flatten); }
+    else if (g.MultiPolygon) {
+      rec.kind = "polygon";
+      g.MultiPolygon.forEach(function (poly) { poly.forEach(function (ring) { rec.runs.push(flatten(ring)); }); });
+    }
+    (rec.pts ? [rec.pts] : rec.runs).forEach(function (a) {
+      var b = rec.b;
+      for (var i = 0; i < a.length; i += 2) {
+        if (a[i] < b[0]) b[0] = a[i]; if (a[i] > b[2]) b[2] = a[i];
+        if (a[i + 1] < b[1]) b[1] = a[i + 1]; if (a[i + 1] > b[3]) b[3] = a[i + 1];
+      }
+    });
+    return rec;
+  }
+
+  function flatten(positions) {
+    var a = new Float64Array(positions.length * 2);
+    for (var i = 0; i < positions.length; i++) { a[2 * i] = +positions[i][0]; a[2 * i + 1] = +positions[i][1]; }
+    return a;
+  }
+
+  function distToSegment2(px, py, x0, y0, x1, y1) {
+    var dx = x1 - x0, dy = y1 - y0, len2 = dx * dx + dy * dy;
+    var t = len2 ? Math.max(0, Math.min(1, ((px - x0) * dx + (py - y0) * dy) / len2)) : 0;
+    var ex = x0 + t * dx - px, ey = y0 + t * dy - py;
+    return ex * ex + ey * ey;
+  }
+
+  // Whether image point (x, y) hits the region: inside a polygon (evenodd over all rings, so
+  // holes are outside) or within `tol` image pixels of a point, line or polygon edge.
+  function hits(rec, x, y, tol) {
+    var tol2 = tol * tol, i, a;
+    if (rec.kind === "points") {
+      a = rec.pts;
+      for (i = 0; i < a.length; i += 2) {
+        if ((a[i] - x) * (a[i] - x) + (a[i + 1] - y) * (a[i + 1] - y) <= tol2) return true;
+      }
+      return false;
+    }
+    var inside = false;
+    for (var r = 0; r < rec.runs.length; r++) {
+      a = rec.runs[r];
+      for (i = 2; i < a.length; i += 2) {
+        var x0 = a[i - 2], y0 = a[i - 1], x1 = a[i], y1 = a[i + 1];
+        if (distToSegment2(x, y, x0, y0, x1, y1) <= tol2) return true;
+        if (rec.kind === "polygon" && ((y0 > y) !== (y1 > y)) && x < x0 + (y - y0) * (x1 - x0) / (y1 - y0)) inside = !inside;
+      }
+    }
+    return inside;
+  }
+
+  // ---- the workbench ----
+
+  function start() {
+    var root = document.getElementById("workbench");
+    var el = document.getElementById("slide-viewer");
+    if (!root || !el || typeof OpenSeadragon === "undefined") return;
+
+    var readonly = root.getAttribute("data-readonly") === "1";
+    var saveUrl = root.getAttribute("data-save-url");
+    var mpp = parseFloat(root.getAttribute("data-mpp"));
+    var form = document.getElementById("read-form");
+    var statusEl = document.getElementById("save-status");
+    var countEl = document.getElementById("region-count");
+    var toolButtons = Array.prototype.slice.call(document.querySelectorAll(".wb-tools [data-tool]"));
+    var classButtons = Array.prototype.slice.call(document.querySelectorAll(".region-class"));
+
+    var viewer = OpenSeadragon({
+      element: el,
+      tileSources: root.getAttribute("data-dzi"),
+      prefixUrl: root.getAttribute("data-prefix"),
+      showNavigator: true,
+      navigatorPosition: "TOP_RIGHT",
+      maxZoomPixelRatio: 2,
+      visibilityRatio: 0.5,
+      crossOriginPolicy: false,
+      gestureSettingsMouse: { clickToZoom: false, dblClickToZoom: true }
+    });
+    window.evidentiaViewer = viewer;
+
+    var records = [];          // in the server's order; new regions are appended
+    var groups = [];           // records by colour, rebuilt when `groupsStale`
+    var groupsStale = true;
+    var undoStack = [];
+    var tool = "pan";
+    var currentClass = null;   // {name, color: [r, g, b]} for new regions
+    var selected = null;       // a record
+    var sketch = [];           // polygon vertices being drawn, image coordinates
+    var gesture = null;        // the pointer press we own: {id, mode, x, y, lastX, lastY, curX, curY}
+    var hover = null;          // last pointer position over the viewer, screen px
+    var hidden = false;
+    var spaceDown = false;
+    var editable = !readonly;  // false also when the regions could not be loaded (saving would erase them)
+    var imageOpen = false, regionsLoaded = false;
+
+    // ---- overlay canvas and drawing ----
+
+    var canvas = document.createElement("canvas");
+    canvas.className = "wb-overlay";
+    viewer.canvas.appendChild(canvas);
+    var ctx = canvas.getContext("2d");
+    var frame = 0;             // pending requestAnimationFrame id
+    var lastKey = "";          // transform and size of the last drawn frame, to skip identical ones
+    var contentChanged = true;
+    var lastDrawMs = 0;
+    var pointBuf = new Float32Array(2048);
+
+    // The image → viewer-element affine transform at the current (animated) viewport:
+    // X = a·x + c·y + e, Y = b·x + d·y + f. Three OSD calls per frame instead of one per vertex,
+    // and it stays right under rotation and flipping.
+    function transform() {
+      var item = viewer.world.getItemAt(0);
+      if (!item) return null;
+      var P = OpenSeadragon.Point, u = 1e4;
+      var o = item.imageToViewerElementCoordinates(new P(0, 0));
+      var px = item.imageToViewerElementCoordinates(new P(u, 0));
+      var py = item.imageToViewerElementCoordinates(new P(0, u));
+      var t = { a: (px.x - o.x) / u, b: (px.y - o.y) / u, c: (py.x - o.x) / u, d: (py.y - o.y) / u, e: o.x, f: o.y };
+      t.det = t.a * t.d - t.b * t.c;
+      t.scale = Math.sqrt(Math.abs(t.det)); // screen px per image px
+      return t;
+    }
+
+    function toImage(t, sx, sy) {
+      var X = sx - t.e, Y = sy - t.f;
+      return { x: (t.d * X - t.c * Y) / t.det, y: (t.a * Y - t.b * X) / t.det };
+    }
+
+    function toScreen(t, x, y) { return { x: t.a * x + t.c * y + t.e, y: t.b * x + t.d * y + t.f }; }
+
+    // Pointer position in viewer-element coordinates (the OSD canvas's box: no border).
+    function local(ev) {
+      var r = viewer.canvas.getBoundingClientRect();
+      return { x: ev.clientX - r.left, y: ev.clientY - r.top };
+    }
+
+    function requestDraw() {
+      contentChanged = true;
+      if (!frame) frame = requestAnimationFrame(draw);
+    }
+
+    function rebuildGroups() {
+      var byColor = {};
+      groups = [];
+      records.forEach(function (rec) {
+        if (!rec.kind) return;
+        var g = byColor[rec.color];
+        if (!g) { g = byColor[rec.color] = { color: rec.color, polygons: [], lines: [], points: [] }; groups.push(g); }
+        (rec.kind === "polygon" ? g.polygons : rec.kind === "line" ? g.lines : g.points).push(rec);
+      });
+      groupsStale = false;
+    }
+
+    // Adds one ring or line to the current path, skipping vertices less than a pixel from the
+    // last one drawn (detailed imported outlines seen from far away).
+    function tracePath(t, a, close) {
+      var n = a.length;
+      var x = t.a * a[0] + t.c * a[1] + t.e, y = t.b * a[0] + t.d * a[1] + t.f, lx = x, ly = y;
+      ctx.moveTo(x, y);
+      for (var i = 2; i < n; i += 2) {
+        x = t.a * a[i] + t.c * a[i + 1] + t.e; y = t.b * a[i] + t.d * a[i + 1] + t.f;
+        if (i < n - 2 && Math.abs(x - lx) + Math.abs(y - ly) < 1) continue;
+        ctx.lineTo(x, y); lx = x; ly = y;
+      }
+      if (close) ctx.closePath();
+    }
+
+    // Whether the record's bounds meet the visible image rectangle `v`.
+    function visible(rec, v) { return rec.b[2] >= v[0] && rec.b[0] <= v[2] && rec.b[3] >= v[1] && rec.b[1] <= v[3]; }
+
+    function drawGroup(t, v, g) {
+      var i, k, rec;
+      // Polygons: one path per colour, light evenodd fill (holes stay clear) and a 2px outline.
+      // A polygon under 3px on screen is drawn as a dot, which also bounds the work when zoomed out.
+      if (g.polygons.length) {
+        ctx.beginPath();
+        var any = false;
+        for (i = 0; i < g.polygons.length; i++) {
+          rec = g.polygons[i];
+          if (!visible(rec, v)) continue;
+          any = true;
+          if ((rec.b[2] - rec.b[0]) * t.scale < 3 && (rec.b[3] - rec.b[1]) * t.scale < 3) {
+            var c = toScreen(t, (rec.b[0] + rec.b[2]) / 2, (rec.b[1] + rec.b[3]) / 2);
+            ctx.rect(c.x - 1, c.y - 1, 2, 2);
+          } else {
+            for (k = 0; k < rec.runs.length; k++) tracePath(t, rec.runs[k], true);
+          }
+        }
+        if (any) {
+          ctx.fillStyle = g.color; ctx.strokeStyle = g.color; ctx.lineWidth = 2;
+          ctx.globalAlpha = 0.15; ctx.fill("evenodd"); ctx.globalAlpha = 1; ctx.stroke();
+        }
+      }
+      if (g.lines.length) {
+        ctx.beginPath();
+        for (i = 0; i < g.lines.length; i++) {
+          rec = g.lines[i];
+          if (visible(rec, v)) tracePath(t, rec.runs[0], false);
+        }
+        ctx.strokeStyle = g.color; ctx.lineWidth = 2; ctx.stroke();
+      }
+      if (g.points.length) drawPoints(t, v, g);
+    }
+
+    // Points keep a fixed screen size: outlined circles normally, plain squares when a colour has
+    // thousands in view (imported detections), 2px squares when zoomed far out on those.
+    function drawPoints(t, v, g) {
+      var n = 0, i, k, a, x, y;
+      for (i = 0; i < g.points.length; i++) {
+        var rec = g.points[i];
+        if (!visible(rec, v)) continue;
+        a = rec.pts;
+        for (k = 0; k < a.length; k += 2) {
+          x = a[k]; y = a[k + 1];
+          if (x < v[0] || x > v[2] || y < v[1] || y > v[3]) continue;
+          if (n + 2 > pointBuf.length) { var bigger = new Float32Array(pointBuf.length * 2); bigger.set(pointBuf); pointBuf = bigger; }
+          pointBuf[n++] = t.a * x + t.c * y + t.e;
+          pointBuf[n++] = t.b * x + t.d * y + t.f;
+        }
+      }
+      if (!n) return;
+      ctx.fillStyle = g.color;
+      ctx.beginPath();
+      if (n / 2 <= MANY_POINTS) {
+        for (i = 0; i < n; i += 2) { ctx.moveTo(pointBuf[i] + POINT_RADIUS, pointBuf[i + 1]); ctx.arc(pointBuf[i], pointBuf[i + 1], POINT_RADIUS, 0, 2 * Math.PI); }
+        ctx.fill();
+        ctx.strokeStyle = "rgba(255,255,255,.85)"; ctx.lineWidth = 1; ctx.stroke();
+      } else {
+        var s = t.scale < 0.05 ? 2 : 4, h = s / 2;
+        for (i = 0; i < n; i += 2) ctx.rect(pointBuf[i] - h, pointBuf[i + 1] - h, s, s);
+        ctx.fill();
+      }
+    }
+
+    function traceRecord(t, rec) {
+      ctx.beginPath();
+      if (rec.kind === "points") {
+        for (var i = 0; i < rec.pts.length; i += 2) {
+          var p = toScreen(t, rec.pts[i], rec.pts[i + 1]);
+          ctx.moveTo(p.x + POINT_RADIUS + 3, p.y); ctx.arc(p.x, p.y, POINT_RADIUS + 3, 0, 2 * Math.PI);
+        }
+      } else {
+        for (var k = 0; k < rec.runs.length; k++) tracePath(t, rec.runs[k], rec.kind === "polygon");
+      }
+    }
+
+    function drawSelection(t) {
+      traceRecord(t, selected);
+      ctx.setLineDash([]);
+      ctx.strokeStyle = "#fff"; ctx.lineWidth = 6; ctx.stroke();
+      ctx.strokeStyle = "#111"; ctx.lineWidth = 2; ctx.setLineDash([6, 4]); ctx.stroke();
+      ctx.setLineDash([]);
+    }
+
+    // The region being drawn: a polygon's vertices with a dashed line to the pointer, or the
+    // rectangle being dragged.
+    function drawSketch(t) {
+      var color = currentClass ? "rgb(" + currentClass.color.join(",") + ")" : "rgb(" + NO_CLASS_RGB.join(",") + ")";
+      ctx.strokeStyle = color; ctx.fillStyle = color; ctx.lineWidth = 2;
+      if (gesture && gesture.mode === "rect") {
+        var x = Math.min(gesture.x, gesture.curX), y = Math.min(gesture.y, gesture.curY);
+        ctx.globalAlpha = 0.15; ctx.fillRect(x, y, Math.abs(gesture.curX - gesture.x), Math.abs(gesture.curY - gesture.y));
+        ctx.globalAlpha = 1; ctx.strokeRect(x, y, Math.abs(gesture.curX - gesture.x), Math.abs(gesture.curY - gesture.y));
+      }
+      if (!sketch.length) return;
+      var pts = sketch.map(function (p) { return toScreen(t, p[0], p[1]); });
+      ctx.beginPath();
+      pts.forEach(function (p, i) { if (i) ctx.lineTo(p.x, p.y); else ctx.moveTo(p.x, p.y); });
+      ctx.stroke();
+      if (hover) {
+        ctx.beginPath(); ctx.setLineDash([5, 4]);
+        ctx.moveTo(pts[pts.length - 1].x, pts[pts.length - 1].y); ctx.lineTo(hover.x, hover.y);
+        ctx.stroke(); ctx.setLineDash([]);
+      }
+      ctx.beginPath();
+      pts.forEach(function (p) { ctx.moveTo(p.x + 3, p.y); ctx.arc(p.x, p.y, 3, 0, 2 * Math.PI); });
+      ctx.fill();
+      if (hover && pts.length >= 3 && Math.hypot(hover.x - pts[0].x, hover.y - pts[0].y) <= CLOSE_TOLERANCE) {
+        ctx.beginPath(); ctx.arc(pts[0].x, pts[0].y, CLOSE_TOLERANCE, 0, 2 * Math.PI);
+        ctx.strokeStyle = "#fff"; ctx.stroke();
+      }
+    }
+
+    function draw() {
+      frame = 0;
+      var t = transform();
+      if (!t) return;
+      var dpr = window.devicePixelRatio || 1;
+      var w = viewer.canvas.clientWidth, h = viewer.canvas.clientHeight;
+      var key = [t.a, t.b, t.c, t.d, t.e, t.f, w, h, dpr].join();
+      if (key === lastKey && !contentChanged) return; // OSD redraws for tile loads too
+      lastKey = key; contentChanged = false;
+      var t0 = performance.now();
+      if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
+        canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr);
+      }
+      ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+      ctx.clearRect(0, 0, w, h);
+      ctx.lineJoin = "round";
+      if (!hidden) {
+        if (groupsStale) rebuildGroups();
+        // The visible image rectangle, grown by what a point or stroke may stick out on screen.
+        var m = (POINT_RADIUS + 4) / t.scale;
+        var cs = [toImage(t, 0, 0), toImage(t, w, 0), toImage(t, 0, h), toImage(t, w, h)];
+        var v = [Infinity, Infinity, -Infinity, -Infinity];
+        cs.forEach(function (p) { v[0] = Math.min(v[0], p.x - m); v[1] = Math.min(v[1], p.y - m); v[2] = Math.max(v[2], p.x + m); v[3] = Math.max(v[3], p.y + m); });
+        for (var i = 0; i < groups.length; i++) drawGroup(t, v, groups[i]);
+        if (selected) drawSelection(t);
+      }
+      drawSketch(t);
+      lastDrawMs = performance.now() - t0;
+    }
+
+    // ---- scale bar (as in viewer.js) ----
+
+    var bar = document.getElementById("scale-bar");
+    function updateScale() {
+      if (!bar || !(mpp > 0) || !viewer.world.getItemCount()) { if (bar) bar.hidden = true; return; }
+      var item = viewer.world.getItemAt(0);
+      var zoom = item.viewportToImageZoom(viewer.viewport.getZoom(true)); // image px per screen px
+      var umPerScreenPx = mpp / zoom;
+      var um = niceLength(umPerScreenPx * 150);
+      bar.hidden = false;
+      bar.querySelector(".bar").style.width = Math.round(um / umPerScreenPx) + "px";
+      bar.querySelector(".label").textContent = um >= 1000 ? (um / 1000) + " mm" : um + " µm";
+    }
+
+    // OSD raises update-viewport inside its own animation frame, after moving the viewport:
+    // drawing right there keeps the overlay in step with the tiles (a new rAF would lag a frame).
+    viewer.addHandler("update-viewport", function () {
+      if (frame) { cancelAnimationFrame(frame); frame = 0; }
+      draw();
+    });
+    viewer.addHandler("animation", updateScale);
+    viewer.addHandler("resize", function () { updateScale(); requestDraw(); });
+    viewer.addHandler("open", function () { imageOpen = true; updateScale(); requestDraw(); ready(); });
+    viewer.addHandler("open-failed", function () { setStatus("error", "The slide could not be opened."); });
+
+    function ready() {
+      if (imageOpen && regionsLoaded) el.setAttribute("data-ready", "1");
+    }
+
+    // ---- regions: loading, adding, deleting, undo ----
+
+    function updateCount() {
+      if (countEl) countEl.textContent = thousands(records.length) + (records.length === 1 ? " region" : " regions") + (hidden ? " (hidden)" : "");
+    }
+
+    fetch(root.getAttribute("data-regions-url"), { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (res) {
+        if (!res.ok) throw new Error(res.status + " " + res.statusText);
+        return res.json();
+      })
+      .then(function (body) {
+        records = (body.regions || []).map(makeRecord);
+        groupsStale = true;
+        regionsLoaded = true;
+        updateCount();
+        requestDraw();
+        ready();
+      })
+      .catch(function (err) {
+        // Without the saved regions a save would replace them with only the new ones: stop editing.
+        stopEditing();
+        setStatus("error", "Regions could not be loaded (" + err.message + "); reload the page. Editing is off.");
+      });
+
+    function newRegion(geometry) {
+      var data = {};
+      if (currentClass) data["class"] = { name: currentClass.name, color: currentClass.color.slice() };
+      data.geometry = geometry;
+      var rec = makeRecord(data);
+      records.push(rec);
+      pushUndo({ op: "add", rec: rec });
+      hidden = false; // the reader should see what was just drawn
+      regionsChanged();
+    }
+
+    function deleteRecord(rec) {
+      var i = records.indexOf(rec);
+      if (i < 0) return;
+      records.splice(i, 1);
+      if (selected === rec) selected = null;
+      pushUndo({ op: "delete", rec: rec, index: i });
+      regionsChanged();
+    }
+
+    function pushUndo(entry) {
+      undoStack.push(entry);
+      if (undoStack.length > UNDO_LIMIT) undoStack.shift();
+    }
+
+    function undo() {
+      var u = undoStack.pop();
+      if (!u) return;
+      if (u.op === "add") {
+        var i = records.indexOf(u.rec);
+        if (i >= 0) records.splice(i, 1);
+        if (selected === u.rec) selected = null;
+      } else {
+        records.splice(Math.min(u.index, records.length), 0, u.rec);
+      }
+      regionsChanged();
+    }
+
+    function regionsChanged() {
+      groupsStale = true;
+      updateCount();
+      requestDraw();
+      changed();
+    }
+
+    // ---- drawing tools ----
+
+    function setTool(name) {
+      if (TOOLS.indexOf(name) < 0 || (!editable && name !== "pan")) return;
+      tool = name;
+      sketch = [];
+      if (gesture && gesture.mode === "rect") gesture = null;
+      if (name !== "select") selected = null;
+      toolButtons.forEach(function (b) {
+        var on = b.getAttribute("data-tool") === name;
+        b.classList.toggle("active", on);
+        b.setAttribute("aria-pressed", on ? "true" : "false");
+      });
+      el.classList.toggle("wb-draw", name !== "pan" && name !== "select");
+      el.classList.toggle("wb-select", name === "select");
+      requestDraw();
+    }
+
+    function setClass(button) {
+      if (!button) return;
+      currentClass = { name: button.getAttribute("data-class"), color: hexToRgb(button.getAttribute("data-color")) };
+      classButtons.forEach(function (b) {
+        b.classList.toggle("active", b === button);
+        b.setAttribute("aria-pressed", b === button ? "true" : "false");
+      });
+      requestDraw();
+    }
+
+    classButtons.forEach(function (b) {
+      // The swatch colour, set through the CSSOM (allowed by the CSP, unlike style attributes).
+      b.style.setProperty("--wb-color", b.getAttribute("data-color"));
+      b.addEventListener("click", function () { if (editable) setClass(b); });
+    });
+    toolButtons.forEach(function (b) {
+      b.addEventListener("click", function () { setTool(b.getAttribute("data-tool")); });
+    });
+    if (readonly) stopEditing(); else setClass(classButtons[0]);
+    setTool("pan");
+
+    // Read-only reads, and pages whose regions failed to load: pan and look only.
+    function stopEditing() {
+      editable = false;
+      setTool("pan");
+      toolButtons.concat(classButtons).forEach(function (b) {
+        if (b.getAttribute("data-tool") !== "pan") b.disabled = true;
+      });
+    }
+
+    function finishPolygon() {
+      if (sketch.length < 3) return;
+      var ring = sketch.concat([sketch[0].slice()]);
+      sketch = [];
+      newRegion({ Polygon: [ring] });
+    }
+
+    function imagePoint(t, sx, sy) {
+      var p = toImage(t, sx, sy);
+      return [round2(p.x), round2(p.y)];
+    }
+
+    // A click (press and release within CLICK_SLOP) with the current tool, at screen (sx, sy).
+    function clickAt(sx, sy) {
+      var t = transform();
+      if (!t) return;
+      if (tool === "point") {
+        newRegion({ Point: imagePoint(t, sx, sy) });
+      } else if (tool === "polygon") {
+        if (sketch.length) {
+          var first = toScreen(t, sketch[0][0], sketch[0][1]);
+          var last = toScreen(t, sketch[sketch.length - 1][0], sketch[sketch.length - 1][1]);
+          if (sketch.length >= 3 && Math.hypot(sx - first.x, sy - first.y) <= CLOSE_TOLERANCE) { finishPolygon(); return; }
+          if (Math.hypot(sx - last.x, sy - last.y) <= CLICK_SLOP) return; // the second click of a double-click
+        }
+        sketch.push(imagePoint(t, sx, sy));
+        requestDraw();
+      } else if (tool === "select") {
+        selected = hidden ? null : regionAt(t, sx, sy);
+        requestDraw();
+      }
+    }
+
+    // The region under screen (sx, sy): the smallest by bounds area, the topmost among equals.
+    function regionAt(t, sx, sy) {
+      var p = toImage(t, sx, sy), tol = HIT_TOLERANCE / t.scale;
+      var best = null, bestArea = Infinity;
+      for (var i = records.length - 1; i >= 0; i--) {
+        var rec = records[i], b = rec.b;
+        if (!rec.kind || p.x < b[0] - tol || p.x > b[2] + tol || p.y < b[1] - tol || p.y > b[3] + tol) continue;
+        var area = (b[2] - b[0]) * (b[3] - b[1]);
+        if (area < bestArea && hits(rec, p.x, p.y, tol)) { best = rec; bestArea = area; }
+      }
+      return best;
+    }
+
+    function finishRectangle(g) {
+      var t = transform();
+      if (!t || Math.abs(g.curX - g.x) < 3 || Math.abs(g.curY - g.y) < 3) return;
+      var a = imagePoint(t, g.x, g.y), b = imagePoint(t, g.curX, g.curY);
+      var x = Math.min(a[0], b[0]), y = Math.min(a[1], b[1]), x1 = Math.max(a[0], b[0]), y1 = Math.max(a[1], b[1]);
+      newRegion({ Polygon: [[[x, y], [x1, y], [x1, y1], [x, y1], [x, y]]] });
+    }
+
+    // ---- pointer input ----
+    // With the pan tool OSD has the mouse to itself. With the other tools we take presses on the
+    // image first (capture phase on the viewer element) and keep them from OSD, so it neither
+    // pans nor zooms on click; the wheel still reaches OSD and zooms. A drag pans (our own pan,
+    // via the viewport) with space held or the middle button, and also with the point, polygon
+    // and select tools, where only clicks mean something. Navigator and zoom buttons are outside
+    // viewer.canvas and untouched.
+
+    function own(ev) { ev.stopPropagation(); ev.preventDefault(); }
+
+    el.addEventListener("pointerdown", function (ev) {
+      if (tool === "pan" || !viewer.canvas.contains(ev.target) || gesture) return;
+      if (ev.button !== 0 && ev.button !== 1) return;
+      own(ev);
+      if (document.activeElement !== viewer.canvas) viewer.canvas.focus({ preventScroll: true }); // keys leave the form
+      var p = local(ev);
+      var pan = ev.button === 1 || spaceDown;
+      gesture = { id: ev.pointerId, mode: pan ? "pan" : tool === "rectangle" ? "rect" : "press", x: p.x, y: p.y, lastX: p.x, lastY: p.y, curX: p.x, curY: p.y };
+      el.setPointerCapture(ev.pointerId);
+      if (pan) el.classList.add("wb-grabbing");
+    }, true);
+
+    el.addEventListener("pointermove", function (ev) {
+      var p = local(ev);
+      if (!gesture || ev.pointerId !== gesture.id) {
+        if (sketch.length) { hover = p; requestDraw(); }
+        return;
+      }
+      own(ev);
+      hover = p;
+      gesture.curX = p.x; gesture.curY = p.y;
+      if (gesture.mode === "press" && Math.hypot(p.x - gesture.x, p.y - gesture.y) > CLICK_SLOP) {
+        gesture.mode = "pan";
+        el.classList.add("wb-grabbing");
+      }
+      if (gesture.mode === "pan") {
+        viewer.viewport.panBy(viewer.viewport.deltaPointsFromPixels(new OpenSeadragon.Point(gesture.lastX - p.x, gesture.lastY - p.y)));
+      }
+      gesture.lastX = p.x; gesture.lastY = p.y;
+      requestDraw();
+    }, true);
+
+    function endGesture(ev, cancelled) {
+      if (!gesture || ev.pointerId !== gesture.id) return;
+      own(ev);
+      var g = gesture;
+      gesture = null;
+      el.classList.remove("wb-grabbing");
+      if (el.hasPointerCapture(ev.pointerId)) el.releasePointerCapture(ev.pointerId);
+      if (g.mode === "pan") viewer.viewport.applyConstraints();
+      else if (cancelled) requestDraw();
+      else if (g.mode === "rect") { finishRectangle(g); requestDraw(); }
+      else clickAt(g.x, g.y);
+    }
+    el.addEventListener("pointerup", function (ev) { endGesture(ev, false); }, true);
+    el.addEventListener("pointercancel", function (ev) { endGesture(ev, true); }, true);
+
+    // The browser still sends click and dblclick after our presses: keep them from OSD too
+    // (its double-click zoom); a double-click closes the polygon being drawn.
+    el.addEventListener("click", function (ev) {
+      if (tool !== "pan" && viewer.canvas.contains(ev.target)) own(ev);
+    }, true);
+    el.addEventListener("dblclick", function (ev) {
+      if (tool === "pan" || !viewer.canvas.contains(ev.target)) return;
+      own(ev);
+      if (tool === "polygon") finishPolygon();
+    }, true);
+    el.addEventListener("pointerleave", function () { if (hover) { hover = null; requestDraw(); } });
+
+    // ---- keys ----
+    // One capture-phase listener on window runs before app.js's document listener; keys the
+    // workbench uses stop there, so app.js never sees them (its "g then s" prefix would
+    // otherwise take the polygon key) and neither does OSD's own keyboard handling on its canvas
+    // ("r" rotates, "s" pans there). Unused keys (n, p, ?, /, arrows, +/-) pass on. Read-only,
+    // only h and v are taken, so "g s" to the studies works there as elsewhere.
+
+    function take(ev) { ev.preventDefault(); ev.stopPropagation(); }
+
+    window.addEventListener("keydown", function (ev) {
+      var key = ev.key, mod = ev.ctrlKey || ev.metaKey;
+      if (mod && !ev.altKey && !ev.shiftKey && (key === "s" || key === "S")) {
+        if (!editable) return;
+        take(ev); save().catch(noop);
+        return;
+      }
+      if (mod && key === "Enter") {
+        if (readonly || !form) return;
+        take(ev); submitRead(true);
+        return;
+      }
+      if (mod && !ev.shiftKey && (key === "z" || key === "Z")) {
+        if (!editable || typing(ev.target)) return;
+        take(ev); undo();
+        return;
+      }
+      if (mod || ev.altKey || typing(ev.target)) return;
+      if (key === " ") {
+        // Space held: drag to pan while a drawing tool is on (buttons and fields keep their space).
+        if (tool !== "pan" && !isControl(ev.target)) { take(ev); spaceDown = true; el.classList.add("wb-space"); }
+        return;
+      }
+      var lower = key.length === 1 ? key.toLowerCase() : key;
+      if (lower === "h") { take(ev); hidden = !hidden; if (hidden) selected = null; updateCount(); requestDraw(); return; }
+      if (lower === "v") { take(ev); setTool("pan"); return; }
+      if (!editable) return;
+      if (TOOL_KEYS[lower]) { take(ev); setTool(TOOL_KEYS[lower]); return; }
+      if (/^[1-9]$/.test(key)) {
+        var b = document.querySelector('.region-class[data-hotkey="' + key + '"]');
+        if (b) { take(ev); setClass(b); }
+        return;
+      }
+      if (key === "Escape") {
+        if (sketch.length || (gesture && gesture.mode === "rect")) {
+          take(ev); sketch = [];
+          if (gesture && gesture.mode === "rect") { el.releasePointerCapture(gesture.id); gesture = null; }
+          requestDraw();
+        } else if (selected) { take(ev); selected = null; requestDraw(); }
+        return;
+      }
+      if (key === "Enter" && sketch.length && !isControl(ev.target)) { take(ev); finishPolygon(); return; }
+      if (key === "Backspace" && sketch.length) { take(ev); sketch.pop(); requestDraw(); return; }
+      if ((key === "Delete" || key === "Backspace") && selected) { take(ev); deleteRecord(selected); }
+    }, true);
+
+    window.addEventListener("keyup", function (ev) {
+      if (ev.key === " " && spaceDown) { spaceDown = false; el.classList.remove("wb-space"); }
+    }, true);
+    window.addEventListener("blur", function () { spaceDown = false; el.classList.remove("wb-space"); });
+
+    // ---- saving ----
+
+    var version = 0;       // counts changes
+    var savedVersion = 0;  // the change count the server last stored
+    var timer = 0;         // pending autosave
+    var inflight = null;   // the POST under way
+    var queued = null;     // the save to run once it is done (only ever one)
+    var submitting = false;
+
+    function dirty() { return version !== savedVersion; }
+
+    function setStatus(state, text) {
+      if (!statusEl) return;
+      statusEl.setAttribute("data-state", state);
+      statusEl.textContent = text;
+    }
+
+    function changed() {
+      version++;
+      if (!inflight) setStatus("dirty", "Unsaved changes");
+      clearTimeout(timer);
+      timer = setTimeout(function () { save().catch(noop); }, AUTOSAVE_MS);
+    }
+
+    // The slide-level fields, by name without the "field." prefix, as strings as the form holds
+    // them ("" when empty, the checked value for radios).
+    function formValues() {
+      var values = {};
+      if (!form) return values;
+      Array.prototype.forEach.call(form.elements, function (f) {
+        if (!f.name || f.name.indexOf("field.") !== 0) return;
+        var k = f.name.slice(6);
+        if (f.type === "radio" || f.type === "checkbox") {
+          if (!Object.prototype.hasOwnProperty.call(values, k)) values[k] = "";
+          if (f.checked) values[k] = f.value;
+        } else {
+          values[k] = f.value;
+        }
+      });
+      return values;
+    }
+
+    function csrfToken() {
+      var input = (form && form.querySelector('input[name="csrf_token"]')) || document.querySelector('input[name="csrf_token"]');
+      return input ? input.value : "";
+    }
+
+    // Saves the draft as it is now. Resolves once the server has it; rejects (status shows why)
+    // otherwise. A call while a save is in flight waits for it and then saves once more.
+    function save() {
+      clearTimeout(timer);
+      if (!editable) return Promise.reject(new Error("editing is off"));
+      if (inflight) {
+        if (!queued) queued = inflight.catch(noop).then(function () { queued = null; return save(); });
+        return queued;
+      }
+      if (!dirty()) return Promise.resolve();
+      var sending = version;
+      var body = JSON.stringify({ values: formValues(), regions: records.map(function (r) { return r.data; }) });
+      setStatus("saving", "Saving…");
+      inflight = fetch(saveUrl, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRF-Token": csrfToken() },
+        body: body
+      }).then(function (res) {
+        return res.text().then(function (text) {
+          var reply = null;
+          try { reply = JSON.parse(text); } catch (e) { reply = null; }
+          if (res.ok && !res.redirected && reply && reply.saved_at) return reply;
+          if (reply && reply.error) throw new Error(reply.error);
+          throw new Error(res.ok ? "unexpected answer from the server (signed out?)" : res.status + " " + res.statusText);
+        });
+      }).then(function (reply) {
+        inflight = null;
+        savedVersion = Math.max(savedVersion, sending);
+        root.setAttribute("data-saved", String(typeof reply.region_count === "number" ? reply.region_count : records.length));
+        if (dirty()) setStatus("dirty", "Unsaved changes");
+        else setStatus("saved", "Saved " + clock(new Date()));
+      }, function (err) {
+        inflight = null;
+        setStatus("error", "Not saved: " + (err && err.message ? err.message : "network error"));
+        throw err;
+      });
+      return inflight;
+    }
+
+    if (editable && form) {
+      form.addEventListener("input", function (ev) { if (ev.target.name && ev.target.name.indexOf("field.") === 0) changed(); });
+      form.addEventListener("change", function (ev) { if (ev.target.name && ev.target.name.indexOf("field.") === 0) changed(); });
+    }
+
+    window.addEventListener("beforeunload", function (ev) {
+      if (!dirty() || submitting || !editable) return;
+      save().catch(noop); // in case the reader stays
+      ev.preventDefault();
+      ev.returnValue = "";
+    });
+
+    // ---- submitting ----
+    // We ask the form's data-confirm question ourselves (and always for Ctrl+Enter), so the
+    // attribute comes off: app.js would otherwise ask again in its own submit listener.
+
+    var confirmText = form ? form.getAttribute("data-confirm") : null;
+    if (form && !readonly) {
+      form.removeAttribute("data-confirm");
+      form.addEventListener("submit", function (ev) { ev.preventDefault(); submitRead(false); });
+    }
+
+    function submitRead(fromKey) {
+      if (submitting || !form.reportValidity()) return;
+      var question = confirmText || (fromKey ? SUBMIT_CONFIRM : null);
+      if (question && !window.confirm(question)) return;
+      submitting = true;
+      var button = document.getElementById("submit-read");
+      if (button) button.disabled = true;
+      (dirty() ? save() : Promise.resolve()).then(function () {
+        // The native submit: no submit event, so neither this handler nor app.js's runs again.
+        HTMLFormElement.prototype.submit.call(form);
+      }, function () {
+        submitting = false;
+        if (button) button.disabled = false;
+      });
+    }
+
+    // ---- for the browser tests ----
+    window.evidentiaWorkbench = {
+      regions: function () { return JSON.parse(JSON.stringify(records.map(function (r) { return r.data; }))); },
+      count: function () { return records.length; },
+      save: save,
+      dirty: dirty,
+      tool: function (name) { if (name) setTool(name); return tool; },
+      drawMs: function () { return lastDrawMs; }
+    };
+  }
+
+  if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", start); } else { start(); }
+})();
