@@ -435,6 +435,7 @@ fn run(cli: Cli) -> CliResult {
                         }
                     },
                 )?);
+                created.extend(demo::reads::seed_reads(&mut *pool.get().map_err(Error::from)?, &cfg.data_dir)?);
             }
             for c in &created {
                 println!("seeded {c}");

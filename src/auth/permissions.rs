@@ -78,7 +78,8 @@ pub enum Permission {
 impl Permission {
     /// What annotators are blinded to: asking for it answers 404, not 403.
     fn blinds_annotators(&self) -> bool {
-        matches!(self, Permission::ViewCases | Permission::ViewSlides | Permission::ViewReads | Permission::ViewAgreement)
+        use Permission::*;
+        matches!(self, ViewCases | ViewSlides | ViewCampaigns | ViewReads | ViewAgreement)
     }
 
     fn allowed(&self, role: Role) -> bool {

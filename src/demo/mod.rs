@@ -3,6 +3,7 @@
 //! idempotent, so seeding an existing demo is a no-op.
 
 pub mod cases;
+pub mod reads;
 pub mod slides;
 pub mod truth;
 

@@ -10,7 +10,9 @@
   var HIT_TOLERANCE = 6;      // screen px around points and lines that still selects them
   var CLOSE_TOLERANCE = 8;    // screen px: a click this near the first vertex closes a polygon
   var CLICK_SLOP = 4;         // screen px a press may move and still count as a click
-  var MANY_POINTS = 3000;     // above this many visible points a colour draws squares, not circles
+  var MANY_DOTS = 3000;       // above this many points in view they are drawn as small squares, not circles
+  var VERY_MANY_DOTS = 30000; // and above this many, as 2px squares
+  var SMALL = 24;             // screen px: smaller regions are drawn as pixels (see drawGroup)
   var UNDO_LIMIT = 200;
   var NO_CLASS_RGB = [255, 200, 0];
   var SUBMIT_CONFIRM = "Submit this read? It cannot be changed afterwards.";
@@ -64,7 +66,7 @@
     var g = data.geometry || {};
     var cls = data["class"];
     var rgb = cls && cls.color && cls.color.length === 3 ? cls.color : NO_CLASS_RGB;
-    var rec = { data: data, color: "rgb(" + rgb.join(",") + ")", kind: null, pts: null, runs: [], b: [Infinity, Infinity, -Infinity, -Infinity] };
+    var rec = { data: data, rgb: rgb, color: rgb.join(","), kind: null, pts: null, runs: [], b: [Infinity, Infinity, -Infinity, -Infinity] };
     if (g.Point) { rec.kind = "points"; rec.pts = flatten([g.Point]); }
     else if (g.MultiPoint) { rec.kind = "points"; rec.pts = flatten(g.MultiPoint); }
     else if (g.LineString) { rec.kind = "line"; rec.runs = [flatten(g.LineString)]; }
@@ -173,7 +175,6 @@
     var lastKey = "";          // transform and size of the last drawn frame, to skip identical ones
     var contentChanged = true;
     var lastDrawMs = 0;
-    var pointBuf = new Float32Array(2048);
 
     // The image → viewer-element affine transform at the current (animated) viewport:
     // X = a·x + c·y + e, Y = b·x + d·y + f. Three OSD calls per frame instead of one per vertex,
@@ -215,7 +216,13 @@
       records.forEach(function (rec) {
         if (!rec.kind) return;
         var g = byColor[rec.color];
-        if (!g) { g = byColor[rec.color] = { color: rec.color, polygons: [], lines: [], points: [] }; groups.push(g); }
+        if (!g) {
+          g = byColor[rec.color] = {
+            stroke: "rgb(" + rec.color + ")", fill: "rgba(" + rec.color + ",0.15)",
+            pixel: packPixel(rec.rgb[0], rec.rgb[1], rec.rgb[2], 255), polygons: [], lines: [], points: []
+          };
+          groups.push(g);
+        }
         (rec.kind === "polygon" ? g.polygons : rec.kind === "line" ? g.lines : g.points).push(rec);
       });
       groupsStale = false;
@@ -238,68 +245,166 @@
     // Whether the record's bounds meet the visible image rectangle `v`.
     function visible(rec, v) { return rec.b[2] >= v[0] && rec.b[0] <= v[2] && rec.b[3] >= v[1] && rec.b[1] <= v[3]; }
 
+    // Regions at least SMALL px on screen are canvas paths: one path per region (measured in
+    // Chrome: it rasterizes several times faster than one path per colour, and overlapping
+    // regions keep their fill), a light evenodd fill (holes stay clear) and a 2px outline.
+    // Smaller regions go to the pixel layer as 1px outlines, or as dots under 3px; points too.
     function drawGroup(t, v, g) {
-      var i, k, rec;
-      // Polygons: one path per colour, light evenodd fill (holes stay clear) and a 2px outline.
-      // A polygon under 3px on screen is drawn as a dot, which also bounds the work when zoomed out.
-      if (g.polygons.length) {
-        ctx.beginPath();
-        var any = false;
-        for (i = 0; i < g.polygons.length; i++) {
-          rec = g.polygons[i];
-          if (!visible(rec, v)) continue;
-          any = true;
-          if ((rec.b[2] - rec.b[0]) * t.scale < 3 && (rec.b[3] - rec.b[1]) * t.scale < 3) {
-            var c = toScreen(t, (rec.b[0] + rec.b[2]) / 2, (rec.b[1] + rec.b[3]) / 2);
-            ctx.rect(c.x - 1, c.y - 1, 2, 2);
-          } else {
-            for (k = 0; k < rec.runs.length; k++) tracePath(t, rec.runs[k], true);
-          }
-        }
-        if (any) {
-          ctx.fillStyle = g.color; ctx.strokeStyle = g.color; ctx.lineWidth = 2;
-          ctx.globalAlpha = 0.15; ctx.fill("evenodd"); ctx.globalAlpha = 1; ctx.stroke();
+      var i, k, rec, a, x, y;
+      ctx.fillStyle = g.fill; ctx.strokeStyle = g.stroke; ctx.lineWidth = 2;
+      for (i = 0; i < g.polygons.length; i++) {
+        rec = g.polygons[i];
+        if (!visible(rec, v)) continue;
+        var size = Math.max(rec.b[2] - rec.b[0], rec.b[3] - rec.b[1]) * t.scale;
+        if (size < 3) {
+          var c = toScreen(t, (rec.b[0] + rec.b[2]) / 2, (rec.b[1] + rec.b[3]) / 2);
+          addDot(c.x, c.y, g.pixel);
+        } else if (size < SMALL) {
+          for (k = 0; k < rec.runs.length; k++) plotRun(t, rec.runs[k], g.pixel);
+        } else {
+          ctx.beginPath();
+          for (k = 0; k < rec.runs.length; k++) tracePath(t, rec.runs[k], true);
+          ctx.fill("evenodd");
+          ctx.stroke();
         }
       }
-      if (g.lines.length) {
-        ctx.beginPath();
-        for (i = 0; i < g.lines.length; i++) {
-          rec = g.lines[i];
-          if (visible(rec, v)) tracePath(t, rec.runs[0], false);
-        }
-        ctx.strokeStyle = g.color; ctx.lineWidth = 2; ctx.stroke();
+      for (i = 0; i < g.lines.length; i++) {
+        rec = g.lines[i];
+        if (!visible(rec, v)) continue;
+        ctx.beginPath(); tracePath(t, rec.runs[0], false); ctx.stroke();
       }
-      if (g.points.length) drawPoints(t, v, g);
-    }
-
-    // Points keep a fixed screen size: outlined circles normally, plain squares when a colour has
-    // thousands in view (imported detections), 2px squares when zoomed far out on those.
-    function drawPoints(t, v, g) {
-      var n = 0, i, k, a, x, y;
       for (i = 0; i < g.points.length; i++) {
-        var rec = g.points[i];
+        rec = g.points[i];
         if (!visible(rec, v)) continue;
         a = rec.pts;
         for (k = 0; k < a.length; k += 2) {
           x = a[k]; y = a[k + 1];
-          if (x < v[0] || x > v[2] || y < v[1] || y > v[3]) continue;
-          if (n + 2 > pointBuf.length) { var bigger = new Float32Array(pointBuf.length * 2); bigger.set(pointBuf); pointBuf = bigger; }
-          pointBuf[n++] = t.a * x + t.c * y + t.e;
-          pointBuf[n++] = t.b * x + t.d * y + t.f;
+          if (x >= v[0] && x <= v[2] && y >= v[1] && y <= v[3]) addDot(t.a * x + t.c * y + t.e, t.b * x + t.d * y + t.f, g.pixel);
         }
       }
-      if (!n) return;
-      ctx.fillStyle = g.color;
-      ctx.beginPath();
-      if (n / 2 <= MANY_POINTS) {
-        for (i = 0; i < n; i += 2) { ctx.moveTo(pointBuf[i] + POINT_RADIUS, pointBuf[i + 1]); ctx.arc(pointBuf[i], pointBuf[i + 1], POINT_RADIUS, 0, 2 * Math.PI); }
-        ctx.fill();
-        ctx.strokeStyle = "rgba(255,255,255,.85)"; ctx.lineWidth = 1; ctx.stroke();
-      } else {
-        var s = t.scale < 0.05 ? 2 : 4, h = s / 2;
-        for (i = 0; i < n; i += 2) ctx.rect(pointBuf[i] - h, pointBuf[i + 1] - h, s, s);
-        ctx.fill();
+    }
+
+    // ---- the pixel layer ----
+    // Points and small regions are written straight into an ImageData (point sprites, 1px
+    // outlines) and composited with one drawImage. Measured on a CPU canvas, 100,000 points take
+    // 17 ms this way and 230 ms as canvas paths; 2,000 small polygons 3 ms instead of 50 ms.
+
+    var layer = document.createElement("canvas");
+    var layerCtx = layer.getContext("2d");
+    var image = null, pixels = null, W = 0, H = 0, dpr = 1;
+    var box = [0, 0, 0, 0];    // the pixels written this frame: x0, y0, x1, y1 (device px)
+    var dotXY = new Float32Array(4096), dotColor = new Uint32Array(2048), dotCount = 0;
+    var sprites = {};
+
+    // ImageData pixels are RGBA bytes; as little-endian 32-bit words that is ABGR.
+    function packPixel(r, g, b, a) { return ((a << 24) | (b << 16) | (g << 8) | r) >>> 0; }
+
+    function beginPixels() {
+      W = canvas.width; H = canvas.height;
+      if (!image || image.width !== W || image.height !== H) {
+        layer.width = W; layer.height = H;
+        image = layerCtx.createImageData(W, H);
+        pixels = new Uint32Array(image.data.buffer);
+      } else if (box[2] >= box[0]) {
+        pixels.fill(0);
       }
+      box[0] = W; box[1] = H; box[2] = -1; box[3] = -1;
+      dotCount = 0;
+    }
+
+    function grow(x, y) {
+      if (x < box[0]) box[0] = x; if (x > box[2]) box[2] = x;
+      if (y < box[1]) box[1] = y; if (y > box[3]) box[3] = y;
+    }
+
+    // A 1px outline (Bresenham) in device pixels.
+    function plotRun(t, a, color) {
+      var px = Math.floor((t.a * a[0] + t.c * a[1] + t.e) * dpr), py = Math.floor((t.b * a[0] + t.d * a[1] + t.f) * dpr);
+      grow(px, py);
+      for (var i = 2; i < a.length; i += 2) {
+        var qx = Math.floor((t.a * a[i] + t.c * a[i + 1] + t.e) * dpr), qy = Math.floor((t.b * a[i] + t.d * a[i + 1] + t.f) * dpr);
+        grow(qx, qy);
+        var dx = Math.abs(qx - px), dy = -Math.abs(qy - py), sx = px < qx ? 1 : -1, sy = py < qy ? 1 : -1, err = dx + dy;
+        for (;;) {
+          if (px >= 0 && py >= 0 && px < W && py < H) pixels[py * W + px] = color;
+          if (px === qx && py === qy) break;
+          var e2 = 2 * err;
+          if (e2 >= dy) { err += dy; px += sx; }
+          if (e2 <= dx) { err += dx; py += sy; }
+        }
+      }
+    }
+
+    // Dots are collected first: how many are in view decides how they look.
+    function addDot(x, y, pixel) {
+      if (dotCount === dotColor.length) {
+        var xy = new Float32Array(dotXY.length * 2); xy.set(dotXY); dotXY = xy;
+        var c = new Uint32Array(dotColor.length * 2); c.set(dotColor); dotColor = c;
+      }
+      dotXY[2 * dotCount] = x; dotXY[2 * dotCount + 1] = y; dotColor[dotCount++] = pixel;
+    }
+
+    // A dot's pixels relative to its centre, in device pixels: a class-coloured disc with a
+    // white rim (antialiased by 4×4 supersampling), or a plain square when there are many.
+    // `rim[i]` is 0 for a pixel in the class colour, else the rim pixel's value.
+    function sprite(kind) {
+      var key = kind + "@" + dpr;
+      if (sprites[key]) return sprites[key];
+      var sp = { dx: [], dy: [], rim: [] }, x, y;
+      if (kind === "circle") {
+        var r = POINT_RADIUS * dpr, inner = r - dpr, n = Math.ceil(r);
+        for (y = -n; y <= n; y++) {
+          for (x = -n; x <= n; x++) {
+            var cover = 0, core = 0;
+            for (var sy = 0; sy < 4; sy++) {
+              for (var sx = 0; sx < 4; sx++) {
+                var d = Math.hypot(x + (sx + 0.5) / 4 - 0.5, y + (sy + 0.5) / 4 - 0.5);
+                if (d <= r) cover++;
+                if (d <= inner) core++;
+              }
+            }
+            if (!cover) continue;
+            sp.dx.push(x); sp.dy.push(y);
+            sp.rim.push(core >= 8 ? 0 : packPixel(255, 255, 255, Math.round(230 * cover / 16)));
+          }
+        }
+      } else {
+        var side = Math.max(1, Math.round((kind === "small" ? 2 : 3) * dpr)), lo = -Math.floor(side / 2);
+        for (y = lo; y < lo + side; y++) for (x = lo; x < lo + side; x++) { sp.dx.push(x); sp.dy.push(y); sp.rim.push(0); }
+      }
+      sp.extent = Math.max.apply(null, sp.dx.map(Math.abs).concat(sp.dy.map(Math.abs)));
+      return (sprites[key] = sp);
+    }
+
+    function stampDots() {
+      var sp = sprite(dotCount > VERY_MANY_DOTS ? "small" : dotCount > MANY_DOTS ? "square" : "circle");
+      var m = sp.dx.length, e = sp.extent, offset = new Int32Array(m), k;
+      for (k = 0; k < m; k++) offset[k] = sp.dy[k] * W + sp.dx[k];
+      for (var i = 0; i < dotCount; i++) {
+        var px = Math.floor(dotXY[2 * i] * dpr), py = Math.floor(dotXY[2 * i + 1] * dpr), color = dotColor[i];
+        if (px < -e || py < -e || px >= W + e || py >= H + e) continue;
+        grow(px - e, py - e); grow(px + e, py + e);
+        if (px >= e && py >= e && px < W - e && py < H - e) {
+          var base = py * W + px;
+          for (k = 0; k < m; k++) pixels[base + offset[k]] = sp.rim[k] || color;
+        } else {
+          for (k = 0; k < m; k++) {
+            var qx = px + sp.dx[k], qy = py + sp.dy[k];
+            if (qx >= 0 && qy >= 0 && qx < W && qy < H) pixels[qy * W + qx] = sp.rim[k] || color;
+          }
+        }
+      }
+    }
+
+    // Copies the written part of the pixel layer onto the overlay.
+    function finishPixels() {
+      if (dotCount) stampDots();
+      var x0 = Math.max(0, box[0]), y0 = Math.max(0, box[1]), x1 = Math.min(W - 1, box[2]), y1 = Math.min(H - 1, box[3]);
+      if (x1 < x0 || y1 < y0) return;
+      layerCtx.putImageData(image, 0, 0, x0, y0, x1 - x0 + 1, y1 - y0 + 1);
+      ctx.setTransform(1, 0, 0, 1, 0, 0);
+      ctx.drawImage(layer, x0, y0, x1 - x0 + 1, y1 - y0 + 1, x0, y0, x1 - x0 + 1, y1 - y0 + 1);
+      ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     }
 
     function traceRecord(t, rec) {
@@ -310,7 +415,7 @@
           ctx.moveTo(p.x + POINT_RADIUS + 3, p.y); ctx.arc(p.x, p.y, POINT_RADIUS + 3, 0, 2 * Math.PI);
         }
       } else {
-        for (var k = 0; k < rec.runs.length; k++) tracePath(t, rec.runs[k], rec.kind === "polygon");
+        for (var k = 0; k < rec.runs.length; k++) tracePath(t, rec.runs[k], rec.kind === "polygon", 1);
       }
     }
 
@@ -325,7 +430,7 @@
     // The region being drawn: a polygon's vertices with a dashed line to the pointer, or the
     // rectangle being dragged.
     function drawSketch(t) {
-      var color = currentClass ? "rgb(" + currentClass.color.join(",") + ")" : "rgb(" + NO_CLASS_RGB.join(",") + ")";
+      var color = "rgb(" + (currentClass ? currentClass.color : NO_CLASS_RGB).join(",") + ")";
       ctx.strokeStyle = color; ctx.fillStyle = color; ctx.lineWidth = 2;
       if (gesture && gesture.mode === "rect") {
         var x = Math.min(gesture.x, gesture.curX), y = Math.min(gesture.y, gesture.curY);
@@ -355,7 +460,7 @@
       frame = 0;
       var t = transform();
       if (!t) return;
-      var dpr = window.devicePixelRatio || 1;
+      dpr = window.devicePixelRatio || 1;
       var w = viewer.canvas.clientWidth, h = viewer.canvas.clientHeight;
       var key = [t.a, t.b, t.c, t.d, t.e, t.f, w, h, dpr].join();
       if (key === lastKey && !contentChanged) return; // OSD redraws for tile loads too
@@ -366,7 +471,6 @@
       }
       ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
       ctx.clearRect(0, 0, w, h);
-      ctx.lineJoin = "round";
       if (!hidden) {
         if (groupsStale) rebuildGroups();
         // The visible image rectangle, grown by what a point or stroke may stick out on screen.
@@ -374,7 +478,9 @@
         var cs = [toImage(t, 0, 0), toImage(t, w, 0), toImage(t, 0, h), toImage(t, w, h)];
         var v = [Infinity, Infinity, -Infinity, -Infinity];
         cs.forEach(function (p) { v[0] = Math.min(v[0], p.x - m); v[1] = Math.min(v[1], p.y - m); v[2] = Math.max(v[2], p.x + m); v[3] = Math.max(v[3], p.y + m); });
+        beginPixels();
         for (var i = 0; i < groups.length; i++) drawGroup(t, v, groups[i]);
+        finishPixels();
         if (selected) drawSelection(t);
       }
       drawSketch(t);

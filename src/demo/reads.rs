@@ -1,0 +1,152 @@
+//! Demo reads: the annotation schema, a finished first-read campaign in which the two demo
+//! pathologists read every demo slide (each with their own accuracy against the subject's true
+//! phenotype, so agreement is realistic), the manager's adjudication of their disagreements, and
+//! a re-read campaign waiting out its washout.
+
+use std::collections::BTreeMap;
+
+use diesel::prelude::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Map, Value};
+
+use super::truth::{self, Phenotype};
+use super::DEMO_STUDY;
+use crate::annotations::campaigns::{self, CampaignInput};
+use crate::annotations::reads::{self, Draft};
+use crate::annotations::schema::{self, Definition};
+use crate::annotations::{adjudication, rectangle, Geometry, ObjectType, Region, RegionClass};
+use crate::auth::permissions::study_access;
+use crate::auth::{users, Actor};
+use crate::cases::deid::StudyKey;
+use crate::db::schema::{cases, slides};
+use crate::db::Conn;
+use crate::error::Result;
+
+/// The readers: (username, chance of reading the true phenotype).
+const READERS: [(&str, f64); 2] = [("annotator1", 0.85), ("annotator2", 0.75)];
+
+/// Seeds schema, campaigns and reads once there are slides and no schema yet.
+pub fn seed_reads(conn: &mut Conn, data_dir: &std::path::Path) -> Result<Vec<String>> {
+    let operator = Actor::cli_operator();
+    let access = study_access(conn, &operator, DEMO_STUDY)?;
+    let sid = access.study.id;
+    if schema::current(conn, sid)?.is_some() || crate::slides::count(conn, sid)? == 0 {
+        return Ok(Vec::new());
+    }
+    schema::save(conn, &operator, &access, &Definition::parse_text(schema::DEFAULT_TEXT)?, "")?;
+    let campaign = campaigns::create(
+        conn,
+        &operator,
+        &access,
+        &CampaignInput {
+            name: "First read".into(),
+            readers: READERS.iter().map(|(u, _)| u.to_string()).collect(),
+            blind_case_data: true,
+            seed: Some(20_261_126),
+            tolerances: BTreeMap::from([("til_density".to_string(), 100.0)]),
+            adjudicator: "manager".into(),
+            ..Default::default()
+        },
+    )?;
+
+    // Each slide's subject, through the same keyed pseudonym the import used.
+    let key = StudyKey::load_or_create(data_dir, DEMO_STUDY)?;
+    let subjects = truth::subjects(super::DEMO_SUBJECTS, truth::SEED);
+    let truth_of: BTreeMap<String, Phenotype> =
+        subjects.iter().map(|s| (key.subject_key(s.site, &s.hospital_id), s.phenotype)).collect();
+    let slide_truth: BTreeMap<i32, (Phenotype, i64, i64)> = slides::table
+        .inner_join(cases::table)
+        .filter(slides::study_id.eq(sid))
+        .select((slides::id, cases::subject_key, slides::width, slides::height))
+        .load::<(i32, String, i64, i64)>(conn)?
+        .into_iter()
+        .filter_map(|(id, k, w, h)| truth_of.get(&k).map(|p| (id, (*p, w, h))))
+        .collect();
+
+    let all = reads::of_campaign(conn, sid, campaign.id)?;
+    for (i, (username, accuracy)) in READERS.iter().enumerate() {
+        let actor = users::actor_for_username(conn, username)?;
+        let reader_access = study_access(conn, &actor, DEMO_STUDY)?;
+        let mut rng = StdRng::seed_from_u64(truth::SEED + 100 + i as u64);
+        for read in all.iter().filter(|r| r.reader == *username) {
+            let Some(&(truth, w, h)) = slide_truth.get(&read.slide_id) else { continue };
+            let draft = demo_read(&mut rng, truth, *accuracy, w as f64, h as f64);
+            reads::save_draft(conn, &actor, &reader_access, read.id, &draft)?;
+            reads::submit(conn, &actor, &reader_access, read.id, &draft.values)?;
+        }
+    }
+
+    // The manager adjudicates: the phenotype they see is the truth, numbers take the mean.
+    let manager = users::actor_for_username(conn, "manager")?;
+    let manager_access = study_access(conn, &manager, DEMO_STUDY)?;
+    let def = schema::require_current(conn, sid)?.definition();
+    let mut adjudicated = 0;
+    for d in adjudication::disagreements(conn, sid, &campaign, &def)? {
+        let truth = slide_truth.get(&d.slide_id).map(|t| t.0.as_str()).unwrap_or("excluded");
+        let value = match d.field.as_str() {
+            "phenotype" => truth.to_string(),
+            _ => {
+                let xs: Vec<f64> = d.values.iter().filter_map(|(_, v)| v.parse().ok()).collect();
+                format!("{:.0}", xs.iter().sum::<f64>() / xs.len().max(1) as f64)
+            }
+        };
+        adjudication::adjudicate(conn, &manager, &manager_access, campaign.id, &d.slide, &d.field, &value, "")?;
+        adjudicated += 1;
+    }
+
+    campaigns::create(
+        conn,
+        &operator,
+        &access,
+        &CampaignInput { name: "Re-read".into(), parent_id: Some(campaign.id), washout_days: 28, seed: Some(20_261_224), ..Default::default() },
+    )?;
+    Ok(vec![format!(
+        "annotation schema, campaign \"First read\" ({} reads by 2 pathologists, {adjudicated} disagreements adjudicated) and a re-read after a 28-day washout",
+        all.len()
+    )])
+}
+
+/// One pathologist's read of a slide whose true phenotype is `truth`: right with probability
+/// `accuracy`, else the neighbouring phenotype; TIL density around the phenotype's typical value;
+/// a tumour area and a few lymphocytes drawn on it.
+fn demo_read(rng: &mut StdRng, truth: Phenotype, accuracy: f64, w: f64, h: f64) -> Draft {
+    let read = if rng.gen_bool(accuracy) {
+        truth
+    } else {
+        match truth {
+            Phenotype::Inflamed | Phenotype::Desert => Phenotype::Excluded,
+            Phenotype::Excluded if rng.gen_bool(0.5) => Phenotype::Inflamed,
+            Phenotype::Excluded => Phenotype::Desert,
+        }
+    };
+    let typical = match read {
+        Phenotype::Inflamed => 420.0,
+        Phenotype::Excluded => 180.0,
+        Phenotype::Desert => 40.0,
+    };
+    let density: f64 = (typical * rng.gen_range(0.6..1.4_f64)).round();
+    let mut values = Map::new();
+    values.insert("phenotype".into(), Value::String(read.as_str().into()));
+    values.insert("til_density".into(), Value::String(format!("{density}")));
+    values.insert("tumour_present".into(), Value::String("yes".into()));
+    let class = |name: &str, color: [u8; 3]| Some(RegionClass { name: name.into(), color });
+    let (x, y) = (w * rng.gen_range(0.2..0.35), h * rng.gen_range(0.2..0.35));
+    let mut regions = vec![Region {
+        id: None,
+        class: class("Tumor", [0xc8, 0x32, 0x32]),
+        object_type: ObjectType::Annotation,
+        geometry: rectangle(x, y, w * 0.4, h * 0.4),
+        name: None,
+    }];
+    for _ in 0..rng.gen_range(8..24) {
+        regions.push(Region {
+            id: None,
+            class: class("Lymphocyte", [0x1f, 0x77, 0xb4]),
+            object_type: ObjectType::Annotation,
+            geometry: Geometry::Point([x + rng.gen_range(0.0..w * 0.4), y + rng.gen_range(0.0..h * 0.4)]),
+            name: None,
+        });
+    }
+    Draft { values, regions }
+}

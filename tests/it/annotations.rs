@@ -1,0 +1,453 @@
+//! Reader studies: campaigns with a reproducible per-reader order, blinding against direct URLs
+//! and the API, drafts / submit / reopen with validation and audit, the washout of re-reads,
+//! adjudication into the reference, the agreement view, and QuPath GeoJSON through the CLI.
+
+use std::path::Path;
+
+use diesel::prelude::*;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+use evidentia::annotations::{adjudication, campaigns, geojson, order, reads, schema};
+use evidentia::auth::permissions::study_access;
+use evidentia::auth::Actor;
+use evidentia::db::schema::{campaigns as campaigns_t, reads as reads_t, slides};
+
+const STUDY: &str = "LUNG-IO-01";
+
+/// Ingests three small fixture slides for the first three SNUBH subjects and saves the default
+/// annotation schema; returns the slide labels.
+fn reading_study(app: &TestApp) -> Vec<String> {
+    use evidentia::cases::deid::StudyKey;
+    use evidentia::slides::ingest::{self, SourceFile};
+    let mut conn = app.conn();
+    let actor = Actor::cli_operator();
+    let access = study_access(&mut conn, &actor, STUDY).unwrap();
+    let subjects = evidentia::demo::truth::subjects(evidentia::demo::DEMO_SUBJECTS, evidentia::demo::truth::SEED);
+    let fixtures = ["aperio.svs", "libvips-ycbcr.tiff", "plain.png"];
+    let mut manifest = String::from("file,subject_id,stain,site\n");
+    let mut files = Vec::new();
+    for (f, s) in fixtures.iter().zip(subjects.iter().filter(|s| s.site == "SNUBH")) {
+        manifest.push_str(&format!("{f},{},H&E,SNUBH\n", s.hospital_id));
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/slides").join(f);
+        files.push(SourceFile { name: f.to_string(), path, uploaded: false });
+    }
+    let key = StudyKey::load_or_create(&app.data_dir, STUDY).unwrap();
+    let plan = ingest::plan(&mut conn, &access, &key, manifest.as_bytes(), &files, None).unwrap();
+    let report = ingest::ingest_now(&mut conn, &actor, &access, &app.data_dir, &plan).unwrap();
+    assert!(report.iter().all(|r| r.outcome == "ingested"), "{report:?}");
+    let def = schema::Definition::parse_text(schema::DEFAULT_TEXT).unwrap();
+    schema::save(&mut conn, &actor, &access, &def, "").unwrap();
+    slides::table.select(slides::label).order(slides::label).load(&mut conn).unwrap()
+}
+
+/// Creates a campaign through the web form as the manager; returns its id.
+async fn create_campaign(manager: &Client, fields: &[(&str, &str)]) -> i32 {
+    let r = manager.post(&format!("/studies/{STUDY}/campaigns"), fields).await;
+    let loc = location(&r);
+    assert_eq!(r.status(), 303, "campaign not created: {}", r.text().await.unwrap_or_default());
+    loc.rsplit('/').next().and_then(|s| s.parse().ok()).unwrap()
+}
+
+fn read_id(app: &TestApp, campaign: i32, reader: &str, slide: &str) -> i32 {
+    use evidentia::db::schema::users;
+    reads_t::table
+        .inner_join(users::table)
+        .inner_join(slides::table)
+        .filter(reads_t::campaign_id.eq(campaign))
+        .filter(users::username.eq(reader))
+        .filter(slides::label.eq(slide))
+        .select(reads_t::id)
+        .first(&mut app.conn())
+        .unwrap()
+}
+
+async fn save_draft(c: &Client, read: i32, body: Value) -> reqwest::Response {
+    c.http
+        .post(c.url(&format!("/studies/{STUDY}/reads/{read}/draft")))
+        .header("X-CSRF-Token", &c.csrf)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn valid_values(phenotype: &str) -> Value {
+    json!({"phenotype": phenotype, "til_density": "150", "tumour_present": "yes", "comment": ""})
+}
+
+async fn submit(c: &Client, read: i32, phenotype: &str, density: &str) -> reqwest::Response {
+    c.post(
+        &format!("/studies/{STUDY}/reads/{read}/submit"),
+        &[("field.phenotype", phenotype), ("field.til_density", density), ("field.tumour_present", "yes")],
+    )
+    .await
+}
+
+fn read_status(app: &TestApp, read: i32) -> (String, i32) {
+    reads_t::table.find(read).select((reads_t::status, reads_t::region_count)).first(&mut app.conn()).unwrap()
+}
+
+#[tokio::test]
+async fn a_campaign_gives_each_reader_the_slides_in_an_order_reproducible_from_the_seed() {
+    let app = spawn_app();
+    let labels = reading_study(&app);
+    let manager = app.login("manager").await;
+    let id = create_campaign(
+        &manager,
+        &[("name", "First read"), ("readers", "annotator1"), ("readers", "annotator2"), ("seed", "7"), ("blind_case_data", "on")],
+    )
+    .await;
+    for reader in ["annotator1", "annotator2"] {
+        let mut got: Vec<(i32, String)> = reads_t::table
+            .inner_join(slides::table)
+            .inner_join(evidentia::db::schema::users::table)
+            .filter(reads_t::campaign_id.eq(id))
+            .filter(evidentia::db::schema::users::username.eq(reader))
+            .select((reads_t::position, slides::label))
+            .load(&mut app.conn())
+            .unwrap();
+        got.sort();
+        let order: Vec<String> = got.into_iter().map(|(_, l)| l).collect();
+        assert_eq!(order, order::reading_order(7, reader, &labels), "{reader}'s order follows the seed");
+    }
+    let created = audit_events(&app, "create").into_iter().find(|e| e.entity == "campaign").expect("audited");
+    let new: Value = serde_json::from_str(created.new_value.as_deref().unwrap()).unwrap();
+    assert_eq!((new["seed"].as_i64(), new["readers"].clone()), (Some(7), json!(["annotator1", "annotator2"])));
+
+    // Bad input names the field and creates nothing.
+    let r = manager.post(&format!("/studies/{STUDY}/campaigns"), &[("name", "First read"), ("readers", "statistician")]).await;
+    assert_eq!(r.status(), 422);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("statistician is not an annotator") && body.contains("exists already"), "{body}");
+    let r = manager.post(&format!("/studies/{STUDY}/campaigns"), &[("name", "X"), ("readers", "annotator1"), ("seed", "-3")]).await;
+    assert!(r.text().await.unwrap().contains("the seed is a whole number"));
+    let n: i64 = campaigns_t::table.count().get_result(&mut app.conn()).unwrap();
+    assert_eq!(n, 1);
+
+    // Only managers create campaigns; annotators do not even see them.
+    let stat = app.login("statistician").await;
+    assert_eq!(stat.post(&format!("/studies/{STUDY}/campaigns"), &[("name", "Y")]).await.status(), 403);
+    let a1 = app.login("annotator1").await;
+    assert_eq!(a1.get(&format!("/studies/{STUDY}/campaigns/{id}")).await.status(), 404);
+}
+
+#[tokio::test]
+async fn blinding_holds_against_direct_urls_and_the_api() {
+    let app = spawn_app();
+    let labels = reading_study(&app);
+    let manager = app.login("manager").await;
+    let id = create_campaign(&manager, &[("name", "R1"), ("readers", "annotator1"), ("readers", "annotator2"), ("blind_case_data", "on")]).await;
+    let mine = read_id(&app, id, "annotator1", &labels[0]);
+    let theirs = read_id(&app, id, "annotator2", &labels[0]);
+    let a1 = app.login("annotator1").await;
+
+    let (status, page) = a1.get_text(&format!("/studies/{STUDY}/reads/{mine}")).await;
+    assert_eq!(status, 200);
+    assert!(!page.contains(&labels[0]) && !page.contains("SNUBH-0001"), "a blinded read shows no slide label or case id");
+    assert_eq!(a1.get(&format!("/studies/{STUDY}/reads/{mine}/dzi/slide.dzi")).await.status(), 200);
+    assert_eq!(a1.get(&format!("/studies/{STUDY}/reads/{mine}/dzi/slide_files/0/0_0.jpeg")).await.status(), 200);
+
+    let c = app.conn();
+    drop(c);
+    let case = "SNUBH-0001";
+    for path in [
+        format!("/studies/{STUDY}/reads/{theirs}"),
+        format!("/studies/{STUDY}/reads/{theirs}/regions"),
+        format!("/studies/{STUDY}/reads/{theirs}/regions.geojson"),
+        format!("/studies/{STUDY}/reads/{theirs}/dzi/slide.dzi"),
+        format!("/studies/{STUDY}/reads/{theirs}/dzi/slide_files/0/0_0.jpeg"),
+        format!("/studies/{STUDY}/slides/{}", labels[0]),
+        format!("/studies/{STUDY}/slides/{}/dzi/slide_files/0/0_0.jpeg", labels[0]),
+        format!("/studies/{STUDY}/cases/{case}"),
+        format!("/studies/{STUDY}/cases.csv"),
+        format!("/studies/{STUDY}/campaigns/{id}"),
+        format!("/studies/{STUDY}/campaigns/{id}/reads.csv"),
+        format!("/studies/{STUDY}/campaigns/{id}/adjudication"),
+        format!("/api/v1/studies/{STUDY}/reads/{theirs}"),
+        format!("/api/v1/studies/{STUDY}/campaigns/{id}/reads"),
+        format!("/api/v1/studies/{STUDY}/cases/{case}"),
+        format!("/api/v1/studies/{STUDY}/slides/{}", labels[0]),
+    ] {
+        assert_eq!(a1.get(&path).await.status(), 404, "annotator1 must not find {path}");
+    }
+    // Nor may they write to another reader's read.
+    assert_eq!(save_draft(&a1, theirs, json!({"values": {}, "regions": []})).await.status(), 404);
+
+    // The API with a token: own read yes, the other's no.
+    let token = {
+        let r = a1.post("/account/tokens", &[("name", "t")]).await;
+        assert_eq!(r.status(), 200, "token page");
+        let page = r.text().await.unwrap();
+        let start = page.find("evt_").unwrap();
+        page[start..].split(|ch: char| !ch.is_ascii_alphanumeric() && ch != '_').next().unwrap().to_string()
+    };
+    let api = |path: String| a1.http.get(a1.url(&path)).bearer_auth(&token).send();
+    assert_eq!(api(format!("/api/v1/studies/{STUDY}/reads/{mine}")).await.unwrap().status(), 200);
+    assert_eq!(api(format!("/api/v1/studies/{STUDY}/reads/{theirs}")).await.unwrap().status(), 404);
+    let queue: Value = api(format!("/api/v1/studies/{STUDY}/reading")).await.unwrap().json().await.unwrap();
+    assert_eq!(queue["items"].as_array().unwrap().len(), labels.len(), "only annotator1's own reads");
+    assert!(queue["items"].as_array().unwrap().iter().all(|r| r["reader"] == "annotator1"));
+
+    // Reviewing roles see reads; someone outside the study sees nothing.
+    let monitor = app.login("monitor").await;
+    assert_eq!(monitor.get(&format!("/studies/{STUDY}/reads/{theirs}")).await.status(), 200);
+    let outsider = app.login("outsider").await;
+    assert_eq!(outsider.get(&format!("/studies/{STUDY}/reads/{mine}")).await.status(), 404);
+}
+
+#[tokio::test]
+async fn drafts_submit_and_reopen_are_validated_and_audited() {
+    let app = spawn_app();
+    let labels = reading_study(&app);
+    let manager = app.login("manager").await;
+    let id = create_campaign(&manager, &[("name", "R1"), ("readers", "annotator1")]).await;
+    let read = read_id(&app, id, "annotator1", &labels[0]);
+    let a1 = app.login("annotator1").await;
+
+    // Bad values and regions are refused by name, and nothing is stored.
+    let r = save_draft(&a1, read, json!({"values": {"phenotype": "hot", "til_density": "-5"}, "regions": []})).await;
+    assert_eq!(r.status(), 422);
+    let body: Value = r.json().await.unwrap();
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("phenotype") && msg.contains("til_density: -5 is outside"), "{msg}");
+    let outside = json!({"values": {}, "regions": [{"geometry": {"Point": [1.0e9, 5.0]}}]});
+    let r = save_draft(&a1, read, outside).await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("feature 1: coordinate"), "names the region");
+    assert_eq!(read_status(&app, read), ("assigned".into(), 0));
+    let no_csrf = a1.http.post(a1.url(&format!("/studies/{STUDY}/reads/{read}/draft"))).json(&json!({})).send().await.unwrap();
+    assert_eq!(no_csrf.status(), 403, "JSON saves need the CSRF header");
+
+    // A draft with a point and a polygon.
+    let regions = json!([
+        {"class": {"name": "Lymphocyte", "color": [31, 119, 180]}, "geometry": {"Point": [20.5, 30.0]}},
+        {"class": {"name": "Tumor", "color": [200, 50, 50]}, "geometry": {"Polygon": [[[10.0, 10.0], [60.0, 10.0], [60.0, 50.0], [10.0, 10.0]]]}}
+    ]);
+    let r = save_draft(&a1, read, json!({"values": {"phenotype": "inflamed"}, "regions": regions})).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["region_count"], 2);
+    assert_eq!(read_status(&app, read), ("draft".into(), 2));
+    let saved = audit_events(&app, "save_draft");
+    assert_eq!(saved.len(), 1);
+    assert!(saved[0].new_value.as_deref().unwrap().contains("\"region_count\":2"));
+    // Saving the same draft again records nothing new.
+    save_draft(&a1, read, json!({"values": {"phenotype": "inflamed"}, "regions": regions})).await;
+    assert_eq!(audit_events(&app, "save_draft").len(), 1);
+
+    // Submit needs every required field.
+    let r = submit(&a1, read, "inflamed", "").await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(read_status(&app, read).0, "draft");
+    let r = submit(&a1, read, "inflamed", "250").await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(read_status(&app, read), ("submitted".into(), 2));
+    let ev = audit_events(&app, "submit");
+    assert_eq!(ev.len(), 1);
+    assert!(ev[0].new_value.as_deref().unwrap().contains("\"til_density\":\"250\""));
+
+    // A submitted read changes only after a reopen with a reason.
+    assert_eq!(save_draft(&a1, read, json!({"values": {}, "regions": []})).await.status(), 409);
+    a1.post(&format!("/studies/{STUDY}/reads/{read}/reopen"), &[("reason", "")]).await;
+    assert_eq!(read_status(&app, read).0, "submitted");
+    a1.post(&format!("/studies/{STUDY}/reads/{read}/reopen"), &[("reason", "missed a tumour focus")]).await;
+    assert_eq!(read_status(&app, read).0, "draft");
+    let reopened = audit_events(&app, "reopen");
+    assert_eq!(reopened[0].reason.as_deref(), Some("missed a tumour focus"));
+
+    // The reader's GeoJSON download is QuPath's format and reads back.
+    let (status, body) = a1.get_text(&format!("/studies/{STUDY}/reads/{read}/regions.geojson")).await;
+    assert_eq!(status, 200);
+    let back = geojson::parse(body.as_bytes(), &geojson::Limits::for_slide(1e6, 1e6)).unwrap();
+    assert_eq!(back.len(), 2);
+    assert!(body.contains("\"classification\":{\"name\":\"Tumor\""), "{body}");
+}
+
+#[tokio::test]
+async fn a_reread_opens_only_after_the_washout() {
+    let app = spawn_app();
+    let labels = reading_study(&app);
+    let manager = app.login("manager").await;
+    let first = create_campaign(&manager, &[("name", "First"), ("readers", "annotator1")]).await;
+    let a1 = app.login("annotator1").await;
+    let r1 = read_id(&app, first, "annotator1", &labels[0]);
+    save_draft(&a1, r1, json!({"values": valid_values("desert"), "regions": []})).await;
+    assert_eq!(submit(&a1, r1, "desert", "20").await.status(), 303);
+
+    let reread = create_campaign(&manager, &[("name", "Second"), ("parent", &first.to_string()), ("washout_days", "14")]).await;
+    let (status, page) = a1.get_text(&format!("/studies/{STUDY}/reads/{}", read_id(&app, reread, "annotator1", &labels[0]))).await;
+    assert_eq!(status, 409);
+    let opens = (chrono::Utc::now() + chrono::Duration::days(14)).format("%Y-%m-%d").to_string();
+    assert!(page.contains(&format!("washout: this re-read opens on {opens}")), "{page}");
+    let not_read_yet = read_id(&app, reread, "annotator1", &labels[1]);
+    let (status, page) = a1.get_text(&format!("/studies/{STUDY}/reads/{not_read_yet}")).await;
+    assert_eq!(status, 409);
+    assert!(page.contains("after you submit the same slide in the first read"), "{page}");
+    assert_eq!(save_draft(&a1, not_read_yet, json!({"values": {}, "regions": []})).await.status(), 409);
+    let (_, queue) = a1.get_text(&format!("/studies/{STUDY}/reading")).await;
+    assert!(queue.contains(&format!("opens {opens}")), "the queue says when");
+
+    // With no washout the re-read of a submitted slide opens at once, in its own order.
+    let no_wait = create_campaign(&manager, &[("name", "Third"), ("parent", &first.to_string()), ("washout_days", "0"), ("seed", "99")]).await;
+    assert_eq!(a1.get(&format!("/studies/{STUDY}/reads/{}", read_id(&app, no_wait, "annotator1", &labels[0]))).await.status(), 200);
+    let r = manager.post(&format!("/studies/{STUDY}/campaigns"), &[("name", "Bad"), ("parent", &first.to_string()), ("washout_days", "400")]).await;
+    assert_eq!(r.status(), 422);
+}
+
+#[tokio::test]
+async fn disagreements_are_adjudicated_into_the_reference_and_agreement_is_shown() {
+    let app = spawn_app();
+    let labels = reading_study(&app);
+    let manager = app.login("manager").await;
+    let id = create_campaign(
+        &manager,
+        &[("name", "R1"), ("readers", "annotator1"), ("readers", "annotator2"), ("adjudicator", "manager"), ("tolerances", "til_density=50")],
+    )
+    .await;
+    let a1 = app.login("annotator1").await;
+    let a2 = app.login("annotator2").await;
+    // Slide 0: phenotypes differ. Slide 1: densities 100 vs 140 (within 50). Slide 2: 100 vs 300.
+    let plan = [("inflamed", "100", "excluded", "100"), ("desert", "100", "desert", "140"), ("excluded", "100", "excluded", "300")];
+    for (label, (p1, d1, p2, d2)) in labels.iter().zip(plan) {
+        assert_eq!(submit(&a1, read_id(&app, id, "annotator1", label), p1, d1).await.status(), 303);
+        assert_eq!(submit(&a2, read_id(&app, id, "annotator2", label), p2, d2).await.status(), 303);
+    }
+    let (status, page) = manager.get_text(&format!("/studies/{STUDY}/campaigns/{id}/adjudication")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains(&labels[0]) && page.contains(&labels[2]) && !page.contains(&labels[1]), "only real disagreements");
+
+    // Only the adjudicator adjudicates; values are checked; it is audited with both reads.
+    let stat = app.login("statistician").await;
+    let form = [("slide", labels[0].as_str()), ("field", "phenotype"), ("value", "inflamed"), ("note", "")];
+    assert_eq!(stat.post(&format!("/studies/{STUDY}/campaigns/{id}/adjudication"), &form).await.status(), 403);
+    assert_eq!(a1.post(&format!("/studies/{STUDY}/campaigns/{id}/adjudication"), &form).await.status(), 404);
+    manager.post(&format!("/studies/{STUDY}/campaigns/{id}/adjudication"), &[("slide", labels[0].as_str()), ("field", "phenotype"), ("value", "hot")]).await;
+    assert!(audit_events(&app, "adjudicate").is_empty());
+    manager.post(&format!("/studies/{STUDY}/campaigns/{id}/adjudication"), &form).await;
+    let ev = audit_events(&app, "adjudicate");
+    assert_eq!(ev.len(), 1);
+    assert!(ev[0].new_value.as_deref().unwrap().contains("\"annotator2\":\"excluded\""), "both reads kept in the record");
+
+    let mut conn = app.conn();
+    let access = study_access(&mut conn, &Actor::cli_operator(), STUDY).unwrap();
+    let campaign = campaigns::get(&mut conn, access.study.id, id).unwrap();
+    let def = schema::require_current(&mut conn, access.study.id).unwrap().definition();
+    let reference = adjudication::reference(&mut conn, access.study.id, &campaign, &def).unwrap();
+    assert_eq!(reference[&labels[0]]["phenotype"], "inflamed", "adjudicated");
+    assert_eq!(reference[&labels[1]]["til_density"], "120", "within tolerance: the median");
+    assert!(!reference[&labels[2]].contains_key("til_density"), "not adjudicated yet: no reference");
+    // Both reads are still as submitted.
+    let r = reads::of_campaign(&mut conn, access.study.id, id).unwrap();
+    assert_eq!(r.iter().filter(|r| r.value("phenotype") == "excluded").count(), 3);
+    drop(conn);
+
+    // The agreement view: managers and statisticians, after completion; not monitors.
+    let (_, page) = stat.get_text(&format!("/studies/{STUDY}/campaigns/{id}")).await;
+    assert!(page.contains("Agreement between readers") && page.contains("Cohen&#x27;s kappa") || page.contains("Cohen's kappa"), "{page}");
+    assert!(page.contains("66.7 %"), "phenotype agreement 2 of 3");
+    let monitor = app.login("monitor").await;
+    let (status, page) = monitor.get_text(&format!("/studies/{STUDY}/campaigns/{id}")).await;
+    assert_eq!(status, 200);
+    assert!(!page.contains("Agreement between readers"));
+    let (status, csv) = stat.get_text(&format!("/studies/{STUDY}/campaigns/{id}/reads.csv")).await;
+    assert_eq!(status, 200);
+    assert!(csv.starts_with("campaign,slide,reader,position,status,schema_version,region_count,started_at,submitted_at,phenotype,til_density,tumour_present,comment"), "{csv}");
+    assert_eq!(csv.lines().count(), 7);
+}
+
+/// A QuPath 0.4-style export: an annotation polygon with a hole, a MultiPolygon, and detections.
+fn qupath_file() -> String {
+    json!({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "id": "6c1f1b5e-3a59-4a43-9d7b-0d2a53f0e0a1",
+         "geometry": {"type": "Polygon", "coordinates": [[[10, 10], [200, 10], [200, 150], [10, 150], [10, 10]], [[50, 50], [80, 50], [80, 80], [50, 50]]]},
+         "properties": {"objectType": "annotation", "classification": {"name": "Tumor", "color": [200, 50, 50]}, "isLocked": false}},
+        {"type": "Feature", "id": "0a4c3a53-2b1e-4b5e-8c55-7b0b7d1c9e42",
+         "geometry": {"type": "MultiPolygon", "coordinates": [[[[300, 10], [350, 10], [350, 60], [300, 10]]], [[[400, 100], [450, 100], [450, 150], [400, 100]]]]},
+         "properties": {"objectType": "annotation", "classification": {"name": "Stroma", "color": [44, 160, 44]}}},
+        {"type": "Feature", "id": "9f0e8a1b-1111-4c2d-9e3f-aaaaaaaaaaaa",
+         "geometry": {"type": "Point", "coordinates": [120.5, 90.25]},
+         "properties": {"objectType": "detection", "classification": {"name": "Lymphocyte", "color": [31, 119, 180]}, "measurements": {"Nucleus: Area": 31.5}}}
+    ]})
+    .to_string()
+}
+
+#[tokio::test]
+async fn qupath_geojson_goes_in_and_out_through_the_cli() {
+    let app = spawn_app();
+    let labels = reading_study(&app);
+    let manager = app.login("manager").await;
+    let id = create_campaign(&manager, &[("name", "R1"), ("readers", "annotator1")]).await;
+    let file = app.scratch.join("qupath.geojson");
+    std::fs::write(&file, qupath_file()).unwrap();
+    let args = |f: &Path| {
+        vec!["annotations", "import", "--study", STUDY, "--slide", &labels[0], "--reader", "annotator1", f.to_str().unwrap()]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let run = |a: Vec<String>| app.cli(&a.iter().map(String::as_str).collect::<Vec<_>>(), None);
+    let out = run(args(&file));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let read = read_id(&app, id, "annotator1", &labels[0]);
+    assert_eq!(read_status(&app, read), ("draft".into(), 3));
+    assert!(audit_events(&app, "import_regions")[0].actor.starts_with("cli:"));
+
+    // Malformed files: a clear message naming the feature, exit 2, nothing changed.
+    for (name, content, needle) in [
+        ("outside.geojson", qupath_file().replace("[120.5, 90.25]", "[120.5, 9.0e7]").replace("[120.5,90.25]", "[120.5,90000000.0]"), "feature 3"),
+        ("types.geojson", r#"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Point","coordinates":"12,5"},"properties":{}}]}"#.to_string(), "feature 1"),
+        ("notjson.geojson", "{\"type\": \"FeatureCollection\", \"features\": [".to_string(), "not JSON"),
+    ] {
+        let bad = app.scratch.join(name);
+        std::fs::write(&bad, content).unwrap();
+        let out = run(args(&bad));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(name) && err.contains(needle), "{name}: {err}");
+    }
+    assert_eq!(read_status(&app, read), ("draft".into(), 3));
+
+    // Export: one GeoJSON per slide per reader, equal to what went in; CSV with every field.
+    let out_dir = app.scratch.join("export");
+    let out = app.cli(&["annotations", "export", "--study", STUDY, "--format", "geojson", "--out", out_dir.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let exported = out_dir.join("R1").join(&labels[0]).join("annotator1.geojson");
+    let limits = geojson::Limits::for_slide(1e6, 1e6);
+    let back = geojson::parse(&std::fs::read(&exported).unwrap(), &limits).unwrap();
+    assert_eq!(back, geojson::parse(qupath_file().as_bytes(), &limits).unwrap(), "round trip: holes, MultiPolygon, ids, classes");
+    let out = app.cli(&["annotations", "export", "--study", STUDY, "--format", "csv", "--out", out_dir.to_str().unwrap()], None);
+    assert!(out.status.success());
+    let csv = std::fs::read_to_string(out_dir.join("reads.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + labels.len());
+    assert!(csv.lines().next().unwrap().ends_with("phenotype,til_density,tumour_present,comment"));
+
+    // An annotator acting through the CLI cannot export the others' reads.
+    let out = app.cli(&["--as", "annotator1", "annotations", "export", "--study", STUDY, "--format", "csv", "--out", out_dir.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn schema_changes_after_reading_started_need_a_reason() {
+    let app = spawn_app();
+    let labels = reading_study(&app);
+    let manager = app.login("manager").await;
+    let id = create_campaign(&manager, &[("name", "R1"), ("readers", "annotator1")]).await;
+    let a1 = app.login("annotator1").await;
+    save_draft(&a1, read_id(&app, id, "annotator1", &labels[0]), json!({"values": {"phenotype": "desert"}, "regions": []})).await;
+
+    let text = format!("{}extra | yesno\n", schema::DEFAULT_TEXT);
+    let r = manager.post(&format!("/studies/{STUDY}/annotations/schema"), &[("text", &text), ("reason", "")]).await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("reading has started"));
+    let dropped = schema::DEFAULT_TEXT.replace("phenotype | categorical | inflamed, excluded, desert | required\n", "");
+    let r = manager.post(&format!("/studies/{STUDY}/annotations/schema"), &[("text", &dropped), ("reason", "simplify")]).await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("reads hold values for phenotype"));
+    let r = manager.post(&format!("/studies/{STUDY}/annotations/schema"), &[("text", "bad line here"), ("reason", "x")]).await;
+    assert!(r.text().await.unwrap().contains("line 1"));
+    let r = manager.post(&format!("/studies/{STUDY}/annotations/schema"), &[("text", &text), ("reason", "adds the extra flag")]).await;
+    assert_eq!(r.status(), 303);
+    let ev = audit_events(&app, "update").into_iter().find(|e| e.entity == "annotation_schema" && e.entity_id == "v2").expect("audited");
+    assert_eq!(ev.reason.as_deref(), Some("adds the extra flag"));
+    assert_eq!(a1.post(&format!("/studies/{STUDY}/annotations/schema"), &[("text", &text), ("reason", "x")]).await.status(), 403);
+}
