@@ -60,15 +60,19 @@
   // ---- regions: the stored object plus what drawing and hit testing need, computed once ----
 
   // `data` is the server's Region object, kept as is so unknown fields survive the round trip.
-  // Coordinates are flattened into Float64Arrays [x0, y0, x1, y1, …]: points in `pts`, lines and
-  // polygon rings (of every polygon of a MultiPolygon; evenodd treats them alike) in `runs`.
+  // Coordinates are flattened [x0, y0, x1, y1, …]: points in `pts`, lines and polygon rings (of
+  // every polygon of a MultiPolygon; evenodd treats them alike) in `runs`. `b` is the bounds.
   function makeRecord(data) {
     var g = data.geometry || {};
     var cls = data["class"];
     var rgb = cls && cls.color && cls.color.length === 3 ? cls.color : NO_CLASS_RGB;
     var rec = { data: data, rgb: rgb, color: rgb.join(","), kind: null, pts: null, runs: [], b: [Infinity, Infinity, -Infinity, -Infinity] };
-    if (g.Point) { rec.kind = "points"; rec.pts = flatten([g.Point]); }
-    else if (g.MultiPoint) { rec.kind = "points"; rec.pts = flatten(g.MultiPoint); }
+    if (g.Point) { // most regions, by far (imported detections): the short way
+      var x = +g.Point[0], y = +g.Point[1];
+      rec.kind = "points"; rec.pts = [x, y]; rec.b = [x, y, x, y];
+      return rec;
+    }
+    if (g.MultiPoint) { rec.kind = "points"; rec.pts = flatten(g.MultiPoint); }
     else if (g.LineString) { rec.kind = "line"; rec.runs = [flatten(g.LineString)]; }
     else if (g.Polygon) { rec.kind = "polygon"; rec.runs = g.Polygon.map(flatten); }
     else if (g.MultiPolygon) {
@@ -86,7 +90,7 @@
   }
 
   function flatten(positions) {
-    var a = new Float64Array(positions.length * 2);
+    var a = new Array(positions.length * 2);
     for (var i = 0; i < positions.length; i++) { a[2 * i] = +positions[i][0]; a[2 * i + 1] = +positions[i][1]; }
     return a;
   }
@@ -151,8 +155,7 @@
     window.evidentiaViewer = viewer;
 
     var records = [];          // in the server's order; new regions are appended
-    var groups = [];           // records by colour, rebuilt when `groupsStale`
-    var groupsStale = true;
+    var groups = [];           // records by colour, for drawing (see addToGroups)
     var undoStack = [];
     var tool = "pan";
     var currentClass = null;   // {name, color: [r, g, b]} for new regions
@@ -210,22 +213,41 @@
       if (!frame) frame = requestAnimationFrame(draw);
     }
 
-    function rebuildGroups() {
-      var byColor = {};
-      groups = [];
-      records.forEach(function (rec) {
-        if (!rec.kind) return;
-        var g = byColor[rec.color];
-        if (!g) {
-          g = byColor[rec.color] = {
-            stroke: "rgb(" + rec.color + ")", fill: "rgba(" + rec.color + ",0.15)",
-            pixel: packPixel(rec.rgb[0], rec.rgb[1], rec.rgb[2], 255), polygons: [], lines: [], points: []
-          };
-          groups.push(g);
-        }
-        (rec.kind === "polygon" ? g.polygons : rec.kind === "line" ? g.lines : g.points).push(rec);
-      });
-      groupsStale = false;
+    // Records by colour (canvas styles are set once per colour) and kind, with their bounds
+    // copied into one Float64Array per list: a frame scans those contiguous numbers and touches
+    // only the records in view (scanning 100,000 scattered record objects took 30 ms a frame).
+    var groupByColor = {};
+
+    function listFor(rec) {
+      var g = groupByColor[rec.color];
+      if (!g) {
+        g = groupByColor[rec.color] = {
+          stroke: "rgb(" + rec.color + ")", fill: "rgba(" + rec.color + ",0.15)",
+          pixel: packPixel(rec.rgb[0], rec.rgb[1], rec.rgb[2], 255),
+          polygons: newList(), lines: newList(), points: newList()
+        };
+        groups.push(g);
+      }
+      return rec.kind === "polygon" ? g.polygons : rec.kind === "line" ? g.lines : g.points;
+    }
+
+    function newList() { return { recs: [], b: new Float64Array(256), n: 0 }; }
+
+    function addToGroups(rec) {
+      if (!rec.kind) return;
+      var list = listFor(rec);
+      if (list.b.length < (list.n + 1) * 4) { var b = new Float64Array(list.b.length * 2); b.set(list.b); list.b = b; }
+      list.b.set(rec.b, list.n * 4);
+      list.recs.push(rec);
+      list.n++;
+    }
+
+    function removeFromGroups(rec) {
+      if (!rec.kind) return;
+      var list = listFor(rec), i = list.recs.indexOf(rec);
+      list.recs.splice(i, 1);
+      list.b.copyWithin(i * 4, (i + 1) * 4, list.n * 4);
+      list.n--;
     }
 
     // Adds one ring or line to the current path, skipping vertices less than a pixel from the
@@ -242,19 +264,25 @@
       if (close) ctx.closePath();
     }
 
-    // Whether the record's bounds meet the visible image rectangle `v`.
-    function visible(rec, v) { return rec.b[2] >= v[0] && rec.b[0] <= v[2] && rec.b[3] >= v[1] && rec.b[1] <= v[3]; }
+    // The indexes of the records in `list` whose bounds meet the visible image rectangle `v`.
+    function inView(list, v) {
+      var b = list.b, out = [];
+      for (var i = 0, j = 0; i < list.n; i++, j += 4) {
+        if (b[j] <= v[2] && b[j + 2] >= v[0] && b[j + 1] <= v[3] && b[j + 3] >= v[1]) out.push(i);
+      }
+      return out;
+    }
 
     // Regions at least SMALL px on screen are canvas paths: one path per region (measured in
     // Chrome: it rasterizes several times faster than one path per colour, and overlapping
     // regions keep their fill), a light evenodd fill (holes stay clear) and a 2px outline.
     // Smaller regions go to the pixel layer as 1px outlines, or as dots under 3px; points too.
     function drawGroup(t, v, g) {
-      var i, k, rec, a, x, y;
+      var i, k, rec, a, x, y, seen;
       ctx.fillStyle = g.fill; ctx.strokeStyle = g.stroke; ctx.lineWidth = 2;
-      for (i = 0; i < g.polygons.length; i++) {
-        rec = g.polygons[i];
-        if (!visible(rec, v)) continue;
+      seen = inView(g.polygons, v);
+      for (i = 0; i < seen.length; i++) {
+        rec = g.polygons.recs[seen[i]];
         var size = Math.max(rec.b[2] - rec.b[0], rec.b[3] - rec.b[1]) * t.scale;
         if (size < 3) {
           var c = toScreen(t, (rec.b[0] + rec.b[2]) / 2, (rec.b[1] + rec.b[3]) / 2);
@@ -268,15 +296,17 @@
           ctx.stroke();
         }
       }
-      for (i = 0; i < g.lines.length; i++) {
-        rec = g.lines[i];
-        if (!visible(rec, v)) continue;
-        ctx.beginPath(); tracePath(t, rec.runs[0], false); ctx.stroke();
+      seen = inView(g.lines, v);
+      for (i = 0; i < seen.length; i++) {
+        ctx.beginPath(); tracePath(t, g.lines.recs[seen[i]].runs[0], false); ctx.stroke();
       }
-      for (i = 0; i < g.points.length; i++) {
-        rec = g.points[i];
-        if (!visible(rec, v)) continue;
-        a = rec.pts;
+      // A Point's bounds are the point: no need to look at the record.
+      var b = g.points.b;
+      for (i = 0; i < g.points.n; i++) {
+        var j = i * 4;
+        if (b[j] > v[2] || b[j + 2] < v[0] || b[j + 1] > v[3] || b[j + 3] < v[1]) continue;
+        if (b[j] === b[j + 2] && b[j + 1] === b[j + 3]) { x = b[j]; y = b[j + 1]; addDot(t.a * x + t.c * y + t.e, t.b * x + t.d * y + t.f, g.pixel); continue; }
+        a = g.points.recs[i].pts;
         for (k = 0; k < a.length; k += 2) {
           x = a[k]; y = a[k + 1];
           if (x >= v[0] && x <= v[2] && y >= v[1] && y <= v[3]) addDot(t.a * x + t.c * y + t.e, t.b * x + t.d * y + t.f, g.pixel);
@@ -472,7 +502,6 @@
       ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
       ctx.clearRect(0, 0, w, h);
       if (!hidden) {
-        if (groupsStale) rebuildGroups();
         // The visible image rectangle, grown by what a point or stroke may stick out on screen.
         var m = (POINT_RADIUS + 4) / t.scale;
         var cs = [toImage(t, 0, 0), toImage(t, w, 0), toImage(t, 0, h), toImage(t, w, h)];
@@ -529,7 +558,7 @@
       })
       .then(function (body) {
         records = (body.regions || []).map(makeRecord);
-        groupsStale = true;
+        records.forEach(addToGroups);
         regionsLoaded = true;
         updateCount();
         requestDraw();
@@ -541,23 +570,33 @@
         setStatus("error", "Regions could not be loaded (" + err.message + "); reload the page. Editing is off.");
       });
 
+    function insertRecord(rec, index) {
+      records.splice(index, 0, rec);
+      addToGroups(rec);
+    }
+
+    // Removes the record and returns where it was.
+    function removeRecord(rec) {
+      var i = records.indexOf(rec);
+      records.splice(i, 1);
+      removeFromGroups(rec);
+      if (selected === rec) selected = null;
+      return i;
+    }
+
     function newRegion(geometry) {
       var data = {};
       if (currentClass) data["class"] = { name: currentClass.name, color: currentClass.color.slice() };
       data.geometry = geometry;
       var rec = makeRecord(data);
-      records.push(rec);
+      insertRecord(rec, records.length);
       pushUndo({ op: "add", rec: rec });
       hidden = false; // the reader should see what was just drawn
       regionsChanged();
     }
 
     function deleteRecord(rec) {
-      var i = records.indexOf(rec);
-      if (i < 0) return;
-      records.splice(i, 1);
-      if (selected === rec) selected = null;
-      pushUndo({ op: "delete", rec: rec, index: i });
+      pushUndo({ op: "delete", rec: rec, index: removeRecord(rec) });
       regionsChanged();
     }
 
@@ -569,18 +608,12 @@
     function undo() {
       var u = undoStack.pop();
       if (!u) return;
-      if (u.op === "add") {
-        var i = records.indexOf(u.rec);
-        if (i >= 0) records.splice(i, 1);
-        if (selected === u.rec) selected = null;
-      } else {
-        records.splice(Math.min(u.index, records.length), 0, u.rec);
-      }
+      if (u.op === "add") removeRecord(u.rec);
+      else insertRecord(u.rec, Math.min(u.index, records.length));
       regionsChanged();
     }
 
     function regionsChanged() {
-      groupsStale = true;
       updateCount();
       requestDraw();
       changed();

@@ -10,7 +10,7 @@ type Row = (&'static str, [u16; 6]);
 /// (path, form fields, expected status per role).
 type ActionRow = (String, Vec<(&'static str, String)>, [u16; 6]);
 
-const GET_MATRIX: [Row; 23] = [
+const GET_MATRIX: [Row; 26] = [
     //                                              admin man  ann  stat mon  out
     ("/studies", [200, 200, 200, 200, 200, 200]),
     ("/studies.csv", [200, 200, 200, 200, 200, 200]),
@@ -25,10 +25,14 @@ const GET_MATRIX: [Row; 23] = [
     ("/studies/LUNG-IO-01/audit", [200, 200, 403, 403, 200, 404]),
     ("/studies/LUNG-IO-01/audit.csv", [200, 200, 403, 403, 200, 404]),
     ("/studies/LUNG-IO-01/jobs", [200, 200, 403, 200, 200, 404]),
-    ("/studies/LUNG-IO-01/cases", [200, 200, 403, 200, 200, 404]),
-    ("/studies/LUNG-IO-01/cases/SNUBH-0001", [200, 200, 403, 200, 200, 404]),
-    ("/studies/LUNG-IO-01/dictionary", [200, 200, 403, 200, 200, 404]),
-    ("/studies/LUNG-IO-01/cases/import", [200, 200, 403, 200, 200, 404]),
+    ("/studies/LUNG-IO-01/cases", [200, 200, 404, 200, 200, 404]),
+    ("/studies/LUNG-IO-01/cases/SNUBH-0001", [200, 200, 404, 200, 200, 404]),
+    ("/studies/LUNG-IO-01/dictionary", [200, 200, 404, 200, 200, 404]),
+    ("/studies/LUNG-IO-01/cases/import", [200, 200, 404, 200, 200, 404]),
+    // Reading: annotators work from their own queue; campaigns and the schema are hidden from them.
+    ("/studies/LUNG-IO-01/reading", [200, 200, 200, 200, 200, 404]),
+    ("/studies/LUNG-IO-01/campaigns", [200, 200, 303, 200, 200, 404]),
+    ("/studies/LUNG-IO-01/annotations/schema", [200, 200, 404, 200, 200, 404]),
     ("/studies/OTHER-01", [200, 404, 404, 404, 404, 404]),
     ("/studies/OTHER-01/sites", [200, 404, 404, 404, 404, 404]),
     ("/studies/NO-SUCH-STUDY", [404, 404, 404, 404, 404, 404]),
@@ -119,15 +123,17 @@ async fn every_action_for_every_role() {
 async fn the_api_applies_the_same_rules() {
     let app = spawn_app();
     let api = reqwest::Client::new();
-    let matrix: [Row; 10] = [
+    let matrix: [Row; 12] = [
         ("/api/v1/studies/LUNG-IO-01", [200, 200, 200, 200, 200, 404]),
         ("/api/v1/studies/LUNG-IO-01/sites", [200, 200, 200, 200, 200, 404]),
         ("/api/v1/studies/LUNG-IO-01/members", [200, 200, 403, 200, 200, 404]),
         ("/api/v1/studies/LUNG-IO-01/jobs", [200, 200, 403, 200, 200, 404]),
         ("/api/v1/studies/OTHER-01", [200, 404, 404, 404, 404, 404]),
-        ("/api/v1/studies/LUNG-IO-01/cases", [200, 200, 403, 200, 200, 404]),
-        ("/api/v1/studies/LUNG-IO-01/cases/SNUBH-0001", [200, 200, 403, 200, 200, 404]),
-        ("/api/v1/studies/LUNG-IO-01/dictionary", [200, 200, 403, 200, 200, 404]),
+        ("/api/v1/studies/LUNG-IO-01/cases", [200, 200, 404, 200, 200, 404]),
+        ("/api/v1/studies/LUNG-IO-01/cases/SNUBH-0001", [200, 200, 404, 200, 200, 404]),
+        ("/api/v1/studies/LUNG-IO-01/dictionary", [200, 200, 404, 200, 200, 404]),
+        ("/api/v1/studies/LUNG-IO-01/campaigns", [200, 200, 404, 200, 200, 404]),
+        ("/api/v1/studies/LUNG-IO-01/reading", [200, 200, 200, 200, 200, 404]),
         ("/api/v1/me", [200, 200, 200, 200, 200, 200]),
         ("/api/v1/no-such-endpoint", [404, 404, 404, 404, 404, 404]),
     ];

@@ -430,7 +430,8 @@ async fn annotators_see_no_case_data() {
         "/studies/LUNG-IO-01/cases/SNUBH-0001",
         "/studies/PHI-01/cases/import",
     ] {
-        assert_eq!(a.get(p).await.status(), 403, "{p}");
+        // Blinding: to an annotator case data does not exist.
+        assert_eq!(a.get(p).await.status(), 404, "{p}");
     }
     let (_, overview) = a.get_text("/studies/PHI-01").await;
     assert!(!overview.contains("/cases\""), "no Cases tab for annotators");
