@@ -124,6 +124,17 @@ pub fn eligible_slides(conn: &mut Conn, study_id: i32, site: &str, stain: &str) 
     Ok(q.order(slides::label.asc()).select((slides::id, slides::label)).load(conn)?)
 }
 
+/// Dictionary fields a campaign may show its readers: those whose values are kept, shifted or
+/// generalised; never identifiers (dropped) or the subject id (pseudonymised).
+pub fn showable_case_fields(conn: &mut Conn, study_id: i32) -> Result<Vec<String>> {
+    use crate::cases::dictionary::{self, DeidAction};
+    Ok(dictionary::load(conn, study_id)?
+        .into_iter()
+        .filter(|f| !matches!(f.action, DeidAction::Drop | DeidAction::Pseudonymise))
+        .map(|f| f.name)
+        .collect())
+}
+
 /// The slides and readers of an existing campaign (for its re-read).
 fn slides_and_readers(conn: &mut Conn, campaign_id: i32) -> Result<(Vec<(i32, String)>, Vec<String>)> {
     let slides: Vec<(i32, String)> = reads::table
@@ -209,10 +220,10 @@ pub fn create(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &Camp
                 }
             },
         };
-        let dictionary: Vec<String> = crate::cases::dictionary::load(conn, study.id)?.into_iter().map(|f| f.name).collect();
+        let showable = showable_case_fields(conn, study.id)?;
         for f in &input.case_fields {
-            if !dictionary.contains(f) {
-                errors.add("case_fields", format!("{f} is not a field of the data dictionary"));
+            if !showable.contains(f) {
+                errors.add("case_fields", format!("{f} is not a case field readers can be shown (identifiers and subject ids never are)"));
             }
         }
         for (f, t) in &input.tolerances {

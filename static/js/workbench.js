@@ -12,7 +12,7 @@
   var CLICK_SLOP = 4;         // screen px a press may move and still count as a click
   var MANY_DOTS = 3000;       // above this many points in view they are drawn as small squares, not circles
   var VERY_MANY_DOTS = 30000; // and above this many, as 2px squares
-  var SMALL = 24;             // screen px: smaller regions are drawn as pixels (see drawGroup)
+  var SMALL = 24;             // screen px: smaller regions are drawn as pixels (see collectGroup)
   var UNDO_LIMIT = 200;
   var NO_CLASS_RGB = [255, 200, 0];
   var SUBMIT_CONFIRM = "Submit this read? It cannot be changed afterwards.";
@@ -273,13 +273,10 @@
       return out;
     }
 
-    // Regions at least SMALL px on screen are canvas paths: one path per region (measured in
-    // Chrome: it rasterizes several times faster than one path per colour, and overlapping
-    // regions keep their fill), a light evenodd fill (holes stay clear) and a 2px outline.
-    // Smaller regions go to the pixel layer as 1px outlines, or as dots under 3px; points too.
-    function drawGroup(t, v, g) {
-      var i, k, rec, a, x, y, seen;
-      ctx.fillStyle = g.fill; ctx.strokeStyle = g.stroke; ctx.lineWidth = 2;
+    // Points, and regions under SMALL px on screen, go to the pixel layer: dots, or 1px outlines
+    // from 3px up. Returns the larger polygons and the lines in view, which are canvas paths.
+    function collectGroup(t, v, g) {
+      var i, k, rec, a, x, y, seen, paths = [];
       seen = inView(g.polygons, v);
       for (i = 0; i < seen.length; i++) {
         rec = g.polygons.recs[seen[i]];
@@ -290,16 +287,11 @@
         } else if (size < SMALL) {
           for (k = 0; k < rec.runs.length; k++) plotRun(t, rec.runs[k], g.pixel);
         } else {
-          ctx.beginPath();
-          for (k = 0; k < rec.runs.length; k++) tracePath(t, rec.runs[k], true);
-          ctx.fill("evenodd");
-          ctx.stroke();
+          paths.push(rec);
         }
       }
       seen = inView(g.lines, v);
-      for (i = 0; i < seen.length; i++) {
-        ctx.beginPath(); tracePath(t, g.lines.recs[seen[i]].runs[0], false); ctx.stroke();
-      }
+      for (i = 0; i < seen.length; i++) paths.push(g.lines.recs[seen[i]]);
       // A Point's bounds are the point: no need to look at the record.
       var b = g.points.b;
       for (i = 0; i < g.points.n; i++) {
@@ -311,6 +303,22 @@
           x = a[k]; y = a[k + 1];
           if (x >= v[0] && x <= v[2] && y >= v[1] && y <= v[3]) addDot(t.a * x + t.c * y + t.e, t.b * x + t.d * y + t.f, g.pixel);
         }
+      }
+      return paths;
+    }
+
+    // Canvas paths, drawn over the pixel layer so that drawn outlines stay visible over imported
+    // detections: one path per region (measured in Chrome, it rasterizes several times faster
+    // than one path per colour, and overlapping regions keep their fill), a light evenodd fill
+    // (holes stay clear) and a 2px outline; styles set once per colour.
+    function drawPaths(t, g, paths) {
+      ctx.fillStyle = g.fill; ctx.strokeStyle = g.stroke; ctx.lineWidth = 2;
+      for (var i = 0; i < paths.length; i++) {
+        var rec = paths[i], polygon = rec.kind === "polygon";
+        ctx.beginPath();
+        for (var k = 0; k < rec.runs.length; k++) tracePath(t, rec.runs[k], polygon);
+        if (polygon) ctx.fill("evenodd");
+        ctx.stroke();
       }
     }
 
@@ -508,8 +516,9 @@
         var v = [Infinity, Infinity, -Infinity, -Infinity];
         cs.forEach(function (p) { v[0] = Math.min(v[0], p.x - m); v[1] = Math.min(v[1], p.y - m); v[2] = Math.max(v[2], p.x + m); v[3] = Math.max(v[3], p.y + m); });
         beginPixels();
-        for (var i = 0; i < groups.length; i++) drawGroup(t, v, groups[i]);
+        var paths = groups.map(function (g) { return collectGroup(t, v, g); });
         finishPixels();
+        groups.forEach(function (g, i) { drawPaths(t, g, paths[i]); });
         if (selected) drawSelection(t);
       }
       drawSketch(t);

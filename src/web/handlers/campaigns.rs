@@ -311,7 +311,7 @@ async fn new_page(
                 roster,
                 crate::studies::sites::list(c, sid, false)?,
                 crate::slides::stains(c, sid)?,
-                crate::cases::dictionary::load(c, sid)?.into_iter().map(|f| f.name).collect::<Vec<_>>(),
+                campaigns::showable_case_fields(c, sid)?,
                 campaigns::list(c, sid)?.into_iter().filter(|c| c.parent_id.is_none()).collect::<Vec<_>>(),
                 campaigns::eligible_slides(c, sid, "", "")?.len(),
                 def.fields.iter().filter(|f| f.is_numeric()).map(|f| f.name.clone()).collect::<Vec<_>>(),
