@@ -79,7 +79,13 @@ struct Adjudication {
 fn adjudications_of(conn: &mut Conn, campaign_id: i32) -> Result<Vec<Adjudication>> {
     Ok(adjudications::table
         .filter(adjudications::campaign_id.eq(campaign_id))
-        .select((adjudications::slide_id, adjudications::field, adjudications::value, adjudications::adjudicator, adjudications::note))
+        .select((
+            adjudications::slide_id,
+            adjudications::field,
+            adjudications::value,
+            adjudications::adjudicator,
+            adjudications::note,
+        ))
         .load(conn)?)
 }
 
@@ -88,13 +94,19 @@ fn json_text(v: &str) -> String {
 }
 
 /// Every disagreement of a campaign, adjudicated or not, by slide and field.
-pub fn disagreements(conn: &mut Conn, study_id: i32, campaign: &Campaign, def: &Definition) -> Result<Vec<Disagreement>> {
+pub fn disagreements(
+    conn: &mut Conn,
+    study_id: i32,
+    campaign: &Campaign,
+    def: &Definition,
+) -> Result<Vec<Disagreement>> {
     let all = reads::of_campaign(conn, study_id, campaign.id)?;
     let done = adjudications_of(conn, campaign.id)?;
     let mut out = Vec::new();
     for ((label, slide_id), by_reader) in complete_slides(&all) {
         for field in &def.fields {
-            let values: Vec<(String, String)> = by_reader.iter().map(|(r, read)| (r.clone(), read.value(&field.name))).collect();
+            let values: Vec<(String, String)> =
+                by_reader.iter().map(|(r, read)| (r.clone(), read.value(&field.name))).collect();
             let texts: Vec<&str> = values.iter().map(|(_, v)| v.as_str()).collect();
             if !disagree(field, &texts, campaign.tolerance(&field.name)) {
                 continue;
@@ -183,10 +195,16 @@ pub fn adjudicate(
         }
         audit::record(
             conn,
-            Change::new(study.chain(), &actor.name, "adjudicate", "adjudication", format!("{}/{slide_label}/{field}", campaign.name))
-                .before_opt(d.adjudicated.as_ref().map(|a| json!({"value": a})))
-                .after(json!({"value": v, "reads": readers}))
-                .because_opt((!note.is_empty()).then_some(note)),
+            Change::new(
+                study.chain(),
+                &actor.name,
+                "adjudicate",
+                "adjudication",
+                format!("{}/{slide_label}/{field}", campaign.name),
+            )
+            .before_opt(d.adjudicated.as_ref().map(|a| json!({"value": a})))
+            .after(json!({"value": v, "reads": readers}))
+            .because_opt((!note.is_empty()).then_some(note)),
         )?;
         Ok(())
     })
@@ -195,7 +213,12 @@ pub fn adjudicate(
 /// The reference value of every field of every complete slide: the adjudicated value where the
 /// readers disagreed, else their common value (numbers within tolerance: their median). Slides
 /// with an unadjudicated disagreement have no reference for that field.
-pub fn reference(conn: &mut Conn, study_id: i32, campaign: &Campaign, def: &Definition) -> Result<BTreeMap<String, BTreeMap<String, String>>> {
+pub fn reference(
+    conn: &mut Conn,
+    study_id: i32,
+    campaign: &Campaign,
+    def: &Definition,
+) -> Result<BTreeMap<String, BTreeMap<String, String>>> {
     let all = reads::of_campaign(conn, study_id, campaign.id)?;
     let done = adjudications_of(conn, campaign.id)?;
     let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
@@ -252,7 +275,10 @@ pub fn agreement(conn: &mut Conn, study_id: i32, campaign: &Campaign, def: &Defi
                 ratings.entry(reader.clone()).or_default().insert(label.clone(), read.value(&field.name));
             }
         }
-        out.push(FieldAgreement { field: field.name.clone(), pairs: agreement::reader_pairs(&categories, &ratings, Weights::None, 0.95) });
+        out.push(FieldAgreement {
+            field: field.name.clone(),
+            pairs: agreement::reader_pairs(&categories, &ratings, Weights::None, 0.95),
+        });
     }
     Ok(out)
 }

@@ -108,7 +108,7 @@ pub fn by_name(conn: &mut Conn, study_id: i32, name: &str) -> Result<Campaign> {
 }
 
 /// Slide ids and labels a new campaign would read: slides of enrolled cases, not excluded.
-pub fn eligible_slides(conn: &mut Conn, study_id: i32, site: &str, stain: &str) -> Result<Vec<(i32, String)>> {
+pub fn eligible_slides(conn: &mut Conn, study_id: i32, site: &str, stain: &str) -> Result<SlideList> {
     let mut q = slides::table
         .inner_join(cases::table.inner_join(sites::table))
         .filter(slides::study_id.eq(study_id))
@@ -136,8 +136,11 @@ pub fn showable_case_fields(conn: &mut Conn, study_id: i32) -> Result<Vec<String
 }
 
 /// The slides and readers of an existing campaign (for its re-read).
-fn slides_and_readers(conn: &mut Conn, campaign_id: i32) -> Result<(Vec<(i32, String)>, Vec<String>)> {
-    let slides: Vec<(i32, String)> = reads::table
+/// Slide (id, label) pairs.
+type SlideList = Vec<(i32, String)>;
+
+fn slides_and_readers(conn: &mut Conn, campaign_id: i32) -> Result<(SlideList, Vec<String>)> {
+    let slides: SlideList = reads::table
         .inner_join(slides::table)
         .filter(reads::campaign_id.eq(campaign_id))
         .select((slides::id, slides::label))
@@ -184,7 +187,8 @@ pub fn create(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &Camp
                 slides_and_readers(conn, p.id)?
             }
             None => {
-                let mut names: Vec<String> = input.readers.iter().map(|r| r.trim().to_string()).filter(|r| !r.is_empty()).collect();
+                let mut names: Vec<String> =
+                    input.readers.iter().map(|r| r.trim().to_string()).filter(|r| !r.is_empty()).collect();
                 names.sort();
                 names.dedup();
                 (eligible_slides(conn, study.id, &input.site, &input.stain)?, names)
@@ -194,7 +198,8 @@ pub fn create(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &Camp
             errors.add("slides", "no slide matches: slides of enrolled cases that are not excluded");
         }
         let roster = members::list(conn, study.id, false)?;
-        let member_role = |username: &str| roster.iter().find(|m| m.username == username).map(|m| (m.user_id, m.role.clone()));
+        let member_role =
+            |username: &str| roster.iter().find(|m| m.username == username).map(|m| (m.user_id, m.role.clone()));
         let mut readers = Vec::new();
         if reader_names.is_empty() {
             errors.add("readers", "choose at least one reader");
@@ -223,7 +228,10 @@ pub fn create(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &Camp
         let showable = showable_case_fields(conn, study.id)?;
         for f in &input.case_fields {
             if !showable.contains(f) {
-                errors.add("case_fields", format!("{f} is not a case field readers can be shown (identifiers and subject ids never are)"));
+                errors.add(
+                    "case_fields",
+                    format!("{f} is not a case field readers can be shown (identifiers and subject ids never are)"),
+                );
             }
         }
         for (f, t) in &input.tolerances {
@@ -237,7 +245,11 @@ pub fn create(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &Camp
 
         let (blind, case_fields, tolerances) = match &parent {
             Some(p) => (p.blind_case_data, p.case_fields(), p.tolerances()),
-            None => (input.blind_case_data, if input.blind_case_data { vec![] } else { input.case_fields.clone() }, input.tolerances.clone()),
+            None => (
+                input.blind_case_data,
+                if input.blind_case_data { vec![] } else { input.case_fields.clone() },
+                input.tolerances.clone(),
+            ),
         };
         let seed = input.seed.unwrap_or_else(order::new_seed);
         let at = now();
@@ -279,7 +291,8 @@ pub fn create(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &Camp
         for chunk in rows.chunks(500) {
             diesel::insert_into(reads::table).values(chunk).execute(conn)?;
         }
-        let adjudicator = adjudicator_id.and_then(|id| roster.iter().find(|m| m.user_id == id)).map(|m| m.username.clone());
+        let adjudicator =
+            adjudicator_id.and_then(|id| roster.iter().find(|m| m.user_id == id)).map(|m| m.username.clone());
         audit::record(
             conn,
             Change::new(study.chain(), &actor.name, "create", "campaign", &name).after(json!({
@@ -327,7 +340,11 @@ pub fn progress(conn: &mut Conn, campaign_id: i32) -> Result<(Vec<Progress>, Pro
     let mut by_reader: BTreeMap<String, Progress> = BTreeMap::new();
     let mut all = Progress { reader: "all".into(), full_name: "All readers".into(), ..Default::default() };
     for (username, full_name, status, updated) in rows {
-        let p = by_reader.entry(username.clone()).or_insert_with(|| Progress { reader: username, full_name, ..Default::default() });
+        let p = by_reader.entry(username.clone()).or_insert_with(|| Progress {
+            reader: username,
+            full_name,
+            ..Default::default()
+        });
         for p in [p, &mut all] {
             p.total += 1;
             match status.as_str() {
@@ -350,7 +367,14 @@ pub fn opens_at(first_read_submitted: Option<NaiveDateTime>, washout_days: i32) 
 }
 
 /// Closes a campaign (no more reading) or reopens it; a reason is required and audited.
-pub fn set_status(conn: &mut Conn, actor: &Actor, access: &StudyAccess, id: i32, open: bool, reason: &str) -> Result<Campaign> {
+pub fn set_status(
+    conn: &mut Conn,
+    actor: &Actor,
+    access: &StudyAccess,
+    id: i32,
+    open: bool,
+    reason: &str,
+) -> Result<Campaign> {
     access.require(Permission::ManageCampaigns)?;
     let reason = reason.trim();
     if reason.is_empty() {

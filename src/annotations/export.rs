@@ -10,8 +10,17 @@ use crate::db::Conn;
 use crate::error::{Error, Result};
 
 /// Columns before the schema's fields.
-pub const FIXED_COLUMNS: [&str; 9] =
-    ["campaign", "slide", "reader", "position", "status", "schema_version", "region_count", "started_at", "submitted_at"];
+pub const FIXED_COLUMNS: [&str; 9] = [
+    "campaign",
+    "slide",
+    "reader",
+    "position",
+    "status",
+    "schema_version",
+    "region_count",
+    "started_at",
+    "submitted_at",
+];
 
 fn time(t: Option<chrono::NaiveDateTime>) -> String {
     t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default()
@@ -75,7 +84,8 @@ pub fn export(conn: &mut Conn, study_id: i32, format: &str, out_dir: &Path) -> R
 /// A campaign, slide or user name as a file name: anything but letters, digits, `-`, `_` and
 /// `.` becomes `_` (campaign names are free text).
 fn safe(name: &str) -> String {
-    let s: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
+    let s: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
     if s.starts_with('.') {
         format!("_{s}")
     } else {

@@ -739,11 +739,14 @@ pub fn check(regions: &[Region], limits: &Limits) -> Result<(), GeoJsonError> {
         let problem = match g {
             Geometry::LineString(ps) if ps.len() < 2 => Some("a LineString needs at least 2 positions".to_string()),
             Geometry::MultiPoint(ps) if ps.is_empty() => Some("MultiPoint geometry is empty".into()),
-            Geometry::Polygon(_) | Geometry::MultiPolygon(_) if g.vertex_count() == 0 => Some(format!("{} geometry is empty", g.kind())),
-            Geometry::Polygon(_) | Geometry::MultiPolygon(_) => g
-                .runs()
-                .position(|ring| ring.len() < 4 || ring.first() != ring.last())
-                .map(|r| format!("ring {} must be closed (first position repeated last) with at least 4 positions", r + 1)),
+            Geometry::Polygon(_) | Geometry::MultiPolygon(_) if g.vertex_count() == 0 => {
+                Some(format!("{} geometry is empty", g.kind()))
+            }
+            Geometry::Polygon(_) | Geometry::MultiPolygon(_) => {
+                g.runs().position(|ring| ring.len() < 4 || ring.first() != ring.last()).map(|r| {
+                    format!("ring {} must be closed (first position repeated last) with at least 4 positions", r + 1)
+                })
+            }
             _ => None,
         }
         .or_else(|| inside_slide(g, limits).err());

@@ -57,10 +57,19 @@ impl Read {
     }
 }
 
-type Joined = diesel::dsl::InnerJoin<diesel::dsl::InnerJoin<diesel::dsl::InnerJoin<reads::table, campaigns_t::table>, slides::table>, users::table>;
+type Joined = diesel::dsl::InnerJoin<
+    diesel::dsl::InnerJoin<diesel::dsl::InnerJoin<reads::table, campaigns_t::table>, slides::table>,
+    users::table,
+>;
 
 /// Reads of a study joined to what [`Read`] selects.
-fn joined<'a>(study_id: i32) -> diesel::dsl::IntoBoxed<'a, diesel::dsl::Filter<Joined, diesel::dsl::Eq<campaigns_t::study_id, i32>>, diesel::sqlite::Sqlite> {
+fn joined<'a>(
+    study_id: i32,
+) -> diesel::dsl::IntoBoxed<
+    'a,
+    diesel::dsl::Filter<Joined, diesel::dsl::Eq<campaigns_t::study_id, i32>>,
+    diesel::sqlite::Sqlite,
+> {
     reads::table
         .inner_join(campaigns_t::table)
         .inner_join(slides::table)
@@ -169,11 +178,8 @@ impl ReadAccess {
 /// Finds a read for an actor, applying the blinding rules: its reader (after the washout), a
 /// role that reviews reads, or the campaign's adjudicator. Anyone else: not found.
 pub fn open_for(conn: &mut Conn, actor: &Actor, access: &StudyAccess, read_id: i32) -> Result<ReadAccess> {
-    let read: Read = joined(access.study.id)
-        .filter(reads::id.eq(read_id))
-        .select(Read::as_select())
-        .first(conn)
-        .or_not_found()?;
+    let read: Read =
+        joined(access.study.id).filter(reads::id.eq(read_id)).select(Read::as_select()).first(conn).or_not_found()?;
     let campaign = campaigns::get(conn, access.study.id, read.campaign_id)?;
     let own = actor.user_id == Some(read.reader_id) && access.role.is_some();
     let adjudicates = actor.user_id.is_some() && campaign.adjudicator_id == actor.user_id;
@@ -238,7 +244,8 @@ pub struct Saved {
 fn ensure_editable(conn: &mut Conn, access: &StudyAccess, ra: &ReadAccess, for_reader: bool) -> Result<()> {
     let study = crate::studies::get_by_code(conn, &access.study.code)?;
     study.ensure_editable()?;
-    if !ra.own && !(for_reader && access.can(Permission::ManageCampaigns)) {
+    let manager_for_reader = for_reader && access.can(Permission::ManageCampaigns);
+    if !(ra.own || manager_for_reader) {
         return Err(Error::forbidden("only the reader changes a read"));
     }
     if ra.campaign.status != "open" {
@@ -259,13 +266,20 @@ pub fn save_draft(conn: &mut Conn, actor: &Actor, access: &StudyAccess, read_id:
         ensure_editable(conn, access, &ra, false)?;
         let sv = schema::require_current(conn, access.study.id)?;
         let values = sv.definition().validate(&draft.values, false)?;
-        geojson::check(&draft.regions, &slide_limits(conn, ra.read.slide_id)?).map_err(|e| Error::invalid("regions", e.to_string()))?;
+        geojson::check(&draft.regions, &slide_limits(conn, ra.read.slide_id)?)
+            .map_err(|e| Error::invalid("regions", e.to_string()))?;
         write_read(conn, actor, access, &ra, sv.version, &values, &draft.regions, "draft", "save_draft", None)
     })
 }
 
 /// Completes a read: every required field must be filled. Regions stay as last saved.
-pub fn submit(conn: &mut Conn, actor: &Actor, access: &StudyAccess, read_id: i32, values: &Map<String, Value>) -> Result<Saved> {
+pub fn submit(
+    conn: &mut Conn,
+    actor: &Actor,
+    access: &StudyAccess,
+    read_id: i32,
+    values: &Map<String, Value>,
+) -> Result<Saved> {
     write_tx(conn, |conn| {
         let ra = open_for(conn, actor, access, read_id)?;
         ensure_editable(conn, access, &ra, false)?;
@@ -309,7 +323,13 @@ pub fn reopen(conn: &mut Conn, actor: &Actor, access: &StudyAccess, read_id: i32
 /// Adds regions from a QuPath GeoJSON file to a reader's read (a draft afterwards): by the reader,
 /// or by a campaign manager for them (the CLI). The file is checked against the slide before
 /// anything is written.
-pub fn import_regions(conn: &mut Conn, actor: &Actor, access: &StudyAccess, read_id: i32, bytes: &[u8]) -> Result<Saved> {
+pub fn import_regions(
+    conn: &mut Conn,
+    actor: &Actor,
+    access: &StudyAccess,
+    read_id: i32,
+    bytes: &[u8],
+) -> Result<Saved> {
     write_tx(conn, |conn| {
         let ra = open_for(conn, actor, access, read_id)?;
         ensure_editable(conn, access, &ra, true)?;
@@ -343,7 +363,11 @@ fn write_read(
     let values_json = Value::Object(values.clone()).to_string();
     let stored: String = reads::table.find(ra.read.id).select(reads::regions).first(conn)?;
     let at = now();
-    let saved = Saved { saved_at: at.format("%Y-%m-%d %H:%M:%S").to_string(), region_count: regions.len(), status: status.to_string() };
+    let saved = Saved {
+        saved_at: at.format("%Y-%m-%d %H:%M:%S").to_string(),
+        region_count: regions.len(),
+        status: status.to_string(),
+    };
     if status == "draft" && ra.read.status == "draft" && stored == regions_json && ra.read.field_values == values_json {
         return Ok(saved);
     }
@@ -379,7 +403,8 @@ pub fn read_entity(r: &Read) -> String {
 /// The read of (campaign, slide, reader) for the CLI: the campaign by name, or the only open
 /// campaign where this reader has an unsubmitted read of the slide.
 pub fn find(conn: &mut Conn, study_id: i32, campaign: Option<&str>, slide: &str, reader: &str) -> Result<i32> {
-    let mut q = joined(study_id).filter(slides::label.eq(slide.to_string())).filter(users::username.eq(reader.to_string()));
+    let mut q =
+        joined(study_id).filter(slides::label.eq(slide.to_string())).filter(users::username.eq(reader.to_string()));
     if let Some(c) = campaign {
         q = q.filter(campaigns_t::name.eq(c.to_string()));
     } else {
@@ -388,10 +413,19 @@ pub fn find(conn: &mut Conn, study_id: i32, campaign: Option<&str>, slide: &str,
     let found: Vec<(i32, String)> = q.select((reads::id, campaigns_t::name)).load(conn)?;
     match found.as_slice() {
         [(id, _)] => Ok(*id),
-        [] => Err(Error::invalid("slide", format!("{reader} has no open read of slide {slide}{}", campaign.map(|c| format!(" in campaign {c}")).unwrap_or_default()))),
+        [] => Err(Error::invalid(
+            "slide",
+            format!(
+                "{reader} has no open read of slide {slide}{}",
+                campaign.map(|c| format!(" in campaign {c}")).unwrap_or_default()
+            ),
+        )),
         many => Err(Error::invalid(
             "campaign",
-            format!("{reader} reads {slide} in several campaigns ({}): name one with --campaign", many.iter().map(|(_, c)| c.as_str()).collect::<Vec<_>>().join(", ")),
+            format!(
+                "{reader} reads {slide} in several campaigns ({}): name one with --campaign",
+                many.iter().map(|(_, c)| c.as_str()).collect::<Vec<_>>().join(", ")
+            ),
         )),
     }
 }
@@ -401,15 +435,27 @@ pub fn visible_case_values(conn: &mut Conn, campaign: &Campaign, slide_id: i32) 
     if campaign.blind_case_data || campaign.case_fields().is_empty() {
         return Ok(Vec::new());
     }
-    let data: String = slides::table.inner_join(cases::table).filter(slides::id.eq(slide_id)).select(cases::data).first(conn)?;
+    let data: String =
+        slides::table.inner_join(cases::table).filter(slides::id.eq(slide_id)).select(cases::data).first(conn)?;
     Ok(campaigns::case_values(campaign, &data))
 }
 
 /// Neighbours in the reader's queue (previous, next read ids), for n/p in the workbench.
 pub fn neighbours(conn: &mut Conn, read: &Read) -> Result<(Option<i32>, Option<i32>)> {
-    let base = || reads::table.filter(reads::campaign_id.eq(read.campaign_id)).filter(reads::reader_id.eq(read.reader_id));
-    let prev = base().filter(reads::position.lt(read.position)).order(reads::position.desc()).select(reads::id).first(conn).optional()?;
-    let next = base().filter(reads::position.gt(read.position)).order(reads::position.asc()).select(reads::id).first(conn).optional()?;
+    let base =
+        || reads::table.filter(reads::campaign_id.eq(read.campaign_id)).filter(reads::reader_id.eq(read.reader_id));
+    let prev = base()
+        .filter(reads::position.lt(read.position))
+        .order(reads::position.desc())
+        .select(reads::id)
+        .first(conn)
+        .optional()?;
+    let next = base()
+        .filter(reads::position.gt(read.position))
+        .order(reads::position.asc())
+        .select(reads::id)
+        .first(conn)
+        .optional()?;
     Ok((prev, next))
 }
 

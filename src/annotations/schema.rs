@@ -19,8 +19,14 @@ use crate::error::{Error, FieldErrors, Result};
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum FieldKind {
     /// One of the listed choices, in the listed (ordinal) order.
-    Categorical { choices: Vec<String> },
-    Numeric { min: f64, max: f64, unit: String },
+    Categorical {
+        choices: Vec<String>,
+    },
+    Numeric {
+        min: f64,
+        max: f64,
+        unit: String,
+    },
     YesNo,
     Comment,
 }
@@ -145,7 +151,11 @@ impl Definition {
             let line = match &f.kind {
                 FieldKind::Categorical { choices } => format!("{} | categorical | {}{req}", f.name, choices.join(", ")),
                 FieldKind::Numeric { min, max, unit } => {
-                    format!("{} | numeric | {min}-{max}{}{req}", f.name, if unit.is_empty() { "".into() } else { format!(" {unit}") })
+                    format!(
+                        "{} | numeric | {min}-{max}{}{req}",
+                        f.name,
+                        if unit.is_empty() { "".into() } else { format!(" {unit}") }
+                    )
                 }
                 FieldKind::YesNo => format!("{} | yesno{req}", f.name),
                 FieldKind::Comment => format!("{} | comment{req}", f.name),
@@ -279,8 +289,13 @@ fn parse_field(parts: &[&str]) -> std::result::Result<FieldDef, String> {
     let extra_ok = |n: usize| parts.len() == n || (parts.len() == n + 1 && required);
     let kind = match kind_word.to_ascii_lowercase().as_str() {
         "categorical" => {
-            let choices: Vec<String> =
-                parts.get(2).unwrap_or(&"").split(',').map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect();
+            let choices: Vec<String> = parts
+                .get(2)
+                .unwrap_or(&"")
+                .split(',')
+                .map(|c| c.trim().to_string())
+                .filter(|c| !c.is_empty())
+                .collect();
             if choices.len() < 2 {
                 return Err(format!("{name}: a categorical field needs at least two choices, comma-separated"));
             }
@@ -292,7 +307,9 @@ fn parse_field(parts: &[&str]) -> std::result::Result<FieldDef, String> {
         "numeric" => {
             let spec = parts.get(2).copied().unwrap_or("");
             let (range, unit) = spec.split_once(' ').unwrap_or((spec, ""));
-            let bounds = range.split_once('-').and_then(|(a, b)| Some((a.trim().parse::<f64>().ok()?, b.trim().parse::<f64>().ok()?)));
+            let bounds = range
+                .split_once('-')
+                .and_then(|(a, b)| Some((a.trim().parse::<f64>().ok()?, b.trim().parse::<f64>().ok()?)));
             let Some((min, max)) = bounds.filter(|(a, b)| a < b) else {
                 return Err(format!("{name}: a numeric field needs a range like `0-100 %`"));
             };
@@ -398,7 +415,13 @@ pub fn reading_started(conn: &mut Conn, study_id: i32) -> Result<bool> {
 
 /// Saves a new schema version. After reading started a reason is required; fields that submitted
 /// reads use cannot be removed (their values would silently lose their meaning).
-pub fn save(conn: &mut Conn, actor: &Actor, access: &StudyAccess, def: &Definition, reason: &str) -> Result<SchemaVersion> {
+pub fn save(
+    conn: &mut Conn,
+    actor: &Actor,
+    access: &StudyAccess,
+    def: &Definition,
+    reason: &str,
+) -> Result<SchemaVersion> {
     access.require(Permission::ManageCampaigns)?;
     def.check()?;
     let reason = reason.trim();
@@ -425,7 +448,10 @@ pub fn save(conn: &mut Conn, actor: &Actor, access: &StudyAccess, def: &Definiti
             if !removed.is_empty() {
                 return Err(Error::invalid(
                     "schema",
-                    format!("reads hold values for {}: keep these fields (mark them optional instead)", removed.join(", ")),
+                    format!(
+                        "reads hold values for {}: keep these fields (mark them optional instead)",
+                        removed.join(", ")
+                    ),
                 ));
             }
         }
@@ -443,7 +469,10 @@ pub fn save(conn: &mut Conn, actor: &Actor, access: &StudyAccess, def: &Definiti
             .returning(SchemaVersion::as_returning())
             .get_result(conn)?;
         let (before, after) = match &old {
-            Some(o) => audit::diff(&serde_json::to_value(o).unwrap_or_default(), &serde_json::to_value(def).unwrap_or_default()),
+            Some(o) => audit::diff(
+                &serde_json::to_value(o).unwrap_or_default(),
+                &serde_json::to_value(def).unwrap_or_default(),
+            ),
             None => (Value::Null, serde_json::to_value(def).unwrap_or_default()),
         };
         audit::record(
@@ -481,7 +510,10 @@ mod tests {
         let def = Definition::parse_text(DEFAULT_TEXT).unwrap();
         assert_eq!(def.fields.len(), 4);
         assert_eq!(def.classes.len(), 3);
-        assert_eq!(def.classes[2], ClassDef { name: "Lymphocyte".into(), color: [0x1f, 0x77, 0xb4], shape: ClassShape::Point });
+        assert_eq!(
+            def.classes[2],
+            ClassDef { name: "Lymphocyte".into(), color: [0x1f, 0x77, 0xb4], shape: ClassShape::Point }
+        );
         assert_eq!(Definition::parse_text(&def.to_text()).unwrap(), def);
         let tps = Definition::parse_text("tps_category | categorical | <1%, 1-49%, >=50% | required").unwrap();
         assert_eq!(tps.fields[0].choices(), vec!["<1%", "1-49%", ">=50%"]);
@@ -489,7 +521,8 @@ mod tests {
 
     #[test]
     fn problems_name_their_line() {
-        let err = Definition::parse_text("ok | yesno\nBad Name | yesno\nx | numeric | 100-0\nC | #zzzzzz | point").unwrap_err();
+        let err = Definition::parse_text("ok | yesno\nBad Name | yesno\nx | numeric | 100-0\nC | #zzzzzz | point")
+            .unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("line 2") && msg.contains("line 3") && msg.contains("line 4"), "{msg}");
         assert!(Definition::parse_text("# nothing\n").unwrap_err().to_string().contains("at least one"));
@@ -499,11 +532,18 @@ mod tests {
     #[test]
     fn values_are_validated_by_kind() {
         let def = Definition::parse_text(DEFAULT_TEXT).unwrap();
-        let vals = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect::<Map<_, _>>();
-        let ok = def.validate(&vals(&[("phenotype", "inflamed"), ("til_density", "120.5"), ("tumour_present", "Y")]), true).unwrap();
+        let vals = |pairs: &[(&str, &str)]| {
+            pairs.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect::<Map<_, _>>()
+        };
+        let ok = def
+            .validate(&vals(&[("phenotype", "inflamed"), ("til_density", "120.5"), ("tumour_present", "Y")]), true)
+            .unwrap();
         assert_eq!(ok["tumour_present"], "yes");
         let err = def
-            .validate(&vals(&[("phenotype", "hot"), ("til_density", "9999"), ("tumour_present", "maybe"), ("x", "1")]), false)
+            .validate(
+                &vals(&[("phenotype", "hot"), ("til_density", "9999"), ("tumour_present", "maybe"), ("x", "1")]),
+                false,
+            )
             .unwrap_err()
             .to_string();
         for needle in ["phenotype", "til_density: 9999 is outside", "tumour_present", "x: is not a field"] {
@@ -511,6 +551,10 @@ mod tests {
         }
         // A draft may leave required fields empty; a submitted read may not.
         assert!(def.validate(&vals(&[("phenotype", "desert")]), false).is_ok());
-        assert!(def.validate(&vals(&[("phenotype", "desert")]), true).unwrap_err().to_string().contains("til_density: is required"));
+        assert!(def
+            .validate(&vals(&[("phenotype", "desert")]), true)
+            .unwrap_err()
+            .to_string()
+            .contains("til_density: is required"));
     }
 }

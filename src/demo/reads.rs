@@ -99,7 +99,13 @@ pub fn seed_reads(conn: &mut Conn, data_dir: &std::path::Path) -> Result<Vec<Str
         conn,
         &operator,
         &access,
-        &CampaignInput { name: "Re-read".into(), parent_id: Some(campaign.id), washout_days: 28, seed: Some(20_261_224), ..Default::default() },
+        &CampaignInput {
+            name: "Re-read".into(),
+            parent_id: Some(campaign.id),
+            washout_days: 28,
+            seed: Some(20_261_224),
+            ..Default::default()
+        },
     )?;
     Ok(vec![format!(
         "annotation schema, campaign \"First read\" ({} reads by 2 pathologists, {adjudicated} disagreements adjudicated) and a re-read after a 28-day washout",

@@ -250,9 +250,13 @@ mod tests {
     fn reader_pairs_use_the_slides_both_rated_in_schema_order() {
         use std::collections::BTreeMap;
         let cats: Vec<String> = ["inflamed", "excluded", "desert"].iter().map(|c| c.to_string()).collect();
-        let rate = |v: &[(&str, &str)]| v.iter().map(|(s, c)| (s.to_string(), c.to_string())).collect::<BTreeMap<_, _>>();
+        let rate =
+            |v: &[(&str, &str)]| v.iter().map(|(s, c)| (s.to_string(), c.to_string())).collect::<BTreeMap<_, _>>();
         let mut ratings = BTreeMap::new();
-        ratings.insert("kim".to_string(), rate(&[("S1", "inflamed"), ("S2", "desert"), ("S3", "excluded"), ("S4", "desert")]));
+        ratings.insert(
+            "kim".to_string(),
+            rate(&[("S1", "inflamed"), ("S2", "desert"), ("S3", "excluded"), ("S4", "desert")]),
+        );
         ratings.insert("lee".to_string(), rate(&[("S1", "inflamed"), ("S2", "excluded"), ("S3", "excluded")]));
         let pairs = reader_pairs(&cats, &ratings, Weights::None, 0.95);
         assert_eq!(pairs.len(), 1);

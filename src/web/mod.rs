@@ -102,7 +102,11 @@ pub fn csv_download<'a, T: CsvRecord + 'a>(
 }
 
 /// A CSV download of rows whose columns are known only at run time (a schema's fields).
-pub fn csv_rows_download(filename: &str, header: Vec<String>, rows: Vec<Vec<String>>) -> Result<HttpResponse, PageError> {
+pub fn csv_rows_download(
+    filename: &str,
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+) -> Result<HttpResponse, PageError> {
     let mut bytes = Vec::new();
     crate::export::write_rows(&mut bytes, header, rows).map_err(Error::Internal)?;
     Ok(csv_response(filename, bytes))

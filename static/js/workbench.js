@@ -787,13 +787,11 @@
     el.addEventListener("pointerup", function (ev) { endGesture(ev, false); }, true);
     el.addEventListener("pointercancel", function (ev) { endGesture(ev, true); }, true);
 
-    // The browser still sends click and dblclick after our presses: keep them from OSD too
-    // (its double-click zoom); a double-click closes the polygon being drawn.
-    el.addEventListener("click", function (ev) {
-      if (tool !== "pan" && viewer.canvas.contains(ev.target)) own(ev);
-    }, true);
+    // The browser still sends a dblclick after our presses, aimed at the viewer element (which
+    // captured the pointer): a double-click closes the polygon being drawn, and never reaches
+    // OSD's double-click zoom.
     el.addEventListener("dblclick", function (ev) {
-      if (tool === "pan" || !viewer.canvas.contains(ev.target)) return;
+      if (tool === "pan" || !(ev.target === el || viewer.canvas.contains(ev.target))) return;
       own(ev);
       if (tool === "polygon") finishPolygon();
     }, true);

@@ -95,7 +95,13 @@ async fn a_campaign_gives_each_reader_the_slides_in_an_order_reproducible_from_t
     let manager = app.login("manager").await;
     let id = create_campaign(
         &manager,
-        &[("name", "First read"), ("readers", "annotator1"), ("readers", "annotator2"), ("seed", "7"), ("blind_case_data", "on")],
+        &[
+            ("name", "First read"),
+            ("readers", "annotator1"),
+            ("readers", "annotator2"),
+            ("seed", "7"),
+            ("blind_case_data", "on"),
+        ],
     )
     .await;
     for reader in ["annotator1", "annotator2"] {
@@ -116,11 +122,15 @@ async fn a_campaign_gives_each_reader_the_slides_in_an_order_reproducible_from_t
     assert_eq!((new["seed"].as_i64(), new["readers"].clone()), (Some(7), json!(["annotator1", "annotator2"])));
 
     // Bad input names the field and creates nothing.
-    let r = manager.post(&format!("/studies/{STUDY}/campaigns"), &[("name", "First read"), ("readers", "statistician")]).await;
+    let r = manager
+        .post(&format!("/studies/{STUDY}/campaigns"), &[("name", "First read"), ("readers", "statistician")])
+        .await;
     assert_eq!(r.status(), 422);
     let body = r.text().await.unwrap();
     assert!(body.contains("statistician is not an annotator") && body.contains("exists already"), "{body}");
-    let r = manager.post(&format!("/studies/{STUDY}/campaigns"), &[("name", "X"), ("readers", "annotator1"), ("seed", "-3")]).await;
+    let r = manager
+        .post(&format!("/studies/{STUDY}/campaigns"), &[("name", "X"), ("readers", "annotator1"), ("seed", "-3")])
+        .await;
     assert!(r.text().await.unwrap().contains("the seed is a whole number"));
     let n: i64 = campaigns_t::table.count().get_result(&mut app.conn()).unwrap();
     assert_eq!(n, 1);
@@ -137,14 +147,21 @@ async fn blinding_holds_against_direct_urls_and_the_api() {
     let app = spawn_app();
     let labels = reading_study(&app);
     let manager = app.login("manager").await;
-    let id = create_campaign(&manager, &[("name", "R1"), ("readers", "annotator1"), ("readers", "annotator2"), ("blind_case_data", "on")]).await;
+    let id = create_campaign(
+        &manager,
+        &[("name", "R1"), ("readers", "annotator1"), ("readers", "annotator2"), ("blind_case_data", "on")],
+    )
+    .await;
     let mine = read_id(&app, id, "annotator1", &labels[0]);
     let theirs = read_id(&app, id, "annotator2", &labels[0]);
     let a1 = app.login("annotator1").await;
 
     let (status, page) = a1.get_text(&format!("/studies/{STUDY}/reads/{mine}")).await;
     assert_eq!(status, 200);
-    assert!(!page.contains(&labels[0]) && !page.contains("SNUBH-0001"), "a blinded read shows no slide label or case id");
+    assert!(
+        !page.contains(&labels[0]) && !page.contains("SNUBH-0001"),
+        "a blinded read shows no slide label or case id"
+    );
     assert_eq!(a1.get(&format!("/studies/{STUDY}/reads/{mine}/dzi/slide.dzi")).await.status(), 200);
     assert_eq!(a1.get(&format!("/studies/{STUDY}/reads/{mine}/dzi/slide_files/0/0_0.jpeg")).await.status(), 200);
 
@@ -216,7 +233,8 @@ async fn drafts_submit_and_reopen_are_validated_and_audited() {
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap().contains("feature 1: coordinate"), "names the region");
     assert_eq!(read_status(&app, read), ("assigned".into(), 0));
-    let no_csrf = a1.http.post(a1.url(&format!("/studies/{STUDY}/reads/{read}/draft"))).json(&json!({})).send().await.unwrap();
+    let no_csrf =
+        a1.http.post(a1.url(&format!("/studies/{STUDY}/reads/{read}/draft"))).json(&json!({})).send().await.unwrap();
     assert_eq!(no_csrf.status(), 403, "JSON saves need the CSRF header");
 
     // A draft with a point and a polygon.
@@ -274,8 +292,10 @@ async fn a_reread_opens_only_after_the_washout() {
     save_draft(&a1, r1, json!({"values": valid_values("desert"), "regions": []})).await;
     assert_eq!(submit(&a1, r1, "desert", "20").await.status(), 303);
 
-    let reread = create_campaign(&manager, &[("name", "Second"), ("parent", &first.to_string()), ("washout_days", "14")]).await;
-    let (status, page) = a1.get_text(&format!("/studies/{STUDY}/reads/{}", read_id(&app, reread, "annotator1", &labels[0]))).await;
+    let reread =
+        create_campaign(&manager, &[("name", "Second"), ("parent", &first.to_string()), ("washout_days", "14")]).await;
+    let (status, page) =
+        a1.get_text(&format!("/studies/{STUDY}/reads/{}", read_id(&app, reread, "annotator1", &labels[0]))).await;
     assert_eq!(status, 409);
     let opens = (chrono::Utc::now() + chrono::Duration::days(14)).format("%Y-%m-%d").to_string();
     assert!(page.contains(&format!("washout: this re-read opens on {opens}")), "{page}");
@@ -288,9 +308,21 @@ async fn a_reread_opens_only_after_the_washout() {
     assert!(queue.contains(&format!("opens {opens}")), "the queue says when");
 
     // With no washout the re-read of a submitted slide opens at once, in its own order.
-    let no_wait = create_campaign(&manager, &[("name", "Third"), ("parent", &first.to_string()), ("washout_days", "0"), ("seed", "99")]).await;
-    assert_eq!(a1.get(&format!("/studies/{STUDY}/reads/{}", read_id(&app, no_wait, "annotator1", &labels[0]))).await.status(), 200);
-    let r = manager.post(&format!("/studies/{STUDY}/campaigns"), &[("name", "Bad"), ("parent", &first.to_string()), ("washout_days", "400")]).await;
+    let no_wait = create_campaign(
+        &manager,
+        &[("name", "Third"), ("parent", &first.to_string()), ("washout_days", "0"), ("seed", "99")],
+    )
+    .await;
+    assert_eq!(
+        a1.get(&format!("/studies/{STUDY}/reads/{}", read_id(&app, no_wait, "annotator1", &labels[0]))).await.status(),
+        200
+    );
+    let r = manager
+        .post(
+            &format!("/studies/{STUDY}/campaigns"),
+            &[("name", "Bad"), ("parent", &first.to_string()), ("washout_days", "400")],
+        )
+        .await;
     assert_eq!(r.status(), 422);
 }
 
@@ -301,32 +333,53 @@ async fn disagreements_are_adjudicated_into_the_reference_and_agreement_is_shown
     let manager = app.login("manager").await;
     let id = create_campaign(
         &manager,
-        &[("name", "R1"), ("readers", "annotator1"), ("readers", "annotator2"), ("adjudicator", "manager"), ("tolerances", "til_density=50")],
+        &[
+            ("name", "R1"),
+            ("readers", "annotator1"),
+            ("readers", "annotator2"),
+            ("adjudicator", "manager"),
+            ("tolerances", "til_density=50"),
+        ],
     )
     .await;
     let a1 = app.login("annotator1").await;
     let a2 = app.login("annotator2").await;
     // Slide 0: phenotypes differ. Slide 1: densities 100 vs 140 (within 50). Slide 2: 100 vs 300.
-    let plan = [("inflamed", "100", "excluded", "100"), ("desert", "100", "desert", "140"), ("excluded", "100", "excluded", "300")];
+    let plan = [
+        ("inflamed", "100", "excluded", "100"),
+        ("desert", "100", "desert", "140"),
+        ("excluded", "100", "excluded", "300"),
+    ];
     for (label, (p1, d1, p2, d2)) in labels.iter().zip(plan) {
         assert_eq!(submit(&a1, read_id(&app, id, "annotator1", label), p1, d1).await.status(), 303);
         assert_eq!(submit(&a2, read_id(&app, id, "annotator2", label), p2, d2).await.status(), 303);
     }
     let (status, page) = manager.get_text(&format!("/studies/{STUDY}/campaigns/{id}/adjudication")).await;
     assert_eq!(status, 200);
-    assert!(page.contains(&labels[0]) && page.contains(&labels[2]) && !page.contains(&labels[1]), "only real disagreements");
+    assert!(
+        page.contains(&labels[0]) && page.contains(&labels[2]) && !page.contains(&labels[1]),
+        "only real disagreements"
+    );
 
     // Only the adjudicator adjudicates; values are checked; it is audited with both reads.
     let stat = app.login("statistician").await;
     let form = [("slide", labels[0].as_str()), ("field", "phenotype"), ("value", "inflamed"), ("note", "")];
     assert_eq!(stat.post(&format!("/studies/{STUDY}/campaigns/{id}/adjudication"), &form).await.status(), 403);
     assert_eq!(a1.post(&format!("/studies/{STUDY}/campaigns/{id}/adjudication"), &form).await.status(), 404);
-    manager.post(&format!("/studies/{STUDY}/campaigns/{id}/adjudication"), &[("slide", labels[0].as_str()), ("field", "phenotype"), ("value", "hot")]).await;
+    manager
+        .post(
+            &format!("/studies/{STUDY}/campaigns/{id}/adjudication"),
+            &[("slide", labels[0].as_str()), ("field", "phenotype"), ("value", "hot")],
+        )
+        .await;
     assert!(audit_events(&app, "adjudicate").is_empty());
     manager.post(&format!("/studies/{STUDY}/campaigns/{id}/adjudication"), &form).await;
     let ev = audit_events(&app, "adjudicate");
     assert_eq!(ev.len(), 1);
-    assert!(ev[0].new_value.as_deref().unwrap().contains("\"annotator2\":\"excluded\""), "both reads kept in the record");
+    assert!(
+        ev[0].new_value.as_deref().unwrap().contains("\"annotator2\":\"excluded\""),
+        "both reads kept in the record"
+    );
 
     let mut conn = app.conn();
     let access = study_access(&mut conn, &Actor::cli_operator(), STUDY).unwrap();
@@ -343,7 +396,11 @@ async fn disagreements_are_adjudicated_into_the_reference_and_agreement_is_shown
 
     // The agreement view: managers and statisticians, after completion; not monitors.
     let (_, page) = stat.get_text(&format!("/studies/{STUDY}/campaigns/{id}")).await;
-    assert!(page.contains("Agreement between readers") && page.contains("Cohen&#x27;s kappa") || page.contains("Cohen's kappa"), "{page}");
+    assert!(
+        page.contains("Agreement between readers") && page.contains("Cohen&#x27;s kappa")
+            || page.contains("Cohen's kappa"),
+        "{page}"
+    );
     assert!(page.contains("66.7 %"), "phenotype agreement 2 of 3");
     let monitor = app.login("monitor").await;
     let (status, page) = monitor.get_text(&format!("/studies/{STUDY}/campaigns/{id}")).await;
@@ -380,10 +437,20 @@ async fn qupath_geojson_goes_in_and_out_through_the_cli() {
     let file = app.scratch.join("qupath.geojson");
     std::fs::write(&file, qupath_file()).unwrap();
     let args = |f: &Path| {
-        vec!["annotations", "import", "--study", STUDY, "--slide", &labels[0], "--reader", "annotator1", f.to_str().unwrap()]
-            .into_iter()
-            .map(String::from)
-            .collect::<Vec<_>>()
+        vec![
+            "annotations",
+            "import",
+            "--study",
+            STUDY,
+            "--slide",
+            &labels[0],
+            "--reader",
+            "annotator1",
+            f.to_str().unwrap(),
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>()
     };
     let run = |a: Vec<String>| app.cli(&a.iter().map(String::as_str).collect::<Vec<_>>(), None);
     let out = run(args(&file));
@@ -409,20 +476,42 @@ async fn qupath_geojson_goes_in_and_out_through_the_cli() {
 
     // Export: one GeoJSON per slide per reader, equal to what went in; CSV with every field.
     let out_dir = app.scratch.join("export");
-    let out = app.cli(&["annotations", "export", "--study", STUDY, "--format", "geojson", "--out", out_dir.to_str().unwrap()], None);
+    let out = app.cli(
+        &["annotations", "export", "--study", STUDY, "--format", "geojson", "--out", out_dir.to_str().unwrap()],
+        None,
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let exported = out_dir.join("R1").join(&labels[0]).join("annotator1.geojson");
     let limits = geojson::Limits::for_slide(1e6, 1e6);
     let back = geojson::parse(&std::fs::read(&exported).unwrap(), &limits).unwrap();
-    assert_eq!(back, geojson::parse(qupath_file().as_bytes(), &limits).unwrap(), "round trip: holes, MultiPolygon, ids, classes");
-    let out = app.cli(&["annotations", "export", "--study", STUDY, "--format", "csv", "--out", out_dir.to_str().unwrap()], None);
+    assert_eq!(
+        back,
+        geojson::parse(qupath_file().as_bytes(), &limits).unwrap(),
+        "round trip: holes, MultiPolygon, ids, classes"
+    );
+    let out = app
+        .cli(&["annotations", "export", "--study", STUDY, "--format", "csv", "--out", out_dir.to_str().unwrap()], None);
     assert!(out.status.success());
     let csv = std::fs::read_to_string(out_dir.join("reads.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + labels.len());
     assert!(csv.lines().next().unwrap().ends_with("phenotype,til_density,tumour_present,comment"));
 
     // An annotator acting through the CLI cannot export the others' reads.
-    let out = app.cli(&["--as", "annotator1", "annotations", "export", "--study", STUDY, "--format", "csv", "--out", out_dir.to_str().unwrap()], None);
+    let out = app.cli(
+        &[
+            "--as",
+            "annotator1",
+            "annotations",
+            "export",
+            "--study",
+            STUDY,
+            "--format",
+            "csv",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -433,21 +522,38 @@ async fn schema_changes_after_reading_started_need_a_reason() {
     let manager = app.login("manager").await;
     let id = create_campaign(&manager, &[("name", "R1"), ("readers", "annotator1")]).await;
     let a1 = app.login("annotator1").await;
-    save_draft(&a1, read_id(&app, id, "annotator1", &labels[0]), json!({"values": {"phenotype": "desert"}, "regions": []})).await;
+    save_draft(
+        &a1,
+        read_id(&app, id, "annotator1", &labels[0]),
+        json!({"values": {"phenotype": "desert"}, "regions": []}),
+    )
+    .await;
 
     let text = format!("{}extra | yesno\n", schema::DEFAULT_TEXT);
     let r = manager.post(&format!("/studies/{STUDY}/annotations/schema"), &[("text", &text), ("reason", "")]).await;
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap().contains("reading has started"));
     let dropped = schema::DEFAULT_TEXT.replace("phenotype | categorical | inflamed, excluded, desert | required\n", "");
-    let r = manager.post(&format!("/studies/{STUDY}/annotations/schema"), &[("text", &dropped), ("reason", "simplify")]).await;
+    let r = manager
+        .post(&format!("/studies/{STUDY}/annotations/schema"), &[("text", &dropped), ("reason", "simplify")])
+        .await;
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap().contains("reads hold values for phenotype"));
-    let r = manager.post(&format!("/studies/{STUDY}/annotations/schema"), &[("text", "bad line here"), ("reason", "x")]).await;
+    let r = manager
+        .post(&format!("/studies/{STUDY}/annotations/schema"), &[("text", "bad line here"), ("reason", "x")])
+        .await;
     assert!(r.text().await.unwrap().contains("line 1"));
-    let r = manager.post(&format!("/studies/{STUDY}/annotations/schema"), &[("text", &text), ("reason", "adds the extra flag")]).await;
+    let r = manager
+        .post(&format!("/studies/{STUDY}/annotations/schema"), &[("text", &text), ("reason", "adds the extra flag")])
+        .await;
     assert_eq!(r.status(), 303);
-    let ev = audit_events(&app, "update").into_iter().find(|e| e.entity == "annotation_schema" && e.entity_id == "v2").expect("audited");
+    let ev = audit_events(&app, "update")
+        .into_iter()
+        .find(|e| e.entity == "annotation_schema" && e.entity_id == "v2")
+        .expect("audited");
     assert_eq!(ev.reason.as_deref(), Some("adds the extra flag"));
-    assert_eq!(a1.post(&format!("/studies/{STUDY}/annotations/schema"), &[("text", &text), ("reason", "x")]).await.status(), 403);
+    assert_eq!(
+        a1.post(&format!("/studies/{STUDY}/annotations/schema"), &[("text", &text), ("reason", "x")]).await.status(),
+        403
+    );
 }

@@ -45,7 +45,8 @@ async fn schema_page(
 ) -> Result<HttpResponse, PageError> {
     let access = load_access_for(state, user, code, Permission::ViewCampaigns).await?;
     let sid = access.study.id;
-    let (versions, started) = state.db(move |c| Ok((schema::versions(c, sid)?, schema::reading_started(c, sid)?))).await?;
+    let (versions, started) =
+        state.db(move |c| Ok((schema::versions(c, sid)?, schema::reading_started(c, sid)?))).await?;
     let current = versions.first().cloned();
     let definition = current.as_ref().map(SchemaVersion::definition).unwrap_or_default();
     let (text, reason) = match form {
@@ -109,7 +110,9 @@ pub async fn schema_update(
             &format!("Annotation schema version {} saved.", v.version),
         )),
         Err(Error::Invalid(errors)) => schema_page(&req, &state, &user, &path, Some(form), errors).await,
-        Err(Error::Conflict(m)) => schema_page(&req, &state, &user, &path, Some(form), FieldErrors::single("schema", m)).await,
+        Err(Error::Conflict(m)) => {
+            schema_page(&req, &state, &user, &path, Some(form), FieldErrors::single("schema", m)).await
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -140,7 +143,9 @@ pub async fn campaigns_list(
     let access = load_access(&state, &user, &path).await?;
     if access.role == Some(Role::Annotator) && !access.can(Permission::ViewCampaigns) {
         // Annotators work from their queue; the campaign overview is not theirs.
-        return Ok(HttpResponse::SeeOther().insert_header(("Location", format!("/studies/{}/reading", access.study.code))).finish());
+        return Ok(HttpResponse::SeeOther()
+            .insert_header(("Location", format!("/studies/{}/reading", access.study.code)))
+            .finish());
     }
     access.require(Permission::ViewCampaigns)?;
     let sid = access.study.id;
@@ -200,7 +205,8 @@ pub struct CampaignForm {
 impl CampaignForm {
     /// Repeated fields (readers, case_fields) come from the raw body; serde_urlencoded keeps one.
     fn parse(body: &[u8]) -> Result<CampaignForm, Error> {
-        let mut form: CampaignForm = serde_urlencoded::from_bytes(body).map_err(|e| Error::invalid("form", e.to_string()))?;
+        let mut form: CampaignForm =
+            serde_urlencoded::from_bytes(body).map_err(|e| Error::invalid("form", e.to_string()))?;
         for (k, v) in url_pairs(body) {
             match k.as_str() {
                 "readers" => form.readers.push(v),
@@ -367,7 +373,10 @@ pub async fn campaign_create(
         Ok(c) => Ok(redirect_with_flash(
             &format!("/studies/{}/campaigns/{}", access.study.code, c.id),
             "ok",
-            &format!("Campaign {} created: every reader has their slides in their own order (seed {}).", c.name, c.seed),
+            &format!(
+                "Campaign {} created: every reader has their slides in their own order (seed {}).",
+                c.name, c.seed
+            ),
         )),
         Err(Error::Invalid(errors)) => new_page(&req, &state, &user, &path, form, errors).await,
         Err(e) => Err(e.into()),
@@ -422,9 +431,18 @@ pub async fn campaign_show(
             let progress = campaigns::progress(c, id)?;
             let complete = progress.1.total > 0 && progress.1.submitted == progress.1.total;
             let def = schema::current(c, sid)?.map(|s| s.definition()).unwrap_or_default();
-            let agreement = if complete && can_agreement { Some(adjudication::agreement(c, sid, &campaign, &def)?) } else { None };
-            let disagreements = if can_reads { adjudication::disagreements(c, sid, &campaign, &def)? } else { Vec::new() };
-            Ok((campaign.clone(), parent, campaigns::adjudicator_name(c, &campaign)?, progress, agreement, disagreements))
+            let agreement =
+                if complete && can_agreement { Some(adjudication::agreement(c, sid, &campaign, &def)?) } else { None };
+            let disagreements =
+                if can_reads { adjudication::disagreements(c, sid, &campaign, &def)? } else { Vec::new() };
+            Ok((
+                campaign.clone(),
+                parent,
+                campaigns::adjudicator_name(c, &campaign)?,
+                progress,
+                agreement,
+                disagreements,
+            ))
         })
         .await?;
     let ctx = PageCtx::new(&req, Some(&user), format!("{} · {code}", campaign.name), "studies");
@@ -608,7 +626,10 @@ pub async fn adjudicate(
     let f = form.into_inner();
     let actor = user.actor.clone();
     let (slide, field) = (f.slide.clone(), f.field.clone());
-    match state.db(move |c| adjudication::adjudicate(c, &actor, &access, id, &f.slide, &f.field, &f.value, &f.note)).await {
+    match state
+        .db(move |c| adjudication::adjudicate(c, &actor, &access, id, &f.slide, &f.field, &f.value, &f.note))
+        .await
+    {
         Ok(()) => Ok(redirect_with_flash(&url, "ok", &format!("{slide}: {field} adjudicated."))),
         Err(e @ (Error::Invalid(_) | Error::Conflict(_))) => Ok(redirect_with_flash(&url, "error", &e.to_string())),
         Err(e) => Err(e.into()),

@@ -59,7 +59,10 @@ pub async fn reading_queue(
     let left = items.iter().filter(|i| !i.read.is_submitted()).count();
     let next_open = items.iter().find(|i| i.is_open() && !i.read.is_submitted()).map(|i| i.read.id);
     let ctx = PageCtx::new(&req, Some(&user), format!("My reading · {}", access.study.code), "studies");
-    render(&ctx, &QueuePage { ctx: ctx.clone(), nav: StudyNav::new(&access, "queue"), items, adjudications, left, next_open })
+    render(
+        &ctx,
+        &QueuePage { ctx: ctx.clone(), nav: StudyNav::new(&access, "queue"), items, adjudications, left, next_open },
+    )
 }
 
 #[derive(Template)]
@@ -89,7 +92,12 @@ impl WorkbenchPage {
     }
 }
 
-async fn read_for(state: &AppState, user: &CurrentUser, code: &str, id: i32) -> Result<(StudyAccess, ReadAccess), Error> {
+async fn read_for(
+    state: &AppState,
+    user: &CurrentUser,
+    code: &str,
+    id: i32,
+) -> Result<(StudyAccess, ReadAccess), Error> {
     let access = load_access(state, user, code).await?;
     let (actor, a2) = (user.actor.clone(), access.clone());
     let ra = state.db(move |c| reads::open_for(c, &actor, &a2, id)).await?;
@@ -115,12 +123,17 @@ pub async fn workbench(
             let total: i64 = {
                 use crate::db::schema::reads as t;
                 use diesel::prelude::*;
-                t::table.filter(t::campaign_id.eq(r2.campaign_id)).filter(t::reader_id.eq(r2.reader_id)).count().get_result(c)?
+                t::table
+                    .filter(t::campaign_id.eq(r2.campaign_id))
+                    .filter(t::reader_id.eq(r2.reader_id))
+                    .count()
+                    .get_result(c)?
             };
             Ok((def, case_values, slide, reads::neighbours(c, &r2)?, total, reads::history(c, sid, &r2)?))
         })
         .await?;
-    let ctx = PageCtx::new(&req, Some(&user), format!("Read {} of {} · {}", read.position, total, campaign.name), "studies");
+    let ctx =
+        PageCtx::new(&req, Some(&user), format!("Read {} of {} · {}", read.position, total, campaign.name), "studies");
     let page = WorkbenchPage {
         ctx: ctx.clone(),
         nav: StudyNav::new(&access, "queue"),
@@ -143,7 +156,8 @@ pub async fn workbench(
 fn slide_of(conn: &mut crate::db::Conn, study_id: i32, slide_id: i32) -> Result<Slide, Error> {
     use crate::db::schema::slides as t;
     use diesel::prelude::*;
-    let label: String = t::table.filter(t::study_id.eq(study_id)).filter(t::id.eq(slide_id)).select(t::label).first(conn)?;
+    let label: String =
+        t::table.filter(t::study_id.eq(study_id)).filter(t::id.eq(slide_id)).select(t::label).first(conn)?;
     slides::get(conn, study_id, &label)
 }
 
@@ -157,7 +171,9 @@ pub async fn read_regions(
     let (_, ra) = read_for(&state, &user, &code, id).await?;
     let read_id = ra.read.id;
     let regions = state.db(move |c| reads::regions(c, read_id)).await?;
-    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(serde_json::json!({"regions": regions})))
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({"regions": regions})))
 }
 
 /// Draft autosave from the workbench (JSON in, JSON out).
@@ -176,7 +192,10 @@ pub async fn read_draft(
 
 /// The form's `field.<name>` inputs as a values map.
 fn form_values(pairs: &[(String, String)]) -> Map<String, Value> {
-    pairs.iter().filter_map(|(k, v)| k.strip_prefix("field.").map(|f| (f.to_string(), Value::String(v.clone())))).collect()
+    pairs
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix("field.").map(|f| (f.to_string(), Value::String(v.clone()))))
+        .collect()
 }
 
 pub async fn read_submit(
@@ -198,9 +217,11 @@ pub async fn read_submit(
         })
         .await;
     match result {
-        Ok((_, Some(next))) => {
-            Ok(redirect_with_flash(&format!("/studies/{code}/reads/{next}"), "ok", "Read submitted. Here is your next slide."))
-        }
+        Ok((_, Some(next))) => Ok(redirect_with_flash(
+            &format!("/studies/{code}/reads/{next}"),
+            "ok",
+            "Read submitted. Here is your next slide.",
+        )),
         Ok((_, None)) => Ok(redirect_with_flash(&format!("/studies/{code}/reading"), "ok", "Read submitted.")),
         Err(e @ (Error::Invalid(_) | Error::Conflict(_))) => {
             Ok(redirect_with_flash(&url, "error", &format!("Not submitted: {e}")))
@@ -266,8 +287,12 @@ pub async fn read_geojson_import(
     .await;
     let _ = std::fs::remove_dir_all(&dir);
     match outcome {
-        Ok(s) => Ok(redirect_with_flash(&url, "ok", &format!("Imported: the read now has {} regions.", s.region_count))),
-        Err(e @ (Error::Invalid(_) | Error::Conflict(_))) => Ok(redirect_with_flash(&url, "error", &format!("Not imported: {e}"))),
+        Ok(s) => {
+            Ok(redirect_with_flash(&url, "ok", &format!("Imported: the read now has {} regions.", s.region_count)))
+        }
+        Err(e @ (Error::Invalid(_) | Error::Conflict(_))) => {
+            Ok(redirect_with_flash(&url, "error", &format!("Not imported: {e}")))
+        }
         Err(e) => Err(e.into()),
     }
 }
