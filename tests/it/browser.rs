@@ -302,3 +302,104 @@ async fn a_manager_ingests_a_slide_and_pans_it_in_the_viewer() {
     screenshot(&c, "17-slides-list").await;
     c.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_annotator_completes_a_read_with_a_point_and_a_polygon() {
+    use evidentia::annotations::{campaigns, reads, schema};
+    use evidentia::auth::permissions::study_access;
+    use evidentia::slides::ingest::{self, SourceFile};
+    use evidentia::slides::synth::{self, Phenotype, SynthParams};
+    use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
+    use fantoccini::key::Key;
+    let app = spawn_app();
+    // One slide, the default schema, a campaign with annotator1 as its only reader.
+    let slide = app.scratch.join("KIM_B-7.svs");
+    synth::write_slide(&slide, &SynthParams::new(3000, 2000, 0.5, Phenotype::Excluded, 3), &mut |_, _| {}).unwrap();
+    let read_id = {
+        let mut conn = app.conn();
+        let actor = evidentia::auth::Actor::cli_operator();
+        let access = study_access(&mut conn, &actor, "LUNG-IO-01").unwrap();
+        let subjects = evidentia::demo::truth::subjects(evidentia::demo::DEMO_SUBJECTS, evidentia::demo::truth::SEED);
+        let subject = subjects.iter().find(|s| s.site == "SNUBH").unwrap();
+        let manifest = format!("file,subject_id,stain,site\nKIM_B-7.svs,{},H&E,SNUBH\n", subject.hospital_id);
+        let key = evidentia::cases::deid::StudyKey::load_or_create(&app.data_dir, "LUNG-IO-01").unwrap();
+        let files = [SourceFile { name: "KIM_B-7.svs".into(), path: slide.clone(), uploaded: false }];
+        let plan = ingest::plan(&mut conn, &access, &key, manifest.as_bytes(), &files, None).unwrap();
+        ingest::ingest_now(&mut conn, &actor, &access, &app.data_dir, &plan).unwrap();
+        let def = schema::Definition::parse_text(schema::DEFAULT_TEXT).unwrap();
+        schema::save(&mut conn, &actor, &access, &def, "").unwrap();
+        let input = campaigns::CampaignInput { name: "Browser read".into(), readers: vec!["annotator1".into()], ..Default::default() };
+        let campaign = campaigns::create(&mut conn, &actor, &access, &input).unwrap();
+        reads::of_campaign(&mut conn, access.study.id, campaign.id).unwrap()[0].id
+    };
+
+    let (_driver, c) = start_browser().await;
+    sign_in(&c, &app.base, "annotator1").await;
+    c.goto(&format!("{}/studies/LUNG-IO-01/reading", app.base)).await.unwrap();
+    screenshot(&c, "18-reading-queue").await;
+    c.find(Locator::LinkText("Continue reading →")).await.unwrap().click().await.unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("#slide-viewer[data-ready]"))
+        .await
+        .expect("the workbench opens the slide and its regions");
+    let viewer = c.find(Locator::Css("#slide-viewer")).await.unwrap();
+    let keys = |k: String| {
+        let c = c.clone();
+        async move { c.active_element().await.unwrap().send_keys(&k).await.unwrap() }
+    };
+    let click_at = |x: f64, y: f64| {
+        MouseActions::new(format!("mouse-{x}-{y}"))
+            .then(PointerAction::MoveToElement { element: viewer.clone(), duration: None, x, y })
+            .then(PointerAction::Down { button: MOUSE_BUTTON_LEFT })
+            .then(PointerAction::Up { button: MOUSE_BUTTON_LEFT })
+    };
+    // A lymphocyte: class 3, point tool, one click.
+    keys("3".into()).await;
+    keys("o".into()).await;
+    c.perform_actions(click_at(-120.0, -60.0)).await.unwrap();
+    // A tumour polygon: class 1, polygon tool, four vertices, Enter closes it.
+    keys("1".into()).await;
+    keys("g".into()).await;
+    for (x, y) in [(20.0, 20.0), (160.0, 30.0), (150.0, 140.0), (40.0, 120.0)] {
+        c.perform_actions(click_at(x, y)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(350)).await;
+    }
+    keys(Key::Enter.to_string()).await;
+    let count = c.execute("return window.evidentiaWorkbench.count();", vec![]).await.unwrap();
+    assert_eq!(count, serde_json::json!(2), "a point and a polygon drawn");
+    // The form: phenotype, TIL density, tumour present.
+    c.find(Locator::Css("input[name='field.phenotype'][value=excluded]")).await.unwrap().click().await.unwrap();
+    fill(&c, "input[name='field.til_density']", "180").await;
+    c.find(Locator::Css("input[name='field.tumour_present'][value=yes]")).await.unwrap().click().await.unwrap();
+    // The draft saves by itself.
+    c.wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css("#workbench[data-saved='2']"))
+        .await
+        .expect("the draft is saved automatically");
+    screenshot(&c, "19-workbench").await;
+    c.find(Locator::Css("#submit-read")).await.unwrap().click().await.unwrap();
+    let _ = c.accept_alert().await;
+    c.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css(".flash-ok")).await.expect("submitted");
+    screenshot(&c, "20-read-submitted").await;
+    c.close().await.unwrap();
+
+    let mut conn = app.conn();
+    use diesel::prelude::*;
+    use evidentia::db::schema::reads as t;
+    let (status, values, regions): (String, String, String) =
+        t::table.find(read_id).select((t::status, t::field_values, t::regions)).first(&mut conn).unwrap();
+    assert_eq!(status, "submitted");
+    let values: serde_json::Value = serde_json::from_str(&values).unwrap();
+    assert_eq!(values, serde_json::json!({"phenotype": "excluded", "til_density": "180", "tumour_present": "yes"}));
+    let regions: Vec<evidentia::annotations::Region> = serde_json::from_str(&regions).unwrap();
+    let kinds: Vec<(&str, &str)> =
+        regions.iter().map(|r| (r.geometry.kind(), r.class.as_ref().map(|c| c.name.as_str()).unwrap_or(""))).collect();
+    assert_eq!(kinds, [("Point", "Lymphocyte"), ("Polygon", "Tumor")]);
+    let evidentia::annotations::Geometry::Polygon(rings) = &regions[1].geometry else { unreachable!() };
+    assert_eq!(rings[0].len(), 5, "four vertices, closed");
+    // Drawn in level-0 pixels on the slide.
+    let [x0, y0, x1, y1] = regions[1].geometry.bounds().unwrap();
+    assert!(x0 >= 0.0 && y0 >= 0.0 && x1 <= 3000.0 && y1 <= 2000.0 && x1 > x0 && y1 > y0, "{x0} {y0} {x1} {y1}");
+}
