@@ -328,7 +328,11 @@ async fn an_annotator_completes_a_read_with_a_point_and_a_polygon() {
         ingest::ingest_now(&mut conn, &actor, &access, &app.data_dir, &plan).unwrap();
         let def = schema::Definition::parse_text(schema::DEFAULT_TEXT).unwrap();
         schema::save(&mut conn, &actor, &access, &def, "").unwrap();
-        let input = campaigns::CampaignInput { name: "Browser read".into(), readers: vec!["annotator1".into()], ..Default::default() };
+        let input = campaigns::CampaignInput {
+            name: "Browser read".into(),
+            readers: vec!["annotator1".into()],
+            ..Default::default()
+        };
         let campaign = campaigns::create(&mut conn, &actor, &access, &input).unwrap();
         reads::of_campaign(&mut conn, access.study.id, campaign.id).unwrap()[0].id
     };

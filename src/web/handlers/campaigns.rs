@@ -397,6 +397,8 @@ pub struct CampaignShowPage {
     /// Shown to managers and statisticians once every read is submitted.
     pub agreement: Option<Vec<FieldAgreement>>,
     pub disagreements: Vec<Disagreement>,
+    /// Every read (without values), for roles that review reads.
+    pub reads: Vec<reads::Read>,
     pub can_manage: bool,
     pub can_reads: bool,
 }
@@ -424,7 +426,7 @@ pub async fn campaign_show(
     let sid = access.study.id;
     let can_agreement = access.can(Permission::ViewAgreement);
     let can_reads = access.can(Permission::ViewReads);
-    let (campaign, parent, adjudicator, (readers, overall), agreement, disagreements) = state
+    let (campaign, parent, adjudicator, (readers, overall), agreement, (disagreements, reads)) = state
         .db(move |c| {
             let campaign = campaigns::get(c, sid, id)?;
             let parent = campaign.parent_id.map(|p| campaigns::get(c, sid, p)).transpose()?;
@@ -433,16 +435,12 @@ pub async fn campaign_show(
             let def = schema::current(c, sid)?.map(|s| s.definition()).unwrap_or_default();
             let agreement =
                 if complete && can_agreement { Some(adjudication::agreement(c, sid, &campaign, &def)?) } else { None };
-            let disagreements =
-                if can_reads { adjudication::disagreements(c, sid, &campaign, &def)? } else { Vec::new() };
-            Ok((
-                campaign.clone(),
-                parent,
-                campaigns::adjudicator_name(c, &campaign)?,
-                progress,
-                agreement,
-                disagreements,
-            ))
+            let reviewed = if can_reads {
+                (adjudication::disagreements(c, sid, &campaign, &def)?, reads::of_campaign(c, sid, id)?)
+            } else {
+                (Vec::new(), Vec::new())
+            };
+            Ok((campaign.clone(), parent, campaigns::adjudicator_name(c, &campaign)?, progress, agreement, reviewed))
         })
         .await?;
     let ctx = PageCtx::new(&req, Some(&user), format!("{} · {code}", campaign.name), "studies");
@@ -459,6 +457,7 @@ pub async fn campaign_show(
             overall,
             agreement,
             disagreements,
+            reads,
             can_manage: access.can(Permission::ManageCampaigns) && access.study.ensure_editable().is_ok(),
             can_reads,
         },

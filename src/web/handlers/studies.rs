@@ -179,6 +179,9 @@ pub struct StudyShowPage {
     pub sites: Vec<Site>,
     pub members: Vec<Member>,
     pub show_members: bool,
+    /// Reminder for readers: reads left that are open now, and the first of them.
+    pub reading_left: usize,
+    pub next_read: Option<i32>,
 }
 
 pub async fn study_show(
@@ -190,12 +193,18 @@ pub async fn study_show(
     let access = load_access(&state, &user, &path).await?;
     let sid = access.study.id;
     let show_members = access.can(Permission::ViewMembers);
-    let (site_list, member_list) = state
+    let uid = user.actor.user_id;
+    let (site_list, member_list, queue) = state
         .db(move |c| {
             let m = if show_members { members::list(c, sid, false)? } else { Vec::new() };
-            Ok((sites::list(c, sid, false)?, m))
+            let queue = match uid {
+                Some(uid) => crate::annotations::reads::queue(c, sid, uid)?,
+                None => Vec::new(),
+            };
+            Ok((sites::list(c, sid, false)?, m, queue))
         })
         .await?;
+    let open: Vec<_> = queue.iter().filter(|i| i.is_open() && !i.read.is_submitted()).collect();
     let ctx = PageCtx::new(&req, Some(&user), access.study.code.clone(), "studies");
     let study = access.study.clone();
     render(
@@ -209,6 +218,8 @@ pub async fn study_show(
             sites: site_list,
             members: member_list,
             show_members,
+            reading_left: open.len(),
+            next_read: open.first().map(|i| i.read.id),
         },
     )
 }
