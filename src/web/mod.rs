@@ -91,6 +91,24 @@ pub fn render_partial(page: &impl Template) -> Result<HttpResponse, PageError> {
     Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(page.render()?))
 }
 
+/// The answer to a form action that returns to a page: back to `url` with a flash saying what was
+/// done, or (prefixed by `refused`) what was wrong with the input or the state; anything else
+/// becomes an error page.
+pub fn flash_outcome<T>(
+    url: &str,
+    result: Result<T, Error>,
+    refused: &str,
+    done: impl FnOnce(T) -> String,
+) -> Result<HttpResponse, PageError> {
+    match result {
+        Ok(v) => Ok(extract::redirect_with_flash(url, "ok", &done(v))),
+        Err(e @ (Error::Invalid(_) | Error::Conflict(_))) => {
+            Ok(extract::redirect_with_flash(url, "error", &format!("{refused}{e}")))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// A CSV download of records (the one place tables become spreadsheets).
 pub fn csv_download<'a, T: CsvRecord + 'a>(
     filename: &str,

@@ -182,7 +182,8 @@
 
     // The image → viewer-element affine transform at the current (animated) viewport:
     // X = a·x + c·y + e, Y = b·x + d·y + f. Three OSD calls per frame instead of one per vertex,
-    // and it stays right under rotation and flipping.
+    // and it stays right under rotation; OSD's coordinate functions leave out the horizontal
+    // flip (key f), which its drawer applies to the whole canvas, so we do too.
     function transform() {
       var item = viewer.world.getItemAt(0);
       if (!item) return null;
@@ -191,6 +192,7 @@
       var px = item.imageToViewerElementCoordinates(new P(u, 0));
       var py = item.imageToViewerElementCoordinates(new P(0, u));
       var t = { a: (px.x - o.x) / u, b: (px.y - o.y) / u, c: (py.x - o.x) / u, d: (py.y - o.y) / u, e: o.x, f: o.y };
+      if (viewer.viewport.getFlip()) { t.a = -t.a; t.c = -t.c; t.e = viewer.canvas.clientWidth - t.e; }
       t.det = t.a * t.d - t.b * t.c;
       t.scale = Math.sqrt(Math.abs(t.det)); // screen px per image px
       return t;
@@ -325,8 +327,9 @@
 
     // ---- the pixel layer ----
     // Points and small regions are written straight into an ImageData (point sprites, 1px
-    // outlines) and composited with one drawImage. Measured on a CPU canvas, 100,000 points take
-    // 17 ms this way and 230 ms as canvas paths; 2,000 small polygons 3 ms instead of 50 ms.
+    // outlines) and composited with one drawImage. Measured on a CPU-rasterized canvas, a frame
+    // with 100,000 points in view takes ~15 ms this way and 230 ms as canvas paths; one with
+    // 5,000 mixed regions ~10 ms instead of 75 ms.
 
     var layer = document.createElement("canvas");
     var layerCtx = layer.getContext("2d");
@@ -937,7 +940,8 @@
           var reply = null;
           try { reply = JSON.parse(text); } catch (e) { reply = null; }
           if (res.ok && !res.redirected && reply && reply.saved_at) return reply;
-          if (reply && reply.error) throw new Error(reply.error);
+          // The API's errors are {"error": {"code", "message", "fields"}}.
+          if (reply && reply.error) throw new Error(reply.error.message || reply.error);
           throw new Error(res.ok ? "unexpected answer from the server (signed out?)" : res.status + " " + res.statusText);
         });
       }).then(function (reply) {

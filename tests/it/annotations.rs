@@ -237,6 +237,24 @@ async fn drafts_submit_and_reopen_are_validated_and_audited() {
         a1.http.post(a1.url(&format!("/studies/{STUDY}/reads/{read}/draft"))).json(&json!({})).send().await.unwrap();
     assert_eq!(no_csrf.status(), 403, "JSON saves need the CSRF header");
 
+    // A bad body gets the API's JSON error; a large one (beyond actix's default 2 MiB) is taken.
+    let r = a1
+        .http
+        .post(a1.url(&format!("/studies/{STUDY}/reads/{read}/draft")))
+        .header("X-CSRF-Token", &a1.csrf)
+        .header("Content-Type", "application/json")
+        .body("{\"regions\": 5}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(r.json::<Value>().await.unwrap()["error"]["message"].as_str().unwrap().starts_with("draft:"));
+    let many: Vec<Value> =
+        (0..40_000).map(|i| json!({"geometry": {"Point": [f64::from(i % 200), f64::from(i / 200 % 100)]}})).collect();
+    let r = save_draft(&a1, read, json!({"values": {}, "regions": many})).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(read_status(&app, read), ("draft".into(), 40_000));
+
     // A draft with a point and a polygon.
     let regions = json!([
         {"class": {"name": "Lymphocyte", "color": [31, 119, 180]}, "geometry": {"Point": [20.5, 30.0]}},
@@ -247,11 +265,11 @@ async fn drafts_submit_and_reopen_are_validated_and_audited() {
     assert_eq!(r.json::<Value>().await.unwrap()["region_count"], 2);
     assert_eq!(read_status(&app, read), ("draft".into(), 2));
     let saved = audit_events(&app, "save_draft");
-    assert_eq!(saved.len(), 1);
+    assert_eq!(saved.len(), 2);
     assert!(saved[0].new_value.as_deref().unwrap().contains("\"region_count\":2"));
     // Saving the same draft again records nothing new.
     save_draft(&a1, read, json!({"values": {"phenotype": "inflamed"}, "regions": regions})).await;
-    assert_eq!(audit_events(&app, "save_draft").len(), 1);
+    assert_eq!(audit_events(&app, "save_draft").len(), 2);
 
     // Submit needs every required field.
     let r = submit(&a1, read, "inflamed", "").await;

@@ -18,7 +18,7 @@ use crate::error::{Error, FieldErrors};
 use crate::studies::members;
 use crate::web::error::PageError;
 use crate::web::extract::{redirect_with_flash, CurrentUser, PageCtx};
-use crate::web::{render, render_form, AppState};
+use crate::web::{flash_outcome, render, render_form, AppState};
 
 #[derive(Template)]
 #[template(path = "annotations/schema.html")]
@@ -540,11 +540,8 @@ pub async fn campaign_status(
     let form = form.into_inner();
     let open = form.action == "reopen";
     let actor = user.actor.clone();
-    match state.db(move |c| campaigns::set_status(c, &actor, &access, id, open, &form.reason.reason)).await {
-        Ok(c) => Ok(redirect_with_flash(&url, "ok", &format!("Campaign {} is {}.", c.name, c.status))),
-        Err(e @ (Error::Invalid(_) | Error::Conflict(_))) => Ok(redirect_with_flash(&url, "error", &e.to_string())),
-        Err(e) => Err(e.into()),
-    }
+    let result = state.db(move |c| campaigns::set_status(c, &actor, &access, id, open, &form.reason.reason)).await;
+    flash_outcome(&url, result, "", |c| format!("Campaign {} is {}.", c.name, c.status))
 }
 
 #[derive(Template)]
@@ -625,12 +622,8 @@ pub async fn adjudicate(
     let f = form.into_inner();
     let actor = user.actor.clone();
     let (slide, field) = (f.slide.clone(), f.field.clone());
-    match state
+    let result = state
         .db(move |c| adjudication::adjudicate(c, &actor, &access, id, &f.slide, &f.field, &f.value, &f.note))
-        .await
-    {
-        Ok(()) => Ok(redirect_with_flash(&url, "ok", &format!("{slide}: {field} adjudicated."))),
-        Err(e @ (Error::Invalid(_) | Error::Conflict(_))) => Ok(redirect_with_flash(&url, "error", &e.to_string())),
-        Err(e) => Err(e.into()),
-    }
+        .await;
+    flash_outcome(&url, result, "", |()| format!("{slide}: {field} adjudicated."))
 }

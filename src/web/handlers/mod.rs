@@ -103,7 +103,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/studies/{code}/reading", web::get().to(reading::reading_queue))
         .route("/studies/{code}/reads/{id}", web::get().to(reading::workbench))
         .route("/studies/{code}/reads/{id}/regions", web::get().to(reading::read_regions))
-        .route("/studies/{code}/reads/{id}/draft", web::post().to(reading::read_draft))
+        .service(
+            web::resource("/studies/{code}/reads/{id}/draft")
+                .app_data(reading::draft_json_config())
+                .route(web::post().to(reading::read_draft)),
+        )
         .route("/studies/{code}/reads/{id}/submit", web::post().to(reading::read_submit))
         .route("/studies/{code}/reads/{id}/reopen", web::post().to(reading::read_reopen))
         .route("/studies/{code}/reads/{id}/regions.geojson", web::get().to(reading::read_geojson))

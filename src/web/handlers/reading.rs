@@ -18,7 +18,7 @@ use crate::error::Error;
 use crate::slides::{self, Slide};
 use crate::web::error::{ApiError, PageError};
 use crate::web::extract::{redirect_with_flash, CurrentUser, PageCtx};
-use crate::web::{render, upload, AppState};
+use crate::web::{flash_outcome, render, upload, AppState};
 
 #[derive(Template)]
 #[template(path = "reading/queue.html")]
@@ -176,6 +176,15 @@ pub async fn read_regions(
         .json(serde_json::json!({"regions": regions})))
 }
 
+/// Drafts can carry every region of a slide (100,000 points are ~11 MB of JSON; the region limit
+/// of 2,000,000 vertices far more), so their body limit is raised from actix's 2 MiB; a body
+/// that is too large or not the expected JSON gets the API's JSON error, which the workbench shows.
+pub fn draft_json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(256 << 20)
+        .error_handler(|err, _req| ApiError(Error::invalid("draft", err.to_string())).into())
+}
+
 /// Draft autosave from the workbench (JSON in, JSON out).
 pub async fn read_draft(
     state: web::Data<AppState>,
@@ -241,11 +250,8 @@ pub async fn read_reopen(
     let actor = user.actor.clone();
     let url = format!("/studies/{code}/reads/{id}");
     let reason = form.into_inner().reason;
-    match state.db(move |c| reads::reopen(c, &actor, &access, id, &reason)).await {
-        Ok(()) => Ok(redirect_with_flash(&url, "ok", "The read is open for changes; submit it again when done.")),
-        Err(e @ (Error::Invalid(_) | Error::Conflict(_))) => Ok(redirect_with_flash(&url, "error", &e.to_string())),
-        Err(e) => Err(e.into()),
-    }
+    let result = state.db(move |c| reads::reopen(c, &actor, &access, id, &reason)).await;
+    flash_outcome(&url, result, "", |()| "The read is open for changes; submit it again when done.".into())
 }
 
 /// The read's regions as QuPath GeoJSON (to continue in QuPath).
@@ -286,15 +292,9 @@ pub async fn read_geojson_import(
     }
     .await;
     let _ = std::fs::remove_dir_all(&dir);
-    match outcome {
-        Ok(s) => {
-            Ok(redirect_with_flash(&url, "ok", &format!("Imported: the read now has {} regions.", s.region_count)))
-        }
-        Err(e @ (Error::Invalid(_) | Error::Conflict(_))) => {
-            Ok(redirect_with_flash(&url, "error", &format!("Not imported: {e}")))
-        }
-        Err(e) => Err(e.into()),
-    }
+    flash_outcome(&url, outcome, "Not imported: ", |s| {
+        format!("Imported: the read now has {} regions.", s.region_count)
+    })
 }
 
 /// The slide behind a read, for its tiles (the reader never needs the slide's own URL).

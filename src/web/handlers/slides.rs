@@ -19,7 +19,7 @@ use crate::slides::{self, Slide, SlideFilter};
 use crate::studies::sites::{self, Site};
 use crate::web::error::PageError;
 use crate::web::extract::{redirect_with_flash, CurrentUser, PageCtx};
-use crate::web::{csv_download, render, render_outcome, upload, AppState, Pager};
+use crate::web::{csv_download, flash_outcome, render, render_outcome, upload, AppState, Pager};
 
 #[derive(Template)]
 #[template(path = "slides/list.html")]
@@ -358,12 +358,9 @@ pub async fn slide_qc(
         _ => return Ok(redirect_with_flash(&url, "error", "Choose to exclude or include the slide.")),
     };
     let actor = user.actor.clone();
-    match state.db(move |c| slides::set_excluded(c, &actor, &access, &label, exclude, &form.reason.reason)).await {
-        Ok(s) => Ok(redirect_with_flash(&url, "ok", &format!("{} is now {}.", s.label, s.status))),
-        Err(Error::Invalid(e)) => Ok(redirect_with_flash(&url, "error", &e.to_string())),
-        Err(Error::Conflict(m)) => Ok(redirect_with_flash(&url, "error", &m)),
-        Err(e) => Err(e.into()),
-    }
+    let result =
+        state.db(move |c| slides::set_excluded(c, &actor, &access, &label, exclude, &form.reason.reason)).await;
+    flash_outcome(&url, result, "", |s| format!("{} is now {}.", s.label, s.status))
 }
 
 /// The slide for a tile request, after the access check.
