@@ -28,6 +28,8 @@ pub struct Disagreement {
     pub field: String,
     /// Reader → value, in reader order.
     pub values: Vec<(String, String)>,
+    /// The reads behind `values`, same order (the adjudicator may open them).
+    pub read_ids: Vec<i32>,
     /// The adjudicated value, once given.
     pub adjudicated: Option<String>,
     pub adjudicator: Option<String>,
@@ -116,6 +118,7 @@ pub fn disagreements(
                 slide_id,
                 slide: label.clone(),
                 field: field.name.clone(),
+                read_ids: by_reader.values().map(|r| r.id).collect(),
                 values,
                 adjudicated: adj.map(|a| json_text(&a.value)),
                 adjudicator: adj.map(|a| a.adjudicator.clone()),

@@ -1,7 +1,8 @@
 //! Demo reads: the annotation schema, a finished first-read campaign in which the two demo
 //! pathologists read every demo slide (each with their own accuracy against the subject's true
-//! phenotype, so agreement is realistic), the manager's adjudication of their disagreements, and
-//! a re-read campaign waiting out its washout.
+//! phenotype, so agreement is realistic), the manager's adjudication of their disagreements, a
+//! re-read campaign waiting out its washout, and an open training read of one site's slides
+//! (shown two case fields) to try the workbench on.
 
 use std::collections::BTreeMap;
 
@@ -107,8 +108,24 @@ pub fn seed_reads(conn: &mut Conn, data_dir: &std::path::Path) -> Result<Vec<Str
             ..Default::default()
         },
     )?;
+    // Something to try the workbench on: the SMC slides, not read yet.
+    campaigns::create(
+        conn,
+        &operator,
+        &access,
+        &CampaignInput {
+            name: "Training read (SMC)".into(),
+            readers: READERS.iter().map(|(u, _)| u.to_string()).collect(),
+            site: "SMC".into(),
+            blind_case_data: false,
+            case_fields: vec!["histology".into(), "stage".into()],
+            seed: Some(20_261_127),
+            ..Default::default()
+        },
+    )?;
     Ok(vec![format!(
-        "annotation schema, campaign \"First read\" ({} reads by 2 pathologists, {adjudicated} disagreements adjudicated) and a re-read after a 28-day washout",
+        "annotation schema, campaign \"First read\" ({} reads by 2 pathologists, {adjudicated} disagreements adjudicated), \
+         a re-read after a 28-day washout, and an open training read of the SMC slides",
         all.len()
     )])
 }
