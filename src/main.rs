@@ -933,6 +933,10 @@ fn annotations_cmd(cfg: Config, as_user: Option<String>, cmd: AnnotationsCmd) ->
     match cmd {
         AnnotationsCmd::Import { study, slide, reader, campaign, file } => {
             let access = study_access(&mut conn, &actor, &study.to_uppercase())?;
+            if !access.can(Permission::ManageCampaigns) && actor.name != reader {
+                // Another reader's reads do not exist for an annotator (not even whether they have one).
+                return Err(Error::NotFound.into());
+            }
             let bytes = std::fs::read(&file).map_err(|e| Failure::Input(format!("{}: {e}", file.display())))?;
             let id = reads::find(&mut conn, access.study.id, campaign.as_deref(), &slide, &reader)?;
             let saved = reads::import_regions(&mut conn, &actor, &access, id, &bytes)

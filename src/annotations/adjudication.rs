@@ -245,6 +245,19 @@ pub fn reference(
     Ok(out)
 }
 
+/// The reference of a campaign as a table: the compared fields (schema order) and, per complete
+/// slide, its reference values.
+pub fn reference_table(
+    conn: &mut Conn,
+    study_id: i32,
+    campaign_id: i32,
+) -> Result<(Vec<String>, BTreeMap<String, BTreeMap<String, String>>)> {
+    let campaign = super::campaigns::get(conn, study_id, campaign_id)?;
+    let def = schema::current(conn, study_id)?.map(|s| s.definition()).unwrap_or_default();
+    let fields = def.fields.iter().filter(|f| !f.is_comment()).map(|f| f.name.clone()).collect();
+    Ok((fields, reference(conn, study_id, &campaign, &def)?))
+}
+
 fn median(values: &[&str]) -> Option<String> {
     let mut xs: Vec<f64> = values.iter().filter_map(|v| v.trim().parse().ok()).collect();
     if xs.is_empty() {

@@ -124,6 +124,22 @@ pub fn eligible_slides(conn: &mut Conn, study_id: i32, site: &str, stain: &str) 
     Ok(q.order(slides::label.asc()).select((slides::id, slides::label)).load(conn)?)
 }
 
+/// Who reads and who adjudicates any of these slides in the study's campaigns.
+fn roles_on_slides(
+    conn: &mut Conn,
+    study_id: i32,
+    slide_ids: &[i32],
+) -> Result<(std::collections::BTreeSet<i32>, std::collections::BTreeSet<i32>)> {
+    let rows: Vec<(i32, Option<i32>)> = reads::table
+        .inner_join(campaigns::table)
+        .filter(campaigns::study_id.eq(study_id))
+        .filter(reads::slide_id.eq_any(slide_ids))
+        .select((reads::reader_id, campaigns::adjudicator_id))
+        .distinct()
+        .load(conn)?;
+    Ok((rows.iter().map(|r| r.0).collect(), rows.iter().filter_map(|r| r.1).collect()))
+}
+
 /// Dictionary fields a campaign may show its readers: those whose values are kept, shifted or
 /// generalised; never identifiers (dropped) or the subject id (pseudonymised).
 pub fn showable_case_fields(conn: &mut Conn, study_id: i32) -> Result<Vec<String>> {
@@ -225,6 +241,23 @@ pub fn create(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &Camp
                 }
             },
         };
+        // One person is either a reader or the adjudicator of a slide, across all campaigns:
+        // an adjudicator sees every reader's values. Administrators see everything, so they
+        // cannot be blinded readers.
+        let slide_ids: Vec<i32> = slide_list.iter().map(|(id, _)| *id).collect();
+        let (past_readers, past_adjudicators) = roles_on_slides(conn, study.id, &slide_ids)?;
+        for (id, name) in &readers {
+            if crate::auth::users::get(conn, *id)?.is_admin {
+                errors.add("readers", format!("{name} is an administrator and sees everything: not a blinded reader"));
+            }
+            if past_adjudicators.contains(id) {
+                errors.add("readers", format!("{name} adjudicates some of these slides in another campaign"));
+            }
+        }
+        if let Some(a) = adjudicator_id.filter(|a| past_readers.contains(a) && parent.is_none()) {
+            let name = roster.iter().find(|m| m.user_id == a).map(|m| m.username.clone()).unwrap_or_default();
+            errors.add("adjudicator", format!("{name} reads some of these slides in another campaign"));
+        }
         let showable = showable_case_fields(conn, study.id)?;
         for f in &input.case_fields {
             if !showable.contains(f) {

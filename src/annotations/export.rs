@@ -19,7 +19,7 @@ pub const FIXED_COLUMNS: [&str; 9] = [
     "schema_version",
     "region_count",
     "started_at",
-    "submitted_at",
+    "first_submitted_at",
 ];
 
 fn time(t: Option<chrono::NaiveDateTime>) -> String {

@@ -148,7 +148,8 @@ fn washout(conn: &mut Conn, campaign: &Campaign, read: &Read) -> Result<Option<O
         .filter(reads::campaign_id.eq(parent))
         .filter(reads::slide_id.eq(read.slide_id))
         .filter(reads::reader_id.eq(read.reader_id))
-        .filter(reads::status.eq("submitted"))
+        // The first submission counts, even if the read was reopened since.
+        .filter(reads::submitted_at.is_not_null())
         .select(reads::submitted_at)
         .first(conn)
         .optional()?;
@@ -182,9 +183,17 @@ pub fn open_for(conn: &mut Conn, actor: &Actor, access: &StudyAccess, read_id: i
         joined(access.study.id).filter(reads::id.eq(read_id)).select(Read::as_select()).first(conn).or_not_found()?;
     let campaign = campaigns::get(conn, access.study.id, read.campaign_id)?;
     let own = actor.user_id == Some(read.reader_id) && access.role.is_some();
-    let adjudicates = actor.user_id.is_some() && campaign.adjudicator_id == actor.user_id;
+    // The adjudicator sees submitted reads of slides every reader has finished, nothing else.
+    let adjudicates = actor.user_id.is_some()
+        && campaign.adjudicator_id == actor.user_id
+        && read.is_submitted()
+        && slide_complete(conn, read.campaign_id, read.slide_id)?;
     if !own && !adjudicates {
         access.require(Permission::ViewReads)?;
+    }
+    if own && rereading(conn, &read)? {
+        // While re-reading a slide, the reader's own first read of it does not exist for them.
+        return Err(Error::NotFound);
     }
     if own {
         match washout(conn, &campaign, &read)? {
@@ -204,6 +213,31 @@ pub fn open_for(conn: &mut Conn, actor: &Actor, access: &StudyAccess, read_id: i
         }
     }
     Ok(ReadAccess { read, campaign, own })
+}
+
+/// True when every read of the slide in the campaign is submitted.
+fn slide_complete(conn: &mut Conn, campaign_id: i32, slide_id: i32) -> Result<bool> {
+    let open: i64 = reads::table
+        .filter(reads::campaign_id.eq(campaign_id))
+        .filter(reads::slide_id.eq(slide_id))
+        .filter(reads::status.ne("submitted"))
+        .count()
+        .get_result(conn)?;
+    Ok(open == 0)
+}
+
+/// True when the read's reader has an unsubmitted re-read of the same slide (in a campaign that
+/// re-reads this one).
+fn rereading(conn: &mut Conn, read: &Read) -> Result<bool> {
+    let n: i64 = reads::table
+        .inner_join(campaigns_t::table)
+        .filter(campaigns_t::parent_id.eq(read.campaign_id))
+        .filter(reads::slide_id.eq(read.slide_id))
+        .filter(reads::reader_id.eq(read.reader_id))
+        .filter(reads::status.ne("submitted"))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
 }
 
 /// The read's regions.
@@ -306,6 +340,9 @@ pub fn reopen(conn: &mut Conn, actor: &Actor, access: &StudyAccess, read_id: i32
         if !ra.read.is_submitted() {
             return Err(Error::Conflict("the read is not submitted".into()));
         }
+        if ra.campaign.status != "open" {
+            return Err(Error::Conflict(format!("campaign {} is {}", ra.campaign.name, ra.campaign.status)));
+        }
         diesel::update(reads::table.find(read_id))
             .set((reads::status.eq("draft"), reads::updated_at.eq(now())))
             .execute(conn)?;
@@ -379,7 +416,8 @@ fn write_read(
             reads::regions.eq(&regions_json),
             reads::region_count.eq(regions.len() as i32),
             reads::started_at.eq(ra.read.started_at.unwrap_or(at)),
-            reads::submitted_at.eq((status == "submitted").then_some(at).or(ra.read.submitted_at)),
+            // The first submission's time stays (a re-read's washout counts from it).
+            reads::submitted_at.eq(ra.read.submitted_at.or((status == "submitted").then_some(at))),
             reads::updated_at.eq(at),
         ))
         .execute(conn)?;

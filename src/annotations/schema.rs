@@ -215,7 +215,8 @@ impl FieldDef {
                 if !x.is_finite() || x < *min || x > *max {
                     return Err(format!("{raw} is outside {min}–{max} {unit}"));
                 }
-                Ok(raw.to_string())
+                // One spelling per number (`1e3`, `+1000` and `1000.0` are all `1000`).
+                Ok(format!("{x}"))
             }
             FieldKind::YesNo => match raw.to_ascii_lowercase().as_str() {
                 "yes" | "y" | "1" | "true" => Ok("yes".into()),
@@ -307,10 +308,7 @@ fn parse_field(parts: &[&str]) -> std::result::Result<FieldDef, String> {
         "numeric" => {
             let spec = parts.get(2).copied().unwrap_or("");
             let (range, unit) = spec.split_once(' ').unwrap_or((spec, ""));
-            let bounds = range
-                .split_once('-')
-                .and_then(|(a, b)| Some((a.trim().parse::<f64>().ok()?, b.trim().parse::<f64>().ok()?)));
-            let Some((min, max)) = bounds.filter(|(a, b)| a < b) else {
+            let Some((min, max)) = parse_range(range) else {
                 return Err(format!("{name}: a numeric field needs a range like `0-100 %`"));
             };
             if !extra_ok(3) {
@@ -333,6 +331,16 @@ fn parse_field(parts: &[&str]) -> std::result::Result<FieldDef, String> {
         other => return Err(format!("{name}: unknown field type {other:?} (categorical, numeric, yesno, comment)")),
     };
     Ok(FieldDef { name: name.to_string(), kind, required })
+}
+
+/// `min-max` with finite numbers, min < max; negative bounds allowed (`-10-10`, `-5--1`).
+fn parse_range(range: &str) -> Option<(f64, f64)> {
+    let finite = |t: &str| t.trim().parse::<f64>().ok().filter(|x| x.is_finite());
+    range
+        .char_indices()
+        .filter(|&(i, c)| c == '-' && i > 0 && !range[..i].ends_with(['e', 'E', '-']))
+        .find_map(|(i, _)| Some((finite(&range[..i])?, finite(&range[i + 1..])?)))
+        .filter(|(a, b)| a < b)
 }
 
 fn parse_class(parts: &[&str]) -> std::result::Result<ClassDef, String> {
@@ -437,23 +445,15 @@ pub fn save(
         if started && reason.is_empty() {
             return Err(Error::invalid("reason", "reading has started: say why the schema changes"));
         }
-        if let Some(old) = &old {
-            let used = fields_in_use(conn, study.id)?;
-            let removed: Vec<&str> = old
-                .fields
-                .iter()
-                .filter(|f| def.field(&f.name).is_none() && used.contains(&f.name))
-                .map(|f| f.name.as_str())
-                .collect();
-            if !removed.is_empty() {
-                return Err(Error::invalid(
-                    "schema",
-                    format!(
-                        "reads hold values for {}: keep these fields (mark them optional instead)",
-                        removed.join(", ")
-                    ),
-                ));
-            }
+        let refused = values_refused_by(conn, study.id, def)?;
+        if !refused.is_empty() {
+            return Err(Error::invalid(
+                "schema",
+                format!(
+                    "reads hold values this schema would refuse ({}): keep those fields, choices and ranges (make a field optional instead of removing it)",
+                    refused.join("; ")
+                ),
+            ));
         }
         let version = previous.as_ref().map_or(1, |p| p.version + 1);
         let text = serde_json::to_string(def).map_err(|e| Error::Internal(e.into()))?;
@@ -486,19 +486,24 @@ pub fn save(
     })
 }
 
-/// Field names that hold a value in some read of the study.
-fn fields_in_use(conn: &mut Conn, study_id: i32) -> Result<std::collections::BTreeSet<String>> {
-    let values: Vec<String> = reads::table
+/// What the reads already saved in the study hold that `def` would refuse, by field with a
+/// count (empty when every stored value still fits).
+fn values_refused_by(conn: &mut Conn, study_id: i32, def: &Definition) -> Result<Vec<String>> {
+    let stored: Vec<String> = reads::table
         .inner_join(campaigns::table)
         .filter(campaigns::study_id.eq(study_id))
         .filter(reads::status.ne("assigned"))
         .select(reads::field_values)
         .load(conn)?;
-    Ok(values
-        .iter()
-        .filter_map(|v| serde_json::from_str::<Map<String, Value>>(v).ok())
-        .flat_map(|m| m.into_iter().map(|(k, _)| k))
-        .collect())
+    let mut refused: std::collections::BTreeMap<String, usize> = Default::default();
+    for values in stored.iter().filter_map(|v| serde_json::from_str::<Map<String, Value>>(v).ok()) {
+        if let Err(Error::Invalid(errors)) = def.validate(&values, false) {
+            for e in errors.0 {
+                *refused.entry(e.field).or_default() += 1;
+            }
+        }
+    }
+    Ok(refused.into_iter().map(|(f, n)| format!("{f}: {n} read{}", if n == 1 { "" } else { "s" })).collect())
 }
 
 #[cfg(test)]
@@ -527,6 +532,11 @@ mod tests {
         assert!(msg.contains("line 2") && msg.contains("line 3") && msg.contains("line 4"), "{msg}");
         assert!(Definition::parse_text("# nothing\n").unwrap_err().to_string().contains("at least one"));
         assert!(Definition::parse_text("a | yesno\na | comment").unwrap_err().to_string().contains("twice"));
+        assert!(Definition::parse_text("x | numeric | 0-inf").is_err(), "bounds must be finite");
+        assert_eq!(parse_range("-10-10"), Some((-10.0, 10.0)));
+        assert_eq!(parse_range("-5--1"), Some((-5.0, -1.0)));
+        assert_eq!(parse_range("1e-3-2e2"), Some((0.001, 200.0)));
+        assert_eq!(parse_range("5-1"), None);
     }
 
     #[test]
@@ -539,6 +549,8 @@ mod tests {
             .validate(&vals(&[("phenotype", "inflamed"), ("til_density", "120.5"), ("tumour_present", "Y")]), true)
             .unwrap();
         assert_eq!(ok["tumour_present"], "yes");
+        let n = def.validate(&vals(&[("til_density", "1e3")]), false).unwrap();
+        assert_eq!(n["til_density"], "1000", "one spelling per number");
         let err = def
             .validate(
                 &vals(&[("phenotype", "hot"), ("til_density", "9999"), ("tumour_present", "maybe"), ("x", "1")]),

@@ -200,11 +200,15 @@ async fn blinding_holds_against_direct_urls_and_the_api() {
         page[start..].split(|ch: char| !ch.is_ascii_alphanumeric() && ch != '_').next().unwrap().to_string()
     };
     let api = |path: String| a1.http.get(a1.url(&path)).bearer_auth(&token).send();
-    assert_eq!(api(format!("/api/v1/studies/{STUDY}/reads/{mine}")).await.unwrap().status(), 200);
+    let own = api(format!("/api/v1/studies/{STUDY}/reads/{mine}")).await.unwrap();
+    assert_eq!(own.status(), 200);
+    let own = own.text().await.unwrap();
+    assert!(!own.contains(&labels[0]) && !own.contains("SNUBH-0"), "no slide label or case id for a reader: {own}");
     assert_eq!(api(format!("/api/v1/studies/{STUDY}/reads/{theirs}")).await.unwrap().status(), 404);
     let queue: Value = api(format!("/api/v1/studies/{STUDY}/reading")).await.unwrap().json().await.unwrap();
     assert_eq!(queue["items"].as_array().unwrap().len(), labels.len(), "only annotator1's own reads");
     assert!(queue["items"].as_array().unwrap().iter().all(|r| r["reader"] == "annotator1"));
+    assert!(labels.iter().all(|l| !queue.to_string().contains(l.as_str())), "the queue shows no slide labels");
 
     // Reviewing roles see reads; someone outside the study sees nothing.
     let monitor = app.login("monitor").await;
@@ -335,6 +339,9 @@ async fn a_reread_opens_only_after_the_washout() {
         a1.get(&format!("/studies/{STUDY}/reads/{}", read_id(&app, no_wait, "annotator1", &labels[0]))).await.status(),
         200
     );
+    // While re-reading, the reader's own first read of the slide is out of reach.
+    assert_eq!(a1.get(&format!("/studies/{STUDY}/reads/{r1}")).await.status(), 404);
+    assert_eq!(a1.get(&format!("/studies/{STUDY}/reads/{r1}/regions")).await.status(), 404);
     let r = manager
         .post(
             &format!("/studies/{STUDY}/campaigns"),
@@ -424,9 +431,14 @@ async fn disagreements_are_adjudicated_into_the_reference_and_agreement_is_shown
     let (status, page) = monitor.get_text(&format!("/studies/{STUDY}/campaigns/{id}")).await;
     assert_eq!(status, 200);
     assert!(!page.contains("Agreement between readers"));
+    let (status, reference) = stat.get_text(&format!("/studies/{STUDY}/campaigns/{id}/reference.csv")).await;
+    assert_eq!(status, 200);
+    assert!(reference.starts_with("slide,phenotype,til_density,tumour_present\n"), "{reference}");
+    assert!(reference.contains(&format!("{},inflamed,100,yes", labels[0])), "{reference}");
+    assert_eq!(a1.get(&format!("/studies/{STUDY}/campaigns/{id}/reference.csv")).await.status(), 404);
     let (status, csv) = stat.get_text(&format!("/studies/{STUDY}/campaigns/{id}/reads.csv")).await;
     assert_eq!(status, 200);
-    assert!(csv.starts_with("campaign,slide,reader,position,status,schema_version,region_count,started_at,submitted_at,phenotype,til_density,tumour_present,comment"), "{csv}");
+    assert!(csv.starts_with("campaign,slide,reader,position,status,schema_version,region_count,started_at,first_submitted_at,phenotype,til_density,tumour_present,comment"), "{csv}");
     assert_eq!(csv.lines().count(), 7);
 }
 
@@ -556,7 +568,7 @@ async fn schema_changes_after_reading_started_need_a_reason() {
         .post(&format!("/studies/{STUDY}/annotations/schema"), &[("text", &dropped), ("reason", "simplify")])
         .await;
     assert_eq!(r.status(), 422);
-    assert!(r.text().await.unwrap().contains("reads hold values for phenotype"));
+    assert!(r.text().await.unwrap().contains("reads hold values this schema would refuse (phenotype: 1 read)"));
     let r = manager
         .post(&format!("/studies/{STUDY}/annotations/schema"), &[("text", "bad line here"), ("reason", "x")])
         .await;
@@ -574,4 +586,41 @@ async fn schema_changes_after_reading_started_need_a_reason() {
         a1.post(&format!("/studies/{STUDY}/annotations/schema"), &[("text", &text), ("reason", "x")]).await.status(),
         403
     );
+}
+
+#[tokio::test]
+async fn readers_and_adjudicators_stay_apart_and_the_adjudicator_sees_only_finished_slides() {
+    let app = spawn_app();
+    let labels = reading_study(&app);
+    let manager = app.login("manager").await;
+    let id =
+        create_campaign(&manager, &[("name", "R1"), ("readers", "annotator1"), ("adjudicator", "annotator2")]).await;
+    // The adjudicator of these slides cannot read them elsewhere, nor a reader adjudicate them.
+    let r = manager.post(&format!("/studies/{STUDY}/campaigns"), &[("name", "R2"), ("readers", "annotator2")]).await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("annotator2 adjudicates some of these slides"));
+    let r = manager
+        .post(
+            &format!("/studies/{STUDY}/campaigns"),
+            &[("name", "R3"), ("readers", "annotator2"), ("adjudicator", "annotator1")],
+        )
+        .await;
+    assert!(r.text().await.unwrap().contains("annotator1 reads some of these slides"));
+    // Administrators see everything: never blinded readers.
+    let operator = Actor::cli_operator();
+    let access = study_access(&mut app.conn(), &operator, STUDY).unwrap();
+    evidentia::studies::members::add(&mut app.conn(), &operator, &access, "admin", "annotator").unwrap();
+    let r = manager.post(&format!("/studies/{STUDY}/campaigns"), &[("name", "R4"), ("readers", "admin")]).await;
+    assert!(r.text().await.unwrap().contains("admin is an administrator"));
+
+    // The adjudicator opens a read only once every read of its slide is submitted.
+    let read = read_id(&app, id, "annotator1", &labels[0]);
+    let a1 = app.login("annotator1").await;
+    let a2 = app.login("annotator2").await;
+    save_draft(&a1, read, json!({"values": {"phenotype": "desert"}, "regions": []})).await;
+    assert_eq!(a2.get(&format!("/studies/{STUDY}/reads/{read}")).await.status(), 404, "a draft stays hidden");
+    assert_eq!(submit(&a1, read, "desert", "10").await.status(), 303);
+    assert_eq!(a2.get(&format!("/studies/{STUDY}/reads/{read}")).await.status(), 200);
+    let other = read_id(&app, id, "annotator1", &labels[1]);
+    assert_eq!(a2.get(&format!("/studies/{STUDY}/reads/{other}")).await.status(), 404);
 }

@@ -239,9 +239,16 @@ pub async fn campaigns_list(
     Ok(HttpResponse::Ok().json(json!({"items": items})))
 }
 
-fn read_json(r: &crate::annotations::reads::Read) -> serde_json::Value {
+/// A read as JSON. `blind`: for a reader, without the slide's label (it carries the case id)
+/// or ids that would link it to other reads.
+fn read_json(r: &crate::annotations::reads::Read, blind: bool) -> serde_json::Value {
     let mut v = serde_json::to_value(r).unwrap_or_default();
     v["values"] = json!(r.values());
+    if let (true, Some(o)) = (blind, v.as_object_mut()) {
+        for k in ["slide", "slide_id", "reader_id"] {
+            o.remove(k);
+        }
+    }
     v
 }
 
@@ -260,7 +267,7 @@ pub async fn campaign_reads(
             crate::annotations::reads::of_campaign(c, sid, id)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(json!({"items": list.iter().map(read_json).collect::<Vec<_>>()})))
+    Ok(HttpResponse::Ok().json(json!({"items": list.iter().map(|r| read_json(r, false)).collect::<Vec<_>>()})))
 }
 
 /// One read with its values and regions, under the blinding rules (its reader, roles that
@@ -272,6 +279,7 @@ pub async fn read_get(
 ) -> Result<HttpResponse, ApiError> {
     let (code, id) = path.into_inner();
     let access = super::studies::load_access(&state, &user, &code).await?;
+    let blind = !access.can(Permission::ViewReads);
     let actor = user.actor.clone();
     let (read, regions) = state
         .db(move |c| {
@@ -279,7 +287,7 @@ pub async fn read_get(
             Ok((ra.read, crate::annotations::reads::regions(c, id)?))
         })
         .await?;
-    let mut v = read_json(&read);
+    let mut v = read_json(&read, blind);
     v["regions"] = json!(regions);
     Ok(HttpResponse::Ok().json(v))
 }
@@ -291,7 +299,7 @@ pub async fn reading_queue(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let access = super::studies::load_access(&state, &user, &path).await?;
-    let (sid, uid) = (access.study.id, user.actor.user_id);
+    let (sid, uid, blind) = (access.study.id, user.actor.user_id, !access.can(Permission::ViewReads));
     let items = state
         .db(move |c| match uid {
             Some(uid) => crate::annotations::reads::queue(c, sid, uid),
@@ -301,11 +309,24 @@ pub async fn reading_queue(
     let items: Vec<_> = items
         .iter()
         .map(|i| {
-            let mut v = read_json(&i.read);
+            let mut v = read_json(&i.read, blind);
             v["open"] = json!(i.is_open());
             v["opens"] = json!(i.opens_label());
             v
         })
         .collect();
     Ok(HttpResponse::Ok().json(json!({"items": items})))
+}
+
+/// The campaign's reference per slide (adjudicated where readers disagreed; roles that review reads).
+pub async fn campaign_reference(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i32)>,
+) -> Result<HttpResponse, ApiError> {
+    let (code, id) = path.into_inner();
+    let access = load_access_for(&state, &user, &code, Permission::ViewReads).await?;
+    let sid = access.study.id;
+    let (fields, reference) = state.db(move |c| crate::annotations::adjudication::reference_table(c, sid, id)).await?;
+    Ok(HttpResponse::Ok().json(json!({"fields": fields, "slides": reference})))
 }

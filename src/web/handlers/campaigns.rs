@@ -222,9 +222,10 @@ impl CampaignForm {
         let seed = match self.seed.trim() {
             "" => None,
             s => match s.parse::<i64>() {
-                Ok(v) if v >= 0 => Some(v),
+                // Below 2^53, so the seed reads the same in JSON, spreadsheets and JavaScript.
+                Ok(v) if (0..1 << 53).contains(&v) => Some(v),
                 _ => {
-                    errors.add("seed", "the seed is a whole number ≥ 0, or empty for a random one");
+                    errors.add("seed", "the seed is a whole number from 0 to 2^53 − 1, or empty for a random one");
                     None
                 }
             },
@@ -484,6 +485,27 @@ pub async fn campaign_reads_csv(
     crate::web::csv_rows_download(&format!("{code}-{}-reads.csv", campaign.id), header, rows)
 }
 
+/// The campaign's reference per slide (adjudicated where the readers disagreed): the table the
+/// statistics compare the AI with.
+pub async fn campaign_reference_csv(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i32)>,
+) -> Result<HttpResponse, PageError> {
+    let (code, id) = path.into_inner();
+    let access = load_access_for(&state, &user, &code, Permission::ViewReads).await?;
+    let sid = access.study.id;
+    let (fields, reference) = state.db(move |c| adjudication::reference_table(c, sid, id)).await?;
+    let header = std::iter::once("slide".to_string()).chain(fields.iter().cloned()).collect();
+    let rows = reference
+        .into_iter()
+        .map(|(slide, values)| {
+            std::iter::once(slide).chain(fields.iter().map(|f| values.get(f).cloned().unwrap_or_default())).collect()
+        })
+        .collect();
+    crate::web::csv_rows_download(&format!("{code}-{id}-reference.csv"), header, rows)
+}
+
 /// Progress as CSV (per reader).
 pub async fn campaign_progress_csv(
     state: web::Data<AppState>,
@@ -553,6 +575,7 @@ pub struct AdjudicationPage {
     pub disagreements: Vec<Disagreement>,
     pub definition: Definition,
     pub can_adjudicate: bool,
+    pub can_campaign: bool,
 }
 
 impl AdjudicationPage {
@@ -591,6 +614,7 @@ pub async fn adjudication_show(
             ctx: ctx.clone(),
             nav: StudyNav::new(&access, "reading"),
             can_adjudicate: uid.is_some() && campaign.adjudicator_id == uid && access.study.ensure_editable().is_ok(),
+            can_campaign: access.can(Permission::ViewCampaigns),
             campaign,
             disagreements,
             definition: def,

@@ -97,6 +97,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/studies/{code}/campaigns/{id}", web::get().to(campaigns::campaign_show))
         .route("/studies/{code}/campaigns/{id}/reads.csv", web::get().to(campaigns::campaign_reads_csv))
         .route("/studies/{code}/campaigns/{id}/progress.csv", web::get().to(campaigns::campaign_progress_csv))
+        .route("/studies/{code}/campaigns/{id}/reference.csv", web::get().to(campaigns::campaign_reference_csv))
         .route("/studies/{code}/campaigns/{id}/status", web::post().to(campaigns::campaign_status))
         .route("/studies/{code}/campaigns/{id}/adjudication", web::get().to(campaigns::adjudication_show))
         .route("/studies/{code}/campaigns/{id}/adjudication", web::post().to(campaigns::adjudicate))
@@ -105,7 +106,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/studies/{code}/reads/{id}/regions", web::get().to(reading::read_regions))
         .service(
             web::resource("/studies/{code}/reads/{id}/draft")
-                .app_data(reading::draft_json_config())
+                .app_data(reading::draft_payload_config())
                 .route(web::post().to(reading::read_draft)),
         )
         .route("/studies/{code}/reads/{id}/submit", web::post().to(reading::read_submit))
@@ -134,6 +135,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/studies/{code}/slides/{label}", web::get().to(api::slide_get))
                 .route("/studies/{code}/campaigns", web::get().to(api::campaigns_list))
                 .route("/studies/{code}/campaigns/{id}/reads", web::get().to(api::campaign_reads))
+                .route("/studies/{code}/campaigns/{id}/reference", web::get().to(api::campaign_reference))
                 .route("/studies/{code}/reads/{id}", web::get().to(api::read_get))
                 .route("/studies/{code}/reading", web::get().to(api::reading_queue)),
         )

@@ -176,13 +176,10 @@ pub async fn read_regions(
         .json(serde_json::json!({"regions": regions})))
 }
 
-/// Drafts can carry every region of a slide (100,000 points are ~11 MB of JSON; the region limit
-/// of 2,000,000 vertices far more), so their body limit is raised from actix's 2 MiB; a body
-/// that is too large or not the expected JSON gets the API's JSON error, which the workbench shows.
-pub fn draft_json_config() -> web::JsonConfig {
-    web::JsonConfig::default()
-        .limit(256 << 20)
-        .error_handler(|err, _req| ApiError(Error::invalid("draft", err.to_string())).into())
+/// Drafts can carry every region of a slide (100,000 points are ~11 MB of JSON), so their body
+/// limit is raised from actix's 2 MiB; the body is parsed only after the read's access check.
+pub fn draft_payload_config() -> web::PayloadConfig {
+    web::PayloadConfig::new(128 << 20)
 }
 
 /// Draft autosave from the workbench (JSON in, JSON out).
@@ -190,11 +187,14 @@ pub async fn read_draft(
     state: web::Data<AppState>,
     user: CurrentUser,
     path: web::Path<(String, i32)>,
-    body: web::Json<Draft>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let (code, id) = path.into_inner();
     let access = load_access(&state, &user, &code).await?;
-    let (actor, draft) = (user.actor.clone(), body.into_inner());
+    let (actor, a2) = (user.actor.clone(), access.clone());
+    state.db(move |c| reads::open_for(c, &actor, &a2, id)).await?;
+    let draft: Draft = serde_json::from_slice(&body).map_err(|e| Error::invalid("draft", e.to_string()))?;
+    let actor = user.actor.clone();
     let saved = state.db(move |c| reads::save_draft(c, &actor, &access, id, &draft)).await?;
     Ok(HttpResponse::Ok().json(saved))
 }
