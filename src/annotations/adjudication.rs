@@ -213,15 +213,13 @@ pub fn adjudicate(
     })
 }
 
+/// Slide label → field → reference value.
+pub type Reference = BTreeMap<String, BTreeMap<String, String>>;
+
 /// The reference value of every field of every complete slide: the adjudicated value where the
 /// readers disagreed, else their common value (numbers within tolerance: their median). Slides
 /// with an unadjudicated disagreement have no reference for that field.
-pub fn reference(
-    conn: &mut Conn,
-    study_id: i32,
-    campaign: &Campaign,
-    def: &Definition,
-) -> Result<BTreeMap<String, BTreeMap<String, String>>> {
+pub fn reference(conn: &mut Conn, study_id: i32, campaign: &Campaign, def: &Definition) -> Result<Reference> {
     let all = reads::of_campaign(conn, study_id, campaign.id)?;
     let done = adjudications_of(conn, campaign.id)?;
     let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
@@ -247,11 +245,7 @@ pub fn reference(
 
 /// The reference of a campaign as a table: the compared fields (schema order) and, per complete
 /// slide, its reference values.
-pub fn reference_table(
-    conn: &mut Conn,
-    study_id: i32,
-    campaign_id: i32,
-) -> Result<(Vec<String>, BTreeMap<String, BTreeMap<String, String>>)> {
+pub fn reference_table(conn: &mut Conn, study_id: i32, campaign_id: i32) -> Result<(Vec<String>, Reference)> {
     let campaign = super::campaigns::get(conn, study_id, campaign_id)?;
     let def = schema::current(conn, study_id)?.map(|s| s.definition()).unwrap_or_default();
     let fields = def.fields.iter().filter(|f| !f.is_comment()).map(|f| f.name.clone()).collect();
