@@ -56,10 +56,10 @@ pub fn disagree(field: &FieldDef, values: &[&str], tolerance: f64) -> bool {
 }
 
 /// Submitted reads of a campaign grouped by slide: slide → reader → read. Only slides every
-/// assigned reader has submitted.
+/// assigned reader has submitted; withdrawn reads do not count.
 fn complete_slides(reads: &[Read]) -> BTreeMap<(String, i32), BTreeMap<String, &Read>> {
     let mut by_slide: BTreeMap<(String, i32), Vec<&Read>> = BTreeMap::new();
-    for r in reads {
+    for r in reads.iter().filter(|r| !r.is_withdrawn()) {
         by_slide.entry((r.slide.clone(), r.slide_id)).or_default().push(r);
     }
     by_slide

@@ -159,6 +159,7 @@ fn slides_and_readers(conn: &mut Conn, campaign_id: i32) -> Result<(SlideList, V
     let slides: SlideList = reads::table
         .inner_join(slides::table)
         .filter(reads::campaign_id.eq(campaign_id))
+        .filter(reads::status.ne("withdrawn"))
         .select((slides::id, slides::label))
         .distinct()
         .order(slides::label.asc())
@@ -166,6 +167,7 @@ fn slides_and_readers(conn: &mut Conn, campaign_id: i32) -> Result<(SlideList, V
     let readers: Vec<String> = reads::table
         .inner_join(users::table)
         .filter(reads::campaign_id.eq(campaign_id))
+        .filter(reads::status.ne("withdrawn"))
         .select(users::username)
         .distinct()
         .order(users::username.asc())
@@ -368,6 +370,7 @@ pub fn progress(conn: &mut Conn, campaign_id: i32) -> Result<(Vec<Progress>, Pro
     let rows: Vec<(String, String, String, NaiveDateTime)> = reads::table
         .inner_join(users::table)
         .filter(reads::campaign_id.eq(campaign_id))
+        .filter(reads::status.ne("withdrawn"))
         .select((users::username, users::full_name, reads::status, reads::updated_at))
         .load(conn)?;
     let mut by_reader: BTreeMap<String, Progress> = BTreeMap::new();
@@ -432,6 +435,70 @@ pub fn set_status(
                 .because(reason),
         )?;
         get(conn, study.id, id)
+    })
+}
+
+/// What a manager takes out of a running campaign: a reader (who left the study, or cannot go
+/// on) or a slide (excluded at QC, case withdrawn).
+#[derive(Debug, Clone)]
+pub enum Withdrawal {
+    Reader(String),
+    Slide(String),
+}
+
+/// Withdraws a reader's or a slide's reads from a campaign, with a reason: they keep what they
+/// hold, leave the queue, and no longer count for progress, completion, adjudication or
+/// agreement. Nothing is deleted; audited.
+pub fn withdraw(
+    conn: &mut Conn,
+    actor: &Actor,
+    access: &StudyAccess,
+    campaign_id: i32,
+    what: &Withdrawal,
+    reason: &str,
+) -> Result<usize> {
+    access.require(Permission::ManageCampaigns)?;
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(Error::invalid("reason", "say why they are withdrawn from the campaign"));
+    }
+    write_tx(conn, |conn| {
+        let study = crate::studies::get_by_code(conn, &access.study.code)?;
+        study.ensure_editable()?;
+        let c = get(conn, study.id, campaign_id)?;
+        let (field, name) = match what {
+            Withdrawal::Reader(u) => ("reader", u),
+            Withdrawal::Slide(l) => ("slide", l),
+        };
+        let ids: Vec<i32> = match what {
+            Withdrawal::Reader(u) => reads::table
+                .inner_join(users::table)
+                .filter(reads::campaign_id.eq(c.id))
+                .filter(users::username.eq(u))
+                .filter(reads::status.ne("withdrawn"))
+                .select(reads::id)
+                .load(conn)?,
+            Withdrawal::Slide(l) => reads::table
+                .inner_join(slides::table)
+                .filter(reads::campaign_id.eq(c.id))
+                .filter(slides::label.eq(l))
+                .filter(reads::status.ne("withdrawn"))
+                .select(reads::id)
+                .load(conn)?,
+        };
+        if ids.is_empty() {
+            return Err(Error::invalid(field, format!("{name} has no reads left in campaign {}", c.name)));
+        }
+        diesel::update(reads::table.filter(reads::id.eq_any(&ids)))
+            .set((reads::status.eq("withdrawn"), reads::withdrawn_reason.eq(reason), reads::updated_at.eq(now())))
+            .execute(conn)?;
+        audit::record(
+            conn,
+            Change::new(study.chain(), &actor.name, "withdraw", "campaign", &c.name)
+                .after(json!({ field: name, "reads": ids.len() }))
+                .because(reason),
+        )?;
+        Ok(ids.len())
     })
 }
 

@@ -36,6 +36,7 @@ pub struct Read {
     pub reader: String,
     pub position: i32,
     pub status: String,
+    pub withdrawn_reason: Option<String>,
     pub schema_version: Option<i32>,
     #[serde(skip)]
     pub field_values: String,
@@ -54,6 +55,9 @@ impl Read {
     }
     pub fn is_submitted(&self) -> bool {
         self.status == "submitted"
+    }
+    pub fn is_withdrawn(&self) -> bool {
+        self.status == "withdrawn"
     }
 }
 
@@ -120,6 +124,7 @@ impl QueueItem {
 pub fn queue(conn: &mut Conn, study_id: i32, reader_id: i32) -> Result<Vec<QueueItem>> {
     let list: Vec<Read> = joined(study_id)
         .filter(reads::reader_id.eq(reader_id))
+        .filter(reads::status.ne("withdrawn"))
         .filter(campaigns_t::status.eq("open"))
         .order((reads::campaign_id.asc(), reads::position.asc()))
         .select(Read::as_select())
@@ -172,7 +177,7 @@ pub struct ReadAccess {
 impl ReadAccess {
     /// The reader may change it now: their own, not submitted, campaign open.
     pub fn editable(&self) -> bool {
-        self.own && !self.read.is_submitted() && self.campaign.status == "open"
+        self.own && !self.read.is_submitted() && !self.read.is_withdrawn() && self.campaign.status == "open"
     }
 }
 
@@ -220,7 +225,7 @@ fn slide_complete(conn: &mut Conn, campaign_id: i32, slide_id: i32) -> Result<bo
     let open: i64 = reads::table
         .filter(reads::campaign_id.eq(campaign_id))
         .filter(reads::slide_id.eq(slide_id))
-        .filter(reads::status.ne("submitted"))
+        .filter(reads::status.ne_all(["submitted", "withdrawn"]))
         .count()
         .get_result(conn)?;
     Ok(open == 0)
@@ -287,6 +292,9 @@ fn ensure_editable(conn: &mut Conn, access: &StudyAccess, ra: &ReadAccess, for_r
     }
     if ra.read.is_submitted() {
         return Err(Error::Conflict("the read is submitted: to change it, reopen it with a reason".into()));
+    }
+    if ra.read.is_withdrawn() {
+        return Err(Error::Conflict("the read was withdrawn from the campaign".into()));
     }
     Ok(())
 }

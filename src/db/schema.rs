@@ -309,6 +309,7 @@ diesel::table! {
         reader_id -> Integer,
         position -> Integer,
         status -> Text,
+        withdrawn_reason -> Nullable<Text>,
         schema_version -> Nullable<Integer>,
         field_values -> Text,
         regions -> Text,

@@ -624,3 +624,38 @@ async fn readers_and_adjudicators_stay_apart_and_the_adjudicator_sees_only_finis
     let other = read_id(&app, id, "annotator1", &labels[1]);
     assert_eq!(a2.get(&format!("/studies/{STUDY}/reads/{other}")).await.status(), 404);
 }
+
+#[tokio::test]
+async fn a_reader_or_a_slide_withdrawn_with_a_reason_stops_counting() {
+    let app = spawn_app();
+    let labels = reading_study(&app);
+    let manager = app.login("manager").await;
+    let id = create_campaign(&manager, &[("name", "R1"), ("readers", "annotator1"), ("readers", "annotator2")]).await;
+    let a1 = app.login("annotator1").await;
+    let a2_read = read_id(&app, id, "annotator2", &labels[0]);
+    let url = format!("/studies/{STUDY}/campaigns/{id}/withdraw");
+
+    // A reason is required; only managers withdraw.
+    manager.post(&url, &[("reader", "annotator2"), ("reason", "")]).await;
+    assert_eq!(read_status(&app, a2_read).0, "assigned");
+    assert_eq!(a1.post(&url, &[("reader", "annotator2"), ("reason", "x")]).await.status(), 403);
+    manager.post(&url, &[("reader", "annotator2"), ("reason", "left the hospital")]).await;
+    assert_eq!(read_status(&app, a2_read).0, "withdrawn");
+    let ev = audit_events(&app, "withdraw");
+    assert_eq!(ev[0].reason.as_deref(), Some("left the hospital"));
+    assert!(ev[0].new_value.as_deref().unwrap().contains("\"reads\":3"));
+    // The withdrawn reader's queue is empty and their read no longer takes drafts.
+    let a2 = app.login("annotator2").await;
+    let (_, queue) = a2.get_text(&format!("/studies/{STUDY}/reading")).await;
+    assert!(queue.contains("No slides are assigned to you"), "{queue}");
+    assert_eq!(save_draft(&a2, a2_read, json!({"values": {}, "regions": []})).await.status(), 409);
+
+    // A slide excluded at QC leaves too; the campaign completes with what is left.
+    manager.post(&url, &[("slide", labels[2].as_str()), ("reason", "wrong stain")]).await;
+    for label in &labels[..2] {
+        assert_eq!(submit(&a1, read_id(&app, id, "annotator1", label), "desert", "20").await.status(), 303);
+    }
+    let (_, page) = manager.get_text(&format!("/studies/{STUDY}/campaigns/{id}")).await;
+    assert!(page.contains("2 of 2</strong> reads submitted"), "progress counts only active reads");
+    assert!(page.contains("Agreement between readers"), "complete without the withdrawn reads");
+}

@@ -42,8 +42,9 @@ CREATE TABLE reads (
     reader_id INTEGER NOT NULL REFERENCES users(id),
     -- 1-based place of the slide in this reader's randomised queue.
     position INTEGER NOT NULL,
-    -- assigned | draft | submitted
+    -- assigned | draft | submitted | withdrawn (reader or slide taken out of the campaign)
     status TEXT NOT NULL,
+    withdrawn_reason TEXT,
     schema_version INTEGER,
     -- JSON object of slide-level values; JSON array of regions.
     field_values TEXT NOT NULL,

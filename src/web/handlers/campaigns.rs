@@ -411,6 +411,12 @@ impl CampaignShowPage {
     pub fn num(v: &Option<f64>) -> String {
         v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "–".into())
     }
+    /// Slides still read in the campaign, for the withdraw form.
+    pub fn slide_labels(&self) -> Vec<String> {
+        let mut l: Vec<String> = self.reads.iter().filter(|r| !r.is_withdrawn()).map(|r| r.slide.clone()).collect();
+        l.dedup();
+        l
+    }
     pub fn open_disagreements(&self) -> usize {
         self.disagreements.iter().filter(|d| d.adjudicated.is_none()).count()
     }
@@ -564,6 +570,37 @@ pub async fn campaign_status(
     let actor = user.actor.clone();
     let result = state.db(move |c| campaigns::set_status(c, &actor, &access, id, open, &form.reason.reason)).await;
     flash_outcome(&url, result, "", |c| format!("Campaign {} is {}.", c.name, c.status))
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct WithdrawForm {
+    #[serde(default)]
+    pub reader: String,
+    #[serde(default)]
+    pub slide: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Takes a reader or a slide out of a running campaign, with a reason.
+pub async fn campaign_withdraw(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i32)>,
+    form: web::Form<WithdrawForm>,
+) -> Result<HttpResponse, PageError> {
+    let (code, id) = path.into_inner();
+    let access = load_access_for(&state, &user, &code, Permission::ManageCampaigns).await?;
+    let url = format!("/studies/{code}/campaigns/{id}");
+    let f = form.into_inner();
+    let what = match (f.reader.trim(), f.slide.trim()) {
+        (r, "") if !r.is_empty() => campaigns::Withdrawal::Reader(r.to_string()),
+        ("", s) if !s.is_empty() => campaigns::Withdrawal::Slide(s.to_string()),
+        _ => return Ok(redirect_with_flash(&url, "error", "Choose a reader or a slide to withdraw.")),
+    };
+    let actor = user.actor.clone();
+    let result = state.db(move |c| campaigns::withdraw(c, &actor, &access, id, &what, &f.reason)).await;
+    flash_outcome(&url, result, "Not withdrawn: ", |n| format!("{n} read{} withdrawn.", if n == 1 { "" } else { "s" }))
 }
 
 #[derive(Template)]

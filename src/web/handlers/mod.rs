@@ -99,6 +99,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/studies/{code}/campaigns/{id}/progress.csv", web::get().to(campaigns::campaign_progress_csv))
         .route("/studies/{code}/campaigns/{id}/reference.csv", web::get().to(campaigns::campaign_reference_csv))
         .route("/studies/{code}/campaigns/{id}/status", web::post().to(campaigns::campaign_status))
+        .route("/studies/{code}/campaigns/{id}/withdraw", web::post().to(campaigns::campaign_withdraw))
         .route("/studies/{code}/campaigns/{id}/adjudication", web::get().to(campaigns::adjudication_show))
         .route("/studies/{code}/campaigns/{id}/adjudication", web::post().to(campaigns::adjudicate))
         .route("/studies/{code}/reading", web::get().to(reading::reading_queue))
