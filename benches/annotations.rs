@@ -150,6 +150,7 @@ fn main() -> anyhow::Result<()> {
                 }
             })
             .collect(),
+        base: None,
     };
     let five_read = read_of(&mut conn, "BENCH-5000")?;
     reads::save_draft(&mut conn, &reader, &reader_access, five_read, &five)?;

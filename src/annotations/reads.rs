@@ -268,6 +268,10 @@ pub struct Draft {
     pub values: Map<String, Value>,
     #[serde(default)]
     pub regions: Vec<Region>,
+    /// The read's `updated_at` as the saving page loaded it; when given and the read changed
+    /// since, the save is refused instead of overwriting the other change.
+    #[serde(default)]
+    pub base: Option<String>,
 }
 
 /// Outcome of a save: when, and how many regions the read now has.
@@ -276,6 +280,8 @@ pub struct Saved {
     pub saved_at: String,
     pub region_count: usize,
     pub status: String,
+    /// The read's new `updated_at` (the next save's `base`).
+    pub updated_at: String,
 }
 
 /// Checks the actor may change this read now (own, not submitted, open campaign, editable study).
@@ -306,6 +312,13 @@ pub fn save_draft(conn: &mut Conn, actor: &Actor, access: &StudyAccess, read_id:
     write_tx(conn, |conn| {
         let ra = open_for(conn, actor, access, read_id)?;
         ensure_editable(conn, access, &ra, false)?;
+        if draft.base.as_ref().is_some_and(|b| *b != ra.read.updated_at.to_string()) {
+            return Err(Error::Conflict(
+                "this read was changed elsewhere since the page was loaded (another tab, or regions imported for you): \
+                 reload the page; what you did is still on screen"
+                    .into(),
+            ));
+        }
         let sv = schema::require_current(conn, access.study.id)?;
         let values = sv.definition().validate(&draft.values, false)?;
         geojson::check(&draft.regions, &slide_limits(conn, ra.read.slide_id)?)
@@ -408,13 +421,14 @@ fn write_read(
     let values_json = Value::Object(values.clone()).to_string();
     let stored: String = reads::table.find(ra.read.id).select(reads::regions).first(conn)?;
     let at = now();
-    let saved = Saved {
+    let saved = |updated: chrono::NaiveDateTime| Saved {
         saved_at: at.format("%Y-%m-%d %H:%M:%S").to_string(),
         region_count: regions.len(),
         status: status.to_string(),
+        updated_at: updated.to_string(),
     };
     if status == "draft" && ra.read.status == "draft" && stored == regions_json && ra.read.field_values == values_json {
-        return Ok(saved);
+        return Ok(saved(ra.read.updated_at));
     }
     diesel::update(reads::table.find(ra.read.id))
         .set((
@@ -438,7 +452,7 @@ fn write_read(
                           "regions_sha256": sha256_hex(regions_json.as_bytes()), "schema_version": schema_version}))
             .because_opt(reason),
     )?;
-    Ok(saved)
+    Ok(saved(at))
 }
 
 /// How a read is named in the audit trail: `campaign/slide/reader`.

@@ -171,5 +171,5 @@ fn demo_read(rng: &mut StdRng, truth: Phenotype, accuracy: f64, w: f64, h: f64) 
             name: None,
         });
     }
-    Draft { values, regions }
+    Draft { values, regions, base: None }
 }

@@ -134,6 +134,9 @@
 
     var readonly = root.getAttribute("data-readonly") === "1";
     var saveUrl = root.getAttribute("data-save-url");
+    // The read as this page loaded it: a save is refused (409) if it changed elsewhere meanwhile
+    // (another tab, regions imported for the reader), instead of silently overwriting that.
+    var base = root.getAttribute("data-updated") || null;
     var mpp = parseFloat(root.getAttribute("data-mpp"));
     var form = document.getElementById("read-form");
     var statusEl = document.getElementById("save-status");
@@ -928,7 +931,8 @@
       // Each region's JSON is made once and kept (regions never change, they are only added and
       // deleted): with 100,000 imported regions that takes ~100 ms off every save's stall.
       var body = '{"values":' + JSON.stringify(formValues()) + ',"regions":[' +
-        records.map(function (r) { return r.json || (r.json = JSON.stringify(r.data)); }).join(",") + "]}";
+        records.map(function (r) { return r.json || (r.json = JSON.stringify(r.data)); }).join(",") +
+        '],"base":' + JSON.stringify(base) + "}";
       setStatus("saving", "Saving…");
       inflight = fetch(saveUrl, {
         method: "POST",
@@ -946,6 +950,7 @@
         });
       }).then(function (reply) {
         inflight = null;
+        if (reply.updated_at) base = reply.updated_at;
         savedVersion = Math.max(savedVersion, sending);
         root.setAttribute("data-saved", String(typeof reply.region_count === "number" ? reply.region_count : records.length));
         if (dirty()) setStatus("dirty", "Unsaved changes");

@@ -275,6 +275,17 @@ async fn drafts_submit_and_reopen_are_validated_and_audited() {
     save_draft(&a1, read, json!({"values": {"phenotype": "inflamed"}, "regions": regions})).await;
     assert_eq!(audit_events(&app, "save_draft").len(), 2);
 
+    // A save from a page loaded before another change is refused, not applied over it.
+    let stale = json!({"values": {}, "regions": [], "base": "2000-01-01 00:00:00"});
+    let r = save_draft(&a1, read, stale).await;
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.unwrap().contains("changed elsewhere"));
+    assert_eq!(read_status(&app, read), ("draft".into(), 2));
+    let (_, page) = a1.get_text(&format!("/studies/{STUDY}/reads/{read}")).await;
+    let base = page.split("data-updated=\"").nth(1).and_then(|s| s.split('"').next()).unwrap().to_string();
+    let r = save_draft(&a1, read, json!({"values": {"phenotype": "inflamed"}, "regions": regions, "base": base})).await;
+    assert_eq!(r.status(), 200, "the page's own base is current");
+
     // Submit needs every required field.
     let r = submit(&a1, read, "inflamed", "").await;
     assert_eq!(r.status(), 303);
