@@ -113,7 +113,7 @@ fn main() -> anyhow::Result<()> {
     let reader = users::actor_for_username(&mut conn, "annotator1")?;
     let reader_access = study_access(&mut conn, &reader, STUDY)?;
     let started = Instant::now();
-    let saved = reads::import_regions(&mut conn, &reader, &reader_access, points_read, file.as_bytes())?;
+    let saved = reads::import_regions(&mut conn, &reader, &reader_access, points_read, file.as_bytes(), false)?;
     let imported = started.elapsed();
     anyhow::ensure!(saved.region_count == n);
     let out_dir = dir.path().join("export");

@@ -103,6 +103,9 @@ enum AnnotationsCmd {
         reader: String,
         #[arg(long)]
         campaign: Option<String>,
+        /// Check the file against the slide and the schema and say what would be added; change nothing.
+        #[arg(long)]
+        dry_run: bool,
         file: PathBuf,
     },
     /// Export every read of a study: `reads.csv` (one row per read with every slide-level field)
@@ -931,7 +934,7 @@ fn annotations_cmd(cfg: Config, as_user: Option<String>, cmd: AnnotationsCmd) ->
     use evidentia::auth::permissions::Permission;
     let (mut conn, actor) = open(&cfg, as_user)?;
     match cmd {
-        AnnotationsCmd::Import { study, slide, reader, campaign, file } => {
+        AnnotationsCmd::Import { study, slide, reader, campaign, dry_run, file } => {
             let access = study_access(&mut conn, &actor, &study.to_uppercase())?;
             if !access.can(Permission::ManageCampaigns) && actor.name != reader {
                 // Another reader's reads do not exist for an annotator (not even whether they have one).
@@ -939,9 +942,17 @@ fn annotations_cmd(cfg: Config, as_user: Option<String>, cmd: AnnotationsCmd) ->
             }
             let bytes = std::fs::read(&file).map_err(|e| Failure::Input(format!("{}: {e}", file.display())))?;
             let id = reads::find(&mut conn, access.study.id, campaign.as_deref(), &slide, &reader)?;
-            let saved = reads::import_regions(&mut conn, &actor, &access, id, &bytes)
+            let saved = reads::import_regions(&mut conn, &actor, &access, id, &bytes, dry_run)
                 .map_err(|e| Failure::from(e).context(&file.display().to_string()))?;
-            println!("{}: {slide} read by {reader} now has {} regions", file.display(), saved.region_count);
+            if dry_run {
+                println!(
+                    "{}: fits; {slide} read by {reader} would have {} regions (dry run: nothing changed)",
+                    file.display(),
+                    saved.region_count
+                );
+            } else {
+                println!("{}: {slide} read by {reader} now has {} regions", file.display(), saved.region_count);
+            }
         }
         AnnotationsCmd::Export { study, format, out } => {
             let access = study_access(&mut conn, &actor, &study.to_uppercase())?;

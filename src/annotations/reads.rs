@@ -320,9 +320,11 @@ pub fn save_draft(conn: &mut Conn, actor: &Actor, access: &StudyAccess, read_id:
             ));
         }
         let sv = schema::require_current(conn, access.study.id)?;
-        let values = sv.definition().validate(&draft.values, false)?;
+        let def = sv.definition();
+        let values = def.validate(&draft.values, false)?;
         geojson::check(&draft.regions, &slide_limits(conn, ra.read.slide_id)?)
             .map_err(|e| Error::invalid("regions", e.to_string()))?;
+        def.check_regions(&draft.regions).map_err(|m| Error::invalid("regions", m))?;
         write_read(conn, actor, access, &ra, sv.version, &values, &draft.regions, "draft", "save_draft", None)
     })
 }
@@ -387,16 +389,29 @@ pub fn import_regions(
     access: &StudyAccess,
     read_id: i32,
     bytes: &[u8],
+    dry_run: bool,
 ) -> Result<Saved> {
     write_tx(conn, |conn| {
         let ra = open_for(conn, actor, access, read_id)?;
         ensure_editable(conn, access, &ra, true)?;
         let limits = slide_limits(conn, ra.read.slide_id)?;
         let imported = geojson::parse(bytes, &limits).map_err(|e| Error::invalid("file", e.to_string()))?;
+        let sv = schema::require_current(conn, access.study.id)?;
+        sv.definition()
+            .check_regions(&imported)
+            .map_err(|m| Error::invalid("file", m.replacen("region", "feature", 1)))?;
         let mut all = regions(conn, read_id)?;
         all.extend(imported);
         geojson::check(&all, &limits).map_err(|e| Error::invalid("file", e.to_string()))?;
-        let sv = schema::require_current(conn, access.study.id)?;
+        if dry_run {
+            let at = ra.read.updated_at;
+            return Ok(Saved {
+                saved_at: String::new(),
+                region_count: all.len(),
+                status: ra.read.status.clone(),
+                updated_at: at.to_string(),
+            });
+        }
         let values = ra.read.values();
         write_read(conn, actor, access, &ra, sv.version, &values, &all, "draft", "import_regions", None)
     })

@@ -143,6 +143,36 @@ impl Definition {
         errors.into_result()
     }
 
+    /// Checks regions against the schema's classes: a point class only as points, an area class
+    /// only as polygons (classes the schema does not know, e.g. from QuPath, pass), and names,
+    /// ids and classes of sane length. The message names the region (numbered from 1).
+    pub fn check_regions(&self, regions: &[super::Region]) -> std::result::Result<(), String> {
+        for (i, r) in regions.iter().enumerate() {
+            let long = |s: &Option<String>| s.as_ref().is_some_and(|s| s.chars().count() > 200);
+            if long(&r.id) || long(&r.name) || r.class.as_ref().is_some_and(|c| c.name.chars().count() > 200) {
+                return Err(format!("region {}: an id, name or class longer than 200 characters", i + 1));
+            }
+            let Some(class) = r.class.as_ref().and_then(|c| self.classes.iter().find(|d| d.name == c.name)) else {
+                continue;
+            };
+            let kind = r.geometry.kind();
+            let fits = match class.shape {
+                ClassShape::Point => matches!(kind, "Point" | "MultiPoint"),
+                ClassShape::Area => matches!(kind, "Polygon" | "MultiPolygon"),
+                ClassShape::Any => true,
+            };
+            if !fits {
+                return Err(format!(
+                    "region {}: class {} is drawn as {}s, not as a {kind}",
+                    i + 1,
+                    class.name,
+                    class.shape_label()
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The text form (what the editor shows), parseable by [`Definition::parse_text`].
     pub fn to_text(&self) -> String {
         let mut out = String::new();
@@ -537,6 +567,29 @@ mod tests {
         assert_eq!(parse_range("-5--1"), Some((-5.0, -1.0)));
         assert_eq!(parse_range("1e-3-2e2"), Some((0.001, 200.0)));
         assert_eq!(parse_range("5-1"), None);
+    }
+
+    #[test]
+    fn regions_follow_their_class_shape() {
+        use crate::annotations::{rectangle, Geometry, ObjectType, Region, RegionClass};
+        let def = Definition::parse_text(DEFAULT_TEXT).unwrap();
+        let region = |class: &str, geometry: Geometry| Region {
+            id: None,
+            class: Some(RegionClass { name: class.into(), color: [0, 0, 0] }),
+            object_type: ObjectType::Annotation,
+            geometry,
+            name: None,
+        };
+        let ok = [
+            region("Lymphocyte", Geometry::Point([1.0, 2.0])),
+            region("Tumor", rectangle(0.0, 0.0, 5.0, 5.0)),
+            region("Necrosis", Geometry::Point([3.0, 3.0])),
+        ];
+        assert_eq!(def.check_regions(&ok), Ok(()), "unknown classes (from QuPath) pass");
+        let bad = [region("Tumor", Geometry::Point([1.0, 1.0]))];
+        assert_eq!(def.check_regions(&bad), Err("region 1: class Tumor is drawn as areas, not as a Point".into()));
+        let long = [region(&"x".repeat(201), Geometry::Point([1.0, 1.0]))];
+        assert!(def.check_regions(&long).unwrap_err().contains("longer than 200"));
     }
 
     #[test]

@@ -237,6 +237,11 @@ async fn drafts_submit_and_reopen_are_validated_and_audited() {
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap().contains("feature 1: coordinate"), "names the region");
     assert_eq!(read_status(&app, read), ("assigned".into(), 0));
+    let misdrawn = json!({"values": {}, "regions": [{"class": {"name": "Lymphocyte", "color": [31, 119, 180]},
+        "geometry": {"Polygon": [[[1.0, 1.0], [5.0, 1.0], [5.0, 5.0], [1.0, 1.0]]]}}]});
+    let r = save_draft(&a1, read, misdrawn).await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("region 1: class Lymphocyte is drawn as points, not as a Polygon"));
     let no_csrf =
         a1.http.post(a1.url(&format!("/studies/{STUDY}/reads/{read}/draft"))).json(&json!({})).send().await.unwrap();
     assert_eq!(no_csrf.status(), 403, "JSON saves need the CSRF header");
@@ -494,9 +499,15 @@ async fn qupath_geojson_goes_in_and_out_through_the_cli() {
         .collect::<Vec<_>>()
     };
     let run = |a: Vec<String>| app.cli(&a.iter().map(String::as_str).collect::<Vec<_>>(), None);
+    let read = read_id(&app, id, "annotator1", &labels[0]);
+    let mut dry = args(&file);
+    dry.insert(2, "--dry-run".into());
+    let out = run(dry);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("would have 3 regions (dry run: nothing changed)"));
+    assert_eq!(read_status(&app, read), ("assigned".into(), 0));
     let out = run(args(&file));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let read = read_id(&app, id, "annotator1", &labels[0]);
     assert_eq!(read_status(&app, read), ("draft".into(), 3));
     assert!(audit_events(&app, "import_regions")[0].actor.starts_with("cli:"));
 

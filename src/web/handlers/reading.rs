@@ -288,7 +288,7 @@ pub async fn read_geojson_import(
         let file = saved.first().ok_or_else(|| Error::invalid("file", "choose a GeoJSON file"))?;
         let bytes = std::fs::read(&file.path).map_err(|e| Error::Internal(e.into()))?;
         let actor = user.actor.clone();
-        state.db(move |c| reads::import_regions(c, &actor, &access, id, &bytes)).await
+        state.db(move |c| reads::import_regions(c, &actor, &access, id, &bytes, false)).await
     }
     .await;
     let _ = std::fs::remove_dir_all(&dir);
