@@ -602,6 +602,15 @@
     }
 
     function newRegion(geometry) {
+      // The schema says how a class is drawn (data-shape: point, area or any); the server refuses
+      // the rest, so say it here instead of letting the next save fail.
+      var shape = currentClass && currentClass.shape;
+      var isPoint = !!geometry.Point;
+      if ((shape === "point" && !isPoint) || (shape === "area" && isPoint)) {
+        setStatus("error", currentClass.name + " is drawn as " + shape + "s: pick another tool or class");
+        requestDraw();
+        return;
+      }
       var data = {};
       if (currentClass) data["class"] = { name: currentClass.name, color: currentClass.color.slice() };
       data.geometry = geometry;
@@ -658,7 +667,11 @@
 
     function setClass(button) {
       if (!button) return;
-      currentClass = { name: button.getAttribute("data-class"), color: hexToRgb(button.getAttribute("data-color")) };
+      currentClass = {
+        name: button.getAttribute("data-class"),
+        color: hexToRgb(button.getAttribute("data-color")),
+        shape: button.getAttribute("data-shape") || "any"
+      };
       classButtons.forEach(function (b) {
         b.classList.toggle("active", b === button);
         b.setAttribute("aria-pressed", b === button ? "true" : "false");
