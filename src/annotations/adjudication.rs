@@ -34,6 +34,8 @@ pub struct Disagreement {
     pub adjudicated: Option<String>,
     pub adjudicator: Option<String>,
     pub note: Option<String>,
+    /// An earlier adjudication of reads that have changed since (reopened): no longer applies.
+    pub superseded: Option<String>,
 }
 
 /// True when the readers' values of `field` disagree under the campaign's tolerance.
@@ -74,8 +76,21 @@ struct Adjudication {
     slide_id: i32,
     field: String,
     value: String,
+    reads_values: String,
     adjudicator: String,
     note: Option<String>,
+}
+
+impl Adjudication {
+    /// Whether it settles these readers' values (they have not changed since).
+    fn settles(&self, values: &[(String, String)]) -> bool {
+        serde_json::from_str::<Value>(&self.reads_values).ok() == Some(readers_json(values))
+    }
+}
+
+/// Reader → value as a JSON object (what an adjudication records it settled).
+fn readers_json(values: &[(String, String)]) -> Value {
+    Value::Object(values.iter().map(|(r, v)| (r.clone(), Value::String(v.clone()))).collect())
 }
 
 fn adjudications_of(conn: &mut Conn, campaign_id: i32) -> Result<Vec<Adjudication>> {
@@ -85,6 +100,7 @@ fn adjudications_of(conn: &mut Conn, campaign_id: i32) -> Result<Vec<Adjudicatio
             adjudications::slide_id,
             adjudications::field,
             adjudications::value,
+            adjudications::reads_values,
             adjudications::adjudicator,
             adjudications::note,
         ))
@@ -113,8 +129,10 @@ pub fn disagreements(
             if !disagree(field, &texts, campaign.tolerance(&field.name)) {
                 continue;
             }
-            let adj = done.iter().find(|a| a.slide_id == slide_id && a.field == field.name);
+            let earlier = done.iter().find(|a| a.slide_id == slide_id && a.field == field.name);
+            let adj = earlier.filter(|a| a.settles(&values));
             out.push(Disagreement {
+                superseded: earlier.filter(|a| !a.settles(&values)).map(|a| json_text(&a.value)),
                 slide_id,
                 slide: label.clone(),
                 field: field.name.clone(),
@@ -166,10 +184,10 @@ pub fn adjudicate(
         if d.adjudicated.is_some() && note.is_empty() {
             return Err(Error::invalid("note", "this was adjudicated already: say why the reference changes"));
         }
-        let readers: Map<String, Value> = d.values.iter().map(|(r, v)| (r.clone(), Value::String(v.clone()))).collect();
+        let readers = readers_json(&d.values);
         let stored = Value::String(v.clone()).to_string();
         let at = now();
-        if d.adjudicated.is_some() {
+        if d.adjudicated.is_some() || d.superseded.is_some() {
             diesel::update(
                 adjudications::table
                     .filter(adjudications::campaign_id.eq(campaign.id))
@@ -178,6 +196,7 @@ pub fn adjudicate(
             )
             .set((
                 adjudications::value.eq(&stored),
+                adjudications::reads_values.eq(readers.to_string()),
                 adjudications::adjudicator.eq(&actor.name),
                 adjudications::note.eq(note),
                 adjudications::created_at.eq(at),
@@ -190,6 +209,7 @@ pub fn adjudicate(
                     adjudications::slide_id.eq(d.slide_id),
                     adjudications::field.eq(field),
                     adjudications::value.eq(&stored),
+                    adjudications::reads_values.eq(readers.to_string()),
                     adjudications::adjudicator.eq(&actor.name),
                     adjudications::note.eq((!note.is_empty()).then_some(note)),
                     adjudications::created_at.eq(at),
@@ -229,7 +249,11 @@ pub fn reference(conn: &mut Conn, study_id: i32, campaign: &Campaign, def: &Defi
             let texts: Vec<String> = by_reader.values().map(|r| r.value(&field.name)).collect();
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let value = if disagree(field, &refs, campaign.tolerance(&field.name)) {
-                done.iter().find(|a| a.slide_id == slide_id && a.field == field.name).map(|a| json_text(&a.value))
+                let current: Vec<(String, String)> =
+                    by_reader.iter().map(|(r, read)| (r.clone(), read.value(&field.name))).collect();
+                done.iter()
+                    .find(|a| a.slide_id == slide_id && a.field == field.name && a.settles(&current))
+                    .map(|a| json_text(&a.value))
             } else if field.is_numeric() {
                 median(&refs)
             } else {

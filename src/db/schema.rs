@@ -327,6 +327,7 @@ diesel::table! {
         slide_id -> Integer,
         field -> Text,
         value -> Text,
+        reads_values -> Text,
         adjudicator -> Text,
         note -> Nullable<Text>,
         created_at -> Timestamp,

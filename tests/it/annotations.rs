@@ -456,6 +456,26 @@ async fn disagreements_are_adjudicated_into_the_reference_and_agreement_is_shown
     assert_eq!(status, 200);
     assert!(csv.starts_with("campaign,slide,reader,position,status,schema_version,region_count,started_at,first_submitted_at,phenotype,til_density,tumour_present,comment"), "{csv}");
     assert_eq!(csv.lines().count(), 7);
+
+    // A read that changes after adjudication (reopened, resubmitted) reopens the question.
+    let r2 = read_id(&app, id, "annotator2", &labels[0]);
+    a2.post(&format!("/studies/{STUDY}/reads/{r2}/reopen"), &[("reason", "second look")]).await;
+    assert_eq!(submit(&a2, r2, "desert", "100").await.status(), 303);
+    let (_, page) = manager.get_text(&format!("/studies/{STUDY}/campaigns/{id}/adjudication")).await;
+    assert!(page.contains("earlier: inflamed (the reads changed since)"), "{page}");
+    let (_, reference) = stat.get_text(&format!("/studies/{STUDY}/campaigns/{id}/reference.csv")).await;
+    assert!(
+        reference.contains(&format!("{},,100,yes", labels[0])),
+        "no reference until adjudicated again: {reference}"
+    );
+    manager
+        .post(
+            &format!("/studies/{STUDY}/campaigns/{id}/adjudication"),
+            &[("slide", labels[0].as_str()), ("field", "phenotype"), ("value", "desert")],
+        )
+        .await;
+    let (_, reference) = stat.get_text(&format!("/studies/{STUDY}/campaigns/{id}/reference.csv")).await;
+    assert!(reference.contains(&format!("{},desert,100,yes", labels[0])), "{reference}");
 }
 
 /// A QuPath 0.4-style export: an annotation polygon with a hole, a MultiPolygon, and detections.

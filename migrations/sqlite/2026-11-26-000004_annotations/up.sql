@@ -65,6 +65,9 @@ CREATE TABLE adjudications (
     field TEXT NOT NULL,
     -- The reference value as JSON.
     value TEXT NOT NULL,
+    -- The readers' values it settled (JSON object reader -> value): if a read changes later
+    -- (reopened), the adjudication no longer applies and the slide is open again.
+    reads_values TEXT NOT NULL,
     adjudicator TEXT NOT NULL,
     note TEXT,
     created_at TIMESTAMP NOT NULL,
