@@ -5,6 +5,7 @@ pub mod annotations;
 pub mod audit;
 pub mod auth;
 pub mod backup;
+pub mod biomarker;
 pub mod cases;
 pub mod config;
 pub mod db;

@@ -85,9 +85,40 @@ enum Command {
     /// Reader annotations: QuPath GeoJSON import, CSV / GeoJSON export of reads.
     #[command(subcommand)]
     Annotations(AnnotationsCmd),
+    /// The model registry: ONNX models with their model cards (administrators).
+    #[command(subcommand)]
+    Model(ModelCmd),
     /// Synthetic data for demos, tests, training and benchmarks.
     #[command(subcommand)]
     Synth(SynthCmd),
+}
+
+#[derive(Subcommand)]
+enum ModelCmd {
+    /// Register an ONNX model with its model card (JSON): it must load on this machine's backend
+    /// and its inputs and outputs must match the card. Versions never change.
+    Register {
+        file: PathBuf,
+        #[arg(long)]
+        card: PathBuf,
+    },
+    /// List registered models.
+    List,
+    /// Retire NAME@VERSION (it stays, with its runs; no new run uses it).
+    Retire {
+        key: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Load a model with its card and run the check batch on this machine's backend (or the one
+    /// EVIDENTIA_INFERENCE_BACKEND forces); print the backend and a summary of each output.
+    Check {
+        file: PathBuf,
+        #[arg(long)]
+        card: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -488,6 +519,7 @@ fn run(cli: Cli) -> CliResult {
         Command::Cases(cmd) => cases_cmd(config_for(data_dir, None), cli.as_user, cmd),
         Command::Slides(cmd) => slides_cmd(config_for(data_dir, None), cli.as_user, cmd),
         Command::Annotations(cmd) => annotations_cmd(config_for(data_dir, None), cli.as_user, cmd),
+        Command::Model(cmd) => model_cmd(config_for(data_dir, None), cli.as_user, cmd),
         Command::Synth(cmd) => synth_cmd(cmd),
     }
 }
@@ -959,6 +991,67 @@ fn annotations_cmd(cfg: Config, as_user: Option<String>, cmd: AnnotationsCmd) ->
             access.require(Permission::ViewReads)?;
             let files = export::export(&mut conn, access.study.id, &format, &out)?;
             println!("{} file(s) written to {}", files.len(), out.display());
+        }
+    }
+    Ok(())
+}
+
+fn model_cmd(cfg: Config, as_user: Option<String>, cmd: ModelCmd) -> CliResult {
+    use evidentia::biomarker::{card::ModelCard, engine, registry};
+    let read = |p: &PathBuf| std::fs::read(p).map_err(|e| Failure::Input(format!("{}: {e}", p.display())));
+    match cmd {
+        ModelCmd::Check { file, card, json } => {
+            let card =
+                ModelCard::parse(&read(&card)?).map_err(|e| Failure::from(e).context(&card.display().to_string()))?;
+            let mut model =
+                registry::check(&file, &card).map_err(|e| Failure::from(e).context(&file.display().to_string()))?;
+            let backend = engine::backend().map_err(Failure::Other)?;
+            let outputs = model.run(&card.input.name, engine::check_batch(&card)).map_err(Failure::Other)?;
+            let summaries: serde_json::Map<String, serde_json::Value> = outputs
+                .iter()
+                .map(|(name, a)| (name.clone(), serde_json::to_value(engine::summarise(a)).unwrap_or_default()))
+                .collect();
+            if json {
+                let out = serde_json::json!({"backend": backend, "model": card.key(), "outputs": summaries});
+                println!("{out}");
+            } else {
+                println!("{} loads and runs on {} ({})", card.key(), backend.kind.as_str(), backend.detail);
+                for (name, a) in &outputs {
+                    let s = engine::summarise(a);
+                    println!("  {name}: shape {:?}, sum {:.6}, min {:.6}, max {:.6}", s.shape, s.sum, s.min, s.max);
+                }
+                if let Some(w) = backend.warning() {
+                    eprintln!("warning: {w}");
+                }
+            }
+        }
+        ModelCmd::Register { file, card } => {
+            let (mut conn, actor) = open(&cfg, as_user)?;
+            let card_bytes = read(&card)?;
+            ModelCard::parse(&card_bytes).map_err(|e| Failure::from(e).context(&card.display().to_string()))?;
+            let m = registry::register(&mut conn, &actor, &cfg.data_dir, &file, &card_bytes)
+                .map_err(|e| Failure::from(e).context(&file.display().to_string()))?;
+            println!("registered {} (sha256 {}, checked on {})", m.key(), m.sha256, m.checked_backend);
+        }
+        ModelCmd::List => {
+            let (mut conn, _) = open(&cfg, as_user)?;
+            println!("{:<28} {:<10} {:<17} {:<12} registered", "model", "status", "sha256", "checked on");
+            for m in registry::list(&mut conn)? {
+                println!(
+                    "{:<28} {:<10} {:<17} {:<12} {} by {}",
+                    m.key(),
+                    m.status,
+                    m.short_sha(),
+                    m.checked_backend,
+                    m.created_at.format("%Y-%m-%d %H:%M"),
+                    m.registered_by
+                );
+            }
+        }
+        ModelCmd::Retire { key, reason } => {
+            let (mut conn, actor) = open(&cfg, as_user)?;
+            let m = registry::retire(&mut conn, &actor, &key, &reason)?;
+            println!("{} is retired", m.key());
         }
     }
     Ok(())

@@ -161,6 +161,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     campaigns,
     reads,
     adjudications,
+    models,
 );
 
 diesel::table! {
@@ -340,3 +341,19 @@ diesel::joinable!(reads -> campaigns (campaign_id));
 diesel::joinable!(reads -> slides (slide_id));
 diesel::joinable!(reads -> users (reader_id));
 diesel::joinable!(adjudications -> campaigns (campaign_id));
+
+diesel::table! {
+    models (id) {
+        id -> Integer,
+        name -> Text,
+        version -> Text,
+        sha256 -> Text,
+        file_size -> BigInt,
+        card -> Text,
+        checked_backend -> Text,
+        status -> Text,
+        status_reason -> Nullable<Text>,
+        registered_by -> Text,
+        created_at -> Timestamp,
+    }
+}

@@ -11,6 +11,7 @@ mod cases;
 mod cli;
 mod helpers;
 mod jobs;
+mod models;
 mod server;
 mod slides;
 mod studies;

@@ -9,6 +9,7 @@ pub mod campaigns;
 pub mod cases;
 pub mod jobs;
 pub mod members;
+pub mod models;
 pub mod reading;
 pub mod sites;
 pub mod slides;
@@ -40,6 +41,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/audit", web::get().to(audit::audit_global))
         .route("/admin/audit.csv", web::get().to(audit::audit_global_csv))
         .route("/admin/audit/verify", web::post().to(audit::audit_global_verify))
+        .route("/admin/models", web::get().to(models::models_list))
+        .route("/admin/models", web::post().to(models::model_register))
+        .route("/admin/models/{key}/retire", web::post().to(models::model_retire))
         .route("/admin/jobs", web::get().to(jobs::jobs_global))
         .route("/admin/jobs/{id}", web::get().to(jobs::job_global_row))
         .route("/admin/jobs/{id}/cancel", web::post().to(jobs::job_global_cancel))

@@ -1,0 +1,116 @@
+//! The model registry and the inference engine through the CLI: both backends (ONNX Runtime and
+//! tract, one per process) run the fixture model and agree with Python's onnxruntime; model cards
+//! are checked on their own and against the model; registration is for administrators, audited,
+//! and versions never change.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::helpers::*;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models").join(name)
+}
+
+fn model_check(app: &TestApp, backend: &str) -> Value {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_evidentia"));
+    cmd.args(["model", "check", fixture("tiny-fcn.onnx").to_str().unwrap(), "--card"])
+        .arg(fixture("tiny-fcn.json"))
+        .arg("--json")
+        .arg("--data-dir")
+        .arg(&app.data_dir)
+        .env("EVIDENTIA_INFERENCE_BACKEND", backend)
+        .env("RUST_LOG", "warn");
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{backend}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{backend}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[tokio::test]
+async fn both_backends_run_the_model_and_agree_with_python_onnxruntime() {
+    assert!(
+        evidentia::biomarker::engine::find_onnxruntime().is_some(),
+        "ONNX Runtime not found: `pip install onnxruntime` or set EVIDENTIA_ORT_LIB (.ci/run does)"
+    );
+    let app = spawn_app();
+    let reference: Value = serde_json::from_slice(&std::fs::read(fixture("tiny-fcn.reference.json")).unwrap()).unwrap();
+    let ort = model_check(&app, "onnxruntime");
+    let tract = model_check(&app, "tract");
+    assert_eq!(ort["backend"]["kind"], "onnxruntime");
+    assert_eq!(tract["backend"]["kind"], "tract");
+    for (name, want) in reference["outputs"].as_object().unwrap() {
+        for got in [&ort, &tract] {
+            let out = &got["outputs"][name];
+            assert_eq!(out["shape"], want["shape"], "{name}");
+            let (s, w) = (out["sum"].as_f64().unwrap(), want["sum"].as_f64().unwrap());
+            assert!((s - w).abs() <= 1e-5 * w.abs().max(1.0), "{name} sum {s} vs {w} ({})", got["backend"]["kind"]);
+            for (g, r) in out["samples"].as_array().unwrap().iter().zip(want["samples"].as_array().unwrap()) {
+                assert_eq!(g[0], r[0], "sample index");
+                let (a, b) = (g[1].as_f64().unwrap(), r[1].as_f64().unwrap());
+                assert!((a - b).abs() <= 1e-4, "{name}[{}]: {a} vs {b} ({})", g[0], got["backend"]["kind"]);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn models_register_with_a_checked_card_and_never_change() {
+    let app = spawn_app();
+    let p = |f: &str| fixture(f).to_str().unwrap().to_string();
+    let register = |file: &str, card: &str| app.cli(&["model", "register", &p(file), "--card", &p(card)], None);
+
+    // Bad cards and files: a clear message, exit 2, nothing stored.
+    for (file, card, needle) in [
+        (
+            "tiny-fcn.onnx",
+            "tiny-fcn-wrong-input.json",
+            "tiny-fcn-wrong-input.json: input.shape: 3 channels of 512×512 px",
+        ),
+        ("tiny-fcn.onnx", "tiny-fcn-wrong-outputs.json", "the model has no output \"heatmap\""),
+        ("not-onnx.onnx", "tiny-fcn.json", "not a model this backend can run"),
+        ("tiny-fcn.onnx", "not-onnx.onnx", "not-onnx.onnx: card: expected"),
+    ] {
+        let out = register(file, card);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{file} + {card}: {err}");
+        assert!(err.contains(needle), "{file} + {card}: {err}");
+    }
+    assert!(files_under(&app.data_dir.join("models")).is_empty(), "nothing stored for a refused model");
+
+    // Only administrators register.
+    let out =
+        app.cli(&["--as", "manager", "model", "register", &p("tiny-fcn.onnx"), "--card", &p("tiny-fcn.json")], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only administrators"));
+
+    let out = register("tiny-fcn.onnx", "tiny-fcn.json");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(std::fs::read(fixture("tiny-fcn.onnx")).unwrap()))
+    };
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&sha));
+    assert!(app.data_dir.join("models").join(format!("{sha}.onnx")).is_file());
+    let ev = audit_events(&app, "register");
+    assert_eq!((ev[0].chain.as_str(), ev[0].entity_id.as_str()), ("system", "tiny-fcn@0.1.0"));
+    assert!(ev[0].new_value.as_deref().unwrap().contains(&sha));
+
+    // A version never changes; retiring needs a reason; the list shows it.
+    let out = register("tiny-fcn.onnx", "tiny-fcn.json");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("versions never change"));
+    assert_eq!(app.cli(&["model", "retire", "tiny-fcn@0.1.0", "--reason", " "], None).status.code(), Some(2));
+    assert!(app.cli(&["model", "retire", "tiny-fcn@0.1.0", "--reason", "superseded"], None).status.success());
+    let list = String::from_utf8_lossy(&app.cli(&["model", "list"], None).stdout).to_string();
+    assert!(list.contains("tiny-fcn@0.1.0") && list.contains("retired"), "{list}");
+
+    // The admin page lists it; others may not see the registry page.
+    let admin = app.login("admin").await;
+    let (status, page) = admin.get_text("/admin/models").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("tiny-fcn@0.1.0") && page.contains("superseded") && page.contains(&sha[..16]), "{page}");
+    let manager = app.login("manager").await;
+    assert_eq!(manager.get("/admin/models").await.status(), 403);
+}
