@@ -3,4 +3,5 @@
 
 pub mod card;
 pub mod engine;
+pub mod phenotype;
 pub mod registry;

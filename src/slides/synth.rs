@@ -63,6 +63,17 @@ impl fmt::Display for Phenotype {
 }
 
 /// The phenotype rule's parameters.
+impl From<crate::biomarker::phenotype::CellClass> for Phenotype {
+    fn from(c: crate::biomarker::phenotype::CellClass) -> Self {
+        use crate::biomarker::phenotype::CellClass;
+        match c {
+            CellClass::Inflamed => Phenotype::Inflamed,
+            CellClass::Excluded => Phenotype::Excluded,
+            CellClass::Desert => Phenotype::Desert,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Thresholds {
     /// A cell is inflamed at or above this many intra-epithelial lymphocytes per mm² of epithelium.
@@ -962,6 +973,12 @@ impl Model {
             lymphocytes.push(LymphocyteTruth { x: l.x, y: l.y, compartment });
         }
         let t = p.thresholds;
+        let rule = crate::biomarker::phenotype::Rule {
+            itil_per_mm2: t.itil_per_mm2,
+            stil_per_mm2: t.stil_per_mm2,
+            min_epithelium_mm2: t.min_epithelium_mm2,
+            slide_share: t.slide_share,
+        };
         let mut counts = ClassCounts::default();
         let mut cells = Vec::with_capacity(cols * rows);
         for r in 0..rows {
@@ -969,15 +986,7 @@ impl Model {
                 let i = r * cols + c;
                 let itil_density = (epi[i] > 0.0).then(|| f64::from(itil[i]) / epi[i]);
                 let stil_density = (stroma[i] > 0.0).then(|| f64::from(stil[i]) / stroma[i]);
-                let class = (epi[i] >= t.min_epithelium_mm2).then(|| {
-                    if itil_density.unwrap_or(0.0) >= t.itil_per_mm2 {
-                        Phenotype::Inflamed
-                    } else if stil_density.unwrap_or(0.0) >= t.stil_per_mm2 {
-                        Phenotype::Excluded
-                    } else {
-                        Phenotype::Desert
-                    }
-                });
+                let class = rule.cell(epi[i], itil_density, stil_density).map(Phenotype::from);
                 match class {
                     Some(Phenotype::Inflamed) => counts.inflamed += 1,
                     Some(Phenotype::Excluded) => counts.excluded += 1,
@@ -998,17 +1007,7 @@ impl Model {
                 });
             }
         }
-        let phenotype = (counts.scored > 0).then(|| {
-            let share = |n: u32| f64::from(n) / f64::from(counts.scored);
-            // Tiny tolerance so exactly one third counts as reaching a one-third share.
-            if share(counts.inflamed) + 1e-12 >= t.slide_share {
-                Phenotype::Inflamed
-            } else if share(counts.excluded) + 1e-12 >= t.slide_share {
-                Phenotype::Excluded
-            } else {
-                Phenotype::Desert
-            }
-        });
+        let phenotype = rule.slide(counts.inflamed, counts.excluded, counts.desert).map(Phenotype::from);
         SlideTruth {
             format: TRUTH_FORMAT.into(),
             slide_file: String::new(),
