@@ -88,9 +88,27 @@ enum Command {
     /// The model registry: ONNX models with their model cards (administrators).
     #[command(subcommand)]
     Model(ModelCmd),
+    /// The AI biomarker (tumour-immune phenotype) on slides.
+    #[command(subcommand)]
+    Biomarker(BiomarkerCmd),
     /// Synthetic data for demos, tests, training and benchmarks.
     #[command(subcommand)]
     Synth(SynthCmd),
+}
+
+#[derive(Subcommand)]
+enum BiomarkerCmd {
+    /// Run a registered model on one slide file (no study): phenotype, shares, densities, flags.
+    RunFile {
+        slide: PathBuf,
+        /// NAME@VERSION of a registered model.
+        #[arg(long)]
+        model: String,
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -520,6 +538,7 @@ fn run(cli: Cli) -> CliResult {
         Command::Slides(cmd) => slides_cmd(config_for(data_dir, None), cli.as_user, cmd),
         Command::Annotations(cmd) => annotations_cmd(config_for(data_dir, None), cli.as_user, cmd),
         Command::Model(cmd) => model_cmd(config_for(data_dir, None), cli.as_user, cmd),
+        Command::Biomarker(cmd) => biomarker_cmd(config_for(data_dir, None), cli.as_user, cmd),
         Command::Synth(cmd) => synth_cmd(cmd),
     }
 }
@@ -991,6 +1010,59 @@ fn annotations_cmd(cfg: Config, as_user: Option<String>, cmd: AnnotationsCmd) ->
             access.require(Permission::ViewReads)?;
             let files = export::export(&mut conn, access.study.id, &format, &out)?;
             println!("{} file(s) written to {}", files.len(), out.display());
+        }
+    }
+    Ok(())
+}
+
+fn biomarker_cmd(cfg: Config, as_user: Option<String>, cmd: BiomarkerCmd) -> CliResult {
+    use evidentia::biomarker::{engine, pipeline, registry};
+    match cmd {
+        BiomarkerCmd::RunFile { slide, model, batch, json } => {
+            let (mut conn, _) = open(&cfg, as_user)?;
+            let record = registry::get(&mut conn, &model)?;
+            if record.status == "retired" {
+                return Err(Failure::Input(format!("{model} is retired: use another version")));
+            }
+            let card = record.card()?;
+            let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+            let mut loaded = engine::Model::load(&record.path(&cfg.data_dir), threads).map_err(Failure::Other)?;
+            let backend = engine::backend().map_err(Failure::Other)?;
+            if let Some(w) = backend.warning() {
+                eprintln!("warning: {w}");
+            }
+            let reader = evidentia::slides::reader::open(&slide)
+                .map_err(|e| Failure::Input(format!("{}: {e}", slide.display())))?;
+            let started = std::time::Instant::now();
+            let opts = pipeline::Options { batch_size: batch, ..Default::default() };
+            let result = pipeline::analyse(reader.as_ref(), &mut loaded, &card, opts, &mut |done, total| {
+                if !json {
+                    eprint!("\r{done}/{total} tiles");
+                }
+            })
+            .map_err(|e| Failure::Input(format!("{}: {e}", slide.display())))?;
+            let secs = started.elapsed().as_secs_f64();
+            let out = serde_json::json!({
+                "phenotype": result.phenotype,
+                "inflamed_share": result.inflamed_share,
+                "excluded_share": result.excluded_share,
+                "desert_share": result.desert_share,
+                "itil_density_median": result.itil_density_median,
+                "stil_density_median": result.stil_density_median,
+                "grid_cells_scored": result.grid_cells_scored,
+                "tiles": result.tiles,
+                "flags": result.flags,
+                "backend": backend.kind.as_str(),
+                "model": record.key(),
+                "model_sha256": record.sha256,
+            });
+            if json {
+                println!("{out}");
+            } else {
+                eprintln!();
+                println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+                println!("{:.1} tiles/s", f64::from(result.tiles) / secs.max(1e-9));
+            }
         }
     }
     Ok(())

@@ -114,3 +114,60 @@ async fn models_register_with_a_checked_card_and_never_change() {
     let manager = app.login("manager").await;
     assert_eq!(manager.get("/admin/models").await.status(), 403);
 }
+
+#[tokio::test]
+async fn run_file_analyses_a_slide_the_same_on_both_backends() {
+    use evidentia::slides::synth::{self, Phenotype, SynthParams};
+    let app = spawn_app();
+    let p = |f: &str| fixture(f).to_str().unwrap().to_string();
+    assert!(app.cli(&["model", "register", &p("tiny-fcn.onnx"), "--card", &p("tiny-fcn.json")], None).status.success());
+    let slide = app.scratch.join("slide.svs");
+    synth::write_slide(&slide, &SynthParams::new(2400, 2400, 0.5, Phenotype::Inflamed, 11), &mut |_, _| {}).unwrap();
+    let run = |backend: &str| -> Value {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_evidentia"))
+            .args([
+                "biomarker",
+                "run-file",
+                slide.to_str().unwrap(),
+                "--model",
+                "tiny-fcn@0.1.0",
+                "--json",
+                "--data-dir",
+            ])
+            .arg(&app.data_dir)
+            .env("EVIDENTIA_INFERENCE_BACKEND", backend)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{backend}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let (ort, tract) = (run("onnxruntime"), run("tract"));
+    for key in [
+        "phenotype",
+        "inflamed_share",
+        "excluded_share",
+        "desert_share",
+        "itil_density_median",
+        "stil_density_median",
+        "grid_cells_scored",
+        "tiles",
+        "backend",
+        "model_sha256",
+    ] {
+        assert!(ort.get(key).is_some(), "{key} in {ort}");
+    }
+    assert_eq!((ort["backend"].as_str(), tract["backend"].as_str()), (Some("onnxruntime"), Some("tract")));
+    assert!(ort["tiles"].as_u64().unwrap() > 0 && ort["grid_cells_scored"].as_u64().unwrap() > 0, "{ort}");
+    for key in ["phenotype", "tiles", "grid_cells_scored", "model_sha256"] {
+        assert_eq!(ort[key], tract[key], "{key}");
+    }
+    for key in ["inflamed_share", "itil_density_median", "stil_density_median"] {
+        let (a, b) = (ort[key].as_f64().unwrap(), tract[key].as_f64().unwrap());
+        assert!((a - b).abs() <= 1e-3 * a.abs().max(1.0), "{key}: {a} vs {b}");
+    }
+    // A retired model runs no more.
+    assert!(app.cli(&["model", "retire", "tiny-fcn@0.1.0", "--reason", "test"], None).status.success());
+    let out = app.cli(&["biomarker", "run-file", slide.to_str().unwrap(), "--model", "tiny-fcn@0.1.0"], None);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,0 +1,371 @@
+//! The per-slide pipeline: tissue detection on a low-resolution level → a tile grid at the
+//! model's microns per pixel over tissue only → batched inference (tiles decoded on another
+//! thread while the model runs) → per output pixel tissue class and lymphocyte centres → 1 mm²
+//! grid cells anchored at level-0 (0, 0) → iTIL / sTIL densities → cell classes and the slide's
+//! phenotype with the rule of `phenotype.rs`, plus quality flags.
+
+use std::sync::mpsc;
+
+use ndarray::{Array4, ArrayD};
+use serde::Serialize;
+
+use super::card::ModelCard;
+use super::engine::Model;
+use super::phenotype::{CellClass, Rule};
+use crate::slides::dzi::resize;
+use crate::slides::reader::{RgbImage, SlideReader};
+
+/// Knobs of a run (recorded with it).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Options {
+    pub batch_size: usize,
+    /// A tile is analysed when at least this share of it is tissue.
+    pub min_tissue_share: f64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { batch_size: 8, min_tissue_share: 0.1 }
+    }
+}
+
+/// One 1 mm² grid cell's measurements and class.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Cell {
+    pub col: u32,
+    pub row: u32,
+    pub epithelium_mm2: f64,
+    pub stroma_mm2: f64,
+    pub itil: u32,
+    pub stil: u32,
+    pub class: Option<CellClass>,
+}
+
+impl Cell {
+    pub fn itil_density(&self) -> Option<f64> {
+        (self.epithelium_mm2 > 0.0).then(|| f64::from(self.itil) / self.epithelium_mm2)
+    }
+    pub fn stil_density(&self) -> Option<f64> {
+        (self.stroma_mm2 > 0.0).then(|| f64::from(self.stil) / self.stroma_mm2)
+    }
+}
+
+/// What a slide's analysis gives.
+#[derive(Debug, Clone, Serialize)]
+pub struct SlideResult {
+    pub phenotype: Option<CellClass>,
+    pub inflamed_share: f64,
+    pub excluded_share: f64,
+    pub desert_share: f64,
+    pub itil_density_median: Option<f64>,
+    pub stil_density_median: Option<f64>,
+    pub grid_cells_scored: u32,
+    pub tiles: u32,
+    /// `too_little_tissue`, `too_little_tumour`.
+    pub flags: Vec<String>,
+    #[serde(skip)]
+    pub cells: Vec<Cell>,
+}
+
+/// Tissue: not glass. A pixel is tissue when it is darker than glass or clearly coloured.
+fn is_tissue(p: [u8; 3]) -> bool {
+    let (lo, hi) = (p.iter().copied().min().unwrap_or(0), p.iter().copied().max().unwrap_or(0));
+    lo < 215 || hi - lo > 25
+}
+
+/// The tissue mask on a low-resolution level: (mask, level-0 px per mask px).
+fn tissue_mask(reader: &dyn SlideReader) -> Result<(RgbImage, f64), String> {
+    let info = reader.info();
+    let level = info.best_level_for_downsample(32.0);
+    let l = &info.levels[level];
+    let img = reader.read_region(level, 0, 0, l.width as u32, l.height as u32).map_err(|e| e.to_string())?;
+    Ok((img, l.downsample))
+}
+
+/// Tile origins (level-0 px) over tissue.
+fn tile_grid(reader: &dyn SlideReader, tile_l0: f64, min_share: f64) -> Result<Vec<(i64, i64)>, String> {
+    let info = reader.info();
+    let (mask, ds) = tissue_mask(reader)?;
+    let (cols, rows) = ((info.width as f64 / tile_l0).ceil() as i64, (info.height as f64 / tile_l0).ceil() as i64);
+    let mut out = Vec::new();
+    for r in 0..rows {
+        for c in 0..cols {
+            let (x0, y0) = (c as f64 * tile_l0 / ds, r as f64 * tile_l0 / ds);
+            let (x1, y1) = (
+                ((c + 1) as f64 * tile_l0 / ds).min(mask.width as f64),
+                ((r + 1) as f64 * tile_l0 / ds).min(mask.height as f64),
+            );
+            let (mut tissue, mut all) = (0u32, 0u32);
+            for y in (y0 as u32)..(y1.ceil() as u32).min(mask.height) {
+                for x in (x0 as u32)..(x1.ceil() as u32).min(mask.width) {
+                    all += 1;
+                    tissue += u32::from(is_tissue(mask.get(x, y)));
+                }
+            }
+            if all > 0 && f64::from(tissue) / f64::from(all) >= min_share {
+                out.push(((c as f64 * tile_l0).round() as i64, (r as f64 * tile_l0).round() as i64));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads one tile at the model's resolution and normalises it into `batch[i]` (NCHW).
+fn read_tile(reader: &dyn SlideReader, card: &ModelCard, origin: (i64, i64), tile_l0: f64) -> Result<RgbImage, String> {
+    let info = reader.info();
+    let level = info.best_level_for_downsample(tile_l0 / f64::from(card.tile_size));
+    let ds = info.levels[level].downsample;
+    let size = (tile_l0 / ds).round().max(1.0) as u32;
+    let img = reader.read_region(level, origin.0, origin.1, size, size).map_err(|e| e.to_string())?;
+    Ok(resize(&img, card.tile_size, card.tile_size))
+}
+
+fn to_batch(card: &ModelCard, tiles: &[RgbImage]) -> ArrayD<f32> {
+    let t = card.tile_size as usize;
+    let n = &card.normalisation;
+    let mut batch = Array4::<f32>::zeros((tiles.len(), 3, t, t));
+    for (b, img) in tiles.iter().enumerate() {
+        for (i, px) in img.data.chunks_exact(3).enumerate() {
+            let (y, x) = (i / t, i % t);
+            for c in 0..3 {
+                batch[[b, c, y, x]] = ((f64::from(px[c]) * n.scale - n.mean[c]) / n.std[c]) as f32;
+            }
+        }
+    }
+    if card.input.layout == "NHWC" {
+        batch.permuted_axes([0, 2, 3, 1]).as_standard_layout().into_owned().into_dyn()
+    } else {
+        batch.into_dyn()
+    }
+}
+
+/// The grid the results are gathered on.
+struct Grid {
+    /// The slide's microns per level-0 pixel.
+    mpp: f64,
+    cell_px: f64,
+    cols: u32,
+    cells: Vec<Cell>,
+}
+
+impl Grid {
+    fn new(width: u64, height: u64, mpp: f64) -> Grid {
+        let cell_px = 1000.0 / mpp;
+        let cols = (width as f64 / cell_px).ceil().max(1.0) as u32;
+        let rows = (height as f64 / cell_px).ceil().max(1.0) as u32;
+        let cells =
+            (0..rows).flat_map(|row| (0..cols).map(move |col| Cell { col, row, ..Default::default() })).collect();
+        Grid { mpp, cell_px, cols, cells }
+    }
+    fn at(&mut self, x: f64, y: f64) -> Option<&mut Cell> {
+        if x < 0.0 || y < 0.0 {
+            return None;
+        }
+        let (c, r) = ((x / self.cell_px) as u32, (y / self.cell_px) as u32);
+        if c >= self.cols {
+            return None;
+        }
+        self.cells.get_mut((r * self.cols + c) as usize)
+    }
+}
+
+/// Adds one tile's model outputs to the grid: each output pixel's tissue class as area, and
+/// lymphocyte centres (local maxima at or above the card's probability) by compartment.
+fn accumulate(
+    grid: &mut Grid,
+    card: &ModelCard,
+    tissue: &ArrayD<f32>,
+    lymph: &ArrayD<f32>,
+    b: usize,
+    origin: (i64, i64),
+    tile_l0: f64,
+) {
+    let (h, w) = (tissue.shape()[2], tissue.shape()[3]);
+    let px = tile_l0 / w as f64; // level-0 px per output pixel
+    let area_mm2 = (px * grid.mpp / 1000.0).powi(2);
+    let class_at = |y: usize, x: usize| -> usize {
+        (0..3).max_by(|&a, &c| tissue[[b, a, y, x]].total_cmp(&tissue[[b, c, y, x]])).unwrap_or(0)
+    };
+    let threshold = card.thresholds.lymphocyte_probability as f32;
+    for y in 0..h {
+        for x in 0..w {
+            let (lx, ly) = (origin.0 as f64 + (x as f64 + 0.5) * px, origin.1 as f64 + (y as f64 + 0.5) * px);
+            let class = class_at(y, x);
+            let Some(cell) = grid.at(lx, ly) else { continue };
+            match class {
+                1 => cell.epithelium_mm2 += area_mm2,
+                2 => cell.stroma_mm2 += area_mm2,
+                _ => {}
+            }
+            let v = lymph[[b, 0, y, x]];
+            if v < threshold {
+                continue;
+            }
+            let peak = (y.saturating_sub(1)..(y + 2).min(h))
+                .flat_map(|yy| (x.saturating_sub(1)..(x + 2).min(w)).map(move |xx| (yy, xx)))
+                .all(|(yy, xx)| {
+                    (yy, xx) == (y, x) || lymph[[b, 0, yy, xx]] < v || (lymph[[b, 0, yy, xx]] == v && (yy, xx) > (y, x))
+                });
+            if peak {
+                match class {
+                    1 => cell.itil += 1,
+                    2 => cell.stil += 1,
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+fn median(mut xs: Vec<f64>) -> Option<f64> {
+    if xs.is_empty() {
+        return None;
+    }
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    Some(if n % 2 == 1 { xs[n / 2] } else { (xs[n / 2 - 1] + xs[n / 2]) / 2.0 })
+}
+
+/// Analyses one slide with a loaded model and its card. `progress(done, total)` after each batch.
+pub fn analyse(
+    reader: &dyn SlideReader,
+    model: &mut Model,
+    card: &ModelCard,
+    opts: Options,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<SlideResult, String> {
+    if card.outputs.len() < 2 {
+        return Err("the pipeline reads two outputs: tissue classes first, then the lymphocyte map".into());
+    }
+    let info = reader.info();
+    let mpp = info
+        .mpp_x
+        .filter(|m| *m > 0.0)
+        .ok_or("the slide has no resolution (microns per pixel): it cannot be measured")?;
+    let tile_l0 = f64::from(card.tile_size) * card.mpp / mpp;
+    let origins = tile_grid(reader, tile_l0, opts.min_tissue_share)?;
+    let mut grid = Grid::new(info.width, info.height, mpp);
+    let total = origins.len();
+    let batch_size = opts.batch_size.max(1);
+    // Tiles are decoded on a second thread while the model runs on the previous batch.
+    std::thread::scope(|s| -> Result<(), String> {
+        let (tx, rx) = mpsc::sync_channel::<Result<(Vec<(i64, i64)>, ArrayD<f32>), String>>(1);
+        let origins_ref = &origins;
+        s.spawn(move || {
+            for chunk in origins_ref.chunks(batch_size) {
+                let tiles: Result<Vec<RgbImage>, String> =
+                    chunk.iter().map(|o| read_tile(reader, card, *o, tile_l0)).collect();
+                let item = tiles.map(|t| (chunk.to_vec(), to_batch(card, &t)));
+                let failed = item.is_err();
+                if tx.send(item).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let (tissue_name, lymph_name) = (&card.outputs[0].name, &card.outputs[1].name);
+        let mut done = 0;
+        for item in rx {
+            let (chunk, batch) = item?;
+            let outputs = model.run(&card.input.name, batch)?;
+            let find = |n: &str| {
+                outputs
+                    .iter()
+                    .find(|(name, _)| name == n)
+                    .map(|(_, a)| a)
+                    .ok_or(format!("the model gave no output {n}"))
+            };
+            let (tissue, lymph) = (find(tissue_name)?, find(lymph_name)?);
+            for (b, origin) in chunk.iter().enumerate() {
+                accumulate(&mut grid, card, tissue, lymph, b, *origin, tile_l0);
+            }
+            done += chunk.len();
+            progress(done, total);
+        }
+        Ok(())
+    })?;
+
+    let rule = Rule {
+        itil_per_mm2: card.thresholds.itil_per_mm2,
+        stil_per_mm2: card.thresholds.stil_per_mm2,
+        min_epithelium_mm2: card.thresholds.min_tumour_mm2,
+        slide_share: 1.0 / 3.0,
+    };
+    let (mut inflamed, mut excluded, mut desert) = (0u32, 0u32, 0u32);
+    for cell in grid.cells.iter_mut() {
+        cell.class = rule.cell(cell.epithelium_mm2, cell.itil_density(), cell.stil_density());
+        match cell.class {
+            Some(CellClass::Inflamed) => inflamed += 1,
+            Some(CellClass::Excluded) => excluded += 1,
+            Some(CellClass::Desert) => desert += 1,
+            None => {}
+        }
+    }
+    let scored = inflamed + excluded + desert;
+    let share = |n: u32| if scored == 0 { 0.0 } else { f64::from(n) / f64::from(scored) };
+    let mut flags = Vec::new();
+    if total == 0 {
+        flags.push("too_little_tissue".to_string());
+    }
+    if scored == 0 {
+        flags.push("too_little_tumour".to_string());
+    }
+    let scored_cells: Vec<&Cell> = grid.cells.iter().filter(|c| c.class.is_some()).collect();
+    Ok(SlideResult {
+        phenotype: rule.slide(inflamed, excluded, desert),
+        inflamed_share: share(inflamed),
+        excluded_share: share(excluded),
+        desert_share: share(desert),
+        itil_density_median: median(scored_cells.iter().filter_map(|c| c.itil_density()).collect()),
+        stil_density_median: median(scored_cells.iter().filter_map(|c| c.stil_density()).collect()),
+        grid_cells_scored: scored,
+        tiles: total as u32,
+        flags,
+        cells: grid.cells,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn card() -> ModelCard {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/tiny-fcn.json");
+        ModelCard::parse(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn outputs_become_areas_and_lymphocyte_centres_in_their_grid_cell() {
+        let card = card();
+        // One 64×64 output of a tile covering 512 level-0 px at 0.5 µm/px (256 µm): the left
+        // half epithelium, the right half stroma; two lymphocyte peaks on the left, one on the
+        // right, and a plateau of two equal neighbours counted once.
+        let mut tissue = ArrayD::<f32>::zeros(ndarray::IxDyn(&[1, 3, 64, 64]));
+        let mut lymph = ArrayD::<f32>::zeros(ndarray::IxDyn(&[1, 1, 64, 64]));
+        for y in 0..64 {
+            for x in 0..64 {
+                tissue[[0, if x < 32 { 1 } else { 2 }, y, x]] = 0.9;
+            }
+        }
+        for (y, x, v) in [(10, 10, 0.9), (20, 20, 0.8), (40, 50, 0.7), (50, 40, 0.6), (50, 41, 0.6), (5, 5, 0.3)] {
+            lymph[[0, 0, y, x]] = v;
+        }
+        let mut grid = Grid::new(3000, 3000, 0.5); // cells of 2000 px: 2 × 2
+        accumulate(&mut grid, &card, &tissue, &lymph, 0, (0, 0), 512.0);
+        let c = &grid.cells[0];
+        let half_mm2 = 0.256 * 0.256 / 2.0;
+        assert!((c.epithelium_mm2 - half_mm2).abs() < 1e-9 && (c.stroma_mm2 - half_mm2).abs() < 1e-9, "{c:?}");
+        assert_eq!((c.itil, c.stil), (2, 2), "peaks ≥ 0.5 only, a plateau once");
+        assert!(grid.cells[1..].iter().all(|c| c.epithelium_mm2 == 0.0));
+        // A tile straddling the first cell boundary puts its pixels in the cell they fall in.
+        let mut grid = Grid::new(3000, 3000, 0.5);
+        accumulate(&mut grid, &card, &tissue, &lymph, 0, (1744, 0), 512.0);
+        assert!(grid.cells[0].epithelium_mm2 > 0.0 && grid.cells[1].stroma_mm2 > 0.0);
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0]), Some(2.5));
+        assert_eq!(median(vec![]), None);
+    }
+}
