@@ -223,23 +223,26 @@ impl Model {
 pub fn check_batch(card: &super::card::ModelCard) -> ArrayD<f32> {
     const BASE: [[u32; 3]; 3] = [[240, 240, 240], [235, 150, 205], [110, 70, 160]];
     const DOT: [u32; 3] = [60, 30, 110];
-    let n = card.tile_size as usize;
-    let norm = &card.normalisation;
-    let batch = ndarray::Array4::from_shape_fn((2, 3, n, n), |(b, c, y, x)| {
-        let (b, c, y, x) = (b as u32, c as u32, y as u32, x as u32);
-        let mut base = BASE[((x / 64 + 4 * (y / 64) + b) % 3) as usize][c as usize];
-        let (dx, dy) = ((x % 16) as i64 - 8, (y % 16) as i64 - 8);
-        if dx * dx + dy * dy <= 9 && (x / 16 + y / 16 + b) % 2 == 0 {
-            base = DOT[c as usize];
-        }
-        let pixel = base + (x * 5 + y * 3 + c * 31 + b * 7) % 16;
-        ((f64::from(pixel) * norm.scale - norm.mean[c as usize]) / norm.std[c as usize]) as f32
-    });
-    if card.input.layout == "NHWC" {
-        batch.permuted_axes([0, 2, 3, 1]).as_standard_layout().into_owned().into_dyn()
-    } else {
-        batch.into_dyn()
-    }
+    let n = card.tile_size;
+    let tiles: Vec<crate::slides::reader::RgbImage> = (0..2u32)
+        .map(|b| {
+            let mut data = Vec::with_capacity((n * n * 3) as usize);
+            for y in 0..n {
+                for x in 0..n {
+                    for c in 0..3u32 {
+                        let mut base = BASE[((x / 64 + 4 * (y / 64) + b) % 3) as usize][c as usize];
+                        let (dx, dy) = ((x % 16) as i64 - 8, (y % 16) as i64 - 8);
+                        if dx * dx + dy * dy <= 9 && (x / 16 + y / 16 + b) % 2 == 0 {
+                            base = DOT[c as usize];
+                        }
+                        data.push((base + (x * 5 + y * 3 + c * 31 + b * 7) % 16) as u8);
+                    }
+                }
+            }
+            crate::slides::reader::RgbImage { width: n, height: n, data }
+        })
+        .collect();
+    super::pipeline::to_batch(card, &tiles)
 }
 
 /// A summary of an output tensor that two backends (or Python) can be compared on.

@@ -120,7 +120,8 @@ fn read_tile(reader: &dyn SlideReader, card: &ModelCard, origin: (i64, i64), til
     Ok(resize(&img, card.tile_size, card.tile_size))
 }
 
-fn to_batch(card: &ModelCard, tiles: &[RgbImage]) -> ArrayD<f32> {
+/// Tiles as the model's input: normalised with the card, NCHW (or NHWC).
+pub(crate) fn to_batch(card: &ModelCard, tiles: &[RgbImage]) -> ArrayD<f32> {
     let t = card.tile_size as usize;
     let n = &card.normalisation;
     let mut batch = Array4::<f32>::zeros((tiles.len(), 3, t, t));
