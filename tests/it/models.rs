@@ -171,3 +171,40 @@ async fn run_file_analyses_a_slide_the_same_on_both_backends() {
     let out = app.cli(&["biomarker", "run-file", slide.to_str().unwrap(), "--model", "tiny-fcn@0.1.0"], None);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn an_admin_registers_a_model_through_the_page() {
+    let app = spawn_app();
+    let admin = app.login("admin").await;
+    let upload = |card: &str| {
+        let form = reqwest::multipart::Form::new()
+            .part(
+                "model",
+                reqwest::multipart::Part::bytes(std::fs::read(fixture("tiny-fcn.onnx")).unwrap())
+                    .file_name("tiny-fcn.onnx"),
+            )
+            .part(
+                "card",
+                reqwest::multipart::Part::bytes(std::fs::read(fixture(card)).unwrap()).file_name(card.to_string()),
+            );
+        admin.http.post(admin.url(&format!("/admin/models?csrf_token={}", admin.csrf))).multipart(form).send()
+    };
+    let r = upload("tiny-fcn-wrong-outputs.json").await.unwrap();
+    assert_eq!(r.status(), 422);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("the model has no output") && body.contains("heatmap"), "{body}");
+    assert!(files_under(&app.data_dir.join("models")).is_empty());
+    assert!(
+        files_under(&app.data_dir.join("tmp")).iter().all(|p| !p.to_string_lossy().contains("model-upload")),
+        "uploads removed"
+    );
+    let r = upload("tiny-fcn.json").await.unwrap();
+    assert_eq!(r.status(), 303);
+    let (_, page) = admin.get_text("/admin/models").await;
+    assert!(page.contains("tiny-fcn@0.1.0") && page.contains("Inference backend"), "{page}");
+    let r = admin.post("/admin/models/tiny-fcn@0.1.0/retire", &[("reason", "")]).await;
+    assert_eq!(r.status(), 303);
+    assert!(audit_events(&app, "retire").is_empty(), "a reason is required");
+    admin.post("/admin/models/tiny-fcn@0.1.0/retire", &[("reason", "superseded by 0.2.0")]).await;
+    assert_eq!(audit_events(&app, "retire")[0].reason.as_deref(), Some("superseded by 0.2.0"));
+}
