@@ -1025,8 +1025,7 @@ fn biomarker_cmd(cfg: Config, as_user: Option<String>, cmd: BiomarkerCmd) -> Cli
                 return Err(Failure::Input(format!("{model} is retired: use another version")));
             }
             let card = record.card()?;
-            let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-            let mut loaded = engine::Model::load(&record.path(&cfg.data_dir), threads).map_err(Failure::Other)?;
+            let mut sessions = pipeline::sessions(&record.path(&cfg.data_dir)).map_err(Failure::Other)?;
             let backend = engine::backend().map_err(Failure::Other)?;
             if let Some(w) = backend.warning() {
                 eprintln!("warning: {w}");
@@ -1035,7 +1034,7 @@ fn biomarker_cmd(cfg: Config, as_user: Option<String>, cmd: BiomarkerCmd) -> Cli
                 .map_err(|e| Failure::Input(format!("{}: {e}", slide.display())))?;
             let started = std::time::Instant::now();
             let opts = pipeline::Options { batch_size: batch, ..Default::default() };
-            let result = pipeline::analyse(reader.as_ref(), &mut loaded, &card, opts, &mut |done, total| {
+            let result = pipeline::analyse(reader.as_ref(), &mut sessions, &card, opts, &mut |done, total| {
                 if !json {
                     eprint!("\r{done}/{total} tiles");
                 }

@@ -67,6 +67,17 @@ pub struct SlideResult {
     pub cells: Vec<Cell>,
 }
 
+/// Loads the sessions a slide runs on: on tract one single-threaded session per core (tract's
+/// sessions do not spread one inference across cores), on ONNX Runtime one session using every
+/// core.
+pub fn sessions(path: &std::path::Path) -> Result<Vec<Model>, String> {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    match super::engine::backend()?.kind {
+        super::engine::BackendKind::Tract => (0..cores).map(|_| Model::load(path, 1)).collect(),
+        super::engine::BackendKind::OnnxRuntime => Ok(vec![Model::load(path, cores)?]),
+    }
+}
+
 /// Tissue: not glass. A pixel is tissue when it is darker than glass or clearly coloured.
 fn is_tissue(p: [u8; 3]) -> bool {
     let (lo, hi) = (p.iter().copied().min().unwrap_or(0), p.iter().copied().max().unwrap_or(0));
@@ -227,16 +238,20 @@ fn median(mut xs: Vec<f64>) -> Option<f64> {
     Some(if n % 2 == 1 { xs[n / 2] } else { (xs[n / 2 - 1] + xs[n / 2]) / 2.0 })
 }
 
-/// Analyses one slide with a loaded model and its card. `progress(done, total)` after each batch.
+/// Analyses one slide with loaded sessions of a model (see [`sessions`]) and its card.
+/// `progress(done, total)` after each batch.
 pub fn analyse(
     reader: &dyn SlideReader,
-    model: &mut Model,
+    models: &mut [Model],
     card: &ModelCard,
     opts: Options,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<SlideResult, String> {
     if card.outputs.len() < 2 {
         return Err("the pipeline reads two outputs: tissue classes first, then the lymphocyte map".into());
+    }
+    if models.is_empty() {
+        return Err("no model session".into());
     }
     let info = reader.info();
     let mpp = info
@@ -249,8 +264,17 @@ pub fn analyse(
     let total = origins.len();
     let batch_size = opts.batch_size.max(1);
     // Tiles are decoded on a second thread while the model runs on the previous batch.
+    // Tiles are decoded on one thread while the sessions run (one per core on tract, whose
+    // sessions use a single core each; one multi-threaded session on ONNX Runtime). Outputs come
+    // back to this thread, which alone writes the grid.
+    type Batch = (Vec<(i64, i64)>, ArrayD<f32>);
+    type Outputs = (Vec<(i64, i64)>, Vec<(String, ArrayD<f32>)>);
     std::thread::scope(|s| -> Result<(), String> {
-        let (tx, rx) = mpsc::sync_channel::<Result<(Vec<(i64, i64)>, ArrayD<f32>), String>>(1);
+        // The workers share the batch receiver; when the last of them stops (done, or its
+        // results are no longer wanted) the receiver goes and the decoder stops too.
+        let (tx, rx) = mpsc::sync_channel::<Result<Batch, String>>(models.len());
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        let (out_tx, out_rx) = mpsc::channel::<Result<Outputs, String>>();
         let origins_ref = &origins;
         s.spawn(move || {
             for chunk in origins_ref.chunks(batch_size) {
@@ -263,11 +287,27 @@ pub fn analyse(
                 }
             }
         });
+        for model in models.iter_mut() {
+            let (rx, out_tx) = (rx.clone(), out_tx.clone());
+            s.spawn(move || loop {
+                // The lock is held only to take the next batch; poisoning means a sibling died.
+                let next = match rx.lock() {
+                    Ok(guard) => guard.recv(),
+                    Err(_) => break,
+                };
+                let Ok(item) = next else { break };
+                let result = item.and_then(|(chunk, batch)| Ok((chunk, model.run(&card.input.name, batch)?)));
+                let failed = result.is_err();
+                if out_tx.send(result).is_err() || failed {
+                    break;
+                }
+            });
+        }
+        drop((out_tx, rx));
         let (tissue_name, lymph_name) = (&card.outputs[0].name, &card.outputs[1].name);
         let mut done = 0;
-        for item in rx {
-            let (chunk, batch) = item?;
-            let outputs = model.run(&card.input.name, batch)?;
+        for item in out_rx {
+            let (chunk, outputs) = item?;
             let find = |n: &str| {
                 outputs
                     .iter()
