@@ -325,7 +325,7 @@ pub fn save_draft(conn: &mut Conn, actor: &Actor, access: &StudyAccess, read_id:
         geojson::check(&draft.regions, &slide_limits(conn, ra.read.slide_id)?)
             .map_err(|e| Error::invalid("regions", e.to_string()))?;
         def.check_regions(&draft.regions).map_err(|m| Error::invalid("regions", m))?;
-        write_read(conn, actor, access, &ra, sv.version, &values, &draft.regions, "draft", "save_draft", None)
+        write_read(conn, actor, access, &ra, sv.version, &values, &draft.regions, "draft", "save_draft")
     })
 }
 
@@ -343,7 +343,7 @@ pub fn submit(
         let sv = schema::require_current(conn, access.study.id)?;
         let values = sv.definition().validate(values, true)?;
         let current = regions(conn, read_id)?;
-        write_read(conn, actor, access, &ra, sv.version, &values, &current, "submitted", "submit", None)
+        write_read(conn, actor, access, &ra, sv.version, &values, &current, "submitted", "submit")
     })
 }
 
@@ -413,7 +413,7 @@ pub fn import_regions(
             });
         }
         let values = ra.read.values();
-        write_read(conn, actor, access, &ra, sv.version, &values, &all, "draft", "import_regions", None)
+        write_read(conn, actor, access, &ra, sv.version, &values, &all, "draft", "import_regions")
     })
 }
 
@@ -430,7 +430,6 @@ fn write_read(
     regions: &[Region],
     status: &str,
     action: &str,
-    reason: Option<&str>,
 ) -> Result<Saved> {
     let regions_json = serde_json::to_string(regions).map_err(|e| Error::Internal(e.into()))?;
     let values_json = Value::Object(values.clone()).to_string();
@@ -464,8 +463,7 @@ fn write_read(
             .before(json!({"status": ra.read.status, "values": ra.read.values(), "region_count": ra.read.region_count,
                            "regions_sha256": sha256_hex(stored.as_bytes())}))
             .after(json!({"status": status, "values": values, "region_count": regions.len(),
-                          "regions_sha256": sha256_hex(regions_json.as_bytes()), "schema_version": schema_version}))
-            .because_opt(reason),
+                          "regions_sha256": sha256_hex(regions_json.as_bytes()), "schema_version": schema_version})),
     )?;
     Ok(saved(at))
 }
