@@ -98,6 +98,19 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BiomarkerCmd {
+    /// Run a registered model over a study's slides (enrolled cases, not excluded; optionally one
+    /// site or stain) as a job with progress here; results per slide as CSV on stdout.
+    Run {
+        #[arg(long)]
+        study: String,
+        /// NAME@VERSION of a registered, active model.
+        #[arg(long)]
+        model: String,
+        #[arg(long, default_value = "")]
+        site: String,
+        #[arg(long, default_value = "")]
+        stain: String,
+    },
     /// Run a registered model on one slide file (no study): phenotype, shares, densities, flags.
     RunFile {
         slide: PathBuf,
@@ -1018,6 +1031,28 @@ fn annotations_cmd(cfg: Config, as_user: Option<String>, cmd: AnnotationsCmd) ->
 fn biomarker_cmd(cfg: Config, as_user: Option<String>, cmd: BiomarkerCmd) -> CliResult {
     use evidentia::biomarker::{engine, pipeline, registry};
     match cmd {
+        BiomarkerCmd::Run { study, model, site, stain } => {
+            let pool = startup::open_database(&cfg)?;
+            let mut conn = pool.get().map_err(Error::from)?;
+            let actor = match as_user {
+                Some(u) => users::actor_for_username(&mut conn, &u)?,
+                None => Actor::cli_operator(),
+            };
+            let access = study_access(&mut conn, &actor, &study.to_uppercase())?;
+            let (run, job) = evidentia::biomarker::runs::start(&mut conn, &actor, &access, &model, &site, &stain)?;
+            drop(conn);
+            let summary = run_job_in_foreground(&pool, &cfg, job.id)?;
+            let rows = evidentia::biomarker::runs::results(&mut *pool.get().map_err(Error::from)?, run.id)?;
+            evidentia::export::write_csv(std::io::stdout().lock(), &rows)?;
+            eprintln!(
+                "run {} of {}: {} slides, {} failed, on {}",
+                run.id,
+                run.model(),
+                summary["slides"],
+                summary["failed"],
+                summary["backend"]
+            );
+        }
         BiomarkerCmd::RunFile { slide, model, batch, json } => {
             let (mut conn, _) = open(&cfg, as_user)?;
             let record = registry::get(&mut conn, &model)?;

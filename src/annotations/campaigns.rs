@@ -13,7 +13,7 @@ use super::order;
 use crate::audit::{self, Change};
 use crate::auth::permissions::{Permission, Role, StudyAccess};
 use crate::auth::Actor;
-use crate::db::schema::{campaigns, cases, reads, sites, slides, users};
+use crate::db::schema::{campaigns, reads, slides, users};
 use crate::db::{now, write_tx, Conn};
 use crate::error::{Error, FieldErrors, OptionalExt, Result};
 use crate::studies::members;
@@ -109,19 +109,7 @@ pub fn by_name(conn: &mut Conn, study_id: i32, name: &str) -> Result<Campaign> {
 
 /// Slide ids and labels a new campaign would read: slides of enrolled cases, not excluded.
 pub fn eligible_slides(conn: &mut Conn, study_id: i32, site: &str, stain: &str) -> Result<SlideList> {
-    let mut q = slides::table
-        .inner_join(cases::table.inner_join(sites::table))
-        .filter(slides::study_id.eq(study_id))
-        .filter(slides::status.ne("excluded"))
-        .filter(cases::status.eq("enrolled"))
-        .into_boxed();
-    if !site.is_empty() {
-        q = q.filter(sites::code.eq(site.to_string()));
-    }
-    if !stain.is_empty() {
-        q = q.filter(slides::stain.eq(stain.to_string()));
-    }
-    Ok(q.order(slides::label.asc()).select((slides::id, slides::label)).load(conn)?)
+    crate::slides::enrolled_available(conn, study_id, site, stain)
 }
 
 /// Who reads and who adjudicates any of these slides in the study's campaigns.

@@ -73,13 +73,17 @@ pub enum Permission {
     ViewReads,
     /// Agreement between readers once a campaign is complete.
     ViewAgreement,
+    /// AI biomarker runs and their results (never annotators: they are blinded to the AI).
+    ViewRuns,
+    /// Start biomarker runs.
+    ManageRuns,
 }
 
 impl Permission {
     /// What annotators are blinded to: asking for it answers 404, not 403.
     fn blinds_annotators(&self) -> bool {
         use Permission::*;
-        matches!(self, ViewCases | ViewSlides | ViewCampaigns | ViewReads | ViewAgreement)
+        matches!(self, ViewCases | ViewSlides | ViewCampaigns | ViewReads | ViewAgreement | ViewRuns)
     }
 
     fn allowed(&self, role: Role) -> bool {
@@ -87,14 +91,13 @@ impl Permission {
         use Role::*;
         match self {
             View | ViewSites => true,
-            ViewMembers | ViewJobs | ViewCases | ViewSlides | ViewCampaigns | ViewReads => {
+            ViewMembers | ViewJobs | ViewCases | ViewSlides | ViewCampaigns | ViewReads | ViewRuns => {
                 matches!(role, Manager | Statistician | Monitor)
             }
             ViewAgreement => matches!(role, Manager | Statistician),
             ViewAudit | RunChecks => matches!(role, Manager | Monitor),
-            EditStudy | ChangeStatus | ManageSites | ManageMembers | ManageCases | ManageSlides | ManageCampaigns => {
-                role == Manager
-            }
+            EditStudy | ChangeStatus | ManageSites | ManageMembers | ManageCases | ManageSlides | ManageCampaigns
+            | ManageRuns => role == Manager,
         }
     }
 }

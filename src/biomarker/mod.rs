@@ -6,3 +6,4 @@ pub mod engine;
 pub mod phenotype;
 pub mod pipeline;
 pub mod registry;
+pub mod runs;

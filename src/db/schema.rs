@@ -162,6 +162,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     reads,
     adjudications,
     models,
+    biomarker_runs,
+    biomarker_results,
 );
 
 diesel::table! {
@@ -357,3 +359,43 @@ diesel::table! {
         created_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    biomarker_runs (id) {
+        id -> Integer,
+        study_id -> Integer,
+        model_id -> Integer,
+        model_sha256 -> Text,
+        backend -> Nullable<Text>,
+        params -> Text,
+        slide_ids -> Text,
+        job_id -> Nullable<Integer>,
+        created_by -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    biomarker_results (id) {
+        id -> Integer,
+        run_id -> Integer,
+        slide_id -> Integer,
+        status -> Text,
+        reason -> Nullable<Text>,
+        phenotype -> Nullable<Text>,
+        inflamed_share -> Nullable<Double>,
+        excluded_share -> Nullable<Double>,
+        desert_share -> Nullable<Double>,
+        itil_density_median -> Nullable<Double>,
+        stil_density_median -> Nullable<Double>,
+        grid_cells_scored -> Nullable<Integer>,
+        tiles -> Nullable<Integer>,
+        flags -> Text,
+        seconds -> Double,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(biomarker_runs -> models (model_id));
+diesel::joinable!(biomarker_results -> biomarker_runs (run_id));
+diesel::joinable!(biomarker_results -> slides (slide_id));

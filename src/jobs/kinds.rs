@@ -48,6 +48,7 @@ pub fn handler(kind: &str) -> Option<Box<dyn JobHandler>> {
     match kind {
         crate::audit::job::KIND => Some(Box::new(crate::audit::job::VerifyAuditJob)),
         crate::slides::ingest::KIND => Some(Box::new(crate::slides::ingest::SlideIngestJob)),
+        crate::biomarker::runs::KIND => Some(Box::new(crate::biomarker::runs::RunJob)),
         _ => None,
     }
 }

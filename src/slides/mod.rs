@@ -200,6 +200,24 @@ pub fn stains(conn: &mut Conn, study_id: i32) -> Result<Vec<String>> {
     Ok(base_query(study_id).select(slides::stain).distinct().order(slides::stain.asc()).load(conn)?)
 }
 
+/// Slides of enrolled cases that are not excluded (id, label), optionally of one site or stain:
+/// what reading campaigns and biomarker runs work on.
+pub fn enrolled_available(conn: &mut Conn, study_id: i32, site: &str, stain: &str) -> Result<Vec<(i32, String)>> {
+    let mut q = slides::table
+        .inner_join(cases::table.inner_join(sites::table))
+        .filter(slides::study_id.eq(study_id))
+        .filter(slides::status.ne("excluded"))
+        .filter(cases::status.eq("enrolled"))
+        .into_boxed();
+    if !site.is_empty() {
+        q = q.filter(sites::code.eq(site.to_string()));
+    }
+    if !stain.is_empty() {
+        q = q.filter(slides::stain.eq(stain.to_string()));
+    }
+    Ok(q.order(slides::label.asc()).select((slides::id, slides::label)).load(conn)?)
+}
+
 pub fn count(conn: &mut Conn, study_id: i32) -> Result<i64> {
     Ok(base_query(study_id).count().get_result(conn)?)
 }

@@ -208,3 +208,94 @@ async fn an_admin_registers_a_model_through_the_page() {
     admin.post("/admin/models/tiny-fcn@0.1.0/retire", &[("reason", "superseded by 0.2.0")]).await;
     assert_eq!(audit_events(&app, "retire")[0].reason.as_deref(), Some("superseded by 0.2.0"));
 }
+
+#[tokio::test]
+async fn a_study_run_resumes_without_duplicates_and_is_hidden_from_annotators() {
+    use diesel::prelude::*;
+    use evidentia::auth::permissions::study_access;
+    use evidentia::auth::Actor;
+    use evidentia::db::schema::biomarker_results as r;
+    use evidentia::slides::ingest::{self, SourceFile};
+    use evidentia::slides::synth::{self, Phenotype, SynthParams};
+    let app = spawn_app_with(|c| c.job_workers = 0);
+    let p = |f: &str| fixture(f).to_str().unwrap().to_string();
+    assert!(app.cli(&["model", "register", &p("tiny-fcn.onnx"), "--card", &p("tiny-fcn.json")], None).status.success());
+    // Two small synthetic slides for two enrolled SNUBH cases.
+    let subjects = evidentia::demo::truth::subjects(evidentia::demo::DEMO_SUBJECTS, evidentia::demo::truth::SEED);
+    let mut manifest = String::from("file,subject_id,stain,site\n");
+    let mut files = Vec::new();
+    for (i, s) in subjects.iter().filter(|s| s.site == "SNUBH").take(2).enumerate() {
+        let name = format!("s{i}.svs");
+        let path = app.scratch.join(&name);
+        synth::write_slide(
+            &path,
+            &SynthParams::new(1200, 1200, 0.5, Phenotype::Excluded, 20 + i as u64),
+            &mut |_, _| {},
+        )
+        .unwrap();
+        manifest.push_str(&format!("{name},{},H&E,SNUBH\n", s.hospital_id));
+        files.push(SourceFile { name, path, uploaded: false });
+    }
+    let operator = Actor::cli_operator();
+    let (run, job) = {
+        let mut conn = app.conn();
+        let access = study_access(&mut conn, &operator, "LUNG-IO-01").unwrap();
+        let key = evidentia::cases::deid::StudyKey::load_or_create(&app.data_dir, "LUNG-IO-01").unwrap();
+        let plan = ingest::plan(&mut conn, &access, &key, manifest.as_bytes(), &files, None).unwrap();
+        ingest::ingest_now(&mut conn, &operator, &access, &app.data_dir, &plan).unwrap();
+        evidentia::biomarker::runs::start(&mut conn, &operator, &access, "tiny-fcn@0.1.0", "", "").unwrap()
+    };
+    let ids = run.slide_ids();
+    assert_eq!(ids.len(), 2);
+    // An earlier attempt finished the first slide before the worker died.
+    diesel::insert_into(r::table)
+        .values((
+            r::run_id.eq(run.id),
+            r::slide_id.eq(ids[0]),
+            r::status.eq("ok"),
+            r::phenotype.eq("desert"),
+            r::flags.eq("[]"),
+            r::seconds.eq(0.0),
+            r::created_at.eq(evidentia::db::now()),
+        ))
+        .execute(&mut app.conn())
+        .unwrap();
+    let claimed = evidentia::jobs::claim(&mut app.conn(), job.id, "test").unwrap().unwrap();
+    evidentia::jobs::worker::run_job(&app.pool, &app.config, claimed);
+    let job = evidentia::jobs::get(&mut app.conn(), job.id).unwrap();
+    assert_eq!(job.status, "succeeded", "{:?}", job.error);
+    let rows: Vec<(i32, String, Option<String>)> = r::table
+        .filter(r::run_id.eq(run.id))
+        .select((r::slide_id, r::status, r::phenotype))
+        .order(r::slide_id)
+        .load(&mut app.conn())
+        .unwrap();
+    assert_eq!(rows.len(), 2, "one result per slide, none duplicated");
+    assert_eq!(rows[0].2.as_deref(), Some("desert"), "the finished slide was not recomputed");
+    assert_eq!(rows[1].1, "ok");
+
+    // Results for reviewing roles (page and CSV); annotators are blinded to the AI.
+    let monitor = app.login("monitor").await;
+    let (status, page) = monitor.get_text(&format!("/studies/LUNG-IO-01/runs/{}", run.id)).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("tiny-fcn@0.1.0") && page.contains("2 of 2 slides done"), "{page}");
+    let (status, csv) = monitor.get_text(&format!("/studies/LUNG-IO-01/runs/{}.csv", run.id)).await;
+    assert_eq!(status, 200);
+    assert_eq!(csv.lines().count(), 3);
+    let annotator = app.login("annotator1").await;
+    for path in [
+        "/studies/LUNG-IO-01/runs".to_string(),
+        format!("/studies/LUNG-IO-01/runs/{}", run.id),
+        format!("/studies/LUNG-IO-01/runs/{}.csv", run.id),
+    ] {
+        assert_eq!(annotator.get(&path).await.status(), 404, "{path}");
+    }
+    assert_eq!(monitor.post("/studies/LUNG-IO-01/runs", &[("model", "tiny-fcn@0.1.0")]).await.status(), 403);
+    assert_eq!(audit_events(&app, "start_run").len(), 1);
+    // The same from the command line: a second run, its progress in the terminal, CSV on stdout.
+    let out = app.cli(&["biomarker", "run", "--study", "LUNG-IO-01", "--model", "tiny-fcn@0.1.0"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert!(csv.starts_with("slide,status,reason,phenotype") && csv.lines().count() == 3, "{csv}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 slides, 0 failed"));
+}

@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod members;
 pub mod models;
 pub mod reading;
+pub mod runs;
 pub mod sites;
 pub mod slides;
 pub mod studies;
@@ -120,6 +121,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/studies/{code}/reads/{id}/regions.geojson", web::post().to(reading::read_geojson_import))
         .route("/studies/{code}/reads/{id}/dzi/slide.dzi", web::get().to(reading::read_dzi))
         .route("/studies/{code}/reads/{id}/dzi/slide_files/{level}/{col}_{row}.jpeg", web::get().to(reading::read_tile))
+        .route("/studies/{code}/runs", web::get().to(runs::runs_list))
+        .route("/studies/{code}/runs", web::post().to(runs::run_start))
+        .route("/studies/{code}/runs/{id}.csv", web::get().to(runs::run_csv))
+        .route("/studies/{code}/runs/{id}", web::get().to(runs::run_show))
         .route("/studies/{code}/jobs", web::get().to(jobs::jobs_study))
         .route("/studies/{code}/jobs/{id}", web::get().to(jobs::job_study_row))
         .route("/studies/{code}/jobs/{id}/cancel", web::post().to(jobs::job_study_cancel))
@@ -159,6 +164,7 @@ pub struct StudyNav {
     pub can_cases: bool,
     pub can_slides: bool,
     pub can_campaigns: bool,
+    pub can_runs: bool,
     /// Annotators (and adjudicators) work from "My reading".
     pub can_read: bool,
     pub can_audit: bool,
@@ -178,6 +184,7 @@ impl StudyNav {
             can_cases: access.can(Permission::ViewCases),
             can_slides: access.can(Permission::ViewSlides),
             can_campaigns: access.can(Permission::ViewCampaigns),
+            can_runs: access.can(Permission::ViewRuns),
             can_read: access.role.is_some_and(|r| matches!(r, Role::Annotator | Role::Manager)),
             can_audit: access.can(Permission::ViewAudit),
             can_jobs: access.can(Permission::ViewJobs),

@@ -1,0 +1,2 @@
+DROP TABLE biomarker_results;
+DROP TABLE biomarker_runs;

@@ -1,0 +1,286 @@
+//! Biomarker runs: a model version over a study's slides (slides of enrolled cases that are not
+//! excluded, optionally one site or stain), as a job with progress and cancel. One result per
+//! slide, written as each slide finishes: a resumed run skips the slides that have one, so
+//! nothing is computed twice or duplicated; a slide that fails is recorded with its reason and
+//! the run goes on.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde_json::{json, Value};
+
+use super::pipeline::{self, Options};
+use super::registry;
+use crate::audit::{self, Change};
+use crate::auth::permissions::{Permission, StudyAccess};
+use crate::auth::Actor;
+use crate::db::schema::{biomarker_results, biomarker_runs, models, slides};
+use crate::db::{now, write_tx, Conn};
+use crate::error::{Error, OptionalExt, Result};
+use crate::jobs::kinds::{JobContext, JobHandler};
+
+pub const KIND: &str = "biomarker_run";
+
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = biomarker_runs)]
+pub struct Run {
+    pub id: i32,
+    pub study_id: i32,
+    #[diesel(select_expression = models::name)]
+    pub model_name: String,
+    #[diesel(select_expression = models::version)]
+    pub model_version: String,
+    pub model_sha256: String,
+    pub backend: Option<String>,
+    #[serde(skip)]
+    pub slide_ids: String,
+    pub job_id: Option<i32>,
+    pub created_by: String,
+    pub created_at: NaiveDateTime,
+}
+
+impl Run {
+    pub fn model(&self) -> String {
+        format!("{}@{}", self.model_name, self.model_version)
+    }
+    pub fn slide_ids(&self) -> Vec<i32> {
+        serde_json::from_str(&self.slide_ids).unwrap_or_default()
+    }
+}
+
+/// One slide's result in a run.
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = biomarker_results)]
+pub struct SlideResultRow {
+    #[diesel(select_expression = slides::label)]
+    pub slide: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub phenotype: Option<String>,
+    pub inflamed_share: Option<f64>,
+    pub excluded_share: Option<f64>,
+    pub desert_share: Option<f64>,
+    pub itil_density_median: Option<f64>,
+    pub stil_density_median: Option<f64>,
+    pub grid_cells_scored: Option<i32>,
+    pub tiles: Option<i32>,
+    pub flags: String,
+    pub seconds: f64,
+}
+
+impl crate::export::CsvRecord for SlideResultRow {
+    const HEADER: &'static [&'static str] = &[
+        "slide",
+        "status",
+        "reason",
+        "phenotype",
+        "inflamed_share",
+        "excluded_share",
+        "desert_share",
+        "itil_density_median",
+        "stil_density_median",
+        "grid_cells_scored",
+        "tiles",
+        "flags",
+        "seconds",
+    ];
+    fn record(&self) -> Vec<String> {
+        let f = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
+        let i = |v: Option<i32>| v.map(|x| x.to_string()).unwrap_or_default();
+        vec![
+            self.slide.clone(),
+            self.status.clone(),
+            self.reason.clone().unwrap_or_default(),
+            self.phenotype.clone().unwrap_or_default(),
+            f(self.inflamed_share),
+            f(self.excluded_share),
+            f(self.desert_share),
+            f(self.itil_density_median),
+            f(self.stil_density_median),
+            i(self.grid_cells_scored),
+            i(self.tiles),
+            self.flags.clone(),
+            format!("{:.3}", self.seconds),
+        ]
+    }
+}
+
+pub fn get(conn: &mut Conn, study_id: i32, id: i32) -> Result<Run> {
+    biomarker_runs::table
+        .inner_join(models::table)
+        .filter(biomarker_runs::study_id.eq(study_id))
+        .filter(biomarker_runs::id.eq(id))
+        .select(Run::as_select())
+        .first(conn)
+        .or_not_found()
+}
+
+pub fn list(conn: &mut Conn, study_id: i32) -> Result<Vec<Run>> {
+    Ok(biomarker_runs::table
+        .inner_join(models::table)
+        .filter(biomarker_runs::study_id.eq(study_id))
+        .order(biomarker_runs::id.desc())
+        .select(Run::as_select())
+        .load(conn)?)
+}
+
+pub fn results(conn: &mut Conn, run_id: i32) -> Result<Vec<SlideResultRow>> {
+    Ok(biomarker_results::table
+        .inner_join(slides::table)
+        .filter(biomarker_results::run_id.eq(run_id))
+        .order(slides::label.asc())
+        .select(SlideResultRow::as_select())
+        .load(conn)?)
+}
+
+/// Starts a run of an active model over the study's slides; returns the run and its job.
+pub fn start(
+    conn: &mut Conn,
+    actor: &Actor,
+    access: &StudyAccess,
+    model_key: &str,
+    site: &str,
+    stain: &str,
+) -> Result<(Run, crate::jobs::Job)> {
+    access.require(Permission::ManageRuns)?;
+    let study = crate::studies::get_by_code(conn, &access.study.code)?;
+    study.ensure_editable()?;
+    let model = registry::get(conn, model_key)?;
+    if model.status != "active" {
+        return Err(Error::invalid("model", format!("{model_key} is {}: choose an active version", model.status)));
+    }
+    let slide_ids: Vec<i32> =
+        crate::slides::enrolled_available(conn, study.id, site, stain)?.into_iter().map(|(id, _)| id).collect();
+    if slide_ids.is_empty() {
+        return Err(Error::invalid("slides", "no slide matches: slides of enrolled cases that are not excluded"));
+    }
+    let opts = Options::default();
+    let run_id = write_tx(conn, |conn| {
+        let id: i32 = diesel::insert_into(biomarker_runs::table)
+            .values((
+                biomarker_runs::study_id.eq(study.id),
+                biomarker_runs::model_id.eq(model.id),
+                biomarker_runs::model_sha256.eq(&model.sha256),
+                biomarker_runs::params.eq(json!(opts).to_string()),
+                biomarker_runs::slide_ids.eq(json!(slide_ids).to_string()),
+                biomarker_runs::created_by.eq(&actor.name),
+                biomarker_runs::created_at.eq(now()),
+            ))
+            .returning(biomarker_runs::id)
+            .get_result(conn)?;
+        audit::record(
+            conn,
+            Change::new(study.chain(), &actor.name, "start_run", "biomarker_run", id).after(json!({
+                "model": model.key(), "model_sha256": model.sha256, "slides": slide_ids.len(), "params": opts,
+            })),
+        )?;
+        Ok::<_, Error>(id)
+    })?;
+    let job = crate::jobs::enqueue(conn, actor, Some(&study), KIND, json!({ "run": run_id }))?;
+    diesel::update(biomarker_runs::table.find(run_id)).set(biomarker_runs::job_id.eq(job.id)).execute(conn)?;
+    Ok((get(conn, study.id, run_id)?, job))
+}
+
+/// The run's job: every slide without a result yet, in order.
+pub struct RunJob;
+
+impl JobHandler for RunJob {
+    fn run(&self, ctx: &JobContext) -> anyhow::Result<Value> {
+        let run_id = ctx.job.params_json()["run"].as_i64().context("the job has no run id")? as i32;
+        let mut conn = ctx.conn()?;
+        let (study_id, model_id, slide_ids): (i32, i32, String) = biomarker_runs::table
+            .find(run_id)
+            .select((biomarker_runs::study_id, biomarker_runs::model_id, biomarker_runs::slide_ids))
+            .first(&mut conn)?;
+        let slide_ids: Vec<i32> = serde_json::from_str(&slide_ids)?;
+        let model: registry::ModelRecord =
+            models::table.find(model_id).select(registry::ModelRecord::as_select()).first(&mut conn)?;
+        let card = model.card().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut sessions = pipeline::sessions(&model.path(&ctx.data_dir)).map_err(|e| anyhow::anyhow!(e))?;
+        let backend = super::engine::backend().map_err(|e| anyhow::anyhow!(e))?;
+        diesel::update(biomarker_runs::table.find(run_id))
+            .set(biomarker_runs::backend.eq(backend.kind.as_str()))
+            .execute(&mut conn)?;
+        if let Some(w) = backend.warning() {
+            tracing::warn!(run = run_id, "{w}");
+        }
+        let done_ids: Vec<i32> = biomarker_results::table
+            .filter(biomarker_results::run_id.eq(run_id))
+            .select(biomarker_results::slide_id)
+            .load(&mut conn)?;
+        let total = slide_ids.len() as i64;
+        let (mut done, mut failed, mut tiles, started) = (done_ids.len() as i64, 0, 0u64, Instant::now());
+        for slide_id in slide_ids.iter().filter(|id| !done_ids.contains(id)) {
+            let (sha, format): (String, String) =
+                slides::table.find(slide_id).select((slides::sha256, slides::format)).first(&mut conn)?;
+            let t0 = Instant::now();
+            let outcome = crate::slides::reader::open(&crate::slides::stored_path(&ctx.data_dir, &sha, &format))
+                .map_err(|e| format!("slide unreadable: {e}"))
+                .and_then(|reader| {
+                    pipeline::analyse(reader.as_ref(), &mut sessions, &card, Options::default(), &mut |_, _| {})
+                });
+            let seconds = t0.elapsed().as_secs_f64();
+            let row = match &outcome {
+                Ok(r) => {
+                    tiles += u64::from(r.tiles);
+                    (
+                        biomarker_results::status.eq("ok"),
+                        biomarker_results::reason.eq(None::<String>),
+                        biomarker_results::phenotype.eq(r.phenotype.map(|p| p.as_str().to_string())),
+                        biomarker_results::inflamed_share.eq(Some(r.inflamed_share)),
+                        biomarker_results::excluded_share.eq(Some(r.excluded_share)),
+                        biomarker_results::desert_share.eq(Some(r.desert_share)),
+                        biomarker_results::itil_density_median.eq(r.itil_density_median),
+                        biomarker_results::stil_density_median.eq(r.stil_density_median),
+                        biomarker_results::grid_cells_scored.eq(Some(r.grid_cells_scored as i32)),
+                        biomarker_results::tiles.eq(Some(r.tiles as i32)),
+                        biomarker_results::flags.eq(json!(r.flags).to_string()),
+                    )
+                }
+                Err(e) => {
+                    failed += 1;
+                    (
+                        biomarker_results::status.eq("failed"),
+                        biomarker_results::reason.eq(Some(e.clone())),
+                        biomarker_results::phenotype.eq(None),
+                        biomarker_results::inflamed_share.eq(None),
+                        biomarker_results::excluded_share.eq(None),
+                        biomarker_results::desert_share.eq(None),
+                        biomarker_results::itil_density_median.eq(None),
+                        biomarker_results::stil_density_median.eq(None),
+                        biomarker_results::grid_cells_scored.eq(None),
+                        biomarker_results::tiles.eq(None),
+                        biomarker_results::flags.eq(json!(["slide_unreadable"]).to_string()),
+                    )
+                }
+            };
+            diesel::insert_into(biomarker_results::table)
+                .values((
+                    biomarker_results::run_id.eq(run_id),
+                    biomarker_results::slide_id.eq(slide_id),
+                    row,
+                    biomarker_results::seconds.eq(seconds),
+                    biomarker_results::created_at.eq(now()),
+                ))
+                .execute(&mut conn)?;
+            done += 1;
+            let rate = tiles as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            let left =
+                (total - done) as f64 * started.elapsed().as_secs_f64() / (done - done_ids.len() as i64).max(1) as f64;
+            ctx.progress(done, total, &format!("{done}/{total} slides, {rate:.1} tiles/s, ~{left:.0} s left"), None)?;
+        }
+        let summary = json!({"run": run_id, "slides": total, "failed": failed, "backend": backend.kind.as_str()});
+        let study: crate::studies::Study = crate::db::schema::studies::table
+            .find(study_id)
+            .select(crate::studies::Study::as_select())
+            .first(&mut conn)?;
+        audit::record(
+            &mut conn,
+            Change::new(study.chain(), "system", "finish_run", "biomarker_run", run_id).after(summary.clone()),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(summary)
+    }
+}

@@ -1,0 +1,142 @@
+//! AI biomarker runs of a study: the list with a start form, a run's per-slide results (live
+//! while its job runs) and their CSV. Annotators are blinded to all of it (404).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+
+use super::studies::load_access_for;
+use super::StudyNav;
+use crate::auth::permissions::Permission;
+use crate::biomarker::registry::{self, ModelRecord};
+use crate::biomarker::runs::{self, Run, SlideResultRow};
+use crate::web::error::PageError;
+use crate::web::extract::{CurrentUser, PageCtx};
+use crate::web::{csv_download, flash_outcome, render, AppState};
+
+#[derive(Template)]
+#[template(path = "runs/list.html")]
+pub struct RunsListPage {
+    pub ctx: PageCtx,
+    pub nav: StudyNav,
+    pub runs: Vec<Run>,
+    pub models: Vec<ModelRecord>,
+    pub can_start: bool,
+}
+
+pub async fn runs_list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access_for(&state, &user, &path, Permission::ViewRuns).await?;
+    let sid = access.study.id;
+    let (list, models) = state
+        .db(move |c| {
+            Ok((runs::list(c, sid)?, registry::list(c)?.into_iter().filter(|m| m.status == "active").collect()))
+        })
+        .await?;
+    let ctx = PageCtx::new(&req, Some(&user), format!("Biomarker runs · {}", access.study.code), "studies");
+    let can_start = access.can(Permission::ManageRuns) && access.study.ensure_editable().is_ok();
+    render(&ctx, &RunsListPage { ctx: ctx.clone(), nav: StudyNav::new(&access, "runs"), runs: list, models, can_start })
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct StartForm {
+    #[serde(default)]
+    pub model: String,
+    #[serde(default)]
+    pub site: String,
+    #[serde(default)]
+    pub stain: String,
+}
+
+pub async fn run_start(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+    form: web::Form<StartForm>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access_for(&state, &user, &path, Permission::ManageRuns).await?;
+    let code = access.study.code.clone();
+    let (actor, f) = (user.actor.clone(), form.into_inner());
+    let result = state.db(move |c| runs::start(c, &actor, &access, &f.model, &f.site, &f.stain)).await;
+    let url = match &result {
+        Ok((run, _)) => format!("/studies/{code}/runs/{}", run.id),
+        Err(_) => format!("/studies/{code}/runs"),
+    };
+    flash_outcome(&url, result, "Not started: ", |(run, _)| {
+        format!("Run {} of {} started on {} slides.", run.id, run.model(), run.slide_ids().len())
+    })
+}
+
+#[derive(Template)]
+#[template(path = "runs/show.html")]
+pub struct RunShowPage {
+    pub ctx: PageCtx,
+    pub nav: StudyNav,
+    pub run: Run,
+    pub results: Vec<SlideResultRow>,
+    pub job: Option<crate::jobs::Job>,
+    pub base: String,
+    pub can_cancel: bool,
+    pub csrf: String,
+}
+
+impl RunShowPage {
+    pub fn finished(&self) -> bool {
+        self.job.as_ref().is_none_or(|j| j.is_finished())
+    }
+    pub fn num(v: &Option<f64>) -> String {
+        v.map(|x| format!("{x:.3}")).unwrap_or_default()
+    }
+}
+
+pub async fn run_show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i32)>,
+) -> Result<HttpResponse, PageError> {
+    let (code, id) = path.into_inner();
+    let access = load_access_for(&state, &user, &code, Permission::ViewRuns).await?;
+    let sid = access.study.id;
+    let (run, results, job) = state
+        .db(move |c| {
+            let run = runs::get(c, sid, id)?;
+            let job = run.job_id.map(|j| crate::jobs::get_in_study(c, sid, j)).transpose()?;
+            Ok((run.clone(), runs::results(c, run.id)?, job))
+        })
+        .await?;
+    let ctx = PageCtx::new(&req, Some(&user), format!("Run {id} · {code}"), "studies");
+    render(
+        &ctx,
+        &RunShowPage {
+            ctx: ctx.clone(),
+            nav: StudyNav::new(&access, "runs"),
+            run,
+            results,
+            job,
+            base: format!("/studies/{code}/jobs"),
+            can_cancel: access.can(Permission::RunChecks),
+            csrf: ctx.csrf.clone(),
+        },
+    )
+}
+
+pub async fn run_csv(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i32)>,
+) -> Result<HttpResponse, PageError> {
+    let (code, id) = path.into_inner();
+    let access = load_access_for(&state, &user, &code, Permission::ViewRuns).await?;
+    let sid = access.study.id;
+    let rows = state
+        .db(move |c| {
+            runs::get(c, sid, id)?;
+            runs::results(c, id)
+        })
+        .await?;
+    csv_download(&format!("{code}-run-{id}.csv"), &rows)
+}
