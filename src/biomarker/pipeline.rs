@@ -65,6 +65,18 @@ pub struct SlideResult {
     pub flags: Vec<String>,
     #[serde(skip)]
     pub cells: Vec<Cell>,
+    /// Level-0 pixels per grid cell edge.
+    #[serde(skip)]
+    pub cell_px: f64,
+}
+
+impl SlideResult {
+    /// The heatmap: the scored cells' classes on the grid (what the viewer overlays).
+    pub fn heatmap(&self) -> serde_json::Value {
+        let cells: Vec<serde_json::Value> =
+            self.cells.iter().filter_map(|c| c.class.map(|k| serde_json::json!([c.col, c.row, k.as_str()]))).collect();
+        serde_json::json!({"cell_px": self.cell_px, "cells": cells})
+    }
 }
 
 /// Loads the sessions a slide runs on: on tract one single-threaded session per core (tract's
@@ -362,6 +374,7 @@ pub fn analyse(
         tiles: total as u32,
         flags,
         cells: grid.cells,
+        cell_px: grid.cell_px,
     })
 }
 

@@ -126,6 +126,21 @@ pub fn list(conn: &mut Conn, study_id: i32) -> Result<Vec<Run>> {
         .load(conn)?)
 }
 
+/// The newest heatmap of a slide (from the newest run with a result for it): run id and map.
+pub fn heatmap(conn: &mut Conn, study_id: i32, slide_label: &str) -> Result<Option<(i32, Value)>> {
+    let row: Option<(i32, String)> = biomarker_results::table
+        .inner_join(slides::table)
+        .inner_join(biomarker_runs::table)
+        .filter(biomarker_runs::study_id.eq(study_id))
+        .filter(slides::label.eq(slide_label))
+        .filter(biomarker_results::status.eq("ok"))
+        .order(biomarker_runs::id.desc())
+        .select((biomarker_runs::id, biomarker_results::cells))
+        .first(conn)
+        .optional()?;
+    Ok(row.map(|(id, cells)| (id, serde_json::from_str(&cells).unwrap_or(Value::Null))))
+}
+
 pub fn results(conn: &mut Conn, run_id: i32) -> Result<Vec<SlideResultRow>> {
     Ok(biomarker_results::table
         .inner_join(slides::table)
@@ -237,6 +252,7 @@ impl JobHandler for RunJob {
                         biomarker_results::grid_cells_scored.eq(Some(r.grid_cells_scored as i32)),
                         biomarker_results::tiles.eq(Some(r.tiles as i32)),
                         biomarker_results::flags.eq(json!(r.flags).to_string()),
+                        biomarker_results::cells.eq(r.heatmap().to_string()),
                     )
                 }
                 Err(e) => {
@@ -253,6 +269,7 @@ impl JobHandler for RunJob {
                         biomarker_results::grid_cells_scored.eq(None),
                         biomarker_results::tiles.eq(None),
                         biomarker_results::flags.eq(json!(["slide_unreadable"]).to_string()),
+                        biomarker_results::cells.eq("{}".to_string()),
                     )
                 }
             };

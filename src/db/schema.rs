@@ -391,6 +391,7 @@ diesel::table! {
         grid_cells_scored -> Nullable<Integer>,
         tiles -> Nullable<Integer>,
         flags -> Text,
+        cells -> Text,
         seconds -> Double,
         created_at -> Timestamp,
     }

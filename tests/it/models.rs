@@ -255,6 +255,7 @@ async fn a_study_run_resumes_without_duplicates_and_is_hidden_from_annotators() 
             r::status.eq("ok"),
             r::phenotype.eq("desert"),
             r::flags.eq("[]"),
+            r::cells.eq("{}"),
             r::seconds.eq(0.0),
             r::created_at.eq(evidentia::db::now()),
         ))
@@ -291,6 +292,17 @@ async fn a_study_run_resumes_without_duplicates_and_is_hidden_from_annotators() 
         assert_eq!(annotator.get(&path).await.status(), 404, "{path}");
     }
     assert_eq!(monitor.post("/studies/LUNG-IO-01/runs", &[("model", "tiny-fcn@0.1.0")]).await.status(), 403);
+    // The heatmap of the slide this run computed, for the viewer's overlay; 404 for annotators.
+    let label: String = evidentia::db::schema::slides::table
+        .find(ids[1])
+        .select(evidentia::db::schema::slides::label)
+        .first(&mut app.conn())
+        .unwrap();
+    let heat = format!("/studies/LUNG-IO-01/slides/{label}/heatmap.json");
+    let map: Value = monitor.get(&heat).await.json().await.unwrap();
+    assert_eq!(map["run"].as_i64(), Some(i64::from(run.id)));
+    assert!(map["cell_px"].as_f64().unwrap() > 0.0 && map["cells"].is_array(), "{map}");
+    assert_eq!(annotator.get(&heat).await.status(), 404);
     assert_eq!(audit_events(&app, "start_run").len(), 1);
     // The same from the command line: a second run, its progress in the terminal, CSV on stdout.
     let out = app.cli(&["biomarker", "run", "--study", "LUNG-IO-01", "--model", "tiny-fcn@0.1.0"], None);

@@ -32,6 +32,8 @@ CREATE TABLE biomarker_results (
     grid_cells_scored INTEGER,
     tiles INTEGER,
     flags TEXT NOT NULL,
+    -- The heatmap: JSON {cell_px, cells: [[col, row, class], …]} of the scored grid cells.
+    cells TEXT NOT NULL,
     seconds DOUBLE NOT NULL,
     created_at TIMESTAMP NOT NULL,
     UNIQUE (run_id, slide_id)

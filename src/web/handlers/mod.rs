@@ -88,6 +88,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/studies/{code}/slides/ingests/{id}", web::get().to(slides::slide_ingest_show))
         .route("/studies/{code}/slides/{label}", web::get().to(slides::slide_show))
         .route("/studies/{code}/slides/{label}/qc", web::post().to(slides::slide_qc))
+        .route("/studies/{code}/slides/{label}/heatmap.json", web::get().to(runs::slide_heatmap))
         .route("/studies/{code}/slides/{label}/thumbnail.jpeg", web::get().to(slides::slide_thumbnail))
         .route("/studies/{code}/slides/{label}/dzi/slide.dzi", web::get().to(slides::slide_dzi))
         .route(

@@ -140,3 +140,25 @@ pub async fn run_csv(
         .await?;
     csv_download(&format!("{code}-run-{id}.csv"), &rows)
 }
+
+/// The slide's newest AI heatmap (phenotype per grid cell) for the viewer's overlay; 404 when
+/// the slide has none, and for annotators (blinded to the AI).
+pub async fn slide_heatmap(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, crate::web::error::ApiError> {
+    let (code, label) = path.into_inner();
+    let access = load_access_for(&state, &user, &code, Permission::ViewRuns).await?;
+    let sid = access.study.id;
+    let map = state
+        .db(move |c| {
+            crate::slides::get(c, sid, &label)?;
+            runs::heatmap(c, sid, &label)
+        })
+        .await?
+        .ok_or(crate::error::Error::NotFound)?;
+    let (run, mut value) = map;
+    value["run"] = serde_json::json!(run);
+    Ok(HttpResponse::Ok().json(value))
+}
