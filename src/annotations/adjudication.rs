@@ -276,15 +276,9 @@ pub fn reference_table(conn: &mut Conn, study_id: i32, campaign_id: i32) -> Resu
     Ok((fields, reference(conn, study_id, &campaign, &def)?))
 }
 
+/// The median of numbers given as text, as text (what the reference stores).
 fn median(values: &[&str]) -> Option<String> {
-    let mut xs: Vec<f64> = values.iter().filter_map(|v| v.trim().parse().ok()).collect();
-    if xs.is_empty() {
-        return None;
-    }
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    let m = if n % 2 == 1 { xs[n / 2] } else { (xs[n / 2 - 1] + xs[n / 2]) / 2.0 };
-    Some(format!("{m}"))
+    crate::stats::median(values.iter().filter_map(|v| v.trim().parse().ok()).collect()).map(|m| format!("{m}"))
 }
 
 /// The agreement of one categorical field: every pair of readers.

@@ -107,11 +107,6 @@ pub fn by_name(conn: &mut Conn, study_id: i32, name: &str) -> Result<Campaign> {
         .or_not_found()
 }
 
-/// Slide ids and labels a new campaign would read: slides of enrolled cases, not excluded.
-pub fn eligible_slides(conn: &mut Conn, study_id: i32, site: &str, stain: &str) -> Result<SlideList> {
-    crate::slides::enrolled_available(conn, study_id, site, stain)
-}
-
 /// Who reads and who adjudicates any of these slides in the study's campaigns.
 fn roles_on_slides(
     conn: &mut Conn,
@@ -197,7 +192,7 @@ pub fn create(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &Camp
                     input.readers.iter().map(|r| r.trim().to_string()).filter(|r| !r.is_empty()).collect();
                 names.sort();
                 names.dedup();
-                (eligible_slides(conn, study.id, &input.site, &input.stain)?, names)
+                (crate::slides::enrolled_available(conn, study.id, &input.site, &input.stain)?, names)
             }
         };
         if slide_list.is_empty() {

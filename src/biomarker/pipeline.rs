@@ -14,6 +14,7 @@ use super::engine::Model;
 use super::phenotype::{CellClass, Rule};
 use crate::slides::dzi::resize;
 use crate::slides::reader::{RgbImage, SlideReader};
+use crate::stats::median;
 
 /// Knobs of a run (recorded with it).
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -241,15 +242,6 @@ fn accumulate(
     }
 }
 
-fn median(mut xs: Vec<f64>) -> Option<f64> {
-    if xs.is_empty() {
-        return None;
-    }
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    Some(if n % 2 == 1 { xs[n / 2] } else { (xs[n / 2 - 1] + xs[n / 2]) / 2.0 })
-}
-
 /// Analyses one slide with loaded sessions of a model (see [`sessions`]) and its card.
 /// `progress(done, total)` after each batch.
 pub fn analyse(
@@ -414,12 +406,5 @@ mod tests {
         let mut grid = Grid::new(3000, 3000, 0.5);
         accumulate(&mut grid, &card, &tissue, &lymph, 0, (1744, 0), 512.0);
         assert!(grid.cells[0].epithelium_mm2 > 0.0 && grid.cells[1].stroma_mm2 > 0.0);
-    }
-
-    #[test]
-    fn medians() {
-        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
-        assert_eq!(median(vec![4.0, 1.0]), Some(2.5));
-        assert_eq!(median(vec![]), None);
     }
 }

@@ -186,6 +186,11 @@ pub fn get(conn: &mut Conn, study_id: i32, label: &str) -> Result<Slide> {
     with_case(study_id).filter(slides::label.eq(label)).select(Slide::as_select()).first(conn).or_not_found()
 }
 
+/// A study's slide by its id (reads and runs refer to slides by id).
+pub fn get_by_id(conn: &mut Conn, study_id: i32, id: i32) -> Result<Slide> {
+    with_case(study_id).filter(slides::id.eq(id)).select(Slide::as_select()).first(conn).or_not_found()
+}
+
 /// The slides of one case, in label order (the case page and next/previous on the viewer).
 pub fn of_case(conn: &mut Conn, study_id: i32, case_display_id: &str) -> Result<Vec<Slide>> {
     Ok(with_case(study_id)

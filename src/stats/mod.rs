@@ -20,6 +20,16 @@ pub fn sorted_categories<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<S
     cats
 }
 
+/// The median (mean of the two middle values for an even count); None for no values.
+pub fn median(mut xs: Vec<f64>) -> Option<f64> {
+    if xs.is_empty() {
+        return None;
+    }
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    Some(if n % 2 == 1 { xs[n / 2] } else { (xs[n / 2 - 1] + xs[n / 2]) / 2.0 })
+}
+
 /// The two-sided normal quantile for a confidence level (1.96 for 0.95).
 pub fn z_for_level(level: f64) -> f64 {
     use statrs::distribution::{ContinuousCDF, Normal};
@@ -36,6 +46,13 @@ mod tests {
         assert_eq!(sorted_categories(["10", "2", "1", "2"]), ["1", "2", "10"]);
         assert_eq!(sorted_categories(["b", "10", "a", "2"]), ["10", "2", "a", "b"]);
         assert_eq!(sorted_categories(["<1%", ">=50%", "1-49%"]), ["1-49%", "<1%", ">=50%"]);
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0]), Some(2.5));
+        assert_eq!(median(vec![]), None);
     }
 
     #[test]

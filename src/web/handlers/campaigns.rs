@@ -8,7 +8,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
 use super::studies::{load_access, load_access_for};
-use super::{ReasonForm, StudyNav};
+use super::{ActionForm, StudyNav};
 use crate::annotations::adjudication::{self, Disagreement, FieldAgreement};
 use crate::annotations::campaigns::{self, Campaign, CampaignInput, Progress};
 use crate::annotations::reads;
@@ -320,7 +320,7 @@ async fn new_page(
                 crate::slides::stains(c, sid)?,
                 campaigns::showable_case_fields(c, sid)?,
                 campaigns::list(c, sid)?.into_iter().filter(|c| c.parent_id.is_none()).collect::<Vec<_>>(),
-                campaigns::eligible_slides(c, sid, "", "")?.len(),
+                crate::slides::enrolled_available(c, sid, "", "")?.len(),
                 def.fields.iter().filter(|f| f.is_numeric()).map(|f| f.name.clone()).collect::<Vec<_>>(),
             ))
         })
@@ -548,19 +548,11 @@ pub async fn campaign_progress_csv(
     )
 }
 
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-pub struct StatusForm {
-    #[serde(default)]
-    pub action: String,
-    #[serde(flatten)]
-    pub reason: ReasonForm,
-}
-
 pub async fn campaign_status(
     state: web::Data<AppState>,
     user: CurrentUser,
     path: web::Path<(String, i32)>,
-    form: web::Form<StatusForm>,
+    form: web::Form<ActionForm>,
 ) -> Result<HttpResponse, PageError> {
     let (code, id) = path.into_inner();
     let access = load_access_for(&state, &user, &code, Permission::ManageCampaigns).await?;

@@ -200,3 +200,12 @@ pub struct ReasonForm {
     #[serde(default)]
     pub reason: String,
 }
+
+/// A two-way action with its reason (exclude/include a slide, close/reopen a campaign).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct ActionForm {
+    #[serde(default)]
+    pub action: String,
+    #[serde(flatten)]
+    pub reason: ReasonForm,
+}

@@ -119,7 +119,7 @@ pub async fn workbench(
         .db(move |c| {
             let def = schema::require_current(c, sid)?.definition();
             let case_values = reads::visible_case_values(c, &c2, r2.slide_id)?;
-            let slide = slide_of(c, sid, r2.slide_id)?;
+            let slide = slides::get_by_id(c, sid, r2.slide_id)?;
             let total: i64 = {
                 use crate::db::schema::reads as t;
                 use diesel::prelude::*;
@@ -151,14 +151,6 @@ pub async fn workbench(
         history,
     };
     render(&ctx, &page)
-}
-
-fn slide_of(conn: &mut crate::db::Conn, study_id: i32, slide_id: i32) -> Result<Slide, Error> {
-    use crate::db::schema::slides as t;
-    use diesel::prelude::*;
-    let label: String =
-        t::table.filter(t::study_id.eq(study_id)).filter(t::id.eq(slide_id)).select(t::label).first(conn)?;
-    slides::get(conn, study_id, &label)
 }
 
 /// The read's regions as the workbench loads them.
@@ -301,7 +293,7 @@ pub async fn read_geojson_import(
 async fn slide_for_read(state: &AppState, user: &CurrentUser, code: &str, id: i32) -> Result<Slide, Error> {
     let (access, ra) = read_for(state, user, code, id).await?;
     let (sid, slide_id) = (access.study.id, ra.read.slide_id);
-    state.db(move |c| slide_of(c, sid, slide_id)).await
+    state.db(move |c| slides::get_by_id(c, sid, slide_id)).await
 }
 
 pub async fn read_dzi(

@@ -8,7 +8,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
 use super::studies::load_access_for;
-use super::{ReasonForm, StudyNav};
+use super::{ActionForm, StudyNav};
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::cases::deid::StudyKey;
 use crate::db::paging::PageRequest;
@@ -334,19 +334,11 @@ pub async fn slide_show(
     render(&ctx, &page)
 }
 
-#[derive(serde::Deserialize)]
-pub struct QcForm {
-    #[serde(default)]
-    pub action: String,
-    #[serde(flatten)]
-    pub reason: ReasonForm,
-}
-
 pub async fn slide_qc(
     state: web::Data<AppState>,
     user: CurrentUser,
     path: web::Path<(String, String)>,
-    form: web::Form<QcForm>,
+    form: web::Form<ActionForm>,
 ) -> Result<HttpResponse, PageError> {
     let (code, label) = path.into_inner();
     let access = load_access_for(&state, &user, &code, Permission::ManageSlides).await?;
