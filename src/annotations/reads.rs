@@ -325,7 +325,7 @@ pub fn save_draft(conn: &mut Conn, actor: &Actor, access: &StudyAccess, read_id:
         geojson::check(&draft.regions, &slide_limits(conn, ra.read.slide_id)?)
             .map_err(|e| Error::invalid("regions", e.to_string()))?;
         def.check_regions(&draft.regions).map_err(|m| Error::invalid("regions", m))?;
-        write_read(conn, actor, access, &ra, sv.version, &values, &draft.regions, "draft", "save_draft")
+        write_read(conn, actor, access, &ra, sv.version, &values, Some(&draft.regions), "draft", "save_draft")
     })
 }
 
@@ -342,8 +342,7 @@ pub fn submit(
         ensure_editable(conn, access, &ra, false)?;
         let sv = schema::require_current(conn, access.study.id)?;
         let values = sv.definition().validate(values, true)?;
-        let current = regions(conn, read_id)?;
-        write_read(conn, actor, access, &ra, sv.version, &values, &current, "submitted", "submit")
+        write_read(conn, actor, access, &ra, sv.version, &values, None, "submitted", "submit")
     })
 }
 
@@ -413,7 +412,7 @@ pub fn import_regions(
             });
         }
         let values = ra.read.values();
-        write_read(conn, actor, access, &ra, sv.version, &values, &all, "draft", "import_regions")
+        write_read(conn, actor, access, &ra, sv.version, &values, Some(&all), "draft", "import_regions")
     })
 }
 
@@ -427,21 +426,26 @@ fn write_read(
     ra: &ReadAccess,
     schema_version: i32,
     values: &Map<String, Value>,
-    regions: &[Region],
+    regions: Option<&[Region]>,
     status: &str,
     action: &str,
 ) -> Result<Saved> {
-    let regions_json = serde_json::to_string(regions).map_err(|e| Error::Internal(e.into()))?;
-    let values_json = Value::Object(values.clone()).to_string();
     let stored: String = reads::table.find(ra.read.id).select(reads::regions).first(conn)?;
+    // `None` keeps the stored regions as they are (a submit), without parsing them.
+    let (regions_json, region_count) = match regions {
+        Some(r) => (std::borrow::Cow::Owned(serde_json::to_string(r).map_err(|e| Error::Internal(e.into()))?), r.len()),
+        None => (std::borrow::Cow::Borrowed(stored.as_str()), ra.read.region_count as usize),
+    };
+    let values_json = Value::Object(values.clone()).to_string();
     let at = now();
     let saved = |updated: chrono::NaiveDateTime| Saved {
         saved_at: at.format("%Y-%m-%d %H:%M:%S").to_string(),
-        region_count: regions.len(),
+        region_count,
         status: status.to_string(),
         updated_at: updated.to_string(),
     };
-    if status == "draft" && ra.read.status == "draft" && stored == regions_json && ra.read.field_values == values_json {
+    if status == "draft" && ra.read.status == "draft" && stored == *regions_json && ra.read.field_values == values_json
+    {
         return Ok(saved(ra.read.updated_at));
     }
     diesel::update(reads::table.find(ra.read.id))
@@ -449,8 +453,8 @@ fn write_read(
             reads::status.eq(status),
             reads::schema_version.eq(schema_version),
             reads::field_values.eq(&values_json),
-            reads::regions.eq(&regions_json),
-            reads::region_count.eq(regions.len() as i32),
+            reads::regions.eq(regions_json.as_ref()),
+            reads::region_count.eq(region_count as i32),
             reads::started_at.eq(ra.read.started_at.unwrap_or(at)),
             // The first submission's time stays (a re-read's washout counts from it).
             reads::submitted_at.eq(ra.read.submitted_at.or((status == "submitted").then_some(at))),
@@ -462,7 +466,7 @@ fn write_read(
         Change::new(access.study.chain(), &actor.name, action, "read", read_entity(&ra.read))
             .before(json!({"status": ra.read.status, "values": ra.read.values(), "region_count": ra.read.region_count,
                            "regions_sha256": sha256_hex(stored.as_bytes())}))
-            .after(json!({"status": status, "values": values, "region_count": regions.len(),
+            .after(json!({"status": status, "values": values, "region_count": region_count,
                           "regions_sha256": sha256_hex(regions_json.as_bytes()), "schema_version": schema_version})),
     )?;
     Ok(saved(at))
