@@ -111,6 +111,19 @@ enum BiomarkerCmd {
         #[arg(long, default_value = "")]
         stain: String,
     },
+    /// Compare two runs of a study (change control): phenotype agreement (confusion matrix, percent
+    /// agreement, Cohen's kappa) and per slide what changed; CSV of the slides on stdout.
+    Compare {
+        #[arg(long)]
+        study: String,
+        /// Run A (rows of the matrix), e.g. the current model's run.
+        a: i32,
+        /// Run B (columns), e.g. the candidate model's run.
+        b: i32,
+        /// Print the whole comparison as JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a registered model on one slide file (no study): phenotype, shares, densities, flags.
     RunFile {
         slide: PathBuf,
@@ -245,6 +258,10 @@ enum SynthCmd {
         mpp: f64,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Also write each slide's tissue classes (0 glass, 1 stroma, 2 epithelium) as
+        /// `<name>.classes.pgm`, one value per N×N level-0 pixels (training labels).
+        #[arg(long, value_name = "N")]
+        class_map_step: Option<u32>,
     },
 }
 
@@ -1053,6 +1070,33 @@ fn biomarker_cmd(cfg: Config, as_user: Option<String>, cmd: BiomarkerCmd) -> Cli
                 summary["backend"]
             );
         }
+        BiomarkerCmd::Compare { study, a, b, json } => {
+            let (mut conn, actor) = open(&cfg, as_user)?;
+            let access = study_access(&mut conn, &actor, &study.to_uppercase())?;
+            let c = evidentia::biomarker::compare::compare(&mut conn, &access, a, b)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&c).map_err(|e| Failure::Other(e.to_string()))?);
+            } else {
+                let rows: Vec<_> = c.slides.iter().map(evidentia::biomarker::compare::CompareRow).collect();
+                evidentia::export::write_csv(std::io::stdout().lock(), &rows)?;
+                let f = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "–".into());
+                eprintln!(
+                    "run {} ({}) vs run {} ({}): {} slides compared, {} changed, {} not comparable; \
+                     agreement {}, kappa {} (95 % CI {} to {})",
+                    c.run_a.id,
+                    c.run_a.model(),
+                    c.run_b.id,
+                    c.run_b.model(),
+                    c.kappa.n,
+                    c.changed,
+                    c.not_comparable,
+                    f(c.percent_agreement),
+                    f(c.kappa.kappa),
+                    f(c.kappa.ci_low),
+                    f(c.kappa.ci_high)
+                );
+            }
+        }
         BiomarkerCmd::RunFile { slide, model, batch, json } => {
             let (mut conn, _) = open(&cfg, as_user)?;
             let record = registry::get(&mut conn, &model)?;
@@ -1166,7 +1210,7 @@ fn model_cmd(cfg: Config, as_user: Option<String>, cmd: ModelCmd) -> CliResult {
 fn synth_cmd(cmd: SynthCmd) -> CliResult {
     use evidentia::slides::synth::{self, Phenotype, SynthParams};
     match cmd {
-        SynthCmd::Slides { out, n, phenotype, size, mpp, seed } => {
+        SynthCmd::Slides { out, n, phenotype, size, mpp, seed, class_map_step } => {
             let phenotype: Phenotype = phenotype.parse().map_err(|_| {
                 Failure::Input(format!("unknown phenotype '{phenotype}' (inflamed, excluded, desert, mixed)"))
             })?;
@@ -1180,6 +1224,9 @@ fn synth_cmd(cmd: SynthCmd) -> CliResult {
             if !(0.05..=10.0).contains(&mpp) {
                 return Err(Failure::Input(format!("--mpp {mpp}: give microns per pixel between 0.05 and 10")));
             }
+            if class_map_step == Some(0) {
+                return Err(Failure::Input("--class-map-step 0: give a step of at least one pixel".into()));
+            }
             std::fs::create_dir_all(&out).map_err(|e| Failure::Input(format!("{}: {e}", out.display())))?;
             let params = SynthParams::new(w, h, mpp, phenotype, seed);
             let mut last = std::time::Instant::now();
@@ -1192,6 +1239,10 @@ fn synth_cmd(cmd: SynthCmd) -> CliResult {
             })?;
             eprintln!();
             for s in &slides {
+                if let Some(step) = class_map_step {
+                    let params = SynthParams { seed: s.truth.seed, ..params.clone() };
+                    synth::write_class_map(&s.path, &params, step).map_err(|e| Failure::Input(format!("{e:#}")))?;
+                }
                 println!("{}  {:?}", s.path.display(), s.truth.phenotype);
             }
         }

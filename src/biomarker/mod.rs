@@ -2,6 +2,7 @@
 //! or tract, the phenotype rule and the per-slide pipeline. (Study runs build on these.)
 
 pub mod card;
+pub mod compare;
 pub mod engine;
 pub mod phenotype;
 pub mod pipeline;

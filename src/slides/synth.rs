@@ -353,6 +353,38 @@ pub fn write_slides(
     Ok(out)
 }
 
+/// The tissue class of every `step`-th level-0 pixel (sampled at the centre of each `step`×`step`
+/// block): 0 glass, 1 stroma, 2 epithelium, as in [`TissueMask`]. Training labels for models.
+pub fn class_map(params: &SynthParams, step: u32) -> anyhow::Result<(u32, u32, Vec<u8>)> {
+    params.validate()?;
+    anyhow::ensure!(step >= 1, "the class map step must be at least one pixel");
+    let model = Model::build(params);
+    let (w, h) = (params.width.div_ceil(step), params.height.div_ceil(step));
+    let half = f64::from(step) / 2.0;
+    let mut out = Vec::with_capacity(w as usize * h as usize);
+    for y in 0..h {
+        for x in 0..w {
+            let (px, py) = (f64::from(x * step) + half, f64::from(y * step) + half);
+            out.push(match model.class_at(px, py) {
+                Class::Glass => 0,
+                Class::Stroma => 1,
+                Class::Epithelium => 2,
+            });
+        }
+    }
+    Ok((w, h, out))
+}
+
+/// Writes [`class_map`] as a binary PGM (`P5`) next to the slide: `slide.svs` → `slide.classes.pgm`.
+pub fn write_class_map(slide: &Path, params: &SynthParams, step: u32) -> anyhow::Result<PathBuf> {
+    let (w, h, data) = class_map(params, step)?;
+    let path = slide.with_extension("classes.pgm");
+    let mut bytes = format!("P5\n{w} {h}\n255\n").into_bytes();
+    bytes.extend_from_slice(&data);
+    std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
 /// `slide.svs` → `slide.truth.json`.
 pub fn truth_path_for(slide: &Path) -> PathBuf {
     slide.with_extension("truth.json")

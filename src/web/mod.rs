@@ -171,6 +171,16 @@ impl Pager {
 }
 
 /// Times as shown in tables: minutes are enough, and they are UTC.
+/// A measurement to three decimals, "–" when there is none.
+pub fn fmt_num(v: &Option<f64>) -> String {
+    v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "–".into())
+}
+
+/// A share as a percentage to one decimal, "–" when there is none.
+pub fn fmt_pct(v: &Option<f64>) -> String {
+    v.map(|x| format!("{:.1} %", x * 100.0)).unwrap_or_else(|| "–".into())
+}
+
 pub fn fmt_time(t: &chrono::NaiveDateTime) -> String {
     t.format("%Y-%m-%d %H:%M").to_string()
 }

@@ -310,4 +310,36 @@ async fn a_study_run_resumes_without_duplicates_and_is_hidden_from_annotators() 
     let csv = String::from_utf8_lossy(&out.stdout);
     assert!(csv.starts_with("slide,status,reason,phenotype") && csv.lines().count() == 3, "{csv}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("2 slides, 0 failed"));
+
+    // Change control: the two runs compared, on the page, as CSV and on the command line. The
+    // slide the first run "finished" as desert may differ; the other was computed the same way.
+    let (a, b) = (run.id, run.id + 1);
+    let (status, page) = monitor.get_text(&format!("/studies/LUNG-IO-01/runs/compare?a={a}&b={b}")).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(&format!("Run #{a} vs run #{b}")) && page.contains("Cohen"), "{page}");
+    let (status, csv) = monitor.get_text(&format!("/studies/LUNG-IO-01/runs/compare.csv?a={a}&b={b}")).await;
+    assert_eq!(status, 200);
+    let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 3, "{csv}");
+    assert_eq!(&rows[0][..6], ["slide", "status_a", "status_b", "phenotype_a", "phenotype_b", "changed"]);
+    let first = rows.iter().find(|r| r[0] == label.as_str()).expect("the recomputed slide");
+    assert_eq!((first[3], first[5]), (first[4], "no"), "same model, same slide: {csv}");
+    assert!(rows.iter().any(|r| r[3] == "desert"), "{csv}");
+    let out = app.cli(&["biomarker", "compare", "--study", "LUNG-IO-01", &a.to_string(), &b.to_string(), "--json"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let c: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(c["slides"].as_array().unwrap().len(), 2);
+    assert_eq!(c["matrix"]["categories"], serde_json::json!(["inflamed", "excluded", "desert"]));
+    // Bad input and access: the same run twice, a run that is not the study's, annotators.
+    assert_eq!(monitor.get(&format!("/studies/LUNG-IO-01/runs/compare?a={a}&b={a}")).await.status(), 422);
+    assert_eq!(monitor.get(&format!("/studies/LUNG-IO-01/runs/compare?a={a}&b=999")).await.status(), 404);
+    assert_eq!(monitor.get("/studies/LUNG-IO-01/runs/compare?a=x&b=1").await.status(), 400);
+    for path in [
+        format!("/studies/LUNG-IO-01/runs/compare?a={a}&b={b}"),
+        format!("/studies/LUNG-IO-01/runs/compare.csv?a={a}&b={b}"),
+    ] {
+        assert_eq!(annotator.get(&path).await.status(), 404, "{path}");
+    }
+    let out = app.cli(&["biomarker", "compare", "--study", "LUNG-IO-01", &a.to_string(), &a.to_string()], None);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("two different runs"));
 }

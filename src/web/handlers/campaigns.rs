@@ -405,12 +405,6 @@ pub struct CampaignShowPage {
 }
 
 impl CampaignShowPage {
-    pub fn pct(v: &Option<f64>) -> String {
-        v.map(|x| format!("{:.1} %", x * 100.0)).unwrap_or_else(|| "–".into())
-    }
-    pub fn num(v: &Option<f64>) -> String {
-        v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "–".into())
-    }
     /// Slides still read in the campaign, for the withdraw form.
     pub fn slide_labels(&self) -> Vec<String> {
         let mut l: Vec<String> = self.reads.iter().filter(|r| !r.is_withdrawn()).map(|r| r.slide.clone()).collect();

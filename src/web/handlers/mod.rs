@@ -124,6 +124,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/studies/{code}/reads/{id}/dzi/slide_files/{level}/{col}_{row}.jpeg", web::get().to(reading::read_tile))
         .route("/studies/{code}/runs", web::get().to(runs::runs_list))
         .route("/studies/{code}/runs", web::post().to(runs::run_start))
+        .route("/studies/{code}/runs/compare", web::get().to(runs::runs_compare))
+        .route("/studies/{code}/runs/compare.csv", web::get().to(runs::runs_compare_csv))
         .route("/studies/{code}/runs/{id}.csv", web::get().to(runs::run_csv))
         .route("/studies/{code}/runs/{id}", web::get().to(runs::run_show))
         .route("/studies/{code}/jobs", web::get().to(jobs::jobs_study))

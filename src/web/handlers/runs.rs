@@ -8,6 +8,7 @@ use super::studies::load_access_for;
 use super::StudyNav;
 use crate::auth::permissions::Permission;
 use crate::biomarker::registry::{self, ModelRecord};
+use crate::biomarker::compare::{self, Comparison};
 use crate::biomarker::runs::{self, Run, SlideResultRow};
 use crate::web::error::PageError;
 use crate::web::extract::{CurrentUser, PageCtx};
@@ -87,9 +88,6 @@ impl RunShowPage {
     pub fn finished(&self) -> bool {
         self.job.as_ref().is_none_or(|j| j.is_finished())
     }
-    pub fn num(v: &Option<f64>) -> String {
-        v.map(|x| format!("{x:.3}")).unwrap_or_default()
-    }
 }
 
 pub async fn run_show(
@@ -161,4 +159,61 @@ pub async fn slide_heatmap(
     let (run, mut value) = map;
     value["run"] = serde_json::json!(run);
     Ok(HttpResponse::Ok().json(value))
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct CompareQuery {
+    pub a: i32,
+    pub b: i32,
+}
+
+#[derive(Template)]
+#[template(path = "runs/compare.html")]
+pub struct ComparePage {
+    pub ctx: PageCtx,
+    pub nav: StudyNav,
+    pub c: Comparison,
+}
+
+impl ComparePage {
+    pub fn caption(&self) -> String {
+        format!("rows run #{}, columns run #{}", self.c.run_a.id, self.c.run_b.id)
+    }
+}
+
+async fn load_comparison(
+    state: &AppState,
+    user: &CurrentUser,
+    code: &str,
+    q: CompareQuery,
+) -> Result<(crate::auth::permissions::StudyAccess, Comparison), PageError> {
+    let access = load_access_for(state, user, code, Permission::ViewRuns).await?;
+    let acc = access.clone();
+    let c = state.db(move |conn| compare::compare(conn, &acc, q.a, q.b)).await?;
+    Ok((access, c))
+}
+
+/// Two runs of the study side by side (change control): agreement and what changed per slide.
+pub async fn runs_compare(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+    q: web::Query<CompareQuery>,
+) -> Result<HttpResponse, PageError> {
+    let (access, c) = load_comparison(&state, &user, &path, q.into_inner()).await?;
+    let ctx =
+        PageCtx::new(&req, Some(&user), format!("Runs {} vs {} · {}", c.run_a.id, c.run_b.id, access.study.code), "studies");
+    render(&ctx, &ComparePage { ctx: ctx.clone(), nav: StudyNav::new(&access, "runs"), c })
+}
+
+pub async fn runs_compare_csv(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+    q: web::Query<CompareQuery>,
+) -> Result<HttpResponse, PageError> {
+    let (access, c) = load_comparison(&state, &user, &path, q.into_inner()).await?;
+    let rows: Vec<compare::CompareRow> = c.slides.iter().map(compare::CompareRow).collect();
+    csv_download(&format!("{}-runs-{}-vs-{}.csv", access.study.code, c.run_a.id, c.run_b.id), &rows)
 }
