@@ -89,10 +89,11 @@ def set_dir(work, split, phenotype):
     return os.path.join(work, split, phenotype)
 
 
-def generate_slides(binary, work):
+def generate_slides(binary, work, val_n):
     """Writes the training and validation slides with `evidentia synth slides` (skips sets
-    already written)."""
-    for split, sets in (("train", TRAIN_SETS), ("val", VAL_SETS)):
+    already written); the first `val_n` validation slides of each phenotype."""
+    val_sets = [(ph, min(n, val_n), s, sz) for ph, n, s, sz in VAL_SETS]
+    for split, sets in (("train", TRAIN_SETS), ("val", val_sets)):
         for phenotype, n, seed, size in sets:
             out = set_dir(work, split, phenotype)
             if len(glob.glob(os.path.join(out, "*.classes.pgm"))) >= n:
@@ -235,7 +236,7 @@ def cbr(i, o, stride=1, dilation=1):
 
 class DemoTIL(nn.Module):
     """A small U-Net: stride-2 stem to 64×64 (4 µm/px), two more levels (8 and 16 µm/px) for
-    context, back up with 2×2 transposed convolutions and additive skips, two 1×1 heads at
+    context, back up with 2×2 transposed convolutions and additive skips, a 1×1 head each at
     64×64. Returns logits (the export wrapper adds Softmax / Sigmoid)."""
 
     def __init__(self):
@@ -243,11 +244,11 @@ class DemoTIL(nn.Module):
         self.stem = nn.Sequential(cbr(3, 16, 2), cbr(16, 32, 2))  # 256 -> 128 -> 64
         self.enc64 = cbr(32, 32)
         self.enc32 = nn.Sequential(cbr(32, 64, 2), cbr(64, 64))  # 32×32
-        self.enc16 = nn.Sequential(cbr(64, 128, 2), cbr(128, 128), cbr(128, 128, dilation=2))  # 16×16
+        self.enc16 = nn.Sequential(cbr(64, 128, 2), cbr(128, 128, dilation=2))  # 16×16
         self.up32 = nn.ConvTranspose2d(128, 64, 2, 2)
         self.dec32 = cbr(64, 64)
         self.up64 = nn.ConvTranspose2d(64, 32, 2, 2)
-        self.dec64 = nn.Sequential(cbr(32, 32), cbr(32, 32))
+        self.dec64 = cbr(32, 32)
         self.tissue = nn.Conv2d(32, 3, 1)
         self.lymph = nn.Conv2d(32, 1, 1)
         nn.init.constant_(self.lymph.bias, -4.0)  # start with a low prior for centres
@@ -619,6 +620,7 @@ def main():
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--reuse-checkpoint", action="store_true", help="skip training if the checkpoint exists")
+    ap.add_argument("--val-n", type=int, default=20, help="pipeline validation slides per phenotype (≤ 20)")
     ap.add_argument("--python-val-slides", type=int, default=3, help="validation slides per phenotype for the Python metrics")
     args = ap.parse_args()
     binary = os.path.abspath(args.bin)
@@ -628,7 +630,7 @@ def main():
     onnx_path = os.path.join(args.out, f"{NAME}.onnx")
     card_path = os.path.join(args.out, f"{NAME}.json")
 
-    generate_slides(binary, args.work)
+    generate_slides(binary, args.work, args.val_n)
     log("loading training slides")
     train_slides = [Slide(p) for p in slide_paths(args.work, "train", TRAIN_SETS)]
 
@@ -673,8 +675,9 @@ def main():
     log(json.dumps(py_val))
 
     log("validation with the Evidentia pipeline (ONNX Runtime backend)")
-    pipe_val = pipeline_validation(binary, args.work, onnx_path, card_path, slide_paths(args.work, "val", VAL_SETS))
-    val_sets = ", ".join(f"{n} {ph} (seeds {s}–{s + n - 1})" for ph, n, s, _ in VAL_SETS)
+    val_sets = [(ph, min(n, args.val_n), s, sz) for ph, n, s, sz in VAL_SETS]
+    pipe_val = pipeline_validation(binary, args.work, onnx_path, card_path, slide_paths(args.work, "val", val_sets))
+    val_sets = ", ".join(f"{n} {ph} (seeds {s}–{s + n - 1})" for ph, n, s, _ in val_sets)
     validation = {
         "data": (f"Held-out synthetic slides, seeds disjoint from training: {val_sets}, 6000×6000 px at "
                  f"{MPP} µm/px, same `evidentia synth slides` command. Truth: each slide's truth JSON "

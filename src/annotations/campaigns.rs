@@ -38,9 +38,19 @@ pub struct Campaign {
     pub status_reason: Option<String>,
     pub created_by: String,
     pub created_at: NaiveDateTime,
+    /// AI-assisted: the biomarker run whose results readers see while reading.
+    pub ai_run_id: Option<i32>,
 }
 
 impl Campaign {
+    /// `ai_assisted` or `unaided`, as recorded with every read.
+    pub fn assistance(&self) -> &'static str {
+        if self.ai_run_id.is_some() {
+            "ai_assisted"
+        } else {
+            "unaided"
+        }
+    }
     pub fn case_fields(&self) -> Vec<String> {
         serde_json::from_str(&self.case_fields).unwrap_or_default()
     }
@@ -79,6 +89,8 @@ pub struct CampaignInput {
     /// For a re-read: the first-read campaign and the washout in days.
     pub parent_id: Option<i32>,
     pub washout_days: i32,
+    /// AI-assisted reading with this biomarker run of the study (None: unaided, blinded to AI).
+    pub ai_run_id: Option<i32>,
 }
 
 pub fn list(conn: &mut Conn, study_id: i32) -> Result<Vec<Campaign>> {
@@ -259,6 +271,31 @@ pub fn create(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &Camp
                 errors.add("tolerances", format!("{f}: the tolerance must be a number ≥ 0"));
             }
         }
+        let ai_run = match input.ai_run_id {
+            Some(id) => match crate::biomarker::runs::get(conn, study.id, id) {
+                Ok(run) => Some(run),
+                Err(Error::NotFound) => {
+                    errors.add("ai_run", format!("run {id} is not a biomarker run of this study"));
+                    None
+                }
+                Err(e) => return Err(e),
+            },
+            None => None,
+        };
+        if let Some(run) = &ai_run {
+            let with_result = crate::biomarker::runs::slides_with_result(conn, run.id)?;
+            let missing = slide_ids.iter().filter(|id| !with_result.contains(id)).count();
+            if missing > 0 {
+                errors.add(
+                    "ai_run",
+                    format!(
+                        "run {} has no result for {missing} of the {} slides: let it finish, or choose another run",
+                        run.id,
+                        slide_ids.len()
+                    ),
+                );
+            }
+        }
         errors.into_result()?;
 
         let (blind, case_fields, tolerances) = match &parent {
@@ -285,6 +322,7 @@ pub fn create(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &Camp
                 campaigns::status.eq("open"),
                 campaigns::created_by.eq(&actor.name),
                 campaigns::created_at.eq(at),
+                campaigns::ai_run_id.eq(input.ai_run_id),
             ))
             .returning(Campaign::as_returning())
             .get_result(conn)?;
@@ -303,6 +341,7 @@ pub fn create(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &Camp
                     reads::regions.eq("[]"),
                     reads::region_count.eq(0),
                     reads::updated_at.eq(at),
+                    reads::assistance.eq(campaign.assistance()),
                 ));
             }
         }
@@ -318,6 +357,8 @@ pub fn create(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &Camp
                 "case_fields": case_fields, "tolerances": tolerances, "adjudicator": adjudicator,
                 "parent": parent.as_ref().map(|p| p.name.clone()),
                 "washout_days": campaign.washout_days,
+                "assistance": campaign.assistance(),
+                "ai_run": ai_run.as_ref().map(|r| json!({"id": r.id, "model": r.model(), "model_sha256": r.model_sha256})),
             })),
         )?;
         Ok(campaign)

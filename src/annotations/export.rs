@@ -10,10 +10,11 @@ use crate::db::Conn;
 use crate::error::{Error, Result};
 
 /// Columns before the schema's fields.
-pub const FIXED_COLUMNS: [&str; 9] = [
+pub const FIXED_COLUMNS: [&str; 10] = [
     "campaign",
     "slide",
     "reader",
+    "assistance",
     "position",
     "status",
     "schema_version",
@@ -36,6 +37,7 @@ pub fn csv_rows(def: &Definition, reads: &[Read]) -> (Vec<String>, Vec<Vec<Strin
                 r.campaign.clone(),
                 r.slide.clone(),
                 r.reader.clone(),
+                r.assistance.clone(),
                 r.position.to_string(),
                 r.status.clone(),
                 r.schema_version.map(|v| v.to_string()).unwrap_or_default(),

@@ -44,6 +44,8 @@ pub struct Read {
     pub started_at: Option<NaiveDateTime>,
     pub submitted_at: Option<NaiveDateTime>,
     pub updated_at: NaiveDateTime,
+    /// `unaided` or `ai_assisted` (the campaign's type when the read was assigned).
+    pub assistance: String,
 }
 
 impl Read {

@@ -141,6 +141,29 @@ pub fn heatmap(conn: &mut Conn, study_id: i32, slide_label: &str) -> Result<Opti
     Ok(row.map(|(id, cells)| (id, serde_json::from_str(&cells).unwrap_or(Value::Null))))
 }
 
+/// Slides the run has a successful result for.
+pub fn slides_with_result(conn: &mut Conn, run_id: i32) -> Result<std::collections::BTreeSet<i32>> {
+    Ok(biomarker_results::table
+        .filter(biomarker_results::run_id.eq(run_id))
+        .filter(biomarker_results::status.eq("ok"))
+        .select(biomarker_results::slide_id)
+        .load::<i32>(conn)?
+        .into_iter()
+        .collect())
+}
+
+/// One slide's result in a run with its heatmap (what an AI-assisted reader sees).
+pub fn slide_result(conn: &mut Conn, run_id: i32, slide_id: i32) -> Result<Option<(SlideResultRow, Value)>> {
+    let row: Option<(SlideResultRow, String)> = biomarker_results::table
+        .inner_join(slides::table)
+        .filter(biomarker_results::run_id.eq(run_id))
+        .filter(biomarker_results::slide_id.eq(slide_id))
+        .select((SlideResultRow::as_select(), biomarker_results::cells))
+        .first(conn)
+        .optional()?;
+    Ok(row.map(|(r, cells)| (r, serde_json::from_str(&cells).unwrap_or(Value::Null))))
+}
+
 pub fn results(conn: &mut Conn, run_id: i32) -> Result<Vec<SlideResultRow>> {
     Ok(biomarker_results::table
         .inner_join(slides::table)

@@ -301,6 +301,7 @@ diesel::table! {
         status_reason -> Nullable<Text>,
         created_by -> Text,
         created_at -> Timestamp,
+        ai_run_id -> Nullable<Integer>,
     }
 }
 
@@ -320,6 +321,7 @@ diesel::table! {
         started_at -> Nullable<Timestamp>,
         submitted_at -> Nullable<Timestamp>,
         updated_at -> Timestamp,
+        assistance -> Text,
     }
 }
 

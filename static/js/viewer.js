@@ -45,31 +45,8 @@
     viewer.addHandler("tile-loaded", function () { el.setAttribute("data-tiles", "1"); });
 
     // The AI heatmap (managers, statisticians, monitors only: the server answers 404 to anyone
-    // blinded to the AI): the phenotype of each 1 mm² grid cell as a translucent overlay.
-    var heatUrl = el.getAttribute("data-heatmap");
-    var toggle = document.getElementById("heatmap-toggle");
-    if (heatUrl && toggle) {
-      fetch(heatUrl, { credentials: "same-origin" }).then(function (r) { return r.ok ? r.json() : null; }).then(function (map) {
-        if (!map || !map.cells || !map.cells.length) return;
-        toggle.hidden = false;
-        toggle.querySelector(".small").textContent = "(run " + map.run + ")";
-        var shown = [];
-        toggle.querySelector("input").addEventListener("change", function (ev) {
-          shown.forEach(function (d) { viewer.removeOverlay(d); });
-          shown = [];
-          if (!ev.target.checked) return;
-          var item = viewer.world.getItemAt(0);
-          map.cells.forEach(function (c) {
-            var d = document.createElement("div");
-            d.className = "heat heat-" + c[2];
-            var rect = item.imageToViewportRectangle(c[0] * map.cell_px, c[1] * map.cell_px, map.cell_px, map.cell_px);
-            viewer.addOverlay({ element: d, location: rect });
-            shown.push(d);
-          });
-          el.setAttribute("data-heatmap-shown", String(shown.length));
-        });
-      });
-    }
+    // blinded to the AI).
+    if (window.evidentiaHeatmap) window.evidentiaHeatmap(viewer, el.getAttribute("data-heatmap"), el);
   }
 
   if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", start); } else { start(); }

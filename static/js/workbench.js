@@ -156,6 +156,8 @@
       gestureSettingsMouse: { clickToZoom: false, dblClickToZoom: true }
     });
     window.evidentiaViewer = viewer;
+    // AI-assisted campaigns: the run's heatmap as a toggleable overlay.
+    if (window.evidentiaHeatmap) window.evidentiaHeatmap(viewer, root.getAttribute("data-heatmap"), root);
 
     var records = [];          // in the server's order; new regions are appended
     var groups = [];           // records by colour, for drawing (see addToGroups)

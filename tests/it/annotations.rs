@@ -454,7 +454,7 @@ async fn disagreements_are_adjudicated_into_the_reference_and_agreement_is_shown
     assert_eq!(a1.get(&format!("/studies/{STUDY}/campaigns/{id}/reference.csv")).await.status(), 404);
     let (status, csv) = stat.get_text(&format!("/studies/{STUDY}/campaigns/{id}/reads.csv")).await;
     assert_eq!(status, 200);
-    assert!(csv.starts_with("campaign,slide,reader,position,status,schema_version,region_count,started_at,first_submitted_at,phenotype,til_density,tumour_present,comment"), "{csv}");
+    assert!(csv.starts_with("campaign,slide,reader,assistance,position,status,schema_version,region_count,started_at,first_submitted_at,phenotype,til_density,tumour_present,comment"), "{csv}");
     assert_eq!(csv.lines().count(), 7);
 
     // A read that changes after adjudication (reopened, resubmitted) reopens the question.
@@ -700,4 +700,106 @@ async fn a_reader_or_a_slide_withdrawn_with_a_reason_stops_counting() {
     let (_, page) = manager.get_text(&format!("/studies/{STUDY}/campaigns/{id}")).await;
     assert!(page.contains("2 of 2</strong> reads submitted"), "progress counts only active reads");
     assert!(page.contains("Agreement between readers"), "complete without the withdrawn reads");
+}
+
+#[tokio::test]
+async fn ai_assisted_readers_see_the_run_and_unaided_readers_stay_blind() {
+    let app = spawn_app();
+    let labels = reading_study(&app);
+    let fixture = |f: &str| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models").join(f);
+    let (onnx, card) = (fixture("tiny-fcn.onnx"), fixture("tiny-fcn.json"));
+    let out = app.cli(&["model", "register", onnx.to_str().unwrap(), "--card", card.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = app.cli(&["biomarker", "run", "--study", STUDY, "--model", "tiny-fcn@0.1.0"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let run_id: i32 = {
+        use evidentia::db::schema::biomarker_runs as runs;
+        runs::table.select(runs::id).order(runs::id.desc()).first(&mut app.conn()).unwrap()
+    };
+    let run = run_id.to_string();
+    let manager = app.login("manager").await;
+
+    // The PNG has no resolution, so the run could not measure it: a campaign over it is refused,
+    // naming the run and the count; an id that is not one of the study's runs is refused too.
+    let r = manager
+        .post(&format!("/studies/{STUDY}/campaigns"), &[("name", "Aided"), ("readers", "annotator2"), ("ai_run", &run)])
+        .await;
+    assert_eq!(r.status(), 422);
+    let body = r.text().await.unwrap();
+    assert!(body.contains(&format!("run {run_id} has no result for 1 of the 3 slides")), "{body}");
+    let r = manager
+        .post(
+            &format!("/studies/{STUDY}/campaigns"),
+            &[("name", "Aided"), ("readers", "annotator2"), ("ai_run", "999")],
+        )
+        .await;
+    assert!(r.text().await.unwrap().contains("run 999 is not a biomarker run of this study"));
+    assert!(audit_events(&app, "create").iter().all(|e| e.entity != "campaign"), "nothing created");
+
+    // Slide QC takes the unmeasurable slide out; then an unaided and an AI-assisted campaign.
+    {
+        let mut conn = app.conn();
+        let access = study_access(&mut conn, &Actor::cli_operator(), STUDY).unwrap();
+        let failed: String = {
+            use evidentia::db::schema::biomarker_results as res;
+            res::table
+                .inner_join(slides::table)
+                .filter(res::run_id.eq(run_id))
+                .filter(res::status.eq("failed"))
+                .select(slides::label)
+                .first(&mut conn)
+                .unwrap()
+        };
+        assert!(labels.contains(&failed));
+        evidentia::slides::set_excluded(&mut conn, &Actor::cli_operator(), &access, &failed, true, "no resolution")
+            .unwrap();
+    }
+    let unaided = create_campaign(&manager, &[("name", "Unaided"), ("readers", "annotator1")]).await;
+    let aided = create_campaign(&manager, &[("name", "Aided"), ("readers", "annotator2"), ("ai_run", &run)]).await;
+    let created = audit_events(&app, "create");
+    let audit = created.iter().find(|e| e.entity_id == "Aided").expect("audited");
+    assert!(
+        audit.new_value.as_deref().unwrap_or("").contains("\"assistance\":\"ai_assisted\""),
+        "{:?}",
+        audit.new_value
+    );
+
+    let slide = {
+        let ids: Vec<String> = reads_t::table
+            .inner_join(slides::table)
+            .filter(reads_t::campaign_id.eq(aided))
+            .select(slides::label)
+            .load(&mut app.conn())
+            .unwrap();
+        ids[0].clone()
+    };
+    let (a1, a2) = (app.login("annotator1").await, app.login("annotator2").await);
+    let aided_read = read_id(&app, aided, "annotator2", &slide);
+    let unaided_read = read_id(&app, unaided, "annotator1", &slide);
+    // The AI-assisted reader sees the run's result and heatmap, without the slide's label.
+    let (status, page) = a2.get_text(&format!("/studies/{STUDY}/reads/{aided_read}")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("AI assistance") && page.contains("tiny-fcn@0.1.0") && page.contains("ai.json"), "{page}");
+    let r = a2.get(&format!("/studies/{STUDY}/reads/{aided_read}/ai.json")).await;
+    assert_eq!(r.status(), 200);
+    let ai: Value = r.json().await.unwrap();
+    assert_eq!(ai["run"], json!(run_id));
+    assert_eq!(ai["ai"]["status"], "ok");
+    assert!(ai["cells"].is_array() && ai["cell_px"].as_f64().unwrap() > 0.0, "{ai}");
+    assert!(!ai.to_string().contains(&slide), "no slide label for readers: {ai}");
+    // The unaided reader of the same slide stays blind; nobody reaches another reader's AI view.
+    let (_, page) = a1.get_text(&format!("/studies/{STUDY}/reads/{unaided_read}")).await;
+    assert!(!page.contains("AI assistance") && !page.contains("ai.json"));
+    assert_eq!(a1.get(&format!("/studies/{STUDY}/reads/{unaided_read}/ai.json")).await.status(), 404);
+    assert_eq!(a1.get(&format!("/studies/{STUDY}/reads/{aided_read}/ai.json")).await.status(), 404);
+    assert_eq!(a1.get(&format!("/studies/{STUDY}/slides/{slide}/heatmap.json")).await.status(), 404);
+
+    // Every read records its mode, and the reads CSV carries it for the statistics.
+    let modes: Vec<(i32, String)> =
+        reads_t::table.select((reads_t::campaign_id, reads_t::assistance)).load(&mut app.conn()).unwrap();
+    assert!(modes.iter().all(|(c, m)| (*c == aided) == (m == "ai_assisted")), "{modes:?}");
+    let (_, csv) = manager.get_text(&format!("/studies/{STUDY}/campaigns/{aided}/reads.csv")).await;
+    assert!(csv.lines().skip(1).all(|l| l.split(',').nth(3) == Some("ai_assisted")), "{csv}");
+    let (_, page) = manager.get_text(&format!("/studies/{STUDY}/campaigns/{aided}")).await;
+    assert!(page.contains("AI-assisted"), "{page}");
 }

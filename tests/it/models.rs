@@ -325,7 +325,8 @@ async fn a_study_run_resumes_without_duplicates_and_is_hidden_from_annotators() 
     let first = rows.iter().find(|r| r[0] == label.as_str()).expect("the recomputed slide");
     assert_eq!((first[3], first[5]), (first[4], "no"), "same model, same slide: {csv}");
     assert!(rows.iter().any(|r| r[3] == "desert"), "{csv}");
-    let out = app.cli(&["biomarker", "compare", "--study", "LUNG-IO-01", &a.to_string(), &b.to_string(), "--json"], None);
+    let out =
+        app.cli(&["biomarker", "compare", "--study", "LUNG-IO-01", &a.to_string(), &b.to_string(), "--json"], None);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let c: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(c["slides"].as_array().unwrap().len(), 2);

@@ -198,6 +198,9 @@ pub struct CampaignForm {
     pub adjudicator: String,
     #[serde(default)]
     pub parent: String,
+    /// Empty: unaided; else the id of the biomarker run AI-assisted readers see.
+    #[serde(default)]
+    pub ai_run: String,
     #[serde(default)]
     pub washout_days: String,
 }
@@ -253,6 +256,13 @@ impl CampaignForm {
                 0
             }),
         };
+        let ai_run_id = match self.ai_run.trim() {
+            "" => None,
+            r => r.parse::<i32>().ok().or_else(|| {
+                errors.add("ai_run", "choose a biomarker run of this study");
+                None
+            }),
+        };
         errors.into_result()?;
         Ok(CampaignInput {
             name: self.name.clone(),
@@ -266,6 +276,7 @@ impl CampaignForm {
             adjudicator: self.adjudicator.clone(),
             parent_id,
             washout_days,
+            ai_run_id,
         })
     }
 }
@@ -289,6 +300,8 @@ pub struct CampaignNewPage {
     pub first_reads: Vec<Campaign>,
     pub eligible: usize,
     pub numeric_fields: Vec<String>,
+    /// The study's biomarker runs, for AI-assisted campaigns.
+    pub runs: Vec<crate::biomarker::runs::Run>,
 }
 
 impl CampaignNewPage {
@@ -322,10 +335,11 @@ async fn new_page(
                 campaigns::list(c, sid)?.into_iter().filter(|c| c.parent_id.is_none()).collect::<Vec<_>>(),
                 crate::slides::enrolled_available(c, sid, "", "")?.len(),
                 def.fields.iter().filter(|f| f.is_numeric()).map(|f| f.name.clone()).collect::<Vec<_>>(),
+                crate::biomarker::runs::list(c, sid)?,
             ))
         })
         .await?;
-    let (roster, sites, stains, dictionary, first_reads, eligible, numeric_fields) = data;
+    let (roster, sites, stains, dictionary, first_reads, eligible, numeric_fields, runs) = data;
     let ctx = PageCtx::new(req, Some(user), format!("New reading campaign · {code}"), "studies");
     let page = CampaignNewPage {
         ctx: ctx.clone(),
@@ -340,6 +354,7 @@ async fn new_page(
         first_reads,
         eligible,
         numeric_fields,
+        runs,
     };
     render_form(&ctx, &page, &errors)
 }

@@ -111,6 +111,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/studies/{code}/reading", web::get().to(reading::reading_queue))
         .route("/studies/{code}/reads/{id}", web::get().to(reading::workbench))
         .route("/studies/{code}/reads/{id}/regions", web::get().to(reading::read_regions))
+        .route("/studies/{code}/reads/{id}/ai.json", web::get().to(reading::read_ai))
         .service(
             web::resource("/studies/{code}/reads/{id}/draft")
                 .app_data(reading::draft_payload_config())

@@ -6,6 +6,8 @@ use actix_multipart::Multipart;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
+
+use crate::biomarker::runs;
 use serde_json::{Map, Value};
 
 use super::studies::load_access;
@@ -81,6 +83,8 @@ pub struct WorkbenchPage {
     pub next: Option<i32>,
     pub total: i64,
     pub history: Vec<crate::audit::AuditEvent>,
+    /// AI-assisted campaigns: the run's model and its result on this slide.
+    pub ai: Option<(String, Option<runs::SlideResultRow>)>,
 }
 
 impl WorkbenchPage {
@@ -115,7 +119,7 @@ pub async fn workbench(
     let sid = access.study.id;
     let (read, campaign) = (ra.read.clone(), ra.campaign.clone());
     let (r2, c2) = (read.clone(), campaign.clone());
-    let (definition, case_values, slide, (prev, next), total, history) = state
+    let (definition, case_values, slide, (prev, next), total, history, ai) = state
         .db(move |c| {
             let def = schema::require_current(c, sid)?.definition();
             let case_values = reads::visible_case_values(c, &c2, r2.slide_id)?;
@@ -129,7 +133,14 @@ pub async fn workbench(
                     .count()
                     .get_result(c)?
             };
-            Ok((def, case_values, slide, reads::neighbours(c, &r2)?, total, reads::history(c, sid, &r2)?))
+            let ai = match c2.ai_run_id {
+                Some(run_id) => Some((
+                    runs::get(c, sid, run_id)?.model(),
+                    runs::slide_result(c, run_id, r2.slide_id)?.map(|(r, _)| r),
+                )),
+                None => None,
+            };
+            Ok((def, case_values, slide, reads::neighbours(c, &r2)?, total, reads::history(c, sid, &r2)?, ai))
         })
         .await?;
     let ctx =
@@ -149,6 +160,7 @@ pub async fn workbench(
         next: if ra.own { next } else { None },
         total,
         history,
+        ai,
     };
     render(&ctx, &page)
 }
@@ -166,6 +178,35 @@ pub async fn read_regions(
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(serde_json::json!({"regions": regions})))
+}
+
+/// What an AI-assisted reader sees of the campaign's run on the slide: phenotype, scores,
+/// densities, flags and the heatmap (never the slide's label). 404 in unaided campaigns.
+pub async fn read_ai(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i32)>,
+) -> Result<HttpResponse, ApiError> {
+    let (code, id) = path.into_inner();
+    let (_, ra) = read_for(&state, &user, &code, id).await?;
+    let (run_id, slide_id) = (ra.campaign.ai_run_id.ok_or(Error::NotFound)?, ra.read.slide_id);
+    let (result, heatmap) = state.db(move |c| runs::slide_result(c, run_id, slide_id)).await?.ok_or(Error::NotFound)?;
+    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(serde_json::json!({
+        "run": run_id,
+        "ai": ai_summary(&result),
+        "cell_px": heatmap["cell_px"],
+        "cells": heatmap["cells"],
+    })))
+}
+
+/// A slide result without its label (readers are blinded to slide labels).
+fn ai_summary(r: &runs::SlideResultRow) -> serde_json::Value {
+    serde_json::json!({
+        "status": r.status, "phenotype": r.phenotype, "inflamed_share": r.inflamed_share,
+        "excluded_share": r.excluded_share, "desert_share": r.desert_share,
+        "itil_density_median": r.itil_density_median, "stil_density_median": r.stil_density_median,
+        "grid_cells_scored": r.grid_cells_scored, "flags": r.flags,
+    })
 }
 
 /// Drafts can carry every region of a slide (100,000 points are ~11 MB of JSON), so their body

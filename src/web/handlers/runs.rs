@@ -7,8 +7,8 @@ use askama::Template;
 use super::studies::load_access_for;
 use super::StudyNav;
 use crate::auth::permissions::Permission;
-use crate::biomarker::registry::{self, ModelRecord};
 use crate::biomarker::compare::{self, Comparison};
+use crate::biomarker::registry::{self, ModelRecord};
 use crate::biomarker::runs::{self, Run, SlideResultRow};
 use crate::web::error::PageError;
 use crate::web::extract::{CurrentUser, PageCtx};
@@ -202,8 +202,12 @@ pub async fn runs_compare(
     q: web::Query<CompareQuery>,
 ) -> Result<HttpResponse, PageError> {
     let (access, c) = load_comparison(&state, &user, &path, q.into_inner()).await?;
-    let ctx =
-        PageCtx::new(&req, Some(&user), format!("Runs {} vs {} · {}", c.run_a.id, c.run_b.id, access.study.code), "studies");
+    let ctx = PageCtx::new(
+        &req,
+        Some(&user),
+        format!("Runs {} vs {} · {}", c.run_a.id, c.run_b.id, access.study.code),
+        "studies",
+    );
     render(&ctx, &ComparePage { ctx: ctx.clone(), nav: StudyNav::new(&access, "runs"), c })
 }
 
