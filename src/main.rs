@@ -517,6 +517,17 @@ fn run(cli: Cli) -> CliResult {
                         }
                     },
                 )?);
+                if let Some((run, job)) = demo::runs::start_run(&mut *pool.get().map_err(Error::from)?)? {
+                    eprintln!("running the demonstration model on the demo slides (run {})…", run.id);
+                    let summary = run_job_in_foreground(&pool, &cfg, job.id)?;
+                    created.push(format!(
+                        "AI run {} of {} on {} slides ({})",
+                        run.id,
+                        run.model(),
+                        summary["slides"],
+                        summary["backend"].as_str().unwrap_or("?")
+                    ));
+                }
                 created.extend(demo::reads::seed_reads(&mut *pool.get().map_err(Error::from)?, &cfg.data_dir)?);
             }
             for c in &created {
@@ -1067,7 +1078,7 @@ fn biomarker_cmd(cfg: Config, as_user: Option<String>, cmd: BiomarkerCmd) -> Cli
                 run.model(),
                 summary["slides"],
                 summary["failed"],
-                summary["backend"]
+                summary["backend"].as_str().unwrap_or("?")
             );
         }
         BiomarkerCmd::Compare { study, a, b, json } => {

@@ -35,6 +35,14 @@ pub fn open_database(config: &Config) -> anyhow::Result<DbPool> {
     if !applied.is_empty() {
         tracing::info!(count = applied.len(), "database migrations applied");
     }
+    // A fresh install can run the biomarker at once: the bundled demonstration model.
+    match crate::biomarker::registry::ensure_demo_model(&mut conn, &config.data_dir) {
+        Ok(Some(key)) => {
+            tracing::info!(model = %key, "registered the bundled demonstration model (not for clinical use)")
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!("the bundled demonstration model was not registered: {e}"),
+    }
     Ok(pool)
 }
 

@@ -134,7 +134,36 @@ fn tile_grid(reader: &dyn SlideReader, tile_l0: f64, min_share: f64) -> Result<V
     Ok(out)
 }
 
-/// Reads one tile at the model's resolution and normalises it into `batch[i]` (NCHW).
+/// The tiles a slide is analysed in: their level-0 origins over tissue and their edge in
+/// level-0 pixels (the model's tile size at the model's resolution).
+pub struct TilePlan {
+    pub origins: Vec<(i64, i64)>,
+    pub tile_l0: f64,
+}
+
+pub fn plan(reader: &dyn SlideReader, card: &ModelCard, opts: Options) -> Result<TilePlan, String> {
+    let mpp = reader
+        .info()
+        .mpp_x
+        .filter(|m| *m > 0.0)
+        .ok_or("the slide has no resolution (microns per pixel): it cannot be measured")?;
+    let tile_l0 = f64::from(card.tile_size) * card.mpp / mpp;
+    Ok(TilePlan { origins: tile_grid(reader, tile_l0, opts.min_tissue_share)?, tile_l0 })
+}
+
+/// Reads and normalises the tiles at these origins: one batch of the model's input.
+pub fn read_batch(
+    reader: &dyn SlideReader,
+    card: &ModelCard,
+    origins: &[(i64, i64)],
+    tile_l0: f64,
+) -> Result<ArrayD<f32>, String> {
+    let tiles: Vec<RgbImage> =
+        origins.iter().map(|o| read_tile(reader, card, *o, tile_l0)).collect::<Result<_, _>>()?;
+    Ok(to_batch(card, &tiles))
+}
+
+/// Reads one tile at the model's resolution.
 fn read_tile(reader: &dyn SlideReader, card: &ModelCard, origin: (i64, i64), tile_l0: f64) -> Result<RgbImage, String> {
     let info = reader.info();
     let level = info.best_level_for_downsample(tile_l0 / f64::from(card.tile_size));
@@ -258,12 +287,8 @@ pub fn analyse(
         return Err("no model session".into());
     }
     let info = reader.info();
-    let mpp = info
-        .mpp_x
-        .filter(|m| *m > 0.0)
-        .ok_or("the slide has no resolution (microns per pixel): it cannot be measured")?;
-    let tile_l0 = f64::from(card.tile_size) * card.mpp / mpp;
-    let origins = tile_grid(reader, tile_l0, opts.min_tissue_share)?;
+    let TilePlan { origins, tile_l0 } = plan(reader, card, opts)?;
+    let mpp = info.mpp_x.unwrap_or(1.0);
     let mut grid = Grid::new(info.width, info.height, mpp);
     let total = origins.len();
     let batch_size = opts.batch_size.max(1);
@@ -282,9 +307,7 @@ pub fn analyse(
         let origins_ref = &origins;
         s.spawn(move || {
             for chunk in origins_ref.chunks(batch_size) {
-                let tiles: Result<Vec<RgbImage>, String> =
-                    chunk.iter().map(|o| read_tile(reader, card, *o, tile_l0)).collect();
-                let item = tiles.map(|t| (chunk.to_vec(), to_batch(card, &t)));
+                let item = read_batch(reader, card, chunk, tile_l0).map(|b| (chunk.to_vec(), b));
                 let failed = item.is_err();
                 if tx.send(item).is_err() || failed {
                     break;

@@ -39,6 +39,10 @@ impl ModelRecord {
     pub fn key(&self) -> String {
         format!("{}@{}", self.name, self.version)
     }
+    /// The bundled demonstration model (trained on synthetic tissue, not for clinical use).
+    pub fn is_demo(&self) -> bool {
+        self.name == DEMO_NAME
+    }
     pub fn card(&self) -> Result<ModelCard> {
         serde_json::from_str(&self.card)
             .map_err(|e| Error::Internal(anyhow::anyhow!("stored card of {}: {e}", self.key())))
@@ -89,9 +93,23 @@ pub fn register(
     if !actor.is_admin {
         return Err(Error::forbidden("only administrators register models"));
     }
-    let card = ModelCard::parse(card_bytes)?;
     let bytes = std::fs::read(file).map_err(|e| Error::invalid("file", format!("{}: {e}", file.display())))?;
-    let sha256 = hex::encode(Sha256::digest(&bytes));
+    register_bytes(conn, actor, data_dir, &bytes, card_bytes)
+}
+
+/// [`register`] of a model held in memory.
+pub fn register_bytes(
+    conn: &mut Conn,
+    actor: &Actor,
+    data_dir: &Path,
+    bytes: &[u8],
+    card_bytes: &[u8],
+) -> Result<ModelRecord> {
+    if !actor.is_admin {
+        return Err(Error::forbidden("only administrators register models"));
+    }
+    let card = ModelCard::parse(card_bytes)?;
+    let sha256 = hex::encode(Sha256::digest(bytes));
     if get(conn, &card.key()).is_ok() {
         return Err(Error::Conflict(format!(
             "{} is registered already: versions never change, register a new version",
@@ -104,7 +122,7 @@ pub fn register(
         let io = |e: std::io::Error| Error::Internal(anyhow::anyhow!("storing the model: {e}"));
         std::fs::create_dir_all(dest.parent().unwrap_or(data_dir)).map_err(io)?;
         let partial = dest.with_extension("partial");
-        std::fs::write(&partial, &bytes).map_err(io)?;
+        std::fs::write(&partial, bytes).map_err(io)?;
         std::fs::rename(&partial, &dest).map_err(io)?;
     }
     let outcome = check(&dest, &card).and_then(|_| {
@@ -137,6 +155,25 @@ pub fn register(
         let _ = std::fs::remove_file(&dest);
     }
     outcome
+}
+
+/// The bundled demonstration model (`models/`, trained on synthetic tissue by
+/// `tools/train_demo_model.py`; not for clinical use).
+pub const DEMO_ONNX: &[u8] = include_bytes!("../../models/evidentia-demo-til.onnx");
+pub const DEMO_CARD: &[u8] = include_bytes!("../../models/evidentia-demo-til.json");
+
+/// The bundled demonstration model's name.
+pub const DEMO_NAME: &str = "evidentia-demo-til";
+
+/// Registers the bundled demonstration model in a data dir that has never had it (once: a
+/// retired demo model stays retired). Returns its key when it was registered now.
+pub fn ensure_demo_model(conn: &mut Conn, data_dir: &Path) -> Result<Option<String>> {
+    let key = ModelCard::parse(DEMO_CARD)?.key();
+    if get(conn, &key).is_ok() {
+        return Ok(None);
+    }
+    register_bytes(conn, &Actor::system(), data_dir, DEMO_ONNX, DEMO_CARD)?;
+    Ok(Some(key))
 }
 
 /// Retires a model version (it stays, with its runs; no new run may use it). Needs a reason.

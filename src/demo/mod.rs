@@ -4,6 +4,7 @@
 
 pub mod cases;
 pub mod reads;
+pub mod runs;
 pub mod slides;
 pub mod truth;
 

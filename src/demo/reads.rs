@@ -96,15 +96,19 @@ pub fn seed_reads(conn: &mut Conn, data_dir: &std::path::Path) -> Result<Vec<Str
         adjudicated += 1;
     }
 
+    // The reader study's second arm: the same readers, AI-assisted (with the demo run when it
+    // covers every slide), after a washout.
+    let ai_run_id = super::runs::finished_run(conn, sid)?;
     campaigns::create(
         conn,
         &operator,
         &access,
         &CampaignInput {
-            name: "Re-read".into(),
+            name: if ai_run_id.is_some() { "AI-assisted re-read" } else { "Re-read" }.into(),
             parent_id: Some(campaign.id),
             washout_days: 28,
             seed: Some(20_261_224),
+            ai_run_id,
             ..Default::default()
         },
     )?;
@@ -120,13 +124,16 @@ pub fn seed_reads(conn: &mut Conn, data_dir: &std::path::Path) -> Result<Vec<Str
             blind_case_data: false,
             case_fields: vec!["histology".into(), "stage".into()],
             seed: Some(20_261_127),
+            ai_run_id,
             ..Default::default()
         },
     )?;
     Ok(vec![format!(
         "annotation schema, campaign \"First read\" ({} reads by 2 pathologists, {adjudicated} disagreements adjudicated), \
-         a re-read after a 28-day washout, and an open training read of the SMC slides",
-        all.len()
+         {} after a 28-day washout, and an open {}training read of the SMC slides",
+        all.len(),
+        if ai_run_id.is_some() { "an AI-assisted re-read" } else { "a re-read" },
+        if ai_run_id.is_some() { "AI-assisted " } else { "" },
     )])
 }
 

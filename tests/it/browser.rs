@@ -328,9 +328,15 @@ async fn an_annotator_completes_a_read_with_a_point_and_a_polygon() {
         ingest::ingest_now(&mut conn, &actor, &access, &app.data_dir, &plan).unwrap();
         let def = schema::Definition::parse_text(schema::DEFAULT_TEXT).unwrap();
         schema::save(&mut conn, &actor, &access, &def, "").unwrap();
+        // An AI-assisted campaign: the bundled demonstration model's run on the slide.
+        let (run, job) =
+            evidentia::biomarker::runs::start(&mut conn, &actor, &access, "evidentia-demo-til@1.0.0", "", "").unwrap();
+        let claimed = evidentia::jobs::claim(&mut conn, job.id, "test").unwrap().unwrap();
+        evidentia::jobs::worker::run_job(&app.pool, &app.config, claimed);
         let input = campaigns::CampaignInput {
             name: "Browser read".into(),
             readers: vec!["annotator1".into()],
+            ai_run_id: Some(run.id),
             ..Default::default()
         };
         let campaign = campaigns::create(&mut conn, &actor, &access, &input).unwrap();
@@ -347,6 +353,20 @@ async fn an_annotator_completes_a_read_with_a_point_and_a_polygon() {
         .for_element(Locator::Css("#slide-viewer[data-ready]"))
         .await
         .expect("the workbench opens the slide and its regions");
+    // The AI assistance beside the slide, and its heatmap over it (drawing still works through it).
+    let panel = c.find(Locator::Css("#ai-assist")).await.unwrap().text().await.unwrap();
+    assert!(panel.contains("evidentia-demo-til@1.0.0") && panel.contains("Phenotype"), "{panel}");
+    c.wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css("#heatmap-toggle:not([hidden]) input"))
+        .await
+        .expect("the run's heatmap can be shown")
+        .click()
+        .await
+        .unwrap();
+    let shown = c.find(Locator::Css("#workbench")).await.unwrap().attr("data-heatmap-shown").await.unwrap();
+    assert!(shown.and_then(|n| n.parse::<u32>().ok()).is_some_and(|n| n > 0), "heatmap cells drawn");
+    c.execute("document.activeElement.blur();", vec![]).await.unwrap(); // keys go to the workbench again
     let viewer = c.find(Locator::Css("#slide-viewer")).await.unwrap();
     let keys = |k: String| {
         let c = c.clone();

@@ -98,6 +98,9 @@ impl TestApp {
         let http = reqwest::Client::builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
+            // The server closes idle connections after its keep-alive (5 s); a pooled one reused
+            // after a long CLI step would fail with IncompleteMessage.
+            .pool_idle_timeout(std::time::Duration::from_secs(2))
             .build()
             .expect("client");
         Client { http, base: self.base.clone(), csrf: String::new() }

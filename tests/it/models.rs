@@ -13,6 +13,13 @@ fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models").join(name)
 }
 
+/// What every new data dir's model store holds: the bundled demonstration model.
+fn demo_only(app: &TestApp) -> Vec<PathBuf> {
+    use sha2::Digest;
+    let sha = hex::encode(sha2::Sha256::digest(evidentia::biomarker::registry::DEMO_ONNX));
+    vec![app.data_dir.join("models").join(format!("{sha}.onnx"))]
+}
+
 fn model_check(app: &TestApp, backend: &str) -> Value {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_evidentia"));
     cmd.args(["model", "check", fixture("tiny-fcn.onnx").to_str().unwrap(), "--card"])
@@ -77,7 +84,7 @@ async fn models_register_with_a_checked_card_and_never_change() {
         assert_eq!(out.status.code(), Some(2), "{file} + {card}: {err}");
         assert!(err.contains(needle), "{file} + {card}: {err}");
     }
-    assert!(files_under(&app.data_dir.join("models")).is_empty(), "nothing stored for a refused model");
+    assert_eq!(files_under(&app.data_dir.join("models")), demo_only(&app), "nothing stored for a refused model");
 
     // Only administrators register.
     let out =
@@ -173,6 +180,30 @@ async fn run_file_analyses_a_slide_the_same_on_both_backends() {
 }
 
 #[tokio::test]
+async fn the_bundled_demonstration_model_finds_the_generators_phenotype() {
+    use evidentia::slides::synth::{self, Phenotype, SynthParams};
+    let app = spawn_app();
+    // Registered in every new data dir, marked as a demonstration.
+    let out = app.cli(&["model", "list"], None);
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(list.contains("evidentia-demo-til@1.0.0"), "{list}");
+    // One small slide per phenotype (seeds outside the model's training and validation sets).
+    for (i, phenotype) in [Phenotype::Inflamed, Phenotype::Excluded, Phenotype::Desert].into_iter().enumerate() {
+        let slide = app.scratch.join(format!("{phenotype}.svs"));
+        let params = SynthParams::new(4000, 4000, 0.5, phenotype, 90_000 + i as u64);
+        let truth = synth::write_slide(&slide, &params, &mut |_, _| {}).unwrap().truth;
+        let out = app.cli(
+            &["biomarker", "run-file", slide.to_str().unwrap(), "--model", "evidentia-demo-til@1.0.0", "--json"],
+            None,
+        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let want = truth.phenotype.map(|p| p.to_string());
+        assert_eq!(got["phenotype"].as_str().map(str::to_string), want, "{phenotype}: {got}");
+    }
+}
+
+#[tokio::test]
 async fn an_admin_registers_a_model_through_the_page() {
     let app = spawn_app();
     let admin = app.login("admin").await;
@@ -193,7 +224,7 @@ async fn an_admin_registers_a_model_through_the_page() {
     assert_eq!(r.status(), 422);
     let body = r.text().await.unwrap();
     assert!(body.contains("the model has no output") && body.contains("heatmap"), "{body}");
-    assert!(files_under(&app.data_dir.join("models")).is_empty());
+    assert_eq!(files_under(&app.data_dir.join("models")), demo_only(&app));
     assert!(
         files_under(&app.data_dir.join("tmp")).iter().all(|p| !p.to_string_lossy().contains("model-upload")),
         "uploads removed"

@@ -43,6 +43,7 @@ const STATIC_FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../../static/vendor/htmx/htmx.min.js"),
     ),
     ("js/viewer.js", "text/javascript; charset=utf-8", include_bytes!("../../../static/js/viewer.js")),
+    ("js/heatmap.js", "text/javascript; charset=utf-8", include_bytes!("../../../static/js/heatmap.js")),
     ("js/workbench.js", "text/javascript; charset=utf-8", include_bytes!("../../../static/js/workbench.js")),
     ("css/workbench.css", "text/css; charset=utf-8", include_bytes!("../../../static/css/workbench.css")),
     (
