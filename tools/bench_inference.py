@@ -57,9 +57,14 @@ class Level0:
 
 
 def model_tile(level0, origin, tile_l0, tile_size):
+    """The region under a model tile, box-downsampled by the integer factor f (strided sums are
+    several times faster in numpy than summing a reshaped array over two axes)."""
     region = level0.region(origin[0], origin[1], tile_l0).astype(np.uint16)
     f = tile_l0 // tile_size
-    s = region.reshape(tile_size, f, tile_size, f, 3).sum(axis=(1, 3))
+    s = np.zeros((tile_size, tile_size, 3), np.uint16)
+    for dy in range(f):
+        for dx in range(f):
+            s += region[dy::f, dx::f]
     n = f * f
     return ((s + n // 2) // n).astype(np.uint8)
 
