@@ -87,12 +87,15 @@ fn main() -> anyhow::Result<()> {
     // 2. Model only: the same batches decoded beforehand, through one session like the pipeline's.
     let r = reader::open(&slide)?;
     let plan = pipeline::plan(r.as_ref(), &card, opts).map_err(anyhow::Error::msg)?;
+    let t = Instant::now();
     let batches: Vec<_> = plan
         .origins
         .chunks(batch)
         .map(|c| pipeline::read_batch(r.as_ref(), &card, c, plan.tile_l0))
         .collect::<Result<_, _>>()
         .map_err(anyhow::Error::msg)?;
+    let decode = t.elapsed().as_secs_f64();
+    println!("tile decoding alone (one thread): {decode:.2} s = {:.1} ms per tile", decode * 1000.0 / tiles as f64);
     let mut model = Model::load(&onnx, threads).map_err(anyhow::Error::msg)?;
     model.run(&card.input.name, batches[0].clone()).map_err(anyhow::Error::msg)?; // warm-up
     let t = Instant::now();

@@ -14,7 +14,8 @@ non-determinism of multi-threaded CPU kernels, the same model):
   3. trains a small fully-convolutional network (PyTorch, CPU) on random 256×256 crops whose
      origin is a multiple of 8 level-0 px, so one output pixel = one class-map pixel;
      targets: tissue class per output pixel (cross-entropy) and a lymphocyte-centre heat map
-     (CenterNet-style focal loss);
+     (CenterNet-style focal loss) with one peak per lymphocyte, peaks kept two output pixels
+     apart so that overlapping nuclei can still be counted by the 3×3 local-maximum rule;
   4. tunes the lymphocyte probability threshold on training tiles (best detection F1 with the
      pipeline's 3×3 local-maximum rule);
   5. exports ONNX (BatchNorm folded, opset 17, IR 8, symbolic batch "N"), checks it against
@@ -72,7 +73,7 @@ TRAIN_SETS = [("mixed", 12, 1000, "4096x4096"), ("inflamed", 4, 1100, "4096x4096
 VAL_SETS = [("inflamed", 20, 9000, "6000x6000"), ("excluded", 20, 9100, "6000x6000"),
             ("desert", 20, 9200, "6000x6000")]
 THRESHOLDS = {"itil_per_mm2": 106, "stil_per_mm2": 357, "min_tumour_mm2": 0.05}
-HEAT_SIGMA = 0.6  # lymphocyte heat-map gaussian, output px (2.4 µm)
+HEAT_SIGMA = 0.8  # lymphocyte heat-map gaussian, output px (3.2 µm)
 # Class-map values (0 glass, 1 stroma, 2 epithelium) -> model classes (0 background,
 # 1 cancer_epithelium, 2 cancer_stroma).
 PGM_TO_CLASS = np.array([0, 2, 1], np.int64)
@@ -133,7 +134,7 @@ def assign_peaks(centres, shape):
     the nearest free neighbouring pixel; if none is free (rare) it cannot be counted."""
     h, w = shape
     near = np.zeros((h + 2, w + 2), bool)  # within one pixel of a peak (padded by one)
-    peaks = []
+    peaks, which = [], []
     for i in np.lexsort((centres[:, 0], centres[:, 1])):  # row-major order
         fx, fy = centres[i]
         ix, iy = int(fx), int(fy)
@@ -143,37 +144,43 @@ def assign_peaks(centres, shape):
             if 0 <= px < w and 0 <= py < h and not near[py + 1, px + 1]:
                 near[py: py + 3, px: px + 3] = True
                 peaks.append((py, px))
+                which.append(i)
                 break
-    return np.array(peaks, np.int64).reshape(-1, 2)
+    return np.array(peaks, np.int64).reshape(-1, 2), np.array(which, np.int64)
 
 
 def heat_map(lymphocytes, shape):
     """Lymphocyte targets on the output grid: 1 at each assigned peak pixel, a gaussian
-    (HEAT_SIGMA) around it, the maximum where they overlap; and the true number of centres
-    per output pixel."""
+    (HEAT_SIGMA) around it, the maximum where they overlap; the true number of centres per
+    output pixel; and each peak's pixel with the compartment of its lymphocyte (1 epithelium,
+    2 stroma)."""
     heat = np.zeros(shape, np.float32)
     count = np.zeros(shape, np.uint8)
     if not lymphocytes:
-        return heat, count
+        return heat, count, (np.zeros((0, 2), np.int64), np.zeros(0, np.uint8))
     c = np.array([[l["x"], l["y"]] for l in lymphocytes], np.float64) / 8.0  # output px
+    comp = np.array([1 if l["compartment"] == "epithelium" else 2 for l in lymphocytes], np.uint8)
     ix, iy = np.floor(c[:, 0]).astype(int), np.floor(c[:, 1]).astype(int)
     ok = (ix < shape[1]) & (iy < shape[0])
     np.add.at(count, (iy[ok], ix[ok]), 1)
-    peaks = assign_peaks(c[ok], shape)
+    peaks, which = assign_peaks(c[ok], shape)
     for dy in range(-2, 3):
         for dx in range(-2, 3):
             py, px = peaks[:, 0] + dy, peaks[:, 1] + dx
             inside = (px >= 0) & (py >= 0) & (px < shape[1]) & (py < shape[0])
             v = np.float32(math.exp(-(dx * dx + dy * dy) / (2 * HEAT_SIGMA ** 2)))
             np.maximum.at(heat, (py[inside], px[inside]), v)
-    return heat, count
+    return heat, count, (peaks, comp[ok][which])
 
 
 class Slide:
-    """One synthetic slide at model resolution: image (H/2, W/2, 3), classes and heat map
-    (H/8, W/8), truth."""
+    """One synthetic slide at model resolution: image (H/2, W/2, 3), classes, heat map and
+    lymphocyte counts (H/8, W/8), truth. For training (`relabel`), the class of each
+    lymphocyte's peak pixel is its lymphocyte's compartment: the pipeline assigns a lymphocyte
+    by the class at its peak, and at a nest border the class map's pixel-centre sample can
+    differ from the compartment at the lymphocyte's centre."""
 
-    def __init__(self, path):
+    def __init__(self, path, relabel=False):
         self.path = path
         base = path[: -len(".svs")]
         with open(base + ".truth.json") as f:
@@ -188,7 +195,9 @@ class Slide:
         self.image = downsample2(rgb)
         del rgb
         self.classes = PGM_TO_CLASS[read_pgm(base + ".classes.pgm")].astype(np.uint8)
-        self.heat, self.count = heat_map(self.truth["lymphocytes"], self.classes.shape)
+        self.heat, self.count, (peaks, comp) = heat_map(self.truth["lymphocytes"], self.classes.shape)
+        if relabel:
+            self.classes[peaks[:, 0], peaks[:, 1]] = comp
 
     def tile_origins(self, min_tissue=0.1):
         """Origins (output px) of the pipeline's 512-level-0-px tile grid (64 output px) over
@@ -204,16 +213,16 @@ class Slide:
 
     def tile(self, y, x):
         """Input (TILE, TILE, 3) uint8; classes, heat and true counts (OUT, OUT) at output-px
-        origin (y, x); padded with white / background past the slide's edge."""
+        origin (y, x), which may lie past the slide's edges: padded with white (as the Rust
+        reader beyond the image's tiles) and background."""
+        h, w = self.classes.shape
+        y0, x0, y1, x1 = max(y, 0), max(x, 0), min(y + OUT, h), min(x + OUT, w)
         img = np.full((TILE, TILE, 3), 255, np.uint8)
-        part = self.image[y * 4: y * 4 + TILE, x * 4: x * 4 + TILE]
-        img[: part.shape[0], : part.shape[1]] = part
-        maps = []
-        for m in (self.classes, self.heat, self.count):
-            out = np.zeros((OUT, OUT), m.dtype)
-            part = m[y: y + OUT, x: x + OUT]
-            out[: part.shape[0], : part.shape[1]] = part
-            maps.append(out)
+        maps = [np.zeros((OUT, OUT), m.dtype) for m in (self.classes, self.heat, self.count)]
+        if y1 > y0 and x1 > x0:
+            img[(y0 - y) * 4: (y1 - y) * 4, (x0 - x) * 4: (x1 - x) * 4] = self.image[y0 * 4: y1 * 4, x0 * 4: x1 * 4]
+            for out, m in zip(maps, (self.classes, self.heat, self.count)):
+                out[y0 - y: y1 - y, x0 - x: x1 - x] = m[y0:y1, x0:x1]
         return (img, *maps)
 
 
@@ -225,14 +234,16 @@ def normalise(images):
 
 def sample_batch(slides, rng, batch):
     """Random crops (origin a multiple of 8 level-0 px, ≥ 10 % tissue) with random flips and
-    90° rotations."""
+    90° rotations; one in ten reaches past the slide's edge (white padding, background)."""
     imgs, clss, heats = [], [], []
     while len(imgs) < batch:
         s = slides[rng.integers(len(slides))]
         h, w = s.classes.shape
-        y, x = int(rng.integers(0, h - OUT + 1)), int(rng.integers(0, w - OUT + 1))
+        edge = rng.random() < 0.1
+        m = OUT * 3 // 4 if edge else 0
+        y, x = int(rng.integers(-m, h - OUT + m + 1)), int(rng.integers(-m, w - OUT + m + 1))
         img, cls, heat, _ = s.tile(y, x)
-        if (cls > 0).mean() < 0.1 and rng.random() > 0.05:
+        if not edge and (cls > 0).mean() < 0.1 and rng.random() > 0.05:
             continue
         k = int(rng.integers(4))
         img, cls, heat = np.rot90(img, k), np.rot90(cls, k), np.rot90(heat, k)
@@ -641,7 +652,7 @@ def main():
     ap.add_argument("--bin", default=os.environ.get("EVIDENTIA_BIN", os.path.join(ROOT, "target/release/evidentia")))
     ap.add_argument("--work", default="/var/tmp/demo-train/work", help="scratch dir (slides, checkpoint)")
     ap.add_argument("--out", default=os.path.join(ROOT, "models"))
-    ap.add_argument("--steps", type=int, default=1600)
+    ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--reuse-checkpoint", action="store_true", help="skip training if the checkpoint exists")
@@ -658,13 +669,13 @@ def main():
     val_sets = [(ph, min(n, args.val_n), s, sz) for ph, n, s, sz in VAL_SETS]
     generate_slides(binary, args.work, "train", TRAIN_SETS)
     log("loading training slides")
-    train_slides = [Slide(p) for p in slide_paths(args.work, "train", TRAIN_SETS)]
+    train_slides = [Slide(p, relabel=True) for p in slide_paths(args.work, "train", TRAIN_SETS)]
 
     net = DemoTIL()
     params = sum(p.numel() for p in net.parameters())
     macs = count_macs(fold_batchnorm(DemoTIL()))
-    log(f"model: {params} parameters ({params - 2 * sum(m.num_features for m in net.modules() if isinstance(m, nn.BatchNorm2d))} "
-        f"after folding BatchNorm), {macs / 1e6:.1f} M MACs per tile")
+    bn = sum(m.num_features for m in net.modules() if isinstance(m, nn.BatchNorm2d))
+    log(f"model: {params} parameters ({params - bn} after folding BatchNorm), {macs / 1e6:.1f} M MACs per tile")
     ckpt = os.path.join(args.work, "model.pt")
     if args.reuse_checkpoint and os.path.exists(ckpt):
         net.load_state_dict(torch.load(ckpt))
@@ -685,11 +696,13 @@ def main():
     training_data = (
         f"Synthetic H&E only: {sum(n for _, n, _, _ in TRAIN_SETS)} slides of 4096×4096 px at {MPP} µm/px from "
         f"`evidentia synth slides --n N --phenotype P --size 4096x4096 --mpp {MPP} --seed S --class-map-step 8`: {sets}. "
-        f"Labels: tissue class per 8×8 level-0 px from the class map, lymphocyte centres from the truth JSON "
-        f"(heat map, gaussian sigma {HEAT_SIGMA * 4:.1f} µm). {args.steps} steps × {args.batch} random 256×256 crops "
-        f"at 1 µm/px (origins on the 8-px grid, ≥ 10 % tissue, random flips and 90° rotations), "
-        f"{args.steps * args.batch} crops in all; AdamW, one-cycle lr {args.lr}, seed {SEED}; cross-entropy + "
-        f"CenterNet focal loss. lymphocyte_probability chosen for the best detection F1 on the training slides' tiles. "
+        f"Labels: tissue class per 8×8 level-0 px from the class map (at each lymphocyte's peak pixel, the "
+        f"lymphocyte's compartment from the truth JSON); lymphocyte centres from the truth JSON as a heat map "
+        f"(one peak pixel per lymphocyte, peaks at least 2 output px apart, gaussian sigma {HEAT_SIGMA * 4:.1f} µm). "
+        f"{args.steps} steps × {args.batch} random 256×256 crops at 1 µm/px ({args.steps * args.batch} crops; "
+        f"origins on the 8-px grid, ≥ 10 % tissue, one in ten reaching past the slide edge into white padding; "
+        f"random flips and 90° rotations); AdamW, one-cycle lr {args.lr}, seed {SEED}; cross-entropy + CenterNet "
+        f"focal loss. lymphocyte_probability: best detection F1 on the training slides' pipeline tiles. "
         f"Script: tools/train_demo_model.py (PyTorch {torch.__version__.split('+')[0]}, CPU)."
     )
     write_json(card_path, card(threshold, training_data, {}))

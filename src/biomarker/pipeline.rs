@@ -6,7 +6,7 @@
 
 use std::sync::mpsc;
 
-use ndarray::{Array4, ArrayD};
+use ndarray::ArrayD;
 use serde::Serialize;
 
 use super::card::ModelCard;
@@ -173,24 +173,37 @@ fn read_tile(reader: &dyn SlideReader, card: &ModelCard, origin: (i64, i64), til
     Ok(resize(&img, card.tile_size, card.tile_size))
 }
 
-/// Tiles as the model's input: normalised with the card, NCHW (or NHWC).
+/// Tiles as the model's input: normalised with the card, NCHW (or NHWC). The normalisation is a
+/// per-channel lookup table of the card's formula, written straight into the batch's buffer.
 pub(crate) fn to_batch(card: &ModelCard, tiles: &[RgbImage]) -> ArrayD<f32> {
     let t = card.tile_size as usize;
+    let plane = t * t;
     let n = &card.normalisation;
-    let mut batch = Array4::<f32>::zeros((tiles.len(), 3, t, t));
-    for (b, img) in tiles.iter().enumerate() {
-        for (i, px) in img.data.chunks_exact(3).enumerate() {
-            let (y, x) = (i / t, i % t);
-            for c in 0..3 {
-                batch[[b, c, y, x]] = ((f64::from(px[c]) * n.scale - n.mean[c]) / n.std[c]) as f32;
+    let lut: [[f32; 256]; 3] =
+        std::array::from_fn(|c| std::array::from_fn(|v| ((v as f64 * n.scale - n.mean[c]) / n.std[c]) as f32));
+    let nhwc = card.input.layout == "NHWC";
+    let mut data = vec![0f32; tiles.len() * 3 * plane];
+    for (out, img) in data.chunks_exact_mut(3 * plane).zip(tiles) {
+        let pixels = img.data.chunks_exact(3).take(plane);
+        if nhwc {
+            for (o, px) in out.chunks_exact_mut(3).zip(pixels) {
+                for c in 0..3 {
+                    o[c] = lut[c][px[c] as usize];
+                }
+            }
+        } else {
+            let (r, rest) = out.split_at_mut(plane);
+            let (g, b) = rest.split_at_mut(plane);
+            for (i, px) in pixels.enumerate() {
+                r[i] = lut[0][px[0] as usize];
+                g[i] = lut[1][px[1] as usize];
+                b[i] = lut[2][px[2] as usize];
             }
         }
     }
-    if card.input.layout == "NHWC" {
-        batch.permuted_axes([0, 2, 3, 1]).as_standard_layout().into_owned().into_dyn()
-    } else {
-        batch.into_dyn()
-    }
+    let shape = if nhwc { [tiles.len(), t, t, 3] } else { [tiles.len(), 3, t, t] };
+    ArrayD::from_shape_vec(ndarray::IxDyn(&shape), data)
+        .unwrap_or_else(|_| ArrayD::zeros(ndarray::IxDyn(&shape))) // the lengths match by construction
 }
 
 /// The grid the results are gathered on.

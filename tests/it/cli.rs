@@ -115,6 +115,8 @@ fn migrate_and_demo_seed_only_are_idempotent() {
     assert!(first.status.success(), "{}", stderr(&first));
     let out = String::from_utf8_lossy(&first.stdout);
     assert!(out.contains("seeded study LUNG-IO-01") && out.contains("seeded 2 synthetic slides"), "{out}");
+    assert!(out.contains("seeded AI run 1 of evidentia-demo-til@1.0.0 on 2 slides"), "{out}");
+    assert!(out.contains("an AI-assisted re-read"), "{out}");
     let second = run(&["demo", "--seed-only", "--slides", "2"]);
     assert!(second.status.success());
     assert!(!String::from_utf8_lossy(&second.stdout).contains("seeded"), "second run seeds nothing");
