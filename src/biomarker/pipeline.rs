@@ -202,8 +202,8 @@ pub(crate) fn to_batch(card: &ModelCard, tiles: &[RgbImage]) -> ArrayD<f32> {
         }
     }
     let shape = if nhwc { [tiles.len(), t, t, 3] } else { [tiles.len(), 3, t, t] };
-    ArrayD::from_shape_vec(ndarray::IxDyn(&shape), data)
-        .unwrap_or_else(|_| ArrayD::zeros(ndarray::IxDyn(&shape))) // the lengths match by construction
+    // The lengths match by construction; zeros only to keep a panic out of the server.
+    ArrayD::from_shape_vec(ndarray::IxDyn(&shape), data).unwrap_or_else(|_| ArrayD::zeros(ndarray::IxDyn(&shape)))
 }
 
 /// The grid the results are gathered on.
