@@ -23,7 +23,8 @@ use evidentia::biomarker::card::ModelCard;
 use evidentia::biomarker::engine::{self, BackendKind, Model};
 use evidentia::biomarker::pipeline::{self, Options};
 use evidentia::slides::reader;
-use evidentia::slides::synth::{self, Phenotype, SynthParams};
+
+mod common;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -44,7 +45,7 @@ fn main() -> anyhow::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let data = root.join("target/bench-data");
     std::fs::create_dir_all(&data)?;
-    let slide = data.join(format!("infer-{w}x{h}.svs"));
+    let slide = common::synthetic_slide(&data, &format!("infer-{w}x{h}.svs"), w, h, 2027)?;
     // `--model PREFIX`: PREFIX.onnx with its card PREFIX.json (default: the demonstration model).
     let model = args.iter().position(|a| a == "--model").and_then(|i| args.get(i + 1)).cloned().unwrap_or(MODEL.into());
     let (onnx, card_path) = (root.join(format!("{model}.onnx")), root.join(format!("{model}.json")));
@@ -56,17 +57,6 @@ fn main() -> anyhow::Result<()> {
         let (tiles, secs) = end_to_end(&slide, &onnx, &card, opts)?;
         println!("{}", serde_json::json!({"tiles": tiles, "seconds": secs}));
         return Ok(());
-    }
-    if !slide.exists() {
-        let t = Instant::now();
-        let partial = data.join("partial-infer.svs");
-        synth::write_slide(&partial, &SynthParams::new(w, h, 0.5, Phenotype::Mixed, 2027), &mut |d, n| {
-            if d % 500 == 0 || d == n {
-                eprint!("\rgenerating the {w}x{h} slide: {d}/{n} tiles");
-            }
-        })?;
-        std::fs::rename(&partial, &slide)?;
-        eprintln!("\ngenerated in {:.1} s", t.elapsed().as_secs_f64());
     }
     let backend = engine::backend().map_err(anyhow::Error::msg)?;
     anyhow::ensure!(

@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use evidentia::slides::dzi::DeepZoom;
 use evidentia::slides::reader::{self, DirectoryRole};
-use evidentia::slides::synth::{self, Phenotype, SynthParams};
+
+mod common;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -30,18 +31,7 @@ fn main() -> anyhow::Result<()> {
         size.split_once('x').and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?))).unwrap_or((40000, 30000));
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
     std::fs::create_dir_all(&root)?;
-    let slide = root.join(format!("bench-{w}x{h}.svs"));
-    if !slide.exists() {
-        let t = Instant::now();
-        let partial = root.join("partial.svs");
-        synth::write_slide(&partial, &SynthParams::new(w, h, 0.5, Phenotype::Mixed, 2026), &mut |d, n| {
-            if d % 500 == 0 || d == n {
-                eprint!("\rgenerating the {w}x{h} slide: {d}/{n} tiles");
-            }
-        })?;
-        std::fs::rename(&partial, &slide)?;
-        eprintln!("\ngenerated in {:.1} s", t.elapsed().as_secs_f64());
-    }
+    let slide = common::synthetic_slide(&root, &format!("bench-{w}x{h}.svs"), w, h, 2026)?;
     region_throughput(&slide)?;
     tile_serving(&slide, &root)?;
     Ok(())
