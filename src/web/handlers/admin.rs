@@ -48,7 +48,7 @@ pub async fn users_list(
     let search = q.q.clone();
     let page = state.db(move |c| users::list(c, &search, PageRequest::new(q.page, None))).await?;
     let pager = Pager::new(&page, "/admin/users", &[("q", &q.q)]);
-    let ctx = PageCtx::new(&req, Some(&user), "Users", "admin");
+    let ctx = PageCtx::new(&req, Some(&user), "Users", "users");
     render(&ctx, &UsersListPage { ctx: ctx.clone(), users: page.items, q: q.q, pager, now: crate::db::now() })
 }
 
@@ -71,7 +71,7 @@ pub struct NewUserForm {
 
 pub async fn user_new(req: HttpRequest, user: CurrentUser) -> Result<HttpResponse, PageError> {
     user.require_admin()?;
-    let ctx = PageCtx::new(&req, Some(&user), "New user", "admin");
+    let ctx = PageCtx::new(&req, Some(&user), "New user", "users");
     render(&ctx, &UserNewPage { ctx: ctx.clone(), form: NewUserForm::default(), errors: FieldErrors::default() })
 }
 
@@ -100,7 +100,7 @@ pub async fn user_create(
         .await;
     match result {
         Ok(created) => {
-            let ctx = PageCtx::new(&req, Some(&user), "User created", "admin");
+            let ctx = PageCtx::new(&req, Some(&user), "User created", "users");
             render(
                 &ctx,
                 &SecretPage {
@@ -116,7 +116,7 @@ pub async fn user_create(
             )
         }
         Err(Error::Invalid(errors)) => {
-            let ctx = PageCtx::new(&req, Some(&user), "New user", "admin");
+            let ctx = PageCtx::new(&req, Some(&user), "New user", "users");
             render_form(&ctx, &UserNewPage { ctx: ctx.clone(), form, errors: errors.clone() }, &errors)
         }
         Err(e) => Err(e.into()),
@@ -164,7 +164,7 @@ pub async fn user_reset_password(
             users::get(c, id)
         })
         .await?;
-    let ctx = PageCtx::new(&req, Some(&user), "Password reset", "admin");
+    let ctx = PageCtx::new(&req, Some(&user), "Password reset", "users");
     render(
         &ctx,
         &SecretPage {

@@ -76,7 +76,7 @@ async fn page(
         Some((_, nav)) => format!("Audit trail · {}", nav.code),
         None => "Audit trail (all)".to_string(),
     };
-    let section = if study.is_some() { "studies" } else { "admin" };
+    let section = if study.is_some() { "studies" } else { "audit" };
     let ctx = PageCtx::new(req, Some(user), title, section);
     render(
         &ctx,

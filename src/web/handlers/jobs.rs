@@ -73,7 +73,7 @@ pub async fn jobs_global(
 ) -> Result<HttpResponse, PageError> {
     user.require_admin()?;
     let page = state.db(move |c| jobs::list(c, None, PageRequest::new(q.page, None))).await?;
-    let ctx = PageCtx::new(&req, Some(&user), "Jobs (all)", "admin");
+    let ctx = PageCtx::new(&req, Some(&user), "Jobs (all)", "jobs");
     let pager = Pager::new(&page, "/admin/jobs", &[]);
     render(
         &ctx,

@@ -32,7 +32,7 @@ async fn page(
     let models = state.db(registry::list).await?;
     // Finding the backend may load a library: off the async threads.
     let backend = web::block(|| engine::backend().cloned()).await.map_err(|e| Error::Internal(e.into()))?;
-    let ctx = PageCtx::new(req, Some(user), "Models", "admin");
+    let ctx = PageCtx::new(req, Some(user), "Models", "models");
     let failed = !errors.is_empty();
     let (backend, backend_error) = match backend {
         Ok(b) => (Some(b), None),
