@@ -1,7 +1,13 @@
 //! Agreement between two raters on a categorical variable: the confusion matrix, percent
 //! agreement and Cohen's kappa (unweighted, linear, quadratic) with its asymptotic SE and CI.
 
-use super::{sorted_categories, z_for_level};
+use polars::prelude::DataFrame;
+use statrs::distribution::{Binomial, DiscreteCDF};
+
+use super::accuracy::two_sided_p;
+use super::frame::{bad, check_level, parse_number, Rows, StatsResult};
+use super::proportion::{wilson, Proportion};
+use super::{category_values, sorted_categories, z_for_level};
 
 /// Counts of (rater A's category, rater B's category); rows are A, columns B, both in the order
 /// of `categories`.
@@ -89,9 +95,10 @@ pub fn reader_pairs(
     out
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Weights {
+    #[default]
     None,
     Linear,
     Quadratic,
@@ -108,6 +115,16 @@ pub struct Kappa {
     pub se: Option<f64>,
     pub ci_low: Option<f64>,
     pub ci_high: Option<f64>,
+}
+
+impl Weights {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Weights::None => "none",
+            Weights::Linear => "linear",
+            Weights::Quadratic => "quadratic",
+        }
+    }
 }
 
 /// Agreement weight of categories at positions i and j of k (1 on the diagonal): linear
@@ -181,6 +198,202 @@ pub fn cohen_kappa(m: &ConfusionMatrix, weights: Weights, level: f64) -> Kappa {
     out.ci_low = Some(kappa - z * se);
     out.ci_high = Some(kappa + z * se);
     out
+}
+
+/// `kappa` of the statistics contract: the two columns' confusion matrix and Cohen's kappa.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct KappaResult {
+    pub n: u64,
+    pub n_missing: usize,
+    pub categories: Vec<serde_json::Value>,
+    pub observed_agreement: Option<f64>,
+    pub expected_agreement: Option<f64>,
+    pub kappa: Option<f64>,
+    pub se: Option<f64>,
+    pub ci_low: Option<f64>,
+    pub ci_high: Option<f64>,
+    #[serde(skip)]
+    pub matrix: ConfusionMatrix,
+}
+
+/// Fewer than two categories leave kappa undefined (expected agreement is 1): an input error.
+fn need_two_categories(columns: &str, categories: &[String]) -> StatsResult<()> {
+    if categories.len() < 2 {
+        let only = categories.first().map(|c| format!(" (only \"{c}\")")).unwrap_or_default();
+        return Err(bad(format!(
+            "{columns}: fewer than 2 categories{only} — kappa is undefined when every rating is the same category"
+        )));
+    }
+    Ok(())
+}
+
+/// Cohen's kappa between two columns of a frame (see `cohen_kappa`).
+pub fn kappa(df: &DataFrame, a: &str, b: &str, weights: Weights, level: f64) -> StatsResult<KappaResult> {
+    let level = check_level(level)?;
+    let rows = Rows::complete(df, &[a, b])?;
+    let (va, vb) = (rows.text(a), rows.text(b));
+    let matrix = ConfusionMatrix::from_pairs(va.iter().copied().zip(vb.iter().copied()));
+    need_two_categories(&format!("columns \"{a}\" and \"{b}\""), &matrix.categories)?;
+    let k = cohen_kappa(&matrix, weights, level);
+    Ok(KappaResult {
+        n: k.n,
+        n_missing: rows.n_missing,
+        categories: category_values(&matrix.categories),
+        observed_agreement: k.observed_agreement,
+        expected_agreement: k.expected_agreement,
+        kappa: k.kappa,
+        se: k.se,
+        ci_low: k.ci_low,
+        ci_high: k.ci_high,
+        matrix,
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Fleiss {
+    pub n_subjects: usize,
+    pub n_raters: usize,
+    pub n_missing: usize,
+    pub categories: Vec<serde_json::Value>,
+    pub kappa: Option<f64>,
+    pub se: Option<f64>,
+    pub z: Option<f64>,
+    pub p_value: Option<f64>,
+}
+
+/// Fleiss' (1971, Psychol Bull 76:378) kappa for N subjects each rated by the same number n of
+/// raters: P̄ = mean over subjects of (Σ_j n_ij² − n)/(n(n − 1)), P_e = Σ_j p_j², kappa =
+/// (P̄ − P_e)/(1 − P_e); its SE under H0 (Fleiss, Nee & Landis 1979, Psychol Bull 86:974):
+/// se² = 2/(N n (n − 1)) · [(Σ p_j q_j)² − Σ p_j q_j (q_j − p_j)] / (Σ p_j q_j)², z = kappa/se
+/// (as R irr `kappam.fleiss`; kappa as statsmodels `fleiss_kappa`).
+pub fn fleiss(df: &DataFrame, raters: &[String], level: f64) -> StatsResult<Fleiss> {
+    check_level(level)?;
+    if raters.len() < 2 {
+        return Err(bad("--raters: give at least two rater columns, separated by commas"));
+    }
+    let names: Vec<&str> = raters.iter().map(String::as_str).collect();
+    let rows = Rows::complete(df, &names)?;
+    let values: Vec<Vec<&str>> = names.iter().map(|c| rows.text(c)).collect();
+    let categories = sorted_categories(values.iter().flatten().copied());
+    need_two_categories(&format!("columns {}", raters.join(",")), &categories)?;
+    let index: std::collections::HashMap<&str, usize> =
+        categories.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
+    let (n_sub, n_r, k) = (rows.len(), names.len(), categories.len());
+    let mut totals = vec![0f64; k];
+    let mut p_bar = 0.0;
+    let mut counts = vec![0f64; k];
+    for s in 0..n_sub {
+        counts.iter_mut().for_each(|c| *c = 0.0);
+        for col in &values {
+            counts[index[col[s]]] += 1.0;
+        }
+        let nr = n_r as f64;
+        p_bar += (counts.iter().map(|c| c * c).sum::<f64>() - nr) / (nr * (nr - 1.0));
+        for (t, c) in totals.iter_mut().zip(&counts) {
+            *t += c;
+        }
+    }
+    let (nf, nr) = (n_sub as f64, n_r as f64);
+    p_bar /= nf;
+    let p: Vec<f64> = totals.iter().map(|t| t / (nf * nr)).collect();
+    let pe: f64 = p.iter().map(|v| v * v).sum();
+    let kappa = (pe < 1.0).then(|| (p_bar - pe) / (1.0 - pe));
+    let pq: f64 = p.iter().map(|v| v * (1.0 - v)).sum();
+    let se = (pq > 0.0).then(|| {
+        let inner = pq * pq - p.iter().map(|v| v * (1.0 - v) * ((1.0 - v) - v)).sum::<f64>();
+        (2.0 / (nf * nr * (nr - 1.0)) * inner / (pq * pq)).max(0.0).sqrt()
+    });
+    let z = kappa.zip(se).filter(|(_, s)| *s > 0.0).map(|(k, s)| k / s);
+    Ok(Fleiss {
+        n_subjects: n_sub,
+        n_raters: n_r,
+        n_missing: rows.n_missing,
+        categories: category_values(&categories),
+        kappa,
+        se,
+        z,
+        p_value: z.map(two_sided_p),
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PairedAgreement {
+    pub n: usize,
+    pub n_missing: usize,
+    pub agreement_a: Proportion,
+    pub agreement_b: Proportion,
+    pub only_a: u64,
+    pub only_b: u64,
+    pub difference: Option<f64>,
+    pub difference_ci_low: Option<f64>,
+    pub difference_ci_high: Option<f64>,
+    pub mcnemar_p_value: Option<f64>,
+}
+
+/// Whether two values are the same category: equal text, or equal numbers.
+fn same(a: &str, b: &str) -> bool {
+    a == b || matches!((parse_number(a), parse_number(b)), (Some(x), Some(y)) if x == y)
+}
+
+/// Agreement of two paired reads (e.g. unaided `a`, AI-assisted `b`) with a reference on the
+/// same subjects; the difference b − a with Newcombe's (1998, Stat Med 17:2635, method 10) hybrid
+/// score interval for paired proportions: from the Wilson intervals (l_a, u_a), (l_b, u_b) and
+/// φ = (AD − BC)/√((A+B)(C+D)(A+C)(B+D)) of the 2×2 agreement table (0 when a margin is 0),
+/// L = θ − √((p_b − l_b)² − 2φ(p_b − l_b)(u_a − p_a) + (u_a − p_a)²),
+/// U = θ + √((u_b − p_b)² − 2φ(u_b − p_b)(p_a − l_a) + (p_a − l_a)²); and McNemar's exact test,
+/// the two-sided binomial test of the discordant pairs, min(1, 2·P(X ≤ min(b, c))).
+pub fn paired_agreement(df: &DataFrame, reference: &str, a: &str, b: &str, level: f64) -> StatsResult<PairedAgreement> {
+    let level = check_level(level)?;
+    let rows = Rows::complete(df, &[reference, a, b])?;
+    let (r, va, vb) = (rows.text(reference), rows.text(a), rows.text(b));
+    // Newcombe's table with b as "test 1": both agree, only b, only a, neither.
+    let (mut both, mut only_a, mut only_b, mut neither) = (0u64, 0u64, 0u64, 0u64);
+    for i in 0..rows.len() {
+        match (same(va[i], r[i]), same(vb[i], r[i])) {
+            (true, true) => both += 1,
+            (true, false) => only_a += 1,
+            (false, true) => only_b += 1,
+            (false, false) => neither += 1,
+        }
+    }
+    let n = rows.len() as u64;
+    let agreement_a = Proportion::new(both + only_a, n, level);
+    let agreement_b = Proportion::new(both + only_b, n, level);
+    let (mut difference, mut lo, mut hi) = (None, None, None);
+    if n > 0 {
+        let nf = n as f64;
+        let (pa, pb) = ((both + only_a) as f64 / nf, (both + only_b) as f64 / nf);
+        let (la, ua) = wilson(both + only_a, n, level);
+        let (lb, ub) = wilson(both + only_b, n, level);
+        let (e, f, g, h) = (both as f64, only_b as f64, only_a as f64, neither as f64);
+        let margins = (e + f) * (g + h) * (e + g) * (f + h);
+        let phi = if margins > 0.0 { (e * h - f * g) / margins.sqrt() } else { 0.0 };
+        let theta = pb - pa;
+        let delta = ((pb - lb).powi(2) - 2.0 * phi * (pb - lb) * (ua - pa) + (ua - pa).powi(2)).max(0.0).sqrt();
+        let eps = ((ub - pb).powi(2) - 2.0 * phi * (ub - pb) * (pa - la) + (pa - la).powi(2)).max(0.0).sqrt();
+        difference = Some(theta);
+        lo = Some(theta - delta);
+        hi = Some(theta + eps);
+    }
+    let discordant = only_a + only_b;
+    let mcnemar = if discordant == 0 {
+        1.0
+    } else {
+        let tail = Binomial::new(0.5, discordant).map(|d| d.cdf(only_a.min(only_b))).unwrap_or(1.0);
+        (2.0 * tail).min(1.0)
+    };
+    Ok(PairedAgreement {
+        n: rows.len(),
+        n_missing: rows.n_missing,
+        agreement_a,
+        agreement_b,
+        only_a,
+        only_b,
+        difference,
+        difference_ci_low: lo,
+        difference_ci_high: hi,
+        mcnemar_p_value: (n > 0).then_some(mcnemar),
+    })
 }
 
 #[cfg(test)]

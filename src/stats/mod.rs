@@ -1,7 +1,17 @@
 //! Statistics: the numbers of the evidence, each function citing its method. The web pages, the
-//! CLI and the dossier call the same functions. This file: category ordering shared by all.
+//! CLI and the dossier call the same functions (`analysis::run`). Data comes in as polars data
+//! frames of text columns (`frame`); results are typed and serialisable. This file: category
+//! ordering, the median and normal quantiles shared by all.
 
+pub mod accuracy;
 pub mod agreement;
+pub mod analysis;
+pub mod continuous;
+pub mod frame;
+mod linalg;
+pub mod proportion;
+pub mod survival;
+pub mod table1;
 
 use std::cmp::Ordering;
 
@@ -18,6 +28,25 @@ pub fn sorted_categories<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<S
         });
     }
     cats
+}
+
+/// Categories as JSON values: numbers when every category is a number (integers without a
+/// decimal point), strings otherwise — the contract's rule for printing categories.
+pub fn category_values(categories: &[String]) -> Vec<serde_json::Value> {
+    let numbers: Option<Vec<f64>> = categories.iter().map(|c| frame::parse_number(c)).collect();
+    match numbers {
+        Some(ns) => ns
+            .into_iter()
+            .map(|x| {
+                if x.fract() == 0.0 && x.abs() < 9.0e15 {
+                    serde_json::Value::from(x as i64)
+                } else {
+                    serde_json::Value::from(x)
+                }
+            })
+            .collect(),
+        None => categories.iter().map(|c| serde_json::Value::from(c.as_str())).collect(),
+    }
 }
 
 /// The median (mean of the two middle values for an even count); None for no values.

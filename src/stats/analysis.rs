@@ -1,0 +1,251 @@
+//! One entry point for every analysis: its parameters (`Analysis`, stored with a saved analysis
+//! and given by the CLI's flags) and its typed result (`Outcome`, serialised with the JSON keys of
+//! the `evidentia stats` contract, shared/STATS_CLI.md and the README's extensions).
+
+use polars::prelude::DataFrame;
+
+use super::accuracy::{self, Positive};
+use super::agreement::{self, Weights};
+use super::frame::StatsResult;
+use super::{continuous, survival, table1};
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "analysis", rename_all = "kebab-case")]
+pub enum Analysis {
+    Kappa {
+        a: String,
+        b: String,
+        #[serde(default)]
+        weights: Weights,
+    },
+    Fleiss {
+        raters: Vec<String>,
+    },
+    Icc {
+        raters: Vec<String>,
+    },
+    Diagnostic {
+        test: String,
+        reference: String,
+        #[serde(default)]
+        positive: Option<String>,
+        #[serde(default)]
+        test_cutoff: Option<f64>,
+        #[serde(default)]
+        reference_cutoff: Option<f64>,
+    },
+    Roc {
+        score: String,
+        reference: String,
+        #[serde(default)]
+        positive: Option<String>,
+    },
+    RocCompare {
+        score_a: String,
+        score_b: String,
+        reference: String,
+        #[serde(default)]
+        positive: Option<String>,
+    },
+    Survival {
+        time: String,
+        event: String,
+        #[serde(default)]
+        group: Option<String>,
+        #[serde(default)]
+        reference_group: Option<String>,
+    },
+    Cox {
+        time: String,
+        event: String,
+        covariates: Vec<String>,
+    },
+    BlandAltman {
+        a: String,
+        b: String,
+    },
+    Table1 {
+        group: String,
+        #[serde(default)]
+        continuous: Vec<String>,
+        #[serde(default)]
+        categorical: Vec<String>,
+    },
+    PairedAgreement {
+        reference: String,
+        a: String,
+        b: String,
+    },
+}
+
+/// The result of an analysis; serialises as the result object itself (the CLI's JSON).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+pub enum Outcome {
+    Kappa(agreement::KappaResult),
+    Fleiss(agreement::Fleiss),
+    Icc(continuous::Icc),
+    Diagnostic(accuracy::Diagnostic),
+    Roc(accuracy::Roc),
+    RocCompare(accuracy::RocCompare),
+    Survival(survival::Survival),
+    Cox(survival::Cox),
+    BlandAltman(continuous::BlandAltman),
+    Table1(table1::Table1),
+    PairedAgreement(agreement::PairedAgreement),
+}
+
+fn positive_value(p: &Option<String>) -> Positive {
+    Positive::Value(p.clone().unwrap_or_else(|| "1".into()))
+}
+
+fn positive_rule(p: &Option<String>, cutoff: Option<f64>) -> Positive {
+    cutoff.map(Positive::AtLeast).unwrap_or_else(|| positive_value(p))
+}
+
+impl Analysis {
+    /// The contract's name of the analysis (`evidentia stats <name>`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Analysis::Kappa { .. } => "kappa",
+            Analysis::Fleiss { .. } => "fleiss",
+            Analysis::Icc { .. } => "icc",
+            Analysis::Diagnostic { .. } => "diagnostic",
+            Analysis::Roc { .. } => "roc",
+            Analysis::RocCompare { .. } => "roc-compare",
+            Analysis::Survival { .. } => "survival",
+            Analysis::Cox { .. } => "cox",
+            Analysis::BlandAltman { .. } => "bland-altman",
+            Analysis::Table1 { .. } => "table1",
+            Analysis::PairedAgreement { .. } => "paired-agreement",
+        }
+    }
+
+    /// The flags that give this analysis on the command line (after `--input FILE`).
+    pub fn cli_args(&self) -> Vec<String> {
+        let mut v: Vec<String> = Vec::new();
+        let mut flag = |f: &str, value: &str| {
+            v.push(format!("--{f}"));
+            v.push(value.to_string());
+        };
+        match self {
+            Analysis::Kappa { a, b, weights } => {
+                flag("a", a);
+                flag("b", b);
+                if *weights != Weights::None {
+                    flag("weights", weights.as_str());
+                }
+            }
+            Analysis::Fleiss { raters } | Analysis::Icc { raters } => flag("raters", &raters.join(",")),
+            Analysis::Diagnostic { test, reference, positive, test_cutoff, reference_cutoff } => {
+                flag("test", test);
+                flag("reference", reference);
+                if let Some(p) = positive {
+                    flag("positive", p);
+                }
+                if let Some(c) = test_cutoff {
+                    flag("test-cutoff", &c.to_string());
+                }
+                if let Some(c) = reference_cutoff {
+                    flag("reference-cutoff", &c.to_string());
+                }
+            }
+            Analysis::Roc { score, reference, positive } => {
+                flag("score", score);
+                flag("reference", reference);
+                if let Some(p) = positive {
+                    flag("positive", p);
+                }
+            }
+            Analysis::RocCompare { score_a, score_b, reference, positive } => {
+                flag("score-a", score_a);
+                flag("score-b", score_b);
+                flag("reference", reference);
+                if let Some(p) = positive {
+                    flag("positive", p);
+                }
+            }
+            Analysis::Survival { time, event, group, reference_group } => {
+                flag("time", time);
+                flag("event", event);
+                if let Some(g) = group {
+                    flag("group", g);
+                }
+                if let Some(r) = reference_group {
+                    flag("reference-group", r);
+                }
+            }
+            Analysis::Cox { time, event, covariates } => {
+                flag("time", time);
+                flag("event", event);
+                flag("covariates", &covariates.join(","));
+            }
+            Analysis::BlandAltman { a, b } => {
+                flag("a", a);
+                flag("b", b);
+            }
+            Analysis::Table1 { group, continuous, categorical } => {
+                flag("group", group);
+                if !continuous.is_empty() {
+                    flag("continuous", &continuous.join(","));
+                }
+                if !categorical.is_empty() {
+                    flag("categorical", &categorical.join(","));
+                }
+            }
+            Analysis::PairedAgreement { reference, a, b } => {
+                flag("reference", reference);
+                flag("a", a);
+                flag("b", b);
+            }
+        }
+        v
+    }
+}
+
+/// Runs an analysis on a frame of text columns at a confidence level.
+pub fn run(df: &DataFrame, analysis: &Analysis, level: f64) -> StatsResult<Outcome> {
+    Ok(match analysis {
+        Analysis::Kappa { a, b, weights } => Outcome::Kappa(agreement::kappa(df, a, b, *weights, level)?),
+        Analysis::Fleiss { raters } => Outcome::Fleiss(agreement::fleiss(df, raters, level)?),
+        Analysis::Icc { raters } => Outcome::Icc(continuous::icc(df, raters, level)?),
+        Analysis::Diagnostic { test, reference, positive, test_cutoff, reference_cutoff } => {
+            Outcome::Diagnostic(accuracy::diagnostic(
+                df,
+                test,
+                reference,
+                &positive_rule(positive, *test_cutoff),
+                &positive_rule(positive, *reference_cutoff),
+                level,
+            )?)
+        }
+        Analysis::Roc { score, reference, positive } => {
+            Outcome::Roc(accuracy::roc(df, score, reference, &positive_value(positive), level)?)
+        }
+        Analysis::RocCompare { score_a, score_b, reference, positive } => Outcome::RocCompare(accuracy::roc_compare(
+            df,
+            score_a,
+            score_b,
+            reference,
+            &positive_value(positive),
+            level,
+        )?),
+        Analysis::Survival { time, event, group, reference_group } => {
+            Outcome::Survival(survival::survival(df, time, event, group.as_deref(), reference_group.as_deref(), level)?)
+        }
+        Analysis::Cox { time, event, covariates } => Outcome::Cox(survival::cox(df, time, event, covariates, level)?),
+        Analysis::BlandAltman { a, b } => Outcome::BlandAltman(continuous::bland_altman(df, a, b, level)?),
+        Analysis::Table1 { group, continuous, categorical } => {
+            Outcome::Table1(table1::table1(df, group, continuous, categorical)?)
+        }
+        Analysis::PairedAgreement { reference, a, b } => {
+            Outcome::PairedAgreement(agreement::paired_agreement(df, reference, a, b, level)?)
+        }
+    })
+}
+
+impl Outcome {
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+}
