@@ -1,6 +1,7 @@
 //! Evidentia: clinical studies of AI pathology biomarkers, from de-identified cases to the
 //! signed evidence dossier. The binary (`main.rs`) is a CLI over these modules.
 
+pub mod analyses;
 pub mod annotations;
 pub mod audit;
 pub mod auth;

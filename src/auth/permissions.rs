@@ -77,13 +77,18 @@ pub enum Permission {
     ViewRuns,
     /// Start biomarker runs.
     ManageRuns,
+    /// The study's analyses, its analysis plan and saved results (never annotators: the
+    /// analyses show the AI's results and every reader's).
+    ViewAnalyses,
+    /// Write and sign the analysis plan; save analyses (statisticians).
+    ManageAnalyses,
 }
 
 impl Permission {
     /// What annotators are blinded to: asking for it answers 404, not 403.
     fn blinds_annotators(&self) -> bool {
         use Permission::*;
-        matches!(self, ViewCases | ViewSlides | ViewCampaigns | ViewReads | ViewAgreement | ViewRuns)
+        matches!(self, ViewCases | ViewSlides | ViewCampaigns | ViewReads | ViewAgreement | ViewRuns | ViewAnalyses)
     }
 
     fn allowed(&self, role: Role) -> bool {
@@ -91,10 +96,11 @@ impl Permission {
         use Role::*;
         match self {
             View | ViewSites => true,
-            ViewMembers | ViewJobs | ViewCases | ViewSlides | ViewCampaigns | ViewReads | ViewRuns => {
+            ViewMembers | ViewJobs | ViewCases | ViewSlides | ViewCampaigns | ViewReads | ViewRuns | ViewAnalyses => {
                 matches!(role, Manager | Statistician | Monitor)
             }
             ViewAgreement => matches!(role, Manager | Statistician),
+            ManageAnalyses => role == Statistician,
             ViewAudit | RunChecks => matches!(role, Manager | Monitor),
             EditStudy | ChangeStatus | ManageSites | ManageMembers | ManageCases | ManageSlides | ManageCampaigns
             | ManageRuns => role == Manager,

@@ -164,6 +164,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     models,
     biomarker_runs,
     biomarker_results,
+    analysis_plans,
+    saved_analyses,
 );
 
 diesel::table! {
@@ -402,3 +404,43 @@ diesel::table! {
 diesel::joinable!(biomarker_runs -> models (model_id));
 diesel::joinable!(biomarker_results -> biomarker_runs (run_id));
 diesel::joinable!(biomarker_results -> slides (slide_id));
+
+diesel::table! {
+    analysis_plans (id) {
+        id -> Integer,
+        study_id -> Integer,
+        version -> Integer,
+        items -> Text,
+        status -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+        signed_by -> Nullable<Text>,
+        signed_name -> Nullable<Text>,
+        signed_meaning -> Nullable<Text>,
+        signed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    saved_analyses (id) {
+        id -> Integer,
+        study_id -> Integer,
+        title -> Text,
+        analysis -> Text,
+        query -> Text,
+        plan_id -> Nullable<Integer>,
+        plan_item -> Nullable<Text>,
+        input_sha256 -> Text,
+        input_rows -> Integer,
+        result -> Text,
+        plot_svg -> Text,
+        software_version -> Text,
+        status -> Text,
+        status_reason -> Nullable<Text>,
+        created_by -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(analysis_plans -> studies (study_id));
+diesel::joinable!(saved_analyses -> studies (study_id));

@@ -214,6 +214,9 @@ pub struct KappaResult {
     pub ci_high: Option<f64>,
     #[serde(skip)]
     pub matrix: ConfusionMatrix,
+    /// The two columns (rows of the matrix are `a`).
+    #[serde(skip)]
+    pub names: (String, String),
 }
 
 /// Fewer than two categories leave kappa undefined (expected agreement is 1): an input error.
@@ -246,6 +249,7 @@ pub fn kappa(df: &DataFrame, a: &str, b: &str, weights: Weights, level: f64) -> 
         ci_low: k.ci_low,
         ci_high: k.ci_high,
         matrix,
+        names: (a.to_string(), b.to_string()),
     })
 }
 
@@ -338,7 +342,8 @@ fn same(a: &str, b: &str) -> bool {
 /// Agreement of two paired reads (e.g. unaided `a`, AI-assisted `b`) with a reference on the
 /// same subjects; the difference b − a with Newcombe's (1998, Stat Med 17:2635, method 10) hybrid
 /// score interval for paired proportions: from the Wilson intervals (l_a, u_a), (l_b, u_b) and
-/// φ = (AD − BC)/√((A+B)(C+D)(A+C)(B+D)) of the 2×2 agreement table (0 when a margin is 0),
+/// φ = (AD − BC)/√((A+B)(C+D)(A+C)(B+D)) of the 2×2 agreement table (0 when a margin is 0; a
+/// positive AD − BC is first reduced by n/2, not below 0),
 /// L = θ − √((p_b − l_b)² − 2φ(p_b − l_b)(u_a − p_a) + (u_a − p_a)²),
 /// U = θ + √((u_b − p_b)² − 2φ(u_b − p_b)(p_a − l_a) + (p_a − l_a)²); and McNemar's exact test,
 /// the two-sided binomial test of the discordant pairs, min(1, 2·P(X ≤ min(b, c))).
@@ -367,7 +372,11 @@ pub fn paired_agreement(df: &DataFrame, reference: &str, a: &str, b: &str, level
         let (lb, ub) = wilson(both + only_b, n, level);
         let (e, f, g, h) = (both as f64, only_b as f64, only_a as f64, neither as f64);
         let margins = (e + f) * (g + h) * (e + g) * (f + h);
-        let phi = if margins > 0.0 { (e * h - f * g) / margins.sqrt() } else { 0.0 };
+        // Newcombe's φ: a positive AD − BC is reduced by n/2 (not below 0), as in Newcombe (1998)
+        // and Altman et al., Statistics with Confidence (2000), ch. 6.
+        let cross = e * h - f * g;
+        let cross = if cross > 0.0 { (cross - nf / 2.0).max(0.0) } else { cross };
+        let phi = if margins > 0.0 { cross / margins.sqrt() } else { 0.0 };
         let theta = pb - pa;
         let delta = ((pb - lb).powi(2) - 2.0 * phi * (pb - lb) * (ua - pa) + (ua - pa).powi(2)).max(0.0).sqrt();
         let eps = ((ub - pb).powi(2) - 2.0 * phi * (ub - pb) * (pa - la) + (pa - la).powi(2)).max(0.0).sqrt();

@@ -74,6 +74,9 @@ pub struct BlandAltman {
     /// (mean of a and b, a − b) per pair, for the plot.
     #[serde(skip)]
     pub points: Vec<(f64, f64)>,
+    /// The two columns.
+    #[serde(skip)]
+    pub names: (String, String),
 }
 
 /// Bland & Altman (1986, Lancet i:307): bias = mean(a − b), limits of agreement
@@ -128,6 +131,7 @@ pub fn bland_altman(df: &DataFrame, a: &str, b: &str, level: f64) -> StatsResult
         ccc_ci_low: lo,
         ccc_ci_high: hi,
         points: x.iter().zip(&y).map(|(p, q)| ((p + q) / 2.0, p - q)).collect(),
+        names: (a.to_string(), b.to_string()),
     })
 }
 

@@ -40,6 +40,18 @@ pub fn read_csv(path: &Path) -> StatsResult<DataFrame> {
     Ok(df)
 }
 
+/// Reads CSV bytes (as `read_csv`) — the app's datasets, which are exported as these bytes.
+pub fn read_csv_bytes(bytes: Vec<u8>) -> StatsResult<DataFrame> {
+    let cursor = std::io::Cursor::new(bytes);
+    let df = CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(Some(0))
+        .into_reader_with_file_handle(cursor)
+        .finish()
+        .map_err(|e| bad(format!("the dataset is not readable as CSV: {}", first_line(&e.to_string()))))?;
+    Ok(df)
+}
+
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s).trim()
 }

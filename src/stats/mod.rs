@@ -9,6 +9,7 @@ pub mod analysis;
 pub mod continuous;
 pub mod frame;
 mod linalg;
+pub mod plots;
 pub mod proportion;
 pub mod survival;
 pub mod table1;

@@ -42,7 +42,10 @@ pub struct Counts {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Categorical {
     pub name: String,
-    pub levels: Vec<String>,
+    /// Numbers when every level is a number, else strings (the categories rule).
+    pub levels: Vec<serde_json::Value>,
+    #[serde(skip)]
+    pub level_names: Vec<String>,
     pub overall: Counts,
     pub by_group: Vec<Counts>,
 }
@@ -144,7 +147,8 @@ pub fn table1(df: &DataFrame, group: &str, continuous: &[String], categorical: &
                 .iter()
                 .map(|m| count(&m.iter().map(|&r| values[r]).collect::<Vec<_>>(), &levels))
                 .collect(),
-            levels,
+            levels: super::category_values(&levels),
+            level_names: levels,
         });
     }
     Ok(Table1 { n_missing: rows.n_missing, groups, continuous: cont, categorical: cat })

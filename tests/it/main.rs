@@ -14,4 +14,5 @@ mod jobs;
 mod models;
 mod server;
 mod slides;
+mod stats;
 mod studies;

@@ -1,0 +1,2 @@
+DROP TABLE saved_analyses;
+DROP TABLE analysis_plans;

@@ -1,0 +1,214 @@
+//! The analysis dataset of a study: one row per slide of an enrolled case that is not excluded,
+//! with the subject's de-identified case data, an AI run's result for the slide, and a reading
+//! campaign's reads (one column per reader and field) with the derived reader consensus. The
+//! same CSV is what the analysis page exports and what a saved analysis's SHA-256 is taken of,
+//! so `evidentia stats` over the export re-computes every number.
+
+use std::collections::BTreeMap;
+
+use diesel::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::annotations::{adjudication, campaigns, reads, schema};
+use crate::biomarker::runs;
+use crate::cases::{self, dictionary};
+use crate::db::schema::{cases as cases_t, sites, slides};
+use crate::db::Conn;
+use crate::error::Result;
+
+/// Which AI run and which reading campaign feed the dataset (each optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Sources {
+    pub run: Option<i32>,
+    pub campaign: Option<i32>,
+}
+
+/// What a column holds, for the column pickers and the dataset description.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ColumnInfo {
+    pub name: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub columns: Vec<ColumnInfo>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Dataset {
+    pub fn header(&self) -> Vec<String> {
+        self.columns.iter().map(|c| c.name.clone()).collect()
+    }
+
+    /// The CSV bytes (formula-like cells quoted, as every export).
+    pub fn to_csv(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        crate::export::write_rows(&mut out, self.header(), self.rows.iter().cloned())
+            .map_err(crate::error::Error::Internal)?;
+        Ok(out)
+    }
+
+    /// SHA-256 of the CSV: the identity of the exact input of an analysis.
+    pub fn sha256(&self) -> Result<String> {
+        Ok(hex::encode(Sha256::digest(self.to_csv()?)))
+    }
+
+    /// The data as a frame of text columns for the statistics engine, read back from the CSV
+    /// bytes so that the app computes on exactly what the export holds.
+    pub fn frame(&self) -> Result<polars::prelude::DataFrame> {
+        crate::stats::frame::read_csv_bytes(self.to_csv()?)
+            .map_err(|e| crate::error::Error::Internal(anyhow::anyhow!(e.0)))
+    }
+}
+
+fn col(name: impl Into<String>, description: impl Into<String>) -> ColumnInfo {
+    ColumnInfo { name: name.into(), description: description.into() }
+}
+
+/// Majority vote of readers' categories: the most frequent value, None on a tie for first.
+pub fn majority(values: &[&str]) -> Option<String> {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for v in values.iter().filter(|v| !v.is_empty()) {
+        *counts.entry(v).or_default() += 1;
+    }
+    let top = counts.values().copied().max()?;
+    let mut leaders = counts.iter().filter(|(_, c)| **c == top);
+    let first = leaders.next()?;
+    leaders.next().is_none().then(|| first.0.to_string())
+}
+
+/// Builds the dataset. Rows are in subject, then slide label order.
+pub fn build(conn: &mut Conn, study_id: i32, sources: &Sources) -> Result<Dataset> {
+    let dict = dictionary::load(conn, study_id)?;
+    let case_header = cases::export::header(&dict);
+    let all_cases: Vec<cases::Case> = cases_t::table
+        .inner_join(sites::table)
+        .filter(cases_t::study_id.eq(study_id))
+        .select(cases::Case::as_select())
+        .load(conn)?;
+    let case_by_id: BTreeMap<i32, &cases::Case> = all_cases.iter().map(|c| (c.id, c)).collect();
+    let slide_rows: Vec<(i32, String, i32)> = slides::table
+        .inner_join(cases_t::table)
+        .filter(slides::study_id.eq(study_id))
+        .filter(slides::status.ne("excluded"))
+        .filter(cases_t::status.eq("enrolled"))
+        .select((slides::id, slides::label, slides::case_id))
+        .load(conn)?;
+
+    let mut columns: Vec<ColumnInfo> = Vec::new();
+    for h in &case_header {
+        let label =
+            dict.iter().find(|f| &f.name == h || h.starts_with(&format!("{}___", f.name))).map(|f| f.label.clone());
+        columns.push(col(h, label.unwrap_or_else(|| format!("case {}", h.replace('_', " ")))));
+    }
+    columns.push(col("slide", "slide label"));
+
+    // AI run: slide label → result.
+    let mut ai: BTreeMap<String, runs::SlideResultRow> = BTreeMap::new();
+    if let Some(run_id) = sources.run {
+        let run = runs::get(conn, study_id, run_id)?;
+        for r in runs::results(conn, run.id)? {
+            ai.insert(r.slide.clone(), r);
+        }
+        let m = run.model();
+        columns.extend([
+            col("ai_phenotype", format!("AI phenotype (run {run_id}, {m})")),
+            col("ai_itil", format!("AI median intratumoral TIL density /mm² (run {run_id})")),
+            col("ai_stil", format!("AI median stromal TIL density /mm² (run {run_id})")),
+            col("ai_inflamed_share", format!("AI share of inflamed cells (run {run_id})")),
+            col("ai_excluded_share", format!("AI share of excluded cells (run {run_id})")),
+            col("ai_desert_share", format!("AI share of desert cells (run {run_id})")),
+        ]);
+    }
+
+    // Reading campaign: reader → slide → values; the campaign reference per slide.
+    let mut reader_names: Vec<String> = Vec::new();
+    let mut fields: Vec<schema::FieldDef> = Vec::new();
+    let mut by_reader: BTreeMap<String, BTreeMap<String, serde_json::Map<String, serde_json::Value>>> = BTreeMap::new();
+    let mut reference = adjudication::Reference::new();
+    if let Some(cid) = sources.campaign {
+        let campaign = campaigns::get(conn, study_id, cid)?;
+        let def = schema::current(conn, study_id)?.map(|s| s.definition()).unwrap_or_default();
+        fields = def.fields.iter().filter(|f| !f.is_comment()).cloned().collect();
+        for r in reads::of_campaign(conn, study_id, cid)?.into_iter().filter(|r| r.is_submitted()) {
+            by_reader.entry(r.reader.clone()).or_default().insert(r.slide.clone(), r.values());
+        }
+        reader_names = by_reader.keys().cloned().collect();
+        reference = adjudication::reference(conn, study_id, &campaign, &def)?;
+        for f in &fields {
+            for r in &reader_names {
+                columns.push(col(format!("{}__{r}", f.name), format!("{} read by {r} ({})", f.name, campaign.name)));
+            }
+            if f.is_numeric() {
+                columns.push(col(format!("{}__median", f.name), format!("median of the readers' {}", f.name)));
+            } else {
+                columns.push(col(
+                    format!("{}__majority", f.name),
+                    format!("majority vote of the readers' {} (empty on a tie)", f.name),
+                ));
+            }
+            columns.push(col(
+                format!("{}__reference", f.name),
+                format!("{}: the campaign reference (agreed or adjudicated)", f.name),
+            ));
+        }
+    }
+
+    let mut rows: Vec<(String, String, Vec<String>)> = Vec::new();
+    for (_, label, case_id) in slide_rows {
+        let Some(case) = case_by_id.get(&case_id) else { continue };
+        let mut row = cases::export::row(&dict, case, false);
+        row.push(label.clone());
+        if sources.run.is_some() {
+            let r = ai.get(&label).filter(|r| r.status == "ok");
+            let num = |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_default();
+            row.push(r.and_then(|r| r.phenotype.clone()).unwrap_or_default());
+            row.push(num(r.and_then(|r| r.itil_density_median)));
+            row.push(num(r.and_then(|r| r.stil_density_median)));
+            row.push(num(r.and_then(|r| r.inflamed_share)));
+            row.push(num(r.and_then(|r| r.excluded_share)));
+            row.push(num(r.and_then(|r| r.desert_share)));
+        }
+        for f in &fields {
+            let values: Vec<String> = reader_names
+                .iter()
+                .map(|r| {
+                    by_reader[r]
+                        .get(&label)
+                        .and_then(|v| v.get(&f.name))
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("")
+                        .to_string()
+                })
+                .collect();
+            let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+            let derived = if f.is_numeric() {
+                crate::stats::median(refs.iter().filter_map(|v| v.trim().parse().ok()).collect())
+                    .map(|m| format!("{m}"))
+                    .unwrap_or_default()
+            } else {
+                majority(&refs).unwrap_or_default()
+            };
+            row.extend(values);
+            row.push(derived);
+            row.push(reference.get(&label).and_then(|r| r.get(&f.name)).cloned().unwrap_or_default());
+        }
+        rows.push((case.display_id.clone(), label, row));
+    }
+    rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    Ok(Dataset { columns, rows: rows.into_iter().map(|r| r.2).collect() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn majority_needs_a_single_leader() {
+        assert_eq!(majority(&["a", "b", "a"]), Some("a".into()));
+        assert_eq!(majority(&["a", "b"]), None);
+        assert_eq!(majority(&["", "b", ""]), Some("b".into()));
+        assert_eq!(majority(&[]), None);
+    }
+}

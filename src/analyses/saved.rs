@@ -1,0 +1,227 @@
+//! Saved analyses: a statistician freezes an analysis — its parameters and data sources, the
+//! SHA-256 of the exact input dataset, the results, the plot and the software version — in one
+//! audited transaction. Re-running it on the current data shows what changed. Saved analyses are
+//! retired with a reason, never deleted.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde_json::{json, Value};
+
+use super::plan::{self, Criterion, Verdict};
+use super::{compute, leaves, Request};
+use crate::audit::{self, Change};
+use crate::auth::permissions::{Permission, StudyAccess};
+use crate::auth::Actor;
+use crate::db::schema::saved_analyses;
+use crate::db::{now, write_tx, Conn};
+use crate::error::{Error, Result};
+
+pub const SOFTWARE: &str = concat!("evidentia ", env!("CARGO_PKG_VERSION"));
+
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = saved_analyses)]
+pub struct Saved {
+    pub id: i32,
+    pub study_id: i32,
+    pub title: String,
+    pub analysis: String,
+    pub query: String,
+    pub plan_id: Option<i32>,
+    pub plan_item: Option<String>,
+    pub input_sha256: String,
+    pub input_rows: i32,
+    #[serde(skip)]
+    pub result: String,
+    #[serde(skip)]
+    pub plot_svg: String,
+    pub software_version: String,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub created_by: String,
+    pub created_at: NaiveDateTime,
+}
+
+impl Saved {
+    pub fn result(&self) -> Value {
+        serde_json::from_str(&self.result).unwrap_or(Value::Null)
+    }
+}
+
+/// A saved analysis with its place in the plan it was saved under.
+#[derive(Debug, Clone)]
+pub struct SavedRow {
+    pub saved: Saved,
+    pub role: Option<String>,
+    pub criterion: Option<Criterion>,
+    pub observed: Option<f64>,
+    pub verdict: Option<Verdict>,
+}
+
+impl SavedRow {
+    pub fn criterion_label(&self) -> String {
+        self.criterion.as_ref().map(Criterion::label).unwrap_or_default()
+    }
+}
+
+pub fn list(conn: &mut Conn, study_id: i32) -> Result<Vec<SavedRow>> {
+    let all: Vec<Saved> = saved_analyses::table
+        .filter(saved_analyses::study_id.eq(study_id))
+        .order(saved_analyses::id.asc())
+        .select(Saved::as_select())
+        .load(conn)?;
+    let plans = plan::versions(conn, study_id)?;
+    Ok(all.into_iter().map(|s| with_plan(&plans, s)).collect())
+}
+
+pub fn get(conn: &mut Conn, study_id: i32, id: i32) -> Result<SavedRow> {
+    let s: Saved = saved_analyses::table
+        .filter(saved_analyses::study_id.eq(study_id))
+        .filter(saved_analyses::id.eq(id))
+        .select(Saved::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(Error::NotFound)?;
+    Ok(with_plan(&plan::versions(conn, study_id)?, s))
+}
+
+fn with_plan(plans: &[plan::Plan], saved: Saved) -> SavedRow {
+    let item = saved
+        .plan_id
+        .and_then(|pid| plans.iter().find(|p| p.id == pid))
+        .and_then(|p| p.items().into_iter().find(|i| Some(&i.key) == saved.plan_item.as_ref()));
+    let criterion = item.as_ref().and_then(|i| i.criterion.clone());
+    let (observed, verdict) = match &criterion {
+        Some(c) => {
+            let (o, v) = c.evaluate(&saved.result());
+            (o, Some(v))
+        }
+        None => (None, None),
+    };
+    SavedRow { role: item.map(|i| i.role), criterion, observed, verdict, saved }
+}
+
+/// Saves the analysis of `req` on the current data. It must compute (an analysis that cannot be
+/// computed is refused with the reason). When the signed plan holds this exact analysis, the
+/// saved result is that plan item's.
+pub fn save(conn: &mut Conn, actor: &Actor, access: &StudyAccess, req: &Request, title: &str) -> Result<Saved> {
+    access.require(Permission::ManageAnalyses)?;
+    crate::studies::get_by_code(conn, &access.study.code)?.ensure_editable()?;
+    let title = title.trim();
+    if title.is_empty() {
+        return Err(Error::invalid("title", "give the saved analysis a title"));
+    }
+    let (computed, _) = compute(conn, access.study.id, req)?;
+    let outcome = computed.outcome.as_ref().map_err(|e| Error::invalid("analysis", e.clone()))?;
+    let result = outcome.to_json();
+    let svg = crate::stats::plots::plot(outcome).unwrap_or_default();
+    let signed = plan::signed(conn, access.study.id)?;
+    let item = signed.as_ref().and_then(|p| p.item_for(&computed.query));
+    write_tx(conn, |conn| {
+        let id: i32 = diesel::insert_into(saved_analyses::table)
+            .values((
+                saved_analyses::study_id.eq(access.study.id),
+                saved_analyses::title.eq(title),
+                saved_analyses::analysis.eq(computed.analysis.name()),
+                saved_analyses::query.eq(&computed.query),
+                saved_analyses::plan_id.eq(item.as_ref().and(signed.as_ref().map(|p| p.id))),
+                saved_analyses::plan_item.eq(item.as_ref().map(|i| i.key.clone())),
+                saved_analyses::input_sha256.eq(&computed.input_sha256),
+                saved_analyses::input_rows.eq(computed.input_rows as i32),
+                saved_analyses::result.eq(result.to_string()),
+                saved_analyses::plot_svg.eq(&svg),
+                saved_analyses::software_version.eq(SOFTWARE),
+                saved_analyses::status.eq("current"),
+                saved_analyses::created_by.eq(&actor.name),
+                saved_analyses::created_at.eq(now()),
+            ))
+            .returning(saved_analyses::id)
+            .get_result(conn)?;
+        audit::record(
+            conn,
+            Change::new(access.study.chain(), &actor.name, "save_analysis", "saved_analysis", id).after(json!({
+                "title": title, "query": computed.query, "input_sha256": computed.input_sha256,
+                "input_rows": computed.input_rows, "plan_item": item.as_ref().map(|i| &i.key),
+                "software": SOFTWARE, "result": result,
+            })),
+        )?;
+        Ok(saved_analyses::table.find(id).select(Saved::as_select()).first(conn)?)
+    })
+}
+
+/// Retires a saved analysis (it stays, marked retired, with the reason).
+pub fn retire(conn: &mut Conn, actor: &Actor, access: &StudyAccess, id: i32, reason: &str) -> Result<()> {
+    access.require(Permission::ManageAnalyses)?;
+    crate::studies::get_by_code(conn, &access.study.code)?.ensure_editable()?;
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(Error::invalid("reason", "say why the saved analysis is retired"));
+    }
+    write_tx(conn, |conn| {
+        let s = get(conn, access.study.id, id)?.saved;
+        if s.status == "retired" {
+            return Err(Error::Conflict("already retired".into()));
+        }
+        diesel::update(saved_analyses::table.find(id))
+            .set((saved_analyses::status.eq("retired"), saved_analyses::status_reason.eq(reason)))
+            .execute(conn)?;
+        audit::record(
+            conn,
+            Change::new(access.study.chain(), &actor.name, "retire_analysis", "saved_analysis", id)
+                .before(json!({"status": s.status}))
+                .after(json!({"status": "retired"}))
+                .because(reason),
+        )?;
+        Ok(())
+    })
+}
+
+/// A saved analysis re-run on the current data.
+#[derive(Debug, Clone)]
+pub struct Rerun {
+    pub input_sha256: String,
+    pub input_rows: usize,
+    pub same_data: bool,
+    /// (result path, saved value, current value) for every value that differs.
+    pub changes: Vec<(String, String, String)>,
+    /// Why the analysis no longer computes, if it does not.
+    pub error: Option<String>,
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub fn rerun(conn: &mut Conn, study_id: i32, saved: &Saved) -> Result<Rerun> {
+    let req = Request::parse(&saved.query)?;
+    let (computed, _) = compute(conn, study_id, &req)?;
+    let before: Vec<(String, Value)> = leaves(&saved.result());
+    let (mut changes, mut error) = (Vec::new(), None);
+    match &computed.outcome {
+        Ok(o) => {
+            let after = leaves(&o.to_json());
+            for (path, old) in &before {
+                let new = after.iter().find(|(p, _)| p == path).map(|(_, v)| v.clone()).unwrap_or(Value::Null);
+                if &new != old {
+                    changes.push((path.clone(), show(old), show(&new)));
+                }
+            }
+            for (path, new) in &after {
+                if !before.iter().any(|(p, _)| p == path) {
+                    changes.push((path.clone(), "—".into(), show(new)));
+                }
+            }
+        }
+        Err(e) => error = Some(e.clone()),
+    }
+    Ok(Rerun {
+        same_data: computed.input_sha256 == saved.input_sha256,
+        input_sha256: computed.input_sha256,
+        input_rows: computed.input_rows,
+        changes,
+        error,
+    })
+}
