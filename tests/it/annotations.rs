@@ -17,7 +17,7 @@ const STUDY: &str = "LUNG-IO-01";
 
 /// Ingests three small fixture slides for the first three SNUBH subjects and saves the default
 /// annotation schema; returns the slide labels.
-fn reading_study(app: &TestApp) -> Vec<String> {
+pub fn reading_study(app: &TestApp) -> Vec<String> {
     use evidentia::cases::deid::StudyKey;
     use evidentia::slides::ingest::{self, SourceFile};
     let mut conn = app.conn();
@@ -42,14 +42,14 @@ fn reading_study(app: &TestApp) -> Vec<String> {
 }
 
 /// Creates a campaign through the web form as the manager; returns its id.
-async fn create_campaign(manager: &Client, fields: &[(&str, &str)]) -> i32 {
+pub async fn create_campaign(manager: &Client, fields: &[(&str, &str)]) -> i32 {
     let r = manager.post(&format!("/studies/{STUDY}/campaigns"), fields).await;
     let loc = location(&r);
     assert_eq!(r.status(), 303, "campaign not created: {}", r.text().await.unwrap_or_default());
     loc.rsplit('/').next().and_then(|s| s.parse().ok()).unwrap()
 }
 
-fn read_id(app: &TestApp, campaign: i32, reader: &str, slide: &str) -> i32 {
+pub fn read_id(app: &TestApp, campaign: i32, reader: &str, slide: &str) -> i32 {
     use evidentia::db::schema::users;
     reads_t::table
         .inner_join(users::table)
@@ -76,7 +76,7 @@ fn valid_values(phenotype: &str) -> Value {
     json!({"phenotype": phenotype, "til_density": "150", "tumour_present": "yes", "comment": ""})
 }
 
-async fn submit(c: &Client, read: i32, phenotype: &str, density: &str) -> reqwest::Response {
+pub async fn submit(c: &Client, read: i32, phenotype: &str, density: &str) -> reqwest::Response {
     c.post(
         &format!("/studies/{STUDY}/reads/{read}/submit"),
         &[("field.phenotype", phenotype), ("field.til_density", density), ("field.tumour_present", "yes")],

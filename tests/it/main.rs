@@ -2,6 +2,7 @@
 //! over HTTP (and, in `browser`, through headless Chromium). One binary for the whole suite.
 
 mod access;
+mod analyses;
 mod annotations;
 mod audit;
 mod auth;

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod analyses;
 pub mod api;
 pub mod audit;
 pub mod auth;
@@ -129,6 +130,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/studies/{code}/runs/compare.csv", web::get().to(runs::runs_compare_csv))
         .route("/studies/{code}/runs/{id}.csv", web::get().to(runs::run_csv))
         .route("/studies/{code}/runs/{id}", web::get().to(runs::run_show))
+        .route("/studies/{code}/analyses", web::get().to(analyses::analyses_index))
+        .route("/studies/{code}/analyses/new", web::get().to(analyses::analysis_new))
+        .route("/studies/{code}/analyses/result", web::get().to(analyses::analysis_result))
+        .route("/studies/{code}/analyses/result.csv", web::get().to(analyses::analysis_result_csv))
+        .route("/studies/{code}/analyses/plot.svg", web::get().to(analyses::analysis_plot_svg))
+        .route("/studies/{code}/analyses/dataset.csv", web::get().to(analyses::analysis_dataset_csv))
+        .route("/studies/{code}/analyses/saved", web::post().to(analyses::analysis_save))
+        .route("/studies/{code}/analyses/saved.csv", web::get().to(analyses::saved_csv))
+        .route("/studies/{code}/analyses/saved/{id}", web::get().to(analyses::saved_show))
+        .route("/studies/{code}/analyses/saved/{id}/plot.svg", web::get().to(analyses::saved_plot_svg))
+        .route("/studies/{code}/analyses/saved/{id}/result.csv", web::get().to(analyses::saved_result_csv))
+        .route("/studies/{code}/analyses/saved/{id}/retire", web::post().to(analyses::saved_retire))
+        .route("/studies/{code}/analyses/plan", web::get().to(analyses::plan_show))
+        .route("/studies/{code}/analyses/plan/items", web::post().to(analyses::plan_add_item))
+        .route("/studies/{code}/analyses/plan/items/{key}/remove", web::post().to(analyses::plan_remove_item))
+        .route("/studies/{code}/analyses/plan/sign", web::post().to(analyses::plan_sign))
+        .route("/studies/{code}/analyses/plan/new-version", web::post().to(analyses::plan_new_version))
         .route("/studies/{code}/jobs", web::get().to(jobs::jobs_study))
         .route("/studies/{code}/jobs/{id}", web::get().to(jobs::job_study_row))
         .route("/studies/{code}/jobs/{id}/cancel", web::post().to(jobs::job_study_cancel))
@@ -169,6 +187,7 @@ pub struct StudyNav {
     pub can_slides: bool,
     pub can_campaigns: bool,
     pub can_runs: bool,
+    pub can_analyses: bool,
     /// Annotators (and adjudicators) work from "My reading".
     pub can_read: bool,
     pub can_audit: bool,
@@ -189,6 +208,7 @@ impl StudyNav {
             can_slides: access.can(Permission::ViewSlides),
             can_campaigns: access.can(Permission::ViewCampaigns),
             can_runs: access.can(Permission::ViewRuns),
+            can_analyses: access.can(Permission::ViewAnalyses),
             can_read: access.role.is_some_and(|r| matches!(r, Role::Annotator | Role::Manager)),
             can_audit: access.can(Permission::ViewAudit),
             can_jobs: access.can(Permission::ViewJobs),

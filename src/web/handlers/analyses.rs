@@ -1,0 +1,1010 @@
+//! A study's analyses: choose the data (an AI run, a reading campaign and the case data) and an
+//! analysis, see its tables and plot, export them (CSV, SVG) with the dataset and the
+//! `evidentia stats` command that re-computes them; the statistical analysis plan; saved,
+//! frozen analyses and their re-run. Annotators are blinded to all of it (404).
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde_json::Value;
+
+use super::studies::load_access_for;
+use super::StudyNav;
+use crate::analyses::plan::{self, Criterion, Plan, PlanItem, Verdict};
+use crate::analyses::saved::{self, Rerun, SavedRow};
+use crate::analyses::{self, dataset, Computed, Request, Sources};
+use crate::annotations::campaigns::{self, Campaign};
+use crate::auth::permissions::{Permission, StudyAccess};
+use crate::biomarker::runs::{self, Run};
+use crate::error::Error;
+use crate::web::error::PageError;
+use crate::web::extract::{CurrentUser, PageCtx};
+use crate::web::{csv_response, csv_rows_download, flash_outcome, render, AppState};
+
+/// The parameters an analysis's form asks for: (field, label, kind).
+pub fn form_fields(kind: &str) -> Vec<(&'static str, &'static str, &'static str)> {
+    match kind {
+        "kappa" => vec![
+            ("a", "Rater A (rows)", "column"),
+            ("b", "Rater B (columns)", "column"),
+            ("weights", "Weights", "weights"),
+        ],
+        "fleiss" => vec![("raters", "Raters (one column each)", "columns")],
+        "icc" => vec![("raters", "Raters (one column each)", "columns")],
+        "diagnostic" => vec![
+            ("test", "Test (e.g. AI)", "column"),
+            ("reference", "Reference", "column"),
+            ("positive", "Positive value (default 1)", "text"),
+            ("test_cutoff", "Test cut-off: numeric, value ≥ X is positive", "text"),
+            ("reference_cutoff", "Reference cut-off: value ≥ X is positive", "text"),
+        ],
+        "paired-agreement" => vec![
+            ("reference", "Reference", "column"),
+            ("a", "Read A (e.g. unaided)", "column"),
+            ("b", "Read B (e.g. AI-assisted)", "column"),
+        ],
+        "bland-altman" => vec![("a", "Measure A", "column"), ("b", "Measure B", "column")],
+        "roc" => vec![
+            ("score", "Score", "column"),
+            ("reference", "Reference", "column"),
+            ("positive", "Positive reference value (default 1)", "text"),
+        ],
+        "roc-compare" => vec![
+            ("score_a", "Score A", "column"),
+            ("score_b", "Score B", "column"),
+            ("reference", "Reference", "column"),
+            ("positive", "Positive reference value (default 1)", "text"),
+        ],
+        "survival" => vec![
+            ("time", "Time", "column"),
+            ("event", "Event (1/0, yes = 1)", "column"),
+            ("group", "Group (optional)", "optional"),
+            ("reference_group", "Reference group (default: first)", "text"),
+        ],
+        "cox" => vec![
+            ("time", "Time", "column"),
+            ("event", "Event", "column"),
+            ("covariates", "Numeric covariates", "columns"),
+        ],
+        "table1" => vec![
+            ("group", "Group", "column"),
+            ("continuous", "Continuous variables", "columns"),
+            ("categorical", "Categorical variables", "columns"),
+        ],
+        _ => Vec::new(),
+    }
+}
+
+/// Parses an analysis query string; repeated keys (a multiple select) join with commas.
+fn parse_query(query: &str) -> Result<Request, Error> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(query).map_err(|e| Error::invalid("query", e.to_string()))?;
+    let mut merged: Vec<(String, String)> = Vec::new();
+    for (k, v) in pairs {
+        match merged.iter_mut().find(|(mk, _)| *mk == k) {
+            Some((_, mv)) if !v.is_empty() => {
+                if !mv.is_empty() {
+                    mv.push(',');
+                }
+                mv.push_str(&v);
+            }
+            Some(_) => {}
+            None => merged.push((k, v)),
+        }
+    }
+    let text = serde_urlencoded::to_string(&merged).map_err(|e| Error::invalid("query", e.to_string()))?;
+    Request::parse(&text)
+}
+
+/// The runs and campaigns a dataset can draw on.
+struct SourceChoices {
+    runs: Vec<Run>,
+    campaigns: Vec<Campaign>,
+}
+
+fn choices(c: &mut crate::db::Conn, study_id: i32) -> Result<SourceChoices, Error> {
+    Ok(SourceChoices { runs: runs::list(c, study_id)?, campaigns: campaigns::list(c, study_id)? })
+}
+
+#[derive(Template)]
+#[template(path = "analyses/index.html")]
+pub struct IndexPage {
+    pub ctx: PageCtx,
+    pub nav: StudyNav,
+    pub runs: Vec<Run>,
+    pub campaigns: Vec<Campaign>,
+    pub kinds: &'static [(&'static str, &'static str)],
+    pub saved: Vec<SavedRow>,
+    pub plan: Option<Plan>,
+    pub signed: Option<Plan>,
+    pub can_manage: bool,
+}
+
+pub async fn analyses_index(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access_for(&state, &user, &path, Permission::ViewAnalyses).await?;
+    let sid = access.study.id;
+    let (ch, saved, latest, signed) = state
+        .db(move |c| Ok((choices(c, sid)?, saved::list(c, sid)?, plan::latest(c, sid)?, plan::signed(c, sid)?)))
+        .await?;
+    let ctx = PageCtx::new(&req, Some(&user), format!("Analyses · {}", access.study.code), "studies");
+    render(
+        &ctx,
+        &IndexPage {
+            ctx: ctx.clone(),
+            nav: StudyNav::new(&access, "analyses"),
+            runs: ch.runs,
+            campaigns: ch.campaigns,
+            kinds: analyses::KINDS,
+            saved,
+            plan: latest,
+            signed,
+            can_manage: access.can(Permission::ManageAnalyses),
+        },
+    )
+}
+
+pub fn saved_csv_header() -> Vec<String> {
+    [
+        "id",
+        "title",
+        "analysis",
+        "plan_item",
+        "criterion",
+        "observed",
+        "verdict",
+        "input_sha256",
+        "input_rows",
+        "software",
+        "status",
+        "status_reason",
+        "saved_by",
+        "saved_at",
+        "query",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+pub async fn saved_csv(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access_for(&state, &user, &path, Permission::ViewAnalyses).await?;
+    let sid = access.study.id;
+    let list = state.db(move |c| saved::list(c, sid)).await?;
+    let rows = list
+        .iter()
+        .map(|r| {
+            let s = &r.saved;
+            vec![
+                s.id.to_string(),
+                s.title.clone(),
+                s.analysis.clone(),
+                s.plan_item.clone().unwrap_or_default(),
+                r.criterion_label(),
+                r.observed.map(|o| o.to_string()).unwrap_or_default(),
+                r.verdict.map(|v| v.as_str().to_string()).unwrap_or_else(|| "exploratory".into()),
+                s.input_sha256.clone(),
+                s.input_rows.to_string(),
+                s.software_version.clone(),
+                s.status.clone(),
+                s.status_reason.clone().unwrap_or_default(),
+                s.created_by.clone(),
+                crate::web::fmt_time(&s.created_at),
+                s.query.clone(),
+            ]
+        })
+        .collect();
+    csv_rows_download(&format!("{}-saved-analyses.csv", access.study.code), saved_csv_header(), rows)
+}
+
+#[derive(Template)]
+#[template(path = "analyses/new.html")]
+pub struct NewPage {
+    pub ctx: PageCtx,
+    pub nav: StudyNav,
+    pub runs: Vec<Run>,
+    pub campaigns: Vec<Campaign>,
+    pub kinds: &'static [(&'static str, &'static str)],
+    pub req: Request,
+    pub fields: Vec<(&'static str, &'static str, &'static str)>,
+    pub columns: Vec<dataset::ColumnInfo>,
+    pub rows: usize,
+}
+
+impl NewPage {
+    /// The request's current value of a field.
+    pub fn value(&self, field: &str) -> String {
+        let v = serde_json::to_value(&self.req).unwrap_or(Value::Null);
+        v.get(field).and_then(Value::as_str).unwrap_or("").to_string()
+    }
+    pub fn selected(&self, field: &str, column: &str) -> bool {
+        self.value(field).split(',').any(|c| c.trim() == column)
+    }
+    pub fn is_run(&self, id: &i32) -> bool {
+        self.req.run == Some(*id)
+    }
+    pub fn is_campaign(&self, id: &i32) -> bool {
+        self.req.campaign == Some(*id)
+    }
+    pub fn kind_label(&self) -> &'static str {
+        self.kinds.iter().find(|(k, _)| *k == self.req.analysis).map(|(_, l)| *l).unwrap_or("")
+    }
+}
+
+/// Sensible first choices for the demo-like data this page usually sees, when the columns exist.
+fn defaults(req: &mut Request, columns: &[dataset::ColumnInfo]) {
+    let has = |c: &str| columns.iter().any(|x| x.name == c);
+    let first = |cands: &[&str]| cands.iter().find(|c| has(c)).map(|c| c.to_string()).unwrap_or_default();
+    let set = |slot: &mut String, cands: &[&str]| {
+        if slot.is_empty() {
+            *slot = first(cands);
+        }
+    };
+    match req.analysis.as_str() {
+        "kappa" => {
+            set(&mut req.a, &["ai_phenotype"]);
+            set(&mut req.b, &["phenotype__reference", "phenotype__majority"]);
+        }
+        "diagnostic" => {
+            set(&mut req.test, &["ai_phenotype"]);
+            set(&mut req.reference, &["phenotype__reference"]);
+            if req.positive.is_empty() && has("ai_phenotype") {
+                req.positive = "inflamed".into();
+            }
+        }
+        "survival" => {
+            set(&mut req.time, &["pfs_months", "os_months"]);
+            set(&mut req.event, &["progression", "death"]);
+            set(&mut req.group, &["ai_phenotype"]);
+        }
+        "cox" => {
+            set(&mut req.time, &["pfs_months", "os_months"]);
+            set(&mut req.event, &["progression", "death"]);
+        }
+        "bland-altman" => {
+            set(&mut req.a, &["ai_itil"]);
+            set(&mut req.b, &["til_density__median"]);
+        }
+        "table1" => set(&mut req.group, &["ai_phenotype", "site"]),
+        _ => {}
+    }
+}
+
+pub async fn analysis_new(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access_for(&state, &user, &path, Permission::ViewAnalyses).await?;
+    let mut r = parse_query(req.query_string())?;
+    if !analyses::KINDS.iter().any(|(k, _)| *k == r.analysis) {
+        r.analysis = "kappa".into();
+    }
+    let sid = access.study.id;
+    let sources = r.sources();
+    let (ch, data) = state.db(move |c| Ok((choices(c, sid)?, dataset::build(c, sid, &sources)?))).await?;
+    defaults(&mut r, &data.columns);
+    let ctx = PageCtx::new(&req, Some(&user), format!("New analysis · {}", access.study.code), "studies");
+    let fields = form_fields(&r.analysis);
+    render(
+        &ctx,
+        &NewPage {
+            ctx: ctx.clone(),
+            nav: StudyNav::new(&access, "analyses"),
+            runs: ch.runs,
+            campaigns: ch.campaigns,
+            kinds: analyses::KINDS,
+            req: r,
+            fields,
+            rows: data.rows.len(),
+            columns: data.columns,
+        },
+    )
+}
+
+/// An analysis run for a page: the computation and, against the signed plan, its item and verdict.
+async fn run_analysis(
+    state: &AppState,
+    access: &StudyAccess,
+    r: Request,
+) -> Result<(Computed, Option<(PlanItem, Option<f64>, Verdict)>, Option<Plan>), Error> {
+    let sid = access.study.id;
+    let (computed, signed) = state.db(move |c| Ok((analyses::compute(c, sid, &r)?.0, plan::signed(c, sid)?))).await?;
+    let item = signed.as_ref().and_then(|p| p.item_for(&computed.query)).map(|item| {
+        let (obs, verdict) = match (&item.criterion, &computed.outcome) {
+            (Some(c), Ok(o)) => c.evaluate(&o.to_json()),
+            (Some(_), Err(_)) => (None, Verdict::Undetermined),
+            (None, _) => (None, Verdict::Undetermined),
+        };
+        (item, obs, verdict)
+    });
+    Ok((computed, item, signed))
+}
+
+#[derive(Template)]
+#[template(path = "analyses/result.html")]
+pub struct ResultPage {
+    pub ctx: PageCtx,
+    pub nav: StudyNav,
+    pub c: Computed,
+    pub tables: String,
+    pub plot: Option<String>,
+    pub item: Option<(PlanItem, Option<f64>, Verdict)>,
+    pub plan_draft: bool,
+    pub can_manage: bool,
+    pub metrics: Vec<String>,
+    pub command: String,
+    pub dataset_file: String,
+}
+
+impl ResultPage {
+    pub fn params(&self) -> Vec<String> {
+        self.c.analysis.cli_args()
+    }
+}
+
+pub async fn analysis_result(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access_for(&state, &user, &path, Permission::ViewAnalyses).await?;
+    let r = parse_query(req.query_string())?;
+    let (c, item, _) = run_analysis(&state, &access, r).await?;
+    let sid = access.study.id;
+    let latest = state.db(move |conn| plan::latest(conn, sid)).await?;
+    let (tables, plot, metrics) = match &c.outcome {
+        Ok(o) => {
+            let json = o.to_json();
+            let metrics = analyses::leaves(&json).into_iter().filter(|(_, v)| v.is_number()).map(|(p, _)| p).collect();
+            (result_html(&json), crate::stats::plots::plot(o), metrics)
+        }
+        Err(_) => (String::new(), None, Vec::new()),
+    };
+    let dataset_file = dataset_file_name(&access.study.code, &c.sources);
+    let command = c.command(&dataset_file);
+    let ctx = PageCtx::new(&req, Some(&user), format!("{} · {}", c.analysis.name(), access.study.code), "studies");
+    render(
+        &ctx,
+        &ResultPage {
+            ctx: ctx.clone(),
+            nav: StudyNav::new(&access, "analyses"),
+            tables,
+            plot,
+            item,
+            plan_draft: latest.as_ref().is_some_and(Plan::is_draft) || latest.is_none(),
+            can_manage: access.can(Permission::ManageAnalyses) && access.study.ensure_editable().is_ok(),
+            metrics,
+            command,
+            dataset_file,
+            c,
+        },
+    )
+}
+
+fn dataset_file_name(code: &str, s: &Sources) -> String {
+    let mut name = format!("{code}-dataset");
+    if let Some(r) = s.run {
+        name.push_str(&format!("-run{r}"));
+    }
+    if let Some(c) = s.campaign {
+        name.push_str(&format!("-campaign{c}"));
+    }
+    name + ".csv"
+}
+
+pub async fn analysis_dataset_csv(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access_for(&state, &user, &path, Permission::ViewAnalyses).await?;
+    let r = parse_query(req.query_string())?;
+    let sid = access.study.id;
+    let sources = r.sources();
+    let s2 = sources.clone();
+    let bytes = state.db(move |c| dataset::build(c, sid, &s2)?.to_csv()).await?;
+    Ok(csv_response(&dataset_file_name(&access.study.code, &sources), bytes))
+}
+
+/// A result as CSV: one row per value, named by its path (e.g. `opa.wilson_low`).
+fn result_csv(json: &Value) -> Result<Vec<u8>, Error> {
+    let rows = analyses::leaves(json)
+        .into_iter()
+        .map(|(p, v)| {
+            vec![
+                p,
+                match v {
+                    Value::Null => String::new(),
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                },
+            ]
+        })
+        .collect::<Vec<_>>();
+    let mut bytes = Vec::new();
+    crate::export::write_rows(&mut bytes, ["statistic", "value"], rows).map_err(Error::Internal)?;
+    Ok(bytes)
+}
+
+pub async fn analysis_result_csv(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access_for(&state, &user, &path, Permission::ViewAnalyses).await?;
+    let (c, _, _) = run_analysis(&state, &access, parse_query(req.query_string())?).await?;
+    let outcome = c.outcome.map_err(|e| Error::invalid("analysis", e))?;
+    Ok(csv_response(&format!("{}-{}.csv", access.study.code, c.analysis.name()), result_csv(&outcome.to_json())?))
+}
+
+fn svg_response(name: &str, svg: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("image/svg+xml")
+        .insert_header((header::CONTENT_DISPOSITION, format!("inline; filename=\"{name}\"")))
+        .body(svg)
+}
+
+pub async fn analysis_plot_svg(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access_for(&state, &user, &path, Permission::ViewAnalyses).await?;
+    let (c, _, _) = run_analysis(&state, &access, parse_query(req.query_string())?).await?;
+    let svg = c.outcome.ok().as_ref().and_then(crate::stats::plots::plot).ok_or(Error::NotFound)?;
+    Ok(svg_response(&format!("{}-{}.svg", access.study.code, c.analysis.name()), svg))
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct SaveForm {
+    #[serde(default)]
+    pub query: String,
+    #[serde(default)]
+    pub title: String,
+}
+
+pub async fn analysis_save(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+    form: web::Form<SaveForm>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access_for(&state, &user, &path, Permission::ManageAnalyses).await?;
+    let code = access.study.code.clone();
+    let (actor, f) = (user.actor.clone(), form.into_inner());
+    let back = format!("/studies/{code}/analyses/result?{}", f.query);
+    let result = match Request::parse(&f.query) {
+        Ok(r) => state.db(move |c| saved::save(c, &actor, &access, &r, &f.title)).await,
+        Err(e) => Err(e),
+    };
+    let url = match &result {
+        Ok(s) => format!("/studies/{code}/analyses/saved/{}", s.id),
+        Err(_) => back,
+    };
+    flash_outcome(&url, result, "Not saved: ", |s| format!("Saved as analysis #{}: “{}”.", s.id, s.title))
+}
+
+#[derive(Template)]
+#[template(path = "analyses/saved.html")]
+pub struct SavedPage {
+    pub ctx: PageCtx,
+    pub nav: StudyNav,
+    pub row: SavedRow,
+    pub tables: String,
+    pub rerun: Option<Rerun>,
+    pub can_manage: bool,
+    pub command: String,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct RerunQuery {
+    #[serde(default)]
+    pub rerun: Option<String>,
+}
+
+pub async fn saved_show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i32)>,
+    q: web::Query<RerunQuery>,
+) -> Result<HttpResponse, PageError> {
+    let (code, id) = path.into_inner();
+    let access = load_access_for(&state, &user, &code, Permission::ViewAnalyses).await?;
+    let sid = access.study.id;
+    let want_rerun = q.rerun.is_some();
+    let (row, rerun) = state
+        .db(move |c| {
+            let row = saved::get(c, sid, id)?;
+            let rerun = if want_rerun { Some(saved::rerun(c, sid, &row.saved)?) } else { None };
+            Ok((row, rerun))
+        })
+        .await?;
+    let r = Request::parse(&row.saved.query)?;
+    let computed_like = Computed {
+        sources: r.sources(),
+        analysis: r.analysis()?,
+        level: r.level()?,
+        query: row.saved.query.clone(),
+        input_sha256: row.saved.input_sha256.clone(),
+        input_rows: row.saved.input_rows as usize,
+        outcome: Err(String::new()),
+    };
+    let command = computed_like.command(&dataset_file_name(&code, &computed_like.sources));
+    let ctx = PageCtx::new(&req, Some(&user), format!("Saved analysis {id} · {code}"), "studies");
+    render(
+        &ctx,
+        &SavedPage {
+            ctx: ctx.clone(),
+            nav: StudyNav::new(&access, "analyses"),
+            tables: result_html(&row.saved.result()),
+            row,
+            rerun,
+            can_manage: access.can(Permission::ManageAnalyses) && access.study.ensure_editable().is_ok(),
+            command,
+        },
+    )
+}
+
+pub async fn saved_plot_svg(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i32)>,
+) -> Result<HttpResponse, PageError> {
+    let (code, id) = path.into_inner();
+    let access = load_access_for(&state, &user, &code, Permission::ViewAnalyses).await?;
+    let sid = access.study.id;
+    let row = state.db(move |c| saved::get(c, sid, id)).await?;
+    if row.saved.plot_svg.is_empty() {
+        return Err(Error::NotFound.into());
+    }
+    Ok(svg_response(&format!("{code}-analysis-{id}.svg"), row.saved.plot_svg))
+}
+
+pub async fn saved_result_csv(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i32)>,
+) -> Result<HttpResponse, PageError> {
+    let (code, id) = path.into_inner();
+    let access = load_access_for(&state, &user, &code, Permission::ViewAnalyses).await?;
+    let sid = access.study.id;
+    let row = state.db(move |c| saved::get(c, sid, id)).await?;
+    Ok(csv_response(&format!("{code}-analysis-{id}.csv"), result_csv(&row.saved.result())?))
+}
+
+pub async fn saved_retire(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i32)>,
+    form: web::Form<super::ReasonForm>,
+) -> Result<HttpResponse, PageError> {
+    let (code, id) = path.into_inner();
+    let access = load_access_for(&state, &user, &code, Permission::ManageAnalyses).await?;
+    let actor = user.actor.clone();
+    let reason = form.into_inner().reason;
+    let result = state.db(move |c| saved::retire(c, &actor, &access, id, &reason)).await;
+    flash_outcome(&format!("/studies/{code}/analyses/saved/{id}"), result, "Not retired: ", |_| {
+        format!("Saved analysis #{id} retired.")
+    })
+}
+
+#[derive(Template)]
+#[template(path = "analyses/plan.html")]
+pub struct PlanPage {
+    pub ctx: PageCtx,
+    pub nav: StudyNav,
+    pub versions: Vec<Plan>,
+    /// Per item of the newest version: the newest current saved analysis of it, if any.
+    pub results: Vec<(PlanItem, Option<SavedRow>)>,
+    pub can_manage: bool,
+    pub meanings: &'static [&'static str],
+}
+
+impl PlanPage {
+    pub fn latest(&self) -> Option<&Plan> {
+        self.versions.first()
+    }
+}
+
+pub async fn plan_show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access_for(&state, &user, &path, Permission::ViewAnalyses).await?;
+    let sid = access.study.id;
+    let (versions, saved) = state.db(move |c| Ok((plan::versions(c, sid)?, saved::list(c, sid)?))).await?;
+    let results = versions
+        .first()
+        .map(|p| {
+            p.items()
+                .into_iter()
+                .map(|item| {
+                    let s = saved
+                        .iter()
+                        .rev()
+                        .find(|s| {
+                            s.saved.status == "current" && s.saved.query == item.query && s.saved.plan_id == Some(p.id)
+                        })
+                        .cloned();
+                    (item, s)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let ctx = PageCtx::new(&req, Some(&user), format!("Analysis plan · {}", access.study.code), "studies");
+    render(
+        &ctx,
+        &PlanPage {
+            ctx: ctx.clone(),
+            nav: StudyNav::new(&access, "analyses"),
+            versions,
+            results,
+            can_manage: access.can(Permission::ManageAnalyses) && access.study.ensure_editable().is_ok(),
+            meanings: plan::MEANINGS,
+        },
+    )
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct PlanItemForm {
+    #[serde(default)]
+    pub query: String,
+    #[serde(default)]
+    pub role: String,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub metric: String,
+    #[serde(default)]
+    pub op: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+impl PlanItemForm {
+    fn criterion(&self) -> Result<Option<Criterion>, Error> {
+        if self.metric.trim().is_empty() {
+            return Ok(None);
+        }
+        let value = self.value.trim().parse::<f64>().map_err(|_| {
+            Error::invalid("value", format!("'{}' is not a number: the criterion needs a threshold", self.value.trim()))
+        })?;
+        Ok(Some(Criterion { metric: self.metric.trim().to_string(), op: Criterion::parse_op(&self.op)?, value }))
+    }
+}
+
+pub async fn plan_add_item(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+    form: web::Form<PlanItemForm>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access_for(&state, &user, &path, Permission::ManageAnalyses).await?;
+    let code = access.study.code.clone();
+    let (actor, f) = (user.actor.clone(), form.into_inner());
+    let result = match f.criterion() {
+        Ok(crit) => {
+            let f2 = f.clone();
+            state.db(move |c| plan::add_item(c, &actor, &access, &f2.role, &f2.title, &f2.query, crit)).await
+        }
+        Err(e) => Err(e),
+    };
+    let url = match &result {
+        Ok(_) => format!("/studies/{code}/analyses/plan"),
+        Err(_) => format!("/studies/{code}/analyses/result?{}", f.query),
+    };
+    flash_outcome(&url, result, "Not added to the plan: ", |i| {
+        format!("Added {} “{}” to the draft plan.", i.key, i.title)
+    })
+}
+
+pub async fn plan_remove_item(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, PageError> {
+    let (code, key) = path.into_inner();
+    let access = load_access_for(&state, &user, &code, Permission::ManageAnalyses).await?;
+    let actor = user.actor.clone();
+    let k = key.clone();
+    let result = state.db(move |c| plan::remove_item(c, &actor, &access, &k)).await;
+    flash_outcome(&format!("/studies/{code}/analyses/plan"), result, "Not removed: ", |_| {
+        format!("Removed {key} from the draft plan.")
+    })
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct SignForm {
+    #[serde(default)]
+    pub password: String,
+    #[serde(default)]
+    pub meaning: String,
+}
+
+pub async fn plan_sign(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+    form: web::Form<SignForm>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access_for(&state, &user, &path, Permission::ManageAnalyses).await?;
+    let code = access.study.code.clone();
+    let (actor, f) = (user.actor.clone(), form.into_inner());
+    let result = state.db(move |c| plan::sign(c, &actor, &access, &f.password, &f.meaning)).await;
+    flash_outcome(&format!("/studies/{code}/analyses/plan"), result, "Not signed: ", |p| {
+        format!("Version {} of the analysis plan is signed and frozen.", p.version)
+    })
+}
+
+pub async fn plan_new_version(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access_for(&state, &user, &path, Permission::ManageAnalyses).await?;
+    let code = access.study.code.clone();
+    let actor = user.actor.clone();
+    let result = state.db(move |c| plan::new_version(c, &actor, &access)).await;
+    flash_outcome(&format!("/studies/{code}/analyses/plan"), result, "No new version: ", |p| {
+        format!("Version {} of the plan is a draft copy of the signed one.", p.version)
+    })
+}
+
+/// The order results list their numbers in (the contract's order); other keys follow.
+const KEY_ORDER: &[&str] = &[
+    "n",
+    "n_subjects",
+    "n_raters",
+    "n_positive",
+    "n_negative",
+    "n_missing",
+    "events",
+    "categories",
+    "tp",
+    "fp",
+    "fn",
+    "tn",
+    "only_a",
+    "only_b",
+    "observed_agreement",
+    "expected_agreement",
+    "kappa",
+    "auc",
+    "auc_a",
+    "auc_b",
+    "difference",
+    "mean_diff",
+    "sd_diff",
+    "loa_low",
+    "loa_high",
+    "se",
+    "se_a",
+    "se_b",
+    "se_difference",
+    "ci_low",
+    "ci_high",
+    "difference_ci_low",
+    "difference_ci_high",
+    "z",
+    "p_value",
+    "mcnemar_p_value",
+    "youden_threshold",
+    "youden_sensitivity",
+    "youden_specificity",
+    "pearson_r",
+    "spearman_rho",
+    "ccc",
+    "ccc_ci_low",
+    "ccc_ci_high",
+    "log_likelihood",
+];
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// A value for a table cell: numbers to 4 decimals (the full value in the title), null as "—".
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => r#"<span class="muted" title="null: undefined (e.g. a zero denominator)">—</span>"#.into(),
+        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => i.to_string(),
+            (None, Some(f)) => format!(r#"<span title="{f}">{}</span>"#, fmt4(f)),
+            _ => n.to_string(),
+        },
+        Value::String(s) => esc(s),
+        Value::Bool(b) => b.to_string(),
+        Value::Array(a) => a.iter().map(cell).collect::<Vec<_>>().join(", "),
+        Value::Object(_) => esc(&v.to_string()),
+    }
+}
+
+fn fmt4(f: f64) -> String {
+    if f != 0.0 && (f.abs() < 1e-4 || f.abs() >= 1e7) {
+        format!("{f:.3e}")
+    } else {
+        format!("{f:.4}")
+    }
+}
+
+fn is_scalar(v: &Value) -> bool {
+    !v.is_object() && !(v.is_array() && v.as_array().is_some_and(|a| a.iter().any(|x| x.is_object() || x.is_array())))
+}
+
+/// The tables of a result (HTML, escaped): its scalars; objects of scalars that share keys (the
+/// proportions with their CIs) as one table; arrays of objects (groups, coefficients) as tables;
+/// Table 1 in its usual layout.
+pub fn result_html(json: &Value) -> String {
+    let Some(obj) = json.as_object() else { return String::new() };
+    if obj.contains_key("continuous") && obj.contains_key("categorical") {
+        return table1_html(json);
+    }
+    let mut out = String::new();
+    let mut scalars: Vec<(&String, &Value)> = obj.iter().filter(|(_, v)| is_scalar(v)).collect();
+    scalars.sort_by_key(|(k, _)| KEY_ORDER.iter().position(|o| o == k).unwrap_or(KEY_ORDER.len()));
+    if !scalars.is_empty() {
+        out.push_str(r#"<table class="grid compact result"><tbody>"#);
+        for (k, v) in scalars {
+            out.push_str(&format!("<tr><th>{}</th><td>{}</td></tr>", esc(k), cell(v)));
+        }
+        out.push_str("</tbody></table>");
+    }
+    // Objects of scalars grouped by their key set.
+    let mut groups: Vec<(Vec<String>, Vec<(&String, &serde_json::Map<String, Value>)>)> = Vec::new();
+    for (k, v) in obj {
+        if let Some(m) = v.as_object().filter(|m| m.values().all(is_scalar)) {
+            let keys: Vec<String> = m.keys().cloned().collect();
+            match groups.iter_mut().find(|(ks, _)| *ks == keys) {
+                Some((_, members)) => members.push((k, m)),
+                None => groups.push((keys, vec![(k, m)])),
+            }
+        }
+    }
+    for (keys, members) in groups {
+        out.push_str(r#"<table class="grid compact result"><thead><tr><th></th>"#);
+        for k in &keys {
+            out.push_str(&format!("<th>{}</th>", esc(k)));
+        }
+        out.push_str("</tr></thead><tbody>");
+        for (name, m) in members {
+            out.push_str(&format!("<tr><th>{}</th>", esc(name)));
+            for k in &keys {
+                out.push_str(&format!("<td>{}</td>", cell(&m[k])));
+            }
+            out.push_str("</tr>");
+        }
+        out.push_str("</tbody></table>");
+    }
+    // Arrays of objects, and objects holding them (cox.comparisons).
+    for (k, v) in obj {
+        if let Some(items) = v.as_array().filter(|a| a.iter().any(Value::is_object)) {
+            out.push_str(&array_table(k, items));
+        }
+        if let Some(m) = v.as_object().filter(|m| !m.values().all(is_scalar)) {
+            let head: Vec<String> =
+                m.iter().filter(|(_, x)| is_scalar(x)).map(|(a, x)| format!("{a} {}", strip(&cell(x)))).collect();
+            for (k2, v2) in m {
+                if let Some(items) = v2.as_array().filter(|a| a.iter().any(Value::is_object)) {
+                    out.push_str(&array_table(&format!("{k} {k2} ({})", head.join(", ")), items));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn strip(html: &str) -> String {
+    let mut s = String::new();
+    let mut inside = false;
+    for ch in html.chars() {
+        match ch {
+            '<' => inside = true,
+            '>' => inside = false,
+            c if !inside => s.push(c),
+            _ => {}
+        }
+    }
+    s
+}
+
+fn array_table(caption: &str, items: &[Value]) -> String {
+    let mut keys: Vec<String> = Vec::new();
+    for it in items {
+        for (k, v) in it.as_object().into_iter().flatten() {
+            if is_scalar(v) && !keys.contains(k) {
+                keys.push(k.clone());
+            }
+        }
+    }
+    let mut out = format!(r#"<table class="grid compact result"><caption>{}</caption><thead><tr>"#, esc(caption));
+    for k in &keys {
+        out.push_str(&format!("<th>{}</th>", esc(k)));
+    }
+    out.push_str("</tr></thead><tbody>");
+    for it in items {
+        out.push_str("<tr>");
+        for k in &keys {
+            out.push_str(&format!("<td>{}</td>", it.get(k).map(cell).unwrap_or_default()));
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str("</tbody></table>");
+    out
+}
+
+/// Table 1: a column per group and overall; continuous variables as n, mean ± SD, median [IQR],
+/// missing; categorical as n (%) per level and missing.
+fn table1_html(json: &Value) -> String {
+    let groups: Vec<String> = json["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|g| format!("{} (n={})", g["name"].as_str().unwrap_or(""), g["n"]))
+        .collect();
+    let num = |v: &Value| v.as_f64().map(|f| format!("{f:.1}")).unwrap_or_else(|| "—".into());
+    let mut out = String::from(r#"<table class="grid compact result table1"><thead><tr><th>Characteristic</th>"#);
+    for g in &groups {
+        out.push_str(&format!("<th>{}</th>", esc(g)));
+    }
+    out.push_str("<th>Overall</th></tr></thead><tbody>");
+    let summary = |s: &Value| -> [String; 3] {
+        [
+            format!("{} ± {}", num(&s["mean"]), num(&s["sd"])),
+            format!("{} [{}, {}]", num(&s["median"]), num(&s["q1"]), num(&s["q3"])),
+            format!("{}", s["missing"]),
+        ]
+    };
+    for v in json["continuous"].as_array().into_iter().flatten() {
+        let name = esc(v["name"].as_str().unwrap_or(""));
+        let mut cols: Vec<&Value> = v["by_group"].as_array().map(|a| a.iter().collect()).unwrap_or_default();
+        cols.push(&v["overall"]);
+        for (i, label) in ["mean ± SD", "median [IQR]", "missing"].iter().enumerate() {
+            out.push_str(&format!("<tr><th>{name}, {label}</th>"));
+            for c in &cols {
+                out.push_str(&format!("<td>{}</td>", summary(c)[i]));
+            }
+            out.push_str("</tr>");
+        }
+    }
+    for v in json["categorical"].as_array().into_iter().flatten() {
+        let name = esc(v["name"].as_str().unwrap_or(""));
+        let mut cols: Vec<&Value> = v["by_group"].as_array().map(|a| a.iter().collect()).unwrap_or_default();
+        cols.push(&v["overall"]);
+        for (li, level) in v["levels"].as_array().into_iter().flatten().enumerate() {
+            let level = match level {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            out.push_str(&format!("<tr><th>{name} = {}, n (%)</th>", esc(&level)));
+            for c in &cols {
+                let n = &c["counts"][li];
+                let p = c["percents"][li].as_f64().map(|p| format!("{p:.1}")).unwrap_or_else(|| "—".into());
+                out.push_str(&format!("<td>{n} ({p})</td>"));
+            }
+            out.push_str("</tr>");
+        }
+        out.push_str(&format!("<tr><th>{name}, missing</th>"));
+        for c in &cols {
+            out.push_str(&format!("<td>{}</td>", c["missing"]));
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str("</tbody></table>");
+    out
+}
