@@ -37,7 +37,7 @@ fn generate(path: &Path) -> anyhow::Result<()> {
     let groups = ["desert", "excluded", "inflamed"];
     for i in 0..SUBJECTS {
         let truth: u8 = rng.gen_range(0..3);
-        let mut read = |p: f64, rng: &mut StdRng| if rng.gen_bool(p) { truth } else { rng.gen_range(0..3) };
+        let read = |p: f64, rng: &mut StdRng| if rng.gen_bool(p) { truth } else { rng.gen_range(0..3) };
         let (r1, r2, r3) = (read(0.75, &mut rng), read(0.7, &mut rng), read(0.8, &mut rng));
         let consensus = if r1 == r2 || r1 == r3 {
             r1

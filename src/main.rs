@@ -701,6 +701,7 @@ fn run(cli: Cli) -> CliResult {
                     ));
                 }
                 created.extend(demo::reads::seed_reads(&mut *pool.get().map_err(Error::from)?, &cfg.data_dir)?);
+                created.extend(demo::analyses::seed_analyses(&mut *pool.get().map_err(Error::from)?)?);
             }
             for c in &created {
                 println!("seeded {c}");

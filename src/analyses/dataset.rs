@@ -16,11 +16,13 @@ use crate::db::schema::{cases as cases_t, sites, slides};
 use crate::db::Conn;
 use crate::error::Result;
 
-/// Which AI run and which reading campaign feed the dataset (each optional).
+/// Which AI run and which reading campaigns feed the dataset (each optional; a second campaign
+/// to compare with the first, e.g. an AI-assisted re-read with the unaided first read).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Sources {
     pub run: Option<i32>,
     pub campaign: Option<i32>,
+    pub campaign2: Option<i32>,
 }
 
 /// What a column holds, for the column pickers and the dataset description.
@@ -122,36 +124,16 @@ pub fn build(conn: &mut Conn, study_id: i32, sources: &Sources) -> Result<Datase
         ]);
     }
 
-    // Reading campaign: reader → slide → values; the campaign reference per slide.
-    let mut reader_names: Vec<String> = Vec::new();
-    let mut fields: Vec<schema::FieldDef> = Vec::new();
-    let mut by_reader: BTreeMap<String, BTreeMap<String, serde_json::Map<String, serde_json::Value>>> = BTreeMap::new();
-    let mut reference = adjudication::Reference::new();
-    if let Some(cid) = sources.campaign {
-        let campaign = campaigns::get(conn, study_id, cid)?;
-        let def = schema::current(conn, study_id)?.map(|s| s.definition()).unwrap_or_default();
-        fields = def.fields.iter().filter(|f| !f.is_comment()).cloned().collect();
-        for r in reads::of_campaign(conn, study_id, cid)?.into_iter().filter(|r| r.is_submitted()) {
-            by_reader.entry(r.reader.clone()).or_default().insert(r.slide.clone(), r.values());
-        }
-        reader_names = by_reader.keys().cloned().collect();
-        reference = adjudication::reference(conn, study_id, &campaign, &def)?;
-        for f in &fields {
-            for r in &reader_names {
-                columns.push(col(format!("{}__{r}", f.name), format!("{} read by {r} ({})", f.name, campaign.name)));
-            }
-            if f.is_numeric() {
-                columns.push(col(format!("{}__median", f.name), format!("median of the readers' {}", f.name)));
-            } else {
-                columns.push(col(
-                    format!("{}__majority", f.name),
-                    format!("majority vote of the readers' {} (empty on a tie)", f.name),
-                ));
-            }
-            columns.push(col(
-                format!("{}__reference", f.name),
-                format!("{}: the campaign reference (agreed or adjudicated)", f.name),
-            ));
+    // Reading campaigns: the first's columns are `field__reader`, a second's (to compare, e.g.,
+    // unaided with AI-assisted reads) `field__reader__c<id>`.
+    let mut reading: Vec<CampaignColumns> = Vec::new();
+    for (cid, suffix) in
+        [(sources.campaign, String::new()), (sources.campaign2, format!("__c{}", sources.campaign2.unwrap_or(0)))]
+    {
+        if let Some(cid) = cid {
+            let c = campaign_columns(conn, study_id, cid, suffix)?;
+            columns.extend(c.columns.iter().cloned());
+            reading.push(c);
         }
     }
 
@@ -170,12 +152,71 @@ pub fn build(conn: &mut Conn, study_id: i32, sources: &Sources) -> Result<Datase
             row.push(num(r.and_then(|r| r.excluded_share)));
             row.push(num(r.and_then(|r| r.desert_share)));
         }
-        for f in &fields {
-            let values: Vec<String> = reader_names
+        for c in &reading {
+            c.extend_row(&label, &mut row);
+        }
+        rows.push((case.display_id.clone(), label, row));
+    }
+    rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    Ok(Dataset { columns, rows: rows.into_iter().map(|r| r.2).collect() })
+}
+
+/// One campaign's part of the dataset: per field, each reader's value, their majority vote (or
+/// median) and the campaign reference.
+struct CampaignColumns {
+    columns: Vec<ColumnInfo>,
+    fields: Vec<schema::FieldDef>,
+    readers: Vec<String>,
+    by_reader: BTreeMap<String, BTreeMap<String, serde_json::Map<String, serde_json::Value>>>,
+    reference: adjudication::Reference,
+}
+
+fn campaign_columns(conn: &mut Conn, study_id: i32, cid: i32, suffix: String) -> Result<CampaignColumns> {
+    let campaign = campaigns::get(conn, study_id, cid)?;
+    let def = schema::current(conn, study_id)?.map(|s| s.definition()).unwrap_or_default();
+    let fields: Vec<schema::FieldDef> = def.fields.iter().filter(|f| !f.is_comment()).cloned().collect();
+    let mut by_reader: BTreeMap<String, BTreeMap<String, serde_json::Map<String, serde_json::Value>>> = BTreeMap::new();
+    // Every assigned reader has columns; only submitted reads give values.
+    for r in reads::of_campaign(conn, study_id, cid)?.into_iter().filter(|r| !r.is_withdrawn()) {
+        let slides = by_reader.entry(r.reader.clone()).or_default();
+        if r.is_submitted() {
+            slides.insert(r.slide.clone(), r.values());
+        }
+    }
+    let readers: Vec<String> = by_reader.keys().cloned().collect();
+    let reference = adjudication::reference(conn, study_id, &campaign, &def)?;
+    let (name, mode) = (&campaign.name, campaign.assistance());
+    let mut columns = Vec::new();
+    for f in &fields {
+        let n = &f.name;
+        for r in &readers {
+            columns.push(col(format!("{n}__{r}{suffix}"), format!("{n} read by {r} ({name}, {mode})")));
+        }
+        if f.is_numeric() {
+            columns.push(col(format!("{n}__median{suffix}"), format!("median of the readers' {n} ({name})")));
+        } else {
+            columns.push(col(
+                format!("{n}__majority{suffix}"),
+                format!("majority vote of the readers' {n}, empty on a tie ({name})"),
+            ));
+        }
+        columns.push(col(
+            format!("{n}__reference{suffix}"),
+            format!("{n}: the reference, agreed or adjudicated ({name})"),
+        ));
+    }
+    Ok(CampaignColumns { columns, fields, readers, by_reader, reference })
+}
+
+impl CampaignColumns {
+    fn extend_row(&self, label: &str, row: &mut Vec<String>) {
+        for f in &self.fields {
+            let values: Vec<String> = self
+                .readers
                 .iter()
                 .map(|r| {
-                    by_reader[r]
-                        .get(&label)
+                    self.by_reader[r]
+                        .get(label)
                         .and_then(|v| v.get(&f.name))
                         .and_then(|v| v.as_str())
                         .unwrap_or("")
@@ -192,12 +233,9 @@ pub fn build(conn: &mut Conn, study_id: i32, sources: &Sources) -> Result<Datase
             };
             row.extend(values);
             row.push(derived);
-            row.push(reference.get(&label).and_then(|r| r.get(&f.name)).cloned().unwrap_or_default());
+            row.push(self.reference.get(label).and_then(|r| r.get(&f.name)).cloned().unwrap_or_default());
         }
-        rows.push((case.display_id.clone(), label, row));
     }
-    rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-    Ok(Dataset { columns, rows: rows.into_iter().map(|r| r.2).collect() })
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@ pub const KINDS: &[(&str, &str)] = &[
 pub struct Request {
     pub run: Option<i32>,
     pub campaign: Option<i32>,
+    pub campaign2: Option<i32>,
     pub analysis: String,
     pub a: String,
     pub b: String,
@@ -80,7 +81,7 @@ fn number(field: &str, s: &str) -> Result<Option<f64>> {
 
 impl Request {
     pub fn sources(&self) -> Sources {
-        Sources { run: self.run, campaign: self.campaign }
+        Sources { run: self.run, campaign: self.campaign, campaign2: self.campaign2 }
     }
 
     /// The confidence level (default 0.95).
@@ -159,6 +160,9 @@ impl Request {
         }
         if let Some(c) = sources.campaign {
             pairs.push(("campaign".into(), c.to_string()));
+        }
+        if let Some(c) = sources.campaign2 {
+            pairs.push(("campaign2".into(), c.to_string()));
         }
         pairs.push(("analysis".into(), analysis.name().into()));
         let args = analysis.cli_args();

@@ -2,6 +2,7 @@
 //! and ~200 de-identified cases. Each capability adds its own step to [`seed`]; every step is
 //! idempotent, so seeding an existing demo is a no-op.
 
+pub mod analyses;
 pub mod cases;
 pub mod reads;
 pub mod runs;

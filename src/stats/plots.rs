@@ -207,7 +207,7 @@ pub fn bland_altman(points: &[(f64, f64)], bias: f64, loa: Option<(f64, f64)>, n
     }
     let pad = |a: f64, b: f64| ((b - a).abs() * 0.05).max(1e-6);
     let (px, py) = (pad(xl, xh), pad(yl, yh));
-    let f = Frame { x0: 90.0, x1: W - 110.0, y0: 40.0, y1: 360.0, xr: (xl - px, xh + px), yr: (yl - py, yh + py) };
+    let f = Frame { x0: 90.0, x1: W - 130.0, y0: 40.0, y1: 360.0, xr: (xl - px, xh + px), yr: (yl - py, yh + py) };
     let mut body = String::new();
     f.axes(
         &mut body,

@@ -80,7 +80,8 @@ fn parse_query(query: &str) -> Result<Request, Error> {
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_str(query).map_err(|e| Error::invalid("query", e.to_string()))?;
     let mut merged: Vec<(String, String)> = Vec::new();
-    for (k, v) in pairs {
+    // An empty value ("none" in a select) is the same as no value.
+    for (k, v) in pairs.into_iter().filter(|(_, v)| !v.trim().is_empty()) {
         match merged.iter_mut().find(|(mk, _)| *mk == k) {
             Some((_, mv)) if !v.is_empty() => {
                 if !mv.is_empty() {
@@ -232,6 +233,18 @@ impl NewPage {
     }
     pub fn is_campaign(&self, id: &i32) -> bool {
         self.req.campaign == Some(*id)
+    }
+    pub fn is_campaign2(&self, id: &i32) -> bool {
+        self.req.campaign2 == Some(*id)
+    }
+    /// The data sources as a query string (for the dataset link).
+    pub fn sources_query(&self) -> String {
+        let s = self.req.sources();
+        let pairs: Vec<(&str, i32)> = [("run", s.run), ("campaign", s.campaign), ("campaign2", s.campaign2)]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
+        serde_urlencoded::to_string(pairs).unwrap_or_default()
     }
     pub fn kind_label(&self) -> &'static str {
         self.kinds.iter().find(|(k, _)| *k == self.req.analysis).map(|(_, l)| *l).unwrap_or("")
@@ -396,7 +409,7 @@ fn dataset_file_name(code: &str, s: &Sources) -> String {
     if let Some(r) = s.run {
         name.push_str(&format!("-run{r}"));
     }
-    if let Some(c) = s.campaign {
+    for c in [s.campaign, s.campaign2].into_iter().flatten() {
         name.push_str(&format!("-campaign{c}"));
     }
     name + ".csv"
@@ -768,6 +781,9 @@ pub async fn plan_new_version(
 
 /// The order results list their numbers in (the contract's order); other keys follow.
 const KEY_ORDER: &[&str] = &[
+    "name",
+    "group",
+    "reference",
     "n",
     "n_subjects",
     "n_raters",
@@ -793,14 +809,38 @@ const KEY_ORDER: &[&str] = &[
     "sd_diff",
     "loa_low",
     "loa_high",
+    "estimate",
+    "wilson_low",
+    "wilson_high",
+    "exact_low",
+    "exact_high",
+    "sensitivity",
+    "specificity",
+    "ppv",
+    "npv",
+    "accuracy",
+    "ppa",
+    "npa",
+    "opa",
+    "agreement_a",
+    "agreement_b",
+    "median",
+    "median_ci_low",
+    "median_ci_high",
+    "coef",
+    "hr",
     "se",
     "se_a",
     "se_b",
     "se_difference",
     "ci_low",
     "ci_high",
+    "hr_ci_low",
+    "hr_ci_high",
     "difference_ci_low",
     "difference_ci_high",
+    "chi2",
+    "df",
     "z",
     "p_value",
     "mcnemar_p_value",
@@ -814,6 +854,10 @@ const KEY_ORDER: &[&str] = &[
     "ccc_ci_high",
     "log_likelihood",
 ];
+
+fn key_rank(k: &str) -> usize {
+    KEY_ORDER.iter().position(|o| *o == k).unwrap_or(KEY_ORDER.len())
+}
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
@@ -857,7 +901,10 @@ pub fn result_html(json: &Value) -> String {
     }
     let mut out = String::new();
     let mut scalars: Vec<(&String, &Value)> = obj.iter().filter(|(_, v)| is_scalar(v)).collect();
-    scalars.sort_by_key(|(k, _)| KEY_ORDER.iter().position(|o| o == k).unwrap_or(KEY_ORDER.len()));
+    if obj.contains_key("icc1") {
+        return icc_html(obj, &scalars);
+    }
+    scalars.sort_by_key(|(k, _)| key_rank(k));
     if !scalars.is_empty() {
         out.push_str(r#"<table class="grid compact result"><tbody>"#);
         for (k, v) in scalars {
@@ -876,7 +923,9 @@ pub fn result_html(json: &Value) -> String {
             }
         }
     }
-    for (keys, members) in groups {
+    for (mut keys, mut members) in groups {
+        keys.sort_by_key(|k| key_rank(k));
+        members.sort_by_key(|(k, _)| key_rank(k));
         out.push_str(r#"<table class="grid compact result"><thead><tr><th></th>"#);
         for k in &keys {
             out.push_str(&format!("<th>{}</th>", esc(k)));
@@ -909,6 +958,33 @@ pub fn result_html(json: &Value) -> String {
     out
 }
 
+/// The six ICCs as rows with their CIs, after the counts.
+fn icc_html(obj: &serde_json::Map<String, Value>, scalars: &[(&String, &Value)]) -> String {
+    let mut out = String::from(r#"<table class="grid compact result"><tbody>"#);
+    for (k, v) in scalars.iter().filter(|(k, _)| k.starts_with("n_")) {
+        out.push_str(&format!("<tr><th>{}</th><td>{}</td></tr>", esc(k), cell(v)));
+    }
+    out.push_str(r#"</tbody></table><table class="grid compact result"><thead><tr><th>Shrout &amp; Fleiss form</th><th>ICC</th><th>ci_low</th><th>ci_high</th></tr></thead><tbody>"#);
+    for (name, form) in [
+        ("icc1", "ICC(1,1)"),
+        ("icc2", "ICC(2,1)"),
+        ("icc3", "ICC(3,1)"),
+        ("icc1k", "ICC(1,k)"),
+        ("icc2k", "ICC(2,k)"),
+        ("icc3k", "ICC(3,k)"),
+    ] {
+        let get = |k: String| obj.get(&k).map(cell).unwrap_or_default();
+        out.push_str(&format!(
+            "<tr><th>{name} · {form}</th><td>{}</td><td>{}</td><td>{}</td></tr>",
+            get(name.to_string()),
+            get(format!("{name}_ci_low")),
+            get(format!("{name}_ci_high"))
+        ));
+    }
+    out.push_str("</tbody></table>");
+    out
+}
+
 fn strip(html: &str) -> String {
     let mut s = String::new();
     let mut inside = false;
@@ -932,6 +1008,7 @@ fn array_table(caption: &str, items: &[Value]) -> String {
             }
         }
     }
+    keys.sort_by_key(|k| key_rank(k));
     let mut out = format!(r#"<table class="grid compact result"><caption>{}</caption><thead><tr>"#, esc(caption));
     for k in &keys {
         out.push_str(&format!("<th>{}</th>", esc(k)));
