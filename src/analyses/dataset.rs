@@ -137,6 +137,14 @@ pub fn build(conn: &mut Conn, study_id: i32, sources: &Sources) -> Result<Datase
         }
     }
 
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(dup) = columns.iter().find(|c| !seen.insert(c.name.as_str())) {
+        return Err(crate::error::Error::Conflict(format!(
+            "two columns of the dataset would be named \"{}\" (a reader's username or a dictionary field clashes with a \
+             derived column): rename one to analyse this data",
+            dup.name
+        )));
+    }
     let mut rows: Vec<(String, String, Vec<String>)> = Vec::new();
     for (_, label, case_id) in slide_rows {
         let Some(case) = case_by_id.get(&case_id) else { continue };

@@ -75,7 +75,9 @@ fn required(field: &str, s: &str) -> Result<String> {
 fn number(field: &str, s: &str) -> Result<Option<f64>> {
     match opt(s) {
         None => Ok(None),
-        Some(t) => t.parse::<f64>().map(Some).map_err(|_| Error::invalid(field, format!("'{t}' is not a number"))),
+        Some(t) => crate::stats::frame::parse_number(&t)
+            .map(Some)
+            .ok_or_else(|| Error::invalid(field, format!("'{t}' is not a number"))),
     }
 }
 
@@ -195,19 +197,25 @@ pub struct Computed {
 impl Computed {
     /// The `evidentia stats` command that re-computes it from the exported dataset.
     pub fn command(&self, dataset_file: &str) -> String {
-        let mut cmd = format!("evidentia stats {} --input {dataset_file}", self.analysis.name());
-        for a in self.analysis.cli_args() {
-            cmd.push(' ');
-            if a.starts_with("--") || (!a.contains(' ') && !a.is_empty()) {
-                cmd.push_str(&a);
-            } else {
-                cmd.push_str(&format!("'{}'", a.replace('\'', "'\\''")));
-            }
+        let mut cmd = format!("evidentia stats {} --input {}", self.analysis.name(), shell_quote(dataset_file));
+        // `--flag=value`, so that a value starting with '-' is not taken for a flag.
+        for kv in self.analysis.cli_args().chunks(2) {
+            cmd.push_str(&format!(" {}={}", kv[0], shell_quote(&kv[1])));
         }
         if (self.level - 0.95).abs() > 1e-12 {
             cmd.push_str(&format!(" --level {}", self.level));
         }
         cmd
+    }
+}
+
+/// A word for a POSIX shell: as is when it holds only safe characters, else single-quoted.
+pub fn shell_quote(s: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_.,/:=+-@%".contains(c);
+    if !s.is_empty() && s.chars().all(safe) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
     }
 }
 

@@ -88,7 +88,17 @@ impl Permission {
     /// What annotators are blinded to: asking for it answers 404, not 403.
     fn blinds_annotators(&self) -> bool {
         use Permission::*;
-        matches!(self, ViewCases | ViewSlides | ViewCampaigns | ViewReads | ViewAgreement | ViewRuns | ViewAnalyses)
+        matches!(
+            self,
+            ViewCases
+                | ViewSlides
+                | ViewCampaigns
+                | ViewReads
+                | ViewAgreement
+                | ViewRuns
+                | ViewAnalyses
+                | ManageAnalyses
+        )
     }
 
     fn allowed(&self, role: Role) -> bool {
@@ -96,10 +106,12 @@ impl Permission {
         use Role::*;
         match self {
             View | ViewSites => true,
-            ViewMembers | ViewJobs | ViewCases | ViewSlides | ViewCampaigns | ViewReads | ViewRuns | ViewAnalyses => {
+            ViewMembers | ViewJobs | ViewCases | ViewSlides | ViewCampaigns | ViewReads | ViewRuns => {
                 matches!(role, Manager | Statistician | Monitor)
             }
-            ViewAgreement => matches!(role, Manager | Statistician),
+            // Results (agreement between readers, analyses) are for managers and statisticians;
+            // monitors verify the data, not the results.
+            ViewAgreement | ViewAnalyses => matches!(role, Manager | Statistician),
             ManageAnalyses => role == Statistician,
             ViewAudit | RunChecks => matches!(role, Manager | Monitor),
             EditStudy | ChangeStatus | ManageSites | ManageMembers | ManageCases | ManageSlides | ManageCampaigns

@@ -23,11 +23,11 @@ impl ConfusionMatrix {
         let used = || pairs.clone().into_iter().filter(|(a, b)| !a.trim().is_empty() && !b.trim().is_empty());
         let categories = sorted_categories(used().flat_map(|(a, b)| [a, b]));
         let k = categories.len();
+        let index: std::collections::HashMap<&str, usize> =
+            categories.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
         let mut counts = vec![vec![0u64; k]; k];
         for (a, b) in used() {
-            let i = categories.iter().position(|c| c == a);
-            let j = categories.iter().position(|c| c == b);
-            if let (Some(i), Some(j)) = (i, j) {
+            if let (Some(&i), Some(&j)) = (index.get(a), index.get(b)) {
                 counts[i][j] += 1;
             }
         }
@@ -235,6 +235,8 @@ pub fn kappa(df: &DataFrame, a: &str, b: &str, weights: Weights, level: f64) -> 
     let level = check_level(level)?;
     let rows = Rows::complete(df, &[a, b])?;
     let (va, vb) = (rows.text(a), rows.text(b));
+    let distinct: std::collections::BTreeSet<&str> = va.iter().chain(&vb).copied().collect();
+    super::check_categories(&format!("columns \"{a}\" and \"{b}\""), distinct.len())?;
     let matrix = ConfusionMatrix::from_pairs(va.iter().copied().zip(vb.iter().copied()));
     need_two_categories(&format!("columns \"{a}\" and \"{b}\""), &matrix.categories)?;
     let k = cohen_kappa(&matrix, weights, level);
@@ -280,6 +282,7 @@ pub fn fleiss(df: &DataFrame, raters: &[String], level: f64) -> StatsResult<Flei
     let values: Vec<Vec<&str>> = names.iter().map(|c| rows.text(c)).collect();
     let categories = sorted_categories(values.iter().flatten().copied());
     need_two_categories(&format!("columns {}", raters.join(",")), &categories)?;
+    super::check_categories(&format!("columns {}", raters.join(",")), categories.len())?;
     let index: std::collections::HashMap<&str, usize> =
         categories.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
     let (n_sub, n_r, k) = (rows.len(), names.len(), categories.len());

@@ -78,9 +78,11 @@ pub enum Analysis {
     },
 }
 
-/// The result of an analysis; serialises as the result object itself (the CLI's JSON).
+/// The result of an analysis; serialises as the result object itself (the CLI's JSON). One is
+/// made per request, so the size of the largest variant does not matter.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(untagged)]
+#[allow(clippy::large_enum_variant)]
 pub enum Outcome {
     Kappa(agreement::KappaResult),
     Fleiss(agreement::Fleiss),

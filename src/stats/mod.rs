@@ -19,12 +19,11 @@ use std::cmp::Ordering;
 /// The sorted union of category values: numerically when every value parses as a number,
 /// bytewise otherwise (the `evidentia stats` contract, shared/STATS_CLI.md).
 pub fn sorted_categories<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    let mut cats: Vec<String> = values.into_iter().map(str::to_string).collect();
-    cats.sort();
-    cats.dedup();
-    if cats.iter().all(|c| c.trim().parse::<f64>().is_ok()) {
+    let distinct: std::collections::BTreeSet<&str> = values.into_iter().collect();
+    let mut cats: Vec<String> = distinct.into_iter().map(str::to_string).collect();
+    if cats.iter().all(|c| frame::parse_number(c).is_some()) {
         cats.sort_by(|a, b| {
-            let (x, y) = (a.trim().parse::<f64>().unwrap_or(0.0), b.trim().parse::<f64>().unwrap_or(0.0));
+            let (x, y) = (frame::parse_number(a).unwrap_or(0.0), frame::parse_number(b).unwrap_or(0.0));
             x.partial_cmp(&y).unwrap_or(Ordering::Equal)
         });
     }
@@ -48,6 +47,20 @@ pub fn category_values(categories: &[String]) -> Vec<serde_json::Value> {
             .collect(),
         None => categories.iter().map(|c| serde_json::Value::from(c.as_str())).collect(),
     }
+}
+
+/// At most this many categories or groups in one analysis: more is a continuous column chosen
+/// by mistake, and a k × k table of it would be useless (and large).
+pub const MAX_CATEGORIES: usize = 100;
+
+/// Refuses a column with more than `MAX_CATEGORIES` distinct values.
+pub fn check_categories(what: &str, n: usize) -> frame::StatsResult<()> {
+    if n > MAX_CATEGORIES {
+        return Err(frame::bad(format!(
+            "{what}: {n} distinct values — more than {MAX_CATEGORIES} categories; is it a continuous column?"
+        )));
+    }
+    Ok(())
 }
 
 /// The median (mean of the two middle values for an even count); None for no values.

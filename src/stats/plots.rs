@@ -16,12 +16,16 @@ fn esc(s: &str) -> String {
 
 /// About five round tick values covering [lo, hi].
 fn ticks(lo: f64, hi: f64) -> Vec<f64> {
-    let span = (hi - lo).max(1e-9);
+    let span = hi - lo;
+    // A range too narrow for its magnitude (all values equal) gets its two ends only.
+    if span.is_nan() || span <= (lo.abs().max(hi.abs()) * 1e-9).max(1e-12) {
+        return vec![lo, hi];
+    }
     let raw = span / 5.0;
     let mag = 10f64.powf(raw.log10().floor());
     let step = [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * mag).find(|s| span / s <= 6.0).unwrap_or(10.0 * mag);
     let start = (lo / step).ceil() * step;
-    (0..).map(|i| start + i as f64 * step).take_while(|t| *t <= hi + step * 1e-9).collect()
+    (0..12).map(|i| start + i as f64 * step).take_while(|t| *t <= hi + step * 1e-9).collect()
 }
 
 fn label(v: f64) -> String {
@@ -205,7 +209,7 @@ pub fn bland_altman(points: &[(f64, f64)], bias: f64, loa: Option<(f64, f64)>, n
     if let Some((lo, hi)) = loa {
         (yl, yh) = (yl.min(lo), yh.max(hi));
     }
-    let pad = |a: f64, b: f64| ((b - a).abs() * 0.05).max(1e-6);
+    let pad = |a: f64, b: f64| ((b - a).abs() * 0.05).max(a.abs().max(b.abs()) * 1e-3).max(1e-6);
     let (px, py) = (pad(xl, xh), pad(yl, yh));
     let f = Frame { x0: 90.0, x1: W - 130.0, y0: 40.0, y1: 360.0, xr: (xl - px, xh + px), yr: (yl - py, yh + py) };
     let mut body = String::new();
@@ -300,6 +304,33 @@ pub fn confusion(categories: &[String], counts: &[Vec<u64>], row_title: &str, co
     svg(y0 + size + 30.0, "Confusion matrix", &body)
 }
 
+/// DejaVu Sans (regular and bold; Debian fonts-dejavu-core 2.37, licence in static/fonts/LICENSE),
+/// built in so that PNGs render the same on any machine, with no system fonts.
+fn fonts() -> std::sync::Arc<resvg::usvg::fontdb::Database> {
+    static FONTS: std::sync::OnceLock<std::sync::Arc<resvg::usvg::fontdb::Database>> = std::sync::OnceLock::new();
+    FONTS
+        .get_or_init(|| {
+            let mut db = resvg::usvg::fontdb::Database::new();
+            db.load_font_data(include_bytes!("../../static/fonts/DejaVuSans.ttf").to_vec());
+            db.load_font_data(include_bytes!("../../static/fonts/DejaVuSans-Bold.ttf").to_vec());
+            db.set_sans_serif_family("DejaVu Sans");
+            std::sync::Arc::new(db)
+        })
+        .clone()
+}
+
+/// Renders a plot's SVG as a PNG at `scale` × its size (2 for print-quality figures), with resvg.
+pub fn png(svg: &str, scale: f32) -> anyhow::Result<Vec<u8>> {
+    use resvg::{tiny_skia, usvg};
+    let opt = usvg::Options { fontdb: fonts(), font_family: "DejaVu Sans".into(), ..usvg::Options::default() };
+    let tree = usvg::Tree::from_str(svg, &opt)?;
+    let size = tree.size().to_int_size().scale_by(scale).ok_or_else(|| anyhow::anyhow!("the plot has no size"))?;
+    let mut pixmap =
+        tiny_skia::Pixmap::new(size.width(), size.height()).ok_or_else(|| anyhow::anyhow!("the plot is too large"))?;
+    resvg::render(&tree, tiny_skia::Transform::from_scale(scale, scale), &mut pixmap.as_mut());
+    Ok(pixmap.encode_png()?)
+}
+
 /// The plot of an outcome, for the analyses that have one.
 pub fn plot(outcome: &Outcome) -> Option<String> {
     match outcome {
@@ -327,6 +358,23 @@ mod tests {
     fn ticks_are_round() {
         assert_eq!(ticks(0.0, 1.0), vec![0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]);
         assert_eq!(ticks(0.0, 60.0), vec![0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0]);
+    }
+
+    #[test]
+    fn plots_render_as_png_with_their_text() {
+        let svg = confusion(&["inflamed".into(), "desert".into()], &[vec![3, 1], vec![0, 4]], "AI", "Reader");
+        let bytes = png(&svg, 1.0).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+        let decoder = png::Decoder::new(std::io::Cursor::new(&bytes));
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        assert_eq!(info.width, 640);
+        // The title is drawn: dark pixels in the title band (text needs the built-in font).
+        let stride = info.line_size;
+        let dark =
+            (8..28).flat_map(|y| (0..640).map(move |x| (y, x))).filter(|(y, x)| buf[y * stride + x * 4] < 100).count();
+        assert!(dark > 50, "{dark} dark pixels in the title band");
     }
 
     #[test]

@@ -212,10 +212,13 @@ pub fn cox_fit(times: &[f64], events: &[bool], x: &[Vec<f64>]) -> Option<CoxFit>
         let mut grad = vec![0.0; p];
         let mut info = vec![vec![0.0; p]; p];
         let (mut s0, mut s1, mut s2) = (0.0, vec![0.0; p], vec![vec![0.0; p]; p]);
+        let (mut d1, mut d2, mut phi1) = (vec![0.0; p], vec![vec![0.0; p]; p], vec![0.0; p]);
         let mut i = 0;
         while i < n {
             let t = times[order[i]];
-            let (mut d0, mut d1, mut d2) = (0.0, vec![0.0; p], vec![vec![0.0; p]; p]);
+            let mut d0 = 0.0;
+            d1.iter_mut().for_each(|v| *v = 0.0);
+            d2.iter_mut().flatten().for_each(|v| *v = 0.0);
             let mut d = 0usize;
             while i < n && times[order[i]] == t {
                 let r = &xc[order[i]];
@@ -246,7 +249,9 @@ pub fn cox_fit(times: &[f64], events: &[bool], x: &[Vec<f64>]) -> Option<CoxFit>
                 let f = l as f64 / d as f64;
                 let phi0 = s0 - f * d0;
                 ll -= phi0.ln();
-                let phi1: Vec<f64> = (0..p).map(|a| s1[a] - f * d1[a]).collect();
+                for a in 0..p {
+                    phi1[a] = s1[a] - f * d1[a];
+                }
                 for a in 0..p {
                     grad[a] -= phi1[a] / phi0;
                     for b in 0..=a {
@@ -256,37 +261,44 @@ pub fn cox_fit(times: &[f64], events: &[bool], x: &[Vec<f64>]) -> Option<CoxFit>
                 }
             }
         }
-        for a in 0..p {
-            for b in 0..a {
-                info[b][a] = info[a][b];
-            }
+        // Mirror the lower triangle.
+        let lower: Vec<(usize, usize, f64)> =
+            (0..p).flat_map(|a| (0..a).map(move |b| (a, b))).map(|(a, b)| (a, b, info[a][b])).collect();
+        for (a, b, v) in lower {
+            info[b][a] = v;
         }
         (ll, grad, info)
     };
 
+    let finish = |beta: Vec<f64>, inv: &[Vec<f64>], ll: f64| {
+        let se = (0..p).map(|a| inv[a][a].max(0.0).sqrt()).collect();
+        Some(CoxFit { coef: beta, se, log_likelihood: ll })
+    };
     let mut beta = vec![0.0; p];
     let (mut ll, mut grad, mut info) = evaluate(&beta);
     for _ in 0..100 {
         let inv = super::linalg::inverse(&info)?;
         let step: Vec<f64> = (0..p).map(|a| (0..p).map(|b| inv[a][b] * grad[b]).sum()).collect();
+        // Converged when the Newton step is negligible against the coefficients.
+        if step.iter().zip(&beta).all(|(s, b)| s.abs() <= 1e-10 * (1.0 + b.abs())) {
+            return finish(beta, &inv, ll);
+        }
+        // Step halving: the likelihood must not fall (beyond rounding); when no fraction of the
+        // step helps, the estimate is the optimum to rounding.
+        let tolerance = 1e-12 * (1.0 + ll.abs());
         let mut scale = 1.0;
-        let mut improved = false;
-        for _ in 0..30 {
+        loop {
             let trial: Vec<f64> = beta.iter().zip(&step).map(|(b, s)| b + scale * s).collect();
             let (tll, tgrad, tinfo) = evaluate(&trial);
-            if tll.is_finite() && tll >= ll - 1e-12 {
-                let change = tll - ll;
+            if tll.is_finite() && tll >= ll - tolerance {
                 beta = trial;
                 (ll, grad, info) = (tll, tgrad, tinfo);
-                improved = change.abs() > 1e-12 || step.iter().any(|s| (scale * s).abs() > 1e-10);
                 break;
             }
             scale /= 2.0;
-        }
-        if !improved || grad.iter().all(|g| g.abs() < 1e-9) {
-            let inv = super::linalg::inverse(&info)?;
-            let se = (0..p).map(|a| inv[a][a].max(0.0).sqrt()).collect();
-            return Some(CoxFit { coef: beta, se, log_likelihood: ll });
+            if scale < 1e-6 {
+                return finish(beta, &inv, ll);
+            }
         }
     }
     None
@@ -371,6 +383,7 @@ pub fn survival(
     };
     let labels = rows.text(gcol);
     let names = sorted_categories(labels.iter().copied());
+    super::check_categories(&format!("column \"{gcol}\""), names.len())?;
     let index: std::collections::HashMap<&str, usize> =
         names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
     let gi: Vec<usize> = labels.iter().map(|l| index[l]).collect();

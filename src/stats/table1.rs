@@ -104,6 +104,7 @@ pub fn table1(df: &DataFrame, group: &str, continuous: &[String], categorical: &
     let rows = Rows::complete(df, &[group])?;
     let labels = rows.text(group);
     let names = sorted_categories(labels.iter().copied());
+    super::check_categories(&format!("column \"{group}\""), names.len())?;
     let index: std::collections::HashMap<&str, usize> =
         names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
     let gi: Vec<usize> = labels.iter().map(|l| index[l]).collect();
@@ -140,6 +141,7 @@ pub fn table1(df: &DataFrame, group: &str, continuous: &[String], categorical: &
         let raw = column_text(df, &rows, c)?;
         let values: Vec<&str> = raw.iter().map(|v| v.unwrap_or("")).collect();
         let levels = sorted_categories(values.iter().copied().filter(|v| !v.is_empty()));
+        super::check_categories(&format!("column \"{c}\""), levels.len())?;
         cat.push(Categorical {
             name: c.clone(),
             overall: count(&values, &levels),

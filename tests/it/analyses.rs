@@ -59,6 +59,9 @@ async fn analyses_run_save_rerun_and_reproduce_from_the_exported_dataset() {
     let (status, svg) = stat.get_text(&format!("/studies/{STUDY}/analyses/plot.svg?{q}")).await;
     assert_eq!(status, 200);
     assert!(svg.starts_with("<svg") && svg.contains("phenotype__annotator2"));
+    let png = stat.http.get(stat.url(&format!("/studies/{STUDY}/analyses/plot.png?{q}"))).send().await.unwrap();
+    assert_eq!(png.headers()["content-type"], "image/png");
+    assert!(png.bytes().await.unwrap().starts_with(b"\x89PNG"));
 
     // The dataset CSV: one row per slide; `evidentia stats` on it gives the page's numbers.
     let data = stat.http.get(stat.url(&format!("/studies/{STUDY}/analyses/dataset.csv?{q}"))).send().await.unwrap();
@@ -217,13 +220,18 @@ async fn bad_parameters_are_explained_and_analyses_are_closed_to_those_without_t
     stat.post(&format!("{base}/saved"), &[("query", &q), ("title", "x")]).await;
     assert!(audit_events(&app, "save_analysis").is_empty());
 
-    // Annotators are blinded (404); monitors and managers see but cannot save or plan (403).
+    // Annotators are blinded (404); monitors do not see results (403); managers see them but
+    // cannot save or plan (403).
     let good = format!("campaign={campaign}&analysis=kappa&a=phenotype__annotator1&b=phenotype__annotator2");
     let a1 = app.login("annotator1").await;
     for path in ["".to_string(), format!("/result?{good}"), format!("/dataset.csv?{good}"), "/plan".into()] {
         assert_eq!(a1.get(&format!("{base}{path}")).await.status(), 404, "{path}");
     }
-    for who in ["monitor", "manager"] {
+    let monitor = app.login("monitor").await;
+    assert_eq!(monitor.get(&format!("{base}/result?{good}")).await.status(), 403);
+    assert_eq!(monitor.get(&base).await.status(), 403);
+    assert_eq!(a1.post(&format!("{base}/saved"), &[("query", &good), ("title", "x")]).await.status(), 404);
+    for who in ["manager"] {
         let c = app.login(who).await;
         assert_eq!(c.get(&format!("{base}/result?{good}")).await.status(), 200);
         let r = c.post(&format!("{base}/saved"), &[("query", &good), ("title", "x")]).await;

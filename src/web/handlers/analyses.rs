@@ -481,6 +481,42 @@ pub async fn analysis_plot_svg(
     Ok(svg_response(&format!("{}-{}.svg", access.study.code, c.analysis.name()), svg))
 }
 
+fn png_response(name: &str, svg: &str) -> Result<HttpResponse, Error> {
+    let bytes = crate::stats::plots::png(svg, 2.0).map_err(Error::Internal)?;
+    Ok(HttpResponse::Ok()
+        .content_type("image/png")
+        .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")))
+        .body(bytes))
+}
+
+/// The plot as PNG at twice its size (for slides and documents).
+pub async fn analysis_plot_png(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access_for(&state, &user, &path, Permission::ViewAnalyses).await?;
+    let (c, _, _) = run_analysis(&state, &access, parse_query(req.query_string())?).await?;
+    let svg = c.outcome.ok().as_ref().and_then(crate::stats::plots::plot).ok_or(Error::NotFound)?;
+    Ok(png_response(&format!("{}-{}.png", access.study.code, c.analysis.name()), &svg)?)
+}
+
+pub async fn saved_plot_png(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i32)>,
+) -> Result<HttpResponse, PageError> {
+    let (code, id) = path.into_inner();
+    let access = load_access_for(&state, &user, &code, Permission::ViewAnalyses).await?;
+    let sid = access.study.id;
+    let row = state.db(move |c| saved::get(c, sid, id)).await?;
+    if row.saved.plot_svg.is_empty() {
+        return Err(Error::NotFound.into());
+    }
+    Ok(png_response(&format!("{code}-analysis-{id}.png"), &row.saved.plot_svg)?)
+}
+
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 pub struct SaveForm {
     #[serde(default)]
@@ -695,7 +731,7 @@ impl PlanItemForm {
         if self.metric.trim().is_empty() {
             return Ok(None);
         }
-        let value = self.value.trim().parse::<f64>().map_err(|_| {
+        let value = crate::stats::frame::parse_number(&self.value).ok_or_else(|| {
             Error::invalid("value", format!("'{}' is not a number: the criterion needs a threshold", self.value.trim()))
         })?;
         Ok(Some(Criterion { metric: self.metric.trim().to_string(), op: Criterion::parse_op(&self.op)?, value }))
@@ -888,7 +924,8 @@ fn fmt4(f: f64) -> String {
 }
 
 fn is_scalar(v: &Value) -> bool {
-    !v.is_object() && !(v.is_array() && v.as_array().is_some_and(|a| a.iter().any(|x| x.is_object() || x.is_array())))
+    let nested = v.as_array().is_some_and(|a| a.iter().any(|x| x.is_object() || x.is_array()));
+    !v.is_object() && !nested
 }
 
 /// The tables of a result (HTML, escaped): its scalars; objects of scalars that share keys (the
@@ -913,7 +950,8 @@ pub fn result_html(json: &Value) -> String {
         out.push_str("</tbody></table>");
     }
     // Objects of scalars grouped by their key set.
-    let mut groups: Vec<(Vec<String>, Vec<(&String, &serde_json::Map<String, Value>)>)> = Vec::new();
+    type Members<'a> = Vec<(&'a String, &'a serde_json::Map<String, Value>)>;
+    let mut groups: Vec<(Vec<String>, Members)> = Vec::new();
     for (k, v) in obj {
         if let Some(m) = v.as_object().filter(|m| m.values().all(is_scalar)) {
             let keys: Vec<String> = m.keys().cloned().collect();
