@@ -578,6 +578,30 @@ enum StudyCmd {
         #[arg(long)]
         role: String,
     },
+    /// Lock an active study: freezes it and records the SHA-256 of its data's snapshot.
+    Lock {
+        #[arg(long)]
+        study: String,
+    },
+    /// Sign a locked study (electronic signature): the user's password on stdin.
+    Sign {
+        #[arg(long)]
+        study: String,
+        #[arg(long)]
+        username: String,
+        /// authorship, review, approval or responsibility.
+        #[arg(long)]
+        meaning: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Unlock a locked study (administrators, with a reason): voids its signatures.
+    Unlock {
+        #[arg(long)]
+        study: String,
+        #[arg(long)]
+        reason: String,
+    },
     /// Move a study along draft → active → locked → archived (unlock: --to active, admin, --reason).
     SetStatus {
         #[arg(long)]
@@ -897,11 +921,42 @@ fn study_cmd(cfg: Config, as_user: Option<String>, cmd: StudyCmd) -> CliResult {
             let m = members::add(&mut conn, &actor, &access, &username, &role)?;
             println!("added {} to {} as {}", m.username, access.study.code, m.role);
         }
+        StudyCmd::Lock { study } => {
+            let access = study_access(&mut conn, &actor, &study.to_uppercase())?;
+            let s = studies::transition(&mut conn, &actor, &access, "locked", "")?;
+            print_lock_state(&mut conn, &s)?;
+        }
+        StudyCmd::Sign { study, username, meaning, password_stdin } => {
+            if !password_stdin {
+                return Err(Failure::Input("give the password on stdin with --password-stdin".into()));
+            }
+            let password = read_password_stdin()?;
+            let signer = users::actor_for_username(&mut conn, &username)?;
+            let access = study_access(&mut conn, &signer, &study.to_uppercase())?;
+            let sig = studies::lock::sign(&mut conn, &signer, &access, &password, &meaning)?;
+            println!("signed by {} ({}) for {} at {} UTC", sig.full_name, sig.role, sig.meaning, sig.signed_at);
+            let s = studies::get_by_code(&mut conn, &access.study.code)?;
+            print_lock_state(&mut conn, &s)?;
+        }
+        StudyCmd::Unlock { study, reason } => {
+            let access = study_access(&mut conn, &actor, &study.to_uppercase())?;
+            let s = studies::transition(&mut conn, &actor, &access, "active", &reason)?;
+            println!("{} is unlocked (active); its signatures are void", s.code);
+        }
         StudyCmd::SetStatus { study, to, reason } => {
             let access = study_access(&mut conn, &actor, &study.to_uppercase())?;
             let s = studies::transition(&mut conn, &actor, &access, &to, &reason)?;
             println!("{} is now {}", s.code, s.status);
         }
+    }
+    Ok(())
+}
+
+/// "LUNG-IO-01 locked — awaiting 1 of 2 signatures (snapshot …)".
+fn print_lock_state(conn: &mut evidentia::db::Conn, study: &studies::Study) -> CliResult {
+    match studies::lock::state(conn, study.id)? {
+        Some(s) => println!("{} {} (snapshot SHA-256 {})", study.code, s.label(), s.lock.snapshot_sha256),
+        None => println!("{} is {}", study.code, study.status),
     }
     Ok(())
 }

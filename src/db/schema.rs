@@ -166,6 +166,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     biomarker_results,
     analysis_plans,
     saved_analyses,
+    study_locks,
+    study_signatures,
 );
 
 diesel::table! {
@@ -444,3 +446,36 @@ diesel::table! {
 
 diesel::joinable!(analysis_plans -> studies (study_id));
 diesel::joinable!(saved_analyses -> studies (study_id));
+
+diesel::table! {
+    study_locks (id) {
+        id -> Integer,
+        study_id -> Integer,
+        snapshot_sha256 -> Text,
+        row_counts -> Text,
+        locked_by -> Text,
+        locked_at -> Timestamp,
+        unlocked_by -> Nullable<Text>,
+        unlocked_at -> Nullable<Timestamp>,
+        unlock_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    study_signatures (id) {
+        id -> Integer,
+        lock_id -> Integer,
+        study_id -> Integer,
+        username -> Text,
+        full_name -> Text,
+        role -> Text,
+        meaning -> Text,
+        snapshot_sha256 -> Text,
+        signed_at -> Timestamp,
+        voided_at -> Nullable<Timestamp>,
+        void_reason -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(study_locks -> studies (study_id));
+diesel::joinable!(study_signatures -> study_locks (lock_id));

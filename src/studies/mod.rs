@@ -1,6 +1,7 @@
 //! Studies: their details, the lifecycle `draft → active → locked → archived`, and the rules
 //! that go with it (a locked or archived study's data cannot change).
 
+pub mod lock;
 pub mod members;
 pub mod sites;
 
@@ -383,6 +384,12 @@ pub fn transition(conn: &mut Conn, actor: &Actor, access: &StudyAccess, to: &str
                 .after(json!({"status": to.as_str()}))
                 .because_opt((!reason.is_empty()).then_some(reason)),
         )?;
+        // Locking records the data's snapshot hash; unlocking voids the signatures.
+        if to == StudyStatus::Locked {
+            lock::record_lock(conn, actor, &study)?;
+        } else if from == StudyStatus::Locked && to == StudyStatus::Active {
+            lock::record_unlock(conn, actor, &study, reason)?;
+        }
         get_by_code(conn, &study.code)
     })
 }

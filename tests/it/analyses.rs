@@ -12,7 +12,7 @@ use crate::helpers::*;
 const STUDY: &str = "LUNG-IO-01";
 
 /// Three slides read by two readers who agree on two phenotypes; returns the campaign id.
-async fn read_study(app: &TestApp) -> (i32, Vec<String>) {
+pub async fn read_study(app: &TestApp) -> (i32, Vec<String>) {
     let labels = reading_study(app);
     let manager = app.login("manager").await;
     let id = create_campaign(&manager, &[("name", "R1"), ("readers", "annotator1"), ("readers", "annotator2")]).await;

@@ -427,3 +427,46 @@ async fn an_annotator_completes_a_read_with_a_point_and_a_polygon() {
     let [x0, y0, x1, y1] = regions[1].geometry.bounds().unwrap();
     assert!(x0 >= 0.0 && y0 >= 0.0 && x1 <= 3000.0 && y1 <= 2000.0 && x1 > x0 && y1 > y0, "{x0} {y0} {x1} {y1}");
 }
+
+#[tokio::test]
+async fn a_statistician_runs_an_analysis_sees_its_plot_and_saves_it() {
+    let app = spawn_app();
+    let (campaign, _) = crate::analyses::read_study(&app).await;
+    let (_driver, c) = start_browser().await;
+    sign_in(&c, &app.base, "statistician").await;
+    c.goto(&format!("{}/studies/LUNG-IO-01/analyses", app.base)).await.unwrap();
+    c.find(Locator::Css("#analysis-choose select[name=campaign]"))
+        .await
+        .unwrap()
+        .select_by_value(&campaign.to_string())
+        .await
+        .unwrap();
+    c.find(Locator::Css("#analysis-choose select[name=analysis]"))
+        .await
+        .unwrap()
+        .select_by_value("kappa")
+        .await
+        .unwrap();
+    c.find(Locator::Css("#analysis-choose button[type=submit]")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Css("#analysis-params")).await.unwrap();
+    for (name, value) in [("a", "phenotype__annotator1"), ("b", "phenotype__annotator2"), ("weights", "linear")] {
+        let css = format!("#analysis-params select[name={name}]");
+        c.find(Locator::Css(&css)).await.unwrap().select_by_value(value).await.unwrap();
+    }
+    screenshot(&c, "30-analysis-form").await;
+    c.find(Locator::Css("#analysis-params button[type=submit]")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Css("#result-plot svg")).await.unwrap();
+    let tables = c.find(Locator::Css("#result-tables")).await.unwrap().text().await.unwrap();
+    assert!(tables.contains("kappa") && tables.contains("observed_agreement"), "{tables}");
+    let command = c.find(Locator::Css("#command")).await.unwrap().text().await.unwrap();
+    assert!(command.contains("--weights=linear"), "{command}");
+    screenshot(&c, "31-analysis-result").await;
+    fill(&c, "#save-analysis input[name=title]", "Inter-reader kappa, linear weights").await;
+    c.find(Locator::Css("#save-analysis button[type=submit]")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Css(".flash-ok")).await.unwrap();
+    let sha = c.find(Locator::Css("#input-sha")).await.unwrap().text().await.unwrap();
+    assert_eq!(sha.len(), 64, "{sha}");
+    screenshot(&c, "32-saved-analysis").await;
+    assert_eq!(audit_events(&app, "save_analysis").len(), 1);
+    c.close().await.unwrap();
+}

@@ -12,6 +12,7 @@ mod cases;
 mod cli;
 mod helpers;
 mod jobs;
+mod lock;
 mod models;
 mod server;
 mod slides;

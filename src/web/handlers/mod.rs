@@ -57,6 +57,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/studies/{code}/edit", web::get().to(studies::study_edit))
         .route("/studies/{code}/edit", web::post().to(studies::study_update))
         .route("/studies/{code}/status", web::post().to(studies::study_status))
+        .route("/studies/{code}/sign", web::post().to(studies::study_sign))
         .route("/studies/{code}/sites", web::get().to(sites::sites_list))
         .route("/studies/{code}/sites.csv", web::get().to(sites::sites_csv))
         .route("/studies/{code}/sites", web::post().to(sites::site_create))

@@ -182,6 +182,10 @@ pub struct StudyShowPage {
     /// Reminder for readers: reads left that are open now, and the first of them.
     pub reading_left: usize,
     pub next_read: Option<i32>,
+    /// A locked study's lock and signatures, and whether this user may still sign.
+    pub signing: Option<crate::studies::lock::SignatureState>,
+    pub can_sign: bool,
+    pub meanings: &'static [&'static str],
 }
 
 pub async fn study_show(
@@ -194,16 +198,21 @@ pub async fn study_show(
     let sid = access.study.id;
     let show_members = access.can(Permission::ViewMembers);
     let uid = user.actor.user_id;
-    let (site_list, member_list, queue) = state
+    let (site_list, member_list, queue, signing) = state
         .db(move |c| {
             let m = if show_members { members::list(c, sid, false)? } else { Vec::new() };
             let queue = match uid {
                 Some(uid) => crate::annotations::reads::queue(c, sid, uid)?,
                 None => Vec::new(),
             };
-            Ok((sites::list(c, sid, false)?, m, queue))
+            Ok((sites::list(c, sid, false)?, m, queue, crate::studies::lock::state(c, sid)?))
         })
         .await?;
+    let can_sign = signing.as_ref().is_some_and(|s| {
+        access
+            .role
+            .is_some_and(|r| s.missing.contains(&r.as_str()) && crate::studies::lock::REQUIRED_ROLES.contains(&r))
+    });
     let open: Vec<_> = queue.iter().filter(|i| i.is_open() && !i.read.is_submitted()).collect();
     let ctx = PageCtx::new(&req, Some(&user), access.study.code.clone(), "studies");
     let study = access.study.clone();
@@ -220,6 +229,9 @@ pub async fn study_show(
             show_members,
             reading_left: open.len(),
             next_read: open.first().map(|i| i.read.id),
+            signing,
+            can_sign,
+            meanings: crate::studies::lock::MEANINGS,
         },
     )
 }
@@ -291,6 +303,37 @@ pub async fn study_status(
         Err(Error::Conflict(m)) => Ok(redirect_with_flash(&url, "error", &m)),
         Err(e) => Err(e.into()),
     }
+}
+
+#[derive(serde::Deserialize)]
+pub struct SignForm {
+    #[serde(default)]
+    pub password: String,
+    #[serde(default)]
+    pub meaning: String,
+}
+
+/// Signs the locked study (a required signer, with their password and the meaning).
+pub async fn study_sign(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+    form: web::Form<SignForm>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access(&state, &user, &path).await?;
+    let actor = user.actor.clone();
+    let form = form.into_inner();
+    let url = format!("/studies/{}", access.study.code);
+    let result = state.db(move |c| crate::studies::lock::sign(c, &actor, &access, &form.password, &form.meaning)).await;
+    crate::web::flash_outcome(&url, result, "Not signed: ", |s| {
+        format!(
+            "Signed by {} ({}) for {} at {} UTC.",
+            s.full_name,
+            s.role,
+            s.meaning,
+            crate::web::fmt_time(&s.signed_at)
+        )
+    })
 }
 
 /// Shared by the retire/remove forms that only carry a reason.

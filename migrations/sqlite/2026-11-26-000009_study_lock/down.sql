@@ -1,0 +1,2 @@
+DROP TABLE study_signatures;
+DROP TABLE study_locks;

@@ -1,0 +1,295 @@
+//! Study lock and electronic signatures (21 CFR Part 11 §11.50, §11.70, §11.200). Locking
+//! records the SHA-256 of a canonical snapshot of the study's data; the required signers
+//! (default: a manager and a statistician of the study) then sign it, each re-entering their
+//! password and giving the meaning; a signature records the printed name, UTC time, meaning and
+//! the snapshot hash. Unlocking (an administrator, with a reason) voids the signatures. A
+//! signature is valid only while the study's data still hashes to what it signed.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sql_types::{Integer, Text};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::Study;
+use crate::audit::{self, Change};
+use crate::auth::permissions::{role_in, Role, StudyAccess};
+use crate::auth::{passwords, users, Actor};
+use crate::db::schema::{study_locks, study_signatures};
+use crate::db::{now, write_tx, Conn};
+use crate::error::{Error, Result};
+
+/// The roles whose signatures a locked study needs.
+pub const REQUIRED_ROLES: [Role; 2] = [Role::Manager, Role::Statistician];
+
+/// Meanings a signer can give (§11.50(a)(3)).
+pub const MEANINGS: &[&str] = &["authorship", "review", "approval", "responsibility"];
+
+/// The tables of a study's data, how their rows belong to a study, and columns left out of the
+/// snapshot (the study's lifecycle status, which locking itself changes).
+const SNAPSHOT: &[(&str, &str, &[&str])] = &[
+    ("studies", "id = ?", &["status", "updated_at"]),
+    ("sites", "study_id = ?", &[]),
+    ("dictionary_fields", "study_id = ?", &[]),
+    ("cases", "study_id = ?", &[]),
+    ("case_imports", "study_id = ?", &[]),
+    ("slides", "study_id = ?", &[]),
+    ("slide_ingests", "study_id = ?", &[]),
+    ("annotation_schemas", "study_id = ?", &[]),
+    ("campaigns", "study_id = ?", &[]),
+    ("reads", "campaign_id IN (SELECT id FROM campaigns WHERE study_id = ?)", &[]),
+    ("adjudications", "campaign_id IN (SELECT id FROM campaigns WHERE study_id = ?)", &[]),
+    ("biomarker_runs", "study_id = ?", &[]),
+    ("biomarker_results", "run_id IN (SELECT id FROM biomarker_runs WHERE study_id = ?)", &[]),
+    ("analysis_plans", "study_id = ?", &[]),
+    ("saved_analyses", "study_id = ?", &[]),
+];
+
+#[derive(QueryableByName)]
+struct ColumnName {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+#[derive(QueryableByName)]
+struct JsonRow {
+    #[diesel(sql_type = Text)]
+    j: String,
+}
+
+/// The snapshot: SHA-256 over every table of `SNAPSHOT` in order — the table's name, then each
+/// row (by id) as SQLite's `json_object` of its columns in schema order, one per line — and the
+/// number of rows per table. The same data always gives the same hash.
+pub fn snapshot(conn: &mut Conn, study_id: i32) -> Result<(String, BTreeMap<String, usize>)> {
+    let mut hasher = Sha256::new();
+    let mut counts = BTreeMap::new();
+    for (table, filter, excluded) in SNAPSHOT {
+        let cols: Vec<ColumnName> =
+            diesel::sql_query(format!("SELECT name FROM pragma_table_info('{table}')")).load(conn)?;
+        let fields: Vec<String> = cols
+            .iter()
+            .filter(|c| !excluded.contains(&c.name.as_str()))
+            .map(|c| format!("'{0}', \"{0}\"", c.name))
+            .collect();
+        let sql = format!("SELECT json_object({}) AS j FROM {table} WHERE {filter} ORDER BY id", fields.join(", "));
+        let rows: Vec<JsonRow> = diesel::sql_query(sql).bind::<Integer, _>(study_id).load(conn)?;
+        hasher.update(table.as_bytes());
+        hasher.update(b"\n");
+        for r in &rows {
+            hasher.update(r.j.as_bytes());
+            hasher.update(b"\n");
+        }
+        counts.insert(table.to_string(), rows.len());
+    }
+    Ok((hex::encode(hasher.finalize()), counts))
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = study_locks)]
+pub struct Lock {
+    pub id: i32,
+    pub study_id: i32,
+    pub snapshot_sha256: String,
+    pub row_counts: String,
+    pub locked_by: String,
+    pub locked_at: NaiveDateTime,
+    pub unlocked_by: Option<String>,
+    pub unlocked_at: Option<NaiveDateTime>,
+    pub unlock_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = study_signatures)]
+pub struct Signature {
+    pub id: i32,
+    pub lock_id: i32,
+    pub study_id: i32,
+    pub username: String,
+    pub full_name: String,
+    pub role: String,
+    pub meaning: String,
+    pub snapshot_sha256: String,
+    pub signed_at: NaiveDateTime,
+    pub voided_at: Option<NaiveDateTime>,
+    pub void_reason: Option<String>,
+}
+
+/// The study's current lock (not unlocked), if it is locked.
+pub fn current(conn: &mut Conn, study_id: i32) -> Result<Option<Lock>> {
+    Ok(study_locks::table
+        .filter(study_locks::study_id.eq(study_id))
+        .filter(study_locks::unlocked_at.is_null())
+        .order(study_locks::id.desc())
+        .select(Lock::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Every signature of the study, newest first (voided ones included).
+pub fn signatures(conn: &mut Conn, study_id: i32) -> Result<Vec<Signature>> {
+    Ok(study_signatures::table
+        .filter(study_signatures::study_id.eq(study_id))
+        .order(study_signatures::id.desc())
+        .select(Signature::as_select())
+        .load(conn)?)
+}
+
+/// A locked study's signature state: who signed the current lock, which required roles are
+/// still missing, and whether the data still hashes to the lock's snapshot.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SignatureState {
+    pub lock: Lock,
+    pub signed: Vec<Signature>,
+    pub missing: Vec<&'static str>,
+    pub current_sha256: String,
+    pub data_unchanged: bool,
+}
+
+impl SignatureState {
+    pub fn required(&self) -> usize {
+        REQUIRED_ROLES.len()
+    }
+    pub fn complete(&self) -> bool {
+        self.missing.is_empty() && self.data_unchanged
+    }
+    /// "locked — awaiting 1 of 2 signatures" or "locked and signed".
+    pub fn label(&self) -> String {
+        if !self.data_unchanged {
+            "locked — the data changed after the lock: signatures invalid".into()
+        } else if self.missing.is_empty() {
+            "locked and signed".into()
+        } else {
+            format!("locked — awaiting {} of {} signatures", self.missing.len(), self.required())
+        }
+    }
+}
+
+pub fn state(conn: &mut Conn, study_id: i32) -> Result<Option<SignatureState>> {
+    let Some(lock) = current(conn, study_id)? else { return Ok(None) };
+    let signed: Vec<Signature> =
+        signatures(conn, study_id)?.into_iter().filter(|s| s.lock_id == lock.id && s.voided_at.is_none()).collect();
+    let missing =
+        REQUIRED_ROLES.iter().filter(|r| !signed.iter().any(|s| s.role == r.as_str())).map(|r| r.as_str()).collect();
+    let (current_sha256, _) = snapshot(conn, study_id)?;
+    let data_unchanged =
+        current_sha256 == lock.snapshot_sha256 && signed.iter().all(|s| s.snapshot_sha256 == current_sha256);
+    Ok(Some(SignatureState { lock, signed, missing, current_sha256, data_unchanged }))
+}
+
+/// Records the lock's snapshot (called inside the transaction that sets the status to locked).
+pub(super) fn record_lock(conn: &mut Conn, actor: &Actor, study: &Study) -> Result<Lock> {
+    let (sha, counts) = snapshot(conn, study.id)?;
+    let id: i32 = diesel::insert_into(study_locks::table)
+        .values((
+            study_locks::study_id.eq(study.id),
+            study_locks::snapshot_sha256.eq(&sha),
+            study_locks::row_counts.eq(json!(counts).to_string()),
+            study_locks::locked_by.eq(&actor.name),
+            study_locks::locked_at.eq(now()),
+        ))
+        .returning(study_locks::id)
+        .get_result(conn)?;
+    audit::record(
+        conn,
+        Change::new(study.chain(), &actor.name, "lock", "study", &study.code)
+            .after(json!({"snapshot_sha256": sha, "rows": counts})),
+    )?;
+    Ok(study_locks::table.find(id).select(Lock::as_select()).first(conn)?)
+}
+
+/// Closes the current lock and voids its signatures (inside the unlocking transaction).
+pub(super) fn record_unlock(conn: &mut Conn, actor: &Actor, study: &Study, reason: &str) -> Result<()> {
+    let Some(lock) = current(conn, study.id)? else { return Ok(()) };
+    let at = now();
+    diesel::update(study_locks::table.find(lock.id))
+        .set((
+            study_locks::unlocked_by.eq(&actor.name),
+            study_locks::unlocked_at.eq(at),
+            study_locks::unlock_reason.eq(reason),
+        ))
+        .execute(conn)?;
+    let voided = diesel::update(
+        study_signatures::table
+            .filter(study_signatures::lock_id.eq(lock.id))
+            .filter(study_signatures::voided_at.is_null()),
+    )
+    .set((study_signatures::voided_at.eq(at), study_signatures::void_reason.eq(format!("study unlocked: {reason}"))))
+    .execute(conn)?;
+    audit::record(
+        conn,
+        Change::new(study.chain(), &actor.name, "unlock", "study", &study.code)
+            .before(json!({"snapshot_sha256": lock.snapshot_sha256}))
+            .after(json!({"signatures_voided": voided}))
+            .because(reason),
+    )?;
+    Ok(())
+}
+
+/// Signs the locked study as `actor` with their password and a meaning. The signer must hold a
+/// required role that has not signed this lock yet. A wrong password signs nothing and is
+/// audited (in its own transaction).
+pub fn sign(conn: &mut Conn, actor: &Actor, access: &StudyAccess, password: &str, meaning: &str) -> Result<Signature> {
+    let study = super::get_by_code(conn, &access.study.code)?;
+    let user = actor
+        .user_id
+        .and_then(|uid| users::find_by_username(conn, &actor.name).ok().flatten().filter(|u| u.id == uid))
+        .ok_or_else(|| Error::forbidden("only a user signs, with their own password"))?;
+    let role = role_in(conn, user.id, study.id)?
+        .filter(|r| REQUIRED_ROLES.contains(r))
+        .ok_or_else(|| Error::forbidden(format!("only the study's manager and statistician sign {}", study.code)))?;
+    if !MEANINGS.contains(&meaning) {
+        return Err(Error::invalid("meaning", format!("'{meaning}': one of {}", MEANINGS.join(", "))));
+    }
+    let lock = current(conn, study.id)?
+        .ok_or_else(|| Error::Conflict(format!("{} is not locked: lock it first", study.code)))?;
+    if !passwords::verify(&user.password_hash, password) {
+        write_tx(conn, |conn| {
+            audit::record(
+                conn,
+                Change::new(study.chain(), &actor.name, "sign_failed", "study", &study.code)
+                    .after(json!({"reason": "wrong password", "meaning": meaning})),
+            )
+        })?;
+        return Err(Error::invalid("password", "the password is not correct; nothing was signed"));
+    }
+    write_tx(conn, |conn| {
+        let already = study_signatures::table
+            .filter(study_signatures::lock_id.eq(lock.id))
+            .filter(study_signatures::voided_at.is_null())
+            .filter(study_signatures::role.eq(role.as_str()))
+            .count()
+            .get_result::<i64>(conn)?;
+        if already > 0 {
+            return Err(Error::Conflict(format!("the {} has already signed this lock", role.as_str())));
+        }
+        let (sha, _) = snapshot(conn, study.id)?;
+        if sha != lock.snapshot_sha256 {
+            return Err(Error::Conflict(
+                "the study's data changed after it was locked: an administrator must unlock and lock it again".into(),
+            ));
+        }
+        let at = now();
+        let id: i32 = diesel::insert_into(study_signatures::table)
+            .values((
+                study_signatures::lock_id.eq(lock.id),
+                study_signatures::study_id.eq(study.id),
+                study_signatures::username.eq(&user.username),
+                study_signatures::full_name.eq(&user.full_name),
+                study_signatures::role.eq(role.as_str()),
+                study_signatures::meaning.eq(meaning),
+                study_signatures::snapshot_sha256.eq(&sha),
+                study_signatures::signed_at.eq(at),
+            ))
+            .returning(study_signatures::id)
+            .get_result(conn)?;
+        audit::record(
+            conn,
+            Change::new(study.chain(), &actor.name, "sign", "study", &study.code).after(json!({
+                "name": user.full_name, "role": role.as_str(), "meaning": meaning, "snapshot_sha256": sha,
+            })),
+        )?;
+        Ok(study_signatures::table.find(id).select(Signature::as_select()).first(conn)?)
+    })
+}

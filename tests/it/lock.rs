@@ -1,0 +1,119 @@
+//! Study lock and electronic signatures: the lock records the data's snapshot hash; the manager
+//! and the statistician sign with their passwords (a wrong password signs nothing and is
+//! audited); a change to the data invalidates the signatures; unlocking (an administrator, with
+//! a reason) voids them. Through the web and the CLI.
+
+use diesel::prelude::*;
+
+use crate::helpers::*;
+use evidentia::db::schema::{cases, study_signatures};
+use evidentia::studies::{self, lock};
+
+const STUDY: &str = "LUNG-IO-01";
+
+fn state(app: &TestApp) -> lock::SignatureState {
+    let mut conn = app.conn();
+    let s = studies::get_by_code(&mut conn, STUDY).unwrap();
+    lock::state(&mut conn, s.id).unwrap().expect("locked")
+}
+
+#[tokio::test]
+async fn a_locked_study_is_signed_by_its_manager_and_statistician_and_unlocking_voids_it() {
+    let app = spawn_app();
+    let manager = app.login("manager").await;
+    let s = format!("/studies/{STUDY}");
+    assert_eq!(manager.post(&format!("{s}/status"), &[("to", "locked")]).await.status(), 303);
+    let locked = audit_events(&app, "lock");
+    assert_eq!(locked.len(), 1);
+    let st = state(&app);
+    assert!(locked[0].new_value.as_deref().unwrap().contains(&st.lock.snapshot_sha256));
+    assert_eq!(st.label(), "locked — awaiting 2 of 2 signatures");
+    let (_, page) = manager.get_text(&s).await;
+    assert!(page.contains("awaiting 2 of 2 signatures") && page.contains(&st.lock.snapshot_sha256), "{page}");
+
+    // A wrong password signs nothing, and the attempt is audited.
+    let stat = app.login("statistician").await;
+    let r = stat.post(&format!("{s}/sign"), &[("password", "not-it"), ("meaning", "approval")]).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(audit_events(&app, "sign_failed").len(), 1);
+    assert!(state(&app).signed.is_empty());
+    // Annotators and monitors are not signers.
+    let a1 = app.login("annotator1").await;
+    assert_eq!(a1.post(&format!("{s}/sign"), &[("password", PASSWORD), ("meaning", "approval")]).await.status(), 403);
+    let monitor = app.login("monitor").await;
+    assert_eq!(
+        monitor.post(&format!("{s}/sign"), &[("password", PASSWORD), ("meaning", "review")]).await.status(),
+        403
+    );
+
+    stat.post(&format!("{s}/sign"), &[("password", PASSWORD), ("meaning", "approval")]).await;
+    let st = state(&app);
+    assert_eq!(st.signed.len(), 1);
+    assert_eq!((st.signed[0].role.as_str(), st.signed[0].meaning.as_str()), ("statistician", "approval"));
+    assert_eq!(st.signed[0].snapshot_sha256, st.lock.snapshot_sha256);
+    assert_eq!(st.label(), "locked — awaiting 1 of 2 signatures");
+    stat.post(&format!("{s}/sign"), &[("password", PASSWORD), ("meaning", "approval")]).await;
+    assert_eq!(state(&app).signed.len(), 1, "one signature per role");
+    let (_, page) = manager.get_text(&s).await;
+    assert!(page.contains("Choi Hana") && page.contains("approval"), "the signature is shown: {page}");
+
+    // The manager signs through the CLI.
+    let out = app.cli(
+        &[
+            "study",
+            "sign",
+            "--study",
+            STUDY,
+            "--username",
+            "manager",
+            "--meaning",
+            "responsibility",
+            "--password-stdin",
+        ],
+        Some(PASSWORD),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("locked and signed"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let bad = app.cli(
+        &["study", "sign", "--study", STUDY, "--username", "manager", "--meaning", "whim", "--password-stdin"],
+        Some(PASSWORD),
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(state(&app).complete());
+    assert_eq!(audit_events(&app, "sign").len(), 2);
+
+    // Any change to the data (here behind the application's back) invalidates the signatures.
+    let mut conn = app.conn();
+    let id: i32 = cases::table.select(cases::id).first(&mut conn).unwrap();
+    diesel::update(cases::table.find(id)).set(cases::status.eq("withdrawn")).execute(&mut conn).unwrap();
+    drop(conn);
+    let st = state(&app);
+    assert!(!st.data_unchanged && !st.complete());
+    assert!(st.label().contains("signatures invalid"));
+    let mut conn = app.conn();
+    diesel::update(cases::table.find(id)).set(cases::status.eq("enrolled")).execute(&mut conn).unwrap();
+    drop(conn);
+    assert!(state(&app).complete(), "the same data hashes the same");
+
+    // Unlocking needs an administrator and a reason, and voids the signatures.
+    let out = app.cli(&["--as", "manager", "study", "unlock", "--study", STUDY, "--reason", "late data query"], None);
+    assert_ne!(out.status.code(), Some(0), "managers do not unlock");
+    let out = app.cli(&["study", "unlock", "--study", STUDY, "--reason", "late data query"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let voided: Vec<Option<String>> =
+        study_signatures::table.select(study_signatures::void_reason).load(&mut app.conn()).unwrap();
+    assert_eq!(voided.len(), 2);
+    assert!(voided.iter().all(|r| r.as_deref() == Some("study unlocked: late data query")), "{voided:?}");
+    assert_eq!(audit_events(&app, "unlock").len(), 1);
+    // Locked again: a new lock, nobody has signed it.
+    let out = app.cli(&["study", "lock", "--study", STUDY], None);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("awaiting 2 of 2"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
