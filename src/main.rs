@@ -582,6 +582,9 @@ enum StudyCmd {
     Lock {
         #[arg(long)]
         study: String,
+        /// Required (administrators) when the pre-lock checklist has open items.
+        #[arg(long, default_value = "")]
+        reason: String,
     },
     /// Sign a locked study (electronic signature): the user's password on stdin.
     Sign {
@@ -921,9 +924,12 @@ fn study_cmd(cfg: Config, as_user: Option<String>, cmd: StudyCmd) -> CliResult {
             let m = members::add(&mut conn, &actor, &access, &username, &role)?;
             println!("added {} to {} as {}", m.username, access.study.code, m.role);
         }
-        StudyCmd::Lock { study } => {
+        StudyCmd::Lock { study, reason } => {
             let access = study_access(&mut conn, &actor, &study.to_uppercase())?;
-            let s = studies::transition(&mut conn, &actor, &access, "locked", "")?;
+            for c in studies::lock::checklist(&mut conn, access.study.id)? {
+                eprintln!("[{}] {} — {}", if c.ok { "x" } else { " " }, c.label, c.detail);
+            }
+            let s = studies::transition(&mut conn, &actor, &access, "locked", &reason)?;
             print_lock_state(&mut conn, &s)?;
         }
         StudyCmd::Sign { study, username, meaning, password_stdin } => {

@@ -179,7 +179,7 @@ pub fn state(conn: &mut Conn, study_id: i32) -> Result<Option<SignatureState>> {
 }
 
 /// Records the lock's snapshot (called inside the transaction that sets the status to locked).
-pub(super) fn record_lock(conn: &mut Conn, actor: &Actor, study: &Study) -> Result<Lock> {
+pub(super) fn record_lock(conn: &mut Conn, actor: &Actor, study: &Study, open_items: &[String]) -> Result<Lock> {
     let (sha, counts) = snapshot(conn, study.id)?;
     let id: i32 = diesel::insert_into(study_locks::table)
         .values((
@@ -194,7 +194,7 @@ pub(super) fn record_lock(conn: &mut Conn, actor: &Actor, study: &Study) -> Resu
     audit::record(
         conn,
         Change::new(study.chain(), &actor.name, "lock", "study", &study.code)
-            .after(json!({"snapshot_sha256": sha, "rows": counts})),
+            .after(json!({"snapshot_sha256": sha, "rows": counts, "open_checklist_items": open_items})),
     )?;
     Ok(study_locks::table.find(id).select(Lock::as_select()).first(conn)?)
 }
@@ -292,4 +292,98 @@ pub fn sign(conn: &mut Conn, actor: &Actor, access: &StudyAccess, password: &str
         )?;
         Ok(study_signatures::table.find(id).select(Signature::as_select()).first(conn)?)
     })
+}
+
+/// One item of the pre-lock checklist.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Check {
+    pub label: &'static str,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// The pre-lock checklist. The analysis set is the signed analysis plan's primary analysis: its
+/// AI run (the primary run) and its reading campaign (the reference).
+pub fn checklist(conn: &mut Conn, study_id: i32) -> Result<Vec<Check>> {
+    use crate::analyses::{plan, saved, Request};
+    let mut out = Vec::new();
+    let signed = plan::signed(conn, study_id)?;
+    out.push(Check {
+        label: "Statistical analysis plan signed",
+        ok: signed.is_some(),
+        detail: match &signed {
+            Some(p) => format!("version {} signed by {}", p.version, p.signed_name.clone().unwrap_or_default()),
+            None => "no signed version".into(),
+        },
+    });
+    let primary = signed.as_ref().and_then(|p| p.items().into_iter().find(|i| i.role == "primary"));
+    let sources = primary.as_ref().and_then(|i| Request::parse(&i.query).ok()).map(|r| r.sources()).unwrap_or_default();
+    out.push(Check {
+        label: "Analysis set designated: the primary analysis names the AI run and the reference campaign",
+        ok: sources.run.is_some() && sources.campaign.is_some(),
+        detail: match &primary {
+            Some(p) => {
+                let show = |v: Option<i32>| v.map(|x| x.to_string()).unwrap_or_else(|| "none".into());
+                format!("{} “{}”: run {}, campaign {}", p.key, p.title, show(sources.run), show(sources.campaign))
+            }
+            None => "no primary analysis in a signed plan".into(),
+        },
+    });
+    if let Some(p) = &signed {
+        let kept = saved::list(conn, study_id)?;
+        let unsaved: Vec<String> = p
+            .items()
+            .into_iter()
+            .filter(|i| {
+                !kept
+                    .iter()
+                    .any(|s| s.saved.status == "current" && s.saved.plan_id == Some(p.id) && s.saved.query == i.query)
+            })
+            .map(|i| i.key)
+            .collect();
+        out.push(Check {
+            label: "Every analysis of the plan saved",
+            ok: unsaved.is_empty(),
+            detail: if unsaved.is_empty() { "all saved".into() } else { format!("not saved: {}", unsaved.join(", ")) },
+        });
+    }
+    if let Some(run_id) = sources.run {
+        let run = crate::biomarker::runs::get(conn, study_id, run_id)?;
+        let results = crate::biomarker::runs::results(conn, run_id)?;
+        let failed = results.iter().filter(|r| r.status != "ok").count();
+        let waiting = run.slide_ids().len().saturating_sub(results.len());
+        out.push(Check {
+            label: "Primary run finished with no failed slide",
+            ok: failed == 0 && waiting == 0,
+            detail: format!("run {run_id}: {} slides, {failed} failed, {waiting} not analysed", run.slide_ids().len()),
+        });
+        let done: std::collections::BTreeSet<String> =
+            results.iter().filter(|r| r.status == "ok").map(|r| r.slide.clone()).collect();
+        let missing: Vec<String> = crate::slides::enrolled_available(conn, study_id, "", "")?
+            .into_iter()
+            .map(|(_, label)| label)
+            .filter(|l| !done.contains(l))
+            .collect();
+        out.push(Check {
+            label: "Every slide analysed or excluded with a reason",
+            ok: missing.is_empty(),
+            detail: if missing.is_empty() {
+                "all analysed".into()
+            } else {
+                format!("{} slides neither analysed nor excluded, e.g. {}", missing.len(), missing[0])
+            },
+        });
+    }
+    if let Some(cid) = sources.campaign {
+        let open = crate::annotations::reads::of_campaign(conn, study_id, cid)?
+            .into_iter()
+            .filter(|r| !r.is_submitted() && !r.is_withdrawn())
+            .count();
+        out.push(Check {
+            label: "Every read of the reference campaign submitted (or withdrawn)",
+            ok: open == 0,
+            detail: format!("{open} reads open"),
+        });
+    }
+    Ok(out)
 }

@@ -374,6 +374,26 @@ pub fn transition(conn: &mut Conn, actor: &Actor, access: &StudyAccess, to: &str
         if step.needs_reason && reason.is_empty() {
             return Err(Error::invalid("reason", "a reason is required for this change"));
         }
+        // The pre-lock checklist: a manager locks only when it is complete; an administrator may
+        // lock with open items, giving a reason (both recorded in the audit trail).
+        let open: Vec<String> = if to == StudyStatus::Locked {
+            lock::checklist(conn, study.id)?
+                .into_iter()
+                .filter(|c| !c.ok)
+                .map(|c| format!("{} ({})", c.label, c.detail))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if !open.is_empty() && !access.is_admin {
+            return Err(Error::Conflict(format!(
+                "not locked: the pre-lock checklist has open items: {}",
+                open.join("; ")
+            )));
+        }
+        if !open.is_empty() && reason.is_empty() {
+            return Err(Error::invalid("reason", "locking with open checklist items needs a reason"));
+        }
         diesel::update(studies::table.find(study.id))
             .set((studies::status.eq(to.as_str()), studies::updated_at.eq(now())))
             .execute(conn)?;
@@ -386,7 +406,7 @@ pub fn transition(conn: &mut Conn, actor: &Actor, access: &StudyAccess, to: &str
         )?;
         // Locking records the data's snapshot hash; unlocking voids the signatures.
         if to == StudyStatus::Locked {
-            lock::record_lock(conn, actor, &study)?;
+            lock::record_lock(conn, actor, &study, &open)?;
         } else if from == StudyStatus::Locked && to == StudyStatus::Active {
             lock::record_unlock(conn, actor, &study, reason)?;
         }

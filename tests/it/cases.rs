@@ -250,7 +250,8 @@ async fn dates_shift_per_subject_and_reimports_update_with_audit() {
     let (_, page) = m.get_text("/studies/PHI-01/cases/SNUBH-0001").await;
     assert!(page.contains("No tumour in block") && page.contains("tps: 70"), "history on the case page");
     m.post("/studies/PHI-01/status", &[("to", "active")]).await;
-    m.post("/studies/PHI-01/status", &[("to", "locked")]).await;
+    let admin = app.login("admin").await;
+    admin.post("/studies/PHI-01/status", &[("to", "locked"), ("reason", "test: checklist waived")]).await;
     assert_eq!(m.post("/studies/PHI-01/cases/SNUBH-0001/edit", &[("tps", "10")]).await.status(), 409);
     let r = upload(&m, "/studies/PHI-01/cases/import", "c.csv", PHI_CASES, &[]).await;
     assert_eq!(r.status(), 409, "no import into a locked study");

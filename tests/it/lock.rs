@@ -22,7 +22,14 @@ async fn a_locked_study_is_signed_by_its_manager_and_statistician_and_unlocking_
     let app = spawn_app();
     let manager = app.login("manager").await;
     let s = format!("/studies/{STUDY}");
-    assert_eq!(manager.post(&format!("{s}/status"), &[("to", "locked")]).await.status(), 303);
+    // The pre-lock checklist is open (no signed plan): the manager cannot lock; it says why.
+    let r = manager.post(&format!("{s}/status"), &[("to", "locked")]).await;
+    assert_eq!(r.status(), 303);
+    assert!(audit_events(&app, "lock").is_empty());
+    let (_, page) = manager.get_text(&s).await;
+    assert!(page.contains("Pre-lock checklist") && page.contains("Statistical analysis plan signed"), "{page}");
+    let admin = app.login("admin").await;
+    admin.post(&format!("{s}/status"), &[("to", "locked"), ("reason", "test: checklist waived")]).await;
     let locked = audit_events(&app, "lock");
     assert_eq!(locked.len(), 1);
     let st = state(&app);
@@ -111,6 +118,9 @@ async fn a_locked_study_is_signed_by_its_manager_and_statistician_and_unlocking_
     assert_eq!(audit_events(&app, "unlock").len(), 1);
     // Locked again: a new lock, nobody has signed it.
     let out = app.cli(&["study", "lock", "--study", STUDY], None);
+    assert_eq!(out.status.code(), Some(2), "open checklist items need a reason");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("reason"));
+    let out = app.cli(&["study", "lock", "--study", STUDY, "--reason", "test: checklist waived"], None);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("awaiting 2 of 2"),
         "{}",

@@ -284,7 +284,9 @@ async fn slide_qc_needs_a_reason_is_audited_and_respects_the_lock() {
     let status: String = slides::table.select(slides::status).first(&mut app.conn()).unwrap();
     assert_eq!(status, "available");
     // A locked study cannot change.
-    c.post("/studies/LUNG-IO-01/status", &[("to", "locked"), ("reason", "")]).await;
+    let admin = app.login("admin").await;
+    admin.post("/studies/LUNG-IO-01/status", &[("to", "locked"), ("reason", "test: checklist waived")]).await;
+    assert_eq!(evidentia::studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap().status, "locked");
     c.post(&qc, &[("action", "exclude"), ("reason", "blur")]).await;
     let status: String = slides::table.select(slides::status).first(&mut app.conn()).unwrap();
     assert_eq!(status, "available");

@@ -60,9 +60,22 @@ async fn lifecycle_rules_are_enforced() {
     let r = manager.post(&format!("{s}/status"), &[("to", "draft")]).await;
     assert_eq!(r.status(), 303);
     assert_eq!(studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap().status, "active");
-    // Lock.
+    // Lock: a manager only with the pre-lock checklist complete (no analysis plan here); an
+    // administrator with open items and a reason.
     assert_eq!(manager.post(&format!("{s}/status"), &[("to", "locked")]).await.status(), 303);
+    assert_eq!(studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap().status, "active");
+    admin.post(&format!("{s}/status"), &[("to", "locked")]).await;
+    assert_eq!(studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap().status, "active", "a reason is needed");
+    assert_eq!(
+        admin.post(&format!("{s}/status"), &[("to", "locked"), ("reason", "pilot: no analyses")]).await.status(),
+        303
+    );
     assert_eq!(studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap().status, "locked");
+    let lock_event = audit_events(&app, "lock");
+    assert!(
+        lock_event[0].new_value.as_deref().unwrap().contains("Statistical analysis plan signed"),
+        "open items audited"
+    );
     // Locked: no change to its data.
     let r = manager.post(&format!("{s}/edit"), &[("title", "Changed while locked")]).await;
     assert_eq!(r.status(), 409);
@@ -81,7 +94,7 @@ async fn lifecycle_rules_are_enforced() {
     assert_eq!(status_events[0].reason.as_deref(), Some("Correct site IRB date"));
     assert_eq!(status_events[0].actor, "admin");
     // Lock and archive: hidden from the list unless asked for, read-only.
-    manager.post(&format!("{s}/status"), &[("to", "locked")]).await;
+    admin.post(&format!("{s}/status"), &[("to", "locked"), ("reason", "pilot: no analyses")]).await;
     manager.post(&format!("{s}/status"), &[("to", "archived")]).await;
     let (_, list) = manager.get_text("/studies").await;
     assert!(!list.contains("/studies/LUNG-IO-01\""));

@@ -186,6 +186,8 @@ pub struct StudyShowPage {
     pub signing: Option<crate::studies::lock::SignatureState>,
     pub can_sign: bool,
     pub meanings: &'static [&'static str],
+    /// The pre-lock checklist, for an active study whose status this user may change.
+    pub checklist: Vec<crate::studies::lock::Check>,
 }
 
 pub async fn study_show(
@@ -198,14 +200,16 @@ pub async fn study_show(
     let sid = access.study.id;
     let show_members = access.can(Permission::ViewMembers);
     let uid = user.actor.user_id;
-    let (site_list, member_list, queue, signing) = state
+    let want_checklist = access.study.status == "active" && access.can(Permission::ChangeStatus);
+    let (site_list, member_list, queue, signing, checklist) = state
         .db(move |c| {
+            let checklist = if want_checklist { crate::studies::lock::checklist(c, sid)? } else { Vec::new() };
             let m = if show_members { members::list(c, sid, false)? } else { Vec::new() };
             let queue = match uid {
                 Some(uid) => crate::annotations::reads::queue(c, sid, uid)?,
                 None => Vec::new(),
             };
-            Ok((sites::list(c, sid, false)?, m, queue, crate::studies::lock::state(c, sid)?))
+            Ok((sites::list(c, sid, false)?, m, queue, crate::studies::lock::state(c, sid)?, checklist))
         })
         .await?;
     let can_sign = signing.as_ref().is_some_and(|s| {
@@ -232,6 +236,7 @@ pub async fn study_show(
             signing,
             can_sign,
             meanings: crate::studies::lock::MEANINGS,
+            checklist,
         },
     )
 }
