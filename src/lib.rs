@@ -11,6 +11,7 @@ pub mod cases;
 pub mod config;
 pub mod db;
 pub mod demo;
+pub mod dossier;
 pub mod error;
 pub mod export;
 pub mod jobs;

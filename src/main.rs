@@ -96,6 +96,29 @@ enum Command {
     Synth(SynthCmd),
     /// Statistics on any CSV file: one JSON object on stdout (the dossier's numbers, re-computable).
     Stats(StatsArgs),
+    /// The evidence dossier of a locked, signed study: export and verify.
+    #[command(subcommand)]
+    Dossier(DossierCmd),
+}
+
+#[derive(Subcommand)]
+enum DossierCmd {
+    /// Write the dossier zip (deterministic: the same study gives the same bytes).
+    Export {
+        #[arg(long)]
+        study: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check a dossier: manifest signature, every file's hash, the signatures' snapshot, and every
+    /// statistic re-computed from its datasets. Exit 1 naming each file that fails.
+    Verify {
+        file: PathBuf,
+        /// The installation's public key (hex), as printed by `export` and served at
+        /// /api/v1/signing-key; without it, the key in the manifest (integrity, not origin).
+        #[arg(long)]
+        public_key: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -782,6 +805,34 @@ fn run(cli: Cli) -> CliResult {
         Command::Biomarker(cmd) => biomarker_cmd(config_for(data_dir, None), cli.as_user, cmd),
         Command::Synth(cmd) => synth_cmd(cmd),
         Command::Stats(args) => stats_cmd(args),
+        Command::Dossier(cmd) => dossier_cmd(config_for(data_dir, None), cli.as_user, cmd),
+    }
+}
+
+fn dossier_cmd(cfg: Config, as_user: Option<String>, cmd: DossierCmd) -> CliResult {
+    match cmd {
+        DossierCmd::Export { study, out } => {
+            let (mut conn, actor) = open(&cfg, as_user)?;
+            let access = study_access(&mut conn, &actor, &study.to_uppercase())?;
+            let e = evidentia::dossier::export(&mut conn, &actor, &cfg.data_dir, &access, &out)?;
+            println!("wrote {} ({} files, {} bytes)", out.display(), e.files, e.bytes);
+            println!("manifest SHA-256 {}", e.manifest_sha256);
+            println!("signing public key (Ed25519) {}", e.public_key);
+            Ok(())
+        }
+        DossierCmd::Verify { file, public_key } => {
+            let problems = evidentia::dossier::verify(&file, public_key.as_deref())
+                .map_err(|e| Failure::Input(format!("{}: {e:#}", file.display())))?;
+            if problems.is_empty() {
+                println!("{}: the dossier holds (signature, every file, every statistic)", file.display());
+                Ok(())
+            } else {
+                for p in &problems {
+                    eprintln!("{}: {}", p.file, p.message);
+                }
+                Err(Failure::Other(format!("{}: {} problem(s)", file.display(), problems.len())))
+            }
+        }
     }
 }
 

@@ -127,3 +127,109 @@ async fn a_locked_study_is_signed_by_its_manager_and_statistician_and_unlocking_
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// Rewrites a zip with `name`'s bytes changed by `f` (everything else as it was).
+fn tamper(src: &std::path::Path, dst: &std::path::Path, name: &str, f: impl Fn(&mut Vec<u8>)) {
+    use std::io::{Read, Write};
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(src).unwrap()).unwrap();
+    let mut out = zip::ZipWriter::new(std::fs::File::create(dst).unwrap());
+    for i in 0..archive.len() {
+        let mut e = archive.by_index(i).unwrap();
+        let mut bytes = Vec::new();
+        e.read_to_end(&mut bytes).unwrap();
+        if e.name() == name {
+            f(&mut bytes);
+        }
+        out.start_file(e.name(), zip::write::SimpleFileOptions::default()).unwrap();
+        out.write_all(&bytes).unwrap();
+    }
+    out.finish().unwrap();
+}
+
+#[tokio::test]
+async fn the_dossier_is_signed_deterministic_and_verify_catches_any_change() {
+    let app = spawn_app();
+    let (campaign, _) = crate::analyses::read_study(&app).await;
+    let stat = app.login("statistician").await;
+    let q = format!("campaign={campaign}&analysis=kappa&a=phenotype__annotator1&b=phenotype__annotator2");
+    stat.post(&format!("/studies/{STUDY}/analyses/saved"), &[("query", &q), ("title", "Inter-reader kappa")]).await;
+    let out = app.scratch.join("d1.zip");
+    // Not before the study is locked and signed.
+    let r = app.cli(&["dossier", "export", "--study", STUDY, "--out", out.to_str().unwrap()], None);
+    assert_eq!(r.status.code(), Some(2), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(!out.exists(), "nothing written");
+    let admin = app.login("admin").await;
+    admin.post(&format!("/studies/{STUDY}/status"), &[("to", "locked"), ("reason", "test: checklist waived")]).await;
+    for (who, meaning) in [("statistician", "approval"), ("manager", "responsibility")] {
+        let r = app.cli(
+            &["study", "sign", "--study", STUDY, "--username", who, "--meaning", meaning, "--password-stdin"],
+            Some(PASSWORD),
+        );
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    }
+    let r = app.cli(&["dossier", "export", "--study", STUDY, "--out", out.to_str().unwrap()], None);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let printed = String::from_utf8_lossy(&r.stdout).to_string();
+    let (_, key_json) = stat.get_text("/api/v1/signing-key").await;
+    let key: serde_json::Value = serde_json::from_str(&key_json).unwrap();
+    let key = key["public_key"].as_str().unwrap().to_string();
+    assert!(printed.contains(&key), "{printed}");
+
+    // Deterministic: the same study gives the same bytes.
+    let out2 = app.scratch.join("d2.zip");
+    app.cli(&["dossier", "export", "--study", STUDY, "--out", out2.to_str().unwrap()], None);
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&out2).unwrap());
+
+    let verify = |p: &std::path::Path, key: &str| {
+        app.cli(&["dossier", "verify", p.to_str().unwrap(), "--public-key", key], None)
+    };
+    let ok = verify(&out, &key);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    // Its contents: the dataset the saved analysis hashed, the command that re-computes it.
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&out).unwrap()).unwrap();
+    let names: Vec<String> = (0..archive.len()).map(|i| archive.by_index(i).unwrap().name().to_string()).collect();
+    for n in [
+        "manifest.json",
+        "manifest.sig",
+        "datasets/subjects.csv",
+        "datasets/analysis-campaign1.csv",
+        "audit/audit.csv",
+        "audit/verification.json",
+        "reproduce/commands.sh",
+        "analyses/plan.json",
+    ] {
+        assert!(names.iter().any(|x| x == n), "{n} in {names:?}");
+    }
+    drop(archive);
+
+    // Any changed byte is named; a changed manifest breaks its signature; another key fails.
+    let bad = app.scratch.join("bad.zip");
+    tamper(&out, &bad, "datasets/analysis-campaign1.csv", |b| {
+        let i = b.len() - 3;
+        b[i] ^= 1;
+    });
+    let r = verify(&bad, &key);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("datasets/analysis-campaign1.csv"),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    tamper(&out, &bad, "manifest.json", |b| {
+        let s = String::from_utf8(b.clone()).unwrap().replacen("evidentia 0.", "evidentia 9.", 1);
+        *b = s.into_bytes();
+    });
+    let r = verify(&bad, &key);
+    assert!(String::from_utf8_lossy(&r.stderr).contains("manifest.sig"), "{}", String::from_utf8_lossy(&r.stderr));
+    let r = verify(&out, &"11".repeat(32));
+    assert_eq!(r.status.code(), Some(1), "another installation's key");
+
+    // The web: the locked, signed study offers the download; annotators get 404.
+    let (_, page) = stat.get_text(&format!("/studies/{STUDY}")).await;
+    assert!(page.contains("dossier-download"), "{page}");
+    let z = stat.http.get(stat.url(&format!("/studies/{STUDY}/dossier.zip"))).send().await.unwrap();
+    assert_eq!(z.status(), 200);
+    assert_eq!(z.bytes().await.unwrap().to_vec(), std::fs::read(&out).unwrap(), "the same bytes as the CLI's");
+    let a1 = app.login("annotator1").await;
+    assert_eq!(a1.get(&format!("/studies/{STUDY}/dossier.zip")).await.status(), 404);
+}

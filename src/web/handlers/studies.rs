@@ -341,6 +341,29 @@ pub async fn study_sign(
     })
 }
 
+/// The dossier of a locked, signed study, as a download (managers and statisticians).
+pub async fn study_dossier(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let access = load_access_for(&state, &user, &path, Permission::ViewAnalyses).await?;
+    let actor = user.actor.clone();
+    let code = access.study.code.clone();
+    let dir = tempfile::tempdir().map_err(|e| Error::Internal(e.into()))?;
+    let out = dir.path().join("dossier.zip");
+    let (data_dir, out2) = (state.config.data_dir.clone(), out.clone());
+    state.db(move |c| crate::dossier::export(c, &actor, &data_dir, &access, &out2)).await?;
+    let bytes = std::fs::read(&out).map_err(|e| Error::Internal(e.into()))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/zip")
+        .insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{code}-dossier.zip\""),
+        ))
+        .body(bytes))
+}
+
 /// Shared by the retire/remove forms that only carry a reason.
 pub fn reason_of(form: web::Form<ReasonForm>) -> String {
     form.into_inner().reason

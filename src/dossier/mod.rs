@@ -1,0 +1,375 @@
+//! The evidence dossier of a locked, signed study: a zip written deterministically (fixed order,
+//! fixed timestamps: the same study gives the same bytes) holding the datasets, the signed
+//! analysis plan and the saved analyses, the model cards, the audit trail with the result of
+//! verifying its hash chain, and for every saved number the `evidentia stats` command that
+//! re-computes it from the datasets; `manifest.json` lists every file with its SHA-256 and size,
+//! the study, the software version, the model SHA-256s, the data snapshot hash and the
+//! signatures, and `manifest.sig` is the Ed25519 signature of the manifest by the installation's
+//! signing key, so that re-computing the hashes after a change is not enough to forge a dossier.
+//! `verify` checks all of it and re-computes every statistic.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::Path;
+
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::analyses::{self, dataset, saved, Request};
+use crate::audit;
+use crate::auth::permissions::{Permission, StudyAccess};
+use crate::auth::Actor;
+use crate::db::paging::PageRequest;
+use crate::db::Conn;
+use crate::error::{Error, Result};
+use crate::studies::{self, lock};
+
+/// The installation's signing key: 32 random bytes (hex, mode 0600) in `secrets/`, created on
+/// first use, backed up with the data dir.
+pub fn signing_key(data_dir: &Path) -> anyhow::Result<SigningKey> {
+    let path = data_dir.join("secrets").join("dossier-signing.key");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let bytes: [u8; 32] = hex::decode(text.trim())?
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("{} is not a 32-byte key", path.display()))?;
+        return Ok(SigningKey::from_bytes(&bytes));
+    }
+    std::fs::create_dir_all(data_dir.join("secrets"))?;
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, hex::encode(bytes))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+    }
+    std::fs::rename(&tmp, &path)?;
+    Ok(SigningKey::from_bytes(&bytes))
+}
+
+/// The public key, hex: printed in the report, served at `/api/v1/signing-key`.
+pub fn public_key_hex(data_dir: &Path) -> anyhow::Result<String> {
+    Ok(hex::encode(signing_key(data_dir)?.verifying_key().to_bytes()))
+}
+
+/// The files of a dossier, path → bytes, in the order they are written.
+type Files = BTreeMap<String, Vec<u8>>;
+
+fn csv_bytes(header: Vec<String>, rows: Vec<Vec<String>>) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    crate::export::write_rows(&mut out, header, rows).map_err(Error::Internal)?;
+    Ok(out)
+}
+
+fn json_bytes(v: &Value) -> Vec<u8> {
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
+    s.push('\n');
+    s.into_bytes()
+}
+
+/// What `export` wrote.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Exported {
+    pub files: usize,
+    pub bytes: u64,
+    pub manifest_sha256: String,
+    pub public_key: String,
+}
+
+/// Builds the dossier of a locked study whose required signatures are all there, and writes it
+/// to `out` (through a temporary file: a failed export leaves nothing behind).
+pub fn export(conn: &mut Conn, actor: &Actor, data_dir: &Path, access: &StudyAccess, out: &Path) -> Result<Exported> {
+    access.require(Permission::ViewAnalyses)?;
+    let study = studies::get_by_code(conn, &access.study.code)?;
+    let state = lock::state(conn, study.id)?
+        .ok_or_else(|| Error::Conflict(format!("{} is not locked: lock and sign it before exporting", study.code)))?;
+    if !state.complete() {
+        return Err(Error::Conflict(format!("{} is {}: the dossier needs every signature", study.code, state.label())));
+    }
+    let mut files = Files::new();
+
+    // Datasets: each distinct data source of a saved analysis, byte for byte what it hashed.
+    let kept: Vec<saved::SavedRow> =
+        saved::list(conn, study.id)?.into_iter().filter(|s| s.saved.status == "current").collect();
+    let mut dataset_of: BTreeMap<String, String> = BTreeMap::new();
+    let mut expected = Vec::new();
+    let mut commands =
+        String::from("#!/bin/sh\n# Re-computes every saved analysis of the dossier from its datasets.\nset -e\n");
+    for row in &kept {
+        let s = &row.saved;
+        let req = Request::parse(&s.query)?;
+        let sources = req.sources();
+        let key = serde_json::to_string(&sources).unwrap_or_default();
+        if !dataset_of.contains_key(&key) {
+            let mut name = String::from("datasets/analysis");
+            for (k, v) in [("run", sources.run), ("campaign", sources.campaign), ("campaign", sources.campaign2)] {
+                if let Some(v) = v {
+                    name.push_str(&format!("-{k}{v}"));
+                }
+            }
+            name.push_str(".csv");
+            let bytes = dataset::build(conn, study.id, &sources)?.to_csv()?;
+            if hex::encode(Sha256::digest(&bytes)) != s.input_sha256 {
+                return Err(Error::Conflict(format!(
+                    "saved analysis #{} was computed on other data than the study holds now: re-run and save it again",
+                    s.id
+                )));
+            }
+            files.insert(name.clone(), bytes);
+            dataset_of.insert(key.clone(), name);
+        }
+        let input = &dataset_of[&key];
+        let analysis = req.analysis()?;
+        let computed = analyses::Computed {
+            sources,
+            analysis: analysis.clone(),
+            level: req.level()?,
+            query: s.query.clone(),
+            input_sha256: s.input_sha256.clone(),
+            input_rows: s.input_rows as usize,
+            outcome: Err(String::new()),
+        };
+        let cmd = computed.command(input);
+        commands.push_str(&format!("# #{} {}\n{cmd}\n", s.id, s.title));
+        expected.push(json!({
+            "id": s.id, "title": s.title, "plan_item": s.plan_item, "input": input, "query": s.query,
+            "analysis": analysis, "level": computed.level, "command": cmd, "result": s.result(),
+        }));
+    }
+    files.insert("reproduce/commands.sh".into(), commands.into_bytes());
+    files.insert("reproduce/expected.json".into(), json_bytes(&Value::Array(expected)));
+
+    // The subject-level dataset (ADSL spirit) and the study's slide results of every run used.
+    let dict = crate::cases::dictionary::load(conn, study.id)?;
+    let all = dataset::build(conn, study.id, &dataset::Sources::default())?;
+    let mut header = vec!["STUDYID".to_string(), "USUBJID".to_string()];
+    header.extend(all.header());
+    let mut seen = std::collections::BTreeSet::new();
+    let rows: Vec<Vec<String>> = all
+        .rows
+        .iter()
+        .filter(|r| seen.insert(r[0].clone()))
+        .map(|r| {
+            let mut v = vec![study.code.clone(), format!("{}-{}", study.code, r[0])];
+            v.extend(r.iter().cloned());
+            v
+        })
+        .collect();
+    drop(dict);
+    files.insert("datasets/subjects.csv".into(), csv_bytes(header, rows)?);
+
+    // Models of the runs used, and their slide-level results.
+    let mut models = BTreeMap::new();
+    for run_id in kept
+        .iter()
+        .filter_map(|r| Request::parse(&r.saved.query).ok().and_then(|q| q.run))
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        let run = crate::biomarker::runs::get(conn, study.id, run_id)?;
+        let results = crate::biomarker::runs::results(conn, run_id)?;
+        let mut bytes = Vec::new();
+        crate::export::write_csv(&mut bytes, &results).map_err(Error::Internal)?;
+        files.insert(format!("datasets/slide_results-run{run_id}.csv"), bytes);
+        let model = crate::biomarker::registry::get(conn, &run.model())?;
+        files.insert(
+            format!("model/{}.json", run.model()),
+            json_bytes(&serde_json::from_str(&model.card).unwrap_or(Value::Null)),
+        );
+        models.insert(run.model(), model.sha256.clone());
+    }
+
+    // The plan and the saved analyses.
+    let plans = crate::analyses::plan::versions(conn, study.id)?;
+    let plans_json: Vec<Value> = plans
+        .iter()
+        .map(|p| {
+            json!({"version": p.version, "status": p.status, "signed_by": p.signed_name, "meaning": p.signed_meaning,
+                        "signed_at": p.signed_at.map(|t| t.to_string()), "items": p.items()})
+        })
+        .collect();
+    files.insert("analyses/plan.json".into(), json_bytes(&Value::Array(plans_json)));
+    let saved_json: Vec<Value> = kept
+        .iter()
+        .map(|r| json!({"id": r.saved.id, "title": r.saved.title, "analysis": r.saved.analysis, "query": r.saved.query,
+                        "plan_item": r.saved.plan_item, "criterion": r.criterion, "verdict": r.verdict.map(|v| v.as_str()),
+                        "input_sha256": r.saved.input_sha256, "software": r.saved.software_version, "result": r.saved.result()}))
+        .collect();
+    files.insert("analyses/saved.json".into(), json_bytes(&Value::Array(saved_json)));
+
+    // The audit trail, oldest first, and its verification.
+    let events = audit::query::list(conn, Some(study.id), &audit::query::AuditFilter::default(), PageRequest::all())?;
+    let mut bytes = Vec::new();
+    crate::export::write_csv(&mut bytes, events.items.iter().rev()).map_err(Error::Internal)?;
+    files.insert("audit/audit.csv".into(), bytes);
+    let report = audit::verify::verify_chain(conn, &study.chain().name())?;
+    files.insert("audit/verification.json".into(), json_bytes(&serde_json::to_value(&report).unwrap_or(Value::Null)));
+
+    // The manifest and its signature.
+    let key = signing_key(data_dir).map_err(Error::Internal)?;
+    let public_key = hex::encode(key.verifying_key().to_bytes());
+    let manifest = json!({
+        "format": "evidentia-dossier/1",
+        "study": {"code": study.code, "title": study.title, "protocol_version": study.protocol_version},
+        "software": saved::SOFTWARE,
+        "snapshot_sha256": state.lock.snapshot_sha256,
+        "signatures": state.signed.iter().map(|s| json!({
+            "name": s.full_name, "username": s.username, "role": s.role, "meaning": s.meaning,
+            "signed_at_utc": s.signed_at.to_string(), "snapshot_sha256": s.snapshot_sha256,
+        })).collect::<Vec<_>>(),
+        "models": models,
+        "public_key": public_key,
+        "files": files.iter().map(|(p, b)| json!({"path": p, "sha256": hex::encode(Sha256::digest(b)), "size": b.len()})).collect::<Vec<_>>(),
+    });
+    let manifest_bytes = json_bytes(&manifest);
+    let signature = key.sign(&manifest_bytes);
+    let manifest_sha256 = hex::encode(Sha256::digest(&manifest_bytes));
+    let mut all_files: Vec<(String, Vec<u8>)> = vec![
+        ("manifest.json".into(), manifest_bytes),
+        ("manifest.sig".into(), format!("{}\n", hex::encode(signature.to_bytes())).into_bytes()),
+    ];
+    all_files.extend(files);
+
+    let tmp = out.with_extension("zip.partial");
+    let written = write_zip(&tmp, &all_files).and_then(|n| std::fs::rename(&tmp, out).map(|_| n).map_err(Into::into));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    let bytes = written.map_err(Error::Internal)?;
+    // Exports are not changes to the study's data: they go to the system chain, so that the
+    // study's own trail (and the next export of it) stays the same.
+    crate::db::write_tx(conn, |conn| {
+        audit::record(
+            conn,
+            audit::Change::new(audit::Chain::System, &actor.name, "export_dossier", "study", &study.code)
+                .after(json!({"manifest_sha256": manifest_sha256, "files": all_files.len(), "bytes": bytes})),
+        )
+    })?;
+    Ok(Exported { files: all_files.len(), bytes, manifest_sha256, public_key })
+}
+
+/// A zip with every entry deflated, dated 1980-01-01 00:00, mode 0644, in the given order.
+fn write_zip(path: &Path, files: &[(String, Vec<u8>)]) -> anyhow::Result<u64> {
+    let file = std::fs::File::create(path)?;
+    let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(file));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .last_modified_time(zip::DateTime::default())
+        .unix_permissions(0o644);
+    for (name, bytes) in files {
+        zip.start_file(name.as_str(), options)?;
+        zip.write_all(bytes)?;
+    }
+    let mut inner = zip.finish()?;
+    inner.flush()?;
+    Ok(std::fs::metadata(path)?.len())
+}
+
+/// One finding of `verify`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Problem {
+    pub file: String,
+    pub message: String,
+}
+
+/// Checks a dossier: the manifest's Ed25519 signature (with `public_key`, else the key the
+/// manifest names — which proves integrity, not origin), every file's SHA-256 and size, no file
+/// missing or added, every signature over the manifest's snapshot, and every saved statistic
+/// re-computed from the datasets. Returns the problems (empty: the dossier holds).
+pub fn verify(zip_path: &Path, public_key: Option<&str>) -> anyhow::Result<Vec<Problem>> {
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(zip_path)?)?;
+    let mut entries: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for i in 0..archive.len() {
+        let mut f = archive.by_index(i)?;
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes)?;
+        entries.insert(f.name().to_string(), bytes);
+    }
+    let mut problems = Vec::new();
+    let problem = |file: &str, message: String| Problem { file: file.into(), message };
+    let (Some(manifest_bytes), Some(sig_text)) = (entries.get("manifest.json"), entries.get("manifest.sig")) else {
+        return Ok(vec![problem("manifest.json", "the dossier has no manifest.json or manifest.sig".into())]);
+    };
+    let manifest: Value = serde_json::from_slice(manifest_bytes)?;
+    let key_hex = public_key
+        .map(str::to_string)
+        .or_else(|| manifest["public_key"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let key_ok = hex::decode(key_hex.trim())
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .and_then(|b| VerifyingKey::from_bytes(&b).ok());
+    let sig = hex::decode(String::from_utf8_lossy(sig_text).trim())
+        .ok()
+        .and_then(|b| <[u8; 64]>::try_from(b).ok())
+        .map(|b| Signature::from_bytes(&b));
+    match (key_ok, sig) {
+        (Some(k), Some(s)) if k.verify(manifest_bytes, &s).is_ok() => {}
+        (None, _) => problems.push(problem("manifest.sig", format!("'{key_hex}' is not an Ed25519 public key"))),
+        _ => problems
+            .push(problem("manifest.sig", "the manifest's signature does not verify with the public key".into())),
+    }
+    let listed: BTreeMap<String, (String, u64)> = manifest["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap_or("").to_string(),
+                (f["sha256"].as_str().unwrap_or("").to_string(), f["size"].as_u64().unwrap_or(0)),
+            )
+        })
+        .collect();
+    for (path, (sha, size)) in &listed {
+        match entries.get(path) {
+            None => problems.push(problem(path, "listed in the manifest but missing".into())),
+            Some(b) if hex::encode(Sha256::digest(b)) != *sha || b.len() as u64 != *size => {
+                problems.push(problem(path, "its SHA-256 or size differs from the manifest".into()))
+            }
+            Some(_) => {}
+        }
+    }
+    for path in entries.keys().filter(|p| *p != "manifest.json" && *p != "manifest.sig" && !listed.contains_key(*p)) {
+        problems.push(problem(path, "not listed in the manifest".into()));
+    }
+    let snapshot = manifest["snapshot_sha256"].as_str().unwrap_or("");
+    for s in manifest["signatures"].as_array().into_iter().flatten() {
+        if s["snapshot_sha256"].as_str() != Some(snapshot) {
+            problems.push(problem("manifest.json", format!("the signature of {} is over another snapshot", s["name"])));
+        }
+    }
+    // Re-compute every saved statistic from the datasets in the dossier.
+    let expected: Vec<Value> =
+        entries.get("reproduce/expected.json").map(|b| serde_json::from_slice(b)).transpose()?.unwrap_or_default();
+    for e in &expected {
+        let input = e["input"].as_str().unwrap_or("");
+        let Some(data) = entries.get(input) else {
+            problems.push(problem(input, "the dataset of a saved analysis is missing".into()));
+            continue;
+        };
+        let analysis: crate::stats::analysis::Analysis = serde_json::from_value(e["analysis"].clone())?;
+        let level = e["level"].as_f64().unwrap_or(0.95);
+        let frame = crate::stats::frame::read_csv_bytes(data.clone()).map_err(|e| anyhow::anyhow!(e.0))?;
+        match crate::stats::analysis::run(&frame, &analysis, level) {
+            Ok(o) => {
+                let got = analyses::leaves(&o.to_json());
+                for (path, want) in analyses::leaves(&e["result"]) {
+                    let now = got.iter().find(|(p, _)| *p == path).map(|(_, v)| v.clone()).unwrap_or(Value::Null);
+                    let same = match (want.as_f64(), now.as_f64()) {
+                        (Some(a), Some(b)) => (a - b).abs() <= 1e-9 * a.abs().max(1.0),
+                        _ => want == now,
+                    };
+                    if !same {
+                        problems.push(problem(
+                            "reproduce/expected.json",
+                            format!("analysis #{} {path}: the report says {want}, the data gives {now}", e["id"]),
+                        ));
+                    }
+                }
+            }
+            Err(err) => problems.push(problem(input, format!("analysis #{} no longer computes: {}", e["id"], err.0))),
+        }
+    }
+    Ok(problems)
+}
