@@ -16,6 +16,8 @@ use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+pub mod xpt;
+
 use crate::analyses::{self, dataset, saved, Request};
 use crate::audit;
 use crate::auth::permissions::{Permission, StudyAccess};
@@ -61,6 +63,40 @@ fn csv_bytes(header: Vec<String>, rows: Vec<Vec<String>>) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     crate::export::write_rows(&mut out, header, rows).map_err(Error::Internal)?;
     Ok(out)
+}
+
+/// Adds a dataset as `<stem>.csv`, as SAS XPORT `<stem>.xpt` (member `member`) and its
+/// description `<stem>.variables.csv` (column, XPORT name, label, type, length, values cut).
+fn add_dataset(
+    files: &mut Files,
+    stem: &str,
+    member: &str,
+    label: &str,
+    columns: Vec<(String, String)>,
+    rows: Vec<Vec<String>>,
+) -> Result<()> {
+    let header: Vec<String> = columns.iter().map(|(c, _)| c.clone()).collect();
+    let mut xpt_bytes = Vec::new();
+    let vars = xpt::write(&mut xpt_bytes, member, label, &columns, &rows).map_err(|e| Error::Internal(e.into()))?;
+    let description = vars
+        .iter()
+        .map(|v| {
+            vec![
+                v.column.clone(),
+                v.name.clone(),
+                v.label.clone(),
+                if v.numeric { "numeric".into() } else { "text".into() },
+                v.length.to_string(),
+                v.cut_values.to_string(),
+            ]
+        })
+        .collect();
+    let desc_header =
+        ["column", "xpt_name", "label", "type", "length", "values_cut_at_200_bytes"].map(String::from).to_vec();
+    files.insert(format!("{stem}.csv"), csv_bytes(header, rows)?);
+    files.insert(format!("{stem}.xpt"), xpt_bytes);
+    files.insert(format!("{stem}.variables.csv"), csv_bytes(desc_header, description)?);
+    Ok(())
 }
 
 fn json_bytes(v: &Value) -> Vec<u8> {
@@ -110,14 +146,16 @@ pub fn export(conn: &mut Conn, actor: &Actor, data_dir: &Path, access: &StudyAcc
                 }
             }
             name.push_str(".csv");
-            let bytes = dataset::build(conn, study.id, &sources)?.to_csv()?;
-            if hex::encode(Sha256::digest(&bytes)) != s.input_sha256 {
+            let data = dataset::build(conn, study.id, &sources)?;
+            if data.sha256()? != s.input_sha256 {
                 return Err(Error::Conflict(format!(
                     "saved analysis #{} was computed on other data than the study holds now: re-run and save it again",
                     s.id
                 )));
             }
-            files.insert(name.clone(), bytes);
+            let columns = data.columns.iter().map(|c| (c.name.clone(), c.description.clone())).collect();
+            let member = format!("ANALYS{:02}", dataset_of.len() + 1);
+            add_dataset(&mut files, name.trim_end_matches(".csv"), &member, "Analysis dataset", columns, data.rows)?;
             dataset_of.insert(key.clone(), name);
         }
         let input = &dataset_of[&key];
@@ -158,7 +196,8 @@ pub fn export(conn: &mut Conn, actor: &Actor, data_dir: &Path, access: &StudyAcc
         })
         .collect();
     drop(dict);
-    files.insert("datasets/subjects.csv".into(), csv_bytes(header, rows)?);
+    let columns = header.into_iter().map(|h| (h.clone(), h)).collect();
+    add_dataset(&mut files, "datasets/subjects", "SUBJECTS", "Subjects (one row per subject)", columns, rows)?;
 
     // Models of the runs used, and their slide-level results.
     let mut models = BTreeMap::new();
@@ -169,9 +208,18 @@ pub fn export(conn: &mut Conn, actor: &Actor, data_dir: &Path, access: &StudyAcc
     {
         let run = crate::biomarker::runs::get(conn, study.id, run_id)?;
         let results = crate::biomarker::runs::results(conn, run_id)?;
-        let mut bytes = Vec::new();
-        crate::export::write_csv(&mut bytes, &results).map_err(Error::Internal)?;
-        files.insert(format!("datasets/slide_results-run{run_id}.csv"), bytes);
+        use crate::export::CsvRecord;
+        let columns =
+            crate::biomarker::runs::SlideResultRow::HEADER.iter().map(|h| (h.to_string(), h.to_string())).collect();
+        let rows = results.iter().map(CsvRecord::record).collect();
+        add_dataset(
+            &mut files,
+            &format!("datasets/slide_results-run{run_id}"),
+            &format!("SLRES{run_id:03}"),
+            "AI results per slide",
+            columns,
+            rows,
+        )?;
         let model = crate::biomarker::registry::get(conn, &run.model())?;
         files.insert(
             format!("model/{}.json", run.model()),

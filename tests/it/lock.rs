@@ -200,7 +200,40 @@ async fn the_dossier_is_signed_deterministic_and_verify_catches_any_change() {
     ] {
         assert!(names.iter().any(|x| x == n), "{n} in {names:?}");
     }
+    for n in ["datasets/subjects.xpt", "datasets/analysis-campaign1.xpt", "datasets/analysis-campaign1.variables.csv"] {
+        assert!(names.iter().any(|x| x == n), "{n} in {names:?}");
+    }
+    // The XPORT files read back with an independent reader (pandas.read_sas) hold the CSVs' values.
+    let dir = app.scratch.join("unzipped");
+    std::fs::create_dir_all(dir.join("datasets")).unwrap();
+    for i in 0..archive.len() {
+        let mut e = archive.by_index(i).unwrap();
+        if e.name().starts_with("datasets/") {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut bytes).unwrap();
+            std::fs::write(dir.join(e.name()), bytes).unwrap();
+        }
+    }
     drop(archive);
+    let python = std::env::var("EVIDENTIA_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/check_xpt.py");
+    let check = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(dir.join("datasets"))
+        .args(["subjects", "analysis-campaign1"])
+        .output()
+        .unwrap_or_else(|e| panic!("{python}: {e} (set EVIDENTIA_TEST_PYTHON to a Python with pandas; .ci/run does)"));
+    assert!(
+        check.status.success(),
+        "{python} tools/check_xpt.py: {}{} (needs pandas; set EVIDENTIA_TEST_PYTHON)",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&check.stdout).contains("analysis-campaign1: 3 rows"),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
 
     // Any changed byte is named; a changed manifest breaks its signature; another key fails.
     let bad = app.scratch.join("bad.zip");
