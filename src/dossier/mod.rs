@@ -69,6 +69,7 @@ fn csv_bytes(header: Vec<String>, rows: Vec<Vec<String>>) -> Result<Vec<u8>> {
 /// description `<stem>.variables.csv` (column, XPORT name, label, type, length, values cut).
 fn add_dataset(
     files: &mut Files,
+    described: &mut Vec<Described>,
     stem: &str,
     member: &str,
     label: &str,
@@ -76,6 +77,7 @@ fn add_dataset(
     rows: Vec<Vec<String>>,
 ) -> Result<()> {
     let header: Vec<String> = columns.iter().map(|(c, _)| c.clone()).collect();
+    let rows_len = rows.len();
     let mut xpt_bytes = Vec::new();
     let vars = xpt::write(&mut xpt_bytes, member, label, &columns, &rows).map_err(|e| Error::Internal(e.into()))?;
     let description = vars
@@ -96,7 +98,66 @@ fn add_dataset(
     files.insert(format!("{stem}.csv"), csv_bytes(header, rows)?);
     files.insert(format!("{stem}.xpt"), xpt_bytes);
     files.insert(format!("{stem}.variables.csv"), csv_bytes(desc_header, description)?);
+    described.push(Described {
+        stem: stem.to_string(),
+        member: member.to_string(),
+        label: label.to_string(),
+        rows: rows_len,
+        vars,
+    });
     Ok(())
+}
+
+/// A dataset as `define.xml` describes it.
+struct Described {
+    stem: String,
+    member: String,
+    label: String,
+    rows: usize,
+    vars: Vec<xpt::Variable>,
+}
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// A Define-XML-like (CDISC ODM 1.3 / Define-XML 2.0 structure) description of the datasets:
+/// one ItemGroupDef per dataset with its file, one ItemDef per variable (name, type, length,
+/// label and the CSV column it comes from).
+fn define_xml(study: &crate::studies::Study, described: &[Described]) -> Vec<u8> {
+    let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    x.push_str(&format!(
+        "<ODM xmlns=\"http://www.cdisc.org/ns/odm/v1.3\" xmlns:def=\"http://www.cdisc.org/ns/def/v2.0\" xmlns:xlink=\"http://www.w3.org/1999/xlink\" ODMVersion=\"1.3.2\" FileType=\"Snapshot\" FileOID=\"evidentia.{0}.define\" Originator=\"{1}\">\n<Study OID=\"{0}\">\n<GlobalVariables><StudyName>{0}</StudyName><StudyDescription>{2}</StudyDescription><ProtocolName>{3}</ProtocolName></GlobalVariables>\n<MetaDataVersion OID=\"MDV.{0}\" Name=\"Evidentia dossier datasets\" def:DefineVersion=\"2.0.0\">\n",
+        xml(&study.code), xml(saved::SOFTWARE), xml(&study.title), xml(&study.protocol_version)
+    ));
+    for d in described {
+        let file = d.stem.rsplit('/').next().unwrap_or(&d.stem);
+        x.push_str(&format!(
+            "<ItemGroupDef OID=\"IG.{m}\" Name=\"{m}\" SASDatasetName=\"{m}\" Repeating=\"Yes\" Purpose=\"Analysis\" def:Structure=\"{rows} records\">\n<Description><TranslatedText xml:lang=\"en\">{l}</TranslatedText></Description>\n",
+            m = xml(&d.member), rows = d.rows, l = xml(&d.label)
+        ));
+        for (i, v) in d.vars.iter().enumerate() {
+            x.push_str(&format!(
+                "<ItemRef ItemOID=\"IT.{}.{}\" OrderNumber=\"{}\" Mandatory=\"No\"/>\n",
+                xml(&d.member),
+                xml(&v.name),
+                i + 1
+            ));
+        }
+        x.push_str(&format!("<def:leaf ID=\"LF.{m}\" xlink:href=\"{f}.xpt\"><def:title>{f}.xpt</def:title></def:leaf>\n</ItemGroupDef>\n", m = xml(&d.member), f = xml(file)));
+    }
+    for d in described {
+        for v in &d.vars {
+            x.push_str(&format!(
+                "<ItemDef OID=\"IT.{m}.{n}\" Name=\"{n}\" SASFieldName=\"{n}\" DataType=\"{t}\" Length=\"{len}\"><Description><TranslatedText xml:lang=\"en\">{l}</TranslatedText></Description><def:Origin Type=\"Derived\"><Description><TranslatedText xml:lang=\"en\">CSV column {c}{cut}</TranslatedText></Description></def:Origin></ItemDef>\n",
+                m = xml(&d.member), n = xml(&v.name), t = if v.numeric { "float" } else { "text" }, len = v.length,
+                l = xml(&v.label), c = xml(&v.column),
+                cut = if v.cut_values > 0 { format!("; {} values longer than 200 bytes cut in the .xpt", v.cut_values) } else { String::new() }
+            ));
+        }
+    }
+    x.push_str("</MetaDataVersion>\n</Study>\n</ODM>\n");
+    x.into_bytes()
 }
 
 fn json_bytes(v: &Value) -> Vec<u8> {
@@ -125,11 +186,14 @@ pub fn export(conn: &mut Conn, actor: &Actor, data_dir: &Path, access: &StudyAcc
         return Err(Error::Conflict(format!("{} is {}: the dossier needs every signature", study.code, state.label())));
     }
     let mut files = Files::new();
+    let mut described: Vec<Described> = Vec::new();
 
     // Datasets: each distinct data source of a saved analysis, byte for byte what it hashed.
     let kept: Vec<saved::SavedRow> =
         saved::list(conn, study.id)?.into_iter().filter(|s| s.saved.status == "current").collect();
     let mut dataset_of: BTreeMap<String, String> = BTreeMap::new();
+    let mut built: BTreeMap<String, dataset::Dataset> = BTreeMap::new();
+    let mut endpoints: Vec<(String, String, String)> = Vec::new();
     let mut expected = Vec::new();
     let mut commands =
         String::from("#!/bin/sh\n# Re-computes every saved analysis of the dossier from its datasets.\nset -e\n");
@@ -155,11 +219,25 @@ pub fn export(conn: &mut Conn, actor: &Actor, data_dir: &Path, access: &StudyAcc
             }
             let columns = data.columns.iter().map(|c| (c.name.clone(), c.description.clone())).collect();
             let member = format!("ANALYS{:02}", dataset_of.len() + 1);
-            add_dataset(&mut files, name.trim_end_matches(".csv"), &member, "Analysis dataset", columns, data.rows)?;
+            add_dataset(
+                &mut files,
+                &mut described,
+                name.trim_end_matches(".csv"),
+                &member,
+                "Analysis dataset",
+                columns,
+                data.rows.clone(),
+            )?;
+            built.insert(key.clone(), data);
             dataset_of.insert(key.clone(), name);
         }
         let input = &dataset_of[&key];
         let analysis = req.analysis()?;
+        if let crate::stats::analysis::Analysis::Survival { time, event, .. }
+        | crate::stats::analysis::Analysis::Cox { time, event, .. } = &analysis
+        {
+            endpoints.push((key.clone(), time.clone(), event.clone()));
+        }
         let computed = analyses::Computed {
             sources,
             analysis: analysis.clone(),
@@ -177,6 +255,18 @@ pub fn export(conn: &mut Conn, actor: &Actor, data_dir: &Path, access: &StudyAcc
         }));
     }
     files.insert("reproduce/commands.sh".into(), commands.into_bytes());
+    if !endpoints.is_empty() {
+        let (columns, rows) = adtte(&study.code, &endpoints, &built);
+        add_dataset(
+            &mut files,
+            &mut described,
+            "datasets/adtte",
+            "ADTTE",
+            "Time-to-event (ADTTE style)",
+            columns,
+            rows,
+        )?;
+    }
     files.insert("reproduce/expected.json".into(), json_bytes(&Value::Array(expected)));
 
     // The subject-level dataset (ADSL spirit) and the study's slide results of every run used.
@@ -197,7 +287,15 @@ pub fn export(conn: &mut Conn, actor: &Actor, data_dir: &Path, access: &StudyAcc
         .collect();
     drop(dict);
     let columns = header.into_iter().map(|h| (h.clone(), h)).collect();
-    add_dataset(&mut files, "datasets/subjects", "SUBJECTS", "Subjects (one row per subject)", columns, rows)?;
+    add_dataset(
+        &mut files,
+        &mut described,
+        "datasets/subjects",
+        "SUBJECTS",
+        "Subjects (one row per subject)",
+        columns,
+        rows,
+    )?;
 
     // Models of the runs used, and their slide-level results.
     let mut models = BTreeMap::new();
@@ -214,6 +312,7 @@ pub fn export(conn: &mut Conn, actor: &Actor, data_dir: &Path, access: &StudyAcc
         let rows = results.iter().map(CsvRecord::record).collect();
         add_dataset(
             &mut files,
+            &mut described,
             &format!("datasets/slide_results-run{run_id}"),
             &format!("SLRES{run_id:03}"),
             "AI results per slide",
@@ -227,6 +326,8 @@ pub fn export(conn: &mut Conn, actor: &Actor, data_dir: &Path, access: &StudyAcc
         );
         models.insert(run.model(), model.sha256.clone());
     }
+
+    files.insert("datasets/define.xml".into(), define_xml(&study, &described));
 
     // The plan and the saved analyses.
     let plans = crate::analyses::plan::versions(conn, study.id)?;
@@ -295,6 +396,49 @@ pub fn export(conn: &mut Conn, actor: &Actor, data_dir: &Path, access: &StudyAcc
         )
     })?;
     Ok(Exported { files: all_files.len(), bytes, manifest_sha256, public_key })
+}
+
+/// The time-to-event dataset in the spirit of CDISC ADTTE: one row per subject and endpoint of a
+/// saved survival or Cox analysis — PARAMCD (the event column, 8 characters), PARAM, AVAL (the
+/// time), CNSR (1 censored, 0 event, as ADTTE) — from the analysis dataset it ran on.
+fn adtte(
+    study: &str,
+    endpoints: &[(String, String, String)],
+    built: &BTreeMap<String, dataset::Dataset>,
+) -> (Vec<(String, String)>, Vec<Vec<String>>) {
+    let columns = [
+        ("STUDYID", "Study identifier"),
+        ("USUBJID", "Unique subject identifier"),
+        ("PARAMCD", "Parameter code"),
+        ("PARAM", "Parameter"),
+        ("AVAL", "Analysis value (time)"),
+        ("CNSR", "Censor (1 censored, 0 event)"),
+    ]
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .to_vec();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut rows = Vec::new();
+    for (key, time, event) in endpoints {
+        let Some(data) = built.get(key) else { continue };
+        let col = |name: &str| data.columns.iter().position(|c| c.name == name);
+        let (Some(s), Some(t), Some(e)) = (col("subject_id"), col(time), col(event)) else { continue };
+        let paramcd: String = event.to_ascii_uppercase().chars().take(8).collect();
+        for r in &data.rows {
+            if r[t].trim().is_empty() || r[e].trim().is_empty() || !seen.insert((r[s].clone(), paramcd.clone())) {
+                continue;
+            }
+            let censored = !matches!(r[e].trim().to_ascii_lowercase().as_str(), "1" | "true");
+            rows.push(vec![
+                study.to_string(),
+                format!("{study}-{}", r[s]),
+                paramcd.clone(),
+                format!("{time} until {event}"),
+                r[t].trim().to_string(),
+                if censored { "1" } else { "0" }.to_string(),
+            ]);
+        }
+    }
+    (columns, rows)
 }
 
 /// A zip with every entry deflated, dated 1980-01-01 00:00, mode 0644, in the given order.

@@ -153,6 +153,9 @@ async fn the_dossier_is_signed_deterministic_and_verify_catches_any_change() {
     let stat = app.login("statistician").await;
     let q = format!("campaign={campaign}&analysis=kappa&a=phenotype__annotator1&b=phenotype__annotator2");
     stat.post(&format!("/studies/{STUDY}/analyses/saved"), &[("query", &q), ("title", "Inter-reader kappa")]).await;
+    let pfs = format!("campaign={campaign}&analysis=survival&time=pfs_months&event=progression");
+    stat.post(&format!("/studies/{STUDY}/analyses/saved"), &[("query", &pfs), ("title", "PFS")]).await;
+    assert_eq!(audit_events(&app, "save_analysis").len(), 2);
     let out = app.scratch.join("d1.zip");
     // Not before the study is locked and signed.
     let r = app.cli(&["dossier", "export", "--study", STUDY, "--out", out.to_str().unwrap()], None);
@@ -200,7 +203,14 @@ async fn the_dossier_is_signed_deterministic_and_verify_catches_any_change() {
     ] {
         assert!(names.iter().any(|x| x == n), "{n} in {names:?}");
     }
-    for n in ["datasets/subjects.xpt", "datasets/analysis-campaign1.xpt", "datasets/analysis-campaign1.variables.csv"] {
+    for n in [
+        "datasets/subjects.xpt",
+        "datasets/analysis-campaign1.xpt",
+        "datasets/analysis-campaign1.variables.csv",
+        "datasets/adtte.csv",
+        "datasets/adtte.xpt",
+        "datasets/define.xml",
+    ] {
         assert!(names.iter().any(|x| x == n), "{n} in {names:?}");
     }
     // The XPORT files read back with an independent reader (pandas.read_sas) hold the CSVs' values.
@@ -220,7 +230,7 @@ async fn the_dossier_is_signed_deterministic_and_verify_catches_any_change() {
     let check = std::process::Command::new(&python)
         .arg(&script)
         .arg(dir.join("datasets"))
-        .args(["subjects", "analysis-campaign1"])
+        .args(["subjects", "analysis-campaign1", "adtte"])
         .output()
         .unwrap_or_else(|e| panic!("{python}: {e} (set EVIDENTIA_TEST_PYTHON to a Python with pandas; .ci/run does)"));
     assert!(
@@ -229,11 +239,10 @@ async fn the_dossier_is_signed_deterministic_and_verify_catches_any_change() {
         String::from_utf8_lossy(&check.stdout),
         String::from_utf8_lossy(&check.stderr)
     );
-    assert!(
-        String::from_utf8_lossy(&check.stdout).contains("analysis-campaign1: 3 rows"),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
-    );
+    let checked = String::from_utf8_lossy(&check.stdout).to_string();
+    assert!(checked.contains("analysis-campaign1: 3 rows") && checked.contains("adtte: 3 rows"), "{checked}");
+    let define = std::fs::read_to_string(dir.join("datasets/define.xml")).unwrap();
+    assert!(define.contains(r#"<ItemGroupDef OID="IG.ADTTE""#) && define.contains(r#"Name="CNSR""#), "{define}");
 
     // Any changed byte is named; a changed manifest breaks its signature; another key fails.
     let bad = app.scratch.join("bad.zip");
