@@ -28,27 +28,7 @@ fn key_path(data_dir: &Path, study_code: &str) -> PathBuf {
 impl StudyKey {
     /// Loads the study's key, creating it (32 random bytes, hex, mode 0600) on first use.
     pub fn load_or_create(data_dir: &Path, study_code: &str) -> anyhow::Result<StudyKey> {
-        let path = key_path(data_dir, study_code);
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            let bytes = hex::decode(text.trim())?;
-            let arr: [u8; 32] =
-                bytes.try_into().map_err(|_| anyhow::anyhow!("{} is not a 32-byte key", path.display()))?;
-            return Ok(StudyKey(arr));
-        }
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut arr = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut arr);
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, hex::encode(arr))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
-        }
-        std::fs::rename(&tmp, &path)?;
-        Ok(StudyKey(arr))
+        Ok(StudyKey(crate::secrets::load_or_create(&key_path(data_dir, study_code))?))
     }
 
     #[cfg(test)]

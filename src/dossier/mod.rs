@@ -30,24 +30,7 @@ use crate::studies::{self, lock};
 /// The installation's signing key: 32 random bytes (hex, mode 0600) in `secrets/`, created on
 /// first use, backed up with the data dir.
 pub fn signing_key(data_dir: &Path) -> anyhow::Result<SigningKey> {
-    let path = data_dir.join("secrets").join("dossier-signing.key");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let bytes: [u8; 32] = hex::decode(text.trim())?
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("{} is not a 32-byte key", path.display()))?;
-        return Ok(SigningKey::from_bytes(&bytes));
-    }
-    std::fs::create_dir_all(data_dir.join("secrets"))?;
-    let mut bytes = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, hex::encode(bytes))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
-    }
-    std::fs::rename(&tmp, &path)?;
+    let bytes = crate::secrets::load_or_create(&data_dir.join("secrets").join("dossier-signing.key"))?;
     Ok(SigningKey::from_bytes(&bytes))
 }
 
