@@ -253,22 +253,43 @@ pub fn export(conn: &mut Conn, actor: &Actor, data_dir: &Path, access: &StudyAcc
     files.insert("reproduce/expected.json".into(), json_bytes(&Value::Array(expected)));
 
     // The subject-level dataset (ADSL spirit) and the study's slide results of every run used.
+    // Every subject of the study, with the AI phenotype of their first slide in the primary run
+    // (the run of the signed plan's primary analysis).
     let dict = crate::cases::dictionary::load(conn, study.id)?;
-    let all = dataset::build(conn, study.id, &dataset::Sources::default())?;
+    let all_cases: Vec<crate::cases::Case> = {
+        use crate::db::schema::{cases as cases_t, sites};
+        use diesel::prelude::*;
+        cases_t::table
+            .inner_join(sites::table)
+            .filter(cases_t::study_id.eq(study.id))
+            .order(cases_t::display_id.asc())
+            .select(crate::cases::Case::as_select())
+            .load(conn)?
+    };
+    let primary_run = lock::checklist_sources(conn, study.id)?.run;
+    let mut phenotype: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(run) = primary_run {
+        let per_slide = dataset::build(conn, study.id, &dataset::Sources { run: Some(run), ..Default::default() })?;
+        let subject = per_slide.columns.iter().position(|c| c.name == "subject_id");
+        let ai = per_slide.columns.iter().position(|c| c.name == "ai_phenotype");
+        if let (Some(s), Some(a)) = (subject, ai) {
+            for r in &per_slide.rows {
+                phenotype.entry(r[s].clone()).or_insert_with(|| r[a].clone());
+            }
+        }
+    }
     let mut header = vec!["STUDYID".to_string(), "USUBJID".to_string()];
-    header.extend(all.header());
-    let mut seen = std::collections::BTreeSet::new();
-    let rows: Vec<Vec<String>> = all
-        .rows
+    header.extend(crate::cases::export::header(&dict));
+    header.push("ai_phenotype".into());
+    let rows: Vec<Vec<String>> = all_cases
         .iter()
-        .filter(|r| seen.insert(r[0].clone()))
-        .map(|r| {
-            let mut v = vec![study.code.clone(), format!("{}-{}", study.code, r[0])];
-            v.extend(r.iter().cloned());
+        .map(|c| {
+            let mut v = vec![study.code.clone(), format!("{}-{}", study.code, c.display_id)];
+            v.extend(crate::cases::export::row(&dict, c, false));
+            v.push(phenotype.get(&c.display_id).cloned().unwrap_or_default());
             v
         })
         .collect();
-    drop(dict);
     let columns = header.into_iter().map(|h| (h.clone(), h)).collect();
     add_dataset(
         &mut files,

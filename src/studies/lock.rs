@@ -294,6 +294,14 @@ pub fn sign(conn: &mut Conn, actor: &Actor, access: &StudyAccess, password: &str
     })
 }
 
+/// The analysis set's data: the sources (AI run, reference campaign) of the signed analysis
+/// plan's primary analysis; empty without one.
+pub fn checklist_sources(conn: &mut Conn, study_id: i32) -> Result<crate::analyses::Sources> {
+    use crate::analyses::{plan, Request};
+    let primary = plan::signed(conn, study_id)?.and_then(|p| p.items().into_iter().find(|i| i.role == "primary"));
+    Ok(primary.and_then(|i| Request::parse(&i.query).ok()).map(|r| r.sources()).unwrap_or_default())
+}
+
 /// One item of the pre-lock checklist.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Check {
@@ -305,7 +313,7 @@ pub struct Check {
 /// The pre-lock checklist. The analysis set is the signed analysis plan's primary analysis: its
 /// AI run (the primary run) and its reading campaign (the reference).
 pub fn checklist(conn: &mut Conn, study_id: i32) -> Result<Vec<Check>> {
-    use crate::analyses::{plan, saved, Request};
+    use crate::analyses::{plan, saved};
     let mut out = Vec::new();
     let signed = plan::signed(conn, study_id)?;
     out.push(Check {
@@ -317,7 +325,7 @@ pub fn checklist(conn: &mut Conn, study_id: i32) -> Result<Vec<Check>> {
         },
     });
     let primary = signed.as_ref().and_then(|p| p.items().into_iter().find(|i| i.role == "primary"));
-    let sources = primary.as_ref().and_then(|i| Request::parse(&i.query).ok()).map(|r| r.sources()).unwrap_or_default();
+    let sources = checklist_sources(conn, study_id)?;
     out.push(Check {
         label: "Analysis set designated: the primary analysis names the AI run and the reference campaign",
         ok: sources.run.is_some() && sources.campaign.is_some(),
