@@ -197,16 +197,21 @@ pub struct Computed {
 impl Computed {
     /// The `evidentia stats` command that re-computes it from the exported dataset.
     pub fn command(&self, dataset_file: &str) -> String {
-        let mut cmd = format!("evidentia stats {} --input {}", self.analysis.name(), shell_quote(dataset_file));
-        // `--flag=value`, so that a value starting with '-' is not taken for a flag.
-        for kv in self.analysis.cli_args().chunks(2) {
-            cmd.push_str(&format!(" {}={}", kv[0], shell_quote(&kv[1])));
-        }
-        if (self.level - 0.95).abs() > 1e-12 {
-            cmd.push_str(&format!(" --level {}", self.level));
-        }
-        cmd
+        stats_command(&self.analysis, self.level, dataset_file)
     }
+}
+
+/// The `evidentia stats` command that runs `analysis` at `level` on `dataset_file`.
+pub fn stats_command(analysis: &Analysis, level: f64, dataset_file: &str) -> String {
+    let mut cmd = format!("evidentia stats {} --input {}", analysis.name(), shell_quote(dataset_file));
+    // `--flag=value`, so that a value starting with '-' is not taken for a flag.
+    for kv in analysis.cli_args().chunks(2) {
+        cmd.push_str(&format!(" {}={}", kv[0], shell_quote(&kv[1])));
+    }
+    if (level - 0.95).abs() > 1e-12 {
+        cmd.push_str(&format!(" --level {level}"));
+    }
+    cmd
 }
 
 /// A word for a POSIX shell: as is when it holds only safe characters, else single-quoted.

@@ -221,20 +221,12 @@ pub fn export(conn: &mut Conn, actor: &Actor, data_dir: &Path, access: &StudyAcc
         {
             endpoints.push((key.clone(), time.clone(), event.clone()));
         }
-        let computed = analyses::Computed {
-            sources,
-            analysis: analysis.clone(),
-            level: req.level()?,
-            query: s.query.clone(),
-            input_sha256: s.input_sha256.clone(),
-            input_rows: s.input_rows as usize,
-            outcome: Err(String::new()),
-        };
-        let cmd = computed.command(input);
+        let level = req.level()?;
+        let cmd = analyses::stats_command(&analysis, level, input);
         commands.push_str(&format!("# #{} {}\n{cmd}\n", s.id, s.title));
         expected.push(json!({
             "id": s.id, "title": s.title, "plan_item": s.plan_item, "input": input, "query": s.query,
-            "analysis": analysis, "level": computed.level, "command": cmd, "result": s.result(),
+            "analysis": analysis, "level": level, "command": cmd, "result": s.result(),
         }));
     }
     files.insert("reproduce/commands.sh".into(), commands.into_bytes());

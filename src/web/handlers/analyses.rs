@@ -583,16 +583,7 @@ pub async fn saved_show(
         })
         .await?;
     let r = Request::parse(&row.saved.query)?;
-    let computed_like = Computed {
-        sources: r.sources(),
-        analysis: r.analysis()?,
-        level: r.level()?,
-        query: row.saved.query.clone(),
-        input_sha256: row.saved.input_sha256.clone(),
-        input_rows: row.saved.input_rows as usize,
-        outcome: Err(String::new()),
-    };
-    let command = computed_like.command(&dataset_file_name(&code, &computed_like.sources));
+    let command = analyses::stats_command(&r.analysis()?, r.level()?, &dataset_file_name(&code, &r.sources()));
     let ctx = PageCtx::new(&req, Some(&user), format!("Saved analysis {id} · {code}"), "studies");
     render(
         &ctx,
