@@ -16,6 +16,7 @@ use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+pub mod report;
 pub mod xpt;
 
 use crate::analyses::{self, dataset, saved, Request};
@@ -48,47 +49,59 @@ fn csv_bytes(header: Vec<String>, rows: Vec<Vec<String>>) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Adds a dataset as `<stem>.csv`, as SAS XPORT `<stem>.xpt` (member `member`) and its
-/// description `<stem>.variables.csv` (column, XPORT name, label, type, length, values cut).
-fn add_dataset(
-    files: &mut Files,
-    described: &mut Vec<Described>,
-    stem: &str,
-    member: &str,
-    label: &str,
-    columns: Vec<(String, String)>,
-    rows: Vec<Vec<String>>,
-) -> Result<()> {
-    let header: Vec<String> = columns.iter().map(|(c, _)| c.clone()).collect();
-    let rows_len = rows.len();
-    let mut xpt_bytes = Vec::new();
-    let vars = xpt::write(&mut xpt_bytes, member, label, &columns, &rows).map_err(|e| Error::Internal(e.into()))?;
-    let description = vars
-        .iter()
-        .map(|v| {
-            vec![
-                v.column.clone(),
-                v.name.clone(),
-                v.label.clone(),
-                if v.numeric { "numeric".into() } else { "text".into() },
-                v.length.to_string(),
-                v.cut_values.to_string(),
-            ]
-        })
-        .collect();
-    let desc_header =
-        ["column", "xpt_name", "label", "type", "length", "values_cut_at_200_bytes"].map(String::from).to_vec();
-    files.insert(format!("{stem}.csv"), csv_bytes(header, rows)?);
-    files.insert(format!("{stem}.xpt"), xpt_bytes);
-    files.insert(format!("{stem}.variables.csv"), csv_bytes(desc_header, description)?);
-    described.push(Described {
-        stem: stem.to_string(),
-        member: member.to_string(),
-        label: label.to_string(),
-        rows: rows_len,
-        vars,
-    });
-    Ok(())
+/// The files of the dossier being written, and the datasets' descriptions for `define.xml`.
+struct Out {
+    files: Files,
+    described: Vec<Described>,
+    /// The codelist (code, label) of each coded column.
+    coded: BTreeMap<String, Vec<(String, String)>>,
+}
+
+impl Out {
+    /// Adds a dataset as `<stem>.csv`, as SAS XPORT `<stem>.xpt` (member `member`) and its
+    /// description `<stem>.variables.csv` (column, XPORT name, label, type, length, values cut,
+    /// codelist).
+    fn add_dataset(
+        &mut self,
+        stem: &str,
+        member: &str,
+        label: &str,
+        columns: Vec<(String, String)>,
+        rows: Vec<Vec<String>>,
+    ) -> Result<()> {
+        let header: Vec<String> = columns.iter().map(|(c, _)| c.clone()).collect();
+        let rows_len = rows.len();
+        let mut xpt_bytes = Vec::new();
+        let vars = xpt::write(&mut xpt_bytes, member, label, &columns, &rows).map_err(|e| Error::Internal(e.into()))?;
+        let description = vars
+            .iter()
+            .map(|v| {
+                vec![
+                    v.column.clone(),
+                    v.name.clone(),
+                    v.label.clone(),
+                    if v.numeric { "numeric".into() } else { "text".into() },
+                    v.length.to_string(),
+                    v.cut_values.to_string(),
+                    self.coded.get(&v.column).map(|c| codes_text(c)).unwrap_or_default(),
+                ]
+            })
+            .collect();
+        let desc_header = ["column", "xpt_name", "label", "type", "length", "values_cut_at_200_bytes", "codelist"]
+            .map(String::from)
+            .to_vec();
+        self.files.insert(format!("{stem}.csv"), csv_bytes(header, rows)?);
+        self.files.insert(format!("{stem}.xpt"), xpt_bytes);
+        self.files.insert(format!("{stem}.variables.csv"), csv_bytes(desc_header, description)?);
+        self.described.push(Described {
+            stem: stem.to_string(),
+            member: member.to_string(),
+            label: label.to_string(),
+            rows: rows_len,
+            vars,
+        });
+        Ok(())
+    }
 }
 
 /// A dataset as `define.xml` describes it.
@@ -107,7 +120,11 @@ fn xml(s: &str) -> String {
 /// A Define-XML-like (CDISC ODM 1.3 / Define-XML 2.0 structure) description of the datasets:
 /// one ItemGroupDef per dataset with its file, one ItemDef per variable (name, type, length,
 /// label and the CSV column it comes from).
-fn define_xml(study: &crate::studies::Study, described: &[Described]) -> Vec<u8> {
+fn define_xml(
+    study: &crate::studies::Study,
+    described: &[Described],
+    coded: &BTreeMap<String, Vec<(String, String)>>,
+) -> Vec<u8> {
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     x.push_str(&format!(
         "<ODM xmlns=\"http://www.cdisc.org/ns/odm/v1.3\" xmlns:def=\"http://www.cdisc.org/ns/def/v2.0\" xmlns:xlink=\"http://www.w3.org/1999/xlink\" ODMVersion=\"1.3.2\" FileType=\"Snapshot\" FileOID=\"evidentia.{0}.define\" Originator=\"{1}\">\n<Study OID=\"{0}\">\n<GlobalVariables><StudyName>{0}</StudyName><StudyDescription>{2}</StudyDescription><ProtocolName>{3}</ProtocolName></GlobalVariables>\n<MetaDataVersion OID=\"MDV.{0}\" Name=\"Evidentia dossier datasets\" def:DefineVersion=\"2.0.0\">\n",
@@ -131,13 +148,31 @@ fn define_xml(study: &crate::studies::Study, described: &[Described]) -> Vec<u8>
     }
     for d in described {
         for v in &d.vars {
+            let codelist_ref = if coded.contains_key(&v.column) {
+                format!("<CodeListRef CodeListOID=\"CL.{}\"/>", xml(&v.column))
+            } else {
+                String::new()
+            };
             x.push_str(&format!(
-                "<ItemDef OID=\"IT.{m}.{n}\" Name=\"{n}\" SASFieldName=\"{n}\" DataType=\"{t}\" Length=\"{len}\"><Description><TranslatedText xml:lang=\"en\">{l}</TranslatedText></Description><def:Origin Type=\"Derived\"><Description><TranslatedText xml:lang=\"en\">CSV column {c}{cut}</TranslatedText></Description></def:Origin></ItemDef>\n",
+                "<ItemDef OID=\"IT.{m}.{n}\" Name=\"{n}\" SASFieldName=\"{n}\" DataType=\"{t}\" Length=\"{len}\"><Description><TranslatedText xml:lang=\"en\">{l}</TranslatedText></Description>{codelist_ref}<def:Origin Type=\"Derived\"><Description><TranslatedText xml:lang=\"en\">CSV column {c}{cut}</TranslatedText></Description></def:Origin></ItemDef>\n",
                 m = xml(&d.member), n = xml(&v.name), t = if v.numeric { "float" } else { "text" }, len = v.length,
                 l = xml(&v.label), c = xml(&v.column),
                 cut = if v.cut_values > 0 { format!("; {} values longer than 200 bytes cut in the .xpt", v.cut_values) } else { String::new() }
             ));
         }
+    }
+    let used: std::collections::BTreeSet<&str> =
+        described.iter().flat_map(|d| d.vars.iter().map(|v| v.column.as_str())).collect();
+    for (name, codes) in coded.iter().filter(|(n, _)| used.contains(n.as_str())) {
+        x.push_str(&format!("<CodeList OID=\"CL.{n}\" Name=\"{n}\" DataType=\"text\">\n", n = xml(name)));
+        for (code, label) in codes {
+            x.push_str(&format!(
+                "<CodeListItem CodedValue=\"{}\"><Decode><TranslatedText xml:lang=\"en\">{}</TranslatedText></Decode></CodeListItem>\n",
+                xml(code),
+                xml(label)
+            ));
+        }
+        x.push_str("</CodeList>\n");
     }
     x.push_str("</MetaDataVersion>\n</Study>\n</ODM>\n");
     x.into_bytes()
@@ -168,8 +203,9 @@ pub fn export(conn: &mut Conn, actor: &Actor, data_dir: &Path, access: &StudyAcc
     if !state.complete() {
         return Err(Error::Conflict(format!("{} is {}: the dossier needs every signature", study.code, state.label())));
     }
-    let mut files = Files::new();
-    let mut described: Vec<Described> = Vec::new();
+    let dict = crate::cases::dictionary::load(conn, study.id)?;
+    let coded = dict.iter().map(|f| (f.name.clone(), codelist(f))).filter(|(_, c)| !c.is_empty()).collect();
+    let mut out_files = Out { files: Files::new(), described: Vec::new(), coded };
 
     // Datasets: each distinct data source of a saved analysis, byte for byte what it hashed.
     let kept: Vec<saved::SavedRow> =
@@ -178,6 +214,7 @@ pub fn export(conn: &mut Conn, actor: &Actor, data_dir: &Path, access: &StudyAcc
     let mut built: BTreeMap<String, dataset::Dataset> = BTreeMap::new();
     let mut endpoints: Vec<(String, String, String)> = Vec::new();
     let mut expected = Vec::new();
+    let mut reported: Vec<report::Reported> = Vec::new();
     let mut commands =
         String::from("#!/bin/sh\n# Re-computes every saved analysis of the dossier from its datasets.\nset -e\n");
     for row in &kept {
@@ -202,9 +239,7 @@ pub fn export(conn: &mut Conn, actor: &Actor, data_dir: &Path, access: &StudyAcc
             }
             let columns = data.columns.iter().map(|c| (c.name.clone(), c.description.clone())).collect();
             let member = format!("ANALYS{:02}", dataset_of.len() + 1);
-            add_dataset(
-                &mut files,
-                &mut described,
+            out_files.add_dataset(
                 name.trim_end_matches(".csv"),
                 &member,
                 "Analysis dataset",
@@ -228,26 +263,16 @@ pub fn export(conn: &mut Conn, actor: &Actor, data_dir: &Path, access: &StudyAcc
             "id": s.id, "title": s.title, "plan_item": s.plan_item, "input": input, "query": s.query,
             "analysis": analysis, "level": level, "command": cmd, "result": s.result(),
         }));
+        reported.push(report::Reported { row: row.clone(), analysis, input: input.clone(), command: cmd });
     }
-    files.insert("reproduce/commands.sh".into(), commands.into_bytes());
     if !endpoints.is_empty() {
         let (columns, rows) = adtte(&study.code, &endpoints, &built);
-        add_dataset(
-            &mut files,
-            &mut described,
-            "datasets/adtte",
-            "ADTTE",
-            "Time-to-event (ADTTE style)",
-            columns,
-            rows,
-        )?;
+        out_files.add_dataset("datasets/adtte", "ADTTE", "Time-to-event (ADTTE style)", columns, rows)?;
     }
-    files.insert("reproduce/expected.json".into(), json_bytes(&Value::Array(expected)));
 
     // The subject-level dataset (ADSL spirit) and the study's slide results of every run used.
     // Every subject of the study, with the AI phenotype of their first slide in the primary run
     // (the run of the signed plan's primary analysis).
-    let dict = crate::cases::dictionary::load(conn, study.id)?;
     let all_cases: Vec<crate::cases::Case> = {
         use crate::db::schema::{cases as cases_t, sites};
         use diesel::prelude::*;
@@ -283,18 +308,25 @@ pub fn export(conn: &mut Conn, actor: &Actor, data_dir: &Path, access: &StudyAcc
         })
         .collect();
     let columns = header.into_iter().map(|h| (h.clone(), h)).collect();
-    add_dataset(
-        &mut files,
-        &mut described,
-        "datasets/subjects",
-        "SUBJECTS",
-        "Subjects (one row per subject)",
-        columns,
-        rows,
-    )?;
+    out_files.add_dataset("datasets/subjects", "SUBJECTS", "Subjects (one row per subject)", columns, rows)?;
+
+    // Table 1 of the subjects: by AI phenotype, over the dictionary's numbers and categories.
+    let table1 =
+        subjects_table1(&dict, out_files.files.get("datasets/subjects.csv").map(Vec::as_slice).unwrap_or_default());
+    if let Ok(result) = &table1.outcome {
+        commands.push_str(&format!("# Table 1\n{}\n", table1.command));
+        let (analysis, _) = table1_analysis(&dict);
+        expected.push(json!({
+            "id": "table1", "title": "Table 1", "plan_item": null, "input": "datasets/subjects.csv", "query": "",
+            "analysis": analysis, "level": 0.95, "command": table1.command, "result": result,
+        }));
+    }
+    out_files.files.insert("reproduce/commands.sh".into(), commands.into_bytes());
+    out_files.files.insert("reproduce/expected.json".into(), json_bytes(&Value::Array(expected)));
 
     // Models of the runs used, and their slide-level results.
     let mut models = BTreeMap::new();
+    let mut model_cards = Vec::new();
     for run_id in kept
         .iter()
         .filter_map(|r| Request::parse(&r.saved.query).ok().and_then(|q| q.run))
@@ -306,9 +338,7 @@ pub fn export(conn: &mut Conn, actor: &Actor, data_dir: &Path, access: &StudyAcc
         let columns =
             crate::biomarker::runs::SlideResultRow::HEADER.iter().map(|h| (h.to_string(), h.to_string())).collect();
         let rows = results.iter().map(CsvRecord::record).collect();
-        add_dataset(
-            &mut files,
-            &mut described,
+        out_files.add_dataset(
             &format!("datasets/slide_results-run{run_id}"),
             &format!("SLRES{run_id:03}"),
             "AI results per slide",
@@ -316,14 +346,16 @@ pub fn export(conn: &mut Conn, actor: &Actor, data_dir: &Path, access: &StudyAcc
             rows,
         )?;
         let model = crate::biomarker::registry::get(conn, &run.model())?;
-        files.insert(
-            format!("model/{}.json", run.model()),
-            json_bytes(&serde_json::from_str(&model.card).unwrap_or(Value::Null)),
-        );
+        let card: Value = serde_json::from_str(&model.card).unwrap_or(Value::Null);
+        out_files.files.insert(format!("model/{}.json", run.model()), json_bytes(&card));
+        if !models.contains_key(&run.model()) {
+            model_cards.push(card);
+        }
         models.insert(run.model(), model.sha256.clone());
     }
 
-    files.insert("datasets/define.xml".into(), define_xml(&study, &described));
+    let Out { mut files, described, coded } = out_files;
+    files.insert("datasets/define.xml".into(), define_xml(&study, &described, &coded));
 
     // The plan and the saved analyses.
     let plans = crate::analyses::plan::versions(conn, study.id)?;
@@ -348,12 +380,30 @@ pub fn export(conn: &mut Conn, actor: &Actor, data_dir: &Path, access: &StudyAcc
     let mut bytes = Vec::new();
     crate::export::write_csv(&mut bytes, events.items.iter().rev()).map_err(Error::Internal)?;
     files.insert("audit/audit.csv".into(), bytes);
-    let report = audit::verify::verify_chain(conn, &study.chain().name())?;
-    files.insert("audit/verification.json".into(), json_bytes(&serde_json::to_value(&report).unwrap_or(Value::Null)));
+    let verification =
+        serde_json::to_value(audit::verify::verify_chain(conn, &study.chain().name())?).unwrap_or(Value::Null);
+    files.insert("audit/verification.json".into(), json_bytes(&verification));
 
-    // The manifest and its signature.
+    // The report, as HTML and PDF.
     let key = signing_key(data_dir).map_err(Error::Internal)?;
     let public_key = hex::encode(key.verifying_key().to_bytes());
+    let document = report::build(
+        conn,
+        &report::Inputs {
+            study: &study,
+            state: &state,
+            public_key: &public_key,
+            analyses: &reported,
+            table1: &table1,
+            model_cards: &model_cards,
+            audit_events: events.items.len(),
+            audit_verification: &verification,
+        },
+    )?;
+    files.insert("report/report.html".into(), crate::report::html::document(&document).into_bytes());
+    files.insert("report/report.pdf".into(), crate::report::pdf::render(&document).map_err(Error::Internal)?);
+
+    // The manifest and its signature.
     let manifest = json!({
         "format": "evidentia-dossier/1",
         "study": {"code": study.code, "title": study.title, "protocol_version": study.protocol_version},
@@ -392,6 +442,48 @@ pub fn export(conn: &mut Conn, actor: &Actor, data_dir: &Path, access: &StudyAcc
         )
     })?;
     Ok(Exported { files: all_files.len(), bytes, manifest_sha256, public_key })
+}
+
+/// Table 1's parameters for the subjects dataset: grouped by AI phenotype; the dictionary's
+/// numbers kept as they are (integer and number validation) as continuous, its choice fields as
+/// categorical; with the codelists of the categorical ones.
+fn table1_analysis(
+    dict: &[crate::cases::dictionary::FieldDef],
+) -> (crate::stats::analysis::Analysis, Vec<(String, String)>) {
+    use crate::cases::dictionary::DeidAction;
+    let kept = || dict.iter().skip(1).filter(|f| f.holds_data() && f.action == DeidAction::Keep);
+    let continuous = kept()
+        .filter(|f| f.field_type == "text" && matches!(f.validation.as_str(), "integer" | "number"))
+        .map(|f| f.name.clone())
+        .collect();
+    let choice = || kept().filter(|f| matches!(f.field_type.as_str(), "dropdown" | "radio" | "yesno" | "truefalse"));
+    let categorical = choice().map(|f| f.name.clone()).collect();
+    let codelists = choice().map(|f| (f.name.clone(), codes_text(&codelist(f)))).collect();
+    (crate::stats::analysis::Analysis::Table1 { group: "ai_phenotype".into(), continuous, categorical }, codelists)
+}
+
+/// The coded values of a choice field: its choices, or REDCap's codes for yes/no and true/false.
+fn codelist(f: &crate::cases::dictionary::FieldDef) -> Vec<(String, String)> {
+    match f.field_type.as_str() {
+        "yesno" => vec![("1".into(), "Yes".into()), ("0".into(), "No".into())],
+        "truefalse" => vec![("1".into(), "True".into()), ("0".into(), "False".into())],
+        _ => f.choices().into_iter().map(|c| (c.code, c.label)).collect(),
+    }
+}
+
+/// A codelist as one line: `1 = Male; 2 = Female`.
+fn codes_text(codes: &[(String, String)]) -> String {
+    codes.iter().map(|(c, l)| format!("{c} = {l}")).collect::<Vec<_>>().join("; ")
+}
+
+fn subjects_table1(dict: &[crate::cases::dictionary::FieldDef], subjects_csv: &[u8]) -> report::Table1 {
+    let (analysis, codelists) = table1_analysis(dict);
+    let command = analyses::stats_command(&analysis, 0.95, "datasets/subjects.csv");
+    let outcome = crate::stats::frame::read_csv_bytes(subjects_csv.to_vec())
+        .and_then(|frame| crate::stats::analysis::run(&frame, &analysis, 0.95))
+        .map(|o| o.to_json())
+        .map_err(|e| e.0);
+    report::Table1 { outcome, command, codelists }
 }
 
 /// The time-to-event dataset in the spirit of CDISC ADTTE: one row per subject and endpoint of a

@@ -121,7 +121,8 @@ pub fn resize(src: &RgbImage, w: u32, h: u32) -> RgbImage {
     if (src.width, src.height) == (w, h) {
         return src.clone();
     }
-    if w > 0 && h > 0 && src.width % w == 0 && src.height % h == 0 && src.width / w == src.height / h {
+    if w > 0 && h > 0 && src.width.is_multiple_of(w) && src.height.is_multiple_of(h) && src.width / w == src.height / h
+    {
         return shrink_by(src, src.width / w);
     }
     resize_area(src, w, h)

@@ -127,7 +127,10 @@ impl SynthParams {
     fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.width >= 16 && self.height >= 16, "slide must be at least 16×16 pixels");
         anyhow::ensure!(self.mpp.is_finite() && (0.05..=10.0).contains(&self.mpp), "mpp must be in 0.05..=10");
-        anyhow::ensure!(self.tile_size >= 16 && self.tile_size % 16 == 0, "tile size must be a multiple of 16");
+        anyhow::ensure!(
+            self.tile_size >= 16 && self.tile_size.is_multiple_of(16),
+            "tile size must be a multiple of 16"
+        );
         anyhow::ensure!((1..=100).contains(&self.quality), "JPEG quality must be 1..=100");
         Ok(())
     }
@@ -1191,7 +1194,7 @@ impl Canvas<'_> {
         let j1 = ((cy + r).ceil().max(0.0) as usize).min(self.h);
         let lighten = (n.tone - 0.5) * 24.0;
         // Nucleolus offset for some tumour nuclei.
-        let has_nucleolus = matches!(n.kind, Kind::Tumour) && n.id % 3 != 0;
+        let has_nucleolus = matches!(n.kind, Kind::Tumour) && !n.id.is_multiple_of(3);
         let (nx, ny) = (((n.id >> 8) % 7) as f32 / 7.0 - 0.5, ((n.id >> 12) % 7) as f32 / 7.0 - 0.5);
         for j in j0..j1 {
             for i in i0..i1 {

@@ -306,7 +306,7 @@ pub fn confusion(categories: &[String], counts: &[Vec<u64>], row_title: &str, co
 
 /// DejaVu Sans (regular and bold; Debian fonts-dejavu-core 2.37, licence in static/fonts/LICENSE),
 /// built in so that PNGs render the same on any machine, with no system fonts.
-fn fonts() -> std::sync::Arc<resvg::usvg::fontdb::Database> {
+pub fn fonts() -> std::sync::Arc<resvg::usvg::fontdb::Database> {
     static FONTS: std::sync::OnceLock<std::sync::Arc<resvg::usvg::fontdb::Database>> = std::sync::OnceLock::new();
     FONTS
         .get_or_init(|| {

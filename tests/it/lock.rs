@@ -241,6 +241,56 @@ async fn the_dossier_is_signed_deterministic_and_verify_catches_any_change() {
     );
     let checked = String::from_utf8_lossy(&check.stdout).to_string();
     assert!(checked.contains("analysis-campaign1: 3 rows") && checked.contains("adtte: 3 rows"), "{checked}");
+    // The report: a PDF that poppler opens, with every section, the signatures and the key; the
+    // same sections in the HTML, with the plots inline.
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&out).unwrap()).unwrap();
+    std::fs::create_dir_all(dir.join("report")).unwrap();
+    for name in ["report/report.pdf", "report/report.html"] {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut archive.by_name(name).unwrap(), &mut bytes).unwrap();
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    drop(archive);
+    let pdf = dir.join("report/report.pdf");
+    let info =
+        std::process::Command::new("pdfinfo").arg(&pdf).output().expect("pdfinfo (poppler-utils; .ci/run installs it)");
+    let info = String::from_utf8_lossy(&info.stdout).to_string();
+    let pages: usize = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Pages:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{info}"));
+    assert!(pages >= 8 && info.contains("A4") && info.contains("statistical report"), "{info}");
+    let text = std::process::Command::new("pdftotext").arg(&pdf).arg("-").output().expect("pdftotext");
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    let html = std::fs::read_to_string(dir.join("report/report.html")).unwrap();
+    for section in [
+        "Signatures",
+        "Study design",
+        "Population and disposition",
+        "Table 1: characteristics by AI phenotype",
+        "Statistical analysis plan and pre-specified results",
+        "AI versus reference agreement",
+        "Reader variability",
+        "Accuracy",
+        "Survival by AI phenotype",
+        "Model cards",
+        "Methods",
+        "Audit trail",
+        "Software and third-party components",
+        "Inter-reader kappa",
+        "Choi Hana, PhD",
+        "Park Jiyeon",
+        "Kaplan EL",
+        "krilla",
+    ] {
+        assert!(text.contains(section), "{section} in the PDF:\n{text}");
+        assert!(html.contains(&section.replace('&', "&amp;")), "{section} in the HTML");
+    }
+    assert!(text.contains(&key[..32]), "the public key is printed");
+    assert!(text.contains("evidentia stats survival --input datasets/analysis-campaign1.csv"), "{text}");
+    assert!(html.matches("<svg").count() >= 2, "the confusion matrix and KM plots inline");
+
     let define = std::fs::read_to_string(dir.join("datasets/define.xml")).unwrap();
     assert!(define.contains(r#"<ItemGroupDef OID="IG.ADTTE""#) && define.contains(r#"Name="CNSR""#), "{define}");
 

@@ -1,0 +1,274 @@
+//! The tables of a statistical result (the JSON of `evidentia stats`): its scalars; objects of
+//! scalars that share keys (the proportions with their CIs) as one table; arrays of objects
+//! (groups, coefficients) as tables; the ICCs as rows; Table 1 in its usual layout. Shown on the
+//! analysis pages and in the dossier's report.
+
+use serde_json::Value;
+
+use super::{Cell, Table};
+
+/// The order results list their numbers in (the contract's order); other keys follow.
+const KEY_ORDER: &[&str] = &[
+    "name",
+    "group",
+    "reference",
+    "n",
+    "n_subjects",
+    "n_raters",
+    "n_positive",
+    "n_negative",
+    "n_missing",
+    "events",
+    "categories",
+    "tp",
+    "fp",
+    "fn",
+    "tn",
+    "only_a",
+    "only_b",
+    "observed_agreement",
+    "expected_agreement",
+    "kappa",
+    "auc",
+    "auc_a",
+    "auc_b",
+    "difference",
+    "mean_diff",
+    "sd_diff",
+    "loa_low",
+    "loa_high",
+    "estimate",
+    "wilson_low",
+    "wilson_high",
+    "exact_low",
+    "exact_high",
+    "sensitivity",
+    "specificity",
+    "ppv",
+    "npv",
+    "accuracy",
+    "ppa",
+    "npa",
+    "opa",
+    "agreement_a",
+    "agreement_b",
+    "median",
+    "median_ci_low",
+    "median_ci_high",
+    "coef",
+    "hr",
+    "se",
+    "se_a",
+    "se_b",
+    "se_difference",
+    "ci_low",
+    "ci_high",
+    "hr_ci_low",
+    "hr_ci_high",
+    "difference_ci_low",
+    "difference_ci_high",
+    "chi2",
+    "df",
+    "z",
+    "p_value",
+    "mcnemar_p_value",
+    "youden_threshold",
+    "youden_sensitivity",
+    "youden_specificity",
+    "pearson_r",
+    "spearman_rho",
+    "ccc",
+    "ccc_ci_low",
+    "ccc_ci_high",
+    "log_likelihood",
+];
+
+fn key_rank(k: &str) -> usize {
+    KEY_ORDER.iter().position(|o| *o == k).unwrap_or(KEY_ORDER.len())
+}
+
+/// A value for a table cell: numbers to 4 decimals (the full value kept), null as "—".
+pub fn cell(v: &Value) -> Cell {
+    match v {
+        Value::Null => {
+            Cell { text: "—".into(), full: Some("null: undefined (e.g. a zero denominator)".into()), undefined: true }
+        }
+        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => Cell::text(i.to_string()),
+            (None, Some(f)) => Cell { text: fmt4(f), full: Some(f.to_string()), undefined: false },
+            _ => Cell::text(n.to_string()),
+        },
+        Value::String(s) => Cell::text(s.clone()),
+        Value::Bool(b) => Cell::text(b.to_string()),
+        Value::Array(a) => Cell::text(a.iter().map(|x| cell(x).text).collect::<Vec<_>>().join(", ")),
+        Value::Object(_) => Cell::text(v.to_string()),
+    }
+}
+
+/// A number to 4 decimals, or in scientific notation when that would hide it.
+pub fn fmt4(f: f64) -> String {
+    if f != 0.0 && (f.abs() < 1e-4 || f.abs() >= 1e7) {
+        format!("{f:.3e}")
+    } else {
+        format!("{f:.4}")
+    }
+}
+
+fn is_scalar(v: &Value) -> bool {
+    let nested = v.as_array().is_some_and(|a| a.iter().any(|x| x.is_object() || x.is_array()));
+    !v.is_object() && !nested
+}
+
+/// The tables of a result.
+pub fn tables(json: &Value) -> Vec<Table> {
+    let Some(obj) = json.as_object() else { return Vec::new() };
+    if obj.contains_key("continuous") && obj.contains_key("categorical") {
+        return vec![table1(json)];
+    }
+    let mut scalars: Vec<(&String, &Value)> = obj.iter().filter(|(_, v)| is_scalar(v)).collect();
+    if obj.contains_key("icc1") {
+        return icc(obj, &scalars);
+    }
+    let mut out = Vec::new();
+    scalars.sort_by_key(|(k, _)| key_rank(k));
+    if !scalars.is_empty() {
+        let mut t = Table::default();
+        for (k, v) in scalars {
+            t.push_headed(k.as_str(), [cell(v)]);
+        }
+        out.push(t);
+    }
+    // Objects of scalars grouped by their key set.
+    type Members<'a> = Vec<(&'a String, &'a serde_json::Map<String, Value>)>;
+    let mut groups: Vec<(Vec<String>, Members)> = Vec::new();
+    for (k, v) in obj {
+        if let Some(m) = v.as_object().filter(|m| m.values().all(is_scalar)) {
+            let keys: Vec<String> = m.keys().cloned().collect();
+            match groups.iter_mut().find(|(ks, _)| *ks == keys) {
+                Some((_, members)) => members.push((k, m)),
+                None => groups.push((keys, vec![(k, m)])),
+            }
+        }
+    }
+    for (mut keys, mut members) in groups {
+        keys.sort_by_key(|k| key_rank(k));
+        members.sort_by_key(|(k, _)| key_rank(k));
+        let mut t =
+            Table { header: std::iter::once(String::new()).chain(keys.iter().cloned()).collect(), ..Table::default() };
+        for (name, m) in members {
+            t.push_headed(name.as_str(), keys.iter().map(|k| cell(&m[k])));
+        }
+        out.push(t);
+    }
+    // Arrays of objects, and objects holding them (cox.comparisons).
+    for (k, v) in obj {
+        if let Some(items) = v.as_array().filter(|a| a.iter().any(Value::is_object)) {
+            out.push(array_table(k, items));
+        }
+        if let Some(m) = v.as_object().filter(|m| !m.values().all(is_scalar)) {
+            let head: Vec<String> =
+                m.iter().filter(|(_, x)| is_scalar(x)).map(|(a, x)| format!("{a} {}", cell(x).text)).collect();
+            for (k2, v2) in m {
+                if let Some(items) = v2.as_array().filter(|a| a.iter().any(Value::is_object)) {
+                    out.push(array_table(&format!("{k} {k2} ({})", head.join(", ")), items));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The six ICCs as rows with their CIs, after the counts.
+fn icc(obj: &serde_json::Map<String, Value>, scalars: &[(&String, &Value)]) -> Vec<Table> {
+    let mut counts = Table::default();
+    for (k, v) in scalars.iter().filter(|(k, _)| k.starts_with("n_")) {
+        counts.push_headed(k.as_str(), [cell(v)]);
+    }
+    let mut forms = Table::new(&["Shrout & Fleiss form", "ICC", "ci_low", "ci_high"]);
+    for (name, form) in [
+        ("icc1", "ICC(1,1)"),
+        ("icc2", "ICC(2,1)"),
+        ("icc3", "ICC(3,1)"),
+        ("icc1k", "ICC(1,k)"),
+        ("icc2k", "ICC(2,k)"),
+        ("icc3k", "ICC(3,k)"),
+    ] {
+        let get = |k: String| obj.get(&k).map(cell).unwrap_or_else(|| Cell::text(""));
+        forms.push_headed(
+            format!("{name} · {form}"),
+            [get(name.to_string()), get(format!("{name}_ci_low")), get(format!("{name}_ci_high"))],
+        );
+    }
+    vec![counts, forms]
+}
+
+fn array_table(caption: &str, items: &[Value]) -> Table {
+    let mut keys: Vec<String> = Vec::new();
+    for it in items {
+        for (k, v) in it.as_object().into_iter().flatten() {
+            if is_scalar(v) && !keys.contains(k) {
+                keys.push(k.clone());
+            }
+        }
+    }
+    keys.sort_by_key(|k| key_rank(k));
+    let mut t = Table { header: keys.clone(), ..Table::default() }.caption(caption);
+    for it in items {
+        t.push(keys.iter().map(|k| it.get(k).map(cell).unwrap_or_else(|| Cell::text(""))));
+    }
+    t
+}
+
+/// Table 1: a column per group and overall; continuous variables as n, mean ± SD, median [IQR],
+/// missing; categorical as n (%) per level and missing.
+pub fn table1(json: &Value) -> Table {
+    let mut header = vec!["Characteristic".to_string()];
+    header.extend(
+        json["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|g| format!("{} (n={})", g["name"].as_str().unwrap_or(""), g["n"])),
+    );
+    header.push("Overall".into());
+    let mut t = Table { header, class: "table1", ..Table::default() };
+    let num = |v: &Value| v.as_f64().map(|f| format!("{f:.1}")).unwrap_or_else(|| "—".into());
+    let summary = |s: &Value| -> [String; 3] {
+        [
+            format!("{} ± {}", num(&s["mean"]), num(&s["sd"])),
+            format!("{} [{}, {}]", num(&s["median"]), num(&s["q1"]), num(&s["q3"])),
+            format!("{}", s["missing"]),
+        ]
+    };
+    let columns = |v: &Value| -> Vec<Value> {
+        let mut cols: Vec<Value> = v["by_group"].as_array().cloned().unwrap_or_default();
+        cols.push(v["overall"].clone());
+        cols
+    };
+    for v in json["continuous"].as_array().into_iter().flatten() {
+        let name = v["name"].as_str().unwrap_or("");
+        let cols = columns(v);
+        for (i, label) in ["mean ± SD", "median [IQR]", "missing"].iter().enumerate() {
+            t.push_headed(format!("{name}, {label}"), cols.iter().map(|c| summary(c)[i].clone()));
+        }
+    }
+    for v in json["categorical"].as_array().into_iter().flatten() {
+        let name = v["name"].as_str().unwrap_or("");
+        let cols = columns(v);
+        for (li, level) in v["levels"].as_array().into_iter().flatten().enumerate() {
+            let level = match level {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            t.push_headed(
+                format!("{name} = {level}, n (%)"),
+                cols.iter().map(|c| {
+                    let p = c["percents"][li].as_f64().map(|p| format!("{p:.1}")).unwrap_or_else(|| "—".into());
+                    format!("{} ({p})", c["counts"][li])
+                }),
+            );
+        }
+        t.push_headed(format!("{name}, missing"), cols.iter().map(|c| c["missing"].to_string()));
+    }
+    t
+}
