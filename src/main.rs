@@ -727,20 +727,28 @@ fn run(cli: Cli) -> CliResult {
             let pool = startup::open_database(&cfg)?;
             let mut created = demo::seed(&mut *pool.get().map_err(Error::from)?, &cfg.data_dir)?;
             if slides > 0 {
+                created.extend(demo::seed_locked_study_cases(&mut *pool.get().map_err(Error::from)?, &cfg.data_dir)?);
+            }
+            // The working study with `slides` slides, then the locked one with up to 12.
+            for (study, count) in [(&demo::FIRST, slides), (&demo::LOCKED, slides.min(demo::LOCKED_SLIDES))] {
+                if count == 0 {
+                    continue;
+                }
                 created.extend(demo::slides::seed_slides(
                     &mut *pool.get().map_err(Error::from)?,
                     &cfg.data_dir,
-                    slides,
+                    study,
+                    count,
                     &mut |done, total| {
                         if done < total {
-                            eprint!("\rdrawing demo slide {}/{total}…", done + 1);
+                            eprint!("\rdrawing demo slide {}/{total} of {}…", done + 1, study.code);
                         } else {
-                            eprintln!("\rdrew {total} demo slides.          ");
+                            eprintln!("\rdrew {total} demo slides of {}.          ", study.code);
                         }
                     },
                 )?);
-                if let Some((run, job)) = demo::runs::start_run(&mut *pool.get().map_err(Error::from)?)? {
-                    eprintln!("running the demonstration model on the demo slides (run {})…", run.id);
+                if let Some((run, job)) = demo::runs::start_run(&mut *pool.get().map_err(Error::from)?, study.code)? {
+                    eprintln!("running the demonstration model on the {} slides (run {})…", study.code, run.id);
                     let summary = run_job_in_foreground(&pool, &cfg, job.id)?;
                     created.push(format!(
                         "AI run {} of {} on {} slides ({})",
@@ -750,8 +758,11 @@ fn run(cli: Cli) -> CliResult {
                         summary["backend"].as_str().unwrap_or("?")
                     ));
                 }
-                created.extend(demo::reads::seed_reads(&mut *pool.get().map_err(Error::from)?, &cfg.data_dir)?);
-                created.extend(demo::analyses::seed_analyses(&mut *pool.get().map_err(Error::from)?)?);
+                created.extend(demo::reads::seed_reads(&mut *pool.get().map_err(Error::from)?, &cfg.data_dir, study)?);
+                created.extend(demo::analyses::seed_analyses(&mut *pool.get().map_err(Error::from)?, study.code)?);
+            }
+            if slides > 0 {
+                created.extend(demo::lock::seed_lock(&mut *pool.get().map_err(Error::from)?, demo::LOCKED.code)?);
             }
             for c in &created {
                 println!("seeded {c}");
@@ -814,7 +825,22 @@ fn dossier_cmd(cfg: Config, as_user: Option<String>, cmd: DossierCmd) -> CliResu
         DossierCmd::Export { study, out } => {
             let (mut conn, actor) = open(&cfg, as_user)?;
             let access = study_access(&mut conn, &actor, &study.to_uppercase())?;
-            let e = evidentia::dossier::export(&mut conn, &actor, &cfg.data_dir, &access, &out)?;
+            let e = evidentia::dossier::export(
+                &mut conn,
+                &actor,
+                &cfg.data_dir,
+                &access,
+                &out,
+                &mut |done, total, what| {
+                    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                        eprint!("\r\x1b[Kexporting {done}/{total}: {what}");
+                        if done == total {
+                            eprintln!();
+                        }
+                    }
+                    Ok(())
+                },
+            )?;
             println!("wrote {} ({} files, {} bytes)", out.display(), e.files, e.bytes);
             println!("manifest SHA-256 {}", e.manifest_sha256);
             println!("signing public key (Ed25519) {}", e.public_key);

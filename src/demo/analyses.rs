@@ -3,7 +3,7 @@
 //! reads, and progression-free survival by AI phenotype — signed off, and each analysis saved
 //! against it.
 
-use super::{DEMO_PASSWORD, DEMO_STUDY};
+use super::DEMO_PASSWORD;
 use crate::analyses::plan::{self, Criterion};
 use crate::analyses::{saved, Request};
 use crate::annotations::campaigns;
@@ -60,10 +60,10 @@ fn items(run: i32, first: i32, reread: Option<i32>) -> Vec<(&'static str, &'stat
 
 /// Writes and signs the plan as the demo statistician and saves every analysis in it. Does
 /// nothing when the study already has a plan or has no run or first read.
-pub fn seed_analyses(conn: &mut Conn) -> Result<Vec<String>> {
+pub fn seed_analyses(conn: &mut Conn, study: &str) -> Result<Vec<String>> {
     let user = users::find_by_username(conn, "statistician")?.ok_or(Error::NotFound)?;
     let actor = Actor::from_user(&user);
-    let access = study_access(conn, &actor, DEMO_STUDY)?;
+    let access = study_access(conn, &actor, study)?;
     let sid = access.study.id;
     if !plan::versions(conn, sid)?.is_empty() {
         return Ok(Vec::new());
@@ -95,7 +95,7 @@ pub fn seed_analyses(conn: &mut Conn) -> Result<Vec<String>> {
         verdicts.push(s.id);
     }
     Ok(vec![format!(
-        "analysis plan version {} signed by {} with {} analyses, each saved (analyses {:?})",
+        "analysis plan version {} of {study} signed by {} with {} analyses, each saved (analyses {:?})",
         signed.version,
         user.full_name,
         planned.len(),

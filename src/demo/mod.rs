@@ -1,9 +1,12 @@
 //! The demo installation: one user per role, a demo study with two sites, its data dictionary
-//! and ~200 de-identified cases. Each capability adds its own step to [`seed`]; every step is
-//! idempotent, so seeding an existing demo is a no-op.
+//! and ~200 de-identified cases; with slides, the AI run, reads and the signed analysis plan; and
+//! a second, smaller study that is complete, locked and signed, so that its dossier can be
+//! exported at once. Each capability adds its own step; every step is idempotent, so seeding an
+//! existing demo is a no-op.
 
 pub mod analyses;
 pub mod cases;
+pub mod lock;
 pub mod reads;
 pub mod runs;
 pub mod slides;
@@ -36,20 +39,75 @@ pub const DEMO_USERS: [(&str, &str, bool, Option<&str>); 6] = [
 /// How many demo subjects.
 pub const DEMO_SUBJECTS: usize = 200;
 
+/// A demo study: what it is, and the seeded truth its subjects come from.
+pub struct DemoStudy {
+    pub code: &'static str,
+    pub title: &'static str,
+    pub description: &'static str,
+    pub protocol_version: &'static str,
+    pub subjects: usize,
+    pub seed: u64,
+    /// Whether it gets the re-read and training campaigns besides the first read.
+    pub more_campaigns: bool,
+}
+
+/// The working demo study: reads and analyses done, not locked.
+pub const FIRST: DemoStudy = DemoStudy {
+    code: DEMO_STUDY,
+    title: "Tumour-immune phenotype and ICI outcome in advanced NSCLC",
+    description: "Retrospective multicentre study of the AI immune phenotype on pre-treatment H&E slides \
+                  of patients treated with immune checkpoint inhibitors, against pathologists' reads and \
+                  progression-free survival.",
+    protocol_version: "1.2",
+    subjects: DEMO_SUBJECTS,
+    seed: truth::SEED,
+    more_campaigns: true,
+};
+
+/// The finished demo study: complete, locked and signed by its manager and statistician.
+pub const LOCKED: DemoStudy = DemoStudy {
+    code: "LUNG-IO-02",
+    title: "Tumour-immune phenotype in advanced NSCLC: validation cohort",
+    description: "Retrospective validation cohort of the AI immune phenotype against pathologists' consensus \
+                  and progression-free survival; analysed, locked and signed.",
+    protocol_version: "1.0",
+    subjects: 60,
+    seed: truth::SEED + 2,
+    more_campaigns: false,
+};
+
+/// Demo slides of the locked study: at most this many.
+pub const LOCKED_SLIDES: usize = 12;
+
 /// Seeds everything the demo needs; returns what was created, for the terminal.
 pub fn seed(conn: &mut Conn, data_dir: &Path) -> Result<Vec<String>> {
     let actor = Actor::cli_operator();
     let mut created = Vec::new();
     seed_users(conn, &actor, &mut created)?;
-    seed_study(conn, &actor, &mut created)?;
-    seed_cases(conn, &actor, data_dir, &mut created)?;
+    seed_study(conn, &actor, &FIRST, &mut created)?;
+    seed_cases(conn, &actor, data_dir, &FIRST, &mut created)?;
+    Ok(created)
+}
+
+/// The second study's users (already there), study and cases.
+pub fn seed_locked_study_cases(conn: &mut Conn, data_dir: &Path) -> Result<Vec<String>> {
+    let actor = Actor::cli_operator();
+    let mut created = Vec::new();
+    seed_study(conn, &actor, &LOCKED, &mut created)?;
+    seed_cases(conn, &actor, data_dir, &LOCKED, &mut created)?;
     Ok(created)
 }
 
 /// The dictionary and the sites' exports, through the de-identifying import.
-fn seed_cases(conn: &mut Conn, actor: &Actor, data_dir: &Path, created: &mut Vec<String>) -> Result<()> {
+fn seed_cases(
+    conn: &mut Conn,
+    actor: &Actor,
+    data_dir: &Path,
+    demo: &DemoStudy,
+    created: &mut Vec<String>,
+) -> Result<()> {
     use crate::cases::{deid::StudyKey, dictionary, import};
-    let access = crate::auth::permissions::study_access(conn, actor, DEMO_STUDY)?;
+    let access = crate::auth::permissions::study_access(conn, actor, demo.code)?;
     if !dictionary::load(conn, access.study.id)?.is_empty() {
         return Ok(());
     }
@@ -59,8 +117,8 @@ fn seed_cases(conn: &mut Conn, actor: &Actor, data_dir: &Path, created: &mut Vec
     dictionary::replace(conn, actor, &access, &parsed.fields, false, false)?;
     let fields = dictionary::load(conn, access.study.id)?;
     let site_list = sites::list(conn, access.study.id, false)?;
-    let key = StudyKey::load_or_create(data_dir, DEMO_STUDY)?;
-    let subjects = truth::subjects(DEMO_SUBJECTS, truth::SEED);
+    let key = StudyKey::load_or_create(data_dir, demo.code)?;
+    let subjects = truth::subjects(demo.subjects, demo.seed);
     let mut n = 0;
     for site in ["SNUBH", "SMC"] {
         let bytes = cases::site_export(&subjects, site);
@@ -71,7 +129,7 @@ fn seed_cases(conn: &mut Conn, actor: &Actor, data_dir: &Path, created: &mut Vec
         }
         n += import::commit(conn, actor, &access, &prepared)?.created;
     }
-    created.push(format!("data dictionary ({} fields) and {n} de-identified cases", fields.len()));
+    created.push(format!("data dictionary ({} fields) and {n} de-identified cases in {}", fields.len(), demo.code));
     Ok(())
 }
 
@@ -88,22 +146,19 @@ fn seed_users(conn: &mut Conn, actor: &Actor, created: &mut Vec<String>) -> Resu
     Ok(())
 }
 
-fn seed_study(conn: &mut Conn, actor: &Actor, created: &mut Vec<String>) -> Result<()> {
-    let exists: i64 = studies_t::table.filter(studies_t::code.eq(DEMO_STUDY)).count().get_result(conn)?;
+fn seed_study(conn: &mut Conn, actor: &Actor, demo: &DemoStudy, created: &mut Vec<String>) -> Result<()> {
+    let exists: i64 = studies_t::table.filter(studies_t::code.eq(demo.code)).count().get_result(conn)?;
     if exists > 0 {
         return Ok(());
     }
     let input = StudyInput {
-        code: DEMO_STUDY.into(),
-        title: "Tumour-immune phenotype and ICI outcome in advanced NSCLC".into(),
+        code: demo.code.into(),
+        title: demo.title.into(),
         indication: "Non-small-cell lung cancer, stage IIIB–IV".into(),
         biomarker: "Tumour-immune phenotype (inflamed / excluded / desert)".into(),
         study_type: "retrospective".into(),
-        protocol_version: "1.2".into(),
-        description: "Retrospective multicentre study of the AI immune phenotype on pre-treatment H&E slides \
-                      of patients treated with immune checkpoint inhibitors, against pathologists' reads and \
-                      progression-free survival."
-            .into(),
+        protocol_version: demo.protocol_version.into(),
+        description: demo.description.into(),
     };
     let study = studies::create(conn, actor, &input)?;
     let access = crate::auth::permissions::study_access(conn, actor, &study.code)?;
@@ -126,6 +181,6 @@ fn seed_study(conn: &mut Conn, actor: &Actor, created: &mut Vec<String>) -> Resu
         }
     }
     studies::transition(conn, actor, &access, "active", "")?;
-    created.push(format!("study {DEMO_STUDY} with 2 sites and 5 members"));
+    created.push(format!("study {} with 2 sites and 5 members", demo.code));
     Ok(())
 }

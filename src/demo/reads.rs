@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value};
 
 use super::truth::{self, Phenotype};
-use super::DEMO_STUDY;
+use super::DemoStudy;
 use crate::annotations::campaigns::{self, CampaignInput};
 use crate::annotations::reads::{self, Draft};
 use crate::annotations::schema::{self, Definition};
@@ -28,9 +28,9 @@ use crate::error::Result;
 const READERS: [(&str, f64); 2] = [("annotator1", 0.85), ("annotator2", 0.75)];
 
 /// Seeds schema, campaigns and reads once there are slides and no schema yet.
-pub fn seed_reads(conn: &mut Conn, data_dir: &std::path::Path) -> Result<Vec<String>> {
+pub fn seed_reads(conn: &mut Conn, data_dir: &std::path::Path, demo: &DemoStudy) -> Result<Vec<String>> {
     let operator = Actor::cli_operator();
-    let access = study_access(conn, &operator, DEMO_STUDY)?;
+    let access = study_access(conn, &operator, demo.code)?;
     let sid = access.study.id;
     if schema::current(conn, sid)?.is_some() || crate::slides::count(conn, sid)? == 0 {
         return Ok(Vec::new());
@@ -52,8 +52,8 @@ pub fn seed_reads(conn: &mut Conn, data_dir: &std::path::Path) -> Result<Vec<Str
     )?;
 
     // Each slide's subject, through the same keyed pseudonym the import used.
-    let key = StudyKey::load_or_create(data_dir, DEMO_STUDY)?;
-    let subjects = truth::subjects(super::DEMO_SUBJECTS, truth::SEED);
+    let key = StudyKey::load_or_create(data_dir, demo.code)?;
+    let subjects = truth::subjects(demo.subjects, demo.seed);
     let truth_of: BTreeMap<String, Phenotype> =
         subjects.iter().map(|s| (key.subject_key(s.site, &s.hospital_id), s.phenotype)).collect();
     let slide_truth: BTreeMap<i32, (Phenotype, i64, i64)> = slides::table
@@ -68,8 +68,8 @@ pub fn seed_reads(conn: &mut Conn, data_dir: &std::path::Path) -> Result<Vec<Str
     let all = reads::of_campaign(conn, sid, campaign.id)?;
     for (i, (username, accuracy)) in READERS.iter().enumerate() {
         let actor = users::actor_for_username(conn, username)?;
-        let reader_access = study_access(conn, &actor, DEMO_STUDY)?;
-        let mut rng = StdRng::seed_from_u64(truth::SEED + 100 + i as u64);
+        let reader_access = study_access(conn, &actor, demo.code)?;
+        let mut rng = StdRng::seed_from_u64(demo.seed + 100 + i as u64);
         for read in all.iter().filter(|r| r.reader == *username) {
             let Some(&(truth, w, h)) = slide_truth.get(&read.slide_id) else { continue };
             let draft = demo_read(&mut rng, truth, *accuracy, w as f64, h as f64);
@@ -80,7 +80,7 @@ pub fn seed_reads(conn: &mut Conn, data_dir: &std::path::Path) -> Result<Vec<Str
 
     // The manager adjudicates: the phenotype they see is the truth, numbers take the mean.
     let manager = users::actor_for_username(conn, "manager")?;
-    let manager_access = study_access(conn, &manager, DEMO_STUDY)?;
+    let manager_access = study_access(conn, &manager, demo.code)?;
     let def = schema::require_current(conn, sid)?.definition();
     let mut adjudicated = 0;
     for d in adjudication::disagreements(conn, sid, &campaign, &def)? {
@@ -96,6 +96,13 @@ pub fn seed_reads(conn: &mut Conn, data_dir: &std::path::Path) -> Result<Vec<Str
         adjudicated += 1;
     }
 
+    if !demo.more_campaigns {
+        return Ok(vec![format!(
+            "annotation schema and campaign \"First read\" in {} ({} reads by 2 pathologists, {adjudicated} disagreements adjudicated)",
+            demo.code,
+            all.len()
+        )]);
+    }
     // The reader study's second arm: the same readers, AI-assisted (with the demo run when it
     // covers every slide), after a washout.
     let ai_run_id = super::runs::finished_run(conn, sid)?;

@@ -1,7 +1,6 @@
 //! The demo's AI biomarker run: the bundled demonstration model over every demo slide, started
 //! once (the caller runs its job, with progress in the terminal).
 
-use super::DEMO_STUDY;
 use crate::auth::permissions::study_access;
 use crate::auth::Actor;
 use crate::biomarker::card::ModelCard;
@@ -12,9 +11,9 @@ use crate::error::Result;
 use crate::jobs::Job;
 
 /// Starts the demo run when the study has slides and no run yet.
-pub fn start_run(conn: &mut Conn) -> Result<Option<(Run, Job)>> {
+pub fn start_run(conn: &mut Conn, study: &str) -> Result<Option<(Run, Job)>> {
     let operator = Actor::cli_operator();
-    let access = study_access(conn, &operator, DEMO_STUDY)?;
+    let access = study_access(conn, &operator, study)?;
     if !runs::list(conn, access.study.id)?.is_empty() || crate::slides::count(conn, access.study.id)? == 0 {
         return Ok(None);
     }

@@ -12,7 +12,7 @@ use crate::slides::ingest::{self, SourceFile};
 use crate::slides::synth::{self, Phenotype, SynthParams};
 
 use super::truth::{self, DemoSubject};
-use super::DEMO_STUDY;
+use super::DemoStudy;
 
 /// Slide size: 3 × 2 mm of tissue at 0.5 µm/px (six 1 mm² grid cells), small enough that two
 /// dozen are drawn in about a minute with a release build.
@@ -33,15 +33,16 @@ fn phenotype(s: &DemoSubject) -> Phenotype {
 pub fn seed_slides(
     conn: &mut Conn,
     data_dir: &Path,
+    demo: &DemoStudy,
     count: usize,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<String>> {
     let actor = Actor::cli_operator();
-    let access = study_access(conn, &actor, DEMO_STUDY)?;
-    if crate::slides::count(conn, access.study.id)? > 0 {
+    let access = study_access(conn, &actor, demo.code)?;
+    if count == 0 || crate::slides::count(conn, access.study.id)? > 0 {
         return Ok(Vec::new());
     }
-    let subjects = truth::subjects(super::DEMO_SUBJECTS, truth::SEED);
+    let subjects = truth::subjects(demo.subjects, demo.seed);
     let picked: Vec<&DemoSubject> = ["SNUBH", "SMC"]
         .iter()
         .flat_map(|site| subjects.iter().filter(move |s| s.site == *site).take(count.div_ceil(2)))
@@ -50,7 +51,7 @@ pub fn seed_slides(
     let dir = data_dir.join("tmp").join("demo-slides");
     std::fs::create_dir_all(&dir).map_err(anyhow::Error::from)?;
     // The drawn originals carry fake identifiers in their names and labels: gone in every case.
-    let result = draw_and_ingest(conn, data_dir, &access, &actor, &picked, &dir, progress);
+    let result = draw_and_ingest(conn, data_dir, demo, (&access, &actor), &picked, &dir, progress);
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
@@ -58,8 +59,8 @@ pub fn seed_slides(
 fn draw_and_ingest(
     conn: &mut Conn,
     data_dir: &Path,
-    access: &crate::auth::permissions::StudyAccess,
-    actor: &Actor,
+    demo: &DemoStudy,
+    (access, actor): (&crate::auth::permissions::StudyAccess, &Actor),
     picked: &[&DemoSubject],
     dir: &Path,
     progress: &mut dyn FnMut(usize, usize),
@@ -71,13 +72,13 @@ fn draw_and_ingest(
         // Like a real site export, the file name carries the hospital's identifiers.
         let name = format!("{}_{}.svs", s.hospital_id, s.mrn);
         let path = dir.join(&name);
-        let params = SynthParams::new(WIDTH, HEIGHT, MPP, phenotype(s), truth::SEED + i as u64);
+        let params = SynthParams::new(WIDTH, HEIGHT, MPP, phenotype(s), demo.seed + i as u64);
         synth::write_slide(&path, &params, &mut |_, _| {})?;
         let _ = std::fs::remove_file(synth::truth_path_for(&path));
         manifest.push_str(&format!("{name},{},{},H&E,A1,Synthetic ScanScope\n", s.hospital_id, s.site));
         files.push(SourceFile { name, path, uploaded: true });
     }
-    let key = StudyKey::load_or_create(data_dir, DEMO_STUDY)?;
+    let key = StudyKey::load_or_create(data_dir, demo.code)?;
     let mut plan = ingest::plan(conn, access, &key, manifest.as_bytes(), &files, None)?;
     plan.upload_dir = Some(dir.to_path_buf());
     let report = ingest::ingest_now(conn, actor, access, data_dir, &plan)?;
@@ -85,5 +86,5 @@ fn draw_and_ingest(
     if let Some(failed) = report.iter().find(|r| r.outcome == "failed") {
         return Err(anyhow::anyhow!("demo slide for {}: {}", failed.case, failed.message).into());
     }
-    Ok(vec![format!("{} synthetic slides in {DEMO_STUDY}", report.len())])
+    Ok(vec![format!("{} synthetic slides in {}", report.len(), demo.code)])
 }

@@ -40,8 +40,24 @@ pub fn public_key_hex(data_dir: &Path) -> anyhow::Result<String> {
     Ok(hex::encode(signing_key(data_dir)?.verifying_key().to_bytes()))
 }
 
-/// The files of a dossier, path → bytes, in the order they are written.
-type Files = BTreeMap<String, Vec<u8>>;
+/// A writer that hashes and counts what passes through it.
+struct Hashing<'a, W: Write> {
+    inner: &'a mut W,
+    sha: Sha256,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Hashing<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sha.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
 
 fn csv_bytes(header: Vec<String>, rows: Vec<Vec<String>>) -> Result<Vec<u8>> {
     let mut out = Vec::new();
@@ -49,9 +65,55 @@ fn csv_bytes(header: Vec<String>, rows: Vec<Vec<String>>) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// The files of the dossier being written, and the datasets' descriptions for `define.xml`.
+fn io_error(e: impl Into<anyhow::Error>) -> Error {
+    Error::Internal(e.into())
+}
+
+/// The zip being written: each file goes in as soon as it is made (deflated, dated 1980-01-01
+/// 00:00, mode 0644: the same study gives the same bytes), and only its path, SHA-256 and size
+/// are kept, for the manifest.
+struct ZipOut {
+    zip: zip::ZipWriter<std::io::BufWriter<std::fs::File>>,
+    listed: Vec<(String, String, u64)>,
+}
+
+impl ZipOut {
+    fn create(path: &Path) -> Result<ZipOut> {
+        let file = std::fs::File::create(path).map_err(io_error)?;
+        Ok(ZipOut { zip: zip::ZipWriter::new(std::io::BufWriter::new(file)), listed: Vec::new() })
+    }
+
+    /// Adds a file whose bytes `f` writes.
+    fn add_with(&mut self, path: &str, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .last_modified_time(zip::DateTime::default())
+            .unix_permissions(0o644);
+        self.zip.start_file(path, options).map_err(io_error)?;
+        let mut h = Hashing { inner: &mut self.zip, sha: Sha256::new(), bytes: 0 };
+        f(&mut h)?;
+        let (sha, bytes) = (hex::encode(h.sha.finalize()), h.bytes);
+        self.listed.push((path.to_string(), sha, bytes));
+        Ok(())
+    }
+
+    fn add(&mut self, path: &str, bytes: &[u8]) -> Result<()> {
+        self.add_with(path, |w| w.write_all(bytes).map_err(io_error))
+    }
+
+    fn finish(self) -> Result<()> {
+        let mut inner = self.zip.finish().map_err(io_error)?;
+        inner.flush().map_err(io_error)
+    }
+}
+
+/// Visits a dataset's rows (it may be called more than once: a streamed dataset is read once to
+/// learn its columns' types and lengths, then again to write them).
+type Scan<'a> = dyn FnMut(&mut dyn FnMut(&[String]) -> Result<()>) -> Result<()> + 'a;
+
+/// The dossier being written, and the datasets' descriptions for `define.xml`.
 struct Out {
-    files: Files,
+    zip: ZipOut,
     described: Vec<Described>,
     /// The codelist (code, label) of each coded column.
     coded: BTreeMap<String, Vec<(String, String)>>,
@@ -60,19 +122,34 @@ struct Out {
 impl Out {
     /// Adds a dataset as `<stem>.csv`, as SAS XPORT `<stem>.xpt` (member `member`) and its
     /// description `<stem>.variables.csv` (column, XPORT name, label, type, length, values cut,
-    /// codelist).
+    /// codelist), streaming its rows from `scan` (three passes: types, CSV, XPORT).
     fn add_dataset(
         &mut self,
         stem: &str,
         member: &str,
         label: &str,
         columns: Vec<(String, String)>,
-        rows: Vec<Vec<String>>,
+        scan: &mut Scan,
     ) -> Result<()> {
-        let header: Vec<String> = columns.iter().map(|(c, _)| c.clone()).collect();
-        let rows_len = rows.len();
-        let mut xpt_bytes = Vec::new();
-        let vars = xpt::write(&mut xpt_bytes, member, label, &columns, &rows).map_err(|e| Error::Internal(e.into()))?;
+        let mut describer = xpt::Describer::new(&columns);
+        let mut rows = 0usize;
+        scan(&mut |r| {
+            describer.push(r);
+            rows += 1;
+            Ok(())
+        })?;
+        let vars = describer.finish();
+        self.zip.add_with(&format!("{stem}.csv"), |w| {
+            let mut csv = csv::Writer::from_writer(w);
+            csv.write_record(columns.iter().map(|(c, _)| c)).map_err(io_error)?;
+            scan(&mut |r| csv.write_record(r).map_err(io_error))?;
+            csv.flush().map_err(io_error)
+        })?;
+        self.zip.add_with(&format!("{stem}.xpt"), |mut w| {
+            let mut x = xpt::Writer::start(&mut w, member, label, &vars).map_err(io_error)?;
+            scan(&mut |r| x.row(r).map_err(io_error))?;
+            x.finish().map_err(io_error)
+        })?;
         let description = vars
             .iter()
             .map(|v| {
@@ -90,17 +167,27 @@ impl Out {
         let desc_header = ["column", "xpt_name", "label", "type", "length", "values_cut_at_200_bytes", "codelist"]
             .map(String::from)
             .to_vec();
-        self.files.insert(format!("{stem}.csv"), csv_bytes(header, rows)?);
-        self.files.insert(format!("{stem}.xpt"), xpt_bytes);
-        self.files.insert(format!("{stem}.variables.csv"), csv_bytes(desc_header, description)?);
+        self.zip.add(&format!("{stem}.variables.csv"), &csv_bytes(desc_header, description)?)?;
         self.described.push(Described {
             stem: stem.to_string(),
             member: member.to_string(),
             label: label.to_string(),
-            rows: rows_len,
+            rows,
             vars,
         });
         Ok(())
+    }
+
+    /// A dataset held in memory.
+    fn add_rows(
+        &mut self,
+        stem: &str,
+        member: &str,
+        label: &str,
+        columns: Vec<(String, String)>,
+        rows: &[Vec<String>],
+    ) -> Result<()> {
+        self.add_dataset(stem, member, label, columns, &mut |emit| rows.iter().try_for_each(|r| emit(r)))
     }
 }
 
@@ -193,9 +280,88 @@ pub struct Exported {
     pub public_key: String,
 }
 
+/// The job kind of a dossier export started from the web.
+pub const KIND: &str = "dossier_export";
+
+/// Where the export job of `job_id` writes its dossier (under the data dir's `exports/`).
+pub fn job_file(data_dir: &Path, job_id: i32) -> std::path::PathBuf {
+    data_dir.join("exports").join("dossiers").join(format!("dossier-job{job_id}.zip"))
+}
+
+/// Queues the export of a locked study's dossier as a job, refused at once when the study is
+/// not locked and signed (the job checks again).
+pub fn start_export(conn: &mut Conn, actor: &Actor, access: &StudyAccess) -> Result<crate::jobs::Job> {
+    access.require(Permission::ViewAnalyses)?;
+    let study = studies::get_by_code(conn, &access.study.code)?;
+    match lock::state(conn, study.id)? {
+        Some(s) if s.complete() => {}
+        Some(s) => {
+            return Err(Error::Conflict(format!("{} is {}: the dossier needs every signature", study.code, s.label())))
+        }
+        None => {
+            return Err(Error::Conflict(format!("{} is not locked: lock and sign it before exporting", study.code)))
+        }
+    }
+    // On the system chain, like the export itself: the study's trail (and so the dossier's bytes)
+    // stays the same however often it is exported.
+    let params = json!({"study": study.code, "user": actor.name});
+    crate::jobs::enqueue_audited_on(conn, actor, Some(&study), KIND, params, audit::Chain::System)
+}
+
+/// The study's latest dossier exports, newest first.
+pub fn jobs(conn: &mut Conn, study_id: i32) -> Result<Vec<crate::jobs::Job>> {
+    use crate::db::schema::jobs as jobs_t;
+    use diesel::prelude::*;
+    Ok(jobs_t::table
+        .filter(jobs_t::study_id.eq(study_id))
+        .filter(jobs_t::kind.eq(KIND))
+        .order(jobs_t::id.desc())
+        .limit(5)
+        .select(crate::jobs::Job::as_select())
+        .load(conn)?)
+}
+
+/// Exports a dossier as a job: the study and the user who asked are its parameters; progress is
+/// reported per step; the zip stays in `exports/dossiers/` for download.
+pub struct DossierJob;
+
+impl crate::jobs::kinds::JobHandler for DossierJob {
+    fn run(&self, ctx: &crate::jobs::kinds::JobContext) -> anyhow::Result<Value> {
+        let params = ctx.job.params_json();
+        let (study, username) = (params["study"].as_str().unwrap_or(""), params["user"].as_str().unwrap_or(""));
+        let mut conn = ctx.conn()?;
+        let actor = crate::auth::users::actor_for_username(&mut conn, username).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let access =
+            crate::auth::permissions::study_access(&mut conn, &actor, study).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let out = job_file(&ctx.data_dir, ctx.job.id);
+        std::fs::create_dir_all(out.parent().unwrap_or(&ctx.data_dir))?;
+        let exported = export(&mut conn, &actor, &ctx.data_dir, &access, &out, &mut |done, total, what| {
+            ctx.progress(done, total, what, None)
+        })
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(serde_json::to_value(exported)?)
+    }
+}
+
+/// Reports an export's progress: (steps done, steps in all, what is being written). An error
+/// stops the export (a cancelled job).
+pub type Progress<'a> = dyn FnMut(i64, i64, &str) -> anyhow::Result<()> + 'a;
+
+/// Cases are read in pages of this many: the subject dataset streams, whatever the study's size.
+const CASE_PAGE: i64 = 2_000;
+
 /// Builds the dossier of a locked study whose required signatures are all there, and writes it
-/// to `out` (through a temporary file: a failed export leaves nothing behind).
-pub fn export(conn: &mut Conn, actor: &Actor, data_dir: &Path, access: &StudyAccess, out: &Path) -> Result<Exported> {
+/// to `out` (through a temporary file: a failed export leaves nothing behind). Every file goes
+/// into the zip as it is made; the large ones (subjects, audit trail) stream from the database
+/// in pages, so memory stays bounded whatever the study's size.
+pub fn export(
+    conn: &mut Conn,
+    actor: &Actor,
+    data_dir: &Path,
+    access: &StudyAccess,
+    out: &Path,
+    progress: &mut Progress,
+) -> Result<Exported> {
     access.require(Permission::ViewAnalyses)?;
     let study = studies::get_by_code(conn, &access.study.code)?;
     let state = lock::state(conn, study.id)?
@@ -203,13 +369,50 @@ pub fn export(conn: &mut Conn, actor: &Actor, data_dir: &Path, access: &StudyAcc
     if !state.complete() {
         return Err(Error::Conflict(format!("{} is {}: the dossier needs every signature", study.code, state.label())));
     }
+    let tmp = out.with_extension("zip.partial");
+    let written = write_dossier(conn, data_dir, &study, &state, &tmp, progress)
+        .and_then(|e| std::fs::rename(&tmp, out).map(|_| e).map_err(io_error));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    let (manifest_sha256, files, public_key) = written?;
+    let bytes = std::fs::metadata(out).map_err(io_error)?.len();
+    // Exports are not changes to the study's data: they go to the system chain, so that the
+    // study's own trail (and the next export of it) stays the same.
+    crate::db::write_tx(conn, |conn| {
+        audit::record(
+            conn,
+            audit::Change::new(audit::Chain::System, &actor.name, "export_dossier", "study", &study.code)
+                .after(json!({"manifest_sha256": manifest_sha256, "files": files, "bytes": bytes})),
+        )
+    })?;
+    Ok(Exported { files, bytes, manifest_sha256, public_key })
+}
+
+/// Writes the zip; returns the manifest's SHA-256, the number of files and the public key.
+fn write_dossier(
+    conn: &mut Conn,
+    data_dir: &Path,
+    study: &studies::Study,
+    state: &lock::SignatureState,
+    path: &Path,
+    progress: &mut Progress,
+) -> Result<(String, usize, String)> {
     let dict = crate::cases::dictionary::load(conn, study.id)?;
     let coded = dict.iter().map(|f| (f.name.clone(), codelist(f))).filter(|(_, c)| !c.is_empty()).collect();
-    let mut out_files = Out { files: Files::new(), described: Vec::new(), coded };
-
-    // Datasets: each distinct data source of a saved analysis, byte for byte what it hashed.
+    let mut out = Out { zip: ZipOut::create(path)?, described: Vec::new(), coded };
     let kept: Vec<saved::SavedRow> =
         saved::list(conn, study.id)?.into_iter().filter(|s| s.saved.status == "current").collect();
+    let runs: std::collections::BTreeSet<i32> =
+        kept.iter().filter_map(|r| Request::parse(&r.saved.query).ok().and_then(|q| q.run)).collect();
+    let total = kept.len() as i64 + runs.len() as i64 + 5;
+    let mut step = 0i64;
+    let mut tick = |what: &str| -> Result<()> {
+        step += 1;
+        progress(step.min(total), total, what).map_err(Error::Internal)
+    };
+
+    // Datasets: each distinct data source of a saved analysis, byte for byte what it hashed.
     let mut dataset_of: BTreeMap<String, String> = BTreeMap::new();
     let mut built: BTreeMap<String, dataset::Dataset> = BTreeMap::new();
     let mut endpoints: Vec<(String, String, String)> = Vec::new();
@@ -219,6 +422,7 @@ pub fn export(conn: &mut Conn, actor: &Actor, data_dir: &Path, access: &StudyAcc
         String::from("#!/bin/sh\n# Re-computes every saved analysis of the dossier from its datasets.\nset -e\n");
     for row in &kept {
         let s = &row.saved;
+        tick(&format!("analysis #{} {}", s.id, s.title))?;
         let req = Request::parse(&s.query)?;
         let sources = req.sources();
         let key = serde_json::to_string(&sources).unwrap_or_default();
@@ -239,13 +443,7 @@ pub fn export(conn: &mut Conn, actor: &Actor, data_dir: &Path, access: &StudyAcc
             }
             let columns = data.columns.iter().map(|c| (c.name.clone(), c.description.clone())).collect();
             let member = format!("ANALYS{:02}", dataset_of.len() + 1);
-            out_files.add_dataset(
-                name.trim_end_matches(".csv"),
-                &member,
-                "Analysis dataset",
-                columns,
-                data.rows.clone(),
-            )?;
+            out.add_rows(name.trim_end_matches(".csv"), &member, "Analysis dataset", columns, &data.rows)?;
             built.insert(key.clone(), data);
             dataset_of.insert(key.clone(), name);
         }
@@ -267,52 +465,54 @@ pub fn export(conn: &mut Conn, actor: &Actor, data_dir: &Path, access: &StudyAcc
     }
     if !endpoints.is_empty() {
         let (columns, rows) = adtte(&study.code, &endpoints, &built);
-        out_files.add_dataset("datasets/adtte", "ADTTE", "Time-to-event (ADTTE style)", columns, rows)?;
+        out.add_rows("datasets/adtte", "ADTTE", "Time-to-event (ADTTE style)", columns, &rows)?;
     }
+    drop(built);
 
-    // The subject-level dataset (ADSL spirit) and the study's slide results of every run used.
-    // Every subject of the study, with the AI phenotype of their first slide in the primary run
-    // (the run of the signed plan's primary analysis).
-    let all_cases: Vec<crate::cases::Case> = {
-        use crate::db::schema::{cases as cases_t, sites};
-        use diesel::prelude::*;
-        cases_t::table
-            .inner_join(sites::table)
-            .filter(cases_t::study_id.eq(study.id))
-            .order(cases_t::display_id.asc())
-            .select(crate::cases::Case::as_select())
-            .load(conn)?
-    };
+    // The subject-level dataset (ADSL spirit): every subject of the study, with the AI phenotype
+    // of their first slide in the primary run (the run of the signed plan's primary analysis),
+    // read from the database a page at a time.
+    tick("subjects")?;
     let primary_run = lock::checklist_sources(conn, study.id)?.run;
-    let mut phenotype: BTreeMap<String, String> = BTreeMap::new();
-    if let Some(run) = primary_run {
-        let per_slide = dataset::build(conn, study.id, &dataset::Sources { run: Some(run), ..Default::default() })?;
-        let subject = per_slide.columns.iter().position(|c| c.name == "subject_id");
-        let ai = per_slide.columns.iter().position(|c| c.name == "ai_phenotype");
-        if let (Some(s), Some(a)) = (subject, ai) {
-            for r in &per_slide.rows {
-                phenotype.entry(r[s].clone()).or_insert_with(|| r[a].clone());
-            }
-        }
-    }
+    let phenotype = primary_phenotypes(conn, study.id, primary_run)?;
     let mut header = vec!["STUDYID".to_string(), "USUBJID".to_string()];
     header.extend(crate::cases::export::header(&dict));
     header.push("ai_phenotype".into());
-    let rows: Vec<Vec<String>> = all_cases
-        .iter()
-        .map(|c| {
-            let mut v = vec![study.code.clone(), format!("{}-{}", study.code, c.display_id)];
-            v.extend(crate::cases::export::row(&dict, c, false));
-            v.push(phenotype.get(&c.display_id).cloned().unwrap_or_default());
-            v
-        })
-        .collect();
-    let columns = header.into_iter().map(|h| (h.clone(), h)).collect();
-    out_files.add_dataset("datasets/subjects", "SUBJECTS", "Subjects (one row per subject)", columns, rows)?;
-
-    // Table 1 of the subjects: by AI phenotype, over the dictionary's numbers and categories.
-    let table1 =
-        subjects_table1(&dict, out_files.files.get("datasets/subjects.csv").map(Vec::as_slice).unwrap_or_default());
+    let columns: Vec<(String, String)> = header.into_iter().map(|h| (h.clone(), h)).collect();
+    let mut subjects_scan = |emit: &mut dyn FnMut(&[String]) -> Result<()>| -> Result<()> {
+        let mut after = String::new();
+        loop {
+            let page = cases_after(conn, study.id, &after)?;
+            let Some(last) = page.last() else { return Ok(()) };
+            after = last.display_id.clone();
+            for c in &page {
+                let mut v = vec![study.code.clone(), format!("{}-{}", study.code, c.display_id)];
+                v.extend(crate::cases::export::row(&dict, c, false));
+                v.push(phenotype.get(&c.display_id).cloned().unwrap_or_default());
+                emit(&v)?;
+            }
+        }
+    };
+    out.add_dataset(
+        "datasets/subjects",
+        "SUBJECTS",
+        "Subjects (one row per subject)",
+        columns.clone(),
+        &mut subjects_scan,
+    )?;
+    // Table 1 of the subjects: by AI phenotype, over the dictionary's numbers and categories,
+    // from the same CSV (written once more to a temporary file for the statistics engine).
+    let tmp_dir = data_dir.join("tmp");
+    std::fs::create_dir_all(&tmp_dir).map_err(io_error)?;
+    let scratch = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io_error)?;
+    {
+        let mut csv = csv::Writer::from_writer(std::io::BufWriter::new(scratch.as_file()));
+        csv.write_record(columns.iter().map(|(c, _)| c)).map_err(io_error)?;
+        subjects_scan(&mut |r| csv.write_record(r).map_err(io_error))?;
+        csv.flush().map_err(io_error)?;
+    }
+    let table1 = subjects_table1(&dict, scratch.path());
+    drop(scratch);
     if let Ok(result) = &table1.outcome {
         commands.push_str(&format!("# Table 1\n{}\n", table1.command));
         let (analysis, _) = table1_analysis(&dict);
@@ -321,43 +521,41 @@ pub fn export(conn: &mut Conn, actor: &Actor, data_dir: &Path, access: &StudyAcc
             "analysis": analysis, "level": 0.95, "command": table1.command, "result": result,
         }));
     }
-    out_files.files.insert("reproduce/commands.sh".into(), commands.into_bytes());
-    out_files.files.insert("reproduce/expected.json".into(), json_bytes(&Value::Array(expected)));
+    out.zip.add("reproduce/commands.sh", commands.as_bytes())?;
+    out.zip.add("reproduce/expected.json", &json_bytes(&Value::Array(expected)))?;
 
     // Models of the runs used, and their slide-level results.
     let mut models = BTreeMap::new();
     let mut model_cards = Vec::new();
-    for run_id in kept
-        .iter()
-        .filter_map(|r| Request::parse(&r.saved.query).ok().and_then(|q| q.run))
-        .collect::<std::collections::BTreeSet<_>>()
-    {
+    for run_id in runs {
+        tick(&format!("AI results of run {run_id}"))?;
         let run = crate::biomarker::runs::get(conn, study.id, run_id)?;
         let results = crate::biomarker::runs::results(conn, run_id)?;
         use crate::export::CsvRecord;
         let columns =
             crate::biomarker::runs::SlideResultRow::HEADER.iter().map(|h| (h.to_string(), h.to_string())).collect();
-        let rows = results.iter().map(CsvRecord::record).collect();
-        out_files.add_dataset(
+        let rows: Vec<Vec<String>> = results.iter().map(CsvRecord::record).collect();
+        drop(results);
+        out.add_rows(
             &format!("datasets/slide_results-run{run_id}"),
             &format!("SLRES{run_id:03}"),
             "AI results per slide",
             columns,
-            rows,
+            &rows,
         )?;
         let model = crate::biomarker::registry::get(conn, &run.model())?;
         let card: Value = serde_json::from_str(&model.card).unwrap_or(Value::Null);
-        out_files.files.insert(format!("model/{}.json", run.model()), json_bytes(&card));
         if !models.contains_key(&run.model()) {
+            out.zip.add(&format!("model/{}.json", run.model()), &json_bytes(&card))?;
             model_cards.push(card);
         }
         models.insert(run.model(), model.sha256.clone());
     }
-
-    let Out { mut files, described, coded } = out_files;
-    files.insert("datasets/define.xml".into(), define_xml(&study, &described, &coded));
+    let define = define_xml(study, &out.described, &out.coded);
+    out.zip.add("datasets/define.xml", &define)?;
 
     // The plan and the saved analyses.
+    tick("analysis plan")?;
     let plans = crate::analyses::plan::versions(conn, study.id)?;
     let plans_json: Vec<Value> = plans
         .iter()
@@ -366,44 +564,44 @@ pub fn export(conn: &mut Conn, actor: &Actor, data_dir: &Path, access: &StudyAcc
                         "signed_at": p.signed_at.map(|t| t.to_string()), "items": p.items()})
         })
         .collect();
-    files.insert("analyses/plan.json".into(), json_bytes(&Value::Array(plans_json)));
+    out.zip.add("analyses/plan.json", &json_bytes(&Value::Array(plans_json)))?;
     let saved_json: Vec<Value> = kept
         .iter()
         .map(|r| json!({"id": r.saved.id, "title": r.saved.title, "analysis": r.saved.analysis, "query": r.saved.query,
                         "plan_item": r.saved.plan_item, "criterion": r.criterion, "verdict": r.verdict.map(|v| v.as_str()),
                         "input_sha256": r.saved.input_sha256, "software": r.saved.software_version, "result": r.saved.result()}))
         .collect();
-    files.insert("analyses/saved.json".into(), json_bytes(&Value::Array(saved_json)));
+    out.zip.add("analyses/saved.json", &json_bytes(&Value::Array(saved_json)))?;
 
-    // The audit trail, oldest first, and its verification.
-    let events = audit::query::list(conn, Some(study.id), &audit::query::AuditFilter::default(), PageRequest::all())?;
-    let mut bytes = Vec::new();
-    crate::export::write_csv(&mut bytes, events.items.iter().rev()).map_err(Error::Internal)?;
-    files.insert("audit/audit.csv".into(), bytes);
+    // The audit trail, oldest first (pages read newest-last), and its verification.
+    tick("audit trail")?;
+    let audit_events = audit_csv(conn, study.id, &mut out.zip)?;
     let verification =
         serde_json::to_value(audit::verify::verify_chain(conn, &study.chain().name())?).unwrap_or(Value::Null);
-    files.insert("audit/verification.json".into(), json_bytes(&verification));
+    out.zip.add("audit/verification.json", &json_bytes(&verification))?;
 
     // The report, as HTML and PDF.
+    tick("report")?;
     let key = signing_key(data_dir).map_err(Error::Internal)?;
     let public_key = hex::encode(key.verifying_key().to_bytes());
     let document = report::build(
         conn,
         &report::Inputs {
-            study: &study,
-            state: &state,
+            study,
+            state,
             public_key: &public_key,
             analyses: &reported,
             table1: &table1,
             model_cards: &model_cards,
-            audit_events: events.items.len(),
+            audit_events,
             audit_verification: &verification,
         },
     )?;
-    files.insert("report/report.html".into(), crate::report::html::document(&document).into_bytes());
-    files.insert("report/report.pdf".into(), crate::report::pdf::render(&document).map_err(Error::Internal)?);
+    out.zip.add("report/report.html", crate::report::html::document(&document).as_bytes())?;
+    out.zip.add("report/report.pdf", &crate::report::pdf::render(&document).map_err(Error::Internal)?)?;
 
-    // The manifest and its signature.
+    // The manifest and its signature, last.
+    tick("manifest")?;
     let manifest = json!({
         "format": "evidentia-dossier/1",
         "study": {"code": study.code, "title": study.title, "protocol_version": study.protocol_version},
@@ -415,33 +613,67 @@ pub fn export(conn: &mut Conn, actor: &Actor, data_dir: &Path, access: &StudyAcc
         })).collect::<Vec<_>>(),
         "models": models,
         "public_key": public_key,
-        "files": files.iter().map(|(p, b)| json!({"path": p, "sha256": hex::encode(Sha256::digest(b)), "size": b.len()})).collect::<Vec<_>>(),
+        "files": out.zip.listed.iter().map(|(p, sha, n)| json!({"path": p, "sha256": sha, "size": n})).collect::<Vec<_>>(),
     });
     let manifest_bytes = json_bytes(&manifest);
     let signature = key.sign(&manifest_bytes);
-    let manifest_sha256 = hex::encode(Sha256::digest(&manifest_bytes));
-    let mut all_files: Vec<(String, Vec<u8>)> = vec![
-        ("manifest.json".into(), manifest_bytes),
-        ("manifest.sig".into(), format!("{}\n", hex::encode(signature.to_bytes())).into_bytes()),
-    ];
-    all_files.extend(files);
+    let files = out.zip.listed.len() + 2;
+    out.zip.add("manifest.json", &manifest_bytes)?;
+    out.zip.add("manifest.sig", format!("{}\n", hex::encode(signature.to_bytes())).as_bytes())?;
+    out.zip.finish()?;
+    Ok((hex::encode(Sha256::digest(&manifest_bytes)), files, public_key))
+}
 
-    let tmp = out.with_extension("zip.partial");
-    let written = write_zip(&tmp, &all_files).and_then(|n| std::fs::rename(&tmp, out).map(|_| n).map_err(Into::into));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+/// One page of the study's cases after display id `after`, in display-id order.
+fn cases_after(conn: &mut Conn, study_id: i32, after: &str) -> Result<Vec<crate::cases::Case>> {
+    use crate::db::schema::{cases as cases_t, sites};
+    use diesel::prelude::*;
+    Ok(cases_t::table
+        .inner_join(sites::table)
+        .filter(cases_t::study_id.eq(study_id))
+        .filter(cases_t::display_id.gt(after))
+        .order(cases_t::display_id.asc())
+        .limit(CASE_PAGE)
+        .select(crate::cases::Case::as_select())
+        .load(conn)?)
+}
+
+/// Each subject's AI phenotype in `run` (their first slide's).
+fn primary_phenotypes(conn: &mut Conn, study_id: i32, run: Option<i32>) -> Result<BTreeMap<String, String>> {
+    let mut phenotype = BTreeMap::new();
+    if let Some(run) = run {
+        let per_slide = dataset::build(conn, study_id, &dataset::Sources { run: Some(run), ..Default::default() })?;
+        let subject = per_slide.columns.iter().position(|c| c.name == "subject_id");
+        let ai = per_slide.columns.iter().position(|c| c.name == "ai_phenotype");
+        if let (Some(s), Some(a)) = (subject, ai) {
+            for r in &per_slide.rows {
+                phenotype.entry(r[s].clone()).or_insert_with(|| r[a].clone());
+            }
+        }
     }
-    let bytes = written.map_err(Error::Internal)?;
-    // Exports are not changes to the study's data: they go to the system chain, so that the
-    // study's own trail (and the next export of it) stays the same.
-    crate::db::write_tx(conn, |conn| {
-        audit::record(
-            conn,
-            audit::Change::new(audit::Chain::System, &actor.name, "export_dossier", "study", &study.code)
-                .after(json!({"manifest_sha256": manifest_sha256, "files": all_files.len(), "bytes": bytes})),
-        )
+    Ok(phenotype)
+}
+
+/// Writes `audit/audit.csv`, oldest event first, a page at a time; returns how many events.
+fn audit_csv(conn: &mut Conn, study_id: i32, zip: &mut ZipOut) -> Result<usize> {
+    use crate::export::CsvRecord;
+    const PAGE: i64 = 5_000;
+    let filter = audit::query::AuditFilter::default();
+    let total = audit::query::list(conn, Some(study_id), &filter, PageRequest { page: 1, per_page: 1 })?.total;
+    let pages = (total + PAGE - 1) / PAGE;
+    zip.add_with("audit/audit.csv", |w| {
+        let mut csv = csv::Writer::from_writer(w);
+        csv.write_record(audit::AuditEvent::HEADER).map_err(io_error)?;
+        // Pages are newest first: the last page holds the oldest events.
+        for page in (1..=pages).rev() {
+            let events = audit::query::list(conn, Some(study_id), &filter, PageRequest { page, per_page: PAGE })?;
+            for e in events.items.iter().rev() {
+                csv.write_record(e.record()).map_err(io_error)?;
+            }
+        }
+        csv.flush().map_err(io_error)
     })?;
-    Ok(Exported { files: all_files.len(), bytes, manifest_sha256, public_key })
+    Ok(total as usize)
 }
 
 /// Table 1's parameters for the subjects dataset: grouped by AI phenotype; the dictionary's
@@ -476,10 +708,10 @@ fn codes_text(codes: &[(String, String)]) -> String {
     codes.iter().map(|(c, l)| format!("{c} = {l}")).collect::<Vec<_>>().join("; ")
 }
 
-fn subjects_table1(dict: &[crate::cases::dictionary::FieldDef], subjects_csv: &[u8]) -> report::Table1 {
+fn subjects_table1(dict: &[crate::cases::dictionary::FieldDef], subjects_csv: &Path) -> report::Table1 {
     let (analysis, codelists) = table1_analysis(dict);
     let command = analyses::stats_command(&analysis, 0.95, "datasets/subjects.csv");
-    let outcome = crate::stats::frame::read_csv_bytes(subjects_csv.to_vec())
+    let outcome = crate::stats::frame::read_csv(subjects_csv)
         .and_then(|frame| crate::stats::analysis::run(&frame, &analysis, 0.95))
         .map(|o| o.to_json())
         .map_err(|e| e.0);
@@ -527,23 +759,6 @@ fn adtte(
         }
     }
     (columns, rows)
-}
-
-/// A zip with every entry deflated, dated 1980-01-01 00:00, mode 0644, in the given order.
-fn write_zip(path: &Path, files: &[(String, Vec<u8>)]) -> anyhow::Result<u64> {
-    let file = std::fs::File::create(path)?;
-    let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(file));
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated)
-        .last_modified_time(zip::DateTime::default())
-        .unix_permissions(0o644);
-    for (name, bytes) in files {
-        zip.start_file(name.as_str(), options)?;
-        zip.write_all(bytes)?;
-    }
-    let mut inner = zip.finish()?;
-    inner.flush()?;
-    Ok(std::fs::metadata(path)?.len())
 }
 
 /// One finding of `verify`.

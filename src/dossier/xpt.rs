@@ -99,8 +99,143 @@ fn header(out: &mut impl Write, kind: &str, tail: &str) -> std::io::Result<()> {
     out.write_all(&ascii_fit(&rec, 80))
 }
 
-/// Writes `rows` (text cells, as in the CSV) as one XPORT member named `dataset` (≤ 8
-/// characters) with `labels` per column; returns the variables (name mapping, types, lengths).
+/// What one pass over the rows learns about each column: numeric or text, longest value, values
+/// over `MAX_TEXT` bytes. Rows can then be written in a second pass (`Writer`), so a dataset of
+/// any size streams from its source without being held in memory.
+pub struct Describer {
+    columns: Vec<(String, String)>,
+    numeric: Vec<bool>,
+    seen: Vec<bool>,
+    longest: Vec<usize>,
+    cut: Vec<usize>,
+}
+
+impl Describer {
+    pub fn new(columns: &[(String, String)]) -> Describer {
+        let n = columns.len();
+        Describer {
+            columns: columns.to_vec(),
+            numeric: vec![true; n],
+            seen: vec![false; n],
+            longest: vec![0; n],
+            cut: vec![0; n],
+        }
+    }
+
+    pub fn push(&mut self, row: &[String]) {
+        for (j, cell) in row.iter().enumerate().take(self.columns.len()) {
+            let v = cell.trim();
+            if !v.is_empty() {
+                self.seen[j] = true;
+                if self.numeric[j] && crate::stats::frame::parse_number(v).is_none() {
+                    self.numeric[j] = false;
+                }
+            }
+            self.longest[j] = self.longest[j].max(cell.len());
+            if cell.len() > MAX_TEXT {
+                self.cut[j] += 1;
+            }
+        }
+    }
+
+    pub fn finish(self) -> Vec<Variable> {
+        let mut taken = BTreeSet::new();
+        self.columns
+            .iter()
+            .enumerate()
+            .map(|(j, (col, label))| {
+                let numeric = self.seen[j] && self.numeric[j];
+                Variable {
+                    column: col.clone(),
+                    name: xpt_name(col, &mut taken),
+                    label: cut(label, 40).to_string(),
+                    numeric,
+                    length: if numeric { 8 } else { self.longest[j].clamp(1, MAX_TEXT) },
+                    cut_values: if numeric { 0 } else { self.cut[j] },
+                }
+            })
+            .collect()
+    }
+}
+
+/// Writes a dataset's header, then its rows one by one, then the padding.
+pub struct Writer<'a, W: Write> {
+    out: &'a mut W,
+    vars: &'a [Variable],
+    row_len: usize,
+    written: usize,
+}
+
+impl<'a, W: Write> Writer<'a, W> {
+    /// The library, member and variable headers of one dataset (`dataset`: the member name).
+    pub fn start(out: &'a mut W, dataset: &str, dataset_label: &str, vars: &'a [Variable]) -> std::io::Result<Self> {
+        // A fixed date keeps the file deterministic (the dossier's bytes depend only on the data).
+        let date = "01JAN80:00:00:00";
+        header(out, "LIBRARY", "000000000000000000000000000000")?;
+        out.write_all(&ascii_fit(
+            &format!("{:<8}{:<8}{:<8}{:<8}{:<8}{:24}{date}", "SAS", "SAS", "SASLIB", "9.4", "Linux", ""),
+            80,
+        ))?;
+        out.write_all(&ascii_fit(&format!("{date}{:64}", ""), 80))?;
+        header(out, "MEMBER", "000000000000000001600000000140")?;
+        header(out, "DSCRPTR", "000000000000000000000000000000")?;
+        let ds = cut(dataset, 8).to_ascii_uppercase();
+        out.write_all(&ascii_fit(
+            &format!("{:<8}{ds:<8}{:<8}{:<8}{:<8}{:24}{date}", "SAS", "SASDATA", "9.4", "Linux", ""),
+            80,
+        ))?;
+        out.write_all(&ascii_fit(&format!("{date}{:16}{:<40}{:<8}", "", cut(dataset_label, 40), ""), 80))?;
+        header(out, "NAMESTR", &format!("000000{:04}00000000000000000000", vars.len()))?;
+        let mut names = Vec::new();
+        let mut pos = 0usize;
+        for (i, v) in vars.iter().enumerate() {
+            let mut rec = Vec::with_capacity(140);
+            rec.extend_from_slice(&(if v.numeric { 1u16 } else { 2u16 }).to_be_bytes());
+            rec.extend_from_slice(&0u16.to_be_bytes());
+            rec.extend_from_slice(&(v.length as u16).to_be_bytes());
+            rec.extend_from_slice(&((i + 1) as u16).to_be_bytes());
+            rec.extend_from_slice(&ascii_fit(&v.name, 8));
+            rec.extend_from_slice(&ascii_fit(&v.label, 40));
+            rec.extend_from_slice(&ascii_fit("", 8)); // format
+            rec.extend_from_slice(&[0; 8]); // format length, decimals, justification, fill
+            rec.extend_from_slice(&ascii_fit("", 8)); // informat
+            rec.extend_from_slice(&[0; 4]); // informat length, decimals
+            rec.extend_from_slice(&(pos as u32).to_be_bytes());
+            rec.resize(140, 0);
+            names.extend(rec);
+            pos += v.length;
+        }
+        names.resize(names.len().div_ceil(80) * 80, b' ');
+        out.write_all(&names)?;
+        header(out, "OBS", "000000000000000000000000000000")?;
+        Ok(Writer { out, vars, row_len: pos, written: 0 })
+    }
+
+    pub fn row(&mut self, row: &[String]) -> std::io::Result<()> {
+        for (v, cell) in self.vars.iter().zip(row) {
+            if v.numeric {
+                self.out.write_all(&ibm_double(crate::stats::frame::parse_number(cell)))?;
+            } else {
+                let text = cut(cell, MAX_TEXT);
+                let mut b = text.as_bytes().to_vec();
+                b.resize(v.length, b' ');
+                self.out.write_all(&b)?;
+            }
+        }
+        self.written += self.row_len;
+        Ok(())
+    }
+
+    /// Pads the last record to 80 bytes.
+    pub fn finish(self) -> std::io::Result<()> {
+        let pad = (80 - self.written % 80) % 80;
+        self.out.write_all(&vec![b' '; pad])
+    }
+}
+
+/// Writes one dataset held in memory: member `dataset`, its label, the columns (name, label) and
+/// the rows (text; a column is numeric when every non-empty value is a number). Returns how each
+/// column became a variable.
 pub fn write(
     out: &mut impl Write,
     dataset: &str,
@@ -108,80 +243,14 @@ pub fn write(
     columns: &[(String, String)],
     rows: &[Vec<String>],
 ) -> std::io::Result<Vec<Variable>> {
-    let mut taken = BTreeSet::new();
-    let vars: Vec<Variable> = columns
-        .iter()
-        .enumerate()
-        .map(|(j, (col, label))| {
-            let values = rows.iter().map(|r| r[j].trim()).filter(|v| !v.is_empty());
-            let numeric =
-                values.clone().count() > 0 && values.clone().all(|v| crate::stats::frame::parse_number(v).is_some());
-            let longest = rows.iter().map(|r| r[j].len()).max().unwrap_or(0);
-            Variable {
-                column: col.clone(),
-                name: xpt_name(col, &mut taken),
-                label: cut(label, 40).to_string(),
-                numeric,
-                length: if numeric { 8 } else { longest.clamp(1, MAX_TEXT) },
-                cut_values: if numeric { 0 } else { rows.iter().filter(|r| r[j].len() > MAX_TEXT).count() },
-            }
-        })
-        .collect();
-    // A fixed date keeps the file deterministic (the dossier's bytes depend only on the data).
-    let date = "01JAN80:00:00:00";
-    header(out, "LIBRARY", "000000000000000000000000000000")?;
-    out.write_all(&ascii_fit(
-        &format!("{:<8}{:<8}{:<8}{:<8}{:<8}{:24}{date}", "SAS", "SAS", "SASLIB", "9.4", "Linux", ""),
-        80,
-    ))?;
-    out.write_all(&ascii_fit(&format!("{date}{:64}", ""), 80))?;
-    header(out, "MEMBER", "000000000000000001600000000140")?;
-    header(out, "DSCRPTR", "000000000000000000000000000000")?;
-    let ds = cut(dataset, 8).to_ascii_uppercase();
-    out.write_all(&ascii_fit(
-        &format!("{:<8}{ds:<8}{:<8}{:<8}{:<8}{:24}{date}", "SAS", "SASDATA", "9.4", "Linux", ""),
-        80,
-    ))?;
-    out.write_all(&ascii_fit(&format!("{date}{:16}{:<40}{:<8}", "", cut(dataset_label, 40), ""), 80))?;
-    header(out, "NAMESTR", &format!("000000{:04}00000000000000000000", vars.len()))?;
-    let mut names = Vec::new();
-    let mut pos = 0usize;
-    for (i, v) in vars.iter().enumerate() {
-        let mut rec = Vec::with_capacity(140);
-        rec.extend_from_slice(&(if v.numeric { 1u16 } else { 2u16 }).to_be_bytes());
-        rec.extend_from_slice(&0u16.to_be_bytes());
-        rec.extend_from_slice(&(v.length as u16).to_be_bytes());
-        rec.extend_from_slice(&((i + 1) as u16).to_be_bytes());
-        rec.extend_from_slice(&ascii_fit(&v.name, 8));
-        rec.extend_from_slice(&ascii_fit(&v.label, 40));
-        rec.extend_from_slice(&ascii_fit("", 8)); // format
-        rec.extend_from_slice(&[0; 8]); // format length, decimals, justification, fill
-        rec.extend_from_slice(&ascii_fit("", 8)); // informat
-        rec.extend_from_slice(&[0; 4]); // informat length, decimals
-        rec.extend_from_slice(&(pos as u32).to_be_bytes());
-        rec.resize(140, 0);
-        names.extend(rec);
-        pos += v.length;
+    let mut d = Describer::new(columns);
+    rows.iter().for_each(|r| d.push(r));
+    let vars = d.finish();
+    let mut w = Writer::start(out, dataset, dataset_label, &vars)?;
+    for r in rows {
+        w.row(r)?;
     }
-    names.resize(names.len().div_ceil(80) * 80, b' ');
-    out.write_all(&names)?;
-    header(out, "OBS", "000000000000000000000000000000")?;
-    let mut written = 0usize;
-    for row in rows {
-        for (v, cell) in vars.iter().zip(row) {
-            if v.numeric {
-                out.write_all(&ibm_double(crate::stats::frame::parse_number(cell)))?;
-            } else {
-                let text = cut(cell, MAX_TEXT);
-                let mut b = text.as_bytes().to_vec();
-                b.resize(v.length, b' ');
-                out.write_all(&b)?;
-            }
-        }
-        written += pos;
-    }
-    let pad = (80 - written % 80) % 80;
-    out.write_all(&vec![b' '; pad])?;
+    w.finish()?;
     Ok(vars)
 }
 

@@ -49,6 +49,7 @@ pub fn handler(kind: &str) -> Option<Box<dyn JobHandler>> {
         crate::audit::job::KIND => Some(Box::new(crate::audit::job::VerifyAuditJob)),
         crate::slides::ingest::KIND => Some(Box::new(crate::slides::ingest::SlideIngestJob)),
         crate::biomarker::runs::KIND => Some(Box::new(crate::biomarker::runs::RunJob)),
+        crate::dossier::KIND => Some(Box::new(crate::dossier::DossierJob)),
         _ => None,
     }
 }

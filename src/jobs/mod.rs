@@ -90,6 +90,19 @@ fn chain_for(study: Option<&Study>) -> Chain<'_> {
 
 /// Queues a job; returns it. Audited on the study's chain (or the system chain).
 pub fn enqueue(conn: &mut Conn, actor: &Actor, study: Option<&Study>, kind: &str, params: Value) -> Result<Job> {
+    enqueue_audited_on(conn, actor, study, kind, params, chain_for(study))
+}
+
+/// Queues a job of `study` audited on `chain`: jobs that only read a study (its dossier's
+/// export) go to the system chain, so that the study's own trail stays as it was.
+pub fn enqueue_audited_on(
+    conn: &mut Conn,
+    actor: &Actor,
+    study: Option<&Study>,
+    kind: &str,
+    params: Value,
+    chain: Chain<'_>,
+) -> Result<Job> {
     if kinds::handler(kind).is_none() {
         return Err(Error::invalid("kind", format!("unknown job kind '{kind}'")));
     }
@@ -107,8 +120,7 @@ pub fn enqueue(conn: &mut Conn, actor: &Actor, study: Option<&Study>, kind: &str
         let job: Job = jobs::table.order(jobs::id.desc()).select(Job::as_select()).first(conn)?;
         audit::record(
             conn,
-            Change::new(chain_for(study), &actor.name, "start_job", "job", job.id)
-                .after(json!({"kind": kind, "params": params})),
+            Change::new(chain, &actor.name, "start_job", "job", job.id).after(json!({"kind": kind, "params": params})),
         )?;
         Ok(job)
     })

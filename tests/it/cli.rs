@@ -117,6 +117,13 @@ fn migrate_and_demo_seed_only_are_idempotent() {
     assert!(out.contains("seeded study LUNG-IO-01") && out.contains("seeded 2 synthetic slides"), "{out}");
     assert!(out.contains("seeded AI run 1 of evidentia-demo-til@1.0.0 on 2 slides"), "{out}");
     assert!(out.contains("an AI-assisted re-read"), "{out}");
+    // The second demo study is complete, locked and signed: its dossier exports and verifies.
+    assert!(out.contains("seeded LUNG-IO-02 locked and signed"), "{out}");
+    let zip = dir.path().join("LUNG-IO-02.zip");
+    let export = run(&["dossier", "export", "--study", "LUNG-IO-02", "--out", zip.to_str().unwrap()]);
+    assert!(export.status.success(), "{}", stderr(&export));
+    let verified = run(&["dossier", "verify", zip.to_str().unwrap()]);
+    assert!(verified.status.success(), "{}", stderr(&verified));
     let second = run(&["demo", "--seed-only", "--slides", "2"]);
     assert!(second.status.success());
     assert!(!String::from_utf8_lossy(&second.stdout).contains("seeded"), "second run seeds nothing");

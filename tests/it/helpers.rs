@@ -207,3 +207,15 @@ pub fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Waits (up to a minute) for a job to finish; returns it.
+pub async fn wait_finished(app: &TestApp, id: i32) -> evidentia::jobs::Job {
+    for _ in 0..600 {
+        let j = evidentia::jobs::get(&mut app.conn(), id).unwrap();
+        if j.is_finished() {
+            return j;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("job {id} did not finish");
+}

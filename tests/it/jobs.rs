@@ -9,17 +9,6 @@ use crate::helpers::*;
 use evidentia::auth::Actor;
 use evidentia::jobs;
 
-async fn wait_finished(app: &TestApp, id: i32) -> jobs::Job {
-    for _ in 0..100 {
-        let j = jobs::get(&mut app.conn(), id).unwrap();
-        if j.is_finished() {
-            return j;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("job {id} did not finish");
-}
-
 #[tokio::test]
 async fn an_integrity_check_runs_as_a_job_with_progress() {
     let app = spawn_app();

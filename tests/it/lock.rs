@@ -316,12 +316,38 @@ async fn the_dossier_is_signed_deterministic_and_verify_catches_any_change() {
     let r = verify(&out, &"11".repeat(32));
     assert_eq!(r.status.code(), Some(1), "another installation's key");
 
-    // The web: the locked, signed study offers the download; annotators get 404.
+    // The web: the locked, signed study offers the export, which runs as a job with progress;
+    // the download holds the same bytes as the CLI's; annotators get 404, monitors 403.
     let (_, page) = stat.get_text(&format!("/studies/{STUDY}")).await;
-    assert!(page.contains("dossier-download"), "{page}");
-    let z = stat.http.get(stat.url(&format!("/studies/{STUDY}/dossier.zip"))).send().await.unwrap();
+    assert!(page.contains("dossier-export"), "{page}");
+    let a1 = app.login("annotator1").await;
+    assert_eq!(a1.post(&format!("/studies/{STUDY}/dossier"), &[]).await.status(), 404);
+    let monitor = app.login("monitor").await;
+    assert_eq!(monitor.post(&format!("/studies/{STUDY}/dossier"), &[]).await.status(), 403);
+    assert_eq!(stat.post(&format!("/studies/{STUDY}/dossier"), &[]).await.status(), 303);
+    let job_id: i32 = {
+        use evidentia::db::schema::jobs;
+        jobs::table
+            .filter(jobs::kind.eq("dossier_export"))
+            .select(jobs::id)
+            .order(jobs::id.desc())
+            .first(&mut app.conn())
+            .unwrap()
+    };
+    let job = wait_finished(&app, job_id).await;
+    assert_eq!(job.status, "succeeded", "{:?}", job.error);
+    assert!(job.progress_total >= 5 && job.progress_done == job.progress_total, "{job:?}");
+    assert!(audit_events(&app, "start_job").iter().any(|e| e
+        .new_value
+        .as_deref()
+        .unwrap_or("")
+        .contains("dossier_export")));
+    let (_, row) = stat.get_text(&format!("/studies/{STUDY}/dossier/{job_id}")).await;
+    assert!(row.contains(&format!("dossier-download-{job_id}")) && !row.contains("hx-trigger"), "{row}");
+    let download = format!("/studies/{STUDY}/dossier/{job_id}/download");
+    let z = stat.http.get(stat.url(&download)).send().await.unwrap();
     assert_eq!(z.status(), 200);
     assert_eq!(z.bytes().await.unwrap().to_vec(), std::fs::read(&out).unwrap(), "the same bytes as the CLI's");
-    let a1 = app.login("annotator1").await;
-    assert_eq!(a1.get(&format!("/studies/{STUDY}/dossier.zip")).await.status(), 404);
+    assert_eq!(a1.get(&download).await.status(), 404);
+    assert_eq!(stat.get(&format!("/studies/{STUDY}/dossier/999999/download")).await.status(), 404);
 }

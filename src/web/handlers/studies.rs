@@ -188,6 +188,9 @@ pub struct StudyShowPage {
     pub meanings: &'static [&'static str],
     /// The pre-lock checklist, for an active study whose status this user may change.
     pub checklist: Vec<crate::studies::lock::Check>,
+    /// Whether this user may export the dossier, and the latest exports.
+    pub can_export: bool,
+    pub dossier_jobs: Vec<crate::jobs::Job>,
 }
 
 pub async fn study_show(
@@ -201,15 +204,17 @@ pub async fn study_show(
     let show_members = access.can(Permission::ViewMembers);
     let uid = user.actor.user_id;
     let want_checklist = access.study.status == "active" && access.can(Permission::ChangeStatus);
-    let (site_list, member_list, queue, signing, checklist) = state
+    let can_export = access.can(Permission::ViewAnalyses);
+    let (site_list, member_list, queue, signing, checklist, dossier_jobs) = state
         .db(move |c| {
+            let dossier_jobs = if can_export { crate::dossier::jobs(c, sid)? } else { Vec::new() };
             let checklist = if want_checklist { crate::studies::lock::checklist(c, sid)? } else { Vec::new() };
             let m = if show_members { members::list(c, sid, false)? } else { Vec::new() };
             let queue = match uid {
                 Some(uid) => crate::annotations::reads::queue(c, sid, uid)?,
                 None => Vec::new(),
             };
-            Ok((sites::list(c, sid, false)?, m, queue, crate::studies::lock::state(c, sid)?, checklist))
+            Ok((sites::list(c, sid, false)?, m, queue, crate::studies::lock::state(c, sid)?, checklist, dossier_jobs))
         })
         .await?;
     let can_sign = signing.as_ref().is_some_and(|s| {
@@ -237,6 +242,8 @@ pub async fn study_show(
             can_sign,
             meanings: crate::studies::lock::MEANINGS,
             checklist,
+            can_export,
+            dossier_jobs,
         },
     )
 }
@@ -341,25 +348,76 @@ pub async fn study_sign(
     })
 }
 
-/// The dossier of a locked, signed study, as a download (managers and statisticians).
-pub async fn study_dossier(
+/// Starts exporting the dossier of a locked, signed study, as a job (managers and
+/// statisticians); the study page shows its progress and the download.
+pub async fn study_dossier_start(
     state: web::Data<AppState>,
     user: CurrentUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
     let access = load_access_for(&state, &user, &path, Permission::ViewAnalyses).await?;
     let actor = user.actor.clone();
-    let code = access.study.code.clone();
-    let dir = tempfile::tempdir().map_err(|e| Error::Internal(e.into()))?;
-    let out = dir.path().join("dossier.zip");
-    let (data_dir, out2) = (state.config.data_dir.clone(), out.clone());
-    state.db(move |c| crate::dossier::export(c, &actor, &data_dir, &access, &out2)).await?;
-    let bytes = std::fs::read(&out).map_err(|e| Error::Internal(e.into()))?;
+    let url = format!("/studies/{}#dossier", access.study.code);
+    let result = state.db(move |c| crate::dossier::start_export(c, &actor, &access)).await;
+    crate::web::flash_outcome(&url, result, "Not exported: ", |job| {
+        format!("Dossier export started (job {}); its progress is below.", job.id)
+    })
+}
+
+/// One dossier export's line, fetched by htmx while it runs.
+#[derive(Template)]
+#[template(path = "studies/dossier_job.html")]
+pub struct DossierJobPartial {
+    pub code: String,
+    pub job: crate::jobs::Job,
+}
+
+async fn dossier_job(
+    state: &web::Data<AppState>,
+    user: &CurrentUser,
+    code: &str,
+    id: i32,
+) -> Result<(String, crate::jobs::Job), PageError> {
+    let access = load_access_for(state, user, code, Permission::ViewAnalyses).await?;
+    let sid = access.study.id;
+    let job = state.db(move |c| crate::jobs::get_in_study(c, sid, id)).await?;
+    if job.kind != crate::dossier::KIND {
+        return Err(Error::NotFound.into());
+    }
+    Ok((access.study.code.clone(), job))
+}
+
+pub async fn study_dossier_job(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i32)>,
+) -> Result<HttpResponse, PageError> {
+    let (code, id) = path.into_inner();
+    let (code, job) = dossier_job(&state, &user, &code, id).await?;
+    crate::web::render_partial(&DossierJobPartial { code, job })
+}
+
+/// The zip a finished export job wrote.
+pub async fn study_dossier_download(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i32)>,
+) -> Result<HttpResponse, PageError> {
+    let (code, id) = path.into_inner();
+    let (code, job) = dossier_job(&state, &user, &code, id).await?;
+    if job.status != "succeeded" {
+        return Err(Error::Conflict(format!("dossier export {id} is {}", job.status)).into());
+    }
+    let file = crate::dossier::job_file(&state.config.data_dir, id);
+    let bytes = web::block(move || std::fs::read(file))
+        .await
+        .map_err(|e| Error::Internal(e.into()))?
+        .map_err(|_| Error::NotFound)?;
     Ok(HttpResponse::Ok()
         .content_type("application/zip")
         .insert_header((
             actix_web::http::header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{code}-dossier.zip\""),
+            format!("attachment; filename=\"{code}-dossier-{id}.zip\""),
         ))
         .body(bytes))
 }
