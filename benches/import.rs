@@ -13,74 +13,14 @@ use evidentia::cases::{deid::StudyKey, dictionary, import};
 use evidentia::config::Config;
 use evidentia::db::paging::PageRequest;
 use evidentia::studies::{self, sites, StudyInput};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-
-const LABS: usize = 14;
 
 /// The same allocator as the `evidentia` binary.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn dictionary_csv() -> String {
-    let mut d = String::from(
-        "Variable / Field Name,Form Name,Section Header,Field Type,Field Label,\"Choices, Calculations, OR Slider Labels\",Field Note,Text Validation Type OR Show Slider Number,Text Validation Min,Text Validation Max,Identifier?,Branching Logic (Show field only if...),Required Field?\n\
-subject_id,f,,text,Subject,,,,,,y,,y\n\
-patient_name,f,,text,Name,,,,,,y,,\n\
-mrn,f,,text,MRN,,,,,,y,,\n\
-birth_date,f,,text,Birth date,,,date_ymd,,,y,,\n\
-phone,f,,text,Phone,,,phone,,,y,,\n\
-email,f,,text,E-mail,,,email,,,y,,\n\
-zip_code,f,,text,ZIP,,,,,,y,,\n\
-age,f,,text,Age,,,integer,0,120,,,y\n\
-sex,f,,radio,Sex,\"1, Male | 2, Female\",,,,,,,y\n\
-stage,f,,dropdown,Stage,\"1, I | 2, II | 3, III | 4, IV\",,,,,,,\n\
-smoking,f,,dropdown,Smoking,\"1, Never | 2, Former | 3, Current\",,,,,,,\n\
-dx_date,f,,text,Diagnosis date,,,date_ymd,,,,,\n\
-progression,f,,yesno,Progression,,,,,,,,\n\
-pfs_months,f,,text,PFS,,,number,0,200,,,\n",
-    );
-    for i in 0..LABS {
-        d.push_str(&format!("lab{i},f,,text,Lab {i},,,number,0,10000,,,\n"));
-    }
-    d.push_str("notes,f,,notes,Notes,,,,,,,,\n");
-    d
-}
-
-fn site_export(n: usize) -> String {
-    let mut rng = StdRng::seed_from_u64(42);
-    let mut s = String::from("subject_id,site,patient_name,mrn,birth_date,phone,email,zip_code,age,sex,stage,smoking,dx_date,progression,pfs_months");
-    for i in 0..LABS {
-        s.push_str(&format!(",lab{i}"));
-    }
-    s.push_str(",notes\n");
-    const SUR: [&str; 8] = ["Kim", "Lee", "Park", "Choi", "Jung", "Smith", "Garcia", "Nguyen"];
-    for i in 0..n {
-        let name = format!("{} Patient{i}", SUR[i % SUR.len()]);
-        let phone = format!("010-{:04}-{:04}", rng.gen_range(1000..9999), rng.gen_range(1000..9999));
-        s.push_str(&format!(
-            "H{i:07},SNUBH,{name},MRN{:08},19{:02}-{:02}-{:02},{phone},p{i}@example.org,{:05},{},{},{},{},2023-{:02}-{:02},{},{:.1}",
-            10_000_000 + i,
-            rng.gen_range(30..99),
-            rng.gen_range(1..13),
-            rng.gen_range(1..29),
-            rng.gen_range(10000..99999),
-            rng.gen_range(30..95),
-            rng.gen_range(1..3),
-            rng.gen_range(1..5),
-            rng.gen_range(1..4),
-            rng.gen_range(1..13),
-            rng.gen_range(1..29),
-            rng.gen_range(0..2),
-            rng.gen_range(0.5..40.0)
-        ));
-        for _ in 0..LABS {
-            s.push_str(&format!(",{:.2}", rng.gen_range(0.0..500.0)));
-        }
-        s.push_str(&format!(",\"{name} seen 2023-05-02, call {phone}. Stable disease, ECOG 1.\"\n"));
-    }
-    s
-}
+#[path = "common/cases.rs"]
+mod cases_data;
+use cases_data::{dictionary_csv, site_export};
 
 fn main() -> anyhow::Result<()> {
     let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(100_000);

@@ -9,13 +9,13 @@ use serde_json::{json, Value};
 
 use crate::audit::{self, Change};
 use crate::auth::permissions::{Permission, StudyAccess};
-use crate::auth::{passwords, users, Actor};
+use crate::auth::{esign, Actor};
 use crate::db::schema::analysis_plans;
 use crate::db::{now, write_tx, Conn};
 use crate::error::{Error, Result};
 
 /// Meanings a signer can give their signature (21 CFR 11.50(a)(3)).
-pub const MEANINGS: &[&str] = &["authorship", "review", "approval", "responsibility"];
+pub use crate::auth::esign::MEANINGS;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Criterion {
@@ -276,13 +276,9 @@ pub fn new_version(conn: &mut Conn, actor: &Actor, access: &StudyAccess) -> Resu
 /// frozen, the previous signed version superseded. An empty plan cannot be signed.
 pub fn sign(conn: &mut Conn, actor: &Actor, access: &StudyAccess, password: &str, meaning: &str) -> Result<Plan> {
     editable(conn, access)?;
-    if !MEANINGS.contains(&meaning) {
-        return Err(Error::invalid("meaning", format!("'{meaning}': one of {}", MEANINGS.join(", "))));
-    }
-    let user = users::find_by_username(conn, &actor.name)?
-        .filter(|u| actor.user_id == Some(u.id))
-        .ok_or_else(|| Error::forbidden("only a signed-in user can sign"))?;
-    if !passwords::verify(&user.password_hash, password) {
+    esign::check_meaning(meaning)?;
+    let user = esign::signer(conn, actor)?;
+    if !esign::password_ok(&user, password) {
         return Err(Error::invalid("password", "the password is not correct; the plan was not signed"));
     }
     write_tx(conn, |conn| {

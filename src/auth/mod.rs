@@ -1,6 +1,7 @@
 //! Accounts and access: password hashing, users, sessions, API tokens, study roles, CSRF.
 
 pub mod csrf;
+pub mod esign;
 pub mod passwords;
 pub mod permissions;
 pub mod sessions;

@@ -677,6 +677,14 @@ fn invalidated_by(
     Ok(out)
 }
 
+/// Stored case values that fail the study's current dictionary (an open data problem: the
+/// pre-lock checklist lists them).
+pub fn failing_values(conn: &mut Conn, study_id: i32) -> Result<Vec<Invalidated>> {
+    let fields = load(conn, study_id)?;
+    let names: Vec<String> = fields.iter().map(|f| f.name.clone()).collect();
+    invalidated_by(conn, study_id, &fields, &names)
+}
+
 /// Replaces the study's dictionary: new fields are added, changed ones updated, missing ones
 /// retired (never deleted), each audited. Refused while the study is locked; refused when stored
 /// values would stop validating unless `accept_invalidated` (then they are listed in the change).

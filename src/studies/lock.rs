@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use super::Study;
 use crate::audit::{self, Change};
 use crate::auth::permissions::{role_in, Role, StudyAccess};
-use crate::auth::{passwords, users, Actor};
+use crate::auth::{esign, Actor};
 use crate::db::schema::{study_locks, study_signatures};
 use crate::db::{now, write_tx, Conn};
 use crate::error::{Error, Result};
@@ -24,8 +24,7 @@ use crate::error::{Error, Result};
 /// The roles whose signatures a locked study needs.
 pub const REQUIRED_ROLES: [Role; 2] = [Role::Manager, Role::Statistician];
 
-/// Meanings a signer can give (§11.50(a)(3)).
-pub const MEANINGS: &[&str] = &["authorship", "review", "approval", "responsibility"];
+pub use crate::auth::esign::MEANINGS;
 
 /// The tables of a study's data, how their rows belong to a study, and columns left out of the
 /// snapshot (the study's lifecycle status, which locking itself changes).
@@ -232,19 +231,14 @@ pub(super) fn record_unlock(conn: &mut Conn, actor: &Actor, study: &Study, reaso
 /// audited (in its own transaction).
 pub fn sign(conn: &mut Conn, actor: &Actor, access: &StudyAccess, password: &str, meaning: &str) -> Result<Signature> {
     let study = super::get_by_code(conn, &access.study.code)?;
-    let user = actor
-        .user_id
-        .and_then(|uid| users::find_by_username(conn, &actor.name).ok().flatten().filter(|u| u.id == uid))
-        .ok_or_else(|| Error::forbidden("only a user signs, with their own password"))?;
+    let user = esign::signer(conn, actor)?;
     let role = role_in(conn, user.id, study.id)?
         .filter(|r| REQUIRED_ROLES.contains(r))
         .ok_or_else(|| Error::forbidden(format!("only the study's manager and statistician sign {}", study.code)))?;
-    if !MEANINGS.contains(&meaning) {
-        return Err(Error::invalid("meaning", format!("'{meaning}': one of {}", MEANINGS.join(", "))));
-    }
+    esign::check_meaning(meaning)?;
     let lock = current(conn, study.id)?
         .ok_or_else(|| Error::Conflict(format!("{} is not locked: lock it first", study.code)))?;
-    if !passwords::verify(&user.password_hash, password) {
+    if !esign::password_ok(&user, password) {
         write_tx(conn, |conn| {
             audit::record(
                 conn,
@@ -382,6 +376,25 @@ pub fn checklist(conn: &mut Conn, study_id: i32) -> Result<Vec<Check>> {
             },
         });
     }
+    let failing = crate::cases::dictionary::failing_values(conn, study_id)?;
+    out.push(Check {
+        label: "No case value fails the current data dictionary",
+        ok: failing.is_empty(),
+        detail: match failing.first() {
+            None => "all values validate".into(),
+            Some(f) => format!("{} values fail, e.g. {} {} = {}", failing.len(), f.case, f.field, f.value),
+        },
+    });
+    let unresolved = failed_ingests(conn, study_id)?;
+    out.push(Check {
+        label: "No failed slide ingest left unresolved",
+        ok: unresolved.is_empty(),
+        detail: if unresolved.is_empty() {
+            "none".into()
+        } else {
+            format!("{} failed rows not ingested since, e.g. {}", unresolved.len(), unresolved[0])
+        },
+    });
     if let Some(cid) = sources.campaign {
         let open = crate::annotations::reads::of_campaign(conn, study_id, cid)?
             .into_iter()
@@ -394,4 +407,29 @@ pub fn checklist(conn: &mut Conn, study_id: i32) -> Result<Vec<Check>> {
         });
     }
     Ok(out)
+}
+
+/// Slide-ingest rows that failed and whose case has had no slide ingested since (a failure is
+/// resolved by ingesting that case's slide again): "ingest #id row n (case): message".
+fn failed_ingests(conn: &mut Conn, study_id: i32) -> Result<Vec<String>> {
+    use crate::db::schema::slide_ingests;
+    let ingests: Vec<(i32, String)> = slide_ingests::table
+        .filter(slide_ingests::study_id.eq(study_id))
+        .order(slide_ingests::id.asc())
+        .select((slide_ingests::id, slide_ingests::report))
+        .load(conn)?;
+    let mut open: Vec<(String, String)> = Vec::new();
+    for (id, report) in ingests {
+        let rows: Vec<crate::slides::ingest::RowOutcome> = serde_json::from_str(&report).unwrap_or_default();
+        for r in rows {
+            match r.outcome.as_str() {
+                "failed" => {
+                    open.push((r.case.clone(), format!("ingest #{id} row {} ({}): {}", r.row, r.case, r.message)))
+                }
+                "ingested" | "skipped" => open.retain(|(case, _)| *case != r.case),
+                _ => {}
+            }
+        }
+    }
+    Ok(open.into_iter().map(|(_, s)| s).collect())
 }

@@ -351,3 +351,57 @@ async fn the_dossier_is_signed_deterministic_and_verify_catches_any_change() {
     assert_eq!(a1.get(&download).await.status(), 404);
     assert_eq!(stat.get(&format!("/studies/{STUDY}/dossier/999999/download")).await.status(), 404);
 }
+
+#[tokio::test]
+async fn the_checklist_names_values_that_fail_the_dictionary_and_unresolved_failed_ingests() {
+    let app = spawn_app();
+    let sid = studies::get_by_code(&mut app.conn(), STUDY).unwrap().id;
+    let item = |label: &str| {
+        lock::checklist(&mut app.conn(), sid).unwrap().into_iter().find(|c| c.label.starts_with(label)).unwrap()
+    };
+    assert!(item("No case value fails").ok, "the demo's values validate");
+    assert!(item("No failed slide ingest").ok);
+    // A stored value the dictionary no longer accepts (written behind the application's back).
+    let mut conn = app.conn();
+    let (id, display, data): (i32, String, String) = cases::table
+        .filter(cases::study_id.eq(sid))
+        .select((cases::id, cases::display_id, cases::data))
+        .first(&mut conn)
+        .unwrap();
+    let mut values: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&data).unwrap();
+    values.insert("ecog".into(), serde_json::json!("7"));
+    diesel::update(cases::table.find(id))
+        .set(cases::data.eq(serde_json::to_string(&values).unwrap()))
+        .execute(&mut conn)
+        .unwrap();
+    let c = item("No case value fails");
+    assert!(!c.ok && c.detail.contains(&display) && c.detail.contains("ecog = 7"), "{c:?}");
+    // A failed ingest row stays open until that case's slide is ingested.
+    use evidentia::db::schema::slide_ingests;
+    let failed = r#"[{"row":2,"case":"SNUBH-0001","outcome":"failed","slide":null,"message":"not a TIFF"}]"#;
+    let ingest = |report: &str, conn: &mut evidentia::db::Conn| {
+        diesel::insert_into(slide_ingests::table)
+            .values((
+                slide_ingests::study_id.eq(sid),
+                slide_ingests::actor.eq("manager"),
+                slide_ingests::files_total.eq(1),
+                slide_ingests::files_ingested.eq(0),
+                slide_ingests::files_skipped.eq(0),
+                slide_ingests::files_failed.eq(1),
+                slide_ingests::report.eq(report),
+                slide_ingests::created_at.eq(chrono::Utc::now().naive_utc()),
+            ))
+            .execute(conn)
+            .unwrap();
+    };
+    ingest(failed, &mut conn);
+    let c = item("No failed slide ingest");
+    assert!(!c.ok && c.detail.contains("row 2 (SNUBH-0001): not a TIFF"), "{c:?}");
+    ingest(r#"[{"row":1,"case":"SNUBH-0001","outcome":"ingested","slide":"SNUBH-0001-S01","message":""}]"#, &mut conn);
+    assert!(item("No failed slide ingest").ok, "resolved by a later ingest of that case");
+    // The page shows the open item to who may lock.
+    drop(conn);
+    let manager = app.login("manager").await;
+    let (_, page) = manager.get_text(&format!("/studies/{STUDY}")).await;
+    assert!(page.contains("No case value fails the current data dictionary"), "{page}");
+}

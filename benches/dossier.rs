@@ -1,0 +1,215 @@
+//! Dossier export benchmark (issue: lock, signatures, dossier). Builds a locked, signed study of
+//! N subjects (default 100,000, imported through the de-identifying path from a generated site
+//! export full of PHI) and S slides (default 20,000) with an AI run's result for each, a signed
+//! plan and saved analyses (survival and Cox by AI phenotype over the slide dataset); then runs
+//! `evidentia dossier export` (the release binary) as a child process and reports its wall time
+//! and peak resident memory (getrusage of the children), next to the floor measured in the same
+//! run: `sqlite3` writing the study's cases and slide results out as CSV.
+//!
+//!     cargo bench --bench dossier                   # 100,000 subjects, 20,000 slides
+//!     cargo bench --bench dossier -- 20000 4000     # other sizes
+
+use std::time::Instant;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use evidentia::analyses::{plan, saved, Request};
+use evidentia::auth::{permissions, users, Actor};
+use evidentia::cases::{deid::StudyKey, dictionary, import};
+use evidentia::config::Config;
+use evidentia::studies::{self, members, sites, StudyInput};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[path = "common/cases.rs"]
+mod cases_data;
+
+const STUDY: &str = "BENCH-DOSSIER";
+
+/// Peak resident set of the waited-for children, in MB.
+fn children_peak_mb() -> f64 {
+    // SAFETY: getrusage writes the struct it is given and nothing else.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    usage.ru_maxrss as f64 / 1024.0
+}
+
+fn main() -> anyhow::Result<()> {
+    let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let n = sizes.first().copied().unwrap_or(100_000);
+    let n_slides = sizes.get(1).copied().unwrap_or(20_000).min(n);
+    let dir = tempfile::tempdir()?;
+    let cfg = Config::from_env("127.0.0.1:0".into(), dir.path().join("data"));
+    let pool = evidentia::startup::open_database(&cfg)?;
+    let mut conn = pool.get()?;
+    let t = Instant::now();
+    evidentia::demo::seed(&mut conn, &cfg.data_dir)?;
+    let op = Actor::cli_operator();
+    studies::create(
+        &mut conn,
+        &op,
+        &StudyInput { code: STUDY.into(), title: "Dossier benchmark".into(), ..Default::default() },
+    )?;
+    let access = permissions::study_access(&mut conn, &op, STUDY)?;
+    let sid = access.study.id;
+    sites::add(
+        &mut conn,
+        &op,
+        &access,
+        &sites::SiteInput { code: "SNUBH".into(), name: "S".into(), ..Default::default() },
+    )?;
+    for (u, role) in [("manager", "manager"), ("statistician", "statistician")] {
+        members::add(&mut conn, &op, &access, u, role)?;
+    }
+    let parsed = dictionary::parse_redcap("bench dictionary", cases_data::dictionary_csv().as_bytes())
+        .map_err(|p| anyhow::anyhow!("{p:?}"))?;
+    dictionary::replace(&mut conn, &op, &access, &parsed.fields, false, false)?;
+    let fields = dictionary::load(&mut conn, sid)?;
+    let site_list = sites::list(&mut conn, sid, false)?;
+    let key = StudyKey::load_or_create(&cfg.data_dir, STUDY)?;
+    let export = cases_data::site_export(n);
+    let prepared =
+        import::prepare(sid, &fields, &site_list, &key, "export.csv", export.as_bytes(), &Default::default());
+    anyhow::ensure!(prepared.ok(), "bench file refused: {:?}", &prepared.problems[..prepared.problems.len().min(5)]);
+    import::commit(&mut conn, &op, &access, &prepared)?;
+    drop((export, prepared));
+    studies::transition(&mut conn, &op, &access, "active", "")?;
+
+    // Slides and an AI run's results, written straight into their tables (the benchmark is the
+    // export, not ingest or inference).
+    let case_ids: Vec<(i32, String)> = {
+        use evidentia::db::schema::cases;
+        cases::table
+            .filter(cases::study_id.eq(sid))
+            .order(cases::display_id.asc())
+            .limit(n_slides as i64)
+            .select((cases::id, cases::display_id))
+            .load(&mut conn)?
+    };
+    let now = "2026-01-01 00:00:00";
+    let mut rng = StdRng::seed_from_u64(7);
+    for chunk in case_ids.chunks(1_000) {
+        let mut sql = String::from("BEGIN; INSERT INTO slides (study_id, case_id, label, stain, attributes, sha256, source_sha256, file_size, format, width, height, info, mpp_x, mpp_y, status, created_at, updated_at) VALUES ");
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|(id, display)| {
+                let sha: String = (0..64).map(|_| format!("{:x}", rng.gen_range(0..16))).collect();
+                format!("({sid}, {id}, '{display}-S01', 'H&E', '{{}}', '{sha}', '{sha}', 1000000, 'tiff', 40000, 30000, '{{}}', 0.25, 0.25, 'available', '{now}', '{now}')")
+            })
+            .collect();
+        sql.push_str(&rows.join(","));
+        sql.push_str("; COMMIT;");
+        conn.batch_execute(&sql)?;
+    }
+    let slide_ids: Vec<i32> = {
+        use evidentia::db::schema::slides;
+        slides::table.filter(slides::study_id.eq(sid)).order(slides::id.asc()).select(slides::id).load(&mut conn)?
+    };
+    let (model_id, model_sha): (i32, String) = {
+        use evidentia::db::schema::models;
+        models::table.select((models::id, models::sha256)).first(&mut conn)?
+    };
+    conn.batch_execute(&format!(
+        "INSERT INTO biomarker_runs (study_id, model_id, model_sha256, backend, params, slide_ids, created_by, created_at) VALUES ({sid}, {model_id}, '{model_sha}', 'onnxruntime', '{{}}', '{}', 'bench', '{now}')",
+        serde_json::to_string(&slide_ids)?
+    ))?;
+    let run_id: i32 = {
+        use evidentia::db::schema::biomarker_runs;
+        biomarker_runs::table.select(biomarker_runs::id).order(biomarker_runs::id.desc()).first(&mut conn)?
+    };
+    for chunk in slide_ids.chunks(1_000) {
+        let mut sql = String::from("BEGIN; INSERT INTO biomarker_results (run_id, slide_id, status, phenotype, inflamed_share, excluded_share, desert_share, itil_density_median, stil_density_median, grid_cells_scored, tiles, flags, cells, seconds, created_at) VALUES ");
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|id| {
+                let p = ["inflamed", "excluded", "desert"][rng.gen_range(0..3)];
+                format!(
+                    "({run_id}, {id}, 'ok', '{p}', 0.5, 0.3, 0.2, {:.1}, {:.1}, 1200, 1100, '[]', '[]', 1.5, '{now}')",
+                    rng.gen_range(10.0..400.0),
+                    rng.gen_range(50.0..900.0)
+                )
+            })
+            .collect();
+        sql.push_str(&rows.join(","));
+        sql.push_str("; COMMIT;");
+        conn.batch_execute(&sql)?;
+    }
+
+    // The statistician's signed plan and saved analyses; the admin locks; both sign.
+    let stat = users::actor_for_username(&mut conn, "statistician")?;
+    let stat_access = permissions::study_access(&mut conn, &stat, STUDY)?;
+    let queries = [
+        ("primary", "PFS by AI phenotype", format!("run={run_id}&analysis=survival&time=pfs_months&event=progression&group=ai_phenotype&reference_group=desert")),
+        ("secondary", "Cox: PFS on iTIL density", format!("run={run_id}&analysis=cox&time=pfs_months&event=progression&covariates=ai_itil")),
+    ];
+    for (role, title, q) in &queries {
+        let req = Request::parse(q)?;
+        let canonical = Request::canonical(&req.sources(), &req.analysis()?, req.level()?);
+        plan::add_item(&mut conn, &stat, &stat_access, role, title, &canonical, None)?;
+    }
+    plan::sign(&mut conn, &stat, &stat_access, evidentia::demo::DEMO_PASSWORD, "approval")?;
+    for (_, title, q) in &queries {
+        saved::save(&mut conn, &stat, &stat_access, &Request::parse(q)?, title)?;
+    }
+    let admin = users::actor_for_username(&mut conn, "admin")?;
+    let admin_access = permissions::study_access(&mut conn, &admin, STUDY)?;
+    studies::transition(&mut conn, &admin, &admin_access, "locked", "benchmark: no reading campaign")?;
+    for (u, meaning) in [("statistician", "approval"), ("manager", "responsibility")] {
+        let a = users::actor_for_username(&mut conn, u)?;
+        let acc = permissions::study_access(&mut conn, &a, STUDY)?;
+        studies::lock::sign(&mut conn, &a, &acc, evidentia::demo::DEMO_PASSWORD, meaning)?;
+    }
+    drop(conn);
+    drop(pool);
+    eprintln!(
+        "built a locked, signed study of {n} subjects and {} slides in {:.1} s",
+        slide_ids.len(),
+        t.elapsed().as_secs_f64()
+    );
+
+    // The export, as a user runs it: the release binary, a child process of its own.
+    let out = dir.path().join("dossier.zip");
+    let t = Instant::now();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_evidentia"))
+        .arg("--data-dir")
+        .arg(&cfg.data_dir)
+        .args(["dossier", "export", "--study", STUDY, "--out"])
+        .arg(&out)
+        .env("RUST_LOG", "warn")
+        .status()?;
+    let export_secs = t.elapsed().as_secs_f64();
+    anyhow::ensure!(status.success(), "dossier export failed");
+    let peak_mb = children_peak_mb();
+    let zip_mb = std::fs::metadata(&out)?.len() as f64 / 1e6;
+    let t = Instant::now();
+    let verified =
+        std::process::Command::new(env!("CARGO_BIN_EXE_evidentia")).args(["dossier", "verify"]).arg(&out).output()?;
+    let verify_secs = t.elapsed().as_secs_f64();
+    anyhow::ensure!(verified.status.success(), "verify: {}", String::from_utf8_lossy(&verified.stderr));
+
+    // The floor: sqlite3 writing the same study's cases and slide results out as CSV.
+    let db = cfg.data_dir.join("evidentia.db");
+    let t = Instant::now();
+    let floor = std::process::Command::new("sqlite3")
+        .arg("-csv")
+        .arg("-header")
+        .arg(&db)
+        .arg(format!(
+            "SELECT * FROM cases WHERE study_id = {sid}; SELECT r.* FROM biomarker_results r JOIN biomarker_runs u ON u.id = r.run_id WHERE u.study_id = {sid};"
+        ))
+        .stdout(std::fs::File::create(dir.path().join("floor.csv"))?)
+        .status()
+        .map_err(|e| anyhow::anyhow!("sqlite3 CLI (apt-get install sqlite3): {e}"))?;
+    let floor_secs = t.elapsed().as_secs_f64();
+    anyhow::ensure!(floor.success(), "sqlite3 failed");
+
+    println!("subjects: {n}, slides: {}", slide_ids.len());
+    println!("evidentia dossier export: {export_secs:.2} s, peak RSS {peak_mb:.0} MB, zip {zip_mb:.1} MB");
+    println!("evidentia dossier verify: {verify_secs:.2} s");
+    println!("sqlite3 -csv of the cases and slide results (floor): {floor_secs:.2} s");
+    println!("ratio export / floor: {:.1}x the floor's time", export_secs / floor_secs);
+    Ok(())
+}
