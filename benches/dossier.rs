@@ -15,9 +15,9 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use evidentia::analyses::{plan, saved, Request};
 use evidentia::auth::{permissions, users, Actor};
-use evidentia::cases::{deid::StudyKey, dictionary, import};
+use evidentia::cases::import;
 use evidentia::config::Config;
-use evidentia::studies::{self, members, sites, StudyInput};
+use evidentia::studies::{self, members};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -48,28 +48,11 @@ fn main() -> anyhow::Result<()> {
     let t = Instant::now();
     evidentia::demo::seed(&mut conn, &cfg.data_dir)?;
     let op = Actor::cli_operator();
-    studies::create(
-        &mut conn,
-        &op,
-        &StudyInput { code: STUDY.into(), title: "Dossier benchmark".into(), ..Default::default() },
-    )?;
-    let access = permissions::study_access(&mut conn, &op, STUDY)?;
+    let (access, fields, site_list, key) = cases_data::study_with_dictionary(&mut conn, &cfg.data_dir, STUDY)?;
     let sid = access.study.id;
-    sites::add(
-        &mut conn,
-        &op,
-        &access,
-        &sites::SiteInput { code: "SNUBH".into(), name: "S".into(), ..Default::default() },
-    )?;
     for (u, role) in [("manager", "manager"), ("statistician", "statistician")] {
         members::add(&mut conn, &op, &access, u, role)?;
     }
-    let parsed = dictionary::parse_redcap("bench dictionary", cases_data::dictionary_csv().as_bytes())
-        .map_err(|p| anyhow::anyhow!("{p:?}"))?;
-    dictionary::replace(&mut conn, &op, &access, &parsed.fields, false, false)?;
-    let fields = dictionary::load(&mut conn, sid)?;
-    let site_list = sites::list(&mut conn, sid, false)?;
-    let key = StudyKey::load_or_create(&cfg.data_dir, STUDY)?;
     let export = cases_data::site_export(n);
     let prepared =
         import::prepare(sid, &fields, &site_list, &key, "export.csv", export.as_bytes(), &Default::default());

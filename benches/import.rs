@@ -8,11 +8,10 @@
 
 use std::time::Instant;
 
-use evidentia::auth::{permissions, Actor};
-use evidentia::cases::{deid::StudyKey, dictionary, import};
+use evidentia::auth::Actor;
+use evidentia::cases::import;
 use evidentia::config::Config;
 use evidentia::db::paging::PageRequest;
-use evidentia::studies::{self, sites, StudyInput};
 
 /// The same allocator as the `evidentia` binary.
 #[global_allocator]
@@ -20,7 +19,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[path = "common/cases.rs"]
 mod cases_data;
-use cases_data::{dictionary_csv, site_export};
+use cases_data::site_export;
 
 fn main() -> anyhow::Result<()> {
     let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(100_000);
@@ -36,24 +35,7 @@ fn main() -> anyhow::Result<()> {
     let pool = evidentia::startup::open_database(&cfg)?;
     let mut conn = pool.get()?;
     let op = Actor::cli_operator();
-    studies::create(
-        &mut conn,
-        &op,
-        &StudyInput { code: "BENCH-01".into(), title: "Bench".into(), ..Default::default() },
-    )?;
-    let access = permissions::study_access(&mut conn, &op, "BENCH-01")?;
-    sites::add(
-        &mut conn,
-        &op,
-        &access,
-        &sites::SiteInput { code: "SNUBH".into(), name: "S".into(), ..Default::default() },
-    )?;
-    let parsed = dictionary::parse_redcap("bench dictionary", dictionary_csv().as_bytes())
-        .map_err(|p| anyhow::anyhow!("{p:?}"))?;
-    dictionary::replace(&mut conn, &op, &access, &parsed.fields, false, false)?;
-    let fields = dictionary::load(&mut conn, access.study.id)?;
-    let site_list = sites::list(&mut conn, access.study.id, false)?;
-    let key = StudyKey::load_or_create(&cfg.data_dir, "BENCH-01")?;
+    let (access, fields, site_list, key) = cases_data::study_with_dictionary(&mut conn, &cfg.data_dir, "BENCH-01")?;
 
     let start = Instant::now();
     let bytes = std::fs::read(&csv_path)?;

@@ -1,8 +1,32 @@
 //! Generated case data for the benchmarks: a REDCap dictionary of 30 fields and a site export
 //! of N subjects full of PHI (names, MRNs, birth dates, phones, e-mails, ZIP codes, free text).
 
+use evidentia::auth::permissions::StudyAccess;
+use evidentia::auth::{permissions, Actor};
+use evidentia::cases::{deid::StudyKey, dictionary};
+use evidentia::studies::{self, sites, StudyInput};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+
+/// A study `code` with one site (SNUBH) and the dictionary below, ready for `import::prepare`:
+/// its access, fields, sites and pseudonymisation key.
+pub fn study_with_dictionary(
+    conn: &mut evidentia::db::Conn,
+    data_dir: &std::path::Path,
+    code: &str,
+) -> anyhow::Result<(StudyAccess, Vec<dictionary::FieldDef>, Vec<sites::Site>, StudyKey)> {
+    let op = Actor::cli_operator();
+    studies::create(conn, &op, &StudyInput { code: code.into(), title: "Bench".into(), ..Default::default() })?;
+    let access = permissions::study_access(conn, &op, code)?;
+    sites::add(conn, &op, &access, &sites::SiteInput { code: "SNUBH".into(), name: "S".into(), ..Default::default() })?;
+    let parsed = dictionary::parse_redcap("bench dictionary", dictionary_csv().as_bytes())
+        .map_err(|p| anyhow::anyhow!("{p:?}"))?;
+    dictionary::replace(conn, &op, &access, &parsed.fields, false, false)?;
+    let fields = dictionary::load(conn, access.study.id)?;
+    let site_list = sites::list(conn, access.study.id, false)?;
+    let key = StudyKey::load_or_create(data_dir, code)?;
+    Ok((access, fields, site_list, key))
+}
 
 const LABS: usize = 14;
 

@@ -146,7 +146,18 @@ pub fn build(conn: &mut Conn, i: &Inputs) -> Result<Document> {
         "The study's audit trail ({} events) is in audit/audit.csv; its hash chain was verified when the dossier was written:",
         i.audit_events
     ));
-    d.fields(leaf_fields(i.audit_verification));
+    let v = i.audit_verification;
+    match &v["broken"] {
+        Value::Null => d.p(format!(
+            "Result: the hash chain {} is intact — {} events verified.",
+            v["chain"].as_str().unwrap_or(""),
+            v["events"]
+        )),
+        broken => {
+            d.blocks.push(Block::Badge("fail".into()));
+            d.p(format!("Result: the hash chain {} is BROKEN: {broken}", v["chain"].as_str().unwrap_or("")));
+        }
+    }
     software(&mut d, i);
     Ok(d)
 }
