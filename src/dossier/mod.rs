@@ -405,7 +405,7 @@ fn write_dossier(
         saved::list(conn, study.id)?.into_iter().filter(|s| s.saved.status == "current").collect();
     let runs: std::collections::BTreeSet<i32> =
         kept.iter().filter_map(|r| Request::parse(&r.saved.query).ok().and_then(|q| q.run)).collect();
-    let total = kept.len() as i64 + runs.len() as i64 + 5;
+    let total = kept.len() as i64 + runs.len() as i64 + 6;
     let mut step = 0i64;
     let mut tick = |what: &str| -> Result<()> {
         step += 1;
@@ -520,6 +520,16 @@ fn write_dossier(
             "id": "table1", "title": "Table 1", "plan_item": null, "input": "datasets/subjects.csv", "query": "",
             "analysis": analysis, "level": 0.95, "command": table1.command, "result": result,
         }));
+    }
+    // Every read of the study (all campaigns), one row per read with the schema's fields.
+    tick("reads")?;
+    let def = crate::annotations::schema::current(conn, study.id)?.map(|s| s.definition()).unwrap_or_default();
+    let all_reads = crate::annotations::reads::of_study(conn, study.id)?;
+    if !all_reads.is_empty() {
+        let (header, rows) = crate::annotations::export::csv_rows(&def, &all_reads);
+        drop(all_reads);
+        let columns = header.into_iter().map(|h| (h.clone(), h)).collect();
+        out.add_rows("datasets/reads", "READS", "Reads (one row per read)", columns, &rows)?;
     }
     out.zip.add("reproduce/commands.sh", commands.as_bytes())?;
     out.zip.add("reproduce/expected.json", &json_bytes(&Value::Array(expected)))?;

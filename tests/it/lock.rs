@@ -209,6 +209,8 @@ async fn the_dossier_is_signed_deterministic_and_verify_catches_any_change() {
         "datasets/analysis-campaign1.variables.csv",
         "datasets/adtte.csv",
         "datasets/adtte.xpt",
+        "datasets/reads.csv",
+        "datasets/reads.xpt",
         "datasets/define.xml",
     ] {
         assert!(names.iter().any(|x| x == n), "{n} in {names:?}");
@@ -230,7 +232,7 @@ async fn the_dossier_is_signed_deterministic_and_verify_catches_any_change() {
     let check = std::process::Command::new(&python)
         .arg(&script)
         .arg(dir.join("datasets"))
-        .args(["subjects", "analysis-campaign1", "adtte"])
+        .args(["subjects", "analysis-campaign1", "adtte", "reads"])
         .output()
         .unwrap_or_else(|e| panic!("{python}: {e} (set EVIDENTIA_TEST_PYTHON to a Python with pandas; .ci/run does)"));
     assert!(
@@ -336,7 +338,7 @@ async fn the_dossier_is_signed_deterministic_and_verify_catches_any_change() {
     };
     let job = wait_finished(&app, job_id).await;
     assert_eq!(job.status, "succeeded", "{:?}", job.error);
-    assert!(job.progress_total >= 5 && job.progress_done == job.progress_total, "{job:?}");
+    assert!(job.progress_total >= 6 && job.progress_done == job.progress_total, "{job:?}");
     assert!(audit_events(&app, "start_job").iter().any(|e| e
         .new_value
         .as_deref()
