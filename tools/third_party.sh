@@ -1,6 +1,6 @@
 #!/bin/sh
 # Writes src/report/third_party.tsv: every Rust crate compiled into the evidentia binary (normal
-# dependencies, all platforms' resolution as cargo tree reports it) with its version and licence,
+# dependencies for the host platform, as cargo tree reports them) with its version and licence,
 # then the components that are not crates. The dossier's report prints it; a test checks it
 # equals what `cargo tree` says now, so run this after changing a dependency:
 #   sh tools/third_party.sh
@@ -13,7 +13,7 @@ out=src/report/third_party.tsv
     | sed 's/ (\*)//; s/ (proc-macro)//' \
     | grep -v '^evidentia v' \
     | sed -E 's/^([^ ]+) v([^ 	]+)[^	]*	(.*)$/\1	\2	\3	Rust crate/' \
-    | sort -u
+    | LC_ALL=C sort -u
   printf 'SQLite (bundled by libsqlite3-sys)\t%s\tPublic domain\tC library\n' "$(grep -o 'SQLITE_VERSION  *"[0-9.]*"' "$(find "${CARGO_HOME:-$HOME/.cargo}"/registry/src -path '*libsqlite3-sys-0.35*/sqlite3/sqlite3.h' | head -1)" | grep -o '[0-9.]*' | head -1)"
   printf 'ONNX Runtime (loaded at run time, not distributed)\t1.31 or later\tMIT\tC++ library\n'
   printf 'htmx\t2.0.11\t0BSD\tJavaScript (static/vendor)\n'

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::Path;
 
+use diesel::Connection;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -302,10 +303,8 @@ pub fn start_export(conn: &mut Conn, actor: &Actor, access: &StudyAccess) -> Res
             return Err(Error::Conflict(format!("{} is not locked: lock and sign it before exporting", study.code)))
         }
     }
-    // On the system chain, like the export itself: the study's trail (and so the dossier's bytes)
-    // stays the same however often it is exported.
-    let params = json!({"study": study.code, "user": actor.name});
-    crate::jobs::enqueue_audited_on(conn, actor, Some(&study), KIND, params, audit::Chain::System)
+    // Audited on the system chain, like the export itself (see `jobs::enqueue`).
+    crate::jobs::enqueue(conn, actor, Some(&study), KIND, json!({"study": study.code, "user": actor.name}))
 }
 
 /// The study's latest dossier exports, newest first.
@@ -335,11 +334,18 @@ impl crate::jobs::kinds::JobHandler for DossierJob {
             crate::auth::permissions::study_access(&mut conn, &actor, study).map_err(|e| anyhow::anyhow!("{e}"))?;
         let out = job_file(&ctx.data_dir, ctx.job.id);
         std::fs::create_dir_all(out.parent().unwrap_or(&ctx.data_dir))?;
+        let mut cancelled = false;
         let exported = export(&mut conn, &actor, &ctx.data_dir, &access, &out, &mut |done, total, what| {
-            ctx.progress(done, total, what, None)
-        })
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(serde_json::to_value(exported)?)
+            let r = ctx.progress(done, total, what, None);
+            cancelled = r.as_ref().is_err_and(|e| e.is::<crate::jobs::kinds::Cancelled>());
+            r
+        });
+        match exported {
+            Ok(e) => Ok(serde_json::to_value(e)?),
+            // The worker records a cancelled job as cancelled, not failed.
+            Err(_) if cancelled => Err(crate::jobs::kinds::Cancelled.into()),
+            Err(e) => Err(anyhow::anyhow!("{e}")),
+        }
     }
 }
 
@@ -369,13 +375,13 @@ pub fn export(
     if !state.complete() {
         return Err(Error::Conflict(format!("{} is {}: the dossier needs every signature", study.code, state.label())));
     }
-    let tmp = out.with_extension("zip.partial");
-    let written = write_dossier(conn, data_dir, &study, &state, &tmp, progress)
-        .and_then(|e| std::fs::rename(&tmp, out).map(|_| e).map_err(io_error));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    let (manifest_sha256, files, public_key) = written?;
+    // A temporary file next to `out`, removed on any failure (a panic too), renamed at the end.
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new().prefix(".dossier-").suffix(".partial").tempfile_in(parent).map_err(io_error)?;
+    // One read transaction: every file sees the same data.
+    let (manifest_sha256, files, public_key) =
+        conn.transaction(|conn| write_dossier(conn, data_dir, &study, &state, tmp.path(), progress))?;
+    tmp.persist(out).map_err(|e| io_error(e.error))?;
     let bytes = std::fs::metadata(out).map_err(io_error)?.len();
     // Exports are not changes to the study's data: they go to the system chain, so that the
     // study's own trail (and the next export of it) stays the same.
@@ -406,10 +412,12 @@ fn write_dossier(
     let runs: std::collections::BTreeSet<i32> =
         kept.iter().filter_map(|r| Request::parse(&r.saved.query).ok().and_then(|q| q.run)).collect();
     let total = kept.len() as i64 + runs.len() as i64 + 6;
+    // Each step reports the steps done before it; the end reports them all.
     let mut step = 0i64;
     let mut tick = |what: &str| -> Result<()> {
+        let r = progress(step.min(total), total, what).map_err(Error::Internal);
         step += 1;
-        progress(step.min(total), total, what).map_err(Error::Internal)
+        r
     };
 
     // Datasets: each distinct data source of a saved analysis, byte for byte what it hashed.
@@ -460,6 +468,7 @@ fn write_dossier(
         expected.push(json!({
             "id": s.id, "title": s.title, "plan_item": s.plan_item, "input": input, "query": s.query,
             "analysis": analysis, "level": level, "command": cmd, "result": s.result(),
+            "criterion": row.criterion, "verdict": row.verdict.map(|v| v.as_str()),
         }));
         reported.push(report::Reported { row: row.clone(), analysis, input: input.clone(), command: cmd });
     }
@@ -478,7 +487,16 @@ fn write_dossier(
     let mut header = vec!["STUDYID".to_string(), "USUBJID".to_string()];
     header.extend(crate::cases::export::header(&dict));
     header.push("ai_phenotype".into());
-    let columns: Vec<(String, String)> = header.into_iter().map(|h| (h.clone(), h)).collect();
+    let labels: BTreeMap<&str, String> =
+        dict.iter().map(|f| (f.name.as_str(), crate::report::html::strip_tags(&f.label))).collect();
+    let columns: Vec<(String, String)> = header
+        .into_iter()
+        .map(|h| {
+            let base = h.split("___").next().unwrap_or(&h);
+            let label = labels.get(base).filter(|l| !l.is_empty()).cloned().unwrap_or_else(|| h.clone());
+            (h, label)
+        })
+        .collect();
     let mut subjects_scan = |emit: &mut dyn FnMut(&[String]) -> Result<()>| -> Result<()> {
         let mut after = String::new();
         loop {
@@ -548,7 +566,7 @@ fn write_dossier(
         drop(results);
         out.add_rows(
             &format!("datasets/slide_results-run{run_id}"),
-            &format!("SLRES{run_id:03}"),
+            &format!("SLR{run_id:05}"),
             "AI results per slide",
             columns,
             &rows,
@@ -628,9 +646,17 @@ fn write_dossier(
     let manifest_bytes = json_bytes(&manifest);
     let signature = key.sign(&manifest_bytes);
     let files = out.zip.listed.len() + 2;
+    // The data must still be what was locked and signed (nothing changed behind the lock).
+    if lock::snapshot(conn, study.id)?.0 != state.lock.snapshot_sha256 {
+        return Err(Error::Conflict(format!(
+            "{}'s data changed after it was locked: the signatures no longer hold, nothing was exported",
+            study.code
+        )));
+    }
     out.zip.add("manifest.json", &manifest_bytes)?;
     out.zip.add("manifest.sig", format!("{}\n", hex::encode(signature.to_bytes())).as_bytes())?;
     out.zip.finish()?;
+    progress(total, total, "done").map_err(Error::Internal)?;
     Ok((hex::encode(Sha256::digest(&manifest_bytes)), files, public_key))
 }
 
@@ -858,6 +884,19 @@ pub fn verify(zip_path: &Path, public_key: Option<&str>) -> anyhow::Result<Vec<P
         let frame = crate::stats::frame::read_csv_bytes(data.clone()).map_err(|e| anyhow::anyhow!(e.0))?;
         match crate::stats::analysis::run(&frame, &analysis, level) {
             Ok(o) => {
+                // A pre-specified criterion gives the same verdict on the re-computed result.
+                if let Ok(c) = serde_json::from_value::<crate::analyses::plan::Criterion>(e["criterion"].clone()) {
+                    let verdict = c.evaluate(&o.to_json()).1.as_str();
+                    if e["verdict"].as_str() != Some(verdict) {
+                        problems.push(problem(
+                            "reproduce/expected.json",
+                            format!(
+                                "analysis #{}: the report says {}, the data gives {verdict}",
+                                e["id"], e["verdict"]
+                            ),
+                        ));
+                    }
+                }
                 let got = analyses::leaves(&o.to_json());
                 for (path, want) in analyses::leaves(&e["result"]) {
                     let now = got.iter().find(|(p, _)| *p == path).map(|(_, v)| v.clone()).unwrap_or(Value::Null);

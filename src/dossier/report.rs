@@ -51,6 +51,7 @@ fn chapter(a: &Analysis) -> usize {
     let ai = |cols: &[&String]| cols.iter().any(|c| c.starts_with("ai_"));
     match a {
         Analysis::Kappa { a, b, .. } | Analysis::BlandAltman { a, b } if ai(&[a, b]) => 0,
+        Analysis::Diagnostic { test, reference, .. } if ai(&[test, reference]) => 0,
         Analysis::Kappa { .. } | Analysis::BlandAltman { .. } => 1,
         Analysis::Fleiss { .. } | Analysis::Icc { .. } | Analysis::PairedAgreement { .. } => 1,
         Analysis::Diagnostic { .. } | Analysis::Roc { .. } | Analysis::RocCompare { .. } => 2,
@@ -124,7 +125,7 @@ pub fn build(conn: &mut Conn, i: &Inputs) -> Result<Document> {
 
     design(conn, &mut d, i)?;
     population(conn, &mut d, i)?;
-    plan(&mut d, i);
+    plan(conn, &mut d, i)?;
     for (k, (title, intro)) in CHAPTERS.iter().enumerate() {
         let here: Vec<&Reported> = i.analyses.iter().filter(|a| chapter(&a.analysis) == k).collect();
         if k == 4 && here.is_empty() {
@@ -336,27 +337,51 @@ fn population(conn: &mut Conn, d: &mut Document, i: &Inputs) -> Result<()> {
     Ok(())
 }
 
-fn plan(d: &mut Document, i: &Inputs) {
+fn plan(conn: &mut Conn, d: &mut Document, i: &Inputs) -> Result<()> {
     d.h1("Statistical analysis plan and pre-specified results");
-    let planned: Vec<&Reported> = i.analyses.iter().filter(|a| a.row.saved.plan_item.is_some()).collect();
-    let met = planned.iter().filter(|a| a.row.verdict.is_some_and(|v| v.as_str() == "pass")).count();
-    let with_criterion = planned.iter().filter(|a| a.row.criterion.is_some()).count();
+    let Some(plan) = crate::analyses::plan::signed(conn, i.study.id)? else {
+        d.p("The study has no signed analysis plan: every saved analysis is exploratory.");
+        return Ok(());
+    };
+    // Every item of the signed plan, with the saved analysis that answers it (or none).
+    let items = plan.items();
+    let saved_for = |key: &str, query: &str| {
+        i.analyses.iter().find(|a| {
+            a.row.saved.plan_id == Some(plan.id)
+                && a.row.saved.plan_item.as_deref() == Some(key)
+                && a.row.saved.query == query
+        })
+    };
+    let met = items
+        .iter()
+        .filter_map(|it| saved_for(&it.key, &it.query))
+        .filter(|a| a.row.verdict.is_some_and(|v| v.as_str() == "pass"))
+        .count();
+    let with_criterion = items.iter().filter(|it| it.criterion.is_some()).count();
     d.p(format!(
-        "{} analyses were pre-specified in the signed plan; {met} of the {with_criterion} with an acceptance criterion met it. Saved analyses outside the plan are exploratory.",
-        planned.len()
+        "Version {} of the plan, signed by {} ({}), pre-specifies {} analyses; {met} of the {with_criterion} with an acceptance criterion met it. Saved analyses outside the plan are exploratory.",
+        plan.version,
+        plan.signed_name.clone().unwrap_or_default(),
+        plan.signed_meaning.clone().unwrap_or_default(),
+        items.len()
     ));
     let mut tab = Table::new(&["Item", "Role", "Analysis", "Criterion", "Observed", "Result"]);
-    for a in &planned {
+    for it in &items {
+        let found = saved_for(&it.key, &it.query);
         tab.push([
-            a.row.saved.plan_item.clone().unwrap_or_default(),
-            a.row.role.clone().unwrap_or_default(),
-            a.row.saved.title.clone(),
-            a.row.criterion_label(),
-            a.row.observed.map(results::fmt4).unwrap_or_default(),
-            a.row.verdict.map(|v| v.as_str().to_string()).unwrap_or_else(|| t("no criterion")),
+            it.key.clone(),
+            it.role.clone(),
+            it.title.clone(),
+            it.criterion.as_ref().map(|c| c.label()).unwrap_or_default(),
+            found.and_then(|a| a.row.observed).map(results::fmt4).unwrap_or_default(),
+            match found {
+                None => t("not saved"),
+                Some(a) => a.row.verdict.map(|v| v.as_str().to_string()).unwrap_or_else(|| t("no criterion")),
+            },
         ]);
     }
     d.table(tab);
+    Ok(())
 }
 
 fn analysis(d: &mut Document, a: &Reported) {

@@ -24,7 +24,8 @@ pub struct Variable {
 }
 
 /// A deterministic 8-character name: upper-case letters, digits and `_`, starting with a letter
-/// or `_`; on a clash, the first 6 characters and a 2-digit counter.
+/// or `_`; on a clash, the first characters and a counter (2 digits, 3 from the 100th clash:
+/// always 8 characters at most).
 fn xpt_name(column: &str, taken: &mut BTreeSet<String>) -> String {
     let mut base: String =
         column.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
@@ -34,7 +35,8 @@ fn xpt_name(column: &str, taken: &mut BTreeSet<String>) -> String {
     let mut name: String = base.chars().take(8).collect();
     let mut n = 1;
     while taken.contains(&name) {
-        name = format!("{}{n:02}", base.chars().take(6).collect::<String>());
+        let digits = if n < 100 { 2 } else { 3 };
+        name = format!("{}{n:0digits$}", base.chars().take(8 - digits).collect::<String>());
         n += 1;
     }
     taken.insert(name.clone());
@@ -212,7 +214,9 @@ impl<'a, W: Write> Writer<'a, W> {
     }
 
     pub fn row(&mut self, row: &[String]) -> std::io::Result<()> {
-        for (v, cell) in self.vars.iter().zip(row) {
+        // A short row's missing cells are missing values (every observation has the full length).
+        for (j, v) in self.vars.iter().enumerate() {
+            let cell = row.get(j).map(String::as_str).unwrap_or("");
             if v.numeric {
                 self.out.write_all(&ibm_double(crate::stats::frame::parse_number(cell)))?;
             } else {

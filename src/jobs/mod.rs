@@ -88,21 +88,20 @@ fn chain_for(study: Option<&Study>) -> Chain<'_> {
     study.map(|s| s.chain()).unwrap_or(Chain::System)
 }
 
-/// Queues a job; returns it. Audited on the study's chain (or the system chain).
-pub fn enqueue(conn: &mut Conn, actor: &Actor, study: Option<&Study>, kind: &str, params: Value) -> Result<Job> {
-    enqueue_audited_on(conn, actor, study, kind, params, chain_for(study))
+/// The chain a job's start and cancel are audited on: its study's, or the system chain for
+/// studyless jobs and for jobs that only read a study (the dossier's export, so that the study's
+/// own trail — and so the dossier's bytes — stays as it was).
+fn audit_chain<'a>(kind: &str, study: Option<&'a Study>) -> Chain<'a> {
+    if kind == crate::dossier::KIND {
+        Chain::System
+    } else {
+        chain_for(study)
+    }
 }
 
-/// Queues a job of `study` audited on `chain`: jobs that only read a study (its dossier's
-/// export) go to the system chain, so that the study's own trail stays as it was.
-pub fn enqueue_audited_on(
-    conn: &mut Conn,
-    actor: &Actor,
-    study: Option<&Study>,
-    kind: &str,
-    params: Value,
-    chain: Chain<'_>,
-) -> Result<Job> {
+/// Queues a job; returns it. Audited (see `audit_chain`).
+pub fn enqueue(conn: &mut Conn, actor: &Actor, study: Option<&Study>, kind: &str, params: Value) -> Result<Job> {
+    let chain = audit_chain(kind, study);
     if kinds::handler(kind).is_none() {
         return Err(Error::invalid("kind", format!("unknown job kind '{kind}'")));
     }
@@ -265,7 +264,7 @@ pub fn request_cancel(conn: &mut Conn, actor: &Actor, study: Option<&Study>, id:
         diesel::update(jobs::table.find(id)).set(jobs::cancel_requested.eq(true)).execute(conn)?;
         audit::record(
             conn,
-            Change::new(chain_for(study), &actor.name, "cancel_job", "job", id)
+            Change::new(audit_chain(&job.kind, study), &actor.name, "cancel_job", "job", id)
                 .before(json!({"status": job.status}))
                 .after(json!({"cancel_requested": true})),
         )?;

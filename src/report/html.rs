@@ -7,6 +7,21 @@ pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
+/// Text without HTML tags (REDCap labels may hold markup), whitespace collapsed.
+pub fn strip_tags(s: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for ch in s.chars() {
+        match ch {
+            '<' => inside = true,
+            '>' => inside = false,
+            c if !inside => out.push(c),
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 fn cell(c: &Cell) -> String {
     match (&c.full, c.undefined) {
         (Some(full), true) => format!(r#"<span class="muted" title="{}">{}</span>"#, esc(full), esc(&c.text)),

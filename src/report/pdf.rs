@@ -234,13 +234,28 @@ impl Layout<'_> {
                 for (k, v) in fields {
                     let keys = wrap(k, 9.0, true, key_w - 10.0, false);
                     let values = wrap(v, 9.0, false, WIDTH - key_w, false);
-                    let h = keys.len().max(values.len()) as f32 * 12.6;
-                    self.room(h);
-                    let top = self.y;
-                    self.lines(&keys, MARGIN_X, 9.0, true, INK, 12.6);
-                    self.y = top;
-                    self.lines(&values, MARGIN_X + key_w, 9.0, false, INK, 12.6);
-                    self.y = top + h + 1.5;
+                    // Line by line, key beside value: a long value continues on the next page.
+                    self.room((keys.len().max(values.len()) as f32 * 12.6).min(60.0));
+                    for i in 0..keys.len().max(values.len()) {
+                        self.room(12.6);
+                        let y = self.y + 9.0;
+                        if let Some(k) = keys.get(i) {
+                            self.ops().push(Op::Text {
+                                x: MARGIN_X,
+                                y,
+                                size: 9.0,
+                                bold: true,
+                                colour: INK,
+                                text: k.clone(),
+                            });
+                        }
+                        if let Some(v) = values.get(i) {
+                            let x = MARGIN_X + key_w;
+                            self.ops().push(Op::Text { x, y, size: 9.0, bold: false, colour: INK, text: v.clone() });
+                        }
+                        self.y += 12.6;
+                    }
+                    self.y += 1.5;
                 }
                 self.y += 5.0;
             }
@@ -349,16 +364,25 @@ impl Layout<'_> {
         if let Some(h) = &header_lines {
             draw_row(self, h, Some(HEAD_FILL), false, true);
         }
+        // The most lines a row can have on a page of its own (under the header).
+        let max_lines = (((BOTTOM - MARGIN_TOP - header_h - 2.0 * CELL_PAD) / LEADING).floor() as usize).max(1);
         for (cells, headed) in &rows {
             let lines = wrap_row(cells, *headed, false);
-            let h = height(&lines);
-            if self.y + h > BOTTOM {
-                self.new_page();
-                if let Some(hl) = &header_lines {
-                    draw_row(self, hl, Some(HEAD_FILL), false, true);
+            // A row taller than a page goes on in parts, each on a page of its own.
+            let parts = lines.iter().map(Vec::len).max().unwrap_or(1).div_ceil(max_lines);
+            for part in 0..parts {
+                let slice: Vec<Vec<String>> = lines
+                    .iter()
+                    .map(|cell| cell.iter().skip(part * max_lines).take(max_lines).cloned().collect())
+                    .collect();
+                if self.y + height(&slice) > BOTTOM {
+                    self.new_page();
+                    if let Some(hl) = &header_lines {
+                        draw_row(self, hl, Some(HEAD_FILL), false, true);
+                    }
                 }
+                draw_row(self, &slice, None, *headed, false);
             }
-            draw_row(self, &lines, None, *headed, false);
         }
         self.y += 10.0;
     }
@@ -428,12 +452,14 @@ fn svg_tree(svg: &str) -> anyhow::Result<resvg::usvg::Tree> {
 
 /// The document as PDF bytes. The same document gives the same bytes (no dates, no random ids).
 pub fn render(d: &Document) -> anyhow::Result<Vec<u8>> {
-    let trees = d
+    // A plot that does not parse is left out (a gap), not the whole report.
+    let trees: Vec<Option<resvg::usvg::Tree>> = d
         .blocks
         .iter()
-        .filter_map(|b| if let Block::Plot(svg) = b { Some(svg_tree(svg)) } else { None })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let sizes: Vec<(f32, f32)> = trees.iter().map(|t| (t.size().width(), t.size().height())).collect();
+        .filter_map(|b| if let Block::Plot(svg) = b { Some(svg_tree(svg).ok()) } else { None })
+        .collect();
+    let sizes: Vec<(f32, f32)> =
+        trees.iter().map(|t| t.as_ref().map(|t| (t.size().width(), t.size().height())).unwrap_or((1.0, 1.0))).collect();
     let laid = layout(d, &sizes);
     let regular = Font::new(Arc::new(REGULAR.to_vec()).into(), 0).ok_or_else(|| anyhow::anyhow!("DejaVu Sans"))?;
     let bold = Font::new(Arc::new(BOLD.to_vec()).into(), 0).ok_or_else(|| anyhow::anyhow!("DejaVu Sans Bold"))?;
@@ -485,7 +511,7 @@ pub fn render(d: &Document) -> anyhow::Result<Vec<u8>> {
                     s.draw_path(&path);
                 }
                 Op::Svg { index, x, y, w, h } => {
-                    let (Some(tree), Some(size)) = (trees.get(*index), Size::from_wh(*w, *h)) else { continue };
+                    let (Some(Some(tree)), Some(size)) = (trees.get(*index), Size::from_wh(*w, *h)) else { continue };
                     s.push_transform(&Transform::from_translate(*x, *y));
                     s.draw_svg(tree, size, SvgSettings::default());
                     s.pop();
@@ -558,6 +584,25 @@ mod tests {
         for op in laid.pages.iter().flatten() {
             if let Op::Text { y, .. } = op {
                 assert!(*y <= BOTTOM + 1.0);
+            }
+        }
+    }
+
+    #[test]
+    fn rows_and_fields_taller_than_a_page_continue_on_the_next() {
+        let mut d = Document { title: "T".into(), ..Document::default() };
+        let long = "word ".repeat(4000);
+        let mut t = Table::new(&["a", "b"]);
+        t.push(["short".to_string(), long.clone()]);
+        d.table(t);
+        d.fields(vec![("key".into(), long)]);
+        let laid = layout(&d, &[]);
+        assert!(laid.pages.len() >= 4, "{}", laid.pages.len());
+        for op in laid.pages.iter().flatten() {
+            match op {
+                Op::Text { y, .. } => assert!(*y <= BOTTOM + 1.0 && *y >= MARGIN_TOP),
+                Op::Rect { y, h, .. } => assert!(*y + *h <= BOTTOM + 1.0, "a cell runs off the page"),
+                _ => {}
             }
         }
     }

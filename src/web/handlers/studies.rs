@@ -408,6 +408,15 @@ pub async fn study_dossier_download(
     if job.status != "succeeded" {
         return Err(Error::Conflict(format!("dossier export {id} is {}", job.status)).into());
     }
+    // A dossier stands for the study as locked and signed: not after an unlock voided that.
+    let sid = job.study_id.unwrap_or_default();
+    let signed = state.db(move |c| crate::studies::lock::state(c, sid)).await?.is_some_and(|s| s.complete());
+    if !signed {
+        return Err(Error::Conflict(format!(
+            "{code} was unlocked after export {id}: its signatures are void; lock, sign and export again"
+        ))
+        .into());
+    }
     let file = crate::dossier::job_file(&state.config.data_dir, id);
     let bytes = web::block(move || std::fs::read(file))
         .await
