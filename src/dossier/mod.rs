@@ -123,7 +123,8 @@ struct Out {
 impl Out {
     /// Adds a dataset as `<stem>.csv`, as SAS XPORT `<stem>.xpt` (member `member`) and its
     /// description `<stem>.variables.csv` (column, XPORT name, label, type, length, values cut,
-    /// codelist), streaming its rows from `scan` (three passes: types, CSV, XPORT).
+    /// codelist), streaming its rows from `scan` twice: the CSV while learning each column's type
+    /// and length (each row also goes to `tee`), then the XPORT.
     fn add_dataset(
         &mut self,
         stem: &str,
@@ -131,21 +132,22 @@ impl Out {
         label: &str,
         columns: Vec<(String, String)>,
         scan: &mut Scan,
+        tee: &mut dyn FnMut(&[String]) -> Result<()>,
     ) -> Result<()> {
         let mut describer = xpt::Describer::new(&columns);
         let mut rows = 0usize;
-        scan(&mut |r| {
-            describer.push(r);
-            rows += 1;
-            Ok(())
-        })?;
-        let vars = describer.finish();
         self.zip.add_with(&format!("{stem}.csv"), |w| {
             let mut csv = csv::Writer::from_writer(w);
             csv.write_record(columns.iter().map(|(c, _)| c)).map_err(io_error)?;
-            scan(&mut |r| csv.write_record(r).map_err(io_error))?;
+            scan(&mut |r| {
+                describer.push(r);
+                rows += 1;
+                tee(r)?;
+                csv.write_record(r).map_err(io_error)
+            })?;
             csv.flush().map_err(io_error)
         })?;
+        let vars = describer.finish();
         self.zip.add_with(&format!("{stem}.xpt"), |mut w| {
             let mut x = xpt::Writer::start(&mut w, member, label, &vars).map_err(io_error)?;
             scan(&mut |r| x.row(r).map_err(io_error))?;
@@ -188,7 +190,9 @@ impl Out {
         columns: Vec<(String, String)>,
         rows: &[Vec<String>],
     ) -> Result<()> {
-        self.add_dataset(stem, member, label, columns, &mut |emit| rows.iter().try_for_each(|r| emit(r)))
+        self.add_dataset(stem, member, label, columns, &mut |emit| rows.iter().try_for_each(|r| emit(r)), &mut |_| {
+            Ok(())
+        })
     }
 }
 
@@ -511,33 +515,47 @@ fn write_dossier(
             }
         }
     };
-    out.add_dataset(
-        "datasets/subjects",
-        "SUBJECTS",
-        "Subjects (one row per subject)",
-        columns.clone(),
-        &mut subjects_scan,
-    )?;
-    // Table 1 of the subjects: by AI phenotype, over the dictionary's numbers and categories,
-    // from the same CSV (written once more to a temporary file for the statistics engine).
+    // Disposition and Table 1 are computed from the same rows, written (only the columns they
+    // use) to a temporary CSV for the statistics engine while the dataset is.
     let tmp_dir = data_dir.join("tmp");
     std::fs::create_dir_all(&tmp_dir).map_err(io_error)?;
     let scratch = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io_error)?;
+    let used: Vec<String> = match table1_analysis(&dict).0 {
+        crate::stats::analysis::Analysis::Table1 { continuous, categorical, .. } => {
+            continuous.into_iter().chain(categorical).collect()
+        }
+        _ => Vec::new(),
+    };
+    let wanted: Vec<usize> = (0..columns.len())
+        .filter(|&k| {
+            ["site", "status", "ai_phenotype"].contains(&columns[k].0.as_str()) || used.contains(&columns[k].0)
+        })
+        .collect();
     {
         let mut csv = csv::Writer::from_writer(std::io::BufWriter::new(scratch.as_file()));
-        csv.write_record(columns.iter().map(|(c, _)| c)).map_err(io_error)?;
-        subjects_scan(&mut |r| csv.write_record(r).map_err(io_error))?;
+        csv.write_record(wanted.iter().map(|&k| &columns[k].0)).map_err(io_error)?;
+        out.add_dataset(
+            "datasets/subjects",
+            "SUBJECTS",
+            "Subjects (one row per subject)",
+            columns.clone(),
+            &mut subjects_scan,
+            &mut |r| csv.write_record(wanted.iter().map(|&k| &r[k])).map_err(io_error),
+        )?;
         csv.flush().map_err(io_error)?;
     }
-    let table1 = subjects_table1(&dict, scratch.path());
+    let subject_tables = subjects_tables(&dict, scratch.path());
     drop(scratch);
-    if let Ok(result) = &table1.outcome {
-        commands.push_str(&format!("# Table 1\n{}\n", table1.command));
-        let (analysis, _) = table1_analysis(&dict);
-        expected.push(json!({
-            "id": "table1", "title": "Table 1", "plan_item": null, "input": "datasets/subjects.csv", "query": "",
-            "analysis": analysis, "level": 0.95, "command": table1.command, "result": result,
-        }));
+    for (id, title, c) in
+        [("disposition", "Disposition", &subject_tables.disposition), ("table1", "Table 1", &subject_tables.table1)]
+    {
+        if let Ok(result) = &c.outcome {
+            commands.push_str(&format!("# {title}\n{}\n", c.command));
+            expected.push(json!({
+                "id": id, "title": title, "plan_item": null, "input": "datasets/subjects.csv", "query": "",
+                "analysis": c.analysis, "level": 0.95, "command": c.command, "result": result,
+            }));
+        }
     }
     // Every read of the study (all campaigns), one row per read with the schema's fields.
     tick("reads")?;
@@ -619,7 +637,7 @@ fn write_dossier(
             state,
             public_key: &public_key,
             analyses: &reported,
-            table1: &table1,
+            subjects: &subject_tables,
             model_cards: &model_cards,
             audit_events,
             audit_verification: &verification,
@@ -744,14 +762,23 @@ fn codes_text(codes: &[(String, String)]) -> String {
     codes.iter().map(|(c, l)| format!("{c} = {l}")).collect::<Vec<_>>().join("; ")
 }
 
-fn subjects_table1(dict: &[crate::cases::dictionary::FieldDef], subjects_csv: &Path) -> report::Table1 {
-    let (analysis, codelists) = table1_analysis(dict);
-    let command = analyses::stats_command(&analysis, 0.95, "datasets/subjects.csv");
-    let outcome = crate::stats::frame::read_csv(subjects_csv)
-        .and_then(|frame| crate::stats::analysis::run(&frame, &analysis, 0.95))
-        .map(|o| o.to_json())
-        .map_err(|e| e.0);
-    report::Table1 { outcome, command, codelists }
+/// Disposition (status by site) and Table 1 (by AI phenotype) of the subjects dataset, read
+/// once from its CSV.
+fn subjects_tables(dict: &[crate::cases::dictionary::FieldDef], subjects_csv: &Path) -> report::SubjectTables {
+    use crate::stats::analysis::Analysis;
+    let (table1, codelists) = table1_analysis(dict);
+    let disposition =
+        Analysis::Table1 { group: "site".into(), continuous: Vec::new(), categorical: vec!["status".into()] };
+    let frame = crate::stats::frame::read_csv(subjects_csv).map_err(|e| e.0);
+    let compute = |analysis: Analysis| {
+        let outcome = frame
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|f| crate::stats::analysis::run(f, &analysis, 0.95).map(|o| o.to_json()).map_err(|e| e.0));
+        let command = analyses::stats_command(&analysis, 0.95, "datasets/subjects.csv");
+        report::Computed { analysis, outcome, command }
+    };
+    report::SubjectTables { disposition: compute(disposition), table1: compute(table1), codelists }
 }
 
 /// The time-to-event dataset in the spirit of CDISC ADTTE: one row per subject and endpoint of a

@@ -5,8 +5,6 @@
 //! trail's verification, software versions and third-party components with their licences.
 //! Built once as a `report::Document` and rendered to both formats.
 
-use std::collections::BTreeMap;
-
 use diesel::prelude::*;
 use serde_json::Value;
 
@@ -27,10 +25,19 @@ pub struct Reported {
     pub command: String,
 }
 
-/// Table 1 of the subjects dataset: its result, or why it could not be computed.
-pub struct Table1 {
+/// An analysis of the subjects dataset: its parameters, its result (or why it could not be
+/// computed) and the command that re-computes it.
+pub struct Computed {
+    pub analysis: Analysis,
     pub outcome: std::result::Result<Value, String>,
     pub command: String,
+}
+
+/// The subjects dataset's tables: disposition (status by site) and Table 1 (by AI phenotype),
+/// with the codelists of Table 1's categorical variables.
+pub struct SubjectTables {
+    pub disposition: Computed,
+    pub table1: Computed,
     pub codelists: Vec<(String, String)>,
 }
 
@@ -40,7 +47,7 @@ pub struct Inputs<'a> {
     pub state: &'a SignatureState,
     pub public_key: &'a str,
     pub analyses: &'a [Reported],
-    pub table1: &'a Table1,
+    pub subjects: &'a SubjectTables,
     pub model_cards: &'a [Value],
     pub audit_events: usize,
     pub audit_verification: &'a Value,
@@ -124,7 +131,7 @@ pub fn build(conn: &mut Conn, i: &Inputs) -> Result<Document> {
     d.table(sig);
 
     design(conn, &mut d, i)?;
-    population(conn, &mut d, i)?;
+    population(&mut d, i);
     plan(conn, &mut d, i)?;
     for (k, (title, intro)) in CHAPTERS.iter().enumerate() {
         let here: Vec<&Reported> = i.analyses.iter().filter(|a| chapter(&a.analysis) == k).collect();
@@ -276,65 +283,30 @@ fn design(conn: &mut Conn, d: &mut Document, i: &Inputs) -> Result<()> {
     Ok(())
 }
 
-fn population(conn: &mut Conn, d: &mut Document, i: &Inputs) -> Result<()> {
-    use crate::db::schema::{cases, sites};
-    d.h1("Population and disposition");
-    let site_codes: BTreeMap<i32, String> = sites::table
-        .filter(sites::study_id.eq(i.study.id))
-        .select((sites::id, sites::code))
-        .load(conn)?
-        .into_iter()
-        .collect();
-    let counts: Vec<(String, String, i64)> = cases::table
-        .filter(cases::study_id.eq(i.study.id))
-        .group_by((cases::site_id, cases::status))
-        .select((cases::site_id, cases::status, diesel::dsl::count_star()))
-        .load::<(i32, String, i64)>(conn)?
-        .into_iter()
-        .map(|(site, status, n)| (site_codes.get(&site).cloned().unwrap_or_default(), status, n))
-        .collect();
-    let statuses: Vec<String> =
-        counts.iter().map(|c| c.1.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
-    let mut by_site: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
-    for (site, status, n) in &counts {
-        by_site.entry(site.clone()).or_default().insert(status.clone(), *n);
-    }
-    let mut header = vec![t("Site")];
-    header.extend(statuses.iter().cloned());
-    header.push(t("Total"));
-    let mut disp = Table { header, ..Table::default() }.caption("Subjects by site and status");
-    let mut totals = vec![0i64; statuses.len()];
-    for (site, m) in &by_site {
-        let mut row = Vec::new();
-        for (k, s) in statuses.iter().enumerate() {
-            let n = m.get(s).copied().unwrap_or(0);
-            totals[k] += n;
-            row.push(n.to_string());
-        }
-        row.push(m.values().sum::<i64>().to_string());
-        disp.push_headed(site.clone(), row);
-    }
-    let mut row: Vec<String> = totals.iter().map(|n| n.to_string()).collect();
-    row.push(totals.iter().sum::<i64>().to_string());
-    disp.push_headed("All sites", row);
-    d.table(disp);
-
-    d.h2("Table 1: characteristics by AI phenotype");
-    d.p("Subjects of datasets/subjects.csv with an AI phenotype in the primary run; categorical variables as their codes (codelists below).");
-    match &i.table1.outcome {
+fn computed(d: &mut Document, c: &Computed, what: &str) {
+    match &c.outcome {
         Ok(json) => d.table(results::table1(json)),
-        Err(e) => d.note(format!("Table 1 could not be computed: {e}")),
+        Err(e) => d.note(format!("{what} could not be computed: {e}")),
     }
     d.note("Re-computed by:");
-    d.code(i.table1.command.clone());
-    if !i.table1.codelists.is_empty() {
+    d.code(c.command.clone());
+}
+
+fn population(d: &mut Document, i: &Inputs) {
+    d.h1("Population and disposition");
+    d.h2("Disposition: subjects by site and status");
+    d.p("Every subject of datasets/subjects.csv, by site (columns) and status.");
+    computed(d, &i.subjects.disposition, "The disposition");
+    d.h2("Table 1: characteristics by AI phenotype");
+    d.p("Subjects of datasets/subjects.csv with an AI phenotype in the primary run; categorical variables as their codes (codelists below).");
+    computed(d, &i.subjects.table1, "Table 1");
+    if !i.subjects.codelists.is_empty() {
         let mut cl = Table::new(&["Variable", "Codes"]).caption("Codelists");
-        for (name, codes) in &i.table1.codelists {
+        for (name, codes) in &i.subjects.codelists {
             cl.push([name.clone(), codes.clone()]);
         }
         d.table(cl);
     }
-    Ok(())
 }
 
 fn plan(conn: &mut Conn, d: &mut Document, i: &Inputs) -> Result<()> {

@@ -54,9 +54,14 @@ struct ColumnName {
 
 #[derive(QueryableByName)]
 struct JsonRow {
+    #[diesel(sql_type = Integer)]
+    id: i32,
     #[diesel(sql_type = Text)]
     j: String,
 }
+
+/// Rows per query of the snapshot.
+const SNAPSHOT_PAGE: i64 = 5_000;
 
 /// The snapshot: SHA-256 over every table of `SNAPSHOT` in order — the table's name, then each
 /// row (by id) as SQLite's `json_object` of its columns in schema order, one per line — and the
@@ -72,15 +77,28 @@ pub fn snapshot(conn: &mut Conn, study_id: i32) -> Result<(String, BTreeMap<Stri
             .filter(|c| !excluded.contains(&c.name.as_str()))
             .map(|c| format!("'{0}', \"{0}\"", c.name))
             .collect();
-        let sql = format!("SELECT json_object({}) AS j FROM {table} WHERE {filter} ORDER BY id", fields.join(", "));
-        let rows: Vec<JsonRow> = diesel::sql_query(sql).bind::<Integer, _>(study_id).load(conn)?;
+        // A page of rows at a time: the snapshot of a study of any size in bounded memory.
+        let sql = format!(
+            "SELECT id, json_object({}) AS j FROM {table} WHERE ({filter}) AND id > ? ORDER BY id LIMIT {SNAPSHOT_PAGE}",
+            fields.join(", ")
+        );
         hasher.update(table.as_bytes());
         hasher.update(b"\n");
-        for r in &rows {
-            hasher.update(r.j.as_bytes());
-            hasher.update(b"\n");
+        let (mut after, mut n) = (i32::MIN, 0usize);
+        loop {
+            let rows: Vec<JsonRow> =
+                diesel::sql_query(&sql).bind::<Integer, _>(study_id).bind::<Integer, _>(after).load(conn)?;
+            for r in &rows {
+                hasher.update(r.j.as_bytes());
+                hasher.update(b"\n");
+            }
+            n += rows.len();
+            match rows.last() {
+                Some(last) if rows.len() as i64 == SNAPSHOT_PAGE => after = last.id,
+                _ => break,
+            }
         }
-        counts.insert(table.to_string(), rows.len());
+        counts.insert(table.to_string(), n);
     }
     Ok((hex::encode(hasher.finalize()), counts))
 }

@@ -271,6 +271,8 @@ async fn the_dossier_is_signed_deterministic_and_verify_catches_any_change() {
         "Study design",
         "Population and disposition",
         "Table 1: characteristics by AI phenotype",
+        "Disposition: subjects by site and status",
+        "evidentia stats table1 --input datasets/subjects.csv --group=site",
         "Statistical analysis plan and pre-specified results",
         "AI versus reference agreement",
         "Reader variability",
