@@ -3,8 +3,9 @@
 //! export full of PHI) and S slides (default 20,000) with an AI run's result for each, a signed
 //! plan and saved analyses (survival and Cox by AI phenotype over the slide dataset); then runs
 //! `evidentia dossier export` (the release binary) as a child process and reports its wall time
-//! and peak resident memory (getrusage of the children), next to the floor measured in the same
-//! run: `sqlite3` writing the study's cases and slide results out as CSV.
+//! and peak resident memory (the child's VmHWM), then `dossier verify`, next to the floor measured
+//! in the same run: `sqlite3` writing the study's cases and slide results out as CSV.
+//! `EVIDENTIA_BENCH_DIR=DIR` keeps the generated data dir under DIR.
 //!
 //!     cargo bench --bench dossier                   # 100,000 subjects, 20,000 slides
 //!     cargo bench --bench dossier -- 20000 4000     # other sizes
@@ -29,20 +30,55 @@ mod cases_data;
 
 const STUDY: &str = "BENCH-DOSSIER";
 
-/// Peak resident set of the waited-for children, in MB.
-fn children_peak_mb() -> f64 {
-    // SAFETY: getrusage writes the struct it is given and nothing else.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    usage.ru_maxrss as f64 / 1024.0
+/// Runs a command and returns (wall seconds, peak resident set in MB, success). The peak is the
+/// child's own VmHWM (/proc/PID/status, which starts afresh at exec), read every 5 ms until it
+/// exits: getrusage of the children would count this benchmark's own memory, which a forked
+/// child holds until its exec.
+fn run_measured(cmd: &mut std::process::Command) -> anyhow::Result<(f64, f64, bool)> {
+    let t = Instant::now();
+    let mut child = cmd.spawn()?;
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kb = 0u64;
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(&status_file) {
+            let hwm = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok());
+            peak_kb = peak_kb.max(hwm.unwrap_or(0));
+        }
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    Ok((t.elapsed().as_secs_f64(), peak_kb as f64 / 1024.0, status.success()))
 }
 
 fn main() -> anyhow::Result<()> {
     let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let n = sizes.first().copied().unwrap_or(100_000);
     let n_slides = sizes.get(1).copied().unwrap_or(20_000).min(n);
-    let dir = tempfile::tempdir()?;
-    let cfg = Config::from_env("127.0.0.1:0".into(), dir.path().join("data"));
+    // EVIDENTIA_BENCH_DIR keeps the generated study there (to look into it); else a temp dir.
+    let mut temp = tempfile::Builder::new();
+    temp.prefix("dossier-bench-");
+    let guard = match std::env::var_os("EVIDENTIA_BENCH_DIR") {
+        Some(d) => temp.tempdir_in(d)?.keep(),
+        None => temp.tempdir()?.keep(),
+    };
+    let temp_dir = std::env::var_os("EVIDENTIA_BENCH_DIR").is_none().then(|| guard.clone());
+    let dir = guard;
+    // The temp dir (without EVIDENTIA_BENCH_DIR) is removed at the end.
+    struct Remove(Option<std::path::PathBuf>);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            if let Some(p) = &self.0 {
+                let _ = std::fs::remove_dir_all(p);
+            }
+        }
+    }
+    let _remove = Remove(temp_dir);
+    let cfg = Config::from_env("127.0.0.1:0".into(), dir.join("data"));
     let pool = evidentia::startup::open_database(&cfg)?;
     let mut conn = pool.get()?;
     let t = Instant::now();
@@ -154,24 +190,21 @@ fn main() -> anyhow::Result<()> {
     );
 
     // The export, as a user runs it: the release binary, a child process of its own.
-    let out = dir.path().join("dossier.zip");
-    let t = Instant::now();
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_evidentia"))
-        .arg("--data-dir")
-        .arg(&cfg.data_dir)
-        .args(["dossier", "export", "--study", STUDY, "--out"])
-        .arg(&out)
-        .env("RUST_LOG", "warn")
-        .status()?;
-    let export_secs = t.elapsed().as_secs_f64();
-    anyhow::ensure!(status.success(), "dossier export failed");
-    let peak_mb = children_peak_mb();
+    let out = dir.join("dossier.zip");
+    let (export_secs, peak_mb, ok) = run_measured(
+        std::process::Command::new(env!("CARGO_BIN_EXE_evidentia"))
+            .arg("--data-dir")
+            .arg(&cfg.data_dir)
+            .args(["dossier", "export", "--study", STUDY, "--out"])
+            .arg(&out)
+            .env("RUST_LOG", "warn"),
+    )?;
+    anyhow::ensure!(ok, "dossier export failed");
     let zip_mb = std::fs::metadata(&out)?.len() as f64 / 1e6;
-    let t = Instant::now();
-    let verified =
-        std::process::Command::new(env!("CARGO_BIN_EXE_evidentia")).args(["dossier", "verify"]).arg(&out).output()?;
-    let verify_secs = t.elapsed().as_secs_f64();
-    anyhow::ensure!(verified.status.success(), "verify: {}", String::from_utf8_lossy(&verified.stderr));
+    let (verify_secs, verify_peak_mb, ok) = run_measured(
+        std::process::Command::new(env!("CARGO_BIN_EXE_evidentia")).args(["dossier", "verify"]).arg(&out),
+    )?;
+    anyhow::ensure!(ok, "dossier verify failed");
 
     // The floor: sqlite3 writing the same study's cases and slide results out as CSV.
     let db = cfg.data_dir.join("evidentia.db");
@@ -183,7 +216,7 @@ fn main() -> anyhow::Result<()> {
         .arg(format!(
             "SELECT * FROM cases WHERE study_id = {sid}; SELECT r.* FROM biomarker_results r JOIN biomarker_runs u ON u.id = r.run_id WHERE u.study_id = {sid};"
         ))
-        .stdout(std::fs::File::create(dir.path().join("floor.csv"))?)
+        .stdout(std::fs::File::create(dir.join("floor.csv"))?)
         .status()
         .map_err(|e| anyhow::anyhow!("sqlite3 CLI (apt-get install sqlite3): {e}"))?;
     let floor_secs = t.elapsed().as_secs_f64();
@@ -191,7 +224,7 @@ fn main() -> anyhow::Result<()> {
 
     println!("subjects: {n}, slides: {}", slide_ids.len());
     println!("evidentia dossier export: {export_secs:.2} s, peak RSS {peak_mb:.0} MB, zip {zip_mb:.1} MB");
-    println!("evidentia dossier verify: {verify_secs:.2} s");
+    println!("evidentia dossier verify: {verify_secs:.2} s, peak RSS {verify_peak_mb:.0} MB");
     println!("sqlite3 -csv of the cases and slide results (floor): {floor_secs:.2} s");
     println!("ratio export / floor: {:.1}x the floor's time", export_secs / floor_secs);
     Ok(())
