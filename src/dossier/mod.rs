@@ -837,18 +837,34 @@ pub struct Problem {
 /// re-computed from the datasets. Returns the problems (empty: the dossier holds).
 pub fn verify(zip_path: &Path, public_key: Option<&str>) -> anyhow::Result<Vec<Problem>> {
     let mut archive = zip::ZipArchive::new(std::fs::File::open(zip_path)?)?;
-    let mut entries: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    // Every entry's SHA-256 and size, streamed (the zip is never held in memory).
+    let mut entries: BTreeMap<String, (String, u64)> = BTreeMap::new();
     for i in 0..archive.len() {
         let mut f = archive.by_index(i)?;
-        let mut bytes = Vec::new();
-        f.read_to_end(&mut bytes)?;
-        entries.insert(f.name().to_string(), bytes);
+        let name = f.name().to_string();
+        let mut h = Hashing { inner: &mut std::io::sink(), sha: Sha256::new(), bytes: 0 };
+        std::io::copy(&mut f, &mut h)?;
+        entries.insert(name, (hex::encode(h.sha.finalize()), h.bytes));
     }
+    // The few files read whole: the manifest, its signature, the expected results, one dataset
+    // at a time.
+    let mut read = |name: &str| -> anyhow::Result<Option<Vec<u8>>> {
+        match archive.by_name(name) {
+            Ok(mut f) => {
+                let mut bytes = Vec::new();
+                f.read_to_end(&mut bytes)?;
+                Ok(Some(bytes))
+            }
+            Err(zip::result::ZipError::FileNotFound) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    };
     let mut problems = Vec::new();
     let problem = |file: &str, message: String| Problem { file: file.into(), message };
-    let (Some(manifest_bytes), Some(sig_text)) = (entries.get("manifest.json"), entries.get("manifest.sig")) else {
+    let (Some(manifest_bytes), Some(sig_text)) = (read("manifest.json")?, read("manifest.sig")?) else {
         return Ok(vec![problem("manifest.json", "the dossier has no manifest.json or manifest.sig".into())]);
     };
+    let manifest_bytes = &manifest_bytes;
     let manifest: Value = serde_json::from_slice(manifest_bytes)?;
     let key_hex = public_key
         .map(str::to_string)
@@ -858,7 +874,7 @@ pub fn verify(zip_path: &Path, public_key: Option<&str>) -> anyhow::Result<Vec<P
         .ok()
         .and_then(|b| <[u8; 32]>::try_from(b).ok())
         .and_then(|b| VerifyingKey::from_bytes(&b).ok());
-    let sig = hex::decode(String::from_utf8_lossy(sig_text).trim())
+    let sig = hex::decode(String::from_utf8_lossy(&sig_text).trim())
         .ok()
         .and_then(|b| <[u8; 64]>::try_from(b).ok())
         .map(|b| Signature::from_bytes(&b));
@@ -882,7 +898,7 @@ pub fn verify(zip_path: &Path, public_key: Option<&str>) -> anyhow::Result<Vec<P
     for (path, (sha, size)) in &listed {
         match entries.get(path) {
             None => problems.push(problem(path, "listed in the manifest but missing".into())),
-            Some(b) if hex::encode(Sha256::digest(b)) != *sha || b.len() as u64 != *size => {
+            Some((got, n)) if got != sha || n != size => {
                 problems.push(problem(path, "its SHA-256 or size differs from the manifest".into()))
             }
             Some(_) => {}
@@ -899,17 +915,23 @@ pub fn verify(zip_path: &Path, public_key: Option<&str>) -> anyhow::Result<Vec<P
     }
     // Re-compute every saved statistic from the datasets in the dossier.
     let expected: Vec<Value> =
-        entries.get("reproduce/expected.json").map(|b| serde_json::from_slice(b)).transpose()?.unwrap_or_default();
+        read("reproduce/expected.json")?.map(|b| serde_json::from_slice(&b)).transpose()?.unwrap_or_default();
+    // The dataset last read, as a frame (analyses of the same dataset follow one another).
+    let mut frame_of: Option<(String, polars::prelude::DataFrame)> = None;
     for e in &expected {
         let input = e["input"].as_str().unwrap_or("");
-        let Some(data) = entries.get(input) else {
-            problems.push(problem(input, "the dataset of a saved analysis is missing".into()));
-            continue;
-        };
+        if frame_of.as_ref().map(|(n, _)| n.as_str()) != Some(input) {
+            let Some(data) = read(input)? else {
+                problems.push(problem(input, "the dataset of a saved analysis is missing".into()));
+                continue;
+            };
+            let frame = crate::stats::frame::read_csv_bytes(data).map_err(|e| anyhow::anyhow!(e.0))?;
+            frame_of = Some((input.to_string(), frame));
+        }
+        let Some((_, frame)) = &frame_of else { continue };
         let analysis: crate::stats::analysis::Analysis = serde_json::from_value(e["analysis"].clone())?;
         let level = e["level"].as_f64().unwrap_or(0.95);
-        let frame = crate::stats::frame::read_csv_bytes(data.clone()).map_err(|e| anyhow::anyhow!(e.0))?;
-        match crate::stats::analysis::run(&frame, &analysis, level) {
+        match crate::stats::analysis::run(frame, &analysis, level) {
             Ok(o) => {
                 // A pre-specified criterion gives the same verdict on the re-computed result.
                 if let Ok(c) = serde_json::from_value::<crate::analyses::plan::Criterion>(e["criterion"].clone()) {

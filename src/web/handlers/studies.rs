@@ -417,18 +417,34 @@ pub async fn study_dossier_download(
         ))
         .into());
     }
-    let file = crate::dossier::job_file(&state.config.data_dir, id);
-    let bytes = web::block(move || std::fs::read(file))
-        .await
-        .map_err(|e| Error::Internal(e.into()))?
-        .map_err(|_| Error::NotFound)?;
+    let path = crate::dossier::job_file(&state.config.data_dir, id);
+    let file = std::fs::File::open(&path).map_err(|_| Error::NotFound)?;
+    let len = file.metadata().map_err(|e| Error::Internal(e.into()))?.len();
+    // Streamed from the file in 256 KiB pieces (a dossier can be large).
+    let chunks = futures_util::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let piece = web::block(move || {
+            let mut buf = vec![0u8; 256 * 1024];
+            let n = std::io::Read::read(&mut file, &mut buf)?;
+            buf.truncate(n);
+            Ok::<_, std::io::Error>((file, buf))
+        })
+        .await;
+        match piece {
+            Ok(Ok((_, buf))) if buf.is_empty() => None,
+            Ok(Ok((file, buf))) => Some((Ok::<_, actix_web::Error>(web::Bytes::from(buf)), Some(file))),
+            Ok(Err(e)) => Some((Err(e.into()), None)),
+            Err(e) => Some((Err(actix_web::error::ErrorInternalServerError(e)), None)),
+        }
+    });
     Ok(HttpResponse::Ok()
         .content_type("application/zip")
         .insert_header((
             actix_web::http::header::CONTENT_DISPOSITION,
             format!("attachment; filename=\"{code}-dossier-{id}.zip\""),
         ))
-        .body(bytes))
+        .no_chunking(len)
+        .streaming(chunks))
 }
 
 /// Shared by the retire/remove forms that only carry a reason.
