@@ -38,17 +38,21 @@ struct Metrics {
     bold: ttf_parser::Face<'static>,
 }
 
-fn metrics() -> &'static Metrics {
-    static M: OnceLock<Metrics> = OnceLock::new();
-    M.get_or_init(|| Metrics {
-        // Both fonts are compiled in and known to parse (a unit test reads them).
-        regular: ttf_parser::Face::parse(REGULAR, 0).expect("DejaVu Sans parses"),
-        bold: ttf_parser::Face::parse(BOLD, 0).expect("DejaVu Sans Bold parses"),
+/// The built-in fonts' metrics; `None` if they do not parse (`render` then refuses).
+fn metrics() -> Option<&'static Metrics> {
+    static M: OnceLock<Option<Metrics>> = OnceLock::new();
+    M.get_or_init(|| {
+        Some(Metrics {
+            regular: ttf_parser::Face::parse(REGULAR, 0).ok()?,
+            bold: ttf_parser::Face::parse(BOLD, 0).ok()?,
+        })
     })
+    .as_ref()
 }
 
 fn text_width(s: &str, size: f32, bold: bool) -> f32 {
-    let m = metrics();
+    // Without metrics (never with the built-in fonts), a generous average advance.
+    let Some(m) = metrics() else { return s.chars().count() as f32 * size * 0.65 };
     let face = if bold { &m.bold } else { &m.regular };
     let per_unit = size / f32::from(face.units_per_em());
     s.chars()
@@ -154,7 +158,8 @@ impl Layout<'_> {
         if self.laid.pages.is_empty() {
             self.laid.pages.push(Vec::new());
         }
-        self.laid.pages.last_mut().expect("a page exists")
+        let last = self.laid.pages.len() - 1;
+        &mut self.laid.pages[last]
     }
 
     fn new_page(&mut self) {
@@ -452,6 +457,7 @@ fn svg_tree(svg: &str) -> anyhow::Result<resvg::usvg::Tree> {
 
 /// The document as PDF bytes. The same document gives the same bytes (no dates, no random ids).
 pub fn render(d: &Document) -> anyhow::Result<Vec<u8>> {
+    metrics().ok_or_else(|| anyhow::anyhow!("the built-in DejaVu Sans fonts do not parse"))?;
     // A plot that does not parse is left out (a gap), not the whole report.
     let trees: Vec<Option<resvg::usvg::Tree>> = d
         .blocks
@@ -541,6 +547,11 @@ pub fn render(d: &Document) -> anyhow::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_built_in_fonts_parse() {
+        assert!(metrics().is_some());
+    }
 
     #[test]
     fn wraps_at_spaces_and_inside_long_words() {
