@@ -374,17 +374,24 @@ pub fn export(
 ) -> Result<Exported> {
     access.require(Permission::ViewAnalyses)?;
     let study = studies::get_by_code(conn, &access.study.code)?;
-    let state = lock::state(conn, study.id)?
-        .ok_or_else(|| Error::Conflict(format!("{} is not locked: lock and sign it before exporting", study.code)))?;
-    if !state.complete() {
-        return Err(Error::Conflict(format!("{} is {}: the dossier needs every signature", study.code, state.label())));
-    }
     // A temporary file next to `out`, removed on any failure (a panic too), renamed at the end.
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let tmp = tempfile::Builder::new().prefix(".dossier-").suffix(".partial").tempfile_in(parent).map_err(io_error)?;
-    // One read transaction: every file sees the same data.
-    let (manifest_sha256, files, public_key) =
-        conn.transaction(|conn| write_dossier(conn, data_dir, &study, &state, tmp.path(), progress))?;
+    // One read transaction: the lock's state (its snapshot hash re-computed and compared) and
+    // every file see the same data, so what is exported is what was signed.
+    let (manifest_sha256, files, public_key) = conn.transaction(|conn| {
+        let state = lock::state(conn, study.id)?.ok_or_else(|| {
+            Error::Conflict(format!("{} is not locked: lock and sign it before exporting", study.code))
+        })?;
+        if !state.complete() {
+            return Err(Error::Conflict(format!(
+                "{} is {}: the dossier needs every signature",
+                study.code,
+                state.label()
+            )));
+        }
+        write_dossier(conn, data_dir, &study, &state, tmp.path(), progress)
+    })?;
     tmp.persist(out).map_err(|e| io_error(e.error))?;
     let bytes = std::fs::metadata(out).map_err(io_error)?.len();
     // Exports are not changes to the study's data: they go to the system chain, so that the
@@ -437,7 +444,7 @@ fn write_dossier(
         tick(&format!("analysis #{} {}", s.id, s.title))?;
         let req = Request::parse(&s.query)?;
         let sources = req.sources();
-        let key = serde_json::to_string(&sources).unwrap_or_default();
+        let key = dataset_key(&sources);
         if !dataset_of.contains_key(&key) {
             let mut name = String::from("datasets/analysis");
             for (k, v) in [("run", sources.run), ("campaign", sources.campaign), ("campaign", sources.campaign2)] {
@@ -480,14 +487,16 @@ fn write_dossier(
         let (columns, rows) = adtte(&study.code, &endpoints, &built);
         out.add_rows("datasets/adtte", "ADTTE", "Time-to-event (ADTTE style)", columns, &rows)?;
     }
-    drop(built);
 
     // The subject-level dataset (ADSL spirit): every subject of the study, with the AI phenotype
     // of their first slide in the primary run (the run of the signed plan's primary analysis),
     // read from the database a page at a time.
     tick("subjects")?;
-    let primary_run = lock::checklist_sources(conn, study.id)?.run;
-    let phenotype = primary_phenotypes(conn, study.id, primary_run)?;
+    let signed_plan = crate::analyses::plan::signed(conn, study.id)?;
+    let sources = lock::plan_sources(signed_plan.as_ref());
+    let primary_run = sources.run;
+    let phenotype = primary_phenotypes(conn, study.id, primary_run, &built)?;
+    drop(built);
     let mut header = vec!["STUDYID".to_string(), "USUBJID".to_string()];
     header.extend(crate::cases::export::header(&dict));
     header.push("ai_phenotype".into());
@@ -641,6 +650,8 @@ fn write_dossier(
             model_cards: &model_cards,
             audit_events,
             audit_verification: &verification,
+            signed_plan: signed_plan.as_ref(),
+            sources: &sources,
         },
     )?;
     out.zip.add("report/report.html", crate::report::html::document(&document).as_bytes())?;
@@ -664,13 +675,6 @@ fn write_dossier(
     let manifest_bytes = json_bytes(&manifest);
     let signature = key.sign(&manifest_bytes);
     let files = out.zip.listed.len() + 2;
-    // The data must still be what was locked and signed (nothing changed behind the lock).
-    if lock::snapshot(conn, study.id)?.0 != state.lock.snapshot_sha256 {
-        return Err(Error::Conflict(format!(
-            "{}'s data changed after it was locked: the signatures no longer hold, nothing was exported",
-            study.code
-        )));
-    }
     out.zip.add("manifest.json", &manifest_bytes)?;
     out.zip.add("manifest.sig", format!("{}\n", hex::encode(signature.to_bytes())).as_bytes())?;
     out.zip.finish()?;
@@ -692,11 +696,30 @@ fn cases_after(conn: &mut Conn, study_id: i32, after: &str) -> Result<Vec<crate:
         .load(conn)?)
 }
 
-/// Each subject's AI phenotype in `run` (their first slide's).
-fn primary_phenotypes(conn: &mut Conn, study_id: i32, run: Option<i32>) -> Result<BTreeMap<String, String>> {
+/// The key of a data source's dataset among those already built.
+fn dataset_key(sources: &dataset::Sources) -> String {
+    serde_json::to_string(sources).unwrap_or_default()
+}
+
+/// Each subject's AI phenotype in `run` (their first slide's), from the run's per-slide dataset
+/// (`built` when an analysis already used it, keyed as there).
+fn primary_phenotypes(
+    conn: &mut Conn,
+    study_id: i32,
+    run: Option<i32>,
+    built: &BTreeMap<String, dataset::Dataset>,
+) -> Result<BTreeMap<String, String>> {
     let mut phenotype = BTreeMap::new();
     if let Some(run) = run {
-        let per_slide = dataset::build(conn, study_id, &dataset::Sources { run: Some(run), ..Default::default() })?;
+        let sources = dataset::Sources { run: Some(run), ..Default::default() };
+        let fresh;
+        let per_slide = match built.get(&dataset_key(&sources)) {
+            Some(d) => d,
+            None => {
+                fresh = dataset::build(conn, study_id, &sources)?;
+                &fresh
+            }
+        };
         let subject = per_slide.columns.iter().position(|c| c.name == "subject_id");
         let ai = per_slide.columns.iter().position(|c| c.name == "ai_phenotype");
         if let (Some(s), Some(a)) = (subject, ai) {

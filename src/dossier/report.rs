@@ -51,6 +51,9 @@ pub struct Inputs<'a> {
     pub model_cards: &'a [Value],
     pub audit_events: usize,
     pub audit_verification: &'a Value,
+    /// The signed analysis plan, and the sources of its primary analysis (the analysis set).
+    pub signed_plan: Option<&'a crate::analyses::plan::Plan>,
+    pub sources: &'a crate::analyses::Sources,
 }
 
 /// The chapter a saved analysis belongs in.
@@ -132,7 +135,7 @@ pub fn build(conn: &mut Conn, i: &Inputs) -> Result<Document> {
 
     design(conn, &mut d, i)?;
     population(&mut d, i);
-    plan(conn, &mut d, i)?;
+    plan(&mut d, i);
     for (k, (title, intro)) in CHAPTERS.iter().enumerate() {
         let here: Vec<&Reported> = i.analyses.iter().filter(|a| chapter(&a.analysis) == k).collect();
         if k == 4 && here.is_empty() {
@@ -238,8 +241,8 @@ fn design(conn: &mut Conn, d: &mut Document, i: &Inputs) -> Result<()> {
     d.table(runs_t);
 
     d.h2("Analysis set");
-    let sources = crate::studies::lock::checklist_sources(conn, study.id)?;
-    let plan = crate::analyses::plan::signed(conn, study.id)?;
+    let sources = i.sources;
+    let plan = i.signed_plan;
     let endpoints: Vec<String> = i
         .analyses
         .iter()
@@ -272,8 +275,8 @@ fn design(conn: &mut Conn, d: &mut Document, i: &Inputs) -> Result<()> {
                 format!(
                     "version {} signed by {} ({}) on {} UTC",
                     p.version,
-                    p.signed_name.unwrap_or_default(),
-                    p.signed_meaning.unwrap_or_default(),
+                    p.signed_name.clone().unwrap_or_default(),
+                    p.signed_meaning.clone().unwrap_or_default(),
                     p.signed_at.map(|x| x.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default()
                 )
             })
@@ -309,11 +312,11 @@ fn population(d: &mut Document, i: &Inputs) {
     }
 }
 
-fn plan(conn: &mut Conn, d: &mut Document, i: &Inputs) -> Result<()> {
+fn plan(d: &mut Document, i: &Inputs) {
     d.h1("Statistical analysis plan and pre-specified results");
-    let Some(plan) = crate::analyses::plan::signed(conn, i.study.id)? else {
+    let Some(plan) = i.signed_plan else {
         d.p("The study has no signed analysis plan: every saved analysis is exploratory.");
-        return Ok(());
+        return;
     };
     // Every item of the signed plan, with the saved analysis that answers it (or none).
     let items = plan.items();
@@ -353,7 +356,6 @@ fn plan(conn: &mut Conn, d: &mut Document, i: &Inputs) -> Result<()> {
         ]);
     }
     d.table(tab);
-    Ok(())
 }
 
 fn analysis(d: &mut Document, a: &Reported) {

@@ -309,9 +309,13 @@ pub fn sign(conn: &mut Conn, actor: &Actor, access: &StudyAccess, password: &str
 /// The analysis set's data: the sources (AI run, reference campaign) of the signed analysis
 /// plan's primary analysis; empty without one.
 pub fn checklist_sources(conn: &mut Conn, study_id: i32) -> Result<crate::analyses::Sources> {
-    use crate::analyses::{plan, Request};
-    let primary = plan::signed(conn, study_id)?.and_then(|p| p.items().into_iter().find(|i| i.role == "primary"));
-    Ok(primary.and_then(|i| Request::parse(&i.query).ok()).map(|r| r.sources()).unwrap_or_default())
+    Ok(plan_sources(crate::analyses::plan::signed(conn, study_id)?.as_ref()))
+}
+
+/// The sources of a signed plan's primary analysis (empty without a plan or a primary item).
+pub fn plan_sources(signed: Option<&crate::analyses::plan::Plan>) -> crate::analyses::Sources {
+    let primary = signed.and_then(|p| p.items().into_iter().find(|i| i.role == "primary"));
+    primary.and_then(|i| crate::analyses::Request::parse(&i.query).ok()).map(|r| r.sources()).unwrap_or_default()
 }
 
 /// One item of the pre-lock checklist.

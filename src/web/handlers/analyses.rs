@@ -502,19 +502,29 @@ pub async fn analysis_plot_png(
     Ok(png_response(&format!("{}-{}.png", access.study.code, c.analysis.name()), &svg)?)
 }
 
-pub async fn saved_plot_png(
-    state: web::Data<AppState>,
-    user: CurrentUser,
+/// A saved analysis's frozen plot (SVG): (study code, id, SVG); 404 without one.
+async fn saved_plot(
+    state: &web::Data<AppState>,
+    user: &CurrentUser,
     path: web::Path<(String, i32)>,
-) -> Result<HttpResponse, PageError> {
+) -> Result<(String, i32, String), PageError> {
     let (code, id) = path.into_inner();
-    let access = load_access_for(&state, &user, &code, Permission::ViewAnalyses).await?;
+    let access = load_access_for(state, user, &code, Permission::ViewAnalyses).await?;
     let sid = access.study.id;
     let row = state.db(move |c| saved::get(c, sid, id)).await?;
     if row.saved.plot_svg.is_empty() {
         return Err(Error::NotFound.into());
     }
-    Ok(png_response(&format!("{code}-analysis-{id}.png"), &row.saved.plot_svg)?)
+    Ok((code, id, row.saved.plot_svg))
+}
+
+pub async fn saved_plot_png(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i32)>,
+) -> Result<HttpResponse, PageError> {
+    let (code, id, svg) = saved_plot(&state, &user, path).await?;
+    Ok(png_response(&format!("{code}-analysis-{id}.png"), &svg)?)
 }
 
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -604,14 +614,8 @@ pub async fn saved_plot_svg(
     user: CurrentUser,
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, PageError> {
-    let (code, id) = path.into_inner();
-    let access = load_access_for(&state, &user, &code, Permission::ViewAnalyses).await?;
-    let sid = access.study.id;
-    let row = state.db(move |c| saved::get(c, sid, id)).await?;
-    if row.saved.plot_svg.is_empty() {
-        return Err(Error::NotFound.into());
-    }
-    Ok(svg_response(&format!("{code}-analysis-{id}.svg"), row.saved.plot_svg))
+    let (code, id, svg) = saved_plot(&state, &user, path).await?;
+    Ok(svg_response(&format!("{code}-analysis-{id}.svg"), svg))
 }
 
 pub async fn saved_result_csv(

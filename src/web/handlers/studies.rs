@@ -309,12 +309,8 @@ pub async fn study_status(
     let form = form.into_inner();
     let code = access.study.code.clone();
     let url = format!("/studies/{code}");
-    match state.db(move |c| studies::transition(c, &actor, &access, &form.to, &form.reason)).await {
-        Ok(s) => Ok(redirect_with_flash(&url, "ok", &format!("Study {} is now {}.", s.code, s.status))),
-        Err(Error::Invalid(e)) => Ok(redirect_with_flash(&url, "error", &e.to_string())),
-        Err(Error::Conflict(m)) => Ok(redirect_with_flash(&url, "error", &m)),
-        Err(e) => Err(e.into()),
-    }
+    let result = state.db(move |c| studies::transition(c, &actor, &access, &form.to, &form.reason)).await;
+    crate::web::flash_outcome(&url, result, "", |s| format!("Study {} is now {}.", s.code, s.status))
 }
 
 #[derive(serde::Deserialize)]
