@@ -49,6 +49,32 @@ fn main() -> anyhow::Result<()> {
     let evidentia_secs = start.elapsed().as_secs_f64();
     assert_eq!(summary.created, n);
 
+    let db_file = cfg.data_dir.join(evidentia::db::DB_FILE);
+    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let db_bytes = size(&db_file) + size(&db_file.with_extension("db-wal"));
+    let sizes;
+    {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Sizes {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            data: i64,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            audit: i64,
+        }
+        let s: Sizes = diesel::sql_query(
+            "SELECT (SELECT sum(length(data)) FROM cases) AS data, \
+             (SELECT sum(length(new_value) + length(hash) * 2 + length(at) + length(chain)) FROM audit_events) AS audit",
+        )
+        .get_result(&mut conn)?;
+        sizes = format!(
+            "database and WAL {} MB (case values {} MB, audit events {} MB)",
+            db_bytes / 1_000_000,
+            s.data / 1_000_000,
+            s.audit / 1_000_000
+        );
+    }
+
     // The case list at this size: a deep page with its count, and a filter on any field.
     let t = Instant::now();
     let deep = evidentia::cases::list(
@@ -92,6 +118,7 @@ fn main() -> anyhow::Result<()> {
         100.0 * rate / floor_rate
     );
     println!("de-identified values: {}", prepared.report.total());
+    println!("{sizes}");
     println!(
         "case list over {} cases: last page with count {deep_ms:.1} ms; filter stage=3 ({} matches) {filter_ms:.1} ms",
         deep.total, filtered.total

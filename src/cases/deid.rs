@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use super::dictionary::{value_text, DeidAction, FieldDef};
+use super::dictionary::{format_ymd, parse_ymd, value_text, DeidAction, FieldDef};
 
 /// The per-study secret behind pseudonyms and date shifts.
 #[derive(Clone)]
@@ -97,8 +97,24 @@ pub fn generalise(field: &FieldDef, v: &Value) -> Value {
     }
 }
 
+/// The subject a row's values belong to: its linkage key and its date shift, computed once.
+pub struct Subject<'a> {
+    pub key: &'a str,
+    shift: std::cell::OnceCell<i64>,
+}
+
+impl<'a> Subject<'a> {
+    pub fn new(key: &'a str) -> Subject<'a> {
+        Subject { key, shift: std::cell::OnceCell::new() }
+    }
+
+    fn shift_days(&self, study: &StudyKey) -> i64 {
+        *self.shift.get_or_init(|| study.date_shift_days(self.key))
+    }
+}
+
 /// A de-identified value, or `None` when the field's value is dropped.
-pub fn apply(field: &FieldDef, v: Value, key: &StudyKey, subject_key: &str) -> Option<Value> {
+pub fn apply(field: &FieldDef, v: Value, key: &StudyKey, subject: &Subject) -> Option<Value> {
     match field.action {
         DeidAction::Keep => Some(v),
         DeidAction::Drop => None,
@@ -106,9 +122,9 @@ pub fn apply(field: &FieldDef, v: Value, key: &StudyKey, subject_key: &str) -> O
         DeidAction::Generalise => Some(generalise(field, &v)).filter(|x| !x.is_null()),
         DeidAction::ShiftDate => {
             let text = value_text(&v);
-            let days = Duration::days(key.date_shift_days(subject_key));
-            if let Ok(d) = NaiveDate::parse_from_str(&text, "%Y-%m-%d") {
-                Some(json!((d + days).format("%Y-%m-%d").to_string()))
+            let days = Duration::days(subject.shift_days(key));
+            if let Some(d) = parse_ymd(&text).or_else(|| NaiveDate::parse_from_str(&text, "%Y-%m-%d").ok()) {
+                Some(json!(format_ymd(d + days)))
             } else if let Ok(d) = NaiveDateTime::parse_from_str(&text, "%Y-%m-%d %H:%M:%S") {
                 Some(json!((d + days).format("%Y-%m-%d %H:%M:%S").to_string()))
             } else {
@@ -152,16 +168,16 @@ mod tests {
         let k = StudyKey::for_tests(1);
         let f = field("dx_date", "date_ymd", DeidAction::ShiftDate);
         let sk = k.subject_key("S", "1");
-        let a = apply(&f, json!("2024-01-10"), &k, &sk).unwrap();
-        let b = apply(&f, json!("2024-01-20"), &k, &sk).unwrap();
+        let a = apply(&f, json!("2024-01-10"), &k, &Subject::new(&sk)).unwrap();
+        let b = apply(&f, json!("2024-01-20"), &k, &Subject::new(&sk)).unwrap();
         let da = NaiveDate::parse_from_str(a.as_str().unwrap(), "%Y-%m-%d").unwrap();
         let db = NaiveDate::parse_from_str(b.as_str().unwrap(), "%Y-%m-%d").unwrap();
         assert_eq!((db - da).num_days(), 10, "intervals are kept");
         assert_ne!(a, json!("2024-01-10"));
         let y = field("birth", "date_ymd", DeidAction::YearOnly);
-        assert_eq!(apply(&y, json!("1990-06-01"), &k, &sk), Some(json!(1990)));
+        assert_eq!(apply(&y, json!("1990-06-01"), &k, &Subject::new(&sk)), Some(json!(1990)));
         let cutoff = chrono::Utc::now().year() - 90;
-        assert_eq!(apply(&y, json!("1920-06-01"), &k, &sk), Some(json!(format!("{cutoff} or earlier"))));
+        assert_eq!(apply(&y, json!("1920-06-01"), &k, &Subject::new(&sk)), Some(json!(format!("{cutoff} or earlier"))));
     }
 
     #[test]

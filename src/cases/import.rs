@@ -11,10 +11,10 @@ use sha2::{Digest, Sha256};
 
 use super::decode::{self, Encoding, Limits};
 use super::deid::{self, StudyKey};
-use super::dictionary::{DeidAction, FieldDef};
+use super::dictionary::{DeidAction, FieldDef, Validator};
 use super::scrub::Scrubber;
 use super::CaseStatus;
-use crate::audit::{self, Change};
+use crate::audit::{self, canonical, Change};
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::auth::Actor;
 use crate::db::schema::{case_imports, cases};
@@ -55,14 +55,17 @@ impl std::fmt::Display for Problem {
     }
 }
 
-/// A de-identified row, ready to store.
+/// A de-identified row, ready to store: its values written once, as stored and as audited.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PreparedCase {
     pub row: usize,
     pub site_code: String,
     pub subject_key: String,
     pub status: String,
-    pub values: Map<String, Value>,
+    /// The values as `cases.data` holds them: a JSON object, keys sorted.
+    pub data: String,
+    /// The values and the status in canonical form (RFC 8785): the audit record of a new case.
+    pub created: String,
 }
 
 /// What de-identification did: counts only, never the values.
@@ -79,7 +82,17 @@ pub struct DeidReport {
 
 impl DeidReport {
     fn count(&mut self, field: &str, rule: &str, n: usize) {
-        *self.fields.entry(field.to_string()).or_default().entry(rule.to_string()).or_default() += n;
+        // Looked up before inserting: called for most cells, it allocates only for a new pair.
+        if !self.fields.contains_key(field) {
+            self.fields.insert(field.to_string(), BTreeMap::new());
+        }
+        let Some(rules) = self.fields.get_mut(field) else { return };
+        match rules.get_mut(rule) {
+            Some(c) => *c += n,
+            None => {
+                rules.insert(rule.to_string(), n);
+            }
+        }
     }
     pub fn total(&self) -> usize {
         self.fields.values().flat_map(|m| m.values()).sum()
@@ -230,18 +243,18 @@ pub fn prepare(
     }
 
     // Names in identifier columns anywhere in the file are scrubbed from every free text.
-    let mut names: Vec<String> = Vec::new();
+    let mut names: Vec<&str> = Vec::new();
     for (ci, col) in columns.iter().enumerate() {
         if let Column::Field(i) = col {
             let f = fields[*i];
             // Names, addresses, record numbers: unvalidated identifier text (e-mail addresses and
             // phone numbers have detectors of their own).
             if (f.identifier || *i == 0) && f.field_type == "text" && f.validation.is_empty() {
-                names.extend(table.rows.iter().map(|r| r[ci].clone()).filter(|v| v.chars().count() >= 2));
+                names.extend(table.rows.iter().map(|r| r[ci].as_str()).filter(|v| v.chars().count() >= 2));
             }
         }
     }
-    names.sort();
+    names.sort_unstable();
     names.dedup();
     let patterns =
         if opts.mrn_patterns.is_empty() { Scrubber::default_mrn_patterns() } else { opts.mrn_patterns.clone() };
@@ -253,6 +266,9 @@ pub fn prepare(
         }
     };
 
+    let validators: Vec<Validator> = fields.iter().map(|f| Validator::new(f)).collect();
+    let writer = RowWriter::new(&fields);
+    let mut cells: Vec<Option<Value>> = vec![None; fields.len()];
     let mut seen: HashMap<String, usize> = HashMap::new();
     out.report.rows_read = table.rows.len();
     for (ri, row) in table.rows.iter().enumerate() {
@@ -284,14 +300,15 @@ pub fn prepare(
             ));
             continue;
         }
-        let mut status = CaseStatus::Enrolled.as_str().to_string();
-        let mut values = Map::new();
+        let subject = deid::Subject::new(&subject_key);
+        let mut status = CaseStatus::Enrolled;
+        cells.iter_mut().for_each(|c| *c = None);
         let mut checked: BTreeMap<usize, Vec<String>> = BTreeMap::new();
         for (ci, col) in columns.iter().enumerate() {
             let cell = row[ci].trim();
             match col {
                 Column::Status if !cell.is_empty() => match CaseStatus::parse(cell) {
-                    Some(s) => status = s.as_str().to_string(),
+                    Some(s) => status = s,
                     None => out.problems.push(problem(
                         Some(r),
                         Some("status"),
@@ -307,18 +324,14 @@ pub fn prepare(
                 },
                 Column::Field(i) if *i > 0 => {
                     let f = fields[*i];
-                    match f.parse_value(cell) {
+                    match validators[*i].parse(cell) {
                         Err(msg) => out.problems.push(problem(Some(r), Some(&f.name), msg)),
                         Ok(None) => {
                             if f.required {
                                 out.problems.push(problem(Some(r), Some(&f.name), "missing required value"));
                             }
                         }
-                        Ok(Some(v)) => {
-                            if let Some(v) = deidentify(f, v, key, &subject_key, &scrubber, &mut out.report) {
-                                values.insert(f.name.clone(), v);
-                            }
-                        }
+                        Ok(Some(v)) => cells[*i] = deidentify(f, v, key, &subject, &scrubber, &mut out.report),
                     }
                 }
                 _ => {}
@@ -329,10 +342,22 @@ pub fn prepare(
             if f.required && codes.is_empty() {
                 out.problems.push(problem(Some(r), Some(&f.name), "missing required value"));
             }
-            values.insert(f.name.clone(), json!(codes));
+            cells[i] = Some(json!(codes));
         }
         out.report.count(&subject_field.name, subject_field.action.as_str(), 1);
-        out.rows.push(PreparedCase { row: r, site_code, subject_key, status, values });
+        if !out.problems.is_empty() {
+            // A refused file is never stored: only its problems are still collected.
+            continue;
+        }
+        let status = status.as_str().to_string();
+        let (data, created) = match writer.write(&cells, &status) {
+            Ok(w) => w,
+            Err(e) => {
+                out.problems.push(problem(Some(r), None, format!("cannot be written: {e}")));
+                continue;
+            }
+        };
+        out.rows.push(PreparedCase { row: r, site_code, subject_key, status, data, created });
     }
     out
 }
@@ -342,7 +367,7 @@ fn deidentify(
     f: &FieldDef,
     v: Value,
     key: &StudyKey,
-    subject_key: &str,
+    subject: &deid::Subject,
     scrubber: &Scrubber,
     report: &mut DeidReport,
 ) -> Option<Value> {
@@ -350,7 +375,7 @@ fn deidentify(
         let text = super::dictionary::value_text(&v);
         let (clean, counts) = scrubber.scrub(&text);
         for (kind, n) in counts {
-            report.count(&f.name, &format!("scrub:{}", kind.as_str()), n);
+            report.count(&f.name, kind.rule(), n);
         }
         json!(clean)
     } else {
@@ -359,7 +384,73 @@ fn deidentify(
     if f.action != DeidAction::Keep {
         report.count(&f.name, f.action.as_str(), 1);
     }
-    deid::apply(f, v, key, subject_key)
+    deid::apply(f, v, key, subject)
+}
+
+/// Writes a row's values twice from one pass over the dictionary's order: as `cases.data` holds
+/// them (serde_json's text, keys in byte order, as a `serde_json::Map` writes them) and, with the
+/// status, in canonical form for the audit trail (RFC 8785 §3.2.3: keys by UTF-16 code units).
+struct RowWriter<'a> {
+    fields: &'a [&'a FieldDef],
+    /// Field indices in byte order of their names.
+    stored: Vec<usize>,
+    /// Field indices in UTF-16 order, `None` where the status goes.
+    audited: Vec<Option<usize>>,
+}
+
+impl<'a> RowWriter<'a> {
+    fn new(fields: &'a [&'a FieldDef]) -> Self {
+        let mut stored: Vec<usize> = (0..fields.len()).collect();
+        stored.sort_by(|&a, &b| fields[a].name.cmp(&fields[b].name));
+        let key = |i: &Option<usize>| -> Vec<u16> {
+            i.map_or("status", |i| fields[i].name.as_str()).encode_utf16().collect()
+        };
+        let mut audited: Vec<Option<usize>> =
+            (0..fields.len()).map(Some).filter(|i| i.is_none_or(|i| fields[i].name != "status")).collect();
+        audited.push(None);
+        audited.sort_by_key(key);
+        RowWriter { fields, stored, audited }
+    }
+
+    fn write(&self, cells: &[Option<Value>], status: &str) -> serde_json::Result<(String, String)> {
+        let mut data = Vec::with_capacity(512);
+        data.push(b'{');
+        for &i in &self.stored {
+            if let Some(v) = &cells[i] {
+                if data.len() > 1 {
+                    data.push(b',');
+                }
+                serde_json::to_writer(&mut data, &self.fields[i].name)?;
+                data.push(b':');
+                serde_json::to_writer(&mut data, v)?;
+            }
+        }
+        data.push(b'}');
+        let data = String::from_utf8(data).map_err(|e| serde_json::Error::io(std::io::Error::other(e)))?;
+
+        let mut created = String::with_capacity(data.len() + 32);
+        created.push('{');
+        for slot in &self.audited {
+            let (name, value) = match slot {
+                Some(i) => match &cells[*i] {
+                    Some(v) => (self.fields[*i].name.as_str(), Some(v)),
+                    None => continue,
+                },
+                None => ("status", None),
+            };
+            if created.len() > 1 {
+                created.push(',');
+            }
+            canonical::write_str(&mut created, name);
+            created.push(':');
+            match value {
+                Some(v) => canonical::write(&mut created, v),
+                None => canonical::write_str(&mut created, status),
+            }
+        }
+        created.push('}');
+        Ok((data, created))
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -379,7 +470,7 @@ struct NewCase<'a> {
     subject_key: &'a str,
     display_id: String,
     status: &'a str,
-    data: String,
+    data: &'a str,
     created_at: chrono::NaiveDateTime,
     updated_at: chrono::NaiveDateTime,
 }
@@ -424,7 +515,7 @@ pub fn commit(
             existing.iter().map(|e| (e.1.as_str(), e)).collect();
         let t = now();
         let (mut created, mut updated, mut unchanged) = (Vec::new(), 0usize, 0usize);
-        let mut events: Vec<(String, Option<Value>, Value, &'static str)> = Vec::new();
+        let mut changes: Vec<Change> = Vec::new();
         for c in &prepared.rows {
             let site_id = *site_ids
                 .get(c.site_code.as_str())
@@ -434,28 +525,28 @@ pub fn commit(
                     let n = next_seq.entry(c.site_code.clone()).or_insert(0);
                     *n += 1;
                     let display = format!("{}-{:04}", c.site_code, n);
-                    let data = serde_json::to_string(&c.values).map_err(|e| Error::Internal(e.into()))?;
-                    let mut after = c.values.clone();
-                    after.insert("status".into(), json!(c.status));
-                    events.push((display.clone(), None, Value::Object(after), "create"));
+                    changes.push(
+                        Change::new(study.chain(), &actor.name, "create", "case", &display)
+                            .after_canonical(c.created.clone()),
+                    );
                     created.push(NewCase {
                         study_id: study.id,
                         site_id,
                         subject_key: &c.subject_key,
                         display_id: display,
                         status: &c.status,
-                        data,
+                        data: &c.data,
                         created_at: t,
                         updated_at: t,
                     });
                 }
                 Some((id, _, display, data)) => {
                     let old: Map<String, Value> = serde_json::from_str(data).unwrap_or_default();
+                    let values: Map<String, Value> =
+                        serde_json::from_str(&c.data).map_err(|e| Error::Internal(e.into()))?;
                     // A re-import updates the fields it carries and keeps the others.
                     let mut merged = old.clone();
-                    for (k, v) in &c.values {
-                        merged.insert(k.clone(), v.clone());
-                    }
+                    merged.extend(values);
                     if merged == old {
                         unchanged += 1;
                         continue;
@@ -464,14 +555,16 @@ pub fn commit(
                     diesel::update(cases::table.find(*id))
                         .set((cases::data.eq(Value::Object(merged).to_string()), cases::updated_at.eq(t)))
                         .execute(conn)?;
-                    events.push((display.clone(), Some(before), after, "update"));
+                    changes.push(
+                        Change::new(study.chain(), &actor.name, "update", "case", display).before(before).after(after),
+                    );
                     updated += 1;
                 }
             }
         }
-        // 8 columns × 1,000 rows per statement, under SQLite's bound-variable limit.
-        for chunk in created.chunks(1000) {
-            diesel::insert_into(cases::table).values(chunk).execute(conn)?;
+        // One cached single-row statement (see `audit::record_batch`).
+        for row in &created {
+            diesel::insert_into(cases::table).values(row).execute(conn)?;
         }
         diesel::insert_into(case_imports::table)
             .values((
@@ -495,12 +588,6 @@ pub fn commit(
             .select(case_imports::id)
             .first(conn)?;
         let reason = format!("import {import_id}");
-        let mut changes: Vec<Change> = events
-            .into_iter()
-            .map(|(display, before, after, action)| {
-                Change::new(study.chain(), &actor.name, action, "case", display).before_opt(before).after(after)
-            })
-            .collect();
         let summary = json!({
             "rows_read": prepared.report.rows_read, "created": created.len(), "updated": updated,
             "unchanged": unchanged, "file_sha256": prepared.file_sha256, "deidentified_values": prepared.report.total(),
@@ -564,6 +651,48 @@ pub fn sweep_previews(tmp_dir: &std::path::Path) {
             .is_some_and(|a| a > PREVIEW_TTL);
         if old && e.file_name().to_string_lossy().starts_with("preview-") {
             let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The row writer's two texts equal what `serde_json` writes for the values' map and what
+    /// the canonical writer makes of the map plus the status (the forms they replace).
+    #[test]
+    fn row_writer_matches_serde_json_and_canonical_forms() {
+        let names = ["lab_b", "a_x", "Zeta", "z9", "é", "\u{ff61}x", "\u{1f600}", "status", "notes"];
+        let defs: Vec<FieldDef> = names.iter().map(|n| FieldDef::for_tests(n, "text", "", DeidAction::Keep)).collect();
+        let fields: Vec<&FieldDef> = defs.iter().collect();
+        let writer = RowWriter::new(&fields);
+        let rows: Vec<Vec<Option<Value>>> = vec![
+            vec![
+                Some(json!(3.0)),
+                None,
+                Some(json!("x\"y\\\n\u{1}")),
+                Some(json!(1e21)),
+                Some(json!(-0.5)),
+                Some(json!("ｱ")),
+                Some(json!(["1", "3"])),
+                Some(json!("kept?")),
+                Some(json!(12)),
+            ],
+            vec![None; 9],
+            vec![Some(json!(0.1)), Some(json!(1e-7)), None, None, None, None, None, None, Some(json!("김민지"))],
+        ];
+        for cells in rows {
+            let (data, created) = writer.write(&cells, "withdrawn").unwrap();
+            let mut map = Map::new();
+            for (f, v) in fields.iter().zip(&cells) {
+                if let Some(v) = v {
+                    map.insert(f.name.clone(), v.clone());
+                }
+            }
+            assert_eq!(data, serde_json::to_string(&map).unwrap());
+            map.insert("status".into(), json!("withdrawn"));
+            assert_eq!(created, canonical::to_string(&Value::Object(map)));
         }
     }
 }

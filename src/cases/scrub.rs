@@ -23,6 +23,21 @@ pub enum PhiKind {
 }
 
 impl PhiKind {
+    /// The de-identification report's rule: `scrub:{as_str}`.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            PhiKind::Name => "scrub:NAME",
+            PhiKind::Email => "scrub:EMAIL",
+            PhiKind::Phone => "scrub:PHONE",
+            PhiKind::Rrn => "scrub:RRN",
+            PhiKind::Ssn => "scrub:SSN",
+            PhiKind::Mrn => "scrub:MRN",
+            PhiKind::Date => "scrub:DATE",
+            PhiKind::Url => "scrub:URL",
+            PhiKind::Ip => "scrub:IP",
+        }
+    }
+
     /// The tag written into the text: `[REDACTED:{as_str}]`.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -67,19 +82,30 @@ struct Rule {
 pub struct Scrubber {
     /// Detectors in priority order: the first to claim a span wins.
     rules: Vec<Rule>,
+    /// Every detector's pattern in one set: a single pass over a text says which detectors can
+    /// match at all, and only those run.
+    any: regex::RegexSet,
     /// Names from identifier columns, matched last.
     names: Option<NameMatcher>,
     /// Text that is already a redaction tag; protected from every detector.
     redacted: Regex,
 }
 
-/// Every name and name part in one Aho-Corasick automaton (leftmost-longest, ASCII
-/// case-insensitive): a file of 100,000 patients yields 100,000+ names, far beyond what a regex
-/// alternation compiles and matches quickly.
+/// Every name and name part from the identifier columns, matched ASCII case-insensitively.
+/// Terms that begin and end with an ASCII letter or digit (Latin names, record numbers: nearly
+/// all of a large file's) are looked up in a hash set at ASCII word boundaries — a set of
+/// 100,000s of terms builds in milliseconds, where an automaton over them took most of an
+/// import's de-identification time. The others (Hangul names, which Korean particles follow
+/// without a space, or terms ending in punctuation) go into a small Aho-Corasick automaton.
 #[derive(Debug, Clone)]
 struct NameMatcher {
-    ac: aho_corasick::AhoCorasick,
-    /// Per pattern: whether it must start / end at an ASCII word boundary.
+    /// ASCII-lower-cased bounded terms.
+    words: HashSet<Box<[u8]>>,
+    /// The longest bounded term, in bytes.
+    longest: usize,
+    /// The other terms, leftmost-longest.
+    others: Option<aho_corasick::AhoCorasick>,
+    /// Per pattern of `others`: whether it must start / end at an ASCII word boundary.
     bounded: Vec<(bool, bool)>,
 }
 
@@ -162,7 +188,7 @@ impl Scrubber {
     /// capture group named `id`, only that group is redacted (the label stays); otherwise the
     /// whole match is. `\b` in these patterns is an ASCII word boundary, so `S24-012345는` still
     /// matches `\bS\d{2}-\d{4,6}\b`. An invalid pattern gives `Err` naming it.
-    pub fn new(names: &[String], mrn_patterns: &[String]) -> Result<Scrubber, String> {
+    pub fn new(names: &[&str], mrn_patterns: &[String]) -> Result<Scrubber, String> {
         let mut rules = Vec::new();
         let mut push = |kind: PhiKind, pattern: &str, check: Check| -> Result<(), String> {
             let re = compile(pattern, "built-in pattern")?;
@@ -204,9 +230,13 @@ impl Scrubber {
         for (pattern, check) in phone_patterns() {
             push(PhiKind::Phone, pattern, check)?;
         }
+        let any = regex::RegexSetBuilder::new(rules.iter().map(|r| r.re.as_str()))
+            .size_limit(SIZE_LIMIT)
+            .build()
+            .map_err(|e| format!("detector patterns cannot be combined: {e}"))?;
         let names = name_matcher(names)?;
         let redacted = compile(r"\[REDACTED:[A-Z]+\]", "built-in pattern")?;
-        Ok(Scrubber { rules, names, redacted })
+        Ok(Scrubber { rules, any, names, redacted })
     }
 
     /// The default MRN / accession-number patterns, used by [`Scrubber::new`] when no patterns
@@ -243,8 +273,11 @@ impl Scrubber {
         for m in self.redacted.find_iter(text) {
             claims.0.insert(m.start(), (m.end(), None));
         }
-        for rule in &self.rules {
-            apply(rule, text, &mut claims);
+        let candidates = self.any.matches(text);
+        for (i, rule) in self.rules.iter().enumerate() {
+            if candidates.matched(i) {
+                apply(rule, text, &mut claims);
+            }
         }
         if let Some(names) = &self.names {
             apply_names(names, text, &mut claims);
@@ -344,17 +377,13 @@ fn ascii_word_boundaries(pattern: &str) -> String {
     out
 }
 
-/// One alternation over every name and name part, longest first, case-insensitive.
-fn name_matcher(names: &[String]) -> Result<Option<NameMatcher>, String> {
-    let mut seen = HashSet::new();
+/// The names matcher over every name and name part (see [`NameMatcher`]).
+fn name_matcher(names: &[&str]) -> Result<Option<NameMatcher>, String> {
     let mut terms: Vec<String> = Vec::new();
     let mut add = |term: &str, min_chars: usize| {
         let chars = term.chars().count();
         let has_letter = term.chars().any(char::is_alphabetic);
-        if chars < min_chars || (!has_letter && chars < 4) {
-            return;
-        }
-        if seen.insert(term.to_lowercase()) {
+        if chars >= min_chars && (has_letter || chars >= 4) {
             terms.push(term.to_string());
         }
     };
@@ -375,48 +404,95 @@ fn name_matcher(names: &[String]) -> Result<Option<NameMatcher>, String> {
     if terms.is_empty() {
         return Ok(None);
     }
-    // Non-ASCII letters are not folded by the automaton: add the lower-case form too.
-    let mut patterns: Vec<String> = Vec::with_capacity(terms.len());
-    for t in terms {
-        let lower = t.to_lowercase();
-        if !t.is_ascii() && lower != t {
-            patterns.push(lower);
-        }
-        patterns.push(t);
-    }
     let ascii_word = |c: Option<char>| c.is_some_and(is_ascii_word);
+    let mut words: HashSet<Box<[u8]>> = HashSet::with_capacity(terms.len());
+    let mut longest = 0;
+    // Non-ASCII letters are not folded by either matcher: the lower-case form is added too.
+    let mut patterns: Vec<String> = Vec::new();
+    let mut seen = HashSet::new();
+    let mut place = |v: String| {
+        if ascii_word(v.chars().next()) && ascii_word(v.chars().next_back()) {
+            longest = longest.max(v.len());
+            words.insert(v.to_ascii_lowercase().into_bytes().into_boxed_slice());
+        } else if seen.insert(v.to_ascii_lowercase()) {
+            patterns.push(v);
+        }
+    };
+    for t in terms {
+        if !t.is_ascii() {
+            let lower = t.to_lowercase();
+            if lower != t {
+                place(lower);
+            }
+        }
+        place(t);
+    }
     let bounded = patterns.iter().map(|t| (ascii_word(t.chars().next()), ascii_word(t.chars().next_back()))).collect();
-    let ac = aho_corasick::AhoCorasick::builder()
-        .match_kind(aho_corasick::MatchKind::LeftmostLongest)
-        // Built once per file for 100,000s of names and searched over short notes: the
-        // non-contiguous NFA skips the costly conversion to faster-to-search forms.
-        .kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA))
-        .ascii_case_insensitive(true)
-        .build(&patterns)
-        .map_err(|e| format!("names list cannot be compiled: {e}"))?;
-    Ok(Some(NameMatcher { ac, bounded }))
+    let others = if patterns.is_empty() {
+        None
+    } else {
+        Some(
+            aho_corasick::AhoCorasick::builder()
+                .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+                .ascii_case_insensitive(true)
+                .build(&patterns)
+                .map_err(|e| format!("names list cannot be compiled: {e}"))?,
+        )
+    };
+    Ok(Some(NameMatcher { words, longest, others, bounded }))
 }
 
-/// Claims every name occurrence that sits on its word boundaries and is still unclaimed;
-/// a rejected candidate is retried one character later, so a shorter name inside it is found.
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// Claims name occurrences, leftmost first and the longest at each start, where still
+/// unclaimed; when the longest is not free a shorter one at the same start is tried.
 fn apply_names(names: &NameMatcher, text: &str, claims: &mut Claims) {
-    let mut pos = 0;
-    while pos < text.len() {
-        let Some(m) = names.ac.find(aho_corasick::Input::new(text).span(pos..text.len())) else { break };
-        let (lead, trail) = names.bounded[m.pattern().as_usize()];
-        let ok_start = !lead || !char_before(text, m.start()).is_some_and(is_ascii_word);
-        let ok_end = !trail || !char_after(text, m.end()).is_some_and(is_ascii_word);
-        if ok_start && ok_end && claims.is_free(m.start(), m.end()) {
-            claims.0.insert(m.start(), (m.end(), Some(PhiKind::Name)));
-            pos = m.end();
-        } else {
-            pos = claims.covering_end(m.start()).unwrap_or_else(|| next_boundary(text, m.start()));
+    let mut candidates: Vec<(usize, usize)> = Vec::new();
+    // Bounded terms: every span from an ASCII word start to an ASCII word end, up to the
+    // longest term's length.
+    let b = text.as_bytes();
+    let mut key: Vec<u8> = Vec::with_capacity(names.longest);
+    for s in 0..b.len() {
+        if !is_word_byte(b[s]) || (s > 0 && is_word_byte(b[s - 1])) {
+            continue;
+        }
+        let stop = b.len().min(s + names.longest);
+        for e in s + 1..=stop {
+            if is_word_byte(b[e - 1]) && (e == b.len() || !is_word_byte(b[e])) {
+                key.clear();
+                key.extend(b[s..e].iter().map(u8::to_ascii_lowercase));
+                if names.words.contains(key.as_slice()) {
+                    candidates.push((s, e));
+                }
+            }
+        }
+    }
+    // The other terms: the automaton's leftmost-longest matches on their boundaries; a
+    // rejected one is retried one character later, so a shorter name inside it is found.
+    if let Some(ac) = &names.others {
+        let mut pos = 0;
+        while pos < text.len() {
+            let Some(m) = ac.find(aho_corasick::Input::new(text).span(pos..text.len())) else { break };
+            let (lead, trail) = names.bounded[m.pattern().as_usize()];
+            let ok_start = !lead || !char_before(text, m.start()).is_some_and(is_ascii_word);
+            let ok_end = !trail || !char_after(text, m.end()).is_some_and(is_ascii_word);
+            if ok_start && ok_end {
+                candidates.push((m.start(), m.end()));
+                pos = m.end();
+            } else {
+                pos = next_boundary(text, m.start());
+            }
+        }
+    }
+    candidates.sort_by_key(|&(s, e)| (s, std::cmp::Reverse(e)));
+    for (s, e) in candidates {
+        if claims.is_free(s, e) {
+            claims.0.insert(s, (e, Some(PhiKind::Name)));
         }
     }
 }
-
-// ---------------------------------------------------------------------------------------------
-// Candidate checks
 
 fn is_ascii_word(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
@@ -677,8 +753,7 @@ mod tests {
     use super::*;
 
     fn scrubber_with(names: &[&str]) -> Scrubber {
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        Scrubber::new(&names, &Scrubber::default_mrn_patterns()).expect("default scrubber builds")
+        Scrubber::new(names, &Scrubber::default_mrn_patterns()).expect("default scrubber builds")
     }
 
     fn scrubber() -> Scrubber {
@@ -719,6 +794,7 @@ mod tests {
         ];
         for (kind, tag) in kinds {
             assert_eq!(kind.as_str(), tag);
+            assert_eq!(kind.rule(), format!("scrub:{tag}"));
             assert_eq!(serde_json::to_value(kind).unwrap(), serde_json::json!(tag));
         }
         let (_, counts) = scrubber().scrub("call 010-1234-5678 or 02-123-4567, seen 2024-03-15");
@@ -978,10 +1054,57 @@ mod tests {
     fn large_names_list() {
         let names: Vec<String> =
             (0..1500).flat_map(|i| [format!("Patient{i} Surname{i}"), format!("환자{i}호")]).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let s = Scrubber::new(&names, &[]).unwrap();
         let (out, counts) = s.scrub("Surname1499 and patient7 surname7 met 환자42호, not Patient15000.");
         assert_eq!(out, "[REDACTED:NAME] and [REDACTED:NAME] met [REDACTED:NAME], not Patient15000.");
         assert_eq!(counts.get(&PhiKind::Name), Some(&3));
+    }
+
+    /// Whatever mix of names and text: no listed name survives on its word boundaries, in any
+    /// ASCII case, and no text outside the names is touched.
+    #[test]
+    fn every_listed_name_is_redacted() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let parts = ["Kim", "Lee", "Park", "Min", "Minji", "Jo", "An", "Ann", "Anna", "O'Neil", "김민지", "민지"];
+        let words = ["seen", "by", "and", "kimchi", "Annals", "(", ")", ",", "은", "는", "-", "anna."];
+        for _ in 0..80 {
+            let names: Vec<String> = (0..rng.gen_range(1..4))
+                .map(|_| {
+                    let n = rng.gen_range(1..3);
+                    (0..n).map(|_| parts[rng.gen_range(0..parts.len())]).collect::<Vec<_>>().join(" ")
+                })
+                .collect();
+            let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let s = Scrubber::new(&name_refs, &[]).unwrap();
+            let text: Vec<String> = (0..rng.gen_range(3..12))
+                .map(|_| match rng.gen_range(0..3) {
+                    0 => names[rng.gen_range(0..names.len())].to_uppercase(),
+                    1 => parts[rng.gen_range(0..parts.len())].to_string(),
+                    _ => words[rng.gen_range(0..words.len())].to_string(),
+                })
+                .collect();
+            let text = text.join(" ");
+            let (out, _) = s.scrub(&text);
+            for name in &names {
+                let whole = name.to_ascii_lowercase();
+                let lower = out.to_ascii_lowercase();
+                let mut from = 0;
+                while let Some(i) = lower[from..].find(&whole) {
+                    let (a, b) = (from + i, from + i + whole.len());
+                    let bounded_start = !whole.starts_with(|c: char| c.is_ascii_alphanumeric())
+                        || !char_before(&lower, a).is_some_and(is_ascii_word);
+                    let bounded_end = !whole.ends_with(|c: char| c.is_ascii_alphanumeric())
+                        || !char_after(&lower, b).is_some_and(is_ascii_word);
+                    assert!(!(bounded_start && bounded_end), "{name:?} survived in {out:?} (from {text:?})");
+                    from = b;
+                }
+            }
+            for w in ["seen", "kimchi", "annals"] {
+                assert_eq!(text.to_lowercase().matches(w).count(), out.to_lowercase().matches(w).count(), "{text:?}");
+            }
+        }
     }
 
     #[test]

@@ -32,7 +32,8 @@ impl CustomizeConnection<Conn, diesel::r2d2::Error> for SqlitePragmas {
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
              PRAGMA foreign_keys = ON;
-             PRAGMA busy_timeout = 10000;",
+             PRAGMA busy_timeout = 10000;
+             PRAGMA cache_size = -65536;",
         )
         .map_err(diesel::r2d2::Error::QueryError)
     }
