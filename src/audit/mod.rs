@@ -151,8 +151,10 @@ fn values_display(raw: Option<&str>) -> String {
     }
 }
 
+/// `None` inserts NULL (no column here has another default), so the statement's text never
+/// changes and diesel prepares it once per connection instead of rebuilding it per event.
 #[derive(Insertable)]
-#[diesel(table_name = audit_events)]
+#[diesel(table_name = audit_events, treat_none_as_default_value = false)]
 struct NewAuditEvent<'a> {
     chain: String,
     seq: i64,

@@ -103,6 +103,9 @@ struct NameMatcher {
     words: HashSet<Box<[u8]>>,
     /// The longest bounded term, in bytes.
     longest: usize,
+    /// A bit per pair of (ASCII-lower-cased) first two bytes of a bounded term: most words of
+    /// a text start no name and are passed over without hashing.
+    starts: Vec<u64>,
     /// The other terms, leftmost-longest.
     others: Option<aho_corasick::AhoCorasick>,
     /// Per pattern of `others`: whether it must start / end at an ASCII word boundary.
@@ -407,13 +410,17 @@ fn name_matcher(names: &[&str]) -> Result<Option<NameMatcher>, String> {
     let ascii_word = |c: Option<char>| c.is_some_and(is_ascii_word);
     let mut words: HashSet<Box<[u8]>> = HashSet::with_capacity(terms.len());
     let mut longest = 0;
+    let mut starts = vec![0u64; 1024];
     // Non-ASCII letters are not folded by either matcher: the lower-case form is added too.
     let mut patterns: Vec<String> = Vec::new();
     let mut seen = HashSet::new();
     let mut place = |v: String| {
         if ascii_word(v.chars().next()) && ascii_word(v.chars().next_back()) {
             longest = longest.max(v.len());
-            words.insert(v.to_ascii_lowercase().into_bytes().into_boxed_slice());
+            let key = v.to_ascii_lowercase().into_bytes();
+            let pair = start_pair(&key);
+            starts[pair / 64] |= 1 << (pair % 64);
+            words.insert(key.into_boxed_slice());
         } else if seen.insert(v.to_ascii_lowercase()) {
             patterns.push(v);
         }
@@ -439,7 +446,13 @@ fn name_matcher(names: &[&str]) -> Result<Option<NameMatcher>, String> {
                 .map_err(|e| format!("names list cannot be compiled: {e}"))?,
         )
     };
-    Ok(Some(NameMatcher { words, longest, others, bounded }))
+    Ok(Some(NameMatcher { words, longest, starts, others, bounded }))
+}
+
+/// The index of a term's first two bytes (ASCII-lower-cased) in [`NameMatcher::starts`]; a
+/// one-byte term (none reach the set: names have two characters or more) pairs with 0.
+fn start_pair(lower: &[u8]) -> usize {
+    usize::from(lower.first().copied().unwrap_or(0)) << 8 | usize::from(lower.get(1).copied().unwrap_or(0))
 }
 
 fn is_word_byte(b: u8) -> bool {
@@ -456,6 +469,10 @@ fn apply_names(names: &NameMatcher, text: &str, claims: &mut Claims) {
     let mut key: Vec<u8> = Vec::with_capacity(names.longest);
     for s in 0..b.len() {
         if !is_word_byte(b[s]) || (s > 0 && is_word_byte(b[s - 1])) {
+            continue;
+        }
+        let pair = start_pair(&[b[s].to_ascii_lowercase(), b.get(s + 1).map_or(0, u8::to_ascii_lowercase)]);
+        if names.starts[pair / 64] & (1 << (pair % 64)) == 0 {
             continue;
         }
         let stop = b.len().min(s + names.longest);
