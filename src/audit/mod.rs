@@ -85,6 +85,7 @@ impl<'a> Change<'a> {
     }
     pub fn after_opt(mut self, new: Option<Value>) -> Self {
         self.new = new;
+        self.new_canonical = None;
         self
     }
     /// The new value as canonical JSON text ([`canonical::to_string`] of an object).

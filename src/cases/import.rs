@@ -65,6 +65,8 @@ pub struct PreparedCase {
     /// The values as `cases.data` holds them: a JSON object, keys sorted.
     pub data: String,
     /// The values and the status in canonical form (RFC 8785): the audit record of a new case.
+    /// Not saved with a preview: re-made from `data` when it is taken back, so the two agree.
+    #[serde(skip)]
     pub created: String,
 }
 
@@ -494,7 +496,7 @@ pub fn commit(
     }
     // About 1.6 KB per case (row, audit event, indexes): the whole import stays in the cache.
     let cache_kib = u32::try_from(prepared.rows.len().saturating_mul(2)).unwrap_or(u32::MAX).max(db::CACHE_KIB);
-    db::with_cache(conn, cache_kib.min(1024 * 1024), |conn| commit_rows(conn, actor, access, prepared))
+    db::with_cache(conn, cache_kib.min(db::MAX_CACHE_KIB), |conn| commit_rows(conn, actor, access, prepared))
 }
 
 fn commit_rows(
@@ -646,7 +648,13 @@ pub fn take_preview(tmp_dir: &std::path::Path, token: &str) -> Option<PreparedIm
     if !fresh {
         return None;
     }
-    serde_json::from_slice(&bytes?).ok()
+    let mut prepared: PreparedImport = serde_json::from_slice(&bytes?).ok()?;
+    for c in &mut prepared.rows {
+        let mut values: Map<String, Value> = serde_json::from_str(&c.data).ok()?;
+        values.insert("status".into(), json!(c.status));
+        c.created = canonical::to_string(&Value::Object(values));
+    }
+    Some(prepared)
 }
 
 pub fn sweep_previews(tmp_dir: &std::path::Path) {
@@ -703,5 +711,42 @@ mod tests {
             map.insert("status".into(), json!("withdrawn"));
             assert_eq!(created, canonical::to_string(&Value::Object(map)));
         }
+    }
+
+    /// A preview keeps the stored text only; the audit record is re-made from it when the
+    /// preview is taken back, equal to the one written while preparing.
+    #[test]
+    fn a_preview_comes_back_with_the_same_audit_records() {
+        let defs: Vec<FieldDef> = ["subject_id", "age", "notes", "zeta"]
+            .iter()
+            .map(|n| FieldDef::for_tests(n, "text", "", DeidAction::Keep))
+            .collect();
+        let fields: Vec<&FieldDef> = defs.iter().collect();
+        let writer = RowWriter::new(&fields);
+        let cells = vec![None, Some(json!(64.25)), Some(json!("line\nbreak \"quoted\"")), Some(json!(["1", "2"]))];
+        let (data, created) = writer.write(&cells, "screened").unwrap();
+        let row = PreparedCase {
+            row: 1,
+            site_code: "SNUBH".into(),
+            subject_key: "k".repeat(64),
+            status: "screened".into(),
+            data,
+            created: created.clone(),
+        };
+        let prepared = PreparedImport {
+            study_id: 1,
+            file_sha256: String::new(),
+            file_size: 0,
+            rows: vec![row],
+            report: DeidReport::default(),
+            problems: Vec::new(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let token = save_preview(dir.path(), &prepared).unwrap();
+        let saved = std::fs::read_to_string(dir.path().join(format!("preview-{token}.json"))).unwrap();
+        assert!(!saved.contains("\"created\""), "{saved}");
+        let back = take_preview(dir.path(), &token).unwrap();
+        assert_eq!(back.rows[0].created, created);
+        assert!(take_preview(dir.path(), &token).is_none(), "a preview is taken once");
     }
 }

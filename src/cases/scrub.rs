@@ -83,8 +83,9 @@ pub struct Scrubber {
     /// Detectors in priority order: the first to claim a span wins.
     rules: Vec<Rule>,
     /// Every detector's pattern in one set: a single pass over a text says which detectors can
-    /// match at all, and only those run.
-    any: regex::RegexSet,
+    /// match at all, and only those run. `None` (the set exceeds the size limit that each
+    /// pattern alone meets): every detector runs.
+    any: Option<regex::RegexSet>,
     /// Names from identifier columns, matched last.
     names: Option<NameMatcher>,
     /// Text that is already a redaction tag; protected from every detector.
@@ -233,10 +234,7 @@ impl Scrubber {
         for (pattern, check) in phone_patterns() {
             push(PhiKind::Phone, pattern, check)?;
         }
-        let any = regex::RegexSetBuilder::new(rules.iter().map(|r| r.re.as_str()))
-            .size_limit(SIZE_LIMIT)
-            .build()
-            .map_err(|e| format!("detector patterns cannot be combined: {e}"))?;
+        let any = regex::RegexSetBuilder::new(rules.iter().map(|r| r.re.as_str())).size_limit(SIZE_LIMIT).build().ok();
         let names = name_matcher(names)?;
         let redacted = compile(r"\[REDACTED:[A-Z]+\]", "built-in pattern")?;
         Ok(Scrubber { rules, any, names, redacted })
@@ -276,9 +274,9 @@ impl Scrubber {
         for m in self.redacted.find_iter(text) {
             claims.0.insert(m.start(), (m.end(), None));
         }
-        let candidates = self.any.matches(text);
+        let candidates = self.any.as_ref().map(|set| set.matches(text));
         for (i, rule) in self.rules.iter().enumerate() {
-            if candidates.matched(i) {
+            if candidates.as_ref().is_none_or(|c| c.matched(i)) {
                 apply(rule, text, &mut claims);
             }
         }
@@ -440,7 +438,11 @@ fn name_matcher(names: &[&str]) -> Result<Option<NameMatcher>, String> {
     } else {
         Some(
             aho_corasick::AhoCorasick::builder()
-                .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+                // Every occurrence, overlapping ones too (the claims below choose among them).
+                .match_kind(aho_corasick::MatchKind::Standard)
+                // Built once per file and searched over short notes: the non-contiguous NFA
+                // skips the costly conversion to faster-to-search forms.
+                .kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA))
                 .ascii_case_insensitive(true)
                 .build(&patterns)
                 .map_err(|e| format!("names list cannot be compiled: {e}"))?,
@@ -486,20 +488,15 @@ fn apply_names(names: &NameMatcher, text: &str, claims: &mut Claims) {
             }
         }
     }
-    // The other terms: the automaton's leftmost-longest matches on their boundaries; a
-    // rejected one is retried one character later, so a shorter name inside it is found.
+    // The other terms: every occurrence on its boundaries, overlapping ones included, so a
+    // name inside or across another that loses its claim is still found.
     if let Some(ac) = &names.others {
-        let mut pos = 0;
-        while pos < text.len() {
-            let Some(m) = ac.find(aho_corasick::Input::new(text).span(pos..text.len())) else { break };
+        for m in ac.find_overlapping_iter(text) {
             let (lead, trail) = names.bounded[m.pattern().as_usize()];
             let ok_start = !lead || !char_before(text, m.start()).is_some_and(is_ascii_word);
             let ok_end = !trail || !char_after(text, m.end()).is_some_and(is_ascii_word);
             if ok_start && ok_end {
                 candidates.push((m.start(), m.end()));
-                pos = m.end();
-            } else {
-                pos = next_boundary(text, m.start());
             }
         }
     }
@@ -512,7 +509,7 @@ fn apply_names(names: &NameMatcher, text: &str, claims: &mut Claims) {
 }
 
 fn is_ascii_word(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_'
+    c.is_ascii() && is_word_byte(c as u8)
 }
 
 fn char_before(text: &str, i: usize) -> Option<char> {
@@ -1122,6 +1119,20 @@ mod tests {
                 assert_eq!(text.to_lowercase().matches(w).count(), out.to_lowercase().matches(w).count(), "{text:?}");
             }
         }
+    }
+
+    /// A name that loses its claim to an overlapping one does not hide the names inside or
+    /// after it (Hangul and Latin names, from either matcher).
+    #[test]
+    fn overlapping_names_are_all_found() {
+        let s = scrubber_with(&["Anne Marie", "Marie Zoé"]);
+        assert_eq!(s.scrub("Anne Marie Zoé").0, "[REDACTED:NAME] [REDACTED:NAME]");
+        let s = scrubber_with(&["Kim Minji", "Minji 박서연", "박서연"]);
+        assert_eq!(s.scrub("Kim Minji 박서연 왔음").0, "[REDACTED:NAME] [REDACTED:NAME] 왔음");
+        let s = scrubber_with(&["김민지", "민지박"]);
+        assert_eq!(s.scrub("김민지박").0, "[REDACTED:NAME]박");
+        let (out, _) = s.scrub("민지박 김민지");
+        assert_eq!(out, "[REDACTED:NAME] [REDACTED:NAME]");
     }
 
     #[test]

@@ -27,18 +27,22 @@ struct SqlitePragmas;
 /// Every connection's page cache, in KiB.
 pub const CACHE_KIB: u32 = 64 * 1024;
 
+/// The most a large write may raise its connection's page cache to, in KiB (256 MB).
+pub const MAX_CACHE_KIB: u32 = 256 * 1024;
+
 /// Runs `f` with a page cache of `kib` KiB on this connection (a large write transaction whose
 /// pages then stay in memory instead of spilling to the WAL and being read back), restoring the
 /// usual size afterwards whatever `f` returns.
 pub fn with_cache<T>(conn: &mut Conn, kib: u32, f: impl FnOnce(&mut Conn) -> T) -> T {
-    let set = |conn: &mut Conn, kib: u32| {
-        // A failed PRAGMA only changes speed, not results.
-        let _ = conn.batch_execute(&format!("PRAGMA cache_size = -{kib}"));
-    };
-    set(conn, kib);
-    let out = f(conn);
-    set(conn, CACHE_KIB);
-    out
+    // A failed PRAGMA only changes speed, not results.
+    let _ = conn.batch_execute(&cache_pragma(kib));
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)));
+    let _ = conn.batch_execute(&cache_pragma(CACHE_KIB));
+    out.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+fn cache_pragma(kib: u32) -> String {
+    format!("PRAGMA cache_size = -{kib};")
 }
 
 impl CustomizeConnection<Conn, diesel::r2d2::Error> for SqlitePragmas {
@@ -52,8 +56,8 @@ impl CustomizeConnection<Conn, diesel::r2d2::Error> for SqlitePragmas {
              PRAGMA synchronous = NORMAL;
              PRAGMA foreign_keys = ON;
              PRAGMA busy_timeout = 10000;
-             PRAGMA cache_size = -{};",
-            CACHE_KIB
+             {}",
+            cache_pragma(CACHE_KIB)
         ))
         .map_err(diesel::r2d2::Error::QueryError)
     }
