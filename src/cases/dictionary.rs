@@ -227,21 +227,6 @@ impl FieldDef {
         Validator::new(self).parse(raw)
     }
 
-    /// Re-checks a stored (already de-identified) value against this definition.
-    pub fn stored_value_fits(&self, v: &Value) -> bool {
-        match (self.field_type.as_str(), v) {
-            (_, Value::Null) => true,
-            ("checkbox", Value::Array(items)) => {
-                let codes: Vec<String> = self.choices().into_iter().map(|c| c.code).collect();
-                items.iter().all(|i| codes.contains(&value_text(i)))
-            }
-            // Generalised ages ("90+"), pseudonyms and shifted or year-only dates are outputs of
-            // the action, not raw input: only their presence is checked.
-            _ if self.action != DeidAction::Keep => true,
-            _ => self.parse_value(&value_text(v)).is_ok(),
-        }
-    }
-
     /// Which actions are allowed for this field: dates are always de-identified.
     pub fn allowed_actions(&self) -> Vec<DeidAction> {
         use DeidAction::*;
@@ -380,6 +365,20 @@ impl<'a> Validator<'a> {
             }
         };
         Ok(Some(v))
+    }
+
+    /// Re-checks a stored (already de-identified) value against this definition.
+    pub fn fits(&self, v: &Value) -> bool {
+        match (self.field.field_type.as_str(), v) {
+            (_, Value::Null) => true,
+            ("checkbox", Value::Array(items)) => {
+                items.iter().all(|i| self.choices.iter().any(|c| c.code == value_text(i)))
+            }
+            // Generalised ages ("90+"), pseudonyms and shifted or year-only dates are outputs of
+            // the action, not raw input: only their presence is checked.
+            _ if self.field.action != DeidAction::Keep => true,
+            _ => self.parse(&value_text(v)).is_ok(),
+        }
     }
 
     fn check_range(&self, n: f64) -> std::result::Result<(), String> {
@@ -742,12 +741,15 @@ fn invalidated_by(
     }
     let rows: Vec<(String, String)> =
         cases::table.filter(cases::study_id.eq(study_id)).select((cases::display_id, cases::data)).load(conn)?;
+    // Each changed field's checks are set up once, not per stored value.
+    let checks: Vec<Validator> = new_fields.iter().filter(|f| changed.contains(&f.name)).map(Validator::new).collect();
     let mut out = Vec::new();
     for (display, data) in rows {
         let values: serde_json::Map<String, Value> = serde_json::from_str(&data).unwrap_or_default();
-        for f in new_fields.iter().filter(|f| changed.contains(&f.name)) {
+        for check in &checks {
+            let f = check.field;
             if let Some(v) = values.get(&f.name) {
-                if !f.stored_value_fits(v) {
+                if !check.fits(v) {
                     out.push(Invalidated { case: display.clone(), field: f.name.clone(), value: value_text(v) });
                 }
             }

@@ -495,8 +495,10 @@ pub fn commit(
         )));
     }
     // About 1.6 KB per case (row, audit event, indexes): the whole import stays in the cache.
-    let cache_kib = u32::try_from(prepared.rows.len().saturating_mul(2)).unwrap_or(u32::MAX).max(db::CACHE_KIB);
-    db::with_cache(conn, cache_kib.min(db::MAX_CACHE_KIB), |conn| commit_rows(conn, actor, access, prepared))
+    let cache_kib = u32::try_from(prepared.rows.len().saturating_mul(2))
+        .unwrap_or(u32::MAX)
+        .clamp(db::CACHE_KIB, db::MAX_CACHE_KIB);
+    db::with_cache(conn, cache_kib, |conn| commit_rows(conn, actor, access, prepared))
 }
 
 fn commit_rows(

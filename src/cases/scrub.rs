@@ -378,8 +378,9 @@ fn ascii_word_boundaries(pattern: &str) -> String {
     out
 }
 
-/// The names matcher over every name and name part (see [`NameMatcher`]).
-fn name_matcher(names: &[&str]) -> Result<Option<NameMatcher>, String> {
+/// Every name (spaces normalised) and, for names of several parts, each part: names of two
+/// characters or more, parts of three or more, digit-only terms of four or more.
+fn name_terms(names: &[&str]) -> Vec<String> {
     let mut terms: Vec<String> = Vec::new();
     let mut add = |term: &str, min_chars: usize| {
         let chars = term.chars().count();
@@ -402,6 +403,12 @@ fn name_matcher(names: &[&str]) -> Result<Option<NameMatcher>, String> {
             }
         }
     }
+    terms
+}
+
+/// The names matcher over every name and name part (see [`NameMatcher`]).
+fn name_matcher(names: &[&str]) -> Result<Option<NameMatcher>, String> {
+    let terms = name_terms(names);
     if terms.is_empty() {
         return Ok(None);
     }
@@ -1079,29 +1086,8 @@ mod tests {
     /// checked, retried one character on) that matched names before the hash set: the reference
     /// the present matcher must redact at least as much as.
     fn reference_name_spans(names: &[&str], text: &str) -> Vec<(usize, usize)> {
-        let mut terms: Vec<String> = Vec::new();
         let mut seen = HashSet::new();
-        let mut add = |term: &str, min_chars: usize| {
-            let chars = term.chars().count();
-            if chars >= min_chars
-                && (term.chars().any(char::is_alphabetic) || chars >= 4)
-                && seen.insert(term.to_lowercase())
-            {
-                terms.push(term.to_string());
-            }
-        };
-        for name in names {
-            let whole = name.split_whitespace().collect::<Vec<_>>().join(" ");
-            add(&whole, 2);
-            let parts: Vec<&str> = whole
-                .split(|c: char| c.is_whitespace() || c == ',')
-                .map(|p| p.trim_matches(|c: char| !c.is_alphanumeric()))
-                .filter(|p| !p.is_empty())
-                .collect();
-            if parts.len() > 1 {
-                parts.iter().for_each(|p| add(p, 3));
-            }
-        }
+        let terms: Vec<String> = name_terms(names).into_iter().filter(|t| seen.insert(t.to_lowercase())).collect();
         let mut patterns = Vec::new();
         for t in terms {
             let lower = t.to_lowercase();
