@@ -24,9 +24,9 @@ use crate::analyses::{self, dataset, saved, Request};
 use crate::audit;
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::auth::Actor;
-use crate::db::paging::PageRequest;
 use crate::db::Conn;
 use crate::error::{Error, Result};
+use crate::report::html::esc;
 use crate::studies::{self, lock};
 
 /// The installation's signing key: 32 random bytes (hex, mode 0600) in `secrets/`, created on
@@ -205,10 +205,6 @@ struct Described {
     vars: Vec<xpt::Variable>,
 }
 
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
 /// A Define-XML-like (CDISC ODM 1.3 / Define-XML 2.0 structure) description of the datasets:
 /// one ItemGroupDef per dataset with its file, one ItemDef per variable (name, type, length,
 /// label and the CSV column it comes from).
@@ -220,35 +216,35 @@ fn define_xml(
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     x.push_str(&format!(
         "<ODM xmlns=\"http://www.cdisc.org/ns/odm/v1.3\" xmlns:def=\"http://www.cdisc.org/ns/def/v2.0\" xmlns:xlink=\"http://www.w3.org/1999/xlink\" ODMVersion=\"1.3.2\" FileType=\"Snapshot\" FileOID=\"evidentia.{0}.define\" Originator=\"{1}\">\n<Study OID=\"{0}\">\n<GlobalVariables><StudyName>{0}</StudyName><StudyDescription>{2}</StudyDescription><ProtocolName>{3}</ProtocolName></GlobalVariables>\n<MetaDataVersion OID=\"MDV.{0}\" Name=\"Evidentia dossier datasets\" def:DefineVersion=\"2.0.0\">\n",
-        xml(&study.code), xml(saved::SOFTWARE), xml(&study.title), xml(&study.protocol_version)
+        esc(&study.code), esc(saved::SOFTWARE), esc(&study.title), esc(&study.protocol_version)
     ));
     for d in described {
         let file = d.stem.rsplit('/').next().unwrap_or(&d.stem);
         x.push_str(&format!(
             "<ItemGroupDef OID=\"IG.{m}\" Name=\"{m}\" SASDatasetName=\"{m}\" Repeating=\"Yes\" Purpose=\"Analysis\" def:Structure=\"{rows} records\">\n<Description><TranslatedText xml:lang=\"en\">{l}</TranslatedText></Description>\n",
-            m = xml(&d.member), rows = d.rows, l = xml(&d.label)
+            m = esc(&d.member), rows = d.rows, l = esc(&d.label)
         ));
         for (i, v) in d.vars.iter().enumerate() {
             x.push_str(&format!(
                 "<ItemRef ItemOID=\"IT.{}.{}\" OrderNumber=\"{}\" Mandatory=\"No\"/>\n",
-                xml(&d.member),
-                xml(&v.name),
+                esc(&d.member),
+                esc(&v.name),
                 i + 1
             ));
         }
-        x.push_str(&format!("<def:leaf ID=\"LF.{m}\" xlink:href=\"{f}.xpt\"><def:title>{f}.xpt</def:title></def:leaf>\n</ItemGroupDef>\n", m = xml(&d.member), f = xml(file)));
+        x.push_str(&format!("<def:leaf ID=\"LF.{m}\" xlink:href=\"{f}.xpt\"><def:title>{f}.xpt</def:title></def:leaf>\n</ItemGroupDef>\n", m = esc(&d.member), f = esc(file)));
     }
     for d in described {
         for v in &d.vars {
             let codelist_ref = if coded.contains_key(&v.column) {
-                format!("<CodeListRef CodeListOID=\"CL.{}\"/>", xml(&v.column))
+                format!("<CodeListRef CodeListOID=\"CL.{}\"/>", esc(&v.column))
             } else {
                 String::new()
             };
             x.push_str(&format!(
                 "<ItemDef OID=\"IT.{m}.{n}\" Name=\"{n}\" SASFieldName=\"{n}\" DataType=\"{t}\" Length=\"{len}\"><Description><TranslatedText xml:lang=\"en\">{l}</TranslatedText></Description>{codelist_ref}<def:Origin Type=\"Derived\"><Description><TranslatedText xml:lang=\"en\">CSV column {c}{cut}</TranslatedText></Description></def:Origin></ItemDef>\n",
-                m = xml(&d.member), n = xml(&v.name), t = if v.numeric { "float" } else { "text" }, len = v.length,
-                l = xml(&v.label), c = xml(&v.column),
+                m = esc(&d.member), n = esc(&v.name), t = if v.numeric { "float" } else { "text" }, len = v.length,
+                l = esc(&v.label), c = esc(&v.column),
                 cut = if v.cut_values > 0 { format!("; {} values longer than 200 bytes cut in the .xpt", v.cut_values) } else { String::new() }
             ));
         }
@@ -256,12 +252,12 @@ fn define_xml(
     let used: std::collections::BTreeSet<&str> =
         described.iter().flat_map(|d| d.vars.iter().map(|v| v.column.as_str())).collect();
     for (name, codes) in coded.iter().filter(|(n, _)| used.contains(n.as_str())) {
-        x.push_str(&format!("<CodeList OID=\"CL.{n}\" Name=\"{n}\" DataType=\"text\">\n", n = xml(name)));
+        x.push_str(&format!("<CodeList OID=\"CL.{n}\" Name=\"{n}\" DataType=\"text\">\n", n = esc(name)));
         for (code, label) in codes {
             x.push_str(&format!(
                 "<CodeListItem CodedValue=\"{}\"><Decode><TranslatedText xml:lang=\"en\">{}</TranslatedText></Decode></CodeListItem>\n",
-                xml(code),
-                xml(label)
+                esc(code),
+                esc(label)
             ));
         }
         x.push_str("</CodeList>\n");
@@ -293,20 +289,23 @@ pub fn job_file(data_dir: &Path, job_id: i32) -> std::path::PathBuf {
     data_dir.join("exports").join("dossiers").join(format!("dossier-job{job_id}.zip"))
 }
 
+/// The study's lock (its snapshot hash re-computed and compared), refused unless locked with
+/// every signature: what a dossier stands for.
+fn signed_lock(conn: &mut Conn, study: &studies::Study) -> Result<lock::SignatureState> {
+    let state = lock::state(conn, study.id)?
+        .ok_or_else(|| Error::Conflict(format!("{} is not locked: lock and sign it before exporting", study.code)))?;
+    if !state.complete() {
+        return Err(Error::Conflict(format!("{} is {}: the dossier needs every signature", study.code, state.label())));
+    }
+    Ok(state)
+}
+
 /// Queues the export of a locked study's dossier as a job, refused at once when the study is
 /// not locked and signed (the job checks again).
 pub fn start_export(conn: &mut Conn, actor: &Actor, access: &StudyAccess) -> Result<crate::jobs::Job> {
     access.require(Permission::ViewAnalyses)?;
     let study = studies::get_by_code(conn, &access.study.code)?;
-    match lock::state(conn, study.id)? {
-        Some(s) if s.complete() => {}
-        Some(s) => {
-            return Err(Error::Conflict(format!("{} is {}: the dossier needs every signature", study.code, s.label())))
-        }
-        None => {
-            return Err(Error::Conflict(format!("{} is not locked: lock and sign it before exporting", study.code)))
-        }
-    }
+    signed_lock(conn, &study)?;
     // Audited on the system chain, like the export itself (see `jobs::enqueue`).
     crate::jobs::enqueue(conn, actor, Some(&study), KIND, json!({"study": study.code, "user": actor.name}))
 }
@@ -329,6 +328,10 @@ pub fn jobs(conn: &mut Conn, study_id: i32) -> Result<Vec<crate::jobs::Job>> {
 pub struct DossierJob;
 
 impl crate::jobs::kinds::JobHandler for DossierJob {
+    fn reads_only(&self) -> bool {
+        true
+    }
+
     fn run(&self, ctx: &crate::jobs::kinds::JobContext) -> anyhow::Result<Value> {
         let params = ctx.job.params_json();
         let (study, username) = (params["study"].as_str().unwrap_or(""), params["user"].as_str().unwrap_or(""));
@@ -380,16 +383,7 @@ pub fn export(
     // One read transaction: the lock's state (its snapshot hash re-computed and compared) and
     // every file see the same data, so what is exported is what was signed.
     let (manifest_sha256, files, public_key) = conn.transaction(|conn| {
-        let state = lock::state(conn, study.id)?.ok_or_else(|| {
-            Error::Conflict(format!("{} is not locked: lock and sign it before exporting", study.code))
-        })?;
-        if !state.complete() {
-            return Err(Error::Conflict(format!(
-                "{} is {}: the dossier needs every signature",
-                study.code,
-                state.label()
-            )));
-        }
+        let state = signed_lock(conn, &study)?;
         write_dossier(conn, data_dir, &study, &state, tmp.path(), progress)
     })?;
     tmp.persist(out).map_err(|e| io_error(e.error))?;
@@ -733,24 +727,34 @@ fn primary_phenotypes(
 
 /// Writes `audit/audit.csv`, oldest event first, a page at a time; returns how many events.
 fn audit_csv(conn: &mut Conn, study_id: i32, zip: &mut ZipOut) -> Result<usize> {
+    use crate::db::schema::audit_events;
     use crate::export::CsvRecord;
+    use diesel::prelude::*;
     const PAGE: i64 = 5_000;
-    let filter = audit::query::AuditFilter::default();
-    let total = audit::query::list(conn, Some(study_id), &filter, PageRequest { page: 1, per_page: 1 })?.total;
-    let pages = (total + PAGE - 1) / PAGE;
+    let mut total = 0;
     zip.add_with("audit/audit.csv", |w| {
         let mut csv = csv::Writer::from_writer(w);
         csv.write_record(audit::AuditEvent::HEADER).map_err(io_error)?;
-        // Pages are newest first: the last page holds the oldest events.
-        for page in (1..=pages).rev() {
-            let events = audit::query::list(conn, Some(study_id), &filter, PageRequest { page, per_page: PAGE })?;
-            for e in events.items.iter().rev() {
+        // Oldest first, a page at a time after the last id written (no count, no offset scan).
+        let mut after = 0;
+        loop {
+            let events: Vec<audit::AuditEvent> = audit_events::table
+                .filter(audit_events::study_id.eq(study_id))
+                .filter(audit_events::id.gt(after))
+                .order(audit_events::id.asc())
+                .limit(PAGE)
+                .select(audit::AuditEvent::as_select())
+                .load(conn)?;
+            let Some(last) = events.last() else { break };
+            after = last.id;
+            total += events.len();
+            for e in &events {
                 csv.write_record(e.record()).map_err(io_error)?;
             }
         }
         csv.flush().map_err(io_error)
     })?;
-    Ok(total as usize)
+    Ok(total)
 }
 
 /// Table 1's parameters for the subjects dataset: grouped by AI phenotype; the dictionary's

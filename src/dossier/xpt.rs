@@ -237,27 +237,6 @@ impl<'a, W: Write> Writer<'a, W> {
     }
 }
 
-/// Writes one dataset held in memory: member `dataset`, its label, the columns (name, label) and
-/// the rows (text; a column is numeric when every non-empty value is a number). Returns how each
-/// column became a variable.
-pub fn write(
-    out: &mut impl Write,
-    dataset: &str,
-    dataset_label: &str,
-    columns: &[(String, String)],
-    rows: &[Vec<String>],
-) -> std::io::Result<Vec<Variable>> {
-    let mut d = Describer::new(columns);
-    rows.iter().for_each(|r| d.push(r));
-    let vars = d.finish();
-    let mut w = Writer::start(out, dataset, dataset_label, &vars)?;
-    for r in rows {
-        w.row(r)?;
-    }
-    w.finish()?;
-    Ok(vars)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

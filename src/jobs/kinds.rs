@@ -41,6 +41,12 @@ impl JobContext {
 /// One kind of job: decodes its parameters and does the work.
 pub trait JobHandler: Send + Sync {
     fn run(&self, ctx: &JobContext) -> anyhow::Result<Value>;
+
+    /// Whether the job only reads its study: its start and cancel are then audited on the
+    /// system chain, so that the study's own trail stays as it was (see `jobs::enqueue`).
+    fn reads_only(&self) -> bool {
+        false
+    }
 }
 
 /// The handler for a kind; later capabilities add theirs here.

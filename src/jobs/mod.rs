@@ -92,7 +92,7 @@ fn chain_for(study: Option<&Study>) -> Chain<'_> {
 /// studyless jobs and for jobs that only read a study (the dossier's export, so that the study's
 /// own trail — and so the dossier's bytes — stays as it was).
 fn audit_chain<'a>(kind: &str, study: Option<&'a Study>) -> Chain<'a> {
-    if kind == crate::dossier::KIND {
+    if kinds::handler(kind).is_some_and(|h| h.reads_only()) {
         Chain::System
     } else {
         chain_for(study)

@@ -29,8 +29,7 @@ const WIDTH: f32 = PAGE_W - 2.0 * MARGIN_X;
 const BOTTOM: f32 = PAGE_H - MARGIN_BOTTOM;
 const CELL_PAD: f32 = 3.0;
 
-static REGULAR: &[u8] = include_bytes!("../../static/fonts/DejaVuSans.ttf");
-static BOLD: &[u8] = include_bytes!("../../static/fonts/DejaVuSans-Bold.ttf");
+use crate::stats::plots::{DEJAVU_SANS as REGULAR, DEJAVU_SANS_BOLD as BOLD};
 
 /// Text widths from the fonts' horizontal advances.
 struct Metrics {

@@ -306,13 +306,17 @@ pub fn confusion(categories: &[String], counts: &[Vec<u64>], row_title: &str, co
 
 /// DejaVu Sans (regular and bold; Debian fonts-dejavu-core 2.37, licence in static/fonts/LICENSE),
 /// built in so that PNGs render the same on any machine, with no system fonts.
+pub static DEJAVU_SANS: &[u8] = include_bytes!("../../static/fonts/DejaVuSans.ttf");
+pub static DEJAVU_SANS_BOLD: &[u8] = include_bytes!("../../static/fonts/DejaVuSans-Bold.ttf");
+
+/// The fonts of every plot: DejaVu Sans, regular and bold (see [`DEJAVU_SANS`]).
 pub fn fonts() -> std::sync::Arc<resvg::usvg::fontdb::Database> {
     static FONTS: std::sync::OnceLock<std::sync::Arc<resvg::usvg::fontdb::Database>> = std::sync::OnceLock::new();
     FONTS
         .get_or_init(|| {
             let mut db = resvg::usvg::fontdb::Database::new();
-            db.load_font_data(include_bytes!("../../static/fonts/DejaVuSans.ttf").to_vec());
-            db.load_font_data(include_bytes!("../../static/fonts/DejaVuSans-Bold.ttf").to_vec());
+            db.load_font_data(DEJAVU_SANS.to_vec());
+            db.load_font_data(DEJAVU_SANS_BOLD.to_vec());
             db.set_sans_serif_family("DejaVu Sans");
             std::sync::Arc::new(db)
         })
