@@ -1199,6 +1199,8 @@ fn cases_cmd(cfg: Config, as_user: Option<String>, cmd: CasesCmd) -> CliResult {
             }
             let s = import::commit(&mut conn, &actor, &access, &prepared)?;
             println!("import {}: {} created, {} updated, {} unchanged", s.import_id, s.created, s.updated, s.unchanged);
+            // The import is committed; copy it from the WAL into the database file before exiting.
+            evidentia::db::checkpoint(&mut conn)?;
         }
         CasesCmd::Export { study, out, labels } => {
             let access = study_access(&mut conn, &actor, &study.to_uppercase())?;

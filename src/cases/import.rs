@@ -477,7 +477,8 @@ struct NewCase<'a> {
 
 /// Stores a prepared import in one transaction: new subjects get the next display id of their
 /// site, known ones (same pseudonym) are updated; one audit event per created or changed case,
-/// one for the import. Refuses an import that has problems.
+/// one for the import. Refuses an import that has problems. Returns once the transaction is in
+/// the WAL: the caller then runs `db::checkpoint` (the server does so in the background).
 pub fn commit(
     conn: &mut Conn,
     actor: &Actor,
@@ -498,7 +499,7 @@ pub fn commit(
     let cache_kib = u32::try_from(prepared.rows.len().saturating_mul(2))
         .unwrap_or(u32::MAX)
         .clamp(db::CACHE_KIB, db::MAX_CACHE_KIB);
-    db::with_cache(conn, cache_kib, |conn| commit_rows(conn, actor, access, prepared))
+    db::bulk_write(conn, cache_kib, |conn| commit_rows(conn, actor, access, prepared))
 }
 
 fn commit_rows(

@@ -30,15 +30,42 @@ pub const CACHE_KIB: u32 = 64 * 1024;
 /// The most a large write may raise its connection's page cache to, in KiB (256 MB).
 pub const MAX_CACHE_KIB: u32 = 256 * 1024;
 
-/// Runs `f` with a page cache of `kib` KiB on this connection (a large write transaction whose
-/// pages then stay in memory instead of spilling to the WAL and being read back), restoring the
-/// usual size afterwards whatever `f` returns.
-pub fn with_cache<T>(conn: &mut Conn, kib: u32, f: impl FnOnce(&mut Conn) -> T) -> T {
+/// Runs a large write `f` on this connection: with a page cache of `kib` KiB (its pages then
+/// stay in memory instead of spilling to the WAL and being read back) and without the automatic
+/// checkpoint at its COMMIT, so the writer returns once the transaction is in the WAL; copying it
+/// into the database file is left to [`checkpoint`], which the caller runs in the background.
+/// Both settings are restored afterwards whatever `f` returns, a panic included.
+pub fn bulk_write<T>(conn: &mut Conn, kib: u32, f: impl FnOnce(&mut Conn) -> T) -> T {
     // A failed PRAGMA only changes speed, not results.
-    let _ = conn.batch_execute(&cache_pragma(kib));
+    let _ = conn.batch_execute(&format!("{} PRAGMA wal_autocheckpoint = 0;", cache_pragma(kib)));
     let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)));
-    let _ = conn.batch_execute(&cache_pragma(CACHE_KIB));
+    let _ = conn.batch_execute(&format!("{} {AUTOCHECKPOINT}", cache_pragma(CACHE_KIB)));
     out.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// SQLite's default: a connection checkpoints after a commit that leaves 1,000 pages in the WAL.
+const AUTOCHECKPOINT: &str = "PRAGMA wal_autocheckpoint = 1000;";
+
+/// Copies the WAL into the database file as far as no reader still needs it (a PASSIVE
+/// checkpoint: it waits for no one and blocks no one). After a [`bulk_write`].
+pub fn checkpoint(conn: &mut Conn) -> anyhow::Result<()> {
+    conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE);")?;
+    Ok(())
+}
+
+/// Runs [`checkpoint`] on a connection of its own in a background thread, so that neither the
+/// request that wrote nor the next writer waits for it.
+pub fn checkpoint_in_background(pool: &DbPool) {
+    let pool = pool.clone();
+    let spawned = std::thread::Builder::new().name("checkpoint".into()).spawn(move || {
+        if let Err(e) = pool.get().map_err(anyhow::Error::from).and_then(|mut c| checkpoint(&mut c)) {
+            tracing::warn!("background checkpoint: {e}");
+        }
+    });
+    if let Err(e) = spawned {
+        // The next commit's automatic checkpoint does the work instead.
+        tracing::warn!("background checkpoint not started: {e}");
+    }
 }
 
 fn cache_pragma(kib: u32) -> String {
@@ -122,4 +149,77 @@ pub fn json_text_like<QS: 'static>(
             .sql(") AS TEXT) LIKE ")
             .bind::<Text, _>(pattern.to_string()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::RunQueryDsl;
+
+    #[derive(diesel::QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        value: i64,
+    }
+
+    #[derive(diesel::QueryableByName)]
+    struct Autocheckpoint {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        wal_autocheckpoint: i64,
+    }
+
+    /// The connection's page cache setting and automatic checkpoint threshold.
+    fn settings(conn: &mut Conn) -> (i64, i64) {
+        let cache = diesel::sql_query("SELECT cache_size AS value FROM pragma_cache_size").get_result::<Setting>(conn);
+        let auto = diesel::sql_query("PRAGMA wal_autocheckpoint").get_result::<Autocheckpoint>(conn);
+        (cache.unwrap().value, auto.unwrap().wal_autocheckpoint)
+    }
+
+    #[test]
+    fn a_bulk_write_restores_the_cache_and_the_automatic_checkpoint_even_after_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = open_pool(dir.path(), 1).unwrap();
+        let mut conn = pool.get().unwrap();
+        let usual = settings(&mut conn);
+        assert_eq!(usual, (-i64::from(CACHE_KIB), 1000));
+        let inside = bulk_write(&mut conn, MAX_CACHE_KIB, settings);
+        assert_eq!(inside, (-i64::from(MAX_CACHE_KIB), 0));
+        assert_eq!(settings(&mut conn), usual);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            bulk_write(&mut conn, MAX_CACHE_KIB, |_| panic!("inside the write"))
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(settings(&mut conn), usual);
+    }
+
+    #[test]
+    fn a_bulk_write_waits_in_the_wal_until_the_checkpoint_copies_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = open_pool(dir.path(), 2).unwrap();
+        let mut conn = pool.get().unwrap();
+        conn.batch_execute("CREATE TABLE t (v TEXT NOT NULL)").unwrap();
+        let db_size = || std::fs::metadata(dir.path().join(DB_FILE)).unwrap().len();
+        let before = db_size();
+        // About 8 MB: 2,000 pages, twice what triggers an automatic checkpoint.
+        bulk_write(&mut conn, CACHE_KIB, |c| {
+            write_tx(c, |c| {
+                for _ in 0..2000 {
+                    diesel::sql_query("INSERT INTO t VALUES (hex(randomblob(2000)))").execute(c)?;
+                }
+                Ok::<_, diesel::result::Error>(())
+            })
+        })
+        .unwrap();
+        assert!(db_size() < before + 1_000_000, "committed to the WAL only");
+        // Another connection reads the committed rows meanwhile.
+        let mut other = pool.get().unwrap();
+        assert_eq!(count(&mut other), 2000);
+        checkpoint(&mut conn).unwrap();
+        assert!(db_size() > before + 7_000_000, "copied into the database file");
+        assert_eq!(count(&mut other), 2000);
+    }
+
+    fn count(conn: &mut Conn) -> i64 {
+        diesel::sql_query("SELECT count(*) AS value FROM t").get_result::<Setting>(conn).map(|s| s.value).unwrap()
+    }
 }

@@ -129,6 +129,7 @@ fn seed_cases(
         }
         n += import::commit(conn, actor, &access, &prepared)?.created;
     }
+    crate::db::checkpoint(conn)?;
     created.push(format!("data dictionary ({} fields) and {n} de-identified cases in {}", fields.len(), demo.code));
     Ok(())
 }

@@ -409,6 +409,10 @@ pub async fn case_import_confirm(
             import::commit(c, &actor, &access, &prepared)
         })
         .await;
+    if result.is_ok() {
+        // The import returned once committed to the WAL (`db::bulk_write`).
+        crate::db::checkpoint_in_background(&state.pool);
+    }
     match result {
         Ok(s) => Ok(redirect_with_flash(
             &format!("/studies/{code}/cases"),
