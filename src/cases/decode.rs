@@ -392,22 +392,43 @@ fn position(reader: &csv::Reader<&[u8]>) -> usize {
     usize::try_from(reader.position().byte()).unwrap_or(usize::MAX)
 }
 
+/// Where [`scan_quoting`] is within a record.
+#[derive(Clone, Copy, PartialEq)]
+enum QuoteState {
+    FieldStart,
+    Unquoted,
+    Quoted,
+    /// A quote inside a quoted field: either the first of a doubled quote or the closing one.
+    QuoteInQuoted,
+    AfterClosingQuote,
+}
+
 /// Checks the quoting of one record's raw text (RFC 4180, plus spaces allowed after a closing
 /// quote). A quote inside an unquoted field (`5" tall`) is accepted as a literal, as `csv` does.
 /// On failure, the 0-based field index and what is wrong.
 fn check_quoting(raw: &[u8], delimiter: u8) -> Result<(), (usize, &'static str)> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum State {
-        FieldStart,
-        Unquoted,
-        Quoted,
-        /// A quote inside a quoted field: either the first of a doubled quote or the closing one.
-        QuoteInQuoted,
-        AfterClosingQuote,
-    }
-    let mut state = State::FieldStart;
-    let mut field = 0;
-    for &b in raw {
+    // Up to the first quote every byte is unquoted text or a separator: the scan starts there,
+    // with the state and field index those bytes leave (most records have few quotes or none).
+    let Some(first_quote) = raw.iter().position(|&b| b == b'"') else { return Ok(()) };
+    let before = &raw[..first_quote];
+    let line = before.iter().rposition(|&b| b == b'\n' || b == b'\r').map_or(0, |i| i + 1);
+    let field = before[line..].iter().filter(|&&b| b == delimiter).count();
+    let state = match before.last() {
+        Some(&b) if b != delimiter && b != b'\n' && b != b'\r' => QuoteState::Unquoted,
+        _ => QuoteState::FieldStart,
+    };
+    scan_quoting(&raw[first_quote..], delimiter, field, state)
+}
+
+/// The quoting check's state machine over `bytes`, starting in `state` at 0-based `field`.
+fn scan_quoting(
+    bytes: &[u8],
+    delimiter: u8,
+    mut field: usize,
+    mut state: QuoteState,
+) -> Result<(), (usize, &'static str)> {
+    use QuoteState as State;
+    for &b in bytes {
         let end_of_field = b == delimiter || b == b'\n' || b == b'\r';
         state = match state {
             State::Quoted => match b {
@@ -440,6 +461,26 @@ fn check_quoting(raw: &[u8], delimiter: u8) -> Result<(), (usize, &'static str)>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_quoting_check_skipping_to_the_first_quote_agrees_with_a_scan_from_the_start() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let alphabet = b"a ,;\"\n\r\t";
+        for _ in 0..20_000 {
+            let len = rng.gen_range(0..24);
+            let raw: Vec<u8> = (0..len).map(|_| alphabet[rng.gen_range(0..alphabet.len())]).collect();
+            for delimiter in [b',', b';', b'\t'] {
+                assert_eq!(
+                    check_quoting(&raw, delimiter),
+                    scan_quoting(&raw, delimiter, 0, QuoteState::FieldStart),
+                    "{:?} with {:?}",
+                    String::from_utf8_lossy(&raw),
+                    delimiter as char
+                );
+            }
+        }
+    }
 
     fn read(bytes: &[u8]) -> Result<Table, DecodeError> {
         read_table("visits.csv", bytes, None, &Limits::default())
