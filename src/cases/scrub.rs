@@ -101,8 +101,7 @@ pub struct Scrubber {
 #[derive(Debug, Clone)]
 struct NameMatcher {
     /// ASCII-lower-cased bounded terms.
-    /// foldhash: several times faster than SipHash on short keys, and randomly seeded.
-    words: HashSet<Box<[u8]>, foldhash::fast::RandomState>,
+    words: HashSet<Box<[u8]>>,
     /// The longest bounded term, in bytes.
     longest: usize,
     /// A bit per pair of (ASCII-lower-cased) first two bytes of a bounded term: most words of
@@ -414,7 +413,7 @@ fn name_matcher(names: &[&str]) -> Result<Option<NameMatcher>, String> {
         return Ok(None);
     }
     let ascii_word = |c: Option<char>| c.is_some_and(is_ascii_word);
-    let mut words = HashSet::with_capacity_and_hasher(terms.len(), foldhash::fast::RandomState::default());
+    let mut words: HashSet<Box<[u8]>> = HashSet::with_capacity(terms.len());
     let mut longest = 0;
     let mut starts = vec![0u64; 1024];
     // Non-ASCII letters are not folded by either matcher: the lower-case form is added too.

@@ -31,39 +31,71 @@ pub const CACHE_KIB: u32 = 64 * 1024;
 pub const MAX_CACHE_KIB: u32 = 256 * 1024;
 
 /// Runs a large write `f` on this connection: with a page cache of `kib` KiB (its pages then
-/// stay in memory instead of spilling to the WAL and being read back) and without the automatic
-/// checkpoint at its COMMIT, so the writer returns once the transaction is in the WAL; copying it
-/// into the database file is left to [`checkpoint`], which the caller runs in the background.
-/// Both settings are restored afterwards whatever `f` returns, a panic included.
+/// stay in memory instead of spilling to the WAL and being read back), without the automatic
+/// checkpoint at its COMMIT, and with the WAL synced at that COMMIT (`synchronous = FULL`; under
+/// NORMAL only a checkpoint syncs it, and that now comes later). So the writer returns once the
+/// transaction is durable in the WAL; copying it into the database file is left to
+/// [`checkpoint`], which the server runs in the background. The usual settings are restored
+/// afterwards, each on its own, whatever `f` returns, a panic included.
 pub fn bulk_write<T>(conn: &mut Conn, kib: u32, f: impl FnOnce(&mut Conn) -> T) -> T {
-    // A failed PRAGMA only changes speed, not results.
-    let _ = conn.batch_execute(&format!("{} PRAGMA wal_autocheckpoint = 0;", cache_pragma(kib)));
+    // A failed PRAGMA only changes speed (or, for `synchronous`, leaves NORMAL's durability).
+    let _ =
+        conn.batch_execute(&format!("{} PRAGMA wal_autocheckpoint = 0; PRAGMA synchronous = FULL;", cache_pragma(kib)));
     let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)));
-    let _ = conn.batch_execute(&format!("{} {AUTOCHECKPOINT}", cache_pragma(CACHE_KIB)));
+    for usual in [AUTOCHECKPOINT, SYNCHRONOUS, &cache_pragma(CACHE_KIB)] {
+        let _ = conn.batch_execute(usual);
+    }
     out.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
-/// SQLite's default: a connection checkpoints after a commit that leaves 1,000 pages in the WAL.
+/// Every connection checkpoints after a commit that leaves 1,000 pages in the WAL (SQLite's
+/// default, set explicitly so that [`bulk_write`] restores what `on_acquire` set).
 const AUTOCHECKPOINT: &str = "PRAGMA wal_autocheckpoint = 1000;";
 
-/// Copies the WAL into the database file as far as no reader still needs it (a PASSIVE
-/// checkpoint: it waits for no one and blocks no one). After a [`bulk_write`].
-pub fn checkpoint(conn: &mut Conn) -> anyhow::Result<()> {
-    conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE);")?;
-    Ok(())
+/// In WAL mode, NORMAL loses no committed transaction on a process crash; a power loss may lose
+/// the last ones before a checkpoint.
+const SYNCHRONOUS: &str = "PRAGMA synchronous = NORMAL;";
+
+/// What `PRAGMA wal_checkpoint` answers.
+#[derive(diesel::QueryableByName)]
+struct CheckpointResult {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    busy: i32,
+    /// Frames in the WAL (-1 when the database is not in WAL mode).
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    log: i32,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    checkpointed: i32,
 }
 
-/// Runs [`checkpoint`] on a connection of its own in a background thread, so that neither the
-/// request that wrote nor the next writer waits for it.
+/// Copies the WAL into the database file as far as no reader still needs it (a PASSIVE
+/// checkpoint: it waits for no one and blocks no one). After a [`bulk_write`]. Returns whether
+/// every frame was copied; an open read transaction on an older snapshot can hold some back.
+pub fn checkpoint(conn: &mut Conn) -> anyhow::Result<bool> {
+    use diesel::RunQueryDsl;
+    let r: CheckpointResult = diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(conn)?;
+    Ok(r.busy == 0 && r.checkpointed >= r.log)
+}
+
+/// Runs [`checkpoint`] on a connection of its own in a background thread, so that the request
+/// that wrote does not wait for it, retrying for about half a minute while readers hold frames
+/// back. Best effort: what it leaves, the next commit's automatic checkpoint copies.
 pub fn checkpoint_in_background(pool: &DbPool) {
     let pool = pool.clone();
     let spawned = std::thread::Builder::new().name("checkpoint".into()).spawn(move || {
-        if let Err(e) = pool.get().map_err(anyhow::Error::from).and_then(|mut c| checkpoint(&mut c)) {
-            tracing::warn!("background checkpoint: {e}");
+        let mut wait = Duration::from_millis(100);
+        for _ in 0..10 {
+            match pool.get().map_err(anyhow::Error::from).and_then(|mut c| checkpoint(&mut c)) {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(e) => tracing::warn!("background checkpoint: {e}"),
+            }
+            std::thread::sleep(wait);
+            wait = (wait * 2).min(Duration::from_secs(5));
         }
+        tracing::warn!("background checkpoint incomplete: readers kept part of the WAL");
     });
     if let Err(e) = spawned {
-        // The next commit's automatic checkpoint does the work instead.
         tracing::warn!("background checkpoint not started: {e}");
     }
 }
@@ -80,7 +112,8 @@ impl CustomizeConnection<Conn, diesel::r2d2::Error> for SqlitePragmas {
         // allocated only as used) keeps the indexes of a 100,000-case study in memory.
         conn.batch_execute(&format!(
             "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = NORMAL;
+             {SYNCHRONOUS}
+             {AUTOCHECKPOINT}
              PRAGMA foreign_keys = ON;
              PRAGMA busy_timeout = 10000;
              {}",
@@ -168,22 +201,30 @@ mod tests {
         wal_autocheckpoint: i64,
     }
 
-    /// The connection's page cache setting and automatic checkpoint threshold.
-    fn settings(conn: &mut Conn) -> (i64, i64) {
+    #[derive(diesel::QueryableByName)]
+    struct Synchronous {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        synchronous: i64,
+    }
+
+    /// The connection's page cache setting, automatic checkpoint threshold and sync level
+    /// (1 NORMAL, 2 FULL).
+    fn settings(conn: &mut Conn) -> (i64, i64, i64) {
         let cache = diesel::sql_query("SELECT cache_size AS value FROM pragma_cache_size").get_result::<Setting>(conn);
         let auto = diesel::sql_query("PRAGMA wal_autocheckpoint").get_result::<Autocheckpoint>(conn);
-        (cache.unwrap().value, auto.unwrap().wal_autocheckpoint)
+        let sync = diesel::sql_query("PRAGMA synchronous").get_result::<Synchronous>(conn);
+        (cache.unwrap().value, auto.unwrap().wal_autocheckpoint, sync.unwrap().synchronous)
     }
 
     #[test]
-    fn a_bulk_write_restores_the_cache_and_the_automatic_checkpoint_even_after_a_panic() {
+    fn a_bulk_write_restores_the_cache_checkpoint_and_sync_settings_even_after_a_panic() {
         let dir = tempfile::tempdir().unwrap();
         let pool = open_pool(dir.path(), 1).unwrap();
         let mut conn = pool.get().unwrap();
         let usual = settings(&mut conn);
-        assert_eq!(usual, (-i64::from(CACHE_KIB), 1000));
+        assert_eq!(usual, (-i64::from(CACHE_KIB), 1000, 1));
         let inside = bulk_write(&mut conn, MAX_CACHE_KIB, settings);
-        assert_eq!(inside, (-i64::from(MAX_CACHE_KIB), 0));
+        assert_eq!(inside, (-i64::from(MAX_CACHE_KIB), 0, 2));
         assert_eq!(settings(&mut conn), usual);
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             bulk_write(&mut conn, MAX_CACHE_KIB, |_| panic!("inside the write"))
@@ -214,9 +255,24 @@ mod tests {
         // Another connection reads the committed rows meanwhile.
         let mut other = pool.get().unwrap();
         assert_eq!(count(&mut other), 2000);
-        checkpoint(&mut conn).unwrap();
+        assert!(checkpoint(&mut conn).unwrap(), "every frame copied");
         assert!(db_size() > before + 7_000_000, "copied into the database file");
         assert_eq!(count(&mut other), 2000);
+    }
+
+    #[test]
+    fn a_checkpoint_says_when_a_reader_holds_frames_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = open_pool(dir.path(), 2).unwrap();
+        let (mut writer, mut reader) = (pool.get().unwrap(), pool.get().unwrap());
+        writer.batch_execute("CREATE TABLE t (v TEXT NOT NULL); INSERT INTO t VALUES ('a');").unwrap();
+        assert!(checkpoint(&mut writer).unwrap());
+        // The reader's snapshot predates the next write, so its frames must stay in the WAL.
+        reader.batch_execute("BEGIN; SELECT count(*) FROM t;").unwrap();
+        writer.batch_execute("INSERT INTO t VALUES ('b')").unwrap();
+        assert!(!checkpoint(&mut writer).unwrap(), "incomplete while the reader is open");
+        reader.batch_execute("COMMIT").unwrap();
+        assert!(checkpoint(&mut writer).unwrap());
     }
 
     fn count(conn: &mut Conn) -> i64 {

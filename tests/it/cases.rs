@@ -180,6 +180,38 @@ async fn planted_phi_never_reaches_the_database_the_logs_a_page_or_an_export() {
 }
 
 #[tokio::test]
+async fn a_web_import_is_copied_from_the_wal_into_the_database_file_in_the_background() {
+    let app = spawn_app();
+    phi_study(&app);
+    let m = app.login("manager").await;
+    upload(&m, "/studies/PHI-01/dictionary/import", "dict.csv", DICTIONARY, &[]).await;
+    let r = upload(&m, "/studies/PHI-01/cases/import", "a.csv", PHI_CASES, &[]).await;
+    let token = token_of(&r.text().await.unwrap());
+    assert_eq!(m.post(&format!("/studies/PHI-01/cases/import/{token}/confirm"), &[]).await.status(), 303);
+    // The main file alone (a copy, without its WAL) holds the cases once the checkpoint ran;
+    // far fewer than 1,000 pages were written, so no automatic checkpoint would have copied them.
+    let sid = studies::get_by_code(&mut app.conn(), "PHI-01").unwrap().id;
+    let copy = app.scratch.join("main-file-only.db");
+    let mut in_main_file = 0;
+    for _ in 0..100 {
+        std::fs::copy(app.data_dir.join(evidentia::db::DB_FILE), &copy).unwrap();
+        in_main_file = diesel::SqliteConnection::establish(&copy.to_string_lossy())
+            .ok()
+            .and_then(|mut c| {
+                use evidentia::db::schema::cases;
+                cases::table.filter(cases::study_id.eq(sid)).count().get_result::<i64>(&mut c).ok()
+            })
+            .unwrap_or(0);
+        let _ = std::fs::remove_file(copy.with_extension("db-wal"));
+        if in_main_file == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(in_main_file, 2, "the import reached the database file");
+}
+
+#[tokio::test]
 async fn dates_shift_per_subject_and_reimports_update_with_audit() {
     let app = spawn_app();
     phi_study(&app);
