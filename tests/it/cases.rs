@@ -179,15 +179,22 @@ async fn planted_phi_never_reaches_the_database_the_logs_a_page_or_an_export() {
     assert!(app.data_dir.join("evidentia.db-wal").exists() || app.data_dir.join("evidentia.db").exists());
 }
 
-#[tokio::test]
-async fn a_web_import_is_copied_from_the_wal_into_the_database_file_in_the_background() {
-    let app = spawn_app();
-    phi_study(&app);
+/// The PHI study with its dictionary and the fixture's cases imported from the web; the
+/// manager's client.
+async fn imported_phi_cases(app: &TestApp) -> Client {
+    phi_study(app);
     let m = app.login("manager").await;
     upload(&m, "/studies/PHI-01/dictionary/import", "dict.csv", DICTIONARY, &[]).await;
     let r = upload(&m, "/studies/PHI-01/cases/import", "a.csv", PHI_CASES, &[]).await;
     let token = token_of(&r.text().await.unwrap());
     assert_eq!(m.post(&format!("/studies/PHI-01/cases/import/{token}/confirm"), &[]).await.status(), 303);
+    m
+}
+
+#[tokio::test]
+async fn a_web_import_is_copied_from_the_wal_into_the_database_file_in_the_background() {
+    let app = spawn_app();
+    imported_phi_cases(&app).await;
     // The main file alone (a copy, without its WAL) holds the cases once the checkpoint ran;
     // far fewer than 1,000 pages were written, so no automatic checkpoint would have copied them.
     let sid = studies::get_by_code(&mut app.conn(), "PHI-01").unwrap().id;
@@ -214,12 +221,7 @@ async fn a_web_import_is_copied_from_the_wal_into_the_database_file_in_the_backg
 #[tokio::test]
 async fn dates_shift_per_subject_and_reimports_update_with_audit() {
     let app = spawn_app();
-    phi_study(&app);
-    let m = app.login("manager").await;
-    upload(&m, "/studies/PHI-01/dictionary/import", "dict.csv", DICTIONARY, &[]).await;
-    let r = upload(&m, "/studies/PHI-01/cases/import", "a.csv", PHI_CASES, &[]).await;
-    let token = token_of(&r.text().await.unwrap());
-    m.post(&format!("/studies/PHI-01/cases/import/{token}/confirm"), &[]).await;
+    let m = imported_phi_cases(&app).await;
     let sid = studies::get_by_code(&mut app.conn(), "PHI-01").unwrap().id;
     // Birth dates default to year-only, aggregated past 89 (§164.514(b)(2)(i)(C)).
     let first = evidentia::cases::get(&mut app.conn(), sid, "SNUBH-0001").unwrap();
