@@ -37,9 +37,12 @@ impl StudyKey {
     }
 
     fn mac(&self, purpose: &str, value: &str) -> [u8; 32] {
-        // HMAC-SHA256 (RFC 2104); the purpose keeps the derived values independent.
-        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
-            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        // HMAC-SHA256 (RFC 2104); the purpose keeps the derived values independent. A key shorter
+        // than SHA-256's 64-byte block is zero-padded to it (RFC 2104 §2), so the padded key is
+        // the same key, given in the form that cannot be refused.
+        let mut block = [0u8; 64];
+        block[..32].copy_from_slice(&self.0);
+        let mut m = <Hmac<Sha256> as Mac>::new(&block.into());
         m.update(purpose.as_bytes());
         m.update(&[0]);
         m.update(value.as_bytes());
@@ -148,6 +151,16 @@ mod tests {
 
     fn field(name: &str, validation: &str, action: DeidAction) -> FieldDef {
         FieldDef::for_tests(name, "text", validation, action)
+    }
+
+    #[test]
+    fn the_padded_key_gives_the_hmac_of_the_key() {
+        for b in [0u8, 7, 255] {
+            let k = StudyKey(std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(b)));
+            let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&k.0).unwrap();
+            m.update(b"purpose\0value");
+            assert_eq!(k.mac("purpose", "value"), <[u8; 32]>::from(m.finalize().into_bytes()));
+        }
     }
 
     #[test]
