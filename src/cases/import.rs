@@ -302,7 +302,7 @@ pub fn prepare(
         }
         let subject = deid::Subject::new(&subject_key);
         let mut status = CaseStatus::Enrolled;
-        cells.iter_mut().for_each(|c| *c = None);
+        cells.fill(None);
         let mut checked: BTreeMap<usize, Vec<String>> = BTreeMap::new();
         for (ci, col) in columns.iter().enumerate() {
             let cell = row[ci].trim();
