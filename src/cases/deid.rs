@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 use super::dictionary::{format_ymd, parse_ymd, value_text, DeidAction, FieldDef};
+use super::scrub::Scrubber;
 
 /// The per-study secret behind pseudonyms and date shifts.
 #[derive(Clone)]
@@ -70,6 +71,29 @@ impl StudyKey {
         } else {
             offset
         }
+    }
+}
+
+/// What de-identifies values a person types on a case page: the study's key, so that a date is
+/// shifted by the subject's own offset like the imported ones, and a free-text scrubber. The
+/// scrubber knows the patterns (e-mail addresses, phone numbers, record numbers, dates, ...) but
+/// no names: an import scrubs the names found in its own file's identifier columns, which are
+/// never kept.
+pub struct EditDeid {
+    key: StudyKey,
+    pub scrubber: Scrubber,
+}
+
+impl EditDeid {
+    /// `mrn_patterns`: the configured record-number patterns (the built-in ones when empty).
+    pub fn open(data_dir: &Path, study_code: &str, mrn_patterns: &[String]) -> anyhow::Result<EditDeid> {
+        let scrubber = Scrubber::new(&[], mrn_patterns).map_err(|e| anyhow::anyhow!("scrubbing patterns: {e}"))?;
+        Ok(EditDeid { key: StudyKey::load_or_create(data_dir, study_code)?, scrubber })
+    }
+
+    /// `date` moved by the offset of the subject with this linkage key.
+    pub fn shift(&self, subject_key: &str, date: NaiveDate) -> NaiveDate {
+        date + Duration::days(self.key.date_shift_days(subject_key))
     }
 }
 

@@ -145,17 +145,29 @@ pub fn count(conn: &mut Conn, study_id: i32) -> Result<i64> {
     Ok(cases::table.filter(cases::study_id.eq(study_id)).count().get_result(conn)?)
 }
 
-/// Edits a case's values from the case page: each given field is validated against the
-/// dictionary (dates must already be de-identified: the page shows shifted dates, and a person
-/// enters values in that frame). Audited with old and new values; blocked when locked.
+/// A case edit's outcome: the case as saved, and how many identifiers were redacted from each
+/// free-text field that was given.
+pub struct Edited {
+    pub case: Case,
+    pub redacted: std::collections::BTreeMap<String, usize>,
+}
+
+/// Edits a case's values from the case page (`input`: the form's name/value pairs; a checkbox
+/// field's name once per ticked code, plus once empty so that none ticked is sent too). Each
+/// given field is validated against the dictionary and de-identified at the door like an
+/// import's cells: free text is scrubbed (patterns only, see [`deid::EditDeid`]), and fields
+/// de-identified by an action other than keep — the subject id, identifiers, dates, generalised
+/// values — are refused: they are changed by re-importing the site's file, where the raw value
+/// goes through its action. Audited with old and new values; blocked when locked.
 pub fn edit_values(
     conn: &mut Conn,
     actor: &Actor,
     access: &StudyAccess,
     display_id: &str,
     dictionary: &[FieldDef],
-    input: &Map<String, Value>,
-) -> Result<Case> {
+    input: &[(String, String)],
+    deid: &deid::EditDeid,
+) -> Result<Edited> {
     access.require(Permission::ManageCases)?;
     write_tx(conn, |conn| {
         let study = crate::studies::get_by_code(conn, &access.study.code)?;
@@ -164,20 +176,50 @@ pub fn edit_values(
         let old = case.values();
         let mut new = old.clone();
         let mut errors = FieldErrors::default();
-        for f in dictionary.iter().filter(|f| f.holds_data()).skip(1) {
-            let Some(raw) = input.get(&f.name) else { continue };
-            let raw = dictionary::value_text(raw);
-            if f.action == dictionary::DeidAction::Drop {
+        let mut redacted = std::collections::BTreeMap::new();
+        let mut given: std::collections::BTreeMap<&str, Vec<&str>> = std::collections::BTreeMap::new();
+        for (name, value) in input {
+            given.entry(name.as_str()).or_default().push(value.as_str());
+        }
+        let subject_field = dictionary.iter().find(|f| f.holds_data()).map(|f| f.name.as_str());
+        for (name, raws) in given {
+            let Some(f) = dictionary.iter().find(|f| f.name == name && f.holds_data()) else {
+                errors.add(name, "not a field of this study's dictionary");
+                continue;
+            };
+            if Some(name) == subject_field || f.action != dictionary::DeidAction::Keep {
+                errors.add(
+                    name,
+                    format!(
+                        "de-identified at import ({}): change it by importing the site's file again",
+                        f.action.as_str()
+                    ),
+                );
                 continue;
             }
-            match f.parse_value(&raw) {
-                Err(m) => errors.add(&f.name, m),
-                Ok(None) if f.required => errors.add(&f.name, "required"),
+            let parsed = if f.field_type == "checkbox" {
+                checkbox_codes(f, &raws)
+            } else if let [raw] = raws[..] {
+                f.parse_value(raw)
+            } else {
+                Err("given more than once".to_string())
+            };
+            match parsed {
+                Err(m) => errors.add(name, m),
+                Ok(None) if f.required => errors.add(name, "required"),
                 Ok(None) => {
-                    new.remove(&f.name);
+                    new.remove(name);
+                }
+                Ok(Some(Value::String(text))) if f.is_free_text() => {
+                    let (clean, counts) = deid.scrubber.scrub(&text);
+                    let n: usize = counts.values().sum();
+                    if n > 0 {
+                        redacted.insert(name.to_string(), n);
+                    }
+                    new.insert(name.to_string(), json!(clean));
                 }
                 Ok(Some(v)) => {
-                    new.insert(f.name.clone(), v);
+                    new.insert(name.to_string(), v);
                 }
             }
         }
@@ -197,28 +239,59 @@ pub fn edit_values(
                 Change::new(study.chain(), &actor.name, "update", "case", &case.display_id).before(before).after(after),
             )?;
         }
-        get(conn, study.id, display_id)
+        Ok(Edited { case: get(conn, study.id, display_id)?, redacted })
     })
 }
 
-/// Changes a case's status; excluded and withdrawn need a reason, withdrawn a date.
+/// The ticked codes of a checkbox field, in the order of its choices; each must be one of them.
+/// An empty list when none is ticked (as an import stores it), `None` when required and none is.
+fn checkbox_codes(f: &FieldDef, raws: &[&str]) -> std::result::Result<Option<Value>, String> {
+    let choices = f.choices();
+    let ticked: Vec<&str> = raws.iter().map(|r| r.trim()).filter(|r| !r.is_empty()).collect();
+    if let Some(bad) = ticked.iter().find(|t| !choices.iter().any(|c| c.code == **t)) {
+        return Err(format!("'{bad}' is not one of the choices"));
+    }
+    if ticked.is_empty() && f.required {
+        return Ok(None);
+    }
+    let codes: Vec<&str> = choices.iter().map(|c| c.code.as_str()).filter(|c| ticked.contains(c)).collect();
+    Ok(Some(json!(codes)))
+}
+
+/// A status change as a person types it on the case page.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct StatusInput {
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub reason: String,
+    /// The true date (YYYY-MM-DD); stored shifted by the subject's offset.
+    #[serde(default)]
+    pub date: String,
+}
+
+/// Changes a case's status; excluded and withdrawn need a reason, withdrawn a date. Both are
+/// de-identified at the door: the reason is scrubbed like free text, and the date, an identifier
+/// under Safe Harbor like every date of a subject, is shifted by the subject's own offset so it
+/// stays in the frame of the case's imported dates. Returns the case and how many identifiers were
+/// redacted from the reason.
 pub fn set_status(
     conn: &mut Conn,
     actor: &Actor,
     access: &StudyAccess,
     display_id: &str,
-    status: &str,
-    reason: &str,
-    date: &str,
-) -> Result<Case> {
+    input: &StatusInput,
+    deid: &deid::EditDeid,
+) -> Result<(Case, usize)> {
     access.require(Permission::ManageCases)?;
-    let status = CaseStatus::parse(status)
+    let status = CaseStatus::parse(&input.status)
         .ok_or_else(|| Error::invalid("status", "must be screened, enrolled, excluded or withdrawn"))?;
-    let reason = reason.trim();
+    let (reason, counts) = deid.scrubber.scrub(input.reason.trim());
+    let redacted: usize = counts.values().sum();
     if status.needs_reason() && reason.is_empty() {
         return Err(Error::invalid("reason", format!("say why the case is {}", status.as_str())));
     }
-    let date = match date.trim() {
+    let date = match input.date.trim() {
         "" if status == CaseStatus::Withdrawn => {
             return Err(Error::invalid("date", "the date of withdrawal is required"))
         }
@@ -231,7 +304,14 @@ pub fn set_status(
         let study = crate::studies::get_by_code(conn, &access.study.code)?;
         study.ensure_editable()?;
         let case = get(conn, study.id, display_id)?;
-        let reason_opt = (!reason.is_empty()).then_some(reason);
+        let date = match date {
+            Some(d) => {
+                let subject_key: String = cases::table.find(case.id).select(cases::subject_key).first(conn)?;
+                Some(deid.shift(&subject_key, d))
+            }
+            None => None,
+        };
+        let reason_opt = (!reason.is_empty()).then_some(reason.as_str());
         diesel::update(cases::table.find(case.id))
             .set((
                 cases::status.eq(status.as_str()),
@@ -247,7 +327,7 @@ pub fn set_status(
                 .after(json!({"status": status.as_str(), "date": date.map(|d| d.to_string())}))
                 .because_opt(reason_opt),
         )?;
-        get(conn, study.id, display_id)
+        Ok((get(conn, study.id, display_id)?, redacted))
     })
 }
 

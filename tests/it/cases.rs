@@ -291,6 +291,100 @@ async fn dates_shift_per_subject_and_reimports_update_with_audit() {
     assert_eq!(r.status(), 409, "no import into a locked study");
 }
 
+/// The case page's edits go through the door like an import: free text and the status reason are
+/// scrubbed, the withdrawal date is shifted by the subject's offset, and de-identified fields (the
+/// subject id, identifiers, year-only and shifted dates) are refused with nothing changed.
+#[tokio::test]
+async fn case_page_edits_are_de_identified_at_the_door() {
+    let app = spawn_app();
+    let m = imported_phi_cases(&app).await;
+    let sid = studies::get_by_code(&mut app.conn(), "PHI-01").unwrap().id;
+    let case = |app: &TestApp| evidentia::cases::get(&mut app.conn(), sid, "SNUBH-0001").unwrap();
+    let before = case(&app);
+    let events = || audit_events(&app, "").len();
+    let audited = events();
+
+    // Refused, naming the field, nothing changed and nothing audited.
+    for (field, value, says) in [
+        ("birth_date", "1931-04-02", "de-identified at import (year-only)"),
+        ("biopsy_date", "2024-03-15", "de-identified at import (shift-date)"),
+        ("subject_id", "HOSP-77123", "de-identified at import"),
+        ("patient_name", "John Smithson", "de-identified at import (drop)"),
+        ("age", "94", "de-identified at import (generalise)"),
+        ("ghost", "1", "not a field of this study"),
+        ("sites", "9", "not one of the choices"),
+    ] {
+        let r = m.post("/studies/PHI-01/cases/SNUBH-0001/edit", &[(field, value), ("tps", "1")]).await;
+        assert_eq!(r.status(), 422, "{field}");
+        let page = r.text().await.unwrap();
+        assert!(page.contains(says), "{field}: {says}");
+        assert_no_phi(&format!("the page refusing {field}"), page.as_bytes());
+    }
+    assert_eq!(case(&app).values(), before.values(), "nothing changed");
+    assert_eq!(events(), audited, "nothing audited");
+
+    // Free text is scrubbed as it is saved; the manager is told how much was redacted.
+    let note = "Called 010-9876-5432, wrote to minji.kim@example.org, RRN 850315-1234567, MRN00998877.";
+    let r = m.post("/studies/PHI-01/cases/SNUBH-0001/edit", &[("notes", note)]).await;
+    assert_eq!(r.status(), 303);
+    let (_, page) = m.get_text("/studies/PHI-01/cases/SNUBH-0001").await;
+    assert!(page.contains("Identifiers redacted from free text: 4 in notes"), "the flash says so");
+    let notes = case(&app).values()["notes"].as_str().unwrap().to_string();
+    assert_eq!(notes, "Called [REDACTED:PHONE], wrote to [REDACTED:EMAIL], RRN [REDACTED:RRN], MRN[REDACTED:MRN].");
+    let upd = audit_events(&app, "update");
+    assert_eq!(upd[0].entity_id, "SNUBH-0001");
+    assert!(upd[0].new_value.as_deref().is_some_and(|v| v.contains("[REDACTED:PHONE]")), "{:?}", upd[0].new_value);
+
+    // Checkbox fields: the ticked codes, in the order of the choices; none ticked is an empty list.
+    let r = m.post("/studies/PHI-01/cases/SNUBH-0001/edit", &[("sites", ""), ("sites", "2"), ("sites", "1")]).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(case(&app).values()["sites"], serde_json::json!(["1", "2"]));
+    let (_, page) = m.get_text("/studies/PHI-01/cases/SNUBH-0001").await;
+    assert!(page.contains(r#"name="sites" value="2" checked"#), "the boxes show what is stored");
+    m.post("/studies/PHI-01/cases/SNUBH-0001/edit", &[("sites", "")]).await;
+    assert_eq!(case(&app).values()["sites"], serde_json::json!([]));
+    let upd = audit_events(&app, "update");
+    assert_eq!(upd[0].old_value.as_deref(), Some(r#"{"sites":["1","2"]}"#));
+    assert_eq!(upd[0].new_value.as_deref(), Some(r#"{"sites":[]}"#));
+
+    // A withdrawal: its date is stored in the subject's shifted frame, its reason scrubbed.
+    let shift = chrono::NaiveDate::parse_from_str(before.values()["biopsy_date"].as_str().unwrap(), "%Y-%m-%d")
+        .unwrap()
+        - chrono::NaiveDate::from_ymd_opt(2024, 3, 15).unwrap();
+    let r = m
+        .post(
+            "/studies/PHI-01/cases/SNUBH-0001/status",
+            &[("status", "withdrawn"), ("date", "2025-01-10"), ("reason", "Moved away; reach her at 010-9876-5432")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let (_, page) = m.get_text("/studies/PHI-01/cases/SNUBH-0001").await;
+    assert!(page.contains("Identifiers redacted from the reason: 1"), "the flash says so");
+    let c = case(&app);
+    assert_eq!(c.status, "withdrawn");
+    assert_eq!(c.status_reason.as_deref(), Some("Moved away; reach her at [REDACTED:PHONE]"));
+    assert_eq!(c.status_date, Some(chrono::NaiveDate::from_ymd_opt(2025, 1, 10).unwrap() + shift));
+    let st = audit_events(&app, "status");
+    assert_eq!(st[0].reason.as_deref(), Some("Moved away; reach her at [REDACTED:PHONE]"));
+
+    // Monitors and annotators may not edit (refused before the case is looked up); to someone
+    // outside the study it does not exist.
+    for (user, status) in [("monitor", 403), ("annotator1", 403), ("outsider", 404)] {
+        let c = app.login(user).await;
+        assert_eq!(c.post("/studies/PHI-01/cases/SNUBH-0001/edit", &[("tps", "3")]).await.status(), status, "{user}");
+        let r = c.post("/studies/PHI-01/cases/SNUBH-0001/status", &[("status", "enrolled")]).await;
+        assert_eq!(r.status(), status, "{user}");
+    }
+    assert_eq!(case(&app).values()["tps"], before.values()["tps"]);
+
+    // None of what was typed reached a file of the data dir (database, WAL) or a page.
+    for p in ["/studies/PHI-01/cases/SNUBH-0001", "/studies/PHI-01/audit", "/studies/PHI-01/cases.csv"] {
+        assert_no_phi(p, m.get_text(p).await.1.as_bytes());
+    }
+    drop(m);
+    scan_dir(&app.data_dir);
+}
+
 /// (what, file bytes, text the error must contain)
 fn bad_files() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     let header = "subject_id,site,age,sex,biopsy_date,tps,sites___1,notes\n";

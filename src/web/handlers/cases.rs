@@ -10,7 +10,7 @@ use super::studies::load_access_for;
 use super::StudyNav;
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::cases::decode::Encoding;
-use crate::cases::deid::StudyKey;
+use crate::cases::deid::{EditDeid, StudyKey};
 use crate::cases::dictionary::{self, DictionaryChange, FieldDef, FieldEdit};
 use crate::cases::import::{self, ImportOptions, PreparedImport};
 use crate::cases::{self, Case, CaseFilter, CaseStatus, ImportRecord};
@@ -446,7 +446,11 @@ pub struct CaseShowPage {
 
 impl CaseShowPage {
     pub fn shown(&self, f: &FieldDef) -> String {
-        self.values.get(&f.name).map(|v| f.label_of(v)).unwrap_or_default()
+        match self.values.get(&f.name) {
+            Some(Value::Array(ticked)) if ticked.is_empty() => "none".into(),
+            Some(v) => f.label_of(v),
+            None => String::new(),
+        }
     }
     pub fn raw(&self, f: &FieldDef) -> String {
         self.values.get(&f.name).map(dictionary::value_text).unwrap_or_default()
@@ -454,14 +458,27 @@ impl CaseShowPage {
     /// Codes and labels for a choice field's drop-down (empty: a text input).
     pub fn options(&self, f: &FieldDef) -> Vec<(String, String)> {
         match f.field_type.as_str() {
-            "dropdown" | "radio" => f.choices().into_iter().map(|c| (c.code, c.label)).collect(),
+            "dropdown" | "radio" | "checkbox" => f.choices().into_iter().map(|c| (c.code, c.label)).collect(),
             "yesno" => vec![("1".into(), "Yes".into()), ("0".into(), "No".into())],
             "truefalse" => vec![("1".into(), "True".into()), ("0".into(), "False".into())],
             _ => Vec::new(),
         }
     }
+    /// Refusals of fields that have no input on the page (de-identified ones, unknown names):
+    /// shown above the values.
+    pub fn unplaced_errors(&self) -> Vec<&crate::error::FieldError> {
+        let placed = |name: &str| self.fields.iter().any(|f| f.name == name && self.editable(f));
+        self.errors.0.iter().filter(|e| !placed(&e.field)).collect()
+    }
+    /// Whether a checkbox field's stored codes include `code`.
+    pub fn ticked(&self, f: &FieldDef, code: &str) -> bool {
+        self.values.get(&f.name).and_then(Value::as_array).is_some_and(|a| a.iter().any(|v| v.as_str() == Some(code)))
+    }
+    /// What the page lets a manager change: the values kept as imported, not the subject id nor
+    /// what an action de-identified (see `cases::edit_values`).
     pub fn editable(&self, f: &FieldDef) -> bool {
-        self.can_manage && f.field_type != "checkbox" && f.action == dictionary::DeidAction::Keep
+        let subject = self.fields.iter().find(|d| d.holds_data()).is_some_and(|d| d.name == f.name);
+        self.can_manage && !subject && f.action == dictionary::DeidAction::Keep
     }
 }
 
@@ -527,46 +544,56 @@ pub async fn case_update(
 ) -> Result<HttpResponse, PageError> {
     let (code, display) = path.into_inner();
     let access = load_access_for(&state, &user, &code, Permission::ManageCases).await?;
-    let input: Map<String, Value> =
-        form.into_inner().into_iter().filter(|(k, _)| k != "csrf_token").map(|(k, v)| (k, Value::String(v))).collect();
+    let input: Vec<(String, String)> = form.into_inner().into_iter().filter(|(k, _)| k != "csrf_token").collect();
     let actor = user.actor.clone();
     let (a2, d2) = (access.clone(), display.clone());
+    let deid = edit_deid(&state, &access)?;
     let result = state
         .db(move |c| {
             let fields = dictionary::load(c, a2.study.id)?;
-            cases::edit_values(c, &actor, &a2, &d2, &fields, &input)
+            cases::edit_values(c, &actor, &a2, &d2, &fields, &input, &deid)
         })
         .await;
     match result {
-        Ok(_) => Ok(redirect_with_flash(&format!("/studies/{code}/cases/{display}"), "ok", "Case saved.")),
+        Ok(edited) => {
+            let mut message = "Case saved.".to_string();
+            if !edited.redacted.is_empty() {
+                let parts: Vec<String> = edited.redacted.iter().map(|(f, n)| format!("{n} in {f}")).collect();
+                message.push_str(&format!(" Identifiers redacted from free text: {}.", parts.join(", ")));
+            }
+            Ok(redirect_with_flash(&format!("/studies/{code}/cases/{display}"), "ok", &message))
+        }
         Err(Error::Invalid(errors)) => case_page(&req, &state, &user, access, display, errors).await,
         Err(e) => Err(e.into()),
     }
 }
 
-#[derive(serde::Deserialize)]
-pub struct StatusForm {
-    #[serde(default)]
-    pub status: String,
-    #[serde(default)]
-    pub reason: String,
-    #[serde(default)]
-    pub date: String,
+/// The de-identification of what is typed on a case page (the study's key and scrubber).
+fn edit_deid(state: &AppState, access: &StudyAccess) -> Result<EditDeid, PageError> {
+    EditDeid::open(&state.config.data_dir, &access.study.code, &state.config.mrn_patterns)
+        .map_err(|e| Error::Internal(e).into())
 }
 
 pub async fn case_status(
     state: web::Data<AppState>,
     user: CurrentUser,
     path: web::Path<(String, String)>,
-    form: web::Form<StatusForm>,
+    form: web::Form<cases::StatusInput>,
 ) -> Result<HttpResponse, PageError> {
     let (code, display) = path.into_inner();
     let access = load_access_for(&state, &user, &code, Permission::ManageCases).await?;
     let actor = user.actor.clone();
     let d2 = display.clone();
     let url = format!("/studies/{code}/cases/{display}");
-    match state.db(move |c| cases::set_status(c, &actor, &access, &d2, &form.status, &form.reason, &form.date)).await {
-        Ok(c) => Ok(redirect_with_flash(&url, "ok", &format!("{} is now {}.", c.display_id, c.status))),
+    let deid = edit_deid(&state, &access)?;
+    match state.db(move |c| cases::set_status(c, &actor, &access, &d2, &form, &deid)).await {
+        Ok((c, redacted)) => {
+            let mut message = format!("{} is now {}.", c.display_id, c.status);
+            if redacted > 0 {
+                message.push_str(&format!(" Identifiers redacted from the reason: {redacted}."));
+            }
+            Ok(redirect_with_flash(&url, "ok", &message))
+        }
         Err(Error::Invalid(e)) => Ok(redirect_with_flash(&url, "error", &e.to_string())),
         Err(e) => Err(e.into()),
     }
