@@ -78,6 +78,10 @@ impl Application {
             config: config.clone(),
             metrics: Arc::new(Metrics::default()),
             tiles: Arc::new(crate::slides::dzi::TileServer::new(config.tile_cache_bytes)),
+            edit_scrubber: Arc::new(
+                crate::cases::scrub::Scrubber::new(&[], &config.mrn_patterns)
+                    .map_err(|e| anyhow::anyhow!("EVIDENTIA_MRN_PATTERNS: {e}"))?,
+            ),
         });
         let server = HttpServer::new(move || {
             App::new()

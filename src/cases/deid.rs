@@ -81,19 +81,18 @@ impl StudyKey {
 /// never kept.
 pub struct EditDeid {
     key: StudyKey,
-    pub scrubber: Scrubber,
+    pub scrubber: std::sync::Arc<Scrubber>,
 }
 
 impl EditDeid {
-    /// `mrn_patterns`: the configured record-number patterns (the built-in ones when empty).
-    pub fn open(data_dir: &Path, study_code: &str, mrn_patterns: &[String]) -> anyhow::Result<EditDeid> {
-        let scrubber = Scrubber::new(&[], mrn_patterns).map_err(|e| anyhow::anyhow!("scrubbing patterns: {e}"))?;
+    /// `scrubber`: built once with the configured record-number patterns and no names.
+    pub fn open(data_dir: &Path, study_code: &str, scrubber: std::sync::Arc<Scrubber>) -> anyhow::Result<EditDeid> {
         Ok(EditDeid { key: StudyKey::load_or_create(data_dir, study_code)?, scrubber })
     }
 
-    /// `date` moved by the offset of the subject with this linkage key.
-    pub fn shift(&self, subject_key: &str, date: NaiveDate) -> NaiveDate {
-        date + Duration::days(self.key.date_shift_days(subject_key))
+    /// `date` moved by the offset of the subject with this linkage key; `None` past chrono's range.
+    pub fn shift(&self, subject_key: &str, date: NaiveDate) -> Option<NaiveDate> {
+        date.checked_add_signed(Duration::days(self.key.date_shift_days(subject_key)))
     }
 }
 

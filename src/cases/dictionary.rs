@@ -177,9 +177,25 @@ impl FieldDef {
         self.field_type == "text" && (self.validation.starts_with("date_") || self.validation.starts_with("datetime_"))
     }
 
-    /// Free text, scrubbed of identifiers at import: notes, and text without validation.
+    /// Free text, scrubbed of identifiers when it comes in: whatever is stored as the text typed —
+    /// notes, text without a validation Evidentia checks (none, or REDCap's `alpha_only`, `time`,
+    /// ...), and the field types it does not interpret (`calc`, `file`, `sql`).
     pub fn is_free_text(&self) -> bool {
-        self.field_type == "notes" || (self.field_type == "text" && self.validation.is_empty())
+        match self.field_type.as_str() {
+            "text" => {
+                !self.is_date()
+                    && !self.is_contact()
+                    && !matches!(self.validation.as_str(), "integer" | "number" | "number_1dp" | "number_2dp")
+            }
+            "dropdown" | "radio" | "yesno" | "truefalse" | "slider" | "checkbox" | "descriptive" => false,
+            _ => true,
+        }
+    }
+
+    /// An e-mail address or telephone number: Safe Harbor identifiers (45 CFR
+    /// §164.514(b)(2)(i)(D), (F)) whether or not the dictionary flags them, like dates.
+    pub fn is_contact(&self) -> bool {
+        self.field_type == "text" && matches!(self.validation.as_str(), "email" | "phone")
     }
 
     fn date_order(&self) -> &str {
@@ -232,6 +248,8 @@ impl FieldDef {
         use DeidAction::*;
         if self.is_date() {
             vec![ShiftDate, YearOnly, Drop]
+        } else if self.is_contact() {
+            vec![Drop, Pseudonymise]
         } else if matches!(self.validation.as_str(), "integer" | "number") {
             vec![Keep, Generalise, Drop, Pseudonymise]
         } else {
@@ -465,7 +483,7 @@ pub fn default_action(f: &FieldDef, index: usize) -> DeidAction {
         || is_zip_name(&f.name)
     {
         DeidAction::Generalise
-    } else if f.identifier {
+    } else if f.identifier || f.is_contact() {
         DeidAction::Drop
     } else {
         DeidAction::Keep
@@ -1022,6 +1040,22 @@ mod tests {
         assert_eq!(default_action(&name, 2), DeidAction::Drop);
         assert_eq!(default_action(&field("histology", "text", ""), 2), DeidAction::Keep);
         assert!(!field("dx_date", "text", "date_ymd").allowed_actions().contains(&DeidAction::Keep));
+        // E-mail addresses and phone numbers are identifiers whether flagged or not.
+        for v in ["email", "phone"] {
+            let contact = field("contact", "text", v);
+            assert_eq!(default_action(&contact, 2), DeidAction::Drop, "{v}");
+            assert!(!contact.allowed_actions().contains(&DeidAction::Keep), "{v}");
+            assert!(!contact.is_free_text(), "{v}: dropped, not scrubbed");
+        }
+        // What is stored as typed is scrubbed; what is checked as a number, date or choice is not.
+        for (t, v) in
+            [("notes", ""), ("text", ""), ("text", "alpha_only"), ("text", "time"), ("calc", ""), ("file", "")]
+        {
+            assert!(field("x", t, v).is_free_text(), "{t} {v}");
+        }
+        for (t, v) in [("text", "integer"), ("text", "number"), ("text", "date_ymd"), ("radio", ""), ("checkbox", "")] {
+            assert!(!field("x", t, v).is_free_text(), "{t} {v}");
+        }
     }
 
     #[test]

@@ -152,13 +152,21 @@ pub struct Edited {
     pub redacted: std::collections::BTreeMap<String, usize>,
 }
 
+/// Whether a field (other than the subject id) may be changed by typing on the case page: only
+/// values kept as imported. Identifiers and whatever an action de-identified (dates, generalised
+/// values, pseudonyms) change only through an import, where the raw value goes through its action;
+/// an identifier kept as is would otherwise be stored as typed (at import its own values are
+/// scrubbed from it as names, and the page's scrubber knows no names).
+pub fn typed_edits_allowed(f: &FieldDef) -> bool {
+    f.holds_data() && f.action == dictionary::DeidAction::Keep && !f.identifier
+}
+
 /// Edits a case's values from the case page (`input`: the form's name/value pairs; a checkbox
 /// field's name once per ticked code, plus once empty so that none ticked is sent too). Each
 /// given field is validated against the dictionary and de-identified at the door like an
-/// import's cells: free text is scrubbed (patterns only, see [`deid::EditDeid`]), and fields
-/// de-identified by an action other than keep — the subject id, identifiers, dates, generalised
-/// values — are refused: they are changed by re-importing the site's file, where the raw value
-/// goes through its action. Audited with old and new values; blocked when locked.
+/// import's cells: free text is scrubbed (patterns only, see [`deid::EditDeid`]); the subject id
+/// and fields [`typed_edits_allowed`] excludes are refused, naming the field, with nothing
+/// changed. Audited with old and new values, and how much was redacted; blocked when locked.
 pub fn edit_values(
     conn: &mut Conn,
     actor: &Actor,
@@ -187,20 +195,24 @@ pub fn edit_values(
                 errors.add(name, "not a field of this study's dictionary");
                 continue;
             };
-            if Some(name) == subject_field || f.action != dictionary::DeidAction::Keep {
-                errors.add(
-                    name,
-                    format!(
-                        "de-identified at import ({}): change it by importing the site's file again",
-                        f.action.as_str()
-                    ),
-                );
+            if Some(name) == subject_field {
+                errors.add(name, "the subject id links the case to the site's records: it changes only by import");
+                continue;
+            }
+            if !typed_edits_allowed(f) {
+                let why = if f.identifier {
+                    "an identifier".to_string()
+                } else {
+                    format!("de-identified ({})", f.action.as_str())
+                };
+                errors.add(name, format!("{why}: it changes only by importing the site's file again"));
                 continue;
             }
             let parsed = if f.field_type == "checkbox" {
                 checkbox_codes(f, &raws)
             } else if let [raw] = raws[..] {
-                f.parse_value(raw)
+                // Browsers send a text area's line breaks as CRLF.
+                f.parse_value(&raw.replace("\r\n", "\n"))
             } else {
                 Err("given more than once".to_string())
             };
@@ -210,13 +222,20 @@ pub fn edit_values(
                 Ok(None) => {
                     new.remove(name);
                 }
+                // None ticked where nothing was stored: nothing to record.
+                Ok(Some(Value::Array(codes))) if codes.is_empty() && !old.contains_key(name) => {}
                 Ok(Some(Value::String(text))) if f.is_free_text() => {
                     let (clean, counts) = deid.scrubber.scrub(&text);
                     let n: usize = counts.values().sum();
                     if n > 0 {
                         redacted.insert(name.to_string(), n);
                     }
-                    new.insert(name.to_string(), json!(clean));
+                    // The stored text as the page showed it (an import may have kept CRLF).
+                    let unchanged =
+                        old.get(name).and_then(Value::as_str).is_some_and(|o| o.replace("\r\n", "\n") == clean);
+                    if !unchanged {
+                        new.insert(name.to_string(), json!(clean));
+                    }
                 }
                 Ok(Some(v)) => {
                     new.insert(name.to_string(), v);
@@ -234,9 +253,16 @@ pub fn edit_values(
             diesel::update(cases::table.find(case.id))
                 .set((cases::data.eq(Value::Object(new).to_string()), cases::updated_at.eq(now())))
                 .execute(conn)?;
+            let reason = (!redacted.is_empty()).then(|| {
+                let counts: Vec<String> = redacted.iter().map(|(f, n)| format!("{f} {n}")).collect();
+                format!("identifiers redacted from free text: {}", counts.join(", "))
+            });
             audit::record(
                 conn,
-                Change::new(study.chain(), &actor.name, "update", "case", &case.display_id).before(before).after(after),
+                Change::new(study.chain(), &actor.name, "update", "case", &case.display_id)
+                    .before(before)
+                    .after(after)
+                    .because_opt(reason.as_deref()),
             )?;
         }
         Ok(Edited { case: get(conn, study.id, display_id)?, redacted })
@@ -245,11 +271,13 @@ pub fn edit_values(
 
 /// The ticked codes of a checkbox field, in the order of its choices; each must be one of them.
 /// An empty list when none is ticked (as an import stores it), `None` when required and none is.
+/// The error lists the codes rather than repeating what was sent.
 fn checkbox_codes(f: &FieldDef, raws: &[&str]) -> std::result::Result<Option<Value>, String> {
     let choices = f.choices();
     let ticked: Vec<&str> = raws.iter().map(|r| r.trim()).filter(|r| !r.is_empty()).collect();
-    if let Some(bad) = ticked.iter().find(|t| !choices.iter().any(|c| c.code == **t)) {
-        return Err(format!("'{bad}' is not one of the choices"));
+    if ticked.iter().any(|t| !choices.iter().any(|c| c.code == *t)) {
+        let codes: Vec<&str> = choices.iter().map(|c| c.code.as_str()).collect();
+        return Err(format!("not one of the choices ({})", codes.join(", ")));
     }
     if ticked.is_empty() && f.required {
         return Ok(None);
@@ -296,8 +324,12 @@ pub fn set_status(
             return Err(Error::invalid("date", "the date of withdrawal is required"))
         }
         "" => None,
+        // Four-digit years only (chrono's `%Y` also reads signed years of six digits).
         d => Some(
-            NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| Error::invalid("date", "not a date (YYYY-MM-DD)"))?,
+            NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .ok()
+                .filter(|_| d.len() == 10 && d.as_bytes()[0].is_ascii_digit())
+                .ok_or_else(|| Error::invalid("date", "not a date (YYYY-MM-DD)"))?,
         ),
     };
     write_tx(conn, |conn| {
@@ -307,7 +339,7 @@ pub fn set_status(
         let date = match date {
             Some(d) => {
                 let subject_key: String = cases::table.find(case.id).select(cases::subject_key).first(conn)?;
-                Some(deid.shift(&subject_key, d))
+                Some(deid.shift(&subject_key, d).ok_or_else(|| Error::invalid("date", "out of range"))?)
             }
             None => None,
         };

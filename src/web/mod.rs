@@ -31,6 +31,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Open slides and encoded Deep Zoom tiles, shared by all requests.
     pub tiles: Arc<crate::slides::dzi::TileServer>,
+    /// The scrubber of what is typed on case pages (the configured patterns, no names).
+    pub edit_scrubber: Arc<crate::cases::scrub::Scrubber>,
 }
 
 impl AppState {

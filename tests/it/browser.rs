@@ -214,6 +214,34 @@ async fn a_manager_imports_cases_through_the_preview_and_reviews_them() {
     c.goto(&format!("{}/studies/LUNG-IO-01/cases/SNUBH-0111", app.base)).await.unwrap();
     let page = c.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
     assert!(page.contains("[REDACTED:NAME] responded partially"), "{page}");
+
+    // The page's own form saved unchanged records nothing; typed text is scrubbed as it is saved,
+    // a line break included (browsers send CRLF), and a ticked box is stored.
+    let updates = || {
+        audit_events(&app, "update").into_iter().filter(|e| e.entity == "case" && e.entity_id == "SNUBH-0111").count()
+    };
+    let save = || async {
+        // The previous flash goes first, so that the one waited for is the new page's.
+        c.execute("document.querySelectorAll('.flash-ok').forEach(e => e.remove())", vec![]).await.unwrap();
+        c.find(Locator::Css("#case-edit button[type=submit]")).await.unwrap().click().await.unwrap();
+        c.wait().for_element(Locator::Css(".flash-ok")).await.unwrap().text().await.unwrap()
+    };
+    assert!(save().await.contains("Case saved."));
+    assert_eq!(updates(), 0, "saving the page unchanged changes nothing");
+    let notes = c.find(Locator::Css("textarea[name=clinical_notes]")).await.unwrap();
+    notes.clear().await.unwrap();
+    notes.send_keys("Partial response.\nCall back on 010-4444-5555.").await.unwrap();
+    c.find(Locator::Css("input[type=checkbox][name=mets][value='2']")).await.unwrap().click().await.unwrap();
+    let flash = save().await;
+    assert!(flash.contains("Identifiers redacted from free text: 1 in clinical_notes"), "{flash}");
+    let sid = evidentia::studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap().id;
+    let values = evidentia::cases::get(&mut app.conn(), sid, "SNUBH-0111").unwrap().values();
+    assert_eq!(values["clinical_notes"], serde_json::json!("Partial response.\nCall back on [REDACTED:PHONE]."));
+    assert_eq!(values["mets"], serde_json::json!(["2"]));
+    assert_eq!(updates(), 1);
+    screenshot(&c, "13a-case-edited").await;
+    assert!(save().await.contains("Case saved."));
+    assert_eq!(updates(), 1, "the saved text, line break and all, is unchanged when saved again");
     c.goto(&format!("{}/studies/LUNG-IO-01/dictionary", app.base)).await.unwrap();
     let dict = c.find(Locator::Css("#dictionary-table")).await.unwrap().text().await.unwrap();
     assert!(dict.contains("patient_name") && dict.contains("drop") && dict.contains("shift-date"), "{dict}");

@@ -302,17 +302,23 @@ async fn case_page_edits_are_de_identified_at_the_door() {
     let case = |app: &TestApp| evidentia::cases::get(&mut app.conn(), sid, "SNUBH-0001").unwrap();
     let before = case(&app);
     let events = || audit_events(&app, "").len();
+
+    // An identifier kept as is (the dictionary allows it) is still not typed in on the page.
+    let r =
+        m.post("/studies/PHI-01/dictionary/fields/address", &[("label", "Street address"), ("action", "keep")]).await;
+    assert_eq!(r.status(), 303);
     let audited = events();
 
     // Refused, naming the field, nothing changed and nothing audited.
     for (field, value, says) in [
-        ("birth_date", "1931-04-02", "de-identified at import (year-only)"),
-        ("biopsy_date", "2024-03-15", "de-identified at import (shift-date)"),
-        ("subject_id", "HOSP-77123", "de-identified at import"),
-        ("patient_name", "John Smithson", "de-identified at import (drop)"),
-        ("age", "94", "de-identified at import (generalise)"),
-        ("ghost", "1", "not a field of this study"),
-        ("sites", "9", "not one of the choices"),
+        ("birth_date", "1931-04-02", "birth_date: an identifier: it changes only by importing"),
+        ("biopsy_date", "2024-03-15", "biopsy_date: de-identified (shift-date)"),
+        ("subject_id", "HOSP-77123", "subject_id: the subject id links the case"),
+        ("patient_name", "John Smithson", "patient_name: an identifier"),
+        ("address", "42 Elm Street", "address: an identifier"),
+        ("age", "94", "age: de-identified (generalise)"),
+        ("ghost", "1", "ghost: not a field of this study"),
+        ("sites", "9", "sites: not one of the choices (1, 2)"),
     ] {
         let r = m.post("/studies/PHI-01/cases/SNUBH-0001/edit", &[(field, value), ("tps", "1")]).await;
         assert_eq!(r.status(), 422, "{field}");
@@ -334,6 +340,7 @@ async fn case_page_edits_are_de_identified_at_the_door() {
     let upd = audit_events(&app, "update");
     assert_eq!(upd[0].entity_id, "SNUBH-0001");
     assert!(upd[0].new_value.as_deref().is_some_and(|v| v.contains("[REDACTED:PHONE]")), "{:?}", upd[0].new_value);
+    assert_eq!(upd[0].reason.as_deref(), Some("identifiers redacted from free text: notes 4"));
 
     // Checkbox fields: the ticked codes, in the order of the choices; none ticked is an empty list.
     let r = m.post("/studies/PHI-01/cases/SNUBH-0001/edit", &[("sites", ""), ("sites", "2"), ("sites", "1")]).await;
@@ -341,7 +348,7 @@ async fn case_page_edits_are_de_identified_at_the_door() {
     assert_eq!(case(&app).values()["sites"], serde_json::json!(["1", "2"]));
     let (_, page) = m.get_text("/studies/PHI-01/cases/SNUBH-0001").await;
     assert!(page.contains(r#"name="sites" value="2" checked"#), "the boxes show what is stored");
-    m.post("/studies/PHI-01/cases/SNUBH-0001/edit", &[("sites", "")]).await;
+    assert_eq!(m.post("/studies/PHI-01/cases/SNUBH-0001/edit", &[("sites", "")]).await.status(), 303);
     assert_eq!(case(&app).values()["sites"], serde_json::json!([]));
     let upd = audit_events(&app, "update");
     assert_eq!(upd[0].old_value.as_deref(), Some(r#"{"sites":["1","2"]}"#));
@@ -366,6 +373,17 @@ async fn case_page_edits_are_de_identified_at_the_door() {
     assert_eq!(c.status_date, Some(chrono::NaiveDate::from_ymd_opt(2025, 1, 10).unwrap() + shift));
     let st = audit_events(&app, "status");
     assert_eq!(st[0].reason.as_deref(), Some("Moved away; reach her at [REDACTED:PHONE]"));
+    let shifted = (chrono::NaiveDate::from_ymd_opt(2025, 1, 10).unwrap() + shift).to_string();
+    assert_eq!(st[0].new_value.as_deref(), Some(format!(r#"{{"date":"{shifted}","status":"withdrawn"}}"#).as_str()));
+    // A date beyond the calendar's range is refused, not a crash.
+    let r = m.post(
+        "/studies/PHI-01/cases/SNUBH-0001/status",
+        &[("status", "withdrawn"), ("reason", "r"), ("date", "+262142-12-31")],
+    );
+    assert_eq!(r.await.status(), 303);
+    let (_, page) = m.get_text("/studies/PHI-01/cases/SNUBH-0001").await;
+    assert!(page.contains("date: not a date (YYYY-MM-DD)"), "the flash names the problem");
+    assert_eq!(case(&app).status_date, c.status_date);
 
     // Monitors and annotators may not edit (refused before the case is looked up); to someone
     // outside the study it does not exist.

@@ -464,21 +464,14 @@ impl CaseShowPage {
             _ => Vec::new(),
         }
     }
-    /// Refusals of fields that have no input on the page (de-identified ones, unknown names):
-    /// shown above the values.
-    pub fn unplaced_errors(&self) -> Vec<&crate::error::FieldError> {
-        let placed = |name: &str| self.fields.iter().any(|f| f.name == name && self.editable(f));
-        self.errors.0.iter().filter(|e| !placed(&e.field)).collect()
-    }
     /// Whether a checkbox field's stored codes include `code`.
     pub fn ticked(&self, f: &FieldDef, code: &str) -> bool {
         self.values.get(&f.name).and_then(Value::as_array).is_some_and(|a| a.iter().any(|v| v.as_str() == Some(code)))
     }
-    /// What the page lets a manager change: the values kept as imported, not the subject id nor
-    /// what an action de-identified (see `cases::edit_values`).
+    /// What the page lets a manager change (`fields` is without the subject id): see
+    /// [`cases::typed_edits_allowed`].
     pub fn editable(&self, f: &FieldDef) -> bool {
-        let subject = self.fields.iter().find(|d| d.holds_data()).is_some_and(|d| d.name == f.name);
-        self.can_manage && !subject && f.action == dictionary::DeidAction::Keep
+        self.can_manage && cases::typed_edits_allowed(f)
     }
 }
 
@@ -547,10 +540,11 @@ pub async fn case_update(
     let input: Vec<(String, String)> = form.into_inner().into_iter().filter(|(k, _)| k != "csrf_token").collect();
     let actor = user.actor.clone();
     let (a2, d2) = (access.clone(), display.clone());
-    let deid = edit_deid(&state, &access)?;
+    let (data_dir, scrubber) = (state.config.data_dir.clone(), state.edit_scrubber.clone());
     let result = state
         .db(move |c| {
             let fields = dictionary::load(c, a2.study.id)?;
+            let deid = EditDeid::open(&data_dir, &a2.study.code, scrubber)?;
             cases::edit_values(c, &actor, &a2, &d2, &fields, &input, &deid)
         })
         .await;
@@ -568,12 +562,6 @@ pub async fn case_update(
     }
 }
 
-/// The de-identification of what is typed on a case page (the study's key and scrubber).
-fn edit_deid(state: &AppState, access: &StudyAccess) -> Result<EditDeid, PageError> {
-    EditDeid::open(&state.config.data_dir, &access.study.code, &state.config.mrn_patterns)
-        .map_err(|e| Error::Internal(e).into())
-}
-
 pub async fn case_status(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -585,8 +573,14 @@ pub async fn case_status(
     let actor = user.actor.clone();
     let d2 = display.clone();
     let url = format!("/studies/{code}/cases/{display}");
-    let deid = edit_deid(&state, &access)?;
-    match state.db(move |c| cases::set_status(c, &actor, &access, &d2, &form, &deid)).await {
+    let (data_dir, scrubber) = (state.config.data_dir.clone(), state.edit_scrubber.clone());
+    let result = state
+        .db(move |c| {
+            let deid = EditDeid::open(&data_dir, &access.study.code, scrubber)?;
+            cases::set_status(c, &actor, &access, &d2, &form, &deid)
+        })
+        .await;
+    match result {
         Ok((c, redacted)) => {
             let mut message = format!("{} is now {}.", c.display_id, c.status);
             if redacted > 0 {
