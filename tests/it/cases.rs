@@ -367,13 +367,14 @@ async fn case_page_edits_are_de_identified_at_the_door() {
     assert_eq!(r.status(), 303);
     let (_, page) = m.get_text("/studies/PHI-01/cases/SNUBH-0001").await;
     assert!(page.contains("Identifiers redacted from the reason: 1"), "the flash says so");
+    let shifted = (chrono::NaiveDate::from_ymd_opt(2025, 1, 10).unwrap() + shift).to_string();
+    assert!(page.contains(&format!("Its date is stored shifted, as {shifted}.")), "and shows the stored date");
     let c = case(&app);
     assert_eq!(c.status, "withdrawn");
     assert_eq!(c.status_reason.as_deref(), Some("Moved away; reach her at [REDACTED:PHONE]"));
     assert_eq!(c.status_date, Some(chrono::NaiveDate::from_ymd_opt(2025, 1, 10).unwrap() + shift));
     let st = audit_events(&app, "status");
     assert_eq!(st[0].reason.as_deref(), Some("Moved away; reach her at [REDACTED:PHONE]"));
-    let shifted = (chrono::NaiveDate::from_ymd_opt(2025, 1, 10).unwrap() + shift).to_string();
     assert_eq!(st[0].new_value.as_deref(), Some(format!(r#"{{"date":"{shifted}","status":"withdrawn"}}"#).as_str()));
     // A date beyond the calendar's range is refused, not a crash.
     let r = m.post(

@@ -583,6 +583,9 @@ pub async fn case_status(
     match result {
         Ok((c, redacted)) => {
             let mut message = format!("{} is now {}.", c.display_id, c.status);
+            if let Some(d) = c.status_date {
+                message.push_str(&format!(" Its date is stored shifted, as {d}."));
+            }
             if redacted > 0 {
                 message.push_str(&format!(" Identifiers redacted from the reason: {redacted}."));
             }
