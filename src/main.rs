@@ -1182,7 +1182,7 @@ fn cases_cmd(cfg: Config, as_user: Option<String>, cmd: CasesCmd) -> CliResult {
                 )));
             }
             println!(
-                "{} rows read ({} , delimiter {}), {} values de-identified",
+                "{} rows read ({}, delimiter {}), {} values de-identified",
                 prepared.report.rows_read,
                 prepared.report.encoding,
                 prepared.report.delimiter,

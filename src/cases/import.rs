@@ -112,6 +112,14 @@ pub struct PreparedImport {
 }
 
 impl PreparedImport {
+    /// "1 problem", "3 problems".
+    pub fn problem_count(&self) -> String {
+        match self.problems.len() {
+            1 => "1 problem".to_string(),
+            n => format!("{n} problems"),
+        }
+    }
+
     pub fn ok(&self) -> bool {
         self.problems.is_empty()
     }
@@ -166,7 +174,8 @@ pub fn prepare(
     };
     let forms: HashSet<String> = dictionary.iter().map(|f| format!("{}_complete", f.form_name)).collect();
 
-    // Map every column, refusing the ones the dictionary does not define.
+    // Map every column, refusing the ones the dictionary does not define. Their cells are never
+    // read; the rest of the file is still checked, so that one dry run lists every problem.
     let mut columns = Vec::with_capacity(table.header.len());
     for h in &table.header {
         let name = h.trim();
@@ -191,7 +200,7 @@ pub fn prepare(
                     out.problems.push(problem(
                         None,
                         Some(name),
-                        "not in the data dictionary: the file is refused, nothing was read",
+                        "not in the data dictionary: the file is refused (this column is never stored)",
                     ));
                     Column::Ignored
                 }
@@ -203,12 +212,13 @@ pub fn prepare(
             out.problems.push(problem(
                 None,
                 Some(name),
-                "not in the data dictionary: the file is refused, nothing was read",
+                "not in the data dictionary: the file is refused (this column is never stored)",
             ));
             Column::Ignored
         };
         columns.push(col);
     }
+    let column_problems = out.problems.len();
     let subject_col = columns.iter().position(|c| matches!(c, Column::Field(0)));
     let Some(subject_col) = subject_col else {
         out.problems.push(problem(
@@ -240,7 +250,7 @@ pub fn prepare(
             None
         }
     };
-    if !out.problems.is_empty() {
+    if out.problems.len() > column_problems {
         return out;
     }
 
@@ -490,10 +500,7 @@ pub fn commit(
         return Err(Error::NotFound);
     }
     if !prepared.ok() {
-        return Err(Error::Conflict(format!(
-            "the file has {} problems: nothing was imported",
-            prepared.problems.len()
-        )));
+        return Err(Error::Conflict(format!("the file has {}: nothing was imported", prepared.problem_count())));
     }
     // About 1.6 KB per case (row, audit event, indexes): the whole import stays in the cache.
     let cache_kib = u32::try_from(prepared.rows.len().saturating_mul(2))

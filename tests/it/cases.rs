@@ -423,6 +423,12 @@ fn bad_files() -> Vec<(&'static str, Vec<u8>, &'static str)> {
             "column secret_column: not in the data dictionary",
         ),
         (
+            // The rest of the file is still checked: one dry run lists every problem.
+            "unknown column beside a bad value",
+            b"subject_id,site,secret_column,age\nS1,SNUBH,x,fifty\n".to_vec(),
+            "row 1, column age: not a whole number",
+        ),
+        (
             "missing required",
             format!("{header}S1,SNUBH,50,,2024-01-01,5,0,\n").into_bytes(),
             "row 1, column sex: missing required value",
