@@ -277,6 +277,8 @@ pub fn prepare(
     };
 
     let validators: Vec<Validator> = fields.iter().map(|f| Validator::new(f)).collect();
+    // Which fields' text is scrubbed, decided once rather than per cell.
+    let scrubbed: Vec<bool> = fields.iter().map(|f| f.action == DeidAction::Keep && f.is_free_text()).collect();
     let writer = RowWriter::new(&fields);
     let mut cells: Vec<Option<Value>> = vec![None; fields.len()];
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -341,7 +343,10 @@ pub fn prepare(
                                 out.problems.push(problem(Some(r), Some(&f.name), "missing required value"));
                             }
                         }
-                        Ok(Some(v)) => cells[*i] = deidentify(f, v, key, &subject, &scrubber, &mut out.report),
+                        Ok(Some(v)) => {
+                            let scrubber = scrubbed[*i].then_some(&scrubber);
+                            cells[*i] = deidentify(f, v, key, &subject, scrubber, &mut out.report)
+                        }
                     }
                 }
                 _ => {}
@@ -372,16 +377,16 @@ pub fn prepare(
     out
 }
 
-/// Applies the field's action; free text kept as is is first scrubbed.
+/// Applies the field's action; free text kept as is (`scrubber` given) is first scrubbed.
 fn deidentify(
     f: &FieldDef,
     v: Value,
     key: &StudyKey,
     subject: &deid::Subject,
-    scrubber: &Scrubber,
+    scrubber: Option<&Scrubber>,
     report: &mut DeidReport,
 ) -> Option<Value> {
-    let v = if f.action == DeidAction::Keep && f.is_free_text() {
+    let v = if let Some(scrubber) = scrubber {
         let text = super::dictionary::value_text(&v);
         let (clean, counts) = scrubber.scrub(&text);
         for (kind, n) in counts {
