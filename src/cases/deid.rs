@@ -81,13 +81,19 @@ impl StudyKey {
 /// never kept.
 pub struct EditDeid {
     key: StudyKey,
-    pub scrubber: std::sync::Arc<Scrubber>,
+    scrubber: std::sync::Arc<Scrubber>,
 }
 
 impl EditDeid {
     /// `scrubber`: built once with the configured record-number patterns and no names.
     pub fn open(data_dir: &Path, study_code: &str, scrubber: std::sync::Arc<Scrubber>) -> anyhow::Result<EditDeid> {
         Ok(EditDeid { key: StudyKey::load_or_create(data_dir, study_code)?, scrubber })
+    }
+
+    /// The text scrubbed, and how many identifiers were redacted from it.
+    pub fn scrub(&self, text: &str) -> (String, usize) {
+        let (clean, counts) = self.scrubber.scrub(text);
+        (clean, counts.values().sum())
     }
 
     /// `date` moved by the offset of the subject with this linkage key; `None` past chrono's range.

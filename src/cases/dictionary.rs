@@ -181,15 +181,8 @@ impl FieldDef {
     /// notes, text without a validation Evidentia checks (none, or REDCap's `alpha_only`, `time`,
     /// ...), and the field types it does not interpret (`calc`, `file`, `sql`).
     pub fn is_free_text(&self) -> bool {
-        match self.field_type.as_str() {
-            "text" => {
-                !self.is_date()
-                    && !self.is_contact()
-                    && !matches!(self.validation.as_str(), "integer" | "number" | "number_1dp" | "number_2dp")
-            }
-            "dropdown" | "radio" | "yesno" | "truefalse" | "slider" | "checkbox" | "descriptive" => false,
-            _ => true,
-        }
+        // Checkbox codes are a list; descriptive fields hold nothing.
+        matches!(Kind::of(self), Kind::Text) && !matches!(self.field_type.as_str(), "checkbox" | "descriptive")
     }
 
     /// An e-mail address or telephone number: Safe Harbor identifiers (45 CFR
@@ -282,9 +275,10 @@ enum Kind {
     Slider,
 }
 
-impl<'a> Validator<'a> {
-    pub fn new(field: &'a FieldDef) -> Validator<'a> {
-        let kind = match field.field_type.as_str() {
+impl Kind {
+    /// What a field's raw text is read as (text: anything Evidentia does not check).
+    fn of(field: &FieldDef) -> Kind {
+        match field.field_type.as_str() {
             "text" => match field.validation.as_str() {
                 "integer" => Kind::Integer,
                 "number" | "number_1dp" | "number_2dp" => Kind::Number,
@@ -298,10 +292,15 @@ impl<'a> Validator<'a> {
             "yesno" | "truefalse" => Kind::YesNo,
             "slider" => Kind::Slider,
             _ => Kind::Text,
-        };
+        }
+    }
+}
+
+impl<'a> Validator<'a> {
+    pub fn new(field: &'a FieldDef) -> Validator<'a> {
         Validator {
             field,
-            kind,
+            kind: Kind::of(field),
             min: field.validation_min.trim().parse::<f64>().ok(),
             max: field.validation_max.trim().parse::<f64>().ok(),
             choices: field.choices(),

@@ -225,8 +225,7 @@ pub fn edit_values(
                 // None ticked where nothing was stored: nothing to record.
                 Ok(Some(Value::Array(codes))) if codes.is_empty() && !old.contains_key(name) => {}
                 Ok(Some(Value::String(text))) if f.is_free_text() => {
-                    let (clean, counts) = deid.scrubber.scrub(&text);
-                    let n: usize = counts.values().sum();
+                    let (clean, n) = deid.scrub(&text);
                     if n > 0 {
                         redacted.insert(name.to_string(), n);
                     }
@@ -314,8 +313,7 @@ pub fn set_status(
     access.require(Permission::ManageCases)?;
     let status = CaseStatus::parse(&input.status)
         .ok_or_else(|| Error::invalid("status", "must be screened, enrolled, excluded or withdrawn"))?;
-    let (reason, counts) = deid.scrubber.scrub(input.reason.trim());
-    let redacted: usize = counts.values().sum();
+    let (reason, redacted) = deid.scrub(input.reason.trim());
     if status.needs_reason() && reason.is_empty() {
         return Err(Error::invalid("reason", format!("say why the case is {}", status.as_str())));
     }
