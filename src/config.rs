@@ -1,7 +1,28 @@
 //! Run-time settings: command-line flags over environment variables over defaults.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// The clock session time-outs are measured on: the system's UTC time plus an offset that only
+/// tests move (`advance`), so that expiry is tested without sleeping. Clones share the offset.
+#[derive(Clone, Debug, Default)]
+pub struct Clock {
+    offset_ms: Arc<AtomicI64>,
+}
+
+impl Clock {
+    pub fn now(&self) -> chrono::NaiveDateTime {
+        crate::db::now() + chrono::Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// Moves this clock (and every clone of it) forward.
+    pub fn advance(&self, by: Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.offset_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -29,6 +50,8 @@ pub struct Config {
     /// Medical-record / accession number patterns (regexes) scrubbed from free text
     /// (`EVIDENTIA_MRN_PATTERNS`, one per line); the built-in ones when empty.
     pub mrn_patterns: Vec<String>,
+    /// What session time-outs are measured on (the system clock; tests move it forward).
+    pub clock: Clock,
 }
 
 fn env_secs(name: &str, default: u64) -> Duration {
@@ -74,6 +97,7 @@ impl Config {
             mrn_patterns: std::env::var("EVIDENTIA_MRN_PATTERNS")
                 .map(|v| v.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect())
                 .unwrap_or_default(),
+            clock: Clock::default(),
         }
     }
 

@@ -14,10 +14,12 @@ use crate::error::Result;
 
 pub const COOKIE: &str = "ev_session";
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Timeouts {
     pub idle: Duration,
     pub absolute: Duration,
+    /// What "now" is when a session is checked.
+    pub clock: crate::config::Clock,
 }
 
 /// Starts a session; returns the token for the cookie (never stored).
@@ -37,7 +39,7 @@ pub fn create(conn: &mut Conn, user_id: i32) -> Result<String> {
 
 /// The active user behind a session token, refreshing its idle timer; `None` when the token
 /// is unknown, ended, timed out, or its user was deactivated.
-pub fn authenticate(conn: &mut Conn, token: &str, timeouts: Timeouts) -> Result<Option<User>> {
+pub fn authenticate(conn: &mut Conn, token: &str, timeouts: &Timeouts) -> Result<Option<User>> {
     let found: Option<(i32, NaiveDateTime, NaiveDateTime, Option<NaiveDateTime>, User)> = sessions::table
         .inner_join(users::table)
         .filter(sessions::token_hash.eq(token_hash(token)))
@@ -45,7 +47,7 @@ pub fn authenticate(conn: &mut Conn, token: &str, timeouts: Timeouts) -> Result<
         .first(conn)
         .optional()?;
     let Some((id, created, last_seen, ended, user)) = found else { return Ok(None) };
-    let t = now();
+    let t = timeouts.clock.now();
     let idle = chrono::Duration::from_std(timeouts.idle).unwrap_or_default();
     let absolute = chrono::Duration::from_std(timeouts.absolute).unwrap_or_default();
     if ended.is_some() || !user.active {

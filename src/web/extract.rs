@@ -85,7 +85,7 @@ impl FromRequest for CurrentUser {
                 let mut conn = pool.get()?;
                 match (token, session) {
                     (Some(t), _) => tokens::authenticate(&mut conn, &t),
-                    (None, Some(s)) => sessions::authenticate(&mut conn, &s, timeouts),
+                    (None, Some(s)) => sessions::authenticate(&mut conn, &s, &timeouts),
                     (None, None) => Ok(None),
                 }
             })

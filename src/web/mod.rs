@@ -37,7 +37,11 @@ pub struct AppState {
 
 impl AppState {
     pub fn timeouts(&self) -> Timeouts {
-        Timeouts { idle: self.config.session_idle, absolute: self.config.session_absolute }
+        Timeouts {
+            idle: self.config.session_idle,
+            absolute: self.config.session_absolute,
+            clock: self.config.clock.clone(),
+        }
     }
 
     /// Runs blocking database work on the blocking thread pool.

@@ -63,7 +63,9 @@ async fn an_idle_session_expires() {
     let app = spawn_app_with(|cfg| cfg.session_idle = Duration::from_secs(2));
     let c = app.login("monitor").await;
     assert_eq!(c.get("/studies").await.status(), 200);
-    tokio::time::sleep(Duration::from_millis(3200)).await;
+    app.config.clock.advance(Duration::from_millis(1500));
+    assert_eq!(c.get("/studies").await.status(), 200, "not before the idle time-out");
+    app.config.clock.advance(Duration::from_millis(3200));
     let r = c.get("/studies").await;
     assert_eq!(r.status(), 303, "idle session must expire");
     assert!(location(&r).starts_with("/login?next="));
@@ -75,7 +77,7 @@ async fn a_busy_session_still_ends_at_the_absolute_timeout() {
     let c = app.login("monitor").await;
     let mut expired_after = None;
     for i in 0..12 {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        app.config.clock.advance(Duration::from_millis(500));
         if c.get("/studies").await.status() != 200 {
             expired_after = Some(i);
             break;
