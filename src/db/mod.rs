@@ -1,6 +1,8 @@
 //! The database: an r2d2 pool of SQLite connections with their PRAGMAs, the embedded
 //! migrations, and the transaction helper every write goes through.
 
+#[cfg(test)]
+mod drift;
 pub mod paging;
 pub mod schema;
 

@@ -1,4 +1,5 @@
-//! Diesel table definitions, kept in step with `migrations/sqlite/` by hand.
+//! Diesel table definitions, kept in step with `migrations/sqlite/` by hand (`db::drift`'s test
+//! compares the two).
 
 diesel::table! {
     users (id) {
@@ -479,3 +480,13 @@ diesel::table! {
 
 diesel::joinable!(study_locks -> studies (study_id));
 diesel::joinable!(study_signatures -> study_locks (lock_id));
+diesel::joinable!(adjudications -> slides (slide_id));
+diesel::joinable!(audit_events -> studies (study_id));
+diesel::joinable!(biomarker_runs -> jobs (job_id));
+diesel::joinable!(biomarker_runs -> studies (study_id));
+diesel::joinable!(campaigns -> biomarker_runs (ai_run_id));
+diesel::joinable!(campaigns -> users (adjudicator_id));
+diesel::joinable!(saved_analyses -> analysis_plans (plan_id));
+diesel::joinable!(slide_ingests -> jobs (job_id));
+diesel::joinable!(slides -> slide_ingests (ingest_id));
+diesel::joinable!(study_signatures -> studies (study_id));
