@@ -13,6 +13,9 @@
 //! cargo bench --bench annotations -- 500000  # another count
 //! ```
 
+// Test and benchmark code: a failed unwrap is a failed run.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;

@@ -6,6 +6,9 @@
 //!     cargo bench --bench import            # 100,000 rows
 //!     cargo bench --bench import -- 20000   # another size
 
+// Test and benchmark code: a failed unwrap is a failed run.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Instant;
 
 use evidentia::auth::Actor;

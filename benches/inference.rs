@@ -15,6 +15,9 @@
 //! Python: `EVIDENTIA_BENCH_PYTHON` (default `python3`) with numpy, tifffile, imagecodecs and
 //! onnxruntime; ONNX Runtime for Evidentia as everywhere (`EVIDENTIA_ORT_LIB`, or the wheel).
 
+// Test and benchmark code: a failed unwrap is a failed run.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;

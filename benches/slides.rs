@@ -12,6 +12,9 @@
 //! cargo bench --bench slides -- 8000x6000    # another size
 //! ```
 
+// Test and benchmark code: a failed unwrap is a failed run.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

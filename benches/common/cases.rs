@@ -5,8 +5,8 @@ use evidentia::auth::permissions::StudyAccess;
 use evidentia::auth::{permissions, Actor};
 use evidentia::cases::{deid::StudyKey, dictionary};
 use evidentia::studies::{self, sites, StudyInput};
-use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha12Rng;
 
 /// A study `code` with one site (SNUBH) and the dictionary below, ready for `import::prepare`:
 /// its access, fields, sites and pseudonymisation key.
@@ -56,7 +56,7 @@ pfs_months,f,,text,PFS,,,number,0,200,,,\n",
 }
 
 pub fn site_export(n: usize) -> String {
-    let mut rng = StdRng::seed_from_u64(42);
+    let mut rng = ChaCha12Rng::seed_from_u64(42);
     let mut s = String::from("subject_id,site,patient_name,mrn,birth_date,phone,email,zip_code,age,sex,stage,smoking,dx_date,progression,pfs_months");
     for i in 0..LABS {
         s.push_str(&format!(",lab{i}"));

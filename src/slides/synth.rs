@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use anyhow::Context;
-use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha12Rng;
 use serde::{Deserialize, Serialize};
 
 use super::font;
@@ -456,7 +456,7 @@ fn fake_phi(seed: u64) -> FakePhi {
         "EKSTROM",
         "MARLOWE",
     ];
-    let mut rng = StdRng::seed_from_u64(mix(seed ^ 0x5048_4921_fa4e_0001));
+    let mut rng = ChaCha12Rng::seed_from_u64(mix(seed ^ 0x5048_4921_fa4e_0001));
     let first = FIRST[rng.gen_range(0..FIRST.len())];
     let last = LAST[rng.gen_range(0..LAST.len())];
     let year = rng.gen_range(2019..=2024);
@@ -806,7 +806,7 @@ impl Model {
     /// Lymphocytes as an inhomogeneous Poisson process (thinning), bucket by bucket in row-major
     /// order so the list comes out sorted by bucket; patchiness from a ~100 µm noise factor.
     fn place_lymphocytes(&mut self, phenotype: Phenotype) {
-        let mut rng = StdRng::seed_from_u64(self.seed ^ 0x4c59_4d50_4800_0000);
+        let mut rng = ChaCha12Rng::seed_from_u64(self.seed ^ 0x4c59_4d50_4800_0000);
         let max_density = 1400.0 * 1.6;
         let bucket_mm2 = (BUCKET_UM / 1000.0).powi(2);
         let r_px = 3.5 / self.mpp;
@@ -1095,7 +1095,7 @@ impl Model {
 }
 
 /// Knuth's method for small means, a rounded normal approximation above 30.
-fn poisson(rng: &mut StdRng, mean: f64) -> u32 {
+fn poisson(rng: &mut ChaCha12Rng, mean: f64) -> u32 {
     if mean > 30.0 {
         let (u1, u2): (f64, f64) = (rng.gen::<f64>().max(1e-12), rng.gen());
         let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
@@ -1468,5 +1468,27 @@ mod tests {
         // Lower levels render at their own scale.
         let low = m.render(0.0, 0.0, 94, 94, 64.0);
         assert_eq!(low.len(), 94 * 94 * 3);
+    }
+
+    /// Synthetic slides are fixtures (tests, the demo, benchmarks): the same parameters must give
+    /// the same bytes on every machine and after every dependency upgrade. A change of these
+    /// checksums is a change of every fixture: make it deliberately.
+    #[test]
+    fn the_synthetic_slide_fixture_keeps_its_checksum() {
+        use sha2::{Digest, Sha256};
+        let dir = tmpdir("checksum");
+        let p = SynthParams::new(1500, 1100, 0.5, Phenotype::Mixed, 5);
+        let s = write_slide(&dir.join("fixture.svs"), &p, &mut |_, _| {}).unwrap();
+        let slide = hex::encode(Sha256::digest(std::fs::read(&s.path).unwrap()));
+        let truth = hex::encode(Sha256::digest(std::fs::read(&s.truth_path).unwrap()));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(
+            slide, "495bde8eb80627ea5b502d0f834ce70bf29313eaf5f93a5f1be8567c800db85a",
+            "the synthetic slide's bytes changed"
+        );
+        assert_eq!(
+            truth, "f75885cbec2bc0e9c50375462cd6ca01e044b18ef940947468ea306ebd3e2f11",
+            "the synthetic slide's truth changed"
+        );
     }
 }
