@@ -104,6 +104,11 @@ impl Application {
         self.port
     }
 
+    /// Stops the server from elsewhere (tests stop theirs when they end).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// Serves until the server stops (SIGTERM/Ctrl-C are handled by actix: in-flight requests
     /// finish), then stops the job workers; a job cut short resumes at the next start.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {

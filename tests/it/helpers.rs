@@ -23,6 +23,8 @@ pub struct TestApp {
     pub config: Config,
     /// A folder outside the data dir for files a test hands to the app (uploads, CLI input).
     pub scratch: PathBuf,
+    server: actix_web::dev::ServerHandle,
+    stopped: mpsc::Receiver<()>,
     _dir: tempfile::TempDir,
     _scratch: tempfile::TempDir,
 }
@@ -40,12 +42,23 @@ pub fn spawn_app() -> TestApp {
     spawn_app_with(|_| {})
 }
 
-/// Seeds the data dir, then starts the server in its own thread and actix system.
-pub fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut cfg = test_config(dir.path());
-    adjust(&mut cfg);
-    {
+/// The seeded data dir every test starts from: the demo's users, study and cases, an unrelated
+/// study and a user in no study. Seeded once per test run (under the target's tmp dir, named by
+/// the process) and copied for each test, which is much faster than seeding each time.
+fn seeded_template() -> &'static std::path::Path {
+    static TEMPLATE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        // Templates of earlier runs (a run leaves its own: statics are never dropped).
+        for e in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("it-template-") {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        let dir = root.join(format!("it-template-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("template dir");
+        let cfg = test_config(&dir);
         let pool = startup::open_database(&cfg).expect("open db");
         let mut conn = pool.get().expect("conn");
         evidentia::demo::seed(&mut conn, &cfg.data_dir).expect("seed demo");
@@ -55,18 +68,45 @@ pub fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         let outsider =
             users::NewUserInput { username: "outsider".into(), full_name: "Out Sider".into(), is_admin: false };
         users::create(&mut conn, &Actor::cli_operator(), &outsider, &h).expect("outsider");
+        evidentia::db::checkpoint(&mut conn).expect("checkpoint the template");
+        // Every connection closed before the files are copied.
+        drop(conn);
+        drop(pool);
+        dir
+    })
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for e in std::fs::read_dir(from).expect("read template").flatten() {
+        let target = to.join(e.file_name());
+        if e.file_type().expect("file type").is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).expect("copy template file");
+        }
     }
+}
+
+/// A copy of the seeded data dir, then the server in its own thread and actix system.
+pub fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    copy_dir(seeded_template(), dir.path());
+    let mut cfg = test_config(dir.path());
+    adjust(&mut cfg);
     let (tx, rx) = mpsc::channel();
+    let (stopped_tx, stopped) = mpsc::channel();
     let cfg2 = cfg.clone();
     std::thread::spawn(move || {
         let sys = actix_web::rt::System::new();
         sys.block_on(async move {
             let app = Application::build(cfg2).expect("build app");
-            tx.send((app.port(), app.pool.clone())).expect("send port");
+            tx.send((app.port(), app.pool.clone(), app.handle())).expect("send port");
             let _ = app.run_until_stopped().await;
         });
+        let _ = stopped_tx.send(());
     });
-    let (port, pool) = rx.recv_timeout(Duration::from_secs(30)).expect("app started");
+    let (port, pool, server) = rx.recv_timeout(Duration::from_secs(30)).expect("app started");
     let scratch = tempfile::tempdir().expect("scratch dir");
     TestApp {
         base: format!("http://127.0.0.1:{port}"),
@@ -74,8 +114,18 @@ pub fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         pool,
         config: cfg,
         scratch: scratch.path().canonicalize().expect("canonical scratch"),
+        server,
+        stopped,
         _dir: dir,
         _scratch: scratch,
+    }
+}
+
+impl Drop for TestApp {
+    /// Stops the server and its job workers when the test ends (before its data dir goes).
+    fn drop(&mut self) {
+        drop(self.server.stop(false));
+        let _ = self.stopped.recv_timeout(Duration::from_secs(15));
     }
 }
 
