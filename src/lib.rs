@@ -19,7 +19,7 @@ pub mod report;
 pub mod secrets;
 pub mod slides;
 pub mod startup;
-pub mod stats;
+pub use evidentia_stats as stats;
 pub mod studies;
 pub mod telemetry;
 pub mod web;

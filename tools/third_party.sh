@@ -1,7 +1,7 @@
 #!/bin/sh
 # Writes src/report/third_party.tsv: every Rust crate compiled into the evidentia binary (normal
 # dependencies for the host platform, as cargo tree reports them) with its version and licence,
-# then the components that are not crates. The dossier's report prints it; a test checks it
+# then the components that are not crates (the workspace's own crates are not third party). The dossier's report prints it; a test checks it
 # equals what `cargo tree` says now, so run this after changing a dependency:
 #   sh tools/third_party.sh
 set -e
@@ -9,9 +9,9 @@ cd "$(dirname "$0")/.."
 out=src/report/third_party.tsv
 {
   printf 'component\tversion\tlicence\tkind\n'
-  cargo tree -e normal --prefix none -f '{p}	{l}' --offline \
+  cargo tree -p evidentia -e normal --prefix none -f '{p}	{l}' --offline \
     | sed 's/ (\*)//; s/ (proc-macro)//' \
-    | grep -v '^evidentia v' \
+    | grep -v '^evidentia v' | grep -v '^evidentia-[a-z]* v' \
     | sed -E 's/^([^ ]+) v([^ 	]+)[^	]*	(.*)$/\1	\2	\3	Rust crate/' \
     | LC_ALL=C sort -u
   printf 'SQLite (bundled by libsqlite3-sys)\t%s\tPublic domain\tC library\n' "$(grep -o 'SQLITE_VERSION  *"[0-9.]*"' "$(find "${CARGO_HOME:-$HOME/.cargo}"/registry/src -path '*libsqlite3-sys-0.35*/sqlite3/sqlite3.h' | head -1)" | grep -o '[0-9.]*' | head -1)"

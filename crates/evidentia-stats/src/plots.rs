@@ -306,8 +306,8 @@ pub fn confusion(categories: &[String], counts: &[Vec<u64>], row_title: &str, co
 
 /// DejaVu Sans (regular and bold; Debian fonts-dejavu-core 2.37, licence in static/fonts/LICENSE),
 /// built in so that PNGs render the same on any machine, with no system fonts.
-pub static DEJAVU_SANS: &[u8] = include_bytes!("../../static/fonts/DejaVuSans.ttf");
-pub static DEJAVU_SANS_BOLD: &[u8] = include_bytes!("../../static/fonts/DejaVuSans-Bold.ttf");
+pub static DEJAVU_SANS: &[u8] = include_bytes!("../../../static/fonts/DejaVuSans.ttf");
+pub static DEJAVU_SANS_BOLD: &[u8] = include_bytes!("../../../static/fonts/DejaVuSans-Bold.ttf");
 
 /// The fonts of every plot: DejaVu Sans, regular and bold (see [`DEJAVU_SANS`]).
 pub fn fonts() -> std::sync::Arc<resvg::usvg::fontdb::Database> {

@@ -2,6 +2,10 @@
 //! CLI and the dossier call the same functions (`analysis::run`). Data comes in as polars data
 //! frames of text columns (`frame`); results are typed and serialisable. This file: category
 //! ordering, the median and normal quantiles shared by all.
+//!
+//! An engine: no database, no web server, no I/O beyond reading a CSV file (`frame::read_csv`).
+//! The application re-exports it as `evidentia::stats`; the contract it implements (analyses,
+//! columns, JSON output, error messages) is `docs/statistics.md`.
 
 pub mod accuracy;
 pub mod agreement;
