@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The Python reference of the statistics benchmark: the same 13 analyses as `evidentia stats`
-(/work/shared/STATS_CLI.md and its extensions), done the usual way with the Python reference stack
+(docs/statistics.md, with its extensions), done the usual way with the Python reference stack
 (pandas, numpy/scipy, statsmodels, scikit-learn, lifelines, pingouin), on a reader-study CSV.
 
     /var/tmp/evpy/bin/python tools/bench_stats.py STUDY.csv [--repeat 3]

@@ -14,7 +14,7 @@ expected values are always recomputed from the CSVs as written, so the fixtures 
 Versions the committed fixtures were produced with: Python 3.11.7, numpy 2.4.6, scipy 1.17.1,
 statsmodels 0.15.0, scikit-learn 1.9.1, pandas 2.3.3, lifelines 0.30.3, pingouin 0.7.0.
 
-Contract: ../shared/STATS_CLI.md and the extensions (diagnostic cut-offs, roc-compare, cox,
+Contract: docs/statistics.md, with the extensions (diagnostic cut-offs, roc-compare, cox,
 table1, paired-agreement). Each case of cases.json:
     {"name", "analysis", "input" (relative to tests/fixtures/stats), "args" (everything after
      `--input FILE`), "exit", "tolerance", "source", "expected"}  (exit 0), or

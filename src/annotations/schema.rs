@@ -75,7 +75,7 @@ pub struct Definition {
     pub classes: Vec<ClassDef>,
 }
 
-/// The text a new study starts from: the tumour-immune phenotype read of DESIGN.md.
+/// The text a new study starts from: the tumour-immune phenotype read (docs/models.md).
 pub const DEFAULT_TEXT: &str = "\
 # fields: name | categorical | choice, choice, … | required
 #         name | numeric | min-max unit | required

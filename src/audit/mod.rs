@@ -239,7 +239,7 @@ fn canonical_event_from(
     out
 }
 
-/// `sha256(prev_hash || canonical_json(event))`, lower-case hex (DESIGN.md, Audit).
+/// `sha256(prev_hash || canonical_json(event))`, lower-case hex (docs/audit-and-jobs.md).
 pub(crate) fn chain_hash(prev_hash: &str, canonical: &str) -> String {
     let mut h = Sha256::new();
     h.update(prev_hash.as_bytes());

@@ -1,5 +1,5 @@
 //! The model card: what a registered ONNX model is, expects and outputs, and the biomarker
-//! thresholds it is used with. JSON, documented in the README; checked on its own and against
+//! thresholds it is used with. JSON, documented in docs/models.md; checked on its own and against
 //! the model's declared inputs and outputs before a model is registered.
 
 use serde::{Deserialize, Serialize};

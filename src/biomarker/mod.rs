@@ -1,5 +1,6 @@
 //! The AI biomarker: model registry (ONNX + model card), the inference engine over ONNX Runtime
-//! or tract, the phenotype rule and the per-slide pipeline. (Study runs build on these.)
+//! or tract, the phenotype rule, the per-slide pipeline, study runs (as jobs) and the comparison
+//! of two runs.
 
 pub mod card;
 pub mod compare;

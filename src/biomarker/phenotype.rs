@@ -1,4 +1,4 @@
-//! The tumour-immune phenotype rule (DESIGN.md, after the Lunit SCOPE IO definition, Park et al.,
+//! The tumour-immune phenotype rule (docs/models.md; the Lunit SCOPE IO definition, Park et al.,
 //! J Clin Oncol 2022): per 1 mm² grid cell, *inflamed* if the intratumoural TIL density
 //! (TILs per mm² of cancer epithelium) reaches T_i, else *immune-excluded* if the stromal TIL
 //! density reaches T_s, else *immune-desert*; cells with less epithelium than the minimum are not

@@ -1,6 +1,6 @@
 //! The demo's ground truth: one seeded generator decides each subject's tumour-immune phenotype,
-//! outcome and characteristics first; every part of the demo (cases now; slides, reads and AI
-//! runs later) derives from it, so the analyses tell one coherent story.
+//! outcome and characteristics first; every part of the demo (cases, slides, reads and through
+//! the slides the AI runs) derives from it, so the analyses tell one coherent story.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha12Rng;

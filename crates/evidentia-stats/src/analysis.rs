@@ -1,6 +1,6 @@
 //! One entry point for every analysis: its parameters (`Analysis`, stored with a saved analysis
 //! and given by the CLI's flags) and its typed result (`Outcome`, serialised with the JSON keys of
-//! the `evidentia stats` contract, shared/STATS_CLI.md and the README's extensions).
+//! the `evidentia stats` contract and its extensions, docs/statistics.md).
 
 use polars::prelude::DataFrame;
 

@@ -20,7 +20,7 @@ pub fn bad(message: impl Into<String>) -> StatsError {
 }
 
 /// Reads a CSV file (header row, comma-separated) with every column as text, so that each value
-/// is checked by the analysis that uses it, as the contract asks (shared/STATS_CLI.md).
+/// is checked by the analysis that uses it, as the contract asks (docs/statistics.md).
 pub fn read_csv(path: &Path) -> StatsResult<DataFrame> {
     let name = path.display();
     let meta = std::fs::metadata(path).map_err(|e| bad(format!("{name}: {e}")))?;

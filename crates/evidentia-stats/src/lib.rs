@@ -21,7 +21,7 @@ pub mod table1;
 use std::cmp::Ordering;
 
 /// The sorted union of category values: numerically when every value parses as a number,
-/// bytewise otherwise (the `evidentia stats` contract, shared/STATS_CLI.md).
+/// bytewise otherwise (the `evidentia stats` contract, docs/statistics.md).
 pub fn sorted_categories<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     let distinct: std::collections::BTreeSet<&str> = values.into_iter().collect();
     let mut cats: Vec<String> = distinct.into_iter().map(str::to_string).collect();

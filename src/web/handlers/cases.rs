@@ -1,5 +1,6 @@
 //! Case data pages: the data dictionary, the case list and page, de-identified imports with a
-//! preview before anything is stored, and the CSV exports. Annotators see none of it (403).
+//! preview before anything is stored, and the CSV exports. Annotators are blinded to all of it
+//! (404).
 
 use actix_multipart::Multipart;
 use actix_web::{web, HttpRequest, HttpResponse};

@@ -1,6 +1,6 @@
 //! Slide pages: the study's slide list, ingest (manifest + files, run as a job), the viewer with
 //! its Deep Zoom descriptor, tiles and thumbnails, and slide QC. Every route checks study access;
-//! annotators see no slide here (reading campaigns will hand them theirs).
+//! annotators see no slide here (404): their reads hand them theirs (`handlers::reading`).
 
 use actix_multipart::Multipart;
 use actix_web::http::header;
