@@ -49,11 +49,14 @@ fn seeded_template() -> &'static std::path::Path {
     static TEMPLATE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     TEMPLATE.get_or_init(|| {
         let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        // Templates of earlier runs (a run leaves its own: statics are never dropped).
+        // Templates of earlier runs (a run leaves its own: statics are never dropped), but not
+        // those of test processes still running beside this one (nextest runs one per test).
         for e in std::fs::read_dir(&root).into_iter().flatten().flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with("it-template-") {
-                let _ = std::fs::remove_dir_all(e.path());
+            if let Some(pid) = name.strip_prefix("it-template-") {
+                if !std::path::Path::new("/proc").join(pid).exists() {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
             }
         }
         let dir = root.join(format!("it-template-{}", std::process::id()));
