@@ -5,6 +5,9 @@
 mod drift;
 pub mod paging;
 pub mod schema;
+mod text_enum;
+
+pub(crate) use text_enum::text_enum;
 
 use std::path::Path;
 use std::time::Duration;

@@ -188,7 +188,7 @@ fn design(conn: &mut Conn, d: &mut Document, i: &Inputs) -> Result<()> {
         (t("Study"), format!("{} — {}", study.code, study.title)),
         (t("Indication"), study.indication.clone()),
         (t("Biomarker"), study.biomarker.clone()),
-        (t("Study type"), study.study_type.clone()),
+        (t("Study type"), study.study_type.to_string()),
         (t("Protocol version"), study.protocol_version.clone()),
     ]);
     d.h2("Sites");

@@ -26,10 +26,10 @@ pub struct Study {
     pub title: String,
     pub indication: String,
     pub biomarker: String,
-    pub study_type: String,
+    pub study_type: StudyType,
     pub protocol_version: String,
     pub description: String,
-    pub status: String,
+    pub status: StudyStatus,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
@@ -52,9 +52,9 @@ impl CsvRecord for Study {
             self.title.clone(),
             self.indication.clone(),
             self.biomarker.clone(),
-            self.study_type.clone(),
+            self.study_type.to_string(),
             self.protocol_version.clone(),
-            self.status.clone(),
+            self.status.to_string(),
             self.created_at.to_string(),
             self.updated_at.to_string(),
         ]
@@ -66,7 +66,7 @@ impl Study {
         Chain::Study { id: self.id, code: &self.code }
     }
     pub fn status(&self) -> StudyStatus {
-        StudyStatus::parse(&self.status).unwrap_or(StudyStatus::Draft)
+        self.status
     }
     /// Errors unless the study's data may change (draft or active).
     pub fn ensure_editable(&self) -> Result<()> {
@@ -106,22 +106,16 @@ impl StudyCode {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StudyType {
-    Retrospective,
-    Prospective,
-    ReaderStudy,
+crate::db::text_enum! {
+    /// What kind of study it is (the protocol's design).
+    pub enum StudyType {
+        Retrospective = "retrospective",
+        Prospective = "prospective",
+        ReaderStudy = "reader_study",
+    }
 }
 
 impl StudyType {
-    pub const ALL: [StudyType; 3] = [StudyType::Retrospective, StudyType::Prospective, StudyType::ReaderStudy];
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            StudyType::Retrospective => "retrospective",
-            StudyType::Prospective => "prospective",
-            StudyType::ReaderStudy => "reader_study",
-        }
-    }
     pub fn label(&self) -> &'static str {
         match self {
             StudyType::Retrospective => "Retrospective",
@@ -129,32 +123,15 @@ impl StudyType {
             StudyType::ReaderStudy => "Reader study",
         }
     }
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.as_str() == s.trim())
-    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StudyStatus {
-    Draft,
-    Active,
-    Locked,
-    Archived,
-}
-
-impl StudyStatus {
-    pub const ALL: [StudyStatus; 4] =
-        [StudyStatus::Draft, StudyStatus::Active, StudyStatus::Locked, StudyStatus::Archived];
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            StudyStatus::Draft => "draft",
-            StudyStatus::Active => "active",
-            StudyStatus::Locked => "locked",
-            StudyStatus::Archived => "archived",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.as_str() == s.trim())
+crate::db::text_enum! {
+    /// Where a study is in its life: draft → active → locked → archived (TRANSITIONS).
+    pub enum StudyStatus {
+        Draft = "draft",
+        Active = "active",
+        Locked = "locked",
+        Archived = "archived",
     }
 }
 
@@ -502,5 +479,54 @@ mod tests {
         assert!(ok(StudyStatus::Locked, StudyStatus::Active));
         assert!(!ok(StudyStatus::Archived, StudyStatus::Active));
         assert!(!ok(StudyStatus::Active, StudyStatus::Draft));
+    }
+
+    #[test]
+    fn stored_states_map_to_and_from_their_text() {
+        for s in StudyStatus::ALL {
+            assert_eq!(StudyStatus::parse(s.as_str()), Some(s));
+        }
+        for t in StudyType::ALL {
+            assert_eq!(StudyType::parse(t.as_str()), Some(t));
+        }
+        assert_eq!(StudyStatus::parse("Draft"), None, "the stored text is exact");
+    }
+
+    /// A fresh database holding one draft study, created the way the application does.
+    fn one_study() -> (Conn, Study) {
+        use diesel::Connection;
+        use diesel_migrations::MigrationHarness;
+        let mut conn = Conn::establish(":memory:").unwrap();
+        conn.run_pending_migrations(crate::db::MIGRATIONS).unwrap();
+        let input = StudyInput { code: "ABC-1".into(), title: "A study".into(), ..Default::default() };
+        let study = create(&mut conn, &Actor::cli_operator(), &input).unwrap();
+        (conn, study)
+    }
+
+    #[test]
+    fn the_database_refuses_a_status_or_type_that_is_not_one() {
+        let (mut conn, study) = one_study();
+        assert_eq!(study.status, StudyStatus::Draft);
+        for sql in [
+            "UPDATE studies SET status = 'bogus'",
+            "UPDATE studies SET study_type = 'anecdotal'",
+            "INSERT INTO studies (code, title, indication, biomarker, study_type, protocol_version, \
+             description, status, created_at, updated_at) VALUES ('X-2', 't', '', '', 'retrospective', \
+             '', '', 'Draft', '2026-01-01', '2026-01-01')",
+        ] {
+            let e = diesel::sql_query(sql).execute(&mut conn).unwrap_err();
+            assert!(e.to_string().contains("CHECK constraint failed"), "{sql}: {e}");
+        }
+        assert_eq!(get_by_code(&mut conn, "ABC-1").unwrap().status, StudyStatus::Draft, "unchanged");
+    }
+
+    #[test]
+    fn an_unknown_stored_status_is_an_error_not_a_draft() {
+        let (mut conn, _) = one_study();
+        // Written past the triggers (as a damaged or hand-edited database would hold it).
+        diesel::sql_query("DROP TRIGGER studies_status_check_update").execute(&mut conn).unwrap();
+        diesel::sql_query("UPDATE studies SET status = 'frozen'").execute(&mut conn).unwrap();
+        let e = get_by_code(&mut conn, "ABC-1").unwrap_err();
+        assert!(e.to_string().contains("'frozen'") || format!("{e:?}").contains("'frozen'"), "{e:?}");
     }
 }

@@ -286,7 +286,7 @@ async fn slide_qc_needs_a_reason_is_audited_and_respects_the_lock() {
     // A locked study cannot change.
     let admin = app.login("admin").await;
     admin.post("/studies/LUNG-IO-01/status", &[("to", "locked"), ("reason", "test: checklist waived")]).await;
-    assert_eq!(evidentia::studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap().status, "locked");
+    assert_eq!(evidentia::studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap().status.as_str(), "locked");
     c.post(&qc, &[("action", "exclude"), ("reason", "blur")]).await;
     let status: String = slides::table.select(slides::status).first(&mut app.conn()).unwrap();
     assert_eq!(status, "available");

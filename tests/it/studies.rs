@@ -59,18 +59,22 @@ async fn lifecycle_rules_are_enforced() {
     // No jumping back to draft.
     let r = manager.post(&format!("{s}/status"), &[("to", "draft")]).await;
     assert_eq!(r.status(), 303);
-    assert_eq!(studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap().status, "active");
+    assert_eq!(studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap().status.as_str(), "active");
     // Lock: a manager only with the pre-lock checklist complete (no analysis plan here); an
     // administrator with open items and a reason.
     assert_eq!(manager.post(&format!("{s}/status"), &[("to", "locked")]).await.status(), 303);
-    assert_eq!(studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap().status, "active");
+    assert_eq!(studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap().status.as_str(), "active");
     admin.post(&format!("{s}/status"), &[("to", "locked")]).await;
-    assert_eq!(studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap().status, "active", "a reason is needed");
+    assert_eq!(
+        studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap().status.as_str(),
+        "active",
+        "a reason is needed"
+    );
     assert_eq!(
         admin.post(&format!("{s}/status"), &[("to", "locked"), ("reason", "pilot: no analyses")]).await.status(),
         303
     );
-    assert_eq!(studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap().status, "locked");
+    assert_eq!(studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap().status.as_str(), "locked");
     let lock_event = audit_events(&app, "lock");
     assert!(
         lock_event[0].new_value.as_deref().unwrap().contains("Statistical analysis plan signed"),
@@ -84,12 +88,12 @@ async fn lifecycle_rules_are_enforced() {
     assert_eq!(manager.get(&format!("{s}/edit")).await.status(), 409);
     // Only an admin unlocks, and only with a reason.
     manager.post(&format!("{s}/status"), &[("to", "active"), ("reason", "fix")]).await;
-    assert_eq!(studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap().status, "locked");
+    assert_eq!(studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap().status.as_str(), "locked");
     let r = admin.post(&format!("{s}/status"), &[("to", "active"), ("reason", "")]).await;
     assert_eq!(r.status(), 303);
-    assert_eq!(studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap().status, "locked");
+    assert_eq!(studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap().status.as_str(), "locked");
     admin.post(&format!("{s}/status"), &[("to", "active"), ("reason", "Correct site IRB date")]).await;
-    assert_eq!(studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap().status, "active");
+    assert_eq!(studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap().status.as_str(), "active");
     let status_events = audit_events(&app, "status");
     assert_eq!(status_events[0].reason.as_deref(), Some("Correct site IRB date"));
     assert_eq!(status_events[0].actor, "admin");
@@ -102,7 +106,7 @@ async fn lifecycle_rules_are_enforced() {
     assert!(list.contains("/studies/LUNG-IO-01\""));
     let r = admin.post(&format!("{s}/status"), &[("to", "active"), ("reason", "try")]).await;
     assert_eq!(r.status(), 303);
-    assert_eq!(studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap().status, "archived");
+    assert_eq!(studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap().status.as_str(), "archived");
     assert_eq!(
         manager.post(&format!("{s}/members"), &[("username", "outsider"), ("role", "monitor")]).await.status(),
         409

@@ -186,7 +186,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub struct StudyNav {
     pub code: String,
     pub title: String,
-    pub status: String,
+    pub status: crate::studies::StudyStatus,
     pub role: String,
     pub tab: &'static str,
     pub can_members: bool,
@@ -207,7 +207,7 @@ impl StudyNav {
         StudyNav {
             code: access.study.code.clone(),
             title: access.study.title.clone(),
-            status: access.study.status.clone(),
+            status: access.study.status,
             role: access.role_label().to_string(),
             tab,
             can_members: access.can(Permission::ViewMembers),

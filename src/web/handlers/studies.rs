@@ -203,7 +203,7 @@ pub async fn study_show(
     let sid = access.study.id;
     let show_members = access.can(Permission::ViewMembers);
     let uid = user.actor.user_id;
-    let want_checklist = access.study.status == "active" && access.can(Permission::ChangeStatus);
+    let want_checklist = access.study.status == studies::StudyStatus::Active && access.can(Permission::ChangeStatus);
     let can_export = access.can(Permission::ViewAnalyses);
     let (site_list, member_list, queue, signing, checklist, dossier_jobs) = state
         .db(move |c| {
@@ -230,7 +230,7 @@ pub async fn study_show(
         &StudyShowPage {
             ctx: ctx.clone(),
             nav: StudyNav::new(&access, "overview"),
-            type_label: StudyType::parse(&study.study_type).map(|t| t.label()).unwrap_or("").to_string(),
+            type_label: study.study_type.label().to_string(),
             transitions: studies::available_transitions(&access),
             study,
             sites: site_list,
@@ -254,7 +254,7 @@ fn input_of(s: &Study) -> StudyInput {
         title: s.title.clone(),
         indication: s.indication.clone(),
         biomarker: s.biomarker.clone(),
-        study_type: s.study_type.clone(),
+        study_type: s.study_type.to_string(),
         protocol_version: s.protocol_version.clone(),
         description: s.description.clone(),
     }

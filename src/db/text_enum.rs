@@ -1,0 +1,89 @@
+//! Stored states as types: `text_enum!` declares an enum whose every variant maps to the text
+//! stored for it, in one place. It reads from a TEXT column and writes to one; a stored value
+//! that is not one of the variants is an error when the row is read (never a default), and the
+//! migrations refuse such values when they are written (`studies_status_check` and the like).
+//!
+//! ```ignore
+//! text_enum! {
+//!     /// Where a study is in its life.
+//!     pub enum StudyStatus { Draft = "draft", Active = "active" }
+//! }
+//! ```
+
+/// See the module documentation.
+macro_rules! text_enum {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident = $text:literal ),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash,
+            diesel::expression::AsExpression, diesel::deserialize::FromSqlRow,
+        )]
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        $vis enum $name {
+            $( $(#[$vmeta])* $variant ),+
+        }
+
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: [$name; [$( $text ),+].len()] = [$( $name::$variant ),+];
+
+            /// The stored text.
+            pub fn as_str(&self) -> &'static str {
+                match self {
+                    $( $name::$variant => $text ),+
+                }
+            }
+
+            /// The variant stored as `s` (surrounding blanks ignored), if any.
+            pub fn parse(s: &str) -> Option<Self> {
+                match s.trim() {
+                    $( $text => Some($name::$variant), )+
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::sqlite::Sqlite> for $name {
+            fn from_sql(
+                value: <diesel::sqlite::Sqlite as diesel::backend::Backend>::RawValue<'_>,
+            ) -> diesel::deserialize::Result<Self> {
+                let text =
+                    <String as diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::sqlite::Sqlite>>::from_sql(
+                        value,
+                    )?;
+                $name::parse(&text).ok_or_else(|| {
+                    format!("the database holds '{text}', which is not a {}", stringify!($name)).into()
+                })
+            }
+        }
+
+        impl diesel::serialize::ToSql<diesel::sql_types::Text, diesel::sqlite::Sqlite> for $name {
+            fn to_sql<'b>(
+                &'b self,
+                out: &mut diesel::serialize::Output<'b, '_, diesel::sqlite::Sqlite>,
+            ) -> diesel::serialize::Result {
+                out.set_value(self.as_str());
+                Ok(diesel::serialize::IsNull::No)
+            }
+        }
+    };
+}
+
+pub(crate) use text_enum;
