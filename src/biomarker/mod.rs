@@ -5,7 +5,8 @@
 pub mod card;
 pub mod compare;
 pub mod engine;
-pub mod phenotype;
+/// The phenotype rule, shared with the synthetic slides' truth (crates/evidentia-phenotype).
+pub use evidentia_phenotype as phenotype;
 pub mod pipeline;
 pub mod registry;
 pub mod runs;

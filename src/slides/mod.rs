@@ -1,14 +1,10 @@
 //! Slides: whole-slide image reading, de-identified ingest, Deep Zoom tiles, synthetic slides.
 //! This file holds the slide records: listing, lookup, QC exclusion and their audit.
 
-pub mod deid;
-pub mod dzi;
-mod font;
 pub mod ingest;
-pub mod jpeg;
-pub mod reader;
-pub mod synth;
-pub mod tiffwrite;
+
+// The engine: reading, writing, tiling, de-identifying and drawing slides (crates/evidentia-wsi).
+pub use evidentia_wsi::{deid, dzi, jpeg, reader, synth, tiffwrite};
 
 use std::path::{Path, PathBuf};
 

@@ -350,7 +350,7 @@ mod tests {
     /// A generic pyramid whose label is tiled and flagged reduced-resolution (as some writers
     /// do) and which carries a reduced "level" of another shape (an overview of the glass).
     fn tricky_pyramid(path: &Path) {
-        use crate::slides::tiffwrite::{encode_jpeg_rgb, ImageSpec, TiffWriter};
+        use crate::tiffwrite::{encode_jpeg_rgb, ImageSpec, TiffWriter};
         let tile = |c: [u8; 3]| {
             let px: Vec<u8> = (0..64 * 64).flat_map(|_| c).collect();
             encode_jpeg_rgb(&px, 64, 64, 90).map(|j| vec![j])

@@ -63,9 +63,9 @@ impl fmt::Display for Phenotype {
 }
 
 /// The phenotype rule's parameters.
-impl From<crate::biomarker::phenotype::CellClass> for Phenotype {
-    fn from(c: crate::biomarker::phenotype::CellClass) -> Self {
-        use crate::biomarker::phenotype::CellClass;
+impl From<evidentia_phenotype::CellClass> for Phenotype {
+    fn from(c: evidentia_phenotype::CellClass) -> Self {
+        use evidentia_phenotype::CellClass;
         match c {
             CellClass::Inflamed => Phenotype::Inflamed,
             CellClass::Excluded => Phenotype::Excluded,
@@ -1008,7 +1008,7 @@ impl Model {
             lymphocytes.push(LymphocyteTruth { x: l.x, y: l.y, compartment });
         }
         let t = p.thresholds;
-        let rule = crate::biomarker::phenotype::Rule {
+        let rule = evidentia_phenotype::Rule {
             itil_per_mm2: t.itil_per_mm2,
             stil_per_mm2: t.stil_per_mm2,
             min_epithelium_mm2: t.min_epithelium_mm2,

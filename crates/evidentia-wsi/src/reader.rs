@@ -1060,7 +1060,7 @@ mod tests {
     ];
 
     fn fixture(name: &str) -> std::path::PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/slides").join(name)
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/slides").join(name)
     }
 
     fn reference() -> Json {
