@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Checks synthetic slides (src/slides/synth.rs) with independent readers: tifffile and OpenSlide.
+"""Checks synthetic slides (crates/evidentia-wsi/src/synth.rs) with independent readers: tifffile and OpenSlide.
 
 Usage: evidentia synth slides --out DIR --n 4 --phenotype mixed --size 6000x4500
        /var/tmp/evpy/bin/python tools/check_synth_with_openslide.py DIR/*.svs [--png-dir DIR]

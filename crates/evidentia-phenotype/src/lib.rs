@@ -5,6 +5,9 @@
 //! scored. The slide is inflamed if at least a third of its scored cells are, else excluded if at
 //! least a third are, else desert; no scored cell, no phenotype. The thresholds come from the
 //! model card. One home for the rule: the synthetic slides' truth and the AI pipeline both use it.
+//!
+//! An engine crate (no database, no I/O): the application uses it as `evidentia::biomarker::phenotype`,
+//! and `evidentia-wsi` computes the synthetic slides' ground truth with it.
 
 use serde::{Deserialize, Serialize};
 
