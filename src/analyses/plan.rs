@@ -106,7 +106,7 @@ pub struct Plan {
     pub version: i32,
     #[serde(skip)]
     pub items: String,
-    pub status: String,
+    pub status: PlanStatus,
     pub created_by: String,
     pub created_at: NaiveDateTime,
     pub signed_by: Option<String>,
@@ -115,12 +115,21 @@ pub struct Plan {
     pub signed_at: Option<NaiveDateTime>,
 }
 
+crate::db::text_enum! {
+    /// A plan version: a draft, then signed (frozen); signing a newer version supersedes it.
+    pub enum PlanStatus {
+        Draft = "draft",
+        Signed = "signed",
+        Superseded = "superseded",
+    }
+}
+
 impl Plan {
     pub fn items(&self) -> Vec<PlanItem> {
         serde_json::from_str(&self.items).unwrap_or_default()
     }
     pub fn is_draft(&self) -> bool {
-        self.status == "draft"
+        self.status == PlanStatus::Draft
     }
     /// The item whose analysis is exactly `query`.
     pub fn item_for(&self, query: &str) -> Option<PlanItem> {
@@ -144,7 +153,7 @@ pub fn latest(conn: &mut Conn, study_id: i32) -> Result<Option<Plan>> {
 
 /// The version in force: the newest signed one.
 pub fn signed(conn: &mut Conn, study_id: i32) -> Result<Option<Plan>> {
-    Ok(versions(conn, study_id)?.into_iter().find(|p| p.status == "signed"))
+    Ok(versions(conn, study_id)?.into_iter().find(|p| p.status == PlanStatus::Signed))
 }
 
 fn editable(conn: &mut Conn, access: &StudyAccess) -> Result<()> {

@@ -35,10 +35,18 @@ pub struct Saved {
     #[serde(skip)]
     pub plot_svg: String,
     pub software_version: String,
-    pub status: String,
+    pub status: SavedStatus,
     pub status_reason: Option<String>,
     pub created_by: String,
     pub created_at: NaiveDateTime,
+}
+
+crate::db::text_enum! {
+    /// A saved analysis: current, or retired with a reason (kept).
+    pub enum SavedStatus {
+        Current = "current",
+        Retired = "retired",
+    }
 }
 
 impl Saved {
@@ -158,7 +166,7 @@ pub fn retire(conn: &mut Conn, actor: &Actor, access: &StudyAccess, id: i32, rea
     }
     write_tx(conn, |conn| {
         let s = get(conn, access.study.id, id)?.saved;
-        if s.status == "retired" {
+        if s.status == SavedStatus::Retired {
             return Err(Error::Conflict("already retired".into()));
         }
         diesel::update(saved_analyses::table.find(id))

@@ -29,10 +29,18 @@ pub struct ModelRecord {
     #[serde(skip)]
     pub card: String,
     pub checked_backend: String,
-    pub status: String,
+    pub status: ModelStatus,
     pub status_reason: Option<String>,
     pub registered_by: String,
     pub created_at: NaiveDateTime,
+}
+
+crate::db::text_enum! {
+    /// A registered model version: active, or retired (kept, with its runs; no new run uses it).
+    pub enum ModelStatus {
+        Active = "active",
+        Retired = "retired",
+    }
 }
 
 impl ModelRecord {
@@ -187,7 +195,7 @@ pub fn retire(conn: &mut Conn, actor: &Actor, key: &str, reason: &str) -> Result
     }
     write_tx(conn, |conn| {
         let m = get(conn, key)?;
-        if m.status == "retired" {
+        if m.status == ModelStatus::Retired {
             return Err(Error::Conflict(format!("{key} is retired already")));
         }
         diesel::update(models::table.find(m.id))

@@ -186,7 +186,7 @@ pub fn start(
     let study = crate::studies::get_by_code(conn, &access.study.code)?;
     study.ensure_editable()?;
     let model = registry::get(conn, model_key)?;
-    if model.status != "active" {
+    if model.status != super::registry::ModelStatus::Active {
         return Err(Error::invalid("model", format!("{model_key} is {}: choose an active version", model.status)));
     }
     let slide_ids: Vec<i32> =

@@ -129,7 +129,7 @@ pub fn biomarker(ctx: &Ctx, cmd: BiomarkerCmd) -> CliResult {
         BiomarkerCmd::RunFile { slide, model, batch, json } => {
             let (mut conn, _) = ctx.open()?;
             let record = registry::get(&mut conn, &model)?;
-            if record.status == "retired" {
+            if record.status == registry::ModelStatus::Retired {
                 return Err(Failure::Input(format!("{model} is retired: use another version")));
             }
             let card = record.card()?;

@@ -32,8 +32,8 @@ pub fn run_job(pool: &DbPool, cfg: &Config, id: i32) -> Result<serde_json::Value
             let _ = handle.join();
             let j = jobs::get(&mut *pool.get().map_err(Error::from)?, id)?;
             eprintln!();
-            return match j.status.as_str() {
-                "succeeded" => match j.result.as_deref() {
+            return match j.status {
+                jobs::JobStatus::Succeeded => match j.result.as_deref() {
                     Some(r) => serde_json::from_str(r)
                         .map_err(|e| Failure::Other(format!("job {id}: its result is not JSON: {e}"))),
                     None => Ok(serde_json::Value::Null),

@@ -87,3 +87,54 @@ macro_rules! text_enum {
 }
 
 pub(crate) use text_enum;
+
+#[cfg(test)]
+mod tests {
+    use diesel::prelude::*;
+    use diesel_migrations::MigrationHarness;
+
+    use crate::analyses::{plan::PlanStatus, saved::SavedStatus};
+    use crate::biomarker::registry::ModelStatus;
+    use crate::db::Conn;
+    use crate::jobs::JobStatus;
+    use crate::studies::{StudyStatus, StudyType};
+
+    #[derive(QueryableByName)]
+    struct Sql {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        sql: String,
+    }
+
+    /// The values a migration's check trigger allows (its `NOT IN (...)` list).
+    fn allowed(conn: &mut Conn, trigger: &str) -> Vec<String> {
+        let rows: Vec<Sql> = diesel::sql_query("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?")
+            .bind::<diesel::sql_types::Text, _>(trigger)
+            .load(conn)
+            .unwrap();
+        let sql = &rows.first().unwrap_or_else(|| panic!("no trigger {trigger}")).sql;
+        let list = sql.split("NOT IN (").nth(1).and_then(|r| r.split(')').next()).unwrap();
+        list.split(',').map(|v| v.trim().trim_matches('\'').to_string()).collect()
+    }
+
+    #[test]
+    fn every_check_allows_exactly_its_enums_values() {
+        fn texts<T: Copy, const N: usize>(all: [T; N], f: fn(&T) -> &'static str) -> Vec<String> {
+            all.iter().map(|v| f(v).to_string()).collect()
+        }
+        let mut conn = Conn::establish(":memory:").unwrap();
+        conn.run_pending_migrations(crate::db::MIGRATIONS).unwrap();
+        let checks = [
+            ("studies_status", texts(StudyStatus::ALL, StudyStatus::as_str)),
+            ("studies_study_type", texts(StudyType::ALL, StudyType::as_str)),
+            ("jobs_status", texts(JobStatus::ALL, JobStatus::as_str)),
+            ("models_status", texts(ModelStatus::ALL, ModelStatus::as_str)),
+            ("analysis_plans_status", texts(PlanStatus::ALL, PlanStatus::as_str)),
+            ("saved_analyses_status", texts(SavedStatus::ALL, SavedStatus::as_str)),
+        ];
+        for (column, values) in checks {
+            for event in ["insert", "update"] {
+                assert_eq!(allowed(&mut conn, &format!("{column}_check_{event}")), values, "{column} ({event})");
+            }
+        }
+    }
+}

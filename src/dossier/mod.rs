@@ -413,7 +413,7 @@ fn write_dossier(
     let coded = dict.iter().map(|f| (f.name.clone(), codelist(f))).filter(|(_, c)| !c.is_empty()).collect();
     let mut out = Out { zip: ZipOut::create(path)?, described: Vec::new(), coded };
     let kept: Vec<saved::SavedRow> =
-        saved::list(conn, study.id)?.into_iter().filter(|s| s.saved.status == "current").collect();
+        saved::list(conn, study.id)?.into_iter().filter(|s| s.saved.status == saved::SavedStatus::Current).collect();
     let runs: std::collections::BTreeSet<i32> =
         kept.iter().filter_map(|r| Request::parse(&r.saved.query).ok().and_then(|q| q.run)).collect();
     let total = kept.len() as i64 + runs.len() as i64 + 6;

@@ -18,25 +18,15 @@ use crate::db::{now, write_tx, Conn};
 use crate::error::{Error, OptionalExt, Result};
 use crate::studies::Study;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JobStatus {
-    Queued,
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-}
-
-impl JobStatus {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            JobStatus::Queued => "queued",
-            JobStatus::Running => "running",
-            JobStatus::Succeeded => "succeeded",
-            JobStatus::Failed => "failed",
-            JobStatus::Cancelled => "cancelled",
-        }
+crate::db::text_enum! {
+    /// Where a job is: queued → running → succeeded / failed / cancelled (a running job whose
+    /// heartbeat stops is queued again).
+    pub enum JobStatus {
+        Queued = "queued",
+        Running = "running",
+        Succeeded = "succeeded",
+        Failed = "failed",
+        Cancelled = "cancelled",
     }
 }
 
@@ -48,7 +38,7 @@ pub struct Job {
     pub kind: String,
     pub params: String,
     pub owner: String,
-    pub status: String,
+    pub status: JobStatus,
     pub progress_done: i64,
     pub progress_total: i64,
     pub message: String,
@@ -67,11 +57,11 @@ pub struct Job {
 
 impl Job {
     pub fn is_finished(&self) -> bool {
-        matches!(self.status.as_str(), "succeeded" | "failed" | "cancelled")
+        matches!(self.status, JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled)
     }
     /// 0–100, for the progress bar.
     pub fn percent(&self) -> i64 {
-        if self.status == "succeeded" {
+        if self.status == JobStatus::Succeeded {
             100
         } else if self.progress_total > 0 {
             (self.progress_done * 100 / self.progress_total).clamp(0, 100)
@@ -256,7 +246,7 @@ pub fn request_cancel(conn: &mut Conn, actor: &Actor, study: Option<&Study>, id:
         if job.is_finished() {
             return Err(Error::Conflict(format!("job {} has already {}", job.id, job.status)));
         }
-        if job.status == JobStatus::Queued.as_str() {
+        if job.status == JobStatus::Queued {
             diesel::update(jobs::table.find(id))
                 .set((jobs::status.eq(JobStatus::Cancelled.as_str()), jobs::finished_at.eq(Some(now()))))
                 .execute(conn)?;

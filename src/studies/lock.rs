@@ -359,9 +359,11 @@ pub fn checklist(conn: &mut Conn, study_id: i32) -> Result<Vec<Check>> {
             .items()
             .into_iter()
             .filter(|i| {
-                !kept
-                    .iter()
-                    .any(|s| s.saved.status == "current" && s.saved.plan_id == Some(p.id) && s.saved.query == i.query)
+                !kept.iter().any(|s| {
+                    s.saved.status == crate::analyses::saved::SavedStatus::Current
+                        && s.saved.plan_id == Some(p.id)
+                        && s.saved.query == i.query
+                })
             })
             .map(|i| i.key)
             .collect();

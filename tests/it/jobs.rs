@@ -18,7 +18,7 @@ async fn an_integrity_check_runs_as_a_job_with_progress() {
     assert_eq!(location(&r), "/studies/LUNG-IO-01/jobs");
     let job_id = jobs::list(&mut app.conn(), None, evidentia::db::paging::PageRequest::all()).unwrap().items[0].id;
     let job = wait_finished(&app, job_id).await;
-    assert_eq!(job.status, "succeeded", "{:?}", job.error);
+    assert_eq!(job.status.as_str(), "succeeded", "{:?}", job.error);
     assert_eq!((job.progress_done, job.progress_total), (1, 1));
     let result: serde_json::Value = serde_json::from_str(job.result.as_deref().unwrap()).unwrap();
     assert_eq!(result["ok"], true);
@@ -61,7 +61,7 @@ async fn a_queued_job_can_be_cancelled() {
     let (_, row) = m.get_text(&format!("/studies/LUNG-IO-01/jobs/{}", job.id)).await;
     assert!(row.contains("hx-trigger=\"every 1s\""), "a live job polls");
     assert_eq!(m.post(&format!("/studies/LUNG-IO-01/jobs/{}/cancel", job.id), &[]).await.status(), 303);
-    assert_eq!(jobs::get(&mut app.conn(), job.id).unwrap().status, "cancelled");
+    assert_eq!(jobs::get(&mut app.conn(), job.id).unwrap().status.as_str(), "cancelled");
     assert_eq!(audit_events(&app, "cancel_job").len(), 1);
     // A job of another study is not reachable through this one.
     let other = evidentia::studies::get_by_code(&mut app.conn(), OTHER_STUDY).unwrap();
@@ -93,7 +93,7 @@ async fn a_job_whose_worker_died_is_resumed_from_its_checkpoint() {
     let ran = evidentia::jobs::worker::run_once(&app.pool, &app.config, "rescuer").unwrap();
     assert!(ran);
     let j = jobs::get(&mut app.conn(), job.id).unwrap();
-    assert_eq!(j.status, "succeeded");
+    assert_eq!(j.status.as_str(), "succeeded");
     assert_eq!(j.attempts, 2);
     let result: serde_json::Value = serde_json::from_str(j.result.as_deref().unwrap()).unwrap();
     assert_eq!(result["chains"][0]["events"], -1, "the first chain was not checked again");

@@ -339,7 +339,7 @@ async fn the_dossier_is_signed_deterministic_and_verify_catches_any_change() {
             .unwrap()
     };
     let job = wait_finished(&app, job_id).await;
-    assert_eq!(job.status, "succeeded", "{:?}", job.error);
+    assert_eq!(job.status.as_str(), "succeeded", "{:?}", job.error);
     assert!(job.progress_total >= 6 && job.progress_done == job.progress_total, "{job:?}");
     assert!(audit_events(&app, "start_job").iter().any(|e| e
         .new_value

@@ -295,7 +295,7 @@ async fn a_study_run_resumes_without_duplicates_and_is_hidden_from_annotators() 
     let claimed = evidentia::jobs::claim(&mut app.conn(), job.id, "test").unwrap().unwrap();
     evidentia::jobs::worker::run_job(&app.pool, &app.config, claimed);
     let job = evidentia::jobs::get(&mut app.conn(), job.id).unwrap();
-    assert_eq!(job.status, "succeeded", "{:?}", job.error);
+    assert_eq!(job.status.as_str(), "succeeded", "{:?}", job.error);
     let rows: Vec<(i32, String, Option<String>)> = r::table
         .filter(r::run_id.eq(run.id))
         .select((r::slide_id, r::status, r::phenotype))

@@ -516,7 +516,7 @@ async fn an_ingest_cancelled_before_it_ran_leaves_no_upload_behind() {
         .unwrap();
     let r = c.post(&format!("/studies/LUNG-IO-01/jobs/{job_id}/cancel"), &[]).await;
     assert_eq!(r.status(), 303);
-    assert_eq!(evidentia::jobs::get(&mut app.conn(), job_id).unwrap().status, "cancelled");
+    assert_eq!(evidentia::jobs::get(&mut app.conn(), job_id).unwrap().status.as_str(), "cancelled");
     // The next start (or ingest) sweeps what the job never got to clean.
     evidentia::slides::ingest::sweep(&mut app.conn(), &app.data_dir);
     assert!(files_under(&app.data_dir.join("tmp")).is_empty(), "uploads and plan removed");

@@ -194,7 +194,7 @@ pub async fn saved_csv(
                 s.input_sha256.clone(),
                 s.input_rows.to_string(),
                 s.software_version.clone(),
-                s.status.clone(),
+                s.status.to_string(),
                 s.status_reason.clone().unwrap_or_default(),
                 s.created_by.clone(),
                 crate::web::fmt_time(&s.created_at),
@@ -683,7 +683,9 @@ pub async fn plan_show(
                         .iter()
                         .rev()
                         .find(|s| {
-                            s.saved.status == "current" && s.saved.query == item.query && s.saved.plan_id == Some(p.id)
+                            s.saved.status == crate::analyses::saved::SavedStatus::Current
+                                && s.saved.query == item.query
+                                && s.saved.plan_id == Some(p.id)
                         })
                         .cloned();
                     (item, s)

@@ -34,7 +34,10 @@ pub async fn runs_list(
     let sid = access.study.id;
     let (list, models) = state
         .db(move |c| {
-            Ok((runs::list(c, sid)?, registry::list(c)?.into_iter().filter(|m| m.status == "active").collect()))
+            Ok((
+                runs::list(c, sid)?,
+                registry::list(c)?.into_iter().filter(|m| m.status == registry::ModelStatus::Active).collect(),
+            ))
         })
         .await?;
     let ctx = PageCtx::new(&req, Some(&user), format!("Biomarker runs · {}", access.study.code), "studies");

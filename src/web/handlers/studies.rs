@@ -401,7 +401,7 @@ pub async fn study_dossier_download(
 ) -> Result<HttpResponse, PageError> {
     let (code, id) = path.into_inner();
     let (code, job) = dossier_job(&state, &user, &code, id).await?;
-    if job.status != "succeeded" {
+    if job.status != crate::jobs::JobStatus::Succeeded {
         return Err(Error::Conflict(format!("dossier export {id} is {}", job.status)).into());
     }
     // A dossier stands for the study as locked and signed: not after an unlock voided that.

@@ -1,0 +1,12 @@
+DROP TRIGGER studies_status_check_insert;
+DROP TRIGGER studies_status_check_update;
+DROP TRIGGER studies_study_type_check_insert;
+DROP TRIGGER studies_study_type_check_update;
+DROP TRIGGER jobs_status_check_insert;
+DROP TRIGGER jobs_status_check_update;
+DROP TRIGGER models_status_check_insert;
+DROP TRIGGER models_status_check_update;
+DROP TRIGGER analysis_plans_status_check_insert;
+DROP TRIGGER analysis_plans_status_check_update;
+DROP TRIGGER saved_analyses_status_check_insert;
+DROP TRIGGER saved_analyses_status_check_update;

@@ -1,0 +1,76 @@
+-- Stored states are one of their enum's values. Each enum is declared with db::text_enum!, which
+-- also refuses any other value when a row is read. SQLite cannot add a CHECK constraint to an
+-- existing table without rebuilding it (and every table that references it), so these triggers
+-- are the CHECK constraints: they refuse any other value on insert and on update.
+
+-- studies.status: StudyStatus, src/studies/mod.rs
+CREATE TRIGGER studies_status_check_insert BEFORE INSERT ON studies
+WHEN NEW.status NOT IN ('draft', 'active', 'locked', 'archived')
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: studies.status');
+END;
+CREATE TRIGGER studies_status_check_update BEFORE UPDATE OF status ON studies
+WHEN NEW.status NOT IN ('draft', 'active', 'locked', 'archived')
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: studies.status');
+END;
+
+-- studies.study_type: StudyType, src/studies/mod.rs
+CREATE TRIGGER studies_study_type_check_insert BEFORE INSERT ON studies
+WHEN NEW.study_type NOT IN ('retrospective', 'prospective', 'reader_study')
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: studies.study_type');
+END;
+CREATE TRIGGER studies_study_type_check_update BEFORE UPDATE OF study_type ON studies
+WHEN NEW.study_type NOT IN ('retrospective', 'prospective', 'reader_study')
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: studies.study_type');
+END;
+
+-- jobs.status: JobStatus, src/jobs/mod.rs
+CREATE TRIGGER jobs_status_check_insert BEFORE INSERT ON jobs
+WHEN NEW.status NOT IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: jobs.status');
+END;
+CREATE TRIGGER jobs_status_check_update BEFORE UPDATE OF status ON jobs
+WHEN NEW.status NOT IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: jobs.status');
+END;
+
+-- models.status: ModelStatus, src/biomarker/registry.rs
+CREATE TRIGGER models_status_check_insert BEFORE INSERT ON models
+WHEN NEW.status NOT IN ('active', 'retired')
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: models.status');
+END;
+CREATE TRIGGER models_status_check_update BEFORE UPDATE OF status ON models
+WHEN NEW.status NOT IN ('active', 'retired')
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: models.status');
+END;
+
+-- analysis_plans.status: PlanStatus, src/analyses/plan.rs
+CREATE TRIGGER analysis_plans_status_check_insert BEFORE INSERT ON analysis_plans
+WHEN NEW.status NOT IN ('draft', 'signed', 'superseded')
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: analysis_plans.status');
+END;
+CREATE TRIGGER analysis_plans_status_check_update BEFORE UPDATE OF status ON analysis_plans
+WHEN NEW.status NOT IN ('draft', 'signed', 'superseded')
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: analysis_plans.status');
+END;
+
+-- saved_analyses.status: SavedStatus, src/analyses/saved.rs
+CREATE TRIGGER saved_analyses_status_check_insert BEFORE INSERT ON saved_analyses
+WHEN NEW.status NOT IN ('current', 'retired')
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: saved_analyses.status');
+END;
+CREATE TRIGGER saved_analyses_status_check_update BEFORE UPDATE OF status ON saved_analyses
+WHEN NEW.status NOT IN ('current', 'retired')
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: saved_analyses.status');
+END;

@@ -1,4 +1,0 @@
-DROP TRIGGER studies_status_check_insert;
-DROP TRIGGER studies_status_check_update;
-DROP TRIGGER studies_study_type_check_insert;
-DROP TRIGGER studies_study_type_check_update;
