@@ -18,6 +18,14 @@ use crate::db::{now, write_tx, Conn};
 use crate::error::{Error, FieldErrors, OptionalExt, Result};
 use crate::studies::members;
 
+crate::db::text_enum! {
+    /// A reading campaign: open (reads can be done), or closed (with a reason; can be reopened).
+    pub enum CampaignStatus {
+        Open = "open",
+        Closed = "closed",
+    }
+}
+
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = campaigns)]
 pub struct Campaign {
@@ -34,7 +42,7 @@ pub struct Campaign {
     pub tolerances: String,
     #[serde(skip)]
     pub adjudicator_id: Option<i32>,
-    pub status: String,
+    pub status: CampaignStatus,
     pub status_reason: Option<String>,
     pub created_by: String,
     pub created_at: NaiveDateTime,
@@ -444,7 +452,7 @@ pub fn set_status(
         let study = crate::studies::get_by_code(conn, &access.study.code)?;
         study.ensure_editable()?;
         let c = get(conn, study.id, id)?;
-        let status = if open { "open" } else { "closed" };
+        let status = if open { CampaignStatus::Open } else { CampaignStatus::Closed };
         if c.status == status {
             return Err(Error::Conflict(format!("campaign {} is already {status}", c.name)));
         }

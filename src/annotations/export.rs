@@ -39,7 +39,7 @@ pub fn csv_rows(def: &Definition, reads: &[Read]) -> (Vec<String>, Vec<Vec<Strin
                 r.reader.clone(),
                 r.assistance.clone(),
                 r.position.to_string(),
-                r.status.clone(),
+                r.status.to_string(),
                 r.schema_version.map(|v| v.to_string()).unwrap_or_default(),
                 r.region_count.to_string(),
                 time(r.started_at),

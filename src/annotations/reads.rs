@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::campaigns::{self, Campaign};
+use super::campaigns::{self, Campaign, CampaignStatus};
 use super::geojson::{self, Limits};
 use super::schema;
 use super::Region;
@@ -35,7 +35,7 @@ pub struct Read {
     #[diesel(select_expression = users::username)]
     pub reader: String,
     pub position: i32,
-    pub status: String,
+    pub status: ReadStatus,
     pub withdrawn_reason: Option<String>,
     pub schema_version: Option<i32>,
     #[serde(skip)]
@@ -48,6 +48,17 @@ pub struct Read {
     pub assistance: String,
 }
 
+crate::db::text_enum! {
+    /// A reader's read of a slide: assigned → draft → submitted (reopened to draft by a manager),
+    /// or withdrawn (with a reason).
+    pub enum ReadStatus {
+        Assigned = "assigned",
+        Draft = "draft",
+        Submitted = "submitted",
+        Withdrawn = "withdrawn",
+    }
+}
+
 impl Read {
     pub fn values(&self) -> Map<String, Value> {
         serde_json::from_str(&self.field_values).unwrap_or_default()
@@ -56,10 +67,10 @@ impl Read {
         self.values().get(field).and_then(Value::as_str).unwrap_or("").to_string()
     }
     pub fn is_submitted(&self) -> bool {
-        self.status == "submitted"
+        self.status == ReadStatus::Submitted
     }
     pub fn is_withdrawn(&self) -> bool {
-        self.status == "withdrawn"
+        self.status == ReadStatus::Withdrawn
     }
 }
 
@@ -179,7 +190,10 @@ pub struct ReadAccess {
 impl ReadAccess {
     /// The reader may change it now: their own, not submitted, campaign open.
     pub fn editable(&self) -> bool {
-        self.own && !self.read.is_submitted() && !self.read.is_withdrawn() && self.campaign.status == "open"
+        self.own
+            && !self.read.is_submitted()
+            && !self.read.is_withdrawn()
+            && self.campaign.status == CampaignStatus::Open
     }
 }
 
@@ -295,7 +309,7 @@ fn ensure_editable(conn: &mut Conn, access: &StudyAccess, ra: &ReadAccess, for_r
     if !(ra.own || manager_for_reader) {
         return Err(Error::forbidden("only the reader changes a read"));
     }
-    if ra.campaign.status != "open" {
+    if ra.campaign.status != CampaignStatus::Open {
         return Err(Error::Conflict(format!("campaign {} is {}", ra.campaign.name, ra.campaign.status)));
     }
     if ra.read.is_submitted() {
@@ -364,7 +378,7 @@ pub fn reopen(conn: &mut Conn, actor: &Actor, access: &StudyAccess, read_id: i32
         if !ra.read.is_submitted() {
             return Err(Error::Conflict("the read is not submitted".into()));
         }
-        if ra.campaign.status != "open" {
+        if ra.campaign.status != CampaignStatus::Open {
             return Err(Error::Conflict(format!("campaign {} is {}", ra.campaign.name, ra.campaign.status)));
         }
         diesel::update(reads::table.find(read_id))
@@ -409,7 +423,7 @@ pub fn import_regions(
             return Ok(Saved {
                 saved_at: String::new(),
                 region_count: all.len(),
-                status: ra.read.status.clone(),
+                status: ra.read.status.to_string(),
                 updated_at: at.to_string(),
             });
         }
@@ -446,7 +460,10 @@ fn write_read(
         status: status.to_string(),
         updated_at: updated.to_string(),
     };
-    if status == "draft" && ra.read.status == "draft" && stored == *regions_json && ra.read.field_values == values_json
+    if status == "draft"
+        && ra.read.status == ReadStatus::Draft
+        && stored == *regions_json
+        && ra.read.field_values == values_json
     {
         return Ok(saved(ra.read.updated_at));
     }

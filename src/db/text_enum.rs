@@ -94,9 +94,11 @@ mod tests {
     use diesel_migrations::MigrationHarness;
 
     use crate::analyses::{plan::PlanStatus, saved::SavedStatus};
+    use crate::annotations::{campaigns::CampaignStatus, reads::ReadStatus};
     use crate::biomarker::registry::ModelStatus;
     use crate::db::Conn;
     use crate::jobs::JobStatus;
+    use crate::slides::SlideStatus;
     use crate::studies::{StudyStatus, StudyType};
 
     #[derive(QueryableByName)]
@@ -130,6 +132,9 @@ mod tests {
             ("models_status", texts(ModelStatus::ALL, ModelStatus::as_str)),
             ("analysis_plans_status", texts(PlanStatus::ALL, PlanStatus::as_str)),
             ("saved_analyses_status", texts(SavedStatus::ALL, SavedStatus::as_str)),
+            ("slides_status", texts(SlideStatus::ALL, SlideStatus::as_str)),
+            ("campaigns_status", texts(CampaignStatus::ALL, CampaignStatus::as_str)),
+            ("reads_status", texts(ReadStatus::ALL, ReadStatus::as_str)),
         ];
         for (column, values) in checks {
             for event in ["insert", "update"] {

@@ -221,7 +221,7 @@ fn design(conn: &mut Conn, d: &mut Document, i: &Inputs) -> Result<()> {
             mode,
             readers.len().to_string(),
             format!("{submitted} of {}", reads.len()),
-            c.status,
+            c.status.to_string(),
         ]);
     }
     d.table(camp);

@@ -44,10 +44,18 @@ pub struct Slide {
     pub info: String,
     pub mpp_x: Option<f64>,
     pub mpp_y: Option<f64>,
-    pub status: String,
+    pub status: SlideStatus,
     pub status_reason: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+}
+
+crate::db::text_enum! {
+    /// A study's slide: available for reading and AI runs, or excluded (slide QC, with a reason).
+    pub enum SlideStatus {
+        Available = "available",
+        Excluded = "excluded",
+    }
 }
 
 impl Slide {
@@ -59,7 +67,7 @@ impl Slide {
         serde_json::from_str(&self.info).unwrap_or(Value::Null)
     }
     pub fn is_excluded(&self) -> bool {
-        self.status == "excluded"
+        self.status == SlideStatus::Excluded
     }
     /// "1.2 GB"-style size for pages.
     pub fn size_label(&self) -> String {
@@ -243,7 +251,7 @@ pub fn set_excluded(
         let study = crate::studies::get_by_code(conn, &access.study.code)?;
         study.ensure_editable()?;
         let slide = get(conn, study.id, label)?;
-        let status = if excluded { "excluded" } else { "available" };
+        let status = if excluded { SlideStatus::Excluded } else { SlideStatus::Available };
         if slide.status == status {
             return Err(Error::Conflict(format!("slide {label} is already {status}")));
         }
@@ -298,7 +306,7 @@ impl crate::export::CsvRecord for Slide {
             self.case_display_id.clone(),
             self.site_code.clone(),
             self.stain.clone(),
-            self.status.clone(),
+            self.status.to_string(),
             self.status_reason.clone().unwrap_or_default(),
             self.format.clone(),
             self.width.to_string(),

@@ -74,3 +74,39 @@ WHEN NEW.status NOT IN ('current', 'retired')
 BEGIN
     SELECT RAISE(ABORT, 'CHECK constraint failed: saved_analyses.status');
 END;
+
+-- slides.status: SlideStatus, src/slides/mod.rs
+CREATE TRIGGER slides_status_check_insert BEFORE INSERT ON slides
+WHEN NEW.status NOT IN ('available', 'excluded')
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: slides.status');
+END;
+CREATE TRIGGER slides_status_check_update BEFORE UPDATE OF status ON slides
+WHEN NEW.status NOT IN ('available', 'excluded')
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: slides.status');
+END;
+
+-- campaigns.status: CampaignStatus, src/annotations/campaigns.rs
+CREATE TRIGGER campaigns_status_check_insert BEFORE INSERT ON campaigns
+WHEN NEW.status NOT IN ('open', 'closed')
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: campaigns.status');
+END;
+CREATE TRIGGER campaigns_status_check_update BEFORE UPDATE OF status ON campaigns
+WHEN NEW.status NOT IN ('open', 'closed')
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: campaigns.status');
+END;
+
+-- reads.status: ReadStatus, src/annotations/reads.rs
+CREATE TRIGGER reads_status_check_insert BEFORE INSERT ON reads
+WHEN NEW.status NOT IN ('assigned', 'draft', 'submitted', 'withdrawn')
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: reads.status');
+END;
+CREATE TRIGGER reads_status_check_update BEFORE UPDATE OF status ON reads
+WHEN NEW.status NOT IN ('assigned', 'draft', 'submitted', 'withdrawn')
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: reads.status');
+END;
