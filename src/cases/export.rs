@@ -30,7 +30,7 @@ pub fn row(dictionary: &[FieldDef], case: &Case, labels: bool) -> Vec<String> {
     let mut r = vec![
         case.display_id.clone(),
         case.site_code.clone(),
-        case.status.clone(),
+        case.status.to_string(),
         case.status_reason.clone().unwrap_or_default(),
         case.status_date.map(|d| d.to_string()).unwrap_or_default(),
     ];

@@ -319,7 +319,7 @@ pub fn prepare(
         for (ci, col) in columns.iter().enumerate() {
             let cell = row[ci].trim();
             match col {
-                Column::Status if !cell.is_empty() => match CaseStatus::parse(cell) {
+                Column::Status if !cell.is_empty() => match CaseStatus::parse_input(cell) {
                     Some(s) => status = s,
                     None => out.problems.push(problem(
                         Some(r),

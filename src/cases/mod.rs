@@ -21,27 +21,19 @@ use crate::db::{json_text_like, now, write_tx, Conn};
 use crate::error::{Error, FieldErrors, OptionalExt, Result};
 use dictionary::FieldDef;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CaseStatus {
-    Screened,
-    Enrolled,
-    Excluded,
-    Withdrawn,
+crate::db::text_enum! {
+    /// A subject's place in the study.
+    pub enum CaseStatus {
+        Screened = "screened",
+        Enrolled = "enrolled",
+        Excluded = "excluded",
+        Withdrawn = "withdrawn",
+    }
 }
 
 impl CaseStatus {
-    pub const ALL: [CaseStatus; 4] =
-        [CaseStatus::Screened, CaseStatus::Enrolled, CaseStatus::Excluded, CaseStatus::Withdrawn];
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            CaseStatus::Screened => "screened",
-            CaseStatus::Enrolled => "enrolled",
-            CaseStatus::Excluded => "excluded",
-            CaseStatus::Withdrawn => "withdrawn",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
+    /// The status a person typed (a spreadsheet cell, a form): any letter case.
+    pub fn parse_input(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|c| c.as_str().eq_ignore_ascii_case(s.trim()))
     }
     /// Excluded and withdrawn cases need a reason (withdrawn also a date).
@@ -57,7 +49,7 @@ pub struct Case {
     pub display_id: String,
     #[diesel(select_expression = sites::code)]
     pub site_code: String,
-    pub status: String,
+    pub status: CaseStatus,
     pub status_reason: Option<String>,
     pub status_date: Option<NaiveDate>,
     #[serde(skip)]
@@ -311,7 +303,7 @@ pub fn set_status(
     deid: &deid::EditDeid,
 ) -> Result<(Case, usize)> {
     access.require(Permission::ManageCases)?;
-    let status = CaseStatus::parse(&input.status)
+    let status = CaseStatus::parse_input(&input.status)
         .ok_or_else(|| Error::invalid("status", "must be screened, enrolled, excluded or withdrawn"))?;
     let (reason, redacted) = deid.scrub(input.reason.trim());
     if status.needs_reason() && reason.is_empty() {

@@ -96,6 +96,7 @@ mod tests {
     use crate::analyses::{plan::PlanStatus, saved::SavedStatus};
     use crate::annotations::{campaigns::CampaignStatus, reads::ReadStatus};
     use crate::biomarker::registry::ModelStatus;
+    use crate::cases::CaseStatus;
     use crate::db::Conn;
     use crate::jobs::JobStatus;
     use crate::slides::SlideStatus;
@@ -135,6 +136,7 @@ mod tests {
             ("slides_status", texts(SlideStatus::ALL, SlideStatus::as_str)),
             ("campaigns_status", texts(CampaignStatus::ALL, CampaignStatus::as_str)),
             ("reads_status", texts(ReadStatus::ALL, ReadStatus::as_str)),
+            ("cases_status", texts(CaseStatus::ALL, CaseStatus::as_str)),
         ];
         for (column, values) in checks {
             for event in ["insert", "update"] {

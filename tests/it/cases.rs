@@ -276,7 +276,7 @@ async fn dates_shift_per_subject_and_reimports_update_with_audit() {
         serde_json::json!(70.0)
     );
     m.post("/studies/PHI-01/cases/SNUBH-0001/status", &[("status", "excluded"), ("reason", "")]).await;
-    assert_eq!(evidentia::cases::get(&mut app.conn(), sid, "SNUBH-0001").unwrap().status, "enrolled");
+    assert_eq!(evidentia::cases::get(&mut app.conn(), sid, "SNUBH-0001").unwrap().status.as_str(), "enrolled");
     m.post("/studies/PHI-01/cases/SNUBH-0001/status", &[("status", "excluded"), ("reason", "No tumour in block")])
         .await;
     let c = evidentia::cases::get(&mut app.conn(), sid, "SNUBH-0001").unwrap();
@@ -370,7 +370,7 @@ async fn case_page_edits_are_de_identified_at_the_door() {
     let shifted = (chrono::NaiveDate::from_ymd_opt(2025, 1, 10).unwrap() + shift).to_string();
     assert!(page.contains(&format!("Its date is stored shifted, as {shifted}.")), "and shows the stored date");
     let c = case(&app);
-    assert_eq!(c.status, "withdrawn");
+    assert_eq!(c.status.as_str(), "withdrawn");
     assert_eq!(c.status_reason.as_deref(), Some("Moved away; reach her at [REDACTED:PHONE]"));
     assert_eq!(c.status_date, Some(chrono::NaiveDate::from_ymd_opt(2025, 1, 10).unwrap() + shift));
     let st = audit_events(&app, "status");

@@ -16,3 +16,5 @@ DROP TRIGGER campaigns_status_check_insert;
 DROP TRIGGER campaigns_status_check_update;
 DROP TRIGGER reads_status_check_insert;
 DROP TRIGGER reads_status_check_update;
+DROP TRIGGER cases_status_check_insert;
+DROP TRIGGER cases_status_check_update;

@@ -110,3 +110,15 @@ WHEN NEW.status NOT IN ('assigned', 'draft', 'submitted', 'withdrawn')
 BEGIN
     SELECT RAISE(ABORT, 'CHECK constraint failed: reads.status');
 END;
+
+-- cases.status: CaseStatus, src/cases/mod.rs
+CREATE TRIGGER cases_status_check_insert BEFORE INSERT ON cases
+WHEN NEW.status NOT IN ('screened', 'enrolled', 'excluded', 'withdrawn')
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: cases.status');
+END;
+CREATE TRIGGER cases_status_check_update BEFORE UPDATE OF status ON cases
+WHEN NEW.status NOT IN ('screened', 'enrolled', 'excluded', 'withdrawn')
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: cases.status');
+END;

@@ -125,7 +125,7 @@ impl From<&crate::cases::Case> for CaseJson {
         CaseJson {
             subject_id: c.display_id.clone(),
             site: c.site_code.clone(),
-            status: c.status.clone(),
+            status: c.status.to_string(),
             status_reason: c.status_reason.clone(),
             status_date: c.status_date,
             values: c.values(),
