@@ -219,15 +219,14 @@ pub fn create(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &Camp
             errors.add("slides", "no slide matches: slides of enrolled cases that are not excluded");
         }
         let roster = members::list(conn, study.id, false)?;
-        let member_role =
-            |username: &str| roster.iter().find(|m| m.username == username).map(|m| (m.user_id, m.role.clone()));
+        let member_role = |username: &str| roster.iter().find(|m| m.username == username).map(|m| (m.user_id, m.role));
         let mut readers = Vec::new();
         if reader_names.is_empty() {
             errors.add("readers", "choose at least one reader");
         }
         for r in &reader_names {
             match member_role(r) {
-                Some((id, role)) if role == Role::Annotator.as_str() => readers.push((id, r.clone())),
+                Some((id, Role::Annotator)) => readers.push((id, r.clone())),
                 Some(_) => errors.add("readers", format!("{r} is not an annotator in this study")),
                 None => errors.add("readers", format!("{r} is not a member of this study")),
             }
@@ -239,7 +238,7 @@ pub fn create(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &Camp
                 None
             }
             a => match member_role(a) {
-                Some((id, role)) if role == "annotator" || role == "manager" => Some(id),
+                Some((id, Role::Annotator | Role::Manager)) => Some(id),
                 _ => {
                     errors.add("adjudicator", format!("{a} is not an annotator or manager in this study"));
                     None

@@ -9,37 +9,23 @@ use crate::db::Conn;
 use crate::error::{Error, Result};
 use crate::studies::Study;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Manager,
-    Annotator,
-    Statistician,
-    Monitor,
+crate::db::text_enum! {
+    /// A member's role in a study (administrators are not members: they may do everything).
+    pub enum Role {
+        Manager = "manager",
+        Annotator = "annotator",
+        Statistician = "statistician",
+        Monitor = "monitor",
+    }
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Manager, Role::Annotator, Role::Statistician, Role::Monitor];
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Role::Manager => "manager",
-            Role::Annotator => "annotator",
-            Role::Statistician => "statistician",
-            Role::Monitor => "monitor",
-        }
-    }
-    pub fn parse(s: &str) -> Result<Role> {
+    /// The role a person typed (a form, the CLI): any letter case; an error names the field.
+    pub fn parse_input(s: &str) -> Result<Role> {
         Role::ALL
             .into_iter()
             .find(|r| r.as_str() == s.trim().to_lowercase())
             .ok_or_else(|| Error::invalid("role", "must be one of manager, annotator, statistician, monitor"))
-    }
-}
-
-impl std::fmt::Display for Role {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -154,14 +140,13 @@ impl StudyAccess {
 
 /// The actor's role in a study, if any (retired memberships do not count).
 pub fn role_in(conn: &mut Conn, user_id: i32, study_id: i32) -> Result<Option<Role>> {
-    let role: Option<String> = study_members::table
+    Ok(study_members::table
         .filter(study_members::study_id.eq(study_id))
         .filter(study_members::user_id.eq(user_id))
         .filter(study_members::retired_at.is_null())
         .select(study_members::role)
         .first(conn)
-        .optional()?;
-    role.map(|r| Role::parse(&r)).transpose()
+        .optional()?)
 }
 
 /// Loads a study by code for an actor; 404 unless the actor is an admin or a member.

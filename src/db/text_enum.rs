@@ -95,6 +95,7 @@ mod tests {
 
     use crate::analyses::{plan::PlanStatus, saved::SavedStatus};
     use crate::annotations::{campaigns::CampaignStatus, reads::ReadStatus};
+    use crate::auth::permissions::Role;
     use crate::biomarker::registry::ModelStatus;
     use crate::cases::CaseStatus;
     use crate::db::Conn;
@@ -137,6 +138,7 @@ mod tests {
             ("campaigns_status", texts(CampaignStatus::ALL, CampaignStatus::as_str)),
             ("reads_status", texts(ReadStatus::ALL, ReadStatus::as_str)),
             ("cases_status", texts(CaseStatus::ALL, CaseStatus::as_str)),
+            ("study_members_role", texts(Role::ALL, Role::as_str)),
         ];
         for (column, values) in checks {
             for event in ["insert", "update"] {

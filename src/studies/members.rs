@@ -20,7 +20,7 @@ pub struct Member {
     pub user_id: i32,
     pub username: String,
     pub full_name: String,
-    pub role: String,
+    pub role: Role,
     pub retired_at: Option<NaiveDateTime>,
     pub retired_reason: Option<String>,
     pub created_at: NaiveDateTime,
@@ -33,7 +33,7 @@ impl CsvRecord for Member {
         vec![
             self.username.clone(),
             self.full_name.clone(),
-            self.role.clone(),
+            self.role.to_string(),
             self.created_at.to_string(),
             self.retired_at.map(|t| t.to_string()).unwrap_or_default(),
             self.retired_reason.clone().unwrap_or_default(),
@@ -71,7 +71,7 @@ fn check_role_grant(access: &StudyAccess, role: Role) -> Result<()> {
 
 /// Adds a user to the study with a role (or gives a retired member a role again).
 pub fn add(conn: &mut Conn, actor: &Actor, access: &StudyAccess, username: &str, role: &str) -> Result<Member> {
-    let role = Role::parse(role)?;
+    let role = Role::parse_input(role)?;
     check_role_grant(access, role)?;
     write_tx(conn, |conn| {
         let study = super::get_by_code(conn, &access.study.code)?;
@@ -133,13 +133,13 @@ pub fn remove(conn: &mut Conn, actor: &Actor, access: &StudyAccess, member_id: i
     }
     write_tx(conn, |conn| {
         let study = super::get_by_code(conn, &access.study.code)?;
-        let (user_id, role, retired): (i32, String, Option<NaiveDateTime>) = study_members::table
+        let (user_id, role, retired): (i32, Role, Option<NaiveDateTime>) = study_members::table
             .filter(study_members::study_id.eq(study.id))
             .filter(study_members::id.eq(member_id))
             .select((study_members::user_id, study_members::role, study_members::retired_at))
             .first(conn)
             .or_not_found()?;
-        check_role_grant(access, Role::parse(&role)?)?;
+        check_role_grant(access, role)?;
         if retired.is_some() {
             return Err(Error::Conflict("this membership is already ended".into()));
         }

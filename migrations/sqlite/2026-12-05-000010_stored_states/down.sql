@@ -18,3 +18,5 @@ DROP TRIGGER reads_status_check_insert;
 DROP TRIGGER reads_status_check_update;
 DROP TRIGGER cases_status_check_insert;
 DROP TRIGGER cases_status_check_update;
+DROP TRIGGER study_members_role_check_insert;
+DROP TRIGGER study_members_role_check_update;

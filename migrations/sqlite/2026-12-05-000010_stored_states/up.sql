@@ -122,3 +122,15 @@ WHEN NEW.status NOT IN ('screened', 'enrolled', 'excluded', 'withdrawn')
 BEGIN
     SELECT RAISE(ABORT, 'CHECK constraint failed: cases.status');
 END;
+
+-- study_members.role: Role, src/auth/permissions.rs
+CREATE TRIGGER study_members_role_check_insert BEFORE INSERT ON study_members
+WHEN NEW.role NOT IN ('manager', 'annotator', 'statistician', 'monitor')
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: study_members.role');
+END;
+CREATE TRIGGER study_members_role_check_update BEFORE UPDATE OF role ON study_members
+WHEN NEW.role NOT IN ('manager', 'annotator', 'statistician', 'monitor')
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: study_members.role');
+END;
