@@ -151,7 +151,7 @@ pub fn build(conn: &mut Conn, study_id: i32, sources: &Sources) -> Result<Datase
         let mut row = cases::export::row(&dict, case, false);
         row.push(label.clone());
         if sources.run.is_some() {
-            let r = ai.get(&label).filter(|r| r.status == "ok");
+            let r = ai.get(&label).filter(|r| r.status == crate::biomarker::runs::ResultStatus::Ok);
             let num = |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_default();
             row.push(r.and_then(|r| r.phenotype.clone()).unwrap_or_default());
             row.push(num(r.and_then(|r| r.itil_density_median)));

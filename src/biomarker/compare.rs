@@ -149,7 +149,7 @@ impl crate::export::CsvRecord for CompareRow<'_> {
         let f = |r: &Option<SlideResultRow>, g: fn(&SlideResultRow) -> Option<f64>| {
             r.as_ref().and_then(g).map(|x| x.to_string()).unwrap_or_default()
         };
-        let status = |r: &Option<SlideResultRow>| r.as_ref().map(|r| r.status.clone()).unwrap_or("missing".into());
+        let status = |r: &Option<SlideResultRow>| r.as_ref().map(|r| r.status.to_string()).unwrap_or("missing".into());
         vec![
             p.slide.clone(),
             status(&p.a),
@@ -193,7 +193,7 @@ mod tests {
     fn row(slide: &str, phenotype: Option<&str>, itil: Option<f64>) -> SlideResultRow {
         SlideResultRow {
             slide: slide.into(),
-            status: if phenotype.is_some() { "ok" } else { "failed" }.into(),
+            status: if phenotype.is_some() { super::runs::ResultStatus::Ok } else { super::runs::ResultStatus::Failed },
             reason: None,
             phenotype: phenotype.map(str::to_string),
             inflamed_share: None,

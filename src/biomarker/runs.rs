@@ -50,13 +50,21 @@ impl Run {
     }
 }
 
+crate::db::text_enum! {
+    /// One slide's outcome in a run: analysed, or failed (with the reason).
+    pub enum ResultStatus {
+        Ok = "ok",
+        Failed = "failed",
+    }
+}
+
 /// One slide's result in a run.
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
 #[diesel(table_name = biomarker_results)]
 pub struct SlideResultRow {
     #[diesel(select_expression = slides::label)]
     pub slide: String,
-    pub status: String,
+    pub status: ResultStatus,
     pub reason: Option<String>,
     pub phenotype: Option<String>,
     pub inflamed_share: Option<f64>,
@@ -91,7 +99,7 @@ impl crate::export::CsvRecord for SlideResultRow {
         let i = |v: Option<i32>| v.map(|x| x.to_string()).unwrap_or_default();
         vec![
             self.slide.clone(),
-            self.status.clone(),
+            self.status.to_string(),
             self.reason.clone().unwrap_or_default(),
             self.phenotype.clone().unwrap_or_default(),
             f(self.inflamed_share),
@@ -133,7 +141,7 @@ pub fn heatmap(conn: &mut Conn, study_id: i32, slide_label: &str) -> Result<Opti
         .inner_join(biomarker_runs::table)
         .filter(biomarker_runs::study_id.eq(study_id))
         .filter(slides::label.eq(slide_label))
-        .filter(biomarker_results::status.eq("ok"))
+        .filter(biomarker_results::status.eq(ResultStatus::Ok))
         .order(biomarker_runs::id.desc())
         .select((biomarker_runs::id, biomarker_results::cells))
         .first(conn)
@@ -145,7 +153,7 @@ pub fn heatmap(conn: &mut Conn, study_id: i32, slide_label: &str) -> Result<Opti
 pub fn slides_with_result(conn: &mut Conn, run_id: i32) -> Result<std::collections::BTreeSet<i32>> {
     Ok(biomarker_results::table
         .filter(biomarker_results::run_id.eq(run_id))
-        .filter(biomarker_results::status.eq("ok"))
+        .filter(biomarker_results::status.eq(ResultStatus::Ok))
         .select(biomarker_results::slide_id)
         .load::<i32>(conn)?
         .into_iter()
@@ -264,7 +272,7 @@ impl JobHandler for RunJob {
                 Ok(r) => {
                     tiles += u64::from(r.tiles);
                     (
-                        biomarker_results::status.eq("ok"),
+                        biomarker_results::status.eq(ResultStatus::Ok),
                         biomarker_results::reason.eq(None::<String>),
                         biomarker_results::phenotype.eq(r.phenotype.map(|p| p.as_str().to_string())),
                         biomarker_results::inflamed_share.eq(Some(r.inflamed_share)),
@@ -281,7 +289,7 @@ impl JobHandler for RunJob {
                 Err(e) => {
                     failed += 1;
                     (
-                        biomarker_results::status.eq("failed"),
+                        biomarker_results::status.eq(ResultStatus::Failed),
                         biomarker_results::reason.eq(Some(e.clone())),
                         biomarker_results::phenotype.eq(None),
                         biomarker_results::inflamed_share.eq(None),

@@ -97,6 +97,7 @@ mod tests {
     use crate::annotations::{campaigns::CampaignStatus, reads::ReadStatus};
     use crate::auth::permissions::Role;
     use crate::biomarker::registry::ModelStatus;
+    use crate::biomarker::runs::ResultStatus;
     use crate::cases::CaseStatus;
     use crate::db::Conn;
     use crate::jobs::JobStatus;
@@ -139,6 +140,7 @@ mod tests {
             ("reads_status", texts(ReadStatus::ALL, ReadStatus::as_str)),
             ("cases_status", texts(CaseStatus::ALL, CaseStatus::as_str)),
             ("study_members_role", texts(Role::ALL, Role::as_str)),
+            ("biomarker_results_status", texts(ResultStatus::ALL, ResultStatus::as_str)),
         ];
         for (column, values) in checks {
             for event in ["insert", "update"] {

@@ -376,15 +376,18 @@ pub fn checklist(conn: &mut Conn, study_id: i32) -> Result<Vec<Check>> {
     if let Some(run_id) = sources.run {
         let run = crate::biomarker::runs::get(conn, study_id, run_id)?;
         let results = crate::biomarker::runs::results(conn, run_id)?;
-        let failed = results.iter().filter(|r| r.status != "ok").count();
+        let failed = results.iter().filter(|r| r.status != crate::biomarker::runs::ResultStatus::Ok).count();
         let waiting = run.slide_ids().len().saturating_sub(results.len());
         out.push(Check {
             label: "Primary run finished with no failed slide",
             ok: failed == 0 && waiting == 0,
             detail: format!("run {run_id}: {} slides, {failed} failed, {waiting} not analysed", run.slide_ids().len()),
         });
-        let done: std::collections::BTreeSet<String> =
-            results.iter().filter(|r| r.status == "ok").map(|r| r.slide.clone()).collect();
+        let done: std::collections::BTreeSet<String> = results
+            .iter()
+            .filter(|r| r.status == crate::biomarker::runs::ResultStatus::Ok)
+            .map(|r| r.slide.clone())
+            .collect();
         let missing: Vec<String> = crate::slides::enrolled_available(conn, study_id, "", "")?
             .into_iter()
             .map(|(_, label)| label)

@@ -20,3 +20,5 @@ DROP TRIGGER cases_status_check_insert;
 DROP TRIGGER cases_status_check_update;
 DROP TRIGGER study_members_role_check_insert;
 DROP TRIGGER study_members_role_check_update;
+DROP TRIGGER biomarker_results_status_check_insert;
+DROP TRIGGER biomarker_results_status_check_update;

@@ -134,3 +134,15 @@ WHEN NEW.role NOT IN ('manager', 'annotator', 'statistician', 'monitor')
 BEGIN
     SELECT RAISE(ABORT, 'CHECK constraint failed: study_members.role');
 END;
+
+-- biomarker_results.status: ResultStatus, src/biomarker/runs.rs
+CREATE TRIGGER biomarker_results_status_check_insert BEFORE INSERT ON biomarker_results
+WHEN NEW.status NOT IN ('ok', 'failed')
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: biomarker_results.status');
+END;
+CREATE TRIGGER biomarker_results_status_check_update BEFORE UPDATE OF status ON biomarker_results
+WHEN NEW.status NOT IN ('ok', 'failed')
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: biomarker_results.status');
+END;
