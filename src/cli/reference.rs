@@ -40,8 +40,8 @@ pub fn markdown() -> String {
          this file is current. Every command that works on a data dir takes `--data-dir DIR` \
          (default `data`, or `demo-data` for `demo`; env `EVIDENTIA_DATA_DIR`) and `--as USER` \
          (act as that user, whose roles are checked; without it, the local operator with \
-         administrator rights). An input file given as `-` is read from standard input. Exit \
-         status: 0 done, 2 bad input (the message names the file, row or field), 1 anything else.\n\n",
+         administrator rights). An input file whose help says so may be given as `-`, standard \
+         input. Exit status: 0 done, 2 bad input (the message names the file, row or field), 1 anything else.\n\n",
     );
     for (path, _) in &commands {
         let anchor = path.replace(' ', "-");

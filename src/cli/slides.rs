@@ -161,7 +161,7 @@ fn ingest(ctx: &Ctx, code: &str, manifest: &Path, site: Option<String>, paths: V
             for e in &errors.0 {
                 eprintln!("{}", e.message);
             }
-            return Err(Failure::Input(format!("{}: refused, nothing was ingested", manifest.display())));
+            return Err(Failure::Input(format!("{}: refused, nothing was ingested", input::name(manifest))));
         }
         Err(e) => return Err(e.into()),
     };

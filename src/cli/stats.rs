@@ -13,7 +13,7 @@ use super::{CliResult, Failure};
 pub struct StatsArgs {
     #[command(subcommand)]
     analysis: StatsCmd,
-    /// The CSV file (header row; comma-separated).
+    /// The CSV file (header row; comma-separated); `-` for standard input.
     #[arg(long, global = true)]
     input: Option<PathBuf>,
     /// Confidence level of every interval, a proportion in (0, 1).
@@ -182,7 +182,12 @@ impl From<StatsCmd> for evidentia::stats::analysis::Analysis {
 pub fn run(args: StatsArgs) -> CliResult {
     let input = args.input.ok_or_else(|| Failure::Input("--input FILE.csv is required".into()))?;
     let level = frame::check_level(args.level).map_err(|e| Failure::Input(e.0))?;
-    let df = frame::read_csv(&input).map_err(|e| Failure::Input(e.0))?;
+    let df = if input.as_os_str() == "-" {
+        frame::read_csv_bytes(super::input::read(&input)?)
+    } else {
+        frame::read_csv(&input)
+    }
+    .map_err(|e| Failure::Input(e.0))?;
     let outcome = analysis::run(&df, &args.analysis.into(), level).map_err(|e| Failure::Input(e.0))?;
     println!("{}", serde_json::to_string_pretty(&outcome)?);
     Ok(())

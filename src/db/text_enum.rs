@@ -50,7 +50,8 @@ macro_rules! text_enum {
 
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
+                // `pad`, not `write_str`: `{:<9}` and the like still line up in listings.
+                f.pad(self.as_str())
             }
         }
 

@@ -60,6 +60,8 @@ fn seeded_template() -> &'static std::path::Path {
             }
         }
         let dir = root.join(format!("it-template-{}", std::process::id()));
+        // A template an earlier process with the same (reused) pid left behind is stale.
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("template dir");
         let cfg = test_config(&dir);
         let pool = startup::open_database(&cfg).expect("open db");

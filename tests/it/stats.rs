@@ -119,3 +119,25 @@ fn missing_input_and_bad_level_are_input_errors() {
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["n"], 3);
 }
+
+#[test]
+fn the_input_can_come_on_standard_input() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("d.csv");
+    let csv = "a,b\n1,1\n2,1\n1,2\n2,2\n1,1\n";
+    std::fs::write(&file, csv).unwrap();
+    let (code, from_file, err) = stats("kappa", &file, &["--a", "a", "--b", "b"]);
+    assert_eq!(code, 0, "{err}");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_evidentia"))
+        .args(["stats", "kappa", "--input", "-", "--a", "a", "--b", "b"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(csv.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), from_file, "the same numbers from stdin");
+}
