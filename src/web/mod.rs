@@ -1,6 +1,7 @@
 //! The web layer: routes, extractors, middleware and handlers. Handlers only extract,
 //! authorise, call the domain and render.
 
+pub mod assets;
 pub mod error;
 pub mod extract;
 pub mod handlers;

@@ -110,3 +110,33 @@ async fn first_start_prints_the_admin_password_once_logs_no_secrets_and_stops_on
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
 }
+
+/// Front-end files are served under content-hashed URLs with a long, immutable cache; old or
+/// unversioned URLs still work but are not cached.
+#[tokio::test]
+async fn static_files_have_content_hashed_urls_cached_for_good() {
+    let app = crate::helpers::spawn_app();
+    let c = app.client();
+    let (status, page) = c.get_text("/login").await;
+    assert_eq!(status, 200);
+    let start = page.find("href=\"/static/").expect("the stylesheet link") + "href=\"".len();
+    let css_url = &page[start..start + page[start..].find('"').unwrap()];
+    assert!(css_url.ends_with("/css/app.css"), "{css_url}");
+    let hash = css_url.trim_start_matches("/static/").split('/').next().unwrap();
+    assert_eq!(hash.len(), 12, "{css_url}");
+
+    let res = c.get(css_url).await;
+    assert_eq!(res.status(), 200);
+    let cache = res.headers()["cache-control"].to_str().unwrap().to_string();
+    assert!(cache.contains("immutable") && cache.contains("max-age=31536000"), "{cache}");
+    let body = res.bytes().await.unwrap();
+    assert_eq!(&body[..], &std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/static/css/app.css")).unwrap()[..]);
+
+    for old in ["/static/000000000000/css/app.css", "/static/css/app.css"] {
+        let res = c.get(old).await;
+        assert_eq!(res.status(), 200, "{old}");
+        assert_eq!(res.headers()["cache-control"], "no-cache", "{old}");
+    }
+    assert_eq!(c.get("/static/000000000000/css/nope.css").await.status(), 404);
+    assert_eq!(c.get("/static/../Cargo.toml").await.status(), 404);
+}
