@@ -1,7 +1,9 @@
-//! Request extractors: the signed-in user (session cookie or API bearer token) and the
-//! per-page context every template needs (user, CSRF token, flash message).
+//! Request extractors: the signed-in user (session cookie or API bearer token), the study of the
+//! route with a permission checked (`InStudy<perm::…>`), and the per-page context every template
+//! needs (user, CSRF token, flash message).
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 
 use actix_web::cookie::{Cookie, SameSite};
@@ -11,6 +13,7 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
 
 use super::middleware::CsrfToken;
 use super::AppState;
+use crate::auth::permissions::{study_access, Permission, StudyAccess};
 use crate::auth::users::User;
 use crate::auth::{sessions, tokens, Actor};
 use crate::error::Error;
@@ -96,6 +99,89 @@ impl FromRequest for CurrentUser {
                 Some(user) => Ok(CurrentUser { actor: Actor::from_user(&user), user, via_token }),
                 None => Err(unauthenticated(&req)),
             }
+        })
+    }
+}
+
+/// A permission a handler names in its signature, as a type: `InStudy<perm::ViewCases>`.
+pub trait Needs {
+    const PERMISSION: Permission;
+}
+
+/// One type per [`Permission`], for [`InStudy`].
+pub mod perm {
+    use super::{Needs, Permission};
+
+    macro_rules! markers {
+        ($($name:ident),+ $(,)?) => {$(
+            #[doc = concat!("[`Permission::", stringify!($name), "`]")]
+            pub struct $name;
+            impl Needs for $name {
+                const PERMISSION: Permission = Permission::$name;
+            }
+        )+};
+    }
+
+    markers!(
+        View,
+        ViewSites,
+        ViewMembers,
+        ViewAudit,
+        ViewJobs,
+        EditStudy,
+        ChangeStatus,
+        ManageSites,
+        ManageMembers,
+        RunChecks,
+        ViewCases,
+        ManageCases,
+        ViewSlides,
+        ManageSlides,
+        ViewCampaigns,
+        ManageCampaigns,
+        ViewReads,
+        ViewAgreement,
+        ViewRuns,
+        ManageRuns,
+        ViewAnalyses,
+        ManageAnalyses,
+    );
+}
+
+/// The study of the route's `{code}`, for the signed-in user, with permission `P` checked: a
+/// handler that takes it cannot reach the study without the permission its signature names.
+/// Not a member (or no such study): 404; a member without `P`: 403 (404 where annotators are
+/// blinded); on `/api/` routes the errors are JSON.
+pub struct InStudy<P: Needs> {
+    pub user: CurrentUser,
+    pub access: StudyAccess,
+    needs: PhantomData<P>,
+}
+
+impl<P: Needs + 'static> FromRequest for InStudy<P> {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let user = CurrentUser::from_request(&req, payload);
+        Box::pin(async move {
+            let user = user.await?;
+            let fail = |e: Error| -> actix_web::Error {
+                if req.path().starts_with("/api/") {
+                    super::error::ApiError(e).into()
+                } else {
+                    super::error::PageError(e).into()
+                }
+            };
+            let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+                return Err(actix_web::error::ErrorInternalServerError("no app state"));
+            };
+            let code = req.match_info().get("code").unwrap_or_default().to_string();
+            let actor = user.actor.clone();
+            let access = state.db(move |c| study_access(c, &actor, &code)).await.map_err(fail)?;
+            access.require(P::PERMISSION).map_err(fail)?;
+            Ok(InStudy { user, access, needs: PhantomData })
         })
     }
 }

@@ -18,7 +18,7 @@ use crate::auth::permissions::{Permission, StudyAccess};
 use crate::biomarker::runs::{self, Run};
 use crate::error::Error;
 use crate::web::error::PageError;
-use crate::web::extract::{CurrentUser, PageCtx};
+use crate::web::extract::{perm, CurrentUser, InStudy, PageCtx};
 use crate::web::{csv_response, csv_rows_download, flash_outcome, render, AppState};
 
 /// The parameters an analysis's form asks for: (field, label, kind).
@@ -124,10 +124,8 @@ pub struct IndexPage {
 pub async fn analyses_index(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::ViewAnalyses>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ViewAnalyses).await?;
     let sid = access.study.id;
     let (ch, saved, latest, signed) = state
         .db(move |c| Ok((choices(c, sid)?, saved::list(c, sid)?, plan::latest(c, sid)?, plan::signed(c, sid)?)))
@@ -173,10 +171,8 @@ pub fn saved_csv_header() -> Vec<String> {
 
 pub async fn saved_csv(
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { access, .. }: InStudy<perm::ViewAnalyses>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ViewAnalyses).await?;
     let sid = access.study.id;
     let list = state.db(move |c| saved::list(c, sid)).await?;
     let rows = list
@@ -293,10 +289,8 @@ fn defaults(req: &mut Request, columns: &[dataset::ColumnInfo]) {
 pub async fn analysis_new(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::ViewAnalyses>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ViewAnalyses).await?;
     let mut r = parse_query(req.query_string())?;
     if !analyses::KINDS.iter().any(|(k, _)| *k == r.analysis) {
         r.analysis = "kappa".into();
@@ -367,10 +361,8 @@ impl ResultPage {
 pub async fn analysis_result(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::ViewAnalyses>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ViewAnalyses).await?;
     let r = parse_query(req.query_string())?;
     let (c, item, _) = run_analysis(&state, &access, r).await?;
     let sid = access.study.id;
@@ -418,10 +410,8 @@ fn dataset_file_name(code: &str, s: &Sources) -> String {
 pub async fn analysis_dataset_csv(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { access, .. }: InStudy<perm::ViewAnalyses>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ViewAnalyses).await?;
     let r = parse_query(req.query_string())?;
     let sid = access.study.id;
     let sources = r.sources();
@@ -453,10 +443,8 @@ fn result_csv(json: &Value) -> Result<Vec<u8>, Error> {
 pub async fn analysis_result_csv(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { access, .. }: InStudy<perm::ViewAnalyses>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ViewAnalyses).await?;
     let (c, _, _) = run_analysis(&state, &access, parse_query(req.query_string())?).await?;
     let outcome = c.outcome.map_err(|e| Error::invalid("analysis", e))?;
     Ok(csv_response(&format!("{}-{}.csv", access.study.code, c.analysis.name()), result_csv(&outcome.to_json())?))
@@ -472,10 +460,8 @@ fn svg_response(name: &str, svg: String) -> HttpResponse {
 pub async fn analysis_plot_svg(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { access, .. }: InStudy<perm::ViewAnalyses>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ViewAnalyses).await?;
     let (c, _, _) = run_analysis(&state, &access, parse_query(req.query_string())?).await?;
     let svg = c.outcome.ok().as_ref().and_then(crate::stats::plots::plot).ok_or(Error::NotFound)?;
     Ok(svg_response(&format!("{}-{}.svg", access.study.code, c.analysis.name()), svg))
@@ -493,10 +479,8 @@ fn png_response(name: &str, svg: &str) -> Result<HttpResponse, Error> {
 pub async fn analysis_plot_png(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { access, .. }: InStudy<perm::ViewAnalyses>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ViewAnalyses).await?;
     let (c, _, _) = run_analysis(&state, &access, parse_query(req.query_string())?).await?;
     let svg = c.outcome.ok().as_ref().and_then(crate::stats::plots::plot).ok_or(Error::NotFound)?;
     Ok(png_response(&format!("{}-{}.png", access.study.code, c.analysis.name()), &svg)?)
@@ -537,11 +521,9 @@ pub struct SaveForm {
 
 pub async fn analysis_save(
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::ManageAnalyses>,
     form: web::Form<SaveForm>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ManageAnalyses).await?;
     let code = access.study.code.clone();
     let (actor, f) = (user.actor.clone(), form.into_inner());
     let back = format!("/studies/{code}/analyses/result?{}", f.query);
@@ -577,12 +559,11 @@ pub struct RerunQuery {
 pub async fn saved_show(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::ViewAnalyses>,
     path: web::Path<(String, i32)>,
     q: web::Query<RerunQuery>,
 ) -> Result<HttpResponse, PageError> {
     let (code, id) = path.into_inner();
-    let access = load_access_for(&state, &user, &code, Permission::ViewAnalyses).await?;
     let sid = access.study.id;
     let want_rerun = q.rerun.is_some();
     let (row, rerun) = state
@@ -620,11 +601,10 @@ pub async fn saved_plot_svg(
 
 pub async fn saved_result_csv(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { access, .. }: InStudy<perm::ViewAnalyses>,
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, PageError> {
     let (code, id) = path.into_inner();
-    let access = load_access_for(&state, &user, &code, Permission::ViewAnalyses).await?;
     let sid = access.study.id;
     let row = state.db(move |c| saved::get(c, sid, id)).await?;
     Ok(csv_response(&format!("{code}-analysis-{id}.csv"), result_csv(&row.saved.result())?))
@@ -632,12 +612,11 @@ pub async fn saved_result_csv(
 
 pub async fn saved_retire(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::ManageAnalyses>,
     path: web::Path<(String, i32)>,
     form: web::Form<super::ReasonForm>,
 ) -> Result<HttpResponse, PageError> {
     let (code, id) = path.into_inner();
-    let access = load_access_for(&state, &user, &code, Permission::ManageAnalyses).await?;
     let actor = user.actor.clone();
     let reason = form.into_inner().reason;
     let result = state.db(move |c| saved::retire(c, &actor, &access, id, &reason)).await;
@@ -667,10 +646,8 @@ impl PlanPage {
 pub async fn plan_show(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::ViewAnalyses>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ViewAnalyses).await?;
     let sid = access.study.id;
     let (versions, saved) = state.db(move |c| Ok((plan::versions(c, sid)?, saved::list(c, sid)?))).await?;
     let results = versions
@@ -737,11 +714,9 @@ impl PlanItemForm {
 
 pub async fn plan_add_item(
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::ManageAnalyses>,
     form: web::Form<PlanItemForm>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ManageAnalyses).await?;
     let code = access.study.code.clone();
     let (actor, f) = (user.actor.clone(), form.into_inner());
     let result = match f.criterion() {
@@ -762,11 +737,10 @@ pub async fn plan_add_item(
 
 pub async fn plan_remove_item(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::ManageAnalyses>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, PageError> {
     let (code, key) = path.into_inner();
-    let access = load_access_for(&state, &user, &code, Permission::ManageAnalyses).await?;
     let actor = user.actor.clone();
     let k = key.clone();
     let result = state.db(move |c| plan::remove_item(c, &actor, &access, &k)).await;
@@ -785,11 +759,9 @@ pub struct SignForm {
 
 pub async fn plan_sign(
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::ManageAnalyses>,
     form: web::Form<SignForm>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ManageAnalyses).await?;
     let code = access.study.code.clone();
     let (actor, f) = (user.actor.clone(), form.into_inner());
     let result = state.db(move |c| plan::sign(c, &actor, &access, &f.password, &f.meaning)).await;
@@ -800,10 +772,8 @@ pub async fn plan_sign(
 
 pub async fn plan_new_version(
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::ManageAnalyses>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ManageAnalyses).await?;
     let code = access.study.code.clone();
     let actor = user.actor.clone();
     let result = state.db(move |c| plan::new_version(c, &actor, &access)).await;

@@ -13,6 +13,7 @@ use crate::jobs;
 use crate::studies::{self, members, sites, StudyListQuery};
 use crate::web::error::ApiError;
 use crate::web::extract::CurrentUser;
+use crate::web::extract::{perm, InStudy};
 use crate::web::AppState;
 
 const OPENAPI: &str = include_str!("../openapi.json");
@@ -58,10 +59,8 @@ pub async fn study_get(
 
 pub async fn sites_list(
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { access, .. }: InStudy<perm::ViewSites>,
 ) -> Result<HttpResponse, ApiError> {
-    let access = load_access_for(&state, &user, &path, Permission::ViewSites).await?;
     let sid = access.study.id;
     let list = state.db(move |c| sites::list(c, sid, true)).await?;
     Ok(HttpResponse::Ok().json(json!({"items": list})))
@@ -69,10 +68,8 @@ pub async fn sites_list(
 
 pub async fn members_list(
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { access, .. }: InStudy<perm::ViewMembers>,
 ) -> Result<HttpResponse, ApiError> {
-    let access = load_access_for(&state, &user, &path, Permission::ViewMembers).await?;
     let sid = access.study.id;
     let list = state.db(move |c| members::list(c, sid, true)).await?;
     Ok(HttpResponse::Ok().json(json!({"items": list})))
@@ -86,11 +83,9 @@ pub struct PageQuery {
 
 pub async fn jobs_list(
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { access, .. }: InStudy<perm::ViewJobs>,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let access = load_access_for(&state, &user, &path, Permission::ViewJobs).await?;
     let sid = access.study.id;
     let page = state.db(move |c| jobs::list(c, Some(sid), PageRequest::new(q.page, q.per_page))).await?;
     Ok(HttpResponse::Ok().json(page))
@@ -98,11 +93,10 @@ pub async fn jobs_list(
 
 pub async fn job_get(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { access, .. }: InStudy<perm::ViewJobs>,
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (code, id) = path.into_inner();
-    let access = load_access_for(&state, &user, &code, Permission::ViewJobs).await?;
+    let (_, id) = path.into_inner();
     let sid = access.study.id;
     let job = state.db(move |c| jobs::get_in_study(c, sid, id)).await?;
     Ok(HttpResponse::Ok().json(job))
@@ -136,11 +130,9 @@ impl From<&crate::cases::Case> for CaseJson {
 
 pub async fn cases_list(
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { access, .. }: InStudy<perm::ViewCases>,
     q: web::Query<crate::cases::CaseFilter>,
 ) -> Result<HttpResponse, ApiError> {
-    let access = load_access_for(&state, &user, &path, Permission::ViewCases).await?;
     let sid = access.study.id;
     let f = q.into_inner();
     let page = state
@@ -156,11 +148,10 @@ pub async fn cases_list(
 
 pub async fn case_get(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { access, .. }: InStudy<perm::ViewCases>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (code, display) = path.into_inner();
-    let access = load_access_for(&state, &user, &code, Permission::ViewCases).await?;
+    let (_, display) = path.into_inner();
     let sid = access.study.id;
     let case = state.db(move |c| crate::cases::get(c, sid, &display)).await?;
     Ok(HttpResponse::Ok().json(CaseJson::from(&case)))
@@ -168,10 +159,8 @@ pub async fn case_get(
 
 pub async fn dictionary_get(
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { access, .. }: InStudy<perm::ViewCases>,
 ) -> Result<HttpResponse, ApiError> {
-    let access = load_access_for(&state, &user, &path, Permission::ViewCases).await?;
     let sid = access.study.id;
     let fields = state.db(move |c| crate::cases::dictionary::load(c, sid)).await?;
     Ok(HttpResponse::Ok().json(json!({"fields": fields})))
@@ -195,11 +184,9 @@ fn slide_json(s: &crate::slides::Slide) -> serde_json::Value {
 
 pub async fn slides_list(
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { access, .. }: InStudy<perm::ViewSlides>,
     q: web::Query<crate::slides::SlideFilter>,
 ) -> Result<HttpResponse, ApiError> {
-    let access = load_access_for(&state, &user, &path, Permission::ViewSlides).await?;
     let sid = access.study.id;
     let f = q.into_inner();
     let page = state.db(move |c| crate::slides::list(c, sid, &f, PageRequest::new(f.page, None))).await?;
@@ -210,11 +197,10 @@ pub async fn slides_list(
 
 pub async fn slide_get(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { access, .. }: InStudy<perm::ViewSlides>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (code, label) = path.into_inner();
-    let access = load_access_for(&state, &user, &code, Permission::ViewSlides).await?;
+    let (_, label) = path.into_inner();
     let sid = access.study.id;
     let slide = state.db(move |c| crate::slides::get(c, sid, &label)).await?;
     Ok(HttpResponse::Ok().json(slide_json(&slide)))
@@ -262,11 +248,10 @@ fn read_json(r: &crate::annotations::reads::Read, blind: bool) -> serde_json::Va
 /// Every read of a campaign with its slide-level values (roles that review reads).
 pub async fn campaign_reads(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { access, .. }: InStudy<perm::ViewReads>,
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (code, id) = path.into_inner();
-    let access = load_access_for(&state, &user, &code, Permission::ViewReads).await?;
+    let (_, id) = path.into_inner();
     let sid = access.study.id;
     let list = state
         .db(move |c| {
@@ -328,11 +313,10 @@ pub async fn reading_queue(
 /// The campaign's reference per slide (adjudicated where readers disagreed; roles that review reads).
 pub async fn campaign_reference(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { access, .. }: InStudy<perm::ViewReads>,
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (code, id) = path.into_inner();
-    let access = load_access_for(&state, &user, &code, Permission::ViewReads).await?;
+    let (_, id) = path.into_inner();
     let sid = access.study.id;
     let (fields, reference) = state.db(move |c| crate::annotations::adjudication::reference_table(c, sid, id)).await?;
     Ok(HttpResponse::Ok().json(json!({"fields": fields, "slides": reference})))

@@ -5,7 +5,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde_json::json;
 
-use super::studies::load_access_for;
 use super::StudyNav;
 use crate::audit::query::{self, AuditFilter};
 use crate::audit::{self as audit_mod, AuditEvent};
@@ -13,7 +12,7 @@ use crate::auth::permissions::Permission;
 use crate::db::paging::PageRequest;
 use crate::jobs;
 use crate::web::error::PageError;
-use crate::web::extract::{redirect_with_flash, CurrentUser, PageCtx};
+use crate::web::extract::{perm, redirect_with_flash, CurrentUser, InStudy, PageCtx};
 use crate::web::{csv_download, render, AppState, Pager};
 
 #[derive(Template)]
@@ -100,11 +99,9 @@ async fn page(
 pub async fn audit_study(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::ViewAudit>,
     q: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ViewAudit).await?;
     let can_verify = access.can(Permission::RunChecks);
     page(&req, &state, &user, Some((access.study.id, StudyNav::new(&access, "audit"))), q.into_inner(), can_verify)
         .await
@@ -133,11 +130,9 @@ async fn csv(
 
 pub async fn audit_study_csv(
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { access, .. }: InStudy<perm::ViewAudit>,
     q: web::Query<AuditFilter>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ViewAudit).await?;
     csv(&state, Some(access.study.id), q.into_inner(), &format!("{}-audit.csv", access.study.code)).await
 }
 
@@ -152,10 +147,8 @@ pub async fn audit_global_csv(
 
 pub async fn audit_study_verify(
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::RunChecks>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::RunChecks).await?;
     let actor = user.actor.clone();
     let study = access.study.clone();
     let code = study.code.clone();

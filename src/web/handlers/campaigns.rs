@@ -17,7 +17,7 @@ use crate::auth::permissions::{Permission, Role};
 use crate::error::{Error, FieldErrors};
 use crate::studies::members;
 use crate::web::error::PageError;
-use crate::web::extract::{redirect_with_flash, CurrentUser, PageCtx};
+use crate::web::extract::{perm, redirect_with_flash, CurrentUser, InStudy, PageCtx};
 use crate::web::{flash_outcome, render, render_form, AppState};
 
 #[derive(Template)]
@@ -90,11 +90,9 @@ pub struct SchemaForm {
 pub async fn schema_update(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::ManageCampaigns>,
     form: web::Form<SchemaForm>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ManageCampaigns).await?;
     let form = form.into_inner();
     let (actor, a2, f2) = (user.actor.clone(), access.clone(), form.clone());
     let saved = state
@@ -109,9 +107,9 @@ pub async fn schema_update(
             "ok",
             &format!("Annotation schema version {} saved.", v.version),
         )),
-        Err(Error::Invalid(errors)) => schema_page(&req, &state, &user, &path, Some(form), errors).await,
+        Err(Error::Invalid(errors)) => schema_page(&req, &state, &user, &access.study.code, Some(form), errors).await,
         Err(Error::Conflict(m)) => {
-            schema_page(&req, &state, &user, &path, Some(form), FieldErrors::single("schema", m)).await
+            schema_page(&req, &state, &user, &access.study.code, Some(form), FieldErrors::single("schema", m)).await
         }
         Err(e) => Err(e.into()),
     }
@@ -378,11 +376,9 @@ pub async fn campaign_new(
 pub async fn campaign_create(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::ManageCampaigns>,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ManageCampaigns).await?;
     let form = CampaignForm::parse(&body)?;
     let (actor, a2, f2) = (user.actor.clone(), access.clone(), form.clone());
     match state.db(move |c| campaigns::create(c, &actor, &a2, &f2.to_input()?)).await {
@@ -394,7 +390,7 @@ pub async fn campaign_create(
                 c.name, c.seed
             ),
         )),
-        Err(Error::Invalid(errors)) => new_page(&req, &state, &user, &path, form, errors).await,
+        Err(Error::Invalid(errors)) => new_page(&req, &state, &user, &access.study.code, form, errors).await,
         Err(e) => Err(e.into()),
     }
 }
@@ -434,11 +430,10 @@ impl CampaignShowPage {
 pub async fn campaign_show(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::ViewCampaigns>,
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, PageError> {
     let (code, id) = path.into_inner();
-    let access = load_access_for(&state, &user, &code, Permission::ViewCampaigns).await?;
     let sid = access.study.id;
     let can_agreement = access.can(Permission::ViewAgreement);
     let can_reads = access.can(Permission::ViewReads);
@@ -483,11 +478,10 @@ pub async fn campaign_show(
 /// Every read of the campaign with its values: the CSV a statistician takes to R.
 pub async fn campaign_reads_csv(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { access, .. }: InStudy<perm::ViewReads>,
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, PageError> {
     let (code, id) = path.into_inner();
-    let access = load_access_for(&state, &user, &code, Permission::ViewReads).await?;
     let sid = access.study.id;
     let (campaign, def, list) = state
         .db(move |c| {
@@ -504,11 +498,10 @@ pub async fn campaign_reads_csv(
 /// statistics compare the AI with.
 pub async fn campaign_reference_csv(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { access, .. }: InStudy<perm::ViewReads>,
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, PageError> {
     let (code, id) = path.into_inner();
-    let access = load_access_for(&state, &user, &code, Permission::ViewReads).await?;
     let sid = access.study.id;
     let (fields, reference) = state.db(move |c| adjudication::reference_table(c, sid, id)).await?;
     let header = std::iter::once("slide".to_string()).chain(fields.iter().cloned()).collect();
@@ -524,11 +517,10 @@ pub async fn campaign_reference_csv(
 /// Progress as CSV (per reader).
 pub async fn campaign_progress_csv(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { access, .. }: InStudy<perm::ViewCampaigns>,
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, PageError> {
     let (code, id) = path.into_inner();
-    let access = load_access_for(&state, &user, &code, Permission::ViewCampaigns).await?;
     let sid = access.study.id;
     let (readers, _) = state
         .db(move |c| {
@@ -559,12 +551,11 @@ pub async fn campaign_progress_csv(
 
 pub async fn campaign_status(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::ManageCampaigns>,
     path: web::Path<(String, i32)>,
     form: web::Form<ActionForm>,
 ) -> Result<HttpResponse, PageError> {
     let (code, id) = path.into_inner();
-    let access = load_access_for(&state, &user, &code, Permission::ManageCampaigns).await?;
     let url = format!("/studies/{code}/campaigns/{id}");
     let form = form.into_inner();
     let open = form.action == "reopen";
@@ -586,12 +577,11 @@ pub struct WithdrawForm {
 /// Takes a reader or a slide out of a running campaign, with a reason.
 pub async fn campaign_withdraw(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::ManageCampaigns>,
     path: web::Path<(String, i32)>,
     form: web::Form<WithdrawForm>,
 ) -> Result<HttpResponse, PageError> {
     let (code, id) = path.into_inner();
-    let access = load_access_for(&state, &user, &code, Permission::ManageCampaigns).await?;
     let url = format!("/studies/{code}/campaigns/{id}");
     let f = form.into_inner();
     let what = match (f.reader.trim(), f.slide.trim()) {

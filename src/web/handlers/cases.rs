@@ -7,7 +7,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde_json::{Map, Value};
 
-use super::studies::load_access_for;
 use super::StudyNav;
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::cases::decode::Encoding;
@@ -19,7 +18,7 @@ use crate::db::paging::PageRequest;
 use crate::error::{Error, FieldErrors};
 use crate::studies::sites::{self, Site};
 use crate::web::error::PageError;
-use crate::web::extract::{redirect_with_flash, CurrentUser, PageCtx};
+use crate::web::extract::{perm, redirect_with_flash, CurrentUser, InStudy, PageCtx};
 use crate::web::{render, render_form, render_outcome, upload, AppState, Pager};
 
 #[derive(Template)]
@@ -62,19 +61,15 @@ async fn dictionary_page(
 pub async fn dictionary_show(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::ViewCases>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ViewCases).await?;
     dictionary_page(&req, &state, &user, access, None, Vec::new(), FieldErrors::default()).await
 }
 
 pub async fn dictionary_csv(
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { access, .. }: InStudy<perm::ViewCases>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ViewCases).await?;
     let sid = access.study.id;
     let fields = state.db(move |c| dictionary::load(c, sid)).await?;
     let bytes = dictionary::to_redcap_csv(&fields).map_err(Error::Internal)?;
@@ -84,11 +79,9 @@ pub async fn dictionary_csv(
 pub async fn dictionary_import(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::ManageCases>,
     payload: Multipart,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ManageCases).await?;
     let up = match upload::read(payload, state.config.max_upload_bytes).await {
         Ok(u) => u,
         Err(Error::Invalid(e)) => {
@@ -137,12 +130,11 @@ pub async fn dictionary_import(
 pub async fn dictionary_field_update(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::ManageCases>,
     path: web::Path<(String, String)>,
     form: web::Form<FieldEdit>,
 ) -> Result<HttpResponse, PageError> {
     let (code, name) = path.into_inner();
-    let access = load_access_for(&state, &user, &code, Permission::ManageCases).await?;
     let actor = user.actor.clone();
     let a2 = access.clone();
     let n2 = name.clone();
@@ -198,11 +190,9 @@ fn filter_params(f: &CaseFilter) -> Vec<(&'static str, String)> {
 pub async fn cases_list(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::ViewCases>,
     q: web::Query<CaseFilter>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ViewCases).await?;
     let filter = q.into_inner();
     let sid = access.study.id;
     let f2 = filter.clone();
@@ -252,11 +242,9 @@ pub struct ExportQuery {
 
 pub async fn cases_csv(
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { access, .. }: InStudy<perm::ViewCases>,
     q: web::Query<ExportQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ViewCases).await?;
     let q = q.into_inner();
     let sid = access.study.id;
     let labels = q.labels.is_some();
@@ -327,10 +315,8 @@ async fn import_page(
 pub async fn case_import_form(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::ViewCases>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ViewCases).await?;
     import_page(&req, &state, &user, &access, None, String::new(), None).await
 }
 
@@ -338,11 +324,9 @@ pub async fn case_import_form(
 pub async fn case_import_upload(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::ManageCases>,
     payload: Multipart,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ManageCases).await?;
     access.study.ensure_editable()?;
     let up = match upload::read(payload, state.config.max_upload_bytes).await {
         Ok(u) => u,
@@ -394,11 +378,10 @@ pub async fn case_import_upload(
 
 pub async fn case_import_confirm(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::ManageCases>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, PageError> {
     let (code, token) = path.into_inner();
-    let access = load_access_for(&state, &user, &code, Permission::ManageCases).await?;
     let tmp = state.config.tmp_dir();
     let actor = user.actor.clone();
     let url = format!("/studies/{code}/cases/import");
@@ -521,23 +504,21 @@ async fn case_page(
 pub async fn case_show(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::ViewCases>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, PageError> {
-    let (code, display) = path.into_inner();
-    let access = load_access_for(&state, &user, &code, Permission::ViewCases).await?;
+    let (_, display) = path.into_inner();
     case_page(&req, &state, &user, access, display, FieldErrors::default()).await
 }
 
 pub async fn case_update(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::ManageCases>,
     path: web::Path<(String, String)>,
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
     let (code, display) = path.into_inner();
-    let access = load_access_for(&state, &user, &code, Permission::ManageCases).await?;
     let input: Vec<(String, String)> = form.into_inner().into_iter().filter(|(k, _)| k != "csrf_token").collect();
     let actor = user.actor.clone();
     let (a2, d2) = (access.clone(), display.clone());
@@ -565,12 +546,11 @@ pub async fn case_update(
 
 pub async fn case_status(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::ManageCases>,
     path: web::Path<(String, String)>,
     form: web::Form<cases::StatusInput>,
 ) -> Result<HttpResponse, PageError> {
     let (code, display) = path.into_inner();
-    let access = load_access_for(&state, &user, &code, Permission::ManageCases).await?;
     let actor = user.actor.clone();
     let d2 = display.clone();
     let url = format!("/studies/{code}/cases/{display}");

@@ -3,14 +3,13 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use super::studies::load_access_for;
 use super::StudyNav;
 use crate::auth::permissions::Permission;
 use crate::db::paging::PageRequest;
 use crate::error::Error;
 use crate::jobs::{self, Job};
 use crate::web::error::PageError;
-use crate::web::extract::{redirect_with_flash, CurrentUser, PageCtx};
+use crate::web::extract::{perm, redirect_with_flash, CurrentUser, InStudy, PageCtx};
 use crate::web::{render, render_partial, AppState, Pager};
 
 #[derive(Template)]
@@ -42,11 +41,9 @@ pub struct PageQuery {
 pub async fn jobs_study(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::ViewJobs>,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ViewJobs).await?;
     let sid = access.study.id;
     let page = state.db(move |c| jobs::list(c, Some(sid), PageRequest::new(q.page, None))).await?;
     let base = format!("/studies/{}/jobs", access.study.code);
@@ -102,11 +99,10 @@ fn row(
 pub async fn job_study_row(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::ViewJobs>,
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, PageError> {
     let (code, id) = path.into_inner();
-    let access = load_access_for(&state, &user, &code, Permission::ViewJobs).await?;
     let sid = access.study.id;
     let job = state.db(move |c| jobs::get_in_study(c, sid, id)).await?;
     row(&req, &user, job, format!("/studies/{code}/jobs"), access.can(Permission::RunChecks))
@@ -126,11 +122,10 @@ pub async fn job_global_row(
 
 pub async fn job_study_cancel(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::RunChecks>,
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, PageError> {
     let (code, id) = path.into_inner();
-    let access = load_access_for(&state, &user, &code, Permission::RunChecks).await?;
     let actor = user.actor.clone();
     let study = access.study.clone();
     let url = format!("/studies/{code}/jobs");

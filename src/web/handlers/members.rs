@@ -3,13 +3,13 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use super::studies::{load_access, load_access_for, reason_of};
+use super::studies::{load_access, reason_of};
 use super::{ReasonForm, StudyNav};
 use crate::auth::permissions::{Permission, Role};
 use crate::error::{Error, FieldErrors};
 use crate::studies::members::{self, Member};
 use crate::web::error::PageError;
-use crate::web::extract::{redirect_with_flash, CurrentUser, PageCtx};
+use crate::web::extract::{perm, redirect_with_flash, CurrentUser, InStudy, PageCtx};
 use crate::web::{csv_download, render_form, AppState};
 
 #[derive(Template)]
@@ -69,10 +69,8 @@ pub async fn members_list(
 
 pub async fn members_csv(
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { access, .. }: InStudy<perm::ViewMembers>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ViewMembers).await?;
     let sid = access.study.id;
     let list = state.db(move |c| members::list(c, sid, true)).await?;
     csv_download(&format!("{}-members.csv", access.study.code), &list)

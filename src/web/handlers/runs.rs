@@ -11,7 +11,7 @@ use crate::biomarker::compare::{self, Comparison};
 use crate::biomarker::registry::{self, ModelRecord};
 use crate::biomarker::runs::{self, Run, SlideResultRow};
 use crate::web::error::PageError;
-use crate::web::extract::{CurrentUser, PageCtx};
+use crate::web::extract::{perm, CurrentUser, InStudy, PageCtx};
 use crate::web::{csv_download, flash_outcome, render, AppState};
 
 #[derive(Template)]
@@ -27,10 +27,8 @@ pub struct RunsListPage {
 pub async fn runs_list(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::ViewRuns>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ViewRuns).await?;
     let sid = access.study.id;
     let (list, models) = state
         .db(move |c| {
@@ -57,11 +55,9 @@ pub struct StartForm {
 
 pub async fn run_start(
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::ManageRuns>,
     form: web::Form<StartForm>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ManageRuns).await?;
     let code = access.study.code.clone();
     let (actor, f) = (user.actor.clone(), form.into_inner());
     let result = state.db(move |c| runs::start(c, &actor, &access, &f.model, &f.site, &f.stain)).await;
@@ -96,11 +92,10 @@ impl RunShowPage {
 pub async fn run_show(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::ViewRuns>,
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, PageError> {
     let (code, id) = path.into_inner();
-    let access = load_access_for(&state, &user, &code, Permission::ViewRuns).await?;
     let sid = access.study.id;
     let (run, results, job) = state
         .db(move |c| {
@@ -127,11 +122,10 @@ pub async fn run_show(
 
 pub async fn run_csv(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { access, .. }: InStudy<perm::ViewRuns>,
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, PageError> {
     let (code, id) = path.into_inner();
-    let access = load_access_for(&state, &user, &code, Permission::ViewRuns).await?;
     let sid = access.study.id;
     let rows = state
         .db(move |c| {
@@ -146,11 +140,10 @@ pub async fn run_csv(
 /// the slide has none, and for annotators (blinded to the AI).
 pub async fn slide_heatmap(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { access, .. }: InStudy<perm::ViewRuns>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, crate::web::error::ApiError> {
-    let (code, label) = path.into_inner();
-    let access = load_access_for(&state, &user, &code, Permission::ViewRuns).await?;
+    let (_, label) = path.into_inner();
     let sid = access.study.id;
     let map = state
         .db(move |c| {

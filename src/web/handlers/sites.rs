@@ -3,13 +3,13 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use super::studies::{load_access, load_access_for, reason_of};
+use super::studies::{load_access, reason_of};
 use super::{ReasonForm, StudyNav};
 use crate::auth::permissions::Permission;
 use crate::error::{Error, FieldErrors};
 use crate::studies::sites::{self, Site, SiteInput};
 use crate::web::error::PageError;
-use crate::web::extract::{redirect_with_flash, CurrentUser, PageCtx};
+use crate::web::extract::{perm, redirect_with_flash, CurrentUser, InStudy, PageCtx};
 use crate::web::{csv_download, render, render_form, AppState};
 
 #[derive(Template)]
@@ -68,10 +68,8 @@ pub async fn sites_list(
 
 pub async fn sites_csv(
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { access, .. }: InStudy<perm::ViewSites>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ViewSites).await?;
     let sid = access.study.id;
     let list = state.db(move |c| sites::list(c, sid, true)).await?;
     csv_download(&format!("{}-sites.csv", access.study.code), &list)

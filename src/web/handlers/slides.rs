@@ -18,7 +18,7 @@ use crate::slides::ingest::{self, IngestRecord, SourceFile};
 use crate::slides::{self, Slide, SlideFilter};
 use crate::studies::sites::{self, Site};
 use crate::web::error::PageError;
-use crate::web::extract::{redirect_with_flash, CurrentUser, PageCtx};
+use crate::web::extract::{perm, redirect_with_flash, CurrentUser, InStudy, PageCtx};
 use crate::web::{csv_download, flash_outcome, render, render_outcome, upload, AppState, Pager};
 
 #[derive(Template)]
@@ -50,11 +50,9 @@ fn filter_params(f: &SlideFilter) -> Vec<(&'static str, String)> {
 pub async fn slides_list(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::ViewSlides>,
     q: web::Query<SlideFilter>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ViewSlides).await?;
     let filter = q.into_inner();
     let (sid, f2) = (access.study.id, filter.clone());
     let (page, site_list, stains) = state
@@ -85,11 +83,9 @@ pub async fn slides_list(
 
 pub async fn slides_csv(
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { access, .. }: InStudy<perm::ViewSlides>,
     q: web::Query<SlideFilter>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ViewSlides).await?;
     let (sid, f) = (access.study.id, q.into_inner());
     let page = state.db(move |c| slides::list(c, sid, &f, PageRequest::all())).await?;
     csv_download(&format!("{}-slides.csv", access.study.code), &page.items)
@@ -131,10 +127,8 @@ async fn ingest_page(
 pub async fn slide_ingest_form(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::ManageSlides>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ManageSlides).await?;
     ingest_page(&req, &state, &user, access, FieldErrors::default()).await
 }
 
@@ -143,11 +137,9 @@ pub async fn slide_ingest_form(
 pub async fn slide_ingest_upload(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::ManageSlides>,
     payload: Multipart,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ManageSlides).await?;
     access.study.ensure_editable()?;
     let tmp = state.config.tmp_dir();
     let dir = tmp.join(format!("slide-upload-{}", crate::auth::random_token()));
@@ -212,11 +204,10 @@ pub struct SlideIngestShowPage {
 pub async fn slide_ingest_show(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::ManageSlides>,
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, PageError> {
     let (code, id) = path.into_inner();
-    let access = load_access_for(&state, &user, &code, Permission::ManageSlides).await?;
     let sid = access.study.id;
     let (record, job) = state
         .db(move |c| {
@@ -289,11 +280,10 @@ impl SlideShowPage {
 pub async fn slide_show(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::ViewSlides>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, PageError> {
     let (code, label) = path.into_inner();
-    let access = load_access_for(&state, &user, &code, Permission::ViewSlides).await?;
     let sid = access.study.id;
     let can_history = access.can(Permission::ViewAudit);
     let (slide, siblings, history) = state
@@ -336,12 +326,11 @@ pub async fn slide_show(
 
 pub async fn slide_qc(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::ManageSlides>,
     path: web::Path<(String, String)>,
     form: web::Form<ActionForm>,
 ) -> Result<HttpResponse, PageError> {
     let (code, label) = path.into_inner();
-    let access = load_access_for(&state, &user, &code, Permission::ManageSlides).await?;
     let url = format!("/studies/{code}/slides/{label}");
     let form = form.into_inner();
     let exclude = match form.action.as_str() {

@@ -11,7 +11,7 @@ use crate::studies::members::{self, Member};
 use crate::studies::sites::{self, Site};
 use crate::studies::{self, Study, StudyInput, StudyListQuery, StudyType, Transition};
 use crate::web::error::PageError;
-use crate::web::extract::{redirect_with_flash, CurrentUser, PageCtx};
+use crate::web::extract::{perm, redirect_with_flash, CurrentUser, InStudy, PageCtx};
 use crate::web::{csv_download, render, render_form, AppState, Pager};
 
 /// Loads the study for this user: 404 unless admin or member.
@@ -262,11 +262,8 @@ fn input_of(s: &Study) -> StudyInput {
 
 pub async fn study_edit(
     req: HttpRequest,
-    state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::EditStudy>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::EditStudy).await?;
     access.study.ensure_editable()?;
     form_page(&req, &user, Some(StudyNav::new(&access, "overview")), input_of(&access.study), FieldErrors::default())
 }
@@ -348,10 +345,8 @@ pub async fn study_sign(
 /// statisticians); the study page shows its progress and the download.
 pub async fn study_dossier_start(
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::ViewAnalyses>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(&state, &user, &path, Permission::ViewAnalyses).await?;
     let actor = user.actor.clone();
     let url = format!("/studies/{}#dossier", access.study.code);
     let result = state.db(move |c| crate::dossier::start_export(c, &actor, &access)).await;
