@@ -4,7 +4,7 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use super::studies::{load_access, load_access_for};
+use super::studies::load_access_for;
 
 use crate::auth::permissions::Permission;
 use crate::db::paging::PageRequest;
@@ -46,12 +46,7 @@ pub async fn studies_list(
     Ok(HttpResponse::Ok().json(page))
 }
 
-pub async fn study_get(
-    state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let access = load_access(&state, &user, &path).await?;
+pub async fn study_get(InStudy { access, .. }: InStudy<perm::View>) -> Result<HttpResponse, ApiError> {
     let mut v = serde_json::to_value(&access.study).map_err(|e| Error::Internal(e.into()))?;
     v["your_role"] = json!(access.role_label());
     Ok(HttpResponse::Ok().json(v))
@@ -266,11 +261,10 @@ pub async fn campaign_reads(
 /// review reads, the campaign's adjudicator; anyone else 404).
 pub async fn read_get(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::View>,
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (code, id) = path.into_inner();
-    let access = super::studies::load_access(&state, &user, &code).await?;
+    let (_, id) = path.into_inner();
     let blind = !access.can(Permission::ViewReads);
     let actor = user.actor.clone();
     let (read, regions) = state
@@ -287,10 +281,8 @@ pub async fn read_get(
 /// The caller's own reading queue in a study.
 pub async fn reading_queue(
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::View>,
 ) -> Result<HttpResponse, ApiError> {
-    let access = super::studies::load_access(&state, &user, &path).await?;
     let (sid, uid, blind) = (access.study.id, user.actor.user_id, !access.can(Permission::ViewReads));
     let items = state
         .db(move |c| match uid {

@@ -135,10 +135,8 @@ pub struct CampaignsListPage {
 pub async fn campaigns_list(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::View>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access(&state, &user, &path).await?;
     if access.role == Some(Role::Annotator) && !access.can(Permission::ViewCampaigns) {
         // Annotators work from their queue; the campaign overview is not theirs.
         return Ok(HttpResponse::SeeOther()
@@ -616,11 +614,10 @@ impl AdjudicationPage {
 pub async fn adjudication_show(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::View>,
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, PageError> {
     let (code, id) = path.into_inner();
-    let access = load_access(&state, &user, &code).await?;
     let sid = access.study.id;
     let uid = user.actor.user_id;
     let (campaign, def, disagreements) = state
@@ -664,12 +661,11 @@ pub struct AdjudicateForm {
 
 pub async fn adjudicate(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::View>,
     path: web::Path<(String, i32)>,
     form: web::Form<AdjudicateForm>,
 ) -> Result<HttpResponse, PageError> {
     let (code, id) = path.into_inner();
-    let access = load_access(&state, &user, &code).await?;
     let url = format!("/studies/{code}/campaigns/{id}/adjudication");
     let f = form.into_inner();
     let actor = user.actor.clone();

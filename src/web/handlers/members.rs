@@ -79,11 +79,9 @@ pub async fn members_csv(
 pub async fn member_add(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::View>,
     form: web::Form<MemberForm>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access(&state, &user, &path).await?;
     let form = form.into_inner();
     let actor = user.actor.clone();
     let f2 = form.clone();
@@ -101,12 +99,11 @@ pub async fn member_add(
 
 pub async fn member_remove(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::View>,
     path: web::Path<(String, i32)>,
     form: web::Form<ReasonForm>,
 ) -> Result<HttpResponse, PageError> {
     let (code, id) = path.into_inner();
-    let access = load_access(&state, &user, &code).await?;
     let actor = user.actor.clone();
     let reason = reason_of(form);
     let url = format!("/studies/{code}/members");

@@ -19,7 +19,7 @@ use crate::auth::permissions::StudyAccess;
 use crate::error::Error;
 use crate::slides::{self, Slide};
 use crate::web::error::{ApiError, PageError};
-use crate::web::extract::{redirect_with_flash, CurrentUser, PageCtx};
+use crate::web::extract::{perm, redirect_with_flash, CurrentUser, InStudy, PageCtx};
 use crate::web::{flash_outcome, render, upload, AppState};
 
 #[derive(Template)]
@@ -37,10 +37,8 @@ pub struct QueuePage {
 pub async fn reading_queue(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::View>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access(&state, &user, &path).await?;
     if access.role.is_none() && !access.is_admin {
         return Err(Error::NotFound.into());
     }
@@ -218,12 +216,11 @@ pub fn draft_payload_config() -> web::PayloadConfig {
 /// Draft autosave from the workbench (JSON in, JSON out).
 pub async fn read_draft(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::View>,
     path: web::Path<(String, i32)>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let (code, id) = path.into_inner();
-    let access = load_access(&state, &user, &code).await?;
+    let (_, id) = path.into_inner();
     let (actor, a2) = (user.actor.clone(), access.clone());
     state.db(move |c| reads::open_for(c, &actor, &a2, id)).await?;
     let draft: Draft = serde_json::from_slice(&body).map_err(|e| Error::invalid("draft", e.to_string()))?;
@@ -242,12 +239,11 @@ fn form_values(pairs: &[(String, String)]) -> Map<String, Value> {
 
 pub async fn read_submit(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::View>,
     path: web::Path<(String, i32)>,
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
     let (code, id) = path.into_inner();
-    let access = load_access(&state, &user, &code).await?;
     let values = form_values(&form);
     let actor = user.actor.clone();
     let url = format!("/studies/{code}/reads/{id}");
@@ -274,12 +270,11 @@ pub async fn read_submit(
 
 pub async fn read_reopen(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::View>,
     path: web::Path<(String, i32)>,
     form: web::Form<ReasonForm>,
 ) -> Result<HttpResponse, PageError> {
     let (code, id) = path.into_inner();
-    let access = load_access(&state, &user, &code).await?;
     let actor = user.actor.clone();
     let url = format!("/studies/{code}/reads/{id}");
     let reason = form.into_inner().reason;
@@ -308,12 +303,11 @@ pub async fn read_geojson(
 /// Adds the regions of an uploaded QuPath GeoJSON file to the reader's draft.
 pub async fn read_geojson_import(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::View>,
     path: web::Path<(String, i32)>,
     payload: Multipart,
 ) -> Result<HttpResponse, PageError> {
     let (code, id) = path.into_inner();
-    let access = load_access(&state, &user, &code).await?;
     let url = format!("/studies/{code}/reads/{id}");
     let dir = state.config.tmp_dir().join(format!("geojson-{}", crate::auth::random_token()));
     let outcome = async {

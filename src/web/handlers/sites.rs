@@ -78,11 +78,9 @@ pub async fn sites_csv(
 pub async fn site_create(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::View>,
     form: web::Form<SiteInput>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access(&state, &user, &path).await?;
     let input = form.into_inner();
     let actor = user.actor.clone();
     let i2 = input.clone();
@@ -107,11 +105,10 @@ fn input_of(s: &Site) -> SiteInput {
 pub async fn site_edit(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::View>,
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, PageError> {
-    let (code, id) = path.into_inner();
-    let access = load_access(&state, &user, &code).await?;
+    let (_, id) = path.into_inner();
     let sid = access.study.id;
     let site = state.db(move |c| sites::get(c, sid, id)).await?;
     access.require(Permission::ManageSites)?;
@@ -133,12 +130,11 @@ pub async fn site_edit(
 pub async fn site_update(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::View>,
     path: web::Path<(String, i32)>,
     form: web::Form<SiteInput>,
 ) -> Result<HttpResponse, PageError> {
     let (code, id) = path.into_inner();
-    let access = load_access(&state, &user, &code).await?;
     let input = form.into_inner();
     let actor = user.actor.clone();
     let (a2, i2) = (access.clone(), input.clone());
@@ -161,12 +157,11 @@ pub async fn site_update(
 
 pub async fn site_retire(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::View>,
     path: web::Path<(String, i32)>,
     form: web::Form<ReasonForm>,
 ) -> Result<HttpResponse, PageError> {
     let (code, id) = path.into_inner();
-    let access = load_access(&state, &user, &code).await?;
     let actor = user.actor.clone();
     let reason = reason_of(form);
     let url = format!("/studies/{code}/sites");

@@ -196,10 +196,8 @@ pub struct StudyShowPage {
 pub async fn study_show(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::View>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access(&state, &user, &path).await?;
     let sid = access.study.id;
     let show_members = access.can(Permission::ViewMembers);
     let uid = user.actor.user_id;
@@ -271,11 +269,9 @@ pub async fn study_edit(
 pub async fn study_update(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::View>,
     form: web::Form<StudyInput>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access(&state, &user, &path).await?;
     let mut input = form.into_inner();
     input.code = access.study.code.clone();
     let actor = user.actor.clone();
@@ -297,11 +293,9 @@ pub struct StatusForm {
 
 pub async fn study_status(
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::View>,
     form: web::Form<StatusForm>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access(&state, &user, &path).await?;
     let actor = user.actor.clone();
     let form = form.into_inner();
     let code = access.study.code.clone();
@@ -321,11 +315,9 @@ pub struct SignForm {
 /// Signs the locked study (a required signer, with their password and the meaning).
 pub async fn study_sign(
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::View>,
     form: web::Form<SignForm>,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access(&state, &user, &path).await?;
     let actor = user.actor.clone();
     let form = form.into_inner();
     let url = format!("/studies/{}", access.study.code);
