@@ -141,3 +141,17 @@ fn the_input_can_come_on_standard_input() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), from_file, "the same numbers from stdin");
 }
+
+#[test]
+fn column_lists_are_trimmed_and_an_empty_name_is_an_input_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("d.csv");
+    std::fs::write(&file, "a,b,c\n1,2,3\n2,2,3\n3,3,1\n1,1,2\n").unwrap();
+    let (code, spaced, err) = stats("fleiss", &file, &["--raters", "a, b ,c"]);
+    assert_eq!(code, 0, "{err}");
+    let (_, plain, _) = stats("fleiss", &file, &["--raters", "a,b,c"]);
+    assert_eq!(spaced, plain);
+    let (code, _, err) = stats("fleiss", &file, &["--raters", "a,b,"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("empty column name"), "{err}");
+}

@@ -9,73 +9,138 @@ use super::agreement::{self, Weights};
 use super::frame::StatsResult;
 use super::{continuous, survival, table1};
 
+/// An analysis and its parameters. One description serves everywhere: stored with a saved
+/// analysis (serde), and the `evidentia stats` subcommands with their flags and help (clap,
+/// with the `cli` feature).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::Subcommand))]
 #[serde(tag = "analysis", rename_all = "kebab-case")]
 pub enum Analysis {
+    /// Cohen's kappa between two raters.
     Kappa {
+        #[cfg_attr(feature = "cli", arg(long))]
         a: String,
+        #[cfg_attr(feature = "cli", arg(long))]
         b: String,
         #[serde(default)]
+        #[cfg_attr(feature = "cli", arg(long, value_enum, default_value = "none"))]
         weights: Weights,
     },
+    /// Fleiss' kappa for several raters (one column per rater).
     Fleiss {
+        /// Rater columns, separated by commas.
+        #[cfg_attr(feature = "cli", arg(long, required = true, value_delimiter = ',', value_parser = column))]
         raters: Vec<String>,
     },
+    /// The six Shrout & Fleiss intraclass correlations (one column per rater).
     Icc {
+        /// Rater columns, separated by commas.
+        #[cfg_attr(feature = "cli", arg(long, required = true, value_delimiter = ',', value_parser = column))]
         raters: Vec<String>,
     },
+    /// Sensitivity, specificity, PPV, NPV, accuracy (and PPA/NPA/OPA) of a test against a reference.
     Diagnostic {
+        #[cfg_attr(feature = "cli", arg(long))]
         test: String,
+        #[cfg_attr(feature = "cli", arg(long))]
         reference: String,
         #[serde(default)]
+        #[cfg_attr(feature = "cli", arg(long))]
         positive: Option<String>,
+        /// The test is numeric and value >= X is positive.
         #[serde(default)]
+        #[cfg_attr(feature = "cli", arg(long))]
         test_cutoff: Option<f64>,
+        /// The reference is numeric and value >= X is positive.
         #[serde(default)]
+        #[cfg_attr(feature = "cli", arg(long))]
         reference_cutoff: Option<f64>,
     },
+    /// ROC curve: AUC with DeLong SE and CI, Youden cut-off.
     Roc {
+        #[cfg_attr(feature = "cli", arg(long))]
         score: String,
+        #[cfg_attr(feature = "cli", arg(long))]
         reference: String,
         #[serde(default)]
+        #[cfg_attr(feature = "cli", arg(long))]
         positive: Option<String>,
     },
+    /// DeLong's test of two paired AUCs.
     RocCompare {
+        #[cfg_attr(feature = "cli", arg(long))]
         score_a: String,
+        #[cfg_attr(feature = "cli", arg(long))]
         score_b: String,
+        #[cfg_attr(feature = "cli", arg(long))]
         reference: String,
         #[serde(default)]
+        #[cfg_attr(feature = "cli", arg(long))]
         positive: Option<String>,
     },
+    /// Kaplan-Meier medians; with --group the log-rank test and Cox hazard ratios.
     Survival {
+        #[cfg_attr(feature = "cli", arg(long))]
         time: String,
+        #[cfg_attr(feature = "cli", arg(long))]
         event: String,
         #[serde(default)]
+        #[cfg_attr(feature = "cli", arg(long))]
         group: Option<String>,
         #[serde(default)]
+        #[cfg_attr(feature = "cli", arg(long))]
         reference_group: Option<String>,
     },
+    /// Cox proportional hazards with numeric covariates (Efron ties).
     Cox {
+        #[cfg_attr(feature = "cli", arg(long))]
         time: String,
+        #[cfg_attr(feature = "cli", arg(long))]
         event: String,
+        /// Numeric covariate columns, separated by commas.
+        #[cfg_attr(feature = "cli", arg(long, required = true, value_delimiter = ',', value_parser = column))]
         covariates: Vec<String>,
     },
+    /// Bland-Altman bias and limits, Pearson, Spearman, Lin's CCC.
     BlandAltman {
+        #[cfg_attr(feature = "cli", arg(long))]
         a: String,
+        #[cfg_attr(feature = "cli", arg(long))]
         b: String,
     },
+    /// Baseline characteristics ("Table 1") by group.
     Table1 {
+        #[cfg_attr(feature = "cli", arg(long))]
         group: String,
+        /// Continuous variables, separated by commas.
         #[serde(default)]
+        #[cfg_attr(feature = "cli", arg(long, value_delimiter = ',', value_parser = column))]
         continuous: Vec<String>,
+        /// Categorical variables, separated by commas.
         #[serde(default)]
+        #[cfg_attr(feature = "cli", arg(long, value_delimiter = ',', value_parser = column))]
         categorical: Vec<String>,
     },
+    /// Agreement of two paired reads (e.g. unaided and AI-assisted) with a reference.
     PairedAgreement {
+        #[cfg_attr(feature = "cli", arg(long))]
         reference: String,
+        #[cfg_attr(feature = "cli", arg(long))]
         a: String,
+        #[cfg_attr(feature = "cli", arg(long))]
         b: String,
     },
+}
+
+/// One column name of a comma-separated list, blanks around it ignored.
+#[cfg(feature = "cli")]
+fn column(s: &str) -> Result<String, String> {
+    let name = s.trim();
+    if name.is_empty() {
+        Err("an empty column name (two commas in a row, or one at the end?)".into())
+    } else {
+        Ok(name.to_string())
+    }
 }
 
 /// The result of an analysis; serialises as the result object itself (the CLI's JSON). One is
