@@ -10,12 +10,22 @@ pub const KIND: &str = "audit_verify";
 
 pub struct VerifyAuditJob;
 
-/// Parameters: `{"chain": "study:CODE"}` for one chain, `{}` for all.
+/// What to verify: one chain (`study:CODE`), or every chain.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct VerifyParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
+}
+
+impl crate::jobs::JobParams for VerifyParams {
+    const KIND: &'static str = KIND;
+}
+
 impl JobHandler for VerifyAuditJob {
     fn run(&self, ctx: &JobContext) -> anyhow::Result<Value> {
-        let params = ctx.job.params_json();
-        let chains: Vec<String> = match params.get("chain").and_then(|c| c.as_str()) {
-            Some(c) => vec![c.to_string()],
+        let params: VerifyParams = ctx.job.params()?;
+        let chains: Vec<String> = match params.chain {
+            Some(c) => vec![c],
             None => verify::chain_names(&mut *ctx.conn()?)?,
         };
         let checkpoint = ctx.checkpoint().unwrap_or(json!({"reports": []}));

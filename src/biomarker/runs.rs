@@ -6,7 +6,6 @@
 
 use std::time::Instant;
 
-use anyhow::Context;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde_json::{json, Value};
@@ -22,6 +21,16 @@ use crate::error::{Error, OptionalExt, Result};
 use crate::jobs::kinds::{JobContext, JobHandler};
 
 pub const KIND: &str = "biomarker_run";
+
+/// The run job's parameters: the run it computes.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct RunParams {
+    pub run: i32,
+}
+
+impl crate::jobs::JobParams for RunParams {
+    const KIND: &'static str = KIND;
+}
 
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
 #[diesel(table_name = biomarker_runs)]
@@ -224,7 +233,7 @@ pub fn start(
         )?;
         Ok::<_, Error>(id)
     })?;
-    let job = crate::jobs::enqueue(conn, actor, Some(&study), KIND, json!({ "run": run_id }))?;
+    let job = crate::jobs::enqueue(conn, actor, Some(&study), &RunParams { run: run_id })?;
     diesel::update(biomarker_runs::table.find(run_id)).set(biomarker_runs::job_id.eq(job.id)).execute(conn)?;
     Ok((get(conn, study.id, run_id)?, job))
 }
@@ -234,7 +243,7 @@ pub struct RunJob;
 
 impl JobHandler for RunJob {
     fn run(&self, ctx: &JobContext) -> anyhow::Result<Value> {
-        let run_id = ctx.job.params_json()["run"].as_i64().context("the job has no run id")? as i32;
+        let run_id = ctx.job.params::<RunParams>()?.run;
         let mut conn = ctx.conn()?;
         let (study_id, model_id, slide_ids): (i32, i32, String) = biomarker_runs::table
             .find(run_id)

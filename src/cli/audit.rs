@@ -4,7 +4,6 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use serde_json::json;
 
 use evidentia::auth::permissions::Permission;
 use evidentia::db::paging::PageRequest;
@@ -31,7 +30,7 @@ pub fn run(ctx: &Ctx, cmd: AuditCmd) -> CliResult {
         AuditCmd::Verify => {
             let (pool, mut conn, actor) = ctx.open_with_pool()?;
             // Run as a job in this process, with the job's progress drawn in the terminal.
-            let job = jobs::enqueue(&mut conn, &actor, None, audit::job::KIND, json!({}))?;
+            let job = jobs::enqueue(&mut conn, &actor, None, &audit::job::VerifyParams::default())?;
             drop(conn);
             let result = progress::run_job(&pool, &ctx.cfg, job.id)?;
             let reports: Vec<audit::verify::ChainReport> = progress::field(&result, "chains")?;

@@ -284,6 +284,17 @@ pub struct Exported {
 /// The job kind of a dossier export started from the web.
 pub const KIND: &str = "dossier_export";
 
+/// The export job's parameters: the study, and who asked (the export runs with their access).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct DossierParams {
+    pub study: String,
+    pub user: String,
+}
+
+impl crate::jobs::JobParams for DossierParams {
+    const KIND: &'static str = KIND;
+}
+
 /// Where the export job of `job_id` writes its dossier (under the data dir's `exports/`).
 pub fn job_file(data_dir: &Path, job_id: i32) -> std::path::PathBuf {
     data_dir.join("exports").join("dossiers").join(format!("dossier-job{job_id}.zip"))
@@ -307,7 +318,12 @@ pub fn start_export(conn: &mut Conn, actor: &Actor, access: &StudyAccess) -> Res
     let study = studies::get_by_code(conn, &access.study.code)?;
     signed_lock(conn, &study)?;
     // Audited on the system chain, like the export itself (see `jobs::enqueue`).
-    crate::jobs::enqueue(conn, actor, Some(&study), KIND, json!({"study": study.code, "user": actor.name}))
+    crate::jobs::enqueue(
+        conn,
+        actor,
+        Some(&study),
+        &DossierParams { study: study.code.clone(), user: actor.name.clone() },
+    )
 }
 
 /// The study's latest dossier exports, newest first.
@@ -333,8 +349,8 @@ impl crate::jobs::kinds::JobHandler for DossierJob {
     }
 
     fn run(&self, ctx: &crate::jobs::kinds::JobContext) -> anyhow::Result<Value> {
-        let params = ctx.job.params_json();
-        let (study, username) = (params["study"].as_str().unwrap_or(""), params["user"].as_str().unwrap_or(""));
+        let params: DossierParams = ctx.job.params()?;
+        let (study, username) = (params.study.as_str(), params.user.as_str());
         let mut conn = ctx.conn()?;
         let actor = crate::auth::users::actor_for_username(&mut conn, username).map_err(|e| anyhow::anyhow!("{e}"))?;
         let access =

@@ -69,8 +69,12 @@ impl Job {
             0
         }
     }
-    pub fn params_json(&self) -> Value {
-        serde_json::from_str(&self.params).unwrap_or(Value::Null)
+    /// The job's parameters as its kind's type; a job of another kind, or parameters of another
+    /// shape, is an error (never a default).
+    pub fn params<P: JobParams>(&self) -> anyhow::Result<P> {
+        anyhow::ensure!(self.kind == P::KIND, "job {} is a {} job, not {}", self.id, self.kind, P::KIND);
+        serde_json::from_str(&self.params)
+            .map_err(|e| anyhow::anyhow!("job {}: its parameters do not fit its kind ({}): {e}", self.id, P::KIND))
     }
 }
 
@@ -90,7 +94,15 @@ fn audit_chain<'a>(kind: &str, study: Option<&'a Study>) -> Chain<'a> {
 }
 
 /// Queues a job; returns it. Audited (see `audit_chain`).
-pub fn enqueue(conn: &mut Conn, actor: &Actor, study: Option<&Study>, kind: &str, params: Value) -> Result<Job> {
+/// The parameters of one kind of job: what `enqueue` stores and the handler reads back.
+pub trait JobParams: serde::Serialize + serde::de::DeserializeOwned {
+    const KIND: &'static str;
+}
+
+/// Queues a job of `P`'s kind with these parameters.
+pub fn enqueue<P: JobParams>(conn: &mut Conn, actor: &Actor, study: Option<&Study>, params: &P) -> Result<Job> {
+    let kind = P::KIND;
+    let params = serde_json::to_value(params).map_err(|e| Error::Internal(e.into()))?;
     let chain = audit_chain(kind, study);
     if kinds::handler(kind).is_none() {
         return Err(Error::invalid("kind", format!("unknown job kind '{kind}'")));

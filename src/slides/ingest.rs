@@ -26,6 +26,16 @@ use crate::jobs::{self, Job};
 
 pub const KIND: &str = "slide_ingest";
 
+/// The ingest job's parameters: the planned ingest it carries out.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct IngestParams {
+    pub ingest: i32,
+}
+
+impl jobs::JobParams for IngestParams {
+    const KIND: &'static str = KIND;
+}
+
 /// Largest side of the smallest pyramid level we accept: the thumbnail and the lowest Deep Zoom
 /// levels decode that level whole (8192² px is the reader's region limit).
 const MAX_SMALLEST_LEVEL_EDGE: u64 = 8192;
@@ -252,7 +262,7 @@ pub fn start(conn: &mut Conn, actor: &Actor, access: &StudyAccess, tmp_dir: &Pat
     std::fs::create_dir_all(tmp_dir).map_err(|e| Error::Internal(e.into()))?;
     let body = serde_json::to_vec(plan).map_err(|e| Error::Internal(e.into()))?;
     std::fs::write(plan_path(tmp_dir, ingest_id), body).map_err(|e| Error::Internal(e.into()))?;
-    let job = jobs::enqueue(conn, actor, Some(&access.study), KIND, json!({"ingest": ingest_id}))?;
+    let job = jobs::enqueue(conn, actor, Some(&access.study), &IngestParams { ingest: ingest_id })?;
     diesel::update(slide_ingests::table.find(ingest_id)).set(slide_ingests::job_id.eq(job.id)).execute(conn)?;
     Ok((ingest_id, job))
 }
@@ -322,7 +332,7 @@ pub struct SlideIngestJob;
 
 impl JobHandler for SlideIngestJob {
     fn run(&self, ctx: &JobContext) -> anyhow::Result<Value> {
-        let ingest_id = ctx.job.params_json()["ingest"].as_i64().context("the job has no ingest id")? as i32;
+        let ingest_id = ctx.job.params::<IngestParams>()?.ingest;
         let tmp_dir = ctx.data_dir.join("tmp");
         let plan: Plan = serde_json::from_slice(
             &std::fs::read(plan_path(&tmp_dir, ingest_id)).context("the ingest's plan file is gone")?,

@@ -56,7 +56,13 @@ async fn an_integrity_check_runs_as_a_job_with_progress() {
 async fn a_queued_job_can_be_cancelled() {
     let app = spawn_app_with(|cfg| cfg.job_workers = 0);
     let study = evidentia::studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap();
-    let job = jobs::enqueue(&mut app.conn(), &Actor::cli_operator(), Some(&study), "audit_verify", json!({})).unwrap();
+    let job = jobs::enqueue(
+        &mut app.conn(),
+        &Actor::cli_operator(),
+        Some(&study),
+        &evidentia::audit::job::VerifyParams::default(),
+    )
+    .unwrap();
     let m = app.login("manager").await;
     let (_, row) = m.get_text(&format!("/studies/LUNG-IO-01/jobs/{}", job.id)).await;
     assert!(row.contains("hx-trigger=\"every 1s\""), "a live job polls");
@@ -65,7 +71,13 @@ async fn a_queued_job_can_be_cancelled() {
     assert_eq!(audit_events(&app, "cancel_job").len(), 1);
     // A job of another study is not reachable through this one.
     let other = evidentia::studies::get_by_code(&mut app.conn(), OTHER_STUDY).unwrap();
-    let j2 = jobs::enqueue(&mut app.conn(), &Actor::cli_operator(), Some(&other), "audit_verify", json!({})).unwrap();
+    let j2 = jobs::enqueue(
+        &mut app.conn(),
+        &Actor::cli_operator(),
+        Some(&other),
+        &evidentia::audit::job::VerifyParams::default(),
+    )
+    .unwrap();
     let admin = app.login("admin").await;
     assert_eq!(admin.get(&format!("/studies/LUNG-IO-01/jobs/{}", j2.id)).await.status(), 404);
     assert_eq!(admin.post(&format!("/studies/LUNG-IO-01/jobs/{}/cancel", j2.id), &[]).await.status(), 404);
@@ -77,7 +89,9 @@ async fn a_job_whose_worker_died_is_resumed_from_its_checkpoint() {
         cfg.job_workers = 0;
         cfg.job_stale_after = Duration::from_secs(1);
     });
-    let job = jobs::enqueue(&mut app.conn(), &Actor::cli_operator(), None, "audit_verify", json!({})).unwrap();
+    let job =
+        jobs::enqueue(&mut app.conn(), &Actor::cli_operator(), None, &evidentia::audit::job::VerifyParams::default())
+            .unwrap();
     // A worker claims it, records one chain as done, then dies (no more heartbeats).
     let claimed = jobs::claim(&mut app.conn(), job.id, "doomed-worker").unwrap().unwrap();
     assert_eq!(claimed.attempts, 1);
@@ -105,7 +119,8 @@ async fn a_job_whose_worker_died_is_resumed_from_its_checkpoint() {
 fn two_workers_never_claim_the_same_job() {
     let app = spawn_app_with(|cfg| cfg.job_workers = 0);
     for _ in 0..20 {
-        jobs::enqueue(&mut app.conn(), &Actor::cli_operator(), None, "audit_verify", json!({})).unwrap();
+        jobs::enqueue(&mut app.conn(), &Actor::cli_operator(), None, &evidentia::audit::job::VerifyParams::default())
+            .unwrap();
     }
     let handles: Vec<_> = (0..4)
         .map(|w| {
@@ -125,4 +140,25 @@ fn two_workers_never_claim_the_same_job() {
     all.dedup();
     assert_eq!(n, 20);
     assert_eq!(all.len(), 20, "no job claimed twice");
+}
+
+/// Job parameters are typed per kind: parameters of another shape fail the job with a message
+/// that says so (they used to read as defaults).
+#[tokio::test]
+async fn a_job_with_parameters_of_another_shape_fails_and_says_why() {
+    use diesel::prelude::*;
+    let app = spawn_app_with(|cfg| cfg.job_workers = 0);
+    let job =
+        jobs::enqueue(&mut app.conn(), &Actor::cli_operator(), None, &evidentia::audit::job::VerifyParams::default())
+            .unwrap();
+    diesel::sql_query("UPDATE jobs SET params = '{\"chain\": 5}' WHERE id = ?")
+        .bind::<diesel::sql_types::Integer, _>(job.id)
+        .execute(&mut app.conn())
+        .unwrap();
+    let claimed = jobs::claim(&mut app.conn(), job.id, "test").unwrap().unwrap();
+    jobs::worker::run_job(&app.pool, &app.config, claimed);
+    let done = jobs::get(&mut app.conn(), job.id).unwrap();
+    assert_eq!(done.status.as_str(), "failed");
+    let error = done.error.unwrap_or_default();
+    assert!(error.contains("its parameters do not fit its kind (audit_verify)"), "{error}");
 }

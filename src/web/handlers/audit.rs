@@ -3,7 +3,6 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use serde_json::json;
 
 use super::StudyNav;
 use crate::audit::query::{self, AuditFilter};
@@ -154,7 +153,7 @@ pub async fn audit_study_verify(
     let code = study.code.clone();
     let job = state
         .db(move |c| {
-            jobs::enqueue(c, &actor, Some(&study), audit_mod::job::KIND, json!({"chain": study.chain().name()}))
+            jobs::enqueue(c, &actor, Some(&study), &audit_mod::job::VerifyParams { chain: Some(study.chain().name()) })
         })
         .await?;
     Ok(redirect_with_flash(
@@ -167,6 +166,6 @@ pub async fn audit_study_verify(
 pub async fn audit_global_verify(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpResponse, PageError> {
     user.require_admin()?;
     let actor = user.actor.clone();
-    let job = state.db(move |c| jobs::enqueue(c, &actor, None, audit_mod::job::KIND, json!({}))).await?;
+    let job = state.db(move |c| jobs::enqueue(c, &actor, None, &audit_mod::job::VerifyParams::default())).await?;
     Ok(redirect_with_flash("/admin/jobs", "ok", &format!("Integrity check of every chain started (job {}).", job.id)))
 }
