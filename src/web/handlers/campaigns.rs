@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use super::studies::{load_access, load_access_for};
+use super::studies::load_access_for;
 use super::{ActionForm, StudyNav};
 use crate::annotations::adjudication::{self, Disagreement, FieldAgreement};
 use crate::annotations::campaigns::{self, Campaign, CampaignInput, Progress};
@@ -617,21 +617,21 @@ pub async fn adjudication_show(
     InStudy { user, access, .. }: InStudy<perm::View>,
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, PageError> {
-    let (code, id) = path.into_inner();
+    let (_, id) = path.into_inner();
     let sid = access.study.id;
     let uid = user.actor.user_id;
+    let checked = access.clone();
     let (campaign, def, disagreements) = state
         .db(move |c| {
             let campaign = campaigns::get(c, sid, id)?;
             if uid.is_none() || campaign.adjudicator_id != uid {
-                access.require(Permission::ViewReads)?;
+                checked.require(Permission::ViewReads)?;
             }
             let def = schema::require_current(c, sid)?.definition();
             let ds = adjudication::disagreements(c, sid, &campaign, &def)?;
             Ok((campaign, def, ds))
         })
         .await?;
-    let access = load_access(&state, &user, &code).await?;
     let ctx = PageCtx::new(&req, Some(&user), format!("Adjudication · {}", campaign.name), "studies");
     render(
         &ctx,
