@@ -29,9 +29,35 @@ impl Role {
     }
 }
 
-/// Things a member may do in a study.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Permission {
+/// Declares `Permission` and, for each variant, a marker type in `perm` (for
+/// `web::extract::InStudy<perm::X>`), so the two lists cannot drift apart.
+macro_rules! permissions {
+    ($( $(#[$doc:meta])* $name:ident, )+) => {
+        /// Things a member may do in a study.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Permission {
+            $( $(#[$doc])* $name, )+
+        }
+
+        /// One type per [`Permission`], for naming it in a handler's signature.
+        pub mod perm {
+            $(
+                #[doc = concat!("[`Permission::", stringify!($name), "`](super::Permission::", stringify!($name), ")")]
+                pub struct $name;
+                impl super::Needs for $name {
+                    const PERMISSION: super::Permission = super::Permission::$name;
+                }
+            )+
+        }
+    };
+}
+
+/// A permission as a type: `perm::ViewCases` and the like.
+pub trait Needs {
+    const PERMISSION: Permission;
+}
+
+permissions! {
     View,
     ViewSites,
     ViewMembers,

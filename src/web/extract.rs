@@ -13,7 +13,8 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
 
 use super::middleware::CsrfToken;
 use super::AppState;
-use crate::auth::permissions::{study_access, Permission, StudyAccess};
+pub use crate::auth::permissions::perm;
+use crate::auth::permissions::{study_access, Needs, StudyAccess};
 use crate::auth::users::User;
 use crate::auth::{sessions, tokens, Actor};
 use crate::error::Error;
@@ -101,51 +102,6 @@ impl FromRequest for CurrentUser {
             }
         })
     }
-}
-
-/// A permission a handler names in its signature, as a type: `InStudy<perm::ViewCases>`.
-pub trait Needs {
-    const PERMISSION: Permission;
-}
-
-/// One type per [`Permission`], for [`InStudy`].
-pub mod perm {
-    use super::{Needs, Permission};
-
-    macro_rules! markers {
-        ($($name:ident),+ $(,)?) => {$(
-            #[doc = concat!("[`Permission::", stringify!($name), "`]")]
-            pub struct $name;
-            impl Needs for $name {
-                const PERMISSION: Permission = Permission::$name;
-            }
-        )+};
-    }
-
-    markers!(
-        View,
-        ViewSites,
-        ViewMembers,
-        ViewAudit,
-        ViewJobs,
-        EditStudy,
-        ChangeStatus,
-        ManageSites,
-        ManageMembers,
-        RunChecks,
-        ViewCases,
-        ManageCases,
-        ViewSlides,
-        ManageSlides,
-        ViewCampaigns,
-        ManageCampaigns,
-        ViewReads,
-        ViewAgreement,
-        ViewRuns,
-        ManageRuns,
-        ViewAnalyses,
-        ManageAnalyses,
-    );
 }
 
 /// The study of the route's `{code}`, for the signed-in user, with permission `P` checked: a
