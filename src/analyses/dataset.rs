@@ -153,7 +153,7 @@ pub fn build(conn: &mut Conn, study_id: i32, sources: &Sources) -> Result<Datase
         if sources.run.is_some() {
             let r = ai.get(&label).filter(|r| r.status == crate::biomarker::runs::ResultStatus::Ok);
             let num = |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_default();
-            row.push(r.and_then(|r| r.phenotype.clone()).unwrap_or_default());
+            row.push(r.and_then(|r| r.phenotype).map(|p| p.to_string()).unwrap_or_default());
             row.push(num(r.and_then(|r| r.itil_density_median)));
             row.push(num(r.and_then(|r| r.stil_density_median)));
             row.push(num(r.and_then(|r| r.inflamed_share)));

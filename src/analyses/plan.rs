@@ -11,11 +11,11 @@ use crate::audit::{self, Change};
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::auth::{esign, Actor};
 use crate::db::schema::analysis_plans;
-use crate::db::{now, write_tx, Conn};
+use crate::db::{now, write_tx, Conn, Json};
 use crate::error::{Error, Result};
 
 /// Meanings a signer can give their signature (21 CFR 11.50(a)(3)).
-pub use crate::auth::esign::MEANINGS;
+pub use crate::auth::esign::Meaning;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Criterion {
@@ -90,12 +90,19 @@ impl Criterion {
 pub struct PlanItem {
     /// Short id within the plan: P1, P2 … for primary, S1 … for secondary.
     pub key: String,
-    /// `primary` or `secondary`.
-    pub role: String,
+    pub role: PlanRole,
     pub title: String,
     /// The analysis and its data, as a canonical analysis query string.
     pub query: String,
     pub criterion: Option<Criterion>,
+}
+
+crate::db::text_enum! {
+    /// The place of an item in the plan.
+    pub enum PlanRole {
+        Primary = "primary",
+        Secondary = "secondary",
+    }
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
@@ -105,13 +112,13 @@ pub struct Plan {
     pub study_id: i32,
     pub version: i32,
     #[serde(skip)]
-    pub items: String,
+    pub items: Json<Vec<PlanItem>>,
     pub status: PlanStatus,
     pub created_by: String,
     pub created_at: NaiveDateTime,
     pub signed_by: Option<String>,
     pub signed_name: Option<String>,
-    pub signed_meaning: Option<String>,
+    pub signed_meaning: Option<Meaning>,
     pub signed_at: Option<NaiveDateTime>,
 }
 
@@ -125,8 +132,12 @@ crate::db::text_enum! {
 }
 
 impl Plan {
+    /// The meaning its signer gave, or nothing for a draft.
+    pub fn meaning(&self) -> &'static str {
+        self.signed_meaning.map(|m| m.as_str()).unwrap_or_default()
+    }
     pub fn items(&self) -> Vec<PlanItem> {
-        serde_json::from_str(&self.items).unwrap_or_default()
+        self.items.0.clone()
     }
     pub fn is_draft(&self) -> bool {
         self.status == PlanStatus::Draft
@@ -211,10 +222,8 @@ pub fn add_item(
     criterion: Option<Criterion>,
 ) -> Result<PlanItem> {
     editable(conn, access)?;
-    let role = match role {
-        "primary" | "secondary" => role,
-        r => return Err(Error::invalid("role", format!("'{r}': primary or secondary"))),
-    };
+    let role =
+        PlanRole::parse(role).ok_or_else(|| Error::invalid("role", format!("'{role}': primary or secondary")))?;
     let title = title.trim();
     if title.is_empty() {
         return Err(Error::invalid("title", "give the analysis a title, e.g. \"AI vs reader consensus: OPA\""));
@@ -227,15 +236,10 @@ pub fn add_item(
         if items.iter().any(|i| i.query == canonical) {
             return Err(Error::Conflict("this analysis is already in the plan".into()));
         }
-        let prefix = if role == "primary" { "P" } else { "S" };
+        let prefix = if role == PlanRole::Primary { "P" } else { "S" };
         let n = (1..).find(|n| !items.iter().any(|i| i.key == format!("{prefix}{n}"))).unwrap_or(1);
-        let item = PlanItem {
-            key: format!("{prefix}{n}"),
-            role: role.into(),
-            title: title.into(),
-            query: canonical.clone(),
-            criterion,
-        };
+        let item =
+            PlanItem { key: format!("{prefix}{n}"), role, title: title.into(), query: canonical.clone(), criterion };
         items.push(item.clone());
         diesel::update(analysis_plans::table.find(plan.id))
             .set(analysis_plans::items.eq(json!(items).to_string()))
@@ -285,7 +289,7 @@ pub fn new_version(conn: &mut Conn, actor: &Actor, access: &StudyAccess) -> Resu
 /// frozen, the previous signed version superseded. An empty plan cannot be signed.
 pub fn sign(conn: &mut Conn, actor: &Actor, access: &StudyAccess, password: &str, meaning: &str) -> Result<Plan> {
     editable(conn, access)?;
-    esign::check_meaning(meaning)?;
+    let meaning = Meaning::parse_input(meaning)?;
     let user = esign::signer(conn, actor)?;
     if !esign::password_ok(&user, password) {
         return Err(Error::invalid("password", "the password is not correct; the plan was not signed"));

@@ -59,13 +59,17 @@ impl Saved {
 #[derive(Debug, Clone)]
 pub struct SavedRow {
     pub saved: Saved,
-    pub role: Option<String>,
+    pub role: Option<crate::analyses::plan::PlanRole>,
     pub criterion: Option<Criterion>,
     pub observed: Option<f64>,
     pub verdict: Option<Verdict>,
 }
 
 impl SavedRow {
+    /// Its place in the plan (`primary`, `secondary`), or nothing when it is exploratory.
+    pub fn role_label(&self) -> &'static str {
+        self.role.map(|r| r.as_str()).unwrap_or_default()
+    }
     pub fn criterion_label(&self) -> String {
         self.criterion.as_ref().map(Criterion::label).unwrap_or_default()
     }

@@ -50,13 +50,21 @@ pub struct Campaign {
     pub ai_run_id: Option<i32>,
 }
 
+crate::db::text_enum! {
+    /// How a read was made: with the AI's results on screen or without them.
+    pub enum Assistance {
+        Unaided = "unaided",
+        AiAssisted = "ai_assisted",
+    }
+}
+
 impl Campaign {
-    /// `ai_assisted` or `unaided`, as recorded with every read.
-    pub fn assistance(&self) -> &'static str {
+    /// How its reads are made, as recorded with every read.
+    pub fn assistance(&self) -> Assistance {
         if self.ai_run_id.is_some() {
-            "ai_assisted"
+            Assistance::AiAssisted
         } else {
-            "unaided"
+            Assistance::Unaided
         }
     }
     pub fn case_fields(&self) -> Vec<String> {
@@ -364,7 +372,7 @@ pub fn create(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &Camp
                 "case_fields": case_fields, "tolerances": tolerances, "adjudicator": adjudicator,
                 "parent": parent.as_ref().map(|p| p.name.clone()),
                 "washout_days": campaign.washout_days,
-                "assistance": campaign.assistance(),
+                "assistance": campaign.assistance().as_str(),
                 "ai_run": ai_run.as_ref().map(|r| json!({"id": r.id, "model": r.model(), "model_sha256": r.model_sha256})),
             })),
         )?;

@@ -37,7 +37,7 @@ pub fn csv_rows(def: &Definition, reads: &[Read]) -> (Vec<String>, Vec<Vec<Strin
                 r.campaign.clone(),
                 r.slide.clone(),
                 r.reader.clone(),
-                r.assistance.clone(),
+                r.assistance.to_string(),
                 r.position.to_string(),
                 r.status.to_string(),
                 r.schema_version.map(|v| v.to_string()).unwrap_or_default(),

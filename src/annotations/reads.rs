@@ -44,8 +44,8 @@ pub struct Read {
     pub started_at: Option<NaiveDateTime>,
     pub submitted_at: Option<NaiveDateTime>,
     pub updated_at: NaiveDateTime,
-    /// `unaided` or `ai_assisted` (the campaign's type when the read was assigned).
-    pub assistance: String,
+    /// The campaign's type when the read was assigned.
+    pub assistance: crate::annotations::campaigns::Assistance,
 }
 
 crate::db::text_enum! {

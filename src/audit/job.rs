@@ -6,8 +6,6 @@ use serde_json::{json, Value};
 use super::verify::{self, ChainReport};
 use crate::jobs::kinds::{JobContext, JobHandler};
 
-pub const KIND: &str = "audit_verify";
-
 pub struct VerifyAuditJob;
 
 /// What to verify: one chain (`study:CODE`), or every chain.
@@ -18,7 +16,7 @@ pub struct VerifyParams {
 }
 
 impl crate::jobs::JobParams for VerifyParams {
-    const KIND: &'static str = KIND;
+    const KIND: crate::jobs::JobKind = crate::jobs::JobKind::AuditVerify;
 }
 
 impl JobHandler for VerifyAuditJob {

@@ -6,15 +6,23 @@ use super::{passwords, users, Actor};
 use crate::db::Conn;
 use crate::error::{Error, Result};
 
-/// Meanings a signer can give (§11.50(a)(3)).
-pub const MEANINGS: &[&str] = &["authorship", "review", "approval", "responsibility"];
+crate::db::text_enum! {
+    /// The meaning a signer gives their signature (§11.50(a)(3)).
+    pub enum Meaning {
+        Authorship = "authorship",
+        Review = "review",
+        Approval = "approval",
+        Responsibility = "responsibility",
+    }
+}
 
-/// Refuses a meaning that is not one of `MEANINGS`, naming the field.
-pub fn check_meaning(meaning: &str) -> Result<()> {
-    if MEANINGS.contains(&meaning) {
-        Ok(())
-    } else {
-        Err(Error::invalid("meaning", format!("'{meaning}': one of {}", MEANINGS.join(", "))))
+impl Meaning {
+    /// The meaning typed or chosen; another is refused, naming the field.
+    pub fn parse_input(meaning: &str) -> Result<Meaning> {
+        Meaning::parse(meaning).ok_or_else(|| {
+            let all: Vec<&str> = Meaning::ALL.iter().map(Meaning::as_str).collect();
+            Error::invalid("meaning", format!("'{meaning}': one of {}", all.join(", ")))
+        })
     }
 }
 

@@ -22,8 +22,8 @@ pub struct SlidePair {
 }
 
 impl SlidePair {
-    fn phenotype(r: &Option<SlideResultRow>) -> Option<&str> {
-        r.as_ref().and_then(|r| r.phenotype.as_deref())
+    fn phenotype(r: &Option<SlideResultRow>) -> Option<super::runs::Phenotype> {
+        r.as_ref().and_then(|r| r.phenotype)
     }
     /// Both runs gave the slide a phenotype.
     pub fn comparable(&self) -> bool {
@@ -34,10 +34,10 @@ impl SlidePair {
         Self::phenotype(&self.a) != Self::phenotype(&self.b)
     }
     pub fn phenotype_a(&self) -> &str {
-        Self::phenotype(&self.a).unwrap_or("")
+        Self::phenotype(&self.a).map(|p| p.as_str()).unwrap_or("")
     }
     pub fn phenotype_b(&self) -> &str {
-        Self::phenotype(&self.b).unwrap_or("")
+        Self::phenotype(&self.b).map(|p| p.as_str()).unwrap_or("")
     }
     /// B − A of a measurement both runs have.
     pub fn delta(&self, f: impl Fn(&SlideResultRow) -> Option<f64>) -> Option<f64> {
@@ -195,7 +195,8 @@ mod tests {
             slide: slide.into(),
             status: if phenotype.is_some() { super::runs::ResultStatus::Ok } else { super::runs::ResultStatus::Failed },
             reason: None,
-            phenotype: phenotype.map(str::to_string),
+            phenotype: phenotype
+                .map(|p| super::runs::Phenotype::parse(p).unwrap_or_else(|| panic!("no phenotype {p}"))),
             inflamed_share: None,
             excluded_share: None,
             desert_share: None,

@@ -11,21 +11,11 @@ use ndarray::ArrayD;
 use ort::session::Session;
 use ort::value::Tensor;
 
-/// Which library answers ort's API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendKind {
-    #[serde(rename = "onnxruntime")]
-    OnnxRuntime,
-    Tract,
-}
-
-impl BackendKind {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            BackendKind::OnnxRuntime => "onnxruntime",
-            BackendKind::Tract => "tract",
-        }
+crate::db::text_enum! {
+    /// Which library answers ort's API.
+    pub enum BackendKind {
+        OnnxRuntime = "onnxruntime",
+        Tract = "tract",
     }
 }
 

@@ -10,6 +10,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde_json::{json, Value};
 
+use super::phenotype::CellClass;
 use super::pipeline::{self, Options};
 use super::registry;
 use crate::audit::{self, Change};
@@ -20,8 +21,6 @@ use crate::db::{now, write_tx, Conn};
 use crate::error::{Error, OptionalExt, Result};
 use crate::jobs::kinds::{JobContext, JobHandler};
 
-pub const KIND: &str = "biomarker_run";
-
 /// The run job's parameters: the run it computes.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct RunParams {
@@ -29,7 +28,7 @@ pub struct RunParams {
 }
 
 impl crate::jobs::JobParams for RunParams {
-    const KIND: &'static str = KIND;
+    const KIND: crate::jobs::JobKind = crate::jobs::JobKind::BiomarkerRun;
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
@@ -42,7 +41,7 @@ pub struct Run {
     #[diesel(select_expression = models::version)]
     pub model_version: String,
     pub model_sha256: String,
-    pub backend: Option<String>,
+    pub backend: Option<super::engine::BackendKind>,
     #[serde(skip)]
     pub slide_ids: String,
     pub job_id: Option<i32>,
@@ -67,6 +66,25 @@ crate::db::text_enum! {
     }
 }
 
+crate::db::text_enum! {
+    /// A slide's immune phenotype as stored with its result (the pipeline's `CellClass`).
+    pub enum Phenotype {
+        Inflamed = "inflamed",
+        Excluded = "excluded",
+        Desert = "desert",
+    }
+}
+
+impl From<CellClass> for Phenotype {
+    fn from(c: CellClass) -> Phenotype {
+        match c {
+            CellClass::Inflamed => Phenotype::Inflamed,
+            CellClass::Excluded => Phenotype::Excluded,
+            CellClass::Desert => Phenotype::Desert,
+        }
+    }
+}
+
 /// One slide's result in a run.
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
 #[diesel(table_name = biomarker_results)]
@@ -75,7 +93,7 @@ pub struct SlideResultRow {
     pub slide: String,
     pub status: ResultStatus,
     pub reason: Option<String>,
-    pub phenotype: Option<String>,
+    pub phenotype: Option<Phenotype>,
     pub inflamed_share: Option<f64>,
     pub excluded_share: Option<f64>,
     pub desert_share: Option<f64>,
@@ -110,7 +128,7 @@ impl crate::export::CsvRecord for SlideResultRow {
             self.slide.clone(),
             self.status.to_string(),
             self.reason.clone().unwrap_or_default(),
-            self.phenotype.clone().unwrap_or_default(),
+            self.phenotype.map(|p| p.to_string()).unwrap_or_default(),
             f(self.inflamed_share),
             f(self.excluded_share),
             f(self.desert_share),
@@ -256,7 +274,7 @@ impl JobHandler for RunJob {
         let mut sessions = pipeline::sessions(&model.path(&ctx.data_dir)).map_err(|e| anyhow::anyhow!(e))?;
         let backend = super::engine::backend().map_err(|e| anyhow::anyhow!(e))?;
         diesel::update(biomarker_runs::table.find(run_id))
-            .set(biomarker_runs::backend.eq(backend.kind.as_str()))
+            .set(biomarker_runs::backend.eq(backend.kind))
             .execute(&mut conn)?;
         if let Some(w) = backend.warning() {
             tracing::warn!(run = run_id, "{w}");
@@ -268,10 +286,10 @@ impl JobHandler for RunJob {
         let total = slide_ids.len() as i64;
         let (mut done, mut failed, mut tiles, started) = (done_ids.len() as i64, 0, 0u64, Instant::now());
         for slide_id in slide_ids.iter().filter(|id| !done_ids.contains(id)) {
-            let (sha, format): (String, String) =
+            let (sha, format): (String, crate::slides::SlideFormat) =
                 slides::table.find(slide_id).select((slides::sha256, slides::format)).first(&mut conn)?;
             let t0 = Instant::now();
-            let outcome = crate::slides::reader::open(&crate::slides::stored_path(&ctx.data_dir, &sha, &format))
+            let outcome = crate::slides::reader::open(&crate::slides::stored_path(&ctx.data_dir, &sha, format))
                 .map_err(|e| format!("slide unreadable: {e}"))
                 .and_then(|reader| {
                     pipeline::analyse(reader.as_ref(), &mut sessions, &card, Options::default(), &mut |_, _| {})
@@ -283,7 +301,7 @@ impl JobHandler for RunJob {
                     (
                         biomarker_results::status.eq(ResultStatus::Ok),
                         biomarker_results::reason.eq(None::<String>),
-                        biomarker_results::phenotype.eq(r.phenotype.map(|p| p.as_str().to_string())),
+                        biomarker_results::phenotype.eq(r.phenotype.map(Phenotype::from)),
                         biomarker_results::inflamed_share.eq(Some(r.inflamed_share)),
                         biomarker_results::excluded_share.eq(Some(r.excluded_share)),
                         biomarker_results::desert_share.eq(Some(r.desert_share)),
@@ -300,7 +318,7 @@ impl JobHandler for RunJob {
                     (
                         biomarker_results::status.eq(ResultStatus::Failed),
                         biomarker_results::reason.eq(Some(e.clone())),
-                        biomarker_results::phenotype.eq(None),
+                        biomarker_results::phenotype.eq(None::<Phenotype>),
                         biomarker_results::inflamed_share.eq(None),
                         biomarker_results::excluded_share.eq(None),
                         biomarker_results::desert_share.eq(None),

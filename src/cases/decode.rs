@@ -9,28 +9,21 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 /// How much of the start of the file the control-character test looks at.
 const BINARY_SAMPLE: usize = 8 * 1024;
 
-/// The text encodings hospital exports come in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
-    Utf8,
-    /// CP949 (windows-949), a superset of EUC-KR.
-    Cp949,
-    /// Latin-1, decoded as windows-1252 (its superset, as browsers and Excel do).
-    Latin1,
+crate::db::text_enum! {
+    /// The text encodings hospital exports come in.
+    pub enum Encoding {
+        Utf8 = "utf-8",
+        /// CP949 (windows-949), a superset of EUC-KR.
+        Cp949 = "cp949",
+        /// Latin-1, decoded as windows-1252 (its superset, as browsers and Excel do).
+        Latin1 = "latin-1",
+    }
 }
 
 impl Encoding {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Encoding::Utf8 => "utf-8",
-            Encoding::Cp949 => "cp949",
-            Encoding::Latin1 => "latin-1",
-        }
-    }
-
     /// Parses a user-given name: utf-8/utf8, cp949/euc-kr/euckr/ks_c_5601-1987,
     /// latin-1/latin1/iso-8859-1/windows-1252 (case-insensitive). Unknown -> None.
-    pub fn parse(name: &str) -> Option<Encoding> {
+    pub fn parse_name(name: &str) -> Option<Encoding> {
         match name.trim().to_ascii_lowercase().as_str() {
             "utf-8" | "utf8" => Some(Encoding::Utf8),
             "cp949" | "euc-kr" | "euckr" | "ks_c_5601-1987" => Some(Encoding::Cp949),
@@ -764,10 +757,10 @@ mod tests {
             ("ISO-8859-1", Encoding::Latin1),
             ("windows-1252", Encoding::Latin1),
         ] {
-            assert_eq!(Encoding::parse(name), Some(enc), "{name}");
-            assert_eq!(Encoding::parse(enc.as_str()), Some(enc));
+            assert_eq!(Encoding::parse_name(name), Some(enc), "{name}");
+            assert_eq!(Encoding::parse_name(enc.as_str()), Some(enc));
         }
-        assert_eq!(Encoding::parse("utf-16"), None);
+        assert_eq!(Encoding::parse_name("utf-16"), None);
         assert_eq!(Encoding::Latin1.as_str(), "latin-1");
     }
 

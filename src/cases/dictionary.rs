@@ -39,53 +39,40 @@ pub const REDCAP_COLUMNS: [&str; 18] = [
 /// Evidentia's own column: the de-identification action (ignored by REDCap on import).
 pub const ACTION_COLUMN: &str = "Evidentia De-identification";
 
-const FIELD_TYPES: [&str; 12] = [
-    "text",
-    "notes",
-    "dropdown",
-    "radio",
-    "yesno",
-    "truefalse",
-    "checkbox",
-    "descriptive",
-    "calc",
-    "slider",
-    "file",
-    "sql",
-];
-
-/// What happens to a field's value at import (Safe Harbor, 45 CFR §164.514(b)(2)).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub enum DeidAction {
-    Keep,
-    Drop,
-    Pseudonymise,
-    ShiftDate,
-    YearOnly,
-    Generalise,
+crate::db::text_enum! {
+    /// A REDCap field type.
+    pub enum FieldType {
+        Text = "text",
+        Notes = "notes",
+        Dropdown = "dropdown",
+        Radio = "radio",
+        Yesno = "yesno",
+        Truefalse = "truefalse",
+        Checkbox = "checkbox",
+        Descriptive = "descriptive",
+        Calc = "calc",
+        Slider = "slider",
+        File = "file",
+        Sql = "sql",
+    }
 }
 
-impl DeidAction {
-    pub const ALL: [DeidAction; 6] = [
-        DeidAction::Keep,
-        DeidAction::Drop,
-        DeidAction::Pseudonymise,
-        DeidAction::ShiftDate,
-        DeidAction::YearOnly,
-        DeidAction::Generalise,
-    ];
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            DeidAction::Keep => "keep",
-            DeidAction::Drop => "drop",
-            DeidAction::Pseudonymise => "pseudonymise",
-            DeidAction::ShiftDate => "shift-date",
-            DeidAction::YearOnly => "year-only",
-            DeidAction::Generalise => "generalise",
-        }
+impl FieldType {
+    /// A field whose value is one of its choices (or, for checkboxes, several).
+    pub fn has_choices(self) -> bool {
+        matches!(self, FieldType::Dropdown | FieldType::Radio | FieldType::Checkbox)
     }
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|a| a.as_str() == s.trim())
+}
+
+crate::db::text_enum! {
+    /// What happens to a field's value at import (Safe Harbor, 45 CFR §164.514(b)(2)).
+    pub enum DeidAction {
+        Keep = "keep",
+        Drop = "drop",
+        Pseudonymise = "pseudonymise",
+        ShiftDate = "shift-date",
+        YearOnly = "year-only",
+        Generalise = "generalise",
     }
 }
 
@@ -101,7 +88,7 @@ pub struct FieldDef {
     pub name: String,
     pub form_name: String,
     pub section_header: String,
-    pub field_type: String,
+    pub field_type: FieldType,
     pub label: String,
     /// The raw choices / calculation / slider cell.
     pub choices_raw: String,
@@ -155,7 +142,7 @@ fn parse_datetime(s: &str, order: &str) -> Option<NaiveDateTime> {
 impl FieldDef {
     /// Choices of a dropdown, radio or checkbox field: `1, Male | 2, Female` (labels may hold commas).
     pub fn choices(&self) -> Vec<Choice> {
-        if !matches!(self.field_type.as_str(), "dropdown" | "radio" | "checkbox") {
+        if !self.field_type.has_choices() {
             return Vec::new();
         }
         self.choices_raw
@@ -170,11 +157,12 @@ impl FieldDef {
 
     /// Holds no data (REDCap `descriptive`).
     pub fn holds_data(&self) -> bool {
-        self.field_type != "descriptive"
+        self.field_type != FieldType::Descriptive
     }
 
     pub fn is_date(&self) -> bool {
-        self.field_type == "text" && (self.validation.starts_with("date_") || self.validation.starts_with("datetime_"))
+        self.field_type == FieldType::Text
+            && (self.validation.starts_with("date_") || self.validation.starts_with("datetime_"))
     }
 
     /// Free text, scrubbed of identifiers when it comes in: whatever is stored as the text typed —
@@ -188,7 +176,7 @@ impl FieldDef {
     /// An e-mail address or telephone number: Safe Harbor identifiers (45 CFR
     /// §164.514(b)(2)(i)(D), (F)) whether or not the dictionary flags them, like dates.
     pub fn is_contact(&self) -> bool {
-        self.field_type == "text" && matches!(self.validation.as_str(), "email" | "phone")
+        self.field_type == FieldType::Text && matches!(self.validation.as_str(), "email" | "phone")
     }
 
     fn date_order(&self) -> &str {
@@ -429,7 +417,7 @@ impl FieldDef {
             name: name.into(),
             form_name: "f".into(),
             section_header: String::new(),
-            field_type: field_type.into(),
+            field_type: FieldType::parse(field_type).unwrap_or_else(|| panic!("no field type {field_type}")),
             label: name.into(),
             choices_raw: String::new(),
             field_note: String::new(),
@@ -555,7 +543,8 @@ pub fn parse_redcap(file: &str, bytes: &[u8]) -> std::result::Result<ParsedDicti
     for (i, row) in table.rows.iter().enumerate() {
         let r = i + 1;
         let name = get(row, "Variable / Field Name").trim().to_string();
-        let field_type = get(row, "Field Type").trim().to_lowercase();
+        let field_type_text = get(row, "Field Type").trim().to_lowercase();
+        let field_type = FieldType::parse(&field_type_text);
         let bad = |column: &str, message: String| DictProblem { row: Some(r), column: Some(column.into()), message };
         if name.is_empty() {
             problems.push(bad("Variable / Field Name", "empty field name".into()));
@@ -572,12 +561,14 @@ pub fn parse_redcap(file: &str, bytes: &[u8]) -> std::result::Result<ParsedDicti
         if fields.iter().any(|f| f.name == name) {
             problems.push(bad("Variable / Field Name", format!("'{name}' is defined twice")));
         }
-        if !FIELD_TYPES.contains(&field_type.as_str()) {
+        let Some(field_type) = field_type else {
+            let all: Vec<&str> = FieldType::ALL.iter().map(FieldType::as_str).collect();
             problems.push(bad(
                 "Field Type",
-                format!("'{field_type}' is not a REDCap field type ({})", FIELD_TYPES.join(", ")),
+                format!("'{field_type_text}' is not a REDCap field type ({})", all.join(", ")),
             ));
-        }
+            continue;
+        };
         let mut extra = BTreeMap::new();
         for c in &ignored {
             let v = get(row, c);
@@ -589,7 +580,7 @@ pub fn parse_redcap(file: &str, bytes: &[u8]) -> std::result::Result<ParsedDicti
             name: name.clone(),
             form_name: get(row, "Form Name"),
             section_header: get(row, "Section Header"),
-            field_type: field_type.clone(),
+            field_type,
             label: get(row, "Field Label"),
             choices_raw: get(row, "Choices, Calculations, OR Slider Labels"),
             field_note: get(row, "Field Note"),
@@ -602,7 +593,7 @@ pub fn parse_redcap(file: &str, bytes: &[u8]) -> std::result::Result<ParsedDicti
             extra,
             action: DeidAction::Keep,
         };
-        if matches!(field_type.as_str(), "dropdown" | "radio" | "checkbox") && f.choices().is_empty() {
+        if field_type.has_choices() && f.choices().is_empty() {
             problems.push(bad(
                 "Choices, Calculations, OR Slider Labels",
                 format!("'{name}' has no choices (write them as '1, Male | 2, Female')"),
@@ -647,7 +638,7 @@ pub fn to_redcap_csv(fields: &[FieldDef]) -> anyhow::Result<Vec<u8>> {
             f.name.clone(),
             f.form_name.clone(),
             f.section_header.clone(),
-            f.field_type.clone(),
+            f.field_type.to_string(),
             f.label.clone(),
             f.choices_raw.clone(),
             f.field_note.clone(),
@@ -674,7 +665,7 @@ struct FieldRow {
     name: String,
     form_name: String,
     section_header: String,
-    field_type: String,
+    field_type: FieldType,
     label: String,
     choices: String,
     field_note: String,
@@ -685,7 +676,7 @@ struct FieldRow {
     branching_logic: String,
     required: bool,
     extra: String,
-    deid_action: String,
+    deid_action: DeidAction,
 }
 
 impl From<FieldRow> for FieldDef {
@@ -705,7 +696,7 @@ impl From<FieldRow> for FieldDef {
             branching_logic: r.branching_logic,
             required: r.required,
             extra: serde_json::from_str(&r.extra).unwrap_or_default(),
-            action: DeidAction::parse(&r.deid_action).unwrap_or(DeidAction::Drop),
+            action: r.deid_action,
         }
     }
 }
@@ -844,7 +835,7 @@ pub fn replace(
                 dictionary_fields::position.eq(pos as i32),
                 dictionary_fields::form_name.eq(&f.form_name),
                 dictionary_fields::section_header.eq(&f.section_header),
-                dictionary_fields::field_type.eq(&f.field_type),
+                dictionary_fields::field_type.eq(f.field_type),
                 dictionary_fields::label.eq(&f.label),
                 dictionary_fields::choices.eq(&f.choices_raw),
                 dictionary_fields::field_note.eq(&f.field_note),
@@ -952,7 +943,7 @@ pub fn edit_field(
     f.required = edit.required.is_some();
     f.validation_min = edit.validation_min.trim().to_string();
     f.validation_max = edit.validation_max.trim().to_string();
-    if matches!(f.field_type.as_str(), "dropdown" | "radio" | "checkbox") {
+    if f.field_type.has_choices() {
         f.choices_raw = edit.choices.trim().to_string();
         if f.choices().is_empty() {
             errors.add("choices", "write the choices as '1, Male | 2, Female'");

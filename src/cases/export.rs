@@ -16,7 +16,7 @@ pub fn header(dictionary: &[FieldDef]) -> Vec<String> {
     let mut h: Vec<String> =
         ["subject_id", "site", "status", "status_reason", "status_date"].map(String::from).to_vec();
     for f in exported_fields(dictionary) {
-        if f.field_type == "checkbox" {
+        if f.field_type == crate::cases::dictionary::FieldType::Checkbox {
             h.extend(f.choices().into_iter().map(|c| format!("{}___{}", f.name, c.code)));
         } else {
             h.push(f.name.clone());
@@ -36,7 +36,7 @@ pub fn row(dictionary: &[FieldDef], case: &Case, labels: bool) -> Vec<String> {
     ];
     for f in exported_fields(dictionary) {
         let v = values.get(&f.name);
-        if f.field_type == "checkbox" {
+        if f.field_type == crate::cases::dictionary::FieldType::Checkbox {
             let checked: Vec<String> =
                 v.and_then(|v| v.as_array()).map(|a| a.iter().map(value_text).collect()).unwrap_or_default();
             for c in f.choices() {

@@ -61,7 +61,7 @@ pub struct PreparedCase {
     pub row: usize,
     pub site_code: String,
     pub subject_key: String,
-    pub status: String,
+    pub status: CaseStatus,
     /// The values as `cases.data` holds them: a JSON object, keys sorted.
     pub data: String,
     /// The values and the status in canonical form (RFC 8785): the audit record of a new case.
@@ -183,10 +183,15 @@ pub fn prepare(
             Column::Site
         } else if name.eq_ignore_ascii_case("status") {
             Column::Status
-        } else if let Some(i) = fields.iter().position(|f| f.name == name && f.field_type != "checkbox") {
+        } else if let Some(i) =
+            fields.iter().position(|f| f.name == name && f.field_type != crate::cases::dictionary::FieldType::Checkbox)
+        {
             Column::Field(i)
         } else if let Some((base, code)) = name.split_once("___") {
-            match fields.iter().position(|f| f.name == base && f.field_type == "checkbox") {
+            match fields
+                .iter()
+                .position(|f| f.name == base && f.field_type == crate::cases::dictionary::FieldType::Checkbox)
+            {
                 Some(i) if fields[i].choices().iter().any(|c| c.code == code) => Column::Checkbox(i, code.to_string()),
                 Some(_) => {
                     out.problems.push(problem(
@@ -261,7 +266,10 @@ pub fn prepare(
             let f = fields[*i];
             // Names, addresses, record numbers: unvalidated identifier text (e-mail addresses and
             // phone numbers have detectors of their own).
-            if (f.identifier || *i == 0) && f.field_type == "text" && f.validation.is_empty() {
+            if (f.identifier || *i == 0)
+                && f.field_type == crate::cases::dictionary::FieldType::Text
+                && f.validation.is_empty()
+            {
                 names.extend(table.rows.iter().map(|r| r[ci].as_str()).filter(|v| v.chars().count() >= 2));
             }
         }
@@ -364,8 +372,7 @@ pub fn prepare(
             // A refused file is never stored: only its problems are still collected.
             continue;
         }
-        let status = status.as_str().to_string();
-        let (data, created) = match writer.write(&cells, &status) {
+        let (data, created) = match writer.write(&cells, status.as_str()) {
             Ok(w) => w,
             Err(e) => {
                 out.problems.push(problem(Some(r), None, format!("cannot be written: {e}")));
@@ -560,7 +567,7 @@ fn commit_rows(
                         site_id,
                         subject_key: &c.subject_key,
                         display_id: display,
-                        status: &c.status,
+                        status: c.status.as_str(),
                         data: &c.data,
                         created_at: t,
                         updated_at: t,
@@ -744,7 +751,7 @@ mod tests {
             row: 1,
             site_code: "SNUBH".into(),
             subject_key: "k".repeat(64),
-            status: "screened".into(),
+            status: CaseStatus::Screened,
             data,
             created: created.clone(),
         };

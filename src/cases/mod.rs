@@ -200,7 +200,7 @@ pub fn edit_values(
                 errors.add(name, format!("{why}: it changes only by importing the site's file again"));
                 continue;
             }
-            let parsed = if f.field_type == "checkbox" {
+            let parsed = if f.field_type == crate::cases::dictionary::FieldType::Checkbox {
                 checkbox_codes(f, &raws)
             } else if let [raw] = raws[..] {
                 // Browsers send a text area's line breaks as CRLF.
@@ -371,7 +371,7 @@ pub struct ImportRecord {
     pub actor: String,
     pub file_sha256: String,
     pub file_size: i64,
-    pub encoding: String,
+    pub encoding: decode::Encoding,
     pub rows_read: i32,
     pub rows_created: i32,
     pub rows_updated: i32,

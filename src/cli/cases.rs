@@ -110,7 +110,7 @@ pub fn run(ctx: &Ctx, cmd: CasesCmd) -> CliResult {
             let encoding = match encoding {
                 None => None,
                 Some(e) => Some(
-                    Encoding::parse(&e)
+                    Encoding::parse_name(&e)
                         .ok_or_else(|| Failure::Input(format!("unknown encoding '{e}' (utf-8, cp949, latin-1)")))?,
                 ),
             };

@@ -3,10 +3,12 @@
 
 #[cfg(test)]
 mod drift;
+mod json;
 pub mod paging;
 pub mod schema;
 mod text_enum;
 
+pub use json::Json;
 pub(crate) use text_enum::text_enum;
 
 use std::path::Path;

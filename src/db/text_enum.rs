@@ -61,6 +61,18 @@ macro_rules! text_enum {
             }
         }
 
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+                $name::parse(&text).ok_or_else(|| {
+                    serde::de::Error::invalid_value(
+                        serde::de::Unexpected::Str(&text),
+                        &concat!("one of: ", $( $text, " " ),+).trim_end(),
+                    )
+                })
+            }
+        }
+
         impl diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::sqlite::Sqlite> for $name {
             fn from_sql(
                 value: <diesel::sqlite::Sqlite as diesel::backend::Backend>::RawValue<'_>,
@@ -95,14 +107,19 @@ mod tests {
     use diesel_migrations::MigrationHarness;
 
     use crate::analyses::{plan::PlanStatus, saved::SavedStatus};
-    use crate::annotations::{campaigns::CampaignStatus, reads::ReadStatus};
+    use crate::annotations::campaigns::{Assistance, CampaignStatus};
+    use crate::annotations::reads::ReadStatus;
+    use crate::auth::esign::Meaning;
     use crate::auth::permissions::Role;
+    use crate::biomarker::engine::BackendKind;
     use crate::biomarker::registry::ModelStatus;
-    use crate::biomarker::runs::ResultStatus;
+    use crate::biomarker::runs::{Phenotype, ResultStatus};
+    use crate::cases::decode::Encoding;
+    use crate::cases::dictionary::{DeidAction, FieldType};
     use crate::cases::CaseStatus;
     use crate::db::Conn;
-    use crate::jobs::JobStatus;
-    use crate::slides::SlideStatus;
+    use crate::jobs::{JobKind, JobStatus};
+    use crate::slides::{SlideFormat, SlideStatus};
     use crate::studies::{StudyStatus, StudyType};
 
     #[derive(QueryableByName)]
@@ -142,11 +159,31 @@ mod tests {
             ("cases_status", texts(CaseStatus::ALL, CaseStatus::as_str)),
             ("study_members_role", texts(Role::ALL, Role::as_str)),
             ("biomarker_results_status", texts(ResultStatus::ALL, ResultStatus::as_str)),
+            ("jobs_kind", texts(JobKind::ALL, JobKind::as_str)),
+            ("reads_assistance", texts(Assistance::ALL, Assistance::as_str)),
+            ("study_signatures_role", texts(Role::ALL, Role::as_str)),
+            ("study_signatures_meaning", texts(Meaning::ALL, Meaning::as_str)),
+            ("analysis_plans_signed_meaning", texts(Meaning::ALL, Meaning::as_str)),
+            ("slides_format", texts(SlideFormat::ALL, SlideFormat::as_str)),
+            ("models_checked_backend", texts(BackendKind::ALL, BackendKind::as_str)),
+            ("biomarker_runs_backend", texts(BackendKind::ALL, BackendKind::as_str)),
+            ("biomarker_results_phenotype", texts(Phenotype::ALL, Phenotype::as_str)),
+            ("dictionary_fields_field_type", texts(FieldType::ALL, FieldType::as_str)),
+            ("dictionary_fields_deid_action", texts(DeidAction::ALL, DeidAction::as_str)),
+            ("case_imports_encoding", texts(Encoding::ALL, Encoding::as_str)),
         ];
         for (column, values) in checks {
             for event in ["insert", "update"] {
                 assert_eq!(allowed(&mut conn, &format!("{column}_check_{event}")), values, "{column} ({event})");
             }
         }
+    }
+
+    #[test]
+    fn json_reads_a_state_by_its_text_and_refuses_any_other() {
+        assert_eq!(serde_json::from_str::<Meaning>("\"approval\"").unwrap(), Meaning::Approval);
+        assert_eq!(serde_json::to_string(&Meaning::Approval).unwrap(), "\"approval\"");
+        let err = serde_json::from_str::<Meaning>("\"Approved\"").unwrap_err().to_string();
+        assert!(err.contains("one of: authorship review approval responsibility"), "{err}");
     }
 }

@@ -281,9 +281,6 @@ pub struct Exported {
     pub public_key: String,
 }
 
-/// The job kind of a dossier export started from the web.
-pub const KIND: &str = "dossier_export";
-
 /// The export job's parameters: the study, and who asked (the export runs with their access).
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct DossierParams {
@@ -292,7 +289,7 @@ pub struct DossierParams {
 }
 
 impl crate::jobs::JobParams for DossierParams {
-    const KIND: &'static str = KIND;
+    const KIND: crate::jobs::JobKind = crate::jobs::JobKind::DossierExport;
 }
 
 /// Where the export job of `job_id` writes its dossier (under the data dir's `exports/`).
@@ -332,7 +329,7 @@ pub fn jobs(conn: &mut Conn, study_id: i32) -> Result<Vec<crate::jobs::Job>> {
     use diesel::prelude::*;
     Ok(jobs_t::table
         .filter(jobs_t::study_id.eq(study_id))
-        .filter(jobs_t::kind.eq(KIND))
+        .filter(jobs_t::kind.eq(crate::jobs::JobKind::DossierExport))
         .order(jobs_t::id.desc())
         .limit(5)
         .select(crate::jobs::Job::as_select())
@@ -782,7 +779,10 @@ fn table1_analysis(
     use crate::cases::dictionary::DeidAction;
     let kept = || dict.iter().skip(1).filter(|f| f.holds_data() && f.action == DeidAction::Keep);
     let continuous = kept()
-        .filter(|f| f.field_type == "text" && matches!(f.validation.as_str(), "integer" | "number"))
+        .filter(|f| {
+            f.field_type == crate::cases::dictionary::FieldType::Text
+                && matches!(f.validation.as_str(), "integer" | "number")
+        })
         .map(|f| f.name.clone())
         .collect();
     let choice = || kept().filter(|f| matches!(f.field_type.as_str(), "dropdown" | "radio" | "yesno" | "truefalse"));

@@ -125,8 +125,8 @@ pub fn build(conn: &mut Conn, i: &Inputs) -> Result<Document> {
     for s in &i.state.signed {
         sig.push([
             s.full_name.clone(),
-            s.role.clone(),
-            s.meaning.clone(),
+            s.role.to_string(),
+            s.meaning.to_string(),
             t(s.signed_at.format("%Y-%m-%d %H:%M:%S")),
             s.snapshot_sha256.clone(),
         ]);
@@ -233,7 +233,7 @@ fn design(conn: &mut Conn, d: &mut Document, i: &Inputs) -> Result<()> {
             r.id.to_string(),
             r.model(),
             r.model_sha256.clone(),
-            r.backend.clone().unwrap_or_default(),
+            r.backend.map(|b| b.to_string()).unwrap_or_default(),
             r.slide_ids().len().to_string(),
             t(r.created_at.format("%Y-%m-%d %H:%M")),
         ]);
@@ -276,7 +276,7 @@ fn design(conn: &mut Conn, d: &mut Document, i: &Inputs) -> Result<()> {
                     "version {} signed by {} ({}) on {} UTC",
                     p.version,
                     p.signed_name.clone().unwrap_or_default(),
-                    p.signed_meaning.clone().unwrap_or_default(),
+                    p.meaning(),
                     p.signed_at.map(|x| x.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default()
                 )
             })
@@ -337,7 +337,7 @@ fn plan(d: &mut Document, i: &Inputs) {
         "Version {} of the plan, signed by {} ({}), pre-specifies {} analyses; {met} of the {with_criterion} with an acceptance criterion met it. Saved analyses outside the plan are exploratory.",
         plan.version,
         plan.signed_name.clone().unwrap_or_default(),
-        plan.signed_meaning.clone().unwrap_or_default(),
+        plan.meaning(),
         items.len()
     ));
     let mut tab = Table::new(&["Item", "Role", "Analysis", "Criterion", "Observed", "Result"]);
@@ -345,7 +345,7 @@ fn plan(d: &mut Document, i: &Inputs) {
         let found = saved_for(&it.key, &it.query);
         tab.push([
             it.key.clone(),
-            it.role.clone(),
+            it.role.to_string(),
             it.title.clone(),
             it.criterion.as_ref().map(|c| c.label()).unwrap_or_default(),
             found.and_then(|a| a.row.observed).map(results::fmt4).unwrap_or_default(),

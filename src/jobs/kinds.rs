@@ -49,13 +49,28 @@ pub trait JobHandler: Send + Sync {
     }
 }
 
-/// The handler for a kind; later capabilities add theirs here.
-pub fn handler(kind: &str) -> Option<Box<dyn JobHandler>> {
-    match kind {
-        crate::audit::job::KIND => Some(Box::new(crate::audit::job::VerifyAuditJob)),
-        crate::slides::ingest::KIND => Some(Box::new(crate::slides::ingest::SlideIngestJob)),
-        crate::biomarker::runs::KIND => Some(Box::new(crate::biomarker::runs::RunJob)),
-        crate::dossier::KIND => Some(Box::new(crate::dossier::DossierJob)),
-        _ => None,
+crate::db::text_enum! {
+    /// The kinds of job this build runs; later capabilities add theirs here and in `handler`.
+    pub enum JobKind {
+        /// Re-verifies the audit chains (`audit::job`).
+        AuditVerify = "audit_verify",
+        /// Ingests slide files (`slides::ingest`).
+        SlideIngest = "slide_ingest",
+        /// Runs a biomarker model over slides (`biomarker::runs`).
+        BiomarkerRun = "biomarker_run",
+        /// Writes the evidence dossier (`dossier`).
+        DossierExport = "dossier_export",
+    }
+}
+
+impl JobKind {
+    /// The code that runs jobs of this kind.
+    pub fn handler(self) -> Box<dyn JobHandler> {
+        match self {
+            JobKind::AuditVerify => Box::new(crate::audit::job::VerifyAuditJob),
+            JobKind::SlideIngest => Box::new(crate::slides::ingest::SlideIngestJob),
+            JobKind::BiomarkerRun => Box::new(crate::biomarker::runs::RunJob),
+            JobKind::DossierExport => Box::new(crate::dossier::DossierJob),
+        }
     }
 }

@@ -2,6 +2,8 @@
 //! checks) runs as jobs with progress, heartbeats, cancel and resume after a crash.
 
 pub mod kinds;
+
+pub use kinds::JobKind;
 pub mod worker;
 
 use std::time::Duration;
@@ -35,7 +37,7 @@ crate::db::text_enum! {
 pub struct Job {
     pub id: i32,
     pub study_id: Option<i32>,
-    pub kind: String,
+    pub kind: JobKind,
     pub params: String,
     pub owner: String,
     pub status: JobStatus,
@@ -85,8 +87,8 @@ fn chain_for(study: Option<&Study>) -> Chain<'_> {
 /// The chain a job's start and cancel are audited on: its study's, or the system chain for
 /// studyless jobs and for jobs that only read a study (the dossier's export, so that the study's
 /// own trail — and so the dossier's bytes — stays as it was).
-fn audit_chain<'a>(kind: &str, study: Option<&'a Study>) -> Chain<'a> {
-    if kinds::handler(kind).is_some_and(|h| h.reads_only()) {
+fn audit_chain(kind: JobKind, study: Option<&Study>) -> Chain<'_> {
+    if kind.handler().reads_only() {
         Chain::System
     } else {
         chain_for(study)
@@ -96,7 +98,7 @@ fn audit_chain<'a>(kind: &str, study: Option<&'a Study>) -> Chain<'a> {
 /// Queues a job; returns it. Audited (see `audit_chain`).
 /// The parameters of one kind of job: what `enqueue` stores and the handler reads back.
 pub trait JobParams: serde::Serialize + serde::de::DeserializeOwned {
-    const KIND: &'static str;
+    const KIND: JobKind;
 }
 
 /// Queues a job of `P`'s kind with these parameters.
@@ -104,9 +106,6 @@ pub fn enqueue<P: JobParams>(conn: &mut Conn, actor: &Actor, study: Option<&Stud
     let kind = P::KIND;
     let params = serde_json::to_value(params).map_err(|e| Error::Internal(e.into()))?;
     let chain = audit_chain(kind, study);
-    if kinds::handler(kind).is_none() {
-        return Err(Error::invalid("kind", format!("unknown job kind '{kind}'")));
-    }
     write_tx(conn, |conn| {
         diesel::insert_into(jobs::table)
             .values((
@@ -121,7 +120,8 @@ pub fn enqueue<P: JobParams>(conn: &mut Conn, actor: &Actor, study: Option<&Stud
         let job: Job = jobs::table.order(jobs::id.desc()).select(Job::as_select()).first(conn)?;
         audit::record(
             conn,
-            Change::new(chain, &actor.name, "start_job", "job", job.id).after(json!({"kind": kind, "params": params})),
+            Change::new(chain, &actor.name, "start_job", "job", job.id)
+                .after(json!({"kind": kind.as_str(), "params": params})),
         )?;
         Ok(job)
     })
@@ -266,7 +266,7 @@ pub fn request_cancel(conn: &mut Conn, actor: &Actor, study: Option<&Study>, id:
         diesel::update(jobs::table.find(id)).set(jobs::cancel_requested.eq(true)).execute(conn)?;
         audit::record(
             conn,
-            Change::new(audit_chain(&job.kind, study), &actor.name, "cancel_job", "job", id)
+            Change::new(audit_chain(job.kind, study), &actor.name, "cancel_job", "job", id)
                 .before(json!({"status": job.status}))
                 .after(json!({"cancel_requested": true})),
         )?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::kinds::{handler, Cancelled, JobContext};
+use super::kinds::{Cancelled, JobContext};
 use super::{Job, Outcome};
 use crate::config::Config;
 use crate::db::DbPool;
@@ -22,7 +22,7 @@ pub fn worker_name(n: usize) -> String {
 /// Runs one claimed job to its end, heartbeating every `beat` meanwhile.
 pub fn run_job(pool: &DbPool, cfg: &Config, job: Job) {
     let id = job.id;
-    let kind = job.kind.clone();
+    let kind = job.kind;
     let beat = (cfg.job_stale_after / 4).max(Duration::from_millis(200));
     let done = Arc::new(AtomicBool::new(false));
     let outcome = std::thread::scope(|s| {
@@ -42,26 +42,21 @@ pub fn run_job(pool: &DbPool, cfg: &Config, job: Job) {
                 }
             }
         });
-        let outcome = match handler(&kind) {
-            None => Outcome::Failed(format!("unknown job kind '{kind}'")),
-            Some(h) => {
-                let ctx = JobContext { pool: pool.clone(), data_dir: cfg.data_dir.clone(), job };
-                // A panic in a job (a decoder meeting a hostile file) fails that job; it must
-                // not leave the heartbeat thread beating for a job nobody runs.
-                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.run(&ctx))) {
-                    Ok(Ok(v)) => Outcome::Succeeded(v),
-                    Ok(Err(e)) if e.is::<Cancelled>() => Outcome::Cancelled,
-                    Ok(Err(e)) => Outcome::Failed(format!("{e:#}")),
-                    Err(_) => Outcome::Failed("the job stopped on an internal error (a panic)".into()),
-                }
-            }
+        let ctx = JobContext { pool: pool.clone(), data_dir: cfg.data_dir.clone(), job };
+        // A panic in a job (a decoder meeting a hostile file) fails that job; it must not leave
+        // the heartbeat thread beating for a job nobody runs.
+        let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kind.handler().run(&ctx))) {
+            Ok(Ok(v)) => Outcome::Succeeded(v),
+            Ok(Err(e)) if e.is::<Cancelled>() => Outcome::Cancelled,
+            Ok(Err(e)) => Outcome::Failed(format!("{e:#}")),
+            Err(_) => Outcome::Failed("the job stopped on an internal error (a panic)".into()),
         };
         done.store(true, Ordering::Relaxed);
         outcome
     });
     match &outcome {
-        Outcome::Failed(e) => tracing::warn!(job = id, kind, error = %e, "job failed"),
-        o => tracing::info!(job = id, kind, outcome = ?std::mem::discriminant(o), "job finished"),
+        Outcome::Failed(e) => tracing::warn!(job = id, kind = %kind, error = %e, "job failed"),
+        o => tracing::info!(job = id, kind = %kind, outcome = ?std::mem::discriminant(o), "job finished"),
     }
     match pool.get() {
         Ok(mut c) => {

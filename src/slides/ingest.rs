@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::{deid, reader, stored_path};
+use super::{deid, reader, stored_path, SlideFormat};
 use crate::audit::{self, Change};
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::auth::Actor;
@@ -24,8 +24,6 @@ use crate::error::{Error, FieldErrors, Result};
 use crate::jobs::kinds::{JobContext, JobHandler};
 use crate::jobs::{self, Job};
 
-pub const KIND: &str = "slide_ingest";
-
 /// The ingest job's parameters: the planned ingest it carries out.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct IngestParams {
@@ -33,7 +31,7 @@ pub struct IngestParams {
 }
 
 impl jobs::JobParams for IngestParams {
-    const KIND: &'static str = KIND;
+    const KIND: crate::jobs::JobKind = crate::jobs::JobKind::SlideIngest;
 }
 
 /// Largest side of the smallest pyramid level we accept: the thumbnail and the lowest Deep Zoom
@@ -519,7 +517,10 @@ fn try_ingest(
     drop(original);
     let (outcome, info) = deid::deidentify(&entry.source, partial)?;
     let sha = sha256_file(partial)?;
-    let dest = stored_path(data_dir, &sha, &info.format);
+    let format = SlideFormat::parse(&info.format).ok_or_else(|| {
+        anyhow::anyhow!("the reader named the format '{}', which this build does not store", info.format)
+    })?;
+    let dest = stored_path(data_dir, &sha, format);
     if let Some(dir) = dest.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -558,7 +559,7 @@ fn try_ingest(
                 slides::sha256.eq(&sha),
                 slides::source_sha256.eq(&source_sha),
                 slides::file_size.eq(size),
-                slides::format.eq(&info.format),
+                slides::format.eq(format),
                 slides::width.eq(info.width as i64),
                 slides::height.eq(info.height as i64),
                 slides::info.eq(info_json.to_string()),

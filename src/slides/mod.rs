@@ -37,7 +37,7 @@ pub struct Slide {
     pub attributes: String,
     pub sha256: String,
     pub file_size: i64,
-    pub format: String,
+    pub format: SlideFormat,
     pub width: i64,
     pub height: i64,
     #[serde(skip)]
@@ -96,19 +96,36 @@ pub fn store_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("slides")
 }
 
-pub fn stored_path(data_dir: &Path, sha256: &str, format: &str) -> PathBuf {
-    let ext = match format {
-        "png" => "png",
-        "jpeg" => "jpg",
-        "aperio-svs" => "svs",
-        _ => "tiff",
-    };
-    store_dir(data_dir).join(format!("{sha256}.{ext}"))
+crate::db::text_enum! {
+    /// The file format of a stored slide, as the reader names it (`SlideInfo::format`).
+    pub enum SlideFormat {
+        AperioSvs = "aperio-svs",
+        GenericTiff = "generic-tiff",
+        OmeTiff = "ome-tiff",
+        Png = "png",
+        Jpeg = "jpeg",
+    }
+}
+
+impl SlideFormat {
+    /// The stored file's extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            SlideFormat::Png => "png",
+            SlideFormat::Jpeg => "jpg",
+            SlideFormat::AperioSvs => "svs",
+            SlideFormat::GenericTiff | SlideFormat::OmeTiff => "tiff",
+        }
+    }
+}
+
+pub fn stored_path(data_dir: &Path, sha256: &str, format: SlideFormat) -> PathBuf {
+    store_dir(data_dir).join(format!("{sha256}.{}", format.extension()))
 }
 
 impl Slide {
     pub fn path(&self, data_dir: &Path) -> PathBuf {
-        stored_path(data_dir, &self.sha256, &self.format)
+        stored_path(data_dir, &self.sha256, self.format)
     }
 }
 
@@ -308,7 +325,7 @@ impl crate::export::CsvRecord for Slide {
             self.stain.clone(),
             self.status.to_string(),
             self.status_reason.clone().unwrap_or_default(),
-            self.format.clone(),
+            self.format.to_string(),
             self.width.to_string(),
             self.height.to_string(),
             opt(self.mpp_x),

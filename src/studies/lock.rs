@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 /// The roles whose signatures a locked study needs.
 pub const REQUIRED_ROLES: [Role; 2] = [Role::Manager, Role::Statistician];
 
-pub use crate::auth::esign::MEANINGS;
+pub use crate::auth::esign::Meaning;
 
 /// The tables of a study's data, how their rows belong to a study, and columns left out of the
 /// snapshot (the study's lifecycle status, which locking itself changes).
@@ -125,8 +125,8 @@ pub struct Signature {
     pub study_id: i32,
     pub username: String,
     pub full_name: String,
-    pub role: String,
-    pub meaning: String,
+    pub role: Role,
+    pub meaning: Meaning,
     pub snapshot_sha256: String,
     pub signed_at: NaiveDateTime,
     pub voided_at: Option<NaiveDateTime>,
@@ -187,8 +187,7 @@ pub fn state(conn: &mut Conn, study_id: i32) -> Result<Option<SignatureState>> {
     let Some(lock) = current(conn, study_id)? else { return Ok(None) };
     let signed: Vec<Signature> =
         signatures(conn, study_id)?.into_iter().filter(|s| s.lock_id == lock.id && s.voided_at.is_none()).collect();
-    let missing =
-        REQUIRED_ROLES.iter().filter(|r| !signed.iter().any(|s| s.role == r.as_str())).map(|r| r.as_str()).collect();
+    let missing = REQUIRED_ROLES.iter().filter(|r| !signed.iter().any(|s| s.role == **r)).map(|r| r.as_str()).collect();
     let (current_sha256, _) = snapshot(conn, study_id)?;
     let data_unchanged =
         current_sha256 == lock.snapshot_sha256 && signed.iter().all(|s| s.snapshot_sha256 == current_sha256);
@@ -253,7 +252,7 @@ pub fn sign(conn: &mut Conn, actor: &Actor, access: &StudyAccess, password: &str
     let role = role_in(conn, user.id, study.id)?
         .filter(|r| REQUIRED_ROLES.contains(r))
         .ok_or_else(|| Error::forbidden(format!("only the study's manager and statistician sign {}", study.code)))?;
-    esign::check_meaning(meaning)?;
+    let meaning = Meaning::parse_input(meaning)?;
     let lock = current(conn, study.id)?
         .ok_or_else(|| Error::Conflict(format!("{} is not locked: lock it first", study.code)))?;
     if !esign::password_ok(&user, password) {
@@ -314,7 +313,8 @@ pub fn checklist_sources(conn: &mut Conn, study_id: i32) -> Result<crate::analys
 
 /// The sources of a signed plan's primary analysis (empty without a plan or a primary item).
 pub fn plan_sources(signed: Option<&crate::analyses::plan::Plan>) -> crate::analyses::Sources {
-    let primary = signed.and_then(|p| p.items().into_iter().find(|i| i.role == "primary"));
+    let primary =
+        signed.and_then(|p| p.items().into_iter().find(|i| i.role == crate::analyses::plan::PlanRole::Primary));
     primary.and_then(|i| crate::analyses::Request::parse(&i.query).ok()).map(|r| r.sources()).unwrap_or_default()
 }
 
@@ -340,7 +340,9 @@ pub fn checklist(conn: &mut Conn, study_id: i32) -> Result<Vec<Check>> {
             None => "no signed version".into(),
         },
     });
-    let primary = signed.as_ref().and_then(|p| p.items().into_iter().find(|i| i.role == "primary"));
+    let primary = signed
+        .as_ref()
+        .and_then(|p| p.items().into_iter().find(|i| i.role == crate::analyses::plan::PlanRole::Primary));
     let sources = checklist_sources(conn, study_id)?;
     out.push(Check {
         label: "Analysis set designated: the primary analysis names the AI run and the reference campaign",

@@ -88,7 +88,8 @@ async fn web_ingest_stores_a_deidentified_copy_linked_to_the_case() {
     assert_eq!(label, &format!("{case}-S01"));
     assert_eq!(format, "aperio-svs");
     // Content-addressed: the file is named by its own SHA-256.
-    let path = evidentia::slides::stored_path(&app.data_dir, sha, format);
+    let path =
+        evidentia::slides::stored_path(&app.data_dir, sha, evidentia::slides::SlideFormat::parse(format).unwrap());
     assert_eq!(&evidentia::slides::ingest::sha256_file(&path).unwrap(), sha);
     // Re-reading the stored copy: no label, no macro, no scrubbed key; same pyramid.
     let copy = reader::open(&path).expect("stored copy reads");
@@ -488,7 +489,12 @@ async fn an_ingest_cut_short_resumes_without_duplicates_or_half_written_slides()
     let in_store = files_under(&app.data_dir.join("slides"));
     assert_eq!(in_store.len(), 2, "only the two complete copies: {in_store:?}");
     for (_, sha, format) in &stored {
-        assert!(reader::open(&evidentia::slides::stored_path(&app.data_dir, sha, format)).is_ok());
+        assert!(reader::open(&evidentia::slides::stored_path(
+            &app.data_dir,
+            sha,
+            evidentia::slides::SlideFormat::parse(format).unwrap()
+        ))
+        .is_ok());
     }
     assert!(!app.data_dir.join(format!("tmp/slide-ingest-{ingest_id}.json")).exists(), "the plan is removed");
     assert!(files_under(&app.data_dir.join("tmp")).is_empty(), "the uploads are removed");

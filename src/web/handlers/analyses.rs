@@ -634,7 +634,7 @@ pub struct PlanPage {
     /// Per item of the newest version: the newest current saved analysis of it, if any.
     pub results: Vec<(PlanItem, Option<SavedRow>)>,
     pub can_manage: bool,
-    pub meanings: &'static [&'static str],
+    pub meanings: &'static [plan::Meaning],
 }
 
 impl PlanPage {
@@ -679,7 +679,7 @@ pub async fn plan_show(
             versions,
             results,
             can_manage: access.can(Permission::ManageAnalyses) && access.study.ensure_editable().is_ok(),
-            meanings: plan::MEANINGS,
+            meanings: &plan::Meaning::ALL,
         },
     )
 }

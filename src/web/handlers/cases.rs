@@ -337,7 +337,7 @@ pub async fn case_import_upload(
     };
     let encoding = match up.field("encoding").as_str() {
         "" | "auto" => None,
-        e => match Encoding::parse(e) {
+        e => match Encoding::parse_name(e) {
             Some(e) => Some(e),
             None => {
                 return import_page(

@@ -185,7 +185,7 @@ pub struct StudyShowPage {
     /// A locked study's lock and signatures, and whether this user may still sign.
     pub signing: Option<crate::studies::lock::SignatureState>,
     pub can_sign: bool,
-    pub meanings: &'static [&'static str],
+    pub meanings: &'static [crate::studies::lock::Meaning],
     /// The pre-lock checklist, for an active study whose status this user may change.
     pub checklist: Vec<crate::studies::lock::Check>,
     /// Whether this user may export the dossier, and the latest exports.
@@ -238,7 +238,7 @@ pub async fn study_show(
             next_read: open.first().map(|i| i.read.id),
             signing,
             can_sign,
-            meanings: crate::studies::lock::MEANINGS,
+            meanings: &crate::studies::lock::Meaning::ALL,
             checklist,
             can_export,
             dossier_jobs,
@@ -364,7 +364,7 @@ async fn dossier_job(
     let access = load_access_for(state, user, code, Permission::ViewAnalyses).await?;
     let sid = access.study.id;
     let job = state.db(move |c| crate::jobs::get_in_study(c, sid, id)).await?;
-    if job.kind != crate::dossier::KIND {
+    if job.kind != crate::jobs::JobKind::DossierExport {
         return Err(Error::NotFound.into());
     }
     Ok((access.study.code.clone(), job))
