@@ -15,7 +15,7 @@ pub mod dossier;
 pub mod error;
 pub mod export;
 pub mod jobs;
-pub mod report;
+pub use evidentia_report as report;
 pub mod secrets;
 pub mod slides;
 pub mod startup;

@@ -1,12 +1,12 @@
 #!/bin/sh
-# Writes src/report/third_party.tsv: every Rust crate compiled into the evidentia binary (normal
+# Writes src/dossier/third_party.tsv: every Rust crate compiled into the evidentia binary (normal
 # dependencies for the host platform, as cargo tree reports them) with its version and licence,
 # then the components that are not crates (the workspace's own crates are not third party). The dossier's report prints it; a test checks it
 # equals what `cargo tree` says now, so run this after changing a dependency:
 #   sh tools/third_party.sh
 set -e
 cd "$(dirname "$0")/.."
-out=src/report/third_party.tsv
+out=src/dossier/third_party.tsv
 {
   printf 'component\tversion\tlicence\tkind\n'
   cargo tree -p evidentia -e normal --prefix none -f '{p}	{l}' --offline \

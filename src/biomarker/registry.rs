@@ -28,7 +28,7 @@ pub struct ModelRecord {
     pub file_size: i64,
     #[serde(skip)]
     pub card: String,
-    pub checked_backend: super::engine::BackendKind,
+    pub checked_backend: super::Backend,
     pub status: ModelStatus,
     pub status_reason: Option<String>,
     pub registered_by: String,
@@ -143,7 +143,7 @@ pub fn register_bytes(
                     models::sha256.eq(&sha256),
                     models::file_size.eq(bytes.len() as i64),
                     models::card.eq(serde_json::to_string(&card).map_err(|e| Error::Internal(e.into()))?),
-                    models::checked_backend.eq(backend.kind),
+                    models::checked_backend.eq(super::Backend::from(backend.kind)),
                     models::status.eq("active"),
                     models::registered_by.eq(&actor.name),
                     models::created_at.eq(now()),

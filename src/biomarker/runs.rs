@@ -41,7 +41,7 @@ pub struct Run {
     #[diesel(select_expression = models::version)]
     pub model_version: String,
     pub model_sha256: String,
-    pub backend: Option<super::engine::BackendKind>,
+    pub backend: Option<super::Backend>,
     #[serde(skip)]
     pub slide_ids: String,
     pub job_id: Option<i32>,
@@ -274,7 +274,7 @@ impl JobHandler for RunJob {
         let mut sessions = pipeline::sessions(&model.path(&ctx.data_dir)).map_err(|e| anyhow::anyhow!(e))?;
         let backend = super::engine::backend().map_err(|e| anyhow::anyhow!(e))?;
         diesel::update(biomarker_runs::table.find(run_id))
-            .set(biomarker_runs::backend.eq(backend.kind))
+            .set(biomarker_runs::backend.eq(super::Backend::from(backend.kind)))
             .execute(&mut conn)?;
         if let Some(w) = backend.warning() {
             tracing::warn!(run = run_id, "{w}");

@@ -6,7 +6,8 @@ pub mod deid;
 pub mod dictionary;
 pub mod export;
 pub mod import;
-pub mod scrub;
+
+pub use evidentia_deid::scrub;
 
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Subcommand;
 
 use evidentia::auth::permissions::Permission;
-use evidentia::cases::{self, decode::Encoding, deid::StudyKey, dictionary as dict, import};
+use evidentia::cases::{self, decode::Encoding, dictionary as dict, import};
 use evidentia::db::paging::PageRequest;
 use evidentia::studies;
 
@@ -116,7 +116,7 @@ pub fn run(ctx: &Ctx, cmd: CasesCmd) -> CliResult {
             };
             let fields = dict::load(&mut conn, access.study.id)?;
             let sites = studies::sites::list(&mut conn, access.study.id, true)?;
-            let key = StudyKey::load_or_create(&ctx.cfg.data_dir, &access.study.code)?;
+            let key = evidentia::cases::deid::study_key(&ctx.cfg.data_dir, &access.study.code)?;
             let mut opts = import::ImportOptions {
                 site,
                 encoding,

@@ -177,7 +177,8 @@ pub fn biomarker(ctx: &Ctx, cmd: BiomarkerCmd) -> CliResult {
 /// A model card file, parsed; errors name the file.
 fn read_card(path: &std::path::Path) -> Result<(Vec<u8>, ModelCard), Failure> {
     let bytes = input::read(path)?;
-    let card = ModelCard::parse(&bytes).map_err(|e| Failure::from(e).context(&input::name(path)))?;
+    let card = ModelCard::parse(&bytes)
+        .map_err(|e| Failure::from(evidentia::error::Error::from(e)).context(&input::name(path)))?;
     Ok((bytes, card))
 }
 

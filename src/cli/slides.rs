@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use clap::Subcommand;
 
 use evidentia::auth::permissions::Permission;
-use evidentia::cases::deid::StudyKey;
 use evidentia::db::paging::PageRequest;
 use evidentia::error::Error;
 use evidentia::slides::{self, ingest, reader};
@@ -154,7 +153,7 @@ fn ingest(ctx: &Ctx, code: &str, manifest: &Path, site: Option<String>, paths: V
         .into_iter()
         .filter(|f| std::fs::canonicalize(&f.path).ok() != manifest_abs)
         .collect();
-    let key = StudyKey::load_or_create(&ctx.cfg.data_dir, &access.study.code)?;
+    let key = evidentia::cases::deid::study_key(&ctx.cfg.data_dir, &access.study.code)?;
     let plan = match ingest::plan(&mut conn, &access, &key, &bytes, &files, site.as_deref()) {
         Ok(p) => p,
         Err(Error::Invalid(errors)) => {

@@ -111,9 +111,9 @@ mod tests {
     use crate::annotations::reads::ReadStatus;
     use crate::auth::esign::Meaning;
     use crate::auth::permissions::Role;
-    use crate::biomarker::engine::BackendKind;
     use crate::biomarker::registry::ModelStatus;
     use crate::biomarker::runs::{Phenotype, ResultStatus};
+    use crate::biomarker::Backend;
     use crate::cases::decode::Encoding;
     use crate::cases::dictionary::{DeidAction, FieldType};
     use crate::cases::CaseStatus;
@@ -165,8 +165,8 @@ mod tests {
             ("study_signatures_meaning", texts(Meaning::ALL, Meaning::as_str)),
             ("analysis_plans_signed_meaning", texts(Meaning::ALL, Meaning::as_str)),
             ("slides_format", texts(SlideFormat::ALL, SlideFormat::as_str)),
-            ("models_checked_backend", texts(BackendKind::ALL, BackendKind::as_str)),
-            ("biomarker_runs_backend", texts(BackendKind::ALL, BackendKind::as_str)),
+            ("models_checked_backend", texts(Backend::ALL, Backend::as_str)),
+            ("biomarker_runs_backend", texts(Backend::ALL, Backend::as_str)),
             ("biomarker_results_phenotype", texts(Phenotype::ALL, Phenotype::as_str)),
             ("dictionary_fields_field_type", texts(FieldType::ALL, FieldType::as_str)),
             ("dictionary_fields_deid_action", texts(DeidAction::ALL, DeidAction::as_str)),

@@ -106,7 +106,7 @@ fn seed_cases(
     demo: &DemoStudy,
     created: &mut Vec<String>,
 ) -> Result<()> {
-    use crate::cases::{deid::StudyKey, dictionary, import};
+    use crate::cases::{dictionary, import};
     let access = crate::auth::permissions::study_access(conn, actor, demo.code)?;
     if !dictionary::load(conn, access.study.id)?.is_empty() {
         return Ok(());
@@ -117,7 +117,7 @@ fn seed_cases(
     dictionary::replace(conn, actor, &access, &parsed.fields, false, false)?;
     let fields = dictionary::load(conn, access.study.id)?;
     let site_list = sites::list(conn, access.study.id, false)?;
-    let key = StudyKey::load_or_create(data_dir, demo.code)?;
+    let key = crate::cases::deid::study_key(data_dir, demo.code)?;
     let subjects = truth::subjects(demo.subjects, demo.seed);
     let mut n = 0;
     for site in ["SNUBH", "SMC"] {

@@ -19,7 +19,6 @@ use crate::annotations::schema::{self, Definition};
 use crate::annotations::{adjudication, rectangle, Geometry, ObjectType, Region, RegionClass};
 use crate::auth::permissions::study_access;
 use crate::auth::{users, Actor};
-use crate::cases::deid::StudyKey;
 use crate::db::schema::{cases, slides};
 use crate::db::Conn;
 use crate::error::Result;
@@ -52,7 +51,7 @@ pub fn seed_reads(conn: &mut Conn, data_dir: &std::path::Path, demo: &DemoStudy)
     )?;
 
     // Each slide's subject, through the same keyed pseudonym the import used.
-    let key = StudyKey::load_or_create(data_dir, demo.code)?;
+    let key = crate::cases::deid::study_key(data_dir, demo.code)?;
     let subjects = truth::subjects(demo.subjects, demo.seed);
     let truth_of: BTreeMap<String, Phenotype> =
         subjects.iter().map(|s| (key.subject_key(s.site, &s.hospital_id), s.phenotype)).collect();

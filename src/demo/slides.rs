@@ -5,7 +5,6 @@ use std::path::Path;
 
 use crate::auth::permissions::study_access;
 use crate::auth::Actor;
-use crate::cases::deid::StudyKey;
 use crate::db::Conn;
 use crate::error::Result;
 use crate::slides::ingest::{self, SourceFile};
@@ -78,7 +77,7 @@ fn draw_and_ingest(
         manifest.push_str(&format!("{name},{},{},H&E,A1,Synthetic ScanScope\n", s.hospital_id, s.site));
         files.push(SourceFile { name, path, uploaded: true });
     }
-    let key = StudyKey::load_or_create(data_dir, demo.code)?;
+    let key = crate::cases::deid::study_key(data_dir, demo.code)?;
     let mut plan = ingest::plan(conn, access, &key, manifest.as_bytes(), &files, None)?;
     plan.upload_dir = Some(dir.to_path_buf());
     let report = ingest::ingest_now(conn, actor, access, data_dir, &plan)?;

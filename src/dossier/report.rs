@@ -116,6 +116,7 @@ pub fn build(conn: &mut Conn, i: &Inputs) -> Result<Document> {
             format!("Dossier signing key (Ed25519, hex) {}", i.public_key),
         ],
         footer: format!("{} · snapshot {} · {}", study.code, &lock.snapshot_sha256, crate::analyses::saved::SOFTWARE),
+        creator: crate::analyses::saved::SOFTWARE.to_string(),
         blocks: Vec::new(),
     };
 
@@ -460,7 +461,7 @@ fn software(d: &mut Document, i: &Inputs) {
 }
 
 /// Every component with its version and licence (written by tools/third_party.sh).
-pub const THIRD_PARTY: &str = include_str!("../report/third_party.tsv");
+pub const THIRD_PARTY: &str = include_str!("third_party.tsv");
 
 #[cfg(test)]
 mod tests {
@@ -495,6 +496,6 @@ mod tests {
             .filter(|l| l.ends_with("\tRust crate"))
             .map(|l| l.trim_end_matches("\tRust crate").to_string())
             .collect();
-        assert_eq!(listed, now, "src/report/third_party.tsv is out of date: run sh tools/third_party.sh");
+        assert_eq!(listed, now, "src/dossier/third_party.tsv is out of date: run sh tools/third_party.sh");
     }
 }

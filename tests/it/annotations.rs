@@ -18,7 +18,6 @@ const STUDY: &str = "LUNG-IO-01";
 /// Ingests three small fixture slides for the first three SNUBH subjects and saves the default
 /// annotation schema; returns the slide labels.
 pub fn reading_study(app: &TestApp) -> Vec<String> {
-    use evidentia::cases::deid::StudyKey;
     use evidentia::slides::ingest::{self, SourceFile};
     let mut conn = app.conn();
     let actor = Actor::cli_operator();
@@ -32,7 +31,7 @@ pub fn reading_study(app: &TestApp) -> Vec<String> {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/slides").join(f);
         files.push(SourceFile { name: f.to_string(), path, uploaded: false });
     }
-    let key = StudyKey::load_or_create(&app.data_dir, STUDY).unwrap();
+    let key = evidentia::cases::deid::study_key(&app.data_dir, STUDY).unwrap();
     let plan = ingest::plan(&mut conn, &access, &key, manifest.as_bytes(), &files, None).unwrap();
     let report = ingest::ingest_now(&mut conn, &actor, &access, &app.data_dir, &plan).unwrap();
     assert!(report.iter().all(|r| r.outcome == "ingested"), "{report:?}");

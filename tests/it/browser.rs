@@ -350,7 +350,7 @@ async fn an_annotator_completes_a_read_with_a_point_and_a_polygon() {
         let subjects = evidentia::demo::truth::subjects(evidentia::demo::DEMO_SUBJECTS, evidentia::demo::truth::SEED);
         let subject = subjects.iter().find(|s| s.site == "SNUBH").unwrap();
         let manifest = format!("file,subject_id,stain,site\nKIM_B-7.svs,{},H&E,SNUBH\n", subject.hospital_id);
-        let key = evidentia::cases::deid::StudyKey::load_or_create(&app.data_dir, "LUNG-IO-01").unwrap();
+        let key = evidentia::cases::deid::study_key(&app.data_dir, "LUNG-IO-01").unwrap();
         let files = [SourceFile { name: "KIM_B-7.svs".into(), path: slide.clone(), uploaded: false }];
         let plan = ingest::plan(&mut conn, &access, &key, manifest.as_bytes(), &files, None).unwrap();
         ingest::ingest_now(&mut conn, &actor, &access, &app.data_dir, &plan).unwrap();

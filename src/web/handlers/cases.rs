@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::StudyNav;
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::cases::decode::Encoding;
-use crate::cases::deid::{EditDeid, StudyKey};
+use crate::cases::deid::EditDeid;
 use crate::cases::dictionary::{self, DictionaryChange, FieldDef, FieldEdit};
 use crate::cases::import::{self, ImportOptions, PreparedImport};
 use crate::cases::{self, Case, CaseFilter, CaseStatus, ImportRecord};
@@ -365,7 +365,7 @@ pub async fn case_import_upload(
         .db(move |c| {
             let fields = dictionary::load(c, sid)?;
             let site_list = sites::list(c, sid, true)?;
-            let key = StudyKey::load_or_create(&data_dir, &code)?;
+            let key = crate::cases::deid::study_key(&data_dir, &code)?;
             // The name of an upload can itself identify a patient: it is not kept or shown.
             let prepared = import::prepare(sid, &fields, &site_list, &key, "the uploaded file", &up.bytes, &opts);
             drop(up);

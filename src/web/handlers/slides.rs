@@ -10,7 +10,6 @@ use askama::Template;
 use super::studies::load_access_for;
 use super::{ActionForm, StudyNav};
 use crate::auth::permissions::{Permission, StudyAccess};
-use crate::cases::deid::StudyKey;
 use crate::db::paging::PageRequest;
 use crate::error::{Error, FieldErrors};
 use crate::slides::dzi::DeepZoom;
@@ -163,7 +162,7 @@ pub async fn slide_ingest_upload(
             (user.actor.clone(), access.clone(), state.config.data_dir.clone(), tmp.clone(), dir.clone());
         state
             .db(move |c| {
-                let key = StudyKey::load_or_create(&data_dir, &a2.study.code)?;
+                let key = crate::cases::deid::study_key(&data_dir, &a2.study.code)?;
                 let mut plan = ingest::plan(c, &a2, &key, &manifest_bytes, &files, Some(&site))?;
                 plan.upload_dir = Some(dir2);
                 ingest::start(c, &actor, &a2, &tmp2, &plan)

@@ -29,7 +29,7 @@ const WIDTH: f32 = PAGE_W - 2.0 * MARGIN_X;
 const BOTTOM: f32 = PAGE_H - MARGIN_BOTTOM;
 const CELL_PAD: f32 = 3.0;
 
-use crate::stats::plots::{DEJAVU_SANS as REGULAR, DEJAVU_SANS_BOLD as BOLD};
+use evidentia_stats::plots::{DEJAVU_SANS as REGULAR, DEJAVU_SANS_BOLD as BOLD};
 
 /// Text widths from the fonts' horizontal advances.
 struct Metrics {
@@ -447,7 +447,7 @@ fn fill(c: Colour) -> Fill {
 
 fn svg_tree(svg: &str) -> anyhow::Result<resvg::usvg::Tree> {
     let opt = resvg::usvg::Options {
-        fontdb: crate::stats::plots::fonts(),
+        fontdb: evidentia_stats::plots::fonts(),
         font_family: "DejaVu Sans".into(),
         ..resvg::usvg::Options::default()
     };
@@ -470,12 +470,7 @@ pub fn render(d: &Document) -> anyhow::Result<Vec<u8>> {
     let bold = Font::new(Arc::new(BOLD.to_vec()).into(), 0).ok_or_else(|| anyhow::anyhow!("DejaVu Sans Bold"))?;
 
     let mut doc = krilla::Document::new();
-    doc.set_metadata(
-        Metadata::new()
-            .title(d.title.clone())
-            .creator(crate::analyses::saved::SOFTWARE.to_string())
-            .language("en".into()),
-    );
+    doc.set_metadata(Metadata::new().title(d.title.clone()).creator(d.creator.clone()).language("en".into()));
     let total = laid.pages.len();
     for (n, ops) in laid.pages.iter().enumerate() {
         let settings = PageSettings::from_wh(PAGE_W, PAGE_H).ok_or_else(|| anyhow::anyhow!("page size"))?;
@@ -621,7 +616,7 @@ mod tests {
     fn renders_the_same_bytes_twice_with_a_vector_plot() {
         let mut d = Document { title: "Report".into(), footer: "foot".into(), ..Document::default() };
         d.h1("Plot");
-        d.blocks.push(Block::Plot(crate::stats::plots::roc(
+        d.blocks.push(Block::Plot(evidentia_stats::plots::roc(
             &[(0.0, 0.0), (0.2, 0.8), (1.0, 1.0)],
             0.8,
             (0.5, 0.8, 0.8),

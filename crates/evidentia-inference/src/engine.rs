@@ -11,11 +11,24 @@ use ndarray::ArrayD;
 use ort::session::Session;
 use ort::value::Tensor;
 
-crate::db::text_enum! {
-    /// Which library answers ort's API.
-    pub enum BackendKind {
-        OnnxRuntime = "onnxruntime",
-        Tract = "tract",
+/// Which library answers ort's API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum BackendKind {
+    #[serde(rename = "onnxruntime")]
+    OnnxRuntime,
+    #[serde(rename = "tract")]
+    Tract,
+}
+
+impl BackendKind {
+    /// Every backend, in order of preference.
+    pub const ALL: [BackendKind; 2] = [BackendKind::OnnxRuntime, BackendKind::Tract];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            BackendKind::OnnxRuntime => "onnxruntime",
+            BackendKind::Tract => "tract",
+        }
     }
 }
 
@@ -210,11 +223,11 @@ impl Model {
 /// haematoxylin purple regions with small dark blobs and a little noise), normalised with the
 /// card, NCHW. Its formula is written out in `tests/fixtures/models/tiny-fcn.reference.json`,
 /// which holds what Python's onnxruntime gives for it, so any backend can be compared.
-pub fn check_batch(card: &super::card::ModelCard) -> ArrayD<f32> {
+pub fn check_batch(card: &crate::card::ModelCard) -> ArrayD<f32> {
     const BASE: [[u32; 3]; 3] = [[240, 240, 240], [235, 150, 205], [110, 70, 160]];
     const DOT: [u32; 3] = [60, 30, 110];
     let n = card.tile_size;
-    let tiles: Vec<crate::slides::reader::RgbImage> = (0..2u32)
+    let tiles: Vec<evidentia_wsi::reader::RgbImage> = (0..2u32)
         .map(|b| {
             let mut data = Vec::with_capacity((n * n * 3) as usize);
             for y in 0..n {
@@ -229,10 +242,10 @@ pub fn check_batch(card: &super::card::ModelCard) -> ArrayD<f32> {
                     }
                 }
             }
-            crate::slides::reader::RgbImage { width: n, height: n, data }
+            evidentia_wsi::reader::RgbImage { width: n, height: n, data }
         })
         .collect();
-    super::pipeline::to_batch(card, &tiles)
+    crate::pipeline::to_batch(card, &tiles)
 }
 
 /// A summary of an output tensor that two backends (or Python) can be compared on.

@@ -4,8 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::engine::TensorInfo;
-use crate::error::{Error, FieldErrors, Result};
+use crate::engine::TensorInfo;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InputSpec {
@@ -65,8 +64,8 @@ pub struct ModelCard {
 
 impl ModelCard {
     /// Parses a card; a missing or mistyped field is named with its line.
-    pub fn parse(bytes: &[u8]) -> Result<ModelCard> {
-        let card: ModelCard = serde_json::from_slice(bytes).map_err(|e| Error::invalid("card", e.to_string()))?;
+    pub fn parse(bytes: &[u8]) -> Result<ModelCard, Problems> {
+        let card: ModelCard = serde_json::from_slice(bytes).map_err(|e| Problems::single("card", e.to_string()))?;
         card.check()?;
         Ok(card)
     }
@@ -87,8 +86,8 @@ impl ModelCard {
     }
 
     /// The card on its own: every field present and sensible.
-    fn check(&self) -> Result<()> {
-        let mut e = FieldErrors::default();
+    fn check(&self) -> Result<(), Problems> {
+        let mut e = Problems::default();
         let name_ok = |s: &str| {
             !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         };
@@ -158,8 +157,8 @@ impl ModelCard {
 
     /// The card against what the model declares: the input by name with a matching shape, and
     /// every output the card names (a model's dynamic dimensions match anything).
-    pub fn check_against(&self, inputs: &[TensorInfo], outputs: &[TensorInfo]) -> Result<()> {
-        let mut e = FieldErrors::default();
+    pub fn check_against(&self, inputs: &[TensorInfo], outputs: &[TensorInfo]) -> Result<(), Problems> {
+        let mut e = Problems::default();
         let fits = |card: &[i64], model: &[i64]| {
             card.len() == model.len() && card.iter().zip(model).all(|(c, m)| *c == *m || *c == -1 || *m < 0)
         };
@@ -192,12 +191,41 @@ impl ModelCard {
     }
 }
 
+/// What is wrong with a card, field by field (`input.shape`, `thresholds.itil_per_mm2`, …).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Problems(pub Vec<(String, String)>);
+
+impl Problems {
+    fn single(field: &str, message: String) -> Problems {
+        Problems(vec![(field.into(), message)])
+    }
+    fn add(&mut self, field: &str, message: impl Into<String>) {
+        self.0.push((field.into(), message.into()));
+    }
+    fn into_result(self) -> Result<(), Problems> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(self)
+        }
+    }
+}
+
+impl std::fmt::Display for Problems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(|(field, message)| format!("{field}: {message}")).collect();
+        f.write_str(&parts.join("; "))
+    }
+}
+
+impl std::error::Error for Problems {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models").join(name))
+        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/models").join(name))
             .unwrap()
     }
 

@@ -9,12 +9,13 @@ use std::sync::mpsc;
 use ndarray::ArrayD;
 use serde::Serialize;
 
-use super::card::ModelCard;
-use super::engine::Model;
-use super::phenotype::{CellClass, Rule};
-use crate::slides::dzi::resize;
-use crate::slides::reader::{RgbImage, SlideReader};
-use crate::stats::median;
+use crate::card::ModelCard;
+use crate::engine::Model;
+pub use evidentia_phenotype::CellClass;
+use evidentia_phenotype::Rule;
+use evidentia_stats::median;
+use evidentia_wsi::dzi::resize;
+use evidentia_wsi::reader::{RgbImage, SlideReader};
 
 /// Knobs of a run (recorded with it).
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -85,9 +86,9 @@ impl SlideResult {
 /// core.
 pub fn sessions(path: &std::path::Path) -> Result<Vec<Model>, String> {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    match super::engine::backend()?.kind {
-        super::engine::BackendKind::Tract => (0..cores).map(|_| Model::load(path, 1)).collect(),
-        super::engine::BackendKind::OnnxRuntime => Ok(vec![Model::load(path, cores)?]),
+    match crate::engine::backend()?.kind {
+        crate::engine::BackendKind::Tract => (0..cores).map(|_| Model::load(path, 1)).collect(),
+        crate::engine::BackendKind::OnnxRuntime => Ok(vec![Model::load(path, cores)?]),
     }
 }
 
@@ -411,7 +412,7 @@ mod tests {
     use super::*;
 
     fn card() -> ModelCard {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/tiny-fcn.json");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/models/tiny-fcn.json");
         ModelCard::parse(&std::fs::read(path).unwrap()).unwrap()
     }
 

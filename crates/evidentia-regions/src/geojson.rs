@@ -10,7 +10,7 @@ use serde::de::{self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess,
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Geometry, ObjectType, Position, Region, RegionClass};
+use crate::{Geometry, ObjectType, Position, Region, RegionClass};
 
 /// What an import accepts. Coordinates must lie in `[0, width] × [0, height]` (level-0 pixels).
 #[derive(Debug, Clone)]
@@ -855,7 +855,7 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
-    use crate::annotations::rectangle;
+    use crate::rectangle;
 
     const SLIDE: (f64, f64) = (40000.0, 30000.0);
 

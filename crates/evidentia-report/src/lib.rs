@@ -1,6 +1,8 @@
 //! Documents that are shown both as HTML and as PDF: a flat list of blocks (headings, paragraphs,
 //! key–value lists, tables, plots). The statistical result tables of the analysis pages and the
-//! dossier's report are built once in this form and rendered by `html` and `pdf`.
+//! dossier's report are built once in this form and rendered by [`html`] and [`pdf`];
+//! [`results`] lays out the statistics engine's results as such tables. No database, no web:
+//! the same document always gives the same bytes.
 
 pub mod html;
 pub mod pdf;
@@ -108,6 +110,8 @@ pub struct Document {
     pub subtitle: Vec<String>,
     /// Printed at the foot of every PDF page.
     pub footer: String,
+    /// The software that made it (the PDF's Creator).
+    pub creator: String,
     pub blocks: Vec<Block>,
 }
 
