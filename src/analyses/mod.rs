@@ -8,74 +8,74 @@ pub mod saved;
 
 use crate::db::Conn;
 use crate::error::{Error, Result};
-use crate::stats::agreement::Weights;
 use crate::stats::analysis::{self, Analysis, Outcome};
 
 pub use dataset::{Dataset, Sources};
 
-/// The analyses a study's page offers, with what each is for.
-pub const KINDS: &[(&str, &str)] = &[
-    ("kappa", "Cohen's kappa — two raters, categorical (e.g. AI phenotype vs reader consensus)"),
-    ("fleiss", "Fleiss' kappa — several raters, categorical"),
-    ("diagnostic", "OPA / PPA / NPA, sensitivity, specificity — a test against a reference, at a cut-off"),
-    ("paired-agreement", "Unaided vs AI-assisted — two paired reads against a reference"),
-    ("icc", "Intraclass correlation — several raters, continuous"),
-    ("bland-altman", "Bland–Altman, Lin's CCC, Pearson, Spearman — two continuous measures"),
-    ("roc", "ROC curve, AUC (DeLong), Youden cut-off — a score against a reference"),
-    ("roc-compare", "DeLong test of two paired AUCs"),
-    ("survival", "Kaplan–Meier, log-rank, Cox by group (e.g. survival by AI phenotype)"),
-    ("cox", "Cox proportional hazards with numeric covariates"),
-    ("table1", "Table 1 — baseline characteristics by group"),
-];
+/// The name of an analysis as a saved analysis stores it (`kappa`, `roc-compare`, …): one that
+/// the statistics engine describes (`stats::describe`); any other stored name is an error when
+/// the row is read, and migration 000012 refuses it when written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::expression::AsExpression, diesel::deserialize::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub struct AnalysisName(&'static str);
 
-/// Every parameter an analysis can take, flat, as the analysis form and its query string carry
-/// them (names as the CLI's flags with `_` for `-`).
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
+impl AnalysisName {
+    pub fn as_str(&self) -> &'static str {
+        self.0
+    }
+}
+
+impl std::fmt::Display for AnalysisName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.0)
+    }
+}
+
+impl serde::Serialize for AnalysisName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.0)
+    }
+}
+
+impl diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::sqlite::Sqlite> for AnalysisName {
+    fn from_sql(
+        value: <diesel::sqlite::Sqlite as diesel::backend::Backend>::RawValue<'_>,
+    ) -> diesel::deserialize::Result<Self> {
+        let text =
+            <String as diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::sqlite::Sqlite>>::from_sql(value)?;
+        crate::stats::describe::form(&text)
+            .map(|f| AnalysisName(f.name.as_str()))
+            .ok_or_else(|| format!("the database holds '{text}', which is not an analysis").into())
+    }
+}
+
+impl diesel::serialize::ToSql<diesel::sql_types::Text, diesel::sqlite::Sqlite> for AnalysisName {
+    fn to_sql<'b>(
+        &'b self,
+        out: &mut diesel::serialize::Output<'b, '_, diesel::sqlite::Sqlite>,
+    ) -> diesel::serialize::Result {
+        out.set_value(self.0);
+        Ok(diesel::serialize::IsNull::No)
+    }
+}
+
+/// An analysis as a form or a query string gives it: the data sources, the analysis's name, its
+/// parameters by field name (what `stats::describe` says each analysis takes) and the level.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Request {
     pub run: Option<i32>,
     pub campaign: Option<i32>,
     pub campaign2: Option<i32>,
     pub analysis: String,
-    pub a: String,
-    pub b: String,
-    pub weights: String,
-    pub raters: String,
-    pub test: String,
-    pub reference: String,
-    pub positive: String,
-    pub test_cutoff: String,
-    pub reference_cutoff: String,
-    pub score: String,
-    pub score_a: String,
-    pub score_b: String,
-    pub time: String,
-    pub event: String,
-    pub group: String,
-    pub reference_group: String,
-    pub covariates: String,
-    pub continuous: String,
-    pub categorical: String,
     pub level: String,
-}
-
-fn list(s: &str) -> Vec<String> {
-    s.split(',').map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect()
-}
-
-fn opt(s: &str) -> Option<String> {
-    let t = s.trim();
-    (!t.is_empty()).then(|| t.to_string())
-}
-
-fn required(field: &str, s: &str) -> Result<String> {
-    opt(s).ok_or_else(|| Error::invalid(field, "choose a column"))
+    /// The analysis's own parameters, by form field name, as given.
+    pub params: Vec<(String, String)>,
 }
 
 fn number(field: &str, s: &str) -> Result<Option<f64>> {
-    match opt(s) {
-        None => Ok(None),
-        Some(t) => crate::stats::frame::parse_number(&t)
+    match s.trim() {
+        "" => Ok(None),
+        t => crate::stats::frame::parse_number(t)
             .map(Some)
             .ok_or_else(|| Error::invalid(field, format!("'{t}' is not a number"))),
     }
@@ -92,64 +92,22 @@ impl Request {
         crate::stats::frame::check_level(l).map_err(|e| Error::invalid("level", e.0))
     }
 
+    /// The value given for a parameter, or "".
+    pub fn value(&self, field: &str) -> &str {
+        self.params.iter().find(|(k, _)| k == field).map(|(_, v)| v.as_str()).unwrap_or("")
+    }
+
+    /// Gives a parameter a value unless it has one.
+    pub fn set_default(&mut self, field: &str, value: String) {
+        if self.value(field).trim().is_empty() && !value.is_empty() {
+            self.params.retain(|(k, _)| k != field);
+            self.params.push((field.to_string(), value));
+        }
+    }
+
     /// The analysis these parameters describe; a missing or malformed parameter names its field.
     pub fn analysis(&self) -> Result<Analysis> {
-        let positive = opt(&self.positive);
-        Ok(match self.analysis.as_str() {
-            "kappa" => Analysis::Kappa {
-                a: required("a", &self.a)?,
-                b: required("b", &self.b)?,
-                weights: match self.weights.as_str() {
-                    "" | "none" => Weights::None,
-                    "linear" => Weights::Linear,
-                    "quadratic" => Weights::Quadratic,
-                    w => return Err(Error::invalid("weights", format!("'{w}': none, linear or quadratic"))),
-                },
-            },
-            "fleiss" => Analysis::Fleiss { raters: list(&self.raters) },
-            "icc" => Analysis::Icc { raters: list(&self.raters) },
-            "diagnostic" => Analysis::Diagnostic {
-                test: required("test", &self.test)?,
-                reference: required("reference", &self.reference)?,
-                positive,
-                test_cutoff: number("test_cutoff", &self.test_cutoff)?,
-                reference_cutoff: number("reference_cutoff", &self.reference_cutoff)?,
-            },
-            "roc" => Analysis::Roc {
-                score: required("score", &self.score)?,
-                reference: required("reference", &self.reference)?,
-                positive,
-            },
-            "roc-compare" => Analysis::RocCompare {
-                score_a: required("score_a", &self.score_a)?,
-                score_b: required("score_b", &self.score_b)?,
-                reference: required("reference", &self.reference)?,
-                positive,
-            },
-            "survival" => Analysis::Survival {
-                time: required("time", &self.time)?,
-                event: required("event", &self.event)?,
-                group: opt(&self.group),
-                reference_group: opt(&self.reference_group),
-            },
-            "cox" => Analysis::Cox {
-                time: required("time", &self.time)?,
-                event: required("event", &self.event)?,
-                covariates: list(&self.covariates),
-            },
-            "bland-altman" => Analysis::BlandAltman { a: required("a", &self.a)?, b: required("b", &self.b)? },
-            "table1" => Analysis::Table1 {
-                group: required("group", &self.group)?,
-                continuous: list(&self.continuous),
-                categorical: list(&self.categorical),
-            },
-            "paired-agreement" => Analysis::PairedAgreement {
-                reference: required("reference", &self.reference)?,
-                a: required("a", &self.a)?,
-                b: required("b", &self.b)?,
-            },
-            other => return Err(Error::invalid("analysis", format!("'{other}' is not an analysis"))),
-        })
+        Analysis::from_params(&self.analysis, &self.params).map_err(|e| Error::invalid(&e.field, e.message))
     }
 
     /// The canonical query string of a request: its sources, the analysis's own parameters in
@@ -178,7 +136,26 @@ impl Request {
     }
 
     pub fn parse(query: &str) -> Result<Request> {
-        serde_urlencoded::from_str(query).map_err(|e| Error::invalid("query", e.to_string()))
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(query).map_err(|e| Error::invalid("query", e.to_string()))?;
+        let id = |field: &str, v: &str| -> Result<Option<i32>> {
+            match v.trim() {
+                "" => Ok(None),
+                t => t.parse().map(Some).map_err(|_| Error::invalid(field, format!("'{t}' is not an id"))),
+            }
+        };
+        let mut req = Request::default();
+        for (k, v) in pairs {
+            match k.as_str() {
+                "run" => req.run = id("run", &v)?,
+                "campaign" => req.campaign = id("campaign", &v)?,
+                "campaign2" => req.campaign2 = id("campaign2", &v)?,
+                "analysis" => req.analysis = v,
+                "level" => req.level = v,
+                _ => req.params.push((k, v)),
+            }
+        }
+        Ok(req)
     }
 }
 
@@ -282,16 +259,10 @@ mod tests {
 
     #[test]
     fn requests_round_trip_through_their_canonical_query() {
-        let req = Request {
-            run: Some(3),
-            campaign: Some(2),
-            analysis: "diagnostic".into(),
-            test: "ai_phenotype".into(),
-            reference: "phenotype__reference".into(),
-            positive: "inflamed".into(),
-            a: "ignored".into(),
-            ..Default::default()
-        };
+        let req = Request::parse(
+            "run=3&campaign=2&analysis=diagnostic&test=ai_phenotype&reference=phenotype__reference&positive=inflamed&a=ignored",
+        )
+        .unwrap();
         let a = req.analysis().unwrap();
         let q = Request::canonical(&req.sources(), &a, 0.95);
         assert_eq!(
@@ -305,10 +276,10 @@ mod tests {
 
     #[test]
     fn missing_parameters_name_their_field() {
-        let req = Request { analysis: "kappa".into(), a: "x".into(), ..Default::default() };
+        let req = Request::parse("analysis=kappa&a=x").unwrap();
         let e = req.analysis().unwrap_err().to_string();
         assert!(e.contains('b'), "{e}");
-        let bad = Request { analysis: "roc".into(), level: "1.5".into(), ..Default::default() };
+        let bad = Request::parse("analysis=roc&level=1.5").unwrap();
         assert!(bad.level().is_err());
     }
 

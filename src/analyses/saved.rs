@@ -24,7 +24,7 @@ pub struct Saved {
     pub id: i32,
     pub study_id: i32,
     pub title: String,
-    pub analysis: String,
+    pub analysis: super::AnalysisName,
     pub query: String,
     pub plan_id: Option<i32>,
     pub plan_item: Option<String>,

@@ -368,7 +368,7 @@ fn analysis(d: &mut Document, a: &Reported) {
         (Some(_), None) => t("pre-specified"),
     };
     d.blocks.push(Block::Badge(verdict));
-    let mut f = vec![(t("Analysis"), s.analysis.clone())];
+    let mut f = vec![(t("Analysis"), s.analysis.to_string())];
     if a.row.criterion.is_some() {
         f.push((t("Criterion"), a.row.criterion_label()));
         f.push((t("Observed"), a.row.observed.map(|o| o.to_string()).unwrap_or_else(|| t("undetermined"))));

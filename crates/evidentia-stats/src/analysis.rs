@@ -9,125 +9,153 @@ use super::agreement::{self, Weights};
 use super::frame::StatsResult;
 use super::{continuous, survival, table1};
 
-/// An analysis and its parameters. One description serves everywhere: stored with a saved
-/// analysis (serde), and the `evidentia stats` subcommands with their flags and help (clap,
-/// with the `cli` feature).
+/// An analysis and its parameters: the one description of every analysis. From it come the
+/// record stored with a saved analysis (serde), the `evidentia stats` subcommands with their
+/// flags and help, and — through [`crate::describe`] — the web form (each field's label is its
+/// help, its kind its value name: `COLUMN`, `COLUMNS`, a choice, or text), the parsing of a
+/// form or query string, and the command line that re-computes it (`cli_args`), all with the
+/// `cli` feature.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "cli", derive(clap::Subcommand))]
 #[serde(tag = "analysis", rename_all = "kebab-case")]
 pub enum Analysis {
-    /// Cohen's kappa between two raters.
+    /// Cohen's kappa — two raters, categorical (e.g. AI phenotype vs reader consensus)
     Kappa {
-        #[cfg_attr(feature = "cli", arg(long))]
+        /// Rater A (rows)
+        #[cfg_attr(feature = "cli", arg(long, value_name = "COLUMN"))]
         a: String,
-        #[cfg_attr(feature = "cli", arg(long))]
+        /// Rater B (columns)
+        #[cfg_attr(feature = "cli", arg(long, value_name = "COLUMN"))]
         b: String,
+        /// Weights
         #[serde(default)]
         #[cfg_attr(feature = "cli", arg(long, value_enum, default_value = "none"))]
         weights: Weights,
     },
-    /// Fleiss' kappa for several raters (one column per rater).
+    /// Fleiss' kappa — several raters, categorical
     Fleiss {
-        /// Rater columns, separated by commas.
-        #[cfg_attr(feature = "cli", arg(long, required = true, value_delimiter = ',', value_parser = column))]
+        /// Raters (one column each)
+        #[cfg_attr(feature = "cli", arg(long, required = true, value_name = "COLUMNS", value_delimiter = ',', value_parser = column))]
         raters: Vec<String>,
     },
-    /// The six Shrout & Fleiss intraclass correlations (one column per rater).
+    /// Intraclass correlation — several raters, continuous (the six of Shrout & Fleiss)
     Icc {
-        /// Rater columns, separated by commas.
-        #[cfg_attr(feature = "cli", arg(long, required = true, value_delimiter = ',', value_parser = column))]
+        /// Raters (one column each)
+        #[cfg_attr(feature = "cli", arg(long, required = true, value_name = "COLUMNS", value_delimiter = ',', value_parser = column))]
         raters: Vec<String>,
     },
-    /// Sensitivity, specificity, PPV, NPV, accuracy (and PPA/NPA/OPA) of a test against a reference.
+    /// OPA / PPA / NPA, sensitivity, specificity — a test against a reference, at a cut-off
     Diagnostic {
-        #[cfg_attr(feature = "cli", arg(long))]
+        /// Test (e.g. AI)
+        #[cfg_attr(feature = "cli", arg(long, value_name = "COLUMN"))]
         test: String,
-        #[cfg_attr(feature = "cli", arg(long))]
+        /// Reference
+        #[cfg_attr(feature = "cli", arg(long, value_name = "COLUMN"))]
         reference: String,
+        /// Positive value (default 1)
         #[serde(default)]
         #[cfg_attr(feature = "cli", arg(long))]
         positive: Option<String>,
-        /// The test is numeric and value >= X is positive.
+        /// Test cut-off: numeric, value ≥ X is positive
         #[serde(default)]
         #[cfg_attr(feature = "cli", arg(long))]
         test_cutoff: Option<f64>,
-        /// The reference is numeric and value >= X is positive.
+        /// Reference cut-off: value ≥ X is positive
         #[serde(default)]
         #[cfg_attr(feature = "cli", arg(long))]
         reference_cutoff: Option<f64>,
     },
-    /// ROC curve: AUC with DeLong SE and CI, Youden cut-off.
+    /// ROC curve, AUC (DeLong), Youden cut-off — a score against a reference
     Roc {
-        #[cfg_attr(feature = "cli", arg(long))]
+        /// Score
+        #[cfg_attr(feature = "cli", arg(long, value_name = "COLUMN"))]
         score: String,
-        #[cfg_attr(feature = "cli", arg(long))]
+        /// Reference
+        #[cfg_attr(feature = "cli", arg(long, value_name = "COLUMN"))]
         reference: String,
+        /// Positive reference value (default 1)
         #[serde(default)]
         #[cfg_attr(feature = "cli", arg(long))]
         positive: Option<String>,
     },
-    /// DeLong's test of two paired AUCs.
+    /// DeLong test of two paired AUCs
     RocCompare {
-        #[cfg_attr(feature = "cli", arg(long))]
+        /// Score A
+        #[cfg_attr(feature = "cli", arg(long, value_name = "COLUMN"))]
         score_a: String,
-        #[cfg_attr(feature = "cli", arg(long))]
+        /// Score B
+        #[cfg_attr(feature = "cli", arg(long, value_name = "COLUMN"))]
         score_b: String,
-        #[cfg_attr(feature = "cli", arg(long))]
+        /// Reference
+        #[cfg_attr(feature = "cli", arg(long, value_name = "COLUMN"))]
         reference: String,
+        /// Positive reference value (default 1)
         #[serde(default)]
         #[cfg_attr(feature = "cli", arg(long))]
         positive: Option<String>,
     },
-    /// Kaplan-Meier medians; with --group the log-rank test and Cox hazard ratios.
+    /// Kaplan–Meier, log-rank, Cox by group (e.g. survival by AI phenotype)
     Survival {
-        #[cfg_attr(feature = "cli", arg(long))]
+        /// Time
+        #[cfg_attr(feature = "cli", arg(long, value_name = "COLUMN"))]
         time: String,
-        #[cfg_attr(feature = "cli", arg(long))]
+        /// Event (1/0, yes = 1)
+        #[cfg_attr(feature = "cli", arg(long, value_name = "COLUMN"))]
         event: String,
+        /// Group (optional)
         #[serde(default)]
-        #[cfg_attr(feature = "cli", arg(long))]
+        #[cfg_attr(feature = "cli", arg(long, value_name = "COLUMN"))]
         group: Option<String>,
+        /// Reference group (default: first)
         #[serde(default)]
         #[cfg_attr(feature = "cli", arg(long))]
         reference_group: Option<String>,
     },
-    /// Cox proportional hazards with numeric covariates (Efron ties).
+    /// Cox proportional hazards with numeric covariates (Efron ties)
     Cox {
-        #[cfg_attr(feature = "cli", arg(long))]
+        /// Time
+        #[cfg_attr(feature = "cli", arg(long, value_name = "COLUMN"))]
         time: String,
-        #[cfg_attr(feature = "cli", arg(long))]
+        /// Event
+        #[cfg_attr(feature = "cli", arg(long, value_name = "COLUMN"))]
         event: String,
-        /// Numeric covariate columns, separated by commas.
-        #[cfg_attr(feature = "cli", arg(long, required = true, value_delimiter = ',', value_parser = column))]
+        /// Numeric covariates
+        #[cfg_attr(feature = "cli", arg(long, required = true, value_name = "COLUMNS", value_delimiter = ',', value_parser = column))]
         covariates: Vec<String>,
     },
-    /// Bland-Altman bias and limits, Pearson, Spearman, Lin's CCC.
+    /// Bland–Altman, Lin's CCC, Pearson, Spearman — two continuous measures
     BlandAltman {
-        #[cfg_attr(feature = "cli", arg(long))]
+        /// Measure A
+        #[cfg_attr(feature = "cli", arg(long, value_name = "COLUMN"))]
         a: String,
-        #[cfg_attr(feature = "cli", arg(long))]
+        /// Measure B
+        #[cfg_attr(feature = "cli", arg(long, value_name = "COLUMN"))]
         b: String,
     },
-    /// Baseline characteristics ("Table 1") by group.
+    /// Table 1 — baseline characteristics by group
     Table1 {
-        #[cfg_attr(feature = "cli", arg(long))]
+        /// Group
+        #[cfg_attr(feature = "cli", arg(long, value_name = "COLUMN"))]
         group: String,
-        /// Continuous variables, separated by commas.
+        /// Continuous variables
         #[serde(default)]
-        #[cfg_attr(feature = "cli", arg(long, value_delimiter = ',', value_parser = column))]
+        #[cfg_attr(feature = "cli", arg(long, value_name = "COLUMNS", value_delimiter = ',', value_parser = column))]
         continuous: Vec<String>,
-        /// Categorical variables, separated by commas.
+        /// Categorical variables
         #[serde(default)]
-        #[cfg_attr(feature = "cli", arg(long, value_delimiter = ',', value_parser = column))]
+        #[cfg_attr(feature = "cli", arg(long, value_name = "COLUMNS", value_delimiter = ',', value_parser = column))]
         categorical: Vec<String>,
     },
-    /// Agreement of two paired reads (e.g. unaided and AI-assisted) with a reference.
+    /// Unaided vs AI-assisted — two paired reads against a reference
     PairedAgreement {
-        #[cfg_attr(feature = "cli", arg(long))]
+        /// Reference
+        #[cfg_attr(feature = "cli", arg(long, value_name = "COLUMN"))]
         reference: String,
-        #[cfg_attr(feature = "cli", arg(long))]
+        /// Read A (e.g. unaided)
+        #[cfg_attr(feature = "cli", arg(long, value_name = "COLUMN"))]
         a: String,
-        #[cfg_attr(feature = "cli", arg(long))]
+        /// Read B (e.g. AI-assisted)
+        #[cfg_attr(feature = "cli", arg(long, value_name = "COLUMN"))]
         b: String,
     },
 }
@@ -186,87 +214,6 @@ impl Analysis {
             Analysis::Table1 { .. } => "table1",
             Analysis::PairedAgreement { .. } => "paired-agreement",
         }
-    }
-
-    /// The flags that give this analysis on the command line (after `--input FILE`).
-    pub fn cli_args(&self) -> Vec<String> {
-        let mut v: Vec<String> = Vec::new();
-        let mut flag = |f: &str, value: &str| {
-            v.push(format!("--{f}"));
-            v.push(value.to_string());
-        };
-        match self {
-            Analysis::Kappa { a, b, weights } => {
-                flag("a", a);
-                flag("b", b);
-                if *weights != Weights::None {
-                    flag("weights", weights.as_str());
-                }
-            }
-            Analysis::Fleiss { raters } | Analysis::Icc { raters } => flag("raters", &raters.join(",")),
-            Analysis::Diagnostic { test, reference, positive, test_cutoff, reference_cutoff } => {
-                flag("test", test);
-                flag("reference", reference);
-                if let Some(p) = positive {
-                    flag("positive", p);
-                }
-                if let Some(c) = test_cutoff {
-                    flag("test-cutoff", &c.to_string());
-                }
-                if let Some(c) = reference_cutoff {
-                    flag("reference-cutoff", &c.to_string());
-                }
-            }
-            Analysis::Roc { score, reference, positive } => {
-                flag("score", score);
-                flag("reference", reference);
-                if let Some(p) = positive {
-                    flag("positive", p);
-                }
-            }
-            Analysis::RocCompare { score_a, score_b, reference, positive } => {
-                flag("score-a", score_a);
-                flag("score-b", score_b);
-                flag("reference", reference);
-                if let Some(p) = positive {
-                    flag("positive", p);
-                }
-            }
-            Analysis::Survival { time, event, group, reference_group } => {
-                flag("time", time);
-                flag("event", event);
-                if let Some(g) = group {
-                    flag("group", g);
-                }
-                if let Some(r) = reference_group {
-                    flag("reference-group", r);
-                }
-            }
-            Analysis::Cox { time, event, covariates } => {
-                flag("time", time);
-                flag("event", event);
-                flag("covariates", &covariates.join(","));
-            }
-            Analysis::BlandAltman { a, b } => {
-                flag("a", a);
-                flag("b", b);
-            }
-            Analysis::Table1 { group, continuous, categorical } => {
-                flag("group", group);
-                if !continuous.is_empty() {
-                    flag("continuous", &continuous.join(","));
-                }
-                if !categorical.is_empty() {
-                    flag("categorical", &categorical.join(","));
-                }
-            }
-            Analysis::PairedAgreement { reference, a, b } => {
-                flag("reference", reference);
-                flag("a", a);
-                flag("b", b);
-            }
-        }
-        v
     }
 }
 

@@ -11,6 +11,8 @@ pub mod accuracy;
 pub mod agreement;
 pub mod analysis;
 pub mod continuous;
+#[cfg(feature = "cli")]
+pub mod describe;
 pub mod frame;
 mod linalg;
 pub mod plots;

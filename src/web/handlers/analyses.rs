@@ -17,63 +17,10 @@ use crate::annotations::campaigns::{self, Campaign};
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::biomarker::runs::{self, Run};
 use crate::error::Error;
+use crate::stats::describe::{self, Field, Form, Input};
 use crate::web::error::PageError;
 use crate::web::extract::{perm, CurrentUser, InStudy, PageCtx};
 use crate::web::{csv_response, csv_rows_download, flash_outcome, render, AppState};
-
-/// The parameters an analysis's form asks for: (field, label, kind).
-pub fn form_fields(kind: &str) -> Vec<(&'static str, &'static str, &'static str)> {
-    match kind {
-        "kappa" => vec![
-            ("a", "Rater A (rows)", "column"),
-            ("b", "Rater B (columns)", "column"),
-            ("weights", "Weights", "weights"),
-        ],
-        "fleiss" => vec![("raters", "Raters (one column each)", "columns")],
-        "icc" => vec![("raters", "Raters (one column each)", "columns")],
-        "diagnostic" => vec![
-            ("test", "Test (e.g. AI)", "column"),
-            ("reference", "Reference", "column"),
-            ("positive", "Positive value (default 1)", "text"),
-            ("test_cutoff", "Test cut-off: numeric, value ≥ X is positive", "text"),
-            ("reference_cutoff", "Reference cut-off: value ≥ X is positive", "text"),
-        ],
-        "paired-agreement" => vec![
-            ("reference", "Reference", "column"),
-            ("a", "Read A (e.g. unaided)", "column"),
-            ("b", "Read B (e.g. AI-assisted)", "column"),
-        ],
-        "bland-altman" => vec![("a", "Measure A", "column"), ("b", "Measure B", "column")],
-        "roc" => vec![
-            ("score", "Score", "column"),
-            ("reference", "Reference", "column"),
-            ("positive", "Positive reference value (default 1)", "text"),
-        ],
-        "roc-compare" => vec![
-            ("score_a", "Score A", "column"),
-            ("score_b", "Score B", "column"),
-            ("reference", "Reference", "column"),
-            ("positive", "Positive reference value (default 1)", "text"),
-        ],
-        "survival" => vec![
-            ("time", "Time", "column"),
-            ("event", "Event (1/0, yes = 1)", "column"),
-            ("group", "Group (optional)", "optional"),
-            ("reference_group", "Reference group (default: first)", "text"),
-        ],
-        "cox" => vec![
-            ("time", "Time", "column"),
-            ("event", "Event", "column"),
-            ("covariates", "Numeric covariates", "columns"),
-        ],
-        "table1" => vec![
-            ("group", "Group", "column"),
-            ("continuous", "Continuous variables", "columns"),
-            ("categorical", "Categorical variables", "columns"),
-        ],
-        _ => Vec::new(),
-    }
-}
 
 /// Parses an analysis query string; repeated keys (a multiple select) join with commas.
 fn parse_query(query: &str) -> Result<Request, Error> {
@@ -114,7 +61,7 @@ pub struct IndexPage {
     pub nav: StudyNav,
     pub runs: Vec<Run>,
     pub campaigns: Vec<Campaign>,
-    pub kinds: &'static [(&'static str, &'static str)],
+    pub forms: &'static [Form],
     pub saved: Vec<SavedRow>,
     pub plan: Option<Plan>,
     pub signed: Option<Plan>,
@@ -138,7 +85,7 @@ pub async fn analyses_index(
             nav: StudyNav::new(&access, "analyses"),
             runs: ch.runs,
             campaigns: ch.campaigns,
-            kinds: analyses::KINDS,
+            forms: describe::forms(),
             saved,
             plan: latest,
             signed,
@@ -182,7 +129,7 @@ pub async fn saved_csv(
             vec![
                 s.id.to_string(),
                 s.title.clone(),
-                s.analysis.clone(),
+                s.analysis.to_string(),
                 s.plan_item.clone().unwrap_or_default(),
                 r.criterion_label(),
                 r.observed.map(|o| o.to_string()).unwrap_or_default(),
@@ -208,9 +155,10 @@ pub struct NewPage {
     pub nav: StudyNav,
     pub runs: Vec<Run>,
     pub campaigns: Vec<Campaign>,
-    pub kinds: &'static [(&'static str, &'static str)],
+    /// Every analysis's form; `form` is the one chosen.
+    pub forms: &'static [Form],
+    pub form: &'static Form,
     pub req: Request,
-    pub fields: Vec<(&'static str, &'static str, &'static str)>,
     pub columns: Vec<dataset::ColumnInfo>,
     pub rows: usize,
 }
@@ -218,8 +166,7 @@ pub struct NewPage {
 impl NewPage {
     /// The request's current value of a field.
     pub fn value(&self, field: &str) -> String {
-        let v = serde_json::to_value(&self.req).unwrap_or(Value::Null);
-        v.get(field).and_then(Value::as_str).unwrap_or("").to_string()
+        self.req.value(field).to_string()
     }
     pub fn selected(&self, field: &str, column: &str) -> bool {
         self.value(field).split(',').any(|c| c.trim() == column)
@@ -242,8 +189,15 @@ impl NewPage {
             .collect();
         serde_urlencoded::to_string(pairs).unwrap_or_default()
     }
-    pub fn kind_label(&self) -> &'static str {
-        self.kinds.iter().find(|(k, _)| *k == self.req.analysis).map(|(_, l)| *l).unwrap_or("")
+    /// How the form asks for a field (`column`, `optional`, `columns`, `choice`, `text`).
+    pub fn input(&self, field: &Field) -> &'static str {
+        match field.input {
+            Input::Column => "column",
+            Input::OptionalColumn => "optional",
+            Input::Columns => "columns",
+            Input::Choice => "choice",
+            Input::Text => "text",
+        }
     }
 }
 
@@ -251,38 +205,24 @@ impl NewPage {
 fn defaults(req: &mut Request, columns: &[dataset::ColumnInfo]) {
     let has = |c: &str| columns.iter().any(|x| x.name == c);
     let first = |cands: &[&str]| cands.iter().find(|c| has(c)).map(|c| c.to_string()).unwrap_or_default();
-    let set = |slot: &mut String, cands: &[&str]| {
-        if slot.is_empty() {
-            *slot = first(cands);
-        }
+    let firsts: &[(&str, &[&str])] = match req.analysis.as_str() {
+        "kappa" => &[("a", &["ai_phenotype"]), ("b", &["phenotype__reference", "phenotype__majority"])],
+        "diagnostic" => &[("test", &["ai_phenotype"]), ("reference", &["phenotype__reference"])],
+        "survival" => &[
+            ("time", &["pfs_months", "os_months"]),
+            ("event", &["progression", "death"]),
+            ("group", &["ai_phenotype"]),
+        ],
+        "cox" => &[("time", &["pfs_months", "os_months"]), ("event", &["progression", "death"])],
+        "bland-altman" => &[("a", &["ai_itil"]), ("b", &["til_density__median"])],
+        "table1" => &[("group", &["ai_phenotype", "site"])],
+        _ => &[],
     };
-    match req.analysis.as_str() {
-        "kappa" => {
-            set(&mut req.a, &["ai_phenotype"]);
-            set(&mut req.b, &["phenotype__reference", "phenotype__majority"]);
-        }
-        "diagnostic" => {
-            set(&mut req.test, &["ai_phenotype"]);
-            set(&mut req.reference, &["phenotype__reference"]);
-            if req.positive.is_empty() && has("ai_phenotype") {
-                req.positive = "inflamed".into();
-            }
-        }
-        "survival" => {
-            set(&mut req.time, &["pfs_months", "os_months"]);
-            set(&mut req.event, &["progression", "death"]);
-            set(&mut req.group, &["ai_phenotype"]);
-        }
-        "cox" => {
-            set(&mut req.time, &["pfs_months", "os_months"]);
-            set(&mut req.event, &["progression", "death"]);
-        }
-        "bland-altman" => {
-            set(&mut req.a, &["ai_itil"]);
-            set(&mut req.b, &["til_density__median"]);
-        }
-        "table1" => set(&mut req.group, &["ai_phenotype", "site"]),
-        _ => {}
+    for (field, candidates) in firsts {
+        req.set_default(field, first(candidates));
+    }
+    if req.analysis == "diagnostic" && has("ai_phenotype") {
+        req.set_default("positive", "inflamed".into());
     }
 }
 
@@ -292,15 +232,18 @@ pub async fn analysis_new(
     InStudy { user, access, .. }: InStudy<perm::ViewAnalyses>,
 ) -> Result<HttpResponse, PageError> {
     let mut r = parse_query(req.query_string())?;
-    if !analyses::KINDS.iter().any(|(k, _)| *k == r.analysis) {
-        r.analysis = "kappa".into();
-    }
+    let form = match describe::form(&r.analysis) {
+        Some(form) => form,
+        None => {
+            r.analysis = "kappa".into();
+            describe::form("kappa").ok_or(Error::NotFound)?
+        }
+    };
     let sid = access.study.id;
     let sources = r.sources();
     let (ch, data) = state.db(move |c| Ok((choices(c, sid)?, dataset::build(c, sid, &sources)?))).await?;
     defaults(&mut r, &data.columns);
     let ctx = PageCtx::new(&req, Some(&user), format!("New analysis · {}", access.study.code), "studies");
-    let fields = form_fields(&r.analysis);
     render(
         &ctx,
         &NewPage {
@@ -308,9 +251,9 @@ pub async fn analysis_new(
             nav: StudyNav::new(&access, "analyses"),
             runs: ch.runs,
             campaigns: ch.campaigns,
-            kinds: analyses::KINDS,
+            forms: describe::forms(),
+            form,
             req: r,
-            fields,
             rows: data.rows.len(),
             columns: data.columns,
         },

@@ -1,0 +1,2 @@
+DROP TRIGGER saved_analyses_analysis_check_insert;
+DROP TRIGGER saved_analyses_analysis_check_update;
