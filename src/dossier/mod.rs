@@ -884,7 +884,7 @@ pub fn verify(zip_path: &Path, public_key: Option<&str>) -> anyhow::Result<Vec<P
     let mut entries: BTreeMap<String, (String, u64)> = BTreeMap::new();
     for i in 0..archive.len() {
         let mut f = archive.by_index(i)?;
-        let name = f.name().to_string();
+        let name = f.name()?.to_string();
         let mut h = Hashing { inner: &mut std::io::sink(), sha: Sha256::new(), bytes: 0 };
         std::io::copy(&mut f, &mut h)?;
         entries.insert(name, (hex::encode(h.sha.finalize()), h.bytes));

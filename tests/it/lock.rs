@@ -137,10 +137,10 @@ fn tamper(src: &std::path::Path, dst: &std::path::Path, name: &str, f: impl Fn(&
         let mut e = archive.by_index(i).unwrap();
         let mut bytes = Vec::new();
         e.read_to_end(&mut bytes).unwrap();
-        if e.name() == name {
+        if e.name().unwrap() == name {
             f(&mut bytes);
         }
-        out.start_file(e.name(), zip::write::SimpleFileOptions::default()).unwrap();
+        out.start_file(e.name().unwrap(), zip::write::SimpleFileOptions::default()).unwrap();
         out.write_all(&bytes).unwrap();
     }
     out.finish().unwrap();
@@ -190,7 +190,7 @@ async fn the_dossier_is_signed_deterministic_and_verify_catches_any_change() {
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     // Its contents: the dataset the saved analysis hashed, the command that re-computes it.
     let mut archive = zip::ZipArchive::new(std::fs::File::open(&out).unwrap()).unwrap();
-    let names: Vec<String> = (0..archive.len()).map(|i| archive.by_index(i).unwrap().name().to_string()).collect();
+    let names: Vec<String> = (0..archive.len()).map(|i| archive.by_index(i).unwrap().name().unwrap().to_string()).collect();
     for n in [
         "manifest.json",
         "manifest.sig",
@@ -220,10 +220,10 @@ async fn the_dossier_is_signed_deterministic_and_verify_catches_any_change() {
     std::fs::create_dir_all(dir.join("datasets")).unwrap();
     for i in 0..archive.len() {
         let mut e = archive.by_index(i).unwrap();
-        if e.name().starts_with("datasets/") {
+        if e.name().unwrap().starts_with("datasets/") {
             let mut bytes = Vec::new();
             std::io::Read::read_to_end(&mut e, &mut bytes).unwrap();
-            std::fs::write(dir.join(e.name()), bytes).unwrap();
+            std::fs::write(dir.join(e.name().unwrap().as_ref()), bytes).unwrap();
         }
     }
     drop(archive);
