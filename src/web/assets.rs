@@ -5,13 +5,19 @@
 //!
 //! A directory that a script reads files from by prefix (OpenSeadragon's button images) gets the
 //! hash of all its files together: `dir_url("vendor/openseadragon/images/")`.
+//!
+//! Our scripts under `js/` are ES modules. A module's relative imports (`from "./slideview.js"`)
+//! are served rewritten to the imported file's hashed URL, and the module's hash is that of the
+//! rewritten bytes: a change to an imported module changes the URL of every module that imports
+//! it, so no browser combines a new module with a cached old one.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use sha2::{Digest, Sha256};
 
-/// One front-end file.
+/// One front-end file, as served.
 pub struct Asset {
     pub mime: &'static str,
     pub bytes: &'static [u8],
@@ -28,6 +34,8 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("js/viewer.js", "text/javascript; charset=utf-8", include_bytes!("../../static/js/viewer.js")),
     ("js/heatmap.js", "text/javascript; charset=utf-8", include_bytes!("../../static/js/heatmap.js")),
     ("js/workbench.js", "text/javascript; charset=utf-8", include_bytes!("../../static/js/workbench.js")),
+    ("js/slideview.js", "text/javascript; charset=utf-8", include_bytes!("../../static/js/slideview.js")),
+    ("js/regions.js", "text/javascript; charset=utf-8", include_bytes!("../../static/js/regions.js")),
     ("css/workbench.css", "text/css; charset=utf-8", include_bytes!("../../static/css/workbench.css")),
     (
         "vendor/openseadragon/openseadragon.min.js",
@@ -236,34 +244,99 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ),
 ];
 
-/// Each file's hash, and each directory's (over its files, in path order).
-fn hashes() -> &'static HashMap<&'static str, String> {
-    static HASHES: OnceLock<HashMap<&'static str, String>> = OnceLock::new();
-    HASHES.get_or_init(|| {
+/// The imports of a module under `js/` that name a sibling file (`"./x.js"`), as (the quoted
+/// specifier's byte range, the imported file's path).
+fn relative_imports(path: &str, bytes: &[u8]) -> Vec<(std::ops::Range<usize>, String)> {
+    let Ok(text) = std::str::from_utf8(bytes) else { return Vec::new() };
+    if !path.starts_with("js/") {
+        return Vec::new();
+    }
+    let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+    let mut found = Vec::new();
+    for keyword in ["from \"./", "import \"./"] {
+        for (at, _) in text.match_indices(keyword) {
+            let start = at + keyword.len() - 3; // the opening quote
+            if let Some(len) = text[start + 1..].find('"') {
+                let name = &text[start + 3..start + 1 + len];
+                found.push((start..start + len + 2, format!("{dir}{name}")));
+            }
+        }
+    }
+    found.sort_by_key(|(range, _)| range.start);
+    found
+}
+
+/// Each file's bytes as served, and each file's and directory's hash.
+type Served = (HashMap<&'static str, Cow<'static, [u8]>>, HashMap<&'static str, String>);
+
+/// Every file as served: modules with their relative imports rewritten (see the module
+/// documentation), every other file as it is; with each file's hash and each directory's (over
+/// its files, in path order).
+fn served() -> &'static Served {
+    static SERVED: OnceLock<Served> = OnceLock::new();
+    SERVED.get_or_init(|| {
         let short = |h: Sha256| hex::encode(h.finalize())[..12].to_string();
-        let mut map: HashMap<&'static str, String> =
-            FILES.iter().map(|(path, _, bytes)| (*path, short(Sha256::new_with_prefix(bytes)))).collect();
-        let mut sorted: Vec<&(&str, &str, &[u8])> = FILES.iter().collect();
-        sorted.sort_by_key(|(path, _, _)| *path);
+        let mut bytes: HashMap<&'static str, Cow<'static, [u8]>> = HashMap::new();
+        let mut hashes: HashMap<&'static str, String> = HashMap::new();
+        // Imported modules first: a module's bytes need its imports' hashes. Modules import only
+        // modules listed in FILES, without cycles; a pass that settles nothing stops the loop.
+        let mut pending: Vec<&(&str, &str, &[u8])> = FILES.iter().collect();
+        while !pending.is_empty() {
+            let before = pending.len();
+            pending.retain(|&&(path, _, raw)| {
+                let imports = relative_imports(path, raw);
+                if imports.iter().any(|(_, p)| !hashes.contains_key(p.as_str()) && FILES.iter().any(|f| f.0 == p)) {
+                    return true;
+                }
+                let mut out = raw.to_vec();
+                for (range, imported) in imports.iter().rev() {
+                    let url = format!(
+                        "\"/static/{}/{imported}\"",
+                        hashes.get(imported.as_str()).map_or("missing", String::as_str)
+                    );
+                    out.splice(range.clone(), url.into_bytes());
+                }
+                hashes.insert(path, short(Sha256::new_with_prefix(&out)));
+                bytes.insert(path, if imports.is_empty() { Cow::Borrowed(raw) } else { Cow::Owned(out) });
+                false
+            });
+            if pending.len() == before {
+                for &&(path, _, raw) in &pending {
+                    hashes.insert(path, short(Sha256::new_with_prefix(raw)));
+                    bytes.insert(path, Cow::Borrowed(raw));
+                }
+                break;
+            }
+        }
+        let mut sorted: Vec<&str> = FILES.iter().map(|(p, _, _)| *p).collect();
+        sorted.sort();
         for (path, _, _) in FILES {
             if let Some((dir, _)) = path.rsplit_once('/') {
                 let dir = &path[..=dir.len()];
-                map.entry(dir).or_insert_with(|| {
+                if !hashes.contains_key(dir) {
                     let mut h = Sha256::new();
-                    for (p, _, bytes) in sorted.iter().filter(|(p, _, _)| p.starts_with(dir)) {
+                    for p in sorted.iter().filter(|p| p.starts_with(dir)) {
                         h.update(p.as_bytes());
-                        h.update(bytes);
+                        h.update(&bytes[p]);
                     }
-                    short(h)
-                });
+                    hashes.insert(dir, short(h));
+                }
             }
         }
-        map
+        (bytes, hashes)
     })
 }
 
+fn hashes() -> &'static HashMap<&'static str, String> {
+    &served().1
+}
+
 pub fn get(path: &str) -> Option<Asset> {
-    FILES.iter().find(|(p, _, _)| *p == path).map(|(_, mime, bytes)| Asset { mime, bytes })
+    let (bytes, _) = served();
+    FILES
+        .iter()
+        .find(|(p, _, _)| *p == path)
+        .and_then(|(p, mime, _)| Some(Asset { mime, bytes: bytes.get(p)?.as_ref() }))
 }
 
 /// Whether `hash` is the current hash of `path` or of a directory holding it.
@@ -296,7 +369,9 @@ mod tests {
             assert_eq!(rest, *path);
             assert_eq!(hash.len(), 12);
             assert!(is_current(path, hash), "{url}");
-            assert_eq!(get(path).unwrap().bytes, *bytes);
+            if relative_imports(path, bytes).is_empty() {
+                assert_eq!(get(path).unwrap().bytes, *bytes);
+            }
         }
         let dir = dir_url("vendor/openseadragon/images/");
         let hash = dir.trim_start_matches("/static/").split('/').next().unwrap();
@@ -304,5 +379,24 @@ mod tests {
         assert!(!is_current("css/app.css", hash), "a directory's hash covers only its files");
         assert!(!is_current("css/app.css", "000000000000"));
         assert!(url("no/such.js").contains("/missing/"));
+    }
+
+    #[test]
+    fn modules_import_their_siblings_by_hashed_url() {
+        let served = std::str::from_utf8(get("js/workbench.js").unwrap().bytes).unwrap();
+        for sibling in ["js/slideview.js", "js/regions.js"] {
+            assert!(served.contains(&format!("\"{}\"", url(sibling))), "{sibling} in {}", &served[..400]);
+        }
+        assert!(!served.contains("\"./"), "no relative import is left");
+        let viewer = std::str::from_utf8(get("js/viewer.js").unwrap().bytes).unwrap();
+        assert!(viewer.contains(&url("js/slideview.js")));
+        // The hash is that of the bytes served.
+        let hash = url("js/workbench.js").split('/').nth(2).unwrap().to_string();
+        assert_eq!(hash, hex::encode(Sha256::digest(served.as_bytes()))[..12]);
+        let imports =
+            relative_imports("js/x.js", b"import { a } from \"./a.js\";\nimport \"./b.js\";\nvar s = \"./c.js\";");
+        let paths: Vec<&str> = imports.iter().map(|(_, p)| p.as_str()).collect();
+        assert_eq!(paths, ["js/a.js", "js/b.js"]);
+        assert!(relative_imports("vendor/x.js", b"import \"./a.js\";").is_empty(), "only our own modules");
     }
 }

@@ -381,6 +381,9 @@ async fn an_annotator_completes_a_read_with_a_point_and_a_polygon() {
         .for_element(Locator::Css("#slide-viewer[data-ready]"))
         .await
         .expect("the workbench opens the slide and its regions");
+    // The scale bar, shared with the viewer (js/slideview.js).
+    let scale = c.find(Locator::Css("#scale-bar .label")).await.unwrap().text().await.unwrap();
+    assert!(scale.ends_with("µm") || scale.ends_with("mm"), "the workbench's scale bar: {scale:?}");
     // The AI assistance beside the slide, and its heatmap over it (drawing still works through it).
     let panel = c.find(Locator::Css("#ai-assist")).await.unwrap().text().await.unwrap();
     assert!(panel.contains("evidentia-demo-til@1.0.0") && panel.contains("Phenotype"), "{panel}");
