@@ -36,10 +36,10 @@ pub struct Campaign {
     pub washout_days: i32,
     pub blind_case_data: bool,
     #[serde(skip)]
-    pub case_fields: String,
+    pub case_fields: crate::db::Json<Vec<String>>,
     pub seed: i64,
     #[serde(skip)]
-    pub tolerances: String,
+    pub tolerances: crate::db::Json<BTreeMap<String, f64>>,
     #[serde(skip)]
     pub adjudicator_id: Option<i32>,
     pub status: CampaignStatus,
@@ -68,10 +68,10 @@ impl Campaign {
         }
     }
     pub fn case_fields(&self) -> Vec<String> {
-        serde_json::from_str(&self.case_fields).unwrap_or_default()
+        self.case_fields.0.clone()
     }
     pub fn tolerances(&self) -> BTreeMap<String, f64> {
-        serde_json::from_str(&self.tolerances).unwrap_or_default()
+        self.tolerances.0.clone()
     }
     pub fn tolerance(&self, field: &str) -> f64 {
         self.tolerances().get(field).copied().unwrap_or(0.0)

@@ -39,7 +39,7 @@ pub struct Read {
     pub withdrawn_reason: Option<String>,
     pub schema_version: Option<i32>,
     #[serde(skip)]
-    pub field_values: String,
+    pub field_values: crate::db::Json<Map<String, Value>>,
     pub region_count: i32,
     pub started_at: Option<NaiveDateTime>,
     pub submitted_at: Option<NaiveDateTime>,
@@ -61,7 +61,7 @@ crate::db::text_enum! {
 
 impl Read {
     pub fn values(&self) -> Map<String, Value> {
-        serde_json::from_str(&self.field_values).unwrap_or_default()
+        self.field_values.0.clone()
     }
     pub fn value(&self, field: &str) -> String {
         self.values().get(field).and_then(Value::as_str).unwrap_or("").to_string()
@@ -463,7 +463,7 @@ fn write_read(
     if status == "draft"
         && ra.read.status == ReadStatus::Draft
         && stored == *regions_json
-        && ra.read.field_values == values_json
+        && ra.read.field_values.0 == *values
     {
         return Ok(saved(ra.read.updated_at));
     }

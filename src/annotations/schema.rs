@@ -405,7 +405,7 @@ pub struct SchemaVersion {
     pub study_id: i32,
     pub version: i32,
     #[serde(skip)]
-    pub definition: String,
+    pub definition: crate::db::Json<Definition>,
     pub reason: Option<String>,
     pub created_by: String,
     pub created_at: NaiveDateTime,
@@ -413,7 +413,7 @@ pub struct SchemaVersion {
 
 impl SchemaVersion {
     pub fn definition(&self) -> Definition {
-        serde_json::from_str(&self.definition).unwrap_or_default()
+        self.definition.0.clone()
     }
 }
 

@@ -15,8 +15,16 @@ pub struct VerifyParams {
     pub chain: Option<String>,
 }
 
+/// What a verification found: whether every chain holds, and each chain's report.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct VerifyOutput {
+    pub ok: bool,
+    pub chains: Vec<ChainReport>,
+}
+
 impl crate::jobs::JobParams for VerifyParams {
     const KIND: crate::jobs::JobKind = crate::jobs::JobKind::AuditVerify;
+    type Output = VerifyOutput;
 }
 
 impl JobHandler for VerifyAuditJob {
@@ -37,6 +45,6 @@ impl JobHandler for VerifyAuditJob {
         let broken = reports.iter().filter(|r| r.broken.is_some()).count();
         let events: i64 = reports.iter().map(|r| r.events).sum();
         ctx.progress(total, total, &format!("{} chains, {events} events, {broken} broken", reports.len()), None)?;
-        Ok(json!({"ok": broken == 0, "chains": reports}))
+        crate::jobs::output::<VerifyParams>(&VerifyOutput { ok: broken == 0, chains: reports })
     }
 }

@@ -183,7 +183,7 @@ mod tests {
             model_version: id.to_string(),
             model_sha256: "0".repeat(64),
             backend: None,
-            slide_ids: "[]".into(),
+            slide_ids: crate::db::Json(Vec::new()),
             job_id: None,
             created_by: "t".into(),
             created_at: chrono::NaiveDateTime::default(),

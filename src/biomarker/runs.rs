@@ -27,8 +27,18 @@ pub struct RunParams {
     pub run: i32,
 }
 
+/// What a run did: its slides, how many failed, and the backend it ran on.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RunOutput {
+    pub run: i32,
+    pub slides: i64,
+    pub failed: i64,
+    pub backend: super::Backend,
+}
+
 impl crate::jobs::JobParams for RunParams {
     const KIND: crate::jobs::JobKind = crate::jobs::JobKind::BiomarkerRun;
+    type Output = RunOutput;
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
@@ -43,7 +53,7 @@ pub struct Run {
     pub model_sha256: String,
     pub backend: Option<super::Backend>,
     #[serde(skip)]
-    pub slide_ids: String,
+    pub slide_ids: crate::db::Json<Vec<i32>>,
     pub job_id: Option<i32>,
     pub created_by: String,
     pub created_at: NaiveDateTime,
@@ -54,7 +64,7 @@ impl Run {
         format!("{}@{}", self.model_name, self.model_version)
     }
     pub fn slide_ids(&self) -> Vec<i32> {
-        serde_json::from_str(&self.slide_ids).unwrap_or_default()
+        self.slide_ids.0.clone()
     }
 }
 
@@ -346,16 +356,16 @@ impl JobHandler for RunJob {
                 (total - done) as f64 * started.elapsed().as_secs_f64() / (done - done_ids.len() as i64).max(1) as f64;
             ctx.progress(done, total, &format!("{done}/{total} slides, {rate:.1} tiles/s, ~{left:.0} s left"), None)?;
         }
-        let summary = json!({"run": run_id, "slides": total, "failed": failed, "backend": backend.kind.as_str()});
+        let summary = RunOutput { run: run_id, slides: total, failed, backend: super::Backend::from(backend.kind) };
         let study: crate::studies::Study = crate::db::schema::studies::table
             .find(study_id)
             .select(crate::studies::Study::as_select())
             .first(&mut conn)?;
         audit::record(
             &mut conn,
-            Change::new(study.chain(), "system", "finish_run", "biomarker_run", run_id).after(summary.clone()),
+            Change::new(study.chain(), "system", "finish_run", "biomarker_run", run_id).after(json!(summary)),
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(summary)
+        crate::jobs::output::<RunParams>(&summary)
     }
 }

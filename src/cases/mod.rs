@@ -54,14 +54,14 @@ pub struct Case {
     pub status_reason: Option<String>,
     pub status_date: Option<NaiveDate>,
     #[serde(skip)]
-    pub data: String,
+    pub data: crate::db::Json<Map<String, Value>>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
 
 impl Case {
     pub fn values(&self) -> Map<String, Value> {
-        serde_json::from_str(&self.data).unwrap_or_default()
+        self.data.0.clone()
     }
 }
 

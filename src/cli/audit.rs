@@ -32,8 +32,7 @@ pub fn run(ctx: &Ctx, cmd: AuditCmd) -> CliResult {
             // Run as a job in this process, with the job's progress drawn in the terminal.
             let job = jobs::enqueue(&mut conn, &actor, None, &audit::job::VerifyParams::default())?;
             drop(conn);
-            let result = progress::run_job(&pool, &ctx.cfg, job.id)?;
-            let reports: Vec<audit::verify::ChainReport> = progress::field(&result, "chains")?;
+            let reports = progress::run_job::<audit::job::VerifyParams>(&pool, &ctx.cfg, job.id)?.chains;
             let mut broken = None;
             for r in &reports {
                 match &r.broken {

@@ -57,13 +57,13 @@ fn seed(pool: &DbPool, cfg: &Config, slides: usize) -> Result<Vec<String>, Failu
         })?);
         if let Some((run, job)) = demo::runs::start_run(&mut *conn()?, study.code)? {
             eprintln!("running the demonstration model on the {} slides (run {})…", study.code, run.id);
-            let summary = progress::run_job(pool, cfg, job.id)?;
+            let summary = progress::run_job::<evidentia::biomarker::runs::RunParams>(pool, cfg, job.id)?;
             created.push(format!(
                 "AI run {} of {} on {} slides ({})",
                 run.id,
                 run.model(),
-                summary["slides"],
-                summary["backend"].as_str().unwrap_or("?")
+                summary.slides,
+                summary.backend
             ));
         }
         created.extend(demo::reads::seed_reads(&mut *conn()?, &cfg.data_dir, study)?);

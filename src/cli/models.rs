@@ -87,16 +87,16 @@ pub fn biomarker(ctx: &Ctx, cmd: BiomarkerCmd) -> CliResult {
             let access = study(&mut conn, &actor, &code)?;
             let (run, job) = runs::start(&mut conn, &actor, &access, &model, &site, &stain)?;
             drop(conn);
-            let summary = progress::run_job(&pool, &ctx.cfg, job.id)?;
+            let summary = progress::run_job::<runs::RunParams>(&pool, &ctx.cfg, job.id)?;
             let rows = runs::results(&mut *pool.get().map_err(Error::from)?, run.id)?;
             evidentia::export::write_csv(std::io::stdout().lock(), &rows)?;
             eprintln!(
                 "run {} of {}: {} slides, {} failed, on {}",
                 run.id,
                 run.model(),
-                summary["slides"],
-                summary["failed"],
-                summary["backend"].as_str().unwrap_or("?")
+                summary.slides,
+                summary.failed,
+                summary.backend
             );
         }
         BiomarkerCmd::Compare { study: code, a, b, json } => {

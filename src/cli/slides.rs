@@ -166,9 +166,8 @@ fn ingest(ctx: &Ctx, code: &str, manifest: &Path, site: Option<String>, paths: V
     };
     let (_, job) = ingest::start(&mut conn, &actor, &access, &ctx.cfg.tmp_dir(), &plan)?;
     drop(conn);
-    let result = progress::run_job(&pool, &ctx.cfg, job.id)?;
-    let rows: Vec<ingest::RowOutcome> = progress::field(&result, "rows")?;
-    for r in &rows {
+    let result = progress::run_job::<ingest::IngestParams>(&pool, &ctx.cfg, job.id)?;
+    for r in &result.rows {
         println!(
             "row {:<4} {:<10} {:<9} {:<18} {}",
             r.row,
@@ -178,8 +177,8 @@ fn ingest(ctx: &Ctx, code: &str, manifest: &Path, site: Option<String>, paths: V
             r.message
         );
     }
-    println!("{} ingested, {} already there, {} failed", result["ingested"], result["skipped"], result["failed"]);
-    if rows.iter().any(|r| r.outcome == "failed") {
+    println!("{} ingested, {} already there, {} failed", result.ingested, result.skipped, result.failed);
+    if result.failed > 0 {
         return Err(Failure::Input("some slides failed (listed above); the others were ingested".into()));
     }
     Ok(())

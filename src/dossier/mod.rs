@@ -272,8 +272,8 @@ fn json_bytes(v: &Value) -> Vec<u8> {
     s.into_bytes()
 }
 
-/// What `export` wrote.
-#[derive(Debug, Clone, serde::Serialize)]
+/// What `export` wrote (and what an export job gives).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Exported {
     pub files: usize,
     pub bytes: u64,
@@ -290,6 +290,7 @@ pub struct DossierParams {
 
 impl crate::jobs::JobParams for DossierParams {
     const KIND: crate::jobs::JobKind = crate::jobs::JobKind::DossierExport;
+    type Output = Exported;
 }
 
 /// Where the export job of `job_id` writes its dossier (under the data dir's `exports/`).
@@ -361,7 +362,7 @@ impl crate::jobs::kinds::JobHandler for DossierJob {
             r
         });
         match exported {
-            Ok(e) => Ok(serde_json::to_value(e)?),
+            Ok(e) => crate::jobs::output::<DossierParams>(&e),
             // The worker records a cancelled job as cancelled, not failed.
             Err(_) if cancelled => Err(crate::jobs::kinds::Cancelled.into()),
             Err(e) => Err(anyhow::anyhow!("{e}")),

@@ -71,6 +71,16 @@ impl Job {
             0
         }
     }
+    /// The result of this succeeded job as its kind's type; a job of another kind, one without a
+    /// result, or a result of another shape is an error (never a default).
+    pub fn output<P: JobParams>(&self) -> anyhow::Result<P::Output> {
+        anyhow::ensure!(self.kind == P::KIND, "job {} is a {} job, not {}", self.id, self.kind, P::KIND);
+        let text =
+            self.result.as_deref().ok_or_else(|| anyhow::anyhow!("job {} has no result ({})", self.id, self.status))?;
+        serde_json::from_str(text)
+            .map_err(|e| anyhow::anyhow!("job {}: its result does not fit its kind ({}): {e}", self.id, P::KIND))
+    }
+
     /// The job's parameters as its kind's type; a job of another kind, or parameters of another
     /// shape, is an error (never a default).
     pub fn params<P: JobParams>(&self) -> anyhow::Result<P> {
@@ -95,10 +105,18 @@ fn audit_chain(kind: JobKind, study: Option<&Study>) -> Chain<'_> {
     }
 }
 
-/// Queues a job; returns it. Audited (see `audit_chain`).
-/// The parameters of one kind of job: what `enqueue` stores and the handler reads back.
+/// The parameters of one kind of job: what `enqueue` stores and the handler reads back; and the
+/// type of what a job of that kind gives when it succeeds.
 pub trait JobParams: serde::Serialize + serde::de::DeserializeOwned {
     const KIND: JobKind;
+    /// The result of a job of this kind (`jobs.result`): what its handler returns through
+    /// [`output`] and [`Job::output`] reads back.
+    type Output: serde::Serialize + serde::de::DeserializeOwned;
+}
+
+/// A job's result as its handler returns it: `P`'s output type, stored as JSON.
+pub fn output<P: JobParams>(o: &P::Output) -> anyhow::Result<Value> {
+    Ok(serde_json::to_value(o)?)
 }
 
 /// Queues a job of `P`'s kind with these parameters.

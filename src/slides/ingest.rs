@@ -30,8 +30,20 @@ pub struct IngestParams {
     pub ingest: i32,
 }
 
+/// What an ingest did: how many rows were ingested, skipped (already there) and failed, and
+/// each row's outcome.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct IngestOutput {
+    pub ingest: i32,
+    pub ingested: i32,
+    pub skipped: i32,
+    pub failed: i32,
+    pub rows: Vec<RowOutcome>,
+}
+
 impl jobs::JobParams for IngestParams {
     const KIND: crate::jobs::JobKind = crate::jobs::JobKind::SlideIngest;
+    type Output = IngestOutput;
 }
 
 /// Largest side of the smallest pyramid level we accept: the thumbnail and the lowest Deep Zoom
@@ -369,7 +381,13 @@ impl JobHandler for SlideIngestJob {
         result?;
         let (ok, skipped, failed) = counts(&report);
         ctx.progress(total, total, &format!("{ok} ingested, {skipped} already there, {failed} failed"), None)?;
-        Ok(json!({"ingest": ingest_id, "ingested": ok, "skipped": skipped, "failed": failed, "rows": report}))
+        crate::jobs::output::<IngestParams>(&IngestOutput {
+            ingest: ingest_id,
+            ingested: ok,
+            skipped,
+            failed,
+            rows: report,
+        })
     }
 }
 

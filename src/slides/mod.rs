@@ -34,7 +34,7 @@ pub struct Slide {
     pub site_code: String,
     pub stain: String,
     #[serde(skip)]
-    pub attributes: String,
+    pub attributes: crate::db::Json<Map<String, Value>>,
     pub sha256: String,
     pub file_size: i64,
     pub format: SlideFormat,
@@ -60,7 +60,7 @@ crate::db::text_enum! {
 
 impl Slide {
     pub fn attributes(&self) -> Map<String, Value> {
-        serde_json::from_str(&self.attributes).unwrap_or_default()
+        self.attributes.0.clone()
     }
     /// The stored slide description (levels, resolution, kept metadata).
     pub fn info(&self) -> Value {

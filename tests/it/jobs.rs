@@ -162,3 +162,29 @@ async fn a_job_with_parameters_of_another_shape_fails_and_says_why() {
     let error = done.error.unwrap_or_default();
     assert!(error.contains("its parameters do not fit its kind (audit_verify)"), "{error}");
 }
+
+#[tokio::test]
+async fn a_job_result_is_read_as_its_kinds_type_and_one_of_another_shape_is_an_error() {
+    use diesel::prelude::*;
+    use evidentia::audit::job::VerifyParams;
+    let app = spawn_app_with(|cfg| cfg.job_workers = 0);
+    let job = jobs::enqueue(&mut app.conn(), &Actor::cli_operator(), None, &VerifyParams::default()).unwrap();
+    let queued = jobs::get(&mut app.conn(), job.id).unwrap();
+    let none = queued.output::<VerifyParams>().unwrap_err().to_string();
+    assert!(none.contains("has no result (queued)"), "{none}");
+    let claimed = jobs::claim(&mut app.conn(), job.id, "test").unwrap().unwrap();
+    jobs::worker::run_job(&app.pool, &app.config, claimed);
+    let done = jobs::get(&mut app.conn(), job.id).unwrap();
+    let output = done.output::<VerifyParams>().unwrap();
+    assert!(output.ok && !output.chains.is_empty(), "{output:?}");
+    // Another kind's type is refused, and so is a stored result of another shape.
+    let other = done.output::<evidentia::dossier::DossierParams>().unwrap_err().to_string();
+    assert!(other.contains("is a audit_verify job, not dossier_export"), "{other}");
+    diesel::sql_query("UPDATE jobs SET result = '{\"ok\": \"yes\"}' WHERE id = ?")
+        .bind::<diesel::sql_types::Integer, _>(job.id)
+        .execute(&mut app.conn())
+        .unwrap();
+    let changed = jobs::get(&mut app.conn(), job.id).unwrap();
+    let err = changed.output::<VerifyParams>().unwrap_err().to_string();
+    assert!(err.contains("its result does not fit its kind (audit_verify)"), "{err}");
+}

@@ -190,7 +190,8 @@ async fn the_dossier_is_signed_deterministic_and_verify_catches_any_change() {
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     // Its contents: the dataset the saved analysis hashed, the command that re-computes it.
     let mut archive = zip::ZipArchive::new(std::fs::File::open(&out).unwrap()).unwrap();
-    let names: Vec<String> = (0..archive.len()).map(|i| archive.by_index(i).unwrap().name().unwrap().to_string()).collect();
+    let names: Vec<String> =
+        (0..archive.len()).map(|i| archive.by_index(i).unwrap().name().unwrap().to_string()).collect();
     for n in [
         "manifest.json",
         "manifest.sig",
