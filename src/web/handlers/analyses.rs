@@ -8,7 +8,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde_json::Value;
 
-use super::studies::load_access_for;
 use super::StudyNav;
 use crate::analyses::plan::{self, Criterion, Plan, PlanItem, Verdict};
 use crate::analyses::saved::{self, Rerun, SavedRow};
@@ -19,7 +18,7 @@ use crate::biomarker::runs::{self, Run};
 use crate::error::Error;
 use crate::stats::describe::{self, Field, Form, Input};
 use crate::web::error::PageError;
-use crate::web::extract::{perm, CurrentUser, InStudy, PageCtx};
+use crate::web::extract::{perm, InStudy, PageCtx};
 use crate::web::{csv_response, csv_rows_download, flash_outcome, render, AppState};
 
 /// Parses an analysis query string; repeated keys (a multiple select) join with commas.
@@ -432,11 +431,10 @@ pub async fn analysis_plot_png(
 /// A saved analysis's frozen plot (SVG): (study code, id, SVG); 404 without one.
 async fn saved_plot(
     state: &web::Data<AppState>,
-    user: &CurrentUser,
+    access: &StudyAccess,
     path: web::Path<(String, i32)>,
 ) -> Result<(String, i32, String), PageError> {
     let (code, id) = path.into_inner();
-    let access = load_access_for(state, user, &code, Permission::ViewAnalyses).await?;
     let sid = access.study.id;
     let row = state.db(move |c| saved::get(c, sid, id)).await?;
     if row.saved.plot_svg.is_empty() {
@@ -447,10 +445,10 @@ async fn saved_plot(
 
 pub async fn saved_plot_png(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { access, .. }: InStudy<perm::ViewAnalyses>,
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, PageError> {
-    let (code, id, svg) = saved_plot(&state, &user, path).await?;
+    let (code, id, svg) = saved_plot(&state, &access, path).await?;
     Ok(png_response(&format!("{code}-analysis-{id}.png"), &svg)?)
 }
 
@@ -535,10 +533,10 @@ pub async fn saved_show(
 
 pub async fn saved_plot_svg(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { access, .. }: InStudy<perm::ViewAnalyses>,
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, PageError> {
-    let (code, id, svg) = saved_plot(&state, &user, path).await?;
+    let (code, id, svg) = saved_plot(&state, &access, path).await?;
     Ok(svg_response(&format!("{code}-analysis-{id}.svg"), svg))
 }
 

@@ -4,8 +4,6 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use super::studies::load_access_for;
-
 use crate::auth::permissions::Permission;
 use crate::db::paging::PageRequest;
 use crate::error::Error;
@@ -204,11 +202,9 @@ pub async fn slide_get(
 /// Reading campaigns with their progress (not the reads' values).
 pub async fn campaigns_list(
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { access, .. }: InStudy<perm::ViewCampaigns>,
 ) -> Result<HttpResponse, ApiError> {
     use crate::annotations::campaigns;
-    let access = load_access_for(&state, &user, &path, Permission::ViewCampaigns).await?;
     let sid = access.study.id;
     let items = state
         .db(move |c| {

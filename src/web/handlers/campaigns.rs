@@ -7,13 +7,12 @@ use std::collections::BTreeMap;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use super::studies::load_access_for;
 use super::{ActionForm, StudyNav};
 use crate::annotations::adjudication::{self, Disagreement, FieldAgreement};
 use crate::annotations::campaigns::{self, Campaign, CampaignInput, Progress};
 use crate::annotations::reads;
 use crate::annotations::schema::{self, Definition, SchemaVersion};
-use crate::auth::permissions::{Permission, Role};
+use crate::auth::permissions::{Permission, Role, StudyAccess};
 use crate::error::{Error, FieldErrors};
 use crate::studies::members;
 use crate::web::error::PageError;
@@ -39,12 +38,11 @@ async fn schema_page(
     req: &HttpRequest,
     state: &AppState,
     user: &CurrentUser,
-    code: &str,
+    access: &StudyAccess,
     form: Option<SchemaForm>,
     errors: FieldErrors,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(state, user, code, Permission::ViewCampaigns).await?;
-    let sid = access.study.id;
+    let (sid, code) = (access.study.id, &access.study.code);
     let (versions, started) =
         state.db(move |c| Ok((schema::versions(c, sid)?, schema::reading_started(c, sid)?))).await?;
     let current = versions.first().cloned();
@@ -57,7 +55,7 @@ async fn schema_page(
     let ctx = PageCtx::new(req, Some(user), format!("Annotation schema · {code}"), "studies");
     let page = SchemaPage {
         ctx: ctx.clone(),
-        nav: StudyNav::new(&access, "reading"),
+        nav: StudyNav::new(access, "reading"),
         current,
         definition,
         versions,
@@ -73,10 +71,9 @@ async fn schema_page(
 pub async fn schema_show(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::ViewCampaigns>,
 ) -> Result<HttpResponse, PageError> {
-    schema_page(&req, &state, &user, &path, None, FieldErrors::default()).await
+    schema_page(&req, &state, &user, &access, None, FieldErrors::default()).await
 }
 
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -107,9 +104,9 @@ pub async fn schema_update(
             "ok",
             &format!("Annotation schema version {} saved.", v.version),
         )),
-        Err(Error::Invalid(errors)) => schema_page(&req, &state, &user, &access.study.code, Some(form), errors).await,
+        Err(Error::Invalid(errors)) => schema_page(&req, &state, &user, &access, Some(form), errors).await,
         Err(Error::Conflict(m)) => {
-            schema_page(&req, &state, &user, &access.study.code, Some(form), FieldErrors::single("schema", m)).await
+            schema_page(&req, &state, &user, &access, Some(form), FieldErrors::single("schema", m)).await
         }
         Err(e) => Err(e.into()),
     }
@@ -313,11 +310,10 @@ async fn new_page(
     req: &HttpRequest,
     state: &AppState,
     user: &CurrentUser,
-    code: &str,
+    access: &StudyAccess,
     form: CampaignForm,
     errors: FieldErrors,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access_for(state, user, code, Permission::ManageCampaigns).await?;
     let sid = access.study.id;
     let data = state
         .db(move |c| {
@@ -336,10 +332,10 @@ async fn new_page(
         })
         .await?;
     let (roster, sites, stains, dictionary, first_reads, eligible, numeric_fields, runs) = data;
-    let ctx = PageCtx::new(req, Some(user), format!("New reading campaign · {code}"), "studies");
+    let ctx = PageCtx::new(req, Some(user), format!("New reading campaign · {}", access.study.code), "studies");
     let page = CampaignNewPage {
         ctx: ctx.clone(),
-        nav: StudyNav::new(&access, "reading"),
+        nav: StudyNav::new(access, "reading"),
         form,
         errors: errors.clone(),
         annotators: roster.iter().filter(|m| m.role == Role::Annotator).cloned().collect(),
@@ -358,8 +354,7 @@ async fn new_page(
 pub async fn campaign_new(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::ManageCampaigns>,
     q: web::Query<BTreeMap<String, String>>,
 ) -> Result<HttpResponse, PageError> {
     let form = CampaignForm {
@@ -368,7 +363,7 @@ pub async fn campaign_new(
         washout_days: if q.contains_key("reread") { "14".into() } else { String::new() },
         ..Default::default()
     };
-    new_page(&req, &state, &user, &path, form, FieldErrors::default()).await
+    new_page(&req, &state, &user, &access, form, FieldErrors::default()).await
 }
 
 pub async fn campaign_create(
@@ -388,7 +383,7 @@ pub async fn campaign_create(
                 c.name, c.seed
             ),
         )),
-        Err(Error::Invalid(errors)) => new_page(&req, &state, &user, &access.study.code, form, errors).await,
+        Err(Error::Invalid(errors)) => new_page(&req, &state, &user, &access, form, errors).await,
         Err(e) => Err(e.into()),
     }
 }

@@ -3,9 +3,9 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use super::studies::{load_access, reason_of};
+use super::studies::reason_of;
 use super::{ReasonForm, StudyNav};
-use crate::auth::permissions::{Permission, Role};
+use crate::auth::permissions::{Permission, Role, StudyAccess};
 use crate::error::{Error, FieldErrors};
 use crate::studies::members::{self, Member};
 use crate::web::error::PageError;
@@ -36,11 +36,11 @@ async fn list_page(
     req: &HttpRequest,
     state: &AppState,
     user: &CurrentUser,
-    code: &str,
+    access: StudyAccess,
     form: MemberForm,
     errors: FieldErrors,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access(state, user, code).await?;
+    // The page needs more than the right that the form's handler checked.
     access.require(Permission::ViewMembers)?;
     let sid = access.study.id;
     let list = state.db(move |c| members::list(c, sid, true)).await?;
@@ -61,10 +61,9 @@ async fn list_page(
 pub async fn members_list(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::ViewMembers>,
 ) -> Result<HttpResponse, PageError> {
-    list_page(&req, &state, &user, &path, MemberForm::default(), FieldErrors::default()).await
+    list_page(&req, &state, &user, access, MemberForm::default(), FieldErrors::default()).await
 }
 
 pub async fn members_csv(
@@ -85,14 +84,14 @@ pub async fn member_add(
     let form = form.into_inner();
     let actor = user.actor.clone();
     let f2 = form.clone();
-    let code = access.study.code.clone();
-    match state.db(move |c| members::add(c, &actor, &access, &f2.username, &f2.role)).await {
+    let (code, a2) = (access.study.code.clone(), access.clone());
+    match state.db(move |c| members::add(c, &actor, &a2, &f2.username, &f2.role)).await {
         Ok(m) => Ok(redirect_with_flash(
             &format!("/studies/{code}/members"),
             "ok",
             &format!("{} added as {}.", m.username, m.role),
         )),
-        Err(Error::Invalid(errors)) => list_page(&req, &state, &user, &code, form, errors).await,
+        Err(Error::Invalid(errors)) => list_page(&req, &state, &user, access, form, errors).await,
         Err(e) => Err(e.into()),
     }
 }

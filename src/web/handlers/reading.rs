@@ -10,7 +10,6 @@ use askama::Template;
 use crate::biomarker::runs;
 use serde_json::{Map, Value};
 
-use super::studies::load_access;
 use super::{ReasonForm, StudyNav};
 use crate::annotations::reads::{self, Draft, QueueItem, Read, ReadAccess};
 use crate::annotations::schema::{self, Definition};
@@ -94,26 +93,21 @@ impl WorkbenchPage {
     }
 }
 
-async fn read_for(
-    state: &AppState,
-    user: &CurrentUser,
-    code: &str,
-    id: i32,
-) -> Result<(StudyAccess, ReadAccess), Error> {
-    let access = load_access(state, user, code).await?;
+/// The read `id` as `user` may open it (`reads::open_for`: blinding and ownership), in the
+/// study the handler's extractor checked.
+async fn read_for(state: &AppState, user: &CurrentUser, access: &StudyAccess, id: i32) -> Result<ReadAccess, Error> {
     let (actor, a2) = (user.actor.clone(), access.clone());
-    let ra = state.db(move |c| reads::open_for(c, &actor, &a2, id)).await?;
-    Ok((access, ra))
+    state.db(move |c| reads::open_for(c, &actor, &a2, id)).await
 }
 
 pub async fn workbench(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::View>,
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, PageError> {
-    let (code, id) = path.into_inner();
-    let (access, ra) = read_for(&state, &user, &code, id).await?;
+    let (_, id) = path.into_inner();
+    let ra = read_for(&state, &user, &access, id).await?;
     let sid = access.study.id;
     let (read, campaign) = (ra.read.clone(), ra.campaign.clone());
     let (r2, c2) = (read.clone(), campaign.clone());
@@ -166,11 +160,11 @@ pub async fn workbench(
 /// The read's regions as the workbench loads them.
 pub async fn read_regions(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::View>,
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (code, id) = path.into_inner();
-    let (_, ra) = read_for(&state, &user, &code, id).await?;
+    let (_, id) = path.into_inner();
+    let ra = read_for(&state, &user, &access, id).await?;
     let read_id = ra.read.id;
     let regions = state.db(move |c| reads::regions(c, read_id)).await?;
     Ok(HttpResponse::Ok()
@@ -182,11 +176,11 @@ pub async fn read_regions(
 /// densities, flags and the heatmap (never the slide's label). 404 in unaided campaigns.
 pub async fn read_ai(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::View>,
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (code, id) = path.into_inner();
-    let (_, ra) = read_for(&state, &user, &code, id).await?;
+    let (_, id) = path.into_inner();
+    let ra = read_for(&state, &user, &access, id).await?;
     let (run_id, slide_id) = (ra.campaign.ai_run_id.ok_or(Error::NotFound)?, ra.read.slide_id);
     let (result, heatmap) = state.db(move |c| runs::slide_result(c, run_id, slide_id)).await?.ok_or(Error::NotFound)?;
     Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(serde_json::json!({
@@ -285,11 +279,11 @@ pub async fn read_reopen(
 /// The read's regions as QuPath GeoJSON (to continue in QuPath).
 pub async fn read_geojson(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::View>,
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, PageError> {
-    let (code, id) = path.into_inner();
-    let (_, ra) = read_for(&state, &user, &code, id).await?;
+    let (_, id) = path.into_inner();
+    let ra = read_for(&state, &user, &access, id).await?;
     let read_id = ra.read.id;
     let regions = state.db(move |c| reads::regions(c, read_id)).await?;
     let mut bytes = Vec::new();
@@ -325,28 +319,28 @@ pub async fn read_geojson_import(
 }
 
 /// The slide behind a read, for its tiles (the reader never needs the slide's own URL).
-async fn slide_for_read(state: &AppState, user: &CurrentUser, code: &str, id: i32) -> Result<Slide, Error> {
-    let (access, ra) = read_for(state, user, code, id).await?;
+async fn slide_for_read(state: &AppState, user: &CurrentUser, access: &StudyAccess, id: i32) -> Result<Slide, Error> {
+    let ra = read_for(state, user, access, id).await?;
     let (sid, slide_id) = (access.study.id, ra.read.slide_id);
     state.db(move |c| slides::get_by_id(c, sid, slide_id)).await
 }
 
 pub async fn read_dzi(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::View>,
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, PageError> {
-    let (code, id) = path.into_inner();
-    let slide = slide_for_read(&state, &user, &code, id).await?;
+    let (_, id) = path.into_inner();
+    let slide = slide_for_read(&state, &user, &access, id).await?;
     Ok(super::slides::dzi_response(&slide))
 }
 
 pub async fn read_tile(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { user, access, .. }: InStudy<perm::View>,
     path: web::Path<(String, i32, u32, u64, u64)>,
 ) -> Result<HttpResponse, PageError> {
-    let (code, id, level, col, row) = path.into_inner();
-    let slide = slide_for_read(&state, &user, &code, id).await?;
+    let (_, id, level, col, row) = path.into_inner();
+    let slide = slide_for_read(&state, &user, &access, id).await?;
     super::slides::image(&state, slide, move |tiles, sha, file| tiles.tile(sha, file, level, col, row)).await
 }

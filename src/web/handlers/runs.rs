@@ -4,14 +4,13 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use super::studies::load_access_for;
 use super::StudyNav;
 use crate::auth::permissions::Permission;
 use crate::biomarker::compare::{self, Comparison};
 use crate::biomarker::registry::{self, ModelRecord};
 use crate::biomarker::runs::{self, Run, SlideResultRow};
 use crate::web::error::PageError;
-use crate::web::extract::{perm, CurrentUser, InStudy, PageCtx};
+use crate::web::extract::{perm, InStudy, PageCtx};
 use crate::web::{csv_download, flash_outcome, render, AppState};
 
 #[derive(Template)]
@@ -179,11 +178,9 @@ impl ComparePage {
 
 async fn load_comparison(
     state: &AppState,
-    user: &CurrentUser,
-    code: &str,
+    access: crate::auth::permissions::StudyAccess,
     q: CompareQuery,
 ) -> Result<(crate::auth::permissions::StudyAccess, Comparison), PageError> {
-    let access = load_access_for(state, user, code, Permission::ViewRuns).await?;
     let acc = access.clone();
     let c = state.db(move |conn| compare::compare(conn, &acc, q.a, q.b)).await?;
     Ok((access, c))
@@ -193,11 +190,10 @@ async fn load_comparison(
 pub async fn runs_compare(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::ViewRuns>,
     q: web::Query<CompareQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let (access, c) = load_comparison(&state, &user, &path, q.into_inner()).await?;
+    let (access, c) = load_comparison(&state, access, q.into_inner()).await?;
     let ctx = PageCtx::new(
         &req,
         Some(&user),
@@ -209,11 +205,10 @@ pub async fn runs_compare(
 
 pub async fn runs_compare_csv(
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { access, .. }: InStudy<perm::ViewRuns>,
     q: web::Query<CompareQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let (access, c) = load_comparison(&state, &user, &path, q.into_inner()).await?;
+    let (access, c) = load_comparison(&state, access, q.into_inner()).await?;
     let rows: Vec<compare::CompareRow> = c.slides.iter().map(compare::CompareRow).collect();
     csv_download(&format!("{}-runs-{}-vs-{}.csv", access.study.code, c.run_a.id, c.run_b.id), &rows)
 }

@@ -3,9 +3,9 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use super::studies::{load_access, reason_of};
+use super::studies::reason_of;
 use super::{ReasonForm, StudyNav};
-use crate::auth::permissions::Permission;
+use crate::auth::permissions::{Permission, StudyAccess};
 use crate::error::{Error, FieldErrors};
 use crate::studies::sites::{self, Site, SiteInput};
 use crate::web::error::PageError;
@@ -37,11 +37,11 @@ async fn list_page(
     req: &HttpRequest,
     state: &AppState,
     user: &CurrentUser,
-    code: &str,
+    access: StudyAccess,
     form: SiteInput,
     errors: FieldErrors,
 ) -> Result<HttpResponse, PageError> {
-    let access = load_access(state, user, code).await?;
+    // The page needs more than the right that the form's handler checked.
     access.require(Permission::ViewSites)?;
     let sid = access.study.id;
     let list = state.db(move |c| sites::list(c, sid, true)).await?;
@@ -60,10 +60,9 @@ async fn list_page(
 pub async fn sites_list(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    path: web::Path<String>,
+    InStudy { user, access, .. }: InStudy<perm::ViewSites>,
 ) -> Result<HttpResponse, PageError> {
-    list_page(&req, &state, &user, &path, SiteInput::default(), FieldErrors::default()).await
+    list_page(&req, &state, &user, access, SiteInput::default(), FieldErrors::default()).await
 }
 
 pub async fn sites_csv(
@@ -84,10 +83,10 @@ pub async fn site_create(
     let input = form.into_inner();
     let actor = user.actor.clone();
     let i2 = input.clone();
-    let code = access.study.code.clone();
-    match state.db(move |c| sites::add(c, &actor, &access, &i2)).await {
+    let (code, a2) = (access.study.code.clone(), access.clone());
+    match state.db(move |c| sites::add(c, &actor, &a2, &i2)).await {
         Ok(s) => Ok(redirect_with_flash(&format!("/studies/{code}/sites"), "ok", &format!("Site {} added.", s.code))),
-        Err(Error::Invalid(errors)) => list_page(&req, &state, &user, &code, input, errors).await,
+        Err(Error::Invalid(errors)) => list_page(&req, &state, &user, access, input, errors).await,
         Err(e) => Err(e.into()),
     }
 }

@@ -7,7 +7,6 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use super::studies::load_access_for;
 use super::{ActionForm, StudyNav};
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::db::paging::PageRequest;
@@ -343,20 +342,19 @@ pub async fn slide_qc(
     flash_outcome(&url, result, "", |s| format!("{} is now {}.", s.label, s.status))
 }
 
-/// The slide for a tile request, after the access check.
-async fn slide_for_tiles(state: &AppState, user: &CurrentUser, code: &str, label: String) -> Result<Slide, Error> {
-    let access = load_access_for(state, user, code, Permission::ViewSlides).await?;
+/// The slide for a tile request, in the study its extractor checked.
+async fn slide_for_tiles(state: &AppState, access: &StudyAccess, label: String) -> Result<Slide, Error> {
     let sid = access.study.id;
     state.db(move |c| slides::get(c, sid, &label)).await
 }
 
 pub async fn slide_dzi(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { access, .. }: InStudy<perm::ViewSlides>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, PageError> {
-    let (code, label) = path.into_inner();
-    let slide = slide_for_tiles(&state, &user, &code, label).await?;
+    let (_, label) = path.into_inner();
+    let slide = slide_for_tiles(&state, &access, label).await?;
     Ok(dzi_response(&slide))
 }
 
@@ -368,21 +366,21 @@ pub(super) fn dzi_response(slide: &Slide) -> HttpResponse {
 
 pub async fn slide_tile(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { access, .. }: InStudy<perm::ViewSlides>,
     path: web::Path<(String, String, u32, u64, u64)>,
 ) -> Result<HttpResponse, PageError> {
-    let (code, label, level, col, row) = path.into_inner();
-    let slide = slide_for_tiles(&state, &user, &code, label).await?;
+    let (_, label, level, col, row) = path.into_inner();
+    let slide = slide_for_tiles(&state, &access, label).await?;
     image(&state, slide, move |tiles, sha, file| tiles.tile(sha, file, level, col, row)).await
 }
 
 pub async fn slide_thumbnail(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { access, .. }: InStudy<perm::ViewSlides>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, PageError> {
-    let (code, label) = path.into_inner();
-    let slide = slide_for_tiles(&state, &user, &code, label).await?;
+    let (_, label) = path.into_inner();
+    let slide = slide_for_tiles(&state, &access, label).await?;
     image(&state, slide, |tiles, sha, file| tiles.thumbnail(sha, file)).await
 }
 

@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
 use super::{ReasonForm, StudyNav};
-use crate::auth::permissions::{study_access, Permission, StudyAccess};
+use crate::auth::permissions::{Permission, StudyAccess};
 use crate::db::paging::PageRequest;
 use crate::error::{Error, FieldErrors};
 use crate::studies::members::{self, Member};
@@ -13,25 +13,6 @@ use crate::studies::{self, Study, StudyInput, StudyListQuery, StudyType, Transit
 use crate::web::error::PageError;
 use crate::web::extract::{perm, redirect_with_flash, CurrentUser, InStudy, PageCtx};
 use crate::web::{csv_download, render, render_form, AppState, Pager};
-
-/// Loads the study for this user: 404 unless admin or member.
-pub async fn load_access(state: &AppState, user: &CurrentUser, code: &str) -> Result<StudyAccess, Error> {
-    let actor = user.actor.clone();
-    let code = code.to_string();
-    state.db(move |c| study_access(c, &actor, &code)).await
-}
-
-/// Loads the study and checks the permission: 404 unless a member, 403 without the right.
-pub async fn load_access_for(
-    state: &AppState,
-    user: &CurrentUser,
-    code: &str,
-    p: Permission,
-) -> Result<StudyAccess, Error> {
-    let access = load_access(state, user, code).await?;
-    access.require(p)?;
-    Ok(access)
-}
 
 #[derive(Template)]
 #[template(path = "studies/list.html")]
@@ -357,11 +338,9 @@ pub struct DossierJobPartial {
 
 async fn dossier_job(
     state: &web::Data<AppState>,
-    user: &CurrentUser,
-    code: &str,
+    access: &StudyAccess,
     id: i32,
 ) -> Result<(String, crate::jobs::Job), PageError> {
-    let access = load_access_for(state, user, code, Permission::ViewAnalyses).await?;
     let sid = access.study.id;
     let job = state.db(move |c| crate::jobs::get_in_study(c, sid, id)).await?;
     if job.kind != crate::jobs::JobKind::DossierExport {
@@ -372,22 +351,22 @@ async fn dossier_job(
 
 pub async fn study_dossier_job(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { access, .. }: InStudy<perm::ViewAnalyses>,
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, PageError> {
-    let (code, id) = path.into_inner();
-    let (code, job) = dossier_job(&state, &user, &code, id).await?;
+    let (_, id) = path.into_inner();
+    let (code, job) = dossier_job(&state, &access, id).await?;
     crate::web::render_partial(&DossierJobPartial { code, job })
 }
 
 /// The zip a finished export job wrote.
 pub async fn study_dossier_download(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    InStudy { access, .. }: InStudy<perm::ViewAnalyses>,
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, PageError> {
-    let (code, id) = path.into_inner();
-    let (code, job) = dossier_job(&state, &user, &code, id).await?;
+    let (_, id) = path.into_inner();
+    let (code, job) = dossier_job(&state, &access, id).await?;
     if job.status != crate::jobs::JobStatus::Succeeded {
         return Err(Error::Conflict(format!("dossier export {id} is {}", job.status)).into());
     }
