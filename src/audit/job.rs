@@ -15,6 +15,12 @@ pub struct VerifyParams {
     pub chain: Option<String>,
 }
 
+/// Where an interrupted verification resumes: the chains already checked.
+#[derive(serde::Deserialize)]
+struct Resume {
+    reports: Vec<ChainReport>,
+}
+
 /// What a verification found: whether every chain holds, and each chain's report.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct VerifyOutput {
@@ -34,8 +40,7 @@ impl JobHandler for VerifyAuditJob {
             Some(c) => vec![c],
             None => verify::chain_names(&mut *ctx.conn()?)?,
         };
-        let checkpoint = ctx.checkpoint().unwrap_or(json!({"reports": []}));
-        let mut reports: Vec<ChainReport> = serde_json::from_value(checkpoint["reports"].clone()).unwrap_or_default();
+        let mut reports = ctx.checkpoint::<Resume>()?.map(|r| r.reports).unwrap_or_default();
         let total = chains.len() as i64;
         for chain in chains.iter().skip(reports.len()) {
             ctx.progress(reports.len() as i64, total, &format!("checking {chain}"), None)?;

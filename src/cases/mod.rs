@@ -377,13 +377,13 @@ pub struct ImportRecord {
     pub rows_created: i32,
     pub rows_updated: i32,
     pub rows_unchanged: i32,
-    pub report: String,
+    pub report: crate::db::Json<import::DeidReport>,
     pub created_at: NaiveDateTime,
 }
 
 impl ImportRecord {
     pub fn report(&self) -> import::DeidReport {
-        serde_json::from_str(&self.report).unwrap_or_default()
+        self.report.0.clone()
     }
 }
 

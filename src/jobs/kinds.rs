@@ -23,9 +23,17 @@ impl JobContext {
     pub fn conn(&self) -> anyhow::Result<PooledConn> {
         Ok(self.pool.get()?)
     }
-    /// The resume point saved by an earlier attempt, if any.
-    pub fn checkpoint(&self) -> Option<Value> {
-        self.job.checkpoint.as_deref().and_then(|s| serde_json::from_str(s).ok())
+    /// The resume point saved by an earlier attempt, if any, as the job's type for it; one of
+    /// another shape fails the job (never a fresh start that would redo finished work silently).
+    pub fn checkpoint<T: serde::de::DeserializeOwned>(&self) -> anyhow::Result<Option<T>> {
+        self.job
+            .checkpoint
+            .as_deref()
+            .map(|s| {
+                serde_json::from_str(s)
+                    .map_err(|e| anyhow::anyhow!("job {}: its resume point is not as expected: {e}", self.job.id))
+            })
+            .transpose()
     }
     /// Records progress and a resume point; fails with [`Cancelled`] when a cancel was asked.
     pub fn progress(&self, done: i64, total: i64, message: &str, checkpoint: Option<&Value>) -> anyhow::Result<()> {

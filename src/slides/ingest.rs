@@ -30,6 +30,12 @@ pub struct IngestParams {
     pub ingest: i32,
 }
 
+/// Where an interrupted ingest resumes: the rows already done.
+#[derive(serde::Deserialize)]
+struct Resume {
+    report: Vec<RowOutcome>,
+}
+
 /// What an ingest did: how many rows were ingested, skipped (already there) and failed, and
 /// each row's outcome.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -307,14 +313,14 @@ pub struct IngestRecord {
     pub files_ingested: i32,
     pub files_skipped: i32,
     pub files_failed: i32,
-    pub report: String,
+    pub report: crate::db::Json<Vec<RowOutcome>>,
     pub created_at: chrono::NaiveDateTime,
     pub finished_at: Option<chrono::NaiveDateTime>,
 }
 
 impl IngestRecord {
     pub fn rows(&self) -> Vec<RowOutcome> {
-        serde_json::from_str(&self.report).unwrap_or_default()
+        self.report.0.clone()
     }
 }
 
@@ -350,8 +356,7 @@ impl JobHandler for SlideIngestJob {
         sweep(&mut *ctx.conn()?, &ctx.data_dir);
         let partial_dir = super::store_dir(&ctx.data_dir).join(".partial");
         std::fs::create_dir_all(&partial_dir)?;
-        let mut report: Vec<RowOutcome> =
-            ctx.checkpoint().and_then(|c| serde_json::from_value(c["report"].clone()).ok()).unwrap_or_default();
+        let mut report = ctx.checkpoint::<Resume>()?.map(|r| r.report).unwrap_or_default();
         let total = plan.entries.len() as i64;
         let result = (|| -> anyhow::Result<()> {
             for entry in plan.entries.iter().skip(report.len()) {

@@ -237,7 +237,7 @@ async fn a_bad_file_fails_alone_with_a_reason() {
     wait_ingest(&app, id).await;
     let record =
         evidentia::slides::ingest::ingests(&mut app.conn(), 1).unwrap().into_iter().find(|i| i.id == id).unwrap();
-    assert_eq!((record.files_ingested, record.files_failed), (1, 3), "{}", record.report);
+    assert_eq!((record.files_ingested, record.files_failed), (1, 3), "{:?}", record.report);
     let rows = record.rows();
     assert_eq!(rows[0].outcome, "ingested");
     assert!(rows[2].message.contains("JPEG 2000"), "{}", rows[2].message);
