@@ -48,7 +48,13 @@ fn qupath_points(n: usize) -> (String, f64) {
 }
 
 /// A study slide record big enough for the points (the pixels are not needed to store regions).
-fn slide_record(conn: &mut Conn, study_id: i32, label: &str, width: i64, height: i64) -> anyhow::Result<()> {
+fn slide_record(
+    conn: &mut Conn,
+    study_id: evidentia::studies::StudyId,
+    label: &str,
+    width: i64,
+    height: i64,
+) -> anyhow::Result<()> {
     let case_id: i32 = cases::table.filter(cases::study_id.eq(study_id)).select(cases::id).first(conn)?;
     diesel::insert_into(slides::table)
         .values((

@@ -111,7 +111,7 @@ fn main() -> anyhow::Result<()> {
         anyhow::bail!("sqlite3 .import failed: {}", String::from_utf8_lossy(&out.stderr));
     }
 
-    let (storage, storage_bytes) = storage_floor(&mut conn, dir.path(), access.study.id, n)?;
+    let (storage, storage_bytes) = storage_floor(&mut conn, dir.path(), access.study.id.get(), n)?;
 
     let storage_secs: f64 = storage.iter().sum();
     let rate = n as f64 / evidentia_secs;

@@ -81,7 +81,7 @@ pub fn majority(values: &[&str]) -> Option<String> {
 }
 
 /// Builds the dataset. Rows are in subject, then slide label order.
-pub fn build(conn: &mut Conn, study_id: i32, sources: &Sources) -> Result<Dataset> {
+pub fn build(conn: &mut Conn, study_id: crate::studies::StudyId, sources: &Sources) -> Result<Dataset> {
     let dict = dictionary::load(conn, study_id)?;
     let case_header = cases::export::header(&dict);
     let all_cases: Vec<cases::Case> = cases_t::table
@@ -179,7 +179,12 @@ struct CampaignColumns {
     reference: adjudication::Reference,
 }
 
-fn campaign_columns(conn: &mut Conn, study_id: i32, cid: i32, suffix: String) -> Result<CampaignColumns> {
+fn campaign_columns(
+    conn: &mut Conn,
+    study_id: crate::studies::StudyId,
+    cid: i32,
+    suffix: String,
+) -> Result<CampaignColumns> {
     let campaign = campaigns::get(conn, study_id, cid)?;
     let def = schema::current(conn, study_id)?.map(|s| s.definition()).unwrap_or_default();
     let fields: Vec<schema::FieldDef> = def.fields.iter().filter(|f| !f.is_comment()).cloned().collect();

@@ -204,7 +204,7 @@ pub fn shell_quote(s: &str) -> String {
 /// Builds the dataset of `sources` and runs the analysis on it. Bad parameters are field errors;
 /// an analysis that cannot be computed on this data (a single category, no events…) is a
 /// result whose outcome is the reason.
-pub fn compute(conn: &mut Conn, study_id: i32, req: &Request) -> Result<(Computed, Dataset)> {
+pub fn compute(conn: &mut Conn, study_id: crate::studies::StudyId, req: &Request) -> Result<(Computed, Dataset)> {
     let analysis = req.analysis()?;
     let level = req.level()?;
     let sources = req.sources();

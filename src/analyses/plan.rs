@@ -109,7 +109,7 @@ crate::db::text_enum! {
 #[diesel(table_name = analysis_plans)]
 pub struct Plan {
     pub id: i32,
-    pub study_id: i32,
+    pub study_id: crate::studies::StudyId,
     pub version: i32,
     #[serde(skip)]
     pub items: Json<Vec<PlanItem>>,
@@ -149,7 +149,7 @@ impl Plan {
 }
 
 /// Every version of the study's plan, newest first.
-pub fn versions(conn: &mut Conn, study_id: i32) -> Result<Vec<Plan>> {
+pub fn versions(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<Vec<Plan>> {
     Ok(analysis_plans::table
         .filter(analysis_plans::study_id.eq(study_id))
         .order(analysis_plans::version.desc())
@@ -158,12 +158,12 @@ pub fn versions(conn: &mut Conn, study_id: i32) -> Result<Vec<Plan>> {
 }
 
 /// The newest version (draft or signed).
-pub fn latest(conn: &mut Conn, study_id: i32) -> Result<Option<Plan>> {
+pub fn latest(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<Option<Plan>> {
     Ok(versions(conn, study_id)?.into_iter().next())
 }
 
 /// The version in force: the newest signed one.
-pub fn signed(conn: &mut Conn, study_id: i32) -> Result<Option<Plan>> {
+pub fn signed(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<Option<Plan>> {
     Ok(versions(conn, study_id)?.into_iter().find(|p| p.status == PlanStatus::Signed))
 }
 

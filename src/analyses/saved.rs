@@ -22,7 +22,7 @@ pub const SOFTWARE: &str = concat!("evidentia ", env!("CARGO_PKG_VERSION"));
 #[diesel(table_name = saved_analyses)]
 pub struct Saved {
     pub id: i32,
-    pub study_id: i32,
+    pub study_id: crate::studies::StudyId,
     pub title: String,
     pub analysis: super::AnalysisName,
     pub query: String,
@@ -75,7 +75,7 @@ impl SavedRow {
     }
 }
 
-pub fn list(conn: &mut Conn, study_id: i32) -> Result<Vec<SavedRow>> {
+pub fn list(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<Vec<SavedRow>> {
     let all: Vec<Saved> = saved_analyses::table
         .filter(saved_analyses::study_id.eq(study_id))
         .order(saved_analyses::id.asc())
@@ -85,7 +85,7 @@ pub fn list(conn: &mut Conn, study_id: i32) -> Result<Vec<SavedRow>> {
     Ok(all.into_iter().map(|s| with_plan(&plans, s)).collect())
 }
 
-pub fn get(conn: &mut Conn, study_id: i32, id: i32) -> Result<SavedRow> {
+pub fn get(conn: &mut Conn, study_id: crate::studies::StudyId, id: i32) -> Result<SavedRow> {
     let s: Saved = saved_analyses::table
         .filter(saved_analyses::study_id.eq(study_id))
         .filter(saved_analyses::id.eq(id))
@@ -207,7 +207,7 @@ fn show(v: &Value) -> String {
     }
 }
 
-pub fn rerun(conn: &mut Conn, study_id: i32, saved: &Saved) -> Result<Rerun> {
+pub fn rerun(conn: &mut Conn, study_id: crate::studies::StudyId, saved: &Saved) -> Result<Rerun> {
     let req = Request::parse(&saved.query)?;
     let (computed, _) = compute(conn, study_id, &req)?;
     let before: Vec<(String, Value)> = leaves(&saved.result());

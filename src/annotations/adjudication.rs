@@ -114,7 +114,7 @@ fn json_text(v: &str) -> String {
 /// Every disagreement of a campaign, adjudicated or not, by slide and field.
 pub fn disagreements(
     conn: &mut Conn,
-    study_id: i32,
+    study_id: crate::studies::StudyId,
     campaign: &Campaign,
     def: &Definition,
 ) -> Result<Vec<Disagreement>> {
@@ -239,7 +239,12 @@ pub type Reference = BTreeMap<String, BTreeMap<String, String>>;
 /// The reference value of every field of every complete slide: the adjudicated value where the
 /// readers disagreed, else their common value (numbers within tolerance: their median). Slides
 /// with an unadjudicated disagreement have no reference for that field.
-pub fn reference(conn: &mut Conn, study_id: i32, campaign: &Campaign, def: &Definition) -> Result<Reference> {
+pub fn reference(
+    conn: &mut Conn,
+    study_id: crate::studies::StudyId,
+    campaign: &Campaign,
+    def: &Definition,
+) -> Result<Reference> {
     let all = reads::of_campaign(conn, study_id, campaign.id)?;
     let done = adjudications_of(conn, campaign.id)?;
     let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
@@ -269,7 +274,11 @@ pub fn reference(conn: &mut Conn, study_id: i32, campaign: &Campaign, def: &Defi
 
 /// The reference of a campaign as a table: the compared fields (schema order) and, per complete
 /// slide, its reference values.
-pub fn reference_table(conn: &mut Conn, study_id: i32, campaign_id: i32) -> Result<(Vec<String>, Reference)> {
+pub fn reference_table(
+    conn: &mut Conn,
+    study_id: crate::studies::StudyId,
+    campaign_id: i32,
+) -> Result<(Vec<String>, Reference)> {
     let campaign = super::campaigns::get(conn, study_id, campaign_id)?;
     let def = schema::current(conn, study_id)?.map(|s| s.definition()).unwrap_or_default();
     let fields = def.fields.iter().filter(|f| !f.is_comment()).map(|f| f.name.clone()).collect();
@@ -291,7 +300,12 @@ pub struct FieldAgreement {
 /// Agreement between the readers of a campaign on each categorical and yes/no field, over the
 /// slides every reader submitted. Unweighted kappa; linear weights for ordered categories with
 /// more than two choices are left to the statistics pages.
-pub fn agreement(conn: &mut Conn, study_id: i32, campaign: &Campaign, def: &Definition) -> Result<Vec<FieldAgreement>> {
+pub fn agreement(
+    conn: &mut Conn,
+    study_id: crate::studies::StudyId,
+    campaign: &Campaign,
+    def: &Definition,
+) -> Result<Vec<FieldAgreement>> {
     let all = reads::of_campaign(conn, study_id, campaign.id)?;
     let complete = complete_slides(&all);
     let mut out = Vec::new();
@@ -312,7 +326,11 @@ pub fn agreement(conn: &mut Conn, study_id: i32, campaign: &Campaign, def: &Defi
 }
 
 /// Campaigns where the actor adjudicates, with their open (unadjudicated) disagreements.
-pub fn queue(conn: &mut Conn, actor: &Actor, study_id: i32) -> Result<Vec<(Campaign, Vec<Disagreement>)>> {
+pub fn queue(
+    conn: &mut Conn,
+    actor: &Actor,
+    study_id: crate::studies::StudyId,
+) -> Result<Vec<(Campaign, Vec<Disagreement>)>> {
     let Some(uid) = actor.user_id else { return Ok(Vec::new()) };
     let def = match schema::current(conn, study_id)? {
         Some(s) => s.definition(),

@@ -30,7 +30,7 @@ crate::db::text_enum! {
 #[diesel(table_name = campaigns)]
 pub struct Campaign {
     pub id: i32,
-    pub study_id: i32,
+    pub study_id: crate::studies::StudyId,
     pub name: String,
     pub parent_id: Option<i32>,
     pub washout_days: i32,
@@ -109,7 +109,7 @@ pub struct CampaignInput {
     pub ai_run_id: Option<i32>,
 }
 
-pub fn list(conn: &mut Conn, study_id: i32) -> Result<Vec<Campaign>> {
+pub fn list(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<Vec<Campaign>> {
     Ok(campaigns::table
         .filter(campaigns::study_id.eq(study_id))
         .order(campaigns::id.asc())
@@ -117,7 +117,7 @@ pub fn list(conn: &mut Conn, study_id: i32) -> Result<Vec<Campaign>> {
         .load(conn)?)
 }
 
-pub fn get(conn: &mut Conn, study_id: i32, id: i32) -> Result<Campaign> {
+pub fn get(conn: &mut Conn, study_id: crate::studies::StudyId, id: i32) -> Result<Campaign> {
     campaigns::table
         .filter(campaigns::study_id.eq(study_id))
         .filter(campaigns::id.eq(id))
@@ -126,7 +126,7 @@ pub fn get(conn: &mut Conn, study_id: i32, id: i32) -> Result<Campaign> {
         .or_not_found()
 }
 
-pub fn by_name(conn: &mut Conn, study_id: i32, name: &str) -> Result<Campaign> {
+pub fn by_name(conn: &mut Conn, study_id: crate::studies::StudyId, name: &str) -> Result<Campaign> {
     campaigns::table
         .filter(campaigns::study_id.eq(study_id))
         .filter(campaigns::name.eq(name))
@@ -138,7 +138,7 @@ pub fn by_name(conn: &mut Conn, study_id: i32, name: &str) -> Result<Campaign> {
 /// Who reads and who adjudicates any of these slides in the study's campaigns.
 fn roles_on_slides(
     conn: &mut Conn,
-    study_id: i32,
+    study_id: crate::studies::StudyId,
     slide_ids: &[i32],
 ) -> Result<(std::collections::BTreeSet<i32>, std::collections::BTreeSet<i32>)> {
     let rows: Vec<(i32, Option<i32>)> = reads::table
@@ -153,7 +153,7 @@ fn roles_on_slides(
 
 /// Dictionary fields a campaign may show its readers: those whose values are kept, shifted or
 /// generalised; never identifiers (dropped) or the subject id (pseudonymised).
-pub fn showable_case_fields(conn: &mut Conn, study_id: i32) -> Result<Vec<String>> {
+pub fn showable_case_fields(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<Vec<String>> {
     use crate::cases::dictionary::{self, DeidAction};
     Ok(dictionary::load(conn, study_id)?
         .into_iter()

@@ -54,7 +54,12 @@ pub fn csv_rows(def: &Definition, reads: &[Read]) -> (Vec<String>, Vec<Vec<Strin
 
 /// Writes the study's reads to `out_dir`: `reads.csv`, or `<campaign>/<slide>/<reader>.geojson`
 /// for every read with regions. Returns the files written.
-pub fn export(conn: &mut Conn, study_id: i32, format: &str, out_dir: &Path) -> Result<Vec<PathBuf>> {
+pub fn export(
+    conn: &mut Conn,
+    study_id: crate::studies::StudyId,
+    format: &str,
+    out_dir: &Path,
+) -> Result<Vec<PathBuf>> {
     let def = schema::current(conn, study_id)?.map(|s| s.definition()).unwrap_or_default();
     let all = reads::of_study(conn, study_id)?;
     let io = |e: std::io::Error, p: &Path| Error::Internal(anyhow::anyhow!("writing {}: {e}", p.display()));

@@ -81,7 +81,7 @@ type Joined = diesel::dsl::InnerJoin<
 
 /// Reads of a study joined to what [`Read`] selects.
 fn joined<'a>(
-    study_id: i32,
+    study_id: crate::studies::StudyId,
 ) -> diesel::dsl::IntoBoxed<
     'a,
     diesel::dsl::Filter<Joined, diesel::dsl::Eq<campaigns_t::study_id, i32>>,
@@ -96,7 +96,7 @@ fn joined<'a>(
 }
 
 /// Every read of a campaign, by slide then reader.
-pub fn of_campaign(conn: &mut Conn, study_id: i32, campaign_id: i32) -> Result<Vec<Read>> {
+pub fn of_campaign(conn: &mut Conn, study_id: crate::studies::StudyId, campaign_id: i32) -> Result<Vec<Read>> {
     Ok(joined(study_id)
         .filter(reads::campaign_id.eq(campaign_id))
         .order((slides::label.asc(), users::username.asc()))
@@ -105,7 +105,7 @@ pub fn of_campaign(conn: &mut Conn, study_id: i32, campaign_id: i32) -> Result<V
 }
 
 /// Every read of a study (exports), by campaign, slide, reader.
-pub fn of_study(conn: &mut Conn, study_id: i32) -> Result<Vec<Read>> {
+pub fn of_study(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<Vec<Read>> {
     Ok(joined(study_id)
         .order((reads::campaign_id.asc(), slides::label.asc(), users::username.asc()))
         .select(Read::as_select())
@@ -134,7 +134,7 @@ impl QueueItem {
 }
 
 /// The reader's queue in a study: their reads in open campaigns, in their randomised order.
-pub fn queue(conn: &mut Conn, study_id: i32, reader_id: i32) -> Result<Vec<QueueItem>> {
+pub fn queue(conn: &mut Conn, study_id: crate::studies::StudyId, reader_id: i32) -> Result<Vec<QueueItem>> {
     let list: Vec<Read> = joined(study_id)
         .filter(reads::reader_id.eq(reader_id))
         .filter(reads::status.ne("withdrawn"))
@@ -498,7 +498,13 @@ pub fn read_entity(r: &Read) -> String {
 
 /// The read of (campaign, slide, reader) for the CLI: the campaign by name, or the only open
 /// campaign where this reader has an unsubmitted read of the slide.
-pub fn find(conn: &mut Conn, study_id: i32, campaign: Option<&str>, slide: &str, reader: &str) -> Result<i32> {
+pub fn find(
+    conn: &mut Conn,
+    study_id: crate::studies::StudyId,
+    campaign: Option<&str>,
+    slide: &str,
+    reader: &str,
+) -> Result<i32> {
     let mut q =
         joined(study_id).filter(slides::label.eq(slide.to_string())).filter(users::username.eq(reader.to_string()));
     if let Some(c) = campaign {
@@ -556,7 +562,7 @@ pub fn neighbours(conn: &mut Conn, read: &Read) -> Result<(Option<i32>, Option<i
 }
 
 /// Audit events of one read, newest first (the read's history on the workbench).
-pub fn history(conn: &mut Conn, study_id: i32, read: &Read) -> Result<Vec<audit::AuditEvent>> {
+pub fn history(conn: &mut Conn, study_id: crate::studies::StudyId, read: &Read) -> Result<Vec<audit::AuditEvent>> {
     use crate::db::schema::audit_events;
     Ok(audit_events::table
         .filter(audit_events::study_id.eq(study_id))

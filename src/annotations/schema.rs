@@ -402,7 +402,7 @@ fn parse_class(parts: &[&str]) -> std::result::Result<ClassDef, String> {
 #[diesel(table_name = annotation_schemas)]
 pub struct SchemaVersion {
     pub id: i32,
-    pub study_id: i32,
+    pub study_id: crate::studies::StudyId,
     pub version: i32,
     #[serde(skip)]
     pub definition: crate::db::Json<Definition>,
@@ -418,7 +418,7 @@ impl SchemaVersion {
 }
 
 /// The study's current schema, if it has one.
-pub fn current(conn: &mut Conn, study_id: i32) -> Result<Option<SchemaVersion>> {
+pub fn current(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<Option<SchemaVersion>> {
     Ok(annotation_schemas::table
         .filter(annotation_schemas::study_id.eq(study_id))
         .order(annotation_schemas::version.desc())
@@ -428,11 +428,11 @@ pub fn current(conn: &mut Conn, study_id: i32) -> Result<Option<SchemaVersion>> 
 }
 
 /// The current schema, or a clear error for pages that need one.
-pub fn require_current(conn: &mut Conn, study_id: i32) -> Result<SchemaVersion> {
+pub fn require_current(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<SchemaVersion> {
     current(conn, study_id)?.ok_or_else(|| Error::Conflict("the study has no annotation schema yet".into()))
 }
 
-pub fn versions(conn: &mut Conn, study_id: i32) -> Result<Vec<SchemaVersion>> {
+pub fn versions(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<Vec<SchemaVersion>> {
     Ok(annotation_schemas::table
         .filter(annotation_schemas::study_id.eq(study_id))
         .order(annotation_schemas::version.desc())
@@ -441,7 +441,7 @@ pub fn versions(conn: &mut Conn, study_id: i32) -> Result<Vec<SchemaVersion>> {
 }
 
 /// True once any reader has saved anything in any campaign of the study.
-pub fn reading_started(conn: &mut Conn, study_id: i32) -> Result<bool> {
+pub fn reading_started(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<bool> {
     let n: i64 = reads::table
         .inner_join(campaigns::table)
         .filter(campaigns::study_id.eq(study_id))
@@ -518,7 +518,7 @@ pub fn save(
 
 /// What the reads already saved in the study hold that `def` would refuse, by field with a
 /// count (empty when every stored value still fits).
-fn values_refused_by(conn: &mut Conn, study_id: i32, def: &Definition) -> Result<Vec<String>> {
+fn values_refused_by(conn: &mut Conn, study_id: crate::studies::StudyId, def: &Definition) -> Result<Vec<String>> {
     let stored: Vec<String> = reads::table
         .inner_join(campaigns::table)
         .filter(campaigns::study_id.eq(study_id))

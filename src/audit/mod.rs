@@ -23,7 +23,7 @@ pub const SYSTEM_CHAIN: &str = "system";
 #[derive(Debug, Clone, Copy)]
 pub enum Chain<'a> {
     System,
-    Study { id: i32, code: &'a str },
+    Study { id: crate::studies::StudyId, code: &'a str },
 }
 
 impl Chain<'_> {
@@ -33,7 +33,7 @@ impl Chain<'_> {
             Chain::Study { code, .. } => format!("study:{code}"),
         }
     }
-    fn study_id(&self) -> Option<i32> {
+    fn study_id(&self) -> Option<crate::studies::StudyId> {
         match self {
             Chain::System => None,
             Chain::Study { id, .. } => Some(*id),
@@ -109,7 +109,7 @@ pub struct AuditEvent {
     pub id: i32,
     pub chain: String,
     pub seq: i64,
-    pub study_id: Option<i32>,
+    pub study_id: Option<crate::studies::StudyId>,
     pub at: String,
     pub actor: String,
     pub action: String,
@@ -159,7 +159,7 @@ fn values_display(raw: Option<&str>) -> String {
 struct NewAuditEvent<'a> {
     chain: String,
     seq: i64,
-    study_id: Option<i32>,
+    study_id: Option<crate::studies::StudyId>,
     at: String,
     actor: &'a str,
     action: &'a str,

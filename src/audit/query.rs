@@ -26,7 +26,12 @@ pub struct AuditFilter {
 }
 
 /// Events of one study (`Some(id)`) or of every chain (`None`), newest first.
-pub fn list(conn: &mut Conn, study_id: Option<i32>, f: &AuditFilter, page: PageRequest) -> Result<Page<AuditEvent>> {
+pub fn list(
+    conn: &mut Conn,
+    study_id: Option<crate::studies::StudyId>,
+    f: &AuditFilter,
+    page: PageRequest,
+) -> Result<Page<AuditEvent>> {
     let build = || {
         let mut q = audit_events::table.into_boxed();
         if let Some(id) = study_id {
@@ -65,7 +70,10 @@ fn parse_day(s: &str) -> Option<chrono::NaiveDate> {
 }
 
 /// Distinct values for the filter drop-downs.
-pub fn distinct_values(conn: &mut Conn, study_id: Option<i32>) -> Result<(Vec<String>, Vec<String>, Vec<String>)> {
+pub fn distinct_values(
+    conn: &mut Conn,
+    study_id: Option<crate::studies::StudyId>,
+) -> Result<(Vec<String>, Vec<String>, Vec<String>)> {
     let mut users = audit_events::table.select(audit_events::actor).distinct().into_boxed();
     let mut actions = audit_events::table.select(audit_events::action).distinct().into_boxed();
     let mut entities = audit_events::table.select(audit_events::entity).distinct().into_boxed();

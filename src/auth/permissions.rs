@@ -165,7 +165,7 @@ impl StudyAccess {
 }
 
 /// The actor's role in a study, if any (retired memberships do not count).
-pub fn role_in(conn: &mut Conn, user_id: i32, study_id: i32) -> Result<Option<Role>> {
+pub fn role_in(conn: &mut Conn, user_id: i32, study_id: crate::studies::StudyId) -> Result<Option<Role>> {
     Ok(study_members::table
         .filter(study_members::study_id.eq(study_id))
         .filter(study_members::user_id.eq(user_id))

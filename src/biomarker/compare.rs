@@ -178,7 +178,7 @@ mod tests {
     fn run(id: i32) -> Run {
         Run {
             id,
-            study_id: 1,
+            study_id: crate::studies::StudyId::for_tests(1),
             model_name: "m".into(),
             model_version: id.to_string(),
             model_sha256: "0".repeat(64),

@@ -45,7 +45,7 @@ impl crate::jobs::JobParams for RunParams {
 #[diesel(table_name = biomarker_runs)]
 pub struct Run {
     pub id: i32,
-    pub study_id: i32,
+    pub study_id: crate::studies::StudyId,
     #[diesel(select_expression = models::name)]
     pub model_name: String,
     #[diesel(select_expression = models::version)]
@@ -152,7 +152,7 @@ impl crate::export::CsvRecord for SlideResultRow {
     }
 }
 
-pub fn get(conn: &mut Conn, study_id: i32, id: i32) -> Result<Run> {
+pub fn get(conn: &mut Conn, study_id: crate::studies::StudyId, id: i32) -> Result<Run> {
     biomarker_runs::table
         .inner_join(models::table)
         .filter(biomarker_runs::study_id.eq(study_id))
@@ -162,7 +162,7 @@ pub fn get(conn: &mut Conn, study_id: i32, id: i32) -> Result<Run> {
         .or_not_found()
 }
 
-pub fn list(conn: &mut Conn, study_id: i32) -> Result<Vec<Run>> {
+pub fn list(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<Vec<Run>> {
     Ok(biomarker_runs::table
         .inner_join(models::table)
         .filter(biomarker_runs::study_id.eq(study_id))
@@ -172,7 +172,7 @@ pub fn list(conn: &mut Conn, study_id: i32) -> Result<Vec<Run>> {
 }
 
 /// The newest heatmap of a slide (from the newest run with a result for it): run id and map.
-pub fn heatmap(conn: &mut Conn, study_id: i32, slide_label: &str) -> Result<Option<(i32, Value)>> {
+pub fn heatmap(conn: &mut Conn, study_id: crate::studies::StudyId, slide_label: &str) -> Result<Option<(i32, Value)>> {
     let row: Option<(i32, String)> = biomarker_results::table
         .inner_join(slides::table)
         .inner_join(biomarker_runs::table)

@@ -702,7 +702,7 @@ impl From<FieldRow> for FieldDef {
 }
 
 /// The study's current dictionary, in order.
-pub fn load(conn: &mut Conn, study_id: i32) -> Result<Vec<FieldDef>> {
+pub fn load(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<Vec<FieldDef>> {
     let rows: Vec<FieldRow> = dictionary_fields::table
         .filter(dictionary_fields::study_id.eq(study_id))
         .filter(dictionary_fields::retired_at.is_null())
@@ -740,7 +740,7 @@ pub struct DictionaryChange {
 
 fn invalidated_by(
     conn: &mut Conn,
-    study_id: i32,
+    study_id: crate::studies::StudyId,
     new_fields: &[FieldDef],
     changed: &[String],
 ) -> Result<Vec<Invalidated>> {
@@ -768,7 +768,7 @@ fn invalidated_by(
 
 /// Stored case values that fail the study's current dictionary (an open data problem: the
 /// pre-lock checklist lists them).
-pub fn failing_values(conn: &mut Conn, study_id: i32) -> Result<Vec<Invalidated>> {
+pub fn failing_values(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<Vec<Invalidated>> {
     let fields = load(conn, study_id)?;
     let names: Vec<String> = fields.iter().map(|f| f.name.clone()).collect();
     invalidated_by(conn, study_id, &fields, &names)

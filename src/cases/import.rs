@@ -103,7 +103,7 @@ impl DeidReport {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PreparedImport {
-    pub study_id: i32,
+    pub study_id: crate::studies::StudyId,
     pub file_sha256: String,
     pub file_size: usize,
     pub rows: Vec<PreparedCase>,
@@ -139,7 +139,7 @@ fn problem(row: Option<usize>, column: Option<&str>, message: impl Into<String>)
 
 /// Reads, validates and de-identifies a file. Pure: nothing is written anywhere.
 pub fn prepare(
-    study_id: i32,
+    study_id: crate::studies::StudyId,
     dictionary: &[FieldDef],
     sites: &[Site],
     key: &StudyKey,
@@ -487,7 +487,7 @@ pub struct ImportSummary {
 #[derive(Insertable)]
 #[diesel(table_name = cases)]
 struct NewCase<'a> {
-    study_id: i32,
+    study_id: crate::studies::StudyId,
     site_id: i32,
     subject_key: &'a str,
     display_id: String,
@@ -756,7 +756,7 @@ mod tests {
             created: created.clone(),
         };
         let prepared = PreparedImport {
-            study_id: 1,
+            study_id: crate::studies::StudyId::for_tests(1),
             file_sha256: String::new(),
             file_size: 0,
             rows: vec![row],

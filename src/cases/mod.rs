@@ -87,7 +87,7 @@ pub struct CaseFilter {
 /// Cases of a study with filters, sort and paging (indexed on study, site, status).
 pub fn list(
     conn: &mut Conn,
-    study_id: i32,
+    study_id: crate::studies::StudyId,
     dictionary: &[FieldDef],
     f: &CaseFilter,
     page: PageRequest,
@@ -124,7 +124,7 @@ pub fn list(
     Ok(Page { items, total, page: page.page, per_page: page.per_page })
 }
 
-pub fn get(conn: &mut Conn, study_id: i32, display_id: &str) -> Result<Case> {
+pub fn get(conn: &mut Conn, study_id: crate::studies::StudyId, display_id: &str) -> Result<Case> {
     cases::table
         .inner_join(sites::table)
         .filter(cases::study_id.eq(study_id))
@@ -134,7 +134,7 @@ pub fn get(conn: &mut Conn, study_id: i32, display_id: &str) -> Result<Case> {
         .or_not_found()
 }
 
-pub fn count(conn: &mut Conn, study_id: i32) -> Result<i64> {
+pub fn count(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<i64> {
     Ok(cases::table.filter(cases::study_id.eq(study_id)).count().get_result(conn)?)
 }
 
@@ -355,7 +355,7 @@ pub fn set_status(
 }
 
 /// Audit events of one case, newest first (its history).
-pub fn history(conn: &mut Conn, study_id: i32, display_id: &str) -> Result<Vec<audit::AuditEvent>> {
+pub fn history(conn: &mut Conn, study_id: crate::studies::StudyId, display_id: &str) -> Result<Vec<audit::AuditEvent>> {
     use crate::db::schema::audit_events;
     Ok(audit_events::table
         .filter(audit_events::study_id.eq(study_id))
@@ -387,7 +387,7 @@ impl ImportRecord {
     }
 }
 
-pub fn imports(conn: &mut Conn, study_id: i32) -> Result<Vec<ImportRecord>> {
+pub fn imports(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<Vec<ImportRecord>> {
     Ok(case_imports::table
         .filter(case_imports::study_id.eq(study_id))
         .order(case_imports::id.desc())

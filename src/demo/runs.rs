@@ -22,7 +22,7 @@ pub fn start_run(conn: &mut Conn, study: &str) -> Result<Option<(Run, Job)>> {
 }
 
 /// The newest run with a result for every slide it covers (what AI-assisted demo reads use).
-pub fn finished_run(conn: &mut Conn, study_id: i32) -> Result<Option<i32>> {
+pub fn finished_run(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<Option<i32>> {
     for run in runs::list(conn, study_id)? {
         if runs::slides_with_result(conn, run.id)?.len() == run.slide_ids().len() {
             return Ok(Some(run.id));

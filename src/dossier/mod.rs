@@ -325,7 +325,7 @@ pub fn start_export(conn: &mut Conn, actor: &Actor, access: &StudyAccess) -> Res
 }
 
 /// The study's latest dossier exports, newest first.
-pub fn jobs(conn: &mut Conn, study_id: i32) -> Result<Vec<crate::jobs::Job>> {
+pub fn jobs(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<Vec<crate::jobs::Job>> {
     use crate::db::schema::jobs as jobs_t;
     use diesel::prelude::*;
     Ok(jobs_t::table
@@ -691,7 +691,7 @@ fn write_dossier(
 }
 
 /// One page of the study's cases after display id `after`, in display-id order.
-fn cases_after(conn: &mut Conn, study_id: i32, after: &str) -> Result<Vec<crate::cases::Case>> {
+fn cases_after(conn: &mut Conn, study_id: crate::studies::StudyId, after: &str) -> Result<Vec<crate::cases::Case>> {
     use crate::db::schema::{cases as cases_t, sites};
     use diesel::prelude::*;
     Ok(cases_t::table
@@ -713,7 +713,7 @@ fn dataset_key(sources: &dataset::Sources) -> String {
 /// (`built` when an analysis already used it, keyed as there).
 fn primary_phenotypes(
     conn: &mut Conn,
-    study_id: i32,
+    study_id: crate::studies::StudyId,
     run: Option<i32>,
     built: &BTreeMap<String, dataset::Dataset>,
 ) -> Result<BTreeMap<String, String>> {
@@ -740,7 +740,7 @@ fn primary_phenotypes(
 }
 
 /// Writes `audit/audit.csv`, oldest event first, a page at a time; returns how many events.
-fn audit_csv(conn: &mut Conn, study_id: i32, zip: &mut ZipOut) -> Result<usize> {
+fn audit_csv(conn: &mut Conn, study_id: crate::studies::StudyId, zip: &mut ZipOut) -> Result<usize> {
     use crate::db::schema::audit_events;
     use crate::export::CsvRecord;
     use diesel::prelude::*;

@@ -36,7 +36,7 @@ crate::db::text_enum! {
 #[diesel(table_name = jobs)]
 pub struct Job {
     pub id: i32,
-    pub study_id: Option<i32>,
+    pub study_id: Option<crate::studies::StudyId>,
     pub kind: JobKind,
     pub params: String,
     pub owner: String,
@@ -150,7 +150,7 @@ pub fn get(conn: &mut Conn, id: i32) -> Result<Job> {
 }
 
 /// A job of one study; another study's job is not found.
-pub fn get_in_study(conn: &mut Conn, study_id: i32, id: i32) -> Result<Job> {
+pub fn get_in_study(conn: &mut Conn, study_id: crate::studies::StudyId, id: i32) -> Result<Job> {
     let job = get(conn, id)?;
     if job.study_id != Some(study_id) {
         return Err(Error::NotFound);
@@ -323,7 +323,7 @@ pub fn requeue_stale(conn: &mut Conn, stale_after: Duration) -> Result<usize> {
 }
 
 /// Jobs of one study (or all, for admins), newest first.
-pub fn list(conn: &mut Conn, study_id: Option<i32>, page: PageRequest) -> Result<Page<Job>> {
+pub fn list(conn: &mut Conn, study_id: Option<crate::studies::StudyId>, page: PageRequest) -> Result<Page<Job>> {
     let build = || {
         let mut q = jobs::table.into_boxed();
         if let Some(id) = study_id {

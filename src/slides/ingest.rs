@@ -325,7 +325,7 @@ impl IngestRecord {
 }
 
 /// The study's ingests, newest first.
-pub fn ingests(conn: &mut Conn, study_id: i32) -> Result<Vec<IngestRecord>> {
+pub fn ingests(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<Vec<IngestRecord>> {
     Ok(slide_ingests::table
         .filter(slide_ingests::study_id.eq(study_id))
         .order(slide_ingests::id.desc())
@@ -634,7 +634,12 @@ fn try_ingest(
 }
 
 /// Marks the row "skipped" when the study already has a slide made from the same file.
-fn already_ingested(conn: &mut Conn, study_id: i32, source_sha: &str, out: &mut RowOutcome) -> anyhow::Result<bool> {
+fn already_ingested(
+    conn: &mut Conn,
+    study_id: crate::studies::StudyId,
+    source_sha: &str,
+    out: &mut RowOutcome,
+) -> anyhow::Result<bool> {
     let existing: Option<String> = slides::table
         .filter(slides::study_id.eq(study_id))
         .filter(slides::source_sha256.eq(source_sha))

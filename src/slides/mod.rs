@@ -148,7 +148,7 @@ pub struct SlideFilter {
     pub page: Option<i64>,
 }
 
-fn base_query<'a>(study_id: i32) -> slides::BoxedQuery<'a, diesel::sqlite::Sqlite> {
+fn base_query<'a>(study_id: crate::studies::StudyId) -> slides::BoxedQuery<'a, diesel::sqlite::Sqlite> {
     slides::table.filter(slides::study_id.eq(study_id)).into_boxed()
 }
 
@@ -156,7 +156,7 @@ type WithCase = diesel::dsl::InnerJoin<slides::table, diesel::dsl::InnerJoin<cas
 
 /// A study's slides joined to their case and site (what [`Slide`] selects).
 fn with_case<'a>(
-    study_id: i32,
+    study_id: crate::studies::StudyId,
 ) -> diesel::dsl::IntoBoxed<
     'a,
     diesel::dsl::Filter<WithCase, diesel::dsl::Eq<slides::study_id, i32>>,
@@ -166,7 +166,12 @@ fn with_case<'a>(
 }
 
 /// Slides of a study with filters, sort and paging.
-pub fn list(conn: &mut Conn, study_id: i32, f: &SlideFilter, page: PageRequest) -> Result<Page<Slide>> {
+pub fn list(
+    conn: &mut Conn,
+    study_id: crate::studies::StudyId,
+    f: &SlideFilter,
+    page: PageRequest,
+) -> Result<Page<Slide>> {
     let build = || {
         let mut q = with_case(study_id);
         if !f.site.is_empty() {
@@ -203,17 +208,17 @@ pub fn list(conn: &mut Conn, study_id: i32, f: &SlideFilter, page: PageRequest) 
     Ok(Page { items, total, page: page.page, per_page: page.per_page })
 }
 
-pub fn get(conn: &mut Conn, study_id: i32, label: &str) -> Result<Slide> {
+pub fn get(conn: &mut Conn, study_id: crate::studies::StudyId, label: &str) -> Result<Slide> {
     with_case(study_id).filter(slides::label.eq(label)).select(Slide::as_select()).first(conn).or_not_found()
 }
 
 /// A study's slide by its id (reads and runs refer to slides by id).
-pub fn get_by_id(conn: &mut Conn, study_id: i32, id: i32) -> Result<Slide> {
+pub fn get_by_id(conn: &mut Conn, study_id: crate::studies::StudyId, id: i32) -> Result<Slide> {
     with_case(study_id).filter(slides::id.eq(id)).select(Slide::as_select()).first(conn).or_not_found()
 }
 
 /// The slides of one case, in label order (the case page and next/previous on the viewer).
-pub fn of_case(conn: &mut Conn, study_id: i32, case_display_id: &str) -> Result<Vec<Slide>> {
+pub fn of_case(conn: &mut Conn, study_id: crate::studies::StudyId, case_display_id: &str) -> Result<Vec<Slide>> {
     Ok(with_case(study_id)
         .filter(cases::display_id.eq(case_display_id))
         .order(slides::label.asc())
@@ -222,13 +227,18 @@ pub fn of_case(conn: &mut Conn, study_id: i32, case_display_id: &str) -> Result<
 }
 
 /// The stains used in a study, for the list's filter.
-pub fn stains(conn: &mut Conn, study_id: i32) -> Result<Vec<String>> {
+pub fn stains(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<Vec<String>> {
     Ok(base_query(study_id).select(slides::stain).distinct().order(slides::stain.asc()).load(conn)?)
 }
 
 /// Slides of enrolled cases that are not excluded (id, label), optionally of one site or stain:
 /// what reading campaigns and biomarker runs work on.
-pub fn enrolled_available(conn: &mut Conn, study_id: i32, site: &str, stain: &str) -> Result<Vec<(i32, String)>> {
+pub fn enrolled_available(
+    conn: &mut Conn,
+    study_id: crate::studies::StudyId,
+    site: &str,
+    stain: &str,
+) -> Result<Vec<(i32, String)>> {
     let mut q = slides::table
         .inner_join(cases::table.inner_join(sites::table))
         .filter(slides::study_id.eq(study_id))
@@ -244,7 +254,7 @@ pub fn enrolled_available(conn: &mut Conn, study_id: i32, site: &str, stain: &st
     Ok(q.order(slides::label.asc()).select((slides::id, slides::label)).load(conn)?)
 }
 
-pub fn count(conn: &mut Conn, study_id: i32) -> Result<i64> {
+pub fn count(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<i64> {
     Ok(base_query(study_id).count().get_result(conn)?)
 }
 
@@ -287,7 +297,7 @@ pub fn set_excluded(
 }
 
 /// Audit events of one slide, newest first.
-pub fn history(conn: &mut Conn, study_id: i32, label: &str) -> Result<Vec<audit::AuditEvent>> {
+pub fn history(conn: &mut Conn, study_id: crate::studies::StudyId, label: &str) -> Result<Vec<audit::AuditEvent>> {
     use crate::db::schema::audit_events;
     Ok(audit_events::table
         .filter(audit_events::study_id.eq(study_id))

@@ -66,7 +66,7 @@ const SNAPSHOT_PAGE: i64 = 5_000;
 /// The snapshot: SHA-256 over every table of `SNAPSHOT` in order — the table's name, then each
 /// row (by id) as SQLite's `json_object` of its columns in schema order, one per line — and the
 /// number of rows per table. The same data always gives the same hash.
-pub fn snapshot(conn: &mut Conn, study_id: i32) -> Result<(String, BTreeMap<String, usize>)> {
+pub fn snapshot(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<(String, BTreeMap<String, usize>)> {
     let mut hasher = Sha256::new();
     let mut counts = BTreeMap::new();
     for (table, filter, excluded) in SNAPSHOT {
@@ -107,7 +107,7 @@ pub fn snapshot(conn: &mut Conn, study_id: i32) -> Result<(String, BTreeMap<Stri
 #[diesel(table_name = study_locks)]
 pub struct Lock {
     pub id: i32,
-    pub study_id: i32,
+    pub study_id: crate::studies::StudyId,
     pub snapshot_sha256: String,
     pub row_counts: String,
     pub locked_by: String,
@@ -122,7 +122,7 @@ pub struct Lock {
 pub struct Signature {
     pub id: i32,
     pub lock_id: i32,
-    pub study_id: i32,
+    pub study_id: crate::studies::StudyId,
     pub username: String,
     pub full_name: String,
     pub role: Role,
@@ -134,7 +134,7 @@ pub struct Signature {
 }
 
 /// The study's current lock (not unlocked), if it is locked.
-pub fn current(conn: &mut Conn, study_id: i32) -> Result<Option<Lock>> {
+pub fn current(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<Option<Lock>> {
     Ok(study_locks::table
         .filter(study_locks::study_id.eq(study_id))
         .filter(study_locks::unlocked_at.is_null())
@@ -145,7 +145,7 @@ pub fn current(conn: &mut Conn, study_id: i32) -> Result<Option<Lock>> {
 }
 
 /// Every signature of the study, newest first (voided ones included).
-pub fn signatures(conn: &mut Conn, study_id: i32) -> Result<Vec<Signature>> {
+pub fn signatures(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<Vec<Signature>> {
     Ok(study_signatures::table
         .filter(study_signatures::study_id.eq(study_id))
         .order(study_signatures::id.desc())
@@ -183,7 +183,7 @@ impl SignatureState {
     }
 }
 
-pub fn state(conn: &mut Conn, study_id: i32) -> Result<Option<SignatureState>> {
+pub fn state(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<Option<SignatureState>> {
     let Some(lock) = current(conn, study_id)? else { return Ok(None) };
     let signed: Vec<Signature> =
         signatures(conn, study_id)?.into_iter().filter(|s| s.lock_id == lock.id && s.voided_at.is_none()).collect();
@@ -307,7 +307,7 @@ pub fn sign(conn: &mut Conn, actor: &Actor, access: &StudyAccess, password: &str
 
 /// The analysis set's data: the sources (AI run, reference campaign) of the signed analysis
 /// plan's primary analysis; empty without one.
-pub fn checklist_sources(conn: &mut Conn, study_id: i32) -> Result<crate::analyses::Sources> {
+pub fn checklist_sources(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<crate::analyses::Sources> {
     Ok(plan_sources(crate::analyses::plan::signed(conn, study_id)?.as_ref()))
 }
 
@@ -328,7 +328,7 @@ pub struct Check {
 
 /// The pre-lock checklist. The analysis set is the signed analysis plan's primary analysis: its
 /// AI run (the primary run) and its reading campaign (the reference).
-pub fn checklist(conn: &mut Conn, study_id: i32) -> Result<Vec<Check>> {
+pub fn checklist(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<Vec<Check>> {
     use crate::analyses::{plan, saved};
     let mut out = Vec::new();
     let signed = plan::signed(conn, study_id)?;
@@ -440,7 +440,7 @@ pub fn checklist(conn: &mut Conn, study_id: i32) -> Result<Vec<Check>> {
 
 /// Slide-ingest rows that failed and whose case has had no slide ingested since (a failure is
 /// resolved by ingesting that case's slide again): "ingest #id row n (case): message".
-fn failed_ingests(conn: &mut Conn, study_id: i32) -> Result<Vec<String>> {
+fn failed_ingests(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<Vec<String>> {
     use crate::db::schema::slide_ingests;
     let ingests: Vec<(i32, String)> = slide_ingests::table
         .filter(slide_ingests::study_id.eq(study_id))

@@ -41,7 +41,7 @@ impl CsvRecord for Member {
     }
 }
 
-pub fn list(conn: &mut Conn, study_id: i32, include_retired: bool) -> Result<Vec<Member>> {
+pub fn list(conn: &mut Conn, study_id: crate::studies::StudyId, include_retired: bool) -> Result<Vec<Member>> {
     let mut q =
         study_members::table.inner_join(users_t::table).filter(study_members::study_id.eq(study_id)).into_boxed();
     if !include_retired {

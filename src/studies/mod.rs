@@ -18,10 +18,92 @@ use crate::db::{now, write_tx, Conn};
 use crate::error::{Error, FieldErrors, Result};
 use crate::export::CsvRecord;
 
+/// A study's id. Only the database gives one (a study's row, or a row that belongs to a study),
+/// never a number from a request: a domain function that takes a `StudyId` gets it from a
+/// checked `StudyAccess`, and it cannot be swapped with the id of a slide, a case or a read.
+///
+/// ```no_run
+/// # fn f(conn: &mut evidentia::db::Conn) -> evidentia::error::Result<()> {
+/// let study = evidentia::studies::get_by_code(conn, "LUNG-IO-01")?;
+/// let ingests = evidentia::slides::ingest::ingests(conn, study.id)?;
+/// # Ok(()) }
+/// ```
+///
+/// ```compile_fail
+/// # fn f(conn: &mut evidentia::db::Conn) -> evidentia::error::Result<()> {
+/// let ingests = evidentia::slides::ingest::ingests(conn, 1)?; // a number is no study's id
+/// # Ok(()) }
+/// ```
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Integer)]
+pub struct StudyId(i32);
+
+impl StudyId {
+    /// The number, for a file name, a log line or an audit record.
+    pub fn get(self) -> i32 {
+        self.0
+    }
+
+    /// Any id, for unit tests of code that only carries it.
+    #[cfg(test)]
+    pub fn for_tests(id: i32) -> StudyId {
+        StudyId(id)
+    }
+}
+
+impl std::fmt::Display for StudyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for StudyId {
+    /// For the files the server writes itself (an import's preview), never for request input.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        i32::deserialize(d).map(StudyId)
+    }
+}
+
+impl serde::Serialize for StudyId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_i32(self.0)
+    }
+}
+
+impl diesel::deserialize::FromSql<diesel::sql_types::Integer, diesel::sqlite::Sqlite> for StudyId {
+    fn from_sql(
+        value: <diesel::sqlite::Sqlite as diesel::backend::Backend>::RawValue<'_>,
+    ) -> diesel::deserialize::Result<Self> {
+        <i32 as diesel::deserialize::FromSql<diesel::sql_types::Integer, diesel::sqlite::Sqlite>>::from_sql(value)
+            .map(StudyId)
+    }
+}
+
+impl diesel::serialize::ToSql<diesel::sql_types::Integer, diesel::sqlite::Sqlite> for StudyId {
+    fn to_sql<'b>(
+        &'b self,
+        out: &mut diesel::serialize::Output<'b, '_, diesel::sqlite::Sqlite>,
+    ) -> diesel::serialize::Result {
+        out.set_value(self.0);
+        Ok(diesel::serialize::IsNull::No)
+    }
+}
+
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
 #[diesel(table_name = studies)]
 pub struct Study {
-    pub id: i32,
+    pub id: StudyId,
     pub code: String,
     pub title: String,
     pub indication: String,

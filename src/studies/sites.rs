@@ -17,7 +17,7 @@ use crate::export::CsvRecord;
 #[diesel(table_name = sites)]
 pub struct Site {
     pub id: i32,
-    pub study_id: i32,
+    pub study_id: crate::studies::StudyId,
     pub code: String,
     pub name: String,
     pub country: String,
@@ -129,7 +129,7 @@ impl SiteInput {
     }
 }
 
-pub fn list(conn: &mut Conn, study_id: i32, include_retired: bool) -> Result<Vec<Site>> {
+pub fn list(conn: &mut Conn, study_id: crate::studies::StudyId, include_retired: bool) -> Result<Vec<Site>> {
     let mut q = sites::table.filter(sites::study_id.eq(study_id)).into_boxed();
     if !include_retired {
         q = q.filter(sites::retired_at.is_null());
@@ -138,7 +138,7 @@ pub fn list(conn: &mut Conn, study_id: i32, include_retired: bool) -> Result<Vec
 }
 
 /// A site of this study; 404 for another study's site.
-pub fn get(conn: &mut Conn, study_id: i32, site_id: i32) -> Result<Site> {
+pub fn get(conn: &mut Conn, study_id: crate::studies::StudyId, site_id: i32) -> Result<Site> {
     sites::table
         .filter(sites::study_id.eq(study_id))
         .filter(sites::id.eq(site_id))

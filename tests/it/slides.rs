@@ -63,6 +63,11 @@ fn ingest_id_from(location: &str) -> i32 {
     location.rsplit('/').next().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no ingest id in {location}"))
 }
 
+/// The demo study's id, as the database gives it.
+fn demo_study(app: &TestApp) -> evidentia::studies::StudyId {
+    evidentia::studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap().id
+}
+
 fn stored_slides(app: &TestApp) -> Vec<(String, String, String)> {
     slides::table
         .select((slides::label, slides::sha256, slides::format))
@@ -235,8 +240,11 @@ async fn a_bad_file_fails_alone_with_a_reason() {
     assert_eq!(r.status(), 303);
     let id = ingest_id_from(&location(&r));
     wait_ingest(&app, id).await;
-    let record =
-        evidentia::slides::ingest::ingests(&mut app.conn(), 1).unwrap().into_iter().find(|i| i.id == id).unwrap();
+    let record = evidentia::slides::ingest::ingests(&mut app.conn(), demo_study(&app))
+        .unwrap()
+        .into_iter()
+        .find(|i| i.id == id)
+        .unwrap();
     assert_eq!((record.files_ingested, record.files_failed), (1, 3), "{:?}", record.report);
     let rows = record.rows();
     assert_eq!(rows[0].outcome, "ingested");
@@ -479,7 +487,8 @@ async fn an_ingest_cut_short_resumes_without_duplicates_or_half_written_slides()
     assert!(evidentia::jobs::worker::run_once(&app.pool, &app.config, "rescuer").unwrap());
     let j = jobs::get(&mut app.conn(), job_id).unwrap();
     assert_eq!((j.status.as_str(), j.attempts), ("succeeded", 2));
-    let record = ingest::ingests(&mut app.conn(), 1).unwrap().into_iter().find(|i| i.id == ingest_id).unwrap();
+    let record =
+        ingest::ingests(&mut app.conn(), demo_study(&app)).unwrap().into_iter().find(|i| i.id == ingest_id).unwrap();
     let rows = record.rows();
     let outcomes: Vec<&str> = rows.iter().map(|r| r.outcome.as_str()).collect();
     assert_eq!(outcomes, ["skipped", "ingested"]);

@@ -49,7 +49,7 @@ struct SourceChoices {
     campaigns: Vec<Campaign>,
 }
 
-fn choices(c: &mut crate::db::Conn, study_id: i32) -> Result<SourceChoices, Error> {
+fn choices(c: &mut crate::db::Conn, study_id: crate::studies::StudyId) -> Result<SourceChoices, Error> {
     Ok(SourceChoices { runs: runs::list(c, study_id)?, campaigns: campaigns::list(c, study_id)? })
 }
 

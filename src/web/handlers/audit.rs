@@ -52,7 +52,7 @@ async fn page(
     req: &HttpRequest,
     state: &AppState,
     user: &CurrentUser,
-    study: Option<(i32, StudyNav)>,
+    study: Option<(crate::studies::StudyId, StudyNav)>,
     q: AuditQuery,
     can_verify: bool,
 ) -> Result<HttpResponse, PageError> {
@@ -118,7 +118,7 @@ pub async fn audit_global(
 
 async fn csv(
     state: &AppState,
-    study_id: Option<i32>,
+    study_id: Option<crate::studies::StudyId>,
     filter: AuditFilter,
     name: &str,
 ) -> Result<HttpResponse, PageError> {

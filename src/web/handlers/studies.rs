@@ -371,7 +371,7 @@ pub async fn study_dossier_download(
         return Err(Error::Conflict(format!("dossier export {id} is {}", job.status)).into());
     }
     // A dossier stands for the study as locked and signed: not after an unlock voided that.
-    let sid = job.study_id.unwrap_or_default();
+    let sid = job.study_id.ok_or(Error::NotFound)?;
     let signed = state.db(move |c| crate::studies::lock::state(c, sid)).await?.is_some_and(|s| s.complete());
     if !signed {
         return Err(Error::Conflict(format!(
