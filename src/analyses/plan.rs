@@ -204,7 +204,7 @@ fn insert_version(
         .get_result(conn)?;
     audit::record(
         conn,
-        Change::new(access.study.chain(), &actor.name, "create_plan_version", "analysis_plan", id)
+        Change::new(access.study.chain(), &actor.name, "create_plan_version", crate::audit::Entity::AnalysisPlan, id)
             .after(json!({"version": version, "items": items})),
     )?;
     Ok(analysis_plans::table.find(id).select(Plan::as_select()).first(conn)?)
@@ -246,8 +246,14 @@ pub fn add_item(
             .execute(conn)?;
         audit::record(
             conn,
-            Change::new(access.study.chain(), &actor.name, "add_plan_item", "analysis_plan", plan.id)
-                .after(json!({"version": plan.version, "item": item})),
+            Change::new(
+                access.study.chain(),
+                &actor.name,
+                "add_plan_item",
+                crate::audit::Entity::AnalysisPlan,
+                plan.id,
+            )
+            .after(json!({"version": plan.version, "item": item})),
         )?;
         Ok(item)
     })
@@ -266,8 +272,14 @@ pub fn remove_item(conn: &mut Conn, actor: &Actor, access: &StudyAccess, key: &s
             .execute(conn)?;
         audit::record(
             conn,
-            Change::new(access.study.chain(), &actor.name, "remove_plan_item", "analysis_plan", plan.id)
-                .before(json!({"version": plan.version, "item": removed})),
+            Change::new(
+                access.study.chain(),
+                &actor.name,
+                "remove_plan_item",
+                crate::audit::Entity::AnalysisPlan,
+                plan.id,
+            )
+            .before(json!({"version": plan.version, "item": removed})),
         )?;
         Ok(())
     })
@@ -321,10 +333,11 @@ pub fn sign(conn: &mut Conn, actor: &Actor, access: &StudyAccess, password: &str
             .execute(conn)?;
         audit::record(
             conn,
-            Change::new(access.study.chain(), &actor.name, "sign_plan", "analysis_plan", plan.id).after(json!({
-                "version": plan.version, "signed_by": user.username, "name": user.full_name, "meaning": meaning,
-                "items": plan.items(),
-            })),
+            Change::new(access.study.chain(), &actor.name, "sign_plan", crate::audit::Entity::AnalysisPlan, plan.id)
+                .after(json!({
+                    "version": plan.version, "signed_by": user.username, "name": user.full_name, "meaning": meaning,
+                    "items": plan.items(),
+                })),
         )?;
         Ok(analysis_plans::table.find(plan.id).select(Plan::as_select()).first(conn)?)
     })

@@ -150,11 +150,12 @@ pub fn save(conn: &mut Conn, actor: &Actor, access: &StudyAccess, req: &Request,
             .get_result(conn)?;
         audit::record(
             conn,
-            Change::new(access.study.chain(), &actor.name, "save_analysis", "saved_analysis", id).after(json!({
-                "title": title, "query": computed.query, "input_sha256": computed.input_sha256,
-                "input_rows": computed.input_rows, "plan_item": item.as_ref().map(|i| &i.key),
-                "software": SOFTWARE, "result": result,
-            })),
+            Change::new(access.study.chain(), &actor.name, "save_analysis", crate::audit::Entity::SavedAnalysis, id)
+                .after(json!({
+                    "title": title, "query": computed.query, "input_sha256": computed.input_sha256,
+                    "input_rows": computed.input_rows, "plan_item": item.as_ref().map(|i| &i.key),
+                    "software": SOFTWARE, "result": result,
+                })),
         )?;
         Ok(saved_analyses::table.find(id).select(Saved::as_select()).first(conn)?)
     })
@@ -178,7 +179,7 @@ pub fn retire(conn: &mut Conn, actor: &Actor, access: &StudyAccess, id: i32, rea
             .execute(conn)?;
         audit::record(
             conn,
-            Change::new(access.study.chain(), &actor.name, "retire_analysis", "saved_analysis", id)
+            Change::new(access.study.chain(), &actor.name, "retire_analysis", crate::audit::Entity::SavedAnalysis, id)
                 .before(json!({"status": s.status}))
                 .after(json!({"status": "retired"}))
                 .because(reason),

@@ -222,7 +222,7 @@ pub fn adjudicate(
                 study.chain(),
                 &actor.name,
                 "adjudicate",
-                "adjudication",
+                crate::audit::Entity::Adjudication,
                 format!("{}/{slide_label}/{field}", campaign.name),
             )
             .before_opt(d.adjudicated.as_ref().map(|a| json!({"value": a})))

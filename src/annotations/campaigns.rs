@@ -367,7 +367,7 @@ pub fn create(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &Camp
             adjudicator_id.and_then(|id| roster.iter().find(|m| m.user_id == id)).map(|m| m.username.clone());
         audit::record(
             conn,
-            Change::new(study.chain(), &actor.name, "create", "campaign", &name).after(json!({
+            Change::new(study.chain(), &actor.name, "create", crate::audit::Entity::Campaign, &name).after(json!({
                 "seed": seed, "readers": reader_names, "slides": labels, "blind_case_data": blind,
                 "case_fields": case_fields, "tolerances": tolerances, "adjudicator": adjudicator,
                 "parent": parent.as_ref().map(|p| p.name.clone()),
@@ -468,10 +468,16 @@ pub fn set_status(
             .execute(conn)?;
         audit::record(
             conn,
-            Change::new(study.chain(), &actor.name, if open { "reopen" } else { "close" }, "campaign", &c.name)
-                .before(json!({"status": c.status}))
-                .after(json!({"status": status}))
-                .because(reason),
+            Change::new(
+                study.chain(),
+                &actor.name,
+                if open { "reopen" } else { "close" },
+                crate::audit::Entity::Campaign,
+                &c.name,
+            )
+            .before(json!({"status": c.status}))
+            .after(json!({"status": status}))
+            .because(reason),
         )?;
         get(conn, study.id, id)
     })
@@ -533,7 +539,7 @@ pub fn withdraw(
             .execute(conn)?;
         audit::record(
             conn,
-            Change::new(study.chain(), &actor.name, "withdraw", "campaign", &c.name)
+            Change::new(study.chain(), &actor.name, "withdraw", crate::audit::Entity::Campaign, &c.name)
                 .after(json!({ field: name, "reads": ids.len() }))
                 .because(reason),
         )?;

@@ -386,7 +386,7 @@ pub fn reopen(conn: &mut Conn, actor: &Actor, access: &StudyAccess, read_id: i32
             .execute(conn)?;
         audit::record(
             conn,
-            Change::new(study.chain(), &actor.name, "reopen", "read", read_entity(&ra.read))
+            Change::new(study.chain(), &actor.name, "reopen", crate::audit::Entity::Read, read_entity(&ra.read))
                 .before(json!({"status": "submitted", "values": ra.read.values()}))
                 .after(json!({"status": "draft"}))
                 .because(reason),
@@ -482,7 +482,7 @@ fn write_read(
         .execute(conn)?;
     audit::record(
         conn,
-        Change::new(access.study.chain(), &actor.name, action, "read", read_entity(&ra.read))
+        Change::new(access.study.chain(), &actor.name, action, crate::audit::Entity::Read, read_entity(&ra.read))
             .before(json!({"status": ra.read.status, "values": ra.read.values(), "region_count": ra.read.region_count,
                            "regions_sha256": sha256_hex(stored.as_bytes())}))
             .after(json!({"status": status, "values": values, "region_count": region_count,

@@ -507,10 +507,16 @@ pub fn save(
         };
         audit::record(
             conn,
-            Change::new(study.chain(), &actor.name, "update", "annotation_schema", format!("v{version}"))
-                .before_opt((!before.is_null()).then_some(before))
-                .after(json!({"version": version, "changes": after}))
-                .because_opt((!reason.is_empty()).then_some(reason)),
+            Change::new(
+                study.chain(),
+                &actor.name,
+                "update",
+                crate::audit::Entity::AnnotationSchema,
+                format!("v{version}"),
+            )
+            .before_opt((!before.is_null()).then_some(before))
+            .after(json!({"version": version, "changes": after}))
+            .because_opt((!reason.is_empty()).then_some(reason)),
         )?;
         Ok(saved)
     })

@@ -41,6 +41,30 @@ impl Chain<'_> {
     }
 }
 
+crate::db::text_enum! {
+    /// What kind of record an audit event is about.
+    pub enum Entity {
+        Adjudication = "adjudication",
+        AnalysisPlan = "analysis_plan",
+        AnnotationSchema = "annotation_schema",
+        ApiToken = "api_token",
+        BiomarkerRun = "biomarker_run",
+        Campaign = "campaign",
+        Case = "case",
+        CaseImport = "case_import",
+        DictionaryField = "dictionary_field",
+        Job = "job",
+        Member = "member",
+        Model = "model",
+        Read = "read",
+        SavedAnalysis = "saved_analysis",
+        Site = "site",
+        Slide = "slide",
+        Study = "study",
+        User = "user",
+    }
+}
+
 /// One change to record. `old`/`new` are the values before and after (JSON objects of the
 /// changed fields); `reason` is required where the rules ask for one.
 #[derive(Debug, Clone)]
@@ -48,7 +72,7 @@ pub struct Change<'a> {
     pub chain: Chain<'a>,
     pub actor: &'a str,
     pub action: &'a str,
-    pub entity: &'a str,
+    pub entity: Entity,
     pub entity_id: String,
     pub old: Option<Value>,
     pub new: Option<Value>,
@@ -60,7 +84,7 @@ pub struct Change<'a> {
 
 impl<'a> Change<'a> {
     /// A change with no values yet; add them with `before`, `after` and `because`.
-    pub fn new(chain: Chain<'a>, actor: &'a str, action: &'a str, entity: &'a str, entity_id: impl ToString) -> Self {
+    pub fn new(chain: Chain<'a>, actor: &'a str, action: &'a str, entity: Entity, entity_id: impl ToString) -> Self {
         Change {
             chain,
             actor,
@@ -113,7 +137,7 @@ pub struct AuditEvent {
     pub at: String,
     pub actor: String,
     pub action: String,
-    pub entity: String,
+    pub entity: Entity,
     pub entity_id: String,
     pub old_value: Option<String>,
     pub new_value: Option<String>,
@@ -281,7 +305,7 @@ pub fn record_batch(conn: &mut Conn, changes: Vec<Change<'_>>) -> Result<()> {
             &at,
             c.actor,
             c.action,
-            c.entity,
+            c.entity.as_str(),
             &c.entity_id,
             old_value.as_deref(),
             new_value.as_deref(),
@@ -295,7 +319,7 @@ pub fn record_batch(conn: &mut Conn, changes: Vec<Change<'_>>) -> Result<()> {
             at: at.clone(),
             actor: c.actor,
             action: c.action,
-            entity: c.entity,
+            entity: c.entity.as_str(),
             entity_id: c.entity_id,
             old_value,
             new_value,

@@ -116,7 +116,7 @@ impl CsvRecord for AuditEvent {
             self.at.clone(),
             self.actor.clone(),
             self.action.clone(),
-            self.entity.clone(),
+            self.entity.to_string(),
             self.entity_id.clone(),
             self.old_value.clone().unwrap_or_default(),
             self.new_value.clone().unwrap_or_default(),

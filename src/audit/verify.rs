@@ -71,7 +71,7 @@ pub fn verify_chain(conn: &mut Conn, chain: &str) -> Result<ChainReport> {
                         &e.at,
                         &e.actor,
                         &e.action,
-                        &e.entity,
+                        e.entity.as_str(),
                         &e.entity_id,
                         &old,
                         &new,

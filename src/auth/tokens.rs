@@ -52,7 +52,7 @@ pub fn create(conn: &mut Conn, actor: &Actor, name: &str) -> Result<(ApiToken, S
             .first(conn)?;
         audit::record(
             conn,
-            Change::new(Chain::System, &actor.name, "create", "api_token", tok.id)
+            Change::new(Chain::System, &actor.name, "create", crate::audit::Entity::ApiToken, tok.id)
                 .after(json!({"name": tok.name, "prefix": tok.token_prefix})),
         )?;
         Ok((tok, secret))
@@ -81,7 +81,7 @@ pub fn revoke(conn: &mut Conn, actor: &Actor, token_id: i32) -> Result<()> {
         diesel::update(api_tokens::table.find(tok.id)).set(api_tokens::revoked_at.eq(Some(now()))).execute(conn)?;
         audit::record(
             conn,
-            Change::new(Chain::System, &actor.name, "revoke", "api_token", tok.id)
+            Change::new(Chain::System, &actor.name, "revoke", crate::audit::Entity::ApiToken, tok.id)
                 .before(json!({"revoked": false}))
                 .after(json!({"revoked": true})),
         )?;

@@ -158,7 +158,8 @@ pub fn create(conn: &mut Conn, actor: &Actor, input: &NewUserInput, password_has
         let user = find_by_username(conn, username.as_str())?.ok_or(Error::NotFound)?;
         audit::record(
             conn,
-            Change::new(Chain::System, &actor.name, "create", "user", &user.username).after(user.public_json()),
+            Change::new(Chain::System, &actor.name, "create", crate::audit::Entity::User, &user.username)
+                .after(user.public_json()),
         )?;
         Ok(user)
     })
@@ -247,7 +248,10 @@ fn system_change<'a>(
     new: Option<serde_json::Value>,
     reason: Option<&'a str>,
 ) -> Change<'a> {
-    Change::new(Chain::System, actor, action, "user", username).before_opt(old).after_opt(new).because_opt(reason)
+    Change::new(Chain::System, actor, action, crate::audit::Entity::User, username)
+        .before_opt(old)
+        .after_opt(new)
+        .because_opt(reason)
 }
 
 /// Admin actions on an account that flip one state.

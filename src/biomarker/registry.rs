@@ -152,7 +152,7 @@ pub fn register_bytes(
                 .get_result(conn)?;
             audit::record(
                 conn,
-                Change::new(Chain::System, &actor.name, "register", "model", card.key()).after(
+                Change::new(Chain::System, &actor.name, "register", crate::audit::Entity::Model, card.key()).after(
                     json!({"sha256": sha256, "file_size": bytes.len(), "backend": backend.kind.as_str(), "card": card}),
                 ),
             )?;
@@ -203,7 +203,7 @@ pub fn retire(conn: &mut Conn, actor: &Actor, key: &str, reason: &str) -> Result
             .execute(conn)?;
         audit::record(
             conn,
-            Change::new(Chain::System, &actor.name, "retire", "model", key)
+            Change::new(Chain::System, &actor.name, "retire", crate::audit::Entity::Model, key)
                 .before(json!({"status": m.status}))
                 .after(json!({"status": "retired"}))
                 .because(reason),

@@ -255,7 +255,7 @@ pub fn start(
             .get_result(conn)?;
         audit::record(
             conn,
-            Change::new(study.chain(), &actor.name, "start_run", "biomarker_run", id).after(json!({
+            Change::new(study.chain(), &actor.name, "start_run", crate::audit::Entity::BiomarkerRun, id).after(json!({
                 "model": model.key(), "model_sha256": model.sha256, "slides": slide_ids.len(), "params": opts,
             })),
         )?;
@@ -363,7 +363,8 @@ impl JobHandler for RunJob {
             .first(&mut conn)?;
         audit::record(
             &mut conn,
-            Change::new(study.chain(), "system", "finish_run", "biomarker_run", run_id).after(json!(summary)),
+            Change::new(study.chain(), "system", "finish_run", crate::audit::Entity::BiomarkerRun, run_id)
+                .after(json!(summary)),
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
         crate::jobs::output::<RunParams>(&summary)

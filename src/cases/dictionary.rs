@@ -827,7 +827,8 @@ pub fn replace(
             let before = old.iter().find(|o| &o.name == name).map(field_json);
             audit::record(
                 conn,
-                Change::new(study.chain(), &actor.name, "retire", "dictionary_field", name).before_opt(before),
+                Change::new(study.chain(), &actor.name, "retire", crate::audit::Entity::DictionaryField, name)
+                    .before_opt(before),
             )?;
         }
         for (pos, f) in new_fields.iter().enumerate() {
@@ -878,7 +879,9 @@ pub fn replace(
                 };
                 audit::record(
                     conn,
-                    Change::new(study.chain(), &actor.name, action, "dictionary_field", &f.name).before_opt(b).after(a),
+                    Change::new(study.chain(), &actor.name, action, crate::audit::Entity::DictionaryField, &f.name)
+                        .before_opt(b)
+                        .after(a),
                 )?;
             }
         }

@@ -559,7 +559,7 @@ fn commit_rows(
                     *n += 1;
                     let display = format!("{}-{:04}", c.site_code, n);
                     changes.push(
-                        Change::new(study.chain(), &actor.name, "create", "case", &display)
+                        Change::new(study.chain(), &actor.name, "create", crate::audit::Entity::Case, &display)
                             .after_canonical(c.created.clone()),
                     );
                     created.push(NewCase {
@@ -589,7 +589,9 @@ fn commit_rows(
                         .set((cases::data.eq(Value::Object(merged).to_string()), cases::updated_at.eq(t)))
                         .execute(conn)?;
                     changes.push(
-                        Change::new(study.chain(), &actor.name, "update", "case", display).before(before).after(after),
+                        Change::new(study.chain(), &actor.name, "update", crate::audit::Entity::Case, display)
+                            .before(before)
+                            .after(after),
                     );
                     updated += 1;
                 }
@@ -625,9 +627,12 @@ fn commit_rows(
             "rows_read": prepared.report.rows_read, "created": created.len(), "updated": updated,
             "unchanged": unchanged, "file_sha256": prepared.file_sha256, "deidentified_values": prepared.report.total(),
         });
-        changes.push(Change::new(study.chain(), &actor.name, "import", "case_import", import_id).after(summary));
+        changes.push(
+            Change::new(study.chain(), &actor.name, "import", crate::audit::Entity::CaseImport, import_id)
+                .after(summary),
+        );
         for c in changes.iter_mut() {
-            if c.entity == "case" {
+            if c.entity == crate::audit::Entity::Case {
                 c.reason = Some(&reason);
             }
         }

@@ -251,7 +251,7 @@ pub fn edit_values(
             });
             audit::record(
                 conn,
-                Change::new(study.chain(), &actor.name, "update", "case", &case.display_id)
+                Change::new(study.chain(), &actor.name, "update", crate::audit::Entity::Case, &case.display_id)
                     .before(before)
                     .after(after)
                     .because_opt(reason.as_deref()),
@@ -345,7 +345,7 @@ pub fn set_status(
             .execute(conn)?;
         audit::record(
             conn,
-            Change::new(study.chain(), &actor.name, "status", "case", &case.display_id)
+            Change::new(study.chain(), &actor.name, "status", crate::audit::Entity::Case, &case.display_id)
                 .before(json!({"status": case.status}))
                 .after(json!({"status": status.as_str(), "date": date.map(|d| d.to_string())}))
                 .because_opt(reason_opt),

@@ -171,6 +171,7 @@ mod tests {
             ("dictionary_fields_field_type", texts(FieldType::ALL, FieldType::as_str)),
             ("dictionary_fields_deid_action", texts(DeidAction::ALL, DeidAction::as_str)),
             ("case_imports_encoding", texts(Encoding::ALL, Encoding::as_str)),
+            ("audit_events_entity", texts(crate::audit::Entity::ALL, crate::audit::Entity::as_str)),
             ("saved_analyses_analysis", crate::stats::describe::forms().iter().map(|f| f.name.clone()).collect()),
         ];
         for (column, values) in checks {

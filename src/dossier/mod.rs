@@ -407,8 +407,14 @@ pub fn export(
     crate::db::write_tx(conn, |conn| {
         audit::record(
             conn,
-            audit::Change::new(audit::Chain::System, &actor.name, "export_dossier", "study", &study.code)
-                .after(json!({"manifest_sha256": manifest_sha256, "files": files, "bytes": bytes})),
+            audit::Change::new(
+                audit::Chain::System,
+                &actor.name,
+                "export_dossier",
+                crate::audit::Entity::Study,
+                &study.code,
+            )
+            .after(json!({"manifest_sha256": manifest_sha256, "files": files, "bytes": bytes})),
         )
     })?;
     Ok(Exported { files, bytes, manifest_sha256, public_key })

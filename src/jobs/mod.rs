@@ -138,7 +138,7 @@ pub fn enqueue<P: JobParams>(conn: &mut Conn, actor: &Actor, study: Option<&Stud
         let job: Job = jobs::table.order(jobs::id.desc()).select(Job::as_select()).first(conn)?;
         audit::record(
             conn,
-            Change::new(chain, &actor.name, "start_job", "job", job.id)
+            Change::new(chain, &actor.name, "start_job", crate::audit::Entity::Job, job.id)
                 .after(json!({"kind": kind.as_str(), "params": params})),
         )?;
         Ok(job)
@@ -284,7 +284,7 @@ pub fn request_cancel(conn: &mut Conn, actor: &Actor, study: Option<&Study>, id:
         diesel::update(jobs::table.find(id)).set(jobs::cancel_requested.eq(true)).execute(conn)?;
         audit::record(
             conn,
-            Change::new(audit_chain(job.kind, study), &actor.name, "cancel_job", "job", id)
+            Change::new(audit_chain(job.kind, study), &actor.name, "cancel_job", crate::audit::Entity::Job, id)
                 .before(json!({"status": job.status}))
                 .after(json!({"cancel_requested": true})),
         )?;

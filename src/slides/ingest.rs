@@ -596,7 +596,7 @@ fn try_ingest(
             .execute(conn)?;
         audit::record(
             conn,
-            Change::new(study.chain(), actor, "ingest", "slide", &label).after(json!({
+            Change::new(study.chain(), actor, "ingest", crate::audit::Entity::Slide, &label).after(json!({
                 "case": entry.case_display_id,
                 "stain": entry.stain,
                 "attributes": entry.attributes,

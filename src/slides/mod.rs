@@ -287,10 +287,16 @@ pub fn set_excluded(
             .execute(conn)?;
         audit::record(
             conn,
-            Change::new(study.chain(), &actor.name, if excluded { "exclude" } else { "include" }, "slide", label)
-                .before(json!({"status": slide.status}))
-                .after(json!({"status": status}))
-                .because(reason),
+            Change::new(
+                study.chain(),
+                &actor.name,
+                if excluded { "exclude" } else { "include" },
+                crate::audit::Entity::Slide,
+                label,
+            )
+            .before(json!({"status": slide.status}))
+            .after(json!({"status": status}))
+            .because(reason),
         )?;
         get(conn, study.id, label)
     })

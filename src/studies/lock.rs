@@ -209,7 +209,7 @@ pub(super) fn record_lock(conn: &mut Conn, actor: &Actor, study: &Study, open_it
         .get_result(conn)?;
     audit::record(
         conn,
-        Change::new(study.chain(), &actor.name, "lock", "study", &study.code)
+        Change::new(study.chain(), &actor.name, "lock", crate::audit::Entity::Study, &study.code)
             .after(json!({"snapshot_sha256": sha, "rows": counts, "open_checklist_items": open_items})),
     )?;
     Ok(study_locks::table.find(id).select(Lock::as_select()).first(conn)?)
@@ -235,7 +235,7 @@ pub(super) fn record_unlock(conn: &mut Conn, actor: &Actor, study: &Study, reaso
     .execute(conn)?;
     audit::record(
         conn,
-        Change::new(study.chain(), &actor.name, "unlock", "study", &study.code)
+        Change::new(study.chain(), &actor.name, "unlock", crate::audit::Entity::Study, &study.code)
             .before(json!({"snapshot_sha256": lock.snapshot_sha256}))
             .after(json!({"signatures_voided": voided}))
             .because(reason),
@@ -259,7 +259,7 @@ pub fn sign(conn: &mut Conn, actor: &Actor, access: &StudyAccess, password: &str
         write_tx(conn, |conn| {
             audit::record(
                 conn,
-                Change::new(study.chain(), &actor.name, "sign_failed", "study", &study.code)
+                Change::new(study.chain(), &actor.name, "sign_failed", crate::audit::Entity::Study, &study.code)
                     .after(json!({"reason": "wrong password", "meaning": meaning})),
             )
         })?;
@@ -297,7 +297,7 @@ pub fn sign(conn: &mut Conn, actor: &Actor, access: &StudyAccess, password: &str
             .get_result(conn)?;
         audit::record(
             conn,
-            Change::new(study.chain(), &actor.name, "sign", "study", &study.code).after(json!({
+            Change::new(study.chain(), &actor.name, "sign", crate::audit::Entity::Study, &study.code).after(json!({
                 "name": user.full_name, "role": role.as_str(), "meaning": meaning, "snapshot_sha256": sha,
             })),
         )?;

@@ -117,7 +117,7 @@ pub fn add(conn: &mut Conn, actor: &Actor, access: &StudyAccess, username: &str,
         };
         audit::record(
             conn,
-            Change::new(study.chain(), &actor.name, "add_member", "member", &user.username)
+            Change::new(study.chain(), &actor.name, "add_member", crate::audit::Entity::Member, &user.username)
                 .before_opt(old)
                 .after(json!({"role": role.as_str()})),
         )?;
@@ -149,7 +149,7 @@ pub fn remove(conn: &mut Conn, actor: &Actor, access: &StudyAccess, member_id: i
             .execute(conn)?;
         audit::record(
             conn,
-            Change::new(study.chain(), &actor.name, "remove_member", "member", user.username)
+            Change::new(study.chain(), &actor.name, "remove_member", crate::audit::Entity::Member, user.username)
                 .before(json!({"role": role}))
                 .because(reason),
         )?;

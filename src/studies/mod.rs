@@ -388,7 +388,10 @@ pub fn create(conn: &mut Conn, actor: &Actor, input: &StudyInput) -> Result<Stud
         let study = get_by_code(conn, code.as_str())?;
         let mut new = study.details_json();
         new["status"] = json!(study.status);
-        audit::record(conn, Change::new(study.chain(), &actor.name, "create", "study", &study.code).after(new))?;
+        audit::record(
+            conn,
+            Change::new(study.chain(), &actor.name, "create", crate::audit::Entity::Study, &study.code).after(new),
+        )?;
         Ok(study)
     })
 }
@@ -408,7 +411,9 @@ pub fn update(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &Stud
         if new.as_object().is_some_and(|m| !m.is_empty()) {
             audit::record(
                 conn,
-                Change::new(after.chain(), &actor.name, "update", "study", &after.code).before(old).after(new),
+                Change::new(after.chain(), &actor.name, "update", crate::audit::Entity::Study, &after.code)
+                    .before(old)
+                    .after(new),
             )?;
         }
         Ok(after)
@@ -458,7 +463,7 @@ pub fn transition(conn: &mut Conn, actor: &Actor, access: &StudyAccess, to: &str
             .execute(conn)?;
         audit::record(
             conn,
-            Change::new(study.chain(), &actor.name, "status", "study", &study.code)
+            Change::new(study.chain(), &actor.name, "status", crate::audit::Entity::Study, &study.code)
                 .before(json!({"status": from.as_str()}))
                 .after(json!({"status": to.as_str()}))
                 .because_opt((!reason.is_empty()).then_some(reason)),

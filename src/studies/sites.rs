@@ -174,7 +174,11 @@ pub fn add(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &SiteInp
             .filter(sites::code.eq(&v.code))
             .select(Site::as_select())
             .first(conn)?;
-        audit::record(conn, Change::new(study.chain(), &actor.name, "create", "site", &site.code).after(site.json()))?;
+        audit::record(
+            conn,
+            Change::new(study.chain(), &actor.name, "create", crate::audit::Entity::Site, &site.code)
+                .after(site.json()),
+        )?;
         Ok(site)
     })
 }
@@ -195,7 +199,9 @@ pub fn update(conn: &mut Conn, actor: &Actor, access: &StudyAccess, site_id: i32
         if new.as_object().is_some_and(|m| !m.is_empty()) {
             audit::record(
                 conn,
-                Change::new(study.chain(), &actor.name, "update", "site", &after.code).before(old).after(new),
+                Change::new(study.chain(), &actor.name, "update", crate::audit::Entity::Site, &after.code)
+                    .before(old)
+                    .after(new),
             )?;
         }
         Ok(after)
@@ -221,7 +227,7 @@ pub fn retire(conn: &mut Conn, actor: &Actor, access: &StudyAccess, site_id: i32
             .execute(conn)?;
         audit::record(
             conn,
-            Change::new(study.chain(), &actor.name, "retire", "site", &site.code)
+            Change::new(study.chain(), &actor.name, "retire", crate::audit::Entity::Site, &site.code)
                 .before(json!({"retired": false}))
                 .after(json!({"retired": true}))
                 .because(reason),

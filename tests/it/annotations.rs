@@ -116,7 +116,7 @@ async fn a_campaign_gives_each_reader_the_slides_in_an_order_reproducible_from_t
         let order: Vec<String> = got.into_iter().map(|(_, l)| l).collect();
         assert_eq!(order, order::reading_order(7, reader, &labels), "{reader}'s order follows the seed");
     }
-    let created = audit_events(&app, "create").into_iter().find(|e| e.entity == "campaign").expect("audited");
+    let created = audit_events(&app, "create").into_iter().find(|e| e.entity.as_str() == "campaign").expect("audited");
     let new: Value = serde_json::from_str(created.new_value.as_deref().unwrap()).unwrap();
     assert_eq!((new["seed"].as_i64(), new["readers"].clone()), (Some(7), json!(["annotator1", "annotator2"])));
 
@@ -620,7 +620,7 @@ async fn schema_changes_after_reading_started_need_a_reason() {
     assert_eq!(r.status(), 303);
     let ev = audit_events(&app, "update")
         .into_iter()
-        .find(|e| e.entity == "annotation_schema" && e.entity_id == "v2")
+        .find(|e| e.entity.as_str() == "annotation_schema" && e.entity_id == "v2")
         .expect("audited");
     assert_eq!(ev.reason.as_deref(), Some("adds the extra flag"));
     assert_eq!(
@@ -733,7 +733,7 @@ async fn ai_assisted_readers_see_the_run_and_unaided_readers_stay_blind() {
         )
         .await;
     assert!(r.text().await.unwrap().contains("run 999 is not a biomarker run of this study"));
-    assert!(audit_events(&app, "create").iter().all(|e| e.entity != "campaign"), "nothing created");
+    assert!(audit_events(&app, "create").iter().all(|e| e.entity.as_str() != "campaign"), "nothing created");
 
     // Slide QC takes the unmeasurable slide out; then an unaided and an AI-assisted campaign.
     {

@@ -218,7 +218,10 @@ async fn a_manager_imports_cases_through_the_preview_and_reviews_them() {
     // The page's own form saved unchanged records nothing; typed text is scrubbed as it is saved,
     // a line break included (browsers send CRLF), and a ticked box is stored.
     let updates = || {
-        audit_events(&app, "update").into_iter().filter(|e| e.entity == "case" && e.entity_id == "SNUBH-0111").count()
+        audit_events(&app, "update")
+            .into_iter()
+            .filter(|e| e.entity.as_str() == "case" && e.entity_id == "SNUBH-0111")
+            .count()
     };
     let save = || async {
         // The previous flash goes first, so that the one waited for is the new page's.

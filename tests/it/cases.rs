@@ -260,7 +260,7 @@ async fn dates_shift_per_subject_and_reimports_update_with_audit() {
     assert_eq!(again.values()["biopsy_date"], v["biopsy_date"], "the same shift at every import");
     assert_eq!(evidentia::cases::count(&mut app.conn(), sid).unwrap(), 2);
     // Newest first: this import changed one value of one case (the one before it re-dated births).
-    let upd: Vec<_> = audit_events(&app, "update").into_iter().filter(|e| e.entity == "case").collect();
+    let upd: Vec<_> = audit_events(&app, "update").into_iter().filter(|e| e.entity.as_str() == "case").collect();
     assert_eq!(upd.len(), 3);
     assert!(upd[0].reason.as_deref().is_some_and(|r| r.starts_with("import ")), "the import is named");
     assert_eq!(upd[0].old_value.as_deref(), Some("{\"tps\":55}"));
@@ -649,7 +649,8 @@ async fn dictionary_changes_are_audited_and_do_not_silently_invalidate_values() 
         )
         .await;
     assert_eq!(r.status(), 303);
-    let ev: Vec<_> = audit_events(&app, "update").into_iter().filter(|e| e.entity == "dictionary_field").collect();
+    let ev: Vec<_> =
+        audit_events(&app, "update").into_iter().filter(|e| e.entity.as_str() == "dictionary_field").collect();
     assert_eq!(ev[0].entity_id, "pdl1_tps");
     assert!(ev[0].new_value.as_deref().unwrap().contains("PD-L1 tumour proportion score"));
     // Dates can never be kept as they are.

@@ -132,7 +132,7 @@ async fn web_ingest_stores_a_deidentified_copy_linked_to_the_case() {
 
     // Audited in the study's chain, with what was removed.
     let events = audit_events(&app, "ingest");
-    let e = events.iter().find(|e| e.entity == "slide").expect("ingest audited");
+    let e = events.iter().find(|e| e.entity.as_str() == "slide").expect("ingest audited");
     assert_eq!(e.entity_id, *label);
     let new = e.new_value.clone().unwrap_or_default();
     assert!(new.contains("label") && new.contains("macro") && new.contains("aperio.Filename"), "{new}");
@@ -284,7 +284,7 @@ async fn slide_qc_needs_a_reason_is_audited_and_respects_the_lock() {
     c.post(&qc, &[("action", "exclude"), ("reason", "pen marks")]).await;
     let status: String = slides::table.select(slides::status).first(&mut app.conn()).unwrap();
     assert_eq!(status, "excluded");
-    let e = audit_events(&app, "exclude").into_iter().find(|e| e.entity == "slide").expect("audited");
+    let e = audit_events(&app, "exclude").into_iter().find(|e| e.entity.as_str() == "slide").expect("audited");
     assert_eq!(e.reason.as_deref(), Some("pen marks"));
     // Excluded slides stay visible, marked.
     let (_, list) = c.get_text("/studies/LUNG-IO-01/slides?status=excluded").await;

@@ -150,7 +150,7 @@ async fn sites_are_added_edited_and_retired_with_audit() {
         .await;
     assert_eq!(r.status(), 303);
     let upd = audit_events(&app, "update");
-    assert_eq!(upd[0].entity, "site");
+    assert_eq!(upd[0].entity.as_str(), "site");
     assert!(upd[0].old_value.as_deref().unwrap().contains("2024-0001"));
     assert!(upd[0].new_value.as_deref().unwrap().contains("2024-0001-A"));
     // Retiring needs a reason; the site stays on record.
