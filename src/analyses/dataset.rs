@@ -11,10 +11,11 @@ use sha2::{Digest, Sha256};
 
 use crate::annotations::{adjudication, campaigns, reads, schema};
 use crate::biomarker::runs;
-use crate::cases::{self, dictionary};
+use crate::cases::{self, dictionary, CaseStatus};
 use crate::db::schema::{cases as cases_t, sites, slides};
 use crate::db::Conn;
 use crate::error::Result;
+use crate::slides::SlideStatus;
 
 /// Which AI run and which reading campaigns feed the dataset (each optional; a second campaign
 /// to compare with the first, e.g. an AI-assisted re-read with the unaided first read).
@@ -93,8 +94,8 @@ pub fn build(conn: &mut Conn, study_id: crate::studies::StudyId, sources: &Sourc
     let slide_rows: Vec<(i32, String, i32)> = slides::table
         .inner_join(cases_t::table)
         .filter(slides::study_id.eq(study_id))
-        .filter(slides::status.ne("excluded"))
-        .filter(cases_t::status.eq("enrolled"))
+        .filter(slides::status.ne(SlideStatus::Excluded))
+        .filter(cases_t::status.eq(CaseStatus::Enrolled))
         .select((slides::id, slides::label, slides::case_id))
         .load(conn)?;
 

@@ -7,7 +7,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde_json::{json, Value};
 
-use crate::audit::{self, Change};
+use crate::audit::{self, Action, Change, Entity};
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::auth::{esign, Actor};
 use crate::db::schema::analysis_plans;
@@ -196,7 +196,7 @@ fn insert_version(
             analysis_plans::study_id.eq(access.study.id),
             analysis_plans::version.eq(version),
             analysis_plans::items.eq(json!(items).to_string()),
-            analysis_plans::status.eq("draft"),
+            analysis_plans::status.eq(PlanStatus::Draft),
             analysis_plans::created_by.eq(&actor.name),
             analysis_plans::created_at.eq(now()),
         ))
@@ -204,7 +204,7 @@ fn insert_version(
         .get_result(conn)?;
     audit::record(
         conn,
-        Change::new(access.study.chain(), &actor.name, "create_plan_version", crate::audit::Entity::AnalysisPlan, id)
+        Change::new(access.study.chain(), &actor.name, Action::CreatePlanVersion, Entity::AnalysisPlan, id)
             .after(json!({"version": version, "items": items})),
     )?;
     Ok(analysis_plans::table.find(id).select(Plan::as_select()).first(conn)?)
@@ -246,14 +246,8 @@ pub fn add_item(
             .execute(conn)?;
         audit::record(
             conn,
-            Change::new(
-                access.study.chain(),
-                &actor.name,
-                "add_plan_item",
-                crate::audit::Entity::AnalysisPlan,
-                plan.id,
-            )
-            .after(json!({"version": plan.version, "item": item})),
+            Change::new(access.study.chain(), &actor.name, Action::AddPlanItem, Entity::AnalysisPlan, plan.id)
+                .after(json!({"version": plan.version, "item": item})),
         )?;
         Ok(item)
     })
@@ -272,14 +266,8 @@ pub fn remove_item(conn: &mut Conn, actor: &Actor, access: &StudyAccess, key: &s
             .execute(conn)?;
         audit::record(
             conn,
-            Change::new(
-                access.study.chain(),
-                &actor.name,
-                "remove_plan_item",
-                crate::audit::Entity::AnalysisPlan,
-                plan.id,
-            )
-            .before(json!({"version": plan.version, "item": removed})),
+            Change::new(access.study.chain(), &actor.name, Action::RemovePlanItem, Entity::AnalysisPlan, plan.id)
+                .before(json!({"version": plan.version, "item": removed})),
         )?;
         Ok(())
     })
@@ -318,13 +306,13 @@ pub fn sign(conn: &mut Conn, actor: &Actor, access: &StudyAccess, password: &str
         diesel::update(
             analysis_plans::table
                 .filter(analysis_plans::study_id.eq(access.study.id))
-                .filter(analysis_plans::status.eq("signed")),
+                .filter(analysis_plans::status.eq(PlanStatus::Signed)),
         )
-        .set(analysis_plans::status.eq("superseded"))
+        .set(analysis_plans::status.eq(PlanStatus::Superseded))
         .execute(conn)?;
         diesel::update(analysis_plans::table.find(plan.id))
             .set((
-                analysis_plans::status.eq("signed"),
+                analysis_plans::status.eq(PlanStatus::Signed),
                 analysis_plans::signed_by.eq(&user.username),
                 analysis_plans::signed_name.eq(&user.full_name),
                 analysis_plans::signed_meaning.eq(meaning),
@@ -333,11 +321,12 @@ pub fn sign(conn: &mut Conn, actor: &Actor, access: &StudyAccess, password: &str
             .execute(conn)?;
         audit::record(
             conn,
-            Change::new(access.study.chain(), &actor.name, "sign_plan", crate::audit::Entity::AnalysisPlan, plan.id)
-                .after(json!({
+            Change::new(access.study.chain(), &actor.name, Action::SignPlan, Entity::AnalysisPlan, plan.id).after(
+                json!({
                     "version": plan.version, "signed_by": user.username, "name": user.full_name, "meaning": meaning,
                     "items": plan.items(),
-                })),
+                }),
+            ),
         )?;
         Ok(analysis_plans::table.find(plan.id).select(Plan::as_select()).first(conn)?)
     })

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::plan::{self, Criterion, Verdict};
 use super::{compute, leaves, Request};
-use crate::audit::{self, Change};
+use crate::audit::{self, Action, Change, Entity};
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::auth::Actor;
 use crate::db::schema::saved_analyses;
@@ -142,7 +142,7 @@ pub fn save(conn: &mut Conn, actor: &Actor, access: &StudyAccess, req: &Request,
                 saved_analyses::result.eq(result.to_string()),
                 saved_analyses::plot_svg.eq(&svg),
                 saved_analyses::software_version.eq(SOFTWARE),
-                saved_analyses::status.eq("current"),
+                saved_analyses::status.eq(SavedStatus::Current),
                 saved_analyses::created_by.eq(&actor.name),
                 saved_analyses::created_at.eq(now()),
             ))
@@ -150,12 +150,13 @@ pub fn save(conn: &mut Conn, actor: &Actor, access: &StudyAccess, req: &Request,
             .get_result(conn)?;
         audit::record(
             conn,
-            Change::new(access.study.chain(), &actor.name, "save_analysis", crate::audit::Entity::SavedAnalysis, id)
-                .after(json!({
+            Change::new(access.study.chain(), &actor.name, Action::SaveAnalysis, Entity::SavedAnalysis, id).after(
+                json!({
                     "title": title, "query": computed.query, "input_sha256": computed.input_sha256,
                     "input_rows": computed.input_rows, "plan_item": item.as_ref().map(|i| &i.key),
                     "software": SOFTWARE, "result": result,
-                })),
+                }),
+            ),
         )?;
         Ok(saved_analyses::table.find(id).select(Saved::as_select()).first(conn)?)
     })
@@ -175,11 +176,11 @@ pub fn retire(conn: &mut Conn, actor: &Actor, access: &StudyAccess, id: i32, rea
             return Err(Error::Conflict("already retired".into()));
         }
         diesel::update(saved_analyses::table.find(id))
-            .set((saved_analyses::status.eq("retired"), saved_analyses::status_reason.eq(reason)))
+            .set((saved_analyses::status.eq(SavedStatus::Retired), saved_analyses::status_reason.eq(reason)))
             .execute(conn)?;
         audit::record(
             conn,
-            Change::new(access.study.chain(), &actor.name, "retire_analysis", crate::audit::Entity::SavedAnalysis, id)
+            Change::new(access.study.chain(), &actor.name, Action::RetireAnalysis, Entity::SavedAnalysis, id)
                 .before(json!({"status": s.status}))
                 .after(json!({"status": "retired"}))
                 .because(reason),

@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use super::campaigns::Campaign;
 use super::reads::{self, Read};
 use super::schema::{self, Definition, FieldDef};
-use crate::audit::{self, Change};
+use crate::audit::{self, Action, Change, Entity};
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::auth::Actor;
 use crate::db::schema::adjudications;
@@ -221,8 +221,8 @@ pub fn adjudicate(
             Change::new(
                 study.chain(),
                 &actor.name,
-                "adjudicate",
-                crate::audit::Entity::Adjudication,
+                Action::Adjudicate,
+                Entity::Adjudication,
                 format!("{}/{slide_label}/{field}", campaign.name),
             )
             .before_opt(d.adjudicated.as_ref().map(|a| json!({"value": a})))

@@ -10,7 +10,8 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::order;
-use crate::audit::{self, Change};
+use crate::annotations::reads::ReadStatus;
+use crate::audit::{self, Action, Change, Entity};
 use crate::auth::permissions::{Permission, Role, StudyAccess};
 use crate::auth::Actor;
 use crate::db::schema::{campaigns, reads, slides, users};
@@ -170,7 +171,7 @@ fn slides_and_readers(conn: &mut Conn, campaign_id: i32) -> Result<(SlideList, V
     let slides: SlideList = reads::table
         .inner_join(slides::table)
         .filter(reads::campaign_id.eq(campaign_id))
-        .filter(reads::status.ne("withdrawn"))
+        .filter(reads::status.ne(ReadStatus::Withdrawn))
         .select((slides::id, slides::label))
         .distinct()
         .order(slides::label.asc())
@@ -178,7 +179,7 @@ fn slides_and_readers(conn: &mut Conn, campaign_id: i32) -> Result<(SlideList, V
     let readers: Vec<String> = reads::table
         .inner_join(users::table)
         .filter(reads::campaign_id.eq(campaign_id))
-        .filter(reads::status.ne("withdrawn"))
+        .filter(reads::status.ne(ReadStatus::Withdrawn))
         .select(users::username)
         .distinct()
         .order(users::username.asc())
@@ -334,7 +335,7 @@ pub fn create(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &Camp
                 campaigns::seed.eq(seed),
                 campaigns::tolerances.eq(json!(tolerances).to_string()),
                 campaigns::adjudicator_id.eq(adjudicator_id),
-                campaigns::status.eq("open"),
+                campaigns::status.eq(CampaignStatus::Open),
                 campaigns::created_by.eq(&actor.name),
                 campaigns::created_at.eq(at),
                 campaigns::ai_run_id.eq(input.ai_run_id),
@@ -351,7 +352,7 @@ pub fn create(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &Camp
                     reads::slide_id.eq(id_of[label.as_str()]),
                     reads::reader_id.eq(*reader_id),
                     reads::position.eq(i as i32 + 1),
-                    reads::status.eq("assigned"),
+                    reads::status.eq(ReadStatus::Assigned),
                     reads::field_values.eq("{}"),
                     reads::regions.eq("[]"),
                     reads::region_count.eq(0),
@@ -367,7 +368,7 @@ pub fn create(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &Camp
             adjudicator_id.and_then(|id| roster.iter().find(|m| m.user_id == id)).map(|m| m.username.clone());
         audit::record(
             conn,
-            Change::new(study.chain(), &actor.name, "create", crate::audit::Entity::Campaign, &name).after(json!({
+            Change::new(study.chain(), &actor.name, Action::Create, Entity::Campaign, &name).after(json!({
                 "seed": seed, "readers": reader_names, "slides": labels, "blind_case_data": blind,
                 "case_fields": case_fields, "tolerances": tolerances, "adjudicator": adjudicator,
                 "parent": parent.as_ref().map(|p| p.name.clone()),
@@ -406,10 +407,10 @@ impl Progress {
 
 /// Per-reader progress, then the overall figure (reader "all").
 pub fn progress(conn: &mut Conn, campaign_id: i32) -> Result<(Vec<Progress>, Progress)> {
-    let rows: Vec<(String, String, String, NaiveDateTime)> = reads::table
+    let rows: Vec<(String, String, ReadStatus, NaiveDateTime)> = reads::table
         .inner_join(users::table)
         .filter(reads::campaign_id.eq(campaign_id))
-        .filter(reads::status.ne("withdrawn"))
+        .filter(reads::status.ne(ReadStatus::Withdrawn))
         .select((users::username, users::full_name, reads::status, reads::updated_at))
         .load(conn)?;
     let mut by_reader: BTreeMap<String, Progress> = BTreeMap::new();
@@ -422,12 +423,12 @@ pub fn progress(conn: &mut Conn, campaign_id: i32) -> Result<(Vec<Progress>, Pro
         });
         for p in [p, &mut all] {
             p.total += 1;
-            match status.as_str() {
-                "submitted" => p.submitted += 1,
-                "draft" => p.draft += 1,
-                _ => {}
+            match status {
+                ReadStatus::Submitted => p.submitted += 1,
+                ReadStatus::Draft => p.draft += 1,
+                ReadStatus::Assigned | ReadStatus::Withdrawn => {}
             }
-            if status != "assigned" {
+            if status != ReadStatus::Assigned {
                 p.last_activity = p.last_activity.max(Some(updated));
             }
         }
@@ -471,8 +472,8 @@ pub fn set_status(
             Change::new(
                 study.chain(),
                 &actor.name,
-                if open { "reopen" } else { "close" },
-                crate::audit::Entity::Campaign,
+                if open { Action::Reopen } else { Action::Close },
+                Entity::Campaign,
                 &c.name,
             )
             .before(json!({"status": c.status}))
@@ -520,14 +521,14 @@ pub fn withdraw(
                 .inner_join(users::table)
                 .filter(reads::campaign_id.eq(c.id))
                 .filter(users::username.eq(u))
-                .filter(reads::status.ne("withdrawn"))
+                .filter(reads::status.ne(ReadStatus::Withdrawn))
                 .select(reads::id)
                 .load(conn)?,
             Withdrawal::Slide(l) => reads::table
                 .inner_join(slides::table)
                 .filter(reads::campaign_id.eq(c.id))
                 .filter(slides::label.eq(l))
-                .filter(reads::status.ne("withdrawn"))
+                .filter(reads::status.ne(ReadStatus::Withdrawn))
                 .select(reads::id)
                 .load(conn)?,
         };
@@ -535,11 +536,15 @@ pub fn withdraw(
             return Err(Error::invalid(field, format!("{name} has no reads left in campaign {}", c.name)));
         }
         diesel::update(reads::table.filter(reads::id.eq_any(&ids)))
-            .set((reads::status.eq("withdrawn"), reads::withdrawn_reason.eq(reason), reads::updated_at.eq(now())))
+            .set((
+                reads::status.eq(ReadStatus::Withdrawn),
+                reads::withdrawn_reason.eq(reason),
+                reads::updated_at.eq(now()),
+            ))
             .execute(conn)?;
         audit::record(
             conn,
-            Change::new(study.chain(), &actor.name, "withdraw", crate::audit::Entity::Campaign, &c.name)
+            Change::new(study.chain(), &actor.name, Action::Withdraw, Entity::Campaign, &c.name)
                 .after(json!({ field: name, "reads": ids.len() }))
                 .because(reason),
         )?;

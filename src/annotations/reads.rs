@@ -13,7 +13,7 @@ use super::campaigns::{self, Campaign, CampaignStatus};
 use super::geojson::{self, Limits};
 use super::schema;
 use super::Region;
-use crate::audit::{self, Change};
+use crate::audit::{self, Action, Change, Entity};
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::auth::Actor;
 use crate::db::schema::{campaigns as campaigns_t, cases, reads, slides, users};
@@ -137,8 +137,8 @@ impl QueueItem {
 pub fn queue(conn: &mut Conn, study_id: crate::studies::StudyId, reader_id: i32) -> Result<Vec<QueueItem>> {
     let list: Vec<Read> = joined(study_id)
         .filter(reads::reader_id.eq(reader_id))
-        .filter(reads::status.ne("withdrawn"))
-        .filter(campaigns_t::status.eq("open"))
+        .filter(reads::status.ne(ReadStatus::Withdrawn))
+        .filter(campaigns_t::status.eq(CampaignStatus::Open))
         .order((reads::campaign_id.asc(), reads::position.asc()))
         .select(Read::as_select())
         .load(conn)?;
@@ -241,7 +241,7 @@ fn slide_complete(conn: &mut Conn, campaign_id: i32, slide_id: i32) -> Result<bo
     let open: i64 = reads::table
         .filter(reads::campaign_id.eq(campaign_id))
         .filter(reads::slide_id.eq(slide_id))
-        .filter(reads::status.ne_all(["submitted", "withdrawn"]))
+        .filter(reads::status.ne_all([ReadStatus::Submitted, ReadStatus::Withdrawn]))
         .count()
         .get_result(conn)?;
     Ok(open == 0)
@@ -255,7 +255,7 @@ fn rereading(conn: &mut Conn, read: &Read) -> Result<bool> {
         .filter(campaigns_t::parent_id.eq(read.campaign_id))
         .filter(reads::slide_id.eq(read.slide_id))
         .filter(reads::reader_id.eq(read.reader_id))
-        .filter(reads::status.ne("submitted"))
+        .filter(reads::status.ne(ReadStatus::Submitted))
         .count()
         .get_result(conn)?;
     Ok(n > 0)
@@ -295,7 +295,7 @@ pub struct Draft {
 pub struct Saved {
     pub saved_at: String,
     pub region_count: usize,
-    pub status: String,
+    pub status: ReadStatus,
     /// The read's new `updated_at` (the next save's `base`).
     pub updated_at: String,
 }
@@ -341,7 +341,17 @@ pub fn save_draft(conn: &mut Conn, actor: &Actor, access: &StudyAccess, read_id:
         geojson::check(&draft.regions, &slide_limits(conn, ra.read.slide_id)?)
             .map_err(|e| Error::invalid("regions", e.to_string()))?;
         def.check_regions(&draft.regions).map_err(|m| Error::invalid("regions", m))?;
-        write_read(conn, actor, access, &ra, sv.version, &values, Some(&draft.regions), "draft", "save_draft")
+        write_read(
+            conn,
+            actor,
+            access,
+            &ra,
+            sv.version,
+            &values,
+            Some(&draft.regions),
+            ReadStatus::Draft,
+            Action::SaveDraft,
+        )
     })
 }
 
@@ -358,7 +368,7 @@ pub fn submit(
         ensure_editable(conn, access, &ra, false)?;
         let sv = schema::require_current(conn, access.study.id)?;
         let values = sv.definition().validate(values, true)?;
-        write_read(conn, actor, access, &ra, sv.version, &values, None, "submitted", "submit")
+        write_read(conn, actor, access, &ra, sv.version, &values, None, ReadStatus::Submitted, Action::Submit)
     })
 }
 
@@ -382,11 +392,11 @@ pub fn reopen(conn: &mut Conn, actor: &Actor, access: &StudyAccess, read_id: i32
             return Err(Error::Conflict(format!("campaign {} is {}", ra.campaign.name, ra.campaign.status)));
         }
         diesel::update(reads::table.find(read_id))
-            .set((reads::status.eq("draft"), reads::updated_at.eq(now())))
+            .set((reads::status.eq(ReadStatus::Draft), reads::updated_at.eq(now())))
             .execute(conn)?;
         audit::record(
             conn,
-            Change::new(study.chain(), &actor.name, "reopen", crate::audit::Entity::Read, read_entity(&ra.read))
+            Change::new(study.chain(), &actor.name, Action::Reopen, Entity::Read, read_entity(&ra.read))
                 .before(json!({"status": "submitted", "values": ra.read.values()}))
                 .after(json!({"status": "draft"}))
                 .because(reason),
@@ -423,12 +433,12 @@ pub fn import_regions(
             return Ok(Saved {
                 saved_at: String::new(),
                 region_count: all.len(),
-                status: ra.read.status.to_string(),
+                status: ra.read.status,
                 updated_at: at.to_string(),
             });
         }
         let values = ra.read.values();
-        write_read(conn, actor, access, &ra, sv.version, &values, Some(&all), "draft", "import_regions")
+        write_read(conn, actor, access, &ra, sv.version, &values, Some(&all), ReadStatus::Draft, Action::ImportRegions)
     })
 }
 
@@ -443,8 +453,8 @@ fn write_read(
     schema_version: i32,
     values: &Map<String, Value>,
     regions: Option<&[Region]>,
-    status: &str,
-    action: &str,
+    status: ReadStatus,
+    action: crate::audit::Action,
 ) -> Result<Saved> {
     let stored: String = reads::table.find(ra.read.id).select(reads::regions).first(conn)?;
     // `None` keeps the stored regions as they are (a submit), without parsing them.
@@ -457,10 +467,10 @@ fn write_read(
     let saved = |updated: chrono::NaiveDateTime| Saved {
         saved_at: at.format("%Y-%m-%d %H:%M:%S").to_string(),
         region_count,
-        status: status.to_string(),
+        status,
         updated_at: updated.to_string(),
     };
-    if status == "draft"
+    if status == ReadStatus::Draft
         && ra.read.status == ReadStatus::Draft
         && stored == *regions_json
         && ra.read.field_values.0 == *values
@@ -476,13 +486,13 @@ fn write_read(
             reads::region_count.eq(region_count as i32),
             reads::started_at.eq(ra.read.started_at.unwrap_or(at)),
             // The first submission's time stays (a re-read's washout counts from it).
-            reads::submitted_at.eq(ra.read.submitted_at.or((status == "submitted").then_some(at))),
+            reads::submitted_at.eq(ra.read.submitted_at.or((status == ReadStatus::Submitted).then_some(at))),
             reads::updated_at.eq(at),
         ))
         .execute(conn)?;
     audit::record(
         conn,
-        Change::new(access.study.chain(), &actor.name, action, crate::audit::Entity::Read, read_entity(&ra.read))
+        Change::new(access.study.chain(), &actor.name, action, Entity::Read, read_entity(&ra.read))
             .before(json!({"status": ra.read.status, "values": ra.read.values(), "region_count": ra.read.region_count,
                            "regions_sha256": sha256_hex(stored.as_bytes())}))
             .after(json!({"status": status, "values": values, "region_count": region_count,
@@ -510,7 +520,7 @@ pub fn find(
     if let Some(c) = campaign {
         q = q.filter(campaigns_t::name.eq(c.to_string()));
     } else {
-        q = q.filter(campaigns_t::status.eq("open")).filter(reads::status.ne("submitted"));
+        q = q.filter(campaigns_t::status.eq(CampaignStatus::Open)).filter(reads::status.ne(ReadStatus::Submitted));
     }
     let found: Vec<(i32, String)> = q.select((reads::id, campaigns_t::name)).load(conn)?;
     match found.as_slice() {
@@ -566,7 +576,7 @@ pub fn history(conn: &mut Conn, study_id: crate::studies::StudyId, read: &Read) 
     use crate::db::schema::audit_events;
     Ok(audit_events::table
         .filter(audit_events::study_id.eq(study_id))
-        .filter(audit_events::entity.eq("read"))
+        .filter(audit_events::entity.eq(Entity::Read))
         .filter(audit_events::entity_id.eq(read_entity(read)))
         .order(audit_events::id.desc())
         .select(audit::AuditEvent::as_select())

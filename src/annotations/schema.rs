@@ -8,7 +8,8 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::audit::{self, Change};
+use crate::annotations::reads::ReadStatus;
+use crate::audit::{self, Action, Change, Entity};
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::auth::Actor;
 use crate::db::schema::{annotation_schemas, campaigns, reads};
@@ -445,7 +446,7 @@ pub fn reading_started(conn: &mut Conn, study_id: crate::studies::StudyId) -> Re
     let n: i64 = reads::table
         .inner_join(campaigns::table)
         .filter(campaigns::study_id.eq(study_id))
-        .filter(reads::status.ne("assigned"))
+        .filter(reads::status.ne(ReadStatus::Assigned))
         .count()
         .get_result(conn)?;
     Ok(n > 0)
@@ -507,16 +508,10 @@ pub fn save(
         };
         audit::record(
             conn,
-            Change::new(
-                study.chain(),
-                &actor.name,
-                "update",
-                crate::audit::Entity::AnnotationSchema,
-                format!("v{version}"),
-            )
-            .before_opt((!before.is_null()).then_some(before))
-            .after(json!({"version": version, "changes": after}))
-            .because_opt((!reason.is_empty()).then_some(reason)),
+            Change::new(study.chain(), &actor.name, Action::Update, Entity::AnnotationSchema, format!("v{version}"))
+                .before_opt((!before.is_null()).then_some(before))
+                .after(json!({"version": version, "changes": after}))
+                .because_opt((!reason.is_empty()).then_some(reason)),
         )?;
         Ok(saved)
     })
@@ -528,7 +523,7 @@ fn values_refused_by(conn: &mut Conn, study_id: crate::studies::StudyId, def: &D
     let stored: Vec<String> = reads::table
         .inner_join(campaigns::table)
         .filter(campaigns::study_id.eq(study_id))
-        .filter(reads::status.ne("assigned"))
+        .filter(reads::status.ne(ReadStatus::Assigned))
         .select(reads::field_values)
         .load(conn)?;
     let mut refused: std::collections::BTreeMap<String, usize> = Default::default();

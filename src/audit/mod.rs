@@ -65,13 +65,59 @@ crate::db::text_enum! {
     }
 }
 
+crate::db::text_enum! {
+    /// What an audit event did to its record (with [`Entity`], what the trail's filters and the
+    /// dossier's audit export name).
+    pub enum Action {
+        AddMember = "add_member",
+        AddPlanItem = "add_plan_item",
+        Adjudicate = "adjudicate",
+        CancelJob = "cancel_job",
+        ChangePassword = "change_password",
+        Close = "close",
+        Create = "create",
+        CreatePlanVersion = "create_plan_version",
+        Deactivate = "deactivate",
+        Exclude = "exclude",
+        ExportDossier = "export_dossier",
+        FinishRun = "finish_run",
+        Import = "import",
+        ImportRegions = "import_regions",
+        Include = "include",
+        Ingest = "ingest",
+        Lock = "lock",
+        Login = "login",
+        Reactivate = "reactivate",
+        Register = "register",
+        RemoveMember = "remove_member",
+        RemovePlanItem = "remove_plan_item",
+        Reopen = "reopen",
+        ResetPassword = "reset_password",
+        Retire = "retire",
+        RetireAnalysis = "retire_analysis",
+        Revoke = "revoke",
+        SaveAnalysis = "save_analysis",
+        SaveDraft = "save_draft",
+        Sign = "sign",
+        SignFailed = "sign_failed",
+        SignPlan = "sign_plan",
+        StartJob = "start_job",
+        StartRun = "start_run",
+        Status = "status",
+        Submit = "submit",
+        Unlock = "unlock",
+        Update = "update",
+        Withdraw = "withdraw",
+    }
+}
+
 /// One change to record. `old`/`new` are the values before and after (JSON objects of the
 /// changed fields); `reason` is required where the rules ask for one.
 #[derive(Debug, Clone)]
 pub struct Change<'a> {
     pub chain: Chain<'a>,
     pub actor: &'a str,
-    pub action: &'a str,
+    pub action: Action,
     pub entity: Entity,
     pub entity_id: String,
     pub old: Option<Value>,
@@ -84,7 +130,7 @@ pub struct Change<'a> {
 
 impl<'a> Change<'a> {
     /// A change with no values yet; add them with `before`, `after` and `because`.
-    pub fn new(chain: Chain<'a>, actor: &'a str, action: &'a str, entity: Entity, entity_id: impl ToString) -> Self {
+    pub fn new(chain: Chain<'a>, actor: &'a str, action: Action, entity: Entity, entity_id: impl ToString) -> Self {
         Change {
             chain,
             actor,
@@ -136,7 +182,7 @@ pub struct AuditEvent {
     pub study_id: Option<crate::studies::StudyId>,
     pub at: String,
     pub actor: String,
-    pub action: String,
+    pub action: Action,
     pub entity: Entity,
     pub entity_id: String,
     pub old_value: Option<String>,
@@ -304,7 +350,7 @@ pub fn record_batch(conn: &mut Conn, changes: Vec<Change<'_>>) -> Result<()> {
             seq,
             &at,
             c.actor,
-            c.action,
+            c.action.as_str(),
             c.entity.as_str(),
             &c.entity_id,
             old_value.as_deref(),
@@ -318,7 +364,7 @@ pub fn record_batch(conn: &mut Conn, changes: Vec<Change<'_>>) -> Result<()> {
             study_id,
             at: at.clone(),
             actor: c.actor,
-            action: c.action,
+            action: c.action.as_str(),
             entity: c.entity.as_str(),
             entity_id: c.entity_id,
             old_value,

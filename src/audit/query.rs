@@ -115,7 +115,7 @@ impl CsvRecord for AuditEvent {
             self.seq.to_string(),
             self.at.clone(),
             self.actor.clone(),
-            self.action.clone(),
+            self.action.as_str().to_string(),
             self.entity.to_string(),
             self.entity_id.clone(),
             self.old_value.clone().unwrap_or_default(),

@@ -70,7 +70,7 @@ pub fn verify_chain(conn: &mut Conn, chain: &str) -> Result<ChainReport> {
                         e.seq,
                         &e.at,
                         &e.actor,
-                        &e.action,
+                        e.action.as_str(),
                         e.entity.as_str(),
                         &e.entity_id,
                         &old,

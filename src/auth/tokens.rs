@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::users::User;
 use super::{random_token, token_hash, Actor};
-use crate::audit::{self, Chain, Change};
+use crate::audit::{self, Action, Chain, Change, Entity};
 use crate::db::schema::{api_tokens, users};
 use crate::db::{now, write_tx, Conn};
 use crate::error::{Error, OptionalExt, Result};
@@ -52,7 +52,7 @@ pub fn create(conn: &mut Conn, actor: &Actor, name: &str) -> Result<(ApiToken, S
             .first(conn)?;
         audit::record(
             conn,
-            Change::new(Chain::System, &actor.name, "create", crate::audit::Entity::ApiToken, tok.id)
+            Change::new(Chain::System, &actor.name, Action::Create, Entity::ApiToken, tok.id)
                 .after(json!({"name": tok.name, "prefix": tok.token_prefix})),
         )?;
         Ok((tok, secret))
@@ -81,7 +81,7 @@ pub fn revoke(conn: &mut Conn, actor: &Actor, token_id: i32) -> Result<()> {
         diesel::update(api_tokens::table.find(tok.id)).set(api_tokens::revoked_at.eq(Some(now()))).execute(conn)?;
         audit::record(
             conn,
-            Change::new(Chain::System, &actor.name, "revoke", crate::audit::Entity::ApiToken, tok.id)
+            Change::new(Chain::System, &actor.name, Action::Revoke, Entity::ApiToken, tok.id)
                 .before(json!({"revoked": false}))
                 .after(json!({"revoked": true})),
         )?;

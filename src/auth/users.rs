@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use serde_json::json;
 
 use super::Actor;
-use crate::audit::{self, Chain, Change};
+use crate::audit::{self, Action, Chain, Change, Entity};
 use crate::db::paging::{Page, PageRequest};
 use crate::db::schema::users;
 use crate::db::{now, write_tx, Conn};
@@ -158,7 +158,7 @@ pub fn create(conn: &mut Conn, actor: &Actor, input: &NewUserInput, password_has
         let user = find_by_username(conn, username.as_str())?.ok_or(Error::NotFound)?;
         audit::record(
             conn,
-            Change::new(Chain::System, &actor.name, "create", crate::audit::Entity::User, &user.username)
+            Change::new(Chain::System, &actor.name, Action::Create, Entity::User, &user.username)
                 .after(user.public_json()),
         )?;
         Ok(user)
@@ -206,7 +206,7 @@ pub fn record_login_attempt(
                     ))
                     .execute(conn)?;
             }
-            audit::record(conn, system_change(&current.username, "login", &current.username, None, None, None))?;
+            audit::record(conn, system_change(&current.username, Action::Login, &current.username, None, None, None))?;
             return Ok(Ok(()));
         }
         let window = chrono::Duration::from_std(policy.window).unwrap_or_default();
@@ -227,7 +227,7 @@ pub fn record_login_attempt(
                 conn,
                 system_change(
                     &current.username,
-                    "lock",
+                    Action::Lock,
                     &current.username,
                     None,
                     Some(json!({"locked_until": locked_until.map(|d| d.to_string()), "failed_logins": count})),
@@ -242,16 +242,13 @@ pub fn record_login_attempt(
 
 fn system_change<'a>(
     actor: &'a str,
-    action: &'a str,
+    action: crate::audit::Action,
     username: &str,
     old: Option<serde_json::Value>,
     new: Option<serde_json::Value>,
     reason: Option<&'a str>,
 ) -> Change<'a> {
-    Change::new(Chain::System, actor, action, crate::audit::Entity::User, username)
-        .before_opt(old)
-        .after_opt(new)
-        .because_opt(reason)
+    Change::new(Chain::System, actor, action, Entity::User, username).before_opt(old).after_opt(new).because_opt(reason)
 }
 
 /// Admin actions on an account that flip one state.
@@ -277,11 +274,11 @@ pub fn apply_account_action(conn: &mut Conn, actor: &Actor, user_id: i32, action
                 // A deactivated account loses its sessions and tokens at once.
                 super::sessions::end_all_for_user(conn, u.id)?;
                 super::tokens::revoke_all_for_user(conn, u.id)?;
-                ("deactivate", json!({"active": u.active}), json!({"active": false}))
+                (Action::Deactivate, json!({"active": u.active}), json!({"active": false}))
             }
             AccountAction::Reactivate => {
                 diesel::update(users::table.find(u.id)).set(users::active.eq(true)).execute(conn)?;
-                ("reactivate", json!({"active": u.active}), json!({"active": true}))
+                (Action::Reactivate, json!({"active": u.active}), json!({"active": true}))
             }
             AccountAction::Unlock => {
                 diesel::update(users::table.find(u.id))
@@ -292,7 +289,7 @@ pub fn apply_account_action(conn: &mut Conn, actor: &Actor, user_id: i32, action
                     ))
                     .execute(conn)?;
                 (
-                    "unlock",
+                    Action::Unlock,
                     json!({"locked_until": u.locked_until.map(|d| d.to_string())}),
                     json!({"locked_until": null}),
                 )
@@ -321,7 +318,7 @@ pub fn set_password(conn: &mut Conn, actor: &Actor, user_id: i32, new_hash: &str
         if reset {
             super::sessions::end_all_for_user(conn, u.id)?;
         }
-        let action = if reset { "reset_password" } else { "change_password" };
+        let action = if reset { Action::ResetPassword } else { Action::ChangePassword };
         audit::record(conn, system_change(&actor.name, action, &u.username, None, None, None))?;
         Ok(())
     })

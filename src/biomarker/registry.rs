@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::card::ModelCard;
 use super::engine::{self, Model};
-use crate::audit::{self, Chain, Change};
+use crate::audit::{self, Action, Chain, Change, Entity};
 use crate::auth::Actor;
 use crate::db::schema::models;
 use crate::db::{now, write_tx, Conn};
@@ -144,7 +144,7 @@ pub fn register_bytes(
                     models::file_size.eq(bytes.len() as i64),
                     models::card.eq(serde_json::to_string(&card).map_err(|e| Error::Internal(e.into()))?),
                     models::checked_backend.eq(super::Backend::from(backend.kind)),
-                    models::status.eq("active"),
+                    models::status.eq(ModelStatus::Active),
                     models::registered_by.eq(&actor.name),
                     models::created_at.eq(now()),
                 ))
@@ -152,7 +152,7 @@ pub fn register_bytes(
                 .get_result(conn)?;
             audit::record(
                 conn,
-                Change::new(Chain::System, &actor.name, "register", crate::audit::Entity::Model, card.key()).after(
+                Change::new(Chain::System, &actor.name, Action::Register, Entity::Model, card.key()).after(
                     json!({"sha256": sha256, "file_size": bytes.len(), "backend": backend.kind.as_str(), "card": card}),
                 ),
             )?;
@@ -199,11 +199,11 @@ pub fn retire(conn: &mut Conn, actor: &Actor, key: &str, reason: &str) -> Result
             return Err(Error::Conflict(format!("{key} is retired already")));
         }
         diesel::update(models::table.find(m.id))
-            .set((models::status.eq("retired"), models::status_reason.eq(reason)))
+            .set((models::status.eq(ModelStatus::Retired), models::status_reason.eq(reason)))
             .execute(conn)?;
         audit::record(
             conn,
-            Change::new(Chain::System, &actor.name, "retire", crate::audit::Entity::Model, key)
+            Change::new(Chain::System, &actor.name, Action::Retire, Entity::Model, key)
                 .before(json!({"status": m.status}))
                 .after(json!({"status": "retired"}))
                 .because(reason),

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::phenotype::CellClass;
 use super::pipeline::{self, Options};
 use super::registry;
-use crate::audit::{self, Change};
+use crate::audit::{self, Action, Change, Entity};
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::auth::Actor;
 use crate::db::schema::{biomarker_results, biomarker_runs, models, slides};
@@ -255,7 +255,7 @@ pub fn start(
             .get_result(conn)?;
         audit::record(
             conn,
-            Change::new(study.chain(), &actor.name, "start_run", crate::audit::Entity::BiomarkerRun, id).after(json!({
+            Change::new(study.chain(), &actor.name, Action::StartRun, Entity::BiomarkerRun, id).after(json!({
                 "model": model.key(), "model_sha256": model.sha256, "slides": slide_ids.len(), "params": opts,
             })),
         )?;
@@ -363,8 +363,7 @@ impl JobHandler for RunJob {
             .first(&mut conn)?;
         audit::record(
             &mut conn,
-            Change::new(study.chain(), "system", "finish_run", crate::audit::Entity::BiomarkerRun, run_id)
-                .after(json!(summary)),
+            Change::new(study.chain(), "system", Action::FinishRun, Entity::BiomarkerRun, run_id).after(json!(summary)),
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
         crate::jobs::output::<RunParams>(&summary)

@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use serde_json::{json, Value};
 
 use super::decode::{self, Limits};
-use crate::audit::{self, Change};
+use crate::audit::{self, Action, Change, Entity};
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::auth::Actor;
 use crate::db::schema::{cases, dictionary_fields};
@@ -827,7 +827,7 @@ pub fn replace(
             let before = old.iter().find(|o| &o.name == name).map(field_json);
             audit::record(
                 conn,
-                Change::new(study.chain(), &actor.name, "retire", crate::audit::Entity::DictionaryField, name)
+                Change::new(study.chain(), &actor.name, Action::Retire, Entity::DictionaryField, name)
                     .before_opt(before),
             )?;
         }
@@ -869,7 +869,7 @@ pub fn replace(
             }
             let before = old.iter().find(|o| o.name == f.name);
             if before != Some(f) {
-                let action = if before.is_some() { "update" } else { "create" };
+                let action = if before.is_some() { Action::Update } else { Action::Create };
                 let (b, a) = match before {
                     Some(o) => {
                         let (b, a) = audit::diff(&field_json(o), &field_json(f));
@@ -879,7 +879,7 @@ pub fn replace(
                 };
                 audit::record(
                     conn,
-                    Change::new(study.chain(), &actor.name, action, crate::audit::Entity::DictionaryField, &f.name)
+                    Change::new(study.chain(), &actor.name, action, Entity::DictionaryField, &f.name)
                         .before_opt(b)
                         .after(a),
                 )?;

@@ -14,7 +14,7 @@ use super::deid::{self, StudyKey};
 use super::dictionary::{DeidAction, FieldDef, Validator};
 use super::scrub::Scrubber;
 use super::CaseStatus;
-use crate::audit::{self, canonical, Change};
+use crate::audit::{self, canonical, Action, Change, Entity};
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::auth::Actor;
 use crate::db::schema::{case_imports, cases};
@@ -559,7 +559,7 @@ fn commit_rows(
                     *n += 1;
                     let display = format!("{}-{:04}", c.site_code, n);
                     changes.push(
-                        Change::new(study.chain(), &actor.name, "create", crate::audit::Entity::Case, &display)
+                        Change::new(study.chain(), &actor.name, Action::Create, Entity::Case, &display)
                             .after_canonical(c.created.clone()),
                     );
                     created.push(NewCase {
@@ -589,7 +589,7 @@ fn commit_rows(
                         .set((cases::data.eq(Value::Object(merged).to_string()), cases::updated_at.eq(t)))
                         .execute(conn)?;
                     changes.push(
-                        Change::new(study.chain(), &actor.name, "update", crate::audit::Entity::Case, display)
+                        Change::new(study.chain(), &actor.name, Action::Update, Entity::Case, display)
                             .before(before)
                             .after(after),
                     );
@@ -628,11 +628,10 @@ fn commit_rows(
             "unchanged": unchanged, "file_sha256": prepared.file_sha256, "deidentified_values": prepared.report.total(),
         });
         changes.push(
-            Change::new(study.chain(), &actor.name, "import", crate::audit::Entity::CaseImport, import_id)
-                .after(summary),
+            Change::new(study.chain(), &actor.name, Action::Import, Entity::CaseImport, import_id).after(summary),
         );
         for c in changes.iter_mut() {
-            if c.entity == crate::audit::Entity::Case {
+            if c.entity == Entity::Case {
                 c.reason = Some(&reason);
             }
         }

@@ -13,7 +13,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use serde_json::{json, Map, Value};
 
-use crate::audit::{self, Change};
+use crate::audit::{self, Action, Change, Entity};
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::auth::Actor;
 use crate::db::paging::{Page, PageRequest};
@@ -251,7 +251,7 @@ pub fn edit_values(
             });
             audit::record(
                 conn,
-                Change::new(study.chain(), &actor.name, "update", crate::audit::Entity::Case, &case.display_id)
+                Change::new(study.chain(), &actor.name, Action::Update, Entity::Case, &case.display_id)
                     .before(before)
                     .after(after)
                     .because_opt(reason.as_deref()),
@@ -345,7 +345,7 @@ pub fn set_status(
             .execute(conn)?;
         audit::record(
             conn,
-            Change::new(study.chain(), &actor.name, "status", crate::audit::Entity::Case, &case.display_id)
+            Change::new(study.chain(), &actor.name, Action::Status, Entity::Case, &case.display_id)
                 .before(json!({"status": case.status}))
                 .after(json!({"status": status.as_str(), "date": date.map(|d| d.to_string())}))
                 .because_opt(reason_opt),
@@ -359,7 +359,7 @@ pub fn history(conn: &mut Conn, study_id: crate::studies::StudyId, display_id: &
     use crate::db::schema::audit_events;
     Ok(audit_events::table
         .filter(audit_events::study_id.eq(study_id))
-        .filter(audit_events::entity.eq("case"))
+        .filter(audit_events::entity.eq(Entity::Case))
         .filter(audit_events::entity_id.eq(display_id))
         .order(audit_events::id.desc())
         .select(audit::AuditEvent::as_select())

@@ -109,6 +109,7 @@ mod tests {
     use crate::analyses::{plan::PlanStatus, saved::SavedStatus};
     use crate::annotations::campaigns::{Assistance, CampaignStatus};
     use crate::annotations::reads::ReadStatus;
+    use crate::audit::{Action, Entity};
     use crate::auth::esign::Meaning;
     use crate::auth::permissions::Role;
     use crate::biomarker::registry::ModelStatus;
@@ -171,7 +172,8 @@ mod tests {
             ("dictionary_fields_field_type", texts(FieldType::ALL, FieldType::as_str)),
             ("dictionary_fields_deid_action", texts(DeidAction::ALL, DeidAction::as_str)),
             ("case_imports_encoding", texts(Encoding::ALL, Encoding::as_str)),
-            ("audit_events_entity", texts(crate::audit::Entity::ALL, crate::audit::Entity::as_str)),
+            ("audit_events_entity", texts(Entity::ALL, Entity::as_str)),
+            ("audit_events_action", texts(Action::ALL, Action::as_str)),
             ("saved_analyses_analysis", crate::stats::describe::forms().iter().map(|f| f.name.clone()).collect()),
         ];
         for (column, values) in checks {

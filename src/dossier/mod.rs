@@ -21,7 +21,7 @@ pub mod report;
 pub mod xpt;
 
 use crate::analyses::{self, dataset, saved, Request};
-use crate::audit;
+use crate::audit::{self, Action, Entity};
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::auth::Actor;
 use crate::db::Conn;
@@ -407,14 +407,8 @@ pub fn export(
     crate::db::write_tx(conn, |conn| {
         audit::record(
             conn,
-            audit::Change::new(
-                audit::Chain::System,
-                &actor.name,
-                "export_dossier",
-                crate::audit::Entity::Study,
-                &study.code,
-            )
-            .after(json!({"manifest_sha256": manifest_sha256, "files": files, "bytes": bytes})),
+            audit::Change::new(audit::Chain::System, &actor.name, Action::ExportDossier, Entity::Study, &study.code)
+                .after(json!({"manifest_sha256": manifest_sha256, "files": files, "bytes": bytes})),
         )
     })?;
     Ok(Exported { files, bytes, manifest_sha256, public_key })

@@ -12,7 +12,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde_json::{json, Value};
 
-use crate::audit::{self, Chain, Change};
+use crate::audit::{self, Action, Chain, Change, Entity};
 use crate::auth::Actor;
 use crate::db::paging::{Page, PageRequest};
 use crate::db::schema::jobs;
@@ -138,7 +138,7 @@ pub fn enqueue<P: JobParams>(conn: &mut Conn, actor: &Actor, study: Option<&Stud
         let job: Job = jobs::table.order(jobs::id.desc()).select(Job::as_select()).first(conn)?;
         audit::record(
             conn,
-            Change::new(chain, &actor.name, "start_job", crate::audit::Entity::Job, job.id)
+            Change::new(chain, &actor.name, Action::StartJob, Entity::Job, job.id)
                 .after(json!({"kind": kind.as_str(), "params": params})),
         )?;
         Ok(job)
@@ -284,7 +284,7 @@ pub fn request_cancel(conn: &mut Conn, actor: &Actor, study: Option<&Study>, id:
         diesel::update(jobs::table.find(id)).set(jobs::cancel_requested.eq(true)).execute(conn)?;
         audit::record(
             conn,
-            Change::new(audit_chain(job.kind, study), &actor.name, "cancel_job", crate::audit::Entity::Job, id)
+            Change::new(audit_chain(job.kind, study), &actor.name, Action::CancelJob, Entity::Job, id)
                 .before(json!({"status": job.status}))
                 .after(json!({"cancel_requested": true})),
         )?;

@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::{deid, reader, stored_path, SlideFormat};
-use crate::audit::{self, Change};
+use crate::audit::{self, Action, Change, Entity};
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::auth::Actor;
 use crate::cases::decode::{read_table, Limits};
@@ -23,6 +23,7 @@ use crate::db::{now, write_tx, Conn};
 use crate::error::{Error, FieldErrors, Result};
 use crate::jobs::kinds::{JobContext, JobHandler};
 use crate::jobs::{self, Job};
+use crate::slides::SlideStatus;
 
 /// The ingest job's parameters: the planned ingest it carries out.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -588,7 +589,7 @@ fn try_ingest(
                 slides::info.eq(info_json.to_string()),
                 slides::mpp_x.eq(info.mpp_x),
                 slides::mpp_y.eq(info.mpp_y),
-                slides::status.eq("available"),
+                slides::status.eq(SlideStatus::Available),
                 slides::ingest_id.eq(ingest_id),
                 slides::created_at.eq(at),
                 slides::updated_at.eq(at),
@@ -596,7 +597,7 @@ fn try_ingest(
             .execute(conn)?;
         audit::record(
             conn,
-            Change::new(study.chain(), actor, "ingest", crate::audit::Entity::Slide, &label).after(json!({
+            Change::new(study.chain(), actor, Action::Ingest, Entity::Slide, &label).after(json!({
                 "case": entry.case_display_id,
                 "stain": entry.stain,
                 "attributes": entry.attributes,

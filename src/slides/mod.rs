@@ -12,9 +12,10 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde_json::{json, Map, Value};
 
-use crate::audit::{self, Change};
+use crate::audit::{self, Action, Change, Entity};
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::auth::Actor;
+use crate::cases::CaseStatus;
 use crate::db::paging::{Page, PageRequest};
 use crate::db::schema::{cases, sites, slides};
 use crate::db::{now, write_tx, Conn};
@@ -242,8 +243,8 @@ pub fn enrolled_available(
     let mut q = slides::table
         .inner_join(cases::table.inner_join(sites::table))
         .filter(slides::study_id.eq(study_id))
-        .filter(slides::status.ne("excluded"))
-        .filter(cases::status.eq("enrolled"))
+        .filter(slides::status.ne(SlideStatus::Excluded))
+        .filter(cases::status.eq(CaseStatus::Enrolled))
         .into_boxed();
     if !site.is_empty() {
         q = q.filter(sites::code.eq(site.to_string()));
@@ -290,8 +291,8 @@ pub fn set_excluded(
             Change::new(
                 study.chain(),
                 &actor.name,
-                if excluded { "exclude" } else { "include" },
-                crate::audit::Entity::Slide,
+                if excluded { Action::Exclude } else { Action::Include },
+                Entity::Slide,
                 label,
             )
             .before(json!({"status": slide.status}))
@@ -307,7 +308,7 @@ pub fn history(conn: &mut Conn, study_id: crate::studies::StudyId, label: &str) 
     use crate::db::schema::audit_events;
     Ok(audit_events::table
         .filter(audit_events::study_id.eq(study_id))
-        .filter(audit_events::entity.eq("slide"))
+        .filter(audit_events::entity.eq(Entity::Slide))
         .filter(audit_events::entity_id.eq(label))
         .order(audit_events::id.desc())
         .select(audit::AuditEvent::as_select())

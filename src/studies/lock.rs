@@ -14,7 +14,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::Study;
-use crate::audit::{self, Change};
+use crate::analyses::saved::SavedStatus;
+use crate::audit::{self, Action, Change, Entity};
 use crate::auth::permissions::{role_in, Role, StudyAccess};
 use crate::auth::{esign, Actor};
 use crate::db::schema::{study_locks, study_signatures};
@@ -209,7 +210,7 @@ pub(super) fn record_lock(conn: &mut Conn, actor: &Actor, study: &Study, open_it
         .get_result(conn)?;
     audit::record(
         conn,
-        Change::new(study.chain(), &actor.name, "lock", crate::audit::Entity::Study, &study.code)
+        Change::new(study.chain(), &actor.name, Action::Lock, Entity::Study, &study.code)
             .after(json!({"snapshot_sha256": sha, "rows": counts, "open_checklist_items": open_items})),
     )?;
     Ok(study_locks::table.find(id).select(Lock::as_select()).first(conn)?)
@@ -235,7 +236,7 @@ pub(super) fn record_unlock(conn: &mut Conn, actor: &Actor, study: &Study, reaso
     .execute(conn)?;
     audit::record(
         conn,
-        Change::new(study.chain(), &actor.name, "unlock", crate::audit::Entity::Study, &study.code)
+        Change::new(study.chain(), &actor.name, Action::Unlock, Entity::Study, &study.code)
             .before(json!({"snapshot_sha256": lock.snapshot_sha256}))
             .after(json!({"signatures_voided": voided}))
             .because(reason),
@@ -259,7 +260,7 @@ pub fn sign(conn: &mut Conn, actor: &Actor, access: &StudyAccess, password: &str
         write_tx(conn, |conn| {
             audit::record(
                 conn,
-                Change::new(study.chain(), &actor.name, "sign_failed", crate::audit::Entity::Study, &study.code)
+                Change::new(study.chain(), &actor.name, Action::SignFailed, Entity::Study, &study.code)
                     .after(json!({"reason": "wrong password", "meaning": meaning})),
             )
         })?;
@@ -297,7 +298,7 @@ pub fn sign(conn: &mut Conn, actor: &Actor, access: &StudyAccess, password: &str
             .get_result(conn)?;
         audit::record(
             conn,
-            Change::new(study.chain(), &actor.name, "sign", crate::audit::Entity::Study, &study.code).after(json!({
+            Change::new(study.chain(), &actor.name, Action::Sign, Entity::Study, &study.code).after(json!({
                 "name": user.full_name, "role": role.as_str(), "meaning": meaning, "snapshot_sha256": sha,
             })),
         )?;
@@ -362,9 +363,7 @@ pub fn checklist(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<V
             .into_iter()
             .filter(|i| {
                 !kept.iter().any(|s| {
-                    s.saved.status == crate::analyses::saved::SavedStatus::Current
-                        && s.saved.plan_id == Some(p.id)
-                        && s.saved.query == i.query
+                    s.saved.status == SavedStatus::Current && s.saved.plan_id == Some(p.id) && s.saved.query == i.query
                 })
             })
             .map(|i| i.key)

@@ -5,7 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde_json::json;
 
-use crate::audit::{self, Change};
+use crate::audit::{self, Action, Change, Entity};
 use crate::auth::permissions::{Permission, Role, StudyAccess};
 use crate::auth::users;
 use crate::auth::Actor;
@@ -117,7 +117,7 @@ pub fn add(conn: &mut Conn, actor: &Actor, access: &StudyAccess, username: &str,
         };
         audit::record(
             conn,
-            Change::new(study.chain(), &actor.name, "add_member", crate::audit::Entity::Member, &user.username)
+            Change::new(study.chain(), &actor.name, Action::AddMember, Entity::Member, &user.username)
                 .before_opt(old)
                 .after(json!({"role": role.as_str()})),
         )?;
@@ -149,7 +149,7 @@ pub fn remove(conn: &mut Conn, actor: &Actor, access: &StudyAccess, member_id: i
             .execute(conn)?;
         audit::record(
             conn,
-            Change::new(study.chain(), &actor.name, "remove_member", crate::audit::Entity::Member, user.username)
+            Change::new(study.chain(), &actor.name, Action::RemoveMember, Entity::Member, user.username)
                 .before(json!({"role": role}))
                 .because(reason),
         )?;

@@ -9,7 +9,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde_json::json;
 
-use crate::audit::{self, Chain, Change};
+use crate::audit::{self, Action, Chain, Change, Entity};
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::auth::Actor;
 use crate::db::paging::{Page, PageRequest};
@@ -390,7 +390,7 @@ pub fn create(conn: &mut Conn, actor: &Actor, input: &StudyInput) -> Result<Stud
         new["status"] = json!(study.status);
         audit::record(
             conn,
-            Change::new(study.chain(), &actor.name, "create", crate::audit::Entity::Study, &study.code).after(new),
+            Change::new(study.chain(), &actor.name, Action::Create, Entity::Study, &study.code).after(new),
         )?;
         Ok(study)
     })
@@ -411,7 +411,7 @@ pub fn update(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &Stud
         if new.as_object().is_some_and(|m| !m.is_empty()) {
             audit::record(
                 conn,
-                Change::new(after.chain(), &actor.name, "update", crate::audit::Entity::Study, &after.code)
+                Change::new(after.chain(), &actor.name, Action::Update, Entity::Study, &after.code)
                     .before(old)
                     .after(new),
             )?;
@@ -463,7 +463,7 @@ pub fn transition(conn: &mut Conn, actor: &Actor, access: &StudyAccess, to: &str
             .execute(conn)?;
         audit::record(
             conn,
-            Change::new(study.chain(), &actor.name, "status", crate::audit::Entity::Study, &study.code)
+            Change::new(study.chain(), &actor.name, Action::Status, Entity::Study, &study.code)
                 .before(json!({"status": from.as_str()}))
                 .after(json!({"status": to.as_str()}))
                 .because_opt((!reason.is_empty()).then_some(reason)),

@@ -5,7 +5,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use serde_json::json;
 
-use crate::audit::{self, Change};
+use crate::audit::{self, Action, Change, Entity};
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::auth::Actor;
 use crate::db::schema::sites;
@@ -176,8 +176,7 @@ pub fn add(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &SiteInp
             .first(conn)?;
         audit::record(
             conn,
-            Change::new(study.chain(), &actor.name, "create", crate::audit::Entity::Site, &site.code)
-                .after(site.json()),
+            Change::new(study.chain(), &actor.name, Action::Create, Entity::Site, &site.code).after(site.json()),
         )?;
         Ok(site)
     })
@@ -199,7 +198,7 @@ pub fn update(conn: &mut Conn, actor: &Actor, access: &StudyAccess, site_id: i32
         if new.as_object().is_some_and(|m| !m.is_empty()) {
             audit::record(
                 conn,
-                Change::new(study.chain(), &actor.name, "update", crate::audit::Entity::Site, &after.code)
+                Change::new(study.chain(), &actor.name, Action::Update, Entity::Site, &after.code)
                     .before(old)
                     .after(new),
             )?;
@@ -227,7 +226,7 @@ pub fn retire(conn: &mut Conn, actor: &Actor, access: &StudyAccess, site_id: i32
             .execute(conn)?;
         audit::record(
             conn,
-            Change::new(study.chain(), &actor.name, "retire", crate::audit::Entity::Site, &site.code)
+            Change::new(study.chain(), &actor.name, Action::Retire, Entity::Site, &site.code)
                 .before(json!({"retired": false}))
                 .after(json!({"retired": true}))
                 .because(reason),

@@ -1,0 +1,2 @@
+DROP TRIGGER audit_events_action_check_insert;
+DROP TRIGGER audit_events_action_check_update;
