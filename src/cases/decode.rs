@@ -11,7 +11,9 @@ const BINARY_SAMPLE: usize = 8 * 1024;
 
 crate::db::text_enum! {
     /// The text encodings hospital exports come in.
+    #[derive(Default)]
     pub enum Encoding {
+        #[default]
         Utf8 = "utf-8",
         /// CP949 (windows-949), a superset of EUC-KR.
         Cp949 = "cp949",

@@ -78,7 +78,7 @@ pub struct DeidReport {
     pub fields: BTreeMap<String, BTreeMap<String, usize>>,
     /// Columns read past (REDCap system columns).
     pub ignored_columns: Vec<String>,
-    pub encoding: String,
+    pub encoding: Encoding,
     pub delimiter: String,
 }
 
@@ -167,7 +167,7 @@ pub fn prepare(
             return out;
         }
     };
-    out.report.encoding = table.encoding.as_str().to_string();
+    out.report.encoding = table.encoding;
     out.report.delimiter = match table.delimiter {
         b'\t' => "tab".into(),
         d => (d as char).to_string(),
@@ -607,7 +607,7 @@ fn commit_rows(
                 case_imports::actor.eq(&actor.name),
                 case_imports::file_sha256.eq(&prepared.file_sha256),
                 case_imports::file_size.eq(prepared.file_size as i64),
-                case_imports::encoding.eq(&prepared.report.encoding),
+                case_imports::encoding.eq(prepared.report.encoding),
                 case_imports::rows_read.eq(prepared.report.rows_read as i32),
                 case_imports::rows_created.eq(created.len() as i32),
                 case_imports::rows_updated.eq(updated as i32),

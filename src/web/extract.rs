@@ -147,7 +147,8 @@ pub const FLASH_COOKIE: &str = "ev_flash";
 /// A one-shot message shown on the next page (after a redirect).
 #[derive(Debug, Clone)]
 pub struct Flash {
-    pub kind: String,
+    /// `ok` or `error` (the CSS class).
+    pub kind: &'static str,
     pub message: String,
 }
 
@@ -173,7 +174,7 @@ impl PageCtx {
             let raw = decoded.into_iter().next()?.1;
             let (kind, message) = raw.split_once('|')?;
             let kind = if kind == "error" { "error" } else { "ok" };
-            Some(Flash { kind: kind.to_string(), message: message.to_string() })
+            Some(Flash { kind, message: message.to_string() })
         });
         PageCtx {
             title: title.into(),
