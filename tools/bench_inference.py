@@ -80,6 +80,10 @@ def main():
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = spec["threads"]
     opts.inter_op_num_threads = 1
+    # The best setting found for the reference too: threads that sleep instead of spinning
+    # between runs leave the core to the decoding (measured: 296 -> 366-390 tiles/s overlapped).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     session = ort.InferenceSession(spec["model"], opts, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     level0 = Level0(spec["slide"])

@@ -35,7 +35,9 @@ pub async fn security_headers(
         header::HeaderName::from_static("permissions-policy"),
         HeaderValue::from_static("camera=(), microphone=(), geolocation=()"),
     );
-    if !is_static {
+    // Pages hold study data and change: never stored. A handler that knows better (slide
+    // images, static files) says so itself.
+    if !is_static && !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     Ok(res)
@@ -118,7 +120,14 @@ pub async fn csrf_protect(
     req.extensions_mut().insert(CsrfToken(token.clone()));
     let secure = req.app_data::<web::Data<AppState>>().is_some_and(|s| s.config.secure_cookies);
     let mut res = next.call(req).await?.map_into_left_body();
-    if fresh {
+    // Only a page can hold a form: images, files and API answers set no cookie (and so stay
+    // cacheable).
+    let is_page = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if fresh && is_page {
         let c = Cookie::build(csrf::COOKIE, token)
             .path("/")
             .http_only(true)

@@ -348,6 +348,71 @@ async fn slides_are_checked_in_every_route() {
     assert_eq!(r.status(), 403);
 }
 
+/// Slide images are cached by the browser (privately) and revalidated by an ETag that names the
+/// file and the tile; the access check comes first; pages are never stored; only pages set the
+/// CSRF cookie.
+#[tokio::test]
+async fn slide_images_are_cached_privately_and_revalidated() {
+    let app = spawn_app();
+    let manager = app.login("manager").await;
+    let (subject, case) = first_subject();
+    let r = upload(
+        &manager,
+        manifest(&[("p.png", &subject, "H&E")]),
+        &[("p.png", std::fs::read(fixture("plain.png")).unwrap())],
+    )
+    .await;
+    wait_ingest(&app, ingest_id_from(&location(&r))).await;
+    let label = format!("{case}-S01");
+    let sha: String =
+        slides::table.filter(slides::label.eq(&label)).select(slides::sha256).first(&mut app.conn()).unwrap();
+    let tile = format!("/studies/LUNG-IO-01/slides/{label}/dzi/slide_files/0/0_0.jpeg");
+    let other_tile = format!("/studies/LUNG-IO-01/slides/{label}/dzi/slide_files/1/0_0.jpeg");
+    let header = |r: &reqwest::Response, name: &str| {
+        r.headers().get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
+    };
+    let with_etag = |c: &crate::helpers::Client, path: &str, etag: &str| {
+        c.http.get(c.url(path)).header("if-none-match", etag.to_string()).send()
+    };
+
+    let first = manager.get(&tile).await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(header(&first, "cache-control"), "private, max-age=86400");
+    let etag = header(&first, "etag");
+    assert_eq!(etag, format!("\"{sha}-0-0-0\""));
+    assert!(first.headers().get("set-cookie").is_none(), "a tile sets no cookie");
+    // Revalidated: 304, no body, nothing rendered.
+    let again = with_etag(&manager, &tile, &etag).await.unwrap();
+    assert_eq!(again.status(), 304);
+    assert_eq!(header(&again, "etag"), etag);
+    assert!(again.bytes().await.unwrap().is_empty());
+    // The tag names the tile: another tile with it is sent in full.
+    let r = with_etag(&manager, &other_tile, &etag).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "etag"), format!("\"{sha}-1-0-0\""));
+    // The descriptor and the thumbnail too.
+    for (path, what) in [("dzi/slide.dzi", "dzi"), ("thumbnail.jpeg", "thumbnail")] {
+        let r = manager.get(&format!("/studies/LUNG-IO-01/slides/{label}/{path}")).await;
+        assert_eq!((r.status().as_u16(), header(&r, "etag")), (200, format!("\"{sha}-{what}\"")), "{path}");
+        assert_eq!(header(&r, "cache-control"), "private, max-age=86400", "{path}");
+    }
+    // Knowing the tag is not access: an outsider still gets 404.
+    let outsider = app.login("outsider").await;
+    assert_eq!(with_etag(&outsider, &tile, &etag).await.unwrap().status(), 404);
+    // Pages hold changing study data: never stored.
+    let page = manager.get("/studies/LUNG-IO-01/slides").await;
+    assert_eq!(header(&page, "cache-control"), "no-store");
+    // Only a page hands out the CSRF cookie to a browser that has none.
+    let anonymous = app.client();
+    for path in ["/healthz", "/static/css/app.css"] {
+        let r = anonymous.get(path).await;
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(r.headers().get("set-cookie").is_none(), "{path} sets no cookie");
+    }
+    let login = anonymous.get("/login").await;
+    assert!(header(&login, "set-cookie").starts_with("ev_csrf="), "the sign-in page sets the CSRF cookie");
+}
+
 #[tokio::test]
 async fn cli_inspects_reads_regions_ingests_and_lists() {
     let app = spawn_app();

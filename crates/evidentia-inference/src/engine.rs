@@ -189,7 +189,7 @@ static ENVIRONMENT: OnceLock<Result<ort::environment::Environment, String>> = On
 impl Model {
     /// Loads an ONNX file on this process's backend with `threads` intra-op threads.
     pub fn load(path: &Path, threads: usize) -> Result<Model, String> {
-        backend()?;
+        let kind = backend()?.kind;
         let env = ENVIRONMENT
             .get_or_init(|| ort::init().with_name("evidentia").build().map_err(|e| e.to_string()))
             .as_ref()
@@ -197,6 +197,13 @@ impl Model {
         let fail = |e: String| format!("not a model this backend can run: {e}");
         let builder = Session::builder(env).map_err(|e| fail(e.to_string()))?;
         let mut builder = builder.with_intra_threads(threads.max(1)).map_err(|e| fail(e.to_string()))?;
+        if kind == BackendKind::OnnxRuntime {
+            // ONNX Runtime's threads spin between runs by default, taking the core from whatever
+            // else runs on it (the pipeline's tile decoding): profiled, a third of the samples of
+            // an end-to-end run on two cores sat in that spin-wait. Off, they sleep.
+            builder = builder.with_intra_op_spinning(false).map_err(|e| fail(e.to_string()))?;
+            builder = builder.with_inter_op_spinning(false).map_err(|e| fail(e.to_string()))?;
+        }
         let session = builder.commit_from_file(path).map_err(|e| fail(e.to_string()))?;
         let inputs = info(session.inputs());
         let outputs = info(session.outputs());

@@ -306,7 +306,6 @@ pub fn analyse(
     let mut grid = Grid::new(info.width, info.height, mpp);
     let total = origins.len();
     let batch_size = opts.batch_size.max(1);
-    // Tiles are decoded on a second thread while the model runs on the previous batch.
     // Tiles are decoded on one thread while the sessions run (one per core on tract, whose
     // sessions use a single core each; one multi-threaded session on ONNX Runtime). Outputs come
     // back to this thread, which alone writes the grid.

@@ -1,9 +1,33 @@
 //! JPEG tiles and images to RGB8: JPEGTables merging, marker scan, and the colour-transform
 //! decision (YCbCr or RGB), made the way libtiff/libjpeg make it so colours match OpenSlide.
+//!
+//! Decoded with `zune-jpeg`: single-threaded and SIMD (AVX2 where the CPU has it), so a slide's
+//! many small tiles decode on the caller's thread without starting helper threads per tile, and
+//! the caller (the AI pipeline's decoding thread, a tile server's workers) decides the threads.
 
-use jpeg_decoder::{ColorTransform, PixelFormat};
+use zune_core::bytestream::ZCursor;
+use zune_core::colorspace::ColorSpace;
+use zune_core::options::DecoderOptions;
+use zune_jpeg::JpegDecoder;
 
 use super::reader::{RgbImage, SlideError};
+
+/// How a stream's components become RGB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColorTransform {
+    /// One component: grey.
+    Grayscale,
+    /// Three components that are R, G and B already.
+    RGB,
+    /// Three components coded as YCbCr (JFIF): converted.
+    YCbCr,
+    /// Four components coded as CMYK.
+    CMYK,
+    /// Four components coded as YCCK.
+    YCCK,
+    /// Any other component count.
+    Unknown,
+}
 
 /// What a JPEG stream says about its own colour space, from the markers before the scan.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -12,6 +36,8 @@ pub struct JpegMarkers {
     pub jfif: bool,
     /// The Adobe APP14 segment's transform byte, if that segment is present.
     pub adobe_transform: Option<u8>,
+    /// Where that byte is in the stream.
+    pub adobe_transform_at: Option<usize>,
     /// Component identifiers from the frame header (SOFn), in order.
     pub component_ids: Vec<u8>,
 }
@@ -40,7 +66,10 @@ pub fn scan_markers(stream: &[u8]) -> JpegMarkers {
         let Some(body) = stream.get(i + 4..(i + 2).saturating_add(len)) else { break };
         match marker {
             0xE0 if body.starts_with(b"JFIF\0") => m.jfif = true,
-            0xEE if body.starts_with(b"Adobe") && body.len() >= 12 => m.adobe_transform = Some(body[11]),
+            0xEE if body.starts_with(b"Adobe") && body.len() >= 12 => {
+                m.adobe_transform = Some(body[11]);
+                m.adobe_transform_at = Some(i + 4 + 11);
+            }
             // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC).
             0xC0..=0xCF if marker != 0xC4 && marker != 0xC8 && marker != 0xCC => {
                 if let Some(&n) = body.get(5) {
@@ -135,8 +164,29 @@ pub fn decode_rgb(
         None => stream,
     };
     let markers = scan_markers(data);
-    let mut dec = jpeg_decoder::Decoder::new(data);
-    dec.read_info().map_err(|e| SlideError::Corrupt(format!("JPEG data could not be read: {e}")))?;
+    let want = choose_transform(&markers, photometric);
+    match want {
+        ColorTransform::RGB | ColorTransform::YCbCr | ColorTransform::Grayscale => {}
+        other => return Err(SlideError::Unsupported(format!("JPEG colour space {other:?} is not supported"))),
+    }
+    // zune-jpeg reads an Adobe transform of 0 as CMYK and 2 as YCCK whatever the component count,
+    // and refuses other values; libjpeg reads a three-component stream as RGB (0) or YCbCr (any
+    // other). Such a stream's transform byte is set to 1 (YCbCr) in a copy: the decoder then
+    // converts it or, when the decision is RGB, hands the components over unconverted.
+    let patched;
+    let data = match (markers.component_ids.len(), markers.adobe_transform, markers.adobe_transform_at) {
+        (3, Some(t), Some(at)) if t != 1 && !(t == 0 && markers.component_ids == b"RGB") && at < data.len() => {
+            let mut copy = data.to_vec();
+            copy[at] = 1;
+            patched = copy;
+            &patched[..]
+        }
+        _ => data,
+    };
+    let limit = usize::from(u16::MAX);
+    let options = DecoderOptions::default().set_max_width(limit).set_max_height(limit).set_strict_mode(false);
+    let mut dec = JpegDecoder::new_with_options(ZCursor::new(data), options);
+    dec.decode_headers().map_err(|e| SlideError::Corrupt(format!("JPEG data could not be read: {e}")))?;
     let info = dec.info().ok_or_else(|| SlideError::Corrupt("JPEG data has no frame header".into()))?;
     let (w, h) = (u32::from(info.width), u32::from(info.height));
     if u64::from(w) * u64::from(h) > max_pixels {
@@ -144,25 +194,45 @@ pub fn decode_rgb(
             "JPEG image of {w}×{h} pixels is larger than the {max_pixels}-pixel limit"
         )));
     }
-    // Bound the decoder's own buffers too (4 bytes per pixel covers CMYK).
-    dec.set_max_decoding_buffer_size(usize::try_from(max_pixels.saturating_mul(4)).unwrap_or(usize::MAX));
-    let transform = choose_transform(&markers, photometric);
-    match transform {
-        ColorTransform::RGB | ColorTransform::YCbCr | ColorTransform::Grayscale => {}
-        other => return Err(SlideError::Unsupported(format!("JPEG colour space {other:?} is not supported"))),
-    }
-    dec.set_color_transform(transform);
+    let coded = dec.input_colorspace().unwrap_or(ColorSpace::Unknown);
+    // What the decoder is asked for: its own conversion where it matches the decision, else the
+    // components as coded (the same colour space in and out is a copy), converted here if needed.
+    let (out, convert_here) = match (want, coded) {
+        (ColorTransform::Grayscale, ColorSpace::Luma) => (ColorSpace::Luma, false),
+        (ColorTransform::RGB, ColorSpace::RGB | ColorSpace::YCbCr) => (coded, false),
+        (ColorTransform::YCbCr, ColorSpace::YCbCr) => (ColorSpace::RGB, false),
+        (ColorTransform::YCbCr, ColorSpace::RGB) => (ColorSpace::RGB, true),
+        _ => return Err(SlideError::Unsupported(format!("JPEG stream coded as {coded:?} cannot be read as {want:?}"))),
+    };
+    dec.set_options(options.jpeg_set_out_colorspace(out));
     let pixels = dec.decode().map_err(|e| SlideError::Corrupt(format!("JPEG data could not be decoded: {e}")))?;
     let n = w as usize * h as usize;
-    let data = match info.pixel_format {
-        PixelFormat::RGB24 => pixels,
-        PixelFormat::L8 => pixels.iter().flat_map(|&v| [v, v, v]).collect(),
-        other => return Err(SlideError::Unsupported(format!("JPEG pixel format {other:?} is not supported"))),
-    };
+    let mut data = if out == ColorSpace::Luma { pixels.iter().flat_map(|&v| [v, v, v]).collect() } else { pixels };
     if data.len() < n * 3 {
         return Err(SlideError::Corrupt(format!("JPEG data decoded to {} bytes, expected {}", data.len(), n * 3)));
     }
+    data.truncate(n * 3);
+    if convert_here {
+        ycbcr_to_rgb_in_place(&mut data);
+    }
     Ok(RgbImage { width: w, height: h, data })
+}
+
+/// libjpeg's YCbCr → RGB (jdcolor.c, JFIF / ITU-R BT.601 full range, rounded fixed point with
+/// 16 fraction bits), in place.
+fn ycbcr_to_rgb_in_place(px: &mut [u8]) {
+    const ONE_HALF: i32 = 1 << 15;
+    let fix = |x: f64| (x * 65536.0 + 0.5) as i32;
+    let (cr_r, cb_b, cb_g, cr_g) = (fix(1.40200), fix(1.77200), fix(0.34414), fix(0.71414));
+    for p in px.chunks_exact_mut(3) {
+        let (y, cb, cr) = (i32::from(p[0]), i32::from(p[1]) - 128, i32::from(p[2]) - 128);
+        let r = y + ((cr_r * cr + ONE_HALF) >> 16);
+        let g = y + ((-cb_g * cb - cr_g * cr + ONE_HALF) >> 16);
+        let b = y + ((cb_b * cb + ONE_HALF) >> 16);
+        p[0] = r.clamp(0, 255) as u8;
+        p[1] = g.clamp(0, 255) as u8;
+        p[2] = b.clamp(0, 255) as u8;
+    }
 }
 
 #[cfg(test)]
@@ -247,6 +317,61 @@ mod tests {
             [0xFF, 0xD8, 0xFF, 0xDB, 0x00, 0x02, 0xFF, 0xC0, 0x00, 0x02, 0xFF, 0xD9]
         );
         assert_eq!(merge_tables(&[], &tile), tile);
+    }
+
+    /// `stream` with its JFIF APP0 replaced by an Adobe APP14 of `transform`, and its component
+    /// ids (frame and scan headers) set to `ids`.
+    fn recoded(stream: &[u8], transform: u8, ids: [u8; 3]) -> Vec<u8> {
+        let mut out = vec![0xFF, 0xD8, 0xFF, 0xEE, 0x00, 0x0E];
+        out.extend_from_slice(b"Adobe\x00\x64\x00\x00\x00\x00");
+        out.push(transform);
+        let mut i = 2;
+        while i + 4 <= stream.len() {
+            let marker = stream[i + 1];
+            let len = usize::from(u16::from_be_bytes([stream[i + 2], stream[i + 3]]));
+            let mut seg = stream[i..i + 2 + len].to_vec();
+            match marker {
+                0xE0 => seg.clear(),
+                0xC0 => (0..3).for_each(|c| seg[10 + c * 3] = ids[c]),
+                0xDA => (0..3).for_each(|c| seg[5 + c * 2] = ids[c]),
+                _ => {}
+            }
+            out.extend_from_slice(&seg);
+            if marker == 0xDA {
+                out.extend_from_slice(&stream[i + 2 + len..]);
+                break;
+            }
+            i += 2 + len;
+        }
+        out
+    }
+
+    #[test]
+    fn every_coding_decodes_as_decided() {
+        // A saturated gradient, 4:4:4 so that upsampling plays no part.
+        let (w, h) = (32u16, 16u16);
+        let rgb: Vec<u8> = (0..usize::from(w) * usize::from(h))
+            .flat_map(|i| [(i * 7 % 256) as u8, (255 - i * 3 % 256) as u8, (i * 13 % 256) as u8])
+            .collect();
+        let jfif = crate::tiffwrite::encode_jpeg_rgb_444(&rgb, w, h, 95).unwrap();
+        assert_eq!(scan_markers(&jfif).component_ids, [0, 1, 2]);
+        let converted = decode_rgb(&jfif, None, None, 1 << 20).unwrap().data;
+        let close = |a: &[u8], b: &[u8]| a.iter().zip(b).all(|(x, y)| x.abs_diff(*y) <= 1);
+        // Adobe 0, ids 1-2-3, tagged YCbCr (patched for the decoder, then converted by it).
+        let adobe0 = recoded(&jfif, 0, [1, 2, 3]);
+        assert_eq!(decode_rgb(&adobe0, None, Some(6), 1 << 20).unwrap().data, converted);
+        // Adobe 0, ids R-G-B, tagged YCbCr (the decoder says RGB: converted here, libjpeg's way).
+        let adobe0_rgb = recoded(&jfif, 0, *b"RGB");
+        assert!(close(&decode_rgb(&adobe0_rgb, None, Some(6), 1 << 20).unwrap().data, &converted));
+        // The same two read as RGB (not converted): the coded components, identical either way.
+        let raw = decode_rgb(&adobe0_rgb, None, Some(2), 1 << 20).unwrap().data;
+        assert_eq!(decode_rgb(&adobe0, None, Some(2), 1 << 20).unwrap().data, raw);
+        assert_eq!(decode_rgb(&adobe0_rgb, None, None, 1 << 20).unwrap().data, raw);
+        assert!(!close(&raw, &converted), "raw YCbCr differs from its RGB");
+        // Adobe 2 (YCCK) on three components is YCbCr, as libjpeg reads it.
+        assert_eq!(decode_rgb(&recoded(&jfif, 2, [1, 2, 3]), None, None, 1 << 20).unwrap().data, converted);
+        // The pixel limit is checked from the header, before decoding.
+        assert!(matches!(decode_rgb(&jfif, None, None, 100), Err(SlideError::TooLarge(_))));
     }
 
     #[test]

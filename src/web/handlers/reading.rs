@@ -326,21 +326,26 @@ async fn slide_for_read(state: &AppState, user: &CurrentUser, access: &StudyAcce
 }
 
 pub async fn read_dzi(
+    req: HttpRequest,
     state: web::Data<AppState>,
     InStudy { user, access, .. }: InStudy<perm::View>,
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, PageError> {
     let (_, id) = path.into_inner();
     let slide = slide_for_read(&state, &user, &access, id).await?;
-    Ok(super::slides::dzi_response(&slide))
+    Ok(super::slides::dzi_response(&req, &slide))
 }
 
 pub async fn read_tile(
+    req: HttpRequest,
     state: web::Data<AppState>,
     InStudy { user, access, .. }: InStudy<perm::View>,
     path: web::Path<(String, i32, u32, u64, u64)>,
 ) -> Result<HttpResponse, PageError> {
     let (_, id, level, col, row) = path.into_inner();
     let slide = slide_for_read(&state, &user, &access, id).await?;
-    super::slides::image(&state, slide, move |tiles, sha, file| tiles.tile(sha, file, level, col, row)).await
+    super::slides::image(&state, &req, slide, format!("{level}-{col}-{row}"), move |tiles, sha, file| {
+        tiles.tile(sha, file, level, col, row)
+    })
+    .await
 }

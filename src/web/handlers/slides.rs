@@ -349,61 +349,100 @@ async fn slide_for_tiles(state: &AppState, access: &StudyAccess, label: String) 
 }
 
 pub async fn slide_dzi(
+    req: HttpRequest,
     state: web::Data<AppState>,
     InStudy { access, .. }: InStudy<perm::ViewSlides>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, PageError> {
     let (_, label) = path.into_inner();
     let slide = slide_for_tiles(&state, &access, label).await?;
-    Ok(dzi_response(&slide))
+    Ok(dzi_response(&req, &slide))
 }
 
 /// The slide's Deep Zoom descriptor (the viewer asks for it first).
-pub(super) fn dzi_response(slide: &Slide) -> HttpResponse {
+pub(super) fn dzi_response(req: &HttpRequest, slide: &Slide) -> HttpResponse {
     let dz = DeepZoom { width: slide.width as u64, height: slide.height as u64 };
-    HttpResponse::Ok().content_type("application/xml").body(dz.descriptor())
+    cacheable(req, slide_etag(slide, "dzi"), || {
+        HttpResponse::Ok().content_type("application/xml").body(dz.descriptor())
+    })
 }
 
 pub async fn slide_tile(
+    req: HttpRequest,
     state: web::Data<AppState>,
     InStudy { access, .. }: InStudy<perm::ViewSlides>,
     path: web::Path<(String, String, u32, u64, u64)>,
 ) -> Result<HttpResponse, PageError> {
     let (_, label, level, col, row) = path.into_inner();
     let slide = slide_for_tiles(&state, &access, label).await?;
-    image(&state, slide, move |tiles, sha, file| tiles.tile(sha, file, level, col, row)).await
+    image(&state, &req, slide, format!("{level}-{col}-{row}"), move |tiles, sha, file| {
+        tiles.tile(sha, file, level, col, row)
+    })
+    .await
 }
 
 pub async fn slide_thumbnail(
+    req: HttpRequest,
     state: web::Data<AppState>,
     InStudy { access, .. }: InStudy<perm::ViewSlides>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, PageError> {
     let (_, label) = path.into_inner();
     let slide = slide_for_tiles(&state, &access, label).await?;
-    image(&state, slide, |tiles, sha, file| tiles.thumbnail(sha, file)).await
+    image(&state, &req, slide, "thumbnail".into(), |tiles, sha, file| tiles.thumbnail(sha, file)).await
 }
 
 type Rendered = Result<std::sync::Arc<Vec<u8>>, crate::slides::reader::SlideError>;
 
-/// Renders (or takes from the cache) a JPEG of a stored slide on the blocking pool.
+/// Images and descriptors of a stored slide never change (the file is content-addressed), but
+/// they are study data: cached by the browser only (`private`), for a day, then revalidated by
+/// their ETag. Every request still passes the access check first.
+const SLIDE_CACHE: &str = "private, max-age=86400";
+
+/// The ETag of one image of a slide: the file's SHA-256 and what was drawn from it (`what`
+/// names the level and tile, or the thumbnail).
+fn slide_etag(slide: &Slide, what: &str) -> String {
+    format!("\"{}-{what}\"", slide.sha256)
+}
+
+/// True when the browser already holds this version (`If-None-Match`).
+fn browser_has(req: &HttpRequest, etag: &str) -> bool {
+    req.headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
+/// 304 when the browser holds `etag`, else the response `make` builds; both cacheable.
+fn cacheable(req: &HttpRequest, etag: String, make: impl FnOnce() -> HttpResponse) -> HttpResponse {
+    let mut res = if browser_has(req, &etag) { HttpResponse::NotModified().finish() } else { make() };
+    if let Ok(v) = header::HeaderValue::from_str(&etag) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    res.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static(SLIDE_CACHE));
+    res
+}
+
+/// Renders (or takes from the cache) a JPEG of a stored slide on the blocking pool; nothing is
+/// rendered when the browser already holds it (304).
 pub(super) async fn image(
     state: &AppState,
+    req: &HttpRequest,
     slide: Slide,
+    what: String,
     render: impl FnOnce(&crate::slides::dzi::TileServer, &str, &std::path::Path) -> Rendered + Send + 'static,
 ) -> Result<HttpResponse, PageError> {
+    let etag = slide_etag(&slide, &what);
+    if browser_has(req, &etag) {
+        return Ok(cacheable(req, etag, || HttpResponse::NotModified().finish()));
+    }
     let tiles = state.tiles.clone();
     let file = slide.path(&state.config.data_dir);
     let bytes = web::block(move || render(&tiles, &slide.sha256, &file))
         .await
         .map_err(|e| Error::Internal(e.into()))?
         .map_err(slide_error)?;
-    Ok(HttpResponse::Ok()
-        .content_type("image/jpeg")
-        // Tiles of a stored slide never change (the file is content-addressed), but they are
-        // study data: private caching only.
-        .insert_header((header::CACHE_CONTROL, "private, max-age=86400"))
-        .body(bytes.as_ref().clone()))
+    Ok(cacheable(req, etag, || HttpResponse::Ok().content_type("image/jpeg").body(bytes.as_ref().clone())))
 }
 
 /// A tile outside the pyramid is a 404; a stored file that no longer reads is a server fault.

@@ -9,8 +9,8 @@
 //!    process because the backend is chosen once per process.
 //!
 //! ```sh
-//! cargo bench --bench inference                        # 20000x20000, batch 8
-//! cargo bench --bench inference -- 8000x8000 --batch 16 --model tests/fixtures/models/tiny-fcn
+//! cargo bench -p evidentia-inference --bench inference  # 20000x20000, batch 8
+//! cargo bench -p evidentia-inference --bench inference -- 8000x8000 --batch 16 --model tests/fixtures/models/tiny-fcn
 //! ```
 //! Python: `EVIDENTIA_BENCH_PYTHON` (default `python3`) with numpy, tifffile, imagecodecs and
 //! onnxruntime; ONNX Runtime for Evidentia as everywhere (`EVIDENTIA_ORT_LIB`, or the wheel).
@@ -22,12 +22,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use evidentia::biomarker::card::ModelCard;
-use evidentia::biomarker::engine::{self, BackendKind, Model};
-use evidentia::biomarker::pipeline::{self, Options};
-use evidentia::slides::reader;
-
-mod common;
+use evidentia_inference::card::ModelCard;
+use evidentia_inference::engine::{self, BackendKind, Model};
+use evidentia_inference::pipeline::{self, Options};
+use evidentia_wsi::reader;
+use evidentia_wsi::synth::{self, Phenotype, SynthParams};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -45,10 +44,11 @@ fn main() -> anyhow::Result<()> {
         size.split_once('x').and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?))).unwrap_or((20000, 20000));
     let batch: usize =
         args.iter().position(|a| a == "--batch").and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(8);
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // The workspace root: the model, the Python reference and target/bench-data are there.
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize()?;
     let data = root.join("target/bench-data");
     std::fs::create_dir_all(&data)?;
-    let slide = common::synthetic_slide(&data, &format!("infer-{w}x{h}.svs"), w, h, 2027)?;
+    let slide = synthetic_slide(&data, &format!("infer-{w}x{h}.svs"), w, h, 2027)?;
     // `--model PREFIX`: PREFIX.onnx with its card PREFIX.json (default: the demonstration model).
     let model = args.iter().position(|a| a == "--model").and_then(|i| args.get(i + 1)).cloned().unwrap_or(MODEL.into());
     let (onnx, card_path) = (root.join(format!("{model}.onnx")), root.join(format!("{model}.json")));
@@ -141,6 +141,14 @@ fn main() -> anyhow::Result<()> {
     println!("\nratios: evidentia (onnxruntime) / python end to end = {:.2}x (target >= 1.2)", py_secs / e2e);
     println!("        evidentia end to end / model only throughput = {:.2} (target >= 0.8)", model_only / e2e);
     println!("        tract / onnxruntime end to end throughput    = {:.2}", e2e / tract_secs);
+    // One line for tools/bench, which runs rounds and writes the table in BENCHMARKS.md.
+    let per_s = |secs: f64| tiles as f64 / secs;
+    println!(
+        "{}",
+        serde_json::json!({"bench": "inference", "tiles": tiles, "threads": threads,
+            "evidentia_ort": per_s(e2e), "model_only": per_s(model_only), "python": per_s(py_secs),
+            "evidentia_tract": per_s(tract_secs), "decode_ms_per_tile": decode * 1000.0 / tiles as f64})
+    );
     Ok(())
 }
 
@@ -156,4 +164,22 @@ fn end_to_end(slide: &Path, onnx: &Path, card: &ModelCard, opts: Options) -> any
     let result =
         pipeline::analyse(r.as_ref(), &mut sessions, card, opts, &mut |_, _| {}).map_err(anyhow::Error::msg)?;
     Ok((result.tiles, t.elapsed().as_secs_f64()))
+}
+
+/// `dir/name` (a mixed-phenotype synthetic slide of w × h px at 0.5 µm/px), drawn if missing
+/// (through a partial file, so an interrupted run draws it again). The same slide as the
+/// application's benches draw (`benches/common`): same generator, same seed.
+fn synthetic_slide(dir: &Path, name: &str, w: u32, h: u32, seed: u64) -> anyhow::Result<PathBuf> {
+    let slide = dir.join(name);
+    if !slide.exists() {
+        let partial = dir.join(format!("partial-{name}"));
+        synth::write_slide(&partial, &SynthParams::new(w, h, 0.5, Phenotype::Mixed, seed), &mut |d, n| {
+            if d % 500 == 0 || d == n {
+                eprint!("\rgenerating the {w}x{h} slide: {d}/{n} tiles");
+            }
+        })?;
+        std::fs::rename(&partial, &slide)?;
+        eprintln!();
+    }
+    Ok(slide)
 }
