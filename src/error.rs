@@ -66,6 +66,9 @@ pub enum Error {
     Pool(#[from] diesel::r2d2::PoolError),
     #[error("internal error: {0}")]
     Internal(#[from] anyhow::Error),
+    /// The client went away before its work ran; the work was skipped (no one reads this).
+    #[error("the request was abandoned by its client")]
+    Abandoned,
 }
 
 impl Error {

@@ -78,6 +78,7 @@ impl Application {
             config: config.clone(),
             metrics: Arc::new(Metrics::default()),
             tiles: Arc::new(crate::slides::dzi::TileServer::new(config.tile_cache_bytes)),
+            case_lists: Arc::new(crate::cases::ListCache::default()),
             edit_scrubber: Arc::new(
                 crate::cases::scrub::Scrubber::new(&[], &config.mrn_patterns)
                     .map_err(|e| anyhow::anyhow!("EVIDENTIA_MRN_PATTERNS: {e}"))?,

@@ -6,8 +6,10 @@ pub mod deid;
 pub mod dictionary;
 pub mod export;
 pub mod import;
+mod listing;
 
 pub use evidentia_deid::scrub;
+pub use listing::{list, ListCache};
 
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
@@ -16,9 +18,8 @@ use serde_json::{json, Map, Value};
 use crate::audit::{self, Action, Change, Entity};
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::auth::Actor;
-use crate::db::paging::{Page, PageRequest};
 use crate::db::schema::{case_imports, cases, sites};
-use crate::db::{json_text_like, now, write_tx, Conn};
+use crate::db::{now, write_tx, Conn};
 use crate::error::{Error, FieldErrors, OptionalExt, Result};
 use dictionary::FieldDef;
 
@@ -82,46 +83,6 @@ pub struct CaseFilter {
     #[serde(default)]
     pub dir: String,
     pub page: Option<i64>,
-}
-
-/// Cases of a study with filters, sort and paging (indexed on study, site, status).
-pub fn list(
-    conn: &mut Conn,
-    study_id: crate::studies::StudyId,
-    dictionary: &[FieldDef],
-    f: &CaseFilter,
-    page: PageRequest,
-) -> Result<Page<Case>> {
-    if !f.field.is_empty() && !dictionary.iter().any(|d| d.name == f.field) {
-        return Err(Error::invalid("field", format!("'{}' is not a dictionary field", f.field)));
-    }
-    let build = || {
-        let mut q = cases::table.inner_join(sites::table).filter(cases::study_id.eq(study_id)).into_boxed();
-        if !f.site.is_empty() {
-            q = q.filter(sites::code.eq(f.site.clone()));
-        }
-        if !f.status.is_empty() {
-            q = q.filter(cases::status.eq(f.status.clone()));
-        }
-        if !f.field.is_empty() && !f.value.trim().is_empty() {
-            q = q.filter(json_text_like(&f.field, &format!("%{}%", f.value.trim())));
-        }
-        q
-    };
-    let total: i64 = build().count().get_result(conn)?;
-    let desc = f.dir == "desc";
-    let q = match (f.sort.as_str(), desc) {
-        ("status", false) => build().order((cases::status.asc(), cases::id.asc())),
-        ("status", true) => build().order((cases::status.desc(), cases::id.asc())),
-        ("site", false) => build().order((sites::code.asc(), cases::id.asc())),
-        ("site", true) => build().order((sites::code.desc(), cases::id.asc())),
-        ("updated", false) => build().order(cases::updated_at.asc()),
-        ("updated", true) => build().order(cases::updated_at.desc()),
-        (_, true) => build().order(cases::display_id.desc()),
-        _ => build().order(cases::display_id.asc()),
-    };
-    let items = q.select(Case::as_select()).limit(page.per_page).offset(page.offset()).load(conn)?;
-    Ok(Page { items, total, page: page.page, per_page: page.per_page })
 }
 
 pub fn get(conn: &mut Conn, study_id: crate::studies::StudyId, display_id: &str) -> Result<Case> {

@@ -163,7 +163,14 @@ pub fn run(ctx: &Ctx, cmd: CasesCmd) -> CliResult {
             let access = study(&mut conn, &actor, &code)?;
             access.require(Permission::ViewCases)?;
             let fields = dict::load(&mut conn, access.study.id)?;
-            let page = cases::list(&mut conn, access.study.id, &fields, &Default::default(), PageRequest::all())?;
+            let page = cases::list(
+                &mut conn,
+                &cases::ListCache::default(),
+                access.study.id,
+                &fields,
+                &Default::default(),
+                PageRequest::all(),
+            )?;
             let file = input::create(&out)?;
             cases::export::write(std::io::BufWriter::new(file), &fields, &page.items, labels)?;
             println!("wrote {} cases to {}", page.total, out.display());

@@ -9,12 +9,14 @@ pub struct PageRequest {
 
 impl PageRequest {
     pub const DEFAULT_PER_PAGE: i64 = 50;
+    /// The most a user may ask for on one page.
+    pub const MAX_PER_PAGE: i64 = 500;
 
     /// Clamps user-supplied values into a sane range.
     pub fn new(page: Option<i64>, per_page: Option<i64>) -> Self {
         PageRequest {
             page: page.unwrap_or(1).max(1),
-            per_page: per_page.unwrap_or(Self::DEFAULT_PER_PAGE).clamp(1, 500),
+            per_page: per_page.unwrap_or(Self::DEFAULT_PER_PAGE).clamp(1, Self::MAX_PER_PAGE),
         }
     }
     pub fn offset(&self) -> i64 {

@@ -490,3 +490,12 @@ diesel::joinable!(saved_analyses -> analysis_plans (plan_id));
 diesel::joinable!(slide_ingests -> jobs (job_id));
 diesel::joinable!(slides -> slide_ingests (ingest_id));
 diesel::joinable!(study_signatures -> studies (study_id));
+
+diesel::table! {
+    case_versions (study_id) {
+        study_id -> Integer,
+        version -> BigInt,
+    }
+}
+
+diesel::joinable!(case_versions -> studies (study_id));

@@ -13,7 +13,7 @@ fn status_of(e: &Error) -> StatusCode {
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
         Error::Conflict(_) => StatusCode::CONFLICT,
-        Error::Db(_) | Error::Pool(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::Db(_) | Error::Pool(_) | Error::Internal(_) | Error::Abandoned => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -29,7 +29,9 @@ fn public_message(e: &Error) -> String {
 }
 
 fn log_if_internal(e: &Error) {
-    if status_of(e).is_server_error() {
+    if matches!(e, Error::Abandoned) {
+        tracing::debug!("request abandoned by its client before its work ran");
+    } else if status_of(e).is_server_error() {
         tracing::error!(error = %e, "request failed");
     }
 }

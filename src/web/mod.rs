@@ -34,6 +34,8 @@ pub struct AppState {
     pub tiles: Arc<crate::slides::dzi::TileServer>,
     /// The scrubber of what is typed on case pages (the configured patterns, no names).
     pub edit_scrubber: Arc<crate::cases::scrub::Scrubber>,
+    /// The case lists' ordered ids, while each study's cases are unchanged.
+    pub case_lists: Arc<crate::cases::ListCache>,
 }
 
 impl AppState {
@@ -52,12 +54,34 @@ impl AppState {
         T: Send + 'static,
     {
         let pool = self.pool.clone();
+        // Set when this future is dropped before the work ran: the client went away (actix
+        // drops the handler) while the work waited for a thread or a connection, so it is
+        // skipped instead of keeping the server busy for nobody. Work that has started runs to
+        // its end (a transaction is never cut short).
+        let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let _guard = SetOnDrop(gone.clone());
         web::block(move || {
+            let abandoned = || gone.load(std::sync::atomic::Ordering::Relaxed);
+            if abandoned() {
+                return Err(Error::Abandoned);
+            }
             let mut conn = pool.get()?;
+            if abandoned() {
+                return Err(Error::Abandoned);
+            }
             f(&mut conn)
         })
         .await
         .map_err(|e| Error::Internal(anyhow::anyhow!("blocking task: {e}")))?
+    }
+}
+
+/// Sets its flag when dropped.
+struct SetOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

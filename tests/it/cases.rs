@@ -623,6 +623,62 @@ async fn the_demo_study_has_a_dictionary_and_200_cases() {
     assert!(dict.starts_with("Variable / Field Name,Form Name"));
 }
 
+/// The case list answers from a cache of each list's ordered ids; every change to the study's
+/// cases or sites, by any writer (here a second connection, as the CLI or a worker would), shows
+/// on the next request, and deep pages hold exactly the cases they should, in order.
+#[tokio::test]
+async fn a_case_list_follows_every_change_whoever_makes_it() {
+    use evidentia::db::schema::{cases, sites as sites_t};
+    let app = spawn_app();
+    let s = app.login("statistician").await;
+    let count = |page: &str| -> i64 {
+        let k = "Cases <span class=\"count\">";
+        let i = page.find(k).unwrap() + k.len();
+        page[i..].split('<').next().unwrap().parse().unwrap()
+    };
+    let ids_on = |page: &str| -> Vec<String> {
+        page.split("<strong>").skip(1).map(|p| p.split('<').next().unwrap().to_string()).collect()
+    };
+    let mut all: Vec<String> = cases::table.select(cases::display_id).load(&mut app.conn()).unwrap();
+    all.sort();
+    // Every page, the deep ones too, holds its slice of the ordered list (asked twice: computed,
+    // then cached).
+    for _ in 0..2 {
+        for page in 1..=4 {
+            let (_, html) = s.get_text(&format!("/studies/LUNG-IO-01/cases?page={page}")).await;
+            assert_eq!(ids_on(&html), all[(page - 1) * 50..page * 50], "page {page}");
+        }
+        let (_, desc) = s.get_text("/studies/LUNG-IO-01/cases?dir=desc&page=4").await;
+        let mut tail: Vec<String> = all[..50].to_vec();
+        tail.reverse();
+        assert_eq!(ids_on(&desc), tail);
+    }
+    let (_, before) = s.get_text("/studies/LUNG-IO-01/cases?status=withdrawn").await;
+    let withdrawn = count(&before);
+    // Another writer withdraws a case and renames a site.
+    let first = all[0].clone();
+    diesel::update(cases::table.filter(cases::display_id.eq(&first)))
+        .set(cases::status.eq("withdrawn"))
+        .execute(&mut app.conn())
+        .unwrap();
+    let (_, after) = s.get_text("/studies/LUNG-IO-01/cases?status=withdrawn").await;
+    assert_eq!(count(&after), withdrawn + 1);
+    assert!(ids_on(&after).contains(&first));
+    let (_, smc) = s.get_text("/studies/LUNG-IO-01/cases?site=SMC").await;
+    let smc_count = count(&smc);
+    diesel::update(sites_t::table.filter(sites_t::code.eq("SMC")))
+        .set(sites_t::code.eq("SMC2"))
+        .execute(&mut app.conn())
+        .unwrap();
+    let (_, renamed) = s.get_text("/studies/LUNG-IO-01/cases?site=SMC2").await;
+    assert_eq!(count(&renamed), smc_count);
+    let (_, old) = s.get_text("/studies/LUNG-IO-01/cases?site=SMC").await;
+    assert_eq!(count(&old), 0);
+    // The API's list is the same list.
+    let api: serde_json::Value = s.get("/api/v1/studies/LUNG-IO-01/cases?site=SMC2").await.json().await.unwrap();
+    assert_eq!(api["total"], smc_count);
+}
+
 #[tokio::test]
 async fn dictionary_changes_are_audited_and_do_not_silently_invalidate_values() {
     let app = spawn_app();

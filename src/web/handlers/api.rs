@@ -128,10 +128,11 @@ pub async fn cases_list(
 ) -> Result<HttpResponse, ApiError> {
     let sid = access.study.id;
     let f = q.into_inner();
+    let lists = state.case_lists.clone();
     let page = state
         .db(move |c| {
             let fields = crate::cases::dictionary::load(c, sid)?;
-            crate::cases::list(c, sid, &fields, &f, PageRequest::new(f.page, None))
+            crate::cases::list(c, &lists, sid, &fields, &f, PageRequest::new(f.page, None))
         })
         .await?;
     let items: Vec<CaseJson> = page.items.iter().map(CaseJson::from).collect();

@@ -196,10 +196,11 @@ pub async fn cases_list(
     let filter = q.into_inner();
     let sid = access.study.id;
     let f2 = filter.clone();
+    let lists = state.case_lists.clone();
     let (fields, page, site_list) = state
         .db(move |c| {
             let fields = dictionary::load(c, sid)?;
-            let page = cases::list(c, sid, &fields, &f2, PageRequest::new(f2.page, None))?;
+            let page = cases::list(c, &lists, sid, &fields, &f2, PageRequest::new(f2.page, None))?;
             Ok((fields, page, sites::list(c, sid, true)?))
         })
         .await?;
@@ -251,7 +252,7 @@ pub async fn cases_csv(
     let bytes = state
         .db(move |c| {
             let fields = dictionary::load(c, sid)?;
-            let page = cases::list(c, sid, &fields, &q.filter, PageRequest::all())?;
+            let page = cases::list(c, &cases::ListCache::default(), sid, &fields, &q.filter, PageRequest::all())?;
             let mut out = Vec::new();
             cases::export::write(&mut out, &fields, &page.items, labels)?;
             Ok(out)
