@@ -27,6 +27,11 @@ use cases_data::site_export;
 fn main() -> anyhow::Result<()> {
     let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(100_000);
     let dir = tempfile::tempdir()?;
+    // EVIDENTIA_BENCH_KEEP=DIR: the data dir is made there (DIR must not exist) and kept, for
+    // the case list load test (tools/bench caselist).
+    let keep = std::env::var_os("EVIDENTIA_BENCH_KEEP").map(std::path::PathBuf::from);
+    let data_dir = keep.clone().unwrap_or_else(|| dir.path().join("data"));
+    anyhow::ensure!(!(keep.is_some() && data_dir.exists()), "{} exists already", data_dir.display());
     let csv_path = dir.path().join("export.csv");
     let csv = site_export(n);
     std::fs::write(&csv_path, &csv)?;
@@ -34,7 +39,7 @@ fn main() -> anyhow::Result<()> {
     eprintln!("generated {n} rows x {columns} columns ({} MB)", csv.len() / 1_000_000);
 
     // Evidentia: full path into a fresh data dir.
-    let cfg = Config::from_env("127.0.0.1:0".into(), dir.path().join("data"));
+    let cfg = Config::from_env("127.0.0.1:0".into(), data_dir);
     let pool = evidentia::startup::open_database(&cfg)?;
     let mut conn = pool.get()?;
     let op = Actor::cli_operator();

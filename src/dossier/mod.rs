@@ -584,6 +584,10 @@ fn write_dossier(
         let columns = header.into_iter().map(|h| (h.clone(), h)).collect();
         out.add_rows("datasets/reads", "READS", "Reads (one row per read)", columns, &rows)?;
     }
+    commands.push_str(
+        "# Or all of them in one run, each dataset read once, against the numbers of this dossier:\n\
+         # evidentia stats batch reproduce/expected.json\n",
+    );
     out.zip.add("reproduce/commands.sh", commands.as_bytes())?;
     out.zip.add("reproduce/expected.json", &json_bytes(&Value::Array(expected)))?;
 

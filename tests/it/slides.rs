@@ -59,6 +59,15 @@ async fn wait_ingest(app: &TestApp, id: i32) {
     panic!("ingest {id} did not finish");
 }
 
+/// Ingests one fixture file as the first subject's H&E slide (as `name`); its label.
+async fn ingest_one(app: &TestApp, c: &Client, name: &str, fixture_file: &str) -> String {
+    let (subject, case) = first_subject();
+    let r =
+        upload(c, manifest(&[(name, &subject, "H&E")]), &[(name, std::fs::read(fixture(fixture_file)).unwrap())]).await;
+    wait_ingest(app, ingest_id_from(&location(&r))).await;
+    format!("{case}-S01")
+}
+
 fn ingest_id_from(location: &str) -> i32 {
     location.rsplit('/').next().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no ingest id in {location}"))
 }
@@ -267,15 +276,7 @@ async fn a_bad_file_fails_alone_with_a_reason() {
 async fn slide_qc_needs_a_reason_is_audited_and_respects_the_lock() {
     let app = spawn_app();
     let c = app.login("manager").await;
-    let (subject, case) = first_subject();
-    let r = upload(
-        &c,
-        manifest(&[("s.tiff", &subject, "H&E")]),
-        &[("s.tiff", std::fs::read(fixture("bigtiff-lzw.tiff")).unwrap())],
-    )
-    .await;
-    wait_ingest(&app, ingest_id_from(&location(&r))).await;
-    let label = format!("{case}-S01");
+    let label = ingest_one(&app, &c, "s.tiff", "bigtiff-lzw.tiff").await;
     let qc = format!("/studies/LUNG-IO-01/slides/{label}/qc");
     let r = c.post(&qc, &[("action", "exclude"), ("reason", "  ")]).await;
     assert_eq!(r.status(), 303);
@@ -305,15 +306,7 @@ async fn slide_qc_needs_a_reason_is_audited_and_respects_the_lock() {
 async fn slides_are_checked_in_every_route() {
     let app = spawn_app();
     let manager = app.login("manager").await;
-    let (subject, case) = first_subject();
-    let r = upload(
-        &manager,
-        manifest(&[("p.png", &subject, "H&E")]),
-        &[("p.png", std::fs::read(fixture("plain.png")).unwrap())],
-    )
-    .await;
-    wait_ingest(&app, ingest_id_from(&location(&r))).await;
-    let label = format!("{case}-S01");
+    let label = ingest_one(&app, &manager, "p.png", "plain.png").await;
     let routes = [
         "/studies/LUNG-IO-01/slides".to_string(),
         "/studies/LUNG-IO-01/slides.csv".into(),
@@ -340,6 +333,7 @@ async fn slides_are_checked_in_every_route() {
     assert_eq!(app.login("admin").await.get(&other).await.status(), 404);
     // Only managers ingest and do QC.
     assert_eq!(monitor.get("/studies/LUNG-IO-01/slides/ingest").await.status(), 403);
+    let (subject, _) = first_subject();
     let r = upload(&monitor, manifest(&[("p.png", &subject, "H&E")]), &[("p.png", vec![1, 2, 3])]).await;
     assert_eq!(r.status(), 403);
     let r = monitor
@@ -355,15 +349,7 @@ async fn slides_are_checked_in_every_route() {
 async fn slide_images_are_cached_privately_and_revalidated() {
     let app = spawn_app();
     let manager = app.login("manager").await;
-    let (subject, case) = first_subject();
-    let r = upload(
-        &manager,
-        manifest(&[("p.png", &subject, "H&E")]),
-        &[("p.png", std::fs::read(fixture("plain.png")).unwrap())],
-    )
-    .await;
-    wait_ingest(&app, ingest_id_from(&location(&r))).await;
-    let label = format!("{case}-S01");
+    let label = ingest_one(&app, &manager, "p.png", "plain.png").await;
     let sha: String =
         slides::table.filter(slides::label.eq(&label)).select(slides::sha256).first(&mut app.conn()).unwrap();
     let tile = format!("/studies/LUNG-IO-01/slides/{label}/dzi/slide_files/0/0_0.jpeg");

@@ -155,3 +155,83 @@ fn column_lists_are_trimmed_and_an_empty_name_is_an_input_error() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("empty column name"), "{err}");
 }
+
+/// `stats batch` gives the same numbers as the single commands: every reference case that
+/// succeeds, in one process (each input read once), in the file's order.
+#[test]
+fn a_batch_runs_every_reference_case_in_one_process() {
+    use clap::{FromArgMatches, Subcommand};
+    use evidentia::stats::analysis::Analysis;
+    let dir = fixtures();
+    let cases: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).expect("cases.json")).expect("json");
+    let ok: Vec<&Value> = cases.iter().filter(|c| c["exit"].as_i64().unwrap_or(0) == 0).collect();
+    let mut entries = Vec::new();
+    for case in &ok {
+        let mut args: Vec<String> =
+            case["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
+        let mut level = 0.95;
+        if let Some(i) = args.iter().position(|a| a == "--level") {
+            level = args[i + 1].parse().unwrap();
+            args.drain(i..i + 2);
+        }
+        let cmd = Analysis::augment_subcommands(clap::Command::new("stats"));
+        let argv = ["stats", case["analysis"].as_str().unwrap()].into_iter().map(String::from).chain(args);
+        let analysis = Analysis::from_arg_matches(&cmd.try_get_matches_from(argv).unwrap()).unwrap();
+        entries.push(serde_json::json!({
+            "id": case["name"], "input": case["input"], "analysis": analysis, "level": level,
+        }));
+    }
+    let work = tempfile::tempdir().unwrap();
+    let batch = work.path().join("batch.json");
+    std::fs::write(&batch, serde_json::to_vec(&entries).unwrap()).unwrap();
+    let run = |file: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_evidentia"))
+            .args(["stats", "batch"])
+            .arg(file)
+            .arg("--root")
+            .arg(&dir)
+            .env_remove("EVIDENTIA_DATA_DIR")
+            .output()
+            .expect("run evidentia stats batch")
+    };
+    let out = run(&batch);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = got["results"].as_array().unwrap();
+    assert_eq!(results.len(), ok.len());
+    let mut failures = Vec::new();
+    for (case, r) in ok.iter().zip(results) {
+        assert_eq!(r["id"], case["name"]);
+        compare(
+            case["name"].as_str().unwrap(),
+            &case["expected"],
+            &r["result"],
+            case["tolerance"].as_f64().unwrap_or(1e-6),
+            &mut failures,
+        );
+    }
+    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+
+    // A missing input and an unknown column fail their own entries, named; the rest still run.
+    let mut bad = entries[..2].to_vec();
+    bad.push(serde_json::json!({"id": "gone", "input": "nope.csv", "analysis": entries[0]["analysis"]}));
+    let mut wrong = entries[0].clone();
+    wrong["id"] = "wrong".into();
+    wrong["analysis"] = serde_json::json!({"analysis": "kappa", "a": "no_such_column", "b": "also_not"});
+    bad.push(wrong);
+    std::fs::write(&batch, serde_json::to_vec(&bad).unwrap()).unwrap();
+    let out = run(&batch);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("2 of 4 analyses failed") && stderr.contains("nope.csv"), "{stderr}");
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(got["results"][0]["result"].is_object() && got["results"][1]["result"].is_object());
+    assert!(got["results"][2]["error"].as_str().unwrap().contains("nope.csv"));
+    assert!(got["results"][3]["error"].as_str().unwrap().contains("no_such_column"));
+    // Not a batch at all: exit 2, the file named.
+    std::fs::write(&batch, b"{\"not\": \"a list\"}").unwrap();
+    let out = run(&batch);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("batch.json"));
+}
