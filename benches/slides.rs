@@ -23,8 +23,6 @@ use std::time::{Duration, Instant};
 use evidentia::slides::dzi::DeepZoom;
 use evidentia::slides::reader::{self, DirectoryRole};
 
-mod common;
-
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -34,7 +32,7 @@ fn main() -> anyhow::Result<()> {
         size.split_once('x').and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?))).unwrap_or((40000, 30000));
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
     std::fs::create_dir_all(&root)?;
-    let slide = common::synthetic_slide(&root, &format!("bench-{w}x{h}.svs"), w, h, 2026)?;
+    let slide = evidentia::slides::synth::kept_slide(&root, &format!("bench-{w}x{h}.svs"), w, h, 2026)?;
     region_throughput(&slide)?;
     tile_serving(&slide, &root)?;
     Ok(())

@@ -26,7 +26,7 @@ use evidentia_inference::card::ModelCard;
 use evidentia_inference::engine::{self, BackendKind, Model};
 use evidentia_inference::pipeline::{self, Options};
 use evidentia_wsi::reader;
-use evidentia_wsi::synth::{self, Phenotype, SynthParams};
+use evidentia_wsi::synth;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -48,7 +48,7 @@ fn main() -> anyhow::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize()?;
     let data = root.join("target/bench-data");
     std::fs::create_dir_all(&data)?;
-    let slide = synthetic_slide(&data, &format!("infer-{w}x{h}.svs"), w, h, 2027)?;
+    let slide = synth::kept_slide(&data, &format!("infer-{w}x{h}.svs"), w, h, 2027)?;
     // `--model PREFIX`: PREFIX.onnx with its card PREFIX.json (default: the demonstration model).
     let model = args.iter().position(|a| a == "--model").and_then(|i| args.get(i + 1)).cloned().unwrap_or(MODEL.into());
     let (onnx, card_path) = (root.join(format!("{model}.onnx")), root.join(format!("{model}.json")));
@@ -164,22 +164,4 @@ fn end_to_end(slide: &Path, onnx: &Path, card: &ModelCard, opts: Options) -> any
     let result =
         pipeline::analyse(r.as_ref(), &mut sessions, card, opts, &mut |_, _| {}).map_err(anyhow::Error::msg)?;
     Ok((result.tiles, t.elapsed().as_secs_f64()))
-}
-
-/// `dir/name` (a mixed-phenotype synthetic slide of w × h px at 0.5 µm/px), drawn if missing
-/// (through a partial file, so an interrupted run draws it again). The same slide as the
-/// application's benches draw (`benches/common`): same generator, same seed.
-fn synthetic_slide(dir: &Path, name: &str, w: u32, h: u32, seed: u64) -> anyhow::Result<PathBuf> {
-    let slide = dir.join(name);
-    if !slide.exists() {
-        let partial = dir.join(format!("partial-{name}"));
-        synth::write_slide(&partial, &SynthParams::new(w, h, 0.5, Phenotype::Mixed, seed), &mut |d, n| {
-            if d % 500 == 0 || d == n {
-                eprint!("\rgenerating the {w}x{h} slide: {d}/{n} tiles");
-            }
-        })?;
-        std::fs::rename(&partial, &slide)?;
-        eprintln!();
-    }
-    Ok(slide)
 }

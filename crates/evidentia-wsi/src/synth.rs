@@ -249,6 +249,25 @@ pub fn slide_truth(params: &SynthParams) -> anyhow::Result<SlideTruth> {
     Ok(model.truth(params, &fake_phi(params.seed)))
 }
 
+/// `dir/name`, a mixed-phenotype synthetic slide of w × h px at 0.5 µm/px, drawn only when it
+/// is missing (through a partial file, so an interrupted run draws it again): the big slides
+/// the benchmarks run on, drawn once and kept. Progress goes to standard error.
+pub fn kept_slide(dir: &Path, name: &str, w: u32, h: u32, seed: u64) -> anyhow::Result<PathBuf> {
+    let slide = dir.join(name);
+    if !slide.exists() {
+        let t = std::time::Instant::now();
+        let partial = dir.join(format!("partial-{name}"));
+        write_slide(&partial, &SynthParams::new(w, h, 0.5, Phenotype::Mixed, seed), &mut |d, n| {
+            if d % 500 == 0 || d == n {
+                eprint!("\rgenerating the {w}x{h} slide: {d}/{n} tiles");
+            }
+        })?;
+        std::fs::rename(&partial, &slide)?;
+        eprintln!("\ngenerated in {:.1} s", t.elapsed().as_secs_f64());
+    }
+    Ok(slide)
+}
+
 /// Writes `path` (the slide) and `<path without extension>.truth.json`. `progress(done, total)`
 /// is called after each tile.
 pub fn write_slide(
