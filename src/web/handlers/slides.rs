@@ -362,7 +362,7 @@ pub async fn slide_dzi(
 /// The slide's Deep Zoom descriptor (the viewer asks for it first).
 pub(super) fn dzi_response(req: &HttpRequest, slide: &Slide) -> HttpResponse {
     let dz = DeepZoom { width: slide.width as u64, height: slide.height as u64 };
-    cacheable(req, slide_etag(slide, "dzi"), || {
+    cached_or(req, slide_etag(slide, "dzi"), || {
         HttpResponse::Ok().content_type("application/xml").body(dz.descriptor())
     })
 }
@@ -413,14 +413,18 @@ fn browser_has(req: &HttpRequest, etag: &str) -> bool {
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
 }
 
-/// 304 when the browser holds `etag`, else the response `make` builds; both cacheable.
-fn cacheable(req: &HttpRequest, etag: String, make: impl FnOnce() -> HttpResponse) -> HttpResponse {
-    let mut res = if browser_has(req, &etag) { HttpResponse::NotModified().finish() } else { make() };
-    if let Ok(v) = header::HeaderValue::from_str(&etag) {
+/// Marks a slide response cacheable under `etag`.
+fn cacheable(mut res: HttpResponse, etag: &str) -> HttpResponse {
+    if let Ok(v) = header::HeaderValue::from_str(etag) {
         res.headers_mut().insert(header::ETAG, v);
     }
     res.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static(SLIDE_CACHE));
     res
+}
+
+/// 304 when the browser already holds `etag`, else the response `make` builds; both cacheable.
+fn cached_or(req: &HttpRequest, etag: String, make: impl FnOnce() -> HttpResponse) -> HttpResponse {
+    cacheable(if browser_has(req, &etag) { HttpResponse::NotModified().finish() } else { make() }, &etag)
 }
 
 /// Renders (or takes from the cache) a JPEG of a stored slide on the blocking pool; nothing is
@@ -434,7 +438,7 @@ pub(super) async fn image(
 ) -> Result<HttpResponse, PageError> {
     let etag = slide_etag(&slide, &what);
     if browser_has(req, &etag) {
-        return Ok(cacheable(req, etag, || HttpResponse::NotModified().finish()));
+        return Ok(cacheable(HttpResponse::NotModified().finish(), &etag));
     }
     let tiles = state.tiles.clone();
     let file = slide.path(&state.config.data_dir);
@@ -442,7 +446,7 @@ pub(super) async fn image(
         .await
         .map_err(|e| Error::Internal(e.into()))?
         .map_err(slide_error)?;
-    Ok(cacheable(req, etag, || HttpResponse::Ok().content_type("image/jpeg").body(bytes.as_ref().clone())))
+    Ok(cacheable(HttpResponse::Ok().content_type("image/jpeg").body(bytes.as_ref().clone()), &etag))
 }
 
 /// A tile outside the pyramid is a 404; a stored file that no longer reads is a server fault.
