@@ -7,7 +7,7 @@
 (needs pandas, numpy, scipy, statsmodels, scikit-learn, lifelines, pingouin)
 
 Columns: subject, site, age (some empty), sex, reader1..3 and consensus (0/1/2), ai_class (0/1/2),
-reference and ai_positive (0/1), ai_score, alt_score, m1..m3, time (months), event (0/1), ai_group.
+reference and ai_positive (0/1), ai_score, alt_score, m1..m3, time (whole days), event (0/1), ai_group.
 
 Each repetition reads the CSV once with pandas and runs every analysis on that frame; the total
 and every analysis are timed with perf_counter (imports are not). Prints ONE JSON object:
@@ -18,7 +18,9 @@ Analysis names: kappa_unweighted, kappa_quadratic, kappa_ai_consensus, fleiss, i
 roc, roc_compare, survival, cox, bland_altman, table1, paired_agreement. As in the CLI, rows
 with an empty cell in a used column are dropped and counted in n_missing (table1: only an empty
 group drops a row), CIs are 95 %, and a proportion with a zero denominator is null.
-Library defaults are kept (e.g. lifelines picks its own Efron implementation, `batch_mode=None`);
+Library defaults are kept, except lifelines' Cox fits run with `batch_mode=True`: with survival
+times in days (tied as in real data) its own choice (`None`) picks the per-time Efron loop, which
+is 4.5x slower on the benchmark's file (1.62 s against 0.36 s; the baseline gets its best setting);
 pingouin's 2-decimal rounding of the ICC CIs is switched off so they can be compared.
 """
 
@@ -209,7 +211,7 @@ def survival(df, time_, event, group):
     dummies = pd.get_dummies(d[group], dtype=float)
     ref, others = dummies.columns[0], list(dummies.columns[1:])
     cph = CoxPHFitter(alpha=1 - LEVEL).fit(
-        pd.concat([d[[time_, event]], dummies[others]], axis=1), time_, event)
+        pd.concat([d[[time_, event]], dummies[others]], axis=1), time_, event, batch_mode=True)
     comps = [{"group": r.pop("name"), **{k: r[k] for k in ("hr", "hr_ci_low", "hr_ci_high",
                                                            "p_value")}}
              for r in cox_rows(cph, others)]
@@ -221,7 +223,7 @@ def survival(df, time_, event, group):
 
 def cox(df, time_, event, covariates):
     d, n_missing = complete(df, [time_, event, *covariates])
-    cph = CoxPHFitter(alpha=1 - LEVEL).fit(d[[time_, event, *covariates]], time_, event)
+    cph = CoxPHFitter(alpha=1 - LEVEL).fit(d[[time_, event, *covariates]], time_, event, batch_mode=True)
     return {"n": len(d), "n_missing": n_missing, "events": int(d[event].sum()),
             "log_likelihood": cph.log_likelihood_, "coefficients": cox_rows(cph, covariates)}
 

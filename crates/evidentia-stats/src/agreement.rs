@@ -7,7 +7,7 @@ use statrs::distribution::{Binomial, DiscreteCDF};
 use super::accuracy::two_sided_p;
 use super::frame::{bad, check_level, parse_number, Rows, StatsResult};
 use super::proportion::{wilson, Proportion};
-use super::{category_values, sorted_categories, z_for_level};
+use super::{category_values, code_categories, z_for_level, Coded};
 
 /// Counts of (rater A's category, rater B's category); rows are A, columns B, both in the order
 /// of `categories`.
@@ -19,19 +19,19 @@ pub struct ConfusionMatrix {
 
 impl ConfusionMatrix {
     /// Pairs with an empty value on either side are not counted (they are "missing").
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)> + Clone) -> Self {
-        let used = || pairs.clone().into_iter().filter(|(a, b)| !a.trim().is_empty() && !b.trim().is_empty());
-        let categories = sorted_categories(used().flat_map(|(a, b)| [a, b]));
-        let k = categories.len();
-        let index: std::collections::HashMap<&str, usize> =
-            categories.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let (a, b): (Vec<&str>, Vec<&str>) =
+            pairs.into_iter().filter(|(a, b)| !a.trim().is_empty() && !b.trim().is_empty()).unzip();
+        Self::from_coded(code_categories(&[&a, &b]))
+    }
+    /// Counts of pairs already coded (`code_categories` of two columns).
+    fn from_coded(coded: Coded) -> Self {
+        let k = coded.categories.len();
         let mut counts = vec![vec![0u64; k]; k];
-        for (a, b) in used() {
-            if let (Some(&i), Some(&j)) = (index.get(a), index.get(b)) {
-                counts[i][j] += 1;
-            }
+        for (&i, &j) in coded.codes[0].iter().zip(&coded.codes[1]) {
+            counts[i][j] += 1;
         }
-        ConfusionMatrix { categories, counts }
+        ConfusionMatrix { categories: coded.categories, counts }
     }
     /// Counts in a given category order (an ordinal scale's, as a schema lists it); pairs with a
     /// value outside `categories` or empty on either side are not counted.
@@ -236,9 +236,9 @@ pub fn kappa(df: &DataFrame, a: &str, b: &str, weights: Weights, level: f64) -> 
     let level = check_level(level)?;
     let rows = Rows::complete(df, &[a, b])?;
     let (va, vb) = (rows.text(a), rows.text(b));
-    let distinct: std::collections::BTreeSet<&str> = va.iter().chain(&vb).copied().collect();
-    super::check_categories(&format!("columns \"{a}\" and \"{b}\""), distinct.len())?;
-    let matrix = ConfusionMatrix::from_pairs(va.iter().copied().zip(vb.iter().copied()));
+    let coded = code_categories(&[&va, &vb]);
+    super::check_categories(&format!("columns \"{a}\" and \"{b}\""), coded.categories.len())?;
+    let matrix = ConfusionMatrix::from_coded(coded);
     need_two_categories(&format!("columns \"{a}\" and \"{b}\""), &matrix.categories)?;
     let k = cohen_kappa(&matrix, weights, level);
     Ok(KappaResult {
@@ -281,19 +281,17 @@ pub fn fleiss(df: &DataFrame, raters: &[String], level: f64) -> StatsResult<Flei
     let names: Vec<&str> = raters.iter().map(String::as_str).collect();
     let rows = Rows::complete(df, &names)?;
     let values: Vec<Vec<&str>> = names.iter().map(|c| rows.text(c)).collect();
-    let categories = sorted_categories(values.iter().flatten().copied());
+    let Coded { categories, codes } = code_categories(&values.iter().map(Vec::as_slice).collect::<Vec<_>>());
     need_two_categories(&format!("columns {}", raters.join(",")), &categories)?;
     super::check_categories(&format!("columns {}", raters.join(",")), categories.len())?;
-    let index: std::collections::HashMap<&str, usize> =
-        categories.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
     let (n_sub, n_r, k) = (rows.len(), names.len(), categories.len());
     let mut totals = vec![0f64; k];
     let mut p_bar = 0.0;
     let mut counts = vec![0f64; k];
     for s in 0..n_sub {
         counts.iter_mut().for_each(|c| *c = 0.0);
-        for col in &values {
-            counts[index[col[s]]] += 1.0;
+        for col in &codes {
+            counts[col[s]] += 1.0;
         }
         let nr = n_r as f64;
         p_bar += (counts.iter().map(|c| c * c).sum::<f64>() - nr) / (nr * (nr - 1.0));

@@ -66,7 +66,10 @@ pub fn text_frame(columns: Vec<(&str, Vec<Option<String>>)>) -> StatsResult<Data
 /// The rows of a frame that have a value in every column an analysis uses. Rows with an empty
 /// (or whitespace-only) cell in any of them are dropped and counted as missing.
 pub struct Rows<'a> {
-    columns: Vec<(&'a str, &'a StringChunked)>,
+    /// Each used column's trimmed values, present or not, for every row of the frame (read in
+    /// one sequential pass: indexing a multi-chunk polars column row by row costs a chunk lookup
+    /// per cell).
+    columns: Vec<(&'a str, Vec<Option<&'a str>>)>,
     /// 0-based indices of the complete rows, in file order.
     pub index: Vec<usize>,
     pub n_missing: usize,
@@ -90,15 +93,13 @@ impl<'a> Rows<'a> {
     pub fn complete(df: &'a DataFrame, used: &[&'a str]) -> StatsResult<Rows<'a>> {
         let mut columns = Vec::with_capacity(used.len());
         for name in used {
-            columns.push((*name, text_column(df, name)?));
+            columns.push((*name, text_column(df, name)?.iter().map(present).collect::<Vec<_>>()));
         }
         let height = df.height();
         let mut keep = vec![true; height];
         for (_, col) in &columns {
-            for (i, v) in col.iter().enumerate() {
-                if present(v).is_none() {
-                    keep[i] = false;
-                }
+            for (k, v) in keep.iter_mut().zip(col) {
+                *k &= v.is_some();
             }
         }
         let index: Vec<usize> = (0..height).filter(|&i| keep[i]).collect();
@@ -114,8 +115,8 @@ impl<'a> Rows<'a> {
         self.index.is_empty()
     }
 
-    fn column(&self, name: &str) -> &'a StringChunked {
-        self.columns.iter().find(|(n, _)| *n == name).map(|(_, c)| *c).unwrap_or_else(|| {
+    fn column(&self, name: &str) -> &[Option<&'a str>] {
+        self.columns.iter().find(|(n, _)| *n == name).map(|(_, c)| c.as_slice()).unwrap_or_else(|| {
             // Every caller names a column it passed to `complete`; this is a programming error.
             unreachable!("column {name} was not selected")
         })
@@ -124,7 +125,7 @@ impl<'a> Rows<'a> {
     /// The trimmed text values of a selected column in the complete rows.
     pub fn text(&self, name: &str) -> Vec<&'a str> {
         let col = self.column(name);
-        self.index.iter().map(|&i| present(col.get(i)).unwrap_or("")).collect()
+        self.index.iter().map(|&i| col[i].unwrap_or("")).collect()
     }
 
     /// The numbers of a selected column in the complete rows; a value that is not a finite
@@ -134,7 +135,7 @@ impl<'a> Rows<'a> {
         self.index
             .iter()
             .map(|&i| {
-                let v = present(col.get(i)).unwrap_or("");
+                let v = col[i].unwrap_or("");
                 parse_number(v).ok_or_else(|| bad(format!("column \"{name}\", row {}: \"{v}\" is not a number", i + 1)))
             })
             .collect()
@@ -146,7 +147,7 @@ impl<'a> Rows<'a> {
         self.index
             .iter()
             .map(|&i| {
-                let v = present(col.get(i)).unwrap_or("");
+                let v = col[i].unwrap_or("");
                 parse_event(v).ok_or_else(|| {
                     bad(format!("column \"{name}\", row {}: \"{v}\" is not an event value (1/0/true/false)", i + 1))
                 })
@@ -165,10 +166,13 @@ pub fn parse_number(v: &str) -> Option<f64> {
 }
 
 fn parse_event(v: &str) -> Option<bool> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" => Some(true),
-        "0" | "false" => Some(false),
-        _ => None,
+    let v = v.trim();
+    if v == "1" || v.eq_ignore_ascii_case("true") {
+        Some(true)
+    } else if v == "0" || v.eq_ignore_ascii_case("false") {
+        Some(false)
+    } else {
+        None
     }
 }
 

@@ -25,15 +25,56 @@ use std::cmp::Ordering;
 /// The sorted union of category values: numerically when every value parses as a number,
 /// bytewise otherwise (the `evidentia stats` contract, docs/statistics.md).
 pub fn sorted_categories<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    let distinct: std::collections::BTreeSet<&str> = values.into_iter().collect();
-    let mut cats: Vec<String> = distinct.into_iter().map(str::to_string).collect();
-    if cats.iter().all(|c| frame::parse_number(c).is_some()) {
-        cats.sort_by(|a, b| {
-            let (x, y) = (frame::parse_number(a).unwrap_or(0.0), frame::parse_number(b).unwrap_or(0.0));
-            x.partial_cmp(&y).unwrap_or(Ordering::Equal)
-        });
+    code_categories(&[&values.into_iter().collect::<Vec<_>>()]).categories
+}
+
+/// Columns of category values as codes: the categories (in `sorted_categories`' order) and, for
+/// each column, each value's position among them.
+pub struct Coded {
+    pub categories: Vec<String>,
+    pub codes: Vec<Vec<usize>>,
+}
+
+/// Codes the values of one or more columns in one pass (a value is looked up by a linear scan
+/// while there are few categories, as there usually are, by a hash map beyond), then sorts the
+/// categories and renumbers the codes. (Collecting 100,000s of values into a `BTreeSet` sorted
+/// them all first: the statistics benchmark's kappas spent most of their time there.)
+pub fn code_categories(columns: &[&[&str]]) -> Coded {
+    const LINEAR: usize = 16;
+    let mut seen: Vec<&str> = Vec::new();
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut codes: Vec<Vec<usize>> = Vec::with_capacity(columns.len());
+    for column in columns {
+        let mut out = Vec::with_capacity(column.len());
+        for &v in *column {
+            let found = if seen.len() <= LINEAR { seen.iter().position(|s| *s == v) } else { index.get(v).copied() };
+            out.push(found.unwrap_or_else(|| {
+                seen.push(v);
+                if seen.len() == LINEAR + 1 {
+                    index.extend(seen.iter().enumerate().map(|(i, s)| (*s, i)));
+                } else if seen.len() > LINEAR + 1 {
+                    index.insert(v, seen.len() - 1);
+                }
+                seen.len() - 1
+            }));
+        }
+        codes.push(out);
     }
-    cats
+    // Bytewise, then (stable) numerically when every category is a number.
+    let mut order: Vec<usize> = (0..seen.len()).collect();
+    order.sort_by(|&a, &b| seen[a].cmp(seen[b]));
+    let numbers: Option<Vec<f64>> = seen.iter().map(|c| frame::parse_number(c)).collect();
+    if let Some(xs) = numbers {
+        order.sort_by(|&a, &b| xs[a].partial_cmp(&xs[b]).unwrap_or(Ordering::Equal));
+    }
+    let mut rank = vec![0; seen.len()];
+    for (r, &i) in order.iter().enumerate() {
+        rank[i] = r;
+    }
+    for column in &mut codes {
+        column.iter_mut().for_each(|c| *c = rank[*c]);
+    }
+    Coded { categories: order.iter().map(|&i| seen[i].to_string()).collect(), codes }
 }
 
 /// Categories as JSON values: numbers when every category is a number (integers without a
@@ -95,6 +136,28 @@ mod tests {
         assert_eq!(sorted_categories(["10", "2", "1", "2"]), ["1", "2", "10"]);
         assert_eq!(sorted_categories(["b", "10", "a", "2"]), ["10", "2", "a", "b"]);
         assert_eq!(sorted_categories(["<1%", ">=50%", "1-49%"]), ["1-49%", "<1%", ">=50%"]);
+    }
+
+    #[test]
+    fn codes_point_at_their_sorted_categories_with_few_or_many() {
+        for n in [3usize, 16, 17, 40] {
+            let a: Vec<String> = (0..200).map(|i| format!("{}", (i * 7) % n)).collect();
+            let b: Vec<String> = (0..200).map(|i| format!("c{}", (i * 3) % n)).collect();
+            let (a, b): (Vec<&str>, Vec<&str>) =
+                (a.iter().map(|s| s.as_str()).collect(), b.iter().map(|s| s.as_str()).collect());
+            let coded = code_categories(&[&a, &b]);
+            let mut all: Vec<&str> = a.iter().chain(&b).copied().collect();
+            all.sort();
+            all.dedup();
+            assert_eq!(coded.categories.len(), all.len());
+            for (column, values) in coded.codes.iter().zip([&a, &b]) {
+                for (c, v) in column.iter().zip(values.iter()) {
+                    assert_eq!(coded.categories[*c], *v);
+                }
+            }
+            assert!(coded.categories.windows(2).all(|w| w[0] != w[1]));
+        }
+        assert_eq!(code_categories(&[&["10", "2", "1", "2"]]).codes, vec![vec![2, 1, 0, 1]]);
     }
 
     #[test]

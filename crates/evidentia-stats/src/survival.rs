@@ -7,7 +7,7 @@ use statrs::distribution::{ChiSquared, ContinuousCDF};
 
 use super::accuracy::two_sided_p;
 use super::frame::{bad, check_level, Rows, StatsResult};
-use super::{sorted_categories, z_for_level};
+use super::{code_categories, z_for_level, Coded};
 
 /// One step of a Kaplan–Meier curve: at `time`, `at_risk` subjects, `events` events and
 /// `censored` censorings; the estimate just after and its pointwise band.
@@ -382,11 +382,9 @@ pub fn survival(
         });
     };
     let labels = rows.text(gcol);
-    let names = sorted_categories(labels.iter().copied());
+    let Coded { categories: names, codes } = code_categories(&[&labels]);
     super::check_categories(&format!("column \"{gcol}\""), names.len())?;
-    let index: std::collections::HashMap<&str, usize> =
-        names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
-    let gi: Vec<usize> = labels.iter().map(|l| index[l]).collect();
+    let gi = codes.into_iter().next().unwrap_or_default();
     let groups: Vec<KmGroup> = (0..names.len())
         .map(|g| {
             let (t, e): (Vec<f64>, Vec<bool>) =

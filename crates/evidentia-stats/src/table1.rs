@@ -5,7 +5,7 @@ use polars::prelude::DataFrame;
 
 use super::continuous::{mean, variance};
 use super::frame::{bad, parse_number, text_column, Rows, StatsResult};
-use super::sorted_categories;
+use super::{code_categories, sorted_categories, Coded};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct GroupSize {
@@ -103,11 +103,9 @@ pub fn table1(df: &DataFrame, group: &str, continuous: &[String], categorical: &
     }
     let rows = Rows::complete(df, &[group])?;
     let labels = rows.text(group);
-    let names = sorted_categories(labels.iter().copied());
+    let Coded { categories: names, codes } = code_categories(&[&labels]);
     super::check_categories(&format!("column \"{group}\""), names.len())?;
-    let index: std::collections::HashMap<&str, usize> =
-        names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
-    let gi: Vec<usize> = labels.iter().map(|l| index[l]).collect();
+    let gi = codes.into_iter().next().unwrap_or_default();
     let groups = names
         .iter()
         .enumerate()
@@ -158,8 +156,9 @@ pub fn table1(df: &DataFrame, group: &str, continuous: &[String], categorical: &
 
 /// A variable's trimmed values in the rows that have a group (None when empty).
 fn column_text<'a>(df: &'a DataFrame, rows: &Rows, name: &str) -> StatsResult<Vec<Option<&'a str>>> {
-    let col = text_column(df, name)?;
-    Ok(rows.index.iter().map(|&i| col.get(i).map(str::trim).filter(|s| !s.is_empty())).collect())
+    let col: Vec<Option<&str>> =
+        text_column(df, name)?.iter().map(|v| v.map(str::trim).filter(|s| !s.is_empty())).collect();
+    Ok(rows.index.iter().map(|&i| col[i]).collect())
 }
 
 #[cfg(test)]
