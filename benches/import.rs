@@ -36,7 +36,9 @@ fn main() -> anyhow::Result<()> {
     let csv = site_export(n);
     std::fs::write(&csv_path, &csv)?;
     let columns = csv.lines().next().map(|l| l.split(',').count()).unwrap_or(0);
-    eprintln!("generated {n} rows x {columns} columns ({} MB)", csv.len() / 1_000_000);
+    let file_bytes = csv.len();
+    eprintln!("generated {n} rows x {columns} columns ({} MB)", file_bytes / 1_000_000);
+    drop(csv);
 
     // Evidentia: full path into a fresh data dir.
     let cfg = Config::from_env("127.0.0.1:0".into(), data_dir);
@@ -45,6 +47,8 @@ fn main() -> anyhow::Result<()> {
     let op = Actor::cli_operator();
     let (access, fields, site_list, key) = cases_data::study_with_dictionary(&mut conn, &cfg.data_dir, "BENCH-01")?;
 
+    // The import's own memory: the peak resident size from here (reset), above what is resident now.
+    let before = reset_peak_memory()?;
     let start = Instant::now();
     let bytes = std::fs::read(&csv_path)?;
     let prepared =
@@ -55,6 +59,7 @@ fn main() -> anyhow::Result<()> {
     }
     let summary = import::commit(&mut conn, &op, &access, &prepared)?;
     let evidentia_secs = start.elapsed().as_secs_f64();
+    let peak_bytes = memory_kb("VmHWM")?.saturating_sub(before) * 1024;
     assert_eq!(summary.created, n);
     // What the server then does in the background: copy the WAL into the database file.
     let start = Instant::now();
@@ -161,6 +166,19 @@ fn main() -> anyhow::Result<()> {
         storage_bytes / 1_000_000,
         size(&db_file) / 1_000_000
     );
+    println!(
+        "peak memory of the import: {} MB = {:.1}x the file ({} MB)",
+        peak_bytes / 1_000_000,
+        peak_bytes as f64 / file_bytes as f64,
+        file_bytes / 1_000_000
+    );
+    let floor_db_bytes = size(&floor_db);
+    println!(
+        "bytes per case: evidentia {} (database after its checkpoint), sqlite3 .import {}, storage floor {}",
+        size(&db_file) / n as u64,
+        floor_db_bytes / n as u64,
+        storage_bytes / n as u64
+    );
     println!("de-identified values: {}", prepared.report.total());
     println!("{sizes}");
     println!(
@@ -168,7 +186,33 @@ fn main() -> anyhow::Result<()> {
          cached: another deep page {cached_deep_ms:.2} ms, the filter's second page {cached_filter_ms:.2} ms",
         deep.total, filtered.total
     );
+    // For tools/bench.
+    println!(
+        "{}",
+        serde_json::json!({
+            "rows": n, "file_bytes": file_bytes, "evidentia": evidentia_secs, "prepare": prepare_secs,
+            "commit": evidentia_secs - prepare_secs, "checkpoint": checkpoint_secs, "sqlite3_import": floor_secs,
+            "storage_floor": storage_secs, "peak_bytes": peak_bytes, "db_bytes": size(&db_file),
+            "sqlite3_import_bytes": floor_db_bytes, "storage_floor_bytes": storage_bytes,
+        })
+    );
     Ok(())
+}
+
+/// Resets the process's peak resident size (Linux: `/proc/self/clear_refs`, 5) and returns the
+/// resident size now, in kB.
+fn reset_peak_memory() -> anyhow::Result<u64> {
+    std::fs::write("/proc/self/clear_refs", "5")?;
+    memory_kb("VmRSS")
+}
+
+/// A `/proc/self/status` figure in kB (`VmRSS`, `VmHWM`).
+fn memory_kb(name: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().strip_suffix(" kB")?.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("/proc/self/status has no {name}"))
 }
 
 /// What SQLite alone takes to store what the import stored: into a fresh database with

@@ -3,6 +3,7 @@
 //! anything is stored — then commit every row in one transaction, audited per case.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -98,6 +99,14 @@ impl DeidReport {
     }
     pub fn total(&self) -> usize {
         self.fields.values().flat_map(|m| m.values()).sum()
+    }
+    /// Adds another block of rows' counts.
+    fn merge(&mut self, other: DeidReport) {
+        for (field, rules) in other.fields {
+            for (rule, n) in rules {
+                self.count(&field, &rule, n);
+            }
+        }
     }
 }
 
@@ -285,103 +294,234 @@ pub fn prepare(
     };
 
     let validators: Vec<Validator> = fields.iter().map(|f| Validator::new(f)).collect();
-    // Which fields' text is scrubbed, decided once rather than per cell.
-    let scrubbed: Vec<bool> = fields.iter().map(|f| f.action == DeidAction::Keep && f.is_free_text()).collect();
-    let writer = RowWriter::new(&fields);
-    let mut cells: Vec<Option<Value>> = vec![None; fields.len()];
-    let mut seen: HashMap<String, usize> = HashMap::new();
+    let cx = RowContext {
+        fields: &fields,
+        columns: &columns,
+        header: &table.header,
+        validators: &validators,
+        // Which fields' text is scrubbed, decided once rather than per cell.
+        scrubbed: fields.iter().map(|f| f.action == DeidAction::Keep && f.is_free_text()).collect(),
+        scrubber: &scrubber,
+        writer: RowWriter::new(&fields),
+        key,
+        refused: AtomicBool::new(false),
+    };
     out.report.rows_read = table.rows.len();
-    for (ri, row) in table.rows.iter().enumerate() {
-        let r = ri + 1;
-        let subject_raw = row[subject_col].trim();
-        if subject_raw.is_empty() {
-            out.problems.push(problem(Some(r), Some(&subject_field.name), "missing subject identifier"));
-            continue;
-        }
-        let site_code = match site_col {
-            Some(c) => row[c].trim().to_uppercase(),
-            None => default_site.clone().unwrap_or_default(),
-        };
-        if !sites.iter().any(|s| s.code == site_code && s.retired_at.is_none()) {
-            let msg = if site_code.is_empty() {
-                "missing site".to_string()
-            } else {
-                format!("{site_code} is not an active site of this study")
-            };
-            out.problems.push(problem(Some(r), Some("site"), msg));
-            continue;
-        }
-        let subject_key = key.subject_key(&site_code, subject_raw);
-        if let Some(first) = seen.insert(subject_key.clone(), r) {
-            out.problems.push(problem(
-                Some(r),
-                Some(&subject_field.name),
-                format!("duplicate subject (same as row {first})"),
-            ));
-            continue;
-        }
-        let subject = deid::Subject::new(&subject_key);
-        let mut status = CaseStatus::Enrolled;
-        cells.fill(None);
-        let mut checked: BTreeMap<usize, Vec<String>> = BTreeMap::new();
-        for (ci, col) in columns.iter().enumerate() {
-            let cell = row[ci].trim();
-            match col {
-                Column::Status if !cell.is_empty() => match CaseStatus::parse_input(cell) {
-                    Some(s) => status = s,
-                    None => out.problems.push(problem(
-                        Some(r),
-                        Some("status"),
-                        "must be screened, enrolled, excluded or withdrawn",
-                    )),
-                },
-                Column::Checkbox(i, code) => match cell {
-                    "1" => checked.entry(*i).or_default().push(code.clone()),
-                    "0" | "" => {
-                        checked.entry(*i).or_default();
-                    }
-                    _ => out.problems.push(problem(Some(r), Some(&table.header[ci]), "a checkbox column holds 1 or 0")),
-                },
-                Column::Field(i) if *i > 0 => {
-                    let f = fields[*i];
-                    match validators[*i].parse(cell) {
-                        Err(msg) => out.problems.push(problem(Some(r), Some(&f.name), msg)),
-                        Ok(None) => {
-                            if f.required {
-                                out.problems.push(problem(Some(r), Some(&f.name), "missing required value"));
-                            }
-                        }
-                        Ok(Some(v)) => {
-                            let scrubber = scrubbed[*i].then_some(&scrubber);
-                            cells[*i] = deidentify(f, v, key, &subject, scrubber, &mut out.report)
-                        }
-                    }
+
+    // Each row's site and subject key (blocks of rows on every core), then the duplicates in
+    // file order, then every admitted row's cells (on every core again). Problems come out in
+    // row order, as one pass would give them.
+    let admissions: Vec<Admission> = in_blocks(table.rows.len(), |range| {
+        range
+            .map(|ri| {
+                let row = &table.rows[ri];
+                let subject_raw = row[subject_col].trim();
+                if subject_raw.is_empty() {
+                    return Admission::Refused("missing subject identifier".into(), subject_field.name.clone());
                 }
-                _ => {}
+                let site_code = match site_col {
+                    Some(c) => row[c].trim().to_uppercase(),
+                    None => default_site.clone().unwrap_or_default(),
+                };
+                if !sites.iter().any(|s| s.code == site_code && s.retired_at.is_none()) {
+                    let msg = if site_code.is_empty() {
+                        "missing site".to_string()
+                    } else {
+                        format!("{site_code} is not an active site of this study")
+                    };
+                    return Admission::Refused(msg, "site".into());
+                }
+                let subject_key = key.subject_key(&site_code, subject_raw);
+                Admission::Admitted(site_code, subject_key)
+            })
+            .collect::<Vec<_>>()
+    })
+    .into_iter()
+    .flatten()
+    .collect();
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut admitted: Vec<Option<(String, String)>> = Vec::with_capacity(admissions.len());
+    let mut problems = Vec::new();
+    for (ri, a) in admissions.iter().enumerate() {
+        let r = ri + 1;
+        admitted.push(match a {
+            Admission::Refused(msg, column) => {
+                problems.push(problem(Some(r), Some(column), msg.as_str()));
+                None
             }
-        }
-        for (i, codes) in checked {
-            let f = fields[i];
-            if f.required && codes.is_empty() {
-                out.problems.push(problem(Some(r), Some(&f.name), "missing required value"));
-            }
-            cells[i] = Some(json!(codes));
-        }
-        out.report.count(&subject_field.name, subject_field.action.as_str(), 1);
-        if !out.problems.is_empty() {
-            // A refused file is never stored: only its problems are still collected.
-            continue;
-        }
-        let (data, created) = match writer.write(&cells, status.as_str()) {
-            Ok(w) => w,
-            Err(e) => {
-                out.problems.push(problem(Some(r), None, format!("cannot be written: {e}")));
-                continue;
-            }
-        };
-        out.rows.push(PreparedCase { row: r, site_code, subject_key, status, data, created });
+            Admission::Admitted(site_code, subject_key) => match seen.insert(subject_key, r) {
+                Some(first) => {
+                    problems.push(problem(
+                        Some(r),
+                        Some(&subject_field.name),
+                        format!("duplicate subject (same as row {first})"),
+                    ));
+                    None
+                }
+                None => Some((site_code.clone(), subject_key.clone())),
+            },
+        });
+    }
+    drop(seen);
+    drop(admissions);
+    if !problems.is_empty() {
+        cx.refused.store(true, Ordering::Relaxed);
+    }
+    let blocks = in_blocks(table.rows.len(), |range| cx.rows(&table.rows, &admitted, range));
+    for block in blocks {
+        problems.extend(block.problems);
+        out.rows.extend(block.rows);
+        out.report.merge(block.report);
+    }
+    // Stable: a row's admission problem (and then no others) or its cells' problems, in order.
+    problems.sort_by_key(|p| p.row);
+    out.problems.extend(problems);
+    if !out.problems.is_empty() {
+        // A refused file is never stored.
+        out.rows.clear();
     }
     out
+}
+
+/// A row's site and subject, or why it is refused (message, column).
+enum Admission {
+    Admitted(String, String),
+    Refused(String, String),
+}
+
+/// Runs `work` over blocks of `0..n` on every core (at least 1,000 rows a block), the results
+/// in block order.
+fn in_blocks<T: Send>(n: usize, work: impl Fn(std::ops::Range<usize>) -> T + Sync) -> Vec<T> {
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(n / 1000).max(1);
+    let size = n.div_ceil(threads);
+    if threads == 1 {
+        return vec![work(0..n)];
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let work = &work;
+                s.spawn(move || work(t * size..((t + 1) * size).min(n)))
+            })
+            .collect();
+        // A block that panicked is a bug; its panic goes on in this thread.
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    })
+}
+
+/// What the cell pass shares between the rows.
+struct RowContext<'a> {
+    fields: &'a [&'a FieldDef],
+    columns: &'a [Column],
+    header: &'a [String],
+    validators: &'a [Validator<'a>],
+    scrubbed: Vec<bool>,
+    scrubber: &'a Scrubber,
+    writer: RowWriter<'a>,
+    key: &'a StudyKey,
+    /// Set once any row has a problem: the file is refused, later rows are only checked.
+    refused: AtomicBool,
+}
+
+/// A block of rows' cases, problems and de-identification counts.
+#[derive(Default)]
+struct Block {
+    rows: Vec<PreparedCase>,
+    problems: Vec<Problem>,
+    report: DeidReport,
+}
+
+impl RowContext<'_> {
+    /// Validates and de-identifies the cells of the admitted rows in `range`.
+    fn rows(
+        &self,
+        rows: &[Vec<String>],
+        admitted: &[Option<(String, String)>],
+        range: std::ops::Range<usize>,
+    ) -> Block {
+        let fields = self.fields;
+        let mut out = Block::default();
+        let mut cells: Vec<Option<Value>> = vec![None; fields.len()];
+        for ri in range {
+            let Some((site_code, subject_key)) = &admitted[ri] else { continue };
+            let (r, row) = (ri + 1, &rows[ri]);
+            let subject = deid::Subject::new(subject_key);
+            let mut status = CaseStatus::Enrolled;
+            let problems_before = out.problems.len();
+            cells.fill(None);
+            let mut checked: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+            for (ci, col) in self.columns.iter().enumerate() {
+                let cell = row[ci].trim();
+                match col {
+                    Column::Status if !cell.is_empty() => match CaseStatus::parse_input(cell) {
+                        Some(s) => status = s,
+                        None => out.problems.push(problem(
+                            Some(r),
+                            Some("status"),
+                            "must be screened, enrolled, excluded or withdrawn",
+                        )),
+                    },
+                    Column::Checkbox(i, code) => match cell {
+                        "1" => checked.entry(*i).or_default().push(code.clone()),
+                        "0" | "" => {
+                            checked.entry(*i).or_default();
+                        }
+                        _ => out.problems.push(problem(
+                            Some(r),
+                            Some(&self.header[ci]),
+                            "a checkbox column holds 1 or 0",
+                        )),
+                    },
+                    Column::Field(i) if *i > 0 => {
+                        let f = fields[*i];
+                        match self.validators[*i].parse(cell) {
+                            Err(msg) => out.problems.push(problem(Some(r), Some(&f.name), msg)),
+                            Ok(None) => {
+                                if f.required {
+                                    out.problems.push(problem(Some(r), Some(&f.name), "missing required value"));
+                                }
+                            }
+                            Ok(Some(v)) => {
+                                let scrubber = self.scrubbed[*i].then_some(self.scrubber);
+                                cells[*i] = deidentify(f, v, self.key, &subject, scrubber, &mut out.report)
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            for (i, codes) in checked {
+                let f = fields[i];
+                if f.required && codes.is_empty() {
+                    out.problems.push(problem(Some(r), Some(&f.name), "missing required value"));
+                }
+                cells[i] = Some(json!(codes));
+            }
+            out.report.count(&fields[0].name, fields[0].action.as_str(), 1);
+            if out.problems.len() > problems_before {
+                self.refused.store(true, Ordering::Relaxed);
+            }
+            if self.refused.load(Ordering::Relaxed) {
+                // A refused file is never stored: only its problems are still collected.
+                continue;
+            }
+            match self.writer.write(&cells, status.as_str()) {
+                Ok((data, created)) => out.rows.push(PreparedCase {
+                    row: r,
+                    site_code: site_code.clone(),
+                    subject_key: subject_key.clone(),
+                    status,
+                    data,
+                    created,
+                }),
+                Err(e) => {
+                    out.problems.push(problem(Some(r), None, format!("cannot be written: {e}")));
+                    self.refused.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        out
+    }
 }
 
 /// Applies the field's action; free text kept as is (`scrubber` given) is first scrubbed.
@@ -774,5 +914,55 @@ mod tests {
         let back = take_preview(dir.path(), &token).unwrap();
         assert_eq!(back.rows[0].created, created);
         assert!(take_preview(dir.path(), &token).is_none(), "a preview is taken once");
+    }
+
+    /// A file long enough to be prepared in several blocks: its problems come out in row order
+    /// (a duplicate whose first row is in another block, bad cells on both sides) and, without
+    /// problems, its cases in file order with every value de-identified as one pass would.
+    #[test]
+    fn blocks_of_rows_give_what_one_pass_gives() {
+        let defs = vec![
+            FieldDef::for_tests("subject_id", "text", "", DeidAction::Pseudonymise),
+            FieldDef::for_tests("age", "text", "integer", DeidAction::Keep),
+        ];
+        let now = chrono::Utc::now().naive_utc();
+        let site = Site {
+            id: 1,
+            study_id: crate::studies::StudyId::for_tests(1),
+            code: "SNUBH".into(),
+            name: "Seoul".into(),
+            country: "KR".into(),
+            irb_reference: String::new(),
+            irb_approval_date: None,
+            retired_at: None,
+            retired_reason: None,
+            created_at: now,
+        };
+        let key = StudyKey::from_bytes([7; 32]);
+        let n = 5_000;
+        let file = |bad: bool| {
+            let mut csv = String::from("subject_id,site,age\n");
+            for i in 1..=n {
+                let subject = if bad && i == 4_500 { "P00010".to_string() } else { format!("P{i:05}") };
+                let age = if bad && (i == 20 || i == 4_900) { "old".to_string() } else { (20 + i % 60).to_string() };
+                csv.push_str(&format!("{subject},SNUBH,{age}\n"));
+            }
+            csv
+        };
+        let prepare = |csv: &str| {
+            let id = crate::studies::StudyId::for_tests(1);
+            super::prepare(id, &defs, std::slice::from_ref(&site), &key, "f.csv", csv.as_bytes(), &Default::default())
+        };
+        let refused = prepare(&file(true));
+        let rows: Vec<Option<usize>> = refused.problems.iter().map(|p| p.row).collect();
+        assert_eq!(rows, [Some(20), Some(4_500), Some(4_900)], "{:?}", refused.problems);
+        assert!(refused.problems[1].message.contains("same as row 10"), "{:?}", refused.problems[1]);
+        assert!(refused.rows.is_empty());
+        let ok = prepare(&file(false));
+        assert!(ok.ok(), "{:?}", &ok.problems);
+        assert_eq!(ok.rows.len(), n);
+        assert!(ok.rows.iter().enumerate().all(|(i, c)| c.row == i + 1));
+        assert_eq!(ok.rows[4_999].subject_key, key.subject_key("SNUBH", "P05000"));
+        assert_eq!(ok.report.fields["subject_id"]["pseudonymise"], n);
     }
 }
