@@ -3,11 +3,14 @@
 //! 1. full-slide region read throughput at level 0 (2048-px regions through `read_region`)
 //!    against simply decoding the same JPEG tiles in a loop (the floor), in megapixels/s;
 //! 2. Deep Zoom tiles served per second by the release server in a second process, loaded by
-//!    `wrk` (a third process) with a session-free API token: cold cache (every tile requested
-//!    once) and warm (the same tiles again).
+//!    `wrk` (a third process, 64 connections) with an API token: cold cache (every tile
+//!    requested once) and warm (the same tiles again), with their p99 latency.
+//!
+//! Ends with one JSON line for `tools/bench slides`.
 //!
 //! ```sh
 //! apt-get install wrk
+//! cargo build --release --bin evidentia      # the server (EVIDENTIA_BENCH_EXE names another)
 //! cargo bench --bench slides                 # 40000x30000
 //! cargo bench --bench slides -- 8000x6000    # another size
 //! ```
@@ -33,12 +36,21 @@ fn main() -> anyhow::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
     std::fs::create_dir_all(&root)?;
     let slide = evidentia::slides::synth::kept_slide(&root, &format!("bench-{w}x{h}.svs"), w, h, 2026)?;
-    region_throughput(&slide)?;
-    tile_serving(&slide, &root)?;
+    let (region, floor) = region_throughput(&slide)?;
+    let (ingest, cold, warm) = tile_serving(&slide, &root)?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "width": w, "height": h, "region_read": region, "tile_decode_floor": floor, "ingest": ingest,
+            "cold_rate": cold.rate, "cold_p99_ms": cold.p99_ms, "cold_tiles": cold.requests,
+            "warm_rate": warm.rate, "warm_p99_ms": warm.p99_ms,
+        })
+    );
     Ok(())
 }
 
-fn region_throughput(path: &Path) -> anyhow::Result<()> {
+/// Seconds to read level 0 through `read_region`, and to only decode its tiles (the floor).
+fn region_throughput(path: &Path) -> anyhow::Result<(f64, f64)> {
     let slide = reader::open(path)?;
     let tiff = slide.tiff().ok_or_else(|| anyhow::anyhow!("not a TIFF"))?;
     let (dir, d) = tiff
@@ -75,11 +87,18 @@ fn region_throughput(path: &Path) -> anyhow::Result<()> {
     println!("  read_region 2048x2048  {ours:>7.2} s  {:>7.1} Mpx/s", mpx / ours);
     println!("  tile decode (floor)    {floor:>7.2} s  {:>7.1} Mpx/s", mpx / floor);
     println!("  read_region / floor    {:.2}x the floor's time", ours / floor);
-    Ok(())
+    Ok((ours, floor))
 }
 
+/// The release server: `EVIDENTIA_BENCH_EXE`, else `release/evidentia` in cargo's target folder.
 fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/evidentia")
+    if let Some(exe) = std::env::var_os("EVIDENTIA_BENCH_EXE") {
+        return PathBuf::from(exe);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("release/evidentia")
 }
 
 fn run(args: &[&str], data: &Path) -> anyhow::Result<String> {
@@ -90,9 +109,10 @@ fn run(args: &[&str], data: &Path) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).to_string())
 }
 
-fn tile_serving(slide: &Path, root: &Path) -> anyhow::Result<()> {
+/// The ingest's seconds, then wrk's figures cold and warm.
+fn tile_serving(slide: &Path, root: &Path) -> anyhow::Result<(f64, WrkResult, WrkResult)> {
     if !bin().exists() {
-        anyhow::bail!("build the server first: cargo build --release");
+        anyhow::bail!("build the server first: cargo build --release --bin evidentia ({} is missing)", bin().display());
     }
     // A demo data dir (no demo slides) with the bench slide ingested on the first demo case.
     let data = root.join("tiles-data");
@@ -116,7 +136,8 @@ fn tile_serving(slide: &Path, root: &Path) -> anyhow::Result<()> {
         ],
         &data,
     )?;
-    println!("ingest (de-identified copy) of {}: {:.1} s", name, t.elapsed().as_secs_f64());
+    let ingest = t.elapsed().as_secs_f64();
+    println!("ingest (de-identified copy) of {name}: {ingest:.1} s");
 
     let token = {
         let cfg = evidentia::config::Config::from_env("127.0.0.1:0".into(), data.clone());
@@ -159,17 +180,17 @@ fn tile_serving(slide: &Path, root: &Path) -> anyhow::Result<()> {
         .iter()
         .map(|(c, r)| format!("/studies/LUNG-IO-01/slides/{label}/dzi/slide_files/{top}/{c}_{r}.jpeg"))
         .collect();
-    let result = (|| -> anyhow::Result<()> {
+    let result = (|| -> anyhow::Result<(f64, WrkResult, WrkResult)> {
         let cold = wrk(root, &base, &token, &paths, "cold", 10)?;
         let served = cold.requests.min(paths.len());
         let warm = wrk(root, &base, &token, &paths[..served], "warm", 10)?;
-        println!("Deep Zoom tiles (254 px + overlap, JPEG q80) from level {top}, wrk -t2 -c8 from another process:");
+        println!("Deep Zoom tiles (254 px + overlap, JPEG q80) from level {top}, wrk -t2 -c64 from another process:");
         println!(
-            "  cold cache  {:>8.0} tiles/s  (latency avg {}, {} distinct tiles)",
-            cold.rate, cold.latency, cold.requests
+            "  cold cache  {:>8.0} tiles/s  (p99 {:.1} ms, {} distinct tiles)",
+            cold.rate, cold.p99_ms, cold.requests
         );
-        println!("  warm cache  {:>8.0} tiles/s  (latency avg {}, the same {served} tiles)", warm.rate, warm.latency);
-        Ok(())
+        println!("  warm cache  {:>8.0} tiles/s  (p99 {:.1} ms, the same {served} tiles)", warm.rate, warm.p99_ms);
+        Ok((ingest, cold, warm))
     })();
     let _ = server.kill();
     let _ = server.wait();
@@ -179,7 +200,7 @@ fn tile_serving(slide: &Path, root: &Path) -> anyhow::Result<()> {
 struct WrkResult {
     rate: f64,
     requests: usize,
-    latency: String,
+    p99_ms: f64,
 }
 
 /// Runs wrk with a script that walks `paths` once per thread slice (no tile asked twice while
@@ -211,7 +232,7 @@ function response(status) if status ~= 200 then print("status " .. status) end e
     )?;
     drop(f);
     let out = Command::new("wrk")
-        .args(["-t2", "-c8", &format!("-d{secs}s"), "--latency", "-s"])
+        .args(["-t2", "-c64", &format!("-d{secs}s"), "--latency", "-s"])
         .arg(&script)
         .arg(base)
         .output()
@@ -229,9 +250,20 @@ function response(status) if status ~= 200 then print("status " .. status) end e
         .lines()
         .find_map(|l| l.split_once(" requests in ").map(|(n, _)| n.trim().parse().unwrap_or(0)))
         .unwrap_or(0);
-    let latency = text
+    // "     99%   12.34ms" in the latency distribution.
+    let p99_ms = text
         .lines()
-        .find_map(|l| l.trim().strip_prefix("Latency").map(|r| r.split_whitespace().next().unwrap_or("").to_string()))
-        .unwrap_or_default();
-    Ok(WrkResult { rate, requests, latency })
+        .find_map(|l| {
+            let v = l.trim().strip_prefix("99%")?.trim();
+            let (number, scale) = if let Some(us) = v.strip_suffix("us") {
+                (us, 0.001)
+            } else if let Some(ms) = v.strip_suffix("ms") {
+                (ms, 1.0)
+            } else {
+                (v.strip_suffix('s')?, 1000.0)
+            };
+            number.parse::<f64>().ok().map(|n| n * scale)
+        })
+        .ok_or_else(|| anyhow::anyhow!("wrk printed no p99:\n{text}"))?;
+    Ok(WrkResult { rate, requests, p99_ms })
 }
