@@ -119,7 +119,7 @@ fn main() -> anyhow::Result<()> {
             .iter()
             .map(|(id, display)| {
                 let sha: String = (0..64).map(|_| format!("{:x}", rng.gen_range(0..16))).collect();
-                format!("({sid}, {id}, '{display}-S01', 'H&E', '{{}}', '{sha}', '{sha}', 1000000, 'tiff', 40000, 30000, '{{}}', 0.25, 0.25, 'available', '{now}', '{now}')")
+                format!("({sid}, {id}, '{display}-S01', 'H&E', '{{}}', '{sha}', '{sha}', 1000000, 'generic-tiff', 40000, 30000, '{{}}', 0.25, 0.25, 'available', '{now}', '{now}')")
             })
             .collect();
         sql.push_str(&rows.join(","));
