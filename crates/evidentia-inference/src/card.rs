@@ -221,12 +221,13 @@ impl std::fmt::Display for Problems {
 impl std::error::Error for Problems {}
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/models").join(name))
-            .unwrap()
+    /// A model fixture (the crate's folder read when the test runs: see evidentia-wsi's `fixture`).
+    pub(crate) fn fixture(name: &str) -> Vec<u8> {
+        let crate_dir = std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or(env!("CARGO_MANIFEST_DIR").into());
+        std::fs::read(std::path::Path::new(&crate_dir).join("../../tests/fixtures/models").join(name)).unwrap()
     }
 
     #[test]

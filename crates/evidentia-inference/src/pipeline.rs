@@ -411,8 +411,7 @@ mod tests {
     use super::*;
 
     fn card() -> ModelCard {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/models/tiny-fcn.json");
-        ModelCard::parse(&std::fs::read(path).unwrap()).unwrap()
+        ModelCard::parse(&crate::card::tests::fixture("tiny-fcn.json")).unwrap()
     }
 
     #[test]

@@ -420,7 +420,7 @@ mod tests {
 
     #[test]
     fn open_readers_are_bounded() {
-        let png = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/slides/plain.png");
+        let png = crate::reader::tests::fixture("plain.png");
         let server = TileServer::new(1 << 20);
         for i in 0..(OPEN_SLIDES + 8) {
             let r = server.reader(&format!("sha{i}"), &png).unwrap();

@@ -1043,7 +1043,7 @@ impl SlideReader for ImageReader {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::Value as Json;
 
@@ -1057,8 +1057,11 @@ mod tests {
         "plain.jpg",
     ];
 
-    fn fixture(name: &str) -> std::path::PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/slides").join(name)
+    /// A slide fixture. The crate's folder is read when the test runs (cargo sets it), so that a
+    /// test binary built from another checkout of the same sources finds this one's fixtures.
+    pub(crate) fn fixture(name: &str) -> std::path::PathBuf {
+        let crate_dir = std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or(env!("CARGO_MANIFEST_DIR").into());
+        Path::new(&crate_dir).join("../../tests/fixtures/slides").join(name)
     }
 
     fn reference() -> Json {
