@@ -155,6 +155,18 @@ impl FieldDef {
             .collect()
     }
 
+    /// The label of the choice `code`, read from the choices' text without building the list
+    /// (`choices`' rules: "code, label" separated by `|`; a choice without a comma is its own label).
+    pub fn choice_label(&self, code: &str) -> Option<&str> {
+        if !self.field_type.has_choices() {
+            return None;
+        }
+        self.choices_raw.split('|').find_map(|c| {
+            let (c_code, label) = c.split_once(',').unwrap_or((c, c));
+            (c_code.trim() == code && !code.is_empty()).then(|| label.trim())
+        })
+    }
+
     /// Holds no data (REDCap `descriptive`).
     pub fn holds_data(&self) -> bool {
         self.field_type != FieldType::Descriptive
@@ -197,9 +209,7 @@ impl FieldDef {
                 "0" => "False".into(),
                 _ => text,
             },
-            "dropdown" | "radio" => {
-                self.choices().into_iter().find(|c| c.code == text).map(|c| c.label).unwrap_or(text)
-            }
+            "dropdown" | "radio" => self.choice_label(&text).map(str::to_string).unwrap_or(text),
             "checkbox" => {
                 let choices = self.choices();
                 v.as_array()
@@ -1089,5 +1099,17 @@ x,f,widget,X,\n";
         assert!(text.iter().any(|t| t.contains("row 5") && t.contains("widget")), "{text:?}");
         let missing = parse_redcap("d.csv", b"a,b\n1,2\n").unwrap_err();
         assert!(missing[0].message.contains("REDCap data dictionary"));
+    }
+
+    #[test]
+    fn a_choice_label_is_the_one_the_choice_list_gives() {
+        let mut f = FieldDef::for_tests("stage", "dropdown", "", DeidAction::Keep);
+        f.choices_raw = " 1, Stage I | 2,Stage II|3| , empty | 4,".into();
+        for code in ["1", "2", "3", "4", "5", "", " 1"] {
+            let listed = f.choices().into_iter().find(|c| c.code == code).map(|c| c.label);
+            assert_eq!(f.choice_label(code).map(str::to_string), listed, "code {code:?}");
+        }
+        assert_eq!(f.label_of(&serde_json::json!("2")), "Stage II");
+        assert_eq!(f.label_of(&serde_json::json!("9")), "9");
     }
 }

@@ -64,6 +64,10 @@ impl Case {
     pub fn values(&self) -> Map<String, Value> {
         self.data.0.clone()
     }
+    /// One field's value, without copying the others (the case list shows a cell per field).
+    pub fn value(&self, field: &str) -> Option<&Value> {
+        self.data.0.get(field)
+    }
 }
 
 /// Filters of the case list; empty means any.

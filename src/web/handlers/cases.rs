@@ -172,7 +172,7 @@ pub struct CasesListPage {
 
 impl CasesListPage {
     pub fn cell(&self, case: &Case, f: &FieldDef) -> String {
-        case.values().get(&f.name).map(|v| f.label_of(v)).unwrap_or_default()
+        case.value(&f.name).map(|v| f.label_of(v)).unwrap_or_default()
     }
 }
 
