@@ -311,7 +311,7 @@ pub fn prepare(
     // Each row's site and subject key (blocks of rows on every core), then the duplicates in
     // file order, then every admitted row's cells (on every core again). Problems come out in
     // row order, as one pass would give them.
-    let admissions: Vec<Admission> = in_blocks(table.rows.len(), |range| {
+    let mut admissions: Vec<Admission> = in_blocks(table.rows.len(), |range| {
         range
             .map(|ri| {
                 let row = &table.rows[ri];
@@ -340,34 +340,33 @@ pub fn prepare(
     .flatten()
     .collect();
     let mut seen: HashMap<&str, usize> = HashMap::new();
-    let mut admitted: Vec<Option<(String, String)>> = Vec::with_capacity(admissions.len());
+    let mut duplicates = Vec::new();
     let mut problems = Vec::new();
     for (ri, a) in admissions.iter().enumerate() {
         let r = ri + 1;
-        admitted.push(match a {
-            Admission::Refused(msg, column) => {
-                problems.push(problem(Some(r), Some(column), msg.as_str()));
-                None
-            }
-            Admission::Admitted(site_code, subject_key) => match seen.insert(subject_key, r) {
-                Some(first) => {
+        match a {
+            Admission::Refused(msg, column) => problems.push(problem(Some(r), Some(column), msg.as_str())),
+            Admission::Admitted(_, subject_key) => {
+                if let Some(first) = seen.insert(subject_key, r) {
                     problems.push(problem(
                         Some(r),
                         Some(&subject_field.name),
                         format!("duplicate subject (same as row {first})"),
                     ));
-                    None
+                    duplicates.push(ri);
                 }
-                None => Some((site_code.clone(), subject_key.clone())),
-            },
-        });
+            }
+            Admission::Duplicate => {}
+        }
     }
     drop(seen);
-    drop(admissions);
+    for ri in duplicates {
+        admissions[ri] = Admission::Duplicate;
+    }
     if !problems.is_empty() {
         cx.refused.store(true, Ordering::Relaxed);
     }
-    let blocks = in_blocks(table.rows.len(), |range| cx.rows(&table.rows, &admitted, range));
+    let blocks = in_blocks(table.rows.len(), |range| cx.rows(&table.rows, &admissions, range));
     for block in blocks {
         problems.extend(block.problems);
         out.rows.extend(block.rows);
@@ -383,10 +382,12 @@ pub fn prepare(
     out
 }
 
-/// A row's site and subject, or why it is refused (message, column).
+/// A row's site and subject key, or why it is refused (message, column), or that it repeats an
+/// earlier row's subject.
 enum Admission {
     Admitted(String, String),
     Refused(String, String),
+    Duplicate,
 }
 
 /// Runs `work` over blocks of `0..n` on every core (at least 1,000 rows a block), the results
@@ -433,17 +434,12 @@ struct Block {
 
 impl RowContext<'_> {
     /// Validates and de-identifies the cells of the admitted rows in `range`.
-    fn rows(
-        &self,
-        rows: &[Vec<String>],
-        admitted: &[Option<(String, String)>],
-        range: std::ops::Range<usize>,
-    ) -> Block {
+    fn rows(&self, rows: &[Vec<String>], admissions: &[Admission], range: std::ops::Range<usize>) -> Block {
         let fields = self.fields;
         let mut out = Block::default();
         let mut cells: Vec<Option<Value>> = vec![None; fields.len()];
         for ri in range {
-            let Some((site_code, subject_key)) = &admitted[ri] else { continue };
+            let Admission::Admitted(site_code, subject_key) = &admissions[ri] else { continue };
             let (r, row) = (ri + 1, &rows[ri]);
             let subject = deid::Subject::new(subject_key);
             let mut status = CaseStatus::Enrolled;
