@@ -19,7 +19,7 @@ use crate::slides::SlideStatus;
 
 /// Which AI run and which reading campaigns feed the dataset (each optional; a second campaign
 /// to compare with the first, e.g. an AI-assisted re-read with the unaided first read).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Sources {
     pub run: Option<i32>,
     pub campaign: Option<i32>,
@@ -187,6 +187,12 @@ fn campaign_columns(
     suffix: String,
 ) -> Result<CampaignColumns> {
     let campaign = campaigns::get(conn, study_id, cid)?;
+    if campaign.is_training() {
+        return Err(crate::error::Error::invalid(
+            "campaign",
+            format!("{} is a training campaign: training reads never feed the analysis set", campaign.name),
+        ));
+    }
     let def = schema::current(conn, study_id)?.map(|s| s.definition()).unwrap_or_default();
     let fields: Vec<schema::FieldDef> = def.fields.iter().filter(|f| !f.is_comment()).cloned().collect();
     let mut by_reader: BTreeMap<String, BTreeMap<String, serde_json::Map<String, serde_json::Value>>> = BTreeMap::new();

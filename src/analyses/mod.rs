@@ -135,6 +135,47 @@ impl Request {
         serde_urlencoded::to_string(&pairs).unwrap_or_default()
     }
 
+    /// The analysis as a person reads it, for lists (the plan, the checklist): what it is, its
+    /// parameters by their labels, and its data sources — "Cohen's kappa: rater A phenotype__r1,
+    /// rater B phenotype__r2 · campaign 2".
+    pub fn summary(&self) -> String {
+        let form = crate::stats::describe::forms().iter().find(|f| f.name == self.analysis);
+        let what = form
+            .map_or(self.analysis.clone(), |f| f.about.split(['(', ':']).next().unwrap_or(&f.about).trim().to_string());
+        let params: Vec<String> = self
+            .params
+            .iter()
+            .filter(|(_, v)| !v.trim().is_empty())
+            .map(|(k, v)| {
+                let label = form
+                    .and_then(|f| f.fields.iter().find(|x| &x.name == k))
+                    .map_or(k.replace('_', " "), |x| x.label.to_lowercase());
+                format!("{label} {v}")
+            })
+            .collect();
+        let mut sources = Vec::new();
+        if let Some(r) = self.run {
+            sources.push(format!("AI run {r}"));
+        }
+        if let Some(c) = self.campaign {
+            sources.push(format!("campaign {c}"));
+        }
+        if let Some(c) = self.campaign2 {
+            sources.push(format!("compared with campaign {c}"));
+        }
+        let mut out = what;
+        if !params.is_empty() {
+            out.push_str(&format!(": {}", params.join(", ")));
+        }
+        if !sources.is_empty() {
+            out.push_str(&format!(" · {}", sources.join(", ")));
+        }
+        if !self.level.trim().is_empty() && self.level.trim() != "0.95" {
+            out.push_str(&format!(" · level {}", self.level.trim()));
+        }
+        out
+    }
+
     pub fn parse(query: &str) -> Result<Request> {
         let pairs: Vec<(String, String)> =
             serde_urlencoded::from_str(query).map_err(|e| Error::invalid("query", e.to_string()))?;

@@ -61,7 +61,7 @@ impl Criterion {
             "<=" => "≤",
             o => o,
         };
-        format!("{} {op} {}", self.metric, self.value)
+        format!("{} {op} {}", crate::report::results::label(&self.metric), self.value)
     }
     /// The observed value of the metric in a result and the verdict.
     pub fn evaluate(&self, result: &Value) -> (Option<f64>, Verdict) {
@@ -95,6 +95,13 @@ pub struct PlanItem {
     /// The analysis and its data, as a canonical analysis query string.
     pub query: String,
     pub criterion: Option<Criterion>,
+}
+
+impl PlanItem {
+    /// The analysis as a person reads it (see [`super::Request::summary`]).
+    pub fn summary(&self) -> String {
+        super::Request::parse(&self.query).map_or_else(|_| self.query.clone(), |r| r.summary())
+    }
 }
 
 crate::db::text_enum! {
@@ -342,7 +349,7 @@ mod tests {
         assert_eq!(c.evaluate(&json!({"opa": {"wilson_low": 0.9}})), (Some(0.9), Verdict::Pass));
         assert_eq!(c.evaluate(&json!({"opa": {"wilson_low": 0.8}})).1, Verdict::Fail);
         assert_eq!(c.evaluate(&json!({"opa": {"wilson_low": null}})).1, Verdict::Undetermined);
-        assert_eq!(c.label(), "opa.wilson_low ≥ 0.85");
+        assert_eq!(c.label(), "OPA lower CI bound (Wilson) ≥ 0.85");
         assert_eq!(Criterion::parse_op("≤").unwrap(), "<=");
         assert!(Criterion::parse_op("==").is_err());
     }

@@ -2,6 +2,12 @@
 //! SHA-256 of the exact input dataset, the results, the plot and the software version — in one
 //! audited transaction. Re-running it on the current data shows what changed. Saved analyses are
 //! retired with a reason, never deleted.
+//!
+//! A saved analysis whose input no longer hashes the same (a case edited, a slide ingested, a
+//! read submitted since) is *stale*: [`freshness`] tells, and every list of saved analyses, the
+//! pre-lock checklist and the dossier export use it. Saving the same analysis again (or the same
+//! item of the plan) *supersedes* the one saved before: it stays, marked superseded, with a link
+//! to its successor, in the same audited transaction.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -39,13 +45,17 @@ pub struct Saved {
     pub status_reason: Option<String>,
     pub created_by: String,
     pub created_at: NaiveDateTime,
+    /// The saved analysis that replaced this one, when superseded.
+    pub superseded_by: Option<i32>,
 }
 
 crate::db::text_enum! {
-    /// A saved analysis: current, or retired with a reason (kept).
+    /// A saved analysis: current; retired with a reason; or superseded by a later save of the
+    /// same analysis (all kept).
     pub enum SavedStatus {
         Current = "current",
         Retired = "retired",
+        Superseded = "superseded",
     }
 }
 
@@ -63,6 +73,9 @@ pub struct SavedRow {
     pub criterion: Option<Criterion>,
     pub observed: Option<f64>,
     pub verdict: Option<Verdict>,
+    /// A current saved analysis whose input no longer hashes the same; `None` when not checked
+    /// (see [`freshness`]) or not current.
+    pub stale: Option<bool>,
 }
 
 impl SavedRow {
@@ -73,6 +86,56 @@ impl SavedRow {
     pub fn criterion_label(&self) -> String {
         self.criterion.as_ref().map(Criterion::label).unwrap_or_default()
     }
+    pub fn is_current(&self) -> bool {
+        self.saved.status == SavedStatus::Current
+    }
+    pub fn is_stale(&self) -> bool {
+        self.stale == Some(true)
+    }
+    /// "current", "stale", "retired", "superseded": what the lists show and the CSV exports.
+    pub fn state(&self) -> &'static str {
+        if self.is_stale() {
+            "stale"
+        } else {
+            self.saved.status.as_str()
+        }
+    }
+}
+
+/// Marks every current saved analysis of `rows` stale or not: each distinct data source's
+/// dataset is built once and hashed as when it was saved.
+pub fn freshness(conn: &mut Conn, study_id: crate::studies::StudyId, rows: &mut [SavedRow]) -> Result<()> {
+    let mut hashes: std::collections::HashMap<super::Sources, String> = std::collections::HashMap::new();
+    for row in rows.iter_mut().filter(|r| r.is_current()) {
+        let sources = Request::parse(&row.saved.query)?.sources();
+        let sha = match hashes.get(&sources) {
+            Some(sha) => sha.clone(),
+            None => {
+                let sha = super::dataset::build(conn, study_id, &sources)?.sha256()?;
+                hashes.insert(sources, sha.clone());
+                sha
+            }
+        };
+        row.stale = Some(sha != row.saved.input_sha256);
+    }
+    Ok(())
+}
+
+/// The study's saved analyses with their freshness (what the pages list).
+pub fn list_checked(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<Vec<SavedRow>> {
+    let mut rows = list(conn, study_id)?;
+    freshness(conn, study_id, &mut rows)?;
+    Ok(rows)
+}
+
+/// How many saved analyses are current: a change to the data makes them stale (the pages that
+/// change data warn with it).
+pub fn current_count(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<i64> {
+    Ok(saved_analyses::table
+        .filter(saved_analyses::study_id.eq(study_id))
+        .filter(saved_analyses::status.eq(SavedStatus::Current))
+        .count()
+        .get_result(conn)?)
 }
 
 pub fn list(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<Vec<SavedRow>> {
@@ -109,12 +172,13 @@ fn with_plan(plans: &[plan::Plan], saved: Saved) -> SavedRow {
         }
         None => (None, None),
     };
-    SavedRow { role: item.map(|i| i.role), criterion, observed, verdict, saved }
+    SavedRow { role: item.map(|i| i.role), criterion, observed, verdict, saved, stale: None }
 }
 
 /// Saves the analysis of `req` on the current data. It must compute (an analysis that cannot be
 /// computed is refused with the reason). When the signed plan holds this exact analysis, the
-/// saved result is that plan item's.
+/// saved result is that plan item's. Every current saved analysis of the same analysis (or of
+/// the same plan item) is superseded by the new one, audited in the same transaction.
 pub fn save(conn: &mut Conn, actor: &Actor, access: &StudyAccess, req: &Request, title: &str) -> Result<Saved> {
     access.require(Permission::ManageAnalyses)?;
     crate::studies::get_by_code(conn, &access.study.code)?.ensure_editable()?;
@@ -158,6 +222,39 @@ pub fn save(conn: &mut Conn, actor: &Actor, access: &StudyAccess, req: &Request,
                 }),
             ),
         )?;
+        let plan_key = item.as_ref().map(|i| i.key.clone());
+        let earlier: Vec<Saved> = saved_analyses::table
+            .filter(saved_analyses::study_id.eq(access.study.id))
+            .filter(saved_analyses::status.eq(SavedStatus::Current))
+            .filter(saved_analyses::id.ne(id))
+            .select(Saved::as_select())
+            .load::<Saved>(conn)?
+            .into_iter()
+            .filter(|s| s.query == computed.query || (plan_key.is_some() && s.plan_item == plan_key))
+            .collect();
+        for old in earlier {
+            let reason = format!("superseded by #{id}: the same analysis saved again");
+            diesel::update(saved_analyses::table.find(old.id))
+                .set((
+                    saved_analyses::status.eq(SavedStatus::Superseded),
+                    saved_analyses::status_reason.eq(&reason),
+                    saved_analyses::superseded_by.eq(id),
+                ))
+                .execute(conn)?;
+            audit::record(
+                conn,
+                Change::new(
+                    access.study.chain(),
+                    &actor.name,
+                    Action::SupersedeAnalysis,
+                    Entity::SavedAnalysis,
+                    old.id,
+                )
+                .before(json!({"status": old.status, "input_sha256": old.input_sha256}))
+                .after(json!({"status": SavedStatus::Superseded, "superseded_by": id}))
+                .because(&reason),
+            )?;
+        }
         Ok(saved_analyses::table.find(id).select(Saved::as_select()).first(conn)?)
     })
 }
@@ -172,8 +269,8 @@ pub fn retire(conn: &mut Conn, actor: &Actor, access: &StudyAccess, id: i32, rea
     }
     write_tx(conn, |conn| {
         let s = get(conn, access.study.id, id)?.saved;
-        if s.status == SavedStatus::Retired {
-            return Err(Error::Conflict("already retired".into()));
+        if s.status != SavedStatus::Current {
+            return Err(Error::Conflict(format!("already {}", s.status)));
         }
         diesel::update(saved_analyses::table.find(id))
             .set((saved_analyses::status.eq(SavedStatus::Retired), saved_analyses::status_reason.eq(reason)))

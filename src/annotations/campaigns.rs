@@ -27,6 +27,15 @@ crate::db::text_enum! {
     }
 }
 
+crate::db::text_enum! {
+    /// What a campaign is for: reads for the study's analyses, or training (reader training and
+    /// calibration), which never feeds the analysis set.
+    pub enum CampaignPurpose {
+        Analysis = "analysis",
+        Training = "training",
+    }
+}
+
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = campaigns)]
 pub struct Campaign {
@@ -49,6 +58,9 @@ pub struct Campaign {
     pub created_at: NaiveDateTime,
     /// AI-assisted: the biomarker run whose results readers see while reading.
     pub ai_run_id: Option<i32>,
+    /// Stored from this version on; campaigns created before are analysis campaigns.
+    #[serde(skip)]
+    pub purpose: Option<CampaignPurpose>,
 }
 
 crate::db::text_enum! {
@@ -60,6 +72,12 @@ crate::db::text_enum! {
 }
 
 impl Campaign {
+    pub fn purpose(&self) -> CampaignPurpose {
+        self.purpose.unwrap_or(CampaignPurpose::Analysis)
+    }
+    pub fn is_training(&self) -> bool {
+        self.purpose() == CampaignPurpose::Training
+    }
     /// How its reads are made, as recorded with every read.
     pub fn assistance(&self) -> Assistance {
         if self.ai_run_id.is_some() {
@@ -108,6 +126,24 @@ pub struct CampaignInput {
     pub washout_days: i32,
     /// AI-assisted reading with this biomarker run of the study (None: unaided, blinded to AI).
     pub ai_run_id: Option<i32>,
+    /// The manager confirmed showing readers outcome fields (see [`outcome_fields`]).
+    pub confirm_outcomes: bool,
+    /// Training campaigns never feed the analysis set (a re-read keeps its first read's purpose).
+    pub training: bool,
+}
+
+/// Case fields that hold outcomes (the dictionary's outcome and follow-up forms: progression,
+/// survival, response…): showing them to readers unblinds them to what the biomarker is meant to
+/// predict, so a campaign shows them only with an explicit, audited confirmation.
+pub fn outcome_fields(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<Vec<String>> {
+    Ok(crate::cases::dictionary::load(conn, study_id)?
+        .into_iter()
+        .filter(|f| {
+            let form = f.form_name.to_lowercase();
+            form.contains("outcome") || form.contains("follow")
+        })
+        .map(|f| f.name)
+        .collect())
 }
 
 pub fn list(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<Vec<Campaign>> {
@@ -246,10 +282,12 @@ pub fn create(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &Camp
                 errors.add("adjudicator", "the adjudicator cannot be one of the readers");
                 None
             }
+            // A pathologist who does not read these slides: the adjudication is blinded to who
+            // said what and to the AI, like a read.
             a => match member_role(a) {
-                Some((id, Role::Annotator | Role::Manager)) => Some(id),
+                Some((id, Role::Annotator)) => Some(id),
                 _ => {
-                    errors.add("adjudicator", format!("{a} is not an annotator or manager in this study"));
+                    errors.add("adjudicator", format!("{a} is not a pathologist (annotator) of this study"));
                     None
                 }
             },
@@ -272,6 +310,18 @@ pub fn create(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &Camp
             errors.add("adjudicator", format!("{name} reads some of these slides in another campaign"));
         }
         let showable = showable_case_fields(conn, study.id)?;
+        let outcomes: Vec<String> =
+            outcome_fields(conn, study.id)?.into_iter().filter(|f| input.case_fields.contains(f)).collect();
+        if !outcomes.is_empty() && !input.confirm_outcomes {
+            errors.add(
+                "case_fields",
+                format!(
+                    "{} {}: showing outcomes unblinds readers to what the biomarker predicts — confirm it explicitly, or leave them out",
+                    outcomes.join(", "),
+                    if outcomes.len() == 1 { "is an outcome" } else { "are outcomes" }
+                ),
+            );
+        }
         for f in &input.case_fields {
             if !showable.contains(f) {
                 errors.add(
@@ -323,6 +373,11 @@ pub fn create(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &Camp
             ),
         };
         let seed = input.seed.unwrap_or_else(order::new_seed);
+        let purpose = match &parent {
+            Some(p) => p.purpose(),
+            None if input.training => CampaignPurpose::Training,
+            None => CampaignPurpose::Analysis,
+        };
         let at = now();
         let campaign: Campaign = diesel::insert_into(campaigns::table)
             .values((
@@ -339,6 +394,7 @@ pub fn create(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &Camp
                 campaigns::created_by.eq(&actor.name),
                 campaigns::created_at.eq(at),
                 campaigns::ai_run_id.eq(input.ai_run_id),
+                campaigns::purpose.eq(purpose),
             ))
             .returning(Campaign::as_returning())
             .get_result(conn)?;
@@ -371,8 +427,10 @@ pub fn create(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &Camp
             Change::new(study.chain(), &actor.name, Action::Create, Entity::Campaign, &name).after(json!({
                 "seed": seed, "readers": reader_names, "slides": labels, "blind_case_data": blind,
                 "case_fields": case_fields, "tolerances": tolerances, "adjudicator": adjudicator,
+                "outcome_fields_shown_confirmed": (!outcomes.is_empty()).then_some(&outcomes),
                 "parent": parent.as_ref().map(|p| p.name.clone()),
                 "washout_days": campaign.washout_days,
+                "purpose": purpose.as_str(),
                 "assistance": campaign.assistance().as_str(),
                 "ai_run": ai_run.as_ref().map(|r| json!({"id": r.id, "model": r.model(), "model_sha256": r.model_sha256})),
             })),
@@ -561,13 +619,25 @@ pub fn adjudicator_name(conn: &mut Conn, c: &Campaign) -> Result<Option<String>>
 }
 
 /// Case values shown to readers of a campaign that is not blinded to case data.
-pub fn case_values(c: &Campaign, case_data: &str) -> Vec<(String, String)> {
+/// The case fields a campaign shows its readers, as (label, value) with the dictionary's labels
+/// and choices' labels ("Histology: Squamous cell carcinoma", not "histology 2").
+pub fn case_values(
+    c: &Campaign,
+    case_data: &str,
+    dictionary: &[crate::cases::dictionary::FieldDef],
+) -> Vec<(String, String)> {
     let data: Map<String, Value> = serde_json::from_str(case_data).unwrap_or_default();
     c.case_fields()
         .into_iter()
-        .map(|f| {
-            let v = data.get(&f).map(crate::cases::dictionary::value_text).unwrap_or_default();
-            (f, v)
+        .map(|name| {
+            let field = dictionary.iter().find(|d| d.name == name);
+            let v = match (data.get(&name), field) {
+                (Some(v), Some(f)) => f.label_of(v),
+                (Some(v), None) => crate::cases::dictionary::value_text(v),
+                (None, _) => String::new(),
+            };
+            let label = field.map(|f| f.label.trim()).filter(|l| !l.is_empty()).map_or(name.clone(), str::to_string);
+            (label, v)
         })
         .collect()
 }

@@ -118,11 +118,22 @@ pub struct QueueItem {
     pub read: Read,
     /// `None`: open now. `Some(None)`: waits for the first read. `Some(Some(t))`: opens at t.
     pub opens: Option<Option<NaiveDateTime>>,
+    /// A submitted first read hidden from its reader while they re-read the slide (blinding):
+    /// it shows again when the re-read is submitted.
+    pub hidden: bool,
 }
 
 impl QueueItem {
     pub fn is_open(&self) -> bool {
         self.opens.is_none()
+    }
+    /// The reader can open it now (not waiting for a washout, not hidden by a re-read).
+    pub fn readable(&self) -> bool {
+        self.is_open() && !self.hidden
+    }
+    /// Waiting for the reader: readable and not yet submitted.
+    pub fn to_read(&self) -> bool {
+        self.readable() && !self.read.is_submitted()
     }
     pub fn opens_label(&self) -> String {
         match self.opens {
@@ -154,7 +165,8 @@ pub fn queue(conn: &mut Conn, study_id: crate::studies::StudyId, reader_id: i32)
             }
         };
         let opens = washout(conn, &campaign, &read)?;
-        out.push(QueueItem { read, opens });
+        let hidden = read.is_submitted() && rereading(conn, &read)?;
+        out.push(QueueItem { read, opens, hidden });
     }
     Ok(out)
 }
@@ -549,7 +561,8 @@ pub fn visible_case_values(conn: &mut Conn, campaign: &Campaign, slide_id: i32) 
     }
     let data: String =
         slides::table.inner_join(cases::table).filter(slides::id.eq(slide_id)).select(cases::data).first(conn)?;
-    Ok(campaigns::case_values(campaign, &data))
+    let dictionary = crate::cases::dictionary::load(conn, campaign.study_id)?;
+    Ok(campaigns::case_values(campaign, &data, &dictionary))
 }
 
 /// Neighbours in the reader's queue (previous, next read ids), for n/p in the workbench.

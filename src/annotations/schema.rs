@@ -36,6 +36,9 @@ pub enum FieldKind {
 pub struct FieldDef {
     /// Machine name: `a-z 0-9 _`, starting with a letter (CSV column, API key).
     pub name: String,
+    /// What readers see (`til_density (TIL density)` in the text form); empty: the name, spaced.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub label: String,
     #[serde(flatten)]
     pub kind: FieldKind,
     pub required: bool,
@@ -78,13 +81,13 @@ pub struct Definition {
 
 /// The text a new study starts from: the tumour-immune phenotype read (docs/models.md).
 pub const DEFAULT_TEXT: &str = "\
-# fields: name | categorical | choice, choice, … | required
-#         name | numeric | min-max unit | required
-#         name | yesno | required        name | comment
-phenotype | categorical | inflamed, excluded, desert | required
-til_density | numeric | 0-5000 /mm² | required
-tumour_present | yesno | required
-comment | comment
+# fields: name (Label) | categorical | choice, choice, … | required
+#         name (Label) | numeric | min-max unit | required
+#         name (Label) | yesno | required        name (Label) | comment
+phenotype (Tumour-immune phenotype) | categorical | inflamed, excluded, desert | required
+til_density (TIL density) | numeric | 0-5000 /mm² | required
+tumour_present (Tumour present) | yesno | required
+comment (Comment) | comment
 # classes: Name | #rrggbb | point, area or any
 Tumor | #c83232 | area
 Stroma | #2ca02c | area
@@ -179,6 +182,8 @@ impl Definition {
         let mut out = String::new();
         for f in &self.fields {
             let req = if f.required { " | required" } else { "" };
+            let name = if f.label.is_empty() { f.name.clone() } else { format!("{} ({})", f.name, f.label) };
+            let f = FieldDef { name, ..f.clone() };
             let line = match &f.kind {
                 FieldKind::Categorical { choices } => format!("{} | categorical | {}{req}", f.name, choices.join(", ")),
                 FieldKind::Numeric { min, max, unit } => {
@@ -234,6 +239,16 @@ impl Definition {
 }
 
 impl FieldDef {
+    /// What a person reads: the label, else the name with spaces ("tumour present").
+    pub fn display_label(&self) -> String {
+        if self.label.is_empty() {
+            let spaced = self.name.replace('_', " ");
+            let mut c = spaced.chars();
+            c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+        } else {
+            self.label.clone()
+        }
+    }
     fn normalise(&self, raw: &str) -> std::result::Result<String, String> {
         match &self.kind {
             FieldKind::Categorical { choices } => choices
@@ -312,7 +327,15 @@ fn valid_name(name: &str) -> bool {
 }
 
 fn parse_field(parts: &[&str]) -> std::result::Result<FieldDef, String> {
-    let name = parts[0];
+    // `name (Label shown to readers)` or just `name`.
+    let (name, label) = match parts[0].split_once('(') {
+        Some((n, rest)) if rest.ends_with(')') => (n.trim(), rest[..rest.len() - 1].trim()),
+        Some(_) => return Err(format!("{:?}: a label goes in parentheses after the name: `name (Label)`", parts[0])),
+        None => (parts[0], ""),
+    };
+    if label.chars().count() > 100 {
+        return Err(format!("{name}: the label is longer than 100 characters"));
+    }
     if !valid_name(name) {
         return Err(format!("field name {name:?} must be a-z, 0-9 or _, starting with a letter"));
     }
@@ -361,7 +384,7 @@ fn parse_field(parts: &[&str]) -> std::result::Result<FieldDef, String> {
         }
         other => return Err(format!("{name}: unknown field type {other:?} (categorical, numeric, yesno, comment)")),
     };
-    Ok(FieldDef { name: name.to_string(), kind, required })
+    Ok(FieldDef { name: name.to_string(), label: label.to_string(), kind, required })
 }
 
 /// `min-max` with finite numbers, min < max; negative bounds allowed (`-10-10`, `-5--1`).
@@ -551,6 +574,10 @@ mod tests {
             ClassDef { name: "Lymphocyte".into(), color: [0x1f, 0x77, 0xb4], shape: ClassShape::Point }
         );
         assert_eq!(Definition::parse_text(&def.to_text()).unwrap(), def);
+        assert_eq!(def.fields[1].display_label(), "TIL density");
+        let bare = Definition::parse_text("tumour_present | yesno").unwrap();
+        assert_eq!(bare.fields[0].display_label(), "Tumour present");
+        assert!(Definition::parse_text("x (unclosed | yesno").unwrap_err().to_string().contains("parentheses"));
         let tps = Definition::parse_text("tps_category | categorical | <1%, 1-49%, >=50% | required").unwrap();
         assert_eq!(tps.fields[0].choices(), vec!["<1%", "1-49%", ">=50%"]);
     }

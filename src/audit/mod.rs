@@ -105,6 +105,7 @@ crate::db::text_enum! {
         StartRun = "start_run",
         Status = "status",
         Submit = "submit",
+        SupersedeAnalysis = "supersede_analysis",
         Unlock = "unlock",
         Update = "update",
         Withdraw = "withdraw",
@@ -202,6 +203,58 @@ impl AuditEvent {
     }
     pub fn new_display(&self) -> String {
         values_display(self.new_value.as_deref())
+    }
+    /// The event's changes field by field, as people read them: (field, before, after), values
+    /// as text ("—" for none); a field only before or only after shows "—" on the other side.
+    pub fn changes(&self) -> Vec<FieldChange> {
+        fn object(raw: Option<&str>) -> Option<serde_json::Map<String, Value>> {
+            match serde_json::from_str::<Value>(raw?) {
+                Ok(Value::Object(m)) => Some(m),
+                Ok(other) => Some(serde_json::Map::from_iter([("value".to_string(), other)])),
+                Err(_) => Some(serde_json::Map::from_iter([("value".to_string(), Value::String(raw?.to_string()))])),
+            }
+        }
+        let (old, new) = (object(self.old_value.as_deref()), object(self.new_value.as_deref()));
+        let mut keys: Vec<&String> = old.iter().chain(new.iter()).flat_map(|m| m.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        let text = |m: &Option<serde_json::Map<String, Value>>, k: &str| match m.as_ref().and_then(|m| m.get(k)) {
+            None | Some(Value::Null) => "—".to_string(),
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+        };
+        keys.into_iter()
+            .map(|k| FieldChange {
+                field: k.replace('_', " "),
+                before: old.as_ref().map(|_| text(&old, k)),
+                after: text(&new, k),
+            })
+            .collect()
+    }
+}
+
+/// One field of an audit event, for people to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldChange {
+    pub field: String,
+    /// `None` when the event has no before (a creation).
+    pub before: Option<String>,
+    pub after: String,
+}
+
+impl FieldChange {
+    /// Long values are collapsed behind a *show* toggle.
+    pub fn is_long(&self) -> bool {
+        self.after.chars().count() > 120 || self.before.as_ref().is_some_and(|b| b.chars().count() > 120)
+    }
+    /// The first words of a long value.
+    pub fn short(v: &str) -> String {
+        let cut: String = v.chars().take(80).collect();
+        if cut.len() < v.len() {
+            format!("{cut}…")
+        } else {
+            cut
+        }
     }
 }
 

@@ -99,6 +99,17 @@ pub fn find_by_username(conn: &mut Conn, username: &str) -> Result<Option<User>>
         .optional()?)
 }
 
+/// The full names of `usernames` (those that are users: `cli:…` operators are not), for pages
+/// that show who did what.
+pub fn full_names(conn: &mut Conn, usernames: &[&str]) -> Result<std::collections::HashMap<String, String>> {
+    Ok(users::table
+        .filter(users::username.eq_any(usernames))
+        .select((users::username, users::full_name))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect())
+}
+
 pub fn count(conn: &mut Conn) -> Result<i64> {
     Ok(users::table.count().get_result(conn)?)
 }

@@ -115,6 +115,14 @@ pub struct SlideResultRow {
     pub seconds: f64,
 }
 
+impl SlideResultRow {
+    /// The flags as people read them ("slide unreadable, few tiles"); empty when none.
+    pub fn flags_label(&self) -> String {
+        let flags: Vec<String> = serde_json::from_str(&self.flags).unwrap_or_default();
+        flags.iter().map(|f| f.replace('_', " ")).collect::<Vec<_>>().join(", ")
+    }
+}
+
 impl crate::export::CsvRecord for SlideResultRow {
     const HEADER: &'static [&'static str] = &[
         "slide",

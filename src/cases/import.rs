@@ -37,7 +37,8 @@ pub struct ImportOptions {
     pub mrn_patterns: Vec<String>,
 }
 
-/// One problem, by data row (1-based, header not counted) and column. Never holds the value.
+/// One problem, by data row (1-based, header not counted; shown with the spreadsheet's row number
+/// too, where the header is row 1) and column. Never holds the value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
     pub row: Option<usize>,
@@ -47,9 +48,10 @@ pub struct Problem {
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Data rows count from 1 after the header; a spreadsheet shows the header as row 1.
         match (&self.row, &self.column) {
-            (Some(r), Some(c)) => write!(f, "row {r}, column {c}: {}", self.message),
-            (Some(r), None) => write!(f, "row {r}: {}", self.message),
+            (Some(r), Some(c)) => write!(f, "row {r}, column {c}: {} (spreadsheet row {})", self.message, r + 1),
+            (Some(r), None) => write!(f, "row {r}: {} (spreadsheet row {})", self.message, r + 1),
             (None, Some(c)) => write!(f, "column {c}: {}", self.message),
             (None, None) => write!(f, "{}", self.message),
         }

@@ -110,6 +110,49 @@ pub struct Edited {
     pub redacted: std::collections::BTreeMap<String, usize>,
 }
 
+/// The reasons offered for a change to saved clinical data (each change of an existing case needs
+/// one: 21 CFR 11.10(e), ICH E6(R3) — the audit trail says who, when, what and why). `Other`
+/// needs details; any reason may have them.
+pub const CHANGE_REASONS: [&str; 5] = [
+    "Data entry error",
+    "Corrected from the source document",
+    "Query answered by the site",
+    "Late or updated information from the site",
+    "Other",
+];
+
+/// Why values of an existing case change, as the person gave it.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeReason {
+    /// One of [`CHANGE_REASONS`].
+    pub reason: String,
+    /// Free text: scrubbed like every free text before it is stored.
+    pub details: String,
+}
+
+impl ChangeReason {
+    /// The reason as stored in the audit event ("Data entry error: wrong row copied"), scrubbed,
+    /// and how many identifiers were redacted from the details; refused when missing.
+    fn text(&self, deid: &deid::EditDeid) -> Result<(String, usize)> {
+        let reason = self.reason.trim();
+        let Some(known) = CHANGE_REASONS.iter().find(|r| r.eq_ignore_ascii_case(reason)) else {
+            return Err(Error::invalid(
+                "reason",
+                if reason.is_empty() {
+                    "say why the values change: pick a reason for the change".to_string()
+                } else {
+                    format!("'{reason}' is not one of the reasons ({})", CHANGE_REASONS.join(", "))
+                },
+            ));
+        };
+        let (details, redacted) = deid.scrub(self.details.trim());
+        if details.is_empty() && *known == "Other" {
+            return Err(Error::invalid("reason_details", "say what the other reason is"));
+        }
+        Ok((if details.is_empty() { known.to_string() } else { format!("{known}: {details}") }, redacted))
+    }
+}
+
 /// Whether a field (other than the subject id) may be changed by typing on the case page: only
 /// values kept as imported. Identifiers and whatever an action de-identified (dates, generalised
 /// values, pseudonyms) change only through an import, where the raw value goes through its action;
@@ -124,7 +167,9 @@ pub fn typed_edits_allowed(f: &FieldDef) -> bool {
 /// given field is validated against the dictionary and de-identified at the door like an
 /// import's cells: free text is scrubbed (patterns only, see [`deid::EditDeid`]); the subject id
 /// and fields [`typed_edits_allowed`] excludes are refused, naming the field, with nothing
-/// changed. Audited with old and new values, and how much was redacted; blocked when locked.
+/// changed. A change needs a reason ([`ChangeReason`]); audited with old and new values, the
+/// reason and how much was redacted; blocked when locked.
+#[allow(clippy::too_many_arguments)]
 pub fn edit_values(
     conn: &mut Conn,
     actor: &Actor,
@@ -132,6 +177,7 @@ pub fn edit_values(
     display_id: &str,
     dictionary: &[FieldDef],
     input: &[(String, String)],
+    why: &ChangeReason,
     deid: &deid::EditDeid,
 ) -> Result<Edited> {
     access.require(Permission::ManageCases)?;
@@ -199,8 +245,26 @@ pub fn edit_values(
                 }
             }
         }
+        // Asked only when something changes: saving an unchanged form records nothing.
+        let reason = if new != old {
+            match why.text(deid) {
+                Ok((text, n)) => {
+                    if n > 0 {
+                        redacted.insert("reason".to_string(), n);
+                    }
+                    Some(text)
+                }
+                Err(Error::Invalid(e)) => {
+                    errors.0.extend(e.0);
+                    None
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            None
+        };
         errors.into_result()?;
-        if new != old {
+        if let Some(reason) = reason {
             let (before, after) = audit::diff(&Value::Object(old.clone()), &Value::Object(new.clone()));
             // Fields removed from `new` show as null after.
             let mut after = after;
@@ -210,16 +274,18 @@ pub fn edit_values(
             diesel::update(cases::table.find(case.id))
                 .set((cases::data.eq(Value::Object(new).to_string()), cases::updated_at.eq(now())))
                 .execute(conn)?;
-            let reason = (!redacted.is_empty()).then(|| {
+            let reason = if redacted.is_empty() {
+                reason
+            } else {
                 let counts: Vec<String> = redacted.iter().map(|(f, n)| format!("{f} {n}")).collect();
-                format!("identifiers redacted from free text: {}", counts.join(", "))
-            });
+                format!("{reason} (identifiers redacted from free text: {})", counts.join(", "))
+            };
             audit::record(
                 conn,
                 Change::new(study.chain(), &actor.name, Action::Update, Entity::Case, &case.display_id)
                     .before(before)
                     .after(after)
-                    .because_opt(reason.as_deref()),
+                    .because(&reason),
             )?;
         }
         Ok(Edited { case: get(conn, study.id, display_id)?, redacted })
@@ -329,6 +395,57 @@ pub fn history(conn: &mut Conn, study_id: crate::studies::StudyId, display_id: &
         .order(audit_events::id.desc())
         .select(audit::AuditEvent::as_select())
         .load(conn)?)
+}
+
+/// One field of a case history event as a person reads it: the dictionary's label, and the
+/// values before and after with their choices' labels ("—" for none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldChange {
+    pub label: String,
+    pub old: String,
+    pub new: String,
+}
+
+/// The fields an event of the case history changed, in dictionary order (then status and any
+/// other key), labelled with `dictionary`.
+pub fn labelled_changes(event: &audit::AuditEvent, dictionary: &[FieldDef]) -> Vec<FieldChange> {
+    fn object(raw: Option<&str>) -> Map<String, Value> {
+        raw.and_then(|r| serde_json::from_str::<Value>(r).ok())
+            .and_then(|v| match v {
+                Value::Object(m) => Some(m),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+    let (old, new) = (object(event.old_value.as_deref()), object(event.new_value.as_deref()));
+    let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
+    let position = |k: &str| dictionary.iter().position(|f| f.name == k).unwrap_or(usize::MAX);
+    keys.sort_by_key(|k| (position(k), k.as_str()));
+    keys.dedup();
+    let show = |f: Option<&FieldDef>, v: Option<&Value>| match v {
+        None | Some(Value::Null) => "—".to_string(),
+        Some(Value::Array(a)) if a.is_empty() => "none".to_string(),
+        Some(v) => match f {
+            Some(f) => f.label_of(v),
+            None => match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            },
+        },
+    };
+    keys.into_iter()
+        .map(|k| {
+            let f = dictionary.iter().find(|f| &f.name == k);
+            let label = match (f, k.as_str()) {
+                (Some(f), _) if !f.label.trim().is_empty() => f.label.clone(),
+                (_, "status") => "Status".to_string(),
+                (_, "date") => "Status date".to_string(),
+                _ => k.clone(),
+            };
+            FieldChange { label, old: show(f, old.get(k)), new: show(f, new.get(k)) }
+        })
+        .filter(|c| c.old != c.new)
+        .collect()
 }
 
 #[derive(Debug, Clone, Queryable, serde::Serialize)]

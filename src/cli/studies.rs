@@ -124,7 +124,14 @@ pub fn run(ctx: &Ctx, cmd: StudyCmd) -> CliResult {
         StudyCmd::Lock { study: code, reason } => {
             let access = study(&mut conn, &actor, &code)?;
             for c in studies::lock::checklist(&mut conn, access.study.id)? {
-                eprintln!("[{}] {} — {}", if c.ok { "x" } else { " " }, c.label, c.detail);
+                let mark = if c.ok {
+                    "x"
+                } else if c.advisory {
+                    "!"
+                } else {
+                    " "
+                };
+                eprintln!("[{mark}] {} — {}", c.label, c.detail);
             }
             let s = studies::transition(&mut conn, &actor, &access, "locked", &reason)?;
             print_lock_state(&mut conn, &s)?;

@@ -307,6 +307,7 @@ diesel::table! {
         created_by -> Text,
         created_at -> Timestamp,
         ai_run_id -> Nullable<Integer>,
+        purpose -> Nullable<Text>,
     }
 }
 
@@ -442,6 +443,7 @@ diesel::table! {
         status_reason -> Nullable<Text>,
         created_by -> Text,
         created_at -> Timestamp,
+        superseded_by -> Nullable<Integer>,
     }
 }
 

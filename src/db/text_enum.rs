@@ -107,7 +107,7 @@ mod tests {
     use diesel_migrations::MigrationHarness;
 
     use crate::analyses::{plan::PlanStatus, saved::SavedStatus};
-    use crate::annotations::campaigns::{Assistance, CampaignStatus};
+    use crate::annotations::campaigns::{Assistance, CampaignPurpose, CampaignStatus};
     use crate::annotations::reads::ReadStatus;
     use crate::audit::{Action, Entity};
     use crate::auth::esign::Meaning;
@@ -156,6 +156,7 @@ mod tests {
             ("saved_analyses_status", texts(SavedStatus::ALL, SavedStatus::as_str)),
             ("slides_status", texts(SlideStatus::ALL, SlideStatus::as_str)),
             ("campaigns_status", texts(CampaignStatus::ALL, CampaignStatus::as_str)),
+            ("campaigns_purpose", texts(CampaignPurpose::ALL, CampaignPurpose::as_str)),
             ("reads_status", texts(ReadStatus::ALL, ReadStatus::as_str)),
             ("cases_status", texts(CaseStatus::ALL, CaseStatus::as_str)),
             ("study_members_role", texts(Role::ALL, Role::as_str)),

@@ -17,7 +17,7 @@ pub fn seed_lock(conn: &mut Conn, study: &str) -> Result<Vec<String>> {
         return Ok(Vec::new());
     }
     let open: Vec<String> =
-        lock::checklist(conn, sid)?.into_iter().filter(|c| !c.ok).map(|c| c.label.to_string()).collect();
+        lock::checklist(conn, sid)?.into_iter().filter(lock::Check::blocks).map(|c| c.label.to_string()).collect();
     if open.is_empty() {
         let manager = users::actor_for_username(conn, "manager")?;
         let access = study_access(conn, &manager, study)?;

@@ -27,11 +27,13 @@ pub const DEMO_PASSWORD: &str = "evidentia-demo";
 pub const DEMO_STUDY: &str = "LUNG-IO-01";
 
 /// (username, full name, admin?, role in the demo study)
-pub const DEMO_USERS: [(&str, &str, bool, Option<&str>); 6] = [
+pub const DEMO_USERS: [(&str, &str, bool, Option<&str>); 7] = [
     ("admin", "Ada Administrator", true, None),
     ("manager", "Park Jiyeon", false, Some("manager")),
     ("annotator1", "Kim Minji, MD", false, Some("annotator")),
     ("annotator2", "Lee Seojun, MD", false, Some("annotator")),
+    // The pathologist who adjudicates the readers' disagreements (reads none of the slides).
+    ("annotator3", "Yoon Jisoo, MD", false, Some("annotator")),
     ("statistician", "Choi Hana, PhD", false, Some("statistician")),
     ("monitor", "Jung Daeho", false, Some("monitor")),
 ];

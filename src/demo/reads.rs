@@ -25,6 +25,8 @@ use crate::error::Result;
 
 /// The readers: (username, chance of reading the true phenotype).
 const READERS: [(&str, f64); 2] = [("annotator1", 0.85), ("annotator2", 0.75)];
+/// The pathologist who adjudicates the first read's disagreements.
+const ADJUDICATOR: &str = "annotator3";
 
 /// Seeds schema, campaigns and reads once there are slides and no schema yet.
 pub fn seed_reads(conn: &mut Conn, data_dir: &std::path::Path, demo: &DemoStudy) -> Result<Vec<String>> {
@@ -45,7 +47,7 @@ pub fn seed_reads(conn: &mut Conn, data_dir: &std::path::Path, demo: &DemoStudy)
             blind_case_data: true,
             seed: Some(20_261_126),
             tolerances: BTreeMap::from([("til_density".to_string(), 100.0)]),
-            adjudicator: "manager".into(),
+            adjudicator: ADJUDICATOR.into(),
             ..Default::default()
         },
     )?;
@@ -77,9 +79,10 @@ pub fn seed_reads(conn: &mut Conn, data_dir: &std::path::Path, demo: &DemoStudy)
         }
     }
 
-    // The manager adjudicates: the phenotype they see is the truth, numbers take the mean.
-    let manager = users::actor_for_username(conn, "manager")?;
-    let manager_access = study_access(conn, &manager, demo.code)?;
+    // A third pathologist adjudicates, blinded to who said what: the phenotype they see is the
+    // truth, numbers take the mean.
+    let adjudicator = users::actor_for_username(conn, ADJUDICATOR)?;
+    let adjudicator_access = study_access(conn, &adjudicator, demo.code)?;
     let def = schema::require_current(conn, sid)?.definition();
     let mut adjudicated = 0;
     for d in adjudication::disagreements(conn, sid, &campaign, &def)? {
@@ -91,7 +94,7 @@ pub fn seed_reads(conn: &mut Conn, data_dir: &std::path::Path, demo: &DemoStudy)
                 format!("{:.0}", xs.iter().sum::<f64>() / xs.len().max(1) as f64)
             }
         };
-        adjudication::adjudicate(conn, &manager, &manager_access, campaign.id, &d.slide, &d.field, &value, "")?;
+        adjudication::adjudicate(conn, &adjudicator, &adjudicator_access, campaign.id, &d.slide, &d.field, &value, "")?;
         adjudicated += 1;
     }
 

@@ -464,8 +464,11 @@ fn write_dossier(
             let data = dataset::build(conn, study.id, &sources)?;
             if data.sha256()? != s.input_sha256 {
                 return Err(Error::Conflict(format!(
-                    "saved analysis #{} was computed on other data than the study holds now: re-run and save it again",
-                    s.id
+                    "saved analysis #{} “{}” was computed on other data than the study holds now (cases, slides, AI \
+                     results or reads changed after it was saved): re-run it on the Analyses page and save it again \
+                     (the new save supersedes it), or retire it; a locked study must first be unlocked by an \
+                     administrator",
+                    s.id, s.title
                 )));
             }
             let columns = data.columns.iter().map(|c| (c.name.clone(), c.description.clone())).collect();
@@ -796,6 +799,20 @@ fn table1_analysis(
     (crate::stats::analysis::Analysis::Table1 { group: "ai_phenotype".into(), continuous, categorical }, codelists)
 }
 
+/// Table 1's variables as people read them: the dictionary's labels, and each choice field's
+/// levels by label in the dictionary's order.
+fn table1_labels(
+    dict: &[crate::cases::dictionary::FieldDef],
+) -> BTreeMap<String, crate::report::results::VariableLabels> {
+    dict.iter()
+        .filter(|f| f.holds_data())
+        .map(|f| {
+            let label = if f.label.trim().is_empty() { f.name.clone() } else { f.label.trim().to_string() };
+            (f.name.clone(), crate::report::results::VariableLabels { label, levels: codelist(f) })
+        })
+        .collect()
+}
+
 /// The coded values of a choice field: its choices, or REDCap's codes for yes/no and true/false.
 fn codelist(f: &crate::cases::dictionary::FieldDef) -> Vec<(String, String)> {
     match f.field_type.as_str() {
@@ -826,7 +843,12 @@ fn subjects_tables(dict: &[crate::cases::dictionary::FieldDef], subjects_csv: &P
         let command = analyses::stats_command(&analysis, 0.95, "datasets/subjects.csv");
         report::Computed { analysis, outcome, command }
     };
-    report::SubjectTables { disposition: compute(disposition), table1: compute(table1), codelists }
+    report::SubjectTables {
+        disposition: compute(disposition),
+        table1: compute(table1),
+        codelists,
+        labels: table1_labels(dict),
+    }
 }
 
 /// The time-to-event dataset in the spirit of CDISC ADTTE: one row per subject and endpoint of a

@@ -5,6 +5,8 @@
 //! trail's verification, software versions and third-party components with their licences.
 //! Built once as a `report::Document` and rendered to both formats.
 
+use std::collections::BTreeMap;
+
 use diesel::prelude::*;
 use serde_json::Value;
 
@@ -39,6 +41,8 @@ pub struct SubjectTables {
     pub disposition: Computed,
     pub table1: Computed,
     pub codelists: Vec<(String, String)>,
+    /// Table 1's variables and levels by their labels, in the dictionary's order.
+    pub labels: BTreeMap<String, crate::report::results::VariableLabels>,
 }
 
 /// What the report is made of, gathered by the export.
@@ -287,9 +291,9 @@ fn design(conn: &mut Conn, d: &mut Document, i: &Inputs) -> Result<()> {
     Ok(())
 }
 
-fn computed(d: &mut Document, c: &Computed, what: &str) {
+fn computed(d: &mut Document, c: &Computed, what: &str, labels: &BTreeMap<String, results::VariableLabels>) {
     match &c.outcome {
-        Ok(json) => d.table(results::table1(json)),
+        Ok(json) => d.table(results::table1_labelled(json, labels)),
         Err(e) => d.note(format!("{what} could not be computed: {e}")),
     }
     d.note("Re-computed by:");
@@ -300,10 +304,10 @@ fn population(d: &mut Document, i: &Inputs) {
     d.h1("Population and disposition");
     d.h2("Disposition: subjects by site and status");
     d.p("Every subject of datasets/subjects.csv, by site (columns) and status.");
-    computed(d, &i.subjects.disposition, "The disposition");
+    computed(d, &i.subjects.disposition, "The disposition", &BTreeMap::new());
     d.h2("Table 1: characteristics by AI phenotype");
-    d.p("Subjects of datasets/subjects.csv with an AI phenotype in the primary run; categorical variables as their codes (codelists below).");
-    computed(d, &i.subjects.table1, "Table 1");
+    d.p("Subjects of datasets/subjects.csv with an AI phenotype in the primary run; variables and their levels by their labels in the data dictionary (the datasets hold the codes: codelists below).");
+    computed(d, &i.subjects.table1, "Table 1", &i.subjects.labels);
     if !i.subjects.codelists.is_empty() {
         let mut cl = Table::new(&["Variable", "Codes"]).caption("Codelists");
         for (name, codes) in &i.subjects.codelists {
@@ -371,7 +375,7 @@ fn analysis(d: &mut Document, a: &Reported) {
     let mut f = vec![(t("Analysis"), s.analysis.to_string())];
     if a.row.criterion.is_some() {
         f.push((t("Criterion"), a.row.criterion_label()));
-        f.push((t("Observed"), a.row.observed.map(|o| o.to_string()).unwrap_or_else(|| t("undetermined"))));
+        f.push((t("Observed"), a.row.observed.map(results::fmt4).unwrap_or_else(|| t("undetermined"))));
     }
     f.push((t("Dataset"), format!("{} ({} rows, SHA-256 {})", a.input, s.input_rows, s.input_sha256)));
     f.push((

@@ -14,7 +14,6 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::Study;
-use crate::analyses::saved::SavedStatus;
 use crate::audit::{self, Action, Change, Entity};
 use crate::auth::permissions::{role_in, Role, StudyAccess};
 use crate::auth::{esign, Actor};
@@ -27,24 +26,27 @@ pub const REQUIRED_ROLES: [Role; 2] = [Role::Manager, Role::Statistician];
 
 pub use crate::auth::esign::Meaning;
 
-/// The tables of a study's data, how their rows belong to a study, and columns left out of the
-/// snapshot (the study's lifecycle status, which locking itself changes).
-const SNAPSHOT: &[(&str, &str, &[&str])] = &[
-    ("studies", "id = ?", &["status", "updated_at"]),
-    ("sites", "study_id = ?", &[]),
-    ("dictionary_fields", "study_id = ?", &[]),
-    ("cases", "study_id = ?", &[]),
-    ("case_imports", "study_id = ?", &[]),
-    ("slides", "study_id = ?", &[]),
-    ("slide_ingests", "study_id = ?", &[]),
-    ("annotation_schemas", "study_id = ?", &[]),
-    ("campaigns", "study_id = ?", &[]),
-    ("reads", "campaign_id IN (SELECT id FROM campaigns WHERE study_id = ?)", &[]),
-    ("adjudications", "campaign_id IN (SELECT id FROM campaigns WHERE study_id = ?)", &[]),
-    ("biomarker_runs", "study_id = ?", &[]),
-    ("biomarker_results", "run_id IN (SELECT id FROM biomarker_runs WHERE study_id = ?)", &[]),
-    ("analysis_plans", "study_id = ?", &[]),
-    ("saved_analyses", "study_id = ?", &[]),
+/// The tables of a study's data, how their rows belong to a study, columns left out of the
+/// snapshot (the study's lifecycle status, which locking itself changes), and columns added after
+/// studies were first locked. An added column is hashed only where it holds a value (appended to
+/// the row's object): a new column must not change the hash of every study locked before it, and
+/// void its signatures; its value, once set, is covered like any other.
+const SNAPSHOT: &[(&str, &str, &[&str], &[&str])] = &[
+    ("studies", "id = ?", &["status", "updated_at"], &[]),
+    ("sites", "study_id = ?", &[], &[]),
+    ("dictionary_fields", "study_id = ?", &[], &[]),
+    ("cases", "study_id = ?", &[], &[]),
+    ("case_imports", "study_id = ?", &[], &[]),
+    ("slides", "study_id = ?", &[], &[]),
+    ("slide_ingests", "study_id = ?", &[], &[]),
+    ("annotation_schemas", "study_id = ?", &[], &[]),
+    ("campaigns", "study_id = ?", &[], &["purpose"]),
+    ("reads", "campaign_id IN (SELECT id FROM campaigns WHERE study_id = ?)", &[], &[]),
+    ("adjudications", "campaign_id IN (SELECT id FROM campaigns WHERE study_id = ?)", &[], &[]),
+    ("biomarker_runs", "study_id = ?", &[], &[]),
+    ("biomarker_results", "run_id IN (SELECT id FROM biomarker_runs WHERE study_id = ?)", &[], &[]),
+    ("analysis_plans", "study_id = ?", &[], &[]),
+    ("saved_analyses", "study_id = ?", &[], &["superseded_by"]),
 ];
 
 #[derive(QueryableByName)]
@@ -65,24 +67,33 @@ struct JsonRow {
 const SNAPSHOT_PAGE: i64 = 5_000;
 
 /// The snapshot: SHA-256 over every table of `SNAPSHOT` in order — the table's name, then each
-/// row (by id) as SQLite's `json_object` of its columns in schema order, one per line — and the
+/// row (by id) as SQLite's `json_object` of its columns in schema order (added columns last, when
+/// set), one per line — and the
 /// number of rows per table. The same data always gives the same hash.
 pub fn snapshot(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<(String, BTreeMap<String, usize>)> {
     let mut hasher = Sha256::new();
     let mut counts = BTreeMap::new();
-    for (table, filter, excluded) in SNAPSHOT {
+    for (table, filter, excluded, added) in SNAPSHOT {
         let cols: Vec<ColumnName> =
             diesel::sql_query(format!("SELECT name FROM pragma_table_info('{table}')")).load(conn)?;
         let fields: Vec<String> = cols
             .iter()
-            .filter(|c| !excluded.contains(&c.name.as_str()))
+            .filter(|c| !excluded.contains(&c.name.as_str()) && !added.contains(&c.name.as_str()))
             .map(|c| format!("'{0}', \"{0}\"", c.name))
             .collect();
+        // An added column with a value is appended as json_object would write it: `{…,"col":v}`.
+        let base = format!("json_object({})", fields.join(", "));
+        let mut row = format!("substr({base}, 1, length({base}) - 1)");
+        for col in added.iter().filter(|a| cols.iter().any(|c| c.name == **a)) {
+            let pair = format!("json_object('{col}', \"{col}\")");
+            row.push_str(&format!(
+                " || CASE WHEN \"{col}\" IS NULL THEN '' ELSE ',' || substr({pair}, 2, length({pair}) - 2) END"
+            ));
+        }
+        row.push_str(" || '}'");
         // A page of rows at a time: the snapshot of a study of any size in bounded memory.
-        let sql = format!(
-            "SELECT id, json_object({}) AS j FROM {table} WHERE ({filter}) AND id > ? ORDER BY id LIMIT {SNAPSHOT_PAGE}",
-            fields.join(", ")
-        );
+        let sql =
+            format!("SELECT id, {row} AS j FROM {table} WHERE ({filter}) AND id > ? ORDER BY id LIMIT {SNAPSHOT_PAGE}");
         hasher.update(table.as_bytes());
         hasher.update(b"\n");
         let (mut after, mut n) = (i32::MIN, 0usize);
@@ -196,7 +207,13 @@ pub fn state(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<Optio
 }
 
 /// Records the lock's snapshot (called inside the transaction that sets the status to locked).
-pub(super) fn record_lock(conn: &mut Conn, actor: &Actor, study: &Study, open_items: &[String]) -> Result<Lock> {
+pub(super) fn record_lock(
+    conn: &mut Conn,
+    actor: &Actor,
+    study: &Study,
+    open_items: &[String],
+    closed_campaigns: &[String],
+) -> Result<Lock> {
     let (sha, counts) = snapshot(conn, study.id)?;
     let id: i32 = diesel::insert_into(study_locks::table)
         .values((
@@ -210,8 +227,10 @@ pub(super) fn record_lock(conn: &mut Conn, actor: &Actor, study: &Study, open_it
         .get_result(conn)?;
     audit::record(
         conn,
-        Change::new(study.chain(), &actor.name, Action::Lock, Entity::Study, &study.code)
-            .after(json!({"snapshot_sha256": sha, "rows": counts, "open_checklist_items": open_items})),
+        Change::new(study.chain(), &actor.name, Action::Lock, Entity::Study, &study.code).after(json!({
+            "snapshot_sha256": sha, "rows": counts, "open_checklist_items": open_items,
+            "closed_campaigns": closed_campaigns,
+        })),
     )?;
     Ok(study_locks::table.find(id).select(Lock::as_select()).first(conn)?)
 }
@@ -325,6 +344,19 @@ pub struct Check {
     pub label: &'static str,
     pub ok: bool,
     pub detail: String,
+    /// Where to fix an open item: (text, path under the study's pages, e.g. `analyses/saved/3`).
+    pub links: Vec<(String, String)>,
+    /// Said for the record, not required: an open advisory item does not keep a manager from
+    /// locking (e.g. campaigns outside the analysis set with reads outstanding, which locking
+    /// closes).
+    pub advisory: bool,
+}
+
+impl Check {
+    /// Whether this item keeps a manager from locking.
+    pub fn blocks(&self) -> bool {
+        !self.ok && !self.advisory
+    }
 }
 
 /// The pre-lock checklist. The analysis set is the signed analysis plan's primary analysis: its
@@ -340,6 +372,8 @@ pub fn checklist(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<V
             Some(p) => format!("version {} signed by {}", p.version, p.signed_name.clone().unwrap_or_default()),
             None => "no signed version".into(),
         },
+        advisory: false,
+        links: if signed.is_some() { Vec::new() } else { vec![("analysis plan".into(), "analyses/plan".into())] },
     });
     let primary = signed
         .as_ref()
@@ -355,23 +389,64 @@ pub fn checklist(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<V
             }
             None => "no primary analysis in a signed plan".into(),
         },
+        advisory: false,
+        links: Vec::new(),
     });
     if let Some(p) = &signed {
-        let kept = saved::list(conn, study_id)?;
-        let unsaved: Vec<String> = p
-            .items()
-            .into_iter()
-            .filter(|i| {
-                !kept.iter().any(|s| {
-                    s.saved.status == SavedStatus::Current && s.saved.plan_id == Some(p.id) && s.saved.query == i.query
-                })
-            })
-            .map(|i| i.key)
-            .collect();
+        let kept = saved::list_checked(conn, study_id)?;
+        let (mut unsaved, mut stale, mut links) = (Vec::new(), Vec::new(), Vec::new());
+        for i in p.items() {
+            let of_item =
+                kept.iter().rev().find(|s| s.is_current() && s.saved.plan_id == Some(p.id) && s.saved.query == i.query);
+            match of_item {
+                None => {
+                    links.push((format!("run {}", i.key), format!("analyses/result?{}", i.query)));
+                    unsaved.push(i.key);
+                }
+                Some(s) if s.is_stale() => {
+                    links.push((format!("re-run {} (#{})", i.key, s.saved.id), format!("analyses/result?{}", i.query)));
+                    stale.push(format!("{} (#{})", i.key, s.saved.id));
+                }
+                Some(_) => {}
+            }
+        }
+        let mut detail = Vec::new();
+        if !unsaved.is_empty() {
+            detail.push(format!("not saved: {}", unsaved.join(", ")));
+        }
+        if !stale.is_empty() {
+            detail.push(format!(
+                "saved on older data (the data changed since): {} — re-run and save again; the new save supersedes the old",
+                stale.join(", ")
+            ));
+        }
         out.push(Check {
-            label: "Every analysis of the plan saved",
-            ok: unsaved.is_empty(),
-            detail: if unsaved.is_empty() { "all saved".into() } else { format!("not saved: {}", unsaved.join(", ")) },
+            label: "Every analysis of the plan saved on the current data",
+            ok: unsaved.is_empty() && stale.is_empty(),
+            detail: if detail.is_empty() { "all saved on the current data".into() } else { detail.join("; ") },
+            advisory: false,
+            links,
+        });
+        // Exploratory analyses go into the dossier too: one saved on older data stops its export.
+        let other: Vec<&saved::SavedRow> =
+            kept.iter().filter(|s| s.is_stale() && s.saved.plan_item.is_none()).collect();
+        out.push(Check {
+            label: "No other saved analysis computed on older data",
+            ok: other.is_empty(),
+            detail: if other.is_empty() {
+                "none".into()
+            } else {
+                format!(
+                    "{} saved on older data: {} — save each again on the current data, or retire it",
+                    other.len(),
+                    other.iter().map(|s| format!("#{}", s.saved.id)).collect::<Vec<_>>().join(", ")
+                )
+            },
+            advisory: false,
+            links: other
+                .iter()
+                .map(|s| (format!("#{} {}", s.saved.id, s.saved.title), format!("analyses/saved/{}", s.saved.id)))
+                .collect(),
         });
     }
     if let Some(run_id) = sources.run {
@@ -383,6 +458,8 @@ pub fn checklist(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<V
             label: "Primary run finished with no failed slide",
             ok: failed == 0 && waiting == 0,
             detail: format!("run {run_id}: {} slides, {failed} failed, {waiting} not analysed", run.slide_ids().len()),
+            advisory: false,
+            links: vec![(format!("run {run_id}"), format!("runs/{run_id}"))],
         });
         let done: std::collections::BTreeSet<String> = results
             .iter()
@@ -402,6 +479,8 @@ pub fn checklist(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<V
             } else {
                 format!("{} slides neither analysed nor excluded, e.g. {}", missing.len(), missing[0])
             },
+            advisory: false,
+            links: missing.iter().take(5).map(|l| (l.clone(), format!("slides/{l}"))).collect(),
         });
     }
     let failing = crate::cases::dictionary::failing_values(conn, study_id)?;
@@ -412,6 +491,8 @@ pub fn checklist(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<V
             None => "all values validate".into(),
             Some(f) => format!("{} values fail, e.g. {} {} = {}", failing.len(), f.case, f.field, f.value),
         },
+        advisory: false,
+        links: failing.iter().take(5).map(|f| (f.case.clone(), format!("cases/{}", f.case))).collect(),
     });
     let unresolved = failed_ingests(conn, study_id)?;
     out.push(Check {
@@ -420,8 +501,14 @@ pub fn checklist(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<V
         detail: if unresolved.is_empty() {
             "none".into()
         } else {
-            format!("{} failed rows not ingested since, e.g. {}", unresolved.len(), unresolved[0])
+            format!("{} failed rows not ingested since, e.g. {}", unresolved.len(), unresolved[0].1)
         },
+        advisory: false,
+        links: unresolved
+            .iter()
+            .take(5)
+            .map(|(id, _)| (format!("ingest #{id}"), format!("slides/ingests/{id}")))
+            .collect(),
     });
     if let Some(cid) = sources.campaign {
         let open = crate::annotations::reads::of_campaign(conn, study_id, cid)?
@@ -432,27 +519,80 @@ pub fn checklist(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<V
             label: "Every read of the reference campaign submitted (or withdrawn)",
             ok: open == 0,
             detail: format!("{open} reads open"),
+            advisory: false,
+            links: vec![("campaign".into(), format!("campaigns/{cid}"))],
         });
     }
+    // Campaigns outside the analysis set still open with reads outstanding: locking closes them.
+    let mut others = Vec::new();
+    for c in crate::annotations::campaigns::list(conn, study_id)? {
+        if Some(c.id) == sources.campaign || c.status != crate::annotations::campaigns::CampaignStatus::Open {
+            continue;
+        }
+        let outstanding = crate::annotations::reads::of_campaign(conn, study_id, c.id)?
+            .into_iter()
+            .filter(|r| !r.is_submitted() && !r.is_withdrawn())
+            .count();
+        if outstanding > 0 {
+            others.push((c.id, format!("{} ({outstanding} reads outstanding)", c.name)));
+        }
+    }
+    out.push(Check {
+        label: "No other open campaign has reads outstanding",
+        ok: others.is_empty(),
+        detail: if others.is_empty() {
+            "none".into()
+        } else {
+            format!(
+                "{} — locking closes every open campaign; readers then can no longer submit",
+                others.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>().join(", ")
+            )
+        },
+        advisory: true,
+        links: others.iter().map(|(id, _)| (format!("campaign {id}"), format!("campaigns/{id}"))).collect(),
+    });
     Ok(out)
 }
 
+/// Closes every open campaign of the study (inside the locking transaction): a locked study takes
+/// no reads. Each is audited like a manager's close, with the reason; returns their names.
+pub(super) fn close_campaigns(conn: &mut Conn, actor: &Actor, study: &Study) -> Result<Vec<String>> {
+    use crate::annotations::campaigns::{self, CampaignStatus};
+    use crate::db::schema::campaigns as campaigns_t;
+    let reason = "closed by the study lock";
+    let mut closed = Vec::new();
+    for c in campaigns::list(conn, study.id)?.into_iter().filter(|c| c.status == CampaignStatus::Open) {
+        diesel::update(campaigns_t::table.find(c.id))
+            .set((campaigns_t::status.eq(CampaignStatus::Closed), campaigns_t::status_reason.eq(reason)))
+            .execute(conn)?;
+        audit::record(
+            conn,
+            Change::new(study.chain(), &actor.name, Action::Close, Entity::Campaign, c.id)
+                .before(json!({"status": c.status}))
+                .after(json!({"status": CampaignStatus::Closed}))
+                .because(reason),
+        )?;
+        closed.push(c.name);
+    }
+    Ok(closed)
+}
+
 /// Slide-ingest rows that failed and whose case has had no slide ingested since (a failure is
-/// resolved by ingesting that case's slide again): "ingest #id row n (case): message".
-fn failed_ingests(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<Vec<String>> {
+/// resolved by ingesting that case's slide again): (ingest id, "ingest #id row n (case): message").
+fn failed_ingests(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<Vec<(i32, String)>> {
     use crate::db::schema::slide_ingests;
     let ingests: Vec<(i32, String)> = slide_ingests::table
         .filter(slide_ingests::study_id.eq(study_id))
         .order(slide_ingests::id.asc())
         .select((slide_ingests::id, slide_ingests::report))
         .load(conn)?;
-    let mut open: Vec<(String, String)> = Vec::new();
+    let mut open: Vec<(String, (i32, String))> = Vec::new();
     for (id, report) in ingests {
         let rows: Vec<crate::slides::ingest::RowOutcome> = serde_json::from_str(&report).unwrap_or_default();
         for r in rows {
             match r.outcome.as_str() {
                 "failed" => {
-                    open.push((r.case.clone(), format!("ingest #{id} row {} ({}): {}", r.row, r.case, r.message)))
+                    open.push((r.case.clone(), (id, format!("ingest #{id} row {} ({}): {}", r.row, r.case, r.message))))
                 }
                 "ingested" | "skipped" => open.retain(|(case, _)| *case != r.case),
                 _ => {}

@@ -70,6 +70,30 @@ fn check_role_grant(access: &StudyAccess, role: Role) -> Result<()> {
 }
 
 /// Adds a user to the study with a role (or gives a retired member a role again).
+/// Where a user lands after signing in: a reader (whose every membership is as annotator) lands
+/// on their reading queue — in the first study, by code, where a read is waiting, else the first
+/// study; everyone else on the studies list.
+pub fn landing(conn: &mut Conn, user_id: i32) -> Result<String> {
+    use crate::db::schema::studies;
+    let memberships: Vec<(crate::studies::StudyId, String, Role)> = study_members::table
+        .inner_join(studies::table)
+        .filter(study_members::user_id.eq(user_id))
+        .filter(study_members::retired_at.is_null())
+        .order(studies::code.asc())
+        .select((studies::id, studies::code, study_members::role))
+        .load(conn)?;
+    if memberships.is_empty() || memberships.iter().any(|(_, _, r)| *r != Role::Annotator) {
+        return Ok("/studies".into());
+    }
+    for (sid, code, _) in &memberships {
+        let waiting = crate::annotations::reads::queue(conn, *sid, user_id)?.iter().any(|i| i.to_read());
+        if waiting {
+            return Ok(format!("/studies/{code}/reading"));
+        }
+    }
+    Ok(format!("/studies/{}/reading", memberships[0].1))
+}
+
 pub fn add(conn: &mut Conn, actor: &Actor, access: &StudyAccess, username: &str, role: &str) -> Result<Member> {
     let role = Role::parse_input(role)?;
     check_role_grant(access, role)?;

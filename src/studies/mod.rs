@@ -443,7 +443,7 @@ pub fn transition(conn: &mut Conn, actor: &Actor, access: &StudyAccess, to: &str
         let open: Vec<String> = if to == StudyStatus::Locked {
             lock::checklist(conn, study.id)?
                 .into_iter()
-                .filter(|c| !c.ok)
+                .filter(lock::Check::blocks)
                 .map(|c| format!("{} ({})", c.label, c.detail))
                 .collect()
         } else {
@@ -470,7 +470,8 @@ pub fn transition(conn: &mut Conn, actor: &Actor, access: &StudyAccess, to: &str
         )?;
         // Locking records the data's snapshot hash; unlocking voids the signatures.
         if to == StudyStatus::Locked {
-            lock::record_lock(conn, actor, &study, &open)?;
+            let closed = lock::close_campaigns(conn, actor, &study)?;
+            lock::record_lock(conn, actor, &study, &open, &closed)?;
         } else if from == StudyStatus::Locked && to == StudyStatus::Active {
             lock::record_unlock(conn, actor, &study, reason)?;
         }

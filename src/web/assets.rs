@@ -25,6 +25,7 @@ pub struct Asset {
 
 const FILES: &[(&str, &str, &[u8])] = &[
     ("css/app.css", "text/css; charset=utf-8", include_bytes!("../../static/css/app.css")),
+    ("favicon.svg", "image/svg+xml", include_bytes!("../../static/favicon.svg")),
     ("js/app.js", "text/javascript; charset=utf-8", include_bytes!("../../static/js/app.js")),
     (
         "vendor/htmx/htmx.min.js",

@@ -42,12 +42,27 @@ pub struct ErrorPage {
     pub status: u16,
     pub title: String,
     pub message: String,
+    /// What to do next, by kind of error.
+    pub hint: &'static str,
+}
+
+/// What a person can do about an error of this status.
+fn hint_for(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        404 => "Check the address, or open the study from your studies list: records of studies you are not a member of are not shown.",
+        403 => "Your role in this study does not include this. The study's manager can change your role on the Members page.",
+        409 => "The record's current state does not allow this (for example, the study is locked or the campaign is closed). Go back to the study's page: it shows what can be done now.",
+        422 => "Go back, correct what is named above, and try again: nothing was changed.",
+        413 => "The upload is larger than this server accepts. Split it, or ask the administrator to raise the limit.",
+        s if s >= 500 => "Nothing was changed. Try again in a moment; if it happens again, tell your administrator the time it happened.",
+        _ => "Go back and try again.",
+    }
 }
 
 impl ErrorPage {
     pub fn response(status: StatusCode, message: String) -> HttpResponse {
         let title = status.canonical_reason().unwrap_or("Error").to_string();
-        let page = ErrorPage { status: status.as_u16(), title, message };
+        let page = ErrorPage { status: status.as_u16(), title, message, hint: hint_for(status) };
         let body = page.render().unwrap_or_else(|_| "Error".into());
         HttpResponse::build(status).content_type("text/html; charset=utf-8").body(body)
     }

@@ -12,7 +12,14 @@
       toggle.hidden = false;
       toggle.querySelector(".run").textContent = "(run " + map.run + ")";
       var shown = [];
-      toggle.querySelector("input").addEventListener("change", function (ev) {
+      // Opacity through a CSS variable on the viewer's host (the CSP allows the CSSOM).
+      var opacity = toggle.querySelector(".heatmap-opacity");
+      if (opacity) {
+        var apply = function () { viewer.element.style.setProperty("--heat-opacity", String(opacity.value / 100)); };
+        opacity.addEventListener("input", apply);
+        apply();
+      }
+      toggle.querySelector(".heatmap-on").addEventListener("change", function (ev) {
         shown.forEach(function (d) { viewer.removeOverlay(d); });
         shown = [];
         if (ev.target.checked) {

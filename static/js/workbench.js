@@ -14,9 +14,10 @@ var MANY_DOTS = 3000;       // above this many points in view they are drawn as 
 var VERY_MANY_DOTS = 30000; // and above this many, as 2px squares
 var SMALL = 24;             // screen px: smaller regions are drawn as pixels (see collectGroup)
 var UNDO_LIMIT = 200;
-var SUBMIT_CONFIRM = "Submit this read? It cannot be changed afterwards.";
-var TOOLS = ["pan", "point", "rectangle", "polygon", "select"];
-var TOOL_KEYS = { o: "point", r: "rectangle", g: "polygon", s: "select" }; // v (pan) works read-only too
+var SUBMIT_CONFIRM = "Submit this read? It becomes final: changing it afterwards needs a reason.";
+var TOOLS = ["pan", "point", "rectangle", "polygon", "select", "measure"];
+var TOOL_KEYS = { o: "point", r: "rectangle", g: "polygon", s: "select" }; // v (pan) and m (measure) work read-only too
+var REGION_LIST_MAX = 200; // the side list names this many regions; the count says the rest
 
 // ---- small helpers ----
 
@@ -436,8 +437,89 @@ function start() {
       if (selected) drawSelection(t);
     }
     drawSketch(t);
+    drawMeasurement(t);
     lastDrawMs = performance.now() - t0;
   }
+
+  // ---- measuring: a length (drag) or a rectangle's area (Shift+drag), in µm and mm² from the
+  // slide's microns per pixel; shown on the slide and beside it, never saved as a region ----
+
+  var measurement = null;    // {a: [x, y], b: [x, y], area: bool} in image pixels
+  var measureEl = document.getElementById("measure-readout");
+
+  function measureOf(g) {
+    var t = transform();
+    if (!t) return null;
+    var a = toImage(t, g.x, g.y), b = toImage(t, g.curX, g.curY);
+    return { a: [a.x, a.y], b: [b.x, b.y], area: !!g.area };
+  }
+
+  function lengthText(um) {
+    return um >= 1000 ? (um / 1000).toFixed(3) + " mm" : um.toFixed(1) + " µm";
+  }
+
+  /** The measurement as text: "Length 523.4 µm" or "Area 0.1234 mm² (350.0 µm × 352.6 µm)". */
+  function measureText(m) {
+    var dx = Math.abs(m.b[0] - m.a[0]), dy = Math.abs(m.b[1] - m.a[1]);
+    if (!(mpp > 0)) return "The slide has no pixel size: " + Math.round(Math.hypot(dx, dy)) + " px";
+    if (m.area) {
+      var w = dx * mpp, h = dy * mpp, mm2 = (w * h) / 1e6;
+      return "Area " + (mm2 >= 0.01 ? mm2.toFixed(4) + " mm²" : Math.round(w * h) + " µm²") + " (" + lengthText(w) + " × " + lengthText(h) + ")";
+    }
+    return "Length " + lengthText(Math.hypot(dx, dy) * mpp);
+  }
+
+  function setMeasurement(m) {
+    measurement = m;
+    if (measureEl) {
+      measureEl.textContent = m ? measureText(m) : "";
+      if (m) { measureEl.setAttribute("data-um", String(Math.hypot(m.b[0] - m.a[0], m.b[1] - m.a[1]) * mpp)); } else { measureEl.removeAttribute("data-um"); }
+    }
+    contentChanged = true;
+    requestDraw();
+  }
+
+  function drawMeasurement(t) {
+    if (!measurement) return;
+    var a = toScreen(t, measurement.a[0], measurement.a[1]), b = toScreen(t, measurement.b[0], measurement.b[1]);
+    ctx.save();
+    ctx.lineWidth = 2; ctx.strokeStyle = "#111"; ctx.setLineDash([6, 4]);
+    if (measurement.area) ctx.strokeRect(Math.min(a.x, b.x), Math.min(a.y, b.y), Math.abs(b.x - a.x), Math.abs(b.y - a.y));
+    else { ctx.beginPath(); ctx.moveTo(a.x, a.y); ctx.lineTo(b.x, b.y); ctx.stroke(); }
+    ctx.strokeStyle = "#fff"; ctx.lineDashOffset = 5;
+    if (measurement.area) ctx.strokeRect(Math.min(a.x, b.x), Math.min(a.y, b.y), Math.abs(b.x - a.x), Math.abs(b.y - a.y));
+    else { ctx.beginPath(); ctx.moveTo(a.x, a.y); ctx.lineTo(b.x, b.y); ctx.stroke(); }
+    var text = measureText(measurement);
+    ctx.setLineDash([]); ctx.font = "13px system-ui, sans-serif";
+    var w = ctx.measureText(text).width;
+    ctx.fillStyle = "rgba(0,0,0,.75)"; ctx.fillRect(b.x + 8, b.y + 8, w + 10, 20);
+    ctx.fillStyle = "#fff"; ctx.fillText(text, b.x + 13, b.y + 22);
+    ctx.restore();
+  }
+
+  // ---- magnification: the objective's equivalent (10 µm per screen pixel is 1×, so 0.25 µm is
+  // 40×), and presets that zoom there ----
+
+  var magEl = document.getElementById("magnification");
+  function imageZoom() {
+    var item = viewer.world.getItemCount() ? viewer.world.getItemAt(0) : null;
+    return item ? item.viewportToImageZoom(viewer.viewport.getZoom(true)) : 0;
+  }
+  function updateMagnification() {
+    var z = imageZoom();
+    if (!magEl || !(mpp > 0) || !z) return;
+    var mag = (10 * z) / mpp;
+    magEl.textContent = (mag >= 10 ? Math.round(mag) : Math.round(mag * 10) / 10) + "×";
+  }
+  viewer.addHandler("animation", updateMagnification);
+  viewer.addHandler("open", updateMagnification);
+  Array.prototype.forEach.call(document.querySelectorAll("[data-mag]"), function (b) {
+    b.addEventListener("click", function () {
+      var item = viewer.world.getItemCount() ? viewer.world.getItemAt(0) : null;
+      if (!item || !(mpp > 0)) return;
+      viewer.viewport.zoomTo(item.imageToViewportZoom((parseFloat(b.getAttribute("data-mag")) * mpp) / 10));
+    });
+  });
 
   // ---- scale bar (slideview.js) ----
 
@@ -461,6 +543,53 @@ function start() {
 
   function updateCount() {
     if (countEl) countEl.textContent = thousands(records.length) + (records.length === 1 ? " region" : " regions") + (hidden ? " (hidden)" : "");
+    renderRegionList();
+  }
+
+  // The read's regions beside the slide: each selects (and shows) its region; Delete removes it.
+  var listEl = document.getElementById("region-list");
+  function regionName(rec) {
+    var cls = rec.data["class"] ? rec.data["class"].name : "no class";
+    var kind = rec.kind === "points" ? (rec.pts.length > 2 ? (rec.pts.length / 2) + " points" : "point") : rec.kind;
+    return cls + " · " + kind;
+  }
+  function renderRegionList() {
+    if (!listEl) return;
+    listEl.textContent = "";
+    records.slice(0, REGION_LIST_MAX).forEach(function (rec, i) {
+      var li = document.createElement("li");
+      var pick = document.createElement("button");
+      pick.type = "button"; pick.className = "linklike";
+      pick.textContent = (i + 1) + ". " + regionName(rec);
+      pick.setAttribute("aria-pressed", selected === rec ? "true" : "false");
+      pick.addEventListener("click", function () { showRegion(rec); });
+      li.appendChild(pick);
+      if (editable) {
+        var del = document.createElement("button");
+        del.type = "button"; del.className = "small danger"; del.textContent = "Delete";
+        del.setAttribute("aria-label", "Delete region " + (i + 1));
+        del.addEventListener("click", function () { deleteRecord(rec); });
+        li.appendChild(del);
+      }
+      listEl.appendChild(li);
+    });
+    if (records.length > REGION_LIST_MAX) {
+      var more = document.createElement("li");
+      more.className = "muted";
+      more.textContent = "… and " + thousands(records.length - REGION_LIST_MAX) + " more (select them on the slide)";
+      listEl.appendChild(more);
+    }
+  }
+  function showRegion(rec) {
+    var item = viewer.world.getItemCount() ? viewer.world.getItemAt(0) : null;
+    if (!item) return;
+    hidden = false;
+    if (editable) setTool("select");
+    selected = rec;
+    var b = rec.b, pad = Math.max(b[2] - b[0], b[3] - b[1], 200) * 0.5;
+    viewer.viewport.fitBounds(item.imageToViewportRectangle(b[0] - pad, b[1] - pad, b[2] - b[0] + 2 * pad, b[3] - b[1] + 2 * pad));
+    updateCount();
+    requestDraw();
   }
 
   var regionsReady = fetch(root.getAttribute("data-regions-url"), { headers: { Accept: "application/json" }, credentials: "same-origin" })
@@ -544,7 +673,7 @@ function start() {
   // ---- drawing tools ----
 
   function setTool(name) {
-    if (TOOLS.indexOf(name) < 0 || (!editable && name !== "pan")) return;
+    if (TOOLS.indexOf(name) < 0 || (!editable && name !== "pan" && name !== "measure")) return;
     if (name !== tool) { // picking the same tool again keeps the polygon being drawn
       tool = name;
       sketch = [];
@@ -557,6 +686,7 @@ function start() {
       b.setAttribute("aria-pressed", on ? "true" : "false");
     });
     el.classList.toggle("wb-draw", name !== "pan" && name !== "select");
+    if (name !== "measure") setMeasurement(null);
     el.classList.toggle("wb-select", name === "select");
     requestDraw();
   }
@@ -591,7 +721,8 @@ function start() {
     editable = on;
     if (!on) setTool("pan");
     toolButtons.concat(classButtons).forEach(function (b) {
-      if (b.getAttribute("data-tool") !== "pan") b.disabled = !on;
+      var t = b.getAttribute("data-tool");
+      if (t !== "pan" && t !== "measure") b.disabled = !on;
     });
   }
 
@@ -624,6 +755,7 @@ function start() {
       requestDraw();
     } else if (tool === "select") {
       selected = hidden ? null : regionAt(t, sx, sy);
+      renderRegionList();
       requestDraw();
     }
   }
@@ -666,7 +798,8 @@ function start() {
     if (document.activeElement !== viewer.canvas) viewer.canvas.focus({ preventScroll: true }); // keys leave the form
     var p = local(ev);
     var pan = ev.button === 1 || spaceDown;
-    gesture = { id: ev.pointerId, mode: pan ? "pan" : tool === "rectangle" ? "rect" : "press", x: p.x, y: p.y, lastX: p.x, lastY: p.y, curX: p.x, curY: p.y };
+    var mode = pan ? "pan" : tool === "rectangle" ? "rect" : tool === "measure" ? "measure" : "press";
+    gesture = { id: ev.pointerId, mode: mode, x: p.x, y: p.y, lastX: p.x, lastY: p.y, curX: p.x, curY: p.y, area: ev.shiftKey };
     el.setPointerCapture(ev.pointerId);
     if (pan) el.classList.add("wb-grabbing");
   }, true);
@@ -679,7 +812,8 @@ function start() {
     }
     own(ev);
     hover = p;
-    gesture.curX = p.x; gesture.curY = p.y;
+    gesture.curX = p.x; gesture.curY = p.y; gesture.area = ev.shiftKey;
+    if (gesture.mode === "measure") setMeasurement(measureOf(gesture));
     if (gesture.mode === "press" && Math.hypot(p.x - gesture.x, p.y - gesture.y) > CLICK_SLOP) {
       gesture.mode = "pan";
       el.classList.add("wb-grabbing");
@@ -701,6 +835,7 @@ function start() {
     if (g.mode === "pan") viewer.viewport.applyConstraints();
     else if (cancelled) requestDraw();
     else if (g.mode === "rect") { finishRectangle(g); requestDraw(); }
+    else if (g.mode === "measure") { g.area = ev.shiftKey || g.area; setMeasurement(measureOf(g)); }
     else clickAt(g.x, g.y);
   }
   el.addEventListener("pointerup", function (ev) { endGesture(ev, false); }, true);
@@ -751,6 +886,8 @@ function start() {
     var lower = key.length === 1 ? key.toLowerCase() : key;
     if (lower === "h") { take(ev); hidden = !hidden; if (hidden) selected = null; updateCount(); requestDraw(); return; }
     if (lower === "v") { take(ev); setTool("pan"); return; }
+    if (lower === "m") { take(ev); setTool("measure"); return; }
+    if (key === "Escape" && measurement) { take(ev); setMeasurement(null); return; }
     if (!editable) return;
     if (TOOL_KEYS[lower]) { take(ev); setTool(TOOL_KEYS[lower]); return; }
     if (/^[1-9]$/.test(key)) {
@@ -894,8 +1031,31 @@ function start() {
     form.addEventListener("submit", function (ev) { ev.preventDefault(); submitRead(false); });
   }
 
+  // Required fields are checked here, before the confirmation: every missing one is named and
+  // highlighted, and the first gets the focus.
+  function missingFields() {
+    var missing = [], seen = {};
+    Array.prototype.forEach.call(form.querySelectorAll("[required]"), function (el) {
+      if (el.checkValidity() || seen[el.name]) return;
+      seen[el.name] = true;
+      missing.push(el);
+    });
+    return missing;
+  }
+
   function submitRead(fromKey) {
-    if (submitting || !form.reportValidity()) return;
+    if (submitting) return;
+    var missing = missingFields(), note = document.getElementById("read-missing");
+    form.classList.add("checked");
+    if (missing.length) {
+      if (note) {
+        note.textContent = "Not submitted: fill in " + missing.map(function (el) { return el.getAttribute("data-label") || el.name; }).join(", ") + ".";
+        note.hidden = false;
+      }
+      missing[0].focus();
+      return;
+    }
+    if (note) note.hidden = true;
     var question = confirmText || (fromKey ? SUBMIT_CONFIRM : null);
     if (question && !window.confirm(question)) return;
     submitting = true;

@@ -154,7 +154,7 @@ async fn the_plan_is_signed_with_a_password_then_frozen_and_results_pass_or_fail
     assert_eq!(stat.post(&format!("/studies/{STUDY}/analyses/plan/items"), &item).await.status(), 303);
     assert_eq!(audit_events(&app, "add_plan_item").len(), 1);
     let (_, page) = stat.get_text(&format!("/studies/{STUDY}/analyses/plan")).await;
-    assert!(page.contains("draft") && page.contains("observed_agreement ≥ 0.6"), "{page}");
+    assert!(page.contains("draft") && page.contains("observed agreement ≥ 0.6"), "{page}");
 
     // Signing: a wrong password signs nothing; the right one freezes the version.
     stat.post(&format!("/studies/{STUDY}/analyses/plan/sign"), &[("password", "wrong"), ("meaning", "approval")]).await;
@@ -247,4 +247,133 @@ async fn bad_parameters_are_explained_and_analyses_are_closed_to_those_without_t
     let admin = app.login("admin").await;
     assert_eq!(admin.get(&format!("/studies/{OTHER_STUDY}/analyses/saved/{id}")).await.status(), 404);
     assert_eq!(admin.get(&format!("/studies/{OTHER_STUDY}/analyses/result?{good}")).await.status(), 404);
+}
+
+/// A saved analysis whose data changed after it was saved is marked stale wherever it is listed;
+/// the pre-lock checklist names it and links to the re-run; editing data warns the editor;
+/// saving it again supersedes it (kept, audited); the dossier's error names the fix.
+#[tokio::test]
+async fn a_saved_analysis_on_changed_data_is_stale_until_saved_again_which_supersedes_it() {
+    use diesel::prelude::*;
+    use evidentia::db::schema::{cases, slides};
+    let app = spawn_app();
+    let (campaign, labels) = read_study(&app).await;
+    let sid = evidentia::studies::get_by_code(&mut app.conn(), STUDY).unwrap().id;
+    let stat = app.login("statistician").await;
+    let base = format!("/studies/{STUDY}/analyses");
+    let q = format!("campaign={campaign}&analysis=kappa&a=phenotype__annotator1&b=phenotype__annotator2");
+    let item = [("query", q.as_str()), ("role", "primary"), ("title", "Inter-reader agreement")];
+    assert_eq!(stat.post(&format!("{base}/plan/items"), &item).await.status(), 303);
+    let r = stat.post(&format!("{base}/plan/sign"), &[("password", PASSWORD), ("meaning", "approval")]).await;
+    assert_eq!(r.status(), 303);
+    let check = |label: &str| {
+        evidentia::studies::lock::checklist(&mut app.conn(), sid)
+            .unwrap()
+            .into_iter()
+            .find(|c| c.label.starts_with(label))
+            .unwrap_or_else(|| panic!("no checklist item {label}"))
+    };
+    let planned = "Every analysis of the plan saved on the current data";
+    let c = check(planned);
+    assert!(!c.ok && c.detail.contains("not saved: P1"), "{c:?}");
+    assert!(c.links.iter().any(|(_, path)| path == &format!("analyses/result?{q}")), "{:?}", c.links);
+    let r = stat.post(&format!("{base}/saved"), &[("query", &q), ("title", "P1")]).await;
+    let first: i32 = location(&r).rsplit('/').next().unwrap().parse().unwrap();
+    assert!(check(planned).ok);
+    let (_, page) = stat.get_text(&base).await;
+    assert!(!page.contains("stale"), "fresh: {page}");
+
+    // The manager edits a value of a case in the analysis set: warned first, then it is stale.
+    let case: String = slides::table
+        .inner_join(cases::table)
+        .filter(slides::label.eq(&labels[0]))
+        .select(cases::display_id)
+        .first(&mut app.conn())
+        .unwrap();
+    // An ECOG value other than the stored one.
+    let other_ecog = || {
+        let now = evidentia::cases::get(&mut app.conn(), sid, &case).unwrap().values().get("ecog").cloned();
+        if now == Some(serde_json::json!("0")) {
+            "1"
+        } else {
+            "0"
+        }
+    };
+    let manager = app.login("manager").await;
+    let (_, page) = manager.get_text(&format!("/studies/{STUDY}/cases/{case}")).await;
+    assert!(page.contains("1 saved analysis was computed on the data as it is now"), "{page}");
+    let (_, page) = manager.get_text(&format!("/studies/{STUDY}/cases/import")).await;
+    assert!(!page.contains("stale-warning"), "no preview yet, no warning: {page}");
+    let r = manager
+        .post(
+            &format!("/studies/{STUDY}/cases/{case}/edit"),
+            &[("ecog", other_ecog()), ("_reason", "Data entry error")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let (_, page) = stat.get_text(&base).await;
+    assert!(
+        page.contains(r#"data-state="stale""#) && page.contains("1 saved analysis was computed on older data"),
+        "{page}"
+    );
+    let (_, page) = stat.get_text(&format!("{base}/saved/{first}")).await;
+    assert!(page.contains(r#"id="stale""#), "{page}");
+    let (_, page) = stat.get_text(&format!("{base}/plan")).await;
+    assert!(page.contains("stale"), "{page}");
+    let (_, csv) = stat.get_text(&format!("{base}/saved.csv")).await;
+    assert!(csv.lines().nth(1).unwrap().contains(",no,"), "input_unchanged = no: {csv}");
+    let c = check(planned);
+    assert!(!c.ok && c.detail.contains(&format!("P1 (#{first})")), "{c:?}");
+    let (_, page) = manager.get_text(&format!("/studies/{STUDY}")).await;
+    let link = format!(r#"href="/studies/{STUDY}/analyses/result?campaign={campaign}&#38;analysis=kappa"#);
+    assert!(page.contains(&link) && page.contains(&format!("re-run P1 (#{first})")), "{page}");
+
+    // The manager cannot lock on stale analyses; the checklist says what to do.
+    manager.post(&format!("/studies/{STUDY}/status"), &[("to", "locked")]).await;
+    assert!(audit_events(&app, "lock").is_empty());
+
+    // Saved again: the new one is current, the old one superseded — kept, linked, audited.
+    let r = stat.post(&format!("{base}/saved"), &[("query", &q), ("title", "P1 again")]).await;
+    let second: i32 = location(&r).rsplit('/').next().unwrap().parse().unwrap();
+    assert!(check(planned).ok, "{:?}", check(planned));
+    let rows = evidentia::analyses::saved::list_checked(&mut app.conn(), sid).unwrap();
+    let old = rows.iter().find(|r| r.saved.id == first).unwrap();
+    assert_eq!(old.saved.status.as_str(), "superseded");
+    assert_eq!(old.saved.superseded_by, Some(second));
+    assert!(rows.iter().find(|r| r.saved.id == second).unwrap().stale == Some(false));
+    let ev = audit_events(&app, "supersede_analysis");
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].entity_id, first.to_string());
+    assert!(ev[0].reason.as_deref().unwrap().contains(&format!("superseded by #{second}")));
+    let (_, page) = stat.get_text(&format!("{base}/saved/{first}")).await;
+    assert!(page.contains(r#"id="superseded""#) && page.contains(&format!("saved/{second}")), "{page}");
+    // A superseded analysis is not retired again.
+    let r = stat.post(&format!("{base}/saved/{first}/retire"), &[("reason", "x")]).await;
+    assert_eq!(r.status(), 303);
+    assert!(audit_events(&app, "retire_analysis").is_empty());
+
+    // An administrator locks anyway after a later change; the export's error names the fix.
+    let r = manager
+        .post(
+            &format!("/studies/{STUDY}/cases/{case}/edit"),
+            &[("ecog", other_ecog()), ("_reason", "Data entry error")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let admin = app.login("admin").await;
+    admin.post(&format!("/studies/{STUDY}/status"), &[("to", "locked"), ("reason", "test: checklist waived")]).await;
+    for (who, meaning) in [("statistician", "approval"), ("manager", "responsibility")] {
+        let r = app.cli(
+            &["study", "sign", "--study", STUDY, "--username", who, "--meaning", meaning, "--password-stdin"],
+            Some(PASSWORD),
+        );
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    }
+    let out = app.scratch.join("stale.zip");
+    let r = app.cli(&["dossier", "export", "--study", STUDY, "--out", out.to_str().unwrap()], None);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_ne!(r.status.code(), Some(0));
+    assert!(err.contains(&format!("saved analysis #{second}")) && err.contains("save it again"), "{err}");
+    assert!(err.contains("unlocked by an administrator"), "{err}");
+    assert!(!out.exists());
 }

@@ -343,6 +343,15 @@ async fn a_reread_opens_only_after_the_washout() {
     assert_eq!(save_draft(&a1, not_read_yet, json!({"values": {}, "regions": []})).await.status(), 409);
     let (_, queue) = a1.get_text(&format!("/studies/{STUDY}/reading")).await;
     assert!(queue.contains(&format!("opens {opens}")), "the queue says when");
+    // One count of what can be read now (here and on the study page), and what opens later.
+    assert!(queue.contains("2 to read now · 3 open later"), "{queue}");
+    let (_, overview) = a1.get_text(&format!("/studies/{STUDY}")).await;
+    assert!(overview.contains("<strong>2</strong> slides to read"), "{overview}");
+    // A reader (annotator in every study) lands on their queue when signing in.
+    let r = app.client().try_login("annotator1", PASSWORD).await;
+    assert_eq!(location(&r), format!("/studies/{STUDY}/reading"));
+    let r = app.client().try_login("manager", PASSWORD).await;
+    assert_eq!(location(&r), "/studies");
 
     // With no washout the re-read of a submitted slide opens at once, in its own order.
     let no_wait = create_campaign(
@@ -354,8 +363,12 @@ async fn a_reread_opens_only_after_the_washout() {
         a1.get(&format!("/studies/{STUDY}/reads/{}", read_id(&app, no_wait, "annotator1", &labels[0]))).await.status(),
         200
     );
-    // While re-reading, the reader's own first read of the slide is out of reach.
+    // While re-reading, the reader's own first read of the slide is out of reach: the queue
+    // shows it as text, not as a link that would answer 404.
     assert_eq!(a1.get(&format!("/studies/{STUDY}/reads/{r1}")).await.status(), 404);
+    let (_, queue) = a1.get_text(&format!("/studies/{STUDY}/reading")).await;
+    assert!(!queue.contains(&format!("/reads/{r1}\"")), "{queue}");
+    assert!(queue.contains("hidden while you re-read this slide"), "{queue}");
     assert_eq!(a1.get(&format!("/studies/{STUDY}/reads/{r1}/regions")).await.status(), 404);
     let r = manager
         .post(
@@ -377,7 +390,7 @@ async fn disagreements_are_adjudicated_into_the_reference_and_agreement_is_shown
             ("name", "R1"),
             ("readers", "annotator1"),
             ("readers", "annotator2"),
-            ("adjudicator", "manager"),
+            ("adjudicator", "annotator3"),
             ("tolerances", "til_density=50"),
         ],
     )
@@ -400,20 +413,44 @@ async fn disagreements_are_adjudicated_into_the_reference_and_agreement_is_shown
         page.contains(&labels[0]) && page.contains(&labels[2]) && !page.contains(&labels[1]),
         "only real disagreements"
     );
+    // The adjudicator (a pathologist who reads none of the slides) sees the readers' values as
+    // Reader A / Reader B — no names — with a link to view the slide; the read opened from there
+    // names no reader either.
+    let adj = app.login("annotator3").await;
+    let (status, page) = adj.get_text(&format!("/studies/{STUDY}/campaigns/{id}/adjudication")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Reader A") && page.contains("Reader B"), "{page}");
+    for name in ["annotator1", "annotator2", "Kim Minji", "Lee Seojun"] {
+        assert!(!page.contains(name), "{name} shown to the adjudicator: {page}");
+    }
+    let r1 = read_id(&app, id, "annotator1", &labels[0]);
+    assert!(page.contains(&format!("/reads/{r1}\"")) && page.contains("View slide"), "{page}");
+    let (status, read_page) = adj.get_text(&format!("/studies/{STUDY}/reads/{r1}")).await;
+    assert_eq!(status, 200);
+    assert!(!read_page.contains("annotator1") && !read_page.contains("Kim Minji"), "{read_page}");
+    // A manager cannot be made adjudicator: the adjudicator is a pathologist.
+    let r = manager
+        .post(
+            &format!("/studies/{STUDY}/campaigns"),
+            &[("name", "R9"), ("readers", "annotator1"), ("adjudicator", "manager")],
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("not a pathologist (annotator) of this study"));
 
     // Only the adjudicator adjudicates; values are checked; it is audited with both reads.
     let stat = app.login("statistician").await;
     let form = [("slide", labels[0].as_str()), ("field", "phenotype"), ("value", "inflamed"), ("note", "")];
     assert_eq!(stat.post(&format!("/studies/{STUDY}/campaigns/{id}/adjudication"), &form).await.status(), 403);
     assert_eq!(a1.post(&format!("/studies/{STUDY}/campaigns/{id}/adjudication"), &form).await.status(), 404);
-    manager
-        .post(
-            &format!("/studies/{STUDY}/campaigns/{id}/adjudication"),
-            &[("slide", labels[0].as_str()), ("field", "phenotype"), ("value", "hot")],
-        )
-        .await;
+    assert_eq!(manager.post(&format!("/studies/{STUDY}/campaigns/{id}/adjudication"), &form).await.status(), 403);
+    adj.post(
+        &format!("/studies/{STUDY}/campaigns/{id}/adjudication"),
+        &[("slide", labels[0].as_str()), ("field", "phenotype"), ("value", "hot")],
+    )
+    .await;
     assert!(audit_events(&app, "adjudicate").is_empty());
-    manager.post(&format!("/studies/{STUDY}/campaigns/{id}/adjudication"), &form).await;
+    adj.post(&format!("/studies/{STUDY}/campaigns/{id}/adjudication"), &form).await;
     let ev = audit_events(&app, "adjudicate");
     assert_eq!(ev.len(), 1);
     assert!(
@@ -467,12 +504,11 @@ async fn disagreements_are_adjudicated_into_the_reference_and_agreement_is_shown
         reference.contains(&format!("{},,100,yes", labels[0])),
         "no reference until adjudicated again: {reference}"
     );
-    manager
-        .post(
-            &format!("/studies/{STUDY}/campaigns/{id}/adjudication"),
-            &[("slide", labels[0].as_str()), ("field", "phenotype"), ("value", "desert")],
-        )
-        .await;
+    adj.post(
+        &format!("/studies/{STUDY}/campaigns/{id}/adjudication"),
+        &[("slide", labels[0].as_str()), ("field", "phenotype"), ("value", "desert")],
+    )
+    .await;
     let (_, reference) = stat.get_text(&format!("/studies/{STUDY}/campaigns/{id}/reference.csv")).await;
     assert!(reference.contains(&format!("{},desert,100,yes", labels[0])), "{reference}");
 }
@@ -604,7 +640,9 @@ async fn schema_changes_after_reading_started_need_a_reason() {
     let r = manager.post(&format!("/studies/{STUDY}/annotations/schema"), &[("text", &text), ("reason", "")]).await;
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap().contains("reading has started"));
-    let dropped = schema::DEFAULT_TEXT.replace("phenotype | categorical | inflamed, excluded, desert | required\n", "");
+    let dropped = schema::DEFAULT_TEXT
+        .replace("phenotype (Tumour-immune phenotype) | categorical | inflamed, excluded, desert | required\n", "");
+    assert_ne!(dropped, schema::DEFAULT_TEXT);
     let r = manager
         .post(&format!("/studies/{STUDY}/annotations/schema"), &[("text", &dropped), ("reason", "simplify")])
         .await;
@@ -801,4 +839,47 @@ async fn ai_assisted_readers_see_the_run_and_unaided_readers_stay_blind() {
     assert!(csv.lines().skip(1).all(|l| l.split(',').nth(3) == Some("ai_assisted")), "{csv}");
     let (_, page) = manager.get_text(&format!("/studies/{STUDY}/campaigns/{aided}")).await;
     assert!(page.contains("AI-assisted"), "{page}");
+}
+
+/// Showing readers outcome fields needs an explicit confirmation, recorded in the audit trail;
+/// a training campaign is marked as such and never feeds the analysis set.
+#[tokio::test]
+async fn outcome_fields_need_a_confirmation_and_training_campaigns_stay_out_of_the_analyses() {
+    let app = spawn_app();
+    let _labels = reading_study(&app);
+    let manager = app.login("manager").await;
+    let base =
+        [("name", "Clinical"), ("readers", "annotator1"), ("case_fields", "histology"), ("case_fields", "progression")];
+    let r = manager.post(&format!("/studies/{STUDY}/campaigns"), &base).await;
+    assert_eq!(r.status(), 422);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("progression is an outcome"), "{page}");
+    assert!(audit_events(&app, "create").iter().all(|e| e.entity.as_str() != "campaign"), "nothing created");
+    let mut confirmed = base.to_vec();
+    confirmed.push(("confirm_outcomes", "on"));
+    let r = manager.post(&format!("/studies/{STUDY}/campaigns"), &confirmed).await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
+    let created: Vec<_> =
+        audit_events(&app, "create").into_iter().filter(|e| e.entity.as_str() == "campaign").collect();
+    assert!(
+        created[0].new_value.as_deref().unwrap().contains(r#""outcome_fields_shown_confirmed":["progression"]"#),
+        "{:?}",
+        created[0].new_value
+    );
+
+    let training =
+        create_campaign(&manager, &[("name", "Calibration"), ("readers", "annotator2"), ("purpose", "training")]).await;
+    let (_, list) = manager.get_text(&format!("/studies/{STUDY}/campaigns")).await;
+    assert!(list.contains("training"), "{list}");
+    let stat = app.login("statistician").await;
+    let (_, page) = stat.get_text(&format!("/studies/{STUDY}/analyses")).await;
+    assert!(!page.contains("Calibration"), "not offered as a source: {page}");
+    let (status, page) =
+        stat.get_text(&format!("/studies/{STUDY}/analyses/result?campaign={training}&analysis=kappa&a=x&b=y")).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("training campaign"), "{page}");
+    let r = manager
+        .post(&format!("/studies/{STUDY}/campaigns"), &[("name", "X"), ("readers", "annotator1"), ("purpose", "fun")])
+        .await;
+    assert_eq!(r.status(), 422);
 }

@@ -14,6 +14,10 @@ async fn the_audit_page_filters_and_exports() {
     assert_eq!(s, 200);
     assert!(page.contains("AMC") && page.contains("SNUBH"));
     assert!(!page.contains("<td>add_member</td>"), "filtered by entity");
+    // Readable: field by field, people by name (the username on hover), no raw JSON.
+    assert!(page.contains("<strong>code</strong>: AMC"), "{page}");
+    assert!(page.contains(r#"<td title="manager">Park Jiyeon</td>"#), "{page}");
+    assert!(!page.contains("{&quot;code&quot;"), "no JSON: {page}");
     let (_, page) = m.get_text("/studies/LUNG-IO-01/audit?user=manager").await;
     assert!(page.contains("AMC") && !page.contains("SNUBH"), "filtered by user");
     let (_, page) = m.get_text("/studies/LUNG-IO-01/audit?from=2000-01-01&to=2000-01-02").await;

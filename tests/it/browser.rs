@@ -127,7 +127,8 @@ async fn sign_in(c: &Client, base: &str, username: &str) {
     fill(c, "input[name=username]", username).await;
     fill(c, "input[name=password]", PASSWORD).await;
     c.find(Locator::Css("#login-form button[type=submit]")).await.unwrap().click().await.unwrap();
-    c.wait().for_element(Locator::Css("#studies-table")).await.unwrap();
+    // Signed in: the studies list, or a reader's queue.
+    c.wait().for_element(Locator::Css("#studies-table, #queue-table, .empty")).await.unwrap();
 }
 
 #[tokio::test]
@@ -137,7 +138,7 @@ async fn a_job_started_in_the_browser_shows_live_progress_until_done() {
     sign_in(&c, &app.base, "monitor").await;
     c.goto(&format!("{}/studies/LUNG-IO-01/audit?entity=member", app.base)).await.unwrap();
     let table = c.find(Locator::Css("#audit-table")).await.unwrap().text().await.unwrap();
-    assert!(table.contains("add_member") && table.contains("annotator1"), "{table}");
+    assert!(table.contains("add member") && table.contains("annotator1"), "{table}");
     screenshot(&c, "06-audit").await;
     // Start an integrity check; the jobs page polls the row (htmx) until the job is done.
     c.find(Locator::XPath("//button[text()='Verify hash chain']")).await.unwrap().click().await.unwrap();
@@ -235,6 +236,22 @@ async fn a_manager_imports_cases_through_the_preview_and_reviews_them() {
     notes.clear().await.unwrap();
     notes.send_keys("Partial response.\nCall back on 010-4444-5555.").await.unwrap();
     c.find(Locator::Css("input[type=checkbox][name=mets][value='2']")).await.unwrap().click().await.unwrap();
+    // A change to saved values needs a reason: without one nothing is saved and the field says so.
+    c.find(Locator::Css("#case-edit button[type=submit]")).await.unwrap().click().await.unwrap();
+    let refused =
+        c.wait().for_element(Locator::Css("#change-reason .field-error")).await.unwrap().text().await.unwrap();
+    assert!(refused.contains("pick a reason"), "{refused}");
+    assert_eq!(updates(), 0);
+    let notes = c.find(Locator::Css("textarea[name=clinical_notes]")).await.unwrap();
+    notes.clear().await.unwrap();
+    notes.send_keys("Partial response.\nCall back on 010-4444-5555.").await.unwrap();
+    c.find(Locator::Css("input[type=checkbox][name=mets][value='2']")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("select[name=_reason] option[value='Query answered by the site']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let flash = save().await;
     assert!(flash.contains("Identifiers redacted from free text: 1 in clinical_notes"), "{flash}");
     let sid = evidentia::studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap().id;
@@ -242,6 +259,10 @@ async fn a_manager_imports_cases_through_the_preview_and_reviews_them() {
     assert_eq!(values["clinical_notes"], serde_json::json!("Partial response.\nCall back on [REDACTED:PHONE]."));
     assert_eq!(values["mets"], serde_json::json!(["2"]));
     assert_eq!(updates(), 1);
+    // The history says what changed in the dictionary's words, old → new, who and why.
+    let history = c.find(Locator::Css("#case-history")).await.unwrap().text().await.unwrap();
+    assert!(history.contains("Metastatic sites:") && history.contains("→ Liver"), "{history}");
+    assert!(history.contains("Query answered by the site"), "{history}");
     screenshot(&c, "13a-case-edited").await;
     assert!(save().await.contains("Case saved."));
     assert_eq!(updates(), 1, "the saved text, line break and all, is unchanged when saved again");
@@ -392,7 +413,7 @@ async fn an_annotator_completes_a_read_with_a_point_and_a_polygon() {
     assert!(panel.contains("evidentia-demo-til@1.0.0") && panel.contains("Phenotype"), "{panel}");
     c.wait()
         .at_most(Duration::from_secs(15))
-        .for_element(Locator::Css("#heatmap-toggle:not([hidden]) input"))
+        .for_element(Locator::Css("#heatmap-toggle:not([hidden]) input.heatmap-on"))
         .await
         .expect("the run's heatmap can be shown")
         .click()
@@ -402,6 +423,31 @@ async fn an_annotator_completes_a_read_with_a_point_and_a_polygon() {
     assert!(shown.and_then(|n| n.parse::<u32>().ok()).is_some_and(|n| n > 0), "heatmap cells drawn");
     c.execute("document.activeElement.blur();", vec![]).await.unwrap(); // keys go to the workbench again
     let viewer = c.find(Locator::Css("#slide-viewer")).await.unwrap();
+    // The 10× preset: 1 µm per screen pixel (10 µm is 1×); the ruler then measures a 200 px
+    // drag as 200 µm (the slide's 0.5 µm per pixel), within 1 %, and saves nothing.
+    c.find(Locator::Css("button[data-mag='10']")).await.unwrap().click().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await; // the zoom animation
+    let mag = c.find(Locator::Css("#magnification")).await.unwrap().text().await.unwrap();
+    assert_eq!(mag, "10×");
+    c.active_element().await.unwrap().send_keys("m").await.unwrap();
+    let drag = MouseActions::new("ruler".into())
+        .then(PointerAction::MoveToElement { element: viewer.clone(), duration: None, x: -100.0, y: 30.0 })
+        .then(PointerAction::Down { button: MOUSE_BUTTON_LEFT })
+        .then(PointerAction::MoveToElement {
+            element: viewer.clone(),
+            duration: Some(Duration::from_millis(200)),
+            x: 100.0,
+            y: 30.0,
+        })
+        .then(PointerAction::Up { button: MOUSE_BUTTON_LEFT });
+    c.perform_actions(drag).await.unwrap();
+    let readout = c.find(Locator::Css("#measure-readout")).await.unwrap();
+    let um: f64 = readout.attr("data-um").await.unwrap().expect("a measurement").parse().unwrap();
+    assert!((um - 200.0).abs() <= 2.0, "the ruler measured {um} µm for 200 µm");
+    assert!(readout.text().await.unwrap().starts_with("Length 200"), "{:?}", readout.text().await);
+    let count = c.execute("return window.evidentiaWorkbench.count();", vec![]).await.unwrap();
+    assert_eq!(count, serde_json::json!(0), "a measurement is not a region");
+    c.active_element().await.unwrap().send_keys(&Key::Escape.to_string()).await.unwrap();
     let keys = |k: String| {
         let c = c.clone();
         async move { c.active_element().await.unwrap().send_keys(&k).await.unwrap() }
@@ -426,6 +472,21 @@ async fn an_annotator_completes_a_read_with_a_point_and_a_polygon() {
     keys(Key::Enter.to_string()).await;
     let count = c.execute("return window.evidentiaWorkbench.count();", vec![]).await.unwrap();
     assert_eq!(count, serde_json::json!(2), "a point and a polygon drawn");
+    let list = c.find(Locator::Css("#region-list")).await.unwrap().text().await.unwrap();
+    assert!(list.contains("Lymphocyte · point") && list.contains("Tumor · polygon"), "{list}");
+    // Submitting with required fields empty: refused in the browser before any confirmation,
+    // every missing field named and highlighted.
+    c.find(Locator::Css("#submit-read")).await.unwrap().click().await.unwrap();
+    let missing = c.find(Locator::Css("#read-missing")).await.unwrap();
+    let text = missing.text().await.unwrap();
+    assert!(
+        text.contains("Tumour-immune phenotype") && text.contains("TIL density") && text.contains("Tumour present"),
+        "{text}"
+    );
+    let highlighted =
+        c.execute("return document.querySelectorAll('#read-form.checked :invalid').length;", vec![]).await.unwrap();
+    assert!(highlighted.as_u64().is_some_and(|n| n >= 3), "{highlighted:?}");
+    screenshot(&c, "19a-workbench-incomplete").await;
     // The form: phenotype, TIL density, tumour present.
     c.find(Locator::Css("input[name='field.phenotype'][value=excluded]")).await.unwrap().click().await.unwrap();
     fill(&c, "input[name='field.til_density']", "180").await;
@@ -491,7 +552,7 @@ async fn a_statistician_runs_an_analysis_sees_its_plot_and_saves_it() {
     c.find(Locator::Css("#analysis-params button[type=submit]")).await.unwrap().click().await.unwrap();
     c.wait().for_element(Locator::Css("#result-plot svg")).await.unwrap();
     let tables = c.find(Locator::Css("#result-tables")).await.unwrap().text().await.unwrap();
-    assert!(tables.contains("kappa") && tables.contains("observed_agreement"), "{tables}");
+    assert!(tables.contains("κ") && tables.contains("observed agreement"), "{tables}");
     let command = c.find(Locator::Css("#command")).await.unwrap().text().await.unwrap();
     assert!(command.contains("--weights=linear"), "{command}");
     screenshot(&c, "31-analysis-result").await;

@@ -84,7 +84,7 @@ fn phi_study(app: &TestApp) {
     }
 }
 
-async fn upload(c: &Client, path: &str, name: &str, bytes: &[u8], fields: &[(&str, &str)]) -> reqwest::Response {
+pub async fn upload(c: &Client, path: &str, name: &str, bytes: &[u8], fields: &[(&str, &str)]) -> reqwest::Response {
     let mut form = reqwest::multipart::Form::new()
         .part("file", reqwest::multipart::Part::bytes(bytes.to_vec()).file_name(name.to_string()));
     for (k, v) in fields {
@@ -267,10 +267,39 @@ async fn dates_shift_per_subject_and_reimports_update_with_audit() {
     assert_eq!(upd[0].new_value.as_deref(), Some("{\"tps\":60}"));
 
     // Editing on the case page and changing status: validated, audited, blocked when locked.
-    let r = m.post("/studies/PHI-01/cases/SNUBH-0001/edit", &[("tps", "150")]).await;
+    let r = m.post("/studies/PHI-01/cases/SNUBH-0001/edit", &[("tps", "150"), ("_reason", "Data entry error")]).await;
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap().contains("out of range"));
+    // A change to saved data needs a reason from the list ("Other" with details); nothing changes
+    // without one.
+    let audited = audit_events(&app, "update").len();
+    for (form, says) in [
+        (vec![("tps", "70")], "reason: say why the values change"),
+        (vec![("tps", "70"), ("_reason", "Because")], "Because&#39; is not one of the reasons (Data entry error"),
+        (vec![("tps", "70"), ("_reason", "Other")], "reason_details: say what the other reason is"),
+    ] {
+        let r = m.post("/studies/PHI-01/cases/SNUBH-0001/edit", &form).await;
+        assert_eq!(r.status(), 422, "{form:?}");
+        let page = r.text().await.unwrap();
+        assert!(page.contains(says), "{says}: {page}");
+    }
+    assert_eq!(audit_events(&app, "update").len(), audited, "nothing audited without a reason");
+    let r = m
+        .post(
+            "/studies/PHI-01/cases/SNUBH-0001/edit",
+            &[
+                ("tps", "70"),
+                ("_reason", "Corrected from the source document"),
+                ("_reason_details", "pathology report p.2"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let upd = audit_events(&app, "update");
+    assert_eq!(upd[0].reason.as_deref(), Some("Corrected from the source document: pathology report p.2"));
+    // Saving the form unchanged records nothing and asks for no reason.
     assert_eq!(m.post("/studies/PHI-01/cases/SNUBH-0001/edit", &[("tps", "70")]).await.status(), 303);
+    assert_eq!(audit_events(&app, "update").len(), upd.len());
     assert_eq!(
         evidentia::cases::get(&mut app.conn(), sid, "SNUBH-0001").unwrap().values()["tps"],
         serde_json::json!(70.0)
@@ -282,11 +311,23 @@ async fn dates_shift_per_subject_and_reimports_update_with_audit() {
     let c = evidentia::cases::get(&mut app.conn(), sid, "SNUBH-0001").unwrap();
     assert_eq!((c.status.as_str(), c.status_reason.as_deref()), ("excluded", Some("No tumour in block")));
     let (_, page) = m.get_text("/studies/PHI-01/cases/SNUBH-0001").await;
-    assert!(page.contains("No tumour in block") && page.contains("tps: 70"), "history on the case page");
+    assert!(page.contains("No tumour in block"), "history on the case page");
+    let history = page.split(r#"id="case-history""#).nth(1).expect("a history table");
+    assert!(
+        history.contains("<del>60</del> → 70")
+            && history.contains("Corrected from the source document: pathology report p.2"),
+        "old → new with the reason: {history}"
+    );
+    assert!(history.contains("<del>enrolled</del> → excluded"), "status changes too");
     m.post("/studies/PHI-01/status", &[("to", "active")]).await;
     let admin = app.login("admin").await;
     admin.post("/studies/PHI-01/status", &[("to", "locked"), ("reason", "test: checklist waived")]).await;
-    assert_eq!(m.post("/studies/PHI-01/cases/SNUBH-0001/edit", &[("tps", "10")]).await.status(), 409);
+    assert_eq!(
+        m.post("/studies/PHI-01/cases/SNUBH-0001/edit", &[("tps", "10"), ("_reason", "Data entry error")])
+            .await
+            .status(),
+        409
+    );
     let r = upload(&m, "/studies/PHI-01/cases/import", "c.csv", PHI_CASES, &[]).await;
     assert_eq!(r.status(), 409, "no import into a locked study");
 }
@@ -320,7 +361,12 @@ async fn case_page_edits_are_de_identified_at_the_door() {
         ("ghost", "1", "ghost: not a field of this study"),
         ("sites", "9", "sites: not one of the choices (1, 2)"),
     ] {
-        let r = m.post("/studies/PHI-01/cases/SNUBH-0001/edit", &[(field, value), ("tps", "1")]).await;
+        let r = m
+            .post(
+                "/studies/PHI-01/cases/SNUBH-0001/edit",
+                &[(field, value), ("tps", "1"), ("_reason", "Data entry error")],
+            )
+            .await;
         assert_eq!(r.status(), 422, "{field}");
         let page = r.text().await.unwrap();
         assert!(page.contains(says), "{field}: {says}");
@@ -331,7 +377,12 @@ async fn case_page_edits_are_de_identified_at_the_door() {
 
     // Free text is scrubbed as it is saved; the manager is told how much was redacted.
     let note = "Called 010-9876-5432, wrote to minji.kim@example.org, RRN 850315-1234567, MRN00998877.";
-    let r = m.post("/studies/PHI-01/cases/SNUBH-0001/edit", &[("notes", note)]).await;
+    let r = m
+        .post(
+            "/studies/PHI-01/cases/SNUBH-0001/edit",
+            &[("notes", note), ("_reason", "Other"), ("_reason_details", "site called back on 010-1111-2222")],
+        )
+        .await;
     assert_eq!(r.status(), 303);
     let (_, page) = m.get_text("/studies/PHI-01/cases/SNUBH-0001").await;
     assert!(page.contains("Identifiers redacted from free text: 4 in notes"), "the flash says so");
@@ -340,15 +391,28 @@ async fn case_page_edits_are_de_identified_at_the_door() {
     let upd = audit_events(&app, "update");
     assert_eq!(upd[0].entity_id, "SNUBH-0001");
     assert!(upd[0].new_value.as_deref().is_some_and(|v| v.contains("[REDACTED:PHONE]")), "{:?}", upd[0].new_value);
-    assert_eq!(upd[0].reason.as_deref(), Some("identifiers redacted from free text: notes 4"));
+    assert_eq!(
+        upd[0].reason.as_deref(),
+        Some("Other: site called back on [REDACTED:PHONE] (identifiers redacted from free text: notes 4, reason 1)")
+    );
 
     // Checkbox fields: the ticked codes, in the order of the choices; none ticked is an empty list.
-    let r = m.post("/studies/PHI-01/cases/SNUBH-0001/edit", &[("sites", ""), ("sites", "2"), ("sites", "1")]).await;
+    let r = m
+        .post(
+            "/studies/PHI-01/cases/SNUBH-0001/edit",
+            &[("sites", ""), ("sites", "2"), ("sites", "1"), ("_reason", "Data entry error")],
+        )
+        .await;
     assert_eq!(r.status(), 303);
     assert_eq!(case(&app).values()["sites"], serde_json::json!(["1", "2"]));
     let (_, page) = m.get_text("/studies/PHI-01/cases/SNUBH-0001").await;
     assert!(page.contains(r#"name="sites" value="2" checked"#), "the boxes show what is stored");
-    assert_eq!(m.post("/studies/PHI-01/cases/SNUBH-0001/edit", &[("sites", "")]).await.status(), 303);
+    assert_eq!(
+        m.post("/studies/PHI-01/cases/SNUBH-0001/edit", &[("sites", ""), ("_reason", "Data entry error")])
+            .await
+            .status(),
+        303
+    );
     assert_eq!(case(&app).values()["sites"], serde_json::json!([]));
     let upd = audit_events(&app, "update");
     assert_eq!(upd[0].old_value.as_deref(), Some(r#"{"sites":["1","2"]}"#));
@@ -390,7 +454,13 @@ async fn case_page_edits_are_de_identified_at_the_door() {
     // outside the study it does not exist.
     for (user, status) in [("monitor", 403), ("annotator1", 403), ("outsider", 404)] {
         let c = app.login(user).await;
-        assert_eq!(c.post("/studies/PHI-01/cases/SNUBH-0001/edit", &[("tps", "3")]).await.status(), status, "{user}");
+        assert_eq!(
+            c.post("/studies/PHI-01/cases/SNUBH-0001/edit", &[("tps", "3"), ("_reason", "Data entry error")])
+                .await
+                .status(),
+            status,
+            "{user}"
+        );
         let r = c.post("/studies/PHI-01/cases/SNUBH-0001/status", &[("status", "enrolled")]).await;
         assert_eq!(r.status(), status, "{user}");
     }
@@ -431,7 +501,7 @@ fn bad_files() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         (
             "missing required",
             format!("{header}S1,SNUBH,50,,2024-01-01,5,0,\n").into_bytes(),
-            "row 1, column sex: missing required value",
+            "row 1, column sex: missing required value (spreadsheet row 2)",
         ),
         (
             "wrong type",

@@ -293,6 +293,8 @@ async fn the_dossier_is_signed_deterministic_and_verify_catches_any_change() {
         assert!(html.contains(&section.replace('&', "&amp;")), "{section} in the HTML");
     }
     assert!(text.contains(&key[..32]), "the public key is printed");
+    // Table 1 by the dictionary's labels (levels too: a unit test of the report crate).
+    assert!(html.contains("<th>Sex, missing</th>") && !html.contains("<th>sex, missing</th>"), "{html}");
     assert!(text.contains("evidentia stats survival --input datasets/analysis-campaign1.csv"), "{text}");
     assert!(html.matches("<svg").count() >= 2, "the confusion matrix and KM plots inline");
 
@@ -409,4 +411,65 @@ async fn the_checklist_names_values_that_fail_the_dictionary_and_unresolved_fail
     let manager = app.login("manager").await;
     let (_, page) = manager.get_text(&format!("/studies/{STUDY}")).await;
     assert!(page.contains("No case value fails the current data dictionary"), "{page}");
+}
+
+/// Locking closes every open campaign (each audited, the lock event names them); the checklist
+/// notes campaigns outside the analysis set with reads outstanding without blocking; a manager's
+/// Lock button is disabled while blocking items are open; a locked study offers no import, ingest
+/// or reopen; a failed signature keeps the chosen meaning; the page says whose signature is
+/// awaited; error pages keep the navigation and say what to do.
+#[tokio::test]
+async fn locking_closes_campaigns_and_a_locked_study_offers_no_write_action() {
+    use crate::annotations::{create_campaign, read_id};
+    let app = spawn_app();
+    let (campaign, labels) = crate::analyses::read_study(&app).await;
+    let manager = app.login("manager").await;
+    let other = create_campaign(&manager, &[("name", "R2"), ("readers", "annotator1")]).await;
+    let sid = studies::get_by_code(&mut app.conn(), STUDY).unwrap().id;
+    let c = lock::checklist(&mut app.conn(), sid)
+        .unwrap()
+        .into_iter()
+        .find(|c| c.label.starts_with("No other open campaign"))
+        .unwrap();
+    assert!(!c.ok && c.advisory && !c.blocks(), "{c:?}");
+    assert!(c.detail.contains("R2 (3 reads outstanding)") && !c.detail.contains("R1"), "{c:?}");
+    assert!(c.links.contains(&(format!("campaign {other}"), format!("campaigns/{other}"))), "{c:?}");
+    let s = format!("/studies/{STUDY}");
+    let (_, page) = manager.get_text(&s).await;
+    assert!(page.contains(r#"id="lock-blocked""#) && page.contains("R2 (3 reads outstanding)"), "{page}");
+    let admin = app.login("admin").await;
+    let (_, page) = admin.get_text(&s).await;
+    assert!(!page.contains(r#"id="lock-blocked""#), "an administrator may lock with a reason");
+    admin.post(&format!("{s}/status"), &[("to", "locked"), ("reason", "test: checklist waived")]).await;
+    let closed = audit_events(&app, "close");
+    assert_eq!(closed.len(), 2, "{closed:?}");
+    assert!(closed.iter().all(|e| e.reason.as_deref() == Some("closed by the study lock")));
+    let lock_event = &audit_events(&app, "lock")[0];
+    assert!(lock_event.new_value.as_deref().unwrap().contains(r#""closed_campaigns":["R1","R2"]"#), "{lock_event:?}");
+
+    // Nothing that would fail is offered.
+    let (_, page) = manager.get_text(&format!("{s}/cases/import")).await;
+    assert!(page.contains(r#"id="cannot-import""#) && !page.contains(r#"id="case-upload""#), "{page}");
+    let (_, page) = manager.get_text(&format!("{s}/slides/ingest")).await;
+    assert!(page.contains(r#"id="cannot-ingest""#) && !page.contains(r#"id="slide-upload""#), "{page}");
+    let a1 = app.login("annotator1").await;
+    let (_, page) = a1.get_text(&format!("{s}/reads/{}", read_id(&app, campaign, "annotator1", &labels[0]))).await;
+    assert!(!page.contains("Reopen read"), "{page}");
+    // An error page keeps the navigation and says what to do.
+    let csv = b"subject_id,site\nX-1,SNUBH\n";
+    let r = crate::cases::upload(&manager, &format!("{s}/cases/import"), "c.csv", csv, &[]).await;
+    assert_eq!(r.status(), 409);
+    let page = r.text().await.unwrap();
+    assert!(page.contains(r#"class="mainnav""#) && page.contains(r#"id="what-to-do""#), "{page}");
+
+    // Whose signature is awaited; a wrong password keeps the meaning chosen.
+    let manager_name = evidentia::auth::users::find_by_username(&mut app.conn(), "manager").unwrap().unwrap().full_name;
+    let stat = app.login("statistician").await;
+    let (_, page) = stat.get_text(&s).await;
+    assert!(page.contains(&format!("manager: {manager_name}")), "{page}");
+    let r = stat.post(&format!("{s}/sign"), &[("password", "wrong"), ("meaning", "review")]).await;
+    let back = location(&r);
+    assert!(back.ends_with("?meaning=review"), "{back}");
+    let (_, page) = stat.get_text(&back).await;
+    assert!(page.contains(r#"<option value="review" selected>"#), "{page}");
 }

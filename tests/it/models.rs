@@ -118,6 +118,7 @@ async fn models_register_with_a_checked_card_and_never_change() {
     let (status, page) = admin.get_text("/admin/models").await;
     assert_eq!(status, 200);
     assert!(page.contains("tiny-fcn@0.1.0") && page.contains("superseded") && page.contains(&sha[..16]), "{page}");
+    assert!(!page.contains("libonnxruntime") && !page.contains("site-packages"), "no server paths: {page}");
     let manager = app.login("manager").await;
     assert_eq!(manager.get("/admin/models").await.status(), 403);
 }

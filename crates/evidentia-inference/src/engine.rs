@@ -36,7 +36,10 @@ impl BackendKind {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Backend {
     pub kind: BackendKind,
+    /// For operators (logs, the CLI): the version and the library's path, or why not.
     pub detail: String,
+    /// For pages: the version, or why not, without server paths.
+    pub summary: String,
 }
 
 impl Backend {
@@ -87,7 +90,11 @@ fn init_backend() -> Result<Backend, String> {
 
 fn tract(why: String) -> Backend {
     ort::set_api(ort_tract::api());
-    Backend { kind: BackendKind::Tract, detail: why }
+    Backend {
+        kind: BackendKind::Tract,
+        detail: why,
+        summary: "tract, the pure-Rust engine (ONNX Runtime is not in use on this server)".into(),
+    }
 }
 
 /// `EVIDENTIA_ORT_LIB`, `ORT_DYLIB_PATH`, or `onnxruntime/capi/libonnxruntime.so*` in a Python
@@ -152,7 +159,11 @@ fn load_onnxruntime(path: &Path) -> Result<Backend, String> {
     };
     std::mem::forget(lib);
     ort::set_api(api);
-    Ok(Backend { kind: BackendKind::OnnxRuntime, detail: format!("ONNX Runtime {version} from {}", path.display()) })
+    Ok(Backend {
+        kind: BackendKind::OnnxRuntime,
+        detail: format!("ONNX Runtime {version} from {}", path.display()),
+        summary: format!("ONNX Runtime {version}"),
+    })
 }
 
 /// A tensor's name and shape as the model declares it (-1 for a dynamic dimension).

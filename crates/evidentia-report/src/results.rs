@@ -105,6 +105,43 @@ pub fn cell(v: &Value) -> Cell {
     }
 }
 
+/// A statistic's key as people read it: `opa.wilson_low` → "OPA lower CI bound (Wilson)",
+/// `n_missing` → "missing". Keys stay as they are in datasets, CSV and JSON.
+pub fn label(key: &str) -> String {
+    const NAMES: &[(&str, &str)] = &[
+        ("opa", "OPA"),
+        ("ppa", "PPA"),
+        ("npa", "NPA"),
+        ("ppv", "PPV"),
+        ("npv", "NPV"),
+        ("auc", "AUC"),
+        ("kappa", "κ"),
+        ("se", "SE"),
+        ("hr", "hazard ratio"),
+        ("p_value", "p"),
+        ("wilson_low", "lower CI bound (Wilson)"),
+        ("wilson_high", "upper CI bound (Wilson)"),
+        ("ci_low", "lower CI bound"),
+        ("ci_high", "upper CI bound"),
+        ("n_missing", "missing"),
+        ("n_used", "n used"),
+        ("n_events", "events"),
+        ("n_subjects", "subjects"),
+        ("n_raters", "raters"),
+        ("n_items", "items"),
+        ("icc1", "ICC(1,1)"),
+        ("icc2", "ICC(2,1)"),
+        ("icc3", "ICC(3,1)"),
+        ("icc1k", "ICC(1,k)"),
+        ("icc2k", "ICC(2,k)"),
+        ("icc3k", "ICC(3,k)"),
+    ];
+    key.split('.')
+        .map(|seg| NAMES.iter().find(|(k, _)| *k == seg).map_or_else(|| seg.replace('_', " "), |(_, l)| l.to_string()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A number to 4 decimals, or in scientific notation when that would hide it.
 pub fn fmt4(f: f64) -> String {
     if f != 0.0 && (f.abs() < 1e-4 || f.abs() >= 1e7) {
@@ -134,7 +171,7 @@ pub fn tables(json: &Value) -> Vec<Table> {
     if !scalars.is_empty() {
         let mut t = Table::default();
         for (k, v) in scalars {
-            t.push_headed(k.as_str(), [cell(v)]);
+            t.push_headed(label(k), [cell(v)]);
         }
         out.push(t);
     }
@@ -153,10 +190,12 @@ pub fn tables(json: &Value) -> Vec<Table> {
     for (mut keys, mut members) in groups {
         keys.sort_by_key(|k| key_rank(k));
         members.sort_by_key(|(k, _)| key_rank(k));
-        let mut t =
-            Table { header: std::iter::once(String::new()).chain(keys.iter().cloned()).collect(), ..Table::default() };
+        let mut t = Table {
+            header: std::iter::once(String::new()).chain(keys.iter().map(|k| label(k))).collect(),
+            ..Table::default()
+        };
         for (name, m) in members {
-            t.push_headed(name.as_str(), keys.iter().map(|k| cell(&m[k])));
+            t.push_headed(label(name), keys.iter().map(|k| cell(&m[k])));
         }
         out.push(t);
     }
@@ -182,9 +221,9 @@ pub fn tables(json: &Value) -> Vec<Table> {
 fn icc(obj: &serde_json::Map<String, Value>, scalars: &[(&String, &Value)]) -> Vec<Table> {
     let mut counts = Table::default();
     for (k, v) in scalars.iter().filter(|(k, _)| k.starts_with("n_")) {
-        counts.push_headed(k.as_str(), [cell(v)]);
+        counts.push_headed(label(k), [cell(v)]);
     }
-    let mut forms = Table::new(&["Shrout & Fleiss form", "ICC", "ci_low", "ci_high"]);
+    let mut forms = Table::new(&["Shrout & Fleiss form", "ICC", "lower CI bound", "upper CI bound"]);
     for (name, form) in [
         ("icc1", "ICC(1,1)"),
         ("icc2", "ICC(2,1)"),
@@ -212,16 +251,31 @@ fn array_table(caption: &str, items: &[Value]) -> Table {
         }
     }
     keys.sort_by_key(|k| key_rank(k));
-    let mut t = Table { header: keys.clone(), ..Table::default() }.caption(caption);
+    let mut t = Table { header: keys.iter().map(|k| label(k)).collect(), ..Table::default() }.caption(caption);
     for it in items {
         t.push(keys.iter().map(|k| it.get(k).map(cell).unwrap_or_else(|| Cell::text(""))));
     }
     t
 }
 
+/// How a person reads a Table 1 variable: its label, and its levels' labels in the order the
+/// data dictionary lists them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VariableLabels {
+    pub label: String,
+    /// (code, label), in the schema's order.
+    pub levels: Vec<(String, String)>,
+}
+
 /// Table 1: a column per group and overall; continuous variables as n, mean ± SD, median [IQR],
-/// missing; categorical as n (%) per level and missing.
+/// missing; categorical as n (%) per level and missing. Variables and levels as coded.
 pub fn table1(json: &Value) -> Table {
+    table1_labelled(json, &std::collections::BTreeMap::new())
+}
+
+/// Table 1 with variables and levels by their labels ("Sex = Female", not "sex = 2"), levels in
+/// the order `labels` gives (then any level it does not name, as coded).
+pub fn table1_labelled(json: &Value, labels: &std::collections::BTreeMap<String, VariableLabels>) -> Table {
     let mut header = vec!["Characteristic".to_string()];
     header.extend(
         json["groups"]
@@ -245,21 +299,39 @@ pub fn table1(json: &Value) -> Table {
         cols.push(v["overall"].clone());
         cols
     };
+    let label_of = |name: &str| labels.get(name).map_or(name.to_string(), |l| l.label.clone());
     for v in json["continuous"].as_array().into_iter().flatten() {
-        let name = v["name"].as_str().unwrap_or("");
+        let name = label_of(v["name"].as_str().unwrap_or(""));
         let cols = columns(v);
         for (i, label) in ["mean ± SD", "median [IQR]", "missing"].iter().enumerate() {
             t.push_headed(format!("{name}, {label}"), cols.iter().map(|c| summary(c)[i].clone()));
         }
     }
     for v in json["categorical"].as_array().into_iter().flatten() {
-        let name = v["name"].as_str().unwrap_or("");
+        let var = v["name"].as_str().unwrap_or("");
+        let name = label_of(var);
         let cols = columns(v);
-        for (li, level) in v["levels"].as_array().into_iter().flatten().enumerate() {
-            let level = match level {
+        let coded: Vec<String> = v["levels"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|level| match level {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
-            };
+            })
+            .collect();
+        // The schema's order first, then what it does not name.
+        let known = labels.get(var).map(|l| l.levels.as_slice()).unwrap_or_default();
+        let mut order: Vec<(usize, String)> = known
+            .iter()
+            .filter_map(|(code, label)| coded.iter().position(|c| c == code).map(|i| (i, label.clone())))
+            .collect();
+        for (i, c) in coded.iter().enumerate() {
+            if !order.iter().any(|(j, _)| *j == i) {
+                order.push((i, c.clone()));
+            }
+        }
+        for (li, level) in order {
             t.push_headed(
                 format!("{name} = {level}, n (%)"),
                 cols.iter().map(|c| {
@@ -271,4 +343,44 @@ pub fn table1(json: &Value) -> Table {
         t.push_headed(format!("{name}, missing"), cols.iter().map(|c| c["missing"].to_string()));
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn table1_reads_labels_in_the_schema_order() {
+        // As `evidentia stats table1` writes it: levels in their sorted (code) order.
+        let json = serde_json::json!({
+            "groups": [{"name": "inflamed", "n": 3}],
+            "continuous": [],
+            "categorical": [{
+                "name": "sex", "levels": ["1", "2", "9"],
+                "by_group": [{"counts": [1, 2, 0], "percents": [33.3, 66.7, 0.0], "missing": 0}],
+                "overall": {"counts": [1, 2, 0], "percents": [33.3, 66.7, 0.0], "missing": 0}
+            }]
+        });
+        let labels = BTreeMap::from([(
+            "sex".to_string(),
+            VariableLabels {
+                label: "Sex".into(),
+                levels: vec![("2".into(), "Female".into()), ("1".into(), "Male".into())],
+            },
+        )]);
+        let t = table1_labelled(&json, &labels);
+        let rows: Vec<String> = t.rows.iter().map(|r| r.head.clone().unwrap_or_default()).collect();
+        assert_eq!(rows, ["Sex = Female, n (%)", "Sex = Male, n (%)", "Sex = 9, n (%)", "Sex, missing"]);
+        assert_eq!(t.rows[0].cells[0].text, "2 (66.7)", "counts follow their level");
+        let plain = table1(&json);
+        assert_eq!(plain.rows[0].head.as_deref(), Some("sex = 1, n (%)"));
+    }
+
+    #[test]
+    fn statistic_keys_read_as_words() {
+        assert_eq!(label("opa.wilson_low"), "OPA lower CI bound (Wilson)");
+        assert_eq!(label("n_missing"), "missing");
+        assert_eq!(label("observed_agreement"), "observed agreement");
+    }
 }

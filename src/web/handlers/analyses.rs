@@ -50,7 +50,9 @@ struct SourceChoices {
 }
 
 fn choices(c: &mut crate::db::Conn, study_id: crate::studies::StudyId) -> Result<SourceChoices, Error> {
-    Ok(SourceChoices { runs: runs::list(c, study_id)?, campaigns: campaigns::list(c, study_id)? })
+    // Training campaigns never feed the analysis set.
+    let campaigns = campaigns::list(c, study_id)?.into_iter().filter(|c| !c.is_training()).collect();
+    Ok(SourceChoices { runs: runs::list(c, study_id)?, campaigns })
 }
 
 #[derive(Template)]
@@ -67,6 +69,12 @@ pub struct IndexPage {
     pub can_manage: bool,
 }
 
+impl IndexPage {
+    pub fn stale_count(&self) -> usize {
+        self.saved.iter().filter(|r| r.is_stale()).count()
+    }
+}
+
 pub async fn analyses_index(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -74,7 +82,7 @@ pub async fn analyses_index(
 ) -> Result<HttpResponse, PageError> {
     let sid = access.study.id;
     let (ch, saved, latest, signed) = state
-        .db(move |c| Ok((choices(c, sid)?, saved::list(c, sid)?, plan::latest(c, sid)?, plan::signed(c, sid)?)))
+        .db(move |c| Ok((choices(c, sid)?, saved::list_checked(c, sid)?, plan::latest(c, sid)?, plan::signed(c, sid)?)))
         .await?;
     let ctx = PageCtx::new(&req, Some(&user), format!("Analyses · {}", access.study.code), "studies");
     render(
@@ -104,6 +112,7 @@ pub fn saved_csv_header() -> Vec<String> {
         "verdict",
         "input_sha256",
         "input_rows",
+        "input_unchanged",
         "software",
         "status",
         "status_reason",
@@ -120,7 +129,7 @@ pub async fn saved_csv(
     InStudy { access, .. }: InStudy<perm::ViewAnalyses>,
 ) -> Result<HttpResponse, PageError> {
     let sid = access.study.id;
-    let list = state.db(move |c| saved::list(c, sid)).await?;
+    let list = state.db(move |c| saved::list_checked(c, sid)).await?;
     let rows = list
         .iter()
         .map(|r| {
@@ -135,6 +144,11 @@ pub async fn saved_csv(
                 r.verdict.map(|v| v.as_str().to_string()).unwrap_or_else(|| "exploratory".into()),
                 s.input_sha256.clone(),
                 s.input_rows.to_string(),
+                match r.stale {
+                    Some(true) => "no".into(),
+                    Some(false) => "yes".into(),
+                    None => String::new(),
+                },
                 s.software_version.clone(),
                 s.status.to_string(),
                 s.status_reason.clone().unwrap_or_default(),
@@ -509,7 +523,8 @@ pub async fn saved_show(
     let want_rerun = q.rerun.is_some();
     let (row, rerun) = state
         .db(move |c| {
-            let row = saved::get(c, sid, id)?;
+            let mut row = saved::get(c, sid, id)?;
+            saved::freshness(c, sid, std::slice::from_mut(&mut row))?;
             let rerun = if want_rerun { Some(saved::rerun(c, sid, &row.saved)?) } else { None };
             Ok((row, rerun))
         })
@@ -590,7 +605,7 @@ pub async fn plan_show(
     InStudy { user, access, .. }: InStudy<perm::ViewAnalyses>,
 ) -> Result<HttpResponse, PageError> {
     let sid = access.study.id;
-    let (versions, saved) = state.db(move |c| Ok((plan::versions(c, sid)?, saved::list(c, sid)?))).await?;
+    let (versions, saved) = state.db(move |c| Ok((plan::versions(c, sid)?, saved::list_checked(c, sid)?))).await?;
     let results = versions
         .first()
         .map(|p| {

@@ -291,8 +291,9 @@ pub async fn reading_queue(
         .iter()
         .map(|i| {
             let mut v = read_json(&i.read, blind);
-            v["open"] = json!(i.is_open());
+            v["open"] = json!(i.readable());
             v["opens"] = json!(i.opens_label());
+            v["hidden"] = json!(i.hidden);
             v
         })
         .collect();

@@ -20,6 +20,8 @@ pub struct AuditListPage {
     pub ctx: PageCtx,
     pub nav: Option<StudyNav>,
     pub events: Vec<AuditEvent>,
+    /// Full names of the events' users (username → name).
+    pub names: std::collections::HashMap<String, String>,
     pub filter: AuditFilter,
     pub users: Vec<String>,
     pub actions: Vec<String>,
@@ -29,6 +31,13 @@ pub struct AuditListPage {
     pub csv_link: String,
     pub verify_action: String,
     pub can_verify: bool,
+}
+
+impl AuditListPage {
+    /// The user's full name, else the recorded actor (`cli:…` operators, removed accounts).
+    pub fn who(&self, actor: &str) -> String {
+        self.names.get(actor).cloned().unwrap_or_else(|| actor.to_string())
+    }
 }
 
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -58,8 +67,13 @@ async fn page(
 ) -> Result<HttpResponse, PageError> {
     let sid = study.as_ref().map(|s| s.0);
     let f = q.filter.clone();
-    let (page, (users, actions, entities)) = state
-        .db(move |c| Ok((query::list(c, sid, &f, PageRequest::new(q.page, None))?, query::distinct_values(c, sid)?)))
+    let (page, (users, actions, entities), names) = state
+        .db(move |c| {
+            let page = query::list(c, sid, &f, PageRequest::new(q.page, None))?;
+            let actors: Vec<&str> = page.items.iter().map(|e| e.actor.as_str()).collect();
+            let names = crate::auth::users::full_names(c, &actors)?;
+            Ok((page, query::distinct_values(c, sid)?, names))
+        })
         .await?;
     let base = match &study {
         Some((_, nav)) => format!("/studies/{}/audit", nav.code),
@@ -82,6 +96,7 @@ async fn page(
             ctx: ctx.clone(),
             nav: study.map(|s| s.1),
             events: page.items,
+            names,
             filter: q.filter,
             users,
             actions,

@@ -73,12 +73,14 @@ pub async fn login_submit(
             };
             let ok = passwords::verify(&user.password_hash, password.expose());
             match users::record_login_attempt(conn, &user, ok, &policy)? {
-                Ok(()) => Ok(Some(sessions::create(conn, user.id)?)),
+                Ok(()) => {
+                    Ok(Some((sessions::create(conn, user.id)?, crate::studies::members::landing(conn, user.id)?)))
+                }
                 Err(LoginFailure::Locked) | Err(LoginFailure::BadCredentials) => Ok(None),
             }
         })
         .await?;
-    let Some(token) = outcome else {
+    let Some((token, landing)) = outcome else {
         tracing::info!("failed sign-in");
         let ctx = PageCtx::new(&req, None, "Sign in", "login");
         let page = LoginPage {
@@ -108,7 +110,9 @@ pub async fn login_submit(
         .same_site(SameSite::Strict)
         .secure(secure)
         .finish();
-    let mut resp = redirect(&safe_next(&form.next));
+    // Where the person was going, else their landing page (a reader's queue).
+    let to = if form.next.is_empty() { landing } else { safe_next(&form.next) };
+    let mut resp = redirect(&to);
     resp.add_cookie(&session).map_err(|e| PageError(anyhow::anyhow!("cookie: {e}").into()))?;
     resp.add_cookie(&csrf_cookie).map_err(|e| PageError(anyhow::anyhow!("cookie: {e}").into()))?;
     Ok(resp)

@@ -180,6 +180,12 @@ pub struct CampaignForm {
     pub stain: String,
     #[serde(default)]
     pub blind_case_data: Option<String>,
+    /// Ticked to show readers outcome fields anyway.
+    #[serde(default)]
+    pub confirm_outcomes: Option<String>,
+    /// `analysis` (default) or `training`.
+    #[serde(default)]
+    pub purpose: String,
     #[serde(skip)]
     pub case_fields: Vec<String>,
     #[serde(default)]
@@ -256,6 +262,14 @@ impl CampaignForm {
                 None
             }),
         };
+        let training = match self.purpose.trim() {
+            "" | "analysis" => false,
+            "training" => true,
+            _ => {
+                errors.add("purpose", "the purpose is analysis or training");
+                false
+            }
+        };
         errors.into_result()?;
         Ok(CampaignInput {
             name: self.name.clone(),
@@ -270,6 +284,8 @@ impl CampaignForm {
             parent_id,
             washout_days,
             ai_run_id,
+            confirm_outcomes: self.confirm_outcomes.is_some(),
+            training,
         })
     }
 }
@@ -339,7 +355,7 @@ async fn new_page(
         form,
         errors: errors.clone(),
         annotators: roster.iter().filter(|m| m.role == Role::Annotator).cloned().collect(),
-        adjudicators: roster.iter().filter(|m| matches!(m.role, Role::Annotator | Role::Manager)).cloned().collect(),
+        adjudicators: roster.iter().filter(|m| m.role == Role::Annotator).cloned().collect(),
         sites,
         stains,
         dictionary,
@@ -623,7 +639,15 @@ pub async fn adjudication_show(
                 checked.require(Permission::ViewReads)?;
             }
             let def = schema::require_current(c, sid)?.definition();
-            let ds = adjudication::disagreements(c, sid, &campaign, &def)?;
+            let mut ds = adjudication::disagreements(c, sid, &campaign, &def)?;
+            // The adjudicator judges the values, not the people: readers are "Reader A", "B", …
+            if uid.is_some() && campaign.adjudicator_id == uid {
+                for d in &mut ds {
+                    for (i, (reader, _)) in d.values.iter_mut().enumerate() {
+                        *reader = format!("Reader {}", (b'A' + (i % 26) as u8) as char);
+                    }
+                }
+            }
             Ok((campaign, def, ds))
         })
         .await?;

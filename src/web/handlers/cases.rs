@@ -271,6 +271,10 @@ pub struct CaseImportPage {
     pub token: String,
     pub error: Option<String>,
     pub imports: Vec<ImportRecord>,
+    /// Saved analyses computed on the data as it is now: an import makes them stale.
+    pub saved_current: i64,
+    /// Why this user cannot import here (a locked study, a role without the right), if so.
+    pub cannot_import: Option<String>,
 }
 
 impl CaseImportPage {
@@ -298,7 +302,11 @@ async fn import_page(
     error: Option<String>,
 ) -> Result<HttpResponse, PageError> {
     let sid = access.study.id;
-    let (site_list, imports) = state.db(move |c| Ok((sites::list(c, sid, false)?, cases::imports(c, sid)?))).await?;
+    let (site_list, imports, saved_current) = state
+        .db(move |c| {
+            Ok((sites::list(c, sid, false)?, cases::imports(c, sid)?, crate::analyses::saved::current_count(c, sid)?))
+        })
+        .await?;
     let ctx = PageCtx::new(req, Some(user), format!("Import cases · {}", access.study.code), "studies");
     let failed = error.is_some() || prepared.as_ref().is_some_and(|p| !p.ok());
     let page = CaseImportPage {
@@ -309,6 +317,14 @@ async fn import_page(
         token,
         error,
         imports,
+        saved_current,
+        cannot_import: if !access.can(Permission::ManageCases) {
+            Some("Only the study's managers import cases.".into())
+        } else {
+            access.study.ensure_editable().err().map(|_| {
+                format!("The study is {}: its cases cannot change, so nothing can be imported.", access.study.status)
+            })
+        },
     };
     render_outcome(&ctx, &page, failed)
 }
@@ -399,11 +415,12 @@ pub async fn case_import_confirm(
         crate::db::checkpoint_in_background(&state.pool);
     }
     match result {
+        // To the cases, the ones just imported first.
         Ok(s) => Ok(redirect_with_flash(
-            &format!("/studies/{code}/cases"),
+            &format!("/studies/{code}/cases?sort=updated&dir=desc"),
             "ok",
             &format!(
-                "Import {}: {} rows read, {} cases created, {} updated, {} unchanged.",
+                "Import {}: {} rows read, {} cases created, {} updated, {} unchanged (listed first below).",
                 s.import_id, s.rows_read, s.created, s.updated, s.unchanged
             ),
         )),
@@ -420,13 +437,54 @@ pub struct CaseShowPage {
     pub case: Case,
     pub fields: Vec<FieldDef>,
     pub values: Map<String, Value>,
-    pub history: Vec<crate::audit::AuditEvent>,
+    pub history: Vec<HistoryRow>,
     pub slides: Vec<crate::slides::Slide>,
     pub can_slides: bool,
     pub can_manage: bool,
     pub can_history: bool,
     pub statuses: Vec<&'static str>,
     pub errors: FieldErrors,
+    /// The reasons offered for a change, and what the form sent back after an error.
+    pub reasons: &'static [&'static str],
+    pub reason: cases::ChangeReason,
+    /// Saved analyses computed on the data as it is now: a change makes them stale.
+    pub saved_current: i64,
+}
+
+/// One event of a case's history as a person reads it.
+pub struct HistoryRow {
+    pub at: String,
+    pub who: String,
+    pub username: String,
+    pub action: String,
+    pub reason: Option<String>,
+    pub changes: Vec<cases::FieldChange>,
+}
+
+/// The history rows of `events`: field changes labelled with the dictionary, people by name.
+fn history_rows(
+    conn: &mut crate::db::Conn,
+    events: Vec<crate::audit::AuditEvent>,
+    fields: &[FieldDef],
+) -> Result<Vec<HistoryRow>, Error> {
+    let actors: Vec<&str> = events.iter().map(|e| e.actor.as_str()).collect();
+    let names = crate::auth::users::full_names(conn, &actors)?;
+    Ok(events
+        .iter()
+        .map(|e| HistoryRow {
+            at: e.at_display(),
+            who: names.get(&e.actor).cloned().unwrap_or_else(|| e.actor.clone()),
+            username: e.actor.clone(),
+            action: match e.action.as_str() {
+                "create" => "created".to_string(),
+                "update" => "values changed".to_string(),
+                "status" => "status changed".to_string(),
+                other => other.replace('_', " "),
+            },
+            reason: e.reason.clone(),
+            changes: cases::labelled_changes(e, fields),
+        })
+        .collect())
 }
 
 impl CaseShowPage {
@@ -467,16 +525,25 @@ async fn case_page(
     access: StudyAccess,
     display_id: String,
     errors: FieldErrors,
+    reason: cases::ChangeReason,
 ) -> Result<HttpResponse, PageError> {
     let sid = access.study.id;
     let can_history = access.can(Permission::ViewAudit);
     let can_slides = access.can(Permission::ViewSlides);
-    let (case, fields, history, slides) = state
+    let can_manage = access.can(Permission::ManageCases) && access.study.ensure_editable().is_ok();
+    let (case, fields, history, slides, saved_current) = state
         .db(move |c| {
             let case = cases::get(c, sid, &display_id)?;
-            let history = if can_history { cases::history(c, sid, &display_id)? } else { Vec::new() };
+            let fields = dictionary::load(c, sid)?;
+            let history = if can_history {
+                let events = cases::history(c, sid, &display_id)?;
+                history_rows(c, events, &fields)?
+            } else {
+                Vec::new()
+            };
             let slides = if can_slides { crate::slides::of_case(c, sid, &display_id)? } else { Vec::new() };
-            Ok((case, dictionary::load(c, sid)?, history, slides))
+            let saved_current = if can_manage { crate::analyses::saved::current_count(c, sid)? } else { 0 };
+            Ok((case, fields, history, slides, saved_current))
         })
         .await?;
     let ctx = PageCtx::new(req, Some(user), format!("{} · {}", case.display_id, access.study.code), "studies");
@@ -494,10 +561,13 @@ async fn case_page(
         history,
         slides,
         can_slides,
-        can_manage: access.can(Permission::ManageCases) && access.study.ensure_editable().is_ok(),
+        can_manage,
         can_history,
         statuses: CaseStatus::ALL.iter().map(|s| s.as_str()).collect(),
         errors: errors.clone(),
+        reasons: &cases::CHANGE_REASONS,
+        reason,
+        saved_current,
     };
     render_form(&ctx, &page, &errors)
 }
@@ -509,7 +579,7 @@ pub async fn case_show(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, PageError> {
     let (_, display) = path.into_inner();
-    case_page(&req, &state, &user, access, display, FieldErrors::default()).await
+    case_page(&req, &state, &user, access, display, FieldErrors::default(), cases::ChangeReason::default()).await
 }
 
 pub async fn case_update(
@@ -520,15 +590,26 @@ pub async fn case_update(
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
     let (code, display) = path.into_inner();
-    let input: Vec<(String, String)> = form.into_inner().into_iter().filter(|(k, _)| k != "csrf_token").collect();
+    // The reason for the change comes in `_reason` and `_reason_details` (no dictionary field
+    // name starts with an underscore); every other pair is a field.
+    let mut why = cases::ChangeReason::default();
+    let mut input: Vec<(String, String)> = Vec::new();
+    for (k, v) in form.into_inner() {
+        match k.as_str() {
+            "csrf_token" => {}
+            "_reason" => why.reason = v,
+            "_reason_details" => why.details = v,
+            _ => input.push((k, v)),
+        }
+    }
     let actor = user.actor.clone();
-    let (a2, d2) = (access.clone(), display.clone());
+    let (a2, d2, why2) = (access.clone(), display.clone(), why.clone());
     let (data_dir, scrubber) = (state.config.data_dir.clone(), state.edit_scrubber.clone());
     let result = state
         .db(move |c| {
             let fields = dictionary::load(c, a2.study.id)?;
             let deid = EditDeid::open(&data_dir, &a2.study.code, scrubber)?;
-            cases::edit_values(c, &actor, &a2, &d2, &fields, &input, &deid)
+            cases::edit_values(c, &actor, &a2, &d2, &fields, &input, &why2, &deid)
         })
         .await;
     match result {
@@ -540,7 +621,7 @@ pub async fn case_update(
             }
             Ok(redirect_with_flash(&format!("/studies/{code}/cases/{display}"), "ok", &message))
         }
-        Err(Error::Invalid(errors)) => case_page(&req, &state, &user, access, display, errors).await,
+        Err(Error::Invalid(errors)) => case_page(&req, &state, &user, access, display, errors, why).await,
         Err(e) => Err(e.into()),
     }
 }

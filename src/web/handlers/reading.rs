@@ -28,7 +28,9 @@ pub struct QueuePage {
     pub nav: StudyNav,
     pub items: Vec<QueueItem>,
     pub adjudications: Vec<(Campaign, usize)>,
+    /// Reads to do now, and reads that open later (washout).
     pub left: usize,
+    pub later: usize,
     pub next_open: Option<i32>,
 }
 
@@ -55,12 +57,22 @@ pub async fn reading_queue(
             Ok((items, adj))
         })
         .await?;
-    let left = items.iter().filter(|i| !i.read.is_submitted()).count();
-    let next_open = items.iter().find(|i| i.is_open() && !i.read.is_submitted()).map(|i| i.read.id);
+    // One count everywhere (the study page's reminder too): what can be read now.
+    let left = items.iter().filter(|i| i.to_read()).count();
+    let later = items.iter().filter(|i| !i.is_open() && !i.read.is_submitted()).count();
+    let next_open = items.iter().find(|i| i.to_read()).map(|i| i.read.id);
     let ctx = PageCtx::new(&req, Some(&user), format!("My reading · {}", access.study.code), "studies");
     render(
         &ctx,
-        &QueuePage { ctx: ctx.clone(), nav: StudyNav::new(&access, "queue"), items, adjudications, left, next_open },
+        &QueuePage {
+            ctx: ctx.clone(),
+            nav: StudyNav::new(&access, "queue"),
+            items,
+            adjudications,
+            left,
+            later,
+            next_open,
+        },
     )
 }
 
@@ -72,6 +84,10 @@ pub struct WorkbenchPage {
     pub read: Read,
     pub campaign: Campaign,
     pub editable: bool,
+    /// Whose read it is, as shown to someone else ("Kim Minji's", or "a reader" to the adjudicator).
+    pub reader_label: String,
+    /// The study takes changes (not locked or archived): otherwise nothing may be reopened.
+    pub study_editable: bool,
     pub own: bool,
     pub definition: Definition,
     pub case_values: Vec<(String, String)>,
@@ -108,6 +124,9 @@ pub async fn workbench(
 ) -> Result<HttpResponse, PageError> {
     let (_, id) = path.into_inner();
     let ra = read_for(&state, &user, &access, id).await?;
+    // The adjudicator opens reads to see the slide and the regions, blinded like a reader: no
+    // reader's name, no history, no AI.
+    let blinded = adjudicator_view(&ra, &access);
     let sid = access.study.id;
     let (read, campaign) = (ra.read.clone(), ra.campaign.clone());
     let (r2, c2) = (read.clone(), campaign.clone());
@@ -141,6 +160,7 @@ pub async fn workbench(
         ctx: ctx.clone(),
         nav: StudyNav::new(&access, "queue"),
         editable: ra.editable() && access.study.ensure_editable().is_ok(),
+        study_editable: access.study.ensure_editable().is_ok(),
         own: ra.own,
         read,
         campaign,
@@ -151,10 +171,17 @@ pub async fn workbench(
         prev: if ra.own { prev } else { None },
         next: if ra.own { next } else { None },
         total,
-        history,
-        ai,
+        history: if blinded { Vec::new() } else { history },
+        ai: if blinded { None } else { ai },
+        reader_label: if blinded { "a reader's".into() } else { format!("{}'s", ra.read.reader) },
     };
     render(&ctx, &page)
+}
+
+/// A read opened by the campaign's adjudicator (not its reader, without the right to review
+/// reads): shown blinded.
+fn adjudicator_view(ra: &ReadAccess, access: &StudyAccess) -> bool {
+    !ra.own && !access.can(crate::auth::permissions::Permission::ViewReads)
 }
 
 /// The read's regions as the workbench loads them.
@@ -181,6 +208,9 @@ pub async fn read_ai(
 ) -> Result<HttpResponse, ApiError> {
     let (_, id) = path.into_inner();
     let ra = read_for(&state, &user, &access, id).await?;
+    if adjudicator_view(&ra, &access) {
+        return Err(Error::NotFound.into());
+    }
     let (run_id, slide_id) = (ra.campaign.ai_run_id.ok_or(Error::NotFound)?, ra.read.slide_id);
     let (result, heatmap) = state.db(move |c| runs::slide_result(c, run_id, slide_id)).await?.ok_or(Error::NotFound)?;
     Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(serde_json::json!({

@@ -98,6 +98,10 @@ pub struct SlideIngestPage {
     pub ingests: Vec<IngestRecord>,
     pub errors: FieldErrors,
     pub max_mb: u64,
+    /// Saved analyses computed on the data as it is now: new slides make them stale.
+    pub saved_current: i64,
+    /// Why nothing can be ingested (a locked or archived study), if so.
+    pub locked: Option<String>,
 }
 
 async fn ingest_page(
@@ -108,7 +112,11 @@ async fn ingest_page(
     errors: FieldErrors,
 ) -> Result<HttpResponse, PageError> {
     let sid = access.study.id;
-    let (site_list, ingests) = state.db(move |c| Ok((sites::list(c, sid, false)?, ingest::ingests(c, sid)?))).await?;
+    let (site_list, ingests, saved_current) = state
+        .db(move |c| {
+            Ok((sites::list(c, sid, false)?, ingest::ingests(c, sid)?, crate::analyses::saved::current_count(c, sid)?))
+        })
+        .await?;
     let ctx = PageCtx::new(req, Some(user), format!("Ingest slides · {}", access.study.code), "studies");
     let failed = !errors.is_empty();
     let page = SlideIngestPage {
@@ -118,6 +126,10 @@ async fn ingest_page(
         ingests,
         errors,
         max_mb: state.config.max_slide_upload_bytes / (1024 * 1024),
+        saved_current,
+        locked: access.study.ensure_editable().err().map(|_| {
+            format!("The study is {}: its slides cannot change, so nothing can be ingested.", access.study.status)
+        }),
     };
     render_outcome(&ctx, &page, failed)
 }

@@ -169,31 +169,60 @@ pub struct StudyShowPage {
     pub meanings: &'static [crate::studies::lock::Meaning],
     /// The pre-lock checklist, for an active study whose status this user may change.
     pub checklist: Vec<crate::studies::lock::Check>,
+    /// A manager cannot lock while a checklist item that blocks is open (an administrator can,
+    /// with a reason): the Lock button says so instead of failing after its confirmation.
+    pub lock_blocked: bool,
+    /// Whose signatures the lock awaits: "manager: Kim Minji" (each missing role's members).
+    pub awaiting: Vec<String>,
+    /// The meaning chosen before a failed attempt (kept selected).
+    pub meaning: String,
     /// Whether this user may export the dossier, and the latest exports.
     pub can_export: bool,
     pub dossier_jobs: Vec<crate::jobs::Job>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct StudyShowQuery {
+    #[serde(default)]
+    pub meaning: String,
 }
 
 pub async fn study_show(
     req: HttpRequest,
     state: web::Data<AppState>,
     InStudy { user, access, .. }: InStudy<perm::View>,
+    q: web::Query<StudyShowQuery>,
 ) -> Result<HttpResponse, PageError> {
     let sid = access.study.id;
     let show_members = access.can(Permission::ViewMembers);
     let uid = user.actor.user_id;
     let want_checklist = access.study.status == studies::StudyStatus::Active && access.can(Permission::ChangeStatus);
     let can_export = access.can(Permission::ViewAnalyses);
-    let (site_list, member_list, queue, signing, checklist, dossier_jobs) = state
+    let (site_list, member_list, queue, signing, checklist, dossier_jobs, awaiting) = state
         .db(move |c| {
             let dossier_jobs = if can_export { crate::dossier::jobs(c, sid)? } else { Vec::new() };
             let checklist = if want_checklist { crate::studies::lock::checklist(c, sid)? } else { Vec::new() };
-            let m = if show_members { members::list(c, sid, false)? } else { Vec::new() };
+            let signing = crate::studies::lock::state(c, sid)?;
+            let all = if show_members || signing.is_some() { members::list(c, sid, false)? } else { Vec::new() };
+            let awaiting: Vec<String> = signing
+                .iter()
+                .flat_map(|s| s.missing.iter())
+                .map(|role| {
+                    let names: Vec<&str> =
+                        all.iter().filter(|m| m.role.as_str() == *role).map(|m| m.full_name.as_str()).collect();
+                    if names.is_empty() {
+                        format!("{role}: no member has this role")
+                    } else {
+                        format!("{role}: {}", names.join(" or "))
+                    }
+                })
+                .collect();
+            let m = if show_members { all } else { Vec::new() };
             let queue = match uid {
                 Some(uid) => crate::annotations::reads::queue(c, sid, uid)?,
                 None => Vec::new(),
             };
-            Ok((sites::list(c, sid, false)?, m, queue, crate::studies::lock::state(c, sid)?, checklist, dossier_jobs))
+            Ok((sites::list(c, sid, false)?, m, queue, signing, checklist, dossier_jobs, awaiting))
         })
         .await?;
     let can_sign = signing.as_ref().is_some_and(|s| {
@@ -201,7 +230,7 @@ pub async fn study_show(
             .role
             .is_some_and(|r| s.missing.contains(&r.as_str()) && crate::studies::lock::REQUIRED_ROLES.contains(&r))
     });
-    let open: Vec<_> = queue.iter().filter(|i| i.is_open() && !i.read.is_submitted()).collect();
+    let open: Vec<_> = queue.iter().filter(|i| i.to_read()).collect();
     let ctx = PageCtx::new(&req, Some(&user), access.study.code.clone(), "studies");
     let study = access.study.clone();
     render(
@@ -220,9 +249,15 @@ pub async fn study_show(
             signing,
             can_sign,
             meanings: &crate::studies::lock::Meaning::ALL,
+            lock_blocked: !access.is_admin && checklist.iter().any(crate::studies::lock::Check::blocks),
             checklist,
             can_export,
             dossier_jobs,
+            awaiting,
+            meaning: match q.into_inner().meaning {
+                m if crate::studies::lock::Meaning::ALL.iter().any(|x| x.as_str() == m) => m,
+                _ => "approval".into(),
+            },
         },
     )
 }
@@ -301,7 +336,9 @@ pub async fn study_sign(
 ) -> Result<HttpResponse, PageError> {
     let actor = user.actor.clone();
     let form = form.into_inner();
-    let url = format!("/studies/{}", access.study.code);
+    // After a failed attempt the form comes back with the meaning that was chosen.
+    let chosen = crate::studies::lock::Meaning::ALL.iter().find(|m| m.as_str() == form.meaning);
+    let url = format!("/studies/{}?meaning={}", access.study.code, chosen.map_or("approval", |m| m.as_str()));
     let result = state.db(move |c| crate::studies::lock::sign(c, &actor, &access, &form.password, &form.meaning)).await;
     crate::web::flash_outcome(&url, result, "Not signed: ", |s| {
         format!(
