@@ -16,8 +16,10 @@ use super::AppState;
 use crate::auth::{csrf, random_token};
 
 /// No inline script or style anywhere: htmx is configured through a meta tag, and progress
-/// bars use `<progress>` elements.
-pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+/// bars use `<progress>` elements. The one hash allowed is OpenSeadragon's own `<style>` (its
+/// focus outline on touch screens, `openseadragon.min.js`), which it adds to the page itself.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; \
+style-src 'self' 'sha256-9xTiqzfwFaL2SGb1rmr8gysEwVVjIvqWAgmZgqFqpEE='; img-src 'self' data: blob:; \
 connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
 
 pub async fn security_headers(

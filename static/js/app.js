@@ -3,6 +3,12 @@
 (function () {
   "use strict";
 
+  // Content-Security-Policy violations on this page, kept for the browser tests.
+  window.evidentiaCspViolations = [];
+  document.addEventListener("securitypolicyviolation", function (ev) {
+    window.evidentiaCspViolations.push(ev.violatedDirective + " " + (ev.blockedURI || "inline"));
+  });
+
   // <form data-confirm="…">: ask before submitting.
   document.addEventListener("submit", function (ev) {
     var form = ev.target;

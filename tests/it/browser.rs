@@ -405,6 +405,9 @@ async fn an_annotator_completes_a_read_with_a_point_and_a_polygon() {
         .for_element(Locator::Css("#slide-viewer[data-ready]"))
         .await
         .expect("the workbench opens the slide and its regions");
+    // OpenSeadragon ran without breaking the Content-Security-Policy (its style's hash is allowed).
+    let violations = c.execute("return window.evidentiaCspViolations;", vec![]).await.unwrap();
+    assert_eq!(violations, serde_json::json!([]), "CSP violations on the workbench");
     // The scale bar, shared with the viewer (js/slideview.js).
     let scale = c.find(Locator::Css("#scale-bar .label")).await.unwrap().text().await.unwrap();
     assert!(scale.ends_with("µm") || scale.ends_with("mm"), "the workbench's scale bar: {scale:?}");
