@@ -186,6 +186,7 @@ fn seed_study(conn: &mut Conn, actor: &Actor, demo: &DemoStudy, created: &mut Ve
         }
     }
     studies::transition(conn, actor, &access, "active", "")?;
-    created.push(format!("study {} with 2 sites and 5 members", demo.code));
+    let members = DEMO_USERS.iter().filter(|u| u.3.is_some()).count();
+    created.push(format!("study {} with 2 sites and {members} members", demo.code));
     Ok(())
 }

@@ -134,6 +134,7 @@ pub fn seed_reads(conn: &mut Conn, data_dir: &std::path::Path, demo: &DemoStudy)
             case_fields: vec!["histology".into(), "stage".into()],
             seed: Some(20_261_127),
             ai_run_id,
+            training: true,
             ..Default::default()
         },
     )?;

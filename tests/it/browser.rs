@@ -568,3 +568,94 @@ async fn a_statistician_runs_an_analysis_sees_its_plot_and_saves_it() {
     assert_eq!(audit_events(&app, "save_analysis").len(), 1);
     c.close().await.unwrap();
 }
+
+/// Runs axe-core (WCAG 2.1 A and AA rules) on the page the browser shows; its violations as
+/// "rule ×n: first element".
+async fn axe_violations(c: &Client) -> Vec<String> {
+    let path = std::env::var("EVIDENTIA_AXE_JS").expect("EVIDENTIA_AXE_JS: tools/test installs axe-core");
+    let source = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    c.execute(&source, vec![]).await.expect("axe-core loads");
+    let found = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})
+                .then(r => done(r.violations.map(v => v.id + ' x' + v.nodes.length + ': ' + v.nodes[0].target.join(' '))))
+                .catch(e => done(['axe failed: ' + e]));",
+            vec![],
+        )
+        .await
+        .expect("axe runs");
+    serde_json::from_value(found).unwrap_or_default()
+}
+
+/// Every page of the study, as every role sees it, passes axe-core's WCAG 2.1 AA rules.
+#[tokio::test]
+async fn every_page_passes_axe_core_for_every_role() {
+    use diesel::prelude::*;
+    let app = spawn_app();
+    let (campaign, labels) = crate::analyses::read_study(&app).await;
+    let stat = app.login("statistician").await;
+    let q = format!("campaign={campaign}&analysis=kappa&a=phenotype__annotator1&b=phenotype__annotator2");
+    let r = stat.post("/studies/LUNG-IO-01/analyses/saved", &[("query", &q), ("title", "Inter-reader kappa")]).await;
+    let saved = location(&r);
+    let case: String = evidentia::db::schema::cases::table
+        .select(evidentia::db::schema::cases::display_id)
+        .first(&mut app.conn())
+        .unwrap();
+    let read = crate::annotations::read_id(&app, campaign, "annotator1", &labels[0]);
+    let s = "/studies/LUNG-IO-01";
+    let study_pages = |extra: &[String]| {
+        let mut pages: Vec<String> = ["", "/cases", "/slides", "/campaigns", "/members", "/sites", "/dictionary", "/runs"]
+            .iter()
+            .map(|p| format!("{s}{p}"))
+            .collect();
+        pages.push(format!("{s}/cases/{case}"));
+        pages.push(format!("{s}/slides/{}", labels[0]));
+        pages.push(format!("{s}/campaigns/{campaign}"));
+        pages.extend(extra.iter().cloned());
+        pages
+    };
+    let analyses = vec![
+        format!("{s}/analyses"),
+        format!("{s}/analyses/plan"),
+        saved.clone(),
+        format!("{s}/analyses/result?{q}"),
+        format!("{s}/analyses/new?campaign={campaign}&analysis=kappa"),
+    ];
+    let mut roles: Vec<(&str, Vec<String>)> = vec![
+        ("annotator1", vec![s.to_string(), format!("{s}/reading"), format!("{s}/reads/{read}")]),
+        ("monitor", study_pages(&[format!("{s}/audit")])),
+        ("statistician", study_pages(&analyses)),
+        (
+            "manager",
+            study_pages(&[
+                format!("{s}/audit"),
+                format!("{s}/edit"),
+                format!("{s}/cases/import"),
+                format!("{s}/slides/ingest"),
+                format!("{s}/campaigns/new"),
+                format!("{s}/campaigns/{campaign}/adjudication"),
+                format!("{s}/annotations/schema"),
+            ]),
+        ),
+        ("admin", vec!["/admin/users".into(), "/admin/models".into(), "/admin/jobs".into(), "/admin/audit".into(), "/studies/new".into()]),
+    ];
+    for (_, pages) in roles.iter_mut() {
+        pages.extend(["/studies".to_string(), "/account".to_string(), "/studies/NOPE-404".to_string()]);
+    }
+    let (_driver, c) = start_browser().await;
+    c.goto(&format!("{}/login", app.base)).await.unwrap();
+    let mut problems = axe_violations(&c).await.into_iter().map(|v| format!("/login: {v}")).collect::<Vec<_>>();
+    for (role, pages) in &roles {
+        c.delete_all_cookies().await.unwrap();
+        sign_in(&c, &app.base, role).await;
+        for page in pages {
+            c.goto(&format!("{}{page}", app.base)).await.unwrap();
+            for v in axe_violations(&c).await {
+                problems.push(format!("{role} {page}: {v}"));
+            }
+        }
+    }
+    c.close().await.unwrap();
+    assert!(problems.is_empty(), "WCAG 2.1 AA violations (axe-core):\n{}", problems.join("\n"));
+}
