@@ -31,10 +31,16 @@ const CELL_PAD: f32 = 3.0;
 
 use evidentia_stats::plots::{DEJAVU_SANS as REGULAR, DEJAVU_SANS_BOLD as BOLD};
 
+/// Hangul (and CJK punctuation), which DejaVu Sans lacks: Noto Sans CJK KR, cut down by
+/// `tools/make_cjk_font.py` (SIL Open Font License; `static/fonts/README.md`). Text falls back to
+/// it character by character, so a Korean site name prints instead of empty boxes.
+static CJK: &[u8] = include_bytes!("../../../static/fonts/NotoSansKR-Hangul.otf");
+
 /// Text widths from the fonts' horizontal advances.
 struct Metrics {
     regular: ttf_parser::Face<'static>,
     bold: ttf_parser::Face<'static>,
+    cjk: ttf_parser::Face<'static>,
 }
 
 /// The built-in fonts' metrics; `None` if they do not parse (`render` then refuses).
@@ -44,19 +50,40 @@ fn metrics() -> Option<&'static Metrics> {
         Some(Metrics {
             regular: ttf_parser::Face::parse(REGULAR, 0).ok()?,
             bold: ttf_parser::Face::parse(BOLD, 0).ok()?,
+            cjk: ttf_parser::Face::parse(CJK, 0).ok()?,
         })
     })
     .as_ref()
+}
+
+/// Whether `c` is drawn with the CJK fallback: DejaVu has no glyph for it and the fallback has.
+fn falls_back(m: &Metrics, c: char) -> bool {
+    m.regular.glyph_index(c).is_none() && m.cjk.glyph_index(c).is_some()
+}
+
+/// Runs of `s` by font: (fallback?, text), in order.
+fn font_runs(s: &str) -> Vec<(bool, String)> {
+    let mut runs: Vec<(bool, String)> = Vec::new();
+    for c in s.chars() {
+        let cjk = metrics().is_some_and(|m| falls_back(m, c));
+        match runs.last_mut() {
+            Some((f, t)) if *f == cjk => t.push(c),
+            _ => runs.push((cjk, c.to_string())),
+        }
+    }
+    runs
 }
 
 fn text_width(s: &str, size: f32, bold: bool) -> f32 {
     // Without metrics (never with the built-in fonts), a generous average advance.
     let Some(m) = metrics() else { return s.chars().count() as f32 * size * 0.65 };
     let face = if bold { &m.bold } else { &m.regular };
-    let per_unit = size / f32::from(face.units_per_em());
     s.chars()
-        .map(|c| face.glyph_index(c).and_then(|g| face.glyph_hor_advance(g)).unwrap_or(face.units_per_em() / 2))
-        .map(|a| f32::from(a) * per_unit)
+        .map(|c| {
+            let f = if falls_back(m, c) { &m.cjk } else { face };
+            let advance = f.glyph_index(c).and_then(|g| f.glyph_hor_advance(g)).unwrap_or(f.units_per_em() / 2);
+            f32::from(advance) * size / f32::from(f.units_per_em())
+        })
         .sum()
 }
 
@@ -468,8 +495,16 @@ pub fn render(d: &Document) -> anyhow::Result<Vec<u8>> {
     let laid = layout(d, &sizes);
     let regular = Font::new(Arc::new(REGULAR.to_vec()).into(), 0).ok_or_else(|| anyhow::anyhow!("DejaVu Sans"))?;
     let bold = Font::new(Arc::new(BOLD.to_vec()).into(), 0).ok_or_else(|| anyhow::anyhow!("DejaVu Sans Bold"))?;
+    let cjk = Font::new(Arc::new(CJK.to_vec()).into(), 0).ok_or_else(|| anyhow::anyhow!("Noto Sans CJK KR"))?;
 
-    let mut doc = krilla::Document::new();
+    // PDF/A-2b, so the report can be archived as a regulatory record (ISO 19005-2, level B:
+    // every font embedded, device-independent colour, XMP metadata); krilla refuses to write a
+    // document that breaks the standard's machine-checkable rules.
+    let configuration = krilla::configure::ConfigurationBuilder::new()
+        .with_archival_validator(krilla::configure::Archival::A2_B)
+        .finish()
+        .map_err(|e| anyhow::anyhow!("PDF/A-2b configuration: {e:?}"))?;
+    let mut doc = krilla::Document::new_with(krilla::SerializeSettings { configuration, ..Default::default() });
     doc.set_metadata(Metadata::new().title(d.title.clone()).creator(d.creator.clone()).language("en".into()));
     let total = laid.pages.len();
     for (n, ops) in laid.pages.iter().enumerate() {
@@ -481,8 +516,16 @@ pub fn render(d: &Document) -> anyhow::Result<Vec<u8>> {
                 Op::Text { x, y, size, bold: b, colour, text } => {
                     s.set_fill(Some(fill(*colour)));
                     s.set_stroke(None);
-                    let font = if *b { bold.clone() } else { regular.clone() };
-                    s.draw_text(Point::from_xy(*x, *y), font, *size, text, false, TextDirection::Auto);
+                    let mut at = *x;
+                    for (fallback, run) in font_runs(text) {
+                        let font = match (fallback, *b) {
+                            (true, _) => cjk.clone(),
+                            (false, true) => bold.clone(),
+                            (false, false) => regular.clone(),
+                        };
+                        s.draw_text(Point::from_xy(at, *y), font, *size, &run, false, TextDirection::Auto);
+                        at += text_width(&run, *size, *b);
+                    }
                 }
                 Op::Rect { x, y, w, h, fill: f, stroke } => {
                     let Some(rect) = Rect::from_xywh(*x, *y, *w, *h) else { continue };
