@@ -121,6 +121,11 @@ pub fn build(conn: &mut Conn, i: &Inputs) -> Result<Document> {
         ],
         footer: format!("{} · snapshot {} · {}", study.code, &lock.snapshot_sha256, crate::analyses::saved::SOFTWARE),
         creator: crate::analyses::saved::SOFTWARE.to_string(),
+        date: Some({
+            use chrono::{Datelike, Timelike};
+            let t = lock.locked_at;
+            (t.year() as u16, t.month() as u8, t.day() as u8, t.hour() as u8, t.minute() as u8, t.second() as u8)
+        }),
         blocks: Vec::new(),
     };
 

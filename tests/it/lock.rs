@@ -150,6 +150,15 @@ fn tamper(src: &std::path::Path, dst: &std::path::Path, name: &str, f: impl Fn(&
 async fn the_dossier_is_signed_deterministic_and_verify_catches_any_change() {
     let app = spawn_app();
     let (campaign, _) = crate::analyses::read_study(&app).await;
+    // A site named in Hangul: the PDF report prints it (a CJK font is embedded for it).
+    let manager = app.login("manager").await;
+    let r = manager
+        .post(
+            &format!("/studies/{STUDY}/sites"),
+            &[("code", "KUMC"), ("name", "고려대학교 안암병원"), ("country", "KR")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
     let stat = app.login("statistician").await;
     let q = format!("campaign={campaign}&analysis=kappa&a=phenotype__annotator1&b=phenotype__annotator2");
     stat.post(&format!("/studies/{STUDY}/analyses/saved"), &[("query", &q), ("title", "Inter-reader kappa")]).await;
@@ -264,8 +273,23 @@ async fn the_dossier_is_signed_deterministic_and_verify_catches_any_change() {
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or_else(|| panic!("{info}"));
     assert!(pages >= 8 && info.contains("A4") && info.contains("statistical report"), "{info}");
+    // PDF/A-2b (archivable): identified in its XMP metadata, every font embedded.
+    let meta = std::process::Command::new("pdfinfo").arg("-meta").arg(&pdf).output().expect("pdfinfo -meta");
+    let meta = String::from_utf8_lossy(&meta.stdout).to_string();
+    assert!(
+        meta.contains("<pdfaid:part>2</pdfaid:part>") && meta.contains("<pdfaid:conformance>B</pdfaid:conformance>")
+            || meta.contains(r#"pdfaid:part="2""#) && meta.contains(r#"pdfaid:conformance="B""#),
+        "{meta}"
+    );
+    let fonts = std::process::Command::new("pdffonts").arg(&pdf).output().expect("pdffonts");
+    let fonts = String::from_utf8_lossy(&fonts.stdout).to_string();
+    let rows: Vec<&str> = fonts.lines().skip(2).collect();
+    assert!(!rows.is_empty() && rows.iter().any(|r| r.contains("NotoSansCJK")), "{fonts}");
+    // pdffonts' "emb" column: yes for every font.
+    assert!(rows.iter().all(|r| r.split_whitespace().rev().nth(4) == Some("yes")), "{fonts}");
     let text = std::process::Command::new("pdftotext").arg(&pdf).arg("-").output().expect("pdftotext");
     let text = String::from_utf8_lossy(&text.stdout).to_string();
+    assert!(text.contains("고려대학교 안암병원"), "the Hangul site name is in the PDF's text:\n{text}");
     let html = std::fs::read_to_string(dir.join("report/report.html")).unwrap();
     for section in [
         "Signatures",

@@ -112,6 +112,9 @@ pub struct Document {
     pub footer: String,
     /// The software that made it (the PDF's Creator).
     pub creator: String,
+    /// When the content was fixed, UTC (the PDF's creation date, which PDF/A requires): a date
+    /// of the data, not of the rendering, so the same document gives the same bytes.
+    pub date: Option<(u16, u8, u8, u8, u8, u8)>,
     pub blocks: Vec<Block>,
 }
 

@@ -505,7 +505,12 @@ pub fn render(d: &Document) -> anyhow::Result<Vec<u8>> {
         .finish()
         .map_err(|e| anyhow::anyhow!("PDF/A-2b configuration: {e:?}"))?;
     let mut doc = krilla::Document::new_with(krilla::SerializeSettings { configuration, ..Default::default() });
-    doc.set_metadata(Metadata::new().title(d.title.clone()).creator(d.creator.clone()).language("en".into()));
+    // PDF/A wants a creation date: the document's own (e.g. the lock's), or the epoch.
+    let (y, mo, day, h, mi, sec) = d.date.unwrap_or((1970, 1, 1, 0, 0, 0));
+    let date = krilla::metadata::DateTime::new(y).month(mo).day(day).hour(h).minute(mi).second(sec).utc_offset_hour(0);
+    doc.set_metadata(
+        Metadata::new().title(d.title.clone()).creator(d.creator.clone()).language("en".into()).creation_date(date),
+    );
     let total = laid.pages.len();
     for (n, ops) in laid.pages.iter().enumerate() {
         let settings = PageSettings::from_wh(PAGE_W, PAGE_H).ok_or_else(|| anyhow::anyhow!("page size"))?;
