@@ -387,6 +387,11 @@ impl JobHandler for SlideIngestJob {
         result?;
         let (ok, skipped, failed) = counts(&report);
         ctx.progress(total, total, &format!("{ok} ingested, {skipped} already there, {failed} failed"), None)?;
+        // A job whose every file failed did not do its work: it says so (failed), not "succeeded";
+        // the ingest's page lists why, row by row.
+        if failed > 0 && ok == 0 && skipped == 0 {
+            anyhow::bail!("no slide ingested: {failed} of {total} files failed (ingest #{ingest_id} lists why)");
+        }
         crate::jobs::output::<IngestParams>(&IngestOutput {
             ingest: ingest_id,
             ingested: ok,

@@ -270,6 +270,21 @@ async fn a_bad_file_fails_alone_with_a_reason() {
     // No half-written slide anywhere in the store.
     let store = files_under(&app.data_dir.join("slides"));
     assert_eq!(store.len(), 1, "{store:?}");
+
+    // An ingest whose every file fails is a failed job, and says what the file is in words.
+    let only = [("notes.tiff", std::fs::read(fixture("not-a-slide.tiff")).unwrap())];
+    let r = upload(&c, manifest(&[("notes.tiff", snubh[3].hospital_id.as_str(), "H&E")]), &only).await;
+    let id = ingest_id_from(&location(&r));
+    wait_ingest(&app, id).await;
+    let record =
+        evidentia::slides::ingest::ingests(&mut app.conn(), demo_study(&app)).unwrap().into_iter().find(|i| i.id == id).unwrap();
+    assert!(record.rows()[0].message.starts_with("a PDF document — not a slide"), "{}", record.rows()[0].message);
+    let job: evidentia::jobs::Job = {
+        use evidentia::db::schema::jobs;
+        let id: i32 = jobs::table.order(jobs::id.desc()).select(jobs::id).first(&mut app.conn()).unwrap();
+        wait_finished(&app, id).await
+    };
+    assert_eq!(job.status.as_str(), "failed", "{job:?}");
 }
 
 #[tokio::test]

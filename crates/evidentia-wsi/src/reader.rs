@@ -156,7 +156,7 @@ pub fn open(path: &Path) -> Result<Box<dyn SlideReader>, SlideError> {
     if len == 0 {
         return Err(SlideError::Corrupt("the file is empty (0 bytes)".into()));
     }
-    let mut head = [0u8; 8];
+    let mut head = [0u8; 132];
     let n = file.read_at(&mut head, 0)?;
     let head = &head[..n];
     if is_tiff_magic(head) {
@@ -166,8 +166,29 @@ pub fn open(path: &Path) -> Result<Box<dyn SlideReader>, SlideError> {
     } else if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
         Ok(Box::new(ImageReader::open_jpeg(file, len)?))
     } else {
-        let hex: Vec<String> = head.iter().take(4).map(|b| format!("{b:02X}")).collect();
-        Err(SlideError::Unsupported(format!("not a TIFF, PNG or JPEG file (starts with {})", hex.join(" "))))
+        Err(SlideError::Unsupported(format!(
+            "{} — not a slide this server reads (Aperio SVS, pyramidal TIFF, PNG or JPEG)",
+            what_file(head)
+        )))
+    }
+}
+
+/// What a file that is not a readable slide seems to be, from its first bytes, in words.
+fn what_file(head: &[u8]) -> &'static str {
+    if head.starts_with(b"%PDF") {
+        "a PDF document"
+    } else if head.starts_with(b"PK\x03\x04") {
+        "a ZIP archive"
+    } else if head.get(128..132) == Some(b"DICM") {
+        "a DICOM file"
+    } else if head.starts_with(b"GIF8") {
+        "a GIF image"
+    } else if head.starts_with(b"BM") {
+        "a BMP image"
+    } else if !head.is_empty() && head.iter().all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace()) {
+        "a text file"
+    } else {
+        "a file of an unknown type"
     }
 }
 
@@ -519,8 +540,7 @@ impl TiffSlide {
         let mut head = [0u8; 4];
         let n = file.read_at(&mut head, 0)?;
         if !is_tiff_magic(&head[..n]) {
-            let hex: Vec<String> = head[..n].iter().map(|b| format!("{b:02X}")).collect();
-            return Err(SlideError::Unsupported(format!("not a TIFF file (starts with {})", hex.join(" "))));
+            return Err(SlideError::Unsupported(format!("{}, not a TIFF file", what_file(&head[..n]))));
         }
         let bigtiff = head[2] == 43 || head[3] == 43;
         let mut dec = Decoder::new(BufReader::new(file.try_clone()?)).map_err(tiff_error)?;
@@ -1187,7 +1207,10 @@ pub(crate) mod tests {
             assert_eq!(got, *kind, "{name}: {err}");
         }
         let msg = |n: &str| open(&fixture(n)).err().map(|e| e.to_string()).unwrap_or_default();
-        assert_eq!(msg("not-a-slide.tiff"), "not a TIFF, PNG or JPEG file (starts with 25 50 44 46)");
+        assert_eq!(
+            msg("not-a-slide.tiff"),
+            "a PDF document — not a slide this server reads (Aperio SVS, pyramidal TIFF, PNG or JPEG)"
+        );
         assert_eq!(msg("jpeg2000.svs"), "JPEG 2000 compression (33003) is not supported");
         assert!(msg("empty.tiff").contains("empty"));
     }
