@@ -276,8 +276,11 @@ async fn a_bad_file_fails_alone_with_a_reason() {
     let r = upload(&c, manifest(&[("notes.tiff", snubh[3].hospital_id.as_str(), "H&E")]), &only).await;
     let id = ingest_id_from(&location(&r));
     wait_ingest(&app, id).await;
-    let record =
-        evidentia::slides::ingest::ingests(&mut app.conn(), demo_study(&app)).unwrap().into_iter().find(|i| i.id == id).unwrap();
+    let record = evidentia::slides::ingest::ingests(&mut app.conn(), demo_study(&app))
+        .unwrap()
+        .into_iter()
+        .find(|i| i.id == id)
+        .unwrap();
     assert!(record.rows()[0].message.starts_with("a PDF document — not a slide"), "{}", record.rows()[0].message);
     let job: evidentia::jobs::Job = {
         use evidentia::db::schema::jobs;
