@@ -170,8 +170,12 @@ pub fn tables(json: &Value) -> Vec<Table> {
     scalars.sort_by_key(|(k, _)| key_rank(k));
     if !scalars.is_empty() {
         let mut t = Table::default();
+        let notes = kappa_notes(obj);
         for (k, v) in scalars {
-            t.push_headed(label(k), [cell(v)]);
+            t.push_headed(label(k), [kappa_cell(obj, k, v)]);
+        }
+        for n in notes {
+            t.push_headed("note", [Cell::text(n)]);
         }
         out.push(t);
     }
@@ -215,6 +219,47 @@ pub fn tables(json: &Value) -> Vec<Table> {
         }
     }
     out
+}
+
+/// A kappa's CI bound as shown: within [−1, 1], the range kappa can take (the Wald interval of
+/// Fleiss, Cohen & Everitt 1969 can pass it with few subjects; the JSON keeps the computed bound,
+/// as statsmodels reports it).
+fn kappa_cell(obj: &serde_json::Map<String, Value>, key: &str, v: &Value) -> Cell {
+    let bound = match key {
+        "ci_low" => -1.0,
+        "ci_high" => 1.0,
+        _ => return cell(v),
+    };
+    match (obj.contains_key("kappa"), v.as_f64()) {
+        (true, Some(x)) if (key == "ci_low" && x < bound) || (key == "ci_high" && x > bound) => {
+            Cell { text: format!("{} (truncated)", fmt4(bound)), full: Some(x.to_string()), undefined: false }
+        }
+        _ => cell(v),
+    }
+}
+
+/// What a kappa result needs said beside its numbers: a truncated CI, an SE of 0, an undefined
+/// kappa.
+fn kappa_notes(obj: &serde_json::Map<String, Value>) -> Vec<String> {
+    if !obj.contains_key("kappa") {
+        return Vec::new();
+    }
+    let mut notes = Vec::new();
+    let f = |k: &str| obj.get(k).and_then(Value::as_f64);
+    if f("ci_low").is_some_and(|x| x < -1.0) || f("ci_high").is_some_and(|x| x > 1.0) {
+        notes.push(format!(
+            "the large-sample CI ({} to {}) passes kappa's range and is shown truncated to [−1, 1]; with so few subjects it is only a rough guide",
+            f("ci_low").map(fmt4).unwrap_or_default(),
+            f("ci_high").map(fmt4).unwrap_or_default()
+        ));
+    }
+    if f("se") == Some(0.0) {
+        notes.push("SE 0: every pair falls in one pattern (e.g. perfect agreement), so the large-sample variance is 0 and the CI is a single point — not a measure of certainty".into());
+    }
+    if obj.get("kappa").is_some_and(Value::is_null) {
+        notes.push("kappa is undefined: the expected agreement is 1 (both raters used a single category), so there is nothing to correct for chance".into());
+    }
+    notes
 }
 
 /// The six ICCs as rows with their CIs, after the counts.
@@ -375,6 +420,19 @@ mod tests {
         assert_eq!(t.rows[0].cells[0].text, "2 (66.7)", "counts follow their level");
         let plain = table1(&json);
         assert_eq!(plain.rows[0].head.as_deref(), Some("sex = 1, n (%)"));
+    }
+
+    #[test]
+    fn kappa_intervals_are_shown_within_its_range_with_a_note() {
+        let json = serde_json::json!({"kappa": 0.5, "se": 0.4, "ci_low": -0.284, "ci_high": 1.284, "n": 6});
+        let t = &tables(&json)[0];
+        let row = |h: &str| t.rows.iter().find(|r| r.head.as_deref() == Some(h)).map(|r| r.cells[0].text.clone());
+        assert_eq!(row("upper CI bound").as_deref(), Some("1.0000 (truncated)"));
+        assert_eq!(row("lower CI bound").as_deref(), Some("-0.2840"));
+        assert!(row("note").is_some_and(|n| n.contains("truncated to [−1, 1]")), "{:?}", t.rows);
+        let perfect = serde_json::json!({"kappa": 1.0, "se": 0.0, "ci_low": 1.0, "ci_high": 1.0, "n": 6});
+        let t = &tables(&perfect)[0];
+        assert!(t.rows.iter().any(|r| r.cells[0].text.starts_with("SE 0")), "{:?}", t.rows);
     }
 
     #[test]

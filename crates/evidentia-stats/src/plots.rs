@@ -338,7 +338,8 @@ pub fn png(svg: &str, scale: f32) -> anyhow::Result<Vec<u8>> {
 /// The plot of an outcome, for the analyses that have one.
 pub fn plot(outcome: &Outcome) -> Option<String> {
     match outcome {
-        Outcome::Survival(s) => Some(kaplan_meier(&s.groups, "Time")),
+        // The axis names the time column, whose name carries its unit (pfs_months).
+        Outcome::Survival(s) => Some(kaplan_meier(&s.groups, &format!("Time: {}", s.time_column))),
         Outcome::Roc(r) => Some(roc(&r.curve, r.auc, (r.youden_threshold, r.youden_sensitivity, r.youden_specificity))),
         Outcome::BlandAltman(b) => {
             b.mean_diff.map(|bias| bland_altman(&b.points, bias, b.loa_low.zip(b.loa_high), (&b.names.0, &b.names.1)))

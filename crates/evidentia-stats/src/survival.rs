@@ -337,6 +337,9 @@ pub struct GroupCox {
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Survival {
+    /// The time column (the plot's axis names it); not in the JSON, which is keyed by analysis.
+    #[serde(skip)]
+    pub time_column: String,
     pub n_missing: usize,
     pub groups: Vec<KmGroup>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -375,6 +378,7 @@ pub fn survival(
     }
     let Some(gcol) = group else {
         return Ok(Survival {
+            time_column: time.to_string(),
             n_missing: rows.n_missing,
             groups: vec![kaplan_meier("all", &times, &events, level)],
             logrank: None,
@@ -406,7 +410,7 @@ pub fn survival(
     };
     let logrank = logrank(&gi, names.len(), &times, &events);
     let cox = group_cox(&groups, reference, &gi, &times, &events, level);
-    Ok(Survival { n_missing: rows.n_missing, groups, logrank, cox: Some(cox) })
+    Ok(Survival { time_column: time.to_string(), n_missing: rows.n_missing, groups, logrank, cox: Some(cox) })
 }
 
 fn group_cox(
