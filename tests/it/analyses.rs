@@ -300,17 +300,18 @@ async fn a_saved_analysis_on_changed_data_is_stale_until_saved_again_which_super
         }
     };
     let manager = app.login("manager").await;
+    let edit_ecog = |m: &Client| {
+        let (m, url, value) = (m.clone(), format!("/studies/{STUDY}/cases/{case}/edit"), other_ecog());
+        async move {
+            let r = m.post(&url, &[("ecog", value), ("_reason", "Data entry error")]).await;
+            assert_eq!(r.status(), 303);
+        }
+    };
     let (_, page) = manager.get_text(&format!("/studies/{STUDY}/cases/{case}")).await;
     assert!(page.contains("1 saved analysis was computed on the data as it is now"), "{page}");
     let (_, page) = manager.get_text(&format!("/studies/{STUDY}/cases/import")).await;
     assert!(!page.contains("stale-warning"), "no preview yet, no warning: {page}");
-    let r = manager
-        .post(
-            &format!("/studies/{STUDY}/cases/{case}/edit"),
-            &[("ecog", other_ecog()), ("_reason", "Data entry error")],
-        )
-        .await;
-    assert_eq!(r.status(), 303);
+    edit_ecog(&manager).await;
     let (_, page) = stat.get_text(&base).await;
     assert!(
         page.contains(r#"data-state="stale""#) && page.contains("1 saved analysis was computed on older data"),
@@ -353,22 +354,8 @@ async fn a_saved_analysis_on_changed_data_is_stale_until_saved_again_which_super
     assert!(audit_events(&app, "retire_analysis").is_empty());
 
     // An administrator locks anyway after a later change; the export's error names the fix.
-    let r = manager
-        .post(
-            &format!("/studies/{STUDY}/cases/{case}/edit"),
-            &[("ecog", other_ecog()), ("_reason", "Data entry error")],
-        )
-        .await;
-    assert_eq!(r.status(), 303);
-    let admin = app.login("admin").await;
-    admin.post(&format!("/studies/{STUDY}/status"), &[("to", "locked"), ("reason", "test: checklist waived")]).await;
-    for (who, meaning) in [("statistician", "approval"), ("manager", "responsibility")] {
-        let r = app.cli(
-            &["study", "sign", "--study", STUDY, "--username", who, "--meaning", meaning, "--password-stdin"],
-            Some(PASSWORD),
-        );
-        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    }
+    edit_ecog(&manager).await;
+    lock_and_sign(&app, STUDY).await;
     let out = app.scratch.join("stale.zip");
     let r = app.cli(&["dossier", "export", "--study", STUDY, "--out", out.to_str().unwrap()], None);
     let err = String::from_utf8_lossy(&r.stderr);

@@ -142,6 +142,7 @@ pub fn csrf_from(html: &str) -> Option<String> {
 }
 
 /// A browser-like client: cookie jar, no automatic redirects, the current CSRF token.
+#[derive(Clone)]
 pub struct Client {
     pub http: reqwest::Client,
     pub base: String,
@@ -273,4 +274,18 @@ pub async fn wait_finished(app: &TestApp, id: i32) -> evidentia::jobs::Job {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     panic!("job {id} did not finish");
+}
+
+/// An administrator locks `study` whatever its checklist says (with a reason), then its
+/// statistician and manager sign through the CLI.
+pub async fn lock_and_sign(app: &TestApp, study: &str) {
+    let admin = app.login("admin").await;
+    admin.post(&format!("/studies/{study}/status"), &[("to", "locked"), ("reason", "test: checklist waived")]).await;
+    for (who, meaning) in [("statistician", "approval"), ("manager", "responsibility")] {
+        let r = app.cli(
+            &["study", "sign", "--study", study, "--username", who, "--meaning", meaning, "--password-stdin"],
+            Some(PASSWORD),
+        );
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    }
 }

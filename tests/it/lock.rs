@@ -170,15 +170,7 @@ async fn the_dossier_is_signed_deterministic_and_verify_catches_any_change() {
     let r = app.cli(&["dossier", "export", "--study", STUDY, "--out", out.to_str().unwrap()], None);
     assert_eq!(r.status.code(), Some(2), "{}", String::from_utf8_lossy(&r.stderr));
     assert!(!out.exists(), "nothing written");
-    let admin = app.login("admin").await;
-    admin.post(&format!("/studies/{STUDY}/status"), &[("to", "locked"), ("reason", "test: checklist waived")]).await;
-    for (who, meaning) in [("statistician", "approval"), ("manager", "responsibility")] {
-        let r = app.cli(
-            &["study", "sign", "--study", STUDY, "--username", who, "--meaning", meaning, "--password-stdin"],
-            Some(PASSWORD),
-        );
-        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    }
+    lock_and_sign(&app, STUDY).await;
     let r = app.cli(&["dossier", "export", "--study", STUDY, "--out", out.to_str().unwrap()], None);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let printed = String::from_utf8_lossy(&r.stdout).to_string();

@@ -59,6 +59,11 @@ async fn wait_ingest(app: &TestApp, id: i32) {
     panic!("ingest {id} did not finish");
 }
 
+/// The ingest `id` of the demo study, as its page shows it.
+fn ingest_record(app: &TestApp, id: i32) -> evidentia::slides::ingest::IngestRecord {
+    evidentia::slides::ingest::ingests(&mut app.conn(), demo_study(app)).unwrap().into_iter().find(|i| i.id == id).unwrap()
+}
+
 /// Ingests one fixture file as the first subject's H&E slide (as `name`); its label.
 async fn ingest_one(app: &TestApp, c: &Client, name: &str, fixture_file: &str) -> String {
     let (subject, case) = first_subject();
@@ -249,11 +254,7 @@ async fn a_bad_file_fails_alone_with_a_reason() {
     assert_eq!(r.status(), 303);
     let id = ingest_id_from(&location(&r));
     wait_ingest(&app, id).await;
-    let record = evidentia::slides::ingest::ingests(&mut app.conn(), demo_study(&app))
-        .unwrap()
-        .into_iter()
-        .find(|i| i.id == id)
-        .unwrap();
+    let record = ingest_record(&app, id);
     assert_eq!((record.files_ingested, record.files_failed), (1, 3), "{:?}", record.report);
     let rows = record.rows();
     assert_eq!(rows[0].outcome, "ingested");
@@ -276,11 +277,7 @@ async fn a_bad_file_fails_alone_with_a_reason() {
     let r = upload(&c, manifest(&[("notes.tiff", snubh[3].hospital_id.as_str(), "H&E")]), &only).await;
     let id = ingest_id_from(&location(&r));
     wait_ingest(&app, id).await;
-    let record = evidentia::slides::ingest::ingests(&mut app.conn(), demo_study(&app))
-        .unwrap()
-        .into_iter()
-        .find(|i| i.id == id)
-        .unwrap();
+    let record = ingest_record(&app, id);
     assert!(record.rows()[0].message.starts_with("a PDF document — not a slide"), "{}", record.rows()[0].message);
     let job: evidentia::jobs::Job = {
         use evidentia::db::schema::jobs;

@@ -105,6 +105,16 @@ pub fn cell(v: &Value) -> Cell {
     }
 }
 
+/// The six intraclass correlations by their Shrout & Fleiss names.
+const ICC_FORMS: [(&str, &str); 6] = [
+    ("icc1", "ICC(1,1)"),
+    ("icc2", "ICC(2,1)"),
+    ("icc3", "ICC(3,1)"),
+    ("icc1k", "ICC(1,k)"),
+    ("icc2k", "ICC(2,k)"),
+    ("icc3k", "ICC(3,k)"),
+];
+
 /// A statistic's key as people read it: `opa.wilson_low` → "OPA lower CI bound (Wilson)",
 /// `n_missing` → "missing". Keys stay as they are in datasets, CSV and JSON.
 pub fn label(key: &str) -> String {
@@ -129,15 +139,15 @@ pub fn label(key: &str) -> String {
         ("n_subjects", "subjects"),
         ("n_raters", "raters"),
         ("n_items", "items"),
-        ("icc1", "ICC(1,1)"),
-        ("icc2", "ICC(2,1)"),
-        ("icc3", "ICC(3,1)"),
-        ("icc1k", "ICC(1,k)"),
-        ("icc2k", "ICC(2,k)"),
-        ("icc3k", "ICC(3,k)"),
     ];
     key.split('.')
-        .map(|seg| NAMES.iter().find(|(k, _)| *k == seg).map_or_else(|| seg.replace('_', " "), |(_, l)| l.to_string()))
+        .map(|seg| {
+            NAMES
+                .iter()
+                .chain(ICC_FORMS.iter())
+                .find(|(k, _)| *k == seg)
+                .map_or_else(|| seg.replace('_', " "), |(_, l)| l.to_string())
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -269,14 +279,7 @@ fn icc(obj: &serde_json::Map<String, Value>, scalars: &[(&String, &Value)]) -> V
         counts.push_headed(label(k), [cell(v)]);
     }
     let mut forms = Table::new(&["Shrout & Fleiss form", "ICC", "lower CI bound", "upper CI bound"]);
-    for (name, form) in [
-        ("icc1", "ICC(1,1)"),
-        ("icc2", "ICC(2,1)"),
-        ("icc3", "ICC(3,1)"),
-        ("icc1k", "ICC(1,k)"),
-        ("icc2k", "ICC(2,k)"),
-        ("icc3k", "ICC(3,k)"),
-    ] {
+    for (name, form) in ICC_FORMS {
         let get = |k: String| obj.get(&k).map(cell).unwrap_or_else(|| Cell::text(""));
         forms.push_headed(
             format!("{name} · {form}"),
