@@ -61,7 +61,11 @@ async fn wait_ingest(app: &TestApp, id: i32) {
 
 /// The ingest `id` of the demo study, as its page shows it.
 fn ingest_record(app: &TestApp, id: i32) -> evidentia::slides::ingest::IngestRecord {
-    evidentia::slides::ingest::ingests(&mut app.conn(), demo_study(app)).unwrap().into_iter().find(|i| i.id == id).unwrap()
+    evidentia::slides::ingest::ingests(&mut app.conn(), demo_study(app))
+        .unwrap()
+        .into_iter()
+        .find(|i| i.id == id)
+        .unwrap()
 }
 
 /// Ingests one fixture file as the first subject's H&E slide (as `name`); its label.
