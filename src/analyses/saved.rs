@@ -103,22 +103,43 @@ impl SavedRow {
 }
 
 /// Marks every current saved analysis of `rows` stale or not: each distinct data source's
-/// dataset is built once and hashed as when it was saved.
+/// dataset hashed as when it was saved (see [`dataset_sha256`]).
 pub fn freshness(conn: &mut Conn, study_id: crate::studies::StudyId, rows: &mut [SavedRow]) -> Result<()> {
-    let mut hashes: std::collections::HashMap<super::Sources, String> = std::collections::HashMap::new();
     for row in rows.iter_mut().filter(|r| r.is_current()) {
         let sources = Request::parse(&row.saved.query)?.sources();
-        let sha = match hashes.get(&sources) {
-            Some(sha) => sha.clone(),
-            None => {
-                let sha = super::dataset::build(conn, study_id, &sources)?.sha256()?;
-                hashes.insert(sources, sha.clone());
-                sha
-            }
-        };
-        row.stale = Some(sha != row.saved.input_sha256);
+        row.stale = Some(dataset_sha256(conn, study_id, &sources)? != row.saved.input_sha256);
     }
     Ok(())
+}
+
+/// Dataset hashes by study and sources, with the head of the study's audit chain they were
+/// computed at.
+type HashMemo = std::collections::HashMap<(crate::studies::StudyId, super::Sources), (String, String)>;
+
+/// The SHA-256 of the dataset of `sources` as it is now. Building a dataset reads every case of
+/// the study, and the pages that list saved analyses (the study page's checklist among them) ask
+/// on every view: so the hash is kept with the head of the study's audit chain, which every change
+/// to the study's data moves in the same transaction (an AI run's results, when the run finishes),
+/// and built again only once the head has moved. (Keyed by the head's hash, not its number: one
+/// process may open several databases, as the tests do.)
+fn dataset_sha256(conn: &mut Conn, study_id: crate::studies::StudyId, sources: &super::Sources) -> Result<String> {
+    static MEMO: std::sync::Mutex<Option<HashMemo>> = std::sync::Mutex::new(None);
+    let head = crate::audit::study_head(conn, study_id)?;
+    let key = (study_id, sources.clone());
+    if let Some((at, sha)) = MEMO.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(HashMemo::new).get(&key)
+    {
+        if *at == head {
+            return Ok(sha.clone());
+        }
+    }
+    let sha = super::dataset::build(conn, study_id, sources)?.sha256()?;
+    let mut memo = MEMO.lock().unwrap_or_else(|p| p.into_inner());
+    let memo = memo.get_or_insert_with(HashMemo::new);
+    if memo.len() >= 256 {
+        memo.clear();
+    }
+    memo.insert(key, (head, sha.clone()));
+    Ok(sha)
 }
 
 /// The study's saved analyses with their freshness (what the pages list).

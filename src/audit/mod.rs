@@ -233,6 +233,21 @@ impl AuditEvent {
     }
 }
 
+/// The hash of the newest event in a study's chain (empty before the first): it changes with every
+/// audited change to the study's data, and two databases share it only if their chains are the
+/// same event for event.
+pub fn study_head(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<String> {
+    use crate::db::schema::studies;
+    let code: String = studies::table.find(study_id).select(studies::code).first(conn)?;
+    let chain = Chain::Study { id: study_id, code: &code }.name();
+    Ok(audit_heads::table
+        .filter(audit_heads::chain.eq(&chain))
+        .select(audit_heads::hash)
+        .first(conn)
+        .optional()?
+        .unwrap_or_default())
+}
+
 /// One field of an audit event, for people to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldChange {
