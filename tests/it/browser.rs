@@ -676,3 +676,125 @@ async fn every_page_passes_axe_core_for_every_role() {
     c.close().await.unwrap();
     assert!(problems.is_empty(), "WCAG 2.1 AA violations (axe-core):\n{}", problems.join("\n"));
 }
+
+/// The stale-analysis flow as its users live it: the manager edits a case value (with a reason);
+/// the study page's checklist says the plan's analysis was saved on older data and links to the
+/// re-run; the statistician runs it again from the saved analysis's page and saves it (the old
+/// one is superseded); the study locks and signs and its dossier exports; the locked study then
+/// offers the manager no write action.
+#[tokio::test]
+async fn a_stale_analysis_is_run_again_superseded_and_the_locked_study_exports() {
+    let app = spawn_app();
+    let (campaign, labels) = crate::analyses::read_study(&app).await;
+    let stat = app.login("statistician").await;
+    let q = format!("campaign={campaign}&analysis=kappa&a=phenotype__annotator1&b=phenotype__annotator2");
+    let item = [("query", q.as_str()), ("role", "primary"), ("title", "Inter-reader agreement")];
+    assert_eq!(stat.post("/studies/LUNG-IO-01/analyses/plan/items", &item).await.status(), 303);
+    stat.post("/studies/LUNG-IO-01/analyses/plan/sign", &[("password", PASSWORD), ("meaning", "approval")]).await;
+    let r = stat.post("/studies/LUNG-IO-01/analyses/saved", &[("query", &q), ("title", "P1")]).await;
+    let first = location(&r);
+    let case: String = {
+        use diesel::prelude::*;
+        use evidentia::db::schema::{cases, slides};
+        slides::table
+            .inner_join(cases::table)
+            .filter(slides::label.eq(&labels[0]))
+            .select(cases::display_id)
+            .first(&mut app.conn())
+            .unwrap()
+    };
+
+    let (_driver, c) = start_browser().await;
+    sign_in(&c, &app.base, "manager").await;
+    c.goto(&format!("{}/studies/LUNG-IO-01/cases/{case}", app.base)).await.unwrap();
+    let warning = c.find(Locator::Css(".stale-warning")).await.unwrap().text().await.unwrap();
+    assert!(warning.contains("1 saved analysis was computed on the data as it is now"), "{warning}");
+    let now = c.execute("return document.querySelector('select[name=ecog]').value;", vec![]).await.unwrap();
+    let other = if now == serde_json::json!("0") { "1" } else { "0" };
+    c.find(Locator::Css("select[name=ecog]")).await.unwrap().select_by_value(other).await.unwrap();
+    c.find(Locator::Css("select[name=_reason]")).await.unwrap().select_by_value("Data entry error").await.unwrap();
+    c.find(Locator::Css("#case-edit button[type=submit]")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Css(".flash-ok")).await.unwrap();
+    c.goto(&format!("{}/studies/LUNG-IO-01", app.base)).await.unwrap();
+    let checklist = c.find(Locator::Css("#prelock")).await.unwrap().text().await.unwrap();
+    assert!(checklist.contains("saved on older data") && checklist.contains("re-run P1"), "{checklist}");
+    assert!(c.find(Locator::Css("#lock-blocked")).await.is_ok(), "the manager's Lock waits for the checklist");
+    screenshot(&c, "40-stale-checklist").await;
+
+    c.delete_all_cookies().await.unwrap();
+    sign_in(&c, &app.base, "statistician").await;
+    c.goto(&format!("{}{first}", app.base)).await.unwrap();
+    c.find(Locator::LinkText("Run it on the current data")).await.unwrap().click().await.unwrap();
+    fill(&c, "#save-analysis input[name=title]", "P1 on the current data").await;
+    c.find(Locator::Css("#save-analysis button[type=submit]")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Css(".flash-ok")).await.unwrap();
+    c.goto(&format!("{}{first}", app.base)).await.unwrap();
+    let superseded = c.find(Locator::Css("#superseded")).await.unwrap().text().await.unwrap();
+    assert!(superseded.starts_with("Superseded by #"), "{superseded}");
+    screenshot(&c, "41-superseded").await;
+
+    lock_and_sign(&app, "LUNG-IO-01").await;
+    let out = app.scratch.join("after-rerun.zip");
+    let r = app.cli(&["dossier", "export", "--study", "LUNG-IO-01", "--out", out.to_str().unwrap()], None);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+
+    // Locked: the manager is offered no import and no case edit.
+    c.delete_all_cookies().await.unwrap();
+    sign_in(&c, &app.base, "manager").await;
+    c.goto(&format!("{}/studies/LUNG-IO-01/cases/import", app.base)).await.unwrap();
+    assert!(c.find(Locator::Css("#cannot-import")).await.is_ok());
+    assert!(c.find(Locator::Css("#case-upload")).await.is_err());
+    c.goto(&format!("{}/studies/LUNG-IO-01/cases/{case}", app.base)).await.unwrap();
+    assert!(c.find(Locator::Css("#case-edit")).await.is_err(), "no edit form on a locked study");
+    screenshot(&c, "42-locked-case").await;
+    c.close().await.unwrap();
+}
+
+/// A reader's queue during a re-read's washout shows the hidden first reads as text (with when
+/// things open), not as links; the adjudicator, a third pathologist, sees the readers as
+/// Reader A and B — no names — and opens the slide without the reader's name or any AI.
+#[tokio::test]
+async fn the_queue_hides_first_reads_as_text_and_the_adjudicator_sees_no_names() {
+    use crate::annotations::{create_campaign, read_id, reading_study, submit};
+    let app = spawn_app();
+    let labels = reading_study(&app);
+    let manager = app.login("manager").await;
+    let first = create_campaign(
+        &manager,
+        &[("name", "R1"), ("readers", "annotator1"), ("readers", "annotator2"), ("adjudicator", "annotator3")],
+    )
+    .await;
+    let (a1, a2) = (app.login("annotator1").await, app.login("annotator2").await);
+    for label in &labels {
+        assert_eq!(submit(&a1, read_id(&app, first, "annotator1", label), "inflamed", "100").await.status(), 303);
+        assert_eq!(submit(&a2, read_id(&app, first, "annotator2", label), "desert", "100").await.status(), 303);
+    }
+    create_campaign(&manager, &[("name", "R1 again"), ("parent", &first.to_string()), ("washout_days", "14")]).await;
+
+    let (_driver, c) = start_browser().await;
+    sign_in(&c, &app.base, "annotator1").await;
+    c.goto(&format!("{}/studies/LUNG-IO-01/reading", app.base)).await.unwrap();
+    let queue = c.find(Locator::Css("#queue-table")).await.unwrap().text().await.unwrap();
+    assert!(queue.contains("hidden while you re-read this slide") && queue.contains("opens "), "{queue}");
+    let r1 = read_id(&app, first, "annotator1", &labels[0]);
+    assert!(c.find(Locator::Css(&format!("a[href$='/reads/{r1}']"))).await.is_err(), "no link to a hidden read");
+    let count = c.find(Locator::Css("#to-read")).await.unwrap().text().await.unwrap();
+    assert!(count.starts_with("0 to read now"), "{count}");
+    screenshot(&c, "43-queue-washout").await;
+
+    c.delete_all_cookies().await.unwrap();
+    sign_in(&c, &app.base, "annotator3").await;
+    c.goto(&format!("{}/studies/LUNG-IO-01/campaigns/{first}/adjudication", app.base)).await.unwrap();
+    let table = c.find(Locator::Css("#disagreements")).await.unwrap().text().await.unwrap();
+    assert!(table.contains("Reader A") && table.contains("Reader B"), "{table}");
+    for name in ["annotator1", "annotator2", "Kim Minji", "Lee Seojun"] {
+        assert!(!table.contains(name), "{name} shown to the adjudicator: {table}");
+    }
+    screenshot(&c, "44-adjudication-blinded").await;
+    c.find(Locator::LinkText("View slide")).await.unwrap().click().await.unwrap();
+    c.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css("#slide-viewer[data-ready]")).await.unwrap();
+    let head = c.find(Locator::Css(".page-head h2")).await.unwrap().text().await.unwrap();
+    assert!(head.contains("a reader's read (view only)") && !head.contains("annotator"), "{head}");
+    assert!(c.find(Locator::Css("#ai-assist")).await.is_err(), "no AI for the adjudicator");
+    c.close().await.unwrap();
+}
