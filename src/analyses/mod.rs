@@ -59,6 +59,18 @@ impl diesel::serialize::ToSql<diesel::sql_types::Text, diesel::sqlite::Sqlite> f
     }
 }
 
+/// An analysis's name as people read it: its description's first words ("Cohen's kappa", "ROC
+/// curve, AUC"), not the command's name (`kappa`, `roc`).
+pub fn title_of(analysis: &str) -> String {
+    crate::stats::describe::forms()
+        .iter()
+        .find(|f| f.name == analysis)
+        .and_then(|f| f.about.split(" — ").next())
+        .map(|t| t.split(['(', ':']).next().unwrap_or(t).trim().to_string())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| analysis.to_string())
+}
+
 /// An analysis as a form or a query string gives it: the data sources, the analysis's name, its
 /// parameters by field name (what `stats::describe` says each analysis takes) and the level.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -140,8 +152,7 @@ impl Request {
     /// rater B phenotype__r2 · campaign 2".
     pub fn summary(&self) -> String {
         let form = crate::stats::describe::forms().iter().find(|f| f.name == self.analysis);
-        let what = form
-            .map_or(self.analysis.clone(), |f| f.about.split(['(', ':']).next().unwrap_or(&f.about).trim().to_string());
+        let what = title_of(&self.analysis);
         let params: Vec<String> = self
             .params
             .iter()

@@ -671,6 +671,7 @@ fn write_dossier(
     )?;
     out.zip.add("report/report.html", crate::report::html::document(&document).as_bytes())?;
     out.zip.add("report/report.pdf", &crate::report::pdf::render(&document).map_err(Error::Internal)?)?;
+    out.zip.add(report::THIRD_PARTY_FILE, &report::third_party_csv()?)?;
 
     // The manifest and its signature, last.
     tick("manifest")?;

@@ -2,7 +2,8 @@
 //! signatures, study design, population and disposition with Table 1, the analysis plan with each
 //! pre-specified result marked pass or fail, AI versus reference agreement, reader variability,
 //! accuracy, survival by phenotype with plots, model cards, methods with citations, the audit
-//! trail's verification, software versions and third-party components with their licences.
+//! trail's verification, software versions and a summary of the third-party components' licences
+//! (the full list is `report/third-party-components.csv` beside it).
 //! Built once as a `report::Document` and rendered to both formats.
 
 use std::collections::BTreeMap;
@@ -457,16 +458,44 @@ fn methods(d: &mut Document, i: &Inputs) {
 
 fn software(d: &mut Document, i: &Inputs) {
     d.h1("Software and third-party components");
+    let version_of = |name: &str| {
+        THIRD_PARTY.lines().find_map(|l| l.strip_prefix(&format!("{name}\t"))?.split('\t').next().map(str::to_string))
+    };
     d.fields(vec![
         (t("Evidentia"), crate::analyses::saved::SOFTWARE.to_string()),
         (t("Dossier signing key"), i.public_key.to_string()),
+        (t("This PDF"), format!("PDF/A-2b, written by krilla {}", version_of("krilla").unwrap_or_default())),
     ]);
-    d.p("The components compiled into the Evidentia binary or served by it, with their versions and licences:");
-    let mut tab = Table::new(&["Component", "Version", "Licence", "Kind"]);
-    for line in THIRD_PARTY.lines().skip(1) {
-        tab.push(line.split('\t').map(str::to_string));
+    // The full list (about 400 components) is an appendix file of the dossier, not pages here.
+    let mut by_licence: BTreeMap<&str, usize> = BTreeMap::new();
+    let components = THIRD_PARTY.lines().skip(1).filter_map(|l| l.split('\t').nth(2)).inspect(|l| {
+        *by_licence.entry(l).or_default() += 1;
+    });
+    let n = components.count();
+    d.p(format!(
+        "{n} components are compiled into the Evidentia binary or served by it; each, with its version and licence, is \
+         listed in {THIRD_PARTY_FILE} of this dossier. By licence:"
+    ));
+    let mut tab = Table::new(&["Licence", "Components"]);
+    let mut counts: Vec<(&str, usize)> = by_licence.into_iter().collect();
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    for (licence, count) in counts {
+        tab.push([licence.to_string(), count.to_string()]);
     }
     d.table(tab);
+}
+
+/// Where the dossier lists every third-party component (the report summarises it).
+pub const THIRD_PARTY_FILE: &str = "report/third-party-components.csv";
+
+/// The third-party list as CSV (component, version, licence, kind), for the dossier.
+pub fn third_party_csv() -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut lines = THIRD_PARTY.lines();
+    let header: Vec<String> = lines.next().unwrap_or_default().split('\t').map(str::to_string).collect();
+    crate::export::write_rows(&mut out, header, lines.map(|l| l.split('\t').map(str::to_string).collect::<Vec<_>>()))
+        .map_err(crate::error::Error::Internal)?;
+    Ok(out)
 }
 
 /// Every component with its version and licence (written by tools/third_party.sh).

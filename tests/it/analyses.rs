@@ -179,6 +179,7 @@ async fn the_plan_is_signed_with_a_password_then_frozen_and_results_pass_or_fail
     // The planned analysis passes (2 of 3 agree: 0.667 ≥ 0.6); the swapped one is exploratory.
     let (_, page) = stat.get_text(&format!("/studies/{STUDY}/analyses/result?{q}")).await;
     assert!(page.contains("plan P1") && page.contains(r#"id="verdict">pass"#), "{page}");
+    assert!(page.contains("s kappa · LUNG-IO-01 · Evidentia</title>") && page.contains("s kappa</h2>"), "{page}");
     let (_, page) = stat.get_text(&format!("/studies/{STUDY}/analyses/result?{other}")).await;
     assert!(page.contains(r#"id="verdict">exploratory"#), "{page}");
     let r = stat.post(&format!("/studies/{STUDY}/analyses/saved"), &[("query", &q), ("title", "P1")]).await;

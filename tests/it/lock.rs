@@ -249,7 +249,7 @@ async fn the_dossier_is_signed_deterministic_and_verify_catches_any_change() {
     // same sections in the HTML, with the plots inline.
     let mut archive = zip::ZipArchive::new(std::fs::File::open(&out).unwrap()).unwrap();
     std::fs::create_dir_all(dir.join("report")).unwrap();
-    for name in ["report/report.pdf", "report/report.html"] {
+    for name in ["report/report.pdf", "report/report.html", "report/third-party-components.csv"] {
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut archive.by_name(name).unwrap(), &mut bytes).unwrap();
         std::fs::write(dir.join(name), bytes).unwrap();
@@ -265,6 +265,10 @@ async fn the_dossier_is_signed_deterministic_and_verify_catches_any_change() {
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or_else(|| panic!("{info}"));
     assert!(pages >= 8 && info.contains("A4") && info.contains("statistical report"), "{info}");
+    // The ~400 third-party components are an appendix file, not pages of the report.
+    let components = std::fs::read_to_string(dir.join("report/third-party-components.csv")).unwrap();
+    assert!(components.starts_with("component,version,licence,kind\n") && components.lines().count() > 300);
+    assert!(components.contains("krilla,"), "{components}");
     // PDF/A-2b (archivable): identified in its XMP metadata, every font embedded.
     let meta = std::process::Command::new("pdfinfo").arg("-meta").arg(&pdf).output().expect("pdfinfo -meta");
     let meta = String::from_utf8_lossy(&meta.stdout).to_string();

@@ -333,7 +333,12 @@ pub async fn analysis_result(
     };
     let dataset_file = dataset_file_name(&access.study.code, &c.sources);
     let command = c.command(&dataset_file);
-    let ctx = PageCtx::new(&req, Some(&user), format!("{} · {}", c.analysis.name(), access.study.code), "studies");
+    let ctx = PageCtx::new(
+        &req,
+        Some(&user),
+        format!("{} · {}", analyses::title_of(c.analysis.name()), access.study.code),
+        "studies",
+    );
     render(
         &ctx,
         &ResultPage {
