@@ -414,6 +414,56 @@ fn leaf_fields(v: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A model card's technical fields as sentences a reviewer reads (not a flattened key dump).
+fn card_fields(card: &Value) -> Vec<(String, String)> {
+    let list = |v: &Value| {
+        v.as_array().map(|a| a.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+    };
+    let text = |v: &Value| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+    let mut f = Vec::new();
+    if !card["tile_size"].is_null() {
+        let input = &card["input"];
+        f.push((
+            t("Input"),
+            format!(
+                "tiles of {0} × {0} pixels at {1} µm per pixel; tensor “{2}”, {3}, {4}",
+                card["tile_size"],
+                text(&card["mpp"]),
+                input["name"].as_str().unwrap_or(""),
+                input["layout"].as_str().unwrap_or(""),
+                input["dtype"].as_str().unwrap_or("")
+            ),
+        ));
+    }
+    let n = &card["normalisation"];
+    if n.is_object() {
+        f.push((
+            t("Normalisation"),
+            format!(
+                "pixel values × {}, then (x − mean) / sd per channel, mean {}, sd {}",
+                text(&n["scale"]),
+                list(&n["mean"]),
+                list(&n["std"])
+            ),
+        ));
+    }
+    if let Some(outputs) = card["outputs"].as_array() {
+        let o: Vec<String> = outputs
+            .iter()
+            .map(|o| format!("{}: {}", o["name"].as_str().unwrap_or(""), o["meaning"].as_str().unwrap_or("")))
+            .collect();
+        f.push((t("Outputs"), o.join("; ")));
+    }
+    if let Some(th) = card["thresholds"].as_object() {
+        let th: Vec<String> = th.iter().map(|(k, v)| format!("{} {}", results::label(k), text(v))).collect();
+        f.push((t("Thresholds"), th.join("; ")));
+    }
+    if let Some(training) = card["training_data"].as_str() {
+        f.push((t("Training data"), training.to_string()));
+    }
+    f
+}
+
 fn models(d: &mut Document, i: &Inputs) {
     d.h1("Model cards");
     if i.model_cards.is_empty() {
@@ -425,18 +475,10 @@ fn models(d: &mut Document, i: &Inputs) {
         if let Some(u) = card["intended_use"].as_str() {
             d.p(u.to_string());
         }
-        let mut f = Vec::new();
-        for key in ["tile_size", "mpp", "training_data", "thresholds", "input", "normalisation"] {
-            if !card[key].is_null() {
-                for (k, v) in leaf_fields(&serde_json::json!({ key: card[key].clone() })) {
-                    f.push((k, v));
-                }
-            }
-        }
-        d.fields(f);
+        d.fields(card_fields(card));
         if card["validation"].is_object() {
             d.h3("Validation");
-            d.fields(leaf_fields(&card["validation"]));
+            d.fields(leaf_fields(&card["validation"]).into_iter().map(|(k, v)| (results::label(&k), v)).collect());
         }
     }
 }
@@ -503,6 +545,20 @@ pub const THIRD_PARTY: &str = include_str!("third_party.tsv");
 
 #[cfg(test)]
 mod tests {
+    /// The demonstration model's card reads as sentences: no JSON, no key paths.
+    #[test]
+    fn a_model_card_reads_as_sentences() {
+        let card: serde_json::Value =
+            serde_json::from_str(include_str!("../../models/evidentia-demo-til.json")).unwrap();
+        let fields = super::card_fields(&card);
+        let get = |k: &str| fields.iter().find(|(f, _)| f == k).map(|(_, v)| v.clone()).unwrap_or_default();
+        assert_eq!(get("Input"), "tiles of 256 × 256 pixels at 1.0 µm per pixel; tensor “tiles”, NCHW, float32");
+        assert!(get("Normalisation").contains("mean 0.5, 0.5, 0.5"), "{fields:?}");
+        assert!(get("Outputs").starts_with("tissue: tissue class probabilities"), "{fields:?}");
+        assert!(get("Thresholds").contains("lymphocyte probability 0.5"), "{fields:?}");
+        assert!(fields.iter().all(|(_, v)| !v.contains('{') && !v.contains('[')), "{fields:?}");
+    }
+
     /// The third-party list is what `cargo tree` says the binary is built from now (re-write it
     /// with `sh tools/third_party.sh` after changing a dependency).
     #[test]
