@@ -522,24 +522,32 @@ pub fn set_status(
         if c.status == status {
             return Err(Error::Conflict(format!("campaign {} is already {status}", c.name)));
         }
-        diesel::update(campaigns::table.find(c.id))
-            .set((campaigns::status.eq(status), campaigns::status_reason.eq(reason)))
-            .execute(conn)?;
-        audit::record(
-            conn,
-            Change::new(
-                study.chain(),
-                &actor.name,
-                if open { Action::Reopen } else { Action::Close },
-                Entity::Campaign,
-                &c.name,
-            )
+        record_status(conn, actor, &study, &c, status, reason)?;
+        get(conn, study.id, id)
+    })
+}
+
+/// Sets campaign `c`'s status with its reason and audits the change, inside the caller's
+/// transaction (a manager's close or reopen, and the study lock closing every open campaign).
+pub(crate) fn record_status(
+    conn: &mut Conn,
+    actor: &Actor,
+    study: &crate::studies::Study,
+    c: &Campaign,
+    status: CampaignStatus,
+    reason: &str,
+) -> Result<()> {
+    diesel::update(campaigns::table.find(c.id))
+        .set((campaigns::status.eq(status), campaigns::status_reason.eq(reason)))
+        .execute(conn)?;
+    let action = if status == CampaignStatus::Open { Action::Reopen } else { Action::Close };
+    audit::record(
+        conn,
+        Change::new(study.chain(), &actor.name, action, Entity::Campaign, &c.name)
             .before(json!({"status": c.status}))
             .after(json!({"status": status}))
             .because(reason),
-        )?;
-        get(conn, study.id, id)
-    })
+    )
 }
 
 /// What a manager takes out of a running campaign: a reader (who left the study, or cannot go

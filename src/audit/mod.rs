@@ -207,27 +207,41 @@ impl AuditEvent {
     /// The event's changes field by field, as people read them: (field, before, after), values
     /// as text ("—" for none); a field only before or only after shows "—" on the other side.
     pub fn changes(&self) -> Vec<FieldChange> {
-        fn object(raw: Option<&str>) -> Option<serde_json::Map<String, Value>> {
-            match serde_json::from_str::<Value>(raw?) {
-                Ok(Value::Object(m)) => Some(m),
-                Ok(other) => Some(serde_json::Map::from_iter([("value".to_string(), other)])),
-                Err(_) => Some(serde_json::Map::from_iter([("value".to_string(), Value::String(raw?.to_string()))])),
-            }
-        }
-        let (old, new) = (object(self.old_value.as_deref()), object(self.new_value.as_deref()));
-        let mut keys: Vec<&String> = old.iter().chain(new.iter()).flat_map(|m| m.keys()).collect();
-        keys.sort();
-        keys.dedup();
-        let text = |m: &Option<serde_json::Map<String, Value>>, k: &str| match m.as_ref().and_then(|m| m.get(k)) {
+        let has_before = self.old_value.is_some();
+        let text = |v: Option<Value>| match v {
             None | Some(Value::Null) => "—".to_string(),
-            Some(Value::String(s)) => s.clone(),
+            Some(Value::String(s)) => s,
             Some(other) => other.to_string(),
         };
-        keys.into_iter()
-            .map(|k| FieldChange {
+        self.field_values()
+            .into_iter()
+            .map(|(k, old, new)| FieldChange {
                 field: k.replace('_', " "),
-                before: old.as_ref().map(|_| text(&old, k)),
-                after: text(&new, k),
+                before: has_before.then(|| text(old)),
+                after: text(new),
+            })
+            .collect()
+    }
+
+    /// The event's fields with their values before and after (`None` where a side lacks the
+    /// field), keys sorted; a value that is not a JSON object counts as one field, `value`.
+    pub fn field_values(&self) -> Vec<(String, Option<Value>, Option<Value>)> {
+        fn object(raw: Option<&str>) -> serde_json::Map<String, Value> {
+            let Some(raw) = raw else { return serde_json::Map::new() };
+            match serde_json::from_str::<Value>(raw) {
+                Ok(Value::Object(m)) => m,
+                Ok(other) => serde_json::Map::from_iter([("value".to_string(), other)]),
+                Err(_) => serde_json::Map::from_iter([("value".to_string(), Value::String(raw.to_string()))]),
+            }
+        }
+        let (mut old, mut new) = (object(self.old_value.as_deref()), object(self.new_value.as_deref()));
+        let mut keys: Vec<String> = old.keys().chain(new.keys()).cloned().collect();
+        keys.sort();
+        keys.dedup();
+        keys.into_iter()
+            .map(|k| {
+                let (o, n) = (old.remove(&k), new.remove(&k));
+                (k, o, n)
             })
             .collect()
     }

@@ -409,40 +409,31 @@ pub struct FieldChange {
 /// The fields an event of the case history changed, in dictionary order (then status and any
 /// other key), labelled with `dictionary`.
 pub fn labelled_changes(event: &audit::AuditEvent, dictionary: &[FieldDef]) -> Vec<FieldChange> {
-    fn object(raw: Option<&str>) -> Map<String, Value> {
-        raw.and_then(|r| serde_json::from_str::<Value>(r).ok())
-            .and_then(|v| match v {
-                Value::Object(m) => Some(m),
-                _ => None,
-            })
-            .unwrap_or_default()
-    }
-    let (old, new) = (object(event.old_value.as_deref()), object(event.new_value.as_deref()));
-    let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
+    let mut fields = event.field_values();
     let position = |k: &str| dictionary.iter().position(|f| f.name == k).unwrap_or(usize::MAX);
-    keys.sort_by_key(|k| (position(k), k.as_str()));
-    keys.dedup();
-    let show = |f: Option<&FieldDef>, v: Option<&Value>| match v {
+    fields.sort_by_key(|(k, _, _)| position(k)); // stable: the rest stays sorted by name
+    let show = |f: Option<&FieldDef>, v: Option<Value>| match v {
         None | Some(Value::Null) => "—".to_string(),
         Some(Value::Array(a)) if a.is_empty() => "none".to_string(),
         Some(v) => match f {
-            Some(f) => f.label_of(v),
+            Some(f) => f.label_of(&v),
             None => match v {
-                Value::String(s) => s.clone(),
+                Value::String(s) => s,
                 other => other.to_string(),
             },
         },
     };
-    keys.into_iter()
-        .map(|k| {
-            let f = dictionary.iter().find(|f| &f.name == k);
+    fields
+        .into_iter()
+        .map(|(k, old, new)| {
+            let f = dictionary.iter().find(|f| f.name == k);
             let label = match (f, k.as_str()) {
                 (Some(f), _) if !f.label.trim().is_empty() => f.label.clone(),
                 (_, "status") => "Status".to_string(),
                 (_, "date") => "Status date".to_string(),
                 _ => k.clone(),
             };
-            FieldChange { label, old: show(f, old.get(k)), new: show(f, new.get(k)) }
+            FieldChange { label, old: show(f, old), new: show(f, new) }
         })
         .filter(|c| c.old != c.new)
         .collect()

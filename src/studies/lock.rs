@@ -510,11 +510,14 @@ pub fn checklist(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<V
             .map(|(id, _)| (format!("ingest #{id}"), format!("slides/ingests/{id}")))
             .collect(),
     });
-    if let Some(cid) = sources.campaign {
-        let open = crate::annotations::reads::of_campaign(conn, study_id, cid)?
+    let outstanding = |conn: &mut Conn, cid: i32| -> Result<usize> {
+        Ok(crate::annotations::reads::of_campaign(conn, study_id, cid)?
             .into_iter()
             .filter(|r| !r.is_submitted() && !r.is_withdrawn())
-            .count();
+            .count())
+    };
+    if let Some(cid) = sources.campaign {
+        let open = outstanding(conn, cid)?;
         out.push(Check {
             label: "Every read of the reference campaign submitted (or withdrawn)",
             ok: open == 0,
@@ -529,12 +532,9 @@ pub fn checklist(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<V
         if Some(c.id) == sources.campaign || c.status != crate::annotations::campaigns::CampaignStatus::Open {
             continue;
         }
-        let outstanding = crate::annotations::reads::of_campaign(conn, study_id, c.id)?
-            .into_iter()
-            .filter(|r| !r.is_submitted() && !r.is_withdrawn())
-            .count();
-        if outstanding > 0 {
-            others.push((c.id, format!("{} ({outstanding} reads outstanding)", c.name)));
+        let n = outstanding(conn, c.id)?;
+        if n > 0 {
+            others.push((c.id, format!("{} ({n} reads outstanding)", c.name)));
         }
     }
     out.push(Check {
@@ -558,20 +558,9 @@ pub fn checklist(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<V
 /// no reads. Each is audited like a manager's close, with the reason; returns their names.
 pub(super) fn close_campaigns(conn: &mut Conn, actor: &Actor, study: &Study) -> Result<Vec<String>> {
     use crate::annotations::campaigns::{self, CampaignStatus};
-    use crate::db::schema::campaigns as campaigns_t;
-    let reason = "closed by the study lock";
     let mut closed = Vec::new();
     for c in campaigns::list(conn, study.id)?.into_iter().filter(|c| c.status == CampaignStatus::Open) {
-        diesel::update(campaigns_t::table.find(c.id))
-            .set((campaigns_t::status.eq(CampaignStatus::Closed), campaigns_t::status_reason.eq(reason)))
-            .execute(conn)?;
-        audit::record(
-            conn,
-            Change::new(study.chain(), &actor.name, Action::Close, Entity::Campaign, c.id)
-                .before(json!({"status": c.status}))
-                .after(json!({"status": CampaignStatus::Closed}))
-                .because(reason),
-        )?;
+        campaigns::record_status(conn, actor, study, &c, CampaignStatus::Closed, "closed by the study lock")?;
         closed.push(c.name);
     }
     Ok(closed)
