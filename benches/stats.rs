@@ -89,9 +89,18 @@ fn columns(names: &[&str]) -> Vec<String> {
 fn analyses() -> Vec<(&'static str, Analysis)> {
     let s = |v: &str| v.to_string();
     vec![
-        ("kappa_unweighted", Analysis::Kappa { a: s("reader1"), b: s("reader2"), weights: Weights::None }),
-        ("kappa_quadratic", Analysis::Kappa { a: s("reader1"), b: s("reader2"), weights: Weights::Quadratic }),
-        ("kappa_ai_consensus", Analysis::Kappa { a: s("ai_class"), b: s("consensus"), weights: Weights::None }),
+        (
+            "kappa_unweighted",
+            Analysis::Kappa { a: s("reader1"), b: s("reader2"), weights: Weights::None, categories: vec![] },
+        ),
+        (
+            "kappa_quadratic",
+            Analysis::Kappa { a: s("reader1"), b: s("reader2"), weights: Weights::Quadratic, categories: vec![] },
+        ),
+        (
+            "kappa_ai_consensus",
+            Analysis::Kappa { a: s("ai_class"), b: s("consensus"), weights: Weights::None, categories: vec![] },
+        ),
         ("fleiss", Analysis::Fleiss { raters: columns(&["reader1", "reader2", "reader3"]) }),
         ("icc", Analysis::Icc { raters: columns(&["m1", "m2", "m3"]) }),
         (

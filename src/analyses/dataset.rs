@@ -16,6 +16,7 @@ use crate::db::schema::{cases as cases_t, sites, slides};
 use crate::db::Conn;
 use crate::error::Result;
 use crate::slides::SlideStatus;
+use crate::stats::analysis::Analysis;
 
 /// Which AI run and which reading campaigns feed the dataset (each optional; a second campaign
 /// to compare with the first, e.g. an AI-assisted re-read with the unaided first read).
@@ -31,6 +32,10 @@ pub struct Sources {
 pub struct ColumnInfo {
     pub name: String,
     pub description: String,
+    /// The order of a categorical column's values as the dictionary or the reading schema lists
+    /// them (codes for dictionary choices); empty for other columns.
+    #[serde(skip)]
+    pub categories: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +62,40 @@ impl Dataset {
         Ok(hex::encode(Sha256::digest(self.to_csv()?)))
     }
 
+    /// The analysis with the category order of its columns where they have one and the analysis
+    /// takes one: Cohen's kappa of two columns of the same scale (a schema's categories, the AI
+    /// phenotypes, a dictionary field's codes) holding only that scale's values gets the scale's
+    /// order — for its matrix, and for the positions of weighted kappa — instead of sorted.
+    pub fn with_category_order(&self, analysis: Analysis) -> Analysis {
+        match analysis {
+            Analysis::Kappa { a, b, weights, categories } if categories.is_empty() => {
+                let order = self.scale_of(&[&a, &b]).unwrap_or_default();
+                Analysis::Kappa { a, b, weights, categories: order }
+            }
+            other => other,
+        }
+    }
+
+    /// The shared order of `names`' categories, when every one has the same set of categories
+    /// and every value they hold is one of them.
+    fn scale_of(&self, names: &[&str]) -> Option<Vec<String>> {
+        let mut order: Option<&Vec<String>> = None;
+        for name in names {
+            let i = self.columns.iter().position(|c| c.name == *name)?;
+            let cats = &self.columns[i].categories;
+            let same = |o: &Vec<String>| o.len() == cats.len() && cats.iter().all(|c| o.contains(c));
+            if cats.is_empty() || order.is_some_and(|o| !same(o)) {
+                return None;
+            }
+            order = Some(cats);
+            let in_scale = |v: &String| v.is_empty() || cats.contains(v);
+            if !self.rows.iter().all(|r| r.get(i).is_none_or(in_scale)) {
+                return None;
+            }
+        }
+        order.cloned()
+    }
+
     /// The data as a frame of text columns for the statistics engine, read back from the CSV
     /// bytes so that the app computes on exactly what the export holds.
     pub fn frame(&self) -> Result<polars::prelude::DataFrame> {
@@ -66,7 +105,14 @@ impl Dataset {
 }
 
 fn col(name: impl Into<String>, description: impl Into<String>) -> ColumnInfo {
-    ColumnInfo { name: name.into(), description: description.into() }
+    ColumnInfo { name: name.into(), description: description.into(), categories: Vec::new() }
+}
+
+impl ColumnInfo {
+    fn scale(mut self, categories: Vec<String>) -> Self {
+        self.categories = categories;
+        self
+    }
 }
 
 /// Majority vote of readers' categories: the most frequent value, None on a tie for first.
@@ -101,9 +147,14 @@ pub fn build(conn: &mut Conn, study_id: crate::studies::StudyId, sources: &Sourc
 
     let mut columns: Vec<ColumnInfo> = Vec::new();
     for h in &case_header {
-        let label =
-            dict.iter().find(|f| &f.name == h || h.starts_with(&format!("{}___", f.name))).map(|f| f.label.clone());
-        columns.push(col(h, label.unwrap_or_else(|| format!("case {}", h.replace('_', " ")))));
+        let field = dict.iter().find(|f| &f.name == h || h.starts_with(&format!("{}___", f.name)));
+        let label = field.map(|f| f.label.clone()).unwrap_or_else(|| format!("case {}", h.replace('_', " ")));
+        // A single-choice field's column holds its codes, in the dictionary's order.
+        let codes = field
+            .filter(|f| &f.name == h)
+            .map(|f| f.choices().into_iter().map(|c| c.code).collect())
+            .unwrap_or_default();
+        columns.push(col(h, label).scale(codes));
     }
     columns.push(col("slide", "slide label"));
 
@@ -116,7 +167,8 @@ pub fn build(conn: &mut Conn, study_id: crate::studies::StudyId, sources: &Sourc
         }
         let m = run.model();
         columns.extend([
-            col("ai_phenotype", format!("AI phenotype (run {run_id}, {m})")),
+            col("ai_phenotype", format!("AI phenotype (run {run_id}, {m})"))
+                .scale(crate::biomarker::compare::PHENOTYPES.map(String::from).to_vec()),
             col("ai_itil", format!("AI median intratumoral TIL density /mm² (run {run_id})")),
             col("ai_stil", format!("AI median stromal TIL density /mm² (run {run_id})")),
             col("ai_inflamed_share", format!("AI share of inflamed cells (run {run_id})")),
@@ -209,21 +261,27 @@ fn campaign_columns(
     let mut columns = Vec::new();
     for f in &fields {
         let n = &f.name;
+        let scale = f.categories().unwrap_or_default();
         for r in &readers {
-            columns.push(col(format!("{n}__{r}{suffix}"), format!("{n} read by {r} ({name}, {mode})")));
+            columns.push(
+                col(format!("{n}__{r}{suffix}"), format!("{n} read by {r} ({name}, {mode})")).scale(scale.clone()),
+            );
         }
         if f.is_numeric() {
             columns.push(col(format!("{n}__median{suffix}"), format!("median of the readers' {n} ({name})")));
         } else {
-            columns.push(col(
-                format!("{n}__majority{suffix}"),
-                format!("majority vote of the readers' {n}, empty on a tie ({name})"),
-            ));
+            columns.push(
+                col(
+                    format!("{n}__majority{suffix}"),
+                    format!("majority vote of the readers' {n}, empty on a tie ({name})"),
+                )
+                .scale(scale.clone()),
+            );
         }
-        columns.push(col(
-            format!("{n}__reference{suffix}"),
-            format!("{n}: the reference, agreed or adjudicated ({name})"),
-        ));
+        columns.push(
+            col(format!("{n}__reference{suffix}"), format!("{n}: the reference, agreed or adjudicated ({name})"))
+                .scale(scale),
+        );
     }
     Ok(CampaignColumns { columns, fields, readers, by_reader, reference })
 }
@@ -261,6 +319,49 @@ impl CampaignColumns {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn dataset(columns: &[(&str, &[&str])], rows: &[&[&str]]) -> Dataset {
+        Dataset {
+            columns: columns
+                .iter()
+                .map(|(n, cats)| col(*n, "").scale(cats.iter().map(|c| c.to_string()).collect()))
+                .collect(),
+            rows: rows.iter().map(|r| r.iter().map(|v| v.to_string()).collect()).collect(),
+        }
+    }
+
+    #[test]
+    fn kappa_of_one_scale_takes_its_order() {
+        const P: &[&str] = &["inflamed", "excluded", "desert"];
+        let kappa = |a: &str, b: &str| Analysis::Kappa {
+            a: a.into(),
+            b: b.into(),
+            weights: crate::stats::agreement::Weights::None,
+            categories: vec![],
+        };
+        let order = |d: &Dataset, a, b| match d.with_category_order(kappa(a, b)) {
+            Analysis::Kappa { categories, .. } => categories,
+            _ => unreachable!(),
+        };
+        let d = dataset(
+            &[("ai", P), ("r1", P), ("odd", P), ("site", &[])],
+            &[&["desert", "inflamed", "uninterpretable", "A"], &["", "excluded", "desert", "B"]],
+        );
+        assert_eq!(order(&d, "ai", "r1"), P);
+        // A value outside the scale, a column without one, or a column not in the dataset:
+        // the statistics' own order (sorted).
+        assert!(order(&d, "ai", "odd").is_empty());
+        assert!(order(&d, "ai", "site").is_empty());
+        assert!(order(&d, "ai", "nope").is_empty());
+        // An order given explicitly is kept.
+        let given = Analysis::Kappa {
+            a: "ai".into(),
+            b: "r1".into(),
+            weights: crate::stats::agreement::Weights::None,
+            categories: vec!["desert".into(), "excluded".into(), "inflamed".into()],
+        };
+        assert_eq!(d.with_category_order(given.clone()), given);
+    }
 
     #[test]
     fn majority_needs_a_single_leader() {

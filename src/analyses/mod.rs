@@ -262,9 +262,13 @@ pub fn compute(conn: &mut Conn, study_id: crate::studies::StudyId, req: &Request
     let sources = req.sources();
     let data = dataset::build(conn, study_id, &sources)?;
     let frame = data.frame()?;
+    // The query is what was asked; the analysis kept (and re-computed by the dossier and the
+    // shown command) carries the order of the columns' categories.
+    let query = Request::canonical(&sources, &analysis, level);
+    let analysis = data.with_category_order(analysis);
     let outcome = analysis::run(&frame, &analysis, level).map_err(|e| e.0);
     let computed = Computed {
-        query: Request::canonical(&sources, &analysis, level),
+        query,
         input_sha256: data.sha256()?,
         input_rows: data.rows.len(),
         sources,

@@ -1077,7 +1077,8 @@ function start() {
     save: save,
     dirty: dirty,
     tool: function (name) { if (name) setTool(name); return tool; },
-    drawMs: function () { return lastDrawMs; }
+    drawMs: function () { return lastDrawMs; },
+    view: function () { var c = viewer.viewport.getCenter(); return [viewer.viewport.getZoom(), c.x, c.y]; }
   };
 }
 

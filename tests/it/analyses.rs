@@ -53,9 +53,13 @@ async fn analyses_run_save_rerun_and_reproduce_from_the_exported_dataset() {
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("Confusion matrix") && page.contains("exploratory"), "{page}");
     assert!(page.contains("evidentia stats kappa --input"), "the command to re-compute it");
+    // The schema's category order (not sorted: desert, excluded, inflamed), in the command too.
+    assert!(page.contains("--categories=inflamed,excluded,desert"), "{page}");
     let (status, result) = stat.get_text(&format!("/studies/{STUDY}/analyses/result.csv?{q}")).await;
     assert_eq!(status, 200);
     assert_eq!(result_value(&result, "n"), "3");
+    let order: Vec<String> = (0..3).map(|i| result_value(&result, &format!("categories[{i}]"))).collect();
+    assert_eq!(order, ["inflamed", "excluded", "desert"], "{result}");
     let (status, svg) = stat.get_text(&format!("/studies/{STUDY}/analyses/plot.svg?{q}")).await;
     assert_eq!(status, 200);
     assert!(svg.starts_with("<svg") && svg.contains("phenotype__annotator2"));
@@ -83,11 +87,14 @@ async fn analyses_run_save_rerun_and_reproduce_from_the_exported_dataset() {
             "phenotype__annotator1",
             "--b",
             "phenotype__annotator2",
+            "--categories",
+            "inflamed,excluded,desert",
         ],
         None,
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let cli: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cli["categories"], serde_json::json!(["inflamed", "excluded", "desert"]));
     let page_kappa: f64 = result_value(&result, "kappa").parse().unwrap();
     assert!((cli["kappa"].as_f64().unwrap() - page_kappa).abs() < 1e-12, "{cli} vs {page_kappa}");
 

@@ -355,45 +355,51 @@ async fn a_manager_ingests_a_slide_and_pans_it_in_the_viewer() {
     c.close().await.unwrap();
 }
 
-#[tokio::test]
-async fn an_annotator_completes_a_read_with_a_point_and_a_polygon() {
+/// One synthetic slide (3,000 × 2,000 px at 0.5 µm/px) of a SNUBH subject, the default schema
+/// and a campaign with annotator1 as its only reader — AI-assisted by the demonstration model's
+/// run when `ai`. Returns annotator1's read.
+fn one_slide_campaign(app: &TestApp, ai: bool) -> i32 {
     use evidentia::annotations::{campaigns, reads, schema};
     use evidentia::auth::permissions::study_access;
     use evidentia::slides::ingest::{self, SourceFile};
     use evidentia::slides::synth::{self, Phenotype, SynthParams};
-    use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
-    use fantoccini::key::Key;
-    let app = spawn_app();
-    // One slide, the default schema, a campaign with annotator1 as its only reader.
     let slide = app.scratch.join("KIM_B-7.svs");
     synth::write_slide(&slide, &SynthParams::new(3000, 2000, 0.5, Phenotype::Excluded, 3), &mut |_, _| {}).unwrap();
-    let read_id = {
-        let mut conn = app.conn();
-        let actor = evidentia::auth::Actor::cli_operator();
-        let access = study_access(&mut conn, &actor, "LUNG-IO-01").unwrap();
-        let subjects = evidentia::demo::truth::subjects(evidentia::demo::DEMO_SUBJECTS, evidentia::demo::truth::SEED);
-        let subject = subjects.iter().find(|s| s.site == "SNUBH").unwrap();
-        let manifest = format!("file,subject_id,stain,site\nKIM_B-7.svs,{},H&E,SNUBH\n", subject.hospital_id);
-        let key = evidentia::cases::deid::study_key(&app.data_dir, "LUNG-IO-01").unwrap();
-        let files = [SourceFile { name: "KIM_B-7.svs".into(), path: slide.clone(), uploaded: false }];
-        let plan = ingest::plan(&mut conn, &access, &key, manifest.as_bytes(), &files, None).unwrap();
-        ingest::ingest_now(&mut conn, &actor, &access, &app.data_dir, &plan).unwrap();
-        let def = schema::Definition::parse_text(schema::DEFAULT_TEXT).unwrap();
-        schema::save(&mut conn, &actor, &access, &def, "").unwrap();
-        // An AI-assisted campaign: the bundled demonstration model's run on the slide.
+    let mut conn = app.conn();
+    let actor = evidentia::auth::Actor::cli_operator();
+    let access = study_access(&mut conn, &actor, "LUNG-IO-01").unwrap();
+    let subjects = evidentia::demo::truth::subjects(evidentia::demo::DEMO_SUBJECTS, evidentia::demo::truth::SEED);
+    let subject = subjects.iter().find(|s| s.site == "SNUBH").unwrap();
+    let manifest = format!("file,subject_id,stain,site\nKIM_B-7.svs,{},H&E,SNUBH\n", subject.hospital_id);
+    let key = evidentia::cases::deid::study_key(&app.data_dir, "LUNG-IO-01").unwrap();
+    let files = [SourceFile { name: "KIM_B-7.svs".into(), path: slide.clone(), uploaded: false }];
+    let plan = ingest::plan(&mut conn, &access, &key, manifest.as_bytes(), &files, None).unwrap();
+    ingest::ingest_now(&mut conn, &actor, &access, &app.data_dir, &plan).unwrap();
+    let def = schema::Definition::parse_text(schema::DEFAULT_TEXT).unwrap();
+    schema::save(&mut conn, &actor, &access, &def, "").unwrap();
+    let ai_run_id = ai.then(|| {
         let (run, job) =
             evidentia::biomarker::runs::start(&mut conn, &actor, &access, "evidentia-demo-til@1.0.0", "", "").unwrap();
         let claimed = evidentia::jobs::claim(&mut conn, job.id, "test").unwrap().unwrap();
         evidentia::jobs::worker::run_job(&app.pool, &app.config, claimed);
-        let input = campaigns::CampaignInput {
-            name: "Browser read".into(),
-            readers: vec!["annotator1".into()],
-            ai_run_id: Some(run.id),
-            ..Default::default()
-        };
-        let campaign = campaigns::create(&mut conn, &actor, &access, &input).unwrap();
-        reads::of_campaign(&mut conn, access.study.id, campaign.id).unwrap()[0].id
+        run.id
+    });
+    let input = campaigns::CampaignInput {
+        name: "Browser read".into(),
+        readers: vec!["annotator1".into()],
+        ai_run_id,
+        ..Default::default()
     };
+    let campaign = campaigns::create(&mut conn, &actor, &access, &input).unwrap();
+    reads::of_campaign(&mut conn, access.study.id, campaign.id).unwrap()[0].id
+}
+
+#[tokio::test]
+async fn an_annotator_completes_a_read_with_a_point_and_a_polygon() {
+    use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
+    use fantoccini::key::Key;
+    let app = spawn_app();
+    let read_id = one_slide_campaign(&app, true);
 
     let (_driver, c) = start_browser().await;
     sign_in(&c, &app.base, "annotator1").await;
@@ -424,6 +430,10 @@ async fn an_annotator_completes_a_read_with_a_point_and_a_polygon() {
         .unwrap();
     let shown = c.find(Locator::Css("#workbench")).await.unwrap().attr("data-heatmap-shown").await.unwrap();
     assert!(shown.and_then(|n| n.parse::<u32>().ok()).is_some_and(|n| n > 0), "heatmap cells drawn");
+    // Over tissue only: less than the scored cells' whole area (glass at their edges stays clear).
+    let cover = c.find(Locator::Css("#workbench")).await.unwrap().attr("data-heatmap-cover").await.unwrap();
+    let cover: f64 = cover.and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    assert!(cover > 0.05 && cover < 0.99, "share of the scored cells drawn: {cover}");
     c.execute("document.activeElement.blur();", vec![]).await.unwrap(); // keys go to the workbench again
     let viewer = c.find(Locator::Css("#slide-viewer")).await.unwrap();
     // The 10× preset: 1 µm per screen pixel (10 µm is 1×); the ruler then measures a 200 px
@@ -524,6 +534,102 @@ async fn an_annotator_completes_a_read_with_a_point_and_a_polygon() {
     // Drawn in level-0 pixels on the slide.
     let [x0, y0, x1, y1] = regions[1].geometry.bounds().unwrap();
     assert!(x0 >= 0.0 && y0 >= 0.0 && x1 <= 3000.0 && y1 <= 2000.0 && x1 > x0 && y1 > y0, "{x0} {y0} {x1} {y1}");
+}
+
+/// Presses keys as a person does (down and up, modifiers held until the end) at whatever has the
+/// keyboard focus.
+async fn press(c: &Client, keys: &[char]) {
+    use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+    let mut actions = KeyActions::new("keyboard".into());
+    for &k in keys {
+        actions = actions.then(KeyAction::Down { value: k });
+    }
+    for &k in keys.iter().rev() {
+        actions = actions.then(KeyAction::Up { value: k });
+    }
+    c.perform_actions(actions).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_workbench_is_used_without_a_mouse_for_all_but_drawing() {
+    use fantoccini::key::Key;
+    let app = spawn_app();
+    let read_id = one_slide_campaign(&app, false);
+    let (_driver, c) = start_browser().await;
+    sign_in(&c, &app.base, "annotator1").await;
+    c.goto(&format!("{}/studies/LUNG-IO-01/reads/{read_id}", app.base)).await.unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("#slide-viewer[data-ready]"))
+        .await
+        .expect("the workbench opens the slide");
+    // What has the focus, and whether its focus ring shows (WCAG 2.4.7).
+    let focused = r#"var e = document.activeElement, s = getComputedStyle(e);
+        var name = e.id || e.getAttribute('name') || e.getAttribute('data-tool') || (e.getAttribute('data-mag') ? 'mag' + e.getAttribute('data-mag') : '') || e.className || e.tagName;
+        return [name + (e.type === 'radio' ? '=' + e.value : ''), s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0];"#;
+    let tab_to = |target: &'static str| {
+        let c = c.clone();
+        async move {
+            let mut seen = Vec::new();
+            for _ in 0..80 {
+                press(&c, &[Key::Tab.into()]).await;
+                let v = c.execute(focused, vec![]).await.unwrap();
+                let name = v[0].as_str().unwrap_or("").to_string();
+                assert_eq!(v[1], serde_json::json!(true), "no visible focus on {name} (after {seen:?})");
+                seen.push(name.clone());
+                if name.starts_with(target) {
+                    return seen;
+                }
+            }
+            panic!("Tab never reached {target}: {seen:?}");
+        }
+    };
+    // From the top of the page: the tools, the slide, the magnification presets, the form.
+    c.execute("document.activeElement.blur(); window.scrollTo(0, 0);", vec![]).await.unwrap();
+    let path = tab_to("openseadragon-canvas").await;
+    assert!(path.iter().any(|n| n == "pan") && path.iter().any(|n| n == "measure"), "{path:?}");
+    // The slide pans with the arrow keys and zooms with + and -.
+    let view = || async { c.execute("return window.evidentiaWorkbench.view();", vec![]).await.unwrap() };
+    let before = view().await;
+    press(&c, &['+']).await;
+    press(&c, &['+']).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let zoomed = view().await;
+    assert!(zoomed[0].as_f64().unwrap() > before[0].as_f64().unwrap() * 1.05, "{before} → {zoomed}");
+    press(&c, &[Key::Right.into()]).await;
+    press(&c, &[Key::Down.into()]).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let panned = view().await;
+    assert!(panned[1].as_f64().unwrap() > zoomed[1].as_f64().unwrap(), "right: {zoomed} → {panned}");
+    assert!(panned[2].as_f64().unwrap() > zoomed[2].as_f64().unwrap(), "down: {zoomed} → {panned}");
+    // A magnification preset with Enter.
+    tab_to("mag20").await;
+    press(&c, &[Key::Enter.into()]).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(c.find(Locator::Css("#magnification")).await.unwrap().text().await.unwrap(), "20×");
+    // The form: arrow keys pick a choice, numbers are typed; Ctrl+Enter submits, the
+    // confirmation is answered (Enter on the dialog).
+    tab_to("field.phenotype").await;
+    press(&c, &[Key::Down.into()]).await; // the second choice: excluded
+    tab_to("field.til_density").await;
+    press(&c, &['1', '5', '0']).await;
+    tab_to("field.tumour_present").await;
+    press(&c, &[' ']).await; // the first choice, if none is checked
+    let chosen = c.execute(focused, vec![]).await.unwrap();
+    press(&c, &[Key::Control.into(), Key::Enter.into()]).await;
+    c.accept_alert().await.expect("the submit confirmation");
+    c.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css(".flash-ok")).await.expect("submitted");
+    c.close().await.unwrap();
+
+    use diesel::prelude::*;
+    use evidentia::db::schema::reads as t;
+    let (status, values): (String, String) =
+        t::table.find(read_id).select((t::status, t::field_values)).first(&mut app.conn()).unwrap();
+    assert_eq!(status, "submitted");
+    let values: serde_json::Value = serde_json::from_str(&values).unwrap();
+    let tumour = chosen[0].as_str().unwrap().rsplit('=').next().unwrap().to_string();
+    assert_eq!(values, serde_json::json!({"phenotype": "excluded", "til_density": "150", "tumour_present": tumour}));
+    assert_eq!(audit_events(&app, "submit").len(), 1, "the submission is audited");
 }
 
 #[tokio::test]

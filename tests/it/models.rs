@@ -334,6 +334,17 @@ async fn a_study_run_resumes_without_duplicates_and_is_hidden_from_annotators() 
     let map: Value = monitor.get(&heat).await.json().await.unwrap();
     assert_eq!(map["run"].as_i64(), Some(i64::from(run.id)));
     assert!(map["cell_px"].as_f64().unwrap() > 0.0 && map["cells"].is_array(), "{map}");
+    // The heatmap is drawn over the run's tissue tiles, each overlapping a scored cell.
+    let (cell, tile) = (map["cell_px"].as_f64().unwrap(), map["tile_px"].as_f64().unwrap());
+    let scored: Vec<(u64, u64)> =
+        map["cells"].as_array().unwrap().iter().map(|c| (c[0].as_u64().unwrap(), c[1].as_u64().unwrap())).collect();
+    let tiles = map["tiles"].as_array().unwrap();
+    assert!(tile > 0.0 && tile < cell && tiles.is_empty() == scored.is_empty(), "{map}");
+    for t in tiles {
+        let (x, y) = (t[0].as_f64().unwrap() * tile, t[1].as_f64().unwrap() * tile);
+        let spans = |v: f64| (v / cell) as u64..=((v + tile - 1.0) / cell) as u64;
+        assert!(spans(y).any(|r| spans(x).any(|c| scored.contains(&(c, r)))), "tile {t} in no scored cell");
+    }
     assert_eq!(annotator.get(&heat).await.status(), 404);
     assert_eq!(audit_events(&app, "start_run").len(), 1);
     // The same from the command line: a second run, its progress in the terminal, CSV on stdout.

@@ -70,14 +70,36 @@ pub struct SlideResult {
     /// Level-0 pixels per grid cell edge.
     #[serde(skip)]
     pub cell_px: f64,
+    /// The analysed tiles (over tissue) as (column, row) of the tile grid, and their edge in
+    /// level-0 pixels: what the heatmap is drawn on, so that it covers tissue, not glass.
+    #[serde(skip)]
+    pub tile_grid: Vec<(u32, u32)>,
+    #[serde(skip)]
+    pub tile_px: f64,
 }
 
 impl SlideResult {
-    /// The heatmap: the scored cells' classes on the grid (what the viewer overlays).
+    /// The heatmap: the scored cells' classes on the grid, and the analysed tiles that overlap
+    /// a scored cell (what the viewer overlays: each cell's class drawn over its tissue tiles
+    /// only).
     pub fn heatmap(&self) -> serde_json::Value {
+        let scored: std::collections::HashSet<(u32, u32)> =
+            self.cells.iter().filter(|c| c.class.is_some()).map(|c| (c.col, c.row)).collect();
         let cells: Vec<serde_json::Value> =
             self.cells.iter().filter_map(|c| c.class.map(|k| serde_json::json!([c.col, c.row, k.as_str()]))).collect();
-        serde_json::json!({"cell_px": self.cell_px, "cells": cells})
+        let cell_of = |v: f64| (v / self.cell_px).max(0.0) as u32;
+        let tiles: Vec<[u32; 2]> = self
+            .tile_grid
+            .iter()
+            .filter(|&&(c, r)| {
+                let (x0, y0) = (f64::from(c) * self.tile_px, f64::from(r) * self.tile_px);
+                let (x1, y1) = (x0 + self.tile_px - 1e-6, y0 + self.tile_px - 1e-6);
+                (cell_of(y0)..=cell_of(y1))
+                    .any(|row| (cell_of(x0)..=cell_of(x1)).any(|col| scored.contains(&(col, row))))
+            })
+            .map(|&(c, r)| [c, r])
+            .collect();
+        serde_json::json!({"cell_px": self.cell_px, "cells": cells, "tile_px": self.tile_px, "tiles": tiles})
     }
 }
 
@@ -403,6 +425,11 @@ pub fn analyse(
         flags,
         cells: grid.cells,
         cell_px: grid.cell_px,
+        tile_grid: origins
+            .iter()
+            .map(|&(x, y)| ((x as f64 / tile_l0).round() as u32, (y as f64 / tile_l0).round() as u32))
+            .collect(),
+        tile_px: tile_l0,
     })
 }
 
@@ -412,6 +439,32 @@ mod tests {
 
     fn card() -> ModelCard {
         ModelCard::parse(&crate::card::tests::fixture("tiny-fcn.json")).unwrap()
+    }
+
+    #[test]
+    fn the_heatmap_carries_the_tissue_tiles_of_scored_cells() {
+        // 2×1 cells of 2,000 px; tiles of 512 px. The left cell is scored, the right is not.
+        let cell = |col, class| Cell { col, row: 0, class, ..Default::default() };
+        let result = SlideResult {
+            phenotype: None,
+            inflamed_share: 1.0,
+            excluded_share: 0.0,
+            desert_share: 0.0,
+            itil_density_median: None,
+            stil_density_median: None,
+            grid_cells_scored: 1,
+            tiles: 3,
+            flags: vec![],
+            cells: vec![cell(0, Some(CellClass::Inflamed)), cell(1, None)],
+            cell_px: 2000.0,
+            // In the left cell; straddling both (x 1,536–2,048); only in the right one.
+            tile_grid: vec![(0, 1), (3, 0), (5, 2)],
+            tile_px: 512.0,
+        };
+        let map = result.heatmap();
+        assert_eq!(map["cells"], serde_json::json!([[0, 0, "inflamed"]]));
+        assert_eq!(map["tiles"], serde_json::json!([[0, 1], [3, 0]]));
+        assert_eq!(map["tile_px"], serde_json::json!(512.0));
     }
 
     #[test]

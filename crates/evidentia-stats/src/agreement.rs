@@ -231,14 +231,38 @@ fn need_two_categories(columns: &str, categories: &[String]) -> StatsResult<()> 
     Ok(())
 }
 
-/// Cohen's kappa between two columns of a frame (see `cohen_kappa`).
-pub fn kappa(df: &DataFrame, a: &str, b: &str, weights: Weights, level: f64) -> StatsResult<KappaResult> {
+/// Cohen's kappa between two columns of a frame (see `cohen_kappa`). The categories are the
+/// values either column holds, sorted (the contract's order) or, when `order` is given, in that
+/// order (an ordinal scale as its schema lists it; it decides the weights' positions): every
+/// value must then be one of `order`, and categories nobody used are left out as they are
+/// without it.
+pub fn kappa(
+    df: &DataFrame,
+    a: &str,
+    b: &str,
+    weights: Weights,
+    order: &[String],
+    level: f64,
+) -> StatsResult<KappaResult> {
     let level = check_level(level)?;
     let rows = Rows::complete(df, &[a, b])?;
     let (va, vb) = (rows.text(a), rows.text(b));
     let coded = code_categories(&[&va, &vb]);
     super::check_categories(&format!("columns \"{a}\" and \"{b}\""), coded.categories.len())?;
-    let matrix = ConfusionMatrix::from_coded(coded);
+    let matrix = if order.is_empty() {
+        ConfusionMatrix::from_coded(coded)
+    } else {
+        for (column, values) in [(a, &va), (b, &vb)] {
+            if let Some(v) = values.iter().find(|v| !order.iter().any(|c| c == *v)) {
+                return Err(bad(format!(
+                    "column \"{column}\": the value \"{v}\" is not one of --categories ({})",
+                    order.join(",")
+                )));
+            }
+        }
+        let used: Vec<String> = order.iter().filter(|c| coded.categories.contains(c)).cloned().collect();
+        ConfusionMatrix::from_pairs_in(&used, va.iter().copied().zip(vb.iter().copied()))
+    };
     need_two_categories(&format!("columns \"{a}\" and \"{b}\""), &matrix.categories)?;
     let k = cohen_kappa(&matrix, weights, level);
     Ok(KappaResult {
@@ -455,6 +479,46 @@ mod tests {
         close(quad.kappa, 0.566_666_666_666_666_7, "quadratic kappa");
         close(quad.se, 0.078_724_093_219_443_25, "quadratic se");
         close(quad.ci_high, 0.720_963_054_092_349_3, "quadratic ci_high");
+    }
+
+    /// The statsmodels table above as two columns of an ordinal scale low < medium < high,
+    /// which sorts as high, low, medium.
+    fn ordinal_frame() -> DataFrame {
+        let scale = ["low", "medium", "high"];
+        let table: [[usize; 3]; 3] = [[53, 5, 2], [11, 14, 5], [1, 6, 3]];
+        let mut csv = String::from("a,b\n");
+        for (i, row) in table.iter().enumerate() {
+            for (j, &n) in row.iter().enumerate() {
+                csv.push_str(&format!("{},{}\n", scale[i], scale[j]).repeat(n));
+            }
+        }
+        csv.push_str("low,\n");
+        crate::frame::read_csv_bytes(csv.into_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_given_category_order_decides_the_matrix_and_the_weights() {
+        let df = ordinal_frame();
+        let order: Vec<String> = ["low", "medium", "high"].iter().map(|c| c.to_string()).collect();
+        let ordered = kappa(&df, "a", "b", Weights::Linear, &order, 0.95).unwrap();
+        assert_eq!(ordered.matrix.categories, order);
+        assert_eq!(ordered.matrix.counts, vec![vec![53, 5, 2], vec![11, 14, 5], vec![1, 6, 3]]);
+        assert_eq!((ordered.n, ordered.n_missing), (100, 1));
+        // The scale's positions give statsmodels' linear kappa of the same table.
+        close(ordered.kappa, 0.492_307_692_307_692_2, "linear kappa in the scale's order");
+        close(ordered.se, 0.071_726_942_743_470_52, "linear se in the scale's order");
+        // Sorted (the contract's default) puts high first: other weights, another kappa.
+        let sorted = kappa(&df, "a", "b", Weights::Linear, &[], 0.95).unwrap();
+        assert_eq!(sorted.matrix.categories, ["high", "low", "medium"]);
+        assert!((sorted.kappa.unwrap() - ordered.kappa.unwrap()).abs() > 0.01);
+        // Unweighted kappa does not depend on the order.
+        let a = kappa(&df, "a", "b", Weights::None, &order, 0.95).unwrap();
+        close(a.kappa, 0.428_571_428_571_428_5, "unweighted kappa");
+        // Categories nobody used are left out; a value outside the order is refused, named.
+        let wider: Vec<String> = ["none", "low", "medium", "high"].iter().map(|c| c.to_string()).collect();
+        assert_eq!(kappa(&df, "a", "b", Weights::None, &wider, 0.95).unwrap().matrix.categories, order);
+        let e = kappa(&df, "a", "b", Weights::None, &order[..2], 0.95).unwrap_err().0;
+        assert!(e.contains("column \"a\"") && e.contains("\"high\"") && e.contains("low,medium"), "{e}");
     }
 
     #[test]

@@ -31,6 +31,10 @@ pub enum Analysis {
         #[serde(default)]
         #[cfg_attr(feature = "cli", arg(long, value_enum, default_value = "none"))]
         weights: Weights,
+        /// Category order, e.g. an ordinal scale's (default: sorted; in the app, the schema's)
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[cfg_attr(feature = "cli", arg(long, value_name = "CATEGORIES", value_delimiter = ','))]
+        categories: Vec<String>,
     },
     /// Fleiss' kappa — several raters, categorical
     Fleiss {
@@ -220,7 +224,9 @@ impl Analysis {
 /// Runs an analysis on a frame of text columns at a confidence level.
 pub fn run(df: &DataFrame, analysis: &Analysis, level: f64) -> StatsResult<Outcome> {
     Ok(match analysis {
-        Analysis::Kappa { a, b, weights } => Outcome::Kappa(agreement::kappa(df, a, b, *weights, level)?),
+        Analysis::Kappa { a, b, weights, categories } => {
+            Outcome::Kappa(agreement::kappa(df, a, b, *weights, categories, level)?)
+        }
         Analysis::Fleiss { raters } => Outcome::Fleiss(agreement::fleiss(df, raters, level)?),
         Analysis::Icc { raters } => Outcome::Icc(continuous::icc(df, raters, level)?),
         Analysis::Diagnostic { test, reference, positive, test_cutoff, reference_cutoff } => {

@@ -227,7 +227,7 @@ mod tests {
         );
         assert_eq!(a.cli_args(), ["--test", "ai", "--reference", "ref", "--positive", "-1", "--test-cutoff", "0.5"]);
         let k = Analysis::from_params("kappa", &params(&[("a", "x"), ("b", "y"), ("weights", "none")])).unwrap();
-        assert_eq!(k, Analysis::Kappa { a: "x".into(), b: "y".into(), weights: Weights::None });
+        assert_eq!(k, Analysis::Kappa { a: "x".into(), b: "y".into(), weights: Weights::None, categories: vec![] });
         assert_eq!(k.cli_args(), ["--a", "x", "--b", "y"], "the default weights are left out");
         let t = Analysis::from_params("table1", &params(&[("group", "site"), ("categorical", "sex, stage")])).unwrap();
         assert_eq!(t.cli_args(), ["--group", "site", "--categorical", "sex,stage"]);

@@ -218,6 +218,8 @@ pub async fn read_ai(
         "ai": ai_summary(&result),
         "cell_px": heatmap["cell_px"],
         "cells": heatmap["cells"],
+        "tile_px": heatmap["tile_px"],
+        "tiles": heatmap["tiles"],
     })))
 }
 
