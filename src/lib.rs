@@ -22,4 +22,5 @@ pub mod startup;
 pub use evidentia_stats as stats;
 pub mod studies;
 pub mod telemetry;
+pub mod text;
 pub mod web;

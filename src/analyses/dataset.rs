@@ -77,7 +77,8 @@ impl Dataset {
     }
 
     /// The shared order of `names`' categories, when every one has the same set of categories
-    /// and every value they hold is one of them.
+    /// and every value they hold is one of them. A scale of numbers only has none: numbers sort
+    /// numerically already (the contract's order).
     fn scale_of(&self, names: &[&str]) -> Option<Vec<String>> {
         let mut order: Option<&Vec<String>> = None;
         for name in names {
@@ -93,7 +94,7 @@ impl Dataset {
                 return None;
             }
         }
-        order.cloned()
+        order.filter(|o| !o.iter().all(|c| crate::stats::frame::parse_number(c).is_some())).cloned()
     }
 
     /// The data as a frame of text columns for the statistics engine, read back from the CSV
@@ -149,7 +150,8 @@ pub fn build(conn: &mut Conn, study_id: crate::studies::StudyId, sources: &Sourc
     for h in &case_header {
         let field = dict.iter().find(|f| &f.name == h || h.starts_with(&format!("{}___", f.name)));
         let label = field.map(|f| f.label.clone()).unwrap_or_else(|| format!("case {}", h.replace('_', " ")));
-        // A single-choice field's column holds its codes, in the dictionary's order.
+        // A single-choice field's column holds its codes, in the dictionary's order (numbers,
+        // which sort so already; a code that is not a number keeps the dictionary's order).
         let codes = field
             .filter(|f| &f.name == h)
             .map(|f| f.choices().into_iter().map(|c| c.code).collect())
@@ -343,11 +345,14 @@ mod tests {
             Analysis::Kappa { categories, .. } => categories,
             _ => unreachable!(),
         };
+        const CODES: &[&str] = &["3", "1", "2"];
         let d = dataset(
-            &[("ai", P), ("r1", P), ("odd", P), ("site", &[])],
-            &[&["desert", "inflamed", "uninterpretable", "A"], &["", "excluded", "desert", "B"]],
+            &[("ai", P), ("r1", P), ("odd", P), ("site", &[]), ("g1", CODES), ("g2", CODES)],
+            &[&["desert", "inflamed", "uninterpretable", "A", "1", "2"], &["", "excluded", "desert", "B", "3", "3"]],
         );
         assert_eq!(order(&d, "ai", "r1"), P);
+        // Numbers sort numerically already.
+        assert!(order(&d, "g1", "g2").is_empty());
         // A value outside the scale, a column without one, or a column not in the dataset:
         // the statistics' own order (sorted).
         assert!(order(&d, "ai", "odd").is_empty());

@@ -71,6 +71,26 @@ pub fn title_of(analysis: &str) -> String {
         .unwrap_or_else(|| analysis.to_string())
 }
 
+/// A parameter of an analysis by its label ("Rater A (rows)"), not its field name (`a`).
+pub fn param_label(analysis: &str, field: &str) -> String {
+    crate::stats::describe::form(analysis)
+        .and_then(|f| f.fields.iter().find(|x| x.name == field))
+        .map_or_else(|| field.replace('_', " "), |x| x.label.clone())
+}
+
+/// An analysis's parameters as people read them: (label, value) in the form's order, lists
+/// separated by ", " — what a result page shows instead of the command's flags.
+pub fn labelled_params(analysis: &Analysis) -> Vec<(String, String)> {
+    analysis
+        .cli_args()
+        .chunks(2)
+        .map(|kv| {
+            let field = kv[0].trim_start_matches("--").replace('-', "_");
+            (param_label(analysis.name(), &field), kv[1].replace(',', ", "))
+        })
+        .collect()
+}
+
 /// An analysis as a form or a query string gives it: the data sources, the analysis's name, its
 /// parameters by field name (what `stats::describe` says each analysis takes) and the level.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -151,18 +171,12 @@ impl Request {
     /// parameters by their labels, and its data sources — "Cohen's kappa: rater A phenotype__r1,
     /// rater B phenotype__r2 · campaign 2".
     pub fn summary(&self) -> String {
-        let form = crate::stats::describe::forms().iter().find(|f| f.name == self.analysis);
         let what = title_of(&self.analysis);
         let params: Vec<String> = self
             .params
             .iter()
             .filter(|(_, v)| !v.trim().is_empty())
-            .map(|(k, v)| {
-                let label = form
-                    .and_then(|f| f.fields.iter().find(|x| &x.name == k))
-                    .map_or(k.replace('_', " "), |x| x.label.to_lowercase());
-                format!("{label} {v}")
-            })
+            .map(|(k, v)| format!("{} {v}", param_label(&self.analysis, k).to_lowercase()))
             .collect();
         let mut sources = Vec::new();
         if let Some(r) = self.run {

@@ -21,6 +21,7 @@ use crate::auth::Actor;
 use crate::db::schema::saved_analyses;
 use crate::db::{now, write_tx, Conn};
 use crate::error::{Error, Result};
+use crate::stats::analysis::Analysis;
 
 pub const SOFTWARE: &str = concat!("evidentia ", env!("CARGO_PKG_VERSION"));
 
@@ -62,6 +63,21 @@ crate::db::text_enum! {
 impl Saved {
     pub fn result(&self) -> Value {
         serde_json::from_str(&self.result).unwrap_or(Value::Null)
+    }
+
+    /// The analysis as it was computed: its query's, with the category order its result records
+    /// when the app gave one (Cohen's kappa of a scale, `Dataset::with_category_order`) — what
+    /// the dossier re-computes and the shown command runs.
+    pub fn analysis(&self) -> Result<Analysis> {
+        Ok(match Request::parse(&self.query)?.analysis()? {
+            Analysis::Kappa { a, b, weights, categories } if categories.is_empty() => {
+                let recorded = self.result()["categories"].as_array().cloned().unwrap_or_default();
+                // Numbers are the contract's own (numeric) order: nothing to add.
+                let names: Option<Vec<String>> = recorded.iter().map(|c| c.as_str().map(str::to_string)).collect();
+                Analysis::Kappa { a, b, weights, categories: names.unwrap_or_default() }
+            }
+            other => other,
+        })
     }
 }
 

@@ -294,6 +294,8 @@ fn median(values: &[&str]) -> Option<String> {
 #[derive(Debug, Clone, Serialize)]
 pub struct FieldAgreement {
     pub field: String,
+    /// The field as the schema labels it.
+    pub label: String,
     pub pairs: Vec<ReaderPair>,
 }
 
@@ -319,6 +321,7 @@ pub fn agreement(
         }
         out.push(FieldAgreement {
             field: field.name.clone(),
+            label: field.display_label(),
             pairs: agreement::reader_pairs(&categories, &ratings, Weights::None, 0.95),
         });
     }

@@ -618,10 +618,13 @@ pub fn withdraw(
     })
 }
 
-/// Username of the campaign's adjudicator.
+/// The campaign's adjudicator as people read them: "full name (username)".
 pub fn adjudicator_name(conn: &mut Conn, c: &Campaign) -> Result<Option<String>> {
     match c.adjudicator_id {
-        Some(id) => Ok(Some(crate::auth::users::get(conn, id)?.username)),
+        Some(id) => {
+            let u = crate::auth::users::get(conn, id)?;
+            Ok(Some(format!("{} ({})", u.full_name, u.username)))
+        }
         None => Ok(None),
     }
 }

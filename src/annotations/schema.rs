@@ -242,9 +242,7 @@ impl FieldDef {
     /// What a person reads: the label, else the name with spaces ("tumour present").
     pub fn display_label(&self) -> String {
         if self.label.is_empty() {
-            let spaced = self.name.replace('_', " ");
-            let mut c = spaced.chars();
-            c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+            crate::text::label_of(&self.name)
         } else {
             self.label.clone()
         }

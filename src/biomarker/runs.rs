@@ -194,6 +194,23 @@ pub fn heatmap(conn: &mut Conn, study_id: crate::studies::StudyId, slide_label: 
     Ok(row.map(|(id, cells)| (id, serde_json::from_str(&cells).unwrap_or(Value::Null))))
 }
 
+/// A result's heatmap as a PNG laid over its slide: each scored grid cell's class colour over
+/// the cell's tissue only (glass stays clear), at the tissue mask's resolution
+/// (`pipeline::heatmap_rgba`).
+pub fn heatmap_png(reader: &dyn crate::slides::reader::SlideReader, heatmap: &Value) -> Result<Vec<u8>> {
+    let (w, h, rgba) = pipeline::heatmap_rgba(reader, heatmap)
+        .map_err(|e| Error::Internal(anyhow::anyhow!("drawing the heatmap: {e}")))?;
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, w, h);
+    enc.set_color(png::ColorType::Rgba);
+    enc.set_depth(png::BitDepth::Eight);
+    let png_error = |e: png::EncodingError| Error::Internal(anyhow::anyhow!("encoding the heatmap: {e}"));
+    let mut writer = enc.write_header().map_err(png_error)?;
+    writer.write_image_data(&rgba).map_err(png_error)?;
+    writer.finish().map_err(png_error)?;
+    Ok(out)
+}
+
 /// Slides the run has a successful result for.
 pub fn slides_with_result(conn: &mut Conn, run_id: i32) -> Result<std::collections::BTreeSet<i32>> {
     Ok(biomarker_results::table

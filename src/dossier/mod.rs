@@ -478,7 +478,7 @@ fn write_dossier(
             dataset_of.insert(key.clone(), name);
         }
         let input = &dataset_of[&key];
-        let analysis = req.analysis()?;
+        let analysis = s.analysis()?;
         if let crate::stats::analysis::Analysis::Survival { time, event, .. }
         | crate::stats::analysis::Analysis::Cox { time, event, .. } = &analysis
         {

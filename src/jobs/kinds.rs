@@ -72,6 +72,16 @@ crate::db::text_enum! {
 }
 
 impl JobKind {
+    /// What the job does, as its pages name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            JobKind::AuditVerify => "Audit trail check",
+            JobKind::SlideIngest => "Slide ingest",
+            JobKind::BiomarkerRun => "AI run",
+            JobKind::DossierExport => "Dossier export",
+        }
+    }
+
     /// The code that runs jobs of this kind.
     pub fn handler(self) -> Box<dyn JobHandler> {
         match self {

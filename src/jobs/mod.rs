@@ -58,6 +58,13 @@ pub struct Job {
 }
 
 impl Job {
+    /// Who started it: a user name, or "command line (root)" for the operator's CLI (`cli:root`).
+    pub fn owner_label(&self) -> String {
+        match self.owner.strip_prefix("cli:") {
+            Some(os_user) => format!("command line ({os_user})"),
+            None => self.owner.clone(),
+        }
+    }
     pub fn is_finished(&self) -> bool {
         matches!(self.status, JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled)
     }

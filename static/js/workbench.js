@@ -1078,7 +1078,8 @@ function start() {
     dirty: dirty,
     tool: function (name) { if (name) setTool(name); return tool; },
     drawMs: function () { return lastDrawMs; },
-    view: function () { var c = viewer.viewport.getCenter(); return [viewer.viewport.getZoom(), c.x, c.y]; }
+    view: function () { var c = viewer.viewport.getCenter(); return [viewer.viewport.getZoom(), c.x, c.y]; },
+    layers: function () { return viewer.world.getItemCount(); }
   };
 }
 

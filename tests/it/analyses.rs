@@ -110,6 +110,9 @@ async fn analyses_run_save_rerun_and_reproduce_from_the_exported_dataset() {
     assert!(ev[0].new_value.as_deref().unwrap().contains(&sha), "the audit holds the input hash");
     let (_, page) = stat.get_text(&format!("{saved_url}?rerun=1")).await;
     assert!(page.contains(&sha) && page.contains("same data") && page.contains("Every result is identical"), "{page}");
+    // Its command keeps the order it was computed in; its parameters read by their labels.
+    assert!(page.contains("--categories=inflamed,excluded,desert"), "{page}");
+    assert!(page.contains("Rater A (rows): <code>phenotype__annotator1</code>"), "{page}");
 
     // The data changes: a read is reopened and resubmitted; the re-run says what changed.
     let a2 = app.login("annotator2").await;

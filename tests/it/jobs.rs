@@ -24,7 +24,7 @@ async fn an_integrity_check_runs_as_a_job_with_progress() {
     assert_eq!(result["ok"], true);
     let (s, page) = monitor.get_text("/studies/LUNG-IO-01/jobs").await;
     assert_eq!(s, 200);
-    assert!(page.contains("audit_verify") && page.contains("<progress"));
+    assert!(page.contains("Audit trail check") && !page.contains("audit_verify") && page.contains("<progress"));
     // The row fragment htmx polls.
     let (s, row) = monitor.get_text(&format!("/studies/LUNG-IO-01/jobs/{job_id}")).await;
     assert_eq!(s, 200);

@@ -325,26 +325,38 @@ async fn a_study_run_resumes_without_duplicates_and_is_hidden_from_annotators() 
     }
     assert_eq!(monitor.post("/studies/LUNG-IO-01/runs", &[("model", "tiny-fcn@0.1.0")]).await.status(), 403);
     // The heatmap of the slide this run computed, for the viewer's overlay; 404 for annotators.
-    let label: String = evidentia::db::schema::slides::table
+    let (label, width): (String, i64) = evidentia::db::schema::slides::table
         .find(ids[1])
-        .select(evidentia::db::schema::slides::label)
+        .select((evidentia::db::schema::slides::label, evidentia::db::schema::slides::width))
         .first(&mut app.conn())
         .unwrap();
     let heat = format!("/studies/LUNG-IO-01/slides/{label}/heatmap.json");
     let map: Value = monitor.get(&heat).await.json().await.unwrap();
     assert_eq!(map["run"].as_i64(), Some(i64::from(run.id)));
     assert!(map["cell_px"].as_f64().unwrap() > 0.0 && map["cells"].is_array(), "{map}");
-    // The heatmap is drawn over the run's tissue tiles, each overlapping a scored cell.
-    let (cell, tile) = (map["cell_px"].as_f64().unwrap(), map["tile_px"].as_f64().unwrap());
-    let scored: Vec<(u64, u64)> =
-        map["cells"].as_array().unwrap().iter().map(|c| (c[0].as_u64().unwrap(), c[1].as_u64().unwrap())).collect();
-    let tiles = map["tiles"].as_array().unwrap();
-    assert!(tile > 0.0 && tile < cell && tiles.is_empty() == scored.is_empty(), "{map}");
-    for t in tiles {
-        let (x, y) = (t[0].as_f64().unwrap() * tile, t[1].as_f64().unwrap() * tile);
-        let spans = |v: f64| (v / cell) as u64..=((v + tile - 1.0) / cell) as u64;
-        assert!(spans(y).any(|r| spans(x).any(|c| scored.contains(&(c, r)))), "tile {t} in no scored cell");
+    // The heatmap as an image over the slide: class colours over tissue of scored cells only.
+    let png = monitor.http.get(monitor.url(&heat.replace(".json", ".png"))).send().await.unwrap();
+    assert_eq!(png.status(), 200);
+    assert_eq!(png.headers()["content-type"], "image/png");
+    let bytes = png.bytes().await.unwrap();
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes.to_vec())).read_info().unwrap();
+    let mut rgba = vec![0; decoder.output_buffer_size().unwrap()];
+    let frame = decoder.next_frame(&mut rgba).unwrap();
+    assert_eq!(frame.color_type, png::ColorType::Rgba);
+    let opaque = rgba.chunks(4).filter(|p| p[3] == 255).count();
+    let colours: std::collections::BTreeSet<[u8; 3]> =
+        rgba.chunks(4).filter(|p| p[3] == 255).map(|p| [p[0], p[1], p[2]]).collect();
+    let scored = map["cells"].as_array().unwrap().len();
+    let cell_px = map["cell_px"].as_f64().unwrap() * f64::from(frame.width) / width as f64;
+    // Within the scored cells' area, and never all of it: glass at their edges stays clear.
+    if scored == 0 {
+        assert_eq!(opaque, 0, "nothing drawn without a scored cell");
+    } else {
+        assert!(opaque > 0 && (opaque as f64) < scored as f64 * cell_px * cell_px, "{opaque} px, {scored} cells");
     }
+    assert!(colours.iter().all(|c| [[0xd6, 0x27, 0x28], [0xff, 0x7f, 0x0e], [0x1f, 0x77, 0xb4]].contains(c)));
+    assert_eq!(rgba[3], 0, "the slide's corner is glass");
+    assert_eq!(annotator.get(&heat.replace(".json", ".png")).await.status(), 404);
     assert_eq!(annotator.get(&heat).await.status(), 404);
     assert_eq!(audit_events(&app, "start_run").len(), 1);
     // The same from the command line: a second run, its progress in the terminal, CSV on stdout.

@@ -70,36 +70,14 @@ pub struct SlideResult {
     /// Level-0 pixels per grid cell edge.
     #[serde(skip)]
     pub cell_px: f64,
-    /// The analysed tiles (over tissue) as (column, row) of the tile grid, and their edge in
-    /// level-0 pixels: what the heatmap is drawn on, so that it covers tissue, not glass.
-    #[serde(skip)]
-    pub tile_grid: Vec<(u32, u32)>,
-    #[serde(skip)]
-    pub tile_px: f64,
 }
 
 impl SlideResult {
-    /// The heatmap: the scored cells' classes on the grid, and the analysed tiles that overlap
-    /// a scored cell (what the viewer overlays: each cell's class drawn over its tissue tiles
-    /// only).
+    /// The heatmap: the scored cells' classes on the grid (what the viewer overlays).
     pub fn heatmap(&self) -> serde_json::Value {
-        let scored: std::collections::HashSet<(u32, u32)> =
-            self.cells.iter().filter(|c| c.class.is_some()).map(|c| (c.col, c.row)).collect();
         let cells: Vec<serde_json::Value> =
             self.cells.iter().filter_map(|c| c.class.map(|k| serde_json::json!([c.col, c.row, k.as_str()]))).collect();
-        let cell_of = |v: f64| (v / self.cell_px).max(0.0) as u32;
-        let tiles: Vec<[u32; 2]> = self
-            .tile_grid
-            .iter()
-            .filter(|&&(c, r)| {
-                let (x0, y0) = (f64::from(c) * self.tile_px, f64::from(r) * self.tile_px);
-                let (x1, y1) = (x0 + self.tile_px - 1e-6, y0 + self.tile_px - 1e-6);
-                (cell_of(y0)..=cell_of(y1))
-                    .any(|row| (cell_of(x0)..=cell_of(x1)).any(|col| scored.contains(&(col, row))))
-            })
-            .map(|&(c, r)| [c, r])
-            .collect();
-        serde_json::json!({"cell_px": self.cell_px, "cells": cells, "tile_px": self.tile_px, "tiles": tiles})
+        serde_json::json!({"cell_px": self.cell_px, "cells": cells})
     }
 }
 
@@ -115,7 +93,7 @@ pub fn sessions(path: &std::path::Path) -> Result<Vec<Model>, String> {
 }
 
 /// Tissue: not glass. A pixel is tissue when it is darker than glass or clearly coloured.
-fn is_tissue(p: [u8; 3]) -> bool {
+pub fn is_tissue(p: [u8; 3]) -> bool {
     let (lo, hi) = (p.iter().copied().min().unwrap_or(0), p.iter().copied().max().unwrap_or(0));
     lo < 215 || hi - lo > 25
 }
@@ -127,6 +105,45 @@ fn tissue_mask(reader: &dyn SlideReader) -> Result<(RgbImage, f64), String> {
     let l = &info.levels[level];
     let img = reader.read_region(level, 0, 0, l.width as u32, l.height as u32).map_err(|e| e.to_string())?;
     Ok((img, l.downsample))
+}
+
+/// Colours of the heatmap's classes (as `.heat-*` in the app's CSS), opaque: the viewer sets the
+/// layer's opacity.
+const HEAT_RGB: [(&str, [u8; 3]); 3] =
+    [("inflamed", [0xd6, 0x27, 0x28]), ("excluded", [0xff, 0x7f, 0x0e]), ("desert", [0x1f, 0x77, 0xb4])];
+
+/// The heatmap as an image over the slide: at the tissue mask's resolution (the level nearest a
+/// 32× downsample, about 16 µm per pixel at 0.5 µm/px), each tissue pixel of a scored grid cell
+/// in its class's colour, everything else — glass, and cells not scored — transparent. Returns
+/// (width, height, RGBA bytes); `heatmap` is [`SlideResult::heatmap`]'s JSON.
+pub fn heatmap_rgba(reader: &dyn SlideReader, heatmap: &serde_json::Value) -> Result<(u32, u32, Vec<u8>), String> {
+    let cell_px = heatmap["cell_px"].as_f64().filter(|c| *c > 0.0).ok_or("the heatmap has no grid")?;
+    let mut class_of = std::collections::HashMap::new();
+    for c in heatmap["cells"].as_array().map(Vec::as_slice).unwrap_or_default() {
+        let (Some(col), Some(row), Some(rgb)) = (
+            c[0].as_u64(),
+            c[1].as_u64(),
+            HEAT_RGB.iter().find(|(k, _)| Some(*k) == c[2].as_str()).map(|(_, rgb)| *rgb),
+        ) else {
+            continue;
+        };
+        class_of.insert((col, row), rgb);
+    }
+    let (mask, ds) = tissue_mask(reader)?;
+    let mut out = vec![0u8; mask.width as usize * mask.height as usize * 4];
+    for y in 0..mask.height {
+        let row = ((f64::from(y) + 0.5) * ds / cell_px) as u64;
+        for x in 0..mask.width {
+            let col = ((f64::from(x) + 0.5) * ds / cell_px) as u64;
+            let Some(rgb) = class_of.get(&(col, row)) else { continue };
+            if is_tissue(mask.get(x, y)) {
+                let i = (y as usize * mask.width as usize + x as usize) * 4;
+                out[i..i + 3].copy_from_slice(rgb);
+                out[i + 3] = 255;
+            }
+        }
+    }
+    Ok((mask.width, mask.height, out))
 }
 
 /// Tile origins (level-0 px) over tissue.
@@ -425,11 +442,6 @@ pub fn analyse(
         flags,
         cells: grid.cells,
         cell_px: grid.cell_px,
-        tile_grid: origins
-            .iter()
-            .map(|&(x, y)| ((x as f64 / tile_l0).round() as u32, (y as f64 / tile_l0).round() as u32))
-            .collect(),
-        tile_px: tile_l0,
     })
 }
 
@@ -442,29 +454,29 @@ mod tests {
     }
 
     #[test]
-    fn the_heatmap_carries_the_tissue_tiles_of_scored_cells() {
-        // 2×1 cells of 2,000 px; tiles of 512 px. The left cell is scored, the right is not.
-        let cell = |col, class| Cell { col, row: 0, class, ..Default::default() };
-        let result = SlideResult {
-            phenotype: None,
-            inflamed_share: 1.0,
-            excluded_share: 0.0,
-            desert_share: 0.0,
-            itil_density_median: None,
-            stil_density_median: None,
-            grid_cells_scored: 1,
-            tiles: 3,
-            flags: vec![],
-            cells: vec![cell(0, Some(CellClass::Inflamed)), cell(1, None)],
-            cell_px: 2000.0,
-            // In the left cell; straddling both (x 1,536–2,048); only in the right one.
-            tile_grid: vec![(0, 1), (3, 0), (5, 2)],
-            tile_px: 512.0,
-        };
-        let map = result.heatmap();
-        assert_eq!(map["cells"], serde_json::json!([[0, 0, "inflamed"]]));
-        assert_eq!(map["tiles"], serde_json::json!([[0, 1], [3, 0]]));
-        assert_eq!(map["tile_px"], serde_json::json!(512.0));
+    fn the_heatmap_image_colours_tissue_of_scored_cells_only() {
+        // A 64×32 px image (one level, so the mask is the image itself): tissue (pink) on the
+        // left half, glass on the right; grid cells of 16 px, the first two columns scored.
+        let mut img = RgbImage::new(64, 32, [250, 250, 250]);
+        for y in 0..32 {
+            for x in 0..32 {
+                let i = (y * 64 + x) * 3;
+                img.data[i..i + 3].copy_from_slice(&[200, 120, 170]);
+            }
+        }
+        let path = std::env::temp_dir().join(format!("evidentia-heat-{}.png", std::process::id()));
+        img.write_png(std::fs::File::create(&path).unwrap()).unwrap();
+        let reader = evidentia_wsi::reader::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let map =
+            serde_json::json!({"cell_px": 16.0, "cells": [[0, 0, "inflamed"], [1, 1, "desert"], [3, 0, "excluded"]]});
+        let (w, h, rgba) = heatmap_rgba(reader.as_ref(), &map).unwrap();
+        assert_eq!((w, h), (64, 32));
+        let px = |x: usize, y: usize| rgba[(y * 64 + x) * 4..(y * 64 + x) * 4 + 4].to_vec();
+        assert_eq!(px(3, 3), [0xd6, 0x27, 0x28, 255], "tissue of an inflamed cell");
+        assert_eq!(px(20, 20), [0x1f, 0x77, 0xb4, 255], "tissue of a desert cell");
+        assert_eq!(px(20, 3)[3], 0, "tissue of a cell not scored");
+        assert_eq!(px(50, 3)[3], 0, "glass of a scored cell (3, 0)");
     }
 
     #[test]

@@ -194,7 +194,10 @@ mod tests {
         }
         let kappa = form("kappa").unwrap();
         let inputs: Vec<(&str, Input)> = kappa.fields.iter().map(|f| (f.name.as_str(), f.input)).collect();
-        assert_eq!(inputs, [("a", Input::Column), ("b", Input::Column), ("weights", Input::Choice)]);
+        assert_eq!(
+            inputs,
+            [("a", Input::Column), ("b", Input::Column), ("weights", Input::Choice), ("categories", Input::Text)]
+        );
         assert_eq!(kappa.fields[2].choices, ["none", "linear", "quadratic"]);
         let survival = form("survival").unwrap();
         assert_eq!(survival.fields[2].input, Input::OptionalColumn);

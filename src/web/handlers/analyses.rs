@@ -309,8 +309,8 @@ pub struct ResultPage {
 }
 
 impl ResultPage {
-    pub fn params(&self) -> Vec<String> {
-        self.c.analysis.cli_args()
+    pub fn params(&self) -> Vec<(String, String)> {
+        analyses::labelled_params(&self.c.analysis)
     }
 }
 
@@ -535,7 +535,7 @@ pub async fn saved_show(
         })
         .await?;
     let r = Request::parse(&row.saved.query)?;
-    let command = analyses::stats_command(&r.analysis()?, r.level()?, &dataset_file_name(&code, &r.sources()));
+    let command = analyses::stats_command(&row.saved.analysis()?, r.level()?, &dataset_file_name(&code, &r.sources()));
     let ctx = PageCtx::new(&req, Some(&user), format!("Saved analysis {id} · {code}"), "studies");
     render(
         &ctx,

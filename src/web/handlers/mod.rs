@@ -94,6 +94,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/studies/{code}/slides/{label}", web::get().to(slides::slide_show))
         .route("/studies/{code}/slides/{label}/qc", web::post().to(slides::slide_qc))
         .route("/studies/{code}/slides/{label}/heatmap.json", web::get().to(runs::slide_heatmap))
+        .route("/studies/{code}/slides/{label}/heatmap.png", web::get().to(runs::slide_heatmap_png))
         .route("/studies/{code}/slides/{label}/thumbnail.jpeg", web::get().to(slides::slide_thumbnail))
         .route("/studies/{code}/slides/{label}/dzi/slide.dzi", web::get().to(slides::slide_dzi))
         .route(
@@ -117,6 +118,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/studies/{code}/reads/{id}", web::get().to(reading::workbench))
         .route("/studies/{code}/reads/{id}/regions", web::get().to(reading::read_regions))
         .route("/studies/{code}/reads/{id}/ai.json", web::get().to(reading::read_ai))
+        .route("/studies/{code}/reads/{id}/ai.png", web::get().to(reading::read_ai_png))
         .service(
             web::resource("/studies/{code}/reads/{id}/draft")
                 .app_data(reading::draft_payload_config())

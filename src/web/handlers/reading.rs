@@ -218,9 +218,30 @@ pub async fn read_ai(
         "ai": ai_summary(&result),
         "cell_px": heatmap["cell_px"],
         "cells": heatmap["cells"],
-        "tile_px": heatmap["tile_px"],
-        "tiles": heatmap["tiles"],
     })))
+}
+
+/// The run's heatmap over the read's slide as an image (tissue only), for AI-assisted readers;
+/// 404 wherever `ai.json` is.
+pub async fn read_ai_png(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    InStudy { user, access, .. }: InStudy<perm::View>,
+    path: web::Path<(String, i32)>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, id) = path.into_inner();
+    let ra = read_for(&state, &user, &access, id).await?;
+    if adjudicator_view(&ra, &access) {
+        return Err(Error::NotFound.into());
+    }
+    let (run_id, slide_id, sid) = (ra.campaign.ai_run_id.ok_or(Error::NotFound)?, ra.read.slide_id, access.study.id);
+    let (slide, (_, heatmap)) = state
+        .db(move |c| {
+            let slide = slides::get_by_id(c, sid, slide_id)?;
+            Ok((slide, runs::slide_result(c, run_id, slide_id)?.ok_or(Error::NotFound)?))
+        })
+        .await?;
+    Ok(super::slides::heatmap_image(&state, &req, slide, run_id, heatmap).await?)
 }
 
 /// A slide result without its label (readers are blinded to slide labels).

@@ -156,6 +156,24 @@ pub async fn slide_heatmap(
     Ok(HttpResponse::Ok().json(value))
 }
 
+/// The same heatmap as an image over the slide: each scored cell's colour over its tissue only.
+pub async fn slide_heatmap_png(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    InStudy { access, .. }: InStudy<perm::ViewRuns>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, crate::web::error::ApiError> {
+    let (_, label) = path.into_inner();
+    let sid = access.study.id;
+    let (slide, (run, map)) = state
+        .db(move |c| {
+            let slide = crate::slides::get(c, sid, &label)?;
+            Ok((slide, runs::heatmap(c, sid, &label)?.ok_or(crate::error::Error::NotFound)?))
+        })
+        .await?;
+    Ok(super::slides::heatmap_image(&state, &req, slide, run, map).await?)
+}
+
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct CompareQuery {
     pub a: i32,

@@ -318,7 +318,7 @@ pub async fn slide_show(
     let page = SlideShowPage {
         ctx: ctx.clone(),
         nav: StudyNav::new(&access, "slides"),
-        attributes: slide.attributes().iter().map(|(k, v)| (k.clone(), text(v))).collect(),
+        attributes: slide.attributes().iter().map(|(k, v)| (crate::text::label_of(k), text(v))).collect(),
         metadata,
         removed,
         prev: at.checked_sub(1).map(|i| siblings[i].label.clone()),
@@ -459,6 +459,30 @@ pub(super) async fn image(
         .map_err(|e| Error::Internal(e.into()))?
         .map_err(slide_error)?;
     Ok(cacheable(HttpResponse::Ok().content_type("image/jpeg").body(bytes.as_ref().clone()), &etag))
+}
+
+/// The AI heatmap of `run` over `slide` as a PNG (`runs::heatmap_png`), drawn on the blocking
+/// pool; cached by the browser like the slide's images (a run's result never changes).
+pub(super) async fn heatmap_image(
+    state: &AppState,
+    req: &HttpRequest,
+    slide: Slide,
+    run: i32,
+    heatmap: serde_json::Value,
+) -> Result<HttpResponse, Error> {
+    let etag = slide_etag(&slide, &format!("heatmap-run{run}"));
+    if browser_has(req, &etag) {
+        return Ok(cacheable(HttpResponse::NotModified().finish(), &etag));
+    }
+    let tiles = state.tiles.clone();
+    let file = slide.path(&state.config.data_dir);
+    let png = web::block(move || {
+        let reader = tiles.reader(&slide.sha256, &file).map_err(slide_error)?;
+        crate::biomarker::runs::heatmap_png(reader.as_ref(), &heatmap)
+    })
+    .await
+    .map_err(|e| Error::Internal(e.into()))??;
+    Ok(cacheable(HttpResponse::Ok().content_type("image/png").body(png), &etag))
 }
 
 /// A tile outside the pyramid is a 404; a stored file that no longer reads is a server fault.
