@@ -199,6 +199,28 @@ pub async fn read_regions(
         .json(serde_json::json!({"regions": regions})))
 }
 
+/// The read's slide with the campaign's run's result and heatmap on it, for an AI-assisted
+/// reader; 404 in unaided campaigns and for the blinded adjudicator.
+async fn ai_of_read(
+    state: &AppState,
+    user: &CurrentUser,
+    access: &StudyAccess,
+    id: i32,
+) -> Result<(i32, Slide, runs::SlideResultRow, Value), Error> {
+    let ra = read_for(state, user, access, id).await?;
+    if adjudicator_view(&ra, access) {
+        return Err(Error::NotFound);
+    }
+    let (run_id, slide_id, sid) = (ra.campaign.ai_run_id.ok_or(Error::NotFound)?, ra.read.slide_id, access.study.id);
+    let (slide, (result, heatmap)) = state
+        .db(move |c| {
+            let slide = slides::get_by_id(c, sid, slide_id)?;
+            Ok((slide, runs::slide_result(c, run_id, slide_id)?.ok_or(Error::NotFound)?))
+        })
+        .await?;
+    Ok((run_id, slide, result, heatmap))
+}
+
 /// What an AI-assisted reader sees of the campaign's run on the slide: phenotype, scores,
 /// densities, flags and the heatmap (never the slide's label). 404 in unaided campaigns.
 pub async fn read_ai(
@@ -207,12 +229,7 @@ pub async fn read_ai(
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, ApiError> {
     let (_, id) = path.into_inner();
-    let ra = read_for(&state, &user, &access, id).await?;
-    if adjudicator_view(&ra, &access) {
-        return Err(Error::NotFound.into());
-    }
-    let (run_id, slide_id) = (ra.campaign.ai_run_id.ok_or(Error::NotFound)?, ra.read.slide_id);
-    let (result, heatmap) = state.db(move |c| runs::slide_result(c, run_id, slide_id)).await?.ok_or(Error::NotFound)?;
+    let (run_id, _, result, heatmap) = ai_of_read(&state, &user, &access, id).await?;
     Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(serde_json::json!({
         "run": run_id,
         "ai": ai_summary(&result),
@@ -230,17 +247,7 @@ pub async fn read_ai_png(
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, ApiError> {
     let (_, id) = path.into_inner();
-    let ra = read_for(&state, &user, &access, id).await?;
-    if adjudicator_view(&ra, &access) {
-        return Err(Error::NotFound.into());
-    }
-    let (run_id, slide_id, sid) = (ra.campaign.ai_run_id.ok_or(Error::NotFound)?, ra.read.slide_id, access.study.id);
-    let (slide, (_, heatmap)) = state
-        .db(move |c| {
-            let slide = slides::get_by_id(c, sid, slide_id)?;
-            Ok((slide, runs::slide_result(c, run_id, slide_id)?.ok_or(Error::NotFound)?))
-        })
-        .await?;
+    let (run_id, slide, _, heatmap) = ai_of_read(&state, &user, &access, id).await?;
     Ok(super::slides::heatmap_image(&state, &req, slide, run_id, heatmap).await?)
 }
 

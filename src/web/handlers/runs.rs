@@ -135,6 +135,22 @@ pub async fn run_csv(
     csv_download(&format!("{code}-run-{id}.csv"), &rows)
 }
 
+/// The slide of `label` and its newest AI heatmap (run, JSON); 404 when it has none.
+async fn newest_heatmap(
+    state: &AppState,
+    access: &crate::auth::permissions::StudyAccess,
+    label: String,
+) -> Result<(crate::slides::Slide, i32, serde_json::Value), crate::error::Error> {
+    let sid = access.study.id;
+    state
+        .db(move |c| {
+            let slide = crate::slides::get(c, sid, &label)?;
+            let (run, map) = runs::heatmap(c, sid, &label)?.ok_or(crate::error::Error::NotFound)?;
+            Ok((slide, run, map))
+        })
+        .await
+}
+
 /// The slide's newest AI heatmap (phenotype per grid cell) for the viewer's overlay; 404 when
 /// the slide has none, and for annotators (blinded to the AI).
 pub async fn slide_heatmap(
@@ -142,18 +158,9 @@ pub async fn slide_heatmap(
     InStudy { access, .. }: InStudy<perm::ViewRuns>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, crate::web::error::ApiError> {
-    let (_, label) = path.into_inner();
-    let sid = access.study.id;
-    let map = state
-        .db(move |c| {
-            crate::slides::get(c, sid, &label)?;
-            runs::heatmap(c, sid, &label)
-        })
-        .await?
-        .ok_or(crate::error::Error::NotFound)?;
-    let (run, mut value) = map;
-    value["run"] = serde_json::json!(run);
-    Ok(HttpResponse::Ok().json(value))
+    let (_, run, mut map) = newest_heatmap(&state, &access, path.into_inner().1).await?;
+    map["run"] = serde_json::json!(run);
+    Ok(HttpResponse::Ok().json(map))
 }
 
 /// The same heatmap as an image over the slide: each scored cell's colour over its tissue only.
@@ -163,14 +170,7 @@ pub async fn slide_heatmap_png(
     InStudy { access, .. }: InStudy<perm::ViewRuns>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, crate::web::error::ApiError> {
-    let (_, label) = path.into_inner();
-    let sid = access.study.id;
-    let (slide, (run, map)) = state
-        .db(move |c| {
-            let slide = crate::slides::get(c, sid, &label)?;
-            Ok((slide, runs::heatmap(c, sid, &label)?.ok_or(crate::error::Error::NotFound)?))
-        })
-        .await?;
+    let (slide, run, map) = newest_heatmap(&state, &access, path.into_inner().1).await?;
     Ok(super::slides::heatmap_image(&state, &req, slide, run, map).await?)
 }
 
