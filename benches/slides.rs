@@ -3,7 +3,7 @@
 //! 1. full-slide region read throughput at level 0 (2048-px regions through `read_region`)
 //!    against simply decoding the same JPEG tiles in a loop (the floor), in megapixels/s;
 //! 2. Deep Zoom tiles served per second by the release server in a second process, loaded by
-//!    `wrk` (a third process, 64 connections) with an API token: cold cache (every tile
+//!    `wrk` (a third process, 64 connections) with a signed-in session: cold cache (every tile
 //!    requested once) and warm (the same tiles again), with their p99 latency.
 //!
 //! Ends with one JSON line for `tools/bench slides`.
@@ -144,7 +144,9 @@ fn tile_serving(slide: &Path, root: &Path) -> anyhow::Result<(f64, WrkResult, Wr
         let pool = evidentia::startup::open_database(&cfg)?;
         let mut conn = pool.get()?;
         let actor = evidentia::auth::users::actor_for_username(&mut conn, "manager")?;
-        evidentia::auth::tokens::create(&mut conn, &actor, "bench")?.1
+        // A browser's session (API tokens are for /api/ only, and tiles are for the viewer).
+        let user_id = actor.user_id.ok_or_else(|| anyhow::anyhow!("manager has no account"))?;
+        evidentia::auth::sessions::create(&mut conn, user_id)?
     };
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let mut server = Command::new(bin())
@@ -224,7 +226,7 @@ end
 function request()
   if i > n then i = ((i - 1) % step) + 1 end
   local p = paths[i]; i = i + step
-  return wrk.format("GET", p, {{["Authorization"] = "Bearer {token}"}})
+  return wrk.format("GET", p, {{["Cookie"] = "ev_session={token}"}})
 end
 function response(status) if status ~= 200 then print("status " .. status) end end
 "#,

@@ -50,8 +50,21 @@ pub struct Config {
     /// Medical-record / accession number patterns (regexes) scrubbed from free text
     /// (`EVIDENTIA_MRN_PATTERNS`, one per line); the built-in ones when empty.
     pub mrn_patterns: Vec<String>,
+    /// Sign-in attempts a client address may make, as a burst and then per minute
+    /// (`EVIDENTIA_LOGIN_PER_CLIENT_PER_MIN`, default 30).
+    pub login_per_client_per_minute: u32,
+    /// Sign-in attempts for one username from anywhere (`EVIDENTIA_LOGIN_PER_USER_PER_MIN`,
+    /// default 10).
+    pub login_per_username_per_minute: u32,
+    /// The bearer token `/metrics` asks for (`EVIDENTIA_METRICS_TOKEN`); without one, `/metrics`
+    /// is off (404).
+    pub metrics_token: Option<String>,
     /// What session time-outs are measured on (the system clock; tests move it forward).
     pub clock: Clock,
+}
+
+fn env_u32(name: &str, default: u32) -> u32 {
+    std::env::var(name).ok().and_then(|v| v.trim().parse::<u32>().ok()).unwrap_or(default)
 }
 
 fn env_secs(name: &str, default: u64) -> Duration {
@@ -97,6 +110,12 @@ impl Config {
             mrn_patterns: std::env::var("EVIDENTIA_MRN_PATTERNS")
                 .map(|v| v.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect())
                 .unwrap_or_default(),
+            login_per_client_per_minute: env_u32("EVIDENTIA_LOGIN_PER_CLIENT_PER_MIN", 30),
+            login_per_username_per_minute: env_u32("EVIDENTIA_LOGIN_PER_USER_PER_MIN", 10),
+            metrics_token: std::env::var("EVIDENTIA_METRICS_TOKEN")
+                .ok()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty()),
             clock: Clock::default(),
         }
     }
@@ -105,7 +124,8 @@ impl Config {
         self.data_dir.join("exports")
     }
 
-    /// De-identified import previews waiting for confirmation (never the uploaded file).
+    /// Work in progress: de-identified import previews waiting for confirmation, uploads being
+    /// received (owner-only, swept at start and hourly, never backed up: `crate::tmp`).
     pub fn tmp_dir(&self) -> PathBuf {
         self.data_dir.join("tmp")
     }

@@ -8,10 +8,11 @@ pub trait CsvRecord {
     fn record(&self) -> Vec<String>;
 }
 
-/// Cells starting with = + - @ are prefixed with `'` so that a spreadsheet never runs them as
-/// formulas (numbers such as -1.5 stay as they are).
-fn defuse_formula(cell: &str) -> String {
-    if cell.starts_with(['=', '+', '-', '@']) && cell.parse::<f64>().is_err() {
+/// Cells starting with = + - @, a tab or a carriage return are prefixed with `'` so that a
+/// spreadsheet never runs them as formulas (numbers such as -1.5 stay as they are). The
+/// characters are OWASP's list ("CSV Injection"). Every CSV a person may open goes through this.
+pub fn defuse_formula(cell: &str) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) && cell.parse::<f64>().is_err() {
         format!("'{cell}")
     } else {
         cell.to_string()
@@ -53,7 +54,8 @@ mod tests {
     #[test]
     fn formulas_are_defused_numbers_are_not() {
         let mut buf = Vec::new();
-        write_csv(&mut buf, &[Row("=1+1"), Row("-1.5"), Row("@SUM(A1)"), Row("plain")]).unwrap();
-        assert_eq!(String::from_utf8(buf).unwrap(), "v\n'=1+1\n-1.5\n'@SUM(A1)\nplain\n");
+        let rows = [Row("=1+1"), Row("-1.5"), Row("@SUM(A1)"), Row("\t=1+1"), Row("\r=1+1"), Row("plain")];
+        write_csv(&mut buf, &rows).unwrap();
+        assert_eq!(String::from_utf8(buf).unwrap(), "v\n'=1+1\n-1.5\n'@SUM(A1)\n'\t=1+1\n\"'\r=1+1\"\nplain\n");
     }
 }

@@ -23,4 +23,5 @@ pub use evidentia_stats as stats;
 pub mod studies;
 pub mod telemetry;
 pub mod text;
+pub mod tmp;
 pub mod web;

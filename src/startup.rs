@@ -4,6 +4,7 @@
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
@@ -64,12 +65,46 @@ pub fn bootstrap_admin(pool: &DbPool) -> anyhow::Result<Option<String>> {
     Ok(generated.then_some(password))
 }
 
+/// Every minute, forgets sign-in budgets that are full again; every hour, sweeps `tmp/` of
+/// uploads that interrupted requests left (a day old at least: a large upload may still be
+/// arriving).
+fn housekeeping(
+    pool: DbPool,
+    data_dir: std::path::PathBuf,
+    throttle: Arc<crate::auth::throttle::LoginThrottle>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut minutes = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            for _ in 0..60 {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            minutes += 1;
+            throttle.forget_idle();
+            if minutes.is_multiple_of(60) {
+                if let Ok(mut conn) = pool.get() {
+                    crate::slides::ingest::sweep_all(&mut conn, &data_dir, Duration::from_secs(24 * 3600));
+                }
+            }
+        }
+    })
+}
+
 impl Application {
     pub fn build(config: Config) -> anyhow::Result<Self> {
         let pool = open_database(&config)?;
         let initial_admin_password = bootstrap_admin(&pool)?;
-        // Uploads and plans of slide ingests that ended without their job cleaning up.
-        crate::slides::ingest::sweep(&mut *pool.get()?, &config.data_dir);
+        // Uploads and plans of slide ingests that ended without their job cleaning up, and
+        // uploads of requests a crash or a shutdown cut short.
+        crate::slides::ingest::sweep_all(&mut *pool.get()?, &config.data_dir, Duration::ZERO);
+        let login_throttle = Arc::new(crate::auth::throttle::LoginThrottle::new(
+            config.login_per_client_per_minute,
+            config.login_per_username_per_minute,
+        ));
         let listener =
             TcpListener::bind(&config.bind).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
         let port = listener.local_addr()?.port();
@@ -79,6 +114,12 @@ impl Application {
             metrics: Arc::new(Metrics::default()),
             tiles: Arc::new(crate::slides::dzi::TileServer::new(config.tile_cache_bytes)),
             case_lists: Arc::new(crate::cases::ListCache::default()),
+            login_throttle: login_throttle.clone(),
+            // Password hashing (argon2id) on at most all cores but one: sign-in floods cannot
+            // take the core that serves everyone else.
+            hashing: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1)),
+            )),
             edit_scrubber: Arc::new(
                 crate::cases::scrub::Scrubber::new(&[], &config.mrn_patterns)
                     .map_err(|e| anyhow::anyhow!("EVIDENTIA_MRN_PATTERNS: {e}"))?,
@@ -97,7 +138,8 @@ impl Application {
         .listen(listener)?
         .run();
         let stop_workers = Arc::new(AtomicBool::new(false));
-        let workers = worker::spawn(pool.clone(), config.clone(), config.job_workers, stop_workers.clone());
+        let mut workers = worker::spawn(pool.clone(), config.clone(), config.job_workers, stop_workers.clone());
+        workers.push(housekeeping(pool.clone(), config.data_dir.clone(), login_throttle, stop_workers.clone()));
         Ok(Application { port, server, pool, initial_admin_password, stop_workers, workers })
     }
 

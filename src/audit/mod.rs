@@ -193,7 +193,36 @@ pub struct AuditEvent {
     pub hash: String,
 }
 
+impl Entity {
+    /// The study permission it takes to read the values an event about this kind of record
+    /// holds. The trail is for those who review it (managers, monitors), but a saved analysis
+    /// or the analysis plan carries results and the planned comparisons, which monitors do not
+    /// see before unblinding: the event, its actor, time, reason and hashes stay visible, its
+    /// values are withheld ([`AuditEvent::withhold_values`]).
+    pub fn values_need(&self) -> Option<crate::auth::permissions::Permission> {
+        use crate::auth::permissions::Permission;
+        match self {
+            Entity::SavedAnalysis | Entity::AnalysisPlan => Some(Permission::ViewAnalyses),
+            _ => None,
+        }
+    }
+}
+
+/// What an event shows in place of values its viewer may not read.
+pub const WITHHELD: &str =
+    r#"{"withheld":"the values of analyses and the analysis plan are for managers and statisticians"}"#;
+
 impl AuditEvent {
+    /// Replaces the old and new values with [`WITHHELD`] (the hash still covers the originals,
+    /// which `audit verify` and the in-app check read from the database).
+    pub fn withhold_values(&mut self) {
+        for v in [&mut self.old_value, &mut self.new_value] {
+            if v.is_some() {
+                *v = Some(WITHHELD.to_string());
+            }
+        }
+    }
+
     /// `2026-11-25 14:03:07` (UTC), for tables.
     pub fn at_display(&self) -> String {
         self.at.chars().take(19).collect::<String>().replace('T', " ")

@@ -5,6 +5,7 @@ pub mod esign;
 pub mod passwords;
 pub mod permissions;
 pub mod sessions;
+pub mod throttle;
 pub mod tokens;
 pub mod users;
 

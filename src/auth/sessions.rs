@@ -71,9 +71,15 @@ pub fn end(conn: &mut Conn, token: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn end_all_for_user(conn: &mut Conn, user_id: i32) -> Result<()> {
-    diesel::update(sessions::table.filter(sessions::user_id.eq(user_id)).filter(sessions::ended_at.is_null()))
-        .set(sessions::ended_at.eq(Some(now())))
-        .execute(conn)?;
-    Ok(())
+/// Ends every open session of the user but `keep` (the token of the session making the
+/// change, on a person's own password change); returns how many ended.
+pub fn end_all_for_user(conn: &mut Conn, user_id: i32, keep: Option<&str>) -> Result<usize> {
+    let open = sessions::table.filter(sessions::user_id.eq(user_id)).filter(sessions::ended_at.is_null());
+    let ended = match keep {
+        Some(token) => diesel::update(open.filter(sessions::token_hash.ne(token_hash(token))))
+            .set(sessions::ended_at.eq(Some(now())))
+            .execute(conn)?,
+        None => diesel::update(open).set(sessions::ended_at.eq(Some(now()))).execute(conn)?,
+    };
+    Ok(ended)
 }

@@ -283,7 +283,7 @@ pub fn apply_account_action(conn: &mut Conn, actor: &Actor, user_id: i32, action
                 }
                 diesel::update(users::table.find(u.id)).set(users::active.eq(false)).execute(conn)?;
                 // A deactivated account loses its sessions and tokens at once.
-                super::sessions::end_all_for_user(conn, u.id)?;
+                super::sessions::end_all_for_user(conn, u.id, None)?;
                 super::tokens::revoke_all_for_user(conn, u.id)?;
                 (Action::Deactivate, json!({"active": u.active}), json!({"active": false}))
             }
@@ -312,9 +312,17 @@ pub fn apply_account_action(conn: &mut Conn, actor: &Actor, user_id: i32, action
     })
 }
 
-/// Stores a new password hash: an admin reset (`reset = true`) or the user's own change.
-/// Other sessions of the user end either way.
-pub fn set_password(conn: &mut Conn, actor: &Actor, user_id: i32, new_hash: &str, reset: bool) -> Result<()> {
+/// Stores a new password hash: an admin reset (`reset = true`) or the user's own change. Every
+/// session of the user ends but `keep_session` (the one making a person's own change), and
+/// every API token is revoked; the audit event counts both.
+pub fn set_password(
+    conn: &mut Conn,
+    actor: &Actor,
+    user_id: i32,
+    new_hash: &str,
+    reset: bool,
+    keep_session: Option<&str>,
+) -> Result<()> {
     if reset && !actor.is_admin {
         return Err(Error::forbidden("only administrators reset passwords"));
     }
@@ -326,11 +334,11 @@ pub fn set_password(conn: &mut Conn, actor: &Actor, user_id: i32, new_hash: &str
         diesel::update(users::table.find(u.id))
             .set((users::password_hash.eq(new_hash), users::updated_at.eq(now())))
             .execute(conn)?;
-        if reset {
-            super::sessions::end_all_for_user(conn, u.id)?;
-        }
+        let sessions_ended = super::sessions::end_all_for_user(conn, u.id, keep_session.filter(|_| !reset))?;
+        let tokens_revoked = super::tokens::revoke_all_for_user(conn, u.id)?;
         let action = if reset { Action::ResetPassword } else { Action::ChangePassword };
-        audit::record(conn, system_change(&actor.name, action, &u.username, None, None, None))?;
+        let effect = json!({"sessions_ended": sessions_ended, "tokens_revoked": tokens_revoked});
+        audit::record(conn, system_change(&actor.name, action, &u.username, None, Some(effect), None))?;
         Ok(())
     })
 }

@@ -636,6 +636,17 @@ pub fn parse_redcap(file: &str, bytes: &[u8]) -> std::result::Result<ParsedDicti
     }
 }
 
+/// A Field Annotation that starts with a REDCap action tag (`@HIDDEN`, `@DEFAULT='1'`), as
+/// REDCap's "Action Tags" help page writes them. A tag followed directly by `(` (`@CALCTEXT(…)`)
+/// is still defused: that is the shape a spreadsheet would run as a function call.
+fn is_action_tags(cell: &str) -> bool {
+    let Some(tag) = cell.strip_prefix('@') else { return false };
+    let name_len = tag
+        .find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_' || c == '-'))
+        .unwrap_or(tag.len());
+    name_len > 0 && tag.as_bytes()[0].is_ascii_uppercase() && !tag[name_len..].starts_with('(')
+}
+
 /// Writes the dictionary as REDCap CSV, with the columns Evidentia keeps and its action column.
 pub fn to_redcap_csv(fields: &[FieldDef]) -> anyhow::Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
@@ -644,7 +655,7 @@ pub fn to_redcap_csv(fields: &[FieldDef]) -> anyhow::Result<Vec<u8>> {
     w.write_record(&header)?;
     for f in fields {
         let extra = |k: &str| f.extra.get(k).cloned().unwrap_or_default();
-        w.write_record([
+        let cells = [
             f.name.clone(),
             f.form_name.clone(),
             f.section_header.clone(),
@@ -664,7 +675,17 @@ pub fn to_redcap_csv(fields: &[FieldDef]) -> anyhow::Result<Vec<u8>> {
             extra("Matrix Ranking?"),
             extra("Field Annotation"),
             f.action.as_str().to_string(),
-        ])?;
+        ];
+        let annotation = REDCAP_COLUMNS.len() - 1;
+        w.write_record(cells.iter().enumerate().map(|(i, c)| {
+            // REDCap's action tags (`@HIDDEN`, `@READONLY`) must reach REDCap as written; every
+            // other cell is defused like any CSV a person may open in a spreadsheet.
+            if i == annotation && is_action_tags(c) {
+                c.clone()
+            } else {
+                crate::export::defuse_formula(c)
+            }
+        }))?;
     }
     w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))
 }
@@ -1080,6 +1101,24 @@ dx_date,baseline,,text,Date of diagnosis,,,date_ymd,,,,,y,,,,,\n\
         let out = to_redcap_csv(&parsed.fields).unwrap();
         let again = parse_redcap("again.csv", &out).unwrap();
         assert_eq!(again.fields, parsed.fields);
+    }
+
+    #[test]
+    fn the_dictionary_csv_keeps_action_tags_and_defuses_formulas() {
+        assert!(is_action_tags("@HIDDEN @READONLY"));
+        assert!(is_action_tags("@DEFAULT='1'"));
+        assert!(!is_action_tags("@SUM(1+1)*cmd|' /C calc'!A0"));
+        assert!(!is_action_tags("@hidden"));
+        let mut fields = parse_redcap(
+            "d.csv",
+            "Variable / Field Name,Form Name,Field Type,Field Label\nx,f,text,=HYPERLINK(\"http://e\")\n".as_bytes(),
+        )
+        .unwrap()
+        .fields;
+        fields[0].extra.insert("Field Annotation".into(), "@CALCTEXT(1)".into());
+        let out = String::from_utf8(to_redcap_csv(&fields).unwrap()).unwrap();
+        assert!(out.contains("'=HYPERLINK"), "{out}");
+        assert!(out.contains("'@CALCTEXT(1)"), "{out}");
     }
 
     #[test]

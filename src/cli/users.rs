@@ -98,7 +98,7 @@ pub fn run(ctx: &Ctx, cmd: UserCmd) -> CliResult {
         UserCmd::ResetPassword { username, password_stdin } => {
             let u = find(&mut conn, &username)?;
             let (pw, show) = new_password(password_stdin)?;
-            users::set_password(&mut conn, &actor, u.id, &passwords::hash(&pw)?, true)?;
+            users::set_password(&mut conn, &actor, u.id, &passwords::hash(&pw)?, true, None)?;
             println!("password of {username} reset");
             if show {
                 println!("password: {pw}");

@@ -771,7 +771,8 @@ fn audit_csv(conn: &mut Conn, study_id: crate::studies::StudyId, zip: &mut ZipOu
             after = last.id;
             total += events.len();
             for e in &events {
-                csv.write_record(e.record()).map_err(io_error)?;
+                let cells = e.record();
+                csv.write_record(cells.iter().map(|c| crate::export::defuse_formula(c))).map_err(io_error)?;
             }
         }
         csv.flush().map_err(io_error)

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 use super::Job;
+use crate::auth::permissions::Permission;
 use crate::db::{DbPool, PooledConn};
 
 /// A job was cancelled at a progress report.
@@ -79,6 +80,18 @@ impl JobKind {
             JobKind::SlideIngest => "Slide ingest",
             JobKind::BiomarkerRun => "AI run",
             JobKind::DossierExport => "Dossier export",
+        }
+    }
+
+    /// The study permission that starts a job of this kind. Cancelling one takes the same
+    /// permission, or having started it: a monitor may cancel an integrity check, never a
+    /// manager's ingest or run.
+    pub fn started_with(self) -> Permission {
+        match self {
+            JobKind::AuditVerify => Permission::RunChecks,
+            JobKind::SlideIngest => Permission::ManageSlides,
+            JobKind::BiomarkerRun => Permission::ManageRuns,
+            JobKind::DossierExport => Permission::ViewAnalyses,
         }
     }
 

@@ -13,6 +13,7 @@ use diesel::prelude::*;
 use serde_json::{json, Value};
 
 use crate::audit::{self, Action, Chain, Change, Entity};
+use crate::auth::permissions::StudyAccess;
 use crate::auth::Actor;
 use crate::db::paging::{Page, PageRequest};
 use crate::db::schema::jobs;
@@ -274,6 +275,24 @@ pub fn finish(conn: &mut Conn, id: i32, outcome: Outcome) -> Result<()> {
 
 /// Asks a job to stop: a queued job is cancelled at once, a running one at its next progress
 /// report. Audited.
+/// Cancels a job of a study for one of its members: whoever started it, or who holds the
+/// permission that starts its kind ([`JobKind::started_with`]).
+pub fn request_cancel_in_study(conn: &mut Conn, actor: &Actor, access: &StudyAccess, id: i32) -> Result<Job> {
+    let job = get_in_study(conn, access.study.id, id)?;
+    if !may_cancel(access, &actor.name, job.kind, &job.owner) {
+        return Err(Error::forbidden(format!(
+            "only who started job {id} or may start a {} may cancel it",
+            job.kind.label().to_lowercase()
+        )));
+    }
+    request_cancel(conn, actor, Some(&access.study), id)
+}
+
+/// The rule of [`request_cancel_in_study`], for the pages to show the button only where it works.
+pub fn may_cancel(access: &StudyAccess, actor: &str, kind: JobKind, owner: &str) -> bool {
+    owner == actor || access.can(kind.started_with())
+}
+
 pub fn request_cancel(conn: &mut Conn, actor: &Actor, study: Option<&Study>, id: i32) -> Result<Job> {
     write_tx(conn, |conn| {
         let job = get(conn, id)?;

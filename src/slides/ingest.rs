@@ -276,9 +276,12 @@ fn create_record(conn: &mut Conn, actor: &Actor, access: &StudyAccess, files: us
 /// Records the ingest, saves its plan beside the data and queues the job.
 pub fn start(conn: &mut Conn, actor: &Actor, access: &StudyAccess, tmp_dir: &Path, plan: &Plan) -> Result<(i32, Job)> {
     let ingest_id = create_record(conn, actor, access, plan.entries.len())?;
-    std::fs::create_dir_all(tmp_dir).map_err(|e| Error::Internal(e.into()))?;
+    crate::tmp::ensure_private(tmp_dir).map_err(|e| Error::Internal(e.into()))?;
     let body = serde_json::to_vec(plan).map_err(|e| Error::Internal(e.into()))?;
-    std::fs::write(plan_path(tmp_dir, ingest_id), body).map_err(|e| Error::Internal(e.into()))?;
+    // The plan names the sender's files: private to the server's account.
+    crate::tmp::create_private_file(&plan_path(tmp_dir, ingest_id))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &body))
+        .map_err(|e| Error::Internal(e.into()))?;
     let job = jobs::enqueue(conn, actor, Some(&access.study), &IngestParams { ingest: ingest_id })?;
     diesel::update(slide_ingests::table.find(ingest_id)).set(slide_ingests::job_id.eq(job.id)).execute(conn)?;
     Ok((ingest_id, job))
@@ -453,6 +456,26 @@ pub fn sweep(conn: &mut Conn, data_dir: &Path) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
+}
+
+/// The upload folders of the ingests whose plans are still waiting to run (after [`sweep`]:
+/// those of ingests that ended are gone), which the sweep of `tmp/` must leave alone.
+pub fn uploads_in_use(data_dir: &Path) -> Vec<PathBuf> {
+    let tmp_dir = data_dir.join("tmp");
+    std::fs::read_dir(&tmp_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("slide-ingest-"))
+        .filter_map(|e| serde_json::from_slice::<Plan>(&std::fs::read(e.path()).ok()?).ok()?.upload_dir)
+        .collect()
+}
+
+/// Everything interrupted work left behind: finished ingests' uploads and plans, then uploads
+/// of requests that never finished, at least `min_age` old (`crate::tmp::sweep`).
+pub fn sweep_all(conn: &mut Conn, data_dir: &Path, min_age: std::time::Duration) {
+    sweep(conn, data_dir);
+    crate::tmp::sweep(&data_dir.join("tmp"), min_age, &uploads_in_use(data_dir));
 }
 
 /// (ingested, skipped, failed) rows of a report.

@@ -1,4 +1,5 @@
-//! Request extractors: the signed-in user (session cookie or API bearer token), the study of the
+//! Request extractors: the signed-in user (session cookie, or an API bearer token on `/api/`
+//! only: scoped, never with administrator rights), the study of the
 //! route with a permission checked (`InStudy<perm::…>`), and the per-page context every template
 //! needs (user, CSRF token, flash message).
 
@@ -15,6 +16,7 @@ use super::middleware::CsrfToken;
 use super::AppState;
 pub use crate::auth::permissions::perm;
 use crate::auth::permissions::{study_access, Needs, StudyAccess};
+use crate::auth::tokens::TokenScope;
 use crate::auth::users::User;
 use crate::auth::{sessions, tokens, Actor};
 use crate::error::Error;
@@ -24,8 +26,8 @@ use crate::error::Error;
 pub struct CurrentUser {
     pub user: User,
     pub actor: Actor,
-    /// Authenticated by an API token rather than a browser session.
-    pub via_token: bool,
+    /// The scope of the API token the request was authenticated by (`None`: a browser session).
+    pub token: Option<TokenScope>,
 }
 
 impl CurrentUser {
@@ -77,27 +79,37 @@ impl FromRequest for CurrentUser {
             let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
                 return Err(actix_web::error::ErrorInternalServerError("no app state"));
             };
-            let token = bearer(&req);
-            let via_token = token.is_some();
+            // Tokens are for the API: elsewhere (pages, administration) a bearer header counts
+            // for nothing, so a token can never reach what only a signed-in person may do.
+            let token = bearer(&req).filter(|_| req.path().starts_with("/api/"));
             let session = req.cookie(sessions::COOKIE).map(|c| c.value().to_string());
             if token.is_none() && session.is_none() {
                 return Err(unauthenticated(&req));
             }
             let timeouts = state.timeouts();
             let pool = state.pool.clone();
-            let found = web::block(move || -> Result<Option<User>, Error> {
+            let found = web::block(move || -> Result<Option<(User, Option<TokenScope>)>, Error> {
                 let mut conn = pool.get()?;
-                match (token, session) {
-                    (Some(t), _) => tokens::authenticate(&mut conn, &t),
-                    (None, Some(s)) => sessions::authenticate(&mut conn, &s, &timeouts),
-                    (None, None) => Ok(None),
-                }
+                Ok(match (token, session) {
+                    (Some(t), _) => tokens::authenticate(&mut conn, &t)?.map(|(u, scope)| (u, Some(scope))),
+                    (None, Some(s)) => sessions::authenticate(&mut conn, &s, &timeouts)?.map(|u| (u, None)),
+                    (None, None) => None,
+                })
             })
             .await
             .map_err(actix_web::error::ErrorInternalServerError)?
             .map_err(|e| actix_web::Error::from(super::error::PageError(e)))?;
             match found {
-                Some(user) => Ok(CurrentUser { actor: Actor::from_user(&user), user, via_token }),
+                Some((mut user, Some(scope))) => {
+                    if !scope.allows(req.method()) {
+                        let e = Error::forbidden("this API token is read-only: make a token with the write scope");
+                        return Err(super::error::ApiError(e).into());
+                    }
+                    // Administration is for a person at a browser, never a script's token.
+                    user.is_admin = false;
+                    Ok(CurrentUser { actor: Actor::from_user(&user), user, token: Some(scope) })
+                }
+                Some((user, None)) => Ok(CurrentUser { actor: Actor::from_user(&user), user, token: None }),
                 None => Err(unauthenticated(&req)),
             }
         })

@@ -11,6 +11,9 @@ use crate::db::DbPool;
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
+/// The methods of RFC 9110 (and PATCH): every other method string is labelled `OTHER`.
+const STANDARD_METHODS: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"];
+
 #[derive(Default)]
 struct Histogram {
     counts: [u64; BUCKETS.len()],
@@ -29,8 +32,10 @@ fn escape(label: &str) -> String {
 }
 
 impl Metrics {
-    /// `route` is the matched pattern (`/studies/{code}`), never the raw path with ids.
+    /// `route` is the matched pattern (`/studies/{code}`), never the raw path with ids; a method
+    /// outside HTTP's standard ones counts as `OTHER`, so no client can add series.
     pub fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let method = STANDARD_METHODS.iter().find(|m| **m == method).copied().unwrap_or("OTHER");
         if let Ok(mut m) = self.requests.lock() {
             *m.entry((method.to_string(), route.to_string(), status)).or_default() += 1;
         }

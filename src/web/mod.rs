@@ -36,6 +36,10 @@ pub struct AppState {
     pub edit_scrubber: Arc<crate::cases::scrub::Scrubber>,
     /// The case lists' ordered ids, while each study's cases are unchanged.
     pub case_lists: Arc<crate::cases::ListCache>,
+    /// Sign-in attempts per client address and per username.
+    pub login_throttle: Arc<crate::auth::throttle::LoginThrottle>,
+    /// Permits to hash a password (argon2id): a bounded number at once.
+    pub hashing: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -45,6 +49,18 @@ impl AppState {
             absolute: self.config.session_absolute,
             clock: self.config.clock.clone(),
         }
+    }
+
+    /// Runs password hashing or checking off the async threads, holding no database
+    /// connection, at most as many at once as `hashing` has permits (waiting without a thread).
+    pub async fn hash_work<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let _permit =
+            self.hashing.acquire().await.map_err(|e| Error::Internal(anyhow::anyhow!("hashing permits: {e}")))?;
+        web::block(f).await.map_err(|e| Error::Internal(anyhow::anyhow!("blocking task: {e}")))
     }
 
     /// Runs blocking database work on the blocking thread pool.

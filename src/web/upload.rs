@@ -62,9 +62,9 @@ pub struct SavedFile {
     pub size: u64,
 }
 
-/// Streams every file part into `dir` (which it creates), keeping the small text fields; stops
-/// with a clear error once the files together pass `limit` bytes. The caller removes `dir` on
-/// failure.
+/// Streams every file part into `dir` (a [`crate::tmp::PrivateDir`]: owner-only, removed when
+/// the request ends unless handed on), keeping the small text fields; stops with a clear error
+/// once the files together pass `limit` bytes.
 pub async fn save_to_dir(
     mut payload: Multipart,
     dir: &std::path::Path,
@@ -72,7 +72,6 @@ pub async fn save_to_dir(
 ) -> Result<(HashMap<String, String>, Vec<SavedFile>), Error> {
     use std::io::Write;
     let io = |e: std::io::Error| Error::Internal(anyhow::anyhow!("saving the upload: {e}"));
-    std::fs::create_dir_all(dir).map_err(io)?;
     let (mut fields, mut files, mut total) = (HashMap::new(), Vec::new(), 0u64);
     while let Some(part) = payload.next().await {
         let mut part = part.map_err(|e| Error::invalid("files", format!("the upload could not be read: {e}")))?;
@@ -81,7 +80,7 @@ pub async fn save_to_dir(
         match file_name {
             Some(name) if !name.is_empty() => {
                 let path = dir.join(format!("{:04}.upload", files.len()));
-                let mut out = std::fs::File::create(&path).map_err(io)?;
+                let mut out = crate::tmp::create_private_file(&path).map_err(io)?;
                 let (mut size, mut buf) = (0u64, Vec::with_capacity(WRITE_BLOCK));
                 loop {
                     let chunk = part.next().await;

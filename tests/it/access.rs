@@ -123,17 +123,19 @@ async fn every_action_for_every_role() {
 async fn the_api_applies_the_same_rules() {
     let app = spawn_app();
     let api = reqwest::Client::new();
+    // The administrator column: a token never carries administrator rights, and the
+    // administrator is a member of no study, so every study is 404 to their token.
     let matrix: [Row; 12] = [
-        ("/api/v1/studies/LUNG-IO-01", [200, 200, 200, 200, 200, 404]),
-        ("/api/v1/studies/LUNG-IO-01/sites", [200, 200, 200, 200, 200, 404]),
-        ("/api/v1/studies/LUNG-IO-01/members", [200, 200, 403, 200, 200, 404]),
-        ("/api/v1/studies/LUNG-IO-01/jobs", [200, 200, 403, 200, 200, 404]),
-        ("/api/v1/studies/OTHER-01", [200, 404, 404, 404, 404, 404]),
-        ("/api/v1/studies/LUNG-IO-01/cases", [200, 200, 404, 200, 200, 404]),
-        ("/api/v1/studies/LUNG-IO-01/cases/SNUBH-0001", [200, 200, 404, 200, 200, 404]),
-        ("/api/v1/studies/LUNG-IO-01/dictionary", [200, 200, 404, 200, 200, 404]),
-        ("/api/v1/studies/LUNG-IO-01/campaigns", [200, 200, 404, 200, 200, 404]),
-        ("/api/v1/studies/LUNG-IO-01/reading", [200, 200, 200, 200, 200, 404]),
+        ("/api/v1/studies/LUNG-IO-01", [404, 200, 200, 200, 200, 404]),
+        ("/api/v1/studies/LUNG-IO-01/sites", [404, 200, 200, 200, 200, 404]),
+        ("/api/v1/studies/LUNG-IO-01/members", [404, 200, 403, 200, 200, 404]),
+        ("/api/v1/studies/LUNG-IO-01/jobs", [404, 200, 403, 200, 200, 404]),
+        ("/api/v1/studies/OTHER-01", [404, 404, 404, 404, 404, 404]),
+        ("/api/v1/studies/LUNG-IO-01/cases", [404, 200, 404, 200, 200, 404]),
+        ("/api/v1/studies/LUNG-IO-01/cases/SNUBH-0001", [404, 200, 404, 200, 200, 404]),
+        ("/api/v1/studies/LUNG-IO-01/dictionary", [404, 200, 404, 200, 200, 404]),
+        ("/api/v1/studies/LUNG-IO-01/campaigns", [404, 200, 404, 200, 200, 404]),
+        ("/api/v1/studies/LUNG-IO-01/reading", [404, 200, 200, 200, 200, 404]),
         ("/api/v1/me", [200, 200, 200, 200, 200, 200]),
         ("/api/v1/no-such-endpoint", [404, 404, 404, 404, 404, 404]),
     ];
@@ -144,7 +146,8 @@ async fn the_api_applies_the_same_rules() {
             let u = users::find_by_username(&mut conn, role).unwrap().unwrap();
             Actor::from_user(&u)
         };
-        let (_, secret) = tokens::create(&mut app.conn(), &actor, "matrix").unwrap();
+        let (_, secret) =
+            tokens::create(&mut app.conn(), &actor, "matrix", tokens::TokenScope::Read, tokens::DEFAULT_DAYS).unwrap();
         for (path, expected) in matrix {
             let r = api.get(format!("{}{path}", app.base)).bearer_auth(&secret).send().await.unwrap();
             let got = r.status().as_u16();
@@ -165,9 +168,10 @@ async fn the_api_applies_the_same_rules() {
             .json()
             .await
             .unwrap();
+        // A token never carries administrator rights: the administrator, a member of no
+        // study, sees none through it (on the pages they see both).
         let expected_total = match *role {
-            "admin" => 2,
-            "outsider" => 0,
+            "admin" | "outsider" => 0,
             _ => 1,
         };
         assert_eq!(list["total"], expected_total, "{role} sees {expected_total} studies");

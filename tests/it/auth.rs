@@ -138,10 +138,34 @@ async fn secure_cookies_when_configured() {
     assert!(set.iter().any(|s| s.starts_with("ev_session=") && s.contains("Secure")), "{set:?}");
 }
 
+/// A token for `username` made through the account page; returns it.
+async fn token_of(c: &Client, scope: &str, days: &str) -> String {
+    let r = c.post("/account/tokens", &[("name", "script"), ("scope", scope), ("days", days)]).await;
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    let start = body.find("evt_").unwrap();
+    body[start..start + 68].to_string()
+}
+
+async fn api_status(app: &TestApp, path: &str, token: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!("{}{}", app.base, path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 #[tokio::test]
 async fn changing_the_own_password() {
     let app = spawn_app();
     let c = app.login("statistician").await;
+    // Another session of the same person (a second browser), and a script's token.
+    let elsewhere = app.login("statistician").await;
+    let token = token_of(&c, "read", "").await;
+    assert_eq!(api_status(&app, "/api/v1/me", &token).await, 200);
     let r = c
         .post(
             "/account/password",
@@ -172,7 +196,17 @@ async fn changing_the_own_password() {
         )
         .await;
     assert_eq!(r.status(), 303);
-    assert_eq!(audit_events(&app, "change_password").len(), 1);
+    let ev = audit_events(&app, "change_password");
+    assert_eq!(ev.len(), 1);
+    let effect: serde_json::Value = serde_json::from_str(ev[0].new_value.as_deref().unwrap()).unwrap();
+    assert_eq!(effect, serde_json::json!({"sessions_ended": 1, "tokens_revoked": 1}), "audited with what it ended");
+    // This session goes on; the other one and the token end.
+    assert_eq!(c.get("/account").await.status(), 200);
+    assert_eq!(elsewhere.get("/account").await.status(), 303, "the other session ended");
+    assert_eq!(api_status(&app, "/api/v1/me", &token).await, 401, "the token was revoked");
+    // The wrong current password tried above counted as a failed sign-in.
+    let u = evidentia::auth::users::find_by_username(&mut app.conn(), "statistician").unwrap().unwrap();
+    assert_eq!(u.failed_logins, 1, "the wrong current password counts like a failed sign-in");
     let mut other = app.client();
     assert_eq!(other.try_login("statistician", PASSWORD).await.status(), 401);
     assert_eq!(other.try_login("statistician", "a-new-password").await.status(), 303);
@@ -248,14 +282,167 @@ async fn api_tokens_are_shown_once_work_as_bearer_and_can_be_revoked() {
 }
 
 #[tokio::test]
-async fn health_metrics_and_openapi() {
+async fn tokens_work_on_the_api_only_expire_and_never_carry_administrator_rights() {
     let app = spawn_app();
+    let admin = app.login("admin").await;
+    let token = token_of(&admin, "read", "30").await;
+    let bare = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let me: serde_json::Value =
+        bare.get(format!("{}/api/v1/me", app.base)).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(me["is_admin"], false, "a token acts with study roles only: {me}");
+    // Pages and administration ignore a bearer token: it is as if nobody had signed in.
+    for path in ["/admin/users", "/studies", "/account"] {
+        let r = bare.get(format!("{}{}", app.base, path)).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(r.status(), 303, "{path} by token");
+        assert!(location(&r).starts_with("/login"), "{path}");
+    }
+    // A token with a self-chosen CSRF cookie and header still cannot post a form.
+    let r = bare
+        .post(format!("{}/admin/users", app.base))
+        .bearer_auth(&token)
+        .header("cookie", format!("ev_csrf={}", "a".repeat(64)))
+        .header("x-csrf-token", "a".repeat(64))
+        .form(&[("username", "mallory"), ("full_name", "M")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "sent to sign in, nothing created");
+    assert!(evidentia::auth::users::find_by_username(&mut app.conn(), "mallory").unwrap().is_none());
+
+    // The page shows scope and expiry; bad choices are explained and create nothing.
+    let (_, page) = admin.get_text("/account").await;
+    assert!(page.contains("read only") && page.contains("Expires"), "{page}");
+    let created = || audit_events(&app, "create").into_iter().filter(|e| e.entity.as_str() == "api_token").count();
+    let before = created();
+    for (scope, days, field_msg) in [
+        ("admin", "30", "choose read only or read and write"),
+        ("read", "0", "from 1 to 365 days"),
+        ("read", "x", "whole number"),
+    ] {
+        let r = admin.post("/account/tokens", &[("name", "bad"), ("scope", scope), ("days", days)]).await;
+        assert_eq!(r.status(), 422, "{scope} {days}");
+        assert!(r.text().await.unwrap().contains(field_msg), "{field_msg}");
+    }
+    assert_eq!(created(), before, "no token made");
+    let ev = audit_events(&app, "create").into_iter().rev().find(|e| e.entity.as_str() == "api_token").unwrap();
+    let after: serde_json::Value = serde_json::from_str(ev.new_value.as_deref().unwrap()).unwrap();
+    assert_eq!(after["scope"], "read");
+    assert!(after["expires_at"].is_string());
+
+    // An expired token gets nothing.
+    assert_eq!(api_status(&app, "/api/v1/studies", &token).await, 200);
+    diesel::RunQueryDsl::execute(
+        diesel::sql_query("UPDATE api_tokens SET expires_at = '2000-01-01 00:00:00'"),
+        &mut *app.conn(),
+    )
+    .unwrap();
+    assert_eq!(api_status(&app, "/api/v1/studies", &token).await, 401);
+    let (_, page) = admin.get_text("/account").await;
+    assert!(page.contains("expired"));
+
+    // An administrator's reset of someone's password revokes that person's tokens.
+    let monitor = app.login("monitor").await;
+    let theirs = token_of(&monitor, "read_write", "").await;
+    assert_eq!(api_status(&app, "/api/v1/me", &theirs).await, 200);
+    let uid = evidentia::auth::users::find_by_username(&mut app.conn(), "monitor").unwrap().unwrap().id;
+    assert_eq!(admin.post(&format!("/admin/users/{uid}/reset-password"), &[]).await.status(), 200);
+    assert_eq!(api_status(&app, "/api/v1/me", &theirs).await, 401);
+    assert_eq!(monitor.get("/account").await.status(), 303, "their session ended too");
+}
+
+#[tokio::test]
+async fn sign_in_is_throttled_per_client_and_per_username_before_any_password_check() {
+    let app = spawn_app_with(|cfg| {
+        cfg.login_per_client_per_minute = 5;
+        cfg.login_per_username_per_minute = 3;
+    });
+    let mut c = app.client();
+    for _ in 0..3 {
+        assert_eq!(c.try_login("manager", "wrong-password").await.status(), 401);
+    }
+    // The username's budget is spent: refused at once, even with the right password.
+    let r = c.try_login("manager", PASSWORD).await;
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert!(r.text().await.unwrap().contains("Too many sign-in attempts"));
+    let u = evidentia::auth::users::find_by_username(&mut app.conn(), "manager").unwrap().unwrap();
+    assert_eq!(u.failed_logins, 3, "the throttled attempt was not even checked");
+    // Another username from this client: its fifth attempt passes, the sixth does not.
+    assert_eq!(c.try_login("statistician", PASSWORD).await.status(), 303);
+    assert_eq!(c.try_login("monitor", PASSWORD).await.status(), 429, "the client's budget is spent");
+    assert_eq!(app.client().get("/healthz").await.status(), 200);
+}
+
+#[tokio::test]
+async fn monitors_see_that_analyses_were_saved_but_not_their_values() {
+    use evidentia::audit::{self, Action, Chain, Change, Entity};
+    let app = spawn_app();
+    let study = evidentia::studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap();
+    audit::record(
+        &mut app.conn(),
+        Change::new(
+            Chain::Study { id: study.id, code: &study.code },
+            "statistician",
+            Action::SaveAnalysis,
+            Entity::SavedAnalysis,
+            1,
+        )
+        .after(serde_json::json!({"title": "Primary endpoint", "result": {"kappa": 0.6177}})),
+    )
+    .unwrap();
+    let monitor = app.login("monitor").await;
+    let manager = app.login("manager").await;
+    for path in ["/studies/LUNG-IO-01/audit", "/studies/LUNG-IO-01/audit.csv"] {
+        let (s, theirs) = monitor.get_text(path).await;
+        assert_eq!(s, 200);
+        assert!(theirs.contains("save_analysis") || theirs.contains("Save analysis"), "the event is listed: {path}");
+        assert!(!theirs.contains("0.6177") && !theirs.contains("Primary endpoint"), "{path} withholds the values");
+        assert!(theirs.contains("withheld"), "{path}");
+        let (_, mine) = manager.get_text(path).await;
+        assert!(mine.contains("0.6177"), "managers read the values: {path}");
+    }
+    // The chain itself is unchanged and verifies.
+    let out = app.cli(&["audit", "verify"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test]
+async fn metrics_need_their_token_and_bound_their_labels() {
+    let off = spawn_app();
+    assert_eq!(off.client().get("/metrics").await.status(), 404, "off without EVIDENTIA_METRICS_TOKEN");
+    let app = spawn_app_with(|cfg| cfg.metrics_token = Some("scrape-secret".into()));
+    let c = app.client();
+    assert_eq!(c.get("/metrics").await.status(), 401);
+    let wrong = c.http.get(c.url("/metrics")).bearer_auth("nope").send().await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    for m in ["FOO", "BAR", "GET2"] {
+        let method = reqwest::Method::from_bytes(m.as_bytes()).unwrap();
+        let _ = c.http.request(method, c.url("/healthz")).send().await.unwrap();
+    }
+    let _ = c.get("/login").await;
+    let r = c.http.get(c.url("/metrics")).bearer_auth("scrape-secret").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let metrics = r.text().await.unwrap();
+    assert!(metrics.contains("method=\"OTHER\""), "{metrics}");
+    assert!(!metrics.contains("FOO") && !metrics.contains("GET2"), "no series per made-up method");
+    assert!(
+        metrics.contains("evidentia_http_requests_total{method=\"GET\",route=\"/login\",status=\"200\"}"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn health_metrics_and_openapi() {
+    let app = spawn_app_with(|cfg| cfg.metrics_token = Some("scrape-secret".into()));
     let c = app.client();
     let (s, body) = c.get_text("/healthz").await;
     assert_eq!(s, 200);
     assert!(body.contains("\"database\":\"ok\""));
     let _ = c.get("/login").await;
-    let (s, metrics) = c.get_text("/metrics").await;
+    let r = c.http.get(c.url("/metrics")).bearer_auth("scrape-secret").send().await.unwrap();
+    let s = r.status().as_u16();
+    let metrics = r.text().await.unwrap();
     assert_eq!(s, 200);
     assert!(
         metrics.contains("evidentia_http_requests_total{method=\"GET\",route=\"/login\",status=\"200\"}"),

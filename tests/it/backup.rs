@@ -49,3 +49,42 @@ async fn a_backup_restores_everything() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not empty"));
 }
+
+#[tokio::test]
+async fn uploads_a_crash_left_behind_are_swept_at_start_and_never_backed_up() {
+    let app = spawn_app_with(|cfg| {
+        // What a crash mid-request leaves: raw uploads, not yet de-identified.
+        let tmp = cfg.data_dir.join("tmp");
+        for dir in ["slide-upload-abc", "geojson-def", "model-upload-ghi"] {
+            std::fs::create_dir_all(tmp.join(dir)).unwrap();
+            std::fs::write(tmp.join(dir).join("0000.upload"), b"label: KIM Minji 1961-03-02").unwrap();
+        }
+        // A de-identified import preview waiting for its confirmation stays.
+        std::fs::write(tmp.join("preview-0123456789abcdef.json"), b"{}").unwrap();
+    });
+    let tmp = app.data_dir.join("tmp");
+    let left: Vec<String> =
+        std::fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(left, ["preview-0123456789abcdef.json"], "swept at start");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&tmp).unwrap().permissions().mode() & 0o777, 0o700, "tmp/ is private");
+    }
+
+    let out_dir = tempfile::tempdir().unwrap();
+    let archive = out_dir.path().join("backup.tar.gz");
+    let out = app.cli(&["backup", "--out", archive.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&archive).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the archive holds the database and the keys: owner only");
+    }
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(&archive).unwrap()));
+    let names: Vec<String> =
+        tar.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().any(|n| n.starts_with("secrets")), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("tmp")), "work in progress is not backed up: {names:?}");
+}

@@ -36,6 +36,8 @@ async fn an_integrity_check_runs_as_a_job_with_progress() {
             &mut app.conn(),
             &Actor::from_user(&evidentia::auth::users::find_by_username(&mut app.conn(), "monitor").unwrap().unwrap()),
             "t",
+            evidentia::auth::tokens::TokenScope::Read,
+            evidentia::auth::tokens::DEFAULT_DAYS,
         )
         .unwrap();
         reqwest::Client::new()
@@ -81,6 +83,45 @@ async fn a_queued_job_can_be_cancelled() {
     let admin = app.login("admin").await;
     assert_eq!(admin.get(&format!("/studies/LUNG-IO-01/jobs/{}", j2.id)).await.status(), 404);
     assert_eq!(admin.post(&format!("/studies/LUNG-IO-01/jobs/{}/cancel", j2.id), &[]).await.status(), 404);
+}
+
+#[tokio::test]
+async fn only_who_started_a_job_or_may_start_its_kind_may_cancel_it() {
+    use evidentia::db::schema::jobs as j;
+    let app = spawn_app_with(|cfg| cfg.job_workers = 0);
+    let study = evidentia::studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap();
+    let queued = |kind: &str, owner: &str| {
+        let job = jobs::enqueue(
+            &mut app.conn(),
+            &Actor::cli_operator(),
+            Some(&study),
+            &evidentia::audit::job::VerifyParams::default(),
+        )
+        .unwrap();
+        // Retold as another kind and owner: no worker runs it, so its parameters never matter.
+        diesel::update(j::table.find(job.id))
+            .set((j::kind.eq(kind), j::owner.eq(owner)))
+            .execute(&mut *app.conn())
+            .unwrap();
+        job.id
+    };
+    let run = queued("biomarker_run", "manager");
+    let check = queued("audit_verify", "manager");
+    let monitor = app.login("monitor").await;
+    // A monitor may start integrity checks, not AI runs: no button, and the request is refused.
+    let (_, page) = monitor.get_text("/studies/LUNG-IO-01/jobs").await;
+    assert!(!page.contains(&format!("/jobs/{run}/cancel")), "no cancel button on a manager's run");
+    assert!(page.contains(&format!("/jobs/{check}/cancel")), "a cancel button on an integrity check");
+    assert_eq!(monitor.post(&format!("/studies/LUNG-IO-01/jobs/{run}/cancel"), &[]).await.status(), 403);
+    assert_eq!(jobs::get(&mut app.conn(), run).unwrap().status.as_str(), "queued");
+    assert_eq!(audit_events(&app, "cancel_job").len(), 0, "a refused cancel changes nothing");
+    assert_eq!(monitor.post(&format!("/studies/LUNG-IO-01/jobs/{check}/cancel"), &[]).await.status(), 303);
+    // Whoever started a job may cancel it, whatever its kind.
+    let own = queued("biomarker_run", "monitor");
+    assert_eq!(monitor.post(&format!("/studies/LUNG-IO-01/jobs/{own}/cancel"), &[]).await.status(), 303);
+    let manager = app.login("manager").await;
+    assert_eq!(manager.post(&format!("/studies/LUNG-IO-01/jobs/{run}/cancel"), &[]).await.status(), 303);
+    assert_eq!(audit_events(&app, "cancel_job").len(), 3);
 }
 
 #[tokio::test]

@@ -96,7 +96,7 @@ fn stored_slides(app: &TestApp) -> Vec<(String, String, String)> {
 
 #[tokio::test]
 async fn web_ingest_stores_a_deidentified_copy_linked_to_the_case() {
-    let app = spawn_app();
+    let app = spawn_app_with(|cfg| cfg.metrics_token = Some("scrape".into()));
     let c = app.login("manager").await;
     let (subject, case) = first_subject();
     let svs = std::fs::read(fixture("aperio.svs")).unwrap();
@@ -185,7 +185,7 @@ async fn web_ingest_stores_a_deidentified_copy_linked_to_the_case() {
     assert_eq!(r.status(), 200);
     // The same tile again comes from the cache.
     c.get(&format!("/studies/LUNG-IO-01/slides/{label}/dzi/slide_files/11/1_1.jpeg")).await;
-    let (_, metrics) = c.get_text("/metrics").await;
+    let metrics = c.http.get(c.url("/metrics")).bearer_auth("scrape").send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("evidentia_tile_cache_requests_total{result=\"hit\"} 1"), "{metrics}");
     // Four tiles, the thumbnail and the tile outside the pyramid were misses.
     assert!(metrics.contains("evidentia_tile_cache_requests_total{result=\"miss\"} 6"), "{metrics}");

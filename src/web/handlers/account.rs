@@ -3,8 +3,9 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use crate::auth::tokens::{self, ApiToken};
-use crate::auth::{passwords, users};
+use crate::auth::tokens::{self, ApiToken, TokenScope};
+use crate::auth::users::LoginFailure;
+use crate::auth::{passwords, sessions, users};
 use crate::error::{Error, FieldErrors};
 use crate::telemetry::Sensitive;
 use crate::web::error::PageError;
@@ -17,6 +18,8 @@ pub struct AccountShowPage {
     pub ctx: PageCtx,
     pub tokens: Vec<ApiToken>,
     pub errors: FieldErrors,
+    /// To mark expired tokens.
+    pub now: chrono::NaiveDateTime,
 }
 
 /// A secret shown exactly once (new password, new API token).
@@ -39,7 +42,11 @@ async fn show(
     let uid = user.user.id;
     let list = state.db(move |c| tokens::list_for_user(c, uid)).await?;
     let ctx = PageCtx::new(req, Some(user), "My account", "account");
-    render_form(&ctx, &AccountShowPage { ctx: ctx.clone(), tokens: list, errors: errors.clone() }, &errors)
+    render_form(
+        &ctx,
+        &AccountShowPage { ctx: ctx.clone(), tokens: list, errors: errors.clone(), now: crate::db::now() },
+        &errors,
+    )
 }
 
 pub async fn account_show(
@@ -67,24 +74,53 @@ pub async fn password_change(
     form: web::Form<PasswordForm>,
 ) -> Result<HttpResponse, PageError> {
     let form = form.into_inner();
-    let actor = user.actor.clone();
+    // The checks and the hash run holding no database connection.
     let stored = user.user.password_hash.clone();
-    let uid = user.user.id;
-    let result = state
-        .db(move |conn| {
+    let checked = state
+        .hash_work(move || -> Result<(bool, String), Error> {
             if !passwords::verify(&stored, form.current_password.expose()) {
-                return Err(Error::invalid("current_password", "is not your current password"));
+                return Ok((false, String::new()));
             }
             passwords::check_policy("new_password", form.new_password.expose())?;
             if form.new_password != form.confirm_password {
                 return Err(Error::invalid("confirm_password", "does not match the new password"));
             }
-            let h = passwords::hash(form.new_password.expose())?;
-            users::set_password(conn, &actor, uid, &h, false)
+            Ok((true, passwords::hash(form.new_password.expose())?))
         })
-        .await;
+        .await?;
+    let (actor, uid, account) = (user.actor.clone(), user.user.id, user.user.clone());
+    // This session stays; every other one ends, and every API token is revoked.
+    let current = req.cookie(sessions::COOKIE).map(|c| c.value().to_string());
+    let policy = super::auth::lockout_policy(&state);
+    let result = match checked {
+        Ok((true, h)) => {
+            state.db(move |conn| users::set_password(conn, &actor, uid, &h, false, current.as_deref())).await
+        }
+        Ok((false, _)) => {
+            // A wrong current password counts like a failed sign-in (and locks the same way).
+            let locked = state
+                .db(move |conn| {
+                    Ok(users::record_login_attempt(conn, &account, false, &policy)?
+                        .is_err_and(|f| f == LoginFailure::Locked))
+                })
+                .await?;
+            Err(Error::invalid(
+                "current_password",
+                if locked {
+                    "is not your current password; the account is now locked after too many attempts"
+                } else {
+                    "is not your current password"
+                },
+            ))
+        }
+        Err(e) => Err(e),
+    };
     match result {
-        Ok(()) => Ok(redirect_with_flash("/account", "ok", "Your password was changed.")),
+        Ok(()) => Ok(redirect_with_flash(
+            "/account",
+            "ok",
+            "Your password was changed. Your other sessions were ended and your API tokens revoked.",
+        )),
         Err(Error::Invalid(errors)) => show(&req, &state, &user, errors).await,
         Err(e) => Err(e.into()),
     }
@@ -94,6 +130,12 @@ pub async fn password_change(
 pub struct TokenForm {
     #[serde(default)]
     pub name: String,
+    /// `read` (the default) or `read_write`.
+    #[serde(default)]
+    pub scope: String,
+    /// Days until it expires; empty: the default.
+    #[serde(default)]
+    pub days: String,
 }
 
 pub async fn token_create(
@@ -103,8 +145,23 @@ pub async fn token_create(
     form: web::Form<TokenForm>,
 ) -> Result<HttpResponse, PageError> {
     let actor = user.actor.clone();
-    let name = form.name.clone();
-    match state.db(move |c| tokens::create(c, &actor, &name)).await {
+    let form = form.into_inner();
+    let parsed = (|| {
+        let scope = match form.scope.trim() {
+            "" => TokenScope::Read,
+            s => TokenScope::parse(s).ok_or_else(|| Error::invalid("scope", "choose read only or read and write"))?,
+        };
+        let days = match form.days.trim() {
+            "" => tokens::DEFAULT_DAYS,
+            d => d.parse::<i64>().map_err(|_| Error::invalid("days", "a whole number of days"))?,
+        };
+        Ok::<_, Error>((scope, days))
+    })();
+    let created = match parsed {
+        Ok((scope, days)) => state.db(move |c| tokens::create(c, &actor, &form.name, scope, days)).await,
+        Err(e) => Err(e),
+    };
+    match created {
         Ok((tok, secret)) => {
             let ctx = PageCtx::new(&req, Some(&user), "New API token", "account");
             render(
@@ -112,9 +169,12 @@ pub async fn token_create(
                 &SecretPage {
                     ctx: ctx.clone(),
                     heading: format!("API token “{}”", tok.name),
-                    explanation:
-                        "Copy it now: it is shown only once. Send it as `Authorization: Bearer <token>` to /api/v1/."
-                            .into(),
+                    explanation: format!(
+                        "Copy it now: it is shown only once. Send it as `Authorization: Bearer <token>` to /api/v1/. \
+                         It can {} and expires on {}.",
+                        if tok.scope == TokenScope::ReadWrite { "read and change data" } else { "only read" },
+                        crate::web::fmt_time(&tok.expires_at)
+                    ),
                     secret,
                     back: "/account".into(),
                 },

@@ -157,10 +157,10 @@ pub async fn user_reset_password(
     let actor = user.actor.clone();
     let password = passwords::generate();
     let pw = password.clone();
+    let h = state.hash_work(move || passwords::hash(&pw)).await??;
     let target = state
         .db(move |c| {
-            let h = passwords::hash(&pw)?;
-            users::set_password(c, &actor, id, &h, true)?;
+            users::set_password(c, &actor, id, &h, true, None)?;
             users::get(c, id)
         })
         .await?;
@@ -170,7 +170,7 @@ pub async fn user_reset_password(
         &SecretPage {
             ctx: ctx.clone(),
             heading: format!("New password for {}", target.username),
-            explanation: "Shown only once. Their other sessions were ended.".into(),
+            explanation: "Shown only once. Their sessions were ended and their API tokens revoked.".into(),
             secret: password,
             back: "/admin/users".into(),
         },

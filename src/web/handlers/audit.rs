@@ -7,7 +7,7 @@ use askama::Template;
 use super::StudyNav;
 use crate::audit::query::{self, AuditFilter};
 use crate::audit::{self as audit_mod, AuditEvent};
-use crate::auth::permissions::Permission;
+use crate::auth::permissions::{Permission, StudyAccess};
 use crate::db::paging::PageRequest;
 use crate::jobs;
 use crate::web::error::PageError;
@@ -57,17 +57,28 @@ fn filter_params(f: &AuditFilter) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Withholds the values of events the viewer's study role may not read (`Entity::values_need`);
+/// administrators on the global trail (`None`) read everything.
+fn withhold_for(events: &mut [crate::audit::AuditEvent], access: Option<&StudyAccess>) {
+    let Some(access) = access else { return };
+    for e in events {
+        if e.entity.values_need().is_some_and(|p| !access.can(p)) {
+            e.withhold_values();
+        }
+    }
+}
+
 async fn page(
     req: &HttpRequest,
     state: &AppState,
     user: &CurrentUser,
-    study: Option<(crate::studies::StudyId, StudyNav)>,
+    study: Option<(&StudyAccess, StudyNav)>,
     q: AuditQuery,
     can_verify: bool,
 ) -> Result<HttpResponse, PageError> {
-    let sid = study.as_ref().map(|s| s.0);
+    let sid = study.as_ref().map(|s| s.0.study.id);
     let f = q.filter.clone();
-    let (page, (users, actions, entities), names) = state
+    let (mut page, (users, actions, entities), names) = state
         .db(move |c| {
             let page = query::list(c, sid, &f, PageRequest::new(q.page, None))?;
             let actors: Vec<&str> = page.items.iter().map(|e| e.actor.as_str()).collect();
@@ -75,6 +86,7 @@ async fn page(
             Ok((page, query::distinct_values(c, sid)?, names))
         })
         .await?;
+    withhold_for(&mut page.items, study.as_ref().map(|s| s.0));
     let base = match &study {
         Some((_, nav)) => format!("/studies/{}/audit", nav.code),
         None => "/admin/audit".to_string(),
@@ -117,8 +129,7 @@ pub async fn audit_study(
     q: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, PageError> {
     let can_verify = access.can(Permission::RunChecks);
-    page(&req, &state, &user, Some((access.study.id, StudyNav::new(&access, "audit"))), q.into_inner(), can_verify)
-        .await
+    page(&req, &state, &user, Some((&access, StudyNav::new(&access, "audit"))), q.into_inner(), can_verify).await
 }
 
 pub async fn audit_global(
@@ -133,11 +144,13 @@ pub async fn audit_global(
 
 async fn csv(
     state: &AppState,
-    study_id: Option<crate::studies::StudyId>,
+    access: Option<&StudyAccess>,
     filter: AuditFilter,
     name: &str,
 ) -> Result<HttpResponse, PageError> {
-    let page = state.db(move |c| query::list(c, study_id, &filter, PageRequest::all())).await?;
+    let study_id = access.map(|a| a.study.id);
+    let mut page = state.db(move |c| query::list(c, study_id, &filter, PageRequest::all())).await?;
+    withhold_for(&mut page.items, access);
     // Oldest first in the file, so that the chain reads in order.
     csv_download(name, page.items.iter().rev())
 }
@@ -147,7 +160,7 @@ pub async fn audit_study_csv(
     InStudy { access, .. }: InStudy<perm::ViewAudit>,
     q: web::Query<AuditFilter>,
 ) -> Result<HttpResponse, PageError> {
-    csv(&state, Some(access.study.id), q.into_inner(), &format!("{}-audit.csv", access.study.code)).await
+    csv(&state, Some(&access), q.into_inner(), &format!("{}-audit.csv", access.study.code)).await
 }
 
 pub async fn audit_global_csv(

@@ -1,7 +1,7 @@
 //! Sign in and out.
 
 use actix_web::cookie::{Cookie, SameSite};
-use actix_web::http::StatusCode;
+use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
@@ -27,9 +27,11 @@ pub struct NextQuery {
     pub next: String,
 }
 
-/// Only same-site paths: never redirect to another host after login.
+/// Only same-site paths: never redirect to another host after login. Browsers drop tabs and
+/// line breaks from a URL and read `\` as `/`, so `/\t/evil.example` would leave the site:
+/// no control character or backslash at all (and a CR/LF could not go into a header anyway).
 fn safe_next(next: &str) -> String {
-    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
+    if next.starts_with('/') && !next.starts_with("//") && !next.chars().any(|c| c.is_control() || c == '\\') {
         next.to_string()
     } else {
         "/studies".to_string()
@@ -51,50 +53,78 @@ pub struct LoginForm {
     pub next: String,
 }
 
+/// The configured account lockout.
+pub fn lockout_policy(state: &AppState) -> LockoutPolicy {
+    LockoutPolicy {
+        threshold: state.config.lockout_threshold,
+        window: state.config.lockout_window,
+        duration: state.config.lockout_duration,
+    }
+}
+
 pub async fn login_submit(
     req: HttpRequest,
     state: web::Data<AppState>,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, PageError> {
     let form = form.into_inner();
-    let policy = LockoutPolicy {
-        threshold: state.config.lockout_threshold,
-        window: state.config.lockout_window,
-        duration: state.config.lockout_duration,
-    };
-    let username = form.username.clone();
-    let password = form.password.clone();
-    let outcome = state
-        .db(move |conn| {
-            let user = users::find_by_username(conn, &username)?;
-            let Some(user) = user else {
-                passwords::dummy_verify(password.expose());
-                return Ok(None);
-            };
-            let ok = passwords::verify(&user.password_hash, password.expose());
-            match users::record_login_attempt(conn, &user, ok, &policy)? {
-                Ok(()) => {
-                    Ok(Some((sessions::create(conn, user.id)?, crate::studies::members::landing(conn, user.id)?)))
-                }
-                Err(LoginFailure::Locked) | Err(LoginFailure::BadCredentials) => Ok(None),
-            }
-        })
-        .await?;
-    let Some((token, landing)) = outcome else {
-        tracing::info!("failed sign-in");
+    let policy = lockout_policy(&state);
+    let failed = |status: StatusCode, message: String| -> Result<HttpResponse, PageError> {
         let ctx = PageCtx::new(&req, None, "Sign in", "login");
         let page = LoginPage {
             ctx: ctx.clone(),
             username: form.username.clone(),
             next: form.next.clone(),
-            error: Some(
-                "Wrong username or password, or the account is locked after too many attempts (wait 15 minutes or ask an administrator)."
-                    .into(),
-            ),
+            error: Some(message),
         };
         let mut resp = render(&ctx, &page)?;
-        *resp.status_mut() = StatusCode::UNAUTHORIZED;
+        *resp.status_mut() = status;
+        Ok(resp)
+    };
+    // Throttled before any database or hashing work.
+    if let Err(t) = state.login_throttle.attempt(req.peer_addr().map(|a| a.ip()), &form.username) {
+        tracing::warn!("sign-in throttled");
+        let secs = t.retry_after.as_secs().max(1);
+        let mut resp = failed(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("Too many sign-in attempts from this computer or for this username: try again in {secs} seconds."),
+        )?;
+        resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
         return Ok(resp);
+    }
+    let username = form.username.clone();
+    let user = state.db(move |conn| users::find_by_username(conn, &username)).await?;
+    // The password is checked holding no database connection, a bounded number at once.
+    let password = form.password.clone();
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let ok = state
+        .hash_work(move || match stored {
+            Some(h) => passwords::verify(&h, password.expose()),
+            None => {
+                passwords::dummy_verify(password.expose());
+                false
+            }
+        })
+        .await?;
+    let outcome = match user {
+        None => None,
+        Some(user) => {
+            state
+                .db(move |conn| match users::record_login_attempt(conn, &user, ok, &policy)? {
+                    Ok(()) => {
+                        Ok(Some((sessions::create(conn, user.id)?, crate::studies::members::landing(conn, user.id)?)))
+                    }
+                    Err(LoginFailure::Locked) | Err(LoginFailure::BadCredentials) => Ok(None),
+                })
+                .await?
+        }
+    };
+    let Some((token, landing)) = outcome else {
+        tracing::info!("failed sign-in");
+        return failed(
+            StatusCode::UNAUTHORIZED,
+            "Wrong username or password, or the account is locked after too many attempts (wait 15 minutes or ask an administrator).".into(),
+        );
     };
     let secure = state.config.secure_cookies;
     let session = Cookie::build(sessions::COOKIE, token)
@@ -138,5 +168,8 @@ mod tests {
         assert_eq!(super::safe_next("/studies/X"), "/studies/X");
         assert_eq!(super::safe_next("//evil.example"), "/studies");
         assert_eq!(super::safe_next("https://evil.example"), "/studies");
+        assert_eq!(super::safe_next("/\t/evil.example"), "/studies");
+        assert_eq!(super::safe_next("/\\evil.example"), "/studies");
+        assert_eq!(super::safe_next("/studies\r\nSet-Cookie: x=1"), "/studies");
     }
 }

@@ -4,10 +4,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
 use super::StudyNav;
-use crate::auth::permissions::Permission;
+use crate::auth::permissions::StudyAccess;
 use crate::db::paging::PageRequest;
 use crate::error::Error;
-use crate::jobs::{self, Job};
+use crate::jobs::{self, Job, JobKind};
 use crate::web::error::PageError;
 use crate::web::extract::{perm, redirect_with_flash, CurrentUser, InStudy, PageCtx};
 use crate::web::{render, render_partial, AppState, Pager};
@@ -20,7 +20,7 @@ pub struct JobsListPage {
     pub jobs: Vec<Job>,
     pub base: String,
     pub pager: Pager,
-    pub can_cancel: bool,
+    pub cancel: CancelRights,
 }
 
 /// One job's row, fetched alone by htmx while the job runs.
@@ -30,7 +30,26 @@ pub struct JobRowPartial {
     pub job: Job,
     pub base: String,
     pub csrf: String,
-    pub can_cancel: bool,
+    pub cancel: CancelRights,
+}
+
+/// Which jobs the viewer may cancel, to show the button only where it works: every job on the
+/// administrators' global page, else the rule of `jobs::may_cancel`.
+pub enum CancelRights {
+    All,
+    InStudy { access: Box<StudyAccess>, actor: String },
+}
+
+impl CancelRights {
+    pub fn in_study(access: &StudyAccess, user: &CurrentUser) -> Self {
+        CancelRights::InStudy { access: Box::new(access.clone()), actor: user.actor.name.clone() }
+    }
+    pub fn allows(&self, kind: &JobKind, owner: &str) -> bool {
+        match self {
+            CancelRights::All => true,
+            CancelRights::InStudy { access, actor } => jobs::may_cancel(access, actor, *kind, owner),
+        }
+    }
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -57,7 +76,7 @@ pub async fn jobs_study(
             jobs: page.items,
             base,
             pager,
-            can_cancel: access.can(Permission::RunChecks),
+            cancel: CancelRights::in_study(&access, &user),
         },
     )
 }
@@ -80,7 +99,7 @@ pub async fn jobs_global(
             jobs: page.items,
             base: "/admin/jobs".into(),
             pager,
-            can_cancel: true,
+            cancel: CancelRights::All,
         },
     )
 }
@@ -90,10 +109,10 @@ fn row(
     user: &CurrentUser,
     job: Job,
     base: String,
-    can_cancel: bool,
+    cancel: CancelRights,
 ) -> Result<HttpResponse, PageError> {
     let ctx = PageCtx::new(req, Some(user), "", "");
-    render_partial(&JobRowPartial { job, base, csrf: ctx.csrf, can_cancel })
+    render_partial(&JobRowPartial { job, base, csrf: ctx.csrf, cancel })
 }
 
 pub async fn job_study_row(
@@ -105,7 +124,8 @@ pub async fn job_study_row(
     let (code, id) = path.into_inner();
     let sid = access.study.id;
     let job = state.db(move |c| jobs::get_in_study(c, sid, id)).await?;
-    row(&req, &user, job, format!("/studies/{code}/jobs"), access.can(Permission::RunChecks))
+    let cancel = CancelRights::in_study(&access, &user);
+    row(&req, &user, job, format!("/studies/{code}/jobs"), cancel)
 }
 
 pub async fn job_global_row(
@@ -117,19 +137,18 @@ pub async fn job_global_row(
     user.require_admin()?;
     let id = path.into_inner();
     let job = state.db(move |c| jobs::get(c, id)).await?;
-    row(&req, &user, job, "/admin/jobs".into(), true)
+    row(&req, &user, job, "/admin/jobs".into(), CancelRights::All)
 }
 
 pub async fn job_study_cancel(
     state: web::Data<AppState>,
-    InStudy { user, access, .. }: InStudy<perm::RunChecks>,
+    InStudy { user, access, .. }: InStudy<perm::ViewJobs>,
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, PageError> {
     let (code, id) = path.into_inner();
     let actor = user.actor.clone();
-    let study = access.study.clone();
     let url = format!("/studies/{code}/jobs");
-    match state.db(move |c| jobs::request_cancel(c, &actor, Some(&study), id)).await {
+    match state.db(move |c| jobs::request_cancel_in_study(c, &actor, &access, id)).await {
         Ok(_) => Ok(redirect_with_flash(&url, "ok", &format!("Job {id}: cancel requested."))),
         Err(Error::Conflict(m)) => Ok(redirect_with_flash(&url, "error", &m)),
         Err(e) => Err(e.into()),

@@ -58,9 +58,10 @@ pub async fn model_register(
     payload: Multipart,
 ) -> Result<HttpResponse, PageError> {
     user.require_admin()?;
-    let dir = state.config.tmp_dir().join(format!("model-upload-{}", crate::auth::random_token()));
+    let dir = crate::tmp::PrivateDir::create(&state.config.tmp_dir(), "model-upload")
+        .map_err(|e| Error::Internal(e.into()))?;
     let outcome = async {
-        let (_, saved) = upload::save_to_dir(payload, &dir, 1 << 30).await?;
+        let (_, saved) = upload::save_to_dir(payload, dir.path(), 1 << 30).await?;
         let file =
             saved.iter().find(|f| f.field == "model").ok_or_else(|| Error::invalid("model", "choose the ONNX file"))?;
         let card = saved
@@ -72,7 +73,7 @@ pub async fn model_register(
         state.db(move |c| registry::register(c, &actor, &data_dir, &path, &card_bytes)).await
     }
     .await;
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     match outcome {
         Ok(m) => flash_outcome("/admin/models", Ok(m), "", |m| {
             format!("Registered {} (SHA-256 {}).", m.key(), m.short_sha())

@@ -363,16 +363,17 @@ pub async fn read_geojson_import(
 ) -> Result<HttpResponse, PageError> {
     let (code, id) = path.into_inner();
     let url = format!("/studies/{code}/reads/{id}");
-    let dir = state.config.tmp_dir().join(format!("geojson-{}", crate::auth::random_token()));
+    let dir =
+        crate::tmp::PrivateDir::create(&state.config.tmp_dir(), "geojson").map_err(|e| Error::Internal(e.into()))?;
     let outcome = async {
-        let (_, saved) = upload::save_to_dir(payload, &dir, 512 << 20).await?;
+        let (_, saved) = upload::save_to_dir(payload, dir.path(), 512 << 20).await?;
         let file = saved.first().ok_or_else(|| Error::invalid("file", "choose a GeoJSON file"))?;
         let bytes = std::fs::read(&file.path).map_err(|e| Error::Internal(e.into()))?;
         let actor = user.actor.clone();
         state.db(move |c| reads::import_regions(c, &actor, &access, id, &bytes, false)).await
     }
     .await;
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     flash_outcome(&url, outcome, "Not imported: ", |s| {
         format!("Imported: the read now has {} regions.", s.region_count)
     })

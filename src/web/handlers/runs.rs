@@ -78,7 +78,7 @@ pub struct RunShowPage {
     pub results: Vec<SlideResultRow>,
     pub job: Option<crate::jobs::Job>,
     pub base: String,
-    pub can_cancel: bool,
+    pub cancel: super::jobs::CancelRights,
     pub csrf: String,
 }
 
@@ -113,7 +113,7 @@ pub async fn run_show(
             results,
             job,
             base: format!("/studies/{code}/jobs"),
-            can_cancel: access.can(Permission::RunChecks),
+            cancel: super::jobs::CancelRights::in_study(&access, &user),
             csrf: ctx.csrf.clone(),
         },
     )

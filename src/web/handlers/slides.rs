@@ -152,9 +152,11 @@ pub async fn slide_ingest_upload(
 ) -> Result<HttpResponse, PageError> {
     access.study.ensure_editable()?;
     let tmp = state.config.tmp_dir();
-    let dir = tmp.join(format!("slide-upload-{}", crate::auth::random_token()));
+    // Removed when this request ends (an error, a client that went away) unless the ingest
+    // job took it.
+    let dir = crate::tmp::PrivateDir::create(&tmp, "slide-upload").map_err(|e| Error::Internal(e.into()))?;
     let started = async {
-        let (fields, saved) = upload::save_to_dir(payload, &dir, state.config.max_slide_upload_bytes).await?;
+        let (fields, saved) = upload::save_to_dir(payload, dir.path(), state.config.max_slide_upload_bytes).await?;
         let manifest = saved
             .iter()
             .find(|f| f.field == "manifest")
@@ -170,7 +172,7 @@ pub async fn slide_ingest_upload(
         }
         let site = fields.get("site").cloned().unwrap_or_default();
         let (actor, a2, data_dir, tmp2, dir2) =
-            (user.actor.clone(), access.clone(), state.config.data_dir.clone(), tmp.clone(), dir.clone());
+            (user.actor.clone(), access.clone(), state.config.data_dir.clone(), tmp.clone(), dir.path().to_path_buf());
         state
             .db(move |c| {
                 let key = crate::cases::deid::study_key(&data_dir, &a2.study.code)?;
@@ -182,13 +184,16 @@ pub async fn slide_ingest_upload(
     }
     .await;
     match started {
-        Ok((id, _job)) => Ok(redirect_with_flash(
-            &format!("/studies/{}/slides/ingests/{id}", access.study.code),
-            "ok",
-            "Upload received: the slides are being de-identified and ingested.",
-        )),
+        Ok((id, _job)) => {
+            dir.keep();
+            Ok(redirect_with_flash(
+                &format!("/studies/{}/slides/ingests/{id}", access.study.code),
+                "ok",
+                "Upload received: the slides are being de-identified and ingested.",
+            ))
+        }
         Err(e) => {
-            let _ = std::fs::remove_dir_all(&dir);
+            drop(dir);
             match e {
                 Error::Invalid(errors) => ingest_page(&req, &state, &user, access, errors).await,
                 e => Err(e.into()),
@@ -207,7 +212,7 @@ pub struct SlideIngestShowPage {
     pub job: Option<crate::jobs::Job>,
     /// For the job row partial.
     pub base: String,
-    pub can_cancel: bool,
+    pub cancel: super::jobs::CancelRights,
     pub csrf: String,
 }
 
@@ -239,7 +244,7 @@ pub async fn slide_ingest_show(
             ingest: record,
             job,
             base: format!("/studies/{code}/jobs"),
-            can_cancel: access.can(Permission::RunChecks),
+            cancel: super::jobs::CancelRights::in_study(&access, &user),
             csrf: ctx.csrf.clone(),
         },
     )

@@ -23,7 +23,22 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+/// Prometheus metrics, for a scraper that sends `Authorization: Bearer <EVIDENTIA_METRICS_TOKEN>`;
+/// without a configured token they are off (404), like any page that is not there.
+pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let Some(expected) = state.config.metrics_token.as_deref() else {
+        return HttpResponse::NotFound()
+            .content_type("text/plain")
+            .body("metrics are off: set EVIDENTIA_METRICS_TOKEN\n");
+    };
+    let sent =
+        req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    if !sent.is_some_and(|t| crate::auth::constant_time_eq(t.trim().as_bytes(), expected.as_bytes())) {
+        return HttpResponse::Unauthorized()
+            .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
+            .content_type("text/plain")
+            .body("send the metrics token as Authorization: Bearer <token>\n");
+    }
     let (hits, misses, bytes) = state.tiles.stats();
     let tiles = format!(
         "# TYPE evidentia_tile_cache_requests_total counter\n\
