@@ -32,9 +32,6 @@ pub struct Config {
     pub secure_cookies: bool,
     pub session_idle: Duration,
     pub session_absolute: Duration,
-    pub lockout_threshold: i32,
-    pub lockout_window: Duration,
-    pub lockout_duration: Duration,
     /// Job worker threads inside the server process (0: only `evidentia worker` runs jobs).
     pub job_workers: usize,
     /// A running job whose heartbeat is older than this is taken to have lost its worker.
@@ -83,9 +80,6 @@ impl Config {
             secure_cookies: flag("EVIDENTIA_SECURE_COOKIES"),
             session_idle: env_secs("EVIDENTIA_SESSION_IDLE_SECS", 30 * 60),
             session_absolute: env_secs("EVIDENTIA_SESSION_ABSOLUTE_SECS", 12 * 3600),
-            lockout_threshold: 5,
-            lockout_window: Duration::from_secs(15 * 60),
-            lockout_duration: Duration::from_secs(15 * 60),
             job_workers: std::env::var("EVIDENTIA_JOB_WORKERS").ok().and_then(|v| v.parse().ok()).unwrap_or(2),
             job_stale_after: env_secs("EVIDENTIA_JOB_STALE_SECS", 60),
             db_pool_size: 8,

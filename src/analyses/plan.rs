@@ -298,9 +298,7 @@ pub fn sign(conn: &mut Conn, actor: &Actor, access: &StudyAccess, password: &str
     editable(conn, access)?;
     let meaning = Meaning::parse_input(meaning)?;
     let user = esign::signer(conn, actor)?;
-    if !esign::password_ok(&user, password) {
-        return Err(Error::invalid("password", "the password is not correct; the plan was not signed"));
-    }
+    esign::check_password(conn, &user, password, "the plan was not signed")?;
     write_tx(conn, |conn| {
         let plan = match latest(conn, access.study.id)? {
             Some(p) if p.is_draft() => p,

@@ -35,7 +35,20 @@ pub fn signer(conn: &mut Conn, actor: &Actor) -> Result<users::User> {
         .ok_or_else(|| Error::forbidden("only a signed-in user signs, with their own password"))
 }
 
-/// Whether `password` is the signer's (re-entered for every signature).
-pub fn password_ok(user: &users::User, password: &str) -> bool {
-    passwords::verify(&user.password_hash, password)
+/// Checks the password re-entered for a signature. A locked account signs nothing; a wrong
+/// password counts like a failed sign-in and locks the account the same way
+/// ([`users::LockoutPolicy::STANDARD`]), so a signature prompt cannot be used to guess passwords.
+/// `nothing_done` ends the message ("nothing was signed").
+pub fn check_password(conn: &mut Conn, user: &users::User, password: &str, nothing_done: &str) -> Result<()> {
+    if user.is_locked(crate::db::now()) {
+        return Err(Error::Conflict(format!(
+            "the account is locked after too many wrong passwords; {nothing_done}. Try again later or ask an administrator to unlock it"
+        )));
+    }
+    if passwords::verify(&user.password_hash, password) {
+        return Ok(());
+    }
+    let locked = users::record_login_attempt(conn, user, false)?.is_err_and(|f| f == users::LoginFailure::Locked);
+    let tail = if locked { "; the account is now locked after too many wrong passwords" } else { "" };
+    Err(Error::invalid("password", format!("the password is not correct; {nothing_done}{tail}")))
 }

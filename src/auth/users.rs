@@ -189,6 +189,14 @@ pub struct LockoutPolicy {
     pub duration: Duration,
 }
 
+impl LockoutPolicy {
+    /// Five failed password entries within 15 minutes lock the account for 15 minutes: sign-in,
+    /// the current password on a change, and the password re-entered for an e-signature count
+    /// alike (NIST SP 800-63B §5.2.2 allows at most 100).
+    pub const STANDARD: LockoutPolicy =
+        LockoutPolicy { threshold: 5, window: Duration::from_secs(15 * 60), duration: Duration::from_secs(15 * 60) };
+}
+
 /// Records the outcome of a password check (done by the caller, off the async threads):
 /// on success the failure counter resets; on failure it counts within the window and locks
 /// the account at the threshold (audited).
@@ -196,8 +204,8 @@ pub fn record_login_attempt(
     conn: &mut Conn,
     user: &User,
     password_ok: bool,
-    policy: &LockoutPolicy,
 ) -> Result<std::result::Result<(), LoginFailure>> {
+    let policy = LockoutPolicy::STANDARD;
     let t = now();
     write_tx(conn, |conn| {
         let current = get(conn, user.id)?;

@@ -154,7 +154,8 @@ fn ingest(ctx: &Ctx, code: &str, manifest: &Path, site: Option<String>, paths: V
         .filter(|f| std::fs::canonicalize(&f.path).ok() != manifest_abs)
         .collect();
     let key = evidentia::cases::deid::study_key(&ctx.cfg.data_dir, &access.study.code)?;
-    let plan = match ingest::plan(&mut conn, &access, &key, &bytes, &files, site.as_deref()) {
+    let scrubber = evidentia::cases::scrub::Scrubber::new(&[], &ctx.cfg.mrn_patterns).map_err(Failure::Input)?;
+    let plan = match ingest::plan(&mut conn, &access, &key, &scrubber, &bytes, &files, site.as_deref()) {
         Ok(p) => p,
         Err(Error::Invalid(errors)) => {
             for e in &errors.0 {

@@ -78,7 +78,8 @@ fn draw_and_ingest(
         files.push(SourceFile { name, path, uploaded: true });
     }
     let key = crate::cases::deid::study_key(data_dir, demo.code)?;
-    let mut plan = ingest::plan(conn, access, &key, manifest.as_bytes(), &files, None)?;
+    let scrubber = crate::cases::scrub::Scrubber::new(&[], &[]).map_err(|e| anyhow::anyhow!(e))?;
+    let mut plan = ingest::plan(conn, access, &key, &scrubber, manifest.as_bytes(), &files, None)?;
     plan.upload_dir = Some(dir.to_path_buf());
     let report = ingest::ingest_now(conn, actor, access, data_dir, &plan)?;
     progress(picked.len(), picked.len());

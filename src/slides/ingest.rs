@@ -18,6 +18,7 @@ use crate::auth::permissions::{Permission, StudyAccess};
 use crate::auth::Actor;
 use crate::cases::decode::{read_table, Limits};
 use crate::cases::deid::StudyKey;
+use crate::cases::scrub::Scrubber;
 use crate::db::schema::{cases, slide_ingests, slides};
 use crate::db::{now, write_tx, Conn};
 use crate::error::{Error, FieldErrors, Result};
@@ -108,11 +109,14 @@ pub struct RowOutcome {
 
 /// Checks the manifest against the study and the offered files; every problem is reported by
 /// row and column, and nothing is started unless there is none. Subject ids are pseudonymised
-/// here, exactly as in case import, to find the case: they are never stored or shown.
+/// here, exactly as in case import, to find the case: they are never stored or shown. Block ids
+/// (which usually carry the accession number) are stored as pseudonyms and the scanner's name is
+/// scrubbed (`scrubber`: the installation's identifier patterns).
 pub fn plan(
     conn: &mut Conn,
     access: &StudyAccess,
     key: &StudyKey,
+    scrubber: &Scrubber,
     manifest: &[u8],
     files: &[SourceFile],
     default_site: Option<&str>,
@@ -222,9 +226,14 @@ pub fn plan(
         };
         let mut attributes = Map::new();
         for (c, h) in table.header.iter().enumerate() {
-            if !REQUIRED.contains(&h.as_str()) && h != "site" && !r[c].trim().is_empty() {
-                attributes.insert(h.clone(), Value::String(r[c].trim().to_string()));
-            }
+            let value = r[c].trim();
+            let stored = match h.as_str() {
+                _ if value.is_empty() => continue,
+                "block" => key.pseudonym("slide_block", value),
+                "scanner" => scrubber.scrub(value).0,
+                _ => continue,
+            };
+            attributes.insert(h.clone(), Value::String(stored));
         }
         if let (Some(f), Some((case_id, display))) = (source, case) {
             entries.push(PlanEntry {

@@ -275,15 +275,16 @@ pub fn sign(conn: &mut Conn, actor: &Actor, access: &StudyAccess, password: &str
     let meaning = Meaning::parse_input(meaning)?;
     let lock = current(conn, study.id)?
         .ok_or_else(|| Error::Conflict(format!("{} is not locked: lock it first", study.code)))?;
-    if !esign::password_ok(&user, password) {
+    if let Err(e) = esign::check_password(conn, &user, password, "nothing was signed") {
+        let reason = if matches!(e, Error::Invalid(_)) { "wrong password" } else { "account locked" };
         write_tx(conn, |conn| {
             audit::record(
                 conn,
                 Change::new(study.chain(), &actor.name, Action::SignFailed, Entity::Study, &study.code)
-                    .after(json!({"reason": "wrong password", "meaning": meaning})),
+                    .after(json!({"reason": reason, "meaning": meaning})),
             )
         })?;
-        return Err(Error::invalid("password", "the password is not correct; nothing was signed"));
+        return Err(e);
     }
     write_tx(conn, |conn| {
         let already = study_signatures::table

@@ -32,7 +32,7 @@ pub fn reading_study(app: &TestApp) -> Vec<String> {
         files.push(SourceFile { name: f.to_string(), path, uploaded: false });
     }
     let key = evidentia::cases::deid::study_key(&app.data_dir, STUDY).unwrap();
-    let plan = ingest::plan(&mut conn, &access, &key, manifest.as_bytes(), &files, None).unwrap();
+    let plan = ingest::plan(&mut conn, &access, &key, &no_patterns(), manifest.as_bytes(), &files, None).unwrap();
     let report = ingest::ingest_now(&mut conn, &actor, &access, &app.data_dir, &plan).unwrap();
     assert!(report.iter().all(|r| r.outcome == "ingested"), "{report:?}");
     let def = schema::Definition::parse_text(schema::DEFAULT_TEXT).unwrap();

@@ -289,3 +289,8 @@ pub async fn lock_and_sign(app: &TestApp, study: &str) {
         assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     }
 }
+
+/// The scrubber of an installation with the built-in identifier patterns only.
+pub fn no_patterns() -> evidentia::cases::scrub::Scrubber {
+    evidentia::cases::scrub::Scrubber::new(&[], &[]).unwrap()
+}

@@ -493,3 +493,33 @@ async fn locking_closes_campaigns_and_a_locked_study_offers_no_write_action() {
     let (_, page) = stat.get_text(&back).await;
     assert!(page.contains(r#"<option value="review" selected>"#), "{page}");
 }
+
+#[tokio::test]
+async fn wrong_signature_passwords_lock_the_account_like_failed_sign_ins() {
+    let app = spawn_app();
+    let s = format!("/studies/{STUDY}");
+    let stat = app.login("statistician").await;
+    let user = || evidentia::auth::users::find_by_username(&mut app.conn(), "statistician").unwrap().unwrap();
+    // The plan's signature prompt counts too.
+    stat.post(&format!("{s}/analyses/plan/sign"), &[("password", "guess-0"), ("meaning", "approval")]).await;
+    assert_eq!(user().failed_logins, 1, "a wrong password on the plan's signature counts");
+    let admin = app.login("admin").await;
+    admin.post(&format!("{s}/status"), &[("to", "locked"), ("reason", "test: checklist waived")]).await;
+    for i in 1..4 {
+        stat.post(&format!("{s}/sign"), &[("password", format!("guess-{i}").as_str()), ("meaning", "approval")]).await;
+    }
+    assert_eq!(user().failed_logins, 4);
+    assert!(user().locked_until.is_none());
+    stat.post(&format!("{s}/sign"), &[("password", "guess-5"), ("meaning", "approval")]).await;
+    assert!(user().locked_until.is_some(), "the fifth wrong password locks the account");
+    // Locked: even the right password signs nothing, and the refusal is audited.
+    let r = stat.post(&format!("{s}/sign"), &[("password", PASSWORD), ("meaning", "approval")]).await;
+    assert_eq!(r.status(), 303);
+    assert!(state(&app).signed.is_empty());
+    let (_, page) = stat.get_text(&s).await;
+    assert!(page.contains("the account is locked after too many wrong passwords"), "{page}");
+    let failed = audit_events(&app, "sign_failed");
+    assert_eq!(failed.len(), 5);
+    assert_eq!(failed.iter().filter(|e| e.new_value.as_deref().unwrap().contains("account locked")).count(), 1);
+    assert_eq!(app.client().try_login("statistician", PASSWORD).await.status(), 401, "locked for sign-in as well");
+}

@@ -273,7 +273,7 @@ async fn a_study_run_resumes_without_duplicates_and_is_hidden_from_annotators() 
         let mut conn = app.conn();
         let access = study_access(&mut conn, &operator, "LUNG-IO-01").unwrap();
         let key = evidentia::cases::deid::study_key(&app.data_dir, "LUNG-IO-01").unwrap();
-        let plan = ingest::plan(&mut conn, &access, &key, manifest.as_bytes(), &files, None).unwrap();
+        let plan = ingest::plan(&mut conn, &access, &key, &no_patterns(), manifest.as_bytes(), &files, None).unwrap();
         ingest::ingest_now(&mut conn, &operator, &access, &app.data_dir, &plan).unwrap();
         evidentia::biomarker::runs::start(&mut conn, &operator, &access, "tiny-fcn@0.1.0", "", "").unwrap()
     };

@@ -26,10 +26,11 @@ fn first_subject() -> (String, String) {
     (s.hospital_id.clone(), "SNUBH-0001".to_string())
 }
 
+/// Block ids carry the accession number, as sites write them; the scanner's name may too.
 fn manifest(rows: &[(&str, &str, &str)]) -> Vec<u8> {
-    let mut m = String::from("file,subject_id,stain,site,block\n");
+    let mut m = String::from("file,subject_id,stain,site,block,scanner\n");
     for (file, subject, stain) in rows {
-        m.push_str(&format!("{file},{subject},{stain},SNUBH,A1\n"));
+        m.push_str(&format!("{file},{subject},{stain},SNUBH,S12-3456 A1,GT450 for S12-3456\n"));
     }
     m.into_bytes()
 }
@@ -164,7 +165,14 @@ async fn web_ingest_stores_a_deidentified_copy_linked_to_the_case() {
     assert!(list.contains(label.as_str()) && (list.contains("H&amp;E") || list.contains("H&#38;E")), "{list}");
     let (s, show) = c.get_text(&format!("/studies/LUNG-IO-01/slides/{label}")).await;
     assert_eq!(s, 200);
-    assert!(show.contains("slide-viewer") && show.contains("0.4990") && show.contains("A1"));
+    assert!(show.contains("slide-viewer") && show.contains("0.4990"), "{show}");
+    // The block id is shown as its pseudonym, the scanner scrubbed (the PHI scan above covers
+    // the database).
+    let slide = evidentia::slides::get(&mut app.conn(), demo_study(&app), label).unwrap();
+    let attributes = slide.attributes();
+    let block = attributes["block"].as_str().unwrap();
+    assert!(block.starts_with("PSN-") && show.contains(block), "{attributes:?}");
+    assert!(attributes["scanner"].as_str().unwrap().starts_with("GT450 for [REDACTED"), "{attributes:?}");
     let (s, case_page) = c.get_text(&format!("/studies/LUNG-IO-01/cases/{case}")).await;
     assert_eq!(s, 200);
     assert!(case_page.contains(&format!("/slides/{label}/thumbnail.jpeg")));

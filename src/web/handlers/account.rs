@@ -91,7 +91,6 @@ pub async fn password_change(
     let (actor, uid, account) = (user.actor.clone(), user.user.id, user.user.clone());
     // This session stays; every other one ends, and every API token is revoked.
     let current = req.cookie(sessions::COOKIE).map(|c| c.value().to_string());
-    let policy = super::auth::lockout_policy(&state);
     let result = match checked {
         Ok((true, h)) => {
             state.db(move |conn| users::set_password(conn, &actor, uid, &h, false, current.as_deref())).await
@@ -100,7 +99,7 @@ pub async fn password_change(
             // A wrong current password counts like a failed sign-in (and locks the same way).
             let locked = state
                 .db(move |conn| {
-                    Ok(users::record_login_attempt(conn, &account, false, &policy)?
+                    Ok(users::record_login_attempt(conn, &account, false)?
                         .is_err_and(|f| f == LoginFailure::Locked))
                 })
                 .await?;

@@ -5,7 +5,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use crate::auth::users::{self, LockoutPolicy, LoginFailure};
+use crate::auth::users::{self, LoginFailure};
 use crate::auth::{csrf, passwords, random_token, sessions};
 use crate::telemetry::Sensitive;
 use crate::web::error::PageError;
@@ -53,22 +53,12 @@ pub struct LoginForm {
     pub next: String,
 }
 
-/// The configured account lockout.
-pub fn lockout_policy(state: &AppState) -> LockoutPolicy {
-    LockoutPolicy {
-        threshold: state.config.lockout_threshold,
-        window: state.config.lockout_window,
-        duration: state.config.lockout_duration,
-    }
-}
-
 pub async fn login_submit(
     req: HttpRequest,
     state: web::Data<AppState>,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, PageError> {
     let form = form.into_inner();
-    let policy = lockout_policy(&state);
     let failed = |status: StatusCode, message: String| -> Result<HttpResponse, PageError> {
         let ctx = PageCtx::new(&req, None, "Sign in", "login");
         let page = LoginPage {
@@ -110,7 +100,7 @@ pub async fn login_submit(
         None => None,
         Some(user) => {
             state
-                .db(move |conn| match users::record_login_attempt(conn, &user, ok, &policy)? {
+                .db(move |conn| match users::record_login_attempt(conn, &user, ok)? {
                     Ok(()) => {
                         Ok(Some((sessions::create(conn, user.id)?, crate::studies::members::landing(conn, user.id)?)))
                     }

@@ -173,10 +173,11 @@ pub async fn slide_ingest_upload(
         let site = fields.get("site").cloned().unwrap_or_default();
         let (actor, a2, data_dir, tmp2, dir2) =
             (user.actor.clone(), access.clone(), state.config.data_dir.clone(), tmp.clone(), dir.path().to_path_buf());
+        let scrubber = state.edit_scrubber.clone();
         state
             .db(move |c| {
                 let key = crate::cases::deid::study_key(&data_dir, &a2.study.code)?;
-                let mut plan = ingest::plan(c, &a2, &key, &manifest_bytes, &files, Some(&site))?;
+                let mut plan = ingest::plan(c, &a2, &key, &scrubber, &manifest_bytes, &files, Some(&site))?;
                 plan.upload_dir = Some(dir2);
                 ingest::start(c, &actor, &a2, &tmp2, &plan)
             })
