@@ -41,11 +41,13 @@ pub struct Limits {
     pub max_bytes: usize,
     pub max_cell_bytes: usize,
     pub max_rows: usize,
+    /// Header columns: a REDCap project's widest exports have a few thousand.
+    pub max_columns: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_bytes: 200 * 1024 * 1024, max_cell_bytes: 1024 * 1024, max_rows: 2_000_000 }
+        Limits { max_bytes: 200 * 1024 * 1024, max_cell_bytes: 1024 * 1024, max_rows: 2_000_000, max_columns: 5_000 }
     }
 }
 
@@ -83,6 +85,8 @@ pub enum DecodeError {
     BadQuoting { file: String, row: usize, detail: String },
     #[error("{file}: more than {limit} rows")]
     TooManyRows { file: String, limit: usize },
+    #[error("{file}: the header has {found} columns, over the limit of {limit}")]
+    TooManyColumns { file: String, found: usize, limit: usize },
     #[error("{file}: the header row has an empty column name (column {index})")]
     EmptyHeader { file: String, index: usize },
     #[error("{file}: column {name} appears twice in the header")]
@@ -202,6 +206,10 @@ pub fn read_table(file: &str, bytes: &[u8], forced: Option<Encoding>, limits: &L
         };
         if !is_blank(&cells) {
             let raw_width = cells.len();
+            // Checked before any data row is read: each row would be as wide.
+            if raw_width > limits.max_columns {
+                return Err(DecodeError::TooManyColumns { file: file.to_owned(), found: raw_width, limit: limits.max_columns });
+            }
             break (header_names(file, cells)?, raw_width);
         }
     };
@@ -717,6 +725,14 @@ mod tests {
         assert_eq!(read_table("a.csv", b"a\n1\n2\n\n", None, &limits).unwrap().rows.len(), 2);
         let e = read_table("a.csv", b"a\n1\n2\n3\n", None, &limits).unwrap_err();
         assert_eq!(e, DecodeError::TooManyRows { file: "a.csv".into(), limit: 2 });
+    }
+
+    #[test]
+    fn too_many_columns_are_refused_before_the_rows_are_read() {
+        let limits = Limits { max_columns: 3, ..Limits::default() };
+        assert_eq!(read_table("a.csv", b"a,b,c\n1,2,3\n", None, &limits).unwrap().header.len(), 3);
+        let e = read_table("a.csv", b"a,b,c,d\n1,2,3,4\n", None, &limits).unwrap_err();
+        assert_eq!(e.to_string(), "a.csv: the header has 4 columns, over the limit of 3");
     }
 
     #[test]

@@ -134,7 +134,17 @@ impl PreparedImport {
     pub fn ok(&self) -> bool {
         self.problems.is_empty()
     }
+
+    /// The problems listed to the user (the first [`SHOWN_PROBLEMS`]) and how many more there
+    /// are: a file refused on every row must not become a page of megabytes.
+    pub fn shown_problems(&self) -> (&[Problem], usize) {
+        let n = self.problems.len().min(SHOWN_PROBLEMS);
+        (&self.problems[..n], self.problems.len() - n)
+    }
 }
+
+/// How many problems a refused import lists; the count says how many there are in all.
+pub const SHOWN_PROBLEMS: usize = 200;
 
 enum Column {
     Site,

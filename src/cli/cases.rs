@@ -129,7 +129,11 @@ pub fn run(ctx: &Ctx, cmd: CasesCmd) -> CliResult {
             let prepared = import::prepare(access.study.id, &fields, &sites, &key, &name, &bytes, &opts);
             drop(bytes);
             if !prepared.ok() {
-                let lines: Vec<String> = prepared.problems.iter().map(|p| format!("{name}: {p}")).collect();
+                let (shown, more) = prepared.shown_problems();
+                let mut lines: Vec<String> = shown.iter().map(|p| format!("{name}: {p}")).collect();
+                if more > 0 {
+                    lines.push(format!("{name}: … and {more} more problems"));
+                }
                 return Err(Failure::Input(format!(
                     "the file was refused, nothing was imported:\n{}",
                     lines.join("\n")

@@ -393,7 +393,12 @@ pub fn export(
     let study = studies::get_by_code(conn, &access.study.code)?;
     // A temporary file next to `out`, removed on any failure (a panic too), renamed at the end.
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new().prefix(".dossier-").suffix(".partial").tempfile_in(parent).map_err(io_error)?;
+    remove_abandoned_partials(parent);
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("{PARTIAL_PREFIX}{}-", std::process::id()))
+        .suffix(PARTIAL_SUFFIX)
+        .tempfile_in(parent)
+        .map_err(io_error)?;
     // One read transaction: the lock's state (its snapshot hash re-computed and compared) and
     // every file see the same data, so what is exported is what was signed.
     let (manifest_sha256, files, public_key) = conn.transaction(|conn| {
@@ -412,6 +417,39 @@ pub fn export(
         )
     })?;
     Ok(Exported { files, bytes, manifest_sha256, public_key })
+}
+
+const PARTIAL_PREFIX: &str = ".dossier-";
+const PARTIAL_SUFFIX: &str = ".partial";
+
+/// Removes the temporary files of exports into `dir` whose process has gone (killed, or the
+/// machine stopped): `.dossier-<pid>-….partial` where no process `<pid>` runs. A file whose
+/// process cannot be told (another naming, no `/proc`) is left unless it is a day old.
+fn remove_abandoned_partials(dir: &Path) {
+    let running = |pid: u32| Path::new("/proc").join(pid.to_string()).exists();
+    let have_proc = Path::new("/proc/self").exists();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(middle) = name.strip_prefix(PARTIAL_PREFIX).and_then(|n| n.strip_suffix(PARTIAL_SUFFIX)) else {
+            continue;
+        };
+        let pid = middle.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        let abandoned = match pid {
+            Some(pid) if have_proc => !running(pid),
+            _ => entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(24 * 3600)),
+        };
+        if abandoned && entry.file_type().is_ok_and(|t| t.is_file()) {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => tracing::info!(file = %name, "removed an interrupted dossier export"),
+                Err(e) => tracing::warn!(file = %name, error = %e, "could not remove an interrupted dossier export"),
+            }
+        }
+    }
 }
 
 /// Writes the zip; returns the manifest's SHA-256, the number of files and the public key.
@@ -896,6 +934,11 @@ fn adtte(
     (columns, rows)
 }
 
+/// The largest manifest, signature or expected-results file `verify` reads whole.
+const MAX_METADATA_BYTES: u64 = 64 * 1024 * 1024;
+/// The largest dataset `verify` reads whole to re-compute the statistics.
+const MAX_DATASET_BYTES: u64 = 1024 * 1024 * 1024;
+
 /// One finding of `verify`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Problem {
@@ -919,12 +962,18 @@ pub fn verify(zip_path: &Path, public_key: Option<&str>) -> anyhow::Result<Vec<P
         entries.insert(name, (hex::encode(h.sha.finalize()), h.bytes));
     }
     // The few files read whole: the manifest, its signature, the expected results, one dataset
-    // at a time.
+    // at a time; each only up to its bound, by its size as streamed above (never the size the
+    // zip claims), so a zip bomb is refused before it is inflated in memory.
     let mut read = |name: &str| -> anyhow::Result<Option<Vec<u8>>> {
+        let limit = if name.starts_with("datasets/") { MAX_DATASET_BYTES } else { MAX_METADATA_BYTES };
+        if let Some((_, size)) = entries.get(name).filter(|(_, size)| *size > limit) {
+            anyhow::bail!("{name}: {size} bytes uncompressed, over the limit of {limit} bytes for a file read whole");
+        }
         match archive.by_name(name) {
-            Ok(mut f) => {
+            Ok(f) => {
                 let mut bytes = Vec::new();
-                f.read_to_end(&mut bytes)?;
+                f.take(limit + 1).read_to_end(&mut bytes)?;
+                anyhow::ensure!(bytes.len() as u64 <= limit, "{name}: over the limit of {limit} bytes");
                 Ok(Some(bytes))
             }
             Err(zip::result::ZipError::FileNotFound) => Ok(None),
@@ -1037,4 +1086,42 @@ pub fn verify(zip_path: &Path, public_key: Option<&str>) -> anyhow::Result<Vec<P
         }
     }
     Ok(problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_partial_exports_of_gone_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().join(".dossier-999999999-a1b2.partial");
+        let ours = dir.path().join(format!(".dossier-{}-c3d4.partial", std::process::id()));
+        let other = dir.path().join("dossier.zip");
+        for f in [&gone, &ours, &other] {
+            std::fs::write(f, b"x").unwrap();
+        }
+        remove_abandoned_partials(dir.path());
+        assert!(!gone.exists(), "the export of a process that no longer runs is removed");
+        assert!(ours.exists() && other.exists(), "a running export and other files stay");
+    }
+
+    #[test]
+    fn verify_refuses_a_zip_bomb_before_inflating_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bomb.zip");
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        zip.start_file("manifest.json", opts).unwrap();
+        let zeros = vec![b' '; 1024 * 1024];
+        for _ in 0..65 {
+            zip.write_all(&zeros).unwrap();
+        }
+        zip.start_file("manifest.sig", opts).unwrap();
+        zip.write_all(b"00").unwrap();
+        zip.finish().unwrap();
+        assert!(std::fs::metadata(&path).unwrap().len() < 1024 * 1024, "a small file");
+        let e = verify(&path, None).unwrap_err().to_string();
+        assert!(e.contains("manifest.json: 68157440 bytes uncompressed, over the limit"), "{e}");
+    }
 }
