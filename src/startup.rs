@@ -108,6 +108,11 @@ impl Application {
         let listener =
             TcpListener::bind(&config.bind).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
         let port = listener.local_addr()?.port();
+        let edit_scrubber = Arc::new(
+            crate::cases::scrub::Scrubber::new(&[], &config.mrn_patterns)
+                .map_err(|e| anyhow::anyhow!("EVIDENTIA_MRN_PATTERNS: {e}"))?,
+        );
+        crate::audit::scrub_reasons_with(edit_scrubber.clone());
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             config: config.clone(),
@@ -120,10 +125,7 @@ impl Application {
             hashing: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1)),
             )),
-            edit_scrubber: Arc::new(
-                crate::cases::scrub::Scrubber::new(&[], &config.mrn_patterns)
-                    .map_err(|e| anyhow::anyhow!("EVIDENTIA_MRN_PATTERNS: {e}"))?,
-            ),
+            edit_scrubber: edit_scrubber.clone(),
         });
         let server = HttpServer::new(move || {
             App::new()

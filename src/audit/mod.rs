@@ -429,6 +429,24 @@ pub(crate) fn chain_hash(prev_hash: &str, canonical: &str) -> String {
 }
 
 /// Appends one event to its chain. Call it inside the transaction that makes the change.
+/// The installation's identifier patterns, applied to every reason before it is chained: a
+/// reason is typed free text ("corrected per Kim's chart, MRN 1234567") and the chain cannot
+/// be edited afterwards. Set once at start; the built-in patterns until then.
+static REASON_SCRUBBER: std::sync::OnceLock<std::sync::Arc<crate::cases::scrub::Scrubber>> =
+    std::sync::OnceLock::new();
+
+/// Uses `scrubber` (built from `EVIDENTIA_MRN_PATTERNS`) for reasons; the first call wins.
+pub fn scrub_reasons_with(scrubber: std::sync::Arc<crate::cases::scrub::Scrubber>) {
+    let _ = REASON_SCRUBBER.set(scrubber);
+}
+
+fn scrub_reason(reason: &str) -> String {
+    let scrubber = REASON_SCRUBBER.get_or_init(|| {
+        std::sync::Arc::new(crate::cases::scrub::Scrubber::new(&[], &[]).expect("the built-in patterns compile"))
+    });
+    scrubber.scrub(reason).0
+}
+
 pub fn record(conn: &mut Conn, change: Change<'_>) -> Result<()> {
     record_batch(conn, vec![change])
 }
@@ -450,8 +468,23 @@ pub fn record_batch(conn: &mut Conn, changes: Vec<Change<'_>>) -> Result<()> {
     let had_head = head.is_some();
     let (mut seq, mut prev_hash) = head.unwrap_or((0, GENESIS.to_string()));
     let at = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    // Scrubbed once per distinct reason (a batch usually shares one).
+    let mut last: Option<(&str, String)> = None;
+    let reasons: Vec<Option<String>> = changes
+        .iter()
+        .map(|c| {
+            c.reason.map(|r| match &last {
+                Some((seen, scrubbed)) if *seen == r => scrubbed.clone(),
+                _ => {
+                    let scrubbed = scrub_reason(r);
+                    last = Some((r, scrubbed.clone()));
+                    scrubbed
+                }
+            })
+        })
+        .collect();
     let mut rows = Vec::with_capacity(changes.len());
-    for c in changes {
+    for (c, reason) in changes.into_iter().zip(&reasons) {
         seq += 1;
         // Stored in canonical form too: written once, hashed and kept.
         let old_value = c.old.as_ref().map(canonical::to_string);
@@ -466,7 +499,7 @@ pub fn record_batch(conn: &mut Conn, changes: Vec<Change<'_>>) -> Result<()> {
             &c.entity_id,
             old_value.as_deref(),
             new_value.as_deref(),
-            c.reason,
+            reason.as_deref(),
         );
         let hash = chain_hash(&prev_hash, &canonical);
         rows.push(NewAuditEvent {
@@ -480,7 +513,7 @@ pub fn record_batch(conn: &mut Conn, changes: Vec<Change<'_>>) -> Result<()> {
             entity_id: c.entity_id,
             old_value,
             new_value,
-            reason: c.reason,
+            reason: reason.as_deref(),
             prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
             hash,
         });

@@ -206,6 +206,11 @@ fn config_for(data_dir: PathBuf, serve: Option<&ServeArgs>) -> Config {
     if let Some(s) = serve {
         cfg.job_workers = s.job_workers;
     }
+    // Reasons typed on the command line are scrubbed with the installation's patterns (an
+    // invalid pattern is reported where the patterns are used).
+    if let Ok(scrubber) = evidentia::cases::scrub::Scrubber::new(&[], &cfg.mrn_patterns) {
+        evidentia::audit::scrub_reasons_with(std::sync::Arc::new(scrubber));
+    }
     cfg
 }
 

@@ -132,3 +132,18 @@ async fn the_cli_exports_a_study_chain() {
     let out = app.cli(&["--as", "annotator1", "audit", "export", "--study", "LUNG-IO-01"], None);
     assert_eq!(out.status.code(), Some(2), "annotators may not read the audit trail");
 }
+
+#[tokio::test]
+async fn reasons_are_scrubbed_before_they_are_chained() {
+    let app = spawn_app();
+    let admin = app.login("admin").await;
+    let typed = "waived after a call with hong@snubh.org about S12-3456";
+    admin.post("/studies/LUNG-IO-01/status", &[("to", "locked"), ("reason", typed)]).await;
+    let events = audit_events(&app, "status");
+    let stored = events.iter().find_map(|e| e.reason.as_deref().filter(|r| r.starts_with("waived"))).expect("the reason");
+    assert!(stored.starts_with("waived after a call with [REDACTED:EMAIL] about [REDACTED"), "{stored}");
+    assert!(!stored.contains("hong@") && !stored.contains("S12-3456"), "{stored}");
+    // The chain holds the scrubbed reason, and verifies.
+    let out = verify(&app);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
