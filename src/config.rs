@@ -28,7 +28,11 @@ impl Clock {
 pub struct Config {
     pub bind: String,
     pub data_dir: PathBuf,
-    /// Adds `Secure` to cookies (`EVIDENTIA_SECURE_COOKIES=1`); set it behind HTTPS.
+    /// The address users open (`EVIDENTIA_PUBLIC_URL`, e.g. `https://evidentia.hospital.org`).
+    /// When it is `https://`, cookies are `Secure` and every answer carries HSTS.
+    pub public_url: Option<String>,
+    /// Adds `Secure` to cookies: on behind an `https://` public URL, else off;
+    /// `EVIDENTIA_SECURE_COOKIES` (`1`/`0`) overrides.
     pub secure_cookies: bool,
     pub session_idle: Duration,
     pub session_absolute: Duration,
@@ -69,15 +73,33 @@ fn env_secs(name: &str, default: u64) -> Duration {
     Duration::from_secs(secs)
 }
 
+fn is_https(url: Option<&str>) -> bool {
+    url.is_some_and(|u| u.trim().to_ascii_lowercase().starts_with("https://"))
+}
+
+/// `Secure` cookies: what `EVIDENTIA_SECURE_COOKIES` says (`1`/`true`/`yes`, `0`/`false`/`no`),
+/// else on exactly when the public URL is `https://`.
+fn secure_cookies(public_url: Option<&str>, setting: Option<&str>) -> bool {
+    match setting.map(str::trim) {
+        Some("1" | "true" | "yes") => true,
+        Some("0" | "false" | "no") => false,
+        _ => is_https(public_url),
+    }
+}
+
 impl Config {
     /// Defaults and environment; `bind` and `data_dir` come from the CLI (which reads
     /// `EVIDENTIA_BIND` / `EVIDENTIA_DATA_DIR` itself).
     pub fn from_env(bind: String, data_dir: PathBuf) -> Self {
-        let flag = |name: &str| matches!(std::env::var(name).as_deref(), Ok("1") | Ok("true") | Ok("yes"));
+        let public_url =
+            std::env::var("EVIDENTIA_PUBLIC_URL").ok().map(|u| u.trim().to_string()).filter(|u| !u.is_empty());
+        let secure_cookies =
+            secure_cookies(public_url.as_deref(), std::env::var("EVIDENTIA_SECURE_COOKIES").ok().as_deref());
         Config {
             bind,
             data_dir,
-            secure_cookies: flag("EVIDENTIA_SECURE_COOKIES"),
+            public_url,
+            secure_cookies,
             session_idle: env_secs("EVIDENTIA_SESSION_IDLE_SECS", 30 * 60),
             session_absolute: env_secs("EVIDENTIA_SESSION_ABSOLUTE_SECS", 12 * 3600),
             job_workers: std::env::var("EVIDENTIA_JOB_WORKERS").ok().and_then(|v| v.parse().ok()).unwrap_or(2),
@@ -114,6 +136,12 @@ impl Config {
         }
     }
 
+    /// Whether users reach the server over HTTPS (an `https://` public URL): then browsers are
+    /// told to use nothing else (HSTS).
+    pub fn https(&self) -> bool {
+        is_https(self.public_url.as_deref())
+    }
+
     pub fn exports_dir(&self) -> PathBuf {
         self.data_dir.join("exports")
     }
@@ -122,5 +150,20 @@ impl Config {
     /// received (owner-only, swept at start and hourly, never backed up: `crate::tmp`).
     pub fn tmp_dir(&self) -> PathBuf {
         self.data_dir.join("tmp")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_secure_behind_an_https_public_url_unless_set_otherwise() {
+        assert!(secure_cookies(Some("https://evidentia.hospital.org"), None));
+        assert!(secure_cookies(Some(" HTTPS://x "), None));
+        assert!(!secure_cookies(Some("http://localhost:8080"), None));
+        assert!(!secure_cookies(None, None));
+        assert!(secure_cookies(None, Some("1")));
+        assert!(!secure_cookies(Some("https://x"), Some("0")));
     }
 }

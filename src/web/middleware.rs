@@ -27,8 +27,14 @@ pub async fn security_headers(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let is_static = req.path().starts_with("/static/");
+    let https = req.app_data::<web::Data<AppState>>().is_some_and(|s| s.config.https());
     let mut res = next.call(req).await?;
     let h = res.headers_mut();
+    if https {
+        // One year, as the HSTS preload list asks (RFC 6797 §6.1.1); not subdomains, which the
+        // hospital may serve otherwise.
+        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    }
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));

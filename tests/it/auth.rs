@@ -122,6 +122,7 @@ async fn every_response_carries_the_security_headers() {
         assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{path}: {csp}");
         assert_eq!(h.get("x-content-type-options").unwrap(), "nosniff", "{path}");
         assert!(h.get("referrer-policy").is_some(), "{path}");
+        assert!(h.get("strict-transport-security").is_none(), "{path}: no HSTS without an https public URL");
     }
     // Cookies are HttpOnly and SameSite=Strict.
     let r = c.get("/login").await;
@@ -130,12 +131,21 @@ async fn every_response_carries_the_security_headers() {
 }
 
 #[tokio::test]
-async fn secure_cookies_when_configured() {
-    let app = spawn_app_with(|cfg| cfg.secure_cookies = true);
+async fn secure_cookies_and_hsts_behind_an_https_public_url() {
+    // What `EVIDENTIA_PUBLIC_URL=https://…` sets (the derivation is unit-tested in config.rs).
+    let app = spawn_app_with(|cfg| {
+        cfg.public_url = Some("https://evidentia.hospital.example".into());
+        cfg.secure_cookies = true;
+    });
     let mut c = app.client();
     let r = c.try_login("manager", PASSWORD).await;
     let set: Vec<String> = r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
     assert!(set.iter().any(|s| s.starts_with("ev_session=") && s.contains("Secure")), "{set:?}");
+    assert!(set.iter().any(|s| s.starts_with("ev_csrf=") && s.contains("Secure")), "{set:?}");
+    for path in ["/login", "/healthz", "/static/css/app.css", "/studies", "/no-such-page"] {
+        let r = c.get(path).await;
+        assert_eq!(r.headers().get("strict-transport-security").unwrap(), "max-age=31536000", "{path}");
+    }
 }
 
 /// A token for `username` made through the account page; returns it.
