@@ -488,7 +488,18 @@ fn check_layout(d: &TiffDirectory, what: &str, file_len: u64) -> Result<(), Slid
             d.chunk_byte_counts.len()
         )));
     }
+    // A compressed chunk is never much larger than its pixels uncompressed (JPEG at quality 100
+    // and deflate of noise stay well under twice): a larger claim is damage or an attack that
+    // would make ingest read the whole file into memory at once.
+    let raw_bytes = chunk_pixels * planes.max(u64::from(d.samples_per_pixel)) * u64::from(d.bits_per_sample.max(8)) / 8;
+    let max_bytes = raw_bytes * 2 + (1 << 20);
     for (i, (&off, &n)) in d.chunk_offsets.iter().zip(&d.chunk_byte_counts).enumerate() {
+        if n > max_bytes {
+            return Err(SlideError::Corrupt(format!(
+                "{kind} {i} of {what} claims {n} bytes, more than a {}×{} {kind} can hold ({max_bytes} bytes at most)",
+                d.chunk_width, d.chunk_height
+            )));
+        }
         match off.checked_add(n) {
             Some(end) if end <= file_len => {}
             _ => {
@@ -1213,6 +1224,17 @@ pub(crate) mod tests {
         );
         assert_eq!(msg("jpeg2000.svs"), "JPEG 2000 compression (33003) is not supported");
         assert!(msg("empty.tiff").contains("empty"));
+    }
+
+    #[test]
+    fn a_chunk_claiming_more_than_its_pixels_can_hold_is_refused() {
+        let slide = TiffSlide::open(&fixture("aperio.svs")).unwrap();
+        let mut d = slide.directories()[0].clone();
+        let file_len = 1 << 40;
+        check_layout(&d, "level 0", file_len).unwrap();
+        d.chunk_byte_counts[0] = 1 << 32;
+        let e = check_layout(&d, "level 0", file_len).unwrap_err().to_string();
+        assert!(e.contains("tile 0 of level 0 claims 4294967296 bytes, more than a 240×240 tile can hold"), "{e}");
     }
 
     #[test]
