@@ -432,8 +432,7 @@ pub(crate) fn chain_hash(prev_hash: &str, canonical: &str) -> String {
 /// The installation's identifier patterns, applied to every reason before it is chained: a
 /// reason is typed free text ("corrected per Kim's chart, MRN 1234567") and the chain cannot
 /// be edited afterwards. Set once at start; the built-in patterns until then.
-static REASON_SCRUBBER: std::sync::OnceLock<std::sync::Arc<crate::cases::scrub::Scrubber>> =
-    std::sync::OnceLock::new();
+static REASON_SCRUBBER: std::sync::OnceLock<std::sync::Arc<crate::cases::scrub::Scrubber>> = std::sync::OnceLock::new();
 
 /// Uses `scrubber` (built from `EVIDENTIA_MRN_PATTERNS`) for reasons; the first call wins.
 pub fn scrub_reasons_with(scrubber: std::sync::Arc<crate::cases::scrub::Scrubber>) {

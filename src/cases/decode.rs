@@ -208,7 +208,11 @@ pub fn read_table(file: &str, bytes: &[u8], forced: Option<Encoding>, limits: &L
             let raw_width = cells.len();
             // Checked before any data row is read: each row would be as wide.
             if raw_width > limits.max_columns {
-                return Err(DecodeError::TooManyColumns { file: file.to_owned(), found: raw_width, limit: limits.max_columns });
+                return Err(DecodeError::TooManyColumns {
+                    file: file.to_owned(),
+                    found: raw_width,
+                    limit: limits.max_columns,
+                });
             }
             break (header_names(file, cells)?, raw_width);
         }

@@ -140,7 +140,8 @@ async fn reasons_are_scrubbed_before_they_are_chained() {
     let typed = "waived after a call with hong@snubh.org about S12-3456";
     admin.post("/studies/LUNG-IO-01/status", &[("to", "locked"), ("reason", typed)]).await;
     let events = audit_events(&app, "status");
-    let stored = events.iter().find_map(|e| e.reason.as_deref().filter(|r| r.starts_with("waived"))).expect("the reason");
+    let stored =
+        events.iter().find_map(|e| e.reason.as_deref().filter(|r| r.starts_with("waived"))).expect("the reason");
     assert!(stored.starts_with("waived after a call with [REDACTED:EMAIL] about [REDACTED"), "{stored}");
     assert!(!stored.contains("hong@") && !stored.contains("S12-3456"), "{stored}");
     // The chain holds the scrubbed reason, and verifies.

@@ -481,9 +481,11 @@ fn bad_files() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     big_cell.extend_from_slice(b"S1,SNUBH,50,1,2024-01-01,5,0,\"");
     big_cell.extend(std::iter::repeat_n(b'x', 10 * 1024 * 1024));
     big_cell.extend_from_slice(b"\"\n");
-    let wide = format!("subject_id,site,{}\nS1,SNUBH\n", (0..100_000).map(|i| format!("c{i}")).collect::<Vec<_>>().join(","));
-    let every_row_bad: String =
-        std::iter::once(header.to_string()).chain((0..1000).map(|i| format!("S{i},SNUBH,fifty,1,2024-01-01,5,0,\n"))).collect();
+    let wide =
+        format!("subject_id,site,{}\nS1,SNUBH\n", (0..100_000).map(|i| format!("c{i}")).collect::<Vec<_>>().join(","));
+    let every_row_bad: String = std::iter::once(header.to_string())
+        .chain((0..1000).map(|i| format!("S{i},SNUBH,fifty,1,2024-01-01,5,0,\n")))
+        .collect();
     vec![
         ("100,000 columns", wide.into_bytes(), "the header has 100002 columns, over the limit of 5000"),
         // The count is given; the list stops at 200.

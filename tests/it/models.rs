@@ -77,6 +77,8 @@ async fn models_register_with_a_checked_card_and_never_change() {
         ),
         ("tiny-fcn.onnx", "tiny-fcn-wrong-outputs.json", "the model has no output \"heatmap\""),
         ("not-onnx.onnx", "tiny-fcn.json", "not a model this backend can run"),
+        // Weights read from another file (here another model's), which the SHA-256 would not cover.
+        ("tiny-fcn-external.onnx", "tiny-fcn.json", "keeps its data in an external file"),
         ("tiny-fcn.onnx", "not-onnx.onnx", "not-onnx.onnx: card: expected"),
     ] {
         let out = register(file, card);

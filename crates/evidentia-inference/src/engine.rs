@@ -199,13 +199,17 @@ static ENVIRONMENT: OnceLock<Result<ort::environment::Environment, String>> = On
 
 impl Model {
     /// Loads an ONNX file on this process's backend with `threads` intra-op threads.
+    /// Files whose weights live in other files are refused first ([`crate::onnx_file`]).
     pub fn load(path: &Path, threads: usize) -> Result<Model, String> {
+        let fail = |e: String| format!("not a model this backend can run: {e}");
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        crate::onnx_file::refuse_external_data(&bytes).map_err(fail)?;
+        drop(bytes);
         let kind = backend()?.kind;
         let env = ENVIRONMENT
             .get_or_init(|| ort::init().with_name("evidentia").build().map_err(|e| e.to_string()))
             .as_ref()
             .map_err(Clone::clone)?;
-        let fail = |e: String| format!("not a model this backend can run: {e}");
         let builder = Session::builder(env).map_err(|e| fail(e.to_string()))?;
         let mut builder = builder.with_intra_threads(threads.max(1)).map_err(|e| fail(e.to_string()))?;
         if kind == BackendKind::OnnxRuntime {

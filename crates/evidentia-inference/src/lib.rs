@@ -4,6 +4,8 @@
 //!   normalisation, outputs, the phenotype thresholds), checked on its own and against the model.
 //! - [`engine`]: one process-wide inference backend behind ort's API, ONNX Runtime (loaded at run
 //!   time, never downloaded) or tract (pure Rust) when it is absent, and a loaded [`engine::Model`].
+//! - [`onnx_file`]: refuses ONNX files whose weights live in other files (not covered by the
+//!   model's hash).
 //! - [`pipeline`]: tiles over tissue at the card's MPP, batched through the model, cells scored and
 //!   the slide classified by the phenotype rule (`evidentia-phenotype`).
 //!
@@ -12,4 +14,5 @@
 
 pub mod card;
 pub mod engine;
+pub mod onnx_file;
 pub mod pipeline;

@@ -99,8 +99,7 @@ pub async fn password_change(
             // A wrong current password counts like a failed sign-in (and locks the same way).
             let locked = state
                 .db(move |conn| {
-                    Ok(users::record_login_attempt(conn, &account, false)?
-                        .is_err_and(|f| f == LoginFailure::Locked))
+                    Ok(users::record_login_attempt(conn, &account, false)?.is_err_and(|f| f == LoginFailure::Locked))
                 })
                 .await?;
             Err(Error::invalid(
