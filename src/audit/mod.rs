@@ -428,24 +428,26 @@ pub(crate) fn chain_hash(prev_hash: &str, canonical: &str) -> String {
     hex::encode(h.finalize())
 }
 
-/// Appends one event to its chain. Call it inside the transaction that makes the change.
 /// The installation's identifier patterns, applied to every reason before it is chained: a
 /// reason is typed free text ("corrected per Kim's chart, MRN 1234567") and the chain cannot
 /// be edited afterwards. Set once at start; the built-in patterns until then.
-static REASON_SCRUBBER: std::sync::OnceLock<std::sync::Arc<crate::cases::scrub::Scrubber>> = std::sync::OnceLock::new();
+type ReasonScrubber = std::result::Result<std::sync::Arc<crate::cases::scrub::Scrubber>, String>;
+static REASON_SCRUBBER: std::sync::OnceLock<ReasonScrubber> = std::sync::OnceLock::new();
 
 /// Uses `scrubber` (built from `EVIDENTIA_MRN_PATTERNS`) for reasons; the first call wins.
 pub fn scrub_reasons_with(scrubber: std::sync::Arc<crate::cases::scrub::Scrubber>) {
-    let _ = REASON_SCRUBBER.set(scrubber);
+    let _ = REASON_SCRUBBER.set(Ok(scrubber));
 }
 
-fn scrub_reason(reason: &str) -> String {
-    let scrubber = REASON_SCRUBBER.get_or_init(|| {
-        std::sync::Arc::new(crate::cases::scrub::Scrubber::new(&[], &[]).expect("the built-in patterns compile"))
-    });
-    scrubber.scrub(reason).0
+fn scrub_reason(reason: &str) -> Result<String> {
+    let scrubber = REASON_SCRUBBER
+        .get_or_init(|| crate::cases::scrub::Scrubber::new(&[], &[]).map(std::sync::Arc::new))
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("the identifier patterns for reasons: {e}"))?;
+    Ok(scrubber.scrub(reason).0)
 }
 
+/// Appends one event to its chain. Call it inside the transaction that makes the change.
 pub fn record(conn: &mut Conn, change: Change<'_>) -> Result<()> {
     record_batch(conn, vec![change])
 }
@@ -472,16 +474,18 @@ pub fn record_batch(conn: &mut Conn, changes: Vec<Change<'_>>) -> Result<()> {
     let reasons: Vec<Option<String>> = changes
         .iter()
         .map(|c| {
-            c.reason.map(|r| match &last {
-                Some((seen, scrubbed)) if *seen == r => scrubbed.clone(),
-                _ => {
-                    let scrubbed = scrub_reason(r);
-                    last = Some((r, scrubbed.clone()));
-                    scrubbed
-                }
-            })
+            c.reason
+                .map(|r| match &last {
+                    Some((seen, scrubbed)) if *seen == r => Ok(scrubbed.clone()),
+                    _ => {
+                        let scrubbed = scrub_reason(r)?;
+                        last = Some((r, scrubbed.clone()));
+                        Ok(scrubbed)
+                    }
+                })
+                .transpose()
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let mut rows = Vec::with_capacity(changes.len());
     for (c, reason) in changes.into_iter().zip(&reasons) {
         seq += 1;
