@@ -147,6 +147,23 @@ pub fn disagreements(
     Ok(out)
 }
 
+/// Which slide an adjudication is about: by its label (managers' tools, the CLI, the demo) or by
+/// one of its reads, which is all a blinded adjudicator is shown (the label carries the case).
+#[derive(Debug, Clone, Copy)]
+pub enum SlideRef<'a> {
+    Label(&'a str),
+    Read(i32),
+}
+
+impl SlideRef<'_> {
+    fn matches(&self, d: &Disagreement) -> bool {
+        match self {
+            SlideRef::Label(l) => d.slide == *l,
+            SlideRef::Read(r) => d.read_ids.contains(r),
+        }
+    }
+}
+
 /// Records the adjudicator's value for one field of one slide (validated against the schema).
 /// Changing an earlier adjudication needs a reason. Audited with the readers' values.
 #[allow(clippy::too_many_arguments)]
@@ -155,7 +172,7 @@ pub fn adjudicate(
     actor: &Actor,
     access: &StudyAccess,
     campaign_id: i32,
-    slide_label: &str,
+    slide: SlideRef<'_>,
     field: &str,
     value: &str,
     note: &str,
@@ -171,8 +188,8 @@ pub fn adjudicate(
         study.ensure_editable()?;
         let def = schema::require_current(conn, study.id)?.definition();
         let open = disagreements(conn, study.id, &campaign, &def)?;
-        let Some(d) = open.iter().find(|d| d.slide == slide_label && d.field == field) else {
-            return Err(Error::invalid("field", format!("{slide_label} has no disagreement on {field} to adjudicate")));
+        let Some(d) = open.iter().find(|d| slide.matches(d) && d.field == field) else {
+            return Err(Error::invalid("field", format!("that slide has no disagreement on {field} to adjudicate")));
         };
         let mut one = Map::new();
         one.insert(field.to_string(), Value::String(value.to_string()));
@@ -223,7 +240,7 @@ pub fn adjudicate(
                 &actor.name,
                 Action::Adjudicate,
                 Entity::Adjudication,
-                format!("{}/{slide_label}/{field}", campaign.name),
+                format!("{}/{}/{field}", campaign.name, d.slide),
             )
             .before_opt(d.adjudicated.as_ref().map(|a| json!({"value": a})))
             .after(json!({"value": v, "reads": readers}))

@@ -94,7 +94,16 @@ pub fn seed_reads(conn: &mut Conn, data_dir: &std::path::Path, demo: &DemoStudy)
                 format!("{:.0}", xs.iter().sum::<f64>() / xs.len().max(1) as f64)
             }
         };
-        adjudication::adjudicate(conn, &adjudicator, &adjudicator_access, campaign.id, &d.slide, &d.field, &value, "")?;
+        adjudication::adjudicate(
+            conn,
+            &adjudicator,
+            &adjudicator_access,
+            campaign.id,
+            adjudication::SlideRef::Label(&d.slide),
+            &d.field,
+            &value,
+            "",
+        )?;
         adjudicated += 1;
     }
 

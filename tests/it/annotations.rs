@@ -189,6 +189,10 @@ async fn blinding_holds_against_direct_urls_and_the_api() {
     }
     // Nor may they write to another reader's read.
     assert_eq!(save_draft(&a1, theirs, json!({"values": {}, "regions": []})).await.status(), 404);
+    // And the refusal comes before the body is read: a 100 MB draft announced, 1 KB sent.
+    let path = format!("/studies/{STUDY}/reads/{theirs}/draft");
+    let answer = post_with_unfinished_body(&app, "annotator1", &path, 100 << 20, &[b' '; 1024]).await;
+    assert_eq!(answer.as_deref(), Some("HTTP/1.1 404 Not Found"), "answered without waiting for the body");
 
     // The API with a token: own read yes, the other's no.
     let token = {
@@ -420,6 +424,8 @@ async fn disagreements_are_adjudicated_into_the_reference_and_agreement_is_shown
     let (status, page) = adj.get_text(&format!("/studies/{STUDY}/campaigns/{id}/adjudication")).await;
     assert_eq!(status, 200);
     assert!(page.contains("Reader A") && page.contains("Reader B"), "{page}");
+    // Nor the slides' labels, which carry the case: slides are numbered.
+    assert!(page.contains("Slide 1") && !page.contains(&labels[0]) && !page.contains(&labels[2]), "{page}");
     for name in ["annotator1", "annotator2", "Kim Minji", "Lee Seojun"] {
         assert!(!page.contains(name), "{name} shown to the adjudicator: {page}");
     }
@@ -450,7 +456,10 @@ async fn disagreements_are_adjudicated_into_the_reference_and_agreement_is_shown
     )
     .await;
     assert!(audit_events(&app, "adjudicate").is_empty());
-    adj.post(&format!("/studies/{STUDY}/campaigns/{id}/adjudication"), &form).await;
+    // What the page posts: the slide by one of its reads.
+    let by_read = [("read", r1.to_string()), ("field", "phenotype".into()), ("value", "inflamed".into())];
+    let by_read: Vec<(&str, &str)> = by_read.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(adj.post(&format!("/studies/{STUDY}/campaigns/{id}/adjudication"), &by_read).await.status(), 303);
     let ev = audit_events(&app, "adjudicate");
     assert_eq!(ev.len(), 1);
     assert!(

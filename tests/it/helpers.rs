@@ -294,3 +294,32 @@ pub async fn lock_and_sign(app: &TestApp, study: &str) {
 pub fn no_patterns() -> evidentia::cases::scrub::Scrubber {
     evidentia::cases::scrub::Scrubber::new(&[], &[]).unwrap()
 }
+
+/// Sends a POST as `username` that declares a body of `declared` bytes but sends only `sent`,
+/// and returns the status line of the answer, or `None` if none comes within 10 s: the answer to
+/// a refused request must not wait for a body the server should never read.
+pub async fn post_with_unfinished_body(
+    app: &TestApp,
+    username: &str,
+    path: &str,
+    declared: usize,
+    sent: &[u8],
+) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let uid = evidentia::auth::users::find_by_username(&mut app.conn(), username).unwrap().unwrap().id;
+    let session = evidentia::auth::sessions::create(&mut app.conn(), uid).unwrap();
+    let csrf = "c".repeat(64);
+    let addr = app.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {declared}\r\n\
+         Cookie: {}={session}; {}={csrf}\r\nX-CSRF-Token: {csrf}\r\n\r\n",
+        evidentia::auth::sessions::COOKIE,
+        evidentia::auth::csrf::COOKIE,
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(sent).await.unwrap();
+    let mut buf = vec![0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await.ok()?.ok()?;
+    String::from_utf8_lossy(&buf[..n]).lines().next().map(str::to_string)
+}

@@ -641,10 +641,15 @@ pub async fn adjudication_show(
             let def = schema::require_current(c, sid)?.definition();
             let mut ds = adjudication::disagreements(c, sid, &campaign, &def)?;
             // The adjudicator judges the values, not the people: readers are "Reader A", "B", …
+            // and, unless their role reviews reads, slides are numbered (a label carries the case).
             if uid.is_some() && campaign.adjudicator_id == uid {
-                for d in &mut ds {
+                let blind = !checked.can(Permission::ViewReads);
+                for (n, d) in ds.iter_mut().enumerate() {
                     for (i, (reader, _)) in d.values.iter_mut().enumerate() {
                         *reader = format!("Reader {}", (b'A' + (i % 26) as u8) as char);
+                    }
+                    if blind {
+                        d.slide = format!("Slide {}", n + 1);
                     }
                 }
             }
@@ -668,8 +673,11 @@ pub async fn adjudication_show(
 
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 pub struct AdjudicateForm {
+    /// The slide by its label, or (what the page posts) by one of its reads.
     #[serde(default)]
     pub slide: String,
+    #[serde(default)]
+    pub read: Option<i32>,
     #[serde(default)]
     pub field: String,
     #[serde(default)]
@@ -688,9 +696,15 @@ pub async fn adjudicate(
     let url = format!("/studies/{code}/campaigns/{id}/adjudication");
     let f = form.into_inner();
     let actor = user.actor.clone();
-    let (slide, field) = (f.slide.clone(), f.field.clone());
+    let field = f.field.clone();
     let result = state
-        .db(move |c| adjudication::adjudicate(c, &actor, &access, id, &f.slide, &f.field, &f.value, &f.note))
+        .db(move |c| {
+            let slide = match f.read {
+                Some(read) => adjudication::SlideRef::Read(read),
+                None => adjudication::SlideRef::Label(&f.slide),
+            };
+            adjudication::adjudicate(c, &actor, &access, id, slide, &f.field, &f.value, &f.note)
+        })
         .await;
-    flash_outcome(&url, result, "", |()| format!("{slide}: {field} adjudicated."))
+    flash_outcome(&url, result, "", |()| format!("{field} adjudicated."))
 }

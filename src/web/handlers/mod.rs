@@ -119,11 +119,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/studies/{code}/reads/{id}/regions", web::get().to(reading::read_regions))
         .route("/studies/{code}/reads/{id}/ai.json", web::get().to(reading::read_ai))
         .route("/studies/{code}/reads/{id}/ai.png", web::get().to(reading::read_ai_png))
-        .service(
-            web::resource("/studies/{code}/reads/{id}/draft")
-                .app_data(reading::draft_payload_config())
-                .route(web::post().to(reading::read_draft)),
-        )
+        .route("/studies/{code}/reads/{id}/draft", web::post().to(reading::read_draft))
         .route("/studies/{code}/reads/{id}/submit", web::post().to(reading::read_submit))
         .route("/studies/{code}/reads/{id}/reopen", web::post().to(reading::read_reopen))
         .route("/studies/{code}/reads/{id}/regions.geojson", web::get().to(reading::read_geojson))

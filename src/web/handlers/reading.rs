@@ -261,22 +261,24 @@ fn ai_summary(r: &runs::SlideResultRow) -> serde_json::Value {
     })
 }
 
-/// Drafts can carry every region of a slide (100,000 points are ~11 MB of JSON), so their body
-/// limit is raised from actix's 2 MiB; the body is parsed only after the read's access check.
-pub fn draft_payload_config() -> web::PayloadConfig {
-    web::PayloadConfig::new(128 << 20)
-}
+/// Drafts can carry every region of a slide (100,000 points are ~11 MB of JSON).
+const DRAFT_LIMIT: usize = 128 << 20;
 
-/// Draft autosave from the workbench (JSON in, JSON out).
+/// Draft autosave from the workbench (JSON in, JSON out). The body is read only after the
+/// read's access check: someone who may not write this read sends nothing into memory.
 pub async fn read_draft(
     state: web::Data<AppState>,
     InStudy { user, access, .. }: InStudy<perm::View>,
     path: web::Path<(String, i32)>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let (_, id) = path.into_inner();
     let (actor, a2) = (user.actor.clone(), access.clone());
     state.db(move |c| reads::open_for(c, &actor, &a2, id)).await?;
+    let body = match payload.to_bytes_limited(DRAFT_LIMIT).await {
+        Ok(body) => body.map_err(|e| Error::invalid("draft", format!("the draft could not be read: {e}")))?,
+        Err(_) => return Err(Error::invalid("draft", format!("over the limit of {} MiB", DRAFT_LIMIT >> 20)).into()),
+    };
     let draft: Draft = serde_json::from_slice(&body).map_err(|e| Error::invalid("draft", e.to_string()))?;
     let actor = user.actor.clone();
     let saved = state.db(move |c| reads::save_draft(c, &actor, &access, id, &draft)).await?;
@@ -363,6 +365,9 @@ pub async fn read_geojson_import(
 ) -> Result<HttpResponse, PageError> {
     let (code, id) = path.into_inner();
     let url = format!("/studies/{code}/reads/{id}");
+    // The read's access check comes before the upload is read.
+    let (actor, a2) = (user.actor.clone(), access.clone());
+    state.db(move |c| reads::open_for(c, &actor, &a2, id)).await?;
     let dir =
         crate::tmp::PrivateDir::create(&state.config.tmp_dir(), "geojson").map_err(|e| Error::Internal(e.into()))?;
     let outcome = async {
