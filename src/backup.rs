@@ -96,17 +96,8 @@ pub fn restore(archive: &Path, data_dir: &Path) -> anyhow::Result<usize> {
 
 /// `PRAGMA integrity_check` answers rows naming each problem, or one row `ok`.
 fn integrity_check(db_path: &Path) -> anyhow::Result<()> {
-    #[derive(diesel::QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        integrity_check: String,
-    }
     let mut conn = diesel::SqliteConnection::establish(&db_path.to_string_lossy())?;
-    let rows: Vec<Row> = diesel::RunQueryDsl::load(diesel::sql_query("PRAGMA integrity_check"), &mut conn)?;
-    match rows.as_slice() {
-        [only] if only.integrity_check == "ok" => Ok(()),
-        _ => bail!("{}", rows.iter().take(5).map(|r| r.integrity_check.as_str()).collect::<Vec<_>>().join("; ")),
-    }
+    crate::db::check_integrity(&mut conn, true)
 }
 
 #[cfg(test)]

@@ -97,6 +97,15 @@ fn housekeeping(
 impl Application {
     pub fn build(config: Config) -> anyhow::Result<Self> {
         let pool = open_database(&config)?;
+        // Damage inside a table would otherwise surface only when a page reads it: the server
+        // does not start on a damaged file (`PRAGMA quick_check`, about a second per GB).
+        db::check_integrity(&mut *pool.get()?, false).map_err(|e| {
+            anyhow::anyhow!(
+                "{} is damaged ({e}); the server did not start, {}",
+                config.data_dir.join(db::DB_FILE).display(),
+                db::RESTORE_ADVICE
+            )
+        })?;
         let initial_admin_password = bootstrap_admin(&pool)?;
         // Uploads and plans of slide ingests that ended without their job cleaning up, and
         // uploads of requests a crash or a shutdown cut short.

@@ -130,10 +130,20 @@ impl CustomizeConnection<Conn, diesel::r2d2::Error> for SqlitePragmas {
     }
 }
 
-/// Opens (creating if needed) `evidentia.db` in `data_dir` and returns a pool.
+/// Opens (creating if needed) `evidentia.db` in `data_dir` and returns a pool. A file that is
+/// not a readable SQLite database is named at once (the pool would retry for 15 s and then
+/// report only a timeout).
 pub fn open_pool(data_dir: &Path, max_size: u32) -> anyhow::Result<DbPool> {
     std::fs::create_dir_all(data_dir)?;
     let url = data_dir.join(DB_FILE);
+    if url.exists() {
+        let readable = <Conn as diesel::Connection>::establish(&url.to_string_lossy())
+            .map_err(anyhow::Error::from)
+            .and_then(|mut c| c.batch_execute("PRAGMA schema_version;").map_err(anyhow::Error::from));
+        if let Err(e) = readable {
+            anyhow::bail!("{}: not a readable database ({e}); {RESTORE_ADVICE}", url.display());
+        }
+    }
     let manager = ConnectionManager::<Conn>::new(url.to_string_lossy().to_string());
     let pool = Pool::builder()
         .max_size(max_size)
@@ -141,6 +151,37 @@ pub fn open_pool(data_dir: &Path, max_size: u32) -> anyhow::Result<DbPool> {
         .connection_customizer(Box::new(SqlitePragmas))
         .build(manager)?;
     Ok(pool)
+}
+
+/// What to do about a damaged database file.
+pub const RESTORE_ADVICE: &str = "nothing was changed: restore the latest backup into a new data dir \
+(evidentia restore FILE.tar.gz --data-dir DIR; see docs/operations.md, Backup and restore)";
+
+/// SQLite's own consistency check: `PRAGMA quick_check` (every page and row, O(N); not the
+/// indexes' contents) or, with `full`, `PRAGMA integrity_check`. `Err` lists the first problems.
+pub fn check_integrity(conn: &mut Conn, full: bool) -> anyhow::Result<()> {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        #[diesel(column_name = "integrity_check")]
+        result: String,
+    }
+    #[derive(diesel::QueryableByName)]
+    struct QuickRow {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        #[diesel(column_name = "quick_check")]
+        result: String,
+    }
+    let rows: Vec<String> = if full {
+        diesel::sql_query("PRAGMA integrity_check").load::<Row>(conn)?.into_iter().map(|r| r.result).collect()
+    } else {
+        diesel::sql_query("PRAGMA quick_check").load::<QuickRow>(conn)?.into_iter().map(|r| r.result).collect()
+    };
+    match rows.as_slice() {
+        [only] if only == "ok" => Ok(()),
+        _ => anyhow::bail!("{}", rows.iter().take(5).cloned().collect::<Vec<_>>().join("; ")),
+    }
 }
 
 /// Applies every pending embedded migration; returns the names of those applied.

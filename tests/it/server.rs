@@ -140,3 +140,65 @@ async fn static_files_have_content_hashed_urls_cached_for_good() {
     assert_eq!(c.get("/static/000000000000/css/nope.css").await.status(), 404);
     assert_eq!(c.get("/static/../Cargo.toml").await.status(), 404);
 }
+
+/// Runs `evidentia serve` on `dir` and returns its exit code, stderr and how long it took to
+/// give up (it must not start).
+fn serve_refuses(dir: &std::path::Path) -> (Option<i32>, String, Duration) {
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_evidentia"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .env("EVIDENTIA_ADMIN_PASSWORD", "a-long-enough-password")
+        .output()
+        .unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).to_string(), started.elapsed())
+}
+
+#[tokio::test]
+async fn a_damaged_database_is_named_at_start_and_the_server_does_not_start() {
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, RunQueryDsl};
+    // Not a database at all: named at once, not after the pool's 15 s timeout.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(evidentia::db::DB_FILE), vec![b'x'; 64 * 1024]).unwrap();
+    let (code, err, took) = serve_refuses(dir.path());
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("evidentia.db: not a readable database") && err.contains("evidentia restore"), "{err}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+
+    // Damage inside one table (its root page overwritten): the file opens, but the server
+    // refuses to start instead of reporting healthy.
+    let app = crate::helpers::spawn_app();
+    let keep = tempfile::tempdir().unwrap();
+    let dir = keep.path().to_path_buf();
+    let db = dir.join(evidentia::db::DB_FILE);
+    evidentia::db::online_backup(&mut app.conn(), &db).unwrap();
+    drop(app);
+    #[derive(diesel::QueryableByName)]
+    struct Root {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        rootpage: i32,
+    }
+    #[derive(diesel::QueryableByName)]
+    struct PageSize {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        page_size: i32,
+    }
+    let (root, page_size) = {
+        let mut c = diesel::SqliteConnection::establish(&db.to_string_lossy()).unwrap();
+        c.batch_execute("PRAGMA journal_mode = DELETE;").unwrap();
+        let root = diesel::sql_query("SELECT rootpage FROM sqlite_master WHERE name = 'cases'")
+            .get_result::<Root>(&mut c)
+            .unwrap()
+            .rootpage;
+        let size = diesel::sql_query("PRAGMA page_size").get_result::<PageSize>(&mut c).unwrap().page_size;
+        (root as u64, size as u64)
+    };
+    let mut bytes = std::fs::read(&db).unwrap();
+    let at = ((root - 1) * page_size) as usize;
+    bytes[at..at + page_size as usize].fill(0xA5);
+    std::fs::write(&db, bytes).unwrap();
+    let (code, err, _) = serve_refuses(&dir);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("is damaged") && err.contains("the server did not start"), "{err}");
+}
