@@ -86,6 +86,41 @@ fn has_bearer(req: &ServiceRequest) -> bool {
     req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("Bearer "))
 }
 
+/// The first field of an `application/x-www-form-urlencoded` body whose name or value is not
+/// UTF-8 once percent-decoded (WHATWG URL, "application/x-www-form-urlencoded parsing"), named
+/// as far as it can be.
+fn field_with_invalid_utf8(body: &[u8]) -> Option<String> {
+    fn decode(part: &[u8]) -> Vec<u8> {
+        let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+        let mut out = Vec::with_capacity(part.len());
+        let mut i = 0;
+        while i < part.len() {
+            match part[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < part.len() => match (hex(part[i + 1]), hex(part[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push(h << 4 | l);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                },
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        out
+    }
+    body.split(|&b| b == b'&').find_map(|pair| {
+        let mut parts = pair.splitn(2, |&b| b == b'=');
+        let name = decode(parts.next().unwrap_or_default());
+        let value = decode(parts.next().unwrap_or_default());
+        match std::str::from_utf8(&name) {
+            Err(_) => Some(String::from_utf8_lossy(&name).into_owned()),
+            Ok(n) => std::str::from_utf8(&value).is_err().then(|| n.to_string()),
+        }
+    })
+}
+
 /// Double-submit check for every POST/PUT/PATCH/DELETE, except API calls authenticated by a
 /// bearer token (no cookie, so no CSRF). Also hands out the token cookie. A rejection is a
 /// normal response (not an error), so that the outer middleware counts it and adds headers.
@@ -95,6 +130,16 @@ pub async fn csrf_protect(
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody, BoxBody>>, actix_web::Error> {
     let cookie = req.cookie(csrf::COOKIE).map(|c| c.value().to_string()).filter(|v| v.len() == 64);
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    // A form's body is read here once (it is small: actix's form limit) and handed on.
+    let mut form_body = None;
+    if changes_state && is_form(&req) {
+        let body = match req.extract::<web::Bytes>().await {
+            Ok(b) => b,
+            Err(e) => return Ok(req.error_response(e).map_into_right_body()),
+        };
+        req.set_payload(actix_web::dev::Payload::from(body.clone()));
+        form_body = Some(body);
+    }
     if changes_state && !(has_bearer(&req) && req.path().starts_with("/api/")) {
         let mut submitted = req.headers().get(csrf::HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
         // File uploads (multipart) carry the token in the form's action URL.
@@ -102,14 +147,9 @@ pub async fn csrf_protect(
             let query: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
             submitted = query.into_iter().find(|(k, _)| k == csrf::FIELD).map(|(_, v)| v);
         }
-        if submitted.is_none() && is_form(&req) {
-            let body = match req.extract::<web::Bytes>().await {
-                Ok(b) => b,
-                Err(e) => return Ok(req.error_response(e).map_into_right_body()),
-            };
-            let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+        if let (None, Some(body)) = (&submitted, &form_body) {
+            let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
             submitted = fields.into_iter().find(|(k, _)| k == csrf::FIELD).map(|(_, v)| v);
-            req.set_payload(actix_web::dev::Payload::from(body));
         }
         if !csrf::matches(cookie.as_deref(), submitted.as_deref()) {
             tracing::warn!(path = req.path(), "CSRF check failed");
@@ -120,6 +160,17 @@ pub async fn csrf_protect(
             );
             return Ok(req.into_response(resp).map_into_right_body());
         }
+    }
+    // Text that is not UTF-8 would be stored as U+FFFD by the form decoder, silently.
+    if let Some(field) = form_body.as_deref().and_then(field_with_invalid_utf8) {
+        let resp = ErrorPage::response(
+            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "The form field {field} holds text that is not valid UTF-8 (a copy from another program's \
+                 encoding?); nothing was saved. Type or paste it again."
+            ),
+        );
+        return Ok(req.into_response(resp).map_into_right_body());
     }
     let (token, fresh) = match cookie {
         Some(c) => (c, false),
@@ -145,4 +196,18 @@ pub async fn csrf_protect(
         let _ = res.response_mut().add_cookie(&c);
     }
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field_with_invalid_utf8;
+
+    #[test]
+    fn form_fields_that_are_not_utf8_are_found_by_name() {
+        assert_eq!(field_with_invalid_utf8(b"name=Kim+%ED%95%9C&note=ok%21"), None);
+        assert_eq!(field_with_invalid_utf8(b"a=1&reason=caf%E9&b=2").as_deref(), Some("reason"));
+        assert_eq!(field_with_invalid_utf8(b"%FF=1").as_deref(), Some("\u{fffd}"));
+        // A lone or broken escape is kept as it is (valid UTF-8 text).
+        assert_eq!(field_with_invalid_utf8(b"a=100%&b=%zz&c=%4"), None);
+    }
 }

@@ -466,3 +466,26 @@ async fn health_metrics_and_openapi() {
     assert_eq!(v["openapi"], "3.0.3");
     assert!(v["paths"]["/studies/{code}"].is_object());
 }
+
+#[tokio::test]
+async fn form_text_that_is_not_utf8_is_refused_naming_the_field() {
+    let app = spawn_app();
+    let m = app.login("manager").await;
+    let body = format!("csrf_token={}&code=AMC&name=Asan+caf%E9", m.csrf);
+    let r = m
+        .http
+        .post(m.url("/studies/LUNG-IO-01/sites"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("The form field name holds text that is not valid UTF-8"), "{page}");
+    assert!(audit_events(&app, "create").iter().all(|e| e.entity_id != "AMC"), "nothing was saved");
+    // The same form in UTF-8 is saved.
+    let r = m.post("/studies/LUNG-IO-01/sites", &[("code", "AMC"), ("name", "Asan café")]).await;
+    assert_eq!(r.status(), 303);
+    assert!(audit_events(&app, "create").iter().any(|e| e.entity_id == "AMC"));
+}
