@@ -128,6 +128,7 @@ impl Application {
             metrics: Arc::new(Metrics::default()),
             tiles: Arc::new(crate::slides::dzi::TileServer::new(config.tile_cache_bytes)),
             case_lists: Arc::new(crate::cases::ListCache::default()),
+            snapshots: Arc::new(crate::studies::lock::SnapshotCache::default()),
             login_throttle: login_throttle.clone(),
             // Password hashing (argon2id) on at most all cores but one: sign-in floods cannot
             // take the core that serves everyone else.

@@ -5,7 +5,7 @@
 //! the snapshot hash. Unlocking (an administrator, with a reason) voids the signatures. A
 //! signature is valid only while the study's data still hashes to what it signed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -196,11 +196,70 @@ impl SignatureState {
 }
 
 pub fn state(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<Option<SignatureState>> {
+    state_with(conn, study_id, |conn| Ok(snapshot(conn, study_id)?.0))
+}
+
+/// [`state`] for pages: the snapshot hash (a read of every row of the study) comes from `cache`
+/// while the study's audit chain has not moved. Every change to study data is audited in the
+/// same transaction, so a new event means a new hash; `SnapshotCache::MAX_AGE` bounds how long a
+/// change made behind the application's back (raw SQL) goes unseen by the page. The dossier
+/// export and signing always re-compute.
+pub fn state_cached(conn: &mut Conn, study: &Study, cache: &SnapshotCache) -> Result<Option<SignatureState>> {
+    use crate::db::schema::audit_heads;
+    let head: Option<(i64, String)> = audit_heads::table
+        .filter(audit_heads::chain.eq(study.chain().name()))
+        .select((audit_heads::seq, audit_heads::hash))
+        .first(conn)
+        .optional()?;
+    let sid = study.id;
+    state_with(conn, sid, |conn| {
+        if let Some(sha) = cache.get(sid, head.as_ref()) {
+            return Ok(sha);
+        }
+        let sha = snapshot(conn, sid)?.0;
+        cache.put(sid, head, sha.clone());
+        Ok(sha)
+    })
+}
+
+/// Snapshot hashes of locked studies, by the head of their audit chain.
+#[derive(Default)]
+pub struct SnapshotCache {
+    entries: std::sync::Mutex<HashMap<crate::studies::StudyId, CachedSnapshot>>,
+}
+
+struct CachedSnapshot {
+    head: Option<(i64, String)>,
+    at: std::time::Instant,
+    sha256: String,
+}
+
+impl SnapshotCache {
+    pub const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(600);
+
+    fn get(&self, study: crate::studies::StudyId, head: Option<&(i64, String)>) -> Option<String> {
+        let entries = self.entries.lock().ok()?;
+        let e = entries.get(&study)?;
+        (e.head.as_ref() == head && e.at.elapsed() < Self::MAX_AGE).then(|| e.sha256.clone())
+    }
+
+    fn put(&self, study: crate::studies::StudyId, head: Option<(i64, String)>, sha256: String) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.insert(study, CachedSnapshot { head, at: std::time::Instant::now(), sha256 });
+        }
+    }
+}
+
+fn state_with(
+    conn: &mut Conn,
+    study_id: crate::studies::StudyId,
+    current_sha256: impl FnOnce(&mut Conn) -> Result<String>,
+) -> Result<Option<SignatureState>> {
     let Some(lock) = current(conn, study_id)? else { return Ok(None) };
     let signed: Vec<Signature> =
         signatures(conn, study_id)?.into_iter().filter(|s| s.lock_id == lock.id && s.voided_at.is_none()).collect();
     let missing = REQUIRED_ROLES.iter().filter(|r| !signed.iter().any(|s| s.role == **r)).map(|r| r.as_str()).collect();
-    let (current_sha256, _) = snapshot(conn, study_id)?;
+    let current_sha256 = current_sha256(conn)?;
     let data_unchanged =
         current_sha256 == lock.snapshot_sha256 && signed.iter().all(|s| s.snapshot_sha256 == current_sha256);
     Ok(Some(SignatureState { lock, signed, missing, current_sha256, data_unchanged }))

@@ -36,6 +36,8 @@ pub struct AppState {
     pub edit_scrubber: Arc<crate::cases::scrub::Scrubber>,
     /// The case lists' ordered ids, while each study's cases are unchanged.
     pub case_lists: Arc<crate::cases::ListCache>,
+    /// Locked studies' snapshot hashes, for their overview pages.
+    pub snapshots: Arc<crate::studies::lock::SnapshotCache>,
     /// Sign-in attempts per client address and per username.
     pub login_throttle: Arc<crate::auth::throttle::LoginThrottle>,
     /// Permits to hash a password (argon2id): a bounded number at once.

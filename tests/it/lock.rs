@@ -523,3 +523,30 @@ async fn wrong_signature_passwords_lock_the_account_like_failed_sign_ins() {
     assert_eq!(failed.iter().filter(|e| e.new_value.as_deref().unwrap().contains("account locked")).count(), 1);
     assert_eq!(app.client().try_login("statistician", PASSWORD).await.status(), 401, "locked for sign-in as well");
 }
+
+#[tokio::test]
+async fn the_overview_of_a_locked_study_reuses_its_snapshot_hash_until_the_chain_moves() {
+    let app = spawn_app();
+    let s = format!("/studies/{STUDY}");
+    let admin = app.login("admin").await;
+    admin.post(&format!("{s}/status"), &[("to", "locked"), ("reason", "test: checklist waived")]).await;
+    let manager = app.login("manager").await;
+    let (_, page) = manager.get_text(&s).await;
+    assert!(page.contains("awaiting 2 of 2 signatures"), "{page}");
+    // A change behind the application's back (no audit event): the overview does not re-hash the
+    // study on every view, so it does not see it yet...
+    let mut conn = app.conn();
+    let id: i32 = cases::table.select(cases::id).first(&mut conn).unwrap();
+    diesel::update(cases::table.find(id)).set(cases::status.eq("withdrawn")).execute(&mut conn).unwrap();
+    drop(conn);
+    let (_, page) = manager.get_text(&s).await;
+    assert!(page.contains("awaiting 2 of 2 signatures"), "served from the cache: {page}");
+    // ...but signing always re-computes, and any new event of the study's chain (here the
+    // refused signature's) makes the overview re-compute too.
+    let stat = app.login("statistician").await;
+    stat.post(&format!("{s}/sign"), &[("password", PASSWORD), ("meaning", "approval")]).await;
+    assert!(state(&app).signed.is_empty(), "nothing signed over changed data");
+    stat.post(&format!("{s}/sign"), &[("password", "wrong"), ("meaning", "approval")]).await;
+    let (_, page) = manager.get_text(&s).await;
+    assert!(page.contains("the data changed after the lock"), "{page}");
+}

@@ -198,11 +198,12 @@ pub async fn study_show(
     let uid = user.actor.user_id;
     let want_checklist = access.study.status == studies::StudyStatus::Active && access.can(Permission::ChangeStatus);
     let can_export = access.can(Permission::ViewAnalyses);
+    let (study, snapshots) = (access.study.clone(), state.snapshots.clone());
     let (site_list, member_list, queue, signing, checklist, dossier_jobs, awaiting) = state
         .db(move |c| {
             let dossier_jobs = if can_export { crate::dossier::jobs(c, sid)? } else { Vec::new() };
             let checklist = if want_checklist { crate::studies::lock::checklist(c, sid)? } else { Vec::new() };
-            let signing = crate::studies::lock::state(c, sid)?;
+            let signing = crate::studies::lock::state_cached(c, &study, &snapshots)?;
             let all = if show_members || signing.is_some() { members::list(c, sid, false)? } else { Vec::new() };
             let awaiting: Vec<String> = signing
                 .iter()
