@@ -7,7 +7,27 @@ use askama::Template;
 
 use crate::error::Error;
 
+/// Whether the error is the disk (or the user's quota) being full: an upload or a database
+/// write that ran out of space. `ENOSPC` and `EDQUOT` (Linux), SQLite's `SQLITE_FULL`.
+fn disk_full(e: &Error) -> bool {
+    let io_full = |io: &std::io::Error| {
+        matches!(io.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
+            || matches!(io.raw_os_error(), Some(28 | 122))
+    };
+    match e {
+        Error::Internal(a) => a.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>().is_some_and(io_full)
+                || c.to_string().contains("database or disk is full")
+        }),
+        Error::Db(d) => d.to_string().contains("database or disk is full"),
+        _ => false,
+    }
+}
+
 fn status_of(e: &Error) -> StatusCode {
+    if disk_full(e) {
+        return StatusCode::INSUFFICIENT_STORAGE;
+    }
     match e {
         Error::NotFound => StatusCode::NOT_FOUND,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -24,6 +44,9 @@ fn public_message(e: &Error) -> String {
         Error::Forbidden(why) => format!("You are not allowed to do this: {why}."),
         Error::Invalid(f) => f.to_string(),
         Error::Conflict(m) => m.clone(),
+        _ if disk_full(e) => "The server's disk is full, so nothing was saved. Tell your administrator: the disk \
+            holding Evidentia's data folder needs free space; then try again."
+            .into(),
         _ => "Something went wrong on our side. The error was logged; please try again.".into(),
     }
 }
@@ -117,5 +140,26 @@ impl ResponseError for ApiError {
         };
         HttpResponse::build(self.status_code())
             .json(serde_json::json!({"error": {"code": code, "message": public_message(&self.0), "fields": fields}}))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_named_as_such() {
+        let enospc =
+            Error::Internal(anyhow::Error::from(std::io::Error::from_raw_os_error(28)).context("saving the upload"));
+        assert_eq!(status_of(&enospc), StatusCode::INSUFFICIENT_STORAGE);
+        assert!(public_message(&enospc).starts_with("The server's disk is full, so nothing was saved"));
+        let sqlite_full = Error::Db(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::Unknown,
+            Box::new("database or disk is full".to_string()),
+        ));
+        assert_eq!(status_of(&sqlite_full), StatusCode::INSUFFICIENT_STORAGE);
+        let other = Error::Internal(anyhow::Error::from(std::io::Error::from_raw_os_error(13)));
+        assert_eq!(status_of(&other), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(public_message(&other).starts_with("Something went wrong"));
     }
 }
