@@ -58,7 +58,7 @@ pub fn bootstrap_admin(pool: &DbPool) -> anyhow::Result<Option<String>> {
         Ok(p) if !p.is_empty() => (p, false),
         _ => (passwords::generate(), true),
     };
-    passwords::check_policy("EVIDENTIA_ADMIN_PASSWORD", &password)?;
+    passwords::check_policy("EVIDENTIA_ADMIN_PASSWORD", &password, "admin")?;
     let input = users::NewUserInput { username: "admin".into(), full_name: "Administrator".into(), is_admin: true };
     users::create(&mut conn, &Actor::system(), &input, &passwords::hash(&password)?)?;
     tracing::info!("created the first administrator account 'admin'");

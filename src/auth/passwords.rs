@@ -18,14 +18,47 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
-pub fn check_policy(field: &str, password: &str) -> Result<()> {
+/// The password policy (21 CFR 11.300, NIST SP 800-63B §5.1.1.2): at least [`MIN_LENGTH`]
+/// characters, at most 1024 bytes, not one of the common passwords shipped with the product
+/// (`common-passwords.txt`), not a run of one character or of consecutive characters
+/// ("aaaaaaaaaa", "0123456789", "abcdefghij"), and not containing the username. No composition
+/// rules and no forced periodic change: NIST advises against both.
+pub fn check_policy(field: &str, password: &str, username: &str) -> Result<()> {
     if password.chars().count() < MIN_LENGTH {
         return Err(Error::invalid(field, format!("must be at least {MIN_LENGTH} characters")));
     }
     if password.len() > 1024 {
         return Err(Error::invalid(field, "must be at most 1024 bytes"));
     }
+    let lower = password.to_lowercase();
+    if common_passwords().contains(lower.as_str()) {
+        return Err(Error::invalid(
+            field,
+            "is one of the most common passwords (found in leaked password lists): choose another",
+        ));
+    }
+    let chars: Vec<u32> = lower.chars().map(u32::from).collect();
+    let step = |a: u32, b: u32| i64::from(b) - i64::from(a);
+    let steps: Vec<i64> = chars.windows(2).map(|w| step(w[0], w[1])).collect();
+    if steps.iter().all(|&d| d == 0) || steps.iter().all(|&d| d == 1) || steps.iter().all(|&d| d == -1) {
+        return Err(Error::invalid(
+            field,
+            "is one character repeated or a run of consecutive characters: choose another",
+        ));
+    }
+    let user = username.trim().to_lowercase();
+    if user.chars().count() >= 3 && lower.contains(&user) {
+        return Err(Error::invalid(field, "contains the username: choose another"));
+    }
     Ok(())
+}
+
+/// The shipped list, lower case, read once.
+fn common_passwords() -> &'static std::collections::HashSet<&'static str> {
+    static LIST: OnceLock<std::collections::HashSet<&'static str>> = OnceLock::new();
+    LIST.get_or_init(|| {
+        include_str!("common-passwords.txt").lines().filter(|l| !l.starts_with('#') && !l.is_empty()).collect()
+    })
 }
 
 pub fn hash(password: &str) -> Result<String> {
@@ -73,7 +106,18 @@ mod tests {
 
     #[test]
     fn policy_rejects_short_passwords() {
-        assert!(check_policy("password", "short").is_err());
-        assert!(check_policy("password", "long enough pw").is_ok());
+        assert!(check_policy("password", "short", "kim").is_err());
+        assert!(check_policy("password", "long enough pw", "kim").is_ok());
+        for (weak, why) in [
+            ("qwertyuiop", "most common"),
+            ("Password123", "most common"),
+            ("aaaaaaaaaaaa", "repeated"),
+            ("0123456789", "consecutive"),
+            ("zyxwvutsrq", "consecutive"),
+            ("kimminji-2026", "username"),
+        ] {
+            let e = check_policy("password", weak, "KimMinji").unwrap_err().to_string();
+            assert!(e.contains(why), "{weak}: {e}");
+        }
     }
 }

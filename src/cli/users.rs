@@ -46,9 +46,9 @@ fn find(conn: &mut Conn, name: &str) -> Result<users::User, Failure> {
 }
 
 /// A new password: read from stdin, or generated (and then to be shown).
-fn new_password(from_stdin: bool) -> Result<(String, bool), Failure> {
+fn new_password(from_stdin: bool, username: &str) -> Result<(String, bool), Failure> {
     let (pw, show) = if from_stdin { (input::password_stdin()?, false) } else { (passwords::generate(), true) };
-    passwords::check_policy("password", &pw)?;
+    passwords::check_policy("password", &pw, username)?;
     Ok((pw, show))
 }
 
@@ -59,7 +59,7 @@ pub fn run(ctx: &Ctx, cmd: UserCmd) -> CliResult {
             if !actor.is_admin {
                 return Err(Error::forbidden("only administrators create users").into());
             }
-            let (pw, show) = new_password(password_stdin)?;
+            let (pw, show) = new_password(password_stdin, &username)?;
             let input = users::NewUserInput { username, full_name, is_admin: admin };
             let u = users::create(&mut conn, &actor, &input, &passwords::hash(&pw)?)?;
             println!("created user {}", u.username);
@@ -97,7 +97,7 @@ pub fn run(ctx: &Ctx, cmd: UserCmd) -> CliResult {
         }
         UserCmd::ResetPassword { username, password_stdin } => {
             let u = find(&mut conn, &username)?;
-            let (pw, show) = new_password(password_stdin)?;
+            let (pw, show) = new_password(password_stdin, &username)?;
             users::set_password(&mut conn, &actor, u.id, &passwords::hash(&pw)?, true, None)?;
             println!("password of {username} reset");
             if show {

@@ -195,6 +195,15 @@ async fn changing_the_own_password() {
         )
         .await;
     assert_eq!(r.status(), 422);
+    // A common password (from the shipped list) is refused, whatever its case.
+    let r = c
+        .post(
+            "/account/password",
+            &[("current_password", PASSWORD), ("new_password", "Password123"), ("confirm_password", "Password123")],
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("one of the most common passwords"));
     let r = c
         .post(
             "/account/password",

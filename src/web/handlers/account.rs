@@ -75,13 +75,13 @@ pub async fn password_change(
 ) -> Result<HttpResponse, PageError> {
     let form = form.into_inner();
     // The checks and the hash run holding no database connection.
-    let stored = user.user.password_hash.clone();
+    let (stored, username) = (user.user.password_hash.clone(), user.user.username.clone());
     let checked = state
         .hash_work(move || -> Result<(bool, String), Error> {
             if !passwords::verify(&stored, form.current_password.expose()) {
                 return Ok((false, String::new()));
             }
-            passwords::check_policy("new_password", form.new_password.expose())?;
+            passwords::check_policy("new_password", form.new_password.expose(), &username)?;
             if form.new_password != form.confirm_password {
                 return Err(Error::invalid("confirm_password", "does not match the new password"));
             }
