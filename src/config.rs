@@ -31,6 +31,10 @@ pub struct Config {
     /// The address users open (`EVIDENTIA_PUBLIC_URL`, e.g. `https://evidentia.hospital.org`).
     /// When it is `https://`, cookies are `Secure` and every answer carries HSTS.
     pub public_url: Option<String>,
+    /// Take the client's address from `X-Forwarded-For` / `Forwarded` (the reverse proxy's), for
+    /// sign-in throttling and lockout (`EVIDENTIA_TRUST_FORWARDED_FOR=1`). Only behind a proxy
+    /// that sets it: otherwise any client could claim any address.
+    pub trust_forwarded_for: bool,
     /// Adds `Secure` to cookies: on behind an `https://` public URL, else off;
     /// `EVIDENTIA_SECURE_COOKIES` (`1`/`0`) overrides.
     pub secure_cookies: bool,
@@ -99,6 +103,10 @@ impl Config {
             bind,
             data_dir,
             public_url,
+            trust_forwarded_for: matches!(
+                std::env::var("EVIDENTIA_TRUST_FORWARDED_FOR").as_deref().map(str::trim),
+                Ok("1" | "true" | "yes")
+            ),
             secure_cookies,
             session_idle: env_secs("EVIDENTIA_SESSION_IDLE_SECS", 30 * 60),
             session_absolute: env_secs("EVIDENTIA_SESSION_ABSOLUTE_SECS", 12 * 3600),

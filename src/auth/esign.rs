@@ -40,7 +40,9 @@ pub fn signer(conn: &mut Conn, actor: &Actor) -> Result<users::User> {
 /// ([`users::LockoutPolicy::STANDARD`]), so a signature prompt cannot be used to guess passwords.
 /// `nothing_done` ends the message ("nothing was signed").
 pub fn check_password(conn: &mut Conn, user: &users::User, password: &str, nothing_done: &str) -> Result<()> {
-    if user.is_locked(crate::db::now()) {
+    // The signer is signed in; where they sign from is not known here: only a lock that holds
+    // for every client stops them (one caused by someone else's failures elsewhere does not).
+    if user.is_locked_for(crate::db::now(), None) {
         return Err(Error::Conflict(format!(
             "the account is locked after too many wrong passwords; {nothing_done}. Try again later or ask an administrator to unlock it"
         )));
@@ -48,7 +50,7 @@ pub fn check_password(conn: &mut Conn, user: &users::User, password: &str, nothi
     if passwords::verify(&user.password_hash, password) {
         return Ok(());
     }
-    let locked = users::record_login_attempt(conn, user, false)?.is_err_and(|f| f == users::LoginFailure::Locked);
+    let locked = users::record_login_attempt(conn, user, false, None)?.is_err_and(|f| f == users::LoginFailure::Locked);
     let tail = if locked { "; the account is now locked after too many wrong passwords" } else { "" };
     Err(Error::invalid("password", format!("the password is not correct; {nothing_done}{tail}")))
 }

@@ -30,6 +30,10 @@ pub struct User {
     pub locked_until: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// The client address whose failures locked the account (the lock holds for it alone);
+    /// `None`: for every client.
+    #[serde(skip)]
+    pub locked_client: Option<String>,
 }
 
 impl CsvRecord for User {
@@ -47,8 +51,21 @@ impl CsvRecord for User {
 }
 
 impl User {
+    /// Locked for someone (an administrator sees it and may unlock).
     pub fn is_locked(&self, at: NaiveDateTime) -> bool {
         self.locked_until.is_some_and(|t| t > at)
+    }
+
+    /// Locked for a password entered from `client`. A lock caused by failures from one client
+    /// address holds for that address only, so that nobody can lock a well-known account (such
+    /// as `admin`) out for everyone; a lock caused where the client is unknown holds everywhere.
+    pub fn is_locked_for(&self, at: NaiveDateTime, client: Option<&str>) -> bool {
+        self.is_locked(at)
+            && match (self.locked_client.as_deref(), client) {
+                (None, _) => true,
+                (Some(locked), Some(c)) => locked == c,
+                (Some(_), None) => false,
+            }
     }
     fn public_json(&self) -> serde_json::Value {
         json!({"username": self.username, "full_name": self.full_name, "is_admin": self.is_admin, "active": self.active})
@@ -197,33 +214,38 @@ impl LockoutPolicy {
         LockoutPolicy { threshold: 5, window: Duration::from_secs(15 * 60), duration: Duration::from_secs(15 * 60) };
 }
 
-/// Records the outcome of a password check (done by the caller, off the async threads):
-/// on success the failure counter resets; on failure it counts within the window and locks
-/// the account at the threshold (audited).
+/// Records the outcome of a password check (done by the caller, off the async threads) made
+/// from `client` (its address; `None` where unknown): on success the failure counter resets; on
+/// failure it counts within the window and locks the account at the threshold, for that client
+/// (audited). See [`User::is_locked_for`].
 pub fn record_login_attempt(
     conn: &mut Conn,
     user: &User,
     password_ok: bool,
+    client: Option<&str>,
 ) -> Result<std::result::Result<(), LoginFailure>> {
     let policy = LockoutPolicy::STANDARD;
     let t = now();
     write_tx(conn, |conn| {
         let current = get(conn, user.id)?;
-        if current.is_locked(t) {
+        if current.is_locked_for(t, client) {
             return Ok(Err(LoginFailure::Locked));
         }
         if !current.active {
             return Ok(Err(LoginFailure::BadCredentials));
         }
         if password_ok {
-            if current.failed_logins != 0 || current.locked_until.is_some() {
+            // A lock that holds for another client stays.
+            let other_client_lock = current.is_locked(t);
+            if current.failed_logins != 0 || (current.locked_until.is_some() && !other_client_lock) {
                 diesel::update(users::table.find(user.id))
-                    .set((
-                        users::failed_logins.eq(0),
-                        users::first_failed_at.eq(None::<NaiveDateTime>),
-                        users::locked_until.eq(None::<NaiveDateTime>),
-                    ))
+                    .set((users::failed_logins.eq(0), users::first_failed_at.eq(None::<NaiveDateTime>)))
                     .execute(conn)?;
+                if !other_client_lock {
+                    diesel::update(users::table.find(user.id))
+                        .set((users::locked_until.eq(None::<NaiveDateTime>), users::locked_client.eq(None::<String>)))
+                        .execute(conn)?;
+                }
             }
             audit::record(conn, system_change(&current.username, Action::Login, &current.username, None, None, None))?;
             return Ok(Ok(()));
@@ -234,14 +256,15 @@ pub fn record_login_attempt(
             if in_window { (current.failed_logins + 1, current.first_failed_at) } else { (1, Some(t)) };
         let lock = count >= policy.threshold;
         let locked_until = lock.then(|| t + chrono::Duration::from_std(policy.duration).unwrap_or_default());
-        diesel::update(users::table.find(user.id))
-            .set((
-                users::failed_logins.eq(if lock { 0 } else { count }),
-                users::first_failed_at.eq(if lock { None } else { first }),
-                users::locked_until.eq(locked_until),
-            ))
-            .execute(conn)?;
         if lock {
+            diesel::update(users::table.find(user.id))
+                .set((
+                    users::failed_logins.eq(0),
+                    users::first_failed_at.eq(None::<NaiveDateTime>),
+                    users::locked_until.eq(locked_until),
+                    users::locked_client.eq(client),
+                ))
+                .execute(conn)?;
             audit::record(
                 conn,
                 system_change(
@@ -249,12 +272,19 @@ pub fn record_login_attempt(
                     Action::Lock,
                     &current.username,
                     None,
-                    Some(json!({"locked_until": locked_until.map(|d| d.to_string()), "failed_logins": count})),
+                    Some(json!({
+                        "locked_until": locked_until.map(|d| d.to_string()),
+                        "failed_logins": count,
+                        "client": client.unwrap_or("any"),
+                    })),
                     Some("too many failed logins"),
                 ),
             )?;
             return Ok(Err(LoginFailure::Locked));
         }
+        diesel::update(users::table.find(user.id))
+            .set((users::failed_logins.eq(count), users::first_failed_at.eq(first)))
+            .execute(conn)?;
         Ok(Err(LoginFailure::BadCredentials))
     })
 }
@@ -303,6 +333,7 @@ pub fn apply_account_action(conn: &mut Conn, actor: &Actor, user_id: i32, action
                 diesel::update(users::table.find(u.id))
                     .set((
                         users::locked_until.eq(None::<NaiveDateTime>),
+                        users::locked_client.eq(None::<String>),
                         users::failed_logins.eq(0),
                         users::first_failed_at.eq(None::<NaiveDateTime>),
                     ))

@@ -14,6 +14,7 @@ diesel::table! {
         locked_until -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        locked_client -> Nullable<Text>,
     }
 }
 

@@ -241,3 +241,25 @@ pub fn fmt_opt_time(t: &Option<chrono::NaiveDateTime>) -> String {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     handlers::configure(cfg);
 }
+
+/// The address of the client: the TCP peer, or behind a trusted reverse proxy
+/// (`EVIDENTIA_TRUST_FORWARDED_FOR`) the address it forwards. Used to throttle sign-ins and to
+/// scope lockouts.
+pub fn client_ip(req: &actix_web::HttpRequest, config: &crate::config::Config) -> Option<std::net::IpAddr> {
+    if config.trust_forwarded_for {
+        let info = req.connection_info();
+        if let Some(addr) = info.realip_remote_addr() {
+            // "203.0.113.7", "203.0.113.7:4711", "[2001:db8::1]:4711" or "[2001:db8::1]".
+            let addr = addr.trim();
+            let ip = addr
+                .parse::<std::net::IpAddr>()
+                .ok()
+                .or_else(|| addr.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
+                .or_else(|| addr.trim_start_matches('[').trim_end_matches(']').parse().ok());
+            if ip.is_some() {
+                return ip;
+            }
+        }
+    }
+    req.peer_addr().map(|a| a.ip())
+}

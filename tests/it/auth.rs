@@ -498,3 +498,47 @@ async fn form_text_that_is_not_utf8_is_refused_naming_the_field() {
     assert_eq!(r.status(), 303);
     assert!(audit_events(&app, "create").iter().any(|e| e.entity_id == "AMC"));
 }
+
+/// Signs in as `username` from the client address `from` (as the trusted proxy forwards it).
+async fn login_from(app: &TestApp, from: &str, username: &str, password: &str) -> u16 {
+    let c = app.client();
+    let (_, page) = c.get_text("/login").await;
+    let csrf = csrf_from(&page).unwrap();
+    c.http
+        .post(c.url("/login"))
+        .header("x-forwarded-for", from)
+        .form(&[("csrf_token", csrf.as_str()), ("username", username), ("password", password), ("next", "")])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn failures_from_one_client_lock_the_account_for_that_client_only() {
+    let app = spawn_app_with(|cfg| cfg.trust_forwarded_for = true);
+    // Someone guesses the administrator's password from one address: locked out there...
+    for _ in 0..5 {
+        assert_eq!(login_from(&app, "203.0.113.9", "admin", "a-wrong-guess").await, 401);
+    }
+    assert_eq!(login_from(&app, "203.0.113.9", "admin", PASSWORD).await, 401, "locked for that client");
+    let lock = audit_events(&app, "lock");
+    assert_eq!(lock.len(), 1);
+    assert!(lock[0].new_value.as_deref().unwrap().contains("\"client\":\"203.0.113.9\""), "{lock:?}");
+    // ...while the administrator, elsewhere, still signs in; the lock on the guesser stays.
+    assert_eq!(login_from(&app, "198.51.100.7", "admin", PASSWORD).await, 303);
+    assert_eq!(login_from(&app, "203.0.113.9", "admin", PASSWORD).await, 401, "still locked there");
+    let admin = evidentia::auth::users::find_by_username(&mut app.conn(), "admin").unwrap().unwrap();
+    assert!(admin.is_locked(evidentia::db::now()), "administrators see the lock");
+}
+
+#[tokio::test]
+async fn a_forwarded_address_is_ignored_unless_the_proxy_is_trusted() {
+    let app = spawn_app();
+    // Without EVIDENTIA_TRUST_FORWARDED_FOR a guesser cannot dodge the lock by claiming addresses.
+    for i in 0..5 {
+        assert_eq!(login_from(&app, &format!("203.0.113.{i}"), "monitor", "a-wrong-guess").await, 401);
+    }
+    assert_eq!(login_from(&app, "198.51.100.7", "monitor", PASSWORD).await, 401, "locked for the real address");
+}

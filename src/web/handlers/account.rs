@@ -89,6 +89,7 @@ pub async fn password_change(
         })
         .await?;
     let (actor, uid, account) = (user.actor.clone(), user.user.id, user.user.clone());
+    let client = crate::web::client_ip(&req, &state.config).map(|ip| ip.to_string());
     // This session stays; every other one ends, and every API token is revoked.
     let current = req.cookie(sessions::COOKIE).map(|c| c.value().to_string());
     let result = match checked {
@@ -99,7 +100,8 @@ pub async fn password_change(
             // A wrong current password counts like a failed sign-in (and locks the same way).
             let locked = state
                 .db(move |conn| {
-                    Ok(users::record_login_attempt(conn, &account, false)?.is_err_and(|f| f == LoginFailure::Locked))
+                    Ok(users::record_login_attempt(conn, &account, false, client.as_deref())?
+                        .is_err_and(|f| f == LoginFailure::Locked))
                 })
                 .await?;
             Err(Error::invalid(

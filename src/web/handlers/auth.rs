@@ -72,7 +72,8 @@ pub async fn login_submit(
         Ok(resp)
     };
     // Throttled before any database or hashing work.
-    if let Err(t) = state.login_throttle.attempt(req.peer_addr().map(|a| a.ip()), &form.username) {
+    let client = crate::web::client_ip(&req, &state.config);
+    if let Err(t) = state.login_throttle.attempt(client, &form.username) {
         tracing::warn!("sign-in throttled");
         let secs = t.retry_after.as_secs().max(1);
         let mut resp = failed(
@@ -82,6 +83,7 @@ pub async fn login_submit(
         resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
         return Ok(resp);
     }
+    let client_key = client.map(|ip| ip.to_string());
     let username = form.username.clone();
     let user = state.db(move |conn| users::find_by_username(conn, &username)).await?;
     // The password is checked holding no database connection, a bounded number at once.
@@ -100,7 +102,7 @@ pub async fn login_submit(
         None => None,
         Some(user) => {
             state
-                .db(move |conn| match users::record_login_attempt(conn, &user, ok)? {
+                .db(move |conn| match users::record_login_attempt(conn, &user, ok, client_key.as_deref())? {
                     Ok(()) => {
                         Ok(Some((sessions::create(conn, user.id)?, crate::studies::members::landing(conn, user.id)?)))
                     }
