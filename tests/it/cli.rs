@@ -11,11 +11,11 @@ async fn cli_manages_users_studies_sites_and_members() {
     let app = spawn_app();
     let out = app.cli(
         &["user", "add", "--username", "kim", "--full-name", "Kim Minji", "--password-stdin"],
-        Some("kim-password-1\n"),
+        Some("lung-reader-2026\n"),
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let mut c = app.client();
-    assert_eq!(c.try_login("kim", "kim-password-1").await.status(), 303);
+    assert_eq!(c.try_login("kim", "lung-reader-2026").await.status(), 303);
 
     let out = app.cli(&["study", "create", "--code", "LUNG-IO-02", "--title", "Second lung study"], None);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -32,7 +32,7 @@ async fn cli_manages_users_studies_sites_and_members() {
 
     let out = app.cli(&["user", "deactivate", "kim"], None);
     assert!(out.status.success());
-    assert_eq!(app.client().try_login("kim", "kim-password-1").await.status(), 401);
+    assert_eq!(app.client().try_login("kim", "lung-reader-2026").await.status(), 401);
     let out = app.cli(&["user", "list"], None);
     assert!(String::from_utf8_lossy(&out.stdout).contains("deactivated"));
 }
