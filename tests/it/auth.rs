@@ -158,14 +158,12 @@ async fn token_of(c: &Client, scope: &str, days: &str) -> String {
 }
 
 async fn api_status(app: &TestApp, path: &str, token: &str) -> u16 {
-    reqwest::Client::new()
-        .get(format!("{}{}", app.base, path))
-        .bearer_auth(token)
-        .send()
+    status_of(reqwest::Client::new().get(format!("{}{}", app.base, path)).bearer_auth(token)).await
+}
+
+async fn change_password(c: &Client, current: &str, new: &str) -> reqwest::Response {
+    c.post("/account/password", &[("current_password", current), ("new_password", new), ("confirm_password", new)])
         .await
-        .unwrap()
-        .status()
-        .as_u16()
 }
 
 #[tokio::test]
@@ -176,44 +174,15 @@ async fn changing_the_own_password() {
     let elsewhere = app.login("statistician").await;
     let token = token_of(&c, "read", "").await;
     assert_eq!(api_status(&app, "/api/v1/me", &token).await, 200);
-    let r = c
-        .post(
-            "/account/password",
-            &[
-                ("current_password", "wrong"),
-                ("new_password", "a-new-password"),
-                ("confirm_password", "a-new-password"),
-            ],
-        )
-        .await;
+    let r = change_password(&c, "wrong", "a-new-password").await;
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap().contains("is not your current password"));
-    let r = c
-        .post(
-            "/account/password",
-            &[("current_password", PASSWORD), ("new_password", "short"), ("confirm_password", "short")],
-        )
-        .await;
-    assert_eq!(r.status(), 422);
+    assert_eq!(change_password(&c, PASSWORD, "short").await.status(), 422);
     // A common password (from the shipped list) is refused, whatever its case.
-    let r = c
-        .post(
-            "/account/password",
-            &[("current_password", PASSWORD), ("new_password", "Password123"), ("confirm_password", "Password123")],
-        )
-        .await;
+    let r = change_password(&c, PASSWORD, "Password123").await;
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap().contains("one of the most common passwords"));
-    let r = c
-        .post(
-            "/account/password",
-            &[
-                ("current_password", PASSWORD),
-                ("new_password", "a-new-password"),
-                ("confirm_password", "a-new-password"),
-            ],
-        )
-        .await;
+    let r = change_password(&c, PASSWORD, "a-new-password").await;
     assert_eq!(r.status(), 303);
     let ev = audit_events(&app, "change_password");
     assert_eq!(ev.len(), 1);
@@ -504,15 +473,8 @@ async fn login_from(app: &TestApp, from: &str, username: &str, password: &str) -
     let c = app.client();
     let (_, page) = c.get_text("/login").await;
     let csrf = csrf_from(&page).unwrap();
-    c.http
-        .post(c.url("/login"))
-        .header("x-forwarded-for", from)
-        .form(&[("csrf_token", csrf.as_str()), ("username", username), ("password", password), ("next", "")])
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    let form = [("csrf_token", csrf.as_str()), ("username", username), ("password", password), ("next", "")];
+    status_of(c.http.post(c.url("/login")).header("x-forwarded-for", from).form(&form)).await
 }
 
 #[tokio::test]

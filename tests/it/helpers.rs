@@ -323,3 +323,8 @@ pub async fn post_with_unfinished_body(
     let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await.ok()?.ok()?;
     String::from_utf8_lossy(&buf[..n]).lines().next().map(str::to_string)
 }
+
+/// The status a request is answered with.
+pub async fn status_of(request: reqwest::RequestBuilder) -> u16 {
+    request.send().await.unwrap().status().as_u16()
+}

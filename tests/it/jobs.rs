@@ -54,17 +54,22 @@ async fn an_integrity_check_runs_as_a_job_with_progress() {
     assert_eq!(audit_events(&app, "start_job").len(), 1);
 }
 
-#[tokio::test]
-async fn a_queued_job_can_be_cancelled() {
-    let app = spawn_app_with(|cfg| cfg.job_workers = 0);
+/// An integrity check of the demo study, queued by the CLI operator (no worker runs it).
+fn queued_check(app: &TestApp) -> jobs::Job {
     let study = evidentia::studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap();
-    let job = jobs::enqueue(
+    jobs::enqueue(
         &mut app.conn(),
         &Actor::cli_operator(),
         Some(&study),
         &evidentia::audit::job::VerifyParams::default(),
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_queued_job_can_be_cancelled() {
+    let app = spawn_app_with(|cfg| cfg.job_workers = 0);
+    let job = queued_check(&app);
     let m = app.login("manager").await;
     let (_, row) = m.get_text(&format!("/studies/LUNG-IO-01/jobs/{}", job.id)).await;
     assert!(row.contains("hx-trigger=\"every 1s\""), "a live job polls");
@@ -89,15 +94,8 @@ async fn a_queued_job_can_be_cancelled() {
 async fn only_who_started_a_job_or_may_start_its_kind_may_cancel_it() {
     use evidentia::db::schema::jobs as j;
     let app = spawn_app_with(|cfg| cfg.job_workers = 0);
-    let study = evidentia::studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap();
     let queued = |kind: &str, owner: &str| {
-        let job = jobs::enqueue(
-            &mut app.conn(),
-            &Actor::cli_operator(),
-            Some(&study),
-            &evidentia::audit::job::VerifyParams::default(),
-        )
-        .unwrap();
+        let job = queued_check(&app);
         // Retold as another kind and owner: no worker runs it, so its parameters never matter.
         diesel::update(j::table.find(job.id))
             .set((j::kind.eq(kind), j::owner.eq(owner)))
