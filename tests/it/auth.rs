@@ -504,3 +504,64 @@ async fn a_forwarded_address_is_ignored_unless_the_proxy_is_trusted() {
     }
     assert_eq!(login_from(&app, "198.51.100.7", "monitor", PASSWORD).await, 401, "locked for the real address");
 }
+
+/// Every route the server declares (read from `src/web/handlers/mod.rs`, so a new route is
+/// covered without touching this test), asked for as a signed-in administrator and anonymously,
+/// GET or POST without a CSRF token: each answer carries the security headers, and any cookie
+/// it sets is HttpOnly and SameSite=Strict.
+#[tokio::test]
+async fn every_route_answers_with_the_security_headers() {
+    let routes = include_str!("../../src/web/handlers/mod.rs");
+    let re = regex::Regex::new(r#"\.route\(\s*"([^"]+)",\s*web::(get|post|put|delete)\(\)"#).unwrap();
+    let fill = [
+        ("{path:.*}", "css/app.css"),
+        ("{code}", "LUNG-IO-01"),
+        ("{display_id}", "SNUBH-0001"),
+        ("{action}", "unlock"),
+        ("{id}", "1"),
+        ("{label}", "no-such-slide"),
+        ("{level}", "0"),
+        ("{col}", "0"),
+        ("{row}", "0"),
+        ("{key}", "x"),
+        ("{name}", "x"),
+        ("{token}", "x"),
+    ];
+    let app = spawn_app();
+    let admin = app.login("admin").await;
+    let anonymous = app.client();
+    let mut checked = 0;
+    for m in re.captures_iter(routes) {
+        let (mut path, method) = (m[1].to_string(), &m[2]);
+        for (from, to) in fill {
+            path = path.replace(from, to);
+        }
+        assert!(!path.contains('{'), "a placeholder this test does not fill: {path}");
+        for c in [&admin, &anonymous] {
+            let url = c.url(&path);
+            let request = match method {
+                "get" => c.http.get(&url),
+                "post" => c.http.post(&url).form(&[("x", "1")]),
+                "put" => c.http.put(&url),
+                _ => c.http.delete(&url),
+            };
+            let r = request.send().await.unwrap();
+            let h = r.headers();
+            let csp = h.get("content-security-policy").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+            assert!(csp.contains("frame-ancestors 'none'"), "{method} {path}: {csp:?}");
+            assert_eq!(
+                h.get("x-content-type-options").map(|v| v.to_str().unwrap()),
+                Some("nosniff"),
+                "{method} {path}"
+            );
+            assert_eq!(h.get("x-frame-options").map(|v| v.to_str().unwrap()), Some("DENY"), "{method} {path}");
+            assert!(h.get("referrer-policy").is_some(), "{method} {path}");
+            for cookie in h.get_all("set-cookie") {
+                let cookie = cookie.to_str().unwrap();
+                assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{method} {path}: {cookie}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 250, "only {checked} answers checked: did the routes file change shape?");
+}
