@@ -550,3 +550,44 @@ async fn the_overview_of_a_locked_study_reuses_its_snapshot_hash_until_the_chain
     let (_, page) = manager.get_text(&s).await;
     assert!(page.contains("the data changed after the lock"), "{page}");
 }
+
+#[tokio::test]
+async fn a_killed_dossier_export_leaves_no_dossier_and_the_next_export_is_identical() {
+    let app = spawn_app();
+    lock_and_sign(&app, STUDY).await;
+    let dir = app.scratch.join("out");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("dossier.zip");
+    let export = |to: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_evidentia"))
+            .arg("--data-dir")
+            .arg(&app.data_dir)
+            .args(["dossier", "export", "--study", STUDY, "--out"])
+            .arg(to)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // kill -9 part-way (at different moments): never a dossier at the output path.
+    for delay_ms in [150u64, 400, 900] {
+        let mut child = export(&out);
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        if out.exists() {
+            // It finished before the kill: a whole, valid dossier.
+            let check = app.cli(&["dossier", "verify", out.to_str().unwrap()], None);
+            assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+            std::fs::remove_file(&out).unwrap();
+        }
+    }
+    // The next export removes what the killed ones left behind and matches another export.
+    assert!(export(&out).wait().unwrap().success());
+    let again = app.scratch.join("again.zip");
+    assert!(export(&again).wait().unwrap().success());
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&again).unwrap(), "byte-identical");
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("dossier.zip")], "no partial file left");
+    assert!(app.cli(&["audit", "verify"], None).status.success());
+}
