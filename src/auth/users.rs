@@ -235,17 +235,18 @@ pub fn record_login_attempt(
             return Ok(Err(LoginFailure::BadCredentials));
         }
         if password_ok {
-            // A lock that holds for another client stays.
-            let other_client_lock = current.is_locked(t);
-            if current.failed_logins != 0 || (current.locked_until.is_some() && !other_client_lock) {
+            // A lock that still holds (for another client) stays; an expired one goes.
+            let (locked_until, locked_client) =
+                if current.is_locked(t) { (current.locked_until, current.locked_client.clone()) } else { (None, None) };
+            if current.failed_logins != 0 || current.locked_until != locked_until {
                 diesel::update(users::table.find(user.id))
-                    .set((users::failed_logins.eq(0), users::first_failed_at.eq(None::<NaiveDateTime>)))
+                    .set((
+                        users::failed_logins.eq(0),
+                        users::first_failed_at.eq(None::<NaiveDateTime>),
+                        users::locked_until.eq(locked_until),
+                        users::locked_client.eq(locked_client),
+                    ))
                     .execute(conn)?;
-                if !other_client_lock {
-                    diesel::update(users::table.find(user.id))
-                        .set((users::locked_until.eq(None::<NaiveDateTime>), users::locked_client.eq(None::<String>)))
-                        .execute(conn)?;
-                }
             }
             audit::record(conn, system_change(&current.username, Action::Login, &current.username, None, None, None))?;
             return Ok(Ok(()));

@@ -90,26 +90,11 @@ fn has_bearer(req: &ServiceRequest) -> bool {
 /// UTF-8 once percent-decoded (WHATWG URL, "application/x-www-form-urlencoded parsing"), named
 /// as far as it can be.
 fn field_with_invalid_utf8(body: &[u8]) -> Option<String> {
-    fn decode(part: &[u8]) -> Vec<u8> {
-        let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-        let mut out = Vec::with_capacity(part.len());
-        let mut i = 0;
-        while i < part.len() {
-            match part[i] {
-                b'+' => out.push(b' '),
-                b'%' if i + 2 < part.len() => match (hex(part[i + 1]), hex(part[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push(h << 4 | l);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
-                },
-                b => out.push(b),
-            }
-            i += 1;
-        }
-        out
-    }
+    // `+` is a space; then percent-decoding, which keeps a lone or broken `%` as it is.
+    let decode = |part: &[u8]| -> Vec<u8> {
+        let spaced: Vec<u8> = part.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
+        percent_encoding::percent_decode(&spaced).collect()
+    };
     body.split(|&b| b == b'&').find_map(|pair| {
         let mut parts = pair.splitn(2, |&b| b == b'=');
         let name = decode(parts.next().unwrap_or_default());

@@ -202,9 +202,9 @@ impl Model {
     /// Files whose weights live in other files are refused first ([`crate::onnx_file`]).
     pub fn load(path: &Path, threads: usize) -> Result<Model, String> {
         let fail = |e: String| format!("not a model this backend can run: {e}");
+        // Read once: the bytes checked are the bytes loaded.
         let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
         crate::onnx_file::refuse_external_data(&bytes).map_err(fail)?;
-        drop(bytes);
         let kind = backend()?.kind;
         let env = ENVIRONMENT
             .get_or_init(|| ort::init().with_name("evidentia").build().map_err(|e| e.to_string()))
@@ -219,7 +219,7 @@ impl Model {
             builder = builder.with_intra_op_spinning(false).map_err(|e| fail(e.to_string()))?;
             builder = builder.with_inter_op_spinning(false).map_err(|e| fail(e.to_string()))?;
         }
-        let session = builder.commit_from_file(path).map_err(|e| fail(e.to_string()))?;
+        let session = builder.commit_from_memory(&bytes).map_err(|e| fail(e.to_string()))?;
         let inputs = info(session.inputs());
         let outputs = info(session.outputs());
         Ok(Model { session, inputs, outputs })
