@@ -236,17 +236,13 @@ pub fn record_login_attempt(
         }
         if password_ok {
             // A lock that still holds (for another client) stays; an expired one goes.
-            let (locked_until, locked_client) =
-                if current.is_locked(t) { (current.locked_until, current.locked_client.clone()) } else { (None, None) };
+            let (locked_until, locked_client) = if current.is_locked(t) {
+                (current.locked_until, current.locked_client.as_deref())
+            } else {
+                (None, None)
+            };
             if current.failed_logins != 0 || current.locked_until != locked_until {
-                diesel::update(users::table.find(user.id))
-                    .set((
-                        users::failed_logins.eq(0),
-                        users::first_failed_at.eq(None::<NaiveDateTime>),
-                        users::locked_until.eq(locked_until),
-                        users::locked_client.eq(locked_client),
-                    ))
-                    .execute(conn)?;
+                reset_failures(conn, user.id, locked_until, locked_client)?;
             }
             audit::record(conn, system_change(&current.username, Action::Login, &current.username, None, None, None))?;
             return Ok(Ok(()));
@@ -258,14 +254,7 @@ pub fn record_login_attempt(
         let lock = count >= policy.threshold;
         let locked_until = lock.then(|| t + chrono::Duration::from_std(policy.duration).unwrap_or_default());
         if lock {
-            diesel::update(users::table.find(user.id))
-                .set((
-                    users::failed_logins.eq(0),
-                    users::first_failed_at.eq(None::<NaiveDateTime>),
-                    users::locked_until.eq(locked_until),
-                    users::locked_client.eq(client),
-                ))
-                .execute(conn)?;
+            reset_failures(conn, user.id, locked_until, client)?;
             audit::record(
                 conn,
                 system_change(
@@ -288,6 +277,25 @@ pub fn record_login_attempt(
             .execute(conn)?;
         Ok(Err(LoginFailure::BadCredentials))
     })
+}
+
+/// Clears the failure count and sets the lock (none: `None, None`; or until when, for which
+/// client): what a success, a new lock and an administrator's unlock write.
+fn reset_failures(
+    conn: &mut Conn,
+    user_id: i32,
+    locked_until: Option<NaiveDateTime>,
+    locked_client: Option<&str>,
+) -> Result<()> {
+    diesel::update(users::table.find(user_id))
+        .set((
+            users::failed_logins.eq(0),
+            users::first_failed_at.eq(None::<NaiveDateTime>),
+            users::locked_until.eq(locked_until),
+            users::locked_client.eq(locked_client),
+        ))
+        .execute(conn)?;
+    Ok(())
 }
 
 fn system_change<'a>(
@@ -331,14 +339,7 @@ pub fn apply_account_action(conn: &mut Conn, actor: &Actor, user_id: i32, action
                 (Action::Reactivate, json!({"active": u.active}), json!({"active": true}))
             }
             AccountAction::Unlock => {
-                diesel::update(users::table.find(u.id))
-                    .set((
-                        users::locked_until.eq(None::<NaiveDateTime>),
-                        users::locked_client.eq(None::<String>),
-                        users::failed_logins.eq(0),
-                        users::first_failed_at.eq(None::<NaiveDateTime>),
-                    ))
-                    .execute(conn)?;
+                reset_failures(conn, u.id, None, None)?;
                 (
                     Action::Unlock,
                     json!({"locked_until": u.locked_until.map(|d| d.to_string())}),
