@@ -125,7 +125,7 @@ pub struct Change<'a> {
     pub new: Option<Value>,
     /// The new value already in canonical form (RFC 8785), used instead of `new`: large batches
     /// (imports) write it once while preparing.
-    pub new_canonical: Option<String>,
+    pub new_canonical: Option<std::borrow::Cow<'a, str>>,
     pub reason: Option<&'a str>,
 }
 
@@ -160,9 +160,9 @@ impl<'a> Change<'a> {
         self
     }
     /// The new value as canonical JSON text ([`canonical::to_string`] of an object).
-    pub fn after_canonical(mut self, new: String) -> Self {
+    pub fn after_canonical(mut self, new: impl Into<std::borrow::Cow<'a, str>>) -> Self {
         self.new = None;
-        self.new_canonical = Some(new);
+        self.new_canonical = Some(new.into());
         self
     }
     pub fn because(self, reason: &'a str) -> Self {
@@ -338,19 +338,19 @@ fn values_display(raw: Option<&str>) -> String {
 #[derive(Insertable)]
 #[diesel(table_name = audit_events, treat_none_as_default_value = false)]
 struct NewAuditEvent<'a> {
-    chain: String,
+    chain: &'a str,
     seq: i64,
     study_id: Option<crate::studies::StudyId>,
-    at: String,
+    at: &'a str,
     actor: &'a str,
     action: &'a str,
     entity: &'a str,
-    entity_id: String,
-    old_value: Option<String>,
-    new_value: Option<String>,
+    entity_id: &'a str,
+    old_value: Option<&'a str>,
+    new_value: Option<&'a str>,
     reason: Option<&'a str>,
-    prev_hash: String,
-    hash: String,
+    prev_hash: &'a str,
+    hash: &'a str,
 }
 
 /// The event as hashed: RFC 8785 canonical JSON of these fields.
@@ -452,50 +452,83 @@ pub fn record(conn: &mut Conn, change: Change<'_>) -> Result<()> {
     record_batch(conn, vec![change])
 }
 
-/// Appends events to their chain in order (one head read and update, batched inserts: imports
-/// of many cases stay fast). Call it inside the transaction that makes the changes.
+/// Appends events to their chain in order (one head read and update: imports of many cases
+/// stay fast). Call it inside the transaction that makes the changes.
 pub fn record_batch(conn: &mut Conn, changes: Vec<Change<'_>>) -> Result<()> {
     let Some(first) = changes.first() else { return Ok(()) };
     let chain = first.chain.name();
-    let study_id = first.chain.study_id();
     if changes.iter().any(|c| c.chain.name() != chain) {
         return Err(anyhow::anyhow!("one batch, one chain").into());
     }
-    let head: Option<(i64, String)> = audit_heads::table
-        .filter(audit_heads::chain.eq(&chain))
-        .select((audit_heads::seq, audit_heads::hash))
-        .first(conn)
-        .optional()?;
-    let had_head = head.is_some();
-    let (mut seq, mut prev_hash) = head.unwrap_or((0, GENESIS.to_string()));
-    let at = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
-    // Scrubbed once per distinct reason (a batch usually shares one).
-    let mut last: Option<(&str, String)> = None;
-    let reasons: Vec<Option<String>> = changes
-        .iter()
-        .map(|c| {
-            c.reason
-                .map(|r| match &last {
-                    Some((seen, scrubbed)) if *seen == r => Ok(scrubbed.clone()),
-                    _ => {
-                        let scrubbed = scrub_reason(r)?;
-                        last = Some((r, scrubbed.clone()));
-                        Ok(scrubbed)
-                    }
-                })
-                .transpose()
+    let mut appender = Appender::start(conn, first.chain)?;
+    for c in changes {
+        appender.append(conn, c)?;
+    }
+    appender.finish(conn)
+}
+
+/// Appends many events to one chain as they are made, so that a large batch (an import) is
+/// never all in memory: the head is read once at the start and written once at [`finish`];
+/// every event of the batch carries the same time. Use it inside the transaction that makes
+/// the changes, and call [`finish`] before it commits.
+///
+/// [`finish`]: Appender::finish
+pub struct Appender {
+    chain: String,
+    study_id: Option<crate::studies::StudyId>,
+    seq: i64,
+    prev_hash: String,
+    had_head: bool,
+    at: String,
+    /// The last reason and its scrubbed text (a batch usually shares one).
+    last_reason: Option<(String, String)>,
+}
+
+impl Appender {
+    pub fn start(conn: &mut Conn, chain: Chain<'_>) -> Result<Appender> {
+        let name = chain.name();
+        let head: Option<(i64, String)> = audit_heads::table
+            .filter(audit_heads::chain.eq(&name))
+            .select((audit_heads::seq, audit_heads::hash))
+            .first(conn)
+            .optional()?;
+        let had_head = head.is_some();
+        let (seq, prev_hash) = head.unwrap_or((0, GENESIS.to_string()));
+        Ok(Appender {
+            chain: name,
+            study_id: chain.study_id(),
+            seq,
+            prev_hash,
+            had_head,
+            at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+            last_reason: None,
         })
-        .collect::<Result<_>>()?;
-    let mut rows = Vec::with_capacity(changes.len());
-    for (c, reason) in changes.into_iter().zip(&reasons) {
-        seq += 1;
+    }
+
+    /// Writes the next event; `c` must be on this appender's chain.
+    pub fn append(&mut self, conn: &mut Conn, c: Change<'_>) -> Result<()> {
+        if c.chain.name() != self.chain {
+            return Err(anyhow::anyhow!("one batch, one chain").into());
+        }
+        let reason = match c.reason {
+            None => None,
+            Some(r) => match &self.last_reason {
+                Some((seen, scrubbed)) if seen == r => Some(scrubbed.clone()),
+                _ => {
+                    let scrubbed = scrub_reason(r)?;
+                    self.last_reason = Some((r.to_string(), scrubbed.clone()));
+                    Some(scrubbed)
+                }
+            },
+        };
+        self.seq += 1;
         // Stored in canonical form too: written once, hashed and kept.
         let old_value = c.old.as_ref().map(canonical::to_string);
-        let new_value = c.new_canonical.or_else(|| c.new.as_ref().map(canonical::to_string));
+        let new_value = c.new_canonical.or_else(|| c.new.as_ref().map(|v| canonical::to_string(v).into()));
         let canonical = canonical_event_from(
-            &chain,
-            seq,
-            &at,
+            &self.chain,
+            self.seq,
+            &self.at,
             c.actor,
             c.action.as_str(),
             c.entity.as_str(),
@@ -504,38 +537,46 @@ pub fn record_batch(conn: &mut Conn, changes: Vec<Change<'_>>) -> Result<()> {
             new_value.as_deref(),
             reason.as_deref(),
         );
-        let hash = chain_hash(&prev_hash, &canonical);
-        rows.push(NewAuditEvent {
-            chain: chain.clone(),
-            seq,
-            study_id,
-            at: at.clone(),
+        let hash = chain_hash(&self.prev_hash, &canonical);
+        let row = NewAuditEvent {
+            chain: &self.chain,
+            seq: self.seq,
+            study_id: self.study_id,
+            at: &self.at,
             actor: c.actor,
             action: c.action.as_str(),
             entity: c.entity.as_str(),
-            entity_id: c.entity_id,
-            old_value,
-            new_value,
+            entity_id: &c.entity_id,
+            old_value: old_value.as_deref(),
+            new_value: new_value.as_deref(),
             reason: reason.as_deref(),
-            prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
-            hash,
-        });
+            prev_hash: &self.prev_hash,
+            hash: &hash,
+        };
+        // One row per statement: diesel caches the prepared single-row insert, which binds faster
+        // than a 1,000-row statement is built and prepared (measured by `cargo bench --bench import`).
+        diesel::insert_into(audit_events::table).values(&row).execute(conn)?;
+        self.prev_hash = hash;
+        Ok(())
     }
-    // One row per statement: diesel caches the prepared single-row insert, which binds faster
-    // than a 1,000-row statement is built and prepared (measured by `cargo bench --bench import`).
-    for row in &rows {
-        diesel::insert_into(audit_events::table).values(row).execute(conn)?;
+
+    /// Moves the chain's head to the last event written.
+    pub fn finish(self, conn: &mut Conn) -> Result<()> {
+        if self.had_head {
+            diesel::update(audit_heads::table.filter(audit_heads::chain.eq(&self.chain)))
+                .set((audit_heads::seq.eq(self.seq), audit_heads::hash.eq(&self.prev_hash)))
+                .execute(conn)?;
+        } else if self.seq > 0 {
+            diesel::insert_into(audit_heads::table)
+                .values((
+                    audit_heads::chain.eq(&self.chain),
+                    audit_heads::seq.eq(self.seq),
+                    audit_heads::hash.eq(&self.prev_hash),
+                ))
+                .execute(conn)?;
+        }
+        Ok(())
     }
-    if had_head {
-        diesel::update(audit_heads::table.filter(audit_heads::chain.eq(&chain)))
-            .set((audit_heads::seq.eq(seq), audit_heads::hash.eq(&prev_hash)))
-            .execute(conn)?;
-    } else {
-        diesel::insert_into(audit_heads::table)
-            .values((audit_heads::chain.eq(&chain), audit_heads::seq.eq(seq), audit_heads::hash.eq(&prev_hash)))
-            .execute(conn)?;
-    }
-    Ok(())
 }
 
 /// The fields of `new` whose values differ from `old` (both JSON objects): the before/after

@@ -1,6 +1,7 @@
 //! Decoding of uploaded hospital spreadsheets (CSV): encoding detection (UTF-8, CP949, Latin-1),
 //! delimiter sniffing and strict parsing under size limits, with errors that can be shown as is.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use encoding_rs::DecoderResult;
@@ -56,9 +57,92 @@ impl Default for Limits {
 #[derive(Debug, Clone)]
 pub struct Table {
     pub header: Vec<String>,
-    pub rows: Vec<Vec<String>>,
+    pub rows: Rows,
     pub encoding: Encoding,
     pub delimiter: u8,
+}
+
+/// Data rows of equal width, every cell's text in one buffer: a 100,000 × 30 export is its text
+/// plus 4 bytes a cell, where a `String` per cell cost three times the file (issue 20).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Rows {
+    width: usize,
+    text: String,
+    /// Where each cell ends in `text`, row after row.
+    ends: Vec<u32>,
+}
+
+impl Rows {
+    /// Rows `width` cells wide whose text will take at most `text` bytes.
+    fn with_capacity(width: usize, text: usize) -> Self {
+        Rows { width: width.max(1), text: String::with_capacity(text), ends: Vec::new() }
+    }
+
+    /// Appends a row of `width` cells; `None` once the text outgrows the offsets (4 GiB).
+    fn push(&mut self, cells: &[&str]) -> Option<()> {
+        for cell in cells {
+            self.text.push_str(cell);
+            self.ends.push(u32::try_from(self.text.len()).ok()?);
+        }
+        Some(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len() / self.width
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Row `i` (0-based); panics past the end, as indexing a slice does.
+    pub fn get(&self, i: usize) -> Row<'_> {
+        let ends = &self.ends[i * self.width..(i + 1) * self.width];
+        let start = if i == 0 { 0 } else { self.ends[i * self.width - 1] };
+        Row { text: &self.text, start, ends }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Row<'_>> {
+        (0..self.len()).map(|i| self.get(i))
+    }
+}
+
+impl std::fmt::Debug for Rows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter().map(|r| r.iter().collect::<Vec<_>>())).finish()
+    }
+}
+
+/// Rows compare with the cells as strings (the tests' expectations).
+impl PartialEq<Vec<Vec<String>>> for Rows {
+    fn eq(&self, other: &Vec<Vec<String>>) -> bool {
+        self.len() == other.len() && self.iter().zip(other).all(|(r, o)| r.iter().eq(o.iter().map(String::as_str)))
+    }
+}
+
+/// One row of [`Rows`].
+#[derive(Clone, Copy)]
+pub struct Row<'a> {
+    text: &'a str,
+    start: u32,
+    ends: &'a [u32],
+}
+
+impl<'a> Row<'a> {
+    /// Cell `i`; panics past the row's width, as indexing a slice does.
+    pub fn cell(&self, i: usize) -> &'a str {
+        let start = if i == 0 { self.start } else { self.ends[i - 1] };
+        &self.text[start as usize..self.ends[i] as usize]
+    }
+
+    pub fn get(&self, i: usize) -> Option<&'a str> {
+        (i < self.ends.len()).then(|| self.cell(i))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+        let row = *self;
+        (0..row.ends.len()).map(move |i| row.cell(i))
+    }
 }
 
 /// Every failure names the file and, where it applies, the 1-based data row (not counting the
@@ -101,12 +185,12 @@ pub enum DecodeError {
 /// Before decoding, rejects binary data: a NUL byte anywhere, or (in the first 8 KiB) more than 10%
 /// of bytes being control characters other than \t \n \r. Also checks `limits.max_bytes` and
 /// emptiness (0 bytes, or only whitespace/BOM). Offsets in errors are into `bytes`, BOM included.
-pub fn decode(
+pub fn decode<'b>(
     file: &str,
-    bytes: &[u8],
+    bytes: &'b [u8],
     forced: Option<Encoding>,
     limits: &Limits,
-) -> Result<(String, Encoding), DecodeError> {
+) -> Result<(Cow<'b, str>, Encoding), DecodeError> {
     if bytes.len() > limits.max_bytes {
         return Err(DecodeError::TooLarge { file: file.to_owned(), size: bytes.len(), limit: limits.max_bytes });
     }
@@ -133,17 +217,18 @@ pub fn decode(
         };
     }
 
+    // UTF-8 is read in place: a copy of a large file would double its memory.
     if let Ok(text) = std::str::from_utf8(body) {
-        return Ok((text.to_owned(), Encoding::Utf8));
+        return Ok((Cow::Borrowed(text), Encoding::Utf8));
     }
     // Latin-1 text often decodes as CP949 by accident (any high byte pair is a plausible
     // character), so CP949 also needs real Hangul to be believed.
     if let Ok(text) = decode_strict(encoding_rs::EUC_KR, body) {
         if text.chars().any(is_hangul_syllable) {
-            return Ok((text, Encoding::Cp949));
+            return Ok((Cow::Owned(text), Encoding::Cp949));
         }
     }
-    Ok((decode_latin1(body), Encoding::Latin1))
+    Ok((Cow::Owned(decode_latin1(body)), Encoding::Latin1))
 }
 
 /// Picks the delimiter among ',', ';', '\t' from the header line (the first line outside quotes
@@ -200,10 +285,11 @@ pub fn read_table(file: &str, bytes: &[u8], forced: Option<Encoding>, limits: &L
 
     // The header: the first record that is not blank.
     let (header, raw_width) = loop {
-        let Some(cells) = records.next(0, None)? else {
+        if !records.next(0, None)? {
             // Only blank rows (e.g. ",,,"): nothing to import.
             return Err(DecodeError::Empty { file: file.to_owned() });
-        };
+        }
+        let cells = records.cells();
         if !is_blank(&cells) {
             let raw_width = cells.len();
             // Checked before any data row is read: each row would be as wide.
@@ -214,22 +300,26 @@ pub fn read_table(file: &str, bytes: &[u8], forced: Option<Encoding>, limits: &L
                     limit: limits.max_columns,
                 });
             }
-            break (header_names(file, cells)?, raw_width);
+            break (header_names(file, cells.iter().map(|c| c.to_string()).collect())?, raw_width);
         }
     };
 
-    let mut rows: Vec<Vec<String>> = Vec::new();
+    // Cells are trimmed pieces of the text: it bounds their total size.
+    let mut rows = Rows::with_capacity(header.len(), text.len());
     loop {
         // The number this row gets if it is kept.
         let row = rows.len() + 1;
-        let Some(cells) = records.next(row, Some(&header))? else { break };
+        if !records.next(row, Some(&header))? {
+            break;
+        }
+        let cells = records.cells();
         if is_blank(&cells) {
             continue;
         }
         if rows.len() == limits.max_rows {
             return Err(DecodeError::TooManyRows { file: file.to_owned(), limit: limits.max_rows });
         }
-        let cells = fit_row(cells, header.len(), raw_width).map_err(|found| DecodeError::Ragged {
+        let cells = fit_row(&cells, header.len(), raw_width).map_err(|found| DecodeError::Ragged {
             file: file.to_owned(),
             row,
             found,
@@ -244,7 +334,11 @@ pub fn read_table(file: &str, bytes: &[u8], forced: Option<Encoding>, limits: &L
                 limit: limits.max_cell_bytes,
             });
         }
-        rows.push(cells);
+        rows.push(cells).ok_or_else(|| DecodeError::TooLarge {
+            file: file.to_owned(),
+            size: bytes.len(),
+            limit: u32::MAX as usize,
+        })?;
     }
     Ok(Table { header, rows, encoding, delimiter })
 }
@@ -274,11 +368,11 @@ fn is_hangul_syllable(c: char) -> bool {
 
 /// Decodes `bytes` (BOM already stripped) as `encoding`; on invalid input, the offset of the
 /// first malformed byte.
-fn decode_as(bytes: &[u8], encoding: Encoding) -> Result<String, usize> {
+fn decode_as(bytes: &[u8], encoding: Encoding) -> Result<Cow<'_, str>, usize> {
     match encoding {
-        Encoding::Utf8 => std::str::from_utf8(bytes).map(str::to_owned).map_err(|e| e.valid_up_to()),
-        Encoding::Cp949 => decode_strict(encoding_rs::EUC_KR, bytes),
-        Encoding::Latin1 => Ok(decode_latin1(bytes)),
+        Encoding::Utf8 => std::str::from_utf8(bytes).map(Cow::Borrowed).map_err(|e| e.valid_up_to()),
+        Encoding::Cp949 => decode_strict(encoding_rs::EUC_KR, bytes).map(Cow::Owned),
+        Encoding::Latin1 => Ok(Cow::Owned(decode_latin1(bytes))),
     }
 }
 
@@ -310,8 +404,8 @@ fn decoder_capacity(decoder: &encoding_rs::Decoder, n: usize) -> usize {
     decoder.max_utf8_buffer_length_without_replacement(n).unwrap_or(n).max(16)
 }
 
-fn is_blank(cells: &[String]) -> bool {
-    cells.iter().all(String::is_empty)
+fn is_blank(cells: &[&str]) -> bool {
+    cells.iter().all(|c| c.is_empty())
 }
 
 /// Trims the header, drops trailing empty names and checks the rest are non-empty and unique.
@@ -335,7 +429,7 @@ fn header_names(file: &str, cells: Vec<String>) -> Result<Vec<String>, DecodeErr
 /// Fits a data row to the header: cells under dropped (empty, trailing) header columns must be
 /// empty and are removed; the rest must match the header width. On failure, the number of columns
 /// the row was found to have.
-fn fit_row(mut cells: Vec<String>, width: usize, raw_width: usize) -> Result<Vec<String>, usize> {
+fn fit_row<'c, 'a>(cells: &'c [&'a str], width: usize, raw_width: usize) -> Result<&'c [&'a str], usize> {
     if cells.len() > raw_width {
         return Err(cells.len());
     }
@@ -347,8 +441,7 @@ fn fit_row(mut cells: Vec<String>, width: usize, raw_width: usize) -> Result<Vec
     if cells.len() < width {
         return Err(cells.len());
     }
-    cells.truncate(width);
-    Ok(cells)
+    Ok(&cells[..width])
 }
 
 /// The `csv` reader plus what is needed to check each record's raw text.
@@ -371,14 +464,14 @@ impl<'a> Records<'a> {
         Records { file, text: text.as_bytes(), delimiter, reader, record: csv::StringRecord::new() }
     }
 
-    /// The next record's trimmed cells, after checking its quoting. `row` and `header` are only
-    /// used in error messages.
-    fn next(&mut self, row: usize, header: Option<&[String]>) -> Result<Option<Vec<String>>, DecodeError> {
+    /// Reads the next record (false at the end), after checking its quoting. `row` and `header`
+    /// are only used in error messages.
+    fn next(&mut self, row: usize, header: Option<&[String]>) -> Result<bool, DecodeError> {
         let bad_quoting = |detail: String| DecodeError::BadQuoting { file: self.file.to_owned(), row, detail };
         let start = position(&self.reader);
         match self.reader.read_record(&mut self.record) {
             Ok(true) => {}
-            Ok(false) => return Ok(None),
+            Ok(false) => return Ok(false),
             Err(e) => return Err(bad_quoting(e.to_string())),
         }
         let end = position(&self.reader);
@@ -390,7 +483,12 @@ impl<'a> Records<'a> {
             };
             return Err(bad_quoting(format!("{problem} in column {column}")));
         }
-        Ok(Some(self.record.iter().map(|c| c.trim().to_owned()).collect()))
+        Ok(true)
+    }
+
+    /// The last record's cells, trimmed.
+    fn cells(&self) -> Vec<&str> {
+        self.record.iter().map(str::trim).collect()
     }
 }
 
@@ -562,7 +660,7 @@ mod tests {
         let limits = Limits::default();
         // UTF-8 bytes read as Latin-1, because the user said so.
         let (text, enc) = decode("a.csv", "Jos\u{e9}".as_bytes(), Some(Encoding::Latin1), &limits).unwrap();
-        assert_eq!((text.as_str(), enc), ("Jos\u{c3}\u{a9}", Encoding::Latin1));
+        assert_eq!((text.as_ref(), enc), ("Jos\u{c3}\u{a9}", Encoding::Latin1));
         // CP949 without any Hangul (here Hanja) is not detected, but can be forced.
         let bytes = cp949("id,單位\n");
         assert_eq!(read_table("a.csv", &bytes, None, &limits).unwrap().encoding, Encoding::Latin1);

@@ -548,7 +548,7 @@ pub fn parse_redcap(file: &str, bytes: &[u8]) -> std::result::Result<ParsedDicti
     let mut ignored: Vec<String> =
         table.header.iter().filter(|h| used.iter().any(|u| u.eq_ignore_ascii_case(h))).cloned().collect();
     ignored.extend(unknown.iter().cloned());
-    let get = |row: &[String], name: &str| col(name).and_then(|i| row.get(i)).cloned().unwrap_or_default();
+    let get = |row: decode::Row, name: &str| col(name).and_then(|i| row.get(i)).unwrap_or_default().to_string();
     let mut fields: Vec<FieldDef> = Vec::new();
     for (i, row) in table.rows.iter().enumerate() {
         let r = i + 1;

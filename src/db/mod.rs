@@ -111,8 +111,44 @@ fn cache_pragma(kib: u32) -> String {
     format!("PRAGMA cache_size = -{kib};")
 }
 
+/// Turns SQLite's query planner stability guarantee (QPSG) on or off for `conn`, or with `None`
+/// only reads it; returns whether it is on.
+///
+/// Without it, SQLite marks a statement whose plan may depend on a bound value (a `LIMIT ?`,
+/// which diesel's `first()` binds; a bound `LIKE` pattern) to be prepared again whenever its
+/// bindings are cleared, and diesel clears them after every run: each such cached statement was
+/// parsed and planned again on every use, a quarter of the server's CPU time on the case list
+/// under load (issue 20; `perf`, docs/benchmarks.md). With QPSG a statement's plan depends on
+/// its SQL text alone, and the cache keeps it.
+pub fn plan_stability(conn: &mut Conn, on: Option<bool>) -> bool {
+    use std::ffi::c_int;
+    let set: c_int = match on {
+        Some(true) => 1,
+        Some(false) => 0,
+        None => -1,
+    };
+    let mut now: c_int = 0;
+    // SAFETY: the handle is this connection's own and stays open for the call;
+    // SQLITE_DBCONFIG_ENABLE_QPSG takes an int (-1: leave as is) and a pointer to an int that
+    // receives the setting, as documented for sqlite3_db_config.
+    let rc = unsafe {
+        conn.with_raw_connection(|db| {
+            libsqlite3_sys::sqlite3_db_config(
+                db,
+                libsqlite3_sys::SQLITE_DBCONFIG_ENABLE_QPSG,
+                set,
+                &mut now as *mut c_int,
+            )
+        })
+    };
+    rc == libsqlite3_sys::SQLITE_OK && now == 1
+}
+
 impl CustomizeConnection<Conn, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut Conn) -> Result<(), diesel::r2d2::Error> {
+        if !plan_stability(conn, Some(true)) {
+            tracing::warn!("SQLite's query planner stability guarantee could not be set: queries are slower");
+        }
         // WAL lets readers run beside the one writer; busy_timeout makes writers queue
         // instead of failing with SQLITE_BUSY; foreign keys are off in SQLite by default.
         // A page cache of up to 64 MB per connection (SQLite's default is 2 MB; pages are
@@ -262,6 +298,18 @@ mod tests {
         let auto = diesel::sql_query("PRAGMA wal_autocheckpoint").get_result::<Autocheckpoint>(conn);
         let sync = diesel::sql_query("PRAGMA synchronous").get_result::<Synchronous>(conn);
         (cache.unwrap().value, auto.unwrap().wal_autocheckpoint, sync.unwrap().synchronous)
+    }
+
+    #[test]
+    fn pooled_connections_keep_their_query_plans_whatever_is_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = open_pool(dir.path(), 1).unwrap();
+        let mut conn = pool.get().unwrap();
+        assert!(plan_stability(&mut conn, None), "QPSG is on for every pooled connection");
+        // The reading form reads: a fresh connection has it off (SQLite's default).
+        let mut plain = <Conn as diesel::Connection>::establish(":memory:").unwrap();
+        assert!(!plan_stability(&mut plain, None));
+        assert!(plan_stability(&mut plain, Some(true)));
     }
 
     #[test]

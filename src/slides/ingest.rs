@@ -172,7 +172,7 @@ pub fn plan(
     let mut entries = Vec::new();
     for (i, r) in table.rows.iter().enumerate() {
         let row = i + 1;
-        let cell = |c: Option<usize>| c.map(|c| r[c].trim()).unwrap_or_default();
+        let cell = |c: Option<usize>| c.map(|c| r.cell(c).trim()).unwrap_or_default();
         let mut problem = |column: &str, message: &str| {
             errors.add("manifest", format!("manifest row {row}, column {column}: {message}"));
         };
@@ -226,7 +226,7 @@ pub fn plan(
         };
         let mut attributes = Map::new();
         for (c, h) in table.header.iter().enumerate() {
-            let value = r[c].trim();
+            let value = r.cell(c).trim();
             let stored = match h.as_str() {
                 _ if value.is_empty() => continue,
                 "block" => key.pseudonym("slide_block", value),
