@@ -82,13 +82,23 @@ impl SlideResult {
 }
 
 /// Loads the sessions a slide runs on: on tract one single-threaded session per core (tract's
-/// sessions do not spread one inference across cores), on ONNX Runtime one session using every
-/// core.
+/// sessions do not spread one inference across cores); on ONNX Runtime two sessions (one on a
+/// single core), each running its own batches on half the cores.
+///
+/// One ONNX Runtime session on every core waits, at each operator, for its slowest thread, and
+/// the thread decoding tiles takes a core from one of them now and then: on 2 cores it reached
+/// 0.76 of the model alone (issue 20, BENCHMARKS.md). Two sessions run whole batches side by
+/// side and do not wait for each other. A third copy of a large model would cost memory for
+/// little: the decoding thread keeps a third core busy only where decoding is slower than the
+/// model.
 pub fn sessions(path: &std::path::Path) -> Result<Vec<Model>, String> {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     match crate::engine::backend()?.kind {
         crate::engine::BackendKind::Tract => (0..cores).map(|_| Model::load(path, 1)).collect(),
-        crate::engine::BackendKind::OnnxRuntime => Ok(vec![Model::load(path, cores)?]),
+        crate::engine::BackendKind::OnnxRuntime => {
+            let n = cores.min(2);
+            (0..n).map(|_| Model::load(path, cores / n)).collect()
+        }
     }
 }
 
@@ -345,9 +355,8 @@ pub fn analyse(
     let mut grid = Grid::new(info.width, info.height, mpp);
     let total = origins.len();
     let batch_size = opts.batch_size.max(1);
-    // Tiles are decoded on one thread while the sessions run (one per core on tract, whose
-    // sessions use a single core each; one multi-threaded session on ONNX Runtime). Outputs come
-    // back to this thread, which alone writes the grid.
+    // Tiles are decoded on one thread while the sessions run (see `sessions`), each taking the
+    // next decoded batch. Outputs come back to this thread, which alone writes the grid.
     type Batch = (Vec<(i64, i64)>, ArrayD<f32>);
     type Outputs = (Vec<(i64, i64)>, Vec<(String, ArrayD<f32>)>);
     std::thread::scope(|s| -> Result<(), String> {
