@@ -700,20 +700,22 @@ fn commit_rows(
         // The import's row first, for its id in every case event's reason; its counts are set
         // once known. Each case and its event are written as they are made: an import of
         // 100,000 cases never holds them all.
-        let new_import = diesel::insert_into(case_imports::table).values((
-            case_imports::study_id.eq(study.id),
-            case_imports::actor.eq(&actor.name),
-            case_imports::file_sha256.eq(&prepared.file_sha256),
-            case_imports::file_size.eq(prepared.file_size as i64),
-            case_imports::encoding.eq(prepared.report.encoding),
-            case_imports::rows_read.eq(prepared.report.rows_read as i32),
-            case_imports::rows_created.eq(0),
-            case_imports::rows_updated.eq(0),
-            case_imports::rows_unchanged.eq(0),
-            case_imports::report.eq(serde_json::to_string(&prepared.report).map_err(|e| Error::Internal(e.into()))?),
-            case_imports::created_at.eq(t),
-        ));
-        new_import.execute(conn)?;
+        diesel::insert_into(case_imports::table)
+            .values((
+                case_imports::study_id.eq(study.id),
+                case_imports::actor.eq(&actor.name),
+                case_imports::file_sha256.eq(&prepared.file_sha256),
+                case_imports::file_size.eq(prepared.file_size as i64),
+                case_imports::encoding.eq(prepared.report.encoding),
+                case_imports::rows_read.eq(prepared.report.rows_read as i32),
+                case_imports::rows_created.eq(0),
+                case_imports::rows_updated.eq(0),
+                case_imports::rows_unchanged.eq(0),
+                case_imports::report
+                    .eq(serde_json::to_string(&prepared.report).map_err(|e| Error::Internal(e.into()))?),
+                case_imports::created_at.eq(t),
+            ))
+            .execute(conn)?;
         let import_id: i32 = case_imports::table
             .filter(case_imports::study_id.eq(study.id))
             .order(case_imports::id.desc())
