@@ -25,7 +25,7 @@ pub struct TestApp {
     pub scratch: PathBuf,
     server: actix_web::dev::ServerHandle,
     stopped: mpsc::Receiver<()>,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
     _scratch: tempfile::TempDir,
 }
 
@@ -96,8 +96,19 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 /// A copy of the seeded data dir, then the server in its own thread and actix system.
 pub fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
-    copy_dir(seeded_template(), dir.path());
-    let mut cfg = test_config(dir.path());
+    let data_dir = dir.path().to_path_buf();
+    start_app(data_dir, Some(dir), adjust)
+}
+
+/// As [`spawn_app`], with the data dir at `data_dir` (a new folder the test owns and removes,
+/// e.g. on a small file system of its own).
+pub fn spawn_app_in(data_dir: &std::path::Path) -> TestApp {
+    start_app(data_dir.to_path_buf(), None, |_| {})
+}
+
+fn start_app(data_dir: PathBuf, dir: Option<tempfile::TempDir>, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    copy_dir(seeded_template(), &data_dir);
+    let mut cfg = test_config(&data_dir);
     adjust(&mut cfg);
     let (tx, rx) = mpsc::channel();
     let (stopped_tx, stopped) = mpsc::channel();

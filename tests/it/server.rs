@@ -202,3 +202,79 @@ async fn a_damaged_database_is_named_at_start_and_the_server_does_not_start() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("is damaged") && err.contains("the server did not start"), "{err}");
 }
+
+/// A tmpfs of `mb` MB mounted on a new folder for one test, unmounted when dropped. Mounting
+/// needs root, as the README's test command runs.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(mb: u32) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mb}m"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "this test mounts a {mb} MB tmpfs for its data dir: run the tests as root");
+        Tmpfs { dir }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+/// Writes zeros to `path` until the file system has no byte left.
+fn fill(path: &std::path::Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    let chunk = vec![0u8; 1 << 20];
+    loop {
+        match f.write_all(&chunk) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(28) => break,
+            Err(e) => panic!("filling the disk: {e}"),
+        }
+    }
+    // What is left is less than one write: the rest a byte block at a time.
+    let small = vec![0u8; 512];
+    while f.write_all(&small).is_ok() {}
+}
+
+/// A full disk, for real (the data dir on a 16 MB tmpfs filled to the last byte): a change is
+/// refused with 507 and a message that says what to do, nothing of it is stored, every audit
+/// chain still verifies, and once there is space again the same change goes through without a
+/// restart.
+#[tokio::test]
+async fn a_full_disk_refuses_a_change_with_a_clear_message_and_nothing_is_half_written() {
+    let disk = Tmpfs::mount(16);
+    let app = crate::helpers::spawn_app_in(&disk.path().join("data"));
+    let admin = app.login("admin").await;
+    let form = [("code", "FULL-01"), ("title", "Written on a full disk"), ("study_type", "reader_study")];
+    let filler = disk.path().join("filler");
+    fill(&filler);
+
+    let r = admin.post("/studies", &form).await;
+    assert_eq!(r.status(), 507);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("disk is full, so nothing was saved"), "{body}");
+    assert!(evidentia::studies::get_by_code(&mut app.conn(), "FULL-01").is_err(), "nothing was stored");
+    let chains = evidentia::audit::verify::verify_all(&mut app.conn()).unwrap();
+    assert!(!chains.is_empty() && chains.iter().all(|c| c.broken.is_none()), "{chains:?}");
+
+    std::fs::remove_file(&filler).unwrap();
+    let r = admin.post("/studies", &form).await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
+    assert!(evidentia::studies::get_by_code(&mut app.conn(), "FULL-01").is_ok());
+    assert!(evidentia::audit::verify::verify_all(&mut app.conn()).unwrap().iter().all(|c| c.broken.is_none()));
+    drop(admin);
+    drop(app);
+}
