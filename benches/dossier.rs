@@ -172,7 +172,7 @@ fn main() -> anyhow::Result<()> {
         let canonical = Request::canonical(&req.sources(), &req.analysis()?, req.level()?);
         plan::add_item(&mut conn, &stat, &stat_access, role, title, &canonical, None)?;
     }
-    plan::sign(&mut conn, &stat, &stat_access, evidentia::demo::DEMO_PASSWORD, "approval")?;
+    plan::sign(&mut conn, &stat, &stat_access, evidentia::demo::demo_signing("approval"))?;
     for (_, title, q) in &queries {
         saved::save(&mut conn, &stat, &stat_access, &Request::parse(q)?, title)?;
     }
@@ -182,7 +182,7 @@ fn main() -> anyhow::Result<()> {
     for (u, meaning) in [("statistician", "approval"), ("manager", "responsibility")] {
         let a = users::actor_for_username(&mut conn, u)?;
         let acc = permissions::study_access(&mut conn, &a, STUDY)?;
-        studies::lock::sign(&mut conn, &a, &acc, evidentia::demo::DEMO_PASSWORD, meaning)?;
+        studies::lock::sign(&mut conn, &a, &acc, evidentia::demo::demo_signing(meaning))?;
     }
     drop(conn);
     drop(pool);

@@ -294,11 +294,11 @@ pub fn new_version(conn: &mut Conn, actor: &Actor, access: &StudyAccess) -> Resu
 
 /// Signs the draft: the signer re-enters their password and gives the meaning; the version is
 /// frozen, the previous signed version superseded. An empty plan cannot be signed.
-pub fn sign(conn: &mut Conn, actor: &Actor, access: &StudyAccess, password: &str, meaning: &str) -> Result<Plan> {
+pub fn sign(conn: &mut Conn, actor: &Actor, access: &StudyAccess, signing: esign::Signing<'_>) -> Result<Plan> {
     editable(conn, access)?;
-    let meaning = Meaning::parse_input(meaning)?;
+    let meaning = Meaning::parse_input(signing.meaning)?;
     let user = esign::signer(conn, actor)?;
-    esign::check_password(conn, &user, password, "the plan was not signed")?;
+    esign::check_password(conn, &user, signing.password, "the plan was not signed")?;
     write_tx(conn, |conn| {
         let plan = match latest(conn, access.study.id)? {
             Some(p) if p.is_draft() => p,

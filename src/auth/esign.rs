@@ -35,11 +35,28 @@ pub fn signer(conn: &mut Conn, actor: &Actor) -> Result<users::User> {
         .ok_or_else(|| Error::forbidden("only a signed-in user signs, with their own password"))
 }
 
+/// The password a signer re-entered, as the signing functions take it.
+pub enum Password<'a> {
+    /// Checked here, on the caller's connection (the CLI and the demo).
+    Plain(&'a str),
+    /// Checked beforehand against `hash` holding no database connection (the server, where
+    /// argon2id would otherwise hold a pool connection for its tens of milliseconds). It counts
+    /// only while `hash` is still the signer's.
+    Checked { ok: bool, hash: String },
+}
+
+/// What a signer gives for one signature: the re-entered password and the meaning (one of
+/// [`Meaning`], checked by the signing function).
+pub struct Signing<'a> {
+    pub password: Password<'a>,
+    pub meaning: &'a str,
+}
+
 /// Checks the password re-entered for a signature. A locked account signs nothing; a wrong
 /// password counts like a failed sign-in and locks the account the same way
 /// ([`users::LockoutPolicy::STANDARD`]), so a signature prompt cannot be used to guess passwords.
 /// `nothing_done` ends the message ("nothing was signed").
-pub fn check_password(conn: &mut Conn, user: &users::User, password: &str, nothing_done: &str) -> Result<()> {
+pub fn check_password(conn: &mut Conn, user: &users::User, password: Password<'_>, nothing_done: &str) -> Result<()> {
     // The signer is signed in; where they sign from is not known here: only a lock that holds
     // for every client stops them (one caused by someone else's failures elsewhere does not).
     if user.is_locked_for(crate::db::now(), None) {
@@ -47,7 +64,11 @@ pub fn check_password(conn: &mut Conn, user: &users::User, password: &str, nothi
             "the account is locked after too many wrong passwords; {nothing_done}. Try again later or ask an administrator to unlock it"
         )));
     }
-    if passwords::verify(&user.password_hash, password) {
+    let ok = match password {
+        Password::Plain(p) => passwords::verify(&user.password_hash, p),
+        Password::Checked { ok, hash } => ok && hash == user.password_hash,
+    };
+    if ok {
         return Ok(());
     }
     let locked = users::record_login_attempt(conn, user, false, None)?.is_err_and(|f| f == users::LoginFailure::Locked);

@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 
-use evidentia::auth::users;
+use evidentia::auth::{esign, users};
 use evidentia::db::paging::PageRequest;
 use evidentia::db::Conn;
 use evidentia::studies::{self, members, sites};
@@ -144,7 +144,8 @@ pub fn run(ctx: &Ctx, cmd: StudyCmd) -> CliResult {
             // The signer acts, whoever runs the command: their password is checked.
             let signer = users::actor_for_username(&mut conn, &username)?;
             let access = study(&mut conn, &signer, &code)?;
-            let sig = studies::lock::sign(&mut conn, &signer, &access, &password, &meaning)?;
+            let signing = esign::Signing { password: esign::Password::Plain(&password), meaning: &meaning };
+            let sig = studies::lock::sign(&mut conn, &signer, &access, signing)?;
             println!("signed by {} ({}) for {} at {} UTC", sig.full_name, sig.role, sig.meaning, sig.signed_at);
             let s = studies::get_by_code(&mut conn, &access.study.code)?;
             print_lock_state(&mut conn, &s)?;

@@ -3,7 +3,6 @@
 //! reads, and progression-free survival by AI phenotype — signed off, and each analysis saved
 //! against it.
 
-use super::DEMO_PASSWORD;
 use crate::analyses::plan::{self, Criterion};
 use crate::analyses::{saved, Request};
 use crate::annotations::campaigns;
@@ -88,7 +87,7 @@ pub fn seed_analyses(conn: &mut Conn, study: &str) -> Result<Vec<String>> {
         let canonical = Request::canonical(&req.sources(), &req.analysis()?, req.level()?);
         plan::add_item(conn, &actor, &access, role, title, &canonical, criterion.clone())?;
     }
-    let signed = plan::sign(conn, &actor, &access, DEMO_PASSWORD, "approval")?;
+    let signed = plan::sign(conn, &actor, &access, super::demo_signing("approval"))?;
     let mut verdicts = Vec::new();
     for (_, title, query, _) in &planned {
         let s = saved::save(conn, &actor, &access, &Request::parse(query)?, title)?;

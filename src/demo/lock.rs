@@ -2,7 +2,6 @@
 //! administrator with a recorded reason when a small demo leaves it open), then signed by the
 //! manager (responsibility) and the statistician (approval).
 
-use super::DEMO_PASSWORD;
 use crate::auth::permissions::study_access;
 use crate::auth::users;
 use crate::db::Conn;
@@ -30,7 +29,7 @@ pub fn seed_lock(conn: &mut Conn, study: &str) -> Result<Vec<String>> {
     for (username, meaning) in [("statistician", "approval"), ("manager", "responsibility")] {
         let actor = users::actor_for_username(conn, username)?;
         let access = study_access(conn, &actor, study)?;
-        lock::sign(conn, &actor, &access, DEMO_PASSWORD, meaning)?;
+        lock::sign(conn, &actor, &access, super::demo_signing(meaning))?;
     }
     let state = lock::state(conn, sid)?.map(|s| s.label()).unwrap_or_default();
     Ok(vec![format!(

@@ -24,6 +24,11 @@ use crate::studies::{self, members, sites, StudyInput};
 
 /// The demo accounts share one password, printed when the demo starts.
 pub const DEMO_PASSWORD: &str = "evidentia-demo";
+
+/// A demonstration user's signature with `meaning` (their password, checked where it signs).
+pub fn demo_signing(meaning: &str) -> crate::auth::esign::Signing<'_> {
+    crate::auth::esign::Signing { password: crate::auth::esign::Password::Plain(DEMO_PASSWORD), meaning }
+}
 pub const DEMO_STUDY: &str = "LUNG-IO-01";
 
 /// (username, full name, admin?, role in the demo study)

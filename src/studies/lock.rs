@@ -325,16 +325,16 @@ pub(super) fn record_unlock(conn: &mut Conn, actor: &Actor, study: &Study, reaso
 /// Signs the locked study as `actor` with their password and a meaning. The signer must hold a
 /// required role that has not signed this lock yet. A wrong password signs nothing and is
 /// audited (in its own transaction).
-pub fn sign(conn: &mut Conn, actor: &Actor, access: &StudyAccess, password: &str, meaning: &str) -> Result<Signature> {
+pub fn sign(conn: &mut Conn, actor: &Actor, access: &StudyAccess, signing: esign::Signing<'_>) -> Result<Signature> {
     let study = super::get_by_code(conn, &access.study.code)?;
     let user = esign::signer(conn, actor)?;
     let role = role_in(conn, user.id, study.id)?
         .filter(|r| REQUIRED_ROLES.contains(r))
         .ok_or_else(|| Error::forbidden(format!("only the study's manager and statistician sign {}", study.code)))?;
-    let meaning = Meaning::parse_input(meaning)?;
+    let meaning = Meaning::parse_input(signing.meaning)?;
     let lock = current(conn, study.id)?
         .ok_or_else(|| Error::Conflict(format!("{} is not locked: lock it first", study.code)))?;
-    if let Err(e) = esign::check_password(conn, &user, password, "nothing was signed") {
+    if let Err(e) = esign::check_password(conn, &user, signing.password, "nothing was signed") {
         let reason = if matches!(e, Error::Invalid(_)) { "wrong password" } else { "account locked" };
         write_tx(conn, |conn| {
             audit::record(

@@ -65,6 +65,19 @@ impl AppState {
         web::block(f).await.map_err(|e| Error::Internal(anyhow::anyhow!("blocking task: {e}")))
     }
 
+    /// The password `user` re-entered for a signature, checked on the hashing threads holding no
+    /// database connection (as sign-in does).
+    pub async fn signing_password(
+        &self,
+        user: &extract::CurrentUser,
+        password: String,
+    ) -> Result<crate::auth::esign::Password<'static>, Error> {
+        let hash = user.user.password_hash.clone();
+        let stored = hash.clone();
+        let ok = self.hash_work(move || crate::auth::passwords::verify(&stored, &password)).await?;
+        Ok(crate::auth::esign::Password::Checked { ok, hash })
+    }
+
     /// Runs blocking database work on the blocking thread pool.
     pub async fn db<T, F>(&self, f: F) -> Result<T, Error>
     where

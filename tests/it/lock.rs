@@ -591,3 +591,30 @@ async fn a_killed_dossier_export_leaves_no_dossier_and_the_next_export_is_identi
     assert_eq!(left, vec![std::ffi::OsString::from("dossier.zip")], "no partial file left");
     assert!(app.cli(&["audit", "verify"], None).status.success());
 }
+
+/// The server checks a signature's password on the hashing threads, holding no database
+/// connection, and hands the signing function the result with the hash it was checked against.
+/// That result counts only while the hash is still the account's: a password changed in between
+/// signs nothing and counts as a wrong password.
+#[tokio::test]
+async fn a_password_checked_before_the_account_changed_it_signs_nothing() {
+    use evidentia::auth::esign::{Password, Signing};
+    let app = spawn_app();
+    let admin = app.login("admin").await;
+    admin.post(&format!("/studies/{STUDY}/status"), &[("to", "locked"), ("reason", "test: checklist waived")]).await;
+    let mut conn = app.conn();
+    let stat = evidentia::auth::users::find_by_username(&mut conn, "statistician").unwrap().unwrap();
+    let actor = evidentia::auth::Actor::from_user(&stat);
+    let access = evidentia::auth::permissions::study_access(&mut conn, &actor, STUDY).unwrap();
+    let stale = Password::Checked { ok: true, hash: "$argon2id$v=19$m=19456,t=2,p=1$an-older-hash".into() };
+    let e = lock::sign(&mut conn, &actor, &access, Signing { password: stale, meaning: "approval" }).unwrap_err();
+    assert!(e.to_string().contains("the password is not correct"), "{e}");
+    assert!(state(&app).signed.is_empty());
+    let failed = evidentia::auth::users::find_by_username(&mut conn, "statistician").unwrap().unwrap();
+    assert_eq!(failed.failed_logins, 1, "counted like a wrong password");
+    let current = Password::Checked { ok: true, hash: stat.password_hash.clone() };
+    lock::sign(&mut conn, &actor, &access, Signing { password: current, meaning: "approval" }).unwrap();
+    assert_eq!(state(&app).signed.len(), 1);
+    drop(conn);
+    drop(admin);
+}

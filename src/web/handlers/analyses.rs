@@ -13,6 +13,7 @@ use crate::analyses::plan::{self, Criterion, Plan, PlanItem, Verdict};
 use crate::analyses::saved::{self, Rerun, SavedRow};
 use crate::analyses::{self, dataset, Computed, Request, Sources};
 use crate::annotations::campaigns::{self, Campaign};
+use crate::auth::esign::Signing;
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::biomarker::runs::{self, Run};
 use crate::error::Error;
@@ -725,7 +726,8 @@ pub async fn plan_sign(
 ) -> Result<HttpResponse, PageError> {
     let code = access.study.code.clone();
     let (actor, f) = (user.actor.clone(), form.into_inner());
-    let result = state.db(move |c| plan::sign(c, &actor, &access, &f.password, &f.meaning)).await;
+    let password = state.signing_password(&user, f.password).await?;
+    let result = state.db(move |c| plan::sign(c, &actor, &access, Signing { password, meaning: &f.meaning })).await;
     flash_outcome(&format!("/studies/{code}/analyses/plan"), result, "Not signed: ", |p| {
         format!("Version {} of the analysis plan is signed and frozen.", p.version)
     })

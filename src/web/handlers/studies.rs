@@ -4,6 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
 use super::{ReasonForm, StudyNav};
+use crate::auth::esign::Signing;
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::db::paging::PageRequest;
 use crate::error::{Error, FieldErrors};
@@ -340,7 +341,9 @@ pub async fn study_sign(
     // After a failed attempt the form comes back with the meaning that was chosen.
     let chosen = crate::studies::lock::Meaning::ALL.iter().find(|m| m.as_str() == form.meaning);
     let url = format!("/studies/{}?meaning={}", access.study.code, chosen.map_or("approval", |m| m.as_str()));
-    let result = state.db(move |c| crate::studies::lock::sign(c, &actor, &access, &form.password, &form.meaning)).await;
+    let password = state.signing_password(&user, form.password).await?;
+    let result =
+        state.db(move |c| studies::lock::sign(c, &actor, &access, Signing { password, meaning: &form.meaning })).await;
     crate::web::flash_outcome(&url, result, "Not signed: ", |s| {
         format!(
             "Signed by {} ({}) for {} at {} UTC.",
