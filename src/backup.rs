@@ -1,9 +1,11 @@
 //! Backup and restore of a whole installation: an online copy of the database (safe while
 //! the server runs) plus every other file of the data dir (slides, models, secrets, exports;
 //! not `tmp/`, which holds uploads not yet de-identified), in one `.tar.gz` only its owner can
-//! read.
+//! read, optionally encrypted to one or more age X25519 recipients (`.tar.gz.age`, readable by
+//! `age -d` / `rage -d` as well), so that a copy on a backup server holds nothing readable.
 
 use std::fs::File;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -32,14 +34,68 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Writes `out` (a `.tar.gz`). Returns the number of files archived.
-pub fn create(pool: &DbPool, data_dir: &Path, out: &Path) -> anyhow::Result<usize> {
+/// The start of every age file (age-encryption.org/v1).
+const AGE_MAGIC: &[u8] = b"age-encryption.org/v1";
+
+/// Parses recipients as given on the command line (`age1…`), naming the one that is not.
+pub fn parse_recipients(given: &[String]) -> anyhow::Result<Vec<age::x25519::Recipient>> {
+    given
+        .iter()
+        .map(|r| {
+            r.trim()
+                .parse::<age::x25519::Recipient>()
+                .map_err(|e| anyhow::anyhow!("--encrypt-to {r}: not an age X25519 recipient (age1…): {e}"))
+        })
+        .collect()
+}
+
+/// Reads the identities (`AGE-SECRET-KEY-1…` lines; `#` comments) of an age identity file, as
+/// `age-keygen` and `evidentia backup-key` write them.
+pub fn read_identities(path: &Path) -> anyhow::Result<Vec<age::x25519::Identity>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let keys: Vec<age::x25519::Identity> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .enumerate()
+        .map(|(i, l)| {
+            l.parse::<age::x25519::Identity>()
+                .map_err(|e| anyhow::anyhow!("{}: key {} is not an age X25519 identity: {e}", path.display(), i + 1))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    if keys.is_empty() {
+        bail!("{}: no age identity (AGE-SECRET-KEY-1…) in the file", path.display());
+    }
+    Ok(keys)
+}
+
+/// Writes `out`: a `.tar.gz`, encrypted to `recipients` when there are any. Returns the number
+/// of files archived.
+pub fn create(
+    pool: &DbPool,
+    data_dir: &Path,
+    out: &Path,
+    recipients: &[age::x25519::Recipient],
+) -> anyhow::Result<usize> {
+    // The archive holds the database and the study keys: readable by its owner only.
+    let file = crate::tmp::create_private_output(out).with_context(|| format!("cannot create {}", out.display()))?;
+    if recipients.is_empty() {
+        return write_archive(pool, data_dir, out, file).map(|(_, n)| n);
+    }
+    let encryptor = age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+        .map_err(|e| anyhow::anyhow!("age: {e}"))?;
+    let sealed = encryptor.wrap_output(file)?;
+    let (sealed, n) = write_archive(pool, data_dir, out, sealed)?;
+    sealed.finish()?;
+    Ok(n)
+}
+
+/// The archive into `w`; gives `w` back once the gzip stream is finished.
+fn write_archive<W: Write>(pool: &DbPool, data_dir: &Path, out: &Path, w: W) -> anyhow::Result<(W, usize)> {
     let tmp = tempfile::tempdir()?;
     let db_copy = tmp.path().join(db::DB_FILE);
     db::online_backup(&mut *pool.get()?, &db_copy).context("online database backup")?;
-    // The archive holds the database and the study keys: readable by its owner only.
-    let file = crate::tmp::create_private_output(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let mut tar = tar::Builder::new(GzEncoder::new(file, Compression::default()));
+    let mut tar = tar::Builder::new(GzEncoder::new(w, Compression::default()));
     tar.append_path_with_name(&db_copy, db::DB_FILE)?;
     let mut files = Vec::new();
     walk(data_dir, &mut files)?;
@@ -55,18 +111,36 @@ pub fn create(pool: &DbPool, data_dir: &Path, out: &Path) -> anyhow::Result<usiz
         tar.append_path_with_name(&f, &rel)?;
         n += 1;
     }
-    tar.into_inner()?.finish()?;
-    Ok(n)
+    Ok((tar.into_inner()?.finish()?, n))
 }
 
 /// Unpacks a backup into `data_dir`, which must not exist or be empty, and checks the database.
-pub fn restore(archive: &Path, data_dir: &Path) -> anyhow::Result<usize> {
+/// An encrypted backup needs the identity of one of its recipients.
+pub fn restore(archive: &Path, data_dir: &Path, identities: &[age::x25519::Identity]) -> anyhow::Result<usize> {
     if data_dir.exists() && std::fs::read_dir(data_dir)?.next().is_some() {
         bail!("{} is not empty: restore into a new or empty directory", data_dir.display());
     }
+    let mut file = File::open(archive).with_context(|| format!("cannot open {}", archive.display()))?;
+    let mut start = vec![0u8; AGE_MAGIC.len()];
+    let read = file.read(&mut start)?;
+    let file = std::io::Cursor::new(start[..read].to_vec()).chain(file);
+    let reader: Box<dyn Read> = if start[..read] == *AGE_MAGIC {
+        if identities.is_empty() {
+            bail!(
+                "{} is encrypted: give --identity FILE (the age identity its backup was encrypted to); nothing was restored",
+                archive.display()
+            );
+        }
+        let decryptor = age::Decryptor::new(file).map_err(|e| anyhow::anyhow!("{}: {e}", archive.display()))?;
+        let plain = decryptor.decrypt(identities.iter().map(|i| i as &dyn age::Identity)).map_err(|e| {
+            anyhow::anyhow!("{}: cannot decrypt ({e}): the identity is not one it was encrypted to", archive.display())
+        })?;
+        Box::new(plain)
+    } else {
+        Box::new(file)
+    };
     std::fs::create_dir_all(data_dir)?;
-    let file = File::open(archive).with_context(|| format!("cannot open {}", archive.display()))?;
-    let mut tar = tar::Archive::new(GzDecoder::new(file));
+    let mut tar = tar::Archive::new(GzDecoder::new(reader));
     let mut n = 0;
     for entry in tar.entries().with_context(|| format!("{} is not a backup archive", archive.display()))? {
         let mut entry = entry?;
@@ -129,7 +203,7 @@ mod tests {
             tar.append_link(&mut header, "secrets/study-X.key", "/etc/passwd").unwrap();
         });
         let target = dir.path().join("restored");
-        let e = restore(&archive, &target).unwrap_err().to_string();
+        let e = restore(&archive, &target, &[]).unwrap_err().to_string();
         assert!(e.contains("secrets/study-X.key") && e.contains("not a file or a folder"), "{e}");
         assert!(!target.join("secrets").join("study-X.key").exists());
     }
@@ -147,7 +221,7 @@ mod tests {
              PRAGMA writable_schema = ON; DELETE FROM sqlite_master WHERE name = 't_x';",
             |_| (),
         );
-        let e = format!("{:#}", restore(&archive, &dir.path().join("restored")).unwrap_err());
+        let e = format!("{:#}", restore(&archive, &dir.path().join("restored"), &[]).unwrap_err());
         assert!(e.contains("damaged") && e.contains("never used"), "{e}");
     }
 }

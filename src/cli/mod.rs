@@ -67,9 +67,24 @@ enum Command {
     Backup {
         #[arg(long)]
         out: PathBuf,
+        /// Encrypt the archive to this age X25519 recipient (age1…; repeat for several): only
+        /// the matching identity can restore it (`evidentia backup-key` makes a pair).
+        #[arg(long = "encrypt-to", value_name = "RECIPIENT")]
+        encrypt_to: Vec<String>,
+    },
+    /// Make an age key pair for encrypted backups: the identity into FILE (readable by its
+    /// owner only; keep it away from the backups), the recipient printed for --encrypt-to.
+    BackupKey {
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Restore a backup archive into a new or empty --data-dir.
-    Restore { file: PathBuf },
+    Restore {
+        file: PathBuf,
+        /// The age identity file of an encrypted backup.
+        #[arg(long)]
+        identity: Option<PathBuf>,
+    },
     /// User accounts.
     #[command(subcommand)]
     User(users::UserCmd),
@@ -243,8 +258,9 @@ fn run(cli: Cli) -> CliResult {
         Command::Demo(args) => demo::run(ctx(Some(&args.serve)).cfg, &args),
         Command::Migrate => server::migrate(&ctx(None).cfg),
         Command::Worker { threads } => server::worker(ctx(None).cfg, threads),
-        Command::Backup { out } => server::backup(&ctx(None).cfg, &out),
-        Command::Restore { file } => server::restore(&file, cli.data_dir.as_deref()),
+        Command::Backup { out, encrypt_to } => server::backup(&ctx(None).cfg, &out, &encrypt_to),
+        Command::BackupKey { out } => server::backup_key(&out),
+        Command::Restore { file, identity } => server::restore(&file, identity.as_deref(), cli.data_dir.as_deref()),
         Command::User(cmd) => users::run(&ctx(None), cmd),
         Command::Study(cmd) => studies::run(&ctx(None), cmd),
         Command::Audit(cmd) => audit::run(&ctx(None), cmd),

@@ -1,6 +1,8 @@
 //! Running an installation: the server, job workers, migrations, backup and restore.
 
 use std::path::Path;
+
+use age::secrecy::ExposeSecret;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -48,18 +50,42 @@ pub fn worker(cfg: Config, threads: usize) -> CliResult {
     Ok(())
 }
 
-pub fn backup(cfg: &Config, out: &Path) -> CliResult {
+pub fn backup(cfg: &Config, out: &Path, encrypt_to: &[String]) -> CliResult {
+    let recipients = archive::parse_recipients(encrypt_to).map_err(|e| Failure::Input(format!("{e:#}")))?;
     let pool = startup::open_database(cfg)?;
-    let n = archive::create(&pool, &cfg.data_dir, out)?;
-    println!("backup written to {} ({n} files)", out.display());
+    let n = archive::create(&pool, &cfg.data_dir, out, &recipients)?;
+    let sealed =
+        if recipients.is_empty() { String::new() } else { format!(", encrypted to {}", encrypt_to.join(", ")) };
+    println!("backup written to {} ({n} files{sealed})", out.display());
+    Ok(())
+}
+
+/// Writes a new age identity to `out` (0600, never over an existing file) and prints its
+/// recipient.
+pub fn backup_key(out: &Path) -> CliResult {
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public();
+    let mut file = evidentia::tmp::create_private_file(out).map_err(|e| {
+        Failure::Input(format!("cannot create {} (an existing file is never replaced): {e}", out.display()))
+    })?;
+    let text = format!("# evidentia backup key; recipient: {recipient}\n{}\n", identity.to_string().expose_secret());
+    std::io::Write::write_all(&mut file, text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(anyhow::Error::from)?;
+    println!("{recipient}");
+    eprintln!("identity written to {} (keep it apart from the backups: it decrypts them)", out.display());
     Ok(())
 }
 
 /// Restores into `data_dir`, which must be given (a new or empty directory).
-pub fn restore(file: &Path, data_dir: Option<&Path>) -> CliResult {
+pub fn restore(file: &Path, identity: Option<&Path>, data_dir: Option<&Path>) -> CliResult {
     let data_dir =
         data_dir.ok_or_else(|| Failure::Input("restore needs --data-dir DIR (a new or empty directory)".into()))?;
-    let n = archive::restore(file, data_dir).map_err(|e| Failure::Input(format!("{e:#}")))?;
+    let identities = match identity {
+        Some(path) => archive::read_identities(path).map_err(|e| Failure::Input(format!("{e:#}")))?,
+        None => Vec::new(),
+    };
+    let n = archive::restore(file, data_dir, &identities).map_err(|e| Failure::Input(format!("{e:#}")))?;
     println!("restored {n} files into {}", data_dir.display());
     Ok(())
 }

@@ -88,3 +88,65 @@ async fn uploads_a_crash_left_behind_are_swept_at_start_and_never_backed_up() {
     assert!(names.iter().any(|n| n.starts_with("secrets")), "{names:?}");
     assert!(!names.iter().any(|n| n.starts_with("tmp")), "work in progress is not backed up: {names:?}");
 }
+
+/// An encrypted backup: written to an age recipient (`backup-key` makes the pair), it holds no
+/// readable byte, restores only with the matching identity, and a missing or wrong identity
+/// restores nothing and says what to give.
+#[tokio::test]
+async fn an_encrypted_backup_restores_only_with_its_identity() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = spawn_app();
+    let m = app.login("manager").await;
+    m.post("/studies/LUNG-IO-01/sites", &[("code", "AMC"), ("name", "Asan")]).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let path = |name: &str| tmp.path().join(name).to_str().unwrap().to_string();
+    let out = app.cli(&["backup-key", "--out", &path("backup.key")], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let recipient = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(recipient.starts_with("age1"), "{recipient}");
+    let mode = std::fs::metadata(path("backup.key")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the identity is readable by its owner only");
+    let again = app.cli(&["backup-key", "--out", &path("backup.key")], None);
+    assert_eq!(again.status.code(), Some(2), "an existing key is never replaced");
+
+    let bad = app.cli(&["backup", "--out", &path("x.age"), "--encrypt-to", "age1notakey"], None);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--encrypt-to age1notakey"));
+    assert!(!tmp.path().join("x.age").exists(), "nothing written for a bad recipient");
+
+    let out = app.cli(&["backup", "--out", &path("backup.tar.gz.age"), "--encrypt-to", &recipient], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bytes = std::fs::read(path("backup.tar.gz.age")).unwrap();
+    assert!(bytes.starts_with(b"age-encryption.org/v1\n-> X25519 "), "an age file to one X25519 recipient");
+    assert!(!bytes.windows(3).any(|w| w == [0x1f, 0x8b, 0x08]), "no gzip stream in the clear");
+
+    let restore = |identity: Option<&str>, into: &str| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_evidentia"));
+        cmd.args(["restore", &path("backup.tar.gz.age"), "--data-dir", &path(into)]);
+        if let Some(key) = identity {
+            cmd.args(["--identity", key]);
+        }
+        cmd.output().unwrap()
+    };
+    let out = restore(None, "r1");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is encrypted: give --identity FILE"));
+    assert!(!tmp.path().join("r1").exists(), "nothing restored");
+    assert!(app.cli(&["backup-key", "--out", &path("other.key")], None).status.success());
+    let out = restore(Some(&path("other.key")), "r2");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot decrypt"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!tmp.path().join("r2").exists(), "nothing restored");
+
+    let out = restore(Some(&path("backup.key")), "r3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pool = evidentia::startup::open_database(&test_config(&tmp.path().join("r3"))).unwrap();
+    let mut conn = pool.get().unwrap();
+    let sid = evidentia::studies::get_by_code(&mut conn, "LUNG-IO-01").unwrap().id;
+    assert!(evidentia::studies::sites::list(&mut conn, sid, true).unwrap().iter().any(|s| s.code == "AMC"));
+    assert!(evidentia::audit::verify::verify_all(&mut conn).unwrap().iter().all(|c| c.broken.is_none()));
+}
