@@ -121,10 +121,12 @@ pub fn restore(archive: &Path, data_dir: &Path, identities: &[age::x25519::Ident
         bail!("{} is not empty: restore into a new or empty directory", data_dir.display());
     }
     let mut file = File::open(archive).with_context(|| format!("cannot open {}", archive.display()))?;
-    let mut start = vec![0u8; AGE_MAGIC.len()];
-    let read = file.read(&mut start)?;
-    let file = std::io::Cursor::new(start[..read].to_vec()).chain(file);
-    let reader: Box<dyn Read> = if start[..read] == *AGE_MAGIC {
+    // The first bytes say whether it is encrypted; they are read again with the rest.
+    let mut start = Vec::with_capacity(AGE_MAGIC.len());
+    (&mut file).take(AGE_MAGIC.len() as u64).read_to_end(&mut start)?;
+    let encrypted = start == AGE_MAGIC;
+    let file = std::io::Cursor::new(start).chain(file);
+    let reader: Box<dyn Read> = if encrypted {
         if identities.is_empty() {
             bail!(
                 "{} is encrypted: give --identity FILE (the age identity its backup was encrypted to); nothing was restored",
