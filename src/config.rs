@@ -64,6 +64,12 @@ pub struct Config {
     /// The bearer token `/metrics` asks for (`EVIDENTIA_METRICS_TOKEN`); without one, `/metrics`
     /// is off (404).
     pub metrics_token: Option<String>,
+    /// Administrators must sign in with two factors (`EVIDENTIA_ADMIN_MFA`, default on; `0`
+    /// turns it off, e.g. for a laptop demo): one without it set up is sent to set it up before
+    /// any other page.
+    pub admin_mfa: bool,
+    /// Single sign-on with OpenID Connect (`EVIDENTIA_OIDC_*`); `None`: passwords only.
+    pub sso: Option<crate::auth::sso::SsoSettings>,
     /// What session time-outs are measured on (the system clock; tests move it forward).
     pub clock: Clock,
 }
@@ -99,6 +105,7 @@ impl Config {
             std::env::var("EVIDENTIA_PUBLIC_URL").ok().map(|u| u.trim().to_string()).filter(|u| !u.is_empty());
         let secure_cookies =
             secure_cookies(public_url.as_deref(), std::env::var("EVIDENTIA_SECURE_COOKIES").ok().as_deref());
+        let sso = crate::auth::sso::SsoSettings::from_env(public_url.as_deref(), &bind);
         Config {
             bind,
             data_dir,
@@ -108,6 +115,11 @@ impl Config {
                 Ok("1" | "true" | "yes")
             ),
             secure_cookies,
+            admin_mfa: !matches!(
+                std::env::var("EVIDENTIA_ADMIN_MFA").as_deref().map(str::trim),
+                Ok("0" | "false" | "no")
+            ),
+            sso,
             session_idle: env_secs("EVIDENTIA_SESSION_IDLE_SECS", 30 * 60),
             session_absolute: env_secs("EVIDENTIA_SESSION_ABSOLUTE_SECS", 12 * 3600),
             job_workers: std::env::var("EVIDENTIA_JOB_WORKERS").ok().and_then(|v| v.parse().ok()).unwrap_or(2),

@@ -122,7 +122,12 @@ impl Application {
                 .map_err(|e| anyhow::anyhow!("EVIDENTIA_MRN_PATTERNS: {e}"))?,
         );
         crate::audit::scrub_reasons_with(edit_scrubber.clone());
+        let sso = match config.sso.clone() {
+            Some(s) => Some(Arc::new(crate::auth::sso::Sso::new(s)?)),
+            None => None,
+        };
         let state = web::Data::new(AppState {
+            sso,
             pool: pool.clone(),
             config: config.clone(),
             metrics: Arc::new(Metrics::default()),

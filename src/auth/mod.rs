@@ -2,9 +2,11 @@
 
 pub mod csrf;
 pub mod esign;
+pub mod mfa;
 pub mod passwords;
 pub mod permissions;
 pub mod sessions;
+pub mod sso;
 pub mod throttle;
 pub mod tokens;
 pub mod users;

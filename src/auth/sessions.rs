@@ -1,5 +1,7 @@
 //! Server-side sessions. The cookie holds a random token; the database holds only its hash.
 //! A session ends after `idle` without a request or `absolute` after login, whichever is first.
+//! A user with two-factor sign-in first gets a session that only waits for the second factor
+//! (for [`SECOND_FACTOR_WAIT`]); it is ended and replaced by a full one when the code is right.
 
 use std::time::Duration;
 
@@ -22,8 +24,32 @@ pub struct Timeouts {
     pub clock: crate::config::Clock,
 }
 
+/// How long the password alone keeps a sign-in waiting for its second factor.
+pub const SECOND_FACTOR_WAIT: Duration = Duration::from_secs(5 * 60);
+
+/// What a handler may need to know of the session behind a request.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionInfo {
+    pub id: i32,
+    /// When the person last re-authenticated at the single sign-on provider in this session (an
+    /// e-signature by an account without a local password).
+    pub reauthenticated_at: Option<NaiveDateTime>,
+    /// An e-signature was made in this session (21 CFR 11.200(a)(1)(i): the first signing of a
+    /// session takes every component, later ones at least the password).
+    pub has_signed: bool,
+}
+
 /// Starts a session; returns the token for the cookie (never stored).
 pub fn create(conn: &mut Conn, user_id: i32) -> Result<String> {
+    insert(conn, user_id, false)
+}
+
+/// Starts a sign-in that waits for its second factor: it authenticates nothing.
+pub fn create_awaiting_second_factor(conn: &mut Conn, user_id: i32) -> Result<String> {
+    insert(conn, user_id, true)
+}
+
+fn insert(conn: &mut Conn, user_id: i32, awaiting_second_factor: bool) -> Result<String> {
     let token = random_token();
     let t = now();
     diesel::insert_into(sessions::table)
@@ -32,21 +58,81 @@ pub fn create(conn: &mut Conn, user_id: i32) -> Result<String> {
             sessions::user_id.eq(user_id),
             sessions::created_at.eq(t),
             sessions::last_seen_at.eq(t),
+            sessions::awaiting_second_factor.eq(awaiting_second_factor),
         ))
         .execute(conn)?;
     Ok(token)
 }
 
-/// The active user behind a session token, refreshing its idle timer; `None` when the token
-/// is unknown, ended, timed out, or its user was deactivated.
-pub fn authenticate(conn: &mut Conn, token: &str, timeouts: &Timeouts) -> Result<Option<User>> {
-    let found: Option<(i32, NaiveDateTime, NaiveDateTime, Option<NaiveDateTime>, User)> = sessions::table
+/// The user whose sign-in behind `token` waits for a second factor, if it does and is younger
+/// than [`SECOND_FACTOR_WAIT`] at `at`.
+pub fn awaiting_second_factor(conn: &mut Conn, token: &str, at: NaiveDateTime) -> Result<Option<User>> {
+    let found: Option<(NaiveDateTime, User)> = sessions::table
         .inner_join(users::table)
         .filter(sessions::token_hash.eq(token_hash(token)))
-        .select((sessions::id, sessions::created_at, sessions::last_seen_at, sessions::ended_at, User::as_select()))
+        .filter(sessions::awaiting_second_factor.eq(true))
+        .filter(sessions::ended_at.is_null())
+        .select((sessions::created_at, User::as_select()))
         .first(conn)
         .optional()?;
-    let Some((id, created, last_seen, ended, user)) = found else { return Ok(None) };
+    let wait = chrono::Duration::from_std(SECOND_FACTOR_WAIT).unwrap_or_default();
+    Ok(found.filter(|(created, u)| at - *created <= wait && u.active).map(|(_, u)| u))
+}
+
+/// Records a re-authentication at the single sign-on provider in session `id` of `user_id`
+/// (open, not waiting for a second factor); false when there is no such session.
+pub fn mark_reauthenticated(conn: &mut Conn, id: i32, user_id: i32) -> Result<bool> {
+    let n = diesel::update(
+        sessions::table
+            .find(id)
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::ended_at.is_null())
+            .filter(sessions::awaiting_second_factor.eq(false)),
+    )
+    .set(sessions::reauthenticated_at.eq(Some(now())))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Uses up the session's re-authentication (one per e-signature).
+pub fn clear_reauthentication(conn: &mut Conn, id: i32) -> Result<()> {
+    diesel::update(sessions::table.find(id))
+        .set(sessions::reauthenticated_at.eq(None::<NaiveDateTime>))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Records that the session behind `token` made an e-signature (the first one, if none was).
+pub fn mark_signed(conn: &mut Conn, token: &str) -> Result<()> {
+    diesel::update(
+        sessions::table.filter(sessions::token_hash.eq(token_hash(token))).filter(sessions::first_signed_at.is_null()),
+    )
+    .set(sessions::first_signed_at.eq(Some(now())))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// The active user behind a session token, refreshing its idle timer; `None` when the token
+/// is unknown, ended, timed out, waiting for a second factor, or its user was deactivated.
+pub fn authenticate(conn: &mut Conn, token: &str, timeouts: &Timeouts) -> Result<Option<(User, SessionInfo)>> {
+    type Row =
+        (i32, NaiveDateTime, NaiveDateTime, Option<NaiveDateTime>, Option<NaiveDateTime>, Option<NaiveDateTime>, User);
+    let found: Option<Row> = sessions::table
+        .inner_join(users::table)
+        .filter(sessions::token_hash.eq(token_hash(token)))
+        .filter(sessions::awaiting_second_factor.eq(false))
+        .select((
+            sessions::id,
+            sessions::created_at,
+            sessions::last_seen_at,
+            sessions::ended_at,
+            sessions::first_signed_at,
+            sessions::reauthenticated_at,
+            User::as_select(),
+        ))
+        .first(conn)
+        .optional()?;
+    let Some((id, created, last_seen, ended, signed, reauthenticated_at, user)) = found else { return Ok(None) };
     let t = timeouts.clock.now();
     let idle = chrono::Duration::from_std(timeouts.idle).unwrap_or_default();
     let absolute = chrono::Duration::from_std(timeouts.absolute).unwrap_or_default();
@@ -61,7 +147,7 @@ pub fn authenticate(conn: &mut Conn, token: &str, timeouts: &Timeouts) -> Result
     if t - last_seen >= chrono::Duration::seconds(1) {
         diesel::update(sessions::table.find(id)).set(sessions::last_seen_at.eq(t)).execute(conn)?;
     }
-    Ok(Some(user))
+    Ok(Some((user, SessionInfo { id, reauthenticated_at, has_signed: signed.is_some() })))
 }
 
 pub fn end(conn: &mut Conn, token: &str) -> Result<()> {

@@ -34,6 +34,19 @@ pub struct User {
     /// `None`: for every client.
     #[serde(skip)]
     pub locked_client: Option<String>,
+    #[serde(skip)]
+    pub totp_secret: Option<String>,
+    #[serde(skip)]
+    pub totp_pending_secret: Option<String>,
+    /// When two-factor sign-in was set up; `None`: the password alone signs in.
+    pub totp_enabled_at: Option<NaiveDateTime>,
+    #[serde(skip)]
+    pub totp_last_step: Option<i64>,
+    /// The single sign-on identity bound to the account (`issuer|sub`).
+    #[serde(skip)]
+    pub sso_subject: Option<String>,
+    /// The local password signs in (off: single sign-on only).
+    pub password_login: bool,
 }
 
 impl CsvRecord for User {
@@ -51,6 +64,11 @@ impl CsvRecord for User {
 }
 
 impl User {
+    /// Signs in with a password and a second factor.
+    pub fn has_mfa(&self) -> bool {
+        self.totp_enabled_at.is_some() && self.totp_secret.is_some()
+    }
+
     /// Locked for someone (an administrator sees it and may unlock).
     pub fn is_locked(&self, at: NaiveDateTime) -> bool {
         self.locked_until.is_some_and(|t| t > at)
@@ -224,6 +242,26 @@ pub fn record_login_attempt(
     password_ok: bool,
     client: Option<&str>,
 ) -> Result<std::result::Result<(), LoginFailure>> {
+    record_sign_in(conn, user, password_ok, client, None)
+}
+
+/// Whether `user` may go on to the second factor after a right password from `client`: active
+/// and not locked for it. Nothing is reset or recorded: only a complete sign-in (or a failure)
+/// counts, so a known password cannot be used to reset the count of wrong codes.
+pub fn may_continue_sign_in(conn: &mut Conn, user: &User, client: Option<&str>) -> Result<bool> {
+    let current = get(conn, user.id)?;
+    Ok(current.active && !current.is_locked_for(now(), client))
+}
+
+/// [`record_login_attempt`] for a sign-in whose last step was `ok`, with what completed it
+/// (`detail`, e.g. the second factor) written into the login audit event.
+pub fn record_sign_in(
+    conn: &mut Conn,
+    user: &User,
+    password_ok: bool,
+    client: Option<&str>,
+    detail: Option<serde_json::Value>,
+) -> Result<std::result::Result<(), LoginFailure>> {
     let policy = LockoutPolicy::STANDARD;
     let t = now();
     write_tx(conn, |conn| {
@@ -244,7 +282,10 @@ pub fn record_login_attempt(
             if current.failed_logins != 0 || current.locked_until != locked_until {
                 reset_failures(conn, user.id, locked_until, locked_client)?;
             }
-            audit::record(conn, system_change(&current.username, Action::Login, &current.username, None, None, None))?;
+            audit::record(
+                conn,
+                system_change(&current.username, Action::Login, &current.username, None, detail, None),
+            )?;
             return Ok(Ok(()));
         }
         let window = chrono::Duration::from_std(policy.window).unwrap_or_default();

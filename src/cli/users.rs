@@ -39,6 +39,15 @@ pub enum UserCmd {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Turn off someone's two-factor sign-in (a lost phone, no recovery code left): their
+    /// sessions end, and they set it up again where it is required. The way back in for the
+    /// last administrator.
+    ResetMfa {
+        username: String,
+        /// Why (recorded in the audit trail).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 fn find(conn: &mut Conn, name: &str) -> Result<users::User, Failure> {
@@ -77,7 +86,9 @@ pub fn run(ctx: &Ctx, cmd: UserCmd) -> CliResult {
                 } else {
                     "active"
                 };
-                println!("{:<20} {:<30} {:<6} {state}", u.username, u.full_name, if u.is_admin { "admin" } else { "" });
+                let mfa = if u.has_mfa() { "2fa" } else { "" };
+                let admin = if u.is_admin { "admin" } else { "" };
+                println!("{:<20} {:<30} {admin:<6} {mfa:<4} {state}", u.username, u.full_name);
             }
         }
         UserCmd::Deactivate { username } => {
@@ -103,6 +114,11 @@ pub fn run(ctx: &Ctx, cmd: UserCmd) -> CliResult {
             if show {
                 println!("password: {pw}");
             }
+        }
+        UserCmd::ResetMfa { username, reason } => {
+            let u = find(&mut conn, &username)?;
+            evidentia::auth::mfa::reset(&mut conn, &actor, u.id, &reason)?;
+            println!("two-factor sign-in of {username} reset; their sessions ended");
         }
     }
     Ok(())

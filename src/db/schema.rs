@@ -15,6 +15,12 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         locked_client -> Nullable<Text>,
+        totp_secret -> Nullable<Text>,
+        totp_pending_secret -> Nullable<Text>,
+        totp_enabled_at -> Nullable<Timestamp>,
+        totp_last_step -> Nullable<BigInt>,
+        sso_subject -> Nullable<Text>,
+        password_login -> Bool,
     }
 }
 
@@ -26,6 +32,19 @@ diesel::table! {
         created_at -> Timestamp,
         last_seen_at -> Timestamp,
         ended_at -> Nullable<Timestamp>,
+        awaiting_second_factor -> Bool,
+        first_signed_at -> Nullable<Timestamp>,
+        reauthenticated_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    recovery_codes (id) {
+        id -> Integer,
+        user_id -> Integer,
+        code_hash -> Text,
+        created_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
     }
 }
 
@@ -57,6 +76,7 @@ diesel::table! {
         status -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        require_mfa -> Bool,
     }
 }
 
@@ -141,6 +161,7 @@ diesel::table! {
 
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(api_tokens -> users (user_id));
+diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(sites -> studies (study_id));
 diesel::joinable!(study_members -> studies (study_id));
 diesel::joinable!(study_members -> users (user_id));
@@ -149,6 +170,7 @@ diesel::joinable!(jobs -> studies (study_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     sessions,
+    recovery_codes,
     api_tokens,
     studies,
     sites,

@@ -32,7 +32,7 @@ pub use crate::auth::esign::Meaning;
 /// the row's object): a new column must not change the hash of every study locked before it, and
 /// void its signatures; its value, once set, is covered like any other.
 const SNAPSHOT: &[(&str, &str, &[&str], &[&str])] = &[
-    ("studies", "id = ?", &["status", "updated_at"], &[]),
+    ("studies", "id = ?", &["status", "updated_at", "require_mfa"], &[]),
     ("sites", "study_id = ?", &[], &[]),
     ("dictionary_fields", "study_id = ?", &[], &[]),
     ("cases", "study_id = ?", &[], &[]),

@@ -55,8 +55,8 @@ impl StudyId {
         self.0
     }
 
-    /// Any id, for unit tests of code that only carries it.
-    #[cfg(test)]
+    /// Any id, for unit tests and fuzz targets (`tools/fuzz`) of code that only carries it.
+    #[doc(hidden)]
     pub fn for_tests(id: i32) -> StudyId {
         StudyId(id)
     }
@@ -114,6 +114,9 @@ pub struct Study {
     pub status: StudyStatus,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Members reach the study only with two-factor sign-in set up (an access setting, not study
+    /// data: it may change after the lock and is not in its snapshot).
+    pub require_mfa: bool,
 }
 
 impl CsvRecord for Study {
@@ -417,6 +420,26 @@ pub fn update(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &Stud
             )?;
         }
         Ok(after)
+    })
+}
+
+/// Requires two-factor sign-in of the study's members (or no longer does): an access setting,
+/// so it may change at any stage, a locked study too. Audited on the study's chain.
+pub fn set_require_mfa(conn: &mut Conn, actor: &Actor, access: &StudyAccess, on: bool) -> Result<Study> {
+    access.require(Permission::ManageMembers)?;
+    write_tx(conn, |conn| {
+        let before = get_by_code(conn, &access.study.code)?;
+        if before.require_mfa == on {
+            return Ok(before);
+        }
+        diesel::update(studies::table.find(before.id)).set(studies::require_mfa.eq(on)).execute(conn)?;
+        audit::record(
+            conn,
+            Change::new(before.chain(), &actor.name, Action::Update, Entity::Study, &before.code)
+                .before(json!({"require_mfa": before.require_mfa}))
+                .after(json!({"require_mfa": on})),
+        )?;
+        get_by_code(conn, &before.code)
     })
 }
 

@@ -28,6 +28,8 @@ pub struct CurrentUser {
     pub actor: Actor,
     /// The scope of the API token the request was authenticated by (`None`: a browser session).
     pub token: Option<TokenScope>,
+    /// The browser session (`None`: an API token).
+    pub session: Option<sessions::SessionInfo>,
 }
 
 impl CurrentUser {
@@ -65,6 +67,20 @@ fn unauthenticated(req: &HttpRequest) -> actix_web::Error {
     actix_web::error::InternalError::from_response("unauthenticated", resp).into()
 }
 
+/// What an administrator who must set up two-factor sign-in may still open.
+fn mfa_setup_path(path: &str) -> bool {
+    path == "/account" || path == "/logout" || path.starts_with("/account/mfa")
+}
+
+fn must_set_up_mfa() -> actix_web::Error {
+    let resp = redirect_with_flash(
+        "/account",
+        "error",
+        "Administrators sign in with two factors on this server: set up an authenticator app below to continue.",
+    );
+    actix_web::error::InternalError::from_response("two-factor set-up required", resp).into()
+}
+
 pub fn urlencode(s: &str) -> String {
     serde_urlencoded::to_string([("", s)]).map(|v| v.trim_start_matches('=').to_string()).unwrap_or_default()
 }
@@ -88,11 +104,12 @@ impl FromRequest for CurrentUser {
             }
             let timeouts = state.timeouts();
             let pool = state.pool.clone();
-            let found = web::block(move || -> Result<Option<(User, Option<TokenScope>)>, Error> {
+            type Found = (User, Result<TokenScope, sessions::SessionInfo>);
+            let found = web::block(move || -> Result<Option<Found>, Error> {
                 let mut conn = pool.get()?;
                 Ok(match (token, session) {
-                    (Some(t), _) => tokens::authenticate(&mut conn, &t)?.map(|(u, scope)| (u, Some(scope))),
-                    (None, Some(s)) => sessions::authenticate(&mut conn, &s, &timeouts)?.map(|u| (u, None)),
+                    (Some(t), _) => tokens::authenticate(&mut conn, &t)?.map(|(u, scope)| (u, Ok(scope))),
+                    (None, Some(s)) => sessions::authenticate(&mut conn, &s, &timeouts)?.map(|(u, i)| (u, Err(i))),
                     (None, None) => None,
                 })
             })
@@ -100,16 +117,21 @@ impl FromRequest for CurrentUser {
             .map_err(actix_web::error::ErrorInternalServerError)?
             .map_err(|e| actix_web::Error::from(super::error::PageError(e)))?;
             match found {
-                Some((mut user, Some(scope))) => {
+                Some((mut user, Ok(scope))) => {
                     if !scope.allows(req.method()) {
                         let e = Error::forbidden("this API token is read-only: make a token with the write scope");
                         return Err(super::error::ApiError(e).into());
                     }
                     // Administration is for a person at a browser, never a script's token.
                     user.is_admin = false;
-                    Ok(CurrentUser { actor: Actor::from_user(&user), user, token: Some(scope) })
+                    Ok(CurrentUser { actor: Actor::from_user(&user), user, token: Some(scope), session: None })
                 }
-                Some((user, None)) => Ok(CurrentUser { actor: Actor::from_user(&user), user, token: None }),
+                Some((user, Err(info))) => {
+                    if user.is_admin && state.config.admin_mfa && !user.has_mfa() && !mfa_setup_path(req.path()) {
+                        return Err(must_set_up_mfa());
+                    }
+                    Ok(CurrentUser { actor: Actor::from_user(&user), user, token: None, session: Some(info) })
+                }
                 None => Err(unauthenticated(&req)),
             }
         })
@@ -148,6 +170,12 @@ impl<P: Needs + 'static> FromRequest for InStudy<P> {
             let code = req.match_info().get("code").unwrap_or_default().to_string();
             let actor = user.actor.clone();
             let access = state.db(move |c| study_access(c, &actor, &code)).await.map_err(fail)?;
+            if access.study.require_mfa && !user.user.has_mfa() {
+                return Err(fail(Error::forbidden(format!(
+                    "{} is open only to members who sign in with two factors: set it up under My account (/account/mfa)",
+                    access.study.code
+                ))));
+            }
             access.require(P::PERMISSION).map_err(fail)?;
             Ok(InStudy { user, access, needs: PhantomData })
         })
@@ -173,6 +201,14 @@ pub struct PageCtx {
     pub signed_in: bool,
     pub is_admin: bool,
     pub csrf: String,
+    /// The next e-signature is the first of this session: it asks for the username too.
+    pub first_signature: bool,
+    /// E-signatures re-authenticate at the single sign-on provider (no local password); and
+    /// whether that was done in the last minutes.
+    pub sign_by_sso: bool,
+    pub sso_confirmed: bool,
+    /// The page's own path and query (to come back to after a re-authentication).
+    pub here: String,
     pub flash: Option<Flash>,
     /// Which top-level section is active, for the navigation.
     pub section: &'static str,
@@ -195,6 +231,12 @@ impl PageCtx {
             signed_in: user.is_some(),
             is_admin: user.is_some_and(|u| u.user.is_admin),
             csrf,
+            first_signature: user.and_then(|u| u.session).is_none_or(|s| !s.has_signed),
+            sign_by_sso: user.is_some_and(|u| !u.user.password_login),
+            sso_confirmed: user.and_then(|u| u.session).and_then(|s| s.reauthenticated_at).is_some_and(|t| {
+                crate::db::now() - t <= chrono::Duration::from_std(crate::auth::sso::REAUTH_VALID).unwrap_or_default()
+            }),
+            here: req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default(),
             flash,
             section,
         }
@@ -203,10 +245,17 @@ impl PageCtx {
 
 /// A 303 redirect carrying a flash message for the next page.
 pub fn redirect_with_flash(location: &str, kind: &str, message: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location.to_string()))
+        .cookie(flash_cookie(kind, message))
+        .finish()
+}
+
+/// The cookie that carries a flash message to the next page.
+pub fn flash_cookie(kind: &str, message: &str) -> Cookie<'static> {
     // Cookie values cannot hold every character (names may be Korean): percent-encode.
     let value = urlencode(&format!("{kind}|{message}"));
-    let cookie = Cookie::build(FLASH_COOKIE, value).path("/").http_only(true).same_site(SameSite::Strict).finish();
-    HttpResponse::SeeOther().insert_header((header::LOCATION, location.to_string())).cookie(cookie).finish()
+    Cookie::build(FLASH_COOKIE, value).path("/").http_only(true).same_site(SameSite::Strict).finish()
 }
 
 pub fn redirect(location: &str) -> HttpResponse {

@@ -42,6 +42,8 @@ pub struct AppState {
     pub login_throttle: Arc<crate::auth::throttle::LoginThrottle>,
     /// Permits to hash a password (argon2id): a bounded number at once.
     pub hashing: Arc<tokio::sync::Semaphore>,
+    /// Single sign-on, when configured.
+    pub sso: Option<Arc<crate::auth::sso::Sso>>,
 }
 
 impl AppState {
@@ -65,17 +67,66 @@ impl AppState {
         web::block(f).await.map_err(|e| Error::Internal(anyhow::anyhow!("blocking task: {e}")))
     }
 
-    /// The password `user` re-entered for a signature, checked on the hashing threads holding no
-    /// database connection (as sign-in does).
-    pub async fn signing_password(
+    /// Makes an e-signature with `sign`: checks the components `user` typed into `form` (21 CFR
+    /// 11.200(a)(1)(i): the first signing of a session takes the username and the password,
+    /// later ones the password), the password on the hashing threads holding no database
+    /// connection (as sign-in does), then runs `sign` and records the session's first signing.
+    pub async fn sign<T, F>(
         &self,
+        req: &actix_web::HttpRequest,
         user: &extract::CurrentUser,
-        password: String,
-    ) -> Result<crate::auth::esign::Password<'static>, Error> {
+        form: SignForm,
+        sign: F,
+    ) -> Result<T, Error>
+    where
+        F: FnOnce(&mut Conn, crate::auth::esign::Signing<'_>) -> Result<T, Error> + Send + 'static,
+        T: Send + 'static,
+    {
+        let first = user.session.is_none_or(|s| !s.has_signed);
+        if first && !form.username.trim().eq_ignore_ascii_case(&user.user.username) {
+            return Err(Error::invalid(
+                "username",
+                "type your own username: the first signature of a session takes your username and your password; nothing was signed",
+            ));
+        }
         let hash = user.user.password_hash.clone();
-        let stored = hash.clone();
-        let ok = self.hash_work(move || crate::auth::passwords::verify(&stored, &password)).await?;
-        Ok(crate::auth::esign::Password::Checked { ok, hash })
+        // An account without a local password re-authenticates at the single sign-on provider
+        // instead, for this signature, within a few minutes.
+        let reauthenticated = if user.user.password_login {
+            None
+        } else {
+            let fresh = chrono::Duration::from_std(crate::auth::sso::REAUTH_VALID).unwrap_or_default();
+            let at = user.session.and_then(|s| s.reauthenticated_at.filter(|t| self.config.clock.now() - *t <= fresh));
+            match (at, user.session) {
+                (Some(_), Some(s)) => Some(s.id),
+                _ => return Err(Error::invalid(
+                    "password",
+                    "confirm your identity with single sign-on first (the button by the signature); nothing was signed",
+                )),
+            }
+        };
+        let ok = match reauthenticated {
+            Some(_) => true,
+            None => {
+                let stored = hash.clone();
+                let typed = form.password;
+                self.hash_work(move || crate::auth::passwords::verify(&stored, typed.expose())).await?
+            }
+        };
+        let session = req.cookie(crate::auth::sessions::COOKIE).map(|c| c.value().to_string());
+        let meaning = form.meaning;
+        self.db(move |conn| {
+            let password = crate::auth::esign::Password::Checked { ok, hash };
+            let done = sign(conn, crate::auth::esign::Signing { password, meaning: &meaning })?;
+            if let Some(token) = session {
+                crate::auth::sessions::mark_signed(conn, &token)?;
+            }
+            if let Some(id) = reauthenticated {
+                crate::auth::sessions::clear_reauthentication(conn, id)?;
+            }
+            Ok(done)
+        })
+        .await
     }
 
     /// Runs blocking database work on the blocking thread pool.
@@ -107,6 +158,18 @@ impl AppState {
     }
 }
 
+/// What an e-signature form sends (the plan's and the study's).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct SignForm {
+    /// Asked for at the first signing of a session.
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: crate::telemetry::Sensitive<String>,
+    #[serde(default)]
+    pub meaning: String,
+}
+
 /// Sets its flag when dropped.
 struct SetOnDrop(Arc<std::sync::atomic::AtomicBool>);
 
@@ -124,6 +187,8 @@ pub fn render(ctx: &PageCtx, page: &impl Template) -> Result<HttpResponse, PageE
     if ctx.flash.is_some() {
         let mut c = Cookie::new(FLASH_COOKIE, "");
         c.set_path("/");
+        c.set_http_only(true);
+        c.set_same_site(actix_web::cookie::SameSite::Strict);
         c.make_removal();
         resp.cookie(c);
     }

@@ -166,12 +166,24 @@ async fn the_plan_is_signed_with_a_password_then_frozen_and_results_pass_or_fail
     let (_, page) = stat.get_text(&format!("/studies/{STUDY}/analyses/plan")).await;
     assert!(page.contains("draft") && page.contains("observed agreement ≥ 0.6"), "{page}");
 
-    // Signing: a wrong password signs nothing; the right one freezes the version.
-    stat.post(&format!("/studies/{STUDY}/analyses/plan/sign"), &[("password", "wrong"), ("meaning", "approval")]).await;
+    // Signing: a wrong password signs nothing; the right one freezes the version. The first
+    // signature of a session takes both components (21 CFR 11.200(a)(1)(i)): the username too.
+    let sign = format!("/studies/{STUDY}/analyses/plan/sign");
+    stat.post(&sign, &[("username", "statistician"), ("password", "wrong"), ("meaning", "approval")]).await;
     assert!(audit_events(&app, "sign_plan").is_empty());
-    let r = stat
-        .post(&format!("/studies/{STUDY}/analyses/plan/sign"), &[("password", PASSWORD), ("meaning", "approval")])
-        .await;
+    let (_, page) = stat.get_text(&format!("/studies/{STUDY}/analyses/plan")).await;
+    assert!(page.contains(r#"name="username""#), "the first signature asks for the username: {page}");
+    for without in [
+        &[("password", PASSWORD), ("meaning", "approval")][..],
+        &[("username", "manager"), ("password", PASSWORD), ("meaning", "approval")],
+    ] {
+        let r = stat.post(&sign, without).await;
+        assert_eq!(r.status(), 303);
+        let (_, page) = stat.get_text(&location(&r)).await;
+        assert!(page.contains("Not signed: username: type your own username"), "{page}");
+        assert!(audit_events(&app, "sign_plan").is_empty());
+    }
+    let r = stat.post(&sign, &[("username", " Statistician "), ("password", PASSWORD), ("meaning", "approval")]).await;
     assert_eq!(r.status(), 303);
     let ev = audit_events(&app, "sign_plan");
     assert_eq!(ev.len(), 1);
@@ -199,6 +211,15 @@ async fn the_plan_is_signed_with_a_password_then_frozen_and_results_pass_or_fail
     assert_eq!(stat.post(&format!("/studies/{STUDY}/analyses/plan/new-version"), &[]).await.status(), 303);
     let (_, page) = stat.get_text(&format!("/studies/{STUDY}/analyses/plan")).await;
     assert!(page.contains("Version <strong>2</strong>") && page.contains("draft"), "{page}");
+    // A later signature of the same session takes the password alone.
+    assert!(!page.contains(r#"name="username""#), "{page}");
+    assert_eq!(stat.post(&sign, &[("password", PASSWORD), ("meaning", "approval")]).await.status(), 303);
+    assert_eq!(audit_events(&app, "sign_plan").len(), 2);
+    // A new session starts over.
+    let again = app.login("statistician").await;
+    again.post(&format!("/studies/{STUDY}/analyses/plan/new-version"), &[]).await;
+    let (_, page) = again.get_text(&format!("/studies/{STUDY}/analyses/plan")).await;
+    assert!(page.contains(r#"name="username""#), "{page}");
 }
 
 #[tokio::test]
@@ -247,7 +268,9 @@ async fn bad_parameters_are_explained_and_analyses_are_closed_to_those_without_t
         assert_eq!(c.get(&format!("{base}/result?{good}")).await.status(), 200);
         let r = c.post(&format!("{base}/saved"), &[("query", &good), ("title", "x")]).await;
         assert_eq!(r.status(), 403, "{who}");
-        let r = c.post(&format!("{base}/plan/sign"), &[("password", PASSWORD), ("meaning", "approval")]).await;
+        let r = c
+            .post(&format!("{base}/plan/sign"), &[("username", who), ("password", PASSWORD), ("meaning", "approval")])
+            .await;
         assert_eq!(r.status(), 403, "{who}");
     }
     let outsider = app.login("outsider").await;
@@ -275,7 +298,12 @@ async fn a_saved_analysis_on_changed_data_is_stale_until_saved_again_which_super
     let q = format!("campaign={campaign}&analysis=kappa&a=phenotype__annotator1&b=phenotype__annotator2");
     let item = [("query", q.as_str()), ("role", "primary"), ("title", "Inter-reader agreement")];
     assert_eq!(stat.post(&format!("{base}/plan/items"), &item).await.status(), 303);
-    let r = stat.post(&format!("{base}/plan/sign"), &[("password", PASSWORD), ("meaning", "approval")]).await;
+    let r = stat
+        .post(
+            &format!("{base}/plan/sign"),
+            &[("username", "statistician"), ("password", PASSWORD), ("meaning", "approval")],
+        )
+        .await;
     assert_eq!(r.status(), 303);
     let check = |label: &str| {
         evidentia::studies::lock::checklist(&mut app.conn(), sid)

@@ -174,6 +174,53 @@ async fn an_admin_sees_users_and_the_account_page() {
     c.close().await.unwrap();
 }
 
+/// An administrator of a server that requires two factors signs in, is sent to set up an
+/// authenticator app, scans (reads) the key, types its code, keeps the recovery codes, and
+/// signs in the next time with the password and a code.
+#[tokio::test]
+async fn an_admin_sets_up_two_factor_sign_in_and_signs_in_with_a_code() {
+    let app = spawn_app_with(|c| c.admin_mfa = true);
+    let (_driver, c) = start_browser().await;
+    c.goto(&format!("{}/login", app.base)).await.unwrap();
+    fill(&c, "input[name=username]", "admin").await;
+    fill(&c, "input[name=password]", PASSWORD).await;
+    c.find(Locator::Css("#login-form button[type=submit]")).await.unwrap().click().await.unwrap();
+    let flash = c.wait().for_element(Locator::Css(".flash-error")).await.unwrap().text().await.unwrap();
+    assert!(flash.contains("set up an authenticator app"), "{flash}");
+    c.find(Locator::XPath("//button[text()='Set up an authenticator app']")).await.unwrap().click().await.unwrap();
+    let secret = c.wait().for_element(Locator::Css("#totp-secret")).await.unwrap().text().await.unwrap();
+    let size = c
+        .execute(
+            "const r = document.querySelector('.qr svg').getBoundingClientRect(); return [r.width, r.height];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let (w, h) = (size[0].as_f64().unwrap(), size[1].as_f64().unwrap());
+    assert!(w >= 200.0 && h >= 200.0, "the QR code is drawn large enough to scan: {w}×{h}");
+    screenshot(&c, "30-mfa-setup").await;
+    let step = crate::mfa::step_now();
+    fill(&c, "input[name=code]", &crate::mfa::code_at(&secret, step)).await;
+    c.find(Locator::XPath("//button[text()='Turn on']")).await.unwrap().click().await.unwrap();
+    let codes = c.wait().for_element(Locator::Css("#recovery-codes")).await.unwrap().text().await.unwrap();
+    assert_eq!(codes.lines().filter(|l| l.len() == 19).count(), 10, "{codes}");
+    screenshot(&c, "31-recovery-codes").await;
+
+    c.find(Locator::LinkText("Done")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Css("#mfa")).await.unwrap();
+    c.find(Locator::Css("form[action='/logout'] button")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Css("#login-form")).await.unwrap();
+    fill(&c, "input[name=username]", "admin").await;
+    fill(&c, "input[name=password]", PASSWORD).await;
+    c.find(Locator::Css("#login-form button[type=submit]")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Css("#code-form")).await.unwrap();
+    screenshot(&c, "32-sign-in-code").await;
+    fill(&c, "#code-form input[name=code]", &crate::mfa::code_at(&secret, step + 1)).await;
+    c.find(Locator::Css("#code-form button[type=submit]")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Css("#studies-table")).await.unwrap();
+    c.close().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_manager_imports_cases_through_the_preview_and_reviews_them() {
     let app = spawn_app();
@@ -800,7 +847,11 @@ async fn a_stale_analysis_is_run_again_superseded_and_the_locked_study_exports()
     let q = format!("campaign={campaign}&analysis=kappa&a=phenotype__annotator1&b=phenotype__annotator2");
     let item = [("query", q.as_str()), ("role", "primary"), ("title", "Inter-reader agreement")];
     assert_eq!(stat.post("/studies/LUNG-IO-01/analyses/plan/items", &item).await.status(), 303);
-    stat.post("/studies/LUNG-IO-01/analyses/plan/sign", &[("password", PASSWORD), ("meaning", "approval")]).await;
+    stat.post(
+        "/studies/LUNG-IO-01/analyses/plan/sign",
+        &[("username", "statistician"), ("password", PASSWORD), ("meaning", "approval")],
+    )
+    .await;
     let r = stat.post("/studies/LUNG-IO-01/analyses/saved", &[("query", &q), ("title", "P1")]).await;
     let first = location(&r);
     let case: String = {

@@ -40,26 +40,38 @@ async fn a_locked_study_is_signed_by_its_manager_and_statistician_and_unlocking_
 
     // A wrong password signs nothing, and the attempt is audited.
     let stat = app.login("statistician").await;
-    let r = stat.post(&format!("{s}/sign"), &[("password", "not-it"), ("meaning", "approval")]).await;
+    let r = stat
+        .post(&format!("{s}/sign"), &[("username", "statistician"), ("password", "not-it"), ("meaning", "approval")])
+        .await;
     assert_eq!(r.status(), 303);
     assert_eq!(audit_events(&app, "sign_failed").len(), 1);
     assert!(state(&app).signed.is_empty());
     // Annotators and monitors are not signers.
     let a1 = app.login("annotator1").await;
-    assert_eq!(a1.post(&format!("{s}/sign"), &[("password", PASSWORD), ("meaning", "approval")]).await.status(), 403);
+    assert_eq!(
+        a1.post(&format!("{s}/sign"), &[("username", "annotator1"), ("password", PASSWORD), ("meaning", "approval")])
+            .await
+            .status(),
+        403
+    );
     let monitor = app.login("monitor").await;
     assert_eq!(
-        monitor.post(&format!("{s}/sign"), &[("password", PASSWORD), ("meaning", "review")]).await.status(),
+        monitor
+            .post(&format!("{s}/sign"), &[("username", "monitor"), ("password", PASSWORD), ("meaning", "review")])
+            .await
+            .status(),
         403
     );
 
-    stat.post(&format!("{s}/sign"), &[("password", PASSWORD), ("meaning", "approval")]).await;
+    stat.post(&format!("{s}/sign"), &[("username", "statistician"), ("password", PASSWORD), ("meaning", "approval")])
+        .await;
     let st = state(&app);
     assert_eq!(st.signed.len(), 1);
     assert_eq!((st.signed[0].role.as_str(), st.signed[0].meaning.as_str()), ("statistician", "approval"));
     assert_eq!(st.signed[0].snapshot_sha256, st.lock.snapshot_sha256);
     assert_eq!(st.label(), "locked — awaiting 1 of 2 signatures");
-    stat.post(&format!("{s}/sign"), &[("password", PASSWORD), ("meaning", "approval")]).await;
+    stat.post(&format!("{s}/sign"), &[("username", "statistician"), ("password", PASSWORD), ("meaning", "approval")])
+        .await;
     assert_eq!(state(&app).signed.len(), 1, "one signature per role");
     let (_, page) = manager.get_text(&s).await;
     assert!(page.contains("Choi Hana") && page.contains("approval"), "the signature is shown: {page}");
@@ -487,7 +499,9 @@ async fn locking_closes_campaigns_and_a_locked_study_offers_no_write_action() {
     let stat = app.login("statistician").await;
     let (_, page) = stat.get_text(&s).await;
     assert!(page.contains(&format!("manager: {manager_name}")), "{page}");
-    let r = stat.post(&format!("{s}/sign"), &[("password", "wrong"), ("meaning", "review")]).await;
+    let r = stat
+        .post(&format!("{s}/sign"), &[("username", "statistician"), ("password", "wrong"), ("meaning", "review")])
+        .await;
     let back = location(&r);
     assert!(back.ends_with("?meaning=review"), "{back}");
     let (_, page) = stat.get_text(&back).await;
@@ -501,19 +515,30 @@ async fn wrong_signature_passwords_lock_the_account_like_failed_sign_ins() {
     let stat = app.login("statistician").await;
     let user = || evidentia::auth::users::find_by_username(&mut app.conn(), "statistician").unwrap().unwrap();
     // The plan's signature prompt counts too.
-    stat.post(&format!("{s}/analyses/plan/sign"), &[("password", "guess-0"), ("meaning", "approval")]).await;
+    stat.post(
+        &format!("{s}/analyses/plan/sign"),
+        &[("username", "statistician"), ("password", "guess-0"), ("meaning", "approval")],
+    )
+    .await;
     assert_eq!(user().failed_logins, 1, "a wrong password on the plan's signature counts");
     let admin = app.login("admin").await;
     admin.post(&format!("{s}/status"), &[("to", "locked"), ("reason", "test: checklist waived")]).await;
     for i in 1..4 {
-        stat.post(&format!("{s}/sign"), &[("password", format!("guess-{i}").as_str()), ("meaning", "approval")]).await;
+        stat.post(
+            &format!("{s}/sign"),
+            &[("username", "statistician"), ("password", format!("guess-{i}").as_str()), ("meaning", "approval")],
+        )
+        .await;
     }
     assert_eq!(user().failed_logins, 4);
     assert!(user().locked_until.is_none());
-    stat.post(&format!("{s}/sign"), &[("password", "guess-5"), ("meaning", "approval")]).await;
+    stat.post(&format!("{s}/sign"), &[("username", "statistician"), ("password", "guess-5"), ("meaning", "approval")])
+        .await;
     assert!(user().locked_until.is_some(), "the fifth wrong password locks the account");
     // Locked: even the right password signs nothing, and the refusal is audited.
-    let r = stat.post(&format!("{s}/sign"), &[("password", PASSWORD), ("meaning", "approval")]).await;
+    let r = stat
+        .post(&format!("{s}/sign"), &[("username", "statistician"), ("password", PASSWORD), ("meaning", "approval")])
+        .await;
     assert_eq!(r.status(), 303);
     assert!(state(&app).signed.is_empty());
     let (_, page) = stat.get_text(&s).await;
@@ -544,9 +569,11 @@ async fn the_overview_of_a_locked_study_reuses_its_snapshot_hash_until_the_chain
     // ...but signing always re-computes, and any new event of the study's chain (here the
     // refused signature's) makes the overview re-compute too.
     let stat = app.login("statistician").await;
-    stat.post(&format!("{s}/sign"), &[("password", PASSWORD), ("meaning", "approval")]).await;
+    stat.post(&format!("{s}/sign"), &[("username", "statistician"), ("password", PASSWORD), ("meaning", "approval")])
+        .await;
     assert!(state(&app).signed.is_empty(), "nothing signed over changed data");
-    stat.post(&format!("{s}/sign"), &[("password", "wrong"), ("meaning", "approval")]).await;
+    stat.post(&format!("{s}/sign"), &[("username", "statistician"), ("password", "wrong"), ("meaning", "approval")])
+        .await;
     let (_, page) = manager.get_text(&s).await;
     assert!(page.contains("the data changed after the lock"), "{page}");
 }

@@ -56,6 +56,36 @@ async fn first_start_prints_the_admin_password_once_logs_no_secrets_and_stops_on
         .unwrap();
     assert_eq!(r.status(), 303, "the printed password works");
     assert_eq!(location(&r), "/studies");
+    // An administrator sets up two-factor sign-in before anything else (on by default).
+    let first_page = http.get(format!("{base}/studies")).send().await.unwrap();
+    assert_eq!(location(&first_page), "/account");
+    let page = http.get(format!("{base}/account")).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_from(&page).unwrap();
+    let page = http
+        .post(format!("{base}/account/mfa/start"))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let secret: String = page
+        .split(r#"id="totp-secret">"#)
+        .nth(1)
+        .unwrap_or_else(|| panic!("{page}"))
+        .chars()
+        .take_while(|c| *c != '<')
+        .collect();
+    let code = crate::mfa::code_at(&secret, crate::mfa::step_now());
+    let confirmed = http
+        .post(format!("{base}/account/mfa/confirm"))
+        .form(&[("code", code.as_str()), ("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(confirmed.status(), 200);
+    assert_eq!(http.get(format!("{base}/studies")).send().await.unwrap().status(), 200);
     let session = r
         .headers()
         .get_all("set-cookie")

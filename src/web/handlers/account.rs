@@ -5,7 +5,7 @@ use askama::Template;
 
 use crate::auth::tokens::{self, ApiToken, TokenScope};
 use crate::auth::users::LoginFailure;
-use crate::auth::{passwords, sessions, users};
+use crate::auth::{mfa, passwords, sessions, users};
 use crate::error::{Error, FieldErrors};
 use crate::telemetry::Sensitive;
 use crate::web::error::PageError;
@@ -16,6 +16,11 @@ use crate::web::{render, render_form, AppState};
 #[template(path = "account/show.html")]
 pub struct AccountShowPage {
     pub ctx: PageCtx,
+    /// Two-factor sign-in: since when (`None`: off), and the recovery codes left.
+    pub mfa_since: Option<chrono::NaiveDateTime>,
+    pub recovery_codes_left: i64,
+    /// Administrators must have it on this server (so it cannot be turned off).
+    pub mfa_required: bool,
     pub tokens: Vec<ApiToken>,
     pub errors: FieldErrors,
     /// To mark expired tokens.
@@ -40,11 +45,21 @@ async fn show(
     errors: FieldErrors,
 ) -> Result<HttpResponse, PageError> {
     let uid = user.user.id;
-    let list = state.db(move |c| tokens::list_for_user(c, uid)).await?;
+    let (list, user_now, left) = state
+        .db(move |c| Ok((tokens::list_for_user(c, uid)?, users::get(c, uid)?, mfa::recovery_codes_left(c, uid)?)))
+        .await?;
     let ctx = PageCtx::new(req, Some(user), "My account", "account");
     render_form(
         &ctx,
-        &AccountShowPage { ctx: ctx.clone(), tokens: list, errors: errors.clone(), now: crate::db::now() },
+        &AccountShowPage {
+            ctx: ctx.clone(),
+            mfa_since: user_now.has_mfa().then_some(user_now.totp_enabled_at).flatten(),
+            recovery_codes_left: left,
+            mfa_required: user_now.is_admin && state.config.admin_mfa,
+            tokens: list,
+            errors: errors.clone(),
+            now: crate::db::now(),
+        },
         &errors,
     )
 }
@@ -194,4 +209,122 @@ pub async fn token_revoke(
     let id = path.into_inner();
     state.db(move |c| tokens::revoke(c, &actor, id)).await?;
     Ok(redirect_with_flash("/account", "ok", "The token was revoked."))
+}
+
+#[derive(Template)]
+#[template(path = "account/mfa_setup.html")]
+pub struct MfaSetupPage {
+    pub ctx: PageCtx,
+    pub secret: String,
+    pub qr_svg: String,
+    pub errors: FieldErrors,
+}
+
+/// The recovery codes, shown once.
+#[derive(Template)]
+#[template(path = "account/recovery_codes.html")]
+pub struct RecoveryCodesPage {
+    pub ctx: PageCtx,
+    pub heading: String,
+    pub codes: Vec<String>,
+}
+
+async fn setup_page(
+    req: &HttpRequest,
+    user: &CurrentUser,
+    secret: String,
+    errors: FieldErrors,
+) -> Result<HttpResponse, PageError> {
+    let qr_svg = mfa::qr_svg(&mfa::otpauth_uri(&user.user.username, &secret))?;
+    let ctx = PageCtx::new(req, Some(user), "Set up two-factor sign-in", "account");
+    render_form(&ctx, &MfaSetupPage { ctx: ctx.clone(), secret, qr_svg, errors: errors.clone() }, &errors)
+}
+
+fn codes_page(
+    req: &HttpRequest,
+    user: &CurrentUser,
+    heading: &str,
+    codes: Vec<String>,
+) -> Result<HttpResponse, PageError> {
+    let ctx = PageCtx::new(req, Some(user), heading, "account");
+    render(&ctx, &RecoveryCodesPage { ctx: ctx.clone(), heading: heading.to_string(), codes })
+}
+
+/// Starts setting up an authenticator app: a new secret and its QR code.
+pub async fn mfa_start(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+) -> Result<HttpResponse, PageError> {
+    let (actor, account) = (user.actor.clone(), user.user.clone());
+    let secret = state.db(move |c| mfa::start_enrolment(c, &actor, &account)).await?;
+    setup_page(&req, &user, secret, FieldErrors::default()).await
+}
+
+#[derive(serde::Deserialize)]
+pub struct CodeForm {
+    #[serde(default)]
+    pub code: Sensitive<String>,
+}
+
+/// Confirms the set-up with the app's first code; shows the recovery codes once.
+pub async fn mfa_confirm(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    form: web::Form<CodeForm>,
+) -> Result<HttpResponse, PageError> {
+    let (actor, uid) = (user.actor.clone(), user.user.id);
+    let current = req.cookie(sessions::COOKIE).map(|c| c.value().to_string());
+    let code = form.into_inner().code;
+    let at = state.config.clock.now();
+    let result = state.db(move |c| mfa::confirm_enrolment(c, &actor, uid, code.expose(), at, current.as_deref())).await;
+    match result {
+        Ok(codes) => codes_page(&req, &user, "Two-factor sign-in is on: your recovery codes", codes),
+        Err(Error::Invalid(errors)) => {
+            let pending = state.db(move |c| users::get(c, uid)).await?.totp_pending_secret;
+            match pending {
+                Some(secret) => setup_page(&req, &user, secret, errors).await,
+                None => Ok(redirect_with_flash("/account", "error", "Start the set-up again.")),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// New recovery codes (the unused old ones stop working), with a current code.
+pub async fn mfa_recovery_codes(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    form: web::Form<CodeForm>,
+) -> Result<HttpResponse, PageError> {
+    let (actor, uid) = (user.actor.clone(), user.user.id);
+    let code = form.into_inner().code;
+    let at = state.config.clock.now();
+    match state.db(move |c| mfa::renew_recovery_codes(c, &actor, uid, code.expose(), at)).await {
+        Ok(codes) => codes_page(&req, &user, "Your new recovery codes", codes),
+        Err(Error::Invalid(errors)) => show(&req, &state, &user, errors).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Turns two-factor sign-in off, with a current code (not where it is required).
+pub async fn mfa_disable(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    form: web::Form<CodeForm>,
+) -> Result<HttpResponse, PageError> {
+    let (actor, uid) = (user.actor.clone(), user.user.id);
+    let required = user.user.is_admin && state.config.admin_mfa;
+    let code = form.into_inner().code;
+    let at = state.config.clock.now();
+    match state.db(move |c| mfa::disable(c, &actor, uid, code.expose(), at, required)).await {
+        Ok(()) => {
+            Ok(redirect_with_flash("/account", "ok", "Two-factor sign-in is off: your password alone signs you in."))
+        }
+        Err(Error::Invalid(errors)) => show(&req, &state, &user, errors).await,
+        Err(e) => Err(e.into()),
+    }
 }

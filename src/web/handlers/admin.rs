@@ -146,6 +146,70 @@ pub async fn user_account_action(
     Ok(redirect_with_flash("/admin/users", "ok", &format!("{} was {verb}.", u.username)))
 }
 
+#[derive(serde::Deserialize)]
+pub struct ReasonForm {
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Resets someone's two-factor sign-in (a lost phone), with a reason.
+pub async fn user_reset_mfa(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<i32>,
+    form: web::Form<ReasonForm>,
+) -> Result<HttpResponse, PageError> {
+    user.require_admin()?;
+    let id = path.into_inner();
+    let actor = user.actor.clone();
+    let reason = form.into_inner().reason;
+    match state.db(move |c| crate::auth::mfa::reset(c, &actor, id, &reason)).await {
+        Ok(u) => Ok(redirect_with_flash(
+            "/admin/users",
+            "ok",
+            &format!("The two-factor sign-in of {} was reset; their sessions ended.", u.username),
+        )),
+        Err(Error::Invalid(e)) => Ok(redirect_with_flash("/admin/users", "error", &format!("Nothing was reset: {e}"))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct OnOffForm {
+    #[serde(default)]
+    pub on: String,
+}
+
+/// Turns an account's local password sign-in on or off (single sign-on only).
+pub async fn user_password_login(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<i32>,
+    form: web::Form<OnOffForm>,
+) -> Result<HttpResponse, PageError> {
+    user.require_admin()?;
+    let id = path.into_inner();
+    let on = match form.on.as_str() {
+        "1" => true,
+        "0" => false,
+        _ => return Err(Error::invalid("on", "1 or 0").into()),
+    };
+    let actor = user.actor.clone();
+    match state.db(move |c| crate::auth::sso::set_password_login(c, &actor, id, on)).await {
+        Ok(u) => Ok(redirect_with_flash(
+            "/admin/users",
+            "ok",
+            &if on {
+                format!("{} may sign in with a password again.", u.username)
+            } else {
+                format!("{} signs in by single sign-on only.", u.username)
+            },
+        )),
+        Err(e @ Error::Conflict(_)) => Ok(redirect_with_flash("/admin/users", "error", &e.to_string())),
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub async fn user_reset_password(
     req: HttpRequest,
     state: web::Data<AppState>,

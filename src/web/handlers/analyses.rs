@@ -13,7 +13,6 @@ use crate::analyses::plan::{self, Criterion, Plan, PlanItem, Verdict};
 use crate::analyses::saved::{self, Rerun, SavedRow};
 use crate::analyses::{self, dataset, Computed, Request, Sources};
 use crate::annotations::campaigns::{self, Campaign};
-use crate::auth::esign::Signing;
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::biomarker::runs::{self, Run};
 use crate::error::Error;
@@ -711,23 +710,15 @@ pub async fn plan_remove_item(
     })
 }
 
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-pub struct SignForm {
-    #[serde(default)]
-    pub password: String,
-    #[serde(default)]
-    pub meaning: String,
-}
-
 pub async fn plan_sign(
+    req: HttpRequest,
     state: web::Data<AppState>,
     InStudy { user, access, .. }: InStudy<perm::ManageAnalyses>,
-    form: web::Form<SignForm>,
+    form: web::Form<crate::web::SignForm>,
 ) -> Result<HttpResponse, PageError> {
     let code = access.study.code.clone();
-    let (actor, f) = (user.actor.clone(), form.into_inner());
-    let password = state.signing_password(&user, f.password).await?;
-    let result = state.db(move |c| plan::sign(c, &actor, &access, Signing { password, meaning: &f.meaning })).await;
+    let actor = user.actor.clone();
+    let result = state.sign(&req, &user, form.into_inner(), move |c, s| plan::sign(c, &actor, &access, s)).await;
     flash_outcome(&format!("/studies/{code}/analyses/plan"), result, "Not signed: ", |p| {
         format!("Version {} of the analysis plan is signed and frozen.", p.version)
     })

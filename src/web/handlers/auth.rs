@@ -6,16 +6,18 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
 use crate::auth::users::{self, LoginFailure};
-use crate::auth::{csrf, passwords, random_token, sessions};
+use crate::auth::{csrf, mfa, passwords, random_token, sessions};
 use crate::telemetry::Sensitive;
 use crate::web::error::PageError;
-use crate::web::extract::{redirect, redirect_with_flash, PageCtx};
+use crate::web::extract::{flash_cookie, redirect, redirect_with_flash, urlencode, PageCtx};
 use crate::web::{render, AppState};
 
 #[derive(Template)]
 #[template(path = "auth/login.html")]
 pub struct LoginPage {
     pub ctx: PageCtx,
+    /// The single sign-on provider's name, when configured.
+    pub sso_label: Option<String>,
     pub username: String,
     pub next: String,
     pub error: Option<String>,
@@ -38,9 +40,14 @@ fn safe_next(next: &str) -> String {
     }
 }
 
-pub async fn login_form(req: HttpRequest, q: web::Query<NextQuery>) -> Result<HttpResponse, PageError> {
+pub async fn login_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<NextQuery>,
+) -> Result<HttpResponse, PageError> {
     let ctx = PageCtx::new(&req, None, "Sign in", "login");
-    render(&ctx, &LoginPage { ctx: ctx.clone(), username: String::new(), next: q.next.clone(), error: None })
+    let sso_label = state.sso.as_ref().map(|s| s.settings.label.clone());
+    render(&ctx, &LoginPage { ctx: ctx.clone(), sso_label, username: String::new(), next: q.next.clone(), error: None })
 }
 
 #[derive(serde::Deserialize)]
@@ -63,6 +70,7 @@ pub async fn login_submit(
         let ctx = PageCtx::new(&req, None, "Sign in", "login");
         let page = LoginPage {
             ctx: ctx.clone(),
+            sso_label: state.sso.as_ref().map(|s| s.settings.label.clone()),
             username: form.username.clone(),
             next: form.next.clone(),
             error: Some(message),
@@ -88,7 +96,9 @@ pub async fn login_submit(
     let user = state.db(move |conn| users::find_by_username(conn, &username)).await?;
     // The password is checked holding no database connection, a bounded number at once.
     let password = form.password.clone();
-    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    // An account that signs in by single sign-on only has no password to check (the same work
+    // is done, and the same answer given, as for a wrong one).
+    let stored = user.as_ref().filter(|u| u.password_login).map(|u| u.password_hash.clone());
     let ok = state
         .hash_work(move || match stored {
             Some(h) => passwords::verify(&h, password.expose()),
@@ -102,42 +112,388 @@ pub async fn login_submit(
         None => None,
         Some(user) => {
             state
-                .db(move |conn| match users::record_login_attempt(conn, &user, ok, client_key.as_deref())? {
-                    Ok(()) => {
-                        Ok(Some((sessions::create(conn, user.id)?, crate::studies::members::landing(conn, user.id)?)))
+                .db(move |conn| {
+                    let ok = ok && user.password_login;
+                    if ok && user.has_mfa() {
+                        // The password was right; the sign-in waits for the second factor.
+                        if !users::may_continue_sign_in(conn, &user, client_key.as_deref())? {
+                            return Ok(None);
+                        }
+                        return Ok(Some(Signed::AwaitingSecondFactor(sessions::create_awaiting_second_factor(
+                            conn, user.id,
+                        )?)));
                     }
-                    Err(LoginFailure::Locked) | Err(LoginFailure::BadCredentials) => Ok(None),
+                    match users::record_login_attempt(conn, &user, ok, client_key.as_deref())? {
+                        Ok(()) => Ok(Some(Signed::In {
+                            token: sessions::create(conn, user.id)?,
+                            landing: crate::studies::members::landing(conn, user.id)?,
+                        })),
+                        Err(LoginFailure::Locked) | Err(LoginFailure::BadCredentials) => Ok(None),
+                    }
                 })
                 .await?
         }
     };
-    let Some((token, landing)) = outcome else {
-        tracing::info!("failed sign-in");
-        return failed(
-            StatusCode::UNAUTHORIZED,
-            "Wrong username or password, or the account is locked after too many attempts (wait 15 minutes or ask an administrator).".into(),
-        );
-    };
-    let secure = state.config.secure_cookies;
-    let session = Cookie::build(sessions::COOKIE, token)
+    match outcome {
+        Some(Signed::In { token, landing }) => {
+            // Where the person was going, else their landing page (a reader's queue).
+            let to = if form.next.is_empty() { landing } else { safe_next(&form.next) };
+            signed_in(&state, token, &to)
+        }
+        Some(Signed::AwaitingSecondFactor(token)) => {
+            let to = format!("/login/code?next={}", urlencode(&form.next));
+            let mut resp = redirect(&to);
+            resp.add_cookie(&session_cookie(&state, token)).map_err(cookie_error)?;
+            Ok(resp)
+        }
+        None => {
+            tracing::info!("failed sign-in");
+            failed(
+                StatusCode::UNAUTHORIZED,
+                "Wrong username or password, or the account is locked after too many attempts (wait 15 minutes or ask an administrator).".into(),
+            )
+        }
+    }
+}
+
+enum Signed {
+    /// Signed in: the session token and the user's landing page.
+    In { token: String, landing: String },
+    /// The password was right; the token of the sign-in waiting for the second factor.
+    AwaitingSecondFactor(String),
+}
+
+fn cookie_error(e: impl std::fmt::Display) -> PageError {
+    PageError(anyhow::anyhow!("cookie: {e}").into())
+}
+
+fn session_cookie(state: &AppState, token: String) -> Cookie<'static> {
+    Cookie::build(sessions::COOKIE, token)
         .path("/")
         .http_only(true)
         .same_site(SameSite::Strict)
-        .secure(secure)
-        .finish();
-    // A new CSRF token with the new session: a token planted before sign-in is useless after.
+        .secure(state.config.secure_cookies)
+        .finish()
+}
+
+/// The answer that completes a sign-in: the session cookie, a new CSRF token (one planted
+/// before sign-in is useless after) and a redirect to `to`.
+fn signed_in(state: &AppState, token: String, to: &str) -> Result<HttpResponse, PageError> {
     let csrf_cookie = Cookie::build(csrf::COOKIE, random_token())
         .path("/")
         .http_only(true)
         .same_site(SameSite::Strict)
-        .secure(secure)
+        .secure(state.config.secure_cookies)
         .finish();
-    // Where the person was going, else their landing page (a reader's queue).
-    let to = if form.next.is_empty() { landing } else { safe_next(&form.next) };
-    let mut resp = redirect(&to);
-    resp.add_cookie(&session).map_err(|e| PageError(anyhow::anyhow!("cookie: {e}").into()))?;
-    resp.add_cookie(&csrf_cookie).map_err(|e| PageError(anyhow::anyhow!("cookie: {e}").into()))?;
+    let mut resp = redirect(to);
+    resp.add_cookie(&session_cookie(state, token)).map_err(cookie_error)?;
+    resp.add_cookie(&csrf_cookie).map_err(cookie_error)?;
     Ok(resp)
+}
+
+#[derive(Template)]
+#[template(path = "auth/code.html")]
+pub struct CodePage {
+    pub ctx: PageCtx,
+    pub next: String,
+    pub error: Option<String>,
+}
+
+/// The second step of a sign-in with two factors: the code of the authenticator app, or a
+/// recovery code. Without a sign-in waiting for it, back to the first step.
+pub async fn code_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<NextQuery>,
+) -> Result<HttpResponse, PageError> {
+    let Some(token) = req.cookie(sessions::COOKIE).map(|c| c.value().to_string()) else {
+        return Ok(redirect("/login"));
+    };
+    let at = state.config.clock.now();
+    let waiting = state.db(move |conn| sessions::awaiting_second_factor(conn, &token, at)).await?;
+    if waiting.is_none() {
+        return Ok(redirect_with_flash("/login", "error", "Sign in again: the sign-in waited too long for its code."));
+    }
+    let ctx = PageCtx::new(&req, None, "Sign-in code", "login");
+    render(&ctx, &CodePage { ctx: ctx.clone(), next: q.next.clone(), error: None })
+}
+
+#[derive(serde::Deserialize)]
+pub struct CodeForm {
+    #[serde(default)]
+    pub code: Sensitive<String>,
+    #[serde(default)]
+    pub next: String,
+}
+
+pub async fn code_submit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<CodeForm>,
+) -> Result<HttpResponse, PageError> {
+    let form = form.into_inner();
+    let Some(pending) = req.cookie(sessions::COOKIE).map(|c| c.value().to_string()) else {
+        return Ok(redirect("/login"));
+    };
+    let failed = |status: StatusCode, message: &str| -> Result<HttpResponse, PageError> {
+        let ctx = PageCtx::new(&req, None, "Sign-in code", "login");
+        let mut resp =
+            render(&ctx, &CodePage { ctx: ctx.clone(), next: form.next.clone(), error: Some(message.to_string()) })?;
+        *resp.status_mut() = status;
+        Ok(resp)
+    };
+    let token = pending.clone();
+    let at = state.config.clock.now();
+    let Some(user) = state.db(move |conn| sessions::awaiting_second_factor(conn, &token, at)).await? else {
+        return Ok(redirect_with_flash("/login", "error", "Sign in again: the sign-in waited too long for its code."));
+    };
+    // Codes are throttled like passwords: six digits must not be guessable at the server's pace.
+    let client = crate::web::client_ip(&req, &state.config);
+    if let Err(t) = state.login_throttle.attempt(client, &user.username) {
+        let secs = t.retry_after.as_secs().max(1);
+        return failed(StatusCode::TOO_MANY_REQUESTS, &format!("Too many attempts: try again in {secs} seconds."));
+    }
+    let client_key = client.map(|ip| ip.to_string());
+    let code = form.code.clone();
+    let at = state.config.clock.now();
+    let outcome = state
+        .db(move |conn| {
+            let factor = mfa::check_second_factor(conn, user.id, code.expose(), at)?;
+            let recorded = users::record_sign_in(
+                conn,
+                &user,
+                factor.is_some(),
+                client_key.as_deref(),
+                factor.map(|f| f.audit_json()),
+            )?;
+            match recorded {
+                Ok(()) => {
+                    // The waiting sign-in ends; a new session (a new token) takes its place.
+                    sessions::end(conn, &pending)?;
+                    let token = sessions::create(conn, user.id)?;
+                    Ok(Ok((token, crate::studies::members::landing(conn, user.id)?, factor)))
+                }
+                Err(LoginFailure::Locked) => {
+                    sessions::end(conn, &pending)?;
+                    Ok(Err(true))
+                }
+                Err(LoginFailure::BadCredentials) => Ok(Err(false)),
+            }
+        })
+        .await?;
+    match outcome {
+        Ok((token, landing, factor)) => {
+            let to = if form.next.is_empty() { landing } else { safe_next(&form.next) };
+            let mut resp = signed_in(&state, token, &to)?;
+            if let Some(mfa::SecondFactor::RecoveryCode { left }) = factor {
+                let note = flash_cookie(
+                    if left <= 2 { "error" } else { "ok" },
+                    &format!("You signed in with a recovery code; {left} left. Make new ones on My account if you are running low."),
+                );
+                resp.add_cookie(&note).map_err(cookie_error)?;
+            }
+            Ok(resp)
+        }
+        Err(true) => Ok(redirect_with_flash(
+            "/login",
+            "error",
+            "Too many wrong codes: the account is locked for 15 minutes (or until an administrator unlocks it).",
+        )),
+        Err(false) => {
+            tracing::info!("wrong second factor");
+            failed(StatusCode::UNAUTHORIZED, "That code is not right (or was used already). Type the current 6-digit code of your authenticator app, or a recovery code.")
+        }
+    }
+}
+
+const SSO_COOKIE: &str = "ev_sso";
+
+#[derive(serde::Deserialize)]
+pub struct SsoStart {
+    #[serde(default)]
+    pub next: String,
+    /// `1`: re-authenticate the signed-in person for an e-signature.
+    #[serde(default)]
+    pub reauth: String,
+}
+
+/// Sends the browser to the single sign-on provider (a sign-in, or a re-authentication for an
+/// e-signature), remembering the flow's secrets in a short-lived cookie.
+pub async fn sso_start(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<SsoStart>,
+) -> Result<HttpResponse, PageError> {
+    let Some(sso) = state.sso.clone() else { return Err(crate::error::Error::NotFound.into()) };
+    let reauth_session = if q.reauth == "1" {
+        // Only a signed-in person re-authenticates, for their own session.
+        let Some(token) = req.cookie(sessions::COOKIE).map(|c| c.value().to_string()) else {
+            return Ok(redirect("/login"));
+        };
+        let timeouts = state.timeouts();
+        match state.db(move |conn| sessions::authenticate(conn, &token, &timeouts)).await? {
+            Some((_, info)) => Some(info.id),
+            None => return Ok(redirect("/login")),
+        }
+    } else {
+        None
+    };
+    let next = safe_next(&q.next);
+    let (url, flow) = match sso.begin(&next, reauth_session).await {
+        Ok(v) => v,
+        Err(e) => return Ok(redirect_with_flash("/login", "error", &e.to_string())),
+    };
+    let value = serde_urlencoded::to_string(&flow).map_err(|e| PageError(anyhow::anyhow!("sso flow: {e}").into()))?;
+    // Lax, not Strict: the provider's redirect back is a navigation from another site.
+    let cookie = Cookie::build(SSO_COOKIE, urlencode(&value))
+        .path("/login/sso")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.config.secure_cookies)
+        .max_age(actix_web::cookie::time::Duration::minutes(10))
+        .finish();
+    let mut resp = redirect(&url);
+    resp.add_cookie(&cookie).map_err(cookie_error)?;
+    Ok(resp)
+}
+
+#[derive(serde::Deserialize)]
+pub struct SsoCallback {
+    #[serde(default)]
+    pub code: String,
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub error: String,
+    #[serde(default)]
+    pub error_description: String,
+}
+
+#[derive(Template)]
+#[template(path = "auth/continue.html")]
+pub struct ContinuePage {
+    pub ctx: PageCtx,
+    pub to: String,
+}
+
+/// The provider's answer: the state must be the flow's; the code is exchanged and the ID token
+/// checked; then the account signs in (or the session is marked re-authenticated).
+pub async fn sso_callback(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<SsoCallback>,
+) -> Result<HttpResponse, PageError> {
+    let Some(sso) = state.sso.clone() else { return Err(crate::error::Error::NotFound.into()) };
+    let refuse = |message: &str| {
+        tracing::info!("single sign-on refused");
+        let mut resp = redirect_with_flash("/login", "error", message);
+        resp.add_cookie(&sso_cookie_removal()).map_err(cookie_error)?;
+        Ok::<_, PageError>(resp)
+    };
+    // actix percent-decodes cookie values once: what is left is the flow's form encoding.
+    let flow: Option<crate::auth::sso::Flow> =
+        req.cookie(SSO_COOKIE).and_then(|c| serde_urlencoded::from_str(c.value()).ok());
+    let Some(flow) = flow else { return refuse("Single sign-on took too long or was not started here: try again.") };
+    if !q.error.is_empty() {
+        return refuse(&format!("The single sign-on provider refused: {} {}", q.error, q.error_description));
+    }
+    if !crate::auth::constant_time_eq(q.state.as_bytes(), flow.state.as_bytes()) {
+        return refuse("Single sign-on failed: the answer does not belong to this sign-in. Try again.");
+    }
+    let who = match sso.finish(&q.code, &flow).await {
+        Ok(w) => w,
+        Err(e) => return refuse(&e.to_string()),
+    };
+    let settings = sso.settings.clone();
+    let to = flow.next.clone();
+    if let Some(session_id) = flow.reauth_session {
+        // A re-authentication: the same identity as the session's account, just now.
+        let fresh = who.auth_time.is_some_and(|t| {
+            (crate::db::now() - t).abs()
+                <= chrono::Duration::from_std(crate::auth::sso::REAUTH_VALID).unwrap_or_default()
+        });
+        let subject = who.subject.clone();
+        let marked = state
+            .db(move |conn| {
+                let owner: Option<i32> = {
+                    use diesel::prelude::*;
+                    crate::db::schema::sessions::table
+                        .find(session_id)
+                        .select(crate::db::schema::sessions::user_id)
+                        .first(conn)
+                        .optional()?
+                };
+                let Some(uid) = owner else { return Ok(false) };
+                let user = users::get(conn, uid)?;
+                if user.sso_subject.as_deref() != Some(subject.as_str()) || !fresh {
+                    return Ok(false);
+                }
+                sessions::mark_reauthenticated(conn, session_id, uid)
+            })
+            .await?;
+        if !marked {
+            return refuse("Single sign-on did not confirm the signed-in person just now: nothing was confirmed.");
+        }
+        return continue_to(&req, &to, vec![], Some("Identity confirmed: sign within 5 minutes."));
+    }
+    let outcome = state
+        .db(move |conn| {
+            let user = crate::auth::sso::resolve(conn, &settings, &who)?;
+            if user.has_mfa() {
+                return Ok(Signed::AwaitingSecondFactor(sessions::create_awaiting_second_factor(conn, user.id)?));
+            }
+            users::record_sign_in(conn, &user, true, None, Some(serde_json::json!({"method": "single_sign_on"})))?
+                .map_err(|_| crate::error::Error::Conflict("the account is locked".into()))?;
+            Ok(Signed::In {
+                token: sessions::create(conn, user.id)?,
+                landing: crate::studies::members::landing(conn, user.id)?,
+            })
+        })
+        .await;
+    match outcome {
+        Ok(Signed::In { token, landing }) => {
+            let to = if flow.next.is_empty() || flow.next == "/studies" { landing } else { to };
+            let csrf_cookie = Cookie::build(csrf::COOKIE, random_token())
+                .path("/")
+                .http_only(true)
+                .same_site(SameSite::Strict)
+                .secure(state.config.secure_cookies)
+                .finish();
+            continue_to(&req, &to, vec![session_cookie(&state, token), csrf_cookie], None)
+        }
+        Ok(Signed::AwaitingSecondFactor(token)) => {
+            let to = format!("/login/code?next={}", urlencode(&flow.next));
+            continue_to(&req, &to, vec![session_cookie(&state, token)], None)
+        }
+        Err(e @ (crate::error::Error::Conflict(_) | crate::error::Error::Invalid(_))) => refuse(&e.to_string()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A page that moves on to `to` by itself: the provider's redirect is a navigation from another
+/// site, which carries no SameSite=Strict cookie, so the next page is opened from this one.
+fn continue_to(
+    req: &HttpRequest,
+    to: &str,
+    cookies: Vec<Cookie<'static>>,
+    flash: Option<&str>,
+) -> Result<HttpResponse, PageError> {
+    let ctx = PageCtx::new(req, None, "Signing in", "login");
+    let mut resp = render(&ctx, &ContinuePage { ctx: ctx.clone(), to: to.to_string() })?;
+    resp.add_cookie(&sso_cookie_removal()).map_err(cookie_error)?;
+    for c in cookies.iter().chain(flash.map(|m| flash_cookie("ok", m)).iter()) {
+        resp.add_cookie(c).map_err(cookie_error)?;
+    }
+    Ok(resp)
+}
+
+fn sso_cookie_removal() -> Cookie<'static> {
+    let mut gone = Cookie::new(SSO_COOKIE, "");
+    gone.set_path("/login/sso");
+    gone.set_http_only(true);
+    gone.set_same_site(SameSite::Lax);
+    gone.make_removal();
+    gone
 }
 
 pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
@@ -148,6 +504,8 @@ pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> Result<Http
     let mut resp = redirect_with_flash("/login", "ok", "You are signed out.");
     let mut c = Cookie::new(sessions::COOKIE, "");
     c.set_path("/");
+    c.set_http_only(true);
+    c.set_same_site(SameSite::Strict);
     c.make_removal();
     resp.add_cookie(&c).map_err(|e| PageError(anyhow::anyhow!("cookie: {e}").into()))?;
     Ok(resp)

@@ -19,6 +19,8 @@ pub struct MembersListPage {
     pub nav: StudyNav,
     pub members: Vec<Member>,
     pub can_manage: bool,
+    /// Members must sign in with two factors.
+    pub require_mfa: bool,
     pub roles: Vec<&'static str>,
     pub form: MemberForm,
     pub errors: FieldErrors,
@@ -51,6 +53,7 @@ async fn list_page(
         nav: StudyNav::new(&access, "members"),
         members: list,
         can_manage: access.can(Permission::ManageMembers),
+        require_mfa: access.study.require_mfa,
         roles,
         form,
         errors: errors.clone(),
@@ -111,4 +114,32 @@ pub async fn member_remove(
         Err(Error::Invalid(e)) => Ok(redirect_with_flash(&url, "error", &e.to_string())),
         Err(e) => Err(e.into()),
     }
+}
+
+#[derive(serde::Deserialize)]
+pub struct MfaForm {
+    /// `on` or `off`.
+    #[serde(default)]
+    pub require_mfa: String,
+}
+
+/// Requires two-factor sign-in of the members, or no longer.
+pub async fn require_mfa(
+    state: web::Data<AppState>,
+    InStudy { user, access, .. }: InStudy<perm::ManageMembers>,
+    form: web::Form<MfaForm>,
+) -> Result<HttpResponse, PageError> {
+    let on = match form.require_mfa.as_str() {
+        "on" => true,
+        "off" => false,
+        _ => return Err(Error::invalid("require_mfa", "on or off").into()),
+    };
+    let (actor, code) = (user.actor.clone(), access.study.code.clone());
+    state.db(move |c| crate::studies::set_require_mfa(c, &actor, &access, on)).await?;
+    let message = if on {
+        "Members now reach this study only when they sign in with two factors."
+    } else {
+        "Members no longer need two-factor sign-in for this study."
+    };
+    Ok(redirect_with_flash(&format!("/studies/{code}/members"), "ok", message))
 }

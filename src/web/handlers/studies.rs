@@ -4,7 +4,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
 use super::{ReasonForm, StudyNav};
-use crate::auth::esign::Signing;
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::db::paging::PageRequest;
 use crate::error::{Error, FieldErrors};
@@ -322,28 +321,19 @@ pub async fn study_status(
     crate::web::flash_outcome(&url, result, "", |s| format!("Study {} is now {}.", s.code, s.status))
 }
 
-#[derive(serde::Deserialize)]
-pub struct SignForm {
-    #[serde(default)]
-    pub password: String,
-    #[serde(default)]
-    pub meaning: String,
-}
-
 /// Signs the locked study (a required signer, with their password and the meaning).
 pub async fn study_sign(
+    req: HttpRequest,
     state: web::Data<AppState>,
     InStudy { user, access, .. }: InStudy<perm::View>,
-    form: web::Form<SignForm>,
+    form: web::Form<crate::web::SignForm>,
 ) -> Result<HttpResponse, PageError> {
     let actor = user.actor.clone();
     let form = form.into_inner();
     // After a failed attempt the form comes back with the meaning that was chosen.
     let chosen = crate::studies::lock::Meaning::ALL.iter().find(|m| m.as_str() == form.meaning);
     let url = format!("/studies/{}?meaning={}", access.study.code, chosen.map_or("approval", |m| m.as_str()));
-    let password = state.signing_password(&user, form.password).await?;
-    let result =
-        state.db(move |c| studies::lock::sign(c, &actor, &access, Signing { password, meaning: &form.meaning })).await;
+    let result = state.sign(&req, &user, form, move |c, s| studies::lock::sign(c, &actor, &access, s)).await;
     crate::web::flash_outcome(&url, result, "Not signed: ", |s| {
         format!(
             "Signed by {} ({}) for {} at {} UTC.",

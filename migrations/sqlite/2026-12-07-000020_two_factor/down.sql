@@ -1,0 +1,20 @@
+DROP TRIGGER audit_events_action_check_insert;
+DROP TRIGGER audit_events_action_check_update;
+CREATE TRIGGER audit_events_action_check_insert BEFORE INSERT ON audit_events
+WHEN NEW.action NOT IN ('add_member', 'add_plan_item', 'adjudicate', 'cancel_job', 'change_password', 'close', 'create', 'create_plan_version', 'deactivate', 'exclude', 'export_dossier', 'finish_run', 'import', 'import_regions', 'include', 'ingest', 'lock', 'login', 'reactivate', 'register', 'remove_member', 'remove_plan_item', 'reopen', 'reset_password', 'retire', 'retire_analysis', 'revoke', 'save_analysis', 'save_draft', 'sign', 'sign_failed', 'sign_plan', 'start_job', 'start_run', 'status', 'submit', 'supersede_analysis', 'unlock', 'update', 'withdraw')
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: audit_events.action');
+END;
+CREATE TRIGGER audit_events_action_check_update BEFORE UPDATE OF action ON audit_events
+WHEN NEW.action NOT IN ('add_member', 'add_plan_item', 'adjudicate', 'cancel_job', 'change_password', 'close', 'create', 'create_plan_version', 'deactivate', 'exclude', 'export_dossier', 'finish_run', 'import', 'import_regions', 'include', 'ingest', 'lock', 'login', 'reactivate', 'register', 'remove_member', 'remove_plan_item', 'reopen', 'reset_password', 'retire', 'retire_analysis', 'revoke', 'save_analysis', 'save_draft', 'sign', 'sign_failed', 'sign_plan', 'start_job', 'start_run', 'status', 'submit', 'supersede_analysis', 'unlock', 'update', 'withdraw')
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: audit_events.action');
+END;
+ALTER TABLE studies DROP COLUMN require_mfa;
+ALTER TABLE sessions DROP COLUMN first_signed_at;
+ALTER TABLE sessions DROP COLUMN awaiting_second_factor;
+DROP TABLE recovery_codes;
+ALTER TABLE users DROP COLUMN totp_last_step;
+ALTER TABLE users DROP COLUMN totp_enabled_at;
+ALTER TABLE users DROP COLUMN totp_pending_secret;
+ALTER TABLE users DROP COLUMN totp_secret;
