@@ -14,8 +14,8 @@ use openidconnect::core::{
     CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims,
 };
 use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl,
+    Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
 };
 use serde_json::json;
 
@@ -94,6 +94,11 @@ pub struct Identity {
     pub auth_time: Option<chrono::NaiveDateTime>,
 }
 
+/// A client made from discovery: the authorization endpoint is known, the token and UserInfo
+/// endpoints may be (the crate checks them when used).
+type DiscoveredClient =
+    CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
+
 pub struct Sso {
     pub settings: SsoSettings,
     http: openidconnect::reqwest::Client,
@@ -130,15 +135,21 @@ impl Sso {
         Ok(m)
     }
 
-    /// The provider's address to send the browser to, and the flow to remember.
-    pub async fn begin(&self, next: &str, reauth_session: Option<i32>) -> Result<(String, Flow)> {
+    /// The client of the provider's current metadata (its endpoints as discovered).
+    async fn client(&self) -> Result<DiscoveredClient> {
         let s = &self.settings;
-        let client = CoreClient::from_provider_metadata(
+        let redirect = RedirectUrl::new(s.redirect_uri.clone()).map_err(|e| sso_error("redirect URI", e))?;
+        Ok(CoreClient::from_provider_metadata(
             self.provider().await?,
             ClientId::new(s.client_id.clone()),
             s.client_secret.clone().map(ClientSecret::new),
         )
-        .set_redirect_uri(RedirectUrl::new(s.redirect_uri.clone()).map_err(|e| sso_error("redirect URI", e))?);
+        .set_redirect_uri(redirect))
+    }
+
+    /// The provider's address to send the browser to, and the flow to remember.
+    pub async fn begin(&self, next: &str, reauth_session: Option<i32>) -> Result<(String, Flow)> {
+        let client = self.client().await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = client
             .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
@@ -162,12 +173,7 @@ impl Sso {
     /// Exchanges the code (with the PKCE verifier) and checks the ID token.
     pub async fn finish(&self, code: &str, flow: &Flow) -> Result<Identity> {
         let s = &self.settings;
-        let client = CoreClient::from_provider_metadata(
-            self.provider().await?,
-            ClientId::new(s.client_id.clone()),
-            s.client_secret.clone().map(ClientSecret::new),
-        )
-        .set_redirect_uri(RedirectUrl::new(s.redirect_uri.clone()).map_err(|e| sso_error("redirect URI", e))?);
+        let client = self.client().await?;
         let token = client
             .exchange_code(AuthorizationCode::new(code.to_string()))
             .map_err(|e| sso_error("the provider has no token endpoint", e))?

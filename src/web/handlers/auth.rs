@@ -84,12 +84,9 @@ pub async fn login_submit(
     if let Err(t) = state.login_throttle.attempt(client, &form.username) {
         tracing::warn!("sign-in throttled");
         let secs = t.retry_after.as_secs().max(1);
-        let mut resp = failed(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("Too many sign-in attempts from this computer or for this username: try again in {secs} seconds."),
-        )?;
-        resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
-        return Ok(resp);
+        let message =
+            format!("Too many sign-in attempts from this computer or for this username: try again in {secs} seconds.");
+        return Ok(retry_after(failed(StatusCode::TOO_MANY_REQUESTS, message)?, secs));
     }
     let client_key = client.map(|ip| ip.to_string());
     let username = form.username.clone();
@@ -154,6 +151,12 @@ pub async fn login_submit(
             )
         }
     }
+}
+
+/// A throttled answer says when to come back.
+fn retry_after(mut resp: HttpResponse, secs: u64) -> HttpResponse {
+    resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+    resp
 }
 
 enum Signed {
@@ -251,7 +254,8 @@ pub async fn code_submit(
     let client = crate::web::client_ip(&req, &state.config);
     if let Err(t) = state.login_throttle.attempt(client, &user.username) {
         let secs = t.retry_after.as_secs().max(1);
-        return failed(StatusCode::TOO_MANY_REQUESTS, &format!("Too many attempts: try again in {secs} seconds."));
+        let message = format!("Too many attempts: try again in {secs} seconds.");
+        return Ok(retry_after(failed(StatusCode::TOO_MANY_REQUESTS, &message)?, secs));
     }
     let client_key = client.map(|ip| ip.to_string());
     let code = form.code.clone();
