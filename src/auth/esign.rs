@@ -59,7 +59,7 @@ pub struct Signing<'a> {
 pub fn check_password(conn: &mut Conn, user: &users::User, password: Password<'_>, nothing_done: &str) -> Result<()> {
     // The signer is signed in; where they sign from is not known here: only a lock that holds
     // for every client stops them (one caused by someone else's failures elsewhere does not).
-    if user.is_locked_for(crate::db::now(), None) {
+    if users::locked_for(conn, user.id, None, crate::db::now())? {
         return Err(Error::Conflict(format!(
             "the account is locked after too many wrong passwords; {nothing_done}. Try again later or ask an administrator to unlock it"
         )));

@@ -195,11 +195,14 @@ pub fn confirm_enrolment(
             ))
             .execute(conn)?;
         let codes = replace_recovery_codes(conn, user.id)?;
+        // What was opened with the password alone closes: other sessions and API tokens.
         let ended = sessions::end_all_for_user(conn, user.id, keep_session)?;
+        let revoked = super::tokens::revoke_all_for_user(conn, user.id)?;
         audit::record(
             conn,
-            Change::new(Chain::System, &actor.name, Action::EnableMfa, Entity::User, &user.username)
-                .after(json!({"method": "totp", "recovery_codes": codes.len(), "sessions_ended": ended})),
+            Change::new(Chain::System, &actor.name, Action::EnableMfa, Entity::User, &user.username).after(json!({
+                "method": "totp", "recovery_codes": codes.len(), "sessions_ended": ended, "tokens_revoked": revoked
+            })),
         )?;
         Ok(codes)
     })

@@ -94,12 +94,13 @@ pub fn mark_reauthenticated(conn: &mut Conn, id: i32, user_id: i32) -> Result<bo
     Ok(n == 1)
 }
 
-/// Uses up the session's re-authentication (one per e-signature).
-pub fn clear_reauthentication(conn: &mut Conn, id: i32) -> Result<()> {
-    diesel::update(sessions::table.find(id))
+/// Uses up the session's re-authentication if it was made at or after `since` (one per
+/// e-signature, even for two signatures sent at once); false when there is none to use.
+pub fn use_reauthentication(conn: &mut Conn, id: i32, since: NaiveDateTime) -> Result<bool> {
+    let n = diesel::update(sessions::table.find(id).filter(sessions::reauthenticated_at.ge(since)))
         .set(sessions::reauthenticated_at.eq(None::<NaiveDateTime>))
         .execute(conn)?;
-    Ok(())
+    Ok(n == 1)
 }
 
 /// Records that the session behind `token` made an e-signature (the first one, if none was).

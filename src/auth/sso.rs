@@ -1,9 +1,11 @@
 //! Single sign-on with OpenID Connect (Core 1.0, authorization code flow with PKCE, RFC 7636),
 //! through the `openidconnect` crate: discovery, the ID token's signature (the provider's JWKS),
 //! issuer, audience, expiry and nonce are checked there. Evidentia keeps the roles: the provider
-//! says who someone is, by a configured claim matched to an Evidentia username (bound to the
-//! provider's subject at the first sign-in, so a reassigned username at the provider cannot take
-//! the account over), and the account is provisioned without any study role when allowed.
+//! says who someone is (`issuer|sub`), and an account signs in by single sign-on only once it is
+//! bound to that subject: by its owner, signed in with the password (and second factor), who
+//! links it under My account; or at provisioning, where allowed, of a new account (named by a
+//! configured claim) without any study role. A provider's username claim is never trusted to
+//! pick an existing account (OIDC Core §5.7: it is not unique and often chosen by the user).
 //! Accounts may sign in by single sign-on only (no local password); they then re-authenticate at
 //! the provider (`prompt=login`, `max_age=0`) for each e-signature.
 
@@ -78,8 +80,12 @@ pub struct Flow {
     pub verifier: String,
     /// Where to go afterwards.
     pub next: String,
-    /// The session re-authenticating for an e-signature (`None`: a sign-in).
+    /// The session re-authenticating for an e-signature, or linking its account (`None`: a
+    /// sign-in).
     pub reauth_session: Option<i32>,
+    /// With `reauth_session`: link the session's account to the identity instead.
+    #[serde(default)]
+    pub link: bool,
 }
 
 /// Who the provider says signed in.
@@ -148,7 +154,7 @@ impl Sso {
     }
 
     /// The provider's address to send the browser to, and the flow to remember.
-    pub async fn begin(&self, next: &str, reauth_session: Option<i32>) -> Result<(String, Flow)> {
+    pub async fn begin(&self, next: &str, reauth_session: Option<i32>, link: bool) -> Result<(String, Flow)> {
         let client = self.client().await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = client
@@ -166,6 +172,7 @@ impl Sso {
             verifier: verifier.secret().clone(),
             next: next.to_string(),
             reauth_session,
+            link,
         };
         Ok((url.to_string(), flow))
     }
@@ -236,43 +243,35 @@ fn username_of(claim: &str, domain: Option<&str>) -> Result<String> {
 /// (audited). Deactivated accounts and accounts bound to another subject sign in nowhere.
 pub fn resolve(conn: &mut Conn, settings: &SsoSettings, who: &Identity) -> Result<User> {
     let refused = |why: &str| Error::Conflict(format!("single sign-on of '{}' refused: {why}", who.username));
-    // `None`: nobody has the username (to provision, where allowed).
-    let found: Option<User> = write_tx(conn, |conn| {
-        let bound: Option<User> = users_t::table
-            .filter(users_t::sso_subject.eq(&who.subject))
-            .select(User::as_select())
-            .first(conn)
-            .optional()?;
-        if bound.is_some() {
-            return Ok(bound);
-        }
-        match users::find_by_username(conn, &who.username)? {
-            Some(u) if u.sso_subject.is_some() => {
-                Err(refused("the account is bound to another identity of the provider"))
-            }
-            Some(u) => {
-                bind(conn, &u, who, json!({"single_sign_on": "linked", "issuer": settings.issuer}), true)?;
-                Ok(Some(users::get(conn, u.id)?))
-            }
-            None => Ok(None),
-        }
-    })?;
-    let user = match found {
+    let bound: Option<User> = users_t::table
+        .filter(users_t::sso_subject.eq(&who.subject))
+        .select(User::as_select())
+        .first(conn)
+        .optional()?;
+    let user = match bound {
         Some(u) => u,
-        None if settings.provision => {
-            let input = users::NewUserInput {
-                username: who.username.clone(),
-                full_name: who.full_name.chars().take(100).collect(),
-                is_admin: false,
-            };
-            // An unusable password: the account signs in by single sign-on only.
-            let unusable = format!("sso-only:{}", super::random_token());
-            let u = users::create(conn, &Actor::system(), &input, &unusable)?;
-            let detail = json!({"single_sign_on": "provisioned", "issuer": settings.issuer, "password_login": false});
-            write_tx(conn, |conn| bind(conn, &u, who, detail, false))?;
-            users::get(conn, u.id)?
-        }
-        None => return Err(refused("no such Evidentia account; an administrator creates it first")),
+        None => match users::find_by_username(conn, &who.username)? {
+            Some(_) => {
+                return Err(refused(
+                    "the account is not linked to single sign-on yet: sign in with your password once and link it under My account",
+                ))
+            }
+            None if settings.provision => {
+                let input = users::NewUserInput {
+                    username: who.username.clone(),
+                    full_name: who.full_name.chars().take(100).collect(),
+                    is_admin: false,
+                };
+                // An unusable password: the account signs in by single sign-on only.
+                let unusable = format!("sso-only:{}", super::random_token());
+                let u = users::create(conn, &Actor::system(), &input, &unusable)?;
+                let detail =
+                    json!({"single_sign_on": "provisioned", "issuer": settings.issuer, "password_login": false});
+                write_tx(conn, |conn| bind(conn, &u, "system", who, detail, false))?;
+                users::get(conn, u.id)?
+            }
+            None => return Err(refused("no such Evidentia account; an administrator creates it first")),
+        },
     };
     if !user.active {
         return Err(refused("the account is deactivated"));
@@ -280,8 +279,41 @@ pub fn resolve(conn: &mut Conn, settings: &SsoSettings, who: &Identity) -> Resul
     Ok(user)
 }
 
+/// Links the signed-in `user` (who proved the account with its password and second factor) to
+/// the identity the provider just vouched for; audited. Refused when that identity is another
+/// account's, or the account is linked to another identity already.
+pub fn link(conn: &mut Conn, settings: &SsoSettings, user_id: i32, who: &Identity) -> Result<User> {
+    write_tx(conn, |conn| {
+        let user = users::get(conn, user_id)?;
+        let owner: Option<i32> =
+            users_t::table.filter(users_t::sso_subject.eq(&who.subject)).select(users_t::id).first(conn).optional()?;
+        match (owner, user.sso_subject.as_deref()) {
+            (Some(o), _) if o == user.id => return Ok(user),
+            (Some(_), _) => {
+                return Err(Error::Conflict("that single sign-on identity is linked to another account".into()))
+            }
+            (None, Some(_)) => {
+                return Err(Error::Conflict(
+                    "this account is linked to another single sign-on identity: ask an administrator".into(),
+                ))
+            }
+            (None, None) => {}
+        }
+        let detail = json!({"single_sign_on": "linked", "issuer": settings.issuer, "provider_username": who.username});
+        bind(conn, &user, &user.username, who, detail, true)?;
+        users::get(conn, user.id)
+    })
+}
+
 /// Binds `user` to the identity's subject (and sets whether the password signs in), audited.
-fn bind(conn: &mut Conn, user: &User, who: &Identity, detail: serde_json::Value, password_login: bool) -> Result<()> {
+fn bind(
+    conn: &mut Conn,
+    user: &User,
+    actor: &str,
+    who: &Identity,
+    detail: serde_json::Value,
+    password_login: bool,
+) -> Result<()> {
     diesel::update(users_t::table.find(user.id))
         .set((
             users_t::sso_subject.eq(Some(&who.subject)),
@@ -289,10 +321,7 @@ fn bind(conn: &mut Conn, user: &User, who: &Identity, detail: serde_json::Value,
             users_t::updated_at.eq(now()),
         ))
         .execute(conn)?;
-    audit::record(
-        conn,
-        Change::new(Chain::System, "system", Action::Update, Entity::User, &user.username).after(detail),
-    )?;
+    audit::record(conn, Change::new(Chain::System, actor, Action::Update, Entity::User, &user.username).after(detail))?;
     Ok(())
 }
 
@@ -306,7 +335,7 @@ pub fn set_password_login(conn: &mut Conn, actor: &Actor, user_id: i32, on: bool
         let u = users::get(conn, user_id)?;
         if !on && u.sso_subject.is_none() {
             return Err(Error::Conflict(format!(
-                "'{}' has not signed in by single sign-on yet: without a password they could not sign in at all",
+                "'{}' has not linked single sign-on yet: without a password they could not sign in at all",
                 u.username
             )));
         }

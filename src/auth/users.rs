@@ -74,17 +74,6 @@ impl User {
         self.locked_until.is_some_and(|t| t > at)
     }
 
-    /// Locked for a password entered from `client`. A lock caused by failures from one client
-    /// address holds for that address only, so that nobody can lock a well-known account (such
-    /// as `admin`) out for everyone; a lock caused where the client is unknown holds everywhere.
-    pub fn is_locked_for(&self, at: NaiveDateTime, client: Option<&str>) -> bool {
-        self.is_locked(at)
-            && match (self.locked_client.as_deref(), client) {
-                (None, _) => true,
-                (Some(locked), Some(c)) => locked == c,
-                (Some(_), None) => false,
-            }
-    }
     fn public_json(&self) -> serde_json::Value {
         json!({"username": self.username, "full_name": self.full_name, "is_admin": self.is_admin, "active": self.active})
     }
@@ -245,12 +234,30 @@ pub fn record_login_attempt(
     record_sign_in(conn, user, password_ok, client, None)
 }
 
+/// Whether a sign-in lock holds for a password entered from `client` at `at`. A lock caused by
+/// failures from one client address holds for that address only (each address its own lock), so
+/// that nobody can lock a well-known account (such as `admin`) out for everyone; a lock caused
+/// where the client is unknown holds everywhere.
+pub fn locked_for(conn: &mut Conn, user_id: i32, client: Option<&str>, at: NaiveDateTime) -> Result<bool> {
+    use crate::db::schema::login_locks as l;
+    let holding = l::table
+        .filter(l::user_id.eq(user_id))
+        .filter(l::ended_at.is_null())
+        .filter(l::locked_until.gt(at))
+        .into_boxed();
+    let holding = match client {
+        Some(c) => holding.filter(l::client.is_null().or(l::client.eq(c))),
+        None => holding.filter(l::client.is_null()),
+    };
+    Ok(holding.count().get_result::<i64>(conn)? > 0)
+}
+
 /// Whether `user` may go on to the second factor after a right password from `client`: active
 /// and not locked for it. Nothing is reset or recorded: only a complete sign-in (or a failure)
 /// counts, so a known password cannot be used to reset the count of wrong codes.
 pub fn may_continue_sign_in(conn: &mut Conn, user: &User, client: Option<&str>) -> Result<bool> {
     let current = get(conn, user.id)?;
-    Ok(current.active && !current.is_locked_for(now(), client))
+    Ok(current.active && !locked_for(conn, user.id, client, now())?)
 }
 
 /// [`record_login_attempt`] for a sign-in whose last step was `ok`, with what completed it
@@ -266,7 +273,7 @@ pub fn record_sign_in(
     let t = now();
     write_tx(conn, |conn| {
         let current = get(conn, user.id)?;
-        if current.is_locked_for(t, client) {
+        if locked_for(conn, user.id, client, t)? {
             return Ok(Err(LoginFailure::Locked));
         }
         if !current.active {
@@ -294,8 +301,18 @@ pub fn record_sign_in(
             if in_window { (current.failed_logins + 1, current.first_failed_at) } else { (1, Some(t)) };
         let lock = count >= policy.threshold;
         let locked_until = lock.then(|| t + chrono::Duration::from_std(policy.duration).unwrap_or_default());
-        if lock {
-            reset_failures(conn, user.id, locked_until, client)?;
+        if let (true, Some(until)) = (lock, locked_until) {
+            diesel::insert_into(crate::db::schema::login_locks::table)
+                .values((
+                    crate::db::schema::login_locks::user_id.eq(user.id),
+                    crate::db::schema::login_locks::client.eq(client),
+                    crate::db::schema::login_locks::locked_at.eq(t),
+                    crate::db::schema::login_locks::locked_until.eq(until),
+                ))
+                .execute(conn)?;
+            // The account shows the latest lock (and is "locked" while any holds).
+            let shown = current.locked_until.filter(|u| *u > until).or(locked_until);
+            reset_failures(conn, user.id, shown, client)?;
             audit::record(
                 conn,
                 system_change(
@@ -381,6 +398,10 @@ pub fn apply_account_action(conn: &mut Conn, actor: &Actor, user_id: i32, action
             }
             AccountAction::Unlock => {
                 reset_failures(conn, u.id, None, None)?;
+                use crate::db::schema::login_locks as l;
+                diesel::update(l::table.filter(l::user_id.eq(u.id)).filter(l::ended_at.is_null()))
+                    .set(l::ended_at.eq(Some(now())))
+                    .execute(conn)?;
                 (
                     Action::Unlock,
                     json!({"locked_until": u.locked_until.map(|d| d.to_string())}),

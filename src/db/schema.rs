@@ -39,6 +39,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    login_locks (id) {
+        id -> Integer,
+        user_id -> Integer,
+        client -> Nullable<Text>,
+        locked_at -> Timestamp,
+        locked_until -> Timestamp,
+        ended_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     recovery_codes (id) {
         id -> Integer,
         user_id -> Integer,
@@ -162,6 +173,7 @@ diesel::table! {
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(recovery_codes -> users (user_id));
+diesel::joinable!(login_locks -> users (user_id));
 diesel::joinable!(sites -> studies (study_id));
 diesel::joinable!(study_members -> studies (study_id));
 diesel::joinable!(study_members -> users (user_id));
@@ -170,6 +182,7 @@ diesel::joinable!(jobs -> studies (study_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     sessions,
+    login_locks,
     recovery_codes,
     api_tokens,
     studies,

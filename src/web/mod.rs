@@ -115,14 +115,22 @@ impl AppState {
         };
         let session = req.cookie(crate::auth::sessions::COOKIE).map(|c| c.value().to_string());
         let meaning = form.meaning;
+        let since =
+            self.config.clock.now() - chrono::Duration::from_std(crate::auth::sso::REAUTH_VALID).unwrap_or_default();
         self.db(move |conn| {
+            // Used up before signing: two signatures sent at once cannot share it.
+            if let Some(id) = reauthenticated {
+                if !crate::auth::sessions::use_reauthentication(conn, id, since)? {
+                    return Err(Error::invalid(
+                        "password",
+                        "confirm your identity with single sign-on again; nothing was signed",
+                    ));
+                }
+            }
             let password = crate::auth::esign::Password::Checked { ok, hash };
             let done = sign(conn, crate::auth::esign::Signing { password, meaning: &meaning })?;
             if let Some(token) = session {
                 crate::auth::sessions::mark_signed(conn, &token)?;
-            }
-            if let Some(id) = reauthenticated {
-                crate::auth::sessions::clear_reauthentication(conn, id)?;
             }
             Ok(done)
         })

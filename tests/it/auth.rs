@@ -495,6 +495,33 @@ async fn failures_from_one_client_lock_the_account_for_that_client_only() {
     assert!(admin.is_locked(evidentia::db::now()), "administrators see the lock");
 }
 
+/// Two guessers from two addresses: each is locked out where it guesses, and the second lock
+/// does not lift the first (one lock per address); the owner elsewhere signs in; an
+/// administrator's unlock lifts both.
+#[tokio::test]
+async fn each_guessing_client_keeps_its_own_lock() {
+    let app = spawn_app_with(|cfg| {
+        cfg.trust_forwarded_for = true;
+        cfg.login_per_username_per_minute = 100;
+    });
+    for guesser in ["203.0.113.9", "192.0.2.44"] {
+        for _ in 0..5 {
+            assert_eq!(login_from(&app, guesser, "monitor", "a-wrong-guess").await, 401);
+        }
+    }
+    assert_eq!(audit_events(&app, "lock").len(), 2);
+    for guesser in ["203.0.113.9", "192.0.2.44"] {
+        assert_eq!(login_from(&app, guesser, "monitor", PASSWORD).await, 401, "still locked for {guesser}");
+    }
+    assert_eq!(login_from(&app, "198.51.100.7", "monitor", PASSWORD).await, 303, "the owner elsewhere");
+    let uid = evidentia::auth::users::find_by_username(&mut app.conn(), "monitor").unwrap().unwrap().id;
+    let admin = app.login("admin").await;
+    assert_eq!(admin.post(&format!("/admin/users/{uid}/unlock"), &[]).await.status(), 303);
+    for guesser in ["203.0.113.9", "192.0.2.44"] {
+        assert_eq!(login_from(&app, guesser, "monitor", PASSWORD).await, 303, "unlocked for {guesser}");
+    }
+}
+
 #[tokio::test]
 async fn a_forwarded_address_is_ignored_unless_the_proxy_is_trusted() {
     let app = spawn_app();

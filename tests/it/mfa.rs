@@ -146,8 +146,13 @@ async fn a_user_sets_up_an_authenticator_and_signs_in_with_its_codes_each_once()
     assert_eq!(r.status(), 401);
 
     // New recovery codes take a current code; the old ones stop working.
+    let failures =
+        || evidentia::auth::users::find_by_username(&mut app.conn(), "manager").unwrap().unwrap().failed_logins;
+    let before = failures();
     let r = c.post("/account/mfa/recovery-codes", &[("code", "123")]).await;
     assert_eq!(r.status(), 422);
+    // A wrong code here counts like one at sign-in (a stolen session cannot guess on).
+    assert_eq!(failures(), before + 1);
     // (A minute later: the codes of the steps so far are spent.)
     app.config.clock.advance(std::time::Duration::from_secs(60));
     let r = c.post("/account/mfa/recovery-codes", &[("code", &code_at(&secret, step + 2))]).await;
@@ -258,9 +263,12 @@ async fn a_study_that_requires_it_keeps_out_members_without_it() {
     let api = app.client().http.get(app.client().url("/api/v1/studies/LUNG-IO-01")).bearer_auth(&token);
     assert_eq!(status_of(api).await, 403);
     assert_eq!(a1.get(&format!("/studies/{OTHER_STUDY}")).await.status(), 404);
-    // Once set up, the member is in.
+    // Once set up, the member is in; the token made with the password alone was revoked.
     set_up(&a1).await;
     assert_eq!(a1.get(s).await.status(), 200);
+    let api = app.client().http.get(app.client().url("/api/v1/studies/LUNG-IO-01")).bearer_auth(&token);
+    assert_eq!(status_of(api).await, 401);
+    assert!(audit_events(&app, "enable_mfa")[0].new_value.as_deref().unwrap().contains(r#""tokens_revoked":1"#));
     let (_, page) = manager.get_text(&format!("{s}/members")).await;
     assert!(page.contains("only when they sign in with two factors"), "{page}");
 }

@@ -128,19 +128,40 @@ async fn a_matched_account_signs_in_by_single_sign_on_and_nobody_else_does() {
     let (_, page) = c.get_text("/login").await;
     assert!(page.contains("Sign in with Hospital SSO"), "{page}");
 
+    // The provider's username claim alone never opens an existing account (it is not unique:
+    // anyone naming themselves `manager` there would get in).
+    let r = through_provider(&c, "/login/sso?next=", "manager").await;
+    assert_eq!(r.status(), 303);
+    let (_, page) = c.get_text(&location(&r)).await;
+    assert!(page.contains("not linked to single sign-on yet"), "{page}");
+    assert_eq!(c.get("/studies").await.status(), 303);
+    // Its owner, signed in with the password, links it under My account.
+    let owner = app.login("manager").await;
+    let (_, page) = owner.get_text("/account").await;
+    assert!(page.contains("Link Hospital SSO"), "{page}");
+    let to = continue_target(through_provider(&owner, "/login/sso?link=1&next=/account", "manager").await).await;
+    assert_eq!(to, "/account");
+    let (_, page) = owner.get_text(&to).await;
+    assert!(page.contains("Single sign-on is linked") && page.contains("Your account is linked"), "{page}");
+    let linked = audit_events(&app, "update");
+    assert!(linked.iter().any(|e| e.entity_id == "manager"
+        && e.actor == "manager"
+        && e.new_value.as_deref().unwrap().contains(r#""single_sign_on":"linked""#)));
+    let bound = evidentia::auth::users::find_by_username(&mut app.conn(), "manager").unwrap().unwrap();
+    assert!(bound.sso_subject.as_deref().unwrap().ends_with("|manager"), "{:?}", bound.sso_subject);
+    // That identity is taken: another account cannot link it.
+    let other_owner = app.login("monitor").await;
+    let r = through_provider(&other_owner, "/login/sso?link=1&next=/account", "manager").await;
+    let (_, page) = other_owner.get_text(&location(&r)).await;
+    assert!(page.contains("linked to another account"), "{page}");
+    // Now single sign-on opens it.
     let r = through_provider(&c, "/login/sso?next=", "manager").await;
     let to = continue_target(r).await;
     assert_eq!(to, "/studies");
     let (status, page) = c.get_text(&to).await;
     assert_eq!(status, 200);
     assert!(page.contains("LUNG-IO-01"), "{page}");
-    let linked = audit_events(&app, "update");
-    assert!(linked
-        .iter()
-        .any(|e| e.entity_id == "manager" && e.new_value.as_deref().unwrap().contains(r#""single_sign_on":"linked""#)));
     assert!(audit_events(&app, "login")[0].new_value.as_deref().unwrap().contains(r#""method":"single_sign_on""#));
-    let bound = evidentia::auth::users::find_by_username(&mut app.conn(), "manager").unwrap().unwrap();
-    assert!(bound.sso_subject.as_deref().unwrap().ends_with("|manager"), "{:?}", bound.sso_subject);
 
     // No such account (and no provisioning): refused, nothing created.
     let other = app.client();
@@ -175,16 +196,16 @@ async fn provisioned_accounts_have_no_role_and_no_password_and_re_authenticate_t
     let u = evidentia::auth::users::find_by_username(&mut app.conn(), "park.jiwoo").unwrap().unwrap();
     assert!(!u.password_login && u.full_name == "SSO park.jiwoo" && !u.is_admin);
 
-    // The statistician signs in by SSO once (bound), then an administrator turns the password off.
-    let stat = app.client();
-    let to = continue_target(through_provider(&stat, "/login/sso", "statistician").await).await;
+    // The statistician links SSO, then an administrator turns the password off.
+    let stat = app.login("statistician").await;
+    let to = continue_target(through_provider(&stat, "/login/sso?link=1&next=/account", "statistician").await).await;
     assert_eq!(stat.get(&to).await.status(), 200);
     let admin = app.login("admin").await;
     let sid = evidentia::auth::users::find_by_username(&mut app.conn(), "statistician").unwrap().unwrap().id;
     let mid = evidentia::auth::users::find_by_username(&mut app.conn(), "monitor").unwrap().unwrap().id;
     let r = admin.post(&format!("/admin/users/{mid}/password-login"), &[("on", "0")]).await;
     let (_, page) = admin.get_text(&location(&r)).await;
-    assert!(page.contains("has not signed in by single sign-on yet"), "{page}");
+    assert!(page.contains("has not linked single sign-on yet"), "{page}");
     assert_eq!(app.login("monitor").await.get("/studies").await.status(), 200, "the monitor keeps the password");
     assert_eq!(
         app.login("annotator1")

@@ -21,6 +21,9 @@ pub struct AccountShowPage {
     pub recovery_codes_left: i64,
     /// Administrators must have it on this server (so it cannot be turned off).
     pub mfa_required: bool,
+    /// Single sign-on's name when configured, and whether the account is linked to it.
+    pub sso_label: Option<String>,
+    pub sso_linked: bool,
     pub tokens: Vec<ApiToken>,
     pub errors: FieldErrors,
     /// To mark expired tokens.
@@ -56,6 +59,8 @@ async fn show(
             mfa_since: user_now.has_mfa().then_some(user_now.totp_enabled_at).flatten(),
             recovery_codes_left: left,
             mfa_required: user_now.is_admin && state.config.admin_mfa,
+            sso_label: state.sso.as_ref().map(|s| s.settings.label.clone()),
+            sso_linked: user_now.sso_subject.is_some(),
             tokens: list,
             errors: errors.clone(),
             now: crate::db::now(),
@@ -292,6 +297,27 @@ pub async fn mfa_confirm(
     }
 }
 
+/// Runs `work`, which checks a code typed on the account page: such codes are guessed like those
+/// at sign-in (someone may hold a stolen session), so they are throttled, and a wrong one counts
+/// toward the lockout, for every client.
+async fn code_attempt<T, F>(req: &HttpRequest, state: &AppState, user: &CurrentUser, work: F) -> Result<T, Error>
+where
+    F: FnOnce(&mut crate::db::Conn) -> Result<T, Error> + Send + 'static,
+    T: Send + 'static,
+{
+    let client = crate::web::client_ip(req, &state.config);
+    if let Err(t) = state.login_throttle.attempt(client, &user.user.username) {
+        let secs = t.retry_after.as_secs().max(1);
+        return Err(Error::invalid("code", format!("too many attempts: try again in {secs} seconds")));
+    }
+    let result = state.db(work).await;
+    if let Err(Error::Invalid(_)) = &result {
+        let account = user.user.clone();
+        state.db(move |c| users::record_login_attempt(c, &account, false, None).map(|_| ())).await?;
+    }
+    result
+}
+
 /// New recovery codes (the unused old ones stop working), with a current code.
 pub async fn mfa_recovery_codes(
     req: HttpRequest,
@@ -302,7 +328,8 @@ pub async fn mfa_recovery_codes(
     let (actor, uid) = (user.actor.clone(), user.user.id);
     let code = form.into_inner().code;
     let at = state.config.clock.now();
-    match state.db(move |c| mfa::renew_recovery_codes(c, &actor, uid, code.expose(), at)).await {
+    match code_attempt(&req, &state, &user, move |c| mfa::renew_recovery_codes(c, &actor, uid, code.expose(), at)).await
+    {
         Ok(codes) => codes_page(&req, &user, "Your new recovery codes", codes),
         Err(Error::Invalid(errors)) => show(&req, &state, &user, errors).await,
         Err(e) => Err(e.into()),
@@ -320,7 +347,7 @@ pub async fn mfa_disable(
     let required = user.user.is_admin && state.config.admin_mfa;
     let code = form.into_inner().code;
     let at = state.config.clock.now();
-    match state.db(move |c| mfa::disable(c, &actor, uid, code.expose(), at, required)).await {
+    match code_attempt(&req, &state, &user, move |c| mfa::disable(c, &actor, uid, code.expose(), at, required)).await {
         Ok(()) => {
             Ok(redirect_with_flash("/account", "ok", "Two-factor sign-in is off: your password alone signs you in."))
         }

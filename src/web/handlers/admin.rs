@@ -169,7 +169,9 @@ pub async fn user_reset_mfa(
             "ok",
             &format!("The two-factor sign-in of {} was reset; their sessions ended.", u.username),
         )),
-        Err(Error::Invalid(e)) => Ok(redirect_with_flash("/admin/users", "error", &format!("Nothing was reset: {e}"))),
+        Err(e @ (Error::Invalid(_) | Error::Conflict(_))) => {
+            Ok(redirect_with_flash("/admin/users", "error", &format!("Nothing was reset: {e}")))
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -263,13 +263,11 @@ pub async fn code_submit(
     let outcome = state
         .db(move |conn| {
             let factor = mfa::check_second_factor(conn, user.id, code.expose(), at)?;
-            let recorded = users::record_sign_in(
-                conn,
-                &user,
-                factor.is_some(),
-                client_key.as_deref(),
-                factor.map(|f| f.audit_json()),
-            )?;
+            // Whoever types codes knows the password: their failures lock the account for every
+            // client (a guesser rotating addresses gets five codes, not five per address).
+            let client = if factor.is_some() { client_key.as_deref() } else { None };
+            let recorded =
+                users::record_sign_in(conn, &user, factor.is_some(), client, factor.map(|f| f.audit_json()))?;
             match recorded {
                 Ok(()) => {
                     // The waiting sign-in ends; a new session (a new token) takes its place.
@@ -319,6 +317,9 @@ pub struct SsoStart {
     /// `1`: re-authenticate the signed-in person for an e-signature.
     #[serde(default)]
     pub reauth: String,
+    /// `1`: link the signed-in person's account to their single sign-on identity.
+    #[serde(default)]
+    pub link: String,
 }
 
 /// Sends the browser to the single sign-on provider (a sign-in, or a re-authentication for an
@@ -329,8 +330,9 @@ pub async fn sso_start(
     q: web::Query<SsoStart>,
 ) -> Result<HttpResponse, PageError> {
     let Some(sso) = state.sso.clone() else { return Err(crate::error::Error::NotFound.into()) };
-    let reauth_session = if q.reauth == "1" {
-        // Only a signed-in person re-authenticates, for their own session.
+    let link = q.link == "1";
+    let reauth_session = if q.reauth == "1" || link {
+        // Only a signed-in person re-authenticates (or links), for their own session.
         let Some(token) = req.cookie(sessions::COOKIE).map(|c| c.value().to_string()) else {
             return Ok(redirect("/login"));
         };
@@ -343,7 +345,7 @@ pub async fn sso_start(
         None
     };
     let next = safe_next(&q.next);
-    let (url, flow) = match sso.begin(&next, reauth_session).await {
+    let (url, flow) = match sso.begin(&next, reauth_session, link).await {
         Ok(v) => v,
         Err(e) => return Ok(redirect_with_flash("/login", "error", &e.to_string())),
     };
@@ -398,11 +400,12 @@ pub async fn sso_callback(
     let flow: Option<crate::auth::sso::Flow> =
         req.cookie(SSO_COOKIE).and_then(|c| serde_urlencoded::from_str(c.value()).ok());
     let Some(flow) = flow else { return refuse("Single sign-on took too long or was not started here: try again.") };
-    if !q.error.is_empty() {
-        return refuse(&format!("The single sign-on provider refused: {} {}", q.error, q.error_description));
-    }
+    // The state first: an answer that is not this browser's flow says nothing, not even its error.
     if !crate::auth::constant_time_eq(q.state.as_bytes(), flow.state.as_bytes()) {
         return refuse("Single sign-on failed: the answer does not belong to this sign-in. Try again.");
+    }
+    if !q.error.is_empty() {
+        return refuse(&format!("The single sign-on provider refused: {} {}", q.error, q.error_description));
     }
     let who = match sso.finish(&q.code, &flow).await {
         Ok(w) => w,
@@ -410,6 +413,31 @@ pub async fn sso_callback(
     };
     let settings = sso.settings.clone();
     let to = flow.next.clone();
+    if let (Some(session_id), true) = (flow.reauth_session, flow.link) {
+        // Linking: the session's account (proved with its password and second factor) takes
+        // the identity the provider just vouched for.
+        let linked = state
+            .db(move |conn| {
+                use diesel::prelude::*;
+                let owner: Option<(i32, Option<chrono::NaiveDateTime>)> = crate::db::schema::sessions::table
+                    .find(session_id)
+                    .filter(crate::db::schema::sessions::awaiting_second_factor.eq(false))
+                    .select((crate::db::schema::sessions::user_id, crate::db::schema::sessions::ended_at))
+                    .first(conn)
+                    .optional()?;
+                match owner {
+                    Some((uid, None)) => crate::auth::sso::link(conn, &settings, uid, &who).map(Some),
+                    _ => Ok(None),
+                }
+            })
+            .await;
+        return match linked {
+            Ok(Some(_)) => continue_to(&req, &to, vec![], Some("Single sign-on is linked to your account.")),
+            Ok(None) => refuse("Sign in again, then link single sign-on."),
+            Err(e @ crate::error::Error::Conflict(_)) => refuse(&e.to_string()),
+            Err(e) => Err(e.into()),
+        };
+    }
     if let Some(session_id) = flow.reauth_session {
         // A re-authentication: the same identity as the session's account, just now.
         let fresh = who.auth_time.is_some_and(|t| {
