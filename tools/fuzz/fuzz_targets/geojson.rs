@@ -7,7 +7,7 @@ use evidentia::annotations::geojson::{self, Limits};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let limits = Limits { max_vertices: 100_000, max_features: 10_000, max_bytes: 1 << 20, ..Limits::new(100_000.0, 80_000.0) };
+    let limits = Limits { max_vertices: 100_000, max_features: 10_000, max_bytes: 1 << 20, ..Limits::for_slide(100_000.0, 80_000.0) };
     let Ok(regions) = geojson::parse(data, &limits) else { return };
     if geojson::check(&regions, &limits).is_err() {
         return;
