@@ -79,6 +79,17 @@ pub fn awaiting_second_factor(conn: &mut Conn, token: &str, at: NaiveDateTime) -
     Ok(found.filter(|(created, u)| at - *created <= wait && u.active).map(|(_, u)| u))
 }
 
+/// The user of session `id` while it is open and not waiting for a second factor.
+pub fn open_owner(conn: &mut Conn, id: i32) -> Result<Option<i32>> {
+    Ok(sessions::table
+        .find(id)
+        .filter(sessions::ended_at.is_null())
+        .filter(sessions::awaiting_second_factor.eq(false))
+        .select(sessions::user_id)
+        .first(conn)
+        .optional()?)
+}
+
 /// Records a re-authentication at the single sign-on provider in session `id` of `user_id`
 /// (open, not waiting for a second factor); false when there is no such session.
 pub fn mark_reauthenticated(conn: &mut Conn, id: i32, user_id: i32) -> Result<bool> {

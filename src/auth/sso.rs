@@ -30,6 +30,11 @@ use crate::error::{Error, Result};
 
 /// A re-authentication at the provider counts for an e-signature this long.
 pub const REAUTH_VALID: Duration = Duration::from_secs(5 * 60);
+
+/// [`REAUTH_VALID`] as a span of time stamps.
+pub fn reauth_window() -> chrono::Duration {
+    chrono::Duration::from_std(REAUTH_VALID).unwrap_or_default()
+}
 /// The provider's metadata and keys are fetched again after this long (key rotation).
 const METADATA_TTL: Duration = Duration::from_secs(3600);
 

@@ -233,9 +233,10 @@ impl PageCtx {
             csrf,
             first_signature: user.and_then(|u| u.session).is_none_or(|s| !s.has_signed),
             sign_by_sso: user.is_some_and(|u| !u.user.password_login),
-            sso_confirmed: user.and_then(|u| u.session).and_then(|s| s.reauthenticated_at).is_some_and(|t| {
-                crate::db::now() - t <= chrono::Duration::from_std(crate::auth::sso::REAUTH_VALID).unwrap_or_default()
-            }),
+            sso_confirmed: user
+                .and_then(|u| u.session)
+                .and_then(|s| s.reauthenticated_at)
+                .is_some_and(|t| crate::db::now() - t <= crate::auth::sso::reauth_window()),
             here: req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default(),
             flash,
             section,

@@ -95,7 +95,7 @@ impl AppState {
         let reauthenticated = if user.user.password_login {
             None
         } else {
-            let fresh = chrono::Duration::from_std(crate::auth::sso::REAUTH_VALID).unwrap_or_default();
+            let fresh = crate::auth::sso::reauth_window();
             let at = user.session.and_then(|s| s.reauthenticated_at.filter(|t| self.config.clock.now() - *t <= fresh));
             match (at, user.session) {
                 (Some(_), Some(s)) => Some(s.id),
@@ -115,8 +115,7 @@ impl AppState {
         };
         let session = req.cookie(crate::auth::sessions::COOKIE).map(|c| c.value().to_string());
         let meaning = form.meaning;
-        let since =
-            self.config.clock.now() - chrono::Duration::from_std(crate::auth::sso::REAUTH_VALID).unwrap_or_default();
+        let since = self.config.clock.now() - crate::auth::sso::reauth_window();
         self.db(move |conn| {
             // Used up before signing: two signatures sent at once cannot share it.
             if let Some(id) = reauthenticated {

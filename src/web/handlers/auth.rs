@@ -417,18 +417,9 @@ pub async fn sso_callback(
         // Linking: the session's account (proved with its password and second factor) takes
         // the identity the provider just vouched for.
         let linked = state
-            .db(move |conn| {
-                use diesel::prelude::*;
-                let owner: Option<(i32, Option<chrono::NaiveDateTime>)> = crate::db::schema::sessions::table
-                    .find(session_id)
-                    .filter(crate::db::schema::sessions::awaiting_second_factor.eq(false))
-                    .select((crate::db::schema::sessions::user_id, crate::db::schema::sessions::ended_at))
-                    .first(conn)
-                    .optional()?;
-                match owner {
-                    Some((uid, None)) => crate::auth::sso::link(conn, &settings, uid, &who).map(Some),
-                    _ => Ok(None),
-                }
+            .db(move |conn| match sessions::open_owner(conn, session_id)? {
+                Some(uid) => crate::auth::sso::link(conn, &settings, uid, &who).map(Some),
+                None => Ok(None),
             })
             .await;
         return match linked {
@@ -440,22 +431,11 @@ pub async fn sso_callback(
     }
     if let Some(session_id) = flow.reauth_session {
         // A re-authentication: the same identity as the session's account, just now.
-        let fresh = who.auth_time.is_some_and(|t| {
-            (crate::db::now() - t).abs()
-                <= chrono::Duration::from_std(crate::auth::sso::REAUTH_VALID).unwrap_or_default()
-        });
+        let fresh = who.auth_time.is_some_and(|t| (crate::db::now() - t).abs() <= crate::auth::sso::reauth_window());
         let subject = who.subject.clone();
         let marked = state
             .db(move |conn| {
-                let owner: Option<i32> = {
-                    use diesel::prelude::*;
-                    crate::db::schema::sessions::table
-                        .find(session_id)
-                        .select(crate::db::schema::sessions::user_id)
-                        .first(conn)
-                        .optional()?
-                };
-                let Some(uid) = owner else { return Ok(false) };
+                let Some(uid) = sessions::open_owner(conn, session_id)? else { return Ok(false) };
                 let user = users::get(conn, uid)?;
                 if user.sso_subject.as_deref() != Some(subject.as_str()) || !fresh {
                     return Ok(false);
