@@ -21,31 +21,24 @@ pub fn study_key(data_dir: &Path, study_code: &str) -> anyhow::Result<StudyKey> 
     Ok(StudyKey::from_bytes(crate::secrets::load_or_create(&key_path(data_dir, study_code))?))
 }
 
-/// What de-identifies values a person types on a case page: the study's key, so that a date is
-/// shifted by the subject's own offset like the imported ones, and a free-text scrubber. The
-/// scrubber knows the patterns (e-mail addresses, phone numbers, record numbers, dates, ...) but
-/// no names: an import scrubs the names found in its own file's identifier columns, which are
-/// never kept.
+/// What de-identifies values a person types on a case page: a free-text scrubber. It knows the
+/// patterns (e-mail addresses, phone numbers, record numbers, dates, ...) but no names: an import
+/// scrubs the names found in its own file's identifier columns, which are never kept. Dates are
+/// not typed as calendar dates at all (see `cases::set_status`).
 pub struct EditDeid {
-    key: StudyKey,
     scrubber: std::sync::Arc<Scrubber>,
 }
 
 impl EditDeid {
     /// `scrubber`: built once with the configured record-number patterns and no names.
-    pub fn open(data_dir: &Path, study_code: &str, scrubber: std::sync::Arc<Scrubber>) -> anyhow::Result<EditDeid> {
-        Ok(EditDeid { key: study_key(data_dir, study_code)?, scrubber })
+    pub fn new(scrubber: std::sync::Arc<Scrubber>) -> EditDeid {
+        EditDeid { scrubber }
     }
 
     /// The text scrubbed, and how many identifiers were redacted from it.
     pub fn scrub(&self, text: &str) -> (String, usize) {
         let (clean, counts) = self.scrubber.scrub(text);
         (clean, counts.values().sum())
-    }
-
-    /// `date` moved by the offset of the subject with this linkage key; `None` past chrono's range.
-    pub fn shift(&self, subject_key: &str, date: NaiveDate) -> Option<NaiveDate> {
-        self.key.shift_date(subject_key, date)
     }
 }
 

@@ -316,21 +316,58 @@ pub struct StatusInput {
     pub status: String,
     #[serde(default)]
     pub reason: String,
-    /// The true date (YYYY-MM-DD); stored shifted by the subject's offset.
+    /// The status date as a study day: this many days after the case's date field `from`
+    /// (0: the same day), both in the subject's shifted frame.
+    #[serde(default)]
+    pub days: String,
+    #[serde(default)]
+    pub from: String,
+    /// A true calendar date: refused (see [`set_status`]); read only to say so.
     #[serde(default)]
     pub date: String,
 }
 
-/// Changes a case's status; excluded and withdrawn need a reason, withdrawn a date. Both are
-/// de-identified at the door: the reason is scrubbed like free text, and the date, an identifier
-/// under Safe Harbor like every date of a subject, is shifted by the subject's own offset so it
-/// stays in the frame of the case's imported dates. Returns the case and how many identifiers were
-/// redacted from the reason.
+/// A date of a case a later date can be counted from: a date field de-identified by shifting,
+/// with a value (in the subject's shifted frame, as stored and shown).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayAnchor {
+    pub field: String,
+    pub label: String,
+    pub date: NaiveDate,
+}
+
+/// The case's dates a status date can be counted from, in dictionary order.
+pub fn day_anchors(case: &Case, dictionary: &[FieldDef]) -> Vec<DayAnchor> {
+    let values = case.values();
+    dictionary
+        .iter()
+        .filter(|f| f.is_date() && f.action == dictionary::DeidAction::ShiftDate)
+        .filter_map(|f| {
+            let text = values.get(&f.name)?.as_str()?;
+            let date = dictionary::parse_ymd(text.get(..10)?)?;
+            let label = if f.label.trim().is_empty() { f.name.clone() } else { f.label.clone() };
+            Some(DayAnchor { field: f.name.clone(), label, date })
+        })
+        .collect()
+}
+
+/// How far from its anchor a status date may be (about a hundred years either way).
+const MAX_STUDY_DAYS: i64 = 36_525;
+
+/// Changes a case's status; excluded and withdrawn need a reason, withdrawn a date when the case
+/// has one to count from. Both are de-identified at the door: the reason is scrubbed like free
+/// text, and the date is never typed as a calendar date. Dates are identifiers under Safe Harbor
+/// and every date of a subject is stored shifted by the subject's own offset: a person who typed
+/// a true date and then saw the stored one would learn the offset and could un-shift all the
+/// subject's dates. So the date comes as a study day, `days` after one of the case's own (already
+/// shifted) dates ([`day_anchors`]), and is stored in the same frame; a true date is refused.
+/// Returns the case and how many identifiers were redacted from the reason.
 pub fn set_status(
     conn: &mut Conn,
     actor: &Actor,
     access: &StudyAccess,
     display_id: &str,
+    dictionary: &[FieldDef],
     input: &StatusInput,
     deid: &deid::EditDeid,
 ) -> Result<(Case, usize)> {
@@ -341,30 +378,44 @@ pub fn set_status(
     if status.needs_reason() && reason.is_empty() {
         return Err(Error::invalid("reason", format!("say why the case is {}", status.as_str())));
     }
-    let date = match input.date.trim() {
-        "" if status == CaseStatus::Withdrawn => {
-            return Err(Error::invalid("date", "the date of withdrawal is required"))
-        }
+    if !input.date.trim().is_empty() {
+        return Err(Error::invalid(
+            "date",
+            "a calendar date is not taken here (seeing it stored shifted would reveal the subject's \
+             date shift): give the number of days after one of the case's dates",
+        ));
+    }
+    let days = match input.days.trim() {
         "" => None,
-        // Four-digit years only (chrono's `%Y` also reads signed years of six digits).
         d => Some(
-            NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            d.parse::<i64>()
                 .ok()
-                .filter(|_| d.len() == 10 && d.as_bytes()[0].is_ascii_digit())
-                .ok_or_else(|| Error::invalid("date", "not a date (YYYY-MM-DD)"))?,
+                .filter(|n| n.abs() <= MAX_STUDY_DAYS)
+                .ok_or_else(|| Error::invalid("days", format!("not a whole number of days (-{MAX_STUDY_DAYS} to {MAX_STUDY_DAYS})")))?,
         ),
     };
     write_tx(conn, |conn| {
         let study = crate::studies::get_by_code(conn, &access.study.code)?;
         study.ensure_editable()?;
         let case = get(conn, study.id, display_id)?;
-        let date = match date {
-            Some(d) => {
-                let subject_key: String = cases::table.find(case.id).select(cases::subject_key).first(conn)?;
-                Some(deid.shift(&subject_key, d).ok_or_else(|| Error::invalid("date", "out of range"))?)
+        let anchors = day_anchors(&case, dictionary);
+        let counted = match days {
+            None if status == CaseStatus::Withdrawn && !anchors.is_empty() => {
+                return Err(Error::invalid("days", "the date of withdrawal is required (days after one of the case's dates)"))
             }
             None => None,
+            Some(n) => {
+                let from = anchors.iter().find(|a| a.field == input.from.trim()).ok_or_else(|| {
+                    Error::invalid("from", "choose one of the case's dates to count the days from")
+                })?;
+                let date = from
+                    .date
+                    .checked_add_signed(chrono::Duration::days(n))
+                    .ok_or_else(|| Error::invalid("days", "out of range"))?;
+                Some((date, from.field.as_str(), n))
+            }
         };
+        let date = counted.map(|(d, _, _)| d);
         let reason_opt = (!reason.is_empty()).then_some(reason.as_str());
         diesel::update(cases::table.find(case.id))
             .set((
@@ -378,7 +429,12 @@ pub fn set_status(
             conn,
             Change::new(study.chain(), &actor.name, Action::Status, Entity::Case, &case.display_id)
                 .before(json!({"status": case.status}))
-                .after(json!({"status": status.as_str(), "date": date.map(|d| d.to_string())}))
+                .after(match counted {
+                    Some((d, from, n)) => {
+                        json!({"status": status.as_str(), "date": d.to_string(), "days_after": n, "counted_from": from})
+                    }
+                    None => json!({"status": status.as_str(), "date": null}),
+                })
                 .because_opt(reason_opt),
         )?;
         Ok((get(conn, study.id, display_id)?, redacted))
@@ -431,6 +487,8 @@ pub fn labelled_changes(event: &audit::AuditEvent, dictionary: &[FieldDef]) -> V
                 (Some(f), _) if !f.label.trim().is_empty() => f.label.clone(),
                 (_, "status") => "Status".to_string(),
                 (_, "date") => "Status date".to_string(),
+                (_, "days_after") => "Days after".to_string(),
+                (_, "counted_from") => "Counted from".to_string(),
                 _ => k.clone(),
             };
             FieldChange { label, old: show(f, old), new: show(f, new) }

@@ -418,37 +418,65 @@ async fn case_page_edits_are_de_identified_at_the_door() {
     assert_eq!(upd[0].old_value.as_deref(), Some(r#"{"sites":["1","2"]}"#));
     assert_eq!(upd[0].new_value.as_deref(), Some(r#"{"sites":[]}"#));
 
-    // A withdrawal: its date is stored in the subject's shifted frame, its reason scrubbed.
-    let shift = chrono::NaiveDate::parse_from_str(before.values()["biopsy_date"].as_str().unwrap(), "%Y-%m-%d")
-        .unwrap()
-        - chrono::NaiveDate::from_ymd_opt(2024, 3, 15).unwrap();
+    // A withdrawal: its reason scrubbed, its date never typed as a calendar date. A person who
+    // typed a true date and saw it stored shifted would learn the subject's offset, so a true
+    // date is refused (nothing changes) and the date comes as days after one of the case's own
+    // (shifted) dates.
+    let biopsy =
+        chrono::NaiveDate::parse_from_str(before.values()["biopsy_date"].as_str().unwrap(), "%Y-%m-%d").unwrap();
+    let status_url = "/studies/PHI-01/cases/SNUBH-0001/status";
+    let refused = [
+        (vec![("date", "2025-01-10")], "date: a calendar date is not taken here"),
+        (vec![], "days: the date of withdrawal is required"),
+        (vec![("days", "36526"), ("from", "biopsy_date")], "days: not a whole number of days"),
+        (vec![("days", "twelve"), ("from", "biopsy_date")], "days: not a whole number of days"),
+        (vec![("days", "120"), ("from", "tps")], "from: choose one of the case"),
+    ];
+    let statuses = audit_events(&app, "status").len();
+    for (extra, message) in refused {
+        let mut form = vec![("status", "withdrawn"), ("reason", "Moved away")];
+        form.extend(extra);
+        assert_eq!(m.post(status_url, &form).await.status(), 303);
+        let (_, page) = m.get_text("/studies/PHI-01/cases/SNUBH-0001").await;
+        assert!(page.contains(message), "{message}: {page}");
+        assert_eq!(case(&app).status.as_str(), before.status.as_str(), "{message}: nothing changed");
+    }
+    assert_eq!(audit_events(&app, "status").len(), statuses, "nor audited");
+    let (_, page) = m.get_text("/studies/PHI-01/cases/SNUBH-0001").await;
+    assert!(
+        page.contains(&format!(r#"<option value="biopsy_date">Biopsy date ({biopsy})</option>"#)),
+        "the form offers the case's dates, as stored"
+    );
+    assert!(!page.contains(r#"type="date" name="date""#), "and no calendar date");
     let r = m
         .post(
-            "/studies/PHI-01/cases/SNUBH-0001/status",
-            &[("status", "withdrawn"), ("date", "2025-01-10"), ("reason", "Moved away; reach her at 010-9876-5432")],
+            status_url,
+            &[
+                ("status", "withdrawn"),
+                ("days", "120"),
+                ("from", "biopsy_date"),
+                ("reason", "Moved away; reach her at 010-9876-5432"),
+            ],
         )
         .await;
     assert_eq!(r.status(), 303);
+    let stored = biopsy + chrono::Duration::days(120);
     let (_, page) = m.get_text("/studies/PHI-01/cases/SNUBH-0001").await;
     assert!(page.contains("Identifiers redacted from the reason: 1"), "the flash says so");
-    let shifted = (chrono::NaiveDate::from_ymd_opt(2025, 1, 10).unwrap() + shift).to_string();
-    assert!(page.contains(&format!("Its date is stored shifted, as {shifted}.")), "and shows the stored date");
+    assert!(page.contains(&format!("Its date: {stored}.")), "and shows the stored date");
     let c = case(&app);
     assert_eq!(c.status.as_str(), "withdrawn");
     assert_eq!(c.status_reason.as_deref(), Some("Moved away; reach her at [REDACTED:PHONE]"));
-    assert_eq!(c.status_date, Some(chrono::NaiveDate::from_ymd_opt(2025, 1, 10).unwrap() + shift));
+    assert_eq!(c.status_date, Some(stored));
     let st = audit_events(&app, "status");
     assert_eq!(st[0].reason.as_deref(), Some("Moved away; reach her at [REDACTED:PHONE]"));
-    assert_eq!(st[0].new_value.as_deref(), Some(format!(r#"{{"date":"{shifted}","status":"withdrawn"}}"#).as_str()));
-    // A date beyond the calendar's range is refused, not a crash.
-    let r = m.post(
-        "/studies/PHI-01/cases/SNUBH-0001/status",
-        &[("status", "withdrawn"), ("reason", "r"), ("date", "+262142-12-31")],
+    assert_eq!(
+        st[0].new_value.as_deref(),
+        Some(
+            format!(r#"{{"counted_from":"biopsy_date","date":"{stored}","days_after":120,"status":"withdrawn"}}"#)
+                .as_str()
+        )
     );
-    assert_eq!(r.await.status(), 303);
-    let (_, page) = m.get_text("/studies/PHI-01/cases/SNUBH-0001").await;
-    assert!(page.contains("date: not a date (YYYY-MM-DD)"), "the flash names the problem");
-    assert_eq!(case(&app).status_date, c.status_date);
 
     // Monitors and annotators may not edit (refused before the case is looked up); to someone
     // outside the study it does not exist.

@@ -443,6 +443,8 @@ pub struct CaseShowPage {
     pub can_manage: bool,
     pub can_history: bool,
     pub statuses: Vec<&'static str>,
+    /// The case's dates a status date is counted from.
+    pub anchors: Vec<cases::DayAnchor>,
     pub errors: FieldErrors,
     /// The reasons offered for a change, and what the form sent back after an error.
     pub reasons: &'static [&'static str],
@@ -551,6 +553,7 @@ async fn case_page(
         ctx: ctx.clone(),
         nav: StudyNav::new(&access, "cases"),
         values: case.values(),
+        anchors: cases::day_anchors(&case, &fields),
         case,
         fields: fields
             .into_iter()
@@ -604,11 +607,11 @@ pub async fn case_update(
     }
     let actor = user.actor.clone();
     let (a2, d2, why2) = (access.clone(), display.clone(), why.clone());
-    let (data_dir, scrubber) = (state.config.data_dir.clone(), state.edit_scrubber.clone());
+    let scrubber = state.edit_scrubber.clone();
     let result = state
         .db(move |c| {
             let fields = dictionary::load(c, a2.study.id)?;
-            let deid = EditDeid::open(&data_dir, &a2.study.code, scrubber)?;
+            let deid = EditDeid::new(scrubber);
             cases::edit_values(c, &actor, &a2, &d2, &fields, &input, &why2, &deid)
         })
         .await;
@@ -636,18 +639,19 @@ pub async fn case_status(
     let actor = user.actor.clone();
     let d2 = display.clone();
     let url = format!("/studies/{code}/cases/{display}");
-    let (data_dir, scrubber) = (state.config.data_dir.clone(), state.edit_scrubber.clone());
+    let scrubber = state.edit_scrubber.clone();
     let result = state
         .db(move |c| {
-            let deid = EditDeid::open(&data_dir, &access.study.code, scrubber)?;
-            cases::set_status(c, &actor, &access, &d2, &form, &deid)
+            let deid = EditDeid::new(scrubber);
+            let fields = dictionary::load(c, access.study.id)?;
+            cases::set_status(c, &actor, &access, &d2, &fields, &form, &deid)
         })
         .await;
     match result {
         Ok((c, redacted)) => {
             let mut message = format!("{} is now {}.", c.display_id, c.status);
             if let Some(d) = c.status_date {
-                message.push_str(&format!(" Its date is stored shifted, as {d}."));
+                message.push_str(&format!(" Its date: {d}."));
             }
             if redacted > 0 {
                 message.push_str(&format!(" Identifiers redacted from the reason: {redacted}."));
