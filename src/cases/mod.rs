@@ -387,12 +387,9 @@ pub fn set_status(
     }
     let days = match input.days.trim() {
         "" => None,
-        d => Some(
-            d.parse::<i64>()
-                .ok()
-                .filter(|n| n.abs() <= MAX_STUDY_DAYS)
-                .ok_or_else(|| Error::invalid("days", format!("not a whole number of days (-{MAX_STUDY_DAYS} to {MAX_STUDY_DAYS})")))?,
-        ),
+        d => Some(d.parse::<i64>().ok().filter(|n| n.abs() <= MAX_STUDY_DAYS).ok_or_else(|| {
+            Error::invalid("days", format!("not a whole number of days (-{MAX_STUDY_DAYS} to {MAX_STUDY_DAYS})"))
+        })?),
     };
     write_tx(conn, |conn| {
         let study = crate::studies::get_by_code(conn, &access.study.code)?;
@@ -401,13 +398,17 @@ pub fn set_status(
         let anchors = day_anchors(&case, dictionary);
         let counted = match days {
             None if status == CaseStatus::Withdrawn && !anchors.is_empty() => {
-                return Err(Error::invalid("days", "the date of withdrawal is required (days after one of the case's dates)"))
+                return Err(Error::invalid(
+                    "days",
+                    "the date of withdrawal is required (days after one of the case's dates)",
+                ))
             }
             None => None,
             Some(n) => {
-                let from = anchors.iter().find(|a| a.field == input.from.trim()).ok_or_else(|| {
-                    Error::invalid("from", "choose one of the case's dates to count the days from")
-                })?;
+                let from = anchors
+                    .iter()
+                    .find(|a| a.field == input.from.trim())
+                    .ok_or_else(|| Error::invalid("from", "choose one of the case's dates to count the days from"))?;
                 let date = from
                     .date
                     .checked_add_signed(chrono::Duration::days(n))

@@ -33,9 +33,37 @@ pub fn run_job<P: jobs::JobParams>(pool: &DbPool, cfg: &Config, id: i32) -> Resu
             eprintln!();
             return match j.status {
                 jobs::JobStatus::Succeeded => j.output::<P>().map_err(|e| Failure::Other(format!("{e:#}"))),
+                // The work ended but its end could not be written (a full disk, say).
+                s if !j.is_finished() => Err(Failure::Other(format!(
+                    "job {id} ended but could not record it (it is still {s}; is the disk full?): \
+                     the next command that runs such jobs, a server or `evidentia worker` resumes it"
+                ))),
                 s => Err(Failure::Other(format!("job {id} {s}: {}", j.error.unwrap_or_default()))),
             };
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Jobs of `P`'s kind in `study` that an earlier command (or a server) left unfinished: those
+/// whose worker died — a killed command, or one whose last status write failed on a full disk —
+/// are queued again once their heartbeat is `EVIDENTIA_JOB_STALE_SECS` old, then run here to
+/// their end, so that a command-line-only installation leaves nothing "running" for ever.
+/// Returns what each resumed job produced, with its id.
+pub fn resume_interrupted<P: jobs::JobParams>(
+    pool: &DbPool,
+    cfg: &Config,
+    study: evidentia::studies::StudyId,
+) -> Result<Vec<(i32, Result<P::Output, Failure>)>, Failure> {
+    let mut conn = pool.get().map_err(Error::from)?;
+    jobs::requeue_stale(&mut conn, cfg.job_stale_after)?;
+    let queued = jobs::queued_in_study(&mut conn, study, P::KIND)?;
+    drop(conn);
+    Ok(queued
+        .into_iter()
+        .map(|id| {
+            eprintln!("resuming {} job {id}, interrupted earlier", P::KIND);
+            (id, run_job::<P>(pool, cfg, id))
+        })
+        .collect())
 }

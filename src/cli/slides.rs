@@ -165,6 +165,18 @@ fn ingest(ctx: &Ctx, code: &str, manifest: &Path, site: Option<String>, paths: V
         }
         Err(e) => return Err(e.into()),
     };
+    drop(conn);
+    // An ingest cut short earlier (its plan still waiting) goes first; this one may need its slides.
+    for (id, resumed) in progress::resume_interrupted::<ingest::IngestParams>(&pool, &ctx.cfg, access.study.id)? {
+        match resumed {
+            Ok(r) => println!(
+                "ingest #{} (job {id}, resumed): {} ingested, {} already there, {} failed",
+                r.ingest, r.ingested, r.skipped, r.failed
+            ),
+            Err(Failure::Input(m) | Failure::Other(m)) => eprintln!("error: resuming job {id}: {m}"),
+        }
+    }
+    let mut conn = pool.get().map_err(Error::from)?;
     let (_, job) = ingest::start(&mut conn, &actor, &access, &ctx.cfg.tmp_dir(), &plan)?;
     drop(conn);
     let result = progress::run_job::<ingest::IngestParams>(&pool, &ctx.cfg, job.id)?;

@@ -318,6 +318,17 @@ pub fn request_cancel(conn: &mut Conn, actor: &Actor, study: Option<&Study>, id:
     })
 }
 
+/// The ids of a study's queued jobs of one kind, oldest first (for a command that resumes them).
+pub fn queued_in_study(conn: &mut Conn, study_id: crate::studies::StudyId, kind: JobKind) -> Result<Vec<i32>> {
+    Ok(jobs::table
+        .filter(jobs::study_id.eq(study_id))
+        .filter(jobs::kind.eq(kind))
+        .filter(jobs::status.eq(JobStatus::Queued.as_str()))
+        .order(jobs::id.asc())
+        .select(jobs::id)
+        .load(conn)?)
+}
+
 /// Running jobs whose worker stopped sending heartbeats go back to the queue (to resume from
 /// their checkpoint), or fail once out of attempts. Returns how many were touched.
 pub fn requeue_stale(conn: &mut Conn, stale_after: Duration) -> Result<usize> {

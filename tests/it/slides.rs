@@ -632,3 +632,63 @@ async fn an_upload_over_the_limit_is_refused_and_removed() {
     let ingests: i64 = slide_ingests::table.count().get_result(&mut app.conn()).unwrap();
     assert_eq!(ingests, 0);
 }
+
+/// A command-line ingest that dies — killed, or unable to record its end on a full disk — leaves
+/// its job `running` with nobody to end it in an installation without a server. The next
+/// `slides ingest` of the study takes it over once its heartbeat is stale, runs it to its end
+/// (no duplicate, its plan file gone), then does its own work.
+#[tokio::test]
+async fn a_command_line_ingest_cut_short_is_finished_by_the_next_one() {
+    use evidentia::jobs;
+    use evidentia::slides::ingest;
+    let app = spawn_app_with(|cfg| cfg.job_workers = 0);
+    let dir = app.scratch.join("batch");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(fixture("tifffile-jfif.tiff"), dir.join("slide1.tiff")).unwrap();
+    let (subject, case) = first_subject();
+    let m = dir.join("manifest.csv");
+    std::fs::write(&m, format!("file,subject_id,stain,site\nslide1.tiff,{subject},H&E,SNUBH\n")).unwrap();
+
+    // What `slides ingest` does up to running the job, then it "dies" holding the job.
+    let mut conn = app.conn();
+    let user = evidentia::auth::users::find_by_username(&mut conn, "manager").unwrap().unwrap();
+    let actor = evidentia::auth::Actor::from_user(&user);
+    let access = evidentia::auth::permissions::study_access(&mut conn, &actor, "LUNG-IO-01").unwrap();
+    let key = evidentia::cases::deid::study_key(&app.data_dir, "LUNG-IO-01").unwrap();
+    let scrubber = evidentia::cases::scrub::Scrubber::new(&[], &[]).unwrap();
+    let files: Vec<_> =
+        ingest::server_files(std::slice::from_ref(&dir)).unwrap().into_iter().filter(|f| f.path != m).collect();
+    let plan = ingest::plan(&mut conn, &access, &key, &scrubber, &std::fs::read(&m).unwrap(), &files, None).unwrap();
+    let (ingest_id, job) = ingest::start(&mut conn, &actor, &access, &app.data_dir.join("tmp"), &plan).unwrap();
+    jobs::claim(&mut conn, job.id, "cli").unwrap().expect("claimed");
+    let plan_file = app.data_dir.join(format!("tmp/slide-ingest-{ingest_id}.json"));
+    assert!(plan_file.exists());
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_evidentia"))
+        .arg("--data-dir")
+        .arg(&app.data_dir)
+        .args(["--as", "manager", "slides", "ingest", "--study", "LUNG-IO-01", "--manifest"])
+        .arg(&m)
+        .env("EVIDENTIA_JOB_STALE_SECS", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout
+            .contains(&format!("ingest #{ingest_id} (job {}, resumed): 1 ingested, 0 already there, 0 failed", job.id)),
+        "{stdout}"
+    );
+    assert!(stdout.contains("0 ingested, 1 already there, 0 failed"), "then its own: {stdout}");
+    let job = jobs::get(&mut conn, job.id).unwrap();
+    assert_eq!(job.status, jobs::JobStatus::Succeeded, "{job:?}");
+    assert!(!plan_file.exists(), "the plan, which names the source files, is gone");
+    let finished: Option<chrono::NaiveDateTime> =
+        slide_ingests::table.find(ingest_id).select(slide_ingests::finished_at).first(&mut conn).unwrap();
+    assert!(finished.is_some());
+    let stored = stored_slides(&app);
+    assert_eq!(stored.len(), 1, "no duplicate: {stored:?}");
+    assert_eq!(stored[0].0, format!("{case}-S01"));
+    assert!(app.cli(&["audit", "verify"], None).status.success());
+}
