@@ -45,6 +45,9 @@ pub fn run_job<P: jobs::JobParams>(pool: &DbPool, cfg: &Config, id: i32) -> Resu
     }
 }
 
+/// A job run to its end here: its id and what it produced.
+pub type Ran<P> = (i32, Result<<P as jobs::JobParams>::Output, Failure>);
+
 /// Jobs of `P`'s kind in `study` that an earlier command (or a server) left unfinished: those
 /// whose worker died — a killed command, or one whose last status write failed on a full disk —
 /// are queued again once their heartbeat is `EVIDENTIA_JOB_STALE_SECS` old, then run here to
@@ -54,7 +57,7 @@ pub fn resume_interrupted<P: jobs::JobParams>(
     pool: &DbPool,
     cfg: &Config,
     study: evidentia::studies::StudyId,
-) -> Result<Vec<(i32, Result<P::Output, Failure>)>, Failure> {
+) -> Result<Vec<Ran<P>>, Failure> {
     let mut conn = pool.get().map_err(Error::from)?;
     jobs::requeue_stale(&mut conn, cfg.job_stale_after)?;
     let queued = jobs::queued_in_study(&mut conn, study, P::KIND)?;
