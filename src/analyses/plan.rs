@@ -298,7 +298,24 @@ pub fn sign(conn: &mut Conn, actor: &Actor, access: &StudyAccess, signing: esign
     editable(conn, access)?;
     let meaning = Meaning::parse_input(signing.meaning)?;
     let user = esign::signer(conn, actor)?;
-    esign::check_password(conn, &user, signing.password, "the plan was not signed")?;
+    if let Err(e) = esign::check_password(conn, &user, signing.password, "the plan was not signed") {
+        // Audited in its own transaction, like a failed signature of the lock.
+        let plan = latest(conn, access.study.id)?.map(|p| p.id);
+        write_tx(conn, |conn| {
+            audit::record(
+                conn,
+                Change::new(
+                    access.study.chain(),
+                    &actor.name,
+                    Action::SignFailed,
+                    Entity::AnalysisPlan,
+                    plan.map(|id| id.to_string()).unwrap_or_default(),
+                )
+                .after(json!({"reason": esign::failure_reason(&e), "meaning": meaning})),
+            )
+        })?;
+        return Err(e);
+    }
     write_tx(conn, |conn| {
         let plan = match latest(conn, access.study.id)? {
             Some(p) if p.is_draft() => p,

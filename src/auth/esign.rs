@@ -43,6 +43,9 @@ pub enum Password<'a> {
     /// argon2id would otherwise hold a pool connection for its tens of milliseconds). It counts
     /// only while `hash` is still the signer's.
     Checked { ok: bool, hash: String },
+    /// The first signature of a session was given a username that is not the signer's (21 CFR
+    /// 11.200(a)(1)(i)): it fails, is counted and audited, like a wrong password.
+    WrongUsername,
 }
 
 /// What a signer gives for one signature: the re-entered password and the meaning (one of
@@ -64,14 +67,28 @@ pub fn check_password(conn: &mut Conn, user: &users::User, password: Password<'_
             "the account is locked after too many wrong passwords; {nothing_done}. Try again later or ask an administrator to unlock it"
         )));
     }
-    let ok = match password {
-        Password::Plain(p) => passwords::verify(&user.password_hash, p),
-        Password::Checked { ok, hash } => ok && hash == user.password_hash,
+    let (ok, field, wrong) = match password {
+        Password::Plain(p) => (passwords::verify(&user.password_hash, p), "password", "the password is not correct"),
+        Password::Checked { ok, hash } => (ok && hash == user.password_hash, "password", "the password is not correct"),
+        Password::WrongUsername => (
+            false,
+            "username",
+            "type your own username: the first signature of a session takes your username and your password",
+        ),
     };
     if ok {
         return Ok(());
     }
     let locked = users::record_login_attempt(conn, user, false, None)?.is_err_and(|f| f == users::LoginFailure::Locked);
-    let tail = if locked { "; the account is now locked after too many wrong passwords" } else { "" };
-    Err(Error::invalid("password", format!("the password is not correct; {nothing_done}{tail}")))
+    let tail = if locked { "; the account is now locked after too many failed attempts" } else { "" };
+    Err(Error::invalid(field, format!("{wrong}; {nothing_done}{tail}")))
+}
+
+/// What a failed [`check_password`] was, for the `sign_failed` audit event.
+pub fn failure_reason(e: &Error) -> &'static str {
+    match e {
+        Error::Invalid(f) if f.0.iter().any(|x| x.field == "username") => "wrong username",
+        Error::Invalid(_) => "wrong password",
+        _ => "account locked",
+    }
 }

@@ -335,7 +335,7 @@ pub fn sign(conn: &mut Conn, actor: &Actor, access: &StudyAccess, signing: esign
     let lock = current(conn, study.id)?
         .ok_or_else(|| Error::Conflict(format!("{} is not locked: lock it first", study.code)))?;
     if let Err(e) = esign::check_password(conn, &user, signing.password, "nothing was signed") {
-        let reason = if matches!(e, Error::Invalid(_)) { "wrong password" } else { "account locked" };
+        let reason = esign::failure_reason(&e);
         write_tx(conn, |conn| {
             audit::record(
                 conn,

@@ -83,16 +83,13 @@ impl AppState {
         T: Send + 'static,
     {
         let first = user.session.is_none_or(|s| !s.has_signed);
-        if first && !form.username.trim().eq_ignore_ascii_case(&user.user.username) {
-            return Err(Error::invalid(
-                "username",
-                "type your own username: the first signature of a session takes your username and your password; nothing was signed",
-            ));
-        }
+        // Someone else's (or no) username fails like a wrong password: counted, and audited
+        // where the signing function audits failures.
+        let wrong_username = first && !form.username.trim().eq_ignore_ascii_case(&user.user.username);
         let hash = user.user.password_hash.clone();
         // An account without a local password re-authenticates at the single sign-on provider
         // instead, for this signature, within a few minutes.
-        let reauthenticated = if user.user.password_login {
+        let reauthenticated = if user.user.password_login || wrong_username {
             None
         } else {
             let fresh = crate::auth::sso::reauth_window();
@@ -107,6 +104,7 @@ impl AppState {
         };
         let ok = match reauthenticated {
             Some(_) => true,
+            None if wrong_username => false,
             None => {
                 let stored = hash.clone();
                 let typed = form.password;
@@ -126,7 +124,11 @@ impl AppState {
                     ));
                 }
             }
-            let password = crate::auth::esign::Password::Checked { ok, hash };
+            let password = if wrong_username {
+                crate::auth::esign::Password::WrongUsername
+            } else {
+                crate::auth::esign::Password::Checked { ok, hash }
+            };
             let done = sign(conn, crate::auth::esign::Signing { password, meaning: &meaning })?;
             if let Some(token) = session {
                 crate::auth::sessions::mark_signed(conn, &token)?;

@@ -183,6 +183,18 @@ async fn the_plan_is_signed_with_a_password_then_frozen_and_results_pass_or_fail
         assert!(page.contains("Not signed: username: type your own username"), "{page}");
         assert!(audit_events(&app, "sign_plan").is_empty());
     }
+    // Each failure is audited (its own transaction), newest first: what failed and the meaning.
+    let failed: Vec<String> =
+        audit_events(&app, "sign_failed").iter().map(|e| e.new_value.clone().unwrap_or_default()).collect();
+    assert_eq!(
+        failed,
+        [
+            r#"{"meaning":"approval","reason":"wrong username"}"#,
+            r#"{"meaning":"approval","reason":"wrong username"}"#,
+            r#"{"meaning":"approval","reason":"wrong password"}"#
+        ],
+        "{failed:?}"
+    );
     let r = stat.post(&sign, &[("username", " Statistician "), ("password", PASSWORD), ("meaning", "approval")]).await;
     assert_eq!(r.status(), 303);
     let ev = audit_events(&app, "sign_plan");

@@ -544,7 +544,7 @@ async fn wrong_signature_passwords_lock_the_account_like_failed_sign_ins() {
     let (_, page) = stat.get_text(&s).await;
     assert!(page.contains("the account is locked after too many wrong passwords"), "{page}");
     let failed = audit_events(&app, "sign_failed");
-    assert_eq!(failed.len(), 5);
+    assert_eq!(failed.len(), 6, "the plan's failure is audited too");
     assert_eq!(failed.iter().filter(|e| e.new_value.as_deref().unwrap().contains("account locked")).count(), 1);
     assert_eq!(app.client().try_login("statistician", PASSWORD).await.status(), 401, "locked for sign-in as well");
 }
