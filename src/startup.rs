@@ -36,6 +36,11 @@ pub fn open_database(config: &Config) -> anyhow::Result<DbPool> {
     if !applied.is_empty() {
         tracing::info!(count = applied.len(), "database migrations applied");
     }
+    // Locks recorded with the first form of the snapshot hash move to the engine-independent one.
+    let rehashed = crate::studies::snapshot::rehash_legacy_locks(&mut conn)?;
+    if rehashed > 0 {
+        tracing::info!(locks = rehashed, "lock snapshot hashes moved to version 2 (audited as rehash_lock)");
+    }
     // A fresh install can run the biomarker at once: the bundled demonstration model.
     match crate::biomarker::registry::ensure_demo_model(&mut conn, &config.data_dir) {
         Ok(Some(key)) => {

@@ -94,6 +94,7 @@ crate::db::text_enum! {
         Register = "register",
         RemoveMember = "remove_member",
         RemovePlanItem = "remove_plan_item",
+        RehashLock = "rehash_lock",
         Reopen = "reopen",
         ResetMfa = "reset_mfa",
         ResetPassword = "reset_password",

@@ -499,6 +499,8 @@ diesel::table! {
         unlocked_by -> Nullable<Text>,
         unlocked_at -> Nullable<Timestamp>,
         unlock_reason -> Nullable<Text>,
+        snapshot_version -> Integer,
+        legacy_sha256 -> Nullable<Text>,
     }
 }
 

@@ -713,7 +713,7 @@ fn write_dossier(
 
     // The manifest and its signature, last.
     tick("manifest")?;
-    let manifest = json!({
+    let mut manifest = json!({
         "format": "evidentia-dossier/1",
         "study": {"code": study.code, "title": study.title, "protocol_version": study.protocol_version},
         "software": saved::SOFTWARE,
@@ -726,6 +726,10 @@ fn write_dossier(
         "public_key": public_key,
         "files": out.zip.listed.iter().map(|(p, sha, n)| json!({"path": p, "sha256": sha, "size": n})).collect::<Vec<_>>(),
     });
+    // A lock re-hashed from the first form: signatures made before carry its first hash.
+    if let Some(legacy) = &state.lock.legacy_sha256 {
+        manifest["legacy_snapshot_sha256"] = json!(legacy);
+    }
     let manifest_bytes = json_bytes(&manifest);
     let signature = key.sign(&manifest_bytes);
     let files = out.zip.listed.len() + 2;
@@ -1029,8 +1033,10 @@ pub fn verify(zip_path: &Path, public_key: Option<&str>) -> anyhow::Result<Vec<P
         problems.push(problem(path, "not listed in the manifest".into()));
     }
     let snapshot = manifest["snapshot_sha256"].as_str().unwrap_or("");
+    let legacy = manifest["legacy_snapshot_sha256"].as_str();
     for s in manifest["signatures"].as_array().into_iter().flatten() {
-        if s["snapshot_sha256"].as_str() != Some(snapshot) {
+        let signed = s["snapshot_sha256"].as_str();
+        if signed != Some(snapshot) && (legacy.is_none() || signed != legacy) {
             problems.push(problem("manifest.json", format!("the signature of {} is over another snapshot", s["name"])));
         }
     }

@@ -5,13 +5,11 @@
 //! the snapshot hash. Unlocking (an administrator, with a reason) voids the signatures. A
 //! signature is valid only while the study's data still hashes to what it signed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sql_types::{Integer, Text};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use super::Study;
 use crate::audit::{self, Action, Change, Entity};
@@ -26,94 +24,8 @@ pub const REQUIRED_ROLES: [Role; 2] = [Role::Manager, Role::Statistician];
 
 pub use crate::auth::esign::Meaning;
 
-/// The tables of a study's data, how their rows belong to a study, columns left out of the
-/// snapshot (the study's lifecycle status, which locking itself changes), and columns added after
-/// studies were first locked. An added column is hashed only where it holds a value (appended to
-/// the row's object): a new column must not change the hash of every study locked before it, and
-/// void its signatures; its value, once set, is covered like any other.
-const SNAPSHOT: &[(&str, &str, &[&str], &[&str])] = &[
-    ("studies", "id = ?", &["status", "updated_at", "require_mfa"], &[]),
-    ("sites", "study_id = ?", &[], &[]),
-    ("dictionary_fields", "study_id = ?", &[], &[]),
-    ("cases", "study_id = ?", &[], &[]),
-    ("case_imports", "study_id = ?", &[], &[]),
-    ("slides", "study_id = ?", &[], &[]),
-    ("slide_ingests", "study_id = ?", &[], &[]),
-    ("annotation_schemas", "study_id = ?", &[], &[]),
-    ("campaigns", "study_id = ?", &[], &["purpose"]),
-    ("reads", "campaign_id IN (SELECT id FROM campaigns WHERE study_id = ?)", &[], &[]),
-    ("adjudications", "campaign_id IN (SELECT id FROM campaigns WHERE study_id = ?)", &[], &[]),
-    ("biomarker_runs", "study_id = ?", &[], &[]),
-    ("biomarker_results", "run_id IN (SELECT id FROM biomarker_runs WHERE study_id = ?)", &[], &[]),
-    ("analysis_plans", "study_id = ?", &[], &[]),
-    ("saved_analyses", "study_id = ?", &[], &["superseded_by"]),
-];
-
-#[derive(QueryableByName)]
-struct ColumnName {
-    #[diesel(sql_type = Text)]
-    name: String,
-}
-
-#[derive(QueryableByName)]
-struct JsonRow {
-    #[diesel(sql_type = Integer)]
-    id: i32,
-    #[diesel(sql_type = Text)]
-    j: String,
-}
-
-/// Rows per query of the snapshot.
-const SNAPSHOT_PAGE: i64 = 5_000;
-
-/// The snapshot: SHA-256 over every table of `SNAPSHOT` in order — the table's name, then each
-/// row (by id) as SQLite's `json_object` of its columns in schema order (added columns last, when
-/// set), one per line — and the
-/// number of rows per table. The same data always gives the same hash.
-pub fn snapshot(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<(String, BTreeMap<String, usize>)> {
-    let mut hasher = Sha256::new();
-    let mut counts = BTreeMap::new();
-    for (table, filter, excluded, added) in SNAPSHOT {
-        let cols: Vec<ColumnName> =
-            diesel::sql_query(format!("SELECT name FROM pragma_table_info('{table}')")).load(conn)?;
-        let fields: Vec<String> = cols
-            .iter()
-            .filter(|c| !excluded.contains(&c.name.as_str()) && !added.contains(&c.name.as_str()))
-            .map(|c| format!("'{0}', \"{0}\"", c.name))
-            .collect();
-        // An added column with a value is appended as json_object would write it: `{…,"col":v}`.
-        let base = format!("json_object({})", fields.join(", "));
-        let mut row = format!("substr({base}, 1, length({base}) - 1)");
-        for col in added.iter().filter(|a| cols.iter().any(|c| c.name == **a)) {
-            let pair = format!("json_object('{col}', \"{col}\")");
-            row.push_str(&format!(
-                " || CASE WHEN \"{col}\" IS NULL THEN '' ELSE ',' || substr({pair}, 2, length({pair}) - 2) END"
-            ));
-        }
-        row.push_str(" || '}'");
-        // A page of rows at a time: the snapshot of a study of any size in bounded memory.
-        let sql =
-            format!("SELECT id, {row} AS j FROM {table} WHERE ({filter}) AND id > ? ORDER BY id LIMIT {SNAPSHOT_PAGE}");
-        hasher.update(table.as_bytes());
-        hasher.update(b"\n");
-        let (mut after, mut n) = (i32::MIN, 0usize);
-        loop {
-            let rows: Vec<JsonRow> =
-                diesel::sql_query(&sql).bind::<Integer, _>(study_id).bind::<Integer, _>(after).load(conn)?;
-            for r in &rows {
-                hasher.update(r.j.as_bytes());
-                hasher.update(b"\n");
-            }
-            n += rows.len();
-            match rows.last() {
-                Some(last) if rows.len() as i64 == SNAPSHOT_PAGE => after = last.id,
-                _ => break,
-            }
-        }
-        counts.insert(table.to_string(), n);
-    }
-    Ok((hex::encode(hasher.finalize()), counts))
-}
+/// The snapshot of the study's data a lock records and signatures sign (hash, rows per table).
+pub use super::snapshot::compute as snapshot;
 
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
 #[diesel(table_name = study_locks)]
@@ -127,6 +39,11 @@ pub struct Lock {
     pub unlocked_by: Option<String>,
     pub unlocked_at: Option<NaiveDateTime>,
     pub unlock_reason: Option<String>,
+    /// The form of `snapshot_sha256` ([`super::snapshot::VERSION`] for locks recorded now).
+    pub snapshot_version: i32,
+    /// For a lock re-hashed from the first form: its first hash, which signatures made before
+    /// still carry (the re-hash is in the audit trail, `rehash_lock`).
+    pub legacy_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
@@ -143,6 +60,15 @@ pub struct Signature {
     pub signed_at: NaiveDateTime,
     pub voided_at: Option<NaiveDateTime>,
     pub void_reason: Option<String>,
+}
+
+impl Lock {
+    /// Whether `signature` signed this lock's snapshot: its hash, or the first-form hash it had
+    /// before it was re-hashed over the same rows.
+    pub fn covers(&self, signature: &Signature) -> bool {
+        signature.snapshot_sha256 == self.snapshot_sha256
+            || self.legacy_sha256.as_deref() == Some(signature.snapshot_sha256.as_str())
+    }
 }
 
 /// The study's current lock (not unlocked), if it is locked.
@@ -260,8 +186,7 @@ fn state_with(
         signatures(conn, study_id)?.into_iter().filter(|s| s.lock_id == lock.id && s.voided_at.is_none()).collect();
     let missing = REQUIRED_ROLES.iter().filter(|r| !signed.iter().any(|s| s.role == **r)).map(|r| r.as_str()).collect();
     let current_sha256 = current_sha256(conn)?;
-    let data_unchanged =
-        current_sha256 == lock.snapshot_sha256 && signed.iter().all(|s| s.snapshot_sha256 == current_sha256);
+    let data_unchanged = current_sha256 == lock.snapshot_sha256 && signed.iter().all(|s| lock.covers(s));
     Ok(Some(SignatureState { lock, signed, missing, current_sha256, data_unchanged }))
 }
 
@@ -281,13 +206,14 @@ pub(super) fn record_lock(
             study_locks::row_counts.eq(json!(counts).to_string()),
             study_locks::locked_by.eq(&actor.name),
             study_locks::locked_at.eq(now()),
+            study_locks::snapshot_version.eq(super::snapshot::VERSION),
         ))
         .returning(study_locks::id)
         .get_result(conn)?;
     audit::record(
         conn,
         Change::new(study.chain(), &actor.name, Action::Lock, Entity::Study, &study.code).after(json!({
-            "snapshot_sha256": sha, "rows": counts, "open_checklist_items": open_items,
+            "snapshot_sha256": sha, "snapshot_version": super::snapshot::VERSION, "rows": counts, "open_checklist_items": open_items,
             "closed_campaigns": closed_campaigns,
         })),
     )?;

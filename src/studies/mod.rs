@@ -4,6 +4,7 @@
 pub mod lock;
 pub mod members;
 pub mod sites;
+pub mod snapshot;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;

@@ -645,3 +645,79 @@ async fn a_password_checked_before_the_account_changed_it_signs_nothing() {
     drop(conn);
     drop(admin);
 }
+
+/// Locks recorded with the first form of the snapshot hash (SQLite's `json_object` text) move
+/// once, at start, to the engine-independent one: only when the old hash, recomputed, still
+/// matches (the data is what was signed); the old hash stays beside the new for the signatures
+/// made over it; both, with the rows they cover, are in the audit trail. A lock whose data no
+/// longer matches is not re-hashed and stays invalid.
+#[tokio::test]
+async fn a_first_form_lock_is_re_hashed_once_and_its_signatures_stay_valid() {
+    use evidentia::db::schema::study_locks;
+    use evidentia::studies::snapshot;
+    let app = spawn_app();
+    lock_and_sign(&app, STUDY).await;
+    let mut conn = app.conn();
+    let sid = studies::get_by_code(&mut conn, STUDY).unwrap().id;
+    let (v2, rows) = snapshot::compute(&mut conn, sid).unwrap();
+    assert_eq!(state(&app).lock.snapshot_sha256, v2, "new locks record the new form");
+    assert_eq!(state(&app).lock.snapshot_version, snapshot::VERSION);
+    assert_eq!(snapshot::rehash_legacy_locks(&mut conn).unwrap(), 0, "nothing to do");
+
+    // The lock and signatures as the previous release wrote them.
+    let (v1, _) = snapshot::legacy(&mut conn, sid).unwrap();
+    assert_ne!(v1, v2);
+    let lock_id = state(&app).lock.id;
+    let as_first_form = |conn: &mut evidentia::db::Conn, hash: &str| {
+        diesel::update(study_locks::table.find(lock_id))
+            .set((
+                study_locks::snapshot_sha256.eq(hash),
+                study_locks::snapshot_version.eq(1),
+                study_locks::legacy_sha256.eq(None::<String>),
+            ))
+            .execute(conn)
+            .unwrap();
+        diesel::update(study_signatures::table.filter(study_signatures::lock_id.eq(lock_id)))
+            .set(study_signatures::snapshot_sha256.eq(hash))
+            .execute(conn)
+            .unwrap();
+    };
+    as_first_form(&mut conn, &v1);
+    assert!(!state(&app).data_unchanged, "read with the new form, the old hash does not match");
+
+    assert_eq!(snapshot::rehash_legacy_locks(&mut conn).unwrap(), 1);
+    let st = state(&app);
+    assert_eq!((st.lock.snapshot_sha256.as_str(), st.lock.legacy_sha256.as_deref()), (v2.as_str(), Some(v1.as_str())));
+    assert!(st.data_unchanged && st.complete(), "the signatures over the old hash stay valid: {}", st.label());
+    assert!(st.signed.iter().all(|s| s.snapshot_sha256 == v1), "signatures are never rewritten");
+    let ev = audit_events(&app, "rehash_lock");
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].actor, "system");
+    let after: serde_json::Value = serde_json::from_str(ev[0].new_value.as_deref().unwrap()).unwrap();
+    assert_eq!(after["verified"], true);
+    assert_eq!(after["snapshot_sha256"], v2.as_str());
+    assert_eq!(after["legacy_sha256_recomputed"], v1.as_str());
+    assert_eq!(after["rows"], serde_json::json!(rows));
+    assert_eq!(after["rows"], after["rows_legacy"], "the same rows");
+    assert_eq!(snapshot::rehash_legacy_locks(&mut conn).unwrap(), 0, "once");
+    let check = app.cli(&["audit", "verify"], None);
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+
+    // The dossier names both hashes, and its verification accepts signatures over either.
+    let out = app.scratch.join("dossier.zip");
+    let export = app.cli(&["dossier", "export", "--study", STUDY, "--out", out.to_str().unwrap()], None);
+    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    let check = app.cli(&["dossier", "verify", out.to_str().unwrap()], None);
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+
+    // A first-form lock whose data no longer matches is left as it is, and says so.
+    as_first_form(&mut conn, &"0".repeat(64));
+    assert_eq!(snapshot::rehash_legacy_locks(&mut conn).unwrap(), 1);
+    let st = state(&app);
+    assert_eq!(st.lock.snapshot_sha256, "0".repeat(64));
+    assert!(!st.data_unchanged, "its signatures stay invalid");
+    let ev = audit_events(&app, "rehash_lock");
+    assert_eq!(ev.len(), 2);
+    assert!(ev[0].new_value.as_deref().unwrap().contains(r#""verified":false"#));
+    assert!(ev[0].reason.as_deref().unwrap().contains("not re-hashed"));
+}
