@@ -291,97 +291,217 @@ pub fn start(
     Ok((get(conn, study.id, run_id)?, job))
 }
 
-/// The run's job: every slide without a result yet, in order.
+/// The run's job: one work item per slide ([`crate::jobs::items`]), shared by every worker of the
+/// installation; the worker that claimed the job leads it and records its end.
 pub struct RunJob;
 
-impl JobHandler for RunJob {
-    fn run(&self, ctx: &JobContext) -> anyhow::Result<Value> {
-        let run_id = ctx.job.params::<RunParams>()?.run;
-        let mut conn = ctx.conn()?;
-        let (study_id, model_id, slide_ids): (i32, i32, String) = biomarker_runs::table
-            .find(run_id)
-            .select((biomarker_runs::study_id, biomarker_runs::model_id, biomarker_runs::slide_ids))
-            .first(&mut conn)?;
-        let slide_ids: Vec<i32> = serde_json::from_str(&slide_ids)?;
+/// What a worker needs to analyse a run's slides, loaded once per worker: the model's card and
+/// inference sessions.
+struct Analyser {
+    run_id: i32,
+    card: super::card::ModelCard,
+    sessions: Vec<super::engine::Model>,
+    backend: super::Backend,
+}
+
+impl Analyser {
+    fn open(conn: &mut Conn, data_dir: &std::path::Path, run_id: i32) -> anyhow::Result<Analyser> {
+        let model_id: i32 = biomarker_runs::table.find(run_id).select(biomarker_runs::model_id).first(conn)?;
         let model: registry::ModelRecord =
-            models::table.find(model_id).select(registry::ModelRecord::as_select()).first(&mut conn)?;
+            models::table.find(model_id).select(registry::ModelRecord::as_select()).first(conn)?;
         let card = model.card().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut sessions = pipeline::sessions(&model.path(&ctx.data_dir)).map_err(|e| anyhow::anyhow!(e))?;
+        let sessions = pipeline::sessions(&model.path(data_dir)).map_err(|e| anyhow::anyhow!(e))?;
         let backend = super::engine::backend().map_err(|e| anyhow::anyhow!(e))?;
-        diesel::update(biomarker_runs::table.find(run_id))
-            .set(biomarker_runs::backend.eq(super::Backend::from(backend.kind)))
-            .execute(&mut conn)?;
         if let Some(w) = backend.warning() {
             tracing::warn!(run = run_id, "{w}");
         }
-        let done_ids: Vec<i32> = biomarker_results::table
-            .filter(biomarker_results::run_id.eq(run_id))
-            .select(biomarker_results::slide_id)
-            .load(&mut conn)?;
-        let total = slide_ids.len() as i64;
-        let (mut done, mut failed, mut tiles, started) = (done_ids.len() as i64, 0, 0u64, Instant::now());
-        for slide_id in slide_ids.iter().filter(|id| !done_ids.contains(id)) {
-            let (sha, format): (String, crate::slides::SlideFormat) =
-                slides::table.find(slide_id).select((slides::sha256, slides::format)).first(&mut conn)?;
-            let t0 = Instant::now();
-            let outcome = crate::slides::reader::open(&crate::slides::stored_path(&ctx.data_dir, &sha, format))
-                .map_err(|e| format!("slide unreadable: {e}"))
-                .and_then(|reader| {
-                    pipeline::analyse(reader.as_ref(), &mut sessions, &card, Options::default(), &mut |_, _| {})
-                });
-            let seconds = t0.elapsed().as_secs_f64();
-            let row = match &outcome {
-                Ok(r) => {
-                    tiles += u64::from(r.tiles);
-                    (
-                        biomarker_results::status.eq(ResultStatus::Ok),
-                        biomarker_results::reason.eq(None::<String>),
-                        biomarker_results::phenotype.eq(r.phenotype.map(Phenotype::from)),
-                        biomarker_results::inflamed_share.eq(Some(r.inflamed_share)),
-                        biomarker_results::excluded_share.eq(Some(r.excluded_share)),
-                        biomarker_results::desert_share.eq(Some(r.desert_share)),
-                        biomarker_results::itil_density_median.eq(r.itil_density_median),
-                        biomarker_results::stil_density_median.eq(r.stil_density_median),
-                        biomarker_results::grid_cells_scored.eq(Some(r.grid_cells_scored as i32)),
-                        biomarker_results::tiles.eq(Some(r.tiles as i32)),
-                        biomarker_results::flags.eq(json!(r.flags).to_string()),
-                        biomarker_results::cells.eq(r.heatmap().to_string()),
-                    )
-                }
-                Err(e) => {
-                    failed += 1;
-                    (
-                        biomarker_results::status.eq(ResultStatus::Failed),
-                        biomarker_results::reason.eq(Some(e.clone())),
-                        biomarker_results::phenotype.eq(None::<Phenotype>),
-                        biomarker_results::inflamed_share.eq(None),
-                        biomarker_results::excluded_share.eq(None),
-                        biomarker_results::desert_share.eq(None),
-                        biomarker_results::itil_density_median.eq(None),
-                        biomarker_results::stil_density_median.eq(None),
-                        biomarker_results::grid_cells_scored.eq(None),
-                        biomarker_results::tiles.eq(None),
-                        biomarker_results::flags.eq(json!(["slide_unreadable"]).to_string()),
-                        biomarker_results::cells.eq("{}".to_string()),
-                    )
-                }
-            };
-            diesel::insert_into(biomarker_results::table)
-                .values((
-                    biomarker_results::run_id.eq(run_id),
-                    biomarker_results::slide_id.eq(slide_id),
-                    row,
-                    biomarker_results::seconds.eq(seconds),
-                    biomarker_results::created_at.eq(now()),
-                ))
-                .execute(&mut conn)?;
-            done += 1;
-            let rate = tiles as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            let left =
-                (total - done) as f64 * started.elapsed().as_secs_f64() / (done - done_ids.len() as i64).max(1) as f64;
-            ctx.progress(done, total, &format!("{done}/{total} slides, {rate:.1} tiles/s, ~{left:.0} s left"), None)?;
+        Ok(Analyser { run_id, card, sessions, backend: super::Backend::from(backend.kind) })
+    }
+
+    /// Analyses one slide and stores its result, unless it has one already (an earlier worker
+    /// finished it before it was lost): never twice. A slide that cannot be analysed gets a
+    /// failed result with its reason. Returns the tiles analysed.
+    fn slide(&mut self, conn: &mut Conn, data_dir: &std::path::Path, slide_id: i32) -> anyhow::Result<u64> {
+        let has_result = biomarker_results::table
+            .filter(biomarker_results::run_id.eq(self.run_id))
+            .filter(biomarker_results::slide_id.eq(slide_id))
+            .count()
+            .get_result::<i64>(conn)?
+            > 0;
+        if has_result {
+            return Ok(0);
         }
-        let summary = RunOutput { run: run_id, slides: total, failed, backend: super::Backend::from(backend.kind) };
+        let (sha, format): (String, crate::slides::SlideFormat) =
+            slides::table.find(slide_id).select((slides::sha256, slides::format)).first(conn)?;
+        let t0 = Instant::now();
+        let outcome = crate::slides::reader::open(&crate::slides::stored_path(data_dir, &sha, format))
+            .map_err(|e| format!("slide unreadable: {e}"))
+            .and_then(|reader| {
+                pipeline::analyse(reader.as_ref(), &mut self.sessions, &self.card, Options::default(), &mut |_, _| {})
+            });
+        let seconds = t0.elapsed().as_secs_f64();
+        let tiles = outcome.as_ref().map(|r| u64::from(r.tiles)).unwrap_or(0);
+        let row = match outcome {
+            Ok(r) => (
+                biomarker_results::status.eq(ResultStatus::Ok),
+                biomarker_results::reason.eq(None::<String>),
+                biomarker_results::phenotype.eq(r.phenotype.map(Phenotype::from)),
+                biomarker_results::inflamed_share.eq(Some(r.inflamed_share)),
+                biomarker_results::excluded_share.eq(Some(r.excluded_share)),
+                biomarker_results::desert_share.eq(Some(r.desert_share)),
+                biomarker_results::itil_density_median.eq(r.itil_density_median),
+                biomarker_results::stil_density_median.eq(r.stil_density_median),
+                biomarker_results::grid_cells_scored.eq(Some(r.grid_cells_scored as i32)),
+                biomarker_results::tiles.eq(Some(r.tiles as i32)),
+                biomarker_results::flags.eq(json!(r.flags).to_string()),
+                biomarker_results::cells.eq(r.heatmap().to_string()),
+            ),
+            Err(e) => failed_row(e),
+        };
+        insert_result(conn, self.run_id, slide_id, row, seconds)?;
+        Ok(tiles)
+    }
+}
+
+type ResultRow = (
+    diesel::dsl::Eq<biomarker_results::status, ResultStatus>,
+    diesel::dsl::Eq<biomarker_results::reason, Option<String>>,
+    diesel::dsl::Eq<biomarker_results::phenotype, Option<Phenotype>>,
+    diesel::dsl::Eq<biomarker_results::inflamed_share, Option<f64>>,
+    diesel::dsl::Eq<biomarker_results::excluded_share, Option<f64>>,
+    diesel::dsl::Eq<biomarker_results::desert_share, Option<f64>>,
+    diesel::dsl::Eq<biomarker_results::itil_density_median, Option<f64>>,
+    diesel::dsl::Eq<biomarker_results::stil_density_median, Option<f64>>,
+    diesel::dsl::Eq<biomarker_results::grid_cells_scored, Option<i32>>,
+    diesel::dsl::Eq<biomarker_results::tiles, Option<i32>>,
+    diesel::dsl::Eq<biomarker_results::flags, String>,
+    diesel::dsl::Eq<biomarker_results::cells, String>,
+);
+
+/// The result of a slide that could not be analysed, with why.
+fn failed_row(reason: String) -> ResultRow {
+    (
+        biomarker_results::status.eq(ResultStatus::Failed),
+        biomarker_results::reason.eq(Some(reason)),
+        biomarker_results::phenotype.eq(None::<Phenotype>),
+        biomarker_results::inflamed_share.eq(None),
+        biomarker_results::excluded_share.eq(None),
+        biomarker_results::desert_share.eq(None),
+        biomarker_results::itil_density_median.eq(None),
+        biomarker_results::stil_density_median.eq(None),
+        biomarker_results::grid_cells_scored.eq(None),
+        biomarker_results::tiles.eq(None),
+        biomarker_results::flags.eq(json!(["slide_unreadable"]).to_string()),
+        biomarker_results::cells.eq("{}".to_string()),
+    )
+}
+
+fn insert_result(conn: &mut Conn, run_id: i32, slide_id: i32, row: ResultRow, seconds: f64) -> anyhow::Result<()> {
+    diesel::insert_into(biomarker_results::table)
+        .values((
+            biomarker_results::run_id.eq(run_id),
+            biomarker_results::slide_id.eq(slide_id),
+            row,
+            biomarker_results::seconds.eq(seconds),
+            biomarker_results::created_at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Claims and analyses the run's slides one at a time (starting with `first`, if given) until
+/// none is left to claim, reporting the run's progress — all workers' — after each.
+fn work_items(ctx: &JobContext, a: &mut Analyser, first: Option<crate::jobs::items::Claimed>) -> anyhow::Result<()> {
+    use crate::jobs::items;
+    let mut next = first;
+    loop {
+        let item = match next.take() {
+            Some(i) => i,
+            None => match items::claim(&mut *ctx.conn()?, Some(ctx.job.id), &ctx.worker)? {
+                Some(i) => i,
+                None => return Ok(()),
+            },
+        };
+        a.slide(&mut *ctx.conn()?, &ctx.data_dir, item.item)?;
+        items::finish(&mut *ctx.conn()?, item, None)?;
+        if report(ctx)? {
+            return Err(crate::jobs::kinds::Cancelled.into());
+        }
+    }
+}
+
+/// Records the run's progress from its items; whether a cancel was asked.
+fn report(ctx: &JobContext) -> anyhow::Result<bool> {
+    use crate::jobs::items;
+    let mut conn = ctx.conn()?;
+    let c = items::counts(&mut conn, ctx.job.id)?;
+    let started = ctx.job.started_at.unwrap_or_else(now);
+    let elapsed = (now() - started).num_milliseconds().max(1) as f64 / 1000.0;
+    let left = match c.finished() {
+        0 => String::new(),
+        n => format!(", ~{:.0} s left", (c.total() - n) as f64 * elapsed / n as f64),
+    };
+    let workers = c.workers.max(1);
+    let message = format!(
+        "{}/{} slides on {workers} worker{}{left}",
+        c.finished(),
+        c.total(),
+        if workers == 1 { "" } else { "s" }
+    );
+    Ok(items::report(&mut conn, ctx.job.id, &message)?)
+}
+
+impl JobHandler for RunJob {
+    fn run(&self, ctx: &JobContext) -> anyhow::Result<Value> {
+        use crate::jobs::items;
+        let run_id = ctx.job.params::<RunParams>()?.run;
+        let mut conn = ctx.conn()?;
+        let (study_id, slide_ids): (i32, String) = biomarker_runs::table
+            .find(run_id)
+            .select((biomarker_runs::study_id, biomarker_runs::slide_ids))
+            .first(&mut conn)?;
+        let slide_ids: Vec<i32> = serde_json::from_str(&slide_ids)?;
+        let mut analyser = Analyser::open(&mut conn, &ctx.data_dir, run_id)?;
+        diesel::update(biomarker_runs::table.find(run_id))
+            .set(biomarker_runs::backend.eq(analyser.backend))
+            .execute(&mut conn)?;
+        items::ensure(&mut conn, ctx.job.id, &slide_ids)?;
+        drop(conn);
+        // Work, then wait for the slides other workers hold; one of theirs coming back to the
+        // queue (its worker lost) is taken here.
+        loop {
+            work_items(ctx, &mut analyser, None)?;
+            let c = items::counts(&mut *ctx.conn()?, ctx.job.id)?;
+            if c.queued == 0 && c.running == 0 {
+                break;
+            }
+            if report(ctx)? {
+                return Err(crate::jobs::kinds::Cancelled.into());
+            }
+            items::requeue_stale(&mut *ctx.conn()?, ctx.stale_after)?;
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        let mut conn = ctx.conn()?;
+        // A slide whose workers were all lost gets a failed result: every slide has one.
+        for (slide_id, why) in items::failed(&mut conn, ctx.job.id)? {
+            let has_result = biomarker_results::table
+                .filter(biomarker_results::run_id.eq(run_id))
+                .filter(biomarker_results::slide_id.eq(slide_id))
+                .count()
+                .get_result::<i64>(&mut conn)?
+                > 0;
+            if !has_result {
+                insert_result(&mut conn, run_id, slide_id, failed_row(why), 0.0)?;
+            }
+        }
+        let failed = biomarker_results::table
+            .filter(biomarker_results::run_id.eq(run_id))
+            .filter(biomarker_results::status.eq(ResultStatus::Failed))
+            .count()
+            .get_result::<i64>(&mut conn)?;
+        let total = slide_ids.len() as i64;
+        report(ctx)?;
+        let summary = RunOutput { run: run_id, slides: total, failed, backend: analyser.backend };
         let study: crate::studies::Study = crate::db::schema::studies::table
             .find(study_id)
             .select(crate::studies::Study::as_select())
@@ -392,5 +512,14 @@ impl JobHandler for RunJob {
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
         crate::jobs::output::<RunParams>(&summary)
+    }
+
+    fn help(&self, ctx: &JobContext, first: crate::jobs::items::Claimed) -> anyhow::Result<()> {
+        let run_id = ctx.job.params::<RunParams>()?.run;
+        let mut analyser = Analyser::open(&mut *ctx.conn()?, &ctx.data_dir, run_id)?;
+        match work_items(ctx, &mut analyser, Some(first)) {
+            Err(e) if e.is::<crate::jobs::kinds::Cancelled>() => Ok(()),
+            other => other,
+        }
     }
 }

@@ -170,6 +170,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    job_items (id) {
+        id -> Integer,
+        job_id -> Integer,
+        item -> Integer,
+        status -> Text,
+        worker -> Nullable<Text>,
+        heartbeat_at -> Nullable<Timestamp>,
+        attempts -> Integer,
+        error -> Nullable<Text>,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(job_items -> jobs (job_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(recovery_codes -> users (user_id));
@@ -191,6 +206,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     audit_heads,
     jobs,
+    job_items,
     dictionary_fields,
     cases,
     case_imports,

@@ -18,6 +18,10 @@ pub struct JobContext {
     pub pool: DbPool,
     pub data_dir: PathBuf,
     pub job: Job,
+    /// The worker running it (its lead, or a helper working on its items).
+    pub worker: String,
+    /// How long a worker may go without a heartbeat before its work is taken over.
+    pub stale_after: std::time::Duration,
 }
 
 impl JobContext {
@@ -50,6 +54,14 @@ impl JobContext {
 /// One kind of job: decodes its parameters and does the work.
 pub trait JobHandler: Send + Sync {
     fn run(&self, ctx: &JobContext) -> anyhow::Result<Value>;
+
+    /// Works on items of a job another worker leads ([`super::items`]), starting with `first`
+    /// (claimed for it), until none is left to claim; only kinds that fan out into items have
+    /// any, so the default gives the item up as failed.
+    fn help(&self, ctx: &JobContext, first: super::items::Claimed) -> anyhow::Result<()> {
+        super::items::finish(&mut *ctx.conn()?, first, Some("this kind of job has no work items"))?;
+        Ok(())
+    }
 
     /// Whether the job only reads its study: its start and cancel are then audited on the
     /// system chain, so that the study's own trail stays as it was (see `jobs::enqueue`).

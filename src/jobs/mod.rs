@@ -1,6 +1,7 @@
 //! The DB-backed job queue: long work (slide ingest, biomarker runs, dossier builds, integrity
 //! checks) runs as jobs with progress, heartbeats, cancel and resume after a crash.
 
+pub mod items;
 pub mod kinds;
 
 pub use kinds::JobKind;

@@ -19,17 +19,15 @@ pub fn worker_name(n: usize) -> String {
     format!("pid{}-w{n}", std::process::id())
 }
 
-/// Runs one claimed job to its end, heartbeating every `beat` meanwhile.
-pub fn run_job(pool: &DbPool, cfg: &Config, job: Job) {
-    let id = job.id;
-    let kind = job.kind;
-    let beat = (cfg.job_stale_after / 4).max(Duration::from_millis(200));
+/// Runs `work` with a heartbeat beside it every `beat`: of job `job` (when this worker leads it)
+/// and of every item `worker` holds.
+fn with_heartbeat<T>(pool: &DbPool, beat: Duration, job: Option<i32>, worker: &str, work: impl FnOnce() -> T) -> T {
     let done = Arc::new(AtomicBool::new(false));
-    let outcome = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         let done2 = done.clone();
         let pool2 = pool.clone();
         s.spawn(move || {
-            // Wakes often so that it ends promptly with the job; beats every `beat`.
+            // Wakes often so that it ends promptly with the work; beats every `beat`.
             let mut since = Duration::ZERO;
             while !done2.load(Ordering::Relaxed) {
                 std::thread::sleep(TICK);
@@ -37,22 +35,46 @@ pub fn run_job(pool: &DbPool, cfg: &Config, job: Job) {
                 if since >= beat {
                     since = Duration::ZERO;
                     if let Ok(mut c) = pool2.get() {
-                        let _ = super::heartbeat(&mut c, id);
+                        if let Some(id) = job {
+                            let _ = super::heartbeat(&mut c, id);
+                        }
+                        let _ = super::items::heartbeat(&mut c, worker);
                     }
                 }
             }
         });
-        let ctx = JobContext { pool: pool.clone(), data_dir: cfg.data_dir.clone(), job };
-        // A panic in a job (a decoder meeting a hostile file) fails that job; it must not leave
-        // the heartbeat thread beating for a job nobody runs.
-        let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kind.handler().run(&ctx))) {
+        // A panic in a job (a decoder meeting a hostile file) must not leave the heartbeat
+        // thread beating for work nobody does.
+        let out = work();
+        done.store(true, Ordering::Relaxed);
+        out
+    })
+}
+
+fn beat_every(cfg: &Config) -> Duration {
+    (cfg.job_stale_after / 4).max(Duration::from_millis(200))
+}
+
+/// Runs one claimed job to its end, heartbeating meanwhile.
+pub fn run_job(pool: &DbPool, cfg: &Config, job: Job) {
+    let id = job.id;
+    let kind = job.kind;
+    let worker = job.worker.clone().unwrap_or_default();
+    let ctx = JobContext {
+        pool: pool.clone(),
+        data_dir: cfg.data_dir.clone(),
+        job,
+        worker: worker.clone(),
+        stale_after: cfg.job_stale_after,
+    };
+    let outcome = with_heartbeat(pool, beat_every(cfg), Some(id), &worker, || {
+        // A panic in a job fails that job.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kind.handler().run(&ctx))) {
             Ok(Ok(v)) => Outcome::Succeeded(v),
             Ok(Err(e)) if e.is::<Cancelled>() => Outcome::Cancelled,
             Ok(Err(e)) => Outcome::Failed(format!("{e:#}")),
             Err(_) => Outcome::Failed("the job stopped on an internal error (a panic)".into()),
-        };
-        done.store(true, Ordering::Relaxed);
-        outcome
+        }
     });
     match &outcome {
         Outcome::Failed(e) => tracing::warn!(job = id, kind = %kind, error = %e, "job failed"),
@@ -68,6 +90,35 @@ pub fn run_job(pool: &DbPool, cfg: &Config, job: Job) {
     }
 }
 
+/// Helps with the items of job `job_id` that another worker leads, starting with `first`
+/// (claimed by `worker`), until none is left to claim. A failure is logged: the item it held
+/// goes back to the queue when its heartbeat stops, or the lead sees it failed.
+pub fn help_job(pool: &DbPool, cfg: &Config, worker: &str, first: super::items::Claimed) {
+    let job = match pool.get().map_err(anyhow::Error::from).and_then(|mut c| Ok(super::get(&mut c, first.job_id)?)) {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::error!(job = first.job_id, error = %e, "could not load the job to help");
+            return;
+        }
+    };
+    let (id, kind) = (job.id, job.kind);
+    let ctx = JobContext {
+        pool: pool.clone(),
+        data_dir: cfg.data_dir.clone(),
+        job,
+        worker: worker.to_string(),
+        stale_after: cfg.job_stale_after,
+    };
+    let result = with_heartbeat(pool, beat_every(cfg), None, worker, || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kind.handler().help(&ctx, first)))
+    });
+    match result {
+        Ok(Ok(())) => tracing::info!(job = id, kind = %kind, worker, "helped with a job's items"),
+        Ok(Err(e)) => tracing::warn!(job = id, kind = %kind, worker, error = %format!("{e:#}"), "helping failed"),
+        Err(_) => tracing::error!(job = id, kind = %kind, worker, "helping stopped on an internal error (a panic)"),
+    }
+}
+
 /// One pass: requeue jobs whose worker died, then run the next queued job if any.
 /// Returns whether a job ran.
 pub fn run_once(pool: &DbPool, cfg: &Config, name: &str) -> anyhow::Result<bool> {
@@ -76,12 +127,21 @@ pub fn run_once(pool: &DbPool, cfg: &Config, name: &str) -> anyhow::Result<bool>
     if requeued > 0 {
         tracing::warn!(requeued, "jobs whose worker stopped were requeued");
     }
-    let job = super::claim_next(&mut conn, name)?;
-    drop(conn);
-    match job {
-        Some(job) => {
-            tracing::info!(job = job.id, kind = %job.kind, attempt = job.attempts, worker = name, "job started");
-            run_job(pool, cfg, job);
+    let requeued = super::items::requeue_stale(&mut conn, cfg.job_stale_after)?;
+    if requeued > 0 {
+        tracing::warn!(requeued, "work items whose worker stopped were requeued");
+    }
+    if let Some(job) = super::claim_next(&mut conn, name)? {
+        drop(conn);
+        tracing::info!(job = job.id, kind = %job.kind, attempt = job.attempts, worker = name, "job started");
+        run_job(pool, cfg, job);
+        return Ok(true);
+    }
+    // No job waits: help with the items of one that runs elsewhere.
+    match super::items::claim(&mut conn, None, name)? {
+        Some(item) => {
+            drop(conn);
+            help_job(pool, cfg, name, item);
             Ok(true)
         }
         None => Ok(false),
