@@ -401,3 +401,99 @@ async fn a_study_run_resumes_without_duplicates_and_is_hidden_from_annotators() 
     let out = app.cli(&["biomarker", "compare", "--study", "LUNG-IO-01", &a.to_string(), &a.to_string()], None);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("two different runs"));
 }
+
+/// An AI run is shared by every worker: two `evidentia worker` processes (one thread each) split
+/// its slides; `kill -9` of the one that leads it mid-run → the other takes the job over after
+/// the heartbeat expires, picks up the slide the dead one held, and finishes: every slide has
+/// exactly one result, and the trail verifies.
+#[tokio::test]
+async fn two_worker_processes_share_a_run_and_one_killed_mid_run_loses_nothing() {
+    use diesel::prelude::*;
+    use evidentia::auth::permissions::study_access;
+    use evidentia::auth::Actor;
+    use evidentia::db::schema::{biomarker_results as r, job_items as ji, jobs};
+    use evidentia::slides::ingest::{self, SourceFile};
+    use evidentia::slides::synth::{self, Phenotype, SynthParams};
+    let app = spawn_app_with(|c| c.job_workers = 0);
+    let p = |f: &str| fixture(f).to_str().unwrap().to_string();
+    assert!(app.cli(&["model", "register", &p("tiny-fcn.onnx"), "--card", &p("tiny-fcn.json")], None).status.success());
+    let subjects = evidentia::demo::truth::subjects(evidentia::demo::DEMO_SUBJECTS, evidentia::demo::truth::SEED);
+    let mut manifest = String::from("file,subject_id,stain,site\n");
+    let mut files = Vec::new();
+    for (i, s) in subjects.iter().filter(|s| s.site == "SNUBH").take(8).enumerate() {
+        let name = format!("s{i}.svs");
+        let path = app.scratch.join(&name);
+        let params = SynthParams::new(2400, 2400, 0.5, Phenotype::Inflamed, 40 + i as u64);
+        synth::write_slide(&path, &params, &mut |_, _| {}).unwrap();
+        manifest.push_str(&format!("{name},{},H&E,SNUBH\n", s.hospital_id));
+        files.push(SourceFile { name, path, uploaded: false });
+    }
+    let operator = Actor::cli_operator();
+    let (run, job) = {
+        let mut conn = app.conn();
+        let access = study_access(&mut conn, &operator, "LUNG-IO-01").unwrap();
+        let key = evidentia::cases::deid::study_key(&app.data_dir, "LUNG-IO-01").unwrap();
+        let plan = ingest::plan(&mut conn, &access, &key, &no_patterns(), manifest.as_bytes(), &files, None).unwrap();
+        ingest::ingest_now(&mut conn, &operator, &access, &app.data_dir, &plan).unwrap();
+        evidentia::biomarker::runs::start(&mut conn, &operator, &access, "tiny-fcn@0.1.0", "", "").unwrap()
+    };
+    assert_eq!(run.slide_ids().len(), 8);
+    let worker = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_evidentia"))
+            .arg("--data-dir")
+            .arg(&app.data_dir)
+            .args(["worker", "--threads", "1"])
+            .env("EVIDENTIA_JOB_STALE_SECS", "2")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut workers = vec![worker(), worker()];
+    let name = |c: &std::process::Child| format!("pid{}-w0", c.id());
+    let holders = |conn: &mut evidentia::db::Conn| -> Vec<Option<String>> {
+        ji::table.filter(ji::job_id.eq(job.id)).select(ji::worker).distinct().load(conn).unwrap()
+    };
+    // Both at work on it (one leads, the other helps), then the lead is killed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let lead = loop {
+        let mut conn = app.conn();
+        let seen = holders(&mut conn);
+        let lead: Option<String> = jobs::table.find(job.id).select(jobs::worker).first(&mut conn).unwrap();
+        if workers.iter().all(|w| seen.contains(&Some(name(w)))) {
+            break lead.expect("a lead");
+        }
+        assert!(std::time::Instant::now() < deadline, "both workers never took part: {seen:?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let (killed, survivor) = if name(&workers[0]) == lead { (0, 1) } else { (1, 0) };
+    workers[killed].kill().unwrap();
+    workers[killed].wait().unwrap();
+    let job = loop {
+        let j = evidentia::jobs::get(&mut app.conn(), job.id).unwrap();
+        if j.is_finished() {
+            break j;
+        }
+        assert!(std::time::Instant::now() < deadline, "the run did not finish: {j:?}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let _ = workers[survivor].kill();
+    let _ = workers[survivor].wait();
+    assert_eq!(job.status.as_str(), "succeeded", "{:?}", job.error);
+    assert_eq!(job.worker.as_deref(), Some(name(&workers[survivor]).as_str()), "the survivor took the job over");
+    assert!(job.attempts >= 2, "claimed again after the kill");
+    assert_eq!((job.progress_done, job.progress_total), (8, 8));
+    let mut slides: Vec<i32> =
+        r::table.filter(r::run_id.eq(run.id)).select(r::slide_id).load(&mut app.conn()).unwrap();
+    slides.sort();
+    let mut expected = run.slide_ids();
+    expected.sort();
+    assert_eq!(slides, expected, "every slide exactly once");
+    let statuses: Vec<String> = r::table.filter(r::run_id.eq(run.id)).select(r::status).load(&mut app.conn()).unwrap();
+    assert!(statuses.iter().all(|s| s == "ok"), "{statuses:?}");
+    let items: Vec<(String, Option<String>)> =
+        ji::table.filter(ji::job_id.eq(job.id)).select((ji::status, ji::worker)).load(&mut app.conn()).unwrap();
+    assert!(items.iter().all(|(s, _)| s == "done"), "{items:?}");
+    assert!(app.cli(&["audit", "verify"], None).status.success());
+}
