@@ -8,6 +8,8 @@
 //!    pinned to its own core with `taskset` (two one-core machines), timed from the workers'
 //!    start to the job's end (their start-up and model loading included).
 //!
+//! Run it with:
+//!
 //!     cargo bench --bench workers                 # 8 slides of 8,000 px
 //!     cargo bench --bench workers -- 12 6000      # 12 slides of 6,000 px
 
@@ -41,7 +43,8 @@ fn main() -> anyhow::Result<()> {
         let pool = evidentia::startup::open_database(&cfg)?;
         let job = {
             let mut conn = pool.get()?;
-            let job = jobs::enqueue(&mut conn, &Actor::system(), None, &evidentia::audit::job::VerifyParams::default())?;
+            let job =
+                jobs::enqueue(&mut conn, &Actor::system(), None, &evidentia::audit::job::VerifyParams::default())?;
             jobs::claim(&mut conn, job.id, "bench-lead")?.expect("claimed");
             items::ensure(&mut conn, job.id, &(0..ITEMS).collect::<Vec<_>>())?;
             job
@@ -140,7 +143,9 @@ fn main() -> anyhow::Result<()> {
         timings.push((workers, slides, secs));
     }
 
-    println!("claim overhead: {ITEMS} empty work items of one job drained (claim + finish, each worker its own connection)");
+    println!(
+        "claim overhead: {ITEMS} empty work items of one job drained (claim + finish, each worker its own connection)"
+    );
     for (threads, secs, rate) in &claim_rates {
         println!("  {threads} worker{}: {secs:.2} s, {rate:.0} items/s", if *threads == 1 { "" } else { "s" });
     }

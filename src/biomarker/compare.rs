@@ -186,6 +186,7 @@ mod tests {
             slide_ids: crate::db::Json(Vec::new()),
             job_id: None,
             created_by: "t".into(),
+            provider: None,
             created_at: chrono::NaiveDateTime::default(),
         }
     }

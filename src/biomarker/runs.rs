@@ -57,6 +57,8 @@ pub struct Run {
     pub job_id: Option<i32>,
     pub created_by: String,
     pub created_at: NaiveDateTime,
+    /// The execution provider its lead worker ran the model on (`cuda`, `cpu`).
+    pub provider: Option<String>,
 }
 
 impl Run {
@@ -305,6 +307,13 @@ struct Analyser {
 }
 
 impl Analyser {
+    /// The execution provider the model runs on here.
+    fn provider(&self) -> &'static str {
+        self.sessions.first().map(|m| m.provider.as_str()).unwrap_or("cpu")
+    }
+}
+
+impl Analyser {
     fn open(conn: &mut Conn, data_dir: &std::path::Path, run_id: i32) -> anyhow::Result<Analyser> {
         let model_id: i32 = biomarker_runs::table.find(run_id).select(biomarker_runs::model_id).first(conn)?;
         let model: registry::ModelRecord =
@@ -463,7 +472,7 @@ impl JobHandler for RunJob {
         let slide_ids: Vec<i32> = serde_json::from_str(&slide_ids)?;
         let mut analyser = Analyser::open(&mut conn, &ctx.data_dir, run_id)?;
         diesel::update(biomarker_runs::table.find(run_id))
-            .set(biomarker_runs::backend.eq(analyser.backend))
+            .set((biomarker_runs::backend.eq(analyser.backend), biomarker_runs::provider.eq(analyser.provider())))
             .execute(&mut conn)?;
         items::ensure(&mut conn, ctx.job.id, &slide_ids)?;
         drop(conn);
@@ -517,6 +526,7 @@ impl JobHandler for RunJob {
     fn help(&self, ctx: &JobContext, first: crate::jobs::items::Claimed) -> anyhow::Result<()> {
         let run_id = ctx.job.params::<RunParams>()?.run;
         let mut analyser = Analyser::open(&mut *ctx.conn()?, &ctx.data_dir, run_id)?;
+        tracing::info!(job = ctx.job.id, worker = %ctx.worker, provider = analyser.provider(), "helping with a run");
         match work_items(ctx, &mut analyser, Some(first)) {
             Err(e) if e.is::<crate::jobs::kinds::Cancelled>() => Ok(()),
             other => other,

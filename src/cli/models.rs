@@ -159,6 +159,7 @@ pub fn biomarker(ctx: &Ctx, cmd: BiomarkerCmd) -> CliResult {
                 "tiles": result.tiles,
                 "flags": result.flags,
                 "backend": backend.kind.as_str(),
+                "provider": sessions.first().map(|m| m.provider.as_str()),
                 "model": record.key(),
                 "model_sha256": record.sha256,
             });

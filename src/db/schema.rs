@@ -434,6 +434,7 @@ diesel::table! {
         job_id -> Nullable<Integer>,
         created_by -> Text,
         created_at -> Timestamp,
+        provider -> Nullable<Text>,
     }
 }
 

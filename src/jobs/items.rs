@@ -63,8 +63,7 @@ impl Counts {
 pub fn ensure(conn: &mut Conn, job_id: i32, items: &[i32]) -> Result<()> {
     write_tx(conn, |conn| {
         for chunk in items.chunks(500) {
-            let rows: Vec<_> =
-                chunk.iter().map(|i| (job_items::job_id.eq(job_id), job_items::item.eq(*i))).collect();
+            let rows: Vec<_> = chunk.iter().map(|i| (job_items::job_id.eq(job_id), job_items::item.eq(*i))).collect();
             diesel::insert_into(job_items::table).values(rows).on_conflict_do_nothing().execute(conn)?;
         }
         Ok(())
@@ -194,11 +193,7 @@ pub fn failed(conn: &mut Conn, job_id: i32) -> Result<Vec<(i32, String)>> {
 pub fn report(conn: &mut Conn, job_id: i32, message: &str) -> Result<bool> {
     let c = counts(conn, job_id)?;
     diesel::update(jobs::table.find(job_id))
-        .set((
-            jobs::progress_done.eq(c.finished()),
-            jobs::progress_total.eq(c.total()),
-            jobs::message.eq(message),
-        ))
+        .set((jobs::progress_done.eq(c.finished()), jobs::progress_total.eq(c.total()), jobs::message.eq(message)))
         .execute(conn)?;
     Ok(jobs::table.find(job_id).select(jobs::cancel_requested).first(conn)?)
 }

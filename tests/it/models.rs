@@ -146,13 +146,20 @@ async fn run_file_analyses_a_slide_the_same_on_both_backends() {
             ])
             .arg(&app.data_dir)
             .env("EVIDENTIA_INFERENCE_BACKEND", backend)
+            // A GPU asked for on a machine without one: the CPU, with a log line that says so.
+            .env("EVIDENTIA_ORT_PROVIDERS", "cuda,cpu")
             .env("RUST_LOG", "warn")
             .output()
             .unwrap();
-        assert!(out.status.success(), "{backend}: {}", String::from_utf8_lossy(&out.stderr));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{backend}: {err}");
+        if backend == "onnxruntime" {
+            assert!(err.contains("the CUDA execution provider is not usable: falling back"), "{err}");
+        }
         serde_json::from_slice(&out.stdout).unwrap()
     };
     let (ort, tract) = (run("onnxruntime"), run("tract"));
+    assert_eq!((ort["provider"].as_str(), tract["provider"].as_str()), (Some("cpu"), Some("cpu")));
     for key in [
         "phenotype",
         "inflamed_share",
@@ -444,13 +451,14 @@ async fn two_worker_processes_share_a_run_and_one_killed_mid_run_loses_nothing()
             .arg(&app.data_dir)
             .args(["worker", "--threads", "1"])
             .env("EVIDENTIA_JOB_STALE_SECS", "2")
+            .env("EVIDENTIA_ORT_PROVIDERS", "cuda,cpu")
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap()
     };
-    let mut workers = vec![worker(), worker()];
+    let mut workers = [worker(), worker()];
     let name = |c: &std::process::Child| format!("pid{}-w0", c.id());
     let holders = |conn: &mut evidentia::db::Conn| -> Vec<Option<String>> {
         ji::table.filter(ji::job_id.eq(job.id)).select(ji::worker).distinct().load(conn).unwrap()
@@ -484,8 +492,7 @@ async fn two_worker_processes_share_a_run_and_one_killed_mid_run_loses_nothing()
     assert_eq!(job.worker.as_deref(), Some(name(&workers[survivor]).as_str()), "the survivor took the job over");
     assert!(job.attempts >= 2, "claimed again after the kill");
     assert_eq!((job.progress_done, job.progress_total), (8, 8));
-    let mut slides: Vec<i32> =
-        r::table.filter(r::run_id.eq(run.id)).select(r::slide_id).load(&mut app.conn()).unwrap();
+    let mut slides: Vec<i32> = r::table.filter(r::run_id.eq(run.id)).select(r::slide_id).load(&mut app.conn()).unwrap();
     slides.sort();
     let mut expected = run.slide_ids();
     expected.sort();
@@ -495,5 +502,11 @@ async fn two_worker_processes_share_a_run_and_one_killed_mid_run_loses_nothing()
     let items: Vec<(String, Option<String>)> =
         ji::table.filter(ji::job_id.eq(job.id)).select((ji::status, ji::worker)).load(&mut app.conn()).unwrap();
     assert!(items.iter().all(|(s, _)| s == "done"), "{items:?}");
+    let provider: Option<String> = evidentia::db::schema::biomarker_runs::table
+        .find(run.id)
+        .select(evidentia::db::schema::biomarker_runs::provider)
+        .first(&mut app.conn())
+        .unwrap();
+    assert_eq!(provider.as_deref(), Some("cpu"), "no GPU here: the provider recorded is the CPU");
     assert!(app.cli(&["audit", "verify"], None).status.success());
 }

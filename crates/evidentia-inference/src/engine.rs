@@ -179,6 +179,82 @@ pub struct Model {
     session: Session,
     pub inputs: Vec<TensorInfo>,
     pub outputs: Vec<TensorInfo>,
+    /// The execution provider the session runs on: `cuda` or `cpu`.
+    pub provider: Provider,
+}
+
+/// An ONNX Runtime execution provider Evidentia can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    Cuda,
+    Cpu,
+}
+
+impl Provider {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Provider::Cuda => "cuda",
+            Provider::Cpu => "cpu",
+        }
+    }
+}
+
+/// The providers to try, in order: `EVIDENTIA_ORT_PROVIDERS` (comma-separated `cuda`, `cpu`;
+/// default `cpu`). CPU is always the last resort, listed or not. An unknown name is an error
+/// that names the setting.
+pub fn providers() -> Result<Vec<Provider>, String> {
+    parse_providers(&std::env::var("EVIDENTIA_ORT_PROVIDERS").unwrap_or_default())
+}
+
+fn parse_providers(text: &str) -> Result<Vec<Provider>, String> {
+    let mut out = Vec::new();
+    for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        out.push(match name.to_ascii_lowercase().as_str() {
+            "cuda" => Provider::Cuda,
+            "cpu" => Provider::Cpu,
+            other => {
+                return Err(format!("EVIDENTIA_ORT_PROVIDERS: unknown execution provider {other:?} (use cuda, cpu)"))
+            }
+        });
+    }
+    if !out.contains(&Provider::Cpu) {
+        out.push(Provider::Cpu);
+    }
+    Ok(out)
+}
+
+/// Registers the first of `wanted` that works on `builder` (ONNX Runtime only: tract runs on the
+/// CPU); one that does not (a CPU-only runtime, no GPU, missing CUDA libraries) is logged and the
+/// next is tried. Returns the builder and the provider in use.
+fn with_provider(
+    mut builder: ort::session::builder::SessionBuilder,
+    wanted: &[Provider],
+) -> Result<(ort::session::builder::SessionBuilder, Provider), String> {
+    use ort::ep::ExecutionProvider;
+    for p in wanted {
+        match p {
+            Provider::Cpu => return Ok((builder, Provider::Cpu)),
+            Provider::Cuda => {
+                let why = match ort::ep::CUDA::is_available() {
+                    Ok(true) => {
+                        match builder.with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()]) {
+                            Ok(b) => return Ok((b, Provider::Cuda)),
+                            Err(e) => {
+                                let why = e.to_string();
+                                builder = e.recover();
+                                why
+                            }
+                        }
+                    }
+                    Ok(false) => "this ONNX Runtime was built without it (install onnxruntime-gpu)".to_string(),
+                    Err(e) => e.to_string(),
+                };
+                tracing::warn!(provider = "cuda", reason = %why, "the CUDA execution provider is not usable: falling back");
+            }
+        }
+    }
+    Ok((builder, Provider::Cpu))
 }
 
 fn info(outlets: &[ort::value::Outlet]) -> Vec<TensorInfo> {
@@ -212,7 +288,9 @@ impl Model {
             .map_err(Clone::clone)?;
         let builder = Session::builder(env).map_err(|e| fail(e.to_string()))?;
         let mut builder = builder.with_intra_threads(threads.max(1)).map_err(|e| fail(e.to_string()))?;
+        let mut provider = Provider::Cpu;
         if kind == BackendKind::OnnxRuntime {
+            (builder, provider) = with_provider(builder, &providers()?)?;
             // ONNX Runtime's threads spin between runs by default, taking the core from whatever
             // else runs on it (the pipeline's tile decoding): profiled, a third of the samples of
             // an end-to-end run on two cores sat in that spin-wait. Off, they sleep.
@@ -222,7 +300,7 @@ impl Model {
         let session = builder.commit_from_memory(&bytes).map_err(|e| fail(e.to_string()))?;
         let inputs = info(session.inputs());
         let outputs = info(session.outputs());
-        Ok(Model { session, inputs, outputs })
+        Ok(Model { session, inputs, outputs, provider })
     }
 
     /// Runs one input tensor through the model; returns every output by name.
@@ -297,5 +375,18 @@ pub fn summarise(a: &ArrayD<f32>) -> OutputSummary {
                 (at, flat.get(at).copied().unwrap_or(0.0))
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn providers_are_tried_in_order_and_the_cpu_is_always_last() {
+        use super::{parse_providers, Provider};
+        assert_eq!(parse_providers("").unwrap(), [Provider::Cpu]);
+        assert_eq!(parse_providers("cuda,cpu").unwrap(), [Provider::Cuda, Provider::Cpu]);
+        assert_eq!(parse_providers(" CUDA ").unwrap(), [Provider::Cuda, Provider::Cpu]);
+        let e = parse_providers("cuda,gpu").unwrap_err();
+        assert!(e.contains("EVIDENTIA_ORT_PROVIDERS") && e.contains("\"gpu\""), "{e}");
     }
 }

@@ -1,0 +1,1 @@
+ALTER TABLE biomarker_runs DROP COLUMN provider;
