@@ -59,7 +59,7 @@ fn main() -> anyhow::Result<()> {
                         let name = format!("bench-w{w}");
                         let mut n = 0usize;
                         while let Some(item) = items::claim(&mut conn, Some(job.id), &name).unwrap() {
-                            items::finish(&mut conn, item, None).unwrap();
+                            assert!(items::finish(&mut conn, item, &name, None).unwrap());
                             n += 1;
                         }
                         n

@@ -89,6 +89,7 @@ pub fn failure_reason(e: &Error) -> &'static str {
     match e {
         Error::Invalid(f) if f.0.iter().any(|x| x.field == "username") => "wrong username",
         Error::Invalid(_) => "wrong password",
-        _ => "account locked",
+        Error::Conflict(_) => "account locked",
+        _ => "error",
     }
 }

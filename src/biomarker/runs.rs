@@ -34,6 +34,10 @@ pub struct RunOutput {
     pub slides: i64,
     pub failed: i64,
     pub backend: super::Backend,
+    /// The execution provider of the lead worker that finished it (`cuda`, `cpu`); absent in
+    /// runs finished before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
 }
 
 impl crate::jobs::JobParams for RunParams {
@@ -405,6 +409,8 @@ fn failed_row(reason: String) -> ResultRow {
     )
 }
 
+/// Stores a slide's result; one already there (a worker that lost the slide finished it after
+/// all) is kept: one result per slide (`UNIQUE (run_id, slide_id)`), the first.
 fn insert_result(conn: &mut Conn, run_id: i32, slide_id: i32, row: ResultRow, seconds: f64) -> anyhow::Result<()> {
     diesel::insert_into(biomarker_results::table)
         .values((
@@ -414,6 +420,7 @@ fn insert_result(conn: &mut Conn, run_id: i32, slide_id: i32, row: ResultRow, se
             biomarker_results::seconds.eq(seconds),
             biomarker_results::created_at.eq(now()),
         ))
+        .on_conflict_do_nothing()
         .execute(conn)?;
     Ok(())
 }
@@ -432,7 +439,9 @@ fn work_items(ctx: &JobContext, a: &mut Analyser, first: Option<crate::jobs::ite
             },
         };
         a.slide(&mut *ctx.conn()?, &ctx.data_dir, item.item)?;
-        items::finish(&mut *ctx.conn()?, item, None)?;
+        if !items::finish(&mut *ctx.conn()?, item, &ctx.worker, None)? {
+            tracing::warn!(job = ctx.job.id, slide = item.item, worker = %ctx.worker, "the slide was taken over by another worker meanwhile");
+        }
         if report(ctx)? {
             return Err(crate::jobs::kinds::Cancelled.into());
         }
@@ -510,7 +519,13 @@ impl JobHandler for RunJob {
             .get_result::<i64>(&mut conn)?;
         let total = slide_ids.len() as i64;
         report(ctx)?;
-        let summary = RunOutput { run: run_id, slides: total, failed, backend: analyser.backend };
+        let summary = RunOutput {
+            run: run_id,
+            slides: total,
+            failed,
+            backend: analyser.backend,
+            provider: Some(analyser.provider().to_string()),
+        };
         let study: crate::studies::Study = crate::db::schema::studies::table
             .find(study_id)
             .select(crate::studies::Study::as_select())

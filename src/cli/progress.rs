@@ -20,7 +20,8 @@ pub fn bar(percent: u64) -> String {
 /// Claims job `id` (of `P`'s kind) and runs it here, drawing its progress on stderr until it
 /// ends; its result, as `P`'s output type (a result of another shape is an error).
 pub fn run_job<P: jobs::JobParams>(pool: &DbPool, cfg: &Config, id: i32) -> Result<P::Output, Failure> {
-    let job = jobs::claim(&mut *pool.get().map_err(Error::from)?, id, "cli")?
+    let worker = format!("cli-{}-pid{}", jobs::worker::host(), std::process::id());
+    let job = jobs::claim(&mut *pool.get().map_err(Error::from)?, id, &worker)?
         .ok_or_else(|| Failure::Other(format!("job {id} was taken by another worker")))?;
     let (pool2, cfg2) = (pool.clone(), cfg.clone());
     let handle = std::thread::spawn(move || jobs::worker::run_job(&pool2, &cfg2, job));
@@ -60,7 +61,7 @@ pub fn resume_interrupted<P: jobs::JobParams>(
 ) -> Result<Vec<Ran<P>>, Failure> {
     let mut conn = pool.get().map_err(Error::from)?;
     jobs::requeue_stale(&mut conn, cfg.job_stale_after)?;
-    let queued = jobs::queued_in_study(&mut conn, study, P::KIND)?;
+    let queued = jobs::interrupted_in_study(&mut conn, study, P::KIND)?;
     drop(conn);
     Ok(queued
         .into_iter()

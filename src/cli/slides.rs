@@ -167,13 +167,17 @@ fn ingest(ctx: &Ctx, code: &str, manifest: &Path, site: Option<String>, paths: V
     };
     drop(conn);
     // An ingest cut short earlier (its plan still waiting) goes first; this one may need its slides.
+    let mut resume_failed = 0;
     for (id, resumed) in progress::resume_interrupted::<ingest::IngestParams>(&pool, &ctx.cfg, access.study.id)? {
         match resumed {
             Ok(r) => println!(
                 "ingest #{} (job {id}, resumed): {} ingested, {} already there, {} failed",
                 r.ingest, r.ingested, r.skipped, r.failed
             ),
-            Err(Failure::Input(m) | Failure::Other(m)) => eprintln!("error: resuming job {id}: {m}"),
+            Err(Failure::Input(m) | Failure::Other(m)) => {
+                resume_failed += 1;
+                eprintln!("error: resuming job {id}: {m}");
+            }
         }
     }
     let mut conn = pool.get().map_err(Error::from)?;
@@ -191,6 +195,9 @@ fn ingest(ctx: &Ctx, code: &str, manifest: &Path, site: Option<String>, paths: V
         );
     }
     println!("{} ingested, {} already there, {} failed", result.ingested, result.skipped, result.failed);
+    if resume_failed > 0 {
+        return Err(Failure::Other(format!("{resume_failed} interrupted ingest(s) could not be resumed (above)")));
+    }
     if result.failed > 0 {
         return Err(Failure::Input("some slides failed (listed above); the others were ingested".into()));
     }

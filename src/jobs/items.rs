@@ -1,5 +1,5 @@
 //! Work items: a job that fans out into independent pieces (an AI run: one per slide) is shared
-//! by every worker of the installation, on any machine. The worker that claimed the job leads it:
+//! by every worker of the installation: every process that opens its database. The worker that claimed the job leads it:
 //! it creates the items, works on them, waits for the ones others hold and finishes the job.
 //! Any idle worker helps: it claims items of running jobs one at a time. Each item is claimed
 //! atomically by one worker (a conditional update: of two racing workers exactly one changes the
@@ -103,18 +103,42 @@ pub fn claim(conn: &mut Conn, job_id: Option<i32>, worker: &str) -> Result<Optio
     }
 }
 
-/// Records the end of a claimed item: done, or failed with why.
-pub fn finish(conn: &mut Conn, item: Claimed, error: Option<&str>) -> Result<()> {
+/// Records the end of an item `worker` claimed: done, or failed with why. Only while the item is
+/// still this worker's: one taken from it (its heartbeat stopped) is the new holder's to finish.
+/// Returns whether it was recorded.
+pub fn finish(conn: &mut Conn, item: Claimed, worker: &str, error: Option<&str>) -> Result<bool> {
     let status = if error.is_some() { ItemStatus::Failed } else { ItemStatus::Done };
-    diesel::update(job_items::table.find(item.id))
-        .set((
-            job_items::status.eq(status.as_str()),
-            job_items::error.eq(error),
-            job_items::finished_at.eq(Some(now())),
-            job_items::heartbeat_at.eq(Some(now())),
-        ))
-        .execute(conn)?;
-    Ok(())
+    let n = diesel::update(
+        job_items::table
+            .find(item.id)
+            .filter(job_items::worker.eq(worker))
+            .filter(job_items::status.eq(ItemStatus::Running.as_str())),
+    )
+    .set((
+        job_items::status.eq(status.as_str()),
+        job_items::error.eq(error),
+        job_items::finished_at.eq(Some(now())),
+        job_items::heartbeat_at.eq(Some(now())),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Gives the items of job `job_id` that `worker` holds back to the queue (it stopped before
+/// finishing them); returns how many.
+pub fn release(conn: &mut Conn, job_id: i32, worker: &str) -> Result<usize> {
+    Ok(diesel::update(
+        job_items::table
+            .filter(job_items::job_id.eq(job_id))
+            .filter(job_items::worker.eq(worker))
+            .filter(job_items::status.eq(ItemStatus::Running.as_str())),
+    )
+    .set((
+        job_items::status.eq(ItemStatus::Queued.as_str()),
+        job_items::worker.eq(None::<String>),
+        job_items::attempts.eq(job_items::attempts - 1),
+    ))
+    .execute(conn)?)
 }
 
 /// Refreshes the heartbeat of every item `worker` holds.

@@ -59,7 +59,7 @@ pub trait JobHandler: Send + Sync {
     /// (claimed for it), until none is left to claim; only kinds that fan out into items have
     /// any, so the default gives the item up as failed.
     fn help(&self, ctx: &JobContext, first: super::items::Claimed) -> anyhow::Result<()> {
-        super::items::finish(&mut *ctx.conn()?, first, Some("this kind of job has no work items"))?;
+        super::items::finish(&mut *ctx.conn()?, first, &ctx.worker, Some("this kind of job has no work items"))?;
         Ok(())
     }
 

@@ -319,12 +319,15 @@ pub fn request_cancel(conn: &mut Conn, actor: &Actor, study: Option<&Study>, id:
     })
 }
 
-/// The ids of a study's queued jobs of one kind, oldest first (for a command that resumes them).
-pub fn queued_in_study(conn: &mut Conn, study_id: crate::studies::StudyId, kind: JobKind) -> Result<Vec<i32>> {
+/// The ids of a study's jobs of one kind that were interrupted — queued again after their worker
+/// stopped (claimed before, so not a job still waiting for its first worker) — oldest first, for
+/// a command that resumes them.
+pub fn interrupted_in_study(conn: &mut Conn, study_id: crate::studies::StudyId, kind: JobKind) -> Result<Vec<i32>> {
     Ok(jobs::table
         .filter(jobs::study_id.eq(study_id))
         .filter(jobs::kind.eq(kind))
         .filter(jobs::status.eq(JobStatus::Queued.as_str()))
+        .filter(jobs::attempts.gt(0))
         .order(jobs::id.asc())
         .select(jobs::id)
         .load(conn)?)

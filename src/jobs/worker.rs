@@ -14,9 +14,19 @@ use crate::db::DbPool;
 const IDLE_POLL: Duration = Duration::from_millis(500);
 const TICK: Duration = Duration::from_millis(50);
 
-/// A unique worker name: host-less, process and thread based.
+/// A worker name unique across hosts and processes: the host, the process, the thread, and a
+/// random part (a process id is reused, and containers all have pid 1).
 pub fn worker_name(n: usize) -> String {
-    format!("pid{}-w{n}", std::process::id())
+    format!("{}-pid{}-w{n}-{}", host(), std::process::id(), &crate::auth::random_token()[..6])
+}
+
+/// This machine's name (for worker names and logs), or `host` when it has none.
+pub fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.').collect::<String>())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into())
 }
 
 /// Runs `work` with a heartbeat beside it every `beat`: of job `job` (when this worker leads it)
@@ -34,11 +44,14 @@ fn with_heartbeat<T>(pool: &DbPool, beat: Duration, job: Option<i32>, worker: &s
                 since += TICK;
                 if since >= beat {
                     since = Duration::ZERO;
-                    if let Ok(mut c) = pool2.get() {
+                    let beat = pool2.get().map_err(|e| e.to_string()).and_then(|mut c| {
                         if let Some(id) = job {
-                            let _ = super::heartbeat(&mut c, id);
+                            super::heartbeat(&mut c, id).map_err(|e| e.to_string())?;
                         }
-                        let _ = super::items::heartbeat(&mut c, worker);
+                        super::items::heartbeat(&mut c, worker).map_err(|e| e.to_string())
+                    });
+                    if let Err(e) = beat {
+                        tracing::warn!(worker, error = %e, "a heartbeat was not recorded");
                     }
                 }
             }
@@ -116,6 +129,13 @@ pub fn help_job(pool: &DbPool, cfg: &Config, worker: &str, first: super::items::
         Ok(Ok(())) => tracing::info!(job = id, kind = %kind, worker, "helped with a job's items"),
         Ok(Err(e)) => tracing::warn!(job = id, kind = %kind, worker, error = %format!("{e:#}"), "helping failed"),
         Err(_) => tracing::error!(job = id, kind = %kind, worker, "helping stopped on an internal error (a panic)"),
+    }
+    // An item it still holds (it stopped part-way) goes back to the queue at once; its heartbeat
+    // would otherwise keep it "running" while this worker does other work.
+    match pool.get().map_err(anyhow::Error::from).and_then(|mut c| Ok(super::items::release(&mut c, id, worker)?)) {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(job = id, worker, items = n, "items given back to the queue"),
+        Err(e) => tracing::error!(job = id, worker, error = %e, "could not give back the items it held"),
     }
 }
 

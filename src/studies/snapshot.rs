@@ -6,7 +6,9 @@
 //! columns by their logical type (integer, boolean, double, text, date, timestamp), with NULL
 //! columns left out (a column added later changes no earlier lock's hash until it holds a value).
 //! The database only carries the values to Rust, losslessly: doubles as 17 significant digits,
-//! which round-trip every `f64`. Locks recorded before this form (version 1: SQLite's
+//! which round-trip every `f64`; each value is then normalised by its kind (a boolean whether
+//! stored as 0/1 or true/false, a timestamp to the microsecond whatever its separator), so that
+//! another engine carrying the same data gives the same hash. Locks recorded before this form (version 1: SQLite's
 //! `json_object` text) are re-hashed once at start ([`rehash_legacy_locks`]).
 
 use std::collections::BTreeMap;
@@ -60,17 +62,16 @@ enum Kind {
 }
 
 impl Kind {
-    /// The kind of a column declared as `decl` (SQLite's declared types, PostgreSQL's
-    /// `information_schema` data types); another is an error, so that a new type is handled
-    /// deliberately rather than hashed by accident.
+    /// The kind of a column declared as `decl` (SQLite's declared types); another is an error,
+    /// so that a new type is handled deliberately rather than hashed by accident.
     fn of(table: &str, column: &str, decl: &str) -> Result<Kind> {
         Ok(match decl.to_ascii_lowercase().as_str() {
             "integer" | "bigint" | "smallint" => Kind::Integer,
             "boolean" => Kind::Boolean,
-            "double" | "double precision" | "real" | "float" => Kind::Double,
-            "text" | "character varying" => Kind::Text,
+            "double" | "real" | "float" => Kind::Double,
+            "text" => Kind::Text,
             "date" => Kind::Date,
-            "timestamp" | "timestamp without time zone" => Kind::Timestamp,
+            "timestamp" => Kind::Timestamp,
             other => {
                 return Err(Error::Internal(anyhow::anyhow!(
                     "the snapshot does not know the type {other:?} of {table}.{column}"
@@ -207,6 +208,11 @@ pub fn compute(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<(St
 /// first locked were appended only when set.
 const LEGACY_ADDED: &[(&str, &[&str])] = &[("campaigns", &["purpose"]), ("saved_analyses", &["superseded_by"])];
 
+/// Columns that did not exist while locks were recorded in the version-1 form (added by
+/// migration 000025 or later): left out of it, as the version that recorded them never saw
+/// them. Every column a later migration adds to a snapshot table belongs here.
+const LEGACY_UNKNOWN: &[(&str, &[&str])] = &[("biomarker_runs", &["provider"])];
+
 #[derive(QueryableByName)]
 struct ColumnName {
     #[diesel(sql_type = Text)]
@@ -221,8 +227,10 @@ pub fn legacy(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<(Str
     let mut counts = BTreeMap::new();
     for (table, filter, excluded) in TABLES {
         let added = LEGACY_ADDED.iter().find(|(t, _)| t == table).map(|(_, a)| *a).unwrap_or(&[]);
+        let unknown = LEGACY_UNKNOWN.iter().find(|(t, _)| t == table).map(|(_, a)| *a).unwrap_or(&[]);
         let cols: Vec<ColumnName> =
             diesel::sql_query(format!("SELECT name FROM pragma_table_info('{table}')")).load(conn)?;
+        let cols: Vec<ColumnName> = cols.into_iter().filter(|c| !unknown.contains(&c.name.as_str())).collect();
         let fields: Vec<String> = cols
             .iter()
             .filter(|c| !excluded.contains(&c.name.as_str()) && !added.contains(&c.name.as_str()))
@@ -264,60 +272,69 @@ pub fn legacy(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<(Str
 /// still the lock's, the data is what was signed, and the new hash — computed over the same rows,
 /// with the same counts — becomes the lock's, the old one kept beside it (`legacy_sha256`, which
 /// the signatures made before still match). Both hashes and both row counts are recorded in the
-/// study's audit trail (`rehash_lock`, by `system`). A lock whose data no longer matches keeps
-/// its hash (its signatures stay invalid, as they were) and is recorded as not re-hashed.
-/// Returns how many locks were looked at.
+/// study's audit trail (`rehash_lock`, by `system`). A lock whose data no longer matches its
+/// hash keeps it, stays in the first form (a later start tries again) and is logged: its
+/// signatures are invalid, as they already were. Several processes starting at once re-hash each
+/// lock once: the check is repeated inside the write transaction. Returns how many locks were
+/// re-hashed.
 pub fn rehash_legacy_locks(conn: &mut Conn) -> Result<usize> {
-    let pending: Vec<(i32, crate::studies::StudyId)> = study_locks::table
+    let pending: Vec<i32> = study_locks::table
         .filter(study_locks::snapshot_version.lt(VERSION))
         .filter(study_locks::unlocked_at.is_null())
-        .select((study_locks::id, study_locks::study_id))
+        .select(study_locks::id)
         .load(conn)?;
-    for (lock_id, study_id) in &pending {
-        write_tx(conn, |conn| {
+    let mut rehashed = 0;
+    for lock_id in &pending {
+        let done = write_tx(conn, |conn| {
+            let (study_id, old, version): (crate::studies::StudyId, String, i32) = study_locks::table
+                .find(lock_id)
+                .select((study_locks::study_id, study_locks::snapshot_sha256, study_locks::snapshot_version))
+                .first(conn)?;
+            if version >= VERSION {
+                return Ok(false); // another process did it first
+            }
             let study: crate::studies::Study = crate::db::schema::studies::table
                 .find(study_id)
                 .select(crate::studies::Study::as_select())
                 .first(conn)?;
-            let old: String = study_locks::table.find(lock_id).select(study_locks::snapshot_sha256).first(conn)?;
-            let (v1, v1_rows) = legacy(conn, *study_id)?;
-            let (v2, v2_rows) = compute(conn, *study_id)?;
-            let verified = v1 == old && v1_rows == v2_rows;
-            if verified {
-                diesel::update(study_locks::table.find(lock_id))
-                    .set((
-                        study_locks::snapshot_sha256.eq(&v2),
-                        study_locks::legacy_sha256.eq(Some(&old)),
-                        study_locks::snapshot_version.eq(VERSION),
-                    ))
-                    .execute(conn)?;
-            } else {
-                diesel::update(study_locks::table.find(lock_id))
-                    .set(study_locks::snapshot_version.eq(VERSION))
-                    .execute(conn)?;
+            let (v1, v1_rows) = legacy(conn, study_id)?;
+            let (v2, v2_rows) = compute(conn, study_id)?;
+            if v1 != old || v1_rows != v2_rows {
+                tracing::warn!(
+                    study = %study.code,
+                    lock = lock_id,
+                    "the data no longer matches the lock's first-form hash: not re-hashed, its signatures stay invalid"
+                );
+                return Ok(false);
             }
+            diesel::update(study_locks::table.find(lock_id))
+                .set((
+                    study_locks::snapshot_sha256.eq(&v2),
+                    study_locks::legacy_sha256.eq(Some(&old)),
+                    study_locks::snapshot_version.eq(VERSION),
+                ))
+                .execute(conn)?;
             audit::record(
                 conn,
                 Change::new(study.chain(), "system", Action::RehashLock, Entity::Study, &study.code)
                     .before(json!({"lock": lock_id, "snapshot_sha256": old, "snapshot_version": 1}))
                     .after(json!({
                         "lock": lock_id,
-                        "snapshot_sha256": if verified { &v2 } else { &old },
+                        "snapshot_sha256": v2,
                         "snapshot_version": VERSION,
                         "legacy_sha256_recomputed": v1,
                         "rows_legacy": v1_rows,
                         "rows": v2_rows,
-                        "verified": verified,
                     }))
-                    .because(if verified {
-                        "snapshot hash computed from typed rows (engine-independent); the old hash, recomputed over the same rows, still matched"
-                    } else {
-                        "not re-hashed: the data no longer matches the lock's old hash, so its signatures stay invalid"
-                    }),
-            )
+                    .because(
+                        "snapshot hash computed from typed rows (engine-independent); the old hash, recomputed over the same rows, still matched",
+                    ),
+            )?;
+            Ok::<_, Error>(true)
         })?;
+        rehashed += usize::from(done);
     }
-    Ok(pending.len())
+    Ok(rehashed)
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
+-- Re-hashed locks go back to the hash their signatures carry, which the previous version checks.
+UPDATE study_locks SET snapshot_sha256 = legacy_sha256 WHERE legacy_sha256 IS NOT NULL;
 ALTER TABLE study_locks DROP COLUMN legacy_sha256;
 ALTER TABLE study_locks DROP COLUMN snapshot_version;
 
--- audit::Action gains the two-factor events.
+-- audit::Action as it was before rehash_lock (migration 000020's list).
 DROP TRIGGER audit_events_action_check_insert;
 DROP TRIGGER audit_events_action_check_update;
 CREATE TRIGGER audit_events_action_check_insert BEFORE INSERT ON audit_events
