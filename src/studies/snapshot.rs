@@ -173,35 +173,49 @@ pub fn compute(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<(St
         );
         hasher.update(table.as_bytes());
         hasher.update(b"\n");
-        let (mut after, mut n) = (i32::MIN, 0usize);
-        loop {
-            let rows: Vec<Row> =
-                diesel::sql_query(&sql).bind::<Integer, _>(study_id).bind::<Integer, _>(after).load(conn)?;
-            for r in &rows {
-                let values: Vec<Value> = serde_json::from_str(&r.j).map_err(|e| Error::Internal(e.into()))?;
-                let mut object = Map::new();
-                for ((name, kind), v) in cols.iter().zip(&values) {
-                    let v = kind.value(v).map_err(|e| {
-                        Error::Internal(anyhow::anyhow!("snapshot of {table} row {}: {name}: {e}", r.id))
-                    })?;
-                    if let Some(v) = v {
-                        object.insert(name.clone(), v);
-                    }
+        let n = each_row(conn, &sql, study_id, |r| {
+            let values: Vec<Value> = serde_json::from_str(&r.j).map_err(|e| Error::Internal(e.into()))?;
+            let mut object = Map::new();
+            for ((name, kind), v) in cols.iter().zip(&values) {
+                let v = kind
+                    .value(v)
+                    .map_err(|e| Error::Internal(anyhow::anyhow!("snapshot of {table} row {}: {name}: {e}", r.id)))?;
+                if let Some(v) = v {
+                    object.insert(name.clone(), v);
                 }
-                line.clear();
-                crate::audit::canonical::write(&mut line, &Value::Object(object));
-                line.push('\n');
-                hasher.update(line.as_bytes());
             }
-            n += rows.len();
-            match rows.last() {
-                Some(last) if rows.len() as i64 == PAGE => after = last.id,
-                _ => break,
-            }
-        }
+            line.clear();
+            crate::audit::canonical::write(&mut line, &Value::Object(object));
+            line.push('\n');
+            hasher.update(line.as_bytes());
+            Ok(())
+        })?;
         counts.insert(table.to_string(), n);
     }
     Ok((hex::encode(hasher.finalize()), counts))
+}
+
+/// Runs `sql` (a study's rows of one table: binds the study id and the last id seen, orders by
+/// id, `LIMIT PAGE`) page by page, calling `f` on each row in order; returns how many rows.
+fn each_row(
+    conn: &mut Conn,
+    sql: &str,
+    study_id: crate::studies::StudyId,
+    mut f: impl FnMut(&Row) -> Result<()>,
+) -> Result<usize> {
+    let (mut after, mut n) = (i32::MIN, 0usize);
+    loop {
+        let rows: Vec<Row> =
+            diesel::sql_query(sql).bind::<Integer, _>(study_id).bind::<Integer, _>(after).load(conn)?;
+        for r in &rows {
+            f(r)?;
+        }
+        n += rows.len();
+        match rows.last() {
+            Some(last) if rows.len() as i64 == PAGE => after = last.id,
+            _ => return Ok(n),
+        }
+    }
 }
 
 /// The tables and columns of the version-1 snapshot, as it was: columns added after studies were
@@ -248,20 +262,11 @@ pub fn legacy(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<(Str
         let sql = format!("SELECT id, {row} AS j FROM {table} WHERE ({filter}) AND id > ? ORDER BY id LIMIT {PAGE}");
         hasher.update(table.as_bytes());
         hasher.update(b"\n");
-        let (mut after, mut n) = (i32::MIN, 0usize);
-        loop {
-            let rows: Vec<Row> =
-                diesel::sql_query(&sql).bind::<Integer, _>(study_id).bind::<Integer, _>(after).load(conn)?;
-            for r in &rows {
-                hasher.update(r.j.as_bytes());
-                hasher.update(b"\n");
-            }
-            n += rows.len();
-            match rows.last() {
-                Some(last) if rows.len() as i64 == PAGE => after = last.id,
-                _ => break,
-            }
-        }
+        let n = each_row(conn, &sql, study_id, |r| {
+            hasher.update(r.j.as_bytes());
+            hasher.update(b"\n");
+            Ok(())
+        })?;
         counts.insert(table.to_string(), n);
     }
     Ok((hex::encode(hasher.finalize()), counts))

@@ -253,39 +253,11 @@ async fn an_admin_registers_a_model_through_the_page() {
 #[tokio::test]
 async fn a_study_run_resumes_without_duplicates_and_is_hidden_from_annotators() {
     use diesel::prelude::*;
-    use evidentia::auth::permissions::study_access;
-    use evidentia::auth::Actor;
     use evidentia::db::schema::biomarker_results as r;
-    use evidentia::slides::ingest::{self, SourceFile};
-    use evidentia::slides::synth::{self, Phenotype, SynthParams};
+    use evidentia::slides::synth;
     let app = spawn_app_with(|c| c.job_workers = 0);
-    let p = |f: &str| fixture(f).to_str().unwrap().to_string();
-    assert!(app.cli(&["model", "register", &p("tiny-fcn.onnx"), "--card", &p("tiny-fcn.json")], None).status.success());
     // Two small synthetic slides for two enrolled SNUBH cases.
-    let subjects = evidentia::demo::truth::subjects(evidentia::demo::DEMO_SUBJECTS, evidentia::demo::truth::SEED);
-    let mut manifest = String::from("file,subject_id,stain,site\n");
-    let mut files = Vec::new();
-    for (i, s) in subjects.iter().filter(|s| s.site == "SNUBH").take(2).enumerate() {
-        let name = format!("s{i}.svs");
-        let path = app.scratch.join(&name);
-        synth::write_slide(
-            &path,
-            &SynthParams::new(1200, 1200, 0.5, Phenotype::Excluded, 20 + i as u64),
-            &mut |_, _| {},
-        )
-        .unwrap();
-        manifest.push_str(&format!("{name},{},H&E,SNUBH\n", s.hospital_id));
-        files.push(SourceFile { name, path, uploaded: false });
-    }
-    let operator = Actor::cli_operator();
-    let (run, job) = {
-        let mut conn = app.conn();
-        let access = study_access(&mut conn, &operator, "LUNG-IO-01").unwrap();
-        let key = evidentia::cases::deid::study_key(&app.data_dir, "LUNG-IO-01").unwrap();
-        let plan = ingest::plan(&mut conn, &access, &key, &no_patterns(), manifest.as_bytes(), &files, None).unwrap();
-        ingest::ingest_now(&mut conn, &operator, &access, &app.data_dir, &plan).unwrap();
-        evidentia::biomarker::runs::start(&mut conn, &operator, &access, "tiny-fcn@0.1.0", "", "").unwrap()
-    };
+    let (run, job) = run_over_synthetic_slides(&app, 2, 1200, |_| synth::Phenotype::Excluded, 20);
     let ids = run.slide_ids();
     assert_eq!(ids.len(), 2);
     // An earlier attempt finished the first slide before the worker died.
@@ -416,49 +388,36 @@ async fn a_study_run_resumes_without_duplicates_and_is_hidden_from_annotators() 
 #[tokio::test]
 async fn two_worker_processes_share_a_run_and_one_killed_mid_run_loses_nothing() {
     use diesel::prelude::*;
-    use evidentia::auth::permissions::study_access;
-    use evidentia::auth::Actor;
     use evidentia::db::schema::{biomarker_results as r, job_items as ji, jobs};
-    use evidentia::slides::ingest::{self, SourceFile};
-    use evidentia::slides::synth::{self, Phenotype, SynthParams};
+    use evidentia::slides::synth;
     let app = spawn_app_with(|c| c.job_workers = 0);
-    let p = |f: &str| fixture(f).to_str().unwrap().to_string();
-    assert!(app.cli(&["model", "register", &p("tiny-fcn.onnx"), "--card", &p("tiny-fcn.json")], None).status.success());
-    let subjects = evidentia::demo::truth::subjects(evidentia::demo::DEMO_SUBJECTS, evidentia::demo::truth::SEED);
-    let mut manifest = String::from("file,subject_id,stain,site\n");
-    let mut files = Vec::new();
-    for (i, s) in subjects.iter().filter(|s| s.site == "SNUBH").take(8).enumerate() {
-        let name = format!("s{i}.svs");
-        let path = app.scratch.join(&name);
-        let params = SynthParams::new(2400, 2400, 0.5, Phenotype::Inflamed, 40 + i as u64);
-        synth::write_slide(&path, &params, &mut |_, _| {}).unwrap();
-        manifest.push_str(&format!("{name},{},H&E,SNUBH\n", s.hospital_id));
-        files.push(SourceFile { name, path, uploaded: false });
-    }
-    let operator = Actor::cli_operator();
-    let (run, job) = {
-        let mut conn = app.conn();
-        let access = study_access(&mut conn, &operator, "LUNG-IO-01").unwrap();
-        let key = evidentia::cases::deid::study_key(&app.data_dir, "LUNG-IO-01").unwrap();
-        let plan = ingest::plan(&mut conn, &access, &key, &no_patterns(), manifest.as_bytes(), &files, None).unwrap();
-        ingest::ingest_now(&mut conn, &operator, &access, &app.data_dir, &plan).unwrap();
-        evidentia::biomarker::runs::start(&mut conn, &operator, &access, "tiny-fcn@0.1.0", "", "").unwrap()
-    };
-    assert_eq!(run.slide_ids().len(), 8);
-    let worker = || {
+    // Enough slides that the one who leads is still at it when the other joins (it polls every
+    // half second).
+    const SLIDES: usize = 24;
+    ingest_synthetic_slides(&app, SLIDES, 2400, |_| synth::Phenotype::Inflamed, 40);
+    let worker = |i: usize| {
         std::process::Command::new(env!("CARGO_BIN_EXE_evidentia"))
             .arg("--data-dir")
             .arg(&app.data_dir)
             .args(["worker", "--threads", "1"])
             .env("EVIDENTIA_JOB_STALE_SECS", "2")
             .env("EVIDENTIA_ORT_PROVIDERS", "cuda,cpu")
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(app.scratch.join(format!("worker-{i}.log"))).unwrap())
             .spawn()
             .unwrap()
     };
-    let mut workers = [worker(), worker()];
+    let mut workers = [worker(0), worker(1)];
+    // Both ready (their database open) before the run is queued, so both take part.
+    for w in &mut workers {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(w.stdout.take().unwrap()).lines();
+        assert!(lines.next().unwrap().unwrap().starts_with("running 1 job workers"));
+        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+    }
+    let (run, job) = start_run(&app);
+    assert_eq!(run.slide_ids().len(), SLIDES);
     // Worker names carry the host, the process id and a random part.
     let is = |c: &std::process::Child, name: &Option<String>| {
         name.as_deref().is_some_and(|n| n.contains(&format!("-pid{}-w0-", c.id())))
@@ -475,7 +434,13 @@ async fn two_worker_processes_share_a_run_and_one_killed_mid_run_loses_nothing()
         if workers.iter().all(|w| seen.iter().any(|n| is(w, n))) {
             break lead;
         }
-        assert!(std::time::Instant::now() < deadline, "both workers never took part: {seen:?}");
+        let finished = evidentia::jobs::get(&mut conn, job.id).unwrap().is_finished();
+        if finished {
+            for i in 0..2 {
+                eprintln!("{}", std::fs::read_to_string(app.scratch.join(format!("worker-{i}.log"))).unwrap());
+            }
+        }
+        assert!(!finished && std::time::Instant::now() < deadline, "both workers never took part: {seen:?}");
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
     let (killed, survivor) = if is(&workers[0], &lead) { (0, 1) } else { (1, 0) };
@@ -494,7 +459,7 @@ async fn two_worker_processes_share_a_run_and_one_killed_mid_run_loses_nothing()
     assert_eq!(job.status.as_str(), "succeeded", "{:?}", job.error);
     assert!(is(&workers[survivor], &job.worker), "the survivor took the job over: {:?}", job.worker);
     assert!(job.attempts >= 2, "claimed again after the kill");
-    assert_eq!((job.progress_done, job.progress_total), (8, 8));
+    assert_eq!((job.progress_done, job.progress_total), (SLIDES as i64, SLIDES as i64));
     let mut slides: Vec<i32> = r::table.filter(r::run_id.eq(run.id)).select(r::slide_id).load(&mut app.conn()).unwrap();
     slides.sort();
     let mut expected = run.slide_ids();
@@ -512,4 +477,58 @@ async fn two_worker_processes_share_a_run_and_one_killed_mid_run_loses_nothing()
         .unwrap();
     assert_eq!(provider.as_deref(), Some("cpu"), "no GPU here: the provider recorded is the CPU");
     assert!(app.cli(&["audit", "verify"], None).status.success());
+}
+
+/// Registers the tiny test model, ingests `n` synthetic slides of `size` px (phenotype by index,
+/// seeds from `seed`) for enrolled SNUBH cases of LUNG-IO-01, and starts a run of the model over
+/// them (queued, for a worker to take).
+fn run_over_synthetic_slides(
+    app: &TestApp,
+    n: usize,
+    size: u32,
+    phenotype: impl Fn(usize) -> evidentia::slides::synth::Phenotype,
+    seed: u64,
+) -> (evidentia::biomarker::runs::Run, evidentia::jobs::Job) {
+    ingest_synthetic_slides(app, n, size, phenotype, seed);
+    start_run(app)
+}
+
+/// A run of the tiny test model over LUNG-IO-01's slides, queued.
+fn start_run(app: &TestApp) -> (evidentia::biomarker::runs::Run, evidentia::jobs::Job) {
+    let operator = evidentia::auth::Actor::cli_operator();
+    let mut conn = app.conn();
+    let access = evidentia::auth::permissions::study_access(&mut conn, &operator, "LUNG-IO-01").unwrap();
+    evidentia::biomarker::runs::start(&mut conn, &operator, &access, "tiny-fcn@0.1.0", "", "").unwrap()
+}
+
+fn ingest_synthetic_slides(
+    app: &TestApp,
+    n: usize,
+    size: u32,
+    phenotype: impl Fn(usize) -> evidentia::slides::synth::Phenotype,
+    seed: u64,
+) {
+    use evidentia::auth::permissions::study_access;
+    use evidentia::auth::Actor;
+    use evidentia::slides::ingest::{self, SourceFile};
+    use evidentia::slides::synth::{self, SynthParams};
+    let p = |f: &str| fixture(f).to_str().unwrap().to_string();
+    assert!(app.cli(&["model", "register", &p("tiny-fcn.onnx"), "--card", &p("tiny-fcn.json")], None).status.success());
+    let subjects = evidentia::demo::truth::subjects(evidentia::demo::DEMO_SUBJECTS, evidentia::demo::truth::SEED);
+    let mut manifest = String::from("file,subject_id,stain,site\n");
+    let mut files = Vec::new();
+    for (i, s) in subjects.iter().filter(|s| s.site == "SNUBH").take(n).enumerate() {
+        let name = format!("s{i}.svs");
+        let path = app.scratch.join(&name);
+        let params = SynthParams::new(size, size, 0.5, phenotype(i), seed + i as u64);
+        synth::write_slide(&path, &params, &mut |_, _| {}).unwrap();
+        manifest.push_str(&format!("{name},{},H&E,SNUBH\n", s.hospital_id));
+        files.push(SourceFile { name, path, uploaded: false });
+    }
+    let operator = Actor::cli_operator();
+    let mut conn = app.conn();
+    let access = study_access(&mut conn, &operator, "LUNG-IO-01").unwrap();
+    let key = evidentia::cases::deid::study_key(&app.data_dir, "LUNG-IO-01").unwrap();
+    let plan = ingest::plan(&mut conn, &access, &key, &no_patterns(), manifest.as_bytes(), &files, None).unwrap();
+    ingest::ingest_now(&mut conn, &operator, &access, &app.data_dir, &plan).unwrap();
 }
