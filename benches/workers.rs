@@ -2,7 +2,7 @@
 //!
 //! 1. **Claim overhead**: 10,000 empty items of one job drained by 4 worker threads (each with
 //!    its own database connection, as separate processes would have), and by 1, in items/s.
-//! 2. **AI run throughput**: a demo data dir with N synthetic slides (default 8 of 8,000 ×
+//! 2. **AI run throughput**: a demo data dir with N synthetic slides (default 16 of 8,000 ×
 //!    8,000 px) and the bundled demonstration model; one run drained by 1 `evidentia worker
 //!    --threads 1` process, then another run over the same slides by 2 such processes — each
 //!    pinned to its own core with `taskset` (two one-core machines), timed from the workers'
@@ -10,7 +10,7 @@
 //!
 //! Run it with:
 //!
-//!     cargo bench --bench workers                 # 8 slides of 8,000 px
+//!     cargo bench --bench workers                 # 16 slides of 8,000 px
 //!     cargo bench --bench workers -- 12 6000      # 12 slides of 6,000 px
 
 // Test and benchmark code: a failed unwrap is a failed run.
@@ -29,7 +29,7 @@ const MODEL: &str = "evidentia-demo-til@1.0.0";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<u32> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
-    let n_slides = args.first().copied().unwrap_or(8) as usize;
+    let n_slides = args.first().copied().unwrap_or(16) as usize;
     let size = args.get(1).copied().unwrap_or(8_000);
     let keep = std::env::var_os("EVIDENTIA_BENCH_DIR").map(std::path::PathBuf::from);
     let tmp = tempfile::tempdir()?;

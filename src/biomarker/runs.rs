@@ -497,7 +497,7 @@ impl JobHandler for RunJob {
                 return Err(crate::jobs::kinds::Cancelled.into());
             }
             items::requeue_stale(&mut *ctx.conn()?, ctx.stale_after)?;
-            std::thread::sleep(std::time::Duration::from_millis(250));
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
         let mut conn = ctx.conn()?;
         // A slide whose workers were all lost gets a failed result: every slide has one.

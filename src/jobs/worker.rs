@@ -11,7 +11,9 @@ use super::{Job, Outcome};
 use crate::config::Config;
 use crate::db::DbPool;
 
-const IDLE_POLL: Duration = Duration::from_millis(500);
+/// How long an idle worker waits before it looks for work again: a job, or items to help with
+/// (a cheap indexed query).
+const IDLE_POLL: Duration = Duration::from_millis(200);
 const TICK: Duration = Duration::from_millis(50);
 
 /// A worker name unique across hosts and processes: the host, the process, the thread, and a

@@ -392,7 +392,7 @@ async fn two_worker_processes_share_a_run_and_one_killed_mid_run_loses_nothing()
     use evidentia::slides::synth;
     let app = spawn_app_with(|c| c.job_workers = 0);
     // Enough slides that the one who leads is still at it when the other joins (it polls every
-    // half second).
+    // fifth of a second).
     const SLIDES: usize = 24;
     ingest_synthetic_slides(&app, SLIDES, 2400, |_| synth::Phenotype::Inflamed, 40);
     let worker = |i: usize| {
