@@ -371,7 +371,7 @@ impl Analyser {
             ),
             Err(e) => failed_row(e),
         };
-        insert_result(conn, self.run_id, slide_id, row, seconds)?;
+        insert_result(conn, self.run_id, slide_id, row, seconds, Some(self.provider()))?;
         Ok(tiles)
     }
 }
@@ -411,7 +411,15 @@ fn failed_row(reason: String) -> ResultRow {
 
 /// Stores a slide's result; one already there (a worker that lost the slide finished it after
 /// all) is kept: one result per slide (`UNIQUE (run_id, slide_id)`), the first.
-fn insert_result(conn: &mut Conn, run_id: i32, slide_id: i32, row: ResultRow, seconds: f64) -> anyhow::Result<()> {
+/// `provider`: the execution provider the slide was analysed on (none when it was not).
+fn insert_result(
+    conn: &mut Conn,
+    run_id: i32,
+    slide_id: i32,
+    row: ResultRow,
+    seconds: f64,
+    provider: Option<&str>,
+) -> anyhow::Result<()> {
     diesel::insert_into(biomarker_results::table)
         .values((
             biomarker_results::run_id.eq(run_id),
@@ -419,6 +427,7 @@ fn insert_result(conn: &mut Conn, run_id: i32, slide_id: i32, row: ResultRow, se
             row,
             biomarker_results::seconds.eq(seconds),
             biomarker_results::created_at.eq(now()),
+            biomarker_results::provider.eq(provider),
         ))
         .on_conflict_do_nothing()
         .execute(conn)?;
@@ -509,7 +518,7 @@ impl JobHandler for RunJob {
                 .get_result::<i64>(&mut conn)?
                 > 0;
             if !has_result {
-                insert_result(&mut conn, run_id, slide_id, failed_row(why), 0.0)?;
+                insert_result(&mut conn, run_id, slide_id, failed_row(why), 0.0, None)?;
             }
         }
         let failed = biomarker_results::table

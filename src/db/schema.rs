@@ -457,6 +457,7 @@ diesel::table! {
         cells -> Text,
         seconds -> Double,
         created_at -> Timestamp,
+        provider -> Nullable<Text>,
     }
 }
 

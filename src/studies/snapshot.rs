@@ -225,7 +225,7 @@ const LEGACY_ADDED: &[(&str, &[&str])] = &[("campaigns", &["purpose"]), ("saved_
 /// Columns that did not exist while locks were recorded in the version-1 form (added by
 /// migration 000025 or later): left out of it, as the version that recorded them never saw
 /// them. Every column a later migration adds to a snapshot table belongs here.
-const LEGACY_UNKNOWN: &[(&str, &[&str])] = &[("biomarker_runs", &["provider"])];
+const LEGACY_UNKNOWN: &[(&str, &[&str])] = &[("biomarker_runs", &["provider"]), ("biomarker_results", &["provider"])];
 
 #[derive(QueryableByName)]
 struct ColumnName {

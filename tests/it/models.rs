@@ -476,6 +476,9 @@ async fn two_worker_processes_share_a_run_and_one_killed_mid_run_loses_nothing()
         .first(&mut app.conn())
         .unwrap();
     assert_eq!(provider.as_deref(), Some("cpu"), "no GPU here: the provider recorded is the CPU");
+    let per_slide: Vec<Option<String>> =
+        r::table.filter(r::run_id.eq(run.id)).select(r::provider).load(&mut app.conn()).unwrap();
+    assert!(per_slide.iter().all(|p| p.as_deref() == Some("cpu")), "and with each slide's result: {per_slide:?}");
     assert!(app.cli(&["audit", "verify"], None).status.success());
 }
 

@@ -1,0 +1,1 @@
+ALTER TABLE biomarker_results DROP COLUMN provider;
