@@ -509,17 +509,10 @@ impl JobHandler for RunJob {
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
         let mut conn = ctx.conn()?;
-        // A slide whose workers were all lost gets a failed result: every slide has one.
+        // A slide whose workers were all lost gets a failed result: every slide has one (one that
+        // has a result already keeps it: results are insert-once).
         for (slide_id, why) in items::failed(&mut conn, ctx.job.id)? {
-            let has_result = biomarker_results::table
-                .filter(biomarker_results::run_id.eq(run_id))
-                .filter(biomarker_results::slide_id.eq(slide_id))
-                .count()
-                .get_result::<i64>(&mut conn)?
-                > 0;
-            if !has_result {
-                insert_result(&mut conn, run_id, slide_id, failed_row(why), 0.0, None)?;
-            }
+            insert_result(&mut conn, run_id, slide_id, failed_row(why), 0.0, None)?;
         }
         let failed = biomarker_results::table
             .filter(biomarker_results::run_id.eq(run_id))
