@@ -9,7 +9,6 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use diesel::Connection;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -172,7 +171,7 @@ pub fn restore(archive: &Path, data_dir: &Path, identities: &[age::x25519::Ident
 
 /// `PRAGMA integrity_check` answers rows naming each problem, or one row `ok`.
 fn integrity_check(db_path: &Path) -> anyhow::Result<()> {
-    let mut conn = diesel::SqliteConnection::establish(&db_path.to_string_lossy())?;
+    let mut conn = crate::db::DatabaseUrl::Sqlite(db_path.to_path_buf()).connect()?;
     crate::db::check_integrity(&mut conn, true)
 }
 
@@ -184,7 +183,7 @@ mod tests {
     /// A `.tar.gz` holding a database made by `sql` plus whatever `extra` appends.
     fn archive_with(dir: &Path, sql: &str, extra: impl FnOnce(&mut tar::Builder<GzEncoder<File>>)) -> PathBuf {
         let db_file = dir.join("source.db");
-        let mut conn = diesel::SqliteConnection::establish(&db_file.to_string_lossy()).unwrap();
+        let mut conn = db::DatabaseUrl::Sqlite(db_file.clone()).connect().unwrap();
         conn.batch_execute(sql).unwrap();
         drop(conn);
         let out = dir.join("backup.tar.gz");

@@ -28,6 +28,9 @@ impl Clock {
 pub struct Config {
     pub bind: String,
     pub data_dir: PathBuf,
+    /// `EVIDENTIA_DATABASE_URL` / `--database-url` as given (`None`: SQLite in the data dir);
+    /// see [`Config::database`].
+    pub database_url: Option<String>,
     /// The address users open (`EVIDENTIA_PUBLIC_URL`, e.g. `https://evidentia.hospital.org`).
     /// When it is `https://`, cookies are `Secure` and every answer carries HSTS.
     pub public_url: Option<String>,
@@ -98,6 +101,11 @@ fn secure_cookies(public_url: Option<&str>, setting: Option<&str>) -> bool {
 }
 
 impl Config {
+    /// The database this installation uses.
+    pub fn database(&self) -> anyhow::Result<crate::db::DatabaseUrl> {
+        crate::db::DatabaseUrl::parse(self.database_url.as_deref(), &self.data_dir)
+    }
+
     /// Defaults and environment; `bind` and `data_dir` come from the CLI (which reads
     /// `EVIDENTIA_BIND` / `EVIDENTIA_DATA_DIR` itself).
     pub fn from_env(bind: String, data_dir: PathBuf) -> Self {
@@ -109,6 +117,7 @@ impl Config {
         Config {
             bind,
             data_dir,
+            database_url: std::env::var("EVIDENTIA_DATABASE_URL").ok().filter(|u| !u.trim().is_empty()),
             public_url,
             trust_forwarded_for: matches!(
                 std::env::var("EVIDENTIA_TRUST_FORWARDED_FOR").as_deref().map(str::trim),

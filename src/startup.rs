@@ -30,7 +30,7 @@ pub struct Application {
 pub fn open_database(config: &Config) -> anyhow::Result<DbPool> {
     std::fs::create_dir_all(&config.data_dir)?;
     std::fs::create_dir_all(config.exports_dir())?;
-    let pool = db::open_pool(&config.data_dir, config.db_pool_size)?;
+    let pool = db::open_pool(&config.database()?, config.db_pool_size)?;
     let mut conn = pool.get()?;
     let applied = db::run_migrations(&mut conn)?;
     if !applied.is_empty() {

@@ -379,7 +379,7 @@ pub fn create(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &Camp
             None => CampaignPurpose::Analysis,
         };
         let at = now();
-        let campaign: Campaign = diesel::insert_into(campaigns::table)
+        let campaign: Campaign = crate::db::on_engine!(&mut *conn, |c| diesel::insert_into(campaigns::table)
             .values((
                 campaigns::study_id.eq(study.id),
                 campaigns::name.eq(&name),
@@ -397,7 +397,7 @@ pub fn create(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &Camp
                 campaigns::purpose.eq(purpose),
             ))
             .returning(Campaign::as_returning())
-            .get_result(conn)?;
+            .get_result(c))?;
         let labels: Vec<String> = slide_list.iter().map(|(_, l)| l.clone()).collect();
         let id_of: BTreeMap<&str, i32> = slide_list.iter().map(|(id, l)| (l.as_str(), *id)).collect();
         let mut rows = Vec::with_capacity(labels.len() * readers.len());
@@ -418,7 +418,7 @@ pub fn create(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &Camp
             }
         }
         for chunk in rows.chunks(500) {
-            diesel::insert_into(reads::table).values(chunk).execute(conn)?;
+            crate::db::on_engine!(&mut *conn, |c| diesel::insert_into(reads::table).values(chunk).execute(c))?;
         }
         let adjudicator =
             adjudicator_id.and_then(|id| roster.iter().find(|m| m.user_id == id)).map(|m| m.username.clone());

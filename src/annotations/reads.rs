@@ -85,7 +85,7 @@ fn joined<'a>(
 ) -> diesel::dsl::IntoBoxed<
     'a,
     diesel::dsl::Filter<Joined, diesel::dsl::Eq<campaigns_t::study_id, i32>>,
-    diesel::sqlite::Sqlite,
+    crate::db::MultiBackend,
 > {
     reads::table
         .inner_join(campaigns_t::table)

@@ -509,17 +509,18 @@ pub fn save(
         }
         let version = previous.as_ref().map_or(1, |p| p.version + 1);
         let text = serde_json::to_string(def).map_err(|e| Error::Internal(e.into()))?;
-        let saved: SchemaVersion = diesel::insert_into(annotation_schemas::table)
-            .values((
-                annotation_schemas::study_id.eq(study.id),
-                annotation_schemas::version.eq(version),
-                annotation_schemas::definition.eq(&text),
-                annotation_schemas::reason.eq((!reason.is_empty()).then_some(reason)),
-                annotation_schemas::created_by.eq(&actor.name),
-                annotation_schemas::created_at.eq(now()),
-            ))
-            .returning(SchemaVersion::as_returning())
-            .get_result(conn)?;
+        let saved: SchemaVersion =
+            crate::db::on_engine!(&mut *conn, |c| diesel::insert_into(annotation_schemas::table)
+                .values((
+                    annotation_schemas::study_id.eq(study.id),
+                    annotation_schemas::version.eq(version),
+                    annotation_schemas::definition.eq(&text),
+                    annotation_schemas::reason.eq((!reason.is_empty()).then_some(reason)),
+                    annotation_schemas::created_by.eq(&actor.name),
+                    annotation_schemas::created_at.eq(now()),
+                ))
+                .returning(SchemaVersion::as_returning())
+                .get_result(c))?;
         let (before, after) = match &old {
             Some(o) => audit::diff(
                 &serde_json::to_value(o).unwrap_or_default(),

@@ -140,10 +140,11 @@ pub fn count(conn: &mut Conn) -> Result<i64> {
 
 /// Users whose username or full name contains `q`, by username.
 pub fn list(conn: &mut Conn, q: &str, page: PageRequest) -> Result<Page<User>> {
-    let pattern = format!("%{}%", q.trim());
+    let pattern = crate::db::contains_ci(q.trim());
     let build = || {
+        use crate::db::lower;
         users::table
-            .filter(users::username.like(pattern.clone()).or(users::full_name.like(pattern.clone())))
+            .filter(lower(users::username).like(pattern.clone()).or(lower(users::full_name).like(pattern.clone())))
             .into_boxed()
     };
     let total = build().count().get_result(conn)?;

@@ -136,7 +136,7 @@ pub fn register_bytes(
     let outcome = check(&dest, &card).and_then(|_| {
         let backend = engine::backend().map_err(|e| Error::Internal(anyhow::anyhow!(e)))?;
         write_tx(conn, |conn| {
-            let record: ModelRecord = diesel::insert_into(models::table)
+            let record: ModelRecord = crate::db::on_engine!(&mut *conn, |c| diesel::insert_into(models::table)
                 .values((
                     models::name.eq(&card.name),
                     models::version.eq(&card.version),
@@ -149,7 +149,7 @@ pub fn register_bytes(
                     models::created_at.eq(now()),
                 ))
                 .returning(ModelRecord::as_returning())
-                .get_result(conn)?;
+                .get_result(c))?;
             audit::record(
                 conn,
                 Change::new(Chain::System, &actor.name, Action::Register, Entity::Model, card.key()).after(

@@ -420,7 +420,7 @@ fn insert_result(
     seconds: f64,
     provider: Option<&str>,
 ) -> anyhow::Result<()> {
-    diesel::insert_into(biomarker_results::table)
+    crate::db::on_engine!(&mut *conn, |c| diesel::insert_into(biomarker_results::table)
         .values((
             biomarker_results::run_id.eq(run_id),
             biomarker_results::slide_id.eq(slide_id),
@@ -430,7 +430,7 @@ fn insert_result(
             biomarker_results::provider.eq(provider),
         ))
         .on_conflict_do_nothing()
-        .execute(conn)?;
+        .execute(c))?;
     Ok(())
 }
 

@@ -80,6 +80,7 @@ pub fn list(
     if !f.field.is_empty() && !dictionary.iter().any(|d| d.name == f.field) {
         return Err(Error::invalid("field", format!("'{}' is not a dictionary field", f.field)));
     }
+    let postgres = crate::db::is_postgres(conn);
     let build = || {
         let mut q = cases::table.inner_join(sites::table).filter(cases::study_id.eq(study_id)).into_boxed();
         if !f.site.is_empty() {
@@ -89,7 +90,7 @@ pub fn list(
             q = q.filter(cases::status.eq(f.status.clone()));
         }
         if !f.field.is_empty() && !f.value.trim().is_empty() {
-            q = q.filter(json_text_like(&f.field, &format!("%{}%", f.value.trim())));
+            q = q.filter(json_text_like(postgres, &f.field, &format!("%{}%", f.value.trim())));
         }
         let desc = f.dir == "desc";
         // Every order ends on the id, so that equal keys page the same way every time.

@@ -43,6 +43,10 @@ pub struct Cli {
     /// Data directory (database, slides, models, exports).
     #[arg(long, global = true, env = "EVIDENTIA_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// The database: `sqlite://PATH` or `postgres://USER@HOST/DB` (default: the SQLite file
+    /// `evidentia.db` in the data dir). The data dir still holds the files.
+    #[arg(long, global = true, env = "EVIDENTIA_DATABASE_URL")]
+    database_url: Option<String>,
     /// Act as this user (their roles are checked); without it, the local operator with admin rights.
     #[arg(long = "as", global = true)]
     as_user: Option<String>,
@@ -58,6 +62,14 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Copy this SQLite installation into an empty PostgreSQL database, then check the copy:
+    /// every audit chain verifies and every lock's snapshot hash is the one signed. The files
+    /// stay in the data dir. Stop the server and workers first (a write meanwhile waits and fails).
+    MigrateData {
+        /// The target, an empty database: postgres://USER@HOST/DB (its schema is created).
+        #[arg(long)]
+        to: String,
+    },
     /// Run job workers only (no web server).
     Worker {
         #[arg(long, default_value_t = 2)]
@@ -215,9 +227,12 @@ fn study(conn: &mut Conn, actor: &Actor, code: &str) -> Result<StudyAccess, Fail
     Ok(study_access(conn, actor, &code.to_uppercase())?)
 }
 
-fn config_for(data_dir: PathBuf, serve: Option<&ServeArgs>) -> Config {
+fn config_for(data_dir: PathBuf, database_url: Option<&str>, serve: Option<&ServeArgs>) -> Config {
     let bind = serve.map(|s| s.bind.clone()).unwrap_or_else(|| "127.0.0.1:8080".into());
     let mut cfg = Config::from_env(bind, data_dir);
+    if let Some(url) = database_url {
+        cfg.database_url = Some(url.to_string());
+    }
     if let Some(s) = serve {
         cfg.job_workers = s.job_workers;
     }
@@ -251,12 +266,15 @@ fn run(cli: Cli) -> CliResult {
         _ => PathBuf::from("data"),
     };
     let data_dir = cli.data_dir.clone().unwrap_or(default_dir);
-    let ctx =
-        |serve: Option<&ServeArgs>| Ctx { cfg: config_for(data_dir.clone(), serve), as_user: cli.as_user.clone() };
+    let ctx = |serve: Option<&ServeArgs>| Ctx {
+        cfg: config_for(data_dir.clone(), cli.database_url.as_deref(), serve),
+        as_user: cli.as_user.clone(),
+    };
     match cli.command {
         Command::Serve(args) => server::serve(ctx(Some(&args)).cfg, None),
         Command::Demo(args) => demo::run(ctx(Some(&args.serve)).cfg, &args),
         Command::Migrate => server::migrate(&ctx(None).cfg),
+        Command::MigrateData { to } => server::migrate_data(&ctx(None).cfg, &to),
         Command::Worker { threads } => server::worker(ctx(None).cfg, threads),
         Command::Backup { out, encrypt_to } => server::backup(&ctx(None).cfg, &out, &encrypt_to),
         Command::BackupKey { out } => server::backup_key(&out),

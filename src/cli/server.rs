@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use evidentia::config::Config;
+use evidentia::error::Error;
 use evidentia::startup::{self, Application};
 use evidentia::{backup as archive, demo, jobs};
 
@@ -36,7 +37,35 @@ pub fn serve(cfg: Config, demo_password: Option<&str>) -> CliResult {
 
 pub fn migrate(cfg: &Config) -> CliResult {
     startup::open_database(cfg)?;
-    println!("database at {} is up to date", cfg.data_dir.join(evidentia::db::DB_FILE).display());
+    println!("database at {} is up to date", cfg.database()?);
+    Ok(())
+}
+
+pub fn migrate_data(cfg: &Config, to: &str) -> CliResult {
+    let source = cfg.database()?;
+    if source.is_postgres() {
+        return Err(Failure::Input(format!("the installation already uses PostgreSQL ({source})")));
+    }
+    let target = evidentia::db::DatabaseUrl::parse(Some(to), &cfg.data_dir)?;
+    if !target.is_postgres() {
+        return Err(Failure::Input(format!("--to {target}: give the PostgreSQL database as postgres://USER@HOST/DB")));
+    }
+    let from_pool = startup::open_database(cfg)?;
+    let to_pool = evidentia::db::open_pool(&target, 2)?;
+    let mut to_conn = to_pool.get().map_err(Error::from)?;
+    evidentia::db::run_migrations(&mut to_conn)?;
+    let mut from_conn = from_pool.get().map_err(Error::from)?;
+    println!("copying {source} into {target}");
+    let report =
+        evidentia::db::copy::copy(&mut from_conn, &mut to_conn, |table, n| println!("  {table:<20} {n:>9} rows"))?;
+    println!(
+        "copied {} rows; on PostgreSQL {} audit chains ({} events) verify and {} current locks' snapshot hashes are the ones signed",
+        report.rows.values().sum::<i64>(),
+        report.chains,
+        report.events,
+        report.locks
+    );
+    println!("run the installation with EVIDENTIA_DATABASE_URL={target} (the data dir keeps its files and keys)");
     Ok(())
 }
 

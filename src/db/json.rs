@@ -4,11 +4,15 @@
 
 use std::fmt::Debug;
 
+use diesel::backend::Backend;
 use diesel::deserialize::{self, FromSql, FromSqlRow};
 use diesel::expression::AsExpression;
+use diesel::pg::Pg;
 use diesel::serialize::{self, IsNull, Output, ToSql};
 use diesel::sql_types::Text;
 use diesel::sqlite::Sqlite;
+
+use super::MultiBackend;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -30,18 +34,40 @@ impl<T: Serialize> Serialize for Json<T> {
     }
 }
 
-impl<T: DeserializeOwned + Debug> FromSql<Text, Sqlite> for Json<T> {
-    fn from_sql(value: <Sqlite as diesel::backend::Backend>::RawValue<'_>) -> deserialize::Result<Self> {
-        let text = <String as FromSql<Text, Sqlite>>::from_sql(value)?;
+impl<T: DeserializeOwned + Debug, DB> FromSql<Text, DB> for Json<T>
+where
+    DB: Backend,
+    String: FromSql<Text, DB>,
+{
+    fn from_sql(value: <DB as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
+        let text = <String as FromSql<Text, DB>>::from_sql(value)?;
         serde_json::from_str(&text)
             .map(Json)
             .map_err(|e| format!("the database holds JSON that is not a {}: {e}", std::any::type_name::<T>()).into())
     }
 }
 
+// Writing needs the JSON text, which the value does not hold: each engine takes it its own way
+// (SQLite an owned string, PostgreSQL the bytes), and the connection enum hands the value to
+// the engine in use.
+
 impl<T: Serialize + Debug> ToSql<Text, Sqlite> for Json<T> {
     fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
         out.set_value(serde_json::to_string(&self.0)?);
+        Ok(IsNull::No)
+    }
+}
+
+impl<T: Serialize + Debug> ToSql<Text, Pg> for Json<T> {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        serde_json::to_writer(out, &self.0)?;
+        Ok(IsNull::No)
+    }
+}
+
+impl<T: Serialize + Debug + Send + Sync + 'static> ToSql<Text, MultiBackend> for Json<T> {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, MultiBackend>) -> serialize::Result {
+        out.set_value((Text, self));
         Ok(IsNull::No)
     }
 }

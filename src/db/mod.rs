@@ -1,6 +1,12 @@
-//! The database: an r2d2 pool of SQLite connections with their PRAGMAs, the embedded
-//! migrations, and the transaction helper every write goes through.
+//! The database: an r2d2 pool of connections to SQLite (the embedded default, one file in the
+//! data dir, with its PRAGMAs) or PostgreSQL (`EVIDENTIA_DATABASE_URL=postgres://…`), the
+//! embedded migrations of each, and the transaction helper every write goes through.
+//!
+//! Both engines are one connection type, [`Conn`] (diesel's `MultiConnection`): the domain code
+//! is written once against the one schema; the few statements whose SQL differs between the
+//! engines match on the variant.
 
+pub mod copy;
 #[cfg(test)]
 mod drift;
 mod json;
@@ -15,15 +21,135 @@ use std::path::Path;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::pg::PgConnection;
+use diesel::r2d2::{CustomizeConnection, ManageConnection, Pool, PooledConnection, R2D2Connection};
 use diesel::sqlite::SqliteConnection;
+use diesel::Connection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-pub type Conn = SqliteConnection;
-pub type DbPool = Pool<ConnectionManager<Conn>>;
-pub type PooledConn = PooledConnection<ConnectionManager<Conn>>;
+/// A connection to either engine. PostgreSQL comes first: `establish` tries the variants in
+/// order and SQLite accepts any string as a file name (the pool does not use `establish`; it
+/// opens the variant its [`DatabaseUrl`] names).
+#[derive(diesel::MultiConnection)]
+pub enum Conn {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+pub type DbPool = Pool<Manager>;
+pub type PooledConn = PooledConnection<Manager>;
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Where the database is: `sqlite://PATH` (or a bare path) or `postgres://…` /
+/// `postgresql://…` (libpq's URI, credentials included or from `PGPASSWORD` / `~/.pgpass`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(std::path::PathBuf),
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// `url` as given by `--database-url` / `EVIDENTIA_DATABASE_URL`; `None` (not set) is the
+    /// SQLite file [`DB_FILE`] in `data_dir`.
+    pub fn parse(url: Option<&str>, data_dir: &Path) -> anyhow::Result<DatabaseUrl> {
+        let Some(url) = url.map(str::trim).filter(|u| !u.is_empty()) else {
+            return Ok(DatabaseUrl::Sqlite(data_dir.join(DB_FILE)));
+        };
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(url.to_string()));
+        }
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                anyhow::bail!(
+                    "database URL {url}: sqlite:// names no file (e.g. sqlite:///srv/evidentia/evidentia.db)"
+                );
+            }
+            return Ok(DatabaseUrl::Sqlite(path.into()));
+        }
+        if url.contains("://") {
+            anyhow::bail!("database URL {}: only sqlite:// and postgres:// are supported", redact(url));
+        }
+        Ok(DatabaseUrl::Sqlite(url.into()))
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, DatabaseUrl::Postgres(_))
+    }
+
+    /// Opens one connection (no pool, no PRAGMAs: for tools and tests).
+    pub fn connect(&self) -> diesel::ConnectionResult<Conn> {
+        match self {
+            DatabaseUrl::Sqlite(path) => SqliteConnection::establish(&path.to_string_lossy()).map(Conn::Sqlite),
+            DatabaseUrl::Postgres(url) => PgConnection::establish(url).map(Conn::Postgres),
+        }
+    }
+}
+
+/// How the URL is shown in messages and logs: without its password.
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatabaseUrl::Sqlite(path) => write!(f, "{}", path.display()),
+            DatabaseUrl::Postgres(url) => f.write_str(&redact(url)),
+        }
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// The pool's connection manager: opens the engine the URL names.
+#[derive(Debug)]
+pub struct Manager {
+    url: DatabaseUrl,
+}
+
+impl ManageConnection for Manager {
+    type Connection = Conn;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<Conn, Self::Error> {
+        self.url.connect().map_err(diesel::r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut Conn) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
+}
+
+/// Runs `body` with `c` bound to the connection's own engine connection (a `PgConnection` or a
+/// `SqliteConnection`; `body` is compiled for each): for the statements the connection enum
+/// cannot express for both engines at once (a multi-row `INSERT`, `ON CONFLICT`, `RETURNING` a
+/// whole row). Both engines run the same statement.
+macro_rules! on_engine {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::Conn::Postgres($c) => $body,
+            $crate::db::Conn::Sqlite($c) => $body,
+        }
+    };
+}
+pub(crate) use on_engine;
+
+/// Which engine a connection talks to.
+pub fn is_postgres(conn: &Conn) -> bool {
+    matches!(conn, Conn::Postgres(_))
+}
 
 /// The database file inside a data dir.
 pub const DB_FILE: &str = "evidentia.db";
@@ -45,6 +171,9 @@ pub const MAX_CACHE_KIB: u32 = 256 * 1024;
 /// [`checkpoint`], which the server runs in the background. The usual settings are restored
 /// afterwards, each on its own, whatever `f` returns, a panic included.
 pub fn bulk_write<T>(conn: &mut Conn, kib: u32, f: impl FnOnce(&mut Conn) -> T) -> T {
+    if is_postgres(conn) {
+        return f(conn); // PostgreSQL sizes its own buffers
+    }
     // A failed PRAGMA only changes speed (or, for `synchronous`, leaves NORMAL's durability).
     let _ =
         conn.batch_execute(&format!("{} PRAGMA wal_autocheckpoint = 0; PRAGMA synchronous = FULL;", cache_pragma(kib)));
@@ -75,11 +204,14 @@ struct CheckpointResult {
     checkpointed: i32,
 }
 
-/// Copies the WAL into the database file as far as no reader still needs it (a PASSIVE
+/// SQLite: copies the WAL into the database file as far as no reader still needs it (a PASSIVE
 /// checkpoint: it waits for no one and blocks no one). After a [`bulk_write`]. Returns whether
 /// every frame was copied; an open read transaction on an older snapshot can hold some back.
 pub fn checkpoint(conn: &mut Conn) -> anyhow::Result<bool> {
     use diesel::RunQueryDsl;
+    if is_postgres(conn) {
+        return Ok(true); // PostgreSQL checkpoints by itself
+    }
     let r: CheckpointResult = diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(conn)?;
     Ok(r.busy == 0 && r.checkpointed >= r.log)
 }
@@ -128,6 +260,7 @@ pub fn plan_stability(conn: &mut Conn, on: Option<bool>) -> bool {
         None => -1,
     };
     let mut now: c_int = 0;
+    let Conn::Sqlite(conn) = conn else { return false };
     // SAFETY: the handle is this connection's own and stays open for the call;
     // SQLITE_DBCONFIG_ENABLE_QPSG takes an int (-1: leave as is) and a pointer to an int that
     // receives the setting, as documented for sqlite3_db_config.
@@ -146,6 +279,10 @@ pub fn plan_stability(conn: &mut Conn, on: Option<bool>) -> bool {
 
 impl CustomizeConnection<Conn, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut Conn) -> Result<(), diesel::r2d2::Error> {
+        if is_postgres(conn) {
+            // Timestamps are written and read as UTC, whatever the server's default.
+            return conn.batch_execute("SET TIME ZONE 'UTC'").map_err(diesel::r2d2::Error::QueryError);
+        }
         if !plan_stability(conn, Some(true)) {
             tracing::warn!("SQLite's query planner stability guarantee could not be set: queries are slower");
         }
@@ -166,21 +303,33 @@ impl CustomizeConnection<Conn, diesel::r2d2::Error> for SqlitePragmas {
     }
 }
 
-/// Opens (creating if needed) `evidentia.db` in `data_dir` and returns a pool. A file that is
-/// not a readable SQLite database is named at once (the pool would retry for 15 s and then
-/// report only a timeout).
-pub fn open_pool(data_dir: &Path, max_size: u32) -> anyhow::Result<DbPool> {
-    std::fs::create_dir_all(data_dir)?;
-    let url = data_dir.join(DB_FILE);
-    if url.exists() {
-        let readable = <Conn as diesel::Connection>::establish(&url.to_string_lossy())
-            .map_err(anyhow::Error::from)
-            .and_then(|mut c| c.batch_execute("PRAGMA schema_version;").map_err(anyhow::Error::from));
-        if let Err(e) = readable {
-            anyhow::bail!("{}: not a readable database ({e}); {RESTORE_ADVICE}", url.display());
+/// Opens the database `url` names (for SQLite creating the file and its folder if needed) and
+/// returns a pool. A file that is not a readable SQLite database, or a PostgreSQL server that
+/// does not answer, is named at once (the pool would retry for 15 s and then report only a
+/// timeout).
+pub fn open_pool(url: &DatabaseUrl, max_size: u32) -> anyhow::Result<DbPool> {
+    match url {
+        DatabaseUrl::Sqlite(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            if path.exists() {
+                let readable = url
+                    .connect()
+                    .map_err(anyhow::Error::from)
+                    .and_then(|mut c| c.batch_execute("PRAGMA schema_version;").map_err(anyhow::Error::from));
+                if let Err(e) = readable {
+                    anyhow::bail!("{}: not a readable database ({e}); {RESTORE_ADVICE}", path.display());
+                }
+            }
+        }
+        DatabaseUrl::Postgres(_) => {
+            if let Err(e) = url.connect() {
+                anyhow::bail!("{url}: cannot connect to PostgreSQL ({})", e.to_string().trim());
+            }
         }
     }
-    let manager = ConnectionManager::<Conn>::new(url.to_string_lossy().to_string());
+    let manager = Manager { url: url.clone() };
     let pool = Pool::builder()
         .max_size(max_size)
         .connection_timeout(Duration::from_secs(15))
@@ -197,6 +346,10 @@ pub const RESTORE_ADVICE: &str = "nothing was changed: restore the latest backup
 /// indexes' contents) or, with `full`, `PRAGMA integrity_check`. `Err` lists the first problems.
 pub fn check_integrity(conn: &mut Conn, full: bool) -> anyhow::Result<()> {
     use diesel::RunQueryDsl;
+    if is_postgres(conn) {
+        // PostgreSQL checks its pages itself (checksums, WAL); `amcheck` is the DBA's tool.
+        return Ok(());
+    }
     #[derive(diesel::QueryableByName)]
     struct Row {
         #[diesel(sql_type = diesel::sql_types::Text)]
@@ -220,25 +373,72 @@ pub fn check_integrity(conn: &mut Conn, full: bool) -> anyhow::Result<()> {
     }
 }
 
-/// Applies every pending embedded migration; returns the names of those applied.
+/// Applies every pending embedded migration of the connection's engine; returns the names of
+/// those applied.
 pub fn run_migrations(conn: &mut Conn) -> anyhow::Result<Vec<String>> {
-    let applied = conn.run_pending_migrations(MIGRATIONS).map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+    let applied = match conn {
+        Conn::Sqlite(c) => c.run_pending_migrations(MIGRATIONS),
+        Conn::Postgres(c) => c.run_pending_migrations(PG_MIGRATIONS),
+    }
+    .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
     Ok(applied.iter().map(|m| m.to_string()).collect())
 }
 
-/// Runs `f` in a write transaction. On SQLite the transaction is `BEGIN IMMEDIATE`, so that
-/// two writers never both start reading and then deadlock on the upgrade to a write lock.
+/// The key of the PostgreSQL advisory lock every write transaction holds (`'evidentia'` as
+/// eight bytes).
+const WRITE_LOCK_KEY: i64 = 0x6576_6964_656e_7469;
+
+/// Runs `f` in a write transaction: one writer at a time, on both engines, so that what a
+/// writer reads (the audit chain's head, a job's state, a version number) is still true when it
+/// writes. On SQLite the transaction is `BEGIN IMMEDIATE` (two writers never both start reading
+/// and then deadlock on the upgrade to a write lock); on PostgreSQL it takes a transaction-level
+/// advisory lock first, which every server and worker process on the database shares and the
+/// COMMIT or ROLLBACK releases. Readers are never blocked on either engine.
 pub fn write_tx<T, E, F>(conn: &mut Conn, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut Conn) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
-    conn.immediate_transaction(f)
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    use diesel::result::Error;
+    match conn {
+        Conn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
+        Conn::Postgres(_) => {
+            <Conn as Connection>::TransactionManager::begin_transaction(conn)?;
+            let locked = {
+                use diesel::RunQueryDsl;
+                diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+                    .bind::<diesel::sql_types::BigInt, _>(WRITE_LOCK_KEY)
+                    .execute(conn)
+            };
+            if let Err(e) = locked {
+                let _ = <Conn as Connection>::TransactionManager::rollback_transaction(conn);
+                return Err(e.into());
+            }
+        }
+    }
+    // What diesel's `transaction` does after its BEGIN.
+    match f(conn) {
+        Ok(value) => {
+            <Conn as Connection>::TransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(user_error) => match <Conn as Connection>::TransactionManager::rollback_transaction(conn) {
+            Ok(()) | Err(Error::BrokenTransactionManager) => Err(user_error),
+            Err(rollback_error) => Err(rollback_error.into()),
+        },
+    }
 }
 
 /// Writes a consistent copy of the live database to `dest` (SQLite `VACUUM INTO`, safe while
-/// the server runs).
+/// the server runs). A PostgreSQL database is backed up with PostgreSQL's own tools.
 pub fn online_backup(conn: &mut Conn, dest: &Path) -> anyhow::Result<()> {
+    if is_postgres(conn) {
+        anyhow::bail!(
+            "the database is PostgreSQL: back it up with pg_dump (or the server's continuous archiving) and the \
+             files with the object store's tools; see docs/operations.md, Several machines"
+        );
+    }
     let dest = dest.to_string_lossy().replace('\'', "''");
     conn.batch_execute(&format!("VACUUM INTO '{dest}'"))?;
     Ok(())
@@ -249,29 +449,73 @@ pub fn ping(conn: &mut Conn) -> bool {
     conn.batch_execute("SELECT 1").is_ok()
 }
 
+/// The time now, UTC, to the microsecond: what PostgreSQL's `timestamp` keeps (it would round
+/// nanoseconds), so that a stored time reads back the same on both engines and a study moved
+/// from one to the other keeps its snapshot hash.
 pub fn now() -> chrono::NaiveDateTime {
-    chrono::Utc::now().naive_utc()
+    use chrono::SubsecRound;
+    chrono::Utc::now().naive_utc().trunc_subsecs(6)
 }
 
-/// `json_extract(cases.data, '$.<field>') LIKE pattern`, for filtering cases by any dictionary
-/// field. SQLite's JSON1; the PostgreSQL form would be `data::jsonb ->> field`.
+/// The value of dictionary field `field` in `cases.data` (as text) matches the `LIKE` pattern,
+/// ignoring case, for filtering cases by any field: SQLite's `json_extract`, PostgreSQL's
+/// `->>` with `ILIKE`.
 pub fn json_text_like<QS: 'static>(
+    postgres: bool,
     field: &str,
     pattern: &str,
-) -> Box<dyn diesel::BoxableExpression<QS, diesel::sqlite::Sqlite, SqlType = diesel::sql_types::Bool>> {
+) -> Box<dyn diesel::BoxableExpression<QS, MultiBackend, SqlType = diesel::sql_types::Bool>> {
     use diesel::sql_types::{Bool, Text};
+    let field = field.replace('"', "");
+    if postgres {
+        return Box::new(
+            diesel::dsl::sql::<Bool>("(cases.data::jsonb ->> ")
+                .bind::<Text, _>(field)
+                .sql(") ILIKE ")
+                .bind::<Text, _>(pattern.to_string()),
+        );
+    }
     Box::new(
         diesel::dsl::sql::<Bool>("CAST(json_extract(cases.data, ")
-            .bind::<Text, _>(format!("$.\"{}\"", field.replace('"', "")))
+            .bind::<Text, _>(format!("$.\"{field}\""))
             .sql(") AS TEXT) LIKE ")
             .bind::<Text, _>(pattern.to_string()),
     )
+}
+
+diesel::define_sql_function! {
+    /// SQL `lower()`: with it `lower(column).like(lower(pattern))` ignores case on both engines
+    /// (SQLite's `LIKE` ignores ASCII case, PostgreSQL's does not).
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+/// `lower(column) LIKE lower('%term%')`: a case-insensitive substring search on both engines.
+pub fn contains_ci(term: &str) -> String {
+    format!("%{}%", term.to_lowercase())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use diesel::RunQueryDsl;
+
+    #[test]
+    fn database_urls_name_the_engine_and_hide_the_password() {
+        let dir = Path::new("/srv/evidentia");
+        assert_eq!(DatabaseUrl::parse(None, dir).unwrap(), DatabaseUrl::Sqlite(dir.join(DB_FILE)));
+        assert_eq!(DatabaseUrl::parse(Some("  "), dir).unwrap(), DatabaseUrl::Sqlite(dir.join(DB_FILE)));
+        assert_eq!(
+            DatabaseUrl::parse(Some("sqlite:///var/lib/e.db"), dir).unwrap(),
+            DatabaseUrl::Sqlite("/var/lib/e.db".into())
+        );
+        let pg = DatabaseUrl::parse(Some("postgres://ev:s3cret@db.hospital.org:5432/evidentia"), dir).unwrap();
+        assert!(pg.is_postgres());
+        assert_eq!(pg.to_string(), "postgres://ev:***@db.hospital.org:5432/evidentia");
+        assert!(DatabaseUrl::parse(Some("postgresql://db/evidentia"), dir).unwrap().is_postgres());
+        let e = DatabaseUrl::parse(Some("mysql://u:pw@h/d"), dir).unwrap_err().to_string();
+        assert!(e.contains("only sqlite:// and postgres://") && !e.contains("pw"), "{e}");
+        assert!(DatabaseUrl::parse(Some("sqlite://"), dir).is_err());
+    }
 
     #[derive(diesel::QueryableByName)]
     struct Setting {
@@ -303,7 +547,7 @@ mod tests {
     #[test]
     fn pooled_connections_keep_their_query_plans_whatever_is_bound() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = open_pool(dir.path(), 1).unwrap();
+        let pool = open_pool(&DatabaseUrl::Sqlite(dir.path().join(DB_FILE)), 1).unwrap();
         let mut conn = pool.get().unwrap();
         assert!(plan_stability(&mut conn, None), "QPSG is on for every pooled connection");
         // The reading form reads: a fresh connection has it off (SQLite's default).
@@ -315,7 +559,7 @@ mod tests {
     #[test]
     fn a_bulk_write_restores_the_cache_checkpoint_and_sync_settings_even_after_a_panic() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = open_pool(dir.path(), 1).unwrap();
+        let pool = open_pool(&DatabaseUrl::Sqlite(dir.path().join(DB_FILE)), 1).unwrap();
         let mut conn = pool.get().unwrap();
         let usual = settings(&mut conn);
         assert_eq!(usual, (-i64::from(CACHE_KIB), 1000, 1));
@@ -332,7 +576,7 @@ mod tests {
     #[test]
     fn a_bulk_write_waits_in_the_wal_until_the_checkpoint_copies_it() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = open_pool(dir.path(), 2).unwrap();
+        let pool = open_pool(&DatabaseUrl::Sqlite(dir.path().join(DB_FILE)), 2).unwrap();
         let mut conn = pool.get().unwrap();
         conn.batch_execute("CREATE TABLE t (v TEXT NOT NULL)").unwrap();
         let db_size = || std::fs::metadata(dir.path().join(DB_FILE)).unwrap().len();
@@ -359,7 +603,7 @@ mod tests {
     #[test]
     fn a_checkpoint_says_when_a_reader_holds_frames_back() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = open_pool(dir.path(), 2).unwrap();
+        let pool = open_pool(&DatabaseUrl::Sqlite(dir.path().join(DB_FILE)), 2).unwrap();
         let (mut writer, mut reader) = (pool.get().unwrap(), pool.get().unwrap());
         writer.batch_execute("CREATE TABLE t (v TEXT NOT NULL); INSERT INTO t VALUES ('a');").unwrap();
         assert!(checkpoint(&mut writer).unwrap());

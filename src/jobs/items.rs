@@ -15,6 +15,7 @@ use super::JobStatus;
 use crate::db::schema::{job_items, jobs};
 use crate::db::{now, write_tx, Conn};
 use crate::error::Result;
+use diesel::sql_types::{Integer, Nullable, Text, Timestamp};
 
 /// Lost workers an item survives before it fails.
 pub const MAX_ATTEMPTS: i32 = 3;
@@ -64,7 +65,9 @@ pub fn ensure(conn: &mut Conn, job_id: i32, items: &[i32]) -> Result<()> {
     write_tx(conn, |conn| {
         for chunk in items.chunks(500) {
             let rows: Vec<_> = chunk.iter().map(|i| (job_items::job_id.eq(job_id), job_items::item.eq(*i))).collect();
-            diesel::insert_into(job_items::table).values(rows).on_conflict_do_nothing().execute(conn)?;
+            crate::db::on_engine!(&mut *conn, |c| {
+                diesel::insert_into(job_items::table).values(&rows).on_conflict_do_nothing().execute(c)
+            })?;
         }
         Ok(())
     })
@@ -73,6 +76,9 @@ pub fn ensure(conn: &mut Conn, job_id: i32, items: &[i32]) -> Result<()> {
 /// Claims the next queued item for `worker`: of job `job_id`, or (a helper) of any running job
 /// nobody asked to cancel. `None` when there is none.
 pub fn claim(conn: &mut Conn, job_id: Option<i32>, worker: &str) -> Result<Option<Claimed>> {
+    if crate::db::is_postgres(conn) {
+        return claim_skip_locked(conn, job_id, worker);
+    }
     loop {
         let mut next = job_items::table
             .inner_join(jobs::table)
@@ -101,6 +107,39 @@ pub fn claim(conn: &mut Conn, job_id: Option<i32>, worker: &str) -> Result<Optio
             return Ok(Some(Claimed { id, job_id, item }));
         }
     }
+}
+
+#[derive(QueryableByName)]
+struct ClaimedRow {
+    #[diesel(sql_type = Integer)]
+    id: i32,
+    #[diesel(sql_type = Integer)]
+    job_id: i32,
+    #[diesel(sql_type = Integer)]
+    item: i32,
+}
+
+/// [`claim`] on PostgreSQL in one statement: the first queued item no other worker is claiming
+/// at this moment (`FOR UPDATE SKIP LOCKED`), so that workers on many machines never wait on
+/// one another's claims nor retry after losing a race.
+fn claim_skip_locked(conn: &mut Conn, job_id: Option<i32>, worker: &str) -> Result<Option<Claimed>> {
+    let row: Option<ClaimedRow> = diesel::sql_query(
+        "UPDATE job_items SET status = $1, worker = $2, heartbeat_at = $3, attempts = attempts + 1 \
+         WHERE id = (SELECT i.id FROM job_items i JOIN jobs j ON j.id = i.job_id \
+                     WHERE i.status = $4 AND j.status = $5 AND NOT j.cancel_requested \
+                       AND ($6::integer IS NULL OR i.job_id = $6) \
+                     ORDER BY i.id LIMIT 1 FOR UPDATE OF i SKIP LOCKED) \
+         RETURNING id, job_id, item",
+    )
+    .bind::<Text, _>(ItemStatus::Running.as_str())
+    .bind::<Text, _>(worker)
+    .bind::<Timestamp, _>(now())
+    .bind::<Text, _>(ItemStatus::Queued.as_str())
+    .bind::<Text, _>(JobStatus::Running.as_str())
+    .bind::<Nullable<Integer>, _>(job_id)
+    .get_result(conn)
+    .optional()?;
+    Ok(row.map(|r| Claimed { id: r.id, job_id: r.job_id, item: r.item }))
 }
 
 /// Records the end of an item `worker` claimed: done, or failed with why. Only while the item is

@@ -183,6 +183,27 @@ pub fn request_cancel_any(conn: &mut Conn, actor: &Actor, id: i32) -> Result<Job
 /// Takes the oldest queued job for `worker`. The conditional update makes the claim atomic:
 /// of two workers racing for one job, exactly one sees a changed row.
 pub fn claim_next(conn: &mut Conn, worker: &str) -> Result<Option<Job>> {
+    if crate::db::is_postgres(conn) {
+        // One statement: the oldest queued job no other worker is claiming at this moment.
+        #[derive(QueryableByName)]
+        struct Claimed {
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            id: i32,
+        }
+        let t = now();
+        let claimed: Option<Claimed> = diesel::sql_query(
+            "UPDATE jobs SET status = $1, worker = $2, heartbeat_at = $3, attempts = attempts + 1, started_at = $3 \
+             WHERE id = (SELECT id FROM jobs WHERE status = $4 ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             RETURNING id",
+        )
+        .bind::<diesel::sql_types::Text, _>(JobStatus::Running.as_str())
+        .bind::<diesel::sql_types::Text, _>(worker)
+        .bind::<diesel::sql_types::Timestamp, _>(t)
+        .bind::<diesel::sql_types::Text, _>(JobStatus::Queued.as_str())
+        .get_result(conn)
+        .optional()?;
+        return claimed.map(|c| get(conn, c.id)).transpose();
+    }
     loop {
         let next: Option<i32> = jobs::table
             .filter(jobs::status.eq(JobStatus::Queued.as_str()))

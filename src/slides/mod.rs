@@ -149,7 +149,7 @@ pub struct SlideFilter {
     pub page: Option<i64>,
 }
 
-fn base_query<'a>(study_id: crate::studies::StudyId) -> slides::BoxedQuery<'a, diesel::sqlite::Sqlite> {
+fn base_query<'a>(study_id: crate::studies::StudyId) -> slides::BoxedQuery<'a, crate::db::MultiBackend> {
     slides::table.filter(slides::study_id.eq(study_id)).into_boxed()
 }
 
@@ -161,7 +161,7 @@ fn with_case<'a>(
 ) -> diesel::dsl::IntoBoxed<
     'a,
     diesel::dsl::Filter<WithCase, diesel::dsl::Eq<slides::study_id, i32>>,
-    diesel::sqlite::Sqlite,
+    crate::db::MultiBackend,
 > {
     slides::table.inner_join(cases::table.inner_join(sites::table)).filter(slides::study_id.eq(study_id)).into_boxed()
 }
@@ -186,8 +186,9 @@ pub fn list(
         }
         let text = f.q.trim();
         if !text.is_empty() {
-            let pat = format!("%{text}%");
-            q = q.filter(slides::label.like(pat.clone()).or(cases::display_id.like(pat)));
+            use crate::db::lower;
+            let pat = crate::db::contains_ci(text);
+            q = q.filter(lower(slides::label).like(pat.clone()).or(lower(cases::display_id).like(pat)));
         }
         q
     };

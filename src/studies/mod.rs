@@ -82,22 +82,23 @@ impl serde::Serialize for StudyId {
     }
 }
 
-impl diesel::deserialize::FromSql<diesel::sql_types::Integer, diesel::sqlite::Sqlite> for StudyId {
-    fn from_sql(
-        value: <diesel::sqlite::Sqlite as diesel::backend::Backend>::RawValue<'_>,
-    ) -> diesel::deserialize::Result<Self> {
-        <i32 as diesel::deserialize::FromSql<diesel::sql_types::Integer, diesel::sqlite::Sqlite>>::from_sql(value)
-            .map(StudyId)
+impl<DB> diesel::deserialize::FromSql<diesel::sql_types::Integer, DB> for StudyId
+where
+    DB: diesel::backend::Backend,
+    i32: diesel::deserialize::FromSql<diesel::sql_types::Integer, DB>,
+{
+    fn from_sql(value: <DB as diesel::backend::Backend>::RawValue<'_>) -> diesel::deserialize::Result<Self> {
+        <i32 as diesel::deserialize::FromSql<diesel::sql_types::Integer, DB>>::from_sql(value).map(StudyId)
     }
 }
 
-impl diesel::serialize::ToSql<diesel::sql_types::Integer, diesel::sqlite::Sqlite> for StudyId {
-    fn to_sql<'b>(
-        &'b self,
-        out: &mut diesel::serialize::Output<'b, '_, diesel::sqlite::Sqlite>,
-    ) -> diesel::serialize::Result {
-        out.set_value(self.0);
-        Ok(diesel::serialize::IsNull::No)
+impl<DB> diesel::serialize::ToSql<diesel::sql_types::Integer, DB> for StudyId
+where
+    DB: diesel::backend::Backend,
+    i32: diesel::serialize::ToSql<diesel::sql_types::Integer, DB>,
+{
+    fn to_sql<'b>(&'b self, out: &mut diesel::serialize::Output<'b, '_, DB>) -> diesel::serialize::Result {
+        <i32 as diesel::serialize::ToSql<diesel::sql_types::Integer, DB>>::to_sql(&self.0, out)
     }
 }
 
@@ -536,19 +537,20 @@ pub fn list_visible(conn: &mut Conn, actor: &Actor, q: &StudyListQuery, page: Pa
             .load(conn)?,
         (false, None) => Vec::new(),
     };
-    let pattern = format!("%{}%", q.q.trim());
+    let pattern = crate::db::contains_ci(q.q.trim());
     let build = || {
+        use crate::db::lower;
         let mut b = studies::table.into_boxed();
         if !actor.is_admin {
             b = b.filter(studies::id.eq_any(member_of.clone()));
         }
         if !q.q.trim().is_empty() {
             b = b.filter(
-                studies::code
+                lower(studies::code)
                     .like(pattern.clone())
-                    .or(studies::title.like(pattern.clone()))
-                    .or(studies::indication.like(pattern.clone()))
-                    .or(studies::biomarker.like(pattern.clone())),
+                    .or(lower(studies::title).like(pattern.clone()))
+                    .or(lower(studies::indication).like(pattern.clone()))
+                    .or(lower(studies::biomarker).like(pattern.clone())),
             );
         }
         if !q.show_archived() {

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::audit::{self, Action, Change, Entity};
 use crate::db::schema::study_locks;
-use crate::db::{write_tx, Conn};
+use crate::db::{is_postgres, write_tx, Conn};
 use crate::error::{Error, Result};
 
 /// The form of the snapshot hash a lock records: 2, this module's.
@@ -68,10 +68,10 @@ impl Kind {
         Ok(match decl.to_ascii_lowercase().as_str() {
             "integer" | "bigint" | "smallint" => Kind::Integer,
             "boolean" => Kind::Boolean,
-            "double" | "real" | "float" => Kind::Double,
+            "double" | "real" | "float" | "double precision" => Kind::Double,
             "text" => Kind::Text,
             "date" => Kind::Date,
-            "timestamp" => Kind::Timestamp,
+            "timestamp" | "timestamp without time zone" => Kind::Timestamp,
             other => {
                 return Err(Error::Internal(anyhow::anyhow!(
                     "the snapshot does not know the type {other:?} of {table}.{column}"
@@ -80,10 +80,14 @@ impl Kind {
         })
     }
 
-    /// The column as the database should carry it: doubles as text of 17 significant digits.
-    fn select(self, column: &str) -> String {
+    /// The column as the database should carry it in JSON: on SQLite doubles as text of 17
+    /// significant digits (its JSON would round them to 15); PostgreSQL writes the shortest text
+    /// that reads back as the same double.
+    fn select(self, column: &str, postgres: bool) -> String {
         match self {
-            Kind::Double => format!("CASE WHEN \"{column}\" IS NULL THEN NULL ELSE printf('%!.17g', \"{column}\") END"),
+            Kind::Double if !postgres => {
+                format!("CASE WHEN \"{column}\" IS NULL THEN NULL ELSE printf('%!.17g', \"{column}\") END")
+            }
             _ => format!("\"{column}\""),
         }
     }
@@ -146,9 +150,15 @@ struct Row {
 
 /// The columns of `table` (schema order) and their kinds, but those `excluded`.
 fn columns(conn: &mut Conn, table: &str, excluded: &[&str]) -> Result<Vec<(String, Kind)>> {
-    let cols: Vec<Column> =
-        diesel::sql_query(format!("SELECT name, type AS decl FROM pragma_table_info('{table}') ORDER BY cid"))
-            .load(conn)?;
+    let sql = if is_postgres(conn) {
+        format!(
+            "SELECT column_name::text AS name, data_type::text AS decl FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = '{table}' ORDER BY ordinal_position"
+        )
+    } else {
+        format!("SELECT name, type AS decl FROM pragma_table_info('{table}') ORDER BY cid")
+    };
+    let cols: Vec<Column> = diesel::sql_query(sql).load(conn)?;
     cols.into_iter()
         .filter(|c| !excluded.contains(&c.name.as_str()))
         .map(|c| Ok((c.name.clone(), Kind::of(table, &c.name, &c.decl)?)))
@@ -164,13 +174,22 @@ pub fn compute(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<(St
     hasher.update(format!("evidentia-snapshot-v{VERSION}\n").as_bytes());
     let mut counts = BTreeMap::new();
     let mut line = String::new();
+    let postgres = is_postgres(conn);
     for (table, filter, excluded) in TABLES {
         let cols = columns(conn, table, excluded)?;
-        let carried: Vec<String> = cols.iter().map(|(name, kind)| kind.select(name)).collect();
-        let sql = format!(
-            "SELECT id, json_array({}) AS j FROM {table} WHERE ({filter}) AND id > ? ORDER BY id LIMIT {PAGE}",
-            carried.join(", ")
-        );
+        let carried: Vec<String> = cols.iter().map(|(name, kind)| kind.select(name, postgres)).collect();
+        let sql = if postgres {
+            format!(
+                "SELECT id, json_build_array({})::text AS j FROM {table} WHERE ({}) AND id > $2 ORDER BY id LIMIT {PAGE}",
+                carried.join(", "),
+                filter.replace('?', "$1")
+            )
+        } else {
+            format!(
+                "SELECT id, json_array({}) AS j FROM {table} WHERE ({filter}) AND id > ? ORDER BY id LIMIT {PAGE}",
+                carried.join(", ")
+            )
+        };
         hasher.update(table.as_bytes());
         hasher.update(b"\n");
         let n = each_row(conn, &sql, study_id, |r| {
@@ -237,6 +256,11 @@ struct ColumnName {
 /// to check, once, that a lock recorded in that form still covers the data before it is
 /// re-hashed ([`rehash_legacy_locks`]), and by its test to make such a lock.
 pub fn legacy(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<(String, BTreeMap<String, usize>)> {
+    if is_postgres(conn) {
+        return Err(Error::Internal(anyhow::anyhow!(
+            "a version-1 lock snapshot is SQLite's own: re-hash the lock on SQLite before moving the study"
+        )));
+    }
     let mut hasher = Sha256::new();
     let mut counts = BTreeMap::new();
     for (table, filter, excluded) in TABLES {

@@ -8,18 +8,19 @@ use askama::Template;
 use crate::error::Error;
 
 /// Whether the error is the disk (or the user's quota) being full: an upload or a database
-/// write that ran out of space. `ENOSPC` and `EDQUOT` (Linux), SQLite's `SQLITE_FULL`.
+/// write that ran out of space. `ENOSPC` and `EDQUOT` (Linux), SQLite's `SQLITE_FULL`,
+/// PostgreSQL's `disk_full` (its message names the file it could not extend and the OS error).
 fn disk_full(e: &Error) -> bool {
+    let full_message = |m: &str| m.contains("database or disk is full") || m.contains("No space left on device");
     let io_full = |io: &std::io::Error| {
         matches!(io.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
             || matches!(io.raw_os_error(), Some(28 | 122))
     };
     match e {
-        Error::Internal(a) => a.chain().any(|c| {
-            c.downcast_ref::<std::io::Error>().is_some_and(io_full)
-                || c.to_string().contains("database or disk is full")
-        }),
-        Error::Db(d) => d.to_string().contains("database or disk is full"),
+        Error::Internal(a) => {
+            a.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(io_full) || full_message(&c.to_string()))
+        }
+        Error::Db(d) => full_message(&d.to_string()),
         _ => false,
     }
 }

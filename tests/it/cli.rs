@@ -100,14 +100,16 @@ fn cli_acts_as_a_user_with_that_users_rights() {
 #[test]
 fn migrate_and_demo_seed_only_are_idempotent() {
     let dir = tempfile::tempdir().unwrap();
+    // On PostgreSQL, an empty database of its own.
+    let database = crate::helpers::postgres::fresh();
     let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_evidentia"))
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap()
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_evidentia"));
+        cmd.arg("--data-dir").arg(dir.path()).args(args).env("RUST_LOG", "warn");
+        match &database {
+            Some(url) => cmd.env("EVIDENTIA_DATABASE_URL", url),
+            None => cmd.env_remove("EVIDENTIA_DATABASE_URL"),
+        };
+        cmd.output().unwrap()
     };
     assert!(run(&["migrate"]).status.success());
     // Two demo slides here (the demo draws 24; debug builds draw slowly).
@@ -142,4 +144,83 @@ fn migrate_and_demo_seed_only_are_idempotent() {
         assert!(!bytes.windows(8).any(|w| w == b"Filename"), "Aperio Filename key stored");
     }
     assert!(!dir.path().join("tmp/demo-slides").exists(), "the drawn originals are removed");
+}
+
+/// `migrate-data` moves the demo from SQLite into an empty PostgreSQL database: every row, every
+/// audit chain verifying, LUNG-IO-02's signatures valid (its snapshot hash is the same computed
+/// on either engine) and its dossier byte-identical to the one exported before the move; a
+/// second copy into the now non-empty database is refused and changes nothing. On PostgreSQL
+/// runs of the suite (it needs a server).
+#[test]
+fn migrate_data_moves_the_demo_into_postgres_and_every_signature_stays_valid() {
+    let Some(target) = crate::helpers::postgres::fresh() else {
+        eprintln!("migrate-data: needs EVIDENTIA_TEST_POSTGRES_URL (the suite's PostgreSQL run)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let run = |database: Option<&str>, args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_evidentia"));
+        cmd.arg("--data-dir").arg(dir.path()).args(args).env("RUST_LOG", "warn");
+        match database {
+            Some(url) => cmd.env("EVIDENTIA_DATABASE_URL", url),
+            None => cmd.env_remove("EVIDENTIA_DATABASE_URL"),
+        };
+        cmd.output().unwrap()
+    };
+    let seeded = run(None, &["demo", "--seed-only", "--slides", "2"]);
+    assert!(seeded.status.success(), "{}", stderr(&seeded));
+    let before = dir.path().join("before.zip");
+    assert!(run(None, &["dossier", "export", "--study", "LUNG-IO-02", "--out", before.to_str().unwrap()])
+        .status
+        .success());
+
+    // Not a PostgreSQL target: refused, naming the option.
+    let wrong = run(None, &["migrate-data", "--to", "sqlite:///tmp/x.db"]);
+    assert_eq!(wrong.status.code(), Some(2), "{}", stderr(&wrong));
+    assert!(stderr(&wrong).contains("--to"), "{}", stderr(&wrong));
+
+    let moved = run(None, &["migrate-data", "--to", &target]);
+    assert!(moved.status.success(), "{}", stderr(&moved));
+    let said = String::from_utf8_lossy(&moved.stdout).to_string();
+    assert!(
+        said.contains("audit chains") && said.contains("1 current locks' snapshot hashes are the ones signed"),
+        "{said}"
+    );
+
+    // Every table holds the same rows, and the lock's hash is the same computed on either engine.
+    let mut sqlite = evidentia::db::DatabaseUrl::Sqlite(dir.path().join(evidentia::db::DB_FILE)).connect().unwrap();
+    let mut pg = evidentia::db::DatabaseUrl::parse(Some(&target), dir.path()).unwrap().connect().unwrap();
+    for table in evidentia::db::copy::TABLES {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let q = format!("SELECT count(*) AS n FROM {table}");
+        let (a, b) = (
+            diesel::sql_query(&q).get_result::<N>(&mut sqlite).unwrap().n,
+            diesel::sql_query(&q).get_result::<N>(&mut pg).unwrap().n,
+        );
+        assert_eq!(a, b, "{table}");
+    }
+    let study = evidentia::studies::get_by_code(&mut sqlite, "LUNG-IO-02").unwrap().id;
+    let on_sqlite = evidentia::studies::snapshot::compute(&mut sqlite, study).unwrap();
+    let on_pg = evidentia::studies::snapshot::compute(&mut pg, study).unwrap();
+    assert_eq!(on_sqlite, on_pg, "the same snapshot hash on SQLite and on PostgreSQL");
+
+    let verify = run(Some(&target), &["audit", "verify"]);
+    assert!(verify.status.success(), "{}", stderr(&verify));
+    let after = dir.path().join("after.zip");
+    let export = run(Some(&target), &["dossier", "export", "--study", "LUNG-IO-02", "--out", after.to_str().unwrap()]);
+    assert!(export.status.success(), "{}", stderr(&export));
+    assert_eq!(std::fs::read(&before).unwrap(), std::fs::read(&after).unwrap(), "the dossier is byte-identical");
+
+    // A target that holds data: refused, nothing changed.
+    let users_before = evidentia::auth::users::count(&mut pg).unwrap();
+    let again = run(None, &["migrate-data", "--to", &target]);
+    assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
+    assert!(stderr(&again).contains("not empty"), "{}", stderr(&again));
+    assert_eq!(evidentia::auth::users::count(&mut pg).unwrap(), users_before);
+    crate::helpers::postgres::drop_database(&target);
 }

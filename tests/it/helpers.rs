@@ -19,6 +19,9 @@ pub const OTHER_STUDY: &str = "OTHER-01";
 pub struct TestApp {
     pub base: String,
     pub data_dir: PathBuf,
+    /// The app's PostgreSQL database when the suite runs on PostgreSQL (`None`: SQLite, the
+    /// file in the data dir). Commands started for this app get it with [`TestApp::command`].
+    pub database_url: Option<String>,
     pub pool: DbPool,
     pub config: Config,
     /// A folder outside the data dir for files a test hands to the app (uploads, CLI input).
@@ -65,7 +68,8 @@ fn seeded_template() -> &'static std::path::Path {
         // A template an earlier process with the same (reused) pid left behind is stale.
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("template dir");
-        let cfg = test_config(&dir);
+        let mut cfg = test_config(&dir);
+        cfg.database_url = postgres::template();
         let pool = startup::open_database(&cfg).expect("open db");
         let mut conn = pool.get().expect("conn");
         evidentia::demo::seed(&mut conn, &cfg.data_dir).expect("seed demo");
@@ -75,7 +79,9 @@ fn seeded_template() -> &'static std::path::Path {
         let outsider =
             users::NewUserInput { username: "outsider".into(), full_name: "Out Sider".into(), is_admin: false };
         users::create(&mut conn, &Actor::cli_operator(), &outsider, &h).expect("outsider");
-        evidentia::db::checkpoint(&mut conn).expect("checkpoint the template");
+        if cfg.database_url.is_none() {
+            evidentia::db::checkpoint(&mut conn).expect("checkpoint the template");
+        }
         // Every connection closed before the files are copied.
         drop(conn);
         drop(pool);
@@ -111,6 +117,7 @@ pub fn spawn_app_in(data_dir: &std::path::Path) -> TestApp {
 fn start_app(data_dir: PathBuf, dir: Option<tempfile::TempDir>, adjust: impl FnOnce(&mut Config)) -> TestApp {
     copy_dir(seeded_template(), &data_dir);
     let mut cfg = test_config(&data_dir);
+    cfg.database_url = postgres::copy_of_template();
     adjust(&mut cfg);
     let (tx, rx) = mpsc::channel();
     let (stopped_tx, stopped) = mpsc::channel();
@@ -129,6 +136,7 @@ fn start_app(data_dir: PathBuf, dir: Option<tempfile::TempDir>, adjust: impl FnO
     TestApp {
         base: format!("http://127.0.0.1:{port}"),
         data_dir: cfg.data_dir.clone(),
+        database_url: cfg.database_url.clone(),
         pool,
         config: cfg,
         scratch: scratch.path().canonicalize().expect("canonical scratch"),
@@ -144,6 +152,120 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         drop(self.server.stop(false));
         let _ = self.stopped.recv_timeout(Duration::from_secs(15));
+        if let Some(url) = &self.database_url {
+            postgres::drop_database(url);
+        }
+    }
+}
+
+/// The suite on PostgreSQL: with `EVIDENTIA_TEST_POSTGRES_URL` (a server's URL with a user that
+/// may create databases, e.g. `postgres://postgres@127.0.0.1:54329`; `tools/test` starts a
+/// throw-away cluster and runs the suite a second time with it), the seeded template is a
+/// database of its own and every app gets a copy of it (`CREATE DATABASE … TEMPLATE`), dropped
+/// when the app is. Without it, every app uses SQLite in its data dir.
+pub mod postgres {
+    use diesel::prelude::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn server() -> Option<String> {
+        std::env::var("EVIDENTIA_TEST_POSTGRES_URL")
+            .ok()
+            .map(|u| u.trim_end_matches('/').to_string())
+            .filter(|u| !u.is_empty())
+    }
+
+    /// Whether the suite runs on PostgreSQL.
+    pub fn enabled() -> bool {
+        server().is_some()
+    }
+
+    /// For a test of SQLite's own machinery (its file, WAL, `VACUUM INTO` backups): whether to
+    /// skip it, because the suite runs on PostgreSQL (said on stderr).
+    pub fn skip_sqlite_only(test: &str) -> bool {
+        let skip = enabled();
+        if skip {
+            eprintln!("{test}: tests SQLite's own file handling; skipped on PostgreSQL");
+        }
+        skip
+    }
+
+    fn admin(server: &str) -> PgConnection {
+        PgConnection::establish(&format!("{server}/postgres")).expect("connect to the test PostgreSQL server")
+    }
+
+    fn template_name() -> String {
+        format!("it_{}_template", std::process::id())
+    }
+
+    /// A new, empty template database (and those of earlier test processes gone), or `None` on SQLite.
+    pub fn template() -> Option<String> {
+        let server = server()?;
+        let mut conn = admin(&server);
+        #[derive(QueryableByName)]
+        struct Db {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            datname: String,
+        }
+        let stale: Vec<Db> =
+            diesel::sql_query("SELECT datname::text AS datname FROM pg_database WHERE datname LIKE 'it\\_%'")
+                .load(&mut conn)
+                .expect("list databases");
+        for db in stale {
+            let pid = db.datname.split('_').nth(1).unwrap_or("");
+            if pid == std::process::id().to_string() || !std::path::Path::new("/proc").join(pid).exists() {
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", db.datname))
+                    .execute(&mut conn);
+            }
+        }
+        let name = template_name();
+        diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut conn)
+            .expect("create the template database");
+        Some(format!("{server}/{name}"))
+    }
+
+    /// A database of its own for one app (with the seeded template's data), or `None` on SQLite.
+    pub fn copy_of_template() -> Option<String> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let server = server()?;
+        let name = format!("it_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
+        let sql = format!("CREATE DATABASE \"{name}\" TEMPLATE \"{}\"", template_name());
+        let mut conn = admin(&server);
+        // Two copies made at the same moment: PostgreSQL lets one use the template at a time.
+        for attempt in 0.. {
+            match diesel::sql_query(&sql).execute(&mut conn) {
+                Ok(_) => break,
+                Err(e) if attempt < 100 && e.to_string().contains("is being accessed by other users") => {
+                    std::thread::sleep(std::time::Duration::from_millis(50))
+                }
+                Err(e) => panic!("copy the template database: {e}"),
+            }
+        }
+        Some(format!("{server}/{name}"))
+    }
+
+    /// An empty database, for a test that starts an installation from nothing, or `None` on SQLite.
+    pub fn fresh() -> Option<String> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let server = server()?;
+        let name = format!("it_{}_fresh_{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
+        diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut admin(&server))
+            .expect("create a database");
+        Some(format!("{server}/{name}"))
+    }
+
+    /// The whole database as `pg_dump` writes it (schema and every row, as SQL text).
+    pub fn dump(url: &str) -> Vec<u8> {
+        let out = std::process::Command::new("pg_dump").arg(url).output().expect("pg_dump (postgresql-client)");
+        assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    }
+
+    pub fn drop_database(url: &str) {
+        let (Some(server), Some((_, name))) = (server(), url.rsplit_once('/')) else { return };
+        let _ =
+            diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&mut admin(&server));
     }
 }
 
@@ -188,11 +310,22 @@ impl TestApp {
         self.pool.get().expect("conn")
     }
 
+    /// The CLI binary with this app's data dir (`--data-dir`) and database.
+    pub fn command(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_evidentia"));
+        cmd.arg("--data-dir").arg(&self.data_dir);
+        match &self.database_url {
+            Some(url) => cmd.env("EVIDENTIA_DATABASE_URL", url),
+            None => cmd.env_remove("EVIDENTIA_DATABASE_URL"),
+        };
+        cmd
+    }
+
     /// Runs the CLI binary against this app's data dir.
     pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> std::process::Output {
         use std::io::Write;
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_evidentia"));
-        cmd.arg("--data-dir").arg(&self.data_dir).args(args);
+        let mut cmd = self.command();
+        cmd.args(args);
         cmd.env("RUST_LOG", "warn");
         cmd.stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())

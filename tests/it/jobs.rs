@@ -190,10 +190,8 @@ async fn a_job_with_parameters_of_another_shape_fails_and_says_why() {
     let job =
         jobs::enqueue(&mut app.conn(), &Actor::cli_operator(), None, &evidentia::audit::job::VerifyParams::default())
             .unwrap();
-    diesel::sql_query("UPDATE jobs SET params = '{\"chain\": 5}' WHERE id = ?")
-        .bind::<diesel::sql_types::Integer, _>(job.id)
-        .execute(&mut app.conn())
-        .unwrap();
+    use evidentia::db::schema::jobs as t;
+    diesel::update(t::table.find(job.id)).set(t::params.eq("{\"chain\": 5}")).execute(&mut app.conn()).unwrap();
     let claimed = jobs::claim(&mut app.conn(), job.id, "test").unwrap().unwrap();
     jobs::worker::run_job(&app.pool, &app.config, claimed);
     let done = jobs::get(&mut app.conn(), job.id).unwrap();
@@ -219,8 +217,9 @@ async fn a_job_result_is_read_as_its_kinds_type_and_one_of_another_shape_is_an_e
     // Another kind's type is refused, and so is a stored result of another shape.
     let other = done.output::<evidentia::dossier::DossierParams>().unwrap_err().to_string();
     assert!(other.contains("is a audit_verify job, not dossier_export"), "{other}");
-    diesel::sql_query("UPDATE jobs SET result = '{\"ok\": \"yes\"}' WHERE id = ?")
-        .bind::<diesel::sql_types::Integer, _>(job.id)
+    use evidentia::db::schema::jobs as t;
+    diesel::update(t::table.find(job.id))
+        .set(t::result.eq(Some("{\"ok\": \"yes\"}")))
         .execute(&mut app.conn())
         .unwrap();
     let changed = jobs::get(&mut app.conn(), job.id).unwrap();

@@ -21,12 +21,10 @@ fn demo_only(app: &TestApp) -> Vec<PathBuf> {
 }
 
 fn model_check(app: &TestApp, backend: &str) -> Value {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_evidentia"));
+    let mut cmd = app.command();
     cmd.args(["model", "check", fixture("tiny-fcn.onnx").to_str().unwrap(), "--card"])
         .arg(fixture("tiny-fcn.json"))
         .arg("--json")
-        .arg("--data-dir")
-        .arg(&app.data_dir)
         .env("EVIDENTIA_INFERENCE_BACKEND", backend)
         .env("RUST_LOG", "warn");
     let out = cmd.output().unwrap();
@@ -134,17 +132,9 @@ async fn run_file_analyses_a_slide_the_same_on_both_backends() {
     let slide = app.scratch.join("slide.svs");
     synth::write_slide(&slide, &SynthParams::new(2400, 2400, 0.5, Phenotype::Inflamed, 11), &mut |_, _| {}).unwrap();
     let run = |backend: &str| -> Value {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_evidentia"))
-            .args([
-                "biomarker",
-                "run-file",
-                slide.to_str().unwrap(),
-                "--model",
-                "tiny-fcn@0.1.0",
-                "--json",
-                "--data-dir",
-            ])
-            .arg(&app.data_dir)
+        let out = app
+            .command()
+            .args(["biomarker", "run-file", slide.to_str().unwrap(), "--model", "tiny-fcn@0.1.0", "--json"])
             .env("EVIDENTIA_INFERENCE_BACKEND", backend)
             // A GPU asked for on a machine without one: the CPU, with a log line that says so.
             .env("EVIDENTIA_ORT_PROVIDERS", "cuda,cpu")
@@ -396,9 +386,7 @@ async fn two_worker_processes_share_a_run_and_one_killed_mid_run_loses_nothing()
     const SLIDES: usize = 24;
     ingest_synthetic_slides(&app, SLIDES, 2400, |_| synth::Phenotype::Inflamed, 40);
     let worker = |i: usize| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_evidentia"))
-            .arg("--data-dir")
-            .arg(&app.data_dir)
+        app.command()
             .args(["worker", "--threads", "1"])
             .env("EVIDENTIA_JOB_STALE_SECS", "2")
             .env("EVIDENTIA_ORT_PROVIDERS", "cuda,cpu")

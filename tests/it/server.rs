@@ -11,9 +11,14 @@ use crate::helpers::{csrf_from, location};
 #[tokio::test]
 async fn first_start_prints_the_admin_password_once_logs_no_secrets_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
+    // On PostgreSQL, an empty database of its own (a password in its URL is never logged).
+    let database = crate::helpers::postgres::fresh()
+        .map(|url| url.replacen("postgres://postgres@", "postgres://postgres:db-secret-Zq9@", 1));
+    let database_env = || database.clone().map(|u| ("EVIDENTIA_DATABASE_URL", u));
     let mut child = Command::new(env!("CARGO_BIN_EXE_evidentia"))
         .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
+        .envs(database_env())
         .env("RUST_LOG", "debug")
         .env_remove("EVIDENTIA_ADMIN_PASSWORD")
         .stdout(Stdio::piped())
@@ -136,9 +141,18 @@ async fn first_start_prints_the_admin_password_once_logs_no_secrets_and_stops_on
     let out = Command::new(env!("CARGO_BIN_EXE_evidentia"))
         .args(["user", "list", "--data-dir"])
         .arg(dir.path())
+        .envs(database_env())
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    if let Some(url) = &database {
+        assert!(
+            !log.contains("db-secret-Zq9"),
+            "the database password is never logged:
+{log}"
+        );
+        crate::helpers::postgres::drop_database(url);
+    }
 }
 
 /// Front-end files are served under content-hashed URLs with a long, immutable cache; old or
@@ -186,6 +200,9 @@ fn serve_refuses(dir: &std::path::Path) -> (Option<i32>, String, Duration) {
 
 #[tokio::test]
 async fn a_damaged_database_is_named_at_start_and_the_server_does_not_start() {
+    if crate::helpers::postgres::skip_sqlite_only("damaged database file") {
+        return;
+    }
     use diesel::connection::SimpleConnection;
     use diesel::{Connection, RunQueryDsl};
     // Not a database at all: named at once, not after the pool's 15 s timeout.
@@ -285,6 +302,11 @@ fn fill(path: &std::path::Path) {
 /// restart.
 #[tokio::test]
 async fn a_full_disk_refuses_a_change_with_a_clear_message_and_nothing_is_half_written() {
+    if crate::helpers::postgres::skip_sqlite_only(
+        "the database file on a full disk (PostgreSQL's disk is its server's)",
+    ) {
+        return;
+    }
     let disk = Tmpfs::mount(16);
     let app = crate::helpers::spawn_app_in(&disk.path().join("data"));
     let admin = app.login("admin").await;
@@ -317,10 +339,9 @@ struct ServeProcess {
 }
 
 impl ServeProcess {
-    fn start(data_dir: &std::path::Path) -> ServeProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_evidentia"))
-            .arg("--data-dir")
-            .arg(data_dir)
+    fn start(app: &crate::helpers::TestApp) -> ServeProcess {
+        let mut child = app
+            .command()
             .args(["serve", "--bind", "127.0.0.1:0", "--job-workers", "0"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -351,7 +372,7 @@ async fn eight_writers_on_two_server_processes_leave_one_unbroken_chain() {
     const CHANGES: usize = 10_000;
     const WRITERS: usize = 8;
     let app = crate::helpers::spawn_app_with(|c| c.job_workers = 0);
-    let nodes = [ServeProcess::start(&app.data_dir), ServeProcess::start(&app.data_dir)];
+    let nodes = [ServeProcess::start(&app), ServeProcess::start(&app)];
     let before = crate::helpers::audit_events(&app, "update").len();
     let mut sessions = Vec::new();
     for node in &nodes {
@@ -394,4 +415,80 @@ async fn eight_writers_on_two_server_processes_leave_one_unbroken_chain() {
     assert!(chains.iter().all(|c| c.broken.is_none()), "{chains:?}");
     let out = app.cli(&["audit", "verify"], None);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+/// The two engines' migrations end at the same schema: the same tables, each with the same
+/// columns in the same order, of corresponding types and nullability; and `migrate-data` copies
+/// every one of those tables. On PostgreSQL runs of the suite.
+#[test]
+fn both_engines_migrate_to_the_same_tables_and_columns() {
+    use diesel::RunQueryDsl;
+    let Some(url) = crate::helpers::postgres::fresh() else {
+        eprintln!("schema comparison: needs EVIDENTIA_TEST_POSTGRES_URL (the suite's PostgreSQL run)");
+        return;
+    };
+    #[derive(diesel::QueryableByName, Debug)]
+    struct Column {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        table_name: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        decl: String,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        nullable: bool,
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut sqlite = evidentia::db::DatabaseUrl::Sqlite(dir.path().join("s.db")).connect().unwrap();
+    evidentia::db::run_migrations(&mut sqlite).unwrap();
+    let mut pg = evidentia::db::DatabaseUrl::parse(Some(&url), dir.path()).unwrap().connect().unwrap();
+    evidentia::db::run_migrations(&mut pg).unwrap();
+    let on_sqlite: Vec<Column> = diesel::sql_query(
+        "SELECT m.name AS table_name, p.name AS name, lower(p.type) AS decl, (p.\"notnull\" = 0 AND p.pk = 0) AS nullable \
+         FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+         WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name != '__diesel_schema_migrations' \
+         ORDER BY m.name, p.cid",
+    )
+    .load(&mut sqlite)
+    .unwrap();
+    let on_pg: Vec<Column> = diesel::sql_query(
+        "SELECT table_name::text AS table_name, column_name::text AS name, data_type::text AS decl, \
+         (is_nullable = 'YES') AS nullable FROM information_schema.columns \
+         WHERE table_schema = current_schema() AND table_name != '__diesel_schema_migrations' \
+         ORDER BY table_name::text COLLATE \"C\", ordinal_position",
+    )
+    .load(&mut pg)
+    .unwrap();
+    let same_type = |s: &str, p: &str| {
+        matches!(
+            (s, p),
+            ("integer", "integer")
+                | ("bigint", "bigint")
+                | ("text", "text")
+                | ("boolean", "boolean")
+                | ("double", "double precision")
+                | ("date", "date")
+                | ("timestamp", "timestamp without time zone")
+        )
+    };
+    assert_eq!(on_sqlite.len(), on_pg.len(), "{on_sqlite:?}\n{on_pg:?}");
+    for (s, p) in on_sqlite.iter().zip(&on_pg) {
+        assert_eq!((&s.table_name, &s.name), (&p.table_name, &p.name), "column order");
+        assert!(
+            same_type(&s.decl, &p.decl),
+            "{}.{}: {} on SQLite, {} on PostgreSQL",
+            s.table_name,
+            s.name,
+            s.decl,
+            p.decl
+        );
+        assert_eq!(s.nullable, p.nullable, "{}.{} nullability", s.table_name, s.name);
+    }
+    let mut tables: Vec<&str> = on_sqlite.iter().map(|c| c.table_name.as_str()).collect();
+    tables.dedup();
+    let mut copied: Vec<&str> = evidentia::db::copy::TABLES.to_vec();
+    copied.sort();
+    assert_eq!(tables, copied, "migrate-data copies every table");
+    drop(pg);
+    crate::helpers::postgres::drop_database(&url);
 }

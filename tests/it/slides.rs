@@ -665,9 +665,8 @@ async fn a_command_line_ingest_cut_short_is_finished_by_the_next_one() {
     assert!(plan_file.exists());
     std::thread::sleep(Duration::from_millis(1500));
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_evidentia"))
-        .arg("--data-dir")
-        .arg(&app.data_dir)
+    let out = app
+        .command()
         .args(["--as", "manager", "slides", "ingest", "--study", "LUNG-IO-01", "--manifest"])
         .arg(&m)
         .env("EVIDENTIA_JOB_STALE_SECS", "1")

@@ -1,0 +1,2 @@
+-- The whole schema: drop the database instead.
+SELECT 1;
