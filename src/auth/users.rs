@@ -140,11 +140,15 @@ pub fn count(conn: &mut Conn) -> Result<i64> {
 
 /// Users whose username or full name contains `q`, by username.
 pub fn list(conn: &mut Conn, q: &str, page: PageRequest) -> Result<Page<User>> {
-    let pattern = crate::db::contains_ci(q.trim());
+    let pattern = format!("%{}%", q.trim());
     let build = || {
         use crate::db::lower;
         users::table
-            .filter(lower(users::username).like(pattern.clone()).or(lower(users::full_name).like(pattern.clone())))
+            .filter(
+                lower(users::username)
+                    .like(lower(pattern.clone()))
+                    .or(lower(users::full_name).like(lower(pattern.clone()))),
+            )
             .into_boxed()
     };
     let total = build().count().get_result(conn)?;

@@ -66,8 +66,9 @@ enum Command {
     /// every audit chain verifies and every lock's snapshot hash is the one signed. The files
     /// stay in the data dir. Stop the server and workers first (a write meanwhile waits and fails).
     MigrateData {
-        /// The target, an empty database: postgres://USER@HOST/DB (its schema is created).
-        #[arg(long)]
+        /// The target, an empty database: postgres://USER@HOST/DB (its schema is created). From
+        /// the environment, a password in it stays out of the process list.
+        #[arg(long, env = "EVIDENTIA_MIGRATE_TO")]
         to: String,
     },
     /// Run job workers only (no web server).

@@ -59,13 +59,14 @@ pub fn migrate_data(cfg: &Config, to: &str) -> CliResult {
     let report =
         evidentia::db::copy::copy(&mut from_conn, &mut to_conn, |table, n| println!("  {table:<20} {n:>9} rows"))?;
     println!(
-        "copied {} rows; on PostgreSQL {} audit chains ({} events) verify and {} current locks' snapshot hashes are the ones signed",
+        "copied {} rows; {} studies' data hash the same on both; on PostgreSQL {} audit chains ({} events) verify and {} current locks' snapshot hashes are the ones signed",
         report.rows.values().sum::<i64>(),
+        report.studies,
         report.chains,
         report.events,
         report.locks
     );
-    println!("run the installation with EVIDENTIA_DATABASE_URL={target} (the data dir keeps its files and keys)");
+    println!("set EVIDENTIA_DATABASE_URL to the URL given with --to and start the installation (the data dir keeps its files and keys)");
     Ok(())
 }
 

@@ -85,6 +85,8 @@ pub struct Report {
     /// Audit chains verified on the target, and their events.
     pub chains: usize,
     pub events: usize,
+    /// Studies whose data hashes the same on both sides.
+    pub studies: usize,
     /// Current locks whose snapshot hash was computed again on the target and matched.
     pub locks: usize,
 }
@@ -118,6 +120,9 @@ pub fn copy(from: &mut Conn, to: &mut Conn, mut progress: impl FnMut(&str, i64))
     // would change the source meanwhile waits (and then fails) instead of being lost.
     write_tx(from, |from| {
         write_tx(to, |to| -> Result<()> {
+            // A row may point to one of its table copied later (`saved_analyses.superseded_by`):
+            // the foreign keys are checked at COMMIT.
+            diesel::sql_query("SET CONSTRAINTS ALL DEFERRED").execute(to)?;
             for table in TABLES {
                 if *table == "case_versions" {
                     // The target's trigger counted the cases copied before; the source's counts replace them.
@@ -192,8 +197,9 @@ fn copy_table(from: &mut Conn, to: &mut Conn, table: &str) -> Result<i64> {
     }
 }
 
-/// Every table holds as many rows on both sides, every audit chain verifies on the target, and
-/// every current lock's snapshot hash computed on the target is the recorded one.
+/// Every table holds as many rows on both sides, every study's data hashes the same on both,
+/// every audit chain verifies on the target, and every current lock's snapshot hash computed on
+/// the target is the recorded one.
 fn verify(from: &mut Conn, to: &mut Conn, report: &mut Report) -> Result<()> {
     for table in TABLES {
         let (a, b) = (count(from, table)?, count(to, table)?);
@@ -210,7 +216,21 @@ fn verify(from: &mut Conn, to: &mut Conn, report: &mut Report) -> Result<()> {
     }
     report.chains = chains.len();
     report.events = chains.iter().map(|c| c.events as usize).sum();
-    use crate::db::schema::study_locks;
+    // Every study's snapshot hash is the same computed on either side: every value of its
+    // data arrived as it was (a locked study's is also its signed one, checked below).
+    use crate::db::schema::{studies, study_locks};
+    let ids: Vec<crate::studies::StudyId> = studies::table.select(studies::id).order(studies::id).load(from)?;
+    for id in ids {
+        let (a, b) = (crate::studies::snapshot::compute(from, id)?, crate::studies::snapshot::compute(to, id)?);
+        if a != b {
+            return Err(Error::Internal(anyhow::anyhow!(
+                "study {id}: its data hashes to {} in SQLite but {} in PostgreSQL",
+                a.0,
+                b.0
+            )));
+        }
+        report.studies += 1;
+    }
     let locks: Vec<(i32, crate::studies::StudyId, String, i32)> = study_locks::table
         .filter(study_locks::unlocked_at.is_null())
         .select((study_locks::id, study_locks::study_id, study_locks::snapshot_sha256, study_locks::snapshot_version))

@@ -71,6 +71,10 @@ impl DatabaseUrl {
         if url.contains("://") {
             anyhow::bail!("database URL {}: only sqlite:// and postgres:// are supported", redact(url));
         }
+        if url.contains('=') {
+            // libpq's keyword/value form (host=… password=…): not a file name.
+            anyhow::bail!("the database URL looks like libpq settings (key=value): give it as postgres://USER@HOST/DB");
+        }
         Ok(DatabaseUrl::Sqlite(url.into()))
     }
 
@@ -82,7 +86,15 @@ impl DatabaseUrl {
     pub fn connect(&self) -> diesel::ConnectionResult<Conn> {
         match self {
             DatabaseUrl::Sqlite(path) => SqliteConnection::establish(&path.to_string_lossy()).map(Conn::Sqlite),
-            DatabaseUrl::Postgres(url) => PgConnection::establish(url).map(Conn::Postgres),
+            DatabaseUrl::Postgres(url) => {
+                let mut c = PgConnection::establish(url).map_err(|e| redact_error(e, url))?;
+                // Times are written and read as UTC whatever the server's default; doubles are
+                // printed exactly (the snapshot hash reads them as text) whatever a role or
+                // database sets.
+                c.batch_execute("SET TIME ZONE 'UTC'; SET extra_float_digits = 3;")
+                    .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+                Ok(Conn::Postgres(c))
+            }
         }
     }
 }
@@ -97,16 +109,52 @@ impl std::fmt::Display for DatabaseUrl {
     }
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+/// `postgres://user:secret@host/db?password=x` → `postgres://user:***@host/db?password=***`.
 fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
-    match rest.split_once('@') {
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    let mut out = match rest.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
             Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-            None => url.to_string(),
+            None => format!("{scheme}://{rest}"),
         },
-        None => url.to_string(),
+        None => format!("{scheme}://{rest}"),
+    };
+    if let Some(q) = query {
+        let params: Vec<String> = q
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => p.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
     }
+    out
+}
+
+/// libpq's message about a URL it could not use may quote the URL or its password: both go.
+fn redact_error(e: diesel::ConnectionError, url: &str) -> diesel::ConnectionError {
+    let mut text = e.to_string().replace(url, &redact(url));
+    let secrets = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split('?').next()?.rsplit_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':').map(|(_, pw)| pw.to_string()))
+        .into_iter()
+        .chain(url.split_once('?').into_iter().flat_map(|(_, q)| {
+            q.split('&')
+                .filter_map(|p| p.split_once('=').filter(|(k, _)| k.eq_ignore_ascii_case("password")))
+                .map(|(_, v)| v.to_string())
+                .collect::<Vec<_>>()
+        }));
+    for secret in secrets.filter(|s| !s.is_empty()) {
+        text = text.replace(&secret, "***");
+    }
+    diesel::ConnectionError::BadConnection(text)
 }
 
 /// The pool's connection manager: opens the engine the URL names.
@@ -280,8 +328,7 @@ pub fn plan_stability(conn: &mut Conn, on: Option<bool>) -> bool {
 impl CustomizeConnection<Conn, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut Conn) -> Result<(), diesel::r2d2::Error> {
         if is_postgres(conn) {
-            // Timestamps are written and read as UTC, whatever the server's default.
-            return conn.batch_execute("SET TIME ZONE 'UTC'").map_err(diesel::r2d2::Error::QueryError);
+            return Ok(()); // its session settings are made by `DatabaseUrl::connect`
         }
         if !plan_stability(conn, Some(true)) {
             tracing::warn!("SQLite's query planner stability guarantee could not be set: queries are slower");
@@ -393,24 +440,48 @@ const WRITE_LOCK_KEY: i64 = 0x6576_6964_656e_7469;
 /// writes. On SQLite the transaction is `BEGIN IMMEDIATE` (two writers never both start reading
 /// and then deadlock on the upgrade to a write lock); on PostgreSQL it takes a transaction-level
 /// advisory lock first, which every server and worker process on the database shares and the
-/// COMMIT or ROLLBACK releases. Readers are never blocked on either engine.
+/// COMMIT or ROLLBACK releases, waiting for it at most 10 s (SQLite's `busy_timeout`). Readers
+/// are never blocked on either engine. Inside another transaction it fails
+/// (`AlreadyInTransaction`) on both.
 pub fn write_tx<T, E, F>(conn: &mut Conn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut Conn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    in_transaction(conn, true, f)
+}
+
+/// Runs `f` in a read-only transaction that sees one snapshot of the data throughout (an export
+/// that must match what was signed): SQLite's deferred transaction (in WAL mode its first read
+/// fixes the snapshot), PostgreSQL's `REPEATABLE READ READ ONLY` (its default, READ COMMITTED,
+/// would let each statement see what others committed meanwhile).
+pub fn read_tx<T, E, F>(conn: &mut Conn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut Conn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    in_transaction(conn, false, f)
+}
+
+fn in_transaction<T, E, F>(conn: &mut Conn, write: bool, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut Conn) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
     use diesel::result::Error;
-    match conn {
-        Conn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
-        Conn::Postgres(_) => {
-            <Conn as Connection>::TransactionManager::begin_transaction(conn)?;
-            let locked = {
-                use diesel::RunQueryDsl;
-                diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
-                    .bind::<diesel::sql_types::BigInt, _>(WRITE_LOCK_KEY)
-                    .execute(conn)
-            };
+    // `begin_transaction_sql` refuses to begin inside a transaction (`AlreadyInTransaction`).
+    match (&mut *conn, write) {
+        (Conn::Sqlite(c), true) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
+        (Conn::Sqlite(c), false) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN")?,
+        (Conn::Postgres(c), false) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?
+        }
+        (Conn::Postgres(c), true) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN")?;
+            let locked = c.batch_execute(&format!(
+                "SET LOCAL lock_timeout = '10s'; SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY});"
+            ));
             if let Err(e) = locked {
                 let _ = <Conn as Connection>::TransactionManager::rollback_transaction(conn);
                 return Err(e.into());
@@ -436,7 +507,7 @@ pub fn online_backup(conn: &mut Conn, dest: &Path) -> anyhow::Result<()> {
     if is_postgres(conn) {
         anyhow::bail!(
             "the database is PostgreSQL: back it up with pg_dump (or the server's continuous archiving) and the \
-             files with the object store's tools; see docs/operations.md, Several machines"
+             data dir's files with your file backup; see docs/operations.md, PostgreSQL"
         );
     }
     let dest = dest.to_string_lossy().replace('\'', "''");
@@ -484,14 +555,9 @@ pub fn json_text_like<QS: 'static>(
 }
 
 diesel::define_sql_function! {
-    /// SQL `lower()`: with it `lower(column).like(lower(pattern))` ignores case on both engines
-    /// (SQLite's `LIKE` ignores ASCII case, PostgreSQL's does not).
+    /// SQL `lower()`: `lower(column).like(lower(pattern))` ignores (ASCII) case the same way on
+    /// both engines (SQLite's `LIKE` ignores ASCII case, PostgreSQL's does not).
     fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
-}
-
-/// `lower(column) LIKE lower('%term%')`: a case-insensitive substring search on both engines.
-pub fn contains_ci(term: &str) -> String {
-    format!("%{}%", term.to_lowercase())
 }
 
 #[cfg(test)]
@@ -515,6 +581,18 @@ mod tests {
         let e = DatabaseUrl::parse(Some("mysql://u:pw@h/d"), dir).unwrap_err().to_string();
         assert!(e.contains("only sqlite:// and postgres://") && !e.contains("pw"), "{e}");
         assert!(DatabaseUrl::parse(Some("sqlite://"), dir).is_err());
+        let e = DatabaseUrl::parse(Some("host=db user=ev password=hunter2"), dir).unwrap_err().to_string();
+        assert!(e.contains("postgres://") && !e.contains("hunter2"), "{e}");
+        let q = DatabaseUrl::parse(Some("postgres://ev@db/e?sslmode=require&password=hunter2"), dir).unwrap();
+        assert_eq!(q.to_string(), "postgres://ev@db/e?sslmode=require&password=***");
+        let err = redact_error(
+            diesel::ConnectionError::BadConnection(
+                "invalid percent-encoded token: \"p%zz\" in postgres://ev:p%zz@db/e".into(),
+            ),
+            "postgres://ev:p%zz@db/e",
+        )
+        .to_string();
+        assert!(!err.contains("p%zz"), "{err}");
     }
 
     #[derive(diesel::QueryableByName)]

@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::Path;
 
-use diesel::Connection;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -399,9 +398,9 @@ pub fn export(
         .suffix(PARTIAL_SUFFIX)
         .tempfile_in(parent)
         .map_err(io_error)?;
-    // One read transaction: the lock's state (its snapshot hash re-computed and compared) and
-    // every file see the same data, so what is exported is what was signed.
-    let (manifest_sha256, files, public_key) = conn.transaction(|conn| {
+    // One read transaction on one snapshot: the lock's state (its snapshot hash re-computed and
+    // compared) and every file see the same data, so what is exported is what was signed.
+    let (manifest_sha256, files, public_key) = crate::db::read_tx(conn, |conn| {
         let state = signed_lock(conn, &study)?;
         write_dossier(conn, data_dir, &study, &state, tmp.path(), progress)
     })?;

@@ -325,7 +325,9 @@ pub fn request_cancel(conn: &mut Conn, actor: &Actor, study: Option<&Study>, id:
             return Err(Error::Conflict(format!("job {} has already {}", job.id, job.status)));
         }
         if job.status == JobStatus::Queued {
-            diesel::update(jobs::table.find(id))
+            // Only while still queued: on PostgreSQL a worker's claim (a statement of its own)
+            // may have taken it since the read; then the cancel request below stops it.
+            diesel::update(jobs::table.find(id).filter(jobs::status.eq(JobStatus::Queued.as_str())))
                 .set((jobs::status.eq(JobStatus::Cancelled.as_str()), jobs::finished_at.eq(Some(now()))))
                 .execute(conn)?;
         }
@@ -364,7 +366,22 @@ pub fn requeue_stale(conn: &mut Conn, stale_after: Duration) -> Result<usize> {
             .filter(jobs::heartbeat_at.lt(cutoff))
             .select(Job::as_select())
             .load(conn)?;
+        let mut touched = 0;
         for job in &stale {
+            // Still stale now: on PostgreSQL the worker may have beaten or finished since the
+            // read (its heartbeat and its end are statements of their own).
+            let still = diesel::update(
+                jobs::table
+                    .find(job.id)
+                    .filter(jobs::status.eq(JobStatus::Running.as_str()))
+                    .filter(jobs::heartbeat_at.lt(cutoff)),
+            )
+            .set(jobs::heartbeat_at.eq(Some(now())))
+            .execute(conn)?;
+            if still == 0 {
+                continue;
+            }
+            touched += 1;
             if job.cancel_requested {
                 finish(conn, job.id, Outcome::Cancelled)?;
             } else if job.attempts >= job.max_attempts {
@@ -380,7 +397,7 @@ pub fn requeue_stale(conn: &mut Conn, stale_after: Duration) -> Result<usize> {
                     .execute(conn)?;
             }
         }
-        Ok(stale.len())
+        Ok(touched)
     })
 }
 

@@ -187,8 +187,8 @@ pub fn list(
         let text = f.q.trim();
         if !text.is_empty() {
             use crate::db::lower;
-            let pat = crate::db::contains_ci(text);
-            q = q.filter(lower(slides::label).like(pat.clone()).or(lower(cases::display_id).like(pat)));
+            let pat = format!("%{text}%");
+            q = q.filter(lower(slides::label).like(lower(pat.clone())).or(lower(cases::display_id).like(lower(pat))));
         }
         q
     };

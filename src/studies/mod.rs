@@ -537,7 +537,7 @@ pub fn list_visible(conn: &mut Conn, actor: &Actor, q: &StudyListQuery, page: Pa
             .load(conn)?,
         (false, None) => Vec::new(),
     };
-    let pattern = crate::db::contains_ci(q.q.trim());
+    let pattern = format!("%{}%", q.q.trim());
     let build = || {
         use crate::db::lower;
         let mut b = studies::table.into_boxed();
@@ -547,10 +547,10 @@ pub fn list_visible(conn: &mut Conn, actor: &Actor, q: &StudyListQuery, page: Pa
         if !q.q.trim().is_empty() {
             b = b.filter(
                 lower(studies::code)
-                    .like(pattern.clone())
-                    .or(lower(studies::title).like(pattern.clone()))
-                    .or(lower(studies::indication).like(pattern.clone()))
-                    .or(lower(studies::biomarker).like(pattern.clone())),
+                    .like(lower(pattern.clone()))
+                    .or(lower(studies::title).like(lower(pattern.clone())))
+                    .or(lower(studies::indication).like(lower(pattern.clone())))
+                    .or(lower(studies::biomarker).like(lower(pattern.clone()))),
             );
         }
         if !q.show_archived() {

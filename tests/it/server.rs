@@ -492,3 +492,25 @@ fn both_engines_migrate_to_the_same_tables_and_columns() {
     drop(pg);
     crate::helpers::postgres::drop_database(&url);
 }
+
+/// A write transaction inside another is refused on both engines (on PostgreSQL it would
+/// otherwise become a savepoint of the outer one, holding the write lock meanwhile), and a read
+/// transaction is read-only where the engine can say so.
+#[test]
+fn write_transactions_do_not_nest_on_either_engine() {
+    use diesel::result::Error;
+    let app = crate::helpers::spawn_app();
+    let mut conn = app.conn();
+    let nested = evidentia::db::write_tx(&mut conn, |c| evidentia::db::write_tx(c, |_| Ok::<_, Error>(())));
+    assert!(matches!(nested, Err(Error::AlreadyInTransaction)), "{nested:?}");
+    // The connection is usable afterwards: the outer transaction was rolled back.
+    let n = evidentia::auth::users::count(&mut conn).unwrap();
+    assert!(n > 0);
+    if app.database_url.is_some() {
+        let write_in_read = evidentia::db::read_tx(&mut conn, |c| {
+            use diesel::RunQueryDsl;
+            diesel::sql_query("UPDATE users SET failed_logins = failed_logins").execute(c)
+        });
+        assert!(write_in_read.unwrap_err().to_string().contains("read-only transaction"));
+    }
+}
