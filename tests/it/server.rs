@@ -514,3 +514,37 @@ fn write_transactions_do_not_nest_on_either_engine() {
         assert!(write_in_read.unwrap_err().to_string().contains("read-only transaction"));
     }
 }
+
+/// Two server processes on one database: who signs in on one continues on the other — the
+/// session is in the database and the CSRF check needs no per-process secret — and a change made
+/// through the second is audited like any other (the multi-node shape of docs/operations.md, on
+/// both engines).
+#[tokio::test]
+async fn a_user_signed_in_on_one_node_continues_on_the_other() {
+    let app = crate::helpers::spawn_app_with(|c| c.job_workers = 0);
+    let nodes = [ServeProcess::start(&app), ServeProcess::start(&app)];
+    let mut c = app.client();
+    c.base = nodes[0].base.clone();
+    assert_eq!(c.try_login("manager", crate::helpers::PASSWORD).await.status(), 303);
+    c.refresh_csrf().await;
+    c.base = nodes[1].base.clone();
+    let (status, page) = c.get_text("/studies/LUNG-IO-01").await;
+    assert_eq!(status, 200, "signed in on node B too");
+    assert!(page.contains("LUNG-IO-01"));
+    let r = c
+        .post("/studies/LUNG-IO-01/cases/SNUBH-0001/edit", &[("pdl1_tps", "42.5"), ("_reason", "Data entry error")])
+        .await;
+    assert_eq!(r.status(), 303, "a change through node B with the token node A handed out");
+    let audited = crate::helpers::audit_events(&app, "update");
+    assert!(
+        audited
+            .iter()
+            .any(|e| e.entity_id.contains("SNUBH-0001") && e.new_value.as_deref().unwrap_or("").contains("42.5")),
+        "audited"
+    );
+    // Signing out on B ends the session on A as well.
+    c.post("/logout", &[]).await;
+    c.base = nodes[0].base.clone();
+    let r = c.get("/studies/LUNG-IO-01").await;
+    assert_eq!(r.status(), 303, "signed out everywhere");
+}
