@@ -31,6 +31,9 @@ pub struct Config {
     /// `EVIDENTIA_DATABASE_URL` / `--database-url` as given (`None`: SQLite in the data dir);
     /// see [`Config::database`].
     pub database_url: Option<String>,
+    /// Where slides, models and dossiers are stored (`--storage` / `EVIDENTIA_STORAGE`): the data
+    /// dir by default, or an S3-compatible object store.
+    pub storage: crate::storage::Storage,
     /// The address users open (`EVIDENTIA_PUBLIC_URL`, e.g. `https://evidentia.hospital.org`).
     /// When it is `https://`, cookies are `Secure` and every answer carries HSTS.
     pub public_url: Option<String>,
@@ -116,6 +119,7 @@ impl Config {
         let sso = crate::auth::sso::SsoSettings::from_env(public_url.as_deref(), &bind);
         Config {
             bind,
+            storage: crate::storage::Storage::local(&data_dir),
             data_dir,
             database_url: std::env::var("EVIDENTIA_DATABASE_URL").ok().filter(|u| !u.trim().is_empty()),
             public_url,

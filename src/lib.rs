@@ -19,6 +19,7 @@ pub use evidentia_report as report;
 pub mod secrets;
 pub mod slides;
 pub mod startup;
+pub mod storage;
 pub use evidentia_stats as stats;
 pub mod studies;
 pub mod telemetry;

@@ -42,7 +42,7 @@ pub fn open_database(config: &Config) -> anyhow::Result<DbPool> {
         tracing::info!(locks = rehashed, "lock snapshot hashes moved to version 2 (audited as rehash_lock)");
     }
     // A fresh install can run the biomarker at once: the bundled demonstration model.
-    match crate::biomarker::registry::ensure_demo_model(&mut conn, &config.data_dir) {
+    match crate::biomarker::registry::ensure_demo_model(&mut conn, &config.storage) {
         Ok(Some(key)) => {
             tracing::info!(model = %key, "registered the bundled demonstration model (not for clinical use)")
         }

@@ -17,6 +17,7 @@ use crate::auth::Actor;
 use crate::db::schema::models;
 use crate::db::{now, write_tx, Conn};
 use crate::error::{Error, OptionalExt, Result};
+use crate::storage::Storage;
 
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
 #[diesel(table_name = models)]
@@ -55,16 +56,19 @@ impl ModelRecord {
         serde_json::from_str(&self.card)
             .map_err(|e| Error::Internal(anyhow::anyhow!("stored card of {}: {e}", self.key())))
     }
-    pub fn path(&self, data_dir: &Path) -> PathBuf {
-        stored_path(data_dir, &self.sha256)
+    /// The model as a file on this machine (ONNX Runtime opens files): the stored file, or on
+    /// object storage a checked local copy.
+    pub fn file(&self, storage: &Storage) -> std::io::Result<PathBuf> {
+        storage.local_copy(&stored_key(&self.sha256), &self.sha256)
     }
     pub fn short_sha(&self) -> &str {
         self.sha256.get(..16).unwrap_or(&self.sha256)
     }
 }
 
-pub fn stored_path(data_dir: &Path, sha256: &str) -> PathBuf {
-    data_dir.join("models").join(format!("{sha256}.onnx"))
+/// The storage key of a model file: `models/<sha256>.onnx`.
+pub fn stored_key(sha256: &str) -> String {
+    format!("models/{sha256}.onnx")
 }
 
 pub fn list(conn: &mut Conn) -> Result<Vec<ModelRecord>> {
@@ -94,7 +98,7 @@ pub fn check(file: &Path, card: &ModelCard) -> Result<Model> {
 pub fn register(
     conn: &mut Conn,
     actor: &Actor,
-    data_dir: &Path,
+    storage: &Storage,
     file: &Path,
     card_bytes: &[u8],
 ) -> Result<ModelRecord> {
@@ -102,14 +106,14 @@ pub fn register(
         return Err(Error::forbidden("only administrators register models"));
     }
     let bytes = std::fs::read(file).map_err(|e| Error::invalid("file", format!("{}: {e}", file.display())))?;
-    register_bytes(conn, actor, data_dir, &bytes, card_bytes)
+    register_bytes(conn, actor, storage, &bytes, card_bytes)
 }
 
 /// [`register`] of a model held in memory.
 pub fn register_bytes(
     conn: &mut Conn,
     actor: &Actor,
-    data_dir: &Path,
+    storage: &Storage,
     bytes: &[u8],
     card_bytes: &[u8],
 ) -> Result<ModelRecord> {
@@ -124,16 +128,13 @@ pub fn register_bytes(
             card.key()
         )));
     }
-    let dest = stored_path(data_dir, &sha256);
-    let created = !dest.exists();
+    let key = stored_key(&sha256);
+    let io = |e: std::io::Error| Error::Internal(anyhow::anyhow!("storing the model: {e}"));
+    let created = !storage.exists(&key).map_err(io)?;
     if created {
-        let io = |e: std::io::Error| Error::Internal(anyhow::anyhow!("storing the model: {e}"));
-        std::fs::create_dir_all(dest.parent().unwrap_or(data_dir)).map_err(io)?;
-        let partial = dest.with_extension("partial");
-        std::fs::write(&partial, bytes).map_err(io)?;
-        std::fs::rename(&partial, &dest).map_err(io)?;
+        storage.put_bytes(&key, bytes.to_vec()).map_err(io)?;
     }
-    let outcome = check(&dest, &card).and_then(|_| {
+    let outcome = storage.local_copy(&key, &sha256).map_err(io).and_then(|file| check(&file, &card)).and_then(|_| {
         let backend = engine::backend().map_err(|e| Error::Internal(anyhow::anyhow!(e)))?;
         write_tx(conn, |conn| {
             let record: ModelRecord = crate::db::on_engine!(&mut *conn, |c| diesel::insert_into(models::table)
@@ -160,7 +161,7 @@ pub fn register_bytes(
         })
     });
     if outcome.is_err() && created {
-        let _ = std::fs::remove_file(&dest);
+        let _ = storage.delete(&key);
     }
     outcome
 }
@@ -175,12 +176,12 @@ pub const DEMO_NAME: &str = "evidentia-demo-til";
 
 /// Registers the bundled demonstration model in a data dir that has never had it (once: a
 /// retired demo model stays retired). Returns its key when it was registered now.
-pub fn ensure_demo_model(conn: &mut Conn, data_dir: &Path) -> Result<Option<String>> {
+pub fn ensure_demo_model(conn: &mut Conn, storage: &Storage) -> Result<Option<String>> {
     let key = ModelCard::parse(DEMO_CARD)?.key();
     if get(conn, &key).is_ok() {
         return Ok(None);
     }
-    register_bytes(conn, &Actor::system(), data_dir, DEMO_ONNX, DEMO_CARD)?;
+    register_bytes(conn, &Actor::system(), storage, DEMO_ONNX, DEMO_CARD)?;
     Ok(Some(key))
 }
 

@@ -318,12 +318,12 @@ impl Analyser {
 }
 
 impl Analyser {
-    fn open(conn: &mut Conn, data_dir: &std::path::Path, run_id: i32) -> anyhow::Result<Analyser> {
+    fn open(conn: &mut Conn, storage: &crate::storage::Storage, run_id: i32) -> anyhow::Result<Analyser> {
         let model_id: i32 = biomarker_runs::table.find(run_id).select(biomarker_runs::model_id).first(conn)?;
         let model: registry::ModelRecord =
             models::table.find(model_id).select(registry::ModelRecord::as_select()).first(conn)?;
         let card = model.card().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let sessions = pipeline::sessions(&model.path(data_dir)).map_err(|e| anyhow::anyhow!(e))?;
+        let sessions = pipeline::sessions(&model.file(storage)?).map_err(|e| anyhow::anyhow!(e))?;
         let backend = super::engine::backend().map_err(|e| anyhow::anyhow!(e))?;
         if let Some(w) = backend.warning() {
             tracing::warn!(run = run_id, "{w}");
@@ -334,7 +334,7 @@ impl Analyser {
     /// Analyses one slide and stores its result, unless it has one already (an earlier worker
     /// finished it before it was lost): never twice. A slide that cannot be analysed gets a
     /// failed result with its reason. Returns the tiles analysed.
-    fn slide(&mut self, conn: &mut Conn, data_dir: &std::path::Path, slide_id: i32) -> anyhow::Result<u64> {
+    fn slide(&mut self, conn: &mut Conn, storage: &crate::storage::Storage, slide_id: i32) -> anyhow::Result<u64> {
         let has_result = biomarker_results::table
             .filter(biomarker_results::run_id.eq(self.run_id))
             .filter(biomarker_results::slide_id.eq(slide_id))
@@ -347,7 +347,7 @@ impl Analyser {
         let (sha, format): (String, crate::slides::SlideFormat) =
             slides::table.find(slide_id).select((slides::sha256, slides::format)).first(conn)?;
         let t0 = Instant::now();
-        let outcome = crate::slides::reader::open(&crate::slides::stored_path(data_dir, &sha, format))
+        let outcome = crate::slides::open_stored(storage, &sha, format)
             .map_err(|e| format!("slide unreadable: {e}"))
             .and_then(|reader| {
                 pipeline::analyse(reader.as_ref(), &mut self.sessions, &self.card, Options::default(), &mut |_, _| {})
@@ -447,7 +447,7 @@ fn work_items(ctx: &JobContext, a: &mut Analyser, first: Option<crate::jobs::ite
                 None => return Ok(()),
             },
         };
-        a.slide(&mut *ctx.conn()?, &ctx.data_dir, item.item)?;
+        a.slide(&mut *ctx.conn()?, &ctx.storage, item.item)?;
         if !items::finish(&mut *ctx.conn()?, item, &ctx.worker, None)? {
             tracing::warn!(job = ctx.job.id, slide = item.item, worker = %ctx.worker, "the slide was taken over by another worker meanwhile");
         }
@@ -488,7 +488,7 @@ impl JobHandler for RunJob {
             .select((biomarker_runs::study_id, biomarker_runs::slide_ids))
             .first(&mut conn)?;
         let slide_ids: Vec<i32> = serde_json::from_str(&slide_ids)?;
-        let mut analyser = Analyser::open(&mut conn, &ctx.data_dir, run_id)?;
+        let mut analyser = Analyser::open(&mut conn, &ctx.storage, run_id)?;
         diesel::update(biomarker_runs::table.find(run_id))
             .set((biomarker_runs::backend.eq(analyser.backend), biomarker_runs::provider.eq(analyser.provider())))
             .execute(&mut conn)?;
@@ -542,7 +542,7 @@ impl JobHandler for RunJob {
 
     fn help(&self, ctx: &JobContext, first: crate::jobs::items::Claimed) -> anyhow::Result<()> {
         let run_id = ctx.job.params::<RunParams>()?.run;
-        let mut analyser = Analyser::open(&mut *ctx.conn()?, &ctx.data_dir, run_id)?;
+        let mut analyser = Analyser::open(&mut *ctx.conn()?, &ctx.storage, run_id)?;
         tracing::info!(job = ctx.job.id, worker = %ctx.worker, provider = analyser.provider(), "helping with a run");
         match work_items(ctx, &mut analyser, Some(first)) {
             Err(e) if e.is::<crate::jobs::kinds::Cancelled>() => Ok(()),

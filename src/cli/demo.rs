@@ -48,13 +48,20 @@ fn seed(pool: &DbPool, cfg: &Config, slides: usize) -> Result<Vec<String>, Failu
         if count == 0 {
             continue;
         }
-        created.extend(demo::slides::seed_slides(&mut *conn()?, &cfg.data_dir, study, count, &mut |done, total| {
-            if done < total {
-                eprint!("\rdrawing demo slide {}/{total} of {}…", done + 1, study.code);
-            } else {
-                eprintln!("\rdrew {total} demo slides of {}.          ", study.code);
-            }
-        })?);
+        created.extend(demo::slides::seed_slides(
+            &mut *conn()?,
+            &cfg.storage,
+            &cfg.data_dir,
+            study,
+            count,
+            &mut |done, total| {
+                if done < total {
+                    eprint!("\rdrawing demo slide {}/{total} of {}…", done + 1, study.code);
+                } else {
+                    eprintln!("\rdrew {total} demo slides of {}.          ", study.code);
+                }
+            },
+        )?);
         if let Some((run, job)) = demo::runs::start_run(&mut *conn()?, study.code)? {
             eprintln!("running the demonstration model on the {} slides (run {})…", study.code, run.id);
             let summary = progress::run_job::<evidentia::biomarker::runs::RunParams>(pool, cfg, job.id)?;

@@ -47,6 +47,12 @@ pub struct Cli {
     /// `evidentia.db` in the data dir). The data dir still holds the files.
     #[arg(long, global = true, env = "EVIDENTIA_DATABASE_URL")]
     database_url: Option<String>,
+    /// Where slides, models and dossiers are stored: `file:///PATH` or `s3://BUCKET/PREFIX` on
+    /// an S3-compatible object store (endpoint, region and keys from `AWS_ENDPOINT_URL`,
+    /// `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`; `AWS_ALLOW_HTTP=true` without
+    /// TLS). Default: the data dir.
+    #[arg(long, global = true, env = "EVIDENTIA_STORAGE")]
+    storage: Option<String>,
     /// Act as this user (their roles are checked); without it, the local operator with admin rights.
     #[arg(long = "as", global = true)]
     as_user: Option<String>,
@@ -228,12 +234,18 @@ fn study(conn: &mut Conn, actor: &Actor, code: &str) -> Result<StudyAccess, Fail
     Ok(study_access(conn, actor, &code.to_uppercase())?)
 }
 
-fn config_for(data_dir: PathBuf, database_url: Option<&str>, serve: Option<&ServeArgs>) -> Config {
+fn config_for(
+    data_dir: PathBuf,
+    database_url: Option<&str>,
+    storage: &evidentia::storage::Storage,
+    serve: Option<&ServeArgs>,
+) -> Config {
     let bind = serve.map(|s| s.bind.clone()).unwrap_or_else(|| "127.0.0.1:8080".into());
     let mut cfg = Config::from_env(bind, data_dir);
     if let Some(url) = database_url {
         cfg.database_url = Some(url.to_string());
     }
+    cfg.storage = storage.clone();
     if let Some(s) = serve {
         cfg.job_workers = s.job_workers;
     }
@@ -267,8 +279,10 @@ fn run(cli: Cli) -> CliResult {
         _ => PathBuf::from("data"),
     };
     let data_dir = cli.data_dir.clone().unwrap_or(default_dir);
+    let storage = evidentia::storage::Storage::parse(cli.storage.as_deref(), &data_dir)
+        .map_err(|e| Failure::Input(format!("--storage / EVIDENTIA_STORAGE: {e}")))?;
     let ctx = |serve: Option<&ServeArgs>| Ctx {
-        cfg: config_for(data_dir.clone(), cli.database_url.as_deref(), serve),
+        cfg: config_for(data_dir.clone(), cli.database_url.as_deref(), &storage, serve),
         as_user: cli.as_user.clone(),
     };
     match cli.command {

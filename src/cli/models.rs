@@ -133,7 +133,9 @@ pub fn biomarker(ctx: &Ctx, cmd: BiomarkerCmd) -> CliResult {
                 return Err(Failure::Input(format!("{model} is retired: use another version")));
             }
             let card = record.card()?;
-            let mut sessions = pipeline::sessions(&record.path(&ctx.cfg.data_dir)).map_err(Failure::Other)?;
+            let mut sessions =
+                pipeline::sessions(&record.file(&ctx.cfg.storage).map_err(|e| Failure::Other(e.to_string()))?)
+                    .map_err(Failure::Other)?;
             let backend = engine::backend().map_err(Failure::Other)?;
             if let Some(w) = backend.warning() {
                 eprintln!("warning: {w}");
@@ -212,7 +214,7 @@ pub fn model(ctx: &Ctx, cmd: ModelCmd) -> CliResult {
         ModelCmd::Register { file, card } => {
             let (mut conn, actor) = ctx.open()?;
             let (card_bytes, _) = read_card(&card)?;
-            let m = registry::register(&mut conn, &actor, &ctx.cfg.data_dir, &file, &card_bytes)
+            let m = registry::register(&mut conn, &actor, &ctx.cfg.storage, &file, &card_bytes)
                 .map_err(|e| Failure::from(e).context(&file.display().to_string()))?;
             println!("registered {} (sha256 {}, checked on {})", m.key(), m.sha256, m.checked_backend);
         }

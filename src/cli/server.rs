@@ -82,6 +82,13 @@ pub fn worker(cfg: Config, threads: usize) -> CliResult {
 
 pub fn backup(cfg: &Config, out: &Path, encrypt_to: &[String]) -> CliResult {
     let recipients = archive::parse_recipients(encrypt_to).map_err(|e| Failure::Input(format!("{e:#}")))?;
+    if cfg.storage.local_root() != Some(cfg.data_dir.as_path()) {
+        return Err(Failure::Input(format!(
+            "the files are in {}, not in the data dir: a backup of the data dir would miss them; back up the \
+             object store with its own tools (versioning, replication) and see docs/operations.md",
+            cfg.storage.describe()
+        )));
+    }
     let pool = startup::open_database(cfg)?;
     let n = archive::create(&pool, &cfg.data_dir, out, &recipients)?;
     let sealed =

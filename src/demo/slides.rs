@@ -31,6 +31,7 @@ fn phenotype(s: &DemoSubject) -> Phenotype {
 /// Skipped when the study already has slides.
 pub fn seed_slides(
     conn: &mut Conn,
+    storage: &crate::storage::Storage,
     data_dir: &Path,
     demo: &DemoStudy,
     count: usize,
@@ -50,14 +51,14 @@ pub fn seed_slides(
     let dir = data_dir.join("tmp").join("demo-slides");
     std::fs::create_dir_all(&dir).map_err(anyhow::Error::from)?;
     // The drawn originals carry fake identifiers in their names and labels: gone in every case.
-    let result = draw_and_ingest(conn, data_dir, demo, (&access, &actor), &picked, &dir, progress);
+    let result = draw_and_ingest(conn, (storage, data_dir), demo, (&access, &actor), &picked, &dir, progress);
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
 fn draw_and_ingest(
     conn: &mut Conn,
-    data_dir: &Path,
+    (storage, data_dir): (&crate::storage::Storage, &Path),
     demo: &DemoStudy,
     (access, actor): (&crate::auth::permissions::StudyAccess, &Actor),
     picked: &[&DemoSubject],
@@ -81,7 +82,7 @@ fn draw_and_ingest(
     let scrubber = crate::cases::scrub::Scrubber::new(&[], &[]).map_err(|e| anyhow::anyhow!(e))?;
     let mut plan = ingest::plan(conn, access, &key, &scrubber, manifest.as_bytes(), &files, None)?;
     plan.upload_dir = Some(dir.to_path_buf());
-    let report = ingest::ingest_now(conn, actor, access, data_dir, &plan)?;
+    let report = ingest::ingest_now(conn, actor, access, storage, data_dir, &plan)?;
     progress(picked.len(), picked.len());
     if let Some(failed) = report.iter().find(|r| r.outcome == "failed") {
         return Err(anyhow::anyhow!("demo slide for {}: {}", failed.case, failed.message).into());

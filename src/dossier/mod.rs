@@ -292,9 +292,10 @@ impl crate::jobs::JobParams for DossierParams {
     type Output = Exported;
 }
 
-/// Where the export job of `job_id` writes its dossier (under the data dir's `exports/`).
-pub fn job_file(data_dir: &Path, job_id: i32) -> std::path::PathBuf {
-    data_dir.join("exports").join("dossiers").join(format!("dossier-job{job_id}.zip"))
+/// The storage key of the dossier the export job `job_id` wrote (`exports/dossiers/…`: in the
+/// data dir on file storage, in the bucket on object storage, so any web node serves it).
+pub fn job_key(job_id: i32) -> String {
+    format!("exports/dossiers/dossier-job{job_id}.zip")
 }
 
 /// The study's lock (its snapshot hash re-computed and compared), refused unless locked with
@@ -352,14 +353,21 @@ impl crate::jobs::kinds::JobHandler for DossierJob {
         let actor = crate::auth::users::actor_for_username(&mut conn, username).map_err(|e| anyhow::anyhow!("{e}"))?;
         let access =
             crate::auth::permissions::study_access(&mut conn, &actor, study).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let out = job_file(&ctx.data_dir, ctx.job.id);
-        std::fs::create_dir_all(out.parent().unwrap_or(&ctx.data_dir))?;
+        // Built on this node's disk, then stored whole (a half-written dossier is never stored).
+        let tmp_dir = ctx.data_dir.join("tmp");
+        crate::tmp::ensure_private(&tmp_dir)?;
+        let out = tmp_dir.join(format!("dossier-job{}.zip", ctx.job.id));
         let mut cancelled = false;
         let exported = export(&mut conn, &actor, &ctx.data_dir, &access, &out, &mut |done, total, what| {
             let r = ctx.progress(done, total, what, None);
             cancelled = r.as_ref().is_err_and(|e| e.is::<crate::jobs::kinds::Cancelled>());
             r
         });
+        let exported = exported.and_then(|e| {
+            ctx.storage.put_file_moving(&job_key(ctx.job.id), &out).map_err(|e| Error::Internal(e.into()))?;
+            Ok(e)
+        });
+        let _ = std::fs::remove_file(&out);
         match exported {
             Ok(e) => crate::jobs::output::<DossierParams>(&e),
             // The worker records a cancelled job as cancelled, not failed.

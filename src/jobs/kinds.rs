@@ -17,6 +17,8 @@ pub struct Cancelled;
 pub struct JobContext {
     pub pool: DbPool,
     pub data_dir: PathBuf,
+    /// Where slides, models and dossiers are stored.
+    pub storage: crate::storage::Storage,
     pub job: Job,
     /// The worker running it (its lead, or a helper working on its items).
     pub worker: String,

@@ -78,6 +78,7 @@ pub fn run_job(pool: &DbPool, cfg: &Config, job: Job) {
     let ctx = JobContext {
         pool: pool.clone(),
         data_dir: cfg.data_dir.clone(),
+        storage: cfg.storage.clone(),
         job,
         worker: worker.clone(),
         stale_after: cfg.job_stale_after,
@@ -120,6 +121,7 @@ pub fn help_job(pool: &DbPool, cfg: &Config, worker: &str, first: super::items::
     let ctx = JobContext {
         pool: pool.clone(),
         data_dir: cfg.data_dir.clone(),
+        storage: cfg.storage.clone(),
         job,
         worker: worker.to_string(),
         stale_after: cfg.job_stale_after,

@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::{deid, reader, stored_path, SlideFormat};
+use super::{deid, reader, stored_key, SlideFormat};
 use crate::audit::{self, Action, Change, Entity};
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::auth::Actor;
@@ -25,6 +25,7 @@ use crate::error::{Error, FieldErrors, Result};
 use crate::jobs::kinds::{JobContext, JobHandler};
 use crate::jobs::{self, Job};
 use crate::slides::SlideStatus;
+use crate::storage::Storage;
 
 /// The ingest job's parameters: the planned ingest it carries out.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -301,16 +302,17 @@ pub fn ingest_now(
     conn: &mut Conn,
     actor: &Actor,
     access: &StudyAccess,
+    storage: &Storage,
     data_dir: &Path,
     plan: &Plan,
 ) -> anyhow::Result<Vec<RowOutcome>> {
     let ingest_id = create_record(conn, actor, access, plan.entries.len())?;
-    let partial_dir = super::store_dir(data_dir).join(".partial");
+    let partial_dir = super::partial_dir(data_dir);
     std::fs::create_dir_all(&partial_dir)?;
     let mut report = Vec::new();
     for entry in &plan.entries {
         let partial = partial_dir.join(format!("now-{ingest_id}-row-{}.partial", entry.row));
-        report.push(ingest_one(conn, data_dir, &plan.study_code, &actor.name, ingest_id, entry, &partial));
+        report.push(ingest_one(conn, storage, &plan.study_code, &actor.name, ingest_id, entry, &partial));
         let _ = std::fs::remove_file(&partial);
     }
     save_report(conn, ingest_id, &report, true)?;
@@ -367,7 +369,7 @@ impl JobHandler for SlideIngestJob {
             &std::fs::read(plan_path(&tmp_dir, ingest_id)).context("the ingest's plan file is gone")?,
         )?;
         sweep(&mut *ctx.conn()?, &ctx.data_dir);
-        let partial_dir = super::store_dir(&ctx.data_dir).join(".partial");
+        let partial_dir = super::partial_dir(&ctx.data_dir);
         std::fs::create_dir_all(&partial_dir)?;
         let mut report = ctx.checkpoint::<Resume>()?.map(|r| r.report).unwrap_or_default();
         let total = plan.entries.len() as i64;
@@ -378,7 +380,7 @@ impl JobHandler for SlideIngestJob {
                 let partial = partial_dir.join(format!("job-{}-row-{}.partial", ctx.job.id, entry.row));
                 let outcome = ingest_one(
                     &mut *ctx.conn()?,
-                    &ctx.data_dir,
+                    &ctx.storage,
                     &plan.study_code,
                     &ctx.job.owner,
                     ingest_id,
@@ -459,7 +461,7 @@ pub fn sweep(conn: &mut Conn, data_dir: &Path) {
         }
     }
     let day = std::time::Duration::from_secs(24 * 3600);
-    for entry in std::fs::read_dir(super::store_dir(data_dir).join(".partial")).into_iter().flatten().flatten() {
+    for entry in std::fs::read_dir(super::partial_dir(data_dir)).into_iter().flatten().flatten() {
         let old = entry.metadata().and_then(|m| m.modified()).map(|t| t.elapsed().unwrap_or_default() > day);
         if old.unwrap_or(false) {
             let _ = std::fs::remove_file(entry.path());
@@ -511,7 +513,7 @@ fn save_report(conn: &mut Conn, ingest_id: i32, report: &[RowOutcome], finished:
 /// the message), so the next file goes on.
 pub fn ingest_one(
     conn: &mut Conn,
-    data_dir: &Path,
+    storage: &Storage,
     study_code: &str,
     actor: &str,
     ingest_id: i32,
@@ -529,7 +531,7 @@ pub fn ingest_one(
     };
     // A decoder panicking on a hostile file fails this row only.
     let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        try_ingest(conn, data_dir, study_code, actor, ingest_id, entry, partial, &mut out)
+        try_ingest(conn, storage, study_code, actor, ingest_id, entry, partial, &mut out)
     }))
     .unwrap_or_else(|_| Err(anyhow::anyhow!("the file could not be read (internal error while decoding it)")));
     match attempt {
@@ -552,7 +554,7 @@ pub fn ingest_one(
 #[allow(clippy::too_many_arguments)]
 fn try_ingest(
     conn: &mut Conn,
-    data_dir: &Path,
+    storage: &Storage,
     study_code: &str,
     actor: &str,
     ingest_id: i32,
@@ -581,12 +583,10 @@ fn try_ingest(
     let format = SlideFormat::parse(&info.format).ok_or_else(|| {
         anyhow::anyhow!("the reader named the format '{}', which this build does not store", info.format)
     })?;
-    let dest = stored_path(data_dir, &sha, format);
-    if let Some(dir) = dest.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::rename(partial, &dest)?;
-    let size = std::fs::metadata(&dest)?.len() as i64;
+    let size = std::fs::metadata(partial)?.len() as i64;
+    // Into storage (streamed up in parts on object storage); the node's copy goes.
+    let dest = stored_key(&sha, format);
+    storage.put_file_moving(&dest, partial).context("the de-identified copy could not be stored")?;
     let metadata: BTreeMap<&String, &String> = info.properties.iter().collect();
     let info_json = json!({
         "format": info.format,
@@ -655,7 +655,7 @@ fn try_ingest(
             // meanwhile by another ingest is that slide, not a failure.
             let referenced: i64 = slides::table.filter(slides::sha256.eq(&sha)).count().get_result(conn)?;
             if referenced == 0 {
-                let _ = std::fs::remove_file(&dest);
+                let _ = storage.delete(&dest);
             }
             if already_ingested(conn, study.id, &source_sha, out)? {
                 return Ok(());

@@ -4,7 +4,7 @@
 pub mod ingest;
 
 // The engine: reading, writing, tiling, de-identifying and drawing slides (crates/evidentia-wsi).
-pub use evidentia_wsi::{deid, dzi, jpeg, reader, synth, tiffwrite};
+pub use evidentia_wsi::{deid, dzi, jpeg, reader, source, synth, tiffwrite};
 
 use std::path::{Path, PathBuf};
 
@@ -92,9 +92,10 @@ pub fn human_bytes(n: i64) -> String {
     }
 }
 
-/// Where the de-identified copies live: `<data dir>/slides/<sha256>.<ext>`.
-pub fn store_dir(data_dir: &Path) -> PathBuf {
-    data_dir.join("slides")
+/// Where ingests write de-identified copies before they are stored: `<data dir>/slides/.partial`
+/// (on the node's disk, for the length of one file's ingest).
+pub fn partial_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("slides").join(".partial")
 }
 
 crate::db::text_enum! {
@@ -120,13 +121,32 @@ impl SlideFormat {
     }
 }
 
-pub fn stored_path(data_dir: &Path, sha256: &str, format: SlideFormat) -> PathBuf {
-    store_dir(data_dir).join(format!("{sha256}.{}", format.extension()))
+/// The storage key of a de-identified copy: `slides/<sha256>.<ext>` (in the data dir on file
+/// storage, under the bucket's prefix on object storage).
+pub fn stored_key(sha256: &str, format: SlideFormat) -> String {
+    format!("slides/{sha256}.{}", format.extension())
+}
+
+/// Opens a stored copy wherever the storage keeps it (by range requests on object storage).
+pub fn open_stored(
+    storage: &crate::storage::Storage,
+    sha256: &str,
+    format: SlideFormat,
+) -> std::result::Result<Box<dyn reader::SlideReader>, reader::SlideError> {
+    reader::open_source(storage.open(&stored_key(sha256, format))?)
 }
 
 impl Slide {
-    pub fn path(&self, data_dir: &Path) -> PathBuf {
-        stored_path(data_dir, &self.sha256, self.format)
+    pub fn key(&self) -> String {
+        stored_key(&self.sha256, self.format)
+    }
+
+    /// Opens this slide's stored copy.
+    pub fn open(
+        &self,
+        storage: &crate::storage::Storage,
+    ) -> std::result::Result<Box<dyn reader::SlideReader>, reader::SlideError> {
+        open_stored(storage, &self.sha256, self.format)
     }
 }
 

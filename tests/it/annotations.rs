@@ -33,7 +33,7 @@ pub fn reading_study(app: &TestApp) -> Vec<String> {
     }
     let key = evidentia::cases::deid::study_key(&app.data_dir, STUDY).unwrap();
     let plan = ingest::plan(&mut conn, &access, &key, &no_patterns(), manifest.as_bytes(), &files, None).unwrap();
-    let report = ingest::ingest_now(&mut conn, &actor, &access, &app.data_dir, &plan).unwrap();
+    let report = ingest::ingest_now(&mut conn, &actor, &access, &app.config.storage, &app.data_dir, &plan).unwrap();
     assert!(report.iter().all(|r| r.outcome == "ingested"), "{report:?}");
     let def = schema::Definition::parse_text(schema::DEFAULT_TEXT).unwrap();
     schema::save(&mut conn, &actor, &access, &def, "").unwrap();

@@ -423,7 +423,7 @@ fn one_slide_campaign(app: &TestApp, ai: bool) -> i32 {
     let key = evidentia::cases::deid::study_key(&app.data_dir, "LUNG-IO-01").unwrap();
     let files = [SourceFile { name: "KIM_B-7.svs".into(), path: slide.clone(), uploaded: false }];
     let plan = ingest::plan(&mut conn, &access, &key, &no_patterns(), manifest.as_bytes(), &files, None).unwrap();
-    ingest::ingest_now(&mut conn, &actor, &access, &app.data_dir, &plan).unwrap();
+    ingest::ingest_now(&mut conn, &actor, &access, &app.config.storage, &app.data_dir, &plan).unwrap();
     let def = schema::Definition::parse_text(schema::DEFAULT_TEXT).unwrap();
     schema::save(&mut conn, &actor, &access, &def, "").unwrap();
     let ai_run_id = ai.then(|| {

@@ -70,6 +70,9 @@ fn seeded_template() -> &'static std::path::Path {
         std::fs::create_dir_all(&dir).expect("template dir");
         let mut cfg = test_config(&dir);
         cfg.database_url = postgres::template();
+        if let Some(storage) = storage::template(&dir) {
+            cfg.storage = storage;
+        }
         let pool = startup::open_database(&cfg).expect("open db");
         let mut conn = pool.get().expect("conn");
         evidentia::demo::seed(&mut conn, &cfg.data_dir).expect("seed demo");
@@ -118,6 +121,9 @@ fn start_app(data_dir: PathBuf, dir: Option<tempfile::TempDir>, adjust: impl FnO
     copy_dir(seeded_template(), &data_dir);
     let mut cfg = test_config(&data_dir);
     cfg.database_url = postgres::copy_of_template();
+    if let Some(storage) = storage::copy_of_template(&data_dir) {
+        cfg.storage = storage;
+    }
     adjust(&mut cfg);
     let (tx, rx) = mpsc::channel();
     let (stopped_tx, stopped) = mpsc::channel();
@@ -155,6 +161,46 @@ impl Drop for TestApp {
         if let Some(url) = &self.database_url {
             postgres::drop_database(url);
         }
+    }
+}
+
+/// The suite on object storage: with `EVIDENTIA_TEST_STORAGE` (an `s3://BUCKET` URL; the
+/// endpoint and keys in the usual `AWS_*` variables: `tools/test` starts Garage and sets them for
+/// its PostgreSQL pass), every app keeps its files under a prefix of its own in that bucket,
+/// starting with a copy of the seeded template's (the demonstration model). Without it, in the
+/// data dir.
+pub mod storage {
+    use evidentia::storage::Storage;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn bucket() -> Option<String> {
+        std::env::var("EVIDENTIA_TEST_STORAGE")
+            .ok()
+            .map(|u| u.trim_end_matches('/').to_string())
+            .filter(|u| !u.is_empty())
+    }
+
+    fn at(prefix: &str, data_dir: &std::path::Path) -> Storage {
+        let bucket = bucket().expect("EVIDENTIA_TEST_STORAGE");
+        Storage::parse(Some(&format!("{bucket}/{prefix}")), data_dir).expect("the test object store")
+    }
+
+    /// The seeded template's storage (a prefix named by the process).
+    pub fn template(data_dir: &std::path::Path) -> Option<Storage> {
+        bucket()?;
+        Some(at(&format!("it-{}-template", std::process::id()), data_dir))
+    }
+
+    /// A new prefix for one app, holding a copy of the template's files.
+    pub fn copy_of_template(data_dir: &std::path::Path) -> Option<Storage> {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let template = template(data_dir)?;
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let storage = at(&format!("it-{}-{n}", std::process::id()), data_dir);
+        for (key, _) in template.list("models").expect("list the template's models") {
+            storage.put_bytes(&key, template.read(&key).expect("read a template file")).expect("copy a template file");
+        }
+        Some(storage)
     }
 }
 
@@ -318,7 +364,35 @@ impl TestApp {
             Some(url) => cmd.env("EVIDENTIA_DATABASE_URL", url),
             None => cmd.env_remove("EVIDENTIA_DATABASE_URL"),
         };
+        match self.config.storage.local_root() {
+            Some(_) => cmd.env_remove("EVIDENTIA_STORAGE"),
+            None => cmd.env("EVIDENTIA_STORAGE", self.config.storage.describe()),
+        };
         cmd
+    }
+
+    /// The keys of the files stored under `folder` (`slides/`, `models/`), wherever the app
+    /// stores them (its data dir, or its prefix in the object store).
+    pub fn stored(&self, folder: &str) -> Vec<String> {
+        self.config.storage.list(folder).expect("list the storage").into_iter().map(|(k, _)| k).collect()
+    }
+
+    /// Every byte the app keeps: the files of its data dir and, on object storage, every stored
+    /// file (for scans that nothing identifying was kept anywhere).
+    pub fn every_file(&self) -> Vec<(String, Vec<u8>)> {
+        let mut out: Vec<(String, Vec<u8>)> = files_under(&self.data_dir)
+            .into_iter()
+            .map(|p| (p.display().to_string(), std::fs::read(&p).expect("read a data dir file")))
+            .collect();
+        if self.config.storage.local_root().is_none() {
+            for folder in ["slides", "models", "exports/dossiers"] {
+                for key in self.stored(folder) {
+                    let bytes = self.config.storage.read(&key).expect("read a stored file");
+                    out.push((format!("{}/{key}", self.config.storage.describe()), bytes));
+                }
+            }
+        }
+        out
     }
 
     /// Runs the CLI binary against this app's data dir.

@@ -14,10 +14,10 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 /// What every new data dir's model store holds: the bundled demonstration model.
-fn demo_only(app: &TestApp) -> Vec<PathBuf> {
+fn demo_only() -> Vec<String> {
     use sha2::Digest;
     let sha = hex::encode(sha2::Sha256::digest(evidentia::biomarker::registry::DEMO_ONNX));
-    vec![app.data_dir.join("models").join(format!("{sha}.onnx"))]
+    vec![evidentia::biomarker::registry::stored_key(&sha)]
 }
 
 fn model_check(app: &TestApp, backend: &str) -> Value {
@@ -84,7 +84,7 @@ async fn models_register_with_a_checked_card_and_never_change() {
         assert_eq!(out.status.code(), Some(2), "{file} + {card}: {err}");
         assert!(err.contains(needle), "{file} + {card}: {err}");
     }
-    assert_eq!(files_under(&app.data_dir.join("models")), demo_only(&app), "nothing stored for a refused model");
+    assert_eq!(app.stored("models"), demo_only(), "nothing stored for a refused model");
 
     // Only administrators register.
     let out =
@@ -99,7 +99,7 @@ async fn models_register_with_a_checked_card_and_never_change() {
         hex::encode(sha2::Sha256::digest(std::fs::read(fixture("tiny-fcn.onnx")).unwrap()))
     };
     assert!(String::from_utf8_lossy(&out.stdout).contains(&sha));
-    assert!(app.data_dir.join("models").join(format!("{sha}.onnx")).is_file());
+    assert!(app.stored("models").contains(&evidentia::biomarker::registry::stored_key(&sha)));
     let ev = audit_events(&app, "register");
     assert_eq!((ev[0].chain.as_str(), ev[0].entity_id.as_str()), ("system", "tiny-fcn@0.1.0"));
     assert!(ev[0].new_value.as_deref().unwrap().contains(&sha));
@@ -224,7 +224,7 @@ async fn an_admin_registers_a_model_through_the_page() {
     assert_eq!(r.status(), 422);
     let body = r.text().await.unwrap();
     assert!(body.contains("the model has no output") && body.contains("heatmap"), "{body}");
-    assert_eq!(files_under(&app.data_dir.join("models")), demo_only(&app));
+    assert_eq!(app.stored("models"), demo_only());
     assert!(
         files_under(&app.data_dir.join("tmp")).iter().all(|p| !p.to_string_lossy().contains("model-upload")),
         "uploads removed"
@@ -521,5 +521,5 @@ fn ingest_synthetic_slides(
     let access = study_access(&mut conn, &operator, "LUNG-IO-01").unwrap();
     let key = evidentia::cases::deid::study_key(&app.data_dir, "LUNG-IO-01").unwrap();
     let plan = ingest::plan(&mut conn, &access, &key, &no_patterns(), manifest.as_bytes(), &files, None).unwrap();
-    ingest::ingest_now(&mut conn, &operator, &access, &app.data_dir, &plan).unwrap();
+    ingest::ingest_now(&mut conn, &operator, &access, &app.config.storage, &app.data_dir, &plan).unwrap();
 }

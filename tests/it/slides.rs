@@ -112,11 +112,11 @@ async fn web_ingest_stores_a_deidentified_copy_linked_to_the_case() {
     assert_eq!(label, &format!("{case}-S01"));
     assert_eq!(format, "aperio-svs");
     // Content-addressed: the file is named by its own SHA-256.
-    let path =
-        evidentia::slides::stored_path(&app.data_dir, sha, evidentia::slides::SlideFormat::parse(format).unwrap());
-    assert_eq!(&evidentia::slides::ingest::sha256_file(&path).unwrap(), sha);
+    let format = evidentia::slides::SlideFormat::parse(format).unwrap();
+    let stored = app.config.storage.read(&evidentia::slides::stored_key(sha, format)).unwrap();
+    assert_eq!(&hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&stored)), sha);
     // Re-reading the stored copy: no label, no macro, no scrubbed key; same pyramid.
-    let copy = reader::open(&path).expect("stored copy reads");
+    let copy = evidentia::slides::open_stored(&app.config.storage, sha, format).expect("stored copy reads");
     let info = copy.info();
     assert!(info.associated.is_empty(), "{:?}", info.associated);
     assert_eq!((info.width, info.height), (1200, 960));
@@ -137,10 +137,9 @@ async fn web_ingest_stores_a_deidentified_copy_linked_to_the_case() {
     let original = reader::open(&fixture("aperio.svs")).unwrap();
     assert_eq!(original.read_region(0, 240, 240, 300, 200).unwrap(), copy.read_region(0, 240, 240, 300, 200).unwrap());
     // No PHI in any stored byte: the slide store, the database (and its WAL), the upload area.
-    for f in files_under(&app.data_dir) {
-        let bytes = std::fs::read(&f).unwrap();
+    for (f, bytes) in app.every_file() {
         for phi in SLIDE_PHI {
-            assert!(!bytes.windows(phi.len()).any(|w| w == phi.as_bytes()), "{phi} found in {}", f.display());
+            assert!(!bytes.windows(phi.len()).any(|w| w == phi.as_bytes()), "{phi} found in {f}");
         }
     }
     let leftovers: Vec<_> = files_under(&app.data_dir.join("tmp"))
@@ -281,8 +280,9 @@ async fn a_bad_file_fails_alone_with_a_reason() {
     }
     assert_eq!(stored_slides(&app).len(), 1);
     // No half-written slide anywhere in the store.
-    let store = files_under(&app.data_dir.join("slides"));
+    let store = app.stored("slides");
     assert_eq!(store.len(), 1, "{store:?}");
+    assert!(files_under(&app.data_dir.join("slides/.partial")).is_empty(), "no partial copy left");
 
     // An ingest whose every file fails is a failed job, and says what the file is in words.
     let only = [("notes.tiff", std::fs::read(fixture("not-a-slide.tiff")).unwrap())];
@@ -494,9 +494,8 @@ async fn cli_inspects_reads_regions_ingests_and_lists() {
     assert!(dir.join("KIM_MINJI_slide1.tiff").exists(), "files on the server are left alone");
     let out = app.cli(&["slides", "list", "--study", "LUNG-IO-01"], None);
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("{case}-S01")));
-    for f in files_under(&app.data_dir) {
-        let bytes = std::fs::read(&f).unwrap();
-        assert!(!bytes.windows(9).any(|w| w == b"KIM_MINJI"), "source file name stored in {}", f.display());
+    for (f, bytes) in app.every_file() {
+        assert!(!bytes.windows(9).any(|w| w == b"KIM_MINJI"), "source file name stored in {f}");
     }
     // A refused manifest: exit 2, the problems on stderr, nothing stored.
     std::fs::write(&m, "file,subject_id,stain\nnope.tiff,,\n").unwrap();
@@ -544,7 +543,7 @@ async fn an_ingest_cut_short_resumes_without_duplicates_or_half_written_slides()
     std::fs::create_dir_all(&partial_dir).unwrap();
     let first = ingest::ingest_one(
         &mut app.conn(),
-        &app.data_dir,
+        &app.config.storage,
         "LUNG-IO-01",
         "manager",
         ingest_id,
@@ -573,15 +572,11 @@ async fn an_ingest_cut_short_resumes_without_duplicates_or_half_written_slides()
     assert!(record.finished_at.is_some());
     let stored = stored_slides(&app);
     assert_eq!(stored.len(), 2, "no duplicate: {stored:?}");
-    let in_store = files_under(&app.data_dir.join("slides"));
+    let in_store = app.stored("slides");
     assert_eq!(in_store.len(), 2, "only the two complete copies: {in_store:?}");
     for (_, sha, format) in &stored {
-        assert!(reader::open(&evidentia::slides::stored_path(
-            &app.data_dir,
-            sha,
-            evidentia::slides::SlideFormat::parse(format).unwrap()
-        ))
-        .is_ok());
+        let format = evidentia::slides::SlideFormat::parse(format).unwrap();
+        assert!(evidentia::slides::open_stored(&app.config.storage, sha, format).is_ok());
     }
     assert!(!app.data_dir.join(format!("tmp/slide-ingest-{ingest_id}.json")).exists(), "the plan is removed");
     assert!(files_under(&app.data_dir.join("tmp")).is_empty(), "the uploads are removed");

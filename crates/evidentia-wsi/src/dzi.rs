@@ -3,10 +3,9 @@
 //! slides and encoded tiles.
 
 use std::collections::{HashMap, VecDeque};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use super::reader::{self, RgbImage, SlideError, SlideReader};
+use super::reader::{RgbImage, SlideError, SlideReader};
 use super::tiffwrite::encode_jpeg_rgb;
 
 /// Tile edge and overlap as OpenSlide's DeepZoomGenerator defaults (254 + 1 + 1 = 256).
@@ -227,6 +226,9 @@ pub struct TileServer {
     max_renders: usize,
 }
 
+/// Opens a stored slide's reader when the server has none open for it.
+pub type Opener<'a> = &'a dyn Fn() -> Result<Box<dyn SlideReader>, SlideError>;
+
 /// Open readers by SHA-256, and the order they were opened in (the oldest is closed first).
 type OpenSlides = (HashMap<String, Arc<dyn SlideReader>>, VecDeque<String>);
 
@@ -242,12 +244,13 @@ impl TileServer {
         }
     }
 
-    /// The open reader of a stored slide (`sha` names the file; `path` is where it is).
-    pub fn reader(&self, sha: &str, path: &Path) -> Result<Arc<dyn SlideReader>, SlideError> {
+    /// The open reader of a stored slide (`sha` names the file; `open` opens it where it is:
+    /// a local file, an object store).
+    pub fn reader(&self, sha: &str, open: Opener) -> Result<Arc<dyn SlideReader>, SlideError> {
         if let Some(r) = lock(&self.open).0.get(sha) {
             return Ok(r.clone());
         }
-        let r: Arc<dyn SlideReader> = Arc::from(reader::open(path)?);
+        let r: Arc<dyn SlideReader> = Arc::from(open()?);
         let mut open = lock(&self.open);
         let (map, order) = &mut *open;
         if !map.contains_key(sha) {
@@ -265,17 +268,17 @@ impl TileServer {
         Ok(r)
     }
 
-    pub fn tile(&self, sha: &str, path: &Path, level: u32, col: u64, row: u64) -> Result<Arc<Vec<u8>>, SlideError> {
+    pub fn tile(&self, sha: &str, open: Opener, level: u32, col: u64, row: u64) -> Result<Arc<Vec<u8>>, SlideError> {
         let key = TileKey::Tile { sha: sha.to_string(), level, col, row };
         self.cached(key, || {
-            let slide = self.reader(sha, path)?;
+            let slide = self.reader(sha, open)?;
             encode_jpeg(&render_tile(slide.as_ref(), level, col, row)?)
         })
     }
 
-    pub fn thumbnail(&self, sha: &str, path: &Path) -> Result<Arc<Vec<u8>>, SlideError> {
+    pub fn thumbnail(&self, sha: &str, open: Opener) -> Result<Arc<Vec<u8>>, SlideError> {
         self.cached(TileKey::Thumbnail { sha: sha.to_string() }, || {
-            let slide = self.reader(sha, path)?;
+            let slide = self.reader(sha, open)?;
             encode_jpeg(&render_thumbnail(slide.as_ref())?)
         })
     }
@@ -423,7 +426,7 @@ mod tests {
         let png = crate::reader::tests::fixture("plain.png");
         let server = TileServer::new(1 << 20);
         for i in 0..(OPEN_SLIDES + 8) {
-            let r = server.reader(&format!("sha{i}"), &png).unwrap();
+            let r = server.reader(&format!("sha{i}"), &|| crate::reader::open(&png)).unwrap();
             assert_eq!(r.memory_bytes(), 300 * 200 * 3);
         }
         let open = lock(&server.open);

@@ -17,5 +17,6 @@ pub mod dzi;
 mod font;
 pub mod jpeg;
 pub mod reader;
+pub mod source;
 pub mod synth;
 pub mod tiffwrite;

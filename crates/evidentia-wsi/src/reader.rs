@@ -2,10 +2,9 @@
 //! pyramidal TIFF / OME-TIFF (directories via the `tiff` crate, tiles decoded here), PNG and JPEG.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs::File;
 use std::io::{BufReader, Read};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use tiff::decoder::ifd::Value;
 use tiff::decoder::Decoder;
@@ -13,6 +12,7 @@ use tiff::tags::{IfdPointer, Tag};
 use tiff::TiffError;
 
 use super::jpeg;
+use super::source::{self, ByteSource, FileSource};
 
 /// Largest decoded tile or strip we accept (pixels): real tiles are at most a few megapixels.
 const MAX_CHUNK_PIXELS: u64 = 1 << 25;
@@ -145,26 +145,31 @@ pub trait SlideReader: Send + Sync {
     }
 }
 
-/// Opens a slide, choosing the reader from the file's first bytes.
+/// Opens a local slide file, choosing the reader from the file's first bytes.
 pub fn open(path: &Path) -> Result<Box<dyn SlideReader>, SlideError> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     if ext == "mrxs" {
         return Err(SlideError::Unsupported("MIRAX (.mrxs) slides are not supported".into()));
     }
-    let file = File::open(path)?;
-    let len = file.metadata()?.len();
+    open_source(Arc::new(FileSource::open(path)?))
+}
+
+/// Opens a slide from any byte source (a local file, an object store), choosing the reader
+/// from its first bytes. TIFF readers read ranges on demand; PNG and JPEG are read whole.
+pub fn open_source(src: Arc<dyn ByteSource>) -> Result<Box<dyn SlideReader>, SlideError> {
+    let len = src.len();
     if len == 0 {
         return Err(SlideError::Corrupt("the file is empty (0 bytes)".into()));
     }
     let mut head = [0u8; 132];
-    let n = file.read_at(&mut head, 0)?;
+    let n = source::read_at_most(src.as_ref(), &mut head, 0)?;
     let head = &head[..n];
     if is_tiff_magic(head) {
-        Ok(Box::new(TiffReader::open(TiffSlide::open(path)?)?))
+        Ok(Box::new(TiffReader::open(TiffSlide::open_source(src)?)?))
     } else if head.starts_with(b"\x89PNG\r\n\x1a\n") {
-        Ok(Box::new(ImageReader::open_png(file)?))
+        Ok(Box::new(ImageReader::open_png(source::Cursor::new(src))?))
     } else if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        Ok(Box::new(ImageReader::open_jpeg(file, len)?))
+        Ok(Box::new(ImageReader::open_jpeg(source::Cursor::new(src), len)?))
     } else {
         Err(SlideError::Unsupported(format!(
             "{} — not a slide this server reads (Aperio SVS, pyramidal TIFF, PNG or JPEG)",
@@ -201,7 +206,7 @@ fn is_tiff_magic(head: &[u8]) -> bool {
 
 /// Every TIFF directory of the file in order (main chain, SubIFDs after their parent), classified.
 pub struct TiffSlide {
-    file: File,
+    file: Arc<dyn ByteSource>,
     file_len: u64,
     bigtiff: bool,
     format: String,
@@ -351,7 +356,7 @@ fn render_value(v: &Value) -> String {
     }
 }
 
-type TiffDecoder = Decoder<BufReader<File>>;
+type TiffDecoder = Decoder<BufReader<source::Cursor>>;
 
 /// Reads one directory's tags into a `TiffDirectory` (role still `Other`), checking that its
 /// declared sizes are sane and every chunk lies inside the file.
@@ -543,18 +548,21 @@ fn unsupported_reason(d: &TiffDirectory) -> Option<String> {
 
 impl TiffSlide {
     pub fn open(path: &Path) -> Result<TiffSlide, SlideError> {
-        let file = File::open(path)?;
-        let file_len = file.metadata()?.len();
+        TiffSlide::open_source(Arc::new(FileSource::open(path)?))
+    }
+
+    pub fn open_source(file: Arc<dyn ByteSource>) -> Result<TiffSlide, SlideError> {
+        let file_len = file.len();
         if file_len == 0 {
             return Err(SlideError::Corrupt("the file is empty (0 bytes)".into()));
         }
         let mut head = [0u8; 4];
-        let n = file.read_at(&mut head, 0)?;
+        let n = source::read_at_most(file.as_ref(), &mut head, 0)?;
         if !is_tiff_magic(&head[..n]) {
             return Err(SlideError::Unsupported(format!("{}, not a TIFF file", what_file(&head[..n]))));
         }
         let bigtiff = head[2] == 43 || head[3] == 43;
-        let mut dec = Decoder::new(BufReader::new(file.try_clone()?)).map_err(tiff_error)?;
+        let mut dec = Decoder::new(BufReader::new(source::Cursor::new(file.clone()))).map_err(tiff_error)?;
         let first = dec.ifd_pointer().ok_or_else(|| SlideError::Corrupt("TIFF has no image directory".into()))?;
 
         // (directory, parent index in `main` for SubIFDs)
@@ -996,7 +1004,7 @@ impl ImageReader {
         ImageReader { info, image }
     }
 
-    fn open_png(file: File) -> Result<ImageReader, SlideError> {
+    fn open_png(file: source::Cursor) -> Result<ImageReader, SlideError> {
         let bad = |e: png::DecodingError| match e {
             png::DecodingError::IoError(e) if e.kind() != std::io::ErrorKind::UnexpectedEof => SlideError::Io(e),
             other => SlideError::Corrupt(format!("PNG could not be decoded: {other}")),
@@ -1035,7 +1043,7 @@ impl ImageReader {
         Ok(ImageReader::new("png", RgbImage { width: w, height: h, data }))
     }
 
-    fn open_jpeg(mut file: File, len: u64) -> Result<ImageReader, SlideError> {
+    fn open_jpeg(mut file: source::Cursor, len: u64) -> Result<ImageReader, SlideError> {
         // Compressed size is at most a few bytes per pixel; refuse before reading a huge file.
         if len > MAX_IMAGE_PIXELS * 3 {
             return Err(SlideError::TooLarge(format!("JPEG file of {len} bytes is too large for a single image")));

@@ -69,8 +69,8 @@ pub async fn model_register(
             .find(|f| f.field == "card")
             .ok_or_else(|| Error::invalid("card", "choose the model card (JSON)"))?;
         let card_bytes = std::fs::read(&card.path).map_err(|e| Error::Internal(e.into()))?;
-        let (actor, data_dir, path) = (user.actor.clone(), state.config.data_dir.clone(), file.path.clone());
-        state.db(move |c| registry::register(c, &actor, &data_dir, &path, &card_bytes)).await
+        let (actor, storage, path) = (user.actor.clone(), state.config.storage.clone(), file.path.clone());
+        state.db(move |c| registry::register(c, &actor, &storage, &path, &card_bytes)).await
     }
     .await;
     drop(dir);

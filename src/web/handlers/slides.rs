@@ -452,15 +452,14 @@ pub(super) async fn image(
     req: &HttpRequest,
     slide: Slide,
     what: String,
-    render: impl FnOnce(&crate::slides::dzi::TileServer, &str, &std::path::Path) -> Rendered + Send + 'static,
+    render: impl FnOnce(&crate::slides::dzi::TileServer, &str, crate::slides::dzi::Opener) -> Rendered + Send + 'static,
 ) -> Result<HttpResponse, PageError> {
     let etag = slide_etag(&slide, &what);
     if browser_has(req, &etag) {
         return Ok(cacheable(HttpResponse::NotModified().finish(), &etag));
     }
-    let tiles = state.tiles.clone();
-    let file = slide.path(&state.config.data_dir);
-    let bytes = web::block(move || render(&tiles, &slide.sha256, &file))
+    let (tiles, storage) = (state.tiles.clone(), state.config.storage.clone());
+    let bytes = web::block(move || render(&tiles, &slide.sha256, &|| slide.open(&storage)))
         .await
         .map_err(|e| Error::Internal(e.into()))?
         .map_err(slide_error)?;
@@ -480,10 +479,9 @@ pub(super) async fn heatmap_image(
     if browser_has(req, &etag) {
         return Ok(cacheable(HttpResponse::NotModified().finish(), &etag));
     }
-    let tiles = state.tiles.clone();
-    let file = slide.path(&state.config.data_dir);
+    let (tiles, storage) = (state.tiles.clone(), state.config.storage.clone());
     let png = web::block(move || {
-        let reader = tiles.reader(&slide.sha256, &file).map_err(slide_error)?;
+        let reader = tiles.reader(&slide.sha256, &|| slide.open(&storage)).map_err(slide_error)?;
         crate::biomarker::runs::heatmap_png(reader.as_ref(), &heatmap)
     })
     .await

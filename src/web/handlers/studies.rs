@@ -410,24 +410,27 @@ pub async fn study_dossier_download(
         ))
         .into());
     }
-    let path = crate::dossier::job_file(&state.config.data_dir, id);
-    let file = std::fs::File::open(&path).map_err(|_| Error::NotFound)?;
-    let len = file.metadata().map_err(|e| Error::Internal(e.into()))?.len();
-    // Streamed from the file in 256 KiB pieces (a dossier can be large).
-    let chunks = futures_util::stream::unfold(Some(file), |file| async move {
-        let mut file = file?;
-        let piece = web::block(move || {
-            let mut buf = vec![0u8; 256 * 1024];
-            let n = std::io::Read::read(&mut file, &mut buf)?;
-            buf.truncate(n);
-            Ok::<_, std::io::Error>((file, buf))
-        })
-        .await;
-        match piece {
-            Ok(Ok((_, buf))) if buf.is_empty() => None,
-            Ok(Ok((file, buf))) => Some((Ok::<_, actix_web::Error>(web::Bytes::from(buf)), Some(file))),
-            Ok(Err(e)) => Some((Err(e.into()), None)),
-            Err(e) => Some((Err(actix_web::error::ErrorInternalServerError(e)), None)),
+    let (storage, key) = (state.config.storage.clone(), crate::dossier::job_key(id));
+    let len = {
+        let (storage, key) = (storage.clone(), key.clone());
+        web::block(move || storage.size(&key))
+            .await
+            .map_err(|e| Error::Internal(e.into()))?
+            .map_err(|_| Error::NotFound)?
+    };
+    // Streamed from storage in 1 MiB pieces (a dossier can be large).
+    const PIECE: u64 = 1024 * 1024;
+    let chunks = futures_util::stream::unfold(Some(0u64), move |at| {
+        let (storage, key) = (storage.clone(), key.clone());
+        async move {
+            let at = at.filter(|&a| a < len)?;
+            let n = PIECE.min(len - at);
+            let piece = web::block(move || storage.read_range(&key, at..at + n)).await;
+            match piece {
+                Ok(Ok(buf)) => Some((Ok::<_, actix_web::Error>(web::Bytes::from(buf)), Some(at + n))),
+                Ok(Err(e)) => Some((Err(e.into()), None)),
+                Err(e) => Some((Err(actix_web::error::ErrorInternalServerError(e)), None)),
+            }
         }
     });
     Ok(HttpResponse::Ok()
