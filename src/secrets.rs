@@ -7,9 +7,20 @@
 //! pseudonym, and a new signing key would orphan every dossier signed before.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+
+/// Where the installation's keys are: `EVIDENTIA_SECRETS_DIR` when set — a folder every host of
+/// an installation on several machines mounts (the same keys everywhere: one pseudonym per
+/// subject, one signing key), provisioned and protected apart from any node's disk — else the
+/// data dir's `secrets/`.
+pub fn dir(data_dir: &Path) -> PathBuf {
+    std::env::var_os("EVIDENTIA_SECRETS_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| data_dir.join("secrets"))
+}
 
 /// The 32-byte secret at `path`, created if (and only if) it does not exist.
 pub fn load_or_create(path: &Path) -> anyhow::Result<[u8; 32]> {

@@ -29,6 +29,16 @@ const BLOCK: u64 = 256 * 1024;
 /// Parts of a multipart upload (S3's minimum is 5 MiB but for the last).
 const PART: usize = 8 * 1024 * 1024;
 
+/// The folders of stored files: de-identified slides, model files, exported dossiers.
+pub const FOLDERS: [&str; 3] = ["slides", "models", "exports/dossiers"];
+
+/// What [`Storage::copy_all`] copied.
+#[derive(Debug, Default)]
+pub struct CopyReport {
+    pub files: usize,
+    pub bytes: u64,
+}
+
 /// The configured file store; cheap to clone (clones share the connection and the cache).
 #[derive(Clone)]
 pub struct Storage {
@@ -215,21 +225,33 @@ impl Storage {
 
     /// Stores the local file `src` as `key`, removing `src` (a rename on the same disk).
     pub fn put_file_moving(&self, key: &str, src: &Path) -> io::Result<()> {
+        if let Backend::Local(root) = &self.inner.backend {
+            let dest = Self::local_path(root, key);
+            if let Some(dir) = dest.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            if std::fs::rename(src, &dest).is_ok() {
+                return Ok(());
+            }
+        }
+        // Another file system, or object storage: a copy, then the original goes.
+        self.put_file(key, src)?;
+        std::fs::remove_file(src)
+    }
+
+    /// Stores a copy of the local file `src` as `key` (on object storage streamed up in parts;
+    /// on disk written aside and renamed in, so a reader never sees half a file).
+    pub fn put_file(&self, key: &str, src: &Path) -> io::Result<()> {
         match &self.inner.backend {
             Backend::Local(root) => {
                 let dest = Self::local_path(root, key);
                 if let Some(dir) = dest.parent() {
                     std::fs::create_dir_all(dir)?;
                 }
-                if std::fs::rename(src, &dest).is_err() {
-                    // Another file system: copy next to the target, then rename in place.
-                    let part = dest.with_extension("partial");
-                    std::fs::copy(src, &part)?;
-                    std::fs::File::open(&part)?.sync_all()?;
-                    std::fs::rename(&part, &dest)?;
-                    std::fs::remove_file(src)?;
-                }
-                Ok(())
+                let part = dest.with_extension(format!("partial-{}", std::process::id()));
+                std::fs::copy(src, &part)?;
+                std::fs::File::open(&part)?.sync_all()?;
+                std::fs::rename(&part, &dest)
             }
             Backend::S3 { store, prefix } => {
                 let (store, path, key_s, src_path) =
@@ -255,10 +277,79 @@ impl Storage {
                         parts.finish().await.map_err(|e| store_error(&key_s, e))?;
                     }
                     Ok::<_, io::Error>(())
-                })??;
-                std::fs::remove_file(src)
+                })?
             }
         }
+    }
+
+    /// The SHA-256 of a stored file, read in pieces.
+    pub fn sha256(&self, key: &str) -> io::Result<String> {
+        use sha2::Digest;
+        let len = self.size(key)?;
+        let mut h = sha2::Sha256::new();
+        let mut at = 0;
+        while at < len {
+            let n = (PART as u64).min(len - at);
+            h.update(self.read_range(key, at..at + n)?);
+            at += n;
+        }
+        Ok(hex::encode(h.finalize()))
+    }
+
+    /// Refuses a storage that holds any file (the target of `migrate-data`).
+    pub fn ensure_empty(&self) -> anyhow::Result<()> {
+        let mut held = Vec::new();
+        for folder in FOLDERS {
+            let n = self.list(folder)?.len();
+            if n > 0 {
+                held.push(format!("{folder}/ ({n} files)"));
+            }
+        }
+        if !held.is_empty() {
+            anyhow::bail!(
+                "the target storage {} is not empty: {}; nothing was copied",
+                self.describe(),
+                held.join(", ")
+            );
+        }
+        Ok(())
+    }
+
+    /// Copies every stored file (from a storage on this machine's disk) into `to`, each read back
+    /// from `to` and checked: the same SHA-256 as the original, and for slides and models the
+    /// one they are named by. `progress` is told each file.
+    pub fn copy_all(&self, to: &Storage, mut progress: impl FnMut(&str, u64)) -> anyhow::Result<CopyReport> {
+        let Backend::Local(root) = &self.inner.backend else {
+            anyhow::bail!("migrate-data copies files from a storage on this machine's disk (the data dir)");
+        };
+        let mut report = CopyReport::default();
+        for folder in FOLDERS {
+            for (key, size) in self.list(folder)? {
+                let src = Self::local_path(root, &key);
+                let original = crate::slides::ingest::sha256_file(&src)?;
+                if folder != "exports/dossiers" {
+                    let named = key.rsplit('/').next().and_then(|n| n.split('.').next()).unwrap_or_default();
+                    if named != original {
+                        anyhow::bail!(
+                            "{}: its SHA-256 is {original}, not the one it is named by; nothing more was copied",
+                            src.display()
+                        );
+                    }
+                }
+                to.put_file(&key, &src)?;
+                let copied = to.sha256(&key)?;
+                if copied != original {
+                    anyhow::bail!(
+                        "{key}: the copy in {} reads back with SHA-256 {copied}, not {original}",
+                        to.describe()
+                    );
+                }
+                progress(&key, size);
+                report.files += 1;
+                report.bytes += size;
+            }
+        }
+        Ok(report)
     }
 
     /// Stores `bytes` as `key` (small files: models, cards).

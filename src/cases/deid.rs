@@ -13,7 +13,7 @@ use super::dictionary::{format_ymd, parse_ymd, value_text, DeidAction, FieldDef}
 use super::scrub::Scrubber;
 
 fn key_path(data_dir: &Path, study_code: &str) -> PathBuf {
-    data_dir.join("secrets").join(format!("study-{study_code}.key"))
+    crate::secrets::dir(data_dir).join(format!("study-{study_code}.key"))
 }
 
 /// Loads the study's key, creating it (32 random bytes, hex, mode 0600) on first use.

@@ -76,6 +76,10 @@ enum Command {
         /// the environment, a password in it stays out of the process list.
         #[arg(long, env = "EVIDENTIA_MIGRATE_TO")]
         to: String,
+        /// Also copy the files (slides, models, dossiers) into this storage, an empty one:
+        /// s3://BUCKET/PREFIX (keys from the `AWS_*` variables, as for `--storage`).
+        #[arg(long = "to-storage", env = "EVIDENTIA_MIGRATE_TO_STORAGE")]
+        to_storage: Option<String>,
     },
     /// Run job workers only (no web server).
     Worker {
@@ -289,7 +293,7 @@ fn run(cli: Cli) -> CliResult {
         Command::Serve(args) => server::serve(ctx(Some(&args)).cfg, None),
         Command::Demo(args) => demo::run(ctx(Some(&args.serve)).cfg, &args),
         Command::Migrate => server::migrate(&ctx(None).cfg),
-        Command::MigrateData { to } => server::migrate_data(&ctx(None).cfg, &to),
+        Command::MigrateData { to, to_storage } => server::migrate_data(&ctx(None).cfg, &to, to_storage.as_deref()),
         Command::Worker { threads } => server::worker(ctx(None).cfg, threads),
         Command::Backup { out, encrypt_to } => server::backup(&ctx(None).cfg, &out, &encrypt_to),
         Command::BackupKey { out } => server::backup_key(&out),

@@ -41,7 +41,7 @@ pub fn migrate(cfg: &Config) -> CliResult {
     Ok(())
 }
 
-pub fn migrate_data(cfg: &Config, to: &str) -> CliResult {
+pub fn migrate_data(cfg: &Config, to: &str, to_storage: Option<&str>) -> CliResult {
     let source = cfg.database()?;
     if source.is_postgres() {
         return Err(Failure::Input(format!("the installation already uses PostgreSQL ({source})")));
@@ -50,11 +50,34 @@ pub fn migrate_data(cfg: &Config, to: &str) -> CliResult {
     if !target.is_postgres() {
         return Err(Failure::Input(format!("--to {target}: give the PostgreSQL database as postgres://USER@HOST/DB")));
     }
+    let storage = match to_storage {
+        Some(url) => {
+            let s = evidentia::storage::Storage::parse(Some(url), &cfg.data_dir)
+                .map_err(|e| Failure::Input(format!("--to-storage: {e}")))?;
+            if s.local_root().is_some() {
+                return Err(Failure::Input(format!("--to-storage {url}: give the object store as s3://BUCKET/PREFIX")));
+            }
+            Some(s)
+        }
+        None => None,
+    };
     let from_pool = startup::open_database(cfg)?;
     let to_pool = evidentia::db::open_pool(&target, 2)?;
     let mut to_conn = to_pool.get().map_err(Error::from)?;
     evidentia::db::run_migrations(&mut to_conn)?;
     let mut from_conn = from_pool.get().map_err(Error::from)?;
+    // Both targets are checked empty before anything is copied into either.
+    evidentia::db::copy::ensure_empty(&mut to_conn)?;
+    if let Some(s) = &storage {
+        s.ensure_empty().map_err(|e| Failure::Input(format!("--to-storage: {e}")))?;
+        println!("copying the files of {} into {}", cfg.storage.describe(), s.describe());
+        let files = cfg.storage.copy_all(s, |key, size| println!("  {key} ({size} bytes)"))?;
+        println!(
+            "copied {} files ({}), each read back with the SHA-256 of its original",
+            files.files,
+            evidentia::slides::human_bytes(files.bytes as i64)
+        );
+    }
     println!("copying {source} into {target}");
     let report =
         evidentia::db::copy::copy(&mut from_conn, &mut to_conn, |table, n| println!("  {table:<20} {n:>9} rows"))?;
@@ -66,7 +89,13 @@ pub fn migrate_data(cfg: &Config, to: &str) -> CliResult {
         report.events,
         report.locks
     );
-    println!("set EVIDENTIA_DATABASE_URL to the URL given with --to and start the installation (the data dir keeps its files and keys)");
+    match &storage {
+        Some(s) => println!(
+            "set EVIDENTIA_DATABASE_URL to the URL given with --to and EVIDENTIA_STORAGE={} (with the same AWS_* settings), and start the installation (the data dir keeps its keys)",
+            s.describe()
+        ),
+        None => println!("set EVIDENTIA_DATABASE_URL to the URL given with --to and start the installation (the data dir keeps its files and keys)"),
+    }
     Ok(())
 }
 
@@ -87,6 +116,14 @@ pub fn backup(cfg: &Config, out: &Path, encrypt_to: &[String]) -> CliResult {
             "the files are in {}, not in the data dir: a backup of the data dir would miss them; back up the \
              object store with its own tools (versioning, replication) and see docs/operations.md",
             cfg.storage.describe()
+        )));
+    }
+    let keys = evidentia::secrets::dir(&cfg.data_dir);
+    if !keys.starts_with(&cfg.data_dir) {
+        return Err(Failure::Input(format!(
+            "the keys are in {} (EVIDENTIA_SECRETS_DIR), not in the data dir: a backup of the data dir would miss them; \
+             back that folder up with the secret store's own tools",
+            keys.display()
         )));
     }
     let pool = startup::open_database(cfg)?;

@@ -91,15 +91,8 @@ pub struct Report {
     pub locks: usize,
 }
 
-/// Copies every row of the SQLite database `from` into the PostgreSQL database `to`, whose schema
-/// is up to date and which holds no row, and verifies the target (see the module) before the
-/// copy commits: a copy that does not verify leaves the target as it was. Refuses a target that
-/// holds any row. `progress` is told each table as
-/// it is copied.
-pub fn copy(from: &mut Conn, to: &mut Conn, mut progress: impl FnMut(&str, i64)) -> Result<Report> {
-    if is_postgres(from) || !is_postgres(to) {
-        return Err(Error::invalid("to", "migrate-data copies a SQLite installation into PostgreSQL"));
-    }
+/// Refuses a target database that holds any row (migrate-data checks it before copying files).
+pub fn ensure_empty(to: &mut Conn) -> Result<()> {
     let occupied: Vec<String> = TABLES
         .iter()
         .filter(|t| **t != "case_versions")
@@ -115,6 +108,19 @@ pub fn copy(from: &mut Conn, to: &mut Conn, mut progress: impl FnMut(&str, i64))
             format!("the target database is not empty: {}; nothing was copied", occupied.join(", ")),
         ));
     }
+    Ok(())
+}
+
+/// Copies every row of the SQLite database `from` into the PostgreSQL database `to`, whose schema
+/// is up to date and which holds no row, and verifies the target (see the module) before the
+/// copy commits: a copy that does not verify leaves the target as it was. Refuses a target that
+/// holds any row. `progress` is told each table as
+/// it is copied.
+pub fn copy(from: &mut Conn, to: &mut Conn, mut progress: impl FnMut(&str, i64)) -> Result<Report> {
+    if is_postgres(from) || !is_postgres(to) {
+        return Err(Error::invalid("to", "migrate-data copies a SQLite installation into PostgreSQL"));
+    }
+    ensure_empty(to)?;
     let mut report = Report::default();
     // The source's write lock for the whole copy: a consistent snapshot, and a writer that
     // would change the source meanwhile waits (and then fails) instead of being lost.

@@ -28,10 +28,10 @@ use crate::error::{Error, Result};
 use crate::report::html::esc;
 use crate::studies::{self, lock};
 
-/// The installation's signing key: 32 random bytes (hex, mode 0600) in `secrets/`, created on
-/// first use, backed up with the data dir.
+/// The installation's signing key: 32 random bytes (hex, mode 0600) in the keys' folder
+/// ([`crate::secrets::dir`]), created on first use.
 pub fn signing_key(data_dir: &Path) -> anyhow::Result<SigningKey> {
-    let bytes = crate::secrets::load_or_create(&data_dir.join("secrets").join("dossier-signing.key"))?;
+    let bytes = crate::secrets::load_or_create(&crate::secrets::dir(data_dir).join("dossier-signing.key"))?;
     Ok(SigningKey::from_bytes(&bytes))
 }
 

@@ -158,12 +158,20 @@ fn migrate_data_moves_the_demo_into_postgres_and_every_signature_stays_valid() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
+    // On the suite's object-storage pass, the files move into a prefix of the test bucket too.
+    let bucket = std::env::var("EVIDENTIA_TEST_STORAGE").ok().filter(|b| !b.is_empty());
+    let to_storage = bucket.as_ref().map(|b| format!("{b}/migrate-{}", std::process::id()));
+    // Commands on the installation before the move (None: SQLite and the data dir) or after it.
     let run = |database: Option<&str>, args: &[&str]| {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_evidentia"));
         cmd.arg("--data-dir").arg(dir.path()).args(args).env("RUST_LOG", "warn");
         match database {
             Some(url) => cmd.env("EVIDENTIA_DATABASE_URL", url),
             None => cmd.env_remove("EVIDENTIA_DATABASE_URL"),
+        };
+        match (database, &to_storage) {
+            (Some(_), Some(s)) => cmd.env("EVIDENTIA_STORAGE", s),
+            _ => cmd.env_remove("EVIDENTIA_STORAGE"),
         };
         cmd.output().unwrap()
     };
@@ -179,8 +187,32 @@ fn migrate_data_moves_the_demo_into_postgres_and_every_signature_stays_valid() {
     assert_eq!(wrong.status.code(), Some(2), "{}", stderr(&wrong));
     assert!(stderr(&wrong).contains("--to"), "{}", stderr(&wrong));
 
-    let moved = run(None, &["migrate-data", "--to", &target]);
+    let mut args = vec!["migrate-data", "--to", &target];
+    if let Some(s) = &to_storage {
+        // A target storage that is not an object store: refused before anything is copied.
+        let local = run(None, &["migrate-data", "--to", &target, "--to-storage", "file:///tmp/elsewhere"]);
+        assert_eq!(local.status.code(), Some(2), "{}", stderr(&local));
+        assert!(stderr(&local).contains("--to-storage"), "{}", stderr(&local));
+        args.extend(["--to-storage", s.as_str()]);
+    }
+    let moved = run(None, &args);
     assert!(moved.status.success(), "{}", stderr(&moved));
+    if let Some(s) = &to_storage {
+        // Every file is in the object store, the same bytes as in the data dir.
+        let there = evidentia::storage::Storage::parse(Some(s), dir.path()).unwrap();
+        let here = evidentia::storage::Storage::local(dir.path());
+        for folder in evidentia::storage::FOLDERS {
+            let (a, b) = (here.list(folder).unwrap(), there.list(folder).unwrap());
+            assert_eq!(a, b, "{folder}");
+            for (key, _) in &a {
+                assert_eq!(here.sha256(key).unwrap(), there.sha256(key).unwrap(), "{key}");
+            }
+        }
+        assert!(here.list("slides").unwrap().len() >= 2, "the demo's slides");
+        assert!(String::from_utf8_lossy(&moved.stdout).contains("read back with the SHA-256"));
+        // The slides are read from the object store from now on: moved aside here, they still open.
+        std::fs::rename(dir.path().join("slides"), dir.path().join("slides-before-the-move")).unwrap();
+    }
     let said = String::from_utf8_lossy(&moved.stdout).to_string();
     assert!(
         said.contains("audit chains") && said.contains("1 current locks' snapshot hashes are the ones signed"),
@@ -216,11 +248,28 @@ fn migrate_data_moves_the_demo_into_postgres_and_every_signature_stays_valid() {
     assert!(export.status.success(), "{}", stderr(&export));
     assert_eq!(std::fs::read(&before).unwrap(), std::fs::read(&after).unwrap(), "the dossier is byte-identical");
 
+    if to_storage.is_some() {
+        let slides = run(Some(&target), &["slides", "list", "--study", "LUNG-IO-02"]);
+        assert!(slides.status.success(), "{}", stderr(&slides));
+    }
+
     // A target that holds data: refused, nothing changed.
     let users_before = evidentia::auth::users::count(&mut pg).unwrap();
     let again = run(None, &["migrate-data", "--to", &target]);
     assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
     assert!(stderr(&again).contains("not empty"), "{}", stderr(&again));
     assert_eq!(evidentia::auth::users::count(&mut pg).unwrap(), users_before);
+    if let Some(s) = &to_storage {
+        // An empty database but a storage that holds files: refused too, the database left empty.
+        std::fs::rename(dir.path().join("slides-before-the-move"), dir.path().join("slides")).unwrap();
+        let empty = crate::helpers::postgres::fresh().unwrap();
+        let into_full = run(None, &["migrate-data", "--to", &empty, "--to-storage", s]);
+        assert_eq!(into_full.status.code(), Some(2), "{}", stderr(&into_full));
+        assert!(stderr(&into_full).contains("target storage") && stderr(&into_full).contains("not empty"));
+        let mut fresh = evidentia::db::DatabaseUrl::parse(Some(&empty), dir.path()).unwrap().connect().unwrap();
+        assert_eq!(evidentia::auth::users::count(&mut fresh).unwrap(), 0, "nothing copied");
+        drop(fresh);
+        crate::helpers::postgres::drop_database(&empty);
+    }
     crate::helpers::postgres::drop_database(&target);
 }

@@ -523,3 +523,110 @@ fn ingest_synthetic_slides(
     let plan = ingest::plan(&mut conn, &access, &key, &no_patterns(), manifest.as_bytes(), &files, None).unwrap();
     ingest::ingest_now(&mut conn, &operator, &access, &app.config.storage, &app.data_dir, &plan).unwrap();
 }
+
+/// The shape of an installation on several machines (docs/operations.md): two `serve` and two
+/// `worker` processes sharing one database and one storage — on the suite's PostgreSQL pass,
+/// PostgreSQL and a real S3-compatible server (Garage). A user signs in on node A and continues
+/// on node B; an AI run over 8 slides is split across both workers; `kill -9` of the worker
+/// leading it mid-run → the other finishes it, every slide exactly once; both nodes serve the
+/// same tiles, read from the storage; the trail verifies.
+#[tokio::test]
+async fn two_web_nodes_and_two_workers_share_one_database_and_one_storage() {
+    use diesel::prelude::*;
+    use evidentia::db::schema::{biomarker_results as r, job_items as ji, jobs};
+    let app = spawn_app_with(|c| c.job_workers = 0);
+    const SLIDES: usize = 8;
+    ingest_synthetic_slides(&app, SLIDES, 2800, |_| evidentia::slides::synth::Phenotype::Inflamed, 80);
+    let nodes = [crate::server::ServeProcess::start(&app), crate::server::ServeProcess::start(&app)];
+    let worker = |i: usize| {
+        app.command()
+            .args(["worker", "--threads", "1"])
+            .env("EVIDENTIA_JOB_STALE_SECS", "2")
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(app.scratch.join(format!("node-worker-{i}.log"))).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let mut workers = [worker(0), worker(1)];
+    for w in &mut workers {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(w.stdout.take().unwrap()).lines();
+        assert!(lines.next().unwrap().unwrap().starts_with("running 1 job workers"));
+        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+    }
+
+    // Signed in on node A, at work on node B.
+    let mut c = app.client();
+    c.base = nodes[0].base.clone();
+    assert_eq!(c.try_login("manager", PASSWORD).await.status(), 303);
+    c.refresh_csrf().await;
+    c.base = nodes[1].base.clone();
+    let (status, page) = c.get_text("/studies/LUNG-IO-01/slides").await;
+    assert_eq!(status, 200, "signed in on node B too");
+    let label = evidentia::slides::list(
+        &mut app.conn(),
+        evidentia::studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap().id,
+        &Default::default(),
+        evidentia::db::paging::PageRequest::all(),
+    )
+    .unwrap()
+    .items[0]
+        .label
+        .clone();
+    assert!(page.contains(&label));
+
+    // Both nodes serve the same tiles, from the storage.
+    let mut tiles = Vec::new();
+    for node in &nodes {
+        c.base = node.base.clone();
+        let r = c.get(&format!("/studies/LUNG-IO-01/slides/{label}/dzi/slide_files/11/1_1.jpeg")).await;
+        assert_eq!(r.status(), 200);
+        tiles.push(r.bytes().await.unwrap());
+    }
+    assert!(tiles[0].starts_with(&[0xFF, 0xD8]) && tiles[0] == tiles[1], "the same tile from both nodes");
+
+    // The run, split across both workers; the one leading it is killed mid-run.
+    let (run, job) = start_run(&app);
+    assert_eq!(run.slide_ids().len(), SLIDES);
+    let is = |c: &std::process::Child, name: &Option<String>| {
+        name.as_deref().is_some_and(|n| n.contains(&format!("-pid{}-w0-", c.id())))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    let lead = loop {
+        let mut conn = app.conn();
+        let seen: Vec<Option<String>> =
+            ji::table.filter(ji::job_id.eq(job.id)).select(ji::worker).distinct().load(&mut conn).unwrap();
+        let lead: Option<String> = jobs::table.find(job.id).select(jobs::worker).first(&mut conn).unwrap();
+        if workers.iter().all(|w| seen.iter().any(|n| is(w, n))) {
+            break lead;
+        }
+        let finished = evidentia::jobs::get(&mut conn, job.id).unwrap().is_finished();
+        assert!(!finished && std::time::Instant::now() < deadline, "both workers never took part: {seen:?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let (killed, survivor) = if is(&workers[0], &lead) { (0, 1) } else { (1, 0) };
+    workers[killed].kill().unwrap();
+    workers[killed].wait().unwrap();
+    let job = loop {
+        let j = evidentia::jobs::get(&mut app.conn(), job.id).unwrap();
+        if j.is_finished() {
+            break j;
+        }
+        assert!(std::time::Instant::now() < deadline, "the run did not finish: {j:?}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let _ = workers[survivor].kill();
+    let _ = workers[survivor].wait();
+    assert_eq!(job.status.as_str(), "succeeded", "{:?}", job.error);
+    let mut done: Vec<i32> = r::table.filter(r::run_id.eq(run.id)).select(r::slide_id).load(&mut app.conn()).unwrap();
+    done.sort();
+    let mut expected = run.slide_ids();
+    expected.sort();
+    assert_eq!(done, expected, "every slide exactly once");
+
+    // The run's results page on node A, and a clean trail.
+    c.base = nodes[0].base.clone();
+    assert_eq!(c.get(&format!("/studies/LUNG-IO-01/runs/{}", run.id)).await.status(), 200);
+    assert!(app.cli(&["audit", "verify"], None).status.success());
+}

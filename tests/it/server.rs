@@ -333,13 +333,13 @@ async fn a_full_disk_refuses_a_change_with_a_clear_message_and_nothing_is_half_w
 
 /// A `serve` process on `data_dir` (port chosen by the system), its stdout read for the address;
 /// killed when dropped.
-struct ServeProcess {
+pub(crate) struct ServeProcess {
     child: std::process::Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl ServeProcess {
-    fn start(app: &crate::helpers::TestApp) -> ServeProcess {
+    pub(crate) fn start(app: &crate::helpers::TestApp) -> ServeProcess {
         let mut child = app
             .command()
             .args(["serve", "--bind", "127.0.0.1:0", "--job-workers", "0"])
@@ -547,4 +547,71 @@ async fn a_user_signed_in_on_one_node_continues_on_the_other() {
     c.base = nodes[0].base.clone();
     let r = c.get("/studies/LUNG-IO-01").await;
     assert_eq!(r.status(), 303, "signed out everywhere");
+}
+
+/// Keys come from a folder every host shares (`EVIDENTIA_SECRETS_DIR`), not from a node's data
+/// dir: a second server process with a data dir of its own, on the same database and storage,
+/// signs with the installation's key when it is pointed at the shared folder — and, the hazard
+/// the setting exists for, would make a key of its own without it.
+#[tokio::test]
+async fn a_node_with_a_data_dir_of_its_own_uses_the_keys_of_the_shared_secrets_folder() {
+    let app = crate::helpers::spawn_app_with(|c| c.job_workers = 0);
+    let installation = evidentia::dossier::public_key_hex(&app.data_dir).unwrap();
+    let node = |secrets: Option<&std::path::Path>| {
+        let own = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_evidentia"));
+        cmd.arg("--data-dir").arg(own.path());
+        cmd.env(
+            "EVIDENTIA_DATABASE_URL",
+            app.database_url
+                .clone()
+                .unwrap_or_else(|| format!("sqlite://{}", app.data_dir.join("evidentia.db").display())),
+        );
+        cmd.env(
+            "EVIDENTIA_STORAGE",
+            match app.config.storage.local_root() {
+                Some(root) => format!("file://{}", root.display()),
+                None => app.config.storage.describe().to_string(),
+            },
+        );
+        match secrets {
+            Some(dir) => cmd.env("EVIDENTIA_SECRETS_DIR", dir),
+            None => cmd.env_remove("EVIDENTIA_SECRETS_DIR"),
+        };
+        let mut child = cmd
+            .args(["serve", "--bind", "127.0.0.1:0", "--job-workers", "0"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = lines.by_ref().map_while(Result::ok).find(|l| l.contains(" at http://")).expect("an address");
+        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+        let base = line[line.find("http://").unwrap()..].trim_end_matches('/').to_string();
+        (ServeProcess { child, base }, own)
+    };
+    let key_of = |base: String| async move {
+        let r = reqwest::get(format!("{base}/api/v1/signing-key")).await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.json::<serde_json::Value>().await.unwrap()["public_key"].as_str().unwrap().to_string()
+    };
+    let (shared, _own) = node(Some(&app.data_dir.join("secrets")));
+    assert_eq!(key_of(shared.base.clone()).await, installation, "the installation's key, from the shared folder");
+    let (alone, own) = node(None);
+    assert_ne!(key_of(alone.base.clone()).await, installation, "a node's own data dir would hold a key of its own");
+    assert!(own.path().join("secrets/dossier-signing.key").is_file());
+
+    // The backup of a data dir without the keys is refused, naming the folder.
+    let out = app
+        .command()
+        .env("EVIDENTIA_SECRETS_DIR", app.scratch.join("keys"))
+        .args(["backup", "--out"])
+        .arg(app.scratch.join("b.tar.gz"))
+        .output()
+        .unwrap();
+    if app.database_url.is_none() && app.config.storage.local_root().is_some() {
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("EVIDENTIA_SECRETS_DIR"));
+    }
 }
