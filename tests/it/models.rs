@@ -378,74 +378,19 @@ async fn a_study_run_resumes_without_duplicates_and_is_hidden_from_annotators() 
 #[tokio::test]
 async fn two_worker_processes_share_a_run_and_one_killed_mid_run_loses_nothing() {
     use diesel::prelude::*;
-    use evidentia::db::schema::{biomarker_results as r, job_items as ji, jobs};
+    use evidentia::db::schema::{biomarker_results as r, job_items as ji};
     use evidentia::slides::synth;
     let app = spawn_app_with(|c| c.job_workers = 0);
     // Enough slides that the one who leads is still at it when the other joins (it polls every
     // fifth of a second).
     const SLIDES: usize = 24;
     ingest_synthetic_slides(&app, SLIDES, 2400, |_| synth::Phenotype::Inflamed, 40);
-    let worker = |i: usize| {
-        app.command()
-            .args(["worker", "--threads", "1"])
-            .env("EVIDENTIA_JOB_STALE_SECS", "2")
-            .env("EVIDENTIA_ORT_PROVIDERS", "cuda,cpu")
-            .env("RUST_LOG", "info")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::fs::File::create(app.scratch.join(format!("worker-{i}.log"))).unwrap())
-            .spawn()
-            .unwrap()
-    };
-    let mut workers = [worker(0), worker(1)];
-    // Both ready (their database open) before the run is queued, so both take part.
-    for w in &mut workers {
-        use std::io::BufRead;
-        let mut lines = std::io::BufReader::new(w.stdout.take().unwrap()).lines();
-        assert!(lines.next().unwrap().unwrap().starts_with("running 1 job workers"));
-        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
-    }
+    let mut workers = two_workers(&app, &[("EVIDENTIA_ORT_PROVIDERS", "cuda,cpu")]);
     let (run, job) = start_run(&app);
     assert_eq!(run.slide_ids().len(), SLIDES);
-    // Worker names carry the host, the process id and a random part.
-    let is = |c: &std::process::Child, name: &Option<String>| {
-        name.as_deref().is_some_and(|n| n.contains(&format!("-pid{}-w0-", c.id())))
-    };
-    let holders = |conn: &mut evidentia::db::Conn| -> Vec<Option<String>> {
-        ji::table.filter(ji::job_id.eq(job.id)).select(ji::worker).distinct().load(conn).unwrap()
-    };
-    // Both at work on it (one leads, the other helps), then the lead is killed.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    let lead = loop {
-        let mut conn = app.conn();
-        let seen = holders(&mut conn);
-        let lead: Option<String> = jobs::table.find(job.id).select(jobs::worker).first(&mut conn).unwrap();
-        if workers.iter().all(|w| seen.iter().any(|n| is(w, n))) {
-            break lead;
-        }
-        let finished = evidentia::jobs::get(&mut conn, job.id).unwrap().is_finished();
-        if finished {
-            for i in 0..2 {
-                eprintln!("{}", std::fs::read_to_string(app.scratch.join(format!("worker-{i}.log"))).unwrap());
-            }
-        }
-        assert!(!finished && std::time::Instant::now() < deadline, "both workers never took part: {seen:?}");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
-    let (killed, survivor) = if is(&workers[0], &lead) { (0, 1) } else { (1, 0) };
-    workers[killed].kill().unwrap();
-    workers[killed].wait().unwrap();
-    let job = loop {
-        let j = evidentia::jobs::get(&mut app.conn(), job.id).unwrap();
-        if j.is_finished() {
-            break j;
-        }
-        assert!(std::time::Instant::now() < deadline, "the run did not finish: {j:?}");
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    };
-    let _ = workers[survivor].kill();
-    let _ = workers[survivor].wait();
+    let (job, survivor) = kill_the_lead_mid_run(&app, &mut workers, job.id);
     assert_eq!(job.status.as_str(), "succeeded", "{:?}", job.error);
-    assert!(is(&workers[survivor], &job.worker), "the survivor took the job over: {:?}", job.worker);
+    assert!(is_worker(survivor, &job.worker), "the survivor took the job over: {:?}", job.worker);
     assert!(job.attempts >= 2, "claimed again after the kill");
     assert_eq!((job.progress_done, job.progress_total), (SLIDES as i64, SLIDES as i64));
     let mut slides: Vec<i32> = r::table.filter(r::run_id.eq(run.id)).select(r::slide_id).load(&mut app.conn()).unwrap();
@@ -485,6 +430,81 @@ fn run_over_synthetic_slides(
 }
 
 /// A run of the tiny test model over LUNG-IO-01's slides, queued.
+/// Worker names carry the host, the process id and a random part: whether `name` is one of the
+/// process `pid`'s.
+fn is_worker(pid: u32, name: &Option<String>) -> bool {
+    name.as_deref().is_some_and(|n| n.contains(&format!("-pid{pid}-w0-")))
+}
+
+/// Two `evidentia worker --threads 1` processes on the app's database and storage (a heartbeat
+/// older than 2 s is stale), both ready — their database open — when this returns, so both take
+/// part in what is queued next. Their logs go to the scratch dir.
+fn two_workers(app: &TestApp, env: &[(&str, &str)]) -> [std::process::Child; 2] {
+    let worker = |i: usize| {
+        let mut cmd = app.command();
+        cmd.args(["worker", "--threads", "1"]).env("EVIDENTIA_JOB_STALE_SECS", "2").env("RUST_LOG", "info");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(app.scratch.join(format!("worker-{i}.log"))).unwrap())
+            .spawn()
+            .unwrap();
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        assert!(lines.next().unwrap().unwrap().starts_with("running 1 job workers"));
+        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+        child
+    };
+    [worker(0), worker(1)]
+}
+
+/// Once both `workers` are at work on job `job_id` (one leads, the other helps), kills the one
+/// leading it (`kill -9`), waits for the job to end and stops the other: the job as it ended, and
+/// the survivor's process id.
+fn kill_the_lead_mid_run(
+    app: &TestApp,
+    workers: &mut [std::process::Child; 2],
+    job_id: i32,
+) -> (evidentia::jobs::Job, u32) {
+    use diesel::prelude::*;
+    use evidentia::db::schema::{job_items as ji, jobs};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    let lead = loop {
+        let mut conn = app.conn();
+        let seen: Vec<Option<String>> =
+            ji::table.filter(ji::job_id.eq(job_id)).select(ji::worker).distinct().load(&mut conn).unwrap();
+        let lead: Option<String> = jobs::table.find(job_id).select(jobs::worker).first(&mut conn).unwrap();
+        if workers.iter().all(|w| seen.iter().any(|n| is_worker(w.id(), n))) {
+            break lead;
+        }
+        let finished = evidentia::jobs::get(&mut conn, job_id).unwrap().is_finished();
+        if finished {
+            for i in 0..2 {
+                eprintln!("{}", std::fs::read_to_string(app.scratch.join(format!("worker-{i}.log"))).unwrap());
+            }
+        }
+        assert!(!finished && std::time::Instant::now() < deadline, "both workers never took part: {seen:?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let (killed, survivor) = if is_worker(workers[0].id(), &lead) { (0, 1) } else { (1, 0) };
+    workers[killed].kill().unwrap();
+    workers[killed].wait().unwrap();
+    let job = loop {
+        let j = evidentia::jobs::get(&mut app.conn(), job_id).unwrap();
+        if j.is_finished() {
+            break j;
+        }
+        assert!(std::time::Instant::now() < deadline, "the run did not finish: {j:?}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let pid = workers[survivor].id();
+    let _ = workers[survivor].kill();
+    let _ = workers[survivor].wait();
+    (job, pid)
+}
+
 fn start_run(app: &TestApp) -> (evidentia::biomarker::runs::Run, evidentia::jobs::Job) {
     let operator = evidentia::auth::Actor::cli_operator();
     let mut conn = app.conn();
@@ -533,28 +553,12 @@ fn ingest_synthetic_slides(
 #[tokio::test]
 async fn two_web_nodes_and_two_workers_share_one_database_and_one_storage() {
     use diesel::prelude::*;
-    use evidentia::db::schema::{biomarker_results as r, job_items as ji, jobs};
+    use evidentia::db::schema::biomarker_results as r;
     let app = spawn_app_with(|c| c.job_workers = 0);
     const SLIDES: usize = 8;
     ingest_synthetic_slides(&app, SLIDES, 2800, |_| evidentia::slides::synth::Phenotype::Inflamed, 80);
     let nodes = [crate::server::ServeProcess::start(&app), crate::server::ServeProcess::start(&app)];
-    let worker = |i: usize| {
-        app.command()
-            .args(["worker", "--threads", "1"])
-            .env("EVIDENTIA_JOB_STALE_SECS", "2")
-            .env("RUST_LOG", "info")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::fs::File::create(app.scratch.join(format!("node-worker-{i}.log"))).unwrap())
-            .spawn()
-            .unwrap()
-    };
-    let mut workers = [worker(0), worker(1)];
-    for w in &mut workers {
-        use std::io::BufRead;
-        let mut lines = std::io::BufReader::new(w.stdout.take().unwrap()).lines();
-        assert!(lines.next().unwrap().unwrap().starts_with("running 1 job workers"));
-        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
-    }
+    let mut workers = two_workers(&app, &[]);
 
     // Signed in on node A, at work on node B.
     let mut c = app.client();
@@ -589,35 +593,7 @@ async fn two_web_nodes_and_two_workers_share_one_database_and_one_storage() {
     // The run, split across both workers; the one leading it is killed mid-run.
     let (run, job) = start_run(&app);
     assert_eq!(run.slide_ids().len(), SLIDES);
-    let is = |c: &std::process::Child, name: &Option<String>| {
-        name.as_deref().is_some_and(|n| n.contains(&format!("-pid{}-w0-", c.id())))
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
-    let lead = loop {
-        let mut conn = app.conn();
-        let seen: Vec<Option<String>> =
-            ji::table.filter(ji::job_id.eq(job.id)).select(ji::worker).distinct().load(&mut conn).unwrap();
-        let lead: Option<String> = jobs::table.find(job.id).select(jobs::worker).first(&mut conn).unwrap();
-        if workers.iter().all(|w| seen.iter().any(|n| is(w, n))) {
-            break lead;
-        }
-        let finished = evidentia::jobs::get(&mut conn, job.id).unwrap().is_finished();
-        assert!(!finished && std::time::Instant::now() < deadline, "both workers never took part: {seen:?}");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
-    let (killed, survivor) = if is(&workers[0], &lead) { (0, 1) } else { (1, 0) };
-    workers[killed].kill().unwrap();
-    workers[killed].wait().unwrap();
-    let job = loop {
-        let j = evidentia::jobs::get(&mut app.conn(), job.id).unwrap();
-        if j.is_finished() {
-            break j;
-        }
-        assert!(std::time::Instant::now() < deadline, "the run did not finish: {j:?}");
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    };
-    let _ = workers[survivor].kill();
-    let _ = workers[survivor].wait();
+    let (job, _) = kill_the_lead_mid_run(&app, &mut workers, job.id);
     assert_eq!(job.status.as_str(), "succeeded", "{:?}", job.error);
     let mut done: Vec<i32> = r::table.filter(r::run_id.eq(run.id)).select(r::slide_id).load(&mut app.conn()).unwrap();
     done.sort();

@@ -340,8 +340,12 @@ pub(crate) struct ServeProcess {
 
 impl ServeProcess {
     pub(crate) fn start(app: &crate::helpers::TestApp) -> ServeProcess {
-        let mut child = app
-            .command()
+        ServeProcess::spawn(app.command())
+    }
+
+    /// `serve` on a free port, with the data dir, database and storage `cmd` was given.
+    fn spawn(mut cmd: Command) -> ServeProcess {
+        let mut child = cmd
             .args(["serve", "--bind", "127.0.0.1:0", "--job-workers", "0"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -578,18 +582,7 @@ async fn a_node_with_a_data_dir_of_its_own_uses_the_keys_of_the_shared_secrets_f
             Some(dir) => cmd.env("EVIDENTIA_SECRETS_DIR", dir),
             None => cmd.env_remove("EVIDENTIA_SECRETS_DIR"),
         };
-        let mut child = cmd
-            .args(["serve", "--bind", "127.0.0.1:0", "--job-workers", "0"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = lines.by_ref().map_while(Result::ok).find(|l| l.contains(" at http://")).expect("an address");
-        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
-        let base = line[line.find("http://").unwrap()..].trim_end_matches('/').to_string();
-        (ServeProcess { child, base }, own)
+        (ServeProcess::spawn(cmd), own)
     };
     let key_of = |base: String| async move {
         let r = reqwest::get(format!("{base}/api/v1/signing-key")).await.unwrap();
