@@ -75,7 +75,7 @@ pub fn bootstrap_admin(pool: &DbPool) -> anyhow::Result<Option<String>> {
 /// arriving).
 fn housekeeping(
     pool: DbPool,
-    data_dir: std::path::PathBuf,
+    (storage, data_dir): (crate::storage::Storage, std::path::PathBuf),
     throttle: Arc<crate::auth::throttle::LoginThrottle>,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
@@ -92,7 +92,7 @@ fn housekeeping(
             throttle.forget_idle();
             if minutes.is_multiple_of(60) {
                 if let Ok(mut conn) = pool.get() {
-                    crate::slides::ingest::sweep_all(&mut conn, &data_dir, Duration::from_secs(24 * 3600));
+                    crate::slides::ingest::sweep_all(&mut conn, &storage, &data_dir, Duration::from_secs(24 * 3600));
                 }
             }
         }
@@ -114,7 +114,7 @@ impl Application {
         let initial_admin_password = bootstrap_admin(&pool)?;
         // Uploads and plans of slide ingests that ended without their job cleaning up, and
         // uploads of requests a crash or a shutdown cut short.
-        crate::slides::ingest::sweep_all(&mut *pool.get()?, &config.data_dir, Duration::ZERO);
+        crate::slides::ingest::sweep_all(&mut *pool.get()?, &config.storage, &config.data_dir, Duration::ZERO);
         let login_throttle = Arc::new(crate::auth::throttle::LoginThrottle::new(
             config.login_per_client_per_minute,
             config.login_per_username_per_minute,
@@ -161,7 +161,12 @@ impl Application {
         .run();
         let stop_workers = Arc::new(AtomicBool::new(false));
         let mut workers = worker::spawn(pool.clone(), config.clone(), config.job_workers, stop_workers.clone());
-        workers.push(housekeeping(pool.clone(), config.data_dir.clone(), login_throttle, stop_workers.clone()));
+        workers.push(housekeeping(
+            pool.clone(),
+            (config.storage.clone(), config.data_dir.clone()),
+            login_throttle,
+            stop_workers.clone(),
+        ));
         Ok(Application { port, server, pool, initial_admin_password, stop_workers, workers })
     }
 

@@ -448,6 +448,29 @@ impl Storage {
         Ok(out)
     }
 
+    /// Copies a stored file to the local file `dest` (written aside, renamed in), in pieces.
+    pub fn download(&self, key: &str, dest: &Path) -> io::Result<()> {
+        let part = dest.with_extension("download");
+        let written = (|| {
+            let mut out = std::fs::File::create(&part)?;
+            let len = self.size(key)?;
+            let mut at = 0;
+            while at < len {
+                let n = (PART as u64).min(len - at);
+                io::Write::write_all(&mut out, &self.read_range(key, at..at + n)?)?;
+                at += n;
+            }
+            out.sync_all()
+        })();
+        match written.and_then(|()| std::fs::rename(&part, dest)) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = std::fs::remove_file(&part);
+                Err(e)
+            }
+        }
+    }
+
     /// The whole stored file (small files only: models, exports being copied).
     pub fn read(&self, key: &str) -> io::Result<Vec<u8>> {
         match &self.inner.backend {

@@ -181,7 +181,7 @@ fn ingest(ctx: &Ctx, code: &str, manifest: &Path, site: Option<String>, paths: V
         }
     }
     let mut conn = pool.get().map_err(Error::from)?;
-    let (_, job) = ingest::start(&mut conn, &actor, &access, &ctx.cfg.tmp_dir(), &plan)?;
+    let (_, job) = ingest::start(&mut conn, &actor, &access, &ctx.cfg.storage, &ctx.cfg.tmp_dir(), &plan)?;
     drop(conn);
     let result = progress::run_job::<ingest::IngestParams>(&pool, &ctx.cfg, job.id)?;
     for r in &result.rows {

@@ -31,6 +31,10 @@ use crate::storage::Storage;
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct IngestParams {
     pub ingest: i32,
+    /// Where the uploads and the plan wait in object storage ([`stage`]), for a worker on
+    /// another host; `None`: on the disk of the node that received them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staged: Option<String>,
 }
 
 /// Where an interrupted ingest resumes: the rows already done.
@@ -83,6 +87,9 @@ pub struct PlanEntry {
     pub case_display_id: String,
     pub stain: String,
     pub attributes: Map<String, Value>,
+    /// The uploaded file's key in object storage, when it was staged there ([`stage`]).
+    #[serde(default)]
+    pub staged: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -91,6 +98,9 @@ pub struct Plan {
     pub entries: Vec<PlanEntry>,
     /// The folder of uploaded files, removed at the end.
     pub upload_dir: Option<PathBuf>,
+    /// The folder of the staged uploads and plan in object storage, removed at the end.
+    #[serde(default)]
+    pub staged: Option<String>,
 }
 
 /// What happened to one manifest row.
@@ -245,6 +255,7 @@ pub fn plan(
                 case_display_id: display,
                 stain: stain.to_string(),
                 attributes,
+                staged: None,
             });
         }
     }
@@ -256,7 +267,7 @@ pub fn plan(
     if !errors.is_empty() {
         return Err(Error::Invalid(errors));
     }
-    Ok(Plan { study_code: access.study.code.clone(), entries, upload_dir: None })
+    Ok(Plan { study_code: access.study.code.clone(), entries, upload_dir: None, staged: None })
 }
 
 fn plan_path(tmp_dir: &Path, ingest_id: i32) -> PathBuf {
@@ -283,8 +294,39 @@ fn create_record(conn: &mut Conn, actor: &Actor, access: &StudyAccess, files: us
     })
 }
 
-/// Records the ingest, saves its plan beside the data and queues the job.
-pub fn start(conn: &mut Conn, actor: &Actor, access: &StudyAccess, tmp_dir: &Path, plan: &Plan) -> Result<(i32, Job)> {
+/// On object storage, moves a plan's uploaded files into the bucket (`uploads/<random>/row-N`),
+/// so that a worker on any host can ingest them, and drops the node's copies: an upload stays on
+/// the disk of the node that received it no longer than its request. On file storage the plan
+/// is returned as it is. The staged files are the files as sent (with their labels): they go
+/// when the ingest ends, like uploads on disk.
+pub fn stage(storage: &Storage, mut plan: Plan) -> Result<Plan> {
+    let Some(dir) = plan.upload_dir.clone() else { return Ok(plan) };
+    if storage.local_root().is_some() {
+        return Ok(plan);
+    }
+    let prefix = format!("uploads/{}", crate::auth::random_token());
+    let io = |e: std::io::Error| Error::Internal(anyhow::anyhow!("staging the uploads: {e}"));
+    for e in plan.entries.iter_mut().filter(|e| e.uploaded) {
+        let key = format!("{prefix}/row-{}", e.row);
+        storage.put_file(&key, &e.source).map_err(io)?;
+        e.staged = Some(key);
+    }
+    plan.staged = Some(prefix);
+    plan.upload_dir = None;
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(plan)
+}
+
+/// Records the ingest, saves its plan beside the data (and, for staged uploads, beside them in
+/// object storage) and queues the job.
+pub fn start(
+    conn: &mut Conn,
+    actor: &Actor,
+    access: &StudyAccess,
+    storage: &Storage,
+    tmp_dir: &Path,
+    plan: &Plan,
+) -> Result<(i32, Job)> {
     let ingest_id = create_record(conn, actor, access, plan.entries.len())?;
     crate::tmp::ensure_private(tmp_dir).map_err(|e| Error::Internal(e.into()))?;
     let body = serde_json::to_vec(plan).map_err(|e| Error::Internal(e.into()))?;
@@ -292,7 +334,13 @@ pub fn start(conn: &mut Conn, actor: &Actor, access: &StudyAccess, tmp_dir: &Pat
     crate::tmp::create_private_file(&plan_path(tmp_dir, ingest_id))
         .and_then(|mut f| std::io::Write::write_all(&mut f, &body))
         .map_err(|e| Error::Internal(e.into()))?;
-    let job = jobs::enqueue(conn, actor, Some(&access.study), &IngestParams { ingest: ingest_id })?;
+    if let Some(prefix) = &plan.staged {
+        storage
+            .put_bytes(&format!("{prefix}/plan.json"), body)
+            .map_err(|e| Error::Internal(anyhow::anyhow!("staging the plan: {e}")))?;
+    }
+    let params = IngestParams { ingest: ingest_id, staged: plan.staged.clone() };
+    let job = jobs::enqueue(conn, actor, Some(&access.study), &params)?;
     diesel::update(slide_ingests::table.find(ingest_id)).set(slide_ingests::job_id.eq(job.id)).execute(conn)?;
     Ok((ingest_id, job))
 }
@@ -363,12 +411,19 @@ pub struct SlideIngestJob;
 
 impl JobHandler for SlideIngestJob {
     fn run(&self, ctx: &JobContext) -> anyhow::Result<Value> {
-        let ingest_id = ctx.job.params::<IngestParams>()?.ingest;
+        let params = ctx.job.params::<IngestParams>()?;
+        let ingest_id = params.ingest;
         let tmp_dir = ctx.data_dir.join("tmp");
-        let plan: Plan = serde_json::from_slice(
-            &std::fs::read(plan_path(&tmp_dir, ingest_id)).context("the ingest's plan file is gone")?,
-        )?;
-        sweep(&mut *ctx.conn()?, &ctx.data_dir);
+        // The plan on this node's disk, or (staged uploads, another node) beside them in storage.
+        let plan_bytes = match (std::fs::read(plan_path(&tmp_dir, ingest_id)), &params.staged) {
+            (Ok(bytes), _) => bytes,
+            (Err(_), Some(prefix)) => {
+                ctx.storage.read(&format!("{prefix}/plan.json")).context("the ingest's staged plan is gone")?
+            }
+            (Err(e), None) => return Err(anyhow::Error::from(e).context("the ingest's plan file is gone")),
+        };
+        let plan: Plan = serde_json::from_slice(&plan_bytes)?;
+        sweep(&mut *ctx.conn()?, &ctx.storage, &ctx.data_dir);
         let partial_dir = super::partial_dir(&ctx.data_dir);
         std::fs::create_dir_all(&partial_dir)?;
         let mut report = ctx.checkpoint::<Resume>()?.map(|r| r.report).unwrap_or_default();
@@ -378,16 +433,24 @@ impl JobHandler for SlideIngestJob {
                 let msg = format!("slide {} of {total} (manifest row {})", report.len() + 1, entry.row);
                 ctx.progress(report.len() as i64, total, &msg, Some(&json!({"report": report})))?;
                 let partial = partial_dir.join(format!("job-{}-row-{}.partial", ctx.job.id, entry.row));
+                // A staged upload is fetched to this node for the length of its row.
+                let fetched = partial_dir.join(format!("job-{}-row-{}.upload", ctx.job.id, entry.row));
+                let mut entry = entry.clone();
+                if let Some(key) = &entry.staged {
+                    ctx.storage.download(key, &fetched).context("fetching the staged upload")?;
+                    entry.source = fetched.clone();
+                }
                 let outcome = ingest_one(
                     &mut *ctx.conn()?,
                     &ctx.storage,
                     &plan.study_code,
                     &ctx.job.owner,
                     ingest_id,
-                    entry,
+                    &entry,
                     &partial,
                 );
                 let _ = std::fs::remove_file(&partial);
+                let _ = std::fs::remove_file(&fetched);
                 report.push(outcome);
                 save_report(&mut *ctx.conn()?, ingest_id, &report, false)?;
                 // The resume point right after the row, so a crash now does not redo it.
@@ -397,7 +460,7 @@ impl JobHandler for SlideIngestJob {
         })();
         // Done, cancelled or failed: the job will not run again, so the uploads and the plan
         // (which names the source files) go now. Only a crash leaves them, for the resume.
-        finish_ingest(&mut *ctx.conn()?, &tmp_dir, ingest_id, &plan, &report);
+        finish_ingest(&mut *ctx.conn()?, &ctx.storage, &tmp_dir, ingest_id, &plan, &report);
         result?;
         let (ok, skipped, failed) = counts(&report);
         ctx.progress(total, total, &format!("{ok} ingested, {skipped} already there, {failed} failed"), None)?;
@@ -416,9 +479,24 @@ impl JobHandler for SlideIngestJob {
     }
 }
 
-fn finish_ingest(conn: &mut Conn, tmp_dir: &Path, ingest_id: i32, plan: &Plan, report: &[RowOutcome]) {
+fn finish_ingest(
+    conn: &mut Conn,
+    storage: &Storage,
+    tmp_dir: &Path,
+    ingest_id: i32,
+    plan: &Plan,
+    report: &[RowOutcome],
+) {
     if let Some(dir) = &plan.upload_dir {
         let _ = std::fs::remove_dir_all(dir);
+    }
+    if let Some(prefix) = &plan.staged {
+        for e in &plan.entries {
+            if let Some(key) = &e.staged {
+                let _ = storage.delete(key);
+            }
+        }
+        let _ = storage.delete(&format!("{prefix}/plan.json"));
     }
     let _ = std::fs::remove_file(plan_path(tmp_dir, ingest_id));
     if let Err(e) = save_report(conn, ingest_id, report, true) {
@@ -429,7 +507,7 @@ fn finish_ingest(conn: &mut Conn, tmp_dir: &Path, ingest_id: i32, plan: &Plan, r
 /// Ingests whose job ended without running to its end (cancelled while queued, given up after
 /// a crash) leave their uploads and plan behind: removed here, at start-up and before each
 /// ingest. Half-written copies older than a day go too.
-pub fn sweep(conn: &mut Conn, data_dir: &Path) {
+pub fn sweep(conn: &mut Conn, storage: &Storage, data_dir: &Path) {
     let tmp_dir = data_dir.join("tmp");
     for entry in std::fs::read_dir(&tmp_dir).into_iter().flatten().flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
@@ -454,7 +532,7 @@ pub fn sweep(conn: &mut Conn, data_dir: &Path) {
                     .ok()
                     .and_then(|r| serde_json::from_str(&r).ok())
                     .unwrap_or_default();
-                finish_ingest(conn, &tmp_dir, id, &plan, &report);
+                finish_ingest(conn, storage, &tmp_dir, id, &plan, &report);
             } else {
                 let _ = std::fs::remove_file(entry.path());
             }
@@ -484,8 +562,8 @@ pub fn uploads_in_use(data_dir: &Path) -> Vec<PathBuf> {
 
 /// Everything interrupted work left behind: finished ingests' uploads and plans, then uploads
 /// of requests that never finished, at least `min_age` old (`crate::tmp::sweep`).
-pub fn sweep_all(conn: &mut Conn, data_dir: &Path, min_age: std::time::Duration) {
-    sweep(conn, data_dir);
+pub fn sweep_all(conn: &mut Conn, storage: &Storage, data_dir: &Path, min_age: std::time::Duration) {
+    sweep(conn, storage, data_dir);
     crate::tmp::sweep(&data_dir.join("tmp"), min_age, &uploads_in_use(data_dir));
 }
 

@@ -541,13 +541,19 @@ async fn an_ingest_cut_short_resumes_without_duplicates_or_half_written_slides()
     .unwrap();
     let partial_dir = app.data_dir.join("slides/.partial");
     std::fs::create_dir_all(&partial_dir).unwrap();
+    // On object storage the upload waits in the bucket: the worker fetches it first.
+    let mut entry = plan.entries[0].clone();
+    if let Some(key) = &entry.staged {
+        entry.source = app.scratch.join("fetched-row-1");
+        app.config.storage.download(key, &entry.source).unwrap();
+    }
     let first = ingest::ingest_one(
         &mut app.conn(),
         &app.config.storage,
         "LUNG-IO-01",
         "manager",
         ingest_id,
-        &plan.entries[0],
+        &entry,
         &partial_dir.join(format!("job-{job_id}-row-1.partial")),
     );
     assert_eq!(first.outcome, "ingested");
@@ -596,6 +602,17 @@ async fn an_ingest_cancelled_before_it_ran_leaves_no_upload_behind() {
     assert_eq!(r.status(), 303);
     let ingest_id = ingest_id_from(&location(&r));
     assert!(!files_under(&app.data_dir.join("tmp")).is_empty(), "the upload waits for its job");
+    // On object storage the upload waits in the bucket instead of on this node's disk.
+    let plan: evidentia::slides::ingest::Plan = serde_json::from_slice(
+        &std::fs::read(app.data_dir.join(format!("tmp/slide-ingest-{ingest_id}.json"))).unwrap(),
+    )
+    .unwrap();
+    let staged: Vec<String> = plan.entries.iter().filter_map(|e| e.staged.clone()).collect();
+    assert_eq!(staged.len(), usize::from(app.config.storage.local_root().is_none()), "{staged:?}");
+    for key in &staged {
+        assert!(app.config.storage.exists(key).unwrap());
+        assert!(files_under(&app.data_dir.join("tmp")).iter().all(|p| !p.to_string_lossy().contains("slide-upload")));
+    }
     let job_id: i32 = slide_ingests::table
         .find(ingest_id)
         .select(slide_ingests::job_id)
@@ -606,8 +623,11 @@ async fn an_ingest_cancelled_before_it_ran_leaves_no_upload_behind() {
     assert_eq!(r.status(), 303);
     assert_eq!(evidentia::jobs::get(&mut app.conn(), job_id).unwrap().status.as_str(), "cancelled");
     // The next start (or ingest) sweeps what the job never got to clean.
-    evidentia::slides::ingest::sweep(&mut app.conn(), &app.data_dir);
+    evidentia::slides::ingest::sweep(&mut app.conn(), &app.config.storage, &app.data_dir);
     assert!(files_under(&app.data_dir.join("tmp")).is_empty(), "uploads and plan removed");
+    for key in &staged {
+        assert!(!app.config.storage.exists(key).unwrap(), "the staged upload {key} is removed");
+    }
     let finished: Option<chrono::NaiveDateTime> =
         slide_ingests::table.find(ingest_id).select(slide_ingests::finished_at).first(&mut app.conn()).unwrap();
     assert!(finished.is_some());
@@ -654,7 +674,8 @@ async fn a_command_line_ingest_cut_short_is_finished_by_the_next_one() {
     let files: Vec<_> =
         ingest::server_files(std::slice::from_ref(&dir)).unwrap().into_iter().filter(|f| f.path != m).collect();
     let plan = ingest::plan(&mut conn, &access, &key, &scrubber, &std::fs::read(&m).unwrap(), &files, None).unwrap();
-    let (ingest_id, job) = ingest::start(&mut conn, &actor, &access, &app.data_dir.join("tmp"), &plan).unwrap();
+    let (ingest_id, job) =
+        ingest::start(&mut conn, &actor, &access, &app.config.storage, &app.data_dir.join("tmp"), &plan).unwrap();
     jobs::claim(&mut conn, job.id, "cli").unwrap().expect("claimed");
     let plan_file = app.data_dir.join(format!("tmp/slide-ingest-{ingest_id}.json"));
     assert!(plan_file.exists());
@@ -685,4 +706,49 @@ async fn a_command_line_ingest_cut_short_is_finished_by_the_next_one() {
     assert_eq!(stored.len(), 1, "no duplicate: {stored:?}");
     assert_eq!(stored[0].0, format!("{case}-S01"));
     assert!(app.cli(&["audit", "verify"], None).status.success());
+}
+
+/// On object storage, an upload received by one node is ingested by a worker on another host:
+/// the worker has a data dir of its own (it never sees the receiving node's disk) and fetches
+/// the staged files and the plan from the bucket; nothing of the upload is left on either node
+/// or in the bucket. Object storage only (the suite's PostgreSQL pass).
+#[tokio::test]
+async fn an_upload_on_one_node_is_ingested_by_a_worker_on_another() {
+    let app = spawn_app_with(|cfg| cfg.job_workers = 0);
+    let Some(database) = app.database_url.clone().filter(|_| app.config.storage.local_root().is_none()) else {
+        eprintln!("an upload ingested on another host: needs object storage (the suite's PostgreSQL pass)");
+        return;
+    };
+    let c = app.login("manager").await;
+    let (subject, case) = first_subject();
+    let svs = std::fs::read(fixture("aperio.svs")).unwrap();
+    let r = upload(&c, manifest(&[("x.svs", &subject, "H&E")]), &[("x.svs", svs)]).await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
+    let id = ingest_id_from(&location(&r));
+    let other = tempfile::tempdir().unwrap();
+    let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_evidentia"))
+        .arg("--data-dir")
+        .arg(other.path())
+        .args(["worker", "--threads", "1"])
+        .env("EVIDENTIA_DATABASE_URL", &database)
+        .env("EVIDENTIA_STORAGE", app.config.storage.describe())
+        .env("EVIDENTIA_SECRETS_DIR", app.data_dir.join("secrets"))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_ingest(&app, id).await;
+    let _ = worker.kill();
+    let _ = worker.wait();
+    let stored = stored_slides(&app);
+    assert_eq!(stored.len(), 1, "ingested by the other host's worker");
+    assert_eq!(stored[0].0, format!("{case}-S01"));
+    assert!(files_under(&other.path().join("tmp")).is_empty(), "nothing left on the worker's host");
+    assert!(files_under(&other.path().join("slides")).is_empty());
+    assert!(files_under(&app.data_dir.join("tmp")).iter().all(|p| !p.to_string_lossy().contains("slide-upload")));
+    let plan: evidentia::slides::ingest::Plan =
+        serde_json::from_slice(&std::fs::read(app.data_dir.join(format!("tmp/slide-ingest-{id}.json"))).unwrap())
+            .unwrap();
+    let staged = plan.entries[0].staged.clone().expect("staged in the bucket");
+    assert!(!app.config.storage.exists(&staged).unwrap(), "the staged upload is gone from the bucket");
 }

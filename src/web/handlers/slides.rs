@@ -171,17 +171,22 @@ pub async fn slide_ingest_upload(
             return Err(Error::invalid("files", "choose the slide files named in the manifest"));
         }
         let site = fields.get("site").cloned().unwrap_or_default();
-        let (actor, a2, data_dir, tmp2, dir2) =
-            (user.actor.clone(), access.clone(), state.config.data_dir.clone(), tmp.clone(), dir.path().to_path_buf());
+        let (a2, data_dir, dir2) = (access.clone(), state.config.data_dir.clone(), dir.path().to_path_buf());
         let scrubber = state.edit_scrubber.clone();
-        state
+        let plan = state
             .db(move |c| {
                 let key = crate::cases::deid::study_key(&data_dir, &a2.study.code)?;
                 let mut plan = ingest::plan(c, &a2, &key, &scrubber, &manifest_bytes, &files, Some(&site))?;
                 plan.upload_dir = Some(dir2);
-                ingest::start(c, &actor, &a2, &tmp2, &plan)
+                Ok(plan)
             })
-            .await
+            .await?;
+        // On object storage the files go into the bucket now, for a worker on any host.
+        let storage = state.config.storage.clone();
+        let plan = web::block(move || ingest::stage(&storage, plan)).await.map_err(|e| Error::Internal(e.into()))??;
+        let (actor, a2, storage, tmp2) =
+            (user.actor.clone(), access.clone(), state.config.storage.clone(), tmp.clone());
+        state.db(move |c| ingest::start(c, &actor, &a2, &storage, &tmp2, &plan)).await
     }
     .await;
     match started {
