@@ -248,7 +248,7 @@ impl Storage {
                 if let Some(dir) = dest.parent() {
                     std::fs::create_dir_all(dir)?;
                 }
-                let part = dest.with_extension(format!("partial-{}", std::process::id()));
+                let part = dest.with_extension(format!("partial-{}", crate::auth::random_token()));
                 std::fs::copy(src, &part)?;
                 std::fs::File::open(&part)?.sync_all()?;
                 std::fs::rename(&part, &dest)
@@ -266,13 +266,21 @@ impl Storage {
                         let upload = store.put_multipart(&path).await.map_err(|e| store_error(&key_s, e))?;
                         let mut parts = WriteMultipart::new_with_chunk_size(upload, PART);
                         let mut buf = vec![0u8; PART];
-                        loop {
-                            let n = io::Read::read(&mut file, &mut buf)?;
-                            if n == 0 {
-                                break;
+                        let sent = loop {
+                            let n = match io::Read::read(&mut file, &mut buf) {
+                                Ok(0) => break Ok(()),
+                                Ok(n) => n,
+                                Err(e) => break Err(e),
+                            };
+                            if let Err(e) = parts.wait_for_capacity(4).await {
+                                break Err(store_error(&key_s, e));
                             }
-                            parts.wait_for_capacity(4).await.map_err(|e| store_error(&key_s, e))?;
                             parts.write(&buf[..n]);
+                        };
+                        // A failed upload is aborted: no part of it stays stored (and billed).
+                        if let Err(e) = sent {
+                            let _ = parts.abort().await;
+                            return Err(e);
                         }
                         parts.finish().await.map_err(|e| store_error(&key_s, e))?;
                     }
@@ -526,7 +534,9 @@ impl Storage {
             return Ok(Self::local_path(root, key));
         }
         let dest = self.inner.copies_dir.join(key);
-        if dest.is_file() {
+        // A copy made before is used when it is whole (written aside, synced, renamed in; its
+        // size checked against the stored file's).
+        if std::fs::metadata(&dest).is_ok_and(|m| m.is_file() && Some(m.len()) == self.size(key).ok()) {
             return Ok(dest);
         }
         let bytes = self.read(key)?;
@@ -537,10 +547,15 @@ impl Storage {
         if let Some(dir) = dest.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let part = dest.with_extension(format!("partial-{}", std::process::id()));
-        std::fs::write(&part, &bytes)?;
-        std::fs::rename(&part, &dest)?;
-        Ok(dest)
+        // A name of its own per writer: two threads fetching the same model never share one.
+        let part = dest.with_extension(format!("partial-{}", crate::auth::random_token()));
+        let written = std::fs::write(&part, &bytes)
+            .and_then(|()| std::fs::File::open(&part)?.sync_all())
+            .and_then(|()| std::fs::rename(&part, &dest));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&part);
+        }
+        written.map(|()| dest)
     }
 
     /// (cache hits, range requests) of reads from object storage, for `/metrics` and benchmarks.
@@ -567,6 +582,8 @@ impl Storage {
                 block(async move { store.get_ranges(&path, &ranges).await.map_err(|e| store_error(&key_s, e)) })??;
             let mut cache = self.inner.cache.lock().unwrap_or_else(|p| p.into_inner());
             for (b, data) in missing.into_iter().zip(fetched) {
+                // Its own bytes: a slice would keep the whole coalesced response alive.
+                let data = bytes::Bytes::copy_from_slice(&data);
                 cache.put((key.to_string(), b), data.clone());
                 got[(b - first) as usize] = Some(data);
             }

@@ -306,15 +306,34 @@ pub fn stage(storage: &Storage, mut plan: Plan) -> Result<Plan> {
     }
     let prefix = format!("uploads/{}", crate::auth::random_token());
     let io = |e: std::io::Error| Error::Internal(anyhow::anyhow!("staging the uploads: {e}"));
-    for e in plan.entries.iter_mut().filter(|e| e.uploaded) {
-        let key = format!("{prefix}/row-{}", e.row);
-        storage.put_file(&key, &e.source).map_err(io)?;
-        e.staged = Some(key);
+    plan.staged = Some(prefix.clone());
+    for i in 0..plan.entries.len() {
+        if !plan.entries[i].uploaded {
+            continue;
+        }
+        let key = format!("{prefix}/row-{}", plan.entries[i].row);
+        if let Err(e) = storage.put_file(&key, &plan.entries[i].source) {
+            // What was staged before goes again: nothing is left in the bucket.
+            unstage(storage, &plan);
+            return Err(io(e));
+        }
+        plan.entries[i].staged = Some(key);
     }
-    plan.staged = Some(prefix);
     plan.upload_dir = None;
     let _ = std::fs::remove_dir_all(dir);
     Ok(plan)
+}
+
+/// Removes a plan's staged uploads and plan from object storage (the files as sent: a failure is
+/// logged, and the sweep of the node that received them tries again).
+pub fn unstage(storage: &Storage, plan: &Plan) {
+    let Some(prefix) = &plan.staged else { return };
+    let keys = plan.entries.iter().filter_map(|e| e.staged.clone()).chain([format!("{prefix}/plan.json")]);
+    for key in keys {
+        if let Err(e) = storage.delete(&key) {
+            tracing::warn!(key = %key, error = %e, "a staged upload could not be removed from object storage");
+        }
+    }
 }
 
 /// Records the ingest, saves its plan beside the data (and, for staged uploads, beside them in
@@ -436,19 +455,34 @@ impl JobHandler for SlideIngestJob {
                 // A staged upload is fetched to this node for the length of its row.
                 let fetched = partial_dir.join(format!("job-{}-row-{}.upload", ctx.job.id, entry.row));
                 let mut entry = entry.clone();
-                if let Some(key) = &entry.staged {
-                    ctx.storage.download(key, &fetched).context("fetching the staged upload")?;
-                    entry.source = fetched.clone();
-                }
-                let outcome = ingest_one(
-                    &mut *ctx.conn()?,
-                    &ctx.storage,
-                    &plan.study_code,
-                    &ctx.job.owner,
-                    ingest_id,
-                    &entry,
-                    &partial,
-                );
+                let fetch = match &entry.staged {
+                    Some(key) => ctx.storage.download(key, &fetched).map(|()| entry.source = fetched.clone()),
+                    None => Ok(()),
+                };
+                let outcome = match fetch {
+                    Ok(()) => ingest_one(
+                        &mut *ctx.conn()?,
+                        &ctx.storage,
+                        &plan.study_code,
+                        &ctx.job.owner,
+                        ingest_id,
+                        &entry,
+                        &partial,
+                    ),
+                    // This row fails, the others go on (the message names no endpoint or key).
+                    Err(e) => {
+                        tracing::warn!(ingest = ingest_id, row = entry.row, error = %e, "a staged upload could not be fetched");
+                        RowOutcome {
+                            row: entry.row,
+                            case: entry.case_display_id.clone(),
+                            outcome: "failed".into(),
+                            slide: None,
+                            message: "the uploaded file could not be fetched from object storage (see the server log); upload it again".into(),
+                            removed_images: vec![],
+                            removed_metadata: vec![],
+                        }
+                    }
+                };
                 let _ = std::fs::remove_file(&partial);
                 let _ = std::fs::remove_file(&fetched);
                 report.push(outcome);
@@ -490,14 +524,7 @@ fn finish_ingest(
     if let Some(dir) = &plan.upload_dir {
         let _ = std::fs::remove_dir_all(dir);
     }
-    if let Some(prefix) = &plan.staged {
-        for e in &plan.entries {
-            if let Some(key) = &e.staged {
-                let _ = storage.delete(key);
-            }
-        }
-        let _ = storage.delete(&format!("{prefix}/plan.json"));
-    }
+    unstage(storage, plan);
     let _ = std::fs::remove_file(plan_path(tmp_dir, ingest_id));
     if let Err(e) = save_report(conn, ingest_id, report, true) {
         tracing::warn!(ingest = ingest_id, error = %e, "could not record the end of a slide ingest");

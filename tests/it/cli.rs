@@ -212,6 +212,10 @@ fn migrate_data_moves_the_demo_into_postgres_and_every_signature_stays_valid() {
         assert!(String::from_utf8_lossy(&moved.stdout).contains("read back with the SHA-256"));
         // The slides are read from the object store from now on: moved aside here, they still open.
         std::fs::rename(dir.path().join("slides"), dir.path().join("slides-before-the-move")).unwrap();
+        for (key, _) in there.list("slides").unwrap() {
+            let slide = evidentia::slides::reader::open_source(there.open(&key).unwrap()).unwrap();
+            assert_eq!(slide.read_region(0, 0, 0, 64, 64).unwrap().width, 64, "{key} reads from the bucket");
+        }
     }
     let said = String::from_utf8_lossy(&moved.stdout).to_string();
     assert!(

@@ -186,7 +186,16 @@ pub async fn slide_ingest_upload(
         let plan = web::block(move || ingest::stage(&storage, plan)).await.map_err(|e| Error::Internal(e.into()))??;
         let (actor, a2, storage, tmp2) =
             (user.actor.clone(), access.clone(), state.config.storage.clone(), tmp.clone());
-        state.db(move |c| ingest::start(c, &actor, &a2, &storage, &tmp2, &plan)).await
+        state
+            .db(move |c| {
+                let started = ingest::start(c, &actor, &a2, &storage, &tmp2, &plan);
+                if started.is_err() {
+                    // Not started: the staged files go again.
+                    ingest::unstage(&storage, &plan);
+                }
+                started
+            })
+            .await
     }
     .await;
     match started {

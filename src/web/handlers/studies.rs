@@ -413,10 +413,12 @@ pub async fn study_dossier_download(
     let (storage, key) = (state.config.storage.clone(), crate::dossier::job_key(id));
     let len = {
         let (storage, key) = (storage.clone(), key.clone());
-        web::block(move || storage.size(&key))
-            .await
-            .map_err(|e| Error::Internal(e.into()))?
-            .map_err(|_| Error::NotFound)?
+        match web::block(move || storage.size(&key)).await.map_err(|e| Error::Internal(e.into()))? {
+            Ok(len) => len,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotFound.into()),
+            // Storage out of reach (network, credentials) is a server fault, not a missing file.
+            Err(e) => return Err(Error::Internal(anyhow::anyhow!("reading dossier {id}: {e}")).into()),
+        }
     };
     // Streamed from storage in 1 MiB pieces (a dossier can be large).
     const PIECE: u64 = 1024 * 1024;
