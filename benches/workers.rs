@@ -1,7 +1,9 @@
 //! Work shared by many workers (issue 23): an AI run fans out into one work item per slide.
 //!
 //! 1. **Claim overhead**: 10,000 empty items of one job drained by 4 worker threads (each with
-//!    its own database connection, as separate processes would have), and by 1, in items/s.
+//!    its own database connection, as separate processes would have), and by 1, in items/s; on
+//!    SQLite and, with `EVIDENTIA_BENCH_POSTGRES_URL` (`tools/bench workers` starts a throw-away
+//!    cluster), on PostgreSQL.
 //! 2. **AI run throughput**: a demo data dir with N synthetic slides (default 16 of 8,000 ×
 //!    8,000 px) and the bundled demonstration model; one run drained by 1 `evidentia worker
 //!    --threads 1` process, then another run over the same slides by 2 such processes — each
@@ -36,10 +38,20 @@ fn main() -> anyhow::Result<()> {
     let root = keep.unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&root)?;
 
-    // 1. Claim overhead.
+    // 1. Claim overhead, on SQLite and (with EVIDENTIA_BENCH_POSTGRES_URL, a server's URL whose
+    // user may create databases) on PostgreSQL, where claims take `FOR UPDATE SKIP LOCKED`.
+    let postgres = std::env::var("EVIDENTIA_BENCH_POSTGRES_URL").ok().filter(|u| !u.is_empty());
     let mut claim_rates = Vec::new();
-    for threads in [1usize, 4] {
-        let cfg = Config::from_env("127.0.0.1:0".into(), root.join(format!("claims-{threads}")));
+    for (engine, threads) in [("SQLite", 1usize), ("SQLite", 4), ("PostgreSQL", 1), ("PostgreSQL", 4)] {
+        let mut cfg = Config::from_env("127.0.0.1:0".into(), root.join(format!("claims-{engine}-{threads}")));
+        if engine == "PostgreSQL" {
+            let Some(server) = &postgres else { continue };
+            let server = server.trim_end_matches('/');
+            let name = format!("bench_claims_{}_{threads}", std::process::id());
+            let mut admin = evidentia::db::DatabaseUrl::parse(Some(&format!("{server}/postgres")), &root)?.connect()?;
+            diesel::RunQueryDsl::execute(diesel::sql_query(format!("CREATE DATABASE {name}")), &mut admin)?;
+            cfg.database_url = Some(format!("{server}/{name}"));
+        }
         let pool = evidentia::startup::open_database(&cfg)?;
         let job = {
             let mut conn = pool.get()?;
@@ -72,7 +84,7 @@ fn main() -> anyhow::Result<()> {
         anyhow::ensure!(drained == ITEMS as usize, "drained {drained} of {ITEMS} items");
         let c = items::counts(&mut *pool.get()?, job.id)?;
         anyhow::ensure!(c.done == i64::from(ITEMS), "{c:?}");
-        claim_rates.push((threads, secs, f64::from(ITEMS) / secs));
+        claim_rates.push((engine, threads, secs, f64::from(ITEMS) / secs));
     }
 
     // 2. AI run throughput.
@@ -146,8 +158,11 @@ fn main() -> anyhow::Result<()> {
     println!(
         "claim overhead: {ITEMS} empty work items of one job drained (claim + finish, each worker its own connection)"
     );
-    for (threads, secs, rate) in &claim_rates {
-        println!("  {threads} worker{}: {secs:.2} s, {rate:.0} items/s", if *threads == 1 { "" } else { "s" });
+    for (engine, threads, secs, rate) in &claim_rates {
+        println!(
+            "  {engine}, {threads} worker{}: {secs:.2} s, {rate:.0} items/s",
+            if *threads == 1 { "" } else { "s" }
+        );
     }
     println!(
         "AI run: {} slides of {size} x {size} px, {MODEL}, `evidentia worker --threads 1` processes each pinned to one core",
