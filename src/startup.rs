@@ -29,6 +29,14 @@ pub struct Application {
 /// Opens the data dir's database and brings its schema up to date.
 pub fn open_database(config: &Config) -> anyhow::Result<DbPool> {
     std::fs::create_dir_all(&config.data_dir)?;
+    // Object storage is the shape of an installation on several hosts: their keys must be one.
+    if config.storage.local_root().is_none() && crate::secrets::dir(&config.data_dir).starts_with(&config.data_dir) {
+        tracing::warn!(
+            "files are in {} but the keys in this node's data dir: on several hosts, point \
+             EVIDENTIA_SECRETS_DIR at one folder they all mount, or each host pseudonymises and signs with keys of its own",
+            config.storage.describe()
+        );
+    }
     std::fs::create_dir_all(config.exports_dir())?;
     let pool = db::open_pool(&config.database()?, config.db_pool_size)?;
     let mut conn = pool.get()?;
