@@ -29,14 +29,6 @@ pub struct Application {
 /// Opens the data dir's database and brings its schema up to date.
 pub fn open_database(config: &Config) -> anyhow::Result<DbPool> {
     std::fs::create_dir_all(&config.data_dir)?;
-    // Object storage is the shape of an installation on several hosts: their keys must be one.
-    if config.storage.local_root().is_none() && crate::secrets::dir(&config.data_dir).starts_with(&config.data_dir) {
-        tracing::warn!(
-            "files are in {} but the keys in this node's data dir: on several hosts, point \
-             EVIDENTIA_SECRETS_DIR at one folder they all mount, or each host pseudonymises and signs with keys of its own",
-            config.storage.describe()
-        );
-    }
     std::fs::create_dir_all(config.exports_dir())?;
     let pool = db::open_pool(&config.database()?, config.db_pool_size)?;
     let mut conn = pool.get()?;
@@ -58,6 +50,18 @@ pub fn open_database(config: &Config) -> anyhow::Result<DbPool> {
         Err(e) => tracing::warn!("the bundled demonstration model was not registered: {e}"),
     }
     Ok(pool)
+}
+
+/// Object storage is the shape of an installation on several hosts, whose keys must be one: a
+/// server or worker whose keys are in its own data dir says so when it starts.
+pub fn warn_if_keys_are_local(config: &Config) {
+    if config.storage.local_root().is_none() && crate::secrets::dir(&config.data_dir).starts_with(&config.data_dir) {
+        tracing::warn!(
+            "files are in {} but the keys in this node's data dir: on several hosts, point \
+             EVIDENTIA_SECRETS_DIR at one folder they all mount, or each host pseudonymises and signs with keys of its own",
+            config.storage.describe()
+        );
+    }
 }
 
 /// With no user at all, creates `admin` with `EVIDENTIA_ADMIN_PASSWORD` or a random password,
@@ -109,6 +113,7 @@ fn housekeeping(
 
 impl Application {
     pub fn build(config: Config) -> anyhow::Result<Self> {
+        warn_if_keys_are_local(&config);
         let pool = open_database(&config)?;
         // Damage inside a table would otherwise surface only when a page reads it: the server
         // does not start on a damaged file (`PRAGMA quick_check`, about a second per GB).

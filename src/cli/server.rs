@@ -100,6 +100,7 @@ pub fn migrate_data(cfg: &Config, to: &str, to_storage: Option<&str>) -> CliResu
 }
 
 pub fn worker(cfg: Config, threads: usize) -> CliResult {
+    startup::warn_if_keys_are_local(&cfg);
     let pool = startup::open_database(&cfg)?;
     let stop = Arc::new(AtomicBool::new(false));
     println!("running {threads} job workers on {}; Ctrl-C to stop", cfg.data_dir.display());
