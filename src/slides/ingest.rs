@@ -103,6 +103,21 @@ pub struct Plan {
     pub staged: Option<String>,
 }
 
+impl RowOutcome {
+    /// A row that failed, with why (the message names neither the source file nor a key).
+    fn failed(entry: &PlanEntry, message: String) -> RowOutcome {
+        RowOutcome {
+            row: entry.row,
+            case: entry.case_display_id.clone(),
+            outcome: "failed".into(),
+            slide: None,
+            message,
+            removed_images: vec![],
+            removed_metadata: vec![],
+        }
+    }
+}
+
 /// What happened to one manifest row.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RowOutcome {
@@ -472,15 +487,7 @@ impl JobHandler for SlideIngestJob {
                     // This row fails, the others go on (the message names no endpoint or key).
                     Err(e) => {
                         tracing::warn!(ingest = ingest_id, row = entry.row, error = %e, "a staged upload could not be fetched");
-                        RowOutcome {
-                            row: entry.row,
-                            case: entry.case_display_id.clone(),
-                            outcome: "failed".into(),
-                            slide: None,
-                            message: "the uploaded file could not be fetched from object storage (see the server log); upload it again".into(),
-                            removed_images: vec![],
-                            removed_metadata: vec![],
-                        }
+                        RowOutcome::failed(&entry, "the uploaded file could not be fetched from object storage (see the server log); upload it again".into())
                     }
                 };
                 let _ = std::fs::remove_file(&partial);
@@ -625,15 +632,7 @@ pub fn ingest_one(
     entry: &PlanEntry,
     partial: &Path,
 ) -> RowOutcome {
-    let mut out = RowOutcome {
-        row: entry.row,
-        case: entry.case_display_id.clone(),
-        outcome: "failed".into(),
-        slide: None,
-        message: String::new(),
-        removed_images: vec![],
-        removed_metadata: vec![],
-    };
+    let mut out = RowOutcome::failed(entry, String::new());
     // A decoder panicking on a hostile file fails this row only.
     let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         try_ingest(conn, storage, study_code, actor, ingest_id, entry, partial, &mut out)
