@@ -10,6 +10,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use diesel::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::db::schema::key_fingerprints;
+use crate::db::Conn;
 
 /// Where the installation's keys are: `EVIDENTIA_SECRETS_DIR` when set — a folder every host of
 /// an installation on several machines mounts (the same keys everywhere: one pseudonym per
@@ -22,8 +27,80 @@ pub fn dir(data_dir: &Path) -> PathBuf {
         .unwrap_or_else(|| data_dir.join("secrets"))
 }
 
+/// The key `name` (`study-CODE`, `dossier-signing`) of the keys' folder ([`dir`]), created on
+/// first use and checked against the fingerprint the database recorded when it was first used.
+/// A node whose folder holds another key — or none, while the database knows one (a host that
+/// does not mount the installation's shared keys, a data dir restored without them) — gets an
+/// error saying so, and no key is created: a second key would give every subject it touches a
+/// second pseudonym, or sign dossiers nobody can check against the published key.
+pub fn load_checked(conn: &mut Conn, data_dir: &Path, name: &str) -> anyhow::Result<[u8; 32]> {
+    let path = dir(data_dir).join(format!("{name}.key"));
+    let recorded: Option<String> =
+        key_fingerprints::table.find(name).select(key_fingerprints::fingerprint).first(conn).optional()?;
+    let key = match &recorded {
+        None => load_or_create(&path)?,
+        Some(known) => read(&path)?.with_context(|| {
+            format!(
+                "the key {} is missing on this host, but the database was written with one (fingerprint {}): \
+                 point EVIDENTIA_SECRETS_DIR at the installation's keys folder, or restore the key from a backup",
+                path.display(),
+                short(known)
+            )
+        })?,
+    };
+    let mine = fingerprint(&key);
+    let known = match recorded {
+        Some(known) => known,
+        None => {
+            // The first process to use the key records it; one racing with another keeps theirs.
+            let row = (
+                key_fingerprints::name.eq(name),
+                key_fingerprints::fingerprint.eq(&mine),
+                key_fingerprints::recorded_at.eq(crate::db::now()),
+            );
+            crate::db::on_engine!(&mut *conn, |c| {
+                diesel::insert_into(key_fingerprints::table).values(row).on_conflict_do_nothing().execute(c)
+            })?;
+            key_fingerprints::table.find(name).select(key_fingerprints::fingerprint).first(conn)?
+        }
+    };
+    if known != mine {
+        bail!(
+            "the key {} (fingerprint {}) is not the one the database was written with (fingerprint {}): \
+             point EVIDENTIA_SECRETS_DIR at the installation's keys folder",
+            path.display(),
+            short(&mine),
+            short(&known)
+        );
+    }
+    Ok(key)
+}
+
+/// Checks every key the database has a fingerprint of against this host's keys folder (a
+/// server or worker starting): the first one missing or different is an error. Returns how many
+/// were checked.
+pub fn check_recorded(conn: &mut Conn, data_dir: &Path) -> anyhow::Result<usize> {
+    let names: Vec<String> =
+        key_fingerprints::table.select(key_fingerprints::name).order(key_fingerprints::name).load(conn)?;
+    for name in &names {
+        load_checked(conn, data_dir, name)?;
+    }
+    Ok(names.len())
+}
+
+/// What the database records of a key: SHA-256 over a label and the key, hex. The key cannot be
+/// recovered from it (32 random bytes cannot be guessed); it only tells two keys apart.
+fn fingerprint(key: &[u8; 32]) -> String {
+    hex::encode(Sha256::new().chain_update(b"evidentia key fingerprint v1\0").chain_update(key).finalize())
+}
+
+/// A fingerprint as messages show it: its first 16 hex digits.
+fn short(fingerprint: &str) -> &str {
+    fingerprint.get(..16).unwrap_or(fingerprint)
+}
+
 /// The 32-byte secret at `path`, created if (and only if) it does not exist.
-pub fn load_or_create(path: &Path) -> anyhow::Result<[u8; 32]> {
+fn load_or_create(path: &Path) -> anyhow::Result<[u8; 32]> {
     match read(path)? {
         Some(key) => Ok(key),
         None => create(path),

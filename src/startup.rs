@@ -64,6 +64,17 @@ pub fn warn_if_keys_are_local(config: &Config) {
     }
 }
 
+/// A server or worker whose keys folder does not hold the keys the database was written with
+/// (a host that does not mount the installation's shared keys) does not start. The first to
+/// start makes the signing key and records it, so that a later node without it is refused.
+pub fn check_keys(pool: &DbPool, config: &Config) -> anyhow::Result<()> {
+    let conn = &mut *pool.get()?;
+    crate::dossier::signing_key(conn, &config.data_dir)
+        .and_then(|_| crate::secrets::check_recorded(conn, &config.data_dir))
+        .map(|_| ())
+        .map_err(|e| anyhow::anyhow!("{e:#}; this node did not start"))
+}
+
 /// With no user at all, creates `admin` with `EVIDENTIA_ADMIN_PASSWORD` or a random password,
 /// which is returned (to print once) when it was generated.
 pub fn bootstrap_admin(pool: &DbPool) -> anyhow::Result<Option<String>> {
@@ -115,6 +126,7 @@ impl Application {
     pub fn build(config: Config) -> anyhow::Result<Self> {
         warn_if_keys_are_local(&config);
         let pool = open_database(&config)?;
+        check_keys(&pool, &config)?;
         // Damage inside a table would otherwise surface only when a page reads it: the server
         // does not start on a damaged file (`PRAGMA quick_check`, about a second per GB).
         db::check_integrity(&mut *pool.get()?, false).map_err(|e| {

@@ -24,7 +24,7 @@ pub fn study_with_dictionary(
     dictionary::replace(conn, &op, &access, &parsed.fields, false, false)?;
     let fields = dictionary::load(conn, access.study.id)?;
     let site_list = sites::list(conn, access.study.id, false)?;
-    let key = evidentia::cases::deid::study_key(data_dir, code)?;
+    let key = evidentia::cases::deid::study_key(conn, data_dir, code)?;
     Ok((access, fields, site_list, key))
 }
 

@@ -2,7 +2,7 @@
 //! pseudonyms, per-subject date shifts, year-only dates and generalised ages and ZIP codes.
 //! The per-study key lives in the data dir (`secrets/`), outside the database, and is backed up.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime};
 pub use evidentia_deid::key::StudyKey;
@@ -12,13 +12,10 @@ use serde_json::{json, Value};
 use super::dictionary::{format_ymd, parse_ymd, value_text, DeidAction, FieldDef};
 use super::scrub::Scrubber;
 
-fn key_path(data_dir: &Path, study_code: &str) -> PathBuf {
-    crate::secrets::dir(data_dir).join(format!("study-{study_code}.key"))
-}
-
-/// Loads the study's key, creating it (32 random bytes, hex, mode 0600) on first use.
-pub fn study_key(data_dir: &Path, study_code: &str) -> anyhow::Result<StudyKey> {
-    Ok(StudyKey::from_bytes(crate::secrets::load_or_create(&key_path(data_dir, study_code))?))
+/// Loads the study's key, creating it (32 random bytes, hex, mode 0600) on first use; checked
+/// against the database's record of it ([`crate::secrets::load_checked`]).
+pub fn study_key(conn: &mut crate::db::Conn, data_dir: &Path, study_code: &str) -> anyhow::Result<StudyKey> {
+    Ok(StudyKey::from_bytes(crate::secrets::load_checked(conn, data_dir, &format!("study-{study_code}"))?))
 }
 
 /// What de-identifies values a person types on a case page: a free-text scrubber. It knows the

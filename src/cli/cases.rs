@@ -116,7 +116,7 @@ pub fn run(ctx: &Ctx, cmd: CasesCmd) -> CliResult {
             };
             let fields = dict::load(&mut conn, access.study.id)?;
             let sites = studies::sites::list(&mut conn, access.study.id, true)?;
-            let key = evidentia::cases::deid::study_key(&ctx.cfg.data_dir, &access.study.code)?;
+            let key = evidentia::cases::deid::study_key(&mut conn, &ctx.cfg.data_dir, &access.study.code)?;
             let mut opts = import::ImportOptions {
                 site,
                 encoding,

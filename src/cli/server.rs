@@ -102,6 +102,7 @@ pub fn migrate_data(cfg: &Config, to: &str, to_storage: Option<&str>) -> CliResu
 pub fn worker(cfg: Config, threads: usize) -> CliResult {
     startup::warn_if_keys_are_local(&cfg);
     let pool = startup::open_database(&cfg)?;
+    startup::check_keys(&pool, &cfg)?;
     let stop = Arc::new(AtomicBool::new(false));
     println!("running {threads} job workers on {}; Ctrl-C to stop", cfg.data_dir.display());
     for h in jobs::worker::spawn(pool, cfg, threads, stop) {

@@ -153,7 +153,7 @@ fn ingest(ctx: &Ctx, code: &str, manifest: &Path, site: Option<String>, paths: V
         .into_iter()
         .filter(|f| std::fs::canonicalize(&f.path).ok() != manifest_abs)
         .collect();
-    let key = evidentia::cases::deid::study_key(&ctx.cfg.data_dir, &access.study.code)?;
+    let key = evidentia::cases::deid::study_key(&mut conn, &ctx.cfg.data_dir, &access.study.code)?;
     let scrubber = evidentia::cases::scrub::Scrubber::new(&[], &ctx.cfg.mrn_patterns).map_err(Failure::Input)?;
     let plan = match ingest::plan(&mut conn, &access, &key, &scrubber, &bytes, &files, site.as_deref()) {
         Ok(p) => p,

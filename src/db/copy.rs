@@ -49,6 +49,7 @@ pub const TABLES: &[&str] = &[
     "reads",
     "adjudications",
     "biomarker_results",
+    "key_fingerprints",
 ];
 
 /// Rows per page.

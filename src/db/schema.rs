@@ -559,3 +559,11 @@ diesel::table! {
 }
 
 diesel::joinable!(case_versions -> studies (study_id));
+
+diesel::table! {
+    key_fingerprints (name) {
+        name -> Text,
+        fingerprint -> Text,
+        recorded_at -> Timestamp,
+    }
+}

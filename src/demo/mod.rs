@@ -124,7 +124,7 @@ fn seed_cases(
     dictionary::replace(conn, actor, &access, &parsed.fields, false, false)?;
     let fields = dictionary::load(conn, access.study.id)?;
     let site_list = sites::list(conn, access.study.id, false)?;
-    let key = crate::cases::deid::study_key(data_dir, demo.code)?;
+    let key = crate::cases::deid::study_key(conn, data_dir, demo.code)?;
     let subjects = truth::subjects(demo.subjects, demo.seed);
     let mut n = 0;
     for site in ["SNUBH", "SMC"] {

@@ -53,7 +53,7 @@ pub fn seed_reads(conn: &mut Conn, data_dir: &std::path::Path, demo: &DemoStudy)
     )?;
 
     // Each slide's subject, through the same keyed pseudonym the import used.
-    let key = crate::cases::deid::study_key(data_dir, demo.code)?;
+    let key = crate::cases::deid::study_key(conn, data_dir, demo.code)?;
     let subjects = truth::subjects(demo.subjects, demo.seed);
     let truth_of: BTreeMap<String, Phenotype> =
         subjects.iter().map(|s| (key.subject_key(s.site, &s.hospital_id), s.phenotype)).collect();

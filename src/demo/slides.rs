@@ -78,7 +78,7 @@ fn draw_and_ingest(
         manifest.push_str(&format!("{name},{},{},H&E,A1,Synthetic ScanScope\n", s.hospital_id, s.site));
         files.push(SourceFile { name, path, uploaded: true });
     }
-    let key = crate::cases::deid::study_key(data_dir, demo.code)?;
+    let key = crate::cases::deid::study_key(conn, data_dir, demo.code)?;
     let scrubber = crate::cases::scrub::Scrubber::new(&[], &[]).map_err(|e| anyhow::anyhow!(e))?;
     let mut plan = ingest::plan(conn, access, &key, &scrubber, manifest.as_bytes(), &files, None)?;
     plan.upload_dir = Some(dir.to_path_buf());

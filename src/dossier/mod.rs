@@ -29,15 +29,14 @@ use crate::report::html::esc;
 use crate::studies::{self, lock};
 
 /// The installation's signing key: 32 random bytes (hex, mode 0600) in the keys' folder
-/// ([`crate::secrets::dir`]), created on first use.
-pub fn signing_key(data_dir: &Path) -> anyhow::Result<SigningKey> {
-    let bytes = crate::secrets::load_or_create(&crate::secrets::dir(data_dir).join("dossier-signing.key"))?;
-    Ok(SigningKey::from_bytes(&bytes))
+/// ([`crate::secrets::dir`]), created on first use, checked against the database's record of it.
+pub fn signing_key(conn: &mut Conn, data_dir: &Path) -> anyhow::Result<SigningKey> {
+    Ok(SigningKey::from_bytes(&crate::secrets::load_checked(conn, data_dir, "dossier-signing")?))
 }
 
 /// The public key, hex: printed in the report, served at `/api/v1/signing-key`.
-pub fn public_key_hex(data_dir: &Path) -> anyhow::Result<String> {
-    Ok(hex::encode(signing_key(data_dir)?.verifying_key().to_bytes()))
+pub fn public_key_hex(conn: &mut Conn, data_dir: &Path) -> anyhow::Result<String> {
+    Ok(hex::encode(signing_key(conn, data_dir)?.verifying_key().to_bytes()))
 }
 
 /// A writer that hashes and counts what passes through it.
@@ -697,7 +696,7 @@ fn write_dossier(
 
     // The report, as HTML and PDF.
     tick("report")?;
-    let key = signing_key(data_dir).map_err(Error::Internal)?;
+    let key = signing_key(conn, data_dir).map_err(Error::Internal)?;
     let public_key = hex::encode(key.verifying_key().to_bytes());
     let document = report::build(
         conn,

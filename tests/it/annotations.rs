@@ -31,7 +31,7 @@ pub fn reading_study(app: &TestApp) -> Vec<String> {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/slides").join(f);
         files.push(SourceFile { name: f.to_string(), path, uploaded: false });
     }
-    let key = evidentia::cases::deid::study_key(&app.data_dir, STUDY).unwrap();
+    let key = evidentia::cases::deid::study_key(&mut conn, &app.data_dir, STUDY).unwrap();
     let plan = ingest::plan(&mut conn, &access, &key, &no_patterns(), manifest.as_bytes(), &files, None).unwrap();
     let report = ingest::ingest_now(&mut conn, &actor, &access, &app.config.storage, &app.data_dir, &plan).unwrap();
     assert!(report.iter().all(|r| r.outcome == "ingested"), "{report:?}");

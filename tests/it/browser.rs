@@ -420,7 +420,7 @@ fn one_slide_campaign(app: &TestApp, ai: bool) -> i32 {
     let subjects = evidentia::demo::truth::subjects(evidentia::demo::DEMO_SUBJECTS, evidentia::demo::truth::SEED);
     let subject = subjects.iter().find(|s| s.site == "SNUBH").unwrap();
     let manifest = format!("file,subject_id,stain,site\nKIM_B-7.svs,{},H&E,SNUBH\n", subject.hospital_id);
-    let key = evidentia::cases::deid::study_key(&app.data_dir, "LUNG-IO-01").unwrap();
+    let key = evidentia::cases::deid::study_key(&mut conn, &app.data_dir, "LUNG-IO-01").unwrap();
     let files = [SourceFile { name: "KIM_B-7.svs".into(), path: slide.clone(), uploaded: false }];
     let plan = ingest::plan(&mut conn, &access, &key, &no_patterns(), manifest.as_bytes(), &files, None).unwrap();
     ingest::ingest_now(&mut conn, &actor, &access, &app.config.storage, &app.data_dir, &plan).unwrap();

@@ -539,7 +539,7 @@ fn ingest_synthetic_slides(
     let operator = Actor::cli_operator();
     let mut conn = app.conn();
     let access = study_access(&mut conn, &operator, "LUNG-IO-01").unwrap();
-    let key = evidentia::cases::deid::study_key(&app.data_dir, "LUNG-IO-01").unwrap();
+    let key = evidentia::cases::deid::study_key(&mut conn, &app.data_dir, "LUNG-IO-01").unwrap();
     let plan = ingest::plan(&mut conn, &access, &key, &no_patterns(), manifest.as_bytes(), &files, None).unwrap();
     ingest::ingest_now(&mut conn, &operator, &access, &app.config.storage, &app.data_dir, &plan).unwrap();
 }

@@ -560,9 +560,17 @@ async fn a_user_signed_in_on_one_node_continues_on_the_other() {
 #[tokio::test]
 async fn a_node_with_a_data_dir_of_its_own_uses_the_keys_of_the_shared_secrets_folder() {
     let app = crate::helpers::spawn_app_with(|c| c.job_workers = 0);
-    let installation = evidentia::dossier::public_key_hex(&app.data_dir).unwrap();
+    let installation = evidentia::dossier::public_key_hex(&mut app.conn(), &app.data_dir).unwrap();
+    let recorded = || -> Vec<(String, String)> {
+        use diesel::prelude::*;
+        use evidentia::db::schema::key_fingerprints as k;
+        k::table.select((k::name, k::fingerprint)).order(k::name).load(&mut *app.conn()).unwrap()
+    };
+    let before = recorded();
+    assert!(before.iter().any(|(n, _)| n == "dossier-signing"), "{before:?}");
+    assert!(before.iter().any(|(n, _)| n == "study-LUNG-IO-01"), "the seeded study's key: {before:?}");
+    let own = tempfile::tempdir().unwrap();
     let node = |secrets: Option<&std::path::Path>| {
-        let own = tempfile::tempdir().unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_evidentia"));
         cmd.arg("--data-dir").arg(own.path());
         cmd.env(
@@ -582,18 +590,39 @@ async fn a_node_with_a_data_dir_of_its_own_uses_the_keys_of_the_shared_secrets_f
             Some(dir) => cmd.env("EVIDENTIA_SECRETS_DIR", dir),
             None => cmd.env_remove("EVIDENTIA_SECRETS_DIR"),
         };
-        (ServeProcess::spawn(cmd), own)
+        cmd
     };
-    let key_of = |base: String| async move {
-        let r = reqwest::get(format!("{base}/api/v1/signing-key")).await.unwrap();
-        assert_eq!(r.status(), 200);
-        r.json::<serde_json::Value>().await.unwrap()["public_key"].as_str().unwrap().to_string()
+    let shared = ServeProcess::spawn(node(Some(&app.data_dir.join("secrets"))));
+    let r = reqwest::get(format!("{}/api/v1/signing-key", shared.base)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let served = r.json::<serde_json::Value>().await.unwrap()["public_key"].as_str().unwrap().to_string();
+    assert_eq!(served, installation, "the installation's key, from the shared folder");
+
+    // A node without the shared folder (its own data dir has no keys) neither starts nor makes
+    // keys of its own; nor does a command there pseudonymise with a new key.
+    let refused = |mut cmd: Command, args: &[&str], says: &str| {
+        let out = cmd.args(args).env("RUST_LOG", "warn").output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_ne!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(err.contains(says) && err.contains("EVIDENTIA_SECRETS_DIR"), "{args:?}: {err}");
+        assert!(!own.path().join("secrets").join("dossier-signing.key").exists(), "no key of its own");
+        assert!(!own.path().join("secrets").join("study-LUNG-IO-01.key").exists(), "no key of its own");
     };
-    let (shared, _own) = node(Some(&app.data_dir.join("secrets")));
-    assert_eq!(key_of(shared.base.clone()).await, installation, "the installation's key, from the shared folder");
-    let (alone, own) = node(None);
-    assert_ne!(key_of(alone.base.clone()).await, installation, "a node's own data dir would hold a key of its own");
-    assert!(own.path().join("secrets/dossier-signing.key").is_file());
+    let serve = ["serve", "--bind", "127.0.0.1:0", "--job-workers", "0"];
+    refused(node(None), &serve, "missing on this host");
+    refused(node(None), &["worker", "--threads", "1"], "missing on this host");
+    let cases = app.scratch.join("one-case.csv");
+    std::fs::write(&cases, "subject_id,site\nNEW-1,SNUBH\n").unwrap();
+    let import = ["cases", "import", "--study", "LUNG-IO-01", cases.to_str().unwrap()];
+    refused(node(None), &import, "missing on this host");
+    // A folder that holds other keys (another installation's, or keys made by a lone node).
+    let other = tempfile::tempdir().unwrap();
+    for name in ["dossier-signing.key", "study-LUNG-IO-01.key"] {
+        std::fs::write(other.path().join(name), "ab".repeat(32)).unwrap();
+    }
+    refused(node(Some(other.path())), &serve, "not the one the database was written with");
+    refused(node(Some(other.path())), &import, "not the one the database was written with");
+    assert_eq!(recorded(), before, "the recorded fingerprints are as they were");
 
     // The backup of a data dir without the keys is refused, naming the folder.
     let out = app

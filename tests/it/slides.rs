@@ -669,7 +669,7 @@ async fn a_command_line_ingest_cut_short_is_finished_by_the_next_one() {
     let user = evidentia::auth::users::find_by_username(&mut conn, "manager").unwrap().unwrap();
     let actor = evidentia::auth::Actor::from_user(&user);
     let access = evidentia::auth::permissions::study_access(&mut conn, &actor, "LUNG-IO-01").unwrap();
-    let key = evidentia::cases::deid::study_key(&app.data_dir, "LUNG-IO-01").unwrap();
+    let key = evidentia::cases::deid::study_key(&mut conn, &app.data_dir, "LUNG-IO-01").unwrap();
     let scrubber = evidentia::cases::scrub::Scrubber::new(&[], &[]).unwrap();
     let files: Vec<_> =
         ingest::server_files(std::slice::from_ref(&dir)).unwrap().into_iter().filter(|f| f.path != m).collect();

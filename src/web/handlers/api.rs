@@ -29,7 +29,8 @@ pub async fn me(user: CurrentUser) -> HttpResponse {
 /// The installation's dossier signing key (Ed25519, hex): what `dossier verify --public-key`
 /// checks a dossier's manifest signature against. Public; no sign-in needed.
 pub async fn signing_key(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let key = crate::dossier::public_key_hex(&state.config.data_dir).map_err(Error::Internal)?;
+    let data_dir = state.config.data_dir.clone();
+    let key = state.db(move |c| crate::dossier::public_key_hex(c, &data_dir).map_err(Error::Internal)).await?;
     Ok(HttpResponse::Ok().json(json!({"algorithm": "Ed25519", "public_key": key})))
 }
 

@@ -382,7 +382,7 @@ pub async fn case_import_upload(
         .db(move |c| {
             let fields = dictionary::load(c, sid)?;
             let site_list = sites::list(c, sid, true)?;
-            let key = crate::cases::deid::study_key(&data_dir, &code)?;
+            let key = crate::cases::deid::study_key(c, &data_dir, &code)?;
             // The name of an upload can itself identify a patient: it is not kept or shown.
             let prepared = import::prepare(sid, &fields, &site_list, &key, "the uploaded file", &up.bytes, &opts);
             drop(up);

@@ -175,7 +175,7 @@ pub async fn slide_ingest_upload(
         let scrubber = state.edit_scrubber.clone();
         let plan = state
             .db(move |c| {
-                let key = crate::cases::deid::study_key(&data_dir, &a2.study.code)?;
+                let key = crate::cases::deid::study_key(c, &data_dir, &a2.study.code)?;
                 let mut plan = ingest::plan(c, &a2, &key, &scrubber, &manifest_bytes, &files, Some(&site))?;
                 plan.upload_dir = Some(dir2);
                 Ok(plan)
