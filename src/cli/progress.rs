@@ -20,9 +20,19 @@ pub fn bar(percent: u64) -> String {
 /// Claims job `id` (of `P`'s kind) and runs it here, drawing its progress on stderr until it
 /// ends; its result, as `P`'s output type (a result of another shape is an error).
 pub fn run_job<P: jobs::JobParams>(pool: &DbPool, cfg: &Config, id: i32) -> Result<P::Output, Failure> {
-    let worker = format!("cli-{}-pid{}", jobs::worker::host(), std::process::id());
-    let job = jobs::claim(&mut *pool.get().map_err(Error::from)?, id, &worker)?
+    let job = jobs::claim(&mut *pool.get().map_err(Error::from)?, id, &worker_name())?
         .ok_or_else(|| Failure::Other(format!("job {id} was taken by another worker")))?;
+    run_claimed::<P>(pool, cfg, job)
+}
+
+/// This command's name as a job's worker.
+pub fn worker_name() -> String {
+    format!("cli-{}-pid{}", jobs::worker::host(), std::process::id())
+}
+
+/// Runs a job this command has claimed, showing its progress, to its end.
+pub fn run_claimed<P: jobs::JobParams>(pool: &DbPool, cfg: &Config, job: jobs::Job) -> Result<P::Output, Failure> {
+    let id = job.id;
     let (pool2, cfg2) = (pool.clone(), cfg.clone());
     let handle = std::thread::spawn(move || jobs::worker::run_job(&pool2, &cfg2, job));
     loop {

@@ -181,9 +181,13 @@ fn ingest(ctx: &Ctx, code: &str, manifest: &Path, site: Option<String>, paths: V
         }
     }
     let mut conn = pool.get().map_err(Error::from)?;
-    let (_, job) = ingest::start(&mut conn, &actor, &access, &ctx.cfg.storage, &ctx.cfg.tmp_dir(), &plan)?;
+    // Created claimed by this command: its plan is on this host, where no other host's worker
+    // could read it.
+    let worker = progress::worker_name();
+    let (_, job) =
+        ingest::start(&mut conn, &actor, &access, &ctx.cfg.storage, &ctx.cfg.tmp_dir(), &plan, Some(&worker))?;
     drop(conn);
-    let result = progress::run_job::<ingest::IngestParams>(&pool, &ctx.cfg, job.id)?;
+    let result = progress::run_claimed::<ingest::IngestParams>(&pool, &ctx.cfg, job)?;
     for r in &result.rows {
         println!(
             "row {:<4} {:<10} {:<9} {:<18} {}",

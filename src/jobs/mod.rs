@@ -130,6 +130,28 @@ pub fn output<P: JobParams>(o: &P::Output) -> anyhow::Result<Value> {
 
 /// Queues a job of `P`'s kind with these parameters.
 pub fn enqueue<P: JobParams>(conn: &mut Conn, actor: &Actor, study: Option<&Study>, params: &P) -> Result<Job> {
+    insert(conn, actor, study, params, None)
+}
+
+/// Creates a job of `P`'s kind already claimed by `worker`: a command that runs its own job on
+/// files of its host (a slide ingest's plan) is sure no worker on another host takes it first.
+pub fn enqueue_claimed<P: JobParams>(
+    conn: &mut Conn,
+    actor: &Actor,
+    study: Option<&Study>,
+    params: &P,
+    worker: &str,
+) -> Result<Job> {
+    insert(conn, actor, study, params, Some(worker))
+}
+
+fn insert<P: JobParams>(
+    conn: &mut Conn,
+    actor: &Actor,
+    study: Option<&Study>,
+    params: &P,
+    claimed_by: Option<&str>,
+) -> Result<Job> {
     let kind = P::KIND;
     let params = serde_json::to_value(params).map_err(|e| Error::Internal(e.into()))?;
     let chain = audit_chain(kind, study);
@@ -144,7 +166,10 @@ pub fn enqueue<P: JobParams>(conn: &mut Conn, actor: &Actor, study: Option<&Stud
                 jobs::created_at.eq(now()),
             ))
             .execute(conn)?;
-        let job: Job = jobs::table.order(jobs::id.desc()).select(Job::as_select()).first(conn)?;
+        let mut job: Job = jobs::table.order(jobs::id.desc()).select(Job::as_select()).first(conn)?;
+        if let Some(worker) = claimed_by {
+            job = claim(conn, job.id, worker)?.ok_or(Error::Conflict("a job being created was claimed".into()))?;
+        }
         audit::record(
             conn,
             Change::new(chain, &actor.name, Action::StartJob, Entity::Job, job.id)

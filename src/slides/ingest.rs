@@ -360,6 +360,7 @@ pub fn start(
     storage: &Storage,
     tmp_dir: &Path,
     plan: &Plan,
+    claimed_by: Option<&str>,
 ) -> Result<(i32, Job)> {
     let ingest_id = create_record(conn, actor, access, plan.entries.len())?;
     crate::tmp::ensure_private(tmp_dir).map_err(|e| Error::Internal(e.into()))?;
@@ -374,7 +375,10 @@ pub fn start(
             .map_err(|e| Error::Internal(anyhow::anyhow!("staging the plan: {e}")))?;
     }
     let params = IngestParams { ingest: ingest_id, staged: plan.staged.clone() };
-    let job = jobs::enqueue(conn, actor, Some(&access.study), &params)?;
+    let job = match claimed_by {
+        Some(worker) => jobs::enqueue_claimed(conn, actor, Some(&access.study), &params, worker)?,
+        None => jobs::enqueue(conn, actor, Some(&access.study), &params)?,
+    };
     diesel::update(slide_ingests::table.find(ingest_id)).set(slide_ingests::job_id.eq(job.id)).execute(conn)?;
     Ok((ingest_id, job))
 }

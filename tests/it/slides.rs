@@ -674,9 +674,12 @@ async fn a_command_line_ingest_cut_short_is_finished_by_the_next_one() {
     let files: Vec<_> =
         ingest::server_files(std::slice::from_ref(&dir)).unwrap().into_iter().filter(|f| f.path != m).collect();
     let plan = ingest::plan(&mut conn, &access, &key, &scrubber, &std::fs::read(&m).unwrap(), &files, None).unwrap();
+    let storage = &app.config.storage;
     let (ingest_id, job) =
-        ingest::start(&mut conn, &actor, &access, &app.config.storage, &app.data_dir.join("tmp"), &plan).unwrap();
-    jobs::claim(&mut conn, job.id, "cli").unwrap().expect("claimed");
+        ingest::start(&mut conn, &actor, &access, storage, &app.data_dir.join("tmp"), &plan, Some("cli")).unwrap();
+    // Created claimed: no worker (of another host, which could not read the plan) takes it first.
+    assert_eq!((job.status, job.worker.as_deref()), (jobs::JobStatus::Running, Some("cli")));
+    assert!(jobs::claim_next(&mut conn, "another-host").unwrap().is_none());
     let plan_file = app.data_dir.join(format!("tmp/slide-ingest-{ingest_id}.json"));
     assert!(plan_file.exists());
     std::thread::sleep(Duration::from_millis(1500));

@@ -188,7 +188,7 @@ pub async fn slide_ingest_upload(
             (user.actor.clone(), access.clone(), state.config.storage.clone(), tmp.clone());
         state
             .db(move |c| {
-                let started = ingest::start(c, &actor, &a2, &storage, &tmp2, &plan);
+                let started = ingest::start(c, &actor, &a2, &storage, &tmp2, &plan, None);
                 if started.is_err() {
                     // Not started: the staged files go again.
                     ingest::unstage(&storage, &plan);
