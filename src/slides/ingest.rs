@@ -708,6 +708,16 @@ fn try_ingest(
     let recorded = write_tx(conn, |conn| -> Result<String> {
         let study = crate::studies::get_by_code(conn, study_code)?;
         study.ensure_editable()?;
+        // Under the writers' lock, like the removal below: a failed ingest of the same bytes on
+        // another host may have removed the copy after this one stored it. Never a slide
+        // without its file.
+        if !storage.exists(&dest).map_err(|e| Error::Internal(e.into()))? {
+            return Err(Error::Conflict(
+                "the stored copy went while it was being recorded (a failed ingest of the same file elsewhere): \
+                 ingest this file again"
+                    .into(),
+            ));
+        }
         let taken: Vec<String> = slides::table
             .filter(slides::study_id.eq(study.id))
             .filter(slides::case_id.eq(entry.case_id))
@@ -760,11 +770,18 @@ fn try_ingest(
         Ok(label) => label,
         Err(e) => {
             // Nothing recorded: no stored file without its slide. The same file committed
-            // meanwhile by another ingest is that slide, not a failure.
-            let referenced: i64 = slides::table.filter(slides::sha256.eq(&sha)).count().get_result(conn)?;
-            if referenced == 0 {
-                let _ = storage.delete(&dest);
-            }
+            // meanwhile by another ingest is that slide, not a failure. Checked and removed under
+            // the writers' lock, so that an ingest of the same bytes recording its slide either
+            // comes first (and the file stays) or finds the file gone (and fails its row).
+            write_tx(conn, |conn| -> Result<()> {
+                let referenced: i64 = slides::table.filter(slides::sha256.eq(&sha)).count().get_result(conn)?;
+                if referenced == 0 {
+                    if let Err(e) = storage.delete(&dest) {
+                        tracing::warn!(key = %dest, error = %e, "an unrecorded slide copy could not be removed");
+                    }
+                }
+                Ok(())
+            })?;
             if already_ingested(conn, study.id, &source_sha, out)? {
                 return Ok(());
             }
