@@ -35,8 +35,11 @@ pub const FOLDERS: [&str; 3] = ["slides", "models", "exports/dossiers"];
 /// What [`Storage::copy_all`] copied.
 #[derive(Debug, Default)]
 pub struct CopyReport {
+    /// Files sent, and their bytes.
     pub files: usize,
     pub bytes: u64,
+    /// Files the target already held whole (a copy cut short), checked and kept.
+    pub kept: usize,
 }
 
 /// The configured file store; cheap to clone (clones share the connection and the cache).
@@ -304,29 +307,39 @@ impl Storage {
         Ok(hex::encode(h.finalize()))
     }
 
-    /// Refuses a storage that holds any file (the target of `migrate-data`).
-    pub fn ensure_empty(&self) -> anyhow::Result<()> {
-        let mut held = Vec::new();
+    /// Checks the target of `migrate-data` before anything is copied: it may hold nothing but
+    /// files of this storage of the same size (a copy cut short, which then resumes); any other
+    /// file is refused, naming it. Returns how many of this storage's files are there already.
+    pub fn check_copy_target(&self, to: &Storage) -> anyhow::Result<usize> {
+        let mut already = 0;
+        let mut foreign = Vec::new();
         for folder in FOLDERS {
-            let n = self.list(folder)?.len();
-            if n > 0 {
-                held.push(format!("{folder}/ ({n} files)"));
+            let mine: std::collections::HashMap<String, u64> = self.list(folder)?.into_iter().collect();
+            for (key, size) in to.list(folder)? {
+                match mine.get(&key) {
+                    Some(s) if *s == size => already += 1,
+                    Some(s) => foreign.push(format!("{key} ({size} bytes, here {s})")),
+                    None => foreign.push(key),
+                }
             }
         }
-        if !held.is_empty() {
+        if !foreign.is_empty() {
+            let more = if foreign.len() > 3 { format!(" and {} more", foreign.len() - 3) } else { String::new() };
             anyhow::bail!(
-                "the target storage {} is not empty: {}; nothing was copied",
-                self.describe(),
-                held.join(", ")
+                "the target storage {} is not empty: it holds files that are not this installation's: {}{more}; \
+                 nothing was copied",
+                to.describe(),
+                foreign[..foreign.len().min(3)].join(", ")
             );
         }
-        Ok(())
+        Ok(already)
     }
 
     /// Copies every stored file (from a storage on this machine's disk) into `to`, each read back
     /// from `to` and checked: the same SHA-256 as the original, and for slides and models the
-    /// one they are named by. `progress` is told each file.
-    pub fn copy_all(&self, to: &Storage, mut progress: impl FnMut(&str, u64)) -> anyhow::Result<CopyReport> {
+    /// one they are named by. A file `to` already holds with that SHA-256 (a copy cut short) is
+    /// kept, not sent again. `progress` is told each file and whether it was sent.
+    pub fn copy_all(&self, to: &Storage, mut progress: impl FnMut(&str, u64, bool)) -> anyhow::Result<CopyReport> {
         let Backend::Local(root) = &self.inner.backend else {
             anyhow::bail!("migrate-data copies files from a storage on this machine's disk (the data dir)");
         };
@@ -344,17 +357,22 @@ impl Storage {
                         );
                     }
                 }
-                to.put_file(&key, &src)?;
-                let copied = to.sha256(&key)?;
-                if copied != original {
-                    anyhow::bail!(
-                        "{key}: the copy in {} reads back with SHA-256 {copied}, not {original}",
-                        to.describe()
-                    );
+                let there = matches!(to.size(&key), Ok(n) if n == size) && to.sha256(&key)? == original;
+                if there {
+                    report.kept += 1;
+                } else {
+                    to.put_file(&key, &src)?;
+                    let copied = to.sha256(&key)?;
+                    if copied != original {
+                        anyhow::bail!(
+                            "{key}: the copy in {} reads back with SHA-256 {copied}, not {original}",
+                            to.describe()
+                        );
+                    }
+                    report.files += 1;
+                    report.bytes += size;
                 }
-                progress(&key, size);
-                report.files += 1;
-                report.bytes += size;
+                progress(&key, size, !there);
             }
         }
         Ok(report)

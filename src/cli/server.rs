@@ -69,13 +69,19 @@ pub fn migrate_data(cfg: &Config, to: &str, to_storage: Option<&str>) -> CliResu
     // Both targets are checked empty before anything is copied into either.
     evidentia::db::copy::ensure_empty(&mut to_conn)?;
     if let Some(s) = &storage {
-        s.ensure_empty().map_err(|e| Failure::Input(format!("--to-storage: {e}")))?;
+        let already = cfg.storage.check_copy_target(s).map_err(|e| Failure::Input(format!("--to-storage: {e}")))?;
         println!("copying the files of {} into {}", cfg.storage.describe(), s.describe());
-        let files = cfg.storage.copy_all(s, |key, size| println!("  {key} ({size} bytes)"))?;
+        if already > 0 {
+            println!("  resuming a copy: {already} files are there already (each is checked, not sent again)");
+        }
+        let files = cfg.storage.copy_all(s, |key, size, sent| {
+            println!("  {key} ({size} bytes{})", if sent { "" } else { ", there already" })
+        })?;
         println!(
-            "copied {} files ({}), each read back with the SHA-256 of its original",
+            "copied {} files ({}) and kept {} already there, each read back with the SHA-256 of its original",
             files.files,
-            evidentia::slides::human_bytes(files.bytes as i64)
+            evidentia::slides::human_bytes(files.bytes as i64),
+            files.kept
         );
     }
     println!("copying {source} into {target}");

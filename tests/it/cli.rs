@@ -264,14 +264,39 @@ fn migrate_data_moves_the_demo_into_postgres_and_every_signature_stays_valid() {
     assert!(stderr(&again).contains("not empty"), "{}", stderr(&again));
     assert_eq!(evidentia::auth::users::count(&mut pg).unwrap(), users_before);
     if let Some(s) = &to_storage {
-        // An empty database but a storage that holds files: refused too, the database left empty.
         std::fs::rename(dir.path().join("slides-before-the-move"), dir.path().join("slides")).unwrap();
+        let there = evidentia::storage::Storage::parse(Some(s), dir.path()).unwrap();
         let empty = crate::helpers::postgres::fresh().unwrap();
+        // An empty database but a storage that holds a file that is not this installation's:
+        // refused, naming it; the database left empty.
+        there.put_bytes("exports/dossiers/someone-elses.zip", b"PK".to_vec()).unwrap();
         let into_full = run(None, &["migrate-data", "--to", &empty, "--to-storage", s]);
         assert_eq!(into_full.status.code(), Some(2), "{}", stderr(&into_full));
-        assert!(stderr(&into_full).contains("target storage") && stderr(&into_full).contains("not empty"));
+        let said = stderr(&into_full);
+        assert!(said.contains("not empty") && said.contains("someone-elses.zip"), "{said}");
         let mut fresh = evidentia::db::DatabaseUrl::parse(Some(&empty), dir.path()).unwrap().connect().unwrap();
         assert_eq!(evidentia::auth::users::count(&mut fresh).unwrap(), 0, "nothing copied");
+        // A copy cut short (a slide missing, another damaged, the database empty) resumes: the
+        // files already there whole are checked and kept, the others sent again.
+        there.delete("exports/dossiers/someone-elses.zip").unwrap();
+        let slides = there.list("slides").unwrap();
+        there.delete(&slides[0].0).unwrap();
+        let damaged = vec![0u8; slides[1].1 as usize];
+        there.put_bytes(&slides[1].0, damaged).unwrap();
+        let resumed = run(None, &["migrate-data", "--to", &empty, "--to-storage", s]);
+        assert!(resumed.status.success(), "{}", stderr(&resumed));
+        let said = String::from_utf8_lossy(&resumed.stdout).to_string();
+        let total: usize = evidentia::storage::FOLDERS.iter().map(|f| there.list(f).unwrap().len()).sum();
+        assert!(said.contains(&format!("resuming a copy: {} files are there already", total - 1)), "{said}");
+        assert!(
+            said.contains("copied 2 files") && said.contains(&format!("kept {} already there", total - 2)),
+            "{said}"
+        );
+        let here = evidentia::storage::Storage::local(dir.path());
+        for (key, _) in &slides {
+            assert_eq!(here.sha256(key).unwrap(), there.sha256(key).unwrap(), "{key} sent again whole");
+        }
+        assert!(evidentia::auth::users::count(&mut fresh).unwrap() > 0, "the database copied");
         drop(fresh);
         crate::helpers::postgres::drop_database(&empty);
     }
