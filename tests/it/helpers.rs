@@ -378,14 +378,14 @@ impl TestApp {
     }
 
     /// Every byte the app keeps: the files of its data dir and, on object storage, every stored
-    /// file (for scans that nothing identifying was kept anywhere).
+    /// file, staged uploads included (for scans that nothing identifying was kept anywhere).
     pub fn every_file(&self) -> Vec<(String, Vec<u8>)> {
         let mut out: Vec<(String, Vec<u8>)> = files_under(&self.data_dir)
             .into_iter()
             .map(|p| (p.display().to_string(), std::fs::read(&p).expect("read a data dir file")))
             .collect();
         if self.config.storage.local_root().is_none() {
-            for folder in ["slides", "models", "exports/dossiers"] {
+            for folder in evidentia::storage::FOLDERS.into_iter().chain(["uploads"]) {
                 for key in self.stored(folder) {
                     let bytes = self.config.storage.read(&key).expect("read a stored file");
                     out.push((format!("{}/{key}", self.config.storage.describe()), bytes));
