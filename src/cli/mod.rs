@@ -76,8 +76,9 @@ enum Command {
         /// the environment, a password in it stays out of the process list.
         #[arg(long, env = "EVIDENTIA_MIGRATE_TO")]
         to: String,
-        /// Also copy the files (slides, models, dossiers) into this storage, an empty one:
-        /// s3://BUCKET/PREFIX (keys from the `AWS_*` variables, as for `--storage`).
+        /// Also copy the files (slides, models, dossiers) into this storage: s3://BUCKET/PREFIX
+        /// (keys from the `AWS_*` variables, as for `--storage`). It may hold only files of
+        /// this installation (a copy cut short resumes: files there whole are kept).
         #[arg(long = "to-storage", env = "EVIDENTIA_MIGRATE_TO_STORAGE")]
         to_storage: Option<String>,
     },
