@@ -126,7 +126,6 @@ impl Application {
     pub fn build(config: Config) -> anyhow::Result<Self> {
         warn_if_keys_are_local(&config);
         let pool = open_database(&config)?;
-        check_keys(&pool, &config)?;
         // Damage inside a table would otherwise surface only when a page reads it: the server
         // does not start on a damaged file (`PRAGMA quick_check`, about a second per GB).
         db::check_integrity(&mut *pool.get()?, false).map_err(|e| {
@@ -136,6 +135,7 @@ impl Application {
                 db::RESTORE_ADVICE
             )
         })?;
+        check_keys(&pool, &config)?;
         let initial_admin_password = bootstrap_admin(&pool)?;
         // Uploads and plans of slide ingests that ended without their job cleaning up, and
         // uploads of requests a crash or a shutdown cut short.
