@@ -829,3 +829,30 @@ async fn dictionary_changes_are_audited_and_do_not_silently_invalidate_values() 
         .await;
     assert_eq!(r.status(), 422);
 }
+
+/// The case list keeps the parsed dictionary and the site list with the study's case version:
+/// a dictionary change and a new site — made by another process, here the library as the CLI
+/// would — show on the next page load (the triggers raise the version on both engines).
+#[tokio::test]
+async fn the_case_list_shows_a_changed_dictionary_and_a_new_site_at_once() {
+    let app = spawn_app();
+    let m = imported_phi_cases(&app).await;
+    let (_, page) = m.get_text("/studies/PHI-01/cases").await;
+    assert!(page.contains(">SMC</option>") && !page.contains("BUNDANG2"), "cached now");
+    assert!(!page.contains("value=\"tmb_score\""));
+
+    let mut dictionary = DICTIONARY.to_vec();
+    dictionary.extend_from_slice(b"tmb_score,pathology,,text,Tumour mutational burden,,,,,,,,,,,,,\n");
+    let r = upload(&m, "/studies/PHI-01/dictionary/import", "dict.csv", &dictionary, &[]).await;
+    assert!(r.status().is_success() || r.status().is_redirection(), "{}", r.status());
+    let (_, page) = m.get_text("/studies/PHI-01/cases").await;
+    assert!(page.contains("value=\"tmb_score\""), "the new field is offered as a filter");
+
+    let mut conn = app.conn();
+    let op = Actor::cli_operator();
+    let access = evidentia::auth::permissions::study_access(&mut conn, &op, "PHI-01").unwrap();
+    let s = sites::SiteInput { code: "BUNDANG2".into(), name: "Bundang 2".into(), ..Default::default() };
+    sites::add(&mut conn, &op, &access, &s).unwrap();
+    let (_, page) = m.get_text("/studies/PHI-01/cases").await;
+    assert!(page.contains(">BUNDANG2</option>"), "the new site is offered as a filter");
+}

@@ -197,13 +197,14 @@ pub async fn cases_list(
     let sid = access.study.id;
     let f2 = filter.clone();
     let lists = state.case_lists.clone();
-    let (fields, page, site_list) = state
+    let (parts, page) = state
         .db(move |c| {
-            let fields = dictionary::load(c, sid)?;
-            let page = cases::list(c, &lists, sid, &fields, &f2, PageRequest::new(f2.page, None))?;
-            Ok((fields, page, sites::list(c, sid, true)?))
+            let parts = lists.parts(c, sid)?;
+            let page = cases::list(c, &lists, sid, &parts.fields, &f2, PageRequest::new(f2.page, None))?;
+            Ok((parts, page))
         })
         .await?;
+    let (fields, site_list) = (parts.fields.as_slice(), parts.sites.to_vec());
     let base = format!("/studies/{}/cases", access.study.code);
     let (pager, csv_query) = Pager::with_csv_query(&page, &base, &filter_params(&filter));
     let columns: Vec<FieldDef> = fields
@@ -223,7 +224,7 @@ pub async fn cases_list(
             cases: page.items,
             filter,
             sites: site_list,
-            fields: fields.into_iter().filter(|f| f.holds_data()).collect(),
+            fields: fields.iter().filter(|f| f.holds_data()).cloned().collect(),
             pager,
             can_manage: access.can(Permission::ManageCases) && access.study.ensure_editable().is_ok(),
             statuses: CaseStatus::ALL.iter().map(|s| s.as_str()).collect(),
