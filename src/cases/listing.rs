@@ -7,8 +7,9 @@
 //! once and kept with the study's *case version*, which triggers on `cases` and `sites`
 //! (migration `2026-12-05-000015_case_versions`) raise on every change, whoever makes it (the
 //! server, the CLI, a worker). A request reads the version (one indexed row), slices its page
-//! out of the cached ids and loads only those rows. Concurrent requests for a list not yet
-//! cached wait for the one computing it instead of computing it again.
+//! out of the cached ids and loads only those rows (a page asked again at the same version is
+//! kept too, its values parsed). Concurrent requests for a list not yet cached wait for the one
+//! computing it instead of computing it again.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -58,6 +59,8 @@ pub struct StudyParts {
 pub struct ListCache {
     lists: Mutex<HashMap<Key, Slot>>,
     parts: Mutex<HashMap<StudyId, StudyParts>>,
+    /// Pages' cases as loaded (their values parsed), by list and slice of it.
+    pages: Mutex<HashMap<(Key, usize, usize), Arc<Vec<Case>>>>,
 }
 
 impl ListCache {
@@ -92,6 +95,33 @@ impl ListCache {
             lists.clear();
         }
         lists.entry(key.clone()).or_default().clone()
+    }
+}
+
+/// Pages kept at most (about 150 KB each at 50 cases of 30 values).
+const MAX_PAGES: usize = 128;
+
+impl ListCache {
+    /// The cases `ids[start..end]` of the list `key`, loaded by `load` unless kept.
+    fn page(
+        &self,
+        key: &Key,
+        start: usize,
+        end: usize,
+        load: impl FnOnce() -> Result<Vec<Case>>,
+    ) -> Result<Arc<Vec<Case>>> {
+        let at = (key.clone(), start, end);
+        if let Some(rows) = self.pages.lock().unwrap_or_else(|p| p.into_inner()).get(&at) {
+            return Ok(rows.clone());
+        }
+        let rows = Arc::new(load()?);
+        let mut pages = self.pages.lock().unwrap_or_else(|p| p.into_inner());
+        pages.retain(|(k, _, _), _| k.study != key.study || k.version == key.version);
+        if pages.len() >= MAX_PAGES {
+            pages.clear();
+        }
+        pages.insert(at, rows.clone());
+        Ok(rows)
     }
 }
 
@@ -170,15 +200,17 @@ pub fn list(
     let start = usize::try_from(page.offset()).unwrap_or(usize::MAX).min(ids.len());
     let end = start.saturating_add(usize::try_from(page.per_page).unwrap_or(0)).min(ids.len());
     let wanted = &ids[start..end];
-    let mut rows: HashMap<i32, Case> = cases::table
-        .inner_join(sites::table)
-        .filter(cases::id.eq_any(wanted))
-        .select(Case::as_select())
-        .load::<Case>(conn)?
-        .into_iter()
-        .map(|c| (c.id, c))
-        .collect();
-    // In the list's order; a case gone since (never: cases are not deleted) is skipped.
-    let items = wanted.iter().filter_map(|id| rows.remove(id)).collect();
-    Ok(Page { items, total, page: page.page, per_page: page.per_page })
+    let rows = cache.page(&key, start, end, || {
+        let mut rows: HashMap<i32, Case> = cases::table
+            .inner_join(sites::table)
+            .filter(cases::id.eq_any(wanted))
+            .select(Case::as_select())
+            .load::<Case>(conn)?
+            .into_iter()
+            .map(|c| (c.id, c))
+            .collect();
+        // In the list's order; a case gone since (never: cases are not deleted) is skipped.
+        Ok(wanted.iter().filter_map(|id| rows.remove(id)).collect())
+    })?;
+    Ok(Page { items: rows.to_vec(), total, page: page.page, per_page: page.per_page })
 }
