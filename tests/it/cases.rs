@@ -778,6 +778,10 @@ async fn a_case_list_follows_every_change_whoever_makes_it() {
     let (_, after) = s.get_text("/studies/LUNG-IO-01/cases?status=withdrawn").await;
     assert_eq!(count(&after), withdrawn + 1);
     assert!(ids_on(&after).contains(&first));
+    // The first page (kept above, its cases as loaded) shows the case's new status.
+    let (_, page1) = s.get_text("/studies/LUNG-IO-01/cases").await;
+    let row = &page1[page1.find(&format!("<strong>{first}</strong>")).unwrap()..];
+    assert!(row[..row.find("</tr>").unwrap()].contains("withdrawn"), "{}", &row[..300]);
     let (_, smc) = s.get_text("/studies/LUNG-IO-01/cases?site=SMC").await;
     let smc_count = count(&smc);
     diesel::update(sites_t::table.filter(sites_t::code.eq("SMC")))
