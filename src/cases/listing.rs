@@ -27,6 +27,8 @@ use crate::studies::StudyId;
 
 /// Lists kept at most; past this the cache starts again (each list is 4 bytes per case).
 const MAX_LISTS: usize = 64;
+/// Pages kept at most (about 150 KB each at 50 cases of 30 values).
+const MAX_PAGES: usize = 128;
 
 /// One list's key: the study, its case version, and everything that selects and orders.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -43,6 +45,9 @@ struct Key {
 
 type Slot = Arc<Mutex<Option<Arc<Vec<i32>>>>>;
 
+/// A page of a list: the list and the slice of its ids.
+type PageKey = (Key, usize, usize);
+
 /// What a case list page shows besides its cases, kept with the case version, which the data
 /// dictionary and the sites also raise (migration `2026-12-09-000002_case_version_dictionary`):
 /// parsing the dictionary took an eighth of a page's time.
@@ -54,13 +59,14 @@ pub struct StudyParts {
     pub sites: Arc<Vec<Site>>,
 }
 
-/// The ordered case ids of recently asked lists (shared by all requests of one server).
+/// The ordered case ids of recently asked lists, their pages' cases, and each study's
+/// dictionary and sites (shared by all requests of one server).
 #[derive(Default)]
 pub struct ListCache {
     lists: Mutex<HashMap<Key, Slot>>,
     parts: Mutex<HashMap<StudyId, StudyParts>>,
     /// Pages' cases as loaded (their values parsed), by list and slice of it.
-    pages: Mutex<HashMap<(Key, usize, usize), Arc<Vec<Case>>>>,
+    pages: Mutex<HashMap<PageKey, Arc<Vec<Case>>>>,
 }
 
 impl ListCache {
@@ -77,9 +83,7 @@ impl ListCache {
             sites: Arc::new(crate::studies::sites::list(conn, study, true)?),
         };
         let mut all = self.parts.lock().unwrap_or_else(|p| p.into_inner());
-        if all.len() >= MAX_LISTS {
-            all.clear();
-        }
+        make_room(&mut all, MAX_LISTS, |_| true);
         all.insert(study, parts.clone());
         Ok(parts)
     }
@@ -90,18 +94,10 @@ impl ListCache {
         if let Some(s) = lists.get(key) {
             return s.clone();
         }
-        lists.retain(|k, _| k.study != key.study || k.version == key.version);
-        if lists.len() >= MAX_LISTS {
-            lists.clear();
-        }
+        make_room(&mut lists, MAX_LISTS, |k| key.is_current(k));
         lists.entry(key.clone()).or_default().clone()
     }
-}
 
-/// Pages kept at most (about 150 KB each at 50 cases of 30 values).
-const MAX_PAGES: usize = 128;
-
-impl ListCache {
     /// The cases `ids[start..end]` of the list `key`, loaded by `load` unless kept.
     fn page(
         &self,
@@ -116,12 +112,24 @@ impl ListCache {
         }
         let rows = Arc::new(load()?);
         let mut pages = self.pages.lock().unwrap_or_else(|p| p.into_inner());
-        pages.retain(|(k, _, _), _| k.study != key.study || k.version == key.version);
-        if pages.len() >= MAX_PAGES {
-            pages.clear();
-        }
+        make_room(&mut pages, MAX_PAGES, |(k, _, _)| key.is_current(k));
         pages.insert(at, rows.clone());
         Ok(rows)
+    }
+}
+
+impl Key {
+    /// Whether `other` may stay beside this key: another study's, or this study's at this version.
+    fn is_current(&self, other: &Key) -> bool {
+        other.study != self.study || other.version == self.version
+    }
+}
+
+/// Before an insert: drops the entries `keep` refuses, and all of them when `max` are kept.
+fn make_room<K, V>(map: &mut HashMap<K, V>, max: usize, keep: impl Fn(&K) -> bool) {
+    map.retain(|k, _| keep(k));
+    if map.len() >= max {
+        map.clear();
     }
 }
 
