@@ -407,9 +407,11 @@ pub fn export(
         .map_err(io_error)?;
     // One read transaction on one snapshot: the lock's state (its snapshot hash re-computed and
     // compared) and every file see the same data, so what is exported is what was signed.
+    // The key first: its first use records its fingerprint, which the read-only snapshot cannot.
+    let key = signing_key(conn, data_dir).map_err(Error::Internal)?;
     let (manifest_sha256, files, public_key) = crate::db::read_tx(conn, |conn| {
         let state = signed_lock(conn, &study)?;
-        write_dossier(conn, data_dir, &study, &state, tmp.path(), progress)
+        write_dossier(conn, data_dir, &key, &study, &state, tmp.path(), progress)
     })?;
     tmp.persist(out).map_err(|e| io_error(e.error))?;
     let bytes = std::fs::metadata(out).map_err(io_error)?.len();
@@ -462,6 +464,7 @@ fn remove_abandoned_partials(dir: &Path) {
 fn write_dossier(
     conn: &mut Conn,
     data_dir: &Path,
+    key: &SigningKey,
     study: &studies::Study,
     state: &lock::SignatureState,
     path: &Path,
@@ -696,7 +699,6 @@ fn write_dossier(
 
     // The report, as HTML and PDF.
     tick("report")?;
-    let key = signing_key(conn, data_dir).map_err(Error::Internal)?;
     let public_key = hex::encode(key.verifying_key().to_bytes());
     let document = report::build(
         conn,
