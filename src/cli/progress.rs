@@ -18,11 +18,13 @@ pub fn bar(percent: u64) -> String {
 }
 
 /// Claims job `id` (of `P`'s kind) and runs it here, drawing its progress on stderr until it
-/// ends; its result, as `P`'s output type (a result of another shape is an error).
+/// ends; its result, as `P`'s output type (a result of another shape is an error). A job a
+/// worker took first (a server's, or another host's) is followed to its end instead.
 pub fn run_job<P: jobs::JobParams>(pool: &DbPool, cfg: &Config, id: i32) -> Result<P::Output, Failure> {
-    let job = jobs::claim(&mut *pool.get().map_err(Error::from)?, id, &worker_name())?
-        .ok_or_else(|| Failure::Other(format!("job {id} was taken by another worker")))?;
-    run_claimed::<P>(pool, cfg, job)
+    match jobs::claim(&mut *pool.get().map_err(Error::from)?, id, &worker_name())? {
+        Some(job) => run_claimed::<P>(pool, cfg, job),
+        None => follow::<P>(pool, id, None),
+    }
 }
 
 /// This command's name as a job's worker.
@@ -35,11 +37,23 @@ pub fn run_claimed<P: jobs::JobParams>(pool: &DbPool, cfg: &Config, job: jobs::J
     let id = job.id;
     let (pool2, cfg2) = (pool.clone(), cfg.clone());
     let handle = std::thread::spawn(move || jobs::worker::run_job(&pool2, &cfg2, job));
+    follow::<P>(pool, id, Some(handle))
+}
+
+/// Draws job `id`'s progress until it ends (or `here`, the thread running it in this process,
+/// does); its result.
+fn follow<P: jobs::JobParams>(
+    pool: &DbPool,
+    id: i32,
+    here: Option<std::thread::JoinHandle<()>>,
+) -> Result<P::Output, Failure> {
     loop {
         let j = jobs::get(&mut *pool.get().map_err(Error::from)?, id)?;
         eprint!("\r{} {:<50}", bar(j.percent().max(0) as u64), j.message);
-        if j.is_finished() || handle.is_finished() {
-            let _ = handle.join();
+        if j.is_finished() || here.as_ref().is_some_and(|h| h.is_finished()) {
+            if let Some(h) = here {
+                let _ = h.join();
+            }
             let j = jobs::get(&mut *pool.get().map_err(Error::from)?, id)?;
             eprintln!();
             return match j.status {
