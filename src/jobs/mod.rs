@@ -130,22 +130,13 @@ pub fn output<P: JobParams>(o: &P::Output) -> anyhow::Result<Value> {
 
 /// Queues a job of `P`'s kind with these parameters.
 pub fn enqueue<P: JobParams>(conn: &mut Conn, actor: &Actor, study: Option<&Study>, params: &P) -> Result<Job> {
-    insert(conn, actor, study, params, None)
+    create(conn, actor, study, params, None)
 }
 
-/// Creates a job of `P`'s kind already claimed by `worker`: a command that runs its own job on
-/// files of its host (a slide ingest's plan) is sure no worker on another host takes it first.
-pub fn enqueue_claimed<P: JobParams>(
-    conn: &mut Conn,
-    actor: &Actor,
-    study: Option<&Study>,
-    params: &P,
-    worker: &str,
-) -> Result<Job> {
-    insert(conn, actor, study, params, Some(worker))
-}
-
-fn insert<P: JobParams>(
+/// Creates a job of `P`'s kind: queued, or with `claimed_by` already claimed by that worker (a
+/// command that runs its own job on files of its host — a slide ingest's plan — is sure no
+/// worker on another host takes it first).
+pub fn create<P: JobParams>(
     conn: &mut Conn,
     actor: &Actor,
     study: Option<&Study>,

@@ -375,10 +375,7 @@ pub fn start(
             .map_err(|e| Error::Internal(anyhow::anyhow!("staging the plan: {e}")))?;
     }
     let params = IngestParams { ingest: ingest_id, staged: plan.staged.clone() };
-    let job = match claimed_by {
-        Some(worker) => jobs::enqueue_claimed(conn, actor, Some(&access.study), &params, worker)?,
-        None => jobs::enqueue(conn, actor, Some(&access.study), &params)?,
-    };
+    let job = jobs::create(conn, actor, Some(&access.study), &params, claimed_by)?;
     diesel::update(slide_ingests::table.find(ingest_id)).set(slide_ingests::job_id.eq(job.id)).execute(conn)?;
     Ok((ingest_id, job))
 }
