@@ -309,15 +309,18 @@ impl Storage {
 
     /// Checks the target of `migrate-data` before anything is copied: it may hold nothing but
     /// files of this storage of the same size (a copy cut short, which then resumes); any other
-    /// file is refused, naming it. Returns how many of this storage's files are there already.
-    pub fn check_copy_target(&self, to: &Storage) -> anyhow::Result<usize> {
-        let mut already = 0;
+    /// file is refused, naming it. Returns the files of this storage that are there already,
+    /// with their sizes, for [`Storage::copy_all`].
+    pub fn check_copy_target(&self, to: &Storage) -> anyhow::Result<HashMap<String, u64>> {
+        let mut already = HashMap::new();
         let mut foreign = Vec::new();
         for folder in FOLDERS {
-            let mine: std::collections::HashMap<String, u64> = self.list(folder)?.into_iter().collect();
+            let mine: HashMap<String, u64> = self.list(folder)?.into_iter().collect();
             for (key, size) in to.list(folder)? {
                 match mine.get(&key) {
-                    Some(s) if *s == size => already += 1,
+                    Some(s) if *s == size => {
+                        already.insert(key, size);
+                    }
                     Some(s) => foreign.push(format!("{key} ({size} bytes, here {s})")),
                     None => foreign.push(key),
                 }
@@ -337,9 +340,15 @@ impl Storage {
 
     /// Copies every stored file (from a storage on this machine's disk) into `to`, each read back
     /// from `to` and checked: the same SHA-256 as the original, and for slides and models the
-    /// one they are named by. A file `to` already holds with that SHA-256 (a copy cut short) is
-    /// kept, not sent again. `progress` is told each file and whether it was sent.
-    pub fn copy_all(&self, to: &Storage, mut progress: impl FnMut(&str, u64, bool)) -> anyhow::Result<CopyReport> {
+    /// one they are named by. A file of `already` (what [`Storage::check_copy_target`] found
+    /// there: a copy cut short) that reads back with that SHA-256 is kept, not sent again.
+    /// `progress` is told each file and whether it was sent.
+    pub fn copy_all(
+        &self,
+        to: &Storage,
+        already: &HashMap<String, u64>,
+        mut progress: impl FnMut(&str, u64, bool),
+    ) -> anyhow::Result<CopyReport> {
         let Backend::Local(root) = &self.inner.backend else {
             anyhow::bail!("migrate-data copies files from a storage on this machine's disk (the data dir)");
         };
@@ -357,7 +366,7 @@ impl Storage {
                         );
                     }
                 }
-                let there = matches!(to.size(&key), Ok(n) if n == size) && to.sha256(&key)? == original;
+                let there = already.contains_key(&key) && to.sha256(&key)? == original;
                 if there {
                     report.kept += 1;
                 } else {

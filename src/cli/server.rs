@@ -71,10 +71,10 @@ pub fn migrate_data(cfg: &Config, to: &str, to_storage: Option<&str>) -> CliResu
     if let Some(s) = &storage {
         let already = cfg.storage.check_copy_target(s).map_err(|e| Failure::Input(format!("--to-storage: {e}")))?;
         println!("copying the files of {} into {}", cfg.storage.describe(), s.describe());
-        if already > 0 {
-            println!("  resuming a copy: {already} files are there already (each is checked, not sent again)");
+        if !already.is_empty() {
+            println!("  resuming a copy: {} files are there already (each is checked, not sent again)", already.len());
         }
-        let files = cfg.storage.copy_all(s, |key, size, sent| {
+        let files = cfg.storage.copy_all(s, &already, |key, size, sent| {
             println!("  {key} ({size} bytes{})", if sent { "" } else { ", there already" })
         })?;
         println!(
