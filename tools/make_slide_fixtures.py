@@ -34,7 +34,6 @@ import sys
 
 import numpy as np
 import openslide
-import pyvips
 import tifffile
 from PIL import Image, ImageDraw
 
@@ -166,6 +165,8 @@ def make_aperio(path):
 
 def make_libvips(path):
     a = tissue(1024, 768, 2)
+    import pyvips  # here, so tools/make_vendor_fixtures.py can import this module without libvips
+
     im = pyvips.Image.new_from_memory(a.tobytes(), a.shape[1], a.shape[0], 3, "uchar")
     # xres/yres are pixels per millimetre: 0.25 um/px = 4000 px/mm.
     im.tiffsave(path, tile=True, tile_width=256, tile_height=256, pyramid=True, compression="jpeg", Q=85,

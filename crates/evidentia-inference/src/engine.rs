@@ -105,29 +105,7 @@ pub fn find_onnxruntime() -> Option<PathBuf> {
             return Some(p);
         }
     }
-    let mut roots: Vec<PathBuf> = Vec::new();
-    if let Some(venv) = std::env::var_os("VIRTUAL_ENV") {
-        roots.push(PathBuf::from(venv).join("lib"));
-    }
-    if let Some(home) = std::env::var_os("HOME") {
-        roots.push(PathBuf::from(home).join(".local/lib"));
-    }
-    roots.extend(["/usr/local/lib", "/usr/lib"].map(PathBuf::from));
-    let mut found: Vec<PathBuf> = roots
-        .iter()
-        .flat_map(|root| {
-            dir_entries(root).filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("python3")))
-        })
-        .flat_map(|py| ["site-packages", "dist-packages"].map(|d| py.join(d).join("onnxruntime/capi")))
-        .flat_map(|capi| dir_entries(&capi))
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("libonnxruntime.so")))
-        .collect();
-    found.sort();
-    found.pop()
-}
-
-fn dir_entries(dir: &Path) -> impl Iterator<Item = PathBuf> {
-    std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path())
+    evidentia_wsi::native::python_package_file("onnxruntime/capi", "libonnxruntime.so")
 }
 
 /// Loads ONNX Runtime and hands its API table to ort (the recipe the ort maintainers give for

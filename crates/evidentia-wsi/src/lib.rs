@@ -3,6 +3,8 @@
 //!
 //! - `reader`: Aperio SVS and generic pyramidal TIFF (levels, regions, associated images,
 //!   metadata), behind the `SlideReader` trait;
+//! - `openslide`: the scanner vendors' formats (NDPI, Philips TIFF, SCN, BIF, MIRAX, DICOM)
+//!   through OpenSlide 4, loaded at run time when it is installed;
 //! - `jpeg`: JPEG tiles decoded with the colour transform the file declares;
 //! - `tiffwrite`: tiled pyramidal TIFF (BigTIFF when needed) written tile by tile;
 //! - `dzi`: Deep Zoom tiles and thumbnails from any `SlideReader`;
@@ -16,6 +18,8 @@ pub mod deid;
 pub mod dzi;
 mod font;
 pub mod jpeg;
+pub mod native;
+pub mod openslide;
 pub mod reader;
 pub mod source;
 pub mod synth;

@@ -12,12 +12,13 @@ use tiff::tags::{IfdPointer, Tag};
 use tiff::TiffError;
 
 use super::jpeg;
+use super::openslide::{self, VendorFormat};
 use super::source::{self, ByteSource, FileSource};
 
 /// Largest decoded tile or strip we accept (pixels): real tiles are at most a few megapixels.
 const MAX_CHUNK_PIXELS: u64 = 1 << 25;
 /// Largest region, associated image or PNG/JPEG file we decode at once (pixels, 3 bytes each).
-const MAX_IMAGE_PIXELS: u64 = 1 << 26;
+pub(crate) const MAX_IMAGE_PIXELS: u64 = 1 << 26;
 /// Most tiles/strips one directory may declare.
 const MAX_CHUNKS: u64 = 10_000_000;
 /// Most directories a file may hold (main chain plus SubIFDs).
@@ -35,6 +36,9 @@ pub enum SlideError {
     OutOfBounds(String),
     #[error("{0}")]
     NotFound(String),
+    /// A scanner vendor's format, which [`open`] reads through OpenSlide (from a local file).
+    #[error("{} slides are read through OpenSlide, from a file on this machine", .0.name)]
+    Vendor(VendorFormat),
     #[error("could not read the slide file: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -48,8 +52,12 @@ pub struct Level {
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SlideInfo {
-    /// "aperio-svs" | "generic-tiff" | "ome-tiff" | "png" | "jpeg"
+    /// "aperio-svs" | "generic-tiff" | "ome-tiff" | "png" | "jpeg", or a vendor's format read
+    /// through OpenSlide: "hamamatsu-ndpi" | "philips-tiff" | "leica-scn" | "ventana-bif" |
+    /// "mirax" | "dicom"
     pub format: String,
+    /// What reads it: "evidentia" (our own reader) or "openslide 4.0.1".
+    pub backend: String,
     pub width: u64,
     pub height: u64,
     pub levels: Vec<Level>,
@@ -145,13 +153,41 @@ pub trait SlideReader: Send + Sync {
     }
 }
 
-/// Opens a local slide file, choosing the reader from the file's first bytes.
+/// Opens a local slide file, choosing the reader from the file's first bytes (and a MIRAX
+/// slide by its `.mrxs` name): our own for Aperio SVS, generic TIFF, PNG and JPEG; OpenSlide for
+/// the scanner vendors' formats.
 pub fn open(path: &Path) -> Result<Box<dyn SlideReader>, SlideError> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-    if ext == "mrxs" {
-        return Err(SlideError::Unsupported("MIRAX (.mrxs) slides are not supported".into()));
+    if is_mirax(path) {
+        return Ok(Box::new(openslide::open(path, openslide::MIRAX)?));
     }
-    open_source(Arc::new(FileSource::open(path)?))
+    match open_source(Arc::new(FileSource::open(path)?)) {
+        Err(SlideError::Vendor(format)) => Ok(Box::new(openslide::open(path, format)?)),
+        other => other,
+    }
+}
+
+/// A MIRAX slide is named `*.mrxs`, its data in the folder beside it of the same stem.
+pub fn is_mirax(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("mrxs"))
+}
+
+/// Which vendor format, if any, our own sniffing takes `dir0` (a TIFF's first directory) for,
+/// by the marks OpenSlide 4 detects them by (openslide-vendor-*.c): NDPI's tag 65420, Philips'
+/// Software and DPUfsImport XML, Leica's SCN namespace, Ventana's iScan XMLPacket.
+fn tiff_vendor(dir0: &TiffDirectory) -> Option<VendorFormat> {
+    let tag = |t: u16| dir0.tags.iter().find(|(n, _)| *n == t).map(|(_, v)| v.as_str());
+    let description = dir0.description.as_deref().unwrap_or("");
+    if tag(65420).is_some() {
+        Some(openslide::NDPI)
+    } else if tag(305).is_some_and(|s| s.starts_with("Philips")) && description.contains("DPUfsImport") {
+        Some(openslide::PHILIPS)
+    } else if description.contains("http://www.leica-microsystems.com/scn/") {
+        Some(openslide::LEICA)
+    } else if tag(700).is_some_and(|x| x.contains("iScan")) {
+        Some(openslide::VENTANA)
+    } else {
+        None
+    }
 }
 
 /// Opens a slide from any byte source (a local file, an object store), choosing the reader
@@ -166,6 +202,8 @@ pub fn open_source(src: Arc<dyn ByteSource>) -> Result<Box<dyn SlideReader>, Sli
     let head = &head[..n];
     if is_tiff_magic(head) {
         Ok(Box::new(TiffReader::open(TiffSlide::open_source(src)?)?))
+    } else if is_dicom(head) {
+        Err(SlideError::Vendor(openslide::DICOM))
     } else if head.starts_with(b"\x89PNG\r\n\x1a\n") {
         Ok(Box::new(ImageReader::open_png(source::Cursor::new(src))?))
     } else if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
@@ -184,7 +222,7 @@ fn what_file(head: &[u8]) -> &'static str {
         "a PDF document"
     } else if head.starts_with(b"PK\x03\x04") {
         "a ZIP archive"
-    } else if head.get(128..132) == Some(b"DICM") {
+    } else if is_dicom(head) {
         "a DICOM file"
     } else if head.starts_with(b"GIF8") {
         "a GIF image"
@@ -195,6 +233,10 @@ fn what_file(head: &[u8]) -> &'static str {
     } else {
         "a file of an unknown type"
     }
+}
+
+fn is_dicom(head: &[u8]) -> bool {
+    head.get(128..132) == Some(b"DICM")
 }
 
 fn is_tiff_magic(head: &[u8]) -> bool {
@@ -576,6 +618,9 @@ impl TiffSlide {
             }
             let index = directories.len();
             let d = read_directory(&mut dec, ptr, file_len, index)?;
+            if let Some(vendor) = tiff_vendor(&d).filter(|_| index == 0) {
+                return Err(SlideError::Vendor(vendor));
+            }
             let dir = dec.read_directory(ptr).map_err(tiff_error)?;
             next = dir.next();
             let subs = dec
@@ -598,7 +643,7 @@ impl TiffSlide {
             }
         }
         if directories.iter().any(|d| d.tags.iter().any(|(t, _)| *t == 65420)) {
-            return Err(SlideError::Unsupported("Hamamatsu NDPI slides are not supported".into()));
+            return Err(SlideError::Vendor(openslide::NDPI));
         }
         let first_desc = directories.first().and_then(|d| d.description.clone()).unwrap_or_default();
         let format = if first_desc.starts_with("Aperio") {
@@ -889,6 +934,7 @@ impl TiffReader {
         }
         let info = SlideInfo {
             format: slide.format.clone(),
+            backend: openslide::OWN_BACKEND.into(),
             width: base.width.into(),
             height: base.height.into(),
             levels,
@@ -992,6 +1038,7 @@ impl ImageReader {
     fn new(format: &str, image: RgbImage) -> ImageReader {
         let info = SlideInfo {
             format: format.into(),
+            backend: openslide::OWN_BACKEND.into(),
             width: image.width.into(),
             height: image.height.into(),
             levels: vec![Level { width: image.width.into(), height: image.height.into(), downsample: 1.0 }],
@@ -1124,45 +1171,48 @@ pub(crate) mod tests {
     fn good_fixtures_match_openslide() {
         let reference = reference();
         for name in GOOD {
-            let r = &reference[name];
             let slide = open(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-            let info = slide.info();
-            let levels = r["levels"].as_array().unwrap();
-            assert_eq!(info.levels.len(), levels.len(), "{name}: level count");
-            assert_eq!((info.width, info.height), (info.levels[0].width, info.levels[0].height));
-            let opt = |v: &Json| v.as_f64();
-            for (k, v) in [("mpp_x", info.mpp_x), ("mpp_y", info.mpp_y), ("objective_power", info.objective_power)] {
-                match (opt(&r[k]), v) {
-                    (Some(a), Some(b)) => assert!((a - b).abs() < 1e-6, "{name}: {k} {a} vs {b}"),
-                    (a, b) => assert_eq!(a, b, "{name}: {k}"),
-                }
-            }
-            let mut assoc = info.associated.clone();
-            assoc.sort();
-            let want: Vec<String> =
-                r["associated"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
-            assert_eq!(assoc, want, "{name}: associated images");
-            let mut worst = 0;
-            for (lv, (ours, theirs)) in info.levels.iter().zip(levels).enumerate() {
-                assert_eq!(ours.width, theirs["width"].as_u64().unwrap(), "{name} level {lv} width");
-                assert_eq!(ours.height, theirs["height"].as_u64().unwrap(), "{name} level {lv} height");
-                assert!((ours.downsample - theirs["downsample"].as_f64().unwrap()).abs() < 1e-9);
-                for s in theirs["samples"].as_array().unwrap() {
-                    let (x, y) = (s[0].as_i64().unwrap(), s[1].as_i64().unwrap());
-                    let px = slide.read_region(lv, x, y, 1, 1).unwrap().get(0, 0);
-                    for c in 0..3 {
-                        let d = (i32::from(px[c]) - s[2][c].as_i64().unwrap() as i32).abs();
-                        worst = worst.max(d);
-                        assert!(
-                            d <= tolerance(name),
-                            "{name} level {lv} at ({x}, {y}): ours {px:?}, reference {}",
-                            s[2]
-                        );
-                    }
-                }
-            }
+            let worst = matches_reference(name, slide.as_ref(), &reference[name], tolerance(name));
             eprintln!("{name}: worst channel difference from reference {worst}");
         }
+    }
+
+    /// Checks `slide` against what the fixture script recorded from OpenSlide (levels, mpp,
+    /// objective, associated images, pixel samples within `tolerance` per channel); returns
+    /// the largest channel difference seen.
+    pub(crate) fn matches_reference(name: &str, slide: &dyn SlideReader, r: &Json, tolerance: i32) -> i32 {
+        let info = slide.info();
+        let levels = r["levels"].as_array().unwrap();
+        assert_eq!(info.levels.len(), levels.len(), "{name}: level count");
+        assert_eq!((info.width, info.height), (info.levels[0].width, info.levels[0].height));
+        let opt = |v: &Json| v.as_f64();
+        for (k, v) in [("mpp_x", info.mpp_x), ("mpp_y", info.mpp_y), ("objective_power", info.objective_power)] {
+            match (opt(&r[k]), v) {
+                (Some(a), Some(b)) => assert!((a - b).abs() < 1e-6, "{name}: {k} {a} vs {b}"),
+                (a, b) => assert_eq!(a, b, "{name}: {k}"),
+            }
+        }
+        let mut assoc = info.associated.clone();
+        assoc.sort();
+        let want: Vec<String> =
+            r["associated"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+        assert_eq!(assoc, want, "{name}: associated images");
+        let mut worst = 0;
+        for (lv, (ours, theirs)) in info.levels.iter().zip(levels).enumerate() {
+            assert_eq!(ours.width, theirs["width"].as_u64().unwrap(), "{name} level {lv} width");
+            assert_eq!(ours.height, theirs["height"].as_u64().unwrap(), "{name} level {lv} height");
+            assert!((ours.downsample - theirs["downsample"].as_f64().unwrap()).abs() < 1e-9);
+            for s in theirs["samples"].as_array().unwrap() {
+                let (x, y) = (s[0].as_i64().unwrap(), s[1].as_i64().unwrap());
+                let px = slide.read_region(lv, x, y, 1, 1).unwrap().get(0, 0);
+                for c in 0..3 {
+                    let d = (i32::from(px[c]) - s[2][c].as_i64().unwrap() as i32).abs();
+                    worst = worst.max(d);
+                    assert!(d <= tolerance, "{name} level {lv} at ({x}, {y}): ours {px:?}, reference {}", s[2]);
+                }
+            }
+        }
+        worst
     }
 
     #[test]
@@ -1221,6 +1271,7 @@ pub(crate) mod tests {
                 SlideError::OutOfBounds(_) => "OutOfBounds",
                 SlideError::NotFound(_) => "NotFound",
                 SlideError::Io(_) => "Io",
+                SlideError::Vendor(_) => "Vendor",
             };
             eprintln!("{name}: {err}");
             assert_eq!(got, *kind, "{name}: {err}");
