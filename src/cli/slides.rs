@@ -98,6 +98,7 @@ pub fn run(ctx: &Ctx, cmd: SlidesCmd) -> CliResult {
             } else {
                 let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_else(|| "unknown".into());
                 println!("format           {}", info.format);
+                println!("backend          {}", info.backend);
                 println!("size             {} x {}", info.width, info.height);
                 for (i, l) in info.levels.iter().enumerate() {
                     println!("level {i:<10} {} x {} (downsample {:.3})", l.width, l.height, l.downsample);

@@ -222,6 +222,13 @@ pub fn plan(
                     if let Some(first) = used.insert(f.name.as_str(), row) {
                         problem("file", &format!("the same file as row {first}"));
                     }
+                    if f.uploaded && reader::is_mirax(Path::new(&f.name)) {
+                        problem(
+                            "file",
+                            "a MIRAX slide is a .mrxs file and the folder beside it, which a browser cannot send: \
+                             ingest it from a folder on the server (evidentia slides ingest)",
+                        );
+                    }
                     Some(*f)
                 }
             },
@@ -667,7 +674,7 @@ fn try_ingest(
     partial: &Path,
     out: &mut RowOutcome,
 ) -> anyhow::Result<()> {
-    let source_sha = sha256_file(&entry.source).context("the file could not be read")?;
+    let source_sha = source_sha256(&entry.source).context("the file could not be read")?;
     let study = crate::studies::get_by_code(conn, study_code)?;
     if already_ingested(conn, study.id, &source_sha, out)? {
         return Ok(());
@@ -759,6 +766,7 @@ fn try_ingest(
                 "height": info.height,
                 "removed_images": outcome.removed_images,
                 "removed_metadata": outcome.removed_metadata,
+                "conversion": outcome.conversion,
             })),
         )?;
         Ok(label)
@@ -787,6 +795,9 @@ fn try_ingest(
     };
     out.outcome = "ingested".into();
     out.message = format!("{} {}×{}, {} levels", info.format, info.width, info.height, info.levels.len());
+    if let Some(c) = &outcome.conversion {
+        out.message = format!("{}; {}", out.message, c.summary());
+    }
     out.slide = Some(label);
     out.removed_images = outcome.removed_images;
     out.removed_metadata = outcome.removed_metadata;
@@ -831,12 +842,43 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
+/// What identifies a slide's original for "already ingested": the SHA-256 of its file, or for a
+/// MIRAX slide (an often empty `.mrxs` file and a folder of the same stem) of the `.mrxs` file's
+/// hash followed by each folder file's name and hash, in name order.
+pub fn source_sha256(path: &Path) -> std::io::Result<String> {
+    let own = sha256_file(path)?;
+    let Some(folder) = mirax_folder(path) else { return Ok(own) };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&folder)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+    files.sort();
+    let mut h = Sha256::new();
+    h.update(own.as_bytes());
+    for f in files.iter().filter(|f| f.is_file()) {
+        h.update(f.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
+        h.update(sha256_file(f)?.as_bytes());
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// The folder of a MIRAX slide `path` (`x.mrxs` → `x/`), if `path` is one.
+fn mirax_folder(path: &Path) -> Option<PathBuf> {
+    reader::is_mirax(path).then(|| path.with_extension(""))
+}
+
 /// The files of a folder (recursively) or the files given, named by their file name as the
-/// manifest's `file` column refers to them.
+/// manifest's `file` column refers to them. A MIRAX slide's folder (`x/` beside `x.mrxs`) is
+/// part of that slide, not files of its own.
 pub fn server_files(paths: &[PathBuf]) -> std::io::Result<Vec<SourceFile>> {
     let mut out = Vec::new();
     let mut stack: Vec<PathBuf> = paths.to_vec();
     while let Some(p) = stack.pop() {
+        let mirax_data = p.file_name().is_some_and(|n| {
+            let mut companion = n.to_os_string();
+            companion.push(".mrxs");
+            p.with_file_name(companion).is_file()
+        });
+        if p.is_dir() && mirax_data && !paths.contains(&p) {
+            continue;
+        }
         if p.is_dir() {
             for e in std::fs::read_dir(&p)? {
                 stack.push(e?.path());

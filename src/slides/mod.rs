@@ -4,7 +4,7 @@
 pub mod ingest;
 
 // The engine: reading, writing, tiling, de-identifying and drawing slides (crates/evidentia-wsi).
-pub use evidentia_wsi::{deid, dzi, jpeg, reader, source, synth, tiffwrite};
+pub use evidentia_wsi::{deid, dzi, jpeg, openslide, reader, source, synth, tiffwrite};
 
 use std::path::{Path, PathBuf};
 

@@ -23,3 +23,4 @@ mod slides;
 mod sso;
 mod stats;
 mod studies;
+mod vendor_slides;

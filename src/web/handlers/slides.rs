@@ -275,6 +275,8 @@ pub struct SlideShowPage {
     pub attributes: Vec<(String, String)>,
     pub metadata: Vec<(String, String)>,
     pub removed: Vec<String>,
+    /// "pixels re-encoded from Hamamatsu NDPI, JPEG quality 90 (PSNR 50.8 dB)" for a converted slide.
+    pub conversion: Option<String>,
     pub prev: Option<String>,
     pub next: Option<String>,
     pub position: String,
@@ -334,6 +336,9 @@ pub async fn slide_show(
         .flat_map(|k| info["deidentification"][k].as_array().cloned().unwrap_or_default())
         .map(|v| text(&v))
         .collect();
+    let conversion = serde_json::from_value::<crate::slides::deid::Conversion>(info["deidentification"]["conversion"].clone())
+        .ok()
+        .map(|c| c.summary());
     let ctx = PageCtx::new(&req, Some(&user), format!("{} · {}", slide.label, code), "studies");
     let page = SlideShowPage {
         ctx: ctx.clone(),
@@ -341,6 +346,7 @@ pub async fn slide_show(
         attributes: slide.attributes().iter().map(|(k, v)| (crate::text::label_of(k), text(v))).collect(),
         metadata,
         removed,
+        conversion,
         prev: at.checked_sub(1).map(|i| siblings[i].label.clone()),
         next: siblings.get(at + 1).map(|s| s.label.clone()),
         position: format!("slide {} of {} of case {}", at + 1, siblings.len(), slide.case_display_id),
