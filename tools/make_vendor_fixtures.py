@@ -2,7 +2,8 @@
 """Write small slides in the scanner vendors' own formats to tests/fixtures/slides/vendors/, each
 with planted PHI in every place that format keeps it, and what OpenSlide 4 reads from them.
 
-Run with the dev venv (numpy, pillow, tifffile, openslide-python + openslide-bin):
+Run with the dev venv (numpy, pillow, tifffile, openslide-python + openslide-bin,
+wsidicomizer[openslide]==0.26.1 (which needs Debian's libturbojpeg0), pydicom):
     /var/tmp/evpy/bin/python tools/make_vendor_fixtures.py
 
 No vendor publishes a writer and OpenSlide's own test slides are real scans we cannot fetch, so
@@ -29,6 +30,12 @@ Files written (1024 x 768 level 0, three levels, 0.25 um/px):
   mirax.mrxs     3DHISTECH MIRAX: an empty .mrxs file and mirax/ with Slidedat.ini (slide name,
                  barcode, creation date, project), Index.dat and Data0000.dat holding the
                  tile JPEGs and the label, macro and preview images.
+  dicom/         DICOM WSI (VL Whole Slide Microscopy Image, JPEG baseline, TILED_FULL) made from
+                 philips.tiff by an independent converter (wsidicomizer), with the patient, study,
+                 accession, referring physician, container id and device serial planted through its
+                 metadata file: three VOLUME instances, a LABEL and an OVERVIEW.
+  dicom-sparse/  the same series with level 0 rewritten (pydicom) as TILED_SPARSE with one tile
+                 missing, its frames positioned by the Per-Frame Functional Groups.
   reference.json what OpenSlide reports for each: vendor, levels, mpp, objective power, associated
                  images, pixel samples composited over white, and the planted PHI strings.
 
@@ -61,7 +68,8 @@ OPERATOR = "Operator-Kim"
 DATE_ISO = "2024-06-15"
 DATE_DICOM = "20240615"
 DATE_TIFF = "2024:06:15"
-PLANTED = [NAME, NAME_FILE, ACCESSION, SERIAL, OPERATOR, DATE_ISO, DATE_DICOM, DATE_TIFF,
+MRN = "MRN-778899"
+PLANTED = [NAME, NAME_FILE, ACCESSION, SERIAL, OPERATOR, OPERATOR.replace("-", "^"), MRN, DATE_ISO, DATE_DICOM, DATE_TIFF,
            base64.b64encode(ACCESSION.encode()).decode().rstrip("=")]
 
 W, H = 1024, 768
@@ -472,12 +480,83 @@ def make_mirax(path):
 # ---------------------------------------------------------------------------------------------
 # What OpenSlide reads
 
+def make_dicom(source, folder):
+    """wsidicomizer converts `source`; its files are renamed by their role (level-0.dcm, label.dcm...)."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    import pydicom
+
+    meta = {"patient": {"name": NAME, "identifier": MRN, "birth_date": "1961-01-02", "sex": "female"},
+            "study": {"identifier": "ST-1", "accession_number": ACCESSION, "date": DATE_ISO, "time": "10:30:00",
+                      "referring_physician_name": OPERATOR.replace("-", "^")},
+            "slide": {"identifier": f"{ACCESSION}-A1"},
+            "equipment": {"manufacturer": "Philips", "model_name": "UFS", "device_serial_number": SERIAL,
+                          "software_versions": ["4.0.3"]}}
+    shutil.rmtree(folder, ignore_errors=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(os.path.join(tmp, "meta.json"), "w") as f:
+            json.dump(meta, f)
+        out = os.path.join(tmp, "out")
+        subprocess.run([os.path.join(os.path.dirname(sys.executable), "wsidicomizer"), "-i", source, "-o", out,
+                        "-m", os.path.join(tmp, "meta.json"), "--tile-size", "256"], check=True, capture_output=True)
+        os.makedirs(folder)
+        files = []
+        for n in os.listdir(out):
+            ds = pydicom.dcmread(os.path.join(out, n), stop_before_pixels=True)
+            files.append((ds.ImageType[2], -int(ds.TotalPixelMatrixColumns), n))
+        level = 0
+        for role, _, n in sorted(files):
+            name = f"level-{level}.dcm" if role == "VOLUME" else f"{role.lower()}.dcm"
+            level += role == "VOLUME"
+            shutil.copy(os.path.join(out, n), os.path.join(folder, name))
+
+
+def make_dicom_sparse(full, folder):
+    """Level 0 of `full` as TILED_SPARSE without its second tile (pydicom)."""
+    import shutil
+
+    import pydicom
+    from pydicom.encaps import encapsulate, generate_fragmented_frames
+    from pydicom.sequence import Sequence
+
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(full, folder)
+    path = os.path.join(folder, "level-0.dcm")
+    ds = pydicom.dcmread(path)
+    frames = [b"".join(f) for f in generate_fragmented_frames(ds.PixelData, number_of_frames=int(ds.NumberOfFrames))]
+    across = -(-int(ds.TotalPixelMatrixColumns) // int(ds.Columns))
+    kept, groups = [], Sequence()
+    for i, frame in enumerate(frames):
+        if i == 1:
+            continue
+        col, row = i % across, i // across
+        position = pydicom.Dataset()
+        position.ColumnPositionInTotalImagePixelMatrix = col * int(ds.Columns) + 1
+        position.RowPositionInTotalImagePixelMatrix = row * int(ds.Rows) + 1
+        position.XOffsetInSlideCoordinateSystem = 0
+        position.YOffsetInSlideCoordinateSystem = 0
+        position.ZOffsetInSlideCoordinateSystem = 0
+        group = pydicom.Dataset()
+        group.PlanePositionSlideSequence = Sequence([position])
+        groups.append(group)
+        kept.append(frame)
+    ds.PerFrameFunctionalGroupsSequence = groups
+    ds.DimensionOrganizationType = "TILED_SPARSE"
+    ds.NumberOfFrames = len(kept)
+    ds.PixelData = encapsulate(kept)
+    ds.save_as(path)
+
+
 EXPECTED = {
     "sample.ndpi": ("hamamatsu", {"macro"}),
     "philips.tiff": ("philips", {"label", "macro"}),
     "leica.scn": ("leica", {"macro"}),
     "ventana.bif": ("ventana", {"macro", "thumbnail"}),
     "mirax.mrxs": ("mirax", {"label", "macro", "thumbnail"}),
+    "dicom/level-0.dcm": ("dicom", {"label", "macro"}),
+    "dicom-sparse/level-0.dcm": ("dicom", {"label", "macro"}),
 }
 
 
@@ -525,11 +604,19 @@ def main():
     make_leica(j("leica.scn"))
     make_ventana(j("ventana.bif"))
     make_mirax(j("mirax.mrxs"))
+    make_dicom(j("philips.tiff"), j("dicom"))
+    make_dicom_sparse(j("dicom"), j("dicom-sparse"))
     ref = {"_generated_by": "tools/make_vendor_fixtures.py with openslide " + openslide.__library_version__,
            "planted_phi": PLANTED}
     for name, (vendor, associated) in EXPECTED.items():
         ref[name] = reference(j(name), vendor, associated)
         assert ref[name]["phi_properties"], f"{name}: OpenSlide shows none of the planted PHI"
+    # The converter's UIDs identify the original study, series and images: none may be kept either.
+    import pydicom
+
+    ref["dicom_uids"] = sorted({str(getattr(pydicom.dcmread(os.path.join(j("dicom"), n), stop_before_pixels=True), a))
+                                for n in os.listdir(j("dicom"))
+                                for a in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")})
     with open(j("reference.json"), "w") as f:
         json.dump(ref, f, indent=1, sort_keys=True)
         f.write("\n")

@@ -842,26 +842,20 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
-/// What identifies a slide's original for "already ingested": the SHA-256 of its file, or for a
-/// MIRAX slide (an often empty `.mrxs` file and a folder of the same stem) of the `.mrxs` file's
-/// hash followed by each folder file's name and hash, in name order.
+/// What identifies a slide's original for "already ingested": the SHA-256 of its file, or for
+/// a slide of several files (a MIRAX slide and its folder, a DICOM series) the SHA-256 over each
+/// file's name and hash, in order.
 pub fn source_sha256(path: &Path) -> std::io::Result<String> {
-    let own = sha256_file(path)?;
-    let Some(folder) = mirax_folder(path) else { return Ok(own) };
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&folder)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
-    files.sort();
+    let files = reader::slide_files(path).map_err(std::io::Error::other)?;
+    if files.len() == 1 {
+        return sha256_file(path);
+    }
     let mut h = Sha256::new();
-    h.update(own.as_bytes());
-    for f in files.iter().filter(|f| f.is_file()) {
+    for f in &files {
         h.update(f.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
         h.update(sha256_file(f)?.as_bytes());
     }
     Ok(hex::encode(h.finalize()))
-}
-
-/// The folder of a MIRAX slide `path` (`x.mrxs` → `x/`), if `path` is one.
-fn mirax_folder(path: &Path) -> Option<PathBuf> {
-    reader::is_mirax(path).then(|| path.with_extension(""))
 }
 
 /// The files of a folder (recursively) or the files given, named by their file name as the

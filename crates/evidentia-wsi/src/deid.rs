@@ -10,6 +10,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 
+use super::dicom::{DicomSlide, FrameCodec};
 use super::openslide::{VendorFormat, VENDOR_FORMATS};
 use super::reader::{self, DirectoryRole, RgbImage, SlideInfo, SlideReader, TiffSlide};
 use super::tiffwrite::{self, ImageSpec, Layout, TiffWriter};
@@ -74,20 +75,30 @@ pub struct DeidOutcome {
     pub conversion: Option<Conversion>,
 }
 
-/// How a converted slide's pixels were made.
+/// How a converted slide's pixels were made: re-encoded (with a quality and the PSNR measured),
+/// or their compressed frames copied into our TIFF unchanged (DICOM).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct Conversion {
     /// The original's format, for people: "Hamamatsu NDPI".
     pub from: String,
-    pub jpeg_quality: u8,
+    /// None when the frames were copied.
+    pub jpeg_quality: Option<u8>,
     /// Peak signal-to-noise ratio of the whole level 0 against the original (dB, 2 decimals).
-    pub psnr_db: f64,
+    pub psnr_db: Option<f64>,
 }
 
 impl Conversion {
-    /// "pixels re-encoded from Hamamatsu NDPI, JPEG quality 90 (PSNR 41.2 dB)"
+    /// "pixels re-encoded from Hamamatsu NDPI, JPEG quality 90 (PSNR 41.2 dB)", or "frames
+    /// copied byte for byte from DICOM".
     pub fn summary(&self) -> String {
-        format!("pixels re-encoded from {}, JPEG quality {} (PSNR {:.1} dB)", self.from, self.jpeg_quality, self.psnr_db)
+        match (self.jpeg_quality, self.psnr_db) {
+            (Some(q), Some(p)) => format!("pixels re-encoded from {}, JPEG quality {q} (PSNR {p:.1} dB)", self.from),
+            _ => format!("frames copied byte for byte from {}", self.from),
+        }
+    }
+
+    fn reencoded(&self) -> bool {
+        self.jpeg_quality.is_some()
     }
 }
 
@@ -111,12 +122,15 @@ pub fn deidentify(src: &Path, dest: &Path) -> anyhow::Result<(DeidOutcome, Slide
             std::fs::write(dest, clean)?;
             DeidOutcome { removed_images: vec![], removed_metadata: removed, conversion: None }
         }
+        (None, _) if slide.dicom().is_some_and(copyable_frames) => {
+            copy_dicom_frames(slide.dicom().unwrap_or_else(|| unreachable!("checked above")), dest)?
+        }
         (None, other) => match VENDOR_FORMATS.iter().find(|v| v.format == other) {
             Some(vendor) => convert(slide.as_ref(), *vendor, dest)?,
             None => bail!("cannot de-identify a {other} file"),
         },
     };
-    let mut info = verify(slide.as_ref(), dest, outcome.conversion.is_some())?;
+    let mut info = verify(slide.as_ref(), dest, outcome.conversion.as_ref().is_some_and(Conversion::reencoded))?;
     if outcome.conversion.is_some() {
         // Our TIFF keeps the resolution; the objective power has no tag of its own.
         info.objective_power = slide.info().objective_power;
@@ -171,9 +185,62 @@ fn convert(slide: &dyn SlideReader, vendor: VendorFormat, dest: &Path) -> anyhow
         removed_metadata,
         conversion: Some(Conversion {
             from: vendor.name.to_string(),
-            jpeg_quality: CONVERSION_QUALITY,
-            psnr_db: (psnr(squared_error, samples) * 100.0).round() / 100.0,
+            jpeg_quality: Some(CONVERSION_QUALITY),
+            psnr_db: Some((psnr(squared_error, samples) * 100.0).round() / 100.0),
         }),
+    })
+}
+
+/// Whether every level's frames can go into a TIFF as they are: JPEG baseline, tiles a
+/// multiple of 16 pixels (TIFF 6.0).
+fn copyable_frames(d: &DicomSlide) -> bool {
+    d.levels.iter().all(|l| l.codec == FrameCodec::Jpeg && l.tile_width % 16 == 0 && l.tile_height % 16 == 0)
+}
+
+/// A DICOM slide into our TIFF with its JPEG frames as the tiles, unchanged but for metadata
+/// segments inside them (APPn other than JFIF/Adobe, comments), which are dropped and named. A
+/// tile a sparse level lacks becomes a white tile. No DICOM attribute is kept: the audit lists
+/// the ones the file had (names only).
+fn copy_dicom_frames(d: &DicomSlide, dest: &Path) -> anyhow::Result<DeidOutcome> {
+    let file = File::create(dest).with_context(|| format!("creating {}", dest.display()))?;
+    let mut w = TiffWriter::new(BufWriter::new(file), false)?;
+    let info = d.info();
+    let mut removed = BTreeSet::new();
+    for (l, level) in d.levels.iter().enumerate() {
+        let (tw, th) = (level.tile_width, level.tile_height);
+        let first = (0..level.tiles_down())
+            .flat_map(|r| (0..level.tiles_across()).map(move |c| (c, r)))
+            .find_map(|(c, r)| level.frame_at(c, r))
+            .context("a DICOM level has no frame")?;
+        let sampling = super::jpeg::sampling_factors(first).unwrap_or([2, 2]);
+        let photometric = if level.photometric == "RGB" { 2 } else { 6 };
+        let mut spec =
+            ImageSpec::rgb(level.width, level.height, Layout::Tiled { tile_width: tw, tile_height: th }, 7, photometric, Some(sampling));
+        spec.new_subfile_type = if l == 0 { 0 } else { 1 };
+        let downsample = info.levels[l].downsample;
+        spec.resolution = info.mpp_x.zip(info.mpp_y).map(|(x, y)| (10_000.0 / (x * downsample), 10_000.0 / (y * downsample), 3));
+        let white = tiffwrite::encode_jpeg_rgb_sampled(&vec![255; (tw * th * 3) as usize], tw as u16, th as u16, 95, sampling)?;
+        let across = level.tiles_across();
+        let tiles = (0..across * level.tiles_down()).map(|i| -> std::io::Result<Vec<u8>> {
+            match level.frame_at(i % across, i / across) {
+                None => Ok(white.clone()),
+                Some(frame) => {
+                    let (clean, dropped) = strip_jpeg_metadata(frame).map_err(std::io::Error::other)?;
+                    removed.extend(dropped);
+                    Ok(clean)
+                }
+            }
+        });
+        w.write_image(&spec, tiles)?;
+    }
+    let mut out = w.finish()?;
+    out.flush()?;
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    removed.extend(removed_property_names(info));
+    Ok(DeidOutcome {
+        removed_images: info.associated.clone(),
+        removed_metadata: removed.into_iter().collect(),
+        conversion: Some(Conversion { from: "DICOM".into(), jpeg_quality: None, psnr_db: None }),
     })
 }
 

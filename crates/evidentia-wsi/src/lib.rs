@@ -3,6 +3,7 @@
 //!
 //! - `reader`: Aperio SVS and generic pyramidal TIFF (levels, regions, associated images,
 //!   metadata), behind the `SlideReader` trait;
+//! - `dicom`: DICOM whole-slide images (Supplement 145), read natively; written by `dicom::export`;
 //! - `openslide`: the scanner vendors' formats (NDPI, Philips TIFF, SCN, BIF, MIRAX, DICOM)
 //!   through OpenSlide 4, loaded at run time when it is installed;
 //! - `jpeg`: JPEG tiles decoded with the colour transform the file declares;
@@ -15,6 +16,7 @@
 //! An engine: no database, no web server; it reads and writes files it is given.
 
 pub mod deid;
+pub mod dicom;
 pub mod dzi;
 mod font;
 pub mod jpeg;

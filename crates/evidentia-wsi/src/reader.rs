@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufReader, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tiff::decoder::ifd::Value;
@@ -146,6 +146,10 @@ pub trait SlideReader: Send + Sync {
     fn tiff(&self) -> Option<&TiffSlide> {
         None
     }
+    /// For DICOM slides: the instances and their stored frames (copied by de-identification).
+    fn dicom(&self) -> Option<&super::dicom::DicomSlide> {
+        None
+    }
     /// Pixel memory the open reader holds (PNG/JPEG are decoded whole at open; TIFF readers
     /// decode per request and hold next to nothing), for caches of open readers.
     fn memory_bytes(&self) -> usize {
@@ -160,10 +164,38 @@ pub fn open(path: &Path) -> Result<Box<dyn SlideReader>, SlideError> {
     if is_mirax(path) {
         return Ok(Box::new(openslide::open(path, openslide::MIRAX)?));
     }
-    match open_source(Arc::new(FileSource::open(path)?)) {
+    let native = match open_source(Arc::new(FileSource::open(path)?)) {
+        Err(SlideError::Vendor(openslide::DICOM)) => super::dicom::open(path).map(|d| Box::new(d) as Box<dyn SlideReader>),
+        other => other,
+    };
+    match native {
+        // Vendor formats, and DICOM frames our own path does not decode (JPEG 2000).
         Err(SlideError::Vendor(format)) => Ok(Box::new(openslide::open(path, format)?)),
         other => other,
     }
+}
+
+/// Every file the slide at `path` is made of, `path` first: a MIRAX slide's `.mrxs` file and
+/// the files of its folder; the instances of a DICOM series; otherwise the file alone.
+pub fn slide_files(path: &Path) -> Result<Vec<PathBuf>, SlideError> {
+    if is_mirax(path) {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path.with_extension(""))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        files.insert(0, path.to_path_buf());
+        return Ok(files);
+    }
+    let mut head = [0u8; 132];
+    let n = source::read_at_most(&FileSource::open(path)?, &mut head, 0)?;
+    if !is_dicom(&head[..n]) {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files = super::dicom::series_files(path)?;
+    files.retain(|f| f != path);
+    files.insert(0, path.to_path_buf());
+    Ok(files)
 }
 
 /// A MIRAX slide is named `*.mrxs`, its data in the folder beside it of the same stem.
@@ -609,7 +641,7 @@ impl TiffSlide {
 
         // (directory, parent index in `main` for SubIFDs)
         let mut directories = Vec::new();
-        let mut main_index = Vec::new();
+        let mut main_index: Vec<Option<usize>> = Vec::new();
         let mut seen = HashSet::new();
         let mut next = Some(first);
         while let Some(ptr) = next {
@@ -763,30 +795,43 @@ impl TiffSlide {
 
     /// Reads the rectangle (`x`, `y`, `w`, `h`) of directory `dir` in its own pixels.
     fn read_rect(&self, dir: usize, x: i64, y: i64, w: u32, h: u32) -> Result<RgbImage, SlideError> {
-        if u64::from(w) * u64::from(h) > MAX_IMAGE_PIXELS {
-            return Err(SlideError::TooLarge(format!(
-                "a {w}×{h} region is larger than the {MAX_IMAGE_PIXELS}-pixel limit"
-            )));
-        }
         let d = &self.directories[dir];
-        let mut out = RgbImage::new(w, h, [255, 255, 255]);
-        let x0 = x.max(0);
-        let y0 = y.max(0);
-        let x1 = (x + i64::from(w)).min(i64::from(d.width));
-        let y1 = (y + i64::from(h)).min(i64::from(d.height));
-        if x1 <= x0 || y1 <= y0 {
-            return Ok(out);
-        }
-        let (cw, ch) = (i64::from(d.chunk_width), i64::from(d.chunk_height));
-        let across = i64::from(d.chunks_across());
-        for row in y0 / ch..=(y1 - 1) / ch {
-            for col in x0 / cw..=(x1 - 1) / cw {
-                let chunk = self.decode_chunk(dir, (row * across + col) as usize)?;
+        let across = d.chunks_across();
+        compose_tiles((x, y, w, h), (d.width, d.height), (d.chunk_width, d.chunk_height), |col, row| {
+            self.decode_chunk(dir, (row * across + col) as usize).map(Some)
+        })
+    }
+}
+
+/// The region `(x, y, w, h)` of an image of `size` cut into tiles of `tile` pixels, from the
+/// tiles it touches (`tile(col, row)`; None for a tile that is not there): white outside the
+/// image and where a tile is missing.
+pub(crate) fn compose_tiles(
+    (x, y, w, h): (i64, i64, u32, u32),
+    size: (u32, u32),
+    tile: (u32, u32),
+    mut decode: impl FnMut(u32, u32) -> Result<Option<RgbImage>, SlideError>,
+) -> Result<RgbImage, SlideError> {
+    if u64::from(w) * u64::from(h) > MAX_IMAGE_PIXELS {
+        return Err(SlideError::TooLarge(format!("a {w}×{h} region is larger than the {MAX_IMAGE_PIXELS}-pixel limit")));
+    }
+    let mut out = RgbImage::new(w, h, [255, 255, 255]);
+    let x0 = x.max(0);
+    let y0 = y.max(0);
+    let x1 = (x + i64::from(w)).min(i64::from(size.0));
+    let y1 = (y + i64::from(h)).min(i64::from(size.1));
+    if x1 <= x0 || y1 <= y0 {
+        return Ok(out);
+    }
+    let (cw, ch) = (i64::from(tile.0), i64::from(tile.1));
+    for row in y0 / ch..=(y1 - 1) / ch {
+        for col in x0 / cw..=(x1 - 1) / cw {
+            if let Some(chunk) = decode(col as u32, row as u32)? {
                 out.paste(&chunk, col * cw - x, row * ch - y);
             }
         }
-        Ok(out)
     }
+    Ok(out)
 }
 
 /// TIFF-flavoured LZW (MSB first, early code-size switch) into a fixed buffer: output is bounded
