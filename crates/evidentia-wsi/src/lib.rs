@@ -3,7 +3,7 @@
 //!
 //! - `reader`: Aperio SVS and generic pyramidal TIFF (levels, regions, associated images,
 //!   metadata), behind the `SlideReader` trait;
-//! - `dicom`: DICOM whole-slide images (Supplement 145), read natively; written by `dicom::export`;
+//! - `dicom`, `dicomwrite`: DICOM whole-slide images (Supplement 145), read natively; exported;
 //! - `openslide`: the scanner vendors' formats (NDPI, Philips TIFF, SCN, BIF, MIRAX, DICOM)
 //!   through OpenSlide 4, loaded at run time when it is installed;
 //! - `jpeg`: JPEG tiles decoded with the colour transform the file declares;
@@ -17,6 +17,7 @@
 
 pub mod deid;
 pub mod dicom;
+pub mod dicomwrite;
 pub mod dzi;
 mod font;
 pub mod jpeg;

@@ -287,7 +287,7 @@ pub struct TiffSlide {
     directories: Vec<TiffDirectory>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum DirectoryRole {
     Level(usize),
     /// "thumbnail" | "label" | "macro"
