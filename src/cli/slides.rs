@@ -50,6 +50,20 @@ pub enum SlidesCmd {
         /// Slide files or folders (searched recursively); default: the manifest's folder.
         paths: Vec<PathBuf>,
     },
+    /// Export slides as DICOM whole-slide images (a VL Whole Slide Microscopy Image series per
+    /// slide, in a folder named by its label), for a PACS or a regulator's viewer.
+    Export {
+        #[arg(long)]
+        study: String,
+        /// The only format: dicom.
+        #[arg(long)]
+        format: String,
+        #[arg(long)]
+        out: PathBuf,
+        /// A slide's label (repeat for several); default: every slide of the study.
+        #[arg(long = "slide")]
+        slides: Vec<String>,
+    },
     /// List a study's slides.
     List {
         #[arg(long)]
@@ -127,6 +141,28 @@ pub fn run(ctx: &Ctx, cmd: SlidesCmd) -> CliResult {
             println!("wrote {width} x {height} px of level {level} to {}", out.display());
         }
         SlidesCmd::Ingest { study: code, manifest, site, paths } => ingest(ctx, &code, &manifest, site, paths)?,
+        SlidesCmd::Export { study: code, format, out, slides: labels } => {
+            if format != "dicom" {
+                return Err(Failure::Input(format!("--format {format}: the only export format is dicom")));
+            }
+            let (mut conn, actor) = ctx.open()?;
+            let access = study(&mut conn, &actor, &code)?;
+            access.require(Permission::ViewSlides)?;
+            let key = evidentia::cases::deid::study_key(&mut conn, &ctx.cfg.data_dir, &access.study.code)?;
+            let done =
+                evidentia::slides::export::export_dicom(&mut conn, &ctx.cfg.storage, &key, &access, &labels, &out)?;
+            for s in &done {
+                let how = s.levels.iter().map(|l| l.frames_from.as_str()).find(|f| *f != "copied").unwrap_or("copied");
+                println!(
+                    "{:<18} {} levels, {} frames ({how}) → {}",
+                    s.label,
+                    s.levels.len(),
+                    s.levels.iter().map(|l| l.frames).sum::<usize>(),
+                    s.dir.display()
+                );
+            }
+            println!("{} slides exported as DICOM", done.len());
+        }
         SlidesCmd::List { study: code } => {
             let (mut conn, actor) = ctx.open()?;
             let access = study(&mut conn, &actor, &code)?;

@@ -1,10 +1,11 @@
 //! Slides: whole-slide image reading, de-identified ingest, Deep Zoom tiles, synthetic slides.
 //! This file holds the slide records: listing, lookup, QC exclusion and their audit.
 
+pub mod export;
 pub mod ingest;
 
 // The engine: reading, writing, tiling, de-identifying and drawing slides (crates/evidentia-wsi).
-pub use evidentia_wsi::{deid, dzi, jpeg, openslide, reader, source, synth, tiffwrite};
+pub use evidentia_wsi::{deid, dicom, dicomwrite, dzi, jpeg, openslide, reader, source, synth, tiffwrite};
 
 use std::path::{Path, PathBuf};
 

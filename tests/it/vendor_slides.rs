@@ -166,15 +166,21 @@ async fn every_vendor_format_is_inspected_read_and_ingested_without_its_phi() {
         place(fixture, &dir, name);
         manifest.push_str(&format!("{name},{subject},H&E,SNUBH\n"));
     }
+    // A DICOM series as a PACS gives it: a folder of instances; the row names any one of them.
+    let series = dir.join("DOE_JANE_S24-012345_pacs");
+    std::fs::create_dir_all(&series).unwrap();
+    for e in std::fs::read_dir(vendor_fixture("dicom")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), series.join(e.file_name())).unwrap();
+    }
+    manifest.push_str(&format!("level-1.dcm,{subject},H&E,SNUBH\n"));
     let m = dir.join("manifest.csv");
     std::fs::write(&m, manifest).unwrap();
     let out = app.cli(&["--as", "manager", "slides", "ingest", "--study", "LUNG-IO-01", "--manifest", m.to_str().unwrap()], None);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("5 ingested"), "{stdout}");
-    for (_, _, _) in VENDORS {
-        assert!(stdout.contains("re-encoded from"), "{stdout}");
-    }
+    assert!(stdout.contains("6 ingested"), "{stdout}");
+    assert!(stdout.contains("frames copied byte for byte from DICOM"), "{stdout}");
     for from in ["Hamamatsu NDPI", "Philips TIFF", "Leica SCN", "Ventana BIF", "3DHISTECH MIRAX"] {
         assert!(stdout.contains(&format!("re-encoded from {from}, JPEG quality 90")), "{from}: {stdout}");
     }
@@ -182,12 +188,12 @@ async fn every_vendor_format_is_inspected_read_and_ingested_without_its_phi() {
     output.extend(out.stderr);
     // The same files again: recognised (a MIRAX slide by its folder's content), not stored twice.
     let out = app.cli(&["--as", "manager", "slides", "ingest", "--study", "LUNG-IO-01", "--manifest", m.to_str().unwrap()], None);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("0 ingested, 5 already there"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 ingested, 6 already there"), "{}", String::from_utf8_lossy(&out.stdout));
     output.extend(out.stdout);
     output.extend(out.stderr);
 
     let study = evidentia::studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap().id;
-    for n in 1..=5 {
+    for n in 1..=6 {
         let label = format!("{case}-S{n:02}");
         let slide = evidentia::slides::get(&mut app.conn(), study, &label).unwrap();
         assert_eq!(slide.format.as_str(), "generic-tiff");
@@ -196,20 +202,120 @@ async fn every_vendor_format_is_inspected_read_and_ingested_without_its_phi() {
         assert_eq!(copy.info().mpp_x.map(|m| (m * 1e6).round() / 1e6), Some(0.25));
         let info = slide.info();
         let conversion = &info["deidentification"]["conversion"];
-        assert_eq!(conversion["jpeg_quality"], 90);
-        assert!(conversion["psnr_db"].as_f64().unwrap() > 35.0, "{conversion}");
+        if n == 6 {
+            assert_eq!(conversion["from"], "DICOM");
+            assert!(conversion["jpeg_quality"].is_null(), "{conversion}");
+        } else {
+            assert_eq!(conversion["jpeg_quality"], 90);
+            assert!(conversion["psnr_db"].as_f64().unwrap() > 35.0, "{conversion}");
+        }
     }
     let events = audit_events(&app, "ingest");
     let converted: Vec<_> = events.iter().filter(|e| e.new_value.as_deref().unwrap_or("").contains("\"conversion\"")).collect();
-    assert_eq!(converted.len(), 5);
+    assert_eq!(converted.len(), 6);
+    let dicom = converted.iter().find(|e| e.new_value.as_deref().unwrap().contains("\"from\":\"DICOM\"")).unwrap();
+    let new = dicom.new_value.as_deref().unwrap();
+    assert!(new.contains("dicom.PatientName") && new.contains("dicom.AccessionNumber") && new.contains("label"), "{new}");
     let ndpi = converted.iter().find(|e| e.new_value.as_deref().unwrap().contains("Hamamatsu NDPI")).unwrap();
     let new = ndpi.new_value.as_deref().unwrap();
     assert!(new.contains("hamamatsu.Reference") && new.contains("macro") && new.contains("psnr_db"), "{new}");
-    // Not a byte of it: the data dir (database, slides), object storage, the commands' output.
+    // Export two of them as DICOM: the NDPI slide (converted at ingest) and the DICOM one.
+    let exported = app.scratch.join("pacs");
+    let args = |format: &str, slides: &[String]| {
+        let mut a: Vec<String> = ["slides", "export", "--study", "LUNG-IO-01", "--format", format, "--out"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        a.push(exported.display().to_string());
+        for s in slides {
+            a.extend(["--slide".to_string(), s.clone()]);
+        }
+        a
+    };
+    let run = |a: Vec<String>, who: &str| {
+        let mut all = vec!["--as".to_string(), who.to_string()];
+        all.extend(a);
+        app.cli(&all.iter().map(String::as_str).collect::<Vec<_>>(), None)
+    };
+    let chosen = [format!("{case}-S01"), format!("{case}-S06")];
+    let out = run(args("dicom", &chosen), "annotator1");
+    assert_eq!(out.status.code(), Some(2), "annotators see no slides");
+    let out = run(args("tiff", &chosen), "manager");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the only export format is dicom"));
+    let out = run(args("dicom", &["NOPE-S01".to_string()]), "manager");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--slide NOPE-S01"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(args("dicom", &chosen), "manager");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("2 slides exported as DICOM"), "{stdout}");
+    output.extend(out.stdout);
+    output.extend(out.stderr);
+    let python = std::env::var("EVIDENTIA_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/check_dicom_export.py");
+    let mut study_uids = Vec::new();
+    for label in &chosen {
+        let png = app.scratch.join(format!("{label}-openslide.png"));
+        let check = std::process::Command::new(&python)
+            .arg(&script)
+            .arg(exported.join(label))
+            .arg(&png)
+            .output()
+            .unwrap_or_else(|e| panic!("{python}: {e} (set EVIDENTIA_TEST_PYTHON to a Python with pydicom and openslide; tools/test does)"));
+        assert!(check.status.success(), "{}{}", String::from_utf8_lossy(&check.stdout), String::from_utf8_lossy(&check.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+        let slide = evidentia::slides::get(&mut app.conn(), study, label).unwrap();
+        let copy = evidentia::slides::open_stored(&app.config.storage, &slide.sha256, slide.format).unwrap();
+        let levels = report["levels"].as_array().unwrap();
+        assert_eq!(levels.len(), copy.info().levels.len(), "{report}");
+        for (l, level) in levels.iter().enumerate() {
+            assert_eq!(level["sop_class"], "1.2.840.10008.5.1.4.1.1.77.1.6");
+            assert_eq!(level["transfer_syntax"], "1.2.840.10008.1.2.4.50");
+            assert_eq!((level["patient_id"].as_str(), level["identity_removed"].as_str()), (Some(case.as_str()), Some("YES")));
+            assert_eq!(level["deid_codes"], serde_json::json!(["113100"]));
+            study_uids.push(level["study_uid"].as_str().unwrap().to_string());
+            // The frames are the stored copy's tiles, byte for byte.
+            let tiff = copy.tiff().unwrap();
+            let dir = tiff.directories().iter().position(|d| d.role == reader::DirectoryRole::Level(l)).unwrap();
+            for (i, sha) in level["frames"].as_array().unwrap().iter().enumerate() {
+                let tile = tiff.raw_chunk(dir, i).unwrap();
+                assert_eq!(sha.as_str().unwrap(), hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&tile)), "{label} level {l} frame {i}");
+            }
+        }
+        // OpenSlide sees the same pyramid and pixels (two JPEG decoders: within a few levels).
+        let os = &report["openslide"];
+        assert_eq!(os["vendor"], "dicom");
+        assert_eq!(os["levels"].as_array().unwrap().len(), copy.info().levels.len());
+        assert!((os["mpp_x"].as_f64().unwrap() - 0.25).abs() < 1e-6, "{os}");
+        let mut decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap())).read_info().unwrap();
+        let mut theirs = vec![0; decoder.output_buffer_size().unwrap()];
+        decoder.next_frame(&mut theirs).unwrap();
+        let ours = copy.read_region(0, 0, 0, copy.info().width as u32, copy.info().height as u32).unwrap();
+        let worst = ours.data.iter().zip(&theirs).map(|(a, b)| (i32::from(*a) - i32::from(*b)).abs()).max().unwrap();
+        assert!(worst <= 6, "{label}: OpenSlide's pixels differ by up to {worst}");
+    }
+    // One study, one Study Instance UID; a slide, its own series.
+    study_uids.dedup();
+    assert_eq!(study_uids.len(), 1);
+    // Exported again: the same bytes (UIDs mapped from the study's key, not drawn).
+    let first = std::fs::read(exported.join(&chosen[1]).join("level-0.dcm")).unwrap();
+    assert!(run(args("dicom", &chosen[1..]), "manager").status.success());
+    assert_eq!(std::fs::read(exported.join(&chosen[1]).join("level-0.dcm")).unwrap(), first);
+    // Not a byte of it: the data dir (database, slides), object storage, the commands' output,
+    // the export (nor the original DICOM UIDs).
     for (f, bytes) in app.every_file() {
         assert_no_phi(&f, &bytes);
     }
     assert_no_phi("the command output", &output);
+    let uids: Vec<String> = reference["dicom_uids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    for f in files_under(&exported) {
+        let bytes = std::fs::read(&f).unwrap();
+        assert_no_phi(&f.display().to_string(), &bytes);
+        for uid in &uids {
+            assert!(!bytes.windows(uid.len()).any(|w| w == uid.as_bytes()), "the original UID {uid} in {f:?}");
+        }
+    }
     // The slides are viewed like any other.
     let c = app.login("manager").await;
     let label = format!("{case}-S01");

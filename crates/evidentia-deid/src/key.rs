@@ -40,6 +40,15 @@ impl StudyKey {
         hex::encode(self.mac("subject", &format!("{site_code}\u{1f}{}", subject_id.trim())))
     }
 
+    /// 16 bytes standing for `what` in this study (the UIDs of exported DICOM: the same slide
+    /// gets the same UIDs at every export; without the key they link to nothing).
+    pub fn identifier_bytes(&self, what: &str) -> [u8; 16] {
+        let m = self.mac("identifier", what);
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&m[..16]);
+        out
+    }
+
     /// A stable pseudonym for any other identifier value.
     pub fn pseudonym(&self, field: &str, value: &str) -> String {
         format!("PSN-{}", &hex::encode(self.mac(&format!("field:{field}"), value.trim()))[..12])

@@ -1,0 +1,78 @@
+//! A study's slides out as DICOM whole-slide images (`evidentia slides export --format dicom`),
+//! for a hospital PACS or a regulator's viewer: each slide a VL Whole Slide Microscopy Image
+//! series in its own folder, named by the slide's label. The series' UIDs are mapped from the
+//! study's key (the same at every export, linkable to nothing without it); the patient is
+//! named by the pseudonymous case id. What the stored copy holds is all there is to export: it
+//! was de-identified at ingest.
+
+use std::path::{Path, PathBuf};
+
+use super::dicomwrite::{self, LevelExport, SeriesIds};
+use super::{open_stored, Slide};
+use crate::auth::permissions::{Permission, StudyAccess};
+use crate::cases::deid::StudyKey;
+use crate::db::paging::PageRequest;
+use crate::db::Conn;
+use crate::error::{Error, Result};
+
+/// One exported slide: its label, folder and levels.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ExportedSlide {
+    pub label: String,
+    pub dir: PathBuf,
+    pub levels: Vec<LevelExport>,
+}
+
+/// The study's slides named by `labels` (all of them when empty) as DICOM series under `out`.
+pub fn export_dicom(
+    conn: &mut Conn,
+    storage: &crate::storage::Storage,
+    key: &StudyKey,
+    access: &StudyAccess,
+    labels: &[String],
+    out: &Path,
+) -> Result<Vec<ExportedSlide>> {
+    access.require(Permission::ViewSlides)?;
+    let all = super::list(conn, access.study.id, &Default::default(), PageRequest::all())?.items;
+    let unknown: Vec<&String> = labels.iter().filter(|l| !all.iter().any(|s| &s.label == *l)).collect();
+    if let Some(l) = unknown.first() {
+        return Err(Error::invalid("slide", format!("--slide {l}: the study has no slide of that label")));
+    }
+    let chosen: Vec<&Slide> = all.iter().filter(|s| labels.is_empty() || labels.contains(&s.label)).collect();
+    if chosen.is_empty() {
+        return Err(Error::invalid("slide", "the study has no slides to export"));
+    }
+    let mut done = Vec::new();
+    for slide in chosen {
+        let reader = open_stored(storage, &slide.sha256, slide.format)
+            .map_err(|e| Error::Internal(anyhow::anyhow!("slide {}: {e}", slide.label)))?;
+        let ids = series_ids(key, &access.study.code, slide, reader.info().levels.len());
+        let dir = out.join(&slide.label);
+        let levels = dicomwrite::write_series(reader.as_ref(), &ids, &dir)
+            .map_err(|e| Error::Internal(e.context(format!("exporting slide {}", slide.label))))?;
+        done.push(ExportedSlide { label: slide.label.clone(), dir, levels });
+    }
+    Ok(done)
+}
+
+/// The series' identifiers: pseudonymous names, UIDs mapped from the study's key.
+fn series_ids(key: &StudyKey, study_code: &str, slide: &Slide, levels: usize) -> SeriesIds {
+    let uid = |what: &str| dicomwrite::uid_from(key.identifier_bytes(&format!("dicom/{what}")));
+    let of_slide = |what: &str| uid(&format!("{what}/{}", slide.sha256));
+    SeriesIds {
+        patient_name: slide.case_display_id.clone(),
+        patient_id: slide.case_display_id.clone(),
+        study_id: study_code.to_string(),
+        container_id: slide.label.clone(),
+        study_uid: uid("study"),
+        series_uid: of_slide("series"),
+        frame_of_reference_uid: of_slide("frame-of-reference"),
+        pyramid_uid: of_slide("pyramid"),
+        specimen_uid: of_slide("specimen"),
+        dimension_organization_uid: of_slide("dimension-organization"),
+        instance_uids: (0..levels).map(|l| of_slide(&format!("level-{l}"))).collect(),
+        content_date: slide.created_at.format("%Y%m%d").to_string(),
+        content_time: slide.created_at.format("%H%M%S").to_string(),
+        software: format!("evidentia {}", env!("CARGO_PKG_VERSION")),
+    }
+}
