@@ -108,9 +108,8 @@ async fn every_vendor_format_is_inspected_read_and_ingested_without_its_phi() {
         );
         assert!(out.status.success(), "{fixture}: {}", String::from_utf8_lossy(&out.stderr));
         output.extend(out.stdout);
-        let mut decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap()))
-            .read_info()
-            .unwrap();
+        let mut decoder =
+            png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap())).read_info().unwrap();
         let mut pixels = vec![0; decoder.output_buffer_size().unwrap()];
         decoder.next_frame(&mut pixels).unwrap();
         for s in r["levels"][0]["samples"].as_array().unwrap() {
@@ -176,7 +175,10 @@ async fn every_vendor_format_is_inspected_read_and_ingested_without_its_phi() {
     manifest.push_str(&format!("level-1.dcm,{subject},H&E,SNUBH\n"));
     let m = dir.join("manifest.csv");
     std::fs::write(&m, manifest).unwrap();
-    let out = app.cli(&["--as", "manager", "slides", "ingest", "--study", "LUNG-IO-01", "--manifest", m.to_str().unwrap()], None);
+    let out = app.cli(
+        &["--as", "manager", "slides", "ingest", "--study", "LUNG-IO-01", "--manifest", m.to_str().unwrap()],
+        None,
+    );
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("6 ingested"), "{stdout}");
@@ -187,8 +189,15 @@ async fn every_vendor_format_is_inspected_read_and_ingested_without_its_phi() {
     output.extend(out.stdout);
     output.extend(out.stderr);
     // The same files again: recognised (a MIRAX slide by its folder's content), not stored twice.
-    let out = app.cli(&["--as", "manager", "slides", "ingest", "--study", "LUNG-IO-01", "--manifest", m.to_str().unwrap()], None);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("0 ingested, 6 already there"), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = app.cli(
+        &["--as", "manager", "slides", "ingest", "--study", "LUNG-IO-01", "--manifest", m.to_str().unwrap()],
+        None,
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("0 ingested, 6 already there"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     output.extend(out.stdout);
     output.extend(out.stderr);
 
@@ -211,11 +220,15 @@ async fn every_vendor_format_is_inspected_read_and_ingested_without_its_phi() {
         }
     }
     let events = audit_events(&app, "ingest");
-    let converted: Vec<_> = events.iter().filter(|e| e.new_value.as_deref().unwrap_or("").contains("\"conversion\"")).collect();
+    let converted: Vec<_> =
+        events.iter().filter(|e| e.new_value.as_deref().unwrap_or("").contains("\"conversion\"")).collect();
     assert_eq!(converted.len(), 6);
     let dicom = converted.iter().find(|e| e.new_value.as_deref().unwrap().contains("\"from\":\"DICOM\"")).unwrap();
     let new = dicom.new_value.as_deref().unwrap();
-    assert!(new.contains("dicom.PatientName") && new.contains("dicom.AccessionNumber") && new.contains("label"), "{new}");
+    assert!(
+        new.contains("dicom.PatientName") && new.contains("dicom.AccessionNumber") && new.contains("label"),
+        "{new}"
+    );
     let ndpi = converted.iter().find(|e| e.new_value.as_deref().unwrap().contains("Hamamatsu NDPI")).unwrap();
     let new = ndpi.new_value.as_deref().unwrap();
     assert!(new.contains("hamamatsu.Reference") && new.contains("macro") && new.contains("psnr_db"), "{new}");
@@ -245,7 +258,11 @@ async fn every_vendor_format_is_inspected_read_and_ingested_without_its_phi() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("the only export format is dicom"));
     let out = run(args("dicom", &["NOPE-S01".to_string()]), "manager");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--slide NOPE-S01"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--slide NOPE-S01"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = run(args("dicom", &chosen), "manager");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
@@ -262,8 +279,17 @@ async fn every_vendor_format_is_inspected_read_and_ingested_without_its_phi() {
             .arg(exported.join(label))
             .arg(&png)
             .output()
-            .unwrap_or_else(|e| panic!("{python}: {e} (set EVIDENTIA_TEST_PYTHON to a Python with pydicom and openslide; tools/test does)"));
-        assert!(check.status.success(), "{}{}", String::from_utf8_lossy(&check.stdout), String::from_utf8_lossy(&check.stderr));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{python}: {e} (set EVIDENTIA_TEST_PYTHON to a Python with pydicom and openslide; tools/test does)"
+                )
+            });
+        assert!(
+            check.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        );
         let report: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
         let slide = evidentia::slides::get(&mut app.conn(), study, label).unwrap();
         let copy = evidentia::slides::open_stored(&app.config.storage, &slide.sha256, slide.format).unwrap();
@@ -272,7 +298,10 @@ async fn every_vendor_format_is_inspected_read_and_ingested_without_its_phi() {
         for (l, level) in levels.iter().enumerate() {
             assert_eq!(level["sop_class"], "1.2.840.10008.5.1.4.1.1.77.1.6");
             assert_eq!(level["transfer_syntax"], "1.2.840.10008.1.2.4.50");
-            assert_eq!((level["patient_id"].as_str(), level["identity_removed"].as_str()), (Some(case.as_str()), Some("YES")));
+            assert_eq!(
+                (level["patient_id"].as_str(), level["identity_removed"].as_str()),
+                (Some(case.as_str()), Some("YES"))
+            );
             assert_eq!(level["deid_codes"], serde_json::json!(["113100"]));
             study_uids.push(level["study_uid"].as_str().unwrap().to_string());
             // The frames are the stored copy's tiles, byte for byte.
@@ -280,7 +309,11 @@ async fn every_vendor_format_is_inspected_read_and_ingested_without_its_phi() {
             let dir = tiff.directories().iter().position(|d| d.role == reader::DirectoryRole::Level(l)).unwrap();
             for (i, sha) in level["frames"].as_array().unwrap().iter().enumerate() {
                 let tile = tiff.raw_chunk(dir, i).unwrap();
-                assert_eq!(sha.as_str().unwrap(), hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&tile)), "{label} level {l} frame {i}");
+                assert_eq!(
+                    sha.as_str().unwrap(),
+                    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&tile)),
+                    "{label} level {l} frame {i}"
+                );
             }
         }
         // OpenSlide sees the same pyramid and pixels (two JPEG decoders: within a few levels).
@@ -288,7 +321,8 @@ async fn every_vendor_format_is_inspected_read_and_ingested_without_its_phi() {
         assert_eq!(os["vendor"], "dicom");
         assert_eq!(os["levels"].as_array().unwrap().len(), copy.info().levels.len());
         assert!((os["mpp_x"].as_f64().unwrap() - 0.25).abs() < 1e-6, "{os}");
-        let mut decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap())).read_info().unwrap();
+        let mut decoder =
+            png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap())).read_info().unwrap();
         let mut theirs = vec![0; decoder.output_buffer_size().unwrap()];
         decoder.next_frame(&mut theirs).unwrap();
         let ours = copy.read_region(0, 0, 0, copy.info().width as u32, copy.info().height as u32).unwrap();
@@ -308,7 +342,8 @@ async fn every_vendor_format_is_inspected_read_and_ingested_without_its_phi() {
         assert_no_phi(&f, &bytes);
     }
     assert_no_phi("the command output", &output);
-    let uids: Vec<String> = reference["dicom_uids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    let uids: Vec<String> =
+        reference["dicom_uids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
     for f in files_under(&exported) {
         let bytes = std::fs::read(&f).unwrap();
         assert_no_phi(&f.display().to_string(), &bytes);
@@ -344,10 +379,15 @@ async fn the_web_form_ingests_an_ndpi_slide_and_refuses_a_lone_mrxs_file() {
         c.http.post(c.url(&format!("/studies/LUNG-IO-01/slides/ingest?csrf_token={}", c.csrf))).multipart(form).send()
     };
     let mrxs = "DOE_JANE_S24-012345.mrxs";
-    let r = upload(format!("file,subject_id,stain,site\n{mrxs},{subject},H&E,SNUBH\n"), "mirax.mrxs", mrxs).await.unwrap();
+    let r =
+        upload(format!("file,subject_id,stain,site\n{mrxs},{subject},H&E,SNUBH\n"), "mirax.mrxs", mrxs).await.unwrap();
     let page = r.text().await.unwrap();
-    assert!(page.contains("manifest row 1, column file: a MIRAX slide is a .mrxs file and the folder beside it"), "{page}");
-    let r = upload(format!("file,subject_id,stain,site\n{name},{subject},H&E,SNUBH\n"), "sample.ndpi", name).await.unwrap();
+    assert!(
+        page.contains("manifest row 1, column file: a MIRAX slide is a .mrxs file and the folder beside it"),
+        "{page}"
+    );
+    let r =
+        upload(format!("file,subject_id,stain,site\n{name},{subject},H&E,SNUBH\n"), "sample.ndpi", name).await.unwrap();
     assert_eq!(r.status(), 303);
     let id: i32 = location(&r).rsplit('/').next().unwrap().parse().unwrap();
     let mut page = String::new();

@@ -167,7 +167,8 @@ fn convert(slide: &dyn SlideReader, vendor: VendorFormat, dest: &Path) -> anyhow
             let padded = tiffwrite::pad_tile(&region.data, cw, ch, t, t, 3);
             let jpeg = tiffwrite::encode_jpeg_rgb_444(&padded, t as u16, t as u16, CONVERSION_QUALITY)?;
             if l == 0 {
-                let back = super::jpeg::decode_rgb(&jpeg, None, Some(6), u64::from(t * t)).map_err(std::io::Error::other)?;
+                let back =
+                    super::jpeg::decode_rgb(&jpeg, None, Some(6), u64::from(t * t)).map_err(std::io::Error::other)?;
                 let back = crop(&back, cw, ch);
                 squared_error += sum_squared_error(&region, &back);
                 samples += region.data.len() as u64;
@@ -214,12 +215,20 @@ fn copy_dicom_frames(d: &DicomSlide, dest: &Path) -> anyhow::Result<DeidOutcome>
             .context("a DICOM level has no frame")?;
         let sampling = super::jpeg::sampling_factors(first).unwrap_or([2, 2]);
         let photometric = if level.photometric == "RGB" { 2 } else { 6 };
-        let mut spec =
-            ImageSpec::rgb(level.width, level.height, Layout::Tiled { tile_width: tw, tile_height: th }, 7, photometric, Some(sampling));
+        let mut spec = ImageSpec::rgb(
+            level.width,
+            level.height,
+            Layout::Tiled { tile_width: tw, tile_height: th },
+            7,
+            photometric,
+            Some(sampling),
+        );
         spec.new_subfile_type = if l == 0 { 0 } else { 1 };
         let downsample = info.levels[l].downsample;
-        spec.resolution = info.mpp_x.zip(info.mpp_y).map(|(x, y)| (10_000.0 / (x * downsample), 10_000.0 / (y * downsample), 3));
-        let white = tiffwrite::encode_jpeg_rgb_sampled(&vec![255; (tw * th * 3) as usize], tw as u16, th as u16, 95, sampling)?;
+        spec.resolution =
+            info.mpp_x.zip(info.mpp_y).map(|(x, y)| (10_000.0 / (x * downsample), 10_000.0 / (y * downsample), 3));
+        let white =
+            tiffwrite::encode_jpeg_rgb_sampled(&vec![255; (tw * th * 3) as usize], tw as u16, th as u16, 95, sampling)?;
         let across = level.tiles_across();
         let tiles = (0..across * level.tiles_down()).map(|i| -> std::io::Result<Vec<u8>> {
             match level.frame_at(i % across, i / across) {
@@ -511,7 +520,8 @@ fn verify(original: &dyn SlideReader, dest: &Path, converted: bool) -> anyhow::R
         let (w, h) = (level.width.min(256) as u32, level.height.min(256) as u32);
         let x = ((level.width - w as u64) / 2) as f64 * level.downsample;
         let y = ((level.height - h as u64) / 2) as f64 * level.downsample;
-        let (a, b) = (original.read_region(l, x as i64, y as i64, w, h)?, copy.read_region(l, x as i64, y as i64, w, h)?);
+        let (a, b) =
+            (original.read_region(l, x as i64, y as i64, w, h)?, copy.read_region(l, x as i64, y as i64, w, h)?);
         if converted {
             let p = psnr(sum_squared_error(&a, &b), a.data.len() as u64);
             if p < MIN_CONVERSION_PSNR_DB {

@@ -82,7 +82,10 @@ impl Instance {
             FrameCodec::Uncompressed => {
                 let n = w as usize * h as usize * 3;
                 let data = bytes.get(..n).ok_or_else(|| {
-                    SlideError::Corrupt(format!("a frame holds {} bytes, not the {n} of {w} × {h} RGB pixels", bytes.len()))
+                    SlideError::Corrupt(format!(
+                        "a frame holds {} bytes, not the {n} of {w} × {h} RGB pixels",
+                        bytes.len()
+                    ))
                 })?;
                 Ok(Some(RgbImage { width: w, height: h, data: data.to_vec() }))
             }
@@ -255,7 +258,9 @@ fn read_instance(obj: &DefaultDicomObject) -> Result<Instance, SlideError> {
     }
     let samples = obj.get(tags::SAMPLES_PER_PIXEL).and_then(|e| e.to_int::<i64>().ok()).unwrap_or(0);
     if samples != 3 {
-        return Err(SlideError::Unsupported(format!("DICOM frames with {samples} samples per pixel are not supported (RGB only)")));
+        return Err(SlideError::Unsupported(format!(
+            "DICOM frames with {samples} samples per pixel are not supported (RGB only)"
+        )));
     }
     let tile_width = dimension(obj, tags::COLUMNS, "Columns")?;
     let tile_height = dimension(obj, tags::ROWS, "Rows")?;
@@ -271,7 +276,9 @@ fn read_instance(obj: &DefaultDicomObject) -> Result<Instance, SlideError> {
     let across = width.div_ceil(tile_width);
     let tiles = u64::from(across) * u64::from(height.div_ceil(tile_height));
     if tiles > 10_000_000 {
-        return Err(SlideError::TooLarge(format!("a DICOM instance of {width} × {height} pixels in {tile_width} × {tile_height} tiles")));
+        return Err(SlideError::TooLarge(format!(
+            "a DICOM instance of {width} × {height} pixels in {tile_width} × {tile_height} tiles"
+        )));
     }
     let mut grid = vec![None; tiles as usize];
     let organisation = text(obj, tags::DIMENSION_ORGANIZATION_TYPE);
@@ -286,9 +293,13 @@ fn read_instance(obj: &DefaultDicomObject) -> Result<Instance, SlideError> {
                     at(tags::COLUMN_POSITION_IN_TOTAL_IMAGE_PIXEL_MATRIX),
                     at(tags::ROW_POSITION_IN_TOTAL_IMAGE_PIXEL_MATRIX),
                 ) else {
-                    return Err(SlideError::Corrupt(format!("frame {} has no position in the total pixel matrix", f + 1)));
+                    return Err(SlideError::Corrupt(format!(
+                        "frame {} has no position in the total pixel matrix",
+                        f + 1
+                    )));
                 };
-                let (col, row) = ((c - 1).div_euclid(i64::from(tile_width)), (r - 1).div_euclid(i64::from(tile_height)));
+                let (col, row) =
+                    ((c - 1).div_euclid(i64::from(tile_width)), (r - 1).div_euclid(i64::from(tile_height)));
                 if col < 0 || row < 0 || col >= i64::from(across) || (row * i64::from(across) + col) as u64 >= tiles {
                     return Err(SlideError::Corrupt(format!("frame {} lies outside the image ({c}, {r})", f + 1)));
                 }
@@ -336,7 +347,8 @@ fn read_instance(obj: &DefaultDicomObject) -> Result<Instance, SlideError> {
 /// The frames of the Pixel Data: one fragment per frame, or fragments grouped by the Basic
 /// Offset Table; uncompressed pixel data cut into frame-sized pieces.
 fn frames_of(obj: &DefaultDicomObject, codec: FrameCodec, n: i64, w: u32, h: u32) -> Result<Vec<Vec<u8>>, SlideError> {
-    let pixel = obj.get(tags::PIXEL_DATA).ok_or_else(|| SlideError::Corrupt("the DICOM instance has no pixel data".into()))?;
+    let pixel =
+        obj.get(tags::PIXEL_DATA).ok_or_else(|| SlideError::Corrupt("the DICOM instance has no pixel data".into()))?;
     let n = usize::try_from(n).unwrap_or(0);
     match (codec, pixel.value()) {
         (FrameCodec::Jpeg, DicomValue::PixelSequence(seq)) => {
@@ -369,7 +381,10 @@ fn frames_of(obj: &DefaultDicomObject, codec: FrameCodec, n: i64, w: u32, h: u32
             let bytes = p.to_bytes();
             let size = w as usize * h as usize * 3;
             if bytes.len() < size * n {
-                return Err(SlideError::Corrupt(format!("the pixel data holds {} bytes, not {n} frames of {size}", bytes.len())));
+                return Err(SlideError::Corrupt(format!(
+                    "the pixel data holds {} bytes, not {n} frames of {size}",
+                    bytes.len()
+                )));
             }
             Ok(bytes.chunks(size).take(n).map(<[u8]>::to_vec).collect())
         }
@@ -403,7 +418,8 @@ impl SlideReader for DicomSlide {
     }
 
     fn read_region(&self, level: usize, x: i64, y: i64, w: u32, h: u32) -> Result<RgbImage, SlideError> {
-        let l = self.levels.get(level).ok_or_else(|| SlideError::OutOfBounds(format!("level {level} does not exist")))?;
+        let l =
+            self.levels.get(level).ok_or_else(|| SlideError::OutOfBounds(format!("level {level} does not exist")))?;
         let ds = self.info.levels[level].downsample;
         l.region((x as f64 / ds).floor() as i64, (y as f64 / ds).floor() as i64, w, h)
     }
@@ -422,7 +438,11 @@ impl SlideReader for DicomSlide {
     }
 
     fn memory_bytes(&self) -> usize {
-        self.levels.iter().chain(self.associated.iter().map(|(_, a)| a)).map(|i| i.frames.iter().map(Vec::len).sum::<usize>()).sum()
+        self.levels
+            .iter()
+            .chain(self.associated.iter().map(|(_, a)| a))
+            .map(|i| i.frames.iter().map(Vec::len).sum::<usize>())
+            .sum()
     }
 }
 
@@ -440,7 +460,8 @@ mod tests {
     fn full_and_sparse_series_read_as_openslide_does() {
         let reference = reference();
         for name in ["dicom/level-0.dcm", "dicom-sparse/level-0.dcm"] {
-            let slide = crate::reader::open(&fixture(&format!("vendors/{name}"))).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let slide =
+                crate::reader::open(&fixture(&format!("vendors/{name}"))).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!((slide.info().format.as_str(), slide.info().backend.as_str()), ("dicom", OWN_BACKEND));
             // Our JPEG decoder against libjpeg-turbo's (OpenSlide): within 3, as for SVS.
             let worst = matches_reference(name, slide.as_ref(), &reference[name], 3);
@@ -478,7 +499,10 @@ mod tests {
             for key in reference[name]["phi_properties"].as_array().unwrap() {
                 assert!(outcome.removed_metadata.iter().any(|k| k == key.as_str().unwrap()), "{name}: {key}");
             }
-            assert_eq!((info.format.as_str(), info.levels.len(), info.mpp_x.map(|m| (m * 1e6).round() / 1e6)), ("generic-tiff", 3, Some(0.25)));
+            assert_eq!(
+                (info.format.as_str(), info.levels.len(), info.mpp_x.map(|m| (m * 1e6).round() / 1e6)),
+                ("generic-tiff", 3, Some(0.25))
+            );
             let bytes = std::fs::read(&dest).unwrap();
             for phi in &planted {
                 assert!(!bytes.windows(phi.len()).any(|w| w == phi.as_bytes()), "{name}: {phi} in the copy");

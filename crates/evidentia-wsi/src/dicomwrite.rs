@@ -170,8 +170,11 @@ fn instance(
     let info = slide.info();
     let level = &info.levels[l];
     let mut o = InMemDicomObject::new_empty();
-    let image_type: &[&str] =
-        if l == 0 { &["ORIGINAL", "PRIMARY", "VOLUME", "NONE"] } else { &["DERIVED", "PRIMARY", "VOLUME", "RESAMPLED"] };
+    let image_type: &[&str] = if l == 0 {
+        &["ORIGINAL", "PRIMARY", "VOLUME", "NONE"]
+    } else {
+        &["DERIVED", "PRIMARY", "VOLUME", "RESAMPLED"]
+    };
     let strings = |v: &[&str]| PrimitiveValue::Strs(v.iter().map(|s| s.to_string()).collect());
     put(&mut o, tags::IMAGE_TYPE, VR::CS, strings(image_type));
     put(&mut o, tags::SOP_CLASS_UID, VR::UI, WSI_SOP_CLASS);
@@ -380,7 +383,10 @@ mod tests {
         let slide = crate::reader::open(&copy).unwrap();
         let again = dir.path().join("again");
         write_series(slide.as_ref(), &ids(3), &again).unwrap();
-        assert_eq!(std::fs::read(again.join("level-0.dcm")).unwrap(), std::fs::read(dir.path().join("copy.tiff.dicom/level-0.dcm")).unwrap());
+        assert_eq!(
+            std::fs::read(again.join("level-0.dcm")).unwrap(),
+            std::fs::read(dir.path().join("copy.tiff.dicom/level-0.dcm")).unwrap()
+        );
     }
 
     #[test]

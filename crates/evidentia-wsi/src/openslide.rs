@@ -315,9 +315,7 @@ impl SlideReader for OpenSlideReader {
         }
         let mut buf = pixel_buffer(u64::from(w), u64::from(h))?;
         // SAFETY: a live handle; `buf` holds w*h pixels, as OpenSlide writes.
-        unsafe {
-            (self.lib.read_region)(self.ptr(), buf.as_mut_ptr(), x, y, level as i32, i64::from(w), i64::from(h))
-        };
+        unsafe { (self.lib.read_region)(self.ptr(), buf.as_mut_ptr(), x, y, level as i32, i64::from(w), i64::from(h)) };
         self.check()?;
         Ok(Self::over_white(&buf, w, h))
     }
@@ -383,7 +381,10 @@ mod tests {
             for a in &slide.info().associated {
                 let img = slide.associated_image(a).unwrap();
                 let size = &reference[name]["associated_sizes"][a];
-                assert_eq!((u64::from(img.width), u64::from(img.height)), (size[0].as_u64().unwrap(), size[1].as_u64().unwrap()));
+                assert_eq!(
+                    (u64::from(img.width), u64::from(img.height)),
+                    (size[0].as_u64().unwrap(), size[1].as_u64().unwrap())
+                );
             }
             // Everything OpenSlide shows of the planted PHI is in the properties we hold (and
             // so must be dropped by de-identification).
@@ -449,7 +450,8 @@ mod tests {
         for (path, format) in VENDOR_FIXTURES {
             let name = path.trim_start_matches("vendors/");
             let dest = dir.path().join(format!("{name}.tiff"));
-            let (outcome, info) = crate::deid::deidentify(&fixture(path), &dest).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            let (outcome, info) =
+                crate::deid::deidentify(&fixture(path), &dest).unwrap_or_else(|e| panic!("{name}: {e:#}"));
             let r = &reference[name];
             let conversion = outcome.conversion.as_ref().unwrap();
             assert_eq!(conversion.from, format.name);
@@ -459,7 +461,10 @@ mod tests {
             removed.sort();
             assert_eq!(Json::from(removed), r["associated"], "{name}");
             for key in r["phi_properties"].as_array().unwrap() {
-                assert!(outcome.removed_metadata.iter().any(|k| k == key.as_str().unwrap()), "{name}: {key} not listed");
+                assert!(
+                    outcome.removed_metadata.iter().any(|k| k == key.as_str().unwrap()),
+                    "{name}: {key} not listed"
+                );
             }
             // The copy: our own TIFF, same levels and resolution, nothing else.
             assert_eq!((info.format.as_str(), info.backend.as_str()), ("generic-tiff", OWN_BACKEND));

@@ -165,7 +165,9 @@ pub fn open(path: &Path) -> Result<Box<dyn SlideReader>, SlideError> {
         return Ok(Box::new(openslide::open(path, openslide::MIRAX)?));
     }
     let native = match open_source(Arc::new(FileSource::open(path)?)) {
-        Err(SlideError::Vendor(openslide::DICOM)) => super::dicom::open(path).map(|d| Box::new(d) as Box<dyn SlideReader>),
+        Err(SlideError::Vendor(openslide::DICOM)) => {
+            super::dicom::open(path).map(|d| Box::new(d) as Box<dyn SlideReader>)
+        }
         other => other,
     };
     match native {
@@ -813,7 +815,9 @@ pub(crate) fn compose_tiles(
     mut decode: impl FnMut(u32, u32) -> Result<Option<RgbImage>, SlideError>,
 ) -> Result<RgbImage, SlideError> {
     if u64::from(w) * u64::from(h) > MAX_IMAGE_PIXELS {
-        return Err(SlideError::TooLarge(format!("a {w}×{h} region is larger than the {MAX_IMAGE_PIXELS}-pixel limit")));
+        return Err(SlideError::TooLarge(format!(
+            "a {w}×{h} region is larger than the {MAX_IMAGE_PIXELS}-pixel limit"
+        )));
     }
     let mut out = RgbImage::new(w, h, [255, 255, 255]);
     let x0 = x.max(0);

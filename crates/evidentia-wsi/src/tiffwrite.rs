@@ -498,7 +498,13 @@ pub fn encode_jpeg_rgb_444(data: &[u8], width: u16, height: u16, quality: u8) ->
 
 /// As [`encode_jpeg_rgb`] with the chroma subsampling of a TIFF YCbCrSubsampling value:
 /// [1, 1] 4:4:4, [2, 1] 4:2:2, anything else 4:2:0.
-pub fn encode_jpeg_rgb_sampled(data: &[u8], width: u16, height: u16, quality: u8, sampling: [u16; 2]) -> io::Result<Vec<u8>> {
+pub fn encode_jpeg_rgb_sampled(
+    data: &[u8],
+    width: u16,
+    height: u16,
+    quality: u8,
+    sampling: [u16; 2],
+) -> io::Result<Vec<u8>> {
     let factor = match sampling {
         [1, 1] => jpeg_encoder::SamplingFactor::R_4_4_4,
         [2, 1] => jpeg_encoder::SamplingFactor::R_4_2_2,

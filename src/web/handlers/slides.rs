@@ -336,9 +336,10 @@ pub async fn slide_show(
         .flat_map(|k| info["deidentification"][k].as_array().cloned().unwrap_or_default())
         .map(|v| text(&v))
         .collect();
-    let conversion = serde_json::from_value::<crate::slides::deid::Conversion>(info["deidentification"]["conversion"].clone())
-        .ok()
-        .map(|c| c.summary());
+    let conversion =
+        serde_json::from_value::<crate::slides::deid::Conversion>(info["deidentification"]["conversion"].clone())
+            .ok()
+            .map(|c| c.summary());
     let ctx = PageCtx::new(&req, Some(&user), format!("{} · {}", slide.label, code), "studies");
     let page = SlideShowPage {
         ctx: ctx.clone(),
