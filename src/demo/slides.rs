@@ -1,5 +1,7 @@
 //! Demo slides: a synthetic H&E slide drawn for each of the first demo subjects' phenotype,
-//! ingested through the same manifest path a site's slides take (label and PHI removed).
+//! ingested through the same manifest path a site's slides take (label and PHI removed). The
+//! second comes as a hospital PACS would give it: a DICOM whole-slide series naming the patient
+//! (its frames are the drawn slide's tiles, so the pixels, and the AI's results, are the same).
 
 use std::path::Path;
 
@@ -70,11 +72,15 @@ fn draw_and_ingest(
     for (i, s) in picked.iter().enumerate() {
         progress(i, picked.len());
         // Like a real site export, the file name carries the hospital's identifiers.
-        let name = format!("{}_{}.svs", s.hospital_id, s.mrn);
-        let path = dir.join(&name);
+        let mut name = format!("{}_{}.svs", s.hospital_id, s.mrn);
+        let mut path = dir.join(&name);
         let params = SynthParams::new(WIDTH, HEIGHT, MPP, phenotype(s), demo.seed + i as u64);
         synth::write_slide(&path, &params, &mut |_, _| {})?;
         let _ = std::fs::remove_file(synth::truth_path_for(&path));
+        if i == 1 {
+            path = as_pacs_series(&path, s, &dir.join(format!("{}_pacs", s.hospital_id)), demo.seed)?;
+            name = "level-0.dcm".into();
+        }
         manifest.push_str(&format!("{name},{},{},H&E,A1,Synthetic ScanScope\n", s.hospital_id, s.site));
         files.push(SourceFile { name, path, uploaded: true });
     }
@@ -87,5 +93,32 @@ fn draw_and_ingest(
     if let Some(failed) = report.iter().find(|r| r.outcome == "failed") {
         return Err(anyhow::anyhow!("demo slide for {}: {}", failed.case, failed.message).into());
     }
-    Ok(vec![format!("{} synthetic slides in {}", report.len(), demo.code)])
+    Ok(vec![format!("{} synthetic slides in {} (one from a DICOM series)", report.len(), demo.code)])
+}
+
+/// The drawn slide `svs` as the DICOM series a PACS would hold, with the patient's name and
+/// hospital number in it (for de-identification to remove); returns its first instance.
+fn as_pacs_series(svs: &Path, s: &DemoSubject, dir: &Path, seed: u64) -> Result<std::path::PathBuf> {
+    use crate::slides::dicomwrite::{self, SeriesIds};
+    let slide = crate::slides::reader::open(svs).map_err(anyhow::Error::from)?;
+    let uid = |n: u64| dicomwrite::uid_from(((u128::from(seed) << 64) | u128::from(n)).to_be_bytes());
+    let ids = SeriesIds {
+        patient_name: format!("{}^DEMO", s.hospital_id),
+        patient_id: s.mrn.clone(),
+        study_id: "PATH-2024".into(),
+        container_id: format!("{}-A1", s.mrn),
+        study_uid: uid(1),
+        series_uid: uid(2),
+        frame_of_reference_uid: uid(3),
+        pyramid_uid: uid(4),
+        specimen_uid: uid(5),
+        dimension_organization_uid: uid(6),
+        instance_uids: (0..slide.info().levels.len() as u64).map(|l| uid(10 + l)).collect(),
+        content_date: "20240615".into(),
+        content_time: "103000".into(),
+        software: "synthetic scanner".into(),
+    };
+    dicomwrite::write_series(slide.as_ref(), &ids, dir)?;
+    std::fs::remove_file(svs).map_err(anyhow::Error::from)?;
+    Ok(dir.join("level-0.dcm"))
 }

@@ -117,6 +117,8 @@ fn migrate_and_demo_seed_only_are_idempotent() {
     assert!(first.status.success(), "{}", stderr(&first));
     let out = String::from_utf8_lossy(&first.stdout);
     assert!(out.contains("seeded study LUNG-IO-01") && out.contains("seeded 2 synthetic slides"), "{out}");
+    // The second came from a PACS as a DICOM series, naming the patient.
+    assert!(out.contains("2 synthetic slides in LUNG-IO-01 (one from a DICOM series)"), "{out}");
     assert!(out.contains("seeded AI run 1 of evidentia-demo-til@1.0.0 on 2 slides"), "{out}");
     assert!(out.contains("an AI-assisted re-read"), "{out}");
     // The second demo study is complete, locked and signed: its dossier exports and verifies.
@@ -140,6 +142,7 @@ fn migrate_and_demo_seed_only_are_idempotent() {
         let bytes = std::fs::read(f.path()).unwrap();
         for s in subjects.iter().take(5) {
             assert!(!bytes.windows(s.hospital_id.len()).any(|w| w == s.hospital_id.as_bytes()), "subject id stored");
+            assert!(!bytes.windows(s.mrn.len()).any(|w| w == s.mrn.as_bytes()), "hospital number stored");
         }
         assert!(!bytes.windows(8).any(|w| w == b"Filename"), "Aperio Filename key stored");
     }
