@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The names of what requests leave here, and of scratch files (`tempfile`'s `.tmp…`).
-const SWEPT_PREFIXES: [&str; 4] = ["slide-upload-", "geojson-", "model-upload-", ".tmp"];
+const SWEPT_PREFIXES: [&str; 5] = ["slide-upload-", "geojson-", "model-upload-", "dicom-export-", ".tmp"];
 const SCRATCH_MIN_AGE: Duration = Duration::from_secs(3600);
 
 /// Makes `dir` (and its parents) and restricts it to the owner.

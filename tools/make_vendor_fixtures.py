@@ -2,6 +2,8 @@
 """Write small slides in the scanner vendors' own formats to tests/fixtures/slides/vendors/, each
 with planted PHI in every place that format keeps it, and what OpenSlide 4 reads from them.
 
+`--ndpi PATH WIDTH HEIGHT` writes only a larger NDPI (for benches/vendors.rs).
+
 Run with the dev venv (numpy, pillow, tifffile, openslide-python + openslide-bin,
 wsidicomizer[openslide]==0.26.1 (which needs Debian's libturbojpeg0), pydicom):
     /var/tmp/evpy/bin/python tools/make_vendor_fixtures.py
@@ -624,5 +626,15 @@ def main():
     print(f"wrote {OUT}: {total} bytes", file=sys.stderr)
 
 
+def big_ndpi(path, width, height):
+    """A larger NDPI for the benchmark (benches/vendors.rs): the same layout at another size."""
+    global W, H
+    W, H = width, height
+    make_ndpi(path)
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 5 and sys.argv[1] == "--ndpi":
+        big_ndpi(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    else:
+        main()

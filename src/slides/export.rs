@@ -76,3 +76,34 @@ fn series_ids(key: &StudyKey, study_code: &str, slide: &Slide, levels: usize) ->
         software: format!("evidentia {}", env!("CARGO_PKG_VERSION")),
     }
 }
+
+/// One slide's DICOM series zipped (`<label>-dicom.zip` in `dir`, its `level-N.dcm` files stored
+/// uncompressed: the frames are JPEG already), for the slide page's download. A label outside
+/// the study is not found.
+pub fn dicom_zip(
+    conn: &mut Conn,
+    storage: &crate::storage::Storage,
+    key: &StudyKey,
+    access: &StudyAccess,
+    label: &str,
+    dir: &Path,
+) -> Result<PathBuf> {
+    let slide = super::get(conn, access.study.id, label)?;
+    let done = export_dicom(conn, storage, key, access, std::slice::from_ref(&slide.label), &dir.join("series"))?;
+    let path = dir.join(format!("{}-dicom.zip", slide.label));
+    let io = |e: std::io::Error| Error::Internal(e.into());
+    let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(std::fs::File::create(&path).map_err(io)?));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .last_modified_time(zip::DateTime::default())
+        .large_file(true)
+        .unix_permissions(0o644);
+    for level in done.iter().flat_map(|s| &s.levels) {
+        let name = level.file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        zip.start_file(format!("{}/{name}", slide.label), options).map_err(|e| Error::Internal(e.into()))?;
+        std::io::copy(&mut std::fs::File::open(&level.file).map_err(io)?, &mut zip).map_err(io)?;
+    }
+    let mut file = zip.finish().map_err(|e| Error::Internal(e.into()))?;
+    std::io::Write::flush(&mut file).map_err(io)?;
+    Ok(path)
+}

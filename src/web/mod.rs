@@ -266,6 +266,36 @@ pub fn csv_rows_download(
     Ok(csv_response(filename, bytes))
 }
 
+/// A download of `len` bytes named `filename`, read in 1 MiB pieces by `read(at, n)` on the
+/// blocking pool (a large file never sits in memory whole); `keep` is held until the stream ends
+/// or the client goes (a temporary folder to remove then).
+pub fn streamed_download<K: Send + 'static>(
+    content_type: &str,
+    filename: &str,
+    len: u64,
+    read: impl Fn(u64, u64) -> std::io::Result<Vec<u8>> + Clone + Send + 'static,
+    keep: K,
+) -> HttpResponse {
+    const PIECE: u64 = 1024 * 1024;
+    let chunks = futures_util::stream::unfold(Some((0u64, keep)), move |state| {
+        let read = read.clone();
+        async move {
+            let (at, keep) = state.filter(|(a, _)| *a < len)?;
+            let n = PIECE.min(len - at);
+            match web::block(move || read(at, n)).await {
+                Ok(Ok(buf)) => Some((Ok::<_, actix_web::Error>(web::Bytes::from(buf)), Some((at + n, keep)))),
+                Ok(Err(e)) => Some((Err(e.into()), None)),
+                Err(e) => Some((Err(actix_web::error::ErrorInternalServerError(e)), None)),
+            }
+        }
+    });
+    HttpResponse::Ok()
+        .content_type(content_type.to_string())
+        .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\"")))
+        .no_chunking(len)
+        .streaming(chunks)
+}
+
 /// Bytes of a CSV file as a download named `filename`.
 pub fn csv_response(filename: &str, bytes: Vec<u8>) -> HttpResponse {
     HttpResponse::Ok()

@@ -360,46 +360,81 @@ async fn every_vendor_format_is_inspected_read_and_ingested_without_its_phi() {
     assert_no_phi("the slide page", page.as_bytes());
     let r = c.get(&format!("/studies/LUNG-IO-01/slides/{label}/dzi/slide_files/10/1_1.jpeg")).await;
     assert_eq!(r.status(), 200);
+    // The slide page's DICOM download: the same series as the command writes.
+    assert!(page.contains(&format!("/slides/{label}/dicom.zip")), "{page}");
+    let r = c.get(&format!("/studies/LUNG-IO-01/slides/{}/dicom.zip", chosen[1])).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/zip");
+    let bytes = r.bytes().await.unwrap().to_vec();
+    assert_no_phi("the DICOM download", &bytes);
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    assert_eq!(zip.len(), 3);
+    let mut level0 = Vec::new();
+    std::io::Read::read_to_end(&mut zip.by_name(&format!("{}/level-0.dcm", chosen[1])).unwrap(), &mut level0).unwrap();
+    assert_eq!(level0, first, "the download is the command's export");
+    let leftovers: Vec<_> = files_under(&app.data_dir.join("tmp"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("dicom-export"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let r = c.get("/studies/LUNG-IO-01/slides/NOPE-S01/dicom.zip").await;
+    assert_eq!(r.status(), 404);
+    let annotator = app.login("annotator1").await;
+    let r = annotator.get(&format!("/studies/LUNG-IO-01/slides/{}/dicom.zip", chosen[1])).await;
+    assert_eq!(r.status(), 404, "annotators see no slides outside their reads");
 }
 
 #[tokio::test]
-async fn the_web_form_ingests_an_ndpi_slide_and_refuses_a_lone_mrxs_file() {
+async fn the_web_form_ingests_single_file_vendor_slides_and_refuses_a_lone_mrxs_file() {
     let app = spawn_app();
     let c = app.login("manager").await;
     let subjects = subjects_of_snubh(1);
     let (subject, case) = &subjects[0];
-    let name = "DOE_JANE_S24-012345.ndpi";
-    let upload = |manifest: String, file: &'static str, name: &'static str| {
-        let form = reqwest::multipart::Form::new()
-            .part("manifest", reqwest::multipart::Part::bytes(manifest.into_bytes()).file_name("manifest.csv"))
-            .part(
-                "slides",
-                reqwest::multipart::Part::bytes(std::fs::read(vendor_fixture(file)).unwrap()).file_name(name),
-            );
+    let upload = |files: &[(&str, &str)]| {
+        let mut manifest = String::from("file,subject_id,stain,site\n");
+        let mut form = reqwest::multipart::Form::new();
+        for (fixture, name) in files {
+            manifest.push_str(&format!("{name},{subject},H&E,SNUBH\n"));
+            let bytes = std::fs::read(vendor_fixture(fixture)).unwrap();
+            form = form.part("slides", reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()));
+        }
+        let form =
+            form.part("manifest", reqwest::multipart::Part::bytes(manifest.into_bytes()).file_name("manifest.csv"));
         c.http.post(c.url(&format!("/studies/LUNG-IO-01/slides/ingest?csrf_token={}", c.csrf))).multipart(form).send()
     };
-    let mrxs = "DOE_JANE_S24-012345.mrxs";
-    let r =
-        upload(format!("file,subject_id,stain,site\n{mrxs},{subject},H&E,SNUBH\n"), "mirax.mrxs", mrxs).await.unwrap();
+    let r = upload(&[("mirax.mrxs", "DOE_JANE_S24-012345.mrxs")]).await.unwrap();
     let page = r.text().await.unwrap();
     assert!(
         page.contains("manifest row 1, column file: a MIRAX slide is a .mrxs file and the folder beside it"),
         "{page}"
     );
-    let r =
-        upload(format!("file,subject_id,stain,site\n{name},{subject},H&E,SNUBH\n"), "sample.ndpi", name).await.unwrap();
+    // Every single-file format at once, under the names sites give them; a DICOM instance
+    // uploaded alone is a slide of its one level.
+    let r = upload(&[
+        ("sample.ndpi", "DOE_JANE_S24-012345.ndpi"),
+        ("philips.tiff", "DOE_JANE_philips.tiff"),
+        ("leica.scn", "DOE_JANE.scn"),
+        ("ventana.bif", "DOE_JANE.bif"),
+        ("dicom/level-1.dcm", "DOE_JANE.dcm"),
+    ])
+    .await
+    .unwrap();
     assert_eq!(r.status(), 303);
     let id: i32 = location(&r).rsplit('/').next().unwrap().parse().unwrap();
     let mut page = String::new();
     for _ in 0..600 {
         page = c.get_text(&format!("/studies/LUNG-IO-01/slides/ingests/{id}")).await.1;
-        if page.contains("re-encoded from Hamamatsu NDPI") {
+        if page.contains(&format!("{case}-S05")) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert!(page.contains("re-encoded from Hamamatsu NDPI") && page.contains(&format!("{case}-S01")), "{page}");
-    assert!(page.contains("hamamatsu.Reference") && page.contains("macro"), "{page}");
+    for from in ["Hamamatsu NDPI", "Philips TIFF", "Leica SCN", "Ventana BIF"] {
+        assert!(page.contains(&format!("re-encoded from {from}")), "{from}: {page}");
+    }
+    assert!(page.contains("frames copied byte for byte from DICOM") && page.contains(&format!("{case}-S05")), "{page}");
+    assert!(page.contains("hamamatsu.Reference") && page.contains("dicom.PatientName"), "{page}");
+    assert_no_phi("the ingest page", page.as_bytes());
     for (f, bytes) in app.every_file() {
         assert_no_phi(&f, &bytes);
     }

@@ -107,6 +107,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/studies/{code}/slides/{label}/heatmap.json", web::get().to(runs::slide_heatmap))
         .route("/studies/{code}/slides/{label}/heatmap.png", web::get().to(runs::slide_heatmap_png))
         .route("/studies/{code}/slides/{label}/thumbnail.jpeg", web::get().to(slides::slide_thumbnail))
+        .route("/studies/{code}/slides/{label}/dicom.zip", web::get().to(slides::slide_dicom_zip))
         .route("/studies/{code}/slides/{label}/dzi/slide.dzi", web::get().to(slides::slide_dzi))
         .route(
             "/studies/{code}/slides/{label}/dzi/slide_files/{level}/{col}_{row}.jpeg",

@@ -431,6 +431,36 @@ pub async fn slide_thumbnail(
     image(&state, &req, slide, "thumbnail".into(), |tiles, sha, file| tiles.thumbnail(sha, file)).await
 }
 
+/// The slide as a DICOM whole-slide series, zipped (`<label>-dicom.zip`), for a PACS or a
+/// regulator's viewer: made in a private temporary folder, streamed, removed when sent.
+pub async fn slide_dicom_zip(
+    state: web::Data<AppState>,
+    InStudy { access, .. }: InStudy<perm::ViewSlides>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, PageError> {
+    let (_, label) = path.into_inner();
+    let tmp = crate::tmp::PrivateDir::create(&state.config.tmp_dir(), "dicom-export")
+        .map_err(|e| Error::Internal(e.into()))?;
+    let (dir, storage, data_dir) =
+        (tmp.path().to_path_buf(), state.config.storage.clone(), state.config.data_dir.clone());
+    let zip = state
+        .db(move |c| {
+            let key = crate::cases::deid::study_key(c, &data_dir, &access.study.code)?;
+            crate::slides::export::dicom_zip(c, &storage, &key, &access, &label, &dir)
+        })
+        .await?;
+    let file = std::fs::File::open(&zip).map_err(|e| Error::Internal(e.into()))?;
+    let len = file.metadata().map_err(|e| Error::Internal(e.into()))?.len();
+    let name = zip.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let file = std::sync::Arc::new(file);
+    let read = move |at: u64, n: u64| {
+        let mut buf = vec![0u8; n as usize];
+        std::os::unix::fs::FileExt::read_exact_at(file.as_ref(), &mut buf, at).map(|_| buf)
+    };
+    // The folder (and the zip) go when the stream is done or dropped.
+    Ok(crate::web::streamed_download("application/zip", &name, len, read, tmp))
+}
+
 type Rendered = Result<std::sync::Arc<Vec<u8>>, crate::slides::reader::SlideError>;
 
 /// Images and descriptors of a stored slide never change (the file is content-addressed), but

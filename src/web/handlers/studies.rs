@@ -420,29 +420,9 @@ pub async fn study_dossier_download(
             Err(e) => return Err(Error::Internal(anyhow::anyhow!("reading dossier {id}: {e}")).into()),
         }
     };
-    // Streamed from storage in 1 MiB pieces (a dossier can be large).
-    const PIECE: u64 = 1024 * 1024;
-    let chunks = futures_util::stream::unfold(Some(0u64), move |at| {
-        let (storage, key) = (storage.clone(), key.clone());
-        async move {
-            let at = at.filter(|&a| a < len)?;
-            let n = PIECE.min(len - at);
-            let piece = web::block(move || storage.read_range(&key, at..at + n)).await;
-            match piece {
-                Ok(Ok(buf)) => Some((Ok::<_, actix_web::Error>(web::Bytes::from(buf)), Some(at + n))),
-                Ok(Err(e)) => Some((Err(e.into()), None)),
-                Err(e) => Some((Err(actix_web::error::ErrorInternalServerError(e)), None)),
-            }
-        }
-    });
-    Ok(HttpResponse::Ok()
-        .content_type("application/zip")
-        .insert_header((
-            actix_web::http::header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{code}-dossier-{id}.zip\""),
-        ))
-        .no_chunking(len)
-        .streaming(chunks))
+    // Streamed from storage (a dossier can be large).
+    let read = move |at: u64, n: u64| storage.read_range(&key, at..at + n);
+    Ok(crate::web::streamed_download("application/zip", &format!("{code}-dossier-{id}.zip"), len, read, ()))
 }
 
 /// Shared by the retire/remove forms that only carry a reason.
