@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use evidentia::slides::dicomwrite::{self, SeriesIds};
 use evidentia::slides::dzi::{DeepZoom, TileServer};
 use evidentia::slides::reader::{self, SlideReader};
 
@@ -47,24 +48,12 @@ fn main() -> anyhow::Result<()> {
     if !dicom.join("level-0.dcm").exists() {
         let svs = evidentia::slides::synth::kept_slide(&root, "bench-20000x15000.svs", 20000, 15000, 2026)?;
         let slide = reader::open(&svs)?;
-        let uid = |n: u128| evidentia::slides::dicomwrite::uid_from(n.to_be_bytes());
-        let ids = evidentia::slides::dicomwrite::SeriesIds {
-            patient_name: "BENCH".into(),
-            patient_id: "BENCH".into(),
-            study_id: "BENCH".into(),
-            container_id: "BENCH-S01".into(),
-            study_uid: uid(1),
-            series_uid: uid(2),
-            frame_of_reference_uid: uid(3),
-            pyramid_uid: uid(4),
-            specimen_uid: uid(5),
-            dimension_organization_uid: uid(6),
-            instance_uids: (0..slide.info().levels.len() as u128).map(|l| uid(10 + l)).collect(),
-            content_date: "20261207".into(),
-            content_time: "000000".into(),
-            software: "bench".into(),
-        };
-        evidentia::slides::dicomwrite::write_series(slide.as_ref(), &ids, &dicom)?;
+        let levels = slide.info().levels.len();
+        let ids =
+            SeriesIds::with_uids(("BENCH", "BENCH"), "BENCH", "BENCH-S01", levels, ("20261207", "000000"), |what| {
+                dicomwrite::uid_of(&format!("bench/{what}"))
+            });
+        dicomwrite::write_series(slide.as_ref(), &ids, &dicom)?;
     }
     println!("(machine: {} cores)", std::thread::available_parallelism().map_or(1, |n| n.get()));
     for (what, path) in [

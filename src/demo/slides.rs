@@ -101,23 +101,15 @@ fn draw_and_ingest(
 fn as_pacs_series(svs: &Path, s: &DemoSubject, dir: &Path, seed: u64) -> Result<std::path::PathBuf> {
     use crate::slides::dicomwrite::{self, SeriesIds};
     let slide = crate::slides::reader::open(svs).map_err(anyhow::Error::from)?;
-    let uid = |n: u64| dicomwrite::uid_from(((u128::from(seed) << 64) | u128::from(n)).to_be_bytes());
-    let ids = SeriesIds {
-        patient_name: format!("{}^DEMO", s.hospital_id),
-        patient_id: s.mrn.clone(),
-        study_id: "PATH-2024".into(),
-        container_id: format!("{}-A1", s.mrn),
-        study_uid: uid(1),
-        series_uid: uid(2),
-        frame_of_reference_uid: uid(3),
-        pyramid_uid: uid(4),
-        specimen_uid: uid(5),
-        dimension_organization_uid: uid(6),
-        instance_uids: (0..slide.info().levels.len() as u64).map(|l| uid(10 + l)).collect(),
-        content_date: "20240615".into(),
-        content_time: "103000".into(),
-        software: "synthetic scanner".into(),
-    };
+    let (name, levels) = (format!("{}^DEMO", s.hospital_id), slide.info().levels.len());
+    let ids = SeriesIds::with_uids(
+        (&name, &s.mrn),
+        "PATH-2024",
+        &format!("{}-A1", s.mrn),
+        levels,
+        ("20240615", "103000"),
+        |what| dicomwrite::uid_of(&format!("demo/{seed}/{}/{what}", s.hospital_id)),
+    );
     dicomwrite::write_series(slide.as_ref(), &ids, dir)?;
     std::fs::remove_file(svs).map_err(anyhow::Error::from)?;
     Ok(dir.join("level-0.dcm"))

@@ -55,26 +55,16 @@ pub fn export_dicom(
     Ok(done)
 }
 
-/// The series' identifiers: pseudonymous names, UIDs mapped from the study's key.
+/// The series' identifiers: pseudonymous names, UIDs mapped from the study's key (the study's
+/// UID shared by all its slides, every other one the slide's own).
 fn series_ids(key: &StudyKey, study_code: &str, slide: &Slide, levels: usize) -> SeriesIds {
-    let uid = |what: &str| dicomwrite::uid_from(key.identifier_bytes(&format!("dicom/{what}")));
-    let of_slide = |what: &str| uid(&format!("{what}/{}", slide.sha256));
-    SeriesIds {
-        patient_name: slide.case_display_id.clone(),
-        patient_id: slide.case_display_id.clone(),
-        study_id: study_code.to_string(),
-        container_id: slide.label.clone(),
-        study_uid: uid("study"),
-        series_uid: of_slide("series"),
-        frame_of_reference_uid: of_slide("frame-of-reference"),
-        pyramid_uid: of_slide("pyramid"),
-        specimen_uid: of_slide("specimen"),
-        dimension_organization_uid: of_slide("dimension-organization"),
-        instance_uids: (0..levels).map(|l| of_slide(&format!("level-{l}"))).collect(),
-        content_date: slide.created_at.format("%Y%m%d").to_string(),
-        content_time: slide.created_at.format("%H%M%S").to_string(),
-        software: format!("evidentia {}", env!("CARGO_PKG_VERSION")),
-    }
+    let content = (slide.created_at.format("%Y%m%d").to_string(), slide.created_at.format("%H%M%S").to_string());
+    let uid = |what: &str| {
+        let name = if what == "study" { "dicom/study".to_string() } else { format!("dicom/{what}/{}", slide.sha256) };
+        dicomwrite::uid_from(key.identifier_bytes(&name))
+    };
+    let patient = (slide.case_display_id.as_str(), slide.case_display_id.as_str());
+    SeriesIds::with_uids(patient, study_code, &slide.label, levels, (&content.0, &content.1), uid)
 }
 
 /// One slide's DICOM series zipped (`<label>-dicom.zip` in `dir`, its `level-N.dcm` files stored

@@ -650,11 +650,17 @@ pub fn ingest_one(
         Ok(()) => {}
         Err(e) => {
             let mut msg = format!("{e:#}");
-            for secret in [entry.source.display().to_string()]
+            // The path, the name and its stem (a MIRAX slide's folder has it; readers' messages
+            // name files in it), longest first.
+            let source = &entry.source;
+            let mut secrets: Vec<String> = [Some(source.as_os_str()), source.file_name(), source.file_stem()]
                 .into_iter()
-                .chain(entry.source.file_name().map(|n| n.to_string_lossy().to_string()))
-                .filter(|s| !s.is_empty())
-            {
+                .flatten()
+                .map(|s| s.to_string_lossy().to_string())
+                .filter(|s| s.len() >= 4)
+                .collect();
+            secrets.insert(1, source.with_extension("").display().to_string());
+            for secret in secrets {
                 msg = msg.replace(&secret, "the file");
             }
             out.message = msg;

@@ -47,6 +47,47 @@ pub struct SeriesIds {
     pub software: String,
 }
 
+impl SeriesIds {
+    /// The identifiers of a series whose UIDs `uid` makes from each one's role: "study",
+    /// "series", "frame-of-reference", "pyramid", "specimen", "dimension-organization",
+    /// "level-N". `patient` is (name, id); `content` the (date, time) of the content.
+    pub fn with_uids(
+        patient: (&str, &str),
+        study_id: &str,
+        container_id: &str,
+        levels: usize,
+        content: (&str, &str),
+        uid: impl Fn(&str) -> String,
+    ) -> SeriesIds {
+        SeriesIds {
+            patient_name: patient.0.into(),
+            patient_id: patient.1.into(),
+            study_id: study_id.into(),
+            container_id: container_id.into(),
+            study_uid: uid("study"),
+            series_uid: uid("series"),
+            frame_of_reference_uid: uid("frame-of-reference"),
+            pyramid_uid: uid("pyramid"),
+            specimen_uid: uid("specimen"),
+            dimension_organization_uid: uid("dimension-organization"),
+            instance_uids: (0..levels).map(|l| uid(&format!("level-{l}"))).collect(),
+            content_date: content.0.into(),
+            content_time: content.1.into(),
+            software: concat!("evidentia ", env!("CARGO_PKG_VERSION")).into(),
+        }
+    }
+}
+
+/// A UID that stands for `text` (its SHA-256, as [`uid_from`]): for series that need stable
+/// UIDs but no secret (synthetic slides, tests).
+pub fn uid_of(text: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uid_from(bytes)
+}
+
 /// How the export made its frames, per level.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct LevelExport {
@@ -316,23 +357,8 @@ mod tests {
     use crate::reader::tests::fixture;
 
     fn ids(levels: usize) -> SeriesIds {
-        let uid = |n: u8| uid_from([n; 16]);
-        SeriesIds {
-            patient_name: "SNUBH-0001".into(),
-            patient_id: "SNUBH-0001".into(),
-            study_id: "LUNG-IO-01".into(),
-            container_id: "SNUBH-0001-S01".into(),
-            study_uid: uid(1),
-            series_uid: uid(2),
-            frame_of_reference_uid: uid(3),
-            pyramid_uid: uid(4),
-            specimen_uid: uid(5),
-            dimension_organization_uid: uid(6),
-            instance_uids: (0..levels).map(|l| uid(10 + l as u8)).collect(),
-            content_date: "20261207".into(),
-            content_time: "120000".into(),
-            software: "evidentia test".into(),
-        }
+        let content = ("20261207", "120000");
+        SeriesIds::with_uids(("SNUBH-0001", "SNUBH-0001"), "LUNG-IO-01", "SNUBH-0001-S01", levels, content, uid_of)
     }
 
     /// Our own reader and OpenSlide (when installed) read the export; returns the worst and the
