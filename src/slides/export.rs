@@ -42,17 +42,24 @@ pub fn export_dicom(
     if chosen.is_empty() {
         return Err(Error::invalid("slide", "the study has no slides to export"));
     }
-    let mut done = Vec::new();
-    for slide in chosen {
-        let reader = open_stored(storage, &slide.sha256, slide.format)
-            .map_err(|e| Error::Internal(anyhow::anyhow!("slide {}: {e}", slide.label)))?;
-        let ids = series_ids(key, &access.study.code, slide, reader.info().levels.len());
-        let dir = out.join(&slide.label);
-        let levels = dicomwrite::write_series(reader.as_ref(), &ids, &dir)
-            .map_err(|e| Error::Internal(e.context(format!("exporting slide {}", slide.label))))?;
-        done.push(ExportedSlide { label: slide.label.clone(), dir, levels });
-    }
-    Ok(done)
+    chosen.into_iter().map(|slide| export_slide(storage, key, &access.study.code, slide, out)).collect()
+}
+
+/// One slide as a DICOM series in `out/<label>/` (no database needed: the caller checked access).
+fn export_slide(
+    storage: &crate::storage::Storage,
+    key: &StudyKey,
+    study_code: &str,
+    slide: &Slide,
+    out: &Path,
+) -> Result<ExportedSlide> {
+    let reader = open_stored(storage, &slide.sha256, slide.format)
+        .map_err(|e| Error::Internal(anyhow::anyhow!("slide {}: {e}", slide.label)))?;
+    let ids = series_ids(key, study_code, slide, reader.info().levels.len());
+    let dir = out.join(&slide.label);
+    let levels = dicomwrite::write_series(reader.as_ref(), &ids, &dir)
+        .map_err(|e| Error::Internal(e.context(format!("exporting slide {}", slide.label))))?;
+    Ok(ExportedSlide { label: slide.label.clone(), dir, levels })
 }
 
 /// The series' identifiers: pseudonymous names, UIDs mapped from the study's key (the study's
@@ -68,18 +75,16 @@ fn series_ids(key: &StudyKey, study_code: &str, slide: &Slide, levels: usize) ->
 }
 
 /// One slide's DICOM series zipped (`<label>-dicom.zip` in `dir`, its `level-N.dcm` files stored
-/// uncompressed: the frames are JPEG already), for the slide page's download. A label outside
-/// the study is not found.
+/// uncompressed: the frames are JPEG already), for the slide page's download; the caller found
+/// the slide in a study the user may view.
 pub fn dicom_zip(
-    conn: &mut Conn,
     storage: &crate::storage::Storage,
     key: &StudyKey,
-    access: &StudyAccess,
-    label: &str,
+    study_code: &str,
+    slide: &Slide,
     dir: &Path,
 ) -> Result<PathBuf> {
-    let slide = super::get(conn, access.study.id, label)?;
-    let done = export_dicom(conn, storage, key, access, std::slice::from_ref(&slide.label), &dir.join("series"))?;
+    let exported = export_slide(storage, key, study_code, slide, &dir.join("series"))?;
     let path = dir.join(format!("{}-dicom.zip", slide.label));
     let io = |e: std::io::Error| Error::Internal(e.into());
     let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(std::fs::File::create(&path).map_err(io)?));
@@ -88,7 +93,7 @@ pub fn dicom_zip(
         .last_modified_time(zip::DateTime::default())
         .large_file(true)
         .unix_permissions(0o644);
-    for level in done.iter().flat_map(|s| &s.levels) {
+    for level in &exported.levels {
         let name = level.file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         zip.start_file(format!("{}/{name}", slide.label), options).map_err(|e| Error::Internal(e.into()))?;
         std::io::copy(&mut std::fs::File::open(&level.file).map_err(io)?, &mut zip).map_err(io)?;

@@ -663,6 +663,10 @@ pub fn ingest_one(
             for secret in secrets {
                 msg = msg.replace(&secret, "the file");
             }
+            // Readers may name another file of the slide (a DICOM series, a MIRAX folder).
+            if let Some(folder) = source.parent().map(|p| p.display().to_string()).filter(|p| p.len() > 1) {
+                msg = msg.replace(&folder, "the slide's folder");
+            }
             out.message = msg;
         }
     }
@@ -849,17 +853,19 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
 }
 
 /// What identifies a slide's original for "already ingested": the SHA-256 of its file, or for
-/// a slide of several files (a MIRAX slide and its folder, a DICOM series) the SHA-256 over each
-/// file's name and hash, in order.
+/// a slide of several files (a MIRAX slide and its folder, a DICOM series) the SHA-256 over its
+/// files' hashes, sorted: the same series named through another instance, or renamed, is the
+/// same slide.
 pub fn source_sha256(path: &Path) -> std::io::Result<String> {
     let files = reader::slide_files(path).map_err(std::io::Error::other)?;
     if files.len() == 1 {
         return sha256_file(path);
     }
+    let mut hashes = files.iter().map(|f| sha256_file(f)).collect::<std::io::Result<Vec<_>>>()?;
+    hashes.sort();
     let mut h = Sha256::new();
-    for f in &files {
-        h.update(f.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
-        h.update(sha256_file(f)?.as_bytes());
+    for hash in hashes {
+        h.update(hash.as_bytes());
     }
     Ok(hex::encode(h.finalize()))
 }

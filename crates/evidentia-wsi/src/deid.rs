@@ -147,6 +147,10 @@ fn convert(slide: &dyn SlideReader, vendor: VendorFormat, dest: &Path) -> anyhow
     let file = File::create(dest).with_context(|| format!("creating {}", dest.display()))?;
     let mut w = TiffWriter::new(BufWriter::new(file), false)?;
     let t = CONVERSION_TILE;
+    let tiles: u64 = info.levels.iter().map(|l| l.width.div_ceil(u64::from(t)) * l.height.div_ceil(u64::from(t))).sum();
+    if tiles > reader::MAX_CHUNKS {
+        bail!("the slide declares {} × {} pixels, more than a slide can hold", info.width, info.height);
+    }
     let (mut squared_error, mut samples) = (0f64, 0u64);
     for (l, level) in info.levels.iter().enumerate() {
         let (lw, lh) = (u32::try_from(level.width)?, u32::try_from(level.height)?);
@@ -157,15 +161,9 @@ fn convert(slide: &dyn SlideReader, vendor: VendorFormat, dest: &Path) -> anyhow
             let per_cm = |mpp: f64| 10_000.0 / (mpp * level.downsample);
             (per_cm(x), per_cm(y), 3)
         });
-        let across = lw.div_ceil(t);
-        let tiles = (0..across * lh.div_ceil(t)).map(|i| -> std::io::Result<Vec<u8>> {
-            let (tx, ty) = (i % across * t, i / across * t);
-            let (cw, ch) = (t.min(lw - tx), t.min(lh - ty));
-            let x0 = (f64::from(tx) * level.downsample).round() as i64;
-            let y0 = (f64::from(ty) * level.downsample).round() as i64;
-            let region = slide.read_region(l, x0, y0, cw, ch).map_err(std::io::Error::other)?;
-            let padded = tiffwrite::pad_tile(&region.data, cw, ch, t, t, 3);
-            let jpeg = tiffwrite::encode_jpeg_rgb_444(&padded, t as u16, t as u16, CONVERSION_QUALITY)?;
+        let tiles = (0..lw.div_ceil(t) * lh.div_ceil(t)).map(|i| -> std::io::Result<Vec<u8>> {
+            let (region, jpeg) = reencoded_tile(slide, l, i, t, CONVERSION_QUALITY, [1, 1])?;
+            let (cw, ch) = (region.width, region.height);
             if l == 0 {
                 let back =
                     super::jpeg::decode_rgb(&jpeg, None, Some(6), u64::from(t * t)).map_err(std::io::Error::other)?;
@@ -213,7 +211,9 @@ fn copy_dicom_frames(d: &DicomSlide, dest: &Path) -> anyhow::Result<DeidOutcome>
             .flat_map(|r| (0..level.tiles_across()).map(move |c| (c, r)))
             .find_map(|(c, r)| level.frame_at(c, r))
             .context("a DICOM level has no frame")?;
-        let sampling = super::jpeg::sampling_factors(first).unwrap_or([2, 2]);
+        let sampling = super::jpeg::scan_markers(first)
+            .sampling
+            .context("a DICOM frame has no JPEG frame header to tell its chroma subsampling")?;
         let photometric = if level.photometric == "RGB" { 2 } else { 6 };
         let mut spec = ImageSpec::rgb(
             level.width,
@@ -227,12 +227,15 @@ fn copy_dicom_frames(d: &DicomSlide, dest: &Path) -> anyhow::Result<DeidOutcome>
         let downsample = info.levels[l].downsample;
         spec.resolution =
             info.mpp_x.zip(info.mpp_y).map(|(x, y)| (10_000.0 / (x * downsample), 10_000.0 / (y * downsample), 3));
-        let white =
-            tiffwrite::encode_jpeg_rgb_sampled(&vec![255; (tw * th * 3) as usize], tw as u16, th as u16, 95, sampling)?;
+        // The white tile for frames a sparse level lacks (the reader bounds tile sizes).
+        let white = || {
+            let pixels = vec![255; tw as usize * th as usize * 3];
+            tiffwrite::encode_jpeg_rgb_sampled(&pixels, tw as u16, th as u16, 95, sampling)
+        };
         let across = level.tiles_across();
         let tiles = (0..across * level.tiles_down()).map(|i| -> std::io::Result<Vec<u8>> {
             match level.frame_at(i % across, i / across) {
-                None => Ok(white.clone()),
+                None => white(),
                 Some(frame) => {
                     let (clean, dropped) = strip_jpeg_metadata(frame).map_err(std::io::Error::other)?;
                     removed.extend(dropped);
@@ -251,6 +254,30 @@ fn copy_dicom_frames(d: &DicomSlide, dest: &Path) -> anyhow::Result<DeidOutcome>
         removed_metadata: removed.into_iter().collect(),
         conversion: Some(Conversion { from: "DICOM".into(), jpeg_quality: None, psnr_db: None }),
     })
+}
+
+/// Tile `i` (row-major, `t`-pixel tiles) of level `l` of `slide` read and JPEG-encoded at
+/// `quality` with chroma `sampling` (TIFF's YCbCrSubsampling form), padded to a whole tile; and
+/// the pixels read (the tile's part inside the level).
+pub(crate) fn reencoded_tile(
+    slide: &dyn SlideReader,
+    l: usize,
+    i: u32,
+    t: u32,
+    quality: u8,
+    sampling: [u16; 2],
+) -> std::io::Result<(RgbImage, Vec<u8>)> {
+    let level = &slide.info().levels[l];
+    let (lw, lh) = (level.width as u32, level.height as u32);
+    let across = lw.div_ceil(t);
+    let (tx, ty) = (i % across * t, i / across * t);
+    let (cw, ch) = (t.min(lw - tx), t.min(lh - ty));
+    let x0 = (f64::from(tx) * level.downsample).round() as i64;
+    let y0 = (f64::from(ty) * level.downsample).round() as i64;
+    let region = slide.read_region(l, x0, y0, cw, ch).map_err(std::io::Error::other)?;
+    let padded = tiffwrite::pad_tile(&region.data, cw, ch, t, t, 3);
+    let jpeg = tiffwrite::encode_jpeg_rgb_sampled(&padded, t as u16, t as u16, quality, sampling)?;
+    Ok((region, jpeg))
 }
 
 /// The top-left `w`×`h` of `img`.

@@ -123,11 +123,23 @@ pub fn open(path: &Path) -> Result<DicomSlide, SlideError> {
     let mut associated = Vec::new();
     let mut properties = BTreeMap::new();
     for f in &files {
-        let obj = OpenFileOptions::new()
-            .open_file(f)
-            .map_err(|e| SlideError::Corrupt(format!("the DICOM file could not be read: {e}")))?;
-        let instance = read_instance(&obj)?;
-        if instance.role == "VOLUME" {
+        let obj = OpenFileOptions::new().open_file(f).map_err(|_| unreadable())?;
+        let volume = role_of(&obj) == "VOLUME";
+        let instance = match read_instance(&obj) {
+            Ok(i) => i,
+            // A label or overview that does not read is dropped at ingest anyway.
+            Err(_) if !volume => continue,
+            Err(e) => return Err(e),
+        };
+        if volume {
+            // A label burned into the pyramid would be copied with its pixels.
+            for tag in [tags::BURNED_IN_ANNOTATION, tags::SPECIMEN_LABEL_IN_IMAGE] {
+                if text(&obj, tag) == "YES" {
+                    return Err(SlideError::Unsupported(
+                        "the DICOM pyramid says it shows the slide label or burned-in annotation: not ingested".into(),
+                    ));
+                }
+            }
             if properties.is_empty() {
                 properties = attribute_texts(&obj);
             }
@@ -143,6 +155,12 @@ pub fn open(path: &Path) -> Result<DicomSlide, SlideError> {
         }
     }
     levels.sort_by_key(|l| std::cmp::Reverse(u64::from(l.width) * u64::from(l.height)));
+    if levels.windows(2).any(|p| (p[0].width, p[0].height) == (p[1].width, p[1].height)) {
+        return Err(SlideError::Unsupported(
+            "two DICOM pyramid instances of the same size (a concatenation or several focal planes): not supported"
+                .into(),
+        ));
+    }
     let Some(base) = levels.first() else {
         return Err(SlideError::Corrupt("the DICOM series has no VOLUME instance (no pyramid level)".into()));
     };
@@ -206,10 +224,23 @@ pub fn series_files(path: &Path) -> Result<Vec<PathBuf>, SlideError> {
 }
 
 fn read_header(path: &Path) -> Result<DefaultDicomObject, SlideError> {
-    OpenFileOptions::new()
-        .read_until(tags::PIXEL_DATA)
-        .open_file(path)
-        .map_err(|e| SlideError::Corrupt(format!("the DICOM file could not be read: {e}")))
+    OpenFileOptions::new().read_until(tags::PIXEL_DATA).open_file(path).map_err(|_| unreadable())
+}
+
+/// dicom-rs's read errors name the file, whose path may name the patient: the message says
+/// what, not where.
+fn unreadable() -> SlideError {
+    SlideError::Corrupt("a file of the DICOM series could not be read (damaged, or not DICOM)".into())
+}
+
+/// Image Type value 3: "VOLUME", "LABEL", "OVERVIEW", "THUMBNAIL".
+fn role_of(obj: &InMemDicomObject) -> String {
+    obj.get(tags::IMAGE_TYPE)
+        .and_then(|e| e.to_multi_str().ok())
+        .and_then(|v| v.get(2).cloned())
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 fn text(obj: &InMemDicomObject, tag: Tag) -> String {
@@ -242,13 +273,7 @@ fn read_instance(obj: &DefaultDicomObject) -> Result<Instance, SlideError> {
             )))
         }
     };
-    let role = obj
-        .get(tags::IMAGE_TYPE)
-        .and_then(|e| e.to_multi_str().ok())
-        .and_then(|v| v.get(2).cloned())
-        .unwrap_or_default()
-        .trim()
-        .to_string();
+    let role = role_of(obj);
     let planes = obj.get(tags::TOTAL_PIXEL_MATRIX_FOCAL_PLANES).and_then(|e| e.to_int::<i64>().ok()).unwrap_or(1);
     let paths = obj.get(tags::NUMBER_OF_OPTICAL_PATHS).and_then(|e| e.to_int::<i64>().ok()).unwrap_or(1);
     if planes > 1 || paths > 1 {
@@ -271,6 +296,9 @@ fn read_instance(obj: &DefaultDicomObject) -> Result<Instance, SlideError> {
     let height = obj
         .get(tags::TOTAL_PIXEL_MATRIX_ROWS)
         .map_or(Ok(tile_height), |_| dimension(obj, tags::TOTAL_PIXEL_MATRIX_ROWS, "Total Pixel Matrix Rows"))?;
+    if u64::from(tile_width) * u64::from(tile_height) > super::reader::MAX_CHUNK_PIXELS {
+        return Err(SlideError::TooLarge(format!("DICOM frames of {tile_width} × {tile_height} pixels")));
+    }
     let n_frames = obj.get(tags::NUMBER_OF_FRAMES).and_then(|e| e.to_int::<i64>().ok()).unwrap_or(1);
     let frames = frames_of(obj, codec, n_frames, tile_width, tile_height)?;
     let across = width.div_ceil(tile_width);
@@ -298,13 +326,16 @@ fn read_instance(obj: &DefaultDicomObject) -> Result<Instance, SlideError> {
                         f + 1
                     )));
                 };
-                let (col, row) =
-                    ((c - 1).div_euclid(i64::from(tile_width)), (r - 1).div_euclid(i64::from(tile_height)));
-                if col < 0 || row < 0 || col >= i64::from(across) || (row * i64::from(across) + col) as u64 >= tiles {
+                let inside = (1..=i64::from(width)).contains(&c) && (1..=i64::from(height)).contains(&r);
+                if !inside {
                     return Err(SlideError::Corrupt(format!("frame {} lies outside the image ({c}, {r})", f + 1)));
                 }
+                let (col, row) = ((c - 1) / i64::from(tile_width), (r - 1) / i64::from(tile_height));
                 grid[(row * i64::from(across) + col) as usize] = Some(f);
             }
+        }
+        None if organisation == "TILED_SPARSE" => {
+            return Err(SlideError::Corrupt("a TILED_SPARSE instance without frame positions".into()));
         }
         _ => {
             if organisation.is_empty() && frames.len() as u64 != tiles && tiles > 1 {
@@ -356,6 +387,10 @@ fn frames_of(obj: &DefaultDicomObject, codec: FrameCodec, n: i64, w: u32, h: u32
             if fragments.len() == n {
                 return Ok(fragments.to_vec());
             }
+            if n == 1 {
+                // One frame in several fragments (PS3.5 A.4: allowed without an offset table).
+                return Ok(vec![fragments.concat()]);
+            }
             let table = seq.offset_table();
             if table.len() != n {
                 return Err(SlideError::Corrupt(format!(
@@ -380,7 +415,7 @@ fn frames_of(obj: &DefaultDicomObject, codec: FrameCodec, n: i64, w: u32, h: u32
         (FrameCodec::Uncompressed, DicomValue::Primitive(p)) => {
             let bytes = p.to_bytes();
             let size = w as usize * h as usize * 3;
-            if bytes.len() < size * n {
+            if size.checked_mul(n).is_none_or(|total| bytes.len() < total) {
                 return Err(SlideError::Corrupt(format!(
                     "the pixel data holds {} bytes, not {n} frames of {size}",
                     bytes.len()
@@ -515,6 +550,54 @@ mod tests {
             let sos = |b: &[u8]| b.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
             assert_eq!(&frame[sos(frame)..], &tile[sos(&tile)..], "{name}");
         }
+    }
+
+    /// The fixture series copied into a temporary folder with level 0 changed by `change`.
+    fn changed_series(change: impl FnOnce(&mut DefaultDicomObject)) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for e in std::fs::read_dir(fixture("vendors/dicom")).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+        }
+        let path = dir.path().join("level-0.dcm");
+        let mut obj = OpenFileOptions::new().open_file(&path).unwrap();
+        change(&mut obj);
+        obj.write_to_file(&path).unwrap();
+        dir
+    }
+
+    #[test]
+    fn what_cannot_be_read_right_is_refused_by_name() {
+        use dicom_core::{DataElement, PrimitiveValue};
+        let put = |tag: Tag, vr: VR, v: &'static str| {
+            move |o: &mut DefaultDicomObject| {
+                o.put(DataElement::new(tag, vr, PrimitiveValue::from(v)));
+            }
+        };
+        let cases: [(tempfile::TempDir, &str); 3] = [
+            (changed_series(put(tags::BURNED_IN_ANNOTATION, VR::CS, "YES")), "burned-in annotation"),
+            (changed_series(put(tags::DIMENSION_ORGANIZATION_TYPE, VR::CS, "TILED_SPARSE")), "without frame positions"),
+            (
+                changed_series(|o| {
+                    o.put(DataElement::new(tags::TOTAL_PIXEL_MATRIX_COLUMNS, VR::UL, PrimitiveValue::from(512u32)));
+                    o.put(DataElement::new(tags::TOTAL_PIXEL_MATRIX_ROWS, VR::UL, PrimitiveValue::from(384u32)));
+                }),
+                "of the same size",
+            ),
+        ];
+        for (dir, expect) in cases {
+            let err =
+                crate::reader::open(&dir.path().join("level-1.dcm")).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(err.contains(expect), "{expect}: {err}");
+        }
+        // Read errors never name the file (its path may name the patient).
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("DOE_JANE.dcm");
+        let mut bytes = std::fs::read(fixture("vendors/dicom/level-0.dcm")).unwrap();
+        bytes.truncate(600);
+        std::fs::write(&bad, bytes).unwrap();
+        let err = crate::reader::open(&bad).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(!err.is_empty() && !err.contains("DOE_JANE"), "{err}");
     }
 
     #[test]

@@ -17,7 +17,6 @@ use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
 use super::dicom::{JPEG_BASELINE, WSI_SOP_CLASS};
 use super::jpeg;
 use super::reader::{DirectoryRole, SlideReader};
-use super::tiffwrite;
 
 /// JPEG quality of re-encoded tiles.
 pub const EXPORT_QUALITY: u8 = 90;
@@ -122,23 +121,10 @@ pub fn write_series(slide: &dyn SlideReader, ids: &SeriesIds, dir: &Path) -> any
                 (frames, tile, photometric, "copied".to_string())
             }
             None => {
-                let (w, h) = (u32::try_from(level.width)?, u32::try_from(level.height)?);
                 let t = EXPORT_TILE;
-                let across = w.div_ceil(t);
-                let frames = (0..across * h.div_ceil(t))
-                    .map(|i| {
-                        let (x, y) = (i % across * t, i / across * t);
-                        let ds = level.downsample;
-                        let region = slide.read_region(
-                            l,
-                            (f64::from(x) * ds).round() as i64,
-                            (f64::from(y) * ds).round() as i64,
-                            t.min(w - x),
-                            t.min(h - y),
-                        )?;
-                        let padded = tiffwrite::pad_tile(&region.data, region.width, region.height, t, t, 3);
-                        Ok(tiffwrite::encode_jpeg_rgb(&padded, t as u16, t as u16, EXPORT_QUALITY)?)
-                    })
+                let tiles = u32::try_from(level.width.div_ceil(u64::from(t)) * level.height.div_ceil(u64::from(t)))?;
+                let frames = (0..tiles)
+                    .map(|i| Ok(super::deid::reencoded_tile(slide, l, i, t, EXPORT_QUALITY, [2, 2])?.1))
                     .collect::<anyhow::Result<Vec<_>>>()?;
                 (frames, (t, t), "YBR_FULL_422", format!("re-encoded at quality {EXPORT_QUALITY}"))
             }
@@ -168,6 +154,9 @@ fn copyable_level(slide: &dyn SlideReader, level: usize) -> Option<(usize, (u32,
     // Photometric RGB in DICOM means the JPEG's components are R, G, B (no colour transform):
     // what Aperio writes (Adobe transform 0). Everything else is YCbCr.
     let markers = jpeg::scan_markers(&stream);
+    // YCbCr frames are labelled YBR_FULL_422 whatever their chroma subsampling: PS3.5 8.2.1 would
+    // have YBR_FULL for 4:4:4 frames, but OpenSlide 4.0.1 refuses YBR_FULL with JPEG baseline
+    // ("Unsupported photometric interpretation"), and the JPEG stream says its own sampling.
     let photometric = match jpeg::choose_transform(&markers, Some(d.photometric)) {
         jpeg::ColorTransform::RGB => "RGB",
         jpeg::ColorTransform::YCbCr => "YBR_FULL_422",

@@ -40,31 +40,9 @@ pub struct JpegMarkers {
     pub adobe_transform_at: Option<usize>,
     /// Component identifiers from the frame header (SOFn), in order.
     pub component_ids: Vec<u8>,
-}
-
-/// The first component's horizontal and vertical sampling factors in the frame header (SOF0–SOF2)
-/// of `stream`: [2, 2] for 4:2:0, [2, 1] for 4:2:2, [1, 1] for 4:4:4 — what TIFF's
-/// YCbCrSubsampling says of YCbCr JPEG tiles.
-pub fn sampling_factors(stream: &[u8]) -> Option<[u16; 2]> {
-    let mut i = 2;
-    while i + 4 <= stream.len() {
-        if stream[i] != 0xFF {
-            return None;
-        }
-        let marker = stream[i + 1];
-        let len = usize::from(u16::from_be_bytes([stream[i + 2], stream[i + 3]]));
-        if matches!(marker, 0xC0..=0xC2) {
-            // marker(2) length(2) precision(1) height(2) width(2) components(1), then per
-            // component: id, HV, table.
-            let hv = *stream.get(i + 11)?;
-            return Some([u16::from(hv >> 4), u16::from(hv & 0x0F)]);
-        }
-        if marker == 0xDA {
-            return None;
-        }
-        i += 2 + len;
-    }
-    None
+    /// The first component's horizontal and vertical sampling factors in the frame header:
+    /// [2, 2] for 4:2:0, [2, 1] for 4:2:2, [1, 1] for 4:4:4 (what TIFF's YCbCrSubsampling says).
+    pub sampling: Option<[u16; 2]>,
 }
 
 /// Scans marker segments up to the first SOS (or the end). Never fails: a malformed stream just
@@ -100,6 +78,7 @@ pub fn scan_markers(stream: &[u8]) -> JpegMarkers {
                 if let Some(&n) = body.get(5) {
                     m.component_ids = (0..usize::from(n)).filter_map(|c| body.get(6 + c * 3).copied()).collect();
                 }
+                m.sampling = body.get(7).map(|hv| [u16::from(hv >> 4), u16::from(hv & 0x0F)]);
             }
             _ => {}
         }

@@ -290,8 +290,8 @@ impl OpenSlideReader {
             let a = (p >> 24) as u8;
             let white = 255 - a;
             // Premultiplied: each channel is at most alpha, so adding the white that shows
-            // through cannot overflow.
-            data.extend([(p >> 16) as u8 + white, (p >> 8) as u8 + white, p as u8 + white]);
+            // through stays within 255 (saturating, for a pixel that breaks that rule).
+            data.extend([(p >> 16) as u8, (p >> 8) as u8, p as u8].map(|c| c.saturating_add(white)));
         }
         RgbImage { width, height, data }
     }

@@ -16,11 +16,11 @@ use super::openslide::{self, VendorFormat};
 use super::source::{self, ByteSource, FileSource};
 
 /// Largest decoded tile or strip we accept (pixels): real tiles are at most a few megapixels.
-const MAX_CHUNK_PIXELS: u64 = 1 << 25;
+pub(crate) const MAX_CHUNK_PIXELS: u64 = 1 << 25;
 /// Largest region, associated image or PNG/JPEG file we decode at once (pixels, 3 bytes each).
 pub(crate) const MAX_IMAGE_PIXELS: u64 = 1 << 26;
 /// Most tiles/strips one directory may declare.
-const MAX_CHUNKS: u64 = 10_000_000;
+pub(crate) const MAX_CHUNKS: u64 = 10_000_000;
 /// Most directories a file may hold (main chain plus SubIFDs).
 const MAX_DIRECTORIES: usize = 4096;
 

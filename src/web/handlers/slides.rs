@@ -443,12 +443,17 @@ pub async fn slide_dicom_zip(
         .map_err(|e| Error::Internal(e.into()))?;
     let (dir, storage, data_dir) =
         (tmp.path().to_path_buf(), state.config.storage.clone(), state.config.data_dir.clone());
-    let zip = state
+    let code = access.study.code.clone();
+    let (slide, key) = state
         .db(move |c| {
-            let key = crate::cases::deid::study_key(c, &data_dir, &access.study.code)?;
-            crate::slides::export::dicom_zip(c, &storage, &key, &access, &label, &dir)
+            let slide = slides::get(c, access.study.id, &label)?;
+            Ok((slide, crate::cases::deid::study_key(c, &data_dir, &access.study.code)?))
         })
         .await?;
+    // Written with no database connection held (re-encoding a large slide takes a while).
+    let zip = web::block(move || crate::slides::export::dicom_zip(&storage, &key, &code, &slide, &dir))
+        .await
+        .map_err(|e| Error::Internal(e.into()))??;
     let file = std::fs::File::open(&zip).map_err(|e| Error::Internal(e.into()))?;
     let len = file.metadata().map_err(|e| Error::Internal(e.into()))?.len();
     let name = zip.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
