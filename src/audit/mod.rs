@@ -82,6 +82,7 @@ crate::db::text_enum! {
         EnableMfa = "enable_mfa",
         Exclude = "exclude",
         ExportDossier = "export_dossier",
+        ExportSlides = "export_slides",
         FinishRun = "finish_run",
         Import = "import",
         ImportRegions = "import_regions",

@@ -149,8 +149,15 @@ pub fn run(ctx: &Ctx, cmd: SlidesCmd) -> CliResult {
             let access = study(&mut conn, &actor, &code)?;
             access.require(Permission::ViewSlides)?;
             let key = evidentia::cases::deid::study_key(&mut conn, &ctx.cfg.data_dir, &access.study.code)?;
-            let done =
-                evidentia::slides::export::export_dicom(&mut conn, &ctx.cfg.storage, &key, &access, &labels, &out)?;
+            let done = evidentia::slides::export::export_dicom(
+                &mut conn,
+                &actor,
+                &ctx.cfg.storage,
+                &key,
+                &access,
+                &labels,
+                &out,
+            )?;
             for s in &done {
                 let how = s.levels.iter().map(|l| l.frames_from.as_str()).find(|f| *f != "copied").unwrap_or("copied");
                 println!(

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use super::dicomwrite::{self, LevelExport, SeriesIds};
 use super::{open_stored, Slide};
+use crate::audit::{self, Action, Entity};
 use crate::auth::permissions::{Permission, StudyAccess};
+use crate::auth::Actor;
 use crate::cases::deid::StudyKey;
 use crate::db::paging::PageRequest;
 use crate::db::Conn;
@@ -23,9 +25,11 @@ pub struct ExportedSlide {
     pub levels: Vec<LevelExport>,
 }
 
-/// The study's slides named by `labels` (all of them when empty) as DICOM series under `out`.
+/// The study's slides named by `labels` (all of them when empty) as DICOM series under `out`;
+/// audited.
 pub fn export_dicom(
     conn: &mut Conn,
+    actor: &Actor,
     storage: &crate::storage::Storage,
     key: &StudyKey,
     access: &StudyAccess,
@@ -42,7 +46,29 @@ pub fn export_dicom(
     if chosen.is_empty() {
         return Err(Error::invalid("slide", "the study has no slides to export"));
     }
-    chosen.into_iter().map(|slide| export_slide(storage, key, &access.study.code, slide, out)).collect()
+    let done: Vec<ExportedSlide> = chosen
+        .into_iter()
+        .map(|slide| export_slide(storage, key, &access.study.code, slide, out))
+        .collect::<Result<_>>()?;
+    record_export(conn, actor, &access.study.code, &done)?;
+    Ok(done)
+}
+
+/// Exports are not changes to the study's data: like the dossier's, they go to the system chain
+/// (the study's own trail stays as it was), one event per slide.
+pub fn record_export(conn: &mut Conn, actor: &Actor, study_code: &str, done: &[ExportedSlide]) -> Result<()> {
+    crate::db::write_tx(conn, |conn| {
+        for s in done {
+            let frames: usize = s.levels.iter().map(|l| l.frames).sum();
+            let how: Vec<&str> = s.levels.iter().map(|l| l.frames_from.as_str()).collect();
+            audit::record(
+                conn,
+                audit::Change::new(audit::Chain::System, &actor.name, Action::ExportSlides, Entity::Slide, &s.label)
+                    .after(serde_json::json!({"study": study_code, "format": "dicom", "levels": s.levels.len(), "frames": frames, "frames_from": how})),
+            )?;
+        }
+        Ok(())
+    })
 }
 
 /// One slide as a DICOM series in `out/<label>/` (no database needed: the caller checked access).
@@ -83,7 +109,7 @@ pub fn dicom_zip(
     study_code: &str,
     slide: &Slide,
     dir: &Path,
-) -> Result<PathBuf> {
+) -> Result<(PathBuf, ExportedSlide)> {
     let exported = export_slide(storage, key, study_code, slide, &dir.join("series"))?;
     let path = dir.join(format!("{}-dicom.zip", slide.label));
     let io = |e: std::io::Error| Error::Internal(e.into());
@@ -100,5 +126,5 @@ pub fn dicom_zip(
     }
     let mut file = zip.finish().map_err(|e| Error::Internal(e.into()))?;
     std::io::Write::flush(&mut file).map_err(io)?;
-    Ok(path)
+    Ok((path, exported))
 }

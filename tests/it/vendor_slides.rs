@@ -329,6 +329,12 @@ async fn every_vendor_format_is_inspected_read_and_ingested_without_its_phi() {
         let worst = ours.data.iter().zip(&theirs).map(|(a, b)| (i32::from(*a) - i32::from(*b)).abs()).max().unwrap();
         assert!(worst <= 6, "{label}: OpenSlide's pixels differ by up to {worst}");
     }
+    // Each exported slide is audited (system chain, like the dossier), by who exported it.
+    let exports = audit_events(&app, "export_slides");
+    assert_eq!(exports.len(), 2, "{exports:?}");
+    assert!(exports
+        .iter()
+        .all(|e| e.actor == "manager" && e.new_value.as_deref().unwrap_or("").contains("\"format\":\"dicom\"")));
     // One study, one Study Instance UID; a slide, its own series.
     study_uids.dedup();
     assert_eq!(study_uids.len(), 1);
@@ -377,6 +383,7 @@ async fn every_vendor_format_is_inspected_read_and_ingested_without_its_phi() {
         .filter(|p| p.to_string_lossy().contains("dicom-export"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_eq!(audit_events(&app, "export_slides").len(), 4, "the download is audited too");
     let r = c.get("/studies/LUNG-IO-01/slides/NOPE-S01/dicom.zip").await;
     assert_eq!(r.status(), 404);
     let annotator = app.login("annotator1").await;

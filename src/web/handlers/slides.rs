@@ -435,7 +435,7 @@ pub async fn slide_thumbnail(
 /// regulator's viewer: made in a private temporary folder, streamed, removed when sent.
 pub async fn slide_dicom_zip(
     state: web::Data<AppState>,
-    InStudy { access, .. }: InStudy<perm::ViewSlides>,
+    InStudy { user, access, .. }: InStudy<perm::ViewSlides>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, PageError> {
     let (_, label) = path.into_inner();
@@ -443,17 +443,18 @@ pub async fn slide_dicom_zip(
         .map_err(|e| Error::Internal(e.into()))?;
     let (dir, storage, data_dir) =
         (tmp.path().to_path_buf(), state.config.storage.clone(), state.config.data_dir.clone());
-    let code = access.study.code.clone();
+    let (code, study) = (access.study.code.clone(), access.study.id);
+    let c2 = code.clone();
     let (slide, key) = state
-        .db(move |c| {
-            let slide = slides::get(c, access.study.id, &label)?;
-            Ok((slide, crate::cases::deid::study_key(c, &data_dir, &access.study.code)?))
-        })
+        .db(move |c| Ok((slides::get(c, study, &label)?, crate::cases::deid::study_key(c, &data_dir, &c2)?)))
         .await?;
     // Written with no database connection held (re-encoding a large slide takes a while).
-    let zip = web::block(move || crate::slides::export::dicom_zip(&storage, &key, &code, &slide, &dir))
+    let c2 = code.clone();
+    let (zip, exported) = web::block(move || crate::slides::export::dicom_zip(&storage, &key, &c2, &slide, &dir))
         .await
         .map_err(|e| Error::Internal(e.into()))??;
+    let actor = user.actor.clone();
+    state.db(move |c| crate::slides::export::record_export(c, &actor, &code, &[exported])).await?;
     let file = std::fs::File::open(&zip).map_err(|e| Error::Internal(e.into()))?;
     let len = file.metadata().map_err(|e| Error::Internal(e.into()))?.len();
     let name = zip.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
