@@ -11,7 +11,7 @@ use std::path::Path;
 use anyhow::{bail, Context};
 
 use super::dicom::{DicomSlide, FrameCodec};
-use super::openslide::{VendorFormat, VENDOR_FORMATS};
+use super::openslide::{self, VendorFormat, VENDOR_FORMATS};
 use super::reader::{self, DirectoryRole, RgbImage, SlideInfo, SlideReader, TiffSlide};
 use super::tiffwrite::{self, ImageSpec, Layout, TiffWriter};
 
@@ -76,7 +76,8 @@ pub struct DeidOutcome {
 }
 
 /// How a converted slide's pixels were made: re-encoded (with a quality and the PSNR measured),
-/// or their compressed frames copied into our TIFF unchanged (DICOM).
+/// or their compressed frames or tiles copied into our TIFF unchanged (DICOM, Philips TIFF,
+/// Ventana BIF).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct Conversion {
     /// The original's format, for people: "Hamamatsu NDPI".
@@ -88,12 +89,13 @@ pub struct Conversion {
 }
 
 impl Conversion {
-    /// "pixels re-encoded from Hamamatsu NDPI, JPEG quality 90 (PSNR 41.2 dB)", or "frames
-    /// copied byte for byte from DICOM".
+    /// "pixels re-encoded from Hamamatsu NDPI, JPEG quality 90 (PSNR 41.2 dB)", "frames copied
+    /// byte for byte from DICOM" or "tiles copied byte for byte from Philips TIFF".
     pub fn summary(&self) -> String {
         match (self.jpeg_quality, self.psnr_db) {
             (Some(q), Some(p)) => format!("pixels re-encoded from {}, JPEG quality {q} (PSNR {p:.1} dB)", self.from),
-            _ => format!("frames copied byte for byte from {}", self.from),
+            _ if self.from == openslide::DICOM.name => format!("frames copied byte for byte from {}", self.from),
+            _ => format!("tiles copied byte for byte from {}", self.from),
         }
     }
 
@@ -107,7 +109,21 @@ impl Conversion {
 pub fn deidentify(src: &Path, dest: &Path) -> anyhow::Result<(DeidOutcome, SlideInfo)> {
     let slide = reader::open(src)?;
     let outcome = match (slide.tiff(), slide.info().format.as_str()) {
-        (Some(tiff), _) => rewrite_tiff(tiff, dest)?,
+        // An NDPI level is one JPEG in restart intervals of a few MCUs: not tiles a TIFF can hold.
+        (Some(tiff), _) if tiff.vendor() == Some(openslide::NDPI) => convert(slide.as_ref(), openslide::NDPI, dest)?,
+        (Some(tiff), _) => {
+            let info = slide.info();
+            let mpp = tiff.vendor().and(info.mpp_x.zip(info.mpp_y));
+            let mut outcome = rewrite_tiff(tiff, dest, mpp)?;
+            if let Some(vendor) = tiff.vendor() {
+                // Philips TIFF, Ventana BIF: the tiles copied, the vendor's metadata named.
+                let mut names: BTreeSet<String> = outcome.removed_metadata.drain(..).collect();
+                names.extend(removed_property_names(slide.info()));
+                outcome.removed_metadata = names.into_iter().collect();
+                outcome.conversion = Some(Conversion { from: vendor.name.to_string(), jpeg_quality: None, psnr_db: None });
+            }
+            outcome
+        }
         (None, "png") => {
             // Re-encoding PNG is lossless and leaves its text chunks (tEXt, iTXt, eXIf) behind.
             let img = slide.read_region(0, 0, 0, slide.info().width as u32, slide.info().height as u32)?;
@@ -322,7 +338,9 @@ fn removed_property_names(info: &SlideInfo) -> Vec<String> {
     out.into_iter().collect()
 }
 
-fn rewrite_tiff(tiff: &TiffSlide, dest: &Path) -> anyhow::Result<DeidOutcome> {
+/// `vendor_mpp`: the resolution a vendor's metadata gives (µm per pixel of level 0), for levels
+/// without resolution tags.
+fn rewrite_tiff(tiff: &TiffSlide, dest: &Path, vendor_mpp: Option<(f64, f64)>) -> anyhow::Result<DeidOutcome> {
     let mut outcome = DeidOutcome::default();
     let dirs = tiff.directories();
     let mut levels: Vec<(usize, usize)> = dirs
@@ -385,8 +403,14 @@ fn rewrite_tiff(tiff: &TiffSlide, dest: &Path) -> anyhow::Result<DeidOutcome> {
             jpeg_tables: d.jpeg_tables.clone(),
             new_subfile_type: if n == 0 { 0 } else { 1 },
             description,
-            resolution: match (d.x_resolution, d.y_resolution) {
-                (Some(x), Some(y)) => Some((x, y, d.resolution_unit.unwrap_or(2))),
+            resolution: match (d.x_resolution, d.y_resolution, vendor_mpp) {
+                (Some(x), Some(y), _) => Some((x, y, d.resolution_unit.unwrap_or(2))),
+                // A vendor's resolution from its XML: in the TIFF tags, per level.
+                (_, _, Some((mx, my))) => {
+                    let base = &dirs[levels[0].1];
+                    let (dx, dy) = (f64::from(base.width) / f64::from(d.width), f64::from(base.height) / f64::from(d.height));
+                    Some((10_000.0 / (mx * dx), 10_000.0 / (my * dy), 3))
+                }
                 _ => None,
             },
             extra_ascii: vec![],

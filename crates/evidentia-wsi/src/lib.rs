@@ -27,3 +27,4 @@ pub mod reader;
 pub mod source;
 pub mod synth;
 pub mod tiffwrite;
+mod vendor;

@@ -371,12 +371,13 @@ mod tests {
         let reference = reference();
         for (path, format) in VENDOR_FIXTURES {
             let name = path.trim_start_matches("vendors/");
-            let slide = crate::reader::open(&fixture(path)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            // Through OpenSlide itself, also for the formats our own code reads.
+            let slide = open(&fixture(path), format).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(slide.info().format, format.format, "{name}");
             assert_eq!(slide.info().backend, format!("openslide {}", lib.version));
             // The same library through another binding: only our ARGB-over-white conversion
             // and coordinates can differ, and they must not.
-            let worst = matches_reference(name, slide.as_ref(), &reference[name], 0);
+            let worst = matches_reference(name, &slide, &reference[name], 0);
             assert_eq!(worst, 0, "{name}");
             for a in &slide.info().associated {
                 let img = slide.associated_image(a).unwrap();
@@ -397,8 +398,9 @@ mod tests {
     #[test]
     fn outside_a_vendor_slide_is_white() {
         require_library();
-        let slide = crate::reader::open(&fixture("vendors/sample.ndpi")).unwrap();
-        let img = slide.read_region(0, -10, -10, 20, 20).unwrap();
+        // The scanned area starts at (128, 96) of the collection OpenSlide shows.
+        let slide = open(&fixture("vendors/leica.scn"), LEICA).unwrap();
+        let img = slide.read_region(0, 118, 86, 20, 20).unwrap();
         assert_eq!(img.get(0, 0), [255, 255, 255]);
         assert_ne!(img.get(15, 15), [255, 255, 255]);
         assert!(slide.read_region(9, 0, 0, 1, 1).is_err());
@@ -455,20 +457,29 @@ mod tests {
             let r = &reference[name];
             let conversion = outcome.conversion.as_ref().unwrap();
             assert_eq!(conversion.from, format.name);
-            assert!(conversion.psnr_db.unwrap() > 35.0, "{name}: {conversion:?}");
+            // Philips TIFF and Ventana BIF have their tiles copied; the others are re-encoded.
+            let copied = [PHILIPS, VENTANA].contains(&format);
+            assert_eq!(conversion.psnr_db.is_none(), copied, "{name}: {conversion:?}");
+            assert!(copied || conversion.psnr_db.unwrap() > 35.0, "{name}: {conversion:?}");
             eprintln!("{name}: {}", conversion.summary());
             let mut removed = outcome.removed_images.clone();
             removed.sort();
             assert_eq!(Json::from(removed), r["associated"], "{name}");
+            let native = crate::reader::open(&fixture(path)).unwrap().info().backend == OWN_BACKEND;
             for key in r["phi_properties"].as_array().unwrap() {
+                // Our own reader names the tags OpenSlide derives openslide.barcode from.
+                let key = key.as_str().unwrap();
                 assert!(
-                    outcome.removed_metadata.iter().any(|k| k == key.as_str().unwrap()),
+                    outcome.removed_metadata.iter().any(|k| k == key) || (native && key.starts_with("openslide.")),
                     "{name}: {key} not listed"
                 );
             }
-            // The copy: our own TIFF, same levels and resolution, nothing else.
+            // The copy: our own TIFF, same levels and resolution, nothing else. (OpenSlide shows
+            // an NDPI with three more levels, scaled from its smallest JPEG; we read the three
+            // the file holds.)
             assert_eq!((info.format.as_str(), info.backend.as_str()), ("generic-tiff", OWN_BACKEND));
-            assert_eq!(info.levels.len(), r["levels"].as_array().unwrap().len());
+            let levels = if format == NDPI { 3 } else { r["levels"].as_array().unwrap().len() };
+            assert_eq!(info.levels.len(), levels, "{name}");
             assert!((info.mpp_x.unwrap() - 0.25).abs() < 1e-6 && info.associated.is_empty());
             assert_eq!(info.objective_power, r["objective_power"].as_f64());
             let bytes = std::fs::read(&dest).unwrap();

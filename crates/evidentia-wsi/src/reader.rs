@@ -14,6 +14,7 @@ use tiff::TiffError;
 use super::jpeg;
 use super::openslide::{self, VendorFormat};
 use super::source::{self, ByteSource, FileSource};
+use super::vendor::{self, VendorMeta};
 
 /// Largest decoded tile or strip we accept (pixels): real tiles are at most a few megapixels.
 pub(crate) const MAX_CHUNK_PIXELS: u64 = 1 << 25;
@@ -287,6 +288,7 @@ pub struct TiffSlide {
     bigtiff: bool,
     format: String,
     directories: Vec<TiffDirectory>,
+    vendor: Option<(VendorFormat, VendorMeta)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -321,6 +323,11 @@ pub struct TiffDirectory {
     pub resolution_unit: Option<u16>,
     pub chunk_offsets: Vec<u64>,
     pub chunk_byte_counts: Vec<u64>,
+    /// NDPI: the level JPEG's headers, patched so that headers + one restart interval's data
+    /// (a chunk) + EOI is a JPEG of its own (see `vendor`).
+    pub jpeg_header: Option<Vec<u8>>,
+    /// NDPI's McuStarts: where each restart interval begins in the level's JPEG.
+    pub(crate) ndpi_mcu_starts: Vec<u64>,
     /// Every other tag present: number and a short text rendering (for metadata display and deid checks).
     pub tags: Vec<(u16, String)>,
 }
@@ -497,6 +504,12 @@ fn read_directory(
     let chunk_offsets = get(off_tag)?.map(|v| v.into_u64_vec()).transpose().map_err(tiff_error)?.unwrap_or_default();
     let chunk_byte_counts =
         get(count_tag)?.map(|v| v.into_u64_vec()).transpose().map_err(tiff_error)?.unwrap_or_default();
+    let ndpi = dir.contains(Tag::from_u16_exhaustive(65420));
+    let ndpi_mcu_starts = if ndpi {
+        get(vendor::NDPI_MCU_STARTS)?.map(|v| v.into_u64_vec()).transpose().map_err(tiff_error)?.unwrap_or_default()
+    } else {
+        vec![]
+    };
     let mut other = Vec::new();
     let present: Vec<u16> = dir.iter().map(|(t, _)| t.to_u16()).filter(|t| !FIELD_TAGS.contains(t)).collect();
     for t in present {
@@ -530,15 +543,20 @@ fn read_directory(
         resolution_unit,
         chunk_offsets,
         chunk_byte_counts,
+        jpeg_header: None,
+        ndpi_mcu_starts,
         tags: other,
     };
-    check_layout(&d, &what, file_len)?;
+    // An NDPI level is one JPEG of the whole level: checked once it is cut into tiles.
+    if !ndpi {
+        check_layout(&d, &what, file_len)?;
+    }
     Ok(d)
 }
 
 /// Declared sizes must be consistent and every chunk must lie inside the file, so later reads
 /// never allocate more than the file holds.
-fn check_layout(d: &TiffDirectory, what: &str, file_len: u64) -> Result<(), SlideError> {
+pub(crate) fn check_layout(d: &TiffDirectory, what: &str, file_len: u64) -> Result<(), SlideError> {
     let kind = if d.tiled { "tile" } else { "strip" };
     if d.chunk_width == 0 || d.chunk_height == 0 {
         return Err(SlideError::Corrupt(format!(
@@ -645,6 +663,7 @@ impl TiffSlide {
         let mut directories = Vec::new();
         let mut main_index: Vec<Option<usize>> = Vec::new();
         let mut seen = HashSet::new();
+        let mut vendor = None;
         let mut next = Some(first);
         while let Some(ptr) = next {
             if !seen.insert(ptr.0) || directories.len() >= MAX_DIRECTORIES {
@@ -652,8 +671,11 @@ impl TiffSlide {
             }
             let index = directories.len();
             let d = read_directory(&mut dec, ptr, file_len, index)?;
-            if let Some(vendor) = tiff_vendor(&d).filter(|_| index == 0) {
-                return Err(SlideError::Vendor(vendor));
+            if index == 0 {
+                vendor = tiff_vendor(&d);
+                if let Some(v) = vendor.filter(|&v| !vendor::native(v, file_len)) {
+                    return Err(SlideError::Vendor(v));
+                }
             }
             let dir = dec.read_directory(ptr).map_err(tiff_error)?;
             next = dir.next();
@@ -676,8 +698,13 @@ impl TiffSlide {
                 directories.push(d);
             }
         }
-        if directories.iter().any(|d| d.tags.iter().any(|(t, _)| *t == 65420)) {
+        // An NDPI whose first directory lacks the NDPI tag: OpenSlide's.
+        if vendor != Some(openslide::NDPI) && directories.iter().any(|d| d.tags.iter().any(|(t, _)| *t == 65420)) {
             return Err(SlideError::Vendor(openslide::NDPI));
+        }
+        if let Some(v) = vendor {
+            let meta = vendor::classify(v, &mut directories, file.as_ref())?;
+            return Ok(TiffSlide { file, file_len, bigtiff, format: v.format.to_string(), directories, vendor: Some((v, meta)) });
         }
         let first_desc = directories.first().and_then(|d| d.description.clone()).unwrap_or_default();
         let format = if first_desc.starts_with("Aperio") {
@@ -688,7 +715,12 @@ impl TiffSlide {
             "generic-tiff"
         };
         classify(&mut directories, &main_index, format == "aperio-svs");
-        Ok(TiffSlide { file, file_len, bigtiff, format: format.to_string(), directories })
+        Ok(TiffSlide { file, file_len, bigtiff, format: format.to_string(), directories, vendor: None })
+    }
+
+    /// The scanner vendor's format this TIFF is in, if any (read by our own code, see `vendor`).
+    pub fn vendor(&self) -> Option<VendorFormat> {
+        self.vendor.as_ref().map(|(v, _)| *v)
     }
 
     pub fn bigtiff(&self) -> bool {
@@ -735,7 +767,13 @@ impl TiffSlide {
             return Ok(RgbImage::new(cw, rows, [255, 255, 255]));
         }
         if d.compression == 7 {
-            let img = jpeg::decode_rgb(&raw, d.jpeg_tables.as_deref(), Some(d.photometric), MAX_CHUNK_PIXELS)?;
+            let img = match &d.jpeg_header {
+                Some(header) => {
+                    let stream = vendor::ndpi_tile_stream(header, &raw);
+                    jpeg::decode_rgb(&stream, None, Some(d.photometric), MAX_CHUNK_PIXELS)?
+                }
+                None => jpeg::decode_rgb(&raw, d.jpeg_tables.as_deref(), Some(d.photometric), MAX_CHUNK_PIXELS)?,
+            };
             if img.width == cw && img.height == rows {
                 return Ok(img);
             }
@@ -968,9 +1006,19 @@ impl TiffReader {
                 }
             }
         }
-        let properties = properties(&slide.directories[0], slide.format == "aperio-svs");
+        let mut properties = properties(&slide.directories[0], slide.format == "aperio-svs");
         let aperio_num = |k: &str| properties.get(k).and_then(|v| v.trim().parse::<f64>().ok()).filter(|v| *v > 0.0);
         let (mut mpp_x, mut mpp_y) = (aperio_num("aperio.MPP"), aperio_num("aperio.MPP"));
+        let mut objective_power = aperio_num("aperio.AppMag");
+        if let Some((_, meta)) = &slide.vendor {
+            (mpp_x, mpp_y) = (meta.mpp.map(|m| m.0), meta.mpp.map(|m| m.1));
+            objective_power = meta.objective_power;
+            // Vendor XML is shown by its parts, as OpenSlide does.
+            if slide.format != openslide::NDPI.format {
+                properties.remove("tiff.ImageDescription");
+            }
+            properties.extend(meta.properties.clone());
+        }
         if mpp_x.is_none() {
             let per_um = match base.resolution_unit {
                 Some(2) => Some(25_400.0),
@@ -989,7 +1037,7 @@ impl TiffReader {
             levels,
             mpp_x,
             mpp_y,
-            objective_power: aperio_num("aperio.AppMag"),
+            objective_power,
             associated,
             properties,
         };
