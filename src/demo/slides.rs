@@ -1,7 +1,8 @@
 //! Demo slides: a synthetic H&E slide drawn for each of the first demo subjects' phenotype,
 //! ingested through the same manifest path a site's slides take (label and PHI removed). The
-//! second comes as a hospital PACS would give it: a DICOM whole-slide series naming the patient
-//! (its frames are the drawn slide's tiles, so the pixels, and the AI's results, are the same).
+//! first comes as a Hamamatsu scanner writes it (an NDPI file, re-encoded at ingest), the second
+//! as a hospital PACS would give it: a DICOM whole-slide series naming the patient (its frames
+//! are the drawn slide's tiles, so the pixels, and the AI's results, are the same).
 
 use std::path::Path;
 
@@ -77,7 +78,10 @@ fn draw_and_ingest(
         let params = SynthParams::new(WIDTH, HEIGHT, MPP, phenotype(s), demo.seed + i as u64);
         synth::write_slide(&path, &params, &mut |_, _| {})?;
         let _ = std::fs::remove_file(synth::truth_path_for(&path));
-        if i == 1 {
+        if i == 0 {
+            name = format!("{}_{}.ndpi", s.hospital_id, s.mrn);
+            path = as_hamamatsu_ndpi(&path, s, &dir.join(&name))?;
+        } else if i == 1 {
             path = as_pacs_series(&path, s, &dir.join(format!("{}_pacs", s.hospital_id)), demo.seed)?;
             name = "level-0.dcm".into();
         }
@@ -93,7 +97,28 @@ fn draw_and_ingest(
     if let Some(failed) = report.iter().find(|r| r.outcome == "failed") {
         return Err(anyhow::anyhow!("demo slide for {}: {}", failed.case, failed.message).into());
     }
-    Ok(vec![format!("{} synthetic slides in {} (one from a DICOM series)", report.len(), demo.code)])
+    let from = match report.len() {
+        0 => "",
+        1 => " (from a Hamamatsu NDPI file)",
+        _ => " (one from a Hamamatsu NDPI file, one from a DICOM series)",
+    };
+    Ok(vec![format!("{} synthetic slides in {}{from}", report.len(), demo.code)])
+}
+
+/// The drawn slide `svs` as a Hamamatsu scanner writes it (NDPI), with the patient's hospital
+/// number as the slide's reference and barcode (for de-identification to remove).
+fn as_hamamatsu_ndpi(svs: &Path, s: &DemoSubject, dest: &Path) -> Result<std::path::PathBuf> {
+    use crate::slides::ndpiwrite::{self, NdpiIdentifiers};
+    let slide = crate::slides::reader::open(svs).map_err(anyhow::Error::from)?;
+    let ids = NdpiIdentifiers {
+        reference: &format!("{} {}", s.hospital_id, s.mrn),
+        barcode: &s.mrn,
+        serial: "C13210-000123",
+        date_time: "2024:06:15 10:30:00",
+    };
+    ndpiwrite::write_ndpi(slide.as_ref(), dest, 20.0, &ids)?;
+    std::fs::remove_file(svs).map_err(anyhow::Error::from)?;
+    Ok(dest.to_path_buf())
 }
 
 /// The drawn slide `svs` as the DICOM series a PACS would hold, with the patient's name and

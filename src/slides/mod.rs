@@ -5,7 +5,7 @@ pub mod export;
 pub mod ingest;
 
 // The engine: reading, writing, tiling, de-identifying and drawing slides (crates/evidentia-wsi).
-pub use evidentia_wsi::{deid, dicom, dicomwrite, dzi, jpeg, openslide, reader, source, synth, tiffwrite};
+pub use evidentia_wsi::{deid, dicom, dicomwrite, dzi, jpeg, ndpiwrite, openslide, reader, source, synth, tiffwrite};
 
 use std::path::{Path, PathBuf};
 

@@ -117,8 +117,12 @@ fn migrate_and_demo_seed_only_are_idempotent() {
     assert!(first.status.success(), "{}", stderr(&first));
     let out = String::from_utf8_lossy(&first.stdout);
     assert!(out.contains("seeded study LUNG-IO-01") && out.contains("seeded 2 synthetic slides"), "{out}");
-    // The second came from a PACS as a DICOM series, naming the patient.
-    assert!(out.contains("2 synthetic slides in LUNG-IO-01 (one from a DICOM series)"), "{out}");
+    // The first came from a Hamamatsu scanner (NDPI), the second from a PACS as a DICOM series,
+    // both naming the patient.
+    assert!(
+        out.contains("2 synthetic slides in LUNG-IO-01 (one from a Hamamatsu NDPI file, one from a DICOM series)"),
+        "{out}"
+    );
     assert!(out.contains("seeded AI run 1 of evidentia-demo-til@1.0.0 on 2 slides"), "{out}");
     assert!(out.contains("an AI-assisted re-read"), "{out}");
     // The second demo study is complete, locked and signed: its dossier exports and verifies.

@@ -120,7 +120,8 @@ pub fn deidentify(src: &Path, dest: &Path) -> anyhow::Result<(DeidOutcome, Slide
                 let mut names: BTreeSet<String> = outcome.removed_metadata.drain(..).collect();
                 names.extend(removed_property_names(slide.info()));
                 outcome.removed_metadata = names.into_iter().collect();
-                outcome.conversion = Some(Conversion { from: vendor.name.to_string(), jpeg_quality: None, psnr_db: None });
+                outcome.conversion =
+                    Some(Conversion { from: vendor.name.to_string(), jpeg_quality: None, psnr_db: None });
             }
             outcome
         }
@@ -408,7 +409,8 @@ fn rewrite_tiff(tiff: &TiffSlide, dest: &Path, vendor_mpp: Option<(f64, f64)>) -
                 // A vendor's resolution from its XML: in the TIFF tags, per level.
                 (_, _, Some((mx, my))) => {
                     let base = &dirs[levels[0].1];
-                    let (dx, dy) = (f64::from(base.width) / f64::from(d.width), f64::from(base.height) / f64::from(d.height));
+                    let (dx, dy) =
+                        (f64::from(base.width) / f64::from(d.width), f64::from(base.height) / f64::from(d.height));
                     Some((10_000.0 / (mx * dx), 10_000.0 / (my * dy), 3))
                 }
                 _ => None,

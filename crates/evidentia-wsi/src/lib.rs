@@ -4,8 +4,9 @@
 //! - `reader`: Aperio SVS and generic pyramidal TIFF (levels, regions, associated images,
 //!   metadata), behind the `SlideReader` trait;
 //! - `dicom`, `dicomwrite`: DICOM whole-slide images (Supplement 145), read natively; exported;
-//! - `openslide`: the scanner vendors' formats (NDPI, Philips TIFF, SCN, BIF, MIRAX, DICOM)
-//!   through OpenSlide 4, loaded at run time when it is installed;
+//! - `vendor`: Hamamatsu NDPI, Philips TIFF and Ventana BIF read natively; `ndpiwrite` writes NDPI;
+//! - `openslide`: the other vendors' formats (Leica SCN, MIRAX, DICOM in JPEG 2000, NDPI
+//!   beyond what `vendor` reads) through OpenSlide 4, loaded at run time when it is installed;
 //! - `jpeg`: JPEG tiles decoded with the colour transform the file declares;
 //! - `tiffwrite`: tiled pyramidal TIFF (BigTIFF when needed) written tile by tile;
 //! - `dzi`: Deep Zoom tiles and thumbnails from any `SlideReader`;
@@ -22,6 +23,7 @@ pub mod dzi;
 mod font;
 pub mod jpeg;
 pub mod native;
+pub mod ndpiwrite;
 pub mod openslide;
 pub mod reader;
 pub mod source;

@@ -704,7 +704,14 @@ impl TiffSlide {
         }
         if let Some(v) = vendor {
             let meta = vendor::classify(v, &mut directories, file.as_ref())?;
-            return Ok(TiffSlide { file, file_len, bigtiff, format: v.format.to_string(), directories, vendor: Some((v, meta)) });
+            return Ok(TiffSlide {
+                file,
+                file_len,
+                bigtiff,
+                format: v.format.to_string(),
+                directories,
+                vendor: Some((v, meta)),
+            });
         }
         let first_desc = directories.first().and_then(|d| d.description.clone()).unwrap_or_default();
         let format = if first_desc.starts_with("Aperio") {

@@ -488,12 +488,12 @@ pub fn needs_bigtiff(estimated_bytes: u64) -> bool {
 /// Encodes an RGB8 image (`width`×`height`, interleaved) as a complete baseline JFIF JPEG,
 /// YCbCr with 4:2:0 chroma subsampling. `quality` 1–100.
 pub fn encode_jpeg_rgb(data: &[u8], width: u16, height: u16, quality: u8) -> io::Result<Vec<u8>> {
-    encode_jpeg(data, width, height, quality, jpeg_encoder::SamplingFactor::R_4_2_0)
+    encode_jpeg(data, width, height, quality, jpeg_encoder::SamplingFactor::R_4_2_0, None)
 }
 
 /// As [`encode_jpeg_rgb`] without chroma subsampling (4:4:4): sharper text on label images.
 pub fn encode_jpeg_rgb_444(data: &[u8], width: u16, height: u16, quality: u8) -> io::Result<Vec<u8>> {
-    encode_jpeg(data, width, height, quality, jpeg_encoder::SamplingFactor::R_4_4_4)
+    encode_jpeg(data, width, height, quality, jpeg_encoder::SamplingFactor::R_4_4_4, None)
 }
 
 /// As [`encode_jpeg_rgb`] with the chroma subsampling of a TIFF YCbCrSubsampling value:
@@ -510,7 +510,18 @@ pub fn encode_jpeg_rgb_sampled(
         [2, 1] => jpeg_encoder::SamplingFactor::R_4_2_2,
         _ => jpeg_encoder::SamplingFactor::R_4_2_0,
     };
-    encode_jpeg(data, width, height, quality, factor)
+    encode_jpeg(data, width, height, quality, factor, None)
+}
+
+/// A 4:2:2 JPEG (MCUs of 16 × 8 pixels) with a restart marker every `interval` MCUs.
+pub fn encode_jpeg_rgb_restarts(
+    data: &[u8],
+    width: u16,
+    height: u16,
+    quality: u8,
+    interval: u16,
+) -> io::Result<Vec<u8>> {
+    encode_jpeg(data, width, height, quality, jpeg_encoder::SamplingFactor::R_4_2_2, Some(interval))
 }
 
 fn encode_jpeg(
@@ -519,10 +530,14 @@ fn encode_jpeg(
     height: u16,
     quality: u8,
     sampling: jpeg_encoder::SamplingFactor,
+    restart_interval: Option<u16>,
 ) -> io::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(usize::from(width) * usize::from(height) / 4);
     let mut enc = jpeg_encoder::Encoder::new(&mut out, quality.clamp(1, 100));
     enc.set_sampling_factor(sampling);
+    if let Some(interval) = restart_interval {
+        enc.set_restart_interval(interval);
+    }
     enc.encode(data, width, height, jpeg_encoder::ColorType::Rgb)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
     Ok(out)

@@ -50,7 +50,7 @@ pub(crate) fn classify(
     }
 }
 
-fn tag<'a>(d: &'a TiffDirectory, t: u16) -> Option<&'a str> {
+fn tag(d: &TiffDirectory, t: u16) -> Option<&str> {
     d.tags.iter().find(|(n, _)| *n == t).map(|(_, v)| v.as_str())
 }
 
@@ -106,7 +106,9 @@ fn ndpi(dirs: &mut [TiffDirectory], file: &dyn ByteSource) -> Result<VendorMeta,
         }
     }
     number_levels(dirs, levels);
-    let base = dirs.iter().find(|d| d.role == DirectoryRole::Level(0)).expect("a level was found above");
+    let Some(base) = dirs.iter().find(|d| d.role == DirectoryRole::Level(0)) else {
+        return Err(SlideError::Corrupt("the NDPI file has no pyramid level".into()));
+    };
     let mut meta = VendorMeta { objective_power: tag_f64(base, NDPI_SOURCE_LENS), ..VendorMeta::default() };
     // OpenSlide's names: hamamatsu.<key> for the scanner's key=value lines, and the named tags.
     if let Some(map) = tag(base, NDPI_PROPERTY_MAP) {
@@ -151,9 +153,7 @@ fn ndpi_tiles(d: &mut TiffDirectory, file: &dyn ByteSource, index: usize) -> Res
         SlideError::Corrupt(format!("{what}: its JPEG headers are damaged or longer than {JPEG_HEADER_MAX} bytes"))
     })?;
     let (mcu_w, mcu_h) = header.mcu;
-    let starts: Vec<u64> = tag(d, NDPI_MCU_STARTS)
-        .map(|_| d.ndpi_mcu_starts.clone())
-        .unwrap_or_default();
+    let starts: Vec<u64> = tag(d, NDPI_MCU_STARTS).map(|_| d.ndpi_mcu_starts.clone()).unwrap_or_default();
     let Some(interval) = header.restart_interval.filter(|_| !starts.is_empty()) else {
         // No restart markers: the whole JPEG is one chunk, decoded at once if small enough.
         if u64::from(d.width) * u64::from(d.height) > MAX_CHUNK_PIXELS {
@@ -292,7 +292,8 @@ pub(crate) fn ndpi_tile_stream(header: &[u8], interval: &[u8]) -> Vec<u8> {
 
 /// `<Attribute Name="X" ...>value</Attribute>` with no element inside.
 fn philips_attributes(xml: &str) -> Vec<(String, String)> {
-    let re = Regex::new(r#"<Attribute Name="([A-Za-z0-9_]+)"[^>]*>([^<]*)</Attribute>"#).expect("a valid pattern");
+    let re = Regex::new(r#"<Attribute Name="([A-Za-z0-9_]+)"[^>]*>([^<]*)</Attribute>"#)
+        .unwrap_or_else(|_| unreachable!("constant pattern"));
     re.captures_iter(xml).map(|c| (c[1].to_string(), xml_unescape(&c[2]))).collect()
 }
 
@@ -320,11 +321,8 @@ fn philips(dirs: &mut [TiffDirectory]) -> Result<VendorMeta, SlideError> {
     for (k, v) in &attributes {
         meta.properties.entry(format!("philips.{k}")).or_insert_with(|| v.clone());
     }
-    let spacings: Vec<(f64, f64)> = attributes
-        .iter()
-        .filter(|(k, _)| k == "DICOM_PIXEL_SPACING")
-        .filter_map(|(_, v)| philips_spacing(v))
-        .collect();
+    let spacings: Vec<(f64, f64)> =
+        attributes.iter().filter(|(k, _)| k == "DICOM_PIXEL_SPACING").filter_map(|(_, v)| philips_spacing(v)).collect();
     // The first spacing is the WSI image's own; one per level follows.
     meta.mpp = spacings.first().copied();
     let mut levels = Vec::new();
@@ -354,7 +352,11 @@ fn philips(dirs: &mut [TiffDirectory]) -> Result<VendorMeta, SlideError> {
         let d = &mut dirs[i];
         let (w, h) = ((f64::from(w0) / ds) as u32, (f64::from(h0) / ds) as u32);
         // Only padding is clipped: the tile grid stays the same.
-        if w == 0 || h == 0 || w > d.width || h > d.height || w.div_ceil(d.chunk_width) != d.width.div_ceil(d.chunk_width)
+        if w == 0
+            || h == 0
+            || w > d.width
+            || h > d.height
+            || w.div_ceil(d.chunk_width) != d.width.div_ceil(d.chunk_width)
             || h.div_ceil(d.chunk_height) != d.height.div_ceil(d.chunk_height)
         {
             return Err(SlideError::Vendor(openslide::PHILIPS));
@@ -369,7 +371,9 @@ fn philips(dirs: &mut [TiffDirectory]) -> Result<VendorMeta, SlideError> {
     meta.objective_power = meta
         .properties
         .get("philips.DICOM_DERIVATION_DESCRIPTION")
-        .and_then(|d| d.split('-').take_while(|p| !p.starts_with("sourceFilename")).find_map(|p| p.strip_prefix("levels=")))
+        .and_then(|d| {
+            d.split('-').take_while(|p| !p.starts_with("sourceFilename")).find_map(|p| p.strip_prefix("levels="))
+        })
         .and_then(|l| l.split(',').next()?.parse::<u32>().ok())
         .filter(|&p| (1..=200).contains(&p))
         .map(f64::from);
@@ -386,6 +390,8 @@ const XMLPACKET: u16 = 700;
 /// tiles are read as a plain grid, which holds when the stitching information says no tile
 /// overlaps its neighbour (one area of interest); otherwise OpenSlide places them.
 fn ventana(dirs: &mut [TiffDirectory]) -> Result<VendorMeta, SlideError> {
+    let attribute = Regex::new(r#"([A-Za-z0-9_-]+)="([^"]*)""#).unwrap_or_else(|_| unreachable!("constant pattern"));
+    let overlaps = Regex::new(r#"Overlap[XY]="(-?[0-9]+)""#).unwrap_or_else(|_| unreachable!("constant pattern"));
     let mut meta = VendorMeta::default();
     let mut levels = Vec::new();
     for (i, d) in dirs.iter_mut().enumerate() {
@@ -402,15 +408,13 @@ fn ventana(dirs: &mut [TiffDirectory]) -> Result<VendorMeta, SlideError> {
         };
         if let Some(xml) = tag(d, XMLPACKET) {
             if xml.contains("<iScan") {
-                let re = Regex::new(r#"([A-Za-z0-9_-]+)="([^"]*)""#).expect("a valid pattern");
                 let start = xml.find("<iScan").unwrap_or(0);
                 let element = &xml[start..start + xml[start..].find('>').unwrap_or(xml.len() - start)];
-                for c in re.captures_iter(element) {
+                for c in attribute.captures_iter(element) {
                     meta.properties.insert(format!("ventana.{}", &c[1]), xml_unescape(&c[2]));
                 }
             }
             if xml.contains("<EncodeInfo") {
-                let overlaps = Regex::new(r#"Overlap[XY]="(-?[0-9]+)""#).expect("a valid pattern");
                 let aois = xml.matches("<ImageInfo ").count();
                 if aois > 1 || overlaps.captures_iter(xml).any(|c| &c[1] != "0") {
                     return Err(SlideError::Vendor(openslide::VENTANA));
@@ -461,7 +465,10 @@ mod tests {
             assert_eq!(associated, expected, "{name}");
             for key in r["phi_properties"].as_array().unwrap() {
                 let key = key.as_str().unwrap();
-                assert!(key.starts_with("openslide.") || key.starts_with("tiff.") || info.properties.contains_key(key), "{name}: {key}");
+                assert!(
+                    key.starts_with("openslide.") || key.starts_with("tiff.") || info.properties.contains_key(key),
+                    "{name}: {key}"
+                );
             }
             for l in 0..levels {
                 let level = &info.levels[l];
