@@ -2,7 +2,7 @@
 //! up front, then a job that de-identifies each file into the content-addressed store and records
 //! it on its case. One bad file is reported and does not stop the others.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -90,6 +90,10 @@ pub struct PlanEntry {
     /// The uploaded file's key in object storage, when it was staged there ([`stage`]).
     #[serde(default)]
     pub staged: Option<String>,
+    /// The other files of an uploaded slide of several (a MIRAX folder, a DICOM series), by
+    /// their path relative to `source`'s folder: staged under the row's key beside it.
+    #[serde(default)]
+    pub companions: Vec<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -222,11 +226,11 @@ pub fn plan(
                     if let Some(first) = used.insert(f.name.as_str(), row) {
                         problem("file", &format!("the same file as row {first}"));
                     }
-                    if f.uploaded && reader::is_mirax(Path::new(&f.name)) {
+                    if reader::is_mirax(&f.path) && !f.path.with_extension("").is_dir() {
                         problem(
                             "file",
-                            "a MIRAX slide is a .mrxs file and the folder beside it, which a browser cannot send: \
-                             ingest it from a folder on the server (evidentia slides ingest)",
+                            "a MIRAX slide is a .mrxs file and the folder of the same name beside it: \
+                             choose the folder that holds both (the form's folder button)",
                         );
                     }
                     Some(*f)
@@ -268,6 +272,11 @@ pub fn plan(
             };
             attributes.insert(h.clone(), Value::String(stored));
         }
+        // The other files of an uploaded slide of several go with it.
+        let companions = match source.filter(|f| f.uploaded) {
+            Some(f) => companions_of(&f.path).unwrap_or_default(),
+            None => vec![],
+        };
         if let (Some(f), Some((case_id, display))) = (source, case) {
             entries.push(PlanEntry {
                 row,
@@ -278,11 +287,24 @@ pub fn plan(
                 stain: stain.to_string(),
                 attributes,
                 staged: None,
+                companions,
             });
         }
     }
-    // A folder on the server may hold other files; every uploaded file must be in the manifest.
-    let unused = files.iter().filter(|f| f.uploaded && !used.contains_key(f.name.as_str())).count();
+    // A folder on the server may hold other files; every uploaded file must be in the manifest,
+    // or be another instance of a DICOM series a row names.
+    let in_series: HashSet<PathBuf> = entries
+        .iter()
+        .filter(|e| e.uploaded)
+        .flat_map(|e| {
+            let folder = e.source.parent().map(Path::to_path_buf).unwrap_or_default();
+            e.companions.iter().map(move |c| folder.join(c))
+        })
+        .collect();
+    let unused = files
+        .iter()
+        .filter(|f| f.uploaded && !used.contains_key(f.name.as_str()) && !in_series.contains(&f.path))
+        .count();
     if unused > 0 {
         errors.add("files", format!("{unused} uploaded file(s) are not named in the manifest"));
     }
@@ -290,6 +312,50 @@ pub fn plan(
         return Err(Error::Invalid(errors));
     }
     Ok(Plan { study_code: access.study.code.clone(), entries, upload_dir: None, staged: None })
+}
+
+/// The files of the slide at `path` other than itself, relative to its folder (a MIRAX
+/// folder's files as `x/Slidedat.ini`; a DICOM series' other instances).
+fn companions_of(path: &Path) -> std::io::Result<Vec<String>> {
+    let folder = path.parent().unwrap_or(Path::new(""));
+    let files = reader::slide_files(path).map_err(std::io::Error::other)?;
+    Ok(files
+        .iter()
+        .skip(1)
+        .filter_map(|f| f.strip_prefix(folder).ok())
+        .map(|f| f.to_string_lossy().to_string())
+        .collect())
+}
+
+/// Puts uploaded files where their names say, under `dir/files/`: a browser sending a folder
+/// names each file by its path in it (`scans/x.mrxs`, `scans/x/Data0000.dat`), and a MIRAX
+/// slide or a DICOM series is read from its folder as on the server. Returns the files as the
+/// manifest names them (by file name; a MIRAX slide's folder is part of its slide). A name with
+/// `..`, an absolute path or two files of the same path are refused, naming the field.
+pub fn arrange_uploads(dir: &Path, uploads: &[(String, PathBuf)]) -> Result<Vec<SourceFile>> {
+    let root = dir.join("files");
+    let mut placed = HashSet::new();
+    for (name, saved) in uploads {
+        let parts: Vec<&str> = name.split(['/', '\\']).filter(|p| !p.is_empty() && *p != ".").collect();
+        if parts.is_empty() || parts.iter().any(|p| *p == ".." || p.contains('\0') || p.len() > 255) || parts.len() > 16
+        {
+            return Err(Error::invalid("files", "a file's name or folder cannot be used (.., or too deep)"));
+        }
+        let dest = parts.iter().fold(root.clone(), |p, part| p.join(part));
+        if !placed.insert(dest.clone()) {
+            return Err(Error::invalid("files", "two uploaded files have the same name in the same folder"));
+        }
+        let io = |e: std::io::Error| Error::Internal(anyhow::anyhow!("arranging the upload: {e}"));
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        std::fs::rename(saved, &dest).map_err(io)?;
+    }
+    if placed.is_empty() {
+        return Ok(vec![]);
+    }
+    let files = server_files(&[root]).map_err(|e| Error::Internal(e.into()))?;
+    Ok(files.into_iter().map(|f| SourceFile { uploaded: true, ..f }).collect())
 }
 
 fn plan_path(tmp_dir: &Path, ingest_id: i32) -> PathBuf {
@@ -334,12 +400,22 @@ pub fn stage(storage: &Storage, mut plan: Plan) -> Result<Plan> {
             continue;
         }
         let key = format!("{prefix}/row-{}", plan.entries[i].row);
-        if let Err(e) = storage.put_file(&key, &plan.entries[i].source) {
+        let entry = &plan.entries[i];
+        let folder = entry.source.parent().map(Path::to_path_buf).unwrap_or_default();
+        // The slide's other files beside it, under the row's key.
+        let sent = storage.put_file(&key, &entry.source).and_then(|()| {
+            entry
+                .companions
+                .iter()
+                .enumerate()
+                .try_for_each(|(n, c)| storage.put_file(&companion_key(&key, n), &folder.join(c)))
+        });
+        plan.entries[i].staged = Some(key);
+        if let Err(e) = sent {
             // What was staged before goes again: nothing is left in the bucket.
             unstage(storage, &plan);
             return Err(io(e));
         }
-        plan.entries[i].staged = Some(key);
     }
     plan.upload_dir = None;
     let _ = std::fs::remove_dir_all(dir);
@@ -350,7 +426,15 @@ pub fn stage(storage: &Storage, mut plan: Plan) -> Result<Plan> {
 /// logged, and the sweep of the node that received them tries again).
 pub fn unstage(storage: &Storage, plan: &Plan) {
     let Some(prefix) = &plan.staged else { return };
-    let keys = plan.entries.iter().filter_map(|e| e.staged.clone()).chain([format!("{prefix}/plan.json")]);
+    let keys = plan
+        .entries
+        .iter()
+        .filter_map(|e| Some((e.staged.clone()?, &e.companions)))
+        .flat_map(|(key, companions)| {
+            let others: Vec<String> = (0..companions.len()).map(|n| companion_key(&key, n)).collect();
+            std::iter::once(key).chain(others)
+        })
+        .chain([format!("{prefix}/plan.json")]);
     for key in keys {
         if let Err(e) = storage.delete(&key) {
             tracing::warn!(key = %key, error = %e, "a staged upload could not be removed from object storage");
@@ -475,11 +559,12 @@ impl JobHandler for SlideIngestJob {
                 let msg = format!("slide {} of {total} (manifest row {})", report.len() + 1, entry.row);
                 ctx.progress(report.len() as i64, total, &msg, Some(&json!({"report": report})))?;
                 let partial = partial_dir.join(format!("job-{}-row-{}.partial", ctx.job.id, entry.row));
-                // A staged upload is fetched to this node for the length of its row.
+                // A staged upload is fetched to this node for the length of its row, into a
+                // folder of its own (with the slide's other files, as they were uploaded).
                 let fetched = partial_dir.join(format!("job-{}-row-{}.upload", ctx.job.id, entry.row));
                 let mut entry = entry.clone();
                 let fetch = match &entry.staged {
-                    Some(key) => ctx.storage.download(key, &fetched).map(|()| entry.source = fetched.clone()),
+                    Some(key) => fetch_staged(&ctx.storage, key, &entry, &fetched).map(|f| entry.source = f),
                     None => Ok(()),
                 };
                 let outcome = match fetch {
@@ -499,7 +584,7 @@ impl JobHandler for SlideIngestJob {
                     }
                 };
                 let _ = std::fs::remove_file(&partial);
-                let _ = std::fs::remove_file(&fetched);
+                let _ = std::fs::remove_dir_all(&fetched);
                 report.push(outcome);
                 save_report(&mut *ctx.conn()?, ingest_id, &report, false)?;
                 // The resume point right after the row, so a crash now does not redo it.
@@ -526,6 +611,38 @@ impl JobHandler for SlideIngestJob {
             rows: report,
         })
     }
+}
+
+/// Where the `n`th other file of a staged row's slide is kept (by number: file names may name
+/// the patient).
+fn companion_key(key: &str, n: usize) -> String {
+    format!("{key}.files/{n}")
+}
+
+/// Downloads a staged row (and its slide's other files) into the folder `into`; returns the
+/// path of the row's file there, `slide.<ext>` (a MIRAX slide's folder becomes `slide/`, so the
+/// names on this node's disk say nothing of the patient).
+fn fetch_staged(storage: &Storage, key: &str, entry: &PlanEntry, into: &Path) -> std::io::Result<PathBuf> {
+    let ext = entry.source.extension().map(|e| e.to_string_lossy().to_string()).unwrap_or_default();
+    let stem = entry.source.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+    let main = into.join(if ext.is_empty() { "slide".to_string() } else { format!("slide.{ext}") });
+    std::fs::create_dir_all(into)?;
+    storage.download(key, &main)?;
+    for (n, c) in entry.companions.iter().enumerate() {
+        let mut parts: Vec<&str> = c.split('/').collect();
+        if parts.iter().any(|p| p.is_empty() || *p == ".." || *p == ".") {
+            return Err(std::io::Error::other("a staged file's name leaves its folder"));
+        }
+        if parts.len() > 1 && parts[0] == stem {
+            parts[0] = "slide";
+        }
+        let dest = parts.iter().fold(into.to_path_buf(), |p, part| p.join(part));
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        storage.download(&companion_key(key, n), &dest)?;
+    }
+    Ok(main)
 }
 
 fn finish_ingest(

@@ -413,7 +413,7 @@ async fn every_vendor_format_is_inspected_read_and_ingested_without_its_phi() {
 }
 
 #[tokio::test]
-async fn the_web_form_ingests_single_file_vendor_slides_and_refuses_a_lone_mrxs_file() {
+async fn the_web_form_ingests_vendor_slides_as_files_and_folders() {
     let app = spawn_app();
     let c = app.login("manager").await;
     let subjects = subjects_of_snubh(1);
@@ -433,9 +433,28 @@ async fn the_web_form_ingests_single_file_vendor_slides_and_refuses_a_lone_mrxs_
     let r = upload(&[("mirax.mrxs", "DOE_JANE_S24-012345.mrxs")]).await.unwrap();
     let page = r.text().await.unwrap();
     assert!(
-        page.contains("manifest row 1, column file: a MIRAX slide is a .mrxs file and the folder beside it"),
+        page.contains("manifest row 1, column file: a MIRAX slide is a .mrxs file and the folder of the same name"),
         "{page}"
     );
+    // A name that climbs out of its folder is refused; nothing is queued.
+    let form = reqwest::multipart::Form::new()
+        .part("slides", reqwest::multipart::Part::bytes(b"x".to_vec()).file_name("scans/../../etc/x.ndpi"))
+        .part(
+            "manifest",
+            reqwest::multipart::Part::bytes(
+                format!("file,subject_id,stain,site\nx.ndpi,{subject},H&E,SNUBH\n").into_bytes(),
+            )
+            .file_name("manifest.csv"),
+        );
+    let r = c
+        .http
+        .post(c.url(&format!("/studies/LUNG-IO-01/slides/ingest?csrf_token={}", c.csrf)))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let page = r.text().await.unwrap();
+    assert!(page.contains("a file&#39;s name or folder cannot be used"), "{page}");
     // Every single-file format at once, under the names sites give them; a DICOM instance
     // uploaded alone is a slide of its one level.
     let r = upload(&[
@@ -465,6 +484,52 @@ async fn the_web_form_ingests_single_file_vendor_slides_and_refuses_a_lone_mrxs_
     }
     assert!(page.contains("frames copied byte for byte from DICOM") && page.contains(&format!("{case}-S05")), "{page}");
     assert!(page.contains("hamamatsu.Reference") && page.contains("dicom.PatientName"), "{page}");
+    assert_no_phi("the ingest page", page.as_bytes());
+
+    // Folders, as a browser sends them (each file named by its path in the folder chosen): a
+    // MIRAX slide and the folder beside it, and a DICOM series whose row names one instance.
+    let mut form = reqwest::multipart::Form::new();
+    let mut add = |path: &Path, sent: String| {
+        let bytes = std::fs::read(path).unwrap();
+        form = std::mem::take(&mut form).part("slides", reqwest::multipart::Part::bytes(bytes).file_name(sent));
+    };
+    add(&vendor_fixture("mirax.mrxs"), "scans/DOE_JANE_S24-012345.mrxs".into());
+    for e in std::fs::read_dir(vendor_fixture("mirax")).unwrap() {
+        let p = e.unwrap().path();
+        add(&p, format!("scans/DOE_JANE_S24-012345/{}", p.file_name().unwrap().to_string_lossy()));
+    }
+    for e in std::fs::read_dir(vendor_fixture("dicom-sparse")).unwrap() {
+        let p = e.unwrap().path();
+        add(&p, format!("DOE_JANE_pacs/{}", p.file_name().unwrap().to_string_lossy()));
+    }
+    let manifest = format!(
+        "file,subject_id,stain,site\nDOE_JANE_S24-012345.mrxs,{subject},H&E,SNUBH\nlevel-1.dcm,{subject},H&E,SNUBH\n"
+    );
+    let form = form.part("manifest", reqwest::multipart::Part::bytes(manifest.into_bytes()).file_name("manifest.csv"));
+    let r = c
+        .http
+        .post(c.url(&format!("/studies/LUNG-IO-01/slides/ingest?csrf_token={}", c.csrf)))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    let id: i32 = location(&r).rsplit('/').next().unwrap().parse().unwrap();
+    for _ in 0..600 {
+        page = c.get_text(&format!("/studies/LUNG-IO-01/slides/ingests/{id}")).await.1;
+        if page.contains(&format!("{case}-S07")) || page.contains("job-failed") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(page.contains("re-encoded from 3DHISTECH MIRAX") && page.contains(&format!("{case}-S06")), "{page}");
+    assert!(page.contains("frames copied byte for byte from DICOM") && page.contains(&format!("{case}-S07")), "{page}");
+    // The series arrived whole: every level of it, not the one instance the row names.
+    let study = evidentia::studies::get_by_code(&mut app.conn(), "LUNG-IO-01").unwrap().id;
+    let slide = evidentia::slides::get(&mut app.conn(), study, &format!("{case}-S07")).unwrap();
+    let copy = evidentia::slides::open_stored(&app.config.storage, &slide.sha256, slide.format).unwrap();
+    assert_eq!(copy.info().levels.len(), 3);
+    assert_eq!(copy.info().width, 1024);
     assert_no_phi("the ingest page", page.as_bytes());
     for (f, bytes) in app.every_file() {
         assert_no_phi(&f, &bytes);

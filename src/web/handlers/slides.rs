@@ -162,11 +162,10 @@ pub async fn slide_ingest_upload(
             .find(|f| f.field == "manifest")
             .ok_or_else(|| Error::invalid("manifest", "choose the manifest CSV"))?;
         let manifest_bytes = std::fs::read(&manifest.path).map_err(|e| Error::Internal(e.into()))?;
-        let files: Vec<SourceFile> = saved
-            .iter()
-            .filter(|f| f.field != "manifest")
-            .map(|f| SourceFile { name: f.file_name.clone(), path: f.path.clone(), uploaded: true })
-            .collect();
+        // Files, and folders (a MIRAX slide, a DICOM series) as the browser names their files.
+        let uploads: Vec<(String, std::path::PathBuf)> =
+            saved.iter().filter(|f| f.field != "manifest").map(|f| (f.file_name.clone(), f.path.clone())).collect();
+        let files: Vec<SourceFile> = ingest::arrange_uploads(dir.path(), &uploads)?;
         if files.is_empty() {
             return Err(Error::invalid("files", "choose the slide files named in the manifest"));
         }
