@@ -1,4 +1,4 @@
-//! Vendor-format benchmark (issue 24): an NDPI slide (read through our OpenSlide backend) and a
+//! Vendor-format benchmark (issue 24): an NDPI slide (read by our own code, by restart interval) and a
 //! DICOM series (read by our own DICOM reader) against OpenSlide reading the same files in the
 //! same run (openslide-python + openslide-bin, `tools/bench_openslide.py`):
 //! 1. level 0 through `read_region` in 2048-px regions, Mpx/s;
@@ -57,7 +57,7 @@ fn main() -> anyhow::Result<()> {
     }
     println!("(machine: {} cores)", std::thread::available_parallelism().map_or(1, |n| n.get()));
     for (what, path) in [
-        ("NDPI, 4096 x 3072 (our OpenSlide backend)", ndpi),
+        ("NDPI, 4096 x 3072 (our own reader)", ndpi),
         ("DICOM, 20000 x 15000 (our DICOM reader)", dicom.join("level-0.dcm")),
     ] {
         let ours = measure(&path)?;

@@ -36,6 +36,8 @@ def main(series, png):
             "patient_id": str(ds.PatientID),
             "identity_removed": str(ds.PatientIdentityRemoved),
             "deid_codes": [str(c.CodeValue) for c in ds.DeidentificationMethodCodeSequence],
+            "manufacturer": str(ds.get("Manufacturer", "")),
+            "device_serial": str(ds.get("DeviceSerialNumber", "")),
             "study_uid": str(ds.StudyInstanceUID),
             "series_uid": str(ds.SeriesInstanceUID),
             "size": [int(ds.TotalPixelMatrixColumns), int(ds.TotalPixelMatrixRows)],

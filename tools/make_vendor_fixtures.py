@@ -34,8 +34,9 @@ Files written (1024 x 768 level 0, three levels, 0.25 um/px):
                  tile JPEGs and the label, macro and preview images.
   dicom/         DICOM WSI (VL Whole Slide Microscopy Image, JPEG baseline, TILED_FULL) made from
                  philips.tiff by an independent converter (wsidicomizer), with the patient, study,
-                 accession, referring physician, container id and device serial planted through its
-                 metadata file: three VOLUME instances, a LABEL and an OVERVIEW.
+                 accession, referring physician and container id planted through its metadata
+                 file, and a device serial number (kept under Retain Device Identity): three
+                 VOLUME instances, a LABEL and an OVERVIEW.
   dicom-sparse/  the same series with level 0 rewritten (pydicom) as TILED_SPARSE with one tile
                  missing, its frames positioned by the Per-Frame Functional Groups.
   reference.json what OpenSlide reports for each: vendor, levels, mpp, objective power, associated
@@ -71,6 +72,9 @@ DATE_ISO = "2024-06-15"
 DATE_DICOM = "20240615"
 DATE_TIFF = "2024:06:15"
 MRN = "MRN-778899"
+# A DICOM scanner's serial number is the device's identity, kept under PS3.15's Retain Device
+# Identity Option (which ingest applies): not planted PHI, so that the scans can tell.
+DICOM_DEVICE_SERIAL = "UFS-DEVICE-4711"
 PLANTED = [NAME, NAME_FILE, ACCESSION, SERIAL, OPERATOR, OPERATOR.replace("-", "^"), MRN, DATE_ISO, DATE_DICOM, DATE_TIFF,
            base64.b64encode(ACCESSION.encode()).decode().rstrip("=")]
 
@@ -494,7 +498,7 @@ def make_dicom(source, folder):
             "study": {"identifier": "ST-1", "accession_number": ACCESSION, "date": DATE_ISO, "time": "10:30:00",
                       "referring_physician_name": OPERATOR.replace("-", "^")},
             "slide": {"identifier": f"{ACCESSION}-A1"},
-            "equipment": {"manufacturer": "Philips", "model_name": "UFS", "device_serial_number": SERIAL,
+            "equipment": {"manufacturer": "Philips", "model_name": "UFS", "device_serial_number": DICOM_DEVICE_SERIAL,
                           "software_versions": ["4.0.3"]}}
     shutil.rmtree(folder, ignore_errors=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -81,7 +81,11 @@ fn export_slide(
 ) -> Result<ExportedSlide> {
     let reader = open_stored(storage, &slide.sha256, slide.format)
         .map_err(|e| Error::Internal(anyhow::anyhow!("slide {}: {e}", slide.label)))?;
-    let ids = series_ids(key, study_code, slide, reader.info().levels.len());
+    let mut ids = series_ids(key, study_code, slide, reader.info().levels.len());
+    // A slide that came as DICOM keeps its scanner's identity (Retain Device Identity).
+    if let Some(kept) = slide.info()["deidentification"]["dicom_profile"]["retained"].as_object() {
+        ids.device = kept.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect();
+    }
     let dir = out.join(&slide.label);
     let levels = dicomwrite::write_series(reader.as_ref(), &ids, &dir)
         .map_err(|e| Error::Internal(e.context(format!("exporting slide {}", slide.label))))?;

@@ -620,12 +620,13 @@ fn companion_key(key: &str, n: usize) -> String {
 }
 
 /// Downloads a staged row (and its slide's other files) into the folder `into`; returns the
-/// path of the row's file there, `slide.<ext>` (a MIRAX slide's folder becomes `slide/`, so the
-/// names on this node's disk say nothing of the patient).
+/// path of the row's file there, `r<row>.<ext>` (a MIRAX slide's folder becomes `r<row>/`, so
+/// the names on this node's disk say nothing of the patient, nor words a reader's message uses).
 fn fetch_staged(storage: &Storage, key: &str, entry: &PlanEntry, into: &Path) -> std::io::Result<PathBuf> {
     let ext = entry.source.extension().map(|e| e.to_string_lossy().to_string()).unwrap_or_default();
     let stem = entry.source.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
-    let main = into.join(if ext.is_empty() { "slide".to_string() } else { format!("slide.{ext}") });
+    let ours = format!("r{}", entry.row);
+    let main = into.join(if ext.is_empty() { ours.clone() } else { format!("{ours}.{ext}") });
     std::fs::create_dir_all(into)?;
     storage.download(key, &main)?;
     for (n, c) in entry.companions.iter().enumerate() {
@@ -634,7 +635,7 @@ fn fetch_staged(storage: &Storage, key: &str, entry: &PlanEntry, into: &Path) ->
             return Err(std::io::Error::other("a staged file's name leaves its folder"));
         }
         if parts.len() > 1 && parts[0] == stem {
-            parts[0] = "slide";
+            parts[0] = &ours;
         }
         let dest = parts.iter().fold(into.to_path_buf(), |p, part| p.join(part));
         if let Some(parent) = dest.parent() {
@@ -894,6 +895,7 @@ fn try_ingest(
                 "removed_images": outcome.removed_images,
                 "removed_metadata": outcome.removed_metadata,
                 "conversion": outcome.conversion,
+                "dicom_profile": outcome.dicom_profile,
             })),
         )?;
         Ok(label)
@@ -924,6 +926,9 @@ fn try_ingest(
     out.message = format!("{} {}×{}, {} levels", info.format, info.width, info.height, info.levels.len());
     if let Some(c) = &outcome.conversion {
         out.message = format!("{}; {}", out.message, c.summary());
+    }
+    if let Some(p) = &outcome.dicom_profile {
+        out.message = format!("{}; {}", out.message, p.summary());
     }
     out.slide = Some(label);
     out.removed_images = outcome.removed_images;

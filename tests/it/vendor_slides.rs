@@ -250,6 +250,15 @@ async fn every_vendor_format_is_inspected_read_and_ingested_without_its_phi() {
         new.contains("dicom.PatientName") && new.contains("dicom.AccessionNumber") && new.contains("label"),
         "{new}"
     );
+    // PS3.15's Basic Profile with the Retain Device Identity Option, recorded with what it kept.
+    let event: serde_json::Value = serde_json::from_str(new).unwrap();
+    let profile = &event["dicom_profile"];
+    assert_eq!(profile["profile"], "Basic Application Level Confidentiality Profile");
+    assert_eq!(profile["options"], serde_json::json!(["Retain Device Identity Option"]));
+    assert_eq!(profile["retained"]["DeviceSerialNumber"], "UFS-DEVICE-4711");
+    assert_eq!(profile["retained"]["Manufacturer"], "Philips");
+    assert!(!new.contains("dicom.DeviceSerialNumber"), "kept, so not listed as removed: {new}");
+    assert!(stdout.contains("with the Retain Device Identity Option"), "{stdout}");
     let ndpi = converted.iter().find(|e| e.new_value.as_deref().unwrap().contains("Hamamatsu NDPI")).unwrap();
     let new = ndpi.new_value.as_deref().unwrap();
     assert!(new.contains("hamamatsu.Reference") && new.contains("macro") && new.contains("psnr_db"), "{new}");
@@ -323,7 +332,21 @@ async fn every_vendor_format_is_inspected_read_and_ingested_without_its_phi() {
                 (level["patient_id"].as_str(), level["identity_removed"].as_str()),
                 (Some(case.as_str()), Some("YES"))
             );
-            assert_eq!(level["deid_codes"], serde_json::json!(["113100"]));
+            // PS3.15: the Basic Profile; for the slide that came as DICOM, with the Retain
+            // Device Identity Option, its scanner named as it was.
+            if slide.info()["deidentification"]["dicom_profile"].is_null() {
+                assert_eq!(level["deid_codes"], serde_json::json!(["113100"]));
+                assert_eq!(
+                    (level["manufacturer"].as_str(), level["device_serial"].as_str()),
+                    (Some("Evidentia"), Some(""))
+                );
+            } else {
+                assert_eq!(level["deid_codes"], serde_json::json!(["113100", "113109"]));
+                assert_eq!(
+                    (level["manufacturer"].as_str(), level["device_serial"].as_str()),
+                    (Some("Philips"), Some("UFS-DEVICE-4711"))
+                );
+            }
             study_uids.push(level["study_uid"].as_str().unwrap().to_string());
             // The frames are the stored copy's tiles, byte for byte.
             let tiff = copy.tiff().unwrap();

@@ -3,7 +3,7 @@
 //! or, for a scanner vendor's format read through OpenSlide, the pyramid converted to our own
 //! tiled TIFF with its tiles re-encoded (nothing but pixels and resolution carried over).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -73,7 +73,40 @@ pub struct DeidOutcome {
     /// Set when the pixels were re-encoded (a vendor format converted to our TIFF).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversion: Option<Conversion>,
+    /// DICOM: the confidentiality profile applied, its options, and what it kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dicom_profile: Option<DicomProfile>,
 }
+
+/// PS3.15 Annex E, as applied to a DICOM slide at ingest (and named again in its export).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct DicomProfile {
+    /// "Basic Application Level Confidentiality Profile" (DCM 113100).
+    pub profile: String,
+    /// The options chosen: "Retain Device Identity Option" (DCM 113109).
+    pub options: Vec<String>,
+    /// What the options kept, by DICOM keyword: the device's identity.
+    pub retained: BTreeMap<String, String>,
+}
+
+impl DicomProfile {
+    /// "Basic Application Level Confidentiality Profile with the Retain Device Identity Option
+    /// (kept: DeviceSerialNumber, Manufacturer)".
+    pub fn summary(&self) -> String {
+        let mut out = self.profile.clone();
+        if !self.options.is_empty() {
+            out = format!("{out} with the {}", self.options.join(", "));
+        }
+        if !self.retained.is_empty() {
+            out = format!("{out} (kept: {})", self.retained.keys().cloned().collect::<Vec<_>>().join(", "));
+        }
+        out
+    }
+}
+
+/// PS3.15 Annex E's profile and the option ingest applies to DICOM slides.
+pub const BASIC_PROFILE: &str = "Basic Application Level Confidentiality Profile";
+pub const RETAIN_DEVICE_IDENTITY: &str = "Retain Device Identity Option";
 
 /// How a converted slide's pixels were made: re-encoded (with a quality and the PSNR measured),
 /// or their compressed frames or tiles copied into our TIFF unchanged (DICOM, Philips TIFF,
@@ -131,13 +164,13 @@ pub fn deidentify(src: &Path, dest: &Path) -> anyhow::Result<(DeidOutcome, Slide
             let mut out = BufWriter::new(File::create(dest)?);
             img.write_png(&mut out)?;
             out.flush()?;
-            DeidOutcome { removed_images: vec![], removed_metadata: vec!["png text chunks".into()], conversion: None }
+            DeidOutcome { removed_metadata: vec!["png text chunks".into()], ..DeidOutcome::default() }
         }
         (None, "jpeg") => {
             let bytes = std::fs::read(src)?;
             let (clean, removed) = strip_jpeg_metadata(&bytes)?;
             std::fs::write(dest, clean)?;
-            DeidOutcome { removed_images: vec![], removed_metadata: removed, conversion: None }
+            DeidOutcome { removed_metadata: removed, ..DeidOutcome::default() }
         }
         (None, _) if slide.dicom().is_some_and(copyable_frames) => {
             copy_dicom_frames(slide.dicom().unwrap_or_else(|| unreachable!("checked above")), dest)?
@@ -204,6 +237,7 @@ fn convert(slide: &dyn SlideReader, vendor: VendorFormat, dest: &Path) -> anyhow
             jpeg_quality: Some(CONVERSION_QUALITY),
             psnr_db: Some((psnr(squared_error, samples) * 100.0).round() / 100.0),
         }),
+        dicom_profile: None,
     })
 }
 
@@ -215,8 +249,9 @@ fn copyable_frames(d: &DicomSlide) -> bool {
 
 /// A DICOM slide into our TIFF with its JPEG frames as the tiles, unchanged but for metadata
 /// segments inside them (APPn other than JFIF/Adobe, comments), which are dropped and named. A
-/// tile a sparse level lacks becomes a white tile. No DICOM attribute is kept: the audit lists
-/// the ones the file had (names only).
+/// tile a sparse level lacks becomes a white tile. Of the DICOM attributes only the device's
+/// identity is kept (PS3.15's Basic Profile with the Retain Device Identity Option, see
+/// [`super::dicom::DEVICE_IDENTITY`]); the audit lists the others the file had (names only).
 fn copy_dicom_frames(d: &DicomSlide, dest: &Path) -> anyhow::Result<DeidOutcome> {
     let file = File::create(dest).with_context(|| format!("creating {}", dest.display()))?;
     let mut w = TiffWriter::new(BufWriter::new(file), false)?;
@@ -266,10 +301,19 @@ fn copy_dicom_frames(d: &DicomSlide, dest: &Path) -> anyhow::Result<DeidOutcome>
     out.flush()?;
     out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     removed.extend(removed_property_names(info));
+    // The device's identity is kept (Retain Device Identity), so it is not listed as removed.
+    for keyword in d.device.keys() {
+        removed.remove(&format!("dicom.{keyword}"));
+    }
     Ok(DeidOutcome {
         removed_images: info.associated.clone(),
         removed_metadata: removed.into_iter().collect(),
         conversion: Some(Conversion { from: "DICOM".into(), jpeg_quality: None, psnr_db: None }),
+        dicom_profile: Some(DicomProfile {
+            profile: BASIC_PROFILE.into(),
+            options: vec![RETAIN_DEVICE_IDENTITY.into()],
+            retained: d.device.clone(),
+        }),
     })
 }
 

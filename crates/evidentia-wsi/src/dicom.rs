@@ -104,6 +104,34 @@ impl Instance {
     }
 }
 
+/// What de-identification keeps of a DICOM series: the device's identity, as PS3.15 Annex E's
+/// Basic Application Level Confidentiality Profile with the **Retain Device Identity Option**
+/// allows (Table E.1-1, column "Rtn. Dev. Id. Opt.": Device Serial Number, Device UID and
+/// Station Name are "K"), and the device's make, model and software versions, which the table
+/// does not list (the Basic Profile keeps what it does not list). Every other attribute is
+/// removed, more than the profile asks: the stored copy is our TIFF, which needs none of them.
+pub const DEVICE_IDENTITY: [(Tag, &str); 6] = [
+    (tags::MANUFACTURER, "Manufacturer"),
+    (tags::MANUFACTURER_MODEL_NAME, "ManufacturerModelName"),
+    (tags::DEVICE_SERIAL_NUMBER, "DeviceSerialNumber"),
+    (tags::DEVICE_UID, "DeviceUID"),
+    (tags::STATION_NAME, "StationName"),
+    (tags::SOFTWARE_VERSIONS, "SoftwareVersions"),
+];
+
+/// The device identity of `obj` ([`DEVICE_IDENTITY`]), by keyword: printable text, at most
+/// 64 characters (LO's limit), empty values left out.
+fn device_identity(obj: &InMemDicomObject) -> BTreeMap<String, String> {
+    DEVICE_IDENTITY
+        .iter()
+        .filter_map(|(tag, keyword)| {
+            let value: String = text(obj, *tag).chars().filter(|c| !c.is_control()).take(64).collect();
+            let value = value.trim().to_string();
+            (!value.is_empty()).then(|| (keyword.to_string(), value))
+        })
+        .collect()
+}
+
 /// A DICOM slide: its series' instances, read.
 pub struct DicomSlide {
     /// Pyramid levels, largest first.
@@ -112,6 +140,8 @@ pub struct DicomSlide {
     pub associated: Vec<(String, Instance)>,
     /// Every file of the series (the hash of a slide covers them all).
     pub files: Vec<PathBuf>,
+    /// The scanner's identity ([`DEVICE_IDENTITY`]), from the pyramid's first instance.
+    pub device: BTreeMap<String, String>,
     info: SlideInfo,
 }
 
@@ -122,6 +152,7 @@ pub fn open(path: &Path) -> Result<DicomSlide, SlideError> {
     let mut levels = Vec::new();
     let mut associated = Vec::new();
     let mut properties = BTreeMap::new();
+    let mut device = BTreeMap::new();
     for f in &files {
         let obj = OpenFileOptions::new().open_file(f).map_err(|_| unreadable())?;
         let volume = role_of(&obj) == "VOLUME";
@@ -142,6 +173,7 @@ pub fn open(path: &Path) -> Result<DicomSlide, SlideError> {
             }
             if properties.is_empty() {
                 properties = attribute_texts(&obj);
+                device = device_identity(&obj);
             }
             levels.push(instance);
         } else {
@@ -183,7 +215,7 @@ pub fn open(path: &Path) -> Result<DicomSlide, SlideError> {
         associated: associated.iter().map(|(n, _)| n.clone()).collect(),
         properties,
     };
-    Ok(DicomSlide { levels, associated, files, info })
+    Ok(DicomSlide { levels, associated, files, device, info })
 }
 
 /// The files of the series `path` belongs to (or of the one series in folder `path`), in name
@@ -519,7 +551,7 @@ mod tests {
     }
 
     #[test]
-    fn frames_are_copied_into_the_tiff_and_no_attribute_is_kept() {
+    fn frames_are_copied_into_the_tiff_and_only_the_device_identity_is_kept() {
         let reference = reference();
         let dir = tempfile::tempdir().unwrap();
         let mut planted: Vec<String> =
@@ -531,6 +563,16 @@ mod tests {
             let conversion = outcome.conversion.clone().unwrap();
             assert_eq!(conversion.summary(), "frames copied byte for byte from DICOM");
             assert_eq!(outcome.removed_images, ["label", "macro"]);
+            // PS3.15 Basic Profile with Retain Device Identity: the scanner's identity kept,
+            // named as kept, and not as removed; the copy itself holds none of it.
+            let profile = outcome.dicom_profile.clone().unwrap();
+            assert_eq!(profile.options, [crate::deid::RETAIN_DEVICE_IDENTITY]);
+            assert_eq!(profile.retained.get("DeviceSerialNumber").map(String::as_str), Some("UFS-DEVICE-4711"));
+            assert_eq!(profile.retained.get("Manufacturer").map(String::as_str), Some("Philips"));
+            assert!(profile.retained.keys().all(|k| DEVICE_IDENTITY.iter().any(|(_, d)| d == k)));
+            assert!(!outcome.removed_metadata.iter().any(|k| k == "dicom.DeviceSerialNumber"));
+            assert!(outcome.removed_metadata.iter().any(|k| k == "dicom.PatientName"));
+            assert!(profile.summary().ends_with("with the Retain Device Identity Option (kept: DeviceSerialNumber, Manufacturer, ManufacturerModelName, SoftwareVersions)"), "{}", profile.summary());
             for key in reference[name]["phi_properties"].as_array().unwrap() {
                 assert!(outcome.removed_metadata.iter().any(|k| k == key.as_str().unwrap()), "{name}: {key}");
             }

@@ -6,6 +6,7 @@
 //! the TIFF keeps them apart); tiles of any other compression are re-encoded at
 //! [`EXPORT_QUALITY`]. The attribute set follows what wsidicomizer writes and dciodvfy accepts.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -44,6 +45,10 @@ pub struct SeriesIds {
     pub content_time: String,
     /// "evidentia 0.1.0".
     pub software: String,
+    /// The scanner's identity kept at ingest under the Retain Device Identity Option (DICOM
+    /// keyword → value: `Manufacturer`, `DeviceSerialNumber`, …); empty for slides from other
+    /// formats, whose identifying metadata was all removed.
+    pub device: BTreeMap<String, String>,
 }
 
 impl SeriesIds {
@@ -73,6 +78,7 @@ impl SeriesIds {
             content_date: content.0.into(),
             content_time: content.1.into(),
             software: concat!("evidentia ", env!("CARGO_PKG_VERSION")).into(),
+            device: BTreeMap::new(),
         }
     }
 }
@@ -217,28 +223,38 @@ fn instance(
     put(&mut o, tags::CONTENT_TIME, VR::TM, ids.content_time.as_str());
     put(&mut o, tags::ACCESSION_NUMBER, VR::SH, "");
     put(&mut o, tags::MODALITY, VR::CS, "SM");
-    put(&mut o, tags::MANUFACTURER, VR::LO, "Evidentia");
+    let device = |k: &str| ids.device.get(k).map(String::as_str);
+    put(&mut o, tags::MANUFACTURER, VR::LO, device("Manufacturer").unwrap_or("Evidentia"));
     put(&mut o, tags::REFERRING_PHYSICIAN_NAME, VR::PN, "");
-    put(&mut o, tags::MANUFACTURER_MODEL_NAME, VR::LO, "Evidentia export");
+    put(&mut o, tags::MANUFACTURER_MODEL_NAME, VR::LO, device("ManufacturerModelName").unwrap_or("Evidentia export"));
     put(&mut o, tags::VOLUMETRIC_PROPERTIES, VR::CS, "VOLUME");
     put(&mut o, tags::PATIENT_NAME, VR::PN, ids.patient_name.as_str());
     put(&mut o, tags::PATIENT_ID, VR::LO, ids.patient_id.as_str());
     put(&mut o, tags::PATIENT_BIRTH_DATE, VR::DA, "");
     put(&mut o, tags::PATIENT_SEX, VR::CS, "");
     put(&mut o, tags::PATIENT_IDENTITY_REMOVED, VR::CS, "YES");
-    put(
-        &mut o,
-        tags::DEIDENTIFICATION_METHOD,
-        VR::LO,
-        "Evidentia: no source attribute kept; Basic Profile; Retain Device Identity not chosen",
-    );
-    put_seq(
-        &mut o,
-        tags::DEIDENTIFICATION_METHOD_CODE_SEQUENCE,
-        vec![code("113100", "DCM", "Basic Application Confidentiality Profile")],
-    );
-    put(&mut o, tags::DEVICE_SERIAL_NUMBER, VR::LO, "");
-    put(&mut o, tags::SOFTWARE_VERSIONS, VR::LO, ids.software.as_str());
+    // PS3.15 Annex E: the profile, and the option when the scanner's identity was kept (CID 7050).
+    let mut methods = vec![code("113100", "DCM", "Basic Application Confidentiality Profile")];
+    if ids.device.is_empty() {
+        put(&mut o, tags::DEIDENTIFICATION_METHOD, VR::LO, "Evidentia: Basic Profile; no source attribute kept");
+    } else {
+        put(&mut o, tags::DEIDENTIFICATION_METHOD, VR::LO, "Evidentia: Basic Profile; Retain Device Identity");
+        methods.push(code("113109", "DCM", "Retain Device Identity Option"));
+    }
+    put_seq(&mut o, tags::DEIDENTIFICATION_METHOD_CODE_SEQUENCE, methods);
+    put(&mut o, tags::DEVICE_SERIAL_NUMBER, VR::LO, device("DeviceSerialNumber").unwrap_or(""));
+    if let Some(uid) =
+        device("DeviceUID").filter(|u| u.len() <= 64 && u.chars().all(|c| c.is_ascii_digit() || c == '.'))
+    {
+        put(&mut o, tags::DEVICE_UID, VR::UI, uid);
+    }
+    if let Some(station) = device("StationName") {
+        // SH: at most 16 characters.
+        put(&mut o, tags::STATION_NAME, VR::SH, station.chars().take(16).collect::<String>());
+    }
+    // The scanner's software and ours, which wrote the export (LO, multi-valued).
+    let software: Vec<&str> = device("SoftwareVersions").into_iter().chain([ids.software.as_str()]).collect();
+    put(&mut o, tags::SOFTWARE_VERSIONS, VR::LO, strings(&software));
     put(&mut o, tags::STUDY_INSTANCE_UID, VR::UI, ids.study_uid.as_str());
     put(&mut o, tags::SERIES_INSTANCE_UID, VR::UI, ids.series_uid.as_str());
     put(&mut o, tags::STUDY_ID, VR::SH, ids.study_id.chars().take(16).collect::<String>());

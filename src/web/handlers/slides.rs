@@ -276,6 +276,8 @@ pub struct SlideShowPage {
     pub removed: Vec<String>,
     /// "pixels re-encoded from Hamamatsu NDPI, JPEG quality 90 (PSNR 50.8 dB)" for a converted slide.
     pub conversion: Option<String>,
+    /// For a slide from DICOM: the PS3.15 profile, its option and what it kept.
+    pub profile: Option<String>,
     pub prev: Option<String>,
     pub next: Option<String>,
     pub position: String,
@@ -339,6 +341,10 @@ pub async fn slide_show(
         serde_json::from_value::<crate::slides::deid::Conversion>(info["deidentification"]["conversion"].clone())
             .ok()
             .map(|c| c.summary());
+    let profile =
+        serde_json::from_value::<crate::slides::deid::DicomProfile>(info["deidentification"]["dicom_profile"].clone())
+            .ok()
+            .map(|p| p.summary());
     let ctx = PageCtx::new(&req, Some(&user), format!("{} · {}", slide.label, code), "studies");
     let page = SlideShowPage {
         ctx: ctx.clone(),
@@ -347,6 +353,7 @@ pub async fn slide_show(
         metadata,
         removed,
         conversion,
+        profile,
         prev: at.checked_sub(1).map(|i| siblings[i].label.clone()),
         next: siblings.get(at + 1).map(|s| s.label.clone()),
         position: format!("slide {} of {} of case {}", at + 1, siblings.len(), slide.case_display_id),
