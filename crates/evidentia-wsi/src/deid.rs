@@ -448,20 +448,30 @@ fn rewrite_tiff(tiff: &TiffSlide, dest: &Path, vendor_mpp: Option<(f64, f64)>) -
             jpeg_tables: d.jpeg_tables.clone(),
             new_subfile_type: if n == 0 { 0 } else { 1 },
             description,
-            resolution: match (d.x_resolution, d.y_resolution, vendor_mpp) {
-                (Some(x), Some(y), _) => Some((x, y, d.resolution_unit.unwrap_or(2))),
-                // A vendor's resolution from its XML: in the TIFF tags, per level.
-                (_, _, Some((mx, my))) => {
+            resolution: match (vendor_mpp, d.x_resolution, d.y_resolution) {
+                // A vendor's resolution (from its XML, as the reader shows it) before the tags.
+                (Some((mx, my)), _, _) => {
                     let base = &dirs[levels[0].1];
                     let (dx, dy) =
                         (f64::from(base.width) / f64::from(d.width), f64::from(base.height) / f64::from(d.height));
                     Some((10_000.0 / (mx * dx), 10_000.0 / (my * dy), 3))
                 }
+                (None, Some(x), Some(y)) => Some((x, y, d.resolution_unit.unwrap_or(2))),
                 _ => None,
             },
             extra_ascii: vec![],
         };
-        let chunks = (0..d.chunk_offsets.len()).map(|c| tiff.raw_chunk(i, c).map_err(std::io::Error::other));
+        // A vendor's JPEG tiles lose their metadata segments (APPn, COM), as DICOM frames do.
+        let vendor_jpeg = tiff.vendor().is_some() && d.compression == 7;
+        let chunks = (0..d.chunk_offsets.len()).map(|c| {
+            let raw = tiff.raw_chunk(i, c).map_err(std::io::Error::other)?;
+            if !vendor_jpeg || raw.is_empty() {
+                return Ok(raw);
+            }
+            let (clean, dropped) = strip_jpeg_metadata(&raw).map_err(std::io::Error::other)?;
+            dropped_tags.extend(dropped);
+            Ok(clean)
+        });
         w.write_image(&spec, chunks)?;
     }
     let mut out = w.finish()?;

@@ -43,6 +43,29 @@ pub struct JpegMarkers {
     /// The first component's horizontal and vertical sampling factors in the frame header:
     /// [2, 2] for 4:2:0, [2, 1] for 4:2:2, [1, 1] for 4:4:4 (what TIFF's YCbCrSubsampling says).
     pub sampling: Option<[u16; 2]>,
+    /// The largest sampling factors of any component (an MCU is 8 × these, interleaved).
+    pub max_sampling: [u16; 2],
+    /// The frame header says baseline or extended sequential Huffman (SOF0, SOF1).
+    pub sequential: bool,
+    /// The frame's (width, height), and where its height field is in the stream.
+    pub frame_size: Option<(u16, u16)>,
+    pub frame_size_at: Option<usize>,
+    /// The restart interval (DRI, in MCUs; None when 0 or absent), and where its segment starts.
+    pub restart_interval: Option<u16>,
+    pub restart_at: Option<usize>,
+    /// Where the headers end: the first byte after the SOS segment (None if it is not there).
+    pub header_len: Option<usize>,
+}
+
+impl JpegMarkers {
+    /// The MCU's size in pixels (8 × 8 for one component, whose scan is not interleaved).
+    pub fn mcu(&self) -> (u32, u32) {
+        if self.component_ids.len() == 1 {
+            (8, 8)
+        } else {
+            (8 * u32::from(self.max_sampling[0].max(1)), 8 * u32::from(self.max_sampling[1].max(1)))
+        }
+    }
 }
 
 /// Scans marker segments up to the first SOS (or the end). Never fails: a malformed stream just
@@ -61,11 +84,12 @@ pub fn scan_markers(stream: &[u8]) -> JpegMarkers {
             i += if marker == 0xFF { 1 } else { 2 };
             continue;
         }
-        if marker == 0xDA {
-            break;
-        }
         let Some(len_bytes) = stream.get(i + 2..i + 4) else { break };
         let len = usize::from(u16::from_be_bytes([len_bytes[0], len_bytes[1]]));
+        if marker == 0xDA {
+            m.header_len = Some(i + 2 + len).filter(|&end| len >= 2 && end <= stream.len());
+            break;
+        }
         let Some(body) = stream.get(i + 4..(i + 2).saturating_add(len)) else { break };
         match marker {
             0xE0 if body.starts_with(b"JFIF\0") => m.jfif = true,
@@ -77,8 +101,26 @@ pub fn scan_markers(stream: &[u8]) -> JpegMarkers {
             0xC0..=0xCF if marker != 0xC4 && marker != 0xC8 && marker != 0xCC => {
                 if let Some(&n) = body.get(5) {
                     m.component_ids = (0..usize::from(n)).filter_map(|c| body.get(6 + c * 3).copied()).collect();
+                    for c in 0..usize::from(n) {
+                        if let Some(hv) = body.get(7 + c * 3) {
+                            m.max_sampling[0] = m.max_sampling[0].max(u16::from(hv >> 4));
+                            m.max_sampling[1] = m.max_sampling[1].max(u16::from(hv & 0x0F));
+                        }
+                    }
                 }
                 m.sampling = body.get(7).map(|hv| [u16::from(hv >> 4), u16::from(hv & 0x0F)]);
+                m.sequential = marker == 0xC0 || marker == 0xC1;
+                if let Some(size) = body.get(1..5) {
+                    m.frame_size =
+                        Some((u16::from_be_bytes([size[2], size[3]]), u16::from_be_bytes([size[0], size[1]])));
+                    m.frame_size_at = Some(i + 5);
+                }
+            }
+            0xDD => {
+                if let Some(r) = body.get(..2) {
+                    m.restart_interval = Some(u16::from_be_bytes([r[0], r[1]])).filter(|&r| r > 0);
+                    m.restart_at = Some(i);
+                }
             }
             _ => {}
         }

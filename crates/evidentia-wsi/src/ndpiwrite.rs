@@ -54,8 +54,7 @@ fn ascii(tag: u16, s: &str) -> Entry {
 
 /// Restart intervals' first entropy-coded bytes in `jpeg` (relative to its start).
 fn mcu_starts(jpeg: &[u8]) -> Vec<u32> {
-    let Some(sos) = jpeg.windows(2).position(|w| w == [0xFF, 0xDA]) else { return vec![] };
-    let first = sos + 2 + usize::from(u16::from_be_bytes([jpeg[sos + 2], jpeg[sos + 3]]));
+    let Some(first) = super::jpeg::scan_markers(jpeg).header_len else { return vec![] };
     let mut starts = vec![first as u32];
     let mut i = first;
     while i + 1 < jpeg.len() {
@@ -114,6 +113,9 @@ pub fn write_ndpi(slide: &dyn SlideReader, dest: &Path, objective: f64, ids: &Nd
     if info.associated.iter().any(|a| a == "macro") {
         let macro_image = slide.associated_image("macro")?;
         let (w, h) = (macro_image.width, macro_image.height);
+        if w > 65_535 || h > 65_535 {
+            bail!("the macro image is {w}×{h} pixels, more than one JPEG holds");
+        }
         let jpeg = encode_jpeg_rgb(&macro_image.data, w as u16, h as u16, 90)?;
         images.push(NdpiImage { jpeg, width: w, height: h, lens: -1.0, mcu_starts: vec![], mpp: None });
     }

@@ -776,7 +776,7 @@ impl TiffSlide {
         if d.compression == 7 {
             let img = match &d.jpeg_header {
                 Some(header) => {
-                    let stream = vendor::ndpi_tile_stream(header, &raw);
+                    let stream = vendor::ndpi_tile_stream(header, &raw, index, d.chunk_offsets.len())?;
                     jpeg::decode_rgb(&stream, None, Some(d.photometric), MAX_CHUNK_PIXELS)?
                 }
                 None => jpeg::decode_rgb(&raw, d.jpeg_tables.as_deref(), Some(d.photometric), MAX_CHUNK_PIXELS)?,

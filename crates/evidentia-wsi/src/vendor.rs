@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 
 use regex::Regex;
 
+use super::jpeg;
 use super::openslide::{self, VendorFormat};
 use super::reader::{DirectoryRole, SlideError, TiffDirectory, MAX_CHUNK_PIXELS};
 use super::source::ByteSource;
@@ -149,14 +150,26 @@ fn ndpi_tiles(d: &mut TiffDirectory, file: &dyn ByteSource, index: usize) -> Res
     }
     let mut head = vec![0u8; strip_len.min(JPEG_HEADER_MAX) as usize];
     file.read_exact_at(&mut head, strip)?;
-    let header = JpegHeader::parse(&head).ok_or_else(|| {
-        SlideError::Corrupt(format!("{what}: its JPEG headers are damaged or longer than {JPEG_HEADER_MAX} bytes"))
-    })?;
-    let (mcu_w, mcu_h) = header.mcu;
-    let starts: Vec<u64> = tag(d, NDPI_MCU_STARTS).map(|_| d.ndpi_mcu_starts.clone()).unwrap_or_default();
-    let Some(interval) = header.restart_interval.filter(|_| !starts.is_empty()) else {
+    let markers = jpeg::scan_markers(&head);
+    let (Some(header_len), Some(size_at), Some((jw, jh)), true) =
+        (markers.header_len, markers.frame_size_at, markers.frame_size, markers.sequential)
+    else {
+        return Err(SlideError::Corrupt(format!(
+            "{what}: its JPEG headers are damaged, not baseline, or longer than {JPEG_HEADER_MAX} bytes"
+        )));
+    };
+    // The JPEG's own size is the level's (0 where it would not fit the header, as NDPI writes).
+    if (jw != 0 && u32::from(jw) != d.width) || (jh != 0 && u32::from(jh) != d.height) {
+        return Err(SlideError::Corrupt(format!(
+            "{what} is {}×{} pixels in TIFF but {jw}×{jh} in its JPEG",
+            d.width, d.height
+        )));
+    }
+    let (mcu_w, mcu_h) = markers.mcu();
+    let starts = &d.ndpi_mcu_starts;
+    let Some(interval) = markers.restart_interval.filter(|_| !starts.is_empty()) else {
         // No restart markers: the whole JPEG is one chunk, decoded at once if small enough.
-        if u64::from(d.width) * u64::from(d.height) > MAX_CHUNK_PIXELS {
+        if u64::from(d.width) * u64::from(d.height) > MAX_CHUNK_PIXELS || jw == 0 || jh == 0 {
             return Err(SlideError::Vendor(openslide::NDPI));
         }
         return Ok(());
@@ -164,35 +177,32 @@ fn ndpi_tiles(d: &mut TiffDirectory, file: &dyn ByteSource, index: usize) -> Res
     let mcus_across = d.width.div_ceil(mcu_w);
     let mcus_down = d.height.div_ceil(mcu_h);
     let interval = u32::from(interval);
-    if mcus_across % interval != 0 {
-        // Intervals that wrap from one MCU row to the next are not rectangles.
-        return Err(SlideError::Vendor(openslide::NDPI));
-    }
+    let tile_w = interval * mcu_w;
+    // Intervals that wrap from one MCU row to the next are not rectangles; a frame header holds
+    // 16 bits of width. OpenSlide reads those (it rescans the markers).
     let tiles = u64::from(mcus_across / interval) * u64::from(mcus_down);
-    if starts.len() as u64 != tiles {
-        return Err(SlideError::Corrupt(format!(
-            "{what} lists {} restart intervals (McuStarts), but its {}×{} pixels in intervals of {}×{} need {tiles}",
-            starts.len(),
-            d.width,
-            d.height,
-            interval * mcu_w,
-            mcu_h
-        )));
+    if mcus_across % interval != 0 || tile_w > u32::from(u16::MAX) || starts.len() as u64 != tiles {
+        return Err(SlideError::Vendor(openslide::NDPI));
     }
     let mut offsets = Vec::with_capacity(starts.len());
     let mut counts = Vec::with_capacity(starts.len());
     for (k, &s) in starts.iter().enumerate() {
         let end = starts.get(k + 1).copied().unwrap_or(strip_len);
-        if s < header.len as u64 || end <= s || end > strip_len {
+        if s < header_len as u64 || end <= s || end > strip_len {
             return Err(SlideError::Corrupt(format!("{what}: restart interval {k} lies outside its JPEG")));
         }
         offsets.push(strip + s);
         counts.push(end - s);
     }
-    let mut jpeg_header = head[..header.len].to_vec();
-    header.patch(&mut jpeg_header, interval * mcu_w, mcu_h);
+    let mut jpeg_header = head[..header_len].to_vec();
+    // The frame is one interval; no restart marker inside it.
+    jpeg_header[size_at..size_at + 2].copy_from_slice(&(mcu_h as u16).to_be_bytes());
+    jpeg_header[size_at + 2..size_at + 4].copy_from_slice(&(tile_w as u16).to_be_bytes());
+    if let Some(at) = markers.restart_at {
+        jpeg_header.drain(at..at + 6);
+    }
     d.tiled = true;
-    d.chunk_width = interval * mcu_w;
+    d.chunk_width = tile_w;
     d.chunk_height = mcu_h;
     d.chunk_offsets = offsets;
     d.chunk_byte_counts = counts;
@@ -200,91 +210,34 @@ fn ndpi_tiles(d: &mut TiffDirectory, file: &dyn ByteSource, index: usize) -> Res
     super::reader::check_layout(d, &what, file.len())
 }
 
-/// Where a baseline JPEG's headers end and what they say.
-struct JpegHeader {
-    /// Bytes from SOI to the end of the SOS segment.
-    len: usize,
-    /// Where the SOF segment's height field is.
-    sof_size_at: usize,
-    /// Where the DRI segment starts (marker included), if any.
-    dri_at: Option<usize>,
-    restart_interval: Option<u16>,
-    /// MCU size in pixels: 8 × the largest sampling factors.
-    mcu: (u32, u32),
-}
-
-impl JpegHeader {
-    fn parse(stream: &[u8]) -> Option<JpegHeader> {
-        if !stream.starts_with(&[0xFF, 0xD8]) {
-            return None;
-        }
-        let (mut i, mut sof, mut dri_at, mut restart, mut mcu) = (2usize, None, None, None, None);
-        loop {
-            if *stream.get(i)? != 0xFF {
-                return None;
-            }
-            let marker = *stream.get(i + 1)?;
-            if marker == 0xFF {
-                i += 1;
-                continue;
-            }
-            let len = usize::from(u16::from_be_bytes([*stream.get(i + 2)?, *stream.get(i + 3)?]));
-            let body = stream.get(i + 4..i + 2 + len)?;
-            match marker {
-                // Baseline and extended sequential Huffman only.
-                0xC0 | 0xC1 => {
-                    let n = usize::from(*body.get(5)?);
-                    let (mut h, mut v) = (1u32, 1u32);
-                    for c in 0..n {
-                        let hv = *body.get(6 + c * 3 + 1)?;
-                        h = h.max(u32::from(hv >> 4));
-                        v = v.max(u32::from(hv & 0x0F));
-                    }
-                    sof = Some(i + 5);
-                    mcu = Some((8 * h, 8 * v));
-                }
-                0xC2..=0xCF if marker != 0xC4 && marker != 0xC8 && marker != 0xCC => return None,
-                0xDD => {
-                    dri_at = Some(i);
-                    restart = Some(u16::from_be_bytes([*body.first()?, *body.get(1)?])).filter(|&r| r > 0);
-                }
-                0xDA => {
-                    return Some(JpegHeader {
-                        len: i + 2 + len,
-                        sof_size_at: sof?,
-                        dri_at,
-                        restart_interval: restart,
-                        mcu: mcu?,
-                    })
-                }
-                _ => {}
-            }
-            i += 2 + len;
-        }
-    }
-
-    /// Sets the frame's size to `w` × `h` and takes out the restart interval.
-    fn patch(&self, header: &mut Vec<u8>, w: u32, h: u32) {
-        header[self.sof_size_at..self.sof_size_at + 2].copy_from_slice(&(h as u16).to_be_bytes());
-        header[self.sof_size_at + 2..self.sof_size_at + 4].copy_from_slice(&(w as u16).to_be_bytes());
-        if let Some(at) = self.dri_at {
-            header.drain(at..at + 6);
-        }
-    }
-}
-
-/// One NDPI tile as a JPEG of its own: the patched headers, the interval's entropy-coded data
-/// without the restart (or end) marker that follows it, and EOI.
-pub(crate) fn ndpi_tile_stream(header: &[u8], interval: &[u8]) -> Vec<u8> {
+/// Chunk `index` of `count` of an NDPI level as a JPEG of its own: the patched headers, the
+/// interval's entropy-coded data, and EOI. The interval must end where the next begins: at its
+/// restart marker (RSTn with n = index mod 8), the last at the JPEG's EOI; otherwise McuStarts
+/// is wrong and the pixels would be too, so it is refused.
+pub(crate) fn ndpi_tile_stream(
+    header: &[u8],
+    interval: &[u8],
+    index: usize,
+    count: usize,
+) -> Result<Vec<u8>, SlideError> {
+    let last = index + 1 == count;
+    let expected = if last { 0xD9 } else { 0xD0 + (index % 8) as u8 };
+    // The strip may be padded after the JPEG's end.
+    let interval =
+        if last { &interval[..interval.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1)] } else { interval };
     let data = match interval {
-        [rest @ .., 0xFF, m] if (0xD0..=0xD7).contains(m) || *m == 0xD9 => rest,
-        other => other,
+        [rest @ .., 0xFF, m] if *m == expected => rest,
+        _ => {
+            return Err(SlideError::Corrupt(format!(
+                "restart interval {index} of an NDPI level does not end at its marker (the file's McuStarts is wrong)"
+            )))
+        }
     };
     let mut out = Vec::with_capacity(header.len() + data.len() + 2);
     out.extend_from_slice(header);
     out.extend_from_slice(data);
     out.extend_from_slice(&[0xFF, 0xD9]);
-    out
+    Ok(out)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -299,6 +252,24 @@ fn philips_attributes(xml: &str) -> Vec<(String, String)> {
 
 fn xml_unescape(s: &str) -> String {
     s.replace("&quot;", "\"").replace("&apos;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+}
+
+/// The XML of the one `DPScannedImage` whose `PIM_DP_IMAGE_TYPE` is `WSI` (None unless there is
+/// exactly one, which OpenSlide requires too).
+fn philips_wsi_image(xml: &str) -> Option<&str> {
+    const OPEN: &str = r#"<DataObject ObjectType="DPScannedImage">"#;
+    let images: Vec<&str> = xml
+        .match_indices(OPEN)
+        .map(|(at, _)| {
+            let rest = &xml[at + OPEN.len()..];
+            &rest[..rest.find(OPEN).unwrap_or(rest.len())]
+        })
+        .filter(|image| philips_attributes(image).iter().any(|(k, v)| k == "PIM_DP_IMAGE_TYPE" && v == "WSI"))
+        .collect();
+    match images[..] {
+        [one] => Some(one),
+        _ => None,
+    }
 }
 
 /// A DICOM_PIXEL_SPACING value, `"row" "column"` in mm: (x, y) in µm.
@@ -316,15 +287,26 @@ fn philips_spacing(v: &str) -> Option<(f64, f64)> {
 /// spacing (which must give one spacing per level).
 fn philips(dirs: &mut [TiffDirectory]) -> Result<VendorMeta, SlideError> {
     let xml = dirs.first().and_then(|d| d.description.clone()).unwrap_or_default();
-    let attributes = philips_attributes(&xml);
     let mut meta = VendorMeta::default();
-    for (k, v) in &attributes {
-        meta.properties.entry(format!("philips.{k}")).or_insert_with(|| v.clone());
+    // Properties as OpenSlide names them; the label and macro images' base64 are not properties.
+    for (k, v) in philips_attributes(&xml) {
+        if k != "PIM_DP_IMAGE_DATA" {
+            meta.properties.entry(format!("philips.{k}")).or_insert(v);
+        }
     }
-    let spacings: Vec<(f64, f64)> =
-        attributes.iter().filter(|(k, _)| k == "DICOM_PIXEL_SPACING").filter_map(|(_, v)| philips_spacing(v)).collect();
-    // The first spacing is the WSI image's own; one per level follows.
-    meta.mpp = spacings.first().copied();
+    // The spacings of the one WSI image (OpenSlide's XPath): its own, then one per level in its
+    // pixel data representations.
+    let wsi = philips_wsi_image(&xml).ok_or(SlideError::Vendor(openslide::PHILIPS))?;
+    let (own, representations) = wsi.split_once("PIIM_PIXEL_DATA_REPRESENTATION_SEQUENCE").unwrap_or((wsi, ""));
+    let spacing_of = |part: &str| -> Vec<(f64, f64)> {
+        philips_attributes(part)
+            .iter()
+            .filter(|(k, _)| k == "DICOM_PIXEL_SPACING")
+            .filter_map(|(_, v)| philips_spacing(v))
+            .collect()
+    };
+    meta.mpp = spacing_of(own).first().copied();
+    let per_level = spacing_of(representations);
     let mut levels = Vec::new();
     for (i, d) in dirs.iter_mut().enumerate() {
         let described = d.description.as_deref().unwrap_or("");
@@ -339,7 +321,6 @@ fn philips(dirs: &mut [TiffDirectory]) -> Result<VendorMeta, SlideError> {
             DirectoryRole::Other
         };
     }
-    let per_level = spacings.get(1..).unwrap_or_default();
     if levels.is_empty() || per_level.len() != levels.len() {
         return Err(SlideError::Vendor(openslide::PHILIPS));
     }
@@ -388,10 +369,14 @@ const XMLPACKET: u16 = 700;
 /// Levels: the directories described `level=N mag=M ...`; `Label_Image` (a photograph of the
 /// whole slide, which OpenSlide calls the macro) and `Thumbnail` are associated. The level 0
 /// tiles are read as a plain grid, which holds when the stitching information says no tile
-/// overlaps its neighbour (one area of interest); otherwise OpenSlide places them.
+/// overlaps its neighbour and the one area of interest and its tiles sit at 0; otherwise
+/// OpenSlide places them.
 fn ventana(dirs: &mut [TiffDirectory]) -> Result<VendorMeta, SlideError> {
     let attribute = Regex::new(r#"([A-Za-z0-9_-]+)="([^"]*)""#).unwrap_or_else(|_| unreachable!("constant pattern"));
-    let overlaps = Regex::new(r#"Overlap[XY]="(-?[0-9]+)""#).unwrap_or_else(|_| unreachable!("constant pattern"));
+    // Tile overlaps, and where the scanned area and its tiles sit (OpenSlide's create_bif_grid
+    // places tiles by these): all must be 0 for a plain grid.
+    let placement = Regex::new(r#"(?:Overlap[XY]|Pos-[XY]|Origin[XY])="([^"]*)""#)
+        .unwrap_or_else(|_| unreachable!("constant pattern"));
     let mut meta = VendorMeta::default();
     let mut levels = Vec::new();
     for (i, d) in dirs.iter_mut().enumerate() {
@@ -416,7 +401,8 @@ fn ventana(dirs: &mut [TiffDirectory]) -> Result<VendorMeta, SlideError> {
             }
             if xml.contains("<EncodeInfo") {
                 let aois = xml.matches("<ImageInfo ").count();
-                if aois > 1 || overlaps.captures_iter(xml).any(|c| &c[1] != "0") {
+                let off_grid = |c: regex::Captures| c[1].trim().parse::<f64>().map_or(true, |v| v != 0.0);
+                if aois > 1 || placement.captures_iter(xml).any(off_grid) {
                     return Err(SlideError::Vendor(openslide::VENTANA));
                 }
             }
@@ -488,11 +474,16 @@ mod tests {
     }
 
     #[test]
-    fn an_ndpi_tile_is_a_jpeg_of_its_own() {
+    fn an_ndpi_tile_is_a_jpeg_of_its_own_and_must_end_at_its_marker() {
         let header = [0xFF, 0xD8, 0xFF, 0xDA, 0x00, 0x02];
-        assert_eq!(ndpi_tile_stream(&header, &[1, 2, 0xFF, 0xD3]), [0xFF, 0xD8, 0xFF, 0xDA, 0, 2, 1, 2, 0xFF, 0xD9]);
-        assert_eq!(ndpi_tile_stream(&header, &[1, 2, 0xFF, 0xD9]).len(), 10);
-        assert_eq!(ndpi_tile_stream(&header, &[1, 2, 0xFF, 0x00]).len(), 12);
+        let tile = |data: &[u8], index, count| ndpi_tile_stream(&header, data, index, count);
+        assert_eq!(tile(&[1, 2, 0xFF, 0xD3], 3, 9).unwrap(), [0xFF, 0xD8, 0xFF, 0xDA, 0, 2, 1, 2, 0xFF, 0xD9]);
+        assert_eq!(tile(&[1, 2, 0xFF, 0xD1], 9, 12).unwrap().len(), 10);
+        assert_eq!(tile(&[1, 2, 0xFF, 0xD9], 8, 9).unwrap().len(), 10);
+        // A McuStarts entry a few bytes off: the interval ends elsewhere, or at another marker.
+        assert!(tile(&[1, 2, 0xFF, 0x00], 3, 9).is_err());
+        assert!(tile(&[1, 2, 0xFF, 0xD4], 3, 9).is_err());
+        assert!(tile(&[1, 2, 0xFF, 0xD3], 8, 9).is_err());
     }
 
     #[test]
