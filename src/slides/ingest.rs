@@ -327,22 +327,75 @@ fn companions_of(path: &Path) -> std::io::Result<Vec<String>> {
         .collect())
 }
 
-/// Puts uploaded files where their names say, under `dir/files/`: a browser sending a folder
-/// names each file by its path in it (`scans/x.mrxs`, `scans/x/Data0000.dat`), and a MIRAX
-/// slide or a DICOM series is read from its folder as on the server. Returns the files as the
-/// manifest names them (by file name; a MIRAX slide's folder is part of its slide). A name with
-/// `..`, an absolute path or two files of the same path are refused, naming the field.
+/// The parts of a relative path as sent (`/` or `\\` between them; `.` and empty parts
+/// skipped), or None for one that climbs out (`..`), holds a NUL, a part over 255 bytes or more
+/// than 16 levels.
+fn relative_parts(name: &str) -> Option<Vec<&str>> {
+    let parts: Vec<&str> = name.split(['/', '\\']).filter(|p| !p.is_empty() && *p != ".").collect();
+    let bad =
+        parts.is_empty() || parts.len() > 16 || parts.iter().any(|p| *p == ".." || p.contains('\0') || p.len() > 255);
+    (!bad).then_some(parts)
+}
+
+/// What operating systems leave in folders: not slide files, dropped from a folder upload.
+fn is_folder_litter(name: &str) -> bool {
+    name.starts_with('.') || ["Thumbs.db", "desktop.ini", "DICOMDIR"].iter().any(|l| name.eq_ignore_ascii_case(l))
+}
+
+/// `name`'s extension, if it is a short run of letters and digits (`.ndpi`, `.dcm`).
+fn plain_extension(name: &str) -> Option<&str> {
+    let (_, ext) = name.rsplit_once('.')?;
+    (!ext.is_empty() && ext.len() <= 8 && ext.chars().all(|c| c.is_ascii_alphanumeric())).then_some(ext)
+}
+
+/// Lays uploaded files out as their names say, under `dir/files/`: a browser sending a folder
+/// names each file by its path in it (`scans/x.mrxs`, `scans/x/Data0000.dat`), and a MIRAX slide
+/// or a DICOM series is read from its folder as on the server. On disk every folder and file
+/// gets a name of ours (`d1/`, `u3.mrxs` with its folder `u3/`; the files inside a MIRAX folder
+/// keep the names its `Slidedat.ini` refers to): the sender's names, which often name the
+/// patient, stay in memory to match the manifest. Returns the files as the manifest names them
+/// (by file name; a MIRAX slide's folder is part of its slide). A name with `..`, too deep, or
+/// two files of the same path are refused, naming the field; `.DS_Store`, `Thumbs.db` and the
+/// like are dropped.
 pub fn arrange_uploads(dir: &Path, uploads: &[(String, PathBuf)]) -> Result<Vec<SourceFile>> {
     let root = dir.join("files");
-    let mut placed = HashSet::new();
+    let mut parsed = Vec::new();
     for (name, saved) in uploads {
-        let parts: Vec<&str> = name.split(['/', '\\']).filter(|p| !p.is_empty() && *p != ".").collect();
-        if parts.is_empty() || parts.iter().any(|p| *p == ".." || p.contains('\0') || p.len() > 255) || parts.len() > 16
-        {
-            return Err(Error::invalid("files", "a file's name or folder cannot be used (.., or too deep)"));
+        let parts = relative_parts(name)
+            .ok_or_else(|| Error::invalid("files", "a file's name or folder cannot be used (.., or too deep)"))?;
+        if parts.last().is_some_and(|n| is_folder_litter(n)) {
+            let _ = std::fs::remove_file(saved);
+            continue;
         }
-        let dest = parts.iter().fold(root.clone(), |p, part| p.join(part));
-        if !placed.insert(dest.clone()) {
+        parsed.push((parts, saved));
+    }
+    // A MIRAX slide's folder is named as its .mrxs file is, in ours as in the sender's.
+    let mut folder_names: HashMap<Vec<&str>, String> = HashMap::new();
+    for (n, (parts, _)) in parsed.iter().enumerate() {
+        if let Some((file, folders)) = parts.split_last() {
+            if reader::is_mirax(Path::new(file)) {
+                let mut folder = folders.to_vec();
+                folder.push(file.rsplit_once('.').map_or(*file, |(stem, _)| stem));
+                folder_names.insert(folder, format!("u{n}"));
+            }
+        }
+    }
+    let mirax_folders: HashSet<Vec<&str>> = folder_names.keys().cloned().collect();
+    let (mut placed, mut offered) = (HashSet::new(), Vec::new());
+    for (n, (parts, saved)) in parsed.iter().enumerate() {
+        let Some((file, folders)) = parts.split_last() else { continue };
+        let mut dest = root.clone();
+        for k in 1..=folders.len() {
+            let next = folder_names.len();
+            dest = dest.join(folder_names.entry(folders[..k].to_vec()).or_insert_with(|| format!("d{next}")));
+        }
+        let in_mirax_folder = mirax_folders.contains(folders);
+        dest = dest.join(match plain_extension(file) {
+            _ if in_mirax_folder => file.to_string(),
+            Some(ext) => format!("u{n}.{ext}"),
+            None => format!("u{n}"),
+        });
+        if !placed.insert(parts.clone()) {
             return Err(Error::invalid("files", "two uploaded files have the same name in the same folder"));
         }
         let io = |e: std::io::Error| Error::Internal(anyhow::anyhow!("arranging the upload: {e}"));
@@ -350,12 +403,11 @@ pub fn arrange_uploads(dir: &Path, uploads: &[(String, PathBuf)]) -> Result<Vec<
             std::fs::create_dir_all(parent).map_err(io)?;
         }
         std::fs::rename(saved, &dest).map_err(io)?;
+        if !in_mirax_folder {
+            offered.push(SourceFile { name: file.to_string(), path: dest, uploaded: true });
+        }
     }
-    if placed.is_empty() {
-        return Ok(vec![]);
-    }
-    let files = server_files(&[root]).map_err(|e| Error::Internal(e.into()))?;
-    Ok(files.into_iter().map(|f| SourceFile { uploaded: true, ..f }).collect())
+    Ok(offered)
 }
 
 fn plan_path(tmp_dir: &Path, ingest_id: i32) -> PathBuf {
@@ -630,12 +682,18 @@ fn fetch_staged(storage: &Storage, key: &str, entry: &PlanEntry, into: &Path) ->
     std::fs::create_dir_all(into)?;
     storage.download(key, &main)?;
     for (n, c) in entry.companions.iter().enumerate() {
-        let mut parts: Vec<&str> = c.split('/').collect();
-        if parts.iter().any(|p| p.is_empty() || *p == ".." || *p == ".") {
-            return Err(std::io::Error::other("a staged file's name leaves its folder"));
-        }
+        let mut parts =
+            relative_parts(c).ok_or_else(|| std::io::Error::other("a staged file's name leaves its folder"))?;
+        let numbered = match plain_extension(c) {
+            Some(ext) => format!("c{n}.{ext}"),
+            None => format!("c{n}"),
+        };
         if parts.len() > 1 && parts[0] == stem {
+            // A MIRAX folder: named as the row's file, its files as Slidedat.ini names them.
             parts[0] = &ours;
+        } else if parts.len() == 1 {
+            // Another instance of a series: numbered, so it never meets the row's file.
+            parts[0] = &numbered;
         }
         let dest = parts.iter().fold(into.to_path_buf(), |p, part| p.join(part));
         if let Some(parent) = dest.parent() {
@@ -1020,4 +1078,76 @@ pub fn server_files(paths: &[PathBuf]) -> std::io::Result<Vec<SourceFile>> {
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A folder upload is laid out under names of ours, a MIRAX folder beside its `.mrxs`, the
+    /// files inside it as Slidedat.ini names them; the sender's names only match the manifest.
+    #[test]
+    fn uploads_are_laid_out_under_names_of_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let sent = [
+            "scans/DOE_JANE.mrxs",
+            "scans/DOE_JANE/Slidedat.ini",
+            "scans/DOE_JANE/Data0000.dat",
+            "DOE_pacs/DOE_1.dcm",
+            "DOE_pacs/DOE_2.dcm",
+            "DOE_pacs/.DS_Store",
+            "DOE_single.ndpi",
+        ];
+        let uploads: Vec<(String, PathBuf)> = sent
+            .iter()
+            .enumerate()
+            .map(|(n, name)| {
+                let saved = dir.path().join(format!("{n:04}.upload"));
+                std::fs::write(&saved, name.as_bytes()).unwrap();
+                (name.to_string(), saved)
+            })
+            .collect();
+        let offered = arrange_uploads(dir.path(), &uploads).unwrap();
+        let mut names: Vec<&str> = offered.iter().map(|f| f.name.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["DOE_1.dcm", "DOE_2.dcm", "DOE_JANE.mrxs", "DOE_single.ndpi"]);
+        for f in &offered {
+            assert!(!f.path.to_string_lossy().contains("DOE"), "{}", f.path.display());
+            assert_eq!(std::fs::read_to_string(&f.path).unwrap().rsplit('/').next(), Some(f.name.as_str()));
+        }
+        let mrxs = &offered.iter().find(|f| f.name.ends_with(".mrxs")).unwrap().path;
+        assert!(
+            mrxs.with_extension("").join("Slidedat.ini").is_file()
+                && mrxs.with_extension("").join("Data0000.dat").is_file()
+        );
+        let litter: Vec<_> = walk(&dir.path().join("files")).into_iter().filter(|p| p.ends_with(".DS_Store")).collect();
+        assert!(litter.is_empty(), "{litter:?}");
+        // Climbing out of the upload, or two files of one path: refused.
+        for bad in [vec!["../x.ndpi"], vec!["a/../../x.ndpi"], vec!["a/x.ndpi", "a//x.ndpi"]] {
+            let d = tempfile::tempdir().unwrap();
+            let uploads: Vec<(String, PathBuf)> = bad
+                .iter()
+                .enumerate()
+                .map(|(n, name)| {
+                    let saved = d.path().join(format!("{n}.upload"));
+                    std::fs::write(&saved, b"x").unwrap();
+                    (name.to_string(), saved)
+                })
+                .collect();
+            assert!(matches!(arrange_uploads(d.path(), &uploads), Err(Error::Invalid(_))), "{bad:?}");
+        }
+    }
+
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+        out
+    }
 }

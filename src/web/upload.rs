@@ -54,7 +54,8 @@ pub async fn read(mut payload: Multipart, limit: usize) -> Result<Upload, Error>
 const WRITE_BLOCK: usize = 1 << 20;
 
 /// A file of a multipart upload streamed to disk under a numbered name (the sender's file
-/// name may identify a patient, so it only lives in memory to match the manifest).
+/// name may identify a patient, so it only lives in memory to match the manifest; slide uploads
+/// are then laid out under names of ours by `slides::ingest::arrange_uploads`).
 pub struct SavedFile {
     pub field: String,
     pub file_name: String,

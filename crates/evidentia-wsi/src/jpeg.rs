@@ -55,6 +55,9 @@ pub struct JpegMarkers {
     pub restart_at: Option<usize>,
     /// Where the headers end: the first byte after the SOS segment (None if it is not there).
     pub header_len: Option<usize>,
+    /// The stream starts with SOI and every segment up to SOS follows the last without stray
+    /// bytes between them (a damaged header is read around, and says so here).
+    pub well_formed: bool,
 }
 
 impl JpegMarkers {
@@ -71,10 +74,11 @@ impl JpegMarkers {
 /// Scans marker segments up to the first SOS (or the end). Never fails: a malformed stream just
 /// yields fewer facts, and the decoder reports the real error.
 pub fn scan_markers(stream: &[u8]) -> JpegMarkers {
-    let mut m = JpegMarkers::default();
+    let mut m = JpegMarkers { well_formed: stream.starts_with(&[0xFF, 0xD8]), ..JpegMarkers::default() };
     let mut i = 0usize;
     while i + 1 < stream.len() {
         if stream[i] != 0xFF {
+            m.well_formed = false;
             i += 1;
             continue;
         }
@@ -84,13 +88,19 @@ pub fn scan_markers(stream: &[u8]) -> JpegMarkers {
             i += if marker == 0xFF { 1 } else { 2 };
             continue;
         }
-        let Some(len_bytes) = stream.get(i + 2..i + 4) else { break };
+        let Some(len_bytes) = stream.get(i + 2..i + 4) else {
+            m.well_formed = false;
+            break;
+        };
         let len = usize::from(u16::from_be_bytes([len_bytes[0], len_bytes[1]]));
         if marker == 0xDA {
             m.header_len = Some(i + 2 + len).filter(|&end| len >= 2 && end <= stream.len());
             break;
         }
-        let Some(body) = stream.get(i + 4..(i + 2).saturating_add(len)) else { break };
+        let Some(body) = stream.get(i + 4..(i + 2).saturating_add(len)) else {
+            m.well_formed = false;
+            break;
+        };
         match marker {
             0xE0 if body.starts_with(b"JFIF\0") => m.jfif = true,
             0xEE if body.starts_with(b"Adobe") && body.len() >= 12 => {
@@ -320,6 +330,15 @@ mod tests {
         assert_eq!(m.component_ids, b"RGB");
         assert_eq!(scan_markers(&[0xFF, 0xD8, 0xFF, 0xE0, 0xFF]), JpegMarkers::default());
         assert_eq!(scan_markers(&[]), JpegMarkers::default());
+        // The headers' shape: where they end, the frame and the restart interval.
+        let jpeg = crate::tiffwrite::encode_jpeg_rgb_restarts(&[128; 64 * 16 * 3], 64, 16, 90, 2).unwrap();
+        let m = scan_markers(&jpeg);
+        assert!(m.well_formed && m.sequential);
+        assert_eq!((m.frame_size, m.restart_interval, m.mcu()), (Some((64, 16)), Some(2), (16, 8)));
+        assert_eq!(&jpeg[m.header_len.unwrap() - 14..m.header_len.unwrap() - 12], [0xFF, 0xDA]);
+        let mut damaged = jpeg.clone();
+        damaged[5] ^= 0x55;
+        assert!(!scan_markers(&damaged).well_formed);
     }
 
     #[test]

@@ -210,7 +210,7 @@ pub fn is_mirax(path: &Path) -> bool {
 /// by the marks OpenSlide 4 detects them by (openslide-vendor-*.c): NDPI's tag 65420, Philips'
 /// Software and DPUfsImport XML, Leica's SCN namespace, Ventana's iScan XMLPacket.
 fn tiff_vendor(dir0: &TiffDirectory) -> Option<VendorFormat> {
-    let tag = |t: u16| dir0.tags.iter().find(|(n, _)| *n == t).map(|(_, v)| v.as_str());
+    let tag = |t: u16| dir0.tag(t);
     let description = dir0.description.as_deref().unwrap_or("");
     if tag(65420).is_some() {
         Some(openslide::NDPI)
@@ -337,6 +337,11 @@ const FIELD_TAGS: &[u16] =
     &[254, 256, 257, 258, 259, 262, 270, 273, 277, 278, 279, 282, 283, 284, 296, 317, 322, 323, 324, 325, 347, 530];
 
 impl TiffDirectory {
+    /// The text rendering of tag `t`, if the directory has it (tags without a field of their own).
+    pub(crate) fn tag(&self, t: u16) -> Option<&str> {
+        self.tags.iter().find(|(n, _)| *n == t).map(|(_, v)| v.as_str())
+    }
+
     fn chunks_across(&self) -> u32 {
         self.width.div_ceil(self.chunk_width)
     }
