@@ -1,7 +1,7 @@
 //! Whole-slide reading: the `SlideReader` seam, and our own reader for Aperio SVS, generic tiled
 //! pyramidal TIFF / OME-TIFF (directories via the `tiff` crate, tiles decoded here), PNG and JPEG.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -289,6 +289,41 @@ pub struct TiffSlide {
     format: String,
     directories: Vec<TiffDirectory>,
     vendor: Option<(VendorFormat, VendorMeta)>,
+    /// NDPI restart intervals decoded lately: a Deep Zoom tile or a conversion tile reads parts
+    /// of intervals its neighbours read too (an interval is often wider than a tile).
+    intervals: std::sync::Mutex<ChunkCache>,
+}
+
+/// Decoded chunks by (directory, index), the oldest dropped first past [`CHUNK_CACHE_BYTES`].
+#[derive(Default)]
+struct ChunkCache {
+    chunks: HashMap<(usize, usize), Arc<RgbImage>>,
+    order: std::collections::VecDeque<(usize, usize)>,
+    bytes: usize,
+}
+
+/// What one open slide keeps of decoded NDPI intervals.
+const CHUNK_CACHE_BYTES: usize = 16 << 20;
+
+impl ChunkCache {
+    fn get(&self, key: (usize, usize)) -> Option<Arc<RgbImage>> {
+        self.chunks.get(&key).cloned()
+    }
+
+    fn put(&mut self, key: (usize, usize), img: Arc<RgbImage>) {
+        if self.chunks.contains_key(&key) {
+            return;
+        }
+        self.bytes += img.data.len();
+        self.chunks.insert(key, img);
+        self.order.push_back(key);
+        while self.bytes > CHUNK_CACHE_BYTES {
+            let Some(old) = self.order.pop_front() else { break };
+            if let Some(img) = self.chunks.remove(&old) {
+                self.bytes -= img.data.len();
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -716,6 +751,7 @@ impl TiffSlide {
                 format: v.format.to_string(),
                 directories,
                 vendor: Some((v, meta)),
+                intervals: Default::default(),
             });
         }
         let first_desc = directories.first().and_then(|d| d.description.clone()).unwrap_or_default();
@@ -727,7 +763,15 @@ impl TiffSlide {
             "generic-tiff"
         };
         classify(&mut directories, &main_index, format == "aperio-svs");
-        Ok(TiffSlide { file, file_len, bigtiff, format: format.to_string(), directories, vendor: None })
+        Ok(TiffSlide {
+            file,
+            file_len,
+            bigtiff,
+            format: format.to_string(),
+            directories,
+            vendor: None,
+            intervals: Default::default(),
+        })
     }
 
     /// The scanner vendor's format this TIFF is in, if any (read by our own code, see `vendor`).
@@ -850,7 +894,22 @@ impl TiffSlide {
         let d = &self.directories[dir];
         let across = d.chunks_across();
         compose_tiles((x, y, w, h), (d.width, d.height), (d.chunk_width, d.chunk_height), |col, row| {
-            self.decode_chunk(dir, (row * across + col) as usize).map(Some)
+            let index = (row * across + col) as usize;
+            if d.jpeg_header.is_none() {
+                return self.decode_chunk(dir, index).map(Some);
+            }
+            let cached = self.intervals.lock().ok().and_then(|c| c.get((dir, index)));
+            let img = match cached {
+                Some(img) => img,
+                None => {
+                    let img = Arc::new(self.decode_chunk(dir, index)?);
+                    if let Ok(mut c) = self.intervals.lock() {
+                        c.put((dir, index), img.clone());
+                    }
+                    img
+                }
+            };
+            Ok(Some(Arc::unwrap_or_clone(img)))
         })
     }
 }
@@ -1108,6 +1167,11 @@ fn properties(d: &TiffDirectory, aperio: bool) -> BTreeMap<String, String> {
 impl SlideReader for TiffReader {
     fn info(&self) -> &SlideInfo {
         &self.info
+    }
+
+    /// The NDPI intervals it keeps decoded (bounded by `CHUNK_CACHE_BYTES`).
+    fn memory_bytes(&self) -> usize {
+        self.slide.intervals.lock().map(|c| c.bytes).unwrap_or(0)
     }
 
     fn read_region(&self, level: usize, x: i64, y: i64, w: u32, h: u32) -> Result<RgbImage, SlideError> {

@@ -456,6 +456,8 @@ mod tests {
             for l in 0..levels {
                 let level = &info.levels[l];
                 let all = slide.read_region(l, 0, 0, level.width as u32, level.height as u32).unwrap();
+                // Again, from the decoded intervals the reader keeps (NDPI): the same pixels.
+                assert_eq!(slide.read_region(l, 0, 0, level.width as u32, level.height as u32).unwrap(), all);
                 for s in r["levels"][l]["samples"].as_array().unwrap() {
                     // Samples are in level-0 coordinates.
                     let ds = level.downsample;
