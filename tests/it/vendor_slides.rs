@@ -441,6 +441,11 @@ async fn the_web_form_ingests_vendor_slides_as_files_and_folders() {
     let c = app.login("manager").await;
     let subjects = subjects_of_snubh(1);
     let (subject, case) = &subjects[0];
+    // The ingest form, posted.
+    let post = |form: reqwest::multipart::Form| async {
+        let url = c.url(&format!("/studies/LUNG-IO-01/slides/ingest?csrf_token={}", c.csrf));
+        c.http.post(url).multipart(form).send().await.unwrap()
+    };
     let upload = |files: &[(&str, &str)]| {
         let mut manifest = String::from("file,subject_id,stain,site\n");
         let mut form = reqwest::multipart::Form::new();
@@ -449,11 +454,9 @@ async fn the_web_form_ingests_vendor_slides_as_files_and_folders() {
             let bytes = std::fs::read(vendor_fixture(fixture)).unwrap();
             form = form.part("slides", reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()));
         }
-        let form =
-            form.part("manifest", reqwest::multipart::Part::bytes(manifest.into_bytes()).file_name("manifest.csv"));
-        c.http.post(c.url(&format!("/studies/LUNG-IO-01/slides/ingest?csrf_token={}", c.csrf))).multipart(form).send()
+        post(form.part("manifest", reqwest::multipart::Part::bytes(manifest.into_bytes()).file_name("manifest.csv")))
     };
-    let r = upload(&[("mirax.mrxs", "DOE_JANE_S24-012345.mrxs")]).await.unwrap();
+    let r = upload(&[("mirax.mrxs", "DOE_JANE_S24-012345.mrxs")]).await;
     let page = r.text().await.unwrap();
     assert!(
         page.contains("manifest row 1, column file: a MIRAX slide is a .mrxs file and the folder of the same name"),
@@ -469,14 +472,7 @@ async fn the_web_form_ingests_vendor_slides_as_files_and_folders() {
             )
             .file_name("manifest.csv"),
         );
-    let r = c
-        .http
-        .post(c.url(&format!("/studies/LUNG-IO-01/slides/ingest?csrf_token={}", c.csrf)))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    let page = r.text().await.unwrap();
+    let page = post(form).await.text().await.unwrap();
     assert!(page.contains("a file&#39;s name or folder cannot be used"), "{page}");
     // Every single-file format at once, under the names sites give them; a DICOM instance
     // uploaded alone is a slide of its one level.
@@ -487,8 +483,7 @@ async fn the_web_form_ingests_vendor_slides_as_files_and_folders() {
         ("ventana.bif", "DOE_JANE.bif"),
         ("dicom/level-1.dcm", "DOE_JANE.dcm"),
     ])
-    .await
-    .unwrap();
+    .await;
     assert_eq!(r.status(), 303);
     let id: i32 = location(&r).rsplit('/').next().unwrap().parse().unwrap();
     let mut page = String::new();
@@ -529,13 +524,7 @@ async fn the_web_form_ingests_vendor_slides_as_files_and_folders() {
         "file,subject_id,stain,site\nDOE_JANE_S24-012345.mrxs,{subject},H&E,SNUBH\nlevel-1.dcm,{subject},H&E,SNUBH\n"
     );
     let form = form.part("manifest", reqwest::multipart::Part::bytes(manifest.into_bytes()).file_name("manifest.csv"));
-    let r = c
-        .http
-        .post(c.url(&format!("/studies/LUNG-IO-01/slides/ingest?csrf_token={}", c.csrf)))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let r = post(form).await;
     assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
     let id: i32 = location(&r).rsplit('/').next().unwrap().parse().unwrap();
     for _ in 0..600 {

@@ -14,7 +14,7 @@ use std::path::Path;
 use anyhow::{bail, Context};
 
 use super::reader::SlideReader;
-use super::tiffwrite::{encode_jpeg_rgb, encode_jpeg_rgb_restarts};
+use super::tiffwrite::{encode_jpeg_rgb, encode_jpeg_rgb_restarts, BYTE_ASCII, FLOAT, LONG, RATIONAL, SHORT, SLONG};
 
 /// What the scanner writes about the slide: every one of these identifies it or its patient.
 pub struct NdpiIdentifiers<'a> {
@@ -27,13 +27,6 @@ pub struct NdpiIdentifiers<'a> {
     /// DateTime, "YYYY:MM:DD HH:MM:SS".
     pub date_time: &'a str,
 }
-
-const BYTE_ASCII: u16 = 2;
-const SHORT: u16 = 3;
-const LONG: u16 = 4;
-const RATIONAL: u16 = 5;
-const SLONG: u16 = 9;
-const FLOAT: u16 = 11;
 
 /// One directory entry: tag, type, count and the value's bytes (little-endian).
 struct Entry(u16, u16, u32, Vec<u8>);

@@ -11,12 +11,14 @@
 
 use std::io::{self, Seek, SeekFrom, Write};
 
-/// TIFF field types used here.
-const BYTE_ASCII: u16 = 2;
-const SHORT: u16 = 3;
-const LONG: u16 = 4;
-const RATIONAL: u16 = 5;
+/// TIFF field types used here and by `ndpiwrite`.
+pub(crate) const BYTE_ASCII: u16 = 2;
+pub(crate) const SHORT: u16 = 3;
+pub(crate) const LONG: u16 = 4;
+pub(crate) const RATIONAL: u16 = 5;
 const UNDEFINED: u16 = 7;
+pub(crate) const SLONG: u16 = 9;
+pub(crate) const FLOAT: u16 = 11;
 const LONG8: u16 = 16;
 
 /// Bytes reserved at the start of the file: a BigTIFF header is 16 bytes, a classic one 8.
