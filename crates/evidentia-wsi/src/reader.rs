@@ -210,15 +210,14 @@ pub fn is_mirax(path: &Path) -> bool {
 /// by the marks OpenSlide 4 detects them by (openslide-vendor-*.c): NDPI's tag 65420, Philips'
 /// Software and DPUfsImport XML, Leica's SCN namespace, Ventana's iScan XMLPacket.
 fn tiff_vendor(dir0: &TiffDirectory) -> Option<VendorFormat> {
-    let tag = |t: u16| dir0.tag(t);
     let description = dir0.description.as_deref().unwrap_or("");
-    if tag(65420).is_some() {
+    if dir0.tag(65420).is_some() {
         Some(openslide::NDPI)
-    } else if tag(305).is_some_and(|s| s.starts_with("Philips")) && description.contains("DPUfsImport") {
+    } else if dir0.tag(305).is_some_and(|s| s.starts_with("Philips")) && description.contains("DPUfsImport") {
         Some(openslide::PHILIPS)
     } else if description.contains("http://www.leica-microsystems.com/scn/") {
         Some(openslide::LEICA)
-    } else if tag(700).is_some_and(|x| x.contains("iScan")) {
+    } else if dir0.tag(700).is_some_and(|x| x.contains("iScan")) {
         Some(openslide::VENTANA)
     } else {
         None

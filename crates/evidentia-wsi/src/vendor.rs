@@ -162,7 +162,8 @@ fn ndpi_tiles(d: &mut TiffDirectory, file: &dyn ByteSource, index: usize) -> Res
         )));
     }
     let (mcu_w, mcu_h) = markers.mcu();
-    let starts = &d.ndpi_mcu_starts;
+    // Taken: once cut into chunks, the offsets hold what the starts said.
+    let starts = std::mem::take(&mut d.ndpi_mcu_starts);
     let Some(interval) = markers.restart_interval.filter(|_| !starts.is_empty()) else {
         // No restart markers: the whole JPEG is one chunk, decoded at once if small enough.
         if u64::from(d.width) * u64::from(d.height) > MAX_CHUNK_PIXELS || jw == 0 || jh == 0 {
