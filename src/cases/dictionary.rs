@@ -550,6 +550,8 @@ pub fn parse_redcap(file: &str, bytes: &[u8]) -> std::result::Result<ParsedDicti
     ignored.extend(unknown.iter().cloned());
     let get = |row: decode::Row, name: &str| col(name).and_then(|i| row.get(i)).unwrap_or_default().to_string();
     let mut fields: Vec<FieldDef> = Vec::new();
+    // Each field's row, for the logic checked once every field is known.
+    let mut rows_of: Vec<usize> = Vec::new();
     for (i, row) in table.rows.iter().enumerate() {
         let r = i + 1;
         let name = get(row, "Variable / Field Name").trim().to_string();
@@ -592,13 +594,13 @@ pub fn parse_redcap(file: &str, bytes: &[u8]) -> std::result::Result<ParsedDicti
             section_header: get(row, "Section Header"),
             field_type,
             label: get(row, "Field Label"),
-            choices_raw: get(row, "Choices, Calculations, OR Slider Labels"),
+            choices_raw: get(row, CALCULATION_COLUMN),
             field_note: get(row, "Field Note"),
             validation: get(row, "Text Validation Type OR Show Slider Number").trim().to_lowercase(),
             validation_min: get(row, "Text Validation Min"),
             validation_max: get(row, "Text Validation Max"),
             identifier: yes(&get(row, "Identifier?")),
-            branching_logic: get(row, "Branching Logic (Show field only if...)"),
+            branching_logic: get(row, BRANCHING_COLUMN),
             required: yes(&get(row, "Required Field?")),
             extra,
             action: DeidAction::Keep,
@@ -621,7 +623,9 @@ pub fn parse_redcap(file: &str, bytes: &[u8]) -> std::result::Result<ParsedDicti
             },
         };
         fields.push(f);
+        rows_of.push(r);
     }
+    problems.extend(logic_problems(&fields, &rows_of));
     if fields.iter().filter(|f| f.holds_data()).count() == 0 {
         problems.push(DictProblem {
             row: None,
@@ -634,6 +638,41 @@ pub fn parse_redcap(file: &str, bytes: &[u8]) -> std::result::Result<ParsedDicti
     } else {
         Err(problems)
     }
+}
+
+const CALCULATION_COLUMN: &str = REDCAP_COLUMNS[5];
+const BRANCHING_COLUMN: &str = REDCAP_COLUMNS[11];
+
+/// Branching logic and calculations that do not read, or name what the dictionary does not
+/// have, each with its field's row. Events are checked when the study's events are known.
+fn logic_problems(fields: &[FieldDef], rows: &[usize]) -> Vec<DictProblem> {
+    use super::logic::{check, Events};
+    let mut problems = Vec::new();
+    for (f, row) in fields.iter().zip(rows) {
+        let mut problem = |column: &str, message: String| {
+            problems.push(DictProblem {
+                row: Some(*row),
+                column: Some(column.into()),
+                message: format!("'{}': {message}", f.name),
+            })
+        };
+        if !f.branching_logic.trim().is_empty() {
+            if let Err(m) = check(&f.branching_logic, fields, Events::Any) {
+                problem(BRANCHING_COLUMN, m);
+            }
+        }
+        if f.field_type == FieldType::Calc {
+            if f.choices_raw.trim().is_empty() {
+                problem(
+                    CALCULATION_COLUMN,
+                    "a calculated field needs its calculation, as [weight]*10000/([height]^2)".into(),
+                );
+            } else if let Err(m) = check(&f.choices_raw, fields, Events::Any) {
+                problem(CALCULATION_COLUMN, m);
+            }
+        }
+    }
+    problems
 }
 
 /// A Field Annotation that starts with a REDCap action tag (`@HIDDEN`, `@DEFAULT='1'`), as
@@ -1101,6 +1140,46 @@ dx_date,baseline,,text,Date of diagnosis,,,date_ymd,,,,,y,,,,,\n\
         let out = to_redcap_csv(&parsed.fields).unwrap();
         let again = parse_redcap("again.csv", &out).unwrap();
         assert_eq!(again.fields, parsed.fields);
+    }
+
+    #[test]
+    fn branching_logic_and_calculations_are_checked_by_row() {
+        let head = "Variable / Field Name,Form Name,Field Type,Field Label,\"Choices, Calculations, OR Slider Labels\",Text Validation Type OR Show Slider Number,Branching Logic (Show field only if...)\n";
+        let good = format!(
+            "{head}record_id,f,text,ID,,,\n\
+sex,f,radio,Sex,\"1, Male | 2, Female\",,\n\
+pregnant,f,yesno,Pregnant,,,[sex] = '2'\n\
+weight,f,text,Weight,,number,\n\
+height,f,text,Height,,number,\n\
+bmi,f,calc,BMI,\"round([weight]*10000/(([height])^(2)),1)\",,\n\
+enrol,f,text,Enrolled,,date_ymd,\n\
+days,f,calc,Days,\"datediff([enrol],'today','d')\",,[baseline_arm_1][sex] <> ''\n"
+        );
+        let parsed = parse_redcap("d.csv", good.as_bytes()).unwrap_or_else(|p| panic!("{p:?}"));
+        assert_eq!(parsed.fields[2].branching_logic, "[sex] = '2'");
+        let bad = format!(
+            "{head}record_id,f,text,ID,,,\n\
+sex,f,radio,Sex,\"1, Male | 2, Female\",,\n\
+pregnant,f,yesno,Pregnant,,,[sex] = \n\
+bmi,f,calc,BMI,[weight]/[height],,\n\
+empty,f,calc,Nothing,,,\n"
+        );
+        let problems = parse_redcap("d.csv", bad.as_bytes()).err().unwrap_or_default();
+        let shown: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(shown.len(), 3, "{shown:#?}");
+        assert!(
+            shown[0].starts_with("row 3, column Branching Logic (Show field only if...): 'pregnant': at character 8"),
+            "{}",
+            shown[0]
+        );
+        assert!(
+            shown[1].starts_with(
+                "row 4, column Choices, Calculations, OR Slider Labels: 'bmi': [weight]: 'weight' is not a field"
+            ),
+            "{}",
+            shown[1]
+        );
+        assert!(shown[2].contains("'empty': a calculated field needs its calculation"), "{}", shown[2]);
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod dictionary;
 pub mod export;
 pub mod import;
 mod listing;
+pub mod logic;
 
 pub use evidentia_deid::scrub;
 pub use listing::{list, ListCache};
