@@ -16,6 +16,7 @@ pub mod error;
 pub mod export;
 pub mod jobs;
 pub use evidentia_report as report;
+pub mod quality;
 pub mod secrets;
 pub mod slides;
 pub mod startup;

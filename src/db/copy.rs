@@ -50,6 +50,8 @@ pub const TABLES: &[&str] = &[
     "adjudications",
     "biomarker_results",
     "key_fingerprints",
+    "quality_rules",
+    "quality_findings",
 ];
 
 /// Rows per page.

@@ -223,6 +223,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     saved_analyses,
     study_locks,
     study_signatures,
+    quality_rules,
+    quality_findings,
 );
 
 diesel::table! {
@@ -567,3 +569,42 @@ diesel::table! {
         recorded_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    quality_rules (id) {
+        id -> Integer,
+        study_id -> Integer,
+        code -> Text,
+        name -> Text,
+        logic -> Text,
+        severity -> Text,
+        status -> Text,
+        status_reason -> Nullable<Text>,
+        created_by -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    quality_findings (id) {
+        id -> Integer,
+        study_id -> Integer,
+        rule_code -> Text,
+        case_id -> Integer,
+        event -> Text,
+        instance -> Integer,
+        field -> Text,
+        severity -> Text,
+        detail -> Text,
+        status -> Text,
+        status_reason -> Nullable<Text>,
+        status_by -> Nullable<Text>,
+        status_at -> Nullable<Timestamp>,
+        first_found_at -> Timestamp,
+        last_found_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(quality_rules -> studies (study_id));
+diesel::joinable!(quality_findings -> studies (study_id));
+diesel::joinable!(quality_findings -> cases (case_id));

@@ -1,0 +1,261 @@
+//! What the rules find in a study's case data, computed without the database: the built-in rules
+//! (REDCap's Data Quality rules for required values, validation, hidden fields and outliers) and
+//! the custom rules (REDCap logic that holds where the data is wrong).
+
+use chrono::NaiveDateTime;
+use serde_json::{Map, Value};
+
+use super::{Builtin, Severity};
+use crate::cases::dictionary::{value_text, FieldDef, FieldType, Validator};
+use crate::cases::logic::{self, CaseValues, Logic};
+
+/// One case's values, as the rules read them.
+pub struct CaseData<'a> {
+    pub case_id: i32,
+    pub values: &'a Map<String, Value>,
+}
+
+/// A custom rule ready to evaluate.
+pub struct CustomCheck {
+    pub code: String,
+    pub severity: Severity,
+    pub logic: Logic,
+}
+
+/// What a rule found: one value (or one subject, for a custom rule: its first field).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    pub rule_code: String,
+    pub severity: Severity,
+    pub case_id: i32,
+    pub event: String,
+    pub instance: i32,
+    pub field: String,
+    pub detail: String,
+}
+
+/// The outlier rule's default: a value more than this many standard deviations from the mean of
+/// the field's values over the study's cases.
+pub const OUTLIER_SDS: f64 = 3.0;
+/// Fewer values than this and the outlier rule says nothing about a field.
+const OUTLIER_MIN_VALUES: usize = 5;
+
+fn has_value(v: Option<&Value>) -> bool {
+    match v {
+        None | Some(Value::Null) => false,
+        Some(Value::String(s)) => !s.trim().is_empty(),
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(_) => true,
+    }
+}
+
+fn number(v: Option<&Value>) -> Option<f64> {
+    match v? {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok().filter(|x| x.is_finite()),
+        _ => None,
+    }
+}
+
+/// A field the outlier rule looks at: numbers, integers, sliders and calculations.
+fn is_numeric(f: &FieldDef) -> bool {
+    matches!(f.field_type, FieldType::Calc | FieldType::Slider)
+        || (f.field_type == FieldType::Text
+            && matches!(f.validation.as_str(), "integer" | "number" | "number_1dp" | "number_2dp"))
+}
+
+/// Mean and sample standard deviation of each numeric field over the cases.
+fn field_spread(fields: &[FieldDef], cases: &[CaseData]) -> Vec<Option<(f64, f64)>> {
+    fields
+        .iter()
+        .map(|f| {
+            if !is_numeric(f) {
+                return None;
+            }
+            let xs: Vec<f64> = cases.iter().filter_map(|c| number(c.values.get(&f.name))).collect();
+            if xs.len() < OUTLIER_MIN_VALUES {
+                return None;
+            }
+            let n = xs.len() as f64;
+            let mean = xs.iter().sum::<f64>() / n;
+            let sd = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+            (sd > 0.0).then_some((mean, sd))
+        })
+        .collect()
+}
+
+fn short(x: f64) -> String {
+    let s = format!("{x:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// Everything the rules find in `cases`. The subject id (the dictionary's first field) is no
+/// rule's business: it is the pseudonym every case has.
+pub fn find(fields: &[FieldDef], cases: &[CaseData], custom: &[CustomCheck], now: NaiveDateTime) -> Vec<Found> {
+    let data_fields: Vec<&FieldDef> = fields.iter().filter(|f| f.holds_data()).skip(1).collect();
+    let owned: Vec<FieldDef> = data_fields.iter().map(|f| (*f).clone()).collect();
+    let spread = field_spread(&owned, cases);
+    let validators: Vec<Validator> = data_fields.iter().map(|f| Validator::new(f)).collect();
+    let mut out = Vec::new();
+    for case in cases {
+        let data = CaseValues { fields, values: case.values, now };
+        let mut found = |rule: Builtin, field: &str, detail: String| {
+            out.push(Found {
+                rule_code: rule.code().to_string(),
+                severity: rule.severity(),
+                case_id: case.case_id,
+                event: String::new(),
+                instance: 0,
+                field: field.to_string(),
+                detail,
+            })
+        };
+        for (i, f) in data_fields.iter().enumerate() {
+            let v = case.values.get(&f.name);
+            let shown = logic::shown(f, &data);
+            let present = has_value(v);
+            if !present {
+                if f.required && shown && f.field_type != FieldType::Calc {
+                    found(Builtin::Missing, &f.name, "required, and empty".into());
+                }
+                continue;
+            }
+            if !shown {
+                found(
+                    Builtin::Hidden,
+                    &f.name,
+                    format!("holds a value although its branching logic hides it ({})", f.branching_logic.trim()),
+                );
+            }
+            let value = v.unwrap_or(&Value::Null);
+            if !validators[i].fits(value) {
+                let why = validators[i].parse(&value_text(value)).err().unwrap_or_else(|| "not valid".into());
+                let rule = if f.field_type.has_choices() { Builtin::Code } else { Builtin::Range };
+                let why = if f.field_type == FieldType::Checkbox {
+                    "an option is not one of the choices".into()
+                } else {
+                    why
+                };
+                found(rule, &f.name, format!("'{}': {why}", value_text(value)));
+            }
+            if let (Some((mean, sd)), Some(x)) = (spread[i], number(v)) {
+                let z = (x - mean) / sd;
+                if z.abs() > OUTLIER_SDS {
+                    found(
+                        Builtin::Outlier,
+                        &f.name,
+                        format!(
+                            "{} is {} SD from the mean ({} ± {})",
+                            short(x),
+                            short(z.abs()),
+                            short(mean),
+                            short(sd)
+                        ),
+                    );
+                }
+            }
+        }
+        for rule in custom {
+            if rule.logic.holds(&data) {
+                let refs = rule.logic.references();
+                let values: Vec<String> = refs
+                    .iter()
+                    .map(|r| format!("{r} = {}", evidentia_logic::Data::value(&data, r).to_text()))
+                    .collect();
+                out.push(Found {
+                    rule_code: rule.code.clone(),
+                    severity: rule.severity,
+                    case_id: case.case_id,
+                    event: String::new(),
+                    instance: 0,
+                    field: refs.first().map(|r| r.field.clone()).unwrap_or_default(),
+                    detail: values.join("; "),
+                });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cases::dictionary::DeidAction;
+    use crate::cases::logic::{check, Events};
+    use serde_json::json;
+
+    fn fields() -> Vec<FieldDef> {
+        let mut sex = FieldDef::for_tests("sex", "radio", "", DeidAction::Keep);
+        sex.choices_raw = "1, Male | 2, Female".into();
+        sex.required = true;
+        let mut pregnant = FieldDef::for_tests("pregnant", "yesno", "", DeidAction::Keep);
+        pregnant.branching_logic = "[sex] = '2'".into();
+        pregnant.required = true;
+        let mut tps = FieldDef::for_tests("tps", "text", "number", DeidAction::Keep);
+        tps.validation_min = "0".into();
+        tps.validation_max = "100".into();
+        let mut mets = FieldDef::for_tests("mets", "checkbox", "", DeidAction::Keep);
+        mets.choices_raw = "1, Brain | 2, Liver".into();
+        vec![
+            FieldDef::for_tests("record_id", "text", "", DeidAction::Pseudonymise),
+            sex,
+            pregnant,
+            tps,
+            mets,
+            FieldDef::for_tests("pfs", "text", "number", DeidAction::Keep),
+            FieldDef::for_tests("os", "text", "number", DeidAction::Keep),
+        ]
+    }
+
+    /// Twenty clean cases and one planted error of each kind: each is found once, and nothing else.
+    #[test]
+    fn the_rules_find_the_planted_errors_and_nothing_else() {
+        let f = fields();
+        let mut rows: Vec<Map<String, Value>> = (0..20)
+            .map(|i| {
+                let sex = if i % 2 == 0 { "1" } else { "2" };
+                let mut v = json!({"record_id": format!("S{i}"), "sex": sex, "tps": 40 + i, "mets": ["1"],
+                    "pfs": 5.0 + (i % 10) as f64, "os": 15.0 + (i % 7) as f64});
+                if sex == "2" {
+                    v["pregnant"] = json!("0");
+                }
+                v.as_object().cloned().unwrap_or_default()
+            })
+            .collect();
+        rows[1].remove("pregnant"); // missing required, shown (sex = 2)
+        rows[2].insert("pregnant".into(), json!("0")); // hidden holds a value (sex = 1)
+        rows[3].insert("tps".into(), json!(250)); // outside 0–100 (and an outlier)
+        rows[4].insert("sex".into(), json!("7")); // not a choice
+        rows[5].insert("os".into(), json!(13.0)); // os < pfs: the custom rule
+        rows[5].insert("pfs".into(), json!(14.5));
+        rows[6].insert("mets".into(), json!(["1", "9"])); // checkbox option not a choice
+        let cases: Vec<CaseData> =
+            rows.iter().enumerate().map(|(i, v)| CaseData { case_id: i as i32, values: v }).collect();
+        let custom = vec![CustomCheck {
+            code: "R1".into(),
+            severity: Severity::Error,
+            logic: check("[os] < [pfs]", &f, Events::Only(&[])).unwrap_or_else(|e| panic!("{e}")),
+        }];
+        let found = find(&f, &cases, &custom, NaiveDateTime::default());
+        let got: Vec<(i32, &str, &str)> =
+            found.iter().map(|x| (x.case_id, x.rule_code.as_str(), x.field.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                (1, "missing", "pregnant"),
+                (2, "hidden", "pregnant"),
+                (3, "range", "tps"),
+                (3, "outlier", "tps"),
+                (4, "code", "sex"),
+                (5, "R1", "os"),
+                (6, "code", "mets"),
+            ],
+            "{found:#?}"
+        );
+        assert_eq!(found[2].detail, "'250': out of range (0 to 100)");
+        assert!(found[3].detail.starts_with("250 is "), "{}", found[3].detail);
+        assert_eq!(found[5].detail, "[os] = 13; [pfs] = 14.5");
+        assert_eq!(found[5].severity, Severity::Error);
+        assert_eq!(found[1].severity, Severity::Warning);
+    }
+}
