@@ -955,6 +955,7 @@ pub fn replace(
                 )?;
             }
         }
+        crate::quality::run_in(conn, &study, &actor.name, crate::quality::Trigger::Dictionary)?;
         Ok(change)
     })
 }

@@ -458,6 +458,7 @@ impl RowContext<'_> {
             let problems_before = out.problems.len();
             cells.fill(None);
             let mut checked: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+            let mut missing: Vec<usize> = Vec::new();
             for (ci, col) in self.columns.iter().enumerate() {
                 let cell = row.cell(ci).trim();
                 match col {
@@ -486,7 +487,7 @@ impl RowContext<'_> {
                             Err(msg) => out.problems.push(problem(Some(r), Some(&f.name), msg)),
                             Ok(None) => {
                                 if f.required {
-                                    out.problems.push(problem(Some(r), Some(&f.name), "missing required value"));
+                                    missing.push(*i);
                                 }
                             }
                             Ok(Some(v)) => {
@@ -499,11 +500,23 @@ impl RowContext<'_> {
                 }
             }
             for (i, codes) in checked {
-                let f = fields[i];
-                if f.required && codes.is_empty() {
-                    out.problems.push(problem(Some(r), Some(&f.name), "missing required value"));
+                if fields[i].required && codes.is_empty() {
+                    missing.push(i);
                 }
                 cells[i] = Some(json!(codes));
+            }
+            // A required field is required where its branching logic shows it (REDCap's rule),
+            // read on the row's values as they will be stored.
+            if !missing.is_empty() {
+                let values: serde_json::Map<String, Value> =
+                    fields.iter().zip(cells.iter()).filter_map(|(f, v)| Some((f.name.clone(), v.clone()?))).collect();
+                let data = super::logic::CaseValues { values: &values, now: crate::db::now() };
+                missing.sort_unstable();
+                for i in missing.drain(..) {
+                    if super::logic::shown(fields[i], &data) {
+                        out.problems.push(problem(Some(r), Some(&fields[i].name), "missing required value"));
+                    }
+                }
             }
             out.report.count(&fields[0].name, fields[0].action.as_str(), 1);
             if out.problems.len() > problems_before {
@@ -630,6 +643,8 @@ pub struct ImportSummary {
     pub created: usize,
     pub updated: usize,
     pub unchanged: usize,
+    /// The data quality rules run on the study as imported.
+    pub quality: crate::quality::RunSummary,
 }
 
 #[derive(Insertable)]
@@ -796,7 +811,8 @@ fn commit_rows(
             Change::new(study.chain(), &actor.name, Action::Import, Entity::CaseImport, import_id).after(summary),
         )?;
         trail.finish(conn)?;
-        Ok(ImportSummary { import_id, rows_read: prepared.report.rows_read, created, updated, unchanged })
+        let quality = crate::quality::run_in(conn, &study, &actor.name, crate::quality::Trigger::Import)?;
+        Ok(ImportSummary { import_id, rows_read: prepared.report.rows_read, created, updated, unchanged, quality })
     })
 }
 

@@ -59,7 +59,6 @@ pub fn check(text: &str, fields: &[FieldDef], events: Events) -> Result<Logic, S
 
 /// One case's stored (de-identified) values as logic reads them.
 pub struct CaseValues<'a> {
-    pub fields: &'a [FieldDef],
     pub values: &'a Map<String, Json>,
     pub now: NaiveDateTime,
 }
@@ -143,7 +142,7 @@ mod tests {
         let f = fields();
         let values: Map<String, Json> =
             json!({"sex": "2", "mets": ["2"], "pfs_months": 4.5}).as_object().cloned().unwrap_or_default();
-        let data = CaseValues { fields: &f, values: &values, now: NaiveDateTime::default() };
+        let data = CaseValues { values: &values, now: NaiveDateTime::default() };
         let holds = |t: &str| check(t, &f, Events::Any).map(|l| l.holds(&data)).unwrap_or_else(|e| panic!("{e}"));
         assert!(holds("[sex] = '2' and [mets(2)] = '1' and [mets(1)] = '0'"));
         assert!(holds("[pfs_months] > 4 and [pfs_months] < 5"));

@@ -195,6 +195,7 @@ pub fn edit_values(
             given.entry(name.as_str()).or_default().push(value.as_str());
         }
         let subject_field = dictionary.iter().find(|f| f.holds_data()).map(|f| f.name.as_str());
+        let mut emptied_required: Vec<&FieldDef> = Vec::new();
         for (name, raws) in given {
             let Some(f) = dictionary.iter().find(|f| f.name == name && f.holds_data()) else {
                 errors.add(name, "not a field of this study's dictionary");
@@ -223,8 +224,10 @@ pub fn edit_values(
             };
             match parsed {
                 Err(m) => errors.add(name, m),
-                Ok(None) if f.required => errors.add(name, "required"),
                 Ok(None) => {
+                    if f.required {
+                        emptied_required.push(f);
+                    }
                     new.remove(name);
                 }
                 // None ticked where nothing was stored: nothing to record.
@@ -244,6 +247,13 @@ pub fn edit_values(
                 Ok(Some(v)) => {
                     new.insert(name.to_string(), v);
                 }
+            }
+        }
+        // Required where its branching logic shows it, on the values as they would be saved.
+        let data = logic::CaseValues { values: &new, now: now() };
+        for f in emptied_required {
+            if logic::shown(f, &data) {
+                errors.add(&f.name, "required");
             }
         }
         // Asked only when something changes: saving an unchanged form records nothing.
@@ -288,6 +298,7 @@ pub fn edit_values(
                     .after(after)
                     .because(&reason),
             )?;
+            crate::quality::run_in(conn, &study, &actor.name, crate::quality::Trigger::Save)?;
         }
         Ok(Edited { case: get(conn, study.id, display_id)?, redacted })
     })

@@ -157,6 +157,7 @@ pub fn run(ctx: &Ctx, cmd: CasesCmd) -> CliResult {
             }
             let s = import::commit(&mut conn, &actor, &access, &prepared)?;
             println!("import {}: {} created, {} updated, {} unchanged", s.import_id, s.created, s.updated, s.unchanged);
+            println!("{}", s.quality.sentence());
             // The import is committed and durable; copy it from the WAL into the database file
             // before exiting (whatever a running server's readers hold back, a later checkpoint does).
             if let Err(e) = evidentia::db::checkpoint(&mut conn) {

@@ -14,6 +14,7 @@ mod dossier;
 mod input;
 mod models;
 mod progress;
+mod quality;
 mod reference;
 mod server;
 mod slides;
@@ -124,6 +125,9 @@ enum Command {
     /// Case data: de-identified import and export.
     #[command(subcommand)]
     Cases(cases::CasesCmd),
+    /// Data quality: built-in and custom rules over the case data, and their findings.
+    #[command(subcommand)]
+    Quality(quality::QualityCmd),
     /// Whole-slide images: inspect, read regions, de-identified ingest, list.
     #[command(subcommand)]
     Slides(slides::SlidesCmd),
@@ -304,6 +308,7 @@ fn run(cli: Cli) -> CliResult {
         Command::Audit(cmd) => audit::run(&ctx(None), cmd),
         Command::Dictionary(cmd) => cases::dictionary(&ctx(None), cmd),
         Command::Cases(cmd) => cases::run(&ctx(None), cmd),
+        Command::Quality(cmd) => quality::run(&ctx(None), cmd),
         Command::Slides(cmd) => slides::run(&ctx(None), cmd),
         Command::Annotations(cmd) => annotations::run(&ctx(None), cmd),
         Command::Model(cmd) => models::model(&ctx(None), cmd),

@@ -93,7 +93,34 @@ pub fn seed(conn: &mut Conn, data_dir: &Path) -> Result<Vec<String>> {
     seed_users(conn, &actor, &mut created)?;
     seed_study(conn, &actor, &FIRST, &mut created)?;
     seed_cases(conn, &actor, data_dir, &FIRST, &mut created)?;
+    seed_quality(conn, &actor, &FIRST, &mut created)?;
     Ok(created)
+}
+
+/// The data manager's work on the first study: two custom rules, and an outlier excluded with a
+/// reason (a long responder whose survival the source confirms).
+fn seed_quality(conn: &mut Conn, actor: &Actor, demo: &DemoStudy, created: &mut Vec<String>) -> Result<()> {
+    use crate::quality::{self, FindingFilter, NewRule};
+    let access = crate::auth::permissions::study_access(conn, actor, demo.code)?;
+    if !quality::custom_rules(conn, access.study.id)?.is_empty() {
+        return Ok(());
+    }
+    for (name, logic, severity) in [
+        ("Overall survival shorter than progression-free survival", "[os_months] < [pfs_months]", "error"),
+        ("Death recorded without overall survival", "[death] = '1' and [os_months] = ''", "warning"),
+    ] {
+        let rule = NewRule { name: name.into(), logic: logic.into(), severity: severity.into() };
+        quality::create_rule(conn, actor, &access, &rule)?;
+    }
+    let outliers = FindingFilter { status: "open".into(), rule: "outlier".into(), ..Default::default() };
+    let found = quality::findings(conn, access.study.id, &outliers, crate::db::paging::PageRequest::all())?;
+    if let Some(f) = found.items.first() {
+        let why = "Long responder: survival confirmed against the source record";
+        quality::set_excluded(conn, actor, &access, f.id, true, why)?;
+    }
+    let (open, errors) = quality::open_counts(conn, access.study.id)?;
+    created.push(format!("data quality in {}: 2 custom rules, {open} open findings ({errors} errors)", demo.code));
+    Ok(())
 }
 
 /// The second study's users (already there), study and cases.

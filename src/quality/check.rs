@@ -98,7 +98,7 @@ pub fn find(fields: &[FieldDef], cases: &[CaseData], custom: &[CustomCheck], now
     let validators: Vec<Validator> = data_fields.iter().map(|f| Validator::new(f)).collect();
     let mut out = Vec::new();
     for case in cases {
-        let data = CaseValues { fields, values: case.values, now };
+        let data = CaseValues { values: case.values, now };
         let mut found = |rule: Builtin, field: &str, detail: String| {
             out.push(Found {
                 rule_code: rule.code().to_string(),

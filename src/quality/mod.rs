@@ -121,6 +121,9 @@ pub struct RuleRow {
     pub severity: Severity,
     pub builtin: bool,
     pub retired: Option<String>,
+    /// Why an active custom rule finds nothing: its logic no longer reads against the
+    /// dictionary (a field it names was retired since).
+    pub problem: Option<String>,
     pub open: i64,
     pub excluded: i64,
     pub resolved: i64,
@@ -223,6 +226,7 @@ pub enum Trigger {
     Save,
     OnDemand,
     RuleChanged,
+    Dictionary,
 }
 
 impl Trigger {
@@ -232,6 +236,7 @@ impl Trigger {
             Trigger::Save => "save",
             Trigger::OnDemand => "on demand",
             Trigger::RuleChanged => "rule changed",
+            Trigger::Dictionary => "dictionary changed",
         }
     }
 }
@@ -245,6 +250,29 @@ pub struct RunSummary {
     /// Open findings after the run, and of those the errors.
     pub open: usize,
     pub open_errors: usize,
+}
+
+impl RunSummary {
+    /// "Data quality: 4 open findings (2 errors); 1 new, 2 resolved."
+    pub fn sentence(&self) -> String {
+        let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let mut s = format!(
+            "Data quality: {} open {} ({})",
+            self.open,
+            if self.open == 1 { "finding" } else { "findings" },
+            plural(self.open_errors, "error", "errors")
+        );
+        let changes: Vec<String> = [(self.opened, "new"), (self.reopened, "reopened"), (self.resolved, "resolved")]
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| format!("{n} {what}"))
+            .collect();
+        if !changes.is_empty() {
+            s.push_str(&format!("; {}", changes.join(", ")));
+        }
+        s.push('.');
+        s
+    }
 }
 
 pub fn custom_rules(conn: &mut Conn, study_id: StudyId) -> Result<Vec<CustomRule>> {
@@ -265,17 +293,22 @@ pub fn rules(conn: &mut Conn, study_id: StudyId) -> Result<Vec<RuleRow>> {
     let count = |code: &str, status: FindingStatus| {
         counts.iter().find(|(c, s, _)| c == code && *s == status).map(|(_, _, n)| *n).unwrap_or(0)
     };
-    let row = |code: &str, name: String, logic: String, severity, builtin, retired| RuleRow {
-        open: count(code, FindingStatus::Open),
-        excluded: count(code, FindingStatus::Excluded),
-        resolved: count(code, FindingStatus::Resolved),
-        code: code.to_string(),
-        name,
-        logic,
-        severity,
-        builtin,
-        retired,
-    };
+    let fields = dictionary::load(conn, study_id)?;
+    let row =
+        |code: &str, name: String, logic: String, severity: Severity, builtin: bool, retired: Option<String>| RuleRow {
+            problem: (!builtin && retired.is_none())
+                .then(|| logic::check(&logic, &fields, Events::Only(&[])).err())
+                .flatten(),
+            open: count(code, FindingStatus::Open),
+            excluded: count(code, FindingStatus::Excluded),
+            resolved: count(code, FindingStatus::Resolved),
+            code: code.to_string(),
+            name,
+            logic,
+            severity,
+            builtin,
+            retired,
+        };
     let mut out: Vec<RuleRow> =
         Builtin::ALL.iter().map(|b| row(b.code(), b.name(), String::new(), b.severity(), true, None)).collect();
     for r in custom_rules(conn, study_id)? {

@@ -480,6 +480,22 @@ pub fn checklist(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<V
         advisory: false,
         links: failing.iter().take(5).map(|f| (f.case.clone(), format!("cases/{}", f.case))).collect(),
     });
+    let (open, open_errors) = crate::quality::open_counts(conn, study_id)?;
+    out.push(Check {
+        label: "No open data quality finding of severity error",
+        ok: open_errors == 0,
+        detail: if open_errors == 0 {
+            format!("none ({open} open warnings)")
+        } else {
+            format!("{open_errors} open errors: correct the data, or exclude a finding with a reason where the value is right")
+        },
+        advisory: false,
+        links: if open_errors == 0 {
+            Vec::new()
+        } else {
+            vec![("data quality".into(), "quality?status=open&severity=error".into())]
+        },
+    });
     let unresolved = failed_ingests(conn, study_id)?;
     out.push(Check {
         label: "No failed slide ingest left unresolved",

@@ -10,7 +10,7 @@ type Row = (&'static str, [u16; 6]);
 /// (path, form fields, expected status per role).
 type ActionRow = (String, Vec<(&'static str, String)>, [u16; 6]);
 
-const GET_MATRIX: [Row; 26] = [
+const GET_MATRIX: [Row; 29] = [
     //                                              admin man  ann  stat mon  out
     ("/studies", [200, 200, 200, 200, 200, 200]),
     ("/studies.csv", [200, 200, 200, 200, 200, 200]),
@@ -29,6 +29,9 @@ const GET_MATRIX: [Row; 26] = [
     ("/studies/LUNG-IO-01/cases/SNUBH-0001", [200, 200, 404, 200, 200, 404]),
     ("/studies/LUNG-IO-01/dictionary", [200, 200, 404, 200, 200, 404]),
     ("/studies/LUNG-IO-01/cases/import", [200, 200, 404, 200, 200, 404]),
+    ("/studies/LUNG-IO-01/quality", [200, 200, 404, 200, 200, 404]),
+    ("/studies/LUNG-IO-01/quality.csv", [200, 200, 404, 200, 200, 404]),
+    ("/studies/OTHER-01/quality", [200, 404, 404, 404, 404, 404]),
     // Reading: annotators work from their own queue; campaigns and the schema are hidden from them.
     ("/studies/LUNG-IO-01/reading", [200, 200, 200, 200, 200, 404]),
     ("/studies/LUNG-IO-01/campaigns", [200, 200, 303, 200, 200, 404]),
@@ -78,6 +81,13 @@ async fn every_action_for_every_role() {
                 [303, 303, 403, 403, 403, 404],
             ),
             ("/studies/LUNG-IO-01/audit/verify".into(), vec![], [303, 303, 403, 403, 303, 404]),
+            ("/studies/LUNG-IO-01/quality/run".into(), vec![], [303, 303, 403, 403, 303, 404]),
+            (
+                "/studies/LUNG-IO-01/quality/rules".into(),
+                // Logic that does not read: an allowed role gets the field error.
+                vec![("name", "R".into()), ("logic", "[os_months] <".into()), ("severity", "error".into())],
+                [422, 422, 403, 403, 403, 404],
+            ),
             (
                 "/studies/LUNG-IO-01/members".into(),
                 vec![("username", "annotator2".into()), ("role", "monitor".into())],

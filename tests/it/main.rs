@@ -18,6 +18,7 @@ mod jobs;
 mod lock;
 mod mfa;
 mod models;
+mod quality;
 mod server;
 mod slides;
 mod sso;

@@ -421,8 +421,13 @@ pub async fn case_import_confirm(
             &format!("/studies/{code}/cases?sort=updated&dir=desc"),
             "ok",
             &format!(
-                "Import {}: {} rows read, {} cases created, {} updated, {} unchanged (listed first below).",
-                s.import_id, s.rows_read, s.created, s.updated, s.unchanged
+                "Import {}: {} rows read, {} cases created, {} updated, {} unchanged (listed first below). {}",
+                s.import_id,
+                s.rows_read,
+                s.created,
+                s.updated,
+                s.unchanged,
+                s.quality.sentence()
             ),
         )),
         Err(Error::Conflict(m)) => Ok(redirect_with_flash(&url, "error", &m)),
@@ -452,6 +457,8 @@ pub struct CaseShowPage {
     pub reason: cases::ChangeReason,
     /// Saved analyses computed on the data as it is now: a change makes them stale.
     pub saved_current: i64,
+    /// The case's open data quality findings.
+    pub findings: Vec<crate::quality::Finding>,
 }
 
 /// One event of a case's history as a person reads it.
@@ -514,6 +521,10 @@ impl CaseShowPage {
     pub fn ticked(&self, f: &FieldDef, code: &str) -> bool {
         self.values.get(&f.name).and_then(Value::as_array).is_some_and(|a| a.iter().any(|v| v.as_str() == Some(code)))
     }
+    /// The open data quality findings on one field, as "rule: what was found".
+    pub fn findings_on(&self, f: &FieldDef) -> Vec<String> {
+        self.findings.iter().filter(|x| x.field == f.name).map(|x| format!("{}: {}", x.rule_code, x.detail)).collect()
+    }
     /// What the page lets a manager change (`fields` is without the subject id): see
     /// [`cases::typed_edits_allowed`].
     pub fn editable(&self, f: &FieldDef) -> bool {
@@ -534,7 +545,7 @@ async fn case_page(
     let can_history = access.can(Permission::ViewAudit);
     let can_slides = access.can(Permission::ViewSlides);
     let can_manage = access.can(Permission::ManageCases) && access.study.ensure_editable().is_ok();
-    let (case, fields, history, slides, saved_current) = state
+    let (case, fields, history, slides, saved_current, findings) = state
         .db(move |c| {
             let case = cases::get(c, sid, &display_id)?;
             let fields = dictionary::load(c, sid)?;
@@ -546,7 +557,13 @@ async fn case_page(
             };
             let slides = if can_slides { crate::slides::of_case(c, sid, &display_id)? } else { Vec::new() };
             let saved_current = if can_manage { crate::analyses::saved::current_count(c, sid)? } else { 0 };
-            Ok((case, fields, history, slides, saved_current))
+            let open = crate::quality::FindingFilter {
+                status: "open".into(),
+                case: case.display_id.clone(),
+                ..Default::default()
+            };
+            let findings = crate::quality::findings(c, sid, &open, crate::db::paging::PageRequest::all())?.items;
+            Ok((case, fields, history, slides, saved_current, findings))
         })
         .await?;
     let ctx = PageCtx::new(req, Some(user), format!("{} · {}", case.display_id, access.study.code), "studies");
@@ -572,6 +589,7 @@ async fn case_page(
         reasons: &cases::CHANGE_REASONS,
         reason,
         saved_current,
+        findings,
     };
     render_form(&ctx, &page, &errors)
 }

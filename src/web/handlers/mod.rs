@@ -11,6 +11,7 @@ pub mod cases;
 pub mod jobs;
 pub mod members;
 pub mod models;
+pub mod quality;
 pub mod reading;
 pub mod runs;
 pub mod sites;
@@ -89,6 +90,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/studies/{code}/dictionary.csv", web::get().to(cases::dictionary_csv))
         .route("/studies/{code}/dictionary/import", web::post().to(cases::dictionary_import))
         .route("/studies/{code}/dictionary/fields/{name}", web::post().to(cases::dictionary_field_update))
+        .route("/studies/{code}/quality", web::get().to(quality::quality_show))
+        .route("/studies/{code}/quality.csv", web::get().to(quality::quality_csv))
+        .route("/studies/{code}/quality/run", web::post().to(quality::quality_run))
+        .route("/studies/{code}/quality/rules", web::post().to(quality::rule_create))
+        .route("/studies/{code}/quality/rules/{rule}/retire", web::post().to(quality::rule_retire))
+        .route("/studies/{code}/quality/findings/{id}", web::post().to(quality::finding_status))
         .route("/studies/{code}/cases", web::get().to(cases::cases_list))
         .route("/studies/{code}/cases.csv", web::get().to(cases::cases_csv))
         .route("/studies/{code}/cases/import", web::get().to(cases::case_import_form))
