@@ -94,6 +94,10 @@ permissions! {
     ViewAnalyses,
     /// Write and sign the analysis plan; save analyses (statisticians).
     ManageAnalyses,
+    /// Open, close and reopen queries on case values (monitors and managers).
+    RaiseQueries,
+    /// Answer queries, changing the value where asked (the data's keepers: managers).
+    AnswerQueries,
 }
 
 impl Permission {
@@ -110,6 +114,8 @@ impl Permission {
                 | ViewRuns
                 | ViewAnalyses
                 | ManageAnalyses
+                | RaiseQueries
+                | AnswerQueries
         )
     }
 
@@ -125,9 +131,9 @@ impl Permission {
             // monitors verify the data, not the results.
             ViewAgreement | ViewAnalyses => matches!(role, Manager | Statistician),
             ManageAnalyses => role == Statistician,
-            ViewAudit | RunChecks => matches!(role, Manager | Monitor),
+            ViewAudit | RunChecks | RaiseQueries => matches!(role, Manager | Monitor),
             EditStudy | ChangeStatus | ManageSites | ManageMembers | ManageCases | ManageSlides | ManageCampaigns
-            | ManageRuns => role == Manager,
+            | ManageRuns | AnswerQueries => role == Manager,
         }
     }
 }

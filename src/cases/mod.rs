@@ -184,6 +184,24 @@ pub fn edit_values(
     access.require(Permission::ManageCases)?;
     write_tx(conn, |conn| {
         let study = crate::studies::get_by_code(conn, &access.study.code)?;
+        edit_values_in(conn, actor, &study, display_id, dictionary, input, why, deid)
+    })
+}
+
+/// [`edit_values`] inside the caller's transaction, for a caller that checked access (a
+/// query's answer changes the value it asks about in the answer's transaction).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn edit_values_in(
+    conn: &mut Conn,
+    actor: &Actor,
+    study: &crate::studies::Study,
+    display_id: &str,
+    dictionary: &[FieldDef],
+    input: &[(String, String)],
+    why: &ChangeReason,
+    deid: &deid::EditDeid,
+) -> Result<Edited> {
+    {
         study.ensure_editable()?;
         let case = get(conn, study.id, display_id)?;
         let old = case.values();
@@ -298,10 +316,10 @@ pub fn edit_values(
                     .after(after)
                     .because(&reason),
             )?;
-            crate::quality::run_in(conn, &study, &actor.name, crate::quality::Trigger::Save)?;
+            crate::quality::run_in(conn, study, &actor.name, crate::quality::Trigger::Save)?;
         }
         Ok(Edited { case: get(conn, study.id, display_id)?, redacted })
-    })
+    }
 }
 
 /// The ticked codes of a checkbox field, in the order of its choices; each must be one of them.

@@ -1,5 +1,5 @@
 //! `evidentia quality`: a study's data quality rules — list them, add a custom rule, run them,
-//! export the findings.
+//! export the findings and the queries.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,6 +8,7 @@ use clap::Subcommand;
 
 use evidentia::auth::permissions::Permission;
 use evidentia::db::paging::PageRequest;
+use evidentia::quality::queries::{self, QueryFilter};
 use evidentia::quality::{self, FindingFilter, NewRule};
 
 use super::{input, study, CliResult, Ctx};
@@ -45,6 +46,16 @@ pub enum QualityCmd {
     Run {
         #[arg(long)]
         study: String,
+    },
+    /// Export the queries as CSV (every status unless --status: open, answered, closed or
+    /// unresolved).
+    Queries {
+        #[arg(long)]
+        study: String,
+        #[arg(long, default_value = "")]
+        status: String,
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Export the findings as CSV (every status unless --status).
     Findings {
@@ -104,15 +115,27 @@ pub fn run(ctx: &Ctx, cmd: QualityCmd) -> CliResult {
             access.require(Permission::ViewCases)?;
             let filter = FindingFilter { status, ..Default::default() };
             let page = quality::findings(&mut conn, access.study.id, &filter, PageRequest::all())?;
-            let sink: Box<dyn Write> = match &out {
-                Some(p) => Box::new(input::create(p)?),
-                None => Box::new(std::io::stdout()),
-            };
-            evidentia::export::write_csv(sink, &page.items)?;
-            if let Some(p) = out {
-                eprintln!("wrote {} findings to {}", page.total, p.display());
-            }
-            Ok(())
+            write(out, &page.items, "findings")
+        }
+        QualityCmd::Queries { study: code, status, out } => {
+            let access = study(&mut conn, &actor, &code)?;
+            access.require(Permission::ViewCases)?;
+            let filter = QueryFilter { status, ..Default::default() };
+            let page = queries::list(&mut conn, access.study.id, &filter, PageRequest::all())?;
+            write(out, &page.items, "queries")
         }
     }
+}
+
+/// Writes `items` as CSV to `out` (standard output when absent).
+fn write<T: evidentia::export::CsvRecord>(out: Option<PathBuf>, items: &[T], what: &str) -> CliResult {
+    let sink: Box<dyn Write> = match &out {
+        Some(p) => Box::new(input::create(p)?),
+        None => Box::new(std::io::stdout()),
+    };
+    evidentia::export::write_csv(sink, items)?;
+    if let Some(p) = out {
+        eprintln!("wrote {} {what} to {}", items.len(), p.display());
+    }
+    Ok(())
 }

@@ -52,6 +52,8 @@ pub const TABLES: &[&str] = &[
     "key_fingerprints",
     "quality_rules",
     "quality_findings",
+    "queries",
+    "query_messages",
 ];
 
 /// Rows per page.

@@ -225,6 +225,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     study_signatures,
     quality_rules,
     quality_findings,
+    queries,
+    query_messages,
 );
 
 diesel::table! {
@@ -608,3 +610,40 @@ diesel::table! {
 diesel::joinable!(quality_rules -> studies (study_id));
 diesel::joinable!(quality_findings -> studies (study_id));
 diesel::joinable!(quality_findings -> cases (case_id));
+
+diesel::table! {
+    queries (id) {
+        id -> Integer,
+        study_id -> Integer,
+        case_id -> Integer,
+        event -> Text,
+        instance -> Integer,
+        field -> Text,
+        finding_id -> Nullable<Integer>,
+        status -> Text,
+        requires_change -> Bool,
+        value_at_open -> Text,
+        opened_by -> Text,
+        opened_at -> Timestamp,
+        updated_at -> Timestamp,
+        closed_by -> Nullable<Text>,
+        closed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    query_messages (id) {
+        id -> Integer,
+        query_id -> Integer,
+        step -> Text,
+        body -> Text,
+        value -> Nullable<Text>,
+        actor -> Text,
+        at -> Timestamp,
+    }
+}
+
+diesel::joinable!(queries -> studies (study_id));
+diesel::joinable!(queries -> cases (case_id));
+diesel::joinable!(queries -> quality_findings (finding_id));
+diesel::joinable!(query_messages -> queries (query_id));

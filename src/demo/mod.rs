@@ -118,9 +118,92 @@ fn seed_quality(conn: &mut Conn, actor: &Actor, demo: &DemoStudy, created: &mut 
         let why = "Long responder: survival confirmed against the source record";
         quality::set_excluded(conn, actor, &access, f.id, true, why)?;
     }
+    let queries = seed_queries(conn, demo, found.items.first())?;
     let (open, errors) = quality::open_counts(conn, access.study.id)?;
-    created.push(format!("data quality in {}: 2 custom rules, {open} open findings ({errors} errors)", demo.code));
+    created.push(format!(
+        "data quality in {}: 2 custom rules; open findings: {open} ({errors} errors); {queries} queries",
+        demo.code
+    ));
     Ok(())
+}
+
+/// The monitor's queries and the manager's answers: one closed after the value was corrected,
+/// one closed without a change, one answered and waiting for the monitor, one open (raised from
+/// a data quality finding). Returns how many.
+fn seed_queries(conn: &mut Conn, demo: &DemoStudy, finding: Option<&crate::quality::Finding>) -> Result<usize> {
+    use crate::quality::queries::{self, NewQuery, StepInput};
+    let deid = crate::cases::deid::EditDeid::new(std::sync::Arc::new(
+        crate::cases::scrub::Scrubber::new(&[], &[]).map_err(|e| anyhow::anyhow!("scrubber: {e}"))?,
+    ));
+    let monitor = users::actor_for_username(conn, "monitor")?;
+    let manager = users::actor_for_username(conn, "manager")?;
+    let as_monitor = crate::auth::permissions::study_access(conn, &monitor, demo.code)?;
+    let as_manager = crate::auth::permissions::study_access(conn, &manager, demo.code)?;
+    let ask = |case: &str, field: &str, message: &str, change: bool, finding: Option<i32>| NewQuery {
+        case: case.into(),
+        field: field.into(),
+        message: message.into(),
+        requires_change: change.then(|| "1".into()),
+        finding,
+    };
+    let say = |message: &str| StepInput { message: message.into(), ..Default::default() };
+    let mut n = 0;
+    // Corrected, then closed.
+    let q = queries::open(
+        conn,
+        &monitor,
+        &as_monitor,
+        &ask("SNUBH-0003", "ecog", "The clinic note at ICI start records ECOG 1: please check.", true, None),
+        &deid,
+    )?;
+    let current = crate::cases::get(conn, as_manager.study.id, "SNUBH-0003")?
+        .value("ecog")
+        .map(crate::cases::dictionary::value_text)
+        .unwrap_or_default();
+    let corrected = if current == "1" { "2" } else { "1" };
+    let answer = StepInput {
+        message: "Corrected from the clinic note.".into(),
+        value: Some(corrected.into()),
+        reason: "Corrected from the source document".into(),
+        reason_details: String::new(),
+    };
+    queries::answer(conn, &manager, &as_manager, q.id, &answer, &deid)?;
+    queries::close(conn, &monitor, &as_monitor, q.id, &say("Verified against the source."), &deid)?;
+    // Answered without a change, closed.
+    let q = queries::open(
+        conn,
+        &monitor,
+        &as_monitor,
+        &ask("SMC-0005", "smoking", "Smoking history: is it in the source?", false, None),
+        &deid,
+    )?;
+    queries::answer(conn, &manager, &as_manager, q.id, &say("Confirmed on the intake form; the value stands."), &deid)?;
+    queries::close(conn, &monitor, &as_monitor, q.id, &say("Thank you."), &deid)?;
+    n += 2;
+    // Answered, waiting for the monitor.
+    let q = queries::open(
+        conn,
+        &monitor,
+        &as_monitor,
+        &ask("SNUBH-0010", "pdl1_tps", "TPS differs from the pathology report?", false, None),
+        &deid,
+    )?;
+    queries::answer(
+        conn,
+        &manager,
+        &as_manager,
+        q.id,
+        &say("Report re-read: the value entered is the 22C3 TPS; the report's other value is SP263."),
+        &deid,
+    )?;
+    n += 1;
+    // Open, from a finding.
+    if let Some(f) = finding {
+        let message = format!("{}: please confirm against the source.", f.detail);
+        queries::open(conn, &monitor, &as_monitor, &ask(&f.case, &f.field, &message, false, Some(f.id)), &deid)?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// The second study's users (already there), study and cases.

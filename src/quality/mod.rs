@@ -7,6 +7,7 @@
 //! a reason. Open findings of severity *error* block the lock (the pre-lock checklist).
 
 pub mod check;
+pub mod queries;
 
 use std::collections::HashMap;
 

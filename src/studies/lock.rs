@@ -496,6 +496,18 @@ pub fn checklist(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<V
             vec![("data quality".into(), "quality?status=open&severity=error".into())]
         },
     });
+    let queries = crate::quality::queries::unresolved(conn, study_id)?;
+    out.push(Check {
+        label: "No open or answered query",
+        ok: queries == 0,
+        detail: if queries == 0 {
+            "every query closed".into()
+        } else {
+            format!("{queries} queries not closed: the sites answer, the monitor closes")
+        },
+        advisory: false,
+        links: if queries == 0 { Vec::new() } else { vec![("queries".into(), "queries?status=unresolved".into())] },
+    });
     let unresolved = failed_ingests(conn, study_id)?;
     out.push(Check {
         label: "No failed slide ingest left unresolved",

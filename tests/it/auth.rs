@@ -553,6 +553,8 @@ async fn every_route_answers_with_the_security_headers() {
         ("{key}", "x"),
         ("{name}", "x"),
         ("{token}", "x"),
+        ("{rule}", "R1"),
+        ("{step}", "close"),
     ];
     let app = spawn_app();
     let admin = app.login("admin").await;

@@ -764,11 +764,22 @@ async fn every_page_passes_axe_core_for_every_role() {
     let read = crate::annotations::read_id(&app, campaign, "annotator1", &labels[0]);
     let s = "/studies/LUNG-IO-01";
     let study_pages = |extra: &[String]| {
-        let mut pages: Vec<String> =
-            ["", "/cases", "/slides", "/campaigns", "/members", "/sites", "/dictionary", "/runs"]
-                .iter()
-                .map(|p| format!("{s}{p}"))
-                .collect();
+        let mut pages: Vec<String> = [
+            "",
+            "/cases",
+            "/slides",
+            "/campaigns",
+            "/members",
+            "/sites",
+            "/dictionary",
+            "/runs",
+            "/quality",
+            "/queries",
+            "/queries/1",
+        ]
+        .iter()
+        .map(|p| format!("{s}{p}"))
+        .collect();
         pages.push(format!("{s}/cases/{case}"));
         pages.push(format!("{s}/slides/{}", labels[0]));
         pages.push(format!("{s}/campaigns/{campaign}"));
@@ -958,4 +969,72 @@ async fn the_queue_hides_first_reads_as_text_and_the_adjudicator_sees_no_names()
     assert!(head.contains("a reader's read (view only)") && !head.contains("annotator"), "{head}");
     assert!(c.find(Locator::Css("#ai-assist")).await.is_err(), "no AI for the adjudicator");
     c.close().await.unwrap();
+}
+
+/// A query's whole life in the browser: the monitor raises it from a case page, the site (the
+/// manager here) answers it with the corrected value and the reason for the change, the monitor
+/// closes it; each step is in the audit trail.
+#[tokio::test]
+async fn a_monitor_raises_a_query_the_site_corrects_the_value_and_the_monitor_closes_it() {
+    let app = spawn_app();
+    let case = "SNUBH-0001";
+    let before = {
+        let mut conn = app.conn();
+        let sid = evidentia::studies::get_by_code(&mut conn, "LUNG-IO-01").unwrap().id;
+        evidentia::cases::get(&mut conn, sid, case).unwrap().value("ecog").map(evidentia::cases::dictionary::value_text)
+    };
+    let corrected = if before.as_deref() == Some("2") { "1" } else { "2" };
+    let (_driver, c) = start_browser().await;
+    sign_in(&c, &app.base, "monitor").await;
+    c.goto(&format!("{}/studies/LUNG-IO-01/cases/{case}", app.base)).await.unwrap();
+    c.find(Locator::Css("#raise-query select[name=field]")).await.unwrap().select_by_value("ecog").await.unwrap();
+    fill(&c, "#raise-query textarea[name=message]", "The clinic note at ICI start records another ECOG.").await;
+    c.find(Locator::Css("#raise-query button[type=submit]")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Css(".flash-ok")).await.unwrap();
+    let url = c.current_url().await.unwrap().to_string();
+    assert!(url.contains("/queries/"), "{url}");
+    screenshot(&c, "50-query-opened").await;
+
+    c.delete_all_cookies().await.unwrap();
+    sign_in(&c, &app.base, "manager").await;
+    c.goto(&url).await.unwrap();
+    fill(&c, "#answer textarea[name=message]", "Corrected from the clinic note.").await;
+    c.find(Locator::Css("#answer select[name=value]")).await.unwrap().select_by_value(corrected).await.unwrap();
+    c.find(Locator::Css("#answer select[name=_reason]"))
+        .await
+        .unwrap()
+        .select_by_value("Corrected from the source document")
+        .await
+        .unwrap();
+    c.find(Locator::Css("#answer button[type=submit]")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Css(".flash-ok")).await.unwrap();
+    let now = c.find(Locator::Css("#current-value")).await.unwrap().text().await.unwrap();
+    assert_eq!(now.trim(), corrected);
+    screenshot(&c, "51-query-answered").await;
+
+    c.delete_all_cookies().await.unwrap();
+    sign_in(&c, &app.base, "monitor").await;
+    c.goto(&url).await.unwrap();
+    fill(&c, "#close input[name=message]", "Verified against the source.").await;
+    c.find(Locator::Css("#close button[type=submit]")).await.unwrap().click().await.unwrap();
+    let flash = c.wait().for_element(Locator::Css(".flash-ok")).await.unwrap().text().await.unwrap();
+    assert!(flash.contains("is now closed"), "{flash}");
+    let thread = c.find(Locator::Css("#thread")).await.unwrap().text().await.unwrap();
+    assert!(thread.contains("open") && thread.contains("answer") && thread.contains("close"), "{thread}");
+    screenshot(&c, "52-query-closed").await;
+    c.close().await.unwrap();
+
+    let id = url.rsplit('/').next().unwrap().to_string();
+    let steps: Vec<String> = audit_events(&app, "")
+        .into_iter()
+        .filter(|e| e.entity == evidentia::audit::Entity::Query && e.entity_id == id)
+        .map(|e| format!("{} {}", e.action, e.actor))
+        .rev()
+        .collect();
+    assert_eq!(steps, ["create monitor", "answer manager", "close monitor"]);
+    let changed = audit_events(&app, "update")
+        .into_iter()
+        .find(|e| e.entity_id == case)
+        .expect("the value change is audited on the case");
+    assert!(changed.reason.as_deref().unwrap().starts_with("Corrected from the source document"));
 }

@@ -296,3 +296,145 @@ fn the_cli_adds_a_rule_runs_and_exports() {
         String::from_utf8_lossy(&rules.stdout)
     );
 }
+
+/// The query of one case's field: (status, value now).
+fn query_state(app: &TestApp, id: i32) -> (String, String) {
+    let mut conn = app.conn();
+    let sid = studies::get_by_code(&mut conn, "DQ-01").unwrap().id;
+    let q = evidentia::quality::queries::get(&mut conn, sid, id).unwrap();
+    let value = evidentia::cases::get(&mut conn, sid, &q.case)
+        .unwrap()
+        .value(&q.field)
+        .map(evidentia::cases::dictionary::value_text)
+        .unwrap_or_default();
+    (q.status.to_string(), value)
+}
+
+#[tokio::test]
+async fn a_query_is_opened_answered_with_a_corrected_value_closed_and_audited() {
+    let app = spawn_app();
+    dq_study(&app);
+    let m = app.login("manager").await;
+    upload(&m, "/studies/DQ-01/dictionary/import", "dict.csv", DICTIONARY.as_bytes(), &[]).await;
+    import(&m, &cases_csv()).await;
+    let monitor = app.login("monitor").await;
+
+    // Opened by the monitor from the outlier finding; a bad field or an empty question is refused.
+    let r =
+        monitor.post("/studies/DQ-01/queries", &[("case", "SNUBH-0005"), ("field", "nope"), ("message", "?")]).await;
+    assert_eq!(r.status(), 303);
+    let (_, page) = monitor.get_text(&location(&r)).await;
+    assert!(page.contains("No query was opened") && page.contains("field: not a field"), "{page}");
+    let (_, csv) = monitor.get_text("/studies/DQ-01/quality.csv?rule=outlier").await;
+    let finding = csv.lines().nth(1).unwrap().split(',').next().unwrap().to_string();
+    let r = monitor
+        .post(
+            "/studies/DQ-01/queries",
+            &[
+                ("case", "SNUBH-0005"),
+                ("field", "tps"),
+                ("finding", finding.as_str()),
+                ("requires_change", "1"),
+                ("message", "TPS 100 is far from the others; call 010-9876-5432 if unsure"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let url = location(&r);
+    let id: i32 = url.rsplit('/').next().unwrap().parse().unwrap();
+    let (_, page) = monitor.get_text(&url).await;
+    assert!(page.contains("Query") && page.contains("needs the value changed"), "{page}");
+    assert!(!page.contains("010-9876-5432"), "the question is scrubbed like free text");
+    assert_eq!(query_state(&app, id), ("open".into(), "100.0".into()));
+
+    // The monitor cannot answer; closing without the asked change is refused.
+    let answer = [
+        ("message", "Re-read the report: 10, not 100"),
+        ("value", "10"),
+        ("_reason", "Corrected from the source document"),
+    ];
+    assert_eq!(monitor.post(&format!("{url}/answer"), &answer).await.status(), 403);
+    let r = monitor.post(&format!("{url}/close"), &[("message", "ok")]).await;
+    let (_, page) = monitor.get_text(&location(&r)).await;
+    assert!(page.contains("asks for tps to change and it has not"), "{page}");
+    assert_eq!(query_state(&app, id).0, "open");
+
+    // The site's answer changes the value (a change needs its reason), in one transaction.
+    let r = m.post(&format!("{url}/answer"), &[("message", "Re-read the report"), ("value", "10")]).await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("pick a reason for the change"));
+    assert_eq!(query_state(&app, id), ("open".into(), "100.0".into()), "nothing changed");
+    let r = m.post(&format!("{url}/answer"), &answer).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(query_state(&app, id), ("answered".into(), "10.0".into()));
+    let update = dq_events(&app, "update");
+    assert!(update[0].reason.as_deref().unwrap().starts_with("Corrected from the source document"), "{:?}", update[0]);
+    assert!(update[0].new_value.as_deref().unwrap().contains("10"));
+    assert_eq!(findings(&m, "rule=outlier&status=resolved").await.len(), 1, "the edit ran the rules");
+
+    // Closed by the monitor; reopened; closed again.
+    let r = monitor.post(&format!("{url}/close"), &[("message", "Verified against the source")]).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(query_state(&app, id).0, "closed");
+    assert_eq!(monitor.post(&format!("{url}/reopen"), &[("message", "")]).await.status(), 422);
+    monitor.post(&format!("{url}/reopen"), &[("message", "One more look, please")]).await;
+    assert_eq!(query_state(&app, id).0, "open");
+    let r = monitor.post(&format!("{url}/close"), &[("message", "Fine after all")]).await;
+    assert_eq!(r.status(), 303);
+    let steps: Vec<String> = evidentia::quality::queries::messages(&mut app.conn(), id)
+        .unwrap()
+        .iter()
+        .map(|m| format!("{} {}", m.step, m.actor))
+        .collect();
+    assert_eq!(steps, ["open monitor", "answer manager", "close monitor", "reopen monitor", "close monitor"]);
+    let trail: Vec<String> = evidentia::audit::query::list(
+        &mut app.conn(),
+        None,
+        &evidentia::audit::query::AuditFilter { entity: "query".into(), ..Default::default() },
+        evidentia::db::paging::PageRequest::all(),
+    )
+    .unwrap()
+    .items
+    .iter()
+    .filter(|e| e.chain == "study:DQ-01")
+    .map(|e| format!("{} {}", e.action, e.actor))
+    .rev()
+    .collect();
+    assert_eq!(trail, ["create monitor", "answer manager", "close monitor", "reopen monitor", "close monitor"]);
+
+    // Lists, CSV, the checklist.
+    let (_, page) = monitor.get_text("/studies/DQ-01/queries?status=closed").await;
+    assert!(page.contains("SNUBH-0005") && page.contains("queries-by-site"), "{page}");
+    let (_, csv) = monitor.get_text("/studies/DQ-01/queries.csv").await;
+    assert!(csv.lines().nth(1).unwrap().contains(",SNUBH-0005,SNUBH,,,tps,"), "{csv}");
+    let check = |app: &TestApp| {
+        let mut conn = app.conn();
+        let sid = studies::get_by_code(&mut conn, "DQ-01").unwrap().id;
+        lock::checklist(&mut conn, sid).unwrap().into_iter().find(|c| c.label == "No open or answered query").unwrap()
+    };
+    assert!(check(&app).ok);
+    let r =
+        monitor.post("/studies/DQ-01/queries", &[("case", "SNUBH-0003"), ("field", "sex"), ("message", "Sex?")]).await;
+    assert_eq!(r.status(), 303);
+    assert!(!check(&app).ok, "an open query blocks the lock");
+
+    // Who may: annotators are blinded, statisticians read, outsiders see nothing.
+    let q2: i32 = location(&r).rsplit('/').next().unwrap().parse().unwrap();
+    for (user, view, open) in [("annotator1", 404, 404), ("statistician", 200, 403), ("outsider", 404, 404)] {
+        let c = app.login(user).await;
+        assert_eq!(c.get("/studies/DQ-01/queries").await.status(), view, "{user}");
+        assert_eq!(c.get(&format!("/studies/DQ-01/queries/{q2}")).await.status(), view, "{user}");
+        let r = c.post("/studies/DQ-01/queries", &[("case", "SNUBH-0003"), ("field", "sex"), ("message", "?")]).await;
+        assert_eq!(r.status(), open, "{user}");
+        assert_eq!(
+            c.post(&format!("/studies/DQ-01/queries/{q2}/close"), &[("message", "x")]).await.status(),
+            if view == 200 { 403 } else { view },
+            "{user}"
+        );
+    }
+    // Another study's query id is not found.
+    assert_eq!(m.get(&format!("/studies/LUNG-IO-01/queries/{q2}")).await.status(), 404);
+    let out = app.cli(&["quality", "queries", "--study", "DQ-01", "--status", "unresolved"], None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 2, "{text}");
+}

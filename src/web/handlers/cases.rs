@@ -459,6 +459,9 @@ pub struct CaseShowPage {
     pub saved_current: i64,
     /// The case's open data quality findings.
     pub findings: Vec<crate::quality::Finding>,
+    /// The case's queries not yet closed, and whether this user may open one.
+    pub queries: Vec<crate::quality::queries::Query>,
+    pub can_raise: bool,
 }
 
 /// One event of a case's history as a person reads it.
@@ -545,7 +548,7 @@ async fn case_page(
     let can_history = access.can(Permission::ViewAudit);
     let can_slides = access.can(Permission::ViewSlides);
     let can_manage = access.can(Permission::ManageCases) && access.study.ensure_editable().is_ok();
-    let (case, fields, history, slides, saved_current, findings) = state
+    let (case, fields, history, slides, saved_current, findings, queries) = state
         .db(move |c| {
             let case = cases::get(c, sid, &display_id)?;
             let fields = dictionary::load(c, sid)?;
@@ -563,7 +566,13 @@ async fn case_page(
                 ..Default::default()
             };
             let findings = crate::quality::findings(c, sid, &open, crate::db::paging::PageRequest::all())?.items;
-            Ok((case, fields, history, slides, saved_current, findings))
+            let waiting = crate::quality::queries::QueryFilter {
+                status: "unresolved".into(),
+                case: case.display_id.clone(),
+                ..Default::default()
+            };
+            let queries = crate::quality::queries::list(c, sid, &waiting, crate::db::paging::PageRequest::all())?.items;
+            Ok((case, fields, history, slides, saved_current, findings, queries))
         })
         .await?;
     let ctx = PageCtx::new(req, Some(user), format!("{} · {}", case.display_id, access.study.code), "studies");
@@ -590,6 +599,8 @@ async fn case_page(
         reason,
         saved_current,
         findings,
+        queries,
+        can_raise: access.can(Permission::RaiseQueries) && access.study.ensure_editable().is_ok(),
     };
     render_form(&ctx, &page, &errors)
 }

@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod members;
 pub mod models;
 pub mod quality;
+pub mod queries;
 pub mod reading;
 pub mod runs;
 pub mod sites;
@@ -96,6 +97,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/studies/{code}/quality/rules", web::post().to(quality::rule_create))
         .route("/studies/{code}/quality/rules/{rule}/retire", web::post().to(quality::rule_retire))
         .route("/studies/{code}/quality/findings/{id}", web::post().to(quality::finding_status))
+        .route("/studies/{code}/queries", web::get().to(queries::queries_list))
+        .route("/studies/{code}/queries.csv", web::get().to(queries::queries_csv))
+        .route("/studies/{code}/queries", web::post().to(queries::query_open))
+        .route("/studies/{code}/queries/{id}", web::get().to(queries::query_show))
+        .route("/studies/{code}/queries/{id}/{step}", web::post().to(queries::query_step))
         .route("/studies/{code}/cases", web::get().to(cases::cases_list))
         .route("/studies/{code}/cases.csv", web::get().to(cases::cases_csv))
         .route("/studies/{code}/cases/import", web::get().to(cases::case_import_form))

@@ -32,6 +32,8 @@ pub struct QualityPage {
     pub severities: Vec<&'static str>,
     pub can_manage: bool,
     pub can_run: bool,
+    /// Monitors and managers raise queries from findings.
+    pub can_raise: bool,
     pub form: NewRule,
     pub errors: FieldErrors,
 }
@@ -95,6 +97,7 @@ async fn page(
         severities: Severity::ALL.iter().map(|s| s.as_str()).collect(),
         can_manage: access.can(Permission::ManageCases) && editable,
         can_run: access.can(Permission::RunChecks),
+        can_raise: access.can(Permission::RaiseQueries) && editable,
         form,
         errors,
     };
