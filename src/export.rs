@@ -19,6 +19,11 @@ pub fn defuse_formula(cell: &str) -> String {
     }
 }
 
+/// A time as every CSV writes it (`2026-12-07 14:30:00`, UTC); empty when there is none.
+pub fn time_cell(t: Option<chrono::NaiveDateTime>) -> String {
+    t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default()
+}
+
 /// Writes the header and one row per item.
 pub fn write_csv<'a, T: CsvRecord + 'a>(out: impl Write, items: impl IntoIterator<Item = &'a T>) -> anyhow::Result<()> {
     write_rows(out, T::HEADER, items.into_iter().map(CsvRecord::record))

@@ -23,9 +23,7 @@ pub const FIXED_COLUMNS: [&str; 10] = [
     "first_submitted_at",
 ];
 
-fn time(t: Option<chrono::NaiveDateTime>) -> String {
-    t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default()
-}
+use crate::export::time_cell as time;
 
 /// The CSV header and rows of these reads under the schema.
 pub fn csv_rows(def: &Definition, reads: &[Read]) -> (Vec<String>, Vec<Vec<String>>) {

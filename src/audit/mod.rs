@@ -65,6 +65,7 @@ crate::db::text_enum! {
         Slide = "slide",
         Study = "study",
         User = "user",
+        Verification = "verification",
     }
 }
 
@@ -78,6 +79,7 @@ crate::db::text_enum! {
         Answer = "answer",
         CancelJob = "cancel_job",
         ChangePassword = "change_password",
+        ClearVerification = "clear_verification",
         Close = "close",
         Create = "create",
         CreatePlanVersion = "create_plan_version",
@@ -119,6 +121,7 @@ crate::db::text_enum! {
         SupersedeAnalysis = "supersede_analysis",
         Unlock = "unlock",
         Update = "update",
+        Verify = "verify",
         Withdraw = "withdraw",
     }
 }

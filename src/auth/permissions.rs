@@ -98,6 +98,8 @@ permissions! {
     RaiseQueries,
     /// Answer queries, changing the value where asked (the data's keepers: managers).
     AnswerQueries,
+    /// Mark forms source-verified (monitors: those who compare them with the source).
+    VerifySource,
 }
 
 impl Permission {
@@ -116,6 +118,7 @@ impl Permission {
                 | ManageAnalyses
                 | RaiseQueries
                 | AnswerQueries
+                | VerifySource
         )
     }
 
@@ -132,6 +135,7 @@ impl Permission {
             ViewAgreement | ViewAnalyses => matches!(role, Manager | Statistician),
             ManageAnalyses => role == Statistician,
             ViewAudit | RunChecks | RaiseQueries => matches!(role, Manager | Monitor),
+            VerifySource => role == Monitor,
             EditStudy | ChangeStatus | ManageSites | ManageMembers | ManageCases | ManageSlides | ManageCampaigns
             | ManageRuns | AnswerQueries => role == Manager,
         }

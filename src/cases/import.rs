@@ -738,6 +738,8 @@ fn commit_rows(
             .first(conn)?;
         let reason = format!("import {import_id}");
         let mut trail = audit::Appender::start(conn, study.chain())?;
+        // Updated cases and the fields that changed: their forms' verifications are cleared.
+        let mut changed: Vec<(i32, String, Vec<String>)> = Vec::new();
         let (mut created, mut updated, mut unchanged) = (0usize, 0usize, 0usize);
         for c in &prepared.rows {
             let site_id = *site_ids
@@ -781,6 +783,9 @@ fn commit_rows(
                         continue;
                     }
                     let (before, after) = audit::diff(&Value::Object(old), &Value::Object(merged.clone()));
+                    let fields: Vec<String> =
+                        after.as_object().map(|a| a.keys().cloned().collect()).unwrap_or_default();
+                    changed.push((*id, display.clone(), fields));
                     diesel::update(cases::table.find(*id))
                         .set((cases::data.eq(Value::Object(merged).to_string()), cases::updated_at.eq(t)))
                         .execute(conn)?;
@@ -811,6 +816,8 @@ fn commit_rows(
             Change::new(study.chain(), &actor.name, Action::Import, Entity::CaseImport, import_id).after(summary),
         )?;
         trail.finish(conn)?;
+        let dictionary = super::dictionary::load(conn, study.id)?;
+        crate::quality::sdv::clear_changed(conn, &study, &actor.name, &dictionary, &changed)?;
         let quality = crate::quality::run_in(conn, &study, &actor.name, crate::quality::Trigger::Import)?;
         Ok(ImportSummary { import_id, rows_read: prepared.report.rows_read, created, updated, unchanged, quality })
     })

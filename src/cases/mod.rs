@@ -309,6 +309,7 @@ pub(crate) fn edit_values_in(
                 let counts: Vec<String> = redacted.iter().map(|(f, n)| format!("{f} {n}")).collect();
                 format!("{reason} (identifiers redacted from free text: {})", counts.join(", "))
             };
+            let changed: Vec<String> = after.as_object().map(|a| a.keys().cloned().collect()).unwrap_or_default();
             audit::record(
                 conn,
                 Change::new(study.chain(), &actor.name, Action::Update, Entity::Case, &case.display_id)
@@ -316,6 +317,8 @@ pub(crate) fn edit_values_in(
                     .after(after)
                     .because(&reason),
             )?;
+            let change = [(case.id, case.display_id.clone(), changed)];
+            crate::quality::sdv::clear_changed(conn, study, &actor.name, dictionary, &change)?;
             crate::quality::run_in(conn, study, &actor.name, crate::quality::Trigger::Save)?;
         }
         Ok(Edited { case: get(conn, study.id, display_id)?, redacted })

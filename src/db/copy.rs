@@ -54,6 +54,8 @@ pub const TABLES: &[&str] = &[
     "quality_findings",
     "queries",
     "query_messages",
+    "verifications",
+    "monitoring_plans",
 ];
 
 /// Rows per page.

@@ -227,6 +227,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     quality_findings,
     queries,
     query_messages,
+    verifications,
+    monitoring_plans,
 );
 
 diesel::table! {
@@ -647,3 +649,32 @@ diesel::joinable!(queries -> studies (study_id));
 diesel::joinable!(queries -> cases (case_id));
 diesel::joinable!(queries -> quality_findings (finding_id));
 diesel::joinable!(query_messages -> queries (query_id));
+
+diesel::table! {
+    verifications (id) {
+        id -> Integer,
+        study_id -> Integer,
+        case_id -> Integer,
+        event -> Text,
+        form -> Text,
+        status -> Text,
+        verified_by -> Text,
+        verified_at -> Timestamp,
+        cleared_by -> Nullable<Text>,
+        cleared_at -> Nullable<Timestamp>,
+        cleared_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    monitoring_plans (study_id) {
+        study_id -> Integer,
+        sdv -> Text,
+        updated_by -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(verifications -> studies (study_id));
+diesel::joinable!(verifications -> cases (case_id));
+diesel::joinable!(monitoring_plans -> studies (study_id));

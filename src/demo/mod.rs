@@ -119,12 +119,30 @@ fn seed_quality(conn: &mut Conn, actor: &Actor, demo: &DemoStudy, created: &mut 
         quality::set_excluded(conn, actor, &access, f.id, true, why)?;
     }
     let queries = seed_queries(conn, demo, found.items.first())?;
+    let verified = seed_verification(conn, demo)?;
     let (open, errors) = quality::open_counts(conn, access.study.id)?;
     created.push(format!(
-        "data quality in {}: 2 custom rules; open findings: {open} ({errors} errors); {queries} queries",
+        "data quality in {}: 2 custom rules; open findings: {open} ({errors} errors); {queries} queries; {verified} forms source-verified",
         demo.code
     ));
     Ok(())
+}
+
+/// The monitor has verified the first ten SNUBH subjects' forms (the monitoring plan reports
+/// progress without asking for every form). Returns how many forms.
+fn seed_verification(conn: &mut Conn, demo: &DemoStudy) -> Result<usize> {
+    use crate::quality::sdv;
+    let monitor = users::actor_for_username(conn, "monitor")?;
+    let as_monitor = crate::auth::permissions::study_access(conn, &monitor, demo.code)?;
+    let forms = sdv::forms(&crate::cases::dictionary::load(conn, as_monitor.study.id)?);
+    let mut n = 0;
+    for subject in 1..=10 {
+        for form in &forms {
+            sdv::verify(conn, &monitor, &as_monitor, &format!("SNUBH-{subject:04}"), form)?;
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// The monitor's queries and the manager's answers: one closed after the value was corrected,

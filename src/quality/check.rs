@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::{Builtin, Severity};
 use crate::cases::dictionary::{value_text, FieldDef, FieldType, Validator};
-use crate::cases::logic::{self, CaseValues, Logic};
+use crate::cases::logic::{CaseValues, Logic};
 
 /// One case's values, as the rules read them.
 pub struct CaseData<'a> {
@@ -96,6 +96,11 @@ pub fn find(fields: &[FieldDef], cases: &[CaseData], custom: &[CustomCheck], now
     let owned: Vec<FieldDef> = data_fields.iter().map(|f| (*f).clone()).collect();
     let spread = field_spread(&owned, cases);
     let validators: Vec<Validator> = data_fields.iter().map(|f| Validator::new(f)).collect();
+    // Each field's branching logic read once (logic that no longer reads shows the field).
+    let branching: Vec<Option<Logic>> = data_fields
+        .iter()
+        .map(|f| Some(f.branching_logic.trim()).filter(|t| !t.is_empty()).and_then(|t| Logic::parse(t).ok()))
+        .collect();
     let mut out = Vec::new();
     for case in cases {
         let data = CaseValues { values: case.values, now };
@@ -112,7 +117,7 @@ pub fn find(fields: &[FieldDef], cases: &[CaseData], custom: &[CustomCheck], now
         };
         for (i, f) in data_fields.iter().enumerate() {
             let v = case.values.get(&f.name);
-            let shown = logic::shown(f, &data);
+            let shown = branching[i].as_ref().is_none_or(|l| l.holds(&data));
             let present = has_value(v);
             if !present {
                 if f.required && shown && f.field_type != FieldType::Calc {

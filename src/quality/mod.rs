@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod queries;
+pub mod sdv;
 
 use std::collections::HashMap;
 
@@ -24,7 +25,7 @@ use crate::db::paging::{Page, PageRequest};
 use crate::db::schema::{cases, quality_findings, quality_rules, sites};
 use crate::db::{now, write_tx, Conn};
 use crate::error::{Error, OptionalExt, Result};
-use crate::export::CsvRecord;
+use crate::export::{time_cell, CsvRecord};
 use crate::studies::{Study, StudyId};
 use check::{CaseData, CustomCheck, Found};
 
@@ -183,7 +184,6 @@ impl CsvRecord for Finding {
         "last_found_at",
     ];
     fn record(&self) -> Vec<String> {
-        let time = |t: &NaiveDateTime| t.format("%Y-%m-%d %H:%M:%S").to_string();
         vec![
             self.id.to_string(),
             self.rule_code.clone(),
@@ -197,9 +197,9 @@ impl CsvRecord for Finding {
             self.status.to_string(),
             self.status_reason.clone().unwrap_or_default(),
             self.status_by.clone().unwrap_or_default(),
-            self.status_at.as_ref().map(time).unwrap_or_default(),
-            time(&self.first_found_at),
-            time(&self.last_found_at),
+            time_cell(self.status_at),
+            time_cell(Some(self.first_found_at)),
+            time_cell(Some(self.last_found_at)),
         ]
     }
 }

@@ -20,7 +20,7 @@ use crate::db::paging::{Page, PageRequest};
 use crate::db::schema::{cases as cases_t, quality_findings, queries, query_messages, sites};
 use crate::db::{now, write_tx, Conn};
 use crate::error::{Error, FieldErrors, OptionalExt, Result};
-use crate::export::CsvRecord;
+use crate::export::{time_cell, CsvRecord};
 use crate::studies::StudyId;
 
 crate::db::text_enum! {
@@ -95,7 +95,6 @@ impl CsvRecord for Query {
         "age_days",
     ];
     fn record(&self) -> Vec<String> {
-        let time = |t: &NaiveDateTime| t.format("%Y-%m-%d %H:%M:%S").to_string();
         vec![
             self.id.to_string(),
             self.case.clone(),
@@ -108,10 +107,10 @@ impl CsvRecord for Query {
             if self.requires_change { "yes" } else { "no" }.into(),
             self.value_at_open.clone(),
             self.opened_by.clone(),
-            time(&self.opened_at),
-            time(&self.updated_at),
+            time_cell(Some(self.opened_at)),
+            time_cell(Some(self.updated_at)),
             self.closed_by.clone().unwrap_or_default(),
-            self.closed_at.as_ref().map(time).unwrap_or_default(),
+            time_cell(self.closed_at),
             self.age_days(now()).to_string(),
         ]
     }
@@ -384,6 +383,56 @@ pub fn open(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &NewQue
     })
 }
 
+/// Runs one step on query `id` in a write transaction: `permission` checked, the study
+/// editable, the query of this study.
+fn step_tx<T>(
+    conn: &mut Conn,
+    access: &StudyAccess,
+    permission: Permission,
+    id: i32,
+    f: impl FnOnce(&mut Conn, &crate::studies::Study, Query) -> Result<T>,
+) -> Result<T> {
+    access.require(permission)?;
+    write_tx(conn, |conn| {
+        let study = crate::studies::get_by_code(conn, &access.study.code)?;
+        study.ensure_editable()?;
+        let q = get(conn, study.id, id)?;
+        f(conn, &study, q)
+    })
+}
+
+/// Moves the query to `to` with its message, audited as `action` (with the value, if given).
+fn record_step(
+    conn: &mut Conn,
+    study: &crate::studies::Study,
+    actor: &str,
+    q: &Query,
+    (to, step, action): (QueryStatus, Step, Action),
+    body: &str,
+    value: Option<&str>,
+) -> Result<Query> {
+    let at = now();
+    let closed_by = (to == QueryStatus::Closed).then_some(actor);
+    diesel::update(queries::table.find(q.id))
+        .set((
+            queries::status.eq(to),
+            queries::updated_at.eq(at),
+            queries::closed_by.eq(closed_by),
+            queries::closed_at.eq(closed_by.map(|_| at)),
+        ))
+        .execute(conn)?;
+    // The value an answer changed is shown with its message; a close records the value it saw.
+    let shown = if step == Step::Answer { value } else { None };
+    add_message(conn, q.id, step, body, shown, actor)?;
+    audit::record(
+        conn,
+        Change::new(study.chain(), actor, action, Entity::Query, q.id)
+            .before(json!({"status": q.status}))
+            .after(json!({"status": to, "message": body, "value": value})),
+    )?;
+    get(conn, study.id, q.id)
+}
+
 /// Answers an open query (managers: the data's keepers), changing the field's value where the
 /// answer gives one — with the reason every change needs, in this transaction, audited as a
 /// change to the case. Audited.
@@ -395,11 +444,7 @@ pub fn answer(
     input: &StepInput,
     deid: &EditDeid,
 ) -> Result<Query> {
-    access.require(Permission::AnswerQueries)?;
-    write_tx(conn, |conn| {
-        let study = crate::studies::get_by_code(conn, &access.study.code)?;
-        study.ensure_editable()?;
-        let q = get(conn, study.id, id)?;
+    step_tx(conn, access, Permission::AnswerQueries, id, |conn, study, q| {
         if q.status != QueryStatus::Open {
             return Err(Error::Conflict(format!("query {id} is {}: only an open query is answered", q.status)));
         }
@@ -409,7 +454,7 @@ pub fn answer(
             let fields = dictionary::load(conn, study.id)?;
             let why = ChangeReason { reason: input.reason.clone(), details: input.reason_details.clone() };
             let form = vec![(q.field.clone(), v.to_string())];
-            cases::edit_values_in(conn, actor, &study, &q.case, &fields, &form, &why, deid).map_err(|e| match e {
+            cases::edit_values_in(conn, actor, study, &q.case, &fields, &form, &why, deid).map_err(|e| match e {
                 // The value's own error, named as the answer's field.
                 Error::Invalid(mut f) => {
                     for e in f.0.iter_mut().filter(|e| e.field == q.field) {
@@ -421,29 +466,9 @@ pub fn answer(
             })?;
             new_value = Some(current_value(conn, study.id, &q.case, &q.field)?);
         }
-        set_status(conn, id, QueryStatus::Answered, None)?;
-        add_message(conn, id, Step::Answer, &body, new_value.as_deref(), &actor.name)?;
-        audit::record(
-            conn,
-            Change::new(study.chain(), &actor.name, Action::Answer, Entity::Query, id)
-                .before(json!({"status": q.status}))
-                .after(json!({"status": QueryStatus::Answered, "message": body, "value": new_value})),
-        )?;
-        get(conn, study.id, id)
+        let how = (QueryStatus::Answered, Step::Answer, Action::Answer);
+        record_step(conn, study, &actor.name, &q, how, &body, new_value.as_deref())
     })
-}
-
-fn set_status(conn: &mut Conn, id: i32, status: QueryStatus, closed_by: Option<&str>) -> Result<()> {
-    let at = now();
-    diesel::update(queries::table.find(id))
-        .set((
-            queries::status.eq(status),
-            queries::updated_at.eq(at),
-            queries::closed_by.eq(closed_by),
-            queries::closed_at.eq(closed_by.map(|_| at)),
-        ))
-        .execute(conn)?;
-    Ok(())
 }
 
 /// Closes a query (monitors and managers), answered or still open; one that requires a change
@@ -456,11 +481,7 @@ pub fn close(
     input: &StepInput,
     deid: &EditDeid,
 ) -> Result<Query> {
-    access.require(Permission::RaiseQueries)?;
-    write_tx(conn, |conn| {
-        let study = crate::studies::get_by_code(conn, &access.study.code)?;
-        study.ensure_editable()?;
-        let q = get(conn, study.id, id)?;
+    step_tx(conn, access, Permission::RaiseQueries, id, |conn, study, q| {
         if q.is_closed() {
             return Err(Error::Conflict(format!("query {id} is already closed")));
         }
@@ -472,15 +493,8 @@ pub fn close(
                 q.field, value
             )));
         }
-        set_status(conn, id, QueryStatus::Closed, Some(&actor.name))?;
-        add_message(conn, id, Step::Close, &body, None, &actor.name)?;
-        audit::record(
-            conn,
-            Change::new(study.chain(), &actor.name, Action::Close, Entity::Query, id)
-                .before(json!({"status": q.status}))
-                .after(json!({"status": QueryStatus::Closed, "message": body, "value": value})),
-        )?;
-        get(conn, study.id, id)
+        let how = (QueryStatus::Closed, Step::Close, Action::Close);
+        record_step(conn, study, &actor.name, &q, how, &body, Some(&value))
     })
 }
 
@@ -493,23 +507,12 @@ pub fn reopen(
     input: &StepInput,
     deid: &EditDeid,
 ) -> Result<Query> {
-    access.require(Permission::RaiseQueries)?;
-    write_tx(conn, |conn| {
-        let study = crate::studies::get_by_code(conn, &access.study.code)?;
-        study.ensure_editable()?;
-        let q = get(conn, study.id, id)?;
+    step_tx(conn, access, Permission::RaiseQueries, id, |conn, study, q| {
         if q.status == QueryStatus::Open {
             return Err(Error::Conflict(format!("query {id} is already open")));
         }
         let body = message_text(&input.message, deid)?;
-        set_status(conn, id, QueryStatus::Open, None)?;
-        add_message(conn, id, Step::Reopen, &body, None, &actor.name)?;
-        audit::record(
-            conn,
-            Change::new(study.chain(), &actor.name, Action::Reopen, Entity::Query, id)
-                .before(json!({"status": q.status}))
-                .after(json!({"status": QueryStatus::Open, "message": body})),
-        )?;
-        get(conn, study.id, id)
+        let how = (QueryStatus::Open, Step::Reopen, Action::Reopen);
+        record_step(conn, study, &actor.name, &q, how, &body, None)
     })
 }

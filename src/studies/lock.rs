@@ -508,6 +508,27 @@ pub fn checklist(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<V
         advisory: false,
         links: if queries == 0 { Vec::new() } else { vec![("queries".into(), "queries?status=unresolved".into())] },
     });
+    let sdv_rule = crate::quality::sdv::rule(conn, study_id)?;
+    let (_, progress, subjects) = crate::quality::sdv::progress(conn, study_id)?;
+    let (forms, verified): (i64, i64) = progress.iter().fold((0, 0), |(f, v), p| (f + p.forms, v + p.verified));
+    let first_missing = subjects.iter().find(|s| s.verified.iter().any(|v| !v));
+    out.push(Check {
+        label: "Every form of every enrolled subject source-verified",
+        ok: verified == forms,
+        detail: match sdv_rule {
+            crate::quality::sdv::SdvRule::All => format!("{verified} of {forms} forms verified (the monitoring plan asks for all)"),
+            crate::quality::sdv::SdvRule::None => {
+                format!("{verified} of {forms} forms verified (the monitoring plan does not ask for all: this does not block the lock)")
+            }
+        },
+        advisory: sdv_rule == crate::quality::sdv::SdvRule::None,
+        links: match first_missing {
+            Some(s) if verified != forms => {
+                vec![("verification".into(), "verification".into()), (s.case.clone(), format!("cases/{}", s.case))]
+            }
+            _ => Vec::new(),
+        },
+    });
     let unresolved = failed_ingests(conn, study_id)?;
     out.push(Check {
         label: "No failed slide ingest left unresolved",

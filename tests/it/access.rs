@@ -10,7 +10,7 @@ type Row = (&'static str, [u16; 6]);
 /// (path, form fields, expected status per role).
 type ActionRow = (String, Vec<(&'static str, String)>, [u16; 6]);
 
-const GET_MATRIX: [Row; 29] = [
+const GET_MATRIX: [Row; 33] = [
     //                                              admin man  ann  stat mon  out
     ("/studies", [200, 200, 200, 200, 200, 200]),
     ("/studies.csv", [200, 200, 200, 200, 200, 200]),
@@ -32,6 +32,10 @@ const GET_MATRIX: [Row; 29] = [
     ("/studies/LUNG-IO-01/quality", [200, 200, 404, 200, 200, 404]),
     ("/studies/LUNG-IO-01/quality.csv", [200, 200, 404, 200, 200, 404]),
     ("/studies/OTHER-01/quality", [200, 404, 404, 404, 404, 404]),
+    ("/studies/LUNG-IO-01/queries", [200, 200, 404, 200, 200, 404]),
+    ("/studies/LUNG-IO-01/queries/1", [200, 200, 404, 200, 200, 404]),
+    ("/studies/OTHER-01/queries/1", [404, 404, 404, 404, 404, 404]),
+    ("/studies/LUNG-IO-01/verification", [200, 200, 404, 200, 200, 404]),
     // Reading: annotators work from their own queue; campaigns and the schema are hidden from them.
     ("/studies/LUNG-IO-01/reading", [200, 200, 200, 200, 200, 404]),
     ("/studies/LUNG-IO-01/campaigns", [200, 200, 303, 200, 200, 404]),
@@ -82,6 +86,18 @@ async fn every_action_for_every_role() {
             ),
             ("/studies/LUNG-IO-01/audit/verify".into(), vec![], [303, 303, 403, 403, 303, 404]),
             ("/studies/LUNG-IO-01/quality/run".into(), vec![], [303, 303, 403, 403, 303, 404]),
+            (
+                "/studies/LUNG-IO-01/cases/SNUBH-0011/verify".into(),
+                // The first verifies, the second is told it is already verified: both redirect.
+                vec![("form", "baseline".into())],
+                [303, 403, 404, 403, 303, 404],
+            ),
+            (
+                "/studies/LUNG-IO-01/queries".into(),
+                // A field the dictionary does not have: an allowed role is sent back with the error.
+                vec![("case", "SNUBH-0001".into()), ("field", "nope".into()), ("message", "?".into())],
+                [303, 303, 404, 403, 303, 404],
+            ),
             (
                 "/studies/LUNG-IO-01/quality/rules".into(),
                 // Logic that does not read: an allowed role gets the field error.

@@ -269,7 +269,10 @@ async fn dates_shift_per_subject_and_reimports_update_with_audit() {
     assert_eq!(again.values()["biopsy_date"], v["biopsy_date"], "the same shift at every import");
     assert_eq!(evidentia::cases::count(&mut app.conn(), sid).unwrap(), 2);
     // Newest first: this import changed one value of one case (the one before it re-dated births).
-    let upd: Vec<_> = audit_events(&app, "update").into_iter().filter(|e| e.entity.as_str() == "case").collect();
+    let upd: Vec<_> = audit_events(&app, "update")
+        .into_iter()
+        .filter(|e| e.entity.as_str() == "case" && e.chain == "study:PHI-01")
+        .collect();
     assert_eq!(upd.len(), 3);
     assert!(upd[0].reason.as_deref().is_some_and(|r| r.starts_with("import ")), "the import is named");
     assert_eq!(upd[0].old_value.as_deref(), Some("{\"tps\":55}"));

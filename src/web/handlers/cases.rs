@@ -462,6 +462,9 @@ pub struct CaseShowPage {
     /// The case's queries not yet closed, and whether this user may open one.
     pub queries: Vec<crate::quality::queries::Query>,
     pub can_raise: bool,
+    /// Each form and its source data verification, and whether this user verifies.
+    pub verification: Vec<(String, Option<crate::quality::sdv::Verification>)>,
+    pub can_verify: bool,
 }
 
 /// One event of a case's history as a person reads it.
@@ -524,6 +527,10 @@ impl CaseShowPage {
     pub fn ticked(&self, f: &FieldDef, code: &str) -> bool {
         self.values.get(&f.name).and_then(Value::as_array).is_some_and(|a| a.iter().any(|v| v.as_str() == Some(code)))
     }
+    /// Whether a form's verification stands (not cleared by a change since).
+    pub fn is_verified(&self, v: &Option<crate::quality::sdv::Verification>) -> bool {
+        v.as_ref().is_some_and(|v| v.status == crate::quality::sdv::VerificationStatus::Verified)
+    }
     /// The open data quality findings on one field, as "rule: what was found".
     pub fn findings_on(&self, f: &FieldDef) -> Vec<String> {
         self.findings.iter().filter(|x| x.field == f.name).map(|x| format!("{}: {}", x.rule_code, x.detail)).collect()
@@ -548,7 +555,7 @@ async fn case_page(
     let can_history = access.can(Permission::ViewAudit);
     let can_slides = access.can(Permission::ViewSlides);
     let can_manage = access.can(Permission::ManageCases) && access.study.ensure_editable().is_ok();
-    let (case, fields, history, slides, saved_current, findings, queries) = state
+    let (case, fields, history, slides, saved_current, findings, queries, verification) = state
         .db(move |c| {
             let case = cases::get(c, sid, &display_id)?;
             let fields = dictionary::load(c, sid)?;
@@ -572,7 +579,15 @@ async fn case_page(
                 ..Default::default()
             };
             let queries = crate::quality::queries::list(c, sid, &waiting, crate::db::paging::PageRequest::all())?.items;
-            Ok((case, fields, history, slides, saved_current, findings, queries))
+            let done = crate::quality::sdv::of_case(c, case.id)?;
+            let verification = crate::quality::sdv::forms(&fields)
+                .into_iter()
+                .map(|f| {
+                    let v = done.iter().find(|v| v.form == f && v.event.is_empty()).cloned();
+                    (f, v)
+                })
+                .collect();
+            Ok((case, fields, history, slides, saved_current, findings, queries, verification))
         })
         .await?;
     let ctx = PageCtx::new(req, Some(user), format!("{} · {}", case.display_id, access.study.code), "studies");
@@ -601,6 +616,8 @@ async fn case_page(
         findings,
         queries,
         can_raise: access.can(Permission::RaiseQueries) && access.study.ensure_editable().is_ok(),
+        verification,
+        can_verify: access.can(Permission::VerifySource) && access.study.ensure_editable().is_ok(),
     };
     render_form(&ctx, &page, &errors)
 }

@@ -19,6 +19,7 @@ pub mod sites;
 pub mod slides;
 pub mod studies;
 pub mod system;
+pub mod verification;
 
 use actix_web::web;
 
@@ -102,6 +103,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/studies/{code}/queries", web::post().to(queries::query_open))
         .route("/studies/{code}/queries/{id}", web::get().to(queries::query_show))
         .route("/studies/{code}/queries/{id}/{step}", web::post().to(queries::query_step))
+        .route("/studies/{code}/verification", web::get().to(verification::verification_show))
+        .route("/studies/{code}/verification.csv", web::get().to(verification::verification_csv))
+        .route("/studies/{code}/verification/rule", web::post().to(verification::verification_rule))
+        .route("/studies/{code}/cases/{display_id}/verify", web::post().to(verification::case_verify))
         .route("/studies/{code}/cases", web::get().to(cases::cases_list))
         .route("/studies/{code}/cases.csv", web::get().to(cases::cases_csv))
         .route("/studies/{code}/cases/import", web::get().to(cases::case_import_form))
