@@ -644,7 +644,8 @@ const CALCULATION_COLUMN: &str = REDCAP_COLUMNS[5];
 const BRANCHING_COLUMN: &str = REDCAP_COLUMNS[11];
 
 /// Branching logic and calculations that do not read, or name what the dictionary does not
-/// have, each with its field's row. Events are checked when the study's events are known.
+/// have, each with its field's row. A study has no events yet: logic naming one
+/// (`[baseline_arm_1][sex]`) could not be evaluated, and is refused.
 fn logic_problems(fields: &[FieldDef], rows: &[usize]) -> Vec<DictProblem> {
     use super::logic::{check, Events};
     let mut problems = Vec::new();
@@ -657,7 +658,7 @@ fn logic_problems(fields: &[FieldDef], rows: &[usize]) -> Vec<DictProblem> {
             })
         };
         if !f.branching_logic.trim().is_empty() {
-            if let Err(m) = check(&f.branching_logic, fields, Events::Any) {
+            if let Err(m) = check(&f.branching_logic, fields, Events::Only(&[])) {
                 problem(BRANCHING_COLUMN, m);
             }
         }
@@ -667,7 +668,7 @@ fn logic_problems(fields: &[FieldDef], rows: &[usize]) -> Vec<DictProblem> {
                     CALCULATION_COLUMN,
                     "a calculated field needs its calculation, as [weight]*10000/([height]^2)".into(),
                 );
-            } else if let Err(m) = check(&f.choices_raw, fields, Events::Any) {
+            } else if let Err(m) = check(&f.choices_raw, fields, Events::Only(&[])) {
                 problem(CALCULATION_COLUMN, m);
             }
         }
@@ -1154,7 +1155,7 @@ weight,f,text,Weight,,number,\n\
 height,f,text,Height,,number,\n\
 bmi,f,calc,BMI,\"round([weight]*10000/(([height])^(2)),1)\",,\n\
 enrol,f,text,Enrolled,,date_ymd,\n\
-days,f,calc,Days,\"datediff([enrol],'today','d')\",,[baseline_arm_1][sex] <> ''\n"
+days,f,calc,Days,\"datediff([enrol],'today','d')\",,[sex] <> ''\n"
         );
         let parsed = parse_redcap("d.csv", good.as_bytes()).unwrap_or_else(|p| panic!("{p:?}"));
         assert_eq!(parsed.fields[2].branching_logic, "[sex] = '2'");
@@ -1163,11 +1164,13 @@ days,f,calc,Days,\"datediff([enrol],'today','d')\",,[baseline_arm_1][sex] <> ''\
 sex,f,radio,Sex,\"1, Male | 2, Female\",,\n\
 pregnant,f,yesno,Pregnant,,,[sex] = \n\
 bmi,f,calc,BMI,[weight]/[height],,\n\
-empty,f,calc,Nothing,,,\n"
+empty,f,calc,Nothing,,,\n\
+other,f,yesno,Other event,,,[baseline_arm_1][sex] = '2'\n"
         );
         let problems = parse_redcap("d.csv", bad.as_bytes()).err().unwrap_or_default();
         let shown: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
-        assert_eq!(shown.len(), 3, "{shown:#?}");
+        assert_eq!(shown.len(), 4, "{shown:#?}");
+        assert!(shown[3].contains("'other': [baseline_arm_1][sex]: this study has no events"), "{}", shown[3]);
         assert!(
             shown[0].starts_with("row 3, column Branching Logic (Show field only if...): 'pregnant': at character 8"),
             "{}",

@@ -92,7 +92,8 @@ pub fn run(ctx: &Ctx, cmd: QualityCmd) -> CliResult {
         }
         QualityCmd::AddRule { study: code, name, logic, severity } => {
             let access = study(&mut conn, &actor, &code)?;
-            let rule = quality::create_rule(&mut conn, &actor, &access, &NewRule { name, logic, severity })?;
+            let rule =
+                quality::create_rule(&mut conn, &actor, &access, &NewRule { name, logic, severity }, &deid(ctx)?)?;
             println!("rule {} added and run", rule.code);
             let (open, errors) = quality::open_counts(&mut conn, access.study.id)?;
             println!("{open} findings open ({errors} errors)");
@@ -100,7 +101,7 @@ pub fn run(ctx: &Ctx, cmd: QualityCmd) -> CliResult {
         }
         QualityCmd::RetireRule { study: code, rule, reason } => {
             let access = study(&mut conn, &actor, &code)?;
-            quality::retire_rule(&mut conn, &actor, &access, &rule, &reason)?;
+            quality::retire_rule(&mut conn, &actor, &access, &rule, &reason, &deid(ctx)?)?;
             println!("rule {rule} retired");
             Ok(())
         }
@@ -138,4 +139,11 @@ fn write<T: evidentia::export::CsvRecord>(out: Option<PathBuf>, items: &[T], wha
         eprintln!("wrote {} {what} to {}", items.len(), p.display());
     }
     Ok(())
+}
+
+/// The scrubber of typed free text (rule names, reasons), with the installation's record-number
+/// patterns.
+fn deid(ctx: &Ctx) -> Result<evidentia::cases::deid::EditDeid, super::Failure> {
+    let scrubber = evidentia::cases::scrub::Scrubber::new(&[], &ctx.cfg.mrn_patterns).map_err(super::Failure::Input)?;
+    Ok(evidentia::cases::deid::EditDeid::new(std::sync::Arc::new(scrubber)))
 }

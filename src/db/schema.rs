@@ -598,6 +598,7 @@ diesel::table! {
         event -> Text,
         instance -> Integer,
         field -> Text,
+        value -> Text,
         severity -> Text,
         detail -> Text,
         status -> Text,

@@ -105,18 +105,21 @@ fn seed_quality(conn: &mut Conn, actor: &Actor, demo: &DemoStudy, created: &mut 
     if !quality::custom_rules(conn, access.study.id)?.is_empty() {
         return Ok(());
     }
+    let deid = crate::cases::deid::EditDeid::new(std::sync::Arc::new(
+        crate::cases::scrub::Scrubber::new(&[], &[]).map_err(|e| anyhow::anyhow!("scrubber: {e}"))?,
+    ));
     for (name, logic, severity) in [
         ("Overall survival shorter than progression-free survival", "[os_months] < [pfs_months]", "error"),
         ("Death recorded without overall survival", "[death] = '1' and [os_months] = ''", "warning"),
     ] {
         let rule = NewRule { name: name.into(), logic: logic.into(), severity: severity.into() };
-        quality::create_rule(conn, actor, &access, &rule)?;
+        quality::create_rule(conn, actor, &access, &rule, &deid)?;
     }
     let outliers = FindingFilter { status: "open".into(), rule: "outlier".into(), ..Default::default() };
     let found = quality::findings(conn, access.study.id, &outliers, crate::db::paging::PageRequest::all())?;
     if let Some(f) = found.items.first() {
         let why = "Long responder: survival confirmed against the source record";
-        quality::set_excluded(conn, actor, &access, f.id, true, why)?;
+        quality::set_excluded(conn, actor, &access, f.id, true, why, &deid)?;
     }
     let queries = seed_queries(conn, demo, found.items.first())?;
     let verified = seed_verification(conn, demo)?;

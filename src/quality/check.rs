@@ -31,6 +31,8 @@ pub struct Found {
     pub event: String,
     pub instance: i32,
     pub field: String,
+    /// The value found (for a custom rule, the values it read): an exclusion holds for it only.
+    pub value: String,
     pub detail: String,
 }
 
@@ -104,7 +106,7 @@ pub fn find(fields: &[FieldDef], cases: &[CaseData], custom: &[CustomCheck], now
     let mut out = Vec::new();
     for case in cases {
         let data = CaseValues { values: case.values, now };
-        let mut found = |rule: Builtin, field: &str, detail: String| {
+        let mut found = |rule: Builtin, field: &str, value: Option<&Value>, detail: String| {
             out.push(Found {
                 rule_code: rule.code().to_string(),
                 severity: rule.severity(),
@@ -112,6 +114,7 @@ pub fn find(fields: &[FieldDef], cases: &[CaseData], custom: &[CustomCheck], now
                 event: String::new(),
                 instance: 0,
                 field: field.to_string(),
+                value: value.map(value_text).unwrap_or_default(),
                 detail,
             })
         };
@@ -121,7 +124,7 @@ pub fn find(fields: &[FieldDef], cases: &[CaseData], custom: &[CustomCheck], now
             let present = has_value(v);
             if !present {
                 if f.required && shown && f.field_type != FieldType::Calc {
-                    found(Builtin::Missing, &f.name, "required, and empty".into());
+                    found(Builtin::Missing, &f.name, None, "required, and empty".into());
                 }
                 continue;
             }
@@ -129,6 +132,7 @@ pub fn find(fields: &[FieldDef], cases: &[CaseData], custom: &[CustomCheck], now
                 found(
                     Builtin::Hidden,
                     &f.name,
+                    v,
                     format!("holds a value although its branching logic hides it ({})", f.branching_logic.trim()),
                 );
             }
@@ -141,7 +145,7 @@ pub fn find(fields: &[FieldDef], cases: &[CaseData], custom: &[CustomCheck], now
                 } else {
                     why
                 };
-                found(rule, &f.name, format!("'{}': {why}", value_text(value)));
+                found(rule, &f.name, v, format!("'{}': {why}", value_text(value)));
             }
             if let (Some((mean, sd)), Some(x)) = (spread[i], number(v)) {
                 let z = (x - mean) / sd;
@@ -149,6 +153,7 @@ pub fn find(fields: &[FieldDef], cases: &[CaseData], custom: &[CustomCheck], now
                     found(
                         Builtin::Outlier,
                         &f.name,
+                        v,
                         format!(
                             "{} is {} SD from the mean ({} ± {})",
                             short(x),
@@ -174,6 +179,7 @@ pub fn find(fields: &[FieldDef], cases: &[CaseData], custom: &[CustomCheck], now
                     event: String::new(),
                     instance: 0,
                     field: refs.first().map(|r| r.field.clone()).unwrap_or_default(),
+                    value: values.join("; "),
                     detail: values.join("; "),
                 });
             }

@@ -19,6 +19,7 @@ use serde_json::{json, Map, Value};
 use crate::audit::{self, Action, Change, Entity};
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::auth::Actor;
+use crate::cases::deid::EditDeid;
 use crate::cases::dictionary;
 use crate::cases::logic::{self, Events};
 use crate::db::paging::{Page, PageRequest};
@@ -321,13 +322,21 @@ pub fn rules(conn: &mut Conn, study_id: StudyId) -> Result<Vec<RuleRow>> {
 
 /// Adds a custom rule (managers), checked against the dictionary, and runs the rules so that its
 /// findings are there at once. Audited.
-pub fn create_rule(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &NewRule) -> Result<CustomRule> {
+pub fn create_rule(
+    conn: &mut Conn,
+    actor: &Actor,
+    access: &StudyAccess,
+    input: &NewRule,
+    deid: &EditDeid,
+) -> Result<CustomRule> {
     access.require(Permission::ManageCases)?;
     write_tx(conn, |conn| {
         let study = crate::studies::get_by_code(conn, &access.study.code)?;
         study.ensure_editable()?;
         let mut errors = crate::error::FieldErrors::default();
-        let name = input.name.trim();
+        // Free text, scrubbed like any (a rule is named by what it checks, not by whom).
+        let (name, _) = deid.scrub(input.name.trim());
+        let name = name.as_str();
         if name.is_empty() {
             errors.add("name", "required: say what the rule checks");
         } else if name.chars().count() > 200 {
@@ -371,9 +380,17 @@ pub fn create_rule(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: 
 }
 
 /// Retires a custom rule with a reason (managers); its findings resolve. Audited.
-pub fn retire_rule(conn: &mut Conn, actor: &Actor, access: &StudyAccess, code: &str, reason: &str) -> Result<()> {
+pub fn retire_rule(
+    conn: &mut Conn,
+    actor: &Actor,
+    access: &StudyAccess,
+    code: &str,
+    reason: &str,
+    deid: &EditDeid,
+) -> Result<()> {
     access.require(Permission::ManageCases)?;
-    let reason = reason.trim();
+    let (reason, _) = deid.scrub(reason.trim());
+    let reason = reason.as_str();
     if reason.is_empty() {
         return Err(Error::invalid("reason", "say why the rule is retired"));
     }
@@ -409,6 +426,8 @@ pub fn run(conn: &mut Conn, actor: &Actor, access: &StudyAccess) -> Result<RunSu
     access.require(Permission::RunChecks)?;
     write_tx(conn, |conn| {
         let study = crate::studies::get_by_code(conn, &access.study.code)?;
+        // A locked study's data and findings are what was locked.
+        study.ensure_editable()?;
         run_in(conn, &study, &actor.name, Trigger::OnDemand)
     })
 }
@@ -459,7 +478,7 @@ fn record_findings(
     found: Vec<Found>,
     at: NaiveDateTime,
 ) -> Result<RunSummary> {
-    type Stored = (i32, String, i32, String, i32, String, String, FindingStatus);
+    type Stored = (i32, String, i32, String, i32, String, String, String, FindingStatus);
     let existing: Vec<Stored> = quality_findings::table
         .filter(quality_findings::study_id.eq(study.id))
         .select((
@@ -469,14 +488,15 @@ fn record_findings(
             quality_findings::event,
             quality_findings::instance,
             quality_findings::field,
+            quality_findings::value,
             quality_findings::detail,
             quality_findings::status,
         ))
         .load(conn)?;
-    let mut by_key: HashMap<Key, (i32, String, FindingStatus)> = existing
+    let mut by_key: HashMap<Key, (i32, String, String, FindingStatus)> = existing
         .into_iter()
-        .map(|(id, rule, case, event, instance, field, detail, status)| {
-            ((rule, case, event, instance, field), (id, detail, status))
+        .map(|(id, rule, case, event, instance, field, value, detail, status)| {
+            ((rule, case, event, instance, field), (id, value, detail, status))
         })
         .collect();
     let (mut opened, mut reopened, mut resolved) = (Vec::new(), Vec::new(), Vec::new());
@@ -491,6 +511,7 @@ fn record_findings(
                         quality_findings::event.eq(&f.event),
                         quality_findings::instance.eq(f.instance),
                         quality_findings::field.eq(&f.field),
+                        quality_findings::value.eq(&f.value),
                         quality_findings::severity.eq(f.severity),
                         quality_findings::detail.eq(&f.detail),
                         quality_findings::status.eq(FindingStatus::Open),
@@ -501,8 +522,11 @@ fn record_findings(
                     .get_result::<i32>(conn)?;
                 opened.push(id);
             }
-            Some((id, detail, status)) => {
-                if status == FindingStatus::Resolved {
+            Some((id, value, detail, status)) => {
+                // Resolved and found again, or excluded for another value than the one found
+                // now (an exclusion says that value is right, not any value).
+                let excluded_other = status == FindingStatus::Excluded && value != f.value;
+                if status == FindingStatus::Resolved || excluded_other {
                     diesel::update(quality_findings::table.find(id))
                         .set((
                             quality_findings::status.eq(FindingStatus::Open),
@@ -513,15 +537,19 @@ fn record_findings(
                         .execute(conn)?;
                     reopened.push(id);
                 }
-                if detail != f.detail {
+                if detail != f.detail || value != f.value {
                     diesel::update(quality_findings::table.find(id))
-                        .set((quality_findings::detail.eq(&f.detail), quality_findings::severity.eq(f.severity)))
+                        .set((
+                            quality_findings::detail.eq(&f.detail),
+                            quality_findings::value.eq(&f.value),
+                            quality_findings::severity.eq(f.severity),
+                        ))
                         .execute(conn)?;
                 }
             }
         }
     }
-    for (id, _, status) in by_key.into_values() {
+    for (id, _, _, status) in by_key.into_values() {
         if status != FindingStatus::Resolved {
             diesel::update(quality_findings::table.find(id))
                 .set((
@@ -661,9 +689,12 @@ pub fn set_excluded(
     id: i32,
     exclude: bool,
     reason: &str,
+    deid: &EditDeid,
 ) -> Result<Finding> {
     access.require(Permission::ManageCases)?;
-    let reason = reason.trim();
+    // About one subject's value: scrubbed like any free text before it is stored or audited.
+    let (reason, _) = deid.scrub(reason.trim());
+    let reason = reason.as_str();
     if reason.is_empty() {
         return Err(Error::invalid("reason", "say why"));
     }

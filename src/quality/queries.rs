@@ -452,6 +452,10 @@ pub fn answer(
         let mut new_value = None;
         if let Some(v) = input.value.as_deref().filter(|v| !v.trim().is_empty()) {
             let fields = dictionary::load(conn, study.id)?;
+            if fields.iter().any(|f| f.name == q.field && f.field_type == dictionary::FieldType::Checkbox) {
+                // One value would replace every tick: checkboxes change on the case page.
+                return Err(Error::invalid("value", "a checkbox's options are changed on the case page"));
+            }
             let why = ChangeReason { reason: input.reason.clone(), details: input.reason_details.clone() };
             let form = vec![(q.field.clone(), v.to_string())];
             cases::edit_values_in(conn, actor, study, &q.case, &fields, &form, &why, deid).map_err(|e| match e {

@@ -204,6 +204,18 @@ async fn the_rules_flag_the_planted_errors_and_the_workflow_resolves_them() {
     assert_eq!(r.status(), 303);
     assert_eq!(findings(&m, "rule=R1").await[0].3, "excluded");
     assert!(dq_events(&app, "run_rules")[0].new_value.as_deref().unwrap().contains("\"trigger\":\"on demand\""));
+    // An exclusion holds for the value it was about: another wrong value opens it again.
+    let edit = |value: &'static str| {
+        let m = m.clone();
+        async move {
+            let form = [("os_months", value), ("_reason", "Data entry error")];
+            m.post(&format!("/studies/DQ-01/cases/{}", "SNUBH-0004/edit"), &form).await.status()
+        }
+    };
+    assert_eq!(edit("8").await, 303);
+    assert_eq!(findings(&m, "rule=R1").await[0].3, "open");
+    assert_eq!(edit("10").await, 303);
+    assert_eq!(findings(&m, "rule=R1").await[0].3, "resolved");
 
     // Retiring the rule resolves its findings.
     let r = m.post("/studies/DQ-01/quality/rules/R1/retire", &[("reason", "replaced by the SAP's derivation")]).await;

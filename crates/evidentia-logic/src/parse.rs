@@ -14,10 +14,21 @@ use crate::{BinOp, Expr, FieldRef, Func, ParseError};
 type Error = ContextError<String>;
 type PResult<O> = winnow::ModalResult<O, Error>;
 
+/// The longest logic read (REDCap's longest calculations are a few hundred characters).
+pub const MAX_CHARS: usize = 4000;
+/// The deepest nesting of parentheses, signs and powers: the parser and the evaluator recurse,
+/// and text a person sends must not exhaust a thread's stack.
+pub const MAX_DEPTH: usize = 32;
+
 pub(crate) fn parse(source: &str) -> Result<Expr, ParseError> {
     if source.trim().is_empty() {
         return Err(ParseError { position: 1, message: "no logic written".into() });
     }
+    let chars = source.chars().count();
+    if chars > MAX_CHARS {
+        return Err(ParseError { position: MAX_CHARS + 1, message: format!("longer than {MAX_CHARS} characters") });
+    }
+    check_depth(source)?;
     let result = delimited(multispace0, or_expr, multispace0).parse(source);
     result.map_err(|e| {
         let offset = e.offset();
@@ -29,6 +40,34 @@ pub(crate) fn parse(source: &str) -> Result<Expr, ParseError> {
         };
         ParseError { position: source[..offset].chars().count() + 1, message }
     })
+}
+
+/// Refuses text nested deeper than [`MAX_DEPTH`] before it is parsed: parentheses (and function
+/// calls), runs of signs (`---1`) and chains of powers (`2^2^2`), outside quoted text.
+fn check_depth(source: &str) -> Result<(), ParseError> {
+    let (mut parens, mut signs, mut powers) = (0usize, 0usize, 0usize);
+    let mut quote: Option<char> = None;
+    for (i, c) in source.chars().enumerate() {
+        if let Some(q) = quote {
+            if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' => quote = Some(c),
+            '(' => parens += 1,
+            ')' => parens = parens.saturating_sub(1),
+            '-' | '+' => signs += 1,
+            '^' => powers += 1,
+            c if c.is_whitespace() => {}
+            _ => signs = 0,
+        }
+        if parens > MAX_DEPTH || signs > MAX_DEPTH || powers > MAX_DEPTH {
+            return Err(ParseError { position: i + 1, message: format!("nested deeper than {MAX_DEPTH} levels") });
+        }
+    }
+    Ok(())
 }
 
 /// An error that stops parsing here, with its message.
@@ -142,10 +181,15 @@ fn preview(i: &str) -> String {
 }
 
 fn number(i: &mut &str) -> PResult<Expr> {
-    let text: &str = (digit1.void(), opt(('.', opt(digit1)))).take().parse_next(i).or_else(|_: ErrMode<Error>| {
+    let whole: PResult<&str> = (digit1.void(), opt(('.', opt(digit1)))).take().parse_next(i);
+    let text: &str = match whole {
+        Ok(t) => t,
         // `.5`
-        ('.', digit1).take().parse_next(i)
-    })?;
+        Err(_) => match ('.', digit1::<_, ErrMode<Error>>).take().parse_next(i) {
+            Ok(t) => t,
+            Err(_) => return fail_here("a '.' with no digits is not a number".into()),
+        },
+    };
     match text.parse::<f64>() {
         Ok(n) => Ok(Expr::Num(n)),
         Err(_) => fail_here(format!("'{text}' is not a number")),

@@ -275,6 +275,22 @@ fn errors_name_the_place_and_the_problem() {
     let e = err("sex = '1'");
     assert!(e.message.contains("[sex]"), "{e}");
     assert!(Logic::parse("  ").is_err());
+    let e = err("sum(1, .)");
+    assert!(e.message.contains("'.' with no digits"), "{e}");
+    // Text a person sends cannot nest deep enough to exhaust the stack, nor be endless.
+    let e = err(&format!("{}1{}", "(".repeat(40), ")".repeat(40)));
+    assert!(e.message.contains("nested deeper than 32"), "{e}");
+    let e = err(&format!("{}1", "-".repeat(40)));
+    assert!(e.message.contains("nested deeper"), "{e}");
+    let e = err(&"2^".repeat(40));
+    assert!(e.message.contains("nested deeper"), "{e}");
+    let e = err(&"1+".repeat(2500));
+    assert!(e.message.contains("longer than 4000"), "{e}");
+    // Deep but allowed, and a long flat sum: read and evaluated.
+    assert_eq!(number(&format!("{}1{}", "(".repeat(32), ")".repeat(32)), &Subject::new(&[])), 1.0);
+    assert_eq!(number(&format!("{}1", "1+".repeat(1999)), &Subject::new(&[])), 2000.0);
+    // Signs inside quoted text do not count.
+    assert!(holds(&format!("'{}' <> ''", "-".repeat(60)), &Subject::new(&[])));
     // Multi-byte text before the problem: the position counts characters.
     let e = err("[a] = 'é' [b]");
     assert_eq!(e.position, 11, "{e}");

@@ -1,6 +1,6 @@
 -- Data quality (issue 25): a study's custom rules, written in REDCap's logic syntax (the built-in
 -- rules are the application's own and are not stored), and what the rules found, per case, event,
--- instance and field: open until the data no longer triggers the rule (resolved) or a manager
+-- instance and field (with the value found, so that an exclusion holds only for that value): open until the data no longer triggers the rule (resolved) or a manager
 -- excludes it with a reason. audit::Entity gains quality_rule and quality_finding, audit::Action
 -- run_rules.
 CREATE TABLE quality_rules (
@@ -26,6 +26,7 @@ CREATE TABLE quality_findings (
     event TEXT COLLATE "C" NOT NULL,
     instance INTEGER NOT NULL,
     field TEXT COLLATE "C" NOT NULL,
+    value TEXT COLLATE "C" NOT NULL,
     severity TEXT COLLATE "C" NOT NULL,
     detail TEXT COLLATE "C" NOT NULL,
     status TEXT COLLATE "C" NOT NULL,

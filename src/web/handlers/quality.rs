@@ -7,6 +7,7 @@ use askama::Template;
 
 use super::{ActionForm, ReasonForm, StudyNav};
 use crate::auth::permissions::{Permission, StudyAccess};
+use crate::cases::deid::EditDeid;
 use crate::db::paging::PageRequest;
 use crate::error::{Error, FieldErrors};
 use crate::quality::{self, Finding, FindingFilter, FindingStatus, NewRule, RuleRow, Severity};
@@ -167,7 +168,8 @@ pub async fn rule_create(
     let form = form.into_inner();
     let (actor, a2, f2) = (user.actor.clone(), access.clone(), form.clone());
     let code = access.study.code.clone();
-    match state.db(move |c| quality::create_rule(c, &actor, &a2, &f2)).await {
+    let scrubber = state.edit_scrubber.clone();
+    match state.db(move |c| quality::create_rule(c, &actor, &a2, &f2, &EditDeid::new(scrubber))).await {
         Ok(rule) => Ok(redirect_with_flash(
             &format!("/studies/{code}/quality?rule={}&status=open", rule.code),
             "ok",
@@ -189,7 +191,8 @@ pub async fn rule_retire(
     let (code, rule) = path.into_inner();
     let (actor, reason, r2) = (user.actor.clone(), form.into_inner().reason, rule.clone());
     let url = format!("/studies/{code}/quality");
-    match state.db(move |c| quality::retire_rule(c, &actor, &access, &r2, &reason)).await {
+    let scrubber = state.edit_scrubber.clone();
+    match state.db(move |c| quality::retire_rule(c, &actor, &access, &r2, &reason, &EditDeid::new(scrubber))).await {
         Ok(()) => Ok(redirect_with_flash(&url, "ok", &format!("Rule {rule} retired; its findings are resolved."))),
         Err(Error::Invalid(e)) => Ok(redirect_with_flash(&url, "error", &e.to_string())),
         Err(Error::Conflict(m)) => Ok(redirect_with_flash(&url, "error", &m)),
@@ -213,7 +216,13 @@ pub async fn finding_status(
     };
     let actor = user.actor.clone();
     let url = format!("/studies/{code}/quality");
-    match state.db(move |c| quality::set_excluded(c, &actor, &access, id, exclude, &form.reason.reason)).await {
+    let scrubber = state.edit_scrubber.clone();
+    let result = state
+        .db(move |c| {
+            quality::set_excluded(c, &actor, &access, id, exclude, &form.reason.reason, &EditDeid::new(scrubber))
+        })
+        .await;
+    match result {
         Ok(f) => Ok(redirect_with_flash(
             &format!("{url}?case={}&status={}", f.case, f.status),
             "ok",
