@@ -66,113 +66,101 @@ fn is_numeric(f: &FieldDef) -> bool {
             && matches!(f.validation.as_str(), "integer" | "number" | "number_1dp" | "number_2dp"))
 }
 
-/// Mean and sample standard deviation of each numeric field over the cases.
-fn field_spread(fields: &[FieldDef], cases: &[CaseData]) -> Vec<Option<(f64, f64)>> {
-    fields
-        .iter()
-        .map(|f| {
-            if !is_numeric(f) {
-                return None;
-            }
-            let xs: Vec<f64> = cases.iter().filter_map(|c| number(c.values.get(&f.name))).collect();
-            if xs.len() < OUTLIER_MIN_VALUES {
-                return None;
-            }
-            let n = xs.len() as f64;
-            let mean = xs.iter().sum::<f64>() / n;
-            let sd = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
-            (sd > 0.0).then_some((mean, sd))
-        })
-        .collect()
-}
-
 fn short(x: f64) -> String {
     let s = format!("{x:.2}");
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-/// Everything the rules find in `cases`. The subject id (the dictionary's first field) is no
-/// rule's business: it is the pseudonym every case has.
-pub fn find(fields: &[FieldDef], cases: &[CaseData], custom: &[CustomCheck], now: NaiveDateTime) -> Vec<Found> {
-    let data_fields: Vec<&FieldDef> = fields.iter().filter(|f| f.holds_data()).skip(1).collect();
-    let owned: Vec<FieldDef> = data_fields.iter().map(|f| (*f).clone()).collect();
-    let spread = field_spread(&owned, cases);
-    let validators: Vec<Validator> = data_fields.iter().map(|f| Validator::new(f)).collect();
-    // Each field's branching logic read once (logic that no longer reads shows the field).
-    let branching: Vec<Option<Logic>> = data_fields
-        .iter()
-        .map(|f| Some(f.branching_logic.trim()).filter(|t| !t.is_empty()).and_then(|t| Logic::parse(t).ok()))
-        .collect();
-    let mut out = Vec::new();
-    for case in cases {
-        let data = CaseValues { values: case.values, now };
-        let mut found = |rule: Builtin, field: &str, value: Option<&Value>, detail: String| {
-            out.push(Found {
-                rule_code: rule.code().to_string(),
-                severity: rule.severity(),
-                case_id: case.case_id,
-                event: String::new(),
-                instance: 0,
-                field: field.to_string(),
-                value: value.map(value_text).unwrap_or_default(),
-                detail,
-            })
-        };
-        for (i, f) in data_fields.iter().enumerate() {
+/// The rules over a study's cases, one case at a time (a study's cases are read in pages: the
+/// memory does not grow with the study). The outlier rule needs every case's numbers first: they
+/// are kept, as numbers only, and judged in [`Checker::finish`].
+pub struct Checker<'a> {
+    data_fields: Vec<&'a FieldDef>,
+    validators: Vec<Validator<'a>>,
+    /// Each field's branching logic, read once (logic that no longer reads shows the field).
+    branching: Vec<Option<Logic>>,
+    numeric: Vec<bool>,
+    custom: &'a [CustomCheck],
+    now: NaiveDateTime,
+    /// (case, field index, value) of every number of a numeric field.
+    numbers: Vec<(i32, usize, f64)>,
+    out: Vec<Found>,
+}
+
+impl<'a> Checker<'a> {
+    /// The subject id (the dictionary's first field) is no rule's business: it is the pseudonym
+    /// every case has.
+    pub fn new(fields: &'a [FieldDef], custom: &'a [CustomCheck], now: NaiveDateTime) -> Checker<'a> {
+        let data_fields: Vec<&FieldDef> = fields.iter().filter(|f| f.holds_data()).skip(1).collect();
+        Checker {
+            validators: data_fields.iter().map(|f| Validator::new(f)).collect(),
+            branching: data_fields
+                .iter()
+                .map(|f| Some(f.branching_logic.trim()).filter(|t| !t.is_empty()).and_then(|t| Logic::parse(t).ok()))
+                .collect(),
+            numeric: data_fields.iter().map(|f| is_numeric(f)).collect(),
+            data_fields,
+            custom,
+            now,
+            numbers: Vec::new(),
+            out: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, case_id: i32, rule: Builtin, field: &str, value: Option<&Value>, detail: String) {
+        self.out.push(Found {
+            rule_code: rule.code().to_string(),
+            severity: rule.severity(),
+            case_id,
+            event: String::new(),
+            instance: 0,
+            field: field.to_string(),
+            value: value.map(value_text).unwrap_or_default(),
+            detail,
+        })
+    }
+
+    /// Every rule but the outliers on one case.
+    pub fn case(&mut self, case: &CaseData) {
+        let data = CaseValues { values: case.values, now: self.now };
+        for i in 0..self.data_fields.len() {
+            let f = self.data_fields[i];
             let v = case.values.get(&f.name);
-            let shown = branching[i].as_ref().is_none_or(|l| l.holds(&data));
-            let present = has_value(v);
-            if !present {
+            let shown = self.branching[i].as_ref().is_none_or(|l| l.holds(&data));
+            if !has_value(v) {
                 if f.required && shown && f.field_type != FieldType::Calc {
-                    found(Builtin::Missing, &f.name, None, "required, and empty".into());
+                    self.push(case.case_id, Builtin::Missing, &f.name, None, "required, and empty".into());
                 }
                 continue;
             }
             if !shown {
-                found(
-                    Builtin::Hidden,
-                    &f.name,
-                    v,
-                    format!("holds a value although its branching logic hides it ({})", f.branching_logic.trim()),
-                );
+                let why = format!("holds a value although its branching logic hides it ({})", f.branching_logic.trim());
+                self.push(case.case_id, Builtin::Hidden, &f.name, v, why);
             }
             let value = v.unwrap_or(&Value::Null);
-            if !validators[i].fits(value) {
-                let why = validators[i].parse(&value_text(value)).err().unwrap_or_else(|| "not valid".into());
-                let rule = if f.field_type.has_choices() { Builtin::Code } else { Builtin::Range };
+            if !self.validators[i].fits(value) {
                 let why = if f.field_type == FieldType::Checkbox {
                     "an option is not one of the choices".into()
                 } else {
-                    why
+                    self.validators[i].parse(&value_text(value)).err().unwrap_or_else(|| "not valid".into())
                 };
-                found(rule, &f.name, v, format!("'{}': {why}", value_text(value)));
+                let rule = if f.field_type.has_choices() { Builtin::Code } else { Builtin::Range };
+                self.push(case.case_id, rule, &f.name, v, format!("'{}': {why}", value_text(value)));
             }
-            if let (Some((mean, sd)), Some(x)) = (spread[i], number(v)) {
-                let z = (x - mean) / sd;
-                if z.abs() > OUTLIER_SDS {
-                    found(
-                        Builtin::Outlier,
-                        &f.name,
-                        v,
-                        format!(
-                            "{} is {} SD from the mean ({} ± {})",
-                            short(x),
-                            short(z.abs()),
-                            short(mean),
-                            short(sd)
-                        ),
-                    );
+            if self.numeric[i] {
+                if let Some(x) = number(v) {
+                    self.numbers.push((case.case_id, i, x));
                 }
             }
         }
-        for rule in custom {
+        for rule in self.custom {
             if rule.logic.holds(&data) {
                 let refs = rule.logic.references();
                 let values: Vec<String> = refs
                     .iter()
                     .map(|r| format!("{r} = {}", evidentia_logic::Data::value(&data, r).to_text()))
                     .collect();
-                out.push(Found {
+                self.out.push(Found {
                     rule_code: rule.code.clone(),
                     severity: rule.severity,
                     case_id: case.case_id,
@@ -185,7 +173,50 @@ pub fn find(fields: &[FieldDef], cases: &[CaseData], custom: &[CustomCheck], now
             }
         }
     }
-    out
+
+    /// The outliers, once every case was seen; everything found, by case.
+    pub fn finish(mut self) -> Vec<Found> {
+        for i in 0..self.data_fields.len() {
+            let xs: Vec<(i32, f64)> =
+                self.numbers.iter().filter(|(_, f, _)| *f == i).map(|(c, _, x)| (*c, *x)).collect();
+            if xs.len() < OUTLIER_MIN_VALUES {
+                continue;
+            }
+            let n = xs.len() as f64;
+            let mean = xs.iter().map(|(_, x)| x).sum::<f64>() / n;
+            let sd = (xs.iter().map(|(_, x)| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+            if sd <= 0.0 {
+                continue;
+            }
+            let name = self.data_fields[i].name.clone();
+            for (case_id, x) in xs {
+                let z = (x - mean) / sd;
+                if z.abs() > OUTLIER_SDS {
+                    let detail = format!(
+                        "{} is {} SD from the mean ({} ± {})",
+                        short(x),
+                        short(z.abs()),
+                        short(mean),
+                        short(sd)
+                    );
+                    let value = Value::from(x);
+                    self.push(case_id, Builtin::Outlier, &name, Some(&value), detail);
+                }
+            }
+        }
+        // By case, each case's findings in the order they were found.
+        self.out.sort_by_key(|f| f.case_id);
+        self.out
+    }
+}
+
+/// Everything the rules find in `cases`.
+pub fn find(fields: &[FieldDef], cases: &[CaseData], custom: &[CustomCheck], now: NaiveDateTime) -> Vec<Found> {
+    let mut checker = Checker::new(fields, custom, now);
+    for case in cases {
+        checker.case(case);
+    }
+    checker.finish()
 }
 
 #[cfg(test)]

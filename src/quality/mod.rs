@@ -441,15 +441,6 @@ pub fn run_in(conn: &mut Conn, study: &Study, actor: &str, trigger: Trigger) -> 
     if fields.is_empty() {
         return Ok(RunSummary::default());
     }
-    let stored: Vec<(i32, String)> = cases::table
-        .filter(cases::study_id.eq(study.id))
-        .order(cases::id)
-        .select((cases::id, cases::data))
-        .load(conn)?;
-    let values: Vec<Map<String, Value>> =
-        stored.iter().map(|(_, d)| serde_json::from_str(d).unwrap_or_default()).collect();
-    let data: Vec<CaseData> =
-        stored.iter().zip(&values).map(|((id, _), v)| CaseData { case_id: *id, values: v }).collect();
     let custom: Vec<CustomCheck> = custom_rules(conn, study.id)?
         .into_iter()
         .filter(|r| r.status == RuleStatus::Active)
@@ -460,7 +451,26 @@ pub fn run_in(conn: &mut Conn, study: &Study, actor: &str, trigger: Trigger) -> 
         })
         .collect();
     let at = now();
-    let found = check::find(&fields, &data, &custom, at);
+    let mut checker = check::Checker::new(&fields, &custom, at);
+    // The cases a page at a time: the memory does not grow with the study.
+    const PAGE: i64 = 2_000;
+    let mut after = 0;
+    loop {
+        let page: Vec<(i32, String)> = cases::table
+            .filter(cases::study_id.eq(study.id))
+            .filter(cases::id.gt(after))
+            .order(cases::id)
+            .select((cases::id, cases::data))
+            .limit(PAGE)
+            .load(conn)?;
+        let Some(last) = page.last().map(|(id, _)| *id) else { break };
+        for (id, data) in &page {
+            let values: Map<String, Value> = serde_json::from_str(data).unwrap_or_default();
+            checker.case(&CaseData { case_id: *id, values: &values });
+        }
+        after = last;
+    }
+    let found = checker.finish();
     record_findings(conn, study, actor, trigger, found, at)
 }
 
