@@ -392,7 +392,27 @@ impl<'a> Validator<'a> {
             // Generalised ages ("90+"), pseudonyms and shifted or year-only dates are outputs of
             // the action, not raw input: only their presence is checked.
             _ if self.field.action != DeidAction::Keep => true,
+            // The shapes the import stores, checked without writing them out again (the data
+            // quality rules ask this of every value of a study).
+            (_, Value::Number(n)) if matches!(self.kind, Kind::Number | Kind::Slider) => {
+                n.as_f64().is_some_and(|x| x.is_finite() && self.in_range(x))
+            }
+            (_, Value::Number(n)) if matches!(self.kind, Kind::Integer) => {
+                n.as_i64().is_some_and(|x| self.in_range(x as f64))
+            }
+            (_, Value::String(code)) if matches!(self.kind, Kind::Choice) => {
+                self.choices.iter().any(|c| &c.code == code) || self.parse(code).is_ok()
+            }
+            // Text Evidentia does not check: anything.
+            (_, Value::String(_)) if matches!(self.kind, Kind::Text) => true,
             _ => self.parse(&value_text(v)).is_ok(),
+        }
+    }
+
+    fn in_range(&self, x: f64) -> bool {
+        match self.kind {
+            Kind::Slider => (0.0..=100.0).contains(&x),
+            _ => self.check_range(x).is_ok(),
         }
     }
 
