@@ -93,8 +93,16 @@ fn main() -> anyhow::Result<()> {
         members::add(&mut conn, &op, &access, u, role)?;
     }
     let export = cases_data::site_export(n);
-    let prepared =
-        import::prepare(sid, &fields, &site_list, &key, "export.csv", export.as_bytes(), &Default::default());
+    let prepared = import::prepare(
+        sid,
+        &fields,
+        &Default::default(),
+        &site_list,
+        &key,
+        "export.csv",
+        export.as_bytes(),
+        &Default::default(),
+    );
     anyhow::ensure!(prepared.ok(), "bench file refused: {:?}", &prepared.problems[..prepared.problems.len().min(5)]);
     import::commit(&mut conn, &op, &access, &prepared)?;
     drop((export, prepared));

@@ -51,8 +51,16 @@ fn main() -> anyhow::Result<()> {
     let before = reset_peak_memory()?;
     let start = Instant::now();
     let bytes = std::fs::read(&csv_path)?;
-    let prepared =
-        import::prepare(access.study.id, &fields, &site_list, &key, "export.csv", &bytes, &Default::default());
+    let prepared = import::prepare(
+        access.study.id,
+        &fields,
+        &Default::default(),
+        &site_list,
+        &key,
+        "export.csv",
+        &bytes,
+        &Default::default(),
+    );
     let prepare_secs = start.elapsed().as_secs_f64();
     // As `evidentia cases import` does: the file is not needed once prepared.
     drop(bytes);

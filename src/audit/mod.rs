@@ -52,6 +52,7 @@ crate::db::text_enum! {
         Campaign = "campaign",
         Case = "case",
         CaseImport = "case_import",
+        CaseRecord = "case_record",
         DictionaryField = "dictionary_field",
         Job = "job",
         Member = "member",
@@ -64,6 +65,7 @@ crate::db::text_enum! {
         Site = "site",
         Slide = "slide",
         Study = "study",
+        StudyDesign = "study_design",
         User = "user",
         Verification = "verification",
     }

@@ -63,3 +63,177 @@ pub fn row(dictionary: &[FieldDef], case: &Case, labels: bool) -> Vec<String> {
 pub fn write(out: impl Write, dictionary: &[FieldDef], cases: &[Case], labels: bool) -> anyhow::Result<()> {
     crate::export::write_rows(out, header(dictionary), cases.iter().map(|c| row(dictionary, c, labels)))
 }
+
+/// REDCap's flat record export of the study: one row per record (the base record of every case,
+/// then its other records in the schedule's order), the record id column holding the display
+/// id, `redcap_event_name` (longitudinal studies), `redcap_repeat_instrument` and
+/// `redcap_repeat_instance` (studies with repeating forms), `redcap_data_access_group` (the site),
+/// the fields with raw codes and each form's `<form>_complete` after its last field — the file
+/// REDCap itself writes, so that it imports into REDCap, or into another study, unchanged.
+pub struct RedcapFlat<'a> {
+    pub dictionary: &'a [FieldDef],
+    pub design: &'a super::events::Design,
+    pub cases: &'a [Case],
+    pub records: &'a std::collections::BTreeMap<i32, Vec<super::records::Record>>,
+    pub base_statuses: &'a std::collections::BTreeMap<i32, super::records::Statuses>,
+}
+
+/// A value as REDCap writes it: a whole number without a decimal point (`45`, not `45.0`).
+fn redcap_text(v: &serde_json::Value) -> String {
+    match v.as_f64() {
+        Some(x) if v.is_f64() && x.fract() == 0.0 && x.abs() < 1e15 => format!("{}", x as i64),
+        _ => value_text(v),
+    }
+}
+
+/// A column of the flat export after the REDCap ones.
+enum FlatColumn<'a> {
+    Field(&'a FieldDef),
+    Checkbox(&'a FieldDef, String),
+    Status(&'a str),
+}
+
+impl RedcapFlat<'_> {
+    fn columns(&self) -> Vec<FlatColumn<'_>> {
+        let fields = exported_fields(self.dictionary);
+        let mut out = Vec::new();
+        let all: Vec<&FieldDef> = self.dictionary.iter().filter(|f| f.holds_data()).collect();
+        for (i, f) in all.iter().enumerate() {
+            if i > 0 && fields.iter().any(|x| x.name == f.name) {
+                if f.field_type == crate::cases::dictionary::FieldType::Checkbox {
+                    out.extend(f.choices().into_iter().map(|c| FlatColumn::Checkbox(f, c.code)));
+                } else {
+                    out.push(FlatColumn::Field(f));
+                }
+            }
+            let last_of_form = all.get(i + 1).is_none_or(|n| n.form_name != f.form_name);
+            if last_of_form {
+                out.push(FlatColumn::Status(&f.form_name));
+            }
+        }
+        out
+    }
+
+    fn repeats(&self) -> bool {
+        !self.design.repeating.is_empty()
+    }
+
+    pub fn header(&self) -> Vec<String> {
+        let id = self.dictionary.iter().find(|f| f.holds_data()).map_or("record_id".to_string(), |f| f.name.clone());
+        let mut h = vec![id];
+        if self.design.is_longitudinal() {
+            h.push("redcap_event_name".into());
+        }
+        if self.repeats() {
+            h.push("redcap_repeat_instrument".into());
+            h.push("redcap_repeat_instance".into());
+        }
+        h.push("redcap_data_access_group".into());
+        for c in self.columns() {
+            h.push(match c {
+                FlatColumn::Field(f) => f.name.clone(),
+                FlatColumn::Checkbox(f, code) => format!("{}___{code}", f.name),
+                FlatColumn::Status(form) => format!("{form}_complete"),
+            });
+        }
+        h
+    }
+
+    /// Every row, in REDCap's order.
+    pub fn rows(&self) -> Vec<Vec<String>> {
+        let columns = self.columns();
+        let empty = std::collections::BTreeMap::new();
+        let mut out = Vec::new();
+        for case in self.cases {
+            let records = self.records.get(&case.id).map_or(&[][..], |r| r.as_slice());
+            let arm = records.iter().find_map(|r| self.design.event(&r.key.event)).map_or(1, |e| e.arm);
+            let base = super::events::RecordKey::base(self.design.base_event(arm));
+            let statuses = self.base_statuses.get(&case.id).unwrap_or(&empty);
+            out.push(self.row(&columns, case, &base, &case.data.0, statuses));
+            let position = |event: &str| self.design.events.iter().position(|e| e.unique_name == event);
+            let mut rest: Vec<&super::records::Record> = records.iter().collect();
+            rest.sort_by(|a, b| {
+                (position(&a.key.event), &a.key.instrument, a.key.instance).cmp(&(
+                    position(&b.key.event),
+                    &b.key.instrument,
+                    b.key.instance,
+                ))
+            });
+            for r in rest {
+                out.push(self.row(&columns, case, &r.key, &r.data, &r.form_status));
+            }
+        }
+        out
+    }
+
+    fn row(
+        &self,
+        columns: &[FlatColumn],
+        case: &Case,
+        key: &super::events::RecordKey,
+        values: &serde_json::Map<String, serde_json::Value>,
+        statuses: &super::records::Statuses,
+    ) -> Vec<String> {
+        let mut r = vec![case.display_id.clone()];
+        if self.design.is_longitudinal() {
+            r.push(key.event.clone());
+        }
+        if self.repeats() {
+            r.push(key.instrument.clone());
+            r.push(super::events::instance_text(key.instance));
+        }
+        r.push(case.site_code.to_lowercase());
+        for c in columns {
+            let form = match c {
+                FlatColumn::Field(f) | FlatColumn::Checkbox(f, _) => f.form_name.as_str(),
+                FlatColumn::Status(form) => form,
+            };
+            if !self.design.record_has_form(key, form) {
+                r.push(String::new());
+                continue;
+            }
+            r.push(match c {
+                FlatColumn::Field(f) => values.get(&f.name).map(redcap_text).unwrap_or_default(),
+                FlatColumn::Checkbox(f, code) => {
+                    let on = values
+                        .get(&f.name)
+                        .and_then(|v| v.as_array())
+                        .is_some_and(|a| a.iter().any(|x| value_text(x) == *code));
+                    if on { "1" } else { "0" }.to_string()
+                }
+                FlatColumn::Status(form) => statuses.get(*form).map(|s| s.to_string()).unwrap_or_default(),
+            });
+        }
+        r
+    }
+
+    pub fn write(&self, out: impl Write) -> anyhow::Result<()> {
+        crate::export::write_rows(out, self.header(), self.rows())
+    }
+}
+
+/// Every record of the study as REDCap's flat export (the page's and the CLI's), by display id.
+pub fn redcap_flat(c: &mut crate::db::Conn, sid: crate::studies::StudyId) -> crate::error::Result<Vec<u8>> {
+    let fields = super::dictionary::load(c, sid)?;
+    let design = super::events::load(c, sid)?;
+    let all = super::list(
+        c,
+        &super::ListCache::default(),
+        sid,
+        &fields,
+        &Default::default(),
+        crate::db::paging::PageRequest::all(),
+    )?;
+    let records = super::records::of_study(c, sid)?;
+    let base_statuses = super::records::base_statuses_of_study(c, sid)?;
+    let flat = RedcapFlat {
+        dictionary: &fields,
+        design: &design,
+        cases: &all.items,
+        records: &records,
+        base_statuses: &base_statuses,
+    };
+    let mut out = Vec::new();
+    flat.write(&mut out)?;
+    Ok(out)
+}

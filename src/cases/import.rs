@@ -13,6 +13,8 @@ use sha2::{Digest, Sha256};
 use super::decode::{self, Encoding, Limits};
 use super::deid::{self, StudyKey};
 use super::dictionary::{DeidAction, FieldDef, Validator};
+use super::events::{Design, RecordKey};
+use super::records::FormStatus;
 use super::scrub::Scrubber;
 use super::CaseStatus;
 use crate::audit::{self, canonical, Action, Change, Entity};
@@ -22,10 +24,6 @@ use crate::db::schema::{case_imports, cases};
 use crate::db::{self, now, write_tx, Conn};
 use crate::error::{Error, Result};
 use crate::studies::sites::Site;
-
-/// REDCap's own columns in record exports: read past and reported, never stored.
-const REDCAP_SYSTEM_COLUMNS: [&str; 4] =
-    ["redcap_event_name", "redcap_repeat_instrument", "redcap_repeat_instance", "redcap_data_access_group"];
 
 #[derive(Debug, Clone, Default)]
 pub struct ImportOptions {
@@ -64,6 +62,12 @@ pub struct PreparedCase {
     pub row: usize,
     pub site_code: String,
     pub subject_key: String,
+    /// The subject's record the row holds (the base record in a classic study).
+    #[serde(default)]
+    pub record: RecordKey,
+    /// The row's form statuses (`<form>_complete`), by form.
+    #[serde(default)]
+    pub form_status: BTreeMap<String, u8>,
     pub status: CaseStatus,
     /// The values as `cases.data` holds them: a JSON object, keys sorted.
     pub data: String,
@@ -79,7 +83,7 @@ pub struct DeidReport {
     pub rows_read: usize,
     /// Per field, per rule (`pseudonymise`, `shift-date`, `drop`, `scrub:EMAIL`, …): how many values.
     pub fields: BTreeMap<String, BTreeMap<String, usize>>,
-    /// Columns read past (REDCap system columns).
+    /// Columns read past (form statuses of forms the dictionary does not have).
     pub ignored_columns: Vec<String>,
     pub encoding: Encoding,
     pub delimiter: String,
@@ -151,6 +155,14 @@ enum Column {
     Status,
     Field(usize),
     Checkbox(usize, String),
+    /// REDCap's `redcap_event_name`, `redcap_repeat_instrument`, `redcap_repeat_instance`.
+    Event,
+    RepeatInstrument,
+    RepeatInstance,
+    /// REDCap's `redcap_data_access_group`: the site, where the file has no `site` column.
+    Dag,
+    /// A form's status, `<form>_complete`.
+    FormStatus(String),
     Ignored,
 }
 
@@ -159,9 +171,11 @@ fn problem(row: Option<usize>, column: Option<&str>, message: impl Into<String>)
 }
 
 /// Reads, validates and de-identifies a file. Pure: nothing is written anywhere.
+#[allow(clippy::too_many_arguments)]
 pub fn prepare(
     study_id: crate::studies::StudyId,
     dictionary: &[FieldDef],
+    design: &Design,
     sites: &[Site],
     key: &StudyKey,
     file: &str,
@@ -193,7 +207,7 @@ pub fn prepare(
         b'\t' => "tab".into(),
         d => (d as char).to_string(),
     };
-    let forms: HashSet<String> = dictionary.iter().map(|f| format!("{}_complete", f.form_name)).collect();
+    let forms: HashSet<&str> = dictionary.iter().map(|f| f.form_name.as_str()).collect();
 
     // Map every column, refusing the ones the dictionary does not define. Their cells are never
     // read; the rest of the file is still checked, so that one dry run lists every problem.
@@ -231,7 +245,22 @@ pub fn prepare(
                     Column::Ignored
                 }
             }
-        } else if REDCAP_SYSTEM_COLUMNS.contains(&name) || forms.contains(name) || name.ends_with("_complete") {
+        } else if name == "redcap_event_name" && !design.is_longitudinal() {
+            // A classic study reads past the events of a file with one event (REDCap's classic
+            // projects export none; a file with several is refused as duplicate subjects).
+            out.report.ignored_columns.push(name.to_string());
+            Column::Ignored
+        } else if name == "redcap_event_name" {
+            Column::Event
+        } else if name == "redcap_repeat_instrument" {
+            Column::RepeatInstrument
+        } else if name == "redcap_repeat_instance" {
+            Column::RepeatInstance
+        } else if name == "redcap_data_access_group" {
+            Column::Dag
+        } else if let Some(form) = name.strip_suffix("_complete").filter(|f| forms.contains(f)) {
+            Column::FormStatus(form.to_string())
+        } else if name.ends_with("_complete") {
             out.report.ignored_columns.push(name.to_string());
             Column::Ignored
         } else {
@@ -257,7 +286,13 @@ pub fn prepare(
         ));
         return out;
     };
-    let site_col = columns.iter().position(|c| matches!(c, Column::Site));
+    // REDCap's data access group is the site where the file has no site column of its own.
+    let site_col = columns
+        .iter()
+        .position(|c| matches!(c, Column::Site))
+        .or_else(|| columns.iter().position(|c| matches!(c, Column::Dag)));
+    let key_cols = [Column::Event, Column::RepeatInstrument, Column::RepeatInstance]
+        .map(|k| columns.iter().position(|c| std::mem::discriminant(c) == std::mem::discriminant(&k)));
     let default_site = match (&opts.site, site_col) {
         (Some(code), _) => {
             let code = code.trim().to_uppercase();
@@ -271,7 +306,7 @@ pub fn prepare(
             out.problems.push(problem(
                 None,
                 Some("site"),
-                "the file has no 'site' column: choose the site of its cases",
+                "the file has no 'site' (or 'redcap_data_access_group') column: choose the site of its cases",
             ));
             None
         }
@@ -311,6 +346,7 @@ pub fn prepare(
         columns: &columns,
         header: &table.header,
         validators: &validators,
+        design,
         // Which fields' text is scrubbed, decided once rather than per cell.
         scrubbed: fields.iter().map(|f| f.action == DeidAction::Keep && f.is_free_text()).collect(),
         scrubber: &scrubber,
@@ -343,28 +379,39 @@ pub fn prepare(
                     };
                     return Admission::Refused(msg, "site".into());
                 }
+                let cell = |c: Option<usize>| c.map_or("", |c| row.cell(c));
+                let record = match design.record_key(cell(key_cols[0]), cell(key_cols[1]), cell(key_cols[2])) {
+                    Ok(k) => k,
+                    Err((column, msg)) => return Admission::Refused(msg, column.into()),
+                };
                 let subject_key = key.subject_key(&site_code, subject_raw);
-                Admission::Admitted(site_code, subject_key)
+                Admission::Admitted(site_code, subject_key, record)
             })
             .collect::<Vec<_>>()
     })
     .into_iter()
     .flatten()
     .collect();
-    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut seen: HashMap<(&str, &RecordKey), usize> = HashMap::new();
     let mut duplicates = Vec::new();
     let mut problems = Vec::new();
     for (ri, a) in admissions.iter().enumerate() {
         let r = ri + 1;
         match a {
             Admission::Refused(msg, column) => problems.push(problem(Some(r), Some(column), msg.as_str())),
-            Admission::Admitted(_, subject_key) => {
-                if let Some(first) = seen.insert(subject_key, r) {
-                    problems.push(problem(
-                        Some(r),
-                        Some(&subject_field.name),
-                        format!("duplicate subject (same as row {first})"),
-                    ));
+            Admission::Admitted(_, subject_key, record) => {
+                if let Some(first) = seen.insert((subject_key, record), r) {
+                    let what = if design.is_base(record) && !design.is_longitudinal() {
+                        let hint = if out.report.ignored_columns.iter().any(|c| c == "redcap_event_name") {
+                            ": the file has several events per subject, define the study's events first"
+                        } else {
+                            ""
+                        };
+                        format!("duplicate subject (same as row {first}){hint}")
+                    } else {
+                        format!("duplicate record: {} of this subject is also row {first}", record.describe(design))
+                    };
+                    problems.push(problem(Some(r), Some(&subject_field.name), what));
                     duplicates.push(ri);
                 }
             }
@@ -397,7 +444,7 @@ pub fn prepare(
 /// A row's site and subject key, or why it is refused (message, column), or that it repeats an
 /// earlier row's subject.
 enum Admission {
-    Admitted(String, String),
+    Admitted(String, String, RecordKey),
     Refused(String, String),
     Duplicate,
 }
@@ -428,6 +475,7 @@ struct RowContext<'a> {
     columns: &'a [Column],
     header: &'a [String],
     validators: &'a [Validator<'a>],
+    design: &'a Design,
     scrubbed: Vec<bool>,
     scrubber: &'a Scrubber,
     writer: RowWriter<'a>,
@@ -451,7 +499,10 @@ impl RowContext<'_> {
         let mut out = Block::default();
         let mut cells: Vec<Option<Value>> = vec![None; fields.len()];
         for ri in range {
-            let Admission::Admitted(site_code, subject_key) = &admissions[ri] else { continue };
+            let Admission::Admitted(site_code, subject_key, record) = &admissions[ri] else { continue };
+            // Whether the row's record holds field `i`'s form (every form, in a classic study).
+            let holds = |i: usize| i == 0 || self.design.record_has_form(record, &fields[i].form_name);
+            let mut form_status: BTreeMap<String, u8> = BTreeMap::new();
             let (r, row) = (ri + 1, rows.get(ri));
             let subject = deid::Subject::new(subject_key);
             let mut status = CaseStatus::Enrolled;
@@ -471,7 +522,9 @@ impl RowContext<'_> {
                         )),
                     },
                     Column::Checkbox(i, code) => match cell {
+                        "1" if !holds(*i) => out.problems.push(self.not_on_record(r, &self.header[ci], *i, record)),
                         "1" => checked.entry(*i).or_default().push(code.clone()),
+                        "0" | "" if !holds(*i) => {}
                         "0" | "" => {
                             checked.entry(*i).or_default();
                         }
@@ -481,6 +534,22 @@ impl RowContext<'_> {
                             "a checkbox column holds 1 or 0",
                         )),
                     },
+                    Column::FormStatus(form) => match FormStatus::parse_cell(cell) {
+                        Err(msg) => out.problems.push(problem(Some(r), Some(&self.header[ci]), msg)),
+                        Ok(None) => {}
+                        Ok(Some(_)) if !self.design.record_has_form(record, form) => out.problems.push(problem(
+                            Some(r),
+                            Some(&self.header[ci]),
+                            format!("{} does not have form {form}", record.describe(self.design)),
+                        )),
+                        Ok(Some(s)) => {
+                            form_status.insert(form.clone(), s.code());
+                        }
+                    },
+                    Column::Field(i) if *i > 0 && !holds(*i) && !cell.is_empty() => {
+                        out.problems.push(self.not_on_record(r, &fields[*i].name, *i, record))
+                    }
+                    Column::Field(i) if *i > 0 && !holds(*i) => {}
                     Column::Field(i) if *i > 0 => {
                         let f = fields[*i];
                         match self.validators[*i].parse(cell) {
@@ -531,6 +600,8 @@ impl RowContext<'_> {
                     row: r,
                     site_code: site_code.clone(),
                     subject_key: subject_key.clone(),
+                    record: record.clone(),
+                    form_status,
                     status,
                     data,
                     created,
@@ -542,6 +613,24 @@ impl RowContext<'_> {
             }
         }
         out
+    }
+}
+
+impl RowContext<'_> {
+    /// A value given for a field whose form the row's record does not have.
+    fn not_on_record(&self, r: usize, column: &str, i: usize, record: &RecordKey) -> Problem {
+        let form = &self.fields[i].form_name;
+        let name = &self.fields[i].name;
+        let message = if !self.design.has_form(&record.event, form) {
+            format!("{name} is on form {form}, which {} does not have", record.describe(self.design))
+        } else if self.design.repeats(&record.event, form) == super::events::Repeats::Instrument {
+            format!(
+                "{name} is on form {form}, which repeats: give it on a row whose redcap_repeat_instrument is {form}"
+            )
+        } else {
+            format!("{name} is on form {form}, not {}: give it on a row of its own", record.instrument)
+        };
+        problem(Some(r), Some(column), message)
     }
 }
 
@@ -709,8 +798,6 @@ fn commit_rows(
                 *e = (*e).max(n);
             }
         }
-        let by_key: HashMap<&str, &(i32, String, String, String)> =
-            existing.iter().map(|e| (e.1.as_str(), e)).collect();
         let t = now();
         // The import's row first, for its id in every case event's reason; its counts are set
         // once known. Each case and its event are written as they are made: an import of
@@ -737,68 +824,195 @@ fn commit_rows(
             .select(case_imports::id)
             .first(conn)?;
         let reason = format!("import {import_id}");
+        let design = super::events::load(conn, study.id)?;
         let mut trail = audit::Appender::start(conn, study.chain())?;
-        // Updated cases and the fields that changed: their forms' verifications are cleared.
-        let mut changed: Vec<(i32, String, Vec<String>)> = Vec::new();
+        // Cases as the import leaves them, by subject key: id (unknown for one it created until a
+        // later row of the subject needs it), display id, values as stored.
+        let mut current: HashMap<String, (Option<i32>, String, String)> =
+            existing.into_iter().map(|(id, key, display, data)| (key, (Some(id), display, data))).collect();
+        let mut records: HashMap<(i32, RecordKey), (i32, String, String)> = HashMap::new();
+        if !design.is_empty() {
+            let rows: Vec<(i32, i32, String, String, i32, String, String)> = crate::db::schema::case_records::table
+                .filter(crate::db::schema::case_records::study_id.eq(study.id))
+                .select((
+                    crate::db::schema::case_records::id,
+                    crate::db::schema::case_records::case_id,
+                    crate::db::schema::case_records::event,
+                    crate::db::schema::case_records::instrument,
+                    crate::db::schema::case_records::instance,
+                    crate::db::schema::case_records::data,
+                    crate::db::schema::case_records::form_status,
+                ))
+                .load(conn)?;
+            for (id, case_id, event, instrument, instance, data, status) in rows {
+                records.insert((case_id, RecordKey { event, instrument, instance }), (id, data, status));
+            }
+        }
+        // Updated records and the fields that changed: their forms' verifications are cleared.
+        let mut changed: Vec<(i32, String, String, Vec<String>)> = Vec::new();
         let (mut created, mut updated, mut unchanged) = (0usize, 0usize, 0usize);
         for c in &prepared.rows {
             let site_id = *site_ids
                 .get(c.site_code.as_str())
                 .ok_or_else(|| Error::Conflict(format!("site {} was retired meanwhile", c.site_code)))?;
-            match by_key.get(c.subject_key.as_str()) {
-                None => {
-                    let n = next_seq.entry(c.site_code.clone()).or_insert(0);
-                    *n += 1;
-                    let display = format!("{}-{:04}", c.site_code, n);
-                    // One cached single-row statement (see `audit::Appender::append`).
-                    diesel::insert_into(cases::table)
-                        .values(NewCase {
-                            study_id: study.id,
-                            site_id,
-                            subject_key: &c.subject_key,
-                            display_id: &display,
-                            status: c.status.as_str(),
-                            data: &c.data,
-                            created_at: t,
-                            updated_at: t,
-                        })
-                        .execute(conn)?;
-                    trail.append(
-                        conn,
-                        Change::new(study.chain(), &actor.name, Action::Create, Entity::Case, display)
-                            .after_canonical(c.created.as_str())
-                            .because(&reason),
-                    )?;
-                    created += 1;
+            // The design may have changed since the file was read: its rows must still fit.
+            let instance = super::events::instance_text(c.record.instance);
+            if design.record_key(&c.record.event, &c.record.instrument, &instance).is_err() {
+                return Err(Error::Conflict(format!(
+                    "row {}: the study's events changed since the file was read: import it again",
+                    c.row
+                )));
+            }
+            let base = design.is_base(&c.record);
+            let statuses = (!c.form_status.is_empty())
+                .then(|| serde_json::to_string(&c.form_status).map_err(|e| Error::Internal(e.into())))
+                .transpose()?;
+            let Some((id, display, data)) = current.get_mut(c.subject_key.as_str()) else {
+                let n = next_seq.entry(c.site_code.clone()).or_insert(0);
+                *n += 1;
+                let display = format!("{}-{:04}", c.site_code, n);
+                // A subject whose first row is a later event's: the case starts without values.
+                let (data, audited) = if base { (c.data.as_str(), c.created.as_str()) } else { ("{}", "") };
+                let status_only;
+                let audited = if base {
+                    audited
+                } else {
+                    status_only = canonical::to_string(&json!({"status": c.status}));
+                    status_only.as_str()
+                };
+                // One cached single-row statement (see `audit::Appender::append`).
+                diesel::insert_into(cases::table)
+                    .values(NewCase {
+                        study_id: study.id,
+                        site_id,
+                        subject_key: &c.subject_key,
+                        display_id: &display,
+                        status: c.status.as_str(),
+                        data,
+                        created_at: t,
+                        updated_at: t,
+                    })
+                    .execute(conn)?;
+                if base && statuses.is_some() {
+                    diesel::update(
+                        cases::table.filter(cases::study_id.eq(study.id)).filter(cases::subject_key.eq(&c.subject_key)),
+                    )
+                    .set(cases::form_status.eq(&statuses))
+                    .execute(conn)?;
                 }
-                Some((id, _, display, data)) => {
-                    let old: Map<String, Value> = serde_json::from_str(data).unwrap_or_default();
-                    let values: Map<String, Value> =
-                        serde_json::from_str(&c.data).map_err(|e| Error::Internal(e.into()))?;
-                    // A re-import updates the fields it carries and keeps the others.
-                    let mut merged = old.clone();
-                    merged.extend(values);
-                    if merged == old {
-                        unchanged += 1;
-                        continue;
+                trail.append(
+                    conn,
+                    Change::new(study.chain(), &actor.name, Action::Create, Entity::Case, &display)
+                        .after_canonical(audited)
+                        .because(&reason),
+                )?;
+                created += 1;
+                current.insert(c.subject_key.clone(), (None, display.clone(), data.to_string()));
+                if !base {
+                    let case_id = case_id_of(conn, study.id, &c.subject_key)?;
+                    if let Some(e) = current.get_mut(c.subject_key.as_str()) {
+                        e.0 = Some(case_id);
                     }
-                    let (before, after) = audit::diff(&Value::Object(old), &Value::Object(merged.clone()));
-                    let fields: Vec<String> =
-                        after.as_object().map(|a| a.keys().cloned().collect()).unwrap_or_default();
-                    changed.push((*id, display.clone(), fields));
-                    diesel::update(cases::table.find(*id))
-                        .set((cases::data.eq(Value::Object(merged).to_string()), cases::updated_at.eq(t)))
-                        .execute(conn)?;
-                    trail.append(
+                    write_record(
                         conn,
-                        Change::new(study.chain(), &actor.name, Action::Update, Entity::Case, display)
-                            .before(before)
-                            .after(after)
-                            .because(&reason),
+                        &mut trail,
+                        &RecordWrite {
+                            study: &study,
+                            actor,
+                            reason: &reason,
+                            t,
+                            design: &design,
+                            case_id,
+                            display: &display,
+                            row: c,
+                        },
+                        &mut records,
+                        &mut changed,
                     )?;
-                    updated += 1;
+                }
+                continue;
+            };
+            let case_id = match *id {
+                Some(id) => id,
+                None => {
+                    let found = case_id_of(conn, study.id, &c.subject_key)?;
+                    *id = Some(found);
+                    found
+                }
+            };
+            if !base {
+                let display = display.clone();
+                match write_record(
+                    conn,
+                    &mut trail,
+                    &RecordWrite {
+                        study: &study,
+                        actor,
+                        reason: &reason,
+                        t,
+                        design: &design,
+                        case_id,
+                        display: &display,
+                        row: c,
+                    },
+                    &mut records,
+                    &mut changed,
+                )? {
+                    Written::Created => created += 1,
+                    Written::Updated => updated += 1,
+                    Written::Unchanged => unchanged += 1,
+                }
+                continue;
+            }
+            let old: Map<String, Value> = serde_json::from_str(data).unwrap_or_default();
+            let values: Map<String, Value> = serde_json::from_str(&c.data).map_err(|e| Error::Internal(e.into()))?;
+            // A re-import updates the fields it carries and keeps the others.
+            let mut merged = old.clone();
+            merged.extend(values);
+            let old_status =
+                if c.form_status.is_empty() { None } else { Some(super::records::base_statuses(conn, case_id)?) };
+            let new_status = old_status.as_ref().map(|o| {
+                let mut m = o.clone();
+                m.extend(c.form_status.iter().map(|(k, v)| (k.clone(), *v)));
+                m
+            });
+            if merged == old && new_status == old_status {
+                unchanged += 1;
+                continue;
+            }
+            let mut old_audit = old.clone();
+            let mut new_audit = merged.clone();
+            if let (Some(o), Some(n)) = (&old_status, &new_status) {
+                for (form, code) in o {
+                    old_audit.insert(format!("{form}_complete"), json!(code));
+                }
+                for (form, code) in n {
+                    new_audit.insert(format!("{form}_complete"), json!(code));
                 }
             }
+            let (before, after) = audit::diff(&Value::Object(old_audit), &Value::Object(new_audit));
+            let fields: Vec<String> = after
+                .as_object()
+                .map(|a| a.keys().filter(|k| merged.contains_key(*k)).cloned().collect())
+                .unwrap_or_default();
+            changed.push((case_id, display.clone(), String::new(), fields));
+            let text = Value::Object(merged).to_string();
+            diesel::update(cases::table.find(case_id))
+                .set((cases::data.eq(&text), cases::updated_at.eq(t)))
+                .execute(conn)?;
+            if let Some(n) = &new_status {
+                let s = serde_json::to_string(n).map_err(|e| Error::Internal(e.into()))?;
+                diesel::update(cases::table.find(case_id)).set(cases::form_status.eq(Some(s))).execute(conn)?;
+            }
+            *data = text;
+            trail.append(
+                conn,
+                Change::new(study.chain(), &actor.name, Action::Update, Entity::Case, display.as_str())
+                    .before(before)
+                    .after(after)
+                    .because(&reason),
+            )?;
+            updated += 1;
         }
         diesel::update(case_imports::table.find(import_id))
             .set((
@@ -821,6 +1035,125 @@ fn commit_rows(
         let quality = crate::quality::run_in(conn, &study, &actor.name, crate::quality::Trigger::Import)?;
         Ok(ImportSummary { import_id, rows_read: prepared.report.rows_read, created, updated, unchanged, quality })
     })
+}
+
+/// The id of a case this import created.
+fn case_id_of(conn: &mut Conn, study_id: crate::studies::StudyId, subject_key: &str) -> Result<i32> {
+    Ok(cases::table
+        .filter(cases::study_id.eq(study_id))
+        .filter(cases::subject_key.eq(subject_key))
+        .select(cases::id)
+        .first(conn)?)
+}
+
+/// What writing a record of a subject needs to know.
+struct RecordWrite<'a> {
+    study: &'a crate::studies::Study,
+    actor: &'a Actor,
+    reason: &'a str,
+    t: chrono::NaiveDateTime,
+    design: &'a Design,
+    case_id: i32,
+    display: &'a str,
+    row: &'a PreparedCase,
+}
+
+enum Written {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+/// Creates a subject's record other than the base one, or updates it with the fields the row
+/// carries (keeping the others), audited as `case_record` `<display id>/<slot>`.
+fn write_record(
+    conn: &mut Conn,
+    trail: &mut audit::Appender,
+    w: &RecordWrite,
+    records: &mut HashMap<(i32, RecordKey), (i32, String, String)>,
+    changed: &mut Vec<(i32, String, String, Vec<String>)>,
+) -> Result<Written> {
+    use crate::db::schema::case_records;
+    let c = w.row;
+    let slot = w.design.slot(&c.record);
+    let entity = format!("{}/{slot}", w.display);
+    let values: Map<String, Value> = serde_json::from_str(&c.data).map_err(|e| Error::Internal(e.into()))?;
+    let with_status = |data: &Map<String, Value>, status: &BTreeMap<String, u8>| {
+        let mut m = data.clone();
+        for (form, code) in status {
+            m.insert(format!("{form}_complete"), json!(code));
+        }
+        Value::Object(m)
+    };
+    match records.get_mut(&(w.case_id, c.record.clone())) {
+        None => {
+            let status = serde_json::to_string(&c.form_status).map_err(|e| Error::Internal(e.into()))?;
+            diesel::insert_into(case_records::table)
+                .values((
+                    case_records::study_id.eq(w.study.id),
+                    case_records::case_id.eq(w.case_id),
+                    case_records::event.eq(&c.record.event),
+                    case_records::instrument.eq(&c.record.instrument),
+                    case_records::instance.eq(c.record.instance),
+                    case_records::data.eq(&c.data),
+                    case_records::form_status.eq(&status),
+                    case_records::created_at.eq(w.t),
+                    case_records::updated_at.eq(w.t),
+                ))
+                .execute(conn)?;
+            trail.append(
+                conn,
+                Change::new(w.study.chain(), &w.actor.name, Action::Create, Entity::CaseRecord, &entity)
+                    .after(with_status(&values, &c.form_status))
+                    .because(w.reason),
+            )?;
+            let id: i32 = case_records::table
+                .filter(case_records::case_id.eq(w.case_id))
+                .filter(case_records::event.eq(&c.record.event))
+                .filter(case_records::instrument.eq(&c.record.instrument))
+                .filter(case_records::instance.eq(c.record.instance))
+                .select(case_records::id)
+                .first(conn)?;
+            records.insert((w.case_id, c.record.clone()), (id, c.data.clone(), status));
+            Ok(Written::Created)
+        }
+        Some((id, data, status)) => {
+            let old: Map<String, Value> = serde_json::from_str(data).map_err(|e| Error::Internal(e.into()))?;
+            let old_status: BTreeMap<String, u8> = serde_json::from_str(status).unwrap_or_default();
+            let mut merged = old.clone();
+            merged.extend(values);
+            let mut merged_status = old_status.clone();
+            merged_status.extend(c.form_status.iter().map(|(k, v)| (k.clone(), *v)));
+            if merged == old && merged_status == old_status {
+                return Ok(Written::Unchanged);
+            }
+            let (before, after) = audit::diff(&with_status(&old, &old_status), &with_status(&merged, &merged_status));
+            let fields: Vec<String> = after
+                .as_object()
+                .map(|a| a.keys().filter(|k| merged.contains_key(*k)).cloned().collect())
+                .unwrap_or_default();
+            changed.push((w.case_id, w.display.to_string(), slot, fields));
+            let new_data = Value::Object(merged).to_string();
+            let new_status = serde_json::to_string(&merged_status).map_err(|e| Error::Internal(e.into()))?;
+            diesel::update(case_records::table.find(*id))
+                .set((
+                    case_records::data.eq(&new_data),
+                    case_records::form_status.eq(&new_status),
+                    case_records::updated_at.eq(w.t),
+                ))
+                .execute(conn)?;
+            trail.append(
+                conn,
+                Change::new(w.study.chain(), &w.actor.name, Action::Update, Entity::CaseRecord, &entity)
+                    .before(before)
+                    .after(after)
+                    .because(w.reason),
+            )?;
+            *data = new_data;
+            *status = new_status;
+            Ok(Written::Updated)
+        }
+    }
 }
 
 /// Previews wait at most this long for confirmation.
@@ -932,6 +1265,8 @@ mod tests {
             row: 1,
             site_code: "SNUBH".into(),
             subject_key: "k".repeat(64),
+            record: RecordKey::default(),
+            form_status: BTreeMap::new(),
             status: CaseStatus::Screened,
             data,
             created: created.clone(),
@@ -988,7 +1323,16 @@ mod tests {
         };
         let prepare = |csv: &str| {
             let id = crate::studies::StudyId::for_tests(1);
-            super::prepare(id, &defs, std::slice::from_ref(&site), &key, "f.csv", csv.as_bytes(), &Default::default())
+            super::prepare(
+                id,
+                &defs,
+                &Default::default(),
+                std::slice::from_ref(&site),
+                &key,
+                "f.csv",
+                csv.as_bytes(),
+                &Default::default(),
+            )
         };
         let refused = prepare(&file(true));
         let rows: Vec<Option<usize>> = refused.problems.iter().map(|p| p.row).collect();

@@ -4,10 +4,12 @@
 pub mod decode;
 pub mod deid;
 pub mod dictionary;
+pub mod events;
 pub mod export;
 pub mod import;
 mod listing;
 pub mod logic;
+pub mod records;
 
 pub use evidentia_deid::scrub;
 pub use listing::{list, ListCache};
@@ -317,7 +319,7 @@ pub(crate) fn edit_values_in(
                     .after(after)
                     .because(&reason),
             )?;
-            let change = [(case.id, case.display_id.clone(), changed)];
+            let change = [(case.id, case.display_id.clone(), String::new(), changed)];
             crate::quality::sdv::clear_changed(conn, study, &actor.name, dictionary, &change)?;
             crate::quality::run_in(conn, study, &actor.name, crate::quality::Trigger::Save)?;
         }

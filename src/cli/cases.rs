@@ -58,9 +58,46 @@ pub enum CasesCmd {
         study: String,
         #[arg(long)]
         out: PathBuf,
-        /// Choice labels instead of raw codes.
+        /// Choice labels instead of raw codes (the `evidentia` format).
         #[arg(long)]
         labels: bool,
+        /// `evidentia`: one row per subject with its status; `redcap`: REDCap's flat record
+        /// export, one row per record (event, repeating instance), which REDCap imports.
+        #[arg(long, default_value = "evidentia")]
+        format: String,
+    },
+    /// A longitudinal study's design in REDCap's files: arms, events, instrument designation,
+    /// repeating instruments and events.
+    #[command(subcommand)]
+    Events(EventsCmd),
+}
+
+#[derive(Subcommand)]
+pub enum EventsCmd {
+    /// Set the design from REDCap's CSV files; a file left out keeps what the study has.
+    Import {
+        #[arg(long)]
+        study: String,
+        /// Arms: `arm_num,name`.
+        #[arg(long)]
+        arms: Option<PathBuf>,
+        /// Events: `event_name,arm_num[,day_offset][,unique_event_name]`.
+        #[arg(long)]
+        events: Option<PathBuf>,
+        /// Instrument designation: `arm_num,unique_event_name,form`.
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        /// Repeating instruments and events: `event_name,form_name,custom_form_label`.
+        #[arg(long)]
+        repeating: Option<PathBuf>,
+    },
+    /// Write the design's four REDCap files (arms.csv, events.csv, mapping.csv, repeating.csv)
+    /// into a directory.
+    Export {
+        #[arg(long)]
+        study: String,
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -115,6 +152,7 @@ pub fn run(ctx: &Ctx, cmd: CasesCmd) -> CliResult {
                 ),
             };
             let fields = dict::load(&mut conn, access.study.id)?;
+            let design = evidentia::cases::events::load(&mut conn, access.study.id)?;
             let sites = studies::sites::list(&mut conn, access.study.id, true)?;
             let key = evidentia::cases::deid::study_key(&mut conn, &ctx.cfg.data_dir, &access.study.code)?;
             let mut opts = import::ImportOptions {
@@ -126,7 +164,7 @@ pub fn run(ctx: &Ctx, cmd: CasesCmd) -> CliResult {
             opts.limits.max_bytes = ctx.cfg.max_upload_bytes;
             let name = input::name(&file);
             let bytes = input::read(&file)?;
-            let prepared = import::prepare(access.study.id, &fields, &sites, &key, &name, &bytes, &opts);
+            let prepared = import::prepare(access.study.id, &fields, &design, &sites, &key, &name, &bytes, &opts);
             drop(bytes);
             if !prepared.ok() {
                 let (shown, more) = prepared.shown_problems();
@@ -164,7 +202,19 @@ pub fn run(ctx: &Ctx, cmd: CasesCmd) -> CliResult {
                 eprintln!("note: the checkpoint after the import failed ({e}); a later one will copy it");
             }
         }
-        CasesCmd::Export { study: code, out, labels } => {
+        CasesCmd::Export { study: code, out, format, .. } if format == "redcap" => {
+            let access = study(&mut conn, &actor, &code)?;
+            access.require(Permission::ViewCases)?;
+            let bytes = cases::export::redcap_flat(&mut conn, access.study.id)?;
+            let rows = bytes.iter().filter(|b| **b == b'\n').count().saturating_sub(1);
+            std::fs::write(&out, bytes).map_err(|e| Failure::Input(format!("{}: {e}", out.display())))?;
+            println!("wrote {rows} records to {}", out.display());
+        }
+        CasesCmd::Export { format, .. } if format != "evidentia" => {
+            return Err(Failure::Input(format!("unknown format '{format}' (evidentia, redcap)")));
+        }
+        CasesCmd::Events(cmd) => events(&mut conn, &actor, cmd)?,
+        CasesCmd::Export { study: code, out, labels, .. } => {
             let access = study(&mut conn, &actor, &code)?;
             access.require(Permission::ViewCases)?;
             let fields = dict::load(&mut conn, access.study.id)?;
@@ -179,6 +229,54 @@ pub fn run(ctx: &Ctx, cmd: CasesCmd) -> CliResult {
             let file = input::create(&out)?;
             cases::export::write(std::io::BufWriter::new(file), &fields, &page.items, labels)?;
             println!("wrote {} cases to {}", page.total, out.display());
+        }
+    }
+    Ok(())
+}
+
+fn events(conn: &mut evidentia::db::Conn, actor: &evidentia::auth::Actor, cmd: EventsCmd) -> CliResult {
+    use evidentia::cases::events::{self, DesignFiles};
+    match cmd {
+        EventsCmd::Import { study: code, arms, events: events_file, mapping, repeating } => {
+            let access = study(conn, actor, &code)?;
+            access.require(Permission::EditStudy)?;
+            let current = events::load(conn, access.study.id)?;
+            let read = |p: &Option<PathBuf>| p.as_ref().map(|p| input::read(p)).transpose();
+            let (arms, events_b, mapping, repeating) =
+                (read(&arms)?, read(&events_file)?, read(&mapping)?, read(&repeating)?);
+            if arms.is_none() && events_b.is_none() && mapping.is_none() && repeating.is_none() {
+                return Err(Failure::Input("give at least one of --arms, --events, --mapping, --repeating".into()));
+            }
+            let given = DesignFiles {
+                arms: arms.as_deref(),
+                events: events_b.as_deref(),
+                mapping: mapping.as_deref(),
+                repeating: repeating.as_deref(),
+            };
+            let forms = evidentia::quality::sdv::forms(&dict::load(conn, access.study.id)?);
+            let design = events::parse_keeping(&current, &given, &forms).map_err(|e| {
+                Failure::Input(e.0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("\n"))
+            })?;
+            events::replace(conn, actor, &access, &design)?;
+            println!(
+                "design saved: {} arm(s), {} event(s), {} form designation(s), {} repeating",
+                design.arms.len(),
+                design.events.len(),
+                design.mapping.len(),
+                design.repeating.len()
+            );
+        }
+        EventsCmd::Export { study: code, out } => {
+            let access = study(conn, actor, &code)?;
+            access.require(Permission::ViewCases)?;
+            let design = events::load(conn, access.study.id)?;
+            std::fs::create_dir_all(&out).map_err(|e| Failure::Input(format!("{}: {e}", out.display())))?;
+            for (name, write) in events::FILES {
+                let path = out.join(name);
+                std::fs::write(&path, write(&design)?)
+                    .map_err(|e| Failure::Input(format!("{}: {e}", path.display())))?;
+            }
+            println!("wrote arms.csv, events.csv, mapping.csv and repeating.csv to {}", out.display());
         }
     }
     Ok(())

@@ -56,6 +56,8 @@ pub const TABLES: &[&str] = &[
     "query_messages",
     "verifications",
     "monitoring_plans",
+    "study_designs",
+    "case_records",
 ];
 
 /// Rows per page.

@@ -229,6 +229,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     query_messages,
     verifications,
     monitoring_plans,
+    study_designs,
+    case_records,
 );
 
 diesel::table! {
@@ -268,6 +270,7 @@ diesel::table! {
         data -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        form_status -> Nullable<Text>,
     }
 }
 
@@ -679,3 +682,31 @@ diesel::table! {
 diesel::joinable!(verifications -> studies (study_id));
 diesel::joinable!(verifications -> cases (case_id));
 diesel::joinable!(monitoring_plans -> studies (study_id));
+
+diesel::table! {
+    study_designs (id) {
+        id -> Integer,
+        study_id -> Integer,
+        design -> Text,
+        updated_by -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    case_records (id) {
+        id -> Integer,
+        study_id -> Integer,
+        case_id -> Integer,
+        event -> Text,
+        instrument -> Text,
+        instance -> Integer,
+        data -> Text,
+        form_status -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(case_records -> cases (case_id));
+diesel::joinable!(study_designs -> studies (study_id));

@@ -260,7 +260,16 @@ fn seed_cases(
     let mut n = 0;
     for site in ["SNUBH", "SMC"] {
         let bytes = cases::site_export(&subjects, site);
-        let prepared = import::prepare(access.study.id, &fields, &site_list, &key, site, &bytes, &Default::default());
+        let prepared = import::prepare(
+            access.study.id,
+            &fields,
+            &Default::default(),
+            &site_list,
+            &key,
+            site,
+            &bytes,
+            &Default::default(),
+        );
         if !prepared.ok() {
             let p: Vec<String> = prepared.problems.iter().take(5).map(|p| p.to_string()).collect();
             return Err(anyhow::anyhow!("demo import {site}: {}", p.join("; ")).into());

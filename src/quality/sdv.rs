@@ -167,24 +167,25 @@ pub fn verify(conn: &mut Conn, actor: &Actor, access: &StudyAccess, case: &str, 
 }
 
 /// Clears the verification of every form whose values changed, inside the caller's transaction:
-/// `changes` holds, per changed case, its display id and the names of the fields that changed.
+/// `changes` holds, per changed record, its case's id and display id, the record's slot (empty for
+/// the base record, see [`crate::cases::events::Design::slot`]) and the names of the fields that
+/// changed.
 /// Audited per form, naming the fields.
 pub fn clear_changed(
     conn: &mut Conn,
     study: &Study,
     actor: &str,
     fields: &[FieldDef],
-    changes: &[(i32, String, Vec<String>)],
+    changes: &[(i32, String, String, Vec<String>)],
 ) -> Result<usize> {
     if changes.is_empty() {
         return Ok(0);
     }
     // Most studies verify few forms: one read of the verified ones, not one per changed case.
-    let verified: Vec<(i32, String)> = verifications::table
+    let verified: Vec<(i32, String, String)> = verifications::table
         .filter(verifications::study_id.eq(study.id))
         .filter(verifications::status.eq(VerificationStatus::Verified))
-        .filter(verifications::event.eq(""))
-        .select((verifications::case_id, verifications::form))
+        .select((verifications::case_id, verifications::event, verifications::form))
         .load(conn)?;
     if verified.is_empty() {
         return Ok(0);
@@ -192,7 +193,7 @@ pub fn clear_changed(
     let form_of: HashMap<&str, &str> = fields.iter().map(|f| (f.name.as_str(), f.form_name.as_str())).collect();
     let at = now();
     let mut cleared = 0;
-    for (case_id, display, changed) in changes {
+    for (case_id, display, slot, changed) in changes {
         let mut by_form: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for f in changed {
             if let Some(form) = form_of.get(f.as_str()) {
@@ -200,14 +201,14 @@ pub fn clear_changed(
             }
         }
         for (form, names) in by_form {
-            if !verified.iter().any(|(c, f)| c == case_id && f == form) {
+            if !verified.iter().any(|(c, e, f)| c == case_id && e == slot && f == form) {
                 continue;
             }
             let reason = format!("changed after verification: {}", names.join(", "));
             diesel::update(
                 verifications::table
                     .filter(verifications::case_id.eq(case_id))
-                    .filter(verifications::event.eq(""))
+                    .filter(verifications::event.eq(slot))
                     .filter(verifications::form.eq(form)),
             )
             .set((
@@ -224,7 +225,7 @@ pub fn clear_changed(
                     actor,
                     Action::ClearVerification,
                     Entity::Verification,
-                    format!("{display}/{form}"),
+                    if slot.is_empty() { format!("{display}/{form}") } else { format!("{display}/{slot}/{form}") },
                 )
                 .before(json!({"status": VerificationStatus::Verified}))
                 .after(json!({"status": VerificationStatus::Cleared}))

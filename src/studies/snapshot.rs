@@ -47,6 +47,29 @@ const TABLES: &[(&str, &str, &[&str])] = &[
     ("saved_analyses", "study_id = ?", &[]),
 ];
 
+/// Tables added after version 2: each is hashed (name, rows) only when the study has rows in it,
+/// so that a lock recorded before a table existed keeps its hash — as a column added later is
+/// left out while NULL.
+const LATER_TABLES: &[(&str, &str, &[&str])] =
+    &[("study_designs", "study_id = ?", &[]), ("case_records", "study_id = ?", &[])];
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Whether the study has rows in `table`.
+fn has_rows(conn: &mut Conn, table: &str, filter: &str, study_id: crate::studies::StudyId) -> Result<bool> {
+    let sql = if is_postgres(conn) {
+        format!("SELECT count(*) AS n FROM (SELECT 1 FROM {table} WHERE ({}) LIMIT 1) x", filter.replace('?', "$1"))
+    } else {
+        format!("SELECT count(*) AS n FROM (SELECT 1 FROM {table} WHERE ({filter}) LIMIT 1)")
+    };
+    let c: Count = diesel::sql_query(sql).bind::<Integer, _>(study_id).get_result(conn)?;
+    Ok(c.n > 0)
+}
+
 /// Rows per query of the snapshot: a study of any size in bounded memory.
 const PAGE: i64 = 5_000;
 
@@ -166,6 +189,7 @@ fn columns(conn: &mut Conn, table: &str, excluded: &[&str]) -> Result<Vec<(Strin
 }
 
 /// The snapshot of a study's data: SHA-256 over a version line, then every table of `TABLES`
+/// (and of `LATER_TABLES` where the study has rows)
 /// in order — its name, then each row (by id) as the canonical JSON object of its non-NULL
 /// columns, one per line — and the number of rows per table. The same data gives the same hash
 /// on any engine.
@@ -175,7 +199,10 @@ pub fn compute(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<(St
     let mut counts = BTreeMap::new();
     let mut line = String::new();
     let postgres = is_postgres(conn);
-    for (table, filter, excluded) in TABLES {
+    for (i, (table, filter, excluded)) in TABLES.iter().chain(LATER_TABLES).enumerate() {
+        if i >= TABLES.len() && !has_rows(conn, table, filter, study_id)? {
+            continue;
+        }
         let cols = columns(conn, table, excluded)?;
         let carried: Vec<String> = cols.iter().map(|(name, kind)| kind.select(name, postgres)).collect();
         let sql = if postgres {

@@ -9,8 +9,12 @@ use futures_util::StreamExt;
 use crate::error::Error;
 
 pub struct Upload {
+    /// The last file of the form: its name, its form field and its bytes.
     pub file_name: String,
+    pub file_field: String,
     pub bytes: Vec<u8>,
+    /// The form's other files, by form field (a form with several file inputs).
+    pub other_files: Vec<(String, Vec<u8>)>,
     pub fields: HashMap<String, String>,
 }
 
@@ -18,11 +22,24 @@ impl Upload {
     pub fn field(&self, name: &str) -> String {
         self.fields.get(name).cloned().unwrap_or_default()
     }
+    /// The file chosen in the form's file input `field`.
+    pub fn file(&self, field: &str) -> Option<&[u8]> {
+        if self.file_field == field && !self.bytes.is_empty() {
+            return Some(&self.bytes);
+        }
+        self.other_files.iter().find(|(f, _)| f == field).map(|(_, b)| b.as_slice())
+    }
 }
 
 /// Reads every part; a file over `limit` bytes is refused before the rest is read.
 pub async fn read(mut payload: Multipart, limit: usize) -> Result<Upload, Error> {
-    let mut up = Upload { file_name: String::new(), bytes: Vec::new(), fields: HashMap::new() };
+    let mut up = Upload {
+        file_name: String::new(),
+        file_field: String::new(),
+        bytes: Vec::new(),
+        other_files: Vec::new(),
+        fields: HashMap::new(),
+    };
     while let Some(part) = payload.next().await {
         let mut part = part.map_err(|e| Error::invalid("file", format!("the upload could not be read: {e}")))?;
         let name = part.content_disposition().and_then(|d| d.get_name()).unwrap_or_default().to_string();
@@ -39,7 +56,15 @@ pub async fn read(mut payload: Multipart, limit: usize) -> Result<Upload, Error>
             buf.extend_from_slice(&chunk);
         }
         if let Some(f) = file_name {
+            if f.is_empty() && buf.is_empty() {
+                // A file input left empty.
+                continue;
+            }
+            if !up.bytes.is_empty() {
+                up.other_files.push((std::mem::take(&mut up.file_field), std::mem::take(&mut up.bytes)));
+            }
             up.file_name = f;
+            up.file_field = name;
             up.bytes = buf;
         } else if buf.len() <= 64 * 1024 {
             up.fields.insert(name, String::from_utf8_lossy(&buf).to_string());

@@ -10,7 +10,7 @@ type Row = (&'static str, [u16; 6]);
 /// (path, form fields, expected status per role).
 type ActionRow = (String, Vec<(&'static str, String)>, [u16; 6]);
 
-const GET_MATRIX: [Row; 33] = [
+const GET_MATRIX: [Row; 36] = [
     //                                              admin man  ann  stat mon  out
     ("/studies", [200, 200, 200, 200, 200, 200]),
     ("/studies.csv", [200, 200, 200, 200, 200, 200]),
@@ -36,6 +36,9 @@ const GET_MATRIX: [Row; 33] = [
     ("/studies/LUNG-IO-01/queries/1", [200, 200, 404, 200, 200, 404]),
     ("/studies/OTHER-01/queries/1", [404, 404, 404, 404, 404, 404]),
     ("/studies/LUNG-IO-01/verification", [200, 200, 404, 200, 200, 404]),
+    ("/studies/LUNG-IO-01/events", [200, 200, 404, 200, 200, 404]),
+    ("/studies/LUNG-IO-01/records.csv", [200, 200, 404, 200, 200, 404]),
+    ("/studies/LUNG-IO-01/cases/SNUBH-0001/record?event=baseline_arm_1", [200, 200, 404, 200, 200, 404]),
     // Reading: annotators work from their own queue; campaigns and the schema are hidden from them.
     ("/studies/LUNG-IO-01/reading", [200, 200, 200, 200, 200, 404]),
     ("/studies/LUNG-IO-01/campaigns", [200, 200, 303, 200, 200, 404]),

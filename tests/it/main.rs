@@ -16,6 +16,7 @@ mod cli;
 mod helpers;
 mod jobs;
 mod lock;
+mod longitudinal;
 mod mfa;
 mod models;
 mod quality;

@@ -382,10 +382,12 @@ pub async fn case_import_upload(
     let (prepared, token) = state
         .db(move |c| {
             let fields = dictionary::load(c, sid)?;
+            let design = crate::cases::events::load(c, sid)?;
             let site_list = sites::list(c, sid, true)?;
             let key = crate::cases::deid::study_key(c, &data_dir, &code)?;
             // The name of an upload can itself identify a patient: it is not kept or shown.
-            let prepared = import::prepare(sid, &fields, &site_list, &key, "the uploaded file", &up.bytes, &opts);
+            let prepared =
+                import::prepare(sid, &fields, &design, &site_list, &key, "the uploaded file", &up.bytes, &opts);
             drop(up);
             let token = if prepared.ok() { import::save_preview(&tmp, &prepared)? } else { String::new() };
             Ok((prepared, token))
@@ -465,6 +467,8 @@ pub struct CaseShowPage {
     /// Each form and its source data verification, and whether this user verifies.
     pub verification: Vec<(String, Option<crate::quality::sdv::Verification>)>,
     pub can_verify: bool,
+    /// The subject's events and forms (REDCap's record home page), in a study with a design.
+    pub grid: Option<crate::cases::records::Grid>,
 }
 
 /// One event of a case's history as a person reads it.
@@ -580,6 +584,19 @@ async fn case_page(
             };
             let queries = crate::quality::queries::list(c, sid, &waiting, crate::db::paging::PageRequest::all())?.items;
             let done = crate::quality::sdv::of_case(c, case.id)?;
+            let design = crate::cases::events::load(c, sid)?;
+            let grid = if design.is_empty() {
+                None
+            } else {
+                let verified: Vec<(String, String)> = done
+                    .iter()
+                    .filter(|v| v.status == crate::quality::sdv::VerificationStatus::Verified)
+                    .map(|v| (v.event.clone(), v.form.clone()))
+                    .collect();
+                let statuses = crate::cases::records::base_statuses(c, case.id)?;
+                let records = crate::cases::records::of_case(c, case.id)?;
+                Some(crate::cases::records::Grid::new(&design, &fields, &case.data.0, &statuses, &records, &verified))
+            };
             let verification = crate::quality::sdv::forms(&fields)
                 .into_iter()
                 .map(|f| {
@@ -587,9 +604,10 @@ async fn case_page(
                     (f, v)
                 })
                 .collect();
-            Ok((case, fields, history, slides, saved_current, findings, queries, verification))
+            Ok((case, fields, history, slides, saved_current, findings, queries, (verification, grid)))
         })
         .await?;
+    let (verification, grid) = verification;
     let ctx = PageCtx::new(req, Some(user), format!("{} · {}", case.display_id, access.study.code), "studies");
     let page = CaseShowPage {
         ctx: ctx.clone(),
@@ -618,6 +636,7 @@ async fn case_page(
         can_raise: access.can(Permission::RaiseQueries) && access.study.ensure_editable().is_ok(),
         verification,
         can_verify: access.can(Permission::VerifySource) && access.study.ensure_editable().is_ok(),
+        grid,
     };
     render_form(&ctx, &page, &errors)
 }

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod campaigns;
 pub mod cases;
+pub mod events;
 pub mod jobs;
 pub mod members;
 pub mod models;
@@ -92,6 +93,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/studies/{code}/dictionary.csv", web::get().to(cases::dictionary_csv))
         .route("/studies/{code}/dictionary/import", web::post().to(cases::dictionary_import))
         .route("/studies/{code}/dictionary/fields/{name}", web::post().to(cases::dictionary_field_update))
+        .route("/studies/{code}/events", web::get().to(events::events_show))
+        .route("/studies/{code}/events", web::post().to(events::events_import))
+        .route("/studies/{code}/events/{file}", web::get().to(events::events_file))
+        .route("/studies/{code}/records.csv", web::get().to(events::records_csv))
         .route("/studies/{code}/quality", web::get().to(quality::quality_show))
         .route("/studies/{code}/quality.csv", web::get().to(quality::quality_csv))
         .route("/studies/{code}/quality/run", web::post().to(quality::quality_run))
@@ -112,6 +117,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/studies/{code}/cases/import", web::get().to(cases::case_import_form))
         .route("/studies/{code}/cases/import", web::post().to(cases::case_import_upload))
         .route("/studies/{code}/cases/import/{token}/confirm", web::post().to(cases::case_import_confirm))
+        .route("/studies/{code}/cases/{display_id}/record", web::get().to(events::case_record))
         .route("/studies/{code}/cases/{display_id}", web::get().to(cases::case_show))
         .route("/studies/{code}/cases/{display_id}/edit", web::post().to(cases::case_update))
         .route("/studies/{code}/cases/{display_id}/status", web::post().to(cases::case_status))

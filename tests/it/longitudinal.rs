@@ -1,0 +1,413 @@
+//! Longitudinal studies: a REDCap project's design (events, instrument designation, repeating
+//! instruments) and its longitudinal export (arms, events, repeating instruments, checkboxes, data
+//! access groups) import as they are; one pseudonym and one date shift per subject across every
+//! event; the event grid and a record's page; REDCap's flat export, which imports again; bad
+//! rows refused naming row and column with nothing stored; every record audited; annotators see
+//! none of it.
+
+use diesel::prelude::*;
+
+use crate::cases::upload;
+use crate::helpers::*;
+use evidentia::auth::Actor;
+use evidentia::studies::{self, sites, StudyInput};
+
+const DICTIONARY: &str = "Variable / Field Name,Form Name,Field Type,Field Label,\"Choices, Calculations, OR Slider Labels\",Text Validation Type OR Show Slider Number,Identifier?,Required Field?\n\
+record_id,enrolment,text,Subject,,,,y\n\
+patient_name,enrolment,text,Patient name,,,y,\n\
+enrol_date,enrolment,text,Enrolment date,,date_ymd,,y\n\
+sex,enrolment,radio,Sex,\"1, Male | 2, Female\",,,y\n\
+ecog,baseline,radio,ECOG,\"0, 0 | 1, 1 | 2, 2\",,,\n\
+tps,baseline,text,PD-L1 TPS,,number,,\n\
+visit_date,followup,text,Visit date,,date_ymd,,y\n\
+progression,followup,yesno,Progression,,,,\n\
+death,followup,yesno,Death,,,,\n\
+notes,followup,notes,Notes,,,,\n\
+ae_term,ae,text,Adverse event,,,,\n\
+ae_grade,ae,radio,Grade,\"1, 1 | 2, 2 | 3, 3\",,,\n\
+ae_type,ae,checkbox,Type,\"1, Rash | 2, Fatigue | 3, Diarrhoea\",,,\n";
+
+const EVENTS: &str = "event_name,arm_num,day_offset,unique_event_name\n\
+Baseline,1,0,baseline_arm_1\nFollow-up 1,1,90,followup_1_arm_1\nFollow-up 2,1,180,followup_2_arm_1\n";
+const MAPPING: &str = "arm_num,unique_event_name,form\n1,baseline_arm_1,enrolment\n1,baseline_arm_1,baseline\n\
+1,followup_1_arm_1,followup\n1,followup_1_arm_1,ae\n1,followup_2_arm_1,followup\n1,followup_2_arm_1,ae\n";
+const REPEATING: &str =
+    "event_name,form_name,custom_form_label\nfollowup_1_arm_1,ae,[ae_term]\nfollowup_2_arm_1,ae,[ae_term]\n";
+
+const HEADER: &str = "record_id,redcap_event_name,redcap_repeat_instrument,redcap_repeat_instance,redcap_data_access_group,\
+patient_name,enrol_date,sex,enrolment_complete,ecog,tps,baseline_complete,visit_date,progression,death,notes,followup_complete,\
+ae_term,ae_grade,ae_type___1,ae_type___2,ae_type___3,ae_complete\n";
+
+/// REDCap's longitudinal export: two subjects at two sites (data access groups), baseline and
+/// follow-ups, a repeating adverse-event form with a checkbox, identifiers in the name column and
+/// inside a note.
+fn export() -> String {
+    HEADER.to_string()
+        + "LX-1001,baseline_arm_1,,,snubh,Park Jiwoo,2024-01-10,2,2,1,45,2,,,,,,,,0,0,0,\n\
+LX-1001,followup_1_arm_1,,,snubh,,,,,,,,2024-04-10,0,0,Seen with Park Jiwoo at 010-9876-5432,2,,,0,0,0,\n\
+LX-1001,followup_1_arm_1,ae,1,snubh,,,,,,,,,,,,,Rash,1,1,0,0,2\n\
+LX-1001,followup_1_arm_1,ae,2,snubh,,,,,,,,,,,,,Fatigue,2,0,1,1,1\n\
+LX-1001,followup_2_arm_1,,,snubh,,,,,,,,2024-07-12,1,0,,1,,,0,0,0,\n\
+LX-1002,baseline_arm_1,,,smc,Yoon Seoah,2024-02-01,1,2,0,5,2,,,,,,,,0,0,0,\n\
+LX-1002,followup_1_arm_1,,,smc,,,,,,,,2024-05-03,1,1,,2,,,0,0,0,\n"
+}
+
+/// What the export planted that must never be stored, shown or exported.
+const PLANTED: [&str; 9] = [
+    "Park Jiwoo",
+    "Yoon Seoah",
+    "LX-1001",
+    "LX-1002",
+    "010-9876-5432",
+    "2024-01-10",
+    "2024-04-10",
+    "2024-02-01",
+    "2024-05-03",
+];
+
+fn study(app: &TestApp, code: &str) {
+    let mut conn = app.conn();
+    let op = Actor::cli_operator();
+    let input = StudyInput { code: code.into(), title: "Longitudinal".into(), ..Default::default() };
+    studies::create(&mut conn, &op, &input).unwrap();
+    let access = evidentia::auth::permissions::study_access(&mut conn, &op, code).unwrap();
+    for s in ["SNUBH", "SMC"] {
+        let s = sites::SiteInput { code: s.into(), name: s.into(), ..Default::default() };
+        sites::add(&mut conn, &op, &access, &s).unwrap();
+    }
+    for (u, r) in [("manager", "manager"), ("annotator1", "annotator"), ("monitor", "monitor")] {
+        studies::members::add(&mut conn, &op, &access, u, r).unwrap();
+    }
+}
+
+/// Uploads the design's files to the events page.
+async fn design(c: &Client, code: &str, files: &[(&str, &str)]) -> reqwest::Response {
+    let mut form = reqwest::multipart::Form::new();
+    for (field, text) in files {
+        form = form.part(
+            field.to_string(),
+            reqwest::multipart::Part::bytes(text.as_bytes().to_vec()).file_name(format!("{field}.csv")),
+        );
+    }
+    c.http.post(c.url(&format!("/studies/{code}/events?csrf_token={}", c.csrf))).multipart(form).send().await.unwrap()
+}
+
+/// Imports a file through the preview; the preview page when it is refused.
+async fn import(c: &Client, code: &str, csv: &str) -> Result<String, String> {
+    let r = upload(c, &format!("/studies/{code}/cases/import"), "export.csv", csv.as_bytes(), &[]).await;
+    let page = r.text().await.unwrap();
+    let k = "/cases/import/";
+    let Some(start) =
+        page.find(k).map(|s| s + k.len()).filter(|s| page[*s..].len() > 64 && !page[*s..].starts_with('"'))
+    else {
+        return Err(page);
+    };
+    let token = page[start..start + 64].to_string();
+    if !token.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(page);
+    }
+    let r = c.post(&format!("/studies/{code}/cases/import/{token}/confirm"), &[]).await;
+    assert_eq!(r.status(), 303);
+    Ok(c.get_text(&location(&r)).await.1)
+}
+
+async fn set_up(app: &TestApp, code: &str) -> Client {
+    study(app, code);
+    let m = app.login("manager").await;
+    let r = upload(&m, &format!("/studies/{code}/dictionary/import"), "dict.csv", DICTIONARY.as_bytes(), &[]).await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    let r = design(&m, code, &[("events", EVENTS), ("mapping", MAPPING), ("repeating", REPEATING)]).await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    m
+}
+
+fn records(app: &TestApp, code: &str) -> Vec<(String, String, String, i32, String)> {
+    use evidentia::db::schema::{case_records, cases, studies as st};
+    let mut conn = app.conn();
+    let sid: i32 = st::table.filter(st::code.eq(code)).select(st::id).first(&mut conn).unwrap();
+    let mut rows: Vec<(String, String, String, i32, String)> = case_records::table
+        .inner_join(cases::table)
+        .filter(case_records::study_id.eq(sid))
+        .select((
+            cases::display_id,
+            case_records::event,
+            case_records::instrument,
+            case_records::instance,
+            case_records::data,
+        ))
+        .load(&mut conn)
+        .unwrap();
+    rows.sort();
+    rows
+}
+
+fn days(a: &str, b: &str) -> i64 {
+    let d = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+    (d(b) - d(a)).num_days()
+}
+
+fn csv_rows(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut r = csv::Reader::from_reader(text.as_bytes());
+    let header = r.headers().unwrap().iter().map(str::to_string).collect();
+    (header, r.records().map(|r| r.unwrap().iter().map(str::to_string).collect()).collect())
+}
+
+#[tokio::test]
+async fn a_redcap_longitudinal_export_imports_de_identified_per_subject_and_round_trips() {
+    let app = spawn_app();
+    let m = set_up(&app, "LONG-01").await;
+    let design_events = audit_events(&app, "update")
+        .into_iter()
+        .filter(|e| e.chain == "study:LONG-01" && e.entity == evidentia::audit::Entity::StudyDesign)
+        .count();
+    assert_eq!(design_events, 1, "the design is audited");
+    let (_, page) = m.get_text("/studies/LONG-01/events").await;
+    assert!(page.contains("followup_2_arm_1") && page.contains("repeats"), "{page}");
+
+    let cases = import(&m, "LONG-01", &export()).await.unwrap_or_else(|p| panic!("refused: {p}"));
+    assert!(cases.contains("SNUBH-0001") && cases.contains("SMC-0001"), "{cases}");
+
+    // One case per subject (the data access group is its site); the base record's values are the
+    // case's, the other records are kept by event, instrument and instance.
+    let recs = records(&app, "LONG-01");
+    let keys: Vec<(&str, &str, &str, i32)> =
+        recs.iter().map(|(c, e, i, n, _)| (c.as_str(), e.as_str(), i.as_str(), *n)).collect();
+    assert_eq!(
+        keys,
+        vec![
+            ("SMC-0001", "followup_1_arm_1", "", 0),
+            ("SNUBH-0001", "followup_1_arm_1", "", 0),
+            ("SNUBH-0001", "followup_1_arm_1", "ae", 1),
+            ("SNUBH-0001", "followup_1_arm_1", "ae", 2),
+            ("SNUBH-0001", "followup_2_arm_1", "", 0),
+        ]
+    );
+    let ae2: serde_json::Value = serde_json::from_str(&recs[3].4).unwrap();
+    assert_eq!(ae2["ae_type"], serde_json::json!(["2", "3"]), "the checkbox's ticked options");
+
+    // One date shift per subject, whichever event the date is on: the intervals are kept.
+    let mut conn = app.conn();
+    let sid = studies::get_by_code(&mut conn, "LONG-01").unwrap().id;
+    let snubh = evidentia::cases::get(&mut conn, sid, "SNUBH-0001").unwrap();
+    let smc = evidentia::cases::get(&mut conn, sid, "SMC-0001").unwrap();
+    let date = |v: &serde_json::Value| v.as_str().unwrap().to_string();
+    let enrol = date(snubh.value("enrol_date").unwrap());
+    let visit1: serde_json::Value = serde_json::from_str(&recs[1].4).unwrap();
+    let visit2: serde_json::Value = serde_json::from_str(&recs[4].4).unwrap();
+    assert_ne!(enrol, "2024-01-10", "dates are shifted");
+    assert_eq!(days(&enrol, &date(&visit1["visit_date"])), days("2024-01-10", "2024-04-10"));
+    assert_eq!(days(&enrol, &date(&visit2["visit_date"])), days("2024-01-10", "2024-07-12"));
+    let smc_visit: serde_json::Value = serde_json::from_str(&recs[0].4).unwrap();
+    assert_eq!(
+        days(&date(smc.value("enrol_date").unwrap()), &date(&smc_visit["visit_date"])),
+        days("2024-02-01", "2024-05-03")
+    );
+    assert!(snubh.value("patient_name").is_none(), "an identifier field is dropped");
+    let notes = visit1["notes"].as_str().unwrap();
+    assert!(
+        !notes.contains("Park") && !notes.contains("9876"),
+        "names and phone numbers are scrubbed from a later event's notes: {notes}"
+    );
+
+    // Every record's creation is audited with the import as its reason.
+    let created: Vec<_> = audit_events(&app, "create")
+        .into_iter()
+        .filter(|e| e.chain == "study:LONG-01" && e.entity == evidentia::audit::Entity::CaseRecord)
+        .collect();
+    assert_eq!(created.len(), 5);
+    assert!(created.iter().any(|e| e.entity_id == "SNUBH-0001/followup_1_arm_1:ae#2"), "{created:?}");
+    assert!(created.iter().all(|e| e.reason.as_deref().is_some_and(|r| r.starts_with("import "))));
+
+    // The record home page: every form per event with its status; a record's own page.
+    let (_, page) = m.get_text("/studies/LONG-01/cases/SNUBH-0001").await;
+    assert!(page.contains("id=\"event-grid\""), "{page}");
+    assert!(page.contains("#2 Unverified"), "the second adverse event's status: {page}");
+    assert!(page.contains("Complete · 3 values"), "enrolment at baseline: {page}");
+    let (status, record) =
+        m.get_text("/studies/LONG-01/cases/SNUBH-0001/record?event=followup_1_arm_1&instrument=ae&instance=2").await;
+    assert_eq!(status, 200);
+    assert!(record.contains("Fatigue") && record.contains("Diarrhoea"), "{record}");
+    let (status, _) =
+        m.get_text("/studies/LONG-01/cases/SNUBH-0001/record?event=followup_2_arm_1&instrument=ae&instance=7").await;
+    assert_eq!(status, 404, "a record the subject does not have");
+
+    // REDCap's flat export: REDCap's columns, one row per record, in REDCap's order.
+    let (status, flat) = m.get_text("/studies/LONG-01/records.csv").await;
+    assert_eq!(status, 200);
+    let (header, rows) = csv_rows(&flat);
+    let expected: Vec<String> = HEADER.trim().split(',').filter(|c| *c != "patient_name").map(String::from).collect();
+    assert_eq!(header, expected, "the identifier column was never stored, so it is not exported");
+    let shape: Vec<(String, String, String, String, String)> =
+        rows.iter().map(|r| (r[0].clone(), r[1].clone(), r[2].clone(), r[3].clone(), r[4].clone())).collect();
+    let row = |a: &str, b: &str, c: &str, d: &str, e: &str| (a.into(), b.into(), c.into(), d.into(), e.into());
+    assert_eq!(
+        shape,
+        vec![
+            row("SMC-0001", "baseline_arm_1", "", "", "smc"),
+            row("SMC-0001", "followup_1_arm_1", "", "", "smc"),
+            row("SNUBH-0001", "baseline_arm_1", "", "", "snubh"),
+            row("SNUBH-0001", "followup_1_arm_1", "", "", "snubh"),
+            row("SNUBH-0001", "followup_1_arm_1", "ae", "1", "snubh"),
+            row("SNUBH-0001", "followup_1_arm_1", "ae", "2", "snubh"),
+            row("SNUBH-0001", "followup_2_arm_1", "", "", "snubh"),
+        ]
+    );
+    // Values other than the de-identified ones are those of the original file, row for row.
+    let (oh, orig) = csv_rows(&export());
+    let by_subject = |id: &str| if id == "LX-1001" { "SNUBH-0001" } else { "SMC-0001" };
+    for o in &orig {
+        let e = rows
+            .iter()
+            .find(|r| r[0] == by_subject(&o[0]) && r[1] == o[1] && r[2] == o[2] && r[3] == o[3])
+            .unwrap_or_else(|| panic!("no exported row for {o:?}"));
+        for (i, col) in oh.iter().enumerate() {
+            let Some(j) = header.iter().position(|h| h == col) else { continue };
+            if ["record_id", "enrol_date", "visit_date", "notes"].contains(&col.as_str()) {
+                continue;
+            }
+            let (want, got) = (o[i].as_str(), e[j].as_str());
+            // REDCap writes 0 for a checkbox on a form the row does not hold; Evidentia leaves it blank.
+            let want = if col.starts_with("ae_type___") && e[2].is_empty() && want == "0" { "" } else { want };
+            assert_eq!(got, want, "{col} of {o:?}");
+        }
+    }
+    for p in PLANTED {
+        assert!(!flat.contains(p), "{p} in the export");
+        assert!(!page.contains(p), "{p} on the case page");
+    }
+    // Nothing planted in the database either (records, cases, audit trail).
+    let stored: Vec<String> = evidentia::db::schema::case_records::table
+        .select(evidentia::db::schema::case_records::data)
+        .load(&mut conn)
+        .unwrap();
+    let trail: Vec<Option<String>> = evidentia::db::schema::audit_events::table
+        .filter(evidentia::db::schema::audit_events::chain.eq("study:LONG-01"))
+        .select(evidentia::db::schema::audit_events::new_value)
+        .load(&mut conn)
+        .unwrap();
+    let all = format!("{stored:?}{trail:?}{:?}{:?}", snubh.values(), smc.values());
+    for p in PLANTED {
+        assert!(!all.contains(p), "{p} stored");
+    }
+
+    // The flat export imports again, unchanged, into a study with the same dictionary and design
+    // (REDCap's own import would read it the same way): the same records come back.
+    let m2 = set_up(&app, "LONG-02").await;
+    import(&m2, "LONG-02", &flat).await.unwrap_or_else(|p| panic!("the flat export was refused: {p}"));
+    let (_, flat2) = m2.get_text("/studies/LONG-02/records.csv").await;
+    let (header2, rows2) = csv_rows(&flat2);
+    assert_eq!(header2, header);
+    assert_eq!(rows2.len(), rows.len());
+    for (a, b) in rows.iter().zip(&rows2) {
+        for (i, col) in header.iter().enumerate() {
+            if !col.ends_with("_date") {
+                assert_eq!(a[i], b[i], "{col}");
+            }
+        }
+    }
+
+    // The design's files download as REDCap writes them, and read back as the same design.
+    let (_, events_csv) = m.get_text("/studies/LONG-01/events/events.csv").await;
+    assert!(events_csv.starts_with("event_name,arm_num,day_offset,unique_event_name"), "{events_csv}");
+    let (_, mapping_csv) = m.get_text("/studies/LONG-01/events/mapping.csv").await;
+    assert_eq!(mapping_csv.replace("\r\n", "\n"), MAPPING);
+}
+
+#[tokio::test]
+async fn a_re_import_updates_a_later_events_record_audited() {
+    let app = spawn_app();
+    let m = set_up(&app, "LONG-03").await;
+    import(&m, "LONG-03", &export()).await.unwrap();
+    // The site corrects the second visit: progression no, form complete (the visit date is the
+    // one it had: shifted again by the subject's shift, it is unchanged).
+    let fix = HEADER.to_string() + "LX-1001,followup_2_arm_1,,,snubh,,,,,,,,2024-07-12,0,,,2,,,,,,\n";
+    import(&m, "LONG-03", &fix).await.unwrap_or_else(|p| panic!("{p}"));
+    let recs = records(&app, "LONG-03");
+    let v2: serde_json::Value = serde_json::from_str(&recs[4].4).unwrap();
+    assert_eq!(v2["progression"], serde_json::json!("0"));
+    assert!(v2["visit_date"].is_string(), "fields the row leaves blank are kept");
+    let updated: Vec<_> = audit_events(&app, "update")
+        .into_iter()
+        .filter(|e| e.chain == "study:LONG-03" && e.entity == evidentia::audit::Entity::CaseRecord)
+        .collect();
+    assert_eq!(updated.len(), 1);
+    assert_eq!(updated[0].entity_id, "SNUBH-0001/followup_2_arm_1");
+    let before = updated[0].old_value.as_deref().unwrap();
+    let after = updated[0].new_value.as_deref().unwrap();
+    assert!(before.contains("\"progression\":\"1\"") && before.contains("\"followup_complete\":1"), "{before}");
+    assert!(after.contains("\"progression\":\"0\"") && after.contains("\"followup_complete\":2"), "{after}");
+    // The same file again changes nothing.
+    let page = import(&m, "LONG-03", &fix).await.unwrap();
+    assert!(page.contains("1 unchanged") || page.contains("unchanged: 1") || page.contains("0 updated"), "{page}");
+    assert_eq!(
+        audit_events(&app, "update").into_iter().filter(|e| e.entity == evidentia::audit::Entity::CaseRecord).count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn bad_longitudinal_rows_are_refused_naming_row_and_column_with_nothing_stored() {
+    let app = spawn_app();
+    let m = set_up(&app, "LONG-04").await;
+    let bad = HEADER.to_string()
+        + "LX-1,baseline_arm_1,,,snubh,,2024-01-10,2,2,,,,,,,,,,,,,,\n\
+LX-1,week_4_arm_1,,,snubh,,,,,,,,,,,,,,,,,,\n\
+LX-1,followup_1_arm_1,ae,,snubh,,,,,,,,,,,,,Rash,1,1,0,0,\n\
+LX-1,baseline_arm_1,,,snubh,,,,,,,,2024-03-01,,,,,,,,,,\n\
+LX-1,followup_1_arm_1,,,snubh,,,,,,,,2024-04-01,0,0,,3,,,,,,\n\
+LX-1,followup_2_arm_1,,,snubh,,,,,,,,2024-05-01,0,0,,,Rash,,,,,\n\
+LX-2,followup_1_arm_1,,,nowhere,,,,,,,,2024-04-01,0,0,,,,,,,,\n";
+    let page = import(&m, "LONG-04", &bad).await.expect_err("refused");
+    for expected in [
+        "row 2, column redcap_event_name: &#39;week_4_arm_1&#39; is not an event of the study",
+        "row 3, column redcap_repeat_instance: a repeating instrument&#39;s row needs its instance",
+        "row 4, column record_id: duplicate record: Baseline of this subject is also row 1",
+        "row 5, column followup_complete: a form status is 0 (incomplete), 1 (unverified) or 2 (complete)",
+        "row 6, column ae_term: ae_term is on form ae, which repeats: give it on a row whose redcap_repeat_instrument is ae",
+        "row 7, column site: NOWHERE is not an active site of this study",
+    ] {
+        assert!(page.contains(expected), "{expected} in {page}");
+    }
+    assert!(records(&app, "LONG-04").is_empty());
+    let mut conn = app.conn();
+    let sid = studies::get_by_code(&mut conn, "LONG-04").unwrap().id;
+    assert_eq!(evidentia::cases::count(&mut conn, sid).unwrap(), 0);
+
+    // A design that would orphan stored records is refused; so is a bad file, naming where.
+    import(&m, "LONG-04", &export()).await.unwrap();
+    let two_events = "arm_num,unique_event_name,form\n1,baseline_arm_1,enrolment\n1,baseline_arm_1,baseline\n1,followup_1_arm_1,followup\n1,followup_1_arm_1,ae\n";
+    let events_without_2 = "event_name,arm_num,day_offset,unique_event_name\nBaseline,1,0,baseline_arm_1\nFollow-up 1,1,90,followup_1_arm_1\n";
+    let repeating_1 = "event_name,form_name,custom_form_label\nfollowup_1_arm_1,ae,\n";
+    let r = design(&m, "LONG-04", &[("events", events_without_2), ("mapping", two_events), ("repeating", repeating_1)])
+        .await;
+    let page = r.text().await.unwrap();
+    assert!(page.contains("records of Follow-up 2 are stored"), "{page}");
+    let r = design(&m, "LONG-04", &[("mapping", "arm_num,unique_event_name,form\n1,baseline_arm_1,labs\n")]).await;
+    let page = r.text().await.unwrap();
+    assert!(page.contains("mapping: row 1, column form: &#39;labs&#39; is not a form of the dictionary"), "{page}");
+    let (_, events_page) = m.get_text("/studies/LONG-04/events").await;
+    assert!(events_page.contains("followup_2_arm_1"), "the design is unchanged");
+}
+
+#[tokio::test]
+async fn annotators_see_no_event_record_or_flat_export() {
+    let app = spawn_app();
+    let m = set_up(&app, "LONG-05").await;
+    import(&m, "LONG-05", &export()).await.unwrap();
+    let a = app.login("annotator1").await;
+    for path in [
+        "/studies/LONG-05/events",
+        "/studies/LONG-05/events/events.csv",
+        "/studies/LONG-05/records.csv",
+        "/studies/LONG-05/cases/SNUBH-0001/record?event=followup_1_arm_1&instrument=&instance=0",
+    ] {
+        assert_eq!(a.get_text(path).await.0, 404, "{path}");
+    }
+    let r = design(&a, "LONG-05", &[("events", EVENTS)]).await;
+    assert_eq!(r.status(), 403, "as every change to the study's set-up");
+    // A monitor reads the design but cannot change it.
+    let mon = app.login("monitor").await;
+    assert_eq!(mon.get_text("/studies/LONG-05/records.csv").await.0, 200);
+    let r = design(&mon, "LONG-05", &[("events", EVENTS)]).await;
+    assert_eq!(r.status(), 403);
+}
