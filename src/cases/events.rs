@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::decode::{self, Limits};
+use super::dictionary::FieldDef;
 use crate::audit::{self, Action, Change, Entity};
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::auth::Actor;
@@ -155,6 +156,33 @@ impl Design {
     /// Whether `key` is the base record of its subject (values in `cases.data`).
     pub fn is_base(&self, key: &RecordKey) -> bool {
         key.instrument.is_empty() && key.instance == 0 && key.event == self.base_event_of(&key.event)
+    }
+
+    /// Whether the base record (the subject's values, `cases.data`) holds `form`: a form of an
+    /// arm's first event that does not repeat there (any form that does not repeat, in a
+    /// classic study).
+    pub fn on_base(&self, form: &str) -> bool {
+        if !self.is_longitudinal() {
+            return self.repeats("", form) == Repeats::No;
+        }
+        self.arms.iter().any(|a| {
+            let base = self.base_event(a.num);
+            self.has_form(base, form) && self.repeats(base, form) == Repeats::No
+        })
+    }
+    /// The fields of the base record's forms (the subject id, the first, always): what the case
+    /// page shows and edits, and the data quality rules check.
+    pub fn base_fields(&self, fields: Vec<FieldDef>) -> Vec<FieldDef> {
+        if self.is_empty() {
+            return fields;
+        }
+        let first = fields.iter().position(|f| f.holds_data());
+        fields
+            .into_iter()
+            .enumerate()
+            .filter(|(i, f)| Some(*i) == first || self.on_base(&f.form_name))
+            .map(|(_, f)| f)
+            .collect()
     }
 
     /// The name of a record in verifications: empty for the base record, else the event, then

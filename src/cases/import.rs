@@ -139,6 +139,16 @@ impl PreparedImport {
         self.problems.is_empty()
     }
 
+    /// What the rows are: "12 cases", or "48 records of 12 subjects" when subjects have several.
+    pub fn what(&self) -> String {
+        let subjects: HashSet<&str> = self.rows.iter().map(|r| r.subject_key.as_str()).collect();
+        if subjects.len() == self.rows.len() {
+            format!("{} cases", self.rows.len())
+        } else {
+            format!("{} records of {} subjects", self.rows.len(), subjects.len())
+        }
+    }
+
     /// The problems listed to the user (the first [`SHOWN_PROBLEMS`]) and how many more there
     /// are: a file refused on every row must not become a page of megabytes.
     pub fn shown_problems(&self) -> (&[Problem], usize) {
@@ -380,7 +390,9 @@ pub fn prepare(
                     return Admission::Refused(msg, "site".into());
                 }
                 let cell = |c: Option<usize>| c.map_or("", |c| row.cell(c));
-                let record = match design.record_key(cell(key_cols[0]), cell(key_cols[1]), cell(key_cols[2])) {
+                // A file without events (a site's baseline spreadsheet) holds first-event records.
+                let event = key_cols[0].map_or(design.base_event(1), |c| row.cell(c));
+                let record = match design.record_key(event, cell(key_cols[1]), cell(key_cols[2])) {
                     Ok(k) => k,
                     Err((column, msg)) => return Admission::Refused(msg, column.into()),
                 };
@@ -729,9 +741,14 @@ impl<'a> RowWriter<'a> {
 pub struct ImportSummary {
     pub import_id: i32,
     pub rows_read: usize,
+    /// Rows (records: a subject's, or one of its events') created, updated, unchanged.
     pub created: usize,
     pub updated: usize,
     pub unchanged: usize,
+    /// New subjects (cases).
+    pub subjects: usize,
+    /// Whether the study has events or repeating forms (rows are records, not subjects).
+    pub longitudinal: bool,
     /// The data quality rules run on the study as imported.
     pub quality: crate::quality::RunSummary,
 }
@@ -747,6 +764,29 @@ struct NewCase<'a> {
     data: &'a str,
     created_at: chrono::NaiveDateTime,
     updated_at: chrono::NaiveDateTime,
+}
+
+impl ImportSummary {
+    /// "200 rows read, 200 cases created, 0 updated, 0 unchanged", or for a study with events
+    /// "959 rows read: 200 new subjects; records 959 created, 0 updated, 0 unchanged".
+    pub fn sentence(&self) -> String {
+        if self.longitudinal {
+            format!(
+                "{} rows read: {} new subject{}; records {} created, {} updated, {} unchanged",
+                self.rows_read,
+                self.subjects,
+                if self.subjects == 1 { "" } else { "s" },
+                self.created,
+                self.updated,
+                self.unchanged
+            )
+        } else {
+            format!(
+                "{} rows read, {} cases created, {} updated, {} unchanged",
+                self.rows_read, self.created, self.updated, self.unchanged
+            )
+        }
+    }
 }
 
 /// Stores a prepared import in one transaction: new subjects get the next display id of their
@@ -850,7 +890,7 @@ fn commit_rows(
         }
         // Updated records and the fields that changed: their forms' verifications are cleared.
         let mut changed: Vec<(i32, String, String, Vec<String>)> = Vec::new();
-        let (mut created, mut updated, mut unchanged) = (0usize, 0usize, 0usize);
+        let (mut created, mut updated, mut unchanged, mut subjects) = (0usize, 0usize, 0usize, 0usize);
         for c in &prepared.rows {
             let site_id = *site_ids
                 .get(c.site_code.as_str())
@@ -906,6 +946,8 @@ fn commit_rows(
                         .after_canonical(audited)
                         .because(&reason),
                 )?;
+                // The row is created (the base record, or the later event's record below).
+                subjects += 1;
                 created += 1;
                 current.insert(c.subject_key.clone(), (None, display.clone(), data.to_string()));
                 if !base {
@@ -1033,7 +1075,17 @@ fn commit_rows(
         let dictionary = super::dictionary::load(conn, study.id)?;
         crate::quality::sdv::clear_changed(conn, &study, &actor.name, &dictionary, &changed)?;
         let quality = crate::quality::run_in(conn, &study, &actor.name, crate::quality::Trigger::Import)?;
-        Ok(ImportSummary { import_id, rows_read: prepared.report.rows_read, created, updated, unchanged, quality })
+        let longitudinal = !design.is_empty();
+        Ok(ImportSummary {
+            import_id,
+            rows_read: prepared.report.rows_read,
+            created,
+            updated,
+            unchanged,
+            subjects,
+            longitudinal,
+            quality,
+        })
     })
 }
 

@@ -215,6 +215,7 @@ pub(crate) fn edit_values_in(
             given.entry(name.as_str()).or_default().push(value.as_str());
         }
         let subject_field = dictionary.iter().find(|f| f.holds_data()).map(|f| f.name.as_str());
+        let design = events::load(conn, study.id)?;
         let mut emptied_required: Vec<&FieldDef> = Vec::new();
         for (name, raws) in given {
             let Some(f) = dictionary.iter().find(|f| f.name == name && f.holds_data()) else {
@@ -223,6 +224,10 @@ pub(crate) fn edit_values_in(
             };
             if Some(name) == subject_field {
                 errors.add(name, "the subject id links the case to the site's records: it changes only by import");
+                continue;
+            }
+            if !design.on_base(&f.form_name) {
+                errors.add(name, format!("on form {}, which is not on the subject's first event: it changes by importing the event's record", f.form_name));
                 continue;
             }
             if !typed_edits_allowed(f) {

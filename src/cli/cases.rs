@@ -194,7 +194,7 @@ pub fn run(ctx: &Ctx, cmd: CasesCmd) -> CliResult {
                 return Ok(());
             }
             let s = import::commit(&mut conn, &actor, &access, &prepared)?;
-            println!("import {}: {} created, {} updated, {} unchanged", s.import_id, s.created, s.updated, s.unchanged);
+            println!("import {}: {}", s.import_id, s.sentence());
             println!("{}", s.quality.sentence());
             // The import is committed and durable; copy it from the WAL into the database file
             // before exiting (whatever a running server's readers hold back, a later checkpoint does).

@@ -137,7 +137,7 @@ fn seed_verification(conn: &mut Conn, demo: &DemoStudy) -> Result<usize> {
     use crate::quality::sdv;
     let monitor = users::actor_for_username(conn, "monitor")?;
     let as_monitor = crate::auth::permissions::study_access(conn, &monitor, demo.code)?;
-    let forms = sdv::forms(&crate::cases::dictionary::load(conn, as_monitor.study.id)?);
+    let forms = sdv::subject_forms(conn, as_monitor.study.id)?;
     let mut n = 0;
     for subject in 1..=10 {
         for form in &forms {
@@ -254,27 +254,31 @@ fn seed_cases(
     })?;
     dictionary::replace(conn, actor, &access, &parsed.fields, false, false)?;
     let fields = dictionary::load(conn, access.study.id)?;
+    // The study is longitudinal: its events, as REDCap's files give them.
+    let design = crate::cases::events::parse(
+        &crate::cases::events::DesignFiles {
+            events: Some(cases::EVENTS_CSV.as_bytes()),
+            mapping: Some(cases::MAPPING_CSV.as_bytes()),
+            repeating: Some(cases::REPEATING_CSV.as_bytes()),
+            arms: None,
+        },
+        &crate::quality::sdv::forms(&fields),
+    )
+    .map_err(|e| anyhow::anyhow!("demo design: {e}"))?;
+    crate::cases::events::replace(conn, actor, &access, &design)?;
     let site_list = sites::list(conn, access.study.id, false)?;
     let key = crate::cases::deid::study_key(conn, data_dir, demo.code)?;
     let subjects = truth::subjects(demo.subjects, demo.seed);
     let mut n = 0;
     for site in ["SNUBH", "SMC"] {
         let bytes = cases::site_export(&subjects, site);
-        let prepared = import::prepare(
-            access.study.id,
-            &fields,
-            &Default::default(),
-            &site_list,
-            &key,
-            site,
-            &bytes,
-            &Default::default(),
-        );
+        let prepared =
+            import::prepare(access.study.id, &fields, &design, &site_list, &key, site, &bytes, &Default::default());
         if !prepared.ok() {
             let p: Vec<String> = prepared.problems.iter().take(5).map(|p| p.to_string()).collect();
             return Err(anyhow::anyhow!("demo import {site}: {}", p.join("; ")).into());
         }
-        n += import::commit(conn, actor, &access, &prepared)?.created;
+        n += import::commit(conn, actor, &access, &prepared)?.subjects;
     }
     if let Err(e) = crate::db::checkpoint(conn) {
         tracing::warn!("checkpoint after the demo import: {e}");

@@ -437,7 +437,8 @@ pub fn run(conn: &mut Conn, actor: &Actor, access: &StudyAccess) -> Result<RunSu
 /// reopen; excluded ones stay excluded while found. One audit event when anything changed (and
 /// for a run on demand always).
 pub fn run_in(conn: &mut Conn, study: &Study, actor: &str, trigger: Trigger) -> Result<RunSummary> {
-    let fields = dictionary::load(conn, study.id)?;
+    // The subject's values: the base record's forms (a later event's forms are not on it).
+    let fields = crate::cases::events::load(conn, study.id)?.base_fields(dictionary::load(conn, study.id)?);
     if fields.is_empty() {
         return Ok(RunSummary::default());
     }

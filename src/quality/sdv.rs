@@ -53,6 +53,12 @@ pub struct Verification {
 }
 
 /// The dictionary's forms that hold data, in the dictionary's order.
+/// The forms verified per subject: the base record's (a later event's records are verified on
+/// their own).
+pub fn subject_forms(conn: &mut Conn, study_id: StudyId) -> Result<Vec<String>> {
+    Ok(forms(&crate::cases::events::load(conn, study_id)?.base_fields(dictionary::load(conn, study_id)?)))
+}
+
 pub fn forms(fields: &[FieldDef]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for f in fields.iter().filter(|f| f.holds_data()) {
@@ -117,7 +123,7 @@ pub fn verify(conn: &mut Conn, actor: &Actor, access: &StudyAccess, case: &str, 
         let study = crate::studies::get_by_code(conn, &access.study.code)?;
         study.ensure_editable()?;
         let c = cases::get(conn, study.id, case)?;
-        if !forms(&dictionary::load(conn, study.id)?).iter().any(|f| f == form) {
+        if !subject_forms(conn, study.id)?.iter().any(|f| f == form) {
             return Err(Error::invalid("form", format!("'{form}' is not a form of this study's dictionary")));
         }
         let at = now();
@@ -267,7 +273,7 @@ pub struct SubjectForms {
 
 /// Progress by site, and every enrolled subject's forms, in site and subject order.
 pub fn progress(conn: &mut Conn, study_id: StudyId) -> Result<(Vec<String>, Vec<SiteProgress>, Vec<SubjectForms>)> {
-    let forms = forms(&dictionary::load(conn, study_id)?);
+    let forms = subject_forms(conn, study_id)?;
     let enrolled: Vec<(i32, String, String)> = cases_t::table
         .inner_join(sites::table)
         .filter(cases_t::study_id.eq(study_id))

@@ -555,6 +555,7 @@ async fn every_route_answers_with_the_security_headers() {
         ("{token}", "x"),
         ("{rule}", "R1"),
         ("{step}", "close"),
+        ("{file}", "events.csv"),
     ];
     let app = spawn_app();
     let admin = app.login("admin").await;

@@ -258,7 +258,7 @@ async fn a_manager_imports_cases_through_the_preview_and_reviews_them() {
     screenshot(&c, "12-preview").await;
     c.find(Locator::Css("#confirm-import")).await.unwrap().click().await.unwrap();
     let flash = c.wait().for_element(Locator::Css(".flash-ok")).await.unwrap().text().await.unwrap();
-    assert!(flash.contains("1 cases created"), "{flash}");
+    assert!(flash.contains("1 new subject;"), "{flash}");
     c.goto(&format!("{}/studies/LUNG-IO-01/cases/SNUBH-0111", app.base)).await.unwrap();
     let page = c.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
     assert!(page.contains("[REDACTED:NAME] responded partially"), "{page}");

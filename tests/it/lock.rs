@@ -699,7 +699,12 @@ async fn a_first_form_lock_is_re_hashed_once_and_its_signatures_stay_valid() {
     assert_eq!(after["snapshot_sha256"], v2.as_str());
     assert_eq!(after["legacy_sha256_recomputed"], v1.as_str());
     assert_eq!(after["rows"], serde_json::json!(rows));
-    assert_eq!(after["rows"], after["rows_legacy"], "the same rows");
+    // The same rows, but for the tables added after the first form (hashed where they hold rows).
+    let mut rows_now = after["rows"].as_object().unwrap().clone();
+    for later in ["study_designs", "case_records"] {
+        rows_now.remove(later);
+    }
+    assert_eq!(serde_json::Value::Object(rows_now), after["rows_legacy"], "the same rows");
     assert_eq!(snapshot::rehash_legacy_locks(&mut conn).unwrap(), 0, "once");
     let check = app.cli(&["audit", "verify"], None);
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));

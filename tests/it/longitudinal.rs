@@ -277,6 +277,7 @@ async fn a_redcap_longitudinal_export_imports_de_identified_per_subject_and_roun
     }
     // Nothing planted in the database either (records, cases, audit trail).
     let stored: Vec<String> = evidentia::db::schema::case_records::table
+        .filter(evidentia::db::schema::case_records::study_id.eq(sid))
         .select(evidentia::db::schema::case_records::data)
         .load(&mut conn)
         .unwrap();

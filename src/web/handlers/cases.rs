@@ -422,15 +422,7 @@ pub async fn case_import_confirm(
         Ok(s) => Ok(redirect_with_flash(
             &format!("/studies/{code}/cases?sort=updated&dir=desc"),
             "ok",
-            &format!(
-                "Import {}: {} rows read, {} cases created, {} updated, {} unchanged (listed first below). {}",
-                s.import_id,
-                s.rows_read,
-                s.created,
-                s.updated,
-                s.unchanged,
-                s.quality.sentence()
-            ),
+            &format!("Import {}: {} (listed first below). {}", s.import_id, s.sentence(), s.quality.sentence()),
         )),
         Err(Error::Conflict(m)) => Ok(redirect_with_flash(&url, "error", &m)),
         Err(e) => Err(e.into()),
@@ -597,6 +589,8 @@ async fn case_page(
                 let records = crate::cases::records::of_case(c, case.id)?;
                 Some(crate::cases::records::Grid::new(&design, &fields, &case.data.0, &statuses, &records, &verified))
             };
+            // The case page shows and edits the base record's forms.
+            let fields = design.base_fields(fields);
             let verification = crate::quality::sdv::forms(&fields)
                 .into_iter()
                 .map(|f| {
