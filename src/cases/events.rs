@@ -114,6 +114,10 @@ impl Design {
     pub fn is_empty(&self) -> bool {
         self == &Design::default()
     }
+    /// The unique event names, in the schedule's order (what logic may name as `[event]`).
+    pub fn event_names(&self) -> Vec<String> {
+        self.events.iter().map(|e| e.unique_name.clone()).collect()
+    }
     pub fn event(&self, unique_name: &str) -> Option<&Event> {
         self.events.iter().find(|e| e.unique_name == unique_name)
     }

@@ -591,7 +591,7 @@ impl RowContext<'_> {
             if !missing.is_empty() {
                 let values: serde_json::Map<String, Value> =
                     fields.iter().zip(cells.iter()).filter_map(|(f, v)| Some((f.name.clone(), v.clone()?))).collect();
-                let data = super::logic::CaseValues { values: &values, now: crate::db::now() };
+                let data = super::logic::CaseValues::new(&values, crate::db::now());
                 missing.sort_unstable();
                 for i in missing.drain(..) {
                     if super::logic::shown(fields[i], &data) {

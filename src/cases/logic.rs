@@ -10,6 +10,8 @@ use serde_json::{Map, Value as Json};
 pub use evidentia_logic::{FieldRef, Logic, ParseError, Value};
 
 use super::dictionary::{value_text, FieldDef, FieldType};
+use super::events::Design;
+use super::records::Record;
 
 /// Which events logic may name: any (a dictionary read before its study's events are known),
 /// or these (a study's unique event names; none for a study without events).
@@ -57,19 +59,48 @@ pub fn check(text: &str, fields: &[FieldDef], events: Events) -> Result<Logic, S
     Ok(logic)
 }
 
-/// One case's stored (de-identified) values as logic reads them.
+/// One case's stored (de-identified) values as logic reads them: its base record's, and, where
+/// given, its other events' records, which `[event][field]` names.
 pub struct CaseValues<'a> {
     pub values: &'a Map<String, Json>,
     pub now: NaiveDateTime,
+    pub events: Option<(&'a Design, &'a [Record])>,
+}
+
+impl<'a> CaseValues<'a> {
+    /// The base record's values only: `[event][field]` is blank.
+    pub fn new(values: &'a Map<String, Json>, now: NaiveDateTime) -> Self {
+        CaseValues { values, now, events: None }
+    }
+    /// The values of the record `r` names: the base record's for a field without an event (or
+    /// with the base event), else that event's record — the instance given, or the first one
+    /// (REDCap reads `[event][field]` on a repeating form as its first instance).
+    fn record_values(&self, r: &FieldRef) -> Option<&'a Map<String, Json>> {
+        let Some(event) = &r.event else {
+            return (r.instance.unwrap_or(1) <= 1).then_some(self.values);
+        };
+        let (design, records) = self.events?;
+        if design.event(event).is_some() && design.base_event_of(event) == event && r.instance.unwrap_or(1) <= 1 {
+            return Some(self.values);
+        }
+        let on_event = || records.iter().filter(|x| &x.key.event == event);
+        let found = match r.instance {
+            Some(n) => on_event().find(|x| i64::from(x.key.instance) == i64::from(n) && x.data.contains_key(&r.field)),
+            None => on_event()
+                .filter(|x| x.key.instance <= 1)
+                .find(|x| x.data.contains_key(&r.field))
+                .or_else(|| on_event().find(|x| x.key.instance <= 1)),
+        };
+        found.map(|x| &x.data)
+    }
 }
 
 impl evidentia_logic::Data for CaseValues<'_> {
     fn value(&self, r: &FieldRef) -> Value {
-        // A study without events keeps one record per subject: an event names nothing else.
-        if r.event.is_some() || r.instance.is_some_and(|i| i > 1) {
+        let Some(values) = self.record_values(r) else {
             return Value::Blank;
-        }
-        let stored = self.values.get(&r.field);
+        };
+        let stored = values.get(&r.field);
         if let Some(code) = &r.code {
             let ticked = stored.and_then(Json::as_array).is_some_and(|a| a.iter().any(|v| &value_text(v) == code));
             return Value::Text(if ticked { "1" } else { "0" }.into());
@@ -142,7 +173,7 @@ mod tests {
         let f = fields();
         let values: Map<String, Json> =
             json!({"sex": "2", "mets": ["2"], "pfs_months": 4.5}).as_object().cloned().unwrap_or_default();
-        let data = CaseValues { values: &values, now: NaiveDateTime::default() };
+        let data = CaseValues::new(&values, NaiveDateTime::default());
         let holds = |t: &str| check(t, &f, Events::Any).map(|l| l.holds(&data)).unwrap_or_else(|e| panic!("{e}"));
         assert!(holds("[sex] = '2' and [mets(2)] = '1' and [mets(1)] = '0'"));
         assert!(holds("[pfs_months] > 4 and [pfs_months] < 5"));

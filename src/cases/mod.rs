@@ -275,7 +275,7 @@ pub(crate) fn edit_values_in(
             }
         }
         // Required where its branching logic shows it, on the values as they would be saved.
-        let data = logic::CaseValues { values: &new, now: now() };
+        let data = logic::CaseValues::new(&new, now());
         for f in emptied_required {
             if logic::shown(f, &data) {
                 errors.add(&f.name, "required");

@@ -124,12 +124,26 @@ pub fn of_study(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<BT
         .order(case_records::id)
         .select(COLUMNS)
         .load(conn)?;
+    by_case(rows)
+}
+
+fn by_case(rows: Vec<Row>) -> Result<BTreeMap<i32, Vec<Record>>> {
     let mut out: BTreeMap<i32, Vec<Record>> = BTreeMap::new();
     for r in rows {
         let r = record(r)?;
         out.entry(r.case_id).or_default().push(r);
     }
     Ok(out)
+}
+
+/// The records of some cases (a page of them), by case.
+pub fn of_cases(conn: &mut Conn, case_ids: &[i32]) -> Result<BTreeMap<i32, Vec<Record>>> {
+    let rows: Vec<Row> = case_records::table
+        .filter(case_records::case_id.eq_any(case_ids))
+        .order(case_records::id)
+        .select(COLUMNS)
+        .load(conn)?;
+    by_case(rows)
 }
 
 /// The base record's form statuses of a case.

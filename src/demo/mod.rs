@@ -97,7 +97,8 @@ pub fn seed(conn: &mut Conn, data_dir: &Path) -> Result<Vec<String>> {
     Ok(created)
 }
 
-/// The data manager's work on the first study: two custom rules, and an outlier excluded with a
+/// The data manager's work on the first study: three custom rules (one across the follow-up
+/// visits), and an outlier excluded with a
 /// reason (a long responder whose survival the source confirms).
 fn seed_quality(conn: &mut Conn, actor: &Actor, demo: &DemoStudy, created: &mut Vec<String>) -> Result<()> {
     use crate::quality::{self, FindingFilter, NewRule};
@@ -111,6 +112,12 @@ fn seed_quality(conn: &mut Conn, actor: &Actor, demo: &DemoStudy, created: &mut 
     for (name, logic, severity) in [
         ("Overall survival shorter than progression-free survival", "[os_months] < [pfs_months]", "error"),
         ("Death recorded without overall survival", "[death] = '1' and [os_months] = ''", "warning"),
+        (
+            "Death at a follow-up visit but not in the outcome",
+            "[death] = '0' and ([month_3_arm_1][death_fu] = '1' or [month_6_arm_1][death_fu] = '1' \
+             or [month_12_arm_1][death_fu] = '1' or [month_24_arm_1][death_fu] = '1')",
+            "error",
+        ),
     ] {
         let rule = NewRule { name: name.into(), logic: logic.into(), severity: severity.into() };
         quality::create_rule(conn, actor, &access, &rule, &deid)?;

@@ -13,6 +13,8 @@ use crate::cases::logic::{CaseValues, Logic};
 pub struct CaseData<'a> {
     pub case_id: i32,
     pub values: &'a Map<String, Value>,
+    /// The study's design and the case's other records, for logic naming an event.
+    pub events: Option<(&'a crate::cases::events::Design, &'a [crate::cases::records::Record])>,
 }
 
 /// A custom rule ready to evaluate.
@@ -122,7 +124,7 @@ impl<'a> Checker<'a> {
 
     /// Every rule but the outliers on one case.
     pub fn case(&mut self, case: &CaseData) {
-        let data = CaseValues { values: case.values, now: self.now };
+        let data = CaseValues { values: case.values, now: self.now, events: case.events };
         for i in 0..self.data_fields.len() {
             let f = self.data_fields[i];
             let v = case.values.get(&f.name);
@@ -272,7 +274,7 @@ mod tests {
         rows[5].insert("pfs".into(), json!(14.5));
         rows[6].insert("mets".into(), json!(["1", "9"])); // checkbox option not a choice
         let cases: Vec<CaseData> =
-            rows.iter().enumerate().map(|(i, v)| CaseData { case_id: i as i32, values: v }).collect();
+            rows.iter().enumerate().map(|(i, v)| CaseData { case_id: i as i32, values: v, events: None }).collect();
         let custom = vec![CustomCheck {
             code: "R1".into(),
             severity: Severity::Error,

@@ -296,10 +296,11 @@ pub fn rules(conn: &mut Conn, study_id: StudyId) -> Result<Vec<RuleRow>> {
         counts.iter().find(|(c, s, _)| c == code && *s == status).map(|(_, _, n)| *n).unwrap_or(0)
     };
     let fields = dictionary::load(conn, study_id)?;
+    let events = crate::cases::events::load(conn, study_id)?.event_names();
     let row =
         |code: &str, name: String, logic: String, severity: Severity, builtin: bool, retired: Option<String>| RuleRow {
             problem: (!builtin && retired.is_none())
-                .then(|| logic::check(&logic, &fields, Events::Only(&[])).err())
+                .then(|| logic::check(&logic, &fields, Events::Only(&events)).err())
                 .flatten(),
             open: count(code, FindingStatus::Open),
             excluded: count(code, FindingStatus::Excluded),
@@ -347,8 +348,9 @@ pub fn create_rule(
             errors.add("severity", "error or warning");
         }
         let fields = dictionary::load(conn, study.id)?;
+        let events = crate::cases::events::load(conn, study.id)?.event_names();
         let text = input.logic.trim();
-        if let Err(m) = logic::check(text, &fields, Events::Only(&[])) {
+        if let Err(m) = logic::check(text, &fields, Events::Only(&events)) {
             errors.add("logic", m);
         }
         errors.into_result()?;
@@ -438,16 +440,19 @@ pub fn run(conn: &mut Conn, actor: &Actor, access: &StudyAccess) -> Result<RunSu
 /// for a run on demand always).
 pub fn run_in(conn: &mut Conn, study: &Study, actor: &str, trigger: Trigger) -> Result<RunSummary> {
     // The subject's values: the base record's forms (a later event's forms are not on it).
-    let fields = crate::cases::events::load(conn, study.id)?.base_fields(dictionary::load(conn, study.id)?);
+    let design = crate::cases::events::load(conn, study.id)?;
+    let all_fields = dictionary::load(conn, study.id)?;
+    let fields = design.base_fields(all_fields.clone());
     if fields.is_empty() {
         return Ok(RunSummary::default());
     }
+    let events = design.event_names();
     let custom: Vec<CustomCheck> = custom_rules(conn, study.id)?
         .into_iter()
         .filter(|r| r.status == RuleStatus::Active)
         // A rule the dictionary no longer supports (a field retired since) finds nothing.
         .filter_map(|r| {
-            let logic = logic::check(&r.logic, &fields, Events::Only(&[])).ok()?;
+            let logic = logic::check(&r.logic, &all_fields, Events::Only(&events)).ok()?;
             Some(CustomCheck { code: r.code, severity: r.severity, logic })
         })
         .collect();
@@ -465,9 +470,17 @@ pub fn run_in(conn: &mut Conn, study: &Study, actor: &str, trigger: Trigger) -> 
             .limit(PAGE)
             .load(conn)?;
         let Some(last) = page.last().map(|(id, _)| *id) else { break };
+        // The page's later-event records, for custom rules naming an event.
+        let records = if design.is_longitudinal() && !custom.is_empty() {
+            let ids: Vec<i32> = page.iter().map(|(id, _)| *id).collect();
+            crate::cases::records::of_cases(conn, &ids)?
+        } else {
+            Default::default()
+        };
         for (id, data) in &page {
             let values: Map<String, Value> = serde_json::from_str(data).unwrap_or_default();
-            checker.case(&CaseData { case_id: *id, values: &values });
+            let events = design.is_longitudinal().then(|| (&design, records.get(id).map_or(&[][..], |r| r.as_slice())));
+            checker.case(&CaseData { case_id: *id, values: &values, events });
         }
         after = last;
     }

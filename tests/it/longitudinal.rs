@@ -412,3 +412,66 @@ async fn annotators_see_no_event_record_or_flat_export() {
     let r = design(&mon, "LONG-05", &[("events", EVENTS)]).await;
     assert_eq!(r.status(), 403);
 }
+
+#[tokio::test]
+async fn logic_names_the_studys_events_in_the_dictionary_and_in_rules() {
+    let app = spawn_app();
+    let m = set_up(&app, "LONG-06").await;
+    import(&m, "LONG-06", &export()).await.unwrap();
+
+    // A rule across events: progression at the second follow-up of a subject with a high TPS,
+    // and a grade-2 second adverse event at the first follow-up (an instance named).
+    for (name, logic) in [
+        ("Progression at FU2, TPS over 40", "[followup_2_arm_1][progression] = '1' and [tps] > 40"),
+        ("Second AE of grade 2", "[followup_1_arm_1][ae_grade][2] = '2'"),
+    ] {
+        let r = m
+            .post("/studies/LONG-06/quality/rules", &[("name", name), ("logic", logic), ("severity", "warning")])
+            .await;
+        assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    }
+    let r = m
+        .post(
+            "/studies/LONG-06/quality/rules",
+            &[("name", "x"), ("logic", "[week_9_arm_1][death] = '1'"), ("severity", "error")],
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("the study has no event &#39;week_9_arm_1&#39;"));
+    let (_, csv) = m.get_text("/studies/LONG-06/quality.csv?status=open").await;
+    let (header, rows) = csv_rows(&csv);
+    let (rule, subject) =
+        (header.iter().position(|h| h == "rule").unwrap(), header.iter().position(|h| h == "subject").unwrap());
+    let mut found: Vec<(String, String)> = rows.iter().map(|r| (r[rule].clone(), r[subject].clone())).collect();
+    found.sort();
+    assert_eq!(found, vec![("R1".into(), "SNUBH-0001".into()), ("R2".into(), "SNUBH-0001".into())], "{csv}");
+
+    // The dictionary's logic may name the study's events, and no other.
+    let dict = |logic: &str| {
+        let mut lines = DICTIONARY.lines();
+        let mut out = format!("{},Branching Logic (Show field only if...)\n", lines.next().unwrap_or_default());
+        for l in lines {
+            out.push_str(&format!("{l},\n"));
+        }
+        out + &format!("death_note,followup,notes,Cause of death,,,,,\"{logic}\"\n")
+    };
+    let r = upload(
+        &m,
+        "/studies/LONG-06/dictionary/import",
+        "d.csv",
+        dict("[followup_9_arm_1][death] = '1'").as_bytes(),
+        &[],
+    )
+    .await;
+    let page = r.text().await.unwrap();
+    assert!(page.contains("the study has no event &#39;followup_9_arm_1&#39;"), "{page}");
+    let r = upload(
+        &m,
+        "/studies/LONG-06/dictionary/import",
+        "d.csv",
+        dict("[followup_1_arm_1][death] = '1'").as_bytes(),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+}
