@@ -893,8 +893,23 @@ pub fn replace(
         change.retired =
             old.iter().filter(|o| !new_fields.iter().any(|f| f.name == o.name)).map(|o| o.name.clone()).collect();
         change.invalidated = invalidated_by(conn, study.id, new_fields, &change.changed)?;
-        // Logic may name only the study's events (none, in a classic study).
-        let events = super::events::load(conn, study.id)?.event_names();
+        // Logic may name only the study's events (none, in a classic study); the forms the
+        // design collects stay in the dictionary.
+        let design = super::events::load(conn, study.id)?;
+        let events = design.event_names();
+        let designed = design
+            .mapping
+            .iter()
+            .map(|d| (&d.event, &d.form))
+            .chain(design.repeating.iter().map(|r| (&r.event, &r.form)));
+        for (event, form) in designed {
+            if !form.is_empty() && !new_fields.iter().any(|f| &f.form_name == form) {
+                let on = if event.is_empty() { String::new() } else { format!(" on {event}") };
+                return Err(Error::Conflict(format!(
+                    "the study's events collect form {form}{on}, which the new dictionary does not have: change the events first (Dictionary → Events)"
+                )));
+            }
+        }
         let mut errors = FieldErrors::default();
         for f in new_fields {
             let calc = if f.field_type == FieldType::Calc { f.choices_raw.as_str() } else { "" };

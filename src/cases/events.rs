@@ -20,7 +20,7 @@ use super::dictionary::FieldDef;
 use crate::audit::{self, Action, Change, Entity};
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::auth::Actor;
-use crate::db::schema::{case_records, study_designs};
+use crate::db::schema::study_designs;
 use crate::db::{now, write_tx, Conn};
 use crate::error::{Error, FieldErrors, Result};
 use crate::studies::StudyId;
@@ -108,6 +108,22 @@ pub enum Repeats {
 }
 
 impl Design {
+    /// The SHA-256 of the design as stored: what a prepared import was read with.
+    pub fn sha256(&self) -> String {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(serde_json::to_string(self).unwrap_or_default().as_bytes()))
+    }
+    /// "1 arm, 5 events, 10 form designations, 4 repeating", as the design's save says it.
+    pub fn summary(&self) -> String {
+        let n = |k: usize, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
+        format!(
+            "{}, {}, {}, {} repeating",
+            n(self.arms.len(), "arm", "arms"),
+            n(self.events.len(), "event", "events"),
+            n(self.mapping.len(), "form designation", "form designations"),
+            self.repeating.len()
+        )
+    }
     pub fn is_longitudinal(&self) -> bool {
         !self.events.is_empty()
     }
@@ -223,7 +239,7 @@ impl Design {
                 let known: Vec<&str> = self.events.iter().map(|e| e.unique_name.as_str()).collect();
                 return Err((
                     "redcap_event_name",
-                    format!("'{event}' is not an event of the study ({})", known.join(", ")),
+                    format!("{} is not an event of the study ({})", shown(event), known.join(", ")),
                 ));
             }
         } else if !event.is_empty() {
@@ -235,7 +251,10 @@ impl Design {
             match instance.parse::<i32>() {
                 Ok(n) if n >= 1 => n,
                 _ => {
-                    return Err(("redcap_repeat_instance", format!("'{instance}' is not a repeat instance (1, 2, …)")))
+                    return Err((
+                        "redcap_repeat_instance",
+                        format!("{} is not a repeat instance (1, 2, …)", shown(instance)),
+                    ))
                 }
             }
         };
@@ -243,7 +262,10 @@ impl Design {
         if !instrument.is_empty() {
             if !self.repeating.iter().any(|r| r.event == event && r.form == instrument) {
                 let on = if event.is_empty() { String::new() } else { format!(" on {event}") };
-                return Err(("redcap_repeat_instrument", format!("'{instrument}' is not a repeating instrument{on}")));
+                return Err((
+                    "redcap_repeat_instrument",
+                    format!("{} is not a repeating instrument{on}", shown(instrument)),
+                ));
             }
             if n == 0 {
                 return Err(("redcap_repeat_instance", "a repeating instrument's row needs its instance".into()));
@@ -271,6 +293,16 @@ pub fn unique_event_name(name: &str, arm: i32) -> String {
     }
     let s: String = s.trim_end_matches('_').chars().take(18).collect();
     format!("{}_arm_{arm}", s.trim_end_matches('_'))
+}
+
+/// A cell of a record file as an error message may show it: quoted when it has the form of a
+/// name (a misaligned row can put a patient's name or number in any column: that is not echoed).
+fn shown(cell: &str) -> String {
+    if valid_unique_name(cell) {
+        format!("'{cell}'")
+    } else {
+        "the value".to_string()
+    }
 }
 
 fn valid_unique_name(s: &str) -> bool {
@@ -350,6 +382,13 @@ pub fn parse(files: &DesignFiles, forms: &[String]) -> std::result::Result<Desig
             }
             let u = unique.map(|c| row.cell(c).trim()).filter(|u| !u.is_empty());
             let u = u.map_or_else(|| unique_event_name(&label, a), str::to_string);
+            if u.starts_with("_arm_") {
+                errors.add(
+                    "events",
+                    format!("row {r}, column unique_event_name: give the event's unique name (REDCap's, as `baseline_arm_1`): its name has no letter or digit to make one from"),
+                );
+                continue;
+            }
             if !valid_unique_name(&u) {
                 errors.add(
                     "events",
@@ -377,6 +416,9 @@ pub fn parse(files: &DesignFiles, forms: &[String]) -> std::result::Result<Desig
             errors.add("events", "the file lists no event");
         }
     }
+    if !design.arms.is_empty() && design.events.is_empty() && errors.is_empty() {
+        errors.add("events", "arms without events: give the events file too");
+    }
     // Arms the events name but no arms file gave.
     let named: BTreeSet<i32> = design.events.iter().map(|e| e.arm).collect();
     for a in named {
@@ -385,6 +427,14 @@ pub fn parse(files: &DesignFiles, forms: &[String]) -> std::result::Result<Desig
         }
     }
     design.arms.sort_by_key(|a| a.num);
+    // A subject's arm is not recorded yet: with several arms, a subject with only its first
+    // event's record could not be placed. One arm until it is.
+    if design.arms.len() > 1 {
+        errors.add(
+            "arms",
+            format!("{} arms: a study has one arm for now (several arms are not supported yet)", design.arms.len()),
+        );
+    }
     // Events arm by arm, in the file's order within an arm (REDCap lists them so).
     design.events.sort_by_key(|e| e.arm);
     let event_known = |e: &str| design.events.iter().any(|x| x.unique_name == e);
@@ -505,7 +555,7 @@ pub fn parse_keeping(
         None if keep => write(current).map(Some).map_err(|e| FieldErrors::single("design", e.to_string())),
         None => Ok(None),
     };
-    let arms = kept(given.arms, given.events.is_none() && current.is_longitudinal(), Design::arms_csv)?;
+    let arms = kept(given.arms, current.is_longitudinal(), Design::arms_csv)?;
     let events = kept(given.events, current.is_longitudinal(), Design::events_csv)?;
     let mapping = kept(given.mapping, current.is_longitudinal(), Design::mapping_csv)?;
     let repeating = kept(given.repeating, !current.repeating.is_empty(), Design::repeating_csv)?;
@@ -599,14 +649,44 @@ pub fn replace(conn: &mut Conn, actor: &Actor, access: &StudyAccess, design: &De
         if &old == design {
             return Ok(());
         }
-        let keys: Vec<(String, String, i32)> = case_records::table
-            .filter(case_records::study_id.eq(study.id))
-            .select((case_records::event, case_records::instrument, case_records::instance))
-            .distinct()
-            .load(conn)?;
+        let records = super::records::of_study(conn, study.id)?;
         let has_cases = super::count(conn, study.id)? > 0;
-        for (event, instrument, instance) in keys {
-            let key = RecordKey { event, instrument, instance };
+        // Every stored value must stay on a form its record holds under the new design.
+        let fields = super::dictionary::load(conn, study.id)?;
+        let subject_field = fields.iter().find(|f| f.holds_data()).map(|f| f.name.clone());
+        let form_of: std::collections::HashMap<&str, &str> =
+            fields.iter().map(|f| (f.name.as_str(), f.form_name.as_str())).collect();
+        let mut orphaned: BTreeSet<String> = BTreeSet::new();
+        let mut check_values = |key: &RecordKey, names: &mut dyn Iterator<Item = &String>, base: bool| {
+            for name in names {
+                let Some(form) = form_of.get(name.as_str()) else { continue };
+                let kept = if base { design.on_base(form) } else { design.record_has_form(key, form) };
+                if Some(name) != subject_field.as_ref() && !kept {
+                    orphaned.insert(format!("{form} on {}", key.describe(&old)));
+                }
+            }
+        };
+        for r in records.values().flatten() {
+            check_values(&r.key, &mut r.data.keys(), false);
+        }
+        let base_data: Vec<String> = crate::db::schema::cases::table
+            .filter(crate::db::schema::cases::study_id.eq(study.id))
+            .select(crate::db::schema::cases::data)
+            .load(conn)?;
+        for data in base_data {
+            let values: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&data).unwrap_or_default();
+            check_values(&RecordKey::base(old.base_event(1)), &mut values.keys(), true);
+        }
+        if !orphaned.is_empty() {
+            let list: Vec<String> = orphaned.into_iter().take(10).collect();
+            return Err(Error::Conflict(format!(
+                "values are stored on forms the new design would not collect there ({}): keep them in the design",
+                list.join("; ")
+            )));
+        }
+        let keys: BTreeSet<&RecordKey> = records.values().flatten().map(|r| &r.key).collect();
+        for key in keys {
+            let key = key.clone();
             let fits = design.record_key(&key.event, &key.instrument, &instance_text(key.instance)).is_ok()
                 && !design.is_base(&key);
             if !fits {
@@ -646,14 +726,8 @@ pub fn replace(conn: &mut Conn, actor: &Actor, access: &StudyAccess, design: &De
                 ))
                 .execute(conn)?;
         }
-        let summary = |d: &Design| {
-            json!({
-                "arms": d.arms, "events": d.events.iter().map(|e| &e.unique_name).collect::<Vec<_>>(),
-                "mapping": d.mapping.iter().map(|m| format!("{}:{}", m.event, m.form)).collect::<Vec<_>>(),
-                "repeating": d.repeating.iter().map(|r| format!("{}:{}", r.event, r.form)).collect::<Vec<_>>(),
-            })
-        };
-        let (before, after) = audit::diff(&summary(&old), &summary(design));
+        let whole = |d: &Design| serde_json::to_value(d).unwrap_or_else(|_| json!({}));
+        let (before, after) = audit::diff(&whole(&old), &whole(design));
         audit::record(
             conn,
             Change::new(study.chain(), &actor.name, Action::Update, Entity::StudyDesign, &study.code)
@@ -754,6 +828,21 @@ mod tests {
         ] {
             assert!(text.contains(expected), "{expected} in {text}");
         }
+        let two_arms = "event_name,arm_num,unique_event_name\nBaseline,1,baseline_arm_1\nBaseline,2,baseline_arm_2\n";
+        let files = DesignFiles {
+            events: Some(two_arms.as_bytes()),
+            mapping: Some(b"arm_num,unique_event_name,form\n"),
+            ..Default::default()
+        };
+        assert!(parse(&files, &forms()).unwrap_err().to_string().contains("a study has one arm for now"));
+        let korean = "event_name,arm_num\n기저,1\n";
+        let files = DesignFiles { events: Some(korean.as_bytes()), ..Default::default() };
+        assert!(parse(&files, &forms())
+            .unwrap_err()
+            .to_string()
+            .contains("row 1, column unique_event_name: give the event's unique name"));
+        let arms_only = DesignFiles { arms: Some(b"arm_num,name\n1,Treatment\n"), ..Default::default() };
+        assert!(parse(&arms_only, &forms()).unwrap_err().to_string().contains("arms without events"));
         let no_mapping = DesignFiles { events: Some(EVENTS.as_bytes()), ..Default::default() };
         assert!(parse(&no_mapping, &forms()).unwrap_err().to_string().contains("instrument designation"));
     }

@@ -78,10 +78,17 @@ pub struct RedcapFlat<'a> {
     pub base_statuses: &'a std::collections::BTreeMap<i32, super::records::Statuses>,
 }
 
-/// A value as REDCap writes it: a whole number without a decimal point (`45`, not `45.0`).
-fn redcap_text(v: &serde_json::Value) -> String {
-    match v.as_f64() {
-        Some(x) if v.is_f64() && x.fract() == 0.0 && x.abs() < 1e15 => format!("{}", x as i64),
+/// A value as REDCap's validation accepts it: `number_1dp` / `number_2dp` with their decimals
+/// (`12.0`), other whole numbers without a decimal point (`45`, not `45.0`).
+fn redcap_text(f: &FieldDef, v: &serde_json::Value) -> String {
+    let decimals = match f.validation.as_str() {
+        "number_1dp" => Some(1),
+        "number_2dp" => Some(2),
+        _ => None,
+    };
+    match (v.as_f64(), decimals) {
+        (Some(x), Some(d)) if v.is_number() => format!("{x:.d$}"),
+        (Some(x), None) if v.is_f64() && x.fract() == 0.0 && x.abs() < 1e15 => format!("{}", x as i64),
         _ => value_text(v),
     }
 }
@@ -193,7 +200,7 @@ impl RedcapFlat<'_> {
                 continue;
             }
             r.push(match c {
-                FlatColumn::Field(f) => values.get(&f.name).map(redcap_text).unwrap_or_default(),
+                FlatColumn::Field(f) => values.get(&f.name).map(|v| redcap_text(f, v)).unwrap_or_default(),
                 FlatColumn::Checkbox(f, code) => {
                     let on = values
                         .get(&f.name)
@@ -206,14 +213,11 @@ impl RedcapFlat<'_> {
         }
         r
     }
-
-    pub fn write(&self, out: impl Write) -> anyhow::Result<()> {
-        crate::export::write_rows(out, self.header(), self.rows())
-    }
 }
 
-/// Every record of the study as REDCap's flat export (the page's and the CLI's), by display id.
-pub fn redcap_flat(c: &mut crate::db::Conn, sid: crate::studies::StudyId) -> crate::error::Result<Vec<u8>> {
+/// Every record of the study as REDCap's flat export (the page's and the CLI's), by display id,
+/// and how many records it holds.
+pub fn redcap_flat(c: &mut crate::db::Conn, sid: crate::studies::StudyId) -> crate::error::Result<(Vec<u8>, usize)> {
     let fields = super::dictionary::load(c, sid)?;
     let design = super::events::load(c, sid)?;
     let all = super::list(
@@ -233,7 +237,9 @@ pub fn redcap_flat(c: &mut crate::db::Conn, sid: crate::studies::StudyId) -> cra
         records: &records,
         base_statuses: &base_statuses,
     };
+    let rows = flat.rows();
+    let n = rows.len();
     let mut out = Vec::new();
-    flat.write(&mut out)?;
-    Ok(out)
+    crate::export::write_rows(&mut out, flat.header(), rows)?;
+    Ok((out, n))
 }

@@ -124,6 +124,9 @@ pub struct PreparedImport {
     pub rows: Vec<PreparedCase>,
     pub report: DeidReport,
     pub problems: Vec<Problem>,
+    /// The design the rows were read with (its SHA-256): the commit refuses them if it changed.
+    #[serde(default)]
+    pub design_sha256: String,
 }
 
 impl PreparedImport {
@@ -139,10 +142,12 @@ impl PreparedImport {
         self.problems.is_empty()
     }
 
-    /// What the rows are: "12 cases", or "48 records of 12 subjects" when subjects have several.
+    /// What the rows are: "12 cases", or "48 records of 12 subjects" in a study with events or
+    /// repeating forms.
     pub fn what(&self) -> String {
         let subjects: HashSet<&str> = self.rows.iter().map(|r| r.subject_key.as_str()).collect();
-        if subjects.len() == self.rows.len() {
+        let records = self.rows.iter().any(|r| !r.record.event.is_empty() || r.record.instance > 0);
+        if !records && subjects.len() == self.rows.len() {
             format!("{} cases", self.rows.len())
         } else {
             format!("{} records of {} subjects", self.rows.len(), subjects.len())
@@ -199,6 +204,7 @@ pub fn prepare(
         rows: Vec::new(),
         report: DeidReport::default(),
         problems: Vec::new(),
+        design_sha256: design.sha256(),
     };
     let fields: Vec<&FieldDef> = dictionary.iter().filter(|f| f.holds_data()).collect();
     let Some(subject_field) = fields.first() else {
@@ -377,10 +383,23 @@ pub fn prepare(
                 if subject_raw.is_empty() {
                     return Admission::Refused("missing subject identifier".into(), subject_field.name.clone());
                 }
-                let site_code = match site_col {
-                    Some(c) => row.cell(c).trim().to_uppercase(),
+                let site_code = match site_col.map(|c| row.cell(c).trim()) {
+                    // A record no data access group was given: the site chosen for the file.
+                    Some("") if default_site.is_some() => default_site.clone().unwrap_or_default(),
+                    Some(cell) => cell.to_uppercase(),
                     None => default_site.clone().unwrap_or_default(),
                 };
+                if let (Some(chosen), Some(_)) = (&opts.site, site_col) {
+                    if !site_code.eq_ignore_ascii_case(chosen.trim()) {
+                        return Admission::Refused(
+                            format!(
+                                "the row's site is not {}, the site chosen for the file",
+                                chosen.trim().to_uppercase()
+                            ),
+                            "site".into(),
+                        );
+                    }
+                }
                 if !sites.iter().any(|s| s.code == site_code && s.retired_at.is_none()) {
                     let msg = if site_code.is_empty() {
                         "missing site".to_string()
@@ -593,8 +612,20 @@ impl RowContext<'_> {
                     fields.iter().zip(cells.iter()).filter_map(|(f, v)| Some((f.name.clone(), v.clone()?))).collect();
                 let data = super::logic::CaseValues::new(&values, crate::db::now());
                 missing.sort_unstable();
+                // A later event's row holds its own forms only: branching logic naming another
+                // form's field cannot be judged on it, and does not make the field required.
+                let judged = |i: usize| {
+                    let text = fields[i].branching_logic.trim();
+                    self.design.is_base(record)
+                        || text.is_empty()
+                        || super::logic::Logic::parse(text).map_or(true, |l| {
+                            l.references().iter().all(|r| {
+                                r.event.is_none() && fields.iter().position(|f| f.name == r.field).is_some_and(holds)
+                            })
+                        })
+                };
                 for i in missing.drain(..) {
-                    if super::logic::shown(fields[i], &data) {
+                    if judged(i) && super::logic::shown(fields[i], &data) {
                         out.problems.push(problem(Some(r), Some(&fields[i].name), "missing required value"));
                     }
                 }
@@ -865,6 +896,14 @@ fn commit_rows(
             .first(conn)?;
         let reason = format!("import {import_id}");
         let design = super::events::load(conn, study.id)?;
+        // The design may have changed since the file was read (a preview waits up to an hour).
+        let read_with_this =
+            prepared.design_sha256 == design.sha256() || (prepared.design_sha256.is_empty() && design.is_empty());
+        if !read_with_this {
+            return Err(Error::Conflict(
+                "the study's events changed since the file was read: nothing was imported, upload it again".into(),
+            ));
+        }
         let mut trail = audit::Appender::start(conn, study.chain())?;
         // Cases as the import leaves them, by subject key: id (unknown for one it created until a
         // later row of the subject needs it), display id, values as stored.
@@ -891,18 +930,17 @@ fn commit_rows(
         // Updated records and the fields that changed: their forms' verifications are cleared.
         let mut changed: Vec<(i32, String, String, Vec<String>)> = Vec::new();
         let (mut created, mut updated, mut unchanged, mut subjects) = (0usize, 0usize, 0usize, 0usize);
-        for c in &prepared.rows {
+        // Each subject's base record first, so that a subject whose file lists a later event
+        // before its first is created from its first event (values, status) all the same.
+        let ordered = prepared
+            .rows
+            .iter()
+            .filter(|c| design.is_base(&c.record))
+            .chain(prepared.rows.iter().filter(|c| !design.is_base(&c.record)));
+        for c in ordered {
             let site_id = *site_ids
                 .get(c.site_code.as_str())
                 .ok_or_else(|| Error::Conflict(format!("site {} was retired meanwhile", c.site_code)))?;
-            // The design may have changed since the file was read: its rows must still fit.
-            let instance = super::events::instance_text(c.record.instance);
-            if design.record_key(&c.record.event, &c.record.instrument, &instance).is_err() {
-                return Err(Error::Conflict(format!(
-                    "row {}: the study's events changed since the file was read: import it again",
-                    c.row
-                )));
-            }
             let base = design.is_base(&c.record);
             let statuses = (!c.form_status.is_empty())
                 .then(|| serde_json::to_string(&c.form_status).map_err(|e| Error::Internal(e.into())))
@@ -1330,6 +1368,7 @@ mod tests {
             rows: vec![row],
             report: DeidReport::default(),
             problems: Vec::new(),
+            design_sha256: String::new(),
         };
         let dir = tempfile::tempdir().unwrap();
         let token = save_preview(dir.path(), &prepared).unwrap();

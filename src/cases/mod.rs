@@ -485,10 +485,15 @@ pub fn set_status(
 /// Audit events of one case, newest first (its history).
 pub fn history(conn: &mut Conn, study_id: crate::studies::StudyId, display_id: &str) -> Result<Vec<audit::AuditEvent>> {
     use crate::db::schema::audit_events;
+    // The case's own events and its later events' records' (`SNUBH-0001/month_3_arm_1`).
+    let records = format!("{}/%", display_id.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
     Ok(audit_events::table
         .filter(audit_events::study_id.eq(study_id))
-        .filter(audit_events::entity.eq(Entity::Case))
-        .filter(audit_events::entity_id.eq(display_id))
+        .filter(
+            audit_events::entity.eq(Entity::Case).and(audit_events::entity_id.eq(display_id)).or(audit_events::entity
+                .eq(Entity::CaseRecord)
+                .and(audit_events::entity_id.like(records).escape('\\'))),
+        )
         .order(audit_events::id.desc())
         .select(audit::AuditEvent::as_select())
         .load(conn)?)

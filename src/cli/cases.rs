@@ -202,11 +202,15 @@ pub fn run(ctx: &Ctx, cmd: CasesCmd) -> CliResult {
                 eprintln!("note: the checkpoint after the import failed ({e}); a later one will copy it");
             }
         }
+        CasesCmd::Export { format, labels: true, .. } if format == "redcap" => {
+            return Err(Failure::Input(
+                "--labels: REDCap's flat export holds raw codes, as REDCap imports them".into(),
+            ));
+        }
         CasesCmd::Export { study: code, out, format, .. } if format == "redcap" => {
             let access = study(&mut conn, &actor, &code)?;
             access.require(Permission::ViewCases)?;
-            let bytes = cases::export::redcap_flat(&mut conn, access.study.id)?;
-            let rows = bytes.iter().filter(|b| **b == b'\n').count().saturating_sub(1);
+            let (bytes, rows) = cases::export::redcap_flat(&mut conn, access.study.id)?;
             std::fs::write(&out, bytes).map_err(|e| Failure::Input(format!("{}: {e}", out.display())))?;
             println!("wrote {rows} records to {}", out.display());
         }
@@ -258,13 +262,7 @@ fn events(conn: &mut evidentia::db::Conn, actor: &evidentia::auth::Actor, cmd: E
                 Failure::Input(e.0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("\n"))
             })?;
             events::replace(conn, actor, &access, &design)?;
-            println!(
-                "design saved: {} arm(s), {} event(s), {} form designation(s), {} repeating",
-                design.arms.len(),
-                design.events.len(),
-                design.mapping.len(),
-                design.repeating.len()
-            );
+            println!("design saved: {}", design.summary());
         }
         EventsCmd::Export { study: code, out } => {
             let access = study(conn, actor, &code)?;

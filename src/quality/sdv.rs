@@ -53,12 +53,6 @@ pub struct Verification {
 }
 
 /// The dictionary's forms that hold data, in the dictionary's order.
-/// The forms verified per subject: the base record's (a later event's records are verified on
-/// their own).
-pub fn subject_forms(conn: &mut Conn, study_id: StudyId) -> Result<Vec<String>> {
-    Ok(forms(&crate::cases::events::load(conn, study_id)?.base_fields(dictionary::load(conn, study_id)?)))
-}
-
 pub fn forms(fields: &[FieldDef]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for f in fields.iter().filter(|f| f.holds_data()) {
@@ -67,6 +61,12 @@ pub fn forms(fields: &[FieldDef]) -> Vec<String> {
         }
     }
     out
+}
+
+/// The forms verified per subject: its base record's (a longitudinal study's later events are
+/// not verified form by form yet).
+pub fn subject_forms(conn: &mut Conn, study_id: StudyId) -> Result<Vec<String>> {
+    Ok(forms(&crate::cases::events::load(conn, study_id)?.base_fields(dictionary::load(conn, study_id)?)))
 }
 
 /// The study's rule (`none` until a manager sets one).

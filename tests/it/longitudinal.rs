@@ -382,7 +382,18 @@ LX-2,followup_1_arm_1,,,nowhere,,,,,,,,2024-04-01,0,0,,,,,,,,\n";
     let r = design(&m, "LONG-04", &[("events", events_without_2), ("mapping", two_events), ("repeating", repeating_1)])
         .await;
     let page = r.text().await.unwrap();
-    assert!(page.contains("records of Follow-up 2 are stored"), "{page}");
+    assert!(
+        page.contains("values are stored on forms the new design would not collect there (followup on Follow-up 2)"),
+        "{page}"
+    );
+    // Values stored on a form the new designation would no longer collect at that event.
+    let without_followup_2 = MAPPING.replace("1,followup_2_arm_1,followup\n", "");
+    let r = design(&m, "LONG-04", &[("mapping", &without_followup_2)]).await;
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("values are stored on forms the new design would not collect there (followup on Follow-up 2)"),
+        "{page}"
+    );
     let r = design(&m, "LONG-04", &[("mapping", "arm_num,unique_event_name,form\n1,baseline_arm_1,labs\n")]).await;
     let page = r.text().await.unwrap();
     assert!(page.contains("mapping: row 1, column form: &#39;labs&#39; is not a form of the dictionary"), "{page}");
@@ -474,4 +485,33 @@ async fn logic_names_the_studys_events_in_the_dictionary_and_in_rules() {
     )
     .await;
     assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+}
+
+#[tokio::test]
+async fn a_subject_whose_later_event_comes_first_in_the_file_is_created_from_its_first_event() {
+    let app = spawn_app();
+    let m = set_up(&app, "LONG-07").await;
+    let file = HEADER.to_string()
+        + "LX-7,followup_1_arm_1,,,smc,,,,,,,,2024-04-10,0,0,,2,,,,,,\n\
+LX-7,baseline_arm_1,,,,,2024-01-10,2,2,1,45,2,,,,,,,,,,,\n";
+    // The second row has no data access group: the site chosen for the file.
+    let r = upload(&m, "/studies/LONG-07/cases/import", "export.csv", file.as_bytes(), &[("site", "SMC")]).await;
+    let page = r.text().await.unwrap();
+    let k = "/cases/import/";
+    let start = page.find(k).map(|s| s + k.len()).unwrap_or_else(|| panic!("refused: {page}"));
+    let token = page[start..start + 64].to_string();
+    assert!(page.contains("2 records of 1 subjects"), "{page}");
+    let r = m.post(&format!("/studies/LONG-07/cases/import/{token}/confirm"), &[]).await;
+    assert_eq!(r.status(), 303);
+    let created: Vec<_> = audit_events(&app, "create")
+        .into_iter()
+        .filter(|e| e.chain == "study:LONG-07" && e.entity == evidentia::audit::Entity::Case)
+        .collect();
+    assert_eq!(created.len(), 1);
+    assert!(created[0].new_value.as_deref().unwrap().contains("\"tps\":45"), "created with its first event's values");
+    assert!(audit_events(&app, "update")
+        .iter()
+        .all(|e| e.chain != "study:LONG-07" || e.entity != evidentia::audit::Entity::Case));
+    let (_, page) = m.get_text("/studies/LONG-07/cases/SMC-0001").await;
+    assert!(page.contains("followup_1_arm_1: created"), "the record's creation in the case history: {page}");
 }

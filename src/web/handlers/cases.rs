@@ -487,11 +487,18 @@ fn history_rows(
             at: e.at_display(),
             who: names.get(&e.actor).cloned().unwrap_or_else(|| e.actor.clone()),
             username: e.actor.clone(),
-            action: match e.action.as_str() {
-                "create" => "created".to_string(),
-                "update" => "values changed".to_string(),
-                "status" => "status changed".to_string(),
-                other => other.replace('_', " "),
+            action: {
+                let what = match e.action.as_str() {
+                    "create" => "created".to_string(),
+                    "update" => "values changed".to_string(),
+                    "status" => "status changed".to_string(),
+                    other => other.replace('_', " "),
+                };
+                // A later event's record: which one (`month_3_arm_1:irae#2`).
+                match e.entity_id.split_once('/') {
+                    Some((_, slot)) if e.entity == crate::audit::Entity::CaseRecord => format!("{slot}: {what}"),
+                    _ => what,
+                }
             },
             reason: e.reason.clone(),
             changes: cases::labelled_changes(e, fields),

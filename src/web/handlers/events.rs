@@ -106,13 +106,7 @@ pub async fn events_import(
         .await;
     match result {
         Ok(d) => {
-            let message = format!(
-                "Design saved: {} arm(s), {} event(s), {} form designation(s), {} repeating.",
-                d.arms.len(),
-                d.events.len(),
-                d.mapping.len(),
-                d.repeating.len()
-            );
+            let message = format!("Design saved: {}.", d.summary());
             Ok(redirect_with_flash(&format!("/studies/{}/events", access.study.code), "ok", &message))
         }
         Err(Error::Invalid(e)) => {
@@ -147,7 +141,7 @@ pub async fn records_csv(
     InStudy { access, .. }: InStudy<perm::ViewCases>,
 ) -> Result<HttpResponse, PageError> {
     let sid = access.study.id;
-    let bytes = state.db(move |c| cases::export::redcap_flat(c, sid)).await?;
+    let (bytes, _) = state.db(move |c| cases::export::redcap_flat(c, sid)).await?;
     Ok(crate::web::csv_response(&format!("{}-records.csv", access.study.code), bytes))
 }
 
