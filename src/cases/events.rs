@@ -761,15 +761,20 @@ mod tests {
         1,follow_up_1_arm_1,followup\n1,follow_up_1_arm_1,ae\n1,followup_2_arm_1,followup\n";
     const REPEATING: &str = "event_name,form_name,custom_form_label\nfollow_up_1_arm_1,ae,[ae_term]\n";
 
-    #[test]
-    fn a_redcap_design_reads_and_writes_back() {
+    /// The design of `EVENTS`, `MAPPING` and `REPEATING`.
+    fn design() -> Design {
         let files = DesignFiles {
             events: Some(EVENTS.as_bytes()),
             mapping: Some(MAPPING.as_bytes()),
             repeating: Some(REPEATING.as_bytes()),
             ..Default::default()
         };
-        let d = parse(&files, &forms()).unwrap();
+        parse(&files, &forms()).unwrap()
+    }
+
+    #[test]
+    fn a_redcap_design_reads_and_writes_back() {
+        let d = design();
         assert_eq!(d.arms, vec![Arm { num: 1, name: "Arm 1".into() }]);
         assert_eq!(d.events[1].unique_name, "follow_up_1_arm_1");
         assert_eq!(d.base_event(1), "baseline_arm_1");
@@ -792,13 +797,7 @@ mod tests {
 
     #[test]
     fn record_keys_follow_the_design() {
-        let files = DesignFiles {
-            events: Some(EVENTS.as_bytes()),
-            mapping: Some(MAPPING.as_bytes()),
-            repeating: Some(REPEATING.as_bytes()),
-            ..Default::default()
-        };
-        let d = parse(&files, &forms()).unwrap();
+        let d = design();
         let base = d.record_key("baseline_arm_1", "", "").unwrap();
         assert!(d.is_base(&base) && d.record_has_form(&base, "baseline") && !d.record_has_form(&base, "ae"));
         let ae = d.record_key("follow_up_1_arm_1", "ae", "2").unwrap();

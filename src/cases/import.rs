@@ -911,20 +911,9 @@ fn commit_rows(
             existing.into_iter().map(|(id, key, display, data)| (key, (Some(id), display, data))).collect();
         let mut records: HashMap<(i32, RecordKey), (i32, String, String)> = HashMap::new();
         if !design.is_empty() {
-            let rows: Vec<(i32, i32, String, String, i32, String, String)> = crate::db::schema::case_records::table
-                .filter(crate::db::schema::case_records::study_id.eq(study.id))
-                .select((
-                    crate::db::schema::case_records::id,
-                    crate::db::schema::case_records::case_id,
-                    crate::db::schema::case_records::event,
-                    crate::db::schema::case_records::instrument,
-                    crate::db::schema::case_records::instance,
-                    crate::db::schema::case_records::data,
-                    crate::db::schema::case_records::form_status,
-                ))
-                .load(conn)?;
-            for (id, case_id, event, instrument, instance, data, status) in rows {
-                records.insert((case_id, RecordKey { event, instrument, instance }), (id, data, status));
+            for r in super::records::of_study(conn, study.id)?.into_values().flatten() {
+                let status = serde_json::to_string(&r.form_status).map_err(|e| Error::Internal(e.into()))?;
+                records.insert((r.case_id, r.key), (r.id, Value::Object(r.data).to_string(), status));
             }
         }
         // Updated records and the fields that changed: their forms' verifications are cleared.
@@ -945,7 +934,7 @@ fn commit_rows(
             let statuses = (!c.form_status.is_empty())
                 .then(|| serde_json::to_string(&c.form_status).map_err(|e| Error::Internal(e.into())))
                 .transpose()?;
-            let Some((id, display, data)) = current.get_mut(c.subject_key.as_str()) else {
+            if !current.contains_key(c.subject_key.as_str()) {
                 let n = next_seq.entry(c.site_code.clone()).or_insert(0);
                 *n += 1;
                 let display = format!("{}-{:04}", c.site_code, n);
@@ -984,33 +973,16 @@ fn commit_rows(
                         .after_canonical(audited)
                         .because(&reason),
                 )?;
-                // The row is created (the base record, or the later event's record below).
                 subjects += 1;
-                created += 1;
-                current.insert(c.subject_key.clone(), (None, display.clone(), data.to_string()));
-                if !base {
-                    let case_id = case_id_of(conn, study.id, &c.subject_key)?;
-                    if let Some(e) = current.get_mut(c.subject_key.as_str()) {
-                        e.0 = Some(case_id);
-                    }
-                    write_record(
-                        conn,
-                        &mut trail,
-                        &RecordWrite {
-                            study: &study,
-                            actor,
-                            reason: &reason,
-                            t,
-                            design: &design,
-                            case_id,
-                            display: &display,
-                            row: c,
-                        },
-                        &mut records,
-                        &mut changed,
-                    )?;
+                current.insert(c.subject_key.clone(), (None, display, data.to_string()));
+                if base {
+                    created += 1;
+                    continue;
                 }
-                continue;
+                // A later event's row: its record is written below.
+            }
+            let Some((id, display, data)) = current.get_mut(c.subject_key.as_str()) else {
+                return Err(Error::Internal(anyhow::anyhow!("the subject of row {} was not kept", c.row)));
             };
             let case_id = match *id {
                 Some(id) => id,

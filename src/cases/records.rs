@@ -73,45 +73,37 @@ pub struct Record {
     pub updated_at: NaiveDateTime,
 }
 
-type Row = (i32, i32, String, String, i32, String, String, NaiveDateTime, NaiveDateTime);
+/// A stored record as the table holds it.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = case_records)]
+struct Row {
+    id: i32,
+    case_id: i32,
+    event: String,
+    instrument: String,
+    instance: i32,
+    data: String,
+    form_status: String,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
 
 fn record(r: Row) -> Result<Record> {
     Ok(Record {
-        id: r.0,
-        case_id: r.1,
-        key: RecordKey { event: r.2, instrument: r.3, instance: r.4 },
-        data: serde_json::from_str(&r.5).map_err(|e| Error::Internal(e.into()))?,
-        form_status: parse_statuses(Some(&r.6)),
-        created_at: r.7,
-        updated_at: r.8,
+        id: r.id,
+        case_id: r.case_id,
+        key: RecordKey { event: r.event, instrument: r.instrument, instance: r.instance },
+        data: serde_json::from_str(&r.data).map_err(|e| Error::Internal(e.into()))?,
+        form_status: parse_statuses(Some(&r.form_status)),
+        created_at: r.created_at,
+        updated_at: r.updated_at,
     })
 }
 
-const COLUMNS: (
-    case_records::id,
-    case_records::case_id,
-    case_records::event,
-    case_records::instrument,
-    case_records::instance,
-    case_records::data,
-    case_records::form_status,
-    case_records::created_at,
-    case_records::updated_at,
-) = (
-    case_records::id,
-    case_records::case_id,
-    case_records::event,
-    case_records::instrument,
-    case_records::instance,
-    case_records::data,
-    case_records::form_status,
-    case_records::created_at,
-    case_records::updated_at,
-);
-
 /// A case's records, by event, instrument and instance.
 pub fn of_case(conn: &mut Conn, case_id: i32) -> Result<Vec<Record>> {
-    let rows: Vec<Row> = case_records::table.filter(case_records::case_id.eq(case_id)).select(COLUMNS).load(conn)?;
+    let rows: Vec<Row> =
+        case_records::table.filter(case_records::case_id.eq(case_id)).select(Row::as_select()).load(conn)?;
     let mut out = rows.into_iter().map(record).collect::<Result<Vec<_>>>()?;
     out.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(out)
@@ -119,12 +111,13 @@ pub fn of_case(conn: &mut Conn, case_id: i32) -> Result<Vec<Record>> {
 
 /// Every record of a study's cases (for the flat export), by case.
 pub fn of_study(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<BTreeMap<i32, Vec<Record>>> {
-    let rows: Vec<Row> = case_records::table
-        .filter(case_records::study_id.eq(study_id))
-        .order(case_records::id)
-        .select(COLUMNS)
-        .load(conn)?;
-    by_case(rows)
+    by_case(
+        case_records::table
+            .filter(case_records::study_id.eq(study_id))
+            .order(case_records::id)
+            .select(Row::as_select())
+            .load(conn)?,
+    )
 }
 
 fn by_case(rows: Vec<Row>) -> Result<BTreeMap<i32, Vec<Record>>> {
@@ -138,12 +131,13 @@ fn by_case(rows: Vec<Row>) -> Result<BTreeMap<i32, Vec<Record>>> {
 
 /// The records of some cases (a page of them), by case.
 pub fn of_cases(conn: &mut Conn, case_ids: &[i32]) -> Result<BTreeMap<i32, Vec<Record>>> {
-    let rows: Vec<Row> = case_records::table
-        .filter(case_records::case_id.eq_any(case_ids))
-        .order(case_records::id)
-        .select(COLUMNS)
-        .load(conn)?;
-    by_case(rows)
+    by_case(
+        case_records::table
+            .filter(case_records::case_id.eq_any(case_ids))
+            .order(case_records::id)
+            .select(Row::as_select())
+            .load(conn)?,
+    )
 }
 
 /// The base record's form statuses of a case.
