@@ -709,4 +709,5 @@ diesel::table! {
 }
 
 diesel::joinable!(case_records -> cases (case_id));
+diesel::joinable!(case_records -> studies (study_id));
 diesel::joinable!(study_designs -> studies (study_id));

@@ -668,6 +668,16 @@ fn write_dossier(
         }
         models.insert(run.model(), model.sha256.clone());
     }
+    // A longitudinal study's records, every event's, as REDCap's flat export, and its design in
+    // REDCap's files (the datasets above hold each subject's first-event values).
+    let design = crate::cases::events::load(conn, study.id)?;
+    if !design.is_empty() {
+        let (flat, _) = crate::cases::export::redcap_flat(conn, study.id)?;
+        out.zip.add("records/records.csv", &flat)?;
+        for (name, write) in crate::cases::events::FILES {
+            out.zip.add(&format!("records/design/{name}"), &write(&design).map_err(Error::Internal)?)?;
+        }
+    }
     let define = define_xml(study, &out.described, &out.coded);
     out.zip.add("datasets/define.xml", &define)?;
 

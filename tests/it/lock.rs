@@ -226,6 +226,10 @@ async fn the_dossier_is_signed_deterministic_and_verify_catches_any_change() {
         "datasets/reads.csv",
         "datasets/reads.xpt",
         "datasets/define.xml",
+        // The demo studies are longitudinal: every event's records and the design.
+        "records/records.csv",
+        "records/design/events.csv",
+        "records/design/mapping.csv",
     ] {
         assert!(names.iter().any(|x| x == n), "{n} in {names:?}");
     }
