@@ -127,6 +127,9 @@ pub struct PreparedImport {
     /// The design the rows were read with (its SHA-256): the commit refuses them if it changed.
     #[serde(default)]
     pub design_sha256: String,
+    /// How many rows are records of a later event or a repeating form (not a subject's first).
+    #[serde(default)]
+    pub later_rows: usize,
 }
 
 impl PreparedImport {
@@ -146,8 +149,7 @@ impl PreparedImport {
     /// repeating forms.
     pub fn what(&self) -> String {
         let subjects: HashSet<&str> = self.rows.iter().map(|r| r.subject_key.as_str()).collect();
-        let records = self.rows.iter().any(|r| !r.record.event.is_empty() || r.record.instance > 0);
-        if !records && subjects.len() == self.rows.len() {
+        if self.later_rows == 0 && subjects.len() == self.rows.len() {
             format!("{} cases", self.rows.len())
         } else {
             format!("{} records of {} subjects", self.rows.len(), subjects.len())
@@ -205,6 +207,7 @@ pub fn prepare(
         report: DeidReport::default(),
         problems: Vec::new(),
         design_sha256: design.sha256(),
+        later_rows: 0,
     };
     let fields: Vec<&FieldDef> = dictionary.iter().filter(|f| f.holds_data()).collect();
     let Some(subject_field) = fields.first() else {
@@ -469,6 +472,7 @@ pub fn prepare(
         // A refused file is never stored.
         out.rows.clear();
     }
+    out.later_rows = out.rows.iter().filter(|r| !design.is_base(&r.record)).count();
     out
 }
 
@@ -1341,6 +1345,7 @@ mod tests {
             report: DeidReport::default(),
             problems: Vec::new(),
             design_sha256: String::new(),
+            later_rows: 0,
         };
         let dir = tempfile::tempdir().unwrap();
         let token = save_preview(dir.path(), &prepared).unwrap();
