@@ -943,14 +943,9 @@ fn commit_rows(
                 *n += 1;
                 let display = format!("{}-{:04}", c.site_code, n);
                 // A subject whose first row is a later event's: the case starts without values.
-                let (data, audited) = if base { (c.data.as_str(), c.created.as_str()) } else { ("{}", "") };
-                let status_only;
-                let audited = if base {
-                    audited
-                } else {
-                    status_only = canonical::to_string(&json!({"status": c.status}));
-                    status_only.as_str()
-                };
+                let status_only = if base { String::new() } else { canonical::to_string(&json!({"status": c.status})) };
+                let (data, audited) =
+                    if base { (c.data.as_str(), c.created.as_str()) } else { ("{}", status_only.as_str()) };
                 // One cached single-row statement (see `audit::Appender::append`).
                 diesel::insert_into(cases::table)
                     .values(NewCase {
