@@ -464,6 +464,16 @@ impl FieldDef {
 }
 
 /// A value as the text a person or a CSV sees.
+/// Whether a stored value holds anything (not null, blank text or a checkbox with none ticked).
+pub fn has_value(v: Option<&Value>) -> bool {
+    match v {
+        None | Some(Value::Null) => false,
+        Some(Value::String(s)) => !s.trim().is_empty(),
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(_) => true,
+    }
+}
+
 pub fn value_text(v: &Value) -> String {
     match v {
         Value::Null => String::new(),

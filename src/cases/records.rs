@@ -250,7 +250,7 @@ impl Grid {
             vec![GridEvent { unique_name: String::new(), name: "Record".into(), arm: 1 }]
         };
         let count = |data: &Map<String, Value>, form: &str| {
-            fields.iter().filter(|f| f.form_name == form && data.get(&f.name).is_some_and(|v| !is_blank(v))).count()
+            fields.iter().filter(|f| f.form_name == form && super::dictionary::has_value(data.get(&f.name))).count()
         };
         let rows = forms
             .iter()
@@ -295,15 +295,6 @@ impl Grid {
             })
             .collect();
         Grid { events, rows }
-    }
-}
-
-fn is_blank(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::String(s) => s.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        _ => false,
     }
 }
 

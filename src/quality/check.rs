@@ -44,15 +44,6 @@ pub const OUTLIER_SDS: f64 = 3.0;
 /// Fewer values than this and the outlier rule says nothing about a field.
 const OUTLIER_MIN_VALUES: usize = 5;
 
-fn has_value(v: Option<&Value>) -> bool {
-    match v {
-        None | Some(Value::Null) => false,
-        Some(Value::String(s)) => !s.trim().is_empty(),
-        Some(Value::Array(a)) => !a.is_empty(),
-        Some(_) => true,
-    }
-}
-
 fn number(v: Option<&Value>) -> Option<f64> {
     match v? {
         Value::Number(n) => n.as_f64(),
@@ -129,7 +120,7 @@ impl<'a> Checker<'a> {
             let f = self.data_fields[i];
             let v = case.values.get(&f.name);
             let shown = self.branching[i].as_ref().is_none_or(|l| l.holds(&data));
-            if !has_value(v) {
+            if !crate::cases::dictionary::has_value(v) {
                 if f.required && shown && f.field_type != FieldType::Calc {
                     self.push(case.case_id, Builtin::Missing, &f.name, None, "required, and empty".into());
                 }
