@@ -797,6 +797,7 @@ struct NewCase<'a> {
     display_id: &'a str,
     status: &'a str,
     data: &'a str,
+    form_status: Option<&'a str>,
     created_at: chrono::NaiveDateTime,
     updated_at: chrono::NaiveDateTime,
 }
@@ -935,10 +936,11 @@ fn commit_rows(
                 .get(c.site_code.as_str())
                 .ok_or_else(|| Error::Conflict(format!("site {} was retired meanwhile", c.site_code)))?;
             let base = design.is_base(&c.record);
-            let statuses = (!c.form_status.is_empty())
-                .then(|| serde_json::to_string(&c.form_status).map_err(|e| Error::Internal(e.into())))
-                .transpose()?;
             if !current.contains_key(c.subject_key.as_str()) {
+                // The first event's form statuses come with the case (a later event's, with its record).
+                let statuses = (base && !c.form_status.is_empty())
+                    .then(|| serde_json::to_string(&c.form_status).map_err(|e| Error::Internal(e.into())))
+                    .transpose()?;
                 let n = next_seq.entry(c.site_code.clone()).or_insert(0);
                 *n += 1;
                 let display = format!("{}-{:04}", c.site_code, n);
@@ -955,17 +957,11 @@ fn commit_rows(
                         display_id: &display,
                         status: c.status.as_str(),
                         data,
+                        form_status: statuses.as_deref(),
                         created_at: t,
                         updated_at: t,
                     })
                     .execute(conn)?;
-                if base && statuses.is_some() {
-                    diesel::update(
-                        cases::table.filter(cases::study_id.eq(study.id)).filter(cases::subject_key.eq(&c.subject_key)),
-                    )
-                    .set(cases::form_status.eq(&statuses))
-                    .execute(conn)?;
-                }
                 trail.append(
                     conn,
                     Change::new(study.chain(), &actor.name, Action::Create, Entity::Case, &display)
