@@ -111,6 +111,7 @@ fn main() -> anyhow::Result<()> {
         &mut conn,
         &lists,
         access.study.id,
+        &access.sites,
         &fields,
         &Default::default(),
         PageRequest::new(Some((n as i64 / 50).max(1)), None),
@@ -118,15 +119,30 @@ fn main() -> anyhow::Result<()> {
     let deep_ms = t.elapsed().as_secs_f64() * 1000.0;
     let t = Instant::now();
     let filter = evidentia::cases::CaseFilter { field: "stage".into(), value: "3".into(), ..Default::default() };
-    let filtered =
-        evidentia::cases::list(&mut conn, &lists, access.study.id, &fields, &filter, PageRequest::new(Some(1), None))?;
+    let filtered = evidentia::cases::list(
+        &mut conn,
+        &lists,
+        access.study.id,
+        &access.sites,
+        &fields,
+        &filter,
+        PageRequest::new(Some(1), None),
+    )?;
     let filter_ms = t.elapsed().as_secs_f64() * 1000.0;
     let t = Instant::now();
     let deep_page = PageRequest::new(Some((n as i64 / 50).max(1) - 1), None);
-    evidentia::cases::list(&mut conn, &lists, access.study.id, &fields, &Default::default(), deep_page)?;
+    evidentia::cases::list(&mut conn, &lists, access.study.id, &access.sites, &fields, &Default::default(), deep_page)?;
     let cached_deep_ms = t.elapsed().as_secs_f64() * 1000.0;
     let t = Instant::now();
-    evidentia::cases::list(&mut conn, &lists, access.study.id, &fields, &filter, PageRequest::new(Some(2), None))?;
+    evidentia::cases::list(
+        &mut conn,
+        &lists,
+        access.study.id,
+        &access.sites,
+        &fields,
+        &filter,
+        PageRequest::new(Some(2), None),
+    )?;
     let cached_filter_ms = t.elapsed().as_secs_f64() * 1000.0;
 
     // The floor: sqlite3's own CSV import of the same file into an untyped table.

@@ -1,10 +1,12 @@
 //! Study roles and what each may do. Not a member (or an id from another study): 404.
-//! A member whose role lacks the right: 403. Admins may do everything.
+//! A member whose role lacks the right: 403. Admins may do everything. Site staff (REDCap's
+//! data access groups) are scoped to their sites: another site's subject, and everything about
+//! it, is 404 to them ([`SiteScope`]).
 
 use diesel::prelude::*;
 
 use super::Actor;
-use crate::db::schema::{studies, study_members};
+use crate::db::schema::{member_sites, studies, study_members};
 use crate::db::Conn;
 use crate::error::{Error, Result};
 use crate::studies::Study;
@@ -16,6 +18,8 @@ crate::db::text_enum! {
         Annotator = "annotator",
         Statistician = "statistician",
         Monitor = "monitor",
+        /// Site staff (a study coordinator): their sites' subjects only.
+        Site = "site",
     }
 }
 
@@ -25,7 +29,7 @@ impl Role {
         Role::ALL
             .into_iter()
             .find(|r| r.as_str() == s.trim().to_lowercase())
-            .ok_or_else(|| Error::invalid("role", "must be one of manager, annotator, statistician, monitor"))
+            .ok_or_else(|| Error::invalid("role", "must be one of manager, annotator, statistician, monitor, site"))
     }
 }
 
@@ -71,8 +75,11 @@ permissions! {
     RunChecks,
     /// Case data (annotators see none: they are blinded to it).
     ViewCases,
-    /// Import, edit and retire cases; edit the data dictionary.
+    /// Edit the data dictionary and the study's design; exclude data quality findings.
     ManageCases,
+    /// Import cases and change their values and status (managers; site staff for their sites'
+    /// subjects).
+    EnterData,
     /// Slides and their viewer (annotators get theirs through reading campaigns only).
     ViewSlides,
     /// Ingest slides, exclude them from analysis.
@@ -96,7 +103,8 @@ permissions! {
     ManageAnalyses,
     /// Open, close and reopen queries on case values (monitors and managers).
     RaiseQueries,
-    /// Answer queries, changing the value where asked (the data's keepers: managers).
+    /// Answer queries, changing the value where asked (the data's keepers: managers and site
+    /// staff).
     AnswerQueries,
     /// Mark forms source-verified (monitors: those who compare them with the source).
     VerifySource,
@@ -127,7 +135,10 @@ impl Permission {
         use Role::*;
         match self {
             View | ViewSites => true,
-            ViewMembers | ViewJobs | ViewCases | ViewSlides | ViewCampaigns | ViewReads | ViewRuns => {
+            // Site staff see their sites' subjects (their scope narrows every list and lookup).
+            ViewCases => matches!(role, Manager | Statistician | Monitor | Site),
+            EnterData | AnswerQueries => matches!(role, Manager | Site),
+            ViewMembers | ViewJobs | ViewSlides | ViewCampaigns | ViewReads | ViewRuns => {
                 matches!(role, Manager | Statistician | Monitor)
             }
             // Results (agreement between readers, analyses) are for managers and statisticians;
@@ -137,7 +148,30 @@ impl Permission {
             ViewAudit | RunChecks | RaiseQueries => matches!(role, Manager | Monitor),
             VerifySource => role == Monitor,
             EditStudy | ChangeStatus | ManageSites | ManageMembers | ManageCases | ManageSlides | ManageCampaigns
-            | ManageRuns | AnswerQueries => role == Manager,
+            | ManageRuns => role == Manager,
+        }
+    }
+}
+
+/// The sites whose subjects a member sees: every site, or (site staff) only their own. Every
+/// list and lookup of subjects, their records, queries, findings and verifications takes one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub enum SiteScope {
+    #[default]
+    All,
+    /// Site ids; empty for site staff whose every site was taken away.
+    Only(Vec<i32>),
+}
+
+impl SiteScope {
+    pub fn includes(&self, site_id: i32) -> bool {
+        self.ids().is_none_or(|ids| ids.contains(&site_id))
+    }
+    /// The site ids to filter on; `None`: every site.
+    pub fn ids(&self) -> Option<&[i32]> {
+        match self {
+            SiteScope::All => None,
+            SiteScope::Only(ids) => Some(ids),
         }
     }
 }
@@ -148,9 +182,19 @@ pub struct StudyAccess {
     pub study: Study,
     pub role: Option<Role>,
     pub is_admin: bool,
+    /// The sites whose subjects the actor sees.
+    pub sites: SiteScope,
 }
 
 impl StudyAccess {
+    /// A subject of `site_id`: 404 unless the actor's scope includes it.
+    pub fn require_site(&self, site_id: i32) -> Result<()> {
+        if self.sites.includes(site_id) {
+            Ok(())
+        } else {
+            Err(Error::NotFound)
+        }
+    }
     pub fn can(&self, p: Permission) -> bool {
         self.is_admin || self.role.is_some_and(|r| p.allowed(r))
     }
@@ -197,5 +241,20 @@ pub fn study_access(conn: &mut Conn, actor: &Actor, code: &str) -> Result<StudyA
     if role.is_none() && !actor.is_admin {
         return Err(Error::NotFound);
     }
-    Ok(StudyAccess { study, role, is_admin: actor.is_admin })
+    let sites = match (role, actor.user_id) {
+        (Some(Role::Site), Some(uid)) => SiteScope::Only(member_site_ids(conn, uid, study.id)?),
+        _ => SiteScope::All,
+    };
+    Ok(StudyAccess { study, role, is_admin: actor.is_admin, sites })
+}
+
+/// The sites a member (site staff) is scoped to.
+pub fn member_site_ids(conn: &mut Conn, user_id: i32, study_id: crate::studies::StudyId) -> Result<Vec<i32>> {
+    Ok(member_sites::table
+        .inner_join(study_members::table)
+        .filter(study_members::study_id.eq(study_id))
+        .filter(study_members::user_id.eq(user_id))
+        .order(member_sites::site_id)
+        .select(member_sites::site_id)
+        .load(conn)?)
 }

@@ -216,14 +216,19 @@ impl RedcapFlat<'_> {
 }
 
 /// Every record of the study as REDCap's flat export (the page's and the CLI's), by display id,
-/// and how many records it holds.
-pub fn redcap_flat(c: &mut crate::db::Conn, sid: crate::studies::StudyId) -> crate::error::Result<(Vec<u8>, usize)> {
+/// and how many records it holds; of the sites of `scope`.
+pub fn redcap_flat(
+    c: &mut crate::db::Conn,
+    sid: crate::studies::StudyId,
+    scope: &crate::auth::permissions::SiteScope,
+) -> crate::error::Result<(Vec<u8>, usize)> {
     let fields = super::dictionary::load(c, sid)?;
     let design = super::events::load(c, sid)?;
     let all = super::list(
         c,
         &super::ListCache::default(),
         sid,
+        scope,
         &fields,
         &Default::default(),
         crate::db::paging::PageRequest::all(),

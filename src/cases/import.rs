@@ -18,6 +18,7 @@ use super::records::FormStatus;
 use super::scrub::Scrubber;
 use super::CaseStatus;
 use crate::audit::{self, canonical, Action, Change, Entity};
+use crate::auth::permissions::SiteScope;
 use crate::auth::permissions::{Permission, StudyAccess};
 use crate::auth::Actor;
 use crate::db::schema::{case_imports, cases};
@@ -33,6 +34,8 @@ pub struct ImportOptions {
     pub limits: Limits,
     /// Medical-record / accession number patterns for free-text scrubbing (defaults if empty).
     pub mrn_patterns: Vec<String>,
+    /// The sites the importer may import to (site staff: their own); a row of another is refused.
+    pub scope: SiteScope,
 }
 
 /// One problem, by data row (1-based, header not counted; shown with the spreadsheet's row number
@@ -403,13 +406,19 @@ pub fn prepare(
                         );
                     }
                 }
-                if !sites.iter().any(|s| s.code == site_code && s.retired_at.is_none()) {
-                    let msg = if site_code.is_empty() {
-                        "missing site".to_string()
-                    } else {
-                        format!("{site_code} is not an active site of this study")
-                    };
-                    return Admission::Refused(msg, "site".into());
+                match sites.iter().find(|s| s.code == site_code && s.retired_at.is_none()) {
+                    None => {
+                        let msg = if site_code.is_empty() {
+                            "missing site".to_string()
+                        } else {
+                            format!("{site_code} is not an active site of this study")
+                        };
+                        return Admission::Refused(msg, "site".into());
+                    }
+                    Some(s) if !opts.scope.includes(s.id) => {
+                        return Admission::Refused(out_of_scope(&site_code), "site".into());
+                    }
+                    Some(_) => {}
                 }
                 let cell = |c: Option<usize>| c.map_or("", |c| row.cell(c));
                 // A file without events (a site's baseline spreadsheet) holds first-event records.
@@ -825,6 +834,11 @@ impl ImportSummary {
     }
 }
 
+/// Why site staff may not import a row of `site`.
+fn out_of_scope(site: &str) -> String {
+    format!("{site} is not one of your sites: you import your own sites' subjects only")
+}
+
 /// Stores a prepared import in one transaction: new subjects get the next display id of their
 /// site, known ones (same pseudonym) are updated; one audit event per created or changed case,
 /// one for the import. Refuses an import that has problems. Returns once the transaction is in
@@ -835,7 +849,7 @@ pub fn commit(
     access: &StudyAccess,
     prepared: &PreparedImport,
 ) -> Result<ImportSummary> {
-    access.require(Permission::ManageCases)?;
+    access.require(Permission::EnterData)?;
     if prepared.study_id != access.study.id {
         return Err(Error::NotFound);
     }
@@ -849,6 +863,40 @@ pub fn commit(
         .unwrap_or(u32::MAX)
         .clamp(db::CACHE_KIB, db::MAX_CACHE_KIB);
     db::bulk_write(conn, cache_kib, |conn| commit_rows(conn, actor, access, prepared))
+}
+
+/// Site staff import their own sites' subjects only: a row of another site, or of a subject
+/// another site already holds, refuses the whole import, naming the row (a preview prepared
+/// by someone else is checked again here).
+fn check_scope(
+    conn: &mut Conn,
+    access: &StudyAccess,
+    prepared: &PreparedImport,
+    site_ids: &HashMap<&str, i32>,
+) -> Result<()> {
+    let Some(mine) = access.sites.ids() else {
+        return Ok(());
+    };
+    let held: HashMap<String, i32> = cases::table
+        .filter(cases::study_id.eq(access.study.id))
+        .filter(cases::site_id.ne_all(mine.to_vec()))
+        .select((cases::subject_key, cases::site_id))
+        .load::<(String, i32)>(conn)?
+        .into_iter()
+        .collect();
+    for c in &prepared.rows {
+        let outside = site_ids.get(c.site_code.as_str()).is_none_or(|id| !mine.contains(id));
+        let message = if outside {
+            out_of_scope(&c.site_code)
+        } else if held.contains_key(&c.subject_key) {
+            "the subject belongs to another site: you import your own sites' subjects only".to_string()
+        } else {
+            continue;
+        };
+        let problem = Problem { row: Some(c.row), column: Some("site".into()), message };
+        return Err(Error::Conflict(format!("{problem}: nothing was imported")));
+    }
+    Ok(())
 }
 
 fn commit_rows(
@@ -866,6 +914,7 @@ fn commit_rows(
             .filter(cases::study_id.eq(study.id))
             .select((cases::id, cases::subject_key, cases::display_id, cases::data))
             .load(conn)?;
+        check_scope(conn, access, prepared, &site_ids)?;
         let mut next_seq: HashMap<String, u32> = HashMap::new();
         for (_, _, display, _) in &existing {
             if let Some((site, n)) = display.rsplit_once('-') {

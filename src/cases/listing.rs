@@ -18,6 +18,7 @@ use diesel::prelude::*;
 
 use super::dictionary::FieldDef;
 use super::{Case, CaseFilter};
+use crate::auth::permissions::SiteScope;
 use crate::db::paging::{Page, PageRequest};
 use crate::db::schema::{case_versions, cases, sites};
 use crate::db::{json_text_like, Conn};
@@ -34,6 +35,7 @@ const MAX_PAGES: usize = 128;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
     study: StudyId,
+    scope: SiteScope,
     version: i64,
     site: String,
     status: String,
@@ -139,11 +141,13 @@ fn version(conn: &mut Conn, study: StudyId) -> Result<i64> {
 }
 
 /// Cases of a study with filters, sort and paging. A page (at most 500 cases) comes through
-/// `cache`; longer requests (CSV exports) read the rows in one ordered query.
+/// `cache`; longer requests (CSV exports) read the rows in one ordered query. Only the sites of
+/// `scope`.
 pub fn list(
     conn: &mut Conn,
     cache: &ListCache,
     study_id: StudyId,
+    scope: &SiteScope,
     dictionary: &[FieldDef],
     f: &CaseFilter,
     page: PageRequest,
@@ -154,6 +158,9 @@ pub fn list(
     let postgres = crate::db::is_postgres(conn);
     let build = || {
         let mut q = cases::table.inner_join(sites::table).filter(cases::study_id.eq(study_id)).into_boxed();
+        if let Some(ids) = scope.ids() {
+            q = q.filter(cases::site_id.eq_any(ids.to_vec()));
+        }
         if !f.site.is_empty() {
             q = q.filter(sites::code.eq(f.site.clone()));
         }
@@ -183,6 +190,7 @@ pub fn list(
     }
     let key = Key {
         study: study_id,
+        scope: scope.clone(),
         version: version(conn, study_id)?,
         site: f.site.clone(),
         status: f.status.clone(),

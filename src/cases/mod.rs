@@ -52,6 +52,7 @@ impl CaseStatus {
 pub struct Case {
     pub id: i32,
     pub display_id: String,
+    pub site_id: i32,
     #[diesel(select_expression = sites::code)]
     pub site_code: String,
     pub status: CaseStatus,
@@ -92,6 +93,7 @@ pub struct CaseFilter {
     pub page: Option<i64>,
 }
 
+/// A case of the study, whichever its site (the caller checked access, or needs none).
 pub fn get(conn: &mut Conn, study_id: crate::studies::StudyId, display_id: &str) -> Result<Case> {
     cases::table
         .inner_join(sites::table)
@@ -100,6 +102,13 @@ pub fn get(conn: &mut Conn, study_id: crate::studies::StudyId, display_id: &str)
         .select(Case::as_select())
         .first(conn)
         .or_not_found()
+}
+
+/// A case as `access` sees it: 404 when it belongs to a site outside the actor's scope.
+pub fn visible(conn: &mut Conn, access: &StudyAccess, display_id: &str) -> Result<Case> {
+    let case = get(conn, access.study.id, display_id)?;
+    access.require_site(case.site_id)?;
+    Ok(case)
 }
 
 pub fn count(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<i64> {
@@ -183,7 +192,8 @@ pub fn edit_values(
     why: &ChangeReason,
     deid: &deid::EditDeid,
 ) -> Result<Edited> {
-    access.require(Permission::ManageCases)?;
+    access.require(Permission::EnterData)?;
+    visible(conn, access, display_id)?;
     write_tx(conn, |conn| {
         let study = crate::studies::get_by_code(conn, &access.study.code)?;
         edit_values_in(conn, actor, &study, display_id, dictionary, input, why, deid)
@@ -411,7 +421,8 @@ pub fn set_status(
     input: &StatusInput,
     deid: &deid::EditDeid,
 ) -> Result<(Case, usize)> {
-    access.require(Permission::ManageCases)?;
+    access.require(Permission::EnterData)?;
+    visible(conn, access, display_id)?;
     let status = CaseStatus::parse_input(&input.status)
         .ok_or_else(|| Error::invalid("status", "must be screened, enrolled, excluded or withdrawn"))?;
     let (reason, redacted) = deid.scrub(input.reason.trim());

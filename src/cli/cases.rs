@@ -143,7 +143,7 @@ pub fn run(ctx: &Ctx, cmd: CasesCmd) -> CliResult {
     match cmd {
         CasesCmd::Import { study: code, file, dry_run, encoding, site } => {
             let access = study(&mut conn, &actor, &code)?;
-            access.require(Permission::ManageCases)?;
+            access.require(Permission::EnterData)?;
             let encoding = match encoding {
                 None => None,
                 Some(e) => Some(
@@ -159,6 +159,7 @@ pub fn run(ctx: &Ctx, cmd: CasesCmd) -> CliResult {
                 site,
                 encoding,
                 mrn_patterns: ctx.cfg.mrn_patterns.clone(),
+                scope: access.sites.clone(),
                 ..Default::default()
             };
             opts.limits.max_bytes = ctx.cfg.max_upload_bytes;
@@ -210,7 +211,7 @@ pub fn run(ctx: &Ctx, cmd: CasesCmd) -> CliResult {
         CasesCmd::Export { study: code, out, format, .. } if format == "redcap" => {
             let access = study(&mut conn, &actor, &code)?;
             access.require(Permission::ViewCases)?;
-            let (bytes, rows) = cases::export::redcap_flat(&mut conn, access.study.id)?;
+            let (bytes, rows) = cases::export::redcap_flat(&mut conn, access.study.id, &access.sites)?;
             std::fs::write(&out, bytes).map_err(|e| Failure::Input(format!("{}: {e}", out.display())))?;
             println!("wrote {rows} records to {}", out.display());
         }
@@ -226,6 +227,7 @@ pub fn run(ctx: &Ctx, cmd: CasesCmd) -> CliResult {
                 &mut conn,
                 &cases::ListCache::default(),
                 access.study.id,
+                &access.sites,
                 &fields,
                 &Default::default(),
                 PageRequest::all(),

@@ -115,14 +115,14 @@ pub fn run(ctx: &Ctx, cmd: QualityCmd) -> CliResult {
             let access = study(&mut conn, &actor, &code)?;
             access.require(Permission::ViewCases)?;
             let filter = FindingFilter { status, ..Default::default() };
-            let page = quality::findings(&mut conn, access.study.id, &filter, PageRequest::all())?;
+            let page = quality::findings(&mut conn, access.study.id, &access.sites, &filter, PageRequest::all())?;
             write(out, &page.items, "findings")
         }
         QualityCmd::Queries { study: code, status, out } => {
             let access = study(&mut conn, &actor, &code)?;
             access.require(Permission::ViewCases)?;
             let filter = QueryFilter { status, ..Default::default() };
-            let page = queries::list(&mut conn, access.study.id, &filter, PageRequest::all())?;
+            let page = queries::list(&mut conn, access.study.id, &access.sites, &filter, PageRequest::all())?;
             write(out, &page.items, "queries")
         }
     }

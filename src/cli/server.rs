@@ -28,7 +28,10 @@ pub fn serve(cfg: Config, demo_password: Option<&str>) -> CliResult {
         if let Some(pw) = demo_password {
             println!("Demo users (password '{pw}'):");
             for (u, name, _, role) in demo::DEMO_USERS {
-                println!("  {u:<13} {name:<22} {}", role.unwrap_or("administrator"));
+                println!("  {u:<17} {name:<22} {}", role.unwrap_or("administrator"));
+            }
+            for (u, name, site) in demo::DEMO_SITE_STAFF {
+                println!("  {u:<17} {name:<22} site staff of {site}");
             }
         }
         app.run_until_stopped().await.map_err(|e| Failure::Other(e.to_string()))

@@ -53,9 +53,12 @@ pub enum StudyCmd {
         study: String,
         #[arg(long)]
         username: String,
-        /// manager, annotator, statistician or monitor
+        /// manager, annotator, statistician, monitor or site (site staff)
         #[arg(long)]
         role: String,
+        /// Site staff: a site code whose subjects they work on (repeat for several sites)
+        #[arg(long = "site")]
+        sites: Vec<String>,
     },
     /// Lock an active study: freezes it and records the SHA-256 of its data's snapshot.
     Lock {
@@ -116,10 +119,10 @@ pub fn run(ctx: &Ctx, cmd: StudyCmd) -> CliResult {
             let s = sites::add(&mut conn, &actor, &access, &input)?;
             println!("added site {} to {}", s.code, access.study.code);
         }
-        StudyCmd::AddMember { study: code, username, role } => {
+        StudyCmd::AddMember { study: code, username, role, sites } => {
             let access = study(&mut conn, &actor, &code)?;
-            let m = members::add(&mut conn, &actor, &access, &username, &role)?;
-            println!("added {} to {} as {}", m.username, access.study.code, m.role);
+            let m = members::add_to_sites(&mut conn, &actor, &access, &username, &role, &sites)?;
+            println!("added {} to {} as {}", m.username, access.study.code, m.role_described());
         }
         StudyCmd::Lock { study: code, reason } => {
             let access = study(&mut conn, &actor, &code)?;

@@ -58,6 +58,7 @@ pub const TABLES: &[&str] = &[
     "monitoring_plans",
     "study_designs",
     "case_records",
+    "member_sites",
 ];
 
 /// Rows per page.

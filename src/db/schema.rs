@@ -231,6 +231,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     monitoring_plans,
     study_designs,
     case_records,
+    member_sites,
 );
 
 diesel::table! {
@@ -711,3 +712,14 @@ diesel::table! {
 diesel::joinable!(case_records -> cases (case_id));
 diesel::joinable!(case_records -> studies (study_id));
 diesel::joinable!(study_designs -> studies (study_id));
+
+diesel::table! {
+    member_sites (id) {
+        id -> Integer,
+        member_id -> Integer,
+        site_id -> Integer,
+    }
+}
+
+diesel::joinable!(member_sites -> study_members (member_id));
+diesel::joinable!(member_sites -> sites (site_id));

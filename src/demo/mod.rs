@@ -43,6 +43,11 @@ pub const DEMO_USERS: [(&str, &str, bool, Option<&str>); 7] = [
     ("monitor", "Jung Daeho", false, Some("monitor")),
 ];
 
+/// Site staff (study coordinators), each scoped to one site of each demo study:
+/// (username, full name, site).
+pub const DEMO_SITE_STAFF: [(&str, &str, &str); 2] =
+    [("coordinator-snubh", "Han Yerin, RN", "SNUBH"), ("coordinator-smc", "Seo Jihun, CRC", "SMC")];
+
 /// How many demo subjects.
 pub const DEMO_SUBJECTS: usize = 200;
 
@@ -123,7 +128,8 @@ fn seed_quality(conn: &mut Conn, actor: &Actor, demo: &DemoStudy, created: &mut 
         quality::create_rule(conn, actor, &access, &rule, &deid)?;
     }
     let outliers = FindingFilter { status: "open".into(), rule: "outlier".into(), ..Default::default() };
-    let found = quality::findings(conn, access.study.id, &outliers, crate::db::paging::PageRequest::all())?;
+    let found =
+        quality::findings(conn, access.study.id, &access.sites, &outliers, crate::db::paging::PageRequest::all())?;
     if let Some(f) = found.items.first() {
         let why = "Long responder: survival confirmed against the source record";
         quality::set_excluded(conn, actor, &access, f.id, true, why, &deid)?;
@@ -155,7 +161,7 @@ fn seed_verification(conn: &mut Conn, demo: &DemoStudy) -> Result<usize> {
     Ok(n)
 }
 
-/// The monitor's queries and the manager's answers: one closed after the value was corrected,
+/// The monitor's queries and the site coordinators' answers: one closed after the value was corrected,
 /// one closed without a change, one answered and waiting for the monitor, one open (raised from
 /// a data quality finding). Returns how many.
 fn seed_queries(conn: &mut Conn, demo: &DemoStudy, finding: Option<&crate::quality::Finding>) -> Result<usize> {
@@ -164,9 +170,15 @@ fn seed_queries(conn: &mut Conn, demo: &DemoStudy, finding: Option<&crate::quali
         crate::cases::scrub::Scrubber::new(&[], &[]).map_err(|e| anyhow::anyhow!("scrubber: {e}"))?,
     ));
     let monitor = users::actor_for_username(conn, "monitor")?;
-    let manager = users::actor_for_username(conn, "manager")?;
     let as_monitor = crate::auth::permissions::study_access(conn, &monitor, demo.code)?;
-    let as_manager = crate::auth::permissions::study_access(conn, &manager, demo.code)?;
+    // Each site's coordinator answers their site's queries.
+    let coordinator = |conn: &mut Conn, site: usize| -> Result<(Actor, crate::auth::permissions::StudyAccess)> {
+        let actor = users::actor_for_username(conn, DEMO_SITE_STAFF[site].0)?;
+        let access = crate::auth::permissions::study_access(conn, &actor, demo.code)?;
+        Ok((actor, access))
+    };
+    let (snubh, as_snubh) = coordinator(conn, 0)?;
+    let (smc, as_smc) = coordinator(conn, 1)?;
     let ask = |case: &str, field: &str, message: &str, change: bool, finding: Option<i32>| NewQuery {
         case: case.into(),
         field: field.into(),
@@ -184,7 +196,7 @@ fn seed_queries(conn: &mut Conn, demo: &DemoStudy, finding: Option<&crate::quali
         &ask("SNUBH-0003", "ecog", "The clinic note at ICI start records ECOG 1: please check.", true, None),
         &deid,
     )?;
-    let current = crate::cases::get(conn, as_manager.study.id, "SNUBH-0003")?
+    let current = crate::cases::get(conn, as_snubh.study.id, "SNUBH-0003")?
         .value("ecog")
         .map(crate::cases::dictionary::value_text)
         .unwrap_or_default();
@@ -195,7 +207,7 @@ fn seed_queries(conn: &mut Conn, demo: &DemoStudy, finding: Option<&crate::quali
         reason: "Corrected from the source document".into(),
         reason_details: String::new(),
     };
-    queries::answer(conn, &manager, &as_manager, q.id, &answer, &deid)?;
+    queries::answer(conn, &snubh, &as_snubh, q.id, &answer, &deid)?;
     queries::close(conn, &monitor, &as_monitor, q.id, &say("Verified against the source."), &deid)?;
     // Answered without a change, closed.
     let q = queries::open(
@@ -205,7 +217,7 @@ fn seed_queries(conn: &mut Conn, demo: &DemoStudy, finding: Option<&crate::quali
         &ask("SMC-0005", "smoking", "Smoking history: is it in the source?", false, None),
         &deid,
     )?;
-    queries::answer(conn, &manager, &as_manager, q.id, &say("Confirmed on the intake form; the value stands."), &deid)?;
+    queries::answer(conn, &smc, &as_smc, q.id, &say("Confirmed on the intake form; the value stands."), &deid)?;
     queries::close(conn, &monitor, &as_monitor, q.id, &say("Thank you."), &deid)?;
     n += 2;
     // Answered, waiting for the monitor.
@@ -218,8 +230,8 @@ fn seed_queries(conn: &mut Conn, demo: &DemoStudy, finding: Option<&crate::quali
     )?;
     queries::answer(
         conn,
-        &manager,
-        &as_manager,
+        &snubh,
+        &as_snubh,
         q.id,
         &say("Report re-read: the value entered is the 22C3 TPS; the report's other value is SP263."),
         &deid,
@@ -297,7 +309,8 @@ fn seed_cases(
 fn seed_users(conn: &mut Conn, actor: &Actor, created: &mut Vec<String>) -> Result<()> {
     // Hash once: the same password for every demo account.
     let hash = passwords::hash(DEMO_PASSWORD)?;
-    for (username, full_name, is_admin, _) in DEMO_USERS {
+    let staff = DEMO_SITE_STAFF.iter().map(|(u, n, _)| (*u, *n, false));
+    for (username, full_name, is_admin) in DEMO_USERS.iter().map(|(u, n, a, _)| (*u, *n, *a)).chain(staff) {
         if users::find_by_username(conn, username)?.is_none() {
             let input = users::NewUserInput { username: username.into(), full_name: full_name.into(), is_admin };
             users::create(conn, actor, &input, &hash)?;
@@ -341,8 +354,11 @@ fn seed_study(conn: &mut Conn, actor: &Actor, demo: &DemoStudy, created: &mut Ve
             members::add(conn, actor, &access, username, role)?;
         }
     }
+    for (username, _, site) in DEMO_SITE_STAFF {
+        members::add_to_sites(conn, actor, &access, username, "site", &[site.to_string()])?;
+    }
     studies::transition(conn, actor, &access, "active", "")?;
-    let members = DEMO_USERS.iter().filter(|u| u.3.is_some()).count();
+    let members = DEMO_USERS.iter().filter(|u| u.3.is_some()).count() + DEMO_SITE_STAFF.len();
     created.push(format!("study {} with 2 sites and {members} members", demo.code));
     Ok(())
 }

@@ -672,7 +672,7 @@ fn write_dossier(
     // REDCap's files (the datasets above hold each subject's first-event values).
     let design = crate::cases::events::load(conn, study.id)?;
     if !design.is_empty() {
-        let (flat, _) = crate::cases::export::redcap_flat(conn, study.id)?;
+        let (flat, _) = crate::cases::export::redcap_flat(conn, study.id, &Default::default())?;
         out.zip.add("records/records.csv", &flat)?;
         for (name, write) in crate::cases::events::FILES {
             out.zip.add(&format!("records/design/{name}"), &write(&design).map_err(Error::Internal)?)?;

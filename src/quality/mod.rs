@@ -17,7 +17,7 @@ use diesel::prelude::*;
 use serde_json::{json, Map, Value};
 
 use crate::audit::{self, Action, Change, Entity};
-use crate::auth::permissions::{Permission, StudyAccess};
+use crate::auth::permissions::{Permission, SiteScope, StudyAccess};
 use crate::auth::Actor;
 use crate::cases::deid::EditDeid;
 use crate::cases::dictionary;
@@ -628,13 +628,17 @@ pub fn open_counts(conn: &mut Conn, study_id: StudyId) -> Result<(usize, usize)>
 }
 
 /// Findings by site: open errors, open warnings, excluded.
-pub fn by_site(conn: &mut Conn, study_id: StudyId) -> Result<Vec<(String, i64, i64, i64)>> {
-    let rows: Vec<(String, Severity, FindingStatus)> = quality_findings::table
+pub fn by_site(conn: &mut Conn, study_id: StudyId, scope: &SiteScope) -> Result<Vec<(String, i64, i64, i64)>> {
+    let mut q = quality_findings::table
         .inner_join(cases::table.inner_join(sites::table))
         .filter(quality_findings::study_id.eq(study_id))
         .filter(quality_findings::status.ne(FindingStatus::Resolved))
-        .select((sites::code, quality_findings::severity, quality_findings::status))
-        .load(conn)?;
+        .into_boxed();
+    if let Some(ids) = scope.ids() {
+        q = q.filter(cases::site_id.eq_any(ids.to_vec()));
+    }
+    let rows: Vec<(String, Severity, FindingStatus)> =
+        q.select((sites::code, quality_findings::severity, quality_findings::status)).load(conn)?;
     let mut out: Vec<(String, i64, i64, i64)> = Vec::new();
     for (site, severity, status) in rows {
         let n = 1;
@@ -655,10 +659,11 @@ pub fn by_site(conn: &mut Conn, study_id: StudyId) -> Result<Vec<(String, i64, i
     Ok(out)
 }
 
-/// A page of findings, newest first within each case.
+/// A page of findings, newest first within each case; of the sites of `scope`.
 pub fn findings(
     conn: &mut Conn,
     study_id: StudyId,
+    scope: &SiteScope,
     filter: &FindingFilter,
     page: PageRequest,
 ) -> Result<Page<Finding>> {
@@ -667,6 +672,9 @@ pub fn findings(
             .inner_join(cases::table.inner_join(sites::table))
             .filter(quality_findings::study_id.eq(study_id))
             .into_boxed();
+        if let Some(ids) = scope.ids() {
+            q = q.filter(cases::site_id.eq_any(ids.to_vec()));
+        }
         if let Some(s) = FindingStatus::parse(filter.status.trim()) {
             q = q.filter(quality_findings::status.eq(s));
         }

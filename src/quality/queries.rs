@@ -11,7 +11,7 @@ use diesel::prelude::*;
 use serde_json::json;
 
 use crate::audit::{self, Action, Change, Entity};
-use crate::auth::permissions::{Permission, StudyAccess};
+use crate::auth::permissions::{Permission, SiteScope, StudyAccess};
 use crate::auth::Actor;
 use crate::cases::deid::EditDeid;
 use crate::cases::dictionary::{self, value_text};
@@ -175,13 +175,22 @@ pub struct QueryFilter {
     pub page: Option<i64>,
 }
 
-/// A page of queries, the oldest open first.
-pub fn list(conn: &mut Conn, study_id: StudyId, filter: &QueryFilter, page: PageRequest) -> Result<Page<Query>> {
+/// A page of queries, the oldest open first; of the sites of `scope`.
+pub fn list(
+    conn: &mut Conn,
+    study_id: StudyId,
+    scope: &SiteScope,
+    filter: &QueryFilter,
+    page: PageRequest,
+) -> Result<Page<Query>> {
     let query = || {
         let mut q = queries::table
             .inner_join(cases_t::table.inner_join(sites::table))
             .filter(queries::study_id.eq(study_id))
             .into_boxed();
+        if let Some(ids) = scope.ids() {
+            q = q.filter(cases_t::site_id.eq_any(ids.to_vec()));
+        }
         match filter.status.trim() {
             // "unresolved": open or answered.
             "unresolved" => q = q.filter(queries::status.ne(QueryStatus::Closed)),
@@ -212,14 +221,19 @@ pub fn list(conn: &mut Conn, study_id: StudyId, filter: &QueryFilter, page: Page
     Ok(Page { items, total, page: page.page, per_page: page.per_page })
 }
 
-pub fn get(conn: &mut Conn, study_id: StudyId, id: i32) -> Result<Query> {
-    queries::table
+/// A query of the study: 404 when its subject's site is outside `scope`.
+pub fn get(conn: &mut Conn, study_id: StudyId, scope: &SiteScope, id: i32) -> Result<Query> {
+    let (q, site_id): (Query, i32) = queries::table
         .inner_join(cases_t::table.inner_join(sites::table))
         .filter(queries::study_id.eq(study_id))
         .filter(queries::id.eq(id))
-        .select(Query::as_select())
+        .select((Query::as_select(), cases_t::site_id))
         .first(conn)
-        .or_not_found()
+        .or_not_found()?;
+    if !scope.includes(site_id) {
+        return Err(Error::NotFound);
+    }
+    Ok(q)
 }
 
 pub fn messages(conn: &mut Conn, query_id: i32) -> Result<Vec<Message>> {
@@ -250,12 +264,16 @@ pub struct SiteQueries {
 }
 
 /// Queries by site and status, with the mean age in days of the unresolved ones.
-pub fn by_site(conn: &mut Conn, study_id: StudyId) -> Result<Vec<SiteQueries>> {
-    let rows: Vec<(String, QueryStatus, NaiveDateTime)> = queries::table
+pub fn by_site(conn: &mut Conn, study_id: StudyId, scope: &SiteScope) -> Result<Vec<SiteQueries>> {
+    let mut q = queries::table
         .inner_join(cases_t::table.inner_join(sites::table))
         .filter(queries::study_id.eq(study_id))
-        .select((sites::code, queries::status, queries::opened_at))
-        .load(conn)?;
+        .into_boxed();
+    if let Some(ids) = scope.ids() {
+        q = q.filter(cases_t::site_id.eq_any(ids.to_vec()));
+    }
+    let rows: Vec<(String, QueryStatus, NaiveDateTime)> =
+        q.select((sites::code, queries::status, queries::opened_at)).load(conn)?;
     let at = now();
     let mut out: Vec<SiteQueries> = Vec::new();
     let mut ages: Vec<(String, i64)> = Vec::new();
@@ -324,7 +342,7 @@ pub fn open(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &NewQue
     write_tx(conn, |conn| {
         let study = crate::studies::get_by_code(conn, &access.study.code)?;
         study.ensure_editable()?;
-        let case = cases::get(conn, study.id, input.case.trim())?;
+        let case = cases::visible(conn, access, input.case.trim())?;
         let fields = dictionary::load(conn, study.id)?;
         let mut errors = FieldErrors::default();
         let field = input.field.trim();
@@ -379,7 +397,7 @@ pub fn open(conn: &mut Conn, actor: &Actor, access: &StudyAccess, input: &NewQue
                 "requires_change": input.requires_change.is_some(), "value": value, "message": body,
             })),
         )?;
-        get(conn, study.id, id)
+        get(conn, study.id, &SiteScope::All, id)
     })
 }
 
@@ -396,7 +414,7 @@ fn step_tx<T>(
     write_tx(conn, |conn| {
         let study = crate::studies::get_by_code(conn, &access.study.code)?;
         study.ensure_editable()?;
-        let q = get(conn, study.id, id)?;
+        let q = get(conn, study.id, &access.sites, id)?;
         f(conn, &study, q)
     })
 }
@@ -430,7 +448,7 @@ fn record_step(
             .before(json!({"status": q.status}))
             .after(json!({"status": to, "message": body, "value": value})),
     )?;
-    get(conn, study.id, q.id)
+    get(conn, study.id, &SiteScope::All, q.id)
 }
 
 /// Answers an open query (managers: the data's keepers), changing the field's value where the

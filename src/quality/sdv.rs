@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use serde_json::json;
 
 use crate::audit::{self, Action, Change, Entity};
-use crate::auth::permissions::{Permission, StudyAccess};
+use crate::auth::permissions::{Permission, SiteScope, StudyAccess};
 use crate::auth::Actor;
 use crate::cases::dictionary::{self, FieldDef};
 use crate::cases::{self, CaseStatus};
@@ -122,7 +122,7 @@ pub fn verify(conn: &mut Conn, actor: &Actor, access: &StudyAccess, case: &str, 
     write_tx(conn, |conn| {
         let study = crate::studies::get_by_code(conn, &access.study.code)?;
         study.ensure_editable()?;
-        let c = cases::get(conn, study.id, case)?;
+        let c = cases::visible(conn, access, case)?;
         if !subject_forms(conn, study.id)?.iter().any(|f| f == form) {
             return Err(Error::invalid("form", format!("'{form}' is not a form of this study's dictionary")));
         }
@@ -271,13 +271,23 @@ pub struct SubjectForms {
     pub verified: Vec<bool>,
 }
 
-/// Progress by site, and every enrolled subject's forms, in site and subject order.
-pub fn progress(conn: &mut Conn, study_id: StudyId) -> Result<(Vec<String>, Vec<SiteProgress>, Vec<SubjectForms>)> {
+/// Progress by site, and every enrolled subject's forms, in site and subject order; of the
+/// sites of `scope`.
+pub fn progress(
+    conn: &mut Conn,
+    study_id: StudyId,
+    scope: &SiteScope,
+) -> Result<(Vec<String>, Vec<SiteProgress>, Vec<SubjectForms>)> {
     let forms = subject_forms(conn, study_id)?;
-    let enrolled: Vec<(i32, String, String)> = cases_t::table
+    let mut q = cases_t::table
         .inner_join(sites::table)
         .filter(cases_t::study_id.eq(study_id))
         .filter(cases_t::status.eq(CaseStatus::Enrolled.as_str()))
+        .into_boxed();
+    if let Some(ids) = scope.ids() {
+        q = q.filter(cases_t::site_id.eq_any(ids.to_vec()));
+    }
+    let enrolled: Vec<(i32, String, String)> = q
         .order((sites::code, cases_t::display_id))
         .select((cases_t::id, cases_t::display_id, sites::code))
         .load(conn)?;

@@ -509,7 +509,7 @@ pub fn checklist(conn: &mut Conn, study_id: crate::studies::StudyId) -> Result<V
         links: if queries == 0 { Vec::new() } else { vec![("queries".into(), "queries?status=unresolved".into())] },
     });
     let sdv_rule = crate::quality::sdv::rule(conn, study_id)?;
-    let (_, progress, subjects) = crate::quality::sdv::progress(conn, study_id)?;
+    let (_, progress, subjects) = crate::quality::sdv::progress(conn, study_id, &Default::default())?;
     let (forms, verified): (i64, i64) = progress.iter().fold((0, 0), |(f, v), p| (f + p.forms, v + p.verified));
     let first_missing = subjects.iter().find(|s| s.verified.iter().any(|v| !v));
     out.push(Check {

@@ -137,6 +137,15 @@ pub fn list(conn: &mut Conn, study_id: crate::studies::StudyId, include_retired:
     Ok(q.order(sites::code.asc()).select(Site::as_select()).load(conn)?)
 }
 
+/// The codes of the study's sites (retired ones too) within `scope`: a list's site filter.
+pub fn codes_in(
+    conn: &mut Conn,
+    study_id: crate::studies::StudyId,
+    scope: &crate::auth::permissions::SiteScope,
+) -> Result<Vec<String>> {
+    Ok(list(conn, study_id, true)?.into_iter().filter(|s| scope.includes(s.id)).map(|s| s.code).collect())
+}
+
 /// A site of this study; 404 for another study's site.
 pub fn get(conn: &mut Conn, study_id: crate::studies::StudyId, site_id: i32) -> Result<Site> {
     sites::table

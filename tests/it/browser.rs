@@ -971,9 +971,10 @@ async fn the_queue_hides_first_reads_as_text_and_the_adjudicator_sees_no_names()
     c.close().await.unwrap();
 }
 
-/// A query's whole life in the browser: the monitor raises it from a case page, the site (the
-/// manager here) answers it with the corrected value and the reason for the change, the monitor
-/// closes it; each step is in the audit trail.
+/// A query's whole life in the browser: the monitor raises it from a case page, the site's
+/// coordinator (site staff of SNUBH) finds it among their site's queries and answers it with
+/// the corrected value and the reason for the change, the monitor closes it; each step is in
+/// the audit trail.
 #[tokio::test]
 async fn a_monitor_raises_a_query_the_site_corrects_the_value_and_the_monitor_closes_it() {
     let app = spawn_app();
@@ -996,7 +997,10 @@ async fn a_monitor_raises_a_query_the_site_corrects_the_value_and_the_monitor_cl
     screenshot(&c, "50-query-opened").await;
 
     c.delete_all_cookies().await.unwrap();
-    sign_in(&c, &app.base, "manager").await;
+    sign_in(&c, &app.base, "coordinator-snubh").await;
+    c.goto(&format!("{}/studies/LUNG-IO-01/queries", app.base)).await.unwrap();
+    let listed = c.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+    assert!(listed.contains(case) && !listed.contains("SMC-"), "only SNUBH's queries: {listed}");
     c.goto(&url).await.unwrap();
     fill(&c, "#answer textarea[name=message]", "Corrected from the clinic note.").await;
     c.find(Locator::Css("#answer select[name=value]")).await.unwrap().select_by_value(corrected).await.unwrap();
@@ -1031,7 +1035,7 @@ async fn a_monitor_raises_a_query_the_site_corrects_the_value_and_the_monitor_cl
         .map(|e| format!("{} {}", e.action, e.actor))
         .rev()
         .collect();
-    assert_eq!(steps, ["create monitor", "answer manager", "close monitor"]);
+    assert_eq!(steps, ["create monitor", "answer coordinator-snubh", "close monitor"]);
     let changed = audit_events(&app, "update")
         .into_iter()
         .find(|e| e.entity_id == case)

@@ -515,3 +515,142 @@ LX-7,baseline_arm_1,,,,,2024-01-10,2,2,1,45,2,,,,,,,,,,,\n";
     let (_, page) = m.get_text("/studies/LONG-07/cases/SMC-0001").await;
     assert!(page.contains("followup_1_arm_1: created"), "the record's creation in the case history: {page}");
 }
+
+/// Site staff (REDCap's data access groups): a coordinator of SNUBH sees, exports, imports and
+/// answers queries for SNUBH's subjects only; SMC's subjects, records and queries are 404 to
+/// them on the pages, in every export and through the API, and an import touching SMC is
+/// refused whole, naming the row, with nothing changed.
+#[tokio::test]
+async fn site_staff_see_enter_import_and_answer_for_their_own_site_only() {
+    let app = spawn_app();
+    let code = "LONG-S1";
+    let m = set_up(&app, code).await;
+    import(&m, code, &export()).await.unwrap();
+    {
+        let mut conn = app.conn();
+        let op = Actor::cli_operator();
+        let access = evidentia::auth::permissions::study_access(&mut conn, &op, code).unwrap();
+        let sites = ["SNUBH".to_string()];
+        studies::members::add_to_sites(&mut conn, &op, &access, "coordinator-snubh", "site", &sites).unwrap();
+    }
+    // The monitor asks about one subject of each site.
+    let monitor = app.login("monitor").await;
+    let mut ids = Vec::new();
+    for case in ["SNUBH-0001", "SMC-0001"] {
+        let ask =
+            [("case", case), ("field", "ecog"), ("message", "ECOG per the clinic note?"), ("requires_change", "1")];
+        let r = monitor.post(&format!("/studies/{code}/queries"), &ask).await;
+        assert_eq!(r.status(), 303);
+        ids.push(location(&r).rsplit('/').next().unwrap().to_string());
+    }
+    let site = app.login("coordinator-snubh").await;
+    // Lists and exports hold SNUBH's subjects only.
+    for path in ["cases", "cases.csv", "records.csv", "queries", "queries.csv", "quality.csv", "verification.csv"] {
+        let (status, text) = site.get_text(&format!("/studies/{code}/{path}")).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(!text.contains("SMC-0001") && !text.contains(",smc,"), "{path} shows another site's subject");
+    }
+    let (_, list) = site.get_text(&format!("/studies/{code}/cases")).await;
+    assert!(list.contains("SNUBH-0001"));
+    let (_, records) = site.get_text(&format!("/studies/{code}/records.csv")).await;
+    assert_eq!(csv_rows(&records).1.len(), 5, "SNUBH's five records");
+    // Another site's subject, record and query: 404, and so are the actions on them.
+    for path in [
+        "cases/SMC-0001".to_string(),
+        "cases/SMC-0001/record?event=followup_1_arm_1".into(),
+        format!("queries/{}", ids[1]),
+    ] {
+        assert_eq!(site.get(&format!("/studies/{code}/{path}")).await.status(), 404, "{path}");
+    }
+    let answer = [("message", "Corrected."), ("value", "0"), ("_reason", "Corrected from the source document")];
+    assert_eq!(site.post(&format!("/studies/{code}/queries/{}/answer", ids[1]), &answer).await.status(), 404);
+    let edit = [("ecog", "0"), ("_reason", "Corrected from the source document")];
+    assert_eq!(site.post(&format!("/studies/{code}/cases/SMC-0001/edit"), &edit).await.status(), 404);
+    // The API: the same scope.
+    let token = {
+        let mut conn = app.conn();
+        let u = evidentia::auth::users::find_by_username(&mut conn, "coordinator-snubh").unwrap().unwrap();
+        let actor = Actor::from_user(&u);
+        let scope = evidentia::auth::tokens::TokenScope::Read;
+        evidentia::auth::tokens::create(&mut conn, &actor, "site", scope, 30).unwrap().1
+    };
+    let api = reqwest::Client::new();
+    let got = |path: String| api.get(format!("{}{path}", app.base)).bearer_auth(&token).send();
+    let listed: serde_json::Value = got(format!("/api/v1/studies/{code}/cases")).await.unwrap().json().await.unwrap();
+    assert_eq!(listed["total"], 1);
+    assert_eq!(got(format!("/api/v1/studies/{code}/cases/SMC-0001")).await.unwrap().status(), 404);
+    assert_eq!(got(format!("/api/v1/studies/{code}/cases/SNUBH-0001")).await.unwrap().status(), 200);
+
+    // Their own site's query: answered with the corrected value, audited under their name.
+    let r = site.post(&format!("/studies/{code}/queries/{}/answer", ids[0]), &answer).await;
+    assert_eq!(r.status(), 303);
+    let changed = audit_events(&app, "update").into_iter().find(|e| e.entity_id == "SNUBH-0001").unwrap();
+    assert_eq!(changed.actor, "coordinator-snubh");
+    let answered = audit_events(&app, "answer").into_iter().find(|e| e.entity_id == ids[0]).unwrap();
+    assert_eq!(answered.actor, "coordinator-snubh");
+
+    // Imports: a row of SMC's is refused in the preview; a subject SMC holds, sent as SNUBH's,
+    // is refused at confirmation; neither changes anything.
+    let cases_before = |app: &TestApp| {
+        use evidentia::db::schema::cases;
+        cases::table.count().get_result::<i64>(&mut app.conn()).unwrap()
+    };
+    let (n_cases, n_audit) = (cases_before(&app), audit_events(&app, "").len());
+    let smc_row = HEADER.to_string() + "LX-1009,baseline_arm_1,,,smc,,2024-03-01,1,2,1,10,2,,,,,,,,0,0,0,\n";
+    let refused = import(&site, code, &smc_row).await.unwrap_err();
+    assert!(refused.contains("SMC is not one of your sites"), "{refused}");
+    let theirs = HEADER.to_string() + "LX-1002,baseline_arm_1,,,snubh,,2024-02-01,1,2,1,10,2,,,,,,,,0,0,0,\n";
+    let page = import(&site, code, &theirs).await.unwrap();
+    assert!(page.contains("the subject belongs to another site") && page.contains("row 1"), "{page}");
+    assert_eq!((cases_before(&app), audit_events(&app, "").len()), (n_cases, n_audit), "nothing changed");
+    // Their own new subject imports.
+    let mine = HEADER.to_string() + "LX-1003,baseline_arm_1,,,snubh,,2024-03-05,2,2,0,1,2,,,,,,,,0,0,0,\n";
+    let page = import(&site, code, &mine).await.unwrap();
+    assert!(page.contains("1 new subject"), "{page}");
+    assert_eq!(cases_before(&app), n_cases + 1);
+}
+
+/// Site staff are added with their sites: none, an unknown one, or sites for another role
+/// are refused naming the field; the membership's sites are audited and listed.
+#[tokio::test]
+async fn site_staff_are_added_with_their_sites() {
+    let app = spawn_app();
+    let m = app.login("manager").await;
+    let add = |role: &'static str, sites: &'static [&'static str]| {
+        let mut form = vec![("username", "coordinator-smc"), ("role", role)];
+        form.extend(sites.iter().map(|s| ("sites", *s)));
+        form
+    };
+    for (role, sites, says) in [
+        ("site", &[][..], "choose the site"),
+        ("site", &["NOPE"][..], "no active site 'NOPE'"),
+        ("monitor", &["SMC"][..], "only site staff are scoped to sites"),
+    ] {
+        let r = m.post("/studies/OTHER-01/members", &add(role, sites)).await;
+        assert_eq!(r.status(), 404, "the manager is not in OTHER-01");
+        let r = m.post("/studies/LUNG-IO-01/members", &add(role, sites)).await;
+        assert_eq!(r.status(), 422, "{role} {sites:?}");
+        assert!(r.text().await.unwrap().contains(says), "{says}");
+    }
+    // In the demo study, coordinator-smc already is SMC's site staff; a new study takes them.
+    let mut conn = app.conn();
+    let op = Actor::cli_operator();
+    let input = StudyInput { code: "SITES-1".into(), title: "Sites".into(), ..Default::default() };
+    studies::create(&mut conn, &op, &input).unwrap();
+    let access = evidentia::auth::permissions::study_access(&mut conn, &op, "SITES-1").unwrap();
+    for s in ["A", "B", "C"] {
+        sites::add(&mut conn, &op, &access, &sites::SiteInput { code: s.into(), name: s.into(), ..Default::default() })
+            .unwrap();
+    }
+    let two = ["a".to_string(), "C".to_string()];
+    let member = studies::members::add_to_sites(&mut conn, &op, &access, "coordinator-smc", "site", &two).unwrap();
+    assert_eq!(member.sites, ["A", "C"]);
+    assert_eq!(member.role_described(), "site of A, C");
+    let u = evidentia::auth::users::find_by_username(&mut conn, "coordinator-smc").unwrap().unwrap();
+    let theirs = evidentia::auth::permissions::study_access(&mut conn, &Actor::from_user(&u), "SITES-1").unwrap();
+    let ids: Vec<i32> = sites::list(&mut conn, access.study.id, false).unwrap().iter().map(|s| s.id).collect();
+    assert_eq!(theirs.sites, evidentia::auth::permissions::SiteScope::Only(vec![ids[0], ids[2]]));
+    drop(conn);
+    let added = audit_events(&app, "add_member").into_iter().find(|e| e.entity_id == "coordinator-smc").unwrap();
+    assert!(added.new_value.unwrap().contains(r#""sites":["A","C"]"#));
+}

@@ -313,7 +313,7 @@ fn the_cli_adds_a_rule_runs_and_exports() {
 fn query_state(app: &TestApp, id: i32) -> (String, String) {
     let mut conn = app.conn();
     let sid = studies::get_by_code(&mut conn, "DQ-01").unwrap().id;
-    let q = evidentia::quality::queries::get(&mut conn, sid, id).unwrap();
+    let q = evidentia::quality::queries::get(&mut conn, sid, &Default::default(), id).unwrap();
     let value = evidentia::cases::get(&mut conn, sid, &q.case)
         .unwrap()
         .value(&q.field)

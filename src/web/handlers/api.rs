@@ -130,10 +130,11 @@ pub async fn cases_list(
     let sid = access.study.id;
     let f = q.into_inner();
     let lists = state.case_lists.clone();
+    let scope = access.sites.clone();
     let page = state
         .db(move |c| {
             let fields = crate::cases::dictionary::load(c, sid)?;
-            crate::cases::list(c, &lists, sid, &fields, &f, PageRequest::new(f.page, None))
+            crate::cases::list(c, &lists, sid, &scope, &fields, &f, PageRequest::new(f.page, None))
         })
         .await?;
     let items: Vec<CaseJson> = page.items.iter().map(CaseJson::from).collect();
@@ -147,8 +148,7 @@ pub async fn case_get(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (_, display) = path.into_inner();
-    let sid = access.study.id;
-    let case = state.db(move |c| crate::cases::get(c, sid, &display)).await?;
+    let case = state.db(move |c| crate::cases::visible(c, &access, &display)).await?;
     Ok(HttpResponse::Ok().json(CaseJson::from(&case)))
 }
 

@@ -197,14 +197,16 @@ pub async fn cases_list(
     let sid = access.study.id;
     let f2 = filter.clone();
     let lists = state.case_lists.clone();
+    let scope = access.sites.clone();
     let (parts, page) = state
         .db(move |c| {
             let parts = lists.parts(c, sid)?;
-            let page = cases::list(c, &lists, sid, &parts.fields, &f2, PageRequest::new(f2.page, None))?;
+            let page = cases::list(c, &lists, sid, &scope, &parts.fields, &f2, PageRequest::new(f2.page, None))?;
             Ok((parts, page))
         })
         .await?;
-    let (fields, site_list) = (parts.fields.as_slice(), parts.sites.to_vec());
+    let fields = parts.fields.as_slice();
+    let site_list: Vec<Site> = parts.sites.iter().filter(|s| access.sites.includes(s.id)).cloned().collect();
     let base = format!("/studies/{}/cases", access.study.code);
     let (pager, csv_query) = Pager::with_csv_query(&page, &base, &filter_params(&filter));
     let columns: Vec<FieldDef> = fields
@@ -226,7 +228,7 @@ pub async fn cases_list(
             sites: site_list,
             fields: fields.iter().filter(|f| f.holds_data()).cloned().collect(),
             pager,
-            can_manage: access.can(Permission::ManageCases) && access.study.ensure_editable().is_ok(),
+            can_manage: access.can(Permission::EnterData) && access.study.ensure_editable().is_ok(),
             statuses: CaseStatus::ALL.iter().map(|s| s.as_str()).collect(),
             csv_query,
             columns,
@@ -250,10 +252,12 @@ pub async fn cases_csv(
     let q = q.into_inner();
     let sid = access.study.id;
     let labels = q.labels.is_some();
+    let scope = access.sites.clone();
     let bytes = state
         .db(move |c| {
             let fields = dictionary::load(c, sid)?;
-            let page = cases::list(c, &cases::ListCache::default(), sid, &fields, &q.filter, PageRequest::all())?;
+            let page =
+                cases::list(c, &cases::ListCache::default(), sid, &scope, &fields, &q.filter, PageRequest::all())?;
             let mut out = Vec::new();
             cases::export::write(&mut out, &fields, &page.items, labels)?;
             Ok(out)
@@ -303,11 +307,12 @@ async fn import_page(
     error: Option<String>,
 ) -> Result<HttpResponse, PageError> {
     let sid = access.study.id;
-    let (site_list, imports, saved_current) = state
+    let (mut site_list, imports, saved_current) = state
         .db(move |c| {
             Ok((sites::list(c, sid, false)?, cases::imports(c, sid)?, crate::analyses::saved::current_count(c, sid)?))
         })
         .await?;
+    site_list.retain(|s| access.sites.includes(s.id));
     let ctx = PageCtx::new(req, Some(user), format!("Import cases · {}", access.study.code), "studies");
     let failed = error.is_some() || prepared.as_ref().is_some_and(|p| !p.ok());
     let page = CaseImportPage {
@@ -319,8 +324,8 @@ async fn import_page(
         error,
         imports,
         saved_current,
-        cannot_import: if !access.can(Permission::ManageCases) {
-            Some("Only the study's managers import cases.".into())
+        cannot_import: if !access.can(Permission::EnterData) {
+            Some("Only the study's managers and site staff import cases.".into())
         } else {
             access.study.ensure_editable().err().map(|_| {
                 format!("The study is {}: its cases cannot change, so nothing can be imported.", access.study.status)
@@ -342,7 +347,7 @@ pub async fn case_import_form(
 pub async fn case_import_upload(
     req: HttpRequest,
     state: web::Data<AppState>,
-    InStudy { user, access, .. }: InStudy<perm::ManageCases>,
+    InStudy { user, access, .. }: InStudy<perm::EnterData>,
     payload: Multipart,
 ) -> Result<HttpResponse, PageError> {
     access.study.ensure_editable()?;
@@ -372,8 +377,13 @@ pub async fn case_import_upload(
         },
     };
     let site = Some(up.field("site")).filter(|s| !s.is_empty());
-    let mut opts =
-        ImportOptions { site, encoding, mrn_patterns: state.config.mrn_patterns.clone(), ..Default::default() };
+    let mut opts = ImportOptions {
+        site,
+        encoding,
+        mrn_patterns: state.config.mrn_patterns.clone(),
+        scope: access.sites.clone(),
+        ..Default::default()
+    };
     opts.limits.max_bytes = state.config.max_upload_bytes;
     let data_dir = state.config.data_dir.clone();
     let tmp = state.config.tmp_dir();
@@ -398,7 +408,7 @@ pub async fn case_import_upload(
 
 pub async fn case_import_confirm(
     state: web::Data<AppState>,
-    InStudy { user, access, .. }: InStudy<perm::ManageCases>,
+    InStudy { user, access, .. }: InStudy<perm::EnterData>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, PageError> {
     let (code, token) = path.into_inner();
@@ -557,10 +567,11 @@ async fn case_page(
     let sid = access.study.id;
     let can_history = access.can(Permission::ViewAudit);
     let can_slides = access.can(Permission::ViewSlides);
-    let can_manage = access.can(Permission::ManageCases) && access.study.ensure_editable().is_ok();
+    let can_manage = access.can(Permission::EnterData) && access.study.ensure_editable().is_ok();
+    let a2 = access.clone();
     let (case, fields, history, slides, saved_current, findings, queries, verification) = state
         .db(move |c| {
-            let case = cases::get(c, sid, &display_id)?;
+            let case = cases::visible(c, &a2, &display_id)?;
             let fields = dictionary::load(c, sid)?;
             let history = if can_history {
                 let events = cases::history(c, sid, &display_id)?;
@@ -575,13 +586,16 @@ async fn case_page(
                 case: case.display_id.clone(),
                 ..Default::default()
             };
-            let findings = crate::quality::findings(c, sid, &open, crate::db::paging::PageRequest::all())?.items;
+            let findings =
+                crate::quality::findings(c, sid, &a2.sites, &open, crate::db::paging::PageRequest::all())?.items;
             let waiting = crate::quality::queries::QueryFilter {
                 status: "unresolved".into(),
                 case: case.display_id.clone(),
                 ..Default::default()
             };
-            let queries = crate::quality::queries::list(c, sid, &waiting, crate::db::paging::PageRequest::all())?.items;
+            let queries =
+                crate::quality::queries::list(c, sid, &a2.sites, &waiting, crate::db::paging::PageRequest::all())?
+                    .items;
             let done = crate::quality::sdv::of_case(c, case.id)?;
             let design = crate::cases::events::load(c, sid)?;
             let grid = if design.is_empty() {
@@ -655,7 +669,7 @@ pub async fn case_show(
 pub async fn case_update(
     req: HttpRequest,
     state: web::Data<AppState>,
-    InStudy { user, access, .. }: InStudy<perm::ManageCases>,
+    InStudy { user, access, .. }: InStudy<perm::EnterData>,
     path: web::Path<(String, String)>,
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
@@ -698,7 +712,7 @@ pub async fn case_update(
 
 pub async fn case_status(
     state: web::Data<AppState>,
-    InStudy { user, access, .. }: InStudy<perm::ManageCases>,
+    InStudy { user, access, .. }: InStudy<perm::EnterData>,
     path: web::Path<(String, String)>,
     form: web::Form<cases::StatusInput>,
 ) -> Result<HttpResponse, PageError> {

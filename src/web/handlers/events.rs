@@ -141,7 +141,8 @@ pub async fn records_csv(
     InStudy { access, .. }: InStudy<perm::ViewCases>,
 ) -> Result<HttpResponse, PageError> {
     let sid = access.study.id;
-    let (bytes, _) = state.db(move |c| cases::export::redcap_flat(c, sid)).await?;
+    let scope = access.sites.clone();
+    let (bytes, _) = state.db(move |c| cases::export::redcap_flat(c, sid, &scope)).await?;
     Ok(crate::web::csv_response(&format!("{}-records.csv", access.study.code), bytes))
 }
 
@@ -180,9 +181,10 @@ pub async fn case_record(
     let (_, display) = path.into_inner();
     let sid = access.study.id;
     let key = RecordKey { event: q.event.clone(), instrument: q.instrument.clone(), instance: q.instance };
+    let a2 = access.clone();
     let (case, design, fields, found) = state
         .db(move |c| {
-            let case = cases::get(c, sid, &display)?;
+            let case = cases::visible(c, &a2, &display)?;
             let design = events::load(c, sid)?;
             let fields = dictionary::load(c, sid)?;
             let found = if design.is_base(&key) {

@@ -22,16 +22,37 @@ pub struct MembersListPage {
     /// Members must sign in with two factors.
     pub require_mfa: bool,
     pub roles: Vec<&'static str>,
+    /// The study's active sites, to scope site staff to.
+    pub sites: Vec<String>,
     pub form: MemberForm,
     pub errors: FieldErrors,
 }
 
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub struct MemberForm {
-    #[serde(default)]
     pub username: String,
-    #[serde(default)]
     pub role: String,
+    /// Site staff's sites (the form's ticked `sites` boxes).
+    pub sites: Vec<String>,
+}
+
+impl MemberForm {
+    /// From the form's pairs: `sites` may come once per ticked site.
+    fn from_pairs(pairs: Vec<(String, String)>) -> MemberForm {
+        let mut form = MemberForm::default();
+        for (k, v) in pairs {
+            match k.as_str() {
+                "username" => form.username = v,
+                "role" => form.role = v,
+                "sites" => form.sites.push(v),
+                _ => {}
+            }
+        }
+        form
+    }
+    pub fn ticked(&self, site: &str) -> bool {
+        self.sites.iter().any(|s| s == site)
+    }
 }
 
 async fn list_page(
@@ -45,7 +66,12 @@ async fn list_page(
     // The page needs more than the right that the form's handler checked.
     access.require(Permission::ViewMembers)?;
     let sid = access.study.id;
-    let list = state.db(move |c| members::list(c, sid, true)).await?;
+    let (list, sites) = state
+        .db(move |c| {
+            let sites = crate::studies::sites::list(c, sid, false)?.into_iter().map(|s| s.code).collect();
+            Ok((members::list(c, sid, true)?, sites))
+        })
+        .await?;
     let roles = Role::ALL.iter().filter(|r| **r != Role::Manager || access.is_admin).map(|r| r.as_str()).collect();
     let ctx = PageCtx::new(req, Some(user), format!("Members · {}", access.study.code), "studies");
     let page = MembersListPage {
@@ -55,6 +81,7 @@ async fn list_page(
         can_manage: access.can(Permission::ManageMembers),
         require_mfa: access.study.require_mfa,
         roles,
+        sites,
         form,
         errors: errors.clone(),
     };
@@ -82,17 +109,17 @@ pub async fn member_add(
     req: HttpRequest,
     state: web::Data<AppState>,
     InStudy { user, access, .. }: InStudy<perm::View>,
-    form: web::Form<MemberForm>,
+    form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let form = form.into_inner();
+    let form = MemberForm::from_pairs(form.into_inner());
     let actor = user.actor.clone();
     let f2 = form.clone();
     let (code, a2) = (access.study.code.clone(), access.clone());
-    match state.db(move |c| members::add(c, &actor, &a2, &f2.username, &f2.role)).await {
+    match state.db(move |c| members::add_to_sites(c, &actor, &a2, &f2.username, &f2.role, &f2.sites)).await {
         Ok(m) => Ok(redirect_with_flash(
             &format!("/studies/{code}/members"),
             "ok",
-            &format!("{} added as {}.", m.username, m.role),
+            &format!("{} added as {}.", m.username, m.role_described()),
         )),
         Err(Error::Invalid(errors)) => list_page(&req, &state, &user, access, form, errors).await,
         Err(e) => Err(e.into()),

@@ -69,13 +69,14 @@ async fn page(
 ) -> Result<HttpResponse, PageError> {
     let sid = access.study.id;
     let f2 = filter.clone();
+    let scope = access.sites.clone();
     let (rules, by_site, found, sites) = state
         .db(move |c| {
             Ok((
                 quality::rules(c, sid)?,
-                quality::by_site(c, sid)?,
-                quality::findings(c, sid, &f2, PageRequest::new(f2.page, None))?,
-                crate::studies::sites::list(c, sid, true)?.into_iter().map(|s| s.code).collect::<Vec<_>>(),
+                quality::by_site(c, sid, &scope)?,
+                quality::findings(c, sid, &scope, &f2, PageRequest::new(f2.page, None))?,
+                crate::studies::sites::codes_in(c, sid, &scope)?,
             ))
         })
         .await?;
@@ -139,9 +140,10 @@ pub async fn quality_csv(
 ) -> Result<HttpResponse, PageError> {
     let filter = q.into_inner();
     let sid = access.study.id;
+    let scope = access.sites.clone();
     let bytes = state
         .db(move |c| {
-            let all = quality::findings(c, sid, &filter, PageRequest::all())?;
+            let all = quality::findings(c, sid, &scope, &filter, PageRequest::all())?;
             let mut out = Vec::new();
             crate::export::write_csv(&mut out, &all.items)?;
             Ok(out)

@@ -47,12 +47,13 @@ pub async fn queries_list(
     }
     let sid = access.study.id;
     let f2 = filter.clone();
+    let scope = access.sites.clone();
     let (page, by_site, sites) = state
         .db(move |c| {
             Ok((
-                queries::list(c, sid, &f2, PageRequest::new(f2.page, None))?,
-                queries::by_site(c, sid)?,
-                crate::studies::sites::list(c, sid, true)?.into_iter().map(|s| s.code).collect::<Vec<_>>(),
+                queries::list(c, sid, &scope, &f2, PageRequest::new(f2.page, None))?,
+                queries::by_site(c, sid, &scope)?,
+                crate::studies::sites::codes_in(c, sid, &scope)?,
             ))
         })
         .await?;
@@ -83,9 +84,10 @@ pub async fn queries_csv(
 ) -> Result<HttpResponse, PageError> {
     let filter = q.into_inner();
     let sid = access.study.id;
+    let scope = access.sites.clone();
     let bytes = state
         .db(move |c| {
-            let all = queries::list(c, sid, &filter, PageRequest::all())?;
+            let all = queries::list(c, sid, &scope, &filter, PageRequest::all())?;
             let mut out = Vec::new();
             crate::export::write_csv(&mut out, &all.items)?;
             Ok(out)
@@ -163,9 +165,10 @@ async fn query_page(
     input: StepInput,
 ) -> Result<HttpResponse, PageError> {
     let sid = access.study.id;
+    let scope = access.sites.clone();
     let (query, messages, field, current) = state
         .db(move |c| {
-            let q = queries::get(c, sid, id)?;
+            let q = queries::get(c, sid, &scope, id)?;
             let messages = queries::messages(c, id)?;
             let field = dictionary::load(c, sid)?.into_iter().find(|f| f.name == q.field);
             let case = crate::cases::get(c, sid, &q.case)?;

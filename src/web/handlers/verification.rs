@@ -40,9 +40,10 @@ pub async fn verification_show(
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, PageError> {
     let sid = access.study.id;
+    let scope = access.sites.clone();
     let (forms, sites, subjects, rule) = state
         .db(move |c| {
-            let (forms, sites, subjects) = sdv::progress(c, sid)?;
+            let (forms, sites, subjects) = sdv::progress(c, sid, &scope)?;
             Ok((forms, sites, subjects, sdv::rule(c, sid)?))
         })
         .await?;
@@ -74,9 +75,10 @@ pub async fn verification_csv(
     InStudy { access, .. }: InStudy<perm::ViewCases>,
 ) -> Result<HttpResponse, PageError> {
     let sid = access.study.id;
+    let scope = access.sites.clone();
     let bytes = state
         .db(move |c| {
-            let (forms, _, subjects) = sdv::progress(c, sid)?;
+            let (forms, _, subjects) = sdv::progress(c, sid, &scope)?;
             let header: Vec<String> = ["subject", "site"].iter().map(|s| s.to_string()).chain(forms).collect();
             let rows = subjects.into_iter().map(|s| {
                 let mut row = vec![s.case, s.site];
