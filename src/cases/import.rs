@@ -1184,13 +1184,7 @@ fn write_record(
     let slot = w.design.slot(&c.record);
     let entity = format!("{}/{slot}", w.display);
     let values: Map<String, Value> = serde_json::from_str(&c.data).map_err(|e| Error::Internal(e.into()))?;
-    let with_status = |data: &Map<String, Value>, status: &BTreeMap<String, u8>| {
-        let mut m = data.clone();
-        for (form, code) in status {
-            m.insert(format!("{form}_complete"), json!(code));
-        }
-        Value::Object(m)
-    };
+    let with_status = super::records::audited;
     match records.get_mut(&(w.case_id, c.record.clone())) {
         None => {
             let status = serde_json::to_string(&c.form_status).map_err(|e| Error::Internal(e.into()))?;

@@ -65,12 +65,15 @@ pub struct CaseValues<'a> {
     pub values: &'a Map<String, Json>,
     pub now: NaiveDateTime,
     pub events: Option<(&'a Design, &'a [Record])>,
+    /// The first event's values where `values` are a later record's (entering that record);
+    /// `None`: `values` are the first event's.
+    pub base: Option<&'a Map<String, Json>>,
 }
 
 impl<'a> CaseValues<'a> {
     /// The base record's values only: `[event][field]` is blank.
     pub fn new(values: &'a Map<String, Json>, now: NaiveDateTime) -> Self {
-        CaseValues { values, now, events: None }
+        CaseValues { values, now, events: None, base: None }
     }
     /// The values of the record `r` names: the base record's for a field without an event (or
     /// with the base event), else that event's record — the instance given, or the first one
@@ -81,7 +84,7 @@ impl<'a> CaseValues<'a> {
         };
         let (design, records) = self.events?;
         if design.event(event).is_some() && design.base_event_of(event) == event && r.instance.unwrap_or(1) <= 1 {
-            return Some(self.values);
+            return Some(self.base.unwrap_or(self.values));
         }
         let on_event = || records.iter().filter(|x| &x.key.event == event);
         let found = match r.instance {

@@ -4,6 +4,7 @@
 pub mod decode;
 pub mod deid;
 pub mod dictionary;
+pub mod entry;
 pub mod events;
 pub mod export;
 pub mod import;
@@ -23,7 +24,7 @@ use crate::auth::permissions::{Permission, StudyAccess};
 use crate::auth::Actor;
 use crate::db::schema::{case_imports, cases, sites};
 use crate::db::{now, write_tx, Conn};
-use crate::error::{Error, FieldErrors, OptionalExt, Result};
+use crate::error::{Error, OptionalExt, Result};
 use dictionary::FieldDef;
 
 crate::db::text_enum! {
@@ -143,9 +144,24 @@ pub struct ChangeReason {
 }
 
 impl ChangeReason {
+    /// A form's pairs without its CSRF token, and the reason it gives (`_reason`,
+    /// `_reason_details`; no dictionary field name starts with an underscore).
+    pub fn split_form(pairs: Vec<(String, String)>) -> (Vec<(String, String)>, ChangeReason) {
+        let mut why = ChangeReason::default();
+        let mut input = Vec::new();
+        for (k, v) in pairs {
+            match k.as_str() {
+                "csrf_token" => {}
+                "_reason" => why.reason = v,
+                "_reason_details" => why.details = v,
+                _ => input.push((k, v)),
+            }
+        }
+        (input, why)
+    }
     /// The reason as stored in the audit event ("Data entry error: wrong row copied"), scrubbed,
     /// and how many identifiers were redacted from the details; refused when missing.
-    fn text(&self, deid: &deid::EditDeid) -> Result<(String, usize)> {
+    pub(crate) fn text(&self, deid: &deid::EditDeid) -> Result<(String, usize)> {
         let reason = self.reason.trim();
         let Some(known) = CHANGE_REASONS.iter().find(|r| r.eq_ignore_ascii_case(reason)) else {
             return Err(Error::invalid(
@@ -169,9 +185,13 @@ impl ChangeReason {
 /// values kept as imported. Identifiers and whatever an action de-identified (dates, generalised
 /// values, pseudonyms) change only through an import, where the raw value goes through its action;
 /// an identifier kept as is would otherwise be stored as typed (at import its own values are
-/// scrubbed from it as names, and the page's scrubber knows no names).
+/// scrubbed from it as names, and the page's scrubber knows no names). A calculated field is
+/// computed, never typed.
 pub fn typed_edits_allowed(f: &FieldDef) -> bool {
-    f.holds_data() && f.action == dictionary::DeidAction::Keep && !f.identifier
+    f.holds_data()
+        && f.action == dictionary::DeidAction::Keep
+        && !f.identifier
+        && f.field_type != dictionary::FieldType::Calc
 }
 
 /// Edits a case's values from the case page (`input`: the form's name/value pairs; a checkbox
@@ -217,75 +237,24 @@ pub(crate) fn edit_values_in(
         study.ensure_editable()?;
         let case = get(conn, study.id, display_id)?;
         let old = case.values();
-        let mut new = old.clone();
-        let mut errors = FieldErrors::default();
-        let mut redacted = std::collections::BTreeMap::new();
-        let mut given: std::collections::BTreeMap<&str, Vec<&str>> = std::collections::BTreeMap::new();
-        for (name, value) in input {
-            given.entry(name.as_str()).or_default().push(value.as_str());
-        }
-        let subject_field = dictionary.iter().find(|f| f.holds_data()).map(|f| f.name.as_str());
         let design = events::load(conn, study.id)?;
-        let mut emptied_required: Vec<&FieldDef> = Vec::new();
-        for (name, raws) in given {
-            let Some(f) = dictionary.iter().find(|f| f.name == name && f.holds_data()) else {
-                errors.add(name, "not a field of this study's dictionary");
-                continue;
-            };
-            if Some(name) == subject_field {
-                errors.add(name, "the subject id links the case to the site's records: it changes only by import");
-                continue;
-            }
-            if !design.on_base(&f.form_name) {
-                errors.add(name, format!("on form {}, which is not on the subject's first event: it changes by importing the event's record", f.form_name));
-                continue;
-            }
-            if !typed_edits_allowed(f) {
-                let why = if f.identifier {
-                    "an identifier".to_string()
-                } else {
-                    format!("de-identified ({})", f.action.as_str())
-                };
-                errors.add(name, format!("{why}: it changes only by importing the site's file again"));
-                continue;
-            }
-            let parsed = if f.field_type == crate::cases::dictionary::FieldType::Checkbox {
-                checkbox_codes(f, &raws)
-            } else if let [raw] = raws[..] {
-                // Browsers send a text area's line breaks as CRLF.
-                f.parse_value(&raw.replace("\r\n", "\n"))
-            } else {
-                Err("given more than once".to_string())
-            };
-            match parsed {
-                Err(m) => errors.add(name, m),
-                Ok(None) => {
-                    if f.required {
-                        emptied_required.push(f);
-                    }
-                    new.remove(name);
-                }
-                // None ticked where nothing was stored: nothing to record.
-                Ok(Some(Value::Array(codes))) if codes.is_empty() && !old.contains_key(name) => {}
-                Ok(Some(Value::String(text))) if f.is_free_text() => {
-                    let (clean, n) = deid.scrub(&text);
-                    if n > 0 {
-                        redacted.insert(name.to_string(), n);
-                    }
-                    // The stored text as the page showed it (an import may have kept CRLF).
-                    let unchanged =
-                        old.get(name).and_then(Value::as_str).is_some_and(|o| o.replace("\r\n", "\n") == clean);
-                    if !unchanged {
-                        new.insert(name.to_string(), json!(clean));
-                    }
-                }
-                Ok(Some(v)) => {
-                    new.insert(name.to_string(), v);
-                }
-            }
-        }
+        let entry::Applied { mut new, mut errors, mut redacted, emptied_required } = entry::apply_input(
+            dictionary,
+            &old,
+            input,
+            deid,
+            |f| {
+                (!design.on_base(&f.form_name)).then(|| format!("on form {}, which is not on the subject's first event: it is entered on the event's record page", f.form_name))
+            },
+        );
+        // Calculated fields, on the values as they would be saved (with the subject's other
+        // events' records for `[event][field]`).
+        let others = records::of_case(conn, case.id)?;
+        let on_base = dictionary.iter().filter(|f| f.holds_data() && design.on_base(&f.form_name));
+        let cx = entry::Context { design: &design, records: &others, now: now(), base: None };
+        entry::evaluate(on_base, &mut new, &cx);
         // Required where its branching logic shows it, on the values as they would be saved.
-        let data = logic::CaseValues::new(&new, now());
+        let data = logic::CaseValues { values: &new, now: now(), events: Some((&design, &others)), base: None };
         for f in emptied_required {
             if logic::shown(f, &data) {
                 errors.add(&f.name, "required");
@@ -320,12 +289,7 @@ pub(crate) fn edit_values_in(
             diesel::update(cases::table.find(case.id))
                 .set((cases::data.eq(Value::Object(new).to_string()), cases::updated_at.eq(now())))
                 .execute(conn)?;
-            let reason = if redacted.is_empty() {
-                reason
-            } else {
-                let counts: Vec<String> = redacted.iter().map(|(f, n)| format!("{f} {n}")).collect();
-                format!("{reason} (identifiers redacted from free text: {})", counts.join(", "))
-            };
+            let reason = with_redactions(reason, &redacted);
             let changed: Vec<String> = after.as_object().map(|a| a.keys().cloned().collect()).unwrap_or_default();
             audit::record(
                 conn,
@@ -340,6 +304,16 @@ pub(crate) fn edit_values_in(
         }
         Ok(Edited { case: get(conn, study.id, display_id)?, redacted })
     }
+}
+
+/// A change's reason with how many identifiers were redacted from each free-text field, as
+/// audited.
+pub(crate) fn with_redactions(reason: String, redacted: &std::collections::BTreeMap<String, usize>) -> String {
+    if redacted.is_empty() {
+        return reason;
+    }
+    let counts: Vec<String> = redacted.iter().map(|(f, n)| format!("{f} {n}")).collect();
+    format!("{reason} (identifiers redacted from free text: {})", counts.join(", "))
 }
 
 /// The ticked codes of a checkbox field, in the order of its choices; each must be one of them.

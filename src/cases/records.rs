@@ -62,6 +62,16 @@ pub fn parse_statuses(text: Option<&str>) -> Statuses {
     text.and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default()
 }
 
+/// A record's values with its forms' statuses as REDCap names them (`<form>_complete`): what
+/// the audit trail records of a record.
+pub fn audited(data: &Map<String, Value>, statuses: &Statuses) -> Value {
+    let mut m = data.clone();
+    for (form, code) in statuses {
+        m.insert(format!("{form}_complete"), serde_json::json!(code));
+    }
+    Value::Object(m)
+}
+
 #[derive(Debug, Clone)]
 pub struct Record {
     pub id: i32,
@@ -165,6 +175,9 @@ pub struct GridCell {
     pub records: Vec<GridRecord>,
     /// Whether the form repeats on this event (new instances may come).
     pub repeats: bool,
+    /// The record page's query string for a new record here (the next instance of a repeating
+    /// form, or the event's record not entered yet); none where there is nothing to add.
+    pub add: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -259,7 +272,8 @@ impl Grid {
                     .iter()
                     .map(|e| {
                         let collected = design.has_form(&e.unique_name, form);
-                        let repeats = design.repeats(&e.unique_name, form) != super::events::Repeats::No;
+                        let repeating = design.repeats(&e.unique_name, form);
+                        let repeats = repeating != super::events::Repeats::No;
                         let mut out = Vec::new();
                         if collected {
                             let base_key = RecordKey::base(&e.unique_name);
@@ -288,7 +302,24 @@ impl Grid {
                                 });
                             }
                         }
-                        GridCell { collected, records: out, repeats }
+                        let add = if !collected {
+                            None
+                        } else if repeats {
+                            let next = out.iter().map(|r| r.instance).max().unwrap_or(0) + 1;
+                            let instrument =
+                                if repeating == super::events::Repeats::Instrument { form.as_str() } else { "" };
+                            let key = RecordKey {
+                                event: e.unique_name.clone(),
+                                instrument: instrument.into(),
+                                instance: next,
+                            };
+                            Some(link(&key))
+                        } else if out.is_empty() && !design.is_base(&RecordKey::base(&e.unique_name)) {
+                            Some(link(&RecordKey::base(&e.unique_name)))
+                        } else {
+                            None
+                        };
+                        GridCell { collected, records: out, repeats, add }
                     })
                     .collect();
                 (form.clone(), cells)
@@ -298,7 +329,8 @@ impl Grid {
     }
 }
 
-fn link(key: &RecordKey) -> String {
+/// A record page's query string: `event=…&instrument=…&instance=…`.
+pub fn link(key: &RecordKey) -> String {
     serde_urlencoded::to_string([
         ("event", key.event.as_str()),
         ("instrument", key.instrument.as_str()),

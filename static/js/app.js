@@ -1,5 +1,6 @@
 // Evidentia front-end behaviour, loaded as a file (the CSP forbids inline script):
-// confirmations before destructive actions, keyboard shortcuts, copy buttons.
+// confirmations before destructive actions, keyboard shortcuts, copy buttons, live branching
+// logic and calculated fields on data-entry forms.
 (function () {
   "use strict";
 
@@ -24,6 +25,33 @@
     if (el && navigator.clipboard) {
       navigator.clipboard.writeText(el.textContent.trim()).then(function () { ev.target.textContent = "Copied"; });
     }
+  });
+
+  // <form data-logic="URL">: as values are typed, ask the server which fields their branching
+  // logic hides and what the calculated fields come to (REDCap's live form), and show it.
+  document.querySelectorAll("form[data-logic]").forEach(function (form) {
+    var timer = null;
+    var seq = 0;
+    function apply(result) {
+      form.querySelectorAll("[data-field]").forEach(function (el) {
+        el.hidden = result.hidden.indexOf(el.getAttribute("data-field")) >= 0;
+      });
+      Object.keys(result.calc).forEach(function (name) {
+        var out = form.querySelector('output[data-calc="' + name + '"]');
+        var v = result.calc[name];
+        if (out) out.textContent = v === null ? "" : String(v);
+      });
+    }
+    function update() {
+      var mine = ++seq;
+      var body = new URLSearchParams(new FormData(form));
+      fetch(form.getAttribute("data-logic"), { method: "POST", body: body, credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (result) { if (result && mine === seq) apply(result); })
+        .catch(function () {});
+    }
+    form.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(update, 200); });
+    form.addEventListener("change", function () { clearTimeout(timer); update(); });
   });
 
   function typing(ev) {

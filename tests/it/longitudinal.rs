@@ -112,9 +112,13 @@ async fn import(c: &Client, code: &str, csv: &str) -> Result<String, String> {
 }
 
 async fn set_up(app: &TestApp, code: &str) -> Client {
+    set_up_with(app, code, DICTIONARY).await
+}
+
+async fn set_up_with(app: &TestApp, code: &str, dictionary: &str) -> Client {
     study(app, code);
     let m = app.login("manager").await;
-    let r = upload(&m, &format!("/studies/{code}/dictionary/import"), "dict.csv", DICTIONARY.as_bytes(), &[]).await;
+    let r = upload(&m, &format!("/studies/{code}/dictionary/import"), "dict.csv", dictionary.as_bytes(), &[]).await;
     assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
     let r = design(&m, code, &[("events", EVENTS), ("mapping", MAPPING), ("repeating", REPEATING)]).await;
     assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
@@ -653,4 +657,141 @@ async fn site_staff_are_added_with_their_sites() {
     drop(conn);
     let added = audit_events(&app, "add_member").into_iter().find(|e| e.entity_id == "coordinator-smc").unwrap();
     assert!(added.new_value.unwrap().contains(r#""sites":["A","C"]"#));
+}
+
+/// A dictionary for data entry: a calculated BMI on the first event, a follow-up form with
+/// branching logic and a calculation that reads the first event (`[baseline_arm_1][bmi]`), and
+/// the repeating adverse-event form.
+const ENTRY_DICTIONARY: &str = "Variable / Field Name,Form Name,Field Type,Field Label,\"Choices, Calculations, OR Slider Labels\",Text Validation Type OR Show Slider Number,Identifier?,Required Field?,Branching Logic (Show field only if...)\n\
+record_id,enrolment,text,Subject,,,,y,\n\
+enrol_date,enrolment,text,Enrolment date,,date_ymd,,y,\n\
+sex,enrolment,radio,Sex,\"1, Male | 2, Female\",,,,\n\
+weight,baseline,text,Weight (kg),,number,,,\n\
+height,baseline,text,Height (cm),,number,,,\n\
+bmi,baseline,calc,BMI,\"round([weight]*10000/(([height])^(2)),1)\",,,,\n\
+progression,followup,yesno,Progression,,,,y,\n\
+progression_site,followup,text,Where,,,,,[progression] = '1'\n\
+notes,followup,notes,Notes,,,,,\n\
+bmi_then,followup,calc,BMI at baseline,[baseline_arm_1][bmi],,,,\n\
+ae_term,ae,text,Adverse event,,,,,\n\
+ae_grade,ae,radio,Grade,\"1, 1 | 2, 2 | 3, 3\",,,,\n";
+
+/// Sites enter a follow-up visit's record and a repeating form's instance on the record page:
+/// branching logic hides and shows fields (live, and on the saved values), calculated fields are
+/// computed (one reading the first event), free text is scrubbed, the form status is kept, a
+/// change of saved data needs a reason; bad values are refused naming the field with nothing
+/// stored; every step is audited; another site's subject is 404 and a monitor may not enter.
+#[tokio::test]
+async fn sites_enter_follow_up_records_with_branching_logic_and_calculations() {
+    let app = spawn_app();
+    let code = "LONG-E1";
+    let m = set_up_with(&app, code, ENTRY_DICTIONARY).await;
+    let baseline = "record_id,redcap_event_name,redcap_data_access_group,enrol_date,sex,weight,height\n\
+EX-1,baseline_arm_1,snubh,2024-01-10,1,70,175\nEX-2,baseline_arm_1,smc,2024-02-01,2,60,160\n";
+    import(&m, code, baseline).await.unwrap_or_else(|p| panic!("refused: {p}"));
+    {
+        let mut conn = app.conn();
+        let op = Actor::cli_operator();
+        let access = evidentia::auth::permissions::study_access(&mut conn, &op, code).unwrap();
+        let sites = ["SNUBH".to_string()];
+        studies::members::add_to_sites(&mut conn, &op, &access, "coordinator-snubh", "site", &sites).unwrap();
+    }
+    let site = app.login("coordinator-snubh").await;
+    let case = format!("/studies/{code}/cases/SNUBH-0001");
+
+    // The first event: the BMI is computed as the values are typed and when they are saved, and
+    // is never typed itself.
+    let r = site.post(&format!("{case}/logic"), &[("weight", "72"), ("height", "180")]).await;
+    let live: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(live["calc"]["bmi"], serde_json::json!(22.2), "{live}");
+    let why = ("_reason", "Corrected from the source document");
+    let r = site.post(&format!("{case}/edit"), &[("weight", "72"), ("height", "180"), why]).await;
+    assert_eq!(r.status(), 303);
+    let r = site.post(&format!("{case}/edit"), &[("bmi", "30"), why]).await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("a calculated field"));
+    let stored = |app: &TestApp| {
+        let mut conn = app.conn();
+        let sid = studies::get_by_code(&mut conn, code).unwrap().id;
+        evidentia::cases::get(&mut conn, sid, "SNUBH-0001").unwrap().values()
+    };
+    assert_eq!(stored(&app)["bmi"], serde_json::json!(22.2));
+
+    // The grid offers the follow-up visit's record and a new adverse event.
+    let (_, page) = site.get_text(&case).await;
+    let followup = "event=followup_1_arm_1&instrument=&instance=0";
+    assert!(page.contains(followup) && page.contains("event=followup_1_arm_1&instrument=ae&instance=1"), "{page}");
+    // A new record's page: the site of progression is hidden until progression is ticked.
+    let record = format!("{case}/record?{followup}");
+    let (status, page) = site.get_text(&record).await;
+    assert_eq!(status, 200);
+    assert!(page.contains(r#"<dt title="progression_site" data-field="progression_site" hidden>"#), "{page}");
+    assert!(page.contains(r#"name="followup_complete""#));
+    let logic = format!("{case}/logic?{followup}");
+    let live: serde_json::Value = site.post(&logic, &[("progression", "1")]).await.json().await.unwrap();
+    assert!(!live["hidden"].as_array().unwrap().iter().any(|f| f == "progression_site"), "{live}");
+    assert_eq!(live["calc"]["bmi_then"], serde_json::json!(22.2), "[baseline_arm_1][bmi] reads the first event");
+
+    // Refused whole, naming the field: a value that is not a choice, a status that is not one.
+    let entered = [
+        ("progression", "1"),
+        ("progression_site", "Liver, as Dr Kim noted on 010-2345-6789"),
+        ("followup_complete", "2"),
+    ];
+    for (field, bad, says) in [("progression", "7", "must be 1 or 0"), ("followup_complete", "9", "a form status is 0")]
+    {
+        let mut form: Vec<(&str, &str)> = entered.iter().filter(|(k, _)| *k != field).copied().collect();
+        form.push((field, bad));
+        let r = site.post(&record, &form).await;
+        assert_eq!(r.status(), 422, "{field}");
+        assert!(r.text().await.unwrap().contains(says), "{says}");
+    }
+    assert!(records(&app, code).is_empty(), "nothing stored");
+    let r = site.post(&record, &entered).await;
+    assert_eq!(r.status(), 303);
+    let recs = records(&app, code);
+    assert_eq!((recs[0].1.as_str(), recs[0].2.as_str(), recs[0].3), ("followup_1_arm_1", "", 0));
+    let data: serde_json::Value = serde_json::from_str(&recs[0].4).unwrap();
+    assert_eq!(data["bmi_then"], serde_json::json!(22.2));
+    let text = data["progression_site"].as_str().unwrap();
+    assert!(text.starts_with("Liver") && !text.contains("010-2345-6789"), "scrubbed: {text}");
+    let created = audit_events(&app, "create")
+        .into_iter()
+        .find(|e| e.entity_id == "SNUBH-0001/followup_1_arm_1")
+        .expect("the new record is audited");
+    assert_eq!(created.actor, "coordinator-snubh");
+    assert!(created.new_value.unwrap().contains(r#""followup_complete":2"#));
+
+    // A change of the saved record needs its reason; with it, the change is audited.
+    let change = [("progression", "0"), ("followup_complete", "1")];
+    let r = site.post(&record, &change).await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("pick a reason"));
+    let r = site.post(&record, &[change[0], change[1], why]).await;
+    assert_eq!(r.status(), 303);
+    let updated = audit_events(&app, "update")
+        .into_iter()
+        .find(|e| e.entity_id == "SNUBH-0001/followup_1_arm_1")
+        .expect("the change is audited");
+    assert!(updated.reason.unwrap().starts_with("Corrected from the source document"));
+    let (_, page) = site.get_text(&record).await;
+    assert!(page.contains(r#"<dt title="progression_site" data-field="progression_site" hidden>"#), "hidden again");
+
+    // A repeating form's instance; then the grid offers the next one.
+    let ae = format!("{case}/record?event=followup_1_arm_1&instrument=ae&instance=1");
+    assert_eq!(site.post(&ae, &[("ae_term", "Rash"), ("ae_grade", "2"), ("ae_complete", "2")]).await.status(), 303);
+    let (_, page) = site.get_text(&case).await;
+    assert!(page.contains("event=followup_1_arm_1&instrument=ae&instance=2"));
+    assert_eq!(records(&app, code).len(), 2);
+
+    // Not theirs, not a record of the design, not their role.
+    let smc = format!("/studies/{code}/cases/SMC-0001/record?{followup}");
+    assert_eq!(site.post(&smc, &entered).await.status(), 404);
+    assert_eq!(site.get(&smc).await.status(), 404);
+    let nowhere = format!("{case}/record?event=followup_9_arm_1&instrument=&instance=0");
+    assert_eq!(site.get(&nowhere).await.status(), 404);
+    let monitor = app.login("monitor").await;
+    assert_eq!(monitor.post(&record, &[change[0], why]).await.status(), 403);
+    assert_eq!(monitor.get(&ae.replace("instance=1", "instance=5")).await.status(), 404, "no such record to show");
+    assert_eq!(records(&app, code).len(), 2);
 }

@@ -446,7 +446,7 @@ pub struct CaseShowPage {
     pub nav: StudyNav,
     pub case: Case,
     pub fields: Vec<FieldDef>,
-    pub values: Map<String, Value>,
+    pub view: FieldView,
     pub history: Vec<HistoryRow>,
     pub slides: Vec<crate::slides::Slide>,
     pub can_slides: bool,
@@ -516,7 +516,16 @@ fn history_rows(
         .collect())
 }
 
-impl CaseShowPage {
+/// A record's values as a page shows them: read (labels) or, where the user enters data, as a
+/// form's inputs (raw codes, options, ticks); with the fields branching logic hides.
+pub struct FieldView {
+    pub values: Map<String, Value>,
+    /// Whether this user enters data here (the study is editable).
+    pub entering: bool,
+    pub hidden: Vec<String>,
+}
+
+impl FieldView {
     pub fn shown(&self, f: &FieldDef) -> String {
         match self.values.get(&f.name) {
             Some(Value::Array(ticked)) if ticked.is_empty() => "none".into(),
@@ -540,6 +549,19 @@ impl CaseShowPage {
     pub fn ticked(&self, f: &FieldDef, code: &str) -> bool {
         self.values.get(&f.name).and_then(Value::as_array).is_some_and(|a| a.iter().any(|v| v.as_str() == Some(code)))
     }
+    /// What the page lets this user change: see [`cases::typed_edits_allowed`].
+    pub fn editable(&self, f: &FieldDef) -> bool {
+        self.entering && cases::typed_edits_allowed(f)
+    }
+    pub fn is_hidden(&self, f: &FieldDef) -> bool {
+        self.hidden.contains(&f.name)
+    }
+    pub fn is_calc(&self, f: &FieldDef) -> bool {
+        f.field_type == dictionary::FieldType::Calc
+    }
+}
+
+impl CaseShowPage {
     /// Whether a form's verification stands (not cleared by a change since).
     pub fn is_verified(&self, v: &Option<crate::quality::sdv::Verification>) -> bool {
         v.as_ref().is_some_and(|v| v.status == crate::quality::sdv::VerificationStatus::Verified)
@@ -547,11 +569,6 @@ impl CaseShowPage {
     /// The open data quality findings on one field, as "rule: what was found".
     pub fn findings_on(&self, f: &FieldDef) -> Vec<String> {
         self.findings.iter().filter(|x| x.field == f.name).map(|x| format!("{}: {}", x.rule_code, x.detail)).collect()
-    }
-    /// What the page lets a manager change (`fields` is without the subject id): see
-    /// [`cases::typed_edits_allowed`].
-    pub fn editable(&self, f: &FieldDef) -> bool {
-        self.can_manage && cases::typed_edits_allowed(f)
     }
 }
 
@@ -598,6 +615,18 @@ async fn case_page(
                     .items;
             let done = crate::quality::sdv::of_case(c, case.id)?;
             let design = crate::cases::events::load(c, sid)?;
+            let others = crate::cases::records::of_case(c, case.id)?;
+            // The fields branching logic hides, on the stored values.
+            let hidden = {
+                let on_base = fields.iter().filter(|f| f.holds_data() && design.on_base(&f.form_name));
+                let cx = crate::cases::entry::Context {
+                    design: &design,
+                    records: &others,
+                    now: crate::db::now(),
+                    base: None,
+                };
+                crate::cases::entry::evaluate(on_base, &mut case.values(), &cx).hidden
+            };
             let grid = if design.is_empty() {
                 None
             } else {
@@ -607,8 +636,7 @@ async fn case_page(
                     .map(|v| (v.event.clone(), v.form.clone()))
                     .collect();
                 let statuses = crate::cases::records::base_statuses(c, case.id)?;
-                let records = crate::cases::records::of_case(c, case.id)?;
-                Some(crate::cases::records::Grid::new(&design, &fields, &case.data.0, &statuses, &records, &verified))
+                Some(crate::cases::records::Grid::new(&design, &fields, &case.data.0, &statuses, &others, &verified))
             };
             // The case page shows and edits the base record's forms.
             let fields = design.base_fields(fields);
@@ -619,15 +647,15 @@ async fn case_page(
                     (f, v)
                 })
                 .collect();
-            Ok((case, fields, history, slides, saved_current, findings, queries, (verification, grid)))
+            Ok((case, fields, history, slides, saved_current, findings, queries, (verification, grid, hidden)))
         })
         .await?;
-    let (verification, grid) = verification;
+    let (verification, grid, hidden) = verification;
     let ctx = PageCtx::new(req, Some(user), format!("{} · {}", case.display_id, access.study.code), "studies");
     let page = CaseShowPage {
         ctx: ctx.clone(),
         nav: StudyNav::new(&access, "cases"),
-        values: case.values(),
+        view: FieldView { values: case.values(), entering: can_manage, hidden },
         anchors: cases::day_anchors(&case, &fields),
         case,
         fields: fields
@@ -674,18 +702,7 @@ pub async fn case_update(
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
     let (code, display) = path.into_inner();
-    // The reason for the change comes in `_reason` and `_reason_details` (no dictionary field
-    // name starts with an underscore); every other pair is a field.
-    let mut why = cases::ChangeReason::default();
-    let mut input: Vec<(String, String)> = Vec::new();
-    for (k, v) in form.into_inner() {
-        match k.as_str() {
-            "csrf_token" => {}
-            "_reason" => why.reason = v,
-            "_reason_details" => why.details = v,
-            _ => input.push((k, v)),
-        }
-    }
+    let (input, why) = cases::ChangeReason::split_form(form.into_inner());
     let actor = user.actor.clone();
     let (a2, d2, why2) = (access.clone(), display.clone(), why.clone());
     let scrubber = state.edit_scrubber.clone();

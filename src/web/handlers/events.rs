@@ -7,16 +7,18 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde_json::{Map, Value};
 
+use super::cases::FieldView;
 use super::StudyNav;
 use crate::auth::permissions::{Permission, StudyAccess};
+use crate::cases::deid::EditDeid;
 use crate::cases::dictionary::{self, FieldDef};
 use crate::cases::events::{self, Design, DesignFiles, RecordKey};
 use crate::cases::records::{self, FormStatus};
 use crate::cases::{self, Case};
-use crate::error::Error;
+use crate::error::{Error, FieldErrors};
 use crate::web::error::PageError;
 use crate::web::extract::{perm, redirect_with_flash, CurrentUser, InStudy, PageCtx};
-use crate::web::{render, upload, AppState};
+use crate::web::{render, render_form, upload, AppState};
 
 #[derive(Template)]
 #[template(path = "cases/events.html")]
@@ -153,10 +155,37 @@ pub struct RecordPage {
     pub nav: StudyNav,
     pub case: Case,
     pub title: String,
-    /// Each form of the record: its name, its status, and its fields with their values shown.
+    /// The record page's query string (`event=…&instrument=…&instance=…`).
+    pub link: String,
+    /// Each form of the record: its name, its status and its fields.
     pub forms: RecordForms,
+    pub view: FieldView,
+    /// Not saved yet: the page enters a new record.
+    pub is_new: bool,
+    /// The first event's record: shown here, entered on the case page.
+    pub is_base: bool,
     pub created_at: Option<chrono::NaiveDateTime>,
-    pub updated_at: chrono::NaiveDateTime,
+    pub updated_at: Option<chrono::NaiveDateTime>,
+    pub errors: FieldErrors,
+    pub reasons: &'static [&'static str],
+    pub reason: cases::ChangeReason,
+    /// The statuses the form sent back after an error.
+    pub sent_statuses: Vec<(String, String)>,
+}
+
+impl RecordPage {
+    /// Whether this user enters the record here.
+    pub fn entering(&self) -> bool {
+        self.view.entering && !self.is_base
+    }
+    /// The status a form's select shows: as sent back after an error, else as stored.
+    pub fn status_code(&self, form: &str, stored: &Option<FormStatus>) -> String {
+        self.sent_statuses
+            .iter()
+            .find(|(f, _)| f == form)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| stored.map(|s| s.code().to_string()).unwrap_or_default())
+    }
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -169,8 +198,23 @@ pub struct RecordQuery {
     pub instance: i32,
 }
 
-/// One record of a subject: its forms and values (read only; the base record is edited on the
-/// case page).
+impl RecordQuery {
+    fn key(&self) -> RecordKey {
+        RecordKey { event: self.event.clone(), instrument: self.instrument.clone(), instance: self.instance }
+    }
+}
+
+/// What a form sent back after an error: its values, statuses and reason.
+#[derive(Default)]
+struct Sent {
+    values: Vec<(String, String)>,
+    statuses: Vec<(String, String)>,
+    reason: cases::ChangeReason,
+}
+
+/// One record of a subject: its forms and values, entered here by those who enter data (a later
+/// event's record, or a repeating form's instance, new or saved; the first event's record is
+/// entered on the case page).
 pub async fn case_record(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -179,52 +223,185 @@ pub async fn case_record(
     q: web::Query<RecordQuery>,
 ) -> Result<HttpResponse, PageError> {
     let (_, display) = path.into_inner();
+    record_page(&req, &state, &user, access, display, q.key(), FieldErrors::default(), Sent::default()).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn record_page(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &CurrentUser,
+    access: StudyAccess,
+    display: String,
+    key: RecordKey,
+    errors: FieldErrors,
+    sent: Sent,
+) -> Result<HttpResponse, PageError> {
     let sid = access.study.id;
-    let key = RecordKey { event: q.event.clone(), instrument: q.instrument.clone(), instance: q.instance };
+    let entering = access.can(Permission::EnterData) && access.study.ensure_editable().is_ok();
     let a2 = access.clone();
-    let (case, design, fields, found) = state
+    let (case, design, fields, found, others) = state
         .db(move |c| {
             let case = cases::visible(c, &a2, &display)?;
             let design = events::load(c, sid)?;
             let fields = dictionary::load(c, sid)?;
+            let mut others = records::of_case(c, case.id)?;
             let found = if design.is_base(&key) {
                 let statuses = records::base_statuses(c, case.id)?;
-                (key, case.data.0.clone(), statuses, None, case.updated_at)
+                (key, case.data.0.clone(), statuses, None, Some(case.updated_at))
+            } else if let Some(i) = others.iter().position(|r| r.key == key) {
+                let r = others.remove(i);
+                (r.key, r.data, r.form_status, Some(r.created_at), Some(r.updated_at))
+            } else if entering {
+                // A record not entered yet: one the design holds may be entered here.
+                let key = cases::entry::record_key(&design, &key.event, &key.instrument, key.instance)
+                    .map_err(|_| Error::NotFound)?;
+                (key, Map::new(), records::Statuses::new(), None, None)
             } else {
-                let r = records::of_case(c, case.id)?.into_iter().find(|r| r.key == key).ok_or(Error::NotFound)?;
-                (r.key, r.data, r.form_status, Some(r.created_at), r.updated_at)
+                return Err(Error::NotFound);
             };
-            Ok((case, design, fields, found))
+            Ok((case, design, fields, found, others))
         })
         .await?;
-    let (key, values, statuses, created_at, updated_at) = found;
-    let forms = record_forms(&design, &fields, &key, &values, &statuses);
-    let title = format!("{} · {}", case.display_id, key.describe(&design));
-    let ctx = PageCtx::new(&req, Some(&user), format!("{title} · {}", access.study.code), "studies");
-    render(
-        &ctx,
-        &RecordPage {
-            ctx: ctx.clone(),
-            nav: StudyNav::new(&access, "cases"),
-            case,
-            title,
-            forms,
-            created_at,
-            updated_at,
+    let (key, mut values, statuses, created_at, updated_at) = found;
+    let is_base = design.is_base(&key);
+    let forms = record_forms(&design, &fields, &key, &statuses);
+    let on_record = fields.iter().filter(|f| f.holds_data() && design.record_has_form(&key, &f.form_name));
+    let hidden = cases::entry::evaluate(
+        on_record,
+        &mut values.clone(),
+        &cases::entry::Context {
+            design: &design,
+            records: &others,
+            now: crate::db::now(),
+            base: (!is_base).then_some(&case.data.0),
         },
     )
+    .hidden;
+    // After an error, the form shows what was sent (a checkbox's ticks as a list).
+    let mut given: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for (name, value) in &sent.values {
+        given.entry(name).or_default().push(value);
+    }
+    for (name, sent) in given {
+        let value = match sent[..] {
+            [one] => Value::String(one.to_string()),
+            _ => Value::Array(sent.iter().filter(|v| !v.is_empty()).map(|v| Value::String(v.to_string())).collect()),
+        };
+        values.insert(name.to_string(), value);
+    }
+    let title = format!("{} · {}", case.display_id, key.describe(&design));
+    let ctx = PageCtx::new(req, Some(user), format!("{title} · {}", access.study.code), "studies");
+    let page = RecordPage {
+        ctx: ctx.clone(),
+        nav: StudyNav::new(&access, "cases"),
+        case,
+        title,
+        link: records::link(&key),
+        forms,
+        view: FieldView { values, entering, hidden },
+        is_new: updated_at.is_none(),
+        is_base,
+        created_at,
+        updated_at,
+        errors: errors.clone(),
+        reasons: &cases::CHANGE_REASONS,
+        reason: sent.reason,
+        sent_statuses: sent.statuses,
+    };
+    render_form(&ctx, &page, &errors)
 }
 
-type RecordForms = Vec<(String, Option<FormStatus>, Vec<(FieldDef, String)>)>;
+/// Saves a record from its page: its fields, its forms' statuses (`<form>_complete`) and the
+/// reason for a change (`_reason`, `_reason_details`).
+pub async fn case_record_save(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    InStudy { user, access, .. }: InStudy<perm::EnterData>,
+    path: web::Path<(String, String)>,
+    q: web::Query<RecordQuery>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    let (code, display) = path.into_inner();
+    let (input, reason) = cases::ChangeReason::split_form(form.into_inner());
+    let key = q.key();
+    let (actor, scrubber) = (user.actor.clone(), state.edit_scrubber.clone());
+    let (a2, d2, k2, i2, r2) = (access.clone(), display.clone(), key.clone(), input.clone(), reason.clone());
+    let result = state
+        .db(move |c| {
+            let fields = dictionary::load(c, a2.study.id)?;
+            cases::entry::save_record(c, &actor, &a2, &d2, &k2, &fields, &i2, &r2, &EditDeid::new(scrubber))
+        })
+        .await;
+    match result {
+        Ok(edited) => {
+            let mut message = "Record saved.".to_string();
+            if !edited.redacted.is_empty() {
+                let parts: Vec<String> = edited.redacted.iter().map(|(f, n)| format!("{n} in {f}")).collect();
+                message.push_str(&format!(" Identifiers redacted from free text: {}.", parts.join(", ")));
+            }
+            let url = format!("/studies/{code}/cases/{display}/record?{}", records::link(&key));
+            Ok(redirect_with_flash(&url, "ok", &message))
+        }
+        Err(Error::Invalid(errors)) => {
+            let (statuses, values) = input.into_iter().partition(|(k, _)| k.ends_with("_complete"));
+            let sent = Sent { values, statuses, reason };
+            record_page(&req, &state, &user, access, display, key, errors, sent).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
 
-/// The forms a record holds, each with its status and its fields' values as shown.
-fn record_forms(
-    design: &Design,
-    fields: &[FieldDef],
-    key: &RecordKey,
-    values: &Map<String, Value>,
-    statuses: &records::Statuses,
-) -> RecordForms {
+/// Branching logic and calculated fields on a form's values as typed, before they are saved:
+/// `{"hidden": [field…], "calc": {field: value}}` for the page to show (the case page's form
+/// without a record in the query, a record page's with it). Nothing is stored.
+pub async fn record_logic(
+    state: web::Data<AppState>,
+    InStudy { access, .. }: InStudy<perm::ViewCases>,
+    path: web::Path<(String, String)>,
+    q: web::Query<RecordQuery>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    let (_, display) = path.into_inner();
+    let (input, _) = cases::ChangeReason::split_form(form.into_inner());
+    let key = q.into_inner().key();
+    let scrubber = state.edit_scrubber.clone();
+    let evaluated = state
+        .db(move |c| {
+            let case = cases::visible(c, &access, &display)?;
+            let design = events::load(c, access.study.id)?;
+            let fields = dictionary::load(c, access.study.id)?;
+            let mut others = records::of_case(c, case.id)?;
+            let base = key.event.is_empty() && key.instrument.is_empty() || design.is_base(&key);
+            let stored = if base {
+                case.data.0.clone()
+            } else {
+                others.iter().position(|r| r.key == key).map(|i| others.remove(i).data).unwrap_or_default()
+            };
+            let on_record = |f: &&FieldDef| {
+                f.holds_data()
+                    && if base { design.on_base(&f.form_name) } else { design.record_has_form(&key, &f.form_name) }
+            };
+            // The values as typed where they read (what does not read is the save's to refuse).
+            let typed = cases::entry::apply_input(&fields, &stored, &input, &EditDeid::new(scrubber), |_| None).new;
+            let mut values = typed;
+            let cx = cases::entry::Context {
+                design: &design,
+                records: &others,
+                now: crate::db::now(),
+                base: (!base).then_some(&case.data.0),
+            };
+            Ok(cases::entry::evaluate(fields.iter().filter(on_record), &mut values, &cx))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(evaluated))
+}
+
+type RecordForms = Vec<(String, Option<FormStatus>, Vec<FieldDef>)>;
+
+/// The forms a record holds, each with its status and its fields (without the subject id and
+/// dropped fields).
+fn record_forms(design: &Design, fields: &[FieldDef], key: &RecordKey, statuses: &records::Statuses) -> RecordForms {
     let mut out: RecordForms = Vec::new();
     for f in fields.iter().filter(|f| f.holds_data()).skip(1).filter(|f| f.action != dictionary::DeidAction::Drop) {
         if !design.record_has_form(key, &f.form_name) {
@@ -234,9 +411,8 @@ fn record_forms(
             let status = statuses.get(&f.form_name).copied().and_then(FormStatus::from_code);
             out.push((f.form_name.clone(), status, Vec::new()));
         }
-        let shown = values.get(&f.name).map(|v| f.label_of(v)).unwrap_or_default();
         if let Some((_, _, list)) = out.last_mut() {
-            list.push((f.clone(), shown));
+            list.push(f.clone());
         }
     }
     out

@@ -118,6 +118,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/studies/{code}/cases/import", web::post().to(cases::case_import_upload))
         .route("/studies/{code}/cases/import/{token}/confirm", web::post().to(cases::case_import_confirm))
         .route("/studies/{code}/cases/{display_id}/record", web::get().to(events::case_record))
+        .route("/studies/{code}/cases/{display_id}/record", web::post().to(events::case_record_save))
+        .route("/studies/{code}/cases/{display_id}/logic", web::post().to(events::record_logic))
         .route("/studies/{code}/cases/{display_id}", web::get().to(cases::case_show))
         .route("/studies/{code}/cases/{display_id}/edit", web::post().to(cases::case_update))
         .route("/studies/{code}/cases/{display_id}/status", web::post().to(cases::case_status))
