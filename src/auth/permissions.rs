@@ -241,8 +241,9 @@ pub fn study_access(conn: &mut Conn, actor: &Actor, code: &str) -> Result<StudyA
     if role.is_none() && !actor.is_admin {
         return Err(Error::NotFound);
     }
+    // Administrators see every site, whatever their membership.
     let sites = match (role, actor.user_id) {
-        (Some(Role::Site), Some(uid)) => SiteScope::Only(member_site_ids(conn, uid, study.id)?),
+        (Some(Role::Site), Some(uid)) if !actor.is_admin => SiteScope::Only(member_site_ids(conn, uid, study.id)?),
         _ => SiteScope::All,
     };
     Ok(StudyAccess { study, role, is_admin: actor.is_admin, sites })
