@@ -1,6 +1,7 @@
 //! The analysis dataset of a study: one row per slide of an enrolled case that is not excluded,
 //! with the subject's de-identified case data, an AI run's result for the slide, and a reading
-//! campaign's reads (one column per reader and field) with the derived reader consensus. The
+//! campaign's reads (one column per reader and field) with the derived reader consensus; in a
+//! longitudinal study, each subject's follow-up derived from its visits (`cases::derive`). The
 //! same CSV is what the analysis page exports and what a saved analysis's SHA-256 is taken of,
 //! so `evidentia stats` over the export re-computes every number.
 
@@ -158,6 +159,16 @@ pub fn build(conn: &mut Conn, study_id: crate::studies::StudyId, sources: &Sourc
             .unwrap_or_default();
         columns.push(col(h, label).scale(codes));
     }
+    // A longitudinal study's follow-up visits, one value per subject (`cases::derive`).
+    let design = cases::events::load(conn, study_id)?;
+    let derivation = cases::derive::Derivation::new(&dict, &design);
+    let visits = match &derivation {
+        Some(d) => {
+            columns.extend(d.columns().into_iter().map(|(name, description)| col(name, description)));
+            cases::records::of_study(conn, study_id)?
+        }
+        None => BTreeMap::new(),
+    };
     columns.push(col("slide", "slide label"));
 
     // AI run: slide label → result.
@@ -204,6 +215,9 @@ pub fn build(conn: &mut Conn, study_id: crate::studies::StudyId, sources: &Sourc
     for (_, label, case_id) in slide_rows {
         let Some(case) = case_by_id.get(&case_id) else { continue };
         let mut row = cases::export::row(&dict, case, false);
+        if let Some(d) = &derivation {
+            row.extend(d.row(&case.data.0, visits.get(&case_id).map(Vec::as_slice).unwrap_or_default()));
+        }
         row.push(label.clone());
         if sources.run.is_some() {
             let r = ai.get(&label).filter(|r| r.status == crate::biomarker::runs::ResultStatus::Ok);

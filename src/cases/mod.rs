@@ -3,6 +3,7 @@
 
 pub mod decode;
 pub mod deid;
+pub mod derive;
 pub mod dictionary;
 pub mod entry;
 pub mod events;

@@ -415,3 +415,38 @@ async fn a_saved_analysis_on_changed_data_is_stale_until_saved_again_which_super
     assert!(err.contains("unlocked by an administrator"), "{err}");
     assert!(!out.exists());
 }
+
+/// A longitudinal study's analysis dataset derives each subject's follow-up from its visits
+/// (`cases::derive`): the time to death recorded at a follow-up visit, censored at the last
+/// visit, on which a survival analysis runs like on any column.
+#[tokio::test]
+async fn survival_runs_on_the_follow_up_derived_from_the_visits() {
+    let app = spawn_app();
+    let (campaign, labels) = read_study(&app).await;
+    let stat = app.login("statistician").await;
+    let q = format!("campaign={campaign}&analysis=survival&time=death_fu__days&event=death_fu__ever");
+    let (status, text) = stat.get_text(&format!("/studies/{STUDY}/analyses/dataset.csv?{q}")).await;
+    assert_eq!(status, 200);
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let at = |c: &str| header.iter().position(|h| *h == c).unwrap_or_else(|| panic!("{c} in {header:?}"));
+    let (visits, fu, ever, days) = (at("fu_visits"), at("fu_days"), at("death_fu__ever"), at("death_fu__days"));
+    at("response__last");
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), labels.len());
+    for r in &rows {
+        assert!(r[visits].parse::<u32>().unwrap() > 0, "the demo's subjects have visits: {r:?}");
+        let (fu, days) = (r[fu].parse::<i64>().unwrap(), r[days].parse::<i64>().unwrap());
+        match r[ever] {
+            // Censored at the last visit.
+            "0" => assert_eq!(days, fu, "{r:?}"),
+            // Died at a visit no later than the last.
+            "1" => assert!(days <= fu && days > 0, "{r:?}"),
+            other => panic!("death_fu__ever {other}"),
+        }
+    }
+    let (status, page) = stat.get_text(&format!("/studies/{STUDY}/analyses/new?{q}")).await;
+    assert_eq!(status, 200, "{page}");
+    let (status, result) = stat.get_text(&format!("/studies/{STUDY}/analyses/result.csv?{q}")).await;
+    assert_eq!(status, 200, "{result}");
+}
