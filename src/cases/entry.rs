@@ -126,6 +126,8 @@ pub struct Context<'a> {
     pub now: NaiveDateTime,
     /// The first event's values, for a later record (`None`: the record is the first event's).
     pub base: Option<&'a Map<String, Value>>,
+    /// The later record the values are (`None`: the first event's).
+    pub this: Option<&'a RecordKey>,
 }
 
 /// What branching logic and calculations make of a record's values: the fields hidden (their
@@ -150,7 +152,8 @@ pub fn evaluate<'f>(
             continue;
         };
         let result = {
-            let data = CaseValues { values, now: cx.now, events: Some((cx.design, cx.records)), base: cx.base };
+            let data =
+                CaseValues { values, now: cx.now, events: Some((cx.design, cx.records)), base: cx.base, this: cx.this };
             stored(calc.value(&data))
         };
         match &result {
@@ -159,7 +162,7 @@ pub fn evaluate<'f>(
         };
         out.calc.insert(f.name.clone(), result);
     }
-    let data = CaseValues { values, now: cx.now, events: Some((cx.design, cx.records)), base: cx.base };
+    let data = CaseValues { values, now: cx.now, events: Some((cx.design, cx.records)), base: cx.base, this: cx.this };
     out.hidden = fields.filter(|f| !logic::shown(f, &data)).map(|f| f.name.clone()).collect();
     out
 }
@@ -249,9 +252,14 @@ pub fn save_record(
         }
         let t = now();
         let mut new = applied.new;
-        let cx = Context { design: &design, records: &all, now: t, base: Some(&case.data.0) };
-        evaluate(dictionary.iter().filter(|f| on_record(f)), &mut new, &cx);
-        let data = CaseValues { values: &new, now: t, events: Some((&design, &all)), base: Some(&case.data.0) };
+        // Calculations run when a typed value changed (an untouched form records nothing).
+        let base = super::get(conn, study.id, display_id)?.data.0;
+        let cx = Context { design: &design, records: &all, now: t, base: Some(&base), this: Some(&key) };
+        if new != old {
+            evaluate(dictionary.iter().filter(|f| on_record(f)), &mut new, &cx);
+        }
+        let data =
+            CaseValues { values: &new, now: t, events: Some((&design, &all)), base: Some(&base), this: Some(&key) };
         for f in &applied.emptied_required {
             if logic::shown(f, &data) {
                 applied.errors.add(&f.name, "required");
@@ -282,7 +290,8 @@ pub fn save_record(
         }
         let entity = format!("{}/{}", case.display_id, design.slot(&key));
         let status_text = serde_json::to_string(&new_status).map_err(|e| Error::Internal(e.into()))?;
-        let reason = super::with_redactions(reason.unwrap_or_default(), &applied.redacted);
+        let reason =
+            super::with_redactions(reason.unwrap_or_else(|| "entered on the record page".into()), &applied.redacted);
         let change = match existing {
             None => {
                 diesel::insert_into(case_records::table)
@@ -300,7 +309,7 @@ pub fn save_record(
                     .execute(conn)?;
                 Change::new(study.chain(), &actor.name, Action::Create, Entity::CaseRecord, &entity)
                     .after(records::audited(&new, &new_status))
-                    .because("entered on the record page")
+                    .because(&reason)
             }
             Some(_) => {
                 diesel::update(
@@ -316,12 +325,8 @@ pub fn save_record(
                     case_records::updated_at.eq(t),
                 ))
                 .execute(conn)?;
-                let (before, mut after) =
-                    audit::diff(&records::audited(&old, &old_status), &records::audited(&new, &new_status));
-                // Fields emptied show as null after.
-                for k in old.keys().filter(|k| !new.contains_key(*k)) {
-                    after[k] = Value::Null;
-                }
+                let (before, after) =
+                    changes(&records::audited(&old, &old_status), &records::audited(&new, &new_status));
                 Change::new(study.chain(), &actor.name, Action::Update, Entity::CaseRecord, &entity)
                     .before(before)
                     .after(after)
@@ -339,6 +344,19 @@ pub fn save_record(
         crate::quality::run_in(conn, &study, &actor.name, crate::quality::Trigger::Save)?;
         Ok(Edited { case: super::get(conn, study.id, display_id)?, redacted: applied.redacted })
     })
+}
+
+/// What changed between two stored records, as audited: the changed and added keys before and
+/// after, and the emptied ones with their old value before and null after.
+pub(crate) fn changes(old: &Value, new: &Value) -> (Value, Value) {
+    let (mut before, mut after) = audit::diff(old, new);
+    if let (Some(o), Some(n)) = (old.as_object(), new.as_object()) {
+        for (k, v) in o.iter().filter(|(k, _)| !n.contains_key(*k)) {
+            before[k] = v.clone();
+            after[k] = Value::Null;
+        }
+    }
+    (before, after)
 }
 
 /// The input's field values, and its `<form>_complete` statuses for the forms the record holds.

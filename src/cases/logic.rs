@@ -68,12 +68,14 @@ pub struct CaseValues<'a> {
     /// The first event's values where `values` are a later record's (entering that record);
     /// `None`: `values` are the first event's.
     pub base: Option<&'a Map<String, Json>>,
+    /// The later record `values` are, which `[its event][field]` reads as typed.
+    pub this: Option<&'a super::events::RecordKey>,
 }
 
 impl<'a> CaseValues<'a> {
     /// The base record's values only: `[event][field]` is blank.
     pub fn new(values: &'a Map<String, Json>, now: NaiveDateTime) -> Self {
-        CaseValues { values, now, events: None, base: None }
+        CaseValues { values, now, events: None, base: None, this: None }
     }
     /// The values of the record `r` names: the base record's for a field without an event (or
     /// with the base event), else that event's record — the instance given, or the first one
@@ -85,6 +87,15 @@ impl<'a> CaseValues<'a> {
         let (design, records) = self.events?;
         if design.event(event).is_some() && design.base_event_of(event) == event && r.instance.unwrap_or(1) <= 1 {
             return Some(self.base.unwrap_or(self.values));
+        }
+        if let Some(this) = self.this.filter(|k| &k.event == event) {
+            let same = match r.instance {
+                Some(n) => i64::from(n) == i64::from(this.instance),
+                None => this.instance <= 1,
+            };
+            if same {
+                return Some(self.values);
+            }
         }
         let on_event = || records.iter().filter(|x| &x.key.event == event);
         let found = match r.instance {

@@ -252,10 +252,14 @@ pub(crate) fn edit_values_in(
         // events' records for `[event][field]`).
         let others = records::of_case(conn, case.id)?;
         let on_base = dictionary.iter().filter(|f| f.holds_data() && design.on_base(&f.form_name));
-        let cx = entry::Context { design: &design, records: &others, now: now(), base: None };
-        entry::evaluate(on_base, &mut new, &cx);
+        let cx = entry::Context { design: &design, records: &others, now: now(), base: None, this: None };
+        // Calculations run when a typed value changed (an untouched form records nothing).
+        if new != old {
+            entry::evaluate(on_base, &mut new, &cx);
+        }
         // Required where its branching logic shows it, on the values as they would be saved.
-        let data = logic::CaseValues { values: &new, now: now(), events: Some((&design, &others)), base: None };
+        let data =
+            logic::CaseValues { values: &new, now: now(), events: Some((&design, &others)), base: None, this: None };
         for f in emptied_required {
             if logic::shown(f, &data) {
                 errors.add(&f.name, "required");
@@ -281,12 +285,7 @@ pub(crate) fn edit_values_in(
         };
         errors.into_result()?;
         if let Some(reason) = reason {
-            let (before, after) = audit::diff(&Value::Object(old.clone()), &Value::Object(new.clone()));
-            // Fields removed from `new` show as null after.
-            let mut after = after;
-            for k in old.keys().filter(|k| !new.contains_key(*k)) {
-                after[k] = Value::Null;
-            }
+            let (before, after) = entry::changes(&Value::Object(old.clone()), &Value::Object(new.clone()));
             diesel::update(cases::table.find(case.id))
                 .set((cases::data.eq(Value::Object(new).to_string()), cases::updated_at.eq(now())))
                 .execute(conn)?;

@@ -76,7 +76,7 @@ pub fn run(ctx: &Ctx, cmd: QualityCmd) -> CliResult {
             let access = study(&mut conn, &actor, &code)?;
             access.require(Permission::ViewCases)?;
             println!("{:<8} {:<8} {:>6} {:>9} {:>9}  checks", "rule", "severity", "open", "excluded", "resolved");
-            for r in quality::rules(&mut conn, access.study.id)? {
+            for r in quality::rules(&mut conn, access.study.id, &access.sites)? {
                 let what = if r.logic.is_empty() { r.name.clone() } else { format!("{}: {}", r.name, r.logic) };
                 let state = match (&r.retired, &r.problem) {
                     (Some(why), _) => format!(" (retired: {why})"),

@@ -115,7 +115,7 @@ impl<'a> Checker<'a> {
 
     /// Every rule but the outliers on one case.
     pub fn case(&mut self, case: &CaseData) {
-        let data = CaseValues { values: case.values, now: self.now, events: case.events, base: None };
+        let data = CaseValues { values: case.values, now: self.now, events: case.events, base: None, this: None };
         for i in 0..self.data_fields.len() {
             let f = self.data_fields[i];
             let v = case.values.get(&f.name);

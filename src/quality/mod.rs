@@ -285,13 +285,24 @@ pub fn custom_rules(conn: &mut Conn, study_id: StudyId) -> Result<Vec<CustomRule
         .load(conn)?)
 }
 
-/// The built-in rules and the study's custom rules, each with its findings counted.
-pub fn rules(conn: &mut Conn, study_id: StudyId) -> Result<Vec<RuleRow>> {
-    let counts: Vec<(String, FindingStatus, i64)> = quality_findings::table
-        .filter(quality_findings::study_id.eq(study_id))
-        .group_by((quality_findings::rule_code, quality_findings::status))
-        .select((quality_findings::rule_code, quality_findings::status, diesel::dsl::count_star()))
-        .load(conn)?;
+/// The built-in rules and the study's custom rules, each with its findings counted (those of the
+/// sites of `scope`).
+pub fn rules(conn: &mut Conn, study_id: StudyId, scope: &SiteScope) -> Result<Vec<RuleRow>> {
+    let counts: Vec<(String, FindingStatus, i64)> = match scope.ids() {
+        None => quality_findings::table
+            .filter(quality_findings::study_id.eq(study_id))
+            .group_by((quality_findings::rule_code, quality_findings::status))
+            .select((quality_findings::rule_code, quality_findings::status, diesel::dsl::count_star()))
+            .load(conn)?,
+        // A site's findings are its subjects'.
+        Some(ids) => quality_findings::table
+            .inner_join(cases::table)
+            .filter(quality_findings::study_id.eq(study_id))
+            .filter(cases::site_id.eq_any(ids.to_vec()))
+            .group_by((quality_findings::rule_code, quality_findings::status))
+            .select((quality_findings::rule_code, quality_findings::status, diesel::dsl::count_star()))
+            .load(conn)?,
+    };
     let count = |code: &str, status: FindingStatus| {
         counts.iter().find(|(c, s, _)| c == code && *s == status).map(|(_, _, n)| *n).unwrap_or(0)
     };

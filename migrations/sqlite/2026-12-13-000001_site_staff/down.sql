@@ -1,4 +1,7 @@
 DROP TABLE member_sites;
+-- The role goes: site staff's memberships end (kept, retired with the reason), as monitors.
+UPDATE study_members SET role = 'monitor', retired_at = CURRENT_TIMESTAMP,
+    retired_reason = 'the site role was removed (migration reverted)' WHERE role = 'site';
 DROP TRIGGER study_members_role_check_insert;
 DROP TRIGGER study_members_role_check_update;
 CREATE TRIGGER study_members_role_check_insert BEFORE INSERT ON study_members

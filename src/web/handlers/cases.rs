@@ -313,6 +313,13 @@ async fn import_page(
         })
         .await?;
     site_list.retain(|s| access.sites.includes(s.id));
+    // Site staff see their own imports only (an import's report covers every site in its file).
+    let imports = match access.sites {
+        crate::auth::permissions::SiteScope::All => imports,
+        crate::auth::permissions::SiteScope::Only(_) => {
+            imports.into_iter().filter(|i| i.actor == user.actor.name).collect()
+        }
+    };
     let ctx = PageCtx::new(req, Some(user), format!("Import cases · {}", access.study.code), "studies");
     let failed = error.is_some() || prepared.as_ref().is_some_and(|p| !p.ok());
     let page = CaseImportPage {
@@ -624,6 +631,7 @@ async fn case_page(
                     records: &others,
                     now: crate::db::now(),
                     base: None,
+                    this: None,
                 };
                 crate::cases::entry::evaluate(on_base, &mut case.values(), &cx).hidden
             };

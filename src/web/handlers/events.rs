@@ -174,15 +174,15 @@ pub struct RecordPage {
 }
 
 impl RecordPage {
-    /// Whether this user enters the record here.
+    /// Whether this user enters the record here (not the first event's: the case page).
     pub fn entering(&self) -> bool {
-        self.view.entering && !self.is_base
+        self.view.entering
     }
     /// The status a form's select shows: as sent back after an error, else as stored.
     pub fn status_code(&self, form: &str, stored: &Option<FormStatus>) -> String {
         self.sent_statuses
             .iter()
-            .find(|(f, _)| f == form)
+            .find(|(f, _)| f.strip_suffix("_complete") == Some(form))
             .map(|(_, v)| v.clone())
             .unwrap_or_else(|| stored.map(|s| s.code().to_string()).unwrap_or_default())
     }
@@ -275,6 +275,7 @@ async fn record_page(
             records: &others,
             now: crate::db::now(),
             base: (!is_base).then_some(&case.data.0),
+            this: (!is_base).then_some(&key),
         },
     )
     .hidden;
@@ -299,7 +300,7 @@ async fn record_page(
         title,
         link: records::link(&key),
         forms,
-        view: FieldView { values, entering, hidden },
+        view: FieldView { values, entering: entering && !is_base, hidden },
         is_new: updated_at.is_none(),
         is_base,
         created_at,
@@ -344,8 +345,8 @@ pub async fn case_record_save(
             Ok(redirect_with_flash(&url, "ok", &message))
         }
         Err(Error::Invalid(errors)) => {
-            let (statuses, values) = input.into_iter().partition(|(k, _)| k.ends_with("_complete"));
-            let sent = Sent { values, statuses, reason };
+            // Statuses are looked up by their forms' `<form>_complete`, values by field name.
+            let sent = Sent { values: input.clone(), statuses: input, reason };
             record_page(&req, &state, &user, access, display, key, errors, sent).await
         }
         Err(e) => Err(e.into()),
@@ -390,6 +391,7 @@ pub async fn record_logic(
                 records: &others,
                 now: crate::db::now(),
                 base: (!base).then_some(&case.data.0),
+                this: (!base).then_some(&key),
             };
             Ok(cases::entry::evaluate(fields.iter().filter(on_record), &mut values, &cx))
         })

@@ -73,7 +73,7 @@ async fn page(
     let (rules, by_site, found, sites) = state
         .db(move |c| {
             Ok((
-                quality::rules(c, sid)?,
+                quality::rules(c, sid, &scope)?,
                 quality::by_site(c, sid, &scope)?,
                 quality::findings(c, sid, &scope, &f2, PageRequest::new(f2.page, None))?,
                 crate::studies::sites::codes_in(c, sid, &scope)?,
