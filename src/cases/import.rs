@@ -865,36 +865,19 @@ pub fn commit(
     db::bulk_write(conn, cache_kib, |conn| commit_rows(conn, actor, access, prepared))
 }
 
-/// Site staff import their own sites' subjects only: a row of another site, or of a subject
-/// another site already holds, refuses the whole import, naming the row (a preview prepared
-/// by someone else is checked again here).
-fn check_scope(
-    conn: &mut Conn,
-    access: &StudyAccess,
-    prepared: &PreparedImport,
-    site_ids: &HashMap<&str, i32>,
-) -> Result<()> {
+/// Site staff import their own sites' subjects only (a subject is its site's: the same
+/// identifier at another site is another subject): a row of another site refuses the whole
+/// import, naming the row — checked again here, for a preview someone else prepared.
+fn check_scope(access: &StudyAccess, prepared: &PreparedImport, site_ids: &HashMap<&str, i32>) -> Result<()> {
     let Some(mine) = access.sites.ids() else {
         return Ok(());
     };
-    let held: HashMap<String, i32> = cases::table
-        .filter(cases::study_id.eq(access.study.id))
-        .filter(cases::site_id.ne_all(mine.to_vec()))
-        .select((cases::subject_key, cases::site_id))
-        .load::<(String, i32)>(conn)?
-        .into_iter()
-        .collect();
     for c in &prepared.rows {
-        let outside = site_ids.get(c.site_code.as_str()).is_none_or(|id| !mine.contains(id));
-        let message = if outside {
-            out_of_scope(&c.site_code)
-        } else if held.contains_key(&c.subject_key) {
-            "the subject belongs to another site: you import your own sites' subjects only".to_string()
-        } else {
-            continue;
-        };
-        let problem = Problem { row: Some(c.row), column: Some("site".into()), message };
-        return Err(Error::Conflict(format!("{problem}: nothing was imported")));
+        if site_ids.get(c.site_code.as_str()).is_none_or(|id| !mine.contains(id)) {
+            let problem =
+                Problem { row: Some(c.row), column: Some("site".into()), message: out_of_scope(&c.site_code) };
+            return Err(Error::Conflict(format!("{problem}: nothing was imported")));
+        }
     }
     Ok(())
 }
@@ -914,7 +897,7 @@ fn commit_rows(
             .filter(cases::study_id.eq(study.id))
             .select((cases::id, cases::subject_key, cases::display_id, cases::data))
             .load(conn)?;
-        check_scope(conn, access, prepared, &site_ids)?;
+        check_scope(access, prepared, &site_ids)?;
         let mut next_seq: HashMap<String, u32> = HashMap::new();
         for (_, _, display, _) in &existing {
             if let Some((site, n)) = display.rsplit_once('-') {

@@ -427,17 +427,17 @@ async fn survival_runs_on_the_follow_up_derived_from_the_visits() {
     let q = format!("campaign={campaign}&analysis=survival&time=death_fu__days&event=death_fu__ever");
     let (status, text) = stat.get_text(&format!("/studies/{STUDY}/analyses/dataset.csv?{q}")).await;
     assert_eq!(status, 200);
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let at = |c: &str| header.iter().position(|h| *h == c).unwrap_or_else(|| panic!("{c} in {header:?}"));
+    let mut csv = csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = csv.headers().unwrap().iter().map(String::from).collect();
+    let at = |c: &str| header.iter().position(|h| h == c).unwrap_or_else(|| panic!("{c} in {header:?}"));
     let (visits, fu, ever, days) = (at("fu_visits"), at("fu_days"), at("death_fu__ever"), at("death_fu__days"));
     at("response__last");
-    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let rows: Vec<csv::StringRecord> = csv.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), labels.len());
     for r in &rows {
         assert!(r[visits].parse::<u32>().unwrap() > 0, "the demo's subjects have visits: {r:?}");
         let (fu, days) = (r[fu].parse::<i64>().unwrap(), r[days].parse::<i64>().unwrap());
-        match r[ever] {
+        match &r[ever] {
             // Censored at the last visit.
             "0" => assert_eq!(days, fu, "{r:?}"),
             // Died at a visit no later than the last.

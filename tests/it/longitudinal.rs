@@ -233,7 +233,12 @@ async fn a_redcap_longitudinal_export_imports_de_identified_per_subject_and_roun
     assert!(record.contains("Fatigue") && record.contains("Diarrhoea"), "{record}");
     let (status, _) =
         m.get_text("/studies/LONG-01/cases/SNUBH-0001/record?event=followup_2_arm_1&instrument=ae&instance=7").await;
-    assert_eq!(status, 404, "a record the subject does not have");
+    assert_eq!(status, 200, "a record not entered yet is entered on its page");
+    let monitor = app.login("monitor").await;
+    let (status, _) = monitor
+        .get_text("/studies/LONG-01/cases/SNUBH-0001/record?event=followup_2_arm_1&instrument=ae&instance=7")
+        .await;
+    assert_eq!(status, 404, "a record the subject does not have, to one who does not enter data");
 
     // REDCap's flat export: REDCap's columns, one row per record, in REDCap's order.
     let (status, flat) = m.get_text("/studies/LONG-01/records.csv").await;
@@ -593,8 +598,8 @@ async fn site_staff_see_enter_import_and_answer_for_their_own_site_only() {
     let answered = audit_events(&app, "answer").into_iter().find(|e| e.entity_id == ids[0]).unwrap();
     assert_eq!(answered.actor, "coordinator-snubh");
 
-    // Imports: a row of SMC's is refused in the preview; a subject SMC holds, sent as SNUBH's,
-    // is refused at confirmation; neither changes anything.
+    // Imports: a row of SMC's is refused in the preview, and at confirmation of a preview the
+    // manager prepared; neither changes anything.
     let cases_before = |app: &TestApp| {
         use evidentia::db::schema::cases;
         cases::table.count().get_result::<i64>(&mut app.conn()).unwrap()
@@ -603,9 +608,25 @@ async fn site_staff_see_enter_import_and_answer_for_their_own_site_only() {
     let smc_row = HEADER.to_string() + "LX-1009,baseline_arm_1,,,smc,,2024-03-01,1,2,1,10,2,,,,,,,,0,0,0,\n";
     let refused = import(&site, code, &smc_row).await.unwrap_err();
     assert!(refused.contains("SMC is not one of your sites"), "{refused}");
-    let theirs = HEADER.to_string() + "LX-1002,baseline_arm_1,,,snubh,,2024-02-01,1,2,1,10,2,,,,,,,,0,0,0,\n";
-    let page = import(&site, code, &theirs).await.unwrap();
-    assert!(page.contains("the subject belongs to another site") && page.contains("row 1"), "{page}");
+    let prepared = {
+        let mut conn = app.conn();
+        let sid = studies::get_by_code(&mut conn, code).unwrap().id;
+        let fields = evidentia::cases::dictionary::load(&mut conn, sid).unwrap();
+        let design = evidentia::cases::events::load(&mut conn, sid).unwrap();
+        let sites = sites::list(&mut conn, sid, false).unwrap();
+        let key = evidentia::cases::deid::study_key(&mut conn, &app.data_dir, code).unwrap();
+        let opts = Default::default();
+        evidentia::cases::import::prepare(sid, &fields, &design, &sites, &key, "f", smc_row.as_bytes(), &opts)
+    };
+    assert!(prepared.ok(), "the manager's preview");
+    let coordinator = {
+        let mut conn = app.conn();
+        let u = evidentia::auth::users::find_by_username(&mut conn, "coordinator-snubh").unwrap().unwrap();
+        let actor = Actor::from_user(&u);
+        let access = evidentia::auth::permissions::study_access(&mut conn, &actor, code).unwrap();
+        evidentia::cases::import::commit(&mut conn, &actor, &access, &prepared).unwrap_err().to_string()
+    };
+    assert!(coordinator.contains("row 1, column site: SMC is not one of your sites"), "{coordinator}");
     assert_eq!((cases_before(&app), audit_events(&app, "").len()), (n_cases, n_audit), "nothing changed");
     // Their own new subject imports.
     let mine = HEADER.to_string() + "LX-1003,baseline_arm_1,,,snubh,,2024-03-05,2,2,0,1,2,,,,,,,,0,0,0,\n";
@@ -627,7 +648,7 @@ async fn site_staff_are_added_with_their_sites() {
     };
     for (role, sites, says) in [
         ("site", &[][..], "choose the site"),
-        ("site", &["NOPE"][..], "no active site 'NOPE'"),
+        ("site", &["NOPE"][..], "no active site"),
         ("monitor", &["SMC"][..], "only site staff are scoped to sites"),
     ] {
         let r = m.post("/studies/OTHER-01/members", &add(role, sites)).await;
@@ -642,21 +663,21 @@ async fn site_staff_are_added_with_their_sites() {
     let input = StudyInput { code: "SITES-1".into(), title: "Sites".into(), ..Default::default() };
     studies::create(&mut conn, &op, &input).unwrap();
     let access = evidentia::auth::permissions::study_access(&mut conn, &op, "SITES-1").unwrap();
-    for s in ["A", "B", "C"] {
+    for s in ["AA", "BB", "CC"] {
         sites::add(&mut conn, &op, &access, &sites::SiteInput { code: s.into(), name: s.into(), ..Default::default() })
             .unwrap();
     }
-    let two = ["a".to_string(), "C".to_string()];
+    let two = ["aa".to_string(), "CC".to_string()];
     let member = studies::members::add_to_sites(&mut conn, &op, &access, "coordinator-smc", "site", &two).unwrap();
-    assert_eq!(member.sites, ["A", "C"]);
-    assert_eq!(member.role_described(), "site of A, C");
+    assert_eq!(member.sites, ["AA", "CC"]);
+    assert_eq!(member.role_described(), "site of AA, CC");
     let u = evidentia::auth::users::find_by_username(&mut conn, "coordinator-smc").unwrap().unwrap();
     let theirs = evidentia::auth::permissions::study_access(&mut conn, &Actor::from_user(&u), "SITES-1").unwrap();
     let ids: Vec<i32> = sites::list(&mut conn, access.study.id, false).unwrap().iter().map(|s| s.id).collect();
     assert_eq!(theirs.sites, evidentia::auth::permissions::SiteScope::Only(vec![ids[0], ids[2]]));
     drop(conn);
     let added = audit_events(&app, "add_member").into_iter().find(|e| e.entity_id == "coordinator-smc").unwrap();
-    assert!(added.new_value.unwrap().contains(r#""sites":["A","C"]"#));
+    assert!(added.new_value.unwrap().contains(r#""sites":["AA","CC"]"#));
 }
 
 /// A dictionary for data entry: a calculated BMI on the first event, a follow-up form with
@@ -685,7 +706,13 @@ ae_grade,ae,radio,Grade,\"1, 1 | 2, 2 | 3, 3\",,,,\n";
 async fn sites_enter_follow_up_records_with_branching_logic_and_calculations() {
     let app = spawn_app();
     let code = "LONG-E1";
-    let m = set_up_with(&app, code, ENTRY_DICTIONARY).await;
+    // Logic names the study's events once they are known: the calculation reading the first
+    // event comes with the dictionary's second version, after the design.
+    let then = "bmi_then,followup,calc,BMI at baseline,[baseline_arm_1][bmi],,,,\n";
+    let m = set_up_with(&app, code, &ENTRY_DICTIONARY.replace(then, "")).await;
+    let path = format!("/studies/{code}/dictionary/import");
+    let r = upload(&m, &path, "dict.csv", ENTRY_DICTIONARY.as_bytes(), &[]).await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
     let baseline = "record_id,redcap_event_name,redcap_data_access_group,enrol_date,sex,weight,height\n\
 EX-1,baseline_arm_1,snubh,2024-01-10,1,70,175\nEX-2,baseline_arm_1,smc,2024-02-01,2,60,160\n";
     import(&m, code, baseline).await.unwrap_or_else(|p| panic!("refused: {p}"));
@@ -720,7 +747,8 @@ EX-1,baseline_arm_1,snubh,2024-01-10,1,70,175\nEX-2,baseline_arm_1,smc,2024-02-0
     // The grid offers the follow-up visit's record and a new adverse event.
     let (_, page) = site.get_text(&case).await;
     let followup = "event=followup_1_arm_1&instrument=&instance=0";
-    assert!(page.contains(followup) && page.contains("event=followup_1_arm_1&instrument=ae&instance=1"), "{page}");
+    let linked = |page: &str, query: &str| page.contains(&query.replace('&', "&#38;"));
+    assert!(linked(&page, followup) && linked(&page, "event=followup_1_arm_1&instrument=ae&instance=1"), "{page}");
     // A new record's page: the site of progression is hidden until progression is ticked.
     let record = format!("{case}/record?{followup}");
     let (status, page) = site.get_text(&record).await;
@@ -781,7 +809,7 @@ EX-1,baseline_arm_1,snubh,2024-01-10,1,70,175\nEX-2,baseline_arm_1,smc,2024-02-0
     let ae = format!("{case}/record?event=followup_1_arm_1&instrument=ae&instance=1");
     assert_eq!(site.post(&ae, &[("ae_term", "Rash"), ("ae_grade", "2"), ("ae_complete", "2")]).await.status(), 303);
     let (_, page) = site.get_text(&case).await;
-    assert!(page.contains("event=followup_1_arm_1&instrument=ae&instance=2"));
+    assert!(linked(&page, "event=followup_1_arm_1&instrument=ae&instance=2"));
     assert_eq!(records(&app, code).len(), 2);
 
     // Not theirs, not a record of the design, not their role.
