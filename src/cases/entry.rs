@@ -359,13 +359,16 @@ pub(crate) fn changes(old: &Value, new: &Value) -> (Value, Value) {
     (before, after)
 }
 
+/// A form's name/value pairs.
+type Pairs = Vec<(String, String)>;
+
 /// The input's field values, and its `<form>_complete` statuses for the forms the record holds.
 fn split_statuses(
     input: &[(String, String)],
     design: &Design,
     key: &RecordKey,
     dictionary: &[FieldDef],
-) -> (Vec<(String, String)>, Vec<(String, String)>) {
+) -> (Pairs, Pairs) {
     let mut values = Vec::new();
     let mut statuses = Vec::new();
     for (name, value) in input {
