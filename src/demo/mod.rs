@@ -154,7 +154,7 @@ fn seed_verification(conn: &mut Conn, demo: &DemoStudy) -> Result<usize> {
     let mut n = 0;
     for subject in 1..=10 {
         for form in &forms {
-            sdv::verify(conn, &monitor, &as_monitor, &format!("SNUBH-{subject:04}"), form)?;
+            sdv::verify(conn, &monitor, &as_monitor, &format!("SNUBH-{subject:04}"), None, form)?;
             n += 1;
         }
     }

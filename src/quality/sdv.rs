@@ -15,6 +15,8 @@ use crate::audit::{self, Action, Change, Entity};
 use crate::auth::permissions::{Permission, SiteScope, StudyAccess};
 use crate::auth::Actor;
 use crate::cases::dictionary::{self, FieldDef};
+use crate::cases::events::{Design, RecordKey};
+use crate::cases::records::Record;
 use crate::cases::{self, CaseStatus};
 use crate::db::schema::{cases as cases_t, monitoring_plans, sites, verifications};
 use crate::db::{now, write_tx, Conn};
@@ -63,8 +65,8 @@ pub fn forms(fields: &[FieldDef]) -> Vec<String> {
     out
 }
 
-/// The forms verified per subject: its base record's (a longitudinal study's later events are
-/// not verified form by form yet).
+/// The forms verified per subject on its first event's record (a later record's forms are
+/// verified on their own: [`forms_with_values`]).
 pub fn subject_forms(conn: &mut Conn, study_id: StudyId) -> Result<Vec<String>> {
     Ok(forms(&crate::cases::events::load(conn, study_id)?.base_fields(dictionary::load(conn, study_id)?)))
 }
@@ -112,31 +114,79 @@ pub fn set_rule(conn: &mut Conn, actor: &Actor, access: &StudyAccess, to: &str) 
 }
 
 /// The verifications of one subject, by form.
+/// The forms a later record holds values of: those its monitor verifies.
+pub fn forms_with_values(fields: &[FieldDef], design: &Design, record: &Record) -> Vec<String> {
+    forms(fields)
+        .into_iter()
+        .filter(|form| {
+            design.record_has_form(&record.key, form)
+                && fields.iter().any(|f| &f.form_name == form && dictionary::has_value(record.data.get(&f.name)))
+        })
+        .collect()
+}
+
 pub fn of_case(conn: &mut Conn, case_id: i32) -> Result<Vec<Verification>> {
     Ok(verifications::table.filter(verifications::case_id.eq(case_id)).select(Verification::as_select()).load(conn)?)
 }
 
-/// Marks a subject's form verified against the source (monitors). Audited.
-pub fn verify(conn: &mut Conn, actor: &Actor, access: &StudyAccess, case: &str, form: &str) -> Result<()> {
+/// The audit trail's name of one form's verification: `SUBJECT/form`, or `SUBJECT/slot/form`
+/// for a later record's.
+fn named(display: &str, slot: &str, form: &str) -> String {
+    if slot.is_empty() {
+        format!("{display}/{form}")
+    } else {
+        format!("{display}/{slot}/{form}")
+    }
+}
+
+/// Marks a subject's form verified against the source (monitors): of the first event's record,
+/// or (`record`) of a later event's record or a repeating form's instance. Audited.
+pub fn verify(
+    conn: &mut Conn,
+    actor: &Actor,
+    access: &StudyAccess,
+    case: &str,
+    record: Option<&RecordKey>,
+    form: &str,
+) -> Result<()> {
     access.require(Permission::VerifySource)?;
     write_tx(conn, |conn| {
         let study = crate::studies::get_by_code(conn, &access.study.code)?;
         study.ensure_editable()?;
         let c = cases::visible(conn, access, case)?;
-        if !subject_forms(conn, study.id)?.iter().any(|f| f == form) {
-            return Err(Error::invalid("form", format!("'{form}' is not a form of this study's dictionary")));
-        }
+        let design = crate::cases::events::load(conn, study.id)?;
+        let slot = match record.filter(|k| !design.is_base(k)) {
+            None => {
+                if !subject_forms(conn, study.id)?.iter().any(|f| f == form) {
+                    return Err(Error::invalid("form", format!("'{form}' is not a form of this study's dictionary")));
+                }
+                String::new()
+            }
+            Some(key) => {
+                let stored = crate::cases::records::of_case(conn, c.id)?.into_iter().find(|r| &r.key == key);
+                let Some(r) = stored else {
+                    return Err(Error::invalid("event", format!("{case} has no record {}", key.describe(&design))));
+                };
+                if !design.record_has_form(&r.key, form) {
+                    return Err(Error::invalid(
+                        "form",
+                        format!("the record {} holds no form '{form}'", key.describe(&design)),
+                    ));
+                }
+                design.slot(&r.key)
+            }
+        };
         let at = now();
-        let current = of_case(conn, c.id)?.into_iter().find(|v| v.form == form && v.event.is_empty());
+        let current = of_case(conn, c.id)?.into_iter().find(|v| v.form == form && v.event == slot);
         match current {
             Some(v) if v.status == VerificationStatus::Verified => {
-                return Err(Error::Conflict(format!("{case} {form} is already verified")));
+                return Err(Error::Conflict(format!("{} is already verified", named(case, &slot, form))));
             }
             Some(_) => {
                 diesel::update(
                     verifications::table
                         .filter(verifications::case_id.eq(c.id))
-                        .filter(verifications::event.eq(""))
+                        .filter(verifications::event.eq(&slot))
                         .filter(verifications::form.eq(form)),
                 )
                 .set((
@@ -154,7 +204,7 @@ pub fn verify(conn: &mut Conn, actor: &Actor, access: &StudyAccess, case: &str, 
                     .values((
                         verifications::study_id.eq(study.id),
                         verifications::case_id.eq(c.id),
-                        verifications::event.eq(""),
+                        verifications::event.eq(&slot),
                         verifications::form.eq(form),
                         verifications::status.eq(VerificationStatus::Verified),
                         verifications::verified_by.eq(&actor.name),
@@ -163,10 +213,14 @@ pub fn verify(conn: &mut Conn, actor: &Actor, access: &StudyAccess, case: &str, 
                     .execute(conn)?;
             }
         }
+        let mut after = json!({"case": case, "form": form, "status": VerificationStatus::Verified});
+        if !slot.is_empty() {
+            after["record"] = json!(slot);
+        }
         audit::record(
             conn,
-            Change::new(study.chain(), &actor.name, Action::Verify, Entity::Verification, format!("{case}/{form}"))
-                .after(json!({"case": case, "form": form, "status": VerificationStatus::Verified})),
+            Change::new(study.chain(), &actor.name, Action::Verify, Entity::Verification, named(case, &slot, form))
+                .after(after),
         )?;
         Ok(())
     })
@@ -231,7 +285,7 @@ pub fn clear_changed(
                     actor,
                     Action::ClearVerification,
                     Entity::Verification,
-                    if slot.is_empty() { format!("{display}/{form}") } else { format!("{display}/{slot}/{form}") },
+                    named(display, slot, form),
                 )
                 .before(json!({"status": VerificationStatus::Verified}))
                 .after(json!({"status": VerificationStatus::Cleared}))
@@ -269,6 +323,8 @@ pub struct SubjectForms {
     pub case: String,
     pub site: String,
     pub verified: Vec<bool>,
+    /// The forms of its later records that hold values: verified, and in all.
+    pub later: (i64, i64),
 }
 
 /// Progress by site, and every enrolled subject's forms, in site and subject order; of the
@@ -291,12 +347,30 @@ pub fn progress(
         .order((sites::code, cases_t::display_id))
         .select((cases_t::id, cases_t::display_id, sites::code))
         .load(conn)?;
-    let done: Vec<(i32, String)> = verifications::table
+    let verified_forms: Vec<(i32, String, String)> = verifications::table
         .filter(verifications::study_id.eq(study_id))
         .filter(verifications::status.eq(VerificationStatus::Verified))
-        .filter(verifications::event.eq(""))
-        .select((verifications::case_id, verifications::form))
+        .select((verifications::case_id, verifications::event, verifications::form))
         .load(conn)?;
+    let done: Vec<(i32, String)> =
+        verified_forms.iter().filter(|(_, e, _)| e.is_empty()).map(|(c, _, f)| (*c, f.clone())).collect();
+    // Later records: each form a record holds values of is verified on its own.
+    let design = crate::cases::events::load(conn, study_id)?;
+    let fields = dictionary::load(conn, study_id)?;
+    let records = if design.is_empty() { Default::default() } else { crate::cases::records::of_study(conn, study_id)? };
+    let later = |case_id: i32| -> (i64, i64) {
+        let mut n = (0, 0);
+        for r in records.get(&case_id).into_iter().flatten() {
+            let slot = design.slot(&r.key);
+            for form in forms_with_values(&fields, &design, r) {
+                n.1 += 1;
+                if verified_forms.iter().any(|(c, e, f)| *c == case_id && *e == slot && *f == form) {
+                    n.0 += 1;
+                }
+            }
+        }
+        n
+    };
     let mut sites: Vec<SiteProgress> = Vec::new();
     let mut subjects = Vec::new();
     for (id, case, site) in enrolled {
@@ -308,10 +382,11 @@ pub fn progress(
                 sites.len() - 1
             }
         };
+        let later = later(id);
         sites[i].subjects += 1;
-        sites[i].forms += forms.len() as i64;
-        sites[i].verified += verified.iter().filter(|v| **v).count() as i64;
-        subjects.push(SubjectForms { case, site, verified });
+        sites[i].forms += forms.len() as i64 + later.1;
+        sites[i].verified += verified.iter().filter(|v| **v).count() as i64 + later.0;
+        subjects.push(SubjectForms { case, site, verified, later });
     }
     Ok((forms, sites, subjects))
 }

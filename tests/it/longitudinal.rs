@@ -790,6 +790,16 @@ EX-1,baseline_arm_1,snubh,2024-01-10,1,70,175\nEX-2,baseline_arm_1,smc,2024-02-0
     assert_eq!(created.actor, "coordinator-snubh");
     assert!(created.new_value.unwrap().contains(r#""followup_complete":2"#));
 
+    // The monitor verifies the visit's form on the record's page; the change below clears it.
+    let monitor = app.login("monitor").await;
+    let verify = [("form", "followup"), ("event", "followup_1_arm_1"), ("instrument", ""), ("instance", "0")];
+    let r = monitor.post(&format!("{case}/verify"), &verify).await;
+    assert_eq!(r.status(), 303);
+    assert!(location(&r).contains("/record?event=followup_1_arm_1"), "back to the record");
+    let (_, page) = monitor.get_text(&record).await;
+    assert!(page.contains("verified</span> by monitor"), "{page}");
+    let (_, progress) = monitor.get_text(&format!("/studies/{code}/verification.csv")).await;
+    assert!(progress.lines().any(|l| l.starts_with("SNUBH-0001,SNUBH,") && l.ends_with(",1,1")), "{progress}");
     // A change of the saved record needs its reason; with it, the change is audited.
     let change = [("progression", "0"), ("followup_complete", "1")];
     let r = site.post(&record, &change).await;
@@ -804,6 +814,11 @@ EX-1,baseline_arm_1,snubh,2024-01-10,1,70,175\nEX-2,baseline_arm_1,smc,2024-02-0
     assert!(updated.reason.unwrap().starts_with("Corrected from the source document"));
     let (_, page) = site.get_text(&record).await;
     assert!(page.contains(r#"<dt title="progression_site" data-field="progression_site" hidden>"#), "hidden again");
+    let cleared = audit_events(&app, "clear_verification")
+        .into_iter()
+        .find(|e| e.entity_id == "SNUBH-0001/followup_1_arm_1/followup")
+        .expect("the change clears the visit's verification");
+    assert!(cleared.reason.unwrap().contains("progression"));
 
     // A repeating form's instance; then the grid offers the next one.
     let ae = format!("{case}/record?event=followup_1_arm_1&instrument=ae&instance=1");
@@ -818,7 +833,6 @@ EX-1,baseline_arm_1,snubh,2024-01-10,1,70,175\nEX-2,baseline_arm_1,smc,2024-02-0
     assert_eq!(site.get(&smc).await.status(), 404);
     let nowhere = format!("{case}/record?event=followup_9_arm_1&instrument=&instance=0");
     assert_eq!(site.get(&nowhere).await.status(), 404);
-    let monitor = app.login("monitor").await;
     assert_eq!(monitor.post(&record, &[change[0], why]).await.status(), 403);
     assert_eq!(monitor.get(&ae.replace("instance=1", "instance=5")).await.status(), 404, "no such record to show");
     assert_eq!(records(&app, code).len(), 2);

@@ -474,7 +474,8 @@ async fn monitors_verify_forms_and_a_change_clears_the_verification() {
     assert!(page.contains("2 of 24"), "{page}");
     let (_, csv) = monitor.get_text("/studies/DQ-01/verification.csv").await;
     assert!(
-        csv.starts_with("subject,site,baseline,outcome\n") && csv.contains("SNUBH-0001,SNUBH,verified,verified"),
+        csv.starts_with("subject,site,baseline,outcome,later records' forms verified,later records' forms\n")
+            && csv.contains("SNUBH-0001,SNUBH,verified,verified"),
         "{csv}"
     );
     assert_eq!(dq_events(&app, "verify").len(), 2);

@@ -157,6 +157,7 @@ pub struct RecordPage {
     pub title: String,
     /// The record page's query string (`event=…&instrument=…&instance=…`).
     pub link: String,
+    pub key: RecordKey,
     /// Each form of the record: its name, its status and its fields.
     pub forms: RecordForms,
     pub view: FieldView,
@@ -171,6 +172,11 @@ pub struct RecordPage {
     pub reason: cases::ChangeReason,
     /// The statuses the form sent back after an error.
     pub sent_statuses: Vec<(String, String)>,
+    /// Each form's source data verification on this record, and whether this user verifies.
+    pub verified: Vec<crate::quality::sdv::Verification>,
+    pub can_verify: bool,
+    /// The forms of this record that hold values (those a monitor verifies).
+    pub verifiable: Vec<String>,
 }
 
 impl RecordPage {
@@ -179,6 +185,17 @@ impl RecordPage {
         self.view.entering
     }
     /// The status a form's select shows: as sent back after an error, else as stored.
+    /// A form's verification on this record, if it stands or was cleared.
+    pub fn verification(&self, form: &str) -> Option<&crate::quality::sdv::Verification> {
+        self.verified.iter().find(|v| v.form == form)
+    }
+    /// Whether a form's verification on this record stands (not cleared by a change since).
+    pub fn is_verified(&self, form: &str) -> bool {
+        self.verification(form).is_some_and(|v| v.status == crate::quality::sdv::VerificationStatus::Verified)
+    }
+    pub fn is_verifiable(&self, form: &str) -> bool {
+        self.verifiable.iter().any(|f| f == form)
+    }
     pub fn status_code(&self, form: &str, stored: &Option<FormStatus>) -> String {
         self.sent_statuses
             .iter()
@@ -240,9 +257,10 @@ async fn record_page(
     let sid = access.study.id;
     let entering = access.can(Permission::EnterData) && access.study.ensure_editable().is_ok();
     let a2 = access.clone();
-    let (case, design, fields, found, others) = state
+    let (case, design, fields, found, others, verified) = state
         .db(move |c| {
             let case = cases::visible(c, &a2, &display)?;
+            let verified = crate::quality::sdv::of_case(c, case.id)?;
             let design = events::load(c, sid)?;
             let fields = dictionary::load(c, sid)?;
             let mut others = records::of_case(c, case.id)?;
@@ -260,11 +278,27 @@ async fn record_page(
             } else {
                 return Err(Error::NotFound);
             };
-            Ok((case, design, fields, found, others))
+            Ok((case, design, fields, found, others, verified))
         })
         .await?;
     let (key, mut values, statuses, created_at, updated_at) = found;
     let is_base = design.is_base(&key);
+    let slot = design.slot(&key);
+    let verified = verified.into_iter().filter(|v| v.event == slot && !is_base).collect();
+    let verifiable = if is_base || updated_at.is_none() {
+        Vec::new()
+    } else {
+        let record = records::Record {
+            id: 0,
+            case_id: case.id,
+            key: key.clone(),
+            data: values.clone(),
+            form_status: statuses.clone(),
+            created_at: chrono::NaiveDateTime::default(),
+            updated_at: chrono::NaiveDateTime::default(),
+        };
+        crate::quality::sdv::forms_with_values(&fields, &design, &record)
+    };
     let forms = record_forms(&design, &fields, &key, &statuses);
     let on_record = fields.iter().filter(|f| f.holds_data() && design.record_has_form(&key, &f.form_name));
     let hidden = cases::entry::evaluate(
@@ -299,6 +333,7 @@ async fn record_page(
         case,
         title,
         link: records::link(&key),
+        key: key.clone(),
         forms,
         view: FieldView { values, entering: entering && !is_base, hidden },
         is_new: updated_at.is_none(),
@@ -309,6 +344,9 @@ async fn record_page(
         reasons: &cases::CHANGE_REASONS,
         reason: sent.reason,
         sent_statuses: sent.statuses,
+        verified,
+        can_verify: access.can(Permission::VerifySource) && access.study.ensure_editable().is_ok(),
+        verifiable,
     };
     render_form(&ctx, &page, &errors)
 }

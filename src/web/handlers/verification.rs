@@ -7,6 +7,7 @@ use askama::Template;
 
 use super::StudyNav;
 use crate::auth::permissions::Permission;
+use crate::cases::events::RecordKey;
 use crate::db::paging::{Page, PageRequest};
 use crate::error::Error;
 use crate::quality::sdv::{self, SdvRule, SiteProgress, SubjectForms};
@@ -79,10 +80,13 @@ pub async fn verification_csv(
     let bytes = state
         .db(move |c| {
             let (forms, _, subjects) = sdv::progress(c, sid, &scope)?;
-            let header: Vec<String> = ["subject", "site"].iter().map(|s| s.to_string()).chain(forms).collect();
+            let later = ["later records' forms verified", "later records' forms"].map(String::from);
+            let header: Vec<String> =
+                ["subject", "site"].iter().map(|s| s.to_string()).chain(forms).chain(later).collect();
             let rows = subjects.into_iter().map(|s| {
                 let mut row = vec![s.case, s.site];
                 row.extend(s.verified.iter().map(|v| if *v { "verified" } else { "" }.to_string()));
+                row.extend([s.later.0.to_string(), s.later.1.to_string()]);
                 row
             });
             let mut out = Vec::new();
@@ -117,6 +121,13 @@ pub async fn verification_rule(
 pub struct VerifyForm {
     #[serde(default)]
     pub form: String,
+    /// A later record's (from its page); none for the first event's record.
+    #[serde(default)]
+    pub event: String,
+    #[serde(default)]
+    pub instrument: String,
+    #[serde(default)]
+    pub instance: i32,
 }
 
 pub async fn case_verify(
@@ -126,10 +137,19 @@ pub async fn case_verify(
     form: web::Form<VerifyForm>,
 ) -> Result<HttpResponse, PageError> {
     let (code, display) = path.into_inner();
-    let (actor, d2, f) = (user.actor.clone(), display.clone(), form.into_inner().form);
+    let form = form.into_inner();
+    let record = (!form.event.is_empty() || !form.instrument.is_empty()).then(|| RecordKey {
+        event: form.event.clone(),
+        instrument: form.instrument.clone(),
+        instance: form.instance,
+    });
+    let url = match &record {
+        Some(key) => format!("/studies/{code}/cases/{display}/record?{}", crate::cases::records::link(key)),
+        None => format!("/studies/{code}/cases/{display}#verification"),
+    };
+    let (actor, d2, f) = (user.actor.clone(), display.clone(), form.form);
     let f2 = f.clone();
-    let url = format!("/studies/{code}/cases/{display}#verification");
-    match state.db(move |c| sdv::verify(c, &actor, &access, &d2, &f2)).await {
+    match state.db(move |c| sdv::verify(c, &actor, &access, &d2, record.as_ref(), &f2)).await {
         Ok(()) => Ok(redirect_with_flash(&url, "ok", &format!("{display}: form {f} verified."))),
         Err(Error::Invalid(e)) => Ok(redirect_with_flash(&url, "error", &e.to_string())),
         Err(Error::Conflict(m)) => Ok(redirect_with_flash(&url, "error", &m)),
