@@ -792,8 +792,7 @@ EX-1,baseline_arm_1,snubh,2024-01-10,1,70,175\nEX-2,baseline_arm_1,smc,2024-02-0
 
     // The monitor verifies the visit's form on the record's page; the change below clears it.
     let monitor = app.login("monitor").await;
-    let verify = [("form", "followup"), ("event", "followup_1_arm_1"), ("instrument", ""), ("instance", "0")];
-    let r = monitor.post(&format!("{case}/verify"), &verify).await;
+    let r = monitor.post(&format!("{case}/verify?{followup}"), &[("form", "followup")]).await;
     assert_eq!(r.status(), 303);
     assert!(location(&r).contains("/record?event=followup_1_arm_1"), "back to the record");
     let (_, page) = monitor.get_text(&record).await;

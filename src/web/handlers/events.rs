@@ -157,7 +157,6 @@ pub struct RecordPage {
     pub title: String,
     /// The record page's query string (`event=…&instrument=…&instance=…`).
     pub link: String,
-    pub key: RecordKey,
     /// Each form of the record: its name, its status and its fields.
     pub forms: RecordForms,
     pub view: FieldView,
@@ -216,7 +215,7 @@ pub struct RecordQuery {
 }
 
 impl RecordQuery {
-    fn key(&self) -> RecordKey {
+    pub fn key(&self) -> RecordKey {
         RecordKey { event: self.event.clone(), instrument: self.instrument.clone(), instance: self.instance }
     }
 }
@@ -333,7 +332,6 @@ async fn record_page(
         case,
         title,
         link: records::link(&key),
-        key: key.clone(),
         forms,
         view: FieldView { values, entering: entering && !is_base, hidden },
         is_new: updated_at.is_none(),

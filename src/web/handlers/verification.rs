@@ -5,9 +5,9 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
+use super::events::RecordQuery;
 use super::StudyNav;
 use crate::auth::permissions::Permission;
-use crate::cases::events::RecordKey;
 use crate::db::paging::{Page, PageRequest};
 use crate::error::Error;
 use crate::quality::sdv::{self, SdvRule, SiteProgress, SubjectForms};
@@ -121,28 +121,20 @@ pub async fn verification_rule(
 pub struct VerifyForm {
     #[serde(default)]
     pub form: String,
-    /// A later record's (from its page); none for the first event's record.
-    #[serde(default)]
-    pub event: String,
-    #[serde(default)]
-    pub instrument: String,
-    #[serde(default)]
-    pub instance: i32,
 }
 
 pub async fn case_verify(
     state: web::Data<AppState>,
     InStudy { user, access, .. }: InStudy<perm::VerifySource>,
     path: web::Path<(String, String)>,
+    // A later record's form (from the record's page, in the query); none: the first event's.
+    q: web::Query<RecordQuery>,
     form: web::Form<VerifyForm>,
 ) -> Result<HttpResponse, PageError> {
     let (code, display) = path.into_inner();
     let form = form.into_inner();
-    let record = (!form.event.is_empty() || !form.instrument.is_empty()).then(|| RecordKey {
-        event: form.event.clone(),
-        instrument: form.instrument.clone(),
-        instance: form.instance,
-    });
+    let q = q.into_inner();
+    let record = (!q.event.is_empty() || !q.instrument.is_empty()).then(|| q.key());
     let url = match &record {
         Some(key) => format!("/studies/{code}/cases/{display}/record?{}", crate::cases::records::link(key)),
         None => format!("/studies/{code}/cases/{display}#verification"),
