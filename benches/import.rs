@@ -106,43 +106,21 @@ fn main() -> anyhow::Result<()> {
     // The case list at this size: a deep page with its count, and a filter on any field, each
     // first computed (an empty cache), then from the server's cache.
     let lists = evidentia::cases::ListCache::default();
+    let mut list = |filter: &evidentia::cases::CaseFilter, page: PageRequest| {
+        evidentia::cases::list(&mut conn, &lists, access.study.id, &access.sites, &fields, filter, page)
+    };
     let t = Instant::now();
-    let deep = evidentia::cases::list(
-        &mut conn,
-        &lists,
-        access.study.id,
-        &access.sites,
-        &fields,
-        &Default::default(),
-        PageRequest::new(Some((n as i64 / 50).max(1)), None),
-    )?;
+    let deep = list(&Default::default(), PageRequest::new(Some((n as i64 / 50).max(1)), None))?;
     let deep_ms = t.elapsed().as_secs_f64() * 1000.0;
     let t = Instant::now();
     let filter = evidentia::cases::CaseFilter { field: "stage".into(), value: "3".into(), ..Default::default() };
-    let filtered = evidentia::cases::list(
-        &mut conn,
-        &lists,
-        access.study.id,
-        &access.sites,
-        &fields,
-        &filter,
-        PageRequest::new(Some(1), None),
-    )?;
+    let filtered = list(&filter, PageRequest::new(Some(1), None))?;
     let filter_ms = t.elapsed().as_secs_f64() * 1000.0;
     let t = Instant::now();
-    let deep_page = PageRequest::new(Some((n as i64 / 50).max(1) - 1), None);
-    evidentia::cases::list(&mut conn, &lists, access.study.id, &access.sites, &fields, &Default::default(), deep_page)?;
+    list(&Default::default(), PageRequest::new(Some((n as i64 / 50).max(1) - 1), None))?;
     let cached_deep_ms = t.elapsed().as_secs_f64() * 1000.0;
     let t = Instant::now();
-    evidentia::cases::list(
-        &mut conn,
-        &lists,
-        access.study.id,
-        &access.sites,
-        &fields,
-        &filter,
-        PageRequest::new(Some(2), None),
-    )?;
+    list(&filter, PageRequest::new(Some(2), None))?;
     let cached_filter_ms = t.elapsed().as_secs_f64() * 1000.0;
 
     // The floor: sqlite3's own CSV import of the same file into an untyped table.
