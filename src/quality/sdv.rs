@@ -9,14 +9,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use serde_json::json;
+use serde_json::{json, Map, Value};
 
 use crate::audit::{self, Action, Change, Entity};
 use crate::auth::permissions::{Permission, SiteScope, StudyAccess};
 use crate::auth::Actor;
 use crate::cases::dictionary::{self, FieldDef};
 use crate::cases::events::{Design, RecordKey};
-use crate::cases::records::Record;
 use crate::cases::{self, CaseStatus};
 use crate::db::schema::{cases as cases_t, monitoring_plans, sites, verifications};
 use crate::db::{now, write_tx, Conn};
@@ -113,18 +112,23 @@ pub fn set_rule(conn: &mut Conn, actor: &Actor, access: &StudyAccess, to: &str) 
     })
 }
 
-/// The verifications of one subject, by form.
-/// The forms a later record holds values of: those its monitor verifies.
-pub fn forms_with_values(fields: &[FieldDef], design: &Design, record: &Record) -> Vec<String> {
+/// The forms a later record (`key`, its values `data`) holds values of: those its monitor verifies.
+pub fn forms_with_values(
+    fields: &[FieldDef],
+    design: &Design,
+    key: &RecordKey,
+    data: &Map<String, Value>,
+) -> Vec<String> {
     forms(fields)
         .into_iter()
         .filter(|form| {
-            design.record_has_form(&record.key, form)
-                && fields.iter().any(|f| &f.form_name == form && dictionary::has_value(record.data.get(&f.name)))
+            design.record_has_form(key, form)
+                && fields.iter().any(|f| &f.form_name == form && dictionary::has_value(data.get(&f.name)))
         })
         .collect()
 }
 
+/// The verifications of one subject, by form.
 pub fn of_case(conn: &mut Conn, case_id: i32) -> Result<Vec<Verification>> {
     Ok(verifications::table.filter(verifications::case_id.eq(case_id)).select(Verification::as_select()).load(conn)?)
 }
@@ -362,7 +366,7 @@ pub fn progress(
         let mut n = (0, 0);
         for r in records.get(&case_id).into_iter().flatten() {
             let slot = design.slot(&r.key);
-            for form in forms_with_values(&fields, &design, r) {
+            for form in forms_with_values(&fields, &design, &r.key, &r.data) {
                 n.1 += 1;
                 if verified_forms.iter().any(|(c, e, f)| *c == case_id && *e == slot && *f == form) {
                     n.0 += 1;

@@ -723,16 +723,23 @@ pub async fn case_update(
         .await;
     match result {
         Ok(edited) => {
-            let mut message = "Case saved.".to_string();
-            if !edited.redacted.is_empty() {
-                let parts: Vec<String> = edited.redacted.iter().map(|(f, n)| format!("{n} in {f}")).collect();
-                message.push_str(&format!(" Identifiers redacted from free text: {}.", parts.join(", ")));
-            }
+            let message = saved_message("Case saved.", &edited);
             Ok(redirect_with_flash(&format!("/studies/{code}/cases/{display}"), "ok", &message))
         }
         Err(Error::Invalid(errors)) => case_page(&req, &state, &user, access, display, errors, why).await,
         Err(e) => Err(e.into()),
     }
+}
+
+/// What a page says once values are saved: `saved`, and how many identifiers were redacted from
+/// each free-text field (the case page's and a record page's).
+pub fn saved_message(saved: &str, edited: &cases::Edited) -> String {
+    let mut message = saved.to_string();
+    if !edited.redacted.is_empty() {
+        let parts: Vec<String> = edited.redacted.iter().map(|(f, n)| format!("{n} in {f}")).collect();
+        message.push_str(&format!(" Identifiers redacted from free text: {}.", parts.join(", ")));
+    }
+    message
 }
 
 pub async fn case_status(

@@ -287,16 +287,7 @@ async fn record_page(
     let verifiable = if is_base || updated_at.is_none() {
         Vec::new()
     } else {
-        let record = records::Record {
-            id: 0,
-            case_id: case.id,
-            key: key.clone(),
-            data: values.clone(),
-            form_status: statuses.clone(),
-            created_at: chrono::NaiveDateTime::default(),
-            updated_at: chrono::NaiveDateTime::default(),
-        };
-        crate::quality::sdv::forms_with_values(&fields, &design, &record)
+        crate::quality::sdv::forms_with_values(&fields, &design, &key, &values)
     };
     let forms = record_forms(&design, &fields, &key, &statuses);
     let on_record = fields.iter().filter(|f| f.holds_data() && design.record_has_form(&key, &f.form_name));
@@ -372,11 +363,7 @@ pub async fn case_record_save(
         .await;
     match result {
         Ok(edited) => {
-            let mut message = "Record saved.".to_string();
-            if !edited.redacted.is_empty() {
-                let parts: Vec<String> = edited.redacted.iter().map(|(f, n)| format!("{n} in {f}")).collect();
-                message.push_str(&format!(" Identifiers redacted from free text: {}.", parts.join(", ")));
-            }
+            let message = super::cases::saved_message("Record saved.", &edited);
             let url = format!("/studies/{code}/cases/{display}/record?{}", records::link(&key));
             Ok(redirect_with_flash(&url, "ok", &message))
         }
